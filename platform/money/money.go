@@ -1,0 +1,115 @@
+// Package money holds Tamarack's one representation of value: int64 micro-credits. It parses and formats
+// amounts for people; it never uses floating point, so no rounding can create or lose value.
+package money
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"strings"
+)
+
+// Micro is an amount in micro-credits (one credit = 1,000,000 micro-credits).
+type Micro int64
+
+// PerCredit is the number of micro-credits in one credit.
+const PerCredit Micro = 1_000_000
+
+// Credits returns n whole credits.
+func Credits(n int64) Micro { return Micro(n) * PerCredit }
+
+// ErrInvalid is returned for text that is not a decimal amount with at most six fractional digits.
+var ErrInvalid = errors.New("invalid amount")
+
+// ErrOverflow is returned when an amount or a product does not fit in int64 micro-credits.
+var ErrOverflow = errors.New("amount out of range")
+
+// Parse reads a decimal credit amount such as "12", "-0.5" or "1,234.000001".
+func Parse(s string) (Micro, error) {
+	s = strings.ReplaceAll(strings.TrimSpace(s), ",", "")
+	if s == "" {
+		return 0, ErrInvalid
+	}
+	neg := false
+	if s[0] == '-' || s[0] == '+' {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	whole, frac, hasDot := strings.Cut(s, ".")
+	if whole == "" && (!hasDot || frac == "") {
+		return 0, ErrInvalid
+	}
+	if len(frac) > 6 {
+		return 0, fmt.Errorf("%w: more than six decimal places", ErrInvalid)
+	}
+	var v uint64
+	for _, r := range whole + frac + strings.Repeat("0", 6-len(frac)) {
+		if r < '0' || r > '9' {
+			return 0, ErrInvalid
+		}
+		hi, lo := bits.Mul64(v, 10)
+		if hi != 0 || lo > math.MaxInt64-9 {
+			return 0, ErrOverflow
+		}
+		v = lo + uint64(r-'0')
+	}
+	if neg {
+		return -Micro(v), nil
+	}
+	return Micro(v), nil
+}
+
+// String formats the amount as credits with the fractional digits it needs (at least two), e.g. "12.50".
+func (m Micro) String() string {
+	sign := ""
+	u := uint64(m)
+	if m < 0 {
+		sign = "-"
+		u = uint64(-(m + 1)) + 1 // safe for MinInt64
+	}
+	whole, frac := u/1_000_000, u%1_000_000
+	f := strings.TrimRight(fmt.Sprintf("%06d", frac), "0")
+	for len(f) < 2 {
+		f += "0"
+	}
+	return fmt.Sprintf("%s%s.%s", sign, groupThousands(whole), f)
+}
+
+func groupThousands(n uint64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Add returns a+b or ErrOverflow.
+func Add(a, b Micro) (Micro, error) {
+	s := a + b
+	if (b > 0 && s < a) || (b < 0 && s > a) {
+		return 0, ErrOverflow
+	}
+	return s, nil
+}
+
+// MulDiv returns a*num/den rounded down (toward negative infinity for negative results is not needed:
+// callers pass non-negative values), computed in 128 bits so that price × seconds never overflows midway.
+func MulDiv(a Micro, num, den int64) (Micro, error) {
+	if a < 0 || num < 0 || den <= 0 {
+		return 0, fmt.Errorf("%w: MulDiv takes non-negative operands and a positive divisor", ErrInvalid)
+	}
+	hi, lo := bits.Mul64(uint64(a), uint64(num))
+	if hi >= uint64(den) {
+		return 0, ErrOverflow
+	}
+	q, _ := bits.Div64(hi, lo, uint64(den))
+	if q > math.MaxInt64 {
+		return 0, ErrOverflow
+	}
+	return Micro(q), nil
+}

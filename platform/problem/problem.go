@@ -1,0 +1,143 @@
+// Package problem is the one error format of Tamarack's HTTP API: RFC 9457 problem details with a stable,
+// snake_case code. Services declare their sentinels with New and wrap them with context; web.ErrorHandler is
+// the only place that renders them. It knows nothing of any domain.
+package problem
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+)
+
+// Problem is an RFC 9457 problem with Tamarack's extensions (code, fields).
+type Problem struct {
+	Type   string       `json:"type"`
+	Title  string       `json:"title"`
+	Status int          `json:"status"`
+	Detail string       `json:"detail,omitempty"`
+	Code   string       `json:"code"`
+	Fields []FieldError `json:"fields,omitempty"`
+	// Extra carries machine-readable context a client can act on (the next free slot, a shortfall).
+	Extra map[string]any `json:"-"`
+}
+
+// FieldError names one invalid input field, by its JSON path.
+type FieldError struct {
+	Field   string `json:"field"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// New declares a sentinel problem. Type is derived from the code so that it is stable and documented.
+func New(status int, code, title string) *Problem {
+	return &Problem{Type: "https://tamarack.dev/problems/" + code, Title: title, Status: status, Code: code}
+}
+
+func (p *Problem) Error() string {
+	if p.Detail != "" {
+		return p.Code + ": " + p.Detail
+	}
+	return p.Code + ": " + p.Title
+}
+
+// Is makes errors.Is match any problem with the same code, so a sentinel matches its copies.
+func (p *Problem) Is(target error) bool {
+	t, ok := target.(*Problem)
+	return ok && t.Code == p.Code
+}
+
+// WithDetail returns a copy carrying a human-readable detail for this occurrence.
+func (p *Problem) WithDetail(format string, args ...any) *Problem {
+	c := *p
+	c.Detail = fmt.Sprintf(format, args...)
+	return &c
+}
+
+// WithExtra returns a copy carrying one more machine-readable member in the JSON body.
+func (p *Problem) WithExtra(key string, value any) *Problem {
+	c := *p
+	c.Extra = make(map[string]any, len(p.Extra)+1)
+	for k, v := range p.Extra {
+		c.Extra[k] = v
+	}
+	c.Extra[key] = value
+	return &c
+}
+
+// Body is the JSON object to render: the standard members plus Extra.
+func (p *Problem) Body() map[string]any {
+	m := map[string]any{"type": p.Type, "title": p.Title, "status": p.Status, "code": p.Code}
+	if p.Detail != "" {
+		m["detail"] = p.Detail
+	}
+	if len(p.Fields) > 0 {
+		m["fields"] = p.Fields
+	}
+	for k, v := range p.Extra {
+		if _, taken := m[k]; !taken {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// From finds the problem in err's chain. ok is false for errors that are not problems (internal errors).
+func From(err error) (*Problem, bool) {
+	var p *Problem
+	if errors.As(err, &p) {
+		// A wrapped problem keeps the wrapping context as its detail when it has none of its own.
+		if p.Detail == "" && err.Error() != p.Error() {
+			c := *p
+			c.Detail = err.Error()
+			return &c, true
+		}
+		return p, true
+	}
+	return nil, false
+}
+
+// Common problems used by the platform itself.
+var (
+	ErrValidation   = New(http.StatusUnprocessableEntity, "validation_failed", "The request has invalid fields.")
+	ErrMalformed    = New(http.StatusBadRequest, "malformed_json", "The request body is not valid JSON.")
+	ErrTooLarge     = New(http.StatusRequestEntityTooLarge, "body_too_large", "The request body is too large.")
+	ErrNotFound     = New(http.StatusNotFound, "not_found", "No such resource.")
+	ErrRoute        = New(http.StatusNotFound, "route_not_found", "No such route.")
+	ErrMethod       = New(http.StatusMethodNotAllowed, "method_not_allowed", "That method is not allowed here.")
+	ErrUnauthorized = New(http.StatusUnauthorized, "unauthorized", "Sign in first: a valid bearer token is required.")
+	ErrForbidden    = New(http.StatusForbidden, "forbidden", "Your role does not allow this.")
+	ErrRateLimited  = New(http.StatusTooManyRequests, "rate_limited", "Too many requests; try again later.")
+	ErrInternal     = New(http.StatusInternalServerError, "internal", "Internal error.")
+	ErrUnavailable  = New(http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable.")
+	ErrBadCursor    = New(http.StatusBadRequest, "invalid_cursor", "The pagination cursor is invalid.")
+	ErrConflict     = New(http.StatusConflict, "conflict", "The resource changed; retry.")
+)
+
+// Fields collects field errors so that every invalid field is reported at once.
+type Fields []FieldError
+
+// Add records one invalid field.
+func (f *Fields) Add(field, code, message string) {
+	*f = append(*f, FieldError{Field: field, Code: code, Message: message})
+}
+
+// Check records the field error when ok is false.
+func (f *Fields) Check(ok bool, field, code, message string) {
+	if !ok {
+		f.Add(field, code, message)
+	}
+}
+
+// Err returns nil when no field failed, else a validation problem listing them in a stable order.
+func (f Fields) Err() error {
+	if len(f) == 0 {
+		return nil
+	}
+	out := append([]FieldError(nil), f...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Field < out[j].Field })
+	c := *ErrValidation
+	c.Fields = out
+	c.Detail = fmt.Sprintf("%d invalid field(s)", len(out))
+	return &c
+}
