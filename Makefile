@@ -1,0 +1,54 @@
+# Tamarack: `make run` runs the platform, `make test` runs the tests (see README.md).
+GO        ?= go
+PKGS      ?= ./...
+STATICCHECK_VERSION ?= 2025.1.1
+FUZZTIME  ?= 10s
+
+.PHONY: run build ui test test-short lint bench fuzz e2e ci clean
+
+## run: build the web UI when needed, then run every service in one process on embedded defaults
+run: ui
+	$(GO) run ./cmd/tamarack serve
+
+## build: the binary at bin/tamarack (with the UI when it is built)
+build: ui
+	$(GO) build -o bin/tamarack ./cmd/tamarack
+
+## ui: build frontend/dist when Node is present and the sources changed since the last build
+ui:
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "npm not found: serving without the web UI (install Node.js 20+ to build it)"; \
+	elif [ ! -f frontend/package.json ]; then \
+		echo "no frontend yet"; \
+	elif [ ! -f frontend/dist/index.html ] || [ -n "$$(find frontend/src frontend/index.html frontend/package.json -newer frontend/dist/index.html 2>/dev/null | head -n 1)" ]; then \
+		cd frontend && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build; \
+	fi
+
+## test: every Go test with the race detector (SQLite and embedded NATS; also Postgres and a NATS server
+## when TAMARACK_TEST_POSTGRES and TAMARACK_TEST_NATS are set)
+test:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short:
+	$(GO) test -count=1 $(PKGS)
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+## bench: Go benchmarks (figures go to docs/performance.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## fuzz: each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./platform/web/
+
+## e2e: browser tests in Debian's Chromium against a real `tamarack serve`
+e2e: ui
+	cd frontend && npm run e2e
+
+clean:
+	rm -rf bin frontend/dist/assets frontend/dist/index.html

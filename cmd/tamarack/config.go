@@ -1,0 +1,295 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+)
+
+// Services that `--only` can name.
+var allServices = []string{"identity", "marketplace", "testbed", "billing", "ui"}
+
+// config is every setting of every subcommand. Each has a flag and a TAMARACK_* variable; flags win.
+type config struct {
+	Addr        string
+	Data        string
+	DB          string
+	NATS        string
+	NATSListen  string
+	Only        string
+	LogLevel    string
+	LogFormat   string
+	PublicURL   string
+	IdentityURL string
+	MetricsAddr string
+	Replicas    int
+
+	// Identity.
+	AccessTTL   time.Duration
+	RefreshTTL  time.Duration
+	SMTPURL     string
+	MailFrom    string
+	LoginPerMin int
+
+	// Testbed.
+	SandboxBackend string
+	UsageInterval  time.Duration
+
+	// Billing.
+	StripeKey           string
+	StripeWebhookSecret string
+	StripeAPIBase       string
+
+	CheckConfig bool
+
+	services []string
+	fs       *flag.FlagSet
+}
+
+// setting describes one for the help text, the env lookup and the masked print-out.
+type setting struct {
+	flag, env, help string
+	secret          bool
+}
+
+func envStr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+var settings []setting
+
+func newConfig(name string) *config {
+	c := &config{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	fs := c.fs
+	str := func(p *string, flagName, envName, def, help string, secret bool) {
+		settings = appendOnce(settings, setting{flagName, envName, help, secret})
+		fs.StringVar(p, flagName, envStr(envName, def), help+" ("+envName+")")
+	}
+	dur := func(p *time.Duration, flagName, envName string, def time.Duration, help string) {
+		settings = appendOnce(settings, setting{flagName, envName, help, false})
+		fs.DurationVar(p, flagName, envDuration(envName, def), help+" ("+envName+")")
+	}
+	num := func(p *int, flagName, envName string, def int, help string) {
+		settings = appendOnce(settings, setting{flagName, envName, help, false})
+		fs.IntVar(p, flagName, envInt(envName, def), help+" ("+envName+")")
+	}
+	str(&c.Addr, "addr", "TAMARACK_ADDR", ":8080", "HTTP listen address", false)
+	str(&c.Data, "data", "TAMARACK_DATA", "./data", "data directory: SQLite file, embedded NATS store, blobs, sandboxes, mail", false)
+	str(&c.DB, "db", "TAMARACK_DB", "", "database: a postgres:// URL, or empty for the SQLite file <data>/tamarack.db", true)
+	str(&c.NATS, "nats", "TAMARACK_NATS", "", "NATS URL(s) of an external server or cluster; empty embeds JetStream under <data>/nats", true)
+	str(&c.NATSListen, "nats-listen", "TAMARACK_NATS_LISTEN", "127.0.0.1:0", "client address of the embedded NATS server (\"\" for in-process only; port 0 picks one, written to <data>/nats.url)", false)
+	str(&c.Only, "only", "TAMARACK_ONLY", "", "comma-separated services to run: identity, marketplace, testbed, billing, ui (default: all)", false)
+	str(&c.LogLevel, "log-level", "TAMARACK_LOG_LEVEL", "info", "debug, info, warn or error", false)
+	str(&c.LogFormat, "log-format", "TAMARACK_LOG_FORMAT", "text", "text or json", false)
+	str(&c.PublicURL, "public-url", "TAMARACK_PUBLIC_URL", "http://localhost:8080", "URL users reach the platform at (links in e-mails, Stripe redirects)", false)
+	str(&c.IdentityURL, "identity-url", "TAMARACK_IDENTITY_URL", "", "base URL of the identity service when it runs in another process (its JWKS verifies tokens)", false)
+	str(&c.MetricsAddr, "metrics-addr", "TAMARACK_METRICS_ADDR", "", "separate listener for /metrics (default: served on --addr)", false)
+	num(&c.Replicas, "stream-replicas", "TAMARACK_STREAM_REPLICAS", 1, "JetStream stream replicas (3 on a cluster)")
+	dur(&c.AccessTTL, "access-ttl", "TAMARACK_ACCESS_TTL", 15*time.Minute, "lifetime of access tokens")
+	dur(&c.RefreshTTL, "refresh-ttl", "TAMARACK_REFRESH_TTL", 30*24*time.Hour, "lifetime of refresh tokens")
+	str(&c.SMTPURL, "smtp", "TAMARACK_SMTP", "", "smtp://user:pass@host:port for e-mail; empty writes mail to the log and <data>/outbox-mail", true)
+	str(&c.MailFrom, "mail-from", "TAMARACK_MAIL_FROM", "Tamarack <noreply@tamarack.localhost>", "sender of e-mails", false)
+	num(&c.LoginPerMin, "login-rate", "TAMARACK_LOGIN_RATE", 10, "login attempts allowed per minute per IP and per account")
+	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (bubblewrap), simulator (demos and tests only)", false)
+	dur(&c.UsageInterval, "usage-interval", "TAMARACK_USAGE_INTERVAL", 15*time.Second, "how often running sandboxes publish usage samples")
+	str(&c.StripeKey, "stripe-key", "TAMARACK_STRIPE_KEY", "", "Stripe secret key; empty disables card purchases (staff can record offline payments)", true)
+	str(&c.StripeWebhookSecret, "stripe-webhook-secret", "TAMARACK_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret (whsec_...)", true)
+	str(&c.StripeAPIBase, "stripe-api", "TAMARACK_STRIPE_API", "", "Stripe API base URL (stripe-mock in tests); empty is Stripe itself", false)
+	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate every setting, list every error, and exit")
+	return c
+}
+
+func appendOnce(s []setting, v setting) []setting {
+	for _, x := range s {
+		if x.flag == v.flag {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+// parse reads flags and validates the whole configuration, returning every error at once.
+func (c *config) parse(args []string) error {
+	if err := c.fs.Parse(args); err != nil {
+		return err
+	}
+	return c.validate()
+}
+
+func (c *config) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("--addr %q: %v", c.Addr, err)
+	}
+	if c.Data == "" {
+		bad("--data must not be empty")
+	}
+	if c.DB != "" && !sqldb.IsPostgresDSN(c.DB) && !strings.HasSuffix(c.DB, ".db") {
+		bad("--db %q: use a postgres:// URL or a path ending in .db", c.DB)
+	}
+	if c.NATS != "" {
+		for _, u := range strings.Split(c.NATS, ",") {
+			if pu, err := url.Parse(strings.TrimSpace(u)); err != nil || (pu.Scheme != "nats" && pu.Scheme != "tls") {
+				bad("--nats %q: use nats://host:port (comma-separated for a cluster)", redactURL(u))
+			}
+		}
+	}
+	if c.NATSListen != "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			bad("--nats-listen %q: %v", c.NATSListen, err)
+		}
+	}
+	c.services = nil
+	if strings.TrimSpace(c.Only) == "" {
+		c.services = slices.Clone(allServices)
+	} else {
+		for _, s := range strings.Split(c.Only, ",") {
+			s = strings.TrimSpace(s)
+			if !slices.Contains(allServices, s) {
+				bad("--only: unknown service %q (choose from %s)", s, strings.Join(allServices, ", "))
+				continue
+			}
+			if !slices.Contains(c.services, s) {
+				c.services = append(c.services, s)
+			}
+		}
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("--log-level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("--log-format %q: use text or json", c.LogFormat)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("--public-url %q: use an http(s) URL", c.PublicURL)
+	}
+	if c.IdentityURL != "" {
+		if u, err := url.Parse(c.IdentityURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			bad("--identity-url %q: use an http(s) URL", c.IdentityURL)
+		}
+	}
+	if !c.runs("identity") && c.IdentityURL == "" && len(c.services) > 0 && !(len(c.services) == 1 && c.services[0] == "ui") {
+		bad("--identity-url is required when identity does not run in this process (tokens are verified with its JWKS)")
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("--metrics-addr %q: %v", c.MetricsAddr, err)
+		}
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		bad("--stream-replicas %d: use 1 to 5", c.Replicas)
+	}
+	if c.AccessTTL < time.Minute || c.AccessTTL > 24*time.Hour {
+		bad("--access-ttl %s: use 1m to 24h", c.AccessTTL)
+	}
+	if c.RefreshTTL < time.Hour {
+		bad("--refresh-ttl %s: use at least 1h", c.RefreshTTL)
+	}
+	if c.SMTPURL != "" {
+		if u, err := url.Parse(c.SMTPURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
+			bad("--smtp: use smtp://user:pass@host:port")
+		}
+	}
+	if c.LoginPerMin < 1 {
+		bad("--login-rate %d: must be at least 1", c.LoginPerMin)
+	}
+	if c.SandboxBackend != "local" && c.SandboxBackend != "simulator" {
+		bad("--sandbox-backend %q: use local or simulator (slurm and kubernetes are set per pool)", c.SandboxBackend)
+	}
+	if c.UsageInterval < time.Second || c.UsageInterval > 5*time.Minute {
+		bad("--usage-interval %s: use 1s to 5m", c.UsageInterval)
+	}
+	if c.StripeKey != "" && !strings.HasPrefix(c.StripeKey, "sk_") && !strings.HasPrefix(c.StripeKey, "rk_") {
+		bad("--stripe-key: a Stripe secret key starts with sk_ or rk_")
+	}
+	if c.StripeKey != "" && c.StripeWebhookSecret == "" {
+		bad("--stripe-webhook-secret is required with --stripe-key (webhooks credit purchases)")
+	}
+	return errors.Join(errs...)
+}
+
+// runs reports whether service runs in this process.
+func (c *config) runs(service string) bool { return slices.Contains(c.services, service) }
+
+// dsn is the database to open.
+func (c *config) dsn() string {
+	if c.DB != "" {
+		return c.DB
+	}
+	return filepath.Join(c.Data, "tamarack.db")
+}
+
+// logValues lists every setting for the start-up log, secrets masked.
+func (c *config) logValues() []any {
+	var out []any
+	secret := map[string]bool{}
+	for _, s := range settings {
+		secret[s.flag] = s.secret
+	}
+	var names []string
+	c.fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	sort.Strings(names)
+	for _, n := range names {
+		v := c.fs.Lookup(n).Value.String()
+		if secret[n] && v != "" {
+			v = mask(v)
+		}
+		out = append(out, n, v)
+	}
+	return out
+}
+
+// mask keeps a URL's shape without its password, and hides other secrets whole.
+func mask(v string) string {
+	if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
+		return u.Redacted()
+	}
+	return "********"
+}
+
+func redactURL(s string) string { return mask(strings.TrimSpace(s)) }
+
+func newLogger(c *config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,108 @@
+// Command tamarack is the platform's only binary: `serve` runs every service in one process on embedded
+// defaults, or any subset against Postgres and a NATS cluster; `migrate`, `seed`, `users` and `version` work on
+// the same settings beside a running server.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Set by the linker: -ldflags "-X main.version=..."
+var version = "dev"
+
+const usage = `Tamarack: testbed and marketplace of an AI compute programme.
+
+Usage:
+  tamarack serve [flags]            run the platform (all services, or --only=...)
+  tamarack migrate [flags]          apply database migrations and exit
+  tamarack seed --demo [flags]      add demo organisations, users, a GPU pool and listings
+  tamarack users promote EMAIL      make a user programme staff
+  tamarack version                  print the version
+
+Every subcommand takes the same settings (flags or TAMARACK_* variables); see 'tamarack serve -h'.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "tamarack:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if preRun() {
+		return nil
+	}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no subcommand")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "tamarack", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "serve":
+		c := newConfig("serve")
+		c.fs.SetOutput(stderr)
+		if err := c.parse(rest); err != nil {
+			return configError(err)
+		}
+		if c.CheckConfig {
+			fmt.Fprintln(stdout, "configuration is valid")
+			return nil
+		}
+		return serve(ctx, c, stdout)
+	case "migrate":
+		c := newConfig("migrate")
+		c.fs.SetOutput(stderr)
+		if err := c.parse(rest); err != nil {
+			return configError(err)
+		}
+		return migrateOnly(ctx, c, stdout)
+	case "seed":
+		c := newConfig("seed")
+		demo := c.fs.Bool("demo", false, "add the demo data set")
+		c.fs.SetOutput(stderr)
+		if err := c.parse(rest); err != nil {
+			return configError(err)
+		}
+		if !*demo {
+			return errors.New("seed: say --demo to add the demo data set")
+		}
+		return seed(ctx, c, stdout)
+	case "users":
+		if len(rest) < 2 || rest[0] != "promote" {
+			return errors.New("usage: tamarack users promote EMAIL [flags]")
+		}
+		c := newConfig("users")
+		c.fs.SetOutput(stderr)
+		if err := c.parse(rest[2:]); err != nil {
+			return configError(err)
+		}
+		return promote(ctx, c, rest[1], stdout)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown subcommand %q", cmd)
+}
+
+func configError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return fmt.Errorf("invalid configuration:\n%w", err)
+}

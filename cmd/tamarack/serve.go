@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/clock"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/openapi"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
+	"github.com/tamarack-ai/tamarack/services/events"
+)
+
+// env is what the composition root hands each service's wiring: the shared infrastructure, the router to
+// mount on, and the lists it adds its background loops and shutdown steps to.
+type env struct {
+	cfg      *config
+	log      *slog.Logger
+	db       *gorm.DB
+	bus      *eventbus.Bus
+	clock    clock.Clock
+	registry *prometheus.Registry
+	app      *fiber.App
+	api      fiber.Router // /api/v1
+	doc      *openapi.Doc
+
+	// Set by identity's wiring when identity runs here; otherwise tokens are verified by identity's JWKS.
+	keys      jwtauth.KeySource
+	apiTokens web.Authenticator
+
+	runners []runner
+	probes  map[string]web.Probe
+}
+
+type runner struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+func (e *env) background(name string, run func(ctx context.Context) error) {
+	e.runners = append(e.runners, runner{name, run})
+}
+
+// open connects the database and the bus and migrates the services of this process.
+func open(ctx context.Context, c *config, log *slog.Logger, reg prometheus.Registerer) (*gorm.DB, *eventbus.Bus, error) {
+	db, err := sqldb.Open(ctx, c.dsn(), sqldb.Options{Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sqldb.Migrate(ctx, db, log, migrationsFor(c)...); err != nil {
+		_ = sqldb.Close(db)
+		return nil, nil, err
+	}
+	bus, err := eventbus.Connect(ctx, eventbus.Options{
+		URL: c.NATS, DataDir: filepath.Join(c.Data, "nats"), Listen: c.NATSListen,
+		Replicas: c.Replicas, Name: "tamarack-" + c.Only, Logger: log, Registry: reg,
+	})
+	if err != nil {
+		_ = sqldb.Close(db)
+		return nil, nil, err
+	}
+	// Every stream, not only this process's: consumers attach to streams their producers may not have made yet.
+	if err := bus.EnsureStreams(ctx, events.AllStreams()...); err != nil {
+		bus.Close()
+		_ = sqldb.Close(db)
+		return nil, nil, err
+	}
+	return db, bus, nil
+}
+
+// serve is the composition root: config, logger, DB, NATS, services, HTTP, shutdown.
+func serve(ctx context.Context, c *config, stdout io.Writer) error {
+	// Config and logger.
+	log := newLogger(c)
+	log.Info("starting tamarack", append([]any{"version", version, "services", c.services}, c.logValues()...)...)
+	if err := preflight(c, log); err != nil {
+		return err
+	}
+
+	// Metrics, DB and NATS.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	db, bus, err := open(ctx, c, log, reg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sqldb.Close(db) }()
+	if u := bus.ClientURL(); u != "" {
+		_ = os.WriteFile(filepath.Join(c.Data, "nats.url"), []byte(u+"\n"), 0o640)
+		log.Info("embedded NATS JetStream", "url", u, "store", filepath.Join(c.Data, "nats"))
+	}
+
+	// HTTP app and services.
+	app := web.New(web.Config{Logger: log, Registry: reg, BodyLimit: 64 << 20, StreamRequestBody: true})
+	e := &env{cfg: c, log: log, db: db, bus: bus, clock: clock.System{}, registry: reg, app: app,
+		doc: openapi.New("Tamarack API", version), probes: map[string]web.Probe{
+			"database": func(ctx context.Context) error { return sqldb.Ping(ctx, db) },
+			"nats":     bus.Ping,
+		}}
+	web.Health(app, e.probes)
+	if c.MetricsAddr == "" {
+		web.Metrics(app, reg)
+	}
+	if c.runs("identity") {
+		if err := wireIdentity(ctx, e); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+	}
+	if e.keys == nil {
+		e.keys = &jwtauth.RemoteKeys{URL: c.IdentityURL + "/api/v1/identity/.well-known/jwks.json"}
+	}
+	if e.apiTokens == nil {
+		e.apiTokens = remoteAPITokens{bus: bus}
+	}
+	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: e.keys, Leeway: 30 * time.Second}}, APITokens: e.apiTokens}
+	e.api = app.Group("/api/v1", web.Auth(authn))
+	for _, w := range []struct {
+		name string
+		wire func(context.Context, *env) error
+	}{{"identity", mountIdentity}, {"marketplace", wireMarketplace}, {"testbed", wireTestbed}, {"billing", wireBilling}} {
+		if !c.runs(w.name) {
+			continue
+		}
+		if err := w.wire(ctx, e); err != nil {
+			return fmt.Errorf("%s: %w", w.name, err)
+		}
+	}
+	describeMeta(e.doc)
+	app.Get("/api/openapi.json", func(fc *fiber.Ctx) error {
+		b, err := e.doc.JSON()
+		if err != nil {
+			return err
+		}
+		fc.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return fc.Send(b)
+	})
+	app.All("/api/*", web.NotFound)
+	if c.runs("ui") {
+		wireUI(e)
+	}
+	app.Use(web.NotFound)
+
+	// Background loops.
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, r := range e.runners {
+		wg.Add(1)
+		go func(r runner) {
+			defer wg.Done()
+			if err := r.run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("background loop stopped", "loop", r.name, "err", err)
+			}
+		}(r)
+	}
+
+	// Listen.
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		cancelRun()
+		wg.Wait()
+		bus.Close()
+		return fmt.Errorf("listen %s: %w", c.Addr, err)
+	}
+	var metricsApp *fiber.App
+	if c.MetricsAddr != "" {
+		metricsApp = fiber.New(fiber.Config{DisableStartupMessage: true})
+		web.Metrics(metricsApp, reg)
+		go func() { _ = metricsApp.Listen(c.MetricsAddr) }()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- app.Listener(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "ui", c.runs("ui"))
+	fmt.Fprintf(stdout, "Tamarack is up: %s (API at /api/v1, OpenAPI at /api/openapi.json)\n", displayURL(ln.Addr()))
+
+	// Shutdown: stop taking requests, then stop loops (each flushes its outbox), then drain NATS.
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		log.Error("http server stopped", "err", err)
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := app.ShutdownWithContext(shutCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if metricsApp != nil {
+		_ = metricsApp.ShutdownWithContext(shutCtx)
+	}
+	cancelRun()
+	wg.Wait()
+	bus.Drain(shutCtx)
+	log.Info("stopped")
+	return nil
+}
+
+func displayURL(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && (ta.IP.IsUnspecified() || ta.IP == nil) {
+		return fmt.Sprintf("http://localhost:%d", ta.Port)
+	}
+	return "http://" + a.String()
+}
+
+// migrateOnly applies the migrations of the configured services.
+func migrateOnly(ctx context.Context, c *config, stdout io.Writer) error {
+	log := newLogger(c)
+	db, err := sqldb.Open(ctx, c.dsn(), sqldb.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sqldb.Close(db) }()
+	if err := sqldb.Migrate(ctx, db, log, migrationsFor(c)...); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "migrations applied")
+	return nil
+}
+
+func describeMeta(d *openapi.Doc) {
+	d.Add(
+		openapi.Op{Method: "GET", Path: "/healthz", Summary: "Liveness: 200 while the process runs", Tag: "meta"},
+		openapi.Op{Method: "GET", Path: "/readyz", Summary: "Readiness: 200 when the database and NATS answer, else 503 naming the failure", Tag: "meta"},
+		openapi.Op{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics", Tag: "meta"},
+		openapi.Op{Method: "GET", Path: "/api/openapi.json", Summary: "This document", Tag: "meta"},
+	)
+}
+
+// remoteAPITokens verifies API tokens with identity over NATS when identity runs in another process.
+type remoteAPITokens struct{ bus *eventbus.Bus }
+
+func (r remoteAPITokens) Authenticate(ctx context.Context, token string) (web.Principal, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	p, err := eventbus.Call(ctx, r.bus, events.TokenVerify, events.TokenVerifyV1{Token: token})
+	if err != nil {
+		return web.Principal{}, web.ErrBadToken
+	}
+	return web.Principal{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, OrgKind: p.OrgKind, Role: p.Role,
+		Staff: p.Staff, TokenID: p.TokenID, APIToken: true, Scopes: p.Scopes}, nil
+}

@@ -1,0 +1,4 @@
+package main
+
+// wireUI serves the web UI at / (replaced when the frontend lands).
+func wireUI(e *env) {}

@@ -1,0 +1,210 @@
+// Package web builds Tamarack's Fiber apps: request IDs, access log, panic recovery, a deadline on every
+// request's context, body limits, metrics, authentication by JWT, role guards, pagination, JSON binding with
+// validation, and the one error handler that renders RFC 9457 problems. It holds no domain knowledge.
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tamarack-ai/tamarack/platform/problem"
+)
+
+// Config configures New.
+type Config struct {
+	Logger *slog.Logger
+	// BodyLimit caps request bodies (artifact uploads are streamed and limited by their own route). Default 1 MiB.
+	BodyLimit int
+	// RequestTimeout bounds each request's context. Default 30s.
+	RequestTimeout time.Duration
+	// Registry receives HTTP metrics when set.
+	Registry prometheus.Registerer
+	// StreamRequestBody lets large uploads stream instead of being buffered.
+	StreamRequestBody bool
+}
+
+// New returns a Fiber app with Tamarack's middleware and error handler.
+func New(cfg Config) *fiber.App {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 1 << 20
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	app := fiber.New(fiber.Config{
+		Immutable:             true,
+		DisableStartupMessage: true,
+		BodyLimit:             cfg.BodyLimit,
+		StreamRequestBody:     cfg.StreamRequestBody,
+		ErrorHandler:          ErrorHandler(log),
+		ReadTimeout:           60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+	})
+	app.Use(requestid.New(requestid.Config{ContextKey: "request_id"}))
+	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		log.Error("panic", "request_id", RequestID(c), "panic", e)
+	}}))
+	if cfg.Registry != nil {
+		app.Use(metricsMiddleware(cfg.Registry))
+	}
+	app.Use(accessLog(log))
+	app.Use(deadline(cfg.RequestTimeout))
+	return app
+}
+
+// RequestID returns the request's ID (also sent as X-Request-ID).
+func RequestID(c *fiber.Ctx) string {
+	if v, ok := c.Locals("request_id").(string); ok {
+		return v
+	}
+	return ""
+}
+
+// deadline gives every request a context with a deadline: Fiber never cancels UserContext on its own.
+func deadline(d time.Duration) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if c.Get(fiber.HeaderUpgrade) != "" || c.Get(fiber.HeaderAccept) == "text/event-stream" {
+			// Long-lived streams (terminal, logs) manage their own lifetime.
+			return c.Next()
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), d)
+		defer cancel()
+		c.SetUserContext(ctx)
+		return c.Next()
+	}
+}
+
+func accessLog(log *slog.Logger) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		err := c.Next()
+		status := c.Response().StatusCode()
+		if err != nil {
+			// The error handler has not run yet: report the status it will send.
+			status = statusOf(err)
+		}
+		// The path only: query strings can carry tokens (terminal and log streams), never logged.
+		log.LogAttrs(c.UserContext(), levelFor(status), "http",
+			slog.String("request_id", RequestID(c)), slog.String("method", c.Method()),
+			slog.String("path", c.Path()), slog.Int("status", status),
+			slog.Duration("took", time.Since(start)))
+		return err
+	}
+}
+
+func levelFor(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelInfo
+	default:
+		return slog.LevelDebug
+	}
+}
+
+func statusOf(err error) int {
+	if p, ok := problem.From(err); ok {
+		return p.Status
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		return fe.Code
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorHandler renders every error once: problems as they are, Fiber's own errors as the matching problem,
+// anything else as a bare 500 logged with the request ID.
+func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		p, ok := problem.From(err)
+		if !ok {
+			var fe *fiber.Error
+			if errors.As(err, &fe) {
+				p = fromFiber(fe)
+			} else {
+				log.Error("internal error", "request_id", RequestID(c), "method", c.Method(), "path", c.Path(), "err", err)
+				p = problem.ErrInternal
+			}
+		}
+		if p.Status >= 500 && p.Code != problem.ErrInternal.Code && p.Code != problem.ErrUnavailable.Code {
+			log.Error("server problem", "request_id", RequestID(c), "code", p.Code, "detail", p.Detail)
+		}
+		return WriteProblem(c, p)
+	}
+}
+
+// WriteProblem sends p as application/problem+json.
+func WriteProblem(c *fiber.Ctx, p *problem.Problem) error {
+	body := p.Body()
+	if id := RequestID(c); id != "" {
+		body["request_id"] = id
+	}
+	if p.Status == http.StatusTooManyRequests {
+		if v, ok := p.Extra["retry_after_seconds"]; ok {
+			c.Set(fiber.HeaderRetryAfter, toString(v))
+		}
+	}
+	c.Status(p.Status)
+	if err := c.JSON(body); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "application/problem+json")
+	return nil
+}
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		return strconv.FormatInt(int64(x), 10)
+	case string:
+		return x
+	}
+	return ""
+}
+
+func fromFiber(fe *fiber.Error) *problem.Problem {
+	switch fe.Code {
+	case http.StatusNotFound:
+		return problem.ErrRoute
+	case http.StatusMethodNotAllowed:
+		return problem.ErrMethod
+	case http.StatusRequestEntityTooLarge:
+		return problem.ErrTooLarge
+	case http.StatusBadRequest:
+		return problem.ErrMalformed.WithDetail("%s", fe.Message)
+	case http.StatusUnsupportedMediaType:
+		return problem.New(fe.Code, "unsupported_media_type", "Send the body as application/json.")
+	case http.StatusRequestTimeout:
+		return problem.New(fe.Code, "request_timeout", "The request took too long.")
+	case http.StatusServiceUnavailable:
+		return problem.ErrUnavailable
+	}
+	if fe.Code >= 500 {
+		return problem.ErrInternal
+	}
+	return problem.New(fe.Code, "http_"+strconv.Itoa(fe.Code), http.StatusText(fe.Code))
+}
+
+// NotFound is the last handler of an app: unknown routes answer a problem, not Fiber's plain text.
+func NotFound(c *fiber.Ctx) error {
+	return problem.ErrRoute.WithDetail("%s %s", c.Method(), c.Path())
+}

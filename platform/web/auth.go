@@ -1,0 +1,194 @@
+package web
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/problem"
+)
+
+// Organisation roles, highest first.
+const (
+	RoleOwner  = "owner"
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// Organisation kinds.
+const (
+	OrgSME     = "sme"
+	OrgVendor  = "vendor"
+	OrgPartner = "partner"
+)
+
+// Principal is who is calling: a user acting for one organisation, through an access JWT or an API token.
+type Principal struct {
+	UserID  string
+	Email   string
+	OrgID   string
+	OrgKind string
+	Role    string
+	Staff   bool
+	// TokenID is the API token's ID, or the JWT's jti.
+	TokenID string
+	// APIToken is true when the caller used an API token rather than a session.
+	APIToken bool
+	// Scopes limit an API token; empty means every scope of the user's role.
+	Scopes []string
+}
+
+// Authenticated reports whether there is a caller at all.
+func (p Principal) Authenticated() bool { return p.UserID != "" }
+
+// IsOrgAdmin reports owner or admin of the acting organisation.
+func (p Principal) IsOrgAdmin() bool { return p.Role == RoleOwner || p.Role == RoleAdmin }
+
+// HasScope reports whether the caller may use scope ("read" or "write", or a finer one).
+func (p Principal) HasScope(scope string) bool {
+	return len(p.Scopes) == 0 || slices.Contains(p.Scopes, scope)
+}
+
+// Authenticator turns a bearer token into a principal.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Principal, error)
+}
+
+// JWTAuthenticator authenticates access JWTs with a verifier.
+type JWTAuthenticator struct{ Verifier jwtauth.Verifier }
+
+// Authenticate verifies the token and maps its claims.
+func (a JWTAuthenticator) Authenticate(ctx context.Context, token string) (Principal, error) {
+	c, err := a.Verifier.Verify(ctx, token)
+	if err != nil {
+		return Principal{}, ErrBadToken
+	}
+	return Principal{UserID: c.Subject, Email: c.Email, OrgID: c.Org, OrgKind: c.OrgKind, Role: c.Role,
+		Staff: c.Staff, TokenID: c.ID, Scopes: c.Scopes}, nil
+}
+
+// APITokenPrefix starts every API token, so the middleware knows which authenticator to ask.
+const APITokenPrefix = "tmk_"
+
+// Chain sends API tokens to APITokens and everything else to JWT.
+type Chain struct {
+	JWT       Authenticator
+	APITokens Authenticator // nil disables API tokens
+}
+
+// Authenticate dispatches on the token's form.
+func (c Chain) Authenticate(ctx context.Context, token string) (Principal, error) {
+	if strings.HasPrefix(token, APITokenPrefix) {
+		if c.APITokens == nil {
+			return Principal{}, ErrBadToken
+		}
+		return c.APITokens.Authenticate(ctx, token)
+	}
+	return c.JWT.Authenticate(ctx, token)
+}
+
+// ErrBadToken is the one answer for every invalid credential: which check failed is not revealed.
+var ErrBadToken = problem.New(401, "invalid_token", "The access token is invalid or expired.")
+
+const principalKey = "tamarack_principal"
+
+// Auth reads the bearer token when there is one and stores the principal; routes decide with guards whether a
+// caller is required. A present but invalid token is refused outright rather than treated as anonymous.
+// Streams (WebSocket, Server-Sent Events) may pass the token as ?access_token= since browsers cannot set
+// headers on them.
+func Auth(a Authenticator) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		token := ""
+		if h := c.Get(fiber.HeaderAuthorization); h != "" {
+			scheme, rest, ok := strings.Cut(h, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
+				return ErrBadToken.WithDetail("use Authorization: Bearer <token>")
+			}
+			token = strings.TrimSpace(rest)
+		} else if q := c.Query("access_token"); q != "" && isStream(c) {
+			token = q
+		}
+		if token == "" {
+			return c.Next()
+		}
+		p, err := a.Authenticate(c.UserContext(), token)
+		if err != nil {
+			return err
+		}
+		c.Locals(principalKey, p)
+		return c.Next()
+	}
+}
+
+func isStream(c *fiber.Ctx) bool {
+	return c.Get(fiber.HeaderUpgrade) != "" || strings.Contains(c.Get(fiber.HeaderAccept), "text/event-stream") ||
+		strings.HasSuffix(c.Path(), "/logs") || strings.HasSuffix(c.Path(), "/terminal") || strings.Contains(c.Path(), "/proxy/")
+}
+
+// PrincipalOf returns the caller (zero when anonymous).
+func PrincipalOf(c *fiber.Ctx) Principal {
+	p, _ := c.Locals(principalKey).(Principal)
+	return p
+}
+
+// SetPrincipal stores p for the rest of the request (tests and alternative authentication).
+func SetPrincipal(c *fiber.Ctx, p Principal) { c.Locals(principalKey, p) }
+
+// RequireAuth refuses anonymous callers.
+func RequireAuth(c *fiber.Ctx) error {
+	if !PrincipalOf(c).Authenticated() {
+		return problem.ErrUnauthorized
+	}
+	return c.Next()
+}
+
+// RequireStaff admits programme staff only.
+func RequireStaff(c *fiber.Ctx) error {
+	p := PrincipalOf(c)
+	if !p.Authenticated() {
+		return problem.ErrUnauthorized
+	}
+	if !p.Staff {
+		return problem.ErrForbidden.WithDetail("programme staff only")
+	}
+	return c.Next()
+}
+
+// RequireOrgAdmin admits owners and admins of the acting organisation.
+func RequireOrgAdmin(c *fiber.Ctx) error {
+	p := PrincipalOf(c)
+	if !p.Authenticated() {
+		return problem.ErrUnauthorized
+	}
+	if !p.IsOrgAdmin() {
+		return problem.ErrForbidden.WithDetail("organisation owners and admins only")
+	}
+	return c.Next()
+}
+
+// RequireOrgKind admits members of organisations of the given kinds.
+func RequireOrgKind(kinds ...string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p := PrincipalOf(c)
+		if !p.Authenticated() {
+			return problem.ErrUnauthorized
+		}
+		if !slices.Contains(kinds, p.OrgKind) {
+			return problem.ErrForbidden.WithDetail("only %s organisations may do this", strings.Join(kinds, " or "))
+		}
+		return c.Next()
+	}
+}
+
+// RequireScope refuses API tokens lacking scope.
+func RequireScope(scope string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if !PrincipalOf(c).HasScope(scope) {
+			return problem.ErrForbidden.WithDetail("the token lacks the %q scope", scope)
+		}
+		return c.Next()
+	}
+}

@@ -1,0 +1,176 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+
+	"github.com/go-playground/validator/v10"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tamarack-ai/tamarack/platform/problem"
+)
+
+// Validatable inputs check themselves and return problem.Fields.Err() listing every bad field.
+type Validatable interface {
+	Validate() error
+}
+
+// Bind decodes the JSON body into dst, refusing malformed JSON, unknown fields and trailing data with a
+// problem that says where, then runs dst's validation (struct tags, then Validate() when dst has it).
+func Bind(c *fiber.Ctx, dst any) error {
+	if err := Decode(c.Body(), dst); err != nil {
+		return err
+	}
+	return Check(dst)
+}
+
+// Decode is Bind's decoding step alone, for fuzzing and non-HTTP callers.
+func Decode(body []byte, dst any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return problem.ErrMalformed.WithDetail("the body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return problem.ErrMalformed.WithDetail("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func decodeProblem(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return problem.ErrMalformed.WithDetail("syntax error at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		var f problem.Fields
+		field := typ.Field
+		if field == "" {
+			field = "(body)"
+		}
+		f.Add(field, "wrong_type", fmt.Sprintf("must be %s", jsonKind(typ.Type)))
+		return f.Err()
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		var f problem.Fields
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		f.Add(name, "unknown_field", "is not a known field")
+		return f.Err()
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return problem.ErrMalformed.WithDetail("the JSON ends too early")
+	}
+	return problem.ErrMalformed.WithDetail("%v", err)
+}
+
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return t.String()
+}
+
+var validate = newValidator()
+
+func newValidator() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			return ""
+		}
+		if name == "" {
+			return f.Name
+		}
+		return name
+	})
+	return v
+}
+
+// Check runs struct-tag validation and then Validate() when v has it, merging all field errors.
+func Check(v any) error {
+	var fields problem.Fields
+	if err := validate.Struct(v); err != nil {
+		var ves validator.ValidationErrors
+		if !errors.As(err, &ves) {
+			var inv *validator.InvalidValidationError
+			if errors.As(err, &inv) {
+				goto custom // not a struct: only its own Validate applies
+			}
+			return err
+		}
+		for _, fe := range ves {
+			ns := fe.Namespace()
+			if i := strings.IndexByte(ns, '.'); i >= 0 {
+				ns = ns[i+1:]
+			}
+			fields.Add(ns, fe.Tag(), tagMessage(fe))
+		}
+	}
+custom:
+	if vv, ok := v.(Validatable); ok {
+		if err := vv.Validate(); err != nil {
+			p, isProblem := problem.From(err)
+			if !isProblem || p.Code != problem.ErrValidation.Code {
+				return err
+			}
+			fields = append(fields, p.Fields...)
+		}
+	}
+	return fields.Err()
+}
+
+func tagMessage(fe validator.FieldError) string {
+	switch fe.Tag() {
+	case "required":
+		return "is required"
+	case "email":
+		return "must be an e-mail address"
+	case "min":
+		return "must be at least " + fe.Param() + lenUnit(fe)
+	case "max":
+		return "must be at most " + fe.Param() + lenUnit(fe)
+	case "oneof":
+		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
+	case "gte":
+		return "must be at least " + fe.Param()
+	case "lte":
+		return "must be at most " + fe.Param()
+	case "gt":
+		return "must be greater than " + fe.Param()
+	case "url", "http_url":
+		return "must be a URL"
+	case "uuid":
+		return "must be a UUID"
+	}
+	return "is invalid (" + fe.Tag() + ")"
+}
+
+func lenUnit(fe validator.FieldError) string {
+	switch fe.Kind() {
+	case reflect.String:
+		return " characters"
+	case reflect.Slice, reflect.Map, reflect.Array:
+		return " items"
+	}
+	return ""
+}

@@ -1,0 +1,101 @@
+package events
+
+import (
+	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+)
+
+// ListingChangedV1 announces a review-workflow transition of a listing version. The subject says which one.
+// Published events carry the full commercial picture other services project: testbed (compute listings:
+// pool, GPU model, durations, price) and billing (prices, vendor).
+type ListingChangedV1 struct {
+	ListingID   string    `json:"listing_id"`
+	VersionID   string    `json:"version_id"`
+	Version     int       `json:"version"`
+	VendorOrgID string    `json:"vendor_org_id"`
+	Kind        string    `json:"kind"` // model, dataset, compute
+	Title       string    `json:"title"`
+	ActorUserID string    `json:"actor_user_id"`
+	Comment     string    `json:"comment,omitempty"`
+	At          time.Time `json:"at"`
+
+	Plans   []PlanV1   `json:"plans,omitempty"`   // on published
+	Compute *ComputeV1 `json:"compute,omitempty"` // on published, compute listings only
+}
+
+// PlanV1 is a plan of a published listing. PriceMicro is per unit: once, per month, or per GPU-hour.
+type PlanV1 struct {
+	PlanID     string `json:"plan_id"`
+	Name       string `json:"name"`
+	Kind       string `json:"kind"` // free, one_time, subscription, per_gpu_hour
+	PriceMicro int64  `json:"price_micro"`
+}
+
+// ComputeV1 is what a compute listing sells.
+type ComputeV1 struct {
+	PoolID             string `json:"pool_id"`
+	GPUModel           string `json:"gpu_model"`
+	Region             string `json:"region"`
+	MinDurationMinutes int    `json:"min_duration_minutes"`
+	MaxDurationMinutes int    `json:"max_duration_minutes"`
+	PricePerGPUHour    int64  `json:"price_per_gpu_hour_micro"`
+	PlanID             string `json:"plan_id"`
+}
+
+func (e ListingChangedV1) Validate() error {
+	var c check
+	c.need(e.ListingID != "", "listing_id")
+	c.need(e.VendorOrgID != "", "vendor_org_id")
+	c.need(e.Kind == "model" || e.Kind == "dataset" || e.Kind == "compute", "kind")
+	c.need(set(e.At), "at")
+	for _, p := range e.Plans {
+		c.need(p.PlanID != "" && p.PriceMicro >= 0, "plans")
+	}
+	if e.Compute != nil {
+		c.need(e.Compute.PoolID != "" && e.Compute.GPUModel != "" && e.Compute.PricePerGPUHour >= 0, "compute")
+	}
+	return c.err("listing event")
+}
+
+// OrderPlacedV1 asks billing to settle a paid order in credits.
+type OrderPlacedV1 struct {
+	OrderID     string    `json:"order_id"`
+	BuyerOrgID  string    `json:"buyer_org_id"`
+	BuyerUserID string    `json:"buyer_user_id"`
+	VendorOrgID string    `json:"vendor_org_id"`
+	ListingID   string    `json:"listing_id"`
+	PlanID      string    `json:"plan_id"`
+	PlanKind    string    `json:"plan_kind"`
+	Quantity    int       `json:"quantity"`
+	AmountMicro int64     `json:"amount_micro"` // total to charge the buyer
+	At          time.Time `json:"at"`
+}
+
+func (e OrderPlacedV1) Validate() error {
+	var c check
+	c.need(e.OrderID != "", "order_id")
+	c.need(e.BuyerOrgID != "", "buyer_org_id")
+	c.need(e.VendorOrgID != "", "vendor_org_id")
+	c.need(e.Quantity > 0, "quantity")
+	c.need(e.AmountMicro > 0, "amount_micro")
+	c.need(set(e.At), "at")
+	return c.err("order.placed")
+}
+
+var (
+	ListingSubmitted        = eventbus.Subject[ListingChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.listing.submitted.v1"}
+	ListingApproved         = eventbus.Subject[ListingChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.listing.approved.v1"}
+	ListingRejected         = eventbus.Subject[ListingChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.listing.rejected.v1"}
+	ListingChangesRequested = eventbus.Subject[ListingChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.listing.changes_requested.v1"}
+	ListingPublished        = eventbus.Subject[ListingChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.listing.published.v1"}
+	ListingSuspended        = eventbus.Subject[ListingChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.listing.suspended.v1"}
+	ListingRetired          = eventbus.Subject[ListingChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.listing.retired.v1"}
+	OrderPlaced             = eventbus.Subject[OrderPlacedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.order.placed.v1"}
+)
+
+// MarketplaceStream captures the marketplace's events.
+var MarketplaceStream = eventbus.Stream{Name: StreamMarketplace, Subjects: []string{
+	ListingSubmitted.Name, ListingApproved.Name, ListingRejected.Name, ListingChangesRequested.Name,
+	ListingPublished.Name, ListingSuspended.Name, ListingRetired.Name, OrderPlaced.Name,
+}}
