@@ -83,13 +83,29 @@ func open(ctx context.Context, c *config, log *slog.Logger, reg prometheus.Regis
 	return db, bus, nil
 }
 
-// serve is the composition root: config, logger, DB, NATS, services, HTTP, shutdown.
+// server is a built platform process, ready to listen.
+type server struct {
+	e     *env
+	close func()
+}
+
+// serve is the composition root's entry: build everything, listen, wait for a signal, shut down.
 func serve(ctx context.Context, c *config, stdout io.Writer) error {
+	s, err := build(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.run(ctx, stdout)
+}
+
+// build wires the process: config, logger, DB, NATS, services, HTTP. It listens on nothing yet.
+func build(ctx context.Context, c *config) (*server, error) {
 	// Config and logger.
 	log := newLogger(c)
 	log.Info("starting tamarack", append([]any{"version", version, "services", c.services}, c.logValues()...)...)
 	if err := preflight(c, log); err != nil {
-		return err
+		return nil, err
 	}
 
 	// Metrics, DB and NATS.
@@ -97,9 +113,12 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	db, bus, err := open(ctx, c, log, reg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { _ = sqldb.Close(db) }()
+	closeAll := func() {
+		bus.Close()
+		_ = sqldb.Close(db)
+	}
 	if u := bus.ClientURL(); u != "" {
 		_ = os.WriteFile(filepath.Join(c.Data, "nats.url"), []byte(u+"\n"), 0o640)
 		log.Info("embedded NATS JetStream", "url", u, "store", filepath.Join(c.Data, "nats"))
@@ -118,7 +137,8 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 	}
 	if c.runs("identity") {
 		if err := wireIdentity(ctx, e); err != nil {
-			return fmt.Errorf("identity: %w", err)
+			closeAll()
+			return nil, fmt.Errorf("identity: %w", err)
 		}
 	}
 	if e.keys == nil {
@@ -137,7 +157,8 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 			continue
 		}
 		if err := w.wire(ctx, e); err != nil {
-			return fmt.Errorf("%s: %w", w.name, err)
+			closeAll()
+			return nil, fmt.Errorf("%s: %w", w.name, err)
 		}
 	}
 	describeMeta(e.doc)
@@ -154,8 +175,13 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 		wireUI(e)
 	}
 	app.Use(web.NotFound)
+	return &server{e: e, close: closeAll}, nil
+}
 
-	// Background loops.
+// run starts the background loops, listens, and shuts down in order when ctx ends: stop taking requests,
+// stop the loops (each flushes its outbox), drain NATS.
+func (s *server) run(ctx context.Context, stdout io.Writer) error {
+	e, c, log := s.e, s.e.cfg, s.e.log
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, r := range e.runners {
@@ -167,27 +193,23 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 			}
 		}(r)
 	}
-
-	// Listen.
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		cancelRun()
 		wg.Wait()
-		bus.Close()
 		return fmt.Errorf("listen %s: %w", c.Addr, err)
 	}
 	var metricsApp *fiber.App
 	if c.MetricsAddr != "" {
 		metricsApp = fiber.New(fiber.Config{DisableStartupMessage: true})
-		web.Metrics(metricsApp, reg)
+		web.Metrics(metricsApp, e.registry)
 		go func() { _ = metricsApp.Listen(c.MetricsAddr) }()
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listener(ln) }()
+	go func() { serveErr <- e.app.Listener(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "ui", c.runs("ui"))
 	fmt.Fprintf(stdout, "Tamarack is up: %s (API at /api/v1, OpenAPI at /api/openapi.json)\n", displayURL(ln.Addr()))
 
-	// Shutdown: stop taking requests, then stop loops (each flushes its outbox), then drain NATS.
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
@@ -196,7 +218,7 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := app.ShutdownWithContext(shutCtx); err != nil {
+	if err := e.app.ShutdownWithContext(shutCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
 	if metricsApp != nil {
@@ -204,7 +226,7 @@ func serve(ctx context.Context, c *config, stdout io.Writer) error {
 	}
 	cancelRun()
 	wg.Wait()
-	bus.Drain(shutCtx)
+	e.bus.Drain(shutCtx)
 	log.Info("stopped")
 	return nil
 }

@@ -49,10 +49,10 @@ func Parse(s string) (Micro, error) {
 			return 0, ErrInvalid
 		}
 		hi, lo := bits.Mul64(v, 10)
-		if hi != 0 || lo > math.MaxInt64-9 {
+		v = lo + uint64(r-'0')
+		if hi != 0 || lo > math.MaxInt64 || v > math.MaxInt64 {
 			return 0, ErrOverflow
 		}
-		v = lo + uint64(r-'0')
 	}
 	if neg {
 		return -Micro(v), nil

@@ -1,0 +1,86 @@
+package money
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+func TestParseAndString(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in   string
+		want Micro
+		str  string
+	}{
+		{"12", 12_000_000, "12.00"},
+		{"0.5", 500_000, "0.50"},
+		{"-0.000001", -1, "-0.000001"},
+		{"1,234.5", 1_234_500_000, "1,234.50"},
+		{".25", 250_000, "0.25"},
+		{"9223372036854.775807", math.MaxInt64, "9,223,372,036,854.775807"},
+	}
+	for _, c := range cases {
+		got, err := Parse(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("Parse(%q) = %d, %v; want %d", c.in, got, err, c.want)
+		}
+		if s := got.String(); s != c.str {
+			t.Errorf("String(%d) = %q; want %q", got, s, c.str)
+		}
+	}
+	if s := Micro(math.MinInt64).String(); s != "-9,223,372,036,854.775808" {
+		t.Errorf("MinInt64 = %q", s)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{"", "-", ".", "1.2345678", "abc", "1e5", "12.3.4", "9223372036854.775808", "99999999999999999999"} {
+		if _, err := Parse(in); err == nil {
+			t.Errorf("Parse(%q) accepted", in)
+		}
+	}
+	if _, err := Parse("99999999999999999999"); !errors.Is(err, ErrOverflow) {
+		t.Errorf("want overflow, got %v", err)
+	}
+}
+
+func TestMulDivIsExactAndChecked(t *testing.T) {
+	t.Parallel()
+	// 2.5 credits per GPU-hour for 4 GPUs for 90 seconds.
+	got, err := MulDiv(Credits(25)/10, 4*90, 3600)
+	if err != nil || got != 250_000 {
+		t.Fatalf("got %d, %v", got, err)
+	}
+	// Large intermediate product does not overflow.
+	got, err = MulDiv(math.MaxInt64/2, 3600, 3600)
+	if err != nil || got != math.MaxInt64/2 {
+		t.Fatalf("got %d, %v", got, err)
+	}
+	if _, err := MulDiv(math.MaxInt64, 2, 1); !errors.Is(err, ErrOverflow) {
+		t.Fatalf("want overflow, got %v", err)
+	}
+	if _, err := MulDiv(-1, 1, 1); err == nil {
+		t.Fatal("negative accepted")
+	}
+	if _, err := Add(math.MaxInt64, 1); !errors.Is(err, ErrOverflow) {
+		t.Fatal("Add overflow not detected")
+	}
+}
+
+func FuzzParseRoundTrip(f *testing.F) {
+	for _, s := range []string{"0", "1.5", "-3.000001", "1,000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := Parse(s)
+		if err != nil {
+			return
+		}
+		back, err := Parse(m.String())
+		if err != nil || back != m {
+			t.Fatalf("%q -> %d -> %q -> %d, %v", s, m, m.String(), back, err)
+		}
+	})
+}
