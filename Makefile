@@ -1,7 +1,7 @@
 # Tamarack: `make run` runs the platform, `make test` runs the tests (see README.md).
 GO        ?= go
 PKGS      ?= ./...
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 10s
 
 .PHONY: run build ui test test-short lint bench fuzz e2e ci clean
