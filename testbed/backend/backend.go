@@ -53,8 +53,9 @@ type Backend interface {
 	Check(ctx context.Context) error
 
 	// Start creates the sandbox and returns once the backend has observed its main process running
-	// (State running, StartedAt set by the backend, not by the caller), or once it is queued where the
-	// system queues work (State pending: Slurm, Kubernetes scheduling). The spec is validated first
+	// (State running, StartedAt set by the backend, not by the caller; a command that ends at once may
+	// already be reported exited), or once it is queued where the system queues work (State pending:
+	// Slurm, Kubernetes scheduling). The spec is validated first
 	// (ErrInvalidSpec). Starting an ID the backend still holds fails with ErrExists, so a retried Start
 	// never runs two copies. If ctx ends before the sandbox runs, Start cleans up what it created and
 	// returns ctx's error.
