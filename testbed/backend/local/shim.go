@@ -97,6 +97,11 @@ func runShim(dir string) int {
 		return fail(nil, err.Error())
 	}
 	st := &state{ID: l.ID, BootID: bootID(), State: backend.StatePending, Shim: self, ExitCode: -1, Cgroup: l.Cgroup}
+	// Recorded before anything can fail, so that a shim dying during setup is seen as such (pending
+	// with a dead shim) instead of as a Start still in flight.
+	if err := writeJSON(filepath.Join(dir, fileState), st); err != nil {
+		return fail(nil, err.Error())
+	}
 
 	out, err := os.OpenFile(filepath.Join(dir, fileOutput), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -237,7 +242,7 @@ func lastLine(path string) string {
 func waitExec(initPID int, cg cgroupSet, max time.Duration) error {
 	initExe, err := os.Stat("/proc/" + strconv.Itoa(initPID) + "/exe")
 	if err != nil {
-		return fmt.Errorf("sandbox init vanished: %w", err)
+		return nil // the init is gone already: the command ran and ended, or never could
 	}
 	deadline := time.Now().Add(max)
 	for time.Now().Before(deadline) {
