@@ -88,6 +88,7 @@ func runShim(dir string) int {
 		return 1
 	}
 
+	t0 := time.Now()
 	var l launch
 	if err := readJSON(filepath.Join(dir, fileLaunch), &l); err != nil {
 		return fail(nil, err.Error())
@@ -135,6 +136,7 @@ func runShim(dir string) int {
 		_ = cmd.Wait()
 		return fail(st, "bubblewrap did not start the sandbox: "+lastLine(filepath.Join(dir, fileOutput)))
 	}
+	tInit := time.Now()
 	// bwrap reports the init's PID right after cloning it, before the init has built the sandbox's
 	// filesystem. "Running" means the command itself runs, so wait for the init's child to have
 	// exec'd it; until then nsenter would find a half-built root.
@@ -144,6 +146,7 @@ func runShim(dir string) int {
 		return fail(st, "sandbox did not start: "+err.Error()+": "+lastLine(filepath.Join(dir, fileOutput)))
 	}
 	st.StartedAt = time.Now().UTC()
+	log.Info("sandbox running", "id", l.ID, "setup", time.Since(t0), "bwrap_init", tInit.Sub(t0))
 	st.Bwrap, _ = identify(cmd.Process.Pid)
 	st.Init, _ = identify(first.ChildPID)
 	st.State = backend.StateRunning
