@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 )
 
 // The test binary plays several parts, chosen by environment variable, so that the sandbox workloads
@@ -656,4 +657,12 @@ func TestShortLivedAndMissingCommand(t *testing.T) {
 	if out := logs(t, b, "missing"); !strings.Contains(out, "no-such-program") {
 		t.Errorf("missing: output %q does not say what failed", out)
 	}
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	backendtest.Run(t, backendtest.Harness{
+		New:         func(t *testing.T) backend.Backend { return newBackend(t) },
+		LongRunning: []string{"sleep", "600"},
+	})
 }
