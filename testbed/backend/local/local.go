@@ -118,10 +118,10 @@ func (b *Backend) Kind() string { return "local" }
 // wraps backend.ErrUnavailable and says how to fix it.
 func (b *Backend) Check(ctx context.Context) error {
 	var errs []error
-	if b.opts.Bwrap == "" {
-		errs = append(errs, fmt.Errorf("%w: bubblewrap not found: install it with `apt-get install bubblewrap`", backend.ErrUnavailable))
+	if !executable(b.opts.Bwrap) {
+		errs = append(errs, fmt.Errorf("%w: bubblewrap not found (%q): install it with `apt-get install bubblewrap`", backend.ErrUnavailable, b.opts.Bwrap))
 	}
-	if b.opts.Nsenter == "" || b.opts.Setpriv == "" {
+	if !executable(b.opts.Nsenter) || !executable(b.opts.Setpriv) {
 		errs = append(errs, fmt.Errorf("%w: nsenter or setpriv not found: install util-linux", backend.ErrUnavailable))
 	}
 	if os.Geteuid() != 0 {
@@ -137,6 +137,14 @@ func (b *Backend) Check(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+func executable(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := exec.LookPath(path)
+	return err == nil
 }
 
 // cgroups finds and prepares the cgroup layout once.

@@ -666,3 +666,16 @@ func TestConformance(t *testing.T) {
 		LongRunning: []string{"sleep", "600"},
 	})
 }
+
+// TestCheckReportsMissingBubblewrap: `tamarack serve` must be able to tell the operator what to install.
+func TestCheckReportsMissingBubblewrap(t *testing.T) {
+	t.Parallel()
+	b, err := New(Options{Root: t.TempDir(), Bwrap: "/nonexistent/bwrap", CgroupParent: cgroupParent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Check(context.Background())
+	if !errors.Is(err, backend.ErrUnavailable) || !strings.Contains(err.Error(), "apt-get install bubblewrap") {
+		t.Errorf("Check() = %v, want ErrUnavailable saying how to install bubblewrap", err)
+	}
+}
