@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
@@ -29,6 +32,10 @@ import (
 const (
 	envShim  = "TAMARACK_SANDBOX_SHIM"
 	envEnter = "TAMARACK_SANDBOX_ENTER"
+	// envKeepFDs is how many file descriptors (0..n-1) enter passes on; every other one is closed on
+	// exec, so nothing serve happened to inherit (a pipe from its parent, a socket from systemd)
+	// leaks into a sandbox.
+	envKeepFDs = "TAMARACK_SANDBOX_KEEP_FDS"
 )
 
 // MaybeRunShim runs the shim or enter role if this process was started as one, and then exits; otherwise
@@ -36,14 +43,18 @@ const (
 // with side effects; tests of this package call it from TestMain.
 func MaybeRunShim() {
 	if files := os.Getenv(envEnter); files != "" {
-		os.Exit(runEnter(strings.Split(files, "\n"), os.Args[1:]))
+		keep, err := strconv.Atoi(os.Getenv(envKeepFDs))
+		if err != nil {
+			keep = 3
+		}
+		os.Exit(runEnter(strings.Split(files, "\n"), keep, os.Args[1:]))
 	}
 	if dir := os.Getenv(envShim); dir != "" {
 		os.Exit(runShim(dir))
 	}
 }
 
-func runEnter(procsFiles, argv []string) int {
+func runEnter(procsFiles []string, keepFDs int, argv []string) int {
 	pid := []byte(strconv.Itoa(os.Getpid()))
 	for _, f := range procsFiles {
 		if err := os.WriteFile(f, pid, 0); err != nil {
@@ -55,9 +66,13 @@ func runEnter(procsFiles, argv []string) int {
 		fmt.Fprintln(os.Stderr, "tamarack: enter: no command")
 		return 125
 	}
+	if err := cloexecFrom(keepFDs); err != nil {
+		fmt.Fprintf(os.Stderr, "tamarack: close inherited descriptors: %v\n", err)
+		return 125
+	}
 	env := make([]string, 0, len(os.Environ()))
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envEnter+"=") {
+		if !strings.HasPrefix(kv, envEnter+"=") && !strings.HasPrefix(kv, envKeepFDs+"=") {
 			env = append(env, kv)
 		}
 	}
@@ -118,7 +133,7 @@ func runShim(dir string) int {
 		return fail(st, err.Error())
 	}
 	cmd := exec.Command(exe, l.Argv...)
-	cmd.Env = []string{envEnter + "=" + strings.Join(l.Cgroup.procsFiles(), "\n")}
+	cmd.Env = []string{envEnter + "=" + strings.Join(l.Cgroup.procsFiles(), "\n"), envKeepFDs + "=4"}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = []*os.File{statusW} // fd 3: bwrap --json-status-fd 3
 	if err := cmd.Start(); err != nil {
@@ -288,4 +303,26 @@ func ppid(pid int) int {
 	}
 	n, _ := strconv.Atoi(f[1])
 	return n
+}
+
+// cloexecFrom marks every descriptor from n up close-on-exec.
+func cloexecFrom(n int) error {
+	if err := unix.CloseRange(uint(n), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	// close_range appeared in Linux 5.11; walk /proc/self/fd before that.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < n {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+			return err
+		}
+	}
+	return nil
 }
