@@ -24,6 +24,7 @@ Usage:
   tamarack migrate [flags]          apply database migrations and exit
   tamarack seed --demo [flags]      add demo organisations, users, a GPU pool and listings
   tamarack users promote EMAIL      make a user programme staff
+  tamarack events --subject S       print a stream's events as JSON lines (--follow, --last N)
   tamarack version                  print the version
 
 Every subcommand takes the same settings (flags or TAMARACK_* variables); see 'tamarack serve -h'.
@@ -85,6 +86,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return errors.New("seed: say --demo to add the demo data set")
 		}
 		return seed(ctx, c, stdout)
+	case "events":
+		c := newConfig("events")
+		stream := c.fs.String("stream", "", "stream to read (IDENTITY, MARKETPLACE, TESTBED, BILLING); default from --subject")
+		subject := c.fs.String("subject", "", "only this subject, e.g. tamarack.testbed.sandbox.usage.v1")
+		last := c.fs.Int("last", 0, "start with the last N events (default: all)")
+		follow := c.fs.Bool("follow", false, "keep printing new events")
+		c.fs.SetOutput(stderr)
+		if err := c.parse(rest); err != nil {
+			return configError(err)
+		}
+		return eventsCmd(ctx, c, *stream, *subject, *last, *follow, stdout)
 	case "users":
 		if len(rest) < 2 || rest[0] != "promote" {
 			return errors.New("usage: tamarack users promote EMAIL [flags]")

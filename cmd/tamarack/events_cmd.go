@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+)
+
+// eventsCmd prints the events of a stream as JSON lines: `tamarack events --subject tamarack.testbed.sandbox.usage.v1`.
+// It reads the running server's JetStream (through <data>/nats.url, or --nats) and never consumes durably, so
+// it disturbs no service.
+func eventsCmd(ctx context.Context, c *config, stream, subject string, last int, follow bool, stdout io.Writer) error {
+	url := c.NATS
+	if url == "" {
+		b, err := os.ReadFile(filepath.Join(c.Data, "nats.url"))
+		if err != nil {
+			return fmt.Errorf("no --nats and no running server's %s: start `tamarack serve` first", filepath.Join(c.Data, "nats.url"))
+		}
+		url = strings.TrimSpace(string(b))
+	}
+	bus, err := eventbus.Connect(ctx, eventbus.Options{URL: url, Name: "tamarack-events"})
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	if stream == "" {
+		stream = streamOf(subject)
+	}
+	cfg := jetstream.OrderedConsumerConfig{}
+	if subject != "" {
+		cfg.FilterSubjects = []string{subject}
+	}
+	if last > 0 {
+		s, err := bus.JetStream().Stream(ctx, stream)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", stream, err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		start := uint64(1)
+		if info.State.LastSeq > uint64(last) {
+			start = info.State.LastSeq - uint64(last) + 1
+		}
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = start
+	}
+	cons, err := bus.JetStream().OrderedConsumer(ctx, stream, cfg)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	enc := json.NewEncoder(stdout)
+	for {
+		wait := 2 * time.Second
+		if !follow {
+			wait = 500 * time.Millisecond
+		}
+		m, err := cons.Next(jetstream.FetchMaxWait(wait))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout") {
+				if !follow || ctx.Err() != nil {
+					return nil
+				}
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		md, _ := m.Metadata()
+		var data any
+		_ = json.Unmarshal(m.Data(), &data)
+		line := map[string]any{"subject": m.Subject(), "id": m.Headers().Get("ce-id"), "time": m.Headers().Get("ce-time"), "data": data}
+		if md != nil {
+			line["seq"] = md.Sequence.Stream
+		}
+		if err := enc.Encode(line); err != nil {
+			return err
+		}
+	}
+}
+
+// streamOf guesses the stream from a subject: tamarack.<service>.… is captured by <SERVICE>.
+func streamOf(subject string) string {
+	parts := strings.Split(subject, ".")
+	if len(parts) > 1 && parts[0] == "tamarack" {
+		return strings.ToUpper(parts[1])
+	}
+	return "TESTBED"
+}
