@@ -12,7 +12,7 @@ export function LanguageSwitch() {
       className="button button--quiet lang-switch"
       lang={other}
       onClick={() => void i18n.changeLanguage(other)}
-      aria-label={t('header.switch_language_to', { lng: t(`language.${other}`, { lng: other }) })}
+      aria-label={t('header.switch_language_to', { language: t(`language.${other}`, { lng: other }) })}
     >
       {t(`language.${other}`, { lng: other })}
     </button>
