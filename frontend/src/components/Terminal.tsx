@@ -16,12 +16,10 @@ export function Terminal({ url, label }: { url: string; label: string }) {
     const term = new XTerm({ convertEol: true, cursorBlink: true, fontFamily: 'ui-monospace, Menlo, Consolas, monospace', fontSize: 14 });
     const fit = new FitAddon();
     term.loadAddon(fit);
+    // Loaded before open(), the canvas addon installs its renderer as the terminal opens, so the DOM renderer
+    // (and its <style> elements) is never created. Without a 2D canvas xterm falls back to the DOM renderer.
+    term.loadAddon(new CanvasAddon());
     term.open(el.current);
-    try {
-      term.loadAddon(new CanvasAddon());
-    } catch {
-      // no 2D canvas (tests): the DOM renderer stays
-    }
     fit.fit();
     const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
