@@ -1,0 +1,111 @@
+// The signed-in session: tokens (through the API client), the /me answer, and what the header and the route
+// guards derive from it (staff flag, active organisation, its kind, the caller's role).
+
+import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
+import { api, type ApiClient } from '../api/client';
+import { identity } from '../api/endpoints';
+import { isApiError } from '../api/problem';
+import type { Me, Organization, OrgKind, OrgRole, SignupInput, SignupResult } from '../api/types';
+
+export type SessionStatus = 'loading' | 'anonymous' | 'authenticated';
+
+export interface Session {
+  status: SessionStatus;
+  me: Me | null;
+  activeOrg: Organization | null;
+  kind: OrgKind | null;
+  role: OrgRole | null;
+  isStaff: boolean;
+  isOrgAdmin: boolean;
+  signIn: (email: string, password: string) => Promise<void>;
+  signUp: (input: SignupInput) => Promise<SignupResult>;
+  signOut: () => Promise<void>;
+  reloadMe: () => Promise<void>;
+}
+
+const SessionContext = createContext<Session | null>(null);
+
+export function deriveRoles(me: Me | null) {
+  const m = me?.memberships.find((x) => x.organization.id === me.active_organization_id) ?? me?.memberships[0] ?? null;
+  return {
+    activeOrg: m?.organization ?? null,
+    kind: m?.organization.kind ?? null,
+    role: m?.role ?? null,
+    isStaff: !!me?.user.is_staff,
+    isOrgAdmin: m?.role === 'owner' || m?.role === 'admin',
+  };
+}
+
+export function SessionProvider({ children, client = api }: { children: ReactNode; client?: ApiClient }) {
+  const ids = useMemo(() => identity(client), [client]);
+  const [me, setMe] = useState<Me | null>(null);
+  const [status, setStatus] = useState<SessionStatus>(client.tokens.hasSession() ? 'loading' : 'anonymous');
+
+  const reloadMe = useCallback(async () => {
+    try {
+      const m = await ids.me();
+      setMe(m);
+      setStatus('authenticated');
+    } catch (e) {
+      if (isApiError(e) && (e.status === 401 || e.status === 403)) {
+        client.tokens.clear();
+      }
+      setMe(null);
+      setStatus('anonymous');
+    }
+  }, [ids, client]);
+
+  useEffect(() => {
+    if (client.tokens.hasSession()) void reloadMe();
+    client.onSessionExpired = () => {
+      setMe(null);
+      setStatus('anonymous');
+    };
+    return () => {
+      client.onSessionExpired = undefined;
+    };
+  }, [client, reloadMe]);
+
+  const signIn = useCallback(
+    async (email: string, password: string) => {
+      const pair = await ids.login(email, password);
+      client.tokens.set(pair.access_token, pair.refresh_token);
+      await reloadMe();
+    },
+    [ids, client, reloadMe],
+  );
+
+  const signUp = useCallback(
+    async (input: SignupInput) => {
+      const res = await ids.signup(input);
+      client.tokens.set(res.access_token, res.refresh_token);
+      await reloadMe();
+      return res;
+    },
+    [ids, client, reloadMe],
+  );
+
+  const signOut = useCallback(async () => {
+    const rt = client.tokens.refreshToken;
+    try {
+      if (rt) await ids.logout(rt);
+    } catch {
+      // the token is dropped locally either way
+    }
+    client.tokens.clear();
+    setMe(null);
+    setStatus('anonymous');
+  }, [ids, client]);
+
+  const value = useMemo<Session>(
+    () => ({ status, me, ...deriveRoles(me), signIn, signUp, signOut, reloadMe }),
+    [status, me, signIn, signUp, signOut, reloadMe],
+  );
+  return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
+}
+
+export function useSession(): Session {
+  const s = useContext(SessionContext);
+  if (!s) throw new Error('useSession outside SessionProvider');
+  return s;
+}

@@ -1,0 +1,83 @@
+// Free devices per GPU model over the next days, from /testbed/availability, as an accessible table: one row a
+// day, one column per four-hour block, each cell the fewest devices free during that block.
+
+import { useTranslation } from 'react-i18next';
+import { testbed } from '../api/endpoints';
+import type { AvailabilitySlot } from '../api/types';
+import { useAsync } from '../lib/hooks';
+import { AsyncBlock } from './ui';
+import i18n from '../i18n';
+
+const BLOCK_HOURS = 4;
+const DAYS = 7;
+
+export function bucketAvailability(slots: AvailabilitySlot[], from: Date, days = DAYS) {
+  const blocks = 24 / BLOCK_HOURS;
+  const start = new Date(from);
+  start.setHours(0, 0, 0, 0);
+  const grid: (number | null)[][] = Array.from({ length: days }, () => new Array<number | null>(blocks).fill(null));
+  let total = 0;
+  for (const s of slots) {
+    total = Math.max(total, s.total);
+    const a = new Date(s.start).getTime();
+    const b = new Date(s.end).getTime();
+    for (let d = 0; d < days; d++) {
+      for (let k = 0; k < blocks; k++) {
+        const bs = start.getTime() + (d * 24 + k * BLOCK_HOURS) * 3600_000;
+        const be = bs + BLOCK_HOURS * 3600_000;
+        if (a < be && b > bs) {
+          const cur = grid[d][k];
+          grid[d][k] = cur === null ? s.free : Math.min(cur, s.free);
+        }
+      }
+    }
+  }
+  return { start, grid, total };
+}
+
+export function AvailabilityCalendar({ gpuModel }: { gpuModel: string }) {
+  const { t } = useTranslation();
+  const from = new Date();
+  const to = new Date(from.getTime() + DAYS * 24 * 3600_000);
+  const av = useAsync(
+    () => testbed().availability({ gpu_model: gpuModel, from: from.toISOString(), to: to.toISOString() }),
+    [gpuModel],
+  );
+  const slots = (av.data?.items ?? []).filter((s) => !s.gpu_model || s.gpu_model === gpuModel);
+  const { start, grid, total } = bucketAvailability(slots, from);
+  const dayFmt = new Intl.DateTimeFormat(i18n.language === 'fr' ? 'fr-CA' : 'en-CA', { weekday: 'short', day: 'numeric', month: 'short' });
+  return (
+    <AsyncBlock loading={av.loading} error={av.error} empty={!av.loading && slots.length === 0} emptyText={t('availability.none')}>
+      <div className="table-scroll">
+        <table className="calendar">
+          <caption>{t('availability.caption', { gpu: gpuModel })}</caption>
+          <thead>
+            <tr>
+              <th scope="col">{t('availability.day')}</th>
+              {grid[0]?.map((_, k) => (
+                <th scope="col" key={k}>
+                  {`${String(k * BLOCK_HOURS).padStart(2, '0')}–${String((k + 1) * BLOCK_HOURS).padStart(2, '0')}h`}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {grid.map((row, d) => (
+              <tr key={d}>
+                <th scope="row">{dayFmt.format(new Date(start.getTime() + d * 24 * 3600_000))}</th>
+                {row.map((free, k) => {
+                  const level = free === null ? 'unknown' : free === 0 ? 'none' : total && free < total / 2 ? 'some' : 'many';
+                  return (
+                    <td key={k} className={`calendar__cell calendar__cell--${level}`}>
+                      {free === null ? '—' : t('availability.free', { count: free })}
+                    </td>
+                  );
+                })}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </AsyncBlock>
+  );
+}

@@ -1,0 +1,42 @@
+import { useTranslation } from 'react-i18next';
+import { Link } from 'react-router-dom';
+import type { ListingSummary } from '../api/types';
+
+export function ListingCard({ listing }: { listing: ListingSummary }) {
+  const { t } = useTranslation();
+  return (
+    <article className="card listing-card">
+      <p className="listing-card__kind">
+        <span className={`kind kind--${listing.kind}`}>{t(`kind.${listing.kind}`)}</span>
+      </p>
+      <h3 className="listing-card__title">
+        <Link to={`/listings/${encodeURIComponent(listing.id)}`}>{listing.title}</Link>
+      </h3>
+      <p className="listing-card__summary">{listing.summary}</p>
+      <dl className="meta">
+        <div>
+          <dt>{t('listing.vendor')}</dt>
+          <dd>{listing.vendor?.name}</dd>
+        </div>
+        <div>
+          <dt>{t('listing.license')}</dt>
+          <dd>{listing.license || '—'}</dd>
+        </div>
+        <div>
+          <dt>{t('listing.residency')}</dt>
+          <dd>{listing.residency || '—'}</dd>
+        </div>
+        {listing.gpu_model && (
+          <div>
+            <dt>{t('listing.gpu_model')}</dt>
+            <dd>{listing.gpu_model}</dd>
+          </div>
+        )}
+        <div>
+          <dt>{t('listing.price')}</dt>
+          <dd className="money">{listing.price_display || t('listing.free')}</dd>
+        </div>
+      </dl>
+    </article>
+  );
+}

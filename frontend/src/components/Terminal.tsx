@@ -1,0 +1,53 @@
+// The sandbox's interactive shell: xterm.js over a WebSocket. The canvas renderer is used because xterm's DOM
+// renderer injects <style> elements, which the server's Content-Security-Policy (style-src 'self') forbids.
+
+import { useEffect, useRef, useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { Terminal as XTerm } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import { CanvasAddon } from '@xterm/addon-canvas';
+
+export function Terminal({ url, label }: { url: string; label: string }) {
+  const { t } = useTranslation();
+  const el = useRef<HTMLDivElement>(null);
+  const [status, setStatus] = useState<'connecting' | 'open' | 'closed'>('connecting');
+  useEffect(() => {
+    if (!el.current) return;
+    const term = new XTerm({ convertEol: true, cursorBlink: true, fontFamily: 'ui-monospace, Menlo, Consolas, monospace', fontSize: 14 });
+    const fit = new FitAddon();
+    term.loadAddon(fit);
+    // Loaded before open(), the canvas addon installs its renderer as the terminal opens, so the DOM renderer
+    // (and its <style> elements) is never created. Without a 2D canvas xterm falls back to the DOM renderer.
+    term.loadAddon(new CanvasAddon());
+    term.open(el.current);
+    fit.fit();
+    const ws = new WebSocket(url);
+    ws.binaryType = 'arraybuffer';
+    const enc = new TextEncoder();
+    ws.onopen = () => {
+      setStatus('open');
+      ws.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));
+    };
+    ws.onmessage = (ev) => term.write(typeof ev.data === 'string' ? ev.data : new Uint8Array(ev.data as ArrayBuffer));
+    ws.onclose = () => setStatus('closed');
+    const input = term.onData((d) => ws.readyState === WebSocket.OPEN && ws.send(enc.encode(d)));
+    const resize = term.onResize(({ cols, rows }) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ type: 'resize', cols, rows })));
+    const onWin = () => fit.fit();
+    window.addEventListener('resize', onWin);
+    return () => {
+      window.removeEventListener('resize', onWin);
+      input.dispose();
+      resize.dispose();
+      ws.close();
+      term.dispose();
+    };
+  }, [url]);
+  return (
+    <div>
+      <p className="muted small" role="status">
+        {t(`sandbox.terminal_${status}`)}
+      </p>
+      <div ref={el} className="terminal" role="application" aria-label={label} />
+    </div>
+  );
+}

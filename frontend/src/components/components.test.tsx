@@ -1,0 +1,131 @@
+import { act, render, screen, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { MemoryRouter } from 'react-router-dom';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ApiClient } from '../api/client';
+import { ApiError } from '../api/problem';
+import { TokenStore } from '../api/tokens';
+import { AppRoutes } from '../App';
+import { SessionProvider } from '../auth/session';
+import i18n, { LANG_KEY, setupI18n } from '../i18n';
+import { fakeFetch, json, problem, type Handler } from '../test/fakeFetch';
+import { navItems } from './Layout';
+import { ProblemAlert } from './ui';
+
+setupI18n('en');
+
+function renderApp(path: string, routes: Record<string, Handler> = {}, signedIn = false) {
+  const f = fakeFetch(routes);
+  const tokens = new TokenStore(localStorage);
+  if (signedIn) tokens.set('a1', 'r1');
+  const client = new ApiClient({ fetch: f.fetch, tokens });
+  render(
+    <SessionProvider client={client}>
+      <MemoryRouter initialEntries={[path]}>
+        <AppRoutes />
+      </MemoryRouter>
+    </SessionProvider>,
+  );
+  return f;
+}
+
+beforeEach(async () => {
+  await act(() => i18n.changeLanguage('en'));
+});
+
+describe('language switch', () => {
+  it('switches the UI to French, remembers it and sets <html lang>', async () => {
+    renderApp('/');
+    expect(screen.getByRole('heading', { level: 1 })).toHaveTextContent('AI models, datasets and GPU time');
+    await userEvent.click(screen.getByRole('button', { name: /switch the language to français/i }));
+    expect(screen.getByRole('heading', { level: 1 })).toHaveTextContent('Modèles d’IA, jeux de données et temps GPU');
+    expect(document.documentElement.lang).toBe('fr');
+    expect(localStorage.getItem(LANG_KEY)).toBe('fr');
+    await userEvent.click(screen.getByRole('button', { name: /passer la langue à english/i }));
+    expect(document.documentElement.lang).toBe('en');
+  });
+});
+
+describe('sign-up', () => {
+  it('shows the problem title and each field message beside its field', async () => {
+    const f = renderApp('/signup', {
+      'POST /api/v1/identity/signup': () =>
+        problem(422, 'validation_failed', 'The request has invalid fields.', {
+          detail: '2 invalid field(s)',
+          fields: [
+            { field: 'email', code: 'invalid', message: 'must be an email address' },
+            { field: 'organization.name', code: 'required', message: 'an organisation needs a name' },
+          ],
+        }),
+    });
+    await userEvent.click(screen.getByLabelText(/Vendor/));
+    await userEvent.type(screen.getByLabelText('Email'), 'nope');
+    await userEvent.click(screen.getByRole('button', { name: 'Create the account' }));
+    const alert = await screen.findByRole('alert');
+    expect(alert).toHaveTextContent('The request has invalid fields.');
+    expect(alert).toHaveTextContent('2 invalid field(s)');
+    const email = screen.getByLabelText('Email');
+    expect(email).toHaveAttribute('aria-invalid', 'true');
+    expect(email).toHaveAccessibleDescription('must be an email address');
+    expect(screen.getByLabelText('Organisation name')).toHaveAccessibleDescription('an organisation needs a name');
+    expect(f.calls[0].body).toMatchObject({ email: 'nope', organization: { kind: 'vendor' } });
+  });
+
+  it('signs up, stores the refresh token and shows the signed-in header', async () => {
+    const me = {
+      user: { id: 'u1', email: 'a@b.ca', name: 'Ada', is_staff: false },
+      memberships: [{ organization: { id: 'o1', name: 'Acme', kind: 'sme', verified: false }, role: 'owner' }],
+      active_organization_id: 'o1',
+    };
+    renderApp('/signup', {
+      'POST /api/v1/identity/signup': () =>
+        json(201, { access_token: 'a1', refresh_token: 'r1', token_type: 'Bearer', expires_in: 900, user: me.user, organization: me.memberships[0].organization }),
+      'GET /api/v1/identity/me': () => json(200, me),
+    });
+    await userEvent.type(screen.getByLabelText('Organisation name'), 'Acme');
+    await userEvent.type(screen.getByLabelText('Your name'), 'Ada');
+    await userEvent.type(screen.getByLabelText('Email'), 'a@b.ca');
+    await userEvent.type(screen.getByLabelText('Password'), 'correct horse battery');
+    await userEvent.click(screen.getByRole('button', { name: 'Create the account' }));
+    const nav = await screen.findByRole('navigation', { name: 'Main' });
+    expect(await within(nav).findByRole('link', { name: 'Sandboxes' })).toBeInTheDocument();
+    expect(within(nav).getByRole('link', { name: /Ada/ })).toBeInTheDocument();
+    expect(localStorage.getItem('tamarack.refresh_token')).toBe('r1');
+  });
+});
+
+describe('navigation by role', () => {
+  const base = { status: 'authenticated' as const, isStaff: false, isOrgAdmin: false };
+  const labels = (s: Parameters<typeof navItems>[0]) => navItems(s).map((i) => i.label);
+  it('shows only the catalogue to visitors', () => {
+    expect(labels({ ...base, status: 'anonymous', kind: null })).toEqual(['nav.catalogue']);
+  });
+  it('gives vendors their listings and earnings only as admins', () => {
+    expect(labels({ ...base, kind: 'vendor' })).toContain('nav.my_listings');
+    expect(labels({ ...base, kind: 'vendor' })).not.toContain('nav.earnings');
+    expect(labels({ ...base, kind: 'vendor', isOrgAdmin: true })).toContain('nav.earnings');
+  });
+  it('gives SMEs sandboxes and staff the review queue', () => {
+    expect(labels({ ...base, kind: 'sme' })).toContain('nav.sandboxes');
+    expect(labels({ ...base, kind: 'sme' })).not.toContain('nav.reviews');
+    expect(labels({ ...base, kind: 'partner', isStaff: true })).toContain('nav.reviews');
+  });
+});
+
+describe('guards', () => {
+  it('sends visitors of a private page to sign in', async () => {
+    renderApp('/wallet');
+    expect(await screen.findByRole('heading', { name: 'Sign in' })).toBeInTheDocument();
+  });
+});
+
+describe('ProblemAlert', () => {
+  it('renders title and detail', () => {
+    render(<ProblemAlert error={new ApiError({ type: 't', title: 'No free devices.', status: 409, code: 'no_capacity', detail: 'try later' })} />);
+    expect(screen.getByRole('alert')).toHaveTextContent('No free devices.try later');
+  });
+  it('says the server is unreachable on network errors', () => {
+    render(<ProblemAlert error={new ApiError({ type: 't', title: 'network_error', status: 0, code: 'network_error' })} />);
+    expect(screen.getByRole('alert')).toHaveTextContent('The server could not be reached');
+  });
+});

@@ -1,0 +1,181 @@
+// Small shared building blocks: labelled fields with their server-side errors, problem alerts, async states.
+
+import { useId, type ReactNode, type Ref, type InputHTMLAttributes, type SelectHTMLAttributes, type TextareaHTMLAttributes } from 'react';
+import { useTranslation } from 'react-i18next';
+import { isApiError } from '../api/problem';
+
+interface FieldShell {
+  label: string;
+  error?: string;
+  hint?: string;
+}
+
+function describedBy(id: string, error?: string, hint?: string): string | undefined {
+  const ids = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ');
+  return ids || undefined;
+}
+
+function FieldWrap({ id, label, error, hint, children }: FieldShell & { id: string; children: ReactNode }) {
+  return (
+    <div className={`field${error ? ' field--invalid' : ''}`}>
+      <label htmlFor={id}>{label}</label>
+      {children}
+      {hint && (
+        <p className="field__hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      )}
+      {error && (
+        <p className="field__error" id={`${id}-error`}>
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+export function TextField({ label, error, hint, id, ...rest }: FieldShell & InputHTMLAttributes<HTMLInputElement>) {
+  const auto = useId();
+  const fid = id ?? auto;
+  return (
+    <FieldWrap id={fid} label={label} error={error} hint={hint}>
+      <input id={fid} aria-invalid={error ? true : undefined} aria-describedby={describedBy(fid, error, hint)} {...rest} />
+    </FieldWrap>
+  );
+}
+
+export function SelectField({
+  label,
+  error,
+  hint,
+  id,
+  children,
+  ...rest
+}: FieldShell & SelectHTMLAttributes<HTMLSelectElement>) {
+  const auto = useId();
+  const fid = id ?? auto;
+  return (
+    <FieldWrap id={fid} label={label} error={error} hint={hint}>
+      <select id={fid} aria-invalid={error ? true : undefined} aria-describedby={describedBy(fid, error, hint)} {...rest}>
+        {children}
+      </select>
+    </FieldWrap>
+  );
+}
+
+export function TextAreaField({ label, error, hint, id, ...rest }: FieldShell & TextareaHTMLAttributes<HTMLTextAreaElement> & { ref?: Ref<HTMLTextAreaElement> }) {
+  const auto = useId();
+  const fid = id ?? auto;
+  return (
+    <FieldWrap id={fid} label={label} error={error} hint={hint}>
+      <textarea id={fid} aria-invalid={error ? true : undefined} aria-describedby={describedBy(fid, error, hint)} {...rest} />
+    </FieldWrap>
+  );
+}
+
+/** ProblemAlert shows an error's problem title and detail; field messages are shown beside their fields. */
+export function ProblemAlert({ error, onDismiss }: { error: unknown; onDismiss?: () => void }) {
+  const { t } = useTranslation();
+  if (!error) return null;
+  let title = t('error.generic');
+  let detail: string | undefined;
+  if (isApiError(error)) {
+    title = error.code === 'network_error' ? t('error.network') : error.problem.title;
+    detail = error.code === 'network_error' ? undefined : error.problem.detail;
+  } else if (error instanceof Error) {
+    detail = error.message;
+  }
+  return (
+    <div className="alert alert--error" role="alert">
+      <p className="alert__title">{title}</p>
+      {detail && <p className="alert__detail">{detail}</p>}
+      {onDismiss && (
+        <button type="button" className="button button--quiet" onClick={onDismiss}>
+          {t('common.dismiss')}
+        </button>
+      )}
+    </div>
+  );
+}
+
+export function Notice({ children, tone = 'info' }: { children: ReactNode; tone?: 'info' | 'success' | 'warning' }) {
+  return (
+    <div className={`alert alert--${tone}`} role="status">
+      {children}
+    </div>
+  );
+}
+
+export function Loading({ label }: { label?: string }) {
+  const { t } = useTranslation();
+  return (
+    <p className="loading" role="status" aria-live="polite">
+      <span className="spinner" aria-hidden="true" />
+      {label ?? t('common.loading')}
+    </p>
+  );
+}
+
+export function Empty({ children }: { children: ReactNode }) {
+  return <p className="empty">{children}</p>;
+}
+
+/** AsyncBlock renders the loading, error or empty state, or its children. */
+export function AsyncBlock({
+  loading,
+  error,
+  empty,
+  emptyText,
+  onRetry,
+  children,
+}: {
+  loading: boolean;
+  error: unknown;
+  empty?: boolean;
+  emptyText?: string;
+  onRetry?: () => void;
+  children: ReactNode;
+}) {
+  const { t } = useTranslation();
+  if (error) {
+    return (
+      <div>
+        <ProblemAlert error={error} />
+        {onRetry && (
+          <button type="button" className="button" onClick={onRetry}>
+            {t('common.retry')}
+          </button>
+        )}
+      </div>
+    );
+  }
+  if (loading && empty !== false) return <Loading />;
+  if (empty) return <Empty>{emptyText ?? t('common.empty')}</Empty>;
+  return <>{children}</>;
+}
+
+export function LoadMore({ hasMore, loading, onClick }: { hasMore: boolean; loading: boolean; onClick: () => void }) {
+  const { t } = useTranslation();
+  if (!hasMore) return null;
+  return (
+    <div className="load-more">
+      <button type="button" className="button" onClick={onClick} disabled={loading} aria-busy={loading}>
+        {loading ? t('common.loading') : t('common.load_more')}
+      </button>
+    </div>
+  );
+}
+
+export function StateBadge({ state }: { state: string }) {
+  const { t } = useTranslation();
+  return <span className={`badge badge--${state}`}>{t(`state.${state}`, { defaultValue: state })}</span>;
+}
+
+export function PageHeader({ title, children }: { title: string; children?: ReactNode }) {
+  return (
+    <div className="page-header">
+      <h1>{title}</h1>
+      {children && <div className="page-header__actions">{children}</div>}
+    </div>
+  );
+}

@@ -1,0 +1,128 @@
+import { useCallback, useEffect, useRef, useState } from 'react';
+import type { Page } from '../api/types';
+
+export interface Async<T> {
+  data: T | undefined;
+  error: unknown;
+  loading: boolean;
+  reload: () => void;
+  setData: (d: T) => void;
+}
+
+/** useAsync runs fn when deps change and keeps the latest answer; stale answers are dropped. */
+export function useAsync<T>(fn: () => Promise<T>, deps: unknown[]): Async<T> {
+  const [data, setData] = useState<T>();
+  const [error, setError] = useState<unknown>();
+  const [loading, setLoading] = useState(true);
+  const [tick, setTick] = useState(0);
+  const fnRef = useRef(fn);
+  fnRef.current = fn;
+  useEffect(() => {
+    let live = true;
+    setLoading(true);
+    setError(undefined);
+    fnRef.current().then(
+      (d) => {
+        if (live) {
+          setData(d);
+          setLoading(false);
+        }
+      },
+      (e: unknown) => {
+        if (live) {
+          setError(e);
+          setLoading(false);
+        }
+      },
+    );
+    return () => {
+      live = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { data, error, loading, reload, setData };
+}
+
+export interface Paged<T, X = unknown> {
+  items: T[];
+  error: unknown;
+  loading: boolean;
+  hasMore: boolean;
+  loadMore: () => void;
+  reload: () => void;
+  /** The page's other members (e.g. catalogue facets) from the latest answer. */
+  extra: X | undefined;
+}
+
+/** usePaged follows `next_cursor` for "load more"; deps reset the list. */
+export function usePaged<P extends Page<unknown>>(
+  fetchPage: (cursor?: string) => Promise<P>,
+  deps: unknown[],
+): Paged<P['items'][number], Omit<P, 'items' | 'next_cursor'>> {
+  type T = P['items'][number];
+  const [items, setItems] = useState<T[]>([]);
+  const [cursor, setCursor] = useState<string | null | undefined>();
+  const [extra, setExtra] = useState<Omit<P, 'items' | 'next_cursor'>>();
+  const [error, setError] = useState<unknown>();
+  const [loading, setLoading] = useState(true);
+  const [tick, setTick] = useState(0);
+  const fnRef = useRef(fetchPage);
+  fnRef.current = fetchPage;
+  const gen = useRef(0);
+
+  const load = useCallback((after?: string) => {
+    const g = ++gen.current;
+    setLoading(true);
+    setError(undefined);
+    fnRef.current(after).then(
+      (page) => {
+        if (g !== gen.current) return;
+        const { items: got, next_cursor, ...rest } = page;
+        setItems((prev) => (after ? [...prev, ...(got ?? [])] : (got ?? [])));
+        setCursor(next_cursor || null);
+        setExtra(rest);
+        setLoading(false);
+      },
+      (e: unknown) => {
+        if (g !== gen.current) return;
+        setError(e);
+        setLoading(false);
+      },
+    );
+  }, []);
+
+  useEffect(() => {
+    setItems([]);
+    setCursor(undefined);
+    load();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+
+  return {
+    items,
+    error,
+    loading,
+    hasMore: !!cursor,
+    loadMore: () => cursor && load(cursor),
+    reload: () => setTick((t) => t + 1),
+    extra,
+  };
+}
+
+/** useInterval calls fn every ms while ms is not null. */
+export function useInterval(fn: () => void, ms: number | null) {
+  const ref = useRef(fn);
+  ref.current = fn;
+  useEffect(() => {
+    if (ms === null) return;
+    const id = setInterval(() => ref.current(), ms);
+    return () => clearInterval(id);
+  }, [ms]);
+}
+
+export function useDocumentTitle(title: string) {
+  useEffect(() => {
+    document.title = title ? `${title} · Tamarack` : 'Tamarack';
+  }, [title]);
+}

@@ -1,0 +1,116 @@
+import { useEffect, useState, type FormEvent } from 'react';
+import { useTranslation } from 'react-i18next';
+import { useSearchParams } from 'react-router-dom';
+import { marketplace, type CatalogueQuery } from '../api/endpoints';
+import type { FacetName } from '../api/types';
+import { ListingCard } from '../components/ListingCard';
+import { AsyncBlock, LoadMore, PageHeader } from '../components/ui';
+import { useDocumentTitle, usePaged } from '../lib/hooks';
+
+const FACETS: FacetName[] = ['kind', 'tag', 'license', 'gpu_model', 'residency', 'vendor'];
+const SORTS = ['relevance', 'newest', 'price'] as const;
+
+export function Catalogue() {
+  const { t } = useTranslation();
+  useDocumentTitle(t('catalogue.title'));
+  const [params, setParams] = useSearchParams();
+  const [q, setQ] = useState(params.get('q') ?? '');
+  useEffect(() => setQ(params.get('q') ?? ''), [params]);
+
+  const query: CatalogueQuery = {
+    q: params.get('q') ?? undefined,
+    sort: (params.get('sort') as CatalogueQuery['sort']) ?? undefined,
+  };
+  for (const f of FACETS) query[f] = params.get(f) ?? undefined;
+  const key = params.toString();
+  const page = usePaged((cursor) => marketplace().catalogue({ ...query, cursor }), [key]);
+  const facets = page.extra?.facets ?? {};
+
+  const setParam = (name: string, value: string) => {
+    const next = new URLSearchParams(params);
+    if (value) next.set(name, value);
+    else next.delete(name);
+    setParams(next);
+  };
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    setParam('q', q.trim());
+  };
+
+  return (
+    <section className="page catalogue">
+      <PageHeader title={t('catalogue.title')} />
+      <form role="search" className="search-row" onSubmit={submit}>
+        <label htmlFor="catalogue-q" className="visually-hidden">
+          {t('catalogue.search_label')}
+        </label>
+        <input
+          id="catalogue-q"
+          type="search"
+          value={q}
+          onChange={(e) => setQ(e.target.value)}
+          placeholder={t('catalogue.search_placeholder')}
+        />
+        <button type="submit" className="button button--primary">
+          {t('catalogue.search')}
+        </button>
+      </form>
+      <div className="catalogue__layout">
+        <aside className="filters" aria-label={t('catalogue.filters')}>
+          <h2 className="filters__title">{t('catalogue.filters')}</h2>
+          {FACETS.map((f) => {
+            const counts = facets[f] ?? [];
+            const current = params.get(f) ?? '';
+            return (
+              <div className="field" key={f}>
+                <label htmlFor={`facet-${f}`}>{t(`facet.${f}`)}</label>
+                <select id={`facet-${f}`} value={current} onChange={(e) => setParam(f, e.target.value)}>
+                  <option value="">{t('catalogue.any')}</option>
+                  {current && !counts.some((c) => c.value === current) && <option value={current}>{current}</option>}
+                  {counts.map((c) => (
+                    <option key={c.value} value={c.value}>
+                      {(f === 'kind' ? t(`kind.${c.value}`, { defaultValue: c.value }) : (c.label ?? c.value)) + ` (${c.count})`}
+                    </option>
+                  ))}
+                </select>
+              </div>
+            );
+          })}
+          <div className="field">
+            <label htmlFor="catalogue-sort">{t('catalogue.sort')}</label>
+            <select id="catalogue-sort" value={params.get('sort') ?? 'relevance'} onChange={(e) => setParam('sort', e.target.value)}>
+              {SORTS.map((s) => (
+                <option key={s} value={s}>
+                  {t(`catalogue.sort_${s}`)}
+                </option>
+              ))}
+            </select>
+          </div>
+          {key && (
+            <button type="button" className="button button--quiet" onClick={() => setParams(new URLSearchParams())}>
+              {t('catalogue.clear')}
+            </button>
+          )}
+        </aside>
+        <div className="catalogue__results" aria-live="polite" aria-busy={page.loading}>
+          <AsyncBlock
+            loading={page.loading}
+            error={page.error}
+            empty={!page.loading && page.items.length === 0 ? true : page.items.length ? false : undefined}
+            emptyText={t('catalogue.empty')}
+            onRetry={page.reload}
+          >
+            <ul className="card-grid">
+              {page.items.map((l) => (
+                <li key={l.id}>
+                  <ListingCard listing={l} />
+                </li>
+              ))}
+            </ul>
+          </AsyncBlock>
+          <LoadMore hasMore={page.hasMore} loading={page.loading} onClick={page.loadMore} />
+        </div>
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,226 @@
+import { useState, type FormEvent } from 'react';
+import { useTranslation } from 'react-i18next';
+import { Link } from 'react-router-dom';
+import { identity } from '../api/endpoints';
+import { isApiError } from '../api/problem';
+import type { CreatedApiToken, OrgRole } from '../api/types';
+import { useSession } from '../auth/session';
+import { AsyncBlock, Notice, PageHeader, ProblemAlert, TextField } from '../components/ui';
+import { formatDate, formatDateTime } from '../lib/format';
+import { useAsync, useDocumentTitle } from '../lib/hooks';
+import { RoleSelect } from './Auth';
+
+export function Profile() {
+  const { t } = useTranslation();
+  useDocumentTitle(t('profile.title'));
+  const s = useSession();
+  const me = s.me;
+  if (!me) return null;
+  return (
+    <section className="page">
+      <PageHeader title={t('profile.title')}>
+        <Link to="/tokens" className="button">
+          {t('nav.tokens')}
+        </Link>
+      </PageHeader>
+      <dl className="meta meta--stack">
+        <div>
+          <dt>{t('signup.name')}</dt>
+          <dd>{me.user.name}</dd>
+        </div>
+        <div>
+          <dt>{t('signup.email')}</dt>
+          <dd>{me.user.email}</dd>
+        </div>
+        {me.user.is_staff && (
+          <div>
+            <dt>{t('profile.staff')}</dt>
+            <dd>{t('common.yes')}</dd>
+          </div>
+        )}
+        <div>
+          <dt>{t('profile.since')}</dt>
+          <dd>{formatDate(me.user.created_at)}</dd>
+        </div>
+      </dl>
+      <h2>{t('profile.memberships')}</h2>
+      <div className="table-scroll">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">{t('profile.organization')}</th>
+              <th scope="col">{t('profile.kind')}</th>
+              <th scope="col">{t('profile.role')}</th>
+              <th scope="col">{t('profile.verified')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {me.memberships.map((m) => (
+              <tr key={m.organization.id} aria-current={m.organization.id === me.active_organization_id ? 'true' : undefined}>
+                <td>{m.organization.name}</td>
+                <td>{t(`org_kind.${m.organization.kind}`)}</td>
+                <td>{t(`role.${m.role}`)}</td>
+                <td>{m.organization.verified ? t('common.yes') : t('common.no')}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {s.isOrgAdmin && s.activeOrg && <Members orgId={s.activeOrg.id} />}
+    </section>
+  );
+}
+
+function Members({ orgId }: { orgId: string }) {
+  const { t } = useTranslation();
+  const list = useAsync(() => identity().members(orgId), [orgId]);
+  const [email, setEmail] = useState('');
+  const [role, setRole] = useState<OrgRole>('member');
+  const [error, setError] = useState<unknown>();
+  const [sent, setSent] = useState<string | null>(null);
+  const fields = isApiError(error) ? error.fieldErrors() : {};
+  const invite = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    setSent(null);
+    try {
+      await identity().invite(orgId, email, role);
+      setSent(email);
+      setEmail('');
+      list.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section aria-labelledby="members-h">
+      <h2 id="members-h">{t('profile.members')}</h2>
+      <AsyncBlock loading={list.loading} error={list.error} empty={list.data?.items.length === 0}>
+        <ul className="plain-list">
+          {list.data?.items.map((m) => (
+            <li key={m.user_id}>
+              {m.name} &lt;{m.email}&gt; — {t(`role.${m.role}`)}
+            </li>
+          ))}
+        </ul>
+      </AsyncBlock>
+      <form className="inline-form" onSubmit={(e) => void invite(e)}>
+        <h3>{t('profile.invite')}</h3>
+        {sent && <Notice tone="success">{t('profile.invited', { email: sent })}</Notice>}
+        <ProblemAlert error={error} />
+        <TextField label={t('signup.email')} type="email" value={email} onChange={(e) => setEmail(e.target.value)} error={fields.email} required />
+        <RoleSelect value={role} onChange={(v) => setRole(v as OrgRole)} error={fields.role} />
+        <button type="submit" className="button button--primary">
+          {t('profile.send_invite')}
+        </button>
+      </form>
+    </section>
+  );
+}
+
+const SCOPES = ['marketplace:read', 'marketplace:write', 'testbed', 'billing:read'] as const;
+
+export function Tokens() {
+  const { t } = useTranslation();
+  useDocumentTitle(t('tokens.title'));
+  const list = useAsync(() => identity().tokens(), []);
+  const [name, setName] = useState('');
+  const [scopes, setScopes] = useState<string[]>(['marketplace:read']);
+  const [days, setDays] = useState('90');
+  const [created, setCreated] = useState<CreatedApiToken | null>(null);
+  const [error, setError] = useState<unknown>();
+  const fields = isApiError(error) ? error.fieldErrors() : {};
+  const create = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      setCreated(await identity().createToken(name, scopes, Number(days)));
+      setName('');
+      list.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const revoke = async (id: string) => {
+    try {
+      await identity().deleteToken(id);
+      list.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section className="page">
+      <PageHeader title={t('tokens.title')} />
+      <p className="lead">{t('tokens.lead')}</p>
+      {created && (
+        <div className="alert alert--success" role="status">
+          <p className="alert__title">{t('tokens.created_once')}</p>
+          <label htmlFor="new-token">{t('tokens.secret')}</label>
+          <input id="new-token" className="mono" readOnly value={created.token} onFocus={(e) => e.target.select()} />
+          <button type="button" className="button" onClick={() => void navigator.clipboard?.writeText(created.token)}>
+            {t('common.copy')}
+          </button>
+        </div>
+      )}
+      <form className="inline-form" onSubmit={(e) => void create(e)}>
+        <h2>{t('tokens.new')}</h2>
+        <ProblemAlert error={error} />
+        <TextField label={t('tokens.name')} value={name} onChange={(e) => setName(e.target.value)} error={fields.name} required />
+        <fieldset>
+          <legend>{t('tokens.scopes')}</legend>
+          {SCOPES.map((sc) => (
+            <label key={sc} className="check">
+              <input
+                type="checkbox"
+                checked={scopes.includes(sc)}
+                onChange={(e) => setScopes(e.target.checked ? [...scopes, sc] : scopes.filter((x) => x !== sc))}
+              />
+              <span className="mono">{sc}</span>
+            </label>
+          ))}
+          {fields.scopes && <p className="field__error">{fields.scopes}</p>}
+        </fieldset>
+        <TextField label={t('tokens.expires_days')} type="number" min={1} max={365} value={days} onChange={(e) => setDays(e.target.value)} error={fields.expires_in_days} />
+        <button type="submit" className="button button--primary">
+          {t('tokens.create')}
+        </button>
+      </form>
+      <h2>{t('tokens.existing')}</h2>
+      <AsyncBlock loading={list.loading} error={list.error} empty={list.data?.items.length === 0} emptyText={t('tokens.none')}>
+        <div className="table-scroll">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">{t('tokens.name')}</th>
+                <th scope="col">{t('tokens.scopes')}</th>
+                <th scope="col">{t('tokens.created')}</th>
+                <th scope="col">{t('tokens.expires')}</th>
+                <th scope="col">{t('tokens.last_used')}</th>
+                <th scope="col">
+                  <span className="visually-hidden">{t('common.actions')}</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.data?.items.map((tok) => (
+                <tr key={tok.id}>
+                  <td>{tok.name}</td>
+                  <td className="mono">{tok.scopes.join(', ')}</td>
+                  <td>{formatDate(tok.created_at)}</td>
+                  <td>{formatDate(tok.expires_at)}</td>
+                  <td>{formatDateTime(tok.last_used_at)}</td>
+                  <td>
+                    <button type="button" className="button button--danger" onClick={() => void revoke(tok.id)} aria-label={t('tokens.revoke_named', { name: tok.name })}>
+                      {t('tokens.revoke')}
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </AsyncBlock>
+    </section>
+  );
+}

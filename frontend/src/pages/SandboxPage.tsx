@@ -1,0 +1,160 @@
+import { useEffect, useRef, useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { useParams } from 'react-router-dom';
+import { testbed } from '../api/endpoints';
+import type { Sandbox, SandboxState } from '../api/types';
+import { AsyncBlock, PageHeader, ProblemAlert, SelectField, StateBadge } from '../components/ui';
+import { Terminal } from '../components/Terminal';
+import { formatDateTime, formatDuration, formatNumber } from '../lib/format';
+import { useAsync, useDocumentTitle, useInterval } from '../lib/hooks';
+
+const LIVE: SandboxState[] = ['requested', 'scheduled', 'provisioning', 'running', 'stopping'];
+
+export default function SandboxPage() {
+  const { t } = useTranslation();
+  const { id = '' } = useParams();
+  useDocumentTitle(t('sandbox.title', { id }));
+  const sb = useAsync(() => testbed().sandbox(id), [id]);
+  const s = sb.data;
+  const live = !!s && LIVE.includes(s.state);
+  // Poll faster while the sandbox is on its way up or down, slower while it runs.
+  const pollMs = !s ? null : s.state === 'running' ? 10_000 : live ? 2_000 : null;
+  useInterval(() => {
+    testbed().sandbox(id).then(sb.setData, () => undefined);
+  }, pollMs);
+  const [now, setNow] = useState(Date.now());
+  useInterval(() => setNow(Date.now()), live ? 1000 : null);
+  const [error, setError] = useState<unknown>();
+  const [extendBy, setExtendBy] = useState('30');
+
+  const act = async (fn: () => Promise<Sandbox>) => {
+    setError(undefined);
+    try {
+      sb.setData(await fn());
+    } catch (e) {
+      setError(e);
+    }
+  };
+  const left = s?.expires_at ? (new Date(s.expires_at).getTime() - now) / 1000 : null;
+  const jupyter = s?.endpoints?.find((e) => /jupyter/i.test(e.name));
+
+  return (
+    <section className="page">
+      <AsyncBlock loading={sb.loading && !s} error={!s ? sb.error : undefined} onRetry={sb.reload}>
+        {s && (
+          <>
+            <PageHeader title={t('sandbox.title', { id: s.id })}>
+              <StateBadge state={s.state} />
+            </PageHeader>
+            <ProblemAlert error={error} />
+            <dl className="stats">
+              <div>
+                <dt>{t('listing.gpu_model')}</dt>
+                <dd>
+                  {s.gpu_count} × {s.gpu_model}
+                </dd>
+              </div>
+              <div>
+                <dt>{t('sandbox.time_left')}</dt>
+                <dd aria-live="off">{left !== null && live ? formatDuration(left) : '—'}</dd>
+              </div>
+              <div>
+                <dt>{t('sandbox.usage')}</dt>
+                <dd>{t('sandbox.gpu_hours', { hours: formatNumber((s.usage_gpu_seconds ?? 0) / 3600, 2) })}</dd>
+              </div>
+              <div>
+                <dt>{t('sandbox.charge')}</dt>
+                <dd className="money">{s.charge_display ?? '—'}</dd>
+              </div>
+            </dl>
+            <dl className="meta">
+              <div>
+                <dt>{t('sandbox.template')}</dt>
+                <dd>{s.template}</dd>
+              </div>
+              <div>
+                <dt>{t('sandbox.node')}</dt>
+                <dd className="mono">{s.node?.hostname ?? '—'}</dd>
+              </div>
+              <div>
+                <dt>{t('sandbox.started')}</dt>
+                <dd>{formatDateTime(s.started_at)}</dd>
+              </div>
+              <div>
+                <dt>{t('sandbox.expires')}</dt>
+                <dd>{formatDateTime(s.expires_at)}</dd>
+              </div>
+              {s.stop_reason && (
+                <div>
+                  <dt>{t('sandbox.stop_reason')}</dt>
+                  <dd>{t(`stop_reason.${s.stop_reason}`, { defaultValue: s.stop_reason })}</dd>
+                </div>
+              )}
+            </dl>
+            {live && s.state !== 'stopping' && (
+              <div className="actions">
+                {jupyter && (
+                  <a className="button button--primary" href={jupyter.url} target="_blank" rel="noopener noreferrer">
+                    {t('sandbox.open_jupyter')}
+                  </a>
+                )}
+                <SelectField label={t('sandbox.extend_by')} value={extendBy} onChange={(e) => setExtendBy(e.target.value)}>
+                  {[15, 30, 60, 120].map((mm) => (
+                    <option key={mm} value={mm}>
+                      {t('sandbox.minutes', { count: mm })}
+                    </option>
+                  ))}
+                </SelectField>
+                <button type="button" className="button" onClick={() => void act(() => testbed().extend(s.id, Number(extendBy)))}>
+                  {t('sandbox.extend')}
+                </button>
+                <button type="button" className="button button--danger" onClick={() => void act(() => testbed().stop(s.id))}>
+                  {t('sandbox.stop')}
+                </button>
+              </div>
+            )}
+            {s.state === 'running' && (
+              <section aria-labelledby="term-h">
+                <h2 id="term-h">{t('sandbox.terminal')}</h2>
+                <Terminal url={testbed().terminalUrl(s.id)} label={t('sandbox.terminal')} />
+              </section>
+            )}
+            {s.state !== 'requested' && <Logs id={s.id} live={live} />}
+          </>
+        )}
+      </AsyncBlock>
+    </section>
+  );
+}
+
+function Logs({ id, live }: { id: string; live: boolean }) {
+  const { t } = useTranslation();
+  const [lines, setLines] = useState<string[]>([]);
+  const [status, setStatus] = useState<'connecting' | 'open' | 'closed'>('connecting');
+  const box = useRef<HTMLPreElement>(null);
+  useEffect(() => {
+    if (typeof EventSource === 'undefined') return;
+    const es = new EventSource(testbed().logsUrl(id));
+    es.onopen = () => setStatus('open');
+    es.onmessage = (ev) => setLines((l) => [...l.slice(-1999), String(ev.data)]);
+    es.onerror = () => {
+      setStatus('closed');
+      if (!live) es.close();
+    };
+    return () => es.close();
+  }, [id, live]);
+  useEffect(() => {
+    const el = box.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [lines]);
+  return (
+    <section aria-labelledby="logs-h">
+      <h2 id="logs-h">
+        {t('sandbox.logs')} <span className="muted small">({t(`sandbox.logs_${status}`)})</span>
+      </h2>
+      <pre ref={box} className="logs" tabIndex={0} aria-label={t('sandbox.logs')}>
+        {lines.length ? lines.join('\n') : t('sandbox.no_logs')}
+      </pre>
+    </section>
+  );
+}

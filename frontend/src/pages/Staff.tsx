@@ -1,0 +1,467 @@
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useTranslation } from 'react-i18next';
+import { Link } from 'react-router-dom';
+import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { billing, identity, marketplace } from '../api/endpoints';
+import { isApiError } from '../api/problem';
+import { formatMicro, parseCredits, sumMicro } from '../api/money';
+import type { ReviewDecision, ReviewItem } from '../api/types';
+import { AsyncBlock, LoadMore, Notice, PageHeader, ProblemAlert, SelectField, TextAreaField, TextField } from '../components/ui';
+import { diffLines } from '../lib/diff';
+import { formatDate, formatDateTime, formatDuration, formatNumber } from '../lib/format';
+import { useAsync, useDocumentTitle, usePaged } from '../lib/hooks';
+import { gpuHoursByDay } from './Wallet';
+import i18n from '../i18n';
+
+export default function Staff({ page }: { page: 'reviews' | 'organizations' | 'grants' | 'spend' | 'audit' }) {
+  switch (page) {
+    case 'reviews':
+      return <Reviews />;
+    case 'organizations':
+      return <Organizations />;
+    case 'grants':
+      return <Grants />;
+    case 'spend':
+      return <Spend />;
+    case 'audit':
+      return <Audit />;
+  }
+}
+
+function isTyping(el: Element | null): boolean {
+  return !!el && (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA' || el.tagName === 'SELECT' || (el as HTMLElement).isContentEditable);
+}
+
+function Reviews() {
+  const { t } = useTranslation();
+  useDocumentTitle(t('staff.reviews_title'));
+  const list = usePaged((cursor) => marketplace().reviews({ cursor }), []);
+  const items = [...list.items].sort((a, b) => a.submitted_at.localeCompare(b.submitted_at));
+  const [selected, setSelected] = useState<string | null>(null);
+  const current = items.find((i) => i.version_id === selected) ?? items[0];
+  return (
+    <section className="page">
+      <PageHeader title={t('staff.reviews_title')} />
+      <p className="muted" id="shortcuts">
+        {t('staff.shortcuts')}
+      </p>
+      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && items.length === 0} emptyText={t('staff.queue_empty')} onRetry={list.reload}>
+        <div className="review-layout">
+          <ol className="plain-list queue" aria-label={t('staff.queue')}>
+            {items.map((r) => (
+              <li key={r.version_id}>
+                <button
+                  type="button"
+                  className={`queue__item${current?.version_id === r.version_id ? ' queue__item--current' : ''}`}
+                  aria-current={current?.version_id === r.version_id ? 'true' : undefined}
+                  onClick={() => setSelected(r.version_id)}
+                >
+                  <span className="queue__title">{r.submitted.title}</span>
+                  <span className="muted">
+                    {t(`kind.${r.kind}`)} · {r.vendor.name} · v{r.version}
+                  </span>
+                  <span className="muted">{t('staff.waiting', { age: formatDuration(r.age_seconds) })}</span>
+                </button>
+              </li>
+            ))}
+          </ol>
+          {current && (
+            <ReviewPanel
+              key={current.version_id}
+              item={current}
+              onDone={() => {
+                setSelected(null);
+                list.reload();
+              }}
+            />
+          )}
+        </div>
+      </AsyncBlock>
+      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+    </section>
+  );
+}
+
+function ReviewPanel({ item, onDone }: { item: ReviewItem; onDone: () => void }) {
+  const { t } = useTranslation();
+  const [decision, setDecision] = useState<ReviewDecision>('approve');
+  const [comment, setComment] = useState('');
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const commentRef = useRef<HTMLTextAreaElement>(null);
+  const fields = isApiError(error) ? error.fieldErrors() : {};
+
+  const send = async (d: ReviewDecision) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await marketplace().decide(item.version_id, d, comment);
+      onDone();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.ctrlKey || e.metaKey || e.altKey || isTyping(document.activeElement)) return;
+      if (e.key === 'a') {
+        e.preventDefault();
+        setDecision('approve');
+        void send('approve');
+      } else if (e.key === 'r' || e.key === 'c') {
+        e.preventDefault();
+        setDecision(e.key === 'r' ? 'reject' : 'request_changes');
+        commentRef.current?.focus();
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [item.version_id, comment]);
+
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    void send(decision);
+  };
+  const before = item.published;
+  const after = item.submitted;
+  const scalar: (keyof typeof after)[] = ['title', 'summary', 'license', 'residency'];
+  return (
+    <article className="card review" aria-labelledby="review-h">
+      <h2 id="review-h">
+        {after.title} <span className="muted">v{item.version}</span>
+      </h2>
+      <p className="muted">
+        {item.vendor.name} · {t('staff.submitted_at', { at: formatDateTime(item.submitted_at) })} ·{' '}
+        <Link to={`/listings/${encodeURIComponent(item.listing_id)}`}>{t('staff.open_listing')}</Link>
+      </p>
+      <h3>{before ? t('staff.diff_title') : t('staff.first_version')}</h3>
+      <table className="diff-fields">
+        <tbody>
+          {scalar.map((k) => (
+            <tr key={k} className={before && before[k] !== after[k] ? 'changed' : undefined}>
+              <th scope="row">{t(`staff.field_${k}`)}</th>
+              {before && <td className="del-text">{before[k]}</td>}
+              <td>{after[k]}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <pre className="diff" aria-label={t('staff.card_diff')}>
+        {diffLines(before?.card_markdown ?? '', after.card_markdown).map((l, i) => (
+          <span key={i} className={`diff__line diff__line--${l.op}`}>
+            <span className="visually-hidden">{l.op === 'add' ? t('staff.added') : l.op === 'del' ? t('staff.removed') : ''}</span>
+            {l.op === 'add' ? '+ ' : l.op === 'del' ? '- ' : '  '}
+            {l.text}
+            {'\n'}
+          </span>
+        ))}
+      </pre>
+      <form onSubmit={submit}>
+        <ProblemAlert error={error} />
+        <fieldset className="decision">
+          <legend>{t('staff.decision')}</legend>
+          {(['approve', 'request_changes', 'reject'] as const).map((d) => (
+            <label key={d} className="check">
+              <input type="radio" name="decision" value={d} checked={decision === d} onChange={() => setDecision(d)} />
+              <span>
+                {t(`staff.decision_${d}`)} <kbd>{d === 'approve' ? 'a' : d === 'reject' ? 'r' : 'c'}</kbd>
+              </span>
+            </label>
+          ))}
+        </fieldset>
+        <TextAreaField
+          ref={commentRef}
+          label={t('staff.comment')}
+          hint={decision === 'approve' ? t('staff.comment_optional') : t('staff.comment_required')}
+          value={comment}
+          onChange={(e) => setComment(e.target.value)}
+          error={fields.comment}
+          required={decision !== 'approve'}
+          rows={3}
+        />
+        <button type="submit" className="button button--primary" disabled={busy || (decision !== 'approve' && !comment.trim())}>
+          {busy ? t('common.working') : t(`staff.send_${decision}`)}
+        </button>
+      </form>
+    </article>
+  );
+}
+
+function Organizations() {
+  const { t } = useTranslation();
+  useDocumentTitle(t('staff.orgs_title'));
+  const [kind, setKind] = useState('');
+  const [verified, setVerified] = useState('false');
+  const list = usePaged((cursor) => identity().organizations({ kind, verified, cursor }), [kind, verified]);
+  const [error, setError] = useState<unknown>();
+  const verify = async (id: string) => {
+    setError(undefined);
+    try {
+      await identity().verifyOrganization(id);
+      list.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <section className="page">
+      <PageHeader title={t('staff.orgs_title')} />
+      <div className="filters-row">
+        <SelectField label={t('profile.kind')} value={kind} onChange={(e) => setKind(e.target.value)}>
+          <option value="">{t('common.all')}</option>
+          {(['sme', 'vendor', 'partner'] as const).map((k) => (
+            <option key={k} value={k}>
+              {t(`org_kind.${k}`)}
+            </option>
+          ))}
+        </SelectField>
+        <SelectField label={t('profile.verified')} value={verified} onChange={(e) => setVerified(e.target.value)}>
+          <option value="">{t('common.all')}</option>
+          <option value="false">{t('staff.unverified')}</option>
+          <option value="true">{t('staff.verified')}</option>
+        </SelectField>
+      </div>
+      <ProblemAlert error={error} />
+      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_orgs')}>
+        <div className="table-scroll">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">{t('profile.organization')}</th>
+                <th scope="col">{t('profile.kind')}</th>
+                <th scope="col">{t('staff.created')}</th>
+                <th scope="col">{t('profile.verified')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.items.map((o) => (
+                <tr key={o.id}>
+                  <td>
+                    {o.name} <span className="muted mono">{o.id}</span>
+                  </td>
+                  <td>{t(`org_kind.${o.kind}`)}</td>
+                  <td>{formatDate(o.created_at)}</td>
+                  <td>
+                    {o.verified ? (
+                      t('common.yes')
+                    ) : (
+                      <button type="button" className="button button--primary" onClick={() => void verify(o.id)} aria-label={t('staff.verify_named', { name: o.name })}>
+                        {t('staff.verify')}
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </AsyncBlock>
+      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+    </section>
+  );
+}
+
+function Grants() {
+  const { t } = useTranslation();
+  useDocumentTitle(t('staff.grants_title'));
+  const list = usePaged((cursor) => billing().grants(cursor), []);
+  const orgs = useAsync(() => identity().organizations({ verified: 'true', limit: 200 }), []);
+  const [form, setForm] = useState({ organization_id: '', amount: '', expires_at: '', cofund_percent: '50', cap: '', note: '' });
+  const [error, setError] = useState<unknown>();
+  const [local, setLocal] = useState<Record<string, string>>({});
+  const [done, setDone] = useState(false);
+  const fields = { ...(isApiError(error) ? error.fieldErrors() : {}), ...local };
+  const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value });
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    setDone(false);
+    const amount = parseCredits(form.amount);
+    const cap = form.cap ? parseCredits(form.cap) : 0n;
+    const errs: Record<string, string> = {};
+    if (amount === null || amount <= 0n) errs.amount = t('editor.bad_amount');
+    if (cap === null || cap < 0n) errs.cap = t('editor.bad_amount');
+    setLocal(errs);
+    if (Object.keys(errs).length) return;
+    try {
+      await billing().createGrant({
+        organization_id: form.organization_id,
+        amount: Number(amount),
+        cap: Number(cap),
+        cofund_percent: Number(form.cofund_percent),
+        expires_at: form.expires_at ? new Date(`${form.expires_at}T23:59:59Z`).toISOString() : '',
+        note: form.note,
+      });
+      setDone(true);
+      list.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section className="page">
+      <PageHeader title={t('staff.grants_title')} />
+      <form className="inline-form" onSubmit={(e) => void submit(e)} noValidate>
+        <h2>{t('staff.new_grant')}</h2>
+        {done && <Notice tone="success">{t('staff.grant_created')}</Notice>}
+        <ProblemAlert error={error} />
+        <SelectField label={t('profile.organization')} value={form.organization_id} onChange={set('organization_id')} error={fields.organization_id} required>
+          <option value="">{t('staff.choose_org')}</option>
+          {orgs.data?.items.map((o) => (
+            <option key={o.id} value={o.id}>
+              {o.name} ({t(`org_kind.${o.kind}`)})
+            </option>
+          ))}
+        </SelectField>
+        <TextField label={t('staff.amount')} inputMode="decimal" value={form.amount} onChange={set('amount')} error={fields.amount} hint={t('editor.credits_hint')} required />
+        <TextField label={t('staff.expires_at')} type="date" value={form.expires_at} onChange={set('expires_at')} error={fields.expires_at} required />
+        <TextField label={t('staff.cofund_percent')} type="number" min={0} max={100} value={form.cofund_percent} onChange={set('cofund_percent')} error={fields.cofund_percent} hint={t('staff.cofund_hint')} />
+        <TextField label={t('staff.cap')} inputMode="decimal" value={form.cap} onChange={set('cap')} error={fields.cap} hint={t('staff.cap_hint')} />
+        <TextAreaField label={t('staff.note')} value={form.note} onChange={set('note')} error={fields.note} rows={2} />
+        <button type="submit" className="button button--primary">
+          {t('staff.create_grant')}
+        </button>
+      </form>
+      <h2>{t('staff.grants_list')}</h2>
+      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_grants')}>
+        <div className="table-scroll">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">{t('profile.organization')}</th>
+                <th scope="col" className="num">{t('staff.amount')}</th>
+                <th scope="col" className="num">{t('staff.remaining')}</th>
+                <th scope="col">{t('staff.cofund_percent')}</th>
+                <th scope="col" className="num">{t('staff.cap')}</th>
+                <th scope="col">{t('staff.expires_at')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.items.map((g) => (
+                <tr key={g.id}>
+                  <td>{g.organization_name ?? g.organization_id}</td>
+                  <td className="num money">{g.amount_display}</td>
+                  <td className="num money">{g.remaining_display ?? '—'}</td>
+                  <td>{g.cofund_percent} %</td>
+                  <td className="num money">{g.cap_display}</td>
+                  <td>{formatDate(g.expires_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </AsyncBlock>
+      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+    </section>
+  );
+}
+
+function Spend() {
+  const { t } = useTranslation();
+  useDocumentTitle(t('staff.spend_title'));
+  const to = new Date();
+  const from = new Date(to.getTime() - 30 * 24 * 3600_000);
+  const usage = useAsync(() => billing().usage({ scope: 'programme', from: from.toISOString(), to: to.toISOString() }), []);
+  const rows = usage.data?.items ?? [];
+  const { data, models } = gpuHoursByDay(rows);
+  const charged = sumMicro(rows.map((r) => r.charge_micro));
+  const cofunded = sumMicro(rows.map((r) => r.cofunded_micro ?? 0));
+  const lng = i18n.language;
+  return (
+    <section className="page">
+      <PageHeader title={t('staff.spend_title')} />
+      <AsyncBlock loading={usage.loading} error={usage.error} empty={!usage.loading && rows.length === 0} emptyText={t('wallet.no_usage')} onRetry={usage.reload}>
+        <dl className="stats">
+          <div>
+            <dt>{t('staff.total_charged')}</dt>
+            <dd className="money">{formatMicro(charged, lng)}</dd>
+          </div>
+          <div>
+            <dt>{t('staff.programme_share')}</dt>
+            <dd className="money">{formatMicro(cofunded, lng)}</dd>
+          </div>
+          <div>
+            <dt>{t('staff.gpu_hours')}</dt>
+            <dd>{formatNumber(rows.reduce((a, r) => a + r.gpu_seconds, 0) / 3600)}</dd>
+          </div>
+        </dl>
+        <figure className="chart">
+          <figcaption>{t('staff.chart_caption')}</figcaption>
+          <div className="chart__box">
+            <ResponsiveContainer width="100%" height={300}>
+              <BarChart data={data}>
+                <CartesianGrid strokeDasharray="3 3" />
+                <XAxis dataKey="day" />
+                <YAxis />
+                <Tooltip />
+                <Legend />
+                {models.map((m, i) => (
+                  <Bar key={m} dataKey={m} stackId="gpu" fill={CHART_COLOURS[i % CHART_COLOURS.length]} />
+                ))}
+              </BarChart>
+            </ResponsiveContainer>
+          </div>
+        </figure>
+      </AsyncBlock>
+    </section>
+  );
+}
+
+export const CHART_COLOURS = ['#2f6b3a', '#b5651d', '#3b5b92', '#8a3b8f', '#5e7d1a', '#a33a3a'];
+
+function Audit() {
+  const { t } = useTranslation();
+  useDocumentTitle(t('staff.audit_title'));
+  const [action, setAction] = useState('');
+  const [applied, setApplied] = useState('');
+  const list = usePaged((cursor) => identity().audit({ cursor, action: applied }), [applied]);
+  return (
+    <section className="page">
+      <PageHeader title={t('staff.audit_title')} />
+      <form
+        className="filters-row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setApplied(action.trim());
+        }}
+      >
+        <TextField label={t('staff.action_filter')} value={action} onChange={(e) => setAction(e.target.value)} />
+        <button type="submit" className="button">
+          {t('common.apply')}
+        </button>
+      </form>
+      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_audit')}>
+        <div className="table-scroll">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">{t('staff.when')}</th>
+                <th scope="col">{t('staff.actor')}</th>
+                <th scope="col">{t('staff.action')}</th>
+                <th scope="col">{t('staff.target')}</th>
+                <th scope="col">{t('staff.detail')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.items.map((a) => (
+                <tr key={a.id}>
+                  <td>{formatDateTime(a.at)}</td>
+                  <td>{a.actor_email ?? a.actor_id ?? '—'}</td>
+                  <td className="mono">{a.action}</td>
+                  <td className="mono">{[a.target_type, a.target_id].filter(Boolean).join(' ')}</td>
+                  <td className="mono small">{a.detail ? JSON.stringify(a.detail) : ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </AsyncBlock>
+      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+    </section>
+  );
+}
+
