@@ -182,21 +182,10 @@ func build(ctx context.Context, c *config) (*server, error) {
 // stop the loops (each flushes its outbox), drain NATS.
 func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	e, c, log := s.e, s.e.cfg, s.e.log
-	runCtx, cancelRun := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, r := range e.runners {
-		wg.Add(1)
-		go func(r runner) {
-			defer wg.Done()
-			if err := r.run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("background loop stopped", "loop", r.name, "err", err)
-			}
-		}(r)
-	}
+	stopLoops := s.startLoops()
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
-		cancelRun()
-		wg.Wait()
+		stopLoops()
 		return fmt.Errorf("listen %s: %w", c.Addr, err)
 	}
 	var metricsApp *fiber.App
@@ -224,11 +213,30 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	if metricsApp != nil {
 		_ = metricsApp.ShutdownWithContext(shutCtx)
 	}
-	cancelRun()
-	wg.Wait()
+	stopLoops()
 	e.bus.Drain(shutCtx)
 	log.Info("stopped")
 	return nil
+}
+
+// startLoops runs every service's background loops (outbox relays, consumers, schedulers) until the returned
+// function is called; it waits for them to finish.
+func (s *server) startLoops() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, r := range s.e.runners {
+		wg.Add(1)
+		go func(r runner) {
+			defer wg.Done()
+			if err := r.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				s.e.log.Error("background loop stopped", "loop", r.name, "err", err)
+			}
+		}(r)
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
 }
 
 func displayURL(a net.Addr) string {
