@@ -577,7 +577,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "GET", Path: Base + "/.well-known/jwks.json", Summary: "Public keys verifying access tokens", Tag: tag,
 			Response: jwksDoc{}},
 		openapi.Op{Method: "GET", Path: Base + "/organizations", Summary: "Organisations (staff)", Tag: tag, Auth: "staff",
-			Query: append([]openapi.Param{{Name: "kind", Description: "sme, vendor, partner, programme"}, {Name: "verified", Type: "boolean"}}, page...),
+			Query:    append([]openapi.Param{{Name: "kind", Description: "sme, vendor, partner, programme"}, {Name: "verified", Type: "boolean"}}, page...),
 			Response: web.List[staffOrgJSON]{}},
 		openapi.Op{Method: "POST", Path: Base + "/organizations/:org_id/verify", Summary: "Mark an organisation verified or not (staff)", Tag: tag,
 			Auth: "staff", Request: verifyRequest{}, Response: staffOrgJSON{}, Problems: []string{"organization_not_found"}},
@@ -601,7 +601,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "DELETE", Path: Base + "/tokens/:id", Summary: "Revoke an API token", Tag: tag, Auth: "user", Status: 204,
 			Problems: []string{"token_not_found"}},
 		openapi.Op{Method: "GET", Path: Base + "/audit", Summary: "Audit log (staff: all; org admins: their organisation)", Tag: tag, Auth: "org_admin",
-			Query: append([]openapi.Param{{Name: "action"}, {Name: "actor_user_id"}, {Name: "organization_id", Description: "staff only"}}, page...),
+			Query:    append([]openapi.Param{{Name: "action"}, {Name: "actor_user_id"}, {Name: "organization_id", Description: "staff only"}}, page...),
 			Response: web.List[auditJSON]{}},
 	)
 }

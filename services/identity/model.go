@@ -35,8 +35,8 @@ const MaxAPITokenLifetime = 366 * 24 * time.Hour
 
 // User is a person who signs in.
 type User struct {
-	ID           string    `gorm:"primaryKey"`
-	Email        string    // lower-cased
+	ID           string `gorm:"primaryKey"`
+	Email        string // lower-cased
 	Name         string
 	PasswordHash string
 	IsStaff      bool
@@ -108,8 +108,8 @@ type APIToken struct {
 	OrganizationID string
 	Name           string
 	TokenHash      string
-	Hint           string // the first characters, to tell tokens apart in lists
-	Scopes         string // comma-separated
+	Hint           string    // the first characters, to tell tokens apart in lists
+	Scopes         string    // comma-separated
 	CreatedAt      time.Time `gorm:"autoCreateTime:false"`
 	ExpiresAt      time.Time
 	LastUsedAt     *time.Time
@@ -128,9 +128,9 @@ func (t APIToken) ScopeList() []string {
 
 // SigningKey is an Ed25519 key pair signing access tokens. PrivateKey is sealed (see keys.go).
 type SigningKey struct {
-	Kid        string `gorm:"primaryKey"`
-	PublicKey  string // base64url
-	PrivateKey string // sealed
+	Kid        string    `gorm:"primaryKey"`
+	PublicKey  string    // base64url
+	PrivateKey string    // sealed
 	CreatedAt  time.Time `gorm:"autoCreateTime:false"`
 	RetiredAt  *time.Time
 }
