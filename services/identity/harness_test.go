@@ -17,6 +17,7 @@ import (
 
 	"github.com/alexedwards/argon2id"
 	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
@@ -92,6 +93,7 @@ type tenv struct {
 
 	listenOnce sync.Once
 	base       string
+	client     *http.Client
 }
 
 type opts struct {
@@ -203,7 +205,7 @@ const api = "/api/v1/identity"
 
 type account struct {
 	userID, orgID, email string
-	access, refresh  string
+	access, refresh      string
 }
 
 // signup creates a user and organisation over HTTP.
@@ -281,16 +283,19 @@ func (e *tenv) overHTTP(method, path, token, body string) resp {
 		go func() { _ = e.app.Listener(ln) }()
 		e.t.Cleanup(func() { _ = e.app.Shutdown() })
 		e.base = "http://" + ln.Addr().String()
+		e.client = &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second}, Timeout: 30 * time.Second}
 	})
 	req, err := http.NewRequest(method, e.base+path, strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	// The server answers 413 from the headers; the client waits for that instead of racing to send the body.
+	req.Header.Set("Expect", "100-continue")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.client.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -300,3 +305,5 @@ func (e *tenv) overHTTP(method, path, token, body string) resp {
 	_ = json.Unmarshal(raw, &r.body)
 	return r
 }
+
+var jwtParser = jwt.NewParser()
