@@ -20,6 +20,7 @@ type handler struct{ svc *Service }
 // Routes mounts identity's routes on r (the /api/v1/identity group, behind the auth middleware).
 func (s *Service) Routes(r fiber.Router) {
 	h := handler{s}
+	r.Use(limitBody(MaxBody))
 	write := web.RequireScope(ScopeWrite)
 	read := web.RequireScope(ScopeRead)
 	r.Post("/signup", h.signup)
@@ -39,6 +40,18 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Post("/tokens", web.RequireAuth, h.createToken)
 	r.Delete("/tokens/:id", web.RequireAuth, h.revokeToken)
 	r.Get("/audit", web.RequireAuth, read, h.audit)
+}
+
+// MaxBody caps identity's request bodies: the server's limit is sized for artifact uploads.
+const MaxBody = 64 << 10
+
+func limitBody(n int) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if cl := c.Request().Header.ContentLength(); cl > n || (cl < 0 && len(c.Body()) > n) {
+			return problem.ErrTooLarge.WithDetail("identity accepts at most %d KiB", n>>10)
+		}
+		return c.Next()
+	}
 }
 
 // JSON shapes (fixed: the web UI codes against them).

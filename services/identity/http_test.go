@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/openapi"
 )
 
 func TestSignupLoginMe(t *testing.T) {
@@ -114,6 +116,8 @@ func TestBadInput(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(rt.missing) {
 				t.Errorf("%s: missing fields %v, want %v", name, got, rt.missing)
 			}
+			// Over identity's own limit (the server's is sized for uploads), and over the server's.
+			want(t, e.do(rt.method, rt.path, rt.token, `{"email":"`+strings.Repeat("a", MaxBody)+`"}`), 413, "body_too_large")
 			big := `{"email":"` + strings.Repeat("a", 2<<20) + `"}`
 			want(t, e.overHTTP(rt.method, rt.path, rt.token, big), 413, "body_too_large")
 		}
@@ -250,6 +254,20 @@ func TestJWKS(t *testing.T) {
 		}
 		if bytes.Contains(r.raw, []byte(`"d"`)) {
 			t.Fatal("private key material in the JWKS")
+		}
+	})
+}
+
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, e *tenv) {
+		d := openapi.New("test", "dev")
+		e.svc.OpenAPI(d)
+		if missing := openapi.Missing(e.app, d); len(missing) > 0 {
+			t.Fatalf("routes missing from the OpenAPI document: %v", missing)
+		}
+		if _, err := d.JSON(); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

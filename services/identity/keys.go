@@ -261,22 +261,26 @@ func (k *keyring) retire(ctx context.Context, kid string) error {
 	return nil
 }
 
-// maintain rotates the signer when it is older than maxAge and retires keys superseded for longer than
-// grace, so that every token they signed has expired. It returns the kids it rotated in and retired.
+// maintain rotates when the newest key (of any process) is older than maxAge, and retires keys superseded
+// for longer than grace, so that every token they signed has expired. It returns the kids it rotated in and
+// retired. Processes sharing the database mostly agree, since each first reloads what the others did.
 func (k *keyring) maintain(ctx context.Context) (rotated string, retired []string, err error) {
-	s, err := k.current(ctx)
-	if err != nil {
+	if err := k.reload(ctx); err != nil {
 		return "", nil, err
 	}
-	now := k.clock.Now()
-	if k.maxAge > 0 && now.Sub(s.created) > k.maxAge {
-		if rotated, err = k.rotate(ctx); err != nil {
-			return "", nil, err
-		}
+	if _, err := k.current(ctx); err != nil {
+		return "", nil, err
 	}
 	var rows []SigningKey
 	if err := k.db.WithContext(ctx).Where("retired_at IS NULL").Order("created_at DESC, kid DESC").Find(&rows).Error; err != nil {
-		return rotated, nil, err
+		return "", nil, err
+	}
+	now := k.clock.Now()
+	if k.maxAge > 0 && len(rows) > 0 && now.Sub(rows[0].CreatedAt) > k.maxAge {
+		if rotated, err = k.rotate(ctx); err != nil {
+			return "", nil, err
+		}
+		return rotated, nil, nil // the keys it supersedes retire after the grace period
 	}
 	// rows[i] was superseded when rows[i-1] was created.
 	for i := 1; i < len(rows); i++ {
@@ -286,7 +290,7 @@ func (k *keyring) maintain(ctx context.Context) (rotated string, retired []strin
 			}
 		}
 	}
-	return rotated, retired, k.reload(ctx)
+	return "", retired, k.reload(ctx)
 }
 
 // jwks lists the live public keys.
