@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/alexedwards/argon2id"
@@ -80,6 +81,7 @@ type Service struct {
 	inviteTTL   time.Duration
 	publicURL   string
 	reloadEvery time.Duration
+	hashSlots   chan struct{}
 }
 
 // New checks d and builds the service. It does no I/O but hashing a dummy password (for alike timing of
@@ -131,7 +133,7 @@ func New(d Deps) (*Service, error) {
 		db: d.DB, bus: d.Bus, outbox: eventbus.NewOutbox(d.DB, d.Bus, "identity", d.Log), log: d.Log,
 		clock: d.Clock, mailer: d.Mailer, keys: keys, limiter: newLimiter(d.LoginPerMin), argon: d.Argon2,
 		dummyHash: dummy, accessTTL: d.AccessTTL, refreshTTL: d.RefreshTTL, inviteTTL: d.InvitationTTL,
-		publicURL: d.PublicURL, reloadEvery: 30 * time.Second,
+		publicURL: d.PublicURL, reloadEvery: 30 * time.Second, hashSlots: make(chan struct{}, max(2, runtime.NumCPU())),
 	}, nil
 }
 

@@ -25,16 +25,41 @@ func (s *Service) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return sqldb.Tx(ctx, s.db, fn)
 }
 
-func (s *Service) hash(password string) (string, error) {
+// hash and compare bound concurrent argon2id work (64 MiB each with the default parameters), so a burst of
+// sign-ins queues instead of exhausting memory.
+func (s *Service) hash(ctx context.Context, password string) (string, error) {
+	if err := s.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer s.release()
 	return argon2id.CreateHash(password, s.argon)
 }
+
+func (s *Service) compare(ctx context.Context, password, hash string) (bool, error) {
+	if err := s.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer s.release()
+	return argon2id.ComparePasswordAndHash(password, hash)
+}
+
+func (s *Service) acquire(ctx context.Context) error {
+	select {
+	case s.hashSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("password hashing: %w", ctx.Err())
+	}
+}
+
+func (s *Service) release() { <-s.hashSlots }
 
 // Signup creates a user as the owner of a new organisation and signs them in.
 func (s *Service) Signup(ctx context.Context, in SignupInput) (Session, error) {
 	if err := in.Validate(); err != nil {
 		return Session{}, err
 	}
-	hash, err := s.hash(in.Password)
+	hash, err := s.hash(ctx, in.Password)
 	if err != nil {
 		return Session{}, err
 	}
@@ -114,7 +139,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Session, error) {
 	if err != nil {
 		hash = s.dummyHash
 	}
-	match, cerr := argon2id.ComparePasswordAndHash(in.Password, hash)
+	match, cerr := s.compare(ctx, in.Password, hash)
+	if cerr != nil && ctx.Err() != nil {
+		return Session{}, cerr
+	}
 	if cerr != nil || !match || err != nil {
 		s.auditNow(ctx, AuditEntry{Action: AuditLoginFailed, ActorUserID: u.ID, ActorEmail: email, IP: in.IP})
 		return Session{}, ErrInvalidCredentials
@@ -431,7 +459,7 @@ func (s *Service) Accept(ctx context.Context, a *Actor, in AcceptInput) (Organiz
 		if err := f.Err(); err != nil {
 			return Organization{}, "", nil, err
 		}
-		if hash, err = s.hash(in.Password); err != nil {
+		if hash, err = s.hash(ctx, in.Password); err != nil {
 			return Organization{}, "", nil, err
 		}
 	} else if !strings.EqualFold(a.Email, inv.Email) {
@@ -848,7 +876,7 @@ type DemoAccount struct {
 // EnsureDemo creates (or finds) a demo user as owner of an organisation, idempotently.
 func (s *Service) EnsureDemo(ctx context.Context, d DemoAccount) (userID, orgID string, err error) {
 	email := normalizeEmail(d.Email)
-	hash, err := s.hash(d.Password)
+	hash, err := s.hash(ctx, d.Password)
 	if err != nil {
 		return "", "", err
 	}
