@@ -284,10 +284,7 @@ func toTokenJSON(t APIToken) tokenJSON {
 		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
 }
 
-func toAuditJSON(e AuditEntry) auditJSON {
-	return auditJSON{ID: e.ID, Action: e.Action, ActorUserID: e.ActorUserID, ActorEmail: e.ActorEmail,
-		OrganizationID: e.OrganizationID, Target: e.Target, IP: e.IP, Detail: e.Detail, CreatedAt: e.CreatedAt}
-}
+func toAuditJSON(e AuditEntry) auditJSON { return auditJSON(e) }
 
 func actorOf(c *fiber.Ctx) Actor {
 	p := web.PrincipalOf(c)
