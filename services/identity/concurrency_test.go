@@ -56,8 +56,14 @@ func TestConcurrentOwnerDemotions(t *testing.T) {
 		var wg sync.WaitGroup
 		res := make([]resp, 2)
 		wg.Add(2)
-		go func() { defer wg.Done(); res[0] = e.do("PATCH", base+"/"+b.userID, a.access, map[string]any{"role": "member"}) }()
-		go func() { defer wg.Done(); res[1] = e.do("PATCH", base+"/"+a.userID, bIn.access, map[string]any{"role": "member"}) }()
+		go func() {
+			defer wg.Done()
+			res[0] = e.do("PATCH", base+"/"+b.userID, a.access, map[string]any{"role": "member"})
+		}()
+		go func() {
+			defer wg.Done()
+			res[1] = e.do("PATCH", base+"/"+a.userID, bIn.access, map[string]any{"role": "member"})
+		}()
 		wg.Wait()
 		n, err := countOwners(e.db, a.orgID)
 		if err != nil {
