@@ -169,6 +169,14 @@ func TestLoginRateLimit(t *testing.T) {
 		e.clk.Advance(time.Minute)
 		want(t, e.do("POST", api+"/login", "", map[string]any{"email": "victim@example.com", "password": testPassword}), 200, "")
 
+		// Sign-ups from one address are limited too (the bucket refilled during the minute above).
+		for i := 0; i < 3; i++ {
+			want(t, e.do("POST", api+"/signup", "", map[string]any{"email": fmt.Sprintf("s%d@example.com", i), "password": testPassword,
+				"name": "S", "organization": map[string]any{"name": "O", "kind": "sme"}}), 201, "")
+		}
+		want(t, e.do("POST", api+"/signup", "", map[string]any{"email": "s9@example.com", "password": testPassword,
+			"name": "S", "organization": map[string]any{"name": "O", "kind": "sme"}}), 429, "rate_limited")
+
 		// Per account: attempts from many addresses on one account trip too.
 		e.clk.Advance(time.Minute)
 		ctx := t.Context()

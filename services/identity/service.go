@@ -59,6 +59,10 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (Session, error) {
 	if err := in.Validate(); err != nil {
 		return Session{}, err
 	}
+	// Sign-ups cost a password hash: the same per-IP budget as sign-ins keeps them from burning the CPU.
+	if ok, wait := s.limiter.allow(s.clock.Now(), "signup-ip:"+in.IP); !ok {
+		return Session{}, ErrRateLimited.WithDetail("too many sign-ups from this address").WithExtra("retry_after_seconds", retrySeconds(wait))
+	}
 	hash, err := s.hash(ctx, in.Password)
 	if err != nil {
 		return Session{}, err
