@@ -120,3 +120,23 @@ func promote(ctx context.Context, c *config, email string, stdout io.Writer) err
 	fmt.Fprintf(stdout, "%s (%s) is now programme staff; their next sign-in or token refresh carries it\n", u.Email, u.ID)
 	return nil
 }
+
+// rotateIdentityKey starts signing with a new key beside a running server; the previous key keeps verifying
+// until the servers retire it (access TTL after the rotation). main.go can expose it as `tamarack keys rotate`.
+func rotateIdentityKey(ctx context.Context, c *config, stdout io.Writer) error {
+	e, done, err := toolEnv(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	svc, err := newIdentity(e)
+	if err != nil {
+		return err
+	}
+	kid, err := svc.RotateSigningKey(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "new signing key %s; running servers sign with it within 30 s\n", kid)
+	return nil
+}

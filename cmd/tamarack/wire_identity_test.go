@@ -58,4 +58,13 @@ func TestSeedIdentityIdempotentAndPromote(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `no user with e-mail "nobody@tamarack.demo"`) {
 		t.Fatalf("promote of an unknown user: %v", err)
 	}
+
+	out.Reset()
+	c := newConfig("keys")
+	if err := c.parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := rotateIdentityKey(context.Background(), c, &out); err != nil || !strings.Contains(out.String(), "new signing key") {
+		t.Fatalf("rotate: %v %s", err, out.String())
+	}
 }
