@@ -39,6 +39,7 @@ type keyring struct {
 	maxAge time.Duration
 	grace  time.Duration // how long a superseded key keeps verifying (access TTL + leeway)
 
+	createMu sync.Mutex
 	mu       sync.RWMutex
 	public   map[string]ed25519.PublicKey
 	signer   *signer
@@ -189,6 +190,15 @@ func (k *keyring) reload(ctx context.Context) error {
 func (k *keyring) current(ctx context.Context) (*signer, error) {
 	k.mu.RLock()
 	s := k.signer
+	k.mu.RUnlock()
+	if s != nil {
+		return s, nil
+	}
+	// One caller at a time finds or makes the signer, so a burst of sign-ins makes one key, not many.
+	k.createMu.Lock()
+	defer k.createMu.Unlock()
+	k.mu.RLock()
+	s = k.signer
 	k.mu.RUnlock()
 	if s != nil {
 		return s, nil

@@ -135,3 +135,24 @@ func TestSealedKeysAtRest(t *testing.T) {
 		}
 	})
 }
+
+func TestConcurrentFirstSignInsMakeOneKey(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, e *tenv) {
+		ctx := t.Context()
+		errs := make(chan error, 8)
+		for i := 0; i < 8; i++ {
+			go func() { _, err := e.svc.keys.current(ctx); errs <- err }()
+		}
+		for i := 0; i < 8; i++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		var n int64
+		e.db.Model(&SigningKey{}).Count(&n)
+		if n != 1 {
+			t.Fatalf("%d keys made", n)
+		}
+	})
+}
