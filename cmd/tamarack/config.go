@@ -42,6 +42,7 @@ type config struct {
 	SMTPURL     string
 	MailFrom    string
 	LoginPerMin int
+	KeySecret   string // seals identity's signing keys in the database
 
 	// Testbed.
 	SandboxBackend string
@@ -123,6 +124,8 @@ func newConfig(name string) *config {
 	str(&c.SMTPURL, "smtp", "TAMARACK_SMTP", "", "smtp://user:pass@host:port for e-mail; empty writes mail to the log and <data>/outbox-mail", true)
 	str(&c.MailFrom, "mail-from", "TAMARACK_MAIL_FROM", "Tamarack <noreply@tamarack.localhost>", "sender of e-mails", false)
 	num(&c.LoginPerMin, "login-rate", "TAMARACK_LOGIN_RATE", 10, "login attempts allowed per minute per IP and per account")
+	// Identity (added by the identity service).
+	str(&c.KeySecret, "key-secret", "TAMARACK_KEY_SECRET", "", "secret sealing the JWT signing keys stored in the database (AES-256-GCM); empty stores them unsealed; every identity process needs the same one", true)
 	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (bubblewrap), simulator (demos and tests only)", false)
 	dur(&c.UsageInterval, "usage-interval", "TAMARACK_USAGE_INTERVAL", 15*time.Second, "how often running sandboxes publish usage samples")
 	str(&c.StripeKey, "stripe-key", "TAMARACK_STRIPE_KEY", "", "Stripe secret key; empty disables card purchases (staff can record offline payments)", true)

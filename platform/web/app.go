@@ -65,6 +65,20 @@ func New(cfg Config) *fiber.App {
 	return app
 }
 
+const logPathKey = "tamarack_log_path"
+
+// SetLogPath replaces the path that logs show for this request, for routes carrying a secret in the path
+// (an invitation token): pass the route pattern.
+func SetLogPath(c *fiber.Ctx, p string) { c.Locals(logPathKey, p) }
+
+// LogPath is the path logs show: the request path unless SetLogPath replaced it.
+func LogPath(c *fiber.Ctx) string {
+	if p, ok := c.Locals(logPathKey).(string); ok {
+		return p
+	}
+	return c.Path()
+}
+
 // RequestID returns the request's ID (also sent as X-Request-ID).
 func RequestID(c *fiber.Ctx) string {
 	if v, ok := c.Locals("request_id").(string); ok {
@@ -99,7 +113,7 @@ func accessLog(log *slog.Logger) fiber.Handler {
 		// The path only: query strings can carry tokens (terminal and log streams), never logged.
 		log.LogAttrs(c.UserContext(), levelFor(status), "http",
 			slog.String("request_id", RequestID(c)), slog.String("method", c.Method()),
-			slog.String("path", c.Path()), slog.Int("status", status),
+			slog.String("path", LogPath(c)), slog.Int("status", status),
 			slog.Duration("took", time.Since(start)))
 		return err
 	}
@@ -137,7 +151,7 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 			if errors.As(err, &fe) {
 				p = fromFiber(fe)
 			} else {
-				log.Error("internal error", "request_id", RequestID(c), "method", c.Method(), "path", c.Path(), "err", err)
+				log.Error("internal error", "request_id", RequestID(c), "method", c.Method(), "path", LogPath(c), "err", err)
 				p = problem.ErrInternal
 			}
 		}
