@@ -188,6 +188,7 @@ func (e *env) do(a Actor, method, path string, body any, headers ...string) resp
 	if cl := req.Header.Get("Content-Length"); cl == "-1" {
 		req.Header.Del("Content-Length")
 		req.ContentLength = -1
+		req.TransferEncoding = []string{"chunked"}
 	}
 	res, err := e.app.Test(req, -1)
 	if err != nil {

@@ -355,6 +355,8 @@ func (h handler) upload(c *fiber.Ctx) error {
 	a, err := h.s.Upload(c.UserContext(), actorOf(c), UploadInput{ListingID: c.Params("id"), Version: n,
 		Name: c.Params("name"), Body: body, Length: length, SHA256: sum})
 	if err != nil {
+		// The rest of a refused upload is never read: close the connection rather than parse it as a request.
+		c.Context().SetConnectionClose()
 		return err
 	}
 	return c.Status(http.StatusCreated).JSON(toArtifactJSON(a))
