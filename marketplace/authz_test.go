@@ -112,4 +112,3 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	})
 }
-
