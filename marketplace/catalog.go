@@ -107,17 +107,30 @@ func (s *Service) Search(ctx context.Context, in SearchInput) (SearchResult, err
 	if err := in.Validate(); err != nil {
 		return SearchResult{}, err
 	}
+	if in.Limit <= 0 {
+		in.Limit = web.DefaultLimit
+	}
 	var cur searchCursor
 	if in.Cursor != "" {
 		if err := web.DecodeCursor(in.Cursor, &cur); err != nil || cur.S != in.Sort {
 			return SearchResult{}, problem.ErrBadCursor
 		}
 	}
+	if s.cache != nil {
+		return s.cache.get(in, func() (SearchResult, error) { return s.search(ctx, in, cur) })
+	}
+	return s.search(ctx, in, cur)
+}
+
+const itemColumns = `c.listing_id, c.version_id, c.vendor_org_id, c.vendor_name, c.kind, c.slug, c.title, c.summary, c.tags,
+	c.license, c.gpu_model, c.residency, c.canadian_ip, c.gated, c.price_min_micro, c.published_at`
+
+func (s *Service) search(ctx context.Context, in SearchInput, cur searchCursor) (SearchResult, error) {
 	from := "market_catalog c"
 	var where []string
 	var args []any
-	score := "0.0"
 	words := terms(in.Q)
+	score := ""
 	if len(words) > 0 {
 		fq := ftsQuery(s.dialect, words)
 		if s.dialect == sqldb.Postgres {
@@ -168,89 +181,186 @@ func (s *Service) Search(ctx context.Context, in SearchInput) (SearchResult, err
 	if len(where) > 0 {
 		filter = " WHERE " + strings.Join(where, " AND ")
 	}
-
-	// The page.
-	pageWhere, pageArgs := filter, append([]any(nil), args...)
-	and := func(cond string, a ...any) {
-		if pageWhere == "" {
-			pageWhere = " WHERE " + cond
-		} else {
-			pageWhere += " AND " + cond
-		}
-		pageArgs = append(pageArgs, a...)
-	}
-	order := ""
-	offset := 0
-	switch in.Sort {
-	case "newest":
-		order = "c.published_at DESC, c.listing_id DESC"
-		if cur.ID != "" {
-			and("(c.published_at < ? OR (c.published_at = ? AND c.listing_id < ?))", cur.K, cur.K, cur.ID)
-		}
-	case "price":
-		order = "c.price_min_micro ASC, c.listing_id ASC"
-		if cur.ID != "" {
-			and("(c.price_min_micro > ? OR (c.price_min_micro = ? AND c.listing_id > ?))", cur.K, cur.K, cur.ID)
-		}
-	case "relevance":
-		order = "score DESC, c.listing_id ASC"
-		offset = max(cur.O, 0)
-	}
-	limit := in.Limit
-	if limit <= 0 {
-		limit = web.DefaultLimit
-	}
 	db := s.db.WithContext(ctx)
-	var items []CatalogItem
-	q := `SELECT c.listing_id, c.version_id, c.vendor_org_id, c.vendor_name, c.kind, c.slug, c.title, c.summary, c.tags,
-		c.license, c.gpu_model, c.residency, c.canadian_ip, c.gated, c.price_min_micro, c.published_at, ` + score + ` AS score
-		FROM ` + from + pageWhere + ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
-	if err := db.Raw(q, append(pageArgs, limit+1, offset)...).Scan(&items).Error; err != nil {
-		return SearchResult{}, err
-	}
-	res := SearchResult{Items: items, Facets: map[string][]FacetValue{}}
-	if len(items) > limit {
-		res.Items = items[:limit]
-		last := items[limit-1]
-		c := searchCursor{S: in.Sort, ID: last.ListingID}
-		switch in.Sort {
-		case "newest":
-			c.K = last.PublishedAt
-		case "price":
-			c.K = last.PriceMinMicro
-		case "relevance":
-			c = searchCursor{S: in.Sort, O: offset + limit}
-		}
-		res.NextCursor = web.EncodeCursor(c)
-	}
+	res := SearchResult{Facets: map[string][]FacetValue{}}
+	f := newFacetCounter()
 
-	// Facets over every match, in one statement.
-	type facetRow struct {
-		Facet, Value, Label string
-		N                   int64
-	}
-	var rows []facetRow
-	fq := `WITH m AS (SELECT c.listing_id, c.kind, c.license, c.gpu_model, c.residency, c.vendor_org_id, c.vendor_name
-			FROM ` + from + filter + `)
-		SELECT 'kind' AS facet, kind AS value, '' AS label, COUNT(*) AS n FROM m GROUP BY kind
-		UNION ALL SELECT 'license', license, '', COUNT(*) FROM m GROUP BY license
-		UNION ALL SELECT 'gpu_model', gpu_model, '', COUNT(*) FROM m WHERE gpu_model <> '' GROUP BY gpu_model
-		UNION ALL SELECT 'residency', residency, '', COUNT(*) FROM m WHERE residency <> '' GROUP BY residency
-		UNION ALL SELECT 'vendor', vendor_org_id, MAX(vendor_name), COUNT(*) FROM m GROUP BY vendor_org_id
-		UNION ALL SELECT 'tag', t.tag, '', COUNT(*) FROM m JOIN market_catalog_tags t ON t.listing_id = m.listing_id GROUP BY t.tag`
-	if err := db.Raw(fq, args...).Scan(&rows).Error; err != nil {
-		return SearchResult{}, err
-	}
-	for _, name := range FacetNames {
-		res.Facets[name] = []FacetValue{}
-	}
-	for _, r := range rows {
-		res.Facets[r.Facet] = append(res.Facets[r.Facet], FacetValue{Value: r.Value, Label: r.Label, Count: r.N})
-		if r.Facet == "kind" {
-			res.Total += r.N
+	if score != "" && s.dialect == sqldb.SQLite {
+		// A text query on SQLite: one pass over the matches gives the facets, the ranking and the page (the
+		// FTS5 match and its join are the expensive part; running them twice doubled the cost). Postgres is
+		// faster with the two statements below (its top-N sort and index-only facet scan win).
+		var all []CatalogItem
+		if err := db.Raw(`SELECT `+itemColumns+`, `+score+` AS score FROM `+from+filter, args...).Scan(&all).Error; err != nil {
+			return SearchResult{}, err
+		}
+		for _, it := range all {
+			f.add(it.Kind, it.License, it.GPUModel, it.Residency, it.VendorOrgID, it.VendorName, it.Tags)
+		}
+		sortItems(all, in.Sort)
+		start := 0
+		switch {
+		case in.Sort == "relevance":
+			start = min(max(cur.O, 0), len(all))
+		case cur.ID != "":
+			start = sort.Search(len(all), func(i int) bool { return after(all[i], in.Sort, cur) })
+		}
+		page := all[start:]
+		if len(page) > in.Limit {
+			res.NextCursor = nextCursor(page[in.Limit-1], in.Sort, start+in.Limit)
+			page = page[:in.Limit]
+		}
+		res.Items = page
+	} else {
+		// The page in SQL (in index order without text); the facets from one scan of the facet columns.
+		if score == "" {
+			score = "0.0"
+		}
+		pageWhere, pageArgs := filter, append([]any(nil), args...)
+		and := func(cond string, a ...any) {
+			if pageWhere == "" {
+				pageWhere = " WHERE " + cond
+			} else {
+				pageWhere += " AND " + cond
+			}
+			pageArgs = append(pageArgs, a...)
+		}
+		order, offset := "c.published_at DESC, c.listing_id DESC", 0
+		switch in.Sort {
+		case "price":
+			order = "c.price_min_micro ASC, c.listing_id ASC"
+		case "relevance":
+			order, offset = "score DESC, c.listing_id ASC", max(cur.O, 0)
+		}
+		if cur.ID != "" && in.Sort != "relevance" {
+			if in.Sort == "price" {
+				and("(c.price_min_micro > ? OR (c.price_min_micro = ? AND c.listing_id > ?))", cur.K, cur.K, cur.ID)
+			} else {
+				and("(c.published_at < ? OR (c.published_at = ? AND c.listing_id < ?))", cur.K, cur.K, cur.ID)
+			}
+		}
+		var items []CatalogItem
+		if err := db.Raw(`SELECT `+itemColumns+`, `+score+` AS score FROM `+from+pageWhere+` ORDER BY `+order+` LIMIT ? OFFSET ?`,
+			append(pageArgs, in.Limit+1, offset)...).Scan(&items).Error; err != nil {
+			return SearchResult{}, err
+		}
+		if len(items) > in.Limit {
+			res.NextCursor = nextCursor(items[in.Limit-1], in.Sort, offset+in.Limit)
+			items = items[:in.Limit]
+		}
+		res.Items = items
+		rows, err := db.Raw(`SELECT c.kind, c.license, c.gpu_model, c.residency, c.vendor_org_id, c.vendor_name, c.tags FROM `+from+filter, args...).Rows()
+		if err != nil {
+			return SearchResult{}, err
+		}
+		defer rows.Close()
+		var k, l, g, r, v, vn, t string
+		for rows.Next() {
+			if err := rows.Scan(&k, &l, &g, &r, &v, &vn, &t); err != nil {
+				return SearchResult{}, err
+			}
+			f.add(k, l, g, r, v, vn, t)
+		}
+		if err := rows.Err(); err != nil {
+			return SearchResult{}, err
 		}
 	}
-	for name, vals := range res.Facets {
+	if res.Items == nil {
+		res.Items = []CatalogItem{}
+	}
+	res.Total = f.total
+	res.Facets = f.result()
+	return res, nil
+}
+
+func sortItems(items []CatalogItem, by string) {
+	sort.Slice(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		switch by {
+		case "relevance":
+			if a.Score != b.Score {
+				return a.Score > b.Score
+			}
+			return a.ListingID < b.ListingID
+		case "price":
+			if a.PriceMinMicro != b.PriceMinMicro {
+				return a.PriceMinMicro < b.PriceMinMicro
+			}
+			return a.ListingID < b.ListingID
+		}
+		if a.PublishedAt != b.PublishedAt {
+			return a.PublishedAt > b.PublishedAt
+		}
+		return a.ListingID > b.ListingID
+	})
+}
+
+// after reports whether it sorts after the cursor's item.
+func after(it CatalogItem, by string, c searchCursor) bool {
+	if by == "price" {
+		return it.PriceMinMicro > c.K || (it.PriceMinMicro == c.K && it.ListingID > c.ID)
+	}
+	return it.PublishedAt < c.K || (it.PublishedAt == c.K && it.ListingID < c.ID)
+}
+
+func nextCursor(last CatalogItem, by string, offset int) string {
+	c := searchCursor{S: by, ID: last.ListingID}
+	switch by {
+	case "newest":
+		c.K = last.PublishedAt
+	case "price":
+		c.K = last.PriceMinMicro
+	case "relevance":
+		c = searchCursor{S: by, O: offset}
+	}
+	return web.EncodeCursor(c)
+}
+
+type facetCounter struct {
+	total  int64
+	counts map[string]map[string]int64
+	labels map[string]string
+}
+
+func newFacetCounter() *facetCounter {
+	f := &facetCounter{counts: map[string]map[string]int64{}, labels: map[string]string{}}
+	for _, name := range FacetNames {
+		f.counts[name] = map[string]int64{}
+	}
+	return f
+}
+
+func (f *facetCounter) add(kind, license, gpu, residency, vendor, vendorName, tags string) {
+	f.total++
+	f.counts["kind"][kind]++
+	f.counts["license"][license]++
+	if gpu != "" {
+		f.counts["gpu_model"][gpu]++
+	}
+	if residency != "" {
+		f.counts["residency"][residency]++
+	}
+	f.counts["vendor"][vendor]++
+	f.labels[vendor] = vendorName
+	// Tags are a JSON array of [a-z0-9+.-] words: split without a JSON decoder.
+	if t := strings.Trim(tags, "[]"); t != "" {
+		for _, tag := range strings.Split(t, ",") {
+			f.counts["tag"][strings.Trim(tag, `"`)]++
+		}
+	}
+}
+
+// result lists each facet's values by count, then value; at most 25 per facet.
+func (f *facetCounter) result() map[string][]FacetValue {
+	out := make(map[string][]FacetValue, len(FacetNames))
+	for _, name := range FacetNames {
+		vals := make([]FacetValue, 0, len(f.counts[name]))
+		for v, n := range f.counts[name] {
+			fv := FacetValue{Value: v, Count: n}
+			if name == "vendor" {
+				fv.Label = f.labels[v]
+			}
+			vals = append(vals, fv)
+		}
 		sort.Slice(vals, func(i, j int) bool {
 			if vals[i].Count != vals[j].Count {
 				return vals[i].Count > vals[j].Count
@@ -258,8 +368,9 @@ func (s *Service) Search(ctx context.Context, in SearchInput) (SearchResult, err
 			return vals[i].Value < vals[j].Value
 		})
 		if len(vals) > 25 {
-			res.Facets[name] = vals[:25]
+			vals = vals[:25]
 		}
+		out[name] = vals
 	}
-	return res, nil
+	return out
 }

@@ -54,11 +54,19 @@ func (s *Service) consumeOrderFailed(ctx context.Context) error {
 // ApplyOrganizationCreated records an organisation's name and kind (verification is kept as it is: the
 // verified event may arrive first).
 func (s *Service) ApplyOrganizationCreated(ctx context.Context, eventID string, e events.OrganizationCreatedV1) error {
-	return s.once(ctx, eventID, "org-created", func(tx *gorm.DB, now time.Time) error {
-		return tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "org_id"}},
+	err := s.once(ctx, eventID, "org-created", func(tx *gorm.DB, now time.Time) error {
+		if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "org_id"}},
 			DoUpdates: clause.AssignmentColumns([]string{"name", "kind", "updated_at"})}).
-			Create(&orgRow{OrgID: e.OrganizationID, Name: e.Name, Kind: e.Kind, UpdatedAt: now}).Error
+			Create(&orgRow{OrgID: e.OrganizationID, Name: e.Name, Kind: e.Kind, UpdatedAt: now}).Error; err != nil {
+			return err
+		}
+		// Listings published before the name arrived show it from now on.
+		return tx.Exec(`UPDATE market_catalog SET vendor_name = ? WHERE vendor_org_id = ?`, e.Name, e.OrganizationID).Error
 	})
+	if err == nil {
+		s.cache.invalidate()
+	}
+	return err
 }
 
 // ApplyOrganizationVerified records an organisation's verification.

@@ -371,3 +371,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+type clockSystem struct{}
+
+func (clockSystem) Now() time.Time { return time.Now().UTC() }

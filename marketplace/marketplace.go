@@ -41,6 +41,9 @@ type Config struct {
 	MaxVersionBytes int64
 	// DownloadTTL is how long a signed download URL stays valid.
 	DownloadTTL time.Duration
+	// SearchCacheTTL bounds how long a catalogue answer is reused (local catalogue writes clear the cache at
+	// once; the TTL bounds staleness after another process's write). Default 2s; negative disables the cache.
+	SearchCacheTTL time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -52,6 +55,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DownloadTTL <= 0 {
 		c.DownloadTTL = 10 * time.Minute
+	}
+	if c.SearchCacheTTL == 0 {
+		c.SearchCacheTTL = 2 * time.Second
 	}
 	return c
 }
@@ -76,6 +82,7 @@ type Service struct {
 	cfg     Config
 	outbox  *eventbus.Outbox
 	dialect sqldb.Dialect
+	cache   *searchCache // nil when disabled
 
 	keyOnce sync.Once
 	key     []byte
@@ -103,8 +110,12 @@ func New(d Deps) (*Service, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: d.DB, bus: d.Bus, blobs: d.Blobs, log: d.Log, clock: d.Clock, cfg: d.Config.withDefaults(),
-		outbox: eventbus.NewOutbox(d.DB, d.Bus, "market", d.Log), dialect: sqldb.DialectOf(d.DB)}, nil
+	s := &Service{db: d.DB, bus: d.Bus, blobs: d.Blobs, log: d.Log, clock: d.Clock, cfg: d.Config.withDefaults(),
+		outbox: eventbus.NewOutbox(d.DB, d.Bus, "market", d.Log), dialect: sqldb.DialectOf(d.DB)}
+	if s.cfg.SearchCacheTTL > 0 {
+		s.cache = newSearchCache(s.cfg.SearchCacheTTL, 4096)
+	}
+	return s, nil
 }
 
 // Outbox exposes the relay (tests flush it; the seed flushes it before exiting).

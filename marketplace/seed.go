@@ -168,6 +168,7 @@ func (s *Service) publishDirect(ctx context.Context, a Actor, kind, slug string,
 	if err != nil {
 		return "", err
 	}
+	s.cache.invalidate()
 	s.outbox.Kick()
 	return l.ID, nil
 }
@@ -234,6 +235,7 @@ func (s *Service) BulkPublish(ctx context.Context, n int, rng *rand.Rand) error 
 			return err
 		}
 	}
+	s.cache.invalidate()
 	return nil
 }
 
