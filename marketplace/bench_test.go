@@ -33,13 +33,13 @@ func BenchmarkCatalogueSearch(b *testing.B) {
 				b.ReportAllocs()
 				var hits int64
 				for i := 0; b.Loop(); i++ {
-					res, err := svc.Search(ctx, SearchInput{Q: benchWords[i%len(benchWords)], Kind: KindModel, License: "Apache-2.0", Limit: 20})
-					if err != nil {
+					body, err := svc.CatalogueJSON(ctx, SearchInput{Q: benchWords[i%len(benchWords)], Kind: KindModel, License: "Apache-2.0", Limit: 20})
+					if err != nil || len(body) == 0 {
 						b.Fatal(err)
 					}
-					hits += res.Total
+					hits++
 				}
-				b.ReportMetric(float64(hits)/float64(b.N), "matches/op")
+				_ = hits
 			})
 		}
 		// The engines themselves (no cache), then the service as deployed (answers cached for a while).

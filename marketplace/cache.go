@@ -8,10 +8,11 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// searchCache keeps recent catalogue answers. The catalogue changes rarely and is read constantly, with a
-// long tail of repeated queries; an answer is reused until the local process changes the catalogue (the
-// generation moves) or the TTL passes, which bounds how stale another process's change can look. Concurrent
-// identical misses share one database query.
+// searchCache keeps recent catalogue answers, already rendered as JSON. The catalogue changes rarely and is
+// read constantly, with a long tail of repeated queries. An answer is dropped when this process changes the
+// catalogue (the generation moves); after the TTL it is refreshed in the background while the previous answer
+// is still served once more, so another process's change shows within about one TTL and no request waits on
+// an expiry. Concurrent identical misses share one database query.
 type searchCache struct {
 	ttl     time.Duration
 	max     int
@@ -22,9 +23,9 @@ type searchCache struct {
 }
 
 type cacheEntry struct {
-	res SearchResult
-	gen uint64
-	at  time.Time
+	body []byte
+	gen  uint64
+	at   time.Time
 }
 
 func newSearchCache(ttl time.Duration, max int) *searchCache {
@@ -42,35 +43,39 @@ func (c *searchCache) invalidate() {
 	c.mu.Unlock()
 }
 
-func (c *searchCache) get(in SearchInput, load func() (SearchResult, error)) (SearchResult, error) {
-	key := cacheKey(in)
-	now := time.Now()
+func (c *searchCache) get(key string, load func() ([]byte, error)) ([]byte, error) {
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	gen := c.gen
 	c.mu.Unlock()
-	if ok && e.gen == gen && now.Sub(e.at) < c.ttl {
-		return e.res, nil
-	}
-	v, err, _ := c.flight.Do(fmt.Sprint(gen, key), func() (any, error) {
-		res, err := load()
+	fill := func() (any, error) {
+		at := time.Now()
+		body, err := load()
 		if err != nil {
-			return res, err
+			return nil, err
 		}
 		c.mu.Lock()
 		if c.gen == gen {
 			if len(c.entries) >= c.max {
-				c.entries = map[string]cacheEntry{} // crude but bounded: the hot set refills in one TTL
+				c.entries = map[string]cacheEntry{} // crude but bounded: the hot set refills within one TTL
 			}
-			c.entries[key] = cacheEntry{res: res, gen: gen, at: now}
+			c.entries[key] = cacheEntry{body: body, gen: gen, at: at}
 		}
 		c.mu.Unlock()
-		return res, nil
-	})
-	if err != nil {
-		return SearchResult{}, err
+		return body, nil
 	}
-	return v.(SearchResult), nil
+	flightKey := fmt.Sprint(gen, "\x00", key)
+	if ok && e.gen == gen {
+		if time.Since(e.at) >= c.ttl {
+			go func() { _, _, _ = c.flight.Do(flightKey, fill) }()
+		}
+		return e.body, nil
+	}
+	v, err, _ := c.flight.Do(flightKey, fill)
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
 }
 
 func cacheKey(in SearchInput) string {

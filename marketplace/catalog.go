@@ -116,10 +116,29 @@ func (s *Service) Search(ctx context.Context, in SearchInput) (SearchResult, err
 			return SearchResult{}, problem.ErrBadCursor
 		}
 	}
-	if s.cache != nil {
-		return s.cache.get(in, func() (SearchResult, error) { return s.search(ctx, in, cur) })
-	}
 	return s.search(ctx, in, cur)
+}
+
+// CatalogueJSON answers a catalogue query as the JSON body of GET /listings, from the answer cache when it
+// is enabled.
+func (s *Service) CatalogueJSON(ctx context.Context, in SearchInput) ([]byte, error) {
+	load := func() ([]byte, error) {
+		res, err := s.Search(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(toSearchJSON(res))
+	}
+	if s.cache == nil {
+		return load()
+	}
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	if in.Limit <= 0 {
+		in.Limit = web.DefaultLimit
+	}
+	return s.cache.get(cacheKey(in), load)
 }
 
 const itemColumns = `c.listing_id, c.version_id, c.vendor_org_id, c.vendor_name, c.kind, c.slug, c.title, c.summary, c.tags,

@@ -233,10 +233,15 @@ func (h handler) search(c *fiber.Ctx) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	res, err := h.s.Search(c.UserContext(), in)
+	body, err := h.s.CatalogueJSON(c.UserContext(), in)
 	if err != nil {
 		return err
 	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(body)
+}
+
+func toSearchJSON(res SearchResult) searchJSON {
 	out := searchJSON{Items: make([]catalogItemJSON, len(res.Items)), NextCursor: res.NextCursor, Total: res.Total, Facets: res.Facets}
 	for i, it := range res.Items {
 		out.Items[i] = catalogItemJSON{ID: it.ListingID, Slug: it.Slug, Kind: it.Kind, Title: it.Title, Summary: it.Summary,
@@ -244,7 +249,7 @@ func (h handler) search(c *fiber.Ctx) error {
 			Residency: it.Residency, CanadianIP: it.CanadianIP, Gated: it.Gated, PriceFromMicro: it.PriceMinMicro,
 			PriceFromDisplay: money.Micro(it.PriceMinMicro).String(), PublishedAt: time.Unix(0, it.PublishedAt).UTC(), Score: it.Score}
 	}
-	return c.JSON(out)
+	return out
 }
 
 // Listings.
