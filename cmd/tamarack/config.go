@@ -48,6 +48,13 @@ type config struct {
 	SandboxBackend string
 	UsageInterval  time.Duration
 
+	// Marketplace.
+	BlobStore     string
+	S3AccessKey   string
+	S3SecretKey   string
+	MaxArtifactMB int
+	MaxVersionMB  int
+
 	// Billing.
 	StripeKey           string
 	StripeWebhookSecret string
@@ -128,6 +135,12 @@ func newConfig(name string) *config {
 	str(&c.KeySecret, "key-secret", "TAMARACK_KEY_SECRET", "", "secret sealing the JWT signing keys stored in the database (AES-256-GCM); empty stores them unsealed; every identity process needs the same one", true)
 	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (bubblewrap), simulator (demos and tests only)", false)
 	dur(&c.UsageInterval, "usage-interval", "TAMARACK_USAGE_INTERVAL", 15*time.Second, "how often running sandboxes publish usage samples")
+	// Marketplace.
+	str(&c.BlobStore, "blob-store", "TAMARACK_BLOB_STORE", "", "artifact storage: empty keeps files under <data>/blobs; s3://bucket[/prefix]?endpoint=host:port[&region=r][&insecure=true] uses S3-compatible storage", false)
+	str(&c.S3AccessKey, "s3-access-key", "TAMARACK_S3_ACCESS_KEY", "", "access key of the S3-compatible blob store", true)
+	str(&c.S3SecretKey, "s3-secret-key", "TAMARACK_S3_SECRET_KEY", "", "secret key of the S3-compatible blob store", true)
+	num(&c.MaxArtifactMB, "max-artifact-mb", "TAMARACK_MAX_ARTIFACT_MB", 5120, "largest artifact file in MiB")
+	num(&c.MaxVersionMB, "max-version-mb", "TAMARACK_MAX_VERSION_MB", 20480, "largest total of one listing version's artifacts in MiB")
 	str(&c.StripeKey, "stripe-key", "TAMARACK_STRIPE_KEY", "", "Stripe secret key; empty disables card purchases (staff can record offline payments)", true)
 	str(&c.StripeWebhookSecret, "stripe-webhook-secret", "TAMARACK_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret (whsec_...)", true)
 	str(&c.StripeAPIBase, "stripe-api", "TAMARACK_STRIPE_API", "", "Stripe API base URL (stripe-mock in tests); empty is Stripe itself", false)
@@ -236,6 +249,12 @@ func (c *config) validate() error {
 	}
 	if c.UsageInterval < time.Second || c.UsageInterval > 5*time.Minute {
 		bad("--usage-interval %s: use 1s to 5m", c.UsageInterval)
+	}
+	if c.BlobStore != "" && !strings.HasPrefix(c.BlobStore, "s3://") {
+		bad("--blob-store %q: use an s3:// URL, or leave it empty for <data>/blobs", c.BlobStore)
+	}
+	if c.MaxArtifactMB < 1 || c.MaxVersionMB < c.MaxArtifactMB {
+		bad("--max-artifact-mb %d / --max-version-mb %d: use at least 1, and a version limit no smaller than the file limit", c.MaxArtifactMB, c.MaxVersionMB)
 	}
 	if c.StripeKey != "" && !strings.HasPrefix(c.StripeKey, "sk_") && !strings.HasPrefix(c.StripeKey, "rk_") {
 		bad("--stripe-key: a Stripe secret key starts with sk_ or rk_")

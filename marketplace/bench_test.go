@@ -1,0 +1,49 @@
+package marketplace
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/natstest"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+)
+
+// BenchmarkCatalogueSearch: a text query and two filters (kind, licence) with facet counts over 10,000
+// published listings, on each engine of this environment (Postgres when TAMARACK_TEST_POSTGRES is set).
+func BenchmarkCatalogueSearch(b *testing.B) {
+	for _, d := range dbtest.Dialects() {
+		db := dbtest.Open(b, d, migrations()...)
+		blobs, err := NewLocalStore(b.TempDir())
+		must(b, err)
+		bus := natstest.Start(b)
+		svc, err := New(Deps{DB: db, Bus: bus, Blobs: blobs, Clock: clockSystem{}, Config: Config{SearchCacheTTL: -1}})
+		must(b, err)
+		cached, err := New(Deps{DB: db, Bus: bus, Blobs: blobs, Clock: clockSystem{}, Config: Config{SearchCacheTTL: time.Minute}})
+		must(b, err)
+		ctx := context.Background()
+		must(b, svc.BulkPublish(ctx, 10_000, rand.New(rand.NewPCG(1, 2))))
+		if d == sqldb.Postgres {
+			must(b, db.Exec("ANALYZE").Error)
+		}
+		run := func(name string, svc *Service) {
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				var hits int64
+				for i := 0; b.Loop(); i++ {
+					body, err := svc.CatalogueJSON(ctx, SearchInput{Q: benchWords[i%len(benchWords)], Kind: KindModel, License: "Apache-2.0", Limit: 20})
+					if err != nil || len(body) == 0 {
+						b.Fatal(err)
+					}
+					hits++
+				}
+				_ = hits
+			})
+		}
+		// The engines themselves (no cache), then the service as deployed (answers cached for a while).
+		run(string(d), svc)
+		run(string(d)+"-cached", cached)
+	}
+}

@@ -1,0 +1,188 @@
+// Package marketplace owns Tamarack's listings of models, datasets and accelerator time: their versions and
+// review workflow, artifacts in a BlobStore, plans, the searchable catalogue, orders, entitlements, access
+// requests, ratings and the staff audit trail. It learns about organisations and testbed pools only from
+// events (projections in market_orgs and market_pools), announces every review transition and paid order
+// through its outbox, and never imports another service.
+package marketplace
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/tamarack-ai/tamarack/platform/clock"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+)
+
+//go:embed migrations
+var migrationsFS embed.FS
+
+// Migrations returns the marketplace's SQL migrations (service "market"; the catalogue's full-text search
+// lives in the sqlite/ and postgres/ folders).
+func Migrations() sqldb.Migrations {
+	return sqldb.Migrations{Service: "market", FS: mustSub(migrationsFS, "migrations")}
+}
+
+// Config holds the marketplace's limits.
+type Config struct {
+	// MaxFileBytes caps one artifact; MaxVersionBytes all artifacts of one version together.
+	MaxFileBytes    int64
+	MaxVersionBytes int64
+	// DownloadTTL is how long a signed download URL stays valid.
+	DownloadTTL time.Duration
+	// SearchCacheTTL bounds how long a catalogue answer is reused (local catalogue writes clear the cache at
+	// once; the TTL bounds staleness after another process's write). Default 2s; negative disables the cache.
+	SearchCacheTTL time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxFileBytes <= 0 {
+		c.MaxFileBytes = 5 << 30
+	}
+	if c.MaxVersionBytes <= 0 {
+		c.MaxVersionBytes = 20 << 30
+	}
+	if c.DownloadTTL <= 0 {
+		c.DownloadTTL = 10 * time.Minute
+	}
+	if c.SearchCacheTTL == 0 {
+		c.SearchCacheTTL = 2 * time.Second
+	}
+	return c
+}
+
+// Deps are everything the service needs.
+type Deps struct {
+	DB     *gorm.DB
+	Bus    *eventbus.Bus
+	Blobs  BlobStore
+	Log    *slog.Logger
+	Clock  clock.Clock
+	Config Config
+}
+
+// Service is the marketplace.
+type Service struct {
+	db      *gorm.DB
+	bus     *eventbus.Bus
+	blobs   BlobStore
+	log     *slog.Logger
+	clock   clock.Clock
+	cfg     Config
+	outbox  *eventbus.Outbox
+	dialect sqldb.Dialect
+	cache   *searchCache // nil when disabled
+
+	keyOnce sync.Once
+	key     []byte
+	keyErr  error
+}
+
+// New checks every dependency and returns the service.
+func New(d Deps) (*Service, error) {
+	var errs []error
+	if d.DB == nil {
+		errs = append(errs, errors.New("marketplace: no database"))
+	}
+	if d.Bus == nil {
+		errs = append(errs, errors.New("marketplace: no event bus"))
+	}
+	if d.Blobs == nil {
+		errs = append(errs, errors.New("marketplace: no blob store"))
+	}
+	if d.Clock == nil {
+		errs = append(errs, errors.New("marketplace: no clock"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{db: d.DB, bus: d.Bus, blobs: d.Blobs, log: d.Log, clock: d.Clock, cfg: d.Config.withDefaults(),
+		outbox: eventbus.NewOutbox(d.DB, d.Bus, "market", d.Log), dialect: sqldb.DialectOf(d.DB)}
+	if s.cfg.SearchCacheTTL > 0 {
+		s.cache = newSearchCache(s.cfg.SearchCacheTTL, 4096)
+	}
+	return s, nil
+}
+
+// Outbox exposes the relay (tests flush it; the seed flushes it before exiting).
+func (s *Service) Outbox() *eventbus.Outbox { return s.outbox }
+
+// Run relays the outbox and runs the consumers until ctx ends, then flushes what is left.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	loops := []func(context.Context) error{s.outbox.Run, s.consumeOrgCreated, s.consumeOrgVerified,
+		s.consumePools, s.consumeOrderSettled, s.consumeOrderFailed}
+	errc := make(chan error, len(loops))
+	for _, l := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l(ctx); err != nil && ctx.Err() == nil {
+				errc <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.outbox.Flush(fctx); err != nil {
+		s.log.Warn("marketplace outbox flush on exit", "err", err)
+	}
+	return <-errc
+}
+
+func (s *Service) now() time.Time { return s.clock.Now().UTC() }
+
+// newID returns a time-ordered ID with a type prefix (UUIDv7 keeps list order stable without a sort column).
+func newID(prefix string) string {
+	return prefix + "_" + uuid.Must(uuid.NewV7()).String()
+}
+
+// signingKey is the HMAC key of download URLs, shared through the database by every marketplace process.
+func (s *Service) signingKey(ctx context.Context) ([]byte, error) {
+	s.keyOnce.Do(func() {
+		buf := make([]byte, 32)
+		_, _ = rand.Read(buf)
+		type keyRow struct {
+			Name      string `gorm:"primaryKey"`
+			Secret    string
+			CreatedAt time.Time
+		}
+		row := keyRow{Name: "download", Secret: hex.EncodeToString(buf), CreatedAt: s.now()}
+		db := s.db.WithContext(ctx).Table("market_keys")
+		if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+			s.keyErr = err
+			return
+		}
+		var got keyRow
+		if err := s.db.WithContext(ctx).Table("market_keys").Where("name = ?", "download").Take(&got).Error; err != nil {
+			s.keyErr = err
+			return
+		}
+		s.key, s.keyErr = hex.DecodeString(got.Secret)
+	})
+	return s.key, s.keyErr
+}
+
+func mustSub(f embed.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err) // the embedded folder exists at compile time
+	}
+	return sub
+}
