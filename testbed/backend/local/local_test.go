@@ -1,0 +1,659 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tamarack-ai/tamarack/testbed/backend"
+)
+
+// The test binary plays several parts, chosen by environment variable, so that the sandbox workloads
+// need nothing beyond what /usr has: shim and enter (MaybeRunShim), and the helpers below, which run
+// inside sandboxes (the binary's directory is bound read-only into them) or stand in for a `tamarack
+// serve` that gets SIGKILLed.
+const envHelper = "TAMARACK_TEST_HELPER"
+
+// cgroupParent is relative to this process's own cgroup and unique per run, so the run can remove it.
+var cgroupParent = "tamarack-test-" + strconv.Itoa(os.Getpid())
+
+func TestMain(m *testing.M) {
+	MaybeRunShim()
+	switch os.Getenv(envHelper) {
+	case "":
+	case "alloc":
+		helperAlloc()
+	case "serve":
+		helperServe()
+	case "control":
+		helperControl()
+	default:
+		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(envHelper))
+		os.Exit(2)
+	}
+	code := m.Run()
+	// Sandbox cgroups are removed by each test's cleanup; the run's parent goes last.
+	if l, err := detectCgroups(cgroupParent); err == nil {
+		for _, p := range l.parents {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				fmt.Fprintf(os.Stderr, "leftover cgroup %s: %v\n", p, err)
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// helperAlloc allocates and touches memory until something kills it.
+func helperAlloc() {
+	var keep [][]byte
+	for {
+		b := make([]byte, 1<<20)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		keep = append(keep, b)
+		if len(keep)%16 == 0 {
+			fmt.Printf("allocated %d MiB\n", len(keep))
+		}
+	}
+}
+
+// helperServe serves HTTP on 127.0.0.1:$PORT, answering with the hostname (the sandbox ID).
+func helperServe() {
+	host, _ := os.Hostname()
+	err := http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s", host)
+	}))
+	fmt.Println(err)
+	os.Exit(1)
+}
+
+// helperControl is a stand-in `tamarack serve`: it starts the sandboxes named in $IDS (command in
+// $CMD_<n>), says "started" and waits to be SIGKILLed.
+func helperControl() {
+	b, err := New(Options{Root: os.Getenv("ROOT"), CgroupParent: os.Getenv("CGROUP_PARENT")})
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	for i, id := range strings.Fields(os.Getenv("IDS")) {
+		cmd := []string{"/bin/bash", "-c", os.Getenv("CMD_" + strconv.Itoa(i))}
+		if _, err := b.Start(context.Background(), backend.Spec{SandboxID: id, Command: cmd}); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+	}
+	fmt.Println("started")
+	select {}
+}
+
+// newBackend returns a backend on a fresh root, or fails the test loudly if this host cannot run
+// sandboxes. Only TAMARACK_TEST_NO_SANDBOX=1 turns that into a (loud) skip.
+func newBackend(t *testing.T) *Backend {
+	t.Helper()
+	if os.Getenv("TAMARACK_TEST_NO_SANDBOX") == "1" {
+		fmt.Fprintln(os.Stderr, "!!! TAMARACK_TEST_NO_SANDBOX=1: local sandbox tests SKIPPED; the local backend is NOT tested !!!")
+		t.Skip("TAMARACK_TEST_NO_SANDBOX=1: local sandbox tests skipped")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Options{Root: t.TempDir(), CgroupParent: cgroupParent, ReadOnlyPaths: []string{filepath.Dir(exe)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(context.Background()); err != nil {
+		t.Fatalf("this host cannot run local sandboxes (set TAMARACK_TEST_NO_SANDBOX=1 to skip these tests loudly): %v", err)
+	}
+	return b
+}
+
+// start starts a sandbox and makes sure it is stopped, its processes and cgroup gone and its files
+// removed when the test ends, whatever happened.
+func start(t *testing.T, b *Backend, s backend.Spec) backend.Status {
+	t.Helper()
+	cleanup(t, b, s.SandboxID)
+	st, err := b.Start(context.Background(), s)
+	if err != nil {
+		t.Fatalf("Start(%s): %v", s.SandboxID, err)
+	}
+	// A command that ends at once may already be reported exited; it did run.
+	if (st.State != backend.StateRunning && st.State != backend.StateExited) || st.StartedAt.IsZero() {
+		t.Fatalf("Start(%s) = %+v, want running (or already exited) with StartedAt", s.SandboxID, st)
+	}
+	return st
+}
+
+func cleanup(t *testing.T, b *Backend, id string) {
+	t.Cleanup(func() {
+		var st state
+		_ = readJSON(filepath.Join(b.dir(id), fileState), &st)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := b.Stop(ctx, id, 0); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("cleanup: Stop(%s): %v", id, err)
+		}
+		if err := b.Remove(ctx, id); err != nil {
+			t.Errorf("cleanup: Remove(%s): %v", id, err)
+		}
+		for _, p := range []procID{st.Shim, st.Bwrap, st.Init} {
+			if p.PID > 0 {
+				// The shim may take a moment to exit after writing the end; anything else is a leak.
+				waitFor(t, 10*time.Second, fmt.Sprintf("process %d of %s to exit", p.PID, id), func() bool { return !p.alive(st.BootID) })
+			}
+		}
+		for _, d := range st.Cgroup.Dirs {
+			if exists(d) {
+				t.Errorf("cleanup: cgroup %s left behind", d)
+			}
+		}
+	})
+}
+
+// waitFor polls cond until it holds or the deadline passes; it never asserts on timing.
+func waitFor(t *testing.T, max time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(max)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s after %v", what, max)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func waitEndedT(t *testing.T, b *Backend, id string) backend.Status {
+	t.Helper()
+	var st backend.Status
+	waitFor(t, 30*time.Second, id+" to end", func() bool {
+		var err error
+		st, err = b.Inspect(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Ended()
+	})
+	return st
+}
+
+func logs(t *testing.T, b *Backend, id string) string {
+	t.Helper()
+	rc, err := b.Logs(context.Background(), id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestIsolation(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	script := `
+echo "pid=$$"
+echo "procs=$(ls /proc | grep -c '^[0-9]*$')"
+echo "hostname=$(cat /proc/sys/kernel/hostname)"
+for p in /usr/x /etc/x /x /home/x /proc/sys/kernel/hostname "$HOME/x" /tmp/x; do
+  if (echo x > "$p") 2>/dev/null; then echo "write $p ok"; else echo "write $p denied"; fi
+done
+echo "ifaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
+if (exec 3<>/dev/tcp/1.1.1.1/53) 2>/dev/null; then echo "dial ok"; else echo "dial failed"; fi
+echo "cuda=$CUDA_VISIBLE_DEVICES nvidia=$NVIDIA_VISIBLE_DEVICES home=$HOME"
+echo "capeff=$(grep CapEff /proc/self/status | cut -f2)"
+if cat /etc/shadow >/dev/null 2>&1; then echo "shadow readable"; else echo "shadow hidden"; fi
+`
+	st := start(t, b, backend.Spec{
+		SandboxID: "iso",
+		Command:   []string{"/bin/bash", "-c", script},
+		Devices:   []backend.Device{{Index: 1, UUID: "GPU-0b2c", Model: "H100", Paths: []string{"/dev/nvidia1"}}, {Index: 3, UUID: "GPU-77aa", Paths: []string{"/dev/nvidia3"}}},
+		Limits:    backend.Limits{MemoryBytes: 256 << 20, Pids: 64, CPUMillis: 500},
+	})
+	end := waitEndedT(t, b, st.SandboxID)
+	out := logs(t, b, st.SandboxID)
+	t.Logf("sandbox output:\n%s", out)
+	if end.Reason != backend.ReasonExited || end.ExitCode != 0 || end.EndedAt.Before(end.StartedAt) {
+		t.Errorf("end status %+v, want exited 0 after start", end)
+	}
+	want := []string{
+		"pid=2\n", // bwrap's init is PID 1 of the namespace, the command is its first child
+		"hostname=iso\n",
+		"write /usr/x denied", "write /etc/x denied", "write /x denied", "write /home/x denied",
+		"write /proc/sys/kernel/hostname denied",
+		"write /home/sandbox/x ok", "write /tmp/x ok",
+		"ifaces=lo \n",
+		"dial failed",
+		"cuda=1,3 nvidia=GPU-0b2c,GPU-77aa home=/home/sandbox",
+		"capeff=0000000000000000",
+		"shadow hidden",
+		"[tamarack] device node /dev/nvidia1 is not present on this host; skipped",
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+	// init, bash and the pipeline counting: a handful, nothing of the host's.
+	for line := range strings.Lines(out) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "procs="); ok {
+			if n, _ := strconv.Atoi(v); n < 2 || n > 8 {
+				t.Errorf("sandbox sees %d processes, want only its own few", n)
+			}
+		}
+	}
+}
+
+func TestNetworkWhenAsked(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	st := start(t, b, backend.Spec{SandboxID: "net", Network: true, Command: []string{"/bin/bash", "-c", "tail -n +3 /proc/net/dev | wc -l"}})
+	waitEndedT(t, b, st.SandboxID)
+	out := strings.TrimSpace(logs(t, b, st.SandboxID))
+	if n, err := strconv.Atoi(out); err != nil || n < 2 {
+		t.Errorf("sandbox with network sees %q interfaces, want the host's (more than lo)", out)
+	}
+}
+
+func TestOOMKilled(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	exe, _ := os.Executable()
+	st := start(t, b, backend.Spec{
+		SandboxID: "oom",
+		Command:   []string{exe},
+		Env:       map[string]string{envHelper: "alloc"},
+		Limits:    backend.Limits{MemoryBytes: 32 << 20, Pids: 64},
+	})
+	end := waitEndedT(t, b, st.SandboxID)
+	if end.Reason != backend.ReasonOOMKilled {
+		t.Fatalf("status %+v, want reason %s; output:\n%s", end, backend.ReasonOOMKilled, logs(t, b, st.SandboxID))
+	}
+}
+
+func TestPidsLimit(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	// Far more processes than the limit allows; bash keeps retrying the forks that fail.
+	st := start(t, b, backend.Spec{SandboxID: "pids", Command: []string{"/bin/bash", "-c", "for i in $(seq 40); do sleep 600 & done; wait"}, Limits: backend.Limits{Pids: 16}})
+	var s state
+	if err := readJSON(filepath.Join(b.dir(st.SandboxID), fileState), &s); err != nil {
+		t.Fatal(err)
+	}
+	pidsDir := s.Cgroup.Dirs[0]
+	if !s.Cgroup.V2 {
+		pidsDir = s.Cgroup.Dirs[1]
+	}
+	// pids.events counts forks refused at the limit.
+	waitFor(t, 30*time.Second, "a fork refused at the limit", func() bool {
+		data, _ := os.ReadFile(filepath.Join(pidsDir, "pids.events"))
+		f := strings.Fields(string(data))
+		return len(f) == 2 && f[0] == "max" && f[1] != "0"
+	})
+	if pids, err := s.Cgroup.pids(); err != nil || len(pids) > 16 {
+		t.Errorf("sandbox has %d processes (%v) under a limit of 16", len(pids), err)
+	}
+}
+
+func TestStop(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, script string
+		grace        time.Duration
+	}{
+		{"exits on TERM", "sleep 600", 10 * time.Second},
+		// Ignores TERM; only the SIGKILL after grace ends it.
+		{"ignores TERM", "trap '' TERM; while :; do sleep 0.05; done", 100 * time.Millisecond},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBackend(t)
+			id := "stop-" + strconv.Itoa(i)
+			start(t, b, backend.Spec{SandboxID: id, Command: []string{"/bin/bash", "-c", "echo up; " + tt.script}, Limits: backend.Limits{MemoryBytes: 64 << 20, CPUMillis: 250, Pids: 32}})
+			var st state
+			if err := readJSON(filepath.Join(b.dir(id), fileState), &st); err != nil {
+				t.Fatal(err)
+			}
+			// Limits are in the cgroup and the sandbox's processes are in it.
+			checkLimits(t, st.Cgroup, 64<<20, 25000, 32)
+			pids, err := st.Cgroup.pids()
+			if err != nil || !containsAll(pids, st.Bwrap.PID, st.Init.PID) {
+				t.Fatalf("cgroup holds %v (%v), want bwrap %d and init %d", pids, err, st.Bwrap.PID, st.Init.PID)
+			}
+			waitFor(t, 10*time.Second, "output", func() bool { return strings.Contains(logs(t, b, id), "up") })
+
+			end, err := b.Stop(context.Background(), id, tt.grace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end.State != backend.StateExited || end.Reason != backend.ReasonStopped || end.EndedAt.IsZero() {
+				t.Errorf("Stop = %+v, want exited, stopped", end)
+			}
+			for _, p := range pids {
+				if _, err := procStart(p); err == nil {
+					t.Errorf("process %d survived Stop", p)
+				}
+			}
+			if st.Cgroup.exists() {
+				t.Errorf("cgroup %v survived Stop", st.Cgroup.Dirs)
+			}
+			for _, d := range []string{dirHome, dirTmp} {
+				if exists(filepath.Join(b.dir(id), d)) {
+					t.Errorf("%s survived Stop", d)
+				}
+			}
+			again, err := b.Stop(context.Background(), id, tt.grace)
+			if err != nil || again != end {
+				t.Errorf("second Stop = %+v, %v; want %+v", again, err, end)
+			}
+			if !strings.Contains(logs(t, b, id), "up") {
+				t.Error("logs of a stopped sandbox are gone before Remove")
+			}
+			if _, err := b.Terminal(context.Background(), id, nil); !errors.Is(err, backend.ErrNotRunning) {
+				t.Errorf("Terminal(stopped) = %v, want ErrNotRunning", err)
+			}
+			if err := b.Remove(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Inspect(context.Background(), id); !errors.Is(err, backend.ErrNotFound) {
+				t.Errorf("Inspect(removed) = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func checkLimits(t *testing.T, cg cgroupSet, mem, cpuQuota, pids int64) {
+	t.Helper()
+	files := map[string]int64{}
+	if cg.V2 {
+		files[filepath.Join(cg.Dirs[0], "memory.max")] = mem
+		files[filepath.Join(cg.Dirs[0], "pids.max")] = pids
+	} else {
+		files[filepath.Join(cg.Dirs[0], "memory.limit_in_bytes")] = mem
+		files[filepath.Join(cg.Dirs[1], "pids.max")] = pids
+		files[filepath.Join(cg.Dirs[2], "cpu.cfs_quota_us")] = cpuQuota
+	}
+	for f, want := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); got != want {
+			t.Errorf("%s = %s, want %d", f, data, want)
+		}
+	}
+}
+
+func containsAll(have []int, want ...int) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			found = found || h == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func TestStartErrors(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	ctx := context.Background()
+	start(t, b, backend.Spec{SandboxID: "dup", Command: []string{"sleep", "600"}})
+	if _, err := b.Start(ctx, backend.Spec{SandboxID: "dup", Command: []string{"true"}}); !errors.Is(err, backend.ErrExists) {
+		t.Errorf("Start(duplicate) = %v, want ErrExists", err)
+	}
+	if _, err := b.Start(ctx, backend.Spec{SandboxID: "../etc", Command: []string{"true"}}); !errors.Is(err, backend.ErrInvalidSpec) {
+		t.Errorf("Start(bad id) = %v, want ErrInvalidSpec", err)
+	}
+	for _, id := range []string{"nope", "../../etc"} {
+		if _, err := b.Inspect(ctx, id); !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("Inspect(%q) = %v, want ErrNotFound", id, err)
+		}
+	}
+	if err := b.Remove(ctx, "dup"); !errors.Is(err, backend.ErrStillRunning) {
+		t.Errorf("Remove(running) = %v, want ErrStillRunning", err)
+	}
+}
+
+func TestTerminal(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	st := start(t, b, backend.Spec{SandboxID: "term", Command: []string{"sleep", "600"}, Env: map[string]string{"GREETING": "hi"}, Limits: backend.Limits{MemoryBytes: 128 << 20}})
+	ctx := context.Background()
+	term, err := b.Terminal(ctx, st.SandboxID, []string{"/bin/bash", "--norc", "-i"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { term.Close() })
+	if err := term.Resize(120, 40); err != nil {
+		t.Fatal(err)
+	}
+	// Arithmetic so the answer differs from the echoed input.
+	cmds := `echo "out=$GREETING-$((40+2))-$(hostname)-$$-$(stty size)-$(grep CapEff /proc/self/status | cut -f2)"; exit` + "\n"
+	if _, err := io.WriteString(term, cmds); err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(term)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// PID 1 is the sandbox's init, 2 its sleep: the shell is a third process of that namespace.
+	if !strings.Contains(string(out), "out=hi-42-term-") || !strings.Contains(string(out), "-40 120-0000000000000000") {
+		t.Errorf("terminal output %q, want out=hi-42-term-<pid>-40 120-<no caps>", out)
+	}
+	if strings.Contains(string(out), "out=hi-42-term-1-") || strings.Contains(string(out), "out=hi-42-term-2-") {
+		t.Errorf("terminal output %q: shell has an implausible PID", out)
+	}
+}
+
+func TestDialPortWithoutNetwork(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	exe, _ := os.Executable()
+	st := start(t, b, backend.Spec{SandboxID: "dial", Command: []string{exe}, Env: map[string]string{envHelper: "serve", "PORT": "8888"}, Ports: []int{8888}})
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return b.DialPort(ctx, st.SandboxID, 8888)
+		},
+	}}
+	var body string
+	waitFor(t, 10*time.Second, "the server in the sandbox", func() bool {
+		resp, err := client.Get("http://sandbox/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		body = string(data)
+		return true
+	})
+	client.CloseIdleConnections()
+	if body != "hello from dial" {
+		t.Errorf("body %q, want hello from dial", body)
+	}
+}
+
+// TestRestartSurvival kills a stand-in serve with SIGKILL and checks that a new backend on the same root
+// sees its sandboxes: one still running, one that ended while no serve was alive, with its true end.
+func TestRestartSurvival(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	for _, id := range []string{"keep", "quit"} {
+		cleanup(t, b, id)
+	}
+	exe, _ := os.Executable()
+	ctl := exec.Command(exe)
+	ctl.Env = append(os.Environ(), envHelper+"=control", "ROOT="+b.opts.Root, "CGROUP_PARENT="+cgroupParent, "IDS=keep quit",
+		"CMD_0=sleep 600",
+		"CMD_1=while [ ! -e /tmp/go ]; do sleep 0.02; done; echo bye; exit 3")
+	stdout, err := ctl.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ctl.Process.Kill(); _ = ctl.Wait() })
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if strings.TrimSpace(line) != "started" {
+		t.Fatalf("control process said %q", line)
+	}
+	if err := ctl.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = ctl.Wait()
+
+	// Nobody but the shims is watching now. Let "quit" end.
+	trigger := time.Now().UTC()
+	if err := os.WriteFile(filepath.Join(b.dir("quit"), dirTmp, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	restarted, err := New(Options{Root: b.opts.Root, CgroupParent: cgroupParent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []backend.Status
+	waitFor(t, 30*time.Second, "quit to end", func() bool {
+		list, err = restarted.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list) == 2 && list[1].Ended()
+	})
+	keep, quit := list[0], list[1]
+	if keep.SandboxID != "keep" || keep.State != backend.StateRunning || keep.StartedAt.IsZero() || keep.StartedAt.After(trigger) {
+		t.Errorf("keep = %+v, want running since before the restart", keep)
+	}
+	if quit.SandboxID != "quit" || quit.Reason != backend.ReasonExited || quit.ExitCode != 3 || quit.EndedAt.Before(trigger) || !quit.StartedAt.Before(trigger) {
+		t.Errorf("quit = %+v, want exited 3, started before and ended after %v", quit, trigger)
+	}
+	if out := logs(t, restarted, "quit"); !strings.Contains(out, "bye") {
+		t.Errorf("quit's logs %q lack its output", out)
+	}
+	// The restarted backend controls what it did not start.
+	if st, err := restarted.Stop(context.Background(), "keep", 10*time.Second); err != nil || st.Reason != backend.ReasonStopped {
+		t.Errorf("Stop(keep) after restart = %+v, %v", st, err)
+	}
+}
+
+// TestLostSupervisor: when the shim and the sandbox die without a word (host crash, OOM of the shim),
+// List says lost, with the last sign of life as EndedAt, and Stop still cleans up.
+func TestLostSupervisor(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	start(t, b, backend.Spec{SandboxID: "lost", Command: []string{"sleep", "600"}})
+	var st state
+	if err := readJSON(filepath.Join(b.dir("lost"), fileState), &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(st.Shim.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the shim to die", func() bool { return !st.Shim.alive(st.BootID) })
+	// The sandbox outlives its shim, and says so.
+	if got, err := b.Inspect(context.Background(), "lost"); err != nil || got.State != backend.StateRunning || got.Message == "" {
+		t.Errorf("Inspect with shim gone = %+v, %v; want running with a message", got, err)
+	}
+	if err := syscall.Kill(st.Init.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	got := waitEndedT(t, b, "lost")
+	if got.Reason != backend.ReasonLost || got.EndedAt.Before(got.StartedAt) || got.ExitCode != -1 {
+		t.Errorf("status %+v, want lost with EndedAt >= StartedAt", got)
+	}
+	if _, err := b.Stop(context.Background(), "lost", 0); err != nil {
+		t.Fatal(err)
+	}
+	if st.Cgroup.exists() {
+		t.Errorf("cgroup of a lost sandbox survived Stop")
+	}
+}
+
+func TestLogsFollow(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	st := start(t, b, backend.Spec{SandboxID: "follow", Command: []string{"/bin/bash", "-c", "echo one; while [ ! -e /tmp/go ]; do sleep 0.02; done; echo two >&2"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rc, err := b.Logs(ctx, st.SandboxID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	r := bufio.NewReader(rc)
+	if line, err := r.ReadString('\n'); err != nil || line != "one\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	if err := os.WriteFile(filepath.Join(b.dir(st.SandboxID), dirTmp, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(r) // ends only because the sandbox ends
+	if err != nil || string(rest) != "two\n" {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+}
+
+// BenchmarkStartStop measures Start (until the sandbox runs) and the full Start+Stop+Remove cycle.
+func BenchmarkStartStop(bb *testing.B) {
+	exe, _ := os.Executable()
+	b, err := New(Options{Root: bb.TempDir(), CgroupParent: cgroupParent, ReadOnlyPaths: []string{filepath.Dir(exe)}})
+	if err != nil {
+		bb.Fatal(err)
+	}
+	if err := b.Check(context.Background()); err != nil {
+		bb.Fatal(err)
+	}
+	ctx := context.Background()
+	var startTotal time.Duration
+	for i := 0; bb.Loop(); i++ {
+		id := "bench-" + strconv.Itoa(i)
+		t0 := time.Now()
+		if _, err := b.Start(ctx, backend.Spec{SandboxID: id, Command: []string{"sleep", "600"}, Limits: backend.Limits{MemoryBytes: 256 << 20, Pids: 64, CPUMillis: 1000}}); err != nil {
+			bb.Fatal(err)
+		}
+		startTotal += time.Since(t0)
+		if _, err := b.Stop(ctx, id, 5*time.Second); err != nil {
+			bb.Fatal(err)
+		}
+		if err := b.Remove(ctx, id); err != nil {
+			bb.Fatal(err)
+		}
+	}
+	bb.ReportMetric(float64(startTotal.Microseconds())/1000/float64(bb.N), "start-ms/op")
+}
+
+func TestShortLivedAndMissingCommand(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	start(t, b, backend.Spec{SandboxID: "true", Command: []string{"true"}})
+	if end := waitEndedT(t, b, "true"); end.Reason != backend.ReasonExited || end.ExitCode != 0 {
+		t.Errorf("true: %+v", end)
+	}
+	start(t, b, backend.Spec{SandboxID: "missing", Command: []string{"/usr/bin/no-such-program"}})
+	if end := waitEndedT(t, b, "missing"); end.Reason != backend.ReasonExited || end.ExitCode != 1 {
+		t.Errorf("missing: %+v", end)
+	}
+	if out := logs(t, b, "missing"); !strings.Contains(out, "no-such-program") {
+		t.Errorf("missing: output %q does not say what failed", out)
+	}
+}
