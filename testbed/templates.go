@@ -48,7 +48,7 @@ var templates = map[string]Template{
 	"jupyterlab": {
 		Name: "jupyterlab", Title: "JupyterLab", Description: "JupyterLab on port 8888, reached through the proxy.",
 		Command: []string{"/bin/sh", "-c", "if command -v jupyter-lab >/dev/null 2>&1; then " +
-			"exec jupyter-lab --ip=127.0.0.1 --port=8888 --no-browser --ServerApp.token='' --ServerApp.base_url=\"$TAMARACK_PROXY_BASE\"; " +
+			"exec jupyter-lab --ip=127.0.0.1 --port=8888 --no-browser --ServerApp.token=''; " +
 			"else echo 'jupyter-lab not installed on this host: serving the home directory with python3 -m http.server instead'; " +
 			"exec python3 -m http.server 8888 --bind 127.0.0.1; fi"},
 		Env:             map[string]string{"PYTHONUNBUFFERED": "1", "TERM": "xterm-256color"},
