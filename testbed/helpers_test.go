@@ -19,6 +19,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
@@ -247,3 +248,12 @@ func (s signer) token(t testing.TB, c Caller) string {
 }
 
 var _ = eventbus.Write[events.PoolChangedV1]
+
+func asProblem(t testing.TB, err error) *problem.Problem {
+	t.Helper()
+	p, ok := problem.From(err)
+	if !ok {
+		t.Fatalf("not a problem: %v", err)
+	}
+	return p
+}

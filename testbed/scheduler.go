@@ -46,6 +46,10 @@ type idev struct {
 	claimed bool
 	expires int64 // claim's expiry (unix ms) while claimed
 	sandbox string
+	// next is a sandbox the database says holds this device while this process still has it claimed for
+	// a placement of its own that is about to fail: the release hands the device over instead of freeing it.
+	next    string
+	nextExp int64
 }
 
 type inode struct {
@@ -179,9 +183,15 @@ func (x *index) setHealth(nodeID, health string) {
 // claimLocked marks devices claimed by sandbox (already chosen or loaded from the database).
 func (x *index) claimLocked(sandbox string, devIDs []string, expires int64, cpu, mem int64) {
 	var node *inode
+	var mine []string
 	for _, id := range devIDs {
 		d := x.devs[id]
-		if d == nil || d.claimed {
+		if d == nil || d.sandbox == sandbox {
+			continue
+		}
+		mine = append(mine, id)
+		if d.claimed {
+			d.next, d.nextExp = sandbox, expires
 			continue
 		}
 		node = d.node
@@ -195,7 +205,7 @@ func (x *index) claimLocked(sandbox string, devIDs []string, expires int64, cpu,
 		}
 		d.claimed, d.expires, d.sandbox = true, expires, sandbox
 	}
-	x.claims[sandbox] = append(x.claims[sandbox], devIDs...)
+	x.claims[sandbox] = append(x.claims[sandbox], mine...)
 	if node != nil && (cpu > 0 || mem > 0) {
 		node.cpuFree -= cpu
 		node.memFree -= mem
@@ -207,8 +217,9 @@ func (x *index) claimLocked(sandbox string, devIDs []string, expires int64, cpu,
 func (x *index) claim(sandbox string, devIDs []string, expires int64, cpu, mem int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.claims[sandbox]; ok {
-		return
+	_, known := x.claims[sandbox]
+	if known {
+		cpu, mem = 0, 0 // CPU and memory were counted when it was first claimed
 	}
 	x.claimLocked(sandbox, devIDs, expires, cpu, mem)
 }
@@ -229,10 +240,17 @@ func (x *index) releaseLocked(sandbox string) {
 	var node *inode
 	for _, id := range ids {
 		d := x.devs[id]
+		if d != nil && d.next == sandbox {
+			d.next, d.nextExp = "", 0
+		}
 		if d == nil || !d.claimed || d.sandbox != sandbox {
 			continue
 		}
 		node = d.node
+		if d.next != "" { // the database gave it to another sandbox: hand it over
+			d.sandbox, d.expires, d.next, d.nextExp = d.next, d.nextExp, "", 0
+			continue
+		}
 		s := d.node.slots[d.model]
 		g := x.group(d.node.pool, d.model)
 		wasIn := s.bucket >= 0

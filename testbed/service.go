@@ -246,7 +246,10 @@ func (s *Service) schedule(ctx context.Context, id string, req PlaceRequest) err
 			return nil
 		}
 		x.release(id)
-		if !sqldb.IsDuplicate(err) || attempt >= 3 {
+		if !sqldb.IsDuplicate(err) || attempt >= 16 {
+			if ferr := s.fail(ctx, id, ReasonStartFailed, "scheduling failed"); ferr != nil {
+				s.log.Error("fail unscheduled sandbox", "sandbox", id, "err", ferr)
+			}
 			return fmt.Errorf("schedule %s: %w", id, err)
 		}
 		if err := s.syncClaims(ctx, req.PoolID); err != nil {
