@@ -256,5 +256,11 @@ func (h handler) proxy(c *fiber.Ctx) error {
 			_, _ = io.WriteString(w, `{"type":"https://tamarack.dev/problems/sandbox_port_unreachable","title":"The sandbox did not answer on this port.","status":502,"code":"sandbox_port_unreachable"}`)
 		},
 	}
-	return adaptor.HTTPHandler(rp)(c)
+	// The adaptor's request context is fasthttp's RequestCtx, recycled after the handler returns while
+	// net/http's transport may still look at it: give the proxied request a context of its own.
+	return adaptor.HTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		rp.ServeHTTP(w, r.WithContext(ctx))
+	}))(c)
 }
