@@ -196,7 +196,7 @@ func (s *Service) Availability(ctx context.Context, poolID, model string, from, 
 	var f problem.Fields
 	f.Check(to.After(from), "to", "before_from", "must be after from")
 	f.Check(step >= time.Minute, "step", "too_small", "at least 1m")
-	if step > 0 {
+	if step >= time.Minute {
 		f.Check(to.Sub(from)/step <= 200, "step", "too_many_buckets", "at most 200 buckets")
 	}
 	if model != "" && !KnownGPUModel(model) {
