@@ -41,6 +41,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Post("/reservations", web.RequireAuth, write, h.reserve)
 	r.Get("/reservations", web.RequireAuth, h.listReservations)
 	r.Post("/reservations/:id/cancel", web.RequireAuth, write, h.cancelReservation)
+	r.Get("/audit", web.RequireStaff, h.audit)
 }
 
 func callerOf(c *fiber.Ctx) Caller {
@@ -597,4 +598,37 @@ func (h handler) cancelReservation(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(toReservationJSON(r))
+}
+
+type auditJSON struct {
+	ID          string    `json:"id"`
+	At          time.Time `json:"at"`
+	ActorUserID string    `json:"actor_user_id"`
+	ActorOrgID  string    `json:"actor_org_id"`
+	Action      string    `json:"action"`
+	Target      string    `json:"target"`
+	Detail      string    `json:"detail"`
+}
+
+func (h handler) audit(c *fiber.Ctx) error {
+	pg, err := web.PageOf(c)
+	if err != nil {
+		return err
+	}
+	var before int64
+	if pg.Cursor != "" {
+		if err := web.DecodeCursor(pg.Cursor, &before); err != nil {
+			return err
+		}
+	}
+	list, err := h.svc.Audit(c.UserContext(), pg.Limit, before)
+	if err != nil {
+		return err
+	}
+	items := make([]auditJSON, len(list))
+	for i, a := range list {
+		items[i] = auditJSON{ID: a.ID, At: fromMS(a.AtMS), ActorUserID: a.ActorUserID, ActorOrgID: a.ActorOrgID,
+			Action: a.Action, Target: a.Target, Detail: a.Detail}
+	}
+	return c.JSON(web.NewList(items, pg.Limit, func(last auditJSON) any { return ms(last.At) }))
 }

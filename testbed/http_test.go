@@ -14,6 +14,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
+	"github.com/tamarack-ai/tamarack/platform/openapi"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
@@ -195,4 +196,39 @@ func TestHolds(t *testing.T) {
 	if _, err := f.svc.Extend(ctx, other(), sb.ID, 30); err != nil || seen.Action != "extend" || seen.Seconds != 1800 {
 		t.Fatalf("extend: %v %+v", err, seen)
 	}
+}
+
+// TestOpenAPICoversRoutes: every route the testbed serves is in its OpenAPI operations.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	db := dbtest.Open(t, dbtest.Dialects()[0], migrations()...)
+	f := newFixture(t, db, 1, 1, Options{})
+	app, _ := newApp(t, f.svc)
+	doc := openapi.New("t", "v")
+	f.svc.OpenAPI(doc)
+	if m := openapi.Missing(app, doc); len(m) > 0 {
+		t.Fatalf("routes missing from OpenAPI: %v", m)
+	}
+	if _, err := doc.JSON(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStaffAudit: a staff stop of another organisation's sandbox is recorded with reason staff and audited.
+func TestStaffAudit(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		sb := f.launch(t, sme(), 1, 30)
+		staff := Caller{UserID: "u-staff", OrgID: "org-programme", Staff: true}
+		if _, err := f.svc.Stop(context.Background(), staff, sb.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.svc.Wait()
+		if s := f.get(t, sb.ID); s.StopReason != ReasonStaff || s.State != StateStopped {
+			t.Fatalf("staff stop: %s %s", s.State, s.StopReason)
+		}
+		list, err := f.svc.Audit(context.Background(), 10, 0)
+		if err != nil || len(list) != 1 || list[0].Action != "sandbox.stop" || list[0].Target != sb.ID {
+			t.Fatalf("audit %+v %v", list, err)
+		}
+	})
 }

@@ -122,6 +122,9 @@ func (s *Service) CreatePool(ctx context.Context, c Caller, in CreatePoolInput) 
 			}
 			return err
 		}
+		if err := s.audit(tx, c, p.VendorOrgID, "pool.create", p.ID, p.Name); err != nil {
+			return err
+		}
 		return s.writePoolChanged(tx, p)
 	})
 	if err != nil {
@@ -176,6 +179,9 @@ func (s *Service) UpdatePool(ctx context.Context, c Caller, id string, in Update
 			if sqldb.IsDuplicate(err) {
 				return ErrPoolExists
 			}
+			return err
+		}
+		if err := s.audit(tx, c, p.VendorOrgID, "pool.update", p.ID, p.Name); err != nil {
 			return err
 		}
 		return s.writePoolChanged(tx, p)
@@ -303,6 +309,9 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 		if err := tx.Create(&devs).Error; err != nil {
 			return err
 		}
+		if err := s.audit(tx, c, p.VendorOrgID, "node.add", n.ID, fmt.Sprintf("%s: %d device(s)", n.Name, len(devs))); err != nil {
+			return err
+		}
 		p.UpdatedMS = max(now, p.UpdatedMS+1)
 		if err := tx.Save(&p).Error; err != nil {
 			return err
@@ -342,6 +351,9 @@ func (s *Service) SetNodeHealth(ctx context.Context, c Caller, poolID, nodeID st
 		}
 		n.HeartbeatMS = ms(s.clock.Now())
 		if in.Health != "" {
+			if err := s.audit(tx, c, p.VendorOrgID, "node.health", n.ID, in.Health); err != nil {
+				return err
+			}
 			n.Health = in.Health
 		} else if n.Health == NodeDown {
 			n.Health = NodeReady // a heartbeat from a node that was down brings it back

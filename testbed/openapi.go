@@ -37,6 +37,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "GET", Path: p + "/sandboxes/:id/proxy/:port/*", Summary: "HTTP proxy to a port the template exposes (JupyterLab); any method", Tag: tag, Auth: stream, Problems: []string{"sandbox_not_found", "sandbox_not_running", "port_not_exposed", "sandbox_port_unreachable"}},
 		openapi.Op{Method: "POST", Path: p + "/reservations", Summary: "Book GPUs of a listing for a future window (max length and concurrent reservations per organisation); 409 no_capacity proposes next_free_at", Tag: tag, Auth: "user", Request: reserveRequest{}, Response: reservationJSON{}, Status: 201, Problems: []string{"listing_not_found", "no_capacity", "reservation_limit"}},
 		openapi.Op{Method: "GET", Path: p + "/reservations", Summary: "The organisation's reservations", Tag: tag, Auth: "user", Response: web.List[reservationJSON]{}, Query: page[:1]},
+		openapi.Op{Method: "GET", Path: p + "/audit", Summary: "Staff actions on testbed objects (pools, nodes, other organisations' sandboxes), newest first", Tag: tag, Auth: "staff", Response: web.List[auditJSON]{}, Query: page},
 		openapi.Op{Method: "POST", Path: p + "/reservations/:id/cancel", Summary: "Cancel a pending or active reservation", Tag: tag, Auth: "user", Response: reservationJSON{}, Problems: []string{"reservation_not_found", "reservation_not_cancellable"}},
 	)
 	for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {

@@ -384,6 +384,9 @@ var errSkip = errors.New("skip")
 // started records a backend's observation of a sandbox that was provisioning (or stopping before it ran).
 func (s *Service) started(ctx context.Context, id string, st backend.Status) error {
 	sb, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
+		if sb.Terminal() {
+			return nil // ended meanwhile (failed, or stopped before the backend answered): stop what started
+		}
 		if st.State == backend.StatePending || st.StartedAt.IsZero() {
 			sb.Message = st.Message
 			return tx.Save(sb).Error // queued by the backend: the supervisor checks again
@@ -405,6 +408,14 @@ func (s *Service) started(ctx context.Context, id string, st backend.Status) err
 	})
 	if err != nil {
 		return err
+	}
+	if sb.Terminal() {
+		if b := s.backends[sb.Backend]; b != nil && !st.Ended() {
+			if _, err := b.Stop(ctx, id, s.opts.StopGrace); err != nil && !errors.Is(err, backend.ErrNotFound) {
+				return fmt.Errorf("stop sandbox that ended while starting: %w", err)
+			}
+		}
+		return nil
 	}
 	s.index().extend(id, sb.ExpiresMS)
 	if st.Ended() && sb.State == StateRunning {
@@ -502,26 +513,19 @@ func (s *Service) Stop(ctx context.Context, c Caller, id string) (Sandbox, error
 	if _, err := s.Get(ctx, c, id); err != nil {
 		return Sandbox{}, err
 	}
-	reason := ReasonUser
-	if c.Staff && !sameOrg(c, id, s) {
-		reason = ReasonStaff
-	}
-	return s.requestStop(ctx, id, reason)
-}
-
-func sameOrg(c Caller, id string, s *Service) bool {
-	var sb Sandbox
-	return s.db.Select("org_id").First(&sb, "id = ?", id).Error == nil && sb.OrgID == c.OrgID
-}
-
-// requestStop moves a sandbox to stopping with reason and stops it on its backend in the background.
-func (s *Service) requestStop(ctx context.Context, id, reason string) (Sandbox, error) {
 	sb, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
 		if sb.Terminal() {
 			return fmt.Errorf("stop %s: %w", id, ErrSandboxEnded)
 		}
 		if sb.State == StateStopping {
 			return nil
+		}
+		reason := ReasonUser
+		if c.Staff && c.OrgID != sb.OrgID {
+			reason = ReasonStaff
+			if err := s.audit(tx, c, sb.OrgID, "sandbox.stop", sb.ID, "organisation "+sb.OrgID); err != nil {
+				return err
+			}
 		}
 		return s.transition(tx, sb, StateStopping, reason, s.clock.Now())
 	})

@@ -145,11 +145,17 @@ func (s *Service) Outbox() *eventbus.Outbox { return s.outbox }
 // Run loads the index, reconciles with the backends, then runs the outbox relay, the consumers and the
 // supervisor until ctx ends. Running sandboxes are left running on exit: they survive a restart.
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.Load(ctx); err != nil {
-		return err
+	s.mu.Lock()
+	loaded := s.loaded
+	s.mu.Unlock()
+	if !loaded {
+		if err := s.Load(ctx); err != nil {
+			return err
+		}
 	}
 	if err := s.Reconcile(ctx); err != nil {
-		return err
+		// Not fatal: what could not be repaired now is looked at again by every supervisor tick.
+		s.log.Error("testbed reconciliation incomplete", "err", err)
 	}
 	var wg sync.WaitGroup
 	run := func(name string, fn func(context.Context) error) {
