@@ -381,3 +381,26 @@ func BenchmarkSchedule(b *testing.B) {
 	}
 	b.ReportMetric(float64(placed)/time.Since(start).Seconds(), "placements/s")
 }
+
+// BenchmarkLaunch measures whole launches through the service on a real database (validation, capacity
+// check, hold, the requested and scheduled transactions with device claims and outbox events, and the
+// simulator start in the background) at 1,000 nodes × 8 GPUs. Run with -benchtime=2000x at most (8,000
+// devices). Set TAMARACK_TEST_POSTGRES to measure Postgres too.
+func BenchmarkLaunch(b *testing.B) {
+	for _, d := range dbtest.Dialects() {
+		b.Run(string(d), func(b *testing.B) {
+			db := dbtest.Open(b, d, migrations()...)
+			f := newFixture(b, db, 1000, 8, Options{})
+			in := LaunchInput{ListingID: f.listing.ID, GPUModel: "h100-80gb", GPUCount: 1, Template: "shell", DurationMinutes: 30}
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				if _, err := f.svc.Launch(context.Background(), sme(), in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			f.svc.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "launches/s")
+		})
+	}
+}
