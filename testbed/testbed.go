@@ -177,6 +177,13 @@ func (s *Service) Run(ctx context.Context) error {
 	<-ctx.Done()
 	wg.Wait()
 	s.wg.Wait()
+	if s.bus != nil { // events of the last moments (a stop, a final usage sample) go out before the bus drains
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.outbox.Flush(fctx); err != nil {
+			s.log.Warn("testbed outbox not flushed; the next start relays it", "err", err)
+		}
+	}
 	return nil
 }
 
