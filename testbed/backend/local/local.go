@@ -69,6 +69,9 @@ var _ backend.Backend = (*Backend)(nil)
 // homeDir is the sandbox user's home inside the sandbox.
 const homeDir = "/home/sandbox"
 
+// startTimeout bounds how long a sandbox directory without a state file counts as "starting".
+const startTimeout = time.Minute
+
 // New checks the options and creates the root directory. It does not probe the host: Check does.
 func New(opts Options) (*Backend, error) {
 	if opts.Root == "" {
@@ -115,10 +118,10 @@ func (b *Backend) Kind() string { return "local" }
 // wraps backend.ErrUnavailable and says how to fix it.
 func (b *Backend) Check(ctx context.Context) error {
 	var errs []error
-	if b.opts.Bwrap == "" {
-		errs = append(errs, fmt.Errorf("%w: bubblewrap not found: install it with `apt-get install bubblewrap`", backend.ErrUnavailable))
+	if !executable(b.opts.Bwrap) {
+		errs = append(errs, fmt.Errorf("%w: bubblewrap not found (%q): install it with `apt-get install bubblewrap`", backend.ErrUnavailable, b.opts.Bwrap))
 	}
-	if b.opts.Nsenter == "" || b.opts.Setpriv == "" {
+	if !executable(b.opts.Nsenter) || !executable(b.opts.Setpriv) {
 		errs = append(errs, fmt.Errorf("%w: nsenter or setpriv not found: install util-linux", backend.ErrUnavailable))
 	}
 	if os.Geteuid() != 0 {
@@ -134,6 +137,14 @@ func (b *Backend) Check(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+func executable(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := exec.LookPath(path)
+	return err == nil
 }
 
 // cgroups finds and prepares the cgroup layout once.
@@ -419,13 +430,32 @@ func (b *Backend) observe(id string) (state, error) {
 	err := readJSON(filepath.Join(dir, fileState), &st)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if !exists(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
 			return state{}, fmt.Errorf("sandbox %s: %w", id, backend.ErrNotFound)
 		}
-		// Start is between mkdir and the shim's first write, or it crashed there.
-		return state{ID: id, State: backend.StatePending, ExitCode: -1}, nil
+		// Start is between mkdir and the shim's first write, or a serve crashed there. Only time
+		// tells them apart; after startTimeout it is a failed start, so it can be removed.
+		st := state{ID: id, State: backend.StatePending, ExitCode: -1}
+		if time.Since(fi.ModTime()) > startTimeout {
+			var l launch
+			_ = readJSON(filepath.Join(dir, fileLaunch), &l)
+			st.State, st.Reason, st.Cgroup = backend.StateExited, backend.ReasonFailed, l.Cgroup
+			st.Message = "start never completed"
+			st.EndedAt = fi.ModTime().UTC()
+		}
+		return st, nil
 	case err != nil:
 		return state{}, err
+	}
+	if st.State == backend.StatePending && !st.Shim.alive(st.BootID) {
+		var again state
+		if err := readJSON(filepath.Join(dir, fileState), &again); err == nil && again.State != backend.StatePending {
+			return b.observe(id) // it moved on just now
+		}
+		st.State, st.Reason, st.Message = backend.StateExited, backend.ReasonFailed, "supervisor died during start"
+		st.EndedAt = lastSeen(dir, st.StartedAt)
+		return st, nil
 	}
 	if st.State != backend.StateRunning {
 		return st, nil
@@ -510,7 +540,8 @@ func (b *Backend) Stop(ctx context.Context, id string, grace time.Duration) (bac
 		return backend.Status{}, fmt.Errorf("stop: %w", err)
 	}
 	if st.State == backend.StatePending {
-		// A Start in flight or crashed half way: there is no recorded process to signal.
+		// A Start in flight: there is no recorded process to signal yet. Start's own failure path
+		// cleans up if it fails; the caller retries Stop once Start has returned.
 		return backend.Status{}, fmt.Errorf("stop %s: %w: still starting", id, backend.ErrNotRunning)
 	}
 	if st.State == backend.StateRunning {
@@ -548,7 +579,7 @@ func (b *Backend) Stop(ctx context.Context, id string, grace time.Duration) (bac
 			}
 		}
 	}
-	if st.State == backend.StateExited && st.Reason == backend.ReasonLost && st.Cgroup.exists() {
+	if st.State == backend.StateExited && (st.Reason == backend.ReasonLost || st.Reason == backend.ReasonFailed) && st.Cgroup.exists() {
 		// Nobody will clean up after a lost shim; make sure nothing of the sandbox survives it.
 		_ = st.Cgroup.killAll()
 		waitEmpty(ctx, st.Cgroup, 30*time.Second)
@@ -633,6 +664,8 @@ func (b *Backend) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("remove %s: %w", id, backend.ErrStillRunning)
 	}
 	if st.Cgroup.exists() {
+		_ = st.Cgroup.killAll() // only a lost or failed sandbox can have anything left here
+		waitEmpty(ctx, st.Cgroup, 30*time.Second)
 		if err := st.Cgroup.remove(); err != nil {
 			return fmt.Errorf("remove %s: %w", id, err)
 		}

@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 )
 
 // The test binary plays several parts, chosen by environment variable, so that the sandbox workloads
@@ -655,5 +658,57 @@ func TestShortLivedAndMissingCommand(t *testing.T) {
 	}
 	if out := logs(t, b, "missing"); !strings.Contains(out, "no-such-program") {
 		t.Errorf("missing: output %q does not say what failed", out)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	backendtest.Run(t, backendtest.Harness{
+		New:         func(t *testing.T) backend.Backend { return newBackend(t) },
+		LongRunning: []string{"sleep", "600"},
+	})
+}
+
+// TestCheckReportsMissingBubblewrap: `tamarack serve` must be able to tell the operator what to install.
+func TestCheckReportsMissingBubblewrap(t *testing.T) {
+	t.Parallel()
+	b, err := New(Options{Root: t.TempDir(), Bwrap: "/nonexistent/bwrap", CgroupParent: cgroupParent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Check(context.Background())
+	if !errors.Is(err, backend.ErrUnavailable) || !strings.Contains(err.Error(), "apt-get install bubblewrap") {
+		t.Errorf("Check() = %v, want ErrUnavailable saying how to install bubblewrap", err)
+	}
+}
+
+// TestNoInheritedDescriptors: a descriptor serve inherited without close-on-exec must not reach the
+// sandbox or a terminal in it.
+func TestNoInheritedDescriptors(t *testing.T) {
+	// Not parallel: it leaves a descriptor without close-on-exec in this process while it runs.
+	b := newBackend(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETFD, 0); err != nil {
+		t.Fatal(err)
+	}
+	start(t, b, backend.Spec{SandboxID: "fds", Command: []string{"/bin/bash", "-c", "ls /proc/self/fd >/dev/null; echo fds=$(ls /proc/self/fd | sort -n | tr '\\n' ' '); sleep 600"}})
+	waitFor(t, 10*time.Second, "output", func() bool { return strings.Contains(logs(t, b, "fds"), "fds=") })
+	// ls in the pipeline: 0 1 2 and its own directory descriptor.
+	if out := logs(t, b, "fds"); !strings.Contains(out, "fds=0 1 2 3\n") {
+		t.Errorf("sandbox descriptors: %q", out)
+	}
+	term, err := b.Terminal(context.Background(), "fds", []string{"/bin/ls", "/proc/self/fd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	out, _ := io.ReadAll(term)
+	if got := strings.Fields(string(out)); len(got) != 4 { // 0 1 2 and ls's directory
+		t.Errorf("terminal descriptors: %q", out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
@@ -29,6 +32,10 @@ import (
 const (
 	envShim  = "TAMARACK_SANDBOX_SHIM"
 	envEnter = "TAMARACK_SANDBOX_ENTER"
+	// envKeepFDs is how many file descriptors (0..n-1) enter passes on; every other one is closed on
+	// exec, so nothing serve happened to inherit (a pipe from its parent, a socket from systemd)
+	// leaks into a sandbox.
+	envKeepFDs = "TAMARACK_SANDBOX_KEEP_FDS"
 )
 
 // MaybeRunShim runs the shim or enter role if this process was started as one, and then exits; otherwise
@@ -36,14 +43,18 @@ const (
 // with side effects; tests of this package call it from TestMain.
 func MaybeRunShim() {
 	if files := os.Getenv(envEnter); files != "" {
-		os.Exit(runEnter(strings.Split(files, "\n"), os.Args[1:]))
+		keep, err := strconv.Atoi(os.Getenv(envKeepFDs))
+		if err != nil {
+			keep = 3
+		}
+		os.Exit(runEnter(strings.Split(files, "\n"), keep, os.Args[1:]))
 	}
 	if dir := os.Getenv(envShim); dir != "" {
 		os.Exit(runShim(dir))
 	}
 }
 
-func runEnter(procsFiles, argv []string) int {
+func runEnter(procsFiles []string, keepFDs int, argv []string) int {
 	pid := []byte(strconv.Itoa(os.Getpid()))
 	for _, f := range procsFiles {
 		if err := os.WriteFile(f, pid, 0); err != nil {
@@ -55,9 +66,13 @@ func runEnter(procsFiles, argv []string) int {
 		fmt.Fprintln(os.Stderr, "tamarack: enter: no command")
 		return 125
 	}
+	if err := cloexecFrom(keepFDs); err != nil {
+		fmt.Fprintf(os.Stderr, "tamarack: close inherited descriptors: %v\n", err)
+		return 125
+	}
 	env := make([]string, 0, len(os.Environ()))
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envEnter+"=") {
+		if !strings.HasPrefix(kv, envEnter+"=") && !strings.HasPrefix(kv, envKeepFDs+"=") {
 			env = append(env, kv)
 		}
 	}
@@ -88,6 +103,7 @@ func runShim(dir string) int {
 		return 1
 	}
 
+	t0 := time.Now()
 	var l launch
 	if err := readJSON(filepath.Join(dir, fileLaunch), &l); err != nil {
 		return fail(nil, err.Error())
@@ -97,6 +113,11 @@ func runShim(dir string) int {
 		return fail(nil, err.Error())
 	}
 	st := &state{ID: l.ID, BootID: bootID(), State: backend.StatePending, Shim: self, ExitCode: -1, Cgroup: l.Cgroup}
+	// Recorded before anything can fail, so that a shim dying during setup is seen as such (pending
+	// with a dead shim) instead of as a Start still in flight.
+	if err := writeJSON(filepath.Join(dir, fileState), st); err != nil {
+		return fail(nil, err.Error())
+	}
 
 	out, err := os.OpenFile(filepath.Join(dir, fileOutput), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -112,7 +133,7 @@ func runShim(dir string) int {
 		return fail(st, err.Error())
 	}
 	cmd := exec.Command(exe, l.Argv...)
-	cmd.Env = []string{envEnter + "=" + strings.Join(l.Cgroup.procsFiles(), "\n")}
+	cmd.Env = []string{envEnter + "=" + strings.Join(l.Cgroup.procsFiles(), "\n"), envKeepFDs + "=4"}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.ExtraFiles = []*os.File{statusW} // fd 3: bwrap --json-status-fd 3
 	if err := cmd.Start(); err != nil {
@@ -130,6 +151,7 @@ func runShim(dir string) int {
 		_ = cmd.Wait()
 		return fail(st, "bubblewrap did not start the sandbox: "+lastLine(filepath.Join(dir, fileOutput)))
 	}
+	tInit := time.Now()
 	// bwrap reports the init's PID right after cloning it, before the init has built the sandbox's
 	// filesystem. "Running" means the command itself runs, so wait for the init's child to have
 	// exec'd it; until then nsenter would find a half-built root.
@@ -139,6 +161,7 @@ func runShim(dir string) int {
 		return fail(st, "sandbox did not start: "+err.Error()+": "+lastLine(filepath.Join(dir, fileOutput)))
 	}
 	st.StartedAt = time.Now().UTC()
+	log.Info("sandbox running", "id", l.ID, "setup", time.Since(t0), "bwrap_init", tInit.Sub(t0))
 	st.Bwrap, _ = identify(cmd.Process.Pid)
 	st.Init, _ = identify(first.ChildPID)
 	st.State = backend.StateRunning
@@ -237,7 +260,7 @@ func lastLine(path string) string {
 func waitExec(initPID int, cg cgroupSet, max time.Duration) error {
 	initExe, err := os.Stat("/proc/" + strconv.Itoa(initPID) + "/exe")
 	if err != nil {
-		return fmt.Errorf("sandbox init vanished: %w", err)
+		return nil // the init is gone already: the command ran and ended, or never could
 	}
 	deadline := time.Now().Add(max)
 	for time.Now().Before(deadline) {
@@ -280,4 +303,26 @@ func ppid(pid int) int {
 	}
 	n, _ := strconv.Atoi(f[1])
 	return n
+}
+
+// cloexecFrom marks every descriptor from n up close-on-exec.
+func cloexecFrom(n int) error {
+	if err := unix.CloseRange(uint(n), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	// close_range appeared in Linux 5.11; walk /proc/self/fd before that.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < n {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+			return err
+		}
+	}
+	return nil
 }

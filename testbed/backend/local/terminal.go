@@ -50,7 +50,7 @@ func (b *Backend) Terminal(ctx context.Context, id string, cmd []string) (backen
 	}
 	argv = append(argv, cmd...)
 	c := exec.Command(b.opts.Executable, argv...)
-	c.Env = append([]string{envEnter + "=" + strings.Join(st.Cgroup.procsFiles(), "\n"), "TERM=xterm-256color"}, l.Env...)
+	c.Env = append([]string{envEnter + "=" + strings.Join(st.Cgroup.procsFiles(), "\n"), envKeepFDs + "=3", "TERM=xterm-256color"}, l.Env...)
 	// The init's identity was checked in running(); check again right after nsenter could have been
 	// told a reused PID: if the init died in between, the new process is killed below.
 	ptmx, err := pty.StartWithSize(c, &pty.Winsize{Cols: 80, Rows: 24})

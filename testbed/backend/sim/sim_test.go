@@ -12,6 +12,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
 )
 
@@ -192,4 +193,12 @@ func TestTerminalAndPort(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "port 8888") {
 		t.Errorf("response %d %q", resp.StatusCode, body)
 	}
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	backendtest.Run(t, backendtest.Harness{
+		New:         func(*testing.T) backend.Backend { return sim.New(clock.NewManual(t0)) },
+		LongRunning: []string{"sleep", "600"},
+	})
 }
