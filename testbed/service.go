@@ -188,6 +188,14 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		return Sandbox{}, holdError(err)
 	}
 	sb.HoldID = hold.HoldID
+	// In flight from here until provisioning takes over: reconciliation and the supervisor leave it alone.
+	s.claimInflight(sb.ID)
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			s.doneInflight(sb.ID)
+		}
+	}()
 	if err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		cp := sb
 		return s.transition(tx, &cp, StateRequested, "", now)
@@ -200,6 +208,8 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 	if err := s.schedule(ctx, sb.ID, req); err != nil {
 		return Sandbox{}, err
 	}
+	s.doneInflight(sb.ID)
+	handedOver = true
 	s.startProvision(sb.ID)
 	return accepted, nil
 }
@@ -295,6 +305,12 @@ func (s *Service) claimInflight(id string) bool {
 	}
 	s.inflight[id] = true
 	return true
+}
+
+func (s *Service) isInflight(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inflight[id]
 }
 
 func (s *Service) doneInflight(id string) {

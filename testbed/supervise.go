@@ -62,7 +62,7 @@ func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, n
 	}
 	switch sb.State {
 	case StateRequested:
-		if nowMS-sb.CreatedMS > 5*60_000 { // the process died between recording and placing
+		if nowMS-sb.CreatedMS > 5*60_000 && !s.isInflight(sb.ID) { // the process died between recording and placing
 			return s.fail(ctx, sb.ID, ReasonInterrupted, "")
 		}
 	case StateScheduled:
@@ -234,6 +234,9 @@ func (s *Service) Reconcile(ctx context.Context) error {
 		known := map[string]bool{}
 		for _, sb := range recs {
 			known[sb.ID] = true
+			if s.isInflight(sb.ID) {
+				continue // being launched, started or stopped by this process right now
+			}
 			st, has := seen[sb.ID]
 			if err := s.reconcileOne(ctx, b, sb, st, has); err != nil {
 				errs = append(errs, fmt.Errorf("reconcile %s: %w", sb.ID, err))
