@@ -2,23 +2,141 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/testbed"
+	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
 )
 
-// Testbed's wiring. Replace these stubs when the testbed service lands.
+// Testbed's wiring.
 
-func testbedMigrations() []sqldb.Migrations { return nil }
+func testbedMigrations() []sqldb.Migrations { return []sqldb.Migrations{testbed.Migrations()} }
+
+// testbedBackends builds the sandbox backends this process runs: local (bubblewrap, sandboxes under
+// <data>/sandboxes) when the host can run it, and the simulator (demos and tests only). Pools of other
+// kinds (slurm, kubernetes) are inventory only in this build: launching on them answers 503.
+func testbedBackends(ctx context.Context, e *env) (map[string]backend.Backend, error) {
+	bs := map[string]backend.Backend{}
+	sb := sim.New(e.clock)
+	bs[sb.Kind()] = sb
+	lb, err := local.New(local.Options{Root: filepath.Join(e.cfg.Data, "sandboxes"), Logger: e.log.With("backend", "local")})
+	if err == nil {
+		err = lb.Check(ctx)
+	}
+	switch {
+	case err == nil:
+		bs[lb.Kind()] = lb
+	case e.cfg.SandboxBackend == "local":
+		return nil, fmt.Errorf("local sandbox backend: %w", err)
+	default:
+		e.log.Warn("local sandbox backend unavailable: pools on it cannot launch", "err", err)
+	}
+	return bs, nil
+}
+
+func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
+	bs, err := testbedBackends(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	return testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log.With("service", "testbed"), Clock: e.clock,
+		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs,
+		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval}})
+}
 
 // wireTestbed builds the testbed service, mounts its routes on e.api, adds its OpenAPI operations to e.doc and
 // its background loops with e.background.
-func wireTestbed(ctx context.Context, e *env) error { return nil }
+func wireTestbed(ctx context.Context, e *env) error {
+	svc, err := newTestbed(ctx, e)
+	if err != nil {
+		return err
+	}
+	// The scheduler index must be loaded before the first request; reconciliation runs first thing in Run.
+	if err := svc.Load(ctx); err != nil {
+		return err
+	}
+	svc.Routes(e.api.Group("/testbed"))
+	svc.OpenAPI(e.doc)
+	e.background("testbed", svc.Run)
+	return nil
+}
 
-func seedTestbed(ctx context.Context, e *env, d *demo) error { return nil }
+// seedTestbed adds the demo pool: "Northern GPU Co. — Montréal", owned by the demo vendor, on the local
+// backend, with one node of 8 declared h100-80gb devices (declared: nothing checked they exist; on a host
+// with NVIDIA GPUs, add a node with discover: true instead). Idempotent.
+func seedTestbed(ctx context.Context, e *env, d *demo) error {
+	svc, err := testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log, Clock: e.clock, Holds: testbed.BusHolds{Bus: e.bus},
+		Backends: map[string]backend.Backend{"simulator": sim.New(e.clock)}})
+	if err != nil {
+		return err
+	}
+	if err := svc.Load(ctx); err != nil {
+		return err
+	}
+	vendor := d.VendorOrgID
+	if vendor == "" {
+		vendor = "demo-vendor"
+		d.Notes = append(d.Notes, "testbed: identity seeded no vendor organisation; the demo pool belongs to \"demo-vendor\"")
+	}
+	const name = "Northern GPU Co. — Montréal"
+	var existing testbed.Pool
+	err = e.db.WithContext(ctx).Where("vendor_org_id = ? AND name = ?", vendor, name).First(&existing).Error
+	switch {
+	case err == nil:
+		d.PoolID = existing.ID
+		return nil
+	case !sqldb.IsNotFound(err):
+		return err
+	}
+	staff := testbed.Caller{Staff: true, UserID: d.StaffUserID}
+	p, err := svc.CreatePool(ctx, staff, testbed.CreatePoolInput{VendorOrgID: vendor, Name: name, Region: "ca-montreal",
+		Backend: "local", Settings: map[string]string{}})
+	if err != nil {
+		return err
+	}
+	in := testbed.AddNodeInput{Name: "mtl-gpu-01", CPUMillis: 128_000, MemoryBytes: 1 << 40}
+	for i := range 8 {
+		in.Devices = append(in.Devices, testbed.DeviceInput{Index: i, GPUModel: "h100-80gb"})
+	}
+	if _, _, err := svc.AddNode(ctx, staff, p.ID, in); err != nil {
+		return err
+	}
+	d.PoolID = p.ID
+	d.Notes = append(d.Notes, "testbed: pool \""+name+"\" on the local backend with 8 DECLARED h100-80gb devices (no real GPUs are checked)")
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := svc.Outbox().Flush(fctx); err != nil {
+		e.log.Warn("testbed seed: pool event stays in the outbox until the server relays it", "err", err)
+	}
+	return nil
+}
 
-// testbedPreRun lets the local sandbox backend's shim take over a re-executed binary.
-func testbedPreRun() bool { return false }
+// testbedPreRun lets the local sandbox backend's shim take over a re-executed binary (it exits when it does).
+func testbedPreRun() bool {
+	local.MaybeRunShim()
+	return false
+}
 
 // testbedPreflight checks the host can run the configured sandbox backend.
-func testbedPreflight(c *config, log *slog.Logger) error { return nil }
+func testbedPreflight(c *config, log *slog.Logger) error {
+	switch c.SandboxBackend {
+	case "local":
+		if _, err := exec.LookPath("bwrap"); err != nil {
+			return errors.New("bubblewrap (bwrap) not found: install it with `apt-get install bubblewrap` " +
+				"(or run with --sandbox-backend=simulator for a demo without real sandboxes)")
+		}
+	case "simulator":
+		log.Warn("sandbox backend: SIMULATOR (demos and tests only; nothing really runs)")
+	default:
+		return fmt.Errorf("--sandbox-backend %q: want local or simulator", c.SandboxBackend)
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+// Command testbed-bench measures the testbed's API-to-running latency on the local (bubblewrap) backend:
+// it runs the testbed service in process on a temporary SQLite database with a real HTTP listener, then
+// launches sandboxes one after another through POST /api/v1/testbed/sandboxes and polls GET until each is
+// running, and stops it. It prints p50/p90/p99 of (a) the client-observed time from sending the POST to
+// seeing running and (b) the server-recorded time from acceptance to the backend-observed start.
+//
+//	go run ./bench/testbed -n 50
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tamarack-ai/tamarack/platform/clock"
+	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
+	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed"
+	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+)
+
+type keys struct{ pub ed25519.PublicKey }
+
+func (k keys) PublicKey(context.Context, string) (crypto.PublicKey, error) { return k.pub, nil }
+
+func main() {
+	local.MaybeRunShim() // this binary is the local backend's shim too
+	n := flag.Int("n", 50, "sandboxes to launch, one after another")
+	template := flag.String("template", "shell", "template to launch")
+	flag.Parse()
+	if err := run(*n, *template); err != nil {
+		fmt.Fprintln(os.Stderr, "testbed-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int, template string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "testbed-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	db, err := sqldb.Open(ctx, filepath.Join(dir, "bench.db"), sqldb.Options{})
+	if err != nil {
+		return err
+	}
+	if err := sqldb.Migrate(ctx, db, nil, testbed.Migrations()); err != nil {
+		return err
+	}
+	lb, err := local.New(local.Options{Root: filepath.Join(dir, "sandboxes"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	if err := lb.Check(ctx); err != nil {
+		return err
+	}
+	svc, err := testbed.New(testbed.Deps{DB: db, Clock: clock.System{}, Holds: testbed.ApproveHolds{},
+		Backends: map[string]backend.Backend{"local": lb}, Options: testbed.Options{SuperviseInterval: 100 * time.Millisecond, StopGrace: time.Second}})
+	if err != nil {
+		return err
+	}
+	vendor := testbed.Caller{UserID: "u-v", OrgID: "org-v", OrgKind: "vendor", Admin: true}
+	p, err := svc.CreatePool(ctx, vendor, testbed.CreatePoolInput{Name: "bench", Region: "here", Backend: "local"})
+	if err != nil {
+		return err
+	}
+	node := testbed.AddNodeInput{Name: "n1", CPUMillis: 1 << 30, MemoryBytes: 1 << 50}
+	for i := range 8 {
+		node.Devices = append(node.Devices, testbed.DeviceInput{Index: i, GPUModel: "h100-80gb"})
+	}
+	if _, _, err := svc.AddNode(ctx, vendor, p.ID, node); err != nil {
+		return err
+	}
+	if err := svc.ApplyListing(ctx, "ev-bench", "published", events.ListingChangedV1{ListingID: "lst-bench", Version: 1,
+		VendorOrgID: "org-v", Kind: "compute", At: time.Now(), Compute: &events.ComputeV1{PoolID: p.ID, GPUModel: "h100-80gb",
+			MaxDurationMinutes: 60, PricePerGPUHour: 1}}); err != nil {
+		return err
+	}
+	go func() { _ = svc.Run(ctx) }()
+
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	app := web.New(web.Config{})
+	svc.Routes(app.Group("/api/v1", web.Auth(web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: keys{pub}}}})).Group("/testbed"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = app.Listener(ln) }()
+	defer func() { _ = app.Shutdown() }()
+	now := time.Now()
+	tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: "u-sme", Issuer: jwtauth.Issuer,
+		Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
+		Org: "org-sme", OrgKind: "sme", Role: "owner"}, "k", priv)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String() + "/api/v1/testbed/sandboxes"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	call := func(method, url, body string, out any) (int, error) {
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if out != nil {
+			_ = json.Unmarshal(b, out)
+		}
+		return resp.StatusCode, nil
+	}
+	type view struct {
+		ID        string     `json:"id"`
+		State     string     `json:"state"`
+		CreatedAt time.Time  `json:"created_at"`
+		StartedAt *time.Time `json:"started_at"`
+		Reason    string     `json:"stop_reason"`
+		Message   string     `json:"message"`
+	}
+	var client50, server50 []time.Duration
+	for i := range n {
+		t0 := time.Now()
+		var v view
+		code, err := call("POST", base, fmt.Sprintf(`{"listing_id":"lst-bench","gpu_model":"h100-80gb","gpu_count":1,"template":%q,"duration_minutes":5}`, template), &v)
+		if err != nil || code != 202 {
+			return fmt.Errorf("launch %d: %d %v", i, code, err)
+		}
+		for {
+			var g view
+			if _, err := call("GET", base+"/"+v.ID, "", &g); err != nil {
+				return err
+			}
+			if g.State == testbed.StateRunning {
+				client50 = append(client50, time.Since(t0))
+				server50 = append(server50, g.StartedAt.Sub(g.CreatedAt))
+				break
+			}
+			if g.State == testbed.StateFailed || time.Since(t0) > 30*time.Second {
+				return fmt.Errorf("sandbox %s: %s %s %s", v.ID, g.State, g.Reason, g.Message)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if code, err := call("POST", base+"/"+v.ID+"/stop", "", nil); err != nil || code != 202 {
+			return fmt.Errorf("stop %d: %d %v", i, code, err)
+		}
+		for { // wait for the stop so the next launch measures an idle host
+			var g view
+			_, _ = call("GET", base+"/"+v.ID, "", &g)
+			if g.State == testbed.StateStopped {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	fmt.Printf("testbed API-to-running, local backend, template %s, %d sandboxes, %d CPUs (%s/%s)\n", template, n, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	report("client: POST sent → GET shows running", client50)
+	report("server: accepted → backend-observed start", server50)
+	return nil
+}
+
+func report(name string, d []time.Duration) {
+	slices.Sort(d)
+	q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
+	fmt.Printf("  %-44s p50 %7.1f ms  p90 %7.1f ms  p99 %7.1f ms  max %7.1f ms\n", name,
+		ms(q(0.50)), ms(q(0.90)), ms(q(0.99)), ms(d[len(d)-1]))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+)
+
+// The test binary doubles as `tamarack` (TAMARACK_TEST_MAIN=1) and as the local backend's shim.
+func TestMain(m *testing.M) {
+	local.MaybeRunShim()
+	if os.Getenv("TAMARACK_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type server struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+	data string
+	log  *bytes.Buffer
+	args []string
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.log = &bytes.Buffer{}
+	s.cmd = exec.Command(exe, append([]string{"serve"}, s.args...)...)
+	s.cmd.Env = append(os.Environ(), "TAMARACK_TEST_MAIN=1")
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("server not ready: %v\n%s", err, s.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *server) kill() {
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	_ = s.cmd.Wait()
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		s.kill()
+	}
+}
+
+func (s *server) bus(ctx context.Context) *eventbus.Bus {
+	s.t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.data, "nats.url"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	bus, err := eventbus.Connect(ctx, eventbus.Options{URL: strings.TrimSpace(string(b)), Name: "test"})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return bus
+}
+
+func (s *server) do(method, path, tok, body string, out any) int {
+	s.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, "http://"+s.addr+"/api/v1/testbed"+path, r)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		_ = json.Unmarshal(b, out)
+	}
+	if resp.StatusCode >= 500 {
+		s.t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode
+}
+
+type sandboxView struct {
+	ID         string     `json:"id"`
+	State      string     `json:"state"`
+	StartedAt  *time.Time `json:"started_at"`
+	EndedAt    *time.Time `json:"ended_at"`
+	StopReason string     `json:"stop_reason"`
+}
+
+func (s *server) waitState(tok, id, state string) sandboxView {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var v sandboxView
+		s.do("GET", "/sandboxes/"+id, tok, "", &v)
+		if v.State == state {
+			return v
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("sandbox %s is %s (%s), want %s\n%s", id, v.State, v.StopReason, state, s.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeSIGKILLRestart runs `tamarack serve` (testbed only, local backend) as a child process, launches
+// a real sandbox, kills the server with SIGKILL, starts it again on the same data directory and checks
+// reconciliation: the sandbox is still running (it survives restarts), stops cleanly, and its usage
+// samples in JetStream are contiguous across the restart and sum to its running time exactly.
+func TestServeSIGKILLRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// Identity is replaced by a JWKS endpoint with a test key (this process runs --only=testbed).
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(jwtauth.JWKS{Keys: []jwtauth.JWK{jwtauth.NewJWK("k1", pub)}})
+	}))
+	defer jwks.Close()
+	token := func(user, org, kind string, staff bool) string {
+		now := time.Now()
+		tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, Issuer: jwtauth.Issuer,
+			Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
+			Org: org, OrgKind: kind, Role: "owner", Staff: staff}, "k1", priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	staff := token("u-staff", "org-programme", "partner", true)
+	sme := token("u-sme", "org-sme", "sme", false)
+
+	data := t.TempDir()
+	s := &server{t: t, data: data, addr: freePort(t)}
+	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
+		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn"}
+	s.start()
+	defer func() {
+		if s.cmd.ProcessState == nil {
+			s.stop()
+		}
+	}()
+
+	// Billing stand-in: approves every hold over NATS request/reply.
+	holds := func(bus *eventbus.Bus) {
+		if _, err := eventbus.Serve(ctx, bus, events.Hold, "billing", func(_ context.Context, r events.HoldRequestV1) (events.HoldReplyV1, error) {
+			return events.HoldReplyV1{HoldID: "hold-" + r.SandboxID}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bus := s.bus(ctx)
+	holds(bus)
+
+	var pool struct {
+		ID string `json:"id"`
+	}
+	if code := s.do("POST", "/pools", staff, `{"name":"Restart pool","region":"here","backend":"local","vendor_org_id":"org-vendor"}`, &pool); code != 201 {
+		t.Fatalf("create pool: %d", code)
+	}
+	if code := s.do("POST", "/pools/"+pool.ID+"/nodes", staff, `{"name":"n1","cpu_millis":64000,"memory_bytes":68719476736,"devices":[{"index":0,"gpu_model":"h100-80gb"},{"index":1,"gpu_model":"h100-80gb"}]}`, nil); code != 201 {
+		t.Fatalf("add node: %d", code)
+	}
+	if err := eventbus.Publish(ctx, bus, events.ListingPublished, "tamarack/marketplace", "lst-restart-published-1", time.Now(), events.ListingChangedV1{
+		ListingID: "lst-restart", Version: 1, VendorOrgID: "org-vendor", Kind: "compute", At: time.Now(),
+		Compute: &events.ComputeV1{PoolID: pool.ID, GPUModel: "h100-80gb", MaxDurationMinutes: 60, PricePerGPUHour: 1_000_000}}); err != nil {
+		t.Fatal(err)
+	}
+	var sb sandboxView
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code := s.do("POST", "/sandboxes", sme, `{"listing_id":"lst-restart","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":30}`, &sb)
+		if code == 202 {
+			break
+		}
+		if code != 404 || time.Now().After(deadline) { // 404 until the listing event is projected
+			t.Fatalf("launch: %d", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	running := s.waitState(sme, sb.ID, "running")
+
+	// Usage samples arrive while it runs; then the server is killed without any chance to clean up.
+	usage := collectUsage(ctx, t, bus, sb.ID)
+	usage.waitSeq(t, 2)
+	s.kill()
+	bus.Close()
+	time.Sleep(1500 * time.Millisecond) // the sandbox keeps running while the server is down (the point of the test)
+
+	s.start()
+	bus = s.bus(ctx)
+	defer bus.Close()
+	holds(bus)
+	after := s.waitState(sme, sb.ID, "running")
+	if !after.StartedAt.Equal(*running.StartedAt) {
+		t.Fatalf("start time changed across restart: %v → %v", running.StartedAt, after.StartedAt)
+	}
+	usage = collectUsage(ctx, t, bus, sb.ID) // a fresh consumer reads the stream from the start
+	usage.waitSeq(t, 4)
+	if code := s.do("POST", "/sandboxes/"+sb.ID+"/stop", sme, "", nil); code != 202 {
+		t.Fatalf("stop: %d", code)
+	}
+	final := s.waitState(sme, sb.ID, "stopped")
+	want := final.EndedAt.Sub(*final.StartedAt).Milliseconds()
+	samples := usage.waitFinal(t)
+	var sum int64
+	prev := *final.StartedAt
+	for i, u := range samples {
+		if u.Seq != uint64(i+1) || !u.Start.Equal(prev) {
+			t.Fatalf("sample %d: seq %d start %v, want start %v", i, u.Seq, u.Start, prev)
+		}
+		prev = u.End
+		sum += u.Millis
+	}
+	if sum != want {
+		t.Fatalf("usage %d ms in %d samples, running time %d ms", sum, len(samples), want)
+	}
+	// Nothing of the sandbox runs any more: the backend on the same root reports it ended.
+	lb, err := local.New(local.Options{Root: filepath.Join(data, "sandboxes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := lb.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range list {
+		if !st.Ended() {
+			t.Fatalf("backend still runs %s", st.SandboxID)
+		}
+	}
+	t.Logf("%d usage samples across a SIGKILL restart, %d ms", len(samples), sum)
+}
+
+type usageLog struct {
+	mu      sync.Mutex
+	samples map[uint64]events.SandboxUsageV1
+}
+
+func collectUsage(ctx context.Context, t *testing.T, bus *eventbus.Bus, id string) *usageLog {
+	u := &usageLog{samples: map[uint64]events.SandboxUsageV1{}}
+	durable := fmt.Sprintf("test-usage-%d", time.Now().UnixNano())
+	go func() {
+		_ = eventbus.Consume(ctx, bus, events.SandboxUsage, eventbus.ConsumeOptions{Durable: durable, IdleWait: 100 * time.Millisecond},
+			func(_ context.Context, ev eventbus.Event[events.SandboxUsageV1]) error {
+				if ev.Data.SandboxID == id {
+					u.mu.Lock()
+					if old, dup := u.samples[ev.Data.Seq]; dup && old != ev.Data {
+						t.Errorf("seq %d published twice with different intervals", ev.Data.Seq)
+					}
+					u.samples[ev.Data.Seq] = ev.Data
+					u.mu.Unlock()
+				}
+				return nil
+			})
+	}()
+	return u
+}
+
+func (u *usageLog) waitSeq(t *testing.T, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		u.mu.Lock()
+		_, ok := u.samples[n]
+		u.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage sample %d never arrived", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (u *usageLog) waitFinal(t *testing.T) []events.SandboxUsageV1 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		u.mu.Lock()
+		var out []events.SandboxUsageV1
+		final := false
+		for i := uint64(1); ; i++ {
+			s, ok := u.samples[i]
+			if !ok {
+				break
+			}
+			out = append(out, s)
+			final = s.Final
+		}
+		u.mu.Unlock()
+		if final {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no final usage sample (have %d)", len(out))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

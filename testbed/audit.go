@@ -1,0 +1,39 @@
+package testbed
+
+import (
+	"context"
+
+	"gorm.io/gorm"
+)
+
+// AuditEntry records a staff action on a testbed object, written in the same transaction as the action.
+type AuditEntry struct {
+	ID          string `gorm:"primaryKey"`
+	AtMS        int64  `gorm:"column:at_ms"`
+	ActorUserID string
+	ActorOrgID  string
+	Action      string
+	Target      string
+	Detail      string
+}
+
+func (AuditEntry) TableName() string { return "testbed_audit" }
+
+// audit writes an entry when c acts as staff on an object outside its own organisation.
+func (s *Service) audit(tx *gorm.DB, c Caller, ownerOrg, action, target, detail string) error {
+	if !c.Staff || c.OrgID == ownerOrg {
+		return nil
+	}
+	return tx.Create(&AuditEntry{ID: newID("aud"), AtMS: ms(s.clock.Now()), ActorUserID: c.UserID, ActorOrgID: c.OrgID,
+		Action: action, Target: target, Detail: detail}).Error
+}
+
+// Audit lists staff actions, newest first (staff only; the handler checks).
+func (s *Service) Audit(ctx context.Context, limit int, beforeMS int64) ([]AuditEntry, error) {
+	q := s.db.WithContext(ctx).Order("at_ms DESC, id DESC").Limit(limit + 1)
+	if beforeMS > 0 {
+		q = q.Where("at_ms < ?", beforeMS)
+	}
+	var out []AuditEntry
+	return out, q.Find(&out).Error
+}

@@ -1,0 +1,27 @@
+package testbed
+
+import "github.com/tamarack-ai/tamarack/platform/problem"
+
+// Problem sentinels. Handlers return them (wrapped with context); web.ErrorHandler renders them.
+var (
+	ErrPoolNotFound        = problem.New(404, "pool_not_found", "Pool not found.")
+	ErrNodeNotFound        = problem.New(404, "node_not_found", "Node not found.")
+	ErrListingNotFound     = problem.New(404, "listing_not_found", "Compute listing not found or not published.")
+	ErrSandboxNotFound     = problem.New(404, "sandbox_not_found", "Sandbox not found.")
+	ErrReservationNotFound = problem.New(404, "reservation_not_found", "Reservation not found.")
+	ErrTemplateNotFound    = problem.New(404, "template_not_found", "Template not found.")
+	ErrPoolExists          = problem.New(409, "pool_exists", "A pool with this name already exists for this vendor.")
+	ErrNodeExists          = problem.New(409, "node_exists", "A node with this name already exists in this pool.")
+	ErrNoCapacity          = problem.New(409, "no_capacity", "No free devices match the request.")
+	ErrNotRunning          = problem.New(409, "sandbox_not_running", "The sandbox is not running.")
+	ErrSandboxEnded        = problem.New(409, "sandbox_ended", "The sandbox has already ended.")
+	ErrBadTransition       = problem.New(409, "invalid_transition", "The sandbox cannot move to that state.")
+	ErrReservationLimit    = problem.New(409, "reservation_limit", "Too many concurrent reservations for this organisation.")
+	ErrReservationState    = problem.New(409, "reservation_not_cancellable", "The reservation has already ended or been cancelled.")
+	ErrInsufficientCredits = problem.New(402, "insufficient_credits", "Not enough credits to cover the requested time.")
+	ErrBillingUnavailable  = problem.New(503, "billing_unavailable", "Billing did not answer; the sandbox was not started.")
+	ErrBackendUnavailable  = problem.New(503, "backend_unavailable", "The pool's sandbox backend is not available in this deployment.")
+	ErrNotPoolOwner        = problem.New(403, "not_pool_owner", "Only the pool's vendor or staff may change it.")
+	ErrForbidden           = problem.New(403, "forbidden", "You may not do this.")
+	ErrBadSandboxToken     = problem.New(401, "invalid_sandbox_token", "The sandbox token is invalid or expired.")
+)

@@ -1,0 +1,259 @@
+package testbed
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/clock"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
+	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
+)
+
+func TestMain(m *testing.M) {
+	local.MaybeRunShim() // the local backend re-executes this test binary as its shim
+	os.Exit(m.Run())
+}
+
+var (
+	vendorOrg = "org-vendor"
+	smeOrg    = "org-sme"
+	otherOrg  = "org-other"
+	t0        = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+)
+
+func sme() Caller   { return Caller{UserID: "u-sme", OrgID: smeOrg, OrgKind: "sme", Admin: true} }
+func other() Caller { return Caller{UserID: "u-other", OrgID: otherOrg, OrgKind: "sme", Admin: true} }
+func vendor() Caller {
+	return Caller{UserID: "u-vendor", OrgID: vendorOrg, OrgKind: "vendor", Admin: true}
+}
+
+func migrations() []sqldb.Migrations { return []sqldb.Migrations{Migrations()} }
+
+type fixture struct {
+	svc     *Service
+	db      *gorm.DB
+	clk     *clock.Manual
+	sim     *sim.Backend
+	pool    Pool
+	listing Listing
+}
+
+// newFixture builds the service on db with the simulator, a pool of nodes×perNode h100 devices and a
+// published listing (max 240 minutes).
+func newFixture(t testing.TB, db *gorm.DB, nodes, perNode int, opts Options) *fixture {
+	t.Helper()
+	clk := clock.NewManual(t0)
+	sb := sim.New(clk)
+	f := &fixture{db: db, clk: clk, sim: sb}
+	f.svc = f.restart(t, opts)
+	ctx := context.Background()
+	p, err := f.svc.CreatePool(ctx, vendor(), CreatePoolInput{Name: "Test pool", Region: "ca-montreal", Backend: "simulator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.pool = p
+	for n := range nodes {
+		in := AddNodeInput{Name: fmt.Sprintf("node-%03d", n), CPUMillis: 1 << 40, MemoryBytes: 1 << 50}
+		for i := range perNode {
+			in.Devices = append(in.Devices, DeviceInput{Index: i, GPUModel: "h100-80gb"})
+		}
+		if _, _, err := f.svc.AddNode(ctx, vendor(), p.ID, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.publish(t, "lst-h100", p.ID, 1, 240)
+	if err := db.First(&f.listing, "id = ?", "lst-h100").Error; err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) publish(t testing.TB, id, pool string, minM, maxM int) {
+	t.Helper()
+	err := f.svc.ApplyListing(context.Background(), "ev-"+id, "published", events.ListingChangedV1{ListingID: id,
+		VersionID: "v1", Version: 1, VendorOrgID: vendorOrg, Kind: "compute", Title: "H100 by the hour", At: t0,
+		Compute: &events.ComputeV1{PoolID: pool, GPUModel: "h100-80gb", Region: "ca-montreal", MinDurationMinutes: minM,
+			MaxDurationMinutes: maxM, PricePerGPUHour: 2_500_000, PlanID: "plan-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restart builds a new Service on the same database and backend, as a restarted process would.
+func (f *fixture) restart(t testing.TB, opts Options) *Service {
+	t.Helper()
+	svc, err := New(Deps{DB: f.db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": f.sim}, Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.svc = svc
+	return svc
+}
+
+func (f *fixture) launch(t testing.TB, c Caller, count, minutes int) Sandbox {
+	t.Helper()
+	sb, err := f.svc.Launch(context.Background(), c, LaunchInput{ListingID: f.listing.ID, GPUModel: "h100-80gb",
+		GPUCount: count, Template: "shell", DurationMinutes: minutes})
+	if err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	f.svc.Wait()
+	return sb
+}
+
+func (f *fixture) get(t testing.TB, id string) Sandbox {
+	t.Helper()
+	var sb Sandbox
+	if err := f.db.First(&sb, "id = ?", id).Error; err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
+func (f *fixture) tick(t testing.TB) {
+	t.Helper()
+	if err := f.svc.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Wait()
+}
+
+type outboxRow struct {
+	ID      string
+	Subject string
+	Payload string
+}
+
+// outbox returns the events written (tests run without a bus, so nothing is relayed), in order.
+func outbox(t testing.TB, db *gorm.DB, subject string) []outboxRow {
+	t.Helper()
+	var rows []outboxRow
+	if err := db.Table("testbed_outbox").Where("subject = ?", subject).Order("created_at, id").Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func usageOf(t testing.TB, db *gorm.DB, sandbox string) []events.SandboxUsageV1 {
+	t.Helper()
+	var out []events.SandboxUsageV1
+	for _, r := range outbox(t, db, events.SandboxUsage.Name) {
+		var u events.SandboxUsageV1
+		if err := json.Unmarshal([]byte(r.Payload), &u); err != nil {
+			t.Fatal(err)
+		}
+		if u.SandboxID == sandbox {
+			if r.ID != fmt.Sprintf("%s-%d", sandbox, u.Seq) {
+				t.Fatalf("usage event id %s for seq %d", r.ID, u.Seq)
+			}
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// checkUsage asserts the samples are contiguous from the backend-observed start, numbered 1..n, end with
+// one final sample, and sum to the recorded running time exactly.
+func checkUsage(t testing.TB, db *gorm.DB, sb Sandbox) int64 {
+	t.Helper()
+	us := usageOf(t, db, sb.ID)
+	if len(us) == 0 {
+		t.Fatalf("no usage samples for %s", sb.ID)
+	}
+	var sum int64
+	prev := fromMS(sb.StartedMS)
+	for i, u := range us {
+		if u.Seq != uint64(i+1) || !u.Start.Equal(prev) || u.Millis != u.End.Sub(u.Start).Milliseconds() {
+			t.Fatalf("sample %d: seq %d start %v (want %v) millis %d", i, u.Seq, u.Start, prev, u.Millis)
+		}
+		if u.Final != (i == len(us)-1) {
+			t.Fatalf("sample %d final=%v", i, u.Final)
+		}
+		sum += u.Millis
+		prev = u.End
+	}
+	if want := sb.EndedMS - sb.StartedMS; sum != want {
+		t.Fatalf("usage sum %d ms, running time %d ms", sum, want)
+	}
+	return sum
+}
+
+func stateOf(t testing.TB, db *gorm.DB, sandbox string) []string {
+	t.Helper()
+	var states []string
+	for _, st := range events.SandboxStates {
+		for _, r := range outbox(t, db, events.SandboxSubject(st).Name) {
+			if strings.HasPrefix(r.ID, sandbox+"-") {
+				states = append(states, st)
+			}
+		}
+	}
+	return states
+}
+
+// HTTP harness: a real app with the platform middleware and a test token signer.
+
+type keys struct{ pub ed25519.PublicKey }
+
+func (k keys) PublicKey(context.Context, string) (crypto.PublicKey, error) { return k.pub, nil }
+
+type signer struct{ priv ed25519.PrivateKey }
+
+func newApp(t testing.TB, svc *Service) (*fiber.App, signer) {
+	t.Helper()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	app := web.New(web.Config{})
+	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: keys{pub}}}}
+	svc.Routes(app.Group("/api/v1", web.Auth(authn)).Group("/testbed"))
+	app.Use(web.NotFound)
+	return app, signer{priv}
+}
+
+func (s signer) token(t testing.TB, c Caller) string {
+	t.Helper()
+	role := web.RoleMember
+	if c.Admin {
+		role = web.RoleAdmin
+	}
+	now := time.Now()
+	tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: c.UserID, Issuer: jwtauth.Issuer,
+		Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+		ID: "jti-" + c.UserID}, Org: c.OrgID, OrgKind: c.OrgKind, Role: role, Staff: c.Staff}, "k1", s.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+var _ = eventbus.Write[events.PoolChangedV1]
+
+func asProblem(t testing.TB, err error) *problem.Problem {
+	t.Helper()
+	p, ok := problem.From(err)
+	if !ok {
+		t.Fatalf("not a problem: %v", err)
+	}
+	return p
+}

@@ -1,0 +1,634 @@
+package testbed
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tamarack-ai/tamarack/platform/money"
+	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
+)
+
+type handler struct{ svc *Service }
+
+// Routes mounts the testbed's API on r (the /api/v1/testbed group).
+func (s *Service) Routes(r fiber.Router) {
+	h := handler{svc: s}
+	write := web.RequireScope("write")
+	r.Get("/pools", h.listPools)
+	r.Post("/pools", web.RequireAuth, write, h.createPool)
+	r.Get("/pools/:id", h.getPool)
+	r.Patch("/pools/:id", web.RequireAuth, write, h.updatePool)
+	r.Post("/pools/:id/nodes", web.RequireAuth, write, h.addNode)
+	r.Post("/pools/:id/nodes/:node_id/heartbeat", web.RequireAuth, write, h.heartbeat)
+	r.Post("/pools/:id/nodes/:node_id/drain", web.RequireAuth, write, h.drain)
+	r.Post("/pools/:id/nodes/:node_id/health", web.RequireAuth, write, h.setHealth)
+	r.Get("/availability", h.availability)
+	r.Get("/templates", h.templates)
+	r.Get("/gpu-models", h.gpuModels)
+	r.Get("/listings", h.listings)
+	r.Post("/sandboxes", web.RequireAuth, write, h.launch)
+	r.Get("/sandboxes", web.RequireAuth, h.listSandboxes)
+	r.Get("/sandboxes/:id", web.RequireAuth, h.getSandbox)
+	r.Post("/sandboxes/:id/stop", web.RequireAuth, write, h.stop)
+	r.Post("/sandboxes/:id/extend", web.RequireAuth, write, h.extend)
+	r.Post("/sandboxes/:id/token", web.RequireAuth, write, h.token)
+	r.Get("/sandboxes/:id/logs", h.logs)
+	r.Get("/sandboxes/:id/terminal", h.terminalUpgrade, h.terminal())
+	r.All("/sandboxes/:id/proxy/:port/*", h.proxy)
+	r.Post("/reservations", web.RequireAuth, write, h.reserve)
+	r.Get("/reservations", web.RequireAuth, h.listReservations)
+	r.Post("/reservations/:id/cancel", web.RequireAuth, write, h.cancelReservation)
+	r.Get("/audit", web.RequireStaff, h.audit)
+}
+
+func callerOf(c *fiber.Ctx) Caller {
+	p := web.PrincipalOf(c)
+	return Caller{UserID: p.UserID, OrgID: p.OrgID, OrgKind: p.OrgKind, Admin: p.IsOrgAdmin(), Staff: p.Staff}
+}
+
+func rfc(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// JSON types.
+
+type poolJSON struct {
+	ID          string            `json:"id"`
+	VendorOrgID string            `json:"vendor_org_id"`
+	Name        string            `json:"name"`
+	Region      string            `json:"region"`
+	Backend     string            `json:"backend"`
+	Settings    map[string]string `json:"settings"`
+	Nodes       int               `json:"nodes"`
+	GPUs        []poolGPUJSON     `json:"gpus"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+}
+
+type poolGPUJSON struct {
+	GPUModel string `json:"gpu_model"`
+	Total    int    `json:"total"`
+	FreeNow  int    `json:"free_now"`
+}
+
+func toPoolJSON(v PoolView) poolJSON {
+	out := poolJSON{ID: v.ID, VendorOrgID: v.VendorOrgID, Name: v.Name, Region: v.Region, Backend: v.Backend,
+		Settings: v.SettingsMap(), Nodes: v.Nodes, GPUs: []poolGPUJSON{}, CreatedAt: fromMS(v.CreatedMS), UpdatedAt: fromMS(v.UpdatedMS)}
+	for _, m := range GPUModels() {
+		if c, ok := v.Models[m]; ok {
+			out.GPUs = append(out.GPUs, poolGPUJSON{GPUModel: m, Total: c[1], FreeNow: c[0]})
+		}
+	}
+	return out
+}
+
+type poolDetailJSON struct {
+	poolJSON
+	NodeList []nodeJSON `json:"node_list"`
+}
+
+type nodeJSON struct {
+	ID            string       `json:"id"`
+	PoolID        string       `json:"pool_id"`
+	Name          string       `json:"name"`
+	Health        string       `json:"health"`
+	CPUMillis     int64        `json:"cpu_millis"`
+	MemoryBytes   int64        `json:"memory_bytes"`
+	LastHeartbeat time.Time    `json:"last_heartbeat_at"`
+	Devices       []deviceJSON `json:"devices"`
+}
+
+type deviceJSON struct {
+	ID          string   `json:"id"`
+	Index       int      `json:"index"`
+	UUID        string   `json:"uuid"`
+	GPUModel    string   `json:"gpu_model"`
+	MemoryMiB   int64    `json:"memory_mib"`
+	MIGProfiles []string `json:"mig_profiles"`
+	// Declared devices were declared by the vendor, not discovered on the node: nothing checked they exist.
+	Declared bool `json:"declared"`
+}
+
+func toNodeJSON(n Node, devs []Device) nodeJSON {
+	out := nodeJSON{ID: n.ID, PoolID: n.PoolID, Name: n.Name, Health: n.Health, CPUMillis: n.CPUMillis,
+		MemoryBytes: n.MemoryBytes, LastHeartbeat: fromMS(n.HeartbeatMS), Devices: []deviceJSON{}}
+	for _, d := range devs {
+		if d.NodeID != n.ID {
+			continue
+		}
+		mig := d.MIG()
+		if mig == nil {
+			mig = []string{}
+		}
+		out.Devices = append(out.Devices, deviceJSON{ID: d.ID, Index: d.Idx, UUID: d.UUID, GPUModel: d.GPUModel,
+			MemoryMiB: d.MemoryMiB, MIGProfiles: mig, Declared: d.Declared})
+	}
+	return out
+}
+
+type createPoolRequest struct {
+	Name        string            `json:"name"`
+	Region      string            `json:"region"`
+	Backend     string            `json:"backend"`
+	Settings    map[string]string `json:"settings"`
+	VendorOrgID string            `json:"vendor_org_id"` // staff only; vendors always own their pools
+}
+
+type updatePoolRequest struct {
+	Name     *string           `json:"name"`
+	Region   *string           `json:"region"`
+	Settings map[string]string `json:"settings"`
+}
+
+type deviceRequest struct {
+	Index       int      `json:"index"`
+	UUID        string   `json:"uuid"`
+	GPUModel    string   `json:"gpu_model"`
+	MemoryMiB   int64    `json:"memory_mib"`
+	MIGProfiles []string `json:"mig_profiles"`
+}
+
+type addNodeRequest struct {
+	Name        string          `json:"name"`
+	CPUMillis   int64           `json:"cpu_millis"`
+	MemoryBytes int64           `json:"memory_bytes"`
+	Devices     []deviceRequest `json:"devices"`
+	// Discover asks nvidia-smi on the testbed host (local pools); declared devices are the fallback.
+	Discover bool `json:"discover"`
+}
+
+type healthRequest struct {
+	Health string `json:"health"`
+}
+
+type availabilityJSON struct {
+	PoolID   string    `json:"pool_id"`
+	GPUModel string    `json:"gpu_model"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Free     int       `json:"free"`
+	Total    int       `json:"total"`
+}
+
+type templateJSON struct {
+	Name               string            `json:"name"`
+	Title              string            `json:"title"`
+	Description        string            `json:"description"`
+	Command            []string          `json:"command"`
+	Env                map[string]string `json:"env"`
+	Ports              []int             `json:"ports"`
+	Network            bool              `json:"network"`
+	CPUMillisPerGPU    int64             `json:"cpu_millis_per_gpu"`
+	MemoryBytesPerGPU  int64             `json:"memory_bytes_per_gpu"`
+	Pids               int64             `json:"pids"`
+	IdleSignal         string            `json:"idle_signal"`
+	IdleTimeoutMinutes int               `json:"idle_timeout_minutes"`
+	Notes              string            `json:"notes,omitempty"`
+}
+
+type gpuModelJSON struct {
+	Name      string `json:"name"`
+	MemoryMiB int64  `json:"memory_mib"`
+}
+
+type listingJSON struct {
+	ID                 string `json:"id"`
+	VendorOrgID        string `json:"vendor_org_id"`
+	Title              string `json:"title"`
+	PoolID             string `json:"pool_id"`
+	GPUModel           string `json:"gpu_model"`
+	Region             string `json:"region"`
+	MinDurationMinutes int    `json:"min_duration_minutes"`
+	MaxDurationMinutes int    `json:"max_duration_minutes"`
+	PricePerGPUHour    int64  `json:"price_per_gpu_hour_micro"`
+	PriceDisplay       string `json:"price_per_gpu_hour_display"`
+}
+
+type launchRequest struct {
+	ListingID       string `json:"listing_id"`
+	GPUModel        string `json:"gpu_model"`
+	GPUCount        int    `json:"gpu_count"`
+	MIGProfile      string `json:"mig_profile"`
+	Template        string `json:"template"`
+	DurationMinutes int    `json:"duration_minutes"`
+	CPUMillis       int64  `json:"cpu_millis"`
+	MemoryBytes     int64  `json:"memory_bytes"`
+}
+
+type sandboxJSON struct {
+	ID              string          `json:"id"`
+	State           string          `json:"state"`
+	OrganizationID  string          `json:"organization_id"`
+	ListingID       string          `json:"listing_id"`
+	PoolID          string          `json:"pool_id"`
+	Backend         string          `json:"backend"`
+	NodeID          string          `json:"node_id,omitempty"`
+	GPUModel        string          `json:"gpu_model"`
+	GPUCount        int             `json:"gpu_count"`
+	MIGProfile      string          `json:"mig_profile,omitempty"`
+	Devices         []SandboxDevice `json:"devices"`
+	Template        string          `json:"template"`
+	CPUMillis       int64           `json:"cpu_millis"`
+	MemoryBytes     int64           `json:"memory_bytes"`
+	DurationMinutes int             `json:"duration_minutes"`
+	CreatedAt       time.Time       `json:"created_at"`
+	StartedAt       *time.Time      `json:"started_at"`
+	ExpiresAt       *time.Time      `json:"expires_at"`
+	EndedAt         *time.Time      `json:"ended_at"`
+	UsageMillis     int64           `json:"usage_millis"`
+	ChargeMicro     int64           `json:"charge_micro"`
+	ChargeDisplay   string          `json:"charge_display"`
+	PricePerGPUHour int64           `json:"price_per_gpu_hour_micro"`
+	StopReason      string          `json:"stop_reason,omitempty"`
+	Message         string          `json:"message,omitempty"`
+	Ports           []int           `json:"ports"`
+	LogsURL         string          `json:"logs_url"`
+	TerminalURL     string          `json:"terminal_url"`
+	ProxyURLs       []string        `json:"proxy_urls"`
+}
+
+func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
+	usage := sb.UsageMillis()
+	if sb.State == StateRunning && sb.StartedMS > 0 {
+		usage = max(usage, ms(now)-sb.StartedMS) // so far, including the interval not yet published
+	}
+	charge, _ := money.MulDiv(money.Micro(sb.PricePerGPUHour), usage*int64(sb.GPUCount), 3_600_000)
+	base := "/api/v1/testbed/sandboxes/" + sb.ID
+	devs := sb.DeviceList()
+	if devs == nil {
+		devs = []SandboxDevice{}
+	}
+	t := templates[sb.Template]
+	out := sandboxJSON{ID: sb.ID, State: sb.State, OrganizationID: sb.OrgID, ListingID: sb.ListingID, PoolID: sb.PoolID,
+		Backend: sb.Backend, NodeID: sb.NodeID, GPUModel: sb.GPUModel, GPUCount: sb.GPUCount, MIGProfile: sb.MIGProfile,
+		Devices: devs, Template: sb.Template, CPUMillis: sb.CPUMillis, MemoryBytes: sb.MemoryBytes,
+		DurationMinutes: sb.DurationMinutes, CreatedAt: fromMS(sb.CreatedMS), StartedAt: rfc(fromMS(sb.StartedMS)),
+		ExpiresAt: rfc(fromMS(sb.ExpiresMS)), EndedAt: rfc(fromMS(sb.EndedMS)), UsageMillis: usage,
+		ChargeMicro: int64(charge), ChargeDisplay: charge.String(), PricePerGPUHour: sb.PricePerGPUHour,
+		StopReason: sb.StopReason, Message: sb.Message, Ports: append([]int{}, t.Ports...),
+		LogsURL: base + "/logs", TerminalURL: base + "/terminal", ProxyURLs: []string{}}
+	for _, p := range t.Ports {
+		out.ProxyURLs = append(out.ProxyURLs, base+"/proxy/"+strconv.Itoa(p)+"/")
+	}
+	return out
+}
+
+type extendRequest struct {
+	Minutes int `json:"minutes"`
+}
+
+type tokenJSON struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Use as ?token=<token> on the logs, terminal and proxy URLs.
+	Usage string `json:"usage"`
+}
+
+type reserveRequest struct {
+	ListingID string    `json:"listing_id"`
+	GPUCount  int       `json:"gpu_count"`
+	StartsAt  time.Time `json:"starts_at"`
+	EndsAt    time.Time `json:"ends_at"`
+}
+
+type reservationJSON struct {
+	ID        string    `json:"id"`
+	State     string    `json:"state"`
+	ListingID string    `json:"listing_id"`
+	PoolID    string    `json:"pool_id"`
+	GPUModel  string    `json:"gpu_model"`
+	GPUCount  int       `json:"gpu_count"`
+	StartsAt  time.Time `json:"starts_at"`
+	EndsAt    time.Time `json:"ends_at"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func toReservationJSON(r Reservation) reservationJSON {
+	return reservationJSON{ID: r.ID, State: r.State, ListingID: r.ListingID, PoolID: r.PoolID, GPUModel: r.GPUModel,
+		GPUCount: r.GPUCount, StartsAt: fromMS(r.StartsMS), EndsAt: fromMS(r.EndsMS), CreatedAt: fromMS(r.CreatedMS)}
+}
+
+// Handlers.
+
+func (h handler) listPools(c *fiber.Ctx) error {
+	pools, err := h.svc.ListPools(c.UserContext())
+	if err != nil {
+		return err
+	}
+	out := make([]poolJSON, len(pools))
+	for i, p := range pools {
+		out[i] = toPoolJSON(p)
+	}
+	return c.JSON(web.List[poolJSON]{Items: out})
+}
+
+func (h handler) getPool(c *fiber.Ctx) error {
+	p, nodes, devs, err := h.svc.GetPool(c.UserContext(), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	out := poolDetailJSON{poolJSON: toPoolJSON(p), NodeList: []nodeJSON{}}
+	for _, n := range nodes {
+		out.NodeList = append(out.NodeList, toNodeJSON(n, devs))
+	}
+	return c.JSON(out)
+}
+
+func (h handler) createPool(c *fiber.Ctx) error {
+	var req createPoolRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	p, err := h.svc.CreatePool(c.UserContext(), callerOf(c), CreatePoolInput{VendorOrgID: req.VendorOrgID, Name: req.Name,
+		Region: req.Region, Backend: req.Backend, Settings: req.Settings})
+	if err != nil {
+		return err
+	}
+	return c.Status(201).JSON(toPoolJSON(PoolView{Pool: p}))
+}
+
+func (h handler) updatePool(c *fiber.Ctx) error {
+	var req updatePoolRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	p, err := h.svc.UpdatePool(c.UserContext(), callerOf(c), c.Params("id"), UpdatePoolInput{Name: req.Name, Region: req.Region, Settings: req.Settings})
+	if err != nil {
+		return err
+	}
+	return c.JSON(toPoolJSON(PoolView{Pool: p, Models: h.svc.index().poolCounts(p.ID)}))
+}
+
+func (h handler) addNode(c *fiber.Ctx) error {
+	var req addNodeRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	in := AddNodeInput{Name: req.Name, CPUMillis: req.CPUMillis, MemoryBytes: req.MemoryBytes, Discover: req.Discover}
+	for _, d := range req.Devices {
+		in.Devices = append(in.Devices, DeviceInput{Index: d.Index, UUID: d.UUID, GPUModel: d.GPUModel, MemoryMiB: d.MemoryMiB, MIGProfiles: d.MIGProfiles})
+	}
+	n, devs, err := h.svc.AddNode(c.UserContext(), callerOf(c), c.Params("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(201).JSON(toNodeJSON(n, devs))
+}
+
+func (h handler) nodeHealth(c *fiber.Ctx, health string) error {
+	n, err := h.svc.SetNodeHealth(c.UserContext(), callerOf(c), c.Params("id"), c.Params("node_id"), NodeHealthInput{Health: health})
+	if err != nil {
+		return err
+	}
+	return c.JSON(toNodeJSON(n, nil))
+}
+
+func (h handler) heartbeat(c *fiber.Ctx) error { return h.nodeHealth(c, "") }
+func (h handler) drain(c *fiber.Ctx) error     { return h.nodeHealth(c, NodeDraining) }
+
+func (h handler) setHealth(c *fiber.Ctx) error {
+	var req healthRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	if req.Health == "" {
+		return problem.Fields{{Field: "health", Code: "required", Message: "ready, draining or down"}}.Err()
+	}
+	return h.nodeHealth(c, req.Health)
+}
+
+func (h handler) availability(c *fiber.Ctx) error {
+	now := h.svc.clock.Now().Truncate(time.Minute)
+	from, to, step := now, now.Add(24*time.Hour), time.Hour
+	var f problem.Fields
+	if v := c.Query("from"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		f.Check(err == nil, "from", "invalid", "RFC 3339 time")
+		from = t.UTC()
+	}
+	if v := c.Query("to"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		f.Check(err == nil, "to", "invalid", "RFC 3339 time")
+		to = t.UTC()
+	} else {
+		to = from.Add(24 * time.Hour)
+	}
+	if v := c.Query("step"); v != "" {
+		d, err := time.ParseDuration(v)
+		f.Check(err == nil, "step", "invalid", "a duration such as 1h or 30m")
+		step = d
+	}
+	if err := f.Err(); err != nil {
+		return err
+	}
+	b, err := h.svc.Availability(c.UserContext(), c.Query("pool_id"), c.Query("gpu_model"), from, to, step)
+	if err != nil {
+		return err
+	}
+	out := make([]availabilityJSON, len(b))
+	for i, x := range b {
+		out[i] = availabilityJSON{PoolID: x.PoolID, GPUModel: x.GPUModel, Start: x.Start, End: x.End, Free: x.Free, Total: x.Total}
+	}
+	return c.JSON(web.List[availabilityJSON]{Items: out})
+}
+
+func (h handler) templates(c *fiber.Ctx) error {
+	var out []templateJSON
+	for _, t := range Templates() {
+		ports := append([]int{}, t.Ports...)
+		out = append(out, templateJSON{Name: t.Name, Title: t.Title, Description: t.Description, Command: t.Command,
+			Env: t.Env, Ports: ports, Network: t.Network, CPUMillisPerGPU: t.CPUMillisPerGPU,
+			MemoryBytesPerGPU: t.MemoryBytesPerGPU, Pids: t.Pids, IdleSignal: t.IdleSignal, IdleTimeoutMinutes: t.IdleMinutes, Notes: t.Notes})
+	}
+	return c.JSON(web.List[templateJSON]{Items: out})
+}
+
+func (h handler) gpuModels(c *fiber.Ctx) error {
+	var out []gpuModelJSON
+	for _, m := range GPUModels() {
+		out = append(out, gpuModelJSON{Name: m, MemoryMiB: gpuModels[m]})
+	}
+	return c.JSON(web.List[gpuModelJSON]{Items: out})
+}
+
+func (h handler) listings(c *fiber.Ctx) error {
+	ls, err := h.svc.Listings(c.UserContext())
+	if err != nil {
+		return err
+	}
+	out := []listingJSON{}
+	for _, l := range ls {
+		out = append(out, listingJSON{ID: l.ID, VendorOrgID: l.VendorOrgID, Title: l.Title, PoolID: l.PoolID, GPUModel: l.GPUModel,
+			Region: l.Region, MinDurationMinutes: l.MinMinutes, MaxDurationMinutes: l.MaxMinutes,
+			PricePerGPUHour: l.PricePerGPUHour, PriceDisplay: money.Micro(l.PricePerGPUHour).String()})
+	}
+	return c.JSON(web.List[listingJSON]{Items: out})
+}
+
+func (h handler) launch(c *fiber.Ctx) error {
+	var req launchRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	sb, err := h.svc.Launch(c.UserContext(), callerOf(c), LaunchInput{ListingID: req.ListingID, GPUModel: req.GPUModel,
+		GPUCount: req.GPUCount, MIGProfile: req.MIGProfile, Template: req.Template, DurationMinutes: req.DurationMinutes,
+		CPUMillis: req.CPUMillis, MemoryBytes: req.MemoryBytes})
+	if err != nil {
+		return err
+	}
+	c.Location("/api/v1/testbed/sandboxes/" + sb.ID)
+	return c.Status(202).JSON(toSandboxJSON(sb, h.svc.clock.Now()))
+}
+
+func (h handler) listSandboxes(c *fiber.Ctx) error {
+	pg, err := web.PageOf(c)
+	if err != nil {
+		return err
+	}
+	var cur *SandboxCursor
+	if pg.Cursor != "" {
+		cur = &SandboxCursor{}
+		if err := web.DecodeCursor(pg.Cursor, cur); err != nil {
+			return err
+		}
+	}
+	state := c.Query("state")
+	if state != "" && !validState(state) {
+		return problem.Fields{{Field: "state", Code: "invalid", Message: "a sandbox state"}}.Err()
+	}
+	list, err := h.svc.ListSandboxes(c.UserContext(), callerOf(c), state, pg.Limit, cur)
+	if err != nil {
+		return err
+	}
+	now := h.svc.clock.Now()
+	items := make([]sandboxJSON, len(list))
+	for i, sb := range list {
+		items[i] = toSandboxJSON(sb, now)
+	}
+	return c.JSON(web.NewList(items, pg.Limit, func(last sandboxJSON) any {
+		return SandboxCursor{CreatedMS: ms(last.CreatedAt), ID: last.ID}
+	}))
+}
+
+func validState(s string) bool {
+	switch s {
+	case StateRequested, StateScheduled, StateProvisioning, StateRunning, StateStopping, StateStopped, StateFailed:
+		return true
+	}
+	return false
+}
+
+func (h handler) getSandbox(c *fiber.Ctx) error {
+	sb, err := h.svc.Get(c.UserContext(), callerOf(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(toSandboxJSON(sb, h.svc.clock.Now()))
+}
+
+func (h handler) stop(c *fiber.Ctx) error {
+	sb, err := h.svc.Stop(c.UserContext(), callerOf(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.Status(202).JSON(toSandboxJSON(sb, h.svc.clock.Now()))
+}
+
+func (h handler) extend(c *fiber.Ctx) error {
+	var req extendRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	sb, err := h.svc.Extend(c.UserContext(), callerOf(c), c.Params("id"), req.Minutes)
+	if err != nil {
+		return err
+	}
+	return c.JSON(toSandboxJSON(sb, h.svc.clock.Now()))
+}
+
+func (h handler) token(c *fiber.Ctx) error {
+	tok, exp, err := h.svc.IssueToken(c.UserContext(), callerOf(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.Status(201).JSON(tokenJSON{Token: tok, ExpiresAt: exp, Usage: "append ?token=<token> to the logs, terminal and proxy URLs"})
+}
+
+func (h handler) reserve(c *fiber.Ctx) error {
+	var req reserveRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	r, err := h.svc.Reserve(c.UserContext(), callerOf(c), ReserveInput{ListingID: req.ListingID, GPUCount: req.GPUCount,
+		StartsAt: req.StartsAt.UTC(), EndsAt: req.EndsAt.UTC()})
+	if err != nil {
+		return err
+	}
+	return c.Status(201).JSON(toReservationJSON(r))
+}
+
+func (h handler) listReservations(c *fiber.Ctx) error {
+	pg, err := web.PageOf(c)
+	if err != nil {
+		return err
+	}
+	rs, err := h.svc.ListReservations(c.UserContext(), callerOf(c), pg.Limit)
+	if err != nil {
+		return err
+	}
+	out := make([]reservationJSON, len(rs))
+	for i, r := range rs {
+		out[i] = toReservationJSON(r)
+	}
+	if len(out) > pg.Limit {
+		out = out[:pg.Limit] // the newest windows; older ones are history
+	}
+	return c.JSON(web.List[reservationJSON]{Items: out})
+}
+
+func (h handler) cancelReservation(c *fiber.Ctx) error {
+	r, err := h.svc.CancelReservation(c.UserContext(), callerOf(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(toReservationJSON(r))
+}
+
+type auditJSON struct {
+	ID          string    `json:"id"`
+	At          time.Time `json:"at"`
+	ActorUserID string    `json:"actor_user_id"`
+	ActorOrgID  string    `json:"actor_org_id"`
+	Action      string    `json:"action"`
+	Target      string    `json:"target"`
+	Detail      string    `json:"detail"`
+}
+
+func (h handler) audit(c *fiber.Ctx) error {
+	pg, err := web.PageOf(c)
+	if err != nil {
+		return err
+	}
+	var before int64
+	if pg.Cursor != "" {
+		if err := web.DecodeCursor(pg.Cursor, &before); err != nil {
+			return err
+		}
+	}
+	list, err := h.svc.Audit(c.UserContext(), pg.Limit, before)
+	if err != nil {
+		return err
+	}
+	items := make([]auditJSON, len(list))
+	for i, a := range list {
+		items[i] = auditJSON{ID: a.ID, At: fromMS(a.AtMS), ActorUserID: a.ActorUserID, ActorOrgID: a.ActorOrgID,
+			Action: a.Action, Target: a.Target, Detail: a.Detail}
+	}
+	return c.JSON(web.NewList(items, pg.Limit, func(last auditJSON) any { return ms(last.At) }))
+}

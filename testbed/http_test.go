@@ -1,0 +1,234 @@
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/natstest"
+	"github.com/tamarack-ai/tamarack/platform/openapi"
+	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/services/events"
+)
+
+type resp struct {
+	status int
+	body   map[string]any
+}
+
+func TestHTTPBadInput(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		app, sign := newApp(t, f.svc)
+		do := func(method, path string, c *Caller, body string) resp {
+			t.Helper()
+			var r io.Reader
+			if body != "" {
+				r = strings.NewReader(body)
+			}
+			req := httptest.NewRequest(method, "/api/v1/testbed"+path, r)
+			if body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			if c != nil {
+				req.Header.Set("Authorization", "Bearer "+sign.token(t, *c))
+			}
+			res, err := app.Test(req, 10_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			out := resp{status: res.StatusCode, body: map[string]any{}}
+			_ = json.NewDecoder(res.Body).Decode(&out.body)
+			f.svc.Wait()
+			return out
+		}
+		want := func(r resp, status int, code string, fields ...string) {
+			t.Helper()
+			if r.status != status || (code != "" && r.body["code"] != code) {
+				t.Fatalf("got %d %v, want %d %s", r.status, r.body, status, code)
+			}
+			got := map[string]string{}
+			fl, _ := r.body["fields"].([]any)
+			for _, x := range fl {
+				m := x.(map[string]any)
+				got[m["field"].(string)] = m["code"].(string)
+			}
+			for i := 0; i+1 < len(fields); i += 2 {
+				if got[fields[i]] != fields[i+1] {
+					t.Fatalf("field %s: got %q in %v", fields[i], got[fields[i]], r.body)
+				}
+			}
+		}
+		me, them, v := sme(), other(), vendor()
+		launch := func(model string, count, minutes int) string {
+			return `{"listing_id":"lst-h100","gpu_model":"` + model + `","gpu_count":` + itoa(count) + `,"template":"shell","duration_minutes":` + itoa(minutes) + `}`
+		}
+
+		want(do("POST", "/sandboxes", nil, launch("h100-80gb", 1, 10)), 401, "unauthorized")
+		want(do("POST", "/sandboxes", &me, launch("h900-1tb", 1, 10)), 422, "validation_failed", "gpu_model", "unknown_gpu_model")
+		want(do("POST", "/sandboxes", &me, launch("h100-80gb", 0, 10)), 422, "validation_failed", "gpu_count", "too_small")
+		want(do("POST", "/sandboxes", &me, launch("h100-80gb", 9, 10)), 422, "validation_failed", "gpu_count", "too_large")
+		want(do("POST", "/sandboxes", &me, launch("h100-80gb", 0, 0)), 422, "validation_failed", "gpu_count", "too_small", "duration_minutes", "too_small")
+		want(do("POST", "/sandboxes", &me, launch("h100-80gb", 1, 241)), 422, "validation_failed", "duration_minutes", "too_long")
+		want(do("POST", "/sandboxes", &me, launch("l4-24gb", 1, 10)), 422, "validation_failed", "gpu_model", "not_offered")
+		want(do("POST", "/sandboxes", &me, strings.Replace(launch("h100-80gb", 1, 10), "lst-h100", "lst-nope", 1)), 404, "listing_not_found")
+		want(do("POST", "/sandboxes", &me, `{"listing_id":"lst-h100","gpus":1}`), 422, "validation_failed", "gpus", "unknown_field")
+		want(do("POST", "/sandboxes", &me, `{"listing_id":`), 400, "malformed_json")
+
+		ok := do("POST", "/sandboxes", &me, launch("h100-80gb", 8, 30))
+		want(ok, 202, "")
+		if ok.body["state"] != "requested" {
+			t.Fatalf("202 body %v", ok.body)
+		}
+		id := ok.body["id"].(string)
+		full := do("POST", "/sandboxes", &them, launch("h100-80gb", 1, 10))
+		want(full, 409, "no_capacity")
+		if full.body["next_free_at"] != t0.Add(30*time.Minute).Format(time.RFC3339) {
+			t.Fatalf("next_free_at %v", full.body)
+		}
+		got := do("GET", "/sandboxes/"+id, &me, "")
+		want(got, 200, "")
+		if got.body["state"] != "running" || len(got.body["devices"].([]any)) != 8 {
+			t.Fatalf("sandbox %v", got.body)
+		}
+		want(do("GET", "/sandboxes/"+id, &them, ""), 404, "sandbox_not_found")
+		want(do("POST", "/sandboxes/"+id+"/stop", &them, ""), 404, "sandbox_not_found")
+		want(do("POST", "/sandboxes/"+id+"/extend", &them, `{"minutes":5}`), 404, "sandbox_not_found")
+		want(do("GET", "/sandboxes/"+id+"/logs", &them, ""), 404, "sandbox_not_found")
+		want(do("GET", "/sandboxes/"+id+"/terminal", nil, ""), 401, "unauthorized")
+		want(do("GET", "/sandboxes/"+id+"/terminal?token=sbt_forged", nil, ""), 401, "invalid_sandbox_token")
+		want(do("GET", "/sandboxes/"+id+"/terminal", &me, ""), 426, "upgrade_required")
+		want(do("GET", "/sandboxes/"+id+"/proxy/8888/", &me, ""), 404, "port_not_exposed")
+		want(do("POST", "/sandboxes/"+id+"/extend", &me, `{"minutes":300}`), 422, "validation_failed", "minutes", "too_long")
+		list := do("GET", "/sandboxes?limit=1", &me, "")
+		if list.status != 200 || len(list.body["items"].([]any)) != 1 {
+			t.Fatalf("list %v", list.body)
+		}
+		want(do("GET", "/sandboxes?limit=500", &me, ""), 422, "validation_failed", "limit", "out_of_range")
+		want(do("POST", "/sandboxes/"+id+"/stop", &me, ""), 202, "")
+		want(do("GET", "/sandboxes/"+id+"/terminal", &me, ""), 409, "sandbox_not_running")
+		want(do("POST", "/sandboxes/"+id+"/stop", &me, ""), 409, "sandbox_ended")
+
+		// Inventory.
+		want(do("POST", "/pools", &me, `{"name":"x","region":"y","backend":"local"}`), 403, "forbidden")
+		want(do("POST", "/pools", &v, `{"name":"","region":"y","backend":"lsf"}`), 422, "validation_failed", "name", "required", "backend", "invalid")
+		want(do("POST", "/pools", &v, `{"name":"Test pool","region":"y","backend":"local"}`), 409, "pool_exists")
+		want(do("POST", "/pools/"+f.pool.ID+"/nodes", &v, `{"name":"n2","cpu_millis":1000,"memory_bytes":1000,"devices":[{"index":0,"gpu_model":"tpu-v5"}]}`), 422, "validation_failed", "devices.gpu_model", "unknown_gpu_model")
+		want(do("POST", "/pools/"+f.pool.ID+"/nodes", &them, `{"name":"n2","cpu_millis":1000,"memory_bytes":1000,"devices":[{"index":0,"gpu_model":"l4-24gb"}]}`), 404, "pool_not_found")
+		pools := do("GET", "/pools", nil, "")
+		items := pools.body["items"].([]any)
+		gpus := items[0].(map[string]any)["gpus"].([]any)
+		if len(items) != 1 || gpus[0].(map[string]any)["total"].(float64) != 8 {
+			t.Fatalf("pools %v", pools.body)
+		}
+		detail := do("GET", "/pools/"+f.pool.ID, nil, "")
+		dev := detail.body["node_list"].([]any)[0].(map[string]any)["devices"].([]any)[0].(map[string]any)
+		if dev["declared"] != true {
+			t.Fatalf("declared device not labelled: %v", dev)
+		}
+		tm := do("GET", "/templates", nil, "")
+		if len(tm.body["items"].([]any)) != 3 {
+			t.Fatalf("templates %v", tm.body)
+		}
+		want(do("GET", "/availability?step=1h&gpu_model=h100-80gb", nil, ""), 200, "")
+		want(do("GET", "/availability?step=1s", nil, ""), 422, "validation_failed", "step", "too_small")
+		want(do("POST", "/reservations", &me, `{"listing_id":"lst-h100","gpu_count":0,"starts_at":"2020-01-01T00:00:00Z","ends_at":"2020-01-01T00:00:00Z"}`), 422, "validation_failed", "gpu_count", "invalid", "starts_at", "in_past", "ends_at", "before_start")
+	})
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestHolds: billing's answers through NATS request/reply reach the API caller: insufficient credits as
+// 402 with the shortfall, no answer as 503 billing_unavailable; nothing is recorded or started.
+func TestHolds(t *testing.T) {
+	db := dbtest.Open(t, dbtest.Dialects()[0], migrations()...)
+	f := newFixture(t, db, 1, 8, Options{})
+	bus := natstest.Start(t)
+	f.svc.holds = BusHolds{Bus: bus, Timeout: 300 * time.Millisecond}
+	ctx := context.Background()
+	in := LaunchInput{ListingID: f.listing.ID, GPUModel: "h100-80gb", GPUCount: 2, Template: "shell", DurationMinutes: 90}
+	_, err := f.svc.Launch(ctx, sme(), in)
+	if p := asProblem(t, err); p.Status != 503 || p.Code != "billing_unavailable" {
+		t.Fatalf("no billing: %v", err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var seen events.HoldRequestV1
+	if _, err := eventbus.Serve(sctx, bus, events.Hold, "billing", func(_ context.Context, r events.HoldRequestV1) (events.HoldReplyV1, error) {
+		seen = r
+		if r.OrganizationID == otherOrg {
+			return events.HoldReplyV1{HoldID: "h-1", AmountMicro: 1}, nil
+		}
+		return events.HoldReplyV1{}, problem.New(402, "insufficient_credits", "Not enough credits.").WithExtra("shortfall_micro", 1234)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Launch(ctx, sme(), in)
+	p := asProblem(t, err)
+	if p.Status != 402 || p.Code != "insufficient_credits" || p.Extra["shortfall_micro"] != float64(1234) {
+		t.Fatalf("insufficient: %v %v", err, p.Extra)
+	}
+	if seen.Action != "place" || seen.Seconds != 90*60 || seen.PricePerGPUHour != 2_500_000 || seen.GPUCount != 2 {
+		t.Fatalf("hold request %+v", seen)
+	}
+	var n int64
+	db.Model(&Sandbox{}).Count(&n)
+	if n != 0 {
+		t.Fatalf("%d sandboxes recorded without a hold", n)
+	}
+	sb, err := f.svc.Launch(ctx, other(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Wait()
+	if got := f.get(t, sb.ID); got.HoldID != "h-1" || got.State != StateRunning {
+		t.Fatalf("with hold: %+v", got)
+	}
+	if _, err := f.svc.Extend(ctx, other(), sb.ID, 30); err != nil || seen.Action != "extend" || seen.Seconds != 1800 {
+		t.Fatalf("extend: %v %+v", err, seen)
+	}
+}
+
+// TestOpenAPICoversRoutes: every route the testbed serves is in its OpenAPI operations.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	db := dbtest.Open(t, dbtest.Dialects()[0], migrations()...)
+	f := newFixture(t, db, 1, 1, Options{})
+	app, _ := newApp(t, f.svc)
+	doc := openapi.New("t", "v")
+	f.svc.OpenAPI(doc)
+	if m := openapi.Missing(app, doc); len(m) > 0 {
+		t.Fatalf("routes missing from OpenAPI: %v", m)
+	}
+	if _, err := doc.JSON(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStaffAudit: a staff stop of another organisation's sandbox is recorded with reason staff and audited.
+func TestStaffAudit(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		sb := f.launch(t, sme(), 1, 30)
+		staff := Caller{UserID: "u-staff", OrgID: "org-programme", Staff: true}
+		if _, err := f.svc.Stop(context.Background(), staff, sb.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.svc.Wait()
+		if s := f.get(t, sb.ID); s.StopReason != ReasonStaff || s.State != StateStopped {
+			t.Fatalf("staff stop: %s %s", s.State, s.StopReason)
+		}
+		list, err := f.svc.Audit(context.Background(), 10, 0)
+		if err != nil || len(list) != 1 || list[0].Action != "sandbox.stop" || list[0].Target != sb.ID {
+			t.Fatalf("audit %+v %v", list, err)
+		}
+	})
+}

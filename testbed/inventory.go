@@ -1,0 +1,494 @@
+package testbed
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/services/events"
+)
+
+// newID returns prefix-<20 hex>: a DNS label, as backends require of sandbox IDs.
+func newID(prefix string) string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+// Load builds the scheduler index from the database: nodes, devices, active claims and reservations.
+func (s *Service) Load(ctx context.Context) error {
+	var nodes []Node
+	var devs []Device
+	var claims []DeviceClaim
+	var res []Reservation
+	var boxes []Sandbox
+	db := s.db.WithContext(ctx)
+	if err := db.Find(&nodes).Error; err != nil {
+		return fmt.Errorf("load nodes: %w", err)
+	}
+	if err := db.Find(&devs).Error; err != nil {
+		return fmt.Errorf("load devices: %w", err)
+	}
+	if err := db.Find(&claims).Error; err != nil {
+		return fmt.Errorf("load claims: %w", err)
+	}
+	if err := db.Where("state IN ?", []string{ResPending, ResActive}).Find(&res).Error; err != nil {
+		return fmt.Errorf("load reservations: %w", err)
+	}
+	if err := db.Where("state NOT IN ?", []string{StateStopped, StateFailed}).Find(&boxes).Error; err != nil {
+		return fmt.Errorf("load sandboxes: %w", err)
+	}
+	x := newIndex()
+	byNode := map[string][]Device{}
+	for _, d := range devs {
+		byNode[d.NodeID] = append(byNode[d.NodeID], d)
+	}
+	for _, n := range nodes {
+		x.addNode(n, byNode[n.ID])
+	}
+	bySandbox := map[string][]DeviceClaim{}
+	for _, c := range claims {
+		bySandbox[c.SandboxID] = append(bySandbox[c.SandboxID], c)
+	}
+	cpu := map[string][2]int64{}
+	for _, b := range boxes {
+		cpu[b.ID] = [2]int64{b.CPUMillis, b.MemoryBytes}
+	}
+	for sb, cs := range bySandbox {
+		ids := make([]string, len(cs))
+		for i, c := range cs {
+			ids[i] = c.DeviceID
+		}
+		x.claim(sb, ids, cs[0].ExpiresMS, cpu[sb][0], cpu[sb][1])
+	}
+	for _, r := range res {
+		x.reserve(r)
+	}
+	s.mu.Lock()
+	s.idx, s.loaded = x, true
+	s.mu.Unlock()
+	return nil
+}
+
+// poolGPUModels lists the distinct models of a pool's devices.
+func poolGPUModels(tx *gorm.DB, poolID string) ([]string, error) {
+	var models []string
+	err := tx.Model(&Device{}).Where("pool_id = ?", poolID).Distinct().Order("gpu_model").Pluck("gpu_model", &models).Error
+	return models, err
+}
+
+func (s *Service) writePoolChanged(tx *gorm.DB, p Pool) error {
+	models, err := poolGPUModels(tx, p.ID)
+	if err != nil {
+		return err
+	}
+	ev := events.PoolChangedV1{PoolID: p.ID, VendorOrgID: p.VendorOrgID, Name: p.Name, Region: p.Region,
+		Backend: p.Backend, GPUModels: models, At: fromMS(p.UpdatedMS)}
+	return eventbusWrite(tx, s, events.PoolChanged, fmt.Sprintf("%s-%d", p.ID, p.UpdatedMS), ev)
+}
+
+// CreatePool declares a pool owned by a vendor organisation (the caller's, or any for staff).
+func (s *Service) CreatePool(ctx context.Context, c Caller, in CreatePoolInput) (Pool, error) {
+	if !c.Staff {
+		if c.OrgKind != "vendor" || !c.Admin {
+			return Pool{}, ErrForbidden.WithDetail("pools are declared by a vendor organisation's admins or by staff")
+		}
+		in.VendorOrgID = c.OrgID
+	}
+	if err := in.Validate(); err != nil {
+		return Pool{}, err
+	}
+	settings, _ := json.Marshal(nonNilMap(in.Settings))
+	now := ms(s.clock.Now())
+	p := Pool{ID: newID("pool"), VendorOrgID: in.VendorOrgID, Name: strings.TrimSpace(in.Name),
+		Region: strings.TrimSpace(in.Region), Backend: in.Backend, Settings: string(settings), CreatedMS: now, UpdatedMS: now}
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		if err := tx.Create(&p).Error; err != nil {
+			if sqldb.IsDuplicate(err) {
+				return ErrPoolExists
+			}
+			return err
+		}
+		if err := s.audit(tx, c, p.VendorOrgID, "pool.create", p.ID, p.Name); err != nil {
+			return err
+		}
+		return s.writePoolChanged(tx, p)
+	})
+	if err != nil {
+		return Pool{}, fmt.Errorf("create pool: %w", err)
+	}
+	s.outbox.Kick()
+	return p, nil
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func canManagePool(c Caller, p Pool) bool {
+	return c.Staff || (c.OrgID == p.VendorOrgID && c.Admin)
+}
+
+// UpdatePool changes a pool's name, region or settings.
+func (s *Service) UpdatePool(ctx context.Context, c Caller, id string, in UpdatePoolInput) (Pool, error) {
+	var p Pool
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		if err := sqldb.ForUpdate(tx).First(&p, "id = ?", id).Error; err != nil {
+			return mapNotFound(err, ErrPoolNotFound)
+		}
+		if !canManagePool(c, p) {
+			if c.OrgID == p.VendorOrgID {
+				return ErrNotPoolOwner
+			}
+			return ErrPoolNotFound
+		}
+		var f problem.Fields
+		if in.Name != nil {
+			f.Check(strings.TrimSpace(*in.Name) != "", "name", "required", "must not be empty")
+			p.Name = strings.TrimSpace(*in.Name)
+		}
+		if in.Region != nil {
+			f.Check(strings.TrimSpace(*in.Region) != "", "region", "required", "must not be empty")
+			p.Region = strings.TrimSpace(*in.Region)
+		}
+		if err := f.Err(); err != nil {
+			return err
+		}
+		if in.Settings != nil {
+			b, _ := json.Marshal(in.Settings)
+			p.Settings = string(b)
+		}
+		p.UpdatedMS = max(ms(s.clock.Now()), p.UpdatedMS+1)
+		if err := tx.Save(&p).Error; err != nil {
+			if sqldb.IsDuplicate(err) {
+				return ErrPoolExists
+			}
+			return err
+		}
+		if err := s.audit(tx, c, p.VendorOrgID, "pool.update", p.ID, p.Name); err != nil {
+			return err
+		}
+		return s.writePoolChanged(tx, p)
+	})
+	if err != nil {
+		return Pool{}, fmt.Errorf("update pool %s: %w", id, err)
+	}
+	s.outbox.Kick()
+	return p, nil
+}
+
+func mapNotFound(err, sentinel error) error {
+	if sqldb.IsNotFound(err) {
+		return sentinel
+	}
+	return err
+}
+
+// PoolView is a pool with its capacity.
+type PoolView struct {
+	Pool
+	Models map[string][2]int // model -> free now, total (ready nodes)
+	Nodes  int
+}
+
+// ListPools lists every pool (the catalogue of hardware is public).
+func (s *Service) ListPools(ctx context.Context) ([]PoolView, error) {
+	var pools []Pool
+	if err := s.db.WithContext(ctx).Order("created_ms, id").Find(&pools).Error; err != nil {
+		return nil, err
+	}
+	type cnt struct {
+		PoolID string
+		N      int
+	}
+	var counts []cnt
+	if err := s.db.WithContext(ctx).Model(&Node{}).Select("pool_id, count(*) as n").Group("pool_id").Scan(&counts).Error; err != nil {
+		return nil, err
+	}
+	nodes := map[string]int{}
+	for _, c := range counts {
+		nodes[c.PoolID] = c.N
+	}
+	out := make([]PoolView, len(pools))
+	for i, p := range pools {
+		out[i] = PoolView{Pool: p, Models: s.index().poolCounts(p.ID), Nodes: nodes[p.ID]}
+	}
+	return out, nil
+}
+
+// GetPool returns one pool with its nodes and devices.
+func (s *Service) GetPool(ctx context.Context, id string) (PoolView, []Node, []Device, error) {
+	var p Pool
+	if err := s.db.WithContext(ctx).First(&p, "id = ?", id).Error; err != nil {
+		return PoolView{}, nil, nil, mapNotFound(err, ErrPoolNotFound)
+	}
+	var nodes []Node
+	var devs []Device
+	if err := s.db.WithContext(ctx).Where("pool_id = ?", id).Order("name").Find(&nodes).Error; err != nil {
+		return PoolView{}, nil, nil, err
+	}
+	if err := s.db.WithContext(ctx).Where("pool_id = ?", id).Order("node_id, idx").Find(&devs).Error; err != nil {
+		return PoolView{}, nil, nil, err
+	}
+	return PoolView{Pool: p, Models: s.index().poolCounts(p.ID), Nodes: len(nodes)}, nodes, devs, nil
+}
+
+func (s *Service) index() *index {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idx
+}
+
+// AddNode adds a node to a pool with declared devices, or with devices discovered on this host by
+// nvidia-smi (Discover). Discovered devices are not labelled declared.
+func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNodeInput) (Node, []Device, error) {
+	if err := in.Validate(); err != nil {
+		return Node{}, nil, err
+	}
+	declared := true
+	if in.Discover {
+		found, err := DiscoverGPUs(ctx)
+		if err != nil {
+			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetail("%v", err)
+		}
+		if len(found) > 0 {
+			in.Devices, declared = found, false
+		} else if len(in.Devices) == 0 {
+			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetail("nvidia-smi found no GPU on this host and no devices were declared")
+		}
+	}
+	now := ms(s.clock.Now())
+	n := Node{ID: newID("node"), PoolID: poolID, Name: strings.TrimSpace(in.Name), Health: NodeReady,
+		CPUMillis: in.CPUMillis, MemoryBytes: in.MemoryBytes, HeartbeatMS: now, CreatedMS: now}
+	var devs []Device
+	for _, d := range in.Devices {
+		mem := d.MemoryMiB
+		if mem == 0 {
+			mem = gpuModels[d.GPUModel]
+		}
+		uuid := d.UUID
+		if uuid == "" {
+			uuid = fmt.Sprintf("GPU-declared-%s-%d", n.ID, d.Index)
+		}
+		devs = append(devs, Device{ID: newID("dev"), NodeID: n.ID, PoolID: poolID, Idx: d.Index, UUID: uuid,
+			GPUModel: d.GPUModel, MemoryMiB: mem, MIGProfiles: strings.Join(d.MIGProfiles, ","), Declared: declared})
+	}
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		var p Pool
+		if err := sqldb.ForUpdate(tx).First(&p, "id = ?", poolID).Error; err != nil {
+			return mapNotFound(err, ErrPoolNotFound)
+		}
+		if !canManagePool(c, p) {
+			if c.OrgID == p.VendorOrgID {
+				return ErrNotPoolOwner
+			}
+			return ErrPoolNotFound
+		}
+		if err := tx.Create(&n).Error; err != nil {
+			if sqldb.IsDuplicate(err) {
+				return ErrNodeExists
+			}
+			return err
+		}
+		if err := tx.Create(&devs).Error; err != nil {
+			return err
+		}
+		if err := s.audit(tx, c, p.VendorOrgID, "node.add", n.ID, fmt.Sprintf("%s: %d device(s)", n.Name, len(devs))); err != nil {
+			return err
+		}
+		p.UpdatedMS = max(now, p.UpdatedMS+1)
+		if err := tx.Save(&p).Error; err != nil {
+			return err
+		}
+		return s.writePoolChanged(tx, p)
+	})
+	if err != nil {
+		return Node{}, nil, fmt.Errorf("add node to %s: %w", poolID, err)
+	}
+	s.index().addNode(n, devs)
+	s.outbox.Kick()
+	return n, devs, nil
+}
+
+// NodeHealthInput is a heartbeat or a health change.
+type NodeHealthInput struct {
+	Health string // "" keeps it (heartbeat); ready, draining, down
+}
+
+// SetNodeHealth records a heartbeat (and optionally a new health). A node going down stops its sandboxes
+// (reason node_lost) at the supervisor's next tick; draining takes no new sandboxes but keeps running ones.
+func (s *Service) SetNodeHealth(ctx context.Context, c Caller, poolID, nodeID string, in NodeHealthInput) (Node, error) {
+	if in.Health != "" && in.Health != NodeReady && in.Health != NodeDraining && in.Health != NodeDown {
+		return Node{}, problem.Fields{{Field: "health", Code: "invalid", Message: "one of ready, draining, down"}}.Err()
+	}
+	var n Node
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		var p Pool
+		if err := tx.First(&p, "id = ?", poolID).Error; err != nil {
+			return mapNotFound(err, ErrPoolNotFound)
+		}
+		if !canManagePool(c, p) {
+			return ErrPoolNotFound
+		}
+		if err := sqldb.ForUpdate(tx).First(&n, "id = ? AND pool_id = ?", nodeID, poolID).Error; err != nil {
+			return mapNotFound(err, ErrNodeNotFound)
+		}
+		n.HeartbeatMS = ms(s.clock.Now())
+		if in.Health != "" {
+			if err := s.audit(tx, c, p.VendorOrgID, "node.health", n.ID, in.Health); err != nil {
+				return err
+			}
+			n.Health = in.Health
+		} else if n.Health == NodeDown {
+			n.Health = NodeReady // a heartbeat from a node that was down brings it back
+		}
+		return tx.Save(&n).Error
+	})
+	if err != nil {
+		return Node{}, fmt.Errorf("node %s: %w", nodeID, err)
+	}
+	s.index().setHealth(n.ID, n.Health)
+	return n, nil
+}
+
+// DiscoverGPUs asks nvidia-smi for this host's GPUs. No nvidia-smi (or no GPU) is not an error: the result
+// is empty and devices must be declared.
+func DiscoverGPUs(ctx context.Context) ([]DeviceInput, error) {
+	path, err := exec.LookPath("nvidia-smi")
+	if err != nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader,nounits").Output()
+	if err != nil {
+		return nil, fmt.Errorf("nvidia-smi: %w", err)
+	}
+	return ParseNvidiaSMI(out)
+}
+
+// ParseNvidiaSMI parses `nvidia-smi --query-gpu=index,uuid,name,memory.total --format=csv,noheader` output
+// (with or without units), mapping product names to the known models.
+func ParseNvidiaSMI(out []byte) ([]DeviceInput, error) {
+	var devs []DeviceInput
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		parts := strings.Split(line, ",")
+		if len(parts) < 4 {
+			return nil, fmt.Errorf("nvidia-smi: unexpected line %q", line)
+		}
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
+		idx, err := strconv.Atoi(parts[0])
+		if err != nil {
+			return nil, fmt.Errorf("nvidia-smi: bad index in %q", line)
+		}
+		mem, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(parts[3], "MiB")), 10, 64)
+		model, ok := ModelFromName(parts[2], mem)
+		if !ok {
+			return nil, fmt.Errorf("nvidia-smi: GPU %q is not a known model (%s)", parts[2], strings.Join(GPUModels(), ", "))
+		}
+		devs = append(devs, DeviceInput{Index: idx, UUID: parts[1], GPUModel: model, MemoryMiB: mem})
+	}
+	sort.Slice(devs, func(i, j int) bool { return devs[i].Index < devs[j].Index })
+	return devs, sc.Err()
+}
+
+// ModelFromName maps an nvidia-smi product name (and memory in MiB) to a known model.
+func ModelFromName(name string, memMiB int64) (string, bool) {
+	n := strings.ToLower(name)
+	switch {
+	case strings.Contains(n, "h200"):
+		return "h200-141gb", true
+	case strings.Contains(n, "h100"):
+		return "h100-80gb", true
+	case strings.Contains(n, "a100"):
+		if memMiB > 0 && memMiB < 60*1024 || strings.Contains(n, "40gb") {
+			return "a100-40gb", true
+		}
+		return "a100-80gb", true
+	case strings.Contains(n, "l40s"):
+		return "l40s-48gb", true
+	case strings.Contains(n, " l4") || strings.HasSuffix(n, "l4"):
+		return "l4-24gb", true
+	case strings.Contains(n, "rtx 6000 ada"):
+		return "rtx6000ada-48gb", true
+	case strings.Contains(n, "mi300x"):
+		return "mi300x-192gb", true
+	}
+	return "", false
+}
+
+// ApplyListing updates the projection of compute listings from a marketplace event. Published with compute
+// details upserts (newer versions win); suspended and retired remove. Idempotent by event ID.
+func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev events.ListingChangedV1) error {
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		if dup, err := markProcessed(tx, eventID, s.clock.Now()); err != nil || dup {
+			return err
+		}
+		switch kind {
+		case "published":
+			if ev.Kind != "compute" || ev.Compute == nil {
+				return nil
+			}
+			var cur Listing
+			err := tx.First(&cur, "id = ?", ev.ListingID).Error
+			if err == nil && cur.Version > ev.Version {
+				return nil
+			}
+			l := Listing{ID: ev.ListingID, VendorOrgID: ev.VendorOrgID, Title: ev.Title, PoolID: ev.Compute.PoolID,
+				GPUModel: ev.Compute.GPUModel, Region: ev.Compute.Region, MinMinutes: ev.Compute.MinDurationMinutes,
+				MaxMinutes: ev.Compute.MaxDurationMinutes, PricePerGPUHour: ev.Compute.PricePerGPUHour,
+				PlanID: ev.Compute.PlanID, Version: ev.Version, UpdatedMS: ms(ev.At)}
+			if l.MaxMinutes <= 0 {
+				l.MaxMinutes = 24 * 60
+			}
+			return tx.Save(&l).Error
+		case "suspended", "retired":
+			return tx.Delete(&Listing{}, "id = ?", ev.ListingID).Error
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("apply listing %s: %w", ev.ListingID, err)
+	}
+	return nil
+}
+
+func markProcessed(tx *gorm.DB, id string, now time.Time) (dup bool, err error) {
+	var n int64
+	if err := tx.Model(&ProcessedEvent{}).Where("id = ?", id).Count(&n).Error; err != nil {
+		return false, err
+	}
+	if n > 0 {
+		return true, nil
+	}
+	return false, tx.Create(&ProcessedEvent{ID: id, ProcessedMS: ms(now)}).Error
+}
+
+// Listings lists the compute listings the testbed can launch.
+func (s *Service) Listings(ctx context.Context) ([]Listing, error) {
+	var ls []Listing
+	return ls, s.db.WithContext(ctx).Order("id").Find(&ls).Error
+}

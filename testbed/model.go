@@ -1,0 +1,367 @@
+package testbed
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/problem"
+)
+
+// Sandbox states (DESIGN.md §3).
+const (
+	StateRequested    = "requested"
+	StateScheduled    = "scheduled"
+	StateProvisioning = "provisioning"
+	StateRunning      = "running"
+	StateStopping     = "stopping"
+	StateStopped      = "stopped"
+	StateFailed       = "failed"
+)
+
+// Stop and failure reasons recorded on sandboxes.
+const (
+	ReasonUser            = "user"
+	ReasonStaff           = "staff"
+	ReasonExpired         = "expired"
+	ReasonIdle            = "idle"
+	ReasonWalletExhausted = "wallet_exhausted"
+	ReasonNodeLost        = "node_lost"
+	ReasonExited          = "exited"
+	ReasonOOMKilled       = "oom_killed"
+	ReasonKilled          = "killed"
+	ReasonNoCapacity      = "no_capacity"
+	ReasonStartFailed     = "start_failed"
+	ReasonOrphan          = "orphan"
+	ReasonInterrupted     = "provisioning_interrupted"
+)
+
+// Node health.
+const (
+	NodeReady    = "ready"
+	NodeDraining = "draining"
+	NodeDown     = "down"
+)
+
+// Reservation states.
+const (
+	ResPending   = "pending"
+	ResActive    = "active"
+	ResCompleted = "completed"
+	ResCancelled = "cancelled"
+)
+
+// Backend kinds a pool may name.
+var backendKinds = map[string]bool{"local": true, "simulator": true, "slurm": true, "kubernetes": true}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// Pool is a vendor's group of nodes run by one backend.
+type Pool struct {
+	ID          string `gorm:"primaryKey"`
+	VendorOrgID string
+	Name        string
+	Region      string
+	Backend     string
+	Settings    string // JSON object of strings
+	CreatedMS   int64  `gorm:"column:created_ms"`
+	UpdatedMS   int64  `gorm:"column:updated_ms"`
+}
+
+func (Pool) TableName() string { return "testbed_pools" }
+
+// SettingsMap decodes the pool's backend settings.
+func (p Pool) SettingsMap() map[string]string {
+	m := map[string]string{}
+	_ = json.Unmarshal([]byte(p.Settings), &m)
+	return m
+}
+
+// Node is a machine of a pool.
+type Node struct {
+	ID          string `gorm:"primaryKey"`
+	PoolID      string
+	Name        string
+	Health      string
+	CPUMillis   int64 `gorm:"column:cpu_millis"`
+	MemoryBytes int64
+	HeartbeatMS int64 `gorm:"column:heartbeat_ms"`
+	CreatedMS   int64 `gorm:"column:created_ms"`
+}
+
+func (Node) TableName() string { return "testbed_nodes" }
+
+// Device is one accelerator of a node.
+type Device struct {
+	ID          string `gorm:"primaryKey"`
+	NodeID      string
+	PoolID      string
+	Idx         int `gorm:"column:idx"`
+	UUID        string
+	GPUModel    string `gorm:"column:gpu_model"`
+	MemoryMiB   int64  `gorm:"column:memory_mib"`
+	MIGProfiles string `gorm:"column:mig_profiles"` // comma-separated
+	Declared    bool
+}
+
+func (Device) TableName() string { return "testbed_devices" }
+
+// MIG lists the device's MIG profiles.
+func (d Device) MIG() []string {
+	if d.MIGProfiles == "" {
+		return nil
+	}
+	return strings.Split(d.MIGProfiles, ",")
+}
+
+// DeviceClaim is an active hold of one device by one sandbox.
+type DeviceClaim struct {
+	DeviceID  string `gorm:"primaryKey"`
+	SandboxID string
+	NodeID    string
+	PoolID    string
+	GPUModel  string `gorm:"column:gpu_model"`
+	ExpiresMS int64  `gorm:"column:expires_ms"`
+	CreatedMS int64  `gorm:"column:created_ms"`
+}
+
+func (DeviceClaim) TableName() string { return "testbed_device_claims" }
+
+// Listing is the projection of a published compute listing.
+type Listing struct {
+	ID              string `gorm:"primaryKey"`
+	VendorOrgID     string
+	Title           string
+	PoolID          string
+	GPUModel        string `gorm:"column:gpu_model"`
+	Region          string
+	MinMinutes      int
+	MaxMinutes      int
+	PricePerGPUHour int64 `gorm:"column:price_per_gpu_hour"`
+	PlanID          string
+	Version         int
+	UpdatedMS       int64 `gorm:"column:updated_ms"`
+}
+
+func (Listing) TableName() string { return "testbed_listings" }
+
+// Sandbox is one sandbox's record: its request, placement, lifecycle and metering cursor.
+type Sandbox struct {
+	ID              string `gorm:"primaryKey"`
+	OrgID           string
+	UserID          string
+	ListingID       string
+	VendorOrgID     string
+	PoolID          string
+	Backend         string
+	NodeID          string
+	Devices         string // JSON []SandboxDevice
+	GPUModel        string `gorm:"column:gpu_model"`
+	GPUCount        int    `gorm:"column:gpu_count"`
+	MIGProfile      string `gorm:"column:mig_profile"`
+	Template        string
+	CPUMillis       int64 `gorm:"column:cpu_millis"`
+	MemoryBytes     int64
+	DurationMinutes int
+	PricePerGPUHour int64 `gorm:"column:price_per_gpu_hour"`
+	HoldID          string
+	State           string
+	StopReason      string
+	Message         string
+	CreatedMS       int64 `gorm:"column:created_ms"`
+	UpdatedMS       int64 `gorm:"column:updated_ms"`
+	StartedMS       int64 `gorm:"column:started_ms"` // backend-observed start
+	ExpiresMS       int64 `gorm:"column:expires_ms"`
+	EndedMS         int64 `gorm:"column:ended_ms"` // backend-observed end
+	ActivityMS      int64 `gorm:"column:activity_ms"`
+	WalletStopMS    int64 `gorm:"column:wallet_stop_ms"`
+	// Metering cursor: the last published usage sample's sequence and end. Written in the same transaction
+	// as the sample's outbox row, so a restart continues exactly where the published intervals stop.
+	UsageSeq       uint64 `gorm:"column:usage_seq"`
+	UsageEndMS     int64  `gorm:"column:usage_end_ms"`
+	BackendRemoved bool
+}
+
+func (Sandbox) TableName() string { return "testbed_sandboxes" }
+
+// SandboxDevice is a device as assigned to a sandbox.
+type SandboxDevice struct {
+	ID       string `json:"id"`
+	Index    int    `json:"index"`
+	UUID     string `json:"uuid"`
+	Model    string `json:"gpu_model"`
+	Declared bool   `json:"declared"`
+}
+
+// DeviceList decodes the assigned devices.
+func (s Sandbox) DeviceList() []SandboxDevice {
+	var out []SandboxDevice
+	_ = json.Unmarshal([]byte(s.Devices), &out)
+	return out
+}
+
+// Terminal reports whether the sandbox has reached an end state.
+func (s Sandbox) Terminal() bool { return s.State == StateStopped || s.State == StateFailed }
+
+// UsageMillis is the metered time so far.
+func (s Sandbox) UsageMillis() int64 {
+	if s.StartedMS == 0 || s.UsageEndMS == 0 {
+		return 0
+	}
+	return s.UsageEndMS - s.StartedMS
+}
+
+// SandboxToken is a short-lived credential for one sandbox's streams (terminal, logs, proxy).
+type SandboxToken struct {
+	TokenHash string `gorm:"primaryKey"`
+	SandboxID string
+	ExpiresMS int64 `gorm:"column:expires_ms"`
+}
+
+func (SandboxToken) TableName() string { return "testbed_sandbox_tokens" }
+
+// Reservation books GPUs of a listing's pool and model for a future window.
+type Reservation struct {
+	ID        string `gorm:"primaryKey"`
+	OrgID     string
+	UserID    string
+	ListingID string
+	PoolID    string
+	GPUModel  string `gorm:"column:gpu_model"`
+	GPUCount  int    `gorm:"column:gpu_count"`
+	StartsMS  int64  `gorm:"column:starts_ms"`
+	EndsMS    int64  `gorm:"column:ends_ms"`
+	State     string
+	CreatedMS int64 `gorm:"column:created_ms"`
+}
+
+func (Reservation) TableName() string { return "testbed_reservations" }
+
+// ProcessedEvent records a consumed event ID.
+type ProcessedEvent struct {
+	ID          string `gorm:"primaryKey"`
+	ProcessedMS int64  `gorm:"column:processed_ms"`
+}
+
+func (ProcessedEvent) TableName() string { return "testbed_processed_events" }
+
+// Caller is who acts, as the service sees it (built from web.Principal by the handlers).
+type Caller struct {
+	UserID  string
+	OrgID   string
+	OrgKind string
+	Admin   bool
+	Staff   bool
+}
+
+// CreatePoolInput declares a pool.
+type CreatePoolInput struct {
+	VendorOrgID string // set from the caller unless staff names one
+	Name        string
+	Region      string
+	Backend     string
+	Settings    map[string]string
+}
+
+func (in CreatePoolInput) Validate() error {
+	var f problem.Fields
+	f.Check(strings.TrimSpace(in.Name) != "" && len(in.Name) <= 200, "name", "required", "1-200 characters")
+	f.Check(strings.TrimSpace(in.Region) != "" && len(in.Region) <= 100, "region", "required", "1-100 characters")
+	f.Check(backendKinds[in.Backend], "backend", "invalid", "one of local, simulator, slurm, kubernetes")
+	f.Check(in.VendorOrgID != "", "vendor_org_id", "required", "the vendor organisation owning the pool")
+	return f.Err()
+}
+
+// UpdatePoolInput changes a pool's name, region or settings.
+type UpdatePoolInput struct {
+	Name     *string
+	Region   *string
+	Settings map[string]string
+}
+
+// DeviceInput declares one device of a node.
+type DeviceInput struct {
+	Index       int
+	UUID        string
+	GPUModel    string
+	MemoryMiB   int64
+	MIGProfiles []string
+}
+
+// AddNodeInput adds a node with declared devices, or discovers them with nvidia-smi on this host.
+type AddNodeInput struct {
+	Name        string
+	CPUMillis   int64
+	MemoryBytes int64
+	Devices     []DeviceInput
+	Discover    bool
+}
+
+func (in AddNodeInput) Validate() error {
+	var f problem.Fields
+	f.Check(strings.TrimSpace(in.Name) != "" && len(in.Name) <= 100, "name", "required", "1-100 characters")
+	f.Check(in.CPUMillis > 0, "cpu_millis", "invalid", "must be positive")
+	f.Check(in.MemoryBytes > 0, "memory_bytes", "invalid", "must be positive")
+	f.Check(in.Discover || len(in.Devices) > 0, "devices", "required", "declare devices or set discover")
+	f.Check(len(in.Devices) <= 64, "devices", "too_many", "at most 64 devices per node")
+	seen := map[int]bool{}
+	for _, d := range in.Devices {
+		if !KnownGPUModel(d.GPUModel) {
+			f.Add("devices.gpu_model", "unknown_gpu_model", "unknown GPU model "+d.GPUModel)
+		}
+		if d.Index < 0 || seen[d.Index] {
+			f.Add("devices.index", "invalid", "indexes must be distinct and non-negative")
+		}
+		seen[d.Index] = true
+	}
+	return f.Err()
+}
+
+// LaunchInput asks for a sandbox.
+type LaunchInput struct {
+	ListingID       string
+	GPUModel        string
+	GPUCount        int
+	MIGProfile      string
+	Template        string
+	DurationMinutes int
+	CPUMillis       int64 // 0: template default
+	MemoryBytes     int64 // 0: template default
+}
+
+// MaxGPUsPerSandbox bounds a request: a sandbox runs on one node.
+const MaxGPUsPerSandbox = 8
+
+func (in LaunchInput) Validate() error {
+	var f problem.Fields
+	f.Check(in.ListingID != "", "listing_id", "required", "required")
+	if !KnownGPUModel(in.GPUModel) {
+		f.Add("gpu_model", "unknown_gpu_model", "unknown GPU model; known: "+strings.Join(GPUModels(), ", "))
+	}
+	if in.GPUCount < 1 {
+		f.Add("gpu_count", "too_small", "at least 1 device")
+	} else if in.GPUCount > MaxGPUsPerSandbox {
+		f.Add("gpu_count", "too_large", "at most 8 devices (one node)")
+	}
+	if _, ok := templates[in.Template]; !ok {
+		f.Add("template", "unknown_template", "unknown template")
+	}
+	f.Check(in.DurationMinutes >= 1, "duration_minutes", "too_small", "at least 1 minute")
+	f.Check(in.CPUMillis >= 0, "cpu_millis", "invalid", "must not be negative")
+	f.Check(in.MemoryBytes >= 0, "memory_bytes", "invalid", "must not be negative")
+	return f.Err()
+}
+
+// ReserveInput books devices for a future window.
+type ReserveInput struct {
+	ListingID string
+	GPUCount  int
+	StartsAt  time.Time
+	EndsAt    time.Time
+}

@@ -1,0 +1,46 @@
+package testbed
+
+import (
+	"github.com/tamarack-ai/tamarack/platform/openapi"
+	"github.com/tamarack-ai/tamarack/platform/web"
+)
+
+// OpenAPI declares the testbed's operations.
+func (s *Service) OpenAPI(d *openapi.Doc) {
+	const p = "/api/v1/testbed"
+	const tag = "testbed"
+	page := []openapi.Param{{Name: "limit", Type: "integer", Description: "1-200, default 50"}, {Name: "cursor", Type: "string"}}
+	stream := "the sandbox's organisation (Authorization, or ?access_token=), or ?token= from POST /sandboxes/{id}/token"
+	d.Add(
+		openapi.Op{Method: "GET", Path: p + "/pools", Summary: "Accelerator pools with backend, region, GPU models, counts and free devices now", Tag: tag, Response: web.List[poolJSON]{}},
+		openapi.Op{Method: "POST", Path: p + "/pools", Summary: "Declare a pool (vendor admin: owned by the caller's organisation; staff: vendor_org_id)", Tag: tag, Auth: "vendor admin or staff", Request: createPoolRequest{}, Response: poolJSON{}, Status: 201, Problems: []string{"forbidden", "pool_exists"}},
+		openapi.Op{Method: "GET", Path: p + "/pools/:id", Summary: "A pool with its nodes and devices (declared devices are labelled declared)", Tag: tag, Response: poolDetailJSON{}, Problems: []string{"pool_not_found"}},
+		openapi.Op{Method: "PATCH", Path: p + "/pools/:id", Summary: "Change a pool's name, region or backend settings", Tag: tag, Auth: "pool's vendor admin or staff", Request: updatePoolRequest{}, Response: poolJSON{}, Problems: []string{"pool_not_found", "not_pool_owner", "pool_exists"}},
+		openapi.Op{Method: "POST", Path: p + "/pools/:id/nodes", Summary: "Add a node with declared devices, or discover them with nvidia-smi on the testbed host (discover: true)", Tag: tag, Auth: "pool's vendor admin or staff", Request: addNodeRequest{}, Response: nodeJSON{}, Status: 201, Problems: []string{"pool_not_found", "not_pool_owner", "node_exists", "discovery_failed"}},
+		openapi.Op{Method: "POST", Path: p + "/pools/:id/nodes/:node_id/heartbeat", Summary: "Node heartbeat (a node that was down comes back ready); nodes silent for the node timeout go down", Tag: tag, Auth: "pool's vendor admin or staff", Response: nodeJSON{}, Problems: []string{"pool_not_found", "node_not_found"}},
+		openapi.Op{Method: "POST", Path: p + "/pools/:id/nodes/:node_id/drain", Summary: "Drain a node: no new sandboxes, running ones continue", Tag: tag, Auth: "pool's vendor admin or staff", Response: nodeJSON{}, Problems: []string{"pool_not_found", "node_not_found"}},
+		openapi.Op{Method: "POST", Path: p + "/pools/:id/nodes/:node_id/health", Summary: "Set a node's health: ready, draining or down (down stops its sandboxes with reason node_lost)", Tag: tag, Auth: "pool's vendor admin or staff", Request: healthRequest{}, Response: nodeJSON{}, Problems: []string{"pool_not_found", "node_not_found"}},
+		openapi.Op{Method: "GET", Path: p + "/availability", Summary: "Free devices per pool and GPU model over time buckets (the fewest free at any moment of each bucket)", Tag: tag, Response: web.List[availabilityJSON]{},
+			Query: []openapi.Param{{Name: "pool_id", Type: "string"}, {Name: "gpu_model", Type: "string"}, {Name: "from", Type: "string", Description: "RFC 3339, default now"}, {Name: "to", Type: "string", Description: "RFC 3339, default from+24h"}, {Name: "step", Type: "string", Description: "bucket length, default 1h, at most 200 buckets"}}},
+		openapi.Op{Method: "GET", Path: p + "/templates", Summary: "Sandbox templates: command, environment, ports, default limits, idle signal", Tag: tag, Response: web.List[templateJSON]{}},
+		openapi.Op{Method: "GET", Path: p + "/gpu-models", Summary: "GPU models the testbed knows", Tag: tag, Response: web.List[gpuModelJSON]{}},
+		openapi.Op{Method: "GET", Path: p + "/listings", Summary: "Published compute listings the testbed can launch (its projection of the marketplace)", Tag: tag, Response: web.List[listingJSON]{}},
+		openapi.Op{Method: "POST", Path: p + "/sandboxes", Summary: "Launch a sandbox: 202 with state requested; it reaches running asynchronously", Tag: tag, Auth: "user", Request: launchRequest{}, Response: sandboxJSON{}, Status: 202,
+			Problems: []string{"listing_not_found", "no_capacity", "insufficient_credits", "billing_unavailable", "backend_unavailable"}},
+		openapi.Op{Method: "GET", Path: p + "/sandboxes", Summary: "The organisation's sandboxes, newest first", Tag: tag, Auth: "user", Response: web.List[sandboxJSON]{}, Query: append(page, openapi.Param{Name: "state", Type: "string"})},
+		openapi.Op{Method: "GET", Path: p + "/sandboxes/:id", Summary: "A sandbox: state, node, devices, times, usage and charge so far, stop reason", Tag: tag, Auth: "user", Response: sandboxJSON{}, Problems: []string{"sandbox_not_found"}},
+		openapi.Op{Method: "POST", Path: p + "/sandboxes/:id/stop", Summary: "Stop a sandbox (→ stopping; stopped once its backend confirms)", Tag: tag, Auth: "the organisation or staff", Response: sandboxJSON{}, Status: 202, Problems: []string{"sandbox_not_found", "sandbox_ended"}},
+		openapi.Op{Method: "POST", Path: p + "/sandboxes/:id/extend", Summary: "Extend the time box by minutes (billing extends the hold first)", Tag: tag, Auth: "user", Request: extendRequest{}, Response: sandboxJSON{}, Problems: []string{"sandbox_not_found", "sandbox_ended", "insufficient_credits", "billing_unavailable"}},
+		openapi.Op{Method: "POST", Path: p + "/sandboxes/:id/token", Summary: "A short-lived token for the sandbox's logs, terminal and proxy (?token=)", Tag: tag, Auth: "user", Response: tokenJSON{}, Status: 201, Problems: []string{"sandbox_not_found", "sandbox_ended"}},
+		openapi.Op{Method: "GET", Path: p + "/sandboxes/:id/logs", Summary: "Streamed output (Server-Sent Events: log events, then end); ?follow=false for what is there", Tag: tag, Auth: stream, Problems: []string{"sandbox_not_found", "sandbox_not_running", "invalid_sandbox_token"}},
+		openapi.Op{Method: "GET", Path: p + "/sandboxes/:id/terminal", Summary: "WebSocket to a shell on a PTY inside the sandbox: binary frames both ways; text frame {\"type\":\"resize\",\"cols\":N,\"rows\":N}", Tag: tag, Auth: stream, Problems: []string{"sandbox_not_found", "sandbox_not_running", "upgrade_required", "invalid_sandbox_token"}},
+		openapi.Op{Method: "GET", Path: p + "/sandboxes/:id/proxy/:port/*", Summary: "HTTP proxy to a port the template exposes (JupyterLab); any method", Tag: tag, Auth: stream, Problems: []string{"sandbox_not_found", "sandbox_not_running", "port_not_exposed", "sandbox_port_unreachable"}},
+		openapi.Op{Method: "POST", Path: p + "/reservations", Summary: "Book GPUs of a listing for a future window (max length and concurrent reservations per organisation); 409 no_capacity proposes next_free_at", Tag: tag, Auth: "user", Request: reserveRequest{}, Response: reservationJSON{}, Status: 201, Problems: []string{"listing_not_found", "no_capacity", "reservation_limit"}},
+		openapi.Op{Method: "GET", Path: p + "/reservations", Summary: "The organisation's reservations", Tag: tag, Auth: "user", Response: web.List[reservationJSON]{}, Query: page[:1]},
+		openapi.Op{Method: "GET", Path: p + "/audit", Summary: "Staff actions on testbed objects (pools, nodes, other organisations' sandboxes), newest first", Tag: tag, Auth: "staff", Response: web.List[auditJSON]{}, Query: page},
+		openapi.Op{Method: "POST", Path: p + "/reservations/:id/cancel", Summary: "Cancel a pending or active reservation", Tag: tag, Auth: "user", Response: reservationJSON{}, Problems: []string{"reservation_not_found", "reservation_not_cancellable"}},
+	)
+	for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+		d.Add(openapi.Op{Method: m, Path: p + "/sandboxes/:id/proxy/:port/*", Summary: "HTTP proxy to a sandbox port (see GET)", Tag: tag, Auth: stream})
+	}
+}

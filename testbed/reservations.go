@@ -1,0 +1,228 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+)
+
+// Reserve books GPUs of a listing's pool and model for a future window. Limits: the window is at most
+// MaxReservation long and an organisation holds at most MaxReservationsOrg pending or active reservations
+// (anti-hoarding). The window must have the devices free at every moment, counting running sandboxes until
+// their expiry and every other reservation; otherwise 409 no_capacity proposes the nearest free start.
+func (s *Service) Reserve(ctx context.Context, c Caller, in ReserveInput) (Reservation, error) {
+	now := s.clock.Now()
+	var f problem.Fields
+	f.Check(in.ListingID != "", "listing_id", "required", "required")
+	f.Check(in.GPUCount >= 1 && in.GPUCount <= 64, "gpu_count", "invalid", "1 to 64 devices")
+	f.Check(!in.StartsAt.IsZero() && !in.StartsAt.Before(now.Add(-time.Minute)), "starts_at", "in_past", "must be now or later")
+	f.Check(in.EndsAt.After(in.StartsAt), "ends_at", "before_start", "must be after starts_at")
+	f.Check(in.EndsAt.Sub(in.StartsAt) <= s.opts.MaxReservation, "ends_at", "too_long",
+		fmt.Sprintf("a reservation lasts at most %s", s.opts.MaxReservation))
+	if err := f.Err(); err != nil {
+		return Reservation{}, err
+	}
+	var l Listing
+	if err := s.db.WithContext(ctx).First(&l, "id = ?", in.ListingID).Error; err != nil {
+		return Reservation{}, mapNotFound(err, ErrListingNotFound)
+	}
+	r := Reservation{ID: newID("res"), OrgID: c.OrgID, UserID: c.UserID, ListingID: l.ID, PoolID: l.PoolID,
+		GPUModel: l.GPUModel, GPUCount: in.GPUCount, StartsMS: ms(in.StartsAt), EndsMS: ms(in.EndsAt),
+		State: ResPending, CreatedMS: ms(now)}
+	x := s.index()
+	// The check and the insert are serialised per process by the index lock held across the transaction
+	// through reserveLocked; across processes a reservation may overbook (see docs/testbed.md).
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if free := x.minFreeLocked(r.PoolID, r.GPUModel, r.StartsMS, r.EndsMS); free < r.GPUCount {
+		p := ErrNoCapacity.WithDetail("only %d %s device(s) are free for the whole window", max(free, 0), r.GPUModel)
+		if t := x.nextWindowLocked(r.PoolID, r.GPUModel, r.GPUCount, r.StartsMS, r.EndsMS-r.StartsMS); t > 0 {
+			p = p.WithExtra("next_free_at", fromMS(t).Format(time.RFC3339))
+		}
+		return Reservation{}, p
+	}
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Model(&Reservation{}).Where("org_id = ? AND state IN ?", c.OrgID, []string{ResPending, ResActive}).
+			Count(&n).Error; err != nil {
+			return err
+		}
+		if int(n) >= s.opts.MaxReservationsOrg {
+			return ErrReservationLimit.WithDetail("at most %d pending or active reservations", s.opts.MaxReservationsOrg)
+		}
+		return tx.Create(&r).Error
+	})
+	if err != nil {
+		return Reservation{}, fmt.Errorf("reserve: %w", err)
+	}
+	g := x.group(r.PoolID, r.GPUModel)
+	g.res = append(g.res, resv{id: r.ID, org: r.OrgID, count: r.GPUCount, fromMS: r.StartsMS, toMS: r.EndsMS})
+	return r, nil
+}
+
+// minFreeLocked is the fewest devices free at any moment of [from, to): every claim counts until its
+// expiry, every reservation over its window.
+func (x *index) minFreeLocked(pool, model string, from, to int64) int {
+	g := x.groups[groupKey{pool, model}]
+	if g == nil {
+		return 0
+	}
+	_, total := x.countsLocked(g, model)
+	busyAt := func(t int64) int {
+		n := 0
+		for _, s := range g.slots {
+			if s.bucket < 0 {
+				continue
+			}
+			for _, d := range s.node.devs {
+				if d.model == model && d.claimed && d.expires > t {
+					n++
+				}
+			}
+		}
+		for _, r := range g.res {
+			if r.fromMS <= t && t < r.toMS {
+				n += r.count
+			}
+		}
+		return n
+	}
+	// Free devices only change at a reservation's start inside the window (claims only end).
+	minFree := total - busyAt(from)
+	for _, r := range g.res {
+		if r.fromMS > from && r.fromMS < to {
+			minFree = min(minFree, total-busyAt(r.fromMS))
+		}
+	}
+	return minFree
+}
+
+// nextWindowLocked proposes the earliest start ≥ from with count devices free for dur, trying the ends of
+// claims and reservations as candidate starts.
+func (x *index) nextWindowLocked(pool, model string, count int, from, dur int64) int64 {
+	g := x.groups[groupKey{pool, model}]
+	if g == nil {
+		return 0
+	}
+	cands := []int64{}
+	for _, s := range g.slots {
+		for _, d := range s.node.devs {
+			if d.claimed && d.expires > from {
+				cands = append(cands, d.expires)
+			}
+		}
+	}
+	for _, r := range g.res {
+		if r.toMS > from {
+			cands = append(cands, r.toMS)
+		}
+	}
+	best := int64(0)
+	for _, t := range cands {
+		if (best == 0 || t < best) && x.minFreeLocked(pool, model, t, t+dur) >= count {
+			best = t
+		}
+	}
+	return best
+}
+
+// CancelReservation cancels a pending or active reservation of the caller's organisation.
+func (s *Service) CancelReservation(ctx context.Context, c Caller, id string) (Reservation, error) {
+	var r Reservation
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		if err := sqldb.ForUpdate(tx).First(&r, "id = ?", id).Error; err != nil {
+			return mapNotFound(err, ErrReservationNotFound)
+		}
+		if r.OrgID != c.OrgID && !c.Staff {
+			return ErrReservationNotFound
+		}
+		if r.State != ResPending && r.State != ResActive {
+			return ErrReservationState
+		}
+		r.State = ResCancelled
+		return tx.Save(&r).Error
+	})
+	if err != nil {
+		return Reservation{}, fmt.Errorf("cancel reservation %s: %w", id, err)
+	}
+	s.index().unreserve(r)
+	return r, nil
+}
+
+// ListReservations lists the caller's organisation's reservations, newest window first.
+func (s *Service) ListReservations(ctx context.Context, c Caller, limit int) ([]Reservation, error) {
+	var out []Reservation
+	return out, s.db.WithContext(ctx).Where("org_id = ?", c.OrgID).Order("starts_ms DESC, id").Limit(limit + 1).Find(&out).Error
+}
+
+func (s *Service) tickReservations(ctx context.Context, now time.Time) error {
+	db := s.db.WithContext(ctx)
+	if err := db.Model(&Reservation{}).Where("state = ? AND starts_ms <= ?", ResPending, ms(now)).
+		Update("state", ResActive).Error; err != nil {
+		return err
+	}
+	var done []Reservation
+	if err := db.Where("state IN ? AND ends_ms <= ?", []string{ResPending, ResActive}, ms(now)).Find(&done).Error; err != nil {
+		return err
+	}
+	for _, r := range done {
+		if err := db.Model(&Reservation{}).Where("id = ?", r.ID).Update("state", ResCompleted).Error; err != nil {
+			return err
+		}
+		s.index().unreserve(r)
+	}
+	return nil
+}
+
+// AvailabilityBucket is the free devices of one model in one pool over one time bucket: the fewest free at
+// any moment of the bucket.
+type AvailabilityBucket struct {
+	PoolID   string
+	GPUModel string
+	Start    time.Time
+	End      time.Time
+	Free     int
+	Total    int
+}
+
+// Availability returns, per pool and model (optionally filtered), the free devices over buckets of step
+// from from to to (at most 200 buckets).
+func (s *Service) Availability(ctx context.Context, poolID, model string, from, to time.Time, step time.Duration) ([]AvailabilityBucket, error) {
+	var f problem.Fields
+	f.Check(to.After(from), "to", "before_from", "must be after from")
+	f.Check(step >= time.Minute, "step", "too_small", "at least 1m")
+	if step >= time.Minute {
+		f.Check(to.Sub(from)/step <= 200, "step", "too_many_buckets", "at most 200 buckets")
+	}
+	if model != "" && !KnownGPUModel(model) {
+		f.Add("gpu_model", "unknown_gpu_model", "unknown GPU model")
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	x := s.index()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []AvailabilityBucket
+	for k, g := range x.groups {
+		if (poolID != "" && k.pool != poolID) || (model != "" && k.model != model) {
+			continue
+		}
+		_, total := x.countsLocked(g, k.model)
+		if total == 0 {
+			continue
+		}
+		for t := from; t.Before(to); t = t.Add(step) {
+			end := t.Add(step)
+			out = append(out, AvailabilityBucket{PoolID: k.pool, GPUModel: k.model, Start: t, End: end,
+				Free: max(0, x.minFreeLocked(k.pool, k.model, ms(t), ms(end))), Total: total})
+		}
+	}
+	sortBuckets(out)
+	return out, nil
+}

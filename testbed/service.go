@@ -1,0 +1,694 @@
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed/backend"
+)
+
+func eventbusWrite[T eventbus.Payload](tx *gorm.DB, s *Service, subj eventbus.Subject[T], id string, data T) error {
+	return eventbus.Write(tx, s.outbox, subj, id, data)
+}
+
+// transitions lists the states each state may move to. "" is a sandbox not yet recorded.
+var transitions = map[string][]string{
+	"":                {StateRequested},
+	StateRequested:    {StateScheduled, StateStopping, StateFailed},
+	StateScheduled:    {StateProvisioning, StateStopping, StateFailed},
+	StateProvisioning: {StateRunning, StateStopping, StateFailed},
+	StateRunning:      {StateStopping, StateFailed},
+	StateStopping:     {StateStopped, StateFailed},
+}
+
+func allowed(from, to string) bool {
+	for _, t := range transitions[from] {
+		if t == to {
+			return true
+		}
+	}
+	return false
+}
+
+// transition is the one function that changes a sandbox's state. Inside tx it checks the move, records the
+// reason (the first stop/failure reason wins), releases device claims on an end state, saves the row and
+// writes the outbox event tamarack.testbed.sandbox.<state>.v1 with ID "<sandbox>-<state>". The caller
+// commits and then calls s.committed(sb).
+func (s *Service) transition(tx *gorm.DB, sb *Sandbox, to, reason string, at time.Time) error {
+	from := sb.State
+	if !allowed(from, to) {
+		return fmt.Errorf("sandbox %s %s → %s: %w", sb.ID, from, to, ErrBadTransition)
+	}
+	sb.State = to
+	if reason != "" && sb.StopReason == "" && (to == StateStopping || to == StateStopped || to == StateFailed) {
+		sb.StopReason = reason
+	}
+	sb.UpdatedMS = ms(at)
+	end := to == StateStopped || to == StateFailed
+	if end {
+		if sb.EndedMS == 0 {
+			sb.EndedMS = max(sb.UsageEndMS, ms(at))
+			if sb.StartedMS == 0 {
+				sb.EndedMS = ms(at)
+			}
+		}
+		if err := tx.Where("sandbox_id = ?", sb.ID).Delete(&DeviceClaim{}).Error; err != nil {
+			return err
+		}
+	}
+	var err error
+	if from == "" {
+		err = tx.Create(sb).Error
+	} else {
+		err = tx.Save(sb).Error
+	}
+	if err != nil {
+		return err
+	}
+	ev := events.SandboxChangedV1{SandboxID: sb.ID, OrganizationID: sb.OrgID, UserID: sb.UserID, ListingID: sb.ListingID,
+		VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, NodeID: sb.NodeID, GPUModel: sb.GPUModel, GPUCount: sb.GPUCount,
+		State: to, Reason: sb.StopReason, ExpiresAt: fromMS(sb.ExpiresMS), At: at}
+	if end {
+		ev.UsageMillis, ev.LastSeq = sb.UsageMillis(), sb.UsageSeq
+	}
+	return eventbusWrite(tx, s, events.SandboxSubject(to), sb.ID+"-"+to, ev)
+}
+
+// committed runs after a transaction that changed sb commits.
+func (s *Service) committed(sb *Sandbox) {
+	if sb.Terminal() {
+		s.index().release(sb.ID)
+	}
+	s.outbox.Kick()
+}
+
+// meter writes one usage sample from the cursor to endMS (and moves the cursor) inside tx. A non-final
+// sample of zero length is skipped; the final one is always written so billing sees the end. Times are whole
+// milliseconds, so the samples' Millis sum to exactly (last end − backend-observed start).
+func (s *Service) meter(tx *gorm.DB, sb *Sandbox, endMS int64, final bool) error {
+	if sb.StartedMS == 0 {
+		return nil
+	}
+	if endMS < sb.UsageEndMS {
+		endMS = sb.UsageEndMS // never meter backwards (a clock step): the interval is empty instead
+	}
+	if endMS == sb.UsageEndMS && !final {
+		return nil
+	}
+	sb.UsageSeq++
+	ev := events.SandboxUsageV1{SandboxID: sb.ID, OrganizationID: sb.OrgID, ListingID: sb.ListingID,
+		VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel, DeviceCount: sb.GPUCount,
+		Seq: sb.UsageSeq, Start: fromMS(sb.UsageEndMS), End: fromMS(endMS), Millis: endMS - sb.UsageEndMS, Final: final}
+	sb.UsageEndMS = endMS
+	if err := eventbusWrite(tx, s, events.SandboxUsage, fmt.Sprintf("%s-%d", sb.ID, sb.UsageSeq), ev); err != nil {
+		return err
+	}
+	return tx.Model(&Sandbox{}).Where("id = ?", sb.ID).
+		Updates(map[string]any{"usage_seq": sb.UsageSeq, "usage_end_ms": sb.UsageEndMS}).Error
+}
+
+// update loads a sandbox for update inside a transaction, applies fn and commits.
+func (s *Service) update(ctx context.Context, id string, fn func(tx *gorm.DB, sb *Sandbox) error) (Sandbox, error) {
+	var sb Sandbox
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		sb = Sandbox{}
+		if err := sqldb.ForUpdate(tx).First(&sb, "id = ?", id).Error; err != nil {
+			return mapNotFound(err, ErrSandboxNotFound)
+		}
+		return fn(tx, &sb)
+	})
+	if err != nil {
+		return sb, err
+	}
+	s.committed(&sb)
+	return sb, nil
+}
+
+// Launch accepts a sandbox request: it validates it against the listing, checks capacity, asks billing for
+// a hold, records the sandbox (requested), places it (scheduled, devices claimed) and starts provisioning in
+// the background. It returns the sandbox as accepted (state requested).
+func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox, error) {
+	if err := in.Validate(); err != nil {
+		return Sandbox{}, err
+	}
+	var l Listing
+	if err := s.db.WithContext(ctx).First(&l, "id = ?", in.ListingID).Error; err != nil {
+		return Sandbox{}, mapNotFound(err, ErrListingNotFound)
+	}
+	var f problem.Fields
+	f.Check(in.GPUModel == l.GPUModel, "gpu_model", "not_offered", "this listing offers "+l.GPUModel)
+	if in.DurationMinutes > l.MaxMinutes {
+		f.Add("duration_minutes", "too_long", fmt.Sprintf("at most %d minutes for this listing", l.MaxMinutes))
+	}
+	if in.DurationMinutes < l.MinMinutes {
+		f.Add("duration_minutes", "too_short", fmt.Sprintf("at least %d minutes for this listing", l.MinMinutes))
+	}
+	if err := f.Err(); err != nil {
+		return Sandbox{}, err
+	}
+	var pool Pool
+	if err := s.db.WithContext(ctx).First(&pool, "id = ?", l.PoolID).Error; err != nil {
+		return Sandbox{}, mapNotFound(err, ErrPoolNotFound)
+	}
+	if _, ok := s.backends[pool.Backend]; !ok {
+		return Sandbox{}, ErrBackendUnavailable.WithDetail("pool %q uses the %s backend, which this deployment does not run", pool.Name, pool.Backend)
+	}
+	t := templates[in.Template]
+	cpu, mem := in.CPUMillis, in.MemoryBytes
+	if cpu == 0 {
+		cpu = t.CPUMillisPerGPU * int64(in.GPUCount)
+	}
+	if mem == 0 {
+		mem = t.MemoryBytesPerGPU * int64(in.GPUCount)
+	}
+	now := s.clock.Now()
+	dur := time.Duration(in.DurationMinutes) * time.Minute
+	sb := Sandbox{ID: newID("sb"), OrgID: c.OrgID, UserID: c.UserID, ListingID: l.ID, VendorOrgID: l.VendorOrgID,
+		PoolID: pool.ID, Backend: pool.Backend, Devices: "[]", GPUModel: in.GPUModel, GPUCount: in.GPUCount,
+		MIGProfile: in.MIGProfile, Template: in.Template, CPUMillis: cpu, MemoryBytes: mem,
+		DurationMinutes: in.DurationMinutes, PricePerGPUHour: l.PricePerGPUHour, CreatedMS: ms(now), ActivityMS: ms(now)}
+	req := PlaceRequest{PoolID: pool.ID, GPUModel: in.GPUModel, GPUCount: in.GPUCount, MIGProfile: in.MIGProfile,
+		CPUMillis: cpu, Memory: mem, OrgID: c.OrgID, FromMS: ms(now), ToMS: ms(now.Add(dur))}
+	if !s.index().fits(req) {
+		return Sandbox{}, s.noCapacity(req, now)
+	}
+	hold, err := s.holds.Hold(ctx, events.HoldRequestV1{Action: "place", SandboxID: sb.ID, OrganizationID: c.OrgID,
+		ListingID: l.ID, VendorOrgID: l.VendorOrgID, PoolID: pool.ID, GPUModel: in.GPUModel, GPUCount: in.GPUCount,
+		PricePerGPUHour: l.PricePerGPUHour, Seconds: int64(dur / time.Second)})
+	if err != nil {
+		return Sandbox{}, holdError(err)
+	}
+	sb.HoldID = hold.HoldID
+	// In flight from here until provisioning takes over: reconciliation and the supervisor leave it alone.
+	s.claimInflight(sb.ID)
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			s.doneInflight(sb.ID)
+		}
+	}()
+	if err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		cp := sb
+		return s.transition(tx, &cp, StateRequested, "", now)
+	}); err != nil {
+		return Sandbox{}, fmt.Errorf("record sandbox: %w", err)
+	}
+	accepted := sb
+	accepted.State = StateRequested
+	s.outbox.Kick()
+	if err := s.schedule(ctx, sb.ID, req); err != nil {
+		return Sandbox{}, err
+	}
+	s.doneInflight(sb.ID)
+	handedOver = true
+	s.startProvision(sb.ID)
+	return accepted, nil
+}
+
+// schedule claims devices for a requested sandbox: in memory first (fast, best-fit), then in the database
+// in the same transaction as the move to scheduled. A duplicate claim (another process took a device)
+// re-reads that pool's claims and tries again. No capacity fails the sandbox (billing releases the hold on
+// the failed event) and answers 409 no_capacity.
+func (s *Service) schedule(ctx context.Context, id string, req PlaceRequest) error {
+	for attempt := 0; ; attempt++ {
+		x := s.index()
+		p, ok := x.place(id, req)
+		if !ok {
+			now := s.clock.Now()
+			_, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
+				return s.transition(tx, sb, StateFailed, ReasonNoCapacity, now)
+			})
+			if err != nil {
+				return err
+			}
+			return s.noCapacity(req, now)
+		}
+		_, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
+			var devs []Device
+			if err := tx.Where("id IN ?", p.Devices).Order("idx").Find(&devs).Error; err != nil {
+				return err
+			}
+			now := ms(s.clock.Now())
+			claims := make([]DeviceClaim, len(devs))
+			view := make([]SandboxDevice, len(devs))
+			for i, d := range devs {
+				claims[i] = DeviceClaim{DeviceID: d.ID, SandboxID: sb.ID, NodeID: d.NodeID, PoolID: d.PoolID,
+					GPUModel: d.GPUModel, ExpiresMS: req.ToMS, CreatedMS: now}
+				view[i] = SandboxDevice{ID: d.ID, Index: d.Idx, UUID: d.UUID, Model: d.GPUModel, Declared: d.Declared}
+			}
+			if err := tx.Create(&claims).Error; err != nil {
+				return err
+			}
+			b, _ := json.Marshal(view)
+			sb.NodeID, sb.Devices, sb.ExpiresMS = p.NodeID, string(b), req.ToMS
+			return s.transition(tx, sb, StateScheduled, "", fromMS(now))
+		})
+		if err == nil {
+			return nil
+		}
+		x.release(id)
+		if !sqldb.IsDuplicate(err) || attempt >= 16 {
+			if ferr := s.fail(ctx, id, ReasonStartFailed, "scheduling failed"); ferr != nil {
+				s.log.Error("fail unscheduled sandbox", "sandbox", id, "err", ferr)
+			}
+			return fmt.Errorf("schedule %s: %w", id, err)
+		}
+		if err := s.syncClaims(ctx, req.PoolID); err != nil {
+			return err
+		}
+	}
+}
+
+// syncClaims reloads a pool's claims into the index (after another process claimed devices).
+func (s *Service) syncClaims(ctx context.Context, poolID string) error {
+	var claims []DeviceClaim
+	if err := s.db.WithContext(ctx).Where("pool_id = ?", poolID).Find(&claims).Error; err != nil {
+		return err
+	}
+	by := map[string][]string{}
+	exp := map[string]int64{}
+	for _, c := range claims {
+		by[c.SandboxID] = append(by[c.SandboxID], c.DeviceID)
+		exp[c.SandboxID] = c.ExpiresMS
+	}
+	x := s.index()
+	for sb, ids := range by {
+		x.claim(sb, ids, exp[sb], 0, 0)
+	}
+	return nil
+}
+
+func (s *Service) noCapacity(req PlaceRequest, now time.Time) error {
+	p := ErrNoCapacity.WithDetail("no node of the pool has %d free %s device(s) for this window", req.GPUCount, req.GPUModel)
+	if t := s.index().nextFree(req, ms(now)); t > ms(now) {
+		p = p.WithExtra("next_free_at", fromMS(t).Format(time.RFC3339))
+	} else if t == 0 {
+		p = p.WithDetail("the pool has fewer than %d ready %s device(s)", req.GPUCount, req.GPUModel)
+	}
+	return p
+}
+
+func (s *Service) claimInflight(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[id] {
+		return false
+	}
+	s.inflight[id] = true
+	return true
+}
+
+func (s *Service) isInflight(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inflight[id]
+}
+
+func (s *Service) doneInflight(id string) {
+	s.mu.Lock()
+	delete(s.inflight, id)
+	s.mu.Unlock()
+}
+
+func (s *Service) startProvision(id string) {
+	if !s.claimInflight(id) {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.doneInflight(id)
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StartTimeout)
+		defer cancel()
+		if err := s.provision(ctx, id); err != nil {
+			s.log.Error("provision sandbox", "sandbox", id, "err", err)
+		}
+	}()
+}
+
+func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
+	t := templates[sb.Template]
+	env := map[string]string{"TAMARACK_SANDBOX_ID": sb.ID, "TAMARACK_GPU_MODEL": sb.GPUModel,
+		"TAMARACK_PROXY_BASE": fmt.Sprintf("/api/v1/testbed/sandboxes/%s/proxy/%d/", sb.ID, firstPort(t.Ports))}
+	for k, v := range t.Env {
+		env[k] = v
+	}
+	var devs []backend.Device
+	for _, d := range sb.DeviceList() {
+		bd := backend.Device{Index: d.Index, UUID: d.UUID, Model: d.Model}
+		if !d.Declared {
+			bd.Paths = []string{fmt.Sprintf("/dev/nvidia%d", d.Index)}
+		}
+		devs = append(devs, bd)
+	}
+	return backend.Spec{SandboxID: sb.ID, Command: t.Command, Env: env, Devices: devs, Network: t.Network,
+		Ports: t.Ports, Limits: backend.Limits{MemoryBytes: sb.MemoryBytes, CPUMillis: sb.CPUMillis, Pids: t.Pids},
+		Settings: pool.SettingsMap()}
+}
+
+func firstPort(p []int) int {
+	if len(p) == 0 {
+		return 0
+	}
+	return p[0]
+}
+
+// provision moves a scheduled sandbox to provisioning, starts it on its backend and records the
+// backend-observed start (running). A failed start fails the sandbox and frees its devices.
+func (s *Service) provision(ctx context.Context, id string) error {
+	sb, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
+		if sb.State != StateScheduled {
+			return errSkip
+		}
+		return s.transition(tx, sb, StateProvisioning, "", s.clock.Now())
+	})
+	if errors.Is(err, errSkip) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var pool Pool
+	if err := s.db.WithContext(ctx).First(&pool, "id = ?", sb.PoolID).Error; err != nil {
+		return err
+	}
+	b := s.backends[sb.Backend]
+	if b == nil {
+		return s.fail(ctx, id, ReasonStartFailed, "backend "+sb.Backend+" not available")
+	}
+	st, err := b.Start(ctx, s.spec(sb, pool))
+	if errors.Is(err, backend.ErrExists) {
+		st, err = b.Inspect(ctx, id)
+	}
+	if err != nil {
+		return s.fail(ctx, id, ReasonStartFailed, err.Error())
+	}
+	return s.started(ctx, id, st)
+}
+
+var errSkip = errors.New("skip")
+
+// started records a backend's observation of a sandbox that was provisioning (or stopping before it ran).
+func (s *Service) started(ctx context.Context, id string, st backend.Status) error {
+	sb, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
+		if sb.Terminal() {
+			return nil // ended meanwhile (failed, or stopped before the backend answered): stop what started
+		}
+		if st.State == backend.StatePending || st.StartedAt.IsZero() {
+			sb.Message = st.Message
+			return tx.Save(sb).Error // queued by the backend: the supervisor checks again
+		}
+		if sb.StartedMS == 0 {
+			start := ms(st.StartedAt)
+			sb.StartedMS, sb.UsageEndMS, sb.ActivityMS = start, start, start
+			sb.ExpiresMS = start + int64(sb.DurationMinutes)*60_000
+			if err := tx.Model(&DeviceClaim{}).Where("sandbox_id = ?", sb.ID).Update("expires_ms", sb.ExpiresMS).Error; err != nil {
+				return err
+			}
+		}
+		switch sb.State {
+		case StateProvisioning:
+			return s.transition(tx, sb, StateRunning, "", s.clock.Now())
+		default:
+			return tx.Save(sb).Error // stopping (asked while starting) or already ended
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if sb.Terminal() {
+		if b := s.backends[sb.Backend]; b != nil && !st.Ended() {
+			if _, err := b.Stop(ctx, id, s.opts.StopGrace); err != nil && !errors.Is(err, backend.ErrNotFound) {
+				return fmt.Errorf("stop sandbox that ended while starting: %w", err)
+			}
+		}
+		return nil
+	}
+	s.index().extend(id, sb.ExpiresMS)
+	if st.Ended() && sb.State == StateRunning {
+		return s.finish(ctx, id, st)
+	}
+	if sb.State == StateStopping {
+		return s.stopBackend(ctx, id)
+	}
+	return nil
+}
+
+// fail moves a sandbox to failed with a reason.
+func (s *Service) fail(ctx context.Context, id, reason, msg string) error {
+	_, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
+		if sb.Terminal() {
+			return nil
+		}
+		sb.Message = msg
+		return s.transition(tx, sb, StateFailed, reason, s.clock.Now())
+	})
+	return err
+}
+
+// stopReason maps a backend's end reason to the sandbox's stop reason.
+func stopReason(st backend.Status) string {
+	switch st.Reason {
+	case backend.ReasonLost:
+		return ReasonNodeLost
+	case backend.ReasonOOMKilled:
+		return ReasonOOMKilled
+	case backend.ReasonKilled:
+		return ReasonKilled
+	case backend.ReasonFailed:
+		return ReasonStartFailed
+	}
+	return ReasonExited
+}
+
+// finish ends a sandbox the backend reports ended: the final usage sample up to the backend-observed end,
+// then running → stopping → stopped (or stopping → stopped), all in one transaction.
+func (s *Service) finish(ctx context.Context, id string, st backend.Status) error {
+	_, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
+		if sb.Terminal() {
+			return nil
+		}
+		now := s.clock.Now()
+		end := sb.UsageEndMS
+		if !st.EndedAt.IsZero() {
+			end = ms(st.EndedAt)
+		}
+		if sb.StartedMS == 0 && !st.StartedAt.IsZero() {
+			sb.StartedMS, sb.UsageEndMS = ms(st.StartedAt), ms(st.StartedAt)
+		}
+		if sb.StartedMS > 0 && end < sb.StartedMS {
+			end = sb.StartedMS
+		}
+		if err := s.meter(tx, sb, end, true); err != nil {
+			return err
+		}
+		if sb.StartedMS > 0 {
+			sb.EndedMS = sb.UsageEndMS
+		} else {
+			sb.EndedMS = ms(now)
+		}
+		if st.ExitCode != 0 && st.ExitCode != -1 && sb.Message == "" {
+			sb.Message = fmt.Sprintf("exit code %d", st.ExitCode)
+		}
+		if st.Message != "" && sb.Message == "" {
+			sb.Message = st.Message
+		}
+		reason := stopReason(st)
+		switch sb.State {
+		case StateRequested, StateScheduled, StateProvisioning:
+			if sb.StartedMS == 0 {
+				return s.transition(tx, sb, StateFailed, reason, now)
+			}
+			if sb.State == StateProvisioning {
+				if err := s.transition(tx, sb, StateRunning, "", now); err != nil {
+					return err
+				}
+			}
+		}
+		if sb.State == StateRunning {
+			if err := s.transition(tx, sb, StateStopping, reason, now); err != nil {
+				return err
+			}
+		}
+		return s.transition(tx, sb, StateStopped, reason, now)
+	})
+	return err
+}
+
+// Stop asks for a sandbox to stop (by its organisation, or staff with reason staff).
+func (s *Service) Stop(ctx context.Context, c Caller, id string) (Sandbox, error) {
+	if _, err := s.Get(ctx, c, id); err != nil {
+		return Sandbox{}, err
+	}
+	sb, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
+		if sb.Terminal() {
+			return fmt.Errorf("stop %s: %w", id, ErrSandboxEnded)
+		}
+		if sb.State == StateStopping {
+			return nil
+		}
+		reason := ReasonUser
+		if c.Staff && c.OrgID != sb.OrgID {
+			reason = ReasonStaff
+			if err := s.audit(tx, c, sb.OrgID, "sandbox.stop", sb.ID, "organisation "+sb.OrgID); err != nil {
+				return err
+			}
+		}
+		return s.transition(tx, sb, StateStopping, reason, s.clock.Now())
+	})
+	if err != nil {
+		return sb, err
+	}
+	s.startStop(id)
+	return sb, nil
+}
+
+func (s *Service) startStop(id string) {
+	if !s.claimInflight(id) {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.doneInflight(id)
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StopGrace+time.Minute)
+		defer cancel()
+		if err := s.stopBackend(ctx, id); err != nil {
+			s.log.Error("stop sandbox", "sandbox", id, "err", err)
+		}
+	}()
+}
+
+// stopBackend ends a stopping sandbox on its backend and records the end with its final usage.
+func (s *Service) stopBackend(ctx context.Context, id string) error {
+	var sb Sandbox
+	if err := s.db.WithContext(ctx).First(&sb, "id = ?", id).Error; err != nil {
+		return err
+	}
+	if sb.State != StateStopping {
+		return nil
+	}
+	b := s.backends[sb.Backend]
+	if b == nil {
+		return s.finish(ctx, id, backend.Status{State: backend.StateExited, Reason: backend.ReasonStopped})
+	}
+	st, err := b.Stop(ctx, id, s.opts.StopGrace)
+	if errors.Is(err, backend.ErrNotFound) {
+		// Never started (stopped while requested/scheduled) or already removed: end at the last metered time.
+		st = backend.Status{State: backend.StateExited, Reason: backend.ReasonStopped}
+	} else if err != nil {
+		return err
+	}
+	return s.finish(ctx, id, st)
+}
+
+// Extend adds minutes to a running (or starting) sandbox's time box, within the listing's maximum, after
+// billing extends the hold.
+func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) (Sandbox, error) {
+	if minutes < 1 || minutes > 24*60 {
+		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "invalid", Message: "1 to 1440 minutes"}}.Err()
+	}
+	sb, err := s.Get(ctx, c, id)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	if sb.Terminal() || sb.State == StateStopping {
+		return Sandbox{}, ErrSandboxEnded
+	}
+	var l Listing
+	max := 24 * 60
+	if err := s.db.WithContext(ctx).First(&l, "id = ?", sb.ListingID).Error; err == nil {
+		max = l.MaxMinutes
+	}
+	if sb.DurationMinutes+minutes > max {
+		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "too_long",
+			Message: fmt.Sprintf("the listing allows at most %d minutes in total; %d already booked", max, sb.DurationMinutes)}}.Err()
+	}
+	if _, err := s.holds.Hold(ctx, events.HoldRequestV1{Action: "extend", SandboxID: sb.ID, OrganizationID: sb.OrgID,
+		ListingID: sb.ListingID, VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel,
+		GPUCount: sb.GPUCount, PricePerGPUHour: sb.PricePerGPUHour, Seconds: int64(minutes) * 60}); err != nil {
+		return Sandbox{}, holdError(err)
+	}
+	out, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
+		if sb.Terminal() || sb.State == StateStopping {
+			return ErrSandboxEnded
+		}
+		sb.DurationMinutes += minutes
+		if sb.ExpiresMS > 0 {
+			sb.ExpiresMS += int64(minutes) * 60_000
+		}
+		sb.UpdatedMS = ms(s.clock.Now())
+		if err := tx.Model(&DeviceClaim{}).Where("sandbox_id = ?", sb.ID).Update("expires_ms", sb.ExpiresMS).Error; err != nil {
+			return err
+		}
+		return tx.Save(sb).Error
+	})
+	if err != nil {
+		return Sandbox{}, err
+	}
+	s.index().extend(id, out.ExpiresMS)
+	return out, nil
+}
+
+// Get returns a sandbox of the caller's organisation (staff see all); others answer not found.
+func (s *Service) Get(ctx context.Context, c Caller, id string) (Sandbox, error) {
+	var sb Sandbox
+	if err := s.db.WithContext(ctx).First(&sb, "id = ?", id).Error; err != nil {
+		return Sandbox{}, mapNotFound(err, ErrSandboxNotFound)
+	}
+	if sb.OrgID != c.OrgID && !c.Staff {
+		return Sandbox{}, ErrSandboxNotFound
+	}
+	return sb, nil
+}
+
+// ListSandboxes lists the caller's organisation's sandboxes, newest first, with keyset pagination.
+func (s *Service) ListSandboxes(ctx context.Context, c Caller, state string, limit int, after *SandboxCursor) ([]Sandbox, error) {
+	q := s.db.WithContext(ctx).Where("org_id = ?", c.OrgID)
+	if state != "" {
+		q = q.Where("state = ?", state)
+	}
+	if after != nil {
+		q = q.Where("created_ms < ? OR (created_ms = ? AND id < ?)", after.CreatedMS, after.CreatedMS, after.ID)
+	}
+	var out []Sandbox
+	return out, q.Order("created_ms DESC, id DESC").Limit(limit + 1).Find(&out).Error
+}
+
+// SandboxCursor is the keyset of the sandbox list.
+type SandboxCursor struct {
+	CreatedMS int64  `json:"c"`
+	ID        string `json:"i"`
+}
+
+// Touch records activity on a sandbox (terminal input, proxied request, log stream), for idle detection.
+// Writes are throttled to one per 10 seconds per sandbox.
+func (s *Service) Touch(ctx context.Context, id string) {
+	now := ms(s.clock.Now())
+	_ = s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ? AND activity_ms < ?", id, now-10_000).
+		Update("activity_ms", now).Error
+}
+
+// WalletExhausted marks the organisation's live sandboxes to stop after the grace period. Idempotent by
+// event ID (recorded in the same transaction).
+func (s *Service) WalletExhausted(ctx context.Context, eventID string, ev events.WalletExhaustedV1) error {
+	stopAt := ms(ev.At.Add(s.opts.WalletGrace))
+	return sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		if dup, err := markProcessed(tx, eventID, s.clock.Now()); err != nil || dup {
+			return err
+		}
+		return tx.Model(&Sandbox{}).
+			Where("org_id = ? AND state NOT IN ? AND (wallet_stop_ms = 0 OR wallet_stop_ms > ?)", ev.OrganizationID,
+				[]string{StateStopped, StateFailed, StateStopping}, stopAt).
+			Update("wallet_stop_ms", stopAt).Error
+	})
+}

@@ -1,0 +1,266 @@
+package testbed
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+
+	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
+	"github.com/tamarack-ai/tamarack/testbed/backend"
+)
+
+// Sandbox tokens: short-lived credentials for one sandbox's streams, for a browser tab or a shared link
+// that must not carry the organisation's token. Stored hashed.
+
+func hashToken(t string) string {
+	h := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(h[:])
+}
+
+// IssueToken returns a new sandbox token for a live sandbox of the caller's organisation.
+func (s *Service) IssueToken(ctx context.Context, c Caller, id string) (string, time.Time, error) {
+	sb, err := s.Get(ctx, c, id)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if sb.Terminal() {
+		return "", time.Time{}, ErrSandboxEnded
+	}
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	tok := "sbt_" + hex.EncodeToString(b[:])
+	exp := s.clock.Now().Add(s.opts.SandboxTokenTTL)
+	if err := s.db.WithContext(ctx).Create(&SandboxToken{TokenHash: hashToken(tok), SandboxID: id, ExpiresMS: ms(exp)}).Error; err != nil {
+		return "", time.Time{}, err
+	}
+	_ = s.db.WithContext(ctx).Where("expires_ms < ?", ms(s.clock.Now())).Delete(&SandboxToken{}).Error
+	return tok, exp, nil
+}
+
+// sandboxByToken returns the sandbox a valid token opens.
+func (s *Service) sandboxByToken(ctx context.Context, id, tok string) (Sandbox, error) {
+	var t SandboxToken
+	if err := s.db.WithContext(ctx).First(&t, "token_hash = ?", hashToken(tok)).Error; err != nil ||
+		t.SandboxID != id || t.ExpiresMS < ms(s.clock.Now()) {
+		return Sandbox{}, ErrBadSandboxToken
+	}
+	var sb Sandbox
+	if err := s.db.WithContext(ctx).First(&sb, "id = ?", id).Error; err != nil {
+		return Sandbox{}, mapNotFound(err, ErrSandboxNotFound)
+	}
+	return sb, nil
+}
+
+// streamSandbox authorises a stream request: a sandbox token (?token=) or the organisation's credentials
+// (Authorization header, or ?access_token= which the auth middleware accepts on stream paths).
+func (h handler) streamSandbox(c *fiber.Ctx) (Sandbox, error) {
+	id := c.Params("id")
+	if tok := c.Query("token"); tok != "" {
+		return h.svc.sandboxByToken(c.UserContext(), id, tok)
+	}
+	if !web.PrincipalOf(c).Authenticated() {
+		return Sandbox{}, problem.ErrUnauthorized
+	}
+	return h.svc.Get(c.UserContext(), callerOf(c), id)
+}
+
+// logs streams the sandbox's output as Server-Sent Events: one "log" event per line, then "end" when the
+// sandbox ends (follow, the default) or the output so far is sent (?follow=false).
+func (h handler) logs(c *fiber.Ctx) error {
+	sb, err := h.streamSandbox(c)
+	if err != nil {
+		return err
+	}
+	b := h.svc.backends[sb.Backend]
+	if b == nil || sb.State == StateRequested || sb.State == StateScheduled {
+		return ErrNotRunning.WithDetail("no output yet")
+	}
+	follow := c.Query("follow") != "false" && !sb.Terminal()
+	ctx, cancel := context.WithCancel(context.Background())
+	rc, err := b.Logs(ctx, sb.ID, follow)
+	if err != nil {
+		cancel()
+		if errors.Is(err, backend.ErrNotFound) {
+			return ErrNotRunning.WithDetail("the sandbox's logs are no longer kept")
+		}
+		return err
+	}
+	h.svc.Touch(c.UserContext(), sb.ID)
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer cancel()
+		defer rc.Close()
+		_, _ = fmt.Fprintf(w, ": sandbox %s\n\n", sb.ID)
+		if w.Flush() != nil {
+			return
+		}
+		r := bufio.NewReaderSize(rc, 64<<10)
+		for {
+			line, err := r.ReadString('\n')
+			if line != "" {
+				for _, l := range strings.Split(strings.TrimRight(line, "\n"), "\n") {
+					_, _ = fmt.Fprintf(w, "event: log\ndata: %s\n", l)
+				}
+				_, _ = w.WriteString("\n")
+				if w.Flush() != nil {
+					return
+				}
+			}
+			if err != nil {
+				_, _ = w.WriteString("event: end\ndata: {}\n\n")
+				_ = w.Flush()
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// terminalUpgrade authorises the terminal and refuses non-WebSocket requests and ended sandboxes before
+// the upgrade, so errors are ordinary problems.
+func (h handler) terminalUpgrade(c *fiber.Ctx) error {
+	sb, err := h.streamSandbox(c)
+	if err != nil {
+		return err
+	}
+	if sb.State != StateRunning {
+		return ErrNotRunning.WithDetail("the sandbox is %s", sb.State)
+	}
+	if !websocket.IsWebSocketUpgrade(c) {
+		return problem.New(426, "upgrade_required", "Open this URL as a WebSocket.")
+	}
+	c.Locals("testbed_sandbox", sb)
+	return c.Next()
+}
+
+type resizeMsg struct {
+	Type string `json:"type"`
+	Cols uint16 `json:"cols"`
+	Rows uint16 `json:"rows"`
+}
+
+// terminal bridges a WebSocket and a pseudo-terminal inside the sandbox: binary frames carry bytes both
+// ways; a text frame {"type":"resize","cols":..,"rows":..} resizes the terminal.
+func (h handler) terminal() fiber.Handler {
+	return websocket.New(func(conn *websocket.Conn) {
+		sb, _ := conn.Locals("testbed_sandbox").(Sandbox)
+		b := h.svc.backends[sb.Backend]
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		term, err := b.Terminal(ctx, sb.ID, nil)
+		cancel()
+		if err != nil {
+			_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1011, "terminal: "+err.Error()))
+			return
+		}
+		defer term.Close()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := term.Read(buf)
+				if n > 0 {
+					if werr := conn.WriteMessage(websocket.BinaryMessage, buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "terminal closed"))
+					return
+				}
+			}
+		}()
+		go func() {
+			for {
+				mt, msg, err := conn.ReadMessage()
+				if err != nil {
+					_ = term.Close()
+					return
+				}
+				switch mt {
+				case websocket.BinaryMessage:
+					h.svc.Touch(context.Background(), sb.ID)
+					if _, err := term.Write(msg); err != nil {
+						return
+					}
+				case websocket.TextMessage:
+					var r resizeMsg
+					if json.Unmarshal(msg, &r) == nil && r.Type == "resize" && r.Cols > 0 && r.Rows > 0 {
+						_ = term.Resize(r.Cols, r.Rows)
+					}
+				}
+			}
+		}()
+		<-done
+	})
+}
+
+// proxy forwards an HTTP request to a port the sandbox's template exposes, through the backend's
+// DialPort (works without network in the sandbox). The /api/v1/testbed/sandboxes/<id>/proxy/<port> prefix
+// is stripped; the credentials (?token=, ?access_token=) are not forwarded.
+func (h handler) proxy(c *fiber.Ctx) error {
+	sb, err := h.streamSandbox(c)
+	if err != nil {
+		return err
+	}
+	if sb.State != StateRunning {
+		return ErrNotRunning.WithDetail("the sandbox is %s", sb.State)
+	}
+	port, err := strconv.Atoi(c.Params("port"))
+	if err != nil || !slices.Contains(templates[sb.Template].Ports, port) {
+		return problem.New(404, "port_not_exposed", "The sandbox's template does not expose this port.")
+	}
+	b := h.svc.backends[sb.Backend]
+	h.svc.Touch(c.UserContext(), sb.ID)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.Out.URL.Scheme, r.Out.URL.Host = "http", "sandbox"
+			r.Out.URL.Path = "/" + strings.TrimPrefix(c.Params("*"), "/")
+			r.Out.URL.RawPath = ""
+			q := r.Out.URL.Query()
+			q.Del("token")
+			q.Del("access_token")
+			r.Out.URL.RawQuery = q.Encode()
+			r.Out.Header.Del("Authorization")
+			r.Out.Host = "localhost:" + strconv.Itoa(port)
+		},
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return b.DialPort(ctx, sb.ID, port)
+			},
+			DisableKeepAlives: true,
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = io.WriteString(w, `{"type":"https://tamarack.dev/problems/sandbox_port_unreachable","title":"The sandbox did not answer on this port.","status":502,"code":"sandbox_port_unreachable"}`)
+		},
+	}
+	// The adaptor's request context is fasthttp's RequestCtx, recycled after the handler returns while
+	// net/http's transport may still look at it: give the proxied request a context of its own.
+	return adaptor.HTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		rp.ServeHTTP(w, r.WithContext(ctx))
+	}))(c)
+}

@@ -1,0 +1,344 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed/backend"
+)
+
+// Tick is one pass of the supervisor: it looks at every live sandbox and acts on what it finds (backend
+// exits, node loss, expiry, idleness, exhausted wallets, pending starts and stops), publishes due usage
+// samples, advances reservations, heartbeats this process's own nodes and marks silent remote nodes down.
+// Run calls it every SuperviseInterval; tests call it after moving a manual clock.
+func (s *Service) Tick(ctx context.Context) error {
+	now := s.clock.Now()
+	var errs []error
+	if err := s.tickNodes(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	var down []string
+	if err := s.db.WithContext(ctx).Model(&Node{}).Where("health = ?", NodeDown).Pluck("id", &down).Error; err != nil {
+		return err
+	}
+	isDown := map[string]bool{}
+	for _, id := range down {
+		isDown[id] = true
+	}
+	var live []Sandbox
+	if err := s.db.WithContext(ctx).Where("state NOT IN ?", []string{StateStopped, StateFailed}).Find(&live).Error; err != nil {
+		return err
+	}
+	for _, sb := range live {
+		if err := s.superviseOne(ctx, sb, now, isDown[sb.NodeID]); err != nil {
+			errs = append(errs, fmt.Errorf("sandbox %s: %w", sb.ID, err))
+		}
+	}
+	if err := s.tickReservations(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.collect(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, nodeDown bool) error {
+	nowMS := ms(now)
+	switch {
+	case sb.WalletStopMS > 0 && nowMS >= sb.WalletStopMS && sb.State != StateStopping:
+		_, err := s.requestStopSync(ctx, sb.ID, ReasonWalletExhausted)
+		return err
+	case nodeDown && sb.State != StateStopping:
+		_, err := s.requestStopSync(ctx, sb.ID, ReasonNodeLost)
+		return err
+	}
+	switch sb.State {
+	case StateRequested:
+		if nowMS-sb.CreatedMS > 5*60_000 && !s.isInflight(sb.ID) { // the process died between recording and placing
+			return s.fail(ctx, sb.ID, ReasonInterrupted, "")
+		}
+	case StateScheduled:
+		s.startProvision(sb.ID)
+	case StateStopping:
+		if s.claimInflight(sb.ID) {
+			defer s.doneInflight(sb.ID)
+			return s.stopBackend(ctx, sb.ID)
+		}
+	case StateProvisioning:
+		// A start in flight in this process finishes by itself; one left by a dead process is resolved by
+		// Reconcile at start. A backend that queued it (pending) is asked again here.
+		if sb.Message != "" && s.claimInflight(sb.ID) {
+			defer s.doneInflight(sb.ID)
+			if b := s.backends[sb.Backend]; b != nil {
+				st, err := b.Inspect(ctx, sb.ID)
+				if err == nil && st.State != backend.StatePending {
+					return s.started(ctx, sb.ID, st)
+				}
+			}
+		}
+	case StateRunning:
+		b := s.backends[sb.Backend]
+		if b == nil {
+			return nil
+		}
+		st, err := b.Inspect(ctx, sb.ID)
+		if errors.Is(err, backend.ErrNotFound) {
+			return s.finish(ctx, sb.ID, backend.Status{State: backend.StateExited, Reason: backend.ReasonLost})
+		}
+		if err != nil {
+			return err
+		}
+		if st.Ended() {
+			return s.finish(ctx, sb.ID, st)
+		}
+		if st.State == backend.StateUnknown {
+			return nil // cannot tell now: do not meter time we cannot show
+		}
+		t := templates[sb.Template]
+		switch {
+		case sb.ExpiresMS > 0 && nowMS >= sb.ExpiresMS:
+			_, err := s.requestStopSync(ctx, sb.ID, ReasonExpired)
+			return err
+		case t.IdleMinutes > 0 && nowMS-sb.ActivityMS >= int64(t.IdleMinutes)*60_000:
+			_, err := s.requestStopSync(ctx, sb.ID, ReasonIdle)
+			return err
+		}
+		if nowMS-sb.UsageEndMS >= s.opts.UsageInterval.Milliseconds() {
+			_, err := s.update(ctx, sb.ID, func(tx *gorm.DB, cur *Sandbox) error {
+				if cur.State != StateRunning || cur.UsageSeq != sb.UsageSeq {
+					return nil // changed meanwhile
+				}
+				return s.meter(tx, cur, nowMS, false)
+			})
+			return err
+		}
+	}
+	return nil
+}
+
+// requestStopSync is requestStop for the supervisor: the backend stop runs in the same call, so a tick
+// leaves no work behind (tests on the simulator see the end state right after Tick).
+func (s *Service) requestStopSync(ctx context.Context, id, reason string) (Sandbox, error) {
+	sb, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
+		if sb.Terminal() || sb.State == StateStopping {
+			return nil
+		}
+		return s.transition(tx, sb, StateStopping, reason, s.clock.Now())
+	})
+	if err != nil {
+		return sb, err
+	}
+	if !s.claimInflight(id) {
+		return sb, nil
+	}
+	defer s.doneInflight(id)
+	return sb, s.stopBackend(ctx, id)
+}
+
+// tickNodes heartbeats nodes of pools run by this process's embedded backends (local, simulator: the
+// node is this host or this process) and marks other nodes down when their heartbeat is older than
+// NodeTimeout.
+func (s *Service) tickNodes(ctx context.Context, now time.Time) error {
+	var embedded []string
+	for k := range s.backends {
+		if k == "local" || k == "simulator" {
+			embedded = append(embedded, k)
+		}
+	}
+	var pools []string
+	if len(embedded) > 0 {
+		if err := s.db.WithContext(ctx).Model(&Pool{}).Where("backend IN ?", embedded).Pluck("id", &pools).Error; err != nil {
+			return err
+		}
+	}
+	db := s.db.WithContext(ctx)
+	if len(pools) > 0 {
+		if err := db.Model(&Node{}).Where("pool_id IN ? AND health <> ?", pools, NodeDown).
+			Update("heartbeat_ms", ms(now)).Error; err != nil {
+			return err
+		}
+	}
+	q := db.Model(&Node{}).Where("health <> ? AND heartbeat_ms < ?", NodeDown, ms(now.Add(-s.opts.NodeTimeout)))
+	if len(pools) > 0 {
+		q = q.Where("pool_id NOT IN ?", pools)
+	}
+	var stale []string
+	if err := q.Pluck("id", &stale).Error; err != nil {
+		return err
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	if err := db.Model(&Node{}).Where("id IN ?", stale).Update("health", NodeDown).Error; err != nil {
+		return err
+	}
+	for _, id := range stale {
+		s.log.Warn("node missed its heartbeats: down", "node", id)
+		s.index().setHealth(id, NodeDown)
+	}
+	return nil
+}
+
+// collect removes ended sandboxes from their backend once their logs' retention has passed.
+func (s *Service) collect(ctx context.Context, now time.Time) error {
+	var old []Sandbox
+	if err := s.db.WithContext(ctx).Where("state IN ? AND backend_removed = ? AND ended_ms < ?",
+		[]string{StateStopped, StateFailed}, false, ms(now.Add(-s.opts.LogRetention))).Limit(100).Find(&old).Error; err != nil {
+		return err
+	}
+	for _, sb := range old {
+		if b := s.backends[sb.Backend]; b != nil {
+			if err := b.Remove(ctx, sb.ID); err != nil && !errors.Is(err, backend.ErrNotFound) {
+				s.log.Warn("remove ended sandbox", "sandbox", sb.ID, "err", err)
+				continue
+			}
+		}
+		if err := s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", sb.ID).Update("backend_removed", true).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reconcile compares the records with what each backend holds and repairs both, at start (before any new
+// work): a sandbox still running on its backend stays running (it survives a restart of tamarack serve, and
+// its metering continues from the persisted cursor, so no second is lost or counted twice); one that ended
+// while the testbed was down is ended at the backend-observed end with its final usage; a record the
+// backend no longer knows is ended at its last metered time (nothing more can be shown); a backend sandbox
+// with no live record (an orphan) is stopped and removed.
+func (s *Service) Reconcile(ctx context.Context) error {
+	var errs []error
+	for kind, b := range s.backends {
+		list, err := b.List(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reconcile %s: list: %w", kind, err))
+			continue
+		}
+		seen := map[string]backend.Status{}
+		for _, st := range list {
+			seen[st.SandboxID] = st
+		}
+		var recs []Sandbox
+		if err := s.db.WithContext(ctx).Where("backend = ? AND (state NOT IN ? OR backend_removed = ?)", kind,
+			[]string{StateStopped, StateFailed}, false).Find(&recs).Error; err != nil {
+			return err
+		}
+		known := map[string]bool{}
+		for _, sb := range recs {
+			known[sb.ID] = true
+			if s.isInflight(sb.ID) {
+				continue // being launched, started or stopped by this process right now
+			}
+			st, has := seen[sb.ID]
+			if err := s.reconcileOne(ctx, b, sb, st, has); err != nil {
+				errs = append(errs, fmt.Errorf("reconcile %s: %w", sb.ID, err))
+			}
+		}
+		for _, st := range list {
+			if known[st.SandboxID] {
+				continue
+			}
+			var n int64
+			s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", st.SandboxID).Count(&n)
+			if n > 0 && st.Ended() {
+				continue // an ended sandbox already recorded; collect removes it after retention
+			}
+			s.log.Warn("orphan sandbox on backend: stopping it", "backend", kind, "sandbox", st.SandboxID, "state", st.State)
+			if !st.Ended() {
+				if _, err := b.Stop(ctx, st.SandboxID, s.opts.StopGrace); err != nil && !errors.Is(err, backend.ErrNotFound) {
+					errs = append(errs, err)
+					continue
+				}
+			}
+			if err := b.Remove(ctx, st.SandboxID); err != nil && !errors.Is(err, backend.ErrNotFound) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) reconcileOne(ctx context.Context, b backend.Backend, sb Sandbox, st backend.Status, has bool) error {
+	switch {
+	case sb.Terminal():
+		if has && !st.Ended() {
+			if _, err := b.Stop(ctx, sb.ID, s.opts.StopGrace); err != nil {
+				return err
+			}
+		}
+		if !has {
+			return s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", sb.ID).Update("backend_removed", true).Error
+		}
+		return nil
+	case sb.State == StateRequested:
+		return s.fail(ctx, sb.ID, ReasonInterrupted, "the testbed restarted before placing it")
+	case sb.State == StateScheduled && !has:
+		return nil // the supervisor provisions it
+	case sb.State == StateScheduled || sb.State == StateProvisioning:
+		if !has {
+			return s.fail(ctx, sb.ID, ReasonInterrupted, "the testbed restarted while starting it")
+		}
+		if sb.State == StateScheduled {
+			if _, err := s.update(ctx, sb.ID, func(tx *gorm.DB, cur *Sandbox) error {
+				return s.transition(tx, cur, StateProvisioning, "", s.clock.Now())
+			}); err != nil {
+				return err
+			}
+		}
+		return s.started(ctx, sb.ID, st)
+	case sb.State == StateRunning:
+		if !has {
+			return s.finish(ctx, sb.ID, backend.Status{State: backend.StateExited, Reason: backend.ReasonLost})
+		}
+		if st.Ended() {
+			return s.finish(ctx, sb.ID, st)
+		}
+		return nil
+	case sb.State == StateStopping:
+		if !has {
+			return s.finish(ctx, sb.ID, backend.Status{State: backend.StateExited, Reason: backend.ReasonStopped})
+		}
+		if st.Ended() {
+			return s.finish(ctx, sb.ID, st)
+		}
+		return s.stopBackend(ctx, sb.ID)
+	}
+	return nil
+}
+
+// consume runs the event consumers until ctx ends.
+func (s *Service) consume(ctx context.Context) error {
+	errc := make(chan error, 4)
+	listing := func(kind string, subj eventbus.Subject[events.ListingChangedV1]) {
+		errc <- eventbus.Consume(ctx, s.bus, subj, eventbus.ConsumeOptions{Durable: "testbed-listing-" + kind},
+			func(ctx context.Context, ev eventbus.Event[events.ListingChangedV1]) error {
+				return s.ApplyListing(ctx, ev.ID, kind, ev.Data)
+			})
+	}
+	go listing("published", events.ListingPublished)
+	go listing("suspended", events.ListingSuspended)
+	go listing("retired", events.ListingRetired)
+	go func() {
+		errc <- eventbus.Consume(ctx, s.bus, events.WalletExhausted, eventbus.ConsumeOptions{Durable: "testbed-wallet-exhausted"},
+			func(ctx context.Context, ev eventbus.Event[events.WalletExhaustedV1]) error {
+				return s.WalletExhausted(ctx, ev.ID, ev.Data)
+			})
+	}()
+	var errs []error
+	for range 4 {
+		if err := <-errc; err != nil && ctx.Err() == nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var _ = sqldb.Tx

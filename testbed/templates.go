@@ -1,0 +1,89 @@
+package testbed
+
+import "sort"
+
+// Template is a named sandbox environment: what runs, with which environment, which ports it serves, its
+// default limits and how the testbed decides it is idle.
+type Template struct {
+	Name        string
+	Title       string
+	Description string
+	Command     []string
+	Env         map[string]string
+	Ports       []int
+	Network     bool
+	// Default limits per sandbox; CPU and memory scale with the GPU count (per GPU values).
+	CPUMillisPerGPU   int64
+	MemoryBytesPerGPU int64
+	Pids              int64
+	// IdleSignal names what counts as activity: "access" = terminal input, proxied HTTP requests or a log
+	// stream opened by the owner. IdleMinutes without activity stops the sandbox (reason idle); 0 never.
+	IdleSignal  string
+	IdleMinutes int
+	// Notes are shown to users as is: honest statements about what the template really provides.
+	Notes string
+}
+
+const gib = int64(1) << 30
+
+// Templates are the built-in environments. They use only what the host's /usr provides: the local backend
+// binds the host's /usr read-only, so "pytorch" is the host's python3 (with torch only if the host has it) and
+// "jupyterlab" runs JupyterLab only when the host has it installed, else python3's http.server stands in.
+var templates = map[string]Template{
+	"shell": {
+		Name: "shell", Title: "Shell", Description: "A bare shell; open the terminal to work.",
+		Command:         []string{"/bin/sh", "-c", "echo \"sandbox $TAMARACK_SANDBOX_ID ready\"; exec sleep infinity"},
+		Env:             map[string]string{"TERM": "xterm-256color"},
+		CPUMillisPerGPU: 2000, MemoryBytesPerGPU: 4 * gib, Pids: 512,
+		IdleSignal: "access", IdleMinutes: 30,
+	},
+	"pytorch": {
+		Name: "pytorch", Title: "Python / PyTorch", Description: "python3 with the host's packages (PyTorch when the host provides it).",
+		Command: []string{"/bin/sh", "-c", "python3 -c 'import sys; print(\"python\", sys.version.split()[0])' 2>&1; " +
+			"python3 -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available())' 2>&1 || echo 'torch not installed on this host'; exec sleep infinity"},
+		Env:             map[string]string{"PYTHONUNBUFFERED": "1", "TERM": "xterm-256color"},
+		CPUMillisPerGPU: 4000, MemoryBytesPerGPU: 16 * gib, Pids: 1024,
+		IdleSignal: "access", IdleMinutes: 60,
+	},
+	"jupyterlab": {
+		Name: "jupyterlab", Title: "JupyterLab", Description: "JupyterLab on port 8888, reached through the proxy.",
+		Command: []string{"/bin/sh", "-c", "if command -v jupyter-lab >/dev/null 2>&1; then " +
+			"exec jupyter-lab --ip=127.0.0.1 --port=8888 --no-browser --ServerApp.token=''; " +
+			"else echo 'jupyter-lab not installed on this host: serving the home directory with python3 -m http.server instead'; " +
+			"exec python3 -m http.server 8888 --bind 127.0.0.1; fi"},
+		Env:             map[string]string{"PYTHONUNBUFFERED": "1", "TERM": "xterm-256color"},
+		Ports:           []int{8888},
+		CPUMillisPerGPU: 4000, MemoryBytesPerGPU: 16 * gib, Pids: 1024,
+		IdleSignal: "access", IdleMinutes: 60,
+		Notes: "Runs JupyterLab only if the host has it installed; otherwise python3 -m http.server stands in on the same port.",
+	},
+}
+
+// Templates lists the built-in templates by name.
+func Templates() []Template {
+	out := make([]Template, 0, len(templates))
+	for _, t := range templates {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// GPU models the testbed knows, with their memory.
+var gpuModels = map[string]int64{
+	"h100-80gb": 80 * 1024, "h200-141gb": 141 * 1024, "a100-80gb": 80 * 1024, "a100-40gb": 40 * 1024,
+	"l40s-48gb": 48 * 1024, "l4-24gb": 24 * 1024, "rtx6000ada-48gb": 48 * 1024, "mi300x-192gb": 192 * 1024,
+}
+
+// GPUModels lists the known GPU model names, sorted.
+func GPUModels() []string {
+	out := make([]string, 0, len(gpuModels))
+	for m := range gpuModels {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// KnownGPUModel reports whether m is a known model name.
+func KnownGPUModel(m string) bool { _, ok := gpuModels[m]; return ok }

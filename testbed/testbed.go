@@ -1,0 +1,206 @@
+// Package testbed is the testbed service: accelerator pools, nodes and devices, sandbox templates,
+// reservations, the scheduler, the sandbox lifecycle with its backends, usage metering, and the access
+// gateway (logs, terminal, HTTP proxy) to running sandboxes.
+//
+// It owns the testbed_ tables and publishes through testbed_outbox: pool.changed, sandbox.<state> and
+// sandbox.usage events. It consumes marketplace listing events (a projection of published compute
+// listings) and billing's wallet.exhausted, and asks billing for holds (request/reply) before a sandbox
+// starts. It must not import other services, nor run sandboxes itself: backends (testbed/backend/...) do.
+package testbed
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/clock"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/testbed/backend"
+)
+
+//go:embed migrations
+var migrationsFS embed.FS
+
+// Migrations returns the testbed's migrations (service "testbed").
+func Migrations() sqldb.Migrations {
+	sub, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	return sqldb.Migrations{Service: "testbed", FS: sub}
+}
+
+// Options tune the service; zero values take the defaults shown.
+type Options struct {
+	UsageInterval        time.Duration // 15s: usage sample period while running
+	SuperviseInterval    time.Duration // 1s: how often running sandboxes are checked (exit, expiry, idle)
+	StopGrace            time.Duration // 10s: SIGTERM → SIGKILL
+	WalletGrace          time.Duration // 2m: wallet exhausted → stop
+	NodeTimeout          time.Duration // 90s: heartbeat age after which a remote node is down
+	HoldTimeout          time.Duration // 5s: billing's answer to a hold
+	MaxReservation       time.Duration // 24h: longest reservation window
+	MaxReservationsOrg   int           // 3: pending+active reservations per organisation
+	SandboxTokenTTL      time.Duration // 15m
+	LogRetention         time.Duration // 1h: an ended sandbox's logs stay readable this long
+	StartTimeout         time.Duration // 2m: a backend Start
+	DisableEventConsumer bool          // tests that drive consumers by hand
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.UsageInterval, 15*time.Second)
+	def(&o.SuperviseInterval, time.Second)
+	def(&o.StopGrace, 10*time.Second)
+	def(&o.WalletGrace, 2*time.Minute)
+	def(&o.NodeTimeout, 90*time.Second)
+	def(&o.HoldTimeout, 5*time.Second)
+	def(&o.MaxReservation, 24*time.Hour)
+	def(&o.SandboxTokenTTL, 15*time.Minute)
+	def(&o.LogRetention, time.Hour)
+	def(&o.StartTimeout, 2*time.Minute)
+	if o.MaxReservationsOrg <= 0 {
+		o.MaxReservationsOrg = 3
+	}
+	return o
+}
+
+// Deps are the service's dependencies.
+type Deps struct {
+	DB    *gorm.DB
+	Bus   *eventbus.Bus // nil only in tests that read the outbox table instead of JetStream
+	Log   *slog.Logger
+	Clock clock.Clock
+	Holds HoldProvider
+	// Backends by kind ("local", "simulator", ...). Pools whose kind has no backend here are inventory only:
+	// launching on them answers 503 backend_unavailable.
+	Backends map[string]backend.Backend
+	Options  Options
+}
+
+// Service is the testbed.
+type Service struct {
+	db       *gorm.DB
+	bus      *eventbus.Bus
+	log      *slog.Logger
+	clock    clock.Clock
+	holds    HoldProvider
+	backends map[string]backend.Backend
+	opts     Options
+	outbox   *eventbus.Outbox
+	idx      *index
+
+	mu       sync.Mutex
+	inflight map[string]bool // sandboxes a goroutine is provisioning or stopping
+	wg       sync.WaitGroup
+	loaded   bool
+	lastMeta time.Time
+}
+
+// New checks every dependency and returns the service. Call Load (or Run) before placing sandboxes.
+func New(d Deps) (*Service, error) {
+	var errs []error
+	if d.DB == nil {
+		errs = append(errs, errors.New("testbed: DB is required"))
+	}
+	if d.Clock == nil {
+		errs = append(errs, errors.New("testbed: Clock is required"))
+	}
+	if d.Holds == nil {
+		errs = append(errs, errors.New("testbed: Holds is required"))
+	}
+	if len(d.Backends) == 0 {
+		errs = append(errs, errors.New("testbed: at least one backend is required"))
+	}
+	for k, b := range d.Backends {
+		if b == nil || b.Kind() != k {
+			errs = append(errs, errors.New("testbed: backend "+k+" is nil or of another kind"))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	log := d.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends,
+		opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
+		inflight: map[string]bool{}}, nil
+}
+
+// Outbox is the service's outbox relay (tests flush it).
+func (s *Service) Outbox() *eventbus.Outbox { return s.outbox }
+
+// Run loads the index, reconciles with the backends, then runs the outbox relay, the consumers and the
+// supervisor until ctx ends. Running sandboxes are left running on exit: they survive a restart.
+func (s *Service) Run(ctx context.Context) error {
+	s.mu.Lock()
+	loaded := s.loaded
+	s.mu.Unlock()
+	if !loaded {
+		if err := s.Load(ctx); err != nil {
+			return err
+		}
+	}
+	if err := s.Reconcile(ctx); err != nil {
+		// Not fatal: what could not be repaired now is looked at again by every supervisor tick.
+		s.log.Error("testbed reconciliation incomplete", "err", err)
+	}
+	var wg sync.WaitGroup
+	run := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
+				s.log.Error("testbed loop stopped", "loop", name, "err", err)
+			}
+		}()
+	}
+	if s.bus != nil {
+		run("outbox", s.outbox.Run)
+		if !s.opts.DisableEventConsumer {
+			run("consumers", s.consume)
+		}
+	}
+	run("supervisor", s.supervise)
+	<-ctx.Done()
+	wg.Wait()
+	s.wg.Wait()
+	if s.bus != nil { // events of the last moments (a stop, a final usage sample) go out before the bus drains
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.outbox.Flush(fctx); err != nil {
+			s.log.Warn("testbed outbox not flushed; the next start relays it", "err", err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) supervise(ctx context.Context) error {
+	t := time.NewTicker(s.opts.SuperviseInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("testbed supervisor tick", "err", err)
+			}
+		}
+	}
+}
+
+// Wait blocks until background provisioning and stopping goroutines end (tests).
+func (s *Service) Wait() { s.wg.Wait() }
