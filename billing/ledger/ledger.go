@@ -201,7 +201,7 @@ func Apply(tx *gorm.DB, now time.Time, ts ...Transfer) error {
 		}
 	}
 
-	accts, err := lock(tx, deltas)
+	accts, err := lock(tx, changed(deltas))
 	if err != nil {
 		return err
 	}
@@ -220,13 +220,25 @@ func Apply(tx *gorm.DB, now time.Time, ts ...Transfer) error {
 	return UpdateBalances(tx, deltas)
 }
 
-// lock reads (and on Postgres row-locks, in id order) every account in deltas.
-func lock(tx *gorm.DB, deltas map[string]*Delta) ([]Account, error) {
+// changed lists the accounts of deltas whose changes do not net to zero. An account whose changes net to zero
+// (a clearing account within one linked set) is neither locked nor updated: that keeps clearing accounts from
+// becoming a point of contention.
+func changed(deltas map[string]*Delta) []string {
 	ids := make([]string, 0, len(deltas))
-	for id := range deltas {
-		ids = append(ids, id)
+	for id, dl := range deltas {
+		if *dl != (Delta{}) {
+			ids = append(ids, id)
+		}
 	}
+	return ids
+}
+
+// lock reads (and on Postgres row-locks, in id order) the accounts ids.
+func lock(tx *gorm.DB, ids []string) ([]Account, error) {
 	sort.Strings(ids)
+	if len(ids) == 0 {
+		return nil, nil
+	}
 	var accts []Account
 	if err := sqldb.ForUpdate(tx).Where("id IN ?", ids).Order("id").Find(&accts).Error; err != nil {
 		return nil, err
@@ -247,11 +259,7 @@ func lock(tx *gorm.DB, deltas map[string]*Delta) ([]Account, error) {
 
 // Lock row-locks accounts in id order and returns them by id (callers that check balances themselves).
 func Lock(tx *gorm.DB, ids ...string) (map[string]Account, error) {
-	deltas := map[string]*Delta{}
-	for _, id := range ids {
-		deltas[id] = &Delta{}
-	}
-	accts, err := lock(tx, deltas)
+	accts, err := lock(tx, append([]string(nil), ids...))
 	if err != nil {
 		return nil, err
 	}

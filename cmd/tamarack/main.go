@@ -24,6 +24,7 @@ Usage:
   tamarack migrate [flags]          apply database migrations and exit
   tamarack seed --demo [flags]      add demo organisations, users, a GPU pool and listings
   tamarack users promote EMAIL      make a user programme staff
+  tamarack billing verify           recompute every ledger balance from its transfers (exit 1 on a difference)
   tamarack version                  print the version
 
 Every subcommand takes the same settings (flags or TAMARACK_* variables); see 'tamarack serve -h'.
@@ -85,6 +86,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return errors.New("seed: say --demo to add the demo data set")
 		}
 		return seed(ctx, c, stdout)
+	case "billing":
+		if len(rest) < 1 || rest[0] != "verify" {
+			return errors.New("usage: tamarack billing verify [flags]")
+		}
+		c := newConfig("billing")
+		c.fs.SetOutput(stderr)
+		if err := c.parse(rest[1:]); err != nil {
+			return configError(err)
+		}
+		return billingVerify(ctx, c, stdout)
 	case "users":
 		if len(rest) < 2 || rest[0] != "promote" {
 			return errors.New("usage: tamarack users promote EMAIL [flags]")
