@@ -53,21 +53,26 @@ type Deps struct {
 	UsageBatch int
 	// ExpiryEvery is how often expired grants are swept (default 1 minute).
 	ExpiryEvery time.Duration
+	// UsageAckWait is how long JetStream waits for the ack of a usage batch before redelivering (default 30s).
+	UsageAckWait time.Duration
+	// AfterBatch, when set, is called after each committed usage batch with the number of events charged
+	// (benchmarks and tests).
+	AfterBatch func(charged int)
 }
 
 // Service is the billing service.
 type Service struct {
-	db       *gorm.DB
-	bus      *eventbus.Bus
-	clock    clock.Clock
-	log      *slog.Logger
-	mailer   Mailer
-	outbox   *eventbus.Outbox
-	stripe   *client.API
-	cfg      Deps
-	seqMu    sync.Mutex
-	idSeq    uint64
-	onCharge func(n int) // test/bench hook: called after each committed usage batch
+	db           *gorm.DB
+	bus          *eventbus.Bus
+	clock        clock.Clock
+	log          *slog.Logger
+	mailer       Mailer
+	outbox       *eventbus.Outbox
+	stripe       *client.API
+	cfg          Deps
+	seqMu        sync.Mutex
+	idSeq        uint64
+	beforeCommit func(ctx context.Context) // test hook, inside the usage transaction
 }
 
 // New checks the dependencies and builds the service.
@@ -108,6 +113,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if d.UsageBatch <= 0 {
 		d.UsageBatch = 1000
+	}
+	if d.UsageAckWait <= 0 {
+		d.UsageAckWait = 30 * time.Second
 	}
 	if d.ExpiryEvery <= 0 {
 		d.ExpiryEvery = time.Minute

@@ -67,7 +67,7 @@ func (s *Service) serveHolds(ctx context.Context) error {
 // ConsumeUsage charges usage events in batches until ctx ends (durable billing-usage).
 func (s *Service) ConsumeUsage(ctx context.Context) error {
 	return eventbus.ConsumeBatch(ctx, s.bus, events.SandboxUsage, eventbus.ConsumeOptions{Durable: DurableUsage, Batch: s.cfg.UsageBatch,
-		IdleWait: 500 * time.Millisecond}, s.ChargeUsage)
+		AckWait: s.cfg.UsageAckWait, IdleWait: 500 * time.Millisecond}, s.ChargeUsage)
 }
 
 func (s *Service) consumeEnded(ctx context.Context, state string) error {

@@ -44,6 +44,9 @@ func (s *Service) ChargeUsage(ctx context.Context, evs []eventbus.Event[events.S
 		err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 			var e error
 			exhausted, thresholds, charged, e = s.chargeTx(tx, evs)
+			if e == nil && s.beforeCommit != nil {
+				s.beforeCommit(ctx)
+			}
 			return e
 		})
 		// A concurrent consumer charged one of these events first: run again, it will be skipped.
@@ -58,8 +61,8 @@ func (s *Service) ChargeUsage(ctx context.Context, evs []eventbus.Event[events.S
 		s.outbox.Kick()
 	}
 	s.notify(ctx, thresholds)
-	if s.onCharge != nil {
-		s.onCharge(charged)
+	if s.cfg.AfterBatch != nil {
+		s.cfg.AfterBatch(charged)
 	}
 	return nil
 }

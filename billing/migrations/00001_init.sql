@@ -118,6 +118,7 @@ CREATE TABLE billing_usage (
     org_id TEXT NOT NULL,
     vendor_org_id TEXT NOT NULL,
     gpu_model TEXT NOT NULL,
+    seq BIGINT NOT NULL,
     millis BIGINT NOT NULL,
     charge BIGINT NOT NULL,
     cofunded BIGINT NOT NULL,
