@@ -3,6 +3,8 @@ package billing
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -59,7 +61,8 @@ func newFx(t testing.TB, db *gorm.DB, bus *eventbus.Bus, opts ...func(*Deps)) *f
 		t.Fatal(err)
 	}
 	f := &fx{t: t, db: db, bus: bus, clk: clock.NewManual(t0), mail: &memMailer{}}
-	d := Deps{DB: db, Bus: bus, Clock: f.clk, Mailer: f.mail, PublicURL: "http://tamarack.test"}
+	d := Deps{DB: db, Bus: bus, Clock: f.clk, Mailer: f.mail, PublicURL: "http://tamarack.test",
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, o := range opts {
 		o(&d)
 	}
@@ -153,5 +156,16 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// eachBusDB runs fn on every NATS kind × database engine, each with its own fresh bus and database.
+func eachBusDB(t *testing.T, fn func(t *testing.T, bus *eventbus.Bus, db *gorm.DB)) {
+	for _, kind := range natstest.Kinds() {
+		for _, d := range dbtest.Dialects() {
+			t.Run("nats-"+kind+"/"+string(d), func(t *testing.T) {
+				fn(t, natstest.Connect(t, kind), dbtest.Open(t, d, sets...))
+			})
+		}
 	}
 }
