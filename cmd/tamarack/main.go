@@ -25,6 +25,7 @@ Usage:
   tamarack seed --demo [flags]      add demo organisations, users, a GPU pool and listings
   tamarack users promote EMAIL      make a user programme staff
   tamarack events --subject S       print a stream's events as JSON lines (--follow, --last N)
+  tamarack billing verify           recompute every ledger balance from its transfers (exit 1 on a difference)
   tamarack version                  print the version
 
 Every subcommand takes the same settings (flags or TAMARACK_* variables); see 'tamarack serve -h'.
@@ -97,6 +98,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return configError(err)
 		}
 		return eventsCmd(ctx, c, *stream, *subject, *last, *follow, stdout)
+	case "billing":
+		if len(rest) < 1 || rest[0] != "verify" {
+			return errors.New("usage: tamarack billing verify [flags]")
+		}
+		c := newConfig("billing")
+		c.fs.SetOutput(stderr)
+		if err := c.parse(rest[1:]); err != nil {
+			return configError(err)
+		}
+		return billingVerify(ctx, c, stdout)
 	case "users":
 		if len(rest) < 2 || rest[0] != "promote" {
 			return errors.New("usage: tamarack users promote EMAIL [flags]")

@@ -1,0 +1,22 @@
+package billing
+
+import (
+	"net/http"
+
+	"github.com/tamarack-ai/tamarack/platform/problem"
+)
+
+// Problem sentinels of the billing service.
+var (
+	ErrInsufficientCredits = problem.New(http.StatusPaymentRequired, "insufficient_credits", "Not enough credits.")
+	ErrPaymentsDisabled    = problem.New(http.StatusServiceUnavailable, "payments_disabled",
+		"Card purchases are disabled on this platform (no Stripe key is configured). Ask programme staff to record an offline payment (purchase order) instead.")
+	ErrInvalidSignature = problem.New(http.StatusBadRequest, "invalid_signature", "The Stripe signature is missing, invalid or stale.")
+	ErrOrgNotVerified   = problem.New(http.StatusUnprocessableEntity, "organization_not_verified", "Grants and co-funding are for verified organisations only.")
+	ErrGrantNotFound    = problem.New(http.StatusNotFound, "grant_not_found", "No such grant.")
+	ErrHoldNotFound     = problem.New(http.StatusNotFound, "hold_not_found", "No active hold for this sandbox.")
+	ErrBadMonth         = problem.New(http.StatusBadRequest, "invalid_month", "The month must be written yyyy-mm.")
+	ErrNothingToPay     = problem.New(http.StatusUnprocessableEntity, "nothing_to_pay", "The vendor has no payable balance.")
+	ErrStripeFailed     = problem.New(http.StatusBadGateway, "stripe_error", "Stripe refused or failed the request.")
+	ErrVendorNotFound   = problem.New(http.StatusNotFound, "vendor_not_found", "No such vendor organisation.")
+)

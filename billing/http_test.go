@@ -1,0 +1,200 @@
+package billing
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/web"
+)
+
+type testKeys struct{ pub ed25519.PublicKey }
+
+func (k testKeys) PublicKey(context.Context, string) (crypto.PublicKey, error) { return k.pub, nil }
+
+// api is a real Fiber app with billing's routes and JWT authentication by a test key.
+type api struct {
+	t   testing.TB
+	app *fiber.App
+	key ed25519.PrivateKey
+}
+
+func newAPI(t testing.TB, f *fx) *api {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	app := web.New(web.Config{})
+	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: testKeys{pub}}}}
+	f.s.Routes(app.Group("/api/v1/billing", web.Auth(authn)))
+	return &api{t: t, app: app, key: priv}
+}
+
+type who struct {
+	user, org, kind, role string
+	staff                 bool
+}
+
+var (
+	staff    = who{user: "u-staff", org: "programme", kind: "programme", role: "owner", staff: true}
+	smeAdmin = who{user: "u-sme", org: "sme", kind: "sme", role: "admin"}
+	smeDev   = who{user: "u-dev", org: "sme", kind: "sme", role: "member"}
+	partner  = who{user: "u-partner", org: "partner", kind: "partner", role: "owner"}
+	vendorAd = who{user: "u-ven", org: "ven", kind: "vendor", role: "owner"}
+	nobody   = who{}
+)
+
+func (a *api) token(w who) string {
+	now := time.Now()
+	tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: w.user, Issuer: jwtauth.Issuer,
+		Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
+		Org: w.org, OrgKind: w.kind, Role: w.role, Staff: w.staff, Email: w.user + "@test"}, "k1", a.key)
+	must(a.t, err)
+	return tok
+}
+
+// do sends a request and returns the status and the body.
+func (a *api) do(w who, method, path string, body any, hdr ...string) (int, []byte) {
+	a.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, _ := json.Marshal(b)
+		rd = bytes.NewReader(buf)
+	}
+	req, _ := http.NewRequest(method, path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if w.user != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token(w))
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := a.app.Test(req, 30_000)
+	must(a.t, err)
+	out, _ := io.ReadAll(res.Body)
+	return res.StatusCode, out
+}
+
+func (a *api) expect(w who, method, path string, body any, status int, code string) []byte {
+	a.t.Helper()
+	st, out := a.do(w, method, path, body)
+	if st != status {
+		a.t.Fatalf("%s %s: status %d, want %d: %s", method, path, st, status, out)
+	}
+	if code != "" {
+		var p struct{ Code string }
+		_ = json.Unmarshal(out, &p)
+		if p.Code != code {
+			a.t.Fatalf("%s %s: code %q, want %q: %s", method, path, p.Code, code, out)
+		}
+	}
+	return out
+}
+
+// startStripeMock runs stripe-mock on a free loopback port for the test and returns its URL. A missing
+// stripe-mock fails the test.
+func startStripeMock(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("stripe-mock")
+	if err != nil {
+		home, _ := exec.Command("go", "env", "GOPATH").Output()
+		cand := filepath.Join(strings.TrimSpace(string(home)), "bin", "stripe-mock")
+		if _, err2 := exec.LookPath(cand); err2 == nil {
+			bin = cand
+		} else {
+			t.Fatalf("stripe-mock is not installed: go install github.com/stripe/stripe-mock@v0.203.0 (%v)", err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	cmd := exec.Command(bin, "-http-addr", fmt.Sprintf("127.0.0.1:%d", port))
+	must(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitFor(t, "stripe-mock to answer", 20*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	})
+	return url
+}
+
+func TestHTTPAuthAndValidation(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		f := newFx(t, db, nil)
+		a := newAPI(t, f)
+		f.org("sme", "sme", true)
+		// No Stripe key: purchases disabled with a clear message.
+		a.expect(smeAdmin, "POST", "/api/v1/billing/checkout", map[string]any{"credits": 10}, 503, "payments_disabled")
+		a.expect(smeDev, "POST", "/api/v1/billing/checkout", map[string]any{"credits": 10}, 403, "forbidden")
+		a.expect(nobody, "GET", "/api/v1/billing/wallet", nil, 401, "unauthorized")
+		a.expect(smeAdmin, "POST", "/api/v1/billing/grants", map[string]any{"organization_id": "sme"}, 403, "forbidden")
+		out := a.expect(staff, "POST", "/api/v1/billing/grants", map[string]any{"organization_id": "sme", "amount_micro": -1, "cofund_percent": 101}, 422, "validation_failed")
+		for _, field := range []string{"amount_micro", "expires_at", "cofund_percent"} {
+			if !strings.Contains(string(out), field) {
+				t.Errorf("validation must list %s: %s", field, out)
+			}
+		}
+		a.expect(staff, "POST", "/api/v1/billing/grants", map[string]any{"organization_id": "nope", "amount_micro": 5,
+			"expires_at": t0.Add(time.Hour)}, 422, "organization_not_verified")
+		a.expect(staff, "POST", "/api/v1/billing/grants", map[string]any{"organization_id": "sme", "amount_micro": 5_000_000,
+			"expires_at": t0.Add(time.Hour), "cofund_percent": 50, "cap_micro": 1_000_000, "note": "pilot"}, 201, "")
+		a.expect(staff, "POST", "/api/v1/billing/offline-payments", map[string]any{"organization_id": "sme", "credits": 3, "reference": "PO-1"}, 201, "")
+		var w Wallet
+		must(t, json.Unmarshal(a.expect(smeDev, "GET", "/api/v1/billing/wallet", nil, 200, ""), &w))
+		if w.PurchasedMicro != 3_000_000 || w.GrantedMicro != 5_000_000 || w.AvailableMicro != 8_000_000 || len(w.Grants) != 1 {
+			t.Fatalf("wallet %+v", w)
+		}
+		var lines web.List[Line]
+		must(t, json.Unmarshal(a.expect(smeDev, "GET", "/api/v1/billing/transactions?limit=1", nil, 200, ""), &lines))
+		if len(lines.Items) != 1 || lines.NextCursor == "" {
+			t.Fatalf("page 1 %+v", lines)
+		}
+		cur := lines.NextCursor
+		lines = web.List[Line]{}
+		must(t, json.Unmarshal(a.expect(smeDev, "GET", "/api/v1/billing/transactions?limit=1&cursor="+cur, nil, 200, ""), &lines))
+		if len(lines.Items) != 1 || lines.NextCursor != "" {
+			t.Fatalf("page 2 %+v", lines)
+		}
+		a.expect(smeDev, "GET", "/api/v1/billing/transactions?cursor=zzz", nil, 400, "invalid_cursor")
+		a.expect(smeAdmin, "GET", "/api/v1/billing/statements/2026-13", nil, 400, "invalid_month")
+		var st Statement
+		must(t, json.Unmarshal(a.expect(smeAdmin, "GET", "/api/v1/billing/statements/2026-03", nil, 200, ""), &st))
+		if st.OpeningMicro != 0 || st.ClosingMicro != 8_000_000 || len(st.Lines) != 2 {
+			t.Fatalf("statement %+v", st)
+		}
+		code, csv := a.do(smeAdmin, "GET", "/api/v1/billing/statements/2026-03", nil, "Accept", "text/csv")
+		if code != 200 || !strings.HasPrefix(string(csv), "date,transfer_id") || !strings.Contains(string(csv), "closing_balance,,,8.00,8000000") {
+			t.Fatalf("csv %d %s", code, csv)
+		}
+		a.expect(smeAdmin, "GET", "/api/v1/billing/payouts", nil, 403, "forbidden")
+		a.expect(vendorAd, "GET", "/api/v1/billing/payouts", nil, 200, "")
+		a.expect(smeAdmin, "GET", "/api/v1/billing/programme/spend", nil, 403, "forbidden")
+		a.expect(staff, "GET", "/api/v1/billing/programme/spend", nil, 200, "")
+		a.expect(nobody, "GET", "/api/v1/billing/prices", nil, 200, "")
+		a.expect(staff, "POST", "/api/v1/billing/payouts", map[string]any{"vendor_org_id": "ven"}, 404, "vendor_not_found")
+	})
+}

@@ -1,0 +1,593 @@
+package billing
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/tamarack-ai/tamarack/billing/ledger"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/money"
+	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/services/events"
+)
+
+func newID(prefix string) string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return prefix + "_" + hex.EncodeToString(b)
+}
+
+func (s *Service) now() time.Time { return s.clock.Now().UTC() }
+
+func (s *Service) revenueFor(key string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return revenueAcct(int(h.Sum32() % uint32(s.cfg.RevenueShards)))
+}
+
+func (s *Service) ensurePlatformAccounts(tx *gorm.DB) error {
+	accts := []ledger.Account{
+		{ID: AcctFund, Kind: KindFund}, {ID: AcctStripeClearing, Kind: KindClearing},
+		{ID: AcctOffline, Kind: KindClearing}, {ID: AcctPayouts, Kind: KindClearing},
+		{ID: AcctUsageClearing, Kind: KindClearing}, {ID: AcctOrderClearing, Kind: KindClearing},
+	}
+	for i := range s.cfg.RevenueShards {
+		accts = append(accts, ledger.Account{ID: revenueAcct(i), Kind: KindRevenue})
+	}
+	return ledger.EnsureAccounts(tx, s.now(), accts...)
+}
+
+// ensureOrg creates the organisation's projection row and wallet when missing (events may arrive in any order).
+func (s *Service) ensureOrg(tx *gorm.DB, orgID string) error {
+	now := s.now()
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&Org{ID: orgID, UpdatedAt: now}).Error; err != nil {
+		return err
+	}
+	return ledger.EnsureAccounts(tx, now, ledger.Account{ID: walletAcct(orgID), Kind: KindWallet, OrgID: orgID, NoOverdraft: true})
+}
+
+func (s *Service) ensureVendor(tx *gorm.DB, orgID string) error {
+	return ledger.EnsureAccounts(tx, s.now(), ledger.Account{ID: vendorAcct(orgID), Kind: KindVendor, OrgID: orgID, NoOverdraft: true})
+}
+
+// lockOrgs row-locks organisations in id order; every change of Held goes through it.
+func lockOrgs(tx *gorm.DB, ids ...string) (map[string]*Org, error) {
+	ids = uniqSorted(ids)
+	var orgs []Org
+	if err := sqldb.ForUpdate(tx).Where("id IN ?", ids).Order("id").Find(&orgs).Error; err != nil {
+		return nil, err
+	}
+	out := map[string]*Org{}
+	for i := range orgs {
+		out[orgs[i].ID] = &orgs[i]
+	}
+	return out, nil
+}
+
+func uniqSorted(ids []string) []string {
+	sort.Strings(ids)
+	out := ids[:0]
+	for i, id := range ids {
+		if i == 0 || id != ids[i-1] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// funding is an organisation's spendable accounts in spend order: grants nearest expiry first (unexpired),
+// then the purchased wallet.
+type funding struct {
+	grants []Grant
+	order  []string // account IDs in spend order
+	accts  map[string]ledger.Account
+}
+
+func (f *funding) total() int64 {
+	var t int64
+	for _, id := range f.order {
+		t += f.accts[id].Available()
+	}
+	return t
+}
+
+// loadFunding locks and reads an organisation's funding accounts.
+func (s *Service) loadFunding(tx *gorm.DB, orgID string, now time.Time) (*funding, error) {
+	var grants []Grant
+	if err := sqldb.ForUpdate(tx).Where("org_id = ? AND expired = ? AND expires_at > ?", orgID, false, now).
+		Order("expires_at, id").Find(&grants).Error; err != nil {
+		return nil, err
+	}
+	f := &funding{grants: grants}
+	for _, g := range grants {
+		f.order = append(f.order, grantAcct(g.ID))
+	}
+	f.order = append(f.order, walletAcct(orgID))
+	accts, err := ledger.Lock(tx, f.order...)
+	if err != nil {
+		return nil, err
+	}
+	f.accts = accts
+	return f, nil
+}
+
+// allocate takes amount from the funding accounts in spend order, updating the in-memory balances; it returns
+// the amount per account and what could not be covered.
+func (f *funding) allocate(amount int64) (map[string]int64, int64) {
+	out := map[string]int64{}
+	for _, id := range f.order {
+		if amount == 0 {
+			break
+		}
+		a := f.accts[id]
+		take := min(max(a.Available(), 0), amount)
+		if take > 0 {
+			out[id] += take
+			a.Balance -= take
+			f.accts[id] = a
+			amount -= take
+		}
+	}
+	return out, amount
+}
+
+// Held/available of an organisation.
+func (s *Service) available(tx *gorm.DB, orgID string, now time.Time) (int64, *funding, *Org, error) {
+	orgs, err := lockOrgs(tx, orgID)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	org := orgs[orgID]
+	if org == nil {
+		return 0, nil, nil, fmt.Errorf("org %s not projected", orgID)
+	}
+	f, err := s.loadFunding(tx, orgID, now)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return f.total() - org.Held, f, org, nil
+}
+
+func insufficient(shortfall int64) error {
+	return ErrInsufficientCredits.WithDetail("%s more credits are needed", money.Micro(shortfall)).
+		WithExtra("shortfall_micro", shortfall)
+}
+
+// ServeHold answers hold requests: "place" reserves price × gpu_count × seconds / 3600 at the request's price,
+// locked for the sandbox's life; "extend" adds more time. A refusal is insufficient_credits with the shortfall.
+func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (events.HoldReplyV1, error) {
+	add, err := money.MulDiv(money.Micro(req.PricePerGPUHour), int64(req.GPUCount)*req.Seconds, 3600)
+	if err != nil {
+		return events.HoldReplyV1{}, fmt.Errorf("hold %s: %w", req.SandboxID, err)
+	}
+	var reply events.HoldReplyV1
+	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		now := s.now()
+		if err := s.ensureOrg(tx, req.OrganizationID); err != nil {
+			return err
+		}
+		avail, _, org, err := s.available(tx, req.OrganizationID, now)
+		if err != nil {
+			return err
+		}
+		var h Hold
+		err = sqldb.ForUpdate(tx).Where("sandbox_id = ?", req.SandboxID).Take(&h).Error
+		exists := err == nil
+		if err != nil && !sqldb.IsNotFound(err) {
+			return err
+		}
+		if exists && h.OrgID != req.OrganizationID {
+			return ErrHoldNotFound
+		}
+		switch req.Action {
+		case "place":
+			if exists && h.Amount > 0 {
+				reply = events.HoldReplyV1{HoldID: h.SandboxID, AmountMicro: h.Amount} // replay of the same place
+				return nil
+			}
+		case "extend":
+			if !exists || h.Released {
+				return ErrHoldNotFound.WithDetail("sandbox %s", req.SandboxID)
+			}
+		}
+		if avail < int64(add) {
+			return insufficient(int64(add) - avail)
+		}
+		if !exists {
+			h = Hold{SandboxID: req.SandboxID, OrgID: req.OrganizationID, ListingID: req.ListingID, VendorOrgID: req.VendorOrgID,
+				PoolID: req.PoolID, GPUModel: req.GPUModel, GPUCount: req.GPUCount, Price: req.PricePerGPUHour, CreatedAt: now}
+		}
+		before := h.Remaining()
+		h.Amount += int64(add)
+		h.Exhausted = false
+		h.UpdatedAt = now
+		if err := tx.Save(&h).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&Org{}).Where("id = ?", org.ID).Update("held", gorm.Expr("held + ?", h.Remaining()-before)).Error; err != nil {
+			return err
+		}
+		reply = events.HoldReplyV1{HoldID: h.SandboxID, AmountMicro: h.Amount}
+		return nil
+	})
+	return reply, err
+}
+
+// SandboxEnded records a stopped/failed sandbox and releases its hold once every usage sample up to LastSeq
+// has been charged (the usage consumer releases it otherwise, whichever comes last).
+func (s *Service) SandboxEnded(ctx context.Context, eventID string, ev events.SandboxChangedV1) error {
+	return sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		now := s.now()
+		if done, err := markProcessed(tx, eventID, now); err != nil || done {
+			return err
+		}
+		if err := s.ensureOrg(tx, ev.OrganizationID); err != nil {
+			return err
+		}
+		if _, err := lockOrgs(tx, ev.OrganizationID); err != nil {
+			return err
+		}
+		var h Hold
+		err := sqldb.ForUpdate(tx).Where("sandbox_id = ?", ev.SandboxID).Take(&h).Error
+		if sqldb.IsNotFound(err) {
+			if ev.LastSeq == 0 {
+				return nil
+			}
+			// Usage will follow without a hold: remember the end and price it from the listing projection.
+			h = s.implicitHold(tx, ev.SandboxID, ev.OrganizationID, ev.ListingID, ev.VendorOrgID, ev.PoolID, ev.GPUModel, ev.GPUCount, now)
+			h.Stopped, h.LastSeq = true, int64(ev.LastSeq)
+			return tx.Create(&h).Error
+		} else if err != nil {
+			return err
+		}
+		if h.Released {
+			return nil
+		}
+		h.Stopped, h.LastSeq, h.UpdatedAt = true, int64(ev.LastSeq), now
+		if h.Samples >= h.LastSeq {
+			if err := releaseHold(tx, &h); err != nil {
+				return err
+			}
+		}
+		return tx.Save(&h).Error
+	})
+}
+
+func releaseHold(tx *gorm.DB, h *Hold) error {
+	rem := h.Remaining()
+	h.Released = true
+	if rem == 0 {
+		return nil
+	}
+	return tx.Model(&Org{}).Where("id = ?", h.OrgID).Update("held", gorm.Expr("held - ?", rem)).Error
+}
+
+func (s *Service) implicitHold(tx *gorm.DB, sandbox, org, listing, vendor, pool, model string, count int, now time.Time) Hold {
+	h := Hold{SandboxID: sandbox, OrgID: org, ListingID: listing, VendorOrgID: vendor, PoolID: pool, GPUModel: model,
+		GPUCount: max(count, 1), CreatedAt: now, UpdatedAt: now}
+	var p Price
+	if err := tx.Where("listing_id = ?", listing).Take(&p).Error; err == nil {
+		h.Price = p.PricePerGPUHour
+		if h.VendorOrgID == "" {
+			h.VendorOrgID = p.VendorOrgID
+		}
+	} else {
+		s.log.Warn("usage without a hold or a known listing price: charged at 0", "sandbox", sandbox, "listing", listing)
+	}
+	return h
+}
+
+// markProcessed records an event ID; done reports it was already there.
+func markProcessed(tx *gorm.DB, id string, now time.Time) (bool, error) {
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&processed{ID: id, CreatedAt: now})
+	if res.Error != nil {
+		return false, res.Error
+	}
+	return res.RowsAffected == 0, nil
+}
+
+// split divides a collected amount into the vendor's share and the platform fee; they always sum to amount.
+func (s *Service) split(amount int64) (vendor, fee int64) {
+	v, _ := money.MulDiv(money.Micro(amount), s.cfg.VendorShareBPS, 10_000)
+	return int64(v), amount - int64(v)
+}
+
+// SettleOrder charges an order's buyer and credits the vendor and the platform in one linked set of transfers,
+// then announces order.settled or order.failed.
+func (s *Service) SettleOrder(ctx context.Context, eventID string, o events.OrderPlacedV1) error {
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		now := s.now()
+		if done, err := markProcessed(tx, eventID, now); err != nil || done {
+			return err
+		}
+		if err := s.ensureOrg(tx, o.BuyerOrgID); err != nil {
+			return err
+		}
+		if err := s.ensureVendor(tx, o.VendorOrgID); err != nil {
+			return err
+		}
+		avail, f, _, err := s.available(tx, o.BuyerOrgID, now)
+		if err != nil {
+			return err
+		}
+		if avail < o.AmountMicro {
+			return eventbus.Write(tx, s.outbox, events.OrderFailed, "order-failed-"+o.OrderID, events.OrderFailedV1{
+				OrderID: o.OrderID, Reason: "insufficient_credits", ShortfallMicro: o.AmountMicro - avail, At: now})
+		}
+		parts, _ := f.allocate(o.AmountMicro)
+		vendor, fee := s.split(o.AmountMicro)
+		base := "order:" + o.OrderID
+		var ts []ledger.Transfer
+		for _, id := range sortedKeys(parts) {
+			ts = append(ts, ledger.Transfer{ID: fmt.Sprintf("%s:from:%s", base, id), DebitAccount: id, CreditAccount: AcctOrderClearing,
+				Amount: parts[id], Kind: "order", Ref: o.OrderID})
+		}
+		ts = append(ts,
+			ledger.Transfer{ID: base + ":vendor", DebitAccount: AcctOrderClearing, CreditAccount: vendorAcct(o.VendorOrgID), Amount: vendor, Kind: "order", Ref: o.OrderID},
+			ledger.Transfer{ID: base + ":fee", DebitAccount: AcctOrderClearing, CreditAccount: s.revenueFor(o.OrderID), Amount: fee, Kind: "order", Ref: o.OrderID})
+		if err := ledger.Apply(tx, now, ts...); err != nil {
+			var ie *ledger.InsufficientError
+			if errors.As(err, &ie) {
+				return eventbus.Write(tx, s.outbox, events.OrderFailed, "order-failed-"+o.OrderID, events.OrderFailedV1{
+					OrderID: o.OrderID, Reason: "insufficient_credits", ShortfallMicro: ie.Shortfall, At: now})
+			}
+			if errors.Is(err, ledger.ErrDuplicate) {
+				return nil
+			}
+			return err
+		}
+		return eventbus.Write(tx, s.outbox, events.OrderSettled, "order-settled-"+o.OrderID, events.OrderSettledV1{
+			OrderID: o.OrderID, TransferID: base + ":vendor", At: now})
+	})
+	if err == nil {
+		s.outbox.Kick()
+	}
+	return err
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CreateGrant gives a verified organisation programme credits (from the programme fund) with an expiry and an
+// optional co-funding rule. Staff only; audited.
+func (s *Service) CreateGrant(ctx context.Context, in GrantInput) (Grant, error) {
+	var g Grant
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		now := s.now()
+		var org Org
+		if err := tx.Where("id = ?", in.OrganizationID).Take(&org).Error; err != nil || !org.Verified {
+			if err != nil && !sqldb.IsNotFound(err) {
+				return err
+			}
+			return fmt.Errorf("grant to %s: %w", in.OrganizationID, ErrOrgNotVerified)
+		}
+		if !in.ExpiresAt.After(now) {
+			var f problem.Fields
+			f.Add("expires_at", "in_past", "must be in the future")
+			return f.Err()
+		}
+		g = Grant{ID: newID("grt"), OrgID: org.ID, Amount: in.AmountMicro, ExpiresAt: in.ExpiresAt.UTC(), CofundPercent: in.CofundPercent,
+			Cap: in.CapMicro, Note: in.Note, CreatedBy: in.ActorUserID, CreatedAt: now}
+		if err := tx.Create(&g).Error; err != nil {
+			return err
+		}
+		if err := s.ensureOrg(tx, org.ID); err != nil {
+			return err
+		}
+		if err := ledger.EnsureAccounts(tx, now, ledger.Account{ID: grantAcct(g.ID), Kind: KindGrant, OrgID: org.ID, NoOverdraft: true}); err != nil {
+			return err
+		}
+		if err := ledger.Apply(tx, now, ledger.Transfer{ID: "grant:" + g.ID, DebitAccount: AcctFund, CreditAccount: grantAcct(g.ID),
+			Amount: g.Amount, Kind: "grant", Ref: g.ID}); err != nil {
+			return err
+		}
+		return writeAudit(tx, in.ActorUserID, "grant.create", g.ID, fmt.Sprintf("org=%s amount=%d cofund=%d%% cap=%d expires=%s note=%q",
+			org.ID, g.Amount, g.CofundPercent, g.Cap, g.ExpiresAt.Format(time.RFC3339), g.Note), now)
+	})
+	return g, err
+}
+
+func writeAudit(tx *gorm.DB, actor, action, target, detail string, now time.Time) error {
+	return tx.Create(&audit{ID: newID("aud"), ActorUserID: actor, Action: action, Target: target, Detail: detail, CreatedAt: now}).Error
+}
+
+// ExpireGrants returns the unspent remainder of every grant past its expiry to the programme fund. The
+// transfer ID is derived from the grant, so a sweep that runs twice moves nothing twice.
+func (s *Service) ExpireGrants(ctx context.Context) (int, error) {
+	now := s.now()
+	var due []Grant
+	if err := s.db.WithContext(ctx).Where("expired = ? AND expires_at <= ?", false, now).Find(&due).Error; err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, g := range due {
+		err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+			var cur Grant
+			if err := sqldb.ForUpdate(tx).Where("id = ?", g.ID).Take(&cur).Error; err != nil {
+				return err
+			}
+			if cur.Expired {
+				return nil
+			}
+			accts, err := ledger.Lock(tx, grantAcct(g.ID))
+			if err != nil {
+				return err
+			}
+			rem := accts[grantAcct(g.ID)].Balance
+			if err := ledger.Apply(tx, now, ledger.Transfer{ID: "grant-expiry:" + g.ID, DebitAccount: grantAcct(g.ID), CreditAccount: AcctFund,
+				Amount: rem, Kind: "grant_expiry", Ref: g.ID}); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+				return err
+			}
+			n++
+			return tx.Model(&Grant{}).Where("id = ?", g.ID).Update("expired", true).Error
+		})
+		if err != nil {
+			return n, fmt.Errorf("expire grant %s: %w", g.ID, err)
+		}
+	}
+	return n, nil
+}
+
+// RecordOfflinePayment credits an organisation's wallet for a purchase paid outside Stripe. Staff; audited.
+func (s *Service) RecordOfflinePayment(ctx context.Context, in OfflinePaymentInput) (Purchase, error) {
+	var p Purchase
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		now := s.now()
+		if err := s.ensureOrg(tx, in.OrganizationID); err != nil {
+			return err
+		}
+		p = Purchase{ID: newID("pur"), OrgID: in.OrganizationID, Credits: in.Credits, Amount: int64(money.Credits(in.Credits)),
+			CADCents: in.Credits * s.cfg.CADCentsPerCredit, Method: "offline", Status: "paid", Reference: in.Reference,
+			CreatedBy: in.ActorUserID, CreatedAt: now, UpdatedAt: now}
+		if err := tx.Create(&p).Error; err != nil {
+			return err
+		}
+		if err := ledger.Apply(tx, now, ledger.Transfer{ID: purchaseTransfer(p.ID), DebitAccount: AcctOffline,
+			CreditAccount: walletAcct(p.OrgID), Amount: p.Amount, Kind: "purchase", Ref: p.ID}); err != nil {
+			return err
+		}
+		return writeAudit(tx, in.ActorUserID, "payment.offline", p.ID, fmt.Sprintf("org=%s credits=%d reference=%q", p.OrgID, p.Credits, p.Reference), now)
+	})
+	return p, err
+}
+
+// creditPurchase posts a paid Stripe purchase exactly once (the transfer ID is the purchase's).
+func (s *Service) creditPurchase(tx *gorm.DB, purchaseID, sessionID, paymentIntent string, now time.Time) (bool, error) {
+	var p Purchase
+	if err := sqldb.ForUpdate(tx).Where("id = ?", purchaseID).Take(&p).Error; err != nil {
+		if sqldb.IsNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	updates := map[string]any{"updated_at": now}
+	if paymentIntent != "" {
+		updates["payment_intent"] = paymentIntent
+	}
+	if sessionID != "" && p.SessionID == "" {
+		updates["session_id"] = sessionID
+	}
+	if p.Status == "pending" {
+		updates["status"] = "paid"
+	}
+	if err := tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(updates).Error; err != nil {
+		return false, err
+	}
+	err := ledger.Apply(tx, now, ledger.Transfer{ID: purchaseTransfer(p.ID), DebitAccount: AcctStripeClearing, CreditAccount: walletAcct(p.OrgID),
+		Amount: p.Amount, Kind: "purchase", Ref: p.ID})
+	if errors.Is(err, ledger.ErrDuplicate) {
+		return true, nil
+	}
+	return true, err
+}
+
+// refundPurchase reverses the newly refunded part of a purchase from the wallet, as far as it is unspent and
+// not held; the rest is flagged on the purchase (refund_unrecovered) for staff.
+func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCents int64, eventID string, now time.Time) (bool, error) {
+	var p Purchase
+	if err := sqldb.ForUpdate(tx).Where("payment_intent = ? AND payment_intent <> ''", paymentIntent).Take(&p).Error; err != nil {
+		if sqldb.IsNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	total, err := money.MulDiv(money.Micro(refundedCents), int64(money.PerCredit), s.cfg.CADCentsPerCredit)
+	if err != nil {
+		return false, err
+	}
+	target := min(int64(total), p.Amount)
+	due := target - p.Refunded - p.RefundUnrecovered
+	if due <= 0 {
+		return true, nil
+	}
+	orgs, err := lockOrgs(tx, p.OrgID)
+	if err != nil {
+		return false, err
+	}
+	accts, err := ledger.Lock(tx, walletAcct(p.OrgID))
+	if err != nil {
+		return false, err
+	}
+	var grantFunds int64 // held credits are covered by grants first; only the wallet's excess is recoverable
+	f, err := s.loadFunding(tx, p.OrgID, now)
+	if err != nil {
+		return false, err
+	}
+	for _, g := range f.grants {
+		grantFunds += f.accts[grantAcct(g.ID)].Available()
+	}
+	heldOnWallet := max(orgs[p.OrgID].Held-grantFunds, 0)
+	recover := min(due, max(accts[walletAcct(p.OrgID)].Available()-heldOnWallet, 0))
+	if err := ledger.Apply(tx, now, ledger.Transfer{ID: "refund:" + p.ID + ":" + eventID, DebitAccount: walletAcct(p.OrgID),
+		CreditAccount: AcctStripeClearing, Amount: recover, Kind: "refund", Ref: p.ID}); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+		return false, err
+	}
+	status := "refunded"
+	if due-recover > 0 {
+		s.log.Warn("refund exceeds unspent credits: flagged", "purchase", p.ID, "unrecovered_micro", due-recover)
+	}
+	return true, tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(map[string]any{"refunded": p.Refunded + recover,
+		"refund_unrecovered": p.RefundUnrecovered + due - recover, "status": status, "updated_at": now}).Error
+}
+
+// threshold computes a crossing of 80% or 100% from old to new use.
+func crossed(notified int, used, limit int64) int {
+	if limit <= 0 {
+		return 0
+	}
+	pct := 0
+	switch {
+	case used >= limit:
+		pct = 100
+	case used*10 >= limit*8:
+		pct = 80
+	}
+	if pct > notified {
+		return pct
+	}
+	return 0
+}
+
+func (s *Service) adminEmails(ctx context.Context, orgID string) []string {
+	var emails []string
+	_ = s.db.WithContext(ctx).Model(&Admin{}).Where("org_id = ? AND role IN ?", orgID, []string{"owner", "admin"}).
+		Order("email").Pluck("email", &emails).Error
+	return emails
+}
+
+// notify e-mails organisation admins about threshold events, after the commit that published them.
+func (s *Service) notify(ctx context.Context, evs []events.BudgetThresholdV1) {
+	for _, ev := range evs {
+		to := s.adminEmails(ctx, ev.OrganizationID)
+		if len(to) == 0 {
+			s.log.Info("budget threshold crossed; no admin e-mail known", "org", ev.OrganizationID, "percent", ev.Percent)
+			continue
+		}
+		what := "Your programme grant " + ev.GrantID
+		if strings.HasPrefix(ev.GrantID, "cofund:") {
+			what = "The co-funding of grant " + strings.TrimPrefix(ev.GrantID, "cofund:")
+		}
+		body := fmt.Sprintf("%s has reached %d%% of its limit: %s of %s credits used.\n\nSee your wallet at %s/billing.\n",
+			what, ev.Percent, money.Micro(ev.UsedMicro), money.Micro(ev.LimitMicro), s.cfg.PublicURL)
+		if err := s.mailer.Send(ctx, Mail{To: to, Subject: fmt.Sprintf("Tamarack: %d%% of your credits used", ev.Percent), Body: body}); err != nil {
+			s.log.Warn("budget mail failed", "org", ev.OrganizationID, "err", err)
+		}
+	}
+}

@@ -1,0 +1,258 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/billing/ledger"
+	"github.com/tamarack-ai/tamarack/platform/money"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+)
+
+// Checkout is a created Stripe Checkout Session.
+type Checkout struct {
+	PurchaseID  string `json:"purchase_id"`
+	SessionID   string `json:"session_id"`
+	CheckoutURL string `json:"checkout_url"`
+	Credits     int64  `json:"credits"`
+	CADCents    int64  `json:"cad_cents"`
+}
+
+// PaymentsEnabled reports whether a Stripe key is configured.
+func (s *Service) PaymentsEnabled() bool { return s.stripe != nil }
+
+// StartCheckout records a pending purchase and creates a Stripe Checkout Session (mode payment, CAD) whose
+// client_reference_id is the purchase: the webhook credits exactly that purchase, once. The CAD amount is
+// credits × CADCentsPerCredit cents, in integers.
+func (s *Service) StartCheckout(ctx context.Context, orgID, userID string, credits int64) (Checkout, error) {
+	if s.stripe == nil {
+		return Checkout{}, ErrPaymentsDisabled
+	}
+	p := Purchase{ID: newID("pur"), OrgID: orgID, Credits: credits, Amount: int64(money.Credits(credits)),
+		CADCents: credits * s.cfg.CADCentsPerCredit, Method: "stripe", Status: "pending", CreatedBy: userID, CreatedAt: s.now(), UpdatedAt: s.now()}
+	if err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		if err := s.ensureOrg(tx, orgID); err != nil {
+			return err
+		}
+		return tx.Create(&p).Error
+	}); err != nil {
+		return Checkout{}, err
+	}
+	params := &stripe.CheckoutSessionParams{
+		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
+		ClientReferenceID: stripe.String(p.ID),
+		SuccessURL:        stripe.String(s.cfg.PublicURL + "/billing?purchase=" + p.ID + "&status=success"),
+		CancelURL:         stripe.String(s.cfg.PublicURL + "/billing?purchase=" + p.ID + "&status=cancelled"),
+		LineItems: []*stripe.CheckoutSessionLineItemParams{{
+			Quantity: stripe.Int64(credits),
+			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
+				Currency:   stripe.String("cad"),
+				UnitAmount: stripe.Int64(s.cfg.CADCentsPerCredit),
+				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{
+					Name: stripe.String("Tamarack compute credits"),
+				},
+			},
+		}},
+	}
+	params.AddMetadata("purchase_id", p.ID)
+	params.AddMetadata("organization_id", orgID)
+	params.Context = ctx
+	sess, err := s.stripe.CheckoutSessions.New(params)
+	if err != nil {
+		_ = s.db.WithContext(ctx).Model(&Purchase{}).Where("id = ?", p.ID).Update("status", "failed").Error
+		return Checkout{}, ErrStripeFailed.WithDetail("create checkout session: %v", stripeMessage(err))
+	}
+	if err := s.db.WithContext(ctx).Model(&Purchase{}).Where("id = ?", p.ID).Update("session_id", sess.ID).Error; err != nil {
+		return Checkout{}, err
+	}
+	return Checkout{PurchaseID: p.ID, SessionID: sess.ID, CheckoutURL: sess.URL, Credits: credits, CADCents: p.CADCents}, nil
+}
+
+func stripeMessage(err error) string {
+	var se *stripe.Error
+	if errors.As(err, &se) {
+		return se.Msg
+	}
+	return err.Error()
+}
+
+// WebhookResult says what a webhook did (for logs and tests).
+type WebhookResult struct {
+	Received bool   `json:"received"`
+	Outcome  string `json:"outcome"` // credited, refunded, duplicate, ignored, unknown_purchase, pending_payment
+}
+
+// HandleWebhook verifies a Stripe webhook (signature, 5-minute timestamp tolerance, API version pinned to the
+// SDK's) and applies it once: the event ID is recorded in the same transaction as its effect, and the purchase
+// transfer ID is the purchase's, so replays and completed/async_payment_succeeded both arriving are harmless.
+func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string) (WebhookResult, error) {
+	if s.cfg.Stripe.WebhookSecret == "" {
+		return WebhookResult{}, ErrPaymentsDisabled
+	}
+	ev, err := webhook.ConstructEvent(payload, sig, s.cfg.Stripe.WebhookSecret)
+	if err != nil {
+		return WebhookResult{}, ErrInvalidSignature.WithDetail("%v", err)
+	}
+	res := WebhookResult{Received: true}
+	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		now := s.now()
+		done, err := markProcessed(tx, "stripe:"+ev.ID, now)
+		if err != nil {
+			return err
+		}
+		if done {
+			res.Outcome = "duplicate"
+			return nil
+		}
+		switch ev.Type {
+		case "checkout.session.completed", "checkout.session.async_payment_succeeded":
+			var cs stripe.CheckoutSession
+			if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
+				return ErrInvalidSignature.WithDetail("bad checkout session: %v", err)
+			}
+			if ev.Type == "checkout.session.completed" && cs.PaymentStatus == stripe.CheckoutSessionPaymentStatusUnpaid {
+				res.Outcome = "pending_payment" // delayed methods: async_payment_succeeded credits it
+				return nil
+			}
+			pi := ""
+			if cs.PaymentIntent != nil {
+				pi = cs.PaymentIntent.ID
+			}
+			found, err := s.creditPurchase(tx, cs.ClientReferenceID, cs.ID, pi, now)
+			if err != nil {
+				return err
+			}
+			res.Outcome = "credited"
+			if !found {
+				res.Outcome = "unknown_purchase"
+				s.log.Warn("stripe checkout for an unknown purchase ignored", "event", ev.ID, "client_reference_id", cs.ClientReferenceID)
+			}
+		case "charge.refunded":
+			var ch stripe.Charge
+			if err := json.Unmarshal(ev.Data.Raw, &ch); err != nil {
+				return ErrInvalidSignature.WithDetail("bad charge: %v", err)
+			}
+			pi := ""
+			if ch.PaymentIntent != nil {
+				pi = ch.PaymentIntent.ID
+			}
+			found, err := s.refundPurchase(tx, pi, ch.AmountRefunded, ev.ID, now)
+			if err != nil {
+				return err
+			}
+			res.Outcome = "refunded"
+			if !found {
+				res.Outcome = "unknown_purchase"
+			}
+		default:
+			res.Outcome = "ignored"
+		}
+		return nil
+	})
+	return res, err
+}
+
+// PayoutInput pays a vendor's payable balance (staff).
+type PayoutInput struct {
+	VendorOrgID string `json:"vendor_org_id" validate:"required"`
+	AmountMicro int64  `json:"amount_micro"` // 0 pays the whole payable balance
+	Reference   string `json:"reference" validate:"max=200"`
+	ActorUserID string `json:"-"`
+}
+
+// Validate lists bad fields.
+func (in PayoutInput) Validate() error { return nil }
+
+// Payout is a recorded vendor payout.
+type Payout struct {
+	TransferID       string `json:"transfer_id"`
+	VendorOrgID      string `json:"vendor_org_id"`
+	AmountMicro      int64  `json:"amount_micro"`
+	AmountDisplay    string `json:"amount_display"`
+	CADCents         int64  `json:"cad_cents"`
+	Method           string `json:"method"` // stripe_connect or manual
+	StripeTransferID string `json:"stripe_transfer_id,omitempty"`
+}
+
+// PayVendor moves a vendor's payable balance out of the ledger: through a Stripe Connect transfer to the
+// vendor's connected account when Stripe and the account are configured, else recorded as a manual payout.
+// The CAD amount is floor(micro × cents per credit / 1,000,000); the ledger moves exactly the micro amount.
+func (s *Service) PayVendor(ctx context.Context, in PayoutInput) (Payout, error) {
+	var org Org
+	if err := s.db.WithContext(ctx).Where("id = ?", in.VendorOrgID).Take(&org).Error; err != nil {
+		if sqldb.IsNotFound(err) {
+			return Payout{}, ErrVendorNotFound
+		}
+		return Payout{}, err
+	}
+	accts, err := ledger.Lock(s.db.WithContext(ctx), vendorAcct(org.ID))
+	if err != nil {
+		return Payout{}, ErrNothingToPay
+	}
+	amount := in.AmountMicro
+	if amount <= 0 {
+		amount = accts[vendorAcct(org.ID)].Available()
+	}
+	if amount <= 0 || amount > accts[vendorAcct(org.ID)].Available() {
+		return Payout{}, ErrNothingToPay.WithExtra("payable_micro", accts[vendorAcct(org.ID)].Available())
+	}
+	cents, _ := money.MulDiv(money.Micro(amount), s.cfg.CADCentsPerCredit, int64(money.PerCredit))
+	out := Payout{TransferID: newID("pay"), VendorOrgID: org.ID, AmountMicro: amount, AmountDisplay: money.Micro(amount).String(), CADCents: int64(cents), Method: "manual"}
+	// Reserve first (pending transfer), then call Stripe, then post or void: a crash in between leaves a
+	// visible pending transfer, never money paid twice or lost.
+	pendingID := out.TransferID + ":pending"
+	if err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		return ledger.Apply(tx, s.now(), ledger.Transfer{ID: pendingID, Phase: ledger.PhasePending, DebitAccount: vendorAcct(org.ID),
+			CreditAccount: AcctPayouts, Amount: amount, Kind: "payout", Ref: out.TransferID})
+	}); err != nil {
+		var ie *ledger.InsufficientError
+		if errors.As(err, &ie) {
+			return Payout{}, ErrNothingToPay
+		}
+		return Payout{}, err
+	}
+	if s.stripe != nil && org.StripeAccount != "" {
+		out.Method = "stripe_connect"
+		params := &stripe.TransferParams{Amount: stripe.Int64(out.CADCents), Currency: stripe.String("cad"),
+			Destination: stripe.String(org.StripeAccount), TransferGroup: stripe.String(out.TransferID)}
+		params.Context = ctx
+		params.SetIdempotencyKey(out.TransferID)
+		tr, err := s.stripe.Transfers.New(params)
+		if err != nil {
+			_ = sqldb.Tx(context.WithoutCancel(ctx), s.db, func(tx *gorm.DB) error {
+				return ledger.Apply(tx, s.now(), ledger.Transfer{ID: out.TransferID + ":void", Phase: ledger.PhaseVoidPending, PendingID: &pendingID, Kind: "payout", Ref: out.TransferID})
+			})
+			return Payout{}, ErrStripeFailed.WithDetail("connect transfer: %v", stripeMessage(err))
+		}
+		out.StripeTransferID = tr.ID
+	}
+	err = sqldb.Tx(context.WithoutCancel(ctx), s.db, func(tx *gorm.DB) error {
+		now := s.now()
+		if err := ledger.Apply(tx, now, ledger.Transfer{ID: out.TransferID, Phase: ledger.PhasePostPending, PendingID: &pendingID, Amount: amount,
+			Kind: "payout", Ref: firstNonEmpty(out.StripeTransferID, in.Reference)}); err != nil {
+			return err
+		}
+		return writeAudit(tx, in.ActorUserID, "payout."+out.Method, out.TransferID, fmt.Sprintf("vendor=%s amount=%d cents=%d stripe=%s reference=%q",
+			org.ID, amount, out.CADCents, out.StripeTransferID, in.Reference), now)
+	})
+	return out, err
+}
+
+// SetConnectAccount records a vendor's Stripe Connect account (staff; audited).
+func (s *Service) SetConnectAccount(ctx context.Context, actor, vendorOrgID, account string) error {
+	return sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		if err := s.ensureOrg(tx, vendorOrgID); err != nil {
+			return err
+		}
+		if err := tx.Model(&Org{}).Where("id = ?", vendorOrgID).Update("stripe_account", account).Error; err != nil {
+			return err
+		}
+		return writeAudit(tx, actor, "vendor.connect_account", vendorOrgID, account, s.now())
+	})
+}
