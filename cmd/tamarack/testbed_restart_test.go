@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type server struct {
+type serverProc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	addr string
@@ -56,7 +56,7 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func (s *server) start() {
+func (s *serverProc) start() {
 	s.t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -85,12 +85,12 @@ func (s *server) start() {
 	}
 }
 
-func (s *server) kill() {
+func (s *serverProc) kill() {
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
 	_ = s.cmd.Wait()
 }
 
-func (s *server) stop() {
+func (s *serverProc) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
@@ -101,7 +101,7 @@ func (s *server) stop() {
 	}
 }
 
-func (s *server) bus(ctx context.Context) *eventbus.Bus {
+func (s *serverProc) bus(ctx context.Context) *eventbus.Bus {
 	s.t.Helper()
 	b, err := os.ReadFile(filepath.Join(s.data, "nats.url"))
 	if err != nil {
@@ -114,7 +114,7 @@ func (s *server) bus(ctx context.Context) *eventbus.Bus {
 	return bus
 }
 
-func (s *server) do(method, path, tok, body string, out any) int {
+func (s *serverProc) do(method, path, tok, body string, out any) int {
 	s.t.Helper()
 	var r io.Reader
 	if body != "" {
@@ -148,7 +148,7 @@ type sandboxView struct {
 	StopReason string     `json:"stop_reason"`
 }
 
-func (s *server) waitState(tok, id, state string) sandboxView {
+func (s *serverProc) waitState(tok, id, state string) sandboxView {
 	s.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -192,7 +192,7 @@ func TestServeSIGKILLRestart(t *testing.T) {
 	sme := token("u-sme", "org-sme", "sme", false)
 
 	data := t.TempDir()
-	s := &server{t: t, data: data, addr: freePort(t)}
+	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
 		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn"}
 	s.start()
