@@ -80,7 +80,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (Session, error) {
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditSignup, ActorUserID: u.ID, ActorEmail: u.Email,
-			OrganizationID: o.ID, Target: "organization:" + o.ID, IP: in.IP, Detail: "kind=" + o.Kind})
+			OrganizationID: o.ID, Target: "organization:" + o.ID, IP: in.IP, Detail: details("kind", o.Kind)})
 	})
 	if err != nil {
 		return Session{}, err
@@ -412,7 +412,7 @@ func (s *Service) Invite(ctx context.Context, a Actor, in InviteInput) (Invitati
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditMemberInvited, ActorUserID: a.UserID, ActorEmail: a.Email,
-			OrganizationID: in.OrgID, Target: "email:" + in.Email, IP: a.IP, Detail: "role=" + in.Role})
+			OrganizationID: in.OrgID, Target: "email:" + in.Email, IP: a.IP, Detail: details("role", in.Role)})
 	})
 	if err != nil {
 		return Invitation{}, err
@@ -512,7 +512,7 @@ func (s *Service) Accept(ctx context.Context, a *Actor, in AcceptInput) (Organiz
 			}
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditInvitationAccepted, ActorUserID: u.ID, ActorEmail: u.Email,
-			OrganizationID: org.ID, Target: "user:" + u.ID, IP: ip, Detail: "role=" + inv.Role})
+			OrganizationID: org.ID, Target: "user:" + u.ID, IP: ip, Detail: details("role", inv.Role)})
 	})
 	if err != nil {
 		return Organization{}, "", nil, err
@@ -574,7 +574,7 @@ func (s *Service) ChangeRole(ctx context.Context, a Actor, orgID, userID, role s
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditRoleChanged, ActorUserID: a.UserID, ActorEmail: a.Email,
-			OrganizationID: orgID, Target: "user:" + userID, IP: a.IP, Detail: m.Role + "->" + role})
+			OrganizationID: orgID, Target: "user:" + userID, IP: a.IP, Detail: details("from", m.Role, "to", role)})
 	})
 	if err != nil {
 		return MemberView{}, err
@@ -636,7 +636,7 @@ func (s *Service) RemoveMember(ctx context.Context, a Actor, orgID, userID strin
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditMemberRemoved, ActorUserID: a.UserID, ActorEmail: a.Email,
-			OrganizationID: orgID, Target: "user:" + userID, IP: a.IP, Detail: "role=" + m.Role})
+			OrganizationID: orgID, Target: "user:" + userID, IP: a.IP, Detail: details("role", m.Role)})
 	})
 	if err != nil {
 		return err
@@ -669,7 +669,7 @@ func (s *Service) CreateToken(ctx context.Context, a Actor, in CreateTokenInput)
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditTokenCreated, ActorUserID: a.UserID, ActorEmail: a.Email,
-			OrganizationID: a.OrgID, Target: "api_token:" + t.ID, IP: a.IP, Detail: "scopes=" + t.Scopes})
+			OrganizationID: a.OrgID, Target: "api_token:" + t.ID, IP: a.IP, Detail: details("scopes", in.Scopes, "expires_at", t.ExpiresAt)})
 	})
 	if err != nil {
 		return APIToken{}, "", err
@@ -787,7 +787,7 @@ func (s *Service) Verify(ctx context.Context, a Actor, orgID string, verified bo
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditOrgVerified, ActorUserID: a.UserID, ActorEmail: a.Email,
 			OrganizationID: orgID, Target: "organization:" + orgID, IP: a.IP,
-			Detail: fmt.Sprintf("verified=%t note=%s", verified, note)})
+			Detail: details("verified", verified, "note", note)})
 	})
 	if err != nil {
 		return Organization{}, err
