@@ -146,7 +146,7 @@ type AuditEntry struct {
 	OrganizationID string
 	Target         string // type:id
 	IP             string
-	Detail         string // a JSON object
+	Detail         string    // a JSON object
 	CreatedAt      time.Time `gorm:"autoCreateTime:false"`
 }
 
