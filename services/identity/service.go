@@ -246,6 +246,8 @@ func (s *Service) Refresh(ctx context.Context, token, orgID string, meta Meta) (
 		next   string
 		reused bool
 		rt     RefreshToken
+		org    *Organization
+		role   string
 	)
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		reused = false
@@ -275,9 +277,9 @@ func (s *Service) Refresh(ctx context.Context, token, orgID string, meta Meta) (
 		if want == "" {
 			want = rt.OrganizationID
 		}
-		org, _, err := s.actingOrg(tx, rt.UserID, want)
+		org, role, err = s.actingOrg(tx, rt.UserID, want)
 		if errors.Is(err, ErrOrgNotFound) && orgID == "" {
-			org, _, err = s.actingOrg(tx, rt.UserID, "") // removed from the session's organisation since
+			org, role, err = s.actingOrg(tx, rt.UserID, "") // removed from the session's organisation since
 		}
 		if err != nil {
 			return err
@@ -291,21 +293,9 @@ func (s *Service) Refresh(ctx context.Context, token, orgID string, meta Meta) (
 	if reused {
 		return Session{}, ErrRefreshReused
 	}
-	db := s.db.WithContext(ctx)
-	u, err := userByID(db, rt.UserID)
+	u, err := userByID(s.db.WithContext(ctx), rt.UserID)
 	if err != nil {
 		return Session{}, ErrInvalidRefresh
-	}
-	want := orgID
-	if want == "" {
-		want = rt.OrganizationID
-	}
-	org, role, err := s.actingOrg(db, u.ID, want)
-	if err != nil {
-		org, role, err = s.actingOrg(db, u.ID, "")
-		if err != nil {
-			return Session{}, err
-		}
 	}
 	return s.session(ctx, u, org, role, next)
 }
