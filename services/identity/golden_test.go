@@ -19,10 +19,6 @@ func shapeOf(v any) any {
 	case map[string]any:
 		out := map[string]any{}
 		for k, val := range x {
-			if k == "request_id" || k == "detail" {
-				out[k] = "string"
-				continue
-			}
 			out[k] = shapeOf(val)
 		}
 		return out

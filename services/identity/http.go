@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -156,7 +157,7 @@ type membershipJSON struct {
 type meResponse struct {
 	User                 meUserJSON       `json:"user"`
 	Memberships          []membershipJSON `json:"memberships"`
-	ActiveOrganizationID string           `json:"active_organization_id"`
+	ActiveOrganizationID *string          `json:"active_organization_id" doc:"null when the user belongs to no organisation"`
 }
 
 type staffOrgJSON struct {
@@ -228,9 +229,10 @@ type acceptResponse struct {
 }
 
 type createTokenRequest struct {
-	Name      string   `json:"name"`
-	Scopes    []string `json:"scopes" doc:"read, write"`
-	ExpiresAt string   `json:"expires_at" doc:"RFC 3339, at most one year ahead"`
+	Name          string   `json:"name"`
+	Scopes        []string `json:"scopes" doc:"read, write"`
+	ExpiresAt     string   `json:"expires_at,omitempty" doc:"RFC 3339, at most one year ahead; or expires_in_days"`
+	ExpiresInDays *int     `json:"expires_in_days,omitempty" doc:"1 to 366; or expires_at"`
 }
 
 type tokenJSON struct {
@@ -249,15 +251,16 @@ type createdTokenJSON struct {
 }
 
 type auditJSON struct {
-	ID             string    `json:"id"`
-	Action         string    `json:"action"`
-	ActorUserID    string    `json:"actor_user_id,omitempty"`
-	ActorEmail     string    `json:"actor_email,omitempty"`
-	OrganizationID string    `json:"organization_id,omitempty"`
-	Target         string    `json:"target,omitempty"`
-	IP             string    `json:"ip,omitempty"`
-	Detail         string    `json:"detail,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
+	ID             string         `json:"id"`
+	At             time.Time      `json:"at"`
+	Action         string         `json:"action"`
+	ActorID        string         `json:"actor_id,omitempty"`
+	ActorEmail     string         `json:"actor_email,omitempty"`
+	OrganizationID string         `json:"organization_id,omitempty"`
+	TargetType     string         `json:"target_type,omitempty" doc:"organization, user, email, api_token, session, kid"`
+	TargetID       string         `json:"target_id,omitempty"`
+	IP             string         `json:"ip,omitempty"`
+	Detail         map[string]any `json:"detail,omitempty"`
 }
 
 // Converters.
@@ -284,7 +287,15 @@ func toTokenJSON(t APIToken) tokenJSON {
 		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
 }
 
-func toAuditJSON(e AuditEntry) auditJSON { return auditJSON(e) }
+func toAuditJSON(e AuditEntry) auditJSON {
+	typ, id, _ := strings.Cut(e.Target, ":")
+	out := auditJSON{ID: e.ID, At: e.CreatedAt, Action: e.Action, ActorID: e.ActorUserID, ActorEmail: e.ActorEmail,
+		OrganizationID: e.OrganizationID, TargetType: typ, TargetID: id, IP: e.IP}
+	if e.Detail != "" {
+		_ = json.Unmarshal([]byte(e.Detail), &out.Detail)
+	}
+	return out
+}
 
 func actorOf(c *fiber.Ctx) Actor {
 	p := web.PrincipalOf(c)
@@ -349,7 +360,10 @@ func (h handler) me(c *fiber.Ctx) error {
 		return err
 	}
 	out := meResponse{User: meUserJSON{userJSON: toUserJSON(u), CreatedAt: u.CreatedAt},
-		Memberships: make([]membershipJSON, 0, len(ms)), ActiveOrganizationID: p.OrgID}
+		Memberships: make([]membershipJSON, 0, len(ms))}
+	if p.OrgID != "" {
+		out.ActiveOrganizationID = &p.OrgID
+	}
 	for _, m := range ms {
 		out.Memberships = append(out.Memberships, membershipJSON{Organization: toOrgJSON(m.Org), Role: m.Role})
 	}
@@ -405,7 +419,10 @@ func (h handler) organizations(c *fiber.Ctx) error {
 
 func (h handler) verify(c *fiber.Ctx) error {
 	var req verifyRequest
-	if err := web.Bind(c, &req); err != nil {
+	if len(strings.TrimSpace(string(c.Body()))) == 0 {
+		yes := true // an empty body verifies
+		req.Verified = &yes
+	} else if err := web.Bind(c, &req); err != nil {
 		return err
 	}
 	o, err := h.svc.Verify(c.UserContext(), actorOf(c), c.Params("org_id"), *req.Verified, strings.TrimSpace(req.Note))
@@ -524,14 +541,25 @@ func (h handler) createToken(c *fiber.Ctx) error {
 		return err
 	}
 	in := CreateTokenInput{Name: req.Name, Scopes: req.Scopes}
-	if req.ExpiresAt != "" {
+	var f problem.Fields
+	switch {
+	case req.ExpiresAt != "" && req.ExpiresInDays != nil:
+		f.Add("expires_in_days", "conflict", "give expires_at or expires_in_days, not both")
+	case req.ExpiresInDays != nil:
+		if d := *req.ExpiresInDays; d < 1 || d > 366 {
+			f.Add("expires_in_days", "out_of_range", "must be from 1 to 366")
+		} else {
+			in.ExpiresAt = h.svc.clock.Now().Add(time.Duration(d) * 24 * time.Hour)
+		}
+	case req.ExpiresAt != "":
 		t, err := time.Parse(time.RFC3339, req.ExpiresAt)
 		if err != nil {
-			var f problem.Fields
 			f.Add("expires_at", "format", "must be an RFC 3339 time, e.g. 2027-01-31T00:00:00Z")
-			return f.Err()
 		}
 		in.ExpiresAt = t
+	}
+	if err := f.Err(); err != nil {
+		return err
 	}
 	t, token, err := h.svc.CreateToken(c.UserContext(), actorOf(c), in)
 	if err != nil {
@@ -552,7 +580,7 @@ func (h handler) audit(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	f := AuditFilter{OrgID: c.Query("organization_id"), Action: c.Query("action"), Actor: c.Query("actor_user_id"), Limit: page.Limit}
+	f := AuditFilter{OrgID: c.Query("organization_id"), Action: c.Query("action"), Actor: c.Query("actor_id"), Limit: page.Limit}
 	if page.Cursor != "" {
 		if err := web.DecodeCursor(page.Cursor, &f.Before); err != nil {
 			return err
@@ -611,7 +639,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "DELETE", Path: Base + "/tokens/:id", Summary: "Revoke an API token", Tag: tag, Auth: "user", Status: 204,
 			Problems: []string{"token_not_found"}},
 		openapi.Op{Method: "GET", Path: Base + "/audit", Summary: "Audit log (staff: all; org admins: their organisation)", Tag: tag, Auth: "org_admin",
-			Query:    append([]openapi.Param{{Name: "action"}, {Name: "actor_user_id"}, {Name: "organization_id", Description: "staff only"}}, page...),
+			Query:    append([]openapi.Param{{Name: "action"}, {Name: "actor_id"}, {Name: "organization_id", Description: "staff only"}}, page...),
 			Response: web.List[auditJSON]{}},
 	)
 }

@@ -144,9 +144,9 @@ type AuditEntry struct {
 	ActorUserID    string
 	ActorEmail     string
 	OrganizationID string
-	Target         string
+	Target         string // type:id
 	IP             string
-	Detail         string
+	Detail         string    // a JSON object
 	CreatedAt      time.Time `gorm:"autoCreateTime:false"`
 }
 
@@ -336,7 +336,7 @@ func (in *CreateTokenInput) validate(now time.Time) error {
 	in.Scopes = scopes
 	switch {
 	case in.ExpiresAt.IsZero():
-		f.Add("expires_at", "required", "is required (at most one year ahead)")
+		f.Add("expires_at", "required", "expires_at or expires_in_days is required (at most one year ahead)")
 	case !in.ExpiresAt.After(now):
 		f.Add("expires_at", "in_past", "must be in the future")
 	case in.ExpiresAt.After(now.Add(MaxAPITokenLifetime)):

@@ -80,7 +80,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (Session, error) {
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditSignup, ActorUserID: u.ID, ActorEmail: u.Email,
-			OrganizationID: o.ID, Target: "organization:" + o.ID, IP: in.IP, Detail: "kind=" + o.Kind})
+			OrganizationID: o.ID, Target: "organization:" + o.ID, IP: in.IP, Detail: details("kind", o.Kind)})
 	})
 	if err != nil {
 		return Session{}, err
@@ -246,6 +246,8 @@ func (s *Service) Refresh(ctx context.Context, token, orgID string, meta Meta) (
 		next   string
 		reused bool
 		rt     RefreshToken
+		org    *Organization
+		role   string
 	)
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		reused = false
@@ -275,9 +277,9 @@ func (s *Service) Refresh(ctx context.Context, token, orgID string, meta Meta) (
 		if want == "" {
 			want = rt.OrganizationID
 		}
-		org, _, err := s.actingOrg(tx, rt.UserID, want)
+		org, role, err = s.actingOrg(tx, rt.UserID, want)
 		if errors.Is(err, ErrOrgNotFound) && orgID == "" {
-			org, _, err = s.actingOrg(tx, rt.UserID, "") // removed from the session's organisation since
+			org, role, err = s.actingOrg(tx, rt.UserID, "") // removed from the session's organisation since
 		}
 		if err != nil {
 			return err
@@ -291,21 +293,9 @@ func (s *Service) Refresh(ctx context.Context, token, orgID string, meta Meta) (
 	if reused {
 		return Session{}, ErrRefreshReused
 	}
-	db := s.db.WithContext(ctx)
-	u, err := userByID(db, rt.UserID)
+	u, err := userByID(s.db.WithContext(ctx), rt.UserID)
 	if err != nil {
 		return Session{}, ErrInvalidRefresh
-	}
-	want := orgID
-	if want == "" {
-		want = rt.OrganizationID
-	}
-	org, role, err := s.actingOrg(db, u.ID, want)
-	if err != nil {
-		org, role, err = s.actingOrg(db, u.ID, "")
-		if err != nil {
-			return Session{}, err
-		}
 	}
 	return s.session(ctx, u, org, role, next)
 }
@@ -412,7 +402,7 @@ func (s *Service) Invite(ctx context.Context, a Actor, in InviteInput) (Invitati
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditMemberInvited, ActorUserID: a.UserID, ActorEmail: a.Email,
-			OrganizationID: in.OrgID, Target: "email:" + in.Email, IP: a.IP, Detail: "role=" + in.Role})
+			OrganizationID: in.OrgID, Target: "email:" + in.Email, IP: a.IP, Detail: details("role", in.Role)})
 	})
 	if err != nil {
 		return Invitation{}, err
@@ -512,7 +502,7 @@ func (s *Service) Accept(ctx context.Context, a *Actor, in AcceptInput) (Organiz
 			}
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditInvitationAccepted, ActorUserID: u.ID, ActorEmail: u.Email,
-			OrganizationID: org.ID, Target: "user:" + u.ID, IP: ip, Detail: "role=" + inv.Role})
+			OrganizationID: org.ID, Target: "user:" + u.ID, IP: ip, Detail: details("role", inv.Role)})
 	})
 	if err != nil {
 		return Organization{}, "", nil, err
@@ -574,7 +564,7 @@ func (s *Service) ChangeRole(ctx context.Context, a Actor, orgID, userID, role s
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditRoleChanged, ActorUserID: a.UserID, ActorEmail: a.Email,
-			OrganizationID: orgID, Target: "user:" + userID, IP: a.IP, Detail: m.Role + "->" + role})
+			OrganizationID: orgID, Target: "user:" + userID, IP: a.IP, Detail: details("from", m.Role, "to", role)})
 	})
 	if err != nil {
 		return MemberView{}, err
@@ -636,7 +626,7 @@ func (s *Service) RemoveMember(ctx context.Context, a Actor, orgID, userID strin
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditMemberRemoved, ActorUserID: a.UserID, ActorEmail: a.Email,
-			OrganizationID: orgID, Target: "user:" + userID, IP: a.IP, Detail: "role=" + m.Role})
+			OrganizationID: orgID, Target: "user:" + userID, IP: a.IP, Detail: details("role", m.Role)})
 	})
 	if err != nil {
 		return err
@@ -669,7 +659,7 @@ func (s *Service) CreateToken(ctx context.Context, a Actor, in CreateTokenInput)
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditTokenCreated, ActorUserID: a.UserID, ActorEmail: a.Email,
-			OrganizationID: a.OrgID, Target: "api_token:" + t.ID, IP: a.IP, Detail: "scopes=" + t.Scopes})
+			OrganizationID: a.OrgID, Target: "api_token:" + t.ID, IP: a.IP, Detail: details("scopes", in.Scopes, "expires_at", t.ExpiresAt)})
 	})
 	if err != nil {
 		return APIToken{}, "", err
@@ -787,7 +777,7 @@ func (s *Service) Verify(ctx context.Context, a Actor, orgID string, verified bo
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditOrgVerified, ActorUserID: a.UserID, ActorEmail: a.Email,
 			OrganizationID: orgID, Target: "organization:" + orgID, IP: a.IP,
-			Detail: fmt.Sprintf("verified=%t note=%s", verified, note)})
+			Detail: details("verified", verified, "note", note)})
 	})
 	if err != nil {
 		return Organization{}, err

@@ -44,6 +44,13 @@ func TestStaffOrganizationsAndVerification(t *testing.T) {
 			t.Fatalf("verify: %s", v.raw)
 		}
 		want(t, e.do("POST", api+"/organizations/missing/verify", st.access, map[string]any{"verified": true}), 404, "organization_not_found")
+		// Un-verify, then verify with an empty body (the web UI's button).
+		want(t, e.do("POST", api+"/organizations/"+sme.orgID+"/verify", st.access, map[string]any{"verified": false, "note": "oops"}), 200, "")
+		ev := e.do("POST", api+"/organizations/"+sme.orgID+"/verify", st.access, nil)
+		want(t, ev, 200, "")
+		if ev.body["verified"] != true {
+			t.Fatalf("empty-body verify: %s", ev.raw)
+		}
 		ver := e.do("GET", api+"/organizations?verified=true", st.access, nil)
 		if n := len(ver.body["items"].([]any)); n != 2 { // programme + sme
 			t.Fatalf("verified filter: %s", ver.raw)
@@ -55,10 +62,13 @@ func TestStaffOrganizationsAndVerification(t *testing.T) {
 		}
 
 		// Staff read every audit entry and filter them.
-		au := e.do("GET", api+"/audit?action=organization_verified", st.access, nil)
+		au := e.do("GET", api+"/audit?action=organization_verified&limit=1", st.access, nil)
 		want(t, au, 200, "")
 		items := au.body["items"].([]any)
-		if len(items) != 1 || items[0].(map[string]any)["actor_user_id"] != st.userID || items[0].(map[string]any)["organization_id"] != sme.orgID {
+		if d, _ := items[0].(map[string]any)["detail"].(map[string]any); d["verified"] != true || d["note"] != "" {
+			t.Fatalf("audit detail: %s", au.raw)
+		}
+		if len(items) != 1 || items[0].(map[string]any)["actor_id"] != st.userID || items[0].(map[string]any)["organization_id"] != sme.orgID {
 			t.Fatalf("audit: %s", au.raw)
 		}
 		// Pagination, newest first.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -117,6 +118,16 @@ func members(db *gorm.DB, orgID, after string, limit int) ([]MemberView, error) 
 	}
 	err := q.Order("m.user_id").Limit(limit + 1).Scan(&rows).Error
 	return rows, err
+}
+
+// details encodes key/value pairs as the JSON object of an audit entry's detail.
+func details(kv ...any) string {
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[fmt.Sprint(kv[i])] = kv[i+1]
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 func (s *Service) writeAudit(db *gorm.DB, e AuditEntry) error {

@@ -25,6 +25,17 @@ func TestAPITokens(t *testing.T) {
 			want(t, e.do("POST", api+"/tokens", a.access, body), 422, "validation_failed")
 		}
 
+		for _, body := range []map[string]any{
+			{"name": "x", "scopes": []string{"read"}, "expires_in_days": 0},
+			{"name": "x", "scopes": []string{"read"}, "expires_in_days": 367},
+			{"name": "x", "scopes": []string{"read"}, "expires_in_days": 30, "expires_at": exp},
+		} {
+			want(t, e.do("POST", api+"/tokens", a.access, body), 422, "validation_failed")
+		}
+		days := e.do("POST", api+"/tokens", a.access, map[string]any{"name": "days", "scopes": []string{"read", "write"}, "expires_in_days": 366})
+		want(t, days, 201, "")
+		want(t, e.do("DELETE", api+"/tokens/"+days.str("id"), a.access, nil), 204, "")
+
 		r := e.do("POST", api+"/tokens", a.access, map[string]any{"name": "ci", "scopes": []string{"read"}, "expires_at": exp})
 		want(t, r, 201, "")
 		ro := r.str("token")
