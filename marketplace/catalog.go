@@ -157,10 +157,21 @@ func (s *Service) search(ctx context.Context, in SearchInput, cur searchCursor) 
 			args = append(args, fq)
 			score = "ts_rank_cd(c.search, to_tsquery('english', '" + strings.ReplaceAll(fq, "'", "") + "'))"
 		} else {
+			// The words match the text columns; equality filters also match their tokens in the filters
+			// column, so FTS5 intersects them before any row is joined.
+			fq = "{title summary body} : (" + fq + ")"
+			for _, ft := range []struct {
+				f byte
+				v string
+			}{{'k', in.Kind}, {'l', in.License}, {'r', in.Residency}, {'g', in.GPUModel}} {
+				if ft.v != "" {
+					fq += ` AND filters : "` + filterToken(ft.f, ft.v) + `"`
+				}
+			}
 			from = "market_catalog_fts f JOIN market_catalog c ON c.doc_id = f.rowid"
 			where = append(where, "market_catalog_fts MATCH ?")
 			args = append(args, fq)
-			score = "-bm25(market_catalog_fts, 10.0, 4.0, 1.0)"
+			score = "-bm25(market_catalog_fts, 10.0, 4.0, 1.0, 0.0)"
 		}
 	} else if in.Sort == "relevance" {
 		in.Sort = "newest"

@@ -119,6 +119,22 @@ type catalogRow struct {
 	Visibility    string
 	PriceMinMicro int64
 	PublishedAt   int64
+	Filters       string
+}
+
+// filterToken is the full-text token standing for one filter value: a letter for the filter, then the
+// value's letters and digits ("kmodel", "lapache20"). Values that collide only prune less: the SQL
+// predicates still decide.
+func filterToken(filter byte, value string) string {
+	var b strings.Builder
+	b.WriteString("zz")
+	b.WriteByte(filter)
+	for _, r := range strings.ToLower(value) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func newCatalogRow(l listingRow, v versionRow, c Content, vendorName string, at time.Time) catalogRow {
@@ -138,22 +154,24 @@ func newCatalogRow(l listingRow, v versionRow, c Content, vendorName string, at 
 		Kind: l.Kind, Slug: l.Slug, Title: c.Title, Summary: c.Summary, Body: strings.Join(body, "\n"),
 		Tags: string(tags), License: c.License.SPDX, GPUModel: gpu, Residency: c.Residency,
 		CanadianIP: c.CanadianIP, Gated: c.Gated, Visibility: c.Visibility, PriceMinMicro: c.minPrice(),
-		PublishedAt: at.UnixNano()}
+		PublishedAt: at.UnixNano(), Filters: strings.Join([]string{filterToken('k', l.Kind), filterToken('l', c.License.SPDX),
+			filterToken('r', c.Residency), filterToken('g', gpu)}, " ")}
 }
 
 // putCatalog inserts or replaces a listing's catalogue entry with its tags and visibility list. The
 // engine's full-text index follows (an FTS5 trigger on SQLite, a generated tsvector on Postgres).
 func putCatalog(tx *gorm.DB, r catalogRow, tags, visibleTo []string) error {
 	err := tx.Exec(`INSERT INTO market_catalog (listing_id, version_id, vendor_org_id, vendor_name, kind, slug, title,
-		summary, body, tags, license, gpu_model, residency, canadian_ip, gated, visibility, price_min_micro, published_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		summary, body, tags, license, gpu_model, residency, canadian_ip, gated, visibility, price_min_micro, published_at, filters)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (listing_id) DO UPDATE SET version_id = excluded.version_id, vendor_name = excluded.vendor_name,
 		slug = excluded.slug, title = excluded.title, summary = excluded.summary, body = excluded.body,
 		tags = excluded.tags, license = excluded.license, gpu_model = excluded.gpu_model,
 		residency = excluded.residency, canadian_ip = excluded.canadian_ip, gated = excluded.gated,
-		visibility = excluded.visibility, price_min_micro = excluded.price_min_micro, published_at = excluded.published_at`,
+		visibility = excluded.visibility, price_min_micro = excluded.price_min_micro, published_at = excluded.published_at,
+		filters = excluded.filters`,
 		r.ListingID, r.VersionID, r.VendorOrgID, r.VendorName, r.Kind, r.Slug, r.Title, r.Summary, r.Body, r.Tags,
-		r.License, r.GPUModel, r.Residency, r.CanadianIP, r.Gated, r.Visibility, r.PriceMinMicro, r.PublishedAt).Error
+		r.License, r.GPUModel, r.Residency, r.CanadianIP, r.Gated, r.Visibility, r.PriceMinMicro, r.PublishedAt, r.Filters).Error
 	if err != nil {
 		return fmt.Errorf("catalogue %s: %w", r.ListingID, err)
 	}

@@ -20,6 +20,7 @@ CREATE TABLE market_catalog (
     visibility TEXT NOT NULL,
     price_min_micro BIGINT NOT NULL,
     published_at BIGINT NOT NULL,
+    filters TEXT NOT NULL DEFAULT '', -- used by SQLite's FTS5 only; kept so both engines share one INSERT
     search tsvector GENERATED ALWAYS AS (
         setweight(to_tsvector('english', title), 'A') ||
         setweight(to_tsvector('english', summary), 'B') ||

@@ -1,0 +1,57 @@
+package marketplace
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+)
+
+// TestLargeUploadStreams: an artifact larger than the app's body limit streams through (the limit that
+// applies is the marketplace's own), with a Digest header, and replaces a same-name artifact.
+func TestLargeUploadStreams(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
+	e := newEnv(t, db, Config{MaxFileBytes: 8 << 20})
+	l := e.createListing(vendorAdmin, modelListing("big"))
+	const size = 3 << 20 // the test app's body limit is 1 MiB
+	body := io.LimitReader(repeatReader('w'), size)
+	h := sha256.New()
+	_, _ = io.Copy(h, io.LimitReader(repeatReader('w'), size))
+	digest := "sha-256=" + base64.StdEncoding.EncodeToString(h.Sum(nil))
+	path := "listings/" + l.ID + "/versions/1/artifacts/weights.bin"
+	r := e.do(vendorAdmin, "PUT", path, body, "Digest", digest, "Content-Length", "-1")
+	expect(t, r, 201, "")
+	var a artifactJSON
+	r.json(t, &a)
+	if a.SizeBytes != size {
+		t.Fatalf("size %d", a.SizeBytes)
+	}
+	// A declared Content-Length above the app's body limit streams too.
+	r = e.do(vendorAdmin, "PUT", "listings/"+l.ID+"/versions/1/artifacts/declared.bin", bytes.Repeat([]byte{'d'}, 2<<20))
+	expect(t, r, 201, "")
+	r = e.do(vendorAdmin, "PUT", "listings/"+l.ID+"/versions/1/artifacts/declared.bin", strings.NewReader("gone"))
+	expect(t, r, 201, "")
+	r = e.do(vendorAdmin, "PUT", path, strings.NewReader("small now"))
+	expect(t, r, 201, "")
+	if n := count(t, db, "market_artifacts"); n != 2 {
+		t.Fatalf("%d artifacts after replacing", n)
+	}
+	if files := filesUnder(t, e.blobs); len(files) != 2 {
+		t.Fatalf("replaced blob left behind: %v", files)
+	}
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
