@@ -613,6 +613,16 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) 
 		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "too_long",
 			Message: fmt.Sprintf("the listing allows at most %d minutes in total; %d already booked", max, sb.DurationMinutes)}}.Err()
 	}
+	if sb.ExpiresMS > 0 {
+		// The added time must not take devices that reservations need after the current expiry.
+		x := s.index()
+		x.mu.Lock()
+		free := x.minFreeLocked(sb.PoolID, sb.GPUModel, sb.ExpiresMS, sb.ExpiresMS+int64(minutes)*60_000)
+		x.mu.Unlock()
+		if free < sb.GPUCount {
+			return Sandbox{}, ErrNoCapacity.WithDetail("the devices are reserved within the next %d minutes after the current expiry", minutes)
+		}
+	}
 	if _, err := s.holds.Hold(ctx, events.HoldRequestV1{Action: "extend", SandboxID: sb.ID, OrganizationID: sb.OrgID,
 		ListingID: sb.ListingID, VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel,
 		GPUCount: sb.GPUCount, PricePerGPUHour: sb.PricePerGPUHour, Seconds: int64(minutes) * 60}); err != nil {
