@@ -87,6 +87,9 @@ func (s *Service) transition(tx *gorm.DB, sb *Sandbox, to, reason string, at tim
 func (s *Service) committed(sb *Sandbox) {
 	if sb.Terminal() {
 		s.index().release(sb.ID)
+		s.mu.Lock()
+		delete(s.touched, sb.ID)
+		s.mu.Unlock()
 	}
 	s.outbox.Kick()
 }
@@ -684,6 +687,13 @@ type SandboxCursor struct {
 // Writes are throttled to one per 10 seconds per sandbox.
 func (s *Service) Touch(ctx context.Context, id string) {
 	now := ms(s.clock.Now())
+	s.mu.Lock()
+	if now-s.touched[id] < 10_000 {
+		s.mu.Unlock()
+		return
+	}
+	s.touched[id] = now
+	s.mu.Unlock()
 	_ = s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ? AND activity_ms < ?", id, now-10_000).
 		Update("activity_ms", now).Error
 }

@@ -101,7 +101,8 @@ type Service struct {
 	idx      *index
 
 	mu       sync.Mutex
-	inflight map[string]bool // sandboxes a goroutine is provisioning or stopping
+	inflight map[string]bool  // sandboxes a goroutine is provisioning or stopping
+	touched  map[string]int64 // last activity written per sandbox (unix ms), to throttle writes
 	wg       sync.WaitGroup
 	loaded   bool
 	lastMeta time.Time
@@ -136,7 +137,7 @@ func New(d Deps) (*Service, error) {
 	}
 	return &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends,
 		opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
-		inflight: map[string]bool{}}, nil
+		inflight: map[string]bool{}, touched: map[string]int64{}}, nil
 }
 
 // Outbox is the service's outbox relay (tests flush it).
