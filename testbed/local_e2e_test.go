@@ -29,11 +29,12 @@ import (
 // TestLocalBackendEndToEnd launches a real bubblewrap sandbox through the HTTP API, sees it running, reads
 // its logs (SSE), runs echo in its terminal (WebSocket), reaches a port through the proxy, stops it, and
 // finds its usage events in JetStream summing to its running time.
-func TestLocalBackendEndToEnd(t *testing.T) {
+func TestLocalBackendEndToEnd(t *testing.T) { natstest.Each(t, localEndToEnd) }
+
+func localEndToEnd(t *testing.T, bus *eventbus.Bus) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	bus := natstest.Start(t)
 	if err := bus.EnsureStreams(ctx, events.TestbedStream); err != nil {
 		t.Fatal(err)
 	}
