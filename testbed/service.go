@@ -86,6 +86,7 @@ func (s *Service) transition(tx *gorm.DB, sb *Sandbox, to, reason string, at tim
 // committed runs after a transaction that changed sb commits.
 func (s *Service) committed(sb *Sandbox) {
 	if sb.Terminal() {
+		s.metrics.stops.WithLabelValues(sb.State, sb.StopReason).Inc()
 		s.index().release(sb.ID)
 		s.mu.Lock()
 		delete(s.touched, sb.ID)
@@ -112,6 +113,7 @@ func (s *Service) meter(tx *gorm.DB, sb *Sandbox, endMS int64, final bool) error
 		VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel, DeviceCount: sb.GPUCount,
 		Seq: sb.UsageSeq, Start: fromMS(sb.UsageEndMS), End: fromMS(endMS), Millis: endMS - sb.UsageEndMS, Final: final}
 	sb.UsageEndMS = endMS
+	s.metrics.samples.Inc()
 	if err := eventbusWrite(tx, s, events.SandboxUsage, fmt.Sprintf("%s-%d", sb.ID, sb.UsageSeq), ev); err != nil {
 		return err
 	}
@@ -139,7 +141,12 @@ func (s *Service) update(ctx context.Context, id string, fn func(tx *gorm.DB, sb
 // Launch accepts a sandbox request: it validates it against the listing, checks capacity, asks billing for
 // a hold, records the sandbox (requested), places it (scheduled, devices claimed) and starts provisioning in
 // the background. It returns the sandbox as accepted (state requested).
-func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox, error) {
+func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (sb Sandbox, err error) {
+	defer func() { s.metrics.launched(err) }()
+	return s.launch(ctx, c, in)
+}
+
+func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox, error) {
 	if err := in.Validate(); err != nil {
 		return Sandbox{}, err
 	}
@@ -420,6 +427,7 @@ func (s *Service) started(ctx context.Context, id string, st backend.Status) err
 		}
 		switch sb.State {
 		case StateProvisioning:
+			s.metrics.toRunning.Observe(float64(sb.StartedMS-sb.CreatedMS) / 1000)
 			return s.transition(tx, sb, StateRunning, "", s.clock.Now())
 		default:
 			return tx.Save(sb).Error // stopping (asked while starting) or already ended
