@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/platform/problem"
@@ -256,4 +257,9 @@ func asProblem(t testing.TB, err error) *problem.Problem {
 		t.Fatalf("not a problem: %v", err)
 	}
 	return p
+}
+
+func dbtestOpenSQLite(t testing.TB) *gorm.DB {
+	t.Helper()
+	return dbtest.Open(t, sqldb.SQLite, migrations()...)
 }

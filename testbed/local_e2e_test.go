@@ -29,11 +29,12 @@ import (
 // TestLocalBackendEndToEnd launches a real bubblewrap sandbox through the HTTP API, sees it running, reads
 // its logs (SSE), runs echo in its terminal (WebSocket), reaches a port through the proxy, stops it, and
 // finds its usage events in JetStream summing to its running time.
-func TestLocalBackendEndToEnd(t *testing.T) {
+func TestLocalBackendEndToEnd(t *testing.T) { natstest.Each(t, localEndToEnd) }
+
+func localEndToEnd(t *testing.T, bus *eventbus.Bus) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	bus := natstest.Start(t)
 	if err := bus.EnsureStreams(ctx, events.TestbedStream); err != nil {
 		t.Fatal(err)
 	}
@@ -164,12 +165,34 @@ func TestLocalBackendEndToEnd(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A following log stream ends with an end event when the sandbox stops.
+	followed := make(chan string, 1)
+	go func() { // no t.Fatal off the test goroutine: errors arrive as the body
+		req, _ := http.NewRequest("GET", base+"/sandboxes/"+sb.ID+"/logs", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			followed <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		followed <- string(b)
+	}()
 	for _, id := range []string{sb.ID, jl.ID} {
 		if code := doJSON(t, "POST", base+"/sandboxes/"+id+"/stop", tok, "", nil); code != 202 {
 			t.Fatalf("stop: %d", code)
 		}
 	}
 	final := waitState(t, base, tok, sb.ID, StateStopped)
+	select {
+	case body := <-followed:
+		if !strings.Contains(body, "ready") || !strings.HasSuffix(body, "event: end\ndata: {}\n\n") {
+			t.Fatalf("followed logs: %q", body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the followed log stream did not end with the sandbox")
+	}
 	waitState(t, base, tok, jl.ID, StateStopped)
 	var prob map[string]any
 	if code := doJSON(t, "GET", base+"/sandboxes/"+sb.ID+"/terminal", tok, "", &prob); code != 409 || prob["code"] != "sandbox_not_running" {

@@ -290,8 +290,14 @@ func TestNoCapacityNextFree(t *testing.T) {
 		if !errors.Is(err, ErrNoCapacity) {
 			t.Fatalf("sandbox over a reservation: %v", err)
 		}
-		// ...but fits before it, and the reserving org may use its own reservation.
-		f.launch(t, sme(), 8, 30)
+		// ...but fits before it, and cannot be extended into it; the reserving org may use its own reservation.
+		before := f.launch(t, sme(), 8, 30)
+		if _, err := f.svc.Extend(ctx, sme(), before.ID, 10); !errors.Is(err, ErrNoCapacity) {
+			t.Fatalf("extend into a reservation: %v", err)
+		}
+		if err := f.sim.Exit(before.ID, 0); err != nil {
+			t.Fatal(err)
+		}
 		f.clk.Set(start)
 		f.tick(t)
 		f.launch(t, other(), 8, 60)

@@ -86,7 +86,11 @@ func (s *Service) transition(tx *gorm.DB, sb *Sandbox, to, reason string, at tim
 // committed runs after a transaction that changed sb commits.
 func (s *Service) committed(sb *Sandbox) {
 	if sb.Terminal() {
+		s.metrics.stops.WithLabelValues(sb.State, sb.StopReason).Inc()
 		s.index().release(sb.ID)
+		s.mu.Lock()
+		delete(s.touched, sb.ID)
+		s.mu.Unlock()
 	}
 	s.outbox.Kick()
 }
@@ -109,6 +113,7 @@ func (s *Service) meter(tx *gorm.DB, sb *Sandbox, endMS int64, final bool) error
 		VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel, DeviceCount: sb.GPUCount,
 		Seq: sb.UsageSeq, Start: fromMS(sb.UsageEndMS), End: fromMS(endMS), Millis: endMS - sb.UsageEndMS, Final: final}
 	sb.UsageEndMS = endMS
+	s.metrics.samples.Inc()
 	if err := eventbusWrite(tx, s, events.SandboxUsage, fmt.Sprintf("%s-%d", sb.ID, sb.UsageSeq), ev); err != nil {
 		return err
 	}
@@ -136,7 +141,12 @@ func (s *Service) update(ctx context.Context, id string, fn func(tx *gorm.DB, sb
 // Launch accepts a sandbox request: it validates it against the listing, checks capacity, asks billing for
 // a hold, records the sandbox (requested), places it (scheduled, devices claimed) and starts provisioning in
 // the background. It returns the sandbox as accepted (state requested).
-func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox, error) {
+func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (sb Sandbox, err error) {
+	defer func() { s.metrics.launched(err) }()
+	return s.launch(ctx, c, in)
+}
+
+func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox, error) {
 	if err := in.Validate(); err != nil {
 		return Sandbox{}, err
 	}
@@ -417,6 +427,7 @@ func (s *Service) started(ctx context.Context, id string, st backend.Status) err
 		}
 		switch sb.State {
 		case StateProvisioning:
+			s.metrics.toRunning.Observe(float64(sb.StartedMS-sb.CreatedMS) / 1000)
 			return s.transition(tx, sb, StateRunning, "", s.clock.Now())
 		default:
 			return tx.Save(sb).Error // stopping (asked while starting) or already ended
@@ -613,6 +624,16 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) 
 		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "too_long",
 			Message: fmt.Sprintf("the listing allows at most %d minutes in total; %d already booked", max, sb.DurationMinutes)}}.Err()
 	}
+	if sb.ExpiresMS > 0 {
+		// The added time must not take devices that reservations need after the current expiry.
+		x := s.index()
+		x.mu.Lock()
+		free := x.minFreeLocked(sb.PoolID, sb.GPUModel, sb.ExpiresMS, sb.ExpiresMS+int64(minutes)*60_000)
+		x.mu.Unlock()
+		if free < sb.GPUCount {
+			return Sandbox{}, ErrNoCapacity.WithDetail("the devices are reserved within the next %d minutes after the current expiry", minutes)
+		}
+	}
 	if _, err := s.holds.Hold(ctx, events.HoldRequestV1{Action: "extend", SandboxID: sb.ID, OrganizationID: sb.OrgID,
 		ListingID: sb.ListingID, VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel,
 		GPUCount: sb.GPUCount, PricePerGPUHour: sb.PricePerGPUHour, Seconds: int64(minutes) * 60}); err != nil {
@@ -674,6 +695,13 @@ type SandboxCursor struct {
 // Writes are throttled to one per 10 seconds per sandbox.
 func (s *Service) Touch(ctx context.Context, id string) {
 	now := ms(s.clock.Now())
+	s.mu.Lock()
+	if now-s.touched[id] < 10_000 {
+		s.mu.Unlock()
+		return
+	}
+	s.touched[id] = now
+	s.mu.Unlock()
 	_ = s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ? AND activity_ms < ?", id, now-10_000).
 		Update("activity_ms", now).Error
 }

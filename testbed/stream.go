@@ -110,25 +110,48 @@ func (h handler) logs(c *fiber.Ctx) error {
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer cancel()
 		defer rc.Close()
+		// Lines are read in their own goroutine so that a keep-alive comment goes out every 15 s while the
+		// sandbox is quiet: a client that went away makes that write fail, which cancels the backend reader.
+		lines := make(chan string, 64)
+		go func() {
+			defer close(lines)
+			r := bufio.NewReaderSize(rc, 64<<10)
+			for {
+				line, err := r.ReadString('\n')
+				if line != "" {
+					select {
+					case lines <- line:
+					case <-ctx.Done():
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
 		_, _ = fmt.Fprintf(w, ": sandbox %s\n\n", sb.ID)
 		if w.Flush() != nil {
 			return
 		}
-		r := bufio.NewReaderSize(rc, 64<<10)
+		keep := time.NewTicker(15 * time.Second)
+		defer keep.Stop()
 		for {
-			line, err := r.ReadString('\n')
-			if line != "" {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					_, _ = w.WriteString("event: end\ndata: {}\n\n")
+					_ = w.Flush()
+					return
+				}
 				for _, l := range strings.Split(strings.TrimRight(line, "\n"), "\n") {
 					_, _ = fmt.Fprintf(w, "event: log\ndata: %s\n", l)
 				}
 				_, _ = w.WriteString("\n")
-				if w.Flush() != nil {
-					return
-				}
+			case <-keep.C:
+				_, _ = w.WriteString(": keep-alive\n\n")
 			}
-			if err != nil {
-				_, _ = w.WriteString("event: end\ndata: {}\n\n")
-				_ = w.Flush()
+			if w.Flush() != nil {
 				return
 			}
 		}

@@ -73,16 +73,22 @@ func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, n
 			return s.stopBackend(ctx, sb.ID)
 		}
 	case StateProvisioning:
-		// A start in flight in this process finishes by itself; one left by a dead process is resolved by
-		// Reconcile at start. A backend that queued it (pending) is asked again here.
-		if sb.Message != "" && s.claimInflight(sb.ID) {
-			defer s.doneInflight(sb.ID)
-			if b := s.backends[sb.Backend]; b != nil {
-				st, err := b.Inspect(ctx, sb.ID)
-				if err == nil && st.State != backend.StatePending {
-					return s.started(ctx, sb.ID, st)
-				}
-			}
+		// A start in flight in this process finishes by itself. Otherwise (a backend that queued it, or a
+		// start whose result could not be recorded) ask the backend what became of it.
+		if !s.claimInflight(sb.ID) {
+			return nil
+		}
+		defer s.doneInflight(sb.ID)
+		b := s.backends[sb.Backend]
+		if b == nil {
+			return nil
+		}
+		st, err := b.Inspect(ctx, sb.ID)
+		switch {
+		case err == nil && st.State != backend.StatePending && st.State != backend.StateUnknown:
+			return s.started(ctx, sb.ID, st)
+		case errors.Is(err, backend.ErrNotFound) && nowMS-sb.UpdatedMS > s.opts.StartTimeout.Milliseconds():
+			return s.fail(ctx, sb.ID, ReasonInterrupted, "the start never reached the backend")
 		}
 	case StateRunning:
 		b := s.backends[sb.Backend]

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
@@ -86,6 +87,7 @@ type Deps struct {
 	// launching on them answers 503 backend_unavailable.
 	Backends map[string]backend.Backend
 	Options  Options
+	Registry prometheus.Registerer // optional: the testbed's metrics are registered here
 }
 
 // Service is the testbed.
@@ -99,9 +101,11 @@ type Service struct {
 	opts     Options
 	outbox   *eventbus.Outbox
 	idx      *index
+	metrics  *metrics
 
 	mu       sync.Mutex
-	inflight map[string]bool // sandboxes a goroutine is provisioning or stopping
+	inflight map[string]bool  // sandboxes a goroutine is provisioning or stopping
+	touched  map[string]int64 // last activity written per sandbox (unix ms), to throttle writes
 	wg       sync.WaitGroup
 	loaded   bool
 	lastMeta time.Time
@@ -136,7 +140,7 @@ func New(d Deps) (*Service, error) {
 	}
 	return &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends,
 		opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
-		inflight: map[string]bool{}}, nil
+		inflight: map[string]bool{}, touched: map[string]int64{}, metrics: newMetrics(d.Registry)}, nil
 }
 
 // Outbox is the service's outbox relay (tests flush it).

@@ -240,6 +240,14 @@ func TestServeSIGKILLRestart(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	running := s.waitState(sme, sb.ID, "running")
+	// A second sandbox will end while the server is down.
+	var sb2 sandboxView
+	if code := s.do("POST", "/sandboxes", sme, `{"listing_id":"lst-restart","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":30}`, &sb2); code != 202 {
+		t.Fatalf("launch 2: %d", code)
+	}
+	running2 := s.waitState(sme, sb2.ID, "running")
+	usage2 := collectUsage(ctx, t, bus, sb2.ID)
+	usage2.waitSeq(t, 1)
 
 	// Usage samples arrive while it runs; then the server is killed without any chance to clean up.
 	usage := collectUsage(ctx, t, bus, sb.ID)
@@ -247,6 +255,35 @@ func TestServeSIGKILLRestart(t *testing.T) {
 	s.kill()
 	bus.Close()
 	time.Sleep(1500 * time.Millisecond) // the sandbox keeps running while the server is down (the point of the test)
+	// Kill the second sandbox's main process; its shim records the true end.
+	stateFile := filepath.Join(data, "sandboxes", sb2.ID, "state.json")
+	var st struct {
+		State   string            `json:"state"`
+		Init    struct{ PID int } `json:"init"`
+		EndedAt time.Time         `json:"ended_at"`
+	}
+	readState := func() {
+		b, err := os.ReadFile(stateFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readState()
+	if err := syscall.Kill(st.Init.PID, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill sandbox init %d: %v", st.Init.PID, err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for readState(); st.State != "exited"; readState() {
+		if time.Now().After(deadline) {
+			t.Fatalf("sandbox 2 never recorded its end: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	trueEnd := st.EndedAt.Truncate(time.Millisecond)
+	time.Sleep(time.Second) // the server stays down a while after the end: nothing of this second may be billed
 
 	s.start()
 	bus = s.bus(ctx)
@@ -257,6 +294,19 @@ func TestServeSIGKILLRestart(t *testing.T) {
 		t.Fatalf("start time changed across restart: %v → %v", running.StartedAt, after.StartedAt)
 	}
 	usage = collectUsage(ctx, t, bus, sb.ID) // a fresh consumer reads the stream from the start
+	ended := s.waitState(sme, sb2.ID, "stopped")
+	if !ended.EndedAt.Equal(trueEnd) || !ended.StartedAt.Equal(*running2.StartedAt) {
+		t.Fatalf("sandbox 2 ended at %v, true end %v", ended.EndedAt, trueEnd)
+	}
+	usage2 = collectUsage(ctx, t, bus, sb2.ID)
+	var sum2 int64
+	for _, u := range usage2.waitFinal(t) {
+		sum2 += u.Millis
+	}
+	if want := trueEnd.Sub(*running2.StartedAt).Milliseconds(); sum2 != want {
+		t.Fatalf("sandbox 2 usage %d ms, true running time %d ms", sum2, want)
+	}
+	t.Logf("sandbox 2 ended while the server was down (%s): usage %d ms to the true end", ended.StopReason, sum2)
 	usage.waitSeq(t, 4)
 	if code := s.do("POST", "/sandboxes/"+sb.ID+"/stop", sme, "", nil); code != 202 {
 		t.Fatalf("stop: %d", code)

@@ -49,7 +49,7 @@ func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
 	}
 	return testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log.With("service", "testbed"), Clock: e.clock,
 		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs,
-		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval}})
+		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval}, Registry: e.registry})
 }
 
 // wireTestbed builds the testbed service, mounts its routes on e.api, adds its OpenAPI operations to e.doc and

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tamarack-ai/tamarack/platform/clock"
+	"github.com/tamarack-ai/tamarack/platform/natstest"
+	"github.com/tamarack-ai/tamarack/platform/openapi"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed"
+)
+
+func TestSeedTestbedIdempotent(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqldb.Open(ctx, filepath.Join(dir, "t.db"), sqldb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqldb.Close(db)
+	if err := sqldb.Migrate(ctx, db, nil, testbedMigrations()...); err != nil {
+		t.Fatal(err)
+	}
+	bus := natstest.Start(t)
+	if err := bus.EnsureStreams(ctx, events.TestbedStream); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{cfg: &config{Data: dir, SandboxBackend: "simulator"}, log: slog.New(slog.DiscardHandler), db: db, bus: bus,
+		clock: clock.System{}, registry: prometheus.NewRegistry(), doc: openapi.New("t", "v")}
+	var ids []string
+	for range 2 {
+		d := &demo{VendorOrgID: "org-vendor"}
+		if err := seedTestbed(ctx, e, d); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.PoolID)
+	}
+	if ids[0] == "" || ids[0] != ids[1] {
+		t.Fatalf("pool ids %v", ids)
+	}
+	var devs []testbed.Device
+	if err := db.Where("pool_id = ?", ids[0]).Find(&devs).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) != 8 {
+		t.Fatalf("%d devices", len(devs))
+	}
+	for _, d := range devs {
+		if !d.Declared || d.GPUModel != "h100-80gb" {
+			t.Fatalf("device %+v", d)
+		}
+	}
+	var pool testbed.Pool
+	if err := db.First(&pool, "id = ?", ids[0]).Error; err != nil || pool.VendorOrgID != "org-vendor" || pool.Backend != "local" ||
+		!strings.Contains(pool.Name, "Montréal") {
+		t.Fatalf("pool %+v %v", pool, err)
+	}
+	var pending int64
+	db.Table("testbed_outbox").Count(&pending)
+	if pending != 0 {
+		t.Fatalf("%d events not relayed", pending)
+	}
+}
+
+func TestTestbedPreflight(t *testing.T) {
+	c := &config{SandboxBackend: "local"}
+	t.Setenv("PATH", t.TempDir())
+	err := testbedPreflight(c, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "apt-get install bubblewrap") {
+		t.Fatalf("preflight without bwrap: %v", err)
+	}
+}
