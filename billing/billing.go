@@ -55,9 +55,9 @@ type Deps struct {
 	ExpiryEvery time.Duration
 	// UsageAckWait is how long JetStream waits for the ack of a usage batch before redelivering (default 30s).
 	UsageAckWait time.Duration
-	// AfterBatch, when set, is called after each committed usage batch with the number of events charged
+	// AfterBatch, when set, is called after each committed usage batch with the IDs of the events it charged
 	// (benchmarks and tests).
-	AfterBatch func(charged int)
+	AfterBatch func(eventIDs []string)
 }
 
 // Service is the billing service.

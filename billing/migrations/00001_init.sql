@@ -128,7 +128,6 @@ CREATE TABLE billing_usage (
     created_at TIMESTAMP NOT NULL
 );
 CREATE INDEX billing_usage_org ON billing_usage (org_id, day);
-CREATE INDEX billing_usage_sandbox ON billing_usage (sandbox_id);
 
 -- Processed event IDs of the other consumers (orders, sandbox ends, projections).
 CREATE TABLE billing_events (
