@@ -49,6 +49,8 @@ func main() {
 	orgs := flag.Int("orgs", 10, "organisations")
 	sandboxes := flag.Int("sandboxes", 200, "sandboxes (spread over the organisations)")
 	batch := flag.Int("batch", 2000, "events per fetch and transaction")
+	workers := flag.Int("workers", 2, "usage batches in flight")
+	drain := flag.Bool("drain", false, "publish everything first, then start the consumer (measures the consumer alone)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -57,7 +59,7 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := run(*dbFlag, *natsURL, *n, *orgs, *sandboxes, *batch); err != nil {
+	if err := run(*dbFlag, *natsURL, *n, *orgs, *sandboxes, *batch, *workers, *drain); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "billing-bench:", err)
 		os.Exit(1)
@@ -94,7 +96,7 @@ func openDB(ctx context.Context, spec string) (dsn string, cleanup func(), err e
 	}, nil
 }
 
-func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch int) error {
+func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch, workers int, drain bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -144,7 +146,7 @@ func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch int) error {
 		return (seq-1)*nSandboxes + sb
 	}
 	svc, err := billing.New(billing.Deps{DB: db, Bus: bus, Clock: clock.System{}, Log: log, Mailer: nopMailer{}, PublicURL: "http://bench",
-		UsageBatch: batch, AfterBatch: func(ids []string) {
+		UsageBatch: batch, UsageWorkers: workers, AfterBatch: func(ids []string) {
 			now := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
@@ -182,7 +184,9 @@ func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch int) error {
 		}
 	}
 	consumeDone := make(chan error, 1)
-	go func() { consumeDone <- svc.ConsumeUsage(ctx) }()
+	if !drain {
+		go func() { consumeDone <- svc.ConsumeUsage(ctx) }()
+	}
 
 	// Publish as the testbed does (CloudEvents headers, Nats-Msg-Id = event ID), asynchronously.
 	js := bus.JetStream()
@@ -220,6 +224,15 @@ func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch int) error {
 	}
 	<-js.PublishAsyncComplete()
 	pubDone := time.Since(start)
+	if drain {
+		start = time.Now()
+		mu.Lock()
+		for i := range pubAt {
+			pubAt[i] = start
+		}
+		mu.Unlock()
+		go func() { consumeDone <- svc.ConsumeUsage(ctx) }()
+	}
 	select {
 	case <-finished:
 	case <-time.After(10 * time.Minute):
@@ -250,7 +263,11 @@ func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch int) error {
 	if sqldb.IsPostgresDSN(dbSpec) {
 		engine = "postgres"
 	}
-	fmt.Printf("engine=%s events=%d batch=%d orgs=%d sandboxes=%d\n", engine, n, batch, nOrgs, nSandboxes)
+	mode := "concurrent"
+	if drain {
+		mode = "drain"
+	}
+	fmt.Printf("mode=%s engine=%s events=%d batch=%d workers=%d orgs=%d sandboxes=%d\n", mode, engine, n, batch, workers, nOrgs, nSandboxes)
 	fmt.Printf("published in %.2fs; all charged in %.2fs: %.0f events/s end to end\n", pubDone.Seconds(), elapsed.Seconds(), float64(n)/elapsed.Seconds())
 	fmt.Printf("lag publish→charged: p50 %v p99 %v max %v\n", p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond))
 	fmt.Printf("exactly once: %d usage rows for %d events; charged %d µcr, expected %d; ledger differences: %d\n", r.N, n, r.S, want, len(diffs))
