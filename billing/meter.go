@@ -337,13 +337,40 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 			return nil, nil, nil, err
 		}
 	}
+	// Monthly budgets: what the organisation itself paid this month (charges minus co-funding).
+	month := now.Format("2006-01")
+	for _, o := range orgIDs {
+		org := orgs[o]
+		if org == nil || org.BudgetMicro <= 0 {
+			continue
+		}
+		var spent struct{ S int64 }
+		if err := tx.Model(&Usage{}).Select("COALESCE(SUM(charge - cofunded - shortfall), 0) AS s").
+			Where("org_id = ? AND day >= ?", o, month+"-01").Scan(&spent).Error; err != nil {
+			return nil, nil, nil, err
+		}
+		notified := 0
+		if m, pct, ok := strings.Cut(org.BudgetNotified, ":"); ok && m == month {
+			_, _ = fmt.Sscan(pct, &notified)
+		}
+		if p := crossed(notified, spent.S, org.BudgetMicro); p > 0 {
+			thresholds = append(thresholds, events.BudgetThresholdV1{OrganizationID: o, Percent: p, UsedMicro: spent.S, LimitMicro: org.BudgetMicro, At: now})
+			if err := tx.Model(&Org{}).Where("id = ?", o).Update("budget_notified", fmt.Sprintf("%s:%d", month, p)).Error; err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
 	for _, ev := range exhausted {
 		if err := eventbus.Write(tx, s.outbox, events.WalletExhausted, "wallet-exhausted-"+ev.SandboxID+"-"+batchID, ev); err != nil {
 			return nil, nil, nil, err
 		}
 	}
 	for _, ev := range thresholds {
-		if err := eventbus.Write(tx, s.outbox, events.BudgetThreshold, fmt.Sprintf("budget-%s-%d", ev.GrantID, ev.Percent), ev); err != nil {
+		key := ev.GrantID
+		if key == "" {
+			key = ev.OrganizationID + "-" + month
+		}
+		if err := eventbus.Write(tx, s.outbox, events.BudgetThreshold, fmt.Sprintf("budget-%s-%d", key, ev.Percent), ev); err != nil {
 			return nil, nil, nil, err
 		}
 	}

@@ -47,6 +47,7 @@ CREATE TABLE billing_orgs (
     verified BOOLEAN NOT NULL DEFAULT FALSE,
     held BIGINT NOT NULL DEFAULT 0,
     budget_micro BIGINT NOT NULL DEFAULT 0,
+    budget_notified TEXT NOT NULL DEFAULT '',
     stripe_account TEXT NOT NULL DEFAULT '',
     updated_at TIMESTAMP NOT NULL
 );
