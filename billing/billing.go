@@ -53,11 +53,15 @@ type Deps struct {
 	UsageBatch int
 	// ExpiryEvery is how often expired grants are swept (default 1 minute).
 	ExpiryEvery time.Duration
+	// UsageWorkers is how many batches are in flight at once in this process (default 2): while one commits,
+	// another is fetched and decoded. Batches lock organisations, holds and accounts in id order, so they
+	// never deadlock; batches of the same organisations serialise on the organisation rows.
+	UsageWorkers int
 	// UsageAckWait is how long JetStream waits for the ack of a usage batch before redelivering (default 30s).
 	UsageAckWait time.Duration
-	// AfterBatch, when set, is called after each committed usage batch with the number of events charged
+	// AfterBatch, when set, is called after each committed usage batch with the IDs of the events it charged
 	// (benchmarks and tests).
-	AfterBatch func(charged int)
+	AfterBatch func(eventIDs []string)
 }
 
 // Service is the billing service.
@@ -113,6 +117,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if d.UsageBatch <= 0 {
 		d.UsageBatch = 1000
+	}
+	if d.UsageWorkers <= 0 {
+		d.UsageWorkers = 2
 	}
 	if d.UsageAckWait <= 0 {
 		d.UsageAckWait = 30 * time.Second

@@ -64,10 +64,23 @@ func (s *Service) serveHolds(ctx context.Context) error {
 	return nil
 }
 
-// ConsumeUsage charges usage events in batches until ctx ends (durable billing-usage).
+// ConsumeUsage charges usage events in batches until ctx ends (durable billing-usage), with UsageWorkers
+// batches in flight.
 func (s *Service) ConsumeUsage(ctx context.Context) error {
-	return eventbus.ConsumeBatch(ctx, s.bus, events.SandboxUsage, eventbus.ConsumeOptions{Durable: DurableUsage, Batch: s.cfg.UsageBatch,
-		AckWait: s.cfg.UsageAckWait, IdleWait: 500 * time.Millisecond}, s.ChargeUsage)
+	errs := make(chan error, s.cfg.UsageWorkers)
+	for range s.cfg.UsageWorkers {
+		go func() {
+			errs <- eventbus.ConsumeBatch(ctx, s.bus, events.SandboxUsage, eventbus.ConsumeOptions{Durable: DurableUsage, Batch: s.cfg.UsageBatch,
+				AckWait: s.cfg.UsageAckWait, IdleWait: 500 * time.Millisecond}, s.ChargeUsage)
+		}()
+	}
+	var first error
+	for range s.cfg.UsageWorkers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (s *Service) consumeEnded(ctx context.Context, state string) error {

@@ -23,6 +23,7 @@ type handler struct{ s *Service }
 func (s *Service) routes(r fiber.Router) {
 	h := handler{s}
 	r.Get("/wallet", web.RequireAuth, h.wallet)
+	r.Put("/budget", web.RequireOrgAdmin, web.RequireScope("write"), h.setBudget)
 	r.Post("/checkout", web.RequireOrgAdmin, web.RequireScope("write"), h.checkout)
 	r.Post("/stripe/webhook", h.webhook)
 	r.Post("/grants", web.RequireStaff, h.createGrant)
@@ -53,6 +54,30 @@ func (h handler) wallet(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(w)
+}
+
+type budgetRequest struct {
+	MonthlyBudgetMicro int64 `json:"monthly_budget_micro"`
+}
+
+func (r budgetRequest) Validate() error {
+	var f problem.Fields
+	if r.MonthlyBudgetMicro < 0 {
+		f.Add("monthly_budget_micro", "out_of_range", "must not be negative (0 removes the budget)")
+	}
+	return f.Err()
+}
+
+func (h handler) setBudget(c *fiber.Ctx) error {
+	var req budgetRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	p := web.PrincipalOf(c)
+	if err := h.s.SetBudget(c.UserContext(), p.OrgID, p.UserID, req.MonthlyBudgetMicro); err != nil {
+		return err
+	}
+	return h.wallet(c)
 }
 
 type checkoutRequest struct {
@@ -309,6 +334,8 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 	const p = "/api/v1/billing"
 	d.Add(
 		openapi.Op{Method: "GET", Path: p + "/wallet", Summary: "Balances: purchased, granted (by grant, with expiry), held, available", Tag: "billing", Auth: "user", Response: Wallet{}},
+		openapi.Op{Method: "PUT", Path: p + "/budget", Summary: "Set the organisation's monthly budget (80% and 100% alerts)", Tag: "billing",
+			Auth: "org_admin", Request: budgetRequest{}, Response: Wallet{}},
 		openapi.Op{Method: "POST", Path: p + "/checkout", Summary: "Buy credits through Stripe Checkout (CAD)", Tag: "billing", Auth: "org_admin",
 			Request: checkoutRequest{}, Response: Checkout{}, Status: 201, Problems: []string{"payments_disabled", "stripe_error"}},
 		openapi.Op{Method: "POST", Path: p + "/stripe/webhook", Summary: "Stripe webhook (signed); credits purchases exactly once", Tag: "billing",

@@ -37,22 +37,30 @@ func (s *Service) ChargeUsage(ctx context.Context, evs []eventbus.Event[events.S
 	var (
 		exhausted  []events.WalletExhaustedV1
 		thresholds []events.BudgetThresholdV1
-		charged    int
+		charged    []string
 		err        error
 	)
+	// First deliveries skip the look-up of processed IDs: the primary key of billing_usage arbitrates, and a
+	// duplicate (a publisher retry outside JetStream's window, a concurrent consumer) aborts the transaction,
+	// which then runs again with the look-up. Redeliveries look up at once.
+	check := false
+	for _, ev := range evs {
+		check = check || ev.Delivered > 1
+	}
 	for attempt := 0; attempt < 5; attempt++ {
 		err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 			var e error
-			exhausted, thresholds, charged, e = s.chargeTx(tx, evs)
+			exhausted, thresholds, charged, e = s.chargeTx(tx, evs, check)
 			if e == nil && s.beforeCommit != nil {
 				s.beforeCommit(ctx)
 			}
 			return e
 		})
-		// A concurrent consumer charged one of these events first: run again, it will be skipped.
+		// A duplicate or a concurrent consumer charged one of these events first: run again, it will be skipped.
 		if err == nil || !sqldb.IsDuplicate(err) || ctx.Err() != nil {
 			break
 		}
+		check = true
 	}
 	if err != nil {
 		return fmt.Errorf("charge usage batch: %w", err)
@@ -74,7 +82,7 @@ type sandboxState struct {
 	touched    bool
 }
 
-func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsageV1]) ([]events.WalletExhaustedV1, []events.BudgetThresholdV1, int, error) {
+func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsageV1], check bool) ([]events.WalletExhaustedV1, []events.BudgetThresholdV1, []string, error) {
 	now := s.now()
 	// Unique events of the batch, in (sandbox, seq) order.
 	seen := map[string]bool{}
@@ -103,14 +111,14 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 	// Projections and wallets that may not exist yet.
 	var known []string
 	if err := tx.Model(&Org{}).Where("id IN ?", orgIDs).Pluck("id", &known).Error; err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, err
 	}
 	if len(known) < len(orgIDs) {
 		have := toSet(known)
 		for _, o := range orgIDs {
 			if !have[o] {
 				if err := s.ensureOrg(tx, o); err != nil {
-					return nil, nil, 0, err
+					return nil, nil, nil, err
 				}
 			}
 		}
@@ -119,21 +127,24 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 	// a concurrent batch with the same events then commits first and its rows are seen here.
 	orgs, err := lockOrgs(tx, orgIDs...)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, err
 	}
 	var holds []Hold
 	for _, part := range chunks(sbIDs, 500) {
 		var hs []Hold
 		if err := sqldb.ForUpdate(tx).Where("sandbox_id IN ?", part).Order("sandbox_id").Find(&hs).Error; err != nil {
-			return nil, nil, 0, err
+			return nil, nil, nil, err
 		}
 		holds = append(holds, hs...)
 	}
 	existing := map[string]bool{}
 	for _, part := range chunks(ids, 500) {
+		if !check {
+			break
+		}
 		var ex []string
 		if err := tx.Model(&Usage{}).Where("event_id IN ?", part).Pluck("event_id", &ex).Error; err != nil {
-			return nil, nil, 0, err
+			return nil, nil, nil, err
 		}
 		for _, id := range ex {
 			existing[id] = true
@@ -146,7 +157,7 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 		}
 	}
 	if len(fresh) == 0 {
-		return nil, nil, 0, nil
+		return nil, nil, nil, nil
 	}
 	sbs := map[string]*sandboxState{}
 	for i := range holds {
@@ -170,11 +181,11 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 		}
 		var have []string
 		if err := tx.Model(&ledger.Account{}).Where("id IN ?", accountIDs(accts)).Pluck("id", &have).Error; err != nil {
-			return nil, nil, 0, err
+			return nil, nil, nil, err
 		}
 		if len(have) < len(accts) {
 			if err := ledger.EnsureAccounts(tx, now, accts...); err != nil {
-				return nil, nil, 0, err
+				return nil, nil, nil, err
 			}
 		}
 	}
@@ -182,7 +193,7 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 	for _, o := range orgIDs {
 		f, err := s.loadFunding(tx, o, now)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, nil, err
 		}
 		funds[o] = f
 	}
@@ -203,7 +214,7 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 		h.CumMs += int64(d.DeviceCount) * d.Millis
 		total, err := money.MulDiv(money.Micro(h.Price), h.CumMs, msPerHour)
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("sandbox %s: %w", h.SandboxID, err)
+			return nil, nil, nil, fmt.Errorf("sandbox %s: %w", h.SandboxID, err)
 		}
 		charge := int64(total) - h.Charged
 		if !h.Released {
@@ -291,20 +302,20 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 		add(AcctUsageClearing, id, dst[id])
 	}
 	if err := ledger.Apply(tx, now, ts...); err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, err
 	}
 	if err := insertUsage(tx, usage); err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, err
 	}
 	if err := saveHolds(tx, sbs); err != nil {
-		return nil, nil, 0, err
+		return nil, nil, nil, err
 	}
 	for _, o := range sortedKeys(heldDelta) {
 		if heldDelta[o] == 0 {
 			continue
 		}
 		if err := tx.Model(&Org{}).Where("id = ?", o).Update("held", gorm.Expr("held + ?", heldDelta[o])).Error; err != nil {
-			return nil, nil, 0, err
+			return nil, nil, nil, err
 		}
 	}
 	// Thresholds of grants (credits used and co-funding used).
@@ -323,20 +334,51 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 			thresholds = append(thresholds, events.BudgetThresholdV1{OrganizationID: g.OrgID, GrantID: "cofund:" + g.ID, Percent: p, UsedMicro: g.Cofunded, LimitMicro: g.Cap, At: now})
 		}
 		if err := tx.Model(&Grant{}).Where("id = ?", g.ID).Updates(upd).Error; err != nil {
-			return nil, nil, 0, err
+			return nil, nil, nil, err
+		}
+	}
+	// Monthly budgets: what the organisation itself paid this month (charges minus co-funding).
+	month := now.Format("2006-01")
+	for _, o := range orgIDs {
+		org := orgs[o]
+		if org == nil || org.BudgetMicro <= 0 {
+			continue
+		}
+		var spent struct{ S int64 }
+		if err := tx.Model(&Usage{}).Select("COALESCE(SUM(charge - cofunded - shortfall), 0) AS s").
+			Where("org_id = ? AND day >= ?", o, month+"-01").Scan(&spent).Error; err != nil {
+			return nil, nil, nil, err
+		}
+		notified := 0
+		if m, pct, ok := strings.Cut(org.BudgetNotified, ":"); ok && m == month {
+			_, _ = fmt.Sscan(pct, &notified)
+		}
+		if p := crossed(notified, spent.S, org.BudgetMicro); p > 0 {
+			thresholds = append(thresholds, events.BudgetThresholdV1{OrganizationID: o, Percent: p, UsedMicro: spent.S, LimitMicro: org.BudgetMicro, At: now})
+			if err := tx.Model(&Org{}).Where("id = ?", o).Update("budget_notified", fmt.Sprintf("%s:%d", month, p)).Error; err != nil {
+				return nil, nil, nil, err
+			}
 		}
 	}
 	for _, ev := range exhausted {
 		if err := eventbus.Write(tx, s.outbox, events.WalletExhausted, "wallet-exhausted-"+ev.SandboxID+"-"+batchID, ev); err != nil {
-			return nil, nil, 0, err
+			return nil, nil, nil, err
 		}
 	}
 	for _, ev := range thresholds {
-		if err := eventbus.Write(tx, s.outbox, events.BudgetThreshold, fmt.Sprintf("budget-%s-%d", ev.GrantID, ev.Percent), ev); err != nil {
-			return nil, nil, 0, err
+		key := ev.GrantID
+		if key == "" {
+			key = ev.OrganizationID + "-" + month
+		}
+		if err := eventbus.Write(tx, s.outbox, events.BudgetThreshold, fmt.Sprintf("budget-%s-%d", key, ev.Percent), ev); err != nil {
+			return nil, nil, nil, err
 		}
 	}
-	return exhausted, thresholds, len(fresh), nil
+	charged := make([]string, len(fresh))
+	for i, ev := range fresh {
+		charged[i] = ev.ID
+	}
+	return exhausted, thresholds, charged, nil
 }
 
 func firstNonEmpty(a, b string) string {
@@ -371,8 +413,8 @@ func chunks(ids []string, n int) [][]string {
 }
 
 func insertUsage(tx *gorm.DB, rows []Usage) error {
-	for start := 0; start < len(rows); start += 400 {
-		part := rows[start:min(start+400, len(rows))]
+	for start := 0; start < len(rows); start += 2000 {
+		part := rows[start:min(start+2000, len(rows))]
 		var b strings.Builder
 		b.WriteString("INSERT INTO billing_usage (event_id, sandbox_id, org_id, vendor_org_id, gpu_model, seq, millis, charge, cofunded, shortfall, batch_id, day, created_at) VALUES ")
 		args := make([]any, 0, len(part)*13)

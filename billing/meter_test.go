@@ -295,3 +295,30 @@ func indexOf(s, sub string) int {
 	}
 	return -1
 }
+
+func TestMonthlyBudget(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		f := newFx(t, db, nil)
+		f.org("sme", "sme", false)
+		f.buy("sme", 100)
+		must(t, f.s.projectMembership(ctx, events.MembershipChangedV1{OrganizationID: "sme", UserID: "u1", Email: "boss@sme.test", Role: "owner", Change: "added", At: t0}))
+		must(t, f.s.SetBudget(ctx, "sme", "u1", 10_000_000))
+		_, err := f.hold("sb", "sme", "ven", int64(money.Credits(60)), 1, 600) // 1 credit per minute
+		must(t, err)
+		for i := range 12 {
+			must(t, f.s.ChargeUsage(ctx, []eventbus.Event[events.SandboxUsageV1]{usageEv("sb", "sme", "ven", uint64(i+1), t0.Add(time.Duration(i)*time.Minute), 60_000, 1)}))
+		}
+		if n := f.outboxCount(events.BudgetThreshold.Name); n != 2 {
+			t.Fatalf("%d budget events, want 80%% and 100%%", n)
+		}
+		if f.mail.count() != 2 || !contains(f.mail.mails[1].Body, "monthly compute budget has reached 100%") {
+			t.Fatalf("mails %+v", f.mail.mails)
+		}
+		w, err := f.s.WalletOf(ctx, "sme")
+		must(t, err)
+		if w.MonthSpentMicro != 12_000_000 || w.BudgetMicro != 10_000_000 {
+			t.Fatalf("wallet %+v", w)
+		}
+	})
+}

@@ -37,14 +37,15 @@ func purchaseTransfer(id string) string { return "purchase:" + id }
 
 // Org is billing's projection of an identity organisation plus billing's own per-org state.
 type Org struct {
-	ID            string `gorm:"primaryKey"`
-	Name          string
-	Kind          string
-	Verified      bool
-	Held          int64 // sum of the remaining amounts of unreleased holds
-	BudgetMicro   int64
-	StripeAccount string // Stripe Connect account of a vendor, set by staff
-	UpdatedAt     time.Time
+	ID             string `gorm:"primaryKey"`
+	Name           string
+	Kind           string
+	Verified       bool
+	Held           int64  // sum of the remaining amounts of unreleased holds
+	BudgetMicro    int64  // monthly budget set by the organisation's admins (0: none)
+	BudgetNotified string // "yyyy-mm:pct" of the last threshold announced
+	StripeAccount  string // Stripe Connect account of a vendor, set by staff
+	UpdatedAt      time.Time
 }
 
 func (Org) TableName() string { return "billing_orgs" }

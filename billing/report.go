@@ -42,6 +42,8 @@ type Wallet struct {
 	AvailableMicro   int64          `json:"available_micro"`
 	AvailableDisplay string         `json:"available_display"`
 	PayableMicro     int64          `json:"payable_micro,omitempty"` // vendors: earnings not yet paid out
+	BudgetMicro      int64          `json:"monthly_budget_micro"`
+	MonthSpentMicro  int64          `json:"month_spent_micro"` // paid by the organisation this month (after co-funding)
 	SpendOrder       string         `json:"spend_order"`
 }
 
@@ -80,6 +82,13 @@ func (s *Service) WalletOf(ctx context.Context, orgID string) (Wallet, error) {
 			ExpiresAt: g.ExpiresAt, Expired: expired, CofundPercent: g.CofundPercent, CapMicro: g.Cap, CofundedMicro: g.Cofunded, Note: g.Note})
 	}
 	w.HeldMicro = org.Held
+	w.BudgetMicro = org.BudgetMicro
+	var spent struct{ S int64 }
+	if err := db.Model(&Usage{}).Select("COALESCE(SUM(charge - cofunded - shortfall), 0) AS s").
+		Where("org_id = ? AND day >= ?", orgID, now.Format("2006-01")+"-01").Scan(&spent).Error; err != nil {
+		return w, err
+	}
+	w.MonthSpentMicro = spent.S
 	w.AvailableMicro = w.PurchasedMicro + w.GrantedMicro - w.HeldMicro
 	w.PurchasedDisplay, w.GrantedDisplay = money.Micro(w.PurchasedMicro).String(), money.Micro(w.GrantedMicro).String()
 	w.HeldDisplay, w.AvailableDisplay = money.Micro(w.HeldMicro).String(), money.Micro(w.AvailableMicro).String()

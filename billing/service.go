@@ -581,7 +581,10 @@ func (s *Service) notify(ctx context.Context, evs []events.BudgetThresholdV1) {
 			continue
 		}
 		what := "Your programme grant " + ev.GrantID
-		if strings.HasPrefix(ev.GrantID, "cofund:") {
+		switch {
+		case ev.GrantID == "":
+			what = "Your monthly compute budget"
+		case strings.HasPrefix(ev.GrantID, "cofund:"):
 			what = "The co-funding of grant " + strings.TrimPrefix(ev.GrantID, "cofund:")
 		}
 		body := fmt.Sprintf("%s has reached %d%% of its limit: %s of %s credits used.\n\nSee your wallet at %s/billing.\n",
@@ -590,4 +593,18 @@ func (s *Service) notify(ctx context.Context, evs []events.BudgetThresholdV1) {
 			s.log.Warn("budget mail failed", "org", ev.OrganizationID, "err", err)
 		}
 	}
+}
+
+// SetBudget sets an organisation's monthly budget (0 removes it); its admins are notified at 80% and 100% of
+// what the organisation pays itself in a month.
+func (s *Service) SetBudget(ctx context.Context, orgID, actor string, budget int64) error {
+	return sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		if err := s.ensureOrg(tx, orgID); err != nil {
+			return err
+		}
+		if err := tx.Model(&Org{}).Where("id = ?", orgID).Updates(map[string]any{"budget_micro": budget, "budget_notified": ""}).Error; err != nil {
+			return err
+		}
+		return writeAudit(tx, actor, "budget.set", orgID, fmt.Sprint(budget), s.now())
+	})
 }

@@ -47,6 +47,7 @@ CREATE TABLE billing_orgs (
     verified BOOLEAN NOT NULL DEFAULT FALSE,
     held BIGINT NOT NULL DEFAULT 0,
     budget_micro BIGINT NOT NULL DEFAULT 0,
+    budget_notified TEXT NOT NULL DEFAULT '',
     stripe_account TEXT NOT NULL DEFAULT '',
     updated_at TIMESTAMP NOT NULL
 );
@@ -128,7 +129,6 @@ CREATE TABLE billing_usage (
     created_at TIMESTAMP NOT NULL
 );
 CREATE INDEX billing_usage_org ON billing_usage (org_id, day);
-CREATE INDEX billing_usage_sandbox ON billing_usage (sandbox_id);
 
 -- Processed event IDs of the other consumers (orders, sandbox ends, projections).
 CREATE TABLE billing_events (

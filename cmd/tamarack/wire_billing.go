@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -18,9 +19,17 @@ import (
 func billingMigrations() []sqldb.Migrations { return []sqldb.Migrations{billing.Migrations()} }
 
 func newBilling(e *env) (*billing.Service, error) {
+	log := e.log.With("service", "billing")
+	var mailer billing.Mailer = &billing.FileMailer{Dir: filepath.Join(e.cfg.Data, "outbox-mail"), From: e.cfg.MailFrom, Log: log}
+	if e.cfg.SMTPURL != "" {
+		u, err := url.Parse(e.cfg.SMTPURL)
+		if err != nil {
+			return nil, fmt.Errorf("smtp url: %w", err)
+		}
+		mailer = &billing.SMTPMailer{URL: u, From: e.cfg.MailFrom}
+	}
 	return billing.New(billing.Deps{
-		DB: e.db, Bus: e.bus, Clock: e.clock, Log: e.log.With("service", "billing"),
-		Mailer:    &billing.FileMailer{Dir: filepath.Join(e.cfg.Data, "outbox-mail"), Log: e.log.With("service", "billing")},
+		DB: e.db, Bus: e.bus, Clock: e.clock, Log: log, Mailer: mailer,
 		PublicURL: e.cfg.PublicURL,
 		Stripe:    billing.StripeConfig{Key: e.cfg.StripeKey, WebhookSecret: e.cfg.StripeWebhookSecret, APIBase: e.cfg.StripeAPIBase},
 	})
@@ -97,6 +106,10 @@ func billingVerify(ctx context.Context, c *config, stdout io.Writer) error {
 		return err
 	}
 	defer func() { _ = sqldb.Close(db) }()
+	// Idempotent; lets verify run against a database no server has started on yet.
+	if err := sqldb.Migrate(ctx, db, newLogger(c), billingMigrations()...); err != nil {
+		return err
+	}
 	return verifyLedger(db.WithContext(ctx), stdout)
 }
 
