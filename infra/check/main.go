@@ -7,7 +7,9 @@
 //     port name, volume and selector a manifest names exists in the same build, pods in the `tamarack`
 //     namespace meet the "restricted" Pod Security Standard that namespace enforces, and every TAMARACK_*
 //     variable is one cmd/tamarack/config.go reads;
-//  4. it runs the Tiltfile against stand-ins for the Tilt builtins it calls (same parameter names as Tilt's)
+//  4. it runs every Deployment's `tamarack serve --only=...` with --check-config and exactly the environment
+//     its pod gets, so the binary's own validation accepts each setting;
+//  5. it runs the Tiltfile against stand-ins for the Tilt builtins it calls (same parameter names as Tilt's)
 //     and checks the resources it declares: workloads and objects that exist, resource_deps that resolve
 //     without cycles, distinct local ports, the built image used by the manifests.
 //
@@ -40,6 +42,7 @@ func main() {
 	flag.Parse()
 	r := &report{}
 	known := knownSettings(r, filepath.Join(*root, "cmd/tamarack/config.go"))
+	bin := buildTamarack(r, *root)
 	for _, b := range builds {
 		objs, err := buildKustomization(filepath.Join(*root, b.dir))
 		if err != nil {
@@ -49,6 +52,7 @@ func main() {
 		typed := decodeStrict(r, b.dir, objs)
 		checkReferences(r, b.dir, typed, b.external, known)
 		checkWithTools(r, b.dir, typed)
+		checkConfigs(r, b.dir, bin, typed)
 		r.ok(b.dir, "%d objects build, decode strictly and reference only what exists", len(objs))
 	}
 	checkTiltfile(r, *root)
