@@ -41,7 +41,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     && /out/tamarack version
 
 # 3. Runtime: Debian slim with what the local sandbox backend calls (bwrap, nsenter, setpriv).
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends bubblewrap util-linux ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \

@@ -9,7 +9,9 @@
 //     variable is one cmd/tamarack/config.go reads;
 //  4. it runs every Deployment's `tamarack serve --only=...` with --check-config and exactly the environment
 //     its pod gets, so the binary's own validation accepts each setting;
-//  5. it runs the Tiltfile against stand-ins for the Tilt builtins it calls (same parameter names as Tilt's)
+//  5. it parses the Dockerfile with BuildKit's front end and runs its build checks (`docker build --check`),
+//     and checks .dockerignore keeps the sources in and .git, node_modules and local state out;
+//  6. it runs the Tiltfile against stand-ins for the Tilt builtins it calls (same parameter names as Tilt's)
 //     and checks the resources it declares: workloads and objects that exist, resource_deps that resolve
 //     without cycles, distinct local ports, the built image used by the manifests.
 //
@@ -56,6 +58,7 @@ func main() {
 		r.ok(b.dir, "%d objects build, decode strictly and reference only what exists", len(objs))
 	}
 	checkTiltfile(r, *root)
+	checkDockerfile(r, *root)
 	r.print()
 	if r.failed {
 		os.Exit(1)
