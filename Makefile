@@ -42,9 +42,11 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-## fuzz: each fuzz target for FUZZTIME
+## fuzz: each fuzz target (request decoders, money parsing) for FUZZTIME
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./platform/web/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./platform/web/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoders$$' -fuzztime $(FUZZTIME) ./services/identity/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRoundTrip$$' -fuzztime $(FUZZTIME) ./platform/money/
 
 ## e2e: browser tests in Debian's Chromium against a real `tamarack serve`
 e2e: ui
