@@ -210,6 +210,21 @@ func checkReferences(r *report, where string, objs []runtime.Object, external []
 			}
 		case *networkingv1.NetworkPolicy:
 			nsOK("NetworkPolicy", x.Namespace, x.Name)
+			if sel, err := metaSelector(&x.Spec.PodSelector); err != nil {
+				fail("NetworkPolicy %s: %v", x.Name, err)
+			} else if !sel.Empty() && len(podsIn(x.Namespace, sel)) == 0 {
+				fail("NetworkPolicy %s selects no pod template", x.Name)
+			}
+			for _, rule := range x.Spec.Ingress {
+				for _, peer := range rule.From {
+					if peer.PodSelector == nil || peer.NamespaceSelector != nil {
+						continue
+					}
+					if sel, err := metaSelector(peer.PodSelector); err == nil && !sel.Empty() && len(podsIn(x.Namespace, sel)) == 0 {
+						fail("NetworkPolicy %s admits pods %v, and no pod template has those labels", x.Name, sel)
+					}
+				}
+			}
 		case *corev1.ResourceQuota:
 			nsOK("ResourceQuota", x.Namespace, x.Name)
 		}
