@@ -100,12 +100,12 @@ func TestOutboxPublishesCommittedEventsOnly(t *testing.T) {
 			go func() {
 				_ = eventbus.Consume(ctx, b, pinged, eventbus.ConsumeOptions{Durable: durable, IdleWait: 200 * time.Millisecond},
 					func(_ context.Context, ev eventbus.Event[pingV1]) error {
-					// Both engines' subtests share the stream; each counts its own events.
-					if strings.HasPrefix(ev.ID, string(sqldb.DialectOf(db))+"-") || ev.ID == "never" {
-						got.add(ev)
-					}
-					return nil
-				})
+						// Both engines' subtests share the stream; each counts its own events.
+						if strings.HasPrefix(ev.ID, string(sqldb.DialectOf(db))+"-") || ev.ID == "never" {
+							got.add(ev)
+						}
+						return nil
+					})
 			}()
 			relayDone := make(chan struct{})
 			go func() { _ = o.Run(ctx); close(relayDone) }()
