@@ -231,19 +231,41 @@ func (b *Bus) EnsureStreams(ctx context.Context, streams ...Stream) error {
 		if age == 0 {
 			age = 30 * 24 * time.Hour
 		}
-		_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		cfg := jetstream.StreamConfig{
 			Name:       b.StreamName(s.Name),
 			Subjects:   subs,
 			Storage:    jetstream.FileStorage,
 			Replicas:   b.replicas,
 			MaxAge:     age,
 			Duplicates: 2 * time.Minute,
-		})
-		if err != nil {
+		}
+		if err := b.ensureStream(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", s.Name, err)
 		}
 	}
 	return nil
+}
+
+// ensureStream retries: on a fresh cluster several processes create the same streams at once while the
+// meta leader is still being elected, and single attempts time out although the server gets there.
+func (b *Bus) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	var err error
+	for attempt := 0; attempt < 12; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = b.js.CreateOrUpdateStream(actx, cfg)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		b.log.Warn("stream not ready; retrying", "stream", cfg.Name, "attempt", attempt+1, "err", err)
+		if waitOrDone(ctx, time.Duration(attempt+1)*250*time.Millisecond) {
+			return err
+		}
+	}
+	return err
 }
 
 // DeleteStreams removes the prefixed streams (tests against a shared server clean up with it).
