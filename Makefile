@@ -4,7 +4,7 @@ PKGS      ?= ./...
 STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 10s
 
-.PHONY: run build ui test test-short lint bench fuzz e2e ci clean
+.PHONY: run build ui test test-short lint bench fuzz e2e infra-check clean
 
 ## run: build the web UI when needed, then run every service in one process on embedded defaults
 run: ui
@@ -51,6 +51,10 @@ fuzz:
 ## e2e: browser tests in Debian's Chromium against a real `tamarack serve`
 e2e: ui
 	cd frontend && npm run e2e
+
+## infra-check: validate the Kubernetes manifests, Tiltfile and Dockerfile without a cluster
+infra-check:
+	bash infra/check.sh
 
 clean:
 	rm -rf bin frontend/dist/assets frontend/dist/index.html
