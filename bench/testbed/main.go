@@ -77,6 +77,17 @@ func run(n, conc int, template string) error {
 	if err := lb.Check(ctx); err != nil {
 		return err
 	}
+	// Sandboxes outlive this process by design: whatever happens, stop and remove every one it started
+	// before the directory goes.
+	defer func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+		defer ccancel()
+		list, _ := lb.List(cctx)
+		for _, st := range list {
+			_, _ = lb.Stop(cctx, st.SandboxID, time.Second)
+			_ = lb.Remove(cctx, st.SandboxID)
+		}
+	}()
 	svc, err := testbed.New(testbed.Deps{DB: db, Clock: clock.System{}, Holds: testbed.ApproveHolds{},
 		Backends: map[string]backend.Backend{"local": lb}, Options: testbed.Options{SuperviseInterval: 100 * time.Millisecond, StopGrace: time.Second}})
 	if err != nil {
