@@ -358,7 +358,7 @@ func (h handler) updatePool(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	p, err := h.svc.UpdatePool(c.UserContext(), callerOf(c), c.Params("id"), UpdatePoolInput{Name: req.Name, Region: req.Region, Settings: req.Settings})
+	p, err := h.svc.UpdatePool(c.UserContext(), callerOf(c), c.Params("id"), UpdatePoolInput(req))
 	if err != nil {
 		return err
 	}
@@ -372,7 +372,7 @@ func (h handler) addNode(c *fiber.Ctx) error {
 	}
 	in := AddNodeInput{Name: req.Name, CPUMillis: req.CPUMillis, MemoryBytes: req.MemoryBytes, Discover: req.Discover}
 	for _, d := range req.Devices {
-		in.Devices = append(in.Devices, DeviceInput{Index: d.Index, UUID: d.UUID, GPUModel: d.GPUModel, MemoryMiB: d.MemoryMiB, MIGProfiles: d.MIGProfiles})
+		in.Devices = append(in.Devices, DeviceInput(d))
 	}
 	n, devs, err := h.svc.AddNode(c.UserContext(), callerOf(c), c.Params("id"), in)
 	if err != nil {
@@ -405,7 +405,8 @@ func (h handler) setHealth(c *fiber.Ctx) error {
 
 func (h handler) availability(c *fiber.Ctx) error {
 	now := h.svc.clock.Now().Truncate(time.Minute)
-	from, to, step := now, now.Add(24*time.Hour), time.Hour
+	from, step := now, time.Hour
+	var to time.Time
 	var f problem.Fields
 	if v := c.Query("from"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
@@ -433,7 +434,7 @@ func (h handler) availability(c *fiber.Ctx) error {
 	}
 	out := make([]availabilityJSON, len(b))
 	for i, x := range b {
-		out[i] = availabilityJSON{PoolID: x.PoolID, GPUModel: x.GPUModel, Start: x.Start, End: x.End, Free: x.Free, Total: x.Total}
+		out[i] = availabilityJSON(x)
 	}
 	return c.JSON(web.List[availabilityJSON]{Items: out})
 }
@@ -476,9 +477,7 @@ func (h handler) launch(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	sb, err := h.svc.Launch(c.UserContext(), callerOf(c), LaunchInput{ListingID: req.ListingID, GPUModel: req.GPUModel,
-		GPUCount: req.GPUCount, MIGProfile: req.MIGProfile, Template: req.Template, DurationMinutes: req.DurationMinutes,
-		CPUMillis: req.CPUMillis, MemoryBytes: req.MemoryBytes})
+	sb, err := h.svc.Launch(c.UserContext(), callerOf(c), LaunchInput(req))
 	if err != nil {
 		return err
 	}

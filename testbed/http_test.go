@@ -232,3 +232,83 @@ func TestStaffAudit(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTPInventoryAndReservations covers the remaining routes through HTTP: pool update, node drain,
+// heartbeat and health, reservations (create, list, cancel), staff audit.
+func TestHTTPInventoryAndReservations(t *testing.T) {
+	db := dbtestOpenSQLite(t)
+	f := newFixture(t, db, 1, 8, Options{})
+	app, sign := newApp(t, f.svc)
+	do := func(method, path string, c Caller, body string) (int, map[string]any) {
+		t.Helper()
+		var r io.Reader
+		if body != "" {
+			r = strings.NewReader(body)
+		}
+		req := httptest.NewRequest(method, "/api/v1/testbed"+path, r)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+sign.token(t, c))
+		res, err := app.Test(req, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		out := map[string]any{}
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, out
+	}
+	v, me, them := vendor(), sme(), other()
+	staff := Caller{UserID: "u-staff", OrgID: "org-programme", Staff: true}
+	if code, out := do("PATCH", "/pools/"+f.pool.ID, v, `{"region":"ca-quebec"}`); code != 200 || out["region"] != "ca-quebec" {
+		t.Fatalf("patch pool: %d %v", code, out)
+	}
+	if code, out := do("PATCH", "/pools/"+f.pool.ID, them, `{"region":"x"}`); code != 404 || out["code"] != "pool_not_found" {
+		t.Fatalf("patch by another org: %d %v", code, out)
+	}
+	var nodes []Node
+	db.Find(&nodes)
+	nodePath := "/pools/" + f.pool.ID + "/nodes/" + nodes[0].ID
+	if code, out := do("POST", nodePath+"/drain", v, ""); code != 200 || out["health"] != "draining" {
+		t.Fatalf("drain: %d %v", code, out)
+	}
+	if code, out := do("POST", "/sandboxes", me, `{"listing_id":"lst-h100","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":10}`); code != 409 || out["code"] != "no_capacity" {
+		t.Fatalf("launch on a drained pool: %d %v", code, out)
+	}
+	if code, out := do("POST", nodePath+"/health", staff, `{"health":"ready"}`); code != 200 || out["health"] != "ready" {
+		t.Fatalf("health by staff: %d %v", code, out)
+	}
+	if code, out := do("POST", nodePath+"/health", v, `{"health":"sleeping"}`); code != 422 {
+		t.Fatalf("bad health: %d %v", code, out)
+	}
+	if code, _ := do("POST", nodePath+"/heartbeat", v, ""); code != 200 {
+		t.Fatalf("heartbeat: %d", code)
+	}
+	start := t0.Add(time.Hour).Format(time.RFC3339)
+	end := t0.Add(2 * time.Hour).Format(time.RFC3339)
+	code, res := do("POST", "/reservations", me, `{"listing_id":"lst-h100","gpu_count":8,"starts_at":"`+start+`","ends_at":"`+end+`"}`)
+	if code != 201 || res["state"] != "pending" {
+		t.Fatalf("reserve: %d %v", code, res)
+	}
+	code, out := do("POST", "/reservations", them, `{"listing_id":"lst-h100","gpu_count":1,"starts_at":"`+start+`","ends_at":"`+end+`"}`)
+	if code != 409 || out["code"] != "no_capacity" || out["next_free_at"] != end {
+		t.Fatalf("overlapping reservation: %d %v", code, out)
+	}
+	if code, out := do("GET", "/reservations", me, ""); code != 200 || len(out["items"].([]any)) != 1 {
+		t.Fatalf("list reservations: %d %v", code, out)
+	}
+	if code, out := do("POST", "/reservations/"+res["id"].(string)+"/cancel", them, ""); code != 404 || out["code"] != "reservation_not_found" {
+		t.Fatalf("cancel by another org: %d %v", code, out)
+	}
+	if code, out := do("POST", "/reservations/"+res["id"].(string)+"/cancel", me, ""); code != 200 || out["state"] != "cancelled" {
+		t.Fatalf("cancel: %d %v", code, out)
+	}
+	if code, out := do("POST", "/reservations/"+res["id"].(string)+"/cancel", me, ""); code != 409 || out["code"] != "reservation_not_cancellable" {
+		t.Fatalf("cancel twice: %d %v", code, out)
+	}
+	if code, out := do("GET", "/audit", me, ""); code != 403 {
+		t.Fatalf("audit by a non-staff: %d %v", code, out)
+	}
+	if code, out := do("GET", "/audit", staff, ""); code != 200 || len(out["items"].([]any)) != 1 {
+		t.Fatalf("audit: %d %v", code, out)
+	}
+}

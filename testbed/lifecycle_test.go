@@ -279,3 +279,20 @@ func TestReconcile(t *testing.T) {
 		f.launch(t, sme(), 7, 60)
 	})
 }
+
+// TestStartFailure: a backend refusing the start fails the sandbox with start_failed and frees its devices.
+func TestStartFailure(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		f.sim.FailNextStart(errors.New("node refused the job"))
+		sb := f.launch(t, sme(), 8, 30)
+		got := f.get(t, sb.ID)
+		if got.State != StateFailed || got.StopReason != ReasonStartFailed || got.Message == "" {
+			t.Fatalf("after a refused start: %+v", got)
+		}
+		if st := stateOf(t, db, sb.ID); !slices.Equal(st, []string{"requested", "scheduled", "provisioning", "failed"}) {
+			t.Fatalf("events %v", st)
+		}
+		f.launch(t, sme(), 8, 30) // the devices are free again
+	})
+}

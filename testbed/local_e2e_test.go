@@ -45,6 +45,7 @@ func localEndToEnd(t *testing.T, bus *eventbus.Bus) {
 	if err := lb.Check(ctx); err != nil {
 		t.Fatalf("the local backend cannot run here (a real sandbox is required): %v", err)
 	}
+	t.Cleanup(func() { stopAll(lb) }) // sandboxes outlive their starter: none may outlive the test
 	svc, err := New(Deps{DB: db, Bus: bus, Clock: clock.System{}, Holds: ApproveHolds{},
 		Backends: map[string]backend.Backend{"local": lb},
 		Options:  Options{UsageInterval: 300 * time.Millisecond, SuperviseInterval: 50 * time.Millisecond, StopGrace: 2 * time.Second}})
@@ -289,5 +290,15 @@ func waitState(t *testing.T, base, tok, id, state string) sandboxJSON {
 			t.Fatalf("sandbox %s: state %s (%s %s), want %s", id, sb.State, sb.StopReason, sb.Message, state)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func stopAll(b backend.Backend) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list, _ := b.List(ctx)
+	for _, st := range list {
+		_, _ = b.Stop(ctx, st.SandboxID, time.Second)
+		_ = b.Remove(ctx, st.SandboxID)
 	}
 }

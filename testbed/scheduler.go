@@ -425,35 +425,6 @@ func (x *index) nextFree(r PlaceRequest, nowMS int64) int64 {
 	return 0
 }
 
-// freeAt is the number of devices of (pool, model) free at time t for anyone (claims and all reservations
-// counted), for the availability calendar.
-func (x *index) freeAt(pool, model string, t int64) (free, total int) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	g := x.groups[groupKey{pool, model}]
-	if g == nil {
-		return 0, 0
-	}
-	_, total = x.countsLocked(g, model)
-	busy := 0
-	for _, s := range g.slots {
-		if s.bucket < 0 {
-			continue
-		}
-		for _, d := range s.node.devs {
-			if d.model == model && d.claimed && d.expires > t {
-				busy++
-			}
-		}
-	}
-	res := g.reservedLocked("\x00nobody", t, t+1)
-	free = total - busy - res
-	if free < 0 {
-		free = 0
-	}
-	return free, total
-}
-
 // poolCounts returns per model (free now, total) on ready nodes of a pool.
 func (x *index) poolCounts(pool string) map[string][2]int {
 	x.mu.Lock()

@@ -409,6 +409,13 @@ var errSkip = errors.New("skip")
 
 // started records a backend's observation of a sandbox that was provisioning (or stopping before it ran).
 func (s *Service) started(ctx context.Context, id string, st backend.Status) error {
+	if st.Ended() && st.StartedAt.IsZero() { // it never ran (image pull failed, start interrupted)
+		msg := st.Message
+		if msg == "" {
+			msg = "the backend reports it never ran (" + st.Reason + ")"
+		}
+		return s.fail(ctx, id, ReasonStartFailed, msg)
+	}
 	sb, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
 		if sb.Terminal() {
 			return nil // ended meanwhile (failed, or stopped before the backend answered): stop what started

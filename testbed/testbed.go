@@ -108,7 +108,6 @@ type Service struct {
 	touched  map[string]int64 // last activity written per sandbox (unix ms), to throttle writes
 	wg       sync.WaitGroup
 	loaded   bool
-	lastMeta time.Time
 }
 
 // New checks every dependency and returns the service. Call Load (or Run) before placing sandboxes.

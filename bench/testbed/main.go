@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -44,16 +45,17 @@ func (k keys) PublicKey(context.Context, string) (crypto.PublicKey, error) { ret
 
 func main() {
 	local.MaybeRunShim() // this binary is the local backend's shim too
-	n := flag.Int("n", 50, "sandboxes to launch, one after another")
+	n := flag.Int("n", 50, "sandboxes to launch")
+	conc := flag.Int("c", 1, "launches in flight at once (each worker launches, waits for running, stops, repeats)")
 	template := flag.String("template", "shell", "template to launch")
 	flag.Parse()
-	if err := run(*n, *template); err != nil {
+	if err := run(*n, *conc, *template); err != nil {
 		fmt.Fprintln(os.Stderr, "testbed-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, template string) error {
+func run(n, conc int, template string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "testbed-bench-")
@@ -75,6 +77,17 @@ func run(n int, template string) error {
 	if err := lb.Check(ctx); err != nil {
 		return err
 	}
+	// Sandboxes outlive this process by design: whatever happens, stop and remove every one it started
+	// before the directory goes.
+	defer func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+		defer ccancel()
+		list, _ := lb.List(cctx)
+		for _, st := range list {
+			_, _ = lb.Stop(cctx, st.SandboxID, time.Second)
+			_ = lb.Remove(cctx, st.SandboxID)
+		}
+	}()
 	svc, err := testbed.New(testbed.Deps{DB: db, Clock: clock.System{}, Holds: testbed.ApproveHolds{},
 		Backends: map[string]backend.Backend{"local": lb}, Options: testbed.Options{SuperviseInterval: 100 * time.Millisecond, StopGrace: time.Second}})
 	if err != nil {
@@ -86,7 +99,7 @@ func run(n int, template string) error {
 		return err
 	}
 	node := testbed.AddNodeInput{Name: "n1", CPUMillis: 1 << 30, MemoryBytes: 1 << 50}
-	for i := range 8 {
+	for i := range 64 { // more devices than sandboxes in flight: the benchmark measures starts, not waiting
 		node.Devices = append(node.Devices, testbed.DeviceInput{Index: i, GPUModel: "h100-80gb"})
 	}
 	if _, _, err := svc.AddNode(ctx, vendor, p.ID, node); err != nil {
@@ -140,13 +153,14 @@ func run(n int, template string) error {
 		Reason    string     `json:"stop_reason"`
 		Message   string     `json:"message"`
 	}
+	var mu sync.Mutex
 	var client50, server50 []time.Duration
-	for i := range n {
+	one := func() error {
 		t0 := time.Now()
 		var v view
 		code, err := call("POST", base, fmt.Sprintf(`{"listing_id":"lst-bench","gpu_model":"h100-80gb","gpu_count":1,"template":%q,"duration_minutes":5}`, template), &v)
 		if err != nil || code != 202 {
-			return fmt.Errorf("launch %d: %d %v", i, code, err)
+			return fmt.Errorf("launch: %d %v", code, err)
 		}
 		for {
 			var g view
@@ -154,8 +168,10 @@ func run(n int, template string) error {
 				return err
 			}
 			if g.State == testbed.StateRunning {
+				mu.Lock()
 				client50 = append(client50, time.Since(t0))
 				server50 = append(server50, g.StartedAt.Sub(g.CreatedAt))
+				mu.Unlock()
 				break
 			}
 			if g.State == testbed.StateFailed || time.Since(t0) > 30*time.Second {
@@ -164,18 +180,40 @@ func run(n int, template string) error {
 			time.Sleep(time.Millisecond)
 		}
 		if code, err := call("POST", base+"/"+v.ID+"/stop", "", nil); err != nil || code != 202 {
-			return fmt.Errorf("stop %d: %d %v", i, code, err)
+			return fmt.Errorf("stop: %d %v", code, err)
 		}
-		for { // wait for the stop so the next launch measures an idle host
+		for { // wait for the stop so that at most conc sandboxes exist at once
 			var g view
 			_, _ = call("GET", base+"/"+v.ID, "", &g)
 			if g.State == testbed.StateStopped {
-				break
+				return nil
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
-	fmt.Printf("testbed API-to-running, local backend, template %s, %d sandboxes, %d CPUs (%s/%s)\n", template, n, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	jobs := make(chan struct{}, n)
+	for range n {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	errs := make(chan error, conc)
+	for range conc {
+		go func() {
+			for range jobs {
+				if err := one(); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range conc {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	fmt.Printf("testbed API-to-running, local backend, template %s, %d sandboxes, %d in flight, %d CPUs (%s/%s)\n", template, n, conc, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	report("client: POST sent → GET shows running", client50)
 	report("server: accepted → backend-observed start", server50)
 	return nil

@@ -192,6 +192,19 @@ func TestServeSIGKILLRestart(t *testing.T) {
 	sme := token("u-sme", "org-sme", "sme", false)
 
 	data := t.TempDir()
+	t.Cleanup(func() { // sandboxes outlive the server by design: none may outlive the test
+		lb, err := local.New(local.Options{Root: filepath.Join(data, "sandboxes")})
+		if err != nil {
+			return
+		}
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+		defer ccancel()
+		list, _ := lb.List(cctx)
+		for _, st := range list {
+			_, _ = lb.Stop(cctx, st.SandboxID, time.Second)
+			_ = lb.Remove(cctx, st.SandboxID)
+		}
+	})
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
 		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn"}
