@@ -78,9 +78,25 @@ func (s *Service) Load(ctx context.Context) error {
 		x.reserve(r)
 	}
 	s.mu.Lock()
-	s.idx, s.loaded = x, true
+	s.idx, s.loaded, s.loadedAt = x, true, time.Now()
 	s.mu.Unlock()
 	return nil
+}
+
+// indexRefresh is how stale the scheduler index may get before the supervisor reloads it.
+const indexRefresh = 30 * time.Second
+
+// reloadIndex reloads the index from the database when the last load is older than minAge, so that pools,
+// nodes and releases made by another process (a second testbed replica, `tamarack seed` beside a running
+// server) become visible. It reports whether it reloaded.
+func (s *Service) reloadIndex(ctx context.Context, minAge time.Duration) (bool, error) {
+	s.mu.Lock()
+	fresh := time.Since(s.loadedAt) < minAge
+	s.mu.Unlock()
+	if fresh {
+		return false, nil
+	}
+	return true, s.Load(ctx)
 }
 
 // poolGPUModels lists the distinct models of a pool's devices.

@@ -410,3 +410,33 @@ func BenchmarkLaunch(b *testing.B) {
 		})
 	}
 }
+
+// Capacity added by another process (a second replica, or `tamarack seed` beside a running server) is found
+// by a launch that would otherwise be refused, without a restart.
+func TestLaunchSeesNodesAddedByAnotherProcess(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 1, Options{})
+		other, err := New(Deps{DB: db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": f.sim}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// The first process loaded its index before this; it has never seen the second node.
+		in := AddNodeInput{Name: "node-added-elsewhere", CPUMillis: 1 << 40, MemoryBytes: 1 << 50}
+		for i := range 4 {
+			in.Devices = append(in.Devices, DeviceInput{Index: i, GPUModel: "h100-80gb"})
+		}
+		if _, _, err := other.AddNode(context.Background(), vendor(), f.pool.ID, in); err != nil {
+			t.Fatal(err)
+		}
+		f.svc.mu.Lock()
+		f.svc.loadedAt = time.Time{} // as if the last load were old: the reload is rate-limited to once a second
+		f.svc.mu.Unlock()
+		sb := f.launch(t, sme(), 4, 30)
+		if got := f.get(t, sb.ID); got.State != StateRunning || got.NodeID == "" {
+			t.Fatalf("sandbox = %s on %q, want running on the new node", got.State, got.NodeID)
+		}
+	})
+}

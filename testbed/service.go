@@ -189,7 +189,13 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 	req := PlaceRequest{PoolID: pool.ID, GPUModel: in.GPUModel, GPUCount: in.GPUCount, MIGProfile: in.MIGProfile,
 		CPUMillis: cpu, Memory: mem, OrgID: c.OrgID, FromMS: ms(now), ToMS: ms(now.Add(dur))}
 	if !s.index().fits(req) {
-		return Sandbox{}, s.noCapacity(req, now)
+		// Capacity may exist that this process has not seen yet (added elsewhere): look once, at most
+		// once a second, before refusing.
+		if reloaded, err := s.reloadIndex(ctx, time.Second); err != nil {
+			return Sandbox{}, err
+		} else if !reloaded || !s.index().fits(req) {
+			return Sandbox{}, s.noCapacity(req, now)
+		}
 	}
 	hold, err := s.holds.Hold(ctx, events.HoldRequestV1{Action: "place", SandboxID: sb.ID, OrganizationID: c.OrgID,
 		ListingID: l.ID, VendorOrgID: l.VendorOrgID, PoolID: pool.ID, GPUModel: in.GPUModel, GPUCount: in.GPUCount,

@@ -108,6 +108,7 @@ type Service struct {
 	touched  map[string]int64 // last activity written per sandbox (unix ms), to throttle writes
 	wg       sync.WaitGroup
 	loaded   bool
+	loadedAt time.Time // wall time of the last index load: bounds reloads on a miss
 }
 
 // New checks every dependency and returns the service. Call Load (or Run) before placing sandboxes.
@@ -200,6 +201,11 @@ func (s *Service) supervise(ctx context.Context) error {
 		case <-t.C:
 			if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("testbed supervisor tick", "err", err)
+			}
+			// Converge with what other processes changed (nodes added, devices released) even when no
+			// launch misses; the database claims stay the source of truth in between.
+			if _, err := s.reloadIndex(ctx, indexRefresh); err != nil && ctx.Err() == nil {
+				s.log.Warn("testbed index reload", "err", err)
 			}
 		}
 	}
