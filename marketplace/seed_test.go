@@ -1,0 +1,49 @@
+package marketplace
+
+import (
+	"context"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
+)
+
+// TestSeedDemo: the demo catalogue is published with its events, is searchable and orderable, and a second
+// run changes nothing.
+func TestSeedDemo(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		e := newEnv(t, db, Config{})
+		ctx := context.Background()
+		in := SeedInput{VendorOrgID: "org_demo_vendor", VendorUserID: "usr_demo", PoolID: "pool_demo"}
+		first, err := e.svc.SeedDemo(ctx, in)
+		must(t, err)
+		if first.ComputeListingID == "" || first.ModelListingID == "" || first.DatasetListingID == "" {
+			t.Fatalf("seed: %+v", first)
+		}
+		again, err := e.svc.SeedDemo(ctx, in)
+		must(t, err)
+		if again != first {
+			t.Fatalf("second seed made %+v, first %+v", again, first)
+		}
+		if n := count(t, db, "market_listings"); n != 3 {
+			t.Fatalf("%d listings", n)
+		}
+		var s searchJSON
+		e.do(anon, "GET", "listings?gpu_model=h100-80gb", nil).json(t, &s)
+		if len(s.Items) != 1 || s.Items[0].ID != first.ComputeListingID || s.Items[0].PriceFromMicro != 2_500_000 {
+			t.Fatalf("compute listing in catalogue: %+v", s.Items)
+		}
+		var ds listingOut
+		e.do(smeMember, "GET", "listings/"+first.DatasetListingID, nil).json(t, &ds)
+		expect(t, e.do(smeMember, "POST", "orders", map[string]any{"listing_id": ds.ID, "plan_id": ds.PublishedVersion.Plans[0].ID}), 201, "")
+		r := e.do(smeMember, "GET", "artifacts/"+ds.PublishedVersion.Artifacts[0].ID+"/download", nil)
+		expect(t, r, 302, "")
+		expect(t, e.do(smeMember, "GET", r.header.Get("Location"), nil), 200, "")
+		// The published events went out through the outbox (flushed by the seed).
+		if n, err := e.svc.Outbox().Pending(ctx); err != nil || n != 0 {
+			t.Fatalf("outbox pending %d, %v", n, err)
+		}
+	})
+}
