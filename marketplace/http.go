@@ -2,6 +2,7 @@ package marketplace
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -265,7 +266,7 @@ func (h handler) createListing(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	v, err := h.s.CreateListing(c.UserContext(), actorOf(c), CreateListingInput{Kind: req.Kind, Slug: req.Slug, Content: req.Content})
+	v, err := h.s.CreateListing(c.UserContext(), actorOf(c), CreateListingInput(req))
 	if err != nil {
 		return err
 	}
@@ -357,7 +358,10 @@ func (h handler) upload(c *fiber.Ctx) error {
 	if sum == "" {
 		sum = c.Get("Digest")
 	}
-	a, err := h.s.Upload(c.UserContext(), actorOf(c), UploadInput{ListingID: c.Params("id"), Version: n,
+	// Uploads outlive the API's 30 s request deadline; the server's read timeout still bounds a stalled client.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), 2*time.Hour)
+	defer cancel()
+	a, err := h.s.Upload(ctx, actorOf(c), UploadInput{ListingID: c.Params("id"), Version: n,
 		Name: c.Params("name"), Body: body, Length: length, SHA256: sum})
 	if err != nil {
 		// The rest of a refused upload is never read: close the connection rather than parse it as a request.
@@ -491,7 +495,7 @@ func (h handler) decide(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	v, err := h.s.Decide(c.UserContext(), actorOf(c), c.Params("version_id"), Decision{Decision: req.Decision, Comment: req.Comment})
+	v, err := h.s.Decide(c.UserContext(), actorOf(c), c.Params("version_id"), Decision(req))
 	if err != nil {
 		return err
 	}
@@ -520,7 +524,7 @@ func (h handler) audit(c *fiber.Ctx) error {
 	}
 	out := make([]auditJSON, len(rows))
 	for i, r := range rows {
-		out[i] = auditJSON{r.ID, r.ActorUserID, r.ActorOrgID, r.Action, r.ListingID, r.TargetID, r.Detail, r.At}
+		out[i] = auditJSON(r)
 	}
 	return c.JSON(web.NewList(out, pg.Limit, func(a auditJSON) any { return idCursor{a.ID} }))
 }
@@ -560,7 +564,7 @@ func (h handler) placeOrder(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	o, err := h.s.PlaceOrder(c.UserContext(), actorOf(c), OrderInput{ListingID: req.ListingID, PlanID: req.PlanID, Quantity: req.Quantity})
+	o, err := h.s.PlaceOrder(c.UserContext(), actorOf(c), OrderInput(req))
 	if err != nil {
 		return err
 	}
@@ -713,7 +717,7 @@ type reviewJSON struct {
 }
 
 func toReviewJSON(r ratingRow) reviewJSON {
-	return reviewJSON{r.ID, r.ListingID, r.OrgID, r.UserID, r.Stars, r.Body, r.CreatedAt, r.UpdatedAt}
+	return reviewJSON(r)
 }
 
 func (h handler) reviews(c *fiber.Ctx) error {
@@ -737,7 +741,7 @@ func (h handler) createReview(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	r, err := h.s.CreateReview(c.UserContext(), actorOf(c), c.Params("id"), ReviewInput{Stars: req.Stars, Body: req.Body})
+	r, err := h.s.CreateReview(c.UserContext(), actorOf(c), c.Params("id"), ReviewInput(req))
 	if err != nil {
 		return err
 	}
@@ -749,7 +753,7 @@ func (h handler) updateReview(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	r, err := h.s.UpdateReview(c.UserContext(), actorOf(c), c.Params("id"), ReviewInput{Stars: req.Stars, Body: req.Body})
+	r, err := h.s.UpdateReview(c.UserContext(), actorOf(c), c.Params("id"), ReviewInput(req))
 	if err != nil {
 		return err
 	}
