@@ -349,6 +349,10 @@ func (h handler) upload(c *fiber.Ctx) error {
 	var body io.Reader = c.Context().RequestBodyStream()
 	if body == nil {
 		body = bytes.NewReader(c.Body())
+	} else if conn := c.Context().Conn(); conn != nil {
+		// The server's read timeout counts from the request's start; a large upload instead gets a deadline
+		// that moves with progress, so only a stalled client is cut off.
+		body = &progressDeadline{r: body, conn: conn, idle: time.Minute}
 	}
 	length := int64(c.Request().Header.ContentLength())
 	if length < 0 {
@@ -809,6 +813,21 @@ func (h handler) blob(c *fiber.Ctx) error {
 	c.Status(http.StatusPartialContent)
 	c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", rng.Start, rng.Start+rng.Length-1, size))
 	return c.SendStream(readCloser{io.LimitReader(b, rng.Length), b}, int(rng.Length))
+}
+
+type progressDeadline struct {
+	r    io.Reader
+	conn interface{ SetReadDeadline(time.Time) error }
+	idle time.Duration
+	last time.Time
+}
+
+func (p *progressDeadline) Read(b []byte) (int, error) {
+	if now := time.Now(); now.Sub(p.last) > time.Second {
+		p.last = now
+		_ = p.conn.SetReadDeadline(now.Add(p.idle))
+	}
+	return p.r.Read(b)
 }
 
 // readCloser lets fasthttp close the blob once the (possibly limited) body is sent.
