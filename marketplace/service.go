@@ -341,6 +341,9 @@ func (s *Service) Decide(ctx context.Context, a Actor, versionID string, d Decis
 		if a.owns(l) {
 			return ErrOwnListing
 		}
+		if l.Status == StatusRetired {
+			return ErrAlreadyRetired // its vendor withdrew it while the version waited
+		}
 		if v, err = getVersion(tx, versionID); err != nil { // re-read under the listing lock
 			return err
 		}
@@ -466,10 +469,7 @@ func (s *Service) hide(ctx context.Context, a Actor, id, status, reason string) 
 			return err
 		}
 		l.Status, l.StatusReason = status, reason
-		vid := l.PublishedVersionID
-		if vid == "" {
-			vid = "" // a never-published listing retires without a live version
-		}
+		vid := l.PublishedVersionID // empty when a never-published listing retires
 		v := versionRow{ID: vid, ListingID: l.ID, Version: l.LatestVersion}
 		c := Content{}
 		if vid != "" {
