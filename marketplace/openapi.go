@@ -36,7 +36,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Auth: "vendor member", Request: ContentPatch{}, Response: listing, Status: 201, Problems: []string{"version_pending", "validation_failed", "listing_retired"}},
 		openapi.Op{Method: "PUT", Path: p("/listings/:id/versions/:version/artifacts/:name"), Summary: "Upload (or replace) an artifact, streamed; X-Checksum-Sha256 (hex or base64) or Digest: sha-256=... is checked", Tag: tag,
 			Auth: "vendor member", ContentType: "application/octet-stream", Response: artifactJSON{}, Status: 201,
-			Problems: []string{"artifact_too_large", "checksum_mismatch", "invalid_checksum", "invalid_artifact_name", "version_not_editable"}},
+			Problems: []string{"artifact_too_large", "checksum_mismatch", "invalid_checksum", "invalid_artifact_name", "version_not_editable", "artifact_exists"}},
 		openapi.Op{Method: "POST", Path: p("/listings/:id/submit"), Summary: "Submit the draft or changes_requested version for review", Tag: tag,
 			Auth: "vendor member", Response: listing, Problems: []string{"vendor_not_verified", "pool_not_owned", "pool_gpu_mismatch", "no_plans", "version_not_submittable"}},
 		openapi.Op{Method: "POST", Path: p("/listings/:id/retire"), Summary: "Remove the listing from the catalogue; entitlements stay", Tag: tag,
