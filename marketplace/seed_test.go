@@ -2,11 +2,14 @@ package marketplace
 
 import (
 	"context"
+	"strings"
+	"time"
 	"testing"
 
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/services/events"
 )
 
 // TestSeedDemo: the demo catalogue is published with its events, is searchable and orderable, and a second
@@ -16,7 +19,10 @@ func TestSeedDemo(t *testing.T) {
 	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
 		e := newEnv(t, db, Config{})
 		ctx := context.Background()
-		in := SeedInput{VendorOrgID: "org_demo_vendor", VendorUserID: "usr_demo", PoolID: "pool_demo"}
+		// The testbed's pool event arrived first: the seed sells what it declares.
+		must(t, e.svc.ApplyPoolChanged(ctx, "pool-demo-1", events.PoolChangedV1{PoolID: "pool_demo", VendorOrgID: "org_demo_vendor",
+			Region: "ca-west", GPUModels: []string{"l40s-48gb"}, At: time.Now()}))
+		in := SeedInput{VendorOrgID: "org_demo_vendor", VendorUserID: "usr_demo", PoolID: "pool_demo", GPUModel: "h100-80gb"}
 		first, err := e.svc.SeedDemo(ctx, in)
 		must(t, err)
 		if first.ComputeListingID == "" || first.ModelListingID == "" || first.DatasetListingID == "" {
@@ -31,9 +37,16 @@ func TestSeedDemo(t *testing.T) {
 			t.Fatalf("%d listings", n)
 		}
 		var s searchJSON
-		e.do(anon, "GET", "listings?gpu_model=h100-80gb", nil).json(t, &s)
+		e.do(anon, "GET", "listings?gpu_model=l40s-48gb", nil).json(t, &s)
 		if len(s.Items) != 1 || s.Items[0].ID != first.ComputeListingID || s.Items[0].PriceFromMicro != 2_500_000 {
 			t.Fatalf("compute listing in catalogue: %+v", s.Items)
+		}
+		var cl listingOut
+		e.do(anon, "GET", "listings/"+first.ComputeListingID, nil).json(t, &cl)
+		var v versionRow
+		must(t, db.Where("id = ?", cl.PublishedVersion.ID).Take(&v).Error)
+		if !strings.Contains(v.Content, `"region":"ca-west"`) {
+			t.Fatalf("compute terms ignore the pool projection: %s", v.Content)
 		}
 		var ds listingOut
 		e.do(smeMember, "GET", "listings/"+first.DatasetListingID, nil).json(t, &ds)
