@@ -3,8 +3,8 @@ package marketplace
 import (
 	"context"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
