@@ -26,7 +26,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "POST", Path: p("/listings"), Summary: "Create a listing in draft with its first version", Tag: tag,
 			Auth: "vendor member", Request: createListingRequest{}, Response: listing, Status: 201,
 			Problems: []string{"validation_failed", "slug_taken"}},
-		openapi.Op{Method: "GET", Path: p("/listings/:id"), Summary: "A listing with its published version (its vendor and staff also see the pending one)", Tag: tag,
+		openapi.Op{Method: "GET", Path: p("/listings/:id"), Summary: "A listing (by ID or slug) with its published version (its vendor and staff also see the pending one)", Tag: tag,
 			Response: listing, Problems: []string{"listing_not_found"}},
 		openapi.Op{Method: "PATCH", Path: p("/listings/:id"), Summary: "Edit the draft or changes_requested version (absent fields stay)", Tag: tag,
 			Auth: "vendor member", Request: ContentPatch{}, Response: listing, Problems: []string{"validation_failed", "version_not_editable", "listing_not_found"}},

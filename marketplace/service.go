@@ -3,6 +3,7 @@ package marketplace
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -538,6 +539,12 @@ func writeAudit(tx *gorm.DB, a Actor, action, listingID, targetID, detail string
 func (s *Service) Listing(ctx context.Context, a Actor, id string) (ListingView, error) {
 	db := s.db.WithContext(ctx)
 	l, err := getListing(db, id, false)
+	if errors.Is(err, ErrListingNotFound) && slugRE.MatchString(id) {
+		// Pages link listings by slug; the ID stays the canonical reference.
+		if e := db.Where("slug = ?", id).Take(&l).Error; e == nil {
+			err = nil
+		}
+	}
 	if err != nil {
 		return ListingView{}, err
 	}
