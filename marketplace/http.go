@@ -112,7 +112,7 @@ type versionJSON struct {
 	Compute      *ComputeDetails `json:"compute,omitempty"`
 	Plans        []planJSON      `json:"plans"`
 	Artifacts    []artifactJSON  `json:"artifacts"`
-	CreatedBy    string          `json:"created_by"`
+	CreatedBy    string          `json:"created_by,omitempty"`
 	CreatedAt    time.Time       `json:"created_at"`
 	UpdatedAt    time.Time       `json:"updated_at"`
 	SubmittedAt  *time.Time      `json:"submitted_at,omitempty"`
@@ -173,6 +173,11 @@ func toListingJSON(v ListingView) listingJSON {
 		Rating: ratingSummaryJSON{v.Rating.Count, v.Rating.Average}, CreatedAt: v.Listing.CreatedAt, UpdatedAt: v.Listing.UpdatedAt}
 	if v.Published != nil {
 		out.PublishedVersion = toVersionJSON(*v.Published)
+		if !v.Internal {
+			// Buyers see what is published, not who on either side wrote or reviewed it.
+			pv := out.PublishedVersion
+			pv.CreatedBy, pv.DecidedBy, pv.Comment = "", "", ""
+		}
 	}
 	if v.Pending != nil {
 		out.PendingVersion = toVersionJSON(*v.Pending)

@@ -24,6 +24,8 @@ type ListingView struct {
 	Published  *VersionView // the live version, when there is one
 	Pending    *VersionView // the newest unpublished version; only for its vendor and staff
 	Rating     RatingSummary
+	// Internal is true for its vendor and staff: they also see who wrote and decided, and review comments.
+	Internal bool
 }
 
 // VersionView is a version with its decoded content and artifacts.
@@ -588,7 +590,7 @@ func (s *Service) view(ctx context.Context, db *gorm.DB, a Actor, l listingRow) 
 	if fresh, err := getListing(db, l.ID, false); err == nil {
 		l = fresh
 	}
-	out := ListingView{Listing: l, VendorName: orgName(db, l.VendorOrgID)}
+	out := ListingView{Listing: l, VendorName: orgName(db, l.VendorOrgID), Internal: a.owns(l) || a.Staff}
 	if l.PublishedVersionID != "" {
 		v, err := getVersion(db, l.PublishedVersionID)
 		if err != nil {
