@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -84,6 +85,48 @@ func TestConcurrentDecisions(t *testing.T) {
 			if c := count(t, db, "market_entitlements"); c != 1 {
 				t.Fatalf("%d entitlements", c)
 			}
+		}
+	})
+}
+
+// TestSubscriptionEntitlements: a settled subscription entitles for its months; a second one extends from the
+// end of the first; a one-time purchase makes it perpetual and a later subscription never shortens it.
+func TestSubscriptionEntitlements(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		e := newEnv(t, db, Config{})
+		ctx := context.Background()
+		m := modelListing("subscribed")
+		m["plans"] = []map[string]any{{"name": "Monthly", "kind": "subscription", "price_micro": 1_000_000},
+			{"name": "Forever", "kind": "one_time", "price_micro": 9_000_000}}
+		l := e.publishListing(m, nil)
+		monthly, forever := l.PublishedVersion.Plans[0].ID, l.PublishedVersion.Plans[1].ID
+		expires := func() *time.Time {
+			var ent entitlementRow
+			must(t, db.Where("org_id = ? AND listing_id = ?", orgSME, l.ID).Take(&ent).Error)
+			return ent.ExpiresAt
+		}
+		buy := func(plan string, qty int, event string) {
+			o, err := e.svc.PlaceOrder(ctx, smeMember, OrderInput{ListingID: l.ID, PlanID: plan, Quantity: qty})
+			must(t, err)
+			if plan == monthly && o.AmountMicro != int64(qty)*1_000_000 {
+				t.Fatalf("amount %d for %d months", o.AmountMicro, qty)
+			}
+			must(t, e.svc.settleOrder(ctx, event, "order-settled", o.ID, true, "", "tr"))
+		}
+		now := e.clock.Now()
+		buy(monthly, 2, "s1")
+		if got := expires(); got == nil || got.Sub(now.AddDate(0, 2, 0)).Abs() > time.Millisecond {
+			t.Fatalf("after 2 months: %v", got)
+		}
+		buy(monthly, 1, "s2")
+		if got := expires(); got == nil || got.Sub(now.AddDate(0, 3, 0)).Abs() > time.Millisecond {
+			t.Fatalf("after 2+1 months: %v", got)
+		}
+		buy(forever, 1, "s3")
+		buy(monthly, 1, "s4")
+		if got := expires(); got != nil {
+			t.Fatalf("perpetual entitlement shortened to %v", got)
 		}
 	})
 }
