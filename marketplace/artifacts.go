@@ -173,6 +173,9 @@ func (s *Service) Upload(ctx context.Context, a Actor, in UploadInput) (artifact
 			}
 		}
 		if err := tx.Create(&row).Error; err != nil {
+			if sqldb.IsDuplicate(err) {
+				return ErrArtifactExists.WithDetail("another upload of %s finished first; retry to replace it", in.Name)
+			}
 			return err
 		}
 		return writeHistory(tx, l, v, a, "artifact_uploaded", []string{"artifacts/" + in.Name}, "", now)

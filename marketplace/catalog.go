@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 
+	"gorm.io/gorm"
+
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
@@ -219,8 +221,8 @@ func (s *Service) search(ctx context.Context, in SearchInput, cur searchCursor) 
 		// A text query on SQLite: one pass over the matches gives the facets, the ranking and the page (the
 		// FTS5 match and its join are the expensive part; running them twice doubled the cost). Postgres is
 		// faster with the two statements below (its top-N sort and index-only facet scan win).
-		var all []CatalogItem
-		if err := db.Raw(`SELECT `+itemColumns+`, `+score+` AS score FROM `+from+filter, args...).Scan(&all).Error; err != nil {
+		all, err := scanItems(db, `SELECT `+itemColumns+`, `+score+` AS score FROM `+from+filter, args)
+		if err != nil {
 			return SearchResult{}, err
 		}
 		for _, it := range all {
@@ -268,9 +270,9 @@ func (s *Service) search(ctx context.Context, in SearchInput, cur searchCursor) 
 				and("(c.published_at < ? OR (c.published_at = ? AND c.listing_id < ?))", cur.K, cur.K, cur.ID)
 			}
 		}
-		var items []CatalogItem
-		if err := db.Raw(`SELECT `+itemColumns+`, `+score+` AS score FROM `+from+pageWhere+` ORDER BY `+order+` LIMIT ? OFFSET ?`,
-			append(pageArgs, in.Limit+1, offset)...).Scan(&items).Error; err != nil {
+		items, err := scanItems(db, `SELECT `+itemColumns+`, `+score+` AS score FROM `+from+pageWhere+` ORDER BY `+order+` LIMIT ? OFFSET ?`,
+			append(pageArgs, in.Limit+1, offset))
+		if err != nil {
 			return SearchResult{}, err
 		}
 		if len(items) > in.Limit {
@@ -300,6 +302,26 @@ func (s *Service) search(ctx context.Context, in SearchInput, cur searchCursor) 
 	res.Total = f.total
 	res.Facets = f.result()
 	return res, nil
+}
+
+// scanItems reads catalogue rows without GORM's reflection (the hot path of every uncached search).
+func scanItems(db *gorm.DB, q string, args []any) ([]CatalogItem, error) {
+	rows, err := db.Raw(q, args...).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []CatalogItem
+	for rows.Next() {
+		var it CatalogItem
+		if err := rows.Scan(&it.ListingID, &it.VersionID, &it.VendorOrgID, &it.VendorName, &it.Kind, &it.Slug, &it.Title,
+			&it.Summary, &it.Tags, &it.License, &it.GPUModel, &it.Residency, &it.CanadianIP, &it.Gated, &it.PriceMinMicro,
+			&it.PublishedAt, &it.Score); err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
 }
 
 func sortItems(items []CatalogItem, by string) {

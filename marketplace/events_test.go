@@ -216,5 +216,11 @@ func TestReviewRules(t *testing.T) {
 		if !strings.Contains(string(r.body), `"state":"approved"`) {
 			t.Fatalf("vendor sees the request: %s", r.body)
 		}
+
+		// A listing retired while its version waits cannot be approved afterwards.
+		w := e.createListing(vendorAdmin, modelListing("withdrawn"))
+		expect(t, e.do(vendorAdmin, "POST", "listings/"+w.ID+"/submit", nil), 200, "")
+		expect(t, e.do(vendorAdmin, "POST", "listings/"+w.ID+"/retire", nil), 200, "")
+		expect(t, e.do(staff, "POST", "reviews/"+w.PendingVersion.ID+"/decision", map[string]any{"decision": "approve"}), 409, "listing_retired")
 	})
 }

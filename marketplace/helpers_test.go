@@ -324,8 +324,12 @@ func golden(t *testing.T, name string, body []byte) {
 	if err := json.Unmarshal(body, &v); err != nil {
 		t.Fatalf("golden %s: %v", name, err)
 	}
-	got, _ := json.MarshalIndent(normalize(v), "", "  ")
-	got = append(got, '\n')
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	must(t, enc.Encode(normalize(v)))
+	got := buf.Bytes()
 	path := filepath.Join("testdata", name+".golden")
 	if *update {
 		must(t, os.MkdirAll("testdata", 0o755))

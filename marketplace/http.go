@@ -2,6 +2,7 @@ package marketplace
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -111,7 +112,7 @@ type versionJSON struct {
 	Compute      *ComputeDetails `json:"compute,omitempty"`
 	Plans        []planJSON      `json:"plans"`
 	Artifacts    []artifactJSON  `json:"artifacts"`
-	CreatedBy    string          `json:"created_by"`
+	CreatedBy    string          `json:"created_by,omitempty"`
 	CreatedAt    time.Time       `json:"created_at"`
 	UpdatedAt    time.Time       `json:"updated_at"`
 	SubmittedAt  *time.Time      `json:"submitted_at,omitempty"`
@@ -172,6 +173,11 @@ func toListingJSON(v ListingView) listingJSON {
 		Rating: ratingSummaryJSON{v.Rating.Count, v.Rating.Average}, CreatedAt: v.Listing.CreatedAt, UpdatedAt: v.Listing.UpdatedAt}
 	if v.Published != nil {
 		out.PublishedVersion = toVersionJSON(*v.Published)
+		if !v.Internal {
+			// Buyers see what is published, not who on either side wrote or reviewed it.
+			pv := out.PublishedVersion
+			pv.CreatedBy, pv.DecidedBy, pv.Comment = "", "", ""
+		}
 	}
 	if v.Pending != nil {
 		out.PendingVersion = toVersionJSON(*v.Pending)
@@ -265,7 +271,7 @@ func (h handler) createListing(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	v, err := h.s.CreateListing(c.UserContext(), actorOf(c), CreateListingInput{Kind: req.Kind, Slug: req.Slug, Content: req.Content})
+	v, err := h.s.CreateListing(c.UserContext(), actorOf(c), CreateListingInput(req))
 	if err != nil {
 		return err
 	}
@@ -348,6 +354,10 @@ func (h handler) upload(c *fiber.Ctx) error {
 	var body io.Reader = c.Context().RequestBodyStream()
 	if body == nil {
 		body = bytes.NewReader(c.Body())
+	} else if conn := c.Context().Conn(); conn != nil {
+		// The server's read timeout counts from the request's start; a large upload instead gets a deadline
+		// that moves with progress, so only a stalled client is cut off.
+		body = &progressDeadline{r: body, conn: conn, idle: time.Minute}
 	}
 	length := int64(c.Request().Header.ContentLength())
 	if length < 0 {
@@ -357,7 +367,10 @@ func (h handler) upload(c *fiber.Ctx) error {
 	if sum == "" {
 		sum = c.Get("Digest")
 	}
-	a, err := h.s.Upload(c.UserContext(), actorOf(c), UploadInput{ListingID: c.Params("id"), Version: n,
+	// Uploads outlive the API's 30 s request deadline; the server's read timeout still bounds a stalled client.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), 2*time.Hour)
+	defer cancel()
+	a, err := h.s.Upload(ctx, actorOf(c), UploadInput{ListingID: c.Params("id"), Version: n,
 		Name: c.Params("name"), Body: body, Length: length, SHA256: sum})
 	if err != nil {
 		// The rest of a refused upload is never read: close the connection rather than parse it as a request.
@@ -491,7 +504,7 @@ func (h handler) decide(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	v, err := h.s.Decide(c.UserContext(), actorOf(c), c.Params("version_id"), Decision{Decision: req.Decision, Comment: req.Comment})
+	v, err := h.s.Decide(c.UserContext(), actorOf(c), c.Params("version_id"), Decision(req))
 	if err != nil {
 		return err
 	}
@@ -520,7 +533,7 @@ func (h handler) audit(c *fiber.Ctx) error {
 	}
 	out := make([]auditJSON, len(rows))
 	for i, r := range rows {
-		out[i] = auditJSON{r.ID, r.ActorUserID, r.ActorOrgID, r.Action, r.ListingID, r.TargetID, r.Detail, r.At}
+		out[i] = auditJSON(r)
 	}
 	return c.JSON(web.NewList(out, pg.Limit, func(a auditJSON) any { return idCursor{a.ID} }))
 }
@@ -560,7 +573,7 @@ func (h handler) placeOrder(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	o, err := h.s.PlaceOrder(c.UserContext(), actorOf(c), OrderInput{ListingID: req.ListingID, PlanID: req.PlanID, Quantity: req.Quantity})
+	o, err := h.s.PlaceOrder(c.UserContext(), actorOf(c), OrderInput(req))
 	if err != nil {
 		return err
 	}
@@ -713,7 +726,7 @@ type reviewJSON struct {
 }
 
 func toReviewJSON(r ratingRow) reviewJSON {
-	return reviewJSON{r.ID, r.ListingID, r.OrgID, r.UserID, r.Stars, r.Body, r.CreatedAt, r.UpdatedAt}
+	return reviewJSON(r)
 }
 
 func (h handler) reviews(c *fiber.Ctx) error {
@@ -737,7 +750,7 @@ func (h handler) createReview(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	r, err := h.s.CreateReview(c.UserContext(), actorOf(c), c.Params("id"), ReviewInput{Stars: req.Stars, Body: req.Body})
+	r, err := h.s.CreateReview(c.UserContext(), actorOf(c), c.Params("id"), ReviewInput(req))
 	if err != nil {
 		return err
 	}
@@ -749,7 +762,7 @@ func (h handler) updateReview(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	r, err := h.s.UpdateReview(c.UserContext(), actorOf(c), c.Params("id"), ReviewInput{Stars: req.Stars, Body: req.Body})
+	r, err := h.s.UpdateReview(c.UserContext(), actorOf(c), c.Params("id"), ReviewInput(req))
 	if err != nil {
 		return err
 	}
@@ -805,6 +818,21 @@ func (h handler) blob(c *fiber.Ctx) error {
 	c.Status(http.StatusPartialContent)
 	c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", rng.Start, rng.Start+rng.Length-1, size))
 	return c.SendStream(readCloser{io.LimitReader(b, rng.Length), b}, int(rng.Length))
+}
+
+type progressDeadline struct {
+	r    io.Reader
+	conn interface{ SetReadDeadline(time.Time) error }
+	idle time.Duration
+	last time.Time
+}
+
+func (p *progressDeadline) Read(b []byte) (int, error) {
+	if now := time.Now(); now.Sub(p.last) > time.Second {
+		p.last = now
+		_ = p.conn.SetReadDeadline(now.Add(p.idle))
+	}
+	return p.r.Read(b)
 }
 
 // readCloser lets fasthttp close the blob once the (possibly limited) body is sent.

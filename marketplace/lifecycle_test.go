@@ -77,6 +77,8 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("published listing: %s", r.body)
 		}
 
+		expect(t, e.do(anon, "GET", "listings/maple-7b", nil), 200, "")
+
 		// History records who changed what.
 		r = e.do(vendorMem, "GET", "listings/"+l.ID+"/versions", nil)
 		expect(t, r, 200, "")

@@ -111,32 +111,32 @@ func (s *Service) PlaceOrder(ctx context.Context, a Actor, in OrderInput) (order
 }
 
 // grant gives the order's organisation an entitlement: a subscription for its months from now (or from the
-// end of a running one), anything else for good.
+// end of a running one), anything else for good. Insert-or-nothing first, then lock and extend, so concurrent
+// orders of one organisation never collide on the (org, listing) key.
 func grant(tx *gorm.DB, o orderRow, now time.Time) error {
-	var cur entitlementRow
-	err := sqldb.ForUpdate(tx).Where("org_id = ? AND listing_id = ?", o.BuyerOrgID, o.ListingID).Take(&cur).Error
-	if err != nil && !sqldb.IsNotFound(err) {
-		return err
-	}
-	exists := err == nil
 	var expires *time.Time
 	if o.PlanKind == PlanSubscription {
-		from := now
-		if exists && cur.ExpiresAt != nil && cur.ExpiresAt.After(now) {
-			from = *cur.ExpiresAt
-		}
-		t := from.AddDate(0, o.Quantity, 0)
+		t := now.AddDate(0, o.Quantity, 0)
 		expires = &t
 	}
-	if exists {
-		if cur.ExpiresAt == nil && expires != nil {
-			expires = nil // a perpetual entitlement is never shortened by a subscription
-		}
-		return tx.Model(&entitlementRow{}).Where("id = ?", cur.ID).Updates(map[string]any{
-			"source": "order", "source_id": o.ID, "plan_id": o.PlanID, "expires_at": expires, "updated_at": now}).Error
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&entitlementRow{ID: newID("ent"), OrgID: o.BuyerOrgID,
+		ListingID: o.ListingID, Source: "order", SourceID: o.ID, PlanID: o.PlanID, ExpiresAt: expires, CreatedAt: now, UpdatedAt: now})
+	if res.Error != nil || res.RowsAffected == 1 {
+		return res.Error
 	}
-	return tx.Create(&entitlementRow{ID: newID("ent"), OrgID: o.BuyerOrgID, ListingID: o.ListingID, Source: "order",
-		SourceID: o.ID, PlanID: o.PlanID, ExpiresAt: expires, CreatedAt: now, UpdatedAt: now}).Error
+	var cur entitlementRow
+	if err := sqldb.ForUpdate(tx).Where("org_id = ? AND listing_id = ?", o.BuyerOrgID, o.ListingID).Take(&cur).Error; err != nil {
+		return err
+	}
+	switch {
+	case cur.ExpiresAt == nil:
+		expires = nil // a perpetual entitlement is never shortened by a subscription
+	case expires != nil && cur.ExpiresAt.After(now):
+		t := cur.ExpiresAt.AddDate(0, o.Quantity, 0)
+		expires = &t
+	}
+	return tx.Model(&entitlementRow{}).Where("id = ?", cur.ID).Updates(map[string]any{
+		"source": "order", "source_id": o.ID, "plan_id": o.PlanID, "expires_at": expires, "updated_at": now}).Error
 }
 
 // settleOrder fulfils (ok) or fails a pending order once per event.

@@ -14,7 +14,6 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
-	"github.com/tamarack-ai/tamarack/services/events"
 )
 
 // SeedInput names the demo vendor and its testbed pool.
@@ -61,8 +60,23 @@ func (s *Service) SeedDemo(ctx context.Context, in SeedInput) (SeedResult, error
 		if in.PoolID == "" {
 			return nil
 		}
-		return upsertPool(tx, events.PoolChangedV1{PoolID: in.PoolID, VendorOrgID: in.VendorOrgID, Name: in.PoolName,
-			Region: in.Region, GPUModels: []string{in.GPUModel}, At: now}, now)
+		// The testbed's own pool event wins when it has arrived: record the pool only when it is missing, then
+		// sell what the projection says it has.
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&poolRow{PoolID: in.PoolID, VendorOrgID: in.VendorOrgID,
+			Name: in.PoolName, Region: in.Region, GPUModels: in.GPUModel, UpdatedAt: now}).Error; err != nil {
+			return err
+		}
+		var p poolRow
+		if err := tx.Where("pool_id = ?", in.PoolID).Take(&p).Error; err != nil {
+			return err
+		}
+		if p.Region != "" {
+			in.Region = p.Region
+		}
+		if models := strings.Split(p.GPUModels, ","); p.GPUModels != "" && !contains(models, in.GPUModel) && KnownGPUModel(models[0]) {
+			in.GPUModel = models[0]
+		}
+		return nil
 	})
 	if err != nil {
 		return SeedResult{}, err

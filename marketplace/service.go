@@ -3,6 +3,7 @@ package marketplace
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,6 +24,8 @@ type ListingView struct {
 	Published  *VersionView // the live version, when there is one
 	Pending    *VersionView // the newest unpublished version; only for its vendor and staff
 	Rating     RatingSummary
+	// Internal is true for its vendor and staff: they also see who wrote and decided, and review comments.
+	Internal bool
 }
 
 // VersionView is a version with its decoded content and artifacts.
@@ -341,6 +344,9 @@ func (s *Service) Decide(ctx context.Context, a Actor, versionID string, d Decis
 		if a.owns(l) {
 			return ErrOwnListing
 		}
+		if l.Status == StatusRetired {
+			return ErrAlreadyRetired // its vendor withdrew it while the version waited
+		}
 		if v, err = getVersion(tx, versionID); err != nil { // re-read under the listing lock
 			return err
 		}
@@ -466,10 +472,7 @@ func (s *Service) hide(ctx context.Context, a Actor, id, status, reason string) 
 			return err
 		}
 		l.Status, l.StatusReason = status, reason
-		vid := l.PublishedVersionID
-		if vid == "" {
-			vid = "" // a never-published listing retires without a live version
-		}
+		vid := l.PublishedVersionID // empty when a never-published listing retires
 		v := versionRow{ID: vid, ListingID: l.ID, Version: l.LatestVersion}
 		c := Content{}
 		if vid != "" {
@@ -538,6 +541,12 @@ func writeAudit(tx *gorm.DB, a Actor, action, listingID, targetID, detail string
 func (s *Service) Listing(ctx context.Context, a Actor, id string) (ListingView, error) {
 	db := s.db.WithContext(ctx)
 	l, err := getListing(db, id, false)
+	if errors.Is(err, ErrListingNotFound) && slugRE.MatchString(id) {
+		// Pages link listings by slug; the ID stays the canonical reference.
+		if e := db.Where("slug = ?", id).Take(&l).Error; e == nil {
+			err = nil
+		}
+	}
 	if err != nil {
 		return ListingView{}, err
 	}
@@ -581,7 +590,7 @@ func (s *Service) view(ctx context.Context, db *gorm.DB, a Actor, l listingRow) 
 	if fresh, err := getListing(db, l.ID, false); err == nil {
 		l = fresh
 	}
-	out := ListingView{Listing: l, VendorName: orgName(db, l.VendorOrgID)}
+	out := ListingView{Listing: l, VendorName: orgName(db, l.VendorOrgID), Internal: a.owns(l) || a.Staff}
 	if l.PublishedVersionID != "" {
 		v, err := getVersion(db, l.PublishedVersionID)
 		if err != nil {

@@ -2,8 +2,16 @@ package marketplace
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"net"
+	"net/http"
+	"time"
+
 	"crypto/sha256"
 	"encoding/base64"
+	"github.com/gofiber/fiber/v2"
+	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"io"
 	"strings"
 	"testing"
@@ -54,4 +62,38 @@ func (r repeatReader) Read(p []byte) (int, error) {
 		p[i] = byte(r)
 	}
 	return len(p), nil
+}
+
+// TestSlowUploadOutlivesReadTimeout: the server's read timeout counts from the start of a request; an upload
+// that keeps sending is not cut off by it (only a stalled one would be).
+func TestSlowUploadOutlivesReadTimeout(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
+	e := newEnv(t, db, Config{})
+	app := fiber.New(fiber.Config{StreamRequestBody: true, ReadTimeout: 300 * time.Millisecond, ErrorHandler: web.ErrorHandler(nil)})
+	api := app.Group("/api/v1", web.Auth(web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: keySource{e.priv.Public().(ed25519.PublicKey)}}}))
+	e.svc.Routes(api.Group("/marketplace"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+
+	l := e.createListing(vendorAdmin, modelListing("slow"))
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < 6; i++ {
+			_, _ = pw.Write(bytes.Repeat([]byte{'s'}, 1000))
+			time.Sleep(150 * time.Millisecond) // a slow client, not synchronisation
+		}
+		_ = pw.Close()
+	}()
+	req, _ := http.NewRequest("PUT", "http://"+ln.Addr().String()+BasePath+"/listings/"+l.ID+"/versions/1/artifacts/slow.bin", pr)
+	req.Header.Set("Authorization", "Bearer "+e.token(vendorAdmin))
+	res, err := http.DefaultClient.Do(req)
+	must(t, err)
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 201 || !strings.Contains(string(b), `"size_bytes":6000`) {
+		t.Fatalf("slow upload: %d %s", res.StatusCode, b)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,7 @@ func main() {
 		warmup   = flag.Duration("warmup", 3*time.Second, "unmeasured warm-up before")
 		cacheTTL = flag.Duration("cache-ttl", 2*time.Second, "catalogue answer cache TTL of the in-process server; negative disables the cache")
 		browse   = flag.Bool("browse", false, "query without text (filters only) instead of text + two filters")
+		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the measured phase to this file")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -58,6 +60,17 @@ func main() {
 		}
 		defer stop()
 		base = u
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() {
+			time.Sleep(*warmup)
+			_ = pprof.StartCPUProfile(f)
+		}()
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
 	}
 	res := load(base, *clients, *warmup, *duration, *browse)
 	fmt.Println(res)

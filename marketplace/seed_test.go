@@ -1,0 +1,62 @@
+package marketplace
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/services/events"
+)
+
+// TestSeedDemo: the demo catalogue is published with its events, is searchable and orderable, and a second
+// run changes nothing.
+func TestSeedDemo(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		e := newEnv(t, db, Config{})
+		ctx := context.Background()
+		// The testbed's pool event arrived first: the seed sells what it declares.
+		must(t, e.svc.ApplyPoolChanged(ctx, "pool-demo-1", events.PoolChangedV1{PoolID: "pool_demo", VendorOrgID: "org_demo_vendor",
+			Region: "ca-west", GPUModels: []string{"l40s-48gb"}, At: time.Now()}))
+		in := SeedInput{VendorOrgID: "org_demo_vendor", VendorUserID: "usr_demo", PoolID: "pool_demo", GPUModel: "h100-80gb"}
+		first, err := e.svc.SeedDemo(ctx, in)
+		must(t, err)
+		if first.ComputeListingID == "" || first.ModelListingID == "" || first.DatasetListingID == "" {
+			t.Fatalf("seed: %+v", first)
+		}
+		again, err := e.svc.SeedDemo(ctx, in)
+		must(t, err)
+		if again != first {
+			t.Fatalf("second seed made %+v, first %+v", again, first)
+		}
+		if n := count(t, db, "market_listings"); n != 3 {
+			t.Fatalf("%d listings", n)
+		}
+		var s searchJSON
+		e.do(anon, "GET", "listings?gpu_model=l40s-48gb", nil).json(t, &s)
+		if len(s.Items) != 1 || s.Items[0].ID != first.ComputeListingID || s.Items[0].PriceFromMicro != 2_500_000 {
+			t.Fatalf("compute listing in catalogue: %+v", s.Items)
+		}
+		var cl listingOut
+		e.do(anon, "GET", "listings/"+first.ComputeListingID, nil).json(t, &cl)
+		var v versionRow
+		must(t, db.Where("id = ?", cl.PublishedVersion.ID).Take(&v).Error)
+		if !strings.Contains(v.Content, `"region":"ca-west"`) {
+			t.Fatalf("compute terms ignore the pool projection: %s", v.Content)
+		}
+		var ds listingOut
+		e.do(smeMember, "GET", "listings/"+first.DatasetListingID, nil).json(t, &ds)
+		expect(t, e.do(smeMember, "POST", "orders", map[string]any{"listing_id": ds.ID, "plan_id": ds.PublishedVersion.Plans[0].ID}), 201, "")
+		r := e.do(smeMember, "GET", "artifacts/"+ds.PublishedVersion.Artifacts[0].ID+"/download", nil)
+		expect(t, r, 302, "")
+		expect(t, e.do(smeMember, "GET", r.header.Get("Location"), nil), 200, "")
+		// The published events went out through the outbox (flushed by the seed).
+		if n, err := e.svc.Outbox().Pending(ctx); err != nil || n != 0 {
+			t.Fatalf("outbox pending %d, %v", n, err)
+		}
+	})
+}
