@@ -2,14 +2,12 @@ package billing
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/money"
-	"github.com/tamarack-ai/tamarack/platform/problem"
 )
 
 // SpendOrder documents which credits a charge uses first.
@@ -394,5 +392,11 @@ func (s *Service) Grants(ctx context.Context, orgID string) ([]Grant, error) {
 	return gs, q.Find(&gs).Error
 }
 
-var _ = fmt.Sprint
-var _ = problem.ErrNotFound
+
+// HasPurchase reports whether an organisation has a purchase with this reference (seeds use it to stay
+// idempotent).
+func (s *Service) HasPurchase(ctx context.Context, orgID, reference string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Purchase{}).Where("org_id = ? AND reference = ?", orgID, reference).Count(&n).Error
+	return n > 0, err
+}

@@ -84,11 +84,11 @@ func seedBilling(ctx context.Context, e *env, d *demo) error {
 		}
 	}
 	if d.PartnerOrgID != "" {
-		w, err := svc.WalletOf(ctx, d.PartnerOrgID)
+		done, err := svc.HasPurchase(ctx, d.PartnerOrgID, "DEMO-PO-0001")
 		if err != nil {
 			return err
 		}
-		if w.PurchasedMicro == 0 {
+		if !done {
 			if _, err := svc.RecordOfflinePayment(ctx, billing.OfflinePaymentInput{OrganizationID: d.PartnerOrgID, Credits: 1000,
 				Reference: "DEMO-PO-0001", ActorUserID: d.StaffUserID}); err != nil {
 				return err
