@@ -392,7 +392,6 @@ func (s *Service) Grants(ctx context.Context, orgID string) ([]Grant, error) {
 	return gs, q.Find(&gs).Error
 }
 
-
 // HasPurchase reports whether an organisation has a purchase with this reference (seeds use it to stay
 // idempotent).
 func (s *Service) HasPurchase(ctx context.Context, orgID, reference string) (bool, error) {
