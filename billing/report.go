@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"gorm.io/gorm"
@@ -93,7 +94,7 @@ func (s *Service) WalletOf(ctx context.Context, orgID string) (Wallet, error) {
 	return w, nil
 }
 
-func isNotFound(err error) bool { return err == gorm.ErrRecordNotFound }
+func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }
 
 // Line is one ledger line of an organisation's account, signed from the account's side.
 type Line struct {
