@@ -190,6 +190,16 @@ func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (even
 		if exists && h.OrgID != req.OrganizationID {
 			return ErrHoldNotFound
 		}
+		if req.RequestID != "" && exists {
+			done, err := markProcessed(tx, "hold:"+req.RequestID, now)
+			if err != nil {
+				return err
+			}
+			if done { // a retry of a request already applied
+				reply = events.HoldReplyV1{HoldID: h.SandboxID, AmountMicro: h.Amount}
+				return nil
+			}
+		}
 		switch req.Action {
 		case "place":
 			if exists && h.Amount > 0 {
