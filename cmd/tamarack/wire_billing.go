@@ -66,9 +66,6 @@ func seedBilling(ctx context.Context, e *env, d *demo) error {
 		if err := svc.ProjectVerified(ctx, d.SMEOrgID, true); err != nil {
 			return err
 		}
-		if err := svc.ProjectOrg(ctx, d.SMEOrgID, "", "sme"); err != nil {
-			return err
-		}
 		gs, err := svc.Grants(ctx, d.SMEOrgID)
 		if err != nil {
 			return err
