@@ -74,8 +74,6 @@ type Service struct {
 	outbox       *eventbus.Outbox
 	stripe       *client.API
 	cfg          Deps
-	seqMu        sync.Mutex
-	idSeq        uint64
 	beforeCommit func(ctx context.Context) // test hook, inside the usage transaction
 }
 

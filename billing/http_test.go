@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -9,11 +10,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,36 +112,92 @@ func (a *api) expect(w who, method, path string, body any, status int, code stri
 	return out
 }
 
-// startStripeMock runs stripe-mock on a free loopback port for the test and returns its URL. A missing
-// stripe-mock fails the test.
+// stripeMock is one stripe-mock process shared by the package's tests, stopped by TestMain.
+var stripeMock struct {
+	once sync.Once
+	cmd  *exec.Cmd
+	url  string
+	err  error
+}
+
+// startStripeMock returns the URL of stripe-mock, starting it on free loopback ports (HTTP and HTTPS, so that
+// it never collides with another instance) the first time. A missing stripe-mock fails the test.
 func startStripeMock(t testing.TB) string {
 	t.Helper()
+	stripeMock.once.Do(func() { stripeMock.url, stripeMock.err = runStripeMock() })
+	if stripeMock.err != nil {
+		t.Fatal(stripeMock.err)
+	}
+	return stripeMock.url
+}
+
+func runStripeMock() (string, error) {
 	bin, err := exec.LookPath("stripe-mock")
 	if err != nil {
-		home, _ := exec.Command("go", "env", "GOPATH").Output()
-		cand := filepath.Join(strings.TrimSpace(string(home)), "bin", "stripe-mock")
-		if _, err2 := exec.LookPath(cand); err2 == nil {
-			bin = cand
-		} else {
-			t.Fatalf("stripe-mock is not installed: go install github.com/stripe/stripe-mock@v0.203.0 (%v)", err)
+		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+		cand := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "stripe-mock")
+		if _, err2 := os.Stat(cand); err2 != nil {
+			return "", fmt.Errorf("stripe-mock is not installed: go install github.com/stripe/stripe-mock@v0.203.0 (%v)", err)
 		}
+		bin = cand
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	cmd := exec.Command(bin, "-http-addr", fmt.Sprintf("127.0.0.1:%d", port))
-	must(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, "stripe-mock to answer", 20*time.Second, func() bool {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-		if err == nil {
-			_ = c.Close()
+	cmd := exec.Command(bin, "-http-addr", "127.0.0.1:", "-https-addr", "127.0.0.1:")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("start stripe-mock: %w", err)
+	}
+	stripeMock.cmd = cmd
+	found := make(chan string, 1)
+	var log strings.Builder
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			log.WriteString(line + "\n")
+			if addr, ok := strings.CutPrefix(line, "Listening for HTTP at address: "); ok {
+				found <- "http://" + strings.TrimSpace(addr)
+			}
 		}
-		return err == nil
-	})
-	return url
+		close(found)
+	}()
+	select {
+	case url, ok := <-found:
+		if !ok {
+			return "", fmt.Errorf("stripe-mock exited: %s", log.String())
+		}
+		// Answering means routing is loaded.
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			req, _ := http.NewRequest("GET", url+"/v1/customers", nil)
+			req.Header.Set("Authorization", "Bearer sk_test_123")
+			res, err := http.DefaultClient.Do(req)
+			if err == nil {
+				_ = res.Body.Close()
+				if res.StatusCode == 200 {
+					return url, nil
+				}
+			}
+			if time.Now().After(deadline) {
+				return "", fmt.Errorf("stripe-mock at %s does not answer: %v", url, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	case <-time.After(60 * time.Second):
+		return "", fmt.Errorf("stripe-mock did not start: %s", log.String())
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if stripeMock.cmd != nil && stripeMock.cmd.Process != nil {
+		_ = stripeMock.cmd.Process.Kill()
+		_ = stripeMock.cmd.Wait()
+	}
+	os.Exit(code)
 }
 
 func TestHTTPAuthAndValidation(t *testing.T) {

@@ -413,8 +413,14 @@ func chunks(ids []string, n int) [][]string {
 }
 
 func insertUsage(tx *gorm.DB, rows []Usage) error {
-	for start := 0; start < len(rows); start += 2000 {
-		part := rows[start:min(start+2000, len(rows))]
+	// Multi-row inserts of a few hundred rows: larger statements cost more to parse and bind than they save
+	// (and SQLite's driver binds parameters in time quadratic in their number).
+	chunk := 256
+	if sqldb.DialectOf(tx) == sqldb.SQLite {
+		chunk = 64
+	}
+	for start := 0; start < len(rows); start += chunk {
+		part := rows[start:min(start+chunk, len(rows))]
 		var b strings.Builder
 		b.WriteString("INSERT INTO billing_usage (event_id, sandbox_id, org_id, vendor_org_id, gpu_model, seq, millis, charge, cofunded, shortfall, batch_id, day, created_at) VALUES ")
 		args := make([]any, 0, len(part)*13)
@@ -455,8 +461,12 @@ func saveHolds(tx *gorm.DB, sbs map[string]*sandboxState) error {
 	if sqldb.DialectOf(tx) == sqldb.Postgres {
 		ts = "CAST(? AS TIMESTAMP)"
 	}
-	for start := 0; start < len(upd); start += 300 {
-		part := upd[start:min(start+300, len(upd))]
+	chunk := 300
+	if sqldb.DialectOf(tx) == sqldb.SQLite {
+		chunk = 64 // the SQLite driver binds parameters in quadratic time
+	}
+	for start := 0; start < len(upd); start += chunk {
+		part := upd[start:min(start+chunk, len(upd))]
 		var b strings.Builder
 		b.WriteString("WITH v(sandbox_id, charged, cum_ms, samples, max_seq, shortfall, exhausted, released, updated_at) AS (VALUES ")
 		args := make([]any, 0, len(part)*9)

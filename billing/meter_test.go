@@ -322,3 +322,27 @@ func TestMonthlyBudget(t *testing.T) {
 		}
 	})
 }
+
+func TestExtendIdempotent(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		f := newFx(t, db, nil)
+		f.org("sme", "sme", false)
+		f.buy("sme", 10)
+		_, err := f.hold("sb", "sme", "ven", int64(money.Credits(1)), 1, 3600)
+		must(t, err)
+		req := events.HoldRequestV1{Action: "extend", SandboxID: "sb", OrganizationID: "sme", GPUCount: 1, PricePerGPUHour: int64(money.Credits(1)), Seconds: 3600, RequestID: "ext-1"}
+		for range 3 {
+			rep, err := f.s.ServeHold(ctx, req)
+			must(t, err)
+			if rep.AmountMicro != 2_000_000 {
+				t.Fatalf("hold after retried extend %d", rep.AmountMicro)
+			}
+		}
+		w, err := f.s.WalletOf(ctx, "sme")
+		must(t, err)
+		if w.HeldMicro != 2_000_000 {
+			t.Fatalf("held %d", w.HeldMicro)
+		}
+	})
+}

@@ -2,14 +2,13 @@ package billing
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/money"
-	"github.com/tamarack-ai/tamarack/platform/problem"
 )
 
 // SpendOrder documents which credits a charge uses first.
@@ -95,7 +94,7 @@ func (s *Service) WalletOf(ctx context.Context, orgID string) (Wallet, error) {
 	return w, nil
 }
 
-func isNotFound(err error) bool { return err == gorm.ErrRecordNotFound }
+func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }
 
 // Line is one ledger line of an organisation's account, signed from the account's side.
 type Line struct {
@@ -394,5 +393,10 @@ func (s *Service) Grants(ctx context.Context, orgID string) ([]Grant, error) {
 	return gs, q.Find(&gs).Error
 }
 
-var _ = fmt.Sprint
-var _ = problem.ErrNotFound
+// HasPurchase reports whether an organisation has a purchase with this reference (seeds use it to stay
+// idempotent).
+func (s *Service) HasPurchase(ctx context.Context, orgID, reference string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Purchase{}).Where("org_id = ? AND reference = ?", orgID, reference).Count(&n).Error
+	return n > 0, err
+}

@@ -190,6 +190,16 @@ func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (even
 		if exists && h.OrgID != req.OrganizationID {
 			return ErrHoldNotFound
 		}
+		if req.RequestID != "" && exists {
+			done, err := markProcessed(tx, "hold:"+req.RequestID, now)
+			if err != nil {
+				return err
+			}
+			if done { // a retry of a request already applied
+				reply = events.HoldReplyV1{HoldID: h.SandboxID, AmountMicro: h.Amount}
+				return nil
+			}
+		}
 		switch req.Action {
 		case "place":
 			if exists && h.Amount > 0 {
@@ -534,17 +544,17 @@ func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCent
 		grantFunds += f.accts[grantAcct(g.ID)].Available()
 	}
 	heldOnWallet := max(orgs[p.OrgID].Held-grantFunds, 0)
-	recover := min(due, max(accts[walletAcct(p.OrgID)].Available()-heldOnWallet, 0))
+	back := min(due, max(accts[walletAcct(p.OrgID)].Available()-heldOnWallet, 0))
 	if err := ledger.Apply(tx, now, ledger.Transfer{ID: "refund:" + p.ID + ":" + eventID, DebitAccount: walletAcct(p.OrgID),
-		CreditAccount: AcctStripeClearing, Amount: recover, Kind: "refund", Ref: p.ID}); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+		CreditAccount: AcctStripeClearing, Amount: back, Kind: "refund", Ref: p.ID}); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
 		return false, err
 	}
 	status := "refunded"
-	if due-recover > 0 {
-		s.log.Warn("refund exceeds unspent credits: flagged", "purchase", p.ID, "unrecovered_micro", due-recover)
+	if due-back > 0 {
+		s.log.Warn("refund exceeds unspent credits: flagged", "purchase", p.ID, "unrecovered_micro", due-back)
 	}
-	return true, tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(map[string]any{"refunded": p.Refunded + recover,
-		"refund_unrecovered": p.RefundUnrecovered + due - recover, "status": status, "updated_at": now}).Error
+	return true, tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(map[string]any{"refunded": p.Refunded + back,
+		"refund_unrecovered": p.RefundUnrecovered + due - back, "status": status, "updated_at": now}).Error
 }
 
 // threshold computes a crossing of 80% or 100% from old to new use.

@@ -274,8 +274,12 @@ func Lock(tx *gorm.DB, ids ...string) (map[string]Account, error) {
 // must have locked and checked the accounts and must apply the matching UpdateBalances in the same tx.
 func InsertTransfers(tx *gorm.DB, ts []Transfer) error {
 	const cols = 9
-	for start := 0; start < len(ts); start += 500 {
-		part := ts[start:min(start+500, len(ts))]
+	chunk := 500
+	if sqldb.DialectOf(tx) == sqldb.SQLite {
+		chunk = 64 // the SQLite driver binds parameters in quadratic time
+	}
+	for start := 0; start < len(ts); start += chunk {
+		part := ts[start:min(start+chunk, len(ts))]
 		var b strings.Builder
 		b.WriteString("INSERT INTO billing_transfers (id, phase, pending_id, debit_account, credit_account, amount, kind, ref, created_at) VALUES ")
 		args := make([]any, 0, len(part)*cols)

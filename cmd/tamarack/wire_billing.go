@@ -66,9 +66,6 @@ func seedBilling(ctx context.Context, e *env, d *demo) error {
 		if err := svc.ProjectVerified(ctx, d.SMEOrgID, true); err != nil {
 			return err
 		}
-		if err := svc.ProjectOrg(ctx, d.SMEOrgID, "", "sme"); err != nil {
-			return err
-		}
 		gs, err := svc.Grants(ctx, d.SMEOrgID)
 		if err != nil {
 			return err
@@ -84,11 +81,11 @@ func seedBilling(ctx context.Context, e *env, d *demo) error {
 		}
 	}
 	if d.PartnerOrgID != "" {
-		w, err := svc.WalletOf(ctx, d.PartnerOrgID)
+		done, err := svc.HasPurchase(ctx, d.PartnerOrgID, "DEMO-PO-0001")
 		if err != nil {
 			return err
 		}
-		if w.PurchasedMicro == 0 {
+		if !done {
 			if _, err := svc.RecordOfflinePayment(ctx, billing.OfflinePaymentInput{OrganizationID: d.PartnerOrgID, Credits: 1000,
 				Reference: "DEMO-PO-0001", ActorUserID: d.StaffUserID}); err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/billing"
 	"github.com/tamarack-ai/tamarack/billing/ledger"
+	"github.com/tamarack-ai/tamarack/platform/natstest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
@@ -41,5 +42,52 @@ func TestBillingVerify(t *testing.T) {
 	out.Reset()
 	if err := verifyLedger(db, &out); err == nil || !strings.Contains(out.String(), "DIFFERENCE b balance: stored 8, from transfers 7") {
 		t.Fatalf("tampered ledger: %v %s", err, out.String())
+	}
+}
+
+// TestSeedBilling seeds twice: the SME grant and the partner's offline payment exist once.
+func TestSeedBilling(t *testing.T) {
+	ctx := context.Background()
+	c := newConfig("seed")
+	if err := c.parse([]string{"--data", t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqldb.Open(ctx, c.dsn(), sqldb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sqldb.Close(db) }()
+	if err := sqldb.Migrate(ctx, db, nil, billing.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	bus := natstest.Start(t)
+	e := newToolEnv(c, newLogger(c), db, bus)
+	d := &demo{SMEOrgID: "org-sme", PartnerOrgID: "org-partner", StaffUserID: "u-staff"}
+	for range 2 {
+		if err := seedBilling(ctx, e, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc, err := newBilling(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sme, err := svc.WalletOf(ctx, "org-sme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	partner, err := svc.WalletOf(ctx, "org-partner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sme.Grants) != 1 || sme.GrantedMicro != 500_000_000 || sme.Grants[0].CofundPercent != 50 || sme.Grants[0].CapMicro != 200_000_000 {
+		t.Fatalf("sme wallet %+v", sme)
+	}
+	if partner.PurchasedMicro != 1_000_000_000 {
+		t.Fatalf("partner wallet %+v", partner)
+	}
+	var out bytes.Buffer
+	if err := verifyLedger(db, &out); err != nil {
+		t.Fatal(err, out.String())
 	}
 }

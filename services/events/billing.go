@@ -20,6 +20,8 @@ type HoldRequestV1 struct {
 	GPUCount        int    `json:"gpu_count"`
 	PricePerGPUHour int64  `json:"price_per_gpu_hour_micro"`
 	Seconds         int64  `json:"seconds"` // requested (place) or additional (extend) time
+	// RequestID, when set, makes the request idempotent: a retried extend with the same ID reserves once.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func (e HoldRequestV1) Validate() error {
