@@ -649,7 +649,9 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) 
 	}
 	if _, err := s.holds.Hold(ctx, events.HoldRequestV1{Action: "extend", SandboxID: sb.ID, OrganizationID: sb.OrgID,
 		ListingID: sb.ListingID, VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel,
-		GPUCount: sb.GPUCount, PricePerGPUHour: sb.PricePerGPUHour, Seconds: int64(minutes) * 60}); err != nil {
+		GPUCount: sb.GPUCount, PricePerGPUHour: sb.PricePerGPUHour, Seconds: int64(minutes) * 60,
+		// Named by the booking it extends: a retry after a lost reply or a failed update below reserves once.
+		RequestID: fmt.Sprintf("%s-extend-%d", sb.ID, sb.DurationMinutes)}); err != nil {
 		return Sandbox{}, holdError(err)
 	}
 	out, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
