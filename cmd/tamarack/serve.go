@@ -24,6 +24,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/services/identity"
 )
 
 // env is what the composition root hands each service's wiring: the shared infrastructure, the router to
@@ -42,6 +43,7 @@ type env struct {
 	// Set by identity's wiring when identity runs here; otherwise tokens are verified by identity's JWKS.
 	keys      jwtauth.KeySource
 	apiTokens web.Authenticator
+	identity  *identity.Service // built by wireIdentity, mounted by mountIdentity
 
 	runners []runner
 	probes  map[string]web.Probe

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
@@ -17,9 +16,6 @@ import (
 // Identity's wiring: it runs first, because every other service's routes need its keys and API tokens.
 
 func identityMigrations() []sqldb.Migrations { return []sqldb.Migrations{identity.Migrations()} }
-
-// identityByEnv hands the service built by wireIdentity to mountIdentity (env belongs to serve.go).
-var identityByEnv sync.Map // *env → *identity.Service
 
 func newIdentity(e *env) (*identity.Service, error) {
 	var mailer identity.Mailer = identity.FileMailer{Dir: filepath.Join(e.cfg.Data, "outbox-mail"), From: e.cfg.MailFrom, Log: e.log}
@@ -48,17 +44,16 @@ func wireIdentity(ctx context.Context, e *env) error {
 	}
 	e.keys = svc.Keys()
 	e.apiTokens = svc.APITokens()
-	identityByEnv.Store(e, svc)
+	e.identity = svc
 	return nil
 }
 
 // mountIdentity mounts identity's routes on e.api and adds its OpenAPI operations and background loops.
 func mountIdentity(ctx context.Context, e *env) error {
-	v, ok := identityByEnv.LoadAndDelete(e)
-	if !ok {
+	svc := e.identity
+	if svc == nil {
 		return errors.New("identity was not wired")
 	}
-	svc := v.(*identity.Service)
 	svc.Routes(e.api.Group("/identity"))
 	svc.OpenAPI(e.doc)
 	e.background("identity", svc.Run)
