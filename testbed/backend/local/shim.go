@@ -87,6 +87,11 @@ func runEnter(procsFiles []string, keepFDs int, argv []string) int {
 func runShim(dir string) int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Processes orphaned inside the sandbox (bwrap's inner init when the outer bwrap dies first) come to
+	// the shim instead of PID 1, which in a container may never reap them: the shim reaps them at the end.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		log.Warn("not a subreaper; orphans go to init", "error", err)
+	}
 	ready := os.NewFile(3, "ready")
 	fail := func(st *state, msg string) int {
 		log.Error("sandbox failed to start", "dir", dir, "error", msg)
@@ -197,8 +202,10 @@ func runShim(dir string) int {
 	deadline := time.Now().Add(30 * time.Second)
 	for !l.Cgroup.empty() && time.Now().Before(deadline) {
 		_ = l.Cgroup.killAll()
+		reapOrphans()
 		time.Sleep(5 * time.Millisecond)
 	}
+	reapOrphans()
 	st.Reason = endReason(dir, st.ExitCode, l.Cgroup.oomKills())
 	st.State = backend.StateExited
 	for l.Cgroup.exists() && time.Now().Before(deadline) {
@@ -212,6 +219,17 @@ func runShim(dir string) int {
 		return 1
 	}
 	return 0
+}
+
+// reapOrphans collects every exited child the shim adopted as subreaper, without blocking.
+func reapOrphans() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
 }
 
 // endReason decides why a sandbox ended. OOM wins: a sandbox stopped while thrashing at its limit was
