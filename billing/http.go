@@ -164,16 +164,25 @@ func (h handler) createGrant(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(toGrantJSON(g))
 }
 
+// pageJSON answers one page of a list computed whole (aggregates and projections are small and ordered).
+func pageJSON[T any](c *fiber.Ctx, items []T) error {
+	l, err := web.PageSlice(c, items)
+	if err != nil {
+		return err
+	}
+	return c.JSON(l)
+}
+
 func (h handler) listGrants(c *fiber.Ctx) error {
 	gs, err := h.s.Grants(c.UserContext(), c.Query("organization_id"))
 	if err != nil {
 		return err
 	}
-	out := web.List[grantJSON]{Items: []grantJSON{}}
+	items := make([]grantJSON, 0, len(gs))
 	for _, g := range gs {
-		out.Items = append(out.Items, toGrantJSON(g))
+		items = append(items, toGrantJSON(g))
 	}
-	return c.JSON(out)
+	return pageJSON(c, items)
 }
 
 type offlineRequest struct {
@@ -241,7 +250,7 @@ func (h handler) usage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(web.List[UsageRow]{Items: rows})
+	return pageJSON(c, rows)
 }
 
 func (h handler) statement(c *fiber.Ctx) error {
@@ -282,7 +291,7 @@ func (h handler) payouts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(web.List[VendorPayable]{Items: rows})
+	return pageJSON(c, rows)
 }
 
 func (h handler) payVendor(c *fiber.Ctx) error {
@@ -318,7 +327,7 @@ func (h handler) prices(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(web.List[PriceRow]{Items: rows})
+	return pageJSON(c, rows)
 }
 
 func (h handler) programmeSpend(c *fiber.Ctx) error {
@@ -326,7 +335,7 @@ func (h handler) programmeSpend(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(web.List[ProgrammeSpend]{Items: rows})
+	return pageJSON(c, rows)
 }
 
 // OpenAPI declares billing's routes.

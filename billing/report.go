@@ -122,6 +122,13 @@ type lineCursor struct {
 
 // Transactions lists the ledger lines of an organisation's accounts, newest first.
 func (s *Service) Transactions(ctx context.Context, orgID string, limit int, cursor string, from, to time.Time) ([]Line, string, error) {
+	var c lineCursor
+	if cursor != "" {
+		// Checked first: a forged cursor is refused even for an organisation with no accounts yet.
+		if err := decodeCursor(cursor, &c); err != nil {
+			return nil, "", err
+		}
+	}
 	db := s.db.WithContext(ctx)
 	ids, err := s.orgAccounts(db, orgID)
 	if err != nil || len(ids) == 0 {
@@ -129,10 +136,6 @@ func (s *Service) Transactions(ctx context.Context, orgID string, limit int, cur
 	}
 	q := db.Model(&ledger.Transfer{}).Where("(debit_account IN ? OR credit_account IN ?) AND phase <> ?", ids, ids, ledger.PhasePending)
 	if cursor != "" {
-		var c lineCursor
-		if err := decodeCursor(cursor, &c); err != nil {
-			return nil, "", err
-		}
 		q = q.Where("created_at < ? OR (created_at = ? AND id < ?)", c.At, c.At, c.ID)
 	}
 	if !from.IsZero() {

@@ -325,7 +325,7 @@ func (h handler) listPools(c *fiber.Ctx) error {
 	for i, p := range pools {
 		out[i] = toPoolJSON(p)
 	}
-	return c.JSON(web.List[poolJSON]{Items: out})
+	return pageJSON(c, out)
 }
 
 func (h handler) getPool(c *fiber.Ctx) error {
@@ -436,7 +436,19 @@ func (h handler) availability(c *fiber.Ctx) error {
 	for i, x := range b {
 		out[i] = availabilityJSON(x)
 	}
-	return c.JSON(web.List[availabilityJSON]{Items: out})
+	return pageJSON(c, out)
+}
+
+// reservationHistory bounds the reservations a list walks through.
+const reservationHistory = 1000
+
+// pageJSON answers one page of a list computed whole (templates, models, projections: small and ordered).
+func pageJSON[T any](c *fiber.Ctx, items []T) error {
+	l, err := web.PageSlice(c, items)
+	if err != nil {
+		return err
+	}
+	return c.JSON(l)
 }
 
 func (h handler) templates(c *fiber.Ctx) error {
@@ -447,7 +459,7 @@ func (h handler) templates(c *fiber.Ctx) error {
 			Env: t.Env, Ports: ports, Network: t.Network, CPUMillisPerGPU: t.CPUMillisPerGPU,
 			MemoryBytesPerGPU: t.MemoryBytesPerGPU, Pids: t.Pids, IdleSignal: t.IdleSignal, IdleTimeoutMinutes: t.IdleMinutes, Notes: t.Notes})
 	}
-	return c.JSON(web.List[templateJSON]{Items: out})
+	return pageJSON(c, out)
 }
 
 func (h handler) gpuModels(c *fiber.Ctx) error {
@@ -455,7 +467,7 @@ func (h handler) gpuModels(c *fiber.Ctx) error {
 	for _, m := range GPUModels() {
 		out = append(out, gpuModelJSON{Name: m, MemoryMiB: gpuModels[m]})
 	}
-	return c.JSON(web.List[gpuModelJSON]{Items: out})
+	return pageJSON(c, out)
 }
 
 func (h handler) listings(c *fiber.Ctx) error {
@@ -469,7 +481,7 @@ func (h handler) listings(c *fiber.Ctx) error {
 			Region: l.Region, MinDurationMinutes: l.MinMinutes, MaxDurationMinutes: l.MaxMinutes,
 			PricePerGPUHour: l.PricePerGPUHour, PriceDisplay: money.Micro(l.PricePerGPUHour).String()})
 	}
-	return c.JSON(web.List[listingJSON]{Items: out})
+	return pageJSON(c, out)
 }
 
 func (h handler) launch(c *fiber.Ctx) error {
@@ -577,7 +589,8 @@ func (h handler) listReservations(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rs, err := h.svc.ListReservations(c.UserContext(), callerOf(c), pg.Limit)
+	// The newest reservationHistory windows, paged; older ones are history kept in the database.
+	rs, err := h.svc.ListReservations(c.UserContext(), callerOf(c), reservationHistory)
 	if err != nil {
 		return err
 	}
@@ -585,10 +598,11 @@ func (h handler) listReservations(c *fiber.Ctx) error {
 	for i, r := range rs {
 		out[i] = toReservationJSON(r)
 	}
-	if len(out) > pg.Limit {
-		out = out[:pg.Limit] // the newest windows; older ones are history
+	l, err := web.Slice(out, pg)
+	if err != nil {
+		return err
 	}
-	return c.JSON(web.List[reservationJSON]{Items: out})
+	return c.JSON(l)
 }
 
 func (h handler) cancelReservation(c *fiber.Ctx) error {

@@ -229,7 +229,8 @@ func runJourney(t *testing.T, j journey) {
 	j.must(404, "GET", M+"/artifacts/"+artifactID+"/download", other, nil)
 
 	// Staff grant the SME 100 credits, half of its accelerator spend co-funded up to 10 credits.
-	j.must(201, "POST", B+"/grants", staff, map[string]any{"organization_id": smeOrg, "amount_micro": 100_000_000,
+	// Retried until billing has heard of the verification: services learn of each other by events.
+	j.eventually(201, "POST", B+"/grants", staff, map[string]any{"organization_id": smeOrg, "amount_micro": 100_000_000,
 		"expires_at": time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339), "cofund_percent": 50,
 		"cap_micro": 10_000_000, "note": "Pilot"})
 

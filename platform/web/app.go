@@ -121,6 +121,8 @@ func accessLog(log *slog.Logger) fiber.Handler {
 
 func levelFor(status int) slog.Level {
 	switch {
+	case status == fiber.StatusServiceUnavailable:
+		return slog.LevelWarn
 	case status >= 500:
 		return slog.LevelError
 	case status >= 400:
@@ -155,7 +157,9 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 				p = problem.ErrInternal
 			}
 		}
-		if p.Status >= 500 && p.Code != problem.ErrInternal.Code && p.Code != problem.ErrUnavailable.Code {
+		// A declared 500-class problem is worth an error line; 503s (a dependency down, a feature not
+		// configured) are expected conditions, already in the access log.
+		if p.Status >= 500 && p.Status != fiber.StatusServiceUnavailable && p.Code != problem.ErrInternal.Code {
 			log.Error("server problem", "request_id", RequestID(c), "code", p.Code, "detail", p.Detail)
 		}
 		return WriteProblem(c, p)

@@ -73,3 +73,38 @@ func NewList[T any](items []T, limit int, cursorOf func(last T) any) List[T] {
 	}
 	return l
 }
+
+type offsetCursor struct {
+	O int `json:"o"`
+}
+
+// Slice pages a complete, deterministically ordered list held in memory (aggregates, small catalogues):
+// the cursor is the offset of the next item, so it stays valid while the list does not change.
+func Slice[T any](items []T, p Page) (List[T], error) {
+	off := 0
+	if p.Cursor != "" {
+		var c offsetCursor
+		if err := DecodeCursor(p.Cursor, &c); err != nil || c.O < 0 {
+			return List[T]{}, problem.ErrBadCursor
+		}
+		off = min(c.O, len(items))
+	}
+	end := min(off+p.Limit, len(items))
+	l := List[T]{Items: items[off:end]}
+	if l.Items == nil {
+		l.Items = []T{}
+	}
+	if end < len(items) {
+		l.NextCursor = EncodeCursor(offsetCursor{O: end})
+	}
+	return l, nil
+}
+
+// PageSlice parses the page parameters of c and pages items with Slice.
+func PageSlice[T any](c *fiber.Ctx, items []T) (List[T], error) {
+	p, err := PageOf(c)
+	if err != nil {
+		return List[T]{}, err
+	}
+	return Slice(items, p)
+}

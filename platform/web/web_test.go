@@ -352,3 +352,30 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestSlicePagesInMemoryLists(t *testing.T) {
+	t.Parallel()
+	items := []int{0, 1, 2, 3, 4, 5, 6}
+	var got []int
+	p := web.Page{Limit: 3}
+	for pages := 0; pages < 5; pages++ {
+		l, err := web.Slice(items, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, l.Items...)
+		if l.NextCursor == "" {
+			break
+		}
+		p.Cursor = l.NextCursor
+	}
+	if fmt.Sprint(got) != fmt.Sprint(items) {
+		t.Fatalf("paged %v", got)
+	}
+	if l, err := web.Slice([]int(nil), web.Page{Limit: 3}); err != nil || l.Items == nil || l.NextCursor != "" {
+		t.Fatalf("empty list: %+v %v", l, err)
+	}
+	if _, err := web.Slice(items, web.Page{Limit: 3, Cursor: "%%%"}); err == nil {
+		t.Fatal("forged cursor accepted")
+	}
+}
