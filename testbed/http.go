@@ -436,7 +436,19 @@ func (h handler) availability(c *fiber.Ctx) error {
 	for i, x := range b {
 		out[i] = availabilityJSON(x)
 	}
-	return pageJSON(c, out)
+	// A calendar is bounded by from/to, and clients want it whole: it pages only when asked to with ?limit=.
+	pg, err := web.PageOf(c)
+	if err != nil {
+		return err
+	}
+	if c.Query("limit") == "" {
+		pg.Limit = max(len(out), 1)
+	}
+	l, err := web.Slice(out, pg)
+	if err != nil {
+		return err
+	}
+	return c.JSON(l)
 }
 
 // reservationHistory bounds the reservations a list walks through.
