@@ -25,6 +25,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 )
 
@@ -171,6 +172,11 @@ func (s *serverProc) waitState(tok, id, state string) sandboxView {
 func TestServeSIGKILLRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	if probe, err := local.New(local.Options{Root: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	} else {
+		backendtest.RequireHost(t, probe.Check(ctx))
+	}
 
 	// Identity is replaced by a JWKS endpoint with a test key (this process runs --only=testbed).
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)

@@ -103,14 +103,10 @@ func helperControl() {
 	select {}
 }
 
-// newBackend returns a backend on a fresh root, or fails the test loudly if this host cannot run
-// sandboxes. Only TAMARACK_TEST_NO_SANDBOX=1 turns that into a (loud) skip.
+// newBackend returns a backend on a fresh root. A host that cannot run sandboxes fails the test when
+// TAMARACK_TEST_SANDBOX=required (CI), else skips it loudly (backendtest.RequireHost).
 func newBackend(t *testing.T) *Backend {
 	t.Helper()
-	if os.Getenv("TAMARACK_TEST_NO_SANDBOX") == "1" {
-		fmt.Fprintln(os.Stderr, "!!! TAMARACK_TEST_NO_SANDBOX=1: local sandbox tests SKIPPED; the local backend is NOT tested !!!")
-		t.Skip("TAMARACK_TEST_NO_SANDBOX=1: local sandbox tests skipped")
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -119,9 +115,7 @@ func newBackend(t *testing.T) *Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Check(context.Background()); err != nil {
-		t.Fatalf("this host cannot run local sandboxes (set TAMARACK_TEST_NO_SANDBOX=1 to skip these tests loudly): %v", err)
-	}
+	backendtest.RequireHost(t, b.Check(context.Background()))
 	return b
 }
 
