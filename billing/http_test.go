@@ -131,15 +131,45 @@ func startStripeMock(t testing.TB) string {
 	return stripeMock.url
 }
 
-func runStripeMock() (string, error) {
-	bin, err := exec.LookPath("stripe-mock")
+// stripeMockModule is the stripe-mock that CI installs and that tests install for themselves when missing.
+const stripeMockModule = "github.com/stripe/stripe-mock@v0.203.0"
+
+// findStripeMock finds stripe-mock on PATH or in GOPATH/bin, and otherwise installs it with the Go toolchain
+// into the user's cache, so that `make test` works on a machine with only Go.
+func findStripeMock() (string, error) {
+	if bin, err := exec.LookPath("stripe-mock"); err == nil {
+		return bin, nil
+	}
+	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+	if cand := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "stripe-mock"); fileExists(cand) {
+		return cand, nil
+	}
+	cache, err := os.UserCacheDir()
 	if err != nil {
-		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		cand := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "stripe-mock")
-		if _, err2 := os.Stat(cand); err2 != nil {
-			return "", fmt.Errorf("stripe-mock is not installed: go install github.com/stripe/stripe-mock@v0.203.0 (%v)", err)
-		}
-		bin = cand
+		cache = os.TempDir()
+	}
+	gobin := filepath.Join(cache, "tamarack", "bin")
+	cand := filepath.Join(gobin, "stripe-mock")
+	if fileExists(cand) {
+		return cand, nil
+	}
+	install := exec.Command("go", "install", stripeMockModule)
+	install.Env = append(os.Environ(), "GOBIN="+gobin)
+	if out, err := install.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("stripe-mock is not installed and `go install %s` failed: %v\n%s", stripeMockModule, err, out)
+	}
+	return cand, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func runStripeMock() (string, error) {
+	bin, err := findStripeMock()
+	if err != nil {
+		return "", err
 	}
 	cmd := exec.Command(bin, "-http-addr", "127.0.0.1:", "-https-addr", "127.0.0.1:")
 	out, err := cmd.StdoutPipe()
