@@ -12,6 +12,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/money"
+	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
@@ -167,7 +168,13 @@ type PayoutInput struct {
 }
 
 // Validate lists bad fields.
-func (in PayoutInput) Validate() error { return nil }
+func (in PayoutInput) Validate() error {
+	var f problem.Fields
+	if in.AmountMicro < 0 {
+		f.Add("amount_micro", "out_of_range", "must not be negative (0 pays the whole payable balance)")
+	}
+	return f.Err()
+}
 
 // Payout is a recorded vendor payout.
 type Payout struct {
