@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/bits"
 	"sort"
 	"strings"
 	"time"
@@ -566,13 +567,20 @@ func crossed(notified int, used, limit int64) int {
 	switch {
 	case used >= limit:
 		pct = 100
-	case used*10 >= limit*8:
+	case used > 0 && mulGE(uint64(used), 10, uint64(limit), 8): // in 128 bits: limit × 8 overflows int64
 		pct = 80
 	}
 	if pct > notified {
 		return pct
 	}
 	return 0
+}
+
+// mulGE reports a×m >= b×n for non-negative operands, without overflow.
+func mulGE(a, m, b, n uint64) bool {
+	ahi, alo := bits.Mul64(a, m)
+	bhi, blo := bits.Mul64(b, n)
+	return ahi > bhi || (ahi == bhi && alo >= blo)
 }
 
 func (s *Service) adminEmails(ctx context.Context, orgID string) []string {
