@@ -203,7 +203,7 @@ func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (even
 		}
 		switch req.Action {
 		case "place":
-			if exists && h.Amount > 0 {
+			if exists && (h.Amount > 0 || h.Released) { // a replay, or the sandbox already ended
 				reply = events.HoldReplyV1{HoldID: h.SandboxID, AmountMicro: h.Amount} // replay of the same place
 				return nil
 			}
@@ -253,7 +253,11 @@ func (s *Service) SandboxEnded(ctx context.Context, eventID string, ev events.Sa
 		err := sqldb.ForUpdate(tx).Where("sandbox_id = ?", ev.SandboxID).Take(&h).Error
 		if sqldb.IsNotFound(err) {
 			if ev.LastSeq == 0 {
-				return nil
+				// Ended without running or a hold yet: remember it released, so that a hold request still in
+				// flight (the testbed gave up waiting for its reply) reserves nothing that no event would release.
+				return tx.Create(&Hold{SandboxID: ev.SandboxID, OrgID: ev.OrganizationID, ListingID: ev.ListingID, VendorOrgID: ev.VendorOrgID,
+					PoolID: ev.PoolID, GPUModel: ev.GPUModel, GPUCount: max(ev.GPUCount, 1), Stopped: true, Released: true,
+					CreatedAt: now, UpdatedAt: now}).Error
 			}
 			// Usage will follow without a hold: remember the end and price it from the listing projection.
 			h = s.implicitHold(tx, ev.SandboxID, ev.OrganizationID, ev.ListingID, ev.VendorOrgID, ev.PoolID, ev.GPUModel, ev.GPUCount, now)
