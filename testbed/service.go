@@ -621,6 +621,19 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) 
 	if minutes < 1 || minutes > 24*60 {
 		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "invalid", Message: "1 to 1440 minutes"}}.Err()
 	}
+	for attempt := 0; ; attempt++ {
+		sb, err := s.extend(ctx, c, id, minutes)
+		// Another extend changed the booking between the hold and the update: the hold asked for was named by
+		// the old booking (and may have been a retry of the other one), so ask again for the new booking.
+		if !errors.Is(err, errBookingChanged) || attempt >= 8 {
+			return sb, err
+		}
+	}
+}
+
+var errBookingChanged = errors.New("booking changed meanwhile")
+
+func (s *Service) extend(ctx context.Context, c Caller, id string, minutes int) (Sandbox, error) {
 	sb, err := s.Get(ctx, c, id)
 	if err != nil {
 		return Sandbox{}, err
@@ -650,13 +663,18 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) 
 	if _, err := s.holds.Hold(ctx, events.HoldRequestV1{Action: "extend", SandboxID: sb.ID, OrganizationID: sb.OrgID,
 		ListingID: sb.ListingID, VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel,
 		GPUCount: sb.GPUCount, PricePerGPUHour: sb.PricePerGPUHour, Seconds: int64(minutes) * 60,
-		// Named by the booking it extends: a retry after a lost reply or a failed update below reserves once.
-		RequestID: fmt.Sprintf("%s-extend-%d", sb.ID, sb.DurationMinutes)}); err != nil {
+		// Named by the booking it extends and the minutes it adds: a retry after a lost reply or a failed update
+		// below reserves once, and a retry asking for another length reserves that length.
+		RequestID: fmt.Sprintf("%s-extend-%d-%d", sb.ID, sb.DurationMinutes, minutes)}); err != nil {
 		return Sandbox{}, holdError(err)
 	}
+	booked := sb.DurationMinutes
 	out, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
 		if sb.Terminal() || sb.State == StateStopping {
 			return ErrSandboxEnded
+		}
+		if sb.DurationMinutes != booked {
+			return errBookingChanged
 		}
 		sb.DurationMinutes += minutes
 		if sb.ExpiresMS > 0 {
