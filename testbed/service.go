@@ -201,6 +201,9 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		ListingID: l.ID, VendorOrgID: l.VendorOrgID, PoolID: pool.ID, GPUModel: in.GPUModel, GPUCount: in.GPUCount,
 		PricePerGPUHour: l.PricePerGPUHour, Seconds: int64(dur / time.Second)})
 	if err != nil {
+		if p, ok := problem.From(err); !ok || p.Status >= 500 {
+			s.abandonHold(ctx, sb, now) // billing may have placed it: no reply is not a refusal
+		}
 		return Sandbox{}, holdError(err)
 	}
 	sb.HoldID = hold.HoldID
@@ -216,6 +219,7 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		cp := sb
 		return s.transition(tx, &cp, StateRequested, "", now)
 	}); err != nil {
+		s.abandonHold(ctx, sb, now)
 		return Sandbox{}, fmt.Errorf("record sandbox: %w", err)
 	}
 	accepted := sb
@@ -228,6 +232,22 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 	handedOver = true
 	s.startProvision(sb.ID)
 	return accepted, nil
+}
+
+// abandonHold announces a sandbox that will never be recorded as failed (no usage), so that billing releases a
+// hold it placed for it: a hold whose reply was lost, or one placed before recording the sandbox failed.
+// Billing remembers the end, so a hold request still in flight reserves nothing either.
+func (s *Service) abandonHold(ctx context.Context, sb Sandbox, at time.Time) {
+	ev := events.SandboxChangedV1{SandboxID: sb.ID, OrganizationID: sb.OrgID, UserID: sb.UserID, ListingID: sb.ListingID,
+		VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel, GPUCount: sb.GPUCount, State: StateFailed,
+		Reason: ReasonStartFailed, At: at}
+	if err := sqldb.Tx(context.WithoutCancel(ctx), s.db, func(tx *gorm.DB) error {
+		return eventbusWrite(tx, s, events.SandboxSubject(StateFailed), sb.ID+"-"+StateFailed, ev)
+	}); err != nil {
+		s.log.Error("announce abandoned launch: a hold billing placed for it is not released", "sandbox", sb.ID, "err", err)
+		return
+	}
+	s.outbox.Kick()
 }
 
 // schedule claims devices for a requested sandbox: in memory first (fast, best-fit), then in the database
