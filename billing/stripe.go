@@ -148,6 +148,13 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 				return err
 			}
 			res.Outcome = "refunded"
+			if !found && pi != "" {
+				// Most likely the refund of a purchase whose completion has not arrived yet (Stripe neither
+				// orders events nor stops retrying a failed one for days): refuse it, unrecorded, so that
+				// Stripe retries it after the purchase is credited, instead of dropping it for good.
+				s.log.Warn("stripe refund for a payment not credited yet: refused for a retry", "event", ev.ID, "payment_intent", pi)
+				return ErrRefundNotCredited.WithDetail("payment intent %s", pi)
+			}
 			if !found {
 				res.Outcome = "unknown_purchase"
 			}
