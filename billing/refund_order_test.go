@@ -45,3 +45,25 @@ func TestRefundBeforeCompletion(t *testing.T) {
 		f.verify()
 	})
 }
+
+// TestRefundAtPurchasePrice: a refund is converted to credits at the price the purchase was made at, not at
+// today's credit price (a full refund after a price rise left part of the refunded credits in the wallet).
+func TestRefundAtPurchasePrice(t *testing.T) {
+	url := startStripeMock(t)
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		f := newFx(t, db, nil, withStripe(url))
+		a := newAPI(t, f)
+		f.org("partner", "partner", false)
+		co := buyThroughStripe(t, a, partner, 100) // 10,000 cents at 100 cents per credit
+		f.s.cfg.CADCentsPerCredit = 125            // the credit price rises later
+		ch := map[string]any{"id": "ch_1", "object": "charge", "payment_intent": "pi_" + co.PurchaseID, "amount": 10_000, "amount_refunded": 10_000, "refunded": true}
+		code, r, _ := a.webhookPost(stripeEvent("evt_refund_all", "charge.refunded", ch), whsec, time.Now())
+		if code != 200 || r.Outcome != "refunded" {
+			t.Fatalf("refund: %d %+v", code, r)
+		}
+		if w := f.balance(walletAcct("partner")); w != 0 {
+			t.Fatalf("a fully refunded, unspent purchase left %d micro-credits in the wallet", w)
+		}
+		f.verify()
+	})
+}

@@ -523,7 +523,12 @@ func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCent
 		}
 		return false, err
 	}
-	total, err := money.MulDiv(money.Micro(refundedCents), int64(money.PerCredit), s.cfg.CADCentsPerCredit)
+	// At the purchase's own price (credits per cent may have changed since).
+	num, den := int64(money.PerCredit), s.cfg.CADCentsPerCredit
+	if p.CADCents > 0 {
+		num, den = p.Amount, p.CADCents
+	}
+	total, err := money.MulDiv(money.Micro(refundedCents), num, den)
 	if err != nil {
 		return false, err
 	}
