@@ -39,7 +39,7 @@ func TestLaunchWithoutHoldReplyAnnouncesFailure(t *testing.T) {
 			if err := json.Unmarshal([]byte(r.Payload), &ev); err != nil {
 				t.Fatal(err)
 			}
-			if r.ID == h.sandbox+"-failed" && ev.SandboxID == h.sandbox && ev.OrganizationID == smeOrg && ev.LastSeq == 0 && ev.State == StateFailed {
+			if r.ID == h.sandbox+"-abandoned" && ev.SandboxID == h.sandbox && ev.OrganizationID == smeOrg && ev.LastSeq == 0 && ev.State == StateFailed {
 				found = true
 			}
 		}

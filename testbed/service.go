@@ -242,7 +242,8 @@ func (s *Service) abandonHold(ctx context.Context, sb Sandbox, at time.Time) {
 		VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel, GPUCount: sb.GPUCount, State: StateFailed,
 		Reason: ReasonStartFailed, At: at}
 	if err := sqldb.Tx(context.WithoutCancel(ctx), s.db, func(tx *gorm.DB) error {
-		return eventbusWrite(tx, s, events.SandboxSubject(StateFailed), sb.ID+"-"+StateFailed, ev)
+		// Not "<id>-failed": should the sandbox's record have committed after all, its own end event keeps that ID.
+		return eventbusWrite(tx, s, events.SandboxSubject(StateFailed), sb.ID+"-abandoned", ev)
 	}); err != nil {
 		s.log.Error("announce abandoned launch: a hold billing placed for it is not released", "sandbox", sb.ID, "err", err)
 		return
