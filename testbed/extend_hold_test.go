@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -87,6 +88,29 @@ func TestExtendReservesWhatItBooks(t *testing.T) {
 		}
 		if h.reserved < booked() {
 			t.Fatalf("after racing extends: %d s booked, %d s reserved", booked(), h.reserved)
+		}
+	})
+}
+
+// TestExtendCancelsWalletStop: once billing has reserved an extension, a wallet-exhausted stop announced
+// before it no longer applies to that sandbox (billing clears its exhaustion on extend); before, the sandbox
+// was stopped at the end of the grace period anyway, with the time just paid for unused.
+func TestExtendCancelsWalletStop(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db, 1, 8, Options{UsageInterval: 15 * time.Second, WalletGrace: time.Minute})
+		sb := f.launch(t, sme(), 1, 120)
+		if err := f.svc.WalletExhausted(ctx, "wallet-ev-1", events.WalletExhaustedV1{OrganizationID: smeOrg, SandboxID: sb.ID, At: f.clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		f.clk.Advance(30 * time.Second)
+		if _, err := f.svc.Extend(ctx, sme(), sb.ID, 30); err != nil {
+			t.Fatal(err)
+		}
+		f.clk.Advance(61 * time.Second)
+		f.tick(t)
+		if s := f.get(t, sb.ID); s.State != StateRunning {
+			t.Fatalf("extended sandbox stopped for an exhaustion announced before the extend: %s %s", s.State, s.StopReason)
 		}
 	})
 }

@@ -698,6 +698,7 @@ func (s *Service) extend(ctx context.Context, c Caller, id string, minutes int) 
 			return errBookingChanged
 		}
 		sb.DurationMinutes += minutes
+		sb.WalletStopMS = 0 // billing reserved the extension (and clears the hold's exhaustion): no wallet stop
 		if sb.ExpiresMS > 0 {
 			sb.ExpiresMS += int64(minutes) * 60_000
 		}
