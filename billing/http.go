@@ -348,7 +348,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "POST", Path: p + "/checkout", Summary: "Buy credits through Stripe Checkout (CAD)", Tag: "billing", Auth: "org_admin",
 			Request: checkoutRequest{}, Response: Checkout{}, Status: 201, Problems: []string{"payments_disabled", "stripe_error"}},
 		openapi.Op{Method: "POST", Path: p + "/stripe/webhook", Summary: "Stripe webhook (signed); credits purchases exactly once", Tag: "billing",
-			Auth: "Stripe signature", Response: WebhookResult{}, Problems: []string{"invalid_signature", "payments_disabled"}},
+			Auth: "Stripe signature", Response: WebhookResult{}, Problems: []string{"invalid_signature", "payments_disabled", "refund_before_payment"}},
 		openapi.Op{Method: "POST", Path: p + "/grants", Summary: "Grant programme credits with expiry and co-funding (verified organisations)", Tag: "billing",
 			Auth: "staff", Request: grantRequest{}, Response: grantJSON{}, Status: 201, Problems: []string{"organization_not_verified"}},
 		openapi.Op{Method: "GET", Path: p + "/grants", Summary: "List grants", Tag: "billing", Auth: "staff", Response: web.List[grantJSON]{},

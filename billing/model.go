@@ -185,6 +185,10 @@ type audit struct {
 
 func (audit) TableName() string { return "billing_audit" }
 
+// MaxGrantMicro bounds a grant's credits and co-funding cap (one billion credits), so that no sum of grants can
+// overflow the programme fund's int64 balance.
+const MaxGrantMicro = 1_000_000_000 * 1_000_000
+
 // GrantInput creates a grant (staff).
 type GrantInput struct {
 	OrganizationID string    `json:"organization_id" validate:"required"`
@@ -199,8 +203,8 @@ type GrantInput struct {
 // Validate lists every bad field.
 func (in GrantInput) Validate() error {
 	var f problem.Fields
-	if in.AmountMicro < 0 {
-		f.Add("amount_micro", "out_of_range", "must not be negative")
+	if in.AmountMicro < 0 || in.AmountMicro > MaxGrantMicro {
+		f.Add("amount_micro", "out_of_range", "must be 0 to 1,000,000,000 credits")
 	}
 	if in.ExpiresAt.IsZero() {
 		f.Add("expires_at", "required", "an expiry is required")
@@ -208,8 +212,10 @@ func (in GrantInput) Validate() error {
 	if in.CofundPercent < 0 || in.CofundPercent > 100 {
 		f.Add("cofund_percent", "out_of_range", "must be 0 to 100")
 	}
-	if in.CapMicro < 0 {
-		f.Add("cap_micro", "out_of_range", "must not be negative")
+	if in.CapMicro < 0 || in.CapMicro > MaxGrantMicro {
+		f.Add("cap_micro", "out_of_range", "must be 0 to 1,000,000,000 credits")
+	} else if in.CofundPercent > 0 && in.CapMicro == 0 {
+		f.Add("cap_micro", "required", "co-funding needs a cap")
 	}
 	if in.AmountMicro == 0 && in.CofundPercent == 0 {
 		f.Add("amount_micro", "required", "a grant gives credits, co-funding, or both")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/bits"
 	"sort"
 	"strings"
 	"time"
@@ -202,7 +203,7 @@ func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (even
 		}
 		switch req.Action {
 		case "place":
-			if exists && h.Amount > 0 {
+			if exists && (h.Amount > 0 || h.Released) { // a replay, or the sandbox already ended
 				reply = events.HoldReplyV1{HoldID: h.SandboxID, AmountMicro: h.Amount} // replay of the same place
 				return nil
 			}
@@ -252,7 +253,11 @@ func (s *Service) SandboxEnded(ctx context.Context, eventID string, ev events.Sa
 		err := sqldb.ForUpdate(tx).Where("sandbox_id = ?", ev.SandboxID).Take(&h).Error
 		if sqldb.IsNotFound(err) {
 			if ev.LastSeq == 0 {
-				return nil
+				// Ended without running or a hold yet: remember it released, so that a hold request still in
+				// flight (the testbed gave up waiting for its reply) reserves nothing that no event would release.
+				return tx.Create(&Hold{SandboxID: ev.SandboxID, OrgID: ev.OrganizationID, ListingID: ev.ListingID, VendorOrgID: ev.VendorOrgID,
+					PoolID: ev.PoolID, GPUModel: ev.GPUModel, GPUCount: max(ev.GPUCount, 1), Stopped: true, Released: true,
+					CreatedAt: now, UpdatedAt: now}).Error
 			}
 			// Usage will follow without a hold: remember the end and price it from the listing projection.
 			h = s.implicitHold(tx, ev.SandboxID, ev.OrganizationID, ev.ListingID, ev.VendorOrgID, ev.PoolID, ev.GPUModel, ev.GPUCount, now)
@@ -518,7 +523,12 @@ func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCent
 		}
 		return false, err
 	}
-	total, err := money.MulDiv(money.Micro(refundedCents), int64(money.PerCredit), s.cfg.CADCentsPerCredit)
+	// At the purchase's own price (credits per cent may have changed since).
+	num, den := int64(money.PerCredit), s.cfg.CADCentsPerCredit
+	if p.CADCents > 0 {
+		num, den = p.Amount, p.CADCents
+	}
+	total, err := money.MulDiv(money.Micro(refundedCents), num, den)
 	if err != nil {
 		return false, err
 	}
@@ -566,13 +576,20 @@ func crossed(notified int, used, limit int64) int {
 	switch {
 	case used >= limit:
 		pct = 100
-	case used*10 >= limit*8:
+	case used > 0 && mulGE(uint64(used), 10, uint64(limit), 8): // in 128 bits: limit × 8 overflows int64
 		pct = 80
 	}
 	if pct > notified {
 		return pct
 	}
 	return 0
+}
+
+// mulGE reports a×m >= b×n for non-negative operands, without overflow.
+func mulGE(a, m, b, n uint64) bool {
+	ahi, alo := bits.Mul64(a, m)
+	bhi, blo := bits.Mul64(b, n)
+	return ahi > bhi || (ahi == bhi && alo >= blo)
 }
 
 func (s *Service) adminEmails(ctx context.Context, orgID string) []string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/money"
+	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
@@ -147,6 +148,13 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 				return err
 			}
 			res.Outcome = "refunded"
+			if !found && pi != "" {
+				// Most likely the refund of a purchase whose completion has not arrived yet (Stripe neither
+				// orders events nor stops retrying a failed one for days): refuse it, unrecorded, so that
+				// Stripe retries it after the purchase is credited, instead of dropping it for good.
+				s.log.Warn("stripe refund for a payment not credited yet: refused for a retry", "event", ev.ID, "payment_intent", pi)
+				return ErrRefundNotCredited.WithDetail("payment intent %s", pi)
+			}
 			if !found {
 				res.Outcome = "unknown_purchase"
 			}
@@ -167,7 +175,13 @@ type PayoutInput struct {
 }
 
 // Validate lists bad fields.
-func (in PayoutInput) Validate() error { return nil }
+func (in PayoutInput) Validate() error {
+	var f problem.Fields
+	if in.AmountMicro < 0 {
+		f.Add("amount_micro", "out_of_range", "must not be negative (0 pays the whole payable balance)")
+	}
+	return f.Err()
+}
 
 // Payout is a recorded vendor payout.
 type Payout struct {

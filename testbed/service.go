@@ -201,6 +201,9 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		ListingID: l.ID, VendorOrgID: l.VendorOrgID, PoolID: pool.ID, GPUModel: in.GPUModel, GPUCount: in.GPUCount,
 		PricePerGPUHour: l.PricePerGPUHour, Seconds: int64(dur / time.Second)})
 	if err != nil {
+		if p, ok := problem.From(err); !ok || p.Status >= 500 {
+			s.abandonHold(ctx, sb, now) // billing may have placed it: no reply is not a refusal
+		}
 		return Sandbox{}, holdError(err)
 	}
 	sb.HoldID = hold.HoldID
@@ -216,6 +219,7 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		cp := sb
 		return s.transition(tx, &cp, StateRequested, "", now)
 	}); err != nil {
+		s.abandonHold(ctx, sb, now)
 		return Sandbox{}, fmt.Errorf("record sandbox: %w", err)
 	}
 	accepted := sb
@@ -228,6 +232,23 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 	handedOver = true
 	s.startProvision(sb.ID)
 	return accepted, nil
+}
+
+// abandonHold announces a sandbox that will never be recorded as failed (no usage), so that billing releases a
+// hold it placed for it: a hold whose reply was lost, or one placed before recording the sandbox failed.
+// Billing remembers the end, so a hold request still in flight reserves nothing either.
+func (s *Service) abandonHold(ctx context.Context, sb Sandbox, at time.Time) {
+	ev := events.SandboxChangedV1{SandboxID: sb.ID, OrganizationID: sb.OrgID, UserID: sb.UserID, ListingID: sb.ListingID,
+		VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel, GPUCount: sb.GPUCount, State: StateFailed,
+		Reason: ReasonStartFailed, At: at}
+	if err := sqldb.Tx(context.WithoutCancel(ctx), s.db, func(tx *gorm.DB) error {
+		// Not "<id>-failed": should the sandbox's record have committed after all, its own end event keeps that ID.
+		return eventbusWrite(tx, s, events.SandboxSubject(StateFailed), sb.ID+"-abandoned", ev)
+	}); err != nil {
+		s.log.Error("announce abandoned launch: a hold billing placed for it is not released", "sandbox", sb.ID, "err", err)
+		return
+	}
+	s.outbox.Kick()
 }
 
 // schedule claims devices for a requested sandbox: in memory first (fast, best-fit), then in the database
@@ -621,6 +642,19 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) 
 	if minutes < 1 || minutes > 24*60 {
 		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "invalid", Message: "1 to 1440 minutes"}}.Err()
 	}
+	for attempt := 0; ; attempt++ {
+		sb, err := s.extend(ctx, c, id, minutes)
+		// Another extend changed the booking between the hold and the update: the hold asked for was named by
+		// the old booking (and may have been a retry of the other one), so ask again for the new booking.
+		if !errors.Is(err, errBookingChanged) || attempt >= 8 {
+			return sb, err
+		}
+	}
+}
+
+var errBookingChanged = errors.New("booking changed meanwhile")
+
+func (s *Service) extend(ctx context.Context, c Caller, id string, minutes int) (Sandbox, error) {
 	sb, err := s.Get(ctx, c, id)
 	if err != nil {
 		return Sandbox{}, err
@@ -650,15 +684,21 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) 
 	if _, err := s.holds.Hold(ctx, events.HoldRequestV1{Action: "extend", SandboxID: sb.ID, OrganizationID: sb.OrgID,
 		ListingID: sb.ListingID, VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel,
 		GPUCount: sb.GPUCount, PricePerGPUHour: sb.PricePerGPUHour, Seconds: int64(minutes) * 60,
-		// Named by the booking it extends: a retry after a lost reply or a failed update below reserves once.
-		RequestID: fmt.Sprintf("%s-extend-%d", sb.ID, sb.DurationMinutes)}); err != nil {
+		// Named by the booking it extends and the minutes it adds: a retry after a lost reply or a failed update
+		// below reserves once, and a retry asking for another length reserves that length.
+		RequestID: fmt.Sprintf("%s-extend-%d-%d", sb.ID, sb.DurationMinutes, minutes)}); err != nil {
 		return Sandbox{}, holdError(err)
 	}
+	booked := sb.DurationMinutes
 	out, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
 		if sb.Terminal() || sb.State == StateStopping {
 			return ErrSandboxEnded
 		}
+		if sb.DurationMinutes != booked {
+			return errBookingChanged
+		}
 		sb.DurationMinutes += minutes
+		sb.WalletStopMS = 0 // billing reserved the extension (and clears the hold's exhaustion): no wallet stop
 		if sb.ExpiresMS > 0 {
 			sb.ExpiresMS += int64(minutes) * 60_000
 		}

@@ -149,6 +149,12 @@ func Apply(tx *gorm.DB, now time.Time, ts ...Transfer) error {
 		}
 		return deltas[id]
 	}
+	overflow := false
+	add := func(p *int64, v int64) {
+		r, ok := addInt64(*p, v)
+		overflow = overflow || !ok
+		*p = r
+	}
 	for i := range keep {
 		t := &keep[i]
 		switch t.Phase {
@@ -157,11 +163,11 @@ func Apply(tx *gorm.DB, now time.Time, ts ...Transfer) error {
 				return fmt.Errorf("%w: %s: accounts %q -> %q", ErrInvalid, t.ID, t.DebitAccount, t.CreditAccount)
 			}
 			if t.Phase == PhasePosted {
-				d(t.DebitAccount).Balance -= t.Amount
-				d(t.CreditAccount).Balance += t.Amount
+				add(&d(t.DebitAccount).Balance, -t.Amount)
+				add(&d(t.CreditAccount).Balance, t.Amount)
 			} else {
-				d(t.DebitAccount).PendingDebits += t.Amount
-				d(t.CreditAccount).PendingCredits += t.Amount
+				add(&d(t.DebitAccount).PendingDebits, t.Amount)
+				add(&d(t.CreditAccount).PendingCredits, t.Amount)
 			}
 		case PhasePostPending, PhaseVoidPending:
 			if t.PendingID == nil {
@@ -185,28 +191,37 @@ func Apply(tx *gorm.DB, now time.Time, ts ...Transfer) error {
 				return fmt.Errorf("%w: %s", ErrResolved, p.ID)
 			}
 			t.DebitAccount, t.CreditAccount = p.DebitAccount, p.CreditAccount
-			d(p.DebitAccount).PendingDebits -= p.Amount
-			d(p.CreditAccount).PendingCredits -= p.Amount
+			add(&d(p.DebitAccount).PendingDebits, -p.Amount)
+			add(&d(p.CreditAccount).PendingCredits, -p.Amount)
 			if t.Phase == PhaseVoidPending {
 				t.Amount = 0
 			} else {
 				if t.Amount > p.Amount {
 					return fmt.Errorf("%w: %s posts %d of %d pending", ErrInvalid, t.ID, t.Amount, p.Amount)
 				}
-				d(p.DebitAccount).Balance -= t.Amount
-				d(p.CreditAccount).Balance += t.Amount
+				add(&d(p.DebitAccount).Balance, -t.Amount)
+				add(&d(p.CreditAccount).Balance, t.Amount)
 			}
 		default:
 			return fmt.Errorf("%w: phase %q", ErrInvalid, t.Phase)
 		}
 	}
 
+	if overflow {
+		return fmt.Errorf("%w: amounts out of range", ErrInvalid)
+	}
 	accts, err := lock(tx, changed(deltas))
 	if err != nil {
 		return err
 	}
 	for _, a := range accts {
 		dl := deltas[a.ID]
+		_, ok1 := addInt64(a.Balance, dl.Balance)
+		_, ok2 := addInt64(a.PendingDebits, dl.PendingDebits)
+		_, ok3 := addInt64(a.PendingCredits, dl.PendingCredits)
+		if !ok1 || !ok2 || !ok3 {
+			return fmt.Errorf("%w: account %s would leave the int64 range", ErrInvalid, a.ID)
+		}
 		if !a.NoOverdraft || (dl.Balance >= 0 && dl.PendingDebits <= 0) {
 			continue
 		}
@@ -218,6 +233,12 @@ func Apply(tx *gorm.DB, now time.Time, ts ...Transfer) error {
 		return err
 	}
 	return UpdateBalances(tx, deltas)
+}
+
+// addInt64 returns a+b and false when the sum overflows int64.
+func addInt64(a, b int64) (int64, bool) {
+	s := a + b
+	return s, !((b > 0 && s < a) || (b < 0 && s > a))
 }
 
 // changed lists the accounts of deltas whose changes do not net to zero. An account whose changes net to zero

@@ -1,0 +1,47 @@
+package billing
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/money"
+	"github.com/tamarack-ai/tamarack/services/events"
+)
+
+// TestHugeBudgetNoSpuriousThreshold: a very large monthly budget is not reported 80% used after one small
+// charge (limit × 8 overflowed int64).
+func TestHugeBudgetNoSpuriousThreshold(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		f := newFx(t, db, nil)
+		f.org("sme", "sme", false)
+		f.buy("sme", 100)
+		must(t, f.s.SetBudget(ctx, "sme", "u1", 2_000_000_000_000_000_000))
+		_, err := f.hold("sb", "sme", "ven", int64(money.Credits(60)), 1, 600)
+		must(t, err)
+		must(t, f.s.ChargeUsage(ctx, []eventbus.Event[events.SandboxUsageV1]{usageEv("sb", "sme", "ven", 1, t0, 60_000, 1)}))
+		if n := f.outboxCount(events.BudgetThreshold.Name); n != 0 {
+			t.Fatalf("%d budget threshold events after spending 1 credit of a 2e12-credit budget", n)
+		}
+	})
+}
+
+func TestCrossed(t *testing.T) {
+	for _, c := range []struct {
+		notified    int
+		used, limit int64
+		want        int
+	}{
+		{0, 0, 10, 0}, {0, 7, 10, 0}, {0, 8, 10, 80}, {80, 9, 10, 0}, {80, 10, 10, 100}, {0, 11, 10, 100},
+		{0, 1, math.MaxInt64, 0}, {0, math.MaxInt64 / 10 * 8, math.MaxInt64, 0}, {0, math.MaxInt64/10*8 + 1000, math.MaxInt64, 80},
+		{0, math.MaxInt64, math.MaxInt64, 100}, {0, 5, 0, 0},
+	} {
+		if got := crossed(c.notified, c.used, c.limit); got != c.want {
+			t.Errorf("crossed(%d, %d, %d) = %d, want %d", c.notified, c.used, c.limit, got, c.want)
+		}
+	}
+}
