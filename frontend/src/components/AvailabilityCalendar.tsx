@@ -35,13 +35,14 @@ export function bucketAvailability(slots: AvailabilitySlot[], from: Date, days =
   return { start, grid, total };
 }
 
-export function AvailabilityCalendar({ gpuModel }: { gpuModel: string }) {
+export function AvailabilityCalendar({ gpuModel, poolId }: { gpuModel: string; poolId?: string }) {
   const { t } = useTranslation();
   const from = new Date();
   const to = new Date(from.getTime() + DAYS * 24 * 3600_000);
   const av = useAsync(
-    () => testbed().availability({ gpu_model: gpuModel, from: from.toISOString(), to: to.toISOString() }),
-    [gpuModel],
+    () =>
+      testbed().availability({ pool_id: poolId, gpu_model: gpuModel, from: from.toISOString(), to: to.toISOString(), step: '4h' }),
+    [gpuModel, poolId],
   );
   const slots = (av.data?.items ?? []).filter((s) => !s.gpu_model || s.gpu_model === gpuModel);
   const { start, grid, total } = bucketAvailability(slots, from);

@@ -1,8 +1,8 @@
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router-dom';
-import type { ListingSummary } from '../api/types';
+import type { CatalogItem } from '../api/types';
 
-export function ListingCard({ listing }: { listing: ListingSummary }) {
+export function ListingCard({ listing }: { listing: CatalogItem }) {
   const { t } = useTranslation();
   return (
     <article className="card listing-card">
@@ -33,8 +33,10 @@ export function ListingCard({ listing }: { listing: ListingSummary }) {
           </div>
         )}
         <div>
-          <dt>{t('listing.price')}</dt>
-          <dd className="money">{listing.price_display || t('listing.free')}</dd>
+          <dt>{listing.kind === 'compute' ? t('listing.price_per_gpu_hour') : t('listing.price')}</dt>
+          <dd className="money">
+            {listing.price_from_micro > 0 ? t('listing.from_price', { price: listing.price_from_display }) : t('listing.free')}
+          </dd>
         </div>
       </dl>
     </article>

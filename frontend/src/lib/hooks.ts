@@ -51,6 +51,8 @@ export interface Paged<T, X = unknown> {
   hasMore: boolean;
   loadMore: () => void;
   reload: () => void;
+  /** refresh reloads the first page in place (no empty flash): for polling. */
+  refresh: () => void;
   /** The page's other members (e.g. catalogue facets) from the latest answer. */
   extra: X | undefined;
 }
@@ -106,6 +108,7 @@ export function usePaged<P extends Page<unknown>>(
     hasMore: !!cursor,
     loadMore: () => cursor && load(cursor),
     reload: () => setTick((t) => t + 1),
+    refresh: () => load(),
     extra,
   };
 }

@@ -19,7 +19,8 @@ export function Catalogue() {
 
   const query: CatalogueQuery = {
     q: params.get('q') ?? undefined,
-    sort: (params.get('sort') as CatalogueQuery['sort']) ?? undefined,
+    // Relevance needs a query: without one the server sorts by newest.
+    sort: params.get('sort') === 'relevance' && !params.get('q') ? undefined : ((params.get('sort') as CatalogueQuery['sort']) ?? undefined),
   };
   for (const f of FACETS) query[f] = params.get(f) ?? undefined;
   const key = params.toString();
@@ -78,8 +79,8 @@ export function Catalogue() {
           })}
           <div className="field">
             <label htmlFor="catalogue-sort">{t('catalogue.sort')}</label>
-            <select id="catalogue-sort" value={params.get('sort') ?? 'relevance'} onChange={(e) => setParam('sort', e.target.value)}>
-              {SORTS.map((s) => (
+            <select id="catalogue-sort" value={params.get('sort') ?? (params.get('q') ? 'relevance' : 'newest')} onChange={(e) => setParam('sort', e.target.value)}>
+              {SORTS.filter((s) => s !== 'relevance' || params.get('q')).map((s) => (
                 <option key={s} value={s}>
                   {t(`catalogue.sort_${s}`)}
                 </option>

@@ -18,7 +18,7 @@ export default function SandboxPage() {
   const s = sb.data;
   const live = !!s && LIVE.includes(s.state);
   // Poll faster while the sandbox is on its way up or down, slower while it runs.
-  const pollMs = !s ? null : s.state === 'running' ? 10_000 : live ? 2_000 : null;
+  const pollMs = !s ? null : s.state === 'running' ? 5_000 : live ? 1_500 : null;
   useInterval(() => {
     testbed().sandbox(id).then(sb.setData, () => undefined);
   }, pollMs);
@@ -36,7 +36,17 @@ export default function SandboxPage() {
     }
   };
   const left = s?.expires_at ? (new Date(s.expires_at).getTime() - now) / 1000 : null;
-  const jupyter = s?.endpoints?.find((e) => /jupyter/i.test(e.name));
+  const proxy = s?.proxy_urls?.[0];
+  const openProxy = async () => {
+    if (!s || !proxy) return;
+    setError(undefined);
+    try {
+      const tok = await testbed().proxyToken(s.id);
+      window.open(`${proxy}?token=${encodeURIComponent(tok.token)}`, '_blank', 'noopener');
+    } catch (e) {
+      setError(e);
+    }
+  };
 
   return (
     <section className="page">
@@ -44,7 +54,9 @@ export default function SandboxPage() {
         {s && (
           <>
             <PageHeader title={t('sandbox.title', { id: s.id })}>
-              <StateBadge state={s.state} />
+              <span aria-live="polite" data-testid="sandbox-state">
+                <StateBadge state={s.state} />
+              </span>
             </PageHeader>
             <ProblemAlert error={error} />
             <dl className="stats">
@@ -60,11 +72,11 @@ export default function SandboxPage() {
               </div>
               <div>
                 <dt>{t('sandbox.usage')}</dt>
-                <dd>{t('sandbox.gpu_hours', { hours: formatNumber((s.usage_gpu_seconds ?? 0) / 3600, 2) })}</dd>
+                <dd>{t('sandbox.gpu_hours', { hours: formatNumber((s.usage_millis ?? 0) / 3_600_000, 3) })}</dd>
               </div>
               <div>
                 <dt>{t('sandbox.charge')}</dt>
-                <dd className="money">{s.charge_display ?? '—'}</dd>
+                <dd className="money" data-testid="charge">{s.charge_display ?? '—'}</dd>
               </div>
             </dl>
             <dl className="meta">
@@ -74,7 +86,7 @@ export default function SandboxPage() {
               </div>
               <div>
                 <dt>{t('sandbox.node')}</dt>
-                <dd className="mono">{s.node?.hostname ?? '—'}</dd>
+                <dd className="mono">{s.node_id ?? '—'}</dd>
               </div>
               <div>
                 <dt>{t('sandbox.started')}</dt>
@@ -84,6 +96,12 @@ export default function SandboxPage() {
                 <dt>{t('sandbox.expires')}</dt>
                 <dd>{formatDateTime(s.expires_at)}</dd>
               </div>
+              {s.message && (
+                <div>
+                  <dt>{t('sandbox.message')}</dt>
+                  <dd>{s.message}</dd>
+                </div>
+              )}
               {s.stop_reason && (
                 <div>
                   <dt>{t('sandbox.stop_reason')}</dt>
@@ -93,10 +111,10 @@ export default function SandboxPage() {
             </dl>
             {live && s.state !== 'stopping' && (
               <div className="actions">
-                {jupyter && (
-                  <a className="button button--primary" href={jupyter.url} target="_blank" rel="noopener noreferrer">
-                    {t('sandbox.open_jupyter')}
-                  </a>
+                {proxy && s.state === 'running' && (
+                  <button type="button" className="button button--primary" onClick={() => void openProxy()}>
+                    {s.template === 'jupyterlab' ? t('sandbox.open_jupyter') : t('sandbox.open_port', { port: s.ports?.[0] })}
+                  </button>
                 )}
                 <SelectField label={t('sandbox.extend_by')} value={extendBy} onChange={(e) => setExtendBy(e.target.value)}>
                   {[15, 30, 60, 120].map((mm) => (
@@ -136,7 +154,12 @@ function Logs({ id, live }: { id: string; live: boolean }) {
     if (typeof EventSource === 'undefined') return;
     const es = new EventSource(testbed().logsUrl(id));
     es.onopen = () => setStatus('open');
-    es.onmessage = (ev) => setLines((l) => [...l.slice(-1999), String(ev.data)]);
+    // One "log" event per line, then "end" once the sandbox's output is over.
+    es.addEventListener('log', (ev) => setLines((l) => [...l.slice(-1999), String((ev as MessageEvent).data)]));
+    es.addEventListener('end', () => {
+      setStatus('closed');
+      es.close();
+    });
     es.onerror = () => {
       setStatus('closed');
       if (!live) es.close();
