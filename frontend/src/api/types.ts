@@ -298,10 +298,11 @@ export interface VersionHistory extends Version {
   history: HistoryEntry[];
 }
 
+/** One changed field: from and to are the field's JSON values (null when absent). */
 export interface FieldDiff {
   field: string;
-  from: string;
-  to: string;
+  from: unknown;
+  to: unknown;
 }
 
 export interface ReviewItem {

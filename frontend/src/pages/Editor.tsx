@@ -252,7 +252,7 @@ function EditorForm({ listing, onSaved }: { listing: Listing | null; onSaved: (l
       {!editable && <Notice>{version?.state === 'submitted' ? t('editor.under_review') : t('editor.new_version_note')}</Notice>}
       {saved && <Notice tone="success">{saved === 'submitted' ? t('editor.submitted') : t('editor.saved')}</Notice>}
       <form onSubmit={(e) => void save(e)} noValidate>
-        <ProblemAlert error={error} />
+        <ProblemAlert error={error} listFields={(f) => !SHOWN_FIELDS.test(f)} />
         <div className="two-col">
           <div>
             <SelectField label={t('editor.kind')} value={d.kind} onChange={(e) => {
@@ -377,6 +377,9 @@ function EditorForm({ listing, onSaved }: { listing: Listing | null; onSaved: (l
     </section>
   );
 }
+
+// Fields the form shows next to an input; the problem alert lists the others.
+const SHOWN_FIELDS = /^(kind|slug|title|summary|card_markdown|residency|tags(\[\d+\])?|license\.(spdx|url)|model\.(framework|task)|dataset\.format|compute\.(pool_id|gpu_model|region|devices_per_node|min_duration_minutes|max_duration_minutes)|plans|plans\[\d+\]\.(name|kind|price_micro))$/;
 
 const LOCAL_HASH_LIMIT = 256 * 1024 * 1024;
 

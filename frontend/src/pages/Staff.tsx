@@ -27,6 +27,17 @@ export default function Staff({ page }: { page: 'reviews' | 'organizations' | 'g
   }
 }
 
+/** diffValue renders a diff side: strings as they are, other JSON values compactly. */
+export function diffValue(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v.join(', ');
+  if (Array.isArray(v) && v.every((x) => x && typeof x === 'object' && 'name' in x)) {
+    return v.map((x) => ('price_micro' in x ? `${x.name} (${x.kind}, ${formatMicro(x.price_micro, i18n.language)})` : String(x.name))).join('; ');
+  }
+  return JSON.stringify(v);
+}
+
 function isTyping(el: Element | null): boolean {
   return !!el && (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA' || el.tagName === 'SELECT' || (el as HTMLElement).isContentEditable);
 }
@@ -156,8 +167,8 @@ function ReviewPanel({ item, onDone }: { item: ReviewItem; onDone: () => void })
               {others.map((f) => (
                 <tr key={f.field} className="changed">
                   <th scope="row">{t(`staff.field_${f.field}`, { defaultValue: f.field })}</th>
-                  {!item.first_review && <td className="del-text">{f.from}</td>}
-                  <td>{f.to}</td>
+                  {!item.first_review && <td className="del-text">{diffValue(f.from)}</td>}
+                  <td>{diffValue(f.to)}</td>
                 </tr>
               ))}
             </tbody>
@@ -168,7 +179,7 @@ function ReviewPanel({ item, onDone }: { item: ReviewItem; onDone: () => void })
       )}
       {card && (
         <pre className="diff" aria-label={t('staff.card_diff')} tabIndex={0}>
-          {diffLines(card.from ?? '', card.to ?? '').map((l, i) => (
+          {diffLines(diffValue(card.from), diffValue(card.to)).map((l, i) => (
             <span key={i} className={`diff__line diff__line--${l.op}`}>
               <span className="visually-hidden">{l.op === 'add' ? t('staff.added') : l.op === 'del' ? t('staff.removed') : ''}</span>
               {l.op === 'add' ? '+ ' : l.op === 'del' ? '- ' : '  '}

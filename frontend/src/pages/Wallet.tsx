@@ -154,7 +154,7 @@ function Usage() {
   const { t } = useTranslation();
   const to = new Date();
   const from = new Date(to.getTime() - 30 * 24 * 3600_000);
-  const usage = useAsync(() => billing().usage({ from: from.toISOString(), to: to.toISOString() }), []);
+  const usage = useAsync(() => billing().usage({ from: from.toISOString().slice(0, 10), to: to.toISOString().slice(0, 10) }), []);
   const rows = usage.data?.items ?? [];
   const { data, models } = gpuHoursByDay(rows);
   const perModel = chargeByModel(rows);
