@@ -77,12 +77,14 @@ async function actor(lang: Lang): Promise<Actor> {
   return a;
 }
 
-async function signIn(a: Actor, L: Locale, email: string, password = DEMO_PASSWORD) {
+async function signIn(a: Actor, L: Locale, email: string, password = DEMO_PASSWORD, phone = false) {
   await a.page.goto('/signin');
   await a.page.getByLabel(L.signup.email).fill(email);
   await a.page.getByLabel(L.signup.password, { exact: true }).fill(password);
   await a.page.getByRole('button', { name: L.signin.submit, exact: true }).click();
-  await a.page.getByRole('button', { name: L.header.sign_out }).waitFor();
+  // On a phone the account controls are in the folded menu (hidden): wait for the page to leave /signin.
+  if (phone) await a.page.waitForURL((u) => !u.pathname.startsWith('/signin'));
+  else await a.page.getByRole('button', { name: L.header.sign_out }).waitFor();
 }
 
 /** signWebhook signs a Stripe event the way Stripe does: v1 = HMAC-SHA256("<t>.<payload>") with the secret. */
@@ -168,6 +170,7 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
       await p.getByLabel(L.editor.upload).setInputFiles({ name: fileName, mimeType: 'text/csv', buffer: fileBody });
       const bar = p.getByRole('progressbar');
       await bar.waitFor();
+      await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 10_000 }).toBeGreaterThan(0);
       await screenshot(p, shot('vendor-upload-progress'));
       const row = p.locator(`tr[data-artifact="${fileName}"]`);
       await row.waitFor({ timeout: 30_000 });
@@ -369,6 +372,70 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
     });
   });
 }
+
+describe.sequential('quality', () => {
+  it('shows the problem title and each field message beside its field', async () => {
+    const a = await actor('en');
+    const p = a.page;
+    await p.goto('/signup');
+    await p.getByLabel(en.signup.org_name).fill('X');
+    await p.getByLabel(en.signup.name, { exact: true }).fill('Someone');
+    await p.getByLabel(en.signup.email).fill('not-an-email');
+    await p.getByLabel(en.signup.password, { exact: true }).fill('short');
+    await p.getByRole('button', { name: en.signup.submit }).click();
+    const alert = p.getByRole('alert').first();
+    await alert.waitFor();
+    expect(await alert.textContent()).toMatch(/\S/);
+    // Each bad field is marked invalid and described by its message.
+    for (const label of [en.signup.email, en.signup.password]) {
+      const input = p.getByLabel(label, { exact: true });
+      await expect.poll(() => input.getAttribute('aria-invalid')).toBe('true');
+      const described = (await input.getAttribute('aria-describedby')) ?? '';
+      const msg = await p.locator(`#${described.split(' ').find((x) => x.endsWith('-error'))}`).textContent();
+      expect(msg, `${label} message`).toMatch(/\S/);
+    }
+    await check(a, 'signup-errors');
+    await a.context.close();
+  });
+
+  it('works from the keyboard: skip link, menu and focus', async () => {
+    const a = await actor('en');
+    const p = a.page;
+    await p.goto('/catalogue');
+    await p.getByRole('heading', { name: en.catalogue.title, level: 1 }).waitFor();
+    await p.keyboard.press('Tab');
+    expect(await p.evaluate(() => document.activeElement?.textContent)).toBe(en.header.skip);
+    await p.keyboard.press('Enter');
+    expect(await p.evaluate(() => document.activeElement?.id)).toBe('main');
+    // The search box is reachable and submits with Enter.
+    await p.getByRole('searchbox', { name: en.catalogue.search_label }).focus();
+    await p.keyboard.type('maple');
+    await p.keyboard.press('Enter');
+    await p.waitForURL(/q=maple/);
+    await p.getByRole('link', { name: /Maple 7B/ }).waitFor();
+    await a.context.close();
+  });
+
+  it('fits a phone: no sideways scrolling, the menu opens, pages stay usable at 390 px', async () => {
+    const a = await openPage(browser, server.url, { width: 390, height: 844 });
+    const p = a.page;
+    await signIn(a, en, SME, DEMO_PASSWORD, true);
+    for (const [path, name] of [
+      ['/catalogue', 'phone-catalogue'],
+      ['/sandboxes/new', 'phone-sandbox-launch'],
+      ['/wallet', 'phone-wallet'],
+      ['/entitlements', 'phone-entitlements'],
+    ] as const) {
+      await visit(a, path, name);
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      expect(overflow, `${path} scrolls sideways by ${overflow}px`).toBeLessThanOrEqual(0);
+    }
+    await p.getByRole('button', { name: en.header.menu }).click();
+    await p.getByRole('link', { name: en.nav.sandboxes }).click();
+    await p.getByRole('heading', { name: en.sandbox.list_title, level: 1 }).waitFor();
+    await a.context.close();
+  });
+});
 
 journey('en', { requestChanges: true });
 journey('fr', { requestChanges: false });

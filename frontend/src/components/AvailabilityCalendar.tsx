@@ -49,7 +49,7 @@ export function AvailabilityCalendar({ gpuModel, poolId }: { gpuModel: string; p
   const dayFmt = new Intl.DateTimeFormat(i18n.language === 'fr' ? 'fr-CA' : 'en-CA', { weekday: 'short', day: 'numeric', month: 'short' });
   return (
     <AsyncBlock loading={av.loading} error={av.error} empty={!av.loading && slots.length === 0} emptyText={t('availability.none')}>
-      <div className="table-scroll">
+      <div className="table-scroll" tabIndex={0}>
         <table className="calendar">
           <caption>{t('availability.caption', { gpu: gpuModel })}</caption>
           <thead>

@@ -129,3 +129,18 @@ export function useDocumentTitle(title: string) {
     document.title = title ? `${title} · Tamarack` : 'Tamarack';
   }, [title]);
 }
+
+/** useMediaQuery follows a CSS media query (false where matchMedia is missing, e.g. in jsdom). */
+export function useMediaQuery(query: string): boolean {
+  const get = () => typeof window !== 'undefined' && typeof window.matchMedia === 'function' && window.matchMedia(query).matches;
+  const [matches, setMatches] = useState(get);
+  useEffect(() => {
+    if (typeof window.matchMedia !== 'function') return;
+    const m = window.matchMedia(query);
+    const on = () => setMatches(m.matches);
+    on();
+    m.addEventListener('change', on);
+    return () => m.removeEventListener('change', on);
+  }, [query]);
+  return matches;
+}

@@ -70,7 +70,7 @@ function Orders() {
     <section className="page">
       <PageHeader title={t('access.orders_title')} />
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('access.no_orders')} onRetry={list.reload}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>

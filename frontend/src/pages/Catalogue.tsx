@@ -5,7 +5,7 @@ import { marketplace, type CatalogueQuery } from '../api/endpoints';
 import type { FacetName } from '../api/types';
 import { ListingCard } from '../components/ListingCard';
 import { AsyncBlock, LoadMore, PageHeader } from '../components/ui';
-import { useDocumentTitle, usePaged } from '../lib/hooks';
+import { useDocumentTitle, useMediaQuery, usePaged } from '../lib/hooks';
 
 const FACETS: FacetName[] = ['kind', 'tag', 'license', 'gpu_model', 'residency', 'vendor'];
 const SORTS = ['relevance', 'newest', 'price'] as const;
@@ -14,6 +14,7 @@ export function Catalogue() {
   const { t } = useTranslation();
   useDocumentTitle(t('catalogue.title'));
   const [params, setParams] = useSearchParams();
+  const wide = useMediaQuery('(min-width: 48.01rem)');
   const [q, setQ] = useState(params.get('q') ?? '');
   useEffect(() => setQ(params.get('q') ?? ''), [params]);
 
@@ -58,7 +59,11 @@ export function Catalogue() {
       </form>
       <div className="catalogue__layout">
         <aside className="filters" aria-label={t('catalogue.filters')}>
-          <h2 className="filters__title">{t('catalogue.filters')}</h2>
+          {/* On a phone the filters fold away above the results; on wider screens they stay open beside them. */}
+          <details open={wide || undefined} key={wide ? 'wide' : 'narrow'}>
+          <summary className="filters__title">
+            <h2 className="filters__heading">{t('catalogue.filters')}</h2>
+          </summary>
           {FACETS.map((f) => {
             const counts = facets[f] ?? [];
             const current = params.get(f) ?? '';
@@ -92,8 +97,14 @@ export function Catalogue() {
               {t('catalogue.clear')}
             </button>
           )}
+          </details>
         </aside>
         <div className="catalogue__results" aria-live="polite" aria-busy={page.loading}>
+          {page.extra?.total !== undefined && !page.error && (
+            <p className="muted" role="status">
+              {t('catalogue.results', { count: page.extra.total })}
+            </p>
+          )}
           <AsyncBlock
             loading={page.loading}
             error={page.error}

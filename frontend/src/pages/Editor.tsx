@@ -186,6 +186,8 @@ function EditorForm({ listing, onSaved }: { listing: Listing | null; onSaved: (l
   const { t } = useTranslation();
   const navigate = useNavigate();
   const [d, setD] = useState<Draft>(listing ? fromListing(listing) : EMPTY);
+  const [savedDraft, setSavedDraft] = useState<Draft>(d);
+  const dirty = JSON.stringify(d) !== JSON.stringify(savedDraft);
   const [error, setError] = useState<unknown>();
   const [localErrors, setLocalErrors] = useState<Record<string, string>>({});
   const [saved, setSaved] = useState<'saved' | 'submitted' | null>(null);
@@ -219,6 +221,7 @@ function EditorForm({ listing, onSaved }: { listing: Listing | null; onSaved: (l
       } else {
         onSaved(await marketplace().newVersion(listing.id, toPatch(input)));
       }
+      setSavedDraft(d);
       setSaved('saved');
     } catch (err) {
       setError(err);
@@ -230,8 +233,13 @@ function EditorForm({ listing, onSaved }: { listing: Listing | null; onSaved: (l
     if (!listing) return;
     setError(undefined);
     setSaved(null);
+    const { input, errors } = toInput(d);
+    setLocalErrors(errors);
+    if (Object.keys(errors).length) return;
     setBusy(true);
     try {
+      // What is on the screen is what gets reviewed: unsaved changes are saved first.
+      if (dirty) onSaved(await marketplace().updateListing(listing.id, toPatch(input)));
       onSaved(await marketplace().submit(listing.id));
       setSaved('submitted');
     } catch (err) {
@@ -443,7 +451,7 @@ function Artifacts({ listingId, version, initial }: { listingId: string; version
         </div>
       )}
       {artifacts.length > 0 && (
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>

@@ -44,7 +44,7 @@ export function Profile() {
         </div>
       </dl>
       <h2>{t('profile.memberships')}</h2>
-      <div className="table-scroll">
+      <div className="table-scroll" tabIndex={0}>
         <table>
           <thead>
             <tr>
@@ -188,7 +188,7 @@ export function Tokens() {
       </form>
       <h2>{t('tokens.existing')}</h2>
       <AsyncBlock loading={list.loading} error={list.error} empty={list.data?.items.length === 0} emptyText={t('tokens.none')}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>

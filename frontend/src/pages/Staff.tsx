@@ -35,7 +35,14 @@ export function diffValue(v: unknown): string {
   if (Array.isArray(v) && v.every((x) => x && typeof x === 'object' && 'name' in x)) {
     return v.map((x) => ('price_micro' in x ? `${x.name} (${x.kind}, ${formatMicro(x.price_micro, i18n.language)})` : String(x.name))).join('; ');
   }
-  return JSON.stringify(v);
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    // Licences and kind details: their set members, "name: value".
+    return Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== '' && x !== null && x !== 0 && x !== false && !(Array.isArray(x) && x.length === 0))
+      .map(([k, x]) => `${k}: ${typeof x === 'object' ? JSON.stringify(x) : String(x)}`)
+      .join(', ');
+  }
+  return typeof v === 'boolean' ? i18n.t(v ? 'common.yes' : 'common.no') : JSON.stringify(v);
 }
 
 function isTyping(el: Element | null): boolean {
@@ -141,7 +148,7 @@ function ReviewPanel({ item, onDone }: { item: ReviewItem; onDone: () => void })
     void send(decision);
   };
   const card = item.diff?.find((f) => f.field === 'card_markdown');
-  const others = (item.diff ?? []).filter((f) => f.field !== 'card_markdown');
+  const others = (item.diff ?? []).filter((f) => f.field !== 'card_markdown' && (!item.first_review || diffValue(f.to) !== ''));
   return (
     <article className="card review" aria-labelledby="review-h">
       <h2 id="review-h">
@@ -154,7 +161,7 @@ function ReviewPanel({ item, onDone }: { item: ReviewItem; onDone: () => void })
       </p>
       <h3>{item.first_review ? t('staff.first_version') : t('staff.diff_title')}</h3>
       {others.length > 0 ? (
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table className="diff-fields">
             <thead>
               <tr>
@@ -256,7 +263,7 @@ function Organizations() {
       </div>
       <ProblemAlert error={error} />
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_orgs')} onRetry={list.reload}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>
@@ -358,7 +365,7 @@ function Grants() {
       </form>
       <h2>{t('staff.grants_list')}</h2>
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_grants')}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>
@@ -449,7 +456,7 @@ function Spend() {
             </ResponsiveContainer>
           </div>
         </figure>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>
@@ -520,7 +527,7 @@ function Audit() {
         </button>
       </form>
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_audit')} onRetry={list.reload}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>

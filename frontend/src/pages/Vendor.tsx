@@ -61,7 +61,7 @@ function MyListings() {
       </PageHeader>
       <ProblemAlert error={error} />
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('vendor.no_listings')} onRetry={list.reload}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table className="my-listings">
             <thead>
               <tr>
@@ -286,7 +286,7 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
         ))}
       </p>
       <AsyncBlock loading={detail.loading} error={detail.error} empty={!detail.loading && nodes.length === 0} emptyText={t('vendor.no_nodes')}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <caption className="visually-hidden">{t('vendor.nodes_of', { pool: pool.name })}</caption>
             <thead>
@@ -348,7 +348,7 @@ function Earnings() {
     <section className="page">
       <PageHeader title={t('vendor.earnings_title')} />
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('vendor.no_earnings')} onRetry={list.reload}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>

@@ -72,7 +72,7 @@ function Balances() {
             </div>
           </dl>
           {w.data.grants?.length > 0 && (
-            <div className="table-scroll">
+            <div className="table-scroll" tabIndex={0}>
               <table>
                 <caption>{t('wallet.grants')}</caption>
                 <thead>
@@ -179,7 +179,7 @@ function Usage() {
             </ResponsiveContainer>
           </div>
         </figure>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <caption>{t('wallet.by_model')}</caption>
             <thead>
@@ -250,7 +250,7 @@ function Transactions() {
     <section aria-labelledby="tx-h">
       <h2 id="tx-h">{t('wallet.transactions')}</h2>
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('wallet.no_transactions')} onRetry={list.reload}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table className="transactions">
             <thead>
               <tr>
