@@ -278,7 +278,7 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
           return route.fulfill({ status: 303, headers: { location: `${server.url}/billing?purchase=${co!.purchase_id}&status=success` } });
         },
       );
-      await p.getByLabel(L.wallet.credits).fill('100');
+      await p.getByLabel(L.wallet.credits, { exact: true }).fill('100');
       await p.getByRole('button', { name: L.wallet.checkout }).click();
       await p.waitForURL(/\/billing\?purchase=/);
       if (!co) throw new Error('no checkout answer');

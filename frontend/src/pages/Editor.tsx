@@ -410,9 +410,16 @@ function Artifacts({ listingId, version, initial }: { listingId: string; version
   const upload = async (file: File) => {
     setError(undefined);
     setProgress({ name: file.name, loaded: 0, total: file.size });
-    void sha256Hex(file).then((h) => h && setLocalHash((m) => ({ ...m, [file.name]: h })));
-    const h = uploadArtifact(marketplace().artifactPath(listingId, version, file.name), file, (loaded, total) =>
-      setProgress({ name: file.name, loaded, total }),
+    // Hash locally first (files up to 256 MiB): the server then checks the bytes it received against it.
+    const local = await sha256Hex(file).catch(() => null);
+    if (local) setLocalHash((m) => ({ ...m, [file.name]: local }));
+    const h = uploadArtifact(
+      marketplace().artifactPath(listingId, version, file.name),
+      file,
+      (loaded, total) => setProgress({ name: file.name, loaded, total }),
+      undefined,
+      0,
+      local ?? undefined,
     );
     handle.current = h;
     try {

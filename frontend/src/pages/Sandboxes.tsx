@@ -212,6 +212,9 @@ function Launch() {
           )}
           {isApiError(error) && error.code === 'insufficient_credits' && (
             <p>
+              {typeof error.problem.shortfall_micro === 'number' && (
+                <>{t('sandbox.shortfall', { amount: formatMicro(error.problem.shortfall_micro, i18n.language) })} </>
+              )}
               <Link to="/wallet">{t('sandbox.top_up')}</Link>
             </p>
           )}

@@ -4,7 +4,7 @@ import { Link, useSearchParams } from 'react-router-dom';
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { billing } from '../api/endpoints';
 import { isApiError } from '../api/problem';
-import { formatMicro, sumMicro } from '../api/money';
+import { formatMicro, parseCredits, sumMicro } from '../api/money';
 import type { UsageRow } from '../api/types';
 import { useSession } from '../auth/session';
 import { AsyncBlock, LoadMore, Notice, PageHeader, ProblemAlert, StateBadge, TextField } from '../components/ui';
@@ -113,6 +113,7 @@ function WalletPage() {
       <PageHeader title={t('wallet.title')} />
       <Balances />
       {s.isOrgAdmin && <BuyCredits />}
+      {s.isOrgAdmin && <Budget />}
       <Usage />
       {s.isOrgAdmin && <Statement />}
       <Transactions />
@@ -145,6 +146,61 @@ function BuyCredits() {
       <TextField label={t('wallet.credits')} type="number" min={1} step={1} value={credits} onChange={(e) => setCredits(e.target.value)} error={fields.credits} hint={t('wallet.buy_hint')} />
       <button type="submit" className="button button--primary" disabled={busy}>
         {busy ? t('common.working') : t('wallet.checkout')}
+      </button>
+    </form>
+  );
+}
+
+function Budget() {
+  const { t } = useTranslation();
+  const w = useAsync(() => billing().wallet(), []);
+  const [value, setValue] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>();
+  const [local, setLocal] = useState<string | undefined>();
+  const [saved, setSaved] = useState(false);
+  const fields = isApiError(error) ? error.fieldErrors() : {};
+  const current = w.data?.monthly_budget_micro ?? 0;
+  const shown = value ?? (current ? formatMicro(current, 'en').replace(/,/g, '') : '');
+  const save = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    setSaved(false);
+    const micro = shown.trim() === '' ? 0n : parseCredits(shown);
+    if (micro === null || micro < 0n) {
+      setLocal(t('editor.bad_amount'));
+      return;
+    }
+    setLocal(undefined);
+    try {
+      w.setData(await billing().setBudget(Number(micro)));
+      setValue(null);
+      setSaved(true);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form className="inline-form" onSubmit={(e) => void save(e)} noValidate>
+      <h2>{t('wallet.budget')}</h2>
+      {w.data && (
+        <p className="muted">
+          {current
+            ? t('wallet.budget_used', { spent: formatMicro(w.data.month_spent_micro ?? 0, i18n.language), budget: formatMicro(current, i18n.language) })
+            : t('wallet.budget_none', { spent: formatMicro(w.data.month_spent_micro ?? 0, i18n.language) })}
+        </p>
+      )}
+      {saved && <Notice tone="success">{t('editor.saved')}</Notice>}
+      <ProblemAlert error={error ?? w.error} />
+      <TextField
+        label={t('wallet.budget_label')}
+        inputMode="decimal"
+        value={shown}
+        onChange={(e) => setValue(e.target.value)}
+        error={local ?? fields.monthly_budget_micro}
+        hint={t('wallet.budget_hint')}
+      />
+      <button type="submit" className="button">
+        {t('common.save')}
       </button>
     </form>
   );
