@@ -144,3 +144,27 @@ export function useMediaQuery(query: string): boolean {
   }, [query]);
   return matches;
 }
+
+const titleCache = new Map<string, Promise<string>>();
+
+/**
+ * useListingTitles resolves listing ids to titles (orders and access requests answer ids), one request per listing,
+ * cached for the session; an id that cannot be read stays as it is.
+ */
+export function useListingTitles(ids: string[], fetchTitle: (id: string) => Promise<string>): Record<string, string> {
+  const [titles, setTitles] = useState<Record<string, string>>({});
+  const key = [...new Set(ids)].sort().join(',');
+  const fetchRef = useRef(fetchTitle);
+  fetchRef.current = fetchTitle;
+  useEffect(() => {
+    let live = true;
+    for (const id of key ? key.split(',') : []) {
+      if (!titleCache.has(id)) titleCache.set(id, fetchRef.current(id).catch(() => id));
+      void titleCache.get(id)!.then((title) => live && setTitles((m) => (m[id] === title ? m : { ...m, [id]: title })));
+    }
+    return () => {
+      live = false;
+    };
+  }, [key]);
+  return titles;
+}

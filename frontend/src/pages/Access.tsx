@@ -5,7 +5,13 @@ import type { Entitlement } from '../api/types';
 import { AsyncBlock, LoadMore, PageHeader, ProblemAlert, StateBadge } from '../components/ui';
 import { DownloadButton } from './ListingPage';
 import { formatBytes, formatDate, formatDateTime } from '../lib/format';
-import { useAsync, useDocumentTitle, usePaged } from '../lib/hooks';
+import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
+
+/** listingTitle reads a listing's title (its published version, else the pending one). */
+export async function listingTitle(id: string): Promise<string> {
+  const l = await marketplace().listing(id);
+  return (l.published_version ?? l.pending_version)?.title ?? l.slug;
+}
 
 export default function Access({ page }: { page: 'entitlements' | 'orders' }) {
   return page === 'orders' ? <Orders /> : <Entitlements />;
@@ -66,6 +72,7 @@ function Orders() {
   const { t } = useTranslation();
   useDocumentTitle(t('access.orders_title'));
   const list = usePaged((cursor) => marketplace().orders(cursor), []);
+  const titles = useListingTitles(list.items.map((o) => o.listing_id), listingTitle);
   return (
     <section className="page">
       <PageHeader title={t('access.orders_title')} />
@@ -86,9 +93,9 @@ function Orders() {
             <tbody>
               {list.items.map((o) => (
                 <tr key={o.id}>
-                  <td className="mono">{o.id}</td>
+                  <td className="mono small">{o.id}</td>
                   <td>
-                    <Link to={`/listings/${encodeURIComponent(o.listing_id)}`}>{o.listing_id}</Link>
+                    <Link to={`/listings/${encodeURIComponent(o.listing_id)}`}>{titles[o.listing_id] ?? o.listing_id}</Link>
                   </td>
                   <td>{t(`plan_kind.${o.plan_kind}`, { defaultValue: o.plan_kind })}</td>
                   <td className="num">{o.quantity}</td>

@@ -1,11 +1,11 @@
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { useParams } from 'react-router-dom';
 import { testbed } from '../api/endpoints';
 import type { Sandbox, SandboxState } from '../api/types';
 import { AsyncBlock, PageHeader, ProblemAlert, SelectField, StateBadge } from '../components/ui';
 import { Terminal } from '../components/Terminal';
-import { formatDateTime, formatDuration, formatNumber } from '../lib/format';
+import { formatDateTime, formatDuration } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval } from '../lib/hooks';
 
 const LIVE: SandboxState[] = ['requested', 'scheduled', 'provisioning', 'running', 'stopping'];
@@ -36,6 +36,10 @@ export default function SandboxPage() {
     }
   };
   const left = s?.expires_at ? (new Date(s.expires_at).getTime() - now) / 1000 : null;
+  // The terminal's URL carries the access token of the moment: keep it for the sandbox, so that a token refresh
+  // (every few minutes) does not reconnect the terminal and lose the shell.
+  const running = s?.state === 'running';
+  const terminalUrl = useMemo(() => (running ? testbed().terminalUrl(id) : null), [id, running]);
   const proxy = s?.proxy_urls?.[0];
   const openProxy = async () => {
     if (!s || !proxy) return;
@@ -72,7 +76,10 @@ export default function SandboxPage() {
               </div>
               <div>
                 <dt>{t('sandbox.usage')}</dt>
-                <dd>{t('sandbox.gpu_hours', { hours: formatNumber((s.usage_millis ?? 0) / 3_600_000, 3) })}</dd>
+                <dd>
+                  {formatDuration((s.usage_millis ?? 0) / 1000)}
+                  {s.gpu_count > 1 && <span className="muted small"> × {s.gpu_count} GPU</span>}
+                </dd>
               </div>
               <div>
                 <dt>{t('sandbox.charge')}</dt>
@@ -92,10 +99,17 @@ export default function SandboxPage() {
                 <dt>{t('sandbox.started')}</dt>
                 <dd>{formatDateTime(s.started_at)}</dd>
               </div>
-              <div>
-                <dt>{t('sandbox.expires')}</dt>
-                <dd>{formatDateTime(s.expires_at)}</dd>
-              </div>
+              {s.ended_at ? (
+                <div>
+                  <dt>{t('sandbox.ended')}</dt>
+                  <dd>{formatDateTime(s.ended_at)}</dd>
+                </div>
+              ) : (
+                <div>
+                  <dt>{t('sandbox.expires')}</dt>
+                  <dd>{formatDateTime(s.expires_at)}</dd>
+                </div>
+              )}
               {s.message && (
                 <div>
                   <dt>{t('sandbox.message')}</dt>
@@ -134,7 +148,7 @@ export default function SandboxPage() {
             {s.state === 'running' && (
               <section aria-labelledby="term-h">
                 <h2 id="term-h">{t('sandbox.terminal')}</h2>
-                <Terminal url={testbed().terminalUrl(s.id)} label={t('sandbox.terminal')} />
+                {terminalUrl && <Terminal url={terminalUrl} label={t('sandbox.terminal')} />}
               </section>
             )}
             {s.state !== 'requested' && <Logs id={s.id} live={live} />}
@@ -152,6 +166,9 @@ function Logs({ id, live }: { id: string; live: boolean }) {
   const box = useRef<HTMLPreElement>(null);
   useEffect(() => {
     if (typeof EventSource === 'undefined') return;
+    // Each stream replays the output from the start: begin afresh (e.g. when the sandbox stops and we reconnect).
+    setLines([]);
+    setStatus('connecting');
     const es = new EventSource(testbed().logsUrl(id));
     es.onopen = () => setStatus('open');
     // One "log" event per line, then "end" once the sandbox's output is over.

@@ -8,7 +8,8 @@ import { useSession } from '../auth/session';
 import { AsyncBlock, LoadMore, PageHeader, ProblemAlert, StateBadge, TextAreaField, TextField, SelectField } from '../components/ui';
 import { formatDate, formatDateTime } from '../lib/format';
 import { formatMicro } from '../api/money';
-import { useAsync, useDocumentTitle, usePaged } from '../lib/hooks';
+import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
+import { listingTitle } from './Access';
 
 export default function Vendor({ page }: { page: 'listings' | 'access' | 'pools' | 'earnings' }) {
   switch (page) {
@@ -137,6 +138,7 @@ function AccessInbox() {
   const list = usePaged((cursor) => marketplace().accessRequests(cursor), []);
   // The route answers requests made and received; the inbox shows the received ones.
   const items = list.items.filter((r) => r.vendor_org_id === s.activeOrg?.id && (!state || r.state === state));
+  const titles = useListingTitles(items.map((r) => r.listing_id), listingTitle);
   return (
     <section className="page">
       <PageHeader title={t('vendor.access_title')} />
@@ -150,7 +152,7 @@ function AccessInbox() {
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && items.length === 0} emptyText={t('vendor.no_requests')} onRetry={list.reload}>
         <ul className="plain-list stack">
           {items.map((r) => (
-            <AccessRequestRow key={r.id} req={r} onDone={list.reload} />
+            <AccessRequestRow key={r.id} req={r} title={titles[r.listing_id]} onDone={list.reload} />
           ))}
         </ul>
       </AsyncBlock>
@@ -159,7 +161,7 @@ function AccessInbox() {
   );
 }
 
-function AccessRequestRow({ req, onDone }: { req: AccessRequest; onDone: () => void }) {
+function AccessRequestRow({ req, title, onDone }: { req: AccessRequest; title?: string; onDone: () => void }) {
   const { t } = useTranslation();
   const [comment, setComment] = useState('');
   const [error, setError] = useState<unknown>();
@@ -175,7 +177,7 @@ function AccessRequestRow({ req, onDone }: { req: AccessRequest; onDone: () => v
   return (
     <li className="card">
       <p>
-        <span className="mono">{req.organization_id}</span> → <Link to={`/listings/${encodeURIComponent(req.listing_id)}`}>{req.listing_id}</Link>{' '}
+        <span className="mono">{req.organization_id}</span> → <Link to={`/listings/${encodeURIComponent(req.listing_id)}`}>{title ?? req.listing_id}</Link>{' '}
         <StateBadge state={req.state} /> <span className="muted">{formatDateTime(req.created_at)}</span>
       </p>
       <blockquote>{req.purpose}</blockquote>
