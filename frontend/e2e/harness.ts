@@ -36,6 +36,8 @@ export interface Server {
   url: string;
   /** The webhook signing secret, when the server takes card payments (stripe-mock). */
   webhookSecret?: string;
+  /** The server's data directory, when the harness made it (e-mails land in <data>/outbox-mail). */
+  dataDir?: string;
   stop: () => Promise<void>;
   output: () => string;
 }
@@ -215,7 +217,7 @@ export async function startServer(): Promise<Server> {
     const srv = spawnGroup(bin, args, 'tamarack serve');
     procs.push(srv);
     await waitReady(`${url}/readyz`, readyMs, srv.exited);
-    return { url, webhookSecret, stop, output: srv.output };
+    return { url, webhookSecret, dataDir: data, stop, output: srv.output };
   } catch (e) {
     await stop();
     throw e;

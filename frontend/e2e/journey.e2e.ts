@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import en from '../src/locales/en.json';
 import fr from '../src/locales/fr.json';
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { axe, cspViolations, DEMO_PASSWORD, SCREENSHOT_DIR, launchBrowser, openPage, screenshot, serious, startServer, type Server } from './harness';
 
 type Locale = typeof en;
@@ -362,6 +363,15 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
       // Usage is metered into the ledger asynchronously: the transactions list refreshes itself.
       await p.locator('tr[data-kind="usage"]').first().waitFor({ timeout: 45_000 });
       await check(sme, shot('wallet-sme'));
+      // This month's statement, as CSV.
+      const [csv] = await Promise.all([p.waitForEvent('download'), p.getByRole('button', { name: L.wallet.download_csv }).click()]);
+      const text = await csv.createReadStream().then(async (st) => {
+        let out = '';
+        for await (const c of st) out += (c as Buffer).toString();
+        return out;
+      });
+      expect(text.split('\n')[0]).toContain('transfer_id');
+      expect(text).toContain('usage');
     });
 
     it('every other main page renders for its role', async () => {
@@ -421,6 +431,49 @@ describe.sequential('quality', () => {
     await p.waitForURL(/q=maple/);
     await p.getByRole('link', { name: /Maple 7B/ }).waitFor();
     await a.context.close();
+  });
+
+  it('invites someone by e-mail, who joins without an account yet; creates an API token shown once', async () => {
+    const who = `new-${Date.now().toString(36)}@example.ca`;
+    const v = await actor('en');
+    await signIn(v, en, 'vendor@tamarack.demo');
+    await visit(v, '/profile', 'profile-vendor');
+    await v.page.getByLabel(en.signup.email, { exact: true }).fill(who);
+    await v.page.getByRole('button', { name: en.profile.send_invite }).click();
+    await v.page.getByText(tr(en.profile.invited, { email: who })).waitFor();
+
+    // The invitation e-mail (written to <data>/outbox-mail without SMTP) carries the link.
+    let link = '';
+    if (server.dataDir) {
+      const dir = join(server.dataDir, 'outbox-mail');
+      await expect
+        .poll(() => {
+          for (const f of existsSync(dir) ? readdirSync(dir) : []) {
+            const body = readFileSync(join(dir, f), 'utf8');
+            const m = body.includes(who) ? /\/invitations\/([A-Za-z0-9_-]+)/.exec(body) : null;
+            if (m) link = `/invitations/${m[1]}`;
+          }
+          return link;
+        })
+        .not.toBe('');
+      const guest = await actor('en');
+      await guest.page.goto(link);
+      await guest.page.getByLabel(en.signup.name, { exact: true }).fill('Nora Newcomer');
+      await guest.page.getByLabel(en.signup.password, { exact: true }).fill(PASSWORD);
+      await check(guest, 'invitation');
+      await guest.page.getByRole('button', { name: en.invitation.accept }).click();
+      await guest.page.getByText(tr(en.invitation.joined, { org: 'Northern GPU Co.', role: en.role.member })).waitFor();
+      await guest.page.getByRole('button', { name: en.header.sign_out }).waitFor();
+      await guest.context.close();
+    }
+
+    await visit(v, '/tokens', 'tokens-vendor');
+    await v.page.getByLabel(en.tokens.name, { exact: true }).fill('ci script');
+    await v.page.getByRole('button', { name: en.tokens.create }).click();
+    await v.page.getByText(en.tokens.created_once).waitFor();
+    expect(await v.page.getByLabel(en.tokens.secret).inputValue()).toMatch(/\S{20,}/);
+    await v.page.getByRole('button', { name: tr(en.tokens.revoke_named, { name: 'ci script' }) }).waitFor();
+    await v.context.close();
   });
 
   it('fits a phone: no sideways scrolling, the menu opens, pages stay usable at 390 px', async () => {

@@ -118,14 +118,15 @@ function Members({ orgId }: { orgId: string }) {
   );
 }
 
-const SCOPES = ['marketplace:read', 'marketplace:write', 'testbed', 'billing:read'] as const;
+/** The API's token scopes: read (GET) and write (everything else). */
+const SCOPES = ['read', 'write'] as const;
 
 export function Tokens() {
   const { t } = useTranslation();
   useDocumentTitle(t('tokens.title'));
   const list = useAsync(() => identity().tokens(), []);
   const [name, setName] = useState('');
-  const [scopes, setScopes] = useState<string[]>(['marketplace:read']);
+  const [scopes, setScopes] = useState<string[]>(['read']);
   const [days, setDays] = useState('90');
   const [created, setCreated] = useState<CreatedApiToken | null>(null);
   const [error, setError] = useState<unknown>();
@@ -165,7 +166,7 @@ export function Tokens() {
       )}
       <form className="inline-form" onSubmit={(e) => void create(e)}>
         <h2>{t('tokens.new')}</h2>
-        <ProblemAlert error={error} />
+        <ProblemAlert error={error} listFields={(f) => !['name', 'scopes', 'expires_in_days'].includes(f)} />
         <TextField label={t('tokens.name')} value={name} onChange={(e) => setName(e.target.value)} error={fields.name} required />
         <fieldset>
           <legend>{t('tokens.scopes')}</legend>
@@ -176,12 +177,12 @@ export function Tokens() {
                 checked={scopes.includes(sc)}
                 onChange={(e) => setScopes(e.target.checked ? [...scopes, sc] : scopes.filter((x) => x !== sc))}
               />
-              <span className="mono">{sc}</span>
+              <span>{t(`tokens.scope_${sc}`)}</span>
             </label>
           ))}
           {fields.scopes && <p className="field__error">{fields.scopes}</p>}
         </fieldset>
-        <TextField label={t('tokens.expires_days')} type="number" min={1} max={365} value={days} onChange={(e) => setDays(e.target.value)} error={fields.expires_in_days} />
+        <TextField label={t('tokens.expires_days')} type="number" min={1} max={366} value={days} onChange={(e) => setDays(e.target.value)} error={fields.expires_in_days} />
         <button type="submit" className="button button--primary">
           {t('tokens.create')}
         </button>
