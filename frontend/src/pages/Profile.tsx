@@ -14,6 +14,7 @@ export function Profile() {
   const { t } = useTranslation();
   useDocumentTitle(t('profile.title'));
   const s = useSession();
+  const [switchError, setSwitchError] = useState<unknown>();
   const me = s.me;
   if (!me) return null;
   return (
@@ -44,6 +45,7 @@ export function Profile() {
         </div>
       </dl>
       <h2>{t('profile.memberships')}</h2>
+      <ProblemAlert error={switchError} />
       <div className="table-scroll" tabIndex={0}>
         <table>
           <thead>
@@ -52,6 +54,7 @@ export function Profile() {
               <th scope="col">{t('profile.kind')}</th>
               <th scope="col">{t('profile.role')}</th>
               <th scope="col">{t('profile.verified')}</th>
+              {me.memberships.length > 1 && <th scope="col">{t('common.actions')}</th>}
             </tr>
           </thead>
           <tbody>
@@ -61,6 +64,22 @@ export function Profile() {
                 <td>{t(`org_kind.${m.organization.kind}`)}</td>
                 <td>{t(`role.${m.role}`)}</td>
                 <td>{m.organization.verified ? t('common.yes') : t('common.no')}</td>
+                {me.memberships.length > 1 && (
+                  <td>
+                    {m.organization.id === me.active_organization_id ? (
+                      <span className="muted">{t('profile.acting')}</span>
+                    ) : (
+                      <button
+                        type="button"
+                        className="button"
+                        onClick={() => void s.switchOrganization(m.organization.id).catch(setSwitchError)}
+                        aria-label={t('profile.act_for_named', { name: m.organization.name })}
+                      >
+                        {t('profile.act_for')}
+                      </button>
+                    )}
+                  </td>
+                )}
               </tr>
             ))}
           </tbody>
