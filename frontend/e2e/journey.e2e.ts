@@ -261,6 +261,15 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
       expect(download.suggestedFilename()).toBe(fileName);
       expect(createHash('sha256').update(got).digest('hex')).toBe(fileSha);
       await visit(sme, '/orders', shot('orders'));
+      await p.getByRole('link', { name: title }).waitFor(); // orders name the listing
+
+      // Entitled now, the SME rates the dataset.
+      await p.goto(listingUrl);
+      await p.getByLabel(L.listing.your_rating).selectOption('4');
+      await p.getByLabel(L.listing.review_body).fill('Clean labels.');
+      await p.getByRole('button', { name: L.listing.send_rating }).click();
+      await p.getByText(L.listing.rated).waitFor();
+      await p.getByText(tr(L.listing.rating_summary_one, { average: lang === 'fr' ? '4,0' : '4.0', count: 1 })).waitFor();
     });
 
     it('a partner buys credits through Stripe Checkout; the signed webhook credits the wallet', async () => {

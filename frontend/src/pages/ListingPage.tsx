@@ -6,8 +6,9 @@ import type { Artifact, Order, Plan } from '../api/types';
 import { useSession } from '../auth/session';
 import { AvailabilityCalendar } from '../components/AvailabilityCalendar';
 import { SafeHtml } from '../components/Html';
-import { AsyncBlock, Notice, ProblemAlert, StateBadge, TextAreaField } from '../components/ui';
-import { formatBytes, formatDate } from '../lib/format';
+import { isApiError } from '../api/problem';
+import { AsyncBlock, Notice, ProblemAlert, SelectField, StateBadge, TextAreaField } from '../components/ui';
+import { formatBytes, formatDate, formatDateTime, formatRating } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
 
 /** DownloadButton asks for a signed, expiring link (the bearer token cannot ride on a plain link) and follows it. */
@@ -34,6 +35,75 @@ export function DownloadButton({ artifact }: { artifact: Pick<Artifact, 'id' | '
       </button>
       <ProblemAlert error={error} />
     </>
+  );
+}
+
+/** RateForm lets an entitled organisation rate the listing once (the server says when it may not). */
+function RateForm({ listingId, onDone }: { listingId: string; onDone: () => void }) {
+  const { t } = useTranslation();
+  const [stars, setStars] = useState('5');
+  const [body, setBody] = useState('');
+  const [error, setError] = useState<unknown>();
+  const [done, setDone] = useState(false);
+  const fields = isApiError(error) ? error.fieldErrors() : {};
+  const send = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      await marketplace().rate(listingId, Number(stars), body);
+      setDone(true);
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  if (done) return <Notice tone="success">{t('listing.rated')}</Notice>;
+  return (
+    <form className="inline-form" onSubmit={(e) => void send(e)} noValidate>
+      <h3>{t('listing.rate')}</h3>
+      <ProblemAlert error={error} listFields={(f) => f !== 'stars' && f !== 'body'} />
+      <SelectField label={t('listing.your_rating')} value={stars} onChange={(e) => setStars(e.target.value)} error={fields.stars}>
+        {[5, 4, 3, 2, 1].map((n) => (
+          <option key={n} value={n}>
+            {t('listing.stars', { count: n })}
+          </option>
+        ))}
+      </SelectField>
+      <TextAreaField label={t('listing.review_body')} value={body} onChange={(e) => setBody(e.target.value)} error={fields.body} rows={3} />
+      <button type="submit" className="button">
+        {t('listing.send_rating')}
+      </button>
+    </form>
+  );
+}
+
+/** VersionHistory lists every version with its history (created, changed fields, submitted, decisions). */
+function VersionHistory({ listingId }: { listingId: string }) {
+  const { t } = useTranslation();
+  const res = useAsync(() => marketplace().versions(listingId), [listingId]);
+  return (
+    <AsyncBlock loading={res.loading} error={res.error} empty={!res.loading && !res.data?.items.length} onRetry={res.reload}>
+      <ol className="plain-list history">
+        {[...(res.data?.items ?? [])].reverse().map((v) => (
+          <li key={v.id}>
+            <p>
+              v{v.version} <StateBadge state={v.state} />
+            </p>
+            <ul className="plain-list small">
+              {(v.history ?? []).map((h, i) => (
+                <li key={i}>
+                  <span className="muted">{formatDateTime(h.at)}</span> {t(`history.${h.action}`, { defaultValue: h.action })}
+                  {h.fields && h.fields.length > 0 && h.action !== 'created' && h.action !== 'seeded' && (
+                    <span className="muted"> ({h.fields.map((f) => t(`staff.field_${f}`, { defaultValue: f })).join(', ')})</span>
+                  )}
+                  {h.comment && <q className="review-comment"> {h.comment}</q>}
+                </li>
+              ))}
+            </ul>
+          </li>
+        ))}
+      </ol>
+    </AsyncBlock>
   );
 }
 
@@ -77,6 +147,9 @@ export function ListingPage() {
   const signedIn = s.status === 'authenticated';
   const canLaunch = signedIn && (s.kind === 'sme' || s.kind === 'partner');
   const gpuPlan = v?.plans?.find((p) => p.kind === 'per_gpu_hour');
+  // Its vendor and programme staff see every version with who changed what.
+  const ownListing = signedIn && !!l && s.activeOrg?.id === l.vendor.id;
+  const insider = ownListing || (signedIn && s.isStaff);
 
   return (
     <section className="page listing">
@@ -133,7 +206,7 @@ export function ListingPage() {
                   <h2 id="ratings-h">{t('listing.ratings')}</h2>
                   {l.rating && l.rating.count > 0 ? (
                     <>
-                      <p>{t('listing.rating_summary', { average: l.rating.average.toFixed(1), count: l.rating.count })}</p>
+                      <p>{t('listing.rating_summary', { average: formatRating(l.rating.average), count: l.rating.count })}</p>
                       <ul className="plain-list">
                         {(ratings.data?.items ?? []).map((r) => (
                           <li key={r.id}>
@@ -145,6 +218,16 @@ export function ListingPage() {
                     </>
                   ) : (
                     <p className="muted">{t('listing.no_ratings')}</p>
+                  )}
+                  {signedIn && !ownListing && l.status === 'published' && (
+                    <RateForm
+                      listingId={l.id}
+                      onDone={() => {
+                        ratings.reload();
+                        // Refresh the summary in place (a reload would replace the page by its loading state).
+                        marketplace().listing(id).then(res.setData, () => undefined);
+                      }}
+                    />
                   )}
                 </section>
               </div>
@@ -230,7 +313,7 @@ export function ListingPage() {
                             <p className="money">
                               {p.kind === 'free' ? t('listing.free') : `${p.price_display} · ${t(`plan_kind.${p.kind}`)}`}
                             </p>
-                            {signedIn && !v.gated && l.status === 'published' && (
+                            {signedIn && !v.gated && l.status === 'published' && !ownListing && (
                               <button
                                 type="button"
                                 className="button"
@@ -278,16 +361,20 @@ export function ListingPage() {
                 )}
                 <section aria-labelledby="versions-h">
                   <h2 id="versions-h">{t('listing.versions')}</h2>
-                  <ul className="plain-list">
-                    {[l.published_version, l.pending_version]
-                      .filter((x): x is NonNullable<typeof x> => !!x)
-                      .map((x) => (
-                        <li key={x.id}>
-                          v{x.version} <StateBadge state={x.state} />{' '}
-                          <span className="muted">{formatDate(x.decided_at ?? x.updated_at ?? x.created_at)}</span>
-                        </li>
-                      ))}
-                  </ul>
+                  {insider ? (
+                    <VersionHistory listingId={l.id} />
+                  ) : (
+                    <ul className="plain-list">
+                      {[l.published_version, l.pending_version]
+                        .filter((x): x is NonNullable<typeof x> => !!x)
+                        .map((x) => (
+                          <li key={x.id}>
+                            v{x.version} <StateBadge state={x.state} />{' '}
+                            <span className="muted">{formatDate(x.decided_at ?? x.updated_at ?? x.created_at)}</span>
+                          </li>
+                        ))}
+                    </ul>
+                  )}
                 </section>
               </aside>
             </div>
