@@ -485,6 +485,53 @@ describe.sequential('quality', () => {
     await v.context.close();
   });
 
+  it('a gated listing: the SME asks for access, the vendor approves it, the SME is entitled', async () => {
+    // Set-up through the API: the demo vendor publishes a gated dataset (staff approve it).
+    const api = async (token: string | null, method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${server.url}/api/v1${path}`, {
+        method,
+        headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+      return text ? JSON.parse(text) : null;
+    };
+    const login = async (email: string) => (await api(null, 'POST', '/identity/login', { email, password: DEMO_PASSWORD })).access_token as string;
+    const vendorToken = await login('vendor@tamarack.demo');
+    const slug = `gated-${Date.now().toString(36)}`;
+    const gatedTitle = `Clinical notes ${slug}`;
+    const created = await api(vendorToken, 'POST', '/marketplace/listings', {
+      kind: 'dataset', slug, title: gatedTitle, summary: 'De-identified notes.', card_markdown: '# Notes', tags: [],
+      license: { spdx: 'CC-BY-NC-4.0' }, residency: 'CA', canadian_owned_ip: true, visibility: 'public', visible_to: [],
+      gated: true, dataset: { format: 'jsonl' }, plans: [{ name: 'Research', kind: 'free', price_micro: 0 }],
+    });
+    const submitted = await api(vendorToken, 'POST', `/marketplace/listings/${created.id}/submit`);
+    await api(await login(STAFF), 'POST', `/marketplace/reviews/${submitted.pending_version.id}/decision`, { decision: 'approve', comment: '' });
+
+    const smeA = await actor('en');
+    await signIn(smeA, en, SME);
+    await smeA.page.goto(`/listings/${created.id}`);
+    await smeA.page.getByRole('heading', { name: gatedTitle, level: 1 }).waitFor();
+    await smeA.page.getByLabel(en.listing.purpose).fill('Training a triage model.');
+    await smeA.page.getByRole('button', { name: en.listing.send_request }).click();
+    await smeA.page.getByText(en.listing.access_sent).waitFor();
+
+    const v = await actor('en');
+    await signIn(v, en, 'vendor@tamarack.demo');
+    await visit(v, '/vendor/access-requests', 'vendor-access-inbox');
+    const item = v.page.locator('li.card', { hasText: gatedTitle });
+    await item.getByText('Training a triage model.').waitFor();
+    await item.getByLabel(en.vendor.comment).fill('Approved for research.');
+    await item.getByRole('button', { name: en.vendor.approve }).click();
+    await item.waitFor({ state: 'detached' }); // the pending filter drops it
+
+    await visit(smeA, '/entitlements', 'entitlements-gated');
+    await smeA.page.getByRole('link', { name: gatedTitle }).waitFor();
+    await smeA.context.close();
+    await v.context.close();
+  });
+
   it('fits a phone: no sideways scrolling, the menu opens, pages stay usable at 390 px', async () => {
     const a = await openPage(browser, server.url, { width: 390, height: 844 });
     const p = a.page;
