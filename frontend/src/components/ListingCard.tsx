@@ -8,6 +8,7 @@ export function ListingCard({ listing }: { listing: CatalogItem }) {
     <article className="card listing-card">
       <p className="listing-card__kind">
         <span className={`kind kind--${listing.kind}`}>{t(`kind.${listing.kind}`)}</span>
+        {listing.gated && <span className="badge badge--pending"> {t('listing.gated')}</span>}
       </p>
       <h3 className="listing-card__title">
         <Link to={`/listings/${encodeURIComponent(listing.id)}`}>{listing.title}</Link>
