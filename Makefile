@@ -48,9 +48,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestDecoders$$' -fuzztime $(FUZZTIME) ./services/identity/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRoundTrip$$' -fuzztime $(FUZZTIME) ./platform/money/
 
-## e2e: browser tests in Debian's Chromium against a real `tamarack serve`
+## e2e: browser journeys in Debian's Chromium against a real `tamarack serve` (demo seed, stripe-mock); the UI and
+## the binary are built once here, the harness starts and stops everything else
 e2e: ui
-	cd frontend && npm run e2e
+	$(GO) build -o bin/tamarack ./cmd/tamarack
+	cd frontend && TAMARACK_E2E_BIN=$(CURDIR)/bin/tamarack npm run e2e
 
 ## infra-check: validate the Kubernetes manifests, Tiltfile and Dockerfile without a cluster
 infra-check:

@@ -1,19 +1,23 @@
-// The browser-test harness: find or start a Tamarack server, drive Chromium with playwright-core, take
-// screenshots, run axe, and stop what it started. It builds nothing: `npm run build` (and the Go binary's embed)
-// come first.
+// The browser-test harness: start a real Tamarack stack (demo seed, stripe-mock, `tamarack serve` on a temporary
+// data directory), drive Chromium with playwright-core, take screenshots, run axe, and stop everything it started.
+// It builds nothing: `make e2e` builds the UI and the binary once, before the tests.
 //
 // Environment:
-//   TAMARACK_E2E_URL         use this running server instead of starting one
-//   TAMARACK_E2E_SERVER_CMD  command to start one (run with sh from the repo root); {port}, {addr} and {data}
-//                            are replaced. Default: go run ./cmd/tamarack serve --data {data} --addr {addr}
-//   TAMARACK_E2E_CHROMIUM    browser executable (default /usr/bin/chromium)
+//   TAMARACK_E2E_URL             use this running server instead of starting one (then TAMARACK_E2E_WEBHOOK_SECRET
+//                                must be its Stripe webhook secret for the credit purchase step)
+//   TAMARACK_E2E_BIN             the tamarack binary (default: <repo>/bin/tamarack, as `make build` leaves it)
+//   TAMARACK_E2E_STRIPE_MOCK     the stripe-mock binary (default: stripe-mock on PATH, else ~/go/bin/stripe-mock)
+//   TAMARACK_E2E_SERVER_CMD      replace the whole stack by this command (run with sh from the repository root;
+//                                {port}, {addr}, {data} are filled in): no seed, no stripe-mock
+//   TAMARACK_E2E_CHROMIUM        browser executable (default /usr/bin/chromium)
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import AxeBuilder from '@axe-core/playwright';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
@@ -24,10 +28,16 @@ export const RESULTS_DIR = join(FRONTEND_DIR, 'test-results');
 export const SCREENSHOT_DIR = join(RESULTS_DIR, 'screenshots');
 const AXE_DIR = join(RESULTS_DIR, 'axe');
 
-export const DEFAULT_SERVER_CMD = 'go run ./cmd/tamarack serve --data {data} --addr {addr}';
+/** The Stripe webhook secret of the servers the harness starts. */
+export const WEBHOOK_SECRET = 'whsec_test_e2e';
+export const DEMO_PASSWORD = 'tamarack-demo-2026';
 
 export interface Server {
   url: string;
+  /** The webhook signing secret, when the server takes card payments (stripe-mock). */
+  webhookSecret?: string;
+  /** The server's data directory, when the harness made it (e-mails land in <data>/outbox-mail). */
+  dataDir?: string;
   stop: () => Promise<void>;
   output: () => string;
 }
@@ -59,60 +69,159 @@ export async function waitReady(url: string, timeoutMs: number, died: () => stri
     } catch (e) {
       last = String(e);
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${url} not ready after ${timeoutMs} ms (last: ${last})`);
 }
 
-/** startServer returns TAMARACK_E2E_URL, or starts the server command and waits for /readyz. */
+/** waitPort waits until a TCP connection to 127.0.0.1:port succeeds. */
+async function waitPort(port: number, timeoutMs: number, died: () => string | null): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const why = died();
+    if (why) throw new Error(`process exited before it listened: ${why}`);
+    const ok = await new Promise<boolean>((r) => {
+      const c = connect(port, '127.0.0.1');
+      c.once('connect', () => {
+        c.destroy();
+        r(true);
+      });
+      c.once('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`port ${port} not listening after ${timeoutMs} ms`);
+}
+
+// Every process group the harness started, so that even an aborted run (an exception, Ctrl-C) leaves none behind.
+const groups = new Set<number>();
+function killAll() {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  groups.clear();
+}
+process.once('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+interface Proc {
+  exited: () => string | null;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+/** spawnGroup starts a command in its own process group (so stop() also ends its children) and keeps its output. */
+function spawnGroup(file: string, args: string[], label: string): Proc {
+  let out = '';
+  const child: ChildProcess = spawn(file, args, { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-40_000)));
+  child.stderr?.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-40_000)));
+  let exited: string | null = null;
+  if (child.pid) groups.add(child.pid);
+  child.on('error', (e) => (exited = `${label}: ${e.message}`));
+  child.on('exit', (code, sig) => {
+    exited = `${label}: exit ${code ?? sig}\n${out}`;
+    if (child.pid) groups.delete(child.pid);
+  });
+  const stop = async () => {
+    if (!child.pid || exited !== null) return;
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+    const deadline = Date.now() + 10_000;
+    while (exited === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (exited === null) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    groups.delete(child.pid);
+  };
+  return { exited: () => exited, output: () => out, stop };
+}
+
+function which(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  return null;
+}
+
+export function stripeMockPath(): string | null {
+  const given = process.env.TAMARACK_E2E_STRIPE_MOCK;
+  if (given) return given;
+  return which('stripe-mock') ?? (existsSync(join(homedir(), 'go/bin/stripe-mock')) ? join(homedir(), 'go/bin/stripe-mock') : null);
+}
+
+/**
+ * startServer returns TAMARACK_E2E_URL; or starts TAMARACK_E2E_SERVER_CMD; or, by default, the real stack: the
+ * demo seed into a fresh data directory (before serve: the testbed loads its pools when it starts), stripe-mock,
+ * and `tamarack serve` with card payments through stripe-mock.
+ */
 export async function startServer(): Promise<Server> {
   const given = process.env.TAMARACK_E2E_URL;
   if (given) {
     const url = given.replace(/\/$/, '');
     await waitReady(`${url}/readyz`, 30_000, () => null);
-    return { url, stop: async () => undefined, output: () => '' };
+    return { url, webhookSecret: process.env.TAMARACK_E2E_WEBHOOK_SECRET, stop: async () => undefined, output: () => '' };
   }
   const port = await freePort();
   const addr = `127.0.0.1:${port}`;
-  const data = mkdtempSync(join(tmpdir(), 'tamarack-e2e-'));
-  const cmd = (process.env.TAMARACK_E2E_SERVER_CMD ?? DEFAULT_SERVER_CMD)
-    .replaceAll('{port}', String(port))
-    .replaceAll('{addr}', addr)
-    .replaceAll('{data}', data);
-  let out = '';
-  // detached: the server gets its own process group, so that stop() also ends what `go run` started.
-  const child: ChildProcess = spawn('sh', ['-c', cmd], { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-20_000)));
-  child.stderr?.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-20_000)));
-  let exited: string | null = null;
-  child.on('exit', (code, sig) => (exited = `exit ${code ?? sig}; command: ${cmd}\n${out}`));
   const url = `http://${addr}`;
+  const data = mkdtempSync(join(tmpdir(), 'tamarack-e2e-'));
+  const procs: Proc[] = [];
   const stop = async () => {
-    if (child.pid && exited === null) {
-      try {
-        process.kill(-child.pid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-      const deadline = Date.now() + 10_000;
-      while (exited === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      if (exited === null) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
+    for (const p of procs.reverse()) await p.stop();
     rmSync(data, { recursive: true, force: true });
   };
+  const readyMs = Number(process.env.TAMARACK_E2E_READY_MS ?? 60_000);
   try {
-    await waitReady(`${url}/readyz`, Number(process.env.TAMARACK_E2E_READY_MS ?? 180_000), () => exited);
+    const custom = process.env.TAMARACK_E2E_SERVER_CMD;
+    if (custom) {
+      const cmd = custom.replaceAll('{port}', String(port)).replaceAll('{addr}', addr).replaceAll('{data}', data);
+      const p = spawnGroup('sh', ['-c', cmd], `command: ${cmd}`);
+      procs.push(p);
+      await waitReady(`${url}/readyz`, readyMs, p.exited);
+      return { url, stop, output: p.output };
+    }
+    const bin = resolve(REPO_ROOT, process.env.TAMARACK_E2E_BIN ?? 'bin/tamarack');
+    if (!existsSync(bin)) throw new Error(`${bin} not found: run \`make e2e\` (or \`make build\`), or set TAMARACK_E2E_BIN`);
+    await promisify(execFile)(bin, ['seed', '--demo', '--data', data, '--public-url', url], { cwd: REPO_ROOT, timeout: 60_000 });
+    const args = ['serve', '--data', data, '--addr', addr, '--public-url', url, '--usage-interval', '2s', '--log-level', 'warn'];
+    let webhookSecret: string | undefined;
+    const mock = stripeMockPath();
+    if (mock) {
+      const stripePort = await freePort();
+      // stripe-mock also serves HTTPS (by default on 12112): give it a free port too, so that runs never collide.
+      const httpsPort = await freePort();
+      const sm = spawnGroup(mock, ['-http-addr', `127.0.0.1:${stripePort}`, '-https-addr', `127.0.0.1:${httpsPort}`], 'stripe-mock');
+      procs.push(sm);
+      await waitPort(stripePort, 20_000, sm.exited);
+      args.push('--stripe-key', 'sk_test_123', '--stripe-api', `http://127.0.0.1:${stripePort}`, '--stripe-webhook-secret', WEBHOOK_SECRET);
+      webhookSecret = WEBHOOK_SECRET;
+    }
+    const srv = spawnGroup(bin, args, 'tamarack serve');
+    procs.push(srv);
+    await waitReady(`${url}/readyz`, readyMs, srv.exited);
+    return { url, webhookSecret, dataDir: data, stop, output: srv.output };
   } catch (e) {
     await stop();
     throw e;
   }
-  return { url, stop, output: () => out };
 }
 
 export const CHROMIUM_ARGS = [

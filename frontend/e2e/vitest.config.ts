@@ -5,8 +5,8 @@ export default defineConfig({
   test: {
     include: ['e2e/**/*.e2e.ts'],
     environment: 'node',
-    testTimeout: 60_000,
-    hookTimeout: 240_000, // `go run` compiles the server before /readyz answers
+    testTimeout: 120_000,
+    hookTimeout: 90_000, // seed, stripe-mock and `tamarack serve` start before the journeys
     fileParallelism: false,
     pool: 'forks',
   },

@@ -73,6 +73,8 @@ export function AppRoutes() {
         <Route path="sandboxes/:id" element={<Guarded kinds={BUYERS}><SandboxPage /></Guarded>} />
         <Route path="wallet" element={<Guarded><Wallet page="wallet" /></Guarded>} />
         <Route path="wallet/return" element={<Guarded><Wallet page="return" /></Guarded>} />
+        {/* Stripe Checkout's success and cancel URLs (billing's /billing?purchase=…&status=…). */}
+        <Route path="billing" element={<Guarded><Wallet page="return" /></Guarded>} />
         <Route path="entitlements" element={<Guarded><Access page="entitlements" /></Guarded>} />
         <Route path="orders" element={<Guarded><Access page="orders" /></Guarded>} />
         <Route path="*" element={<NotFound />} />

@@ -1,4 +1,5 @@
-// Every endpoint the UI calls, one function each, grouped by service. Paths are API.md's; payloads are types.ts's.
+// Every endpoint the UI calls, one function each, grouped by service. Paths and payloads are the services'
+// (GET /api/openapi.json lists them); the shapes are in types.ts.
 
 import { api, ApiClient, type Query } from './client';
 import type * as T from './types';
@@ -15,14 +16,20 @@ export function identity(c: ApiClient = api) {
     members: (orgId: string) => c.get<T.Page<T.Member>>(`/identity/organizations/${e(orgId)}/members`),
     invite: (orgId: string, email: string, role: T.OrgRole) =>
       c.post<T.Invitation>(`/identity/organizations/${e(orgId)}/members`, { email, role }),
-    acceptInvitation: (token: string) => c.post<T.AcceptedInvitation>(`/identity/invitations/${e(token)}/accept`),
+    changeRole: (orgId: string, userId: string, role: T.OrgRole) =>
+      c.patch<T.Member>(`/identity/organizations/${e(orgId)}/members/${e(userId)}`, { role }),
+    removeMember: (orgId: string, userId: string) =>
+      c.del<void>(`/identity/organizations/${e(orgId)}/members/${e(userId)}`),
+    acceptInvitation: (token: string, body: { name?: string; password?: string } = {}) =>
+      c.post<T.AcceptedInvitation>(`/identity/invitations/${e(token)}/accept`, body),
     tokens: () => c.get<T.Page<T.ApiToken>>('/identity/tokens'),
     createToken: (name: string, scopes: string[], expires_in_days: number) =>
       c.post<T.CreatedApiToken>('/identity/tokens', { name, scopes, expires_in_days }),
     deleteToken: (id: string) => c.del<void>(`/identity/tokens/${e(id)}`),
     organizations: (q: { kind?: string; verified?: string; cursor?: string; limit?: number }) =>
-      c.get<T.Page<T.Organization>>('/identity/organizations', q),
-    verifyOrganization: (orgId: string) => c.post<T.Organization>(`/identity/organizations/${e(orgId)}/verify`),
+      c.get<T.Page<T.StaffOrganization>>('/identity/organizations', q),
+    verifyOrganization: (orgId: string, verified = true, note = '') =>
+      c.post<T.StaffOrganization>(`/identity/organizations/${e(orgId)}/verify`, { verified, note }),
     audit: (q: { cursor?: string; limit?: number; action?: string }) => c.get<T.Page<T.AuditEntry>>('/identity/audit', q),
   };
 }
@@ -43,53 +50,54 @@ export interface CatalogueQuery extends Query {
 export function marketplace(c: ApiClient = api) {
   return {
     catalogue: (q: CatalogueQuery) => c.get<T.CataloguePage>('/marketplace/listings', q),
-    /** ASSUMED: a vendor's own listings in every state through the catalogue route with `vendor` and `state=all`. */
-    myListings: (orgId: string, cursor?: string) =>
-      c.get<T.Page<T.Listing>>('/marketplace/listings', { vendor: orgId, state: 'all', cursor }),
+    /** The caller's vendor organisation's listings in every state. */
+    myListings: (cursor?: string) => c.get<T.Page<T.Listing>>('/marketplace/my/listings', { cursor }),
     listing: (id: string) => c.get<T.Listing>(`/marketplace/listings/${e(id)}`),
+    versions: (id: string) => c.get<T.Page<T.VersionHistory>>(`/marketplace/listings/${e(id)}/versions`),
     createListing: (input: T.ListingInput) => c.post<T.Listing>('/marketplace/listings', input),
-    updateListing: (id: string, input: Partial<T.ListingInput>) =>
-      c.patch<T.Listing>(`/marketplace/listings/${e(id)}`, input),
-    newVersion: (id: string, input: Partial<T.ListingInput>) =>
-      c.post<T.Version>(`/marketplace/listings/${e(id)}/versions`, input),
+    updateListing: (id: string, patch: T.ContentPatch) => c.patch<T.Listing>(`/marketplace/listings/${e(id)}`, patch),
+    newVersion: (id: string, patch: T.ContentPatch = {}) =>
+      c.post<T.Listing>(`/marketplace/listings/${e(id)}/versions`, patch),
     submit: (id: string) => c.post<T.Listing>(`/marketplace/listings/${e(id)}/submit`),
     retire: (id: string) => c.post<T.Listing>(`/marketplace/listings/${e(id)}/retire`),
     suspend: (id: string, reason: string) => c.post<T.Listing>(`/marketplace/listings/${e(id)}/suspend`, { reason }),
     artifactPath: (id: string, version: number, name: string) =>
       c.url(`/marketplace/listings/${e(id)}/versions/${version}/artifacts/${e(name)}`),
-    reviews: (q: { state?: string; cursor?: string } = {}) =>
-      c.get<T.Page<T.ReviewItem>>('/marketplace/reviews', { state: 'submitted', ...q }),
+    reviews: (q: { state?: string; cursor?: string } = {}) => c.get<T.Page<T.ReviewItem>>('/marketplace/reviews', q),
     decide: (versionId: string, decision: T.ReviewDecision, comment: string) =>
-      c.post<unknown>(`/marketplace/reviews/${e(versionId)}/decision`, { decision, comment }),
+      c.post<T.Version>(`/marketplace/reviews/${e(versionId)}/decision`, { decision, comment }),
+    ratings: (listingId: string) => c.get<T.Page<T.Rating>>(`/marketplace/listings/${e(listingId)}/reviews`, {}, { auth: false }),
+    rate: (listingId: string, stars: number, body: string) =>
+      c.post<T.Rating>(`/marketplace/listings/${e(listingId)}/reviews`, { stars, body }),
     order: (listing_id: string, plan_id: string, quantity: number) =>
       c.post<T.Order>('/marketplace/orders', { listing_id, plan_id, quantity }),
     orders: (cursor?: string) => c.get<T.Page<T.Order>>('/marketplace/orders', { cursor }),
     requestAccess: (listingId: string, purpose: string) =>
       c.post<T.AccessRequest>(`/marketplace/listings/${e(listingId)}/access-requests`, { purpose }),
-    /** ASSUMED: the vendor's inbox; API.md names only the decision route. */
-    accessRequests: (q: { state?: string; cursor?: string } = {}) =>
-      c.get<T.Page<T.AccessRequest>>('/marketplace/access-requests', q),
+    /** Requests the caller's organisation made or received. */
+    accessRequests: (cursor?: string) => c.get<T.Page<T.AccessRequest>>('/marketplace/access-requests', { cursor }),
     decideAccess: (id: string, decision: 'approve' | 'deny', comment: string) =>
       c.post<T.AccessRequest>(`/marketplace/access-requests/${e(id)}/decision`, { decision, comment }),
+    cancelAccess: (id: string) => c.post<T.AccessRequest>(`/marketplace/access-requests/${e(id)}/cancel`),
     entitlements: (cursor?: string) => c.get<T.Page<T.Entitlement>>('/marketplace/entitlements', { cursor }),
-    /**
-     * A plain link cannot carry the Authorization header, so the download passes the access token in the query,
-     * like the terminal and the log stream (ASSUMED accepted on this route).
-     */
-    downloadUrl: (artifactId: string) =>
-      c.url(`/marketplace/artifacts/${e(artifactId)}/download`, { access_token: c.tokens.accessToken ?? undefined }),
+    /** A signed, expiring link to the artifact's bytes (a plain link could not carry the bearer token). */
+    downloadLink: (artifactId: string) =>
+      c.get<T.DownloadLink>(`/marketplace/artifacts/${e(artifactId)}/download`, { redirect: 'false' }),
+    audit: (cursor?: string) => c.get<T.Page<T.AuditEntry>>('/marketplace/audit', { cursor }),
   };
 }
 
 export function testbed(c: ApiClient = api) {
   return {
     pools: () => c.get<T.Page<T.Pool>>('/testbed/pools'),
+    pool: (id: string) => c.get<T.PoolDetail>(`/testbed/pools/${e(id)}`),
     createPool: (input: T.PoolInput) => c.post<T.Pool>('/testbed/pools', input),
-    addNode: (poolId: string, input: T.NodeInput) =>
-      c.post<{ node: T.PoolNode; node_token?: string }>(`/testbed/pools/${e(poolId)}/nodes`, input),
-    availability: (q: { gpu_model?: string; from?: string; to?: string }) =>
-      c.get<T.Availability>('/testbed/availability', q),
-    templates: () => c.get<T.Page<T.Template>>('/testbed/templates'),
+    addNode: (poolId: string, input: T.NodeInput) => c.post<T.PoolNode>(`/testbed/pools/${e(poolId)}/nodes`, input),
+    availability: (q: { pool_id?: string; gpu_model?: string; from?: string; to?: string; step?: string }) =>
+      c.get<T.Page<T.AvailabilitySlot>>('/testbed/availability', q, { auth: false }),
+    templates: () => c.get<T.Page<T.Template>>('/testbed/templates', {}, { auth: false }),
+    /** Published compute listings the testbed can launch. */
+    listings: () => c.get<T.Page<T.TestbedListing>>('/testbed/listings', {}, { auth: false }),
     launch: (input: T.SandboxInput) => c.post<T.Sandbox>('/testbed/sandboxes', input),
     sandboxes: (cursor?: string) => c.get<T.Page<T.Sandbox>>('/testbed/sandboxes', { cursor }),
     sandbox: (id: string) => c.get<T.Sandbox>(`/testbed/sandboxes/${e(id)}`),
@@ -97,14 +105,19 @@ export function testbed(c: ApiClient = api) {
     extend: (id: string, minutes: number) => c.post<T.Sandbox>(`/testbed/sandboxes/${e(id)}/extend`, { minutes }),
     logsUrl: (id: string) =>
       c.url(`/testbed/sandboxes/${e(id)}/logs`, { access_token: c.tokens.accessToken ?? undefined }),
+    /** The sandbox's port through the proxy, with a short-lived token. */
+    proxyToken: (id: string) =>
+      c.post<{ token: string; expires_at: string; usage?: string }>(`/testbed/sandboxes/${e(id)}/token`),
     terminalUrl: (id: string, loc: { protocol: string; host: string } = window.location) => {
       const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
       const path = c.url(`/testbed/sandboxes/${e(id)}/terminal`, { access_token: c.tokens.accessToken ?? undefined });
       return path.startsWith('http') ? path.replace(/^http/, 'ws') : `${scheme}//${loc.host}${path}`;
     },
     reservations: () => c.get<T.Page<T.Reservation>>('/testbed/reservations'),
-    reserve: (input: { gpu_model: string; gpu_count: number; start: string; end: string }) =>
+    reserve: (input: { listing_id: string; gpu_count: number; starts_at: string; ends_at: string }) =>
       c.post<T.Reservation>('/testbed/reservations', input),
+    audit: (cursor?: string) => c.get<T.Page<T.AuditEntry>>('/testbed/audit', { cursor }),
+    cancelReservation: (id: string) => c.post<T.Reservation>(`/testbed/reservations/${e(id)}/cancel`),
   };
 }
 
@@ -112,14 +125,15 @@ export function billing(c: ApiClient = api) {
   return {
     wallet: () => c.get<T.Wallet>('/billing/wallet'),
     checkout: (credits: number) => c.post<T.Checkout>('/billing/checkout', { credits }),
-    grants: (cursor?: string) => c.get<T.Page<T.Grant>>('/billing/grants', { cursor }),
+    setBudget: (monthly_budget_micro: number) => c.put<T.Wallet>('/billing/budget', { monthly_budget_micro }),
+    grants: (q: { organization_id?: string; cursor?: string } = {}) => c.get<T.Page<T.Grant>>('/billing/grants', q),
     createGrant: (input: T.GrantInput) => c.post<T.Grant>('/billing/grants', input),
     transactions: (cursor?: string) => c.get<T.Page<T.Transaction>>('/billing/transactions', { cursor }),
-    /** ASSUMED: `scope=programme` lets staff see every organisation's usage for the spend dashboard. */
-    usage: (q: { from?: string; to?: string; scope?: string }) => c.get<T.Page<T.UsageRow>>('/billing/usage', q),
+    usage: (q: { from?: string; to?: string } = {}) => c.get<T.Page<T.UsageRow>>('/billing/usage', q),
+    programmeSpend: () => c.get<T.Page<T.ProgrammeSpend>>('/billing/programme/spend'),
     statementCsv: (month: string) =>
       c.request<Response>('GET', `/billing/statements/${e(month)}`, { raw: true, headers: { Accept: 'text/csv' } }),
-    payouts: (cursor?: string) => c.get<T.Page<T.Payout>>('/billing/payouts', { cursor }),
+    payouts: () => c.get<T.Page<T.VendorPayable>>('/billing/payouts'),
     prices: () => c.get<T.Page<T.Price>>('/billing/prices', {}, { auth: false }),
   };
 }

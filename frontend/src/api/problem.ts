@@ -14,7 +14,7 @@ export interface Problem {
   detail?: string;
   code: string;
   fields?: FieldProblem[];
-  /** Extension members a client can act on (e.g. `next_free_slot` on 409 `no_capacity`). */
+  /** Extension members a client can act on (e.g. `next_free_at` on 409 `no_capacity`, `shortfall_micro` on 402 `insufficient_credits`). */
   [extension: string]: unknown;
 }
 

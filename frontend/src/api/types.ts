@@ -1,13 +1,13 @@
-// JSON shapes of the Tamarack API as the UI assumes them. Identity shapes are fixed by the contract; the others
-// follow API.md's paths and field names with guessed payloads (marked ASSUMED), kept here so that they are easy to
-// adjust when the services land. Money: integer micro-credits (`*_micro`) with a `*_display` string.
+// JSON shapes of the Tamarack API, as the services answer them (services/identity/http.go, marketplace/http.go,
+// testbed/http.go, billing/http.go; `GET /api/openapi.json` lists them). Money: integer micro-credits
+// (`*_micro`) with a `*_display` string beside where people read it.
 
 export interface Page<T> {
   items: T[];
   next_cursor?: string | null;
 }
 
-// ---- identity (fixed) ----
+// ---- identity ----
 
 export type OrgKind = 'sme' | 'vendor' | 'partner';
 export type OrgRole = 'owner' | 'admin' | 'member';
@@ -32,7 +32,14 @@ export interface Organization {
   name: string;
   kind: OrgKind;
   verified: boolean;
-  created_at?: string; // ASSUMED on the staff list
+}
+
+/** The staff list of organisations. */
+export interface StaffOrganization extends Organization {
+  created_at: string;
+  verified_at?: string;
+  verified_by?: string;
+  verification_note?: string;
 }
 
 export interface Membership {
@@ -58,35 +65,38 @@ export interface SignupResult extends TokenPair {
   organization: Organization;
 }
 
-// ---- identity (ASSUMED beyond the contract's paths) ----
-
 export interface Member {
   user_id: string;
   email: string;
   name: string;
   role: OrgRole;
-  joined_at?: string;
+  joined_at: string;
 }
 
 export interface Invitation {
   id: string;
+  organization_id: string;
   email: string;
   role: OrgRole;
-  expires_at?: string;
+  created_at: string;
+  expires_at: string;
 }
 
 export interface AcceptedInvitation {
   organization: Organization;
   role: OrgRole;
+  /** Tokens of the account created by accepting (when not signed in). */
+  session?: TokenPair;
 }
 
 export interface ApiToken {
   id: string;
   name: string;
+  hint: string;
   scopes: string[];
   created_at: string;
-  expires_at: string | null;
-  last_used_at?: string | null;
+  expires_at: string;
+  last_used_at?: string;
 }
 
 export interface CreatedApiToken extends ApiToken {
@@ -97,49 +107,84 @@ export interface CreatedApiToken extends ApiToken {
 export interface AuditEntry {
   id: string;
   at: string;
-  actor_id: string | null;
-  actor_email?: string | null;
-  organization_id?: string | null;
   action: string;
+  actor_id?: string;
+  actor_email?: string;
+  organization_id?: string;
   target_type?: string;
   target_id?: string;
+  ip?: string;
   detail?: Record<string, unknown>;
 }
 
 // ---- marketplace ----
 
 export type ListingKind = 'model' | 'dataset' | 'compute';
-export type VersionState = 'draft' | 'submitted' | 'approved' | 'rejected' | 'changes_requested' | 'published';
-export type ListingState = VersionState | 'suspended' | 'retired';
+export type VersionState =
+  | 'draft'
+  | 'submitted'
+  | 'changes_requested'
+  | 'rejected'
+  | 'approved'
+  | 'published'
+  | 'superseded';
+export type ListingStatus = 'draft' | 'published' | 'suspended' | 'retired';
 
 export interface VendorRef {
   id: string;
   name: string;
 }
 
-export interface ComputeSpec {
-  gpu_model: string;
-  pool_id?: string | null;
-  price_per_gpu_hour_micro: number;
-  price_per_gpu_hour_display: string;
+export interface License {
+  spdx: string;
+  url?: string;
 }
 
-export interface ListingSummary {
+export interface ComputeDetails {
+  pool_id: string;
+  gpu_model: string;
+  vram_gb: number;
+  devices_per_node: number;
+  region: string;
+  min_duration_minutes: number;
+  max_duration_minutes: number;
+}
+
+export interface DatasetDetails {
+  format: string;
+  size_bytes?: number;
+  rows?: number;
+  schema?: string;
+  sample_preview?: string;
+  personal_data?: boolean;
+}
+
+export interface ModelDetails {
+  framework: string;
+  task: string;
+  parameters?: number;
+  base_model?: string;
+  evaluations?: { benchmark: string; metric: string; value: string }[];
+}
+
+/** A catalogue search hit. */
+export interface CatalogItem {
   id: string;
+  slug: string;
   kind: ListingKind;
   title: string;
   summary: string;
   vendor: VendorRef;
-  license: string;
-  residency: string;
   tags: string[];
-  state?: ListingState;
-  gpu_model?: string | null;
-  price_display?: string | null;
-  rating_average?: number | null;
-  rating_count?: number;
-  published_at?: string | null;
-  updated_at?: string;
+  license: string;
+  gpu_model?: string;
+  residency: string;
+  canadian_owned_ip: boolean;
+  gated: boolean;
+  price_from_micro: number;
+  price_from_display: string;
+  published_at: string;
+  score?: number;
 }
 
 export interface FacetCount {
@@ -150,17 +195,19 @@ export interface FacetCount {
 
 export type FacetName = 'kind' | 'tag' | 'license' | 'gpu_model' | 'residency' | 'vendor';
 
-export interface CataloguePage extends Page<ListingSummary> {
+export interface CataloguePage extends Page<CatalogItem> {
   facets?: Partial<Record<FacetName, FacetCount[]>>;
   total?: number;
 }
 
 export interface Artifact {
-  id?: string;
+  id: string;
   name: string;
   size_bytes: number;
   sha256: string;
-  uploaded_at?: string;
+  content_type?: string;
+  created_at?: string;
+  download_url?: string;
 }
 
 export type PlanKind = 'free' | 'one_time' | 'subscription' | 'per_gpu_hour';
@@ -169,7 +216,6 @@ export interface Plan {
   id: string;
   name: string;
   kind: PlanKind;
-  description?: string;
   price_micro: number;
   price_display: string;
 }
@@ -178,98 +224,131 @@ export interface PlanInput {
   id?: string;
   name: string;
   kind: PlanKind;
-  description?: string;
   price_micro: number;
 }
 
-export interface Version {
+/** The editable content of a listing version. */
+export interface Content {
+  title: string;
+  summary: string;
+  card_markdown: string;
+  tags: string[];
+  license: License;
+  residency: string;
+  jurisdiction?: string;
+  canadian_owned_ip: boolean;
+  visibility: 'public' | 'restricted';
+  visible_to: string[];
+  gated: boolean;
+  model?: ModelDetails;
+  dataset?: DatasetDetails;
+  compute?: ComputeDetails;
+}
+
+export interface Version extends Content {
   id: string;
   version: number;
   state: VersionState;
-  title?: string;
-  summary?: string;
-  license?: string;
-  card_markdown?: string;
-  card_html?: string;
-  created_at: string;
-  submitted_at?: string | null;
-  reviewed_at?: string | null;
-  review_comment?: string | null;
-  artifacts?: Artifact[];
-}
-
-export interface Rating {
-  id: string;
-  stars: number;
-  comment?: string;
-  organization_name?: string;
-  created_at: string;
-}
-
-export interface Listing extends ListingSummary {
-  state: ListingState;
-  gated: boolean;
   card_html: string;
-  card_markdown?: string;
-  compute?: ComputeSpec | null;
-  published_version?: Version | null;
-  current_version?: Version | null;
-  versions: Version[];
   plans: Plan[];
-  ratings?: { average: number | null; count: number; items: Rating[] };
-  suspended_reason?: string | null;
+  artifacts: Artifact[];
+  created_by?: string;
+  created_at: string;
+  updated_at?: string;
+  submitted_at?: string;
+  decided_at?: string;
+  decided_by?: string;
+  /** The reviewer's comment on the decision. */
+  comment?: string;
 }
 
-export interface ListingInput {
+export interface Listing {
+  id: string;
+  slug: string;
   kind: ListingKind;
-  title: string;
-  summary: string;
-  license: string;
-  residency: string;
-  tags: string[];
-  gated: boolean;
-  card_markdown: string;
-  plans: PlanInput[];
-  compute?: { gpu_model: string; pool_id?: string; price_per_gpu_hour_micro: number } | null;
+  status: ListingStatus;
+  status_reason?: string;
+  vendor: VendorRef;
+  published_version?: Version;
+  /** The draft, submitted or changes_requested version (its vendor and staff see it). */
+  pending_version?: Version;
+  rating?: { average: number; count: number };
+  created_at: string;
+  updated_at: string;
 }
 
-export interface ReviewSide {
-  title: string;
-  summary: string;
-  license: string;
-  residency: string;
-  card_markdown: string;
+export interface ListingInput extends Content {
+  kind: ListingKind;
+  slug: string;
+  plans: PlanInput[];
+}
+
+export type ContentPatch = Partial<Content> & { plans?: PlanInput[] };
+
+export interface HistoryEntry {
+  action: string;
+  at: string;
+  comment?: string;
+  fields?: string[];
+  org_id?: string;
+  user_id?: string;
+}
+
+export interface VersionHistory extends Version {
+  history: HistoryEntry[];
+}
+
+/** One changed field: from and to are the field's JSON values (null when absent). */
+export interface FieldDiff {
+  field: string;
+  from: unknown;
+  to: unknown;
 }
 
 export interface ReviewItem {
   version_id: string;
   listing_id: string;
+  slug: string;
   kind: ListingKind;
+  title: string;
   vendor: VendorRef;
   version: number;
   state: VersionState;
   submitted_at: string;
   age_seconds: number;
-  submitted: ReviewSide;
-  published?: ReviewSide | null;
+  first_review: boolean;
+  diff: FieldDiff[];
 }
 
 export type ReviewDecision = 'approve' | 'reject' | 'request_changes';
+
+export interface Rating {
+  id: string;
+  listing_id: string;
+  organization_id: string;
+  user_id: string;
+  stars: number;
+  body: string;
+  created_at: string;
+  updated_at: string;
+}
 
 export type OrderState = 'pending' | 'fulfilled' | 'rejected' | 'cancelled' | 'failed';
 
 export interface Order {
   id: string;
+  buyer_org_id: string;
+  vendor_org_id: string;
   listing_id: string;
-  listing_title?: string;
   plan_id: string;
-  plan_name?: string;
+  plan_kind: PlanKind;
   quantity: number;
+  amount_micro: number;
+  amount_display: string;
   state: OrderState;
-  total_micro: number;
-  total_display: string;
-  buyer?: VendorRef;
+  reason?: string;
   created_at: string;
+  updated_at: string;
 }
 
 export type AccessRequestState = 'pending' | 'approved' | 'denied' | 'cancelled';
@@ -277,21 +356,32 @@ export type AccessRequestState = 'pending' | 'approved' | 'denied' | 'cancelled'
 export interface AccessRequest {
   id: string;
   listing_id: string;
-  listing_title?: string;
-  requester: VendorRef;
+  organization_id: string;
+  vendor_org_id: string;
+  user_id: string;
   purpose: string;
   state: AccessRequestState;
-  comment?: string | null;
+  comment?: string;
   created_at: string;
+  updated_at: string;
 }
 
 export interface Entitlement {
   id: string;
-  listing: { id: string; title: string; kind: ListingKind };
+  listing_id: string;
+  slug: string;
+  title: string;
+  kind: ListingKind;
   plan_id?: string;
-  granted_at: string;
-  expires_at?: string | null;
-  artifacts: Artifact[];
+  source: string;
+  source_id?: string;
+  created_at: string;
+  expires_at?: string;
+}
+
+export interface DownloadLink {
+  url: string;
+  expires_at: string;
 }
 
 // ---- testbed ----
@@ -299,32 +389,41 @@ export interface Entitlement {
 export type SandboxState = 'requested' | 'scheduled' | 'provisioning' | 'running' | 'stopping' | 'stopped' | 'failed';
 
 export interface Device {
+  id: string;
   index: number;
+  uuid?: string;
   gpu_model: string;
-  health: 'healthy' | 'degraded' | 'failed' | string;
-  temperature_c?: number | null;
-  utilization_percent?: number | null;
-  memory_used_mib?: number | null;
-  memory_total_mib?: number | null;
+  memory_mib?: number;
+  mig_profiles?: string[];
+  declared?: boolean;
 }
 
 export interface PoolNode {
   id: string;
-  hostname: string;
-  state: string;
-  last_seen_at?: string | null;
+  pool_id: string;
+  name: string;
+  health: 'ready' | 'draining' | 'down' | string;
+  cpu_millis?: number;
+  memory_bytes?: number;
+  last_heartbeat_at?: string;
   devices: Device[];
 }
 
 export interface Pool {
   id: string;
+  vendor_org_id: string;
   name: string;
-  backend: 'local' | 'slurm' | 'kubernetes' | string;
   region: string;
-  owner_organization_id?: string | null;
-  gpu_models: { gpu_model: string; total: number; free: number }[];
-  free_now: number;
-  nodes?: PoolNode[];
+  backend: string;
+  settings?: Record<string, string>;
+  gpus: { gpu_model: string; total: number; free_now: number }[];
+  nodes: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PoolDetail extends Pool {
+  node_list: PoolNode[];
 }
 
 export interface PoolInput {
@@ -334,12 +433,12 @@ export interface PoolInput {
 }
 
 export interface NodeInput {
-  hostname: string;
-  gpu_model: string;
-  gpu_count: number;
+  name: string;
+  devices: { index: number; gpu_model: string; memory_mib?: number }[];
 }
 
 export interface AvailabilitySlot {
+  pool_id: string;
   gpu_model: string;
   start: string;
   end: string;
@@ -347,48 +446,67 @@ export interface AvailabilitySlot {
   total: number;
 }
 
-export interface Availability {
-  items: AvailabilitySlot[];
-}
-
 export interface Template {
-  id: string;
   name: string;
+  title: string;
   description?: string;
-  /** Ports the template exposes through the gateway, e.g. JupyterLab. */
-  ports?: { name: string; port: number }[];
+  notes?: string;
+  command?: string[];
+  ports?: number[];
+  network?: boolean;
+  idle_signal?: string;
+  idle_timeout_minutes?: number;
 }
 
-export interface SandboxEndpoint {
-  name: string;
-  url: string;
+/** A published compute listing as the testbed knows it (GET /testbed/listings). */
+export interface TestbedListing {
+  id: string;
+  vendor_org_id: string;
+  title: string;
+  pool_id: string;
+  gpu_model: string;
+  region: string;
+  min_duration_minutes: number;
+  max_duration_minutes: number;
+  price_per_gpu_hour_micro: number;
+  price_per_gpu_hour_display: string;
 }
 
 export interface Sandbox {
   id: string;
+  organization_id: string;
   listing_id: string;
+  pool_id?: string;
+  node_id?: string;
+  backend?: string;
   state: SandboxState;
+  message?: string;
   gpu_model: string;
   gpu_count: number;
+  mig_profile?: string;
   template: string;
-  duration_minutes?: number;
-  node?: { id: string; hostname: string } | null;
-  devices?: Device[];
-  created_at: string;
-  started_at?: string | null;
-  expires_at?: string | null;
-  stopped_at?: string | null;
-  stop_reason?: string | null;
-  usage_gpu_seconds?: number;
+  cpu_millis?: number;
+  memory_bytes?: number;
+  duration_minutes: number;
+  devices?: { id: string; index: number; uuid?: string; gpu_model: string; declared?: boolean }[];
+  ports?: number[];
+  proxy_urls?: string[];
+  terminal_url?: string;
+  logs_url?: string;
+  price_per_gpu_hour_micro?: number;
+  usage_millis?: number;
   charge_micro?: number;
   charge_display?: string;
-  hold_display?: string;
-  endpoints?: SandboxEndpoint[];
+  stop_reason?: string;
+  created_at: string;
+  started_at?: string;
+  expires_at?: string;
+  ended_at?: string;
 }
 
 export interface SandboxInput {
   listing_id: string;
-  gpu_model: string;
+  gpu_model?: string;
   gpu_count: number;
   template: string;
   duration_minutes: number;
@@ -396,19 +514,19 @@ export interface SandboxInput {
 
 /** Extension members of the 409 `no_capacity` problem. */
 export interface NextFreeSlot {
-  start: string;
-  end?: string;
-  gpu_model?: string;
-  gpu_count?: number;
+  next_free_at?: string;
 }
 
 export interface Reservation {
   id: string;
+  listing_id: string;
+  pool_id: string;
   gpu_model: string;
   gpu_count: number;
-  start: string;
-  end: string;
-  state: 'pending' | 'active' | 'completed' | 'cancelled';
+  starts_at: string;
+  ends_at: string;
+  state: 'pending' | 'active' | 'completed' | 'cancelled' | string;
+  created_at: string;
 }
 
 // ---- billing ----
@@ -416,10 +534,14 @@ export interface Reservation {
 export interface GrantBalance {
   grant_id: string;
   note?: string;
-  remaining_micro: number;
-  remaining_display: string;
-  expires_at: string | null;
-  cofund_percent?: number;
+  amount_micro: number;
+  balance_micro: number;
+  balance_display: string;
+  expires_at: string;
+  expired: boolean;
+  cofund_percent: number;
+  cap_micro: number;
+  cofunded_micro: number;
 }
 
 export interface Wallet {
@@ -433,78 +555,108 @@ export interface Wallet {
   available_micro: number;
   available_display: string;
   grants: GrantBalance[];
+  monthly_budget_micro?: number;
+  month_spent_micro?: number;
+  payable_micro?: number;
+  spend_order?: string;
 }
 
 export interface Checkout {
-  checkout_url: string;
+  purchase_id: string;
   session_id: string;
+  checkout_url: string;
+  credits: number;
+  cad_cents: number;
 }
 
 export interface GrantInput {
   organization_id: string;
-  amount: number;
+  amount_micro: number;
   expires_at: string;
   cofund_percent: number;
-  cap: number;
+  cap_micro: number;
   note: string;
 }
 
 export interface Grant {
   id: string;
   organization_id: string;
-  organization_name?: string;
-  amount: number;
+  amount_micro: number;
   amount_display: string;
-  cap: number;
-  cap_display: string;
+  cap_micro: number;
   cofund_percent: number;
-  spent_display?: string;
-  remaining_display?: string;
+  cofunded_micro: number;
   expires_at: string;
+  expired: boolean;
   note?: string;
+  created_by?: string;
   created_at: string;
 }
 
+/** A ledger line of one of the organisation's accounts. */
 export interface Transaction {
-  id: string;
-  created_at: string;
+  transfer_id: string;
+  at: string;
   kind: string;
-  description?: string;
-  account?: string;
+  phase: string;
+  account: string;
+  counterparty: string;
   amount_micro: number;
   amount_display: string;
-  state?: 'pending' | 'posted' | 'voided';
+  ref?: string;
 }
 
 export interface UsageRow {
   day: string; // yyyy-mm-dd
   gpu_model: string;
   sandbox_id?: string;
-  organization_id?: string;
-  gpu_seconds: number;
+  millis: number;
   charge_micro: number;
-  charge_display?: string;
+  charge_display: string;
   cofunded_micro?: number;
+  shortfall_micro?: number;
 }
 
-export interface Payout {
-  id: string;
-  period: string;
-  source: 'listing' | 'compute' | string;
-  listing_id?: string | null;
-  listing_title?: string | null;
-  gross_micro: number;
-  gross_display: string;
-  fee_display: string;
-  net_display: string;
-  state: string;
-  created_at: string;
+export interface ProgrammeSpend {
+  organization_id: string;
+  name: string;
+  granted_micro: number;
+  cofunded_micro: number;
+  spent_micro: number;
+  returned_micro: number;
+  remaining_micro: number;
+  total_micro: number;
+  total_display: string;
+}
+
+export interface VendorPayable {
+  vendor_org_id: string;
+  name: string;
+  earned_micro: number;
+  paid_out_micro: number;
+  payable_micro: number;
+  payable_display: string;
+  connect_account?: string;
 }
 
 export interface Price {
+  listing_id: string;
+  title: string;
+  vendor_org_id: string;
+  pool_id: string;
+  region: string;
   gpu_model: string;
-  pool_id?: string;
-  pool_name?: string;
   price_per_gpu_hour_micro: number;
   price_per_gpu_hour_display: string;
+}
+
+export interface Statement {
+  organization_id: string;
+  month: string;
+  opening_micro: number;
+  credits_micro: number;
+  debits_micro: number;
+  closing_micro: number;
+  closing_display: string;
+  lines: Transaction[];
 }

@@ -16,6 +16,8 @@ export function uploadArtifact(
   onProgress: (loaded: number, total: number) => void,
   client: ApiClient = api,
   attempt = 0,
+  /** The file's sha256 in hex, when known: the server refuses the upload if the bytes it got differ. */
+  sha256?: string,
 ): UploadHandle {
   const xhr = new XMLHttpRequest();
   let inner: UploadHandle | null = null;
@@ -25,12 +27,13 @@ export function uploadArtifact(
     if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);
     xhr.setRequestHeader('Content-Type', 'application/octet-stream');
     xhr.setRequestHeader('Accept', 'application/json');
+    if (sha256) xhr.setRequestHeader('X-Checksum-Sha256', sha256);
     xhr.upload.onprogress = (ev) => onProgress(ev.loaded, ev.lengthComputable ? ev.total : file.size);
     xhr.onerror = () => reject(new ApiError(networkProblem(new Error('upload failed'))));
     xhr.onabort = () => reject(new DOMException('aborted', 'AbortError'));
     xhr.onload = async () => {
       if (xhr.status === 401 && attempt === 0 && (await client.refresh())) {
-        inner = uploadArtifact(url, file, onProgress, client, 1);
+        inner = uploadArtifact(url, file, onProgress, client, 1, sha256);
         inner.promise.then(resolve, reject);
         return;
       }

@@ -5,7 +5,7 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useState, t
 import { api, type ApiClient } from '../api/client';
 import { identity } from '../api/endpoints';
 import { isApiError } from '../api/problem';
-import type { Me, Organization, OrgKind, OrgRole, SignupInput, SignupResult } from '../api/types';
+import type { Me, Organization, OrgKind, OrgRole, SignupInput, SignupResult, TokenPair } from '../api/types';
 
 export type SessionStatus = 'loading' | 'anonymous' | 'authenticated';
 
@@ -21,6 +21,8 @@ export interface Session {
   signUp: (input: SignupInput) => Promise<SignupResult>;
   signOut: () => Promise<void>;
   reloadMe: () => Promise<void>;
+  /** Act for another of the user's organisations (new tokens for it). */
+  switchOrganization: (orgId: string) => Promise<void>;
 }
 
 const SessionContext = createContext<Session | null>(null);
@@ -97,9 +99,20 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
     setStatus('anonymous');
   }, [ids, client]);
 
+  const switchOrganization = useCallback(
+    async (orgId: string) => {
+      const rt = client.tokens.refreshToken;
+      if (!rt) return;
+      const pair = await client.post<TokenPair>('/identity/refresh', { refresh_token: rt, organization_id: orgId }, { auth: false });
+      client.tokens.set(pair.access_token, pair.refresh_token);
+      await reloadMe();
+    },
+    [client, reloadMe],
+  );
+
   const value = useMemo<Session>(
-    () => ({ status, me, ...deriveRoles(me), signIn, signUp, signOut, reloadMe }),
-    [status, me, signIn, signUp, signOut, reloadMe],
+    () => ({ status, me, ...deriveRoles(me), signIn, signUp, signOut, reloadMe, switchOrganization }),
+    [status, me, signIn, signUp, signOut, reloadMe, switchOrganization],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }

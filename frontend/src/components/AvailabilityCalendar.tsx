@@ -35,20 +35,21 @@ export function bucketAvailability(slots: AvailabilitySlot[], from: Date, days =
   return { start, grid, total };
 }
 
-export function AvailabilityCalendar({ gpuModel }: { gpuModel: string }) {
+export function AvailabilityCalendar({ gpuModel, poolId }: { gpuModel: string; poolId?: string }) {
   const { t } = useTranslation();
   const from = new Date();
   const to = new Date(from.getTime() + DAYS * 24 * 3600_000);
   const av = useAsync(
-    () => testbed().availability({ gpu_model: gpuModel, from: from.toISOString(), to: to.toISOString() }),
-    [gpuModel],
+    () =>
+      testbed().availability({ pool_id: poolId, gpu_model: gpuModel, from: from.toISOString(), to: to.toISOString(), step: '4h' }),
+    [gpuModel, poolId],
   );
   const slots = (av.data?.items ?? []).filter((s) => !s.gpu_model || s.gpu_model === gpuModel);
   const { start, grid, total } = bucketAvailability(slots, from);
   const dayFmt = new Intl.DateTimeFormat(i18n.language === 'fr' ? 'fr-CA' : 'en-CA', { weekday: 'short', day: 'numeric', month: 'short' });
   return (
     <AsyncBlock loading={av.loading} error={av.error} empty={!av.loading && slots.length === 0} emptyText={t('availability.none')}>
-      <div className="table-scroll">
+      <div className="table-scroll" tabIndex={0}>
         <table className="calendar">
           <caption>{t('availability.caption', { gpu: gpuModel })}</caption>
           <thead>

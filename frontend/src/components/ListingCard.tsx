@@ -1,13 +1,14 @@
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router-dom';
-import type { ListingSummary } from '../api/types';
+import type { CatalogItem } from '../api/types';
 
-export function ListingCard({ listing }: { listing: ListingSummary }) {
+export function ListingCard({ listing }: { listing: CatalogItem }) {
   const { t } = useTranslation();
   return (
     <article className="card listing-card">
       <p className="listing-card__kind">
         <span className={`kind kind--${listing.kind}`}>{t(`kind.${listing.kind}`)}</span>
+        {listing.gated && <span className="badge badge--pending"> {t('listing.gated')}</span>}
       </p>
       <h3 className="listing-card__title">
         <Link to={`/listings/${encodeURIComponent(listing.id)}`}>{listing.title}</Link>
@@ -33,8 +34,10 @@ export function ListingCard({ listing }: { listing: ListingSummary }) {
           </div>
         )}
         <div>
-          <dt>{t('listing.price')}</dt>
-          <dd className="money">{listing.price_display || t('listing.free')}</dd>
+          <dt>{listing.kind === 'compute' ? t('listing.price_per_gpu_hour') : t('listing.price')}</dt>
+          <dd className="money">
+            {listing.price_from_micro > 0 ? t('listing.from_price', { price: listing.price_from_display }) : t('listing.free')}
+          </dd>
         </div>
       </dl>
     </article>

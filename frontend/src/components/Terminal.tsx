@@ -13,7 +13,14 @@ export function Terminal({ url, label }: { url: string; label: string }) {
   const [status, setStatus] = useState<'connecting' | 'open' | 'closed'>('connecting');
   useEffect(() => {
     if (!el.current) return;
-    const term = new XTerm({ convertEol: true, cursorBlink: true, fontFamily: 'ui-monospace, Menlo, Consolas, monospace', fontSize: 14 });
+    // screenReaderMode keeps a DOM mirror of the rows for assistive technology (the canvas alone is opaque to it).
+    const term = new XTerm({
+      convertEol: true,
+      cursorBlink: true,
+      fontFamily: 'ui-monospace, Menlo, Consolas, monospace',
+      fontSize: 14,
+      screenReaderMode: true,
+    });
     const fit = new FitAddon();
     term.loadAddon(fit);
     // Loaded before open(), the canvas addon installs its renderer as the terminal opens, so the DOM renderer

@@ -1,8 +1,8 @@
 import { act, render, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { MemoryRouter } from 'react-router-dom';
-import { beforeEach, describe, expect, it } from 'vitest';
-import { ApiClient } from '../api/client';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { api, ApiClient } from '../api/client';
 import { ApiError } from '../api/problem';
 import { TokenStore } from '../api/tokens';
 import { AppRoutes } from '../App';
@@ -127,5 +127,81 @@ describe('ProblemAlert', () => {
   it('says the server is unreachable on network errors', () => {
     render(<ProblemAlert error={new ApiError({ type: 't', title: 'network_error', status: 0, code: 'network_error' })} />);
     expect(screen.getByRole('alert')).toHaveTextContent('The server could not be reached');
+  });
+});
+
+describe('pages on the services\' real shapes', () => {
+  // Pages call the application's client (api), which uses the global fetch.
+  function renderPage(path: string, routes: Record<string, Handler>) {
+    const f = fakeFetch(routes);
+    vi.stubGlobal('fetch', f.fetch);
+    api.tokens.set('a1', 'r1');
+    render(
+      <SessionProvider client={api}>
+        <MemoryRouter initialEntries={[path]}>
+          <AppRoutes />
+        </MemoryRouter>
+      </SessionProvider>,
+    );
+    return f;
+  }
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    api.tokens.clear();
+  });
+
+  const vendorMe = {
+    user: { id: 'u1', email: 'v@b.ca', name: 'Val', is_staff: false, created_at: '2026-11-22T00:00:00Z' },
+    memberships: [{ organization: { id: 'o1', name: 'Prairie Data', kind: 'vendor', verified: true }, role: 'owner' }],
+    active_organization_id: 'o1',
+  };
+  const version = (state: string, comment = '') => ({
+    id: 'ver_1', version: 1, state, comment, title: 'Wheat rust', summary: 's', card_markdown: '', card_html: '',
+    tags: [], license: { spdx: 'MIT' }, residency: 'CA', canadian_owned_ip: false, visibility: 'public',
+    visible_to: [], gated: false, dataset: { format: 'csv' }, plans: [], artifacts: [], created_at: '2026-11-22T00:00:00Z',
+  });
+
+  it("my listings show the pending version's state and the reviewer's comment", async () => {
+    renderPage(
+      '/vendor/listings',
+      {
+        'GET /api/v1/identity/me': () => json(200, vendorMe),
+        'GET /api/v1/marketplace/my/listings': () =>
+          json(200, {
+            items: [
+              {
+                id: 'lst_1', slug: 'wheat-rust', kind: 'dataset', status: 'draft', vendor: { id: 'o1', name: 'Prairie Data' },
+                pending_version: version('changes_requested', 'Please add the licence.'),
+                created_at: '2026-11-22T00:00:00Z', updated_at: '2026-11-22T00:00:00Z',
+              },
+            ],
+          }),
+      },
+    );
+    const row = (await screen.findByText('Wheat rust', {}, { timeout: 8000 })).closest('tr')!;
+    expect(within(row).getByText('Changes requested')).toBeInTheDocument();
+    expect(within(row).getByText('Please add the licence.')).toBeInTheDocument();
+    expect(within(row).getByRole('button', { name: 'Submit for review' })).toBeInTheDocument();
+  });
+
+  it('the sandbox page shows the state, the cost so far and the stop reason', async () => {
+    renderPage(
+      '/sandboxes/sb-1',
+      {
+        'GET /api/v1/identity/me': () =>
+          json(200, { ...vendorMe, memberships: [{ organization: { id: 'o2', name: 'Maple', kind: 'sme', verified: true }, role: 'owner' }], active_organization_id: 'o2' }),
+        'GET /api/v1/testbed/sandboxes/sb-1': () =>
+          json(200, {
+            id: 'sb-1', state: 'stopped', organization_id: 'o2', listing_id: 'lst_c', pool_id: 'p', backend: 'local',
+            gpu_model: 'h100-80gb', gpu_count: 1, template: 'shell', duration_minutes: 15, usage_millis: 36_000,
+            charge_micro: 25_000, charge_display: '0.025', stop_reason: 'user', created_at: '2026-11-22T00:00:00Z',
+            ports: [], proxy_urls: [], logs_url: '/x', terminal_url: '/y',
+          }),
+      },
+    );
+    expect(await screen.findByText('0.025', {}, { timeout: 8000 })).toBeInTheDocument();
+    expect(screen.getByText('Stopped')).toBeInTheDocument();
+    expect(screen.getByText('Stopped by you')).toBeInTheDocument();
+    expect(screen.queryByRole('button', { name: 'Stop' })).not.toBeInTheDocument();
   });
 });

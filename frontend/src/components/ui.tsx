@@ -73,8 +73,11 @@ export function TextAreaField({ label, error, hint, id, ...rest }: FieldShell & 
   );
 }
 
-/** ProblemAlert shows an error's problem title and detail; field messages are shown beside their fields. */
-export function ProblemAlert({ error, onDismiss }: { error: unknown; onDismiss?: () => void }) {
+/**
+ * ProblemAlert shows an error's problem title and detail. Field messages are shown beside their fields; with
+ * listFields (no form to put them in, or fields the form does not show) they are listed here too.
+ */
+export function ProblemAlert({ error, onDismiss, listFields }: { error: unknown; onDismiss?: () => void; listFields?: boolean | ((field: string) => boolean) }) {
   const { t } = useTranslation();
   if (!error) return null;
   let title = t('error.generic');
@@ -85,10 +88,23 @@ export function ProblemAlert({ error, onDismiss }: { error: unknown; onDismiss?:
   } else if (error instanceof Error) {
     detail = error.message;
   }
+  const fieldList =
+    listFields && isApiError(error)
+      ? (error.problem.fields ?? []).filter((f) => (typeof listFields === 'function' ? listFields(f.field) : true))
+      : [];
   return (
     <div className="alert alert--error" role="alert">
       <p className="alert__title">{title}</p>
       {detail && <p className="alert__detail">{detail}</p>}
+      {fieldList.length > 0 && (
+        <ul className="alert__fields">
+          {fieldList.map((f) => (
+            <li key={f.field}>
+              <code>{f.field}</code>: {f.message}
+            </li>
+          ))}
+        </ul>
+      )}
       {onDismiss && (
         <button type="button" className="button button--quiet" onClick={onDismiss}>
           {t('common.dismiss')}
@@ -140,7 +156,7 @@ export function AsyncBlock({
   if (error) {
     return (
       <div>
-        <ProblemAlert error={error} />
+        <ProblemAlert error={error} listFields />
         {onRetry && (
           <button type="button" className="button" onClick={onRetry}>
             {t('common.retry')}

@@ -42,3 +42,8 @@ export function formatDuration(totalSeconds: number): string {
 export function formatNumber(n: number, maxFraction = 1): string {
   return new Intl.NumberFormat(locale(), { maximumFractionDigits: maxFraction }).format(n);
 }
+
+/** formatRating renders an average rating with one decimal (4.0 / 4,0). */
+export function formatRating(n: number): string {
+  return new Intl.NumberFormat(locale(), { minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(n);
+}

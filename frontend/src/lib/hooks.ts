@@ -51,6 +51,8 @@ export interface Paged<T, X = unknown> {
   hasMore: boolean;
   loadMore: () => void;
   reload: () => void;
+  /** refresh reloads the first page in place (no empty flash): for polling. */
+  refresh: () => void;
   /** The page's other members (e.g. catalogue facets) from the latest answer. */
   extra: X | undefined;
 }
@@ -106,6 +108,7 @@ export function usePaged<P extends Page<unknown>>(
     hasMore: !!cursor,
     loadMore: () => cursor && load(cursor),
     reload: () => setTick((t) => t + 1),
+    refresh: () => load(),
     extra,
   };
 }
@@ -125,4 +128,43 @@ export function useDocumentTitle(title: string) {
   useEffect(() => {
     document.title = title ? `${title} · Tamarack` : 'Tamarack';
   }, [title]);
+}
+
+/** useMediaQuery follows a CSS media query (false where matchMedia is missing, e.g. in jsdom). */
+export function useMediaQuery(query: string): boolean {
+  const get = () => typeof window !== 'undefined' && typeof window.matchMedia === 'function' && window.matchMedia(query).matches;
+  const [matches, setMatches] = useState(get);
+  useEffect(() => {
+    if (typeof window.matchMedia !== 'function') return;
+    const m = window.matchMedia(query);
+    const on = () => setMatches(m.matches);
+    on();
+    m.addEventListener('change', on);
+    return () => m.removeEventListener('change', on);
+  }, [query]);
+  return matches;
+}
+
+const titleCache = new Map<string, Promise<string>>();
+
+/**
+ * useListingTitles resolves listing ids to titles (orders and access requests answer ids), one request per listing,
+ * cached for the session; an id that cannot be read stays as it is.
+ */
+export function useListingTitles(ids: string[], fetchTitle: (id: string) => Promise<string>): Record<string, string> {
+  const [titles, setTitles] = useState<Record<string, string>>({});
+  const key = [...new Set(ids)].sort().join(',');
+  const fetchRef = useRef(fetchTitle);
+  fetchRef.current = fetchTitle;
+  useEffect(() => {
+    let live = true;
+    for (const id of key ? key.split(',') : []) {
+      if (!titleCache.has(id)) titleCache.set(id, fetchRef.current(id).catch(() => id));
+      void titleCache.get(id)!.then((title) => live && setTitles((m) => (m[id] === title ? m : { ...m, [id]: title })));
+    }
+    return () => {
+      live = false;
+    };
+  }, [key]);
+  return titles;
 }

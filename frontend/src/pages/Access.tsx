@@ -1,9 +1,17 @@
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router-dom';
 import { marketplace } from '../api/endpoints';
-import { AsyncBlock, LoadMore, PageHeader, StateBadge } from '../components/ui';
+import type { Entitlement } from '../api/types';
+import { AsyncBlock, LoadMore, PageHeader, ProblemAlert, StateBadge } from '../components/ui';
+import { DownloadButton } from './ListingPage';
 import { formatBytes, formatDate, formatDateTime } from '../lib/format';
-import { useDocumentTitle, usePaged } from '../lib/hooks';
+import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
+
+/** listingTitle reads a listing's title (its published version, else the pending one). */
+export async function listingTitle(id: string): Promise<string> {
+  const l = await marketplace().listing(id);
+  return (l.published_version ?? l.pending_version)?.title ?? l.slug;
+}
 
 export default function Access({ page }: { page: 'entitlements' | 'orders' }) {
   return page === 'orders' ? <Orders /> : <Entitlements />;
@@ -19,34 +27,7 @@ function Entitlements() {
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('access.no_entitlements')} onRetry={list.reload}>
         <ul className="plain-list stack">
           {list.items.map((e) => (
-            <li key={e.id} className="card">
-              <h2 className="h3">
-                <Link to={`/listings/${encodeURIComponent(e.listing.id)}`}>{e.listing.title}</Link>{' '}
-                <span className={`kind kind--${e.listing.kind}`}>{t(`kind.${e.listing.kind}`)}</span>
-              </h2>
-              <p className="muted">
-                {t('access.granted', { at: formatDate(e.granted_at) })}
-                {e.expires_at && ` · ${t('access.expires', { at: formatDate(e.expires_at) })}`}
-              </p>
-              {e.artifacts.length > 0 && (
-                <ul className="plain-list">
-                  {e.artifacts.map((a) => (
-                    <li key={a.id ?? a.name}>
-                      {a.id ? (
-                        <a href={marketplace().downloadUrl(a.id)} download={a.name}>
-                          {t('access.download', { name: a.name })}
-                        </a>
-                      ) : (
-                        a.name
-                      )}{' '}
-                      <span className="muted">
-                        {formatBytes(a.size_bytes)} · sha256 <span className="mono hash">{a.sha256}</span>
-                      </span>
-                    </li>
-                  ))}
-                </ul>
-              )}
-            </li>
+            <EntitlementItem key={e.id} e={e} />
           ))}
         </ul>
       </AsyncBlock>
@@ -55,15 +36,48 @@ function Entitlements() {
   );
 }
 
+function EntitlementItem({ e }: { e: Entitlement }) {
+  const { t } = useTranslation();
+  // Entitlements name the listing; its files come with the listing's published version.
+  const listing = useAsync(() => (e.kind === 'compute' ? Promise.resolve(undefined) : marketplace().listing(e.listing_id)), [e.listing_id, e.kind]);
+  const files = listing.data?.published_version?.artifacts ?? [];
+  return (
+    <li className="card">
+      <h2 className="h3">
+        <Link to={`/listings/${encodeURIComponent(e.listing_id)}`}>{e.title}</Link>{' '}
+        <span className={`kind kind--${e.kind}`}>{t(`kind.${e.kind}`)}</span>
+      </h2>
+      <p className="muted">
+        {t('access.granted', { at: formatDate(e.created_at) })}
+        {e.expires_at && ` · ${t('access.expires', { at: formatDate(e.expires_at) })}`}
+      </p>
+      {listing.error ? <ProblemAlert error={listing.error} /> : null}
+      {files.length > 0 && (
+        <ul className="plain-list">
+          {files.map((a) => (
+            <li key={a.id}>
+              <DownloadButton artifact={a} />{' '}
+              <span className="muted">
+                {formatBytes(a.size_bytes)} · sha256 <span className="mono hash">{a.sha256}</span>
+              </span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </li>
+  );
+}
+
 function Orders() {
   const { t } = useTranslation();
   useDocumentTitle(t('access.orders_title'));
   const list = usePaged((cursor) => marketplace().orders(cursor), []);
+  const titles = useListingTitles(list.items.map((o) => o.listing_id), listingTitle);
   return (
     <section className="page">
       <PageHeader title={t('access.orders_title')} />
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('access.no_orders')} onRetry={list.reload}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>
@@ -79,13 +93,13 @@ function Orders() {
             <tbody>
               {list.items.map((o) => (
                 <tr key={o.id}>
-                  <td className="mono">{o.id}</td>
+                  <td className="mono small">{o.id}</td>
                   <td>
-                    <Link to={`/listings/${encodeURIComponent(o.listing_id)}`}>{o.listing_title ?? o.listing_id}</Link>
+                    <Link to={`/listings/${encodeURIComponent(o.listing_id)}`}>{titles[o.listing_id] ?? o.listing_id}</Link>
                   </td>
-                  <td>{o.plan_name ?? o.plan_id}</td>
+                  <td>{t(`plan_kind.${o.plan_kind}`, { defaultValue: o.plan_kind })}</td>
                   <td className="num">{o.quantity}</td>
-                  <td className="num money">{o.total_display}</td>
+                  <td className="num money">{o.amount_display}</td>
                   <td>
                     <StateBadge state={o.state} />
                   </td>

@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router-dom';
+import { api } from '../api/client';
 import { identity } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import type { AcceptedInvitation, OrgKind } from '../api/types';
@@ -139,11 +140,18 @@ export function AcceptInvitation() {
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const next = `/invitations/${encodeURIComponent(token)}`;
+  const [name, setName] = useState('');
+  const [password, setPassword] = useState('');
+  const fields = isApiError(error) ? error.fieldErrors() : {};
   const accept = async () => {
     setBusy(true);
     setError(undefined);
     try {
-      setDone(await identity().acceptInvitation(token));
+      const anonymous = s.status !== 'authenticated';
+      const res = await identity().acceptInvitation(token, anonymous ? { name, password } : {});
+      // Accepting without an account creates one and answers its session.
+      if (res.session) api.tokens.set(res.session.access_token, res.session.refresh_token);
+      setDone(res);
       await s.reloadMe();
     } catch (e) {
       setError(e);
@@ -155,18 +163,41 @@ export function AcceptInvitation() {
     <section className="page narrow">
       <h1>{t('invitation.title')}</h1>
       {s.status === 'loading' && <Loading />}
-      {s.status === 'anonymous' && (
+      {s.status === 'anonymous' && !done && (
         <>
           <p>{t('invitation.sign_in_first')}</p>
           <p>
-            <Link className="button button--primary" to={`/signin?next=${encodeURIComponent(next)}`}>
+            <Link className="button" to={`/signin?next=${encodeURIComponent(next)}`}>
               {t('header.sign_in')}
-            </Link>{' '}
-            <Link to={`/signup?next=${encodeURIComponent(next)}`}>{t('header.sign_up')}</Link>
+            </Link>
           </p>
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              void accept();
+            }}
+            noValidate
+          >
+            <h2>{t('invitation.new_account')}</h2>
+            <ProblemAlert error={error} listFields={(f) => f !== 'name' && f !== 'password'} />
+            <TextField label={t('signup.name')} value={name} onChange={(e) => setName(e.target.value)} error={fields.name} required autoComplete="name" />
+            <TextField
+              label={t('signup.password')}
+              type="password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              error={fields.password}
+              hint={t('signup.password_hint')}
+              required
+              autoComplete="new-password"
+            />
+            <button type="submit" className="button button--primary" disabled={busy}>
+              {busy ? t('common.working') : t('invitation.accept')}
+            </button>
+          </form>
         </>
       )}
-      {s.status === 'authenticated' &&
+      {(s.status === 'authenticated' || done) &&
         (done ? (
           <Notice tone="success">
             {t('invitation.joined', { org: done.organization.name, role: t(`role.${done.role}`) })}{' '}

@@ -5,7 +5,7 @@ import { marketplace, type CatalogueQuery } from '../api/endpoints';
 import type { FacetName } from '../api/types';
 import { ListingCard } from '../components/ListingCard';
 import { AsyncBlock, LoadMore, PageHeader } from '../components/ui';
-import { useDocumentTitle, usePaged } from '../lib/hooks';
+import { useDocumentTitle, useMediaQuery, usePaged } from '../lib/hooks';
 
 const FACETS: FacetName[] = ['kind', 'tag', 'license', 'gpu_model', 'residency', 'vendor'];
 const SORTS = ['relevance', 'newest', 'price'] as const;
@@ -14,12 +14,14 @@ export function Catalogue() {
   const { t } = useTranslation();
   useDocumentTitle(t('catalogue.title'));
   const [params, setParams] = useSearchParams();
+  const wide = useMediaQuery('(min-width: 48.01rem)');
   const [q, setQ] = useState(params.get('q') ?? '');
   useEffect(() => setQ(params.get('q') ?? ''), [params]);
 
   const query: CatalogueQuery = {
     q: params.get('q') ?? undefined,
-    sort: (params.get('sort') as CatalogueQuery['sort']) ?? undefined,
+    // Relevance needs a query: without one the server sorts by newest.
+    sort: params.get('sort') === 'relevance' && !params.get('q') ? undefined : ((params.get('sort') as CatalogueQuery['sort']) ?? undefined),
   };
   for (const f of FACETS) query[f] = params.get(f) ?? undefined;
   const key = params.toString();
@@ -57,7 +59,11 @@ export function Catalogue() {
       </form>
       <div className="catalogue__layout">
         <aside className="filters" aria-label={t('catalogue.filters')}>
-          <h2 className="filters__title">{t('catalogue.filters')}</h2>
+          {/* On a phone the filters fold away above the results; on wider screens they stay open beside them. */}
+          <details open={wide || undefined} key={wide ? 'wide' : 'narrow'}>
+          <summary className="filters__title">
+            <h2 className="filters__heading">{t('catalogue.filters')}</h2>
+          </summary>
           {FACETS.map((f) => {
             const counts = facets[f] ?? [];
             const current = params.get(f) ?? '';
@@ -78,8 +84,8 @@ export function Catalogue() {
           })}
           <div className="field">
             <label htmlFor="catalogue-sort">{t('catalogue.sort')}</label>
-            <select id="catalogue-sort" value={params.get('sort') ?? 'relevance'} onChange={(e) => setParam('sort', e.target.value)}>
-              {SORTS.map((s) => (
+            <select id="catalogue-sort" value={params.get('sort') ?? (params.get('q') ? 'relevance' : 'newest')} onChange={(e) => setParam('sort', e.target.value)}>
+              {SORTS.filter((s) => s !== 'relevance' || params.get('q')).map((s) => (
                 <option key={s} value={s}>
                   {t(`catalogue.sort_${s}`)}
                 </option>
@@ -91,8 +97,14 @@ export function Catalogue() {
               {t('catalogue.clear')}
             </button>
           )}
+          </details>
         </aside>
         <div className="catalogue__results" aria-live="polite" aria-busy={page.loading}>
+          {page.extra?.total !== undefined && !page.error && (
+            <p className="muted" role="status">
+              {t('catalogue.results', { count: page.extra.total })}
+            </p>
+          )}
           <AsyncBlock
             loading={page.loading}
             error={page.error}

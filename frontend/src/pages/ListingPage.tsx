@@ -2,21 +2,120 @@ import { useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useParams } from 'react-router-dom';
 import { marketplace } from '../api/endpoints';
-import type { Order, Plan } from '../api/types';
+import type { Artifact, Order, Plan } from '../api/types';
 import { useSession } from '../auth/session';
 import { AvailabilityCalendar } from '../components/AvailabilityCalendar';
 import { SafeHtml } from '../components/Html';
-import { AsyncBlock, Notice, ProblemAlert, StateBadge, TextAreaField } from '../components/ui';
-import { formatDate } from '../lib/format';
+import { isApiError } from '../api/problem';
+import { AsyncBlock, Notice, ProblemAlert, SelectField, StateBadge, TextAreaField } from '../components/ui';
+import { formatBytes, formatDate, formatDateTime, formatRating } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
+
+/** DownloadButton asks for a signed, expiring link (the bearer token cannot ride on a plain link) and follows it. */
+export function DownloadButton({ artifact }: { artifact: Pick<Artifact, 'id' | 'name'> }) {
+  const { t } = useTranslation();
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const go = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      const link = await marketplace().downloadLink(artifact.id);
+      window.location.assign(link.url);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      <button type="button" className="button" onClick={() => void go()} disabled={busy} aria-busy={busy}>
+        {t('access.download', { name: artifact.name })}
+      </button>
+      <ProblemAlert error={error} />
+    </>
+  );
+}
+
+/** RateForm lets an entitled organisation rate the listing once (the server says when it may not). */
+function RateForm({ listingId, onDone }: { listingId: string; onDone: () => void }) {
+  const { t } = useTranslation();
+  const [stars, setStars] = useState('5');
+  const [body, setBody] = useState('');
+  const [error, setError] = useState<unknown>();
+  const [done, setDone] = useState(false);
+  const fields = isApiError(error) ? error.fieldErrors() : {};
+  const send = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      await marketplace().rate(listingId, Number(stars), body);
+      setDone(true);
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  if (done) return <Notice tone="success">{t('listing.rated')}</Notice>;
+  return (
+    <form className="inline-form" onSubmit={(e) => void send(e)} noValidate>
+      <h3>{t('listing.rate')}</h3>
+      <ProblemAlert error={error} listFields={(f) => f !== 'stars' && f !== 'body'} />
+      <SelectField label={t('listing.your_rating')} value={stars} onChange={(e) => setStars(e.target.value)} error={fields.stars}>
+        {[5, 4, 3, 2, 1].map((n) => (
+          <option key={n} value={n}>
+            {t('listing.stars', { count: n })}
+          </option>
+        ))}
+      </SelectField>
+      <TextAreaField label={t('listing.review_body')} value={body} onChange={(e) => setBody(e.target.value)} error={fields.body} rows={3} />
+      <button type="submit" className="button">
+        {t('listing.send_rating')}
+      </button>
+    </form>
+  );
+}
+
+/** VersionHistory lists every version with its history (created, changed fields, submitted, decisions). */
+function VersionHistory({ listingId }: { listingId: string }) {
+  const { t } = useTranslation();
+  const res = useAsync(() => marketplace().versions(listingId), [listingId]);
+  return (
+    <AsyncBlock loading={res.loading} error={res.error} empty={!res.loading && !res.data?.items.length} onRetry={res.reload}>
+      <ol className="plain-list history">
+        {[...(res.data?.items ?? [])].reverse().map((v) => (
+          <li key={v.id}>
+            <p>
+              v{v.version} <StateBadge state={v.state} />
+            </p>
+            <ul className="plain-list small">
+              {(v.history ?? []).map((h, i) => (
+                <li key={i}>
+                  <span className="muted">{formatDateTime(h.at)}</span> {t(`history.${h.action}`, { defaultValue: h.action })}
+                  {h.fields && h.fields.length > 0 && h.action !== 'created' && h.action !== 'seeded' && (
+                    <span className="muted"> ({h.fields.map((f) => t(`staff.field_${f}`, { defaultValue: f })).join(', ')})</span>
+                  )}
+                  {h.comment && <q className="review-comment"> {h.comment}</q>}
+                </li>
+              ))}
+            </ul>
+          </li>
+        ))}
+      </ol>
+    </AsyncBlock>
+  );
+}
 
 export function ListingPage() {
   const { t } = useTranslation();
   const { id = '' } = useParams();
   const s = useSession();
   const res = useAsync(() => marketplace().listing(id), [id]);
+  const ratings = useAsync(() => marketplace().ratings(id), [id]);
   const l = res.data;
-  useDocumentTitle(l?.title ?? t('listing.title'));
+  const v = l?.published_version ?? l?.pending_version;
+  useDocumentTitle(v?.title ?? t('listing.title'));
   const [ordered, setOrdered] = useState<Order | null>(null);
   const [orderError, setOrderError] = useState<unknown>();
   const [busyPlan, setBusyPlan] = useState<string | null>(null);
@@ -45,47 +144,74 @@ export function ListingPage() {
       setAccessError(err);
     }
   };
-  const canLaunch = s.status === 'authenticated' && (s.kind === 'sme' || s.kind === 'partner');
+  const signedIn = s.status === 'authenticated';
+  const canLaunch = signedIn && (s.kind === 'sme' || s.kind === 'partner');
+  const gpuPlan = v?.plans?.find((p) => p.kind === 'per_gpu_hour');
+  // Its vendor and programme staff see every version with who changed what.
+  const ownListing = signedIn && !!l && s.activeOrg?.id === l.vendor.id;
+  const insider = ownListing || (signedIn && s.isStaff);
 
   return (
     <section className="page listing">
       <AsyncBlock loading={res.loading} error={res.error} onRetry={res.reload}>
-        {l && (
+        {l && v && (
           <>
             <div className="page-header">
               <div>
                 <p className="eyebrow">
                   <span className={`kind kind--${l.kind}`}>{t(`kind.${l.kind}`)}</span> · {l.vendor?.name}
                 </p>
-                <h1>{l.title}</h1>
-                <p className="lead">{l.summary}</p>
+                <h1>{v.title}</h1>
+                <p className="lead">{v.summary}</p>
               </div>
-              {l.state && l.state !== 'published' && <StateBadge state={l.state} />}
+              {l.status !== 'published' && <StateBadge state={l.status} />}
             </div>
+            {l.status_reason && <Notice tone="warning">{l.status_reason}</Notice>}
             <div className="two-col">
               <div>
                 <section aria-labelledby="card-h">
                   <h2 id="card-h" className="visually-hidden">
                     {t('listing.card')}
                   </h2>
-                  <SafeHtml html={l.card_html ?? ''} />
+                  <SafeHtml html={v.card_html ?? ''} />
                 </section>
-                {l.kind === 'compute' && l.compute && (
+                {v.artifacts?.length > 0 && (
+                  <section aria-labelledby="files-h">
+                    <h2 id="files-h">{t('editor.artifacts')}</h2>
+                    <ul className="plain-list artifacts">
+                      {v.artifacts.map((a) => (
+                        <li key={a.id}>
+                          <strong>{a.name}</strong> <span className="muted">{formatBytes(a.size_bytes)}</span>
+                          <br />
+                          <code className="hash" aria-label={t('editor.sha256')}>
+                            sha256 {a.sha256}
+                          </code>
+                          {signedIn && (
+                            <div>
+                              <DownloadButton artifact={a} />
+                            </div>
+                          )}
+                        </li>
+                      ))}
+                    </ul>
+                  </section>
+                )}
+                {l.kind === 'compute' && v.compute && (
                   <section aria-labelledby="avail-h">
                     <h2 id="avail-h">{t('availability.title')}</h2>
-                    <AvailabilityCalendar gpuModel={l.compute.gpu_model} />
+                    <AvailabilityCalendar gpuModel={v.compute.gpu_model} poolId={v.compute.pool_id} />
                   </section>
                 )}
                 <section aria-labelledby="ratings-h">
                   <h2 id="ratings-h">{t('listing.ratings')}</h2>
-                  {l.ratings && l.ratings.count > 0 ? (
+                  {l.rating && l.rating.count > 0 ? (
                     <>
-                      <p>{t('listing.rating_summary', { average: l.ratings.average?.toFixed(1), count: l.ratings.count })}</p>
+                      <p>{t('listing.rating_summary', { average: formatRating(l.rating.average), count: l.rating.count })}</p>
                       <ul className="plain-list">
-                        {l.ratings.items.map((r) => (
+                        {(ratings.data?.items ?? []).map((r) => (
                           <li key={r.id}>
-                            <span aria-label={t('listing.stars', { count: r.stars })}>{'★'.repeat(r.stars)}</span>{' '}
-                            {r.comment} <span className="muted">— {r.organization_name}, {formatDate(r.created_at)}</span>
+                            <span aria-label={t('listing.stars', { count: r.stars })}>{'★'.repeat(r.stars)}</span> {r.body}{' '}
+                            <span className="muted">— {formatDate(r.created_at)}</span>
                           </li>
                         ))}
                       </ul>
@@ -93,23 +219,35 @@ export function ListingPage() {
                   ) : (
                     <p className="muted">{t('listing.no_ratings')}</p>
                   )}
+                  {signedIn && !ownListing && l.status === 'published' && (
+                    <RateForm
+                      listingId={l.id}
+                      onDone={() => {
+                        ratings.reload();
+                        // Refresh the summary in place (a reload would replace the page by its loading state).
+                        marketplace().listing(id).then(res.setData, () => undefined);
+                      }}
+                    />
+                  )}
                 </section>
               </div>
               <aside className="side">
                 <dl className="meta meta--stack">
                   <div>
                     <dt>{t('listing.license')}</dt>
-                    <dd>{l.license || '—'}</dd>
+                    <dd>
+                      {v.license?.url ? <a href={v.license.url}>{v.license.spdx}</a> : v.license?.spdx || '—'}
+                    </dd>
                   </div>
                   <div>
                     <dt>{t('listing.residency')}</dt>
-                    <dd>{l.residency || '—'}</dd>
+                    <dd>{v.residency || '—'}</dd>
                   </div>
-                  {l.tags?.length > 0 && (
+                  {v.tags?.length > 0 && (
                     <div>
                       <dt>{t('listing.tags')}</dt>
                       <dd>
-                        {l.tags.map((tag) => (
+                        {v.tags.map((tag) => (
                           <Link key={tag} className="tag" to={`/catalogue?tag=${encodeURIComponent(tag)}`}>
                             {tag}
                           </Link>
@@ -117,16 +255,38 @@ export function ListingPage() {
                       </dd>
                     </div>
                   )}
-                  {l.compute && (
+                  {v.dataset && (
+                    <div>
+                      <dt>{t('editor.format')}</dt>
+                      <dd>{v.dataset.format}</dd>
+                    </div>
+                  )}
+                  {v.model && (
+                    <div>
+                      <dt>{t('editor.framework')}</dt>
+                      <dd>
+                        {v.model.framework} · {v.model.task}
+                      </dd>
+                    </div>
+                  )}
+                  {v.compute && (
                     <>
                       <div>
                         <dt>{t('listing.gpu_model')}</dt>
-                        <dd>{l.compute.gpu_model}</dd>
+                        <dd>
+                          {v.compute.gpu_model} ({v.compute.vram_gb} GB)
+                        </dd>
                       </div>
                       <div>
-                        <dt>{t('listing.price_per_gpu_hour')}</dt>
-                        <dd className="money">{l.compute.price_per_gpu_hour_display}</dd>
+                        <dt>{t('vendor.region')}</dt>
+                        <dd>{v.compute.region}</dd>
                       </div>
+                      {gpuPlan && (
+                        <div>
+                          <dt>{t('listing.price_per_gpu_hour')}</dt>
+                          <dd className="money">{gpuPlan.price_display}</dd>
+                        </div>
+                      )}
                     </>
                   )}
                 </dl>
@@ -135,41 +295,49 @@ export function ListingPage() {
                     {t('listing.launch')}
                   </Link>
                 )}
-                <section aria-labelledby="plans-h">
-                  <h2 id="plans-h">{t('listing.plans')}</h2>
-                  {ordered && <Notice tone="success">{t('listing.ordered', { state: t(`state.${ordered.state}`) })}</Notice>}
-                  <ProblemAlert error={orderError} />
-                  {l.plans?.length ? (
-                    <ul className="plain-list plans">
-                      {l.plans.map((p) => (
-                        <li key={p.id} className="plan">
-                          <p className="plan__name">{p.name}</p>
-                          <p className="money">{p.price_display}</p>
-                          {p.description && <p className="muted">{p.description}</p>}
-                          {s.status === 'authenticated' && !l.gated && (
-                            <button
-                              type="button"
-                              className="button"
-                              onClick={() => void order(p)}
-                              disabled={busyPlan !== null}
-                              aria-label={t('listing.order_plan', { plan: p.name })}
-                            >
-                              {busyPlan === p.id ? t('common.working') : t('listing.order')}
-                            </button>
-                          )}
-                        </li>
-                      ))}
-                    </ul>
-                  ) : (
-                    <p className="muted">{t('listing.no_plans')}</p>
-                  )}
-                  {s.status === 'anonymous' && (
-                    <p>
-                      <Link to={`/signin?next=${encodeURIComponent(`/listings/${l.id}`)}`}>{t('listing.sign_in_to_order')}</Link>
-                    </p>
-                  )}
-                </section>
-                {l.gated && s.status === 'authenticated' && (
+                {l.kind !== 'compute' && (
+                  <section aria-labelledby="plans-h">
+                    <h2 id="plans-h">{t('listing.plans')}</h2>
+                    {ordered && (
+                      <Notice tone="success">
+                        {t('listing.ordered', { state: t(`state.${ordered.state}`) })}{' '}
+                        {ordered.state === 'fulfilled' && <Link to="/entitlements">{t('listing.see_downloads')}</Link>}
+                      </Notice>
+                    )}
+                    <ProblemAlert error={orderError} />
+                    {v.plans?.length ? (
+                      <ul className="plain-list plans">
+                        {v.plans.map((p) => (
+                          <li key={p.id} className="plan">
+                            <p className="plan__name">{p.name}</p>
+                            <p className="money">
+                              {p.kind === 'free' ? t('listing.free') : `${p.price_display} · ${t(`plan_kind.${p.kind}`)}`}
+                            </p>
+                            {signedIn && !v.gated && l.status === 'published' && !ownListing && (
+                              <button
+                                type="button"
+                                className="button"
+                                onClick={() => void order(p)}
+                                disabled={busyPlan !== null}
+                                aria-label={t('listing.order_plan', { plan: p.name })}
+                              >
+                                {busyPlan === p.id ? t('common.working') : t('listing.order')}
+                              </button>
+                            )}
+                          </li>
+                        ))}
+                      </ul>
+                    ) : (
+                      <p className="muted">{t('listing.no_plans')}</p>
+                    )}
+                    {s.status === 'anonymous' && (
+                      <p>
+                        <Link to={`/signin?next=${encodeURIComponent(`/listings/${l.id}`)}`}>{t('listing.sign_in_to_order')}</Link>
+                      </p>
+                    )}
+                  </section>
+                )}
+                {v.gated && signedIn && (
                   <section aria-labelledby="access-h">
                     <h2 id="access-h">{t('listing.request_access')}</h2>
                     {accessSent ? (
@@ -193,13 +361,20 @@ export function ListingPage() {
                 )}
                 <section aria-labelledby="versions-h">
                   <h2 id="versions-h">{t('listing.versions')}</h2>
-                  <ul className="plain-list">
-                    {(l.versions ?? []).map((v) => (
-                      <li key={v.id}>
-                        v{v.version} <StateBadge state={v.state} /> <span className="muted">{formatDate(v.reviewed_at ?? v.created_at)}</span>
-                      </li>
-                    ))}
-                  </ul>
+                  {insider ? (
+                    <VersionHistory listingId={l.id} />
+                  ) : (
+                    <ul className="plain-list">
+                      {[l.published_version, l.pending_version]
+                        .filter((x): x is NonNullable<typeof x> => !!x)
+                        .map((x) => (
+                          <li key={x.id}>
+                            v{x.version} <StateBadge state={x.state} />{' '}
+                            <span className="muted">{formatDate(x.decided_at ?? x.updated_at ?? x.created_at)}</span>
+                          </li>
+                        ))}
+                    </ul>
+                  )}
                 </section>
               </aside>
             </div>

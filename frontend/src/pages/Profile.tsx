@@ -14,6 +14,7 @@ export function Profile() {
   const { t } = useTranslation();
   useDocumentTitle(t('profile.title'));
   const s = useSession();
+  const [switchError, setSwitchError] = useState<unknown>();
   const me = s.me;
   if (!me) return null;
   return (
@@ -44,7 +45,8 @@ export function Profile() {
         </div>
       </dl>
       <h2>{t('profile.memberships')}</h2>
-      <div className="table-scroll">
+      <ProblemAlert error={switchError} />
+      <div className="table-scroll" tabIndex={0}>
         <table>
           <thead>
             <tr>
@@ -52,6 +54,7 @@ export function Profile() {
               <th scope="col">{t('profile.kind')}</th>
               <th scope="col">{t('profile.role')}</th>
               <th scope="col">{t('profile.verified')}</th>
+              {me.memberships.length > 1 && <th scope="col">{t('common.actions')}</th>}
             </tr>
           </thead>
           <tbody>
@@ -61,6 +64,22 @@ export function Profile() {
                 <td>{t(`org_kind.${m.organization.kind}`)}</td>
                 <td>{t(`role.${m.role}`)}</td>
                 <td>{m.organization.verified ? t('common.yes') : t('common.no')}</td>
+                {me.memberships.length > 1 && (
+                  <td>
+                    {m.organization.id === me.active_organization_id ? (
+                      <span className="muted">{t('profile.acting')}</span>
+                    ) : (
+                      <button
+                        type="button"
+                        className="button"
+                        onClick={() => void s.switchOrganization(m.organization.id).catch(setSwitchError)}
+                        aria-label={t('profile.act_for_named', { name: m.organization.name })}
+                      >
+                        {t('profile.act_for')}
+                      </button>
+                    )}
+                  </td>
+                )}
               </tr>
             ))}
           </tbody>
@@ -118,14 +137,15 @@ function Members({ orgId }: { orgId: string }) {
   );
 }
 
-const SCOPES = ['marketplace:read', 'marketplace:write', 'testbed', 'billing:read'] as const;
+/** The API's token scopes: read (GET) and write (everything else). */
+const SCOPES = ['read', 'write'] as const;
 
 export function Tokens() {
   const { t } = useTranslation();
   useDocumentTitle(t('tokens.title'));
   const list = useAsync(() => identity().tokens(), []);
   const [name, setName] = useState('');
-  const [scopes, setScopes] = useState<string[]>(['marketplace:read']);
+  const [scopes, setScopes] = useState<string[]>(['read']);
   const [days, setDays] = useState('90');
   const [created, setCreated] = useState<CreatedApiToken | null>(null);
   const [error, setError] = useState<unknown>();
@@ -165,7 +185,7 @@ export function Tokens() {
       )}
       <form className="inline-form" onSubmit={(e) => void create(e)}>
         <h2>{t('tokens.new')}</h2>
-        <ProblemAlert error={error} />
+        <ProblemAlert error={error} listFields={(f) => !['name', 'scopes', 'expires_in_days'].includes(f)} />
         <TextField label={t('tokens.name')} value={name} onChange={(e) => setName(e.target.value)} error={fields.name} required />
         <fieldset>
           <legend>{t('tokens.scopes')}</legend>
@@ -176,19 +196,19 @@ export function Tokens() {
                 checked={scopes.includes(sc)}
                 onChange={(e) => setScopes(e.target.checked ? [...scopes, sc] : scopes.filter((x) => x !== sc))}
               />
-              <span className="mono">{sc}</span>
+              <span>{t(`tokens.scope_${sc}`)}</span>
             </label>
           ))}
           {fields.scopes && <p className="field__error">{fields.scopes}</p>}
         </fieldset>
-        <TextField label={t('tokens.expires_days')} type="number" min={1} max={365} value={days} onChange={(e) => setDays(e.target.value)} error={fields.expires_in_days} />
+        <TextField label={t('tokens.expires_days')} type="number" min={1} max={366} value={days} onChange={(e) => setDays(e.target.value)} error={fields.expires_in_days} />
         <button type="submit" className="button button--primary">
           {t('tokens.create')}
         </button>
       </form>
       <h2>{t('tokens.existing')}</h2>
       <AsyncBlock loading={list.loading} error={list.error} empty={list.data?.items.length === 0} emptyText={t('tokens.none')}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>

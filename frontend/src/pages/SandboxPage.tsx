@@ -1,11 +1,11 @@
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { useParams } from 'react-router-dom';
 import { testbed } from '../api/endpoints';
 import type { Sandbox, SandboxState } from '../api/types';
 import { AsyncBlock, PageHeader, ProblemAlert, SelectField, StateBadge } from '../components/ui';
 import { Terminal } from '../components/Terminal';
-import { formatDateTime, formatDuration, formatNumber } from '../lib/format';
+import { formatDateTime, formatDuration } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval } from '../lib/hooks';
 
 const LIVE: SandboxState[] = ['requested', 'scheduled', 'provisioning', 'running', 'stopping'];
@@ -18,7 +18,7 @@ export default function SandboxPage() {
   const s = sb.data;
   const live = !!s && LIVE.includes(s.state);
   // Poll faster while the sandbox is on its way up or down, slower while it runs.
-  const pollMs = !s ? null : s.state === 'running' ? 10_000 : live ? 2_000 : null;
+  const pollMs = !s ? null : s.state === 'running' ? 5_000 : live ? 1_500 : null;
   useInterval(() => {
     testbed().sandbox(id).then(sb.setData, () => undefined);
   }, pollMs);
@@ -36,7 +36,21 @@ export default function SandboxPage() {
     }
   };
   const left = s?.expires_at ? (new Date(s.expires_at).getTime() - now) / 1000 : null;
-  const jupyter = s?.endpoints?.find((e) => /jupyter/i.test(e.name));
+  // The terminal's URL carries the access token of the moment: keep it for the sandbox, so that a token refresh
+  // (every few minutes) does not reconnect the terminal and lose the shell.
+  const running = s?.state === 'running';
+  const terminalUrl = useMemo(() => (running ? testbed().terminalUrl(id) : null), [id, running]);
+  const proxy = s?.proxy_urls?.[0];
+  const openProxy = async () => {
+    if (!s || !proxy) return;
+    setError(undefined);
+    try {
+      const tok = await testbed().proxyToken(s.id);
+      window.open(`${proxy}?token=${encodeURIComponent(tok.token)}`, '_blank', 'noopener');
+    } catch (e) {
+      setError(e);
+    }
+  };
 
   return (
     <section className="page">
@@ -44,7 +58,9 @@ export default function SandboxPage() {
         {s && (
           <>
             <PageHeader title={t('sandbox.title', { id: s.id })}>
-              <StateBadge state={s.state} />
+              <span aria-live="polite" data-testid="sandbox-state">
+                <StateBadge state={s.state} />
+              </span>
             </PageHeader>
             <ProblemAlert error={error} />
             <dl className="stats">
@@ -60,11 +76,14 @@ export default function SandboxPage() {
               </div>
               <div>
                 <dt>{t('sandbox.usage')}</dt>
-                <dd>{t('sandbox.gpu_hours', { hours: formatNumber((s.usage_gpu_seconds ?? 0) / 3600, 2) })}</dd>
+                <dd>
+                  {formatDuration((s.usage_millis ?? 0) / 1000)}
+                  {s.gpu_count > 1 && <span className="muted small"> × {s.gpu_count} GPU</span>}
+                </dd>
               </div>
               <div>
                 <dt>{t('sandbox.charge')}</dt>
-                <dd className="money">{s.charge_display ?? '—'}</dd>
+                <dd className="money" data-testid="charge">{s.charge_display ?? '—'}</dd>
               </div>
             </dl>
             <dl className="meta">
@@ -74,16 +93,29 @@ export default function SandboxPage() {
               </div>
               <div>
                 <dt>{t('sandbox.node')}</dt>
-                <dd className="mono">{s.node?.hostname ?? '—'}</dd>
+                <dd className="mono">{s.node_id ?? '—'}</dd>
               </div>
               <div>
                 <dt>{t('sandbox.started')}</dt>
                 <dd>{formatDateTime(s.started_at)}</dd>
               </div>
-              <div>
-                <dt>{t('sandbox.expires')}</dt>
-                <dd>{formatDateTime(s.expires_at)}</dd>
-              </div>
+              {s.ended_at ? (
+                <div>
+                  <dt>{t('sandbox.ended')}</dt>
+                  <dd>{formatDateTime(s.ended_at)}</dd>
+                </div>
+              ) : (
+                <div>
+                  <dt>{t('sandbox.expires')}</dt>
+                  <dd>{formatDateTime(s.expires_at)}</dd>
+                </div>
+              )}
+              {s.message && (
+                <div>
+                  <dt>{t('sandbox.message')}</dt>
+                  <dd>{s.message}</dd>
+                </div>
+              )}
               {s.stop_reason && (
                 <div>
                   <dt>{t('sandbox.stop_reason')}</dt>
@@ -93,10 +125,10 @@ export default function SandboxPage() {
             </dl>
             {live && s.state !== 'stopping' && (
               <div className="actions">
-                {jupyter && (
-                  <a className="button button--primary" href={jupyter.url} target="_blank" rel="noopener noreferrer">
-                    {t('sandbox.open_jupyter')}
-                  </a>
+                {proxy && s.state === 'running' && (
+                  <button type="button" className="button button--primary" onClick={() => void openProxy()}>
+                    {s.template === 'jupyterlab' ? t('sandbox.open_jupyter') : t('sandbox.open_port', { port: s.ports?.[0] })}
+                  </button>
                 )}
                 <SelectField label={t('sandbox.extend_by')} value={extendBy} onChange={(e) => setExtendBy(e.target.value)}>
                   {[15, 30, 60, 120].map((mm) => (
@@ -116,7 +148,7 @@ export default function SandboxPage() {
             {s.state === 'running' && (
               <section aria-labelledby="term-h">
                 <h2 id="term-h">{t('sandbox.terminal')}</h2>
-                <Terminal url={testbed().terminalUrl(s.id)} label={t('sandbox.terminal')} />
+                {terminalUrl && <Terminal url={terminalUrl} label={t('sandbox.terminal')} />}
               </section>
             )}
             {s.state !== 'requested' && <Logs id={s.id} live={live} />}
@@ -134,9 +166,17 @@ function Logs({ id, live }: { id: string; live: boolean }) {
   const box = useRef<HTMLPreElement>(null);
   useEffect(() => {
     if (typeof EventSource === 'undefined') return;
+    // Each stream replays the output from the start: begin afresh (e.g. when the sandbox stops and we reconnect).
+    setLines([]);
+    setStatus('connecting');
     const es = new EventSource(testbed().logsUrl(id));
     es.onopen = () => setStatus('open');
-    es.onmessage = (ev) => setLines((l) => [...l.slice(-1999), String(ev.data)]);
+    // One "log" event per line, then "end" once the sandbox's output is over.
+    es.addEventListener('log', (ev) => setLines((l) => [...l.slice(-1999), String((ev as MessageEvent).data)]));
+    es.addEventListener('end', () => {
+      setStatus('closed');
+      es.close();
+    });
     es.onerror = () => {
       setStatus('closed');
       if (!live) es.close();

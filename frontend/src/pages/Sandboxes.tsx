@@ -1,13 +1,13 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useNavigate, useSearchParams } from 'react-router-dom';
-import { billing, marketplace, testbed } from '../api/endpoints';
+import { billing, testbed } from '../api/endpoints';
 import { isApiError, type ApiError } from '../api/problem';
 import { estimateSandboxMicro, formatMicro, toMicro } from '../api/money';
-import type { NextFreeSlot, Reservation } from '../api/types';
+import type { Reservation } from '../api/types';
 import { AsyncBlock, LoadMore, Notice, PageHeader, ProblemAlert, SelectField, StateBadge, TextField } from '../components/ui';
 import { formatDateTime } from '../lib/format';
-import { useAsync, useDocumentTitle, usePaged } from '../lib/hooks';
+import { useAsync, useDocumentTitle, useInterval, usePaged } from '../lib/hooks';
 import i18n from '../i18n';
 
 export default function Sandboxes({ page }: { page: 'list' | 'launch' }) {
@@ -18,6 +18,8 @@ function SandboxList() {
   const { t } = useTranslation();
   useDocumentTitle(t('sandbox.list_title'));
   const list = usePaged((cursor) => testbed().sandboxes(cursor), []);
+  const busy = list.items.some((s) => !['stopped', 'failed'].includes(s.state));
+  useInterval(() => list.refresh(), busy ? 5_000 : null);
   return (
     <section className="page">
       <PageHeader title={t('sandbox.list_title')}>
@@ -26,7 +28,7 @@ function SandboxList() {
         </Link>
       </PageHeader>
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('sandbox.none')} onRetry={list.reload}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>
@@ -66,7 +68,7 @@ function SandboxList() {
   );
 }
 
-const DURATIONS = [30, 60, 120, 240, 480];
+const DURATIONS = [15, 30, 60, 120, 240, 480];
 
 function Launch() {
   const { t } = useTranslation();
@@ -74,13 +76,11 @@ function Launch() {
   const navigate = useNavigate();
   const [params, setParams] = useSearchParams();
   const listingId = params.get('listing') ?? '';
-  const computeListings = useAsync(() => marketplace().catalogue({ kind: 'compute', limit: 100 }), []);
-  const listing = useAsync(() => (listingId ? marketplace().listing(listingId) : Promise.resolve(null)), [listingId]);
+  const listings = useAsync(() => testbed().listings(), []);
   const templates = useAsync(() => testbed().templates(), []);
-  const prices = useAsync(() => billing().prices(), []);
   const wallet = useAsync(() => billing().wallet(), []);
+  const listing = listings.data?.items.find((l) => l.id === listingId);
 
-  const [gpuModel, setGpuModel] = useState('');
   const [count, setCount] = useState('1');
   const [template, setTemplate] = useState('');
   const [minutes, setMinutes] = useState('60');
@@ -89,32 +89,35 @@ function Launch() {
   const [reserved, setReserved] = useState<Reservation | null>(null);
 
   useEffect(() => {
-    if (listing.data?.compute?.gpu_model) setGpuModel(listing.data.compute.gpu_model);
-  }, [listing.data]);
+    if (!listingId && listings.data?.items.length === 1) setParams({ listing: listings.data.items[0].id }, { replace: true });
+  }, [listings.data, listingId, setParams]);
   useEffect(() => {
-    if (!template && templates.data?.items.length) setTemplate(templates.data.items[0].id);
+    if (!template && templates.data?.items.length) {
+      const shell = templates.data.items.find((x) => x.name === 'shell');
+      setTemplate((shell ?? templates.data.items[0]).name);
+    }
   }, [templates.data, template]);
 
-  const price =
-    prices.data?.items.find((p) => p.gpu_model === gpuModel && (!listing.data?.compute?.pool_id || p.pool_id === listing.data.compute.pool_id)) ??
-    prices.data?.items.find((p) => p.gpu_model === gpuModel);
-  const priceMicro = price?.price_per_gpu_hour_micro ?? listing.data?.compute?.price_per_gpu_hour_micro;
-  const priceDisplay = price?.price_per_gpu_hour_display ?? listing.data?.compute?.price_per_gpu_hour_display;
+  const durations = DURATIONS.filter(
+    (d) => !listing || (d >= listing.min_duration_minutes && d <= listing.max_duration_minutes),
+  );
   const n = Math.max(1, Number.parseInt(count, 10) || 1);
   const m = Math.max(1, Number.parseInt(minutes, 10) || 1);
-  const estimate = priceMicro !== undefined ? estimateSandboxMicro(priceMicro, n, m) : null;
+  const estimate = listing ? estimateSandboxMicro(listing.price_per_gpu_hour_micro, n, m) : null;
   const available = wallet.data ? toMicro(wallet.data.available_micro) : null;
   const short = estimate !== null && available !== null && estimate > available;
   const fields = isApiError(error) ? error.fieldErrors() : {};
-  const slot = isApiError(error) && error.code === 'no_capacity' ? ((error.problem.next_free_slot as NextFreeSlot | undefined) ?? null) : null;
+  const nextFree = isApiError(error) && error.code === 'no_capacity' ? ((error.problem.next_free_at as string | undefined) ?? null) : null;
+  const chosenTemplate = templates.data?.items.find((x) => x.name === template);
 
   const launch = async (e: FormEvent) => {
     e.preventDefault();
+    if (!listing) return;
     setError(undefined);
     setReserved(null);
     setBusy(true);
     try {
-      const sb = await testbed().launch({ listing_id: listingId, gpu_model: gpuModel, gpu_count: n, template, duration_minutes: m });
+      const sb = await testbed().launch({ listing_id: listing.id, gpu_model: listing.gpu_model, gpu_count: n, template, duration_minutes: m });
       navigate(`/sandboxes/${encodeURIComponent(sb.id)}`);
     } catch (err) {
       setError(err);
@@ -122,11 +125,11 @@ function Launch() {
       setBusy(false);
     }
   };
-  const reserve = async (s: NextFreeSlot) => {
+  const reserve = async (at: string) => {
     try {
-      const start = new Date(s.start);
-      const end = s.end ? new Date(s.end) : new Date(start.getTime() + m * 60_000);
-      setReserved(await testbed().reserve({ gpu_model: s.gpu_model ?? gpuModel, gpu_count: s.gpu_count ?? n, start: start.toISOString(), end: end.toISOString() }));
+      const start = new Date(at);
+      const end = new Date(start.getTime() + m * 60_000);
+      setReserved(await testbed().reserve({ listing_id: listingId, gpu_count: n, starts_at: start.toISOString(), ends_at: end.toISOString() }));
       setError(undefined);
     } catch (err) {
       setError(err);
@@ -136,90 +139,90 @@ function Launch() {
   return (
     <section className="page narrow">
       <h1>{t('sandbox.launch_title')}</h1>
-      <form onSubmit={(e) => void launch(e)} noValidate>
-        <SelectField
-          label={t('sandbox.listing')}
-          value={listingId}
-          onChange={(e) => setParams(e.target.value ? { listing: e.target.value } : {})}
-          error={fields.listing_id}
-          required
-        >
-          <option value="">{t('sandbox.choose_listing')}</option>
-          {listingId && !computeListings.data?.items.some((l) => l.id === listingId) && <option value={listingId}>{listing.data?.title ?? listingId}</option>}
-          {computeListings.data?.items.map((l) => (
-            <option key={l.id} value={l.id}>
-              {l.title} — {l.vendor.name}
-            </option>
-          ))}
-        </SelectField>
-        <TextField label={t('listing.gpu_model')} value={gpuModel} onChange={(e) => setGpuModel(e.target.value)} error={fields.gpu_model} list="gpu-models" required />
-        <datalist id="gpu-models">
-          {[...new Set(prices.data?.items.map((p) => p.gpu_model) ?? [])].map((g) => (
-            <option key={g} value={g} />
-          ))}
-        </datalist>
-        <TextField label={t('sandbox.gpu_count')} type="number" min={1} max={16} value={count} onChange={(e) => setCount(e.target.value)} error={fields.gpu_count} />
-        <SelectField label={t('sandbox.template')} value={template} onChange={(e) => setTemplate(e.target.value)} error={fields.template}>
-          {templates.data?.items.map((tp) => (
-            <option key={tp.id} value={tp.id}>
-              {tp.name}
-            </option>
-          ))}
-        </SelectField>
-        <SelectField label={t('sandbox.duration')} value={minutes} onChange={(e) => setMinutes(e.target.value)} error={fields.duration_minutes}>
-          {DURATIONS.map((d) => (
-            <option key={d} value={d}>
-              {t('sandbox.minutes', { count: d })}
-            </option>
-          ))}
-        </SelectField>
-        <section className="estimate" aria-live="polite" aria-labelledby="estimate-h">
-          <h2 id="estimate-h" className="h3">
-            {t('sandbox.estimate')}
-          </h2>
-          <dl className="meta meta--stack">
-            <div>
-              <dt>{t('listing.price_per_gpu_hour')}</dt>
-              <dd className="money">{priceDisplay ?? '—'}</dd>
-            </div>
-            <div>
-              <dt>{t('sandbox.estimated_cost', { count: n, minutes: m })}</dt>
-              <dd className="money">{estimate !== null ? formatMicro(estimate, i18n.language) : '—'}</dd>
-            </div>
-            <div>
-              <dt>{t('wallet.available')}</dt>
-              <dd className="money">{wallet.data?.available_display ?? '—'}</dd>
-            </div>
-          </dl>
-          {short && (
-            <Notice tone="warning">
-              {t('sandbox.not_enough')} <Link to="/wallet">{t('sandbox.top_up')}</Link>
-            </Notice>
+      <AsyncBlock loading={listings.loading} error={listings.error ?? templates.error} onRetry={listings.reload} empty={!listings.loading && !listings.data?.items.length} emptyText={t('sandbox.no_listings')}>
+        <form onSubmit={(e) => void launch(e)} noValidate>
+          <SelectField
+            label={t('sandbox.listing')}
+            value={listingId}
+            onChange={(e) => setParams(e.target.value ? { listing: e.target.value } : {})}
+            error={fields.listing_id}
+            required
+          >
+            <option value="">{t('sandbox.choose_listing')}</option>
+            {listings.data?.items.map((l) => (
+              <option key={l.id} value={l.id}>
+                {l.title} — {l.gpu_model} · {l.region}
+              </option>
+            ))}
+          </SelectField>
+          {listing && (
+            <p className="muted">
+              {t('listing.gpu_model')}: <strong>{listing.gpu_model}</strong>
+            </p>
           )}
-        </section>
-        {slot ? (
-          <div className="alert alert--warning" role="alert">
-            <p className="alert__title">{(error as ApiError).problem.title}</p>
-            <p>{t('sandbox.next_slot', { at: formatDateTime(slot.start) })}</p>
-            <button type="button" className="button" onClick={() => void reserve(slot)}>
-              {t('sandbox.reserve_slot')}
-            </button>
-          </div>
-        ) : (
-          <ProblemAlert error={error} />
-        )}
-        {isApiError(error) && error.code === 'insufficient_credits' && (
-          <p>
-            <Link to="/wallet">{t('sandbox.top_up')}</Link>
-          </p>
-        )}
-        {reserved && <Notice tone="success">{t('sandbox.reserved', { at: formatDateTime(reserved.start) })}</Notice>}
-        <button type="submit" className="button button--primary" disabled={busy || !listingId || !gpuModel}>
-          {busy ? t('common.working') : t('sandbox.launch')}
-        </button>
-      </form>
-      <AsyncBlock loading={false} error={listing.error ?? templates.error ?? prices.error}>
-        {null}
+          <TextField label={t('sandbox.gpu_count')} type="number" min={1} max={64} value={count} onChange={(e) => setCount(e.target.value)} error={fields.gpu_count} />
+          <SelectField label={t('sandbox.template')} value={template} onChange={(e) => setTemplate(e.target.value)} error={fields.template} hint={chosenTemplate?.description}>
+            {templates.data?.items.map((tp) => (
+              <option key={tp.name} value={tp.name}>
+                {tp.title || tp.name}
+              </option>
+            ))}
+          </SelectField>
+          <SelectField label={t('sandbox.duration')} value={minutes} onChange={(e) => setMinutes(e.target.value)} error={fields.duration_minutes}>
+            {durations.map((d) => (
+              <option key={d} value={d}>
+                {t('sandbox.minutes', { count: d })}
+              </option>
+            ))}
+          </SelectField>
+          <section className="estimate" aria-live="polite" aria-labelledby="estimate-h">
+            <h2 id="estimate-h" className="h3">
+              {t('sandbox.estimate')}
+            </h2>
+            <dl className="meta meta--stack">
+              <div>
+                <dt>{t('listing.price_per_gpu_hour')}</dt>
+                <dd className="money">{listing?.price_per_gpu_hour_display ?? '—'}</dd>
+              </div>
+              <div>
+                <dt>{t('sandbox.estimated_cost', { count: n, minutes: m })}</dt>
+                <dd className="money" data-testid="estimate">{estimate !== null ? formatMicro(estimate, i18n.language) : '—'}</dd>
+              </div>
+              <div>
+                <dt>{t('wallet.available')}</dt>
+                <dd className="money" data-testid="available">{wallet.data?.available_display ?? '—'}</dd>
+              </div>
+            </dl>
+            {short && (
+              <Notice tone="warning">
+                {t('sandbox.not_enough')} <Link to="/wallet">{t('sandbox.top_up')}</Link>
+              </Notice>
+            )}
+          </section>
+          {nextFree ? (
+            <div className="alert alert--warning" role="alert">
+              <p className="alert__title">{(error as ApiError).problem.title}</p>
+              <p>{t('sandbox.next_slot', { at: formatDateTime(nextFree) })}</p>
+              <button type="button" className="button" onClick={() => void reserve(nextFree)}>
+                {t('sandbox.reserve_slot')}
+              </button>
+            </div>
+          ) : (
+            <ProblemAlert error={error} />
+          )}
+          {isApiError(error) && error.code === 'insufficient_credits' && (
+            <p>
+              {typeof error.problem.shortfall_micro === 'number' && (
+                <>{t('sandbox.shortfall', { amount: formatMicro(error.problem.shortfall_micro, i18n.language) })} </>
+              )}
+              <Link to="/wallet">{t('sandbox.top_up')}</Link>
+            </p>
+          )}
+          {reserved && <Notice tone="success">{t('sandbox.reserved', { at: formatDateTime(reserved.starts_at) })}</Notice>}
+          <button type="submit" className="button button--primary" disabled={busy || !listing || !template}>
+            {busy ? t('common.working') : t('sandbox.launch')}
+          </button>
+        </form>
       </AsyncBlock>
     </section>
   );

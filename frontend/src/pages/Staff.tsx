@@ -2,15 +2,14 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router-dom';
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { billing, identity, marketplace } from '../api/endpoints';
+import { billing, identity, marketplace, testbed } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import { formatMicro, parseCredits, sumMicro } from '../api/money';
 import type { ReviewDecision, ReviewItem } from '../api/types';
 import { AsyncBlock, LoadMore, Notice, PageHeader, ProblemAlert, SelectField, TextAreaField, TextField } from '../components/ui';
 import { diffLines } from '../lib/diff';
-import { formatDate, formatDateTime, formatDuration, formatNumber } from '../lib/format';
-import { useAsync, useDocumentTitle, usePaged } from '../lib/hooks';
-import { gpuHoursByDay } from './Wallet';
+import { formatDate, formatDateTime, formatDuration } from '../lib/format';
+import { useAsync, useDocumentTitle, useInterval, usePaged } from '../lib/hooks';
 import i18n from '../i18n';
 
 export default function Staff({ page }: { page: 'reviews' | 'organizations' | 'grants' | 'spend' | 'audit' }) {
@@ -28,6 +27,24 @@ export default function Staff({ page }: { page: 'reviews' | 'organizations' | 'g
   }
 }
 
+/** diffValue renders a diff side: strings as they are, other JSON values compactly. */
+export function diffValue(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v.join(', ');
+  if (Array.isArray(v) && v.every((x) => x && typeof x === 'object' && 'name' in x)) {
+    return v.map((x) => ('price_micro' in x ? `${x.name} (${x.kind}, ${formatMicro(x.price_micro, i18n.language)})` : String(x.name))).join('; ');
+  }
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    // Licences and kind details: their set members, "name: value".
+    return Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== '' && x !== null && x !== 0 && x !== false && !(Array.isArray(x) && x.length === 0))
+      .map(([k, x]) => `${k}: ${typeof x === 'object' ? JSON.stringify(x) : String(x)}`)
+      .join(', ');
+  }
+  return typeof v === 'boolean' ? i18n.t(v ? 'common.yes' : 'common.no') : JSON.stringify(v);
+}
+
 function isTyping(el: Element | null): boolean {
   return !!el && (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA' || el.tagName === 'SELECT' || (el as HTMLElement).isContentEditable);
 }
@@ -36,6 +53,10 @@ function Reviews() {
   const { t } = useTranslation();
   useDocumentTitle(t('staff.reviews_title'));
   const list = usePaged((cursor) => marketplace().reviews({ cursor }), []);
+  // Live: the queue refreshes itself while the page is open (without clearing what is shown).
+  useInterval(() => {
+    if (document.visibilityState === 'visible') list.refresh();
+  }, 10_000);
   const items = [...list.items].sort((a, b) => a.submitted_at.localeCompare(b.submitted_at));
   const [selected, setSelected] = useState<string | null>(null);
   const current = items.find((i) => i.version_id === selected) ?? items[0];
@@ -56,7 +77,7 @@ function Reviews() {
                   aria-current={current?.version_id === r.version_id ? 'true' : undefined}
                   onClick={() => setSelected(r.version_id)}
                 >
-                  <span className="queue__title">{r.submitted.title}</span>
+                  <span className="queue__title">{r.title}</span>
                   <span className="muted">
                     {t(`kind.${r.kind}`)} · {r.vendor.name} · v{r.version}
                   </span>
@@ -126,40 +147,55 @@ function ReviewPanel({ item, onDone }: { item: ReviewItem; onDone: () => void })
     e.preventDefault();
     void send(decision);
   };
-  const before = item.published;
-  const after = item.submitted;
-  const scalar: (keyof typeof after)[] = ['title', 'summary', 'license', 'residency'];
+  const card = item.diff?.find((f) => f.field === 'card_markdown');
+  const others = (item.diff ?? []).filter((f) => f.field !== 'card_markdown' && (!item.first_review || diffValue(f.to) !== ''));
   return (
     <article className="card review" aria-labelledby="review-h">
       <h2 id="review-h">
-        {after.title} <span className="muted">v{item.version}</span>
+        {item.title} <span className="muted">v{item.version}</span>
       </h2>
       <p className="muted">
-        {item.vendor.name} · {t('staff.submitted_at', { at: formatDateTime(item.submitted_at) })} ·{' '}
+        {t(`kind.${item.kind}`)} · {item.vendor.name} · {t('staff.submitted_at', { at: formatDateTime(item.submitted_at) })} ·{' '}
+        {t('staff.waiting', { age: formatDuration(item.age_seconds) })} ·{' '}
         <Link to={`/listings/${encodeURIComponent(item.listing_id)}`}>{t('staff.open_listing')}</Link>
       </p>
-      <h3>{before ? t('staff.diff_title') : t('staff.first_version')}</h3>
-      <table className="diff-fields">
-        <tbody>
-          {scalar.map((k) => (
-            <tr key={k} className={before && before[k] !== after[k] ? 'changed' : undefined}>
-              <th scope="row">{t(`staff.field_${k}`)}</th>
-              {before && <td className="del-text">{before[k]}</td>}
-              <td>{after[k]}</td>
-            </tr>
+      <h3>{item.first_review ? t('staff.first_version') : t('staff.diff_title')}</h3>
+      {others.length > 0 ? (
+        <div className="table-scroll" tabIndex={0}>
+          <table className="diff-fields">
+            <thead>
+              <tr>
+                <th scope="col">{t('staff.field')}</th>
+                {!item.first_review && <th scope="col">{t('staff.before')}</th>}
+                <th scope="col">{t('staff.after')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {others.map((f) => (
+                <tr key={f.field} className="changed">
+                  <th scope="row">{t(`staff.field_${f.field}`, { defaultValue: f.field })}</th>
+                  {!item.first_review && <td className="del-text">{diffValue(f.from)}</td>}
+                  <td>{diffValue(f.to)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : (
+        !card && <p className="muted">{t('staff.no_changes')}</p>
+      )}
+      {card && (
+        <pre className="diff" aria-label={t('staff.card_diff')} tabIndex={0}>
+          {diffLines(diffValue(card.from), diffValue(card.to)).map((l, i) => (
+            <span key={i} className={`diff__line diff__line--${l.op}`}>
+              <span className="visually-hidden">{l.op === 'add' ? t('staff.added') : l.op === 'del' ? t('staff.removed') : ''}</span>
+              {l.op === 'add' ? '+ ' : l.op === 'del' ? '- ' : '  '}
+              {l.text}
+              {'\n'}
+            </span>
           ))}
-        </tbody>
-      </table>
-      <pre className="diff" aria-label={t('staff.card_diff')}>
-        {diffLines(before?.card_markdown ?? '', after.card_markdown).map((l, i) => (
-          <span key={i} className={`diff__line diff__line--${l.op}`}>
-            <span className="visually-hidden">{l.op === 'add' ? t('staff.added') : l.op === 'del' ? t('staff.removed') : ''}</span>
-            {l.op === 'add' ? '+ ' : l.op === 'del' ? '- ' : '  '}
-            {l.text}
-            {'\n'}
-          </span>
-        ))}
-      </pre>
+        </pre>
+      )}
       <form onSubmit={submit}>
         <ProblemAlert error={error} />
         <fieldset className="decision">
@@ -201,7 +237,7 @@ function Organizations() {
   const verify = async (id: string) => {
     setError(undefined);
     try {
-      await identity().verifyOrganization(id);
+      await identity().verifyOrganization(id, true, 'verified in the web UI');
       list.reload();
     } catch (e) {
       setError(e);
@@ -226,8 +262,8 @@ function Organizations() {
         </SelectField>
       </div>
       <ProblemAlert error={error} />
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_orgs')}>
-        <div className="table-scroll">
+      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_orgs')} onRetry={list.reload}>
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>
@@ -239,7 +275,7 @@ function Organizations() {
             </thead>
             <tbody>
               {list.items.map((o) => (
-                <tr key={o.id}>
+                <tr key={o.id} data-org={o.name}>
                   <td>
                     {o.name} <span className="muted mono">{o.id}</span>
                   </td>
@@ -268,7 +304,8 @@ function Organizations() {
 function Grants() {
   const { t } = useTranslation();
   useDocumentTitle(t('staff.grants_title'));
-  const list = usePaged((cursor) => billing().grants(cursor), []);
+  const list = usePaged((cursor) => billing().grants({ cursor }), []);
+  const names = useOrgNames();
   const orgs = useAsync(() => identity().organizations({ verified: 'true', limit: 200 }), []);
   const [form, setForm] = useState({ organization_id: '', amount: '', expires_at: '', cofund_percent: '50', cap: '', note: '' });
   const [error, setError] = useState<unknown>();
@@ -283,15 +320,15 @@ function Grants() {
     const amount = parseCredits(form.amount);
     const cap = form.cap ? parseCredits(form.cap) : 0n;
     const errs: Record<string, string> = {};
-    if (amount === null || amount <= 0n) errs.amount = t('editor.bad_amount');
-    if (cap === null || cap < 0n) errs.cap = t('editor.bad_amount');
+    if (amount === null || amount <= 0n) errs.amount_micro = t('editor.bad_amount');
+    if (cap === null || cap < 0n) errs.cap_micro = t('editor.bad_amount');
     setLocal(errs);
     if (Object.keys(errs).length) return;
     try {
       await billing().createGrant({
         organization_id: form.organization_id,
-        amount: Number(amount),
-        cap: Number(cap),
+        amount_micro: Number(amount),
+        cap_micro: Number(cap),
         cofund_percent: Number(form.cofund_percent),
         expires_at: form.expires_at ? new Date(`${form.expires_at}T23:59:59Z`).toISOString() : '',
         note: form.note,
@@ -317,10 +354,10 @@ function Grants() {
             </option>
           ))}
         </SelectField>
-        <TextField label={t('staff.amount')} inputMode="decimal" value={form.amount} onChange={set('amount')} error={fields.amount} hint={t('editor.credits_hint')} required />
+        <TextField label={t('staff.amount')} inputMode="decimal" value={form.amount} onChange={set('amount')} error={fields.amount_micro} hint={t('editor.credits_hint')} required />
         <TextField label={t('staff.expires_at')} type="date" value={form.expires_at} onChange={set('expires_at')} error={fields.expires_at} required />
         <TextField label={t('staff.cofund_percent')} type="number" min={0} max={100} value={form.cofund_percent} onChange={set('cofund_percent')} error={fields.cofund_percent} hint={t('staff.cofund_hint')} />
-        <TextField label={t('staff.cap')} inputMode="decimal" value={form.cap} onChange={set('cap')} error={fields.cap} hint={t('staff.cap_hint')} />
+        <TextField label={t('staff.cap')} inputMode="decimal" value={form.cap} onChange={set('cap')} error={fields.cap_micro} hint={t('staff.cap_hint')} />
         <TextAreaField label={t('staff.note')} value={form.note} onChange={set('note')} error={fields.note} rows={2} />
         <button type="submit" className="button button--primary">
           {t('staff.create_grant')}
@@ -328,13 +365,13 @@ function Grants() {
       </form>
       <h2>{t('staff.grants_list')}</h2>
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_grants')}>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>
                 <th scope="col">{t('profile.organization')}</th>
                 <th scope="col" className="num">{t('staff.amount')}</th>
-                <th scope="col" className="num">{t('staff.remaining')}</th>
+                <th scope="col" className="num">{t('staff.cofunded')}</th>
                 <th scope="col">{t('staff.cofund_percent')}</th>
                 <th scope="col" className="num">{t('staff.cap')}</th>
                 <th scope="col">{t('staff.expires_at')}</th>
@@ -343,11 +380,11 @@ function Grants() {
             <tbody>
               {list.items.map((g) => (
                 <tr key={g.id}>
-                  <td>{g.organization_name ?? g.organization_id}</td>
+                  <td>{names[g.organization_id] ?? g.organization_id}</td>
                   <td className="num money">{g.amount_display}</td>
-                  <td className="num money">{g.remaining_display ?? '—'}</td>
+                  <td className="num money">{formatMicro(g.cofunded_micro, i18n.language)}</td>
                   <td>{g.cofund_percent} %</td>
-                  <td className="num money">{g.cap_display}</td>
+                  <td className="num money">{formatMicro(g.cap_micro, i18n.language)}</td>
                   <td>{formatDate(g.expires_at)}</td>
                 </tr>
               ))}
@@ -360,33 +397,46 @@ function Grants() {
   );
 }
 
+function useOrgNames(): Record<string, string> {
+  const orgs = useAsync(() => identity().organizations({ limit: 200 }), []);
+  const out: Record<string, string> = {};
+  for (const o of orgs.data?.items ?? []) out[o.id] = o.name;
+  return out;
+}
+
 function Spend() {
   const { t } = useTranslation();
   useDocumentTitle(t('staff.spend_title'));
-  const to = new Date();
-  const from = new Date(to.getTime() - 30 * 24 * 3600_000);
-  const usage = useAsync(() => billing().usage({ scope: 'programme', from: from.toISOString(), to: to.toISOString() }), []);
-  const rows = usage.data?.items ?? [];
-  const { data, models } = gpuHoursByDay(rows);
-  const charged = sumMicro(rows.map((r) => r.charge_micro));
-  const cofunded = sumMicro(rows.map((r) => r.cofunded_micro ?? 0));
+  const spend = useAsync(() => billing().programmeSpend(), []);
+  const rows = spend.data?.items ?? [];
   const lng = i18n.language;
+  const granted = sumMicro(rows.map((r) => r.granted_micro));
+  const spent = sumMicro(rows.map((r) => r.spent_micro));
+  const cofunded = sumMicro(rows.map((r) => r.cofunded_micro));
+  const credits = (m: number) => Number(m) / 1_000_000;
+  const data = rows.map((r) => ({
+    name: r.name || r.organization_id,
+    [t('staff.spent')]: credits(r.spent_micro),
+    [t('staff.cofunded')]: credits(r.cofunded_micro),
+    [t('staff.remaining')]: credits(r.remaining_micro),
+  }));
+  const series = [t('staff.spent'), t('staff.cofunded'), t('staff.remaining')];
   return (
     <section className="page">
       <PageHeader title={t('staff.spend_title')} />
-      <AsyncBlock loading={usage.loading} error={usage.error} empty={!usage.loading && rows.length === 0} emptyText={t('wallet.no_usage')} onRetry={usage.reload}>
+      <AsyncBlock loading={spend.loading} error={spend.error} empty={!spend.loading && rows.length === 0} emptyText={t('staff.no_spend')} onRetry={spend.reload}>
         <dl className="stats">
           <div>
-            <dt>{t('staff.total_charged')}</dt>
-            <dd className="money">{formatMicro(charged, lng)}</dd>
+            <dt>{t('staff.granted')}</dt>
+            <dd className="money">{formatMicro(granted, lng)}</dd>
+          </div>
+          <div>
+            <dt>{t('staff.spent')}</dt>
+            <dd className="money">{formatMicro(spent, lng)}</dd>
           </div>
           <div>
             <dt>{t('staff.programme_share')}</dt>
             <dd className="money">{formatMicro(cofunded, lng)}</dd>
-          </div>
-          <div>
-            <dt>{t('staff.gpu_hours')}</dt>
-            <dd>{formatNumber(rows.reduce((a, r) => a + r.gpu_seconds, 0) / 3600)}</dd>
           </div>
         </dl>
         <figure className="chart">
@@ -395,17 +445,43 @@ function Spend() {
             <ResponsiveContainer width="100%" height={300}>
               <BarChart data={data}>
                 <CartesianGrid strokeDasharray="3 3" />
-                <XAxis dataKey="day" />
+                <XAxis dataKey="name" />
                 <YAxis />
                 <Tooltip />
                 <Legend />
-                {models.map((m, i) => (
-                  <Bar key={m} dataKey={m} stackId="gpu" fill={CHART_COLOURS[i % CHART_COLOURS.length]} />
+                {series.map((m, i) => (
+                  <Bar key={m} dataKey={m} fill={CHART_COLOURS[i % CHART_COLOURS.length]} />
                 ))}
               </BarChart>
             </ResponsiveContainer>
           </div>
         </figure>
+        <div className="table-scroll" tabIndex={0}>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">{t('profile.organization')}</th>
+                <th scope="col" className="num">{t('staff.granted')}</th>
+                <th scope="col" className="num">{t('staff.spent')}</th>
+                <th scope="col" className="num">{t('staff.cofunded')}</th>
+                <th scope="col" className="num">{t('staff.remaining')}</th>
+                <th scope="col" className="num">{t('staff.total')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((r) => (
+                <tr key={r.organization_id}>
+                  <td>{r.name || r.organization_id}</td>
+                  <td className="num money">{formatMicro(r.granted_micro, lng)}</td>
+                  <td className="num money">{formatMicro(r.spent_micro, lng)}</td>
+                  <td className="num money">{formatMicro(r.cofunded_micro, lng)}</td>
+                  <td className="num money">{formatMicro(r.remaining_micro, lng)}</td>
+                  <td className="num money">{r.total_display}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       </AsyncBlock>
     </section>
   );
@@ -418,7 +494,16 @@ function Audit() {
   useDocumentTitle(t('staff.audit_title'));
   const [action, setAction] = useState('');
   const [applied, setApplied] = useState('');
-  const list = usePaged((cursor) => identity().audit({ cursor, action: applied }), [applied]);
+  const [source, setSource] = useState<'identity' | 'marketplace' | 'testbed'>('identity');
+  const list = usePaged(
+    (cursor) =>
+      source === 'marketplace'
+        ? marketplace().audit(cursor)
+        : source === 'testbed'
+          ? testbed().audit(cursor)
+          : identity().audit({ cursor, action: applied || undefined }),
+    [applied, source],
+  );
   return (
     <section className="page">
       <PageHeader title={t('staff.audit_title')} />
@@ -429,13 +514,20 @@ function Audit() {
           setApplied(action.trim());
         }}
       >
-        <TextField label={t('staff.action_filter')} value={action} onChange={(e) => setAction(e.target.value)} />
+        <SelectField label={t('staff.audit_source')} value={source} onChange={(e) => setSource(e.target.value as typeof source)}>
+          {(['identity', 'marketplace', 'testbed'] as const).map((x) => (
+            <option key={x} value={x}>
+              {t(`staff.source_${x}`)}
+            </option>
+          ))}
+        </SelectField>
+        {source === 'identity' && <TextField label={t('staff.action_filter')} value={action} onChange={(e) => setAction(e.target.value)} />}
         <button type="submit" className="button">
           {t('common.apply')}
         </button>
       </form>
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_audit')}>
-        <div className="table-scroll">
+      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_audit')} onRetry={list.reload}>
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>

@@ -1,13 +1,15 @@
 import { useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
-import { Link } from 'react-router-dom';
+import { Link, useNavigate } from 'react-router-dom';
 import { billing, marketplace, testbed } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import type { AccessRequest, Pool } from '../api/types';
 import { useSession } from '../auth/session';
-import { AsyncBlock, LoadMore, Notice, PageHeader, ProblemAlert, StateBadge, TextAreaField, TextField, SelectField } from '../components/ui';
+import { AsyncBlock, LoadMore, PageHeader, ProblemAlert, StateBadge, TextAreaField, TextField, SelectField } from '../components/ui';
 import { formatDate, formatDateTime } from '../lib/format';
-import { useAsync, useDocumentTitle, usePaged } from '../lib/hooks';
+import { formatMicro } from '../api/money';
+import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
+import { listingTitle } from './Access';
 
 export default function Vendor({ page }: { page: 'listings' | 'access' | 'pools' | 'earnings' }) {
   switch (page) {
@@ -26,14 +28,27 @@ function MyListings() {
   const { t } = useTranslation();
   useDocumentTitle(t('vendor.listings_title'));
   const s = useSession();
-  const orgId = s.activeOrg?.id ?? '';
-  const list = usePaged((cursor) => marketplace().myListings(orgId, cursor), [orgId]);
+  const nav = useNavigate();
+  const list = usePaged((cursor) => marketplace().myListings(cursor), []);
   const [error, setError] = useState<unknown>();
-  const act = async (fn: () => Promise<unknown>) => {
+  const [busy, setBusy] = useState<string | null>(null);
+  const act = async (id: string, fn: () => Promise<unknown>) => {
     setError(undefined);
+    setBusy(id);
     try {
       await fn();
       list.reload();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(null);
+    }
+  };
+  const newVersion = async (id: string) => {
+    setError(undefined);
+    try {
+      await marketplace().newVersion(id);
+      nav(`/vendor/listings/${encodeURIComponent(id)}/edit`);
     } catch (e) {
       setError(e);
     }
@@ -47,8 +62,8 @@ function MyListings() {
       </PageHeader>
       <ProblemAlert error={error} />
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('vendor.no_listings')} onRetry={list.reload}>
-        <div className="table-scroll">
-          <table>
+        <div className="table-scroll" tabIndex={0}>
+          <table className="my-listings">
             <thead>
               <tr>
                 <th scope="col">{t('vendor.listing')}</th>
@@ -61,32 +76,44 @@ function MyListings() {
             </thead>
             <tbody>
               {list.items.map((l) => {
-                const cur = l.current_version ?? l.versions?.[l.versions.length - 1];
-                const state = cur?.state ?? l.state;
+                const cur = l.pending_version ?? l.published_version;
+                const state = l.status === 'suspended' || l.status === 'retired' ? l.status : (cur?.state ?? l.status);
                 const editable = state === 'draft' || state === 'changes_requested';
                 return (
-                  <tr key={l.id}>
+                  <tr key={l.id} data-listing={l.slug}>
                     <td>
-                      <Link to={`/listings/${encodeURIComponent(l.id)}`}>{l.title}</Link>
+                      <Link to={`/listings/${encodeURIComponent(l.id)}`}>{cur?.title ?? l.slug}</Link>
                       {cur && <span className="muted"> v{cur.version}</span>}
                     </td>
                     <td>{t(`kind.${l.kind}`)}</td>
                     <td>
                       <StateBadge state={state} />
                     </td>
-                    <td>{cur?.review_comment ?? l.suspended_reason ?? '—'}</td>
-                    <td>{formatDate(l.updated_at ?? cur?.created_at)}</td>
+                    <td className="comment">{cur?.comment || l.status_reason || '—'}</td>
+                    <td>{formatDate(l.updated_at)}</td>
                     <td className="actions">
-                      <Link className="button" to={`/vendor/listings/${encodeURIComponent(l.id)}/edit`}>
-                        {editable ? t('common.edit') : t('vendor.new_version')}
-                      </Link>
                       {editable && (
-                        <button type="button" className="button button--primary" onClick={() => void act(() => marketplace().submit(l.id))}>
+                        <Link className="button" to={`/vendor/listings/${encodeURIComponent(l.id)}/edit`}>
+                          {t('common.edit')}
+                        </Link>
+                      )}
+                      {editable && (
+                        <button
+                          type="button"
+                          className="button button--primary"
+                          disabled={busy === l.id}
+                          onClick={() => void act(l.id, () => marketplace().submit(l.id))}
+                        >
                           {t('vendor.submit')}
                         </button>
                       )}
-                      {l.state === 'published' && s.isOrgAdmin && (
-                        <button type="button" className="button button--danger" onClick={() => void act(() => marketplace().retire(l.id))}>
+                      {!l.pending_version && l.status === 'published' && (
+                        <button type="button" className="button" onClick={() => void newVersion(l.id)}>
+                          {t('vendor.new_version')}
+                        </button>
+                      )}
+                      {l.status === 'published' && s.isOrgAdmin && (
+                        <button type="button" className="button button--danger" onClick={() => void act(l.id, () => marketplace().retire(l.id))}>
                           {t('vendor.retire')}
                         </button>
                       )}
@@ -106,22 +133,26 @@ function MyListings() {
 function AccessInbox() {
   const { t } = useTranslation();
   useDocumentTitle(t('vendor.access_title'));
+  const s = useSession();
   const [state, setState] = useState('pending');
-  const list = usePaged((cursor) => marketplace().accessRequests({ state, cursor }), [state]);
+  const list = usePaged((cursor) => marketplace().accessRequests(cursor), []);
+  // The route answers requests made and received; the inbox shows the received ones.
+  const items = list.items.filter((r) => r.vendor_org_id === s.activeOrg?.id && (!state || r.state === state));
+  const titles = useListingTitles(items.map((r) => r.listing_id), listingTitle);
   return (
     <section className="page">
       <PageHeader title={t('vendor.access_title')} />
       <SelectField label={t('vendor.show')} value={state} onChange={(e) => setState(e.target.value)}>
-        {['pending', 'approved', 'denied', ''].map((s) => (
-          <option key={s} value={s}>
-            {s ? t(`state.${s}`) : t('common.all')}
+        {['pending', 'approved', 'denied', ''].map((x) => (
+          <option key={x} value={x}>
+            {x ? t(`state.${x}`) : t('common.all')}
           </option>
         ))}
       </SelectField>
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('vendor.no_requests')}>
+      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && items.length === 0} emptyText={t('vendor.no_requests')} onRetry={list.reload}>
         <ul className="plain-list stack">
-          {list.items.map((r) => (
-            <AccessRequestRow key={r.id} req={r} onDone={list.reload} />
+          {items.map((r) => (
+            <AccessRequestRow key={r.id} req={r} title={titles[r.listing_id]} onDone={list.reload} />
           ))}
         </ul>
       </AsyncBlock>
@@ -130,7 +161,7 @@ function AccessInbox() {
   );
 }
 
-function AccessRequestRow({ req, onDone }: { req: AccessRequest; onDone: () => void }) {
+function AccessRequestRow({ req, title, onDone }: { req: AccessRequest; title?: string; onDone: () => void }) {
   const { t } = useTranslation();
   const [comment, setComment] = useState('');
   const [error, setError] = useState<unknown>();
@@ -146,7 +177,7 @@ function AccessRequestRow({ req, onDone }: { req: AccessRequest; onDone: () => v
   return (
     <li className="card">
       <p>
-        <strong>{req.requester.name}</strong> → <Link to={`/listings/${encodeURIComponent(req.listing_id)}`}>{req.listing_title ?? req.listing_id}</Link>{' '}
+        <span className="mono">{req.organization_id}</span> → <Link to={`/listings/${encodeURIComponent(req.listing_id)}`}>{title ?? req.listing_id}</Link>{' '}
         <StateBadge state={req.state} /> <span className="muted">{formatDateTime(req.created_at)}</span>
       </p>
       <blockquote>{req.purpose}</blockquote>
@@ -175,7 +206,7 @@ function Pools() {
   useDocumentTitle(t('vendor.pools_title'));
   const s = useSession();
   const pools = useAsync(() => testbed().pools(), []);
-  const mine = (pools.data?.items ?? []).filter((p) => !p.owner_organization_id || p.owner_organization_id === s.activeOrg?.id);
+  const mine = (pools.data?.items ?? []).filter((p) => s.isStaff || p.vendor_org_id === s.activeOrg?.id);
   const [form, setForm] = useState({ name: '', backend: 'local', region: '' });
   const [error, setError] = useState<unknown>();
   const fields = isApiError(error) ? error.fieldErrors() : {};
@@ -204,7 +235,7 @@ function Pools() {
           <ProblemAlert error={error} />
           <TextField label={t('vendor.pool_name')} value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} error={fields.name} required />
           <SelectField label={t('vendor.backend')} value={form.backend} onChange={(e) => setForm({ ...form, backend: e.target.value })} error={fields.backend}>
-            {['local', 'slurm', 'kubernetes'].map((b) => (
+            {['local', 'simulator'].map((b) => (
               <option key={b} value={b}>
                 {b}
               </option>
@@ -223,36 +254,41 @@ function Pools() {
 function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
   const { t } = useTranslation();
   const s = useSession();
-  const [node, setNode] = useState({ hostname: '', gpu_model: '', gpu_count: '1' });
+  const detail = useAsync(() => testbed().pool(pool.id), [pool.id]);
+  const [node, setNode] = useState({ name: '', gpu_model: pool.gpus[0]?.gpu_model ?? 'h100-80gb', gpu_count: '1' });
   const [error, setError] = useState<unknown>();
-  const [nodeToken, setNodeToken] = useState<string | null>(null);
   const fields = isApiError(error) ? error.fieldErrors() : {};
   const add = async (e: FormEvent) => {
     e.preventDefault();
     setError(undefined);
     try {
-      const res = await testbed().addNode(pool.id, { ...node, gpu_count: Number(node.gpu_count) });
-      setNodeToken(res.node_token ?? null);
-      setNode({ hostname: '', gpu_model: '', gpu_count: '1' });
+      const n = Math.max(1, Number(node.gpu_count) || 1);
+      await testbed().addNode(pool.id, {
+        name: node.name,
+        devices: Array.from({ length: n }, (_, i) => ({ index: i, gpu_model: node.gpu_model })),
+      });
+      setNode({ ...node, name: '', gpu_count: '1' });
+      detail.reload();
       onChange();
     } catch (err) {
       setError(err);
     }
   };
+  const nodes = detail.data?.node_list ?? [];
   return (
     <article className="card pool">
       <h2>
         {pool.name} <span className="muted">· {pool.backend} · {pool.region}</span>
       </h2>
       <p>
-        {pool.gpu_models.map((g) => (
+        {pool.gpus.map((g) => (
           <span key={g.gpu_model} className="tag">
-            {t('vendor.gpu_free_of', { gpu: g.gpu_model, free: g.free, total: g.total })}
+            {t('vendor.gpu_free_of', { gpu: g.gpu_model, free: g.free_now, total: g.total })}
           </span>
         ))}
       </p>
-      {(pool.nodes ?? []).length > 0 && (
-        <div className="table-scroll">
+      <AsyncBlock loading={detail.loading} error={detail.error} empty={!detail.loading && nodes.length === 0} emptyText={t('vendor.no_nodes')}>
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <caption className="visually-hidden">{t('vendor.nodes_of', { pool: pool.name })}</caption>
             <thead>
@@ -264,23 +300,22 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
               </tr>
             </thead>
             <tbody>
-              {pool.nodes!.map((n) => (
+              {nodes.map((n) => (
                 <tr key={n.id}>
-                  <td className="mono">{n.hostname}</td>
+                  <td className="mono">{n.name}</td>
                   <td>
-                    <StateBadge state={n.state} />
+                    <StateBadge state={n.health} />
                   </td>
-                  <td>{formatDateTime(n.last_seen_at)}</td>
+                  <td>{formatDateTime(n.last_heartbeat_at)}</td>
                   <td>
                     <ul className="devices">
                       {n.devices.map((d) => (
-                        <li key={d.index} className={`device device--${d.health}`}>
+                        <li key={d.id} className={`device device--${n.health}`}>
                           <span>
                             #{d.index} {d.gpu_model}
-                          </span>{' '}
-                          <span>{t(`health.${d.health}`, { defaultValue: d.health })}</span>
-                          {d.temperature_c != null && <span> · {d.temperature_c} °C</span>}
-                          {d.utilization_percent != null && <span> · {d.utilization_percent} %</span>}
+                          </span>
+                          {d.memory_mib ? <span> · {Math.round(d.memory_mib / 1024)} GiB</span> : null}
+                          {d.declared && <span> · {t('vendor.declared')}</span>}
                         </li>
                       ))}
                     </ul>
@@ -290,19 +325,14 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
             </tbody>
           </table>
         </div>
-      )}
+      </AsyncBlock>
       {s.isOrgAdmin && (
         <form className="inline-form" onSubmit={(e) => void add(e)}>
           <h3>{t('vendor.add_node')}</h3>
-          {nodeToken && (
-            <Notice tone="success">
-              {t('vendor.node_token')} <code className="mono">{nodeToken}</code>
-            </Notice>
-          )}
           <ProblemAlert error={error} />
-          <TextField label={t('vendor.hostname')} value={node.hostname} onChange={(e) => setNode({ ...node, hostname: e.target.value })} error={fields.hostname} required />
-          <TextField label={t('listing.gpu_model')} value={node.gpu_model} onChange={(e) => setNode({ ...node, gpu_model: e.target.value })} error={fields.gpu_model} required />
-          <TextField label={t('vendor.gpu_count')} type="number" min={1} value={node.gpu_count} onChange={(e) => setNode({ ...node, gpu_count: e.target.value })} error={fields.gpu_count} />
+          <TextField label={t('vendor.hostname')} value={node.name} onChange={(e) => setNode({ ...node, name: e.target.value })} error={fields.name} required />
+          <TextField label={t('listing.gpu_model')} value={node.gpu_model} onChange={(e) => setNode({ ...node, gpu_model: e.target.value })} error={fields['devices[0].gpu_model']} required />
+          <TextField label={t('vendor.gpu_count')} type="number" min={1} value={node.gpu_count} onChange={(e) => setNode({ ...node, gpu_count: e.target.value })} error={fields.devices} />
           <button type="submit" className="button">
             {t('vendor.add_node')}
           </button>
@@ -315,41 +345,34 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
 function Earnings() {
   const { t } = useTranslation();
   useDocumentTitle(t('vendor.earnings_title'));
-  const list = usePaged((cursor) => billing().payouts(cursor), []);
+  const list = usePaged(() => billing().payouts(), []);
   return (
     <section className="page">
       <PageHeader title={t('vendor.earnings_title')} />
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('vendor.no_earnings')}>
-        <div className="table-scroll">
+      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('vendor.no_earnings')} onRetry={list.reload}>
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <thead>
               <tr>
-                <th scope="col">{t('vendor.period')}</th>
-                <th scope="col">{t('vendor.source')}</th>
-                <th scope="col" className="num">{t('vendor.gross')}</th>
-                <th scope="col" className="num">{t('vendor.fee')}</th>
-                <th scope="col" className="num">{t('vendor.net')}</th>
-                <th scope="col">{t('vendor.state')}</th>
+                <th scope="col">{t('vendor.vendor')}</th>
+                <th scope="col" className="num">{t('vendor.earned')}</th>
+                <th scope="col" className="num">{t('vendor.paid_out')}</th>
+                <th scope="col" className="num">{t('vendor.payable')}</th>
               </tr>
             </thead>
             <tbody>
               {list.items.map((p) => (
-                <tr key={p.id}>
-                  <td>{p.period}</td>
-                  <td>{p.listing_title ?? t(`vendor.source_${p.source}`, { defaultValue: p.source })}</td>
-                  <td className="num money">{p.gross_display}</td>
-                  <td className="num money">{p.fee_display}</td>
-                  <td className="num money">{p.net_display}</td>
-                  <td>
-                    <StateBadge state={p.state} />
-                  </td>
+                <tr key={p.vendor_org_id}>
+                  <td>{p.name}</td>
+                  <td className="num money">{formatMicro(p.earned_micro)}</td>
+                  <td className="num money">{formatMicro(p.paid_out_micro)}</td>
+                  <td className="num money">{p.payable_display}</td>
                 </tr>
               ))}
             </tbody>
           </table>
         </div>
       </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
     </section>
   );
 }

@@ -4,7 +4,7 @@ import { Link, useSearchParams } from 'react-router-dom';
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { billing } from '../api/endpoints';
 import { isApiError } from '../api/problem';
-import { formatMicro, sumMicro } from '../api/money';
+import { formatMicro, parseCredits, sumMicro } from '../api/money';
 import type { UsageRow } from '../api/types';
 import { useSession } from '../auth/session';
 import { AsyncBlock, LoadMore, Notice, PageHeader, ProblemAlert, StateBadge, TextField } from '../components/ui';
@@ -20,7 +20,7 @@ export function gpuHoursByDay(rows: UsageRow[]) {
   const byDay = new Map<string, Record<string, number | string>>();
   for (const r of rows) {
     const row = byDay.get(r.day) ?? { day: r.day };
-    row[r.gpu_model] = Math.round((((row[r.gpu_model] as number) ?? 0) + r.gpu_seconds / 3600) * 100) / 100;
+    row[r.gpu_model] = Math.round((((row[r.gpu_model] as number) ?? 0) + r.millis / 3_600_000) * 1000) / 1000;
     byDay.set(r.day, row);
   }
   return { models, data: [...byDay.values()].sort((a, b) => String(a.day).localeCompare(String(b.day))) };
@@ -32,7 +32,7 @@ export function chargeByModel(rows: UsageRow[]): { gpu_model: string; micro: big
   for (const r of rows) {
     const cur = m.get(r.gpu_model) ?? { micro: 0n, seconds: 0 };
     cur.micro += sumMicro([r.charge_micro]);
-    cur.seconds += r.gpu_seconds;
+    cur.seconds += r.millis / 1000;
     m.set(r.gpu_model, cur);
   }
   return [...m.entries()].map(([gpu_model, v]) => ({ gpu_model, ...v })).sort((a, b) => a.gpu_model.localeCompare(b.gpu_model));
@@ -45,18 +45,22 @@ export default function Wallet({ page }: { page: 'wallet' | 'return' }) {
 function Balances() {
   const { t } = useTranslation();
   const w = useAsync(() => billing().wallet(), []);
+  // Balances change as sandboxes run and payments land: refresh while the page is visible.
+  useInterval(() => {
+    if (document.visibilityState === 'visible') billing().wallet().then(w.setData, () => undefined);
+  }, 10_000);
   return (
-    <AsyncBlock loading={w.loading} error={w.error} onRetry={w.reload}>
+    <AsyncBlock loading={w.loading && !w.data} error={w.error} onRetry={w.reload}>
       {w.data && (
         <>
           <dl className="stats">
             <div className="stat--main">
               <dt>{t('wallet.available')}</dt>
-              <dd className="money">{w.data.available_display}</dd>
+              <dd className="money" data-testid="available">{w.data.available_display}</dd>
             </div>
             <div>
               <dt>{t('wallet.purchased')}</dt>
-              <dd className="money">{w.data.purchased_display}</dd>
+              <dd className="money" data-testid="purchased">{w.data.purchased_display}</dd>
             </div>
             <div>
               <dt>{t('wallet.granted')}</dt>
@@ -68,12 +72,13 @@ function Balances() {
             </div>
           </dl>
           {w.data.grants?.length > 0 && (
-            <div className="table-scroll">
+            <div className="table-scroll" tabIndex={0}>
               <table>
                 <caption>{t('wallet.grants')}</caption>
                 <thead>
                   <tr>
                     <th scope="col">{t('staff.note')}</th>
+                    <th scope="col" className="num">{t('staff.amount')}</th>
                     <th scope="col" className="num">{t('staff.remaining')}</th>
                     <th scope="col">{t('staff.cofund_percent')}</th>
                     <th scope="col">{t('staff.expires_at')}</th>
@@ -83,8 +88,9 @@ function Balances() {
                   {w.data.grants.map((g) => (
                     <tr key={g.grant_id}>
                       <td>{g.note || g.grant_id}</td>
-                      <td className="num money">{g.remaining_display}</td>
-                      <td>{g.cofund_percent != null ? `${g.cofund_percent} %` : '—'}</td>
+                      <td className="num money">{formatMicro(g.amount_micro, i18n.language)}</td>
+                      <td className="num money">{g.balance_display}</td>
+                      <td>{g.cofund_percent ? `${g.cofund_percent} %` : '—'}</td>
                       <td>{formatDate(g.expires_at)}</td>
                     </tr>
                   ))}
@@ -107,6 +113,7 @@ function WalletPage() {
       <PageHeader title={t('wallet.title')} />
       <Balances />
       {s.isOrgAdmin && <BuyCredits />}
+      {s.isOrgAdmin && <Budget />}
       <Usage />
       {s.isOrgAdmin && <Statement />}
       <Transactions />
@@ -144,11 +151,66 @@ function BuyCredits() {
   );
 }
 
+function Budget() {
+  const { t } = useTranslation();
+  const w = useAsync(() => billing().wallet(), []);
+  const [value, setValue] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>();
+  const [local, setLocal] = useState<string | undefined>();
+  const [saved, setSaved] = useState(false);
+  const fields = isApiError(error) ? error.fieldErrors() : {};
+  const current = w.data?.monthly_budget_micro ?? 0;
+  const shown = value ?? (current ? formatMicro(current, 'en').replace(/,/g, '') : '');
+  const save = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    setSaved(false);
+    const micro = shown.trim() === '' ? 0n : parseCredits(shown);
+    if (micro === null || micro < 0n) {
+      setLocal(t('editor.bad_amount'));
+      return;
+    }
+    setLocal(undefined);
+    try {
+      w.setData(await billing().setBudget(Number(micro)));
+      setValue(null);
+      setSaved(true);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form className="inline-form" onSubmit={(e) => void save(e)} noValidate>
+      <h2>{t('wallet.budget')}</h2>
+      {w.data && (
+        <p className="muted">
+          {current
+            ? t('wallet.budget_used', { spent: formatMicro(w.data.month_spent_micro ?? 0, i18n.language), budget: formatMicro(current, i18n.language) })
+            : t('wallet.budget_none', { spent: formatMicro(w.data.month_spent_micro ?? 0, i18n.language) })}
+        </p>
+      )}
+      {saved && <Notice tone="success">{t('editor.saved')}</Notice>}
+      <ProblemAlert error={error ?? w.error} />
+      <TextField
+        label={t('wallet.budget_label')}
+        inputMode="decimal"
+        value={shown}
+        onChange={(e) => setValue(e.target.value)}
+        error={local ?? fields.monthly_budget_micro}
+        hint={t('wallet.budget_hint')}
+      />
+      <button type="submit" className="button">
+        {t('common.save')}
+      </button>
+    </form>
+  );
+}
+
 function Usage() {
   const { t } = useTranslation();
   const to = new Date();
   const from = new Date(to.getTime() - 30 * 24 * 3600_000);
-  const usage = useAsync(() => billing().usage({ from: from.toISOString(), to: to.toISOString() }), []);
+  const usage = useAsync(() => billing().usage({ from: from.toISOString().slice(0, 10), to: to.toISOString().slice(0, 10) }), []);
   const rows = usage.data?.items ?? [];
   const { data, models } = gpuHoursByDay(rows);
   const perModel = chargeByModel(rows);
@@ -173,7 +235,7 @@ function Usage() {
             </ResponsiveContainer>
           </div>
         </figure>
-        <div className="table-scroll">
+        <div className="table-scroll" tabIndex={0}>
           <table>
             <caption>{t('wallet.by_model')}</caption>
             <thead>
@@ -237,29 +299,34 @@ function Statement() {
 function Transactions() {
   const { t } = useTranslation();
   const list = usePaged((cursor) => billing().transactions(cursor), []);
+  useInterval(() => {
+    if (document.visibilityState === 'visible') list.refresh();
+  }, 15_000);
   return (
     <section aria-labelledby="tx-h">
       <h2 id="tx-h">{t('wallet.transactions')}</h2>
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('wallet.no_transactions')}>
-        <div className="table-scroll">
-          <table>
+      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('wallet.no_transactions')} onRetry={list.reload}>
+        <div className="table-scroll" tabIndex={0}>
+          <table className="transactions">
             <thead>
               <tr>
                 <th scope="col">{t('staff.when')}</th>
                 <th scope="col">{t('wallet.kind')}</th>
-                <th scope="col">{t('wallet.description')}</th>
+                <th scope="col">{t('wallet.account')}</th>
+                <th scope="col">{t('wallet.reference')}</th>
                 <th scope="col" className="num">{t('wallet.amount')}</th>
                 <th scope="col">{t('vendor.state')}</th>
               </tr>
             </thead>
             <tbody>
-              {list.items.map((x) => (
-                <tr key={x.id}>
-                  <td>{formatDateTime(x.created_at)}</td>
+              {list.items.map((x, i) => (
+                <tr key={`${x.transfer_id}-${x.account}-${i}`} data-kind={x.kind}>
+                  <td>{formatDateTime(x.at)}</td>
                   <td>{t(`tx_kind.${x.kind}`, { defaultValue: x.kind })}</td>
-                  <td>{x.description ?? ''}</td>
+                  <td className="mono small">{x.account}</td>
+                  <td className="mono small">{x.ref ?? ''}</td>
                   <td className="num money">{x.amount_display}</td>
-                  <td>{x.state ? <StateBadge state={x.state} /> : null}</td>
+                  <td>{x.phase ? <StateBadge state={x.phase} /> : null}</td>
                 </tr>
               ))}
             </tbody>
@@ -290,7 +357,7 @@ function CheckoutReturn() {
       {cancelled ? <Notice tone="warning">{t('wallet.cancelled')}</Notice> : <Notice>{t('wallet.return_body')}</Notice>}
       {w.data && (
         <p>
-          {t('wallet.available')}: <strong className="money">{w.data.available_display}</strong>{' '}
+          {t('wallet.available')}: <strong className="money" data-testid="available">{w.data.available_display}</strong>{' '}
           <span className="muted">({t('wallet.updated', { at: formatDateTime(new Date().toISOString()) })})</span>
         </p>
       )}

@@ -1,0 +1,133 @@
+// Unit tests of the pages' pure parts against the services' real shapes: the editor's form ↔ API conversion, the
+// review diff rendering, and the problem alert's field list.
+
+import { render, screen } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import { ApiError } from '../api/problem';
+import type { Listing } from '../api/types';
+import { ProblemAlert } from '../components/ui';
+import { setupI18n } from '../i18n';
+import { fromListing, slugify, toInput } from './Editor';
+import { diffValue } from './Staff';
+import { chargeByModel, gpuHoursByDay } from './Wallet';
+
+setupI18n('en');
+
+const listing: Listing = {
+  id: 'lst_1',
+  slug: 'prairie-crops',
+  kind: 'dataset',
+  status: 'draft',
+  vendor: { id: 'org_v', name: 'Northern GPU Co.' },
+  created_at: '2026-11-22T00:00:00Z',
+  updated_at: '2026-11-22T00:00:00Z',
+  pending_version: {
+    id: 'ver_1',
+    version: 1,
+    state: 'changes_requested',
+    comment: 'Add the licence.',
+    title: 'Prairie crops',
+    summary: 'Yields',
+    card_markdown: '# Crops',
+    card_html: '<h1>Crops</h1>',
+    tags: ['agriculture'],
+    license: { spdx: 'CC-BY-4.0' },
+    residency: 'CA',
+    canadian_owned_ip: false,
+    visibility: 'public',
+    visible_to: [],
+    gated: false,
+    dataset: { format: 'csv' },
+    plans: [
+      { id: 'pln_1', name: 'Free', kind: 'free', price_micro: 0, price_display: '0.00' },
+      { id: 'pln_2', name: 'Pro', kind: 'one_time', price_micro: 2_500_000, price_display: '2.50' },
+    ],
+    artifacts: [],
+    created_at: '2026-11-22T00:00:00Z',
+  },
+};
+
+describe('editor conversion', () => {
+  it('round-trips a listing version through the form without losing plans, licence or kind details', () => {
+    const { input, errors } = toInput(fromListing(listing));
+    expect(errors).toEqual({});
+    expect(input).toMatchObject({
+      kind: 'dataset',
+      slug: 'prairie-crops',
+      title: 'Prairie crops',
+      license: { spdx: 'CC-BY-4.0' },
+      dataset: { format: 'csv' },
+      tags: ['agriculture'],
+      plans: [
+        { id: 'pln_1', name: 'Free', kind: 'free', price_micro: 0 },
+        { id: 'pln_2', name: 'Pro', kind: 'one_time', price_micro: 2_500_000 },
+      ],
+    });
+    expect(input.model).toBeUndefined();
+    expect(input.compute).toBeUndefined();
+  });
+
+  it('keys bad prices like the server (plans[i].price_micro) and needs a link for a custom licence', () => {
+    const d = fromListing(listing);
+    d.plans[1].price = '2.5.0';
+    d.license = 'custom';
+    d.license_url = 'https://example.ca/terms';
+    const { input, errors } = toInput(d);
+    expect(Object.keys(errors)).toEqual(['plans[1].price_micro']);
+    expect(input.license).toEqual({ spdx: 'custom', url: 'https://example.ca/terms' });
+  });
+
+  it('proposes a slug from a title', () => {
+    expect(slugify('Données météo — Québec 2025!')).toBe('donnees-meteo-quebec-2025');
+  });
+});
+
+describe('review diff values', () => {
+  it('renders strings, tag lists, plans, objects and booleans readably', () => {
+    expect(diffValue(null)).toBe('');
+    expect(diffValue('CA')).toBe('CA');
+    expect(diffValue(['a', 'b'])).toBe('a, b');
+    expect(diffValue([{ name: 'Pro', kind: 'one_time', price_micro: 2_500_000 }])).toBe('Pro (one_time, 2.50)');
+    expect(diffValue({ spdx: 'MIT', url: '' })).toBe('spdx: MIT');
+    expect(diffValue({ format: 'csv', rows: 0, personal_data: false })).toBe('format: csv');
+    expect(diffValue(true)).toBe('Yes');
+  });
+});
+
+describe('usage charts', () => {
+  const rows = [
+    { day: '2026-11-21', gpu_model: 'h100-80gb', millis: 1_800_000, charge_micro: 1_250_000, charge_display: '1.25' },
+    { day: '2026-11-21', gpu_model: 'h100-80gb', millis: 1_800_000, charge_micro: 1_250_000, charge_display: '1.25' },
+    { day: '2026-11-22', gpu_model: 'l4-24gb', millis: 3_600_000, charge_micro: 500_000, charge_display: '0.50' },
+  ];
+  it('pivots GPU-hours by day and sums charges by model in micro-credits', () => {
+    expect(gpuHoursByDay(rows).data).toEqual([
+      { day: '2026-11-21', 'h100-80gb': 1 },
+      { day: '2026-11-22', 'l4-24gb': 1 },
+    ]);
+    expect(chargeByModel(rows)).toEqual([
+      { gpu_model: 'h100-80gb', micro: 2_500_000n, seconds: 3600 },
+      { gpu_model: 'l4-24gb', micro: 500_000n, seconds: 3600 },
+    ]);
+  });
+});
+
+describe('problem alert', () => {
+  const err = new ApiError({
+    type: 'about:blank',
+    title: 'The request has invalid fields.',
+    status: 422,
+    code: 'validation_failed',
+    fields: [
+      { field: 'title', code: 'required', message: 'is required' },
+      { field: 'visibility', code: 'oneof', message: 'must be one of: public, restricted' },
+    ],
+  });
+  it('lists only the field messages no form field shows', () => {
+    render(<ProblemAlert error={err} listFields={(f) => f !== 'title'} />);
+    const alert = screen.getByRole('alert');
+    expect(alert).toHaveTextContent('The request has invalid fields.');
+    expect(alert).toHaveTextContent('visibility: must be one of: public, restricted');
+    expect(alert).not.toHaveTextContent('is required');
+  });
+});
