@@ -621,7 +621,7 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) 
 	if minutes < 1 || minutes > 24*60 {
 		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "invalid", Message: "1 to 1440 minutes"}}.Err()
 	}
-	sb, err := s.Get(ctx, c, id)
+	sb, err := s.getOwn(ctx, c, id)
 	if err != nil {
 		return Sandbox{}, err
 	}
@@ -682,6 +682,19 @@ func (s *Service) Get(ctx context.Context, c Caller, id string) (Sandbox, error)
 		return Sandbox{}, mapNotFound(err, ErrSandboxNotFound)
 	}
 	if sb.OrgID != c.OrgID && !c.Staff {
+		return Sandbox{}, ErrSandboxNotFound
+	}
+	return sb, nil
+}
+
+// getOwn returns a sandbox of the caller's own organisation: getting into it (shell, output, ports, sandbox
+// tokens) or booking more of its time is the organisation's alone, staff included; others answer not found.
+func (s *Service) getOwn(ctx context.Context, c Caller, id string) (Sandbox, error) {
+	sb, err := s.Get(ctx, c, id)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	if sb.OrgID != c.OrgID {
 		return Sandbox{}, ErrSandboxNotFound
 	}
 	return sb, nil

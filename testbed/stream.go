@@ -37,7 +37,7 @@ func hashToken(t string) string {
 
 // IssueToken returns a new sandbox token for a live sandbox of the caller's organisation.
 func (s *Service) IssueToken(ctx context.Context, c Caller, id string) (string, time.Time, error) {
-	sb, err := s.Get(ctx, c, id)
+	sb, err := s.getOwn(ctx, c, id)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -70,22 +70,27 @@ func (s *Service) sandboxByToken(ctx context.Context, id, tok string) (Sandbox, 
 }
 
 // streamSandbox authorises a stream request: a sandbox token (?token=) or the organisation's credentials
-// (Authorization header, or ?access_token= which the auth middleware accepts on stream paths).
-func (h handler) streamSandbox(c *fiber.Ctx) (Sandbox, error) {
+// (Authorization header, or ?access_token= which the auth middleware accepts on stream paths). scope is what
+// the organisation's credentials need: "read" for output, "write" for a shell or a port.
+func (h handler) streamSandbox(c *fiber.Ctx, scope string) (Sandbox, error) {
 	id := c.Params("id")
 	if tok := c.Query("token"); tok != "" {
 		return h.svc.sandboxByToken(c.UserContext(), id, tok)
 	}
-	if !web.PrincipalOf(c).Authenticated() {
+	p := web.PrincipalOf(c)
+	if !p.Authenticated() {
 		return Sandbox{}, problem.ErrUnauthorized
 	}
-	return h.svc.Get(c.UserContext(), callerOf(c), id)
+	if !p.HasScope(scope) {
+		return Sandbox{}, problem.ErrForbidden.WithDetail("the token lacks the %q scope", scope)
+	}
+	return h.svc.getOwn(c.UserContext(), callerOf(c), id)
 }
 
 // logs streams the sandbox's output as Server-Sent Events: one "log" event per line, then "end" when the
 // sandbox ends (follow, the default) or the output so far is sent (?follow=false).
 func (h handler) logs(c *fiber.Ctx) error {
-	sb, err := h.streamSandbox(c)
+	sb, err := h.streamSandbox(c, "read")
 	if err != nil {
 		return err
 	}
@@ -162,7 +167,7 @@ func (h handler) logs(c *fiber.Ctx) error {
 // terminalUpgrade authorises the terminal and refuses non-WebSocket requests and ended sandboxes before
 // the upgrade, so errors are ordinary problems.
 func (h handler) terminalUpgrade(c *fiber.Ctx) error {
-	sb, err := h.streamSandbox(c)
+	sb, err := h.streamSandbox(c, "write")
 	if err != nil {
 		return err
 	}
@@ -238,11 +243,14 @@ func (h handler) terminal() fiber.Handler {
 	})
 }
 
+// proxyCSP confines a proxied page to an opaque origin (no allow-same-origin).
+const proxyCSP = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
+
 // proxy forwards an HTTP request to a port the sandbox's template exposes, through the backend's
 // DialPort (works without network in the sandbox). The /api/v1/testbed/sandboxes/<id>/proxy/<port> prefix
 // is stripped; the credentials (?token=, ?access_token=) are not forwarded.
 func (h handler) proxy(c *fiber.Ctx) error {
-	sb, err := h.streamSandbox(c)
+	sb, err := h.streamSandbox(c, "write")
 	if err != nil {
 		return err
 	}
@@ -266,6 +274,14 @@ func (h handler) proxy(c *fiber.Ctx) error {
 			r.Out.URL.RawQuery = q.Encode()
 			r.Out.Header.Del("Authorization")
 			r.Out.Host = "localhost:" + strconv.Itoa(port)
+		},
+		// What the sandbox serves is its user's code, answered on the platform's origin, where the web UI
+		// keeps its tokens: a sandboxed, opaque origin lets its scripts run without reaching them, and the
+		// sandbox cannot set cookies on the platform.
+		ModifyResponse: func(r *http.Response) error {
+			r.Header.Set("Content-Security-Policy", proxyCSP)
+			r.Header.Del("Set-Cookie")
+			return nil
 		},
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
