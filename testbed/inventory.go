@@ -476,7 +476,7 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 			l := Listing{ID: ev.ListingID, VendorOrgID: ev.VendorOrgID, Title: ev.Title, PoolID: ev.Compute.PoolID,
 				GPUModel: ev.Compute.GPUModel, Region: ev.Compute.Region, MinMinutes: ev.Compute.MinDurationMinutes,
 				MaxMinutes: ev.Compute.MaxDurationMinutes, PricePerGPUHour: ev.Compute.PricePerGPUHour,
-				PlanID: ev.Compute.PlanID, Version: ev.Version, UpdatedMS: ms(ev.At)}
+				PlanID: ev.Compute.PlanID, Version: ev.Version, UpdatedMS: ms(ev.At), VisibleTo: strings.Join(ev.Compute.VisibleTo, ",")}
 			if l.MaxMinutes <= 0 {
 				l.MaxMinutes = 24 * 60
 			}
@@ -503,8 +503,18 @@ func markProcessed(tx *gorm.DB, id string, now time.Time) (dup bool, err error) 
 	return false, tx.Create(&ProcessedEvent{ID: id, ProcessedMS: ms(now)}).Error
 }
 
-// Listings lists the compute listings the testbed can launch.
-func (s *Service) Listings(ctx context.Context) ([]Listing, error) {
-	var ls []Listing
-	return ls, s.db.WithContext(ctx).Order("id").Find(&ls).Error
+// Listings lists the compute listings the testbed can launch for c (restricted ones only to their
+// organisations).
+func (s *Service) Listings(ctx context.Context, c Caller) ([]Listing, error) {
+	var all []Listing
+	if err := s.db.WithContext(ctx).Order("id").Find(&all).Error; err != nil {
+		return nil, err
+	}
+	ls := all[:0]
+	for _, l := range all {
+		if l.VisibleFor(c) {
+			ls = append(ls, l)
+		}
+	}
+	return ls, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/platform/web"
+	"github.com/tamarack-ai/tamarack/services/events"
 )
 
 // scoped signs a token for c limited to scopes (as an API token would be).
@@ -116,5 +117,62 @@ func TestSandboxAccessIsTheOrganisations(t *testing.T) {
 
 		// Staff may still stop it (audited, reason staff).
 		want(do("POST", "/sandboxes/"+id+"/stop", staff, ""), 202, "")
+	})
+}
+
+// TestRestrictedListingsAreTheirOrganisations: a compute listing the vendor restricted to some organisations
+// is neither listed to nor launchable or reservable by the others (404 as if it did not exist).
+func TestRestrictedListingsAreTheirOrganisations(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		if err := f.svc.ApplyListing(t.Context(), "ev-private", "published", events.ListingChangedV1{ListingID: "lst-private",
+			VersionID: "v1", Version: 1, VendorOrgID: vendorOrg, Kind: "compute", Title: "Private H100", At: t0,
+			Compute: &events.ComputeV1{PoolID: f.pool.ID, GPUModel: "h100-80gb", Region: "ca-montreal", MinDurationMinutes: 1,
+				MaxDurationMinutes: 240, PricePerGPUHour: 2_500_000, PlanID: "plan-1", VisibleTo: []string{smeOrg}}}); err != nil {
+			t.Fatal(err)
+		}
+		app, sign := newApp(t, f.svc)
+		do := func(method, path, token, body string) (int, string) {
+			t.Helper()
+			req := httptest.NewRequest(method, "/api/v1/testbed"+path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			res, err := app.Test(req, 10_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			raw, _ := io.ReadAll(res.Body)
+			f.svc.Wait()
+			return res.StatusCode, string(raw)
+		}
+		me, them, v := sign.token(t, sme()), sign.token(t, other()), sign.token(t, vendor())
+		launch := `{"listing_id":"lst-private","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":10}`
+		reserve := `{"listing_id":"lst-private","gpu_count":1,"starts_at":"` + t0.Add(2*time.Hour).Format(time.RFC3339) +
+			`","ends_at":"` + t0.Add(3*time.Hour).Format(time.RFC3339) + `"}`
+
+		for _, c := range []struct {
+			who, token string
+			listed     bool
+		}{{"anonymous", "", false}, {"other organisation", them, false}, {"named organisation", me, true}, {"vendor", v, true}} {
+			_, body := do("GET", "/listings", c.token, "")
+			if strings.Contains(body, "lst-private") != c.listed || !strings.Contains(body, "lst-h100") {
+				t.Errorf("%s: listings %s", c.who, body)
+			}
+		}
+		if st, body := do("POST", "/sandboxes", them, launch); st != 404 || !strings.Contains(body, `"code":"listing_not_found"`) {
+			t.Fatalf("other organisation launched on a restricted listing: %d %s", st, body)
+		}
+		if st, body := do("POST", "/reservations", them, reserve); st != 404 || !strings.Contains(body, `"code":"listing_not_found"`) {
+			t.Fatalf("other organisation reserved a restricted listing: %d %s", st, body)
+		}
+		if st, body := do("POST", "/sandboxes", me, launch); st != 202 {
+			t.Fatalf("named organisation: %d %s", st, body)
+		}
+		if st, body := do("POST", "/reservations", me, reserve); st != 201 {
+			t.Fatalf("named organisation's reservation: %d %s", st, body)
+		}
 	})
 }

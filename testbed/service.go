@@ -154,6 +154,9 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 	if err := s.db.WithContext(ctx).First(&l, "id = ?", in.ListingID).Error; err != nil {
 		return Sandbox{}, mapNotFound(err, ErrListingNotFound)
 	}
+	if !l.VisibleFor(c) {
+		return Sandbox{}, ErrListingNotFound
+	}
 	var f problem.Fields
 	f.Check(in.GPUModel == l.GPUModel, "gpu_model", "not_offered", "this listing offers "+l.GPUModel)
 	if in.DurationMinutes > l.MaxMinutes {
