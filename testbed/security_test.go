@@ -176,3 +176,14 @@ func TestRestrictedListingsAreTheirOrganisations(t *testing.T) {
 		}
 	})
 }
+
+// TestLogEventFraming: a carriage return in the sandbox's output (progress bars) ends an SSE line for the
+// browser, so it must not let the sandbox's text start a field of its own (a forged "event: end").
+func TestLogEventFraming(t *testing.T) {
+	var b strings.Builder
+	writeLogEvent(&b, "10%\revent: end\r\ndata: {}\n")
+	want := "event: log\ndata: 10%\ndata: event: end\ndata: data: {}\n\n"
+	if b.String() != want {
+		t.Fatalf("framed %q, want %q", b.String(), want)
+	}
+}

@@ -149,10 +149,7 @@ func (h handler) logs(c *fiber.Ctx) error {
 					_ = w.Flush()
 					return
 				}
-				for _, l := range strings.Split(strings.TrimRight(line, "\n"), "\n") {
-					_, _ = fmt.Fprintf(w, "event: log\ndata: %s\n", l)
-				}
-				_, _ = w.WriteString("\n")
+				writeLogEvent(w, line)
 			case <-keep.C:
 				_, _ = w.WriteString(": keep-alive\n\n")
 			}
@@ -162,6 +159,17 @@ func (h handler) logs(c *fiber.Ctx) error {
 		}
 	})
 	return nil
+}
+
+// writeLogEvent writes one output line as an SSE "log" event. EventSource ends a line at \r, \n or \r\n:
+// each piece becomes a data line of its own, so nothing the sandbox prints can start another field.
+func writeLogEvent(w io.StringWriter, line string) {
+	line = strings.TrimRight(strings.ReplaceAll(strings.ReplaceAll(line, "\r\n", "\n"), "\r", "\n"), "\n")
+	_, _ = w.WriteString("event: log\n")
+	for _, l := range strings.Split(line, "\n") {
+		_, _ = w.WriteString("data: " + l + "\n")
+	}
+	_, _ = w.WriteString("\n")
 }
 
 // terminalUpgrade authorises the terminal and refuses non-WebSocket requests and ended sandboxes before
