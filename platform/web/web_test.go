@@ -422,3 +422,24 @@ func TestQueryTokenOnlyOnStreamPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretPathsStayOutOfLogs: a request matching a SecretPath is logged by its pattern even when a
+// middleware (here: a bad token) refuses it before any handler runs.
+func TestSecretPathsStayOutOfLogs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	web.SecretPath("/api/secret-links/:token/open")
+	if a := f.do(t, "POST", "/api/secret-links/s3cr3t-t0ken/open", "", "forged"); a.status != 401 {
+		t.Fatalf("status %d", a.status)
+	}
+	if a := f.do(t, "GET", "/api/secret-links/s3cr3t-t0ken/other", "", ""); a.status != 404 {
+		t.Fatalf("status %d", a.status)
+	}
+	logs := f.logs.String()
+	if strings.Contains(logs, "s3cr3t-t0ken/open") || !strings.Contains(logs, "/api/secret-links/:token/open") {
+		t.Fatalf("logs:\n%s", logs)
+	}
+	if !strings.Contains(logs, "/api/secret-links/s3cr3t-t0ken/other") {
+		t.Fatalf("a path not matching the pattern lost its detail:\n%s", logs)
+	}
+}
