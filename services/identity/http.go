@@ -21,6 +21,8 @@ type handler struct{ svc *Service }
 // Routes mounts identity's routes on r (the /api/v1/identity group, behind the auth middleware).
 func (s *Service) Routes(r fiber.Router) {
 	h := handler{s}
+	// The invitation token is a secret: no log line carries it, even when auth refuses the request first.
+	web.SecretPath(Base + "/invitations/:token/accept")
 	r.Use(limitBody(MaxBody))
 	write := web.RequireScope(ScopeWrite)
 	read := web.RequireScope(ScopeRead)

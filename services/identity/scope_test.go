@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,5 +28,20 @@ func TestReadOnlyTokenChangesNothing(t *testing.T) {
 		// The session still does both.
 		want(t, e.do("POST", api+"/invitations/"+inv+"/accept", a.access, nil), 200, "")
 		want(t, e.do("DELETE", api+"/tokens/"+ci.str("id"), a.access, nil), 204, "")
+	})
+}
+
+// TestInvitationTokenNotLoggedOnEarlyRefusal: an invitee whose session expired clicks the link; the auth
+// middleware refuses before the handler runs, and the access log must still not carry the token.
+func TestInvitationTokenNotLoggedOnEarlyRefusal(t *testing.T) {
+	t.Parallel()
+	each(t, func(t *testing.T, e *tenv) {
+		a := e.signup("owner@example.com", "Org", "sme")
+		want(t, e.do("POST", api+"/organizations/"+a.orgID+"/members", a.access, map[string]any{"email": "late@example.com", "role": "member"}), 201, "")
+		inv := e.inviteToken()
+		want(t, e.do("POST", api+"/invitations/"+inv+"/accept", "expired.or.forged", nil), 401, "invalid_token")
+		if strings.Contains(e.logs.String(), inv) {
+			t.Fatalf("the invitation token appears in the logs:\n%s", e.logs.String())
+		}
 	})
 }
