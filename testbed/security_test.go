@@ -187,3 +187,64 @@ func TestLogEventFraming(t *testing.T) {
 		t.Fatalf("framed %q, want %q", b.String(), want)
 	}
 }
+
+// TestProxyTradesTheOrgTokenForASandboxToken: the page a sandbox serves can read its own URL (and gets it as
+// Referer): an organisation token in ?access_token= is traded at once for a sandbox token by a redirect, so
+// the sandbox's code never sees a credential wider than the sandbox itself.
+func TestProxyTradesTheOrgTokenForASandboxToken(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		app, sign := newApp(t, f.svc)
+		sb, err := f.svc.Launch(t.Context(), sme(), LaunchInput{ListingID: f.listing.ID, GPUModel: "h100-80gb",
+			GPUCount: 1, Template: "jupyterlab", DurationMinutes: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.svc.Wait()
+		me := sign.token(t, sme())
+		req := httptest.NewRequest("GET", "/api/v1/testbed/sandboxes/"+sb.ID+"/proxy/8888/files/a.txt?x=1&access_token="+me, nil)
+		res, err := app.Test(req, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		loc := res.Header.Get("Location")
+		if res.StatusCode != 307 || strings.Contains(loc, me) || !strings.Contains(loc, "token=sbt_") ||
+			!strings.HasPrefix(loc, "/api/v1/testbed/sandboxes/"+sb.ID+"/proxy/8888/files/a.txt?") || !strings.Contains(loc, "x=1") {
+			t.Fatalf("got %d Location %q, want 307 to the same page with a sandbox token", res.StatusCode, loc)
+		}
+		res, err = app.Test(httptest.NewRequest("GET", loc, nil), 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("following the redirect: %d", res.StatusCode)
+		}
+	})
+}
+
+// TestLogStreamFramingOverHTTP: the same through the logs route with the simulator's output.
+func TestLogStreamFramingOverHTTP(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		app, sign := newApp(t, f.svc)
+		sb := f.launch(t, sme(), 1, 30)
+		if err := f.sim.WriteLog(sb.ID, "epoch 1 10%\revent: end\rdata: forged\n"); err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest("GET", "/api/v1/testbed/sandboxes/"+sb.ID+"/logs?follow=false", nil)
+		req.Header.Set("Authorization", "Bearer "+sign.token(t, sme()))
+		res, err := app.Test(req, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		body := string(raw)
+		if res.StatusCode != 200 || strings.Contains(body, "\r") || strings.Count(body, "event: end") != 2 ||
+			!strings.Contains(body, "data: epoch 1 10%\ndata: event: end\ndata: data: forged\n\n") {
+			t.Fatalf("%d %q", res.StatusCode, body)
+		}
+	})
+}

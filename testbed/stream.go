@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -268,6 +269,24 @@ func (h handler) proxy(c *fiber.Ctx) error {
 	port, err := strconv.Atoi(c.Params("port"))
 	if err != nil || !slices.Contains(templates[sb.Template].Ports, port) {
 		return problem.New(404, "port_not_exposed", "The sandbox's template does not expose this port.")
+	}
+	if c.Query("token") == "" && c.Query("access_token") != "" && c.Get(fiber.HeaderAuthorization) == "" {
+		// The page the sandbox serves sees its own URL (and gets it as Referer): trade the organisation's
+		// token for a sandbox token at once, so its code never holds more than the sandbox's own credential.
+		tok, _, err := h.svc.IssueToken(c.UserContext(), callerOf(c), sb.ID)
+		if err != nil {
+			return err
+		}
+		q := url.Values{}
+		c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+			if key := string(k); key != "access_token" && key != "token" {
+				q.Add(key, string(v))
+			}
+		})
+		q.Set("token", tok)
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		path, _, _ := strings.Cut(c.OriginalURL(), "?")
+		return c.Redirect(path+"?"+q.Encode(), fiber.StatusTemporaryRedirect)
 	}
 	b := h.svc.backends[sb.Backend]
 	h.svc.Touch(c.UserContext(), sb.ID)
