@@ -3,6 +3,7 @@ package marketplace
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"gorm.io/gorm"
@@ -33,6 +34,27 @@ func TestRestrictedComputeTellsTheTestbed(t *testing.T) {
 		}
 		if c := seen[open.ID]; c == nil || len(c.VisibleTo) != 0 {
 			t.Fatalf("public listing's compute terms: %+v", c)
+		}
+	})
+}
+
+// TestRestrictedListingHidesItsAudience: an organisation a listing is restricted to sees the listing, not the
+// other organisations it is restricted to (other tenants, the vendor's other customers).
+func TestRestrictedListingHidesItsAudience(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		e := newEnv(t, db, Config{})
+		body := modelListing("private-model")
+		body["visibility"], body["visible_to"] = "restricted", []string{orgSME, orgVendor2}
+		l := e.publishListing(body, nil)
+		r := e.do(smeMember, "GET", "listings/"+l.ID, nil)
+		expect(t, r, 200, "")
+		if strings.Contains(string(r.body), orgVendor2) || strings.Contains(string(r.body), "visible_to") {
+			t.Fatalf("a buyer sees the listing's audience: %s", r.body)
+		}
+		r = e.do(vendorAdmin, "GET", "listings/"+l.ID, nil)
+		expect(t, r, 200, "")
+		if !strings.Contains(string(r.body), orgVendor2) {
+			t.Fatalf("the vendor lost the audience: %s", r.body)
 		}
 	})
 }
