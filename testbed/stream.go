@@ -206,7 +206,14 @@ func (h handler) terminal() fiber.Handler {
 		term, err := b.Terminal(ctx, sb.ID, nil)
 		cancel()
 		if err != nil {
-			_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1011, "terminal: "+err.Error()))
+			// The reason reaches the client: the host's error (paths, tools) stays in the log. A close
+			// reason is also limited to 123 bytes, which a host error easily exceeds.
+			h.svc.log.Error("terminal", "sandbox", sb.ID, "err", err)
+			reason := "the terminal could not start"
+			if errors.Is(err, backend.ErrNotRunning) || errors.Is(err, backend.ErrNotFound) {
+				reason = "the sandbox is not running"
+			}
+			_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, reason))
 			return
 		}
 		defer term.Close()
