@@ -279,6 +279,18 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 	}
 	declared := true
 	if in.Discover {
+		// Discovery runs a program on the testbed host and reports what it says: only for the pool's
+		// managers (checked again in the transaction below).
+		var p Pool
+		if err := s.db.WithContext(ctx).First(&p, "id = ?", poolID).Error; err != nil {
+			return Node{}, nil, mapNotFound(err, ErrPoolNotFound)
+		}
+		if !canManagePool(c, p) {
+			if c.OrgID == p.VendorOrgID {
+				return Node{}, nil, ErrNotPoolOwner
+			}
+			return Node{}, nil, ErrPoolNotFound
+		}
 		found, err := DiscoverGPUs(ctx)
 		if err != nil {
 			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetail("%v", err)

@@ -248,3 +248,31 @@ func TestLogStreamFramingOverHTTP(t *testing.T) {
 		}
 	})
 }
+
+// TestDiscoveryOnlyForThePoolsManagers: GPU discovery runs a program on the testbed host and reports its
+// errors; a caller who may not manage the pool gets the pool's 404 before anything runs.
+func TestDiscoveryOnlyForThePoolsManagers(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		app, sign := newApp(t, f.svc)
+		body := `{"name":"n9","cpu_millis":1000,"memory_bytes":1000,"discover":true}`
+		for _, c := range []struct {
+			who  string
+			tok  string
+			pool string
+		}{{"another organisation", sign.token(t, other()), f.pool.ID}, {"a missing pool", sign.token(t, other()), "pool-nope"}} {
+			req := httptest.NewRequest("POST", "/api/v1/testbed/pools/"+c.pool+"/nodes", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+c.tok)
+			res, err := app.Test(req, 10_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 404 || !strings.Contains(string(raw), `"code":"pool_not_found"`) {
+				t.Fatalf("%s: %d %s", c.who, res.StatusCode, raw)
+			}
+		}
+	})
+}
