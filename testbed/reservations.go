@@ -148,6 +148,9 @@ func (s *Service) CancelReservation(ctx context.Context, c Caller, id string) (R
 			return ErrReservationState
 		}
 		r.State = ResCancelled
+		if err := s.audit(tx, c, r.OrgID, "reservation.cancel", r.ID, "organisation "+r.OrgID); err != nil {
+			return err
+		}
 		return tx.Save(&r).Error
 	})
 	if err != nil {

@@ -276,3 +276,24 @@ func TestDiscoveryOnlyForThePoolsManagers(t *testing.T) {
 		}
 	})
 }
+
+// TestStaffReservationCancelIsAudited: staff cancelling another organisation's reservation leaves an audit
+// entry, like every other staff action on another organisation's objects.
+func TestStaffReservationCancelIsAudited(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		r, err := f.svc.Reserve(t.Context(), sme(), ReserveInput{ListingID: f.listing.ID, GPUCount: 1,
+			StartsAt: t0.Add(2 * time.Hour), EndsAt: t0.Add(3 * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		staff := Caller{UserID: "u-staff", OrgID: "org-programme", Staff: true}
+		if _, err := f.svc.CancelReservation(t.Context(), staff, r.ID); err != nil {
+			t.Fatal(err)
+		}
+		list, err := f.svc.Audit(t.Context(), 10, 0)
+		if err != nil || len(list) != 1 || list[0].Action != "reservation.cancel" || list[0].Target != r.ID {
+			t.Fatalf("audit %+v %v", list, err)
+		}
+	})
+}
