@@ -22,19 +22,20 @@ type handler struct{ s *Service }
 
 func (s *Service) routes(r fiber.Router) {
 	h := handler{s}
+	write := web.RequireScope("write")
 	r.Get("/wallet", web.RequireAuth, h.wallet)
-	r.Put("/budget", web.RequireOrgAdmin, web.RequireScope("write"), h.setBudget)
-	r.Post("/checkout", web.RequireOrgAdmin, web.RequireScope("write"), h.checkout)
+	r.Put("/budget", web.RequireOrgAdmin, write, h.setBudget)
+	r.Post("/checkout", web.RequireOrgAdmin, write, h.checkout)
 	r.Post("/stripe/webhook", h.webhook)
-	r.Post("/grants", web.RequireStaff, h.createGrant)
+	r.Post("/grants", web.RequireStaff, write, h.createGrant)
 	r.Get("/grants", web.RequireStaff, h.listGrants)
-	r.Post("/offline-payments", web.RequireStaff, h.offlinePayment)
+	r.Post("/offline-payments", web.RequireStaff, write, h.offlinePayment)
 	r.Get("/transactions", web.RequireAuth, h.transactions)
 	r.Get("/usage", web.RequireAuth, h.usage)
 	r.Get("/statements/:month", web.RequireOrgAdmin, h.statement)
 	r.Get("/payouts", web.RequireAuth, h.payouts)
-	r.Post("/payouts", web.RequireStaff, h.payVendor)
-	r.Put("/vendors/:id/connect-account", web.RequireStaff, h.setConnect)
+	r.Post("/payouts", web.RequireStaff, write, h.payVendor)
+	r.Put("/vendors/:id/connect-account", web.RequireStaff, write, h.setConnect)
 	r.Get("/prices", h.prices)
 	r.Get("/programme/spend", web.RequireStaff, h.programmeSpend)
 }

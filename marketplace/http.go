@@ -176,7 +176,8 @@ func toListingJSON(v ListingView) listingJSON {
 		if !v.Internal {
 			// Buyers see what is published, not who on either side wrote or reviewed it.
 			pv := out.PublishedVersion
-			pv.CreatedBy, pv.DecidedBy, pv.Comment = "", "", ""
+			// Nor, for a restricted listing, which other organisations it is for.
+			pv.CreatedBy, pv.DecidedBy, pv.Comment, pv.VisibleTo = "", "", "", nil
 		}
 	}
 	if v.Pending != nil {

@@ -515,6 +515,9 @@ func (s *Service) emit(tx *gorm.DB, subj eventbus.Subject[events.ListingChangedV
 		if cp := c.Compute; cp != nil {
 			ev.Compute = &events.ComputeV1{PoolID: cp.PoolID, GPUModel: cp.GPUModel, Region: cp.Region,
 				MinDurationMinutes: cp.MinDurationMinutes, MaxDurationMinutes: cp.MaxDurationMinutes}
+			if c.Visibility != "public" {
+				ev.Compute.VisibleTo = slices.Clone(c.VisibleTo)
+			}
 			for _, p := range c.Plans {
 				if p.Kind == PlanPerGPUHour {
 					ev.Compute.PricePerGPUHour, ev.Compute.PlanID = p.PriceMicro, p.ID

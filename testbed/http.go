@@ -483,7 +483,7 @@ func (h handler) gpuModels(c *fiber.Ctx) error {
 }
 
 func (h handler) listings(c *fiber.Ctx) error {
-	ls, err := h.svc.Listings(c.UserContext())
+	ls, err := h.svc.Listings(c.UserContext(), callerOf(c))
 	if err != nil {
 		return err
 	}

@@ -279,6 +279,18 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 	}
 	declared := true
 	if in.Discover {
+		// Discovery runs a program on the testbed host and reports what it says: only for the pool's
+		// managers (checked again in the transaction below).
+		var p Pool
+		if err := s.db.WithContext(ctx).First(&p, "id = ?", poolID).Error; err != nil {
+			return Node{}, nil, mapNotFound(err, ErrPoolNotFound)
+		}
+		if !canManagePool(c, p) {
+			if c.OrgID == p.VendorOrgID {
+				return Node{}, nil, ErrNotPoolOwner
+			}
+			return Node{}, nil, ErrPoolNotFound
+		}
 		found, err := DiscoverGPUs(ctx)
 		if err != nil {
 			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetail("%v", err)
@@ -476,7 +488,7 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 			l := Listing{ID: ev.ListingID, VendorOrgID: ev.VendorOrgID, Title: ev.Title, PoolID: ev.Compute.PoolID,
 				GPUModel: ev.Compute.GPUModel, Region: ev.Compute.Region, MinMinutes: ev.Compute.MinDurationMinutes,
 				MaxMinutes: ev.Compute.MaxDurationMinutes, PricePerGPUHour: ev.Compute.PricePerGPUHour,
-				PlanID: ev.Compute.PlanID, Version: ev.Version, UpdatedMS: ms(ev.At)}
+				PlanID: ev.Compute.PlanID, Version: ev.Version, UpdatedMS: ms(ev.At), VisibleTo: strings.Join(ev.Compute.VisibleTo, ",")}
 			if l.MaxMinutes <= 0 {
 				l.MaxMinutes = 24 * 60
 			}
@@ -503,8 +515,18 @@ func markProcessed(tx *gorm.DB, id string, now time.Time) (dup bool, err error) 
 	return false, tx.Create(&ProcessedEvent{ID: id, ProcessedMS: ms(now)}).Error
 }
 
-// Listings lists the compute listings the testbed can launch.
-func (s *Service) Listings(ctx context.Context) ([]Listing, error) {
-	var ls []Listing
-	return ls, s.db.WithContext(ctx).Order("id").Find(&ls).Error
+// Listings lists the compute listings the testbed can launch for c (restricted ones only to their
+// organisations).
+func (s *Service) Listings(ctx context.Context, c Caller) ([]Listing, error) {
+	var all []Listing
+	if err := s.db.WithContext(ctx).Order("id").Find(&all).Error; err != nil {
+		return nil, err
+	}
+	ls := all[:0]
+	for _, l := range all {
+		if l.VisibleFor(c) {
+			ls = append(ls, l)
+		}
+	}
+	return ls, nil
 }

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,9 +148,20 @@ type Listing struct {
 	PlanID          string
 	Version         int
 	UpdatedMS       int64 `gorm:"column:updated_ms"`
+	// VisibleTo lists, comma-separated, the organisations a restricted listing is for; empty = public.
+	VisibleTo string
 }
 
 func (Listing) TableName() string { return "testbed_listings" }
+
+// VisibleFor reports whether c may see and use the listing: public, or restricted to c's organisation, or
+// c is its vendor or staff.
+func (l Listing) VisibleFor(c Caller) bool {
+	if l.VisibleTo == "" || c.Staff || (c.OrgID != "" && c.OrgID == l.VendorOrgID) {
+		return true
+	}
+	return c.OrgID != "" && slices.Contains(strings.Split(l.VisibleTo, ","), c.OrgID)
+}
 
 // Sandbox is one sandbox's record: its request, placement, lifecycle and metering cursor.
 type Sandbox struct {

@@ -31,6 +31,9 @@ func (s *Service) Reserve(ctx context.Context, c Caller, in ReserveInput) (Reser
 	if err := s.db.WithContext(ctx).First(&l, "id = ?", in.ListingID).Error; err != nil {
 		return Reservation{}, mapNotFound(err, ErrListingNotFound)
 	}
+	if !l.VisibleFor(c) {
+		return Reservation{}, ErrListingNotFound
+	}
 	r := Reservation{ID: newID("res"), OrgID: c.OrgID, UserID: c.UserID, ListingID: l.ID, PoolID: l.PoolID,
 		GPUModel: l.GPUModel, GPUCount: in.GPUCount, StartsMS: ms(in.StartsAt), EndsMS: ms(in.EndsAt),
 		State: ResPending, CreatedMS: ms(now)}
@@ -145,6 +148,9 @@ func (s *Service) CancelReservation(ctx context.Context, c Caller, id string) (R
 			return ErrReservationState
 		}
 		r.State = ResCancelled
+		if err := s.audit(tx, c, r.OrgID, "reservation.cancel", r.ID, "organisation "+r.OrgID); err != nil {
+			return err
+		}
 		return tx.Save(&r).Error
 	})
 	if err != nil {

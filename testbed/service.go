@@ -154,6 +154,9 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 	if err := s.db.WithContext(ctx).First(&l, "id = ?", in.ListingID).Error; err != nil {
 		return Sandbox{}, mapNotFound(err, ErrListingNotFound)
 	}
+	if !l.VisibleFor(c) {
+		return Sandbox{}, ErrListingNotFound
+	}
 	var f problem.Fields
 	f.Check(in.GPUModel == l.GPUModel, "gpu_model", "not_offered", "this listing offers "+l.GPUModel)
 	if in.DurationMinutes > l.MaxMinutes {
@@ -655,7 +658,7 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) 
 var errBookingChanged = errors.New("booking changed meanwhile")
 
 func (s *Service) extend(ctx context.Context, c Caller, id string, minutes int) (Sandbox, error) {
-	sb, err := s.Get(ctx, c, id)
+	sb, err := s.getOwn(ctx, c, id)
 	if err != nil {
 		return Sandbox{}, err
 	}
@@ -722,6 +725,19 @@ func (s *Service) Get(ctx context.Context, c Caller, id string) (Sandbox, error)
 		return Sandbox{}, mapNotFound(err, ErrSandboxNotFound)
 	}
 	if sb.OrgID != c.OrgID && !c.Staff {
+		return Sandbox{}, ErrSandboxNotFound
+	}
+	return sb, nil
+}
+
+// getOwn returns a sandbox of the caller's own organisation: getting into it (shell, output, ports, sandbox
+// tokens) or booking more of its time is the organisation's alone, staff included; others answer not found.
+func (s *Service) getOwn(ctx context.Context, c Caller, id string) (Sandbox, error) {
+	sb, err := s.Get(ctx, c, id)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	if sb.OrgID != c.OrgID {
 		return Sandbox{}, ErrSandboxNotFound
 	}
 	return sb, nil

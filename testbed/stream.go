@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ func hashToken(t string) string {
 
 // IssueToken returns a new sandbox token for a live sandbox of the caller's organisation.
 func (s *Service) IssueToken(ctx context.Context, c Caller, id string) (string, time.Time, error) {
-	sb, err := s.Get(ctx, c, id)
+	sb, err := s.getOwn(ctx, c, id)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -70,22 +71,27 @@ func (s *Service) sandboxByToken(ctx context.Context, id, tok string) (Sandbox, 
 }
 
 // streamSandbox authorises a stream request: a sandbox token (?token=) or the organisation's credentials
-// (Authorization header, or ?access_token= which the auth middleware accepts on stream paths).
-func (h handler) streamSandbox(c *fiber.Ctx) (Sandbox, error) {
+// (Authorization header, or ?access_token= which the auth middleware accepts on stream paths). scope is what
+// the organisation's credentials need: "read" for output, "write" for a shell or a port.
+func (h handler) streamSandbox(c *fiber.Ctx, scope string) (Sandbox, error) {
 	id := c.Params("id")
 	if tok := c.Query("token"); tok != "" {
 		return h.svc.sandboxByToken(c.UserContext(), id, tok)
 	}
-	if !web.PrincipalOf(c).Authenticated() {
+	p := web.PrincipalOf(c)
+	if !p.Authenticated() {
 		return Sandbox{}, problem.ErrUnauthorized
 	}
-	return h.svc.Get(c.UserContext(), callerOf(c), id)
+	if !p.HasScope(scope) {
+		return Sandbox{}, problem.ErrForbidden.WithDetail("the token lacks the %q scope", scope)
+	}
+	return h.svc.getOwn(c.UserContext(), callerOf(c), id)
 }
 
 // logs streams the sandbox's output as Server-Sent Events: one "log" event per line, then "end" when the
 // sandbox ends (follow, the default) or the output so far is sent (?follow=false).
 func (h handler) logs(c *fiber.Ctx) error {
-	sb, err := h.streamSandbox(c)
+	sb, err := h.streamSandbox(c, "read")
 	if err != nil {
 		return err
 	}
@@ -144,10 +150,7 @@ func (h handler) logs(c *fiber.Ctx) error {
 					_ = w.Flush()
 					return
 				}
-				for _, l := range strings.Split(strings.TrimRight(line, "\n"), "\n") {
-					_, _ = fmt.Fprintf(w, "event: log\ndata: %s\n", l)
-				}
-				_, _ = w.WriteString("\n")
+				writeLogEvent(w, line)
 			case <-keep.C:
 				_, _ = w.WriteString(": keep-alive\n\n")
 			}
@@ -159,10 +162,21 @@ func (h handler) logs(c *fiber.Ctx) error {
 	return nil
 }
 
+// writeLogEvent writes one output line as an SSE "log" event. EventSource ends a line at \r, \n or \r\n:
+// each piece becomes a data line of its own, so nothing the sandbox prints can start another field.
+func writeLogEvent(w io.StringWriter, line string) {
+	line = strings.TrimRight(strings.ReplaceAll(strings.ReplaceAll(line, "\r\n", "\n"), "\r", "\n"), "\n")
+	_, _ = w.WriteString("event: log\n")
+	for _, l := range strings.Split(line, "\n") {
+		_, _ = w.WriteString("data: " + l + "\n")
+	}
+	_, _ = w.WriteString("\n")
+}
+
 // terminalUpgrade authorises the terminal and refuses non-WebSocket requests and ended sandboxes before
 // the upgrade, so errors are ordinary problems.
 func (h handler) terminalUpgrade(c *fiber.Ctx) error {
-	sb, err := h.streamSandbox(c)
+	sb, err := h.streamSandbox(c, "write")
 	if err != nil {
 		return err
 	}
@@ -192,7 +206,14 @@ func (h handler) terminal() fiber.Handler {
 		term, err := b.Terminal(ctx, sb.ID, nil)
 		cancel()
 		if err != nil {
-			_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1011, "terminal: "+err.Error()))
+			// The reason reaches the client: the host's error (paths, tools) stays in the log. A close
+			// reason is also limited to 123 bytes, which a host error easily exceeds.
+			h.svc.log.Error("terminal", "sandbox", sb.ID, "err", err)
+			reason := "the terminal could not start"
+			if errors.Is(err, backend.ErrNotRunning) || errors.Is(err, backend.ErrNotFound) {
+				reason = "the sandbox is not running"
+			}
+			_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, reason))
 			return
 		}
 		defer term.Close()
@@ -238,11 +259,14 @@ func (h handler) terminal() fiber.Handler {
 	})
 }
 
+// proxyCSP confines a proxied page to an opaque origin (no allow-same-origin).
+const proxyCSP = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
+
 // proxy forwards an HTTP request to a port the sandbox's template exposes, through the backend's
 // DialPort (works without network in the sandbox). The /api/v1/testbed/sandboxes/<id>/proxy/<port> prefix
 // is stripped; the credentials (?token=, ?access_token=) are not forwarded.
 func (h handler) proxy(c *fiber.Ctx) error {
-	sb, err := h.streamSandbox(c)
+	sb, err := h.streamSandbox(c, "write")
 	if err != nil {
 		return err
 	}
@@ -252,6 +276,24 @@ func (h handler) proxy(c *fiber.Ctx) error {
 	port, err := strconv.Atoi(c.Params("port"))
 	if err != nil || !slices.Contains(templates[sb.Template].Ports, port) {
 		return problem.New(404, "port_not_exposed", "The sandbox's template does not expose this port.")
+	}
+	if c.Query("token") == "" && c.Query("access_token") != "" && c.Get(fiber.HeaderAuthorization) == "" {
+		// The page the sandbox serves sees its own URL (and gets it as Referer): trade the organisation's
+		// token for a sandbox token at once, so its code never holds more than the sandbox's own credential.
+		tok, _, err := h.svc.IssueToken(c.UserContext(), callerOf(c), sb.ID)
+		if err != nil {
+			return err
+		}
+		q := url.Values{}
+		c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+			if key := string(k); key != "access_token" && key != "token" {
+				q.Add(key, string(v))
+			}
+		})
+		q.Set("token", tok)
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		path, _, _ := strings.Cut(c.OriginalURL(), "?")
+		return c.Redirect(path+"?"+q.Encode(), fiber.StatusTemporaryRedirect)
 	}
 	b := h.svc.backends[sb.Backend]
 	h.svc.Touch(c.UserContext(), sb.ID)
@@ -266,6 +308,14 @@ func (h handler) proxy(c *fiber.Ctx) error {
 			r.Out.URL.RawQuery = q.Encode()
 			r.Out.Header.Del("Authorization")
 			r.Out.Host = "localhost:" + strconv.Itoa(port)
+		},
+		// What the sandbox serves is its user's code, answered on the platform's origin, where the web UI
+		// keeps its tokens: a sandboxed, opaque origin lets its scripts run without reaching them, and the
+		// sandbox cannot set cookies on the platform.
+		ModifyResponse: func(r *http.Response) error {
+			r.Header.Set("Content-Security-Policy", proxyCSP)
+			r.Header.Del("Set-Cookie")
+			return nil
 		},
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -71,12 +73,53 @@ const logPathKey = "tamarack_log_path"
 // (an invitation token): pass the route pattern.
 func SetLogPath(c *fiber.Ctx, p string) { c.Locals(logPathKey, p) }
 
-// LogPath is the path logs show: the request path unless SetLogPath replaced it.
+var (
+	secretMu    sync.RWMutex
+	secretPaths []string
+)
+
+// SecretPath declares a route pattern whose parameters are secrets (an invitation token): logs show the
+// pattern for every request matching it, also when a middleware refuses the request before the route's
+// handler could call SetLogPath.
+func SecretPath(pattern string) {
+	secretMu.Lock()
+	defer secretMu.Unlock()
+	secretPaths = append(secretPaths, pattern)
+}
+
+// LogPath is the path logs show: the request path unless SetLogPath replaced it or it matches a SecretPath.
 func LogPath(c *fiber.Ctx) string {
 	if p, ok := c.Locals(logPathKey).(string); ok {
 		return p
 	}
-	return c.Path()
+	path := c.Path()
+	secretMu.RLock()
+	defer secretMu.RUnlock()
+	for _, pat := range secretPaths {
+		if matchPattern(pat, path) {
+			return pat
+		}
+	}
+	return path
+}
+
+// matchPattern reports whether path fits pattern, a Fiber path whose ":name" segments match any one
+// non-empty segment.
+func matchPattern(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(strings.TrimSuffix(path, "/"), "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i, p := range ps {
+		if strings.HasPrefix(p, ":") {
+			if xs[i] == "" {
+				return false
+			}
+		} else if p != xs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // RequestID returns the request's ID (also sent as X-Request-ID).

@@ -123,9 +123,11 @@ func Auth(a Authenticator) fiber.Handler {
 	}
 }
 
+// isStream reports a stream path (logs, terminal, proxy). The path alone decides: headers such as Accept or
+// Upgrade are the client's to choose and would let a token in the URL reach any route.
 func isStream(c *fiber.Ctx) bool {
-	return c.Get(fiber.HeaderUpgrade) != "" || strings.Contains(c.Get(fiber.HeaderAccept), "text/event-stream") ||
-		strings.HasSuffix(c.Path(), "/logs") || strings.HasSuffix(c.Path(), "/terminal") || strings.Contains(c.Path(), "/proxy/")
+	return c.Method() == fiber.MethodGet && (strings.HasSuffix(c.Path(), "/logs") || strings.HasSuffix(c.Path(), "/terminal")) ||
+		strings.Contains(c.Path(), "/proxy/")
 }
 
 // PrincipalOf returns the caller (zero when anonymous).

@@ -379,3 +379,67 @@ func TestSlicePagesInMemoryLists(t *testing.T) {
 		t.Fatal("forged cursor accepted")
 	}
 }
+
+// TestQueryTokenOnlyOnStreamPaths: ?access_token= is for the streams browsers cannot set headers on (logs,
+// terminal, proxy); elsewhere a token in the URL is ignored, whatever Accept or Upgrade the request claims.
+func TestQueryTokenOnlyOnStreamPaths(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	good := f.token(t, nil)
+	ok := func(c *fiber.Ctx) error { return c.SendStatus(204) }
+	app := web.New(web.Config{})
+	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: keys{"k1": f.pub}}}}
+	api := app.Group("/api", web.Auth(authn))
+	api.Get("/me", web.RequireAuth, ok)
+	api.Post("/grants", web.RequireAuth, ok)
+	api.Get("/sandboxes/:id/logs", web.RequireAuth, ok)
+	api.Get("/sandboxes/:id/terminal", web.RequireAuth, ok)
+	api.All("/sandboxes/:id/proxy/:port/*", web.RequireAuth, ok)
+	for _, c := range []struct {
+		method, path string
+		header       [2]string
+		status       int
+	}{
+		{"GET", "/api/me", [2]string{}, 401},
+		{"GET", "/api/me", [2]string{"Accept", "text/event-stream"}, 401},
+		{"POST", "/api/grants", [2]string{"Accept", "text/event-stream"}, 401},
+		{"POST", "/api/grants", [2]string{"Upgrade", "websocket"}, 401},
+		{"GET", "/api/sandboxes/sb1/logs", [2]string{"Accept", "text/event-stream"}, 204},
+		{"GET", "/api/sandboxes/sb1/terminal", [2]string{"Upgrade", "websocket"}, 204},
+		{"GET", "/api/sandboxes/sb1/proxy/8888/index.html", [2]string{}, 204},
+	} {
+		req := httptest.NewRequest(c.method, c.path+"?access_token="+good, nil)
+		if c.header[0] != "" {
+			req.Header.Set(c.header[0], c.header[1])
+		}
+		res, err := app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != c.status {
+			t.Errorf("%s %s with %v: %d, want %d", c.method, c.path, c.header, res.StatusCode, c.status)
+		}
+	}
+}
+
+// TestSecretPathsStayOutOfLogs: a request matching a SecretPath is logged by its pattern even when a
+// middleware (here: a bad token) refuses it before any handler runs.
+func TestSecretPathsStayOutOfLogs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	web.SecretPath("/api/secret-links/:token/open")
+	if a := f.do(t, "POST", "/api/secret-links/s3cr3t-t0ken/open", "", "forged"); a.status != 401 {
+		t.Fatalf("status %d", a.status)
+	}
+	if a := f.do(t, "GET", "/api/secret-links/s3cr3t-t0ken/other", "", ""); a.status != 404 {
+		t.Fatalf("status %d", a.status)
+	}
+	logs := f.logs.String()
+	if strings.Contains(logs, "s3cr3t-t0ken/open") || !strings.Contains(logs, "/api/secret-links/:token/open") {
+		t.Fatalf("logs:\n%s", logs)
+	}
+	if !strings.Contains(logs, "/api/secret-links/s3cr3t-t0ken/other") {
+		t.Fatalf("a path not matching the pattern lost its detail:\n%s", logs)
+	}
+}

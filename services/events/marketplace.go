@@ -41,6 +41,9 @@ type ComputeV1 struct {
 	MaxDurationMinutes int    `json:"max_duration_minutes"`
 	PricePerGPUHour    int64  `json:"price_per_gpu_hour_micro"`
 	PlanID             string `json:"plan_id"`
+	// VisibleTo names the organisations that may see and launch a restricted listing (besides its vendor
+	// and staff); empty means public.
+	VisibleTo []string `json:"visible_to,omitempty"`
 }
 
 func (e ListingChangedV1) Validate() error {

@@ -21,6 +21,8 @@ type handler struct{ svc *Service }
 // Routes mounts identity's routes on r (the /api/v1/identity group, behind the auth middleware).
 func (s *Service) Routes(r fiber.Router) {
 	h := handler{s}
+	// The invitation token is a secret: no log line carries it, even when auth refuses the request first.
+	web.SecretPath(Base + "/invitations/:token/accept")
 	r.Use(limitBody(MaxBody))
 	write := web.RequireScope(ScopeWrite)
 	read := web.RequireScope(ScopeRead)
@@ -39,7 +41,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Post("/invitations/:token/accept", h.accept)
 	r.Get("/tokens", web.RequireAuth, h.tokens)
 	r.Post("/tokens", web.RequireAuth, h.createToken)
-	r.Delete("/tokens/:id", web.RequireAuth, h.revokeToken)
+	r.Delete("/tokens/:id", web.RequireAuth, write, h.revokeToken)
 	r.Get("/audit", web.RequireAuth, read, h.audit)
 }
 
@@ -489,6 +491,10 @@ func (h handler) removeMember(c *fiber.Ctx) error {
 func (h handler) accept(c *fiber.Ctx) error {
 	// The token is a secret: the access log gets the route pattern, not the path.
 	web.SetLogPath(c, Base+"/invitations/:token/accept")
+	// Joining an organisation is a write: a read-only API token may not (checked here, after the log path).
+	if p := web.PrincipalOf(c); p.Authenticated() && !p.HasScope(ScopeWrite) {
+		return problem.ErrForbidden.WithDetail("the token lacks the %q scope", ScopeWrite)
+	}
 	var req acceptRequest
 	if len(strings.TrimSpace(string(c.Body()))) > 0 {
 		if err := web.Bind(c, &req); err != nil {

@@ -310,8 +310,9 @@ func (b *Backend) bwrapArgs(dir string, s backend.Spec) (argv, env, notes []stri
 			a = append(a, "--ro-bind", p, p)
 		}
 	}
-	// Only the parts of /etc programs need; never the host's passwd, shadow or machine-id.
-	etc := []string{"alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "ssl",
+	// Only the parts of /etc programs need; never the host's passwd, shadow or machine-id, nor its TLS keys
+	// (/etc/ssl/private): the sandbox runs as the host's uid 0, their owner, so file modes do not hide them.
+	etc := []string{"alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "ssl/certs", "ssl/openssl.cnf",
 		"ca-certificates", "ca-certificates.conf", "localtime", "timezone", "mime.types", "os-release",
 		"profile", "profile.d", "bash.bashrc", "inputrc", "terminfo", "protocols", "services", "gai.conf",
 		"host.conf", "debian_version", "python3", "xdg"}

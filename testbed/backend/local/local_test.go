@@ -216,6 +216,8 @@ if (exec 3<>/dev/tcp/1.1.1.1/53) 2>/dev/null; then echo "dial ok"; else echo "di
 echo "cuda=$CUDA_VISIBLE_DEVICES nvidia=$NVIDIA_VISIBLE_DEVICES home=$HOME"
 echo "capeff=$(grep CapEff /proc/self/status | cut -f2)"
 if cat /etc/shadow >/dev/null 2>&1; then echo "shadow readable"; else echo "shadow hidden"; fi
+if [ -e /etc/ssl/private ]; then echo "ssl private keys visible"; else echo "ssl private keys hidden"; fi
+if [ -r /etc/ssl/certs ]; then echo "ssl certs readable"; fi
 `
 	st := start(t, b, backend.Spec{
 		SandboxID: "iso",
@@ -240,6 +242,8 @@ if cat /etc/shadow >/dev/null 2>&1; then echo "shadow readable"; else echo "shad
 		"cuda=1,3 nvidia=GPU-0b2c,GPU-77aa home=/home/sandbox",
 		"capeff=0000000000000000",
 		"shadow hidden",
+		"ssl private keys hidden", // the host's TLS keys: the sandbox is uid 0 of the host, their owner
+		"ssl certs readable",
 		"[tamarack] device node /dev/nvidia1 is not present on this host; skipped",
 	}
 	for _, w := range want {
