@@ -47,6 +47,9 @@ func vendor() Caller {
 	return Caller{UserID: "u-vendor", OrgID: vendorOrg, OrgKind: "vendor", Admin: true}
 }
 
+// hostStaff is programme staff declaring platform-host capacity (local and simulator pools) for the vendor.
+func hostStaff() Caller { return Caller{UserID: "u-staff", Staff: true} }
+
 func migrations() []sqldb.Migrations { return []sqldb.Migrations{Migrations()} }
 
 type fixture struct {
@@ -67,7 +70,7 @@ func newFixture(t testing.TB, db *gorm.DB, nodes, perNode int, opts Options) *fi
 	f := &fixture{db: db, clk: clk, sim: sb}
 	f.svc = f.restart(t, opts)
 	ctx := context.Background()
-	p, err := f.svc.CreatePool(ctx, vendor(), CreatePoolInput{Name: "Test pool", Region: "ca-montreal", Backend: "simulator"})
+	p, err := f.svc.CreatePool(ctx, hostStaff(), CreatePoolInput{VendorOrgID: vendorOrg, Name: "Test pool", Region: "ca-montreal", Backend: "simulator"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +80,14 @@ func newFixture(t testing.TB, db *gorm.DB, nodes, perNode int, opts Options) *fi
 		for i := range perNode {
 			in.Devices = append(in.Devices, DeviceInput{Index: i, GPUModel: "h100-80gb"})
 		}
-		if _, _, err := f.svc.AddNode(ctx, vendor(), p.ID, in); err != nil {
+		if _, _, err := f.svc.AddNode(ctx, hostStaff(), p.ID, in); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Staff declared the pool above (platform-host capacity is theirs to declare); the tests that read the
+	// audit log look at what they do themselves, so the set-up's entries go.
+	if err := db.Exec("DELETE FROM testbed_audit").Error; err != nil {
+		t.Fatal(err)
 	}
 	f.publish(t, "lst-h100", p.ID, 1, 240)
 	if err := db.First(&f.listing, "id = ?", "lst-h100").Error; err != nil {

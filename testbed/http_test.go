@@ -121,7 +121,9 @@ func TestHTTPBadInput(t *testing.T) {
 		// Inventory.
 		want(do("POST", "/pools", &me, `{"name":"x","region":"y","backend":"local"}`), 403, "forbidden")
 		want(do("POST", "/pools", &v, `{"name":"","region":"y","backend":"lsf"}`), 422, "validation_failed", "name", "required", "backend", "invalid")
-		want(do("POST", "/pools", &v, `{"name":"Test pool","region":"y","backend":"local"}`), 409, "pool_exists")
+		want(do("POST", "/pools", &v, `{"name":"Test pool","region":"y","backend":"kubernetes"}`), 409, "pool_exists")
+		want(do("POST", "/pools", &v, `{"name":"On the host","region":"y","backend":"local"}`), 403, "host_backend_staff_only")
+		want(do("POST", "/pools/"+f.pool.ID+"/nodes", &v, `{"name":"n2","cpu_millis":1000,"memory_bytes":1000,"devices":[{"index":0,"gpu_model":"l4-24gb"}]}`), 403, "host_backend_staff_only")
 		want(do("POST", "/pools/"+f.pool.ID+"/nodes", &v, `{"name":"n2","cpu_millis":1000,"memory_bytes":1000,"devices":[{"index":0,"gpu_model":"tpu-v5"}]}`), 422, "validation_failed", "devices.gpu_model", "unknown_gpu_model")
 		want(do("POST", "/pools/"+f.pool.ID+"/nodes", &them, `{"name":"n2","cpu_millis":1000,"memory_bytes":1000,"devices":[{"index":0,"gpu_model":"l4-24gb"}]}`), 404, "pool_not_found")
 		pools := do("GET", "/pools", nil, "")

@@ -116,6 +116,9 @@ func (s *Service) writePoolChanged(tx *gorm.DB, p Pool) error {
 	return eventbusWrite(tx, s, events.PoolChanged, fmt.Sprintf("%s-%d", p.ID, p.UpdatedMS), ev)
 }
 
+// onPlatformHost reports backends whose sandboxes run on the machine the testbed itself runs on.
+func onPlatformHost(backend string) bool { return backend == "local" || backend == "simulator" }
+
 // CreatePool declares a pool owned by a vendor organisation (the caller's, or any for staff).
 func (s *Service) CreatePool(ctx context.Context, c Caller, in CreatePoolInput) (Pool, error) {
 	if !c.Staff {
@@ -123,6 +126,11 @@ func (s *Service) CreatePool(ctx context.Context, c Caller, in CreatePoolInput) 
 			return Pool{}, ErrForbidden.WithDetail("pools are declared by a vendor organisation's admins or by staff")
 		}
 		in.VendorOrgID = c.OrgID
+		if onPlatformHost(in.Backend) {
+			// A local pool runs sandboxes on the platform's own machine: its capacity is the programme's to
+			// declare, or a vendor could over-commit the host or sell time on a simulator that runs nothing.
+			return Pool{}, ErrHostBackendStaff.WithDetail("ask programme staff to declare a %s pool for your organisation", in.Backend)
+		}
 	}
 	if err := in.Validate(); err != nil {
 		return Pool{}, err
@@ -291,6 +299,9 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 			}
 			return Node{}, nil, ErrPoolNotFound
 		}
+		if !c.Staff {
+			return Node{}, nil, ErrHostBackendStaff.WithDetail("GPU discovery reads the platform host's devices")
+		}
 		found, err := DiscoverGPUs(ctx)
 		if err != nil {
 			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetail("%v", err)
@@ -327,6 +338,9 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 				return ErrNotPoolOwner
 			}
 			return ErrPoolNotFound
+		}
+		if onPlatformHost(p.Backend) && !c.Staff {
+			return ErrHostBackendStaff.WithDetail("nodes of a %s pool are the platform host's capacity", p.Backend)
 		}
 		if err := tx.Create(&n).Error; err != nil {
 			if sqldb.IsDuplicate(err) {

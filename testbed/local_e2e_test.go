@@ -51,11 +51,11 @@ func localEndToEnd(t *testing.T, bus *eventbus.Bus) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := svc.CreatePool(ctx, vendor(), CreatePoolInput{Name: "Local", Region: "here", Backend: "local"})
+	p, err := svc.CreatePool(ctx, hostStaff(), CreatePoolInput{VendorOrgID: vendorOrg, Name: "Local", Region: "here", Backend: "local"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := svc.AddNode(ctx, vendor(), p.ID, AddNodeInput{Name: "this-host", CPUMillis: 64000, MemoryBytes: 256 << 30,
+	if _, _, err := svc.AddNode(ctx, hostStaff(), p.ID, AddNodeInput{Name: "this-host", CPUMillis: 64000, MemoryBytes: 256 << 30,
 		Devices: []DeviceInput{{Index: 0, GPUModel: "l4-24gb"}, {Index: 1, GPUModel: "l4-24gb"}}}); err != nil {
 		t.Fatal(err)
 	}

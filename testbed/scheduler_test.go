@@ -428,7 +428,7 @@ func TestLaunchSeesNodesAddedByAnotherProcess(t *testing.T) {
 		for i := range 4 {
 			in.Devices = append(in.Devices, DeviceInput{Index: i, GPUModel: "h100-80gb"})
 		}
-		if _, _, err := other.AddNode(context.Background(), vendor(), f.pool.ID, in); err != nil {
+		if _, _, err := other.AddNode(context.Background(), hostStaff(), f.pool.ID, in); err != nil {
 			t.Fatal(err)
 		}
 		f.svc.mu.Lock()

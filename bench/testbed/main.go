@@ -93,8 +93,8 @@ func run(n, conc int, template string) error {
 	if err != nil {
 		return err
 	}
-	vendor := testbed.Caller{UserID: "u-v", OrgID: "org-v", OrgKind: "vendor", Admin: true}
-	p, err := svc.CreatePool(ctx, vendor, testbed.CreatePoolInput{Name: "bench", Region: "here", Backend: "local"})
+	staff := testbed.Caller{UserID: "u-staff", Staff: true} // local pools are the programme's to declare
+	p, err := svc.CreatePool(ctx, staff, testbed.CreatePoolInput{VendorOrgID: "org-v", Name: "bench", Region: "here", Backend: "local"})
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func run(n, conc int, template string) error {
 	for i := range 64 { // more devices than sandboxes in flight: the benchmark measures starts, not waiting
 		node.Devices = append(node.Devices, testbed.DeviceInput{Index: i, GPUModel: "h100-80gb"})
 	}
-	if _, _, err := svc.AddNode(ctx, vendor, p.ID, node); err != nil {
+	if _, _, err := svc.AddNode(ctx, staff, p.ID, node); err != nil {
 		return err
 	}
 	if err := svc.ApplyListing(ctx, "ev-bench", "published", events.ListingChangedV1{ListingID: "lst-bench", Version: 1,

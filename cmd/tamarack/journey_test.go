@@ -176,10 +176,13 @@ func runJourney(t *testing.T, j journey) {
 	j.must(200, "POST", I+"/organizations/"+vendorOrg+"/verify", staff, map[string]any{"verified": true})
 	j.must(200, "POST", I+"/organizations/"+smeOrg+"/verify", staff, map[string]any{"verified": true})
 
-	// The vendor declares a GPU pool (simulator backend: no GPU here) with two devices.
-	pool := j.must(201, "POST", T+"/pools", vendor, map[string]any{"name": "Aurora Montréal", "region": "ca-montreal", "backend": "simulator"})
+	// Staff declare a pool for the vendor on the platform host (simulator backend: no GPU here) with two
+	// devices; a vendor may not declare host capacity itself.
+	j.must(403, "POST", T+"/pools", vendor, map[string]any{"name": "Aurora Montréal", "region": "ca-montreal", "backend": "simulator"})
+	pool := j.must(201, "POST", T+"/pools", staff, map[string]any{"name": "Aurora Montréal", "region": "ca-montreal",
+		"backend": "simulator", "vendor_org_id": vendorOrg})
 	poolID := pool.str("id")
-	j.must(201, "POST", T+"/pools/"+poolID+"/nodes", vendor, map[string]any{"name": "node-1", "cpu_millis": 64000,
+	j.must(201, "POST", T+"/pools/"+poolID+"/nodes", staff, map[string]any{"name": "node-1", "cpu_millis": 64000,
 		"memory_bytes": 256 << 30, "devices": []map[string]any{{"index": 0, "gpu_model": "h100-80gb"}, {"index": 1, "gpu_model": "h100-80gb"}}})
 
 	// A dataset listing with an artifact, sent back once by staff, then approved.
