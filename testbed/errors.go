@@ -25,5 +25,5 @@ var (
 	ErrForbidden           = problem.New(403, "forbidden", "You may not do this.")
 	ErrHostBackendStaff    = problem.New(403, "host_backend_staff_only",
 		"Pools on the platform's own host (local, simulator) and GPU discovery are managed by programme staff.")
-	ErrBadSandboxToken     = problem.New(401, "invalid_sandbox_token", "The sandbox token is invalid or expired.")
+	ErrBadSandboxToken = problem.New(401, "invalid_sandbox_token", "The sandbox token is invalid or expired.")
 )
