@@ -88,6 +88,16 @@ func toPoolJSON(v PoolView) poolJSON {
 	return out
 }
 
+// toPoolJSONFor hides the backend settings (partitions, namespaces, endpoints) from all but the pool's managers:
+// the catalogue of pools is public, how they are wired is not.
+func toPoolJSONFor(c Caller, v PoolView) poolJSON {
+	out := toPoolJSON(v)
+	if !canManagePool(c, v.Pool) {
+		out.Settings = map[string]string{}
+	}
+	return out
+}
+
 type poolDetailJSON struct {
 	poolJSON
 	NodeList []nodeJSON `json:"node_list"`
@@ -323,7 +333,7 @@ func (h handler) listPools(c *fiber.Ctx) error {
 	}
 	out := make([]poolJSON, len(pools))
 	for i, p := range pools {
-		out[i] = toPoolJSON(p)
+		out[i] = toPoolJSONFor(callerOf(c), p)
 	}
 	return pageJSON(c, out)
 }
@@ -333,7 +343,7 @@ func (h handler) getPool(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := poolDetailJSON{poolJSON: toPoolJSON(p), NodeList: []nodeJSON{}}
+	out := poolDetailJSON{poolJSON: toPoolJSONFor(callerOf(c), p), NodeList: []nodeJSON{}}
 	for _, n := range nodes {
 		out.NodeList = append(out.NodeList, toNodeJSON(n, devs))
 	}

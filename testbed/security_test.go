@@ -297,3 +297,37 @@ func TestStaffReservationCancelIsAudited(t *testing.T) {
 		}
 	})
 }
+
+// Backend settings of a pool are for its managers: the public list and detail leave them out.
+func TestPoolSettingsAreForItsManagers(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) { poolSettingsForManagers(t, db) })
+}
+
+func poolSettingsForManagers(t *testing.T, db *gorm.DB) {
+	f := newFixture(t, db, 1, 1, Options{})
+	if _, err := f.svc.UpdatePool(t.Context(), hostStaff(), f.pool.ID, UpdatePoolInput{Settings: map[string]string{"partition": "secret-gpu"}}); err != nil {
+		t.Fatal(err)
+	}
+	app, sign := newApp(t, f.svc)
+	for _, c := range []struct {
+		who  *Caller
+		want bool
+	}{{nil, false}, {ptr(sme()), false}, {ptr(vendor()), true}, {ptr(hostStaff()), true}} {
+		for _, path := range []string{"/api/v1/testbed/pools", "/api/v1/testbed/pools/" + f.pool.ID} {
+			req := httptest.NewRequest("GET", path, nil)
+			if c.who != nil {
+				req.Header.Set("Authorization", "Bearer "+sign.token(t, *c.who))
+			}
+			resp, err := app.Test(req, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if got := strings.Contains(string(b), "secret-gpu"); got != c.want {
+				t.Errorf("%s as %+v: settings shown = %v, want %v", path, c.who, got, c.want)
+			}
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
