@@ -19,6 +19,7 @@ var (
 	ErrNothingToPay      = problem.New(http.StatusUnprocessableEntity, "nothing_to_pay", "The vendor has no payable balance.")
 	ErrStripeFailed      = problem.New(http.StatusBadGateway, "stripe_error", "Stripe refused or failed the request.")
 	ErrVendorNotFound    = problem.New(http.StatusNotFound, "vendor_not_found", "No such vendor organisation.")
+	ErrOrgNotFound       = problem.New(http.StatusNotFound, "organization_not_found", "No such organisation.")
 	ErrRefundNotCredited = problem.New(http.StatusConflict, "refund_before_payment",
 		"The refunded payment is not credited yet; the refund is applied when Stripe retries it after the payment.")
 )

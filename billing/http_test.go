@@ -248,6 +248,9 @@ func TestHTTPAuthAndValidation(t *testing.T) {
 			}
 		}
 		a.expect(staff, "POST", "/api/v1/billing/grants", map[string]any{"organization_id": "nope", "amount_micro": 5,
+			"expires_at": t0.Add(time.Hour)}, 404, "organization_not_found")
+		f.org("unverified", "partner", false)
+		a.expect(staff, "POST", "/api/v1/billing/grants", map[string]any{"organization_id": "unverified", "amount_micro": 5,
 			"expires_at": t0.Add(time.Hour)}, 422, "organization_not_verified")
 		a.expect(staff, "POST", "/api/v1/billing/grants", map[string]any{"organization_id": "sme", "amount_micro": 5_000_000,
 			"expires_at": t0.Add(time.Hour), "cofund_percent": 50, "cap_micro": 1_000_000, "note": "pilot"}, 201, "")

@@ -191,7 +191,7 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 	}
 	funds := map[string]*funding{}
 	for _, o := range orgIDs {
-		f, err := s.loadFunding(tx, o, now)
+		f, err := s.loadFunding(tx, o, orgs[o] != nil && orgs[o].Verified, now)
 		if err != nil {
 			return nil, nil, nil, err
 		}

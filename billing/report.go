@@ -22,6 +22,7 @@ type GrantBalance struct {
 	BalanceDisplay string    `json:"balance_display"`
 	ExpiresAt      time.Time `json:"expires_at"`
 	Expired        bool      `json:"expired"`
+	Suspended      bool      `json:"suspended,omitempty"` // the organisation is not verified: not spendable until it is
 	CofundPercent  int       `json:"cofund_percent"`
 	CapMicro       int64     `json:"cap_micro"`
 	CofundedMicro  int64     `json:"cofunded_micro"`
@@ -74,11 +75,12 @@ func (s *Service) WalletOf(ctx context.Context, orgID string) (Wallet, error) {
 	for _, g := range grants {
 		b := bal[grantAcct(g.ID)]
 		expired := g.Expired || !g.ExpiresAt.After(now)
-		if !expired {
+		suspended := !expired && !org.Verified
+		if !expired && !suspended {
 			w.GrantedMicro += b
 		}
 		w.Grants = append(w.Grants, GrantBalance{GrantID: g.ID, AmountMicro: g.Amount, BalanceMicro: b, BalanceDisplay: money.Micro(b).String(),
-			ExpiresAt: g.ExpiresAt, Expired: expired, CofundPercent: g.CofundPercent, CapMicro: g.Cap, CofundedMicro: g.Cofunded, Note: g.Note})
+			ExpiresAt: g.ExpiresAt, Expired: expired, Suspended: suspended, CofundPercent: g.CofundPercent, CapMicro: g.Cap, CofundedMicro: g.Cofunded, Note: g.Note})
 	}
 	w.HeldMicro = org.Held
 	w.BudgetMicro = org.BudgetMicro

@@ -58,6 +58,19 @@ func (s *Service) ensureOrg(tx *gorm.DB, orgID string) error {
 	return ledger.EnsureAccounts(tx, now, ledger.Account{ID: walletAcct(orgID), Kind: KindWallet, OrgID: orgID, NoOverdraft: true})
 }
 
+// knownOrg reads an organisation billing has heard of from identity (its organization.created event set the
+// kind; a row created only by ensureOrg or a verification event has none). Staff actions naming an
+// organisation go through it, so a mistyped ID credits nobody: organization_not_found.
+func knownOrg(tx *gorm.DB, orgID string) (Org, error) {
+	var org Org
+	err := tx.Where("id = ? AND kind <> ''", orgID).Take(&org).Error
+	if sqldb.IsNotFound(err) {
+		return org, ErrOrgNotFound.WithDetail("organisation %q is unknown to billing: check the ID, or retry shortly if it was "+
+			"just created (its creation may not have propagated from identity yet)", orgID)
+	}
+	return org, err
+}
+
 func (s *Service) ensureVendor(tx *gorm.DB, orgID string) error {
 	return ledger.EnsureAccounts(tx, s.now(), ledger.Account{ID: vendorAcct(orgID), Kind: KindVendor, OrgID: orgID, NoOverdraft: true})
 }
@@ -87,8 +100,8 @@ func uniqSorted(ids []string) []string {
 	return out
 }
 
-// funding is an organisation's spendable accounts in spend order: grants nearest expiry first (unexpired),
-// then the purchased wallet.
+// funding is an organisation's spendable accounts in spend order: grants nearest expiry first (unexpired, and
+// only while the organisation is verified), then the purchased wallet.
 type funding struct {
 	grants []Grant
 	order  []string // account IDs in spend order
@@ -103,12 +116,16 @@ func (f *funding) total() int64 {
 	return t
 }
 
-// loadFunding locks and reads an organisation's funding accounts.
-func (s *Service) loadFunding(tx *gorm.DB, orgID string, now time.Time) (*funding, error) {
+// loadFunding locks and reads an organisation's funding accounts. Grants are usable by verified organisations
+// only: when the organisation is not (or no longer) verified they are left out (suspended, not forfeited; they
+// count again once it is re-verified, until they expire).
+func (s *Service) loadFunding(tx *gorm.DB, orgID string, verified bool, now time.Time) (*funding, error) {
 	var grants []Grant
-	if err := sqldb.ForUpdate(tx).Where("org_id = ? AND expired = ? AND expires_at > ?", orgID, false, now).
-		Order("expires_at, id").Find(&grants).Error; err != nil {
-		return nil, err
+	if verified {
+		if err := sqldb.ForUpdate(tx).Where("org_id = ? AND expired = ? AND expires_at > ?", orgID, false, now).
+			Order("expires_at, id").Find(&grants).Error; err != nil {
+			return nil, err
+		}
 	}
 	f := &funding{grants: grants}
 	for _, g := range grants {
@@ -153,7 +170,7 @@ func (s *Service) available(tx *gorm.DB, orgID string, now time.Time) (int64, *f
 	if org == nil {
 		return 0, nil, nil, fmt.Errorf("org %s not projected", orgID)
 	}
-	f, err := s.loadFunding(tx, orgID, now)
+	f, err := s.loadFunding(tx, orgID, org.Verified, now)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -386,11 +403,11 @@ func (s *Service) CreateGrant(ctx context.Context, in GrantInput) (Grant, error)
 	var g Grant
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		now := s.now()
-		var org Org
-		if err := tx.Where("id = ?", in.OrganizationID).Take(&org).Error; err != nil || !org.Verified {
-			if err != nil && !sqldb.IsNotFound(err) {
-				return err
-			}
+		org, err := knownOrg(tx, in.OrganizationID)
+		if err != nil {
+			return fmt.Errorf("grant to %s: %w", in.OrganizationID, err)
+		}
+		if !org.Verified {
 			return fmt.Errorf("grant to %s: %w", in.OrganizationID, ErrOrgNotVerified)
 		}
 		if !in.ExpiresAt.After(now) {
@@ -465,6 +482,9 @@ func (s *Service) RecordOfflinePayment(ctx context.Context, in OfflinePaymentInp
 	var p Purchase
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		now := s.now()
+		if _, err := knownOrg(tx, in.OrganizationID); err != nil {
+			return fmt.Errorf("offline payment to %s: %w", in.OrganizationID, err)
+		}
 		if err := s.ensureOrg(tx, in.OrganizationID); err != nil {
 			return err
 		}
@@ -546,7 +566,7 @@ func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCent
 		return false, err
 	}
 	var grantFunds int64 // held credits are covered by grants first; only the wallet's excess is recoverable
-	f, err := s.loadFunding(tx, p.OrgID, now)
+	f, err := s.loadFunding(tx, p.OrgID, orgs[p.OrgID] != nil && orgs[p.OrgID].Verified, now)
 	if err != nil {
 		return false, err
 	}

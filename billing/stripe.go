@@ -258,9 +258,18 @@ func (s *Service) PayVendor(ctx context.Context, in PayoutInput) (Payout, error)
 	return out, err
 }
 
-// SetConnectAccount records a vendor's Stripe Connect account (staff; audited).
+// SetConnectAccount records a vendor's Stripe Connect account (staff; audited). The organisation must be known
+// to billing (organization_not_found) and a vendor (vendor_not_found).
 func (s *Service) SetConnectAccount(ctx context.Context, actor, vendorOrgID, account string) error {
 	return sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		org, err := knownOrg(tx, vendorOrgID)
+		if err != nil {
+			return fmt.Errorf("connect account of %s: %w", vendorOrgID, err)
+		}
+		if org.Kind != "vendor" {
+			return fmt.Errorf("connect account of %s: %w", vendorOrgID,
+				ErrVendorNotFound.WithDetail("organisation %q is a %s organisation, not a vendor", vendorOrgID, org.Kind))
+		}
 		if err := s.ensureOrg(tx, vendorOrgID); err != nil {
 			return err
 		}

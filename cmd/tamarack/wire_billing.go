@@ -11,6 +11,7 @@ import (
 	"github.com/tamarack-ai/tamarack/billing"
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/services/identity"
 	"gorm.io/gorm"
 )
 
@@ -61,11 +62,32 @@ func seedBilling(ctx context.Context, e *env, d *demo) error {
 	if err := svc.Setup(ctx); err != nil {
 		return err
 	}
-	if d.SMEOrgID != "" {
-		// The identity seed verifies the demo SME; its event may not have reached billing yet.
-		if err := svc.ProjectVerified(ctx, d.SMEOrgID, true); err != nil {
-			return err
+	// Staff actions refuse organisations billing has not heard of, and identity's organization.created and
+	// verified events may not have reached billing yet (no consumer runs during a seed): project the demo
+	// organisations as identity's seed made them (names and kinds mirror seedIdentity). Idempotent: an upsert of
+	// the same facts. Verification is only set, never cleared, as identity's EnsureDemo does on a re-run.
+	for _, o := range []struct {
+		id, name, kind string
+		verified       bool
+	}{
+		{d.ProgrammeOrgID, "AI Compute Programme", identity.KindProgramme, true},
+		{d.VendorOrgID, "Northern GPU Co.", identity.KindVendor, true},
+		{d.SMEOrgID, "Maple Robotics", identity.KindSME, true},
+		{d.PartnerOrgID, "Laurentian Industries", identity.KindPartner, false},
+	} {
+		if o.id == "" {
+			continue
 		}
+		if err := svc.ProjectOrg(ctx, o.id, o.name, o.kind); err != nil {
+			return fmt.Errorf("project demo organisation %s: %w", o.id, err)
+		}
+		if o.verified {
+			if err := svc.ProjectVerified(ctx, o.id, true); err != nil {
+				return fmt.Errorf("project demo organisation %s: %w", o.id, err)
+			}
+		}
+	}
+	if d.SMEOrgID != "" {
 		gs, err := svc.Grants(ctx, d.SMEOrgID)
 		if err != nil {
 			return err

@@ -45,7 +45,9 @@ func TestBillingVerify(t *testing.T) {
 	}
 }
 
-// TestSeedBilling seeds twice: the SME grant and the partner's offline payment exist once.
+// TestSeedBilling seeds twice: the SME grant and the partner's offline payment exist once. No identity event
+// reaches billing here (as in a one-process seed): the seed projects the demo organisations itself, since
+// billing's staff actions refuse organisations it has never heard of.
 func TestSeedBilling(t *testing.T) {
 	ctx := context.Background()
 	c := newConfig("seed")
@@ -62,7 +64,7 @@ func TestSeedBilling(t *testing.T) {
 	}
 	bus := natstest.Start(t)
 	e := newToolEnv(c, newLogger(c), db, bus)
-	d := &demo{SMEOrgID: "org-sme", PartnerOrgID: "org-partner", StaffUserID: "u-staff"}
+	d := &demo{SMEOrgID: "org-sme", PartnerOrgID: "org-partner", VendorOrgID: "org-vendor", ProgrammeOrgID: "org-programme", StaffUserID: "u-staff"}
 	for range 2 {
 		if err := seedBilling(ctx, e, d); err != nil {
 			t.Fatal(err)
@@ -85,6 +87,29 @@ func TestSeedBilling(t *testing.T) {
 	}
 	if partner.PurchasedMicro != 1_000_000_000 {
 		t.Fatalf("partner wallet %+v", partner)
+	}
+	var orgs []billing.Org
+	if err := db.Order("id").Find(&orgs).Error; err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]billing.Org{
+		"org-programme": {Name: "AI Compute Programme", Kind: "programme", Verified: true},
+		"org-vendor":    {Name: "Northern GPU Co.", Kind: "vendor", Verified: true},
+		"org-sme":       {Name: "Maple Robotics", Kind: "sme", Verified: true},
+		"org-partner":   {Name: "Laurentian Industries", Kind: "partner", Verified: false},
+	}
+	if len(orgs) != len(want) {
+		t.Fatalf("projected organisations %+v", orgs)
+	}
+	for _, o := range orgs {
+		w := want[o.ID]
+		if o.Name != w.Name || o.Kind != w.Kind || o.Verified != w.Verified {
+			t.Errorf("organisation %s projected as %q %q verified=%v, want %q %q verified=%v", o.ID, o.Name, o.Kind, o.Verified, w.Name, w.Kind, w.Verified)
+		}
+	}
+	// The projected vendor is one staff can configure.
+	if err := svc.SetConnectAccount(ctx, "u-staff", "org-vendor", "acct_demo"); err != nil {
+		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	if err := verifyLedger(db, &out); err != nil {
