@@ -99,6 +99,12 @@ func TestEntitlementEventsInOutbox(t *testing.T) {
 			t.Fatalf("granted event %+v (entitlement %+v)", ev, ent)
 		}
 
+		// A second approval (the upsert path) announces the same entitlement again, under its own event ID.
+		ar2 := e.approveAccess(g)
+		if ev2, ok := grantsInOutbox(t, db)["evt_ent_granted_"+ar2.ID]; !ok || ev2.EntitlementID != ent.ID || ev2.SourceID != ar2.ID || ev2.ExpiresAt != nil {
+			t.Fatalf("second approval's grant: %+v (entitlement %s)", ev2, ent.ID)
+		}
+
 		// A free order: granted at once.
 		m := e.publishListing(modelListing("free-model"), nil)
 		r = e.do(smeMember, "POST", "orders", map[string]any{"listing_id": m.ID, "plan_id": m.PublishedVersion.Plans[0].ID})
@@ -125,8 +131,8 @@ func TestEntitlementEventsInOutbox(t *testing.T) {
 		if ev, ok := got["evt_ent_granted_"+paid.ID]; !ok || ev.ListingID != p.ID || ev.OrganizationID != orgSME {
 			t.Fatalf("settled order's grant: %+v", ev)
 		}
-		if len(got) != 3 {
-			t.Fatalf("%d grants, want 3: %+v", len(got), got)
+		if len(got) != 4 {
+			t.Fatalf("%d grants, want 4: %+v", len(got), got)
 		}
 	})
 }
