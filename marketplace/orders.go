@@ -96,7 +96,7 @@ func (s *Service) PlaceOrder(ctx context.Context, a Actor, in OrderInput) (order
 			return err
 		}
 		if o.State == OrderFulfilled {
-			return grant(tx, o, now)
+			return s.grant(tx, o, now)
 		}
 		return eventbus.Write(tx, s.outbox, events.OrderPlaced, "evt_order_"+o.ID, events.OrderPlacedV1{
 			OrderID: o.ID, BuyerOrgID: o.BuyerOrgID, BuyerUserID: o.BuyerUserID, VendorOrgID: o.VendorOrgID,
@@ -112,8 +112,9 @@ func (s *Service) PlaceOrder(ctx context.Context, a Actor, in OrderInput) (order
 
 // grant gives the order's organisation an entitlement: a subscription for its months from now (or from the
 // end of a running one), anything else for good. Insert-or-nothing first, then lock and extend, so concurrent
-// orders of one organisation never collide on the (org, listing) key.
-func grant(tx *gorm.DB, o orderRow, now time.Time) error {
+// orders of one organisation never collide on the (org, listing) key. The entitlement.granted event goes
+// through the outbox in tx.
+func (s *Service) grant(tx *gorm.DB, o orderRow, now time.Time) error {
 	var expires *time.Time
 	if o.PlanKind == PlanSubscription {
 		t := now.AddDate(0, o.Quantity, 0)
@@ -121,27 +122,48 @@ func grant(tx *gorm.DB, o orderRow, now time.Time) error {
 	}
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&entitlementRow{ID: newID("ent"), OrgID: o.BuyerOrgID,
 		ListingID: o.ListingID, Source: "order", SourceID: o.ID, PlanID: o.PlanID, ExpiresAt: expires, CreatedAt: now, UpdatedAt: now})
-	if res.Error != nil || res.RowsAffected == 1 {
+	if res.Error != nil {
 		return res.Error
 	}
-	var cur entitlementRow
-	if err := sqldb.ForUpdate(tx).Where("org_id = ? AND listing_id = ?", o.BuyerOrgID, o.ListingID).Take(&cur).Error; err != nil {
-		return err
+	if res.RowsAffected != 1 {
+		var cur entitlementRow
+		if err := sqldb.ForUpdate(tx).Where("org_id = ? AND listing_id = ?", o.BuyerOrgID, o.ListingID).Take(&cur).Error; err != nil {
+			return err
+		}
+		switch {
+		case cur.ExpiresAt == nil:
+			expires = nil // a perpetual entitlement is never shortened by a subscription
+		case expires != nil && cur.ExpiresAt.After(now):
+			t := cur.ExpiresAt.AddDate(0, o.Quantity, 0)
+			expires = &t
+		}
+		if err := tx.Model(&entitlementRow{}).Where("id = ?", cur.ID).Updates(map[string]any{
+			"source": "order", "source_id": o.ID, "plan_id": o.PlanID, "expires_at": expires, "updated_at": now}).Error; err != nil {
+			return err
+		}
 	}
-	switch {
-	case cur.ExpiresAt == nil:
-		expires = nil // a perpetual entitlement is never shortened by a subscription
-	case expires != nil && cur.ExpiresAt.After(now):
-		t := cur.ExpiresAt.AddDate(0, o.Quantity, 0)
-		expires = &t
+	return s.announceGrant(tx, o.BuyerOrgID, o.ListingID, o.VendorOrgID, "evt_ent_granted_"+o.ID, now)
+}
+
+// announceGrant writes entitlement.granted for the (org, listing) entitlement as it now stands, in tx.
+// eventID is derived from what granted it (an order, an access request), so a retried grant is one event.
+func (s *Service) announceGrant(tx *gorm.DB, orgID, listingID, vendorOrgID, eventID string, now time.Time) error {
+	var e entitlementRow
+	if err := tx.Where("org_id = ? AND listing_id = ?", orgID, listingID).Take(&e).Error; err != nil {
+		return fmt.Errorf("entitlement of %s to %s: %w", orgID, listingID, err)
 	}
-	return tx.Model(&entitlementRow{}).Where("id = ?", cur.ID).Updates(map[string]any{
-		"source": "order", "source_id": o.ID, "plan_id": o.PlanID, "expires_at": expires, "updated_at": now}).Error
+	ev := events.EntitlementChangedV1{EntitlementID: e.ID, ListingID: e.ListingID, OrganizationID: e.OrgID,
+		VendorOrgID: vendorOrgID, Source: e.Source, SourceID: e.SourceID, At: now}
+	if e.ExpiresAt != nil {
+		t := e.ExpiresAt.UTC()
+		ev.ExpiresAt = &t
+	}
+	return eventbus.Write(tx, s.outbox, events.EntitlementGranted, eventID, ev)
 }
 
 // settleOrder fulfils (ok) or fails a pending order once per event.
 func (s *Service) settleOrder(ctx context.Context, eventID, consumer, orderID string, ok bool, reason, transferID string) error {
-	return sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		now := s.now()
 		fresh, err := markProcessed(tx, eventID, consumer, now)
 		if err != nil || !fresh {
@@ -167,10 +189,14 @@ func (s *Service) settleOrder(ctx context.Context, eventID, consumer, orderID st
 			return err
 		}
 		if ok {
-			return grant(tx, o, now)
+			return s.grant(tx, o, now)
 		}
 		return nil
 	})
+	if err == nil {
+		s.outbox.Kick()
+	}
+	return err
 }
 
 // Orders lists the orders of the caller's organisation, as buyer and as vendor, newest first.
@@ -326,11 +352,19 @@ func (s *Service) DecideAccess(ctx context.Context, a Actor, id, decision, comme
 		if r.State != AccessApproved {
 			return nil
 		}
-		return tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "org_id"}, {Name: "listing_id"}},
-			DoUpdates: clause.Assignments(map[string]any{"source": "access_request", "source_id": r.ID, "updated_at": now})}).
+		// Approval grants access for good, like a fresh entitlement (an expired subscription does not
+		// shorten it).
+		if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "org_id"}, {Name: "listing_id"}},
+			DoUpdates: clause.Assignments(map[string]any{"source": "access_request", "source_id": r.ID, "expires_at": nil, "updated_at": now})}).
 			Create(&entitlementRow{ID: newID("ent"), OrgID: r.OrgID, ListingID: r.ListingID, Source: "access_request",
-				SourceID: r.ID, CreatedAt: now, UpdatedAt: now}).Error
+				SourceID: r.ID, CreatedAt: now, UpdatedAt: now}).Error; err != nil {
+			return err
+		}
+		return s.announceGrant(tx, r.OrgID, r.ListingID, r.VendorOrgID, "evt_ent_granted_"+r.ID, now)
 	})
+	if err == nil {
+		s.outbox.Kick()
+	}
 	return r, err
 }
 

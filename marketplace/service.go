@@ -518,6 +518,7 @@ func (s *Service) emit(tx *gorm.DB, subj eventbus.Subject[events.ListingChangedV
 			if c.Visibility != "public" {
 				ev.Compute.VisibleTo = slices.Clone(c.VisibleTo)
 			}
+			ev.Compute.Gated = c.Gated
 			for _, p := range c.Plans {
 				if p.Kind == PlanPerGPUHour {
 					ev.Compute.PricePerGPUHour, ev.Compute.PlanID = p.PriceMicro, p.ID

@@ -23,6 +23,7 @@ var (
 	ErrBackendUnavailable  = problem.New(503, "backend_unavailable", "The pool's sandbox backend is not available in this deployment.")
 	ErrNotPoolOwner        = problem.New(403, "not_pool_owner", "Only the pool's vendor or staff may change it.")
 	ErrForbidden           = problem.New(403, "forbidden", "You may not do this.")
+	ErrAccessRequired      = problem.New(403, "access_required", "This listing is gated: your organisation needs the vendor's approval to use it.")
 	ErrHostBackendStaff    = problem.New(403, "host_backend_staff_only",
 		"Pools on the platform's own host (local, simulator) and GPU discovery are managed by programme staff.")
 	ErrBadSandboxToken = problem.New(401, "invalid_sandbox_token", "The sandbox token is invalid or expired.")

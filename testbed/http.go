@@ -218,6 +218,10 @@ type listingJSON struct {
 	MaxDurationMinutes int    `json:"max_duration_minutes"`
 	PricePerGPUHour    int64  `json:"price_per_gpu_hour_micro"`
 	PriceDisplay       string `json:"price_per_gpu_hour_display"`
+	// Gated listings need the vendor's approval (an access request in the marketplace); AccessRequired says
+	// the caller's organisation does not have it yet, so launching and reserving answer 403 access_required.
+	Gated          bool `json:"gated"`
+	AccessRequired bool `json:"access_required"`
 }
 
 type launchRequest struct {
@@ -493,7 +497,12 @@ func (h handler) gpuModels(c *fiber.Ctx) error {
 }
 
 func (h handler) listings(c *fiber.Ctx) error {
-	ls, err := h.svc.Listings(c.UserContext(), callerOf(c))
+	caller := callerOf(c)
+	ls, err := h.svc.Listings(c.UserContext(), caller)
+	if err != nil {
+		return err
+	}
+	entitled, err := h.svc.entitledListings(c.UserContext(), caller)
 	if err != nil {
 		return err
 	}
@@ -501,7 +510,8 @@ func (h handler) listings(c *fiber.Ctx) error {
 	for _, l := range ls {
 		out = append(out, listingJSON{ID: l.ID, VendorOrgID: l.VendorOrgID, Title: l.Title, PoolID: l.PoolID, GPUModel: l.GPUModel,
 			Region: l.Region, MinDurationMinutes: l.MinMinutes, MaxDurationMinutes: l.MaxMinutes,
-			PricePerGPUHour: l.PricePerGPUHour, PriceDisplay: money.Micro(l.PricePerGPUHour).String()})
+			PricePerGPUHour: l.PricePerGPUHour, PriceDisplay: money.Micro(l.PricePerGPUHour).String(),
+			Gated: l.Gated, AccessRequired: l.Gated && !l.exempt(caller) && !entitled[l.ID]})
 	}
 	return pageJSON(c, out)
 }

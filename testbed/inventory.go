@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
@@ -502,7 +503,8 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 			l := Listing{ID: ev.ListingID, VendorOrgID: ev.VendorOrgID, Title: ev.Title, PoolID: ev.Compute.PoolID,
 				GPUModel: ev.Compute.GPUModel, Region: ev.Compute.Region, MinMinutes: ev.Compute.MinDurationMinutes,
 				MaxMinutes: ev.Compute.MaxDurationMinutes, PricePerGPUHour: ev.Compute.PricePerGPUHour,
-				PlanID: ev.Compute.PlanID, Version: ev.Version, UpdatedMS: ms(ev.At), VisibleTo: strings.Join(ev.Compute.VisibleTo, ",")}
+				PlanID: ev.Compute.PlanID, Version: ev.Version, UpdatedMS: ms(ev.At), VisibleTo: strings.Join(ev.Compute.VisibleTo, ","),
+				Gated: ev.Compute.Gated}
 			if l.MaxMinutes <= 0 {
 				l.MaxMinutes = 24 * 60
 			}
@@ -516,6 +518,77 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 		return fmt.Errorf("apply listing %s: %w", ev.ListingID, err)
 	}
 	return nil
+}
+
+// ApplyEntitlement updates the projection of an organisation's entitlement to a listing from a marketplace
+// entitlement event (granted: active, revoked: not). The newest event (by At) wins, so a revocation
+// delivered before the grant it revokes is not undone by it. Idempotent by event ID.
+func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted bool, ev events.EntitlementChangedV1) error {
+	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		if dup, err := markProcessed(tx, eventID, s.clock.Now()); err != nil || dup {
+			return err
+		}
+		var cur Entitlement
+		err := sqldb.ForUpdate(tx).Where("org_id = ? AND listing_id = ?", ev.OrganizationID, ev.ListingID).Take(&cur).Error
+		switch {
+		case err == nil && cur.AtMS > ms(ev.At):
+			return nil // an older event than the one applied
+		case err != nil && !sqldb.IsNotFound(err):
+			return err
+		}
+		e := Entitlement{OrgID: ev.OrganizationID, ListingID: ev.ListingID, EntitlementID: ev.EntitlementID,
+			Active: granted, AtMS: ms(ev.At), UpdatedMS: ms(s.clock.Now())}
+		if granted && ev.ExpiresAt != nil {
+			e.ExpiresMS = ms(*ev.ExpiresAt)
+		}
+		return tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "org_id"}, {Name: "listing_id"}},
+			DoUpdates: clause.AssignmentColumns([]string{"entitlement_id", "active", "expires_ms", "at_ms", "updated_ms"})}).
+			Create(&e).Error
+	})
+	if err != nil {
+		return fmt.Errorf("apply entitlement %s: %w", ev.EntitlementID, err)
+	}
+	return nil
+}
+
+// checkAccess refuses a gated listing to an organisation without a current entitlement (403 access_required);
+// the listing's vendor and staff are exempt.
+func (s *Service) checkAccess(ctx context.Context, c Caller, l Listing) error {
+	if !l.Gated || l.exempt(c) {
+		return nil
+	}
+	if c.OrgID != "" {
+		var n int64
+		if err := s.db.WithContext(ctx).Model(&Entitlement{}).
+			Where("org_id = ? AND listing_id = ? AND active = ? AND (expires_ms = 0 OR expires_ms > ?)",
+				c.OrgID, l.ID, true, ms(s.clock.Now())).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return ErrAccessRequired.WithDetail("Listing %s is gated: request access from its vendor in the marketplace "+
+		"(POST /api/v1/marketplace/listings/%s/access-requests); once the vendor approves, launch again.", l.ID, l.ID).
+		WithExtra("listing_id", l.ID)
+}
+
+// entitledListings returns the listings c's organisation holds a current entitlement to.
+func (s *Service) entitledListings(ctx context.Context, c Caller) (map[string]bool, error) {
+	out := map[string]bool{}
+	if c.OrgID == "" {
+		return out, nil
+	}
+	var ids []string
+	if err := s.db.WithContext(ctx).Model(&Entitlement{}).
+		Where("org_id = ? AND active = ? AND (expires_ms = 0 OR expires_ms > ?)", c.OrgID, true, ms(s.clock.Now())).
+		Pluck("listing_id", &ids).Error; err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
 }
 
 func markProcessed(tx *gorm.DB, id string, now time.Time) (dup bool, err error) {

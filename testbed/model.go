@@ -150,9 +150,31 @@ type Listing struct {
 	UpdatedMS       int64 `gorm:"column:updated_ms"`
 	// VisibleTo lists, comma-separated, the organisations a restricted listing is for; empty = public.
 	VisibleTo string
+	// Gated listings need an entitlement of the caller's organisation to launch or reserve.
+	Gated bool
 }
 
 func (Listing) TableName() string { return "testbed_listings" }
+
+// Entitlement is the projection of a marketplace entitlement of an organisation to a listing. Active is
+// false after a revocation; ExpiresMS (0 = never) ends a subscription; AtMS is the time of the event that
+// set the row (a newer event wins, whatever the order of delivery).
+type Entitlement struct {
+	OrgID         string `gorm:"primaryKey"`
+	ListingID     string `gorm:"primaryKey"`
+	EntitlementID string
+	Active        bool
+	ExpiresMS     int64 `gorm:"column:expires_ms"`
+	AtMS          int64 `gorm:"column:at_ms"`
+	UpdatedMS     int64 `gorm:"column:updated_ms"`
+}
+
+func (Entitlement) TableName() string { return "testbed_entitlements" }
+
+// exempt reports whether c may use a gated listing without an entitlement: its vendor and staff.
+func (l Listing) exempt(c Caller) bool {
+	return c.Staff || (c.OrgID != "" && c.OrgID == l.VendorOrgID)
+}
 
 // VisibleFor reports whether c may see and use the listing: public, or restricted to c's organisation, or
 // c is its vendor or staff.

@@ -34,6 +34,9 @@ func (s *Service) Reserve(ctx context.Context, c Caller, in ReserveInput) (Reser
 	if !l.VisibleFor(c) {
 		return Reservation{}, ErrListingNotFound
 	}
+	if err := s.checkAccess(ctx, c, l); err != nil {
+		return Reservation{}, err
+	}
 	r := Reservation{ID: newID("res"), OrgID: c.OrgID, UserID: c.UserID, ListingID: l.ID, PoolID: l.PoolID,
 		GPUModel: l.GPUModel, GPUCount: in.GPUCount, StartsMS: ms(in.StartsAt), EndsMS: ms(in.EndsAt),
 		State: ResPending, CreatedMS: ms(now)}

@@ -157,6 +157,9 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 	if !l.VisibleFor(c) {
 		return Sandbox{}, ErrListingNotFound
 	}
+	if err := s.checkAccess(ctx, c, l); err != nil {
+		return Sandbox{}, err
+	}
 	var f problem.Fields
 	f.Check(in.GPUModel == l.GPUModel, "gpu_model", "not_offered", "this listing offers "+l.GPUModel)
 	if in.DurationMinutes > l.MaxMinutes {

@@ -322,7 +322,7 @@ func (s *Service) reconcileOne(ctx context.Context, b backend.Backend, sb Sandbo
 
 // consume runs the event consumers until ctx ends.
 func (s *Service) consume(ctx context.Context) error {
-	errc := make(chan error, 4)
+	errc := make(chan error, 6)
 	listing := func(kind string, subj eventbus.Subject[events.ListingChangedV1]) {
 		errc <- eventbus.Consume(ctx, s.bus, subj, eventbus.ConsumeOptions{Durable: "testbed-listing-" + kind},
 			func(ctx context.Context, ev eventbus.Event[events.ListingChangedV1]) error {
@@ -332,6 +332,14 @@ func (s *Service) consume(ctx context.Context) error {
 	go listing("published", events.ListingPublished)
 	go listing("suspended", events.ListingSuspended)
 	go listing("retired", events.ListingRetired)
+	entitlement := func(kind string, subj eventbus.Subject[events.EntitlementChangedV1]) {
+		errc <- eventbus.Consume(ctx, s.bus, subj, eventbus.ConsumeOptions{Durable: "testbed-entitlement-" + kind},
+			func(ctx context.Context, ev eventbus.Event[events.EntitlementChangedV1]) error {
+				return s.ApplyEntitlement(ctx, ev.ID, kind == "granted", ev.Data)
+			})
+	}
+	go entitlement("granted", events.EntitlementGranted)
+	go entitlement("revoked", events.EntitlementRevoked)
 	go func() {
 		errc <- eventbus.Consume(ctx, s.bus, events.WalletExhausted, eventbus.ConsumeOptions{Durable: "testbed-wallet-exhausted"},
 			func(ctx context.Context, ev eventbus.Event[events.WalletExhaustedV1]) error {
@@ -339,7 +347,7 @@ func (s *Service) consume(ctx context.Context) error {
 			})
 	}()
 	var errs []error
-	for range 4 {
+	for range 6 {
 		if err := <-errc; err != nil && ctx.Err() == nil {
 			errs = append(errs, err)
 		}

@@ -44,6 +44,9 @@ type ComputeV1 struct {
 	// VisibleTo names the organisations that may see and launch a restricted listing (besides its vendor
 	// and staff); empty means public.
 	VisibleTo []string `json:"visible_to,omitempty"`
+	// Gated: an organisation needs an entitlement (EntitlementGranted, e.g. from an approved access request)
+	// to use the listing; its vendor and staff are exempt.
+	Gated bool `json:"gated,omitempty"`
 }
 
 func (e ListingChangedV1) Validate() error {
@@ -86,6 +89,36 @@ func (e OrderPlacedV1) Validate() error {
 	return c.err("order.placed")
 }
 
+// EntitlementChangedV1 announces that an organisation may (granted) or may no longer (revoked) use a listing.
+// An entitlement is unique per (organization, listing) and keeps its ID across grants; a later grant (a
+// renewal, an approval) is a new event with the new terms. ExpiresAt is set for subscriptions (nil: no end).
+// Consumers apply the newest At per (organization, listing): the two subjects are not ordered together.
+type EntitlementChangedV1 struct {
+	EntitlementID  string     `json:"entitlement_id"`
+	ListingID      string     `json:"listing_id"`
+	OrganizationID string     `json:"organization_id"`
+	VendorOrgID    string     `json:"vendor_org_id,omitempty"`
+	Source         string     `json:"source,omitempty"` // order, access_request
+	SourceID       string     `json:"source_id,omitempty"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	Reason         string     `json:"reason,omitempty"` // on revoked
+	At             time.Time  `json:"at"`
+}
+
+func (e EntitlementChangedV1) Validate() error {
+	var c check
+	c.need(e.EntitlementID != "", "entitlement_id")
+	c.need(e.ListingID != "", "listing_id")
+	c.need(e.OrganizationID != "", "organization_id")
+	c.need(set(e.At), "at")
+	return c.err("entitlement event")
+}
+
+var (
+	EntitlementGranted = eventbus.Subject[EntitlementChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.entitlement.granted.v1"}
+	EntitlementRevoked = eventbus.Subject[EntitlementChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.entitlement.revoked.v1"}
+)
+
 var (
 	ListingSubmitted        = eventbus.Subject[ListingChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.listing.submitted.v1"}
 	ListingApproved         = eventbus.Subject[ListingChangedV1]{Stream: StreamMarketplace, Name: "tamarack.marketplace.listing.approved.v1"}
@@ -101,4 +134,5 @@ var (
 var MarketplaceStream = eventbus.Stream{Name: StreamMarketplace, Subjects: []string{
 	ListingSubmitted.Name, ListingApproved.Name, ListingRejected.Name, ListingChangesRequested.Name,
 	ListingPublished.Name, ListingSuspended.Name, ListingRetired.Name, OrderPlaced.Name,
+	EntitlementGranted.Name, EntitlementRevoked.Name,
 }}

@@ -1,0 +1,310 @@
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/natstest"
+	"github.com/tamarack-ai/tamarack/services/events"
+)
+
+// publishGated projects a gated compute listing on the fixture's pool.
+func (f *fixture) publishGated(t testing.TB, id string) {
+	t.Helper()
+	err := f.svc.ApplyListing(context.Background(), "ev-"+id, "published", events.ListingChangedV1{ListingID: id,
+		VersionID: "v1", Version: 1, VendorOrgID: vendorOrg, Kind: "compute", Title: "Gated H100", At: t0,
+		Compute: &events.ComputeV1{PoolID: f.pool.ID, GPUModel: "h100-80gb", Region: "ca-montreal", MinDurationMinutes: 1,
+			MaxDurationMinutes: 240, PricePerGPUHour: 2_500_000, PlanID: "plan-g", Gated: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func entitlementEvent(org, listing string, at time.Time) events.EntitlementChangedV1 {
+	return events.EntitlementChangedV1{EntitlementID: "ent-" + org + "-" + listing, ListingID: listing, OrganizationID: org,
+		VendorOrgID: vendorOrg, Source: "access_request", SourceID: "acc-1", At: at}
+}
+
+// wantAccessRequired asserts err is the 403 access_required problem naming the listing.
+func wantAccessRequired(t testing.TB, err error, listing string) {
+	t.Helper()
+	if !errors.Is(err, ErrAccessRequired) {
+		t.Fatalf("want access_required, got %v", err)
+	}
+	p := asProblem(t, err)
+	if p.Status != 403 || p.Code != "access_required" || !strings.Contains(p.Detail, "access-requests") || p.Extra["listing_id"] != listing {
+		t.Fatalf("problem %+v", p)
+	}
+}
+
+// TestGatedListingNeedsEntitlement: a gated compute listing is listed for everyone who may see it, but
+// launching and reserving need an entitlement of the caller's organisation (its vendor and staff are
+// exempt); a grant opens it, a revocation closes it again, an expired subscription closes it; events are
+// applied once by ID and the newest (by At) wins whatever the order of delivery.
+func TestGatedListingNeedsEntitlement(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db, 1, 8, Options{})
+		f.publishGated(t, "lst-gated")
+		launch := func(c Caller) error {
+			t.Helper()
+			sb, err := f.svc.Launch(ctx, c, LaunchInput{ListingID: "lst-gated", GPUModel: "h100-80gb", GPUCount: 1, Template: "shell", DurationMinutes: 10})
+			f.svc.Wait()
+			if err == nil {
+				if _, err := f.svc.Stop(ctx, c, sb.ID); err != nil {
+					t.Fatalf("stop: %v", err)
+				}
+				f.svc.Wait()
+			}
+			return err
+		}
+		reserve := func(c Caller) error {
+			t.Helper()
+			start := f.clk.Now().Add(time.Hour)
+			r, err := f.svc.Reserve(ctx, c, ReserveInput{ListingID: "lst-gated", GPUCount: 1, StartsAt: start, EndsAt: start.Add(time.Hour)})
+			if err == nil {
+				if _, err := f.svc.CancelReservation(ctx, c, r.ID); err != nil {
+					t.Fatalf("cancel reservation: %v", err)
+				}
+			}
+			return err
+		}
+		refused := func(what string, c Caller) {
+			t.Helper()
+			t.Logf("refused: %s", what)
+			wantAccessRequired(t, launch(c), "lst-gated")
+			wantAccessRequired(t, reserve(c), "lst-gated")
+		}
+		allowed := func(what string, c Caller) {
+			t.Helper()
+			if err := launch(c); err != nil {
+				t.Fatalf("%s: launch: %v", what, err)
+			}
+			if err := reserve(c); err != nil {
+				t.Fatalf("%s: reserve: %v", what, err)
+			}
+		}
+
+		// Listed (so the UI can offer "request access"), but not usable.
+		ls, err := f.svc.Listings(ctx, sme())
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, l := range ls {
+			found = found || (l.ID == "lst-gated" && l.Gated)
+		}
+		if !found {
+			t.Fatalf("gated listing not listed: %+v", ls)
+		}
+		refused("before any grant", sme())
+		// The ungated listing of the same pool stays open.
+		f.launch(t, sme(), 1, 10)
+		// The vendor and staff are exempt.
+		allowed("vendor", vendor())
+		if err := f.svc.checkAccess(ctx, hostStaff(), Listing{ID: "lst-gated", VendorOrgID: vendorOrg, Gated: true}); err != nil {
+			t.Fatalf("staff: %v", err)
+		}
+
+		// Granted: the SME may; another organisation still may not.
+		grant := entitlementEvent(smeOrg, "lst-gated", t0)
+		for range 2 { // a redelivery is harmless
+			if err := f.svc.ApplyEntitlement(ctx, "ent-granted-1", true, grant); err != nil {
+				t.Fatal(err)
+			}
+		}
+		allowed("after the grant", sme())
+		refused("another organisation", other())
+
+		// Revoked: refused again; a redelivered (or late, older) grant does not reopen it.
+		f.clk.Advance(time.Minute)
+		revoke := entitlementEvent(smeOrg, "lst-gated", f.clk.Now())
+		revoke.Reason = "vendor revoked"
+		for range 2 {
+			if err := f.svc.ApplyEntitlement(ctx, "ent-revoked-1", false, revoke); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refused("after the revocation", sme())
+		if err := f.svc.ApplyEntitlement(ctx, "ent-granted-1", true, grant); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.ApplyEntitlement(ctx, "ent-granted-old", true, entitlementEvent(smeOrg, "lst-gated", t0.Add(-time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		refused("after old grants delivered late", sme())
+
+		// A newer grant with an end (a subscription) opens it until it expires.
+		f.clk.Advance(time.Minute)
+		sub := entitlementEvent(smeOrg, "lst-gated", f.clk.Now())
+		end := f.clk.Now().Add(2 * time.Hour)
+		sub.ExpiresAt = &end
+		if err := f.svc.ApplyEntitlement(ctx, "ent-granted-2", true, sub); err != nil {
+			t.Fatal(err)
+		}
+		allowed("during the subscription", sme())
+		f.clk.Advance(3 * time.Hour)
+		refused("after the subscription ended", sme())
+
+		var n int64
+		if err := db.Model(&Entitlement{}).Count(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("%d entitlement rows, want 1 per (organisation, listing)", n)
+		}
+	})
+}
+
+// TestGatedListingHTTP: POST /sandboxes and /reservations answer 403 access_required with a detail saying
+// how to get access; GET /listings shows the listing with gated and access_required for the caller.
+func TestGatedListingHTTP(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		f.publishGated(t, "lst-gated")
+		app, sign := newApp(t, f.svc)
+		do := func(method, path string, c Caller, body string) (int, map[string]any) {
+			t.Helper()
+			var r io.Reader
+			if body != "" {
+				r = strings.NewReader(body)
+			}
+			req := httptest.NewRequest(method, "/api/v1/testbed"+path, r)
+			if body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			req.Header.Set("Authorization", "Bearer "+sign.token(t, c))
+			res, err := app.Test(req, 10_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			raw, _ := io.ReadAll(res.Body)
+			out := map[string]any{}
+			_ = json.Unmarshal(raw, &out)
+			f.svc.Wait()
+			return res.StatusCode, out
+		}
+		launch := `{"listing_id":"lst-gated","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":10}`
+		start := f.clk.Now().Add(time.Hour)
+		reserve := fmt.Sprintf(`{"listing_id":"lst-gated","gpu_count":1,"starts_at":%q,"ends_at":%q}`,
+			start.Format(time.RFC3339), start.Add(time.Hour).Format(time.RFC3339))
+		for _, req := range [][2]string{{"/sandboxes", launch}, {"/reservations", reserve}} {
+			st, body := do("POST", req[0], sme(), req[1])
+			if st != 403 || body["code"] != "access_required" || !strings.Contains(fmt.Sprint(body["detail"]), "request access") ||
+				body["listing_id"] != "lst-gated" {
+				t.Fatalf("POST %s: %d %v", req[0], st, body)
+			}
+		}
+		accessRequired := func(c Caller) (gated, required bool) {
+			t.Helper()
+			st, body := do("GET", "/listings", c, "")
+			if st != 200 {
+				t.Fatalf("GET /listings: %d %v", st, body)
+			}
+			items, _ := body["items"].([]any)
+			for _, it := range items {
+				m := it.(map[string]any)
+				if m["id"] == "lst-gated" {
+					return m["gated"] == true, m["access_required"] == true
+				}
+			}
+			t.Fatalf("gated listing not listed: %v", body)
+			return false, false
+		}
+		if g, r := accessRequired(sme()); !g || !r {
+			t.Fatalf("sme: gated %v access_required %v", g, r)
+		}
+		if g, r := accessRequired(vendor()); !g || r {
+			t.Fatalf("vendor: gated %v access_required %v", g, r)
+		}
+		if err := f.svc.ApplyEntitlement(context.Background(), "ent-g", true, entitlementEvent(smeOrg, "lst-gated", t0)); err != nil {
+			t.Fatal(err)
+		}
+		if _, r := accessRequired(sme()); r {
+			t.Fatal("sme still needs access after the grant")
+		}
+		if st, body := do("POST", "/sandboxes", sme(), launch); st != 202 {
+			t.Fatalf("launch after the grant: %d %v", st, body)
+		}
+		if st, body := do("POST", "/reservations", sme(), reserve); st != 201 {
+			t.Fatalf("reserve after the grant: %d %v", st, body)
+		}
+	})
+}
+
+// TestGatedListingThroughJetStream: the gated flag and the entitlement events reach the testbed through a
+// real JetStream; launching is refused before the grant, accepted after it, refused after the revocation,
+// and redelivered events change nothing.
+func TestGatedListingThroughJetStream(t *testing.T) {
+	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := bus.EnsureStreams(ctx, events.AllStreams()...); err != nil {
+			t.Fatal(err)
+		}
+		f := newFixture(t, dbtestOpenSQLite(t), 1, 8, Options{})
+		svc, err := New(Deps{DB: f.db, Bus: bus, Clock: f.clk, Holds: ApproveHolds{}, Backends: f.svc.backends,
+			Options: Options{SuperviseInterval: 10 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.svc = svc
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = svc.Run(ctx) }()
+		defer func() { cancel(); wg.Wait() }()
+
+		// A unique listing per run: the real server's stream outlives the test.
+		lst := fmt.Sprintf("lst-gated-js-%d", time.Now().UnixNano())
+		now := f.clk.Now()
+		if err := eventbus.Publish(ctx, bus, events.ListingPublished, "tamarack/marketplace", lst+"-pub", now, events.ListingChangedV1{
+			ListingID: lst, Version: 1, VendorOrgID: vendorOrg, Kind: "compute", At: now,
+			Compute: &events.ComputeV1{PoolID: f.pool.ID, GPUModel: "h100-80gb", MaxDurationMinutes: 30, PricePerGPUHour: 1, Gated: true}}); err != nil {
+			t.Fatal(err)
+		}
+		in := LaunchInput{ListingID: lst, GPUModel: "h100-80gb", GPUCount: 1, Template: "shell", DurationMinutes: 10}
+		try := func() error {
+			sb, err := svc.Launch(ctx, sme(), in)
+			svc.Wait()
+			if err == nil {
+				_, _ = svc.Stop(ctx, sme(), sb.ID)
+				svc.Wait()
+			}
+			return err
+		}
+		eventually(t, "the gated listing to be projected and refused", func() bool { return errors.Is(try(), ErrAccessRequired) })
+
+		grant := entitlementEvent(smeOrg, lst, now)
+		for range 2 { // published twice under one ID: JetStream dedupes, the consumer would too
+			if err := eventbus.Publish(ctx, bus, events.EntitlementGranted, "tamarack/marketplace", lst+"-granted", now, grant); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, "the grant to open the listing", func() bool { return try() == nil })
+
+		f.clk.Advance(time.Minute)
+		revoke := entitlementEvent(smeOrg, lst, f.clk.Now())
+		if err := eventbus.Publish(ctx, bus, events.EntitlementRevoked, "tamarack/marketplace", lst+"-revoked", f.clk.Now(), revoke); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the revocation to close the listing", func() bool { return errors.Is(try(), ErrAccessRequired) })
+		// The consumer applying the grant again (a redelivery) changes nothing.
+		if err := svc.ApplyEntitlement(ctx, lst+"-granted", true, grant); err != nil {
+			t.Fatal(err)
+		}
+		wantAccessRequired(t, try(), lst)
+	})
+}
