@@ -177,7 +177,14 @@ function AccessRequestRow({ req, title, onDone }: { req: AccessRequest; title?: 
   return (
     <li className="card">
       <p>
-        <span className="mono">{req.organization_id}</span> → <Link to={`/listings/${encodeURIComponent(req.listing_id)}`}>{title ?? req.listing_id}</Link>{' '}
+        {req.requester_org_name ? (
+          <>
+            <strong>{req.requester_org_name}</strong> <span className="muted mono small">{req.organization_id}</span>
+          </>
+        ) : (
+          <span className="mono">{req.organization_id}</span>
+        )}{' '}
+        → <Link to={`/listings/${encodeURIComponent(req.listing_id)}`}>{title ?? req.listing_id}</Link>{' '}
         <StateBadge state={req.state} /> <span className="muted">{formatDateTime(req.created_at)}</span>
       </p>
       <blockquote>{req.purpose}</blockquote>
