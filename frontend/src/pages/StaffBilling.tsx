@@ -31,6 +31,7 @@ function OrgSelect({
   error,
   showKind,
   allLabel,
+  chooseLabel,
 }: {
   label: string;
   orgs: ReturnType<typeof useOrgs>;
@@ -39,9 +40,10 @@ function OrgSelect({
   error?: string;
   showKind?: boolean;
   allLabel?: string;
+  chooseLabel?: string;
 }) {
   const { t } = useTranslation();
-  const placeholder = orgs.loading ? t('common.loading') : orgs.items.length === 0 ? t('payments.no_orgs') : (allLabel ?? t('payments.choose_org'));
+  const placeholder = orgs.loading ? t('common.loading') : orgs.items.length === 0 ? t('payments.no_orgs') : (allLabel ?? chooseLabel ?? t('payments.choose_org'));
   return (
     <SelectField label={label} value={value} onChange={(e) => onChange(e.target.value)} error={error} required={!allLabel} aria-busy={orgs.loading}>
       <option value="">{placeholder}</option>
@@ -144,8 +146,8 @@ function Payouts() {
               <td>{r.name || r.vendor_org_id}</td>
               <td className="num money">{formatMicro(r.earned_micro, lng)}</td>
               <td className="num money">{formatMicro(r.paid_out_micro, lng)}</td>
-              <td className="num money">{r.payable_display}</td>
-              <td className="mono">{r.connect_account || <span className="muted">{t('payments.no_connect')}</span>}</td>
+              <td className="num money">{formatMicro(r.payable_micro, lng)}</td>
+              <td>{r.connect_account ? <span className="mono">{r.connect_account}</span> : <span className="muted">{t('payments.no_connect')}</span>}</td>
             </tr>
           ))}
         </DataTable>
@@ -196,7 +198,7 @@ function PayVendorForm({ vendors, onDone }: { vendors: ReturnType<typeof useOrgs
         </Notice>
       )}
       <ProblemAlert error={error} listFields={(f) => !['vendor_org_id', 'amount_micro', 'reference'].includes(f)} />
-      <OrgSelect label={t('payments.vendor')} orgs={vendors} value={form.vendor_org_id} onChange={(v) => setForm({ ...form, vendor_org_id: v })} error={fields.vendor_org_id} />
+      <OrgSelect label={t('payments.vendor')} orgs={vendors} value={form.vendor_org_id} onChange={(v) => setForm({ ...form, vendor_org_id: v })} error={fields.vendor_org_id} chooseLabel={t('payments.choose_vendor')} />
       <TextField label={t('payments.amount')} inputMode="decimal" value={form.amount} onChange={(e) => setForm({ ...form, amount: e.target.value })} error={fields.amount_micro} hint={t('payments.amount_hint')} />
       <TextField label={t('payments.reference')} value={form.reference} onChange={(e) => setForm({ ...form, reference: e.target.value })} error={fields.reference} maxLength={200} />
       <button type="submit" className="button button--primary" disabled={busy} aria-busy={busy}>
@@ -241,7 +243,7 @@ function ConnectForm({ vendors, onDone }: { vendors: ReturnType<typeof useOrgs>;
       <p className="muted">{t('payments.connect_lead')}</p>
       {saved && <Notice tone="success">{t('payments.connect_saved')}</Notice>}
       <ProblemAlert error={error} listFields={(f) => f !== 'stripe_account_id'} />
-      <OrgSelect label={t('payments.vendor')} orgs={vendors} value={vendor} onChange={setVendor} error={fields.vendor} />
+      <OrgSelect label={t('payments.vendor')} orgs={vendors} value={vendor} onChange={setVendor} error={fields.vendor} chooseLabel={t('payments.choose_vendor')} />
       <TextField label={t('payments.connect_account')} placeholder="acct_…" value={account} onChange={(e) => setAccount(e.target.value)} error={fields.stripe_account_id} maxLength={100} required />
       <button type="submit" className="button button--primary" disabled={busy} aria-busy={busy}>
         {busy ? t('common.working') : t('payments.save_connect')}
