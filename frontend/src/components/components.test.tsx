@@ -10,7 +10,7 @@ import { SessionProvider } from '../auth/session';
 import i18n, { LANG_KEY, setupI18n } from '../i18n';
 import { fakeFetch, json, problem, type Handler } from '../test/fakeFetch';
 import { navItems } from './Layout';
-import { ProblemAlert } from './ui';
+import { DataTable, PagedBlock, ProblemAlert } from './ui';
 
 setupI18n('en');
 
@@ -282,5 +282,41 @@ describe('pages on the services\' real shapes', () => {
     });
     expect(await screen.findByText('Maple Robotics')).toBeInTheDocument();
     expect(screen.getByText('org_sme')).toBeInTheDocument();
+  });
+});
+
+describe('shared list scaffolding', () => {
+  it('DataTable: a focusable scroll box, caption, headings (false ones left out, num, screen-reader-only) and rows', () => {
+    render(
+      <DataTable caption="Nodes" captionHidden columns={['Name', false, { label: 'Amount', num: true }, { label: 'Actions', hidden: true }]}>
+        <tr>
+          <td>a</td>
+          <td>1</td>
+          <td />
+        </tr>
+      </DataTable>,
+    );
+    const table = screen.getByRole('table', { name: 'Nodes' });
+    expect(table.parentElement).toHaveAttribute('tabindex', '0');
+    const heads = within(table).getAllByRole('columnheader');
+    expect(heads.map((h) => h.textContent)).toEqual(['Name', 'Amount', 'Actions']);
+    expect(heads[1]).toHaveClass('num');
+    expect(heads[2].querySelector('.visually-hidden')).not.toBeNull();
+  });
+  it('PagedBlock: busy load-more, empty (of the shown items), error with retry, content and load more', async () => {
+    const base = { items: [1, 2], loading: false, error: undefined, hasMore: true, loadMore: vi.fn(), reload: vi.fn() };
+    const { rerender } = render(<PagedBlock list={{ ...base, loading: true }} emptyText="None">x</PagedBlock>);
+    expect(screen.getByRole('button', { name: 'Loading…' })).toBeDisabled();
+    rerender(<PagedBlock list={base} shown={[]} emptyText="None">x</PagedBlock>);
+    expect(screen.getByText('None')).toBeInTheDocument();
+    rerender(<PagedBlock list={base} emptyText="None">content</PagedBlock>);
+    expect(screen.getByText('content')).toBeInTheDocument();
+    await userEvent.click(screen.getByRole('button', { name: 'Load more' }));
+    expect(base.loadMore).toHaveBeenCalled();
+    rerender(<PagedBlock list={{ ...base, error: new Error('boom') }} emptyText="None">content</PagedBlock>);
+    await userEvent.click(screen.getByRole('button', { name: 'Try again' }));
+    expect(base.reload).toHaveBeenCalled();
+    rerender(<PagedBlock list={{ ...base, error: new Error('boom') }} emptyText="None" retry={false}>content</PagedBlock>);
+    expect(screen.queryByRole('button', { name: 'Try again' })).not.toBeInTheDocument();
   });
 });

@@ -196,17 +196,32 @@ export function PageHeader({ title, children }: { title: string; children?: Reac
   );
 }
 
-/** A table column heading: its label, or the label with `num` for right-aligned numbers. */
-export type Column = string | { label: string; num?: boolean };
+/** A table column heading: its label, or the label with `num` (right-aligned numbers) or `hidden` (for screen readers only). */
+export type Column = string | { label: string; num?: boolean; hidden?: boolean };
 
 /**
- * DataTable is the app's scrollable table: a focusable `.table-scroll` box (so a keyboard can scroll it), a
- * header row of column headings (`false` entries are left out) and the rows given as children.
+ * DataTable is the app's scrollable table: a focusable `.table-scroll` box (so a keyboard can scroll it), an optional
+ * caption, a header row of column headings (`false` entries are left out) and the rows given as children.
  */
-export function DataTable({ columns, children, className, label }: { columns: (Column | false)[]; children: ReactNode; className?: string; label?: string }) {
+export function DataTable({
+  columns,
+  children,
+  className,
+  label,
+  caption,
+  captionHidden,
+}: {
+  columns: (Column | false)[];
+  children: ReactNode;
+  className?: string;
+  label?: string;
+  caption?: ReactNode;
+  captionHidden?: boolean;
+}) {
   return (
     <div className="table-scroll" tabIndex={0}>
       <table className={className} aria-label={label}>
+        {caption !== undefined && <caption className={captionHidden ? 'visually-hidden' : undefined}>{caption}</caption>}
         <thead>
           <tr>
             {columns.map((c, i) =>
@@ -216,7 +231,7 @@ export function DataTable({ columns, children, className, label }: { columns: (C
                 </th>
               ) : (
                 <th key={i} scope="col" className={c.num ? 'num' : undefined}>
-                  {c.label}
+                  {c.hidden ? <span className="visually-hidden">{c.label}</span> : c.label}
                 </th>
               ),
             )}
