@@ -9,7 +9,7 @@ import type { ReviewDecision, ReviewItem } from '../api/types';
 import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, SelectField, TextAreaField, TextField } from '../components/ui';
 import { diffLines } from '../lib/diff';
 import { formatDate, formatDateTime, formatDuration } from '../lib/format';
-import { useAsync, useDocumentTitle, useInterval, usePaged } from '../lib/hooks';
+import { useAsync, useDocumentTitle, useInterval, usePaged, useSubmit } from '../lib/hooks';
 import i18n from '../i18n';
 
 export default function Staff({ page }: { page: 'reviews' | 'organizations' | 'grants' | 'spend' | 'audit' }) {
@@ -283,36 +283,34 @@ function Grants() {
   const names = useOrgNames();
   const orgs = useAsync(() => identity().organizations({ verified: 'true', limit: 200 }), []);
   const [form, setForm] = useState({ organization_id: '', amount: '', expires_at: '', cofund_percent: '50', cap: '', note: '' });
-  const [error, setError] = useState<unknown>();
-  const [local, setLocal] = useState<Record<string, string>>({});
+  const { error, fields, run } = useSubmit();
   const [done, setDone] = useState(false);
-  const fields = { ...(isApiError(error) ? error.fieldErrors() : {}), ...local };
   const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value });
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setError(undefined);
     setDone(false);
     const amount = parseCredits(form.amount);
     const cap = form.cap ? parseCredits(form.cap) : 0n;
-    const errs: Record<string, string> = {};
-    if (amount === null || amount <= 0n) errs.amount_micro = t('editor.bad_amount');
-    if (cap === null || cap < 0n) errs.cap_micro = t('editor.bad_amount');
-    setLocal(errs);
-    if (Object.keys(errs).length) return;
-    try {
-      await billing().createGrant({
-        organization_id: form.organization_id,
-        amount_micro: Number(amount),
-        cap_micro: Number(cap),
-        cofund_percent: Number(form.cofund_percent),
-        expires_at: form.expires_at ? new Date(`${form.expires_at}T23:59:59Z`).toISOString() : '',
-        note: form.note,
-      });
-      setDone(true);
-      list.reload();
-    } catch (err) {
-      setError(err);
-    }
+    await run(
+      () => {
+        const errs: Record<string, string> = {};
+        if (amount === null || amount <= 0n) errs.amount_micro = t('editor.bad_amount');
+        if (cap === null || cap < 0n) errs.cap_micro = t('editor.bad_amount');
+        return errs;
+      },
+      async () => {
+        await billing().createGrant({
+          organization_id: form.organization_id,
+          amount_micro: Number(amount),
+          cap_micro: Number(cap),
+          cofund_percent: Number(form.cofund_percent),
+          expires_at: form.expires_at ? new Date(`${form.expires_at}T23:59:59Z`).toISOString() : '',
+          note: form.note,
+        });
+        setDone(true);
+        list.reload();
+      },
+    );
   };
   return (
     <section className="page">

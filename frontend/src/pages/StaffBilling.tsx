@@ -4,11 +4,10 @@
 import { useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { billing, identity } from '../api/endpoints';
-import { isApiError } from '../api/problem';
 import { formatMicro, parseCredits } from '../api/money';
 import type { Organization, Payout } from '../api/types';
 import { AsyncBlock, DataTable, Notice, PageHeader, ProblemAlert, SelectField, TextField } from '../components/ui';
-import { useAsync, useDocumentTitle } from '../lib/hooks';
+import { useAsync, useDocumentTitle, useSubmit } from '../lib/hooks';
 import i18n from '../i18n';
 
 export default function StaffBilling({ page }: { page: 'payments' | 'payouts' }) {
@@ -62,34 +61,28 @@ function OfflinePayments() {
   useDocumentTitle(t('payments.offline_title'));
   const orgs = useOrgs();
   const [form, setForm] = useState({ organization_id: '', credits: '', reference: '' });
-  const [error, setError] = useState<unknown>();
-  const [local, setLocal] = useState<Record<string, string>>({});
-  const [busy, setBusy] = useState(false);
+  const { error, fields, busy, run } = useSubmit();
   const [done, setDone] = useState<{ credits: number; name: string; id: string } | null>(null);
-  const fields = { ...(isApiError(error) ? error.fieldErrors() : {}), ...local };
   const set = (k: keyof typeof form) => (v: string) => setForm({ ...form, [k]: v });
+  const credits = /^\d+$/.test(form.credits.trim()) ? Number(form.credits.trim()) : NaN;
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setError(undefined);
     setDone(null);
-    const errs: Record<string, string> = {};
-    if (!form.organization_id) errs.organization_id = t('payments.org_required');
-    const credits = /^\d+$/.test(form.credits.trim()) ? Number(form.credits.trim()) : NaN;
-    if (!(credits >= 1 && credits <= 10_000_000)) errs.credits = t('payments.bad_credits');
-    if (!form.reference.trim()) errs.reference = t('payments.reference_required');
-    setLocal(errs);
-    if (Object.keys(errs).length) return;
-    setBusy(true);
-    try {
-      const p = await billing().offlinePayment({ organization_id: form.organization_id, credits, reference: form.reference.trim() });
-      setDone({ credits: p.credits, name: orgs.items.find((o) => o.id === p.organization_id)?.name ?? p.organization_id, id: p.id });
-      setForm({ organization_id: '', credits: '', reference: '' });
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    await run(
+      () => {
+        const errs: Record<string, string> = {};
+        if (!form.organization_id) errs.organization_id = t('payments.org_required');
+        if (!(credits >= 1 && credits <= 10_000_000)) errs.credits = t('payments.bad_credits');
+        if (!form.reference.trim()) errs.reference = t('payments.reference_required');
+        return errs;
+      },
+      async () => {
+        const p = await billing().offlinePayment({ organization_id: form.organization_id, credits, reference: form.reference.trim() });
+        setDone({ credits: p.credits, name: orgs.items.find((o) => o.id === p.organization_id)?.name ?? p.organization_id, id: p.id });
+        setForm({ organization_id: '', credits: '', reference: '' });
+      },
+    );
   };
 
   return (
@@ -163,31 +156,25 @@ function Payouts() {
 function PayVendorForm({ vendors, onDone }: { vendors: ReturnType<typeof useOrgs>; onDone: () => void }) {
   const { t } = useTranslation();
   const [form, setForm] = useState({ vendor_org_id: '', amount: '', reference: '' });
-  const [error, setError] = useState<unknown>();
-  const [local, setLocal] = useState<Record<string, string>>({});
-  const [busy, setBusy] = useState(false);
+  const { error, fields, busy, run } = useSubmit();
   const [paid, setPaid] = useState<Payout | null>(null);
-  const fields = { ...(isApiError(error) ? error.fieldErrors() : {}), ...local };
+  const amount = form.amount.trim() ? parseCredits(form.amount) : 0n;
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setError(undefined);
     setPaid(null);
-    const errs: Record<string, string> = {};
-    if (!form.vendor_org_id) errs.vendor_org_id = t('payments.vendor_required');
-    const amount = form.amount.trim() ? parseCredits(form.amount) : 0n;
-    if (amount === null || amount < 0n) errs.amount_micro = t('editor.bad_amount');
-    setLocal(errs);
-    if (Object.keys(errs).length) return;
-    setBusy(true);
-    try {
-      setPaid(await billing().payVendor({ vendor_org_id: form.vendor_org_id, amount_micro: Number(amount), reference: form.reference.trim() }));
-      setForm({ vendor_org_id: '', amount: '', reference: '' });
-      onDone();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    await run(
+      () => {
+        const errs: Record<string, string> = {};
+        if (!form.vendor_org_id) errs.vendor_org_id = t('payments.vendor_required');
+        if (amount === null || amount < 0n) errs.amount_micro = t('editor.bad_amount');
+        return errs;
+      },
+      async () => {
+        setPaid(await billing().payVendor({ vendor_org_id: form.vendor_org_id, amount_micro: Number(amount), reference: form.reference.trim() }));
+        setForm({ vendor_org_id: '', amount: '', reference: '' });
+        onDone();
+      },
+    );
   };
   return (
     <form className="inline-form" onSubmit={(e) => void submit(e)} noValidate aria-labelledby="pay-h">
@@ -212,30 +199,24 @@ function ConnectForm({ vendors, onDone }: { vendors: ReturnType<typeof useOrgs>;
   const { t } = useTranslation();
   const [vendor, setVendor] = useState('');
   const [account, setAccount] = useState('');
-  const [error, setError] = useState<unknown>();
-  const [local, setLocal] = useState<Record<string, string>>({});
-  const [busy, setBusy] = useState(false);
+  const { error, fields, busy, run } = useSubmit();
   const [saved, setSaved] = useState(false);
-  const fields = { ...(isApiError(error) ? error.fieldErrors() : {}), ...local };
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setError(undefined);
     setSaved(false);
-    const errs: Record<string, string> = {};
-    if (!vendor) errs.vendor = t('payments.vendor_required');
-    if (!account.trim()) errs.stripe_account_id = t('payments.account_required');
-    setLocal(errs);
-    if (Object.keys(errs).length) return;
-    setBusy(true);
-    try {
-      await billing().setConnectAccount(vendor, account.trim());
-      setSaved(true);
-      onDone();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    await run(
+      () => {
+        const errs: Record<string, string> = {};
+        if (!vendor) errs.vendor = t('payments.vendor_required');
+        if (!account.trim()) errs.stripe_account_id = t('payments.account_required');
+        return errs;
+      },
+      async () => {
+        await billing().setConnectAccount(vendor, account.trim());
+        setSaved(true);
+        onDone();
+      },
+    );
   };
   return (
     <form className="inline-form" onSubmit={(e) => void submit(e)} noValidate aria-labelledby="connect-h">
