@@ -648,6 +648,7 @@ type accessRequestJSON struct {
 	ListingID   string    `json:"listing_id"`
 	VendorOrgID string    `json:"vendor_org_id"`
 	OrgID       string    `json:"organization_id"`
+	OrgName     string    `json:"requester_org_name"` // from the projection of identity's organisations; "" when unknown
 	UserID      string    `json:"user_id"`
 	Purpose     string    `json:"purpose"`
 	State       string    `json:"state"`
@@ -656,8 +657,32 @@ type accessRequestJSON struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
-func toAccessJSON(r accessRequestRow) accessRequestJSON {
-	return accessRequestJSON{r.ID, r.ListingID, r.VendorOrgID, r.OrgID, r.UserID, r.Purpose, r.State, r.Comment, r.CreatedAt, r.UpdatedAt}
+func toAccessJSON(r accessRequestRow, orgName string) accessRequestJSON {
+	return accessRequestJSON{r.ID, r.ListingID, r.VendorOrgID, r.OrgID, orgName, r.UserID, r.Purpose, r.State, r.Comment, r.CreatedAt, r.UpdatedAt}
+}
+
+// requesterNames reads the requesting organisations' names from the market_orgs projection in one query.
+func (h handler) requesterNames(c *fiber.Ctx, rows ...accessRequestRow) map[string]string {
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		ids = append(ids, r.OrgID)
+	}
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out
+	}
+	var orgs []orgRow
+	if err := h.s.db.WithContext(c.UserContext()).Where("org_id IN ?", ids).Find(&orgs).Error; err != nil {
+		return out // names are a convenience: the ids are still there
+	}
+	for _, o := range orgs {
+		out[o.OrgID] = o.Name
+	}
+	return out
+}
+
+func (h handler) toAccessJSON(c *fiber.Ctx, r accessRequestRow) accessRequestJSON {
+	return toAccessJSON(r, h.requesterNames(c, r)[r.OrgID])
 }
 
 func (h handler) requestAccess(c *fiber.Ctx) error {
@@ -669,7 +694,7 @@ func (h handler) requestAccess(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Status(http.StatusCreated).JSON(toAccessJSON(r))
+	return c.Status(http.StatusCreated).JSON(h.toAccessJSON(c, r))
 }
 
 func (h handler) accessRequests(c *fiber.Ctx) error {
@@ -681,9 +706,10 @@ func (h handler) accessRequests(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	names := h.requesterNames(c, rows...)
 	out := make([]accessRequestJSON, len(rows))
 	for i, r := range rows {
-		out[i] = toAccessJSON(r)
+		out[i] = toAccessJSON(r, names[r.OrgID])
 	}
 	return c.JSON(web.NewList(out, pg.Limit, func(r accessRequestJSON) any { return idCursor{r.ID} }))
 }
@@ -697,7 +723,7 @@ func (h handler) decideAccess(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toAccessJSON(r))
+	return c.JSON(h.toAccessJSON(c, r))
 }
 
 func (h handler) cancelAccess(c *fiber.Ctx) error {
@@ -705,7 +731,7 @@ func (h handler) cancelAccess(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toAccessJSON(r))
+	return c.JSON(h.toAccessJSON(c, r))
 }
 
 // Ratings and reviews.

@@ -391,6 +391,8 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
         [vendor, '/tokens', 'tokens'],
         [staff, '/staff/grants', 'staff-grants'],
         [staff, '/staff/spend', 'staff-spend'],
+        [staff, '/staff/payments', 'staff-payments'],
+        [staff, '/staff/payouts', 'staff-payouts'],
         [staff, '/staff/audit', 'staff-audit'],
       ] as const) {
         await visit(a, path, shot(name));
@@ -522,6 +524,7 @@ describe.sequential('quality', () => {
     await visit(v, '/vendor/access-requests', 'vendor-access-inbox');
     const item = v.page.locator('li.card', { hasText: gatedTitle });
     await item.getByText('Training a triage model.').waitFor();
+    await item.getByText('Maple Robotics').waitFor(); // the requester's name, not only its id
     await item.getByLabel(en.vendor.comment).fill('Approved for research.');
     await item.getByRole('button', { name: en.vendor.approve }).click();
     await item.waitFor({ state: 'detached' }); // the pending filter drops it
@@ -530,6 +533,41 @@ describe.sequential('quality', () => {
     await smeA.page.getByRole('link', { name: gatedTitle }).waitFor();
     await smeA.context.close();
     await v.context.close();
+  });
+
+  it("staff record an offline payment for the demo partner; the partner's available credits rise", async () => {
+    const partnerA = await actor('en');
+    await signIn(partnerA, en, PARTNER);
+    await partnerA.page.goto('/wallet');
+    const available = partnerA.page.getByTestId('available').first();
+    await available.waitFor();
+    const credits = (b: string | null) => Number((b ?? '').replace(/[^\d.]/g, ''));
+    await expect.poll(async () => credits(await available.textContent())).not.toBeNaN();
+    const before = credits(await available.textContent());
+
+    const s = await actor('en');
+    await signIn(s, en, STAFF);
+    const p = s.page;
+    await visit(s, '/staff/payments', 'staff-offline-payment');
+    // Nothing chosen: the form's own checks mark the fields.
+    await p.getByRole('button', { name: en.payments.record }).click();
+    await expect.poll(() => p.getByLabel(en.payments.credits).getAttribute('aria-invalid')).toBe('true');
+    const org = p.getByLabel(en.profile.organization);
+    const value = await org.locator('option', { hasText: 'Laurentian Industries' }).getAttribute('value');
+    await org.selectOption(value!);
+    await p.getByLabel(en.payments.credits).fill('250');
+    await p.getByLabel(en.payments.reference).fill(`WIRE-${Date.now().toString(36)}`);
+    await p.getByRole('button', { name: en.payments.record }).click();
+    await p.getByText(tr(en.payments.recorded, { credits: 250, name: 'Laurentian Industries' })).waitFor();
+    await check(s, 'staff-offline-payment-recorded');
+    await visit(s, '/staff/payouts', 'staff-payouts-en');
+    await p.getByRole('table', { name: en.payments.payables }).or(p.getByText(en.payments.no_payables)).waitFor();
+
+    await partnerA.page.goto('/wallet');
+    await expect.poll(async () => credits(await partnerA.page.getByTestId('available').first().textContent()), { timeout: 15_000 }).toBe(before + 250);
+    await check(partnerA, 'wallet-partner-offline');
+    await s.context.close();
+    await partnerA.context.close();
   });
 
   it('fits a phone: no sideways scrolling, the menu opens, pages stay usable at 390 px', async () => {

@@ -17,6 +17,7 @@ import type { OrgKind } from './api/types';
 const Vendor = lazy(() => import('./pages/Vendor'));
 const Editor = lazy(() => import('./pages/Editor'));
 const Staff = lazy(() => import('./pages/Staff'));
+const StaffBilling = lazy(() => import('./pages/StaffBilling'));
 const Sandboxes = lazy(() => import('./pages/Sandboxes'));
 const SandboxPage = lazy(() => import('./pages/SandboxPage'));
 const Wallet = lazy(() => import('./pages/Wallet'));
@@ -66,6 +67,8 @@ export function AppRoutes() {
         <Route path="staff/organizations" element={<Guarded staff><Staff page="organizations" /></Guarded>} />
         <Route path="staff/grants" element={<Guarded staff><Staff page="grants" /></Guarded>} />
         <Route path="staff/spend" element={<Guarded staff><Staff page="spend" /></Guarded>} />
+        <Route path="staff/payments" element={<Guarded staff><StaffBilling page="payments" /></Guarded>} />
+        <Route path="staff/payouts" element={<Guarded staff><StaffBilling page="payouts" /></Guarded>} />
         <Route path="staff/audit" element={<Guarded staff><Staff page="audit" /></Guarded>} />
 
         <Route path="sandboxes" element={<Guarded kinds={BUYERS}><Sandboxes page="list" /></Guarded>} />

@@ -133,7 +133,12 @@ export function billing(c: ApiClient = api) {
     programmeSpend: () => c.get<T.Page<T.ProgrammeSpend>>('/billing/programme/spend'),
     statementCsv: (month: string) =>
       c.request<Response>('GET', `/billing/statements/${e(month)}`, { raw: true, headers: { Accept: 'text/csv' } }),
-    payouts: () => c.get<T.Page<T.VendorPayable>>('/billing/payouts'),
+    /** Vendor admins see their own; staff see every vendor, or one with vendor_org_id. */
+    payouts: (q: { vendor_org_id?: string } = {}) => c.get<T.Page<T.VendorPayable>>('/billing/payouts', q),
+    payVendor: (input: T.PayoutInput) => c.post<T.Payout>('/billing/payouts', input),
+    setConnectAccount: (vendorOrgId: string, stripe_account_id: string) =>
+      c.put<void>(`/billing/vendors/${e(vendorOrgId)}/connect-account`, { stripe_account_id }),
+    offlinePayment: (input: T.OfflinePaymentInput) => c.post<T.Purchase>('/billing/offline-payments', input),
     prices: () => c.get<T.Page<T.Price>>('/billing/prices', {}, { auth: false }),
   };
 }

@@ -357,6 +357,8 @@ export interface AccessRequest {
   id: string;
   listing_id: string;
   organization_id: string;
+  /** The requesting organisation's name (the marketplace's projection of identity's organisations); "" when unknown. */
+  requester_org_name?: string;
   vendor_org_id: string;
   user_id: string;
   purpose: string;
@@ -637,6 +639,41 @@ export interface VendorPayable {
   payable_micro: number;
   payable_display: string;
   connect_account?: string;
+}
+
+export interface PayoutInput {
+  vendor_org_id: string;
+  /** 0 pays the whole payable balance. */
+  amount_micro: number;
+  reference: string;
+}
+
+export interface Payout {
+  transfer_id: string;
+  vendor_org_id: string;
+  amount_micro: number;
+  amount_display: string;
+  cad_cents: number;
+  method: 'stripe_connect' | 'manual' | string;
+  stripe_transfer_id?: string;
+}
+
+export interface OfflinePaymentInput {
+  organization_id: string;
+  credits: number;
+  reference: string;
+}
+
+export interface Purchase {
+  id: string;
+  organization_id: string;
+  credits: number;
+  amount_micro: number;
+  cad_cents: number;
+  method: string;
+  status: string;
+  reference: string;
+  created_at: string;
 }
 
 export interface Price {

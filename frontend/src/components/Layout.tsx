@@ -30,6 +30,8 @@ export function navItems(s: Pick<Session, 'status' | 'isStaff' | 'kind' | 'isOrg
     items.push({ to: '/staff/organizations', label: 'nav.organizations' });
     items.push({ to: '/staff/grants', label: 'nav.grants' });
     items.push({ to: '/staff/spend', label: 'nav.spend' });
+    items.push({ to: '/staff/payments', label: 'nav.payments' });
+    items.push({ to: '/staff/payouts', label: 'nav.payouts' });
     items.push({ to: '/staff/audit', label: 'nav.audit' });
   }
   return items;

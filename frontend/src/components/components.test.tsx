@@ -10,7 +10,7 @@ import { SessionProvider } from '../auth/session';
 import i18n, { LANG_KEY, setupI18n } from '../i18n';
 import { fakeFetch, json, problem, type Handler } from '../test/fakeFetch';
 import { navItems } from './Layout';
-import { ProblemAlert } from './ui';
+import { DataTable, PagedBlock, ProblemAlert } from './ui';
 
 setupI18n('en');
 
@@ -203,5 +203,120 @@ describe('pages on the services\' real shapes', () => {
     expect(screen.getByText('Stopped')).toBeInTheDocument();
     expect(screen.getByText('Stopped by you')).toBeInTheDocument();
     expect(screen.queryByRole('button', { name: 'Stop' })).not.toBeInTheDocument();
+  });
+
+  const staffMe = {
+    user: { id: 'u9', email: 'staff@b.ca', name: 'Staff', is_staff: true, created_at: '2026-11-22T00:00:00Z' },
+    memberships: [{ organization: { id: 'op', name: 'Programme', kind: 'programme', verified: true }, role: 'member' }],
+    active_organization_id: 'op',
+  };
+  const orgs = {
+    items: [
+      { id: 'org_p', name: 'Laurentian Industries', kind: 'partner', verified: false, created_at: '2026-11-22T00:00:00Z' },
+      { id: 'org_v', name: 'Northern GPU Co.', kind: 'vendor', verified: true, created_at: '2026-11-22T00:00:00Z' },
+    ],
+  };
+
+  it('staff record an offline payment for an organisation chosen by name; field errors show beside their fields', async () => {
+    let calls = 0;
+    const f = renderPage('/staff/payments', {
+      'GET /api/v1/identity/me': () => json(200, staffMe),
+      'GET /api/v1/identity/organizations': () => json(200, orgs),
+      'POST /api/v1/billing/offline-payments': (c) =>
+        ++calls === 1
+          ? problem(422, 'validation_failed', 'Some fields are invalid.', { fields: [{ field: 'reference', code: 'max', message: 'too long' }] })
+          : json(201, { id: 'pur_1', organization_id: 'org_p', credits: 250, amount_micro: 250_000_000, cad_cents: 25000, method: 'offline', status: 'paid', reference: (c.body as { reference: string }).reference, created_at: '2026-11-22T00:00:00Z' }),
+    });
+    await screen.findByRole('heading', { name: 'Offline payments', level: 1 });
+    // Client-side checks first: nothing is sent without an organisation and a whole number of credits.
+    await userEvent.click(screen.getByRole('button', { name: 'Record the payment' }));
+    expect(screen.getByLabelText('Credits')).toHaveAttribute('aria-invalid', 'true');
+    expect(f.calls.filter((c) => c.method === 'POST')).toHaveLength(0);
+    await userEvent.selectOptions(await screen.findByLabelText('Organisation'), screen.getByRole('option', { name: /Laurentian Industries/ }));
+    await userEvent.type(screen.getByLabelText('Credits'), '250');
+    await userEvent.type(screen.getByLabelText('Reference'), 'WIRE-1');
+    await userEvent.click(screen.getByRole('button', { name: 'Record the payment' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('Some fields are invalid.');
+    expect(screen.getByLabelText('Reference')).toHaveAttribute('aria-invalid', 'true');
+    expect(screen.getByText('too long')).toBeInTheDocument();
+    await userEvent.click(screen.getByRole('button', { name: 'Record the payment' }));
+    expect(await screen.findByText('250 credits recorded for Laurentian Industries.')).toBeInTheDocument();
+    expect(f.calls.filter((c) => c.method === 'POST').at(-1)?.body).toEqual({ organization_id: 'org_p', credits: 250, reference: 'WIRE-1' });
+  });
+
+  it('staff see vendor payables, pay a vendor and set its Connect account', async () => {
+    const f = renderPage('/staff/payouts', {
+      'GET /api/v1/identity/me': () => json(200, staffMe),
+      'GET /api/v1/identity/organizations': () => json(200, { items: [orgs.items[1]] }),
+      'GET /api/v1/billing/payouts': () =>
+        json(200, { items: [{ vendor_org_id: 'org_v', name: 'Northern GPU Co.', earned_micro: 5_000_000, paid_out_micro: 1_000_000, payable_micro: 4_000_000, payable_display: '4.00' }] }),
+      'POST /api/v1/billing/payouts': () => json(201, { transfer_id: 't1', vendor_org_id: 'org_v', amount_micro: 4_000_000, amount_display: '4.00', cad_cents: 400, method: 'manual' }),
+      'PUT /api/v1/billing/vendors/org_v/connect-account': () => new Response(null, { status: 204 }),
+    });
+    const table = await screen.findByRole('table', { name: 'What each vendor has earned and is owed' });
+    expect(await within(table).findByText('4.00')).toBeInTheDocument();
+    expect(within(table).getByText('None (paid manually)')).toBeInTheDocument();
+    const pay = screen.getByRole('form', { name: 'Pay a vendor' });
+    await userEvent.selectOptions(within(pay).getByLabelText('Vendor'), 'org_v');
+    await userEvent.click(within(pay).getByRole('button', { name: 'Pay the vendor' }));
+    expect(await within(pay).findByText('Paid 4.00 (recorded as a manual payout).')).toBeInTheDocument();
+    expect(f.calls.find((c) => c.method === 'POST')?.body).toEqual({ vendor_org_id: 'org_v', amount_micro: 0, reference: '' });
+    const connect = screen.getByRole('form', { name: "Set a vendor's Stripe Connect account" });
+    await userEvent.selectOptions(within(connect).getByLabelText('Vendor'), 'org_v');
+    await userEvent.type(within(connect).getByLabelText('Stripe Connect account'), 'acct_123');
+    await userEvent.click(within(connect).getByRole('button', { name: 'Save the account' }));
+    expect(await within(connect).findByText('The Connect account is saved.')).toBeInTheDocument();
+    expect(f.calls.find((c) => c.method === 'PUT')?.body).toEqual({ stripe_account_id: 'acct_123' });
+  });
+
+  it("the vendor's access-request inbox names the requesting organisation", async () => {
+    renderPage('/vendor/access-requests', {
+      'GET /api/v1/identity/me': () => json(200, vendorMe),
+      'GET /api/v1/marketplace/access-requests': () =>
+        json(200, {
+          items: [
+            { id: 'ar1', listing_id: 'lst_1', organization_id: 'org_sme', requester_org_name: 'Maple Robotics', vendor_org_id: 'o1', user_id: 'u2', purpose: 'Pilot', state: 'pending', created_at: '2026-11-22T00:00:00Z', updated_at: '2026-11-22T00:00:00Z' },
+          ],
+        }),
+      'GET /api/v1/marketplace/listings/lst_1': () => json(200, { id: 'lst_1', slug: 'notes', kind: 'dataset', status: 'published', vendor: { id: 'o1', name: 'Prairie Data' }, published_version: version('published'), created_at: '2026-11-22T00:00:00Z', updated_at: '2026-11-22T00:00:00Z' }),
+    });
+    expect(await screen.findByText('Maple Robotics')).toBeInTheDocument();
+    expect(screen.getByText('org_sme')).toBeInTheDocument();
+  });
+});
+
+describe('shared list scaffolding', () => {
+  it('DataTable: a focusable scroll box, caption, headings (false ones left out, num, screen-reader-only) and rows', () => {
+    render(
+      <DataTable caption="Nodes" captionHidden columns={['Name', false, { label: 'Amount', num: true }, { label: 'Actions', hidden: true }]}>
+        <tr>
+          <td>a</td>
+          <td>1</td>
+          <td />
+        </tr>
+      </DataTable>,
+    );
+    const table = screen.getByRole('table', { name: 'Nodes' });
+    expect(table.parentElement).toHaveAttribute('tabindex', '0');
+    const heads = within(table).getAllByRole('columnheader');
+    expect(heads.map((h) => h.textContent)).toEqual(['Name', 'Amount', 'Actions']);
+    expect(heads[1]).toHaveClass('num');
+    expect(heads[2].querySelector('.visually-hidden')).not.toBeNull();
+  });
+  it('PagedBlock: busy load-more, empty (of the shown items), error with retry, content and load more', async () => {
+    const base = { items: [1, 2], loading: false, error: undefined, hasMore: true, loadMore: vi.fn(), reload: vi.fn() };
+    const { rerender } = render(<PagedBlock list={{ ...base, loading: true }} emptyText="None">x</PagedBlock>);
+    expect(screen.getByRole('button', { name: 'Loading…' })).toBeDisabled();
+    rerender(<PagedBlock list={base} shown={[]} emptyText="None">x</PagedBlock>);
+    expect(screen.getByText('None')).toBeInTheDocument();
+    rerender(<PagedBlock list={base} emptyText="None">content</PagedBlock>);
+    expect(screen.getByText('content')).toBeInTheDocument();
+    await userEvent.click(screen.getByRole('button', { name: 'Load more' }));
+    expect(base.loadMore).toHaveBeenCalled();
+    rerender(<PagedBlock list={{ ...base, error: new Error('boom') }} emptyText="None">content</PagedBlock>);
+    await userEvent.click(screen.getByRole('button', { name: 'Try again' }));
+    expect(base.reload).toHaveBeenCalled();
+    rerender(<PagedBlock list={{ ...base, error: new Error('boom') }} emptyText="None" retry={false}>content</PagedBlock>);
+    expect(screen.queryByRole('button', { name: 'Try again' })).not.toBeInTheDocument();
   });
 });

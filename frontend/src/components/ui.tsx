@@ -195,3 +195,87 @@ export function PageHeader({ title, children }: { title: string; children?: Reac
     </div>
   );
 }
+
+/** A table column heading: its label, or the label with `num` (right-aligned numbers) or `hidden` (for screen readers only). */
+export type Column = string | { label: string; num?: boolean; hidden?: boolean };
+
+/**
+ * DataTable is the app's scrollable table: a focusable `.table-scroll` box (so a keyboard can scroll it), an optional
+ * caption, a header row of column headings (`false` entries are left out) and the rows given as children.
+ */
+export function DataTable({
+  columns,
+  children,
+  className,
+  label,
+  caption,
+  captionHidden,
+}: {
+  columns: (Column | false)[];
+  children: ReactNode;
+  className?: string;
+  label?: string;
+  caption?: ReactNode;
+  captionHidden?: boolean;
+}) {
+  return (
+    <div className="table-scroll" tabIndex={0}>
+      <table className={className} aria-label={label}>
+        {caption !== undefined && <caption className={captionHidden ? 'visually-hidden' : undefined}>{caption}</caption>}
+        <thead>
+          <tr>
+            {columns.map((c, i) =>
+              c === false ? null : typeof c === 'string' ? (
+                <th key={i} scope="col">
+                  {c}
+                </th>
+              ) : (
+                <th key={i} scope="col" className={c.num ? 'num' : undefined}>
+                  {c.hidden ? <span className="visually-hidden">{c.label}</span> : c.label}
+                </th>
+              ),
+            )}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
+/** What PagedBlock needs of a paged list (usePaged's answer). */
+export interface PagedState {
+  items: readonly unknown[];
+  loading: boolean;
+  error: unknown;
+  hasMore: boolean;
+  loadMore: () => void;
+  reload: () => void;
+}
+
+/**
+ * PagedBlock renders a paged list's loading, error (with a retry unless `retry` is false) or empty state, else its
+ * children, then the "load more" button. `shown` overrides the items counted for the empty state (a filtered view).
+ */
+export function PagedBlock({
+  list,
+  shown,
+  emptyText,
+  retry = true,
+  children,
+}: {
+  list: PagedState;
+  shown?: readonly unknown[];
+  emptyText: string;
+  retry?: boolean;
+  children: ReactNode;
+}) {
+  return (
+    <>
+      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && (shown ?? list.items).length === 0} emptyText={emptyText} onRetry={retry ? list.reload : undefined}>
+        {children}
+      </AsyncBlock>
+      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+    </>
+  );
+}

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Page } from '../api/types';
+import { isApiError } from '../api/problem';
 
 export interface Async<T> {
   data: T | undefined;
@@ -167,4 +168,33 @@ export function useListingTitles(ids: string[], fetchTitle: (id: string) => Prom
     };
   }, [key]);
   return titles;
+}
+
+/**
+ * useSubmit runs a form's action. `run(check, action)` clears the last error, runs the client-side check (field →
+ * message; any message stops there), then the action while `busy`; an error is kept for ProblemAlert. `fields`
+ * holds the problem's field messages (by JSON path) overlaid with the check's. Resolves true when the action ran.
+ */
+export function useSubmit() {
+  const [error, setError] = useState<unknown>();
+  const [local, setLocal] = useState<Record<string, string>>({});
+  const [busy, setBusy] = useState(false);
+  const run = async (check: () => Record<string, string>, action: () => Promise<void>): Promise<boolean> => {
+    setError(undefined);
+    const errs = check();
+    setLocal(errs);
+    if (Object.keys(errs).length) return false;
+    setBusy(true);
+    try {
+      await action();
+      return true;
+    } catch (e) {
+      setError(e);
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+  const fields: Record<string, string> = { ...(isApiError(error) ? error.fieldErrors() : {}), ...local };
+  return { error, fields, busy, run };
 }

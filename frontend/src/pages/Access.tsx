@@ -2,7 +2,7 @@ import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router-dom';
 import { marketplace } from '../api/endpoints';
 import type { Entitlement } from '../api/types';
-import { AsyncBlock, LoadMore, PageHeader, ProblemAlert, StateBadge } from '../components/ui';
+import { DataTable, PagedBlock, PageHeader, ProblemAlert, StateBadge } from '../components/ui';
 import { DownloadButton } from './ListingPage';
 import { formatBytes, formatDate, formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
@@ -24,14 +24,13 @@ function Entitlements() {
   return (
     <section className="page">
       <PageHeader title={t('access.entitlements_title')} />
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('access.no_entitlements')} onRetry={list.reload}>
+      <PagedBlock list={list} emptyText={t('access.no_entitlements')}>
         <ul className="plain-list stack">
           {list.items.map((e) => (
             <EntitlementItem key={e.id} e={e} />
           ))}
         </ul>
-      </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+      </PagedBlock>
     </section>
   );
 }
@@ -76,41 +75,35 @@ function Orders() {
   return (
     <section className="page">
       <PageHeader title={t('access.orders_title')} />
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('access.no_orders')} onRetry={list.reload}>
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t('access.order')}</th>
-                <th scope="col">{t('vendor.listing')}</th>
-                <th scope="col">{t('access.plan')}</th>
-                <th scope="col" className="num">{t('access.quantity')}</th>
-                <th scope="col" className="num">{t('access.total')}</th>
-                <th scope="col">{t('vendor.state')}</th>
-                <th scope="col">{t('staff.when')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((o) => (
-                <tr key={o.id}>
-                  <td className="mono small">{o.id}</td>
-                  <td>
-                    <Link to={`/listings/${encodeURIComponent(o.listing_id)}`}>{titles[o.listing_id] ?? o.listing_id}</Link>
-                  </td>
-                  <td>{t(`plan_kind.${o.plan_kind}`, { defaultValue: o.plan_kind })}</td>
-                  <td className="num">{o.quantity}</td>
-                  <td className="num money">{o.amount_display}</td>
-                  <td>
-                    <StateBadge state={o.state} />
-                  </td>
-                  <td>{formatDateTime(o.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+      <PagedBlock list={list} emptyText={t('access.no_orders')}>
+        <DataTable
+          columns={[
+            t('access.order'),
+            t('vendor.listing'),
+            t('access.plan'),
+            { label: t('access.quantity'), num: true },
+            { label: t('access.total'), num: true },
+            t('vendor.state'),
+            t('staff.when'),
+          ]}
+        >
+          {list.items.map((o) => (
+            <tr key={o.id}>
+              <td className="mono small">{o.id}</td>
+              <td>
+                <Link to={`/listings/${encodeURIComponent(o.listing_id)}`}>{titles[o.listing_id] ?? o.listing_id}</Link>
+              </td>
+              <td>{t(`plan_kind.${o.plan_kind}`, { defaultValue: o.plan_kind })}</td>
+              <td className="num">{o.quantity}</td>
+              <td className="num money">{o.amount_display}</td>
+              <td>
+                <StateBadge state={o.state} />
+              </td>
+              <td>{formatDateTime(o.created_at)}</td>
+            </tr>
+          ))}
+        </DataTable>
+      </PagedBlock>
     </section>
   );
 }

@@ -10,7 +10,7 @@ import { uploadArtifact, type UploadHandle } from '../api/upload';
 import { formatMicro, parseCredits, toMicro } from '../api/money';
 import type { Artifact, ContentPatch, Listing, ListingInput, ListingKind, PlanInput, PlanKind, Version } from '../api/types';
 import { MarkdownPreview } from '../components/Html';
-import { AsyncBlock, Notice, PageHeader, ProblemAlert, SelectField, StateBadge, TextAreaField, TextField } from '../components/ui';
+import { AsyncBlock, DataTable, Notice, PageHeader, ProblemAlert, SelectField, StateBadge, TextAreaField, TextField } from '../components/ui';
 import { formatBytes } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
 import i18n from '../i18n';
@@ -458,34 +458,23 @@ function Artifacts({ listingId, version, initial }: { listingId: string; version
         </div>
       )}
       {artifacts.length > 0 && (
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t('editor.file')}</th>
-                <th scope="col" className="num">{t('editor.size')}</th>
-                <th scope="col">{t('editor.sha256')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {artifacts.map((a) => (
-                <tr key={a.name} data-artifact={a.name}>
-                  <td>{a.name}</td>
-                  <td className="num">{formatBytes(a.size_bytes)}</td>
-                  <td className="mono hash">
-                    {a.sha256}
-                    {localHash[a.name] && (
-                      <span className={localHash[a.name] === a.sha256 ? 'ok' : 'bad'}>
-                        {' '}
-                        {localHash[a.name] === a.sha256 ? t('editor.hash_match') : t('editor.hash_mismatch')}
-                      </span>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable columns={[t('editor.file'), { label: t('editor.size'), num: true }, t('editor.sha256')]}>
+          {artifacts.map((a) => (
+            <tr key={a.name} data-artifact={a.name}>
+              <td>{a.name}</td>
+              <td className="num">{formatBytes(a.size_bytes)}</td>
+              <td className="mono hash">
+                {a.sha256}
+                {localHash[a.name] && (
+                  <span className={localHash[a.name] === a.sha256 ? 'ok' : 'bad'}>
+                    {' '}
+                    {localHash[a.name] === a.sha256 ? t('editor.hash_match') : t('editor.hash_mismatch')}
+                  </span>
+                )}
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );

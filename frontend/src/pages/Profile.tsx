@@ -5,7 +5,7 @@ import { identity } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import type { CreatedApiToken, OrgRole } from '../api/types';
 import { useSession } from '../auth/session';
-import { AsyncBlock, Notice, PageHeader, ProblemAlert, TextField } from '../components/ui';
+import { AsyncBlock, DataTable, Notice, PageHeader, ProblemAlert, TextField } from '../components/ui';
 import { formatDate, formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
 import { RoleSelect } from './Auth';
@@ -46,45 +46,40 @@ export function Profile() {
       </dl>
       <h2>{t('profile.memberships')}</h2>
       <ProblemAlert error={switchError} />
-      <div className="table-scroll" tabIndex={0}>
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">{t('profile.organization')}</th>
-              <th scope="col">{t('profile.kind')}</th>
-              <th scope="col">{t('profile.role')}</th>
-              <th scope="col">{t('profile.verified')}</th>
-              {me.memberships.length > 1 && <th scope="col">{t('common.actions')}</th>}
-            </tr>
-          </thead>
-          <tbody>
-            {me.memberships.map((m) => (
-              <tr key={m.organization.id} aria-current={m.organization.id === me.active_organization_id ? 'true' : undefined}>
-                <td>{m.organization.name}</td>
-                <td>{t(`org_kind.${m.organization.kind}`)}</td>
-                <td>{t(`role.${m.role}`)}</td>
-                <td>{m.organization.verified ? t('common.yes') : t('common.no')}</td>
-                {me.memberships.length > 1 && (
-                  <td>
-                    {m.organization.id === me.active_organization_id ? (
-                      <span className="muted">{t('profile.acting')}</span>
-                    ) : (
-                      <button
-                        type="button"
-                        className="button"
-                        onClick={() => void s.switchOrganization(m.organization.id).catch(setSwitchError)}
-                        aria-label={t('profile.act_for_named', { name: m.organization.name })}
-                      >
-                        {t('profile.act_for')}
-                      </button>
-                    )}
-                  </td>
+      <DataTable
+        columns={[
+          t('profile.organization'),
+          t('profile.kind'),
+          t('profile.role'),
+          t('profile.verified'),
+          me.memberships.length > 1 && t('common.actions'),
+        ]}
+      >
+        {me.memberships.map((m) => (
+          <tr key={m.organization.id} aria-current={m.organization.id === me.active_organization_id ? 'true' : undefined}>
+            <td>{m.organization.name}</td>
+            <td>{t(`org_kind.${m.organization.kind}`)}</td>
+            <td>{t(`role.${m.role}`)}</td>
+            <td>{m.organization.verified ? t('common.yes') : t('common.no')}</td>
+            {me.memberships.length > 1 && (
+              <td>
+                {m.organization.id === me.active_organization_id ? (
+                  <span className="muted">{t('profile.acting')}</span>
+                ) : (
+                  <button
+                    type="button"
+                    className="button"
+                    onClick={() => void s.switchOrganization(m.organization.id).catch(setSwitchError)}
+                    aria-label={t('profile.act_for_named', { name: m.organization.name })}
+                  >
+                    {t('profile.act_for')}
+                  </button>
                 )}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+              </td>
+            )}
+          </tr>
+        ))}
+      </DataTable>
       {s.isOrgAdmin && s.activeOrg && <Members orgId={s.activeOrg.id} />}
     </section>
   );
@@ -208,38 +203,31 @@ export function Tokens() {
       </form>
       <h2>{t('tokens.existing')}</h2>
       <AsyncBlock loading={list.loading} error={list.error} empty={list.data?.items.length === 0} emptyText={t('tokens.none')}>
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t('tokens.name')}</th>
-                <th scope="col">{t('tokens.scopes')}</th>
-                <th scope="col">{t('tokens.created')}</th>
-                <th scope="col">{t('tokens.expires')}</th>
-                <th scope="col">{t('tokens.last_used')}</th>
-                <th scope="col">
-                  <span className="visually-hidden">{t('common.actions')}</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data?.items.map((tok) => (
-                <tr key={tok.id}>
-                  <td>{tok.name}</td>
-                  <td className="mono">{tok.scopes.join(', ')}</td>
-                  <td>{formatDate(tok.created_at)}</td>
-                  <td>{formatDate(tok.expires_at)}</td>
-                  <td>{formatDateTime(tok.last_used_at)}</td>
-                  <td>
-                    <button type="button" className="button button--danger" onClick={() => void revoke(tok.id)} aria-label={t('tokens.revoke_named', { name: tok.name })}>
-                      {t('tokens.revoke')}
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          columns={[
+            t('tokens.name'),
+            t('tokens.scopes'),
+            t('tokens.created'),
+            t('tokens.expires'),
+            t('tokens.last_used'),
+            { label: t('common.actions'), hidden: true },
+          ]}
+        >
+          {list.data?.items.map((tok) => (
+            <tr key={tok.id}>
+              <td>{tok.name}</td>
+              <td className="mono">{tok.scopes.join(', ')}</td>
+              <td>{formatDate(tok.created_at)}</td>
+              <td>{formatDate(tok.expires_at)}</td>
+              <td>{formatDateTime(tok.last_used_at)}</td>
+              <td>
+                <button type="button" className="button button--danger" onClick={() => void revoke(tok.id)} aria-label={t('tokens.revoke_named', { name: tok.name })}>
+                  {t('tokens.revoke')}
+                </button>
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       </AsyncBlock>
     </section>
   );

@@ -5,7 +5,7 @@ import { billing, testbed } from '../api/endpoints';
 import { isApiError, type ApiError } from '../api/problem';
 import { estimateSandboxMicro, formatMicro, toMicro } from '../api/money';
 import type { Reservation } from '../api/types';
-import { AsyncBlock, LoadMore, Notice, PageHeader, ProblemAlert, SelectField, StateBadge, TextField } from '../components/ui';
+import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, SelectField, StateBadge, TextField } from '../components/ui';
 import { formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval, usePaged } from '../lib/hooks';
 import i18n from '../i18n';
@@ -27,43 +27,37 @@ function SandboxList() {
           {t('sandbox.launch')}
         </Link>
       </PageHeader>
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('sandbox.none')} onRetry={list.reload}>
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t('sandbox.sandbox')}</th>
-                <th scope="col">{t('vendor.state')}</th>
-                <th scope="col">{t('listing.gpu_model')}</th>
-                <th scope="col">{t('sandbox.template')}</th>
-                <th scope="col">{t('sandbox.started')}</th>
-                <th scope="col" className="num">{t('sandbox.charge')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((s) => (
-                <tr key={s.id}>
-                  <td>
-                    <Link to={`/sandboxes/${encodeURIComponent(s.id)}`} className="mono">
-                      {s.id}
-                    </Link>
-                  </td>
-                  <td>
-                    <StateBadge state={s.state} />
-                  </td>
-                  <td>
-                    {s.gpu_count} × {s.gpu_model}
-                  </td>
-                  <td>{s.template}</td>
-                  <td>{formatDateTime(s.started_at ?? s.created_at)}</td>
-                  <td className="num money">{s.charge_display ?? '—'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+      <PagedBlock list={list} emptyText={t('sandbox.none')}>
+        <DataTable
+          columns={[
+            t('sandbox.sandbox'),
+            t('vendor.state'),
+            t('listing.gpu_model'),
+            t('sandbox.template'),
+            t('sandbox.started'),
+            { label: t('sandbox.charge'), num: true },
+          ]}
+        >
+          {list.items.map((s) => (
+            <tr key={s.id}>
+              <td>
+                <Link to={`/sandboxes/${encodeURIComponent(s.id)}`} className="mono">
+                  {s.id}
+                </Link>
+              </td>
+              <td>
+                <StateBadge state={s.state} />
+              </td>
+              <td>
+                {s.gpu_count} × {s.gpu_model}
+              </td>
+              <td>{s.template}</td>
+              <td>{formatDateTime(s.started_at ?? s.created_at)}</td>
+              <td className="num money">{s.charge_display ?? '—'}</td>
+            </tr>
+          ))}
+        </DataTable>
+      </PagedBlock>
     </section>
   );
 }

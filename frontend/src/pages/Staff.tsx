@@ -6,10 +6,10 @@ import { billing, identity, marketplace, testbed } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import { formatMicro, parseCredits, sumMicro } from '../api/money';
 import type { ReviewDecision, ReviewItem } from '../api/types';
-import { AsyncBlock, LoadMore, Notice, PageHeader, ProblemAlert, SelectField, TextAreaField, TextField } from '../components/ui';
+import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, SelectField, TextAreaField, TextField } from '../components/ui';
 import { diffLines } from '../lib/diff';
 import { formatDate, formatDateTime, formatDuration } from '../lib/format';
-import { useAsync, useDocumentTitle, useInterval, usePaged } from '../lib/hooks';
+import { useAsync, useDocumentTitle, useInterval, usePaged, useSubmit } from '../lib/hooks';
 import i18n from '../i18n';
 
 export default function Staff({ page }: { page: 'reviews' | 'organizations' | 'grants' | 'spend' | 'audit' }) {
@@ -66,7 +66,7 @@ function Reviews() {
       <p className="muted" id="shortcuts">
         {t('staff.shortcuts')}
       </p>
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && items.length === 0} emptyText={t('staff.queue_empty')} onRetry={list.reload}>
+      <PagedBlock list={list} shown={items} emptyText={t('staff.queue_empty')}>
         <div className="review-layout">
           <ol className="plain-list queue" aria-label={t('staff.queue')}>
             {items.map((r) => (
@@ -97,8 +97,7 @@ function Reviews() {
             />
           )}
         </div>
-      </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+      </PagedBlock>
     </section>
   );
 }
@@ -161,26 +160,15 @@ function ReviewPanel({ item, onDone }: { item: ReviewItem; onDone: () => void })
       </p>
       <h3>{item.first_review ? t('staff.first_version') : t('staff.diff_title')}</h3>
       {others.length > 0 ? (
-        <div className="table-scroll" tabIndex={0}>
-          <table className="diff-fields">
-            <thead>
-              <tr>
-                <th scope="col">{t('staff.field')}</th>
-                {!item.first_review && <th scope="col">{t('staff.before')}</th>}
-                <th scope="col">{t('staff.after')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {others.map((f) => (
-                <tr key={f.field} className="changed">
-                  <th scope="row">{t(`staff.field_${f.field}`, { defaultValue: f.field })}</th>
-                  {!item.first_review && <td className="del-text">{diffValue(f.from)}</td>}
-                  <td>{diffValue(f.to)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable className="diff-fields" columns={[t('staff.field'), !item.first_review && t('staff.before'), t('staff.after')]}>
+          {others.map((f) => (
+            <tr key={f.field} className="changed">
+              <th scope="row">{t(`staff.field_${f.field}`, { defaultValue: f.field })}</th>
+              {!item.first_review && <td className="del-text">{diffValue(f.from)}</td>}
+              <td>{diffValue(f.to)}</td>
+            </tr>
+          ))}
+        </DataTable>
       ) : (
         !card && <p className="muted">{t('staff.no_changes')}</p>
       )}
@@ -262,41 +250,28 @@ function Organizations() {
         </SelectField>
       </div>
       <ProblemAlert error={error} />
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_orgs')} onRetry={list.reload}>
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t('profile.organization')}</th>
-                <th scope="col">{t('profile.kind')}</th>
-                <th scope="col">{t('staff.created')}</th>
-                <th scope="col">{t('profile.verified')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((o) => (
-                <tr key={o.id} data-org={o.name}>
-                  <td>
-                    {o.name} <span className="muted mono">{o.id}</span>
-                  </td>
-                  <td>{t(`org_kind.${o.kind}`)}</td>
-                  <td>{formatDate(o.created_at)}</td>
-                  <td>
-                    {o.verified ? (
-                      t('common.yes')
-                    ) : (
-                      <button type="button" className="button button--primary" onClick={() => void verify(o.id)} aria-label={t('staff.verify_named', { name: o.name })}>
-                        {t('staff.verify')}
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+      <PagedBlock list={list} emptyText={t('staff.no_orgs')}>
+        <DataTable columns={[t('profile.organization'), t('profile.kind'), t('staff.created'), t('profile.verified')]}>
+          {list.items.map((o) => (
+            <tr key={o.id} data-org={o.name}>
+              <td>
+                {o.name} <span className="muted mono">{o.id}</span>
+              </td>
+              <td>{t(`org_kind.${o.kind}`)}</td>
+              <td>{formatDate(o.created_at)}</td>
+              <td>
+                {o.verified ? (
+                  t('common.yes')
+                ) : (
+                  <button type="button" className="button button--primary" onClick={() => void verify(o.id)} aria-label={t('staff.verify_named', { name: o.name })}>
+                    {t('staff.verify')}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </DataTable>
+      </PagedBlock>
     </section>
   );
 }
@@ -308,36 +283,34 @@ function Grants() {
   const names = useOrgNames();
   const orgs = useAsync(() => identity().organizations({ verified: 'true', limit: 200 }), []);
   const [form, setForm] = useState({ organization_id: '', amount: '', expires_at: '', cofund_percent: '50', cap: '', note: '' });
-  const [error, setError] = useState<unknown>();
-  const [local, setLocal] = useState<Record<string, string>>({});
+  const { error, fields, run } = useSubmit();
   const [done, setDone] = useState(false);
-  const fields = { ...(isApiError(error) ? error.fieldErrors() : {}), ...local };
   const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value });
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setError(undefined);
     setDone(false);
     const amount = parseCredits(form.amount);
     const cap = form.cap ? parseCredits(form.cap) : 0n;
-    const errs: Record<string, string> = {};
-    if (amount === null || amount <= 0n) errs.amount_micro = t('editor.bad_amount');
-    if (cap === null || cap < 0n) errs.cap_micro = t('editor.bad_amount');
-    setLocal(errs);
-    if (Object.keys(errs).length) return;
-    try {
-      await billing().createGrant({
-        organization_id: form.organization_id,
-        amount_micro: Number(amount),
-        cap_micro: Number(cap),
-        cofund_percent: Number(form.cofund_percent),
-        expires_at: form.expires_at ? new Date(`${form.expires_at}T23:59:59Z`).toISOString() : '',
-        note: form.note,
-      });
-      setDone(true);
-      list.reload();
-    } catch (err) {
-      setError(err);
-    }
+    await run(
+      () => {
+        const errs: Record<string, string> = {};
+        if (amount === null || amount <= 0n) errs.amount_micro = t('editor.bad_amount');
+        if (cap === null || cap < 0n) errs.cap_micro = t('editor.bad_amount');
+        return errs;
+      },
+      async () => {
+        await billing().createGrant({
+          organization_id: form.organization_id,
+          amount_micro: Number(amount),
+          cap_micro: Number(cap),
+          cofund_percent: Number(form.cofund_percent),
+          expires_at: form.expires_at ? new Date(`${form.expires_at}T23:59:59Z`).toISOString() : '',
+          note: form.note,
+        });
+        setDone(true);
+        list.reload();
+      },
+    );
   };
   return (
     <section className="page">
@@ -364,35 +337,29 @@ function Grants() {
         </button>
       </form>
       <h2>{t('staff.grants_list')}</h2>
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_grants')}>
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t('profile.organization')}</th>
-                <th scope="col" className="num">{t('staff.amount')}</th>
-                <th scope="col" className="num">{t('staff.cofunded')}</th>
-                <th scope="col">{t('staff.cofund_percent')}</th>
-                <th scope="col" className="num">{t('staff.cap')}</th>
-                <th scope="col">{t('staff.expires_at')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((g) => (
-                <tr key={g.id}>
-                  <td>{names[g.organization_id] ?? g.organization_id}</td>
-                  <td className="num money">{g.amount_display}</td>
-                  <td className="num money">{formatMicro(g.cofunded_micro, i18n.language)}</td>
-                  <td>{g.cofund_percent} %</td>
-                  <td className="num money">{formatMicro(g.cap_micro, i18n.language)}</td>
-                  <td>{formatDate(g.expires_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+      <PagedBlock list={list} emptyText={t('staff.no_grants')} retry={false}>
+        <DataTable
+          columns={[
+            t('profile.organization'),
+            { label: t('staff.amount'), num: true },
+            { label: t('staff.cofunded'), num: true },
+            t('staff.cofund_percent'),
+            { label: t('staff.cap'), num: true },
+            t('staff.expires_at'),
+          ]}
+        >
+          {list.items.map((g) => (
+            <tr key={g.id}>
+              <td>{names[g.organization_id] ?? g.organization_id}</td>
+              <td className="num money">{g.amount_display}</td>
+              <td className="num money">{formatMicro(g.cofunded_micro, i18n.language)}</td>
+              <td>{g.cofund_percent} %</td>
+              <td className="num money">{formatMicro(g.cap_micro, i18n.language)}</td>
+              <td>{formatDate(g.expires_at)}</td>
+            </tr>
+          ))}
+        </DataTable>
+      </PagedBlock>
     </section>
   );
 }
@@ -456,32 +423,27 @@ function Spend() {
             </ResponsiveContainer>
           </div>
         </figure>
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t('profile.organization')}</th>
-                <th scope="col" className="num">{t('staff.granted')}</th>
-                <th scope="col" className="num">{t('staff.spent')}</th>
-                <th scope="col" className="num">{t('staff.cofunded')}</th>
-                <th scope="col" className="num">{t('staff.remaining')}</th>
-                <th scope="col" className="num">{t('staff.total')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((r) => (
-                <tr key={r.organization_id}>
-                  <td>{r.name || r.organization_id}</td>
-                  <td className="num money">{formatMicro(r.granted_micro, lng)}</td>
-                  <td className="num money">{formatMicro(r.spent_micro, lng)}</td>
-                  <td className="num money">{formatMicro(r.cofunded_micro, lng)}</td>
-                  <td className="num money">{formatMicro(r.remaining_micro, lng)}</td>
-                  <td className="num money">{r.total_display}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          columns={[
+            t('profile.organization'),
+            { label: t('staff.granted'), num: true },
+            { label: t('staff.spent'), num: true },
+            { label: t('staff.cofunded'), num: true },
+            { label: t('staff.remaining'), num: true },
+            { label: t('staff.total'), num: true },
+          ]}
+        >
+          {rows.map((r) => (
+            <tr key={r.organization_id}>
+              <td>{r.name || r.organization_id}</td>
+              <td className="num money">{formatMicro(r.granted_micro, lng)}</td>
+              <td className="num money">{formatMicro(r.spent_micro, lng)}</td>
+              <td className="num money">{formatMicro(r.cofunded_micro, lng)}</td>
+              <td className="num money">{formatMicro(r.remaining_micro, lng)}</td>
+              <td className="num money">{r.total_display}</td>
+            </tr>
+          ))}
+        </DataTable>
       </AsyncBlock>
     </section>
   );
@@ -526,33 +488,19 @@ function Audit() {
           {t('common.apply')}
         </button>
       </form>
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('staff.no_audit')} onRetry={list.reload}>
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t('staff.when')}</th>
-                <th scope="col">{t('staff.actor')}</th>
-                <th scope="col">{t('staff.action')}</th>
-                <th scope="col">{t('staff.target')}</th>
-                <th scope="col">{t('staff.detail')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((a) => (
-                <tr key={a.id}>
-                  <td>{formatDateTime(a.at)}</td>
-                  <td>{a.actor_email ?? a.actor_id ?? '—'}</td>
-                  <td className="mono">{a.action}</td>
-                  <td className="mono">{[a.target_type, a.target_id].filter(Boolean).join(' ')}</td>
-                  <td className="mono small">{a.detail ? JSON.stringify(a.detail) : ''}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+      <PagedBlock list={list} emptyText={t('staff.no_audit')}>
+        <DataTable columns={[t('staff.when'), t('staff.actor'), t('staff.action'), t('staff.target'), t('staff.detail')]}>
+          {list.items.map((a) => (
+            <tr key={a.id}>
+              <td>{formatDateTime(a.at)}</td>
+              <td>{a.actor_email ?? a.actor_id ?? '—'}</td>
+              <td className="mono">{a.action}</td>
+              <td className="mono">{[a.target_type, a.target_id].filter(Boolean).join(' ')}</td>
+              <td className="mono small">{a.detail ? JSON.stringify(a.detail) : ''}</td>
+            </tr>
+          ))}
+        </DataTable>
+      </PagedBlock>
     </section>
   );
 }

@@ -5,7 +5,7 @@ import { billing, marketplace, testbed } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import type { AccessRequest, Pool } from '../api/types';
 import { useSession } from '../auth/session';
-import { AsyncBlock, LoadMore, PageHeader, ProblemAlert, StateBadge, TextAreaField, TextField, SelectField } from '../components/ui';
+import { AsyncBlock, DataTable, PagedBlock, PageHeader, ProblemAlert, SelectField, StateBadge, TextAreaField, TextField } from '../components/ui';
 import { formatDate, formatDateTime } from '../lib/format';
 import { formatMicro } from '../api/money';
 import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
@@ -61,71 +61,65 @@ function MyListings() {
         </Link>
       </PageHeader>
       <ProblemAlert error={error} />
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('vendor.no_listings')} onRetry={list.reload}>
-        <div className="table-scroll" tabIndex={0}>
-          <table className="my-listings">
-            <thead>
-              <tr>
-                <th scope="col">{t('vendor.listing')}</th>
-                <th scope="col">{t('vendor.kind')}</th>
-                <th scope="col">{t('vendor.state')}</th>
-                <th scope="col">{t('vendor.reviewer_comment')}</th>
-                <th scope="col">{t('vendor.updated')}</th>
-                <th scope="col">{t('common.actions')}</th>
+      <PagedBlock list={list} emptyText={t('vendor.no_listings')}>
+        <DataTable className="my-listings"
+          columns={[
+            t('vendor.listing'),
+            t('vendor.kind'),
+            t('vendor.state'),
+            t('vendor.reviewer_comment'),
+            t('vendor.updated'),
+            t('common.actions'),
+          ]}
+        >
+          {list.items.map((l) => {
+            const cur = l.pending_version ?? l.published_version;
+            const state = l.status === 'suspended' || l.status === 'retired' ? l.status : (cur?.state ?? l.status);
+            const editable = state === 'draft' || state === 'changes_requested';
+            return (
+              <tr key={l.id} data-listing={l.slug}>
+                <td>
+                  <Link to={`/listings/${encodeURIComponent(l.id)}`}>{cur?.title ?? l.slug}</Link>
+                  {cur && <span className="muted"> v{cur.version}</span>}
+                </td>
+                <td>{t(`kind.${l.kind}`)}</td>
+                <td>
+                  <StateBadge state={state} />
+                </td>
+                <td className="comment">{cur?.comment || l.status_reason || '—'}</td>
+                <td>{formatDate(l.updated_at)}</td>
+                <td className="actions">
+                  {editable && (
+                    <Link className="button" to={`/vendor/listings/${encodeURIComponent(l.id)}/edit`}>
+                      {t('common.edit')}
+                    </Link>
+                  )}
+                  {editable && (
+                    <button
+                      type="button"
+                      className="button button--primary"
+                      disabled={busy === l.id}
+                      onClick={() => void act(l.id, () => marketplace().submit(l.id))}
+                    >
+                      {t('vendor.submit')}
+                    </button>
+                  )}
+                  {!l.pending_version && l.status === 'published' && (
+                    <button type="button" className="button" onClick={() => void newVersion(l.id)}>
+                      {t('vendor.new_version')}
+                    </button>
+                  )}
+                  {l.status === 'published' && s.isOrgAdmin && (
+                    <button type="button" className="button button--danger" onClick={() => void act(l.id, () => marketplace().retire(l.id))}>
+                      {t('vendor.retire')}
+                    </button>
+                  )}
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {list.items.map((l) => {
-                const cur = l.pending_version ?? l.published_version;
-                const state = l.status === 'suspended' || l.status === 'retired' ? l.status : (cur?.state ?? l.status);
-                const editable = state === 'draft' || state === 'changes_requested';
-                return (
-                  <tr key={l.id} data-listing={l.slug}>
-                    <td>
-                      <Link to={`/listings/${encodeURIComponent(l.id)}`}>{cur?.title ?? l.slug}</Link>
-                      {cur && <span className="muted"> v{cur.version}</span>}
-                    </td>
-                    <td>{t(`kind.${l.kind}`)}</td>
-                    <td>
-                      <StateBadge state={state} />
-                    </td>
-                    <td className="comment">{cur?.comment || l.status_reason || '—'}</td>
-                    <td>{formatDate(l.updated_at)}</td>
-                    <td className="actions">
-                      {editable && (
-                        <Link className="button" to={`/vendor/listings/${encodeURIComponent(l.id)}/edit`}>
-                          {t('common.edit')}
-                        </Link>
-                      )}
-                      {editable && (
-                        <button
-                          type="button"
-                          className="button button--primary"
-                          disabled={busy === l.id}
-                          onClick={() => void act(l.id, () => marketplace().submit(l.id))}
-                        >
-                          {t('vendor.submit')}
-                        </button>
-                      )}
-                      {!l.pending_version && l.status === 'published' && (
-                        <button type="button" className="button" onClick={() => void newVersion(l.id)}>
-                          {t('vendor.new_version')}
-                        </button>
-                      )}
-                      {l.status === 'published' && s.isOrgAdmin && (
-                        <button type="button" className="button button--danger" onClick={() => void act(l.id, () => marketplace().retire(l.id))}>
-                          {t('vendor.retire')}
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+            );
+          })}
+        </DataTable>
+      </PagedBlock>
     </section>
   );
 }
@@ -149,14 +143,13 @@ function AccessInbox() {
           </option>
         ))}
       </SelectField>
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && items.length === 0} emptyText={t('vendor.no_requests')} onRetry={list.reload}>
+      <PagedBlock list={list} shown={items} emptyText={t('vendor.no_requests')}>
         <ul className="plain-list stack">
           {items.map((r) => (
             <AccessRequestRow key={r.id} req={r} title={titles[r.listing_id]} onDone={list.reload} />
           ))}
         </ul>
-      </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+      </PagedBlock>
     </section>
   );
 }
@@ -177,7 +170,14 @@ function AccessRequestRow({ req, title, onDone }: { req: AccessRequest; title?: 
   return (
     <li className="card">
       <p>
-        <span className="mono">{req.organization_id}</span> → <Link to={`/listings/${encodeURIComponent(req.listing_id)}`}>{title ?? req.listing_id}</Link>{' '}
+        {req.requester_org_name ? (
+          <>
+            <strong>{req.requester_org_name}</strong> <span className="muted mono small">{req.organization_id}</span>
+          </>
+        ) : (
+          <span className="mono">{req.organization_id}</span>
+        )}{' '}
+        → <Link to={`/listings/${encodeURIComponent(req.listing_id)}`}>{title ?? req.listing_id}</Link>{' '}
         <StateBadge state={req.state} /> <span className="muted">{formatDateTime(req.created_at)}</span>
       </p>
       <blockquote>{req.purpose}</blockquote>
@@ -288,43 +288,37 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
         ))}
       </p>
       <AsyncBlock loading={detail.loading} error={detail.error} empty={!detail.loading && nodes.length === 0} emptyText={t('vendor.no_nodes')}>
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <caption className="visually-hidden">{t('vendor.nodes_of', { pool: pool.name })}</caption>
-            <thead>
-              <tr>
-                <th scope="col">{t('vendor.node')}</th>
-                <th scope="col">{t('vendor.state')}</th>
-                <th scope="col">{t('vendor.last_seen')}</th>
-                <th scope="col">{t('vendor.devices')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {nodes.map((n) => (
-                <tr key={n.id}>
-                  <td className="mono">{n.name}</td>
-                  <td>
-                    <StateBadge state={n.health} />
-                  </td>
-                  <td>{formatDateTime(n.last_heartbeat_at)}</td>
-                  <td>
-                    <ul className="devices">
-                      {n.devices.map((d) => (
-                        <li key={d.id} className={`device device--${n.health}`}>
-                          <span>
-                            #{d.index} {d.gpu_model}
-                          </span>
-                          {d.memory_mib ? <span> · {Math.round(d.memory_mib / 1024)} GiB</span> : null}
-                          {d.declared && <span> · {t('vendor.declared')}</span>}
-                        </li>
-                      ))}
-                    </ul>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable caption={t('vendor.nodes_of', { pool: pool.name })} captionHidden
+          columns={[
+            t('vendor.node'),
+            t('vendor.state'),
+            t('vendor.last_seen'),
+            t('vendor.devices'),
+          ]}
+        >
+          {nodes.map((n) => (
+            <tr key={n.id}>
+              <td className="mono">{n.name}</td>
+              <td>
+                <StateBadge state={n.health} />
+              </td>
+              <td>{formatDateTime(n.last_heartbeat_at)}</td>
+              <td>
+                <ul className="devices">
+                  {n.devices.map((d) => (
+                    <li key={d.id} className={`device device--${n.health}`}>
+                      <span>
+                        #{d.index} {d.gpu_model}
+                      </span>
+                      {d.memory_mib ? <span> · {Math.round(d.memory_mib / 1024)} GiB</span> : null}
+                      {d.declared && <span> · {t('vendor.declared')}</span>}
+                    </li>
+                  ))}
+                </ul>
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       </AsyncBlock>
       {s.isOrgAdmin && (
         <form className="inline-form" onSubmit={(e) => void add(e)}>
@@ -350,28 +344,23 @@ function Earnings() {
     <section className="page">
       <PageHeader title={t('vendor.earnings_title')} />
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('vendor.no_earnings')} onRetry={list.reload}>
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t('vendor.vendor')}</th>
-                <th scope="col" className="num">{t('vendor.earned')}</th>
-                <th scope="col" className="num">{t('vendor.paid_out')}</th>
-                <th scope="col" className="num">{t('vendor.payable')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((p) => (
-                <tr key={p.vendor_org_id}>
-                  <td>{p.name}</td>
-                  <td className="num money">{formatMicro(p.earned_micro)}</td>
-                  <td className="num money">{formatMicro(p.paid_out_micro)}</td>
-                  <td className="num money">{p.payable_display}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          columns={[
+            t('vendor.vendor'),
+            { label: t('vendor.earned'), num: true },
+            { label: t('vendor.paid_out'), num: true },
+            { label: t('vendor.payable'), num: true },
+          ]}
+        >
+          {list.items.map((p) => (
+            <tr key={p.vendor_org_id}>
+              <td>{p.name}</td>
+              <td className="num money">{formatMicro(p.earned_micro)}</td>
+              <td className="num money">{formatMicro(p.paid_out_micro)}</td>
+              <td className="num money">{p.payable_display}</td>
+            </tr>
+          ))}
+        </DataTable>
       </AsyncBlock>
     </section>
   );

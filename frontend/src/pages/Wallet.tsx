@@ -7,7 +7,7 @@ import { isApiError } from '../api/problem';
 import { formatMicro, parseCredits, sumMicro } from '../api/money';
 import type { UsageRow } from '../api/types';
 import { useSession } from '../auth/session';
-import { AsyncBlock, LoadMore, Notice, PageHeader, ProblemAlert, StateBadge, TextField } from '../components/ui';
+import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, StateBadge, TextField } from '../components/ui';
 import { formatDate, formatDateTime, formatNumber } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval, usePaged } from '../lib/hooks';
 import i18n from '../i18n';
@@ -72,31 +72,25 @@ function Balances() {
             </div>
           </dl>
           {w.data.grants?.length > 0 && (
-            <div className="table-scroll" tabIndex={0}>
-              <table>
-                <caption>{t('wallet.grants')}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">{t('staff.note')}</th>
-                    <th scope="col" className="num">{t('staff.amount')}</th>
-                    <th scope="col" className="num">{t('staff.remaining')}</th>
-                    <th scope="col">{t('staff.cofund_percent')}</th>
-                    <th scope="col">{t('staff.expires_at')}</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {w.data.grants.map((g) => (
-                    <tr key={g.grant_id}>
-                      <td>{g.note || g.grant_id}</td>
-                      <td className="num money">{formatMicro(g.amount_micro, i18n.language)}</td>
-                      <td className="num money">{g.balance_display}</td>
-                      <td>{g.cofund_percent ? `${g.cofund_percent} %` : '—'}</td>
-                      <td>{formatDate(g.expires_at)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable caption={t('wallet.grants')}
+              columns={[
+                t('staff.note'),
+                { label: t('staff.amount'), num: true },
+                { label: t('staff.remaining'), num: true },
+                t('staff.cofund_percent'),
+                t('staff.expires_at'),
+              ]}
+            >
+              {w.data.grants.map((g) => (
+                <tr key={g.grant_id}>
+                  <td>{g.note || g.grant_id}</td>
+                  <td className="num money">{formatMicro(g.amount_micro, i18n.language)}</td>
+                  <td className="num money">{g.balance_display}</td>
+                  <td>{g.cofund_percent ? `${g.cofund_percent} %` : '—'}</td>
+                  <td>{formatDate(g.expires_at)}</td>
+                </tr>
+              ))}
+            </DataTable>
           )}
         </>
       )}
@@ -235,27 +229,21 @@ function Usage() {
             </ResponsiveContainer>
           </div>
         </figure>
-        <div className="table-scroll" tabIndex={0}>
-          <table>
-            <caption>{t('wallet.by_model')}</caption>
-            <thead>
-              <tr>
-                <th scope="col">{t('listing.gpu_model')}</th>
-                <th scope="col" className="num">{t('staff.gpu_hours')}</th>
-                <th scope="col" className="num">{t('wallet.charged')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {perModel.map((r) => (
-                <tr key={r.gpu_model}>
-                  <td>{r.gpu_model}</td>
-                  <td className="num">{formatNumber(r.seconds / 3600, 2)}</td>
-                  <td className="num money">{formatMicro(r.micro, i18n.language)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable caption={t('wallet.by_model')}
+          columns={[
+            t('listing.gpu_model'),
+            { label: t('staff.gpu_hours'), num: true },
+            { label: t('wallet.charged'), num: true },
+          ]}
+        >
+          {perModel.map((r) => (
+            <tr key={r.gpu_model}>
+              <td>{r.gpu_model}</td>
+              <td className="num">{formatNumber(r.seconds / 3600, 2)}</td>
+              <td className="num money">{formatMicro(r.micro, i18n.language)}</td>
+            </tr>
+          ))}
+        </DataTable>
       </AsyncBlock>
     </section>
   );
@@ -305,35 +293,29 @@ function Transactions() {
   return (
     <section aria-labelledby="tx-h">
       <h2 id="tx-h">{t('wallet.transactions')}</h2>
-      <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('wallet.no_transactions')} onRetry={list.reload}>
-        <div className="table-scroll" tabIndex={0}>
-          <table className="transactions">
-            <thead>
-              <tr>
-                <th scope="col">{t('staff.when')}</th>
-                <th scope="col">{t('wallet.kind')}</th>
-                <th scope="col">{t('wallet.account')}</th>
-                <th scope="col">{t('wallet.reference')}</th>
-                <th scope="col" className="num">{t('wallet.amount')}</th>
-                <th scope="col">{t('vendor.state')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.items.map((x, i) => (
-                <tr key={`${x.transfer_id}-${x.account}-${i}`} data-kind={x.kind}>
-                  <td>{formatDateTime(x.at)}</td>
-                  <td>{t(`tx_kind.${x.kind}`, { defaultValue: x.kind })}</td>
-                  <td className="mono small">{x.account}</td>
-                  <td className="mono small">{x.ref ?? ''}</td>
-                  <td className="num money">{x.amount_display}</td>
-                  <td>{x.phase ? <StateBadge state={x.phase} /> : null}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </AsyncBlock>
-      <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
+      <PagedBlock list={list} emptyText={t('wallet.no_transactions')}>
+        <DataTable className="transactions"
+          columns={[
+            t('staff.when'),
+            t('wallet.kind'),
+            t('wallet.account'),
+            t('wallet.reference'),
+            { label: t('wallet.amount'), num: true },
+            t('vendor.state'),
+          ]}
+        >
+          {list.items.map((x, i) => (
+            <tr key={`${x.transfer_id}-${x.account}-${i}`} data-kind={x.kind}>
+              <td>{formatDateTime(x.at)}</td>
+              <td>{t(`tx_kind.${x.kind}`, { defaultValue: x.kind })}</td>
+              <td className="mono small">{x.account}</td>
+              <td className="mono small">{x.ref ?? ''}</td>
+              <td className="num money">{x.amount_display}</td>
+              <td>{x.phase ? <StateBadge state={x.phase} /> : null}</td>
+            </tr>
+          ))}
+        </DataTable>
+      </PagedBlock>
     </section>
   );
 }
