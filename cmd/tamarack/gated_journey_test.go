@@ -74,9 +74,13 @@ func TestGatedComputeJourney(t *testing.T) {
 			if r := j.must(403, "POST", T+"/sandboxes", other, launch); r.str("code") != "access_required" {
 				t.Fatalf("another organisation: %s", r.raw)
 			}
-			j.until("sandbox running", func() bool { return j.must(200, "GET", T+"/sandboxes/"+sb.str("id"), sme, nil).str("state") == "running" })
+			j.until("sandbox running", func() bool {
+				return j.must(200, "GET", T+"/sandboxes/"+sb.str("id"), sme, nil).str("state") == "running"
+			})
 			j.must(202, "POST", T+"/sandboxes/"+sb.str("id")+"/stop", sme, nil)
-			j.until("sandbox stopped", func() bool { return j.must(200, "GET", T+"/sandboxes/"+sb.str("id"), sme, nil).str("state") == "stopped" })
+			j.until("sandbox stopped", func() bool {
+				return j.must(200, "GET", T+"/sandboxes/"+sb.str("id"), sme, nil).str("state") == "stopped"
+			})
 		})
 	}
 }
