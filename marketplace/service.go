@@ -106,6 +106,23 @@ func assignPlanIDs(plans []Plan, prev []Plan) {
 	}
 }
 
+// patched is a version's content with p applied, normalised and validated for the listing's kind; plans that
+// stay the same keep their IDs (orders and entitlements name them), new ones get new IDs.
+func patched(v versionRow, kind string, p ContentPatch) (Content, []string, error) {
+	c, err := decodeContent(v)
+	if err != nil {
+		return Content{}, nil, err
+	}
+	prevPlans := slices.Clone(c.Plans)
+	changed := p.apply(&c)
+	c.normalize()
+	if err := c.validate(kind); err != nil {
+		return Content{}, nil, err
+	}
+	assignPlanIDs(c.Plans, prevPlans)
+	return c, changed, nil
+}
+
 func contentFields(c Content) []string {
 	var m map[string]json.RawMessage
 	b, _ := json.Marshal(c)
@@ -136,18 +153,9 @@ func (s *Service) UpdateListing(ctx context.Context, a Actor, id string, p Conte
 		if v.State != StateDraft && v.State != StateChangesRequested {
 			return fmt.Errorf("listing %s version %d is %s: %w", l.ID, v.Version, v.State, ErrNotEditable)
 		}
-		c, err := decodeContent(v)
+		c, changed, err := patched(v, l.Kind, p)
 		if err != nil {
 			return err
-		}
-		prevPlans := slices.Clone(c.Plans)
-		changed := p.apply(&c)
-		c.normalize()
-		if err := c.validate(l.Kind); err != nil {
-			return err
-		}
-		if p.Plans != nil {
-			assignPlanIDs(c.Plans, prevPlans)
 		}
 		now := s.now()
 		if err := tx.Model(&versionRow{}).Where("id = ?", v.ID).Updates(map[string]any{
@@ -187,17 +195,10 @@ func (s *Service) NewVersion(ctx context.Context, a Actor, id string, p ContentP
 		if prev.State != StatePublished && prev.State != StateRejected {
 			return fmt.Errorf("listing %s version %d is %s: %w", l.ID, prev.Version, prev.State, ErrVersionPending)
 		}
-		c, err := decodeContent(prev)
+		c, changed, err := patched(prev, l.Kind, p)
 		if err != nil {
 			return err
 		}
-		prevPlans := slices.Clone(c.Plans)
-		changed := p.apply(&c)
-		c.normalize()
-		if err := c.validate(l.Kind); err != nil {
-			return err
-		}
-		assignPlanIDs(c.Plans, prevPlans)
 		now := s.now()
 		v := versionRow{ID: newID("ver"), ListingID: l.ID, Version: prev.Version + 1, State: StateDraft,
 			Content: encodeContent(c), CardHTML: RenderCard(c.CardMarkdown), CreatedBy: a.UserID, CreatedAt: now, UpdatedAt: now}
