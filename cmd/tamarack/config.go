@@ -131,7 +131,7 @@ func newConfig(name string) *config {
 		}
 		fs.IntVar(p, flagName, v, help+" ("+envName+")")
 	}
-	str(&c.Addr, "addr", "TAMARACK_ADDR", ":8080", "HTTP listen address", false)
+	str(&c.Addr, "addr", "TAMARACK_ADDR", "127.0.0.1:8080", "HTTP listen address (:8080 listens on every interface, as containers need)", false)
 	str(&c.Data, "data", "TAMARACK_DATA", "./data", "data directory: SQLite file, embedded NATS store, blobs, sandboxes, mail", false)
 	str(&c.DB, "db", "TAMARACK_DB", "", "database: a postgres:// URL, or empty for the SQLite file <data>/tamarack.db", true)
 	str(&c.NATS, "nats", "TAMARACK_NATS", "", "NATS URL(s) of an external server or cluster; empty embeds JetStream under <data>/nats", true)
