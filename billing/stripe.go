@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
@@ -89,8 +92,8 @@ type WebhookResult struct {
 	Outcome  string `json:"outcome"` // credited, refunded, duplicate, ignored, unknown_purchase, pending_payment
 }
 
-// HandleWebhook verifies a Stripe webhook (signature, 5-minute timestamp tolerance, API version pinned to the
-// SDK's) and applies it once: the event ID is recorded in the same transaction as its effect, and the purchase
+// HandleWebhook verifies a Stripe webhook (signature, 5-minute timestamp tolerance both ways, API version
+// pinned to the SDK's) and applies it once: the event ID is recorded in the same transaction as its effect, and the purchase
 // transfer ID is the purchase's, so replays and completed/async_payment_succeeded both arriving are harmless.
 func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string) (WebhookResult, error) {
 	if s.cfg.Stripe.WebhookSecret == "" {
@@ -99,6 +102,9 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 	ev, err := webhook.ConstructEvent(payload, sig, s.cfg.Stripe.WebhookSecret)
 	if err != nil {
 		return WebhookResult{}, ErrInvalidSignature.WithDetail("%v", err)
+	}
+	if err := notFromFuture(sig, time.Now()); err != nil {
+		return WebhookResult{}, err
 	}
 	res := WebhookResult{Received: true}
 	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
@@ -164,6 +170,28 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 		return nil
 	})
 	return res, err
+}
+
+// notFromFuture refuses a signature timestamped more than webhook.DefaultTolerance ahead of now:
+// ConstructEvent checks only the past, so a payload signed ahead of time would stay valid until then. It runs
+// after ConstructEvent has verified the header, and measures against the wall clock as ConstructEvent does
+// (the timestamp is Stripe's clock, not the platform's business time).
+func notFromFuture(sig string, now time.Time) error {
+	for _, part := range strings.Split(sig, ",") {
+		v, ok := strings.CutPrefix(part, "t=")
+		if !ok {
+			continue
+		}
+		ts, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return ErrInvalidSignature.WithDetail("bad timestamp in the signature header")
+		}
+		if time.Unix(ts, 0).Sub(now) > webhook.DefaultTolerance {
+			return ErrInvalidSignature.WithDetail("the signature's timestamp is more than %s in the future", webhook.DefaultTolerance)
+		}
+		return nil
+	}
+	return ErrInvalidSignature.WithDetail("no timestamp in the signature header")
 }
 
 // PayoutInput pays a vendor's payable balance (staff).

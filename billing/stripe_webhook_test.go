@@ -1,0 +1,70 @@
+package billing
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Edge cases of signed Stripe webhooks (issue 9, item 4): each needs the webhook secret, so each is about
+// correctness, not forgery.
+
+// checkoutOnly starts a checkout on stripe-mock without completing it.
+func checkoutOnly(t testing.TB, a *api, w who, credits int64) Checkout {
+	t.Helper()
+	var co Checkout
+	must(t, json.Unmarshal(a.expect(w, "POST", "/api/v1/billing/checkout", map[string]any{"credits": credits}, 201, ""), &co))
+	return co
+}
+
+func (f *fx) purchase(id string) Purchase {
+	f.t.Helper()
+	var p Purchase
+	must(f.t, f.db.Take(&p, "id = ?", id).Error)
+	return p
+}
+
+func (f *fx) transfers() int64 {
+	f.t.Helper()
+	var n int64
+	must(f.t, f.db.Table("billing_transfers").Count(&n).Error)
+	return n
+}
+
+// audited reports the billing_audit actions recorded about target.
+func (f *fx) audited(target string) []string {
+	f.t.Helper()
+	var actions []string
+	must(f.t, f.db.Model(&audit{}).Where("target = ?", target).Order("created_at, id").Pluck("action", &actions).Error)
+	return actions
+}
+
+func chargeRefunded(pi string, amount, refunded int64) map[string]any {
+	return map[string]any{"id": "ch_" + pi, "object": "charge", "payment_intent": pi, "currency": "cad",
+		"amount": amount, "amount_refunded": refunded, "refunded": refunded == amount}
+}
+
+// TestWebhookFutureTimestamp: a signature timestamped an hour ahead was accepted (stripe-go checks only the
+// past). The same 5-minute tolerance now holds both ways; a clock a minute ahead is still fine.
+func TestWebhookFutureTimestamp(t *testing.T) {
+	url := startStripeMock(t)
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		f := newFx(t, db, nil, withStripe(url))
+		a := newAPI(t, f)
+		f.org("partner", "partner", false)
+		co := checkoutOnly(t, a, partner, 10)
+		ev := stripeEvent("evt_future", "checkout.session.completed", completed(co.SessionID, co.PurchaseID, "paid", co.CADCents))
+		if code, r, pc := a.webhookPost(ev, whsec, time.Now().Add(time.Hour)); code != 400 || pc != "invalid_signature" {
+			t.Fatalf("signature an hour in the future: %d %+v %q, want 400 invalid_signature", code, r, pc)
+		}
+		if w := f.balance(walletAcct("partner")); w != 0 {
+			t.Fatalf("a refused event credited %d", w)
+		}
+		if code, r, _ := a.webhookPost(ev, whsec, time.Now().Add(time.Minute)); code != 200 || r.Outcome != "credited" {
+			t.Fatalf("signature a minute ahead (clock skew): %d %+v", code, r)
+		}
+		f.verify()
+	})
+}
