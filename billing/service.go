@@ -503,17 +503,27 @@ func (s *Service) RecordOfflinePayment(ctx context.Context, in OfflinePaymentInp
 	return p, err
 }
 
-// creditPurchase posts a paid Stripe purchase exactly once (the transfer ID is the purchase's).
-func (s *Service) creditPurchase(tx *gorm.DB, purchaseID, sessionID, paymentIntent string, now time.Time) (bool, error) {
+// creditPurchase posts a paid Stripe purchase exactly once (the transfer ID is the purchase's) and returns the
+// webhook's outcome: credited (also for a repeat), unknown_purchase, or payment_intent_conflict.
+//
+// A purchase's payment intent is set once: its refunds are found by it, so a later session event naming
+// another one is refused (logged and audited for staff, nothing changed); the same one again is a no-op.
+func (s *Service) creditPurchase(tx *gorm.DB, eventID, purchaseID, sessionID, paymentIntent string, now time.Time) (string, error) {
 	var p Purchase
 	if err := sqldb.ForUpdate(tx).Where("id = ?", purchaseID).Take(&p).Error; err != nil {
 		if sqldb.IsNotFound(err) {
-			return false, nil
+			return "unknown_purchase", nil
 		}
-		return false, err
+		return "", err
+	}
+	if paymentIntent != "" && p.PaymentIntent != "" && paymentIntent != p.PaymentIntent {
+		s.log.Warn("stripe session with another payment intent for a purchase: ignored", "event", eventID, "purchase", p.ID,
+			"payment_intent", p.PaymentIntent, "other_payment_intent", paymentIntent)
+		return "payment_intent_conflict", writeAudit(tx, "stripe", "stripe.payment_intent_conflict", p.ID,
+			fmt.Sprintf("event=%s session=%s payment_intent=%s kept=%s", eventID, sessionID, paymentIntent, p.PaymentIntent), now)
 	}
 	updates := map[string]any{"updated_at": now}
-	if paymentIntent != "" {
+	if paymentIntent != "" && p.PaymentIntent == "" {
 		updates["payment_intent"] = paymentIntent
 	}
 	if sessionID != "" && p.SessionID == "" {
@@ -523,14 +533,14 @@ func (s *Service) creditPurchase(tx *gorm.DB, purchaseID, sessionID, paymentInte
 		updates["status"] = "paid"
 	}
 	if err := tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(updates).Error; err != nil {
-		return false, err
+		return "", err
 	}
 	err := ledger.Apply(tx, now, ledger.Transfer{ID: purchaseTransfer(p.ID), DebitAccount: AcctStripeClearing, CreditAccount: walletAcct(p.OrgID),
 		Amount: p.Amount, Kind: "purchase", Ref: p.ID})
-	if errors.Is(err, ledger.ErrDuplicate) {
-		return true, nil
+	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+		return "", err
 	}
-	return true, err
+	return "credited", nil
 }
 
 // refundPurchase reverses the newly refunded part of a purchase from the wallet, as far as it is unspent and

@@ -88,8 +88,10 @@ func stripeMessage(err error) string {
 
 // WebhookResult says what a webhook did (for logs and tests).
 type WebhookResult struct {
-	Received bool   `json:"received"`
-	Outcome  string `json:"outcome"` // credited, refunded, duplicate, ignored, unknown_purchase, pending_payment
+	Received bool `json:"received"`
+	// Outcome is credited, refunded, duplicate, ignored, unknown_purchase, pending_payment or
+	// payment_intent_conflict.
+	Outcome string `json:"outcome"`
 }
 
 // HandleWebhook verifies a Stripe webhook (signature, 5-minute timestamp tolerance both ways, API version
@@ -131,13 +133,11 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 			if cs.PaymentIntent != nil {
 				pi = cs.PaymentIntent.ID
 			}
-			found, err := s.creditPurchase(tx, cs.ClientReferenceID, cs.ID, pi, now)
+			res.Outcome, err = s.creditPurchase(tx, ev.ID, cs.ClientReferenceID, cs.ID, pi, now)
 			if err != nil {
 				return err
 			}
-			res.Outcome = "credited"
-			if !found {
-				res.Outcome = "unknown_purchase"
+			if res.Outcome == "unknown_purchase" {
 				s.log.Warn("stripe checkout for an unknown purchase ignored", "event", ev.ID, "client_reference_id", cs.ClientReferenceID)
 			}
 		case "charge.refunded":

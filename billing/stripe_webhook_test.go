@@ -68,3 +68,48 @@ func TestWebhookFutureTimestamp(t *testing.T) {
 		f.verify()
 	})
 }
+
+// TestWebhookPaymentIntentSetOnce: a second session event for a credited purchase with another payment intent
+// replaced the purchase's, so the real refund of the first answered 409 refund_before_payment forever and was
+// never applied. The payment intent is set once: another one is refused (200, nothing changed, audited), the
+// same one is idempotent.
+func TestWebhookPaymentIntentSetOnce(t *testing.T) {
+	url := startStripeMock(t)
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		f := newFx(t, db, nil, withStripe(url))
+		a := newAPI(t, f)
+		f.org("partner", "partner", false)
+		co := buyThroughStripe(t, a, partner, 100)
+		first := "pi_" + co.PurchaseID
+
+		other := completed(co.SessionID, co.PurchaseID, "paid", co.CADCents)
+		other["payment_intent"] = "pi_other"
+		code, r, _ := a.webhookPost(stripeEvent("evt_async_other", "checkout.session.async_payment_succeeded", other), whsec, time.Now())
+		if code != 200 || r.Outcome != "payment_intent_conflict" {
+			t.Fatalf("session with another payment intent: %d %+v", code, r)
+		}
+		same := completed(co.SessionID, co.PurchaseID, "paid", co.CADCents)
+		code, r, _ = a.webhookPost(stripeEvent("evt_async_same", "checkout.session.async_payment_succeeded", same), whsec, time.Now())
+		if code != 200 || r.Outcome != "credited" {
+			t.Fatalf("session with the same payment intent: %d %+v", code, r)
+		}
+		if p := f.purchase(co.PurchaseID); p.PaymentIntent != first || p.Status != "paid" {
+			t.Fatalf("purchase after a conflicting session: %+v", p)
+		}
+		if got := f.audited(co.PurchaseID); len(got) != 1 || got[0] != "stripe.payment_intent_conflict" {
+			t.Fatalf("audit of %s: %v", co.PurchaseID, got)
+		}
+		if w := f.balance(walletAcct("partner")); w != 100_000_000 {
+			t.Fatalf("wallet %d, want the purchase credited once", w)
+		}
+
+		code, r, pc := a.webhookPost(stripeEvent("evt_refund", "charge.refunded", chargeRefunded(first, co.CADCents, co.CADCents)), whsec, time.Now())
+		if code != 200 || r.Outcome != "refunded" {
+			t.Fatalf("refund of the first payment intent: %d %+v %q", code, r, pc)
+		}
+		if p := f.purchase(co.PurchaseID); f.balance(walletAcct("partner")) != 0 || p.Refunded != 100_000_000 || p.Status != "refunded" {
+			t.Fatalf("after the refund: wallet %d purchase %+v", f.balance(walletAcct("partner")), p)
+		}
+		f.verify()
+	})
+}
