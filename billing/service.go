@@ -544,7 +544,8 @@ func (s *Service) creditPurchase(tx *gorm.DB, eventID, purchaseID, sessionID, pa
 }
 
 // refundPurchase reverses the newly refunded part of a purchase from the wallet, as far as it is unspent and
-// not held; the rest is flagged on the purchase (refund_unrecovered) for staff.
+// not held; the rest is flagged on the purchase (refund_unrecovered) for staff. More cents refunded than the
+// purchase cost are invalid_amount: nothing is moved.
 func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCents int64, eventID string, now time.Time) (bool, error) {
 	var p Purchase
 	if err := sqldb.ForUpdate(tx).Where("payment_intent = ? AND payment_intent <> ''", paymentIntent).Take(&p).Error; err != nil {
@@ -558,9 +559,12 @@ func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCent
 	if p.CADCents > 0 {
 		num, den = p.Amount, p.CADCents
 	}
+	if p.CADCents > 0 && refundedCents > p.CADCents {
+		return false, ErrInvalidAmount.WithDetail("%d cents refunded of purchase %s, which cost %d", refundedCents, p.ID, p.CADCents)
+	}
 	total, err := money.MulDiv(money.Micro(refundedCents), num, den)
 	if err != nil {
-		return false, err
+		return false, ErrInvalidAmount.WithDetail("%d cents refunded of purchase %s: %v", refundedCents, p.ID, err)
 	}
 	target := min(int64(total), p.Amount)
 	due := target - p.Refunded - p.RefundUnrecovered

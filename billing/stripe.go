@@ -125,6 +125,9 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 			if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
 				return ErrInvalidSignature.WithDetail("bad checkout session: %v", err)
 			}
+			if cs.AmountTotal < 0 {
+				return ErrInvalidAmount.WithDetail("checkout session %s: amount_total %d", cs.ID, cs.AmountTotal)
+			}
 			if ev.Type == "checkout.session.completed" && cs.PaymentStatus == stripe.CheckoutSessionPaymentStatusUnpaid {
 				res.Outcome = "pending_payment" // delayed methods: async_payment_succeeded credits it
 				return nil
@@ -144,6 +147,9 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 			var ch stripe.Charge
 			if err := json.Unmarshal(ev.Data.Raw, &ch); err != nil {
 				return ErrInvalidSignature.WithDetail("bad charge: %v", err)
+			}
+			if ch.Amount < 0 || ch.AmountRefunded < 0 || ch.AmountRefunded > ch.Amount {
+				return ErrInvalidAmount.WithDetail("charge %s: amount_refunded %d of amount %d", ch.ID, ch.AmountRefunded, ch.Amount)
 			}
 			pi := ""
 			if ch.PaymentIntent != nil {

@@ -113,3 +113,59 @@ func TestWebhookPaymentIntentSetOnce(t *testing.T) {
 		f.verify()
 	})
 }
+
+// TestWebhookBadAmounts: a negative amount_refunded answered 500 (MulDiv takes non-negative operands), a
+// refund larger than its charge refunded the whole purchase, one beyond int64 at the purchase's price answered
+// 500. Every amount from Stripe is validated: a bad one answers 400 invalid_amount, unrecorded, nothing moved.
+func TestWebhookBadAmounts(t *testing.T) {
+	url := startStripeMock(t)
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		f := newFx(t, db, nil, withStripe(url))
+		a := newAPI(t, f)
+		f.org("partner", "partner", false)
+		co := buyThroughStripe(t, a, partner, 100) // 10,000 cents
+		pi := "pi_" + co.PurchaseID
+		pending := checkoutOnly(t, a, partner, 10)
+		negTotal := completed(pending.SessionID, pending.PurchaseID, "paid", -1)
+
+		wallet, transfers := f.balance(walletAcct("partner")), f.transfers()
+		cases := []struct {
+			name    string
+			typ     string
+			obj     map[string]any
+			touched string // the purchase that must be left as it was
+		}{
+			{"negative refund", "charge.refunded", chargeRefunded(pi, 10_000, -1), co.PurchaseID},
+			{"refund larger than its charge", "charge.refunded", chargeRefunded(pi, 10_000, 10_001), co.PurchaseID},
+			{"negative charge", "charge.refunded", chargeRefunded(pi, -10_000, 0), co.PurchaseID},
+			{"refund larger than the purchase", "charge.refunded", chargeRefunded(pi, 20_000, 15_000), co.PurchaseID},
+			{"refund beyond int64 at the purchase's price", "charge.refunded", chargeRefunded(pi, 1<<62, 1<<62), co.PurchaseID},
+			{"negative session total", "checkout.session.completed", negTotal, pending.PurchaseID},
+		}
+		for i, c := range cases {
+			before := f.purchase(c.touched)
+			id := "evt_bad_" + string(rune('a'+i))
+			code, r, pc := a.webhookPost(stripeEvent(id, c.typ, c.obj), whsec, time.Now())
+			if code != 400 || pc != "invalid_amount" {
+				t.Errorf("%s: %d %+v %q, want 400 invalid_amount", c.name, code, r, pc)
+			}
+			if after := f.purchase(c.touched); after != before {
+				t.Errorf("%s: purchase changed from %+v to %+v", c.name, before, after)
+			}
+			var seen int64
+			must(t, db.Model(&processed{}).Where("id = ?", "stripe:"+id).Count(&seen).Error)
+			if seen != 0 {
+				t.Errorf("%s: a refused event was recorded as processed", c.name)
+			}
+		}
+		if w, n := f.balance(walletAcct("partner")), f.transfers(); w != wallet || n != transfers {
+			t.Fatalf("bad amounts moved money: wallet %d→%d, transfers %d→%d", wallet, w, transfers, n)
+		}
+		// A valid partial refund still applies.
+		code, r, _ := a.webhookPost(stripeEvent("evt_refund_ok", "charge.refunded", chargeRefunded(pi, 10_000, 2_500)), whsec, time.Now())
+		if code != 200 || r.Outcome != "refunded" || f.balance(walletAcct("partner")) != 75_000_000 {
+			t.Fatalf("valid refund: %d %+v wallet %d", code, r, f.balance(walletAcct("partner")))
+		}
+		f.verify()
+	})
+}
