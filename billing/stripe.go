@@ -19,6 +19,9 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
+// checkoutCurrency is the currency of every Checkout Session; a session paid in another is not credited.
+const checkoutCurrency = "cad"
+
 // Checkout is a created Stripe Checkout Session.
 type Checkout struct {
 	PurchaseID  string `json:"purchase_id"`
@@ -56,7 +59,7 @@ func (s *Service) StartCheckout(ctx context.Context, orgID, userID string, credi
 		LineItems: []*stripe.CheckoutSessionLineItemParams{{
 			Quantity: stripe.Int64(credits),
 			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
-				Currency:   stripe.String("cad"),
+				Currency:   stripe.String(checkoutCurrency),
 				UnitAmount: stripe.Int64(s.cfg.CADCentsPerCredit),
 				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{
 					Name: stripe.String("Tamarack compute credits"),
@@ -89,14 +92,16 @@ func stripeMessage(err error) string {
 // WebhookResult says what a webhook did (for logs and tests).
 type WebhookResult struct {
 	Received bool `json:"received"`
-	// Outcome is credited, refunded, duplicate, ignored, unknown_purchase, pending_payment or
-	// payment_intent_conflict.
+	// Outcome is credited, refunded, duplicate, ignored, unknown_purchase, pending_payment,
+	// payment_intent_conflict, amount_mismatch or not_credited (a refund of a purchase never credited).
 	Outcome string `json:"outcome"`
 }
 
 // HandleWebhook verifies a Stripe webhook (signature, 5-minute timestamp tolerance both ways, API version
-// pinned to the SDK's) and applies it once: the event ID is recorded in the same transaction as its effect, and the purchase
-// transfer ID is the purchase's, so replays and completed/async_payment_succeeded both arriving are harmless.
+// pinned to the SDK's) and applies it once: the event ID is recorded in the same transaction as its effect, and
+// the purchase transfer ID is the purchase's, so replays and completed/async_payment_succeeded both arriving
+// are harmless. A malformed amount answers 400 invalid_amount, unrecorded; a session that paid another amount
+// or currency than its purchase answers 200 amount_mismatch with nothing credited (see creditPurchase).
 func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string) (WebhookResult, error) {
 	if s.cfg.Stripe.WebhookSecret == "" {
 		return WebhookResult{}, ErrPaymentsDisabled
@@ -136,7 +141,8 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 			if cs.PaymentIntent != nil {
 				pi = cs.PaymentIntent.ID
 			}
-			res.Outcome, err = s.creditPurchase(tx, ev.ID, cs.ClientReferenceID, cs.ID, pi, now)
+			res.Outcome, err = s.creditPurchase(tx, paidSession{EventID: ev.ID, PurchaseID: cs.ClientReferenceID, SessionID: cs.ID,
+				PaymentIntent: pi, AmountTotal: cs.AmountTotal, Currency: string(cs.Currency)}, now)
 			if err != nil {
 				return err
 			}
@@ -155,20 +161,16 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 			if ch.PaymentIntent != nil {
 				pi = ch.PaymentIntent.ID
 			}
-			found, err := s.refundPurchase(tx, pi, ch.AmountRefunded, ev.ID, now)
+			res.Outcome, err = s.refundPurchase(tx, pi, ch.AmountRefunded, ev.ID, now)
 			if err != nil {
 				return err
 			}
-			res.Outcome = "refunded"
-			if !found && pi != "" {
+			if res.Outcome == "unknown_purchase" && pi != "" {
 				// Most likely the refund of a purchase whose completion has not arrived yet (Stripe neither
 				// orders events nor stops retrying a failed one for days): refuse it, unrecorded, so that
 				// Stripe retries it after the purchase is credited, instead of dropping it for good.
 				s.log.Warn("stripe refund for a payment not credited yet: refused for a retry", "event", ev.ID, "payment_intent", pi)
 				return ErrRefundNotCredited.WithDetail("payment intent %s", pi)
-			}
-			if !found {
-				res.Outcome = "unknown_purchase"
 			}
 		default:
 			res.Outcome = "ignored"

@@ -169,3 +169,72 @@ func TestWebhookBadAmounts(t *testing.T) {
 		f.verify()
 	})
 }
+
+// TestWebhookAmountMismatch: a completed session whose amount_total or currency differs from the purchase
+// credited the full purchase. Now nothing is credited; the purchase is flagged amount_mismatch and audited for
+// staff, and the answer is 200 amount_mismatch (the session never changes: a retry could never succeed). A
+// later session event does not credit a flagged purchase, and its refund moves nothing.
+func TestWebhookAmountMismatch(t *testing.T) {
+	url := startStripeMock(t)
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		f := newFx(t, db, nil, withStripe(url))
+		a := newAPI(t, f)
+		f.org("partner", "partner", false)
+		buyThroughStripe(t, a, partner, 50) // credits of an honest purchase, which no mismatch may touch
+		const wallet = 50_000_000
+
+		cases := []struct {
+			name     string
+			edit     func(cs map[string]any)
+			flagOnly bool
+		}{
+			{"one cent short", func(cs map[string]any) { cs["amount_total"] = cs["amount_total"].(int64) - 1 }, false},
+			{"a cent more", func(cs map[string]any) { cs["amount_total"] = cs["amount_total"].(int64) + 1 }, false},
+			{"another currency", func(cs map[string]any) { cs["currency"] = "usd" }, false},
+			{"no total", func(cs map[string]any) { delete(cs, "amount_total") }, false},
+			{"nothing paid", func(cs map[string]any) { cs["amount_total"] = int64(0) }, false},
+		}
+		var flagged []Checkout
+		for i, c := range cases {
+			co := checkoutOnly(t, a, partner, 100)
+			cs := completed(co.SessionID, co.PurchaseID, "paid", co.CADCents)
+			c.edit(cs)
+			code, r, pc := a.webhookPost(stripeEvent("evt_mismatch_"+string(rune('a'+i)), "checkout.session.completed", cs), whsec, time.Now())
+			if code != 200 || r.Outcome != "amount_mismatch" {
+				t.Errorf("%s: %d %+v %q, want 200 amount_mismatch", c.name, code, r, pc)
+				continue
+			}
+			if p := f.purchase(co.PurchaseID); p.Status != "amount_mismatch" {
+				t.Errorf("%s: purchase %+v, want status amount_mismatch", c.name, p)
+			}
+			if got := f.audited(co.PurchaseID); len(got) != 1 || got[0] != "stripe.amount_mismatch" {
+				t.Errorf("%s: audit %v", c.name, got)
+			}
+			flagged = append(flagged, co)
+		}
+		if w := f.balance(walletAcct("partner")); w != wallet {
+			t.Fatalf("mismatched sessions credited %d", w-wallet)
+		}
+		if len(flagged) == 0 {
+			t.FailNow()
+		}
+
+		// The async event of a flagged purchase credits nothing either; its refund (staff refund the card in
+		// Stripe) is acknowledged and takes nothing from the credits of other purchases.
+		co := flagged[0]
+		code, r, _ := a.webhookPost(stripeEvent("evt_mismatch_async", "checkout.session.async_payment_succeeded",
+			completed(co.SessionID, co.PurchaseID, "paid", co.CADCents)), whsec, time.Now())
+		if code != 200 || r.Outcome != "amount_mismatch" {
+			t.Fatalf("async event of a flagged purchase: %d %+v", code, r)
+		}
+		code, r, pc := a.webhookPost(stripeEvent("evt_mismatch_refund", "charge.refunded",
+			chargeRefunded("pi_"+co.PurchaseID, co.CADCents-1, co.CADCents-1)), whsec, time.Now())
+		if code != 200 || r.Outcome != "not_credited" {
+			t.Fatalf("refund of a flagged purchase: %d %+v %q", code, r, pc)
+		}
+		if w, p := f.balance(walletAcct("partner")), f.purchase(co.PurchaseID); w != wallet || p.Status != "amount_mismatch" || p.Refunded != 0 || p.RefundUnrecovered != 0 {
+			t.Fatalf("after the refund of a flagged purchase: wallet %d purchase %+v", w, p)
+		}
+		f.verify()
+	})
+}
