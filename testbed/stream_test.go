@@ -333,3 +333,21 @@ func lens(ss []string) []int {
 	}
 	return out
 }
+
+// TestTemplatesStateTheirLogCap: each template caps its sandboxes' output, hands the cap to the backend,
+// and tells its users in the notes.
+func TestTemplatesStateTheirLogCap(t *testing.T) {
+	t.Parallel()
+	svc := &Service{}
+	for _, tpl := range Templates() {
+		if tpl.LogBytes <= 0 || tpl.LogBytes%mib != 0 {
+			t.Errorf("%s: LogBytes %d, want a whole number of MiB", tpl.Name, tpl.LogBytes)
+		}
+		if want := fmt.Sprintf("the newest %d MiB at most are kept (never less than the newest %d MiB)", tpl.LogBytes/mib, tpl.LogBytes/mib/2); !strings.Contains(tpl.Notes, want) {
+			t.Errorf("%s: notes %q do not say %q", tpl.Name, tpl.Notes, want)
+		}
+		if got := svc.spec(Sandbox{ID: "sb-1", Template: tpl.Name}, Pool{}).Limits.LogBytes; got != tpl.LogBytes {
+			t.Errorf("%s: spec's LogBytes %d, want %d", tpl.Name, got, tpl.LogBytes)
+		}
+	}
+}
