@@ -2,9 +2,10 @@
 //
 // A log is two files: path, which is written, and path.1, the half before it. When path reaches half the
 // cap it is renamed to path.1 (replacing the older half, whose bytes are dropped) and a new path starts.
-// Disk use is at most the cap, the newest half of it is always kept, and neither side holds more than a
-// read buffer in memory. A reader that is not written to never sees a byte twice or out of order; one
-// that falls a whole half behind the writer skips what the cap dropped.
+// Disk use is at most the cap (a reader still on a dropped half keeps its space until it moves on), the
+// newest half of it is always kept, and neither side holds more than a read buffer in memory. A reader never reads a byte twice or out of order, and misses nothing unless it
+// falls more than the cap behind the writer: then it skips what the cap dropped (the file it has open it
+// still reads to the end).
 //
 // It owns those two files and nothing else: it knows nothing of sandboxes, processes or streams, so any
 // runtime that supervises a sandbox's output (bubblewrap's shim today, runc's tomorrow) can use it.
