@@ -22,6 +22,7 @@ func TestSpecValidate(t *testing.T) {
 		{name: "upper case", mutate: func(s *backend.Spec) { s.SandboxID = "Sb" }, wantErr: []string{"sandbox_id"}},
 		{name: "trailing dash", mutate: func(s *backend.Spec) { s.SandboxID = "sb-" }, wantErr: []string{"sandbox_id"}},
 		{name: "path in id", mutate: func(s *backend.Spec) { s.SandboxID = "../x" }, wantErr: []string{"sandbox_id"}},
+		{name: "negative log cap", mutate: func(s *backend.Spec) { s.Limits.LogBytes = -1 }, wantErr: []string{"limits"}},
 		{
 			name: "every problem at once",
 			mutate: func(s *backend.Spec) {

@@ -5,8 +5,8 @@
 //
 // Each sandbox is supervised by a shim, this same binary re-executed (see MaybeRunShim), detached in its
 // own session, so sandboxes survive a restart or crash of `tamarack serve`. Everything about a sandbox
-// lives in <root>/<id>/ (state.json, output.log, home, tmp); the Backend holds no state of its own, so a
-// new Backend on the same root sees exactly what the old one did.
+// lives in <root>/<id>/ (state.json, output.log capped by package logfile, home, tmp); the Backend holds
+// no state of its own, so a new Backend on the same root sees exactly what the old one did.
 //
 // It owns processes, cgroups and files under its root. It must not decide what to run or for how long:
 // that is the testbed's job.
@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/logfile"
 )
 
 // Options configure a local Backend.
@@ -222,7 +223,7 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 			return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 		}
 	}
-	if err := writeJSON(filepath.Join(dir, fileLaunch), launch{ID: s.SandboxID, Argv: argv, Cgroup: cg, Env: env}); err != nil {
+	if err := writeJSON(filepath.Join(dir, fileLaunch), launch{ID: s.SandboxID, Argv: argv, Cgroup: cg, Env: env, LogBytes: s.Limits.LogBytes}); err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
 	if err := b.spawnShim(ctx, dir); err != nil {
@@ -470,7 +471,7 @@ func (b *Backend) observe(id string) (state, error) {
 		return again, nil
 	}
 	if st.Init.alive(st.BootID) {
-		st.Message = "supervisor gone; the sandbox still runs but its end will not be recorded"
+		st.Message = "supervisor gone; the sandbox still runs but neither its output nor its end will be recorded"
 		return st, nil
 	}
 	st.State = backend.StateExited
@@ -700,7 +701,8 @@ func validID(id string) error {
 	return nil
 }
 
-// Logs opens output.log; with follow the reader waits for more until the sandbox ends or ctx ends.
+// Logs reads the kept output (output.log.1, then output.log); with follow the reader waits for more
+// until the sandbox ends or ctx ends.
 func (b *Backend) Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
 	if err := validID(id); err != nil {
 		return nil, err
@@ -708,7 +710,7 @@ func (b *Backend) Logs(ctx context.Context, id string, follow bool) (io.ReadClos
 	if _, err := b.observe(id); err != nil {
 		return nil, fmt.Errorf("logs: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(b.dir(id), fileOutput), os.O_RDONLY|os.O_CREATE, 0o600)
+	f, err := logfile.Open(filepath.Join(b.dir(id), fileOutput))
 	if err != nil {
 		return nil, fmt.Errorf("logs %s: %w", id, err)
 	}
@@ -718,10 +720,10 @@ func (b *Backend) Logs(ctx context.Context, id string, follow bool) (io.ReadClos
 	return &follower{f: f, ctx: ctx, b: b, id: id, closed: make(chan struct{})}, nil
 }
 
-// follower reads a growing file like tail -f and reports io.EOF once the sandbox has ended and
+// follower reads a growing log like tail -F and reports io.EOF once the sandbox has ended and
 // everything it wrote has been read.
 type follower struct {
-	f         *os.File
+	f         *logfile.Reader
 	ctx       context.Context
 	b         *Backend
 	id        string

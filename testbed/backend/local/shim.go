@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/logfile"
 )
 
 // The binary that runs `tamarack serve` is re-executed in two helper roles, chosen by environment
@@ -124,7 +125,7 @@ func runShim(dir string) int {
 		return fail(nil, err.Error())
 	}
 
-	out, err := os.OpenFile(filepath.Join(dir, fileOutput), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	out, err := logfile.Create(filepath.Join(dir, fileOutput), l.LogBytes)
 	if err != nil {
 		return fail(st, err.Error())
 	}
@@ -139,7 +140,13 @@ func runShim(dir string) int {
 	}
 	cmd := exec.Command(exe, l.Argv...)
 	cmd.Env = []string{envEnter + "=" + strings.Join(l.Cgroup.procsFiles(), "\n"), envKeepFDs + "=4"}
-	cmd.Stdout, cmd.Stderr = out, out
+	// The sandbox's stdout and stderr are one pipe that the shim copies into the capped log (a file would
+	// grow without bound). Wait returns once the copy has drained it, so all the sandbox printed is in the
+	// log before its end is recorded; WaitDelay bounds that should anything outside the sandbox's PID
+	// namespace still hold the pipe.
+	sink := &outputSink{w: out, log: log}
+	cmd.Stdout, cmd.Stderr = sink, sink
+	cmd.WaitDelay = 10 * time.Second
 	cmd.ExtraFiles = []*os.File{statusW} // fd 3: bwrap --json-status-fd 3
 	if err := cmd.Start(); err != nil {
 		return fail(st, err.Error())
@@ -219,6 +226,24 @@ func runShim(dir string) int {
 		return 1
 	}
 	return 0
+}
+
+// outputSink takes the sandbox's output into its log and never fails: a copy that stopped would leave
+// the sandbox blocked on a full pipe, so output the log cannot take (disk full) is dropped and said once
+// per failure in shim.log.
+type outputSink struct {
+	w       *logfile.Writer
+	log     *slog.Logger
+	failing bool
+}
+
+func (s *outputSink) Write(p []byte) (int, error) {
+	_, err := s.w.Write(p)
+	if err != nil && !s.failing {
+		s.log.Error("sandbox output dropped", "error", err)
+	}
+	s.failing = err != nil
+	return len(p), nil
 }
 
 // reapOrphans collects every exited child the shim adopted as subreaper, without blocking.
