@@ -101,7 +101,7 @@ func From(err error) (*Problem, bool) {
 var (
 	ErrValidation   = New(http.StatusUnprocessableEntity, "validation_failed", "The request has invalid fields.")
 	ErrMalformed    = New(http.StatusBadRequest, "malformed_json", "The request body is not valid JSON.")
-	ErrTooLarge     = New(http.StatusRequestEntityTooLarge, "body_too_large", "The request body is too large.")
+	ErrTooLarge     = New(http.StatusRequestEntityTooLarge, "payload_too_large", "The request body is too large.")
 	ErrNotFound     = New(http.StatusNotFound, "not_found", "No such resource.")
 	ErrRoute        = New(http.StatusNotFound, "route_not_found", "No such route.")
 	ErrMethod       = New(http.StatusMethodNotAllowed, "method_not_allowed", "That method is not allowed here.")

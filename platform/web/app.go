@@ -24,13 +24,15 @@ import (
 // Config configures New.
 type Config struct {
 	Logger *slog.Logger
-	// BodyLimit caps request bodies (artifact uploads are streamed and limited by their own route). Default 1 MiB.
+	// BodyLimit caps every request body but those of routes declared with ReadsOwnBody (see LimitBody).
+	// Default 1 MiB.
 	BodyLimit int
 	// RequestTimeout bounds each request's context. Default 30s.
 	RequestTimeout time.Duration
 	// Registry receives HTTP metrics when set.
 	Registry prometheus.Registerer
-	// StreamRequestBody lets large uploads stream instead of being buffered.
+	// StreamRequestBody lets routes that read their own body stream it (artifact uploads); every other
+	// route still reads at most BodyLimit.
 	StreamRequestBody bool
 }
 
@@ -51,9 +53,11 @@ func New(cfg Config) *fiber.App {
 		DisableStartupMessage: true,
 		BodyLimit:             cfg.BodyLimit,
 		StreamRequestBody:     cfg.StreamRequestBody,
-		ErrorHandler:          ErrorHandler(log),
-		ReadTimeout:           60 * time.Second,
-		IdleTimeout:           120 * time.Second,
+		// fasthttp would read a multipart body whole, to memory and temporary files, before any handler.
+		DisablePreParseMultipartForm: true,
+		ErrorHandler:                 ErrorHandler(log),
+		ReadTimeout:                  60 * time.Second,
+		IdleTimeout:                  120 * time.Second,
 	})
 	app.Use(requestid.New(requestid.Config{ContextKey: "request_id"}))
 	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
@@ -64,6 +68,7 @@ func New(cfg Config) *fiber.App {
 	}
 	app.Use(accessLog(log))
 	app.Use(deadline(cfg.RequestTimeout))
+	app.Use(appBodyLimit(cfg.BodyLimit))
 	return app
 }
 
@@ -104,9 +109,15 @@ func LogPath(c *fiber.Ctx) string {
 }
 
 // matchPattern reports whether path fits pattern, a Fiber path whose ":name" segments match any one
-// non-empty segment.
+// non-empty segment and whose final "*" matches the rest, if any.
 func matchPattern(pattern, path string) bool {
 	ps, xs := strings.Split(pattern, "/"), strings.Split(strings.TrimSuffix(path, "/"), "/")
+	if ps[len(ps)-1] == "*" {
+		ps = ps[:len(ps)-1]
+		if len(xs) > len(ps) {
+			xs = xs[:len(ps)]
+		}
+	}
 	if len(ps) != len(xs) {
 		return false
 	}

@@ -125,6 +125,7 @@ type answer struct {
 	status int
 	body   map[string]any
 	header http.Header
+	close  bool // the server closes the connection after this answer
 }
 
 func (f *fixture) do(t *testing.T, method, path, body, token string) answer {
@@ -209,7 +210,7 @@ func TestOversizedBodyOverRealConnection(t *testing.T) {
 	defer resp.Body.Close()
 	var body map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&body)
-	if resp.StatusCode != 413 || body["code"] != "body_too_large" {
+	if resp.StatusCode != 413 || body["code"] != "payload_too_large" {
 		t.Fatalf("got %d %v", resp.StatusCode, body)
 	}
 }
