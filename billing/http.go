@@ -20,9 +20,13 @@ func decodeCursor(s string, v any) error { return web.DecodeCursor(s, v) }
 
 type handler struct{ s *Service }
 
+// MaxBody caps billing's request bodies: Stripe's events are under 256 KiB; billing's own JSON is far smaller.
+const MaxBody = 256 << 10
+
 func (s *Service) routes(r fiber.Router) {
 	h := handler{s}
 	write := web.RequireScope("write")
+	r.Use(web.LimitBody(MaxBody))
 	r.Get("/wallet", web.RequireAuth, h.wallet)
 	r.Put("/budget", web.RequireOrgAdmin, write, h.setBudget)
 	r.Post("/checkout", web.RequireOrgAdmin, write, h.checkout)

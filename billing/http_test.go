@@ -41,7 +41,7 @@ type api struct {
 func newAPI(t testing.TB, f *fx) *api {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	must(t, err)
-	app := web.New(web.Config{})
+	app := web.New(web.Config{StreamRequestBody: true}) // as serve builds it
 	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: testKeys{pub}}}}
 	f.s.Routes(app.Group("/api/v1/billing", web.Auth(authn)))
 	return &api{t: t, app: app, key: priv}

@@ -26,6 +26,9 @@ func (s *Service) Routes(r fiber.Router) {
 	h := handler{s}
 	auth, write, staff := web.RequireAuth, web.RequireScope("write"), web.RequireStaff
 	vendor := web.RequireOrgKind("vendor")
+	// Artifacts stream to the blob store, bounded by Deps' upload limit; every other body by MaxBody.
+	web.ReadsOwnBody("PUT", BasePath+"/listings/:id/versions/:version/artifacts/:name")
+	r.Use(web.LimitBody(MaxBody))
 
 	r.Get("/listings", h.search)
 	r.Post("/listings", vendor, write, h.createListing)
@@ -58,6 +61,9 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Get("/artifacts/:id/download", auth, h.download)
 	r.Get("/artifacts/:id/blob", h.blob)
 }
+
+// MaxBody caps the marketplace's JSON request bodies: a listing's card, schema and sample preview fit.
+const MaxBody = 1 << 20
 
 type handler struct{ s *Service }
 

@@ -233,7 +233,7 @@ type signer struct{ priv ed25519.PrivateKey }
 func newApp(t testing.TB, svc *Service) (*fiber.App, signer) {
 	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	app := web.New(web.Config{})
+	app := web.New(web.Config{StreamRequestBody: true}) // as serve builds it
 	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: keys{pub}}}}
 	svc.Routes(app.Group("/api/v1", web.Auth(authn)).Group("/testbed"))
 	app.Use(web.NotFound)

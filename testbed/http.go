@@ -17,6 +17,9 @@ type handler struct{ svc *Service }
 func (s *Service) Routes(r fiber.Router) {
 	h := handler{svc: s}
 	write := web.RequireScope("write")
+	// The proxy reads its body itself, once it knows the sandbox (proxyMaxBody).
+	web.ReadsOwnBody("*", "/api/v1/testbed/sandboxes/:id/proxy/:port/*")
+	r.Use(web.LimitBody(MaxBody))
 	r.Get("/pools", h.listPools)
 	r.Post("/pools", web.RequireAuth, write, h.createPool)
 	r.Get("/pools/:id", h.getPool)
@@ -43,6 +46,9 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Post("/reservations/:id/cancel", web.RequireAuth, write, h.cancelReservation)
 	r.Get("/audit", web.RequireStaff, h.audit)
 }
+
+// MaxBody caps the testbed's JSON request bodies.
+const MaxBody = 64 << 10
 
 func callerOf(c *fiber.Ctx) Caller {
 	p := web.PrincipalOf(c)

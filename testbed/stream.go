@@ -337,6 +337,10 @@ func (h handler) terminal() fiber.Handler {
 	})
 }
 
+// proxyMaxBody caps a proxied request's body: JupyterLab uploads a file of up to 15 MB in one request, as
+// base64 in JSON (larger files go in chunks of 1 MiB).
+const proxyMaxBody = 24 << 20
+
 // proxyCSP confines a proxied page to an opaque origin (no allow-same-origin).
 const proxyCSP = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 
@@ -372,6 +376,10 @@ func (h handler) proxy(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		path, _, _ := strings.Cut(c.OriginalURL(), "?")
 		return c.Redirect(path+"?"+q.Encode(), fiber.StatusTemporaryRedirect)
+	}
+	// Read only now that the caller may use this sandbox: the adaptor below holds the body in memory.
+	if err := web.ReadBody(c, proxyMaxBody); err != nil {
+		return err
 	}
 	b := h.svc.backends[sb.Backend]
 	h.svc.Touch(c.UserContext(), sb.ID)

@@ -92,9 +92,9 @@ var (
 )
 
 // ReadsOwnBody declares a route that bounds its body itself: it streams it (artifact uploads, to disk) or
-// calls ReadBody with its own limit once it knows the caller. No LimitBody reads the body before it; when
-// such a route answers an error, the connection is closed, since the body may be left unread. pattern is a
-// full Fiber path as for SecretPath.
+// calls ReadBody with its own limit once it knows the caller. No LimitBody reads the body before it; unless
+// it calls ReadBody, the connection closes after its answer, since the body may be left unread. method "*"
+// is any method; pattern is a full Fiber path as for SecretPath.
 func ReadsOwnBody(method, pattern string) {
 	ownBodyMu.Lock()
 	defer ownBodyMu.Unlock()
@@ -106,15 +106,15 @@ func readsOwnBody(c *fiber.Ctx) bool {
 	defer ownBodyMu.RUnlock()
 	for _, r := range ownBodyRoutes {
 		method, pattern, _ := strings.Cut(r, " ")
-		if method == c.Method() && matchPattern(pattern, c.Path()) {
+		if (method == "*" || method == c.Method()) && matchPattern(pattern, c.Path()) {
 			return true
 		}
 	}
 	return false
 }
 
-// appBodyLimit is New's LimitBody: for a route that reads its own body, it closes the connection after an
-// error answer, since the rest of the body may not have been read.
+// appBodyLimit is New's LimitBody. After a route that reads its own body, the connection closes unless
+// ReadBody took the body: whatever the handler left unread must not be parsed as the next request.
 func appBodyLimit(n int) fiber.Handler {
 	limit := LimitBody(n)
 	return func(c *fiber.Ctx) error {
@@ -122,7 +122,7 @@ func appBodyLimit(n int) fiber.Handler {
 			return limit(c)
 		}
 		err := c.Next()
-		if err != nil || c.Response().StatusCode() >= http.StatusBadRequest {
+		if c.Request().Header.ContentLength() != 0 && c.Context().RequestBodyStream() != nil {
 			c.Context().SetConnectionClose()
 		}
 		return err

@@ -23,7 +23,7 @@ func (s *Service) Routes(r fiber.Router) {
 	h := handler{s}
 	// The invitation token is a secret: no log line carries it, even when auth refuses the request first.
 	web.SecretPath(Base + "/invitations/:token/accept")
-	r.Use(limitBody(MaxBody))
+	r.Use(web.LimitBody(MaxBody))
 	write := web.RequireScope(ScopeWrite)
 	read := web.RequireScope(ScopeRead)
 	r.Post("/signup", h.signup)
@@ -45,17 +45,8 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Get("/audit", web.RequireAuth, read, h.audit)
 }
 
-// MaxBody caps identity's request bodies: the server's limit is sized for artifact uploads.
+// MaxBody caps identity's request bodies, below the server's default.
 const MaxBody = 64 << 10
-
-func limitBody(n int) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		if cl := c.Request().Header.ContentLength(); cl > n || (cl < 0 && len(c.Body()) > n) {
-			return problem.ErrTooLarge.WithDetail("identity accepts at most %d KiB", n>>10)
-		}
-		return c.Next()
-	}
-}
 
 // JSON shapes (fixed: the web UI codes against them).
 

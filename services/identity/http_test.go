@@ -116,10 +116,10 @@ func TestBadInput(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(rt.missing) {
 				t.Errorf("%s: missing fields %v, want %v", name, got, rt.missing)
 			}
-			// Over identity's own limit (the server's is sized for uploads), and over the server's.
-			want(t, e.do(rt.method, rt.path, rt.token, `{"email":"`+strings.Repeat("a", MaxBody)+`"}`), 413, "body_too_large")
+			// Over identity's own limit (below the server's default), and over the server's.
+			want(t, e.do(rt.method, rt.path, rt.token, `{"email":"`+strings.Repeat("a", MaxBody)+`"}`), 413, "payload_too_large")
 			big := `{"email":"` + strings.Repeat("a", 2<<20) + `"}`
-			want(t, e.overHTTP(rt.method, rt.path, rt.token, big), 413, "body_too_large")
+			want(t, e.overHTTP(rt.method, rt.path, rt.token, big), 413, "payload_too_large")
 		}
 		// Wrong types are field errors.
 		r := e.do("POST", api+"/login", "", `{"email": 5, "password": "x"}`)
