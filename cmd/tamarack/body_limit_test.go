@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -107,4 +109,44 @@ func sendHuge(t *testing.T, addr, method, path, token, contentType string, size 
 	_ = conn.Close()
 	<-sent
 	return res.StatusCode, p.Code
+}
+
+// The served OpenAPI document says which operations may answer 413 payload_too_large: every one that takes a
+// JSON body, and the Stripe webhook (Stripe's raw event).
+func TestOpenAPIListsPayloadTooLarge(t *testing.T) {
+	s := newTestServer(t)
+	resp, err := s.e.app.Test(httptest.NewRequest("GET", "/api/openapi.json", nil), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			RequestBody *struct{ Content map[string]any }
+			Responses   map[string]struct{ Description string }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	withBody := 0
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			isJSON := false
+			if op.RequestBody != nil {
+				_, isJSON = op.RequestBody.Content["application/json"]
+			}
+			if !isJSON && path != "/api/v1/billing/stripe/webhook" {
+				continue
+			}
+			withBody++
+			if r, ok := op.Responses["413"]; !ok || !strings.Contains(op.Responses["default"].Description, "payload_too_large") ||
+				!strings.HasPrefix(r.Description, "payload_too_large") {
+				t.Errorf("%s %s: payload_too_large is not among its answers: %+v", method, path, op.Responses)
+			}
+		}
+	}
+	if withBody < 30 {
+		t.Fatalf("only %d operations with a body found", withBody)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -29,7 +30,9 @@ type Op struct {
 	Response any // a value of the success body type, or nil
 	Status   int // success status; 200 when zero
 	Query    []Param
-	Problems []string // problem codes this operation may answer besides the common ones
+	// Problems are the codes this operation may answer besides the common ones; an operation with a JSON
+	// Request may also answer payload_too_large (413), added here.
+	Problems []string
 	// ContentType of the request when it is not JSON (uploads).
 	ContentType string
 }
@@ -150,7 +153,13 @@ func (d *Doc) withProblem() map[string]any {
 	return out
 }
 
+// TooLarge is the problem code of a body over its route's limit (platform/web's LimitBody).
+const TooLarge = "payload_too_large"
+
 func (d *Doc) responses(op Op, status int) map[string]any {
+	if op.Request != nil && !slices.Contains(op.Problems, TooLarge) {
+		op.Problems = append(slices.Clip(op.Problems), TooLarge)
+	}
 	ok := map[string]any{"description": http.StatusText(status)}
 	if op.Response != nil {
 		ok["content"] = map[string]any{"application/json": map[string]any{"schema": d.schemaOf(reflect.TypeOf(op.Response))}}
@@ -165,6 +174,10 @@ func (d *Doc) responses(op Op, status int) map[string]any {
 		}
 		p["description"] = "Problem; codes: " + strings.Join(op.Problems, ", ")
 		out["default"] = p
+	}
+	if slices.Contains(op.Problems, TooLarge) {
+		out["413"] = map[string]any{"description": "payload_too_large: the body is over this route's limit (limit_bytes says it); it was not read",
+			"content": prob["content"]}
 	}
 	return out
 }
