@@ -8,6 +8,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"unicode"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/gofiber/fiber/v2"
@@ -106,9 +107,11 @@ func newValidator() *validator.Validate {
 	return v
 }
 
-// Check runs struct-tag validation and then Validate() when v has it, merging all field errors.
+// Check runs struct-tag validation, refuses control characters in text (see controlChars), and then runs
+// Validate() when v has it, merging all field errors.
 func Check(v any) error {
 	var fields problem.Fields
+	controlChars(reflect.ValueOf(v), "", "", &fields)
 	if err := validate.Struct(v); err != nil {
 		var ves validator.ValidationErrors
 		if !errors.As(err, &ves) {
@@ -173,4 +176,89 @@ func lenUnit(fe validator.FieldError) string {
 		return " items"
 	}
 	return ""
+}
+
+// controlChars adds a control_characters field error for every string in v holding a control character (NUL,
+// escape sequences, C1 codes): text ends up in names, logs, terminals and other systems' files. A field
+// tagged text:"multiline" (descriptions, comments, markdown) may hold newlines, carriage returns and tabs;
+// text:"secret" (passwords) is not looked at. The tag covers the field's strings, slices and map values, not
+// the fields of a struct under it.
+func controlChars(v reflect.Value, path, mode string, f *problem.Fields) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			controlChars(v.Elem(), path, mode, f)
+		}
+	case reflect.String:
+		if mode == "secret" {
+			return
+		}
+		allowed := ""
+		if mode == "multiline" {
+			allowed = "\n\r\t"
+		}
+		if strings.ContainsFunc(v.String(), func(r rune) bool { return unicode.IsControl(r) && !strings.ContainsRune(allowed, r) }) {
+			msg := "must not contain control characters"
+			if allowed != "" {
+				msg += " other than line breaks and tabs"
+			}
+			f.Add(fieldPath(path), "control_characters", msg)
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return // raw bytes (json.RawMessage), not text
+		}
+		for i := range v.Len() {
+			controlChars(v.Index(i), fmt.Sprintf("%s[%d]", path, i), mode, f)
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			k := iter.Key()
+			if k.Kind() == reflect.String {
+				controlChars(k, path, "", f) // a key is a name: never multi-line
+				controlChars(iter.Value(), join(path, k.String()), mode, f)
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			if !sf.IsExported() && !(sf.Anonymous && derefType(sf.Type).Kind() == reflect.Struct) {
+				continue // as encoding/json: only an embedded struct's fields are decoded through an unexported field
+			}
+			name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+			switch {
+			case name == "-":
+				continue
+			case name == "" && sf.Anonymous:
+				controlChars(v.Field(i), path, "", f) // embedded: its fields are this object's
+				continue
+			case name == "":
+				name = sf.Name
+			}
+			controlChars(v.Field(i), join(path, name), sf.Tag.Get("text"), f)
+		}
+	}
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+func fieldPath(path string) string {
+	if path == "" {
+		return "(body)"
+	}
+	return path
+}
+
+func derefType(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
 }
