@@ -127,7 +127,7 @@ type grantRequest struct {
 	ExpiresAt      time.Time `json:"expires_at"`
 	CofundPercent  int       `json:"cofund_percent"`
 	CapMicro       int64     `json:"cap_micro"`
-	Note           string    `json:"note" validate:"max=500"`
+	Note           string    `json:"note" validate:"max=500" text:"multiline"`
 }
 
 func (r grantRequest) Validate() error { return r.input("").Validate() }

@@ -404,7 +404,7 @@ func (h handler) retire(c *fiber.Ctx) error {
 }
 
 type suspendRequest struct {
-	Reason string `json:"reason"`
+	Reason string `json:"reason" text:"multiline"`
 }
 
 func (h handler) suspend(c *fiber.Ctx) error {
@@ -503,7 +503,7 @@ func (h handler) queue(c *fiber.Ctx) error {
 
 type decisionRequest struct {
 	Decision string `json:"decision"`
-	Comment  string `json:"comment"`
+	Comment  string `json:"comment" text:"multiline"`
 }
 
 func (h handler) decide(c *fiber.Ctx) error {
@@ -641,12 +641,12 @@ func (h handler) entitlements(c *fiber.Ctx) error {
 }
 
 type accessRequestBody struct {
-	Purpose string `json:"purpose"`
+	Purpose string `json:"purpose" text:"multiline"`
 }
 
 type accessDecisionRequest struct {
 	Decision string `json:"decision"`
-	Comment  string `json:"comment"`
+	Comment  string `json:"comment" text:"multiline"`
 }
 
 type accessRequestJSON struct {
@@ -744,7 +744,7 @@ func (h handler) cancelAccess(c *fiber.Ctx) error {
 
 type reviewRequest struct {
 	Stars int    `json:"stars"`
-	Body  string `json:"body"`
+	Body  string `json:"body" text:"multiline"`
 }
 
 type reviewJSON struct {

@@ -223,7 +223,7 @@ func (poolRow) TableName() string { return "market_pools" }
 type Content struct {
 	Title        string          `json:"title"`
 	Summary      string          `json:"summary"`
-	CardMarkdown string          `json:"card_markdown"`
+	CardMarkdown string          `json:"card_markdown" text:"multiline"`
 	Tags         []string        `json:"tags"`
 	License      License         `json:"license"`
 	Residency    string          `json:"residency"`    // ISO 3166-1 alpha-2 where the data or service lives, e.g. CA
@@ -265,8 +265,8 @@ type DatasetDetails struct {
 	Format        string `json:"format"`
 	SizeBytes     int64  `json:"size_bytes"`
 	Rows          int64  `json:"rows"`
-	Schema        string `json:"schema,omitempty"`
-	SamplePreview string `json:"sample_preview,omitempty"`
+	Schema        string `json:"schema,omitempty" text:"multiline"`
+	SamplePreview string `json:"sample_preview,omitempty" text:"multiline"`
 	PersonalData  bool   `json:"personal_data"`
 }
 
@@ -474,7 +474,7 @@ func (in *CreateListingInput) Validate() error {
 type ContentPatch struct {
 	Title        *string         `json:"title,omitempty"`
 	Summary      *string         `json:"summary,omitempty"`
-	CardMarkdown *string         `json:"card_markdown,omitempty"`
+	CardMarkdown *string         `json:"card_markdown,omitempty" text:"multiline"`
 	Tags         *[]string       `json:"tags,omitempty"`
 	License      *License        `json:"license,omitempty"`
 	Residency    *string         `json:"residency,omitempty"`

@@ -57,7 +57,7 @@ type signupOrgRequest struct {
 
 type signupRequest struct {
 	Email        string           `json:"email"`
-	Password     string           `json:"password" doc:"at least 12 characters, not the e-mail"`
+	Password     string           `json:"password" text:"secret" doc:"at least 12 characters, not the e-mail"`
 	Name         string           `json:"name"`
 	Organization signupOrgRequest `json:"organization"`
 }
@@ -75,7 +75,7 @@ func (r *signupRequest) Validate() error {
 
 type loginRequest struct {
 	Email          string `json:"email"`
-	Password       string `json:"password"`
+	Password       string `json:"password" text:"secret"`
 	OrganizationID string `json:"organization_id,omitempty" doc:"act for this organisation (default: the oldest membership)"`
 }
 
@@ -163,7 +163,7 @@ type staffOrgJSON struct {
 
 type verifyRequest struct {
 	Verified *bool  `json:"verified"`
-	Note     string `json:"note"`
+	Note     string `json:"note" text:"multiline"`
 }
 
 func (r *verifyRequest) Validate() error {
@@ -212,7 +212,7 @@ func (r *roleRequest) Validate() error {
 
 type acceptRequest struct {
 	Name     string `json:"name,omitempty" doc:"when not signed in: creates the account"`
-	Password string `json:"password,omitempty" doc:"when not signed in: creates the account"`
+	Password string `json:"password,omitempty" text:"secret" doc:"when not signed in: creates the account"`
 }
 
 type acceptResponse struct {
