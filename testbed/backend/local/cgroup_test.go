@@ -5,7 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,9 +70,9 @@ func TestEndReason(t *testing.T) {
 	}
 }
 
-// TestCgroupV2Mechanics exercises the v2 half of the cgroup layer (create, join before exec, list,
-// cgroup.kill, remove) on this host's unified hierarchy when the host is hybrid: on a pure v2 host the
-// whole suite runs on v2 anyway. Controllers are bound to v1 here, so limits are not set.
+// TestCgroupV2Mechanics exercises the v2 half of the cgroup layer (list, cgroup.kill, remove) on this
+// host's unified hierarchy when the host is hybrid: on a pure v2 host the whole suite runs on v2 anyway.
+// Controllers are bound to v1 here, so limits are not set.
 func TestCgroupV2Mechanics(t *testing.T) {
 	t.Parallel()
 	var fs unix.Statfs_t
@@ -91,14 +91,18 @@ func TestCgroupV2Mechanics(t *testing.T) {
 			t.Errorf("remove %s: %v", parent, err)
 		}
 	})
-	l := cgroupLayout{v2: true, parents: []string{parent}}
-	cg, err := l.create("v2", backend.Limits{})
+	cg := cgroupLayout{v2: true, parents: []string{parent}}.set("v2")
+	if err := os.Mkdir(cg.Dirs[0], 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dirFD, err := unix.Open(cg.Dirs[0], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe, _ := os.Executable()
-	cmd := exec.Command(exe, "/bin/sleep", "600")
-	cmd.Env = []string{envEnter + "=" + strings.Join(cg.procsFiles(), "\n")}
+	defer unix.Close(dirFD)
+	// Born in the cgroup (clone3's CLONE_INTO_CGROUP), as runc's processes are.
+	cmd := exec.Command("/bin/sleep", "600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: dirFD}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
