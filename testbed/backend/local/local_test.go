@@ -42,6 +42,8 @@ func TestMain(m *testing.M) {
 		helperServe()
 	case "control":
 		helperControl()
+	case "argv":
+		helperArgv()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(envHelper))
 		os.Exit(2)
