@@ -3,6 +3,7 @@ package local
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -146,6 +147,11 @@ func busyboxRoot(t *testing.T) string {
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
 		t.Fatalf("busybox not found (apt-get install busybox-static): %v", err)
+	}
+	if f, err := elf.Open(bb); err != nil || f.Section(".interp") != nil {
+		t.Fatalf("%s is not a static binary (%v): apt-get install busybox-static", bb, err)
+	} else {
+		f.Close()
 	}
 	dir := t.TempDir()
 	// The sandbox's root user reaches its root through every directory above it.
