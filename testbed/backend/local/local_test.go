@@ -703,6 +703,35 @@ func BenchmarkStartStop(bb *testing.B) {
 	bb.ReportMetric(float64(startTotal.Microseconds())/1000/float64(bb.N), "start-ms/op")
 }
 
+// BenchmarkTerminal measures opening a terminal (runc exec through the tty helper) that runs /bin/true,
+// until its output has ended.
+func BenchmarkTerminal(bb *testing.B) {
+	exe, _ := os.Executable()
+	b, err := New(Options{Root: bb.TempDir(), CgroupParent: cgroupParent, ReadOnlyPaths: []string{filepath.Dir(exe)}})
+	if err != nil {
+		bb.Fatal(err)
+	}
+	if err := b.Check(context.Background()); err != nil {
+		bb.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := b.Start(ctx, backend.Spec{SandboxID: "bench-term", Command: []string{"sleep", "600"}}); err != nil {
+		bb.Fatal(err)
+	}
+	bb.Cleanup(func() {
+		_, _ = b.Stop(ctx, "bench-term", 0)
+		_ = b.Remove(ctx, "bench-term")
+	})
+	for bb.Loop() {
+		term, err := b.Terminal(ctx, "bench-term", []string{"/bin/true"})
+		if err != nil {
+			bb.Fatal(err)
+		}
+		_, _ = io.ReadAll(term)
+		term.Close()
+	}
+}
+
 func TestShortLivedAndMissingCommand(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t)

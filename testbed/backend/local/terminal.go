@@ -45,14 +45,15 @@ func (b *Backend) Terminal(ctx context.Context, id string, cmd []string) (backen
 		cmd = []string{"/bin/bash", "-l"}
 	}
 	// A private directory: sun_path holds 108 bytes, and nobody else may connect in between.
+	// It lives until the helper has read runc's pid file and exited.
 	tmp, err := os.MkdirTemp("", "tamarack-tty-")
 	if err != nil {
 		return nil, fmt.Errorf("terminal %s: %w", id, err)
 	}
-	defer os.RemoveAll(tmp)
 	sock := filepath.Join(tmp, "console.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
+		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("terminal %s: %w", id, err)
 	}
 	defer ln.Close()
@@ -67,11 +68,13 @@ func (b *Backend) Terminal(ctx context.Context, id string, cmd []string) (backen
 	var errOut strings.Builder
 	c.Stdout, c.Stderr = &errOut, &errOut
 	if err := c.Start(); err != nil {
+		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("terminal %s: %w", id, err)
 	}
 	done := make(chan struct{})
 	go func() {
 		_ = c.Wait()
+		os.RemoveAll(tmp)
 		close(done)
 	}()
 	fail := func(err error) (backend.Terminal, error) {
@@ -217,10 +220,10 @@ func runTTY(pidFile string, argv []string) int {
 	if err := c.Run(); err != nil {
 		return 125
 	}
+	// runc wrote it before returning; the caller removes it only once this helper has exited.
 	pid, err := readPID(pidFile, time.Second)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tamarack: tty helper: %v\n", err)
-		return 125
 	}
 	code := -1
 	for {
