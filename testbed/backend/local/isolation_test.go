@@ -490,6 +490,10 @@ func TestImageRoot(t *testing.T) {
 			t.Errorf("mount point /%s not made in the image", mp)
 		}
 	}
+	// runc gives /tmp's tmpfs the mode of the directory under it.
+	if fi, err := os.Stat(filepath.Join(root, "tmp")); err != nil || fi.Mode()&(os.ModeSticky|os.ModePerm) != os.ModeSticky|0o777 {
+		t.Errorf("/tmp mount point mode %v (%v), want sticky and 0777", fi.Mode(), err)
+	}
 }
 
 // TestImageRootSymlinkStaysInside: an image whose /etc is a symlink out of it cannot make mount-point

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
@@ -746,6 +747,39 @@ func TestShortLivedAndMissingCommand(t *testing.T) {
 	}
 	if out := logs(t, b, "missing"); !strings.Contains(out, "no-such-program") {
 		t.Errorf("missing: output %q does not say what failed", out)
+	}
+}
+
+// TestSpecEdits: the seam for CDI device edits and runtime annotations changes the spec runc runs.
+func TestSpecEdits(t *testing.T) {
+	t.Parallel()
+	exe, _ := os.Executable()
+	var saw backend.Spec
+	edit := func(s backend.Spec, spec *specs.Spec) error {
+		saw = s
+		spec.Process.Env = append(spec.Process.Env, "EDITED=by-"+s.SandboxID)
+		return nil
+	}
+	b, err := New(Options{Root: t.TempDir(), CgroupParent: cgroupParent, ReadOnlyPaths: []string{filepath.Dir(exe)}, SpecEdits: []SpecEdit{edit}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backendtest.RequireHost(t, b.Check(context.Background()))
+	start(t, b, backend.Spec{SandboxID: "edited", Command: []string{"/bin/sh", "-c", "echo $EDITED"}})
+	waitEndedT(t, b, "edited")
+	if out := logs(t, b, "edited"); out != "by-edited\n" || saw.SandboxID != "edited" {
+		t.Errorf("output %q, edit saw %q; want the edit applied", out, saw.SandboxID)
+	}
+	refuse := func(backend.Spec, *specs.Spec) error { return errors.New("no such CDI device") }
+	b2, err := New(Options{Root: t.TempDir(), CgroupParent: cgroupParent, SpecEdits: []SpecEdit{refuse}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.Start(context.Background(), backend.Spec{SandboxID: "refused-edit", Command: []string{"true"}}); err == nil || !strings.Contains(err.Error(), "no such CDI device") {
+		t.Errorf("Start with a failing edit = %v", err)
+	}
+	if exists(b2.dir("refused-edit")) {
+		t.Error("a Start refused by an edit left its directory")
 	}
 }
 
