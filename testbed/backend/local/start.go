@@ -27,8 +27,8 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 	if err := s.Validate(); err != nil {
 		return backend.Status{}, err
 	}
-	if b.opts.Runtime == "" {
-		return backend.Status{}, fmt.Errorf("start %s: %w: runc not found", s.SandboxID, backend.ErrUnavailable)
+	if b.opts.Runtime == "" || b.opts.Init == "" {
+		return backend.Status{}, fmt.Errorf("start %s: %w: runc or tini-static not found", s.SandboxID, backend.ErrUnavailable)
 	}
 	layout, err := b.cgroups()
 	if err != nil {
