@@ -17,7 +17,7 @@ build: ui
 ## ui: build frontend/dist when Node is present and the sources changed since the last build
 ui:
 	@if ! command -v npm >/dev/null 2>&1; then \
-		echo "npm not found: serving without the web UI (install Node.js 20+ to build it)"; \
+		echo "npm not found: serving without the web UI (install Node.js 20.19+ to build it)"; \
 	elif [ ! -f frontend/package.json ]; then \
 		echo "no frontend yet"; \
 	elif [ ! -f frontend/dist/index.html ] || [ -n "$$(find frontend/src frontend/index.html frontend/package.json -newer frontend/dist/index.html 2>/dev/null | head -n 1)" ]; then \

@@ -22,4 +22,6 @@ var (
 	ErrOrgNotFound       = problem.New(http.StatusNotFound, "organization_not_found", "No such organisation.")
 	ErrRefundNotCredited = problem.New(http.StatusConflict, "refund_before_payment",
 		"The refunded payment is not credited yet; the refund is applied when Stripe retries it after the payment.")
+	ErrInvalidAmount = problem.New(http.StatusBadRequest, "invalid_amount",
+		"An amount in the Stripe event is negative, larger than its charge or purchase, or out of range; nothing was applied.")
 )

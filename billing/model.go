@@ -154,7 +154,7 @@ type Purchase struct {
 	Amount            int64 // micro-credits
 	CADCents          int64 `gorm:"column:cad_cents"`
 	Method            string
-	Status            string // pending, paid, refunded
+	Status            string // pending, paid, refunded, failed (no session), amount_mismatch (paid another amount: not credited)
 	SessionID         string
 	PaymentIntent     string
 	Reference         string

@@ -25,7 +25,7 @@ func TestRefundBeforeCompletion(t *testing.T) {
 		if code, r, pc := a.webhookPost(refund, whsec, time.Now()); code < 300 {
 			t.Fatalf("refund of a purchase not credited yet must be retried by Stripe: %d %+v %q", code, r, pc)
 		}
-		code, r, _ := a.webhookPost(stripeEvent("evt_done", "checkout.session.completed", completed(co.SessionID, co.PurchaseID, "paid")), whsec, time.Now())
+		code, r, _ := a.webhookPost(stripeEvent("evt_done", "checkout.session.completed", completed(co.SessionID, co.PurchaseID, "paid", co.CADCents)), whsec, time.Now())
 		if code != 200 || r.Outcome != "credited" {
 			t.Fatalf("completed: %d %+v", code, r)
 		}

@@ -503,72 +503,121 @@ func (s *Service) RecordOfflinePayment(ctx context.Context, in OfflinePaymentInp
 	return p, err
 }
 
-// creditPurchase posts a paid Stripe purchase exactly once (the transfer ID is the purchase's).
-func (s *Service) creditPurchase(tx *gorm.DB, purchaseID, sessionID, paymentIntent string, now time.Time) (bool, error) {
+// paidSession is what a paid Checkout Session event says of its purchase.
+type paidSession struct {
+	EventID, PurchaseID, SessionID, PaymentIntent string
+	AmountTotal                                   int64 // cents actually paid
+	Currency                                      string
+}
+
+// creditPurchase posts a paid Stripe purchase exactly once (the transfer ID is the purchase's) and returns the
+// webhook's outcome: credited (also for a repeat), unknown_purchase, payment_intent_conflict or amount_mismatch.
+//
+// A purchase's payment intent is set once: its refunds are found by it, so a later session event naming
+// another one is refused (logged and audited for staff, nothing changed); the same one again is a no-op.
+//
+// The session must have paid exactly the purchase's CAD cents in CAD (a discount, an adjusted quantity or a
+// dashboard change would otherwise credit the full purchase). On a mismatch nothing is credited: a pending
+// purchase becomes amount_mismatch (with its payment intent, so that its refund is recognised), and the
+// mismatch is logged and written to billing_audit for staff, who refund it in Stripe or record what was paid
+// as an offline payment. The answer is 200, not 4xx: a session never changes, so Stripe's retries (for days)
+// could only repeat the refusal. A flagged purchase is never credited by a later event.
+func (s *Service) creditPurchase(tx *gorm.DB, ps paidSession, now time.Time) (string, error) {
 	var p Purchase
-	if err := sqldb.ForUpdate(tx).Where("id = ?", purchaseID).Take(&p).Error; err != nil {
+	if err := sqldb.ForUpdate(tx).Where("id = ?", ps.PurchaseID).Take(&p).Error; err != nil {
 		if sqldb.IsNotFound(err) {
-			return false, nil
+			return "unknown_purchase", nil
 		}
-		return false, err
+		return "", err
 	}
+	if ps.PaymentIntent != "" && p.PaymentIntent != "" && ps.PaymentIntent != p.PaymentIntent {
+		s.log.Warn("stripe session with another payment intent for a purchase: ignored", "event", ps.EventID, "purchase", p.ID,
+			"payment_intent", p.PaymentIntent, "other_payment_intent", ps.PaymentIntent)
+		return "payment_intent_conflict", writeAudit(tx, "stripe", "stripe.payment_intent_conflict", p.ID,
+			fmt.Sprintf("event=%s session=%s payment_intent=%s kept=%s", ps.EventID, ps.SessionID, ps.PaymentIntent, p.PaymentIntent), now)
+	}
+	if p.Status == "amount_mismatch" {
+		s.log.Warn("stripe session for a purchase flagged amount_mismatch: not credited", "event", ps.EventID, "purchase", p.ID)
+		return "amount_mismatch", nil
+	}
+	mismatch := ps.AmountTotal != p.CADCents || !strings.EqualFold(ps.Currency, checkoutCurrency)
 	updates := map[string]any{"updated_at": now}
-	if paymentIntent != "" {
-		updates["payment_intent"] = paymentIntent
+	if ps.PaymentIntent != "" && p.PaymentIntent == "" {
+		updates["payment_intent"] = ps.PaymentIntent
 	}
-	if sessionID != "" && p.SessionID == "" {
-		updates["session_id"] = sessionID
+	if ps.SessionID != "" && p.SessionID == "" {
+		updates["session_id"] = ps.SessionID
 	}
 	if p.Status == "pending" {
 		updates["status"] = "paid"
+		if mismatch {
+			updates["status"] = "amount_mismatch"
+		}
 	}
 	if err := tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(updates).Error; err != nil {
-		return false, err
+		return "", err
+	}
+	if mismatch {
+		s.log.Error("stripe session paid another amount than its purchase: not credited, flagged for staff", "event", ps.EventID,
+			"purchase", p.ID, "session", ps.SessionID, "paid_cents", ps.AmountTotal, "paid_currency", ps.Currency, "expected_cents", p.CADCents)
+		return "amount_mismatch", writeAudit(tx, "stripe", "stripe.amount_mismatch", p.ID, fmt.Sprintf("event=%s session=%s paid=%d %s expected=%d %s",
+			ps.EventID, ps.SessionID, ps.AmountTotal, ps.Currency, p.CADCents, checkoutCurrency), now)
 	}
 	err := ledger.Apply(tx, now, ledger.Transfer{ID: purchaseTransfer(p.ID), DebitAccount: AcctStripeClearing, CreditAccount: walletAcct(p.OrgID),
 		Amount: p.Amount, Kind: "purchase", Ref: p.ID})
-	if errors.Is(err, ledger.ErrDuplicate) {
-		return true, nil
+	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+		return "", err
 	}
-	return true, err
+	return "credited", nil
 }
 
 // refundPurchase reverses the newly refunded part of a purchase from the wallet, as far as it is unspent and
-// not held; the rest is flagged on the purchase (refund_unrecovered) for staff.
-func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCents int64, eventID string, now time.Time) (bool, error) {
+// not held; the rest is flagged on the purchase (refund_unrecovered) for staff. It returns the webhook's
+// outcome: refunded, unknown_purchase, or not_credited for a purchase flagged amount_mismatch (never credited,
+// so nothing to reverse: the wallet holds other purchases' credits). More cents refunded than the purchase
+// cost are invalid_amount: nothing is moved.
+func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCents int64, eventID string, now time.Time) (string, error) {
 	var p Purchase
 	if err := sqldb.ForUpdate(tx).Where("payment_intent = ? AND payment_intent <> ''", paymentIntent).Take(&p).Error; err != nil {
 		if sqldb.IsNotFound(err) {
-			return false, nil
+			return "unknown_purchase", nil
 		}
-		return false, err
+		return "", err
+	}
+	if p.Status == "amount_mismatch" {
+		s.log.Warn("stripe refund of a purchase never credited (amount_mismatch): nothing reversed", "event", eventID, "purchase", p.ID)
+		return "not_credited", writeAudit(tx, "stripe", "stripe.refund_not_credited", p.ID,
+			fmt.Sprintf("event=%s payment_intent=%s refunded_cents=%d", eventID, paymentIntent, refundedCents), now)
 	}
 	// At the purchase's own price (credits per cent may have changed since).
 	num, den := int64(money.PerCredit), s.cfg.CADCentsPerCredit
 	if p.CADCents > 0 {
 		num, den = p.Amount, p.CADCents
 	}
+	if p.CADCents > 0 && refundedCents > p.CADCents {
+		return "", ErrInvalidAmount.WithDetail("%d cents refunded of purchase %s, which cost %d", refundedCents, p.ID, p.CADCents)
+	}
 	total, err := money.MulDiv(money.Micro(refundedCents), num, den)
 	if err != nil {
-		return false, err
+		return "", ErrInvalidAmount.WithDetail("%d cents refunded of purchase %s: %v", refundedCents, p.ID, err)
 	}
 	target := min(int64(total), p.Amount)
 	due := target - p.Refunded - p.RefundUnrecovered
 	if due <= 0 {
-		return true, nil
+		return "refunded", nil
 	}
 	orgs, err := lockOrgs(tx, p.OrgID)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	accts, err := ledger.Lock(tx, walletAcct(p.OrgID))
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	var grantFunds int64 // held credits are covered by grants first; only the wallet's excess is recoverable
 	f, err := s.loadFunding(tx, p.OrgID, orgs[p.OrgID] != nil && orgs[p.OrgID].Verified, now)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	for _, g := range f.grants {
 		grantFunds += f.accts[grantAcct(g.ID)].Available()
@@ -577,13 +626,13 @@ func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCent
 	back := min(due, max(accts[walletAcct(p.OrgID)].Available()-heldOnWallet, 0))
 	if err := ledger.Apply(tx, now, ledger.Transfer{ID: "refund:" + p.ID + ":" + eventID, DebitAccount: walletAcct(p.OrgID),
 		CreditAccount: AcctStripeClearing, Amount: back, Kind: "refund", Ref: p.ID}); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
-		return false, err
+		return "", err
 	}
 	status := "refunded"
 	if due-back > 0 {
 		s.log.Warn("refund exceeds unspent credits: flagged", "purchase", p.ID, "unrecovered_micro", due-back)
 	}
-	return true, tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(map[string]any{"refunded": p.Refunded + back,
+	return "refunded", tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(map[string]any{"refunded": p.Refunded + back,
 		"refund_unrecovered": p.RefundUnrecovered + due - back, "status": status, "updated_at": now}).Error
 }
 

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
@@ -15,6 +18,9 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
+
+// checkoutCurrency is the currency of every Checkout Session; a session paid in another is not credited.
+const checkoutCurrency = "cad"
 
 // Checkout is a created Stripe Checkout Session.
 type Checkout struct {
@@ -53,7 +59,7 @@ func (s *Service) StartCheckout(ctx context.Context, orgID, userID string, credi
 		LineItems: []*stripe.CheckoutSessionLineItemParams{{
 			Quantity: stripe.Int64(credits),
 			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
-				Currency:   stripe.String("cad"),
+				Currency:   stripe.String(checkoutCurrency),
 				UnitAmount: stripe.Int64(s.cfg.CADCentsPerCredit),
 				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{
 					Name: stripe.String("Tamarack compute credits"),
@@ -85,13 +91,17 @@ func stripeMessage(err error) string {
 
 // WebhookResult says what a webhook did (for logs and tests).
 type WebhookResult struct {
-	Received bool   `json:"received"`
-	Outcome  string `json:"outcome"` // credited, refunded, duplicate, ignored, unknown_purchase, pending_payment
+	Received bool `json:"received"`
+	// Outcome is credited, refunded, duplicate, ignored, unknown_purchase, pending_payment,
+	// payment_intent_conflict, amount_mismatch or not_credited (a refund of a purchase never credited).
+	Outcome string `json:"outcome"`
 }
 
-// HandleWebhook verifies a Stripe webhook (signature, 5-minute timestamp tolerance, API version pinned to the
-// SDK's) and applies it once: the event ID is recorded in the same transaction as its effect, and the purchase
-// transfer ID is the purchase's, so replays and completed/async_payment_succeeded both arriving are harmless.
+// HandleWebhook verifies a Stripe webhook (signature, 5-minute timestamp tolerance both ways, API version
+// pinned to the SDK's) and applies it once: the event ID is recorded in the same transaction as its effect, and
+// the purchase transfer ID is the purchase's, so replays and completed/async_payment_succeeded both arriving
+// are harmless. A malformed amount answers 400 invalid_amount, unrecorded; a session that paid another amount
+// or currency than its purchase answers 200 amount_mismatch with nothing credited (see creditPurchase).
 func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string) (WebhookResult, error) {
 	if s.cfg.Stripe.WebhookSecret == "" {
 		return WebhookResult{}, ErrPaymentsDisabled
@@ -99,6 +109,9 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 	ev, err := webhook.ConstructEvent(payload, sig, s.cfg.Stripe.WebhookSecret)
 	if err != nil {
 		return WebhookResult{}, ErrInvalidSignature.WithDetail("%v", err)
+	}
+	if err := notFromFuture(sig, time.Now()); err != nil {
+		return WebhookResult{}, err
 	}
 	res := WebhookResult{Received: true}
 	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
@@ -117,6 +130,9 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 			if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
 				return ErrInvalidSignature.WithDetail("bad checkout session: %v", err)
 			}
+			if cs.AmountTotal < 0 {
+				return ErrInvalidAmount.WithDetail("checkout session %s: amount_total %d", cs.ID, cs.AmountTotal)
+			}
 			if ev.Type == "checkout.session.completed" && cs.PaymentStatus == stripe.CheckoutSessionPaymentStatusUnpaid {
 				res.Outcome = "pending_payment" // delayed methods: async_payment_succeeded credits it
 				return nil
@@ -125,13 +141,12 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 			if cs.PaymentIntent != nil {
 				pi = cs.PaymentIntent.ID
 			}
-			found, err := s.creditPurchase(tx, cs.ClientReferenceID, cs.ID, pi, now)
+			res.Outcome, err = s.creditPurchase(tx, paidSession{EventID: ev.ID, PurchaseID: cs.ClientReferenceID, SessionID: cs.ID,
+				PaymentIntent: pi, AmountTotal: cs.AmountTotal, Currency: string(cs.Currency)}, now)
 			if err != nil {
 				return err
 			}
-			res.Outcome = "credited"
-			if !found {
-				res.Outcome = "unknown_purchase"
+			if res.Outcome == "unknown_purchase" {
 				s.log.Warn("stripe checkout for an unknown purchase ignored", "event", ev.ID, "client_reference_id", cs.ClientReferenceID)
 			}
 		case "charge.refunded":
@@ -139,24 +154,23 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 			if err := json.Unmarshal(ev.Data.Raw, &ch); err != nil {
 				return ErrInvalidSignature.WithDetail("bad charge: %v", err)
 			}
+			if ch.Amount < 0 || ch.AmountRefunded < 0 || ch.AmountRefunded > ch.Amount {
+				return ErrInvalidAmount.WithDetail("charge %s: amount_refunded %d of amount %d", ch.ID, ch.AmountRefunded, ch.Amount)
+			}
 			pi := ""
 			if ch.PaymentIntent != nil {
 				pi = ch.PaymentIntent.ID
 			}
-			found, err := s.refundPurchase(tx, pi, ch.AmountRefunded, ev.ID, now)
+			res.Outcome, err = s.refundPurchase(tx, pi, ch.AmountRefunded, ev.ID, now)
 			if err != nil {
 				return err
 			}
-			res.Outcome = "refunded"
-			if !found && pi != "" {
+			if res.Outcome == "unknown_purchase" && pi != "" {
 				// Most likely the refund of a purchase whose completion has not arrived yet (Stripe neither
 				// orders events nor stops retrying a failed one for days): refuse it, unrecorded, so that
 				// Stripe retries it after the purchase is credited, instead of dropping it for good.
 				s.log.Warn("stripe refund for a payment not credited yet: refused for a retry", "event", ev.ID, "payment_intent", pi)
 				return ErrRefundNotCredited.WithDetail("payment intent %s", pi)
-			}
-			if !found {
-				res.Outcome = "unknown_purchase"
 			}
 		default:
 			res.Outcome = "ignored"
@@ -164,6 +178,28 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 		return nil
 	})
 	return res, err
+}
+
+// notFromFuture refuses a signature timestamped more than webhook.DefaultTolerance ahead of now:
+// ConstructEvent checks only the past, so a payload signed ahead of time would stay valid until then. It runs
+// after ConstructEvent has verified the header, and measures against the wall clock as ConstructEvent does
+// (the timestamp is Stripe's clock, not the platform's business time).
+func notFromFuture(sig string, now time.Time) error {
+	for _, part := range strings.Split(sig, ",") {
+		v, ok := strings.CutPrefix(part, "t=")
+		if !ok {
+			continue
+		}
+		ts, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return ErrInvalidSignature.WithDetail("bad timestamp in the signature header")
+		}
+		if time.Unix(ts, 0).Sub(now) > webhook.DefaultTolerance {
+			return ErrInvalidSignature.WithDetail("the signature's timestamp is more than %s in the future", webhook.DefaultTolerance)
+		}
+		return nil
+	}
+	return ErrInvalidSignature.WithDetail("no timestamp in the signature header")
 }
 
 // PayoutInput pays a vendor's payable balance (staff).

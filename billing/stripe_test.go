@@ -27,9 +27,11 @@ func stripeEvent(id, typ string, obj map[string]any) []byte {
 	return b
 }
 
-func completed(sessionID, purchaseID, paymentStatus string) map[string]any {
+// completed is a checkout session as Stripe sends it: amount_total is what the buyer paid, in CAD cents.
+func completed(sessionID, purchaseID, paymentStatus string, cents int64) map[string]any {
 	return map[string]any{"id": sessionID, "object": "checkout.session", "client_reference_id": purchaseID,
-		"payment_status": paymentStatus, "payment_intent": "pi_" + purchaseID, "mode": "payment", "currency": "cad"}
+		"payment_status": paymentStatus, "payment_intent": "pi_" + purchaseID, "mode": "payment", "currency": "cad",
+		"amount_total": cents, "amount_subtotal": cents}
 }
 
 // webhookPost signs payload (at ts, with secret) and posts it.
@@ -52,7 +54,7 @@ func buyThroughStripe(t testing.TB, a *api, w who, credits int64) Checkout {
 	if co.SessionID == "" || co.CheckoutURL == "" || co.CADCents != credits*100 {
 		t.Fatalf("checkout %+v", co)
 	}
-	code, r, _ := a.webhookPost(stripeEvent("evt_done_"+co.PurchaseID, "checkout.session.completed", completed(co.SessionID, co.PurchaseID, "paid")), whsec, time.Now())
+	code, r, _ := a.webhookPost(stripeEvent("evt_done_"+co.PurchaseID, "checkout.session.completed", completed(co.SessionID, co.PurchaseID, "paid", co.CADCents)), whsec, time.Now())
 	if code != 200 || r.Outcome != "credited" {
 		t.Fatalf("completed webhook: %d %+v", code, r)
 	}
@@ -75,7 +77,7 @@ func TestStripeCheckoutAndWebhooks(t *testing.T) {
 		if wallet() != 250_000_000 {
 			t.Fatalf("wallet %d", wallet())
 		}
-		done := stripeEvent("evt_done_"+co.PurchaseID, "checkout.session.completed", completed(co.SessionID, co.PurchaseID, "paid"))
+		done := stripeEvent("evt_done_"+co.PurchaseID, "checkout.session.completed", completed(co.SessionID, co.PurchaseID, "paid", co.CADCents))
 		cases := []struct {
 			name    string
 			payload []byte
@@ -86,12 +88,12 @@ func TestStripeCheckoutAndWebhooks(t *testing.T) {
 			code    string
 		}{
 			{"replayed event", done, whsec, time.Now(), 200, "duplicate", ""},
-			{"async success after completed", stripeEvent("evt_async", "checkout.session.async_payment_succeeded", completed(co.SessionID, co.PurchaseID, "paid")), whsec, time.Now(), 200, "credited", ""},
-			{"bad signature", stripeEvent("evt_bad", "checkout.session.completed", completed("cs_x", co.PurchaseID, "paid")), "whsec_wrong", time.Now(), 400, "", "invalid_signature"},
-			{"stale timestamp", stripeEvent("evt_old", "checkout.session.completed", completed("cs_x", co.PurchaseID, "paid")), whsec, time.Now().Add(-time.Hour), 400, "", "invalid_signature"},
+			{"async success after completed", stripeEvent("evt_async", "checkout.session.async_payment_succeeded", completed(co.SessionID, co.PurchaseID, "paid", co.CADCents)), whsec, time.Now(), 200, "credited", ""},
+			{"bad signature", stripeEvent("evt_bad", "checkout.session.completed", completed("cs_x", co.PurchaseID, "paid", co.CADCents)), "whsec_wrong", time.Now(), 400, "", "invalid_signature"},
+			{"stale timestamp", stripeEvent("evt_old", "checkout.session.completed", completed("cs_x", co.PurchaseID, "paid", co.CADCents)), whsec, time.Now().Add(-time.Hour), 400, "", "invalid_signature"},
 			{"unknown event type", stripeEvent("evt_unknown", "customer.created", map[string]any{"id": "cus_1", "object": "customer"}), whsec, time.Now(), 200, "ignored", ""},
-			{"completed session for an unknown purchase", stripeEvent("evt_stranger", "checkout.session.completed", completed("cs_y", "pur_nope", "paid")), whsec, time.Now(), 200, "unknown_purchase", ""},
-			{"unpaid completion waits for async", stripeEvent("evt_unpaid", "checkout.session.completed", completed("cs_z", co.PurchaseID, "unpaid")), whsec, time.Now(), 200, "pending_payment", ""},
+			{"completed session for an unknown purchase", stripeEvent("evt_stranger", "checkout.session.completed", completed("cs_y", "pur_nope", "paid", 100)), whsec, time.Now(), 200, "unknown_purchase", ""},
+			{"unpaid completion waits for async", stripeEvent("evt_unpaid", "checkout.session.completed", completed("cs_z", co.PurchaseID, "unpaid", co.CADCents)), whsec, time.Now(), 200, "pending_payment", ""},
 		}
 		for _, c := range cases {
 			code, r, pc := a.webhookPost(c.payload, c.secret, c.at)

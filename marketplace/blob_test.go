@@ -80,6 +80,9 @@ func TestLocalStore(t *testing.T) {
 func TestS3Store(t *testing.T) {
 	bin := os.Getenv(EnvMinIO)
 	if bin == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set: CI tests the S3 store against a real MinIO server (.ci/run builds it)", EnvMinIO)
+		}
 		t.Skipf("set %s to a MinIO server binary (go install github.com/minio/minio@latest) to test the S3 store against a real server", EnvMinIO)
 	}
 	endpoint := startMinIO(t, bin)

@@ -171,7 +171,7 @@ func TestEventsThroughJetStream(t *testing.T) {
 func TestReviewRules(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+		e := newEnv(t, db, Config{PoolWait: 50 * time.Millisecond}) // an unknown pool is waited for that long
 		l := e.createListing(vendorAdmin, modelListing("own"))
 		expect(t, e.do(vendorAdmin, "POST", "listings/"+l.ID+"/submit", nil), 200, "")
 		staffVendor := Actor{UserID: "usr_staff_vendor", OrgID: orgVendor, OrgKind: "vendor", Role: "owner", Staff: true}
@@ -222,5 +222,24 @@ func TestReviewRules(t *testing.T) {
 		expect(t, e.do(vendorAdmin, "POST", "listings/"+w.ID+"/submit", nil), 200, "")
 		expect(t, e.do(vendorAdmin, "POST", "listings/"+w.ID+"/retire", nil), 200, "")
 		expect(t, e.do(staff, "POST", "reviews/"+w.PendingVersion.ID+"/decision", map[string]any{"decision": "approve"}), 409, "listing_retired")
+	})
+}
+
+// TestSubmitWaitsForPoolAnnouncement: a vendor who declares a pool in the testbed and submits a compute listing
+// for it at once is not refused because the pool's event is still on its way: Submit waits for it.
+func TestSubmitWaitsForPoolAnnouncement(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		e := newEnv(t, db, Config{})
+		c := e.createListing(vendorAdmin, computeListing("fresh-pool", "pool_fresh", "h100-80gb"))
+		var once sync.Once
+		e.svc.poolWaitHook = func() {
+			// The event arrives while Submit waits.
+			once.Do(func() {
+				must(t, e.svc.ApplyPoolChanged(context.Background(), "p-fresh", events.PoolChangedV1{PoolID: "pool_fresh",
+					VendorOrgID: orgVendor, Name: "fresh", Region: "ca-central", GPUModels: []string{"h100-80gb"}, At: time.Now()}))
+			})
+		}
+		expect(t, e.do(vendorAdmin, "POST", "listings/"+c.ID+"/submit", nil), 200, "")
 	})
 }

@@ -44,6 +44,10 @@ type Config struct {
 	// SearchCacheTTL bounds how long a catalogue answer is reused (local catalogue writes clear the cache at
 	// once; the TTL bounds staleness after another process's write). Default 2s; negative disables the cache.
 	SearchCacheTTL time.Duration
+	// PoolWait bounds how long submitting a compute listing waits for the testbed's announcement of a pool the
+	// marketplace has not heard of yet: a vendor script that declares a pool and submits a listing for it at
+	// once must not fail because the event is a few milliseconds behind. Default 10s.
+	PoolWait time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -55,6 +59,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DownloadTTL <= 0 {
 		c.DownloadTTL = 10 * time.Minute
+	}
+	if c.PoolWait <= 0 {
+		c.PoolWait = 10 * time.Second
 	}
 	if c.SearchCacheTTL == 0 {
 		c.SearchCacheTTL = 2 * time.Second
@@ -83,6 +90,9 @@ type Service struct {
 	outbox  *eventbus.Outbox
 	dialect sqldb.Dialect
 	cache   *searchCache // nil when disabled
+
+	// poolWaitHook, when set by a test, runs each time Submit waits for a pool's announcement.
+	poolWaitHook func()
 
 	keyOnce sync.Once
 	key     []byte

@@ -27,11 +27,14 @@ type SeedInput struct {
 // SeedResult names what the seed made (or found from an earlier run).
 type SeedResult struct {
 	ComputeListingID, ModelListingID, DatasetListingID string
+	// PendingListingID waits in the staff review queue, so the first tour has something to review.
+	PendingListingID string
 }
 
 // SeedDemo publishes the demo catalogue idempotently (by slug): an accelerator-time listing of the demo pool,
 // a model and a dataset with a free plan and a small artifact each. It bypasses the review queue but writes
-// the published events, so the testbed and billing project them like any other listing. It also records the
+// the published events, so the testbed and billing project them like any other listing. A fourth listing is
+// submitted through the ordinary path and left waiting for review. It also records the
 // vendor (verified) and the pool in the marketplace's projections, since their events may not have arrived.
 func (s *Service) SeedDemo(ctx context.Context, in SeedInput) (SeedResult, error) {
 	if in.VendorOrgID == "" {
@@ -123,6 +126,17 @@ func (s *Service) SeedDemo(ctx context.Context, in SeedInput) (SeedResult, error
 	if err != nil {
 		return res, err
 	}
+	res.PendingListingID, err = s.submitDirect(ctx, a, CreateListingInput{Kind: KindDataset, Slug: "demo-boreal-imagery", Content: Content{
+		Title: "Boreal forest aerial imagery", Summary: "Labelled drone images of boreal forest stands in northern Québec.",
+		CardMarkdown: "Orthomosaics at 5 cm per pixel with species labels per stand.\n",
+		Tags:         []string{"imagery", "forestry", "segmentation"}, License: License{SPDX: "CC-BY-4.0"},
+		Residency: "CA", Jurisdiction: "CA", Visibility: "public",
+		Dataset: &DatasetDetails{Format: "geotiff", SizeBytes: 12 << 30, Rows: 4200},
+		Plans:   []Plan{{Name: "Research", Kind: PlanFree}},
+	}})
+	if err != nil {
+		return res, err
+	}
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.outbox.Flush(fctx); err != nil {
@@ -185,6 +199,25 @@ func (s *Service) publishDirect(ctx context.Context, a Actor, kind, slug string,
 	s.cache.invalidate()
 	s.outbox.Kick()
 	return l.ID, nil
+}
+
+// submitDirect creates a listing and submits it for review through the ordinary path, unless its slug exists
+// (then it returns its ID as it is, reviewed or not).
+func (s *Service) submitDirect(ctx context.Context, a Actor, in CreateListingInput) (string, error) {
+	var existing listingRow
+	if err := s.db.WithContext(ctx).Where("slug = ?", in.Slug).Take(&existing).Error; err == nil {
+		return existing.ID, nil
+	} else if !sqldb.IsNotFound(err) {
+		return "", err
+	}
+	l, err := s.CreateListing(ctx, a, in)
+	if err != nil {
+		return "", fmt.Errorf("seed %s: %w", in.Slug, err)
+	}
+	if _, err := s.Submit(ctx, a, l.Listing.ID); err != nil {
+		return "", fmt.Errorf("seed %s: submit: %w", in.Slug, err)
+	}
+	return l.Listing.ID, nil
 }
 
 // BulkPublish fills the catalogue with n synthetic published listings from rng, in batches, without events or

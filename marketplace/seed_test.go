@@ -33,7 +33,19 @@ func TestSeedDemo(t *testing.T) {
 		if again != first {
 			t.Fatalf("second seed made %+v, first %+v", again, first)
 		}
-		if n := count(t, db, "market_listings"); n != 3 {
+		if first.PendingListingID == "" {
+			t.Fatalf("no listing left for review: %+v", first)
+		}
+		var queue struct {
+			Items []struct {
+				ListingID string `json:"listing_id"`
+			} `json:"items"`
+		}
+		e.do(staff, "GET", "reviews", nil).json(t, &queue)
+		if len(queue.Items) != 1 || queue.Items[0].ListingID != first.PendingListingID {
+			t.Fatalf("review queue after the seed: %+v", queue.Items)
+		}
+		if n := count(t, db, "market_listings"); n != 4 {
 			t.Fatalf("%d listings", n)
 		}
 		var s searchJSON

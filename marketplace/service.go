@@ -232,6 +232,35 @@ func (s *Service) NewVersion(ctx context.Context, a Actor, id string, p ContentP
 // Submit sends the newest version to the staff review queue. Only verified vendors may submit, a compute
 // listing must sell a pool its vendor owns, and a listing needs a plan.
 func (s *Service) Submit(ctx context.Context, a Actor, id string) (ListingView, error) {
+	deadline := time.Now().Add(s.cfg.PoolWait)
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		v, err := s.submit(ctx, a, id)
+		if !errors.Is(err, errPoolUnannounced) || time.Now().Add(wait).After(deadline) {
+			return v, err
+		}
+		// The pool may be announced by the testbed's next event: wait for it rather than fail a vendor who
+		// declared the pool a moment ago.
+		if s.poolWaitHook != nil {
+			s.poolWaitHook()
+		}
+		select {
+		case <-ctx.Done():
+			return ListingView{}, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// errPoolUnannounced marks the pool_not_owned answer given because the marketplace has not (yet) heard of
+// the pool at all, which Submit waits out for a bounded time.
+var errPoolUnannounced = errors.New("pool not announced by the testbed")
+
+// poolUnannounced is that answer: the problem users see, and errPoolUnannounced for Submit.
+type poolUnannounced struct{ *problem.Problem }
+
+func (e poolUnannounced) Unwrap() []error { return []error{e.Problem, errPoolUnannounced} }
+
+func (s *Service) submit(ctx context.Context, a Actor, id string) (ListingView, error) {
 	var l listingRow
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		var err error
@@ -293,7 +322,8 @@ func checkPool(tx *gorm.DB, l listingRow, c Content) error {
 	var p poolRow
 	if err := tx.Where("pool_id = ?", c.Compute.PoolID).Take(&p).Error; err != nil {
 		if sqldb.IsNotFound(err) {
-			return ErrPoolNotOwned.WithDetail("pool %s is not known to the marketplace", c.Compute.PoolID)
+			return poolUnannounced{ErrPoolNotOwned.WithDetail("pool %s is not known to the marketplace: "+
+				"declare it in the testbed first", c.Compute.PoolID)}
 		}
 		return err
 	}

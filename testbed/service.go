@@ -394,7 +394,7 @@ func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 		devs = append(devs, bd)
 	}
 	return backend.Spec{SandboxID: sb.ID, Command: t.Command, Env: env, Devices: devs, Network: t.Network,
-		Ports: t.Ports, Limits: backend.Limits{MemoryBytes: sb.MemoryBytes, CPUMillis: sb.CPUMillis, Pids: t.Pids},
+		Ports: t.Ports, Limits: backend.Limits{MemoryBytes: sb.MemoryBytes, CPUMillis: sb.CPUMillis, Pids: t.Pids, LogBytes: t.LogBytes},
 		Settings: pool.SettingsMap()}
 }
 

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
@@ -88,8 +90,9 @@ func (h handler) streamSandbox(c *fiber.Ctx, scope string) (Sandbox, error) {
 	return h.svc.getOwn(c.UserContext(), callerOf(c), id)
 }
 
-// logs streams the sandbox's output as Server-Sent Events: one "log" event per line, then "end" when the
-// sandbox ends (follow, the default) or the output so far is sent (?follow=false).
+// logs streams the sandbox's output as Server-Sent Events: one "log" event per line (a line longer than
+// logEventMax in pieces of at most that), then "end" when the sandbox ends (follow, the default) or the
+// output so far is sent (?follow=false).
 func (h handler) logs(c *fiber.Ctx) error {
 	sb, err := h.streamSandbox(c, "read")
 	if err != nil {
@@ -118,23 +121,18 @@ func (h handler) logs(c *fiber.Ctx) error {
 		defer rc.Close()
 		// Lines are read in their own goroutine so that a keep-alive comment goes out every 15 s while the
 		// sandbox is quiet: a client that went away makes that write fail, which cancels the backend reader.
-		lines := make(chan string, 64)
+		// The channel and the reader's buffer bound what one stream holds: about 17 pieces of logEventMax.
+		lines := make(chan string, 16)
 		go func() {
 			defer close(lines)
-			r := bufio.NewReaderSize(rc, 64<<10)
-			for {
-				line, err := r.ReadString('\n')
-				if line != "" {
-					select {
-					case lines <- line:
-					case <-ctx.Done():
-						return
-					}
+			_ = logPieces(rc, logEventMax, func(piece []byte) bool {
+				select {
+				case lines <- string(piece):
+					return true
+				case <-ctx.Done():
+					return false
 				}
-				if err != nil {
-					return
-				}
-			}
+			})
 		}()
 		_, _ = fmt.Fprintf(w, ": sandbox %s\n\n", sb.ID)
 		if w.Flush() != nil {
@@ -162,15 +160,95 @@ func (h handler) logs(c *fiber.Ctx) error {
 	return nil
 }
 
+// logEventMax is the most output one "log" event carries. A longer line (a progress bar redrawn with \r
+// for hours, a binary blob) goes out as several events, so a stream's memory does not depend on what the
+// sandbox prints.
+const logEventMax = 64 << 10
+
+// logPieces reads r to its end and calls emit with each line, its line end included, or, for a line longer
+// than max, with consecutive pieces of at most max bytes; it stops early when emit returns false. A piece
+// is never cut inside a UTF-8 sequence, and a line end that follows a cut alone is not emitted (it would
+// show as an empty line). The slice is valid only during the call. It holds one buffer of max bytes.
+func logPieces(r io.Reader, max int, emit func([]byte) bool) error {
+	buf := make([]byte, max)
+	n := 0       // bytes in buf
+	cut := false // the last piece emitted ended a cut, not a line
+	for {
+		m, err := r.Read(buf[n:])
+		n += m
+		start := 0
+		for {
+			i := bytes.IndexByte(buf[start:n], '\n')
+			if i < 0 {
+				break
+			}
+			line := buf[start : start+i+1]
+			start += i + 1
+			if cut && len(bytes.TrimLeft(line, "\r\n")) == 0 {
+				cut = false
+				continue
+			}
+			cut = false
+			if !emit(line) {
+				return nil
+			}
+		}
+		if start == 0 && n == max { // a line longer than max: send what fits, whole runes only
+			end := runeCut(buf[:n])
+			if !emit(buf[:end]) {
+				return nil
+			}
+			cut = true
+			start = end
+		}
+		n = copy(buf, buf[start:n])
+		if err != nil {
+			if n > 0 && !(cut && len(bytes.TrimLeft(buf[:n], "\r")) == 0) {
+				emit(buf[:n])
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// runeCut returns where to cut b so that no UTF-8 sequence is split: len(b), or the start of an incomplete
+// sequence at its end. Bytes that are not UTF-8 at all are cut anywhere.
+func runeCut(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if i > 0 && !utf8.FullRune(b[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
+}
+
 // writeLogEvent writes one output line as an SSE "log" event. EventSource ends a line at \r, \n or \r\n:
 // each piece becomes a data line of its own, so nothing the sandbox prints can start another field.
 func writeLogEvent(w io.StringWriter, line string) {
-	line = strings.TrimRight(strings.ReplaceAll(strings.ReplaceAll(line, "\r\n", "\n"), "\r", "\n"), "\n")
+	line = strings.TrimRight(line, "\r\n")
 	_, _ = w.WriteString("event: log\n")
-	for _, l := range strings.Split(line, "\n") {
-		_, _ = w.WriteString("data: " + l + "\n")
+	for {
+		i := strings.IndexAny(line, "\r\n")
+		if i < 0 {
+			break
+		}
+		_, _ = w.WriteString("data: ")
+		_, _ = w.WriteString(line[:i])
+		_, _ = w.WriteString("\n")
+		if line[i] == '\r' && i+1 < len(line) && line[i+1] == '\n' {
+			i++
+		}
+		line = line[i+1:]
 	}
-	_, _ = w.WriteString("\n")
+	_, _ = w.WriteString("data: ")
+	_, _ = w.WriteString(line)
+	_, _ = w.WriteString("\n\n")
 }
 
 // terminalUpgrade authorises the terminal and refuses non-WebSocket requests and ended sandboxes before

@@ -20,11 +20,21 @@ type Template struct {
 	// stream opened by the owner. IdleMinutes without activity stops the sandbox (reason idle); 0 never.
 	IdleSignal  string
 	IdleMinutes int
+	// LogBytes caps the output the backend keeps for each sandbox: its newest LogBytes at most, never
+	// less than the newest half of that (see testbed/backend/logfile); older output is dropped. Notes
+	// must say so.
+	LogBytes int64
 	// Notes are shown to users as is: honest statements about what the template really provides.
 	Notes string
 }
 
-const gib = int64(1) << 30
+const (
+	mib = int64(1) << 20
+	gib = int64(1) << 30
+)
+
+// logNote states a template's log cap of 16 MiB to its users.
+const logNote = "Output log: the newest 16 MiB at most are kept (never less than the newest 8 MiB); older output is dropped."
 
 // Templates are the built-in environments. They use only what the host's /usr provides: the local backend
 // binds the host's /usr read-only, so "pytorch" is the host's python3 (with torch only if the host has it) and
@@ -36,6 +46,7 @@ var templates = map[string]Template{
 		Env:             map[string]string{"TERM": "xterm-256color"},
 		CPUMillisPerGPU: 2000, MemoryBytesPerGPU: 4 * gib, Pids: 512,
 		IdleSignal: "access", IdleMinutes: 30,
+		LogBytes: 16 * mib, Notes: logNote,
 	},
 	"pytorch": {
 		Name: "pytorch", Title: "Python / PyTorch", Description: "python3 with the host's packages (PyTorch when the host provides it).",
@@ -44,6 +55,7 @@ var templates = map[string]Template{
 		Env:             map[string]string{"PYTHONUNBUFFERED": "1", "TERM": "xterm-256color"},
 		CPUMillisPerGPU: 4000, MemoryBytesPerGPU: 16 * gib, Pids: 1024,
 		IdleSignal: "access", IdleMinutes: 60,
+		LogBytes: 16 * mib, Notes: logNote,
 	},
 	"jupyterlab": {
 		Name: "jupyterlab", Title: "JupyterLab", Description: "JupyterLab on port 8888, reached through the proxy.",
@@ -55,7 +67,8 @@ var templates = map[string]Template{
 		Ports:           []int{8888},
 		CPUMillisPerGPU: 4000, MemoryBytesPerGPU: 16 * gib, Pids: 1024,
 		IdleSignal: "access", IdleMinutes: 60,
-		Notes: "Runs JupyterLab only if the host has it installed; otherwise python3 -m http.server stands in on the same port.",
+		LogBytes: 16 * mib,
+		Notes:    "Runs JupyterLab only if the host has it installed; otherwise python3 -m http.server stands in on the same port. " + logNote,
 	},
 }
 

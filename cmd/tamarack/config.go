@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -64,6 +65,8 @@ type config struct {
 
 	services []string
 	fs       *flag.FlagSet
+	// envErrs are TAMARACK_* values that did not parse, by flag name: errors unless the flag itself was given.
+	envErrs map[string]error
 }
 
 // setting describes one for the help text, the env lookup and the masked print-out.
@@ -79,28 +82,34 @@ func envStr(name, def string) string {
 	return def
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
+func envDuration(name string, def time.Duration) (time.Duration, error) {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def, nil
 	}
-	return def
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return def, fmt.Errorf("%s=%q: not a duration (write it like 15m, 1h30m or 720h)", name, v)
+	}
+	return d, nil
 }
 
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
+func envInt(name string, def int) (int, error) {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return def, nil
 	}
-	return def
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return def, fmt.Errorf("%s=%q: not a whole number", name, v)
+	}
+	return n, nil
 }
 
 var settings []setting
 
 func newConfig(name string) *config {
-	c := &config{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	c := &config{fs: flag.NewFlagSet(name, flag.ContinueOnError), envErrs: map[string]error{}}
 	fs := c.fs
 	str := func(p *string, flagName, envName, def, help string, secret bool) {
 		settings = appendOnce(settings, setting{flagName, envName, help, secret})
@@ -108,13 +117,21 @@ func newConfig(name string) *config {
 	}
 	dur := func(p *time.Duration, flagName, envName string, def time.Duration, help string) {
 		settings = appendOnce(settings, setting{flagName, envName, help, false})
-		fs.DurationVar(p, flagName, envDuration(envName, def), help+" ("+envName+")")
+		v, err := envDuration(envName, def)
+		if err != nil {
+			c.envErrs[flagName] = err
+		}
+		fs.DurationVar(p, flagName, v, help+" ("+envName+")")
 	}
 	num := func(p *int, flagName, envName string, def int, help string) {
 		settings = appendOnce(settings, setting{flagName, envName, help, false})
-		fs.IntVar(p, flagName, envInt(envName, def), help+" ("+envName+")")
+		v, err := envInt(envName, def)
+		if err != nil {
+			c.envErrs[flagName] = err
+		}
+		fs.IntVar(p, flagName, v, help+" ("+envName+")")
 	}
-	str(&c.Addr, "addr", "TAMARACK_ADDR", ":8080", "HTTP listen address", false)
+	str(&c.Addr, "addr", "TAMARACK_ADDR", "127.0.0.1:8080", "HTTP listen address (:8080 listens on every interface, as containers need)", false)
 	str(&c.Data, "data", "TAMARACK_DATA", "./data", "data directory: SQLite file, embedded NATS store, blobs, sandboxes, mail", false)
 	str(&c.DB, "db", "TAMARACK_DB", "", "database: a postgres:// URL, or empty for the SQLite file <data>/tamarack.db", true)
 	str(&c.NATS, "nats", "TAMARACK_NATS", "", "NATS URL(s) of an external server or cluster; empty embeds JetStream under <data>/nats", true)
@@ -168,6 +185,13 @@ func (c *config) parse(args []string) error {
 func (c *config) validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	given := map[string]bool{}
+	c.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, name := range slices.Sorted(maps.Keys(c.envErrs)) {
+		if !given[name] {
+			errs = append(errs, c.envErrs[name])
+		}
+	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("--addr %q: %v", c.Addr, err)
 	}
@@ -263,6 +287,39 @@ func (c *config) validate() error {
 		bad("--stripe-webhook-secret is required with --stripe-key (webhooks credit purchases)")
 	}
 	return errors.Join(errs...)
+}
+
+// checkDataDir makes sure the data directory exists and this process can write in it, so that a wrong
+// --data fails with a sentence rather than the database's "out of memory (14)".
+func (c *config) checkDataDir() error {
+	fix := "choose another with --data or TAMARACK_DATA, or give this user write access"
+	if err := os.MkdirAll(c.Data, 0o750); err != nil {
+		return fmt.Errorf("data directory %s cannot be created: %w (%s)", c.Data, err, fix)
+	}
+	f, err := os.CreateTemp(c.Data, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w (%s)", c.Data, err, fix)
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
+}
+
+// usageFor makes `tamarack CMD -h` list only the settings CMD uses (every subcommand parses them all, so a
+// TAMARACK_* variable meant for serve never breaks a tool).
+func (c *config) usageFor(synopsis string, names ...string) {
+	c.fs.Usage = func() {
+		out := c.fs.Output()
+		fmt.Fprintf(out, "Usage: tamarack %s\n\nFlags:\n", synopsis)
+		sub := flag.NewFlagSet(c.fs.Name(), flag.ContinueOnError)
+		sub.SetOutput(out)
+		for _, n := range names {
+			if f := c.fs.Lookup(n); f != nil {
+				sub.Var(f.Value, f.Name, f.Usage)
+			}
+		}
+		sub.PrintDefaults()
+	}
 }
 
 // runs reports whether service runs in this process.

@@ -45,13 +45,9 @@ func eventsCmd(ctx context.Context, c *config, stream, subject string, last int,
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", stream, err)
 		}
-		info, err := s.Info(ctx)
+		start, err := startOfLast(ctx, s, subject, uint64(last))
 		if err != nil {
 			return err
-		}
-		start := uint64(1)
-		if info.State.LastSeq > uint64(last) {
-			start = info.State.LastSeq - uint64(last) + 1
 		}
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = start
@@ -90,6 +86,51 @@ func eventsCmd(ctx context.Context, c *config, stream, subject string, last int,
 			return err
 		}
 	}
+}
+
+// startOfLast returns the stream sequence from which exactly the last n messages of subject (of the whole
+// stream when subject is empty) follow. Other subjects interleave, so for a subject it searches the sequence
+// space, asking JetStream how many matching messages are pending from a candidate start: about log2(stream
+// length) look-ups, never a read of the messages themselves.
+func startOfLast(ctx context.Context, s jetstream.Stream, subject string, n uint64) (uint64, error) {
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	first, lastSeq := max(info.State.FirstSeq, 1), info.State.LastSeq
+	if subject == "" {
+		if lastSeq >= first+n {
+			return lastSeq - n + 1, nil
+		}
+		return first, nil
+	}
+	pending := func(from uint64) (uint64, error) {
+		c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
+		if err != nil {
+			return 0, err
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return ci.NumPending, nil
+	}
+	// The largest start in [first, lastSeq] from which at least n messages are pending; first when fewer exist.
+	lo, hi := first, lastSeq+1
+	for lo+1 < hi {
+		mid := lo + (hi-lo)/2
+		p, err := pending(mid)
+		if err != nil {
+			return 0, fmt.Errorf("count events of %s: %w", subject, err)
+		}
+		if p >= n {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
 }
 
 // streamOf guesses the stream from a subject: tamarack.<service>.… is captured by <SERVICE>.

@@ -33,9 +33,10 @@ Every subcommand takes the same settings (flags or TAMARACK_* variables); see 't
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "tamarack:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h asked for the help it got
 		}
+		fmt.Fprintln(os.Stderr, "tamarack:", err)
 		os.Exit(1)
 	}
 }
@@ -64,6 +65,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := c.parse(rest); err != nil {
 			return configError(err)
 		}
+		if err := c.checkDataDir(); err != nil {
+			return configError(err)
+		}
 		if c.CheckConfig {
 			fmt.Fprintln(stdout, "configuration is valid")
 			return nil
@@ -72,16 +76,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "migrate":
 		c := newConfig("migrate")
 		c.fs.SetOutput(stderr)
-		if err := c.parse(rest); err != nil {
-			return configError(err)
+		c.usageFor("migrate [flags]", storeFlags...)
+		if err := c.parseStore(rest); err != nil {
+			return err
 		}
 		return migrateOnly(ctx, c, stdout)
 	case "seed":
 		c := newConfig("seed")
 		demo := c.fs.Bool("demo", false, "add the demo data set")
 		c.fs.SetOutput(stderr)
-		if err := c.parse(rest); err != nil {
-			return configError(err)
+		c.usageFor("seed --demo [flags]", append([]string{"demo", "nats", "blob-store", "s3-access-key", "s3-secret-key", "key-secret"}, storeFlags...)...)
+		if err := c.parseStore(rest); err != nil {
+			return err
 		}
 		if !*demo {
 			return errors.New("seed: say --demo to add the demo data set")
@@ -94,6 +100,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		last := c.fs.Int("last", 0, "start with the last N events (default: all)")
 		follow := c.fs.Bool("follow", false, "keep printing new events")
 		c.fs.SetOutput(stderr)
+		c.usageFor("events --subject S [--last N] [--follow] [flags]", "subject", "stream", "last", "follow", "nats", "data", "log-level", "log-format")
 		if err := c.parse(rest); err != nil {
 			return configError(err)
 		}
@@ -104,8 +111,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		c := newConfig("billing")
 		c.fs.SetOutput(stderr)
-		if err := c.parse(rest[1:]); err != nil {
-			return configError(err)
+		c.usageFor("billing verify [flags]", storeFlags...)
+		if err := c.parseStore(rest[1:]); err != nil {
+			return err
 		}
 		return billingVerify(ctx, c, stdout)
 	case "users":
@@ -114,13 +122,28 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		c := newConfig("users")
 		c.fs.SetOutput(stderr)
-		if err := c.parse(rest[2:]); err != nil {
-			return configError(err)
+		c.usageFor("users promote EMAIL [flags]", append([]string{"nats"}, storeFlags...)...)
+		if err := c.parseStore(rest[2:]); err != nil {
+			return err
 		}
 		return promote(ctx, c, rest[1], stdout)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown subcommand %q", cmd)
+}
+
+// storeFlags are the settings of every command that opens the database.
+var storeFlags = []string{"data", "db", "only", "log-level", "log-format"}
+
+// parseStore parses and validates the settings of a command that opens the database in the data directory.
+func (c *config) parseStore(args []string) error {
+	if err := c.parse(args); err != nil {
+		return configError(err)
+	}
+	if err := c.checkDataDir(); err != nil {
+		return configError(err)
+	}
+	return nil
 }
 
 func configError(err error) error {

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"io"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,6 +77,61 @@ func TestConfigListsEveryError(t *testing.T) {
 	c.fs.SetOutput(io.Discard)
 	if err := c.parse([]string{"--only", "marketplace"}); err == nil || !strings.Contains(err.Error(), "--identity-url") {
 		t.Errorf("split service without identity must ask for --identity-url: %v", err)
+	}
+}
+
+// TestConfigRefusesUnparsableEnvironment: a TAMARACK_* value that does not parse is an error like the flag,
+// unless the flag overrides it.
+func TestConfigRefusesUnparsableEnvironment(t *testing.T) {
+	t.Setenv("TAMARACK_ACCESS_TTL", "forever")
+	t.Setenv("TAMARACK_LOGIN_RATE", "ten")
+	c := newConfig("test")
+	c.fs.SetOutput(io.Discard)
+	err := c.parse(nil)
+	if err == nil || !strings.Contains(err.Error(), "TAMARACK_ACCESS_TTL") || !strings.Contains(err.Error(), "TAMARACK_LOGIN_RATE") {
+		t.Fatalf("unparsable environment accepted or not named: %v", err)
+	}
+	c = newConfig("test")
+	c.fs.SetOutput(io.Discard)
+	if err := c.parse([]string{"--access-ttl", "20m", "--login-rate", "5"}); err != nil {
+		t.Fatalf("flags override the environment: %v", err)
+	}
+}
+
+// TestDataDirectoryErrorsSaySo: serve --check-config and the store commands say what is wrong with --data.
+func TestDataDirectoryErrorsSaySo(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"serve", "--check-config"}, {"migrate"}, {"billing", "verify"}} {
+		var out, errOut bytes.Buffer
+		err := run(append(args, "--data", filepath.Join(file, "data")), &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "data directory") || !strings.Contains(err.Error(), "not a directory") {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+	var out bytes.Buffer
+	if err := run([]string{"serve", "--check-config", "--data", t.TempDir()}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "valid") {
+		t.Fatalf("writable data directory: %v %s", err, out.String())
+	}
+}
+
+// TestHelpListsTheCommandsOwnFlags: -h exits 0 and lists what that command uses.
+func TestHelpListsTheCommandsOwnFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		want, not string
+	}{{[]string{"serve", "-h"}, "-stripe-key", ""}, {[]string{"events", "--help"}, "-subject", "-stripe-key"},
+		{[]string{"migrate", "-h"}, "-db", "-stripe-key"}, {[]string{"seed", "-h"}, "-demo", "-usage-interval"}} {
+		var out, errOut bytes.Buffer
+		err := run(tc.args, &out, &errOut)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("%v: %v, want flag.ErrHelp (exit 0)", tc.args, err)
+		}
+		if !strings.Contains(errOut.String(), tc.want) || (tc.not != "" && strings.Contains(errOut.String(), tc.not)) {
+			t.Errorf("%v: help lists:\n%s", tc.args, errOut.String())
+		}
 	}
 }
 

@@ -53,7 +53,7 @@ type demo struct {
 	StaffEmail, VendorEmail, SMEEmail, PartnerEmail, Password string
 	StaffUserID, VendorUserID, SMEUserID, PartnerUserID       string
 	ProgrammeOrgID, VendorOrgID, SMEOrgID, PartnerOrgID       string
-	PoolID, ComputeListingID                                  string
+	PoolID, PoolName, PoolRegion, ComputeListingID            string
 	Notes                                                     []string
 }
 

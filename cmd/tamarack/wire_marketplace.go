@@ -59,13 +59,14 @@ func seedMarketplace(ctx context.Context, e *env, d *demo) error {
 		return err
 	}
 	res, err := svc.SeedDemo(ctx, marketplace.SeedInput{VendorOrgID: d.VendorOrgID, VendorUserID: d.VendorUserID,
-		PoolID: d.PoolID, PoolName: "Demo pool", GPUModel: "h100-80gb", Region: "ca-central"})
+		PoolID: d.PoolID, PoolName: d.PoolName, GPUModel: "h100-80gb", Region: d.PoolRegion})
 	if err != nil {
 		return err
 	}
 	d.ComputeListingID = res.ComputeListingID
-	d.Notes = append(d.Notes, fmt.Sprintf("marketplace: demo listings published (compute %s, model %s, dataset %s)",
-		orNone(res.ComputeListingID), res.ModelListingID, res.DatasetListingID))
+	d.Notes = append(d.Notes, fmt.Sprintf("marketplace: demo listings published (compute %s, model %s, dataset %s); "+
+		"one waits in the staff review queue (%s)", orNone(res.ComputeListingID), res.ModelListingID, res.DatasetListingID,
+		res.PendingListingID))
 	return nil
 }
 

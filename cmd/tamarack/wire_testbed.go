@@ -89,7 +89,7 @@ func seedTestbed(ctx context.Context, e *env, d *demo) error {
 	err = e.db.WithContext(ctx).Where("vendor_org_id = ? AND name = ?", vendor, name).First(&existing).Error
 	switch {
 	case err == nil:
-		d.PoolID = existing.ID
+		d.PoolID, d.PoolName, d.PoolRegion = existing.ID, existing.Name, existing.Region
 		return nil
 	case !sqldb.IsNotFound(err):
 		return err
@@ -107,7 +107,7 @@ func seedTestbed(ctx context.Context, e *env, d *demo) error {
 	if _, _, err := svc.AddNode(ctx, staff, p.ID, in); err != nil {
 		return err
 	}
-	d.PoolID = p.ID
+	d.PoolID, d.PoolName, d.PoolRegion = p.ID, p.Name, p.Region
 	d.Notes = append(d.Notes, "testbed: pool \""+name+"\" on the local backend with 8 DECLARED h100-80gb devices (no real GPUs are checked)")
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

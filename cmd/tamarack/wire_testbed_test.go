@@ -35,13 +35,13 @@ func TestSeedTestbedIdempotent(t *testing.T) {
 	}
 	e := &env{cfg: &config{Data: dir, SandboxBackend: "simulator"}, log: slog.New(slog.DiscardHandler), db: db, bus: bus,
 		clock: clock.System{}, registry: prometheus.NewRegistry(), doc: openapi.New("t", "v")}
-	var ids []string
+	var ids, regions []string
 	for range 2 {
 		d := &demo{VendorOrgID: "org-vendor"}
 		if err := seedTestbed(ctx, e, d); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, d.PoolID)
+		ids, regions = append(ids, d.PoolID), append(regions, d.PoolRegion)
 	}
 	if ids[0] == "" || ids[0] != ids[1] {
 		t.Fatalf("pool ids %v", ids)
@@ -62,6 +62,10 @@ func TestSeedTestbedIdempotent(t *testing.T) {
 	if err := db.First(&pool, "id = ?", ids[0]).Error; err != nil || pool.VendorOrgID != "org-vendor" || pool.Backend != "local" ||
 		!strings.Contains(pool.Name, "Montréal") {
 		t.Fatalf("pool %+v %v", pool, err)
+	}
+	// The marketplace's seed sells the pool in the pool's own region, on the first run and on later ones.
+	if regions[0] != pool.Region || regions[1] != pool.Region {
+		t.Fatalf("seed handed regions %v to the marketplace, pool is in %s", regions, pool.Region)
 	}
 	var pending int64
 	db.Table("testbed_outbox").Count(&pending)

@@ -299,7 +299,12 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
       await p.getByRole('button', { name: L.wallet.checkout }).click();
       await p.waitForURL(/\/billing\?purchase=/);
       if (!co) throw new Error('no checkout answer');
-      const { purchase_id, session_id, checkout_url } = co as { purchase_id: string; session_id: string; checkout_url: string };
+      const { purchase_id, session_id, checkout_url, cad_cents } = co as {
+        purchase_id: string;
+        session_id: string;
+        checkout_url: string;
+        cad_cents: number;
+      };
       expect(stripeUrl).toBe(checkout_url);
       await p.getByRole('heading', { name: L.wallet.return_title, level: 1 }).waitFor();
 
@@ -318,6 +323,7 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
             payment_intent: `pi_${unique}`,
             mode: 'payment',
             currency: 'cad',
+            amount_total: cad_cents,
           },
         },
       });

@@ -117,8 +117,9 @@ type Device struct {
 	Paths []string
 }
 
-// Limits caps what a sandbox may use. Zero means "no limit of that kind": the testbed always sets them
-// for real sandboxes; zero exists for tests and for backends where the system enforces its own.
+// Limits caps what a sandbox may use. Zero means "no limit of that kind" (except LogBytes): the testbed
+// always sets them for real sandboxes; zero exists for tests and for backends where the system enforces
+// its own.
 type Limits struct {
 	// MemoryBytes is the memory (RSS plus page cache, no swap) at which the sandbox is OOM-killed.
 	MemoryBytes int64
@@ -126,6 +127,9 @@ type Limits struct {
 	CPUMillis int64
 	// Pids is the most processes and threads the sandbox may have at once.
 	Pids int64
+	// LogBytes is the most of the sandbox's output (stdout and stderr) the backend keeps: the newest
+	// bytes, older ones dropped. Zero is the backend's default, never unlimited (local: 16 MiB).
+	LogBytes int64
 }
 
 // Spec is everything a backend needs to start a sandbox. The testbed builds it from the template, the
@@ -190,7 +194,7 @@ func (s Spec) Validate() error {
 	if s.RootFS != "" && (!filepath.IsAbs(s.RootFS) || filepath.Clean(s.RootFS) != s.RootFS || s.RootFS == "/") {
 		probs = append(probs, fmt.Sprintf("rootfs %q: want a clean absolute path other than /", s.RootFS))
 	}
-	if s.Limits.MemoryBytes < 0 || s.Limits.CPUMillis < 0 || s.Limits.Pids < 0 {
+	if s.Limits.MemoryBytes < 0 || s.Limits.CPUMillis < 0 || s.Limits.Pids < 0 || s.Limits.LogBytes < 0 {
 		probs = append(probs, "limits: negative value")
 	}
 	seen := map[int]bool{}

@@ -26,6 +26,7 @@ func TestSpecValidate(t *testing.T) {
 		{name: "relative root", mutate: func(s *backend.Spec) { s.RootFS = "images/abc" }, wantErr: []string{"rootfs"}},
 		{name: "unclean root", mutate: func(s *backend.Spec) { s.RootFS = "/var/lib/../../etc" }, wantErr: []string{"rootfs"}},
 		{name: "host root as root", mutate: func(s *backend.Spec) { s.RootFS = "/" }, wantErr: []string{"rootfs"}},
+		{name: "negative log cap", mutate: func(s *backend.Spec) { s.Limits.LogBytes = -1 }, wantErr: []string{"limits"}},
 		{
 			name: "every problem at once",
 			mutate: func(s *backend.Spec) {

@@ -8,7 +8,7 @@
 //
 // Each sandbox is supervised by a shim, this same binary re-executed (see MaybeRunShim), detached in its
 // own session, so sandboxes survive a restart or crash of `tamarack serve`. Everything about a sandbox
-// lives in <root>/<id>/ (state.json, output.log, config.json, the home image); the Backend holds no state
+// lives in <root>/<id>/ (state.json, output.log capped by package logfile, config.json, the home image); the Backend holds no state
 // of its own, so a new Backend on the same root sees exactly what the old one did. Terminals run through
 // `runc exec`: nothing ever runs as host root inside a sandbox.
 //
@@ -34,6 +34,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local/ocispec"
+	"github.com/tamarack-ai/tamarack/testbed/backend/logfile"
 )
 
 // Options configure a local Backend.
@@ -276,7 +277,7 @@ func (b *Backend) observe(id string) (state, error) {
 		return again, nil
 	}
 	if st.Init.alive(st.BootID) {
-		st.Message = "supervisor gone; the sandbox still runs but its end will not be recorded"
+		st.Message = "supervisor gone; the sandbox still runs but neither its output nor its end will be recorded"
 		return st, nil
 	}
 	st.State = backend.StateExited
@@ -357,7 +358,8 @@ func validID(id string) error {
 	return nil
 }
 
-// Logs opens output.log; with follow the reader waits for more until the sandbox ends or ctx ends.
+// Logs reads the kept output (output.log.1, then output.log); with follow the reader waits for more
+// until the sandbox ends or ctx ends.
 func (b *Backend) Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
 	if err := validID(id); err != nil {
 		return nil, err
@@ -365,7 +367,7 @@ func (b *Backend) Logs(ctx context.Context, id string, follow bool) (io.ReadClos
 	if _, err := b.observe(id); err != nil {
 		return nil, fmt.Errorf("logs: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(b.dir(id), fileOutput), os.O_RDONLY|os.O_CREATE, 0o600)
+	f, err := logfile.Open(filepath.Join(b.dir(id), fileOutput))
 	if err != nil {
 		return nil, fmt.Errorf("logs %s: %w", id, err)
 	}
@@ -375,10 +377,10 @@ func (b *Backend) Logs(ctx context.Context, id string, follow bool) (io.ReadClos
 	return &follower{f: f, ctx: ctx, b: b, id: id, closed: make(chan struct{})}, nil
 }
 
-// follower reads a growing file like tail -f and reports io.EOF once the sandbox has ended and
+// follower reads a growing log like tail -F and reports io.EOF once the sandbox has ended and
 // everything it wrote has been read.
 type follower struct {
-	f         *os.File
+	f         *logfile.Reader
 	ctx       context.Context
 	b         *Backend
 	id        string

@@ -836,3 +836,74 @@ func TestNoInheritedDescriptors(t *testing.T) {
 		t.Errorf("terminal descriptors: %q", out)
 	}
 }
+
+// TestOutputCapped: a sandbox that prints far more than its log cap, partly without a newline, leaves at
+// most the cap on disk with the newest output kept; a follower reads it in order, never a byte twice, and
+// ends with the newest output; Remove deletes the log.
+func TestOutputCapped(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	const capBytes = 64 << 10
+	// 20000 numbered lines (240 kB), 256 KiB without a newline, then a last line.
+	script := `while [ ! -e $HOME/go ]; do sleep 0.02; done; seq -f 'line %06g' 1 20000; head -c 262144 /dev/zero | tr '\0' x; echo; echo last`
+	var want strings.Builder
+	for i := 1; i <= 20000; i++ {
+		fmt.Fprintf(&want, "line %06d\n", i)
+	}
+	want.WriteString(strings.Repeat("x", 262144) + "\nlast\n")
+	st := start(t, b, backend.Spec{SandboxID: "capped", Command: []string{"/bin/bash", "-c", script},
+		Limits: backend.Limits{LogBytes: capBytes}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rc, err := b.Logs(ctx, st.SandboxID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if err := os.WriteFile(filepath.Join(b.dir(st.SandboxID), dirHome, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	followed, err := io.ReadAll(rc) // ends only because the sandbox ends
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := waitEndedT(t, b, st.SandboxID); end.Reason != backend.ReasonExited || end.ExitCode != 0 {
+		t.Fatalf("ended %+v", end)
+	}
+
+	var kept int64
+	for _, name := range []string{fileOutput, fileOutput + ".1"} {
+		if fi, err := os.Stat(filepath.Join(b.dir(st.SandboxID), name)); err == nil {
+			kept += fi.Size()
+		}
+	}
+	stored := logs(t, b, st.SandboxID)
+	if kept > capBytes || int64(len(stored)) != kept || len(stored) < capBytes/2 || !strings.HasSuffix(want.String(), stored) {
+		t.Errorf("%d bytes printed, %d on disk, %d read back; want at most %d, the newest, at least half of it",
+			want.Len(), kept, len(stored), capBytes)
+	}
+	// The follower got an in-order selection: its numbered lines increase, and it ends as the output does.
+	last := 0
+	for _, l := range strings.Split(string(followed), "\n") {
+		var n int
+		if _, err := fmt.Sscanf(l, "line %06d", &n); err == nil && len(l) == len("line 000000") {
+			if n <= last {
+				t.Fatalf("followed line %d after %d", n, last)
+			}
+			last = n
+		}
+	}
+	if !strings.HasSuffix(string(followed), strings.Repeat("x", capBytes/4)+"\nlast\n") || len(followed) > want.Len() {
+		t.Errorf("followed %d bytes ending %q; want at most %d ending with the last output", len(followed), followed[max(0, len(followed)-20):], want.Len())
+	}
+
+	if err := b.Remove(context.Background(), st.SandboxID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(b.dir(st.SandboxID)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("sandbox directory after Remove: %v", err)
+	}
+	if _, err := b.Logs(context.Background(), st.SandboxID, false); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Logs after Remove = %v, want ErrNotFound", err)
+	}
+}

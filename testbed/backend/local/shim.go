@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/logfile"
 )
 
 // The binary that runs `tamarack serve` is re-executed as the shim (envShim=<sandbox dir>), the
@@ -27,8 +28,8 @@ import (
 const envShim = "TAMARACK_SANDBOX_SHIM"
 
 // MaybeRunShim runs the shim (or a Terminal's tty helper) if this process was started as one, and then
-// exits; otherwise it returns at once. main must call it first, before flags, config or anything that starts goroutines with side
-// effects; tests of this package call it from TestMain.
+// exits; otherwise it returns at once. main must call it first, before flags, config or anything that
+// starts goroutines with side effects; tests of this package call it from TestMain.
 func MaybeRunShim() {
 	if pidFile := os.Getenv(envTTY); pidFile != "" {
 		os.Exit(runTTY(pidFile, os.Args[1:]))
@@ -86,19 +87,43 @@ func runShim(dir string) int {
 		return fail(nil, err.Error())
 	}
 
-	out, err := os.OpenFile(filepath.Join(dir, fileOutput), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	out, err := logfile.Create(filepath.Join(dir, fileOutput), l.LogBytes)
 	if err != nil {
 		return fail(st, err.Error())
 	}
 	defer out.Close()
-	// runc create builds the sandbox (namespaces, mounts, cgroup, seccomp) and leaves its init waiting
-	// to exec the command; the init's stdout and stderr are output.log, its stdin /dev/null. Errors of
-	// runc itself land in output.log too, where the user sees why their sandbox did not start.
+	// The sandbox's stdout and stderr are one pipe that the shim copies into the capped log (a file would
+	// grow without bound). runc create builds the sandbox (namespaces, mounts, cgroup, seccomp) and
+	// leaves its init waiting to exec the command, holding the pipe's write end as stdout and stderr (stdin
+	// is /dev/null); runc's own errors go there too, where the user sees why their sandbox did not start.
+	// Once runc create has exited only the sandbox holds the pipe, so the copy ends when the sandbox does.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fail(st, err.Error())
+	}
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(&outputSink{w: out, log: log}, outR)
+		close(copied)
+	}()
+	// drain waits until all the sandbox printed is in the log, for at most max should anything outside
+	// the sandbox's PID namespace still hold the pipe.
+	drain := func(max time.Duration) {
+		select {
+		case <-copied:
+		case <-time.After(max):
+			log.Warn("sandbox output still open after its end; closing it")
+		}
+		outR.Close()
+	}
 	rt := l.Runtime
 	create := rt.command(context.Background(), "create", "--bundle", dir, "--pid-file", filepath.Join(dir, filePID), l.ID)
-	create.Stdout, create.Stderr = out, out
-	if err := create.Run(); err != nil {
+	create.Stdout, create.Stderr = outW, outW
+	err = create.Run()
+	outW.Close()
+	if err != nil {
 		_ = rt.delete(context.Background(), l.ID)
+		drain(10 * time.Second)
 		return fail(st, "runc create: "+lastLine(filepath.Join(dir, fileOutput)))
 	}
 	pid, err := readPID(filepath.Join(dir, filePID), time.Second)
@@ -140,6 +165,7 @@ func runShim(dir string) int {
 		time.Sleep(5 * time.Millisecond)
 	}
 	reapOrphans()
+	drain(10 * time.Second)
 	st.Reason = endReason(dir, st.ExitCode, l.Cgroup.oomKills())
 	st.State = backend.StateExited
 	if err := teardown(context.Background(), dir, l); err != nil {
@@ -172,6 +198,24 @@ func waitInit(pid int, init procID, boot string) int {
 		}
 		return -1
 	}
+}
+
+// outputSink takes the sandbox's output into its log and never fails: a copy that stopped would leave
+// the sandbox blocked on a full pipe, so output the log cannot take (disk full) is dropped and said once
+// per failure in shim.log.
+type outputSink struct {
+	w       *logfile.Writer
+	log     *slog.Logger
+	failing bool
+}
+
+func (s *outputSink) Write(p []byte) (int, error) {
+	_, err := s.w.Write(p)
+	if err != nil && !s.failing {
+		s.log.Error("sandbox output dropped", "error", err)
+	}
+	s.failing = err != nil
+	return len(p), nil
 }
 
 // reapOrphans collects every exited child the shim adopted as subreaper, without blocking.

@@ -42,7 +42,7 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 		}
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
-	l := launch{ID: s.SandboxID, Runtime: b.runtime(), Slot: -1, Cgroup: layout.set(s.SandboxID), Env: sandboxEnv(s)}
+	l := launch{ID: s.SandboxID, Runtime: b.runtime(), Slot: -1, Cgroup: layout.set(s.SandboxID), Env: sandboxEnv(s), LogBytes: s.Limits.LogBytes}
 	defer func() {
 		if err != nil {
 			// A context that ended is why we are here; the cleanup must run anyway.

@@ -19,7 +19,7 @@ const (
 	fileLaunch    = "launch.json"    // what the shim must run; written by Start before the shim exists
 	fileConfig    = "config.json"    // the OCI runtime spec (ocispec.Build)
 	fileState     = "state.json"     // what happened; written by the shim (and by Stop if the shim is gone)
-	fileOutput    = "output.log"     // combined stdout and stderr of the sandbox
+	fileOutput    = "output.log"     // combined stdout and stderr of the sandbox, newest part (logfile)
 	fileShim      = "shim.log"       // the shim's own diagnostics
 	fileStop      = "stop-requested" // created by Stop before signalling, so the end is recorded as "stopped"
 	filePID       = "init.pid"       // the sandbox's init as seen from the host, written by runc create
@@ -38,6 +38,8 @@ type launch struct {
 	Cgroup cgroupSet `json:"cgroup"`
 	// Env is the sandbox's environment, as in config.json; kept for reference.
 	Env []string `json:"env"`
+	// LogBytes caps output.log and output.log.1 together; 0 is logfile.DefaultMax.
+	LogBytes int64 `json:"log_bytes,omitempty"`
 }
 
 // procID identifies a process across PID reuse: the PID plus its start time in clock ticks since boot,
