@@ -27,8 +27,8 @@ import (
 const envShim = "TAMARACK_SANDBOX_SHIM"
 
 // MaybeRunShim runs the shim (or a Terminal's tty helper) if this process was started as one, and then
-// exits; otherwise it returns at once. main must call it first, before flags, config or anything that starts goroutines with side
-// effects; tests of this package call it from TestMain.
+// exits; otherwise it returns at once. main must call it first, before flags, config or anything that
+// starts goroutines with side effects; tests of this package call it from TestMain.
 func MaybeRunShim() {
 	if pidFile := os.Getenv(envTTY); pidFile != "" {
 		os.Exit(runTTY(pidFile, os.Args[1:]))
