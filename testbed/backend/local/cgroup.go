@@ -220,11 +220,18 @@ func (l cgroupLayout) set(id string) cgroupSet {
 	return s
 }
 
-// runtimePath is the sandbox id's cgroupsPath for runc. runc reads a relative path as relative to its
-// own cgroup in each hierarchy, which is serve's (the shim that runs runc is its child), exactly as
-// detectCgroups does; an absolute one from each hierarchy's root, as detectCgroups does too. runc
-// creates it in every hierarchy (v1: devices, freezer… as well) and sets the limits itself.
-func (l cgroupLayout) runtimePath(id string) string { return filepath.Join(l.parent, id) }
+// runtimePath is the sandbox id's cgroupsPath for runc, which creates it in every hierarchy (v1:
+// devices, freezer… as well) and sets the limits itself. On v1 runc reads a relative path as relative to
+// its own cgroup in each hierarchy, which is serve's (the shim that runs runc is its child), exactly as
+// detectCgroups does, and an absolute one from each hierarchy's root, as detectCgroups does too. On v2
+// runc puts a relative path under the *parent* of its own cgroup, so it always gets the absolute path
+// detectCgroups found.
+func (l cgroupLayout) runtimePath(id string) string {
+	if l.v2 {
+		return filepath.Join("/", strings.TrimPrefix(l.parents[0], "/sys/fs/cgroup"), id)
+	}
+	return filepath.Join(l.parent, id)
+}
 
 // swap reports whether a swap limit can be set here (memsw accounting on v1, memory.swap.max on v2),
 // so the spec can forbid swap.

@@ -35,6 +35,31 @@ func TestOwnCgroup(t *testing.T) {
 	}
 }
 
+// TestRuntimePath: the cgroupsPath handed to runc names the directories this package watches.
+func TestRuntimePath(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		layout cgroupLayout
+		want   string
+	}{
+		{"v1 relative: runc joins it to its own cgroup per hierarchy, as detectCgroups does", cgroupLayout{parent: "tamarack-sandboxes",
+			parents: []string{"/sys/fs/cgroup/memory/serve/tamarack-sandboxes"}}, "tamarack-sandboxes/sb-1"},
+		{"v1 absolute", cgroupLayout{parent: "/tamarack.slice/sandboxes", parents: []string{"/sys/fs/cgroup/memory/tamarack.slice/sandboxes"}},
+			"/tamarack.slice/sandboxes/sb-1"},
+		// runc would put a relative path under the parent of its own cgroup: v2 always gets the absolute one.
+		{"v2 relative", cgroupLayout{v2: true, parent: "tamarack-sandboxes", parents: []string{"/sys/fs/cgroup/system.slice/tamarack.service/tamarack-sandboxes"}},
+			"/system.slice/tamarack.service/tamarack-sandboxes/sb-1"},
+		{"v2 absolute", cgroupLayout{v2: true, parent: "/tamarack.slice/sandboxes", parents: []string{"/sys/fs/cgroup/tamarack.slice/sandboxes"}},
+			"/tamarack.slice/sandboxes/sb-1"},
+	}
+	for _, tt := range tests {
+		if got := tt.layout.runtimePath("sb-1"); got != tt.want {
+			t.Errorf("%s: runtimePath = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestUnescapeMount(t *testing.T) {
 	t.Parallel()
 	if got := unescapeMount(`/sys/fs/cgroup/cpu\054cpuacct`); got != "/sys/fs/cgroup/cpu,cpuacct" {
