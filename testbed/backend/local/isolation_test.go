@@ -289,8 +289,9 @@ func TestEscapeReplay(t *testing.T) {
 		t.Fatalf("attacker output %q: neither injected nor refused", out)
 	}
 	// Every way the host enters a sandbox, after the attack: a terminal, a port, logs, stop.
-	next, uid := termRun(t, b, st.SandboxID, "/bin/sh", "-c", "grep -E '^(Uid|NoNewPrivs|Seccomp):' /proc/self/status")
-	if uid == 0 || !strings.Contains(next, "NoNewPrivs:\t1") || !strings.Contains(next, "Seccomp:\t2") {
+	// It lingers a moment, so the host can see whose it is.
+	next, uid := termRun(t, b, st.SandboxID, "/bin/sh", "-c", "grep -E '^(Uid|NoNewPrivs|Seccomp):' /proc/self/status; sleep 1")
+	if uid != int(rec.HostID) || !strings.Contains(next, "NoNewPrivs:\t1") || !strings.Contains(next, "Seccomp:\t2") {
 		t.Errorf("the next terminal: host uid %d, status %q", uid, next)
 	}
 	_, _ = b.DialPort(context.Background(), st.SandboxID, 1)
