@@ -5,7 +5,7 @@
 #   docker run --rm -p 8080:8080 tamarack                      # all services, embedded SQLite + NATS
 #
 # The image runs as the unprivileged user `tamarack` (uid 10001). The testbed's `local` sandbox backend
-# (bubblewrap + cgroups) needs root and namespaces: run the all-in-one container with
+# (runc + cgroups) needs root, namespaces and loop devices: run the all-in-one container with
 # `--user 0 --privileged --init` for that, or use `TAMARACK_SANDBOX_BACKEND=simulator` for a demo. In
 # Kubernetes the testbed runs sandboxes through the `kubernetes` backend (pods in `tamarack-sandboxes`),
 # so the service pods stay non-root. See docs/deployment.md.
@@ -40,10 +40,10 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
     go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tamarack ./cmd/tamarack \
     && /out/tamarack version
 
-# 3. Runtime: Debian slim with what the local sandbox backend calls (bwrap, nsenter, setpriv).
+# 3. Runtime: Debian slim with what the local sandbox backend calls (runc, tini-static, mkfs.ext4, mount).
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap util-linux ca-certificates tzdata \
+    && apt-get install -y --no-install-recommends runc tini e2fsprogs mount ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 tamarack \
     && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home --shell /usr/sbin/nologin tamarack \

@@ -27,7 +27,7 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 )
 
-// TestLocalBackendEndToEnd launches a real bubblewrap sandbox through the HTTP API, sees it running, reads
+// TestLocalBackendEndToEnd launches a real runc sandbox through the HTTP API, sees it running, reads
 // its logs (SSE), runs echo in its terminal (WebSocket), reaches a port through the proxy, stops it, and
 // finds its usage events in JetStream summing to its running time.
 func TestLocalBackendEndToEnd(t *testing.T) { natstest.Each(t, localEndToEnd) }

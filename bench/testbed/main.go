@@ -1,4 +1,4 @@
-// Command testbed-bench measures the testbed's API-to-running latency on the local (bubblewrap) backend:
+// Command testbed-bench measures the testbed's API-to-running latency on the local (runc) backend:
 // it runs the testbed service in process on a temporary SQLite database with a real HTTP listener, then
 // launches sandboxes one after another through POST /api/v1/testbed/sandboxes and polls GET until each is
 // running, and stops it. It prints p50/p90/p99 of (a) the client-observed time from sending the POST to

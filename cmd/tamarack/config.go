@@ -150,7 +150,7 @@ func newConfig(name string) *config {
 	num(&c.LoginPerMin, "login-rate", "TAMARACK_LOGIN_RATE", 10, "login attempts allowed per minute per IP and per account")
 	// Identity (added by the identity service).
 	str(&c.KeySecret, "key-secret", "TAMARACK_KEY_SECRET", "", "secret sealing the JWT signing keys stored in the database (AES-256-GCM); empty stores them unsealed; every identity process needs the same one", true)
-	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (bubblewrap), simulator (demos and tests only)", false)
+	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (runc), simulator (demos and tests only)", false)
 	dur(&c.UsageInterval, "usage-interval", "TAMARACK_USAGE_INTERVAL", 15*time.Second, "how often running sandboxes publish usage samples")
 	// Marketplace.
 	str(&c.BlobStore, "blob-store", "TAMARACK_BLOB_STORE", "", "artifact storage: empty keeps files under <data>/blobs; s3://bucket[/prefix]?endpoint=host:port[&region=r][&insecure=true] uses S3-compatible storage", false)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os/exec"
@@ -20,9 +19,11 @@ import (
 
 func testbedMigrations() []sqldb.Migrations { return []sqldb.Migrations{testbed.Migrations()} }
 
-// testbedBackends builds the sandbox backends this process runs: local (bubblewrap, sandboxes under
-// <data>/sandboxes) when the host can run it, and the simulator (demos and tests only). Pools of other
-// kinds (slurm, kubernetes) are inventory only in this build: launching on them answers 503.
+// testbedBackends builds the sandbox backends this process runs: local (runc, sandboxes under
+// <data>/sandboxes) when the host can run it, and the simulator (demos and tests only). A host that cannot
+// run local sandboxes (runc missing, not root) still serves everything else: the log says why and how to
+// fix it, and launches on local pools fail until then. Pools of other kinds (slurm, kubernetes) are
+// inventory only in this build: launching on them answers 503.
 func testbedBackends(ctx context.Context, e *env) (map[string]backend.Backend, error) {
 	bs := map[string]backend.Backend{}
 	sb := sim.New(e.clock)
@@ -31,14 +32,11 @@ func testbedBackends(ctx context.Context, e *env) (map[string]backend.Backend, e
 	if err == nil {
 		err = lb.Check(ctx)
 	}
-	switch {
-	case err == nil:
-		bs[lb.Kind()] = lb
-	case e.cfg.SandboxBackend == "local":
-		return nil, fmt.Errorf("local sandbox backend: %w", err)
-	default:
-		e.log.Warn("local sandbox backend unavailable: pools on it cannot launch", "err", err)
+	if err != nil {
+		e.log.Warn("local sandbox backend unavailable: pools on it cannot launch until this is fixed", "err", err)
+		return bs, nil
 	}
+	bs[lb.Kind()] = lb
 	return bs, nil
 }
 
@@ -125,12 +123,13 @@ func testbedPreRun() bool {
 	return false
 }
 
-// testbedPreflight checks the host can run the configured sandbox backend.
+// testbedPreflight checks the host can run the configured sandbox backend. A missing runtime is a
+// warning, not a refusal: everything but launching on local pools works without it.
 func testbedPreflight(c *config, log *slog.Logger) error {
 	switch c.SandboxBackend {
 	case "local":
-		if _, err := exec.LookPath("bwrap"); err != nil {
-			return errors.New("bubblewrap (bwrap) not found: install it with `apt-get install bubblewrap` " +
+		if _, err := exec.LookPath("runc"); err != nil {
+			log.Warn("runc not found: install it with `apt-get install runc`; until then sandboxes on local pools cannot launch " +
 				"(or run with --sandbox-backend=simulator for a demo without real sandboxes)")
 		}
 	case "simulator":

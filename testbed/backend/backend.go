@@ -1,5 +1,5 @@
 // Package backend defines the contract between the testbed service and the systems that actually run
-// sandboxes: a local bubblewrap + cgroups runner, an in-memory simulator, and later Slurm and Kubernetes.
+// sandboxes: a local runc (OCI runtime) runner, an in-memory simulator, and later Slurm and Kubernetes.
 //
 // It owns the Backend interface, the Spec a sandbox is started from, the Status a backend reports and the
 // error sentinels every implementation returns. It knows nothing of users, billing, scheduling or the
@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -32,7 +33,7 @@ var (
 	ErrStillRunning = errors.New("sandbox still running")
 	// ErrExists: Start was called with the ID of a sandbox the backend still holds.
 	ErrExists = errors.New("sandbox already exists")
-	// ErrUnavailable: the backend cannot work at all right now (bubblewrap missing, Slurm controller
+	// ErrUnavailable: the backend cannot work at all right now (runc missing, Slurm controller
 	// unreachable, cgroups not writable). Check returns it; other methods may too.
 	ErrUnavailable = errors.New("sandbox backend unavailable")
 	// ErrInvalidSpec: Spec.Validate rejected the spec.
@@ -48,8 +49,8 @@ type Backend interface {
 	Kind() string
 
 	// Check reports whether the backend can start sandboxes on this host or cluster. The error wraps
-	// ErrUnavailable and says how to fix it ("bubblewrap not found: install it with apt-get install
-	// bubblewrap"). `tamarack serve` calls it at start and refuses to run a pool whose backend fails.
+	// ErrUnavailable and says how to fix it ("runc not found: install it with apt-get install
+	// runc"). `tamarack serve` calls it at start and refuses to run a pool whose backend fails.
 	Check(ctx context.Context) error
 
 	// Start creates the sandbox and returns once the backend has observed its main process running
@@ -149,6 +150,10 @@ type Spec struct {
 	Ports []int
 	// Limits cap memory, CPU and process count.
 	Limits Limits
+	// RootFS is the host path of the sandbox's root filesystem: an image unpacked read-only (and shared
+	// by the sandboxes that use it). Empty means the backend's default (the local backend's view of the
+	// host's /usr); backends that pull images themselves (Kubernetes) ignore it.
+	RootFS string
 	// Settings are the pool's backend-specific settings (Slurm partition, Kubernetes namespace,
 	// RuntimeClass, image). A backend ignores keys it does not know.
 	Settings map[string]string
@@ -185,6 +190,9 @@ func (s Spec) Validate() error {
 		if p < 1 || p > 65535 {
 			probs = append(probs, fmt.Sprintf("ports: %d out of range 1-65535", p))
 		}
+	}
+	if s.RootFS != "" && (!filepath.IsAbs(s.RootFS) || filepath.Clean(s.RootFS) != s.RootFS || s.RootFS == "/") {
+		probs = append(probs, fmt.Sprintf("rootfs %q: want a clean absolute path other than /", s.RootFS))
 	}
 	if s.Limits.MemoryBytes < 0 || s.Limits.CPUMillis < 0 || s.Limits.Pids < 0 || s.Limits.LogBytes < 0 {
 		probs = append(probs, "limits: negative value")

@@ -22,6 +22,10 @@ func TestSpecValidate(t *testing.T) {
 		{name: "upper case", mutate: func(s *backend.Spec) { s.SandboxID = "Sb" }, wantErr: []string{"sandbox_id"}},
 		{name: "trailing dash", mutate: func(s *backend.Spec) { s.SandboxID = "sb-" }, wantErr: []string{"sandbox_id"}},
 		{name: "path in id", mutate: func(s *backend.Spec) { s.SandboxID = "../x" }, wantErr: []string{"sandbox_id"}},
+		{name: "image root", mutate: func(s *backend.Spec) { s.RootFS = "/var/lib/tamarack/images/abc/rootfs" }},
+		{name: "relative root", mutate: func(s *backend.Spec) { s.RootFS = "images/abc" }, wantErr: []string{"rootfs"}},
+		{name: "unclean root", mutate: func(s *backend.Spec) { s.RootFS = "/var/lib/../../etc" }, wantErr: []string{"rootfs"}},
+		{name: "host root as root", mutate: func(s *backend.Spec) { s.RootFS = "/" }, wantErr: []string{"rootfs"}},
 		{name: "negative log cap", mutate: func(s *backend.Spec) { s.Limits.LogBytes = -1 }, wantErr: []string{"limits"}},
 		{
 			name: "every problem at once",

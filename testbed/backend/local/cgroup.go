@@ -17,14 +17,18 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
 
-// This file is the small cgroup layer: create a sandbox's cgroup with limits, list and kill its
-// processes, read whether the OOM killer fired, remove it. It speaks cgroup v2 (one unified hierarchy,
-// /sys/fs/cgroup is cgroup2fs) and v1 (one hierarchy per controller: memory, pids, cpu), which is all we
-// need; see docs/sandbox-backends.md for why this is not github.com/containerd/cgroups.
+// This file is the small cgroup layer around runc's: runc creates each sandbox's cgroup, sets its
+// limits and deletes it; this layer finds where that is, prepares the parent (v2 controllers), lists and
+// kills the processes, reads whether the OOM killer fired before runc deletes the cgroup, and cleans up
+// after a runtime that could not. It speaks cgroup v2 (one unified hierarchy, /sys/fs/cgroup is
+// cgroup2fs) and v1 (one hierarchy per controller: memory, pids, cpu), which is all we need; see
+// docs/sandbox-backends.md for why this is not github.com/containerd/cgroups.
 
 // cgroupLayout says where new sandbox cgroups go on this host. It is found once per Backend.
 type cgroupLayout struct {
 	v2 bool
+	// parent is Options.CgroupParent, defaulted: relative to serve's own cgroup, or absolute.
+	parent string
 	// parents are the absolute directories under which sandbox cgroups are created: one for v2, one
 	// per controller for v1 (memory, pids, cpu, in that order).
 	parents []string
@@ -65,13 +69,13 @@ func detectCgroups(parent string) (cgroupLayout, error) {
 			}
 			p = filepath.Join(own, p)
 		}
-		return cgroupLayout{v2: true, parents: []string{filepath.Join("/sys/fs/cgroup", p)}}, nil
+		return cgroupLayout{v2: true, parent: parent, parents: []string{filepath.Join("/sys/fs/cgroup", p)}}, nil
 	}
 	mounts, err := v1Mounts()
 	if err != nil {
 		return cgroupLayout{}, err
 	}
-	var l cgroupLayout
+	l := cgroupLayout{parent: parent}
 	for _, c := range v1Controllers {
 		m, ok := mounts[c]
 		if !ok {
@@ -207,70 +211,35 @@ func (l cgroupLayout) prepare() error {
 	return nil
 }
 
-// create makes the sandbox's cgroup and sets its limits. On error nothing is left behind.
-func (l cgroupLayout) create(id string, lim backend.Limits) (cgroupSet, error) {
-	set := cgroupSet{V2: l.v2}
+// set is the sandbox id's cgroup: where runc creates it (runtimePath) as this layout sees it.
+func (l cgroupLayout) set(id string) cgroupSet {
+	s := cgroupSet{V2: l.v2}
 	for _, p := range l.parents {
-		d := filepath.Join(p, id)
-		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			set.remove()
-			return cgroupSet{}, fmt.Errorf("create cgroup: %w", err)
-		}
-		set.Dirs = append(set.Dirs, d)
+		s.Dirs = append(s.Dirs, filepath.Join(p, id))
 	}
-	if err := set.setLimits(lim); err != nil {
-		set.remove()
-		return cgroupSet{}, err
-	}
-	return set, nil
+	return s
 }
 
-func (s cgroupSet) setLimits(lim backend.Limits) error {
-	const period = 100_000 // µs; the kernel's default CFS period
-	type w struct{ dir, file, val string }
-	var writes []w
-	if s.V2 {
-		d := s.Dirs[0]
-		if lim.MemoryBytes > 0 {
-			writes = append(writes, w{d, "memory.max", strconv.FormatInt(lim.MemoryBytes, 10)})
-			// No swap, so the limit is a real limit; and one OOM kills the whole sandbox rather than
-			// leaving a half-dead process tree running.
-			if exists(filepath.Join(d, "memory.swap.max")) {
-				writes = append(writes, w{d, "memory.swap.max", "0"})
-			}
-			writes = append(writes, w{d, "memory.oom.group", "1"})
-		}
-		if lim.Pids > 0 {
-			writes = append(writes, w{d, "pids.max", strconv.FormatInt(lim.Pids, 10)})
-		}
-		if lim.CPUMillis > 0 {
-			writes = append(writes, w{d, "cpu.max", fmt.Sprintf("%d %d", lim.CPUMillis*period/1000, period)})
-		}
-	} else {
-		mem, pids, cpu := s.Dirs[0], s.Dirs[1], s.Dirs[2]
-		if lim.MemoryBytes > 0 {
-			v := strconv.FormatInt(lim.MemoryBytes, 10)
-			writes = append(writes, w{mem, "memory.limit_in_bytes", v})
-			// memsw must be >= the memory limit, hence after it; setting it equal forbids swap.
-			if exists(filepath.Join(mem, "memory.memsw.limit_in_bytes")) {
-				writes = append(writes, w{mem, "memory.memsw.limit_in_bytes", v})
-			}
-		}
-		if lim.Pids > 0 {
-			writes = append(writes, w{pids, "pids.max", strconv.FormatInt(lim.Pids, 10)})
-		}
-		if lim.CPUMillis > 0 {
-			writes = append(writes,
-				w{cpu, "cpu.cfs_period_us", strconv.Itoa(period)},
-				w{cpu, "cpu.cfs_quota_us", strconv.FormatInt(lim.CPUMillis*period/1000, 10)})
-		}
+// runtimePath is the sandbox id's cgroupsPath for runc, which creates it in every hierarchy (v1:
+// devices, freezer… as well) and sets the limits itself. On v1 runc reads a relative path as relative to
+// its own cgroup in each hierarchy, which is serve's (the shim that runs runc is its child), exactly as
+// detectCgroups does, and an absolute one from each hierarchy's root, as detectCgroups does too. On v2
+// runc puts a relative path under the *parent* of its own cgroup, so it always gets the absolute path
+// detectCgroups found.
+func (l cgroupLayout) runtimePath(id string) string {
+	if l.v2 {
+		return filepath.Join("/", strings.TrimPrefix(l.parents[0], "/sys/fs/cgroup"), id)
 	}
-	for _, x := range writes {
-		if err := os.WriteFile(filepath.Join(x.dir, x.file), []byte(x.val), 0); err != nil {
-			return fmt.Errorf("cgroup limit %s=%s: %w", x.file, x.val, err)
-		}
+	return filepath.Join(l.parent, id)
+}
+
+// swap reports whether a swap limit can be set here (memsw accounting on v1, memory.swap.max on v2),
+// so the spec can forbid swap.
+func (l cgroupLayout) swap() bool {
+	if l.v2 {
+		return exists(filepath.Join(l.parents[0], "memory.swap.max"))
 	}
-	return nil
+	return exists(filepath.Join(l.parents[0], "memory.memsw.limit_in_bytes"))
 }
 
 // procsFiles are the files a process writes its PID to in order to join the sandbox's cgroup.

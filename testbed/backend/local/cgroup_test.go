@@ -5,7 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +32,31 @@ func TestOwnCgroup(t *testing.T) {
 	}
 	if _, ok := ownCgroup(v1, "blkio"); ok {
 		t.Error("ownCgroup(blkio) found a controller that is not there")
+	}
+}
+
+// TestRuntimePath: the cgroupsPath handed to runc names the directories this package watches.
+func TestRuntimePath(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		layout cgroupLayout
+		want   string
+	}{
+		{"v1 relative: runc joins it to its own cgroup per hierarchy, as detectCgroups does", cgroupLayout{parent: "tamarack-sandboxes",
+			parents: []string{"/sys/fs/cgroup/memory/serve/tamarack-sandboxes"}}, "tamarack-sandboxes/sb-1"},
+		{"v1 absolute", cgroupLayout{parent: "/tamarack.slice/sandboxes", parents: []string{"/sys/fs/cgroup/memory/tamarack.slice/sandboxes"}},
+			"/tamarack.slice/sandboxes/sb-1"},
+		// runc would put a relative path under the parent of its own cgroup: v2 always gets the absolute one.
+		{"v2 relative", cgroupLayout{v2: true, parent: "tamarack-sandboxes", parents: []string{"/sys/fs/cgroup/system.slice/tamarack.service/tamarack-sandboxes"}},
+			"/system.slice/tamarack.service/tamarack-sandboxes/sb-1"},
+		{"v2 absolute", cgroupLayout{v2: true, parent: "/tamarack.slice/sandboxes", parents: []string{"/sys/fs/cgroup/tamarack.slice/sandboxes"}},
+			"/tamarack.slice/sandboxes/sb-1"},
+	}
+	for _, tt := range tests {
+		if got := tt.layout.runtimePath("sb-1"); got != tt.want {
+			t.Errorf("%s: runtimePath = %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
 
@@ -70,9 +95,9 @@ func TestEndReason(t *testing.T) {
 	}
 }
 
-// TestCgroupV2Mechanics exercises the v2 half of the cgroup layer (create, join before exec, list,
-// cgroup.kill, remove) on this host's unified hierarchy when the host is hybrid: on a pure v2 host the
-// whole suite runs on v2 anyway. Controllers are bound to v1 here, so limits are not set.
+// TestCgroupV2Mechanics exercises the v2 half of the cgroup layer (list, cgroup.kill, remove) on this
+// host's unified hierarchy when the host is hybrid: on a pure v2 host the whole suite runs on v2 anyway.
+// Controllers are bound to v1 here, so limits are not set.
 func TestCgroupV2Mechanics(t *testing.T) {
 	t.Parallel()
 	var fs unix.Statfs_t
@@ -91,14 +116,18 @@ func TestCgroupV2Mechanics(t *testing.T) {
 			t.Errorf("remove %s: %v", parent, err)
 		}
 	})
-	l := cgroupLayout{v2: true, parents: []string{parent}}
-	cg, err := l.create("v2", backend.Limits{})
+	cg := cgroupLayout{v2: true, parents: []string{parent}}.set("v2")
+	if err := os.Mkdir(cg.Dirs[0], 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dirFD, err := unix.Open(cg.Dirs[0], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe, _ := os.Executable()
-	cmd := exec.Command(exe, "/bin/sleep", "600")
-	cmd.Env = []string{envEnter + "=" + strings.Join(cg.procsFiles(), "\n")}
+	defer unix.Close(dirFD)
+	// Born in the cgroup (clone3's CLONE_INTO_CGROUP), as runc's processes are.
+	cmd := exec.Command("/bin/sleep", "600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: dirFD}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
@@ -24,9 +25,9 @@ import (
 )
 
 // The test binary plays several parts, chosen by environment variable, so that the sandbox workloads
-// need nothing beyond what /usr has: shim and enter (MaybeRunShim), and the helpers below, which run
-// inside sandboxes (the binary's directory is bound read-only into them) or stand in for a `tamarack
-// serve` that gets SIGKILLed.
+// need nothing beyond what /usr has: the shim (MaybeRunShim), and the helpers below, which run inside
+// sandboxes (the binary's directory is bound read-only into them; it finds the host's libc in the host
+// view) or stand in for a `tamarack serve` that gets SIGKILLed.
 const envHelper = "TAMARACK_TEST_HELPER"
 
 // cgroupParent is relative to this process's own cgroup and unique per run, so the run can remove it.
@@ -42,21 +43,60 @@ func TestMain(m *testing.M) {
 		helperServe()
 	case "control":
 		helperControl()
+	case "argv":
+		helperArgv()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(envHelper))
 		os.Exit(2)
 	}
 	code := m.Run()
-	// Sandbox cgroups are removed by each test's cleanup; the run's parent goes last.
-	if l, err := detectCgroups(cgroupParent); err == nil {
-		for _, p := range l.parents {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				fmt.Fprintf(os.Stderr, "leftover cgroup %s: %v\n", p, err)
-				code = 1
-			}
+	// Sandbox cgroups are removed by each test's cleanup; the run's parent goes last, in every hierarchy
+	// runc created it in.
+	for _, p := range runParents() {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "leftover cgroup %s: %v\n", p, err)
+			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// runParents are the run's cgroup parent in every mounted hierarchy: runc creates a sandbox's cgroup in
+// all of them (v1: devices, freezer, name=systemd… besides memory, pids and cpu).
+func runParents() []string {
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if l, err := detectCgroups(cgroupParent); err == nil && l.v2 {
+		return l.parents
+	}
+	mounts, err := v1Mounts()
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for c, m := range mounts {
+		own, ok := ownCgroup(self, c)
+		if !ok || seen[m.dir] {
+			continue
+		}
+		seen[m.dir] = true
+		rel, err := filepath.Rel(m.root, own)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			rel = "."
+		}
+		out = append(out, filepath.Join(m.dir, rel, cgroupParent))
+	}
+	// A hybrid host's unified hierarchy, where runc puts every process too.
+	if own, ok := ownCgroup(self, ""); ok {
+		var fs unix.Statfs_t
+		if unix.Statfs("/sys/fs/cgroup/unified", &fs) == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC {
+			out = append(out, filepath.Join("/sys/fs/cgroup/unified", own, cgroupParent))
+		}
+	}
+	return out
 }
 
 // helperAlloc allocates and touches memory until something kills it.
@@ -147,7 +187,7 @@ func cleanup(t *testing.T, b *Backend, id string) {
 		if err := b.Remove(ctx, id); err != nil {
 			t.Errorf("cleanup: Remove(%s): %v", id, err)
 		}
-		for _, p := range []procID{st.Shim, st.Bwrap, st.Init} {
+		for _, p := range []procID{st.Shim, st.Init} {
 			if p.PID > 0 {
 				// The shim may take a moment to exit after writing the end; anything else is a leak.
 				waitFor(t, 10*time.Second, fmt.Sprintf("process %d of %s to exit", p.PID, id), func() bool { return !p.alive(st.BootID) })
@@ -157,6 +197,9 @@ func cleanup(t *testing.T, b *Backend, id string) {
 			if exists(d) {
 				t.Errorf("cleanup: cgroup %s left behind", d)
 			}
+		}
+		if exists(b.dir(id)) {
+			t.Errorf("cleanup: %s left behind", b.dir(id))
 		}
 	})
 }
@@ -215,6 +258,10 @@ echo "ifaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')
 if (exec 3<>/dev/tcp/1.1.1.1/53) 2>/dev/null; then echo "dial ok"; else echo "dial failed"; fi
 echo "cuda=$CUDA_VISIBLE_DEVICES nvidia=$NVIDIA_VISIBLE_DEVICES home=$HOME"
 echo "capeff=$(grep CapEff /proc/self/status | cut -f2)"
+echo "nnp=$(grep NoNewPrivs /proc/self/status | cut -f2) seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2)"
+echo "uidmap=$(tr -s ' ' < /proc/self/uid_map)"
+echo "keys=$(wc -c < /proc/keys) timers=$(wc -c < /proc/timer_list)"
+echo "init=$(tr '\0' ' ' < /proc/1/cmdline)"
 if cat /etc/shadow >/dev/null 2>&1; then echo "shadow readable"; else echo "shadow hidden"; fi
 if [ -e /etc/ssl/private ]; then echo "ssl private keys visible"; else echo "ssl private keys hidden"; fi
 if [ -r /etc/ssl/certs ]; then echo "ssl certs readable"; fi
@@ -232,7 +279,6 @@ if [ -r /etc/ssl/certs ]; then echo "ssl certs readable"; fi
 		t.Errorf("end status %+v, want exited 0 after start", end)
 	}
 	want := []string{
-		"pid=2\n", // bwrap's init is PID 1 of the namespace, the command is its first child
 		"hostname=iso\n",
 		"write /usr/x denied", "write /etc/x denied", "write /x denied", "write /home/x denied",
 		"write /proc/sys/kernel/hostname denied",
@@ -240,9 +286,12 @@ if [ -r /etc/ssl/certs ]; then echo "ssl certs readable"; fi
 		"ifaces=lo \n",
 		"dial failed",
 		"cuda=1,3 nvidia=GPU-0b2c,GPU-77aa home=/home/sandbox",
-		"capeff=0000000000000000",
+		"capeff=00000000a80425fb", // Docker's default set, held only in the sandbox's user namespace
+		"nnp=1 seccomp=2",
+		"keys=0 timers=0", // masked
+		"init=/run/tamarack/init -- /bin/bash -c",
 		"shadow hidden",
-		"ssl private keys hidden", // the host's TLS keys: the sandbox is uid 0 of the host, their owner
+		"ssl private keys hidden",
 		"ssl certs readable",
 		"[tamarack] device node /dev/nvidia1 is not present on this host; skipped",
 	}
@@ -253,9 +302,20 @@ if [ -r /etc/ssl/certs ]; then echo "ssl certs readable"; fi
 	}
 	// init, bash and the pipeline counting: a handful, nothing of the host's.
 	for line := range strings.Lines(out) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "procs="); ok {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "procs="); ok {
 			if n, _ := strconv.Atoi(v); n < 2 || n > 8 {
 				t.Errorf("sandbox sees %d processes, want only its own few", n)
+			}
+		}
+		if line == "pid=1" {
+			t.Error("the command is PID 1; want it under the init")
+		}
+		// Container root is the first id of a range of 65536 that is not host root's.
+		if v, ok := strings.CutPrefix(line, "uidmap="); ok {
+			f := strings.Fields(v)
+			if len(f) != 3 || f[0] != "0" || f[1] == "0" || f[2] != "65536" {
+				t.Errorf("uid_map %q, want 0 <host id other than 0> 65536", v)
 			}
 		}
 	}
@@ -335,8 +395,8 @@ func TestStop(t *testing.T) {
 			// Limits are in the cgroup and the sandbox's processes are in it.
 			checkLimits(t, st.Cgroup, 64<<20, 25000, 32)
 			pids, err := st.Cgroup.pids()
-			if err != nil || !containsAll(pids, st.Bwrap.PID, st.Init.PID) {
-				t.Fatalf("cgroup holds %v (%v), want bwrap %d and init %d", pids, err, st.Bwrap.PID, st.Init.PID)
+			if err != nil || !containsAll(pids, st.Init.PID) {
+				t.Fatalf("cgroup holds %v (%v), want the init %d", pids, err, st.Init.PID)
 			}
 			waitFor(t, 10*time.Second, "output", func() bool { return strings.Contains(logs(t, b, id), "up") })
 
@@ -355,7 +415,7 @@ func TestStop(t *testing.T) {
 			if st.Cgroup.exists() {
 				t.Errorf("cgroup %v survived Stop", st.Cgroup.Dirs)
 			}
-			for _, d := range []string{dirHome, dirTmp} {
+			for _, d := range []string{dirHome, fileHomeImage, dirConf} {
 				if exists(filepath.Join(b.dir(id), d)) {
 					t.Errorf("%s survived Stop", d)
 				}
@@ -458,12 +518,13 @@ func TestTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// PID 1 is the sandbox's init, 2 its sleep: the shell is a third process of that namespace.
-	if !strings.Contains(string(out), "out=hi-42-term-") || !strings.Contains(string(out), "-40 120-0000000000000000") {
-		t.Errorf("terminal output %q, want out=hi-42-term-<pid>-40 120-<no caps>", out)
+	// The same capabilities as the sandbox's command (Docker's set), in the same PID namespace: PID 1 is
+	// the sandbox's init, so the shell is some later process of that namespace.
+	if !strings.Contains(string(out), "out=hi-42-term-") || !strings.Contains(string(out), "-40 120-00000000a80425fb") {
+		t.Errorf("terminal output %q, want out=hi-42-term-<pid>-40 120-<Docker's caps>", out)
 	}
-	if strings.Contains(string(out), "out=hi-42-term-1-") || strings.Contains(string(out), "out=hi-42-term-2-") {
-		t.Errorf("terminal output %q: shell has an implausible PID", out)
+	if strings.Contains(string(out), "out=hi-42-term-1-") {
+		t.Errorf("terminal output %q: the shell is the sandbox's PID 1", out)
 	}
 }
 
@@ -506,7 +567,7 @@ func TestRestartSurvival(t *testing.T) {
 	ctl := exec.Command(exe)
 	ctl.Env = append(os.Environ(), envHelper+"=control", "ROOT="+b.opts.Root, "CGROUP_PARENT="+cgroupParent, "IDS=keep quit",
 		"CMD_0=sleep 600",
-		"CMD_1=while [ ! -e /tmp/go ]; do sleep 0.02; done; echo bye; exit 3")
+		"CMD_1=while [ ! -e $HOME/go ]; do sleep 0.02; done; echo bye; exit 3")
 	stdout, err := ctl.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -526,7 +587,7 @@ func TestRestartSurvival(t *testing.T) {
 
 	// Nobody but the shims is watching now. Let "quit" end.
 	trigger := time.Now().UTC()
-	if err := os.WriteFile(filepath.Join(b.dir("quit"), dirTmp, "go"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.dir("quit"), dirHome, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	restarted, err := New(Options{Root: b.opts.Root, CgroupParent: cgroupParent})
@@ -593,7 +654,7 @@ func TestLostSupervisor(t *testing.T) {
 func TestLogsFollow(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t)
-	st := start(t, b, backend.Spec{SandboxID: "follow", Command: []string{"/bin/bash", "-c", "echo one; while [ ! -e /tmp/go ]; do sleep 0.02; done; echo two >&2"}})
+	st := start(t, b, backend.Spec{SandboxID: "follow", Command: []string{"/bin/bash", "-c", "echo one; while [ ! -e $HOME/go ]; do sleep 0.02; done; echo two >&2"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rc, err := b.Logs(ctx, st.SandboxID, true)
@@ -605,7 +666,7 @@ func TestLogsFollow(t *testing.T) {
 	if line, err := r.ReadString('\n'); err != nil || line != "one\n" {
 		t.Fatalf("first line %q, %v", line, err)
 	}
-	if err := os.WriteFile(filepath.Join(b.dir(st.SandboxID), dirTmp, "go"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.dir(st.SandboxID), dirHome, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rest, err := io.ReadAll(r) // ends only because the sandbox ends
@@ -643,6 +704,35 @@ func BenchmarkStartStop(bb *testing.B) {
 	bb.ReportMetric(float64(startTotal.Microseconds())/1000/float64(bb.N), "start-ms/op")
 }
 
+// BenchmarkTerminal measures opening a terminal (runc exec through the tty helper) that runs /bin/true,
+// until its output has ended.
+func BenchmarkTerminal(bb *testing.B) {
+	exe, _ := os.Executable()
+	b, err := New(Options{Root: bb.TempDir(), CgroupParent: cgroupParent, ReadOnlyPaths: []string{filepath.Dir(exe)}})
+	if err != nil {
+		bb.Fatal(err)
+	}
+	if err := b.Check(context.Background()); err != nil {
+		bb.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := b.Start(ctx, backend.Spec{SandboxID: "bench-term", Command: []string{"sleep", "600"}}); err != nil {
+		bb.Fatal(err)
+	}
+	bb.Cleanup(func() {
+		_, _ = b.Stop(ctx, "bench-term", 0)
+		_ = b.Remove(ctx, "bench-term")
+	})
+	for bb.Loop() {
+		term, err := b.Terminal(ctx, "bench-term", []string{"/bin/true"})
+		if err != nil {
+			bb.Fatal(err)
+		}
+		_, _ = io.ReadAll(term)
+		term.Close()
+	}
+}
+
 func TestShortLivedAndMissingCommand(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t)
@@ -651,11 +741,45 @@ func TestShortLivedAndMissingCommand(t *testing.T) {
 		t.Errorf("true: %+v", end)
 	}
 	start(t, b, backend.Spec{SandboxID: "missing", Command: []string{"/usr/bin/no-such-program"}})
-	if end := waitEndedT(t, b, "missing"); end.Reason != backend.ReasonExited || end.ExitCode != 1 {
+	// The init cannot exec it and says so; 127 as a shell would.
+	if end := waitEndedT(t, b, "missing"); end.Reason != backend.ReasonExited || end.ExitCode != 127 {
 		t.Errorf("missing: %+v", end)
 	}
 	if out := logs(t, b, "missing"); !strings.Contains(out, "no-such-program") {
 		t.Errorf("missing: output %q does not say what failed", out)
+	}
+}
+
+// TestSpecEdits: the seam for CDI device edits and runtime annotations changes the spec runc runs.
+func TestSpecEdits(t *testing.T) {
+	t.Parallel()
+	exe, _ := os.Executable()
+	var saw backend.Spec
+	edit := func(s backend.Spec, spec *specs.Spec) error {
+		saw = s
+		spec.Process.Env = append(spec.Process.Env, "EDITED=by-"+s.SandboxID)
+		return nil
+	}
+	b, err := New(Options{Root: t.TempDir(), CgroupParent: cgroupParent, ReadOnlyPaths: []string{filepath.Dir(exe)}, SpecEdits: []SpecEdit{edit}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backendtest.RequireHost(t, b.Check(context.Background()))
+	start(t, b, backend.Spec{SandboxID: "edited", Command: []string{"/bin/sh", "-c", "echo $EDITED"}})
+	waitEndedT(t, b, "edited")
+	if out := logs(t, b, "edited"); out != "by-edited\n" || saw.SandboxID != "edited" {
+		t.Errorf("output %q, edit saw %q; want the edit applied", out, saw.SandboxID)
+	}
+	refuse := func(backend.Spec, *specs.Spec) error { return errors.New("no such CDI device") }
+	b2, err := New(Options{Root: t.TempDir(), CgroupParent: cgroupParent, SpecEdits: []SpecEdit{refuse}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b2.Start(context.Background(), backend.Spec{SandboxID: "refused-edit", Command: []string{"true"}}); err == nil || !strings.Contains(err.Error(), "no such CDI device") {
+		t.Errorf("Start with a failing edit = %v", err)
+	}
+	if exists(b2.dir("refused-edit")) {
+		t.Error("a Start refused by an edit left its directory")
 	}
 }
 
@@ -667,16 +791,18 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// TestCheckReportsMissingBubblewrap: `tamarack serve` must be able to tell the operator what to install.
-func TestCheckReportsMissingBubblewrap(t *testing.T) {
+// TestCheckReportsMissingRuntime: `tamarack serve` must be able to tell the operator what to install.
+func TestCheckReportsMissingRuntime(t *testing.T) {
 	t.Parallel()
-	b, err := New(Options{Root: t.TempDir(), Bwrap: "/nonexistent/bwrap", CgroupParent: cgroupParent})
+	b, err := New(Options{Root: t.TempDir(), Runtime: "/nonexistent/runc", Init: "/nonexistent/tini", CgroupParent: cgroupParent})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = b.Check(context.Background())
-	if !errors.Is(err, backend.ErrUnavailable) || !strings.Contains(err.Error(), "apt-get install bubblewrap") {
-		t.Errorf("Check() = %v, want ErrUnavailable saying how to install bubblewrap", err)
+	for _, want := range []string{"runc not found", "apt-get install runc", "apt-get install tini"} {
+		if !errors.Is(err, backend.ErrUnavailable) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check() = %v, want ErrUnavailable saying %q", err, want)
+		}
 	}
 }
 
@@ -719,7 +845,7 @@ func TestOutputCapped(t *testing.T) {
 	b := newBackend(t)
 	const capBytes = 64 << 10
 	// 20000 numbered lines (240 kB), 256 KiB without a newline, then a last line.
-	script := `while [ ! -e /tmp/go ]; do sleep 0.02; done; seq -f 'line %06g' 1 20000; head -c 262144 /dev/zero | tr '\0' x; echo; echo last`
+	script := `while [ ! -e $HOME/go ]; do sleep 0.02; done; seq -f 'line %06g' 1 20000; head -c 262144 /dev/zero | tr '\0' x; echo; echo last`
 	var want strings.Builder
 	for i := 1; i <= 20000; i++ {
 		fmt.Fprintf(&want, "line %06d\n", i)
@@ -734,7 +860,7 @@ func TestOutputCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	if err := os.WriteFile(filepath.Join(b.dir(st.SandboxID), dirTmp, "go"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.dir(st.SandboxID), dirHome, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	followed, err := io.ReadAll(rc) // ends only because the sandbox ends

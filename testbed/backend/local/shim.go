@@ -1,18 +1,16 @@
 package local
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -22,64 +20,23 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend/logfile"
 )
 
-// The binary that runs `tamarack serve` is re-executed in two helper roles, chosen by environment
-// variable, so that the sandbox machinery ships as one file:
-//
-//   - shim (envShim=<sandbox dir>): the per-sandbox supervisor. Start launches it in its own session, so
-//     it outlives serve; it starts bubblewrap, records the start, waits, records the end in state.json.
-//   - enter (envEnter=<cgroup.procs files>): writes its own PID into the sandbox's cgroups and execs its
-//     arguments. A Go program cannot run code between fork and exec, so this is how bubblewrap (and a
-//     Terminal's nsenter) is already inside the cgroup before it runs: every descendant is limited.
-const (
-	envShim  = "TAMARACK_SANDBOX_SHIM"
-	envEnter = "TAMARACK_SANDBOX_ENTER"
-	// envKeepFDs is how many file descriptors (0..n-1) enter passes on; every other one is closed on
-	// exec, so nothing serve happened to inherit (a pipe from its parent, a socket from systemd)
-	// leaks into a sandbox.
-	envKeepFDs = "TAMARACK_SANDBOX_KEEP_FDS"
-)
+// The binary that runs `tamarack serve` is re-executed as the shim (envShim=<sandbox dir>), the
+// per-sandbox supervisor, so that the sandbox machinery ships as one file. Start launches it in its own
+// session, so it outlives serve; it has runc create and start the sandbox, records the start, reaps the
+// sandbox's init (it is the init's subreaper), frees what the sandbox held and records the end in
+// state.json.
+const envShim = "TAMARACK_SANDBOX_SHIM"
 
-// MaybeRunShim runs the shim or enter role if this process was started as one, and then exits; otherwise
-// it returns at once. main must call it first, before flags, config or anything that starts goroutines
-// with side effects; tests of this package call it from TestMain.
+// MaybeRunShim runs the shim (or a Terminal's tty helper) if this process was started as one, and then
+// exits; otherwise it returns at once. main must call it first, before flags, config or anything that
+// starts goroutines with side effects; tests of this package call it from TestMain.
 func MaybeRunShim() {
-	if files := os.Getenv(envEnter); files != "" {
-		keep, err := strconv.Atoi(os.Getenv(envKeepFDs))
-		if err != nil {
-			keep = 3
-		}
-		os.Exit(runEnter(strings.Split(files, "\n"), keep, os.Args[1:]))
+	if pidFile := os.Getenv(envTTY); pidFile != "" {
+		os.Exit(runTTY(pidFile, os.Args[1:]))
 	}
 	if dir := os.Getenv(envShim); dir != "" {
 		os.Exit(runShim(dir))
 	}
-}
-
-func runEnter(procsFiles []string, keepFDs int, argv []string) int {
-	pid := []byte(strconv.Itoa(os.Getpid()))
-	for _, f := range procsFiles {
-		if err := os.WriteFile(f, pid, 0); err != nil {
-			fmt.Fprintf(os.Stderr, "tamarack: join sandbox cgroup %s: %v\n", f, err)
-			return 125
-		}
-	}
-	if len(argv) == 0 {
-		fmt.Fprintln(os.Stderr, "tamarack: enter: no command")
-		return 125
-	}
-	if err := cloexecFrom(keepFDs); err != nil {
-		fmt.Fprintf(os.Stderr, "tamarack: close inherited descriptors: %v\n", err)
-		return 125
-	}
-	env := make([]string, 0, len(os.Environ()))
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envEnter+"=") && !strings.HasPrefix(kv, envKeepFDs+"=") {
-			env = append(env, kv)
-		}
-	}
-	err := syscall.Exec(argv[0], argv, env)
-	fmt.Fprintf(os.Stderr, "tamarack: exec %s: %v\n", argv[0], err)
-	return 126
 }
 
 // runShim supervises one sandbox. Its stdout and stderr are <dir>/shim.log; fd 3 is the ready pipe to
@@ -88,8 +45,13 @@ func runEnter(procsFiles []string, keepFDs int, argv []string) int {
 func runShim(dir string) int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	// Processes orphaned inside the sandbox (bwrap's inner init when the outer bwrap dies first) come to
-	// the shim instead of PID 1, which in a container may never reap them: the shim reaps them at the end.
+	// Nothing serve inherited (a pipe from its parent, a socket from systemd) reaches runc, and the
+	// ready pipe stays with the shim.
+	if err := cloexecFrom(3); err != nil {
+		log.Warn("close inherited descriptors", "error", err)
+	}
+	// runc create leaves the sandbox's init orphaned: as subreaper the shim adopts and reaps it (and
+	// runc's own short-lived helpers), instead of PID 1, which in a container may never reap them.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		log.Warn("not a subreaper; orphans go to init", "error", err)
 	}
@@ -118,7 +80,7 @@ func runShim(dir string) int {
 	if err != nil {
 		return fail(nil, err.Error())
 	}
-	st := &state{ID: l.ID, BootID: bootID(), State: backend.StatePending, Shim: self, ExitCode: -1, Cgroup: l.Cgroup}
+	st := &state{ID: l.ID, BootID: bootID(), State: backend.StatePending, Shim: self, ExitCode: -1, Cgroup: l.Cgroup, Slot: l.Slot, HostID: l.HostID}
 	// Recorded before anything can fail, so that a shim dying during setup is seen as such (pending
 	// with a dead shim) instead of as a Start still in flight.
 	if err := writeJSON(filepath.Join(dir, fileState), st); err != nil {
@@ -130,57 +92,59 @@ func runShim(dir string) int {
 		return fail(st, err.Error())
 	}
 	defer out.Close()
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		return fail(st, err.Error())
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fail(st, err.Error())
-	}
-	cmd := exec.Command(exe, l.Argv...)
-	cmd.Env = []string{envEnter + "=" + strings.Join(l.Cgroup.procsFiles(), "\n"), envKeepFDs + "=4"}
 	// The sandbox's stdout and stderr are one pipe that the shim copies into the capped log (a file would
-	// grow without bound). Wait returns once the copy has drained it, so all the sandbox printed is in the
-	// log before its end is recorded; WaitDelay bounds that should anything outside the sandbox's PID
-	// namespace still hold the pipe.
-	sink := &outputSink{w: out, log: log}
-	cmd.Stdout, cmd.Stderr = sink, sink
-	cmd.WaitDelay = 10 * time.Second
-	cmd.ExtraFiles = []*os.File{statusW} // fd 3: bwrap --json-status-fd 3
-	if err := cmd.Start(); err != nil {
+	// grow without bound). runc create builds the sandbox (namespaces, mounts, cgroup, seccomp) and
+	// leaves its init waiting to exec the command, holding the pipe's write end as stdout and stderr (stdin
+	// is /dev/null); runc's own errors go there too, where the user sees why their sandbox did not start.
+	// Once runc create has exited only the sandbox holds the pipe, so the copy ends when the sandbox does.
+	outR, outW, err := os.Pipe()
+	if err != nil {
 		return fail(st, err.Error())
 	}
-	statusW.Close()
-
-	// bwrap writes {"child-pid": N, ...} once the namespaces are set up and the sandbox's init runs,
-	// then {"exit-code": N} when it ends. EOF without the first means it never started.
-	dec := json.NewDecoder(statusR)
-	var first struct {
-		ChildPID int `json:"child-pid"`
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(&outputSink{w: out, log: log}, outR)
+		close(copied)
+	}()
+	// drain waits until all the sandbox printed is in the log, for at most max should anything outside
+	// the sandbox's PID namespace still hold the pipe.
+	drain := func(max time.Duration) {
+		select {
+		case <-copied:
+		case <-time.After(max):
+			log.Warn("sandbox output still open after its end; closing it")
+		}
+		outR.Close()
 	}
-	if err := dec.Decode(&first); err != nil || first.ChildPID == 0 {
-		_ = cmd.Wait()
-		return fail(st, "bubblewrap did not start the sandbox: "+lastLine(filepath.Join(dir, fileOutput)))
+	rt := l.Runtime
+	create := rt.command(context.Background(), "create", "--bundle", dir, "--pid-file", filepath.Join(dir, filePID), l.ID)
+	create.Stdout, create.Stderr = outW, outW
+	err = create.Run()
+	outW.Close()
+	if err != nil {
+		_ = rt.delete(context.Background(), l.ID)
+		drain(10 * time.Second)
+		return fail(st, "runc create: "+lastLine(filepath.Join(dir, fileOutput)))
 	}
-	tInit := time.Now()
-	// bwrap reports the init's PID right after cloning it, before the init has built the sandbox's
-	// filesystem. "Running" means the command itself runs, so wait for the init's child to have
-	// exec'd it; until then nsenter would find a half-built root.
-	if err := waitExec(first.ChildPID, l.Cgroup, 10*time.Second); err != nil {
-		_ = l.Cgroup.killAll()
-		_ = cmd.Wait()
-		return fail(st, "sandbox did not start: "+err.Error()+": "+lastLine(filepath.Join(dir, fileOutput)))
+	pid, err := readPID(filepath.Join(dir, filePID), time.Second)
+	if err == nil {
+		st.Init, err = identify(pid)
+	}
+	if err != nil {
+		_ = rt.delete(context.Background(), l.ID)
+		return fail(st, "sandbox init: "+err.Error())
+	}
+	tCreate := time.Now()
+	if err := rt.run(context.Background(), "start", l.ID); err != nil {
+		_ = rt.delete(context.Background(), l.ID)
+		return fail(st, err.Error())
 	}
 	st.StartedAt = time.Now().UTC()
-	log.Info("sandbox running", "id", l.ID, "setup", time.Since(t0), "bwrap_init", tInit.Sub(t0))
-	st.Bwrap, _ = identify(cmd.Process.Pid)
-	st.Init, _ = identify(first.ChildPID)
+	log.Info("sandbox running", "id", l.ID, "setup", time.Since(t0), "create", tCreate.Sub(t0))
 	st.State = backend.StateRunning
 	if err := writeJSON(filepath.Join(dir, fileState), st); err != nil {
 		// Without a state file nobody can find this sandbox again: kill it rather than run blind.
-		_ = l.Cgroup.killAll()
-		_ = cmd.Wait()
+		_ = rt.delete(context.Background(), l.ID)
 		return fail(st, "write state: "+err.Error())
 	}
 	if ready != nil {
@@ -188,24 +152,12 @@ func runShim(dir string) int {
 		ready.Close() // serve may be gone already; nothing to do about EPIPE
 	}
 
-	var last struct {
-		ExitCode *int `json:"exit-code"`
-	}
-	for dec.Decode(&last) == nil && last.ExitCode == nil {
-	}
-	waitErr := cmd.Wait()
+	st.ExitCode = waitInit(pid, st.Init, st.BootID)
 	st.EndedAt = time.Now().UTC()
-	switch {
-	case last.ExitCode != nil:
-		st.ExitCode = *last.ExitCode
-	case cmd.ProcessState != nil:
-		st.ExitCode = exitCode(cmd.ProcessState)
-	}
-	log.Info("sandbox ended", "id", l.ID, "exit_code", st.ExitCode, "wait", waitErr)
+	log.Info("sandbox ended", "id", l.ID, "exit_code", st.ExitCode)
 
-	// The sandbox's init has exited, so the kernel has killed its PID namespace; what may remain are
-	// processes that joined the cgroup from outside it (a Terminal's nsenter). Kill them, wait until the
-	// cgroup is empty, and only then read the OOM counter and remove it.
+	// The init has exited, so the kernel has killed its PID namespace, terminals included. Wait until
+	// the cgroup is empty, and only then read the OOM counter and let runc delete it.
 	deadline := time.Now().Add(30 * time.Second)
 	for !l.Cgroup.empty() && time.Now().Before(deadline) {
 		_ = l.Cgroup.killAll()
@@ -213,19 +165,39 @@ func runShim(dir string) int {
 		time.Sleep(5 * time.Millisecond)
 	}
 	reapOrphans()
+	drain(10 * time.Second)
 	st.Reason = endReason(dir, st.ExitCode, l.Cgroup.oomKills())
 	st.State = backend.StateExited
-	for l.Cgroup.exists() && time.Now().Before(deadline) {
-		if l.Cgroup.remove() == nil {
-			break
-		}
-		time.Sleep(5 * time.Millisecond) // rmdir is EBUSY until the last exiting task is reaped
+	if err := teardown(context.Background(), dir, l); err != nil {
+		log.Error("free the sandbox's resources", "error", err) // Stop and Remove try again
 	}
 	if err := writeJSON(filepath.Join(dir, fileState), st); err != nil {
 		log.Error("write final state", "error", err)
 		return 1
 	}
 	return 0
+}
+
+// waitInit waits for the sandbox's init, which runc create left to the shim as subreaper, and returns
+// its exit code (128+N when killed by signal N). If it is not the shim's child after all (a runtime that
+// keeps its own parent process), it polls until the init is gone and returns -1.
+func waitInit(pid int, init procID, boot string) int {
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		switch {
+		case err == nil && ws.Signaled():
+			return 128 + int(ws.Signal())
+		case err == nil && ws.Exited():
+			return ws.ExitStatus()
+		case errors.Is(err, unix.EINTR), err == nil:
+			continue
+		}
+		for init.alive(boot) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return -1
+	}
 }
 
 // outputSink takes the sandbox's output into its log and never fails: a copy that stopped would leave
@@ -258,8 +230,8 @@ func reapOrphans() {
 }
 
 // endReason decides why a sandbox ended. OOM wins: a sandbox stopped while thrashing at its limit was
-// still killed by its limit. bwrap reports death by signal N as 128+N, indistinguishable from a process
-// that exits with that code; both count as killed.
+// still killed by its limit. The init reports its command's death by signal N as 128+N,
+// indistinguishable from a command that exits with that code; both count as killed.
 func endReason(dir string, code, oomKills int) string {
 	switch {
 	case oomKills > 0:
@@ -273,14 +245,7 @@ func endReason(dir string, code, oomKills int) string {
 	}
 }
 
-func exitCode(ps *os.ProcessState) int {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
-}
-
-// lastLine returns the last non-empty line of a file, for error messages from bwrap.
+// lastLine returns the last non-empty line of a file, for error messages from runc.
 func lastLine(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -291,61 +256,10 @@ func lastLine(path string) string {
 		_, _ = f.Seek(-4096, io.SeekEnd)
 	}
 	data, _ := io.ReadAll(f)
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if s := lines[len(lines)-1]; s != "" {
+	if s := lastOf(string(data)); s != "" {
 		return s
 	}
-	return errors.New("no output").Error()
-}
-
-// waitExec polls until a child of the sandbox's init runs a program other than bwrap, or the init
-// has exited (the command ran and ended, or could not be executed), or max passes.
-func waitExec(initPID int, cg cgroupSet, max time.Duration) error {
-	initExe, err := os.Stat("/proc/" + strconv.Itoa(initPID) + "/exe")
-	if err != nil {
-		return nil // the init is gone already: the command ran and ended, or never could
-	}
-	deadline := time.Now().Add(max)
-	for time.Now().Before(deadline) {
-		pids, err := cg.pids()
-		if err != nil {
-			return err
-		}
-		for _, p := range pids {
-			if ppid(p) != initPID {
-				continue
-			}
-			exe, err := os.Stat("/proc/" + strconv.Itoa(p) + "/exe")
-			if err == nil && !os.SameFile(exe, initExe) {
-				return nil
-			}
-		}
-		if _, err := procStart(initPID); err != nil {
-			// It ran and is done already (or exec failed, which bwrap reports in the output and as
-			// exit code 1): either way the caller reads the exit code next.
-			return nil
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return fmt.Errorf("command not running after %v", max)
-}
-
-// ppid returns the parent PID of pid, or 0.
-func ppid(pid int) int {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	return "no output"
 }
 
 // cloexecFrom marks every descriptor from n up close-on-exec.

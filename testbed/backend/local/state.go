@@ -13,24 +13,30 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
 
-// Files in <root>/<id>/. The directory is the sandbox: it exists from Start until Remove.
+// Files in <root>/<id>/. The directory is the sandbox: it exists from Start until Remove. It is also
+// runc's bundle (config.json); the root filesystem is elsewhere (Spec.RootFS or the host view).
 const (
-	fileLaunch = "launch.json"    // what the shim must run; written by Start before the shim exists
-	fileState  = "state.json"     // what happened; written by the shim (and by Stop if the shim is gone)
-	fileOutput = "output.log"     // combined stdout and stderr of the sandbox, newest part (logfile)
-	fileShim   = "shim.log"       // the shim's own diagnostics
-	fileStop   = "stop-requested" // created by Stop before signalling, so the end is recorded as "stopped"
-	dirHome    = "home"
-	dirTmp     = "tmp"
-	dirConf    = "conf" // generated /etc files bound read-only into the sandbox
+	fileLaunch    = "launch.json"    // what the shim must run; written by Start before the shim exists
+	fileConfig    = "config.json"    // the OCI runtime spec (ocispec.Build)
+	fileState     = "state.json"     // what happened; written by the shim (and by Stop if the shim is gone)
+	fileOutput    = "output.log"     // combined stdout and stderr of the sandbox, newest part (logfile)
+	fileShim      = "shim.log"       // the shim's own diagnostics
+	fileStop      = "stop-requested" // created by Stop before signalling, so the end is recorded as "stopped"
+	filePID       = "init.pid"       // the sandbox's init as seen from the host, written by runc create
+	fileHomeImage = "home.img"       // the home filesystem's image (home.go)
+	dirHome       = "home"           // its mount point
+	dirConf       = "conf"           // generated /etc files bound read-only into the sandbox
 )
 
-// launch is what Start hands the shim.
+// launch is what Start hands the shim, and what every later call needs to drive the sandbox.
 type launch struct {
-	ID     string    `json:"id"`
-	Argv   []string  `json:"argv"` // bwrap and its arguments
+	ID      string     `json:"id"`
+	Runtime ociRuntime `json:"runtime"`
+	// Slot is the sandbox's uid range (idmap.go); HostID the host uid and gid of its root.
+	Slot   int       `json:"slot"`
+	HostID uint32    `json:"host_id"`
 	Cgroup cgroupSet `json:"cgroup"`
-	// Env is the sandbox's environment, kept for Terminal so a shell sees what the main process sees.
+	// Env is the sandbox's environment, as in config.json; kept for reference.
 	Env []string `json:"env"`
 	// LogBytes caps output.log and output.log.1 together; 0 is logfile.DefaultMax.
 	LogBytes int64 `json:"log_bytes,omitempty"`
@@ -49,8 +55,9 @@ type state struct {
 	BootID    string        `json:"boot_id"`
 	State     backend.State `json:"state"`
 	Shim      procID        `json:"shim"`
-	Bwrap     procID        `json:"bwrap"`
-	Init      procID        `json:"init"` // the sandbox's PID 1, seen from the host; target for nsenter
+	Init      procID        `json:"init"` // the sandbox's PID 1 (its init), seen from the host
+	Slot      int           `json:"slot"` // the uid range, released by Remove
+	HostID    uint32        `json:"host_id"`
 	StartedAt time.Time     `json:"started_at"`
 	EndedAt   time.Time     `json:"ended_at,omitzero"`
 	ExitCode  int           `json:"exit_code"`
@@ -84,12 +91,17 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	return writeFileAtomic(path, append(data, '\n'))
+}
+
+// writeFileAtomic is writeJSON for bytes.
+func writeFileAtomic(path string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name()) // no-op after a successful rename
-	if _, err := f.Write(append(data, '\n')); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
 	}

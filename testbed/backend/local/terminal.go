@@ -8,12 +8,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -21,59 +23,146 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
 
-// Terminal starts cmd on a new PTY inside the sandbox. The process chain is
+// Terminal starts cmd on a new PTY inside the sandbox through the runtime's own exec:
 //
-//	enter (joins the sandbox's cgroup) → nsenter (joins its namespaces and root, forks into its PID
-//	namespace) → setpriv (drops every capability, sets no_new_privs) → cmd
+//	tty helper (subreaper) → runc exec --detach --tty --console-socket <socket> <id> cmd…
 //
-// so the shell is limited, isolated and unprivileged exactly like the sandbox's own processes, and Stop
-// kills it with the rest.
+// runc joins the sandbox's user, PID, mount, network, IPC and UTS namespaces and its cgroup, and applies
+// its capabilities, no_new_privs and seccomp filter before anything from the sandbox's filesystem runs;
+// the process is the sandbox's root user (an unprivileged host uid), with the environment of config.json
+// plus TERM and nothing of serve's. Inside, runc opens the PTY and sends its master end over the socket
+// (SCM_RIGHTS) to this process; no host-root process ever enters the sandbox. runc accepts a console
+// socket only when it detaches, leaving the process to whoever adopts orphans: the tty helper (this
+// binary, envTTY) is a subreaper that runs runc and reaps the process, as containerd's shim does, so no
+// zombie is left to serve or to PID 1. Stop kills the terminal with the rest of the sandbox.
 func (b *Backend) Terminal(ctx context.Context, id string, cmd []string) (backend.Terminal, error) {
 	st, err := b.running(id)
 	if err != nil {
 		return nil, fmt.Errorf("terminal: %w", err)
 	}
-	if b.opts.Nsenter == "" || b.opts.Setpriv == "" {
-		return nil, fmt.Errorf("terminal %s: %w: nsenter or setpriv not found", id, backend.ErrUnavailable)
-	}
-	var l launch
-	if err := readJSON(filepath.Join(b.dir(id), fileLaunch), &l); err != nil {
-		return nil, fmt.Errorf("terminal %s: %w", id, err)
-	}
+	l := b.launchOf(id)
 	if len(cmd) == 0 {
 		cmd = []string{"/bin/bash", "-l"}
 	}
-	argv := []string{b.opts.Nsenter,
-		"--target", strconv.Itoa(st.Init.PID),
-		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd", // the target's working directory: the sandbox home
-		"--", b.opts.Setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
-	}
-	argv = append(argv, cmd...)
-	c := exec.Command(b.opts.Executable, argv...)
-	c.Env = append([]string{envEnter + "=" + strings.Join(st.Cgroup.procsFiles(), "\n"), envKeepFDs + "=3", "TERM=xterm-256color"}, l.Env...)
-	// The init's identity was checked in running(); check again right after nsenter could have been
-	// told a reused PID: if the init died in between, the new process is killed below.
-	ptmx, err := pty.StartWithSize(c, &pty.Winsize{Cols: 80, Rows: 24})
+	// A private directory: sun_path holds 108 bytes, and nobody else may connect in between.
+	// It lives until the helper has read runc's pid file and exited.
+	tmp, err := os.MkdirTemp("", "tamarack-tty-")
 	if err != nil {
 		return nil, fmt.Errorf("terminal %s: %w", id, err)
 	}
-	if !st.Init.alive(st.BootID) {
-		_ = c.Process.Kill()
-		_ = c.Wait()
-		ptmx.Close()
-		return nil, fmt.Errorf("terminal %s: %w", id, backend.ErrNotRunning)
+	sock := filepath.Join(tmp, "console.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("terminal %s: %w", id, err)
 	}
-	t := &terminal{ptmx: ptmx, cmd: c, done: make(chan struct{})}
+	defer ln.Close()
+	pidFile := filepath.Join(tmp, "pid")
+	argv := append([]string{l.Runtime.Bin, "--root", l.Runtime.Root, "exec", "--detach", "--tty", "--console-socket", sock,
+		"--pid-file", pidFile, "--env", "TERM=xterm-256color", id}, cmd...)
+	c := exec.Command(b.opts.Executable, argv...) // ctx bounds only the start, below
+	c.Env = []string{envTTY + "=" + pidFile, "PATH=" + hostPath}
+	// Its own session: no signal aimed at serve's process group reaches it; if serve dies, the PTY's
+	// hang-up ends the shell and the helper with it.
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var errOut strings.Builder
+	c.Stdout, c.Stderr = &errOut, &errOut
+	if err := c.Start(); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("terminal %s: %w", id, err)
+	}
+	done := make(chan struct{})
 	go func() {
 		_ = c.Wait()
-		close(t.done)
+		os.RemoveAll(tmp)
+		close(done)
 	}()
+	fail := func(err error) (backend.Terminal, error) {
+		_ = c.Process.Kill()
+		<-done
+		if msg := lastOf(errOut.String()); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return nil, fmt.Errorf("terminal %s: %w", id, err)
+	}
+	ptmx, err := receiveConsole(ctx, ln, done)
+	if err != nil {
+		return fail(err)
+	}
+	pid, err := readPID(pidFile, 10*time.Second)
+	if err != nil {
+		ptmx.Close()
+		return fail(err)
+	}
+	// A command that has already ended leaves nothing to kill on Close: proc stays zero, and its
+	// output is still in the PTY to be read.
+	proc, _ := identify(pid)
+	// The init's identity was checked in running(); if the sandbox ended in between, runc exec failed
+	// or its process dies with the PID namespace: either way, no terminal.
+	if !st.Init.alive(st.BootID) {
+		ptmx.Close()
+		return fail(backend.ErrNotRunning)
+	}
+	t := &terminal{ptmx: ptmx, proc: proc, boot: st.BootID, helper: c, done: done}
+	if err := t.Resize(80, 24); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("terminal %s: %w", id, err)
+	}
 	return t, nil
+}
+
+// receiveConsole accepts runc's connection on ln and returns the PTY master it sends, or fails when
+// ctx ends or runc exits first.
+func receiveConsole(ctx context.Context, ln *net.UnixListener, runcDone <-chan struct{}) (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		conn, err := ln.AcceptUnix()
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer conn.Close()
+		buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			ch <- result{err: fmt.Errorf("receive console: %w", err)}
+			return
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			ch <- result{err: fmt.Errorf("receive console: no descriptor (%v)", err)}
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			ch <- result{err: fmt.Errorf("receive console: want one descriptor (%v)", err)}
+			return
+		}
+		unix.CloseOnExec(fds[0])
+		ch <- result{f: os.NewFile(uintptr(fds[0]), "ptmx")}
+	}()
+	select {
+	case r := <-ch:
+		return r.f, r.err
+	case <-runcDone:
+		return nil, errors.New("runc exec did not send the console")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 type terminal struct {
 	ptmx      *os.File
-	cmd       *exec.Cmd
+	proc      procID // the process runc exec started in the sandbox, seen from the host
+	boot      string
+	helper    *exec.Cmd
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -93,18 +182,69 @@ func (t *terminal) Resize(cols, rows uint16) error {
 	return pty.Setsize(t.ptmx, &pty.Winsize{Cols: cols, Rows: rows})
 }
 
-// Close hangs up the terminal and kills its process group, then waits for it.
+// Close hangs up the terminal and kills its process group, then waits for the helper to reap it.
 func (t *terminal) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
-		err = t.ptmx.Close()
-		// pty.Start made the process a session and group leader; SIGHUP lets shells exit cleanly,
-		// SIGKILL makes sure. Anything a shell moved to another group is killed with the sandbox.
-		_ = syscall.Kill(-t.cmd.Process.Pid, syscall.SIGHUP)
-		_ = syscall.Kill(-t.cmd.Process.Pid, syscall.SIGKILL)
+		err = t.ptmx.Close() // the hang-up: the shell's session gets SIGHUP
+		// runc exec made the process a session and group leader; SIGKILL makes sure. Anything a shell
+		// moved to another group is killed with the sandbox.
+		if t.proc.alive(t.boot) {
+			_ = syscall.Kill(-t.proc.PID, syscall.SIGKILL)
+			_ = syscall.Kill(t.proc.PID, syscall.SIGKILL)
+		}
 		<-t.done
 	})
 	return err
+}
+
+// envTTY selects the tty helper role (MaybeRunShim); its value is runc's pid file.
+const envTTY = "TAMARACK_SANDBOX_TTY"
+
+// runTTY is the tty helper: a subreaper that runs `runc exec --detach …` (argv), adopts the process runc
+// leaves behind, reaps it and everything it orphans, and exits with its exit code (125 when runc
+// failed; runc's error is on stderr).
+func runTTY(pidFile string, argv []string) int {
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "tamarack: tty helper: subreaper: %v\n", err)
+		return 125
+	}
+	if len(argv) == 0 {
+		fmt.Fprintln(os.Stderr, "tamarack: tty helper: no command")
+		return 125
+	}
+	c := exec.Command(argv[0], argv[1:]...)
+	c.Env = []string{"PATH=" + hostPath}
+	c.Stdout, c.Stderr = os.Stderr, os.Stderr
+	if err := c.Run(); err != nil {
+		return 125
+	}
+	// runc wrote it before returning; the caller removes it only once this helper has exited.
+	pid, err := readPID(pidFile, time.Second)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tamarack: tty helper: %v\n", err)
+	}
+	code := -1
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil { // ECHILD: nothing left
+			if code < 0 {
+				code = 125
+			}
+			return code
+		}
+		if got == pid {
+			code = ws.ExitStatus()
+			if ws.Signaled() {
+				code = 128 + int(ws.Signal())
+			}
+		}
+	}
 }
 
 // DialPort connects to 127.0.0.1:port inside the sandbox's network namespace. The socket is created by

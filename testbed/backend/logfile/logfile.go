@@ -8,7 +8,8 @@
 // still reads to the end).
 //
 // It owns those two files and nothing else: it knows nothing of sandboxes, processes or streams, so any
-// runtime that supervises a sandbox's output (bubblewrap's shim today, runc's tomorrow) can use it.
+// runtime that supervises a sandbox's output (the local backend's shim, whatever runtime it drives) can
+// use it.
 package logfile
 
 import (

@@ -1,0 +1,216 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/local/ocispec"
+)
+
+// Start claims a uid range, makes the home filesystem, writes the runtime spec into <root>/<id> and
+// starts the shim, and returns once the shim reports the sandbox's command running. On any failure it
+// removes what it created.
+func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status, err error) {
+	if err := s.Validate(); err != nil {
+		return backend.Status{}, err
+	}
+	if b.opts.Runtime == "" || b.opts.Init == "" {
+		return backend.Status{}, fmt.Errorf("start %s: %w: runc or tini-static not found", s.SandboxID, backend.ErrUnavailable)
+	}
+	layout, err := b.cgroups()
+	if err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	dir := b.dir(s.SandboxID)
+	// Mkdir, not MkdirAll: its failure on an existing directory is what makes Start exclusive.
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, backend.ErrExists)
+		}
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	l := launch{ID: s.SandboxID, Runtime: b.runtime(), Slot: -1, Cgroup: layout.set(s.SandboxID), Env: sandboxEnv(s), LogBytes: s.Limits.LogBytes}
+	defer func() {
+		if err != nil {
+			// A context that ended is why we are here; the cleanup must run anyway.
+			if terr := teardown(context.WithoutCancel(ctx), dir, l); terr != nil {
+				b.log.Error("clean up failed start", "sandbox", s.SandboxID, "error", terr)
+				return // keep the directory: it is what a later Remove needs to finish the job
+			}
+			_ = b.ids.release(l.Slot, dir)
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	if l.Slot, err = b.ids.claim(dir); err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	l.HostID = b.ids.hostID(l.Slot)
+	spec, notes, err := b.spec(ctx, dir, s, l, layout)
+	if err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	if err := writeJSON(filepath.Join(dir, fileConfig), spec); err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	if len(notes) > 0 {
+		b.log.Info("sandbox device nodes skipped", "sandbox", s.SandboxID, "notes", notes)
+		// The user should see it too: their CUDA program will find no GPU and this says why.
+		note := "[tamarack] " + strings.Join(notes, "\n[tamarack] ") + "\n"
+		if err := os.WriteFile(filepath.Join(dir, fileOutput), []byte(note), 0o600); err != nil {
+			return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+		}
+	}
+	if err := writeJSON(filepath.Join(dir, fileLaunch), l); err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	if err := b.spawnShim(ctx, dir); err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	return b.Inspect(ctx, s.SandboxID)
+}
+
+// spec makes the sandbox's home and generated files and builds its runtime spec, with notes about
+// device nodes this host lacks.
+func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch, layout cgroupLayout) (*specs.Spec, []string, error) {
+	conf := filepath.Join(dir, dirConf)
+	if err := os.Mkdir(conf, 0o755); err != nil {
+		return nil, nil, err
+	}
+	root, binds, err := b.rootfs(s, conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := searchable(root); err != nil {
+		return nil, nil, fmt.Errorf("root filesystem: %w", err)
+	}
+	if err := makeHome(ctx, dir, b.opts.HomeBytes, l.HostID); err != nil {
+		return nil, nil, err
+	}
+	devs, notes := deviceNodes(s)
+	in := ocispec.Input{
+		ID:      s.SandboxID,
+		Args:    s.Command,
+		Env:     l.Env,
+		Cwd:     ocispec.HomeDir,
+		RootFS:  root,
+		IDs:     ocispec.IDMap{HostID: l.HostID, Size: ocispec.RangeSize},
+		Network: s.Network,
+		Home:    filepath.Join(dir, dirHome),
+		Init:    b.opts.Init,
+		Binds:   binds,
+		Devices: devs,
+		Limits:  s.Limits,
+		Cgroup:  ocispec.Cgroup{Path: layout.runtimePath(s.SandboxID), V2: layout.v2, Swap: layout.swap()},
+	}
+	for _, e := range b.opts.SpecEdits {
+		in.Edits = append(in.Edits, func(sp *specs.Spec) error { return e(s, sp) })
+	}
+	spec, err := ocispec.Build(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ensureMountpoints(root, spec.Mounts); err != nil {
+		return nil, nil, err
+	}
+	return spec, notes, nil
+}
+
+// spawnShim starts the shim detached and waits for its "ok".
+func (b *Backend) spawnShim(ctx context.Context, dir string) error {
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer readyR.Close()
+	shimLog, err := os.OpenFile(filepath.Join(dir, fileShim), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		readyW.Close()
+		return err
+	}
+	defer shimLog.Close()
+	cmd := exec.Command(b.opts.Executable)
+	cmd.Env = []string{envShim + "=" + dir, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = shimLog, shimLog
+	cmd.ExtraFiles = []*os.File{readyW}
+	// Its own session: no signal aimed at serve's process group or terminal reaches it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	readyW.Close()
+	if err != nil {
+		return fmt.Errorf("start shim: %w", err)
+	}
+	// Reap it if it ends while we live; after a restart init (or a subreaper) does.
+	go func() { _ = cmd.Wait() }()
+
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(readyR).ReadString('\n')
+		line <- strings.TrimSpace(s)
+	}()
+	select {
+	case s := <-line:
+		if s == "ok" {
+			return nil
+		}
+		if s == "" {
+			s = "shim exited without a word; see " + filepath.Join(dir, fileShim)
+		}
+		return errors.New(strings.TrimPrefix(s, "error: "))
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		return ctx.Err()
+	}
+}
+
+// sandboxEnv is Spec.Env overlaid with what the backend sets, sorted.
+func sandboxEnv(s backend.Spec) []string {
+	m := map[string]string{"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+	maps.Copy(m, s.Env)
+	m["HOME"] = ocispec.HomeDir
+	m["USER"] = "root"
+	m["LOGNAME"] = "root"
+	m["HOSTNAME"] = s.SandboxID
+	m["TAMARACK_SANDBOX_ID"] = s.SandboxID
+	if len(s.Devices) > 0 {
+		idx := make([]string, 0, len(s.Devices))
+		uuids := make([]string, 0, len(s.Devices))
+		for _, d := range s.Devices {
+			idx = append(idx, strconv.Itoa(d.Index))
+			if d.UUID != "" {
+				uuids = append(uuids, d.UUID)
+			}
+		}
+		// Device.Index is the nvidia-smi index, which is PCI bus order; CUDA's default order is
+		// "fastest first", so without CUDA_DEVICE_ORDER the same number could name another GPU.
+		m["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+		m["CUDA_VISIBLE_DEVICES"] = strings.Join(idx, ",")
+		if len(uuids) == len(s.Devices) {
+			m["NVIDIA_VISIBLE_DEVICES"] = strings.Join(uuids, ",")
+		} else {
+			m["NVIDIA_VISIBLE_DEVICES"] = strings.Join(idx, ",")
+		}
+	} else {
+		// Explicitly none, so a CUDA program fails fast instead of probing.
+		m["CUDA_VISIBLE_DEVICES"] = ""
+		m["NVIDIA_VISIBLE_DEVICES"] = "void"
+	}
+	out := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, k+"="+m[k])
+	}
+	return out
+}
