@@ -115,6 +115,9 @@ type Device struct {
 	// Paths are the device nodes on the host, e.g. /dev/nvidia0. Shared nodes (/dev/nvidiactl,
 	// /dev/nvidia-uvm) are added by the backend.
 	Paths []string
+	// CDIName is the host's CDI device that hands this one over (nvidia.com/gpu=GPU-…), when the caller
+	// knows it. Empty: a backend that reads CDI specs finds the device by UUID, then by index.
+	CDIName string
 }
 
 // Limits caps what a sandbox may use. Zero means "no limit of that kind" (except LogBytes): the testbed

@@ -73,12 +73,21 @@ type Options struct {
 	// SpecEdits change each sandbox's runtime spec after it is built, in order: the seam for device
 	// handling that needs more than device nodes (CDI specs) and for runtime-specific annotations.
 	SpecEdits []SpecEdit
+	// FileEdits change each sandbox's runtime spec after SpecEdits, in order, and may put files of their
+	// own on the host for it: the seam for CDI devices (package cdi), whose driver links and mount
+	// points must exist somewhere other than the sandbox's shared read-only root.
+	FileEdits []FileEdit
 	// Logger receives notes (skipped device nodes); default slog.Default().
 	Logger *slog.Logger
 }
 
 // SpecEdit changes the runtime spec of the sandbox s before it is written. An error fails the Start.
 type SpecEdit func(s backend.Spec, spec *specs.Spec) error
+
+// FileEdit is a SpecEdit that also writes files for the sandbox: dir is an empty directory of its own
+// (under HostDir/edits, so the sandbox's root user can reach what is mounted from it), shared by the
+// sandbox's FileEdits and removed when the sandbox ends. Whatever is mounted from it must be read-only.
+type FileEdit func(s backend.Spec, dir string, spec *specs.Spec) error
 
 // Backend is the local sandbox backend. Safe for concurrent use.
 type Backend struct {

@@ -104,33 +104,37 @@ func ensureHostView(root string) error {
 			return fmt.Errorf("host view: %w", err)
 		}
 	}
-	for _, d := range []string{"etc", "home"} {
+	for _, d := range []string{"etc", "home", "var"} {
 		if err := r.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("host view: %w", err)
 		}
+	}
+	// As on the host: programs (and CDI specs) name /var/run for /run, the sandbox's tmpfs.
+	if err := r.Symlink("../run", "var/run"); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("host view: %w", err)
 	}
 	return nil
 }
 
 // ensureMountpoints creates in root every mount point the spec needs and the root lacks: the sandbox's
 // root user cannot create them itself in a root it does not own. Paths under a filesystem the spec
-// mounts (/dev, /proc, /run, /tmp…) are made by runc inside that filesystem. Everything is created
-// through os.Root, so a symlink in an image can never make this write outside it.
+// mounts (/dev, /proc, /run, /tmp…) are made by runc inside that filesystem; paths under an earlier
+// bind are not in the root at all (they are the bound directory's, which the host view's /usr is, and
+// a CDI graft provides). Everything is created through os.Root, so a symlink in an image can never make
+// this write outside it.
 func ensureMountpoints(root string, mounts []specs.Mount) error {
 	r, err := os.OpenRoot(root)
 	if err != nil {
 		return fmt.Errorf("mount points: %w", err)
 	}
 	defer r.Close()
-	var filesystems []string
+	var earlier []string
 	for _, m := range mounts {
 		dest := filepath.Clean(m.Destination)
-		if slices.ContainsFunc(filesystems, func(fs string) bool { return strings.HasPrefix(dest, fs+"/") }) {
+		if slices.ContainsFunc(earlier, func(fs string) bool { return strings.HasPrefix(dest, fs+"/") }) {
 			continue
 		}
-		if m.Type != "bind" {
-			filesystems = append(filesystems, dest)
-		}
+		earlier = append(earlier, dest)
 		rel := strings.TrimPrefix(dest, "/")
 		if _, err := r.Lstat(rel); err == nil {
 			continue
@@ -187,13 +191,19 @@ func searchable(p string) error {
 }
 
 // deviceNodes resolves the spec's devices (and the driver's shared nodes when any GPU is assigned) to
-// host device numbers. Missing nodes are skipped with a note for the sandbox's log.
-func deviceNodes(s backend.Spec) (nodes []ocispec.Device, notes []string) {
+// host device numbers. Missing assigned nodes are skipped and returned, for a note in the sandbox's
+// log. Devices named by their CDI device are left to the CDI edit.
+func deviceNodes(s backend.Spec) (nodes []ocispec.Device, missing []string) {
 	var paths []string
+	plain := false
 	for _, d := range s.Devices {
+		if d.CDIName != "" {
+			continue // its nodes come from its CDI spec (a FileEdit)
+		}
+		plain = true
 		paths = append(paths, d.Paths...)
 	}
-	if len(s.Devices) > 0 {
+	if plain {
 		paths = append(paths, "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset")
 	}
 	for _, p := range paths {
@@ -215,7 +225,7 @@ func deviceNodes(s backend.Spec) (nodes []ocispec.Device, notes []string) {
 		if !assigned {
 			continue // optional shared node: absent on hosts without UVM or modeset, not worth a note
 		}
-		notes = append(notes, fmt.Sprintf("device node %s is not present on this host; skipped", p))
+		missing = append(missing, p)
 	}
-	return nodes, notes
+	return nodes, missing
 }

@@ -58,6 +58,10 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
 	l.HostID = b.ids.hostID(l.Slot)
+	if len(b.opts.FileEdits) > 0 {
+		// Keyed by the uid slot, which no other sandbox on the host holds now.
+		l.EditDir = filepath.Join(b.opts.HostDir, "edits", strconv.Itoa(l.Slot))
+	}
 	spec, notes, err := b.spec(ctx, dir, s, l, layout)
 	if err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
@@ -99,7 +103,7 @@ func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch
 	if err := makeHome(ctx, dir, b.opts.HomeBytes, l.HostID); err != nil {
 		return nil, nil, err
 	}
-	devs, notes := deviceNodes(s)
+	devs, missing := deviceNodes(s)
 	in := ocispec.Input{
 		ID:      s.SandboxID,
 		Args:    s.Command,
@@ -122,8 +126,25 @@ func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch
 	if err != nil {
 		return nil, nil, err
 	}
+	if l.EditDir != "" {
+		if err := makeEditDir(l.EditDir); err != nil {
+			return nil, nil, err
+		}
+		for i, e := range b.opts.FileEdits {
+			if err := e(s, l.EditDir, spec); err != nil {
+				return nil, nil, fmt.Errorf("file edit %d: %w", i, err)
+			}
+		}
+	}
 	if err := ensureMountpoints(root, spec.Mounts); err != nil {
 		return nil, nil, err
+	}
+	var notes []string
+	for _, p := range missing {
+		// A FileEdit (CDI) may have handed the node over from elsewhere on the host.
+		if !slices.ContainsFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == p }) {
+			notes = append(notes, fmt.Sprintf("device node %s is not present on this host; skipped", p))
+		}
 	}
 	return spec, notes, nil
 }
@@ -213,4 +234,20 @@ func sandboxEnv(s backend.Spec) []string {
 		out = append(out, k+"="+m[k])
 	}
 	return out
+}
+
+// makeEditDir makes a sandbox's FileEdits directory, empty: one left by a sandbox that held the same uid
+// slot and crashed before its teardown is replaced. The directories above it must let the sandbox's
+// root user (an unprivileged host uid) through, as for the host view.
+func makeEditDir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	return searchable(dir)
 }

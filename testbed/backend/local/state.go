@@ -40,6 +40,9 @@ type launch struct {
 	Env []string `json:"env"`
 	// LogBytes caps output.log and output.log.1 together; 0 is logfile.DefaultMax.
 	LogBytes int64 `json:"log_bytes,omitempty"`
+	// EditDir holds the files of Options.FileEdits for this sandbox (HostDir/edits/<slot>); removed
+	// with the rest at its end.
+	EditDir string `json:"edit_dir,omitempty"`
 }
 
 // procID identifies a process across PID reuse: the PID plus its start time in clock ticks since boot,

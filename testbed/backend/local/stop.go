@@ -162,6 +162,11 @@ func teardown(ctx context.Context, dir string, l launch) error {
 			errs = append(errs, err)
 		}
 	}
+	if l.EditDir != "" {
+		if err := os.RemoveAll(l.EditDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

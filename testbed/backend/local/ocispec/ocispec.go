@@ -361,7 +361,8 @@ func resources(in Input) *specs.LinuxResources {
 		r.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
 	}
 	if l.Pids > 0 {
-		r.Pids = &specs.LinuxPids{Limit: l.Pids}
+		pids := l.Pids
+		r.Pids = &specs.LinuxPids{Limit: &pids}
 	}
 	return r
 }

@@ -226,7 +226,7 @@ func TestBuildResources(t *testing.T) {
 			name: "v1 with swap accounting", limits: backend.Limits{MemoryBytes: 1 << 30, CPUMillis: 1500, Pids: 256}, cg: Cgroup{Swap: true},
 			wantMem:  &specs.LinuxMemory{Limit: ptr(1 << 30), Swap: ptr(1 << 30)},
 			wantCPU:  &specs.LinuxCPU{Quota: ptr(150_000)},
-			wantPids: &specs.LinuxPids{Limit: 256},
+			wantPids: &specs.LinuxPids{Limit: ptr(256)},
 		},
 		{
 			name: "v1 without swap accounting", limits: backend.Limits{MemoryBytes: 64 << 20},
@@ -255,7 +255,7 @@ func TestBuildResources(t *testing.T) {
 			if (r.CPU == nil) != (tt.wantCPU == nil) || r.CPU != nil && (*r.CPU.Quota != *tt.wantCPU.Quota || *r.CPU.Period != cpuPeriod) {
 				t.Errorf("cpu = %+v, want quota %+v of %d", r.CPU, tt.wantCPU, cpuPeriod)
 			}
-			if (r.Pids == nil) != (tt.wantPids == nil) || r.Pids != nil && r.Pids.Limit != tt.wantPids.Limit {
+			if (r.Pids == nil) != (tt.wantPids == nil) || r.Pids != nil && !eqInt(r.Pids.Limit, tt.wantPids.Limit) {
 				t.Errorf("pids = %+v, want %+v", r.Pids, tt.wantPids)
 			}
 			if got := r.Unified["memory.oom.group"] == "1"; got != tt.wantOOMGrp {
