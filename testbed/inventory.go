@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -280,8 +279,8 @@ func (s *Service) index() *index {
 	return s.idx
 }
 
-// AddNode adds a node to a pool with declared devices, or with devices discovered on this host by
-// nvidia-smi (Discover). Discovered devices are not labelled declared.
+// AddNode adds a node to a pool with declared devices, or with devices discovered on this host from
+// nvidia-smi and the host's CDI specs (Discover). Discovered devices are not labelled declared.
 func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNodeInput) (Node, []Device, error) {
 	if err := in.Validate(); err != nil {
 		return Node{}, nil, err
@@ -303,14 +302,14 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 		if !c.Staff {
 			return Node{}, nil, ErrHostBackendStaff.WithDetail("GPU discovery reads the platform host's devices")
 		}
-		found, err := DiscoverGPUs(ctx)
+		found, err := DiscoverGPUs(ctx, s.opts.CDIDirs)
 		if err != nil {
 			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetail("%v", err)
 		}
 		if len(found) > 0 {
 			in.Devices, declared = found, false
 		} else if len(in.Devices) == 0 {
-			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetail("nvidia-smi found no GPU on this host and no devices were declared")
+			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetail("no GPU on this host (neither nvidia-smi nor a CDI spec lists one) and no devices were declared")
 		}
 	}
 	now := ms(s.clock.Now())
@@ -408,22 +407,6 @@ func (s *Service) SetNodeHealth(ctx context.Context, c Caller, poolID, nodeID st
 	}
 	s.index().setHealth(n.ID, n.Health)
 	return n, nil
-}
-
-// DiscoverGPUs asks nvidia-smi for this host's GPUs. No nvidia-smi (or no GPU) is not an error: the result
-// is empty and devices must be declared.
-func DiscoverGPUs(ctx context.Context) ([]DeviceInput, error) {
-	path, err := exec.LookPath("nvidia-smi")
-	if err != nil {
-		return nil, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, path, "--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader,nounits").Output()
-	if err != nil {
-		return nil, fmt.Errorf("nvidia-smi: %w", err)
-	}
-	return ParseNvidiaSMI(out)
 }
 
 // ParseNvidiaSMI parses `nvidia-smi --query-gpu=index,uuid,name,memory.total --format=csv,noheader` output

@@ -52,6 +52,8 @@ type Options struct {
 	LogRetention         time.Duration // 1h: an ended sandbox's logs stay readable this long
 	StartTimeout         time.Duration // 2m: a backend Start
 	DisableEventConsumer bool          // tests that drive consumers by hand
+	// CDIDirs are where GPU discovery reads the host's CDI specs; default /etc/cdi and /var/run/cdi.
+	CDIDirs []string
 }
 
 func (o Options) withDefaults() Options {

@@ -48,6 +48,7 @@ type config struct {
 	// Testbed.
 	SandboxBackend string
 	UsageInterval  time.Duration
+	CDIDirs        string // comma-separated
 
 	// Marketplace.
 	BlobStore     string
@@ -152,6 +153,7 @@ func newConfig(name string) *config {
 	str(&c.KeySecret, "key-secret", "TAMARACK_KEY_SECRET", "", "secret sealing the JWT signing keys stored in the database (AES-256-GCM); empty stores them unsealed; every identity process needs the same one", true)
 	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (runc), simulator (demos and tests only)", false)
 	dur(&c.UsageInterval, "usage-interval", "TAMARACK_USAGE_INTERVAL", 15*time.Second, "how often running sandboxes publish usage samples")
+	str(&c.CDIDirs, "cdi-dirs", "TAMARACK_CDI_DIRS", "/etc/cdi,/var/run/cdi", "comma-separated directories of the host's CDI specs (nvidia-ctk cdi generate), from which sandboxes get their GPUs", false)
 	// Marketplace.
 	str(&c.BlobStore, "blob-store", "TAMARACK_BLOB_STORE", "", "artifact storage: empty keeps files under <data>/blobs; s3://bucket[/prefix]?endpoint=host:port[&region=r][&insecure=true] uses S3-compatible storage", false)
 	str(&c.S3AccessKey, "s3-access-key", "TAMARACK_S3_ACCESS_KEY", "", "access key of the S3-compatible blob store", true)
@@ -274,6 +276,11 @@ func (c *config) validate() error {
 	if c.UsageInterval < time.Second || c.UsageInterval > 5*time.Minute {
 		bad("--usage-interval %s: use 1s to 5m", c.UsageInterval)
 	}
+	for _, d := range c.cdiDirs() {
+		if !filepath.IsAbs(d) {
+			bad("--cdi-dirs: %q is not an absolute path", d)
+		}
+	}
 	if c.BlobStore != "" && !strings.HasPrefix(c.BlobStore, "s3://") {
 		bad("--blob-store %q: use an s3:// URL, or leave it empty for <data>/blobs", c.BlobStore)
 	}
@@ -287,6 +294,17 @@ func (c *config) validate() error {
 		bad("--stripe-webhook-secret is required with --stripe-key (webhooks credit purchases)")
 	}
 	return errors.Join(errs...)
+}
+
+// cdiDirs are --cdi-dirs as a list.
+func (c *config) cdiDirs() []string {
+	var out []string
+	for _, d := range strings.Split(c.CDIDirs, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // checkDataDir makes sure the data directory exists and this process can write in it, so that a wrong

@@ -12,6 +12,7 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+	"github.com/tamarack-ai/tamarack/testbed/backend/local/cdi"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
 )
 
@@ -28,7 +29,13 @@ func testbedBackends(ctx context.Context, e *env) (map[string]backend.Backend, e
 	bs := map[string]backend.Backend{}
 	sb := sim.New(e.clock)
 	bs[sb.Kind()] = sb
-	lb, err := local.New(local.Options{Root: filepath.Join(e.cfg.Data, "sandboxes"), Logger: e.log.With("backend", "local")})
+	// GPUs come from the host's CDI specs; a host without any has no GPU to hand over, which is fine.
+	devices, err := cdi.Open(e.cfg.cdiDirs(), e.log.With("backend", "local"))
+	if err != nil {
+		return nil, err
+	}
+	lb, err := local.New(local.Options{Root: filepath.Join(e.cfg.Data, "sandboxes"), Logger: e.log.With("backend", "local"),
+		FileEdits: []local.FileEdit{devices.Edit}})
 	if err == nil {
 		err = lb.Check(ctx)
 	}
@@ -47,7 +54,7 @@ func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
 	}
 	return testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log.With("service", "testbed"), Clock: e.clock,
 		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs,
-		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval}, Registry: e.registry})
+		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval, CDIDirs: e.cfg.cdiDirs()}, Registry: e.registry})
 }
 
 // wireTestbed builds the testbed service, mounts its routes on e.api, adds its OpenAPI operations to e.doc and
