@@ -126,7 +126,7 @@ echo "firmware=$(cat /usr/local/nvidia/firmware/nvidia/580.159.04/gsp_ga10x.bin)
 echo "smi=$(nvidia-smi)"
 echo "ld=$LD_LIBRARY_PATH"
 echo "path=$PATH"
-echo "visible=$NVIDIA_VISIBLE_DEVICES libcudadir=$NVIDIA_CTK_LIBCUDA_DIR"
+echo "visible=$NVIDIA_VISIBLE_DEVICES cuda=$CUDA_VISIBLE_DEVICES libcudadir=$NVIDIA_CTK_LIBCUDA_DIR"
 echo "local=$(ls /usr/local | tr '\n' ' ')"
 if touch /usr/local/nvidia/lib64/x 2>/dev/null; then echo "graft writable"; else echo "graft read-only"; fi
 grep ' /usr/local/nvidia/lib64/libcuda.so.580.159.04 ' /proc/self/mountinfo | cut -d' ' -f6 | sed 's/^/libopts=/'
@@ -223,8 +223,8 @@ func TestGPUFromCDI(t *testing.T) {
 				"smi=GPU 0: fake H200\n",
 				"ld=/usr/local/nvidia/lib64\n",
 				":/usr/local/nvidia/bin\n", // PATH ends with the driver's bin folder
-				"visible=" + tt.dev.UUID,
-				"libcudadir=/usr/local/nvidia/lib64\n",
+				// CUDA numbers the sandbox's GPUs from 0, whatever their index on the host.
+				" cuda=0 libcudadir=/usr/local/nvidia/lib64\n",
 				"graft read-only\n",
 			} {
 				if !strings.Contains(out, w) {

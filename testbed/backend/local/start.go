@@ -209,16 +209,20 @@ func sandboxEnv(s backend.Spec) []string {
 	if len(s.Devices) > 0 {
 		idx := make([]string, 0, len(s.Devices))
 		uuids := make([]string, 0, len(s.Devices))
-		for _, d := range s.Devices {
+		own := make([]string, 0, len(s.Devices))
+		for i, d := range s.Devices {
 			idx = append(idx, strconv.Itoa(d.Index))
+			own = append(own, strconv.Itoa(i))
 			if d.UUID != "" {
 				uuids = append(uuids, d.UUID)
 			}
 		}
-		// Device.Index is the nvidia-smi index, which is PCI bus order; CUDA's default order is
-		// "fastest first", so without CUDA_DEVICE_ORDER the same number could name another GPU.
+		// Inside, the driver shows only the sandbox's own GPUs (their nodes are the only ones there),
+		// and CUDA numbers them from 0: the host's indices would name GPUs that do not exist (a sandbox
+		// given GPU 3 alone would see none with CUDA_VISIBLE_DEVICES=3). In PCI bus order, as the
+		// host's nvidia-smi indices are, rather than CUDA's default "fastest first".
 		m["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-		m["CUDA_VISIBLE_DEVICES"] = strings.Join(idx, ",")
+		m["CUDA_VISIBLE_DEVICES"] = strings.Join(own, ",")
 		if len(uuids) == len(s.Devices) {
 			m["NVIDIA_VISIBLE_DEVICES"] = strings.Join(uuids, ",")
 		} else {
