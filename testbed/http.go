@@ -73,8 +73,11 @@ type poolJSON struct {
 	Settings    map[string]string `json:"settings"`
 	Nodes       int               `json:"nodes"`
 	GPUs        []poolGPUJSON     `json:"gpus"`
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
+	// BackendProblem (pool managers only) says why sandboxes cannot start on the pool's backend here,
+	// and how to fix it (runc not found: install it with apt-get install runc).
+	BackendProblem string    `json:"backend_problem,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 type poolGPUJSON struct {
@@ -85,7 +88,8 @@ type poolGPUJSON struct {
 
 func toPoolJSON(v PoolView) poolJSON {
 	out := poolJSON{ID: v.ID, VendorOrgID: v.VendorOrgID, Name: v.Name, Region: v.Region, Backend: v.Backend,
-		Settings: v.SettingsMap(), Nodes: v.Nodes, GPUs: []poolGPUJSON{}, CreatedAt: fromMS(v.CreatedMS), UpdatedAt: fromMS(v.UpdatedMS)}
+		Settings: v.SettingsMap(), Nodes: v.Nodes, GPUs: []poolGPUJSON{}, BackendProblem: v.BackendProblem,
+		CreatedAt: fromMS(v.CreatedMS), UpdatedAt: fromMS(v.UpdatedMS)}
 	for _, m := range GPUModels() {
 		if c, ok := v.Models[m]; ok {
 			out.GPUs = append(out.GPUs, poolGPUJSON{GPUModel: m, Total: c[1], FreeNow: c[0]})
@@ -100,6 +104,7 @@ func toPoolJSONFor(c Caller, v PoolView) poolJSON {
 	out := toPoolJSON(v)
 	if !canManagePool(c, v.Pool) {
 		out.Settings = map[string]string{}
+		out.BackendProblem = ""
 	}
 	return out
 }

@@ -229,6 +229,9 @@ type PoolView struct {
 	Pool
 	Models map[string][2]int // model -> free now, total (ready nodes)
 	Nodes  int
+	// BackendProblem says why the pool's backend cannot work on this host, and how to fix it; empty when
+	// it can (Deps.Unavailable).
+	BackendProblem string
 }
 
 // ListPools lists every pool (the catalogue of hardware is public).
@@ -251,7 +254,7 @@ func (s *Service) ListPools(ctx context.Context) ([]PoolView, error) {
 	}
 	out := make([]PoolView, len(pools))
 	for i, p := range pools {
-		out[i] = PoolView{Pool: p, Models: s.index().poolCounts(p.ID), Nodes: nodes[p.ID]}
+		out[i] = PoolView{Pool: p, Models: s.index().poolCounts(p.ID), Nodes: nodes[p.ID], BackendProblem: s.unavailable[p.Backend]}
 	}
 	return out, nil
 }
@@ -270,7 +273,7 @@ func (s *Service) GetPool(ctx context.Context, id string) (PoolView, []Node, []D
 	if err := s.db.WithContext(ctx).Where("pool_id = ?", id).Order("node_id, idx").Find(&devs).Error; err != nil {
 		return PoolView{}, nil, nil, err
 	}
-	return PoolView{Pool: p, Models: s.index().poolCounts(p.ID), Nodes: len(nodes)}, nodes, devs, nil
+	return PoolView{Pool: p, Models: s.index().poolCounts(p.ID), Nodes: len(nodes), BackendProblem: s.unavailable[p.Backend]}, nodes, devs, nil
 }
 
 func (s *Service) index() *index {

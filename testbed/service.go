@@ -176,6 +176,9 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		return Sandbox{}, mapNotFound(err, ErrPoolNotFound)
 	}
 	if _, ok := s.backends[pool.Backend]; !ok {
+		if why := s.unavailable[pool.Backend]; why != "" {
+			return Sandbox{}, ErrBackendUnavailable.WithDetail("pool %q cannot start sandboxes on this host: %s", pool.Name, why)
+		}
 		return Sandbox{}, ErrBackendUnavailable.WithDetail("pool %q uses the %s backend, which this deployment does not run", pool.Name, pool.Backend)
 	}
 	t := templates[in.Template]

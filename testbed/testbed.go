@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,6 +91,11 @@ type Deps struct {
 	Backends map[string]backend.Backend
 	Options  Options
 	Registry prometheus.Registerer // optional: the testbed's metrics are registered here
+
+	// Unavailable are backends this deployment would run but that cannot work on this host, by kind, with
+	// their Check error (what is missing and how to install it): pools on them show it to their managers,
+	// and launching on them answers 503 backend_unavailable saying it.
+	Unavailable map[string]error
 }
 
 // Service is the testbed.
@@ -104,6 +110,9 @@ type Service struct {
 	outbox   *eventbus.Outbox
 	idx      *index
 	metrics  *metrics
+
+	// unavailable says why a backend kind this deployment would run cannot work here (Deps.Unavailable).
+	unavailable map[string]string
 
 	mu       sync.Mutex
 	inflight map[string]bool  // sandboxes a goroutine is provisioning or stopping
@@ -140,9 +149,29 @@ func New(d Deps) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends,
+	s := &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends,
 		opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
-		inflight: map[string]bool{}, touched: map[string]int64{}, metrics: newMetrics(d.Registry)}, nil
+		inflight: map[string]bool{}, touched: map[string]int64{}, metrics: newMetrics(d.Registry)}
+	s.unavailable = map[string]string{}
+	for kind, err := range d.Unavailable {
+		if err != nil {
+			s.unavailable[kind] = unavailableText(err)
+		}
+	}
+	return s, nil
+}
+
+// unavailableText is a backend's Check error as one line: each problem once, without the sentinel's
+// words in front of each.
+func unavailableText(err error) string {
+	var parts []string
+	for line := range strings.Lines(err.Error()) {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), backend.ErrUnavailable.Error()+":"))
+		if line != "" {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Outbox is the service's outbox relay (tests flush it).

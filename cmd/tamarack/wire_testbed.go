@@ -21,18 +21,19 @@ import (
 func testbedMigrations() []sqldb.Migrations { return []sqldb.Migrations{testbed.Migrations()} }
 
 // testbedBackends builds the sandbox backends this process runs: local (runc, sandboxes under
-// <data>/sandboxes) when the host can run it, and the simulator (demos and tests only). A host that cannot
-// run local sandboxes (runc missing, not root) still serves everything else: the log says why and how to
-// fix it, and launches on local pools fail until then. Pools of other kinds (slurm, kubernetes) are
+// <data>/sandboxes, GPUs from the host's CDI specs) when the host can run it, and the simulator (demos
+// and tests only). A host that cannot run local sandboxes (runc missing, not root) still serves
+// everything else: the log says why and how to fix it, and so do the local pools (to their managers) and
+// launches on them, which fail until then (unavailable). Pools of other kinds (slurm, kubernetes) are
 // inventory only in this build: launching on them answers 503.
-func testbedBackends(ctx context.Context, e *env) (map[string]backend.Backend, error) {
-	bs := map[string]backend.Backend{}
+func testbedBackends(ctx context.Context, e *env) (bs map[string]backend.Backend, unavailable map[string]error, err error) {
+	bs, unavailable = map[string]backend.Backend{}, map[string]error{}
 	sb := sim.New(e.clock)
 	bs[sb.Kind()] = sb
 	// GPUs come from the host's CDI specs; a host without any has no GPU to hand over, which is fine.
 	devices, err := cdi.Open(e.cfg.cdiDirs(), e.log.With("backend", "local"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	lb, err := local.New(local.Options{Root: filepath.Join(e.cfg.Data, "sandboxes"), Logger: e.log.With("backend", "local"),
 		FileEdits: []local.FileEdit{devices.Edit}})
@@ -40,20 +41,21 @@ func testbedBackends(ctx context.Context, e *env) (map[string]backend.Backend, e
 		err = lb.Check(ctx)
 	}
 	if err != nil {
-		e.log.Warn("local sandbox backend unavailable: pools on it cannot launch until this is fixed", "err", err)
-		return bs, nil
+		e.log.Warn("local sandbox backend unavailable: pools on it cannot launch until this is fixed (tamarack doctor lists what this host lacks)", "err", err)
+		unavailable["local"] = err
+		return bs, unavailable, nil
 	}
 	bs[lb.Kind()] = lb
-	return bs, nil
+	return bs, unavailable, nil
 }
 
 func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
-	bs, err := testbedBackends(ctx, e)
+	bs, unavailable, err := testbedBackends(ctx, e)
 	if err != nil {
 		return nil, err
 	}
 	return testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log.With("service", "testbed"), Clock: e.clock,
-		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs,
+		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs, Unavailable: unavailable,
 		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval, CDIDirs: e.cfg.cdiDirs()}, Registry: e.registry})
 }
 

@@ -285,7 +285,8 @@ if [ -r /etc/ssl/certs ]; then echo "ssl certs readable"; fi
 		"write /home/sandbox/x ok", "write /tmp/x ok",
 		"ifaces=lo \n",
 		"dial failed",
-		"cuda=0,1 nvidia=GPU-0b2c,GPU-77aa home=/home/sandbox", // CUDA counts only the sandbox's GPUs
+		// CUDA counts only the sandbox's own GPUs, from 0.
+		"cuda=0,1 nvidia=GPU-0b2c,GPU-77aa home=/home/sandbox",
 		"capeff=00000000a80425fb", // Docker's default set, held only in the sandbox's user namespace
 		"nnp=1 seccomp=2",
 		"keys=0 timers=0", // masked
