@@ -25,6 +25,7 @@ Usage:
   tamarack seed --demo [flags]      add demo organisations, users, a GPU pool and listings
   tamarack users promote EMAIL      make a user programme staff
   tamarack events --subject S       print a stream's events as JSON lines (--follow, --last N)
+  tamarack doctor [flags]           check this host can run sandboxes (runtime, cgroups, GPUs…); exit 1 if not
   tamarack billing verify           recompute every ledger balance from its transfers (exit 1 on a difference)
   tamarack version                  print the version
 
@@ -105,6 +106,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return configError(err)
 		}
 		return eventsCmd(ctx, c, *stream, *subject, *last, *follow, stdout)
+	case "doctor":
+		c := newConfig("doctor")
+		c.fs.SetOutput(stderr)
+		c.usageFor("doctor [flags]", "data", "cdi-dirs")
+		if err := c.parse(rest); err != nil {
+			return configError(err)
+		}
+		return doctor(ctx, c, stdout)
 	case "billing":
 		if len(rest) < 1 || rest[0] != "verify" {
 			return errors.New("usage: tamarack billing verify [flags]")

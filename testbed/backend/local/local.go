@@ -26,7 +26,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -166,42 +165,13 @@ func (b *Backend) Kind() string { return "local" }
 
 // Check verifies that the runtime and the tools exist, user namespaces and loop devices work, the host
 // view can be reached from a user namespace and cgroups can be written; each error wraps
-// backend.ErrUnavailable and says how to fix it.
+// backend.ErrUnavailable and says how to fix it. It is Probe's failures.
 func (b *Backend) Check(ctx context.Context) error {
 	var errs []error
-	unavailable := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{backend.ErrUnavailable}, args...)...))
-	}
-	if !executable(b.opts.Runtime) {
-		unavailable("runc not found (%q): install it with `apt-get install runc`", b.opts.Runtime)
-	} else if out, err := exec.CommandContext(ctx, b.opts.Runtime, "--version").CombinedOutput(); err != nil {
-		unavailable("%s --version: %v: %s", b.opts.Runtime, err, strings.TrimSpace(string(out)))
-	}
-	if b.opts.Init == "" || !executable(b.opts.Init) {
-		unavailable("tini-static not found (%q): install it with `apt-get install tini`", b.opts.Init)
-	}
-	for _, tool := range []string{"mkfs.ext4", "mount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			unavailable("%s not found: install e2fsprogs and mount", tool)
+	for _, f := range b.Probe(ctx) {
+		if f.Level == LevelFail {
+			errs = append(errs, f.err)
 		}
-	}
-	if os.Geteuid() != 0 {
-		unavailable("the local backend needs root (cgroups, namespaces, loop mounts)")
-	}
-	if data, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(data)) == "0" {
-		unavailable("user namespaces are disabled (user.max_user_namespaces = 0): every sandbox runs in its own; sysctl -w user.max_user_namespaces=15000")
-	}
-	if err := checkLoop(); err != nil {
-		errs = append(errs, err)
-	}
-	view := filepath.Join(b.opts.HostDir, "hostroot")
-	if err := ensureHostView(view); err != nil {
-		unavailable("%v", err)
-	} else if err := searchable(view); err != nil {
-		unavailable("%v", err)
-	}
-	if _, err := b.cgroups(); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -805,6 +805,12 @@ func TestCheckReportsMissingRuntime(t *testing.T) {
 			t.Errorf("Check() = %v, want ErrUnavailable saying %q", err, want)
 		}
 	}
+	// Probe says the same, item by item, for tamarack doctor.
+	for _, f := range b.Probe(context.Background()) {
+		if (f.Name == "runtime" || f.Name == "init") && (f.Level != LevelFail || !strings.Contains(f.Detail, "apt-get install")) {
+			t.Errorf("Probe: %s %s %q, want a failure saying what to install", f.Name, f.Level, f.Detail)
+		}
+	}
 }
 
 // TestNoInheritedDescriptors: a descriptor serve inherited without close-on-exec must not reach the
@@ -906,5 +912,29 @@ func TestOutputCapped(t *testing.T) {
 	}
 	if _, err := b.Logs(context.Background(), st.SandboxID, false); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("Logs after Remove = %v, want ErrNotFound", err)
+	}
+}
+
+// TestProbe: what `tamarack doctor` prints for the local backend, one finding per thing Check needs; on
+// a host that runs sandboxes none fails, and they say what was found.
+func TestProbe(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	var names []string
+	for _, f := range b.Probe(context.Background()) {
+		names = append(names, f.Name)
+		if f.Level == LevelFail || f.Detail == "" {
+			t.Errorf("%s: %s %q", f.Name, f.Level, f.Detail)
+		}
+		for name, want := range map[string]string{"runtime": "runc version", "cgroups": "controllers", "uid ranges": "free",
+			"user namespaces": "a user namespace was made"} {
+			if f.Name == name && !strings.Contains(f.Detail, want) {
+				t.Errorf("%s: %q lacks %q", f.Name, f.Detail, want)
+			}
+		}
+	}
+	want := []string{"root", "runtime", "init", "tools", "user namespaces", "uid ranges", "loop devices", "host view", "cgroups"}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("findings %v, want %v", names, want)
 	}
 }
