@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -246,6 +247,20 @@ func TestGPUFromCDI(t *testing.T) {
 					if !slices.Contains(opts, "ro") || !slices.Contains(opts, "nosuid") || !slices.Contains(opts, "nodev") {
 						t.Errorf("libcuda is mounted %s, want ro,nosuid,nodev", v)
 					}
+				}
+			}
+
+			if !tt.image {
+				// The terminal's login shell resets PATH (/etc/profile); the graft's profile.d script
+				// puts the driver's tools back.
+				term, err := b.Terminal(context.Background(), id, []string{"/bin/bash", "-l", "-c", "command -v nvidia-smi; nvidia-smi"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := io.ReadAll(term)
+				term.Close()
+				if !strings.Contains(string(got), "/usr/local/nvidia/bin/nvidia-smi\r\nGPU 0: fake H200") {
+					t.Errorf("a login shell in the terminal says %q, want nvidia-smi found on its PATH", got)
 				}
 			}
 

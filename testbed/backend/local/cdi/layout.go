@@ -157,13 +157,14 @@ type entryKind int
 
 const (
 	entryDir  entryKind = iota // a directory (on the way, or a mount point for a directory)
-	entryFile                  // an empty file: a mount point for a file
+	entryFile                  // a file: empty, a mount point for a file, or the profile script
 	entryLink                  // a symlink
 )
 
 type entry struct {
-	kind   entryKind
-	target string // of a link
+	kind    entryKind
+	target  string // of a link
+	content string // of a file
 }
 
 // graft is one directory of the sandbox's root that gets entries it lacks.
@@ -197,9 +198,9 @@ func layout(s *specs.Spec, p Plan) (layoutResult, error) {
 	}
 	var out layoutResult
 	grafts := map[string]*graft{}
-	// add records that the resolved path r must exist as kind, in the graft at r's deepest existing
-	// directory.
-	add := func(r resolved, kind entryKind, target string) error {
+	// addEntry records that the resolved path r must exist as want, in the graft at r's deepest
+	// existing directory.
+	addEntry := func(r resolved, want entry) error {
 		a := r.Existing
 		if a == "/" {
 			return fmt.Errorf("%s: / lacks %s and a sandbox's root directory cannot take a graft", r.Path, strings.SplitN(strings.TrimPrefix(r.Path, "/"), "/", 2)[0])
@@ -222,11 +223,14 @@ func layout(s *specs.Spec, p Plan) (layoutResult, error) {
 			}
 			g.entries[d] = entry{kind: entryDir}
 		}
-		if e, ok := g.entries[rel]; ok && e != (entry{kind: kind, target: target}) {
+		if e, ok := g.entries[rel]; ok && e != want {
 			return fmt.Errorf("%s: needed as two different things", r.Path)
 		}
-		g.entries[rel] = entry{kind: kind, target: target}
+		g.entries[rel] = want
 		return nil
+	}
+	add := func(r resolved, kind entryKind, target string) error {
+		return addEntry(r, entry{kind: kind, target: target})
 	}
 	var errs []error
 	for _, m := range p.Mounts {
@@ -283,6 +287,16 @@ func layout(s *specs.Spec, p Plan) (layoutResult, error) {
 			errs = append(errs, fmt.Errorf("link %s: %w", l.Path, err))
 		}
 	}
+	// A login shell (the terminal's bash -l) resets PATH in /etc/profile, then reads /etc/profile.d:
+	// a script there puts the driver's tools back. Only where the root has /etc/profile.d.
+	if extra := slices.DeleteFunc(slices.Clone(out.BinDirs), func(d string) bool { return slices.Contains(loginPath, d) }); len(extra) > 0 {
+		if pd, err := v.resolve("/etc/profile.d", true); err == nil && pd.Exists && pd.Dir {
+			r := resolved{Path: path.Join(pd.Path, profileScript), Existing: pd.Path}
+			if err := addEntry(r, entry{kind: entryFile, content: profile(extra)}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	// The spec's own mounts that land inside a graft are mounted after it, so their mount points must be
 	// in the merged directory too; ones the root lacks go into a graft.
 	for i, m := range v.mounts {
@@ -324,6 +338,23 @@ func layout(s *specs.Spec, p Plan) (layoutResult, error) {
 	return out, nil
 }
 
+// loginPath is the PATH Debian's /etc/profile gives a login shell.
+var loginPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
+// profileScript is the name of the script in the sandbox's /etc/profile.d.
+const profileScript = "tamarack-gpu.sh"
+
+// profile is a script for /etc/profile.d that appends dirs to PATH.
+func profile(dirs []string) string {
+	var b strings.Builder
+	b.WriteString("# The GPU driver's tools, from the host's CDI spec (written by tamarack for this sandbox).\n")
+	for _, d := range dirs {
+		fmt.Fprintf(&b, "case \":$PATH:\" in *:%s:*) ;; *) PATH=\"$PATH:%s\" ;; esac\n", d, d)
+	}
+	b.WriteString("export PATH\n")
+	return b.String()
+}
+
 // materialize writes the grafts' entries under dir (dir/0, dir/1… in the order of grafts) and returns
 // their directories. dir is the sandbox's own and empty; everything in it is read-only to the sandbox.
 func materialize(dir string, grafts []*graft) ([]string, error) {
@@ -346,7 +377,10 @@ func materialize(dir string, grafts []*graft) ([]string, error) {
 			case entryFile:
 				var f *os.File
 				if f, err = r.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444); err == nil {
-					err = f.Close()
+					_, err = f.WriteString(e.content)
+					if cerr := f.Close(); err == nil {
+						err = cerr
+					}
 				}
 			case entryLink:
 				err = r.Symlink(e.target, rel)

@@ -100,6 +100,21 @@ func TestLayout(t *testing.T) {
 			wantBin:  []string{"/usr/local/nvidia/bin"},
 		},
 		{
+			name:  "a root with /etc/profile.d gets a script there that puts the driver's tools back on a login shell's PATH",
+			image: []string{"usr/local/", "etc/profile.d/bash_completion.sh"},
+			plan: Plan{Mounts: []Mount{
+				{HostPath: h("bin/nvidia-smi"), ContainerPath: "/usr/local/nvidia/bin/nvidia-smi"},
+				{HostPath: h("bin/nvidia-smi"), ContainerPath: "/usr/bin/nvidia-smi"}, // already on every PATH
+			}},
+			want: []string{
+				"/usr (over ROOT/usr): bin/ bin/nvidia-smi", // outer grafts first
+				"/etc/profile.d (over ROOT/etc/profile.d): tamarack-gpu.sh",
+				"/usr/local (over ROOT/usr/local): nvidia/ nvidia/bin/ nvidia/bin/nvidia-smi",
+			},
+			wantDest: []string{"/usr/local/nvidia/bin/nvidia-smi", "/usr/bin/nvidia-smi"},
+			wantBin:  []string{"/usr/local/nvidia/bin", "/usr/bin"},
+		},
+		{
 			name:  "a distribution's library folder that exists gets only what it lacks; a link it has already is left",
 			image: []string{"usr/lib/x86_64-linux-gnu/libc.so.6", "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1 -> libnvidia-ml.so.580", "lib -> usr/lib"},
 			plan: Plan{
@@ -195,6 +210,11 @@ func TestLayout(t *testing.T) {
 			if !slices.Equal(lay.BinDirs, tt.wantBin) {
 				t.Errorf("bin folders %v, want %v", lay.BinDirs, tt.wantBin)
 			}
+			for _, g := range lay.Grafts {
+				if e, ok := g.entries[profileScript]; ok && e.content != profile([]string{"/usr/local/nvidia/bin"}) {
+					t.Errorf("profile script %q", e.content)
+				}
+			}
 		})
 	}
 }
@@ -203,6 +223,7 @@ func TestMaterialize(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	g := &graft{At: "/usr/local", Lower: "/usr/local", entries: map[string]entry{
+		"profile.sh":                 {kind: entryFile, content: "PATH=x\n"},
 		"nvidia":                     {kind: entryDir},
 		"nvidia/lib64":               {kind: entryDir},
 		"nvidia/lib64/libcuda.so.1":  {kind: entryLink, target: "libcuda.so.580"},
@@ -217,6 +238,9 @@ func TestMaterialize(t *testing.T) {
 	}
 	if target, err := os.Readlink(filepath.Join(dir, "0/nvidia/lib64/libcuda.so.1")); err != nil || target != "libcuda.so.580" {
 		t.Errorf("link: %q, %v", target, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "0/profile.sh")); err != nil || string(data) != "PATH=x\n" {
+		t.Errorf("file with content: %q, %v", data, err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, "0/nvidia/lib64/libcuda.so.58"))
 	if err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o444 {
