@@ -23,8 +23,8 @@ var ownEnv = []string{"NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "CUDA_DE
 // AnnotationDevices is the spec annotation listing the CDI devices a sandbox was given.
 const AnnotationDevices = "ai.tamarack.cdi.devices"
 
-// apply edits the sandbox's spec s for the plan: every hook goes (none is ever run); the devices the
-// backend put in the spec are replaced by the plan's nodes, bound from the host into /dev and allowed
+// apply edits the sandbox's spec s for the plan: every hook goes (none is ever run); the GPU nodes the
+// backend put in the spec (/dev/nvidia*, from the host's /dev) are replaced by the plan's nodes, bound from the host into /dev and allowed
 // in the devices cgroup (read and write only); each graft is an overlay mounted before the first of the
 // spec's mounts inside it; the plan's mounts follow, read-only, nosuid, nodev; the environment gets the
 // plan's variables, LD_LIBRARY_PATH its library folders and PATH its executables' folders. It reads
@@ -42,8 +42,19 @@ func apply(s *specs.Spec, p Plan, nodes []hostNode, lay layoutResult, graftDirs 
 	if s.Linux.Resources == nil {
 		s.Linux.Resources = &specs.LinuxResources{}
 	}
+	// The backend's own GPU nodes (taken from the host's /dev for the same devices) go, with their rules.
+	replaced := func(d specs.LinuxDevice) bool {
+		return strings.HasPrefix(d.Path, "/dev/nvidia") || slices.ContainsFunc(nodes, func(n hostNode) bool { return n.Path == d.Path })
+	}
+	var gone []specs.LinuxDevice
+	s.Linux.Devices = slices.DeleteFunc(s.Linux.Devices, func(d specs.LinuxDevice) bool {
+		if replaced(d) {
+			gone = append(gone, d)
+		}
+		return replaced(d)
+	})
 	rules := slices.DeleteFunc(slices.Clone(s.Linux.Resources.Devices), func(r specs.LinuxDeviceCgroup) bool {
-		return r.Allow && slices.ContainsFunc(s.Linux.Devices, func(d specs.LinuxDevice) bool {
+		return r.Allow && slices.ContainsFunc(gone, func(d specs.LinuxDevice) bool {
 			return r.Type == d.Type && r.Major != nil && *r.Major == d.Major && r.Minor != nil && *r.Minor == d.Minor
 		})
 	})
@@ -51,7 +62,6 @@ func apply(s *specs.Spec, p Plan, nodes []hostNode, lay layoutResult, graftDirs 
 		// The allow-list is only one if everything else is denied first.
 		rules = append([]specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}, rules...)
 	}
-	s.Linux.Devices = nil
 	var nodeMounts []specs.Mount
 	for _, n := range nodes {
 		if n.Access != "" {

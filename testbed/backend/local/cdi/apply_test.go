@@ -26,10 +26,16 @@ func baseSpec() *specs.Spec {
 			{Destination: "/etc/hostname", Type: "bind", Source: "/sb/conf/hostname", Options: []string{"rbind", "ro"}},
 		},
 		Linux: &specs.Linux{
-			Devices: []specs.LinuxDevice{{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 0}},
+			Devices: []specs.LinuxDevice{
+				{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 0},
+				{Path: "/dev/nvidia-modeset", Type: "c", Major: 195, Minor: 254},
+				{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229}, // not a GPU's: stays
+			},
 			Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
 				{Allow: false, Access: "rwm"},
 				{Allow: true, Type: "c", Major: i64(195), Minor: i64(0), Access: "rw"},
+				{Allow: true, Type: "c", Major: i64(195), Minor: i64(254), Access: "rw"},
+				{Allow: true, Type: "c", Major: i64(10), Minor: i64(229), Access: "rw"},
 			}},
 		},
 	}
@@ -63,11 +69,12 @@ func TestApply(t *testing.T) {
 	if s.Hooks != nil {
 		t.Errorf("hooks %+v survived", s.Hooks)
 	}
-	if len(s.Linux.Devices) != 0 {
-		t.Errorf("devices %+v: the nodes are bound, never created from the spec's list", s.Linux.Devices)
+	if len(s.Linux.Devices) != 1 || s.Linux.Devices[0].Path != "/dev/fuse" {
+		t.Errorf("devices %+v: the GPU nodes are bound, never created from the spec's list; others stay", s.Linux.Devices)
 	}
 	wantRules := []specs.LinuxDeviceCgroup{
 		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: i64(10), Minor: i64(229), Access: "rw"},
 		{Allow: true, Type: "c", Major: i64(195), Minor: i64(1), Access: "rw"},
 		{Allow: true, Type: "c", Major: i64(195), Minor: i64(255), Access: "rw"},
 	}
