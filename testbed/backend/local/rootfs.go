@@ -113,9 +113,12 @@ func ensureHostView(root string) error {
 }
 
 // ensureMountpoints creates in root every mount point the spec needs and the root lacks: the sandbox's
-// root user cannot create them itself in a root it does not own. Paths under a filesystem the spec
-// mounts (/dev, /proc, /run, /tmp…) are made by runc inside that filesystem. Everything is created
-// through os.Root, so a symlink in an image can never make this write outside it.
+// root user cannot create them itself in a root it does not own. Filesystems under a filesystem the
+// spec mounts (/dev/pts under /dev) are made by the runtime inside that filesystem. Bind mount points are
+// made in root even under a tmpfs (/run/tamarack/init under /run): runc makes them inside the tmpfs and
+// never sees these, but gVisor's gofer binds every bind on the root directory on the host, while the
+// Sentry mounts the tmpfs itself. Everything is created through os.Root, so a symlink in an image can
+// never make this write outside it.
 func ensureMountpoints(root string, mounts []specs.Mount) error {
 	r, err := os.OpenRoot(root)
 	if err != nil {
@@ -125,7 +128,7 @@ func ensureMountpoints(root string, mounts []specs.Mount) error {
 	var filesystems []string
 	for _, m := range mounts {
 		dest := filepath.Clean(m.Destination)
-		if slices.ContainsFunc(filesystems, func(fs string) bool { return strings.HasPrefix(dest, fs+"/") }) {
+		if m.Type != "bind" && slices.ContainsFunc(filesystems, func(fs string) bool { return strings.HasPrefix(dest, fs+"/") }) {
 			continue
 		}
 		if m.Type != "bind" {

@@ -117,14 +117,23 @@ func runShim(dir string) int {
 		outR.Close()
 	}
 	rt := l.Runtime
+	release := func() {}
+	if rt.gvisor() {
+		if release, err = runscNetwork(dir); err != nil {
+			outW.Close()
+			drain(time.Second)
+			return fail(st, "network: "+err.Error())
+		}
+	}
 	create := rt.command(context.Background(), "create", "--bundle", dir, "--pid-file", filepath.Join(dir, filePID), l.ID)
 	create.Stdout, create.Stderr = outW, outW
 	err = create.Run()
+	release()
 	outW.Close()
 	if err != nil {
 		_ = rt.delete(context.Background(), l.ID)
 		drain(10 * time.Second)
-		return fail(st, "runc create: "+lastLine(filepath.Join(dir, fileOutput)))
+		return fail(st, rt.name()+" create: "+lastLine(filepath.Join(dir, fileOutput)))
 	}
 	pid, err := readPID(filepath.Join(dir, filePID), time.Second)
 	if err == nil {
