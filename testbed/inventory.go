@@ -192,6 +192,7 @@ func (s *Service) UpdatePool(ctx context.Context, c Caller, id string, in Update
 			f.Check(strings.TrimSpace(*in.Region) != "", "region", "required", "must not be empty")
 			p.Region = strings.TrimSpace(*in.Region)
 		}
+		checkSettings(&f, p.Backend, in.Settings)
 		if err := f.Err(); err != nil {
 			return err
 		}

@@ -55,6 +55,19 @@ const (
 // Backend kinds a pool may name.
 var backendKinds = map[string]bool{"local": true, "simulator": true, "slurm": true, "kubernetes": true}
 
+// poolRuntime is the setting by which a local pool chooses its sandboxes' OCI runtime (the local
+// backend's SettingRuntime): runc, the default, or runsc (gVisor) for a hardened pool.
+const poolRuntime = "runtime"
+
+var poolRuntimes = map[string]bool{"runc": true, "runsc": true}
+
+// checkSettings adds a field error for each backend setting of a pool on backend that cannot work.
+func checkSettings(f *problem.Fields, backend string, settings map[string]string) {
+	if rt, ok := settings[poolRuntime]; ok && backend == "local" {
+		f.Check(poolRuntimes[rt], "settings.runtime", "invalid", "runc or runsc (gVisor)")
+	}
+}
+
 func ms(t time.Time) int64 { return t.UnixMilli() }
 func fromMS(v int64) time.Time {
 	if v == 0 {
@@ -309,6 +322,7 @@ func (in CreatePoolInput) Validate() error {
 	f.Check(strings.TrimSpace(in.Region) != "" && len(in.Region) <= 100, "region", "required", "1-100 characters")
 	f.Check(backendKinds[in.Backend], "backend", "invalid", "one of local, simulator, slurm, kubernetes")
 	f.Check(in.VendorOrgID != "", "vendor_org_id", "required", "the vendor organisation owning the pool")
+	checkSettings(&f, in.Backend, in.Settings)
 	return f.Err()
 }
 

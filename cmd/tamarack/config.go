@@ -47,6 +47,7 @@ type config struct {
 
 	// Testbed.
 	SandboxBackend string
+	Runsc          string
 	UsageInterval  time.Duration
 
 	// Marketplace.
@@ -151,6 +152,7 @@ func newConfig(name string) *config {
 	// Identity (added by the identity service).
 	str(&c.KeySecret, "key-secret", "TAMARACK_KEY_SECRET", "", "secret sealing the JWT signing keys stored in the database (AES-256-GCM); empty stores them unsealed; every identity process needs the same one", true)
 	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (runc), simulator (demos and tests only)", false)
+	str(&c.Runsc, "runsc", "TAMARACK_RUNSC", "", "gVisor's runsc for local pools with settings runtime: runsc (build it with infra/gvisor/build.sh; never Debian's package); empty: such pools cannot launch", false)
 	dur(&c.UsageInterval, "usage-interval", "TAMARACK_USAGE_INTERVAL", 15*time.Second, "how often running sandboxes publish usage samples")
 	// Marketplace.
 	str(&c.BlobStore, "blob-store", "TAMARACK_BLOB_STORE", "", "artifact storage: empty keeps files under <data>/blobs; s3://bucket[/prefix]?endpoint=host:port[&region=r][&insecure=true] uses S3-compatible storage", false)
@@ -270,6 +272,9 @@ func (c *config) validate() error {
 	}
 	if c.SandboxBackend != "local" && c.SandboxBackend != "simulator" {
 		bad("--sandbox-backend %q: use local or simulator (slurm and kubernetes are set per pool)", c.SandboxBackend)
+	}
+	if c.Runsc != "" && !filepath.IsAbs(c.Runsc) {
+		bad("--runsc %q: give the absolute path infra/gvisor/build.sh prints", c.Runsc)
 	}
 	if c.UsageInterval < time.Second || c.UsageInterval > 5*time.Minute {
 		bad("--usage-interval %s: use 1s to 5m", c.UsageInterval)

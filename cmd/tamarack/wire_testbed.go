@@ -20,21 +20,27 @@ import (
 func testbedMigrations() []sqldb.Migrations { return []sqldb.Migrations{testbed.Migrations()} }
 
 // testbedBackends builds the sandbox backends this process runs: local (runc, sandboxes under
-// <data>/sandboxes) when the host can run it, and the simulator (demos and tests only). A host that cannot
-// run local sandboxes (runc missing, not root) still serves everything else: the log says why and how to
-// fix it, and launches on local pools fail until then. Pools of other kinds (slurm, kubernetes) are
+// <data>/sandboxes; runsc for pools that choose gVisor) when the host can run it, and the simulator
+// (demos and tests only). A host that cannot run local sandboxes (runc missing, not root) still serves
+// everything else: the log says why and how to fix it, and launches on local pools fail until then; a
+// missing or unusable runsc only stops the pools on gVisor. Pools of other kinds (slurm, kubernetes) are
 // inventory only in this build: launching on them answers 503.
 func testbedBackends(ctx context.Context, e *env) (map[string]backend.Backend, error) {
 	bs := map[string]backend.Backend{}
 	sb := sim.New(e.clock)
 	bs[sb.Kind()] = sb
-	lb, err := local.New(local.Options{Root: filepath.Join(e.cfg.Data, "sandboxes"), Logger: e.log.With("backend", "local")})
+	lb, err := local.New(local.Options{Root: filepath.Join(e.cfg.Data, "sandboxes"), Runsc: e.cfg.Runsc, Logger: e.log.With("backend", "local")})
 	if err == nil {
 		err = lb.Check(ctx)
 	}
 	if err != nil {
 		e.log.Warn("local sandbox backend unavailable: pools on it cannot launch until this is fixed", "err", err)
 		return bs, nil
+	}
+	if e.cfg.Runsc != "" { // without it, a launch on a gVisor pool says how to get runsc
+		if err := lb.CheckRunsc(ctx); err != nil {
+			e.log.Warn("gVisor unavailable: local pools with settings runtime: runsc cannot launch until this is fixed", "err", err)
+		}
 	}
 	bs[lb.Kind()] = lb
 	return bs, nil
