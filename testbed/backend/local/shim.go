@@ -127,6 +127,7 @@ func runShim(dir string) int {
 	}
 	create := rt.command(context.Background(), "create", "--bundle", dir, "--pid-file", filepath.Join(dir, filePID), l.ID)
 	create.Stdout, create.Stderr = outW, outW
+	tRuntime := time.Now()
 	err = create.Run()
 	release()
 	outW.Close()
@@ -149,7 +150,7 @@ func runShim(dir string) int {
 		return fail(st, err.Error())
 	}
 	st.StartedAt = time.Now().UTC()
-	log.Info("sandbox running", "id", l.ID, "setup", time.Since(t0), "create", tCreate.Sub(t0))
+	log.Info("sandbox running", "id", l.ID, "setup", time.Since(t0), "create", tCreate.Sub(t0), "runtime", time.Since(tRuntime))
 	st.State = backend.StateRunning
 	if err := writeJSON(filepath.Join(dir, fileState), st); err != nil {
 		// Without a state file nobody can find this sandbox again: kill it rather than run blind.
