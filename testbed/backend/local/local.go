@@ -133,6 +133,16 @@ func New(opts Options) (*Backend, error) {
 		}
 	}
 	lookup(&opts.Runtime, "runc")
+	if opts.Runsc != "" {
+		// A path, never a name to look up: Debian's runsc in PATH is too old (gvisor.go).
+		if !strings.Contains(opts.Runsc, "/") {
+			return nil, fmt.Errorf("local backend: runsc %q: give the path infra/gvisor/build.sh prints", opts.Runsc)
+		}
+		// The shim runs it from the sandbox's directory.
+		if opts.Runsc, err = filepath.Abs(opts.Runsc); err != nil {
+			return nil, fmt.Errorf("local backend: %w", err)
+		}
+	}
 	lookup(&opts.Init, "tini-static")
 	if opts.HostDir == "" {
 		opts.HostDir = "/var/lib/tamarack/local"

@@ -983,6 +983,10 @@ func TestRunscMissingOrTooOld(t *testing.T) {
 		t.Error("a refused Start left its directory")
 	}
 
+	if _, err := New(Options{Root: t.TempDir(), Runsc: "runsc"}); err == nil {
+		t.Error(`New(Runsc: "runsc") accepted a name to look up in PATH, where Debian's runsc would be found`)
+	}
+
 	// What Debian's runsc 20221219 answers: no systrap, no --oci-seccomp, no nvproxy subcommand.
 	old := filepath.Join(t.TempDir(), "runsc")
 	script := "#!/bin/sh\n[ \"$1\" = flags ] && echo '-platform string: specifies which platform to use: ptrace (default), kvm.' && exit 0\nexit 2\n"
