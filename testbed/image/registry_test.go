@@ -9,7 +9,9 @@ import (
 )
 
 // serveStore serves a registry store's read-only handler on a loopback port, as `tamarack serve` does.
-func serveStore(t *testing.T, r *Registry) string {
+func serveStore(t *testing.T, r *Registry) string { return startStore(t, r) }
+
+func startStore(t testing.TB, r *Registry) string {
 	t.Helper()
 	srv := httptest.NewServer(r.Handler())
 	t.Cleanup(srv.Close)

@@ -12,6 +12,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -201,19 +202,20 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		left := u.limits.MaxBytes - u.written
 		n, err := io.Copy(f, io.LimitReader(r, left+1))
 		u.written += n
+		if err == nil && n > left {
+			err = fmt.Errorf("%w: more than %d bytes of files", ErrTooLarge, u.limits.MaxBytes)
+		}
+		// Mode and times through the open descriptor: no second walk of the path.
+		if err == nil {
+			err = f.Chmod(mode)
+		}
+		if err == nil {
+			err = setTimes(f, h.ModTime)
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
-		if err != nil {
-			return err
-		}
-		if n > left {
-			return fmt.Errorf("%w: more than %d bytes of files", ErrTooLarge, u.limits.MaxBytes)
-		}
-		if err := u.root.Chmod(name, mode); err != nil {
-			return err
-		}
-		return u.root.Chtimes(name, h.ModTime, h.ModTime)
+		return err
 	case tar.TypeSymlink:
 		if err := u.parent(name); err != nil {
 			return err
@@ -271,8 +273,8 @@ func (u *unpacker) markLayer(name string) {
 // the way only while it stays inside the root.
 func (u *unpacker) parent(name string) error {
 	d := path.Dir(name)
-	if d == "." {
-		return nil
+	if _, known := u.dirs[d]; known || d == "." {
+		return nil // a directory an entry made, still there (removals forget theirs)
 	}
 	if st, err := u.root.Stat(d); err == nil {
 		if !st.IsDir() {
@@ -362,6 +364,20 @@ func (u *unpacker) finish() error {
 		}
 	}
 	return nil
+}
+
+// setTimes sets a file's access and modification times through its descriptor.
+func setTimes(f *os.File, t time.Time) error {
+	tv := syscall.NsecToTimeval(t.UnixNano())
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.Futimes(int(fd), []syscall.Timeval{tv, tv}) }); err != nil {
+		return err
+	}
+	return serr
 }
 
 func ignoreNotExist(err error) error {
