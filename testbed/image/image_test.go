@@ -193,6 +193,10 @@ func TestCachedLayerChangedOnDiskRefused(t *testing.T) {
 	if _, err := c.Rootfs(bg, ref2, Pull{Policy: reg.allowAll()}); !errors.Is(err, ErrVerify) {
 		t.Fatalf("Rootfs over a changed cached layer = %v, want ErrVerify", err)
 	}
+	// The bad copy was dropped: the next request downloads the layer again.
+	if r, err := c.Rootfs(bg, ref2, Pull{Policy: reg.allowAll()}); err != nil || readFile(t, r.Path, "etc/motd") != "hi" {
+		t.Fatalf("after the bad layer was dropped: %v", err)
+	}
 }
 
 func TestSecondRequestReusesUnpackedRootOffline(t *testing.T) {

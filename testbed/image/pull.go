@@ -296,7 +296,9 @@ func (c *Cache) applyLayer(u *unpacker, l v1.Descriptor, diffID v1.Hash, progres
 	// it really is.
 	_, cerr := io.Copy(zh, compressed)
 	if got := hex.EncodeToString(zh.Sum(nil)); cerr == nil && got != l.Digest.Hex {
-		return fmt.Errorf("%w: cached layer has sha256:%s", ErrVerify, got)
+		// Drop it: the next request downloads the layer again instead of failing for ever.
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("%w: cached layer has sha256:%s (removed from the cache)", ErrVerify, got)
 	}
 	if err != nil {
 		return err
