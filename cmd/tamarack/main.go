@@ -86,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		c := newConfig("seed")
 		demo := c.fs.Bool("demo", false, "add the demo data set")
 		c.fs.SetOutput(stderr)
-		c.usageFor("seed --demo [flags]", append([]string{"demo", "nats", "blob-store", "s3-access-key", "s3-secret-key", "key-secret"}, storeFlags...)...)
+		c.usageFor("seed --demo [flags]", append([]string{"demo", "nats", "blob-store", "s3-access-key", "s3-secret-key", "key-secret", "images"}, storeFlags...)...)
 		if err := c.parseStore(rest); err != nil {
 			return err
 		}
