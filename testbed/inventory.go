@@ -136,6 +136,9 @@ func (s *Service) CreatePool(ctx context.Context, c Caller, in CreatePoolInput) 
 	if err := in.Validate(); err != nil {
 		return Pool{}, err
 	}
+	if err := checkImageSettings(c, nil, in.Settings); err != nil {
+		return Pool{}, err
+	}
 	settings, _ := json.Marshal(nonNilMap(in.Settings))
 	now := ms(s.clock.Now())
 	p := Pool{ID: newID("pool"), VendorOrgID: in.VendorOrgID, Name: strings.TrimSpace(in.Name),
@@ -196,6 +199,9 @@ func (s *Service) UpdatePool(ctx context.Context, c Caller, id string, in Update
 			return err
 		}
 		if in.Settings != nil {
+			if err := checkImageSettings(c, p.SettingsMap(), in.Settings); err != nil {
+				return err
+			}
 			b, _ := json.Marshal(in.Settings)
 			p.Settings = string(b)
 		}
