@@ -382,7 +382,7 @@ func (h handler) updatePool(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toPoolJSON(PoolView{Pool: p, Models: h.svc.index().poolCounts(p.ID)}))
+	return c.JSON(toPoolJSONFor(callerOf(c), p))
 }
 
 func (h handler) addNode(c *fiber.Ctx) error {
