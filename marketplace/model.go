@@ -172,14 +172,15 @@ type accessRequestRow struct {
 func (accessRequestRow) TableName() string { return "market_access_requests" }
 
 type ratingRow struct {
-	ID        string `gorm:"primaryKey"`
-	ListingID string
-	OrgID     string
-	UserID    string
-	Stars     int
-	Body      string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID          string `gorm:"primaryKey"`
+	ListingID   string
+	OrgID       string
+	UserID      string
+	DisplayName string
+	Stars       int
+	Body        string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 func (ratingRow) TableName() string { return "market_ratings" }

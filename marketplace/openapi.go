@@ -43,7 +43,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Auth: "vendor admin", Response: listing, Problems: []string{"listing_retired"}},
 		openapi.Op{Method: "POST", Path: p("/listings/:id/suspend"), Summary: "Hide a published listing, with a reason", Tag: tag,
 			Auth: "staff", Request: suspendRequest{}, Response: listing, Problems: []string{"own_listing", "listing_not_published"}},
-		openapi.Op{Method: "GET", Path: p("/listings/:id/reviews"), Summary: "Ratings and reviews of a listing, newest first", Tag: tag,
+		openapi.Op{Method: "GET", Path: p("/listings/:id/reviews"), Summary: "Ratings and reviews of a listing, newest first: stars, text, dates and the name each rater chose (which organisation rated is shown to it and to staff only)", Tag: tag,
 			Response: web.List[reviewJSON]{}, Query: page},
 		openapi.Op{Method: "POST", Path: p("/listings/:id/reviews"), Summary: "Rate a listing (entitled organisations, once each)", Tag: tag,
 			Auth: "user", Request: reviewRequest{}, Response: reviewJSON{}, Status: 201, Problems: []string{"entitlement_required", "review_exists"}},
