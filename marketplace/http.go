@@ -268,8 +268,8 @@ func toSearchJSON(res SearchResult) searchJSON {
 // Listings.
 
 type createListingRequest struct {
-	Kind string `json:"kind"`
-	Slug string `json:"slug"`
+	Kind string `json:"kind" openapi:"required" doc:"model, dataset or compute"`
+	Slug string `json:"slug" openapi:"required"`
 	Content
 }
 
@@ -404,7 +404,7 @@ func (h handler) retire(c *fiber.Ctx) error {
 }
 
 type suspendRequest struct {
-	Reason string `json:"reason" text:"multiline"`
+	Reason string `json:"reason" text:"multiline" openapi:"required"`
 }
 
 func (h handler) suspend(c *fiber.Ctx) error {
@@ -502,8 +502,8 @@ func (h handler) queue(c *fiber.Ctx) error {
 }
 
 type decisionRequest struct {
-	Decision string `json:"decision"`
-	Comment  string `json:"comment" text:"multiline"`
+	Decision string `json:"decision" openapi:"required" doc:"approve, reject or request_changes"`
+	Comment  string `json:"comment" text:"multiline" doc:"required unless approving"`
 }
 
 func (h handler) decide(c *fiber.Ctx) error {
@@ -548,8 +548,8 @@ func (h handler) audit(c *fiber.Ctx) error {
 // Orders, entitlements, access requests.
 
 type orderRequest struct {
-	ListingID string `json:"listing_id"`
-	PlanID    string `json:"plan_id"`
+	ListingID string `json:"listing_id" openapi:"required"`
+	PlanID    string `json:"plan_id" openapi:"required"`
 	Quantity  int    `json:"quantity"`
 }
 
@@ -641,11 +641,11 @@ func (h handler) entitlements(c *fiber.Ctx) error {
 }
 
 type accessRequestBody struct {
-	Purpose string `json:"purpose" text:"multiline"`
+	Purpose string `json:"purpose" text:"multiline" openapi:"required"`
 }
 
 type accessDecisionRequest struct {
-	Decision string `json:"decision"`
+	Decision string `json:"decision" openapi:"required" doc:"approve or deny"`
 	Comment  string `json:"comment" text:"multiline"`
 }
 
@@ -743,7 +743,7 @@ func (h handler) cancelAccess(c *fiber.Ctx) error {
 // Ratings and reviews.
 
 type reviewRequest struct {
-	Stars       int    `json:"stars" doc:"1 to 5"`
+	Stars       int    `json:"stars" openapi:"required" doc:"1 to 5"`
 	Body        string `json:"body" text:"multiline" doc:"at most 4000 characters"`
 	DisplayName string `json:"display_name" doc:"shown with the review instead of who wrote it: 1 to 60 printable characters; default \"Verified buyer\" (an edit without it keeps the current name)"`
 }

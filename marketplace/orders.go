@@ -320,7 +320,13 @@ func (s *Service) AccessRequests(ctx context.Context, a Actor, limit int, before
 // DecideAccess approves (granting an entitlement) or denies a pending request (vendor admins).
 func (s *Service) DecideAccess(ctx context.Context, a Actor, id, decision, comment string) (accessRequestRow, error) {
 	var f problem.Fields
-	f.Check(decision == "approve" || decision == "deny", "decision", "oneof", "must be one of: approve, deny")
+	switch decision {
+	case "approve", "deny":
+	case "":
+		f.Add("decision", "required", "one of: approve, deny")
+	default:
+		f.Add("decision", "oneof", "must be one of: approve, deny")
+	}
 	f.Check(len(comment) <= 4000, "comment", "too_long", "at most 4000 characters")
 	if err := f.Err(); err != nil {
 		return accessRequestRow{}, err
@@ -410,7 +416,11 @@ type ReviewInput struct {
 func (in *ReviewInput) Validate() error {
 	in.DisplayName = strings.TrimSpace(in.DisplayName)
 	var f problem.Fields
-	f.Check(in.Stars >= 1 && in.Stars <= 5, "stars", "out_of_range", "must be 1 to 5")
+	if in.Stars == 0 {
+		f.Add("stars", "required", "1 to 5")
+	} else {
+		f.Check(in.Stars >= 1 && in.Stars <= 5, "stars", "out_of_range", "must be 1 to 5")
+	}
 	f.Check(len(in.Body) <= 4000, "body", "too_long", "at most 4000 characters")
 	if utf8.RuneCountInString(in.DisplayName) > MaxReviewerName {
 		f.Add("display_name", "too_long", fmt.Sprintf("at most %d characters", MaxReviewerName))

@@ -45,3 +45,14 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Problems: []string{"sandbox_not_found", "sandbox_not_running", "port_not_exposed", "sandbox_port_unreachable", openapi.TooLarge}})
 	}
 }
+
+// Schema names a client sees where the Go name is vague or taken by another service (see package openapi).
+
+func (auditJSON) SchemaName() string      { return "TestbedAuditEntry" }
+func (listingJSON) SchemaName() string    { return "ComputeListing" }
+func (tokenJSON) SchemaName() string      { return "SandboxToken" }
+func (launchRequest) SchemaName() string  { return "LaunchSandboxRequest" }
+func (extendRequest) SchemaName() string  { return "ExtendSandboxRequest" }
+func (healthRequest) SchemaName() string  { return "NodeHealthRequest" }
+func (reserveRequest) SchemaName() string { return "CreateReservationRequest" }
+func (gpuModelJSON) SchemaName() string   { return "GPUModel" }
