@@ -59,6 +59,11 @@ func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
 // wireTestbed builds the testbed service, mounts its routes on e.api, adds its OpenAPI operations to e.doc and
 // its background loops with e.background.
 func wireTestbed(ctx context.Context, e *env) error {
+	images, err := wireImages(e)
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	e.images = images
 	svc, err := newTestbed(ctx, e)
 	if err != nil {
 		return err
