@@ -62,7 +62,7 @@ func (h handler) wallet(c *fiber.Ctx) error {
 }
 
 type budgetRequest struct {
-	MonthlyBudgetMicro int64 `json:"monthly_budget_micro"`
+	MonthlyBudgetMicro int64 `json:"monthly_budget_micro" openapi:"required"`
 }
 
 func (r budgetRequest) Validate() error {
@@ -86,7 +86,7 @@ func (h handler) setBudget(c *fiber.Ctx) error {
 }
 
 type checkoutRequest struct {
-	Credits int64 `json:"credits"`
+	Credits int64 `json:"credits" openapi:"required"`
 }
 
 func (r checkoutRequest) Validate() error {

@@ -268,8 +268,8 @@ func toSearchJSON(res SearchResult) searchJSON {
 // Listings.
 
 type createListingRequest struct {
-	Kind string `json:"kind"`
-	Slug string `json:"slug"`
+	Kind string `json:"kind" openapi:"required" doc:"model, dataset or compute"`
+	Slug string `json:"slug" openapi:"required"`
 	Content
 }
 
@@ -404,7 +404,7 @@ func (h handler) retire(c *fiber.Ctx) error {
 }
 
 type suspendRequest struct {
-	Reason string `json:"reason" text:"multiline"`
+	Reason string `json:"reason" text:"multiline" openapi:"required"`
 }
 
 func (h handler) suspend(c *fiber.Ctx) error {
@@ -502,8 +502,8 @@ func (h handler) queue(c *fiber.Ctx) error {
 }
 
 type decisionRequest struct {
-	Decision string `json:"decision"`
-	Comment  string `json:"comment" text:"multiline"`
+	Decision string `json:"decision" openapi:"required" doc:"approve, reject or request_changes"`
+	Comment  string `json:"comment" text:"multiline" doc:"required unless approving"`
 }
 
 func (h handler) decide(c *fiber.Ctx) error {
@@ -548,8 +548,8 @@ func (h handler) audit(c *fiber.Ctx) error {
 // Orders, entitlements, access requests.
 
 type orderRequest struct {
-	ListingID string `json:"listing_id"`
-	PlanID    string `json:"plan_id"`
+	ListingID string `json:"listing_id" openapi:"required"`
+	PlanID    string `json:"plan_id" openapi:"required"`
 	Quantity  int    `json:"quantity"`
 }
 
@@ -641,11 +641,11 @@ func (h handler) entitlements(c *fiber.Ctx) error {
 }
 
 type accessRequestBody struct {
-	Purpose string `json:"purpose" text:"multiline"`
+	Purpose string `json:"purpose" text:"multiline" openapi:"required"`
 }
 
 type accessDecisionRequest struct {
-	Decision string `json:"decision"`
+	Decision string `json:"decision" openapi:"required" doc:"approve or deny"`
 	Comment  string `json:"comment" text:"multiline"`
 }
 
@@ -743,23 +743,33 @@ func (h handler) cancelAccess(c *fiber.Ctx) error {
 // Ratings and reviews.
 
 type reviewRequest struct {
-	Stars int    `json:"stars"`
-	Body  string `json:"body" text:"multiline"`
+	Stars       int    `json:"stars" openapi:"required" doc:"1 to 5"`
+	Body        string `json:"body" text:"multiline" doc:"at most 4000 characters"`
+	DisplayName string `json:"display_name" doc:"shown with the review instead of who wrote it: 1 to 60 printable characters; default \"Verified buyer\" (an edit without it keeps the current name)"`
 }
 
+// reviewJSON is a review as its reader may see it: the public, other organisations and the listing's vendor read
+// the rater's chosen name; which organisation and user rated is for the rater's organisation and staff.
 type reviewJSON struct {
-	ID        string    `json:"id"`
-	ListingID string    `json:"listing_id"`
-	OrgID     string    `json:"organization_id"`
-	UserID    string    `json:"user_id"`
-	Stars     int       `json:"stars"`
-	Body      string    `json:"body"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID          string    `json:"id"`
+	ListingID   string    `json:"listing_id"`
+	DisplayName string    `json:"display_name"`
+	Stars       int       `json:"stars"`
+	Body        string    `json:"body"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Mine        bool      `json:"mine" doc:"the caller's organisation wrote it (and may edit it)"`
+	OrgID       string    `json:"organization_id,omitempty" doc:"only for the rater's organisation and staff"`
+	UserID      string    `json:"user_id,omitempty" doc:"only for the rater's organisation and staff"`
 }
 
-func toReviewJSON(r ratingRow) reviewJSON {
-	return reviewJSON(r)
+func toReviewJSON(r ratingRow, a Actor) reviewJSON {
+	out := reviewJSON{ID: r.ID, ListingID: r.ListingID, DisplayName: r.DisplayName, Stars: r.Stars, Body: r.Body,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Mine: a.OrgID != "" && a.OrgID == r.OrgID}
+	if out.Mine || a.Staff {
+		out.OrgID, out.UserID = r.OrgID, r.UserID
+	}
+	return out
 }
 
 func (h handler) reviews(c *fiber.Ctx) error {
@@ -767,13 +777,14 @@ func (h handler) reviews(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rows, err := h.s.Reviews(c.UserContext(), actorOf(c), c.Params("id"), pg.Limit, before)
+	a := actorOf(c)
+	rows, err := h.s.Reviews(c.UserContext(), a, c.Params("id"), pg.Limit, before)
 	if err != nil {
 		return err
 	}
 	out := make([]reviewJSON, len(rows))
 	for i, r := range rows {
-		out[i] = toReviewJSON(r)
+		out[i] = toReviewJSON(r, a)
 	}
 	return c.JSON(web.NewList(out, pg.Limit, func(r reviewJSON) any { return idCursor{r.ID} }))
 }
@@ -783,11 +794,12 @@ func (h handler) createReview(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	r, err := h.s.CreateReview(c.UserContext(), actorOf(c), c.Params("id"), ReviewInput(req))
+	a := actorOf(c)
+	r, err := h.s.CreateReview(c.UserContext(), a, c.Params("id"), ReviewInput(req))
 	if err != nil {
 		return err
 	}
-	return c.Status(http.StatusCreated).JSON(toReviewJSON(r))
+	return c.Status(http.StatusCreated).JSON(toReviewJSON(r, a))
 }
 
 func (h handler) updateReview(c *fiber.Ctx) error {
@@ -795,11 +807,12 @@ func (h handler) updateReview(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	r, err := h.s.UpdateReview(c.UserContext(), actorOf(c), c.Params("id"), ReviewInput(req))
+	a := actorOf(c)
+	r, err := h.s.UpdateReview(c.UserContext(), a, c.Params("id"), ReviewInput(req))
 	if err != nil {
 		return err
 	}
-	return c.JSON(toReviewJSON(r))
+	return c.JSON(toReviewJSON(r, a))
 }
 
 // Downloads.

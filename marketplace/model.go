@@ -172,14 +172,15 @@ type accessRequestRow struct {
 func (accessRequestRow) TableName() string { return "market_access_requests" }
 
 type ratingRow struct {
-	ID        string `gorm:"primaryKey"`
-	ListingID string
-	OrgID     string
-	UserID    string
-	Stars     int
-	Body      string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID          string `gorm:"primaryKey"`
+	ListingID   string
+	OrgID       string
+	UserID      string
+	DisplayName string
+	Stars       int
+	Body        string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 func (ratingRow) TableName() string { return "market_ratings" }
@@ -221,11 +222,11 @@ func (poolRow) TableName() string { return "market_pools" }
 // Content is everything a vendor writes in a version: the catalogue entry, the kind-specific details and the
 // plans. It is stored as JSON so that a version is one immutable document once submitted.
 type Content struct {
-	Title        string          `json:"title"`
+	Title        string          `json:"title" openapi:"required"`
 	Summary      string          `json:"summary"`
 	CardMarkdown string          `json:"card_markdown" text:"multiline"`
 	Tags         []string        `json:"tags"`
-	License      License         `json:"license"`
+	License      License         `json:"license" openapi:"required"`
 	Residency    string          `json:"residency"`    // ISO 3166-1 alpha-2 where the data or service lives, e.g. CA
 	Jurisdiction string          `json:"jurisdiction"` // hosting jurisdiction, e.g. CA
 	CanadianIP   bool            `json:"canadian_owned_ip"`
@@ -328,7 +329,11 @@ func (c *Content) normalize() {
 // validate lists every invalid field of content for a listing of kind.
 func (c *Content) validate(kind string) error {
 	var f problem.Fields
-	f.Check(c.Title != "" && len(c.Title) <= 200, "title", "invalid", "is required, at most 200 characters")
+	if c.Title == "" {
+		f.Add("title", "required", "is required, at most 200 characters")
+	} else {
+		f.Check(len(c.Title) <= 200, "title", "invalid", "is required, at most 200 characters")
+	}
 	f.Check(len(c.Summary) <= 500, "summary", "too_long", "must be at most 500 characters")
 	f.Check(len(c.CardMarkdown) <= 100_000, "card_markdown", "too_long", "must be at most 100,000 characters")
 	if hasScript(c.CardMarkdown) {
@@ -350,6 +355,8 @@ func (c *Content) validate(kind string) error {
 		u, err := url.Parse(c.License.URL)
 		f.Check(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "", "license.url", "invalid_url",
 			"a custom licence needs an http(s) link to its terms")
+	case c.License.SPDX == "":
+		f.Add("license.spdx", "required", "an SPDX licence identifier or expression, or \"custom\" with a url")
 	default:
 		if _, ok := CanonicalSPDX(c.License.SPDX); !ok {
 			f.Add("license.spdx", "invalid_spdx", "must be a known SPDX licence identifier or expression, or \"custom\" with a url")
@@ -459,10 +466,19 @@ func (in *CreateListingInput) Validate() error {
 	in.Slug = strings.TrimSpace(in.Slug)
 	in.normalize()
 	var f problem.Fields
-	if in.Kind != KindModel && in.Kind != KindDataset && in.Kind != KindCompute {
+	switch in.Kind {
+	case KindModel, KindDataset, KindCompute:
+	case "":
+		f.Add("kind", "required", "one of: model, dataset, compute")
+	default:
 		f.Add("kind", "oneof", "must be one of: model, dataset, compute")
 	}
-	f.Check(slugRE.MatchString(in.Slug), "slug", "invalid", "3 to 64 lowercase letters, digits and '-', not starting or ending with '-'")
+	const slugRule = "3 to 64 lowercase letters, digits and '-', not starting or ending with '-'"
+	if in.Slug == "" {
+		f.Add("slug", "required", slugRule)
+	} else {
+		f.Check(slugRE.MatchString(in.Slug), "slug", "invalid", slugRule)
+	}
 	if err := in.Content.validate(in.Kind); err != nil {
 		p, _ := problem.From(err)
 		f = append(f, p.Fields...)

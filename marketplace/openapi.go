@@ -33,7 +33,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "GET", Path: p("/listings/:id/versions"), Summary: "Version history with who changed what", Tag: tag,
 			Auth: "vendor member or staff", Response: web.List[versionHistoryJSON]{}, Problems: []string{"listing_not_found"}},
 		openapi.Op{Method: "POST", Path: p("/listings/:id/versions"), Summary: "Start a new version of a published listing (optional body: fields to change); it goes through review again", Tag: tag,
-			Auth: "vendor member", Request: ContentPatch{}, Response: listing, Status: 201, Problems: []string{"version_pending", "validation_failed", "listing_retired"}},
+			Auth: "vendor member", Request: ContentPatch{}, OptionalBody: true, Response: listing, Status: 201, Problems: []string{"version_pending", "validation_failed", "listing_retired"}},
 		openapi.Op{Method: "PUT", Path: p("/listings/:id/versions/:version/artifacts/:name"), Summary: "Upload (or replace) an artifact, streamed; X-Checksum-Sha256 (hex or base64) or Digest: sha-256=... is checked", Tag: tag,
 			Auth: "vendor member", ContentType: "application/octet-stream", Response: artifactJSON{}, Status: 201,
 			Problems: []string{"artifact_too_large", "checksum_mismatch", "invalid_checksum", "invalid_artifact_name", "version_not_editable", "artifact_exists"}},
@@ -43,7 +43,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Auth: "vendor admin", Response: listing, Problems: []string{"listing_retired"}},
 		openapi.Op{Method: "POST", Path: p("/listings/:id/suspend"), Summary: "Hide a published listing, with a reason", Tag: tag,
 			Auth: "staff", Request: suspendRequest{}, Response: listing, Problems: []string{"own_listing", "listing_not_published"}},
-		openapi.Op{Method: "GET", Path: p("/listings/:id/reviews"), Summary: "Ratings and reviews of a listing, newest first", Tag: tag,
+		openapi.Op{Method: "GET", Path: p("/listings/:id/reviews"), Summary: "Ratings and reviews of a listing, newest first: stars, text, dates and the name each rater chose (which organisation rated is shown to it and to staff only)", Tag: tag,
 			Response: web.List[reviewJSON]{}, Query: page},
 		openapi.Op{Method: "POST", Path: p("/listings/:id/reviews"), Summary: "Rate a listing (entitled organisations, once each)", Tag: tag,
 			Auth: "user", Request: reviewRequest{}, Response: reviewJSON{}, Status: 201, Problems: []string{"entitlement_required", "review_exists"}},
@@ -82,3 +82,18 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Problems: []string{"invalid_signature", "range_not_satisfiable"}},
 	)
 }
+
+// Schema names a client sees where the Go name is vague or taken by another service (see package openapi).
+
+func (auditJSON) SchemaName() string         { return "MarketplaceAuditEntry" }
+func (reviewJSON) SchemaName() string        { return "ListingReview" }
+func (reviewRequest) SchemaName() string     { return "ListingReviewRequest" }
+func (queueItemJSON) SchemaName() string     { return "ReviewQueueItem" }
+func (decisionRequest) SchemaName() string   { return "ReviewDecisionRequest" }
+func (accessRequestBody) SchemaName() string { return "CreateAccessRequestRequest" }
+func (historyJSON) SchemaName() string       { return "VersionHistoryEntry" }
+func (searchJSON) SchemaName() string        { return "SearchResult" }
+func (downloadJSON) SchemaName() string      { return "DownloadLink" }
+
+// Plan is what a vendor sends; planJSON (with price_display) is what readers get, under the plain name.
+func (Plan) SchemaName() string { return "PlanInput" }

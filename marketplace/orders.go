@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -318,7 +320,13 @@ func (s *Service) AccessRequests(ctx context.Context, a Actor, limit int, before
 // DecideAccess approves (granting an entitlement) or denies a pending request (vendor admins).
 func (s *Service) DecideAccess(ctx context.Context, a Actor, id, decision, comment string) (accessRequestRow, error) {
 	var f problem.Fields
-	f.Check(decision == "approve" || decision == "deny", "decision", "oneof", "must be one of: approve, deny")
+	switch decision {
+	case "approve", "deny":
+	case "":
+		f.Add("decision", "required", "one of: approve, deny")
+	default:
+		f.Add("decision", "oneof", "must be one of: approve, deny")
+	}
 	f.Check(len(comment) <= 4000, "comment", "too_long", "at most 4000 characters")
 	if err := f.Err(); err != nil {
 		return accessRequestRow{}, err
@@ -387,17 +395,40 @@ func (s *Service) CancelAccess(ctx context.Context, a Actor, id string) (accessR
 	return r, err
 }
 
-// ReviewInput is a rating with an optional text.
+// DefaultReviewerName is shown with a review whose rater chose no name. Only entitled organisations may rate, so
+// every rater is a verified buyer; who they are stays private unless they name themselves, as on the software
+// marketplaces that let a reviewer stay anonymous.
+const DefaultReviewerName = "Verified buyer"
+
+// MaxReviewerName bounds a reviewer's display name, in characters.
+const MaxReviewerName = 60
+
+// ReviewInput is a rating with an optional text and the name to show with it.
 type ReviewInput struct {
 	Stars int
 	Body  string
+	// DisplayName is shown with the review instead of who wrote it; empty means DefaultReviewerName for a new
+	// review and the current name for an edit.
+	DisplayName string
 }
 
-// Validate lists every invalid field.
+// Validate trims the display name and lists every invalid field.
 func (in *ReviewInput) Validate() error {
+	in.DisplayName = strings.TrimSpace(in.DisplayName)
 	var f problem.Fields
-	f.Check(in.Stars >= 1 && in.Stars <= 5, "stars", "out_of_range", "must be 1 to 5")
+	if in.Stars == 0 {
+		f.Add("stars", "required", "1 to 5")
+	} else {
+		f.Check(in.Stars >= 1 && in.Stars <= 5, "stars", "out_of_range", "must be 1 to 5")
+	}
 	f.Check(len(in.Body) <= 4000, "body", "too_long", "at most 4000 characters")
+	if utf8.RuneCountInString(in.DisplayName) > MaxReviewerName {
+		f.Add("display_name", "too_long", fmt.Sprintf("at most %d characters", MaxReviewerName))
+	} else if strings.IndexFunc(in.DisplayName, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		// No control, format (bidirectional overrides, zero-width) or line-breaking characters: the name is
+		// shown on one line beside other people's words.
+		f.Add("display_name", "invalid", "letters, digits, punctuation, symbols and spaces only")
+	}
 	return f.Err()
 }
 
@@ -439,8 +470,12 @@ func (s *Service) CreateReview(ctx context.Context, a Actor, listingID string, i
 			return ErrEntitlementNeeded
 		}
 		now := s.now()
-		r = ratingRow{ID: newID("rat"), ListingID: l.ID, OrgID: a.OrgID, UserID: a.UserID, Stars: in.Stars, Body: in.Body,
-			CreatedAt: now, UpdatedAt: now}
+		name := in.DisplayName
+		if name == "" {
+			name = DefaultReviewerName
+		}
+		r = ratingRow{ID: newID("rat"), ListingID: l.ID, OrgID: a.OrgID, UserID: a.UserID, DisplayName: name, Stars: in.Stars,
+			Body: in.Body, CreatedAt: now, UpdatedAt: now}
 		if err := tx.Create(&r).Error; err != nil {
 			if sqldb.IsDuplicate(err) {
 				return ErrReviewExists
@@ -473,8 +508,11 @@ func (s *Service) UpdateReview(ctx context.Context, a Actor, listingID string, i
 			return err
 		}
 		r.Stars, r.Body, r.UserID, r.UpdatedAt = in.Stars, in.Body, a.UserID, s.now()
+		if in.DisplayName != "" {
+			r.DisplayName = in.DisplayName
+		}
 		return tx.Model(&ratingRow{}).Where("id = ?", r.ID).Updates(map[string]any{
-			"stars": r.Stars, "body": r.Body, "user_id": r.UserID, "updated_at": r.UpdatedAt}).Error
+			"stars": r.Stars, "body": r.Body, "display_name": r.DisplayName, "user_id": r.UserID, "updated_at": r.UpdatedAt}).Error
 	})
 	return r, err
 }

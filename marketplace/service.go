@@ -346,8 +346,13 @@ type Decision struct {
 func (d *Decision) Validate() error {
 	var f problem.Fields
 	d.Comment = strings.TrimSpace(d.Comment)
-	f.Check(d.Decision == "approve" || d.Decision == "reject" || d.Decision == "request_changes", "decision", "oneof",
-		"must be one of: approve, reject, request_changes")
+	switch d.Decision {
+	case "approve", "reject", "request_changes":
+	case "":
+		f.Add("decision", "required", "one of: approve, reject, request_changes")
+	default:
+		f.Add("decision", "oneof", "must be one of: approve, reject, request_changes")
+	}
 	f.Check(d.Decision == "approve" || d.Comment != "", "comment", "required", "is required unless approving")
 	f.Check(len(d.Comment) <= 5000, "comment", "too_long", "at most 5000 characters")
 	return f.Err()

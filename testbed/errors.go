@@ -22,6 +22,7 @@ var (
 	ErrBillingUnavailable  = problem.New(503, "billing_unavailable", "Billing did not answer; the sandbox was not started.")
 	ErrBackendUnavailable  = problem.New(503, "backend_unavailable", "The pool's sandbox backend is not available in this deployment.")
 	ErrNotPoolOwner        = problem.New(403, "not_pool_owner", "Only the pool's vendor or staff may change it.")
+	ErrImageSettingsStaff  = problem.New(403, "image_settings_staff_only", "Only programme staff may change a pool's images.* settings (allowed images, registry credentials).")
 	ErrForbidden           = problem.New(403, "forbidden", "You may not do this.")
 	ErrAccessRequired      = problem.New(403, "access_required", "This listing is gated: your organisation needs the vendor's approval to use it.")
 	ErrHostBackendStaff    = problem.New(403, "host_backend_staff_only",

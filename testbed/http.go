@@ -154,9 +154,9 @@ func toNodeJSON(n Node, devs []Device) nodeJSON {
 }
 
 type createPoolRequest struct {
-	Name        string            `json:"name"`
-	Region      string            `json:"region"`
-	Backend     string            `json:"backend"`
+	Name        string            `json:"name" openapi:"required"`
+	Region      string            `json:"region" openapi:"required"`
+	Backend     string            `json:"backend" openapi:"required" doc:"local, simulator, slurm or kubernetes"`
 	Settings    map[string]string `json:"settings"`
 	VendorOrgID string            `json:"vendor_org_id"` // staff only; vendors always own their pools
 }
@@ -170,22 +170,22 @@ type updatePoolRequest struct {
 type deviceRequest struct {
 	Index       int      `json:"index"`
 	UUID        string   `json:"uuid"`
-	GPUModel    string   `json:"gpu_model"`
+	GPUModel    string   `json:"gpu_model" openapi:"required"`
 	MemoryMiB   int64    `json:"memory_mib"`
 	MIGProfiles []string `json:"mig_profiles"`
 }
 
 type addNodeRequest struct {
-	Name        string          `json:"name"`
-	CPUMillis   int64           `json:"cpu_millis"`
-	MemoryBytes int64           `json:"memory_bytes"`
-	Devices     []deviceRequest `json:"devices"`
+	Name        string          `json:"name" openapi:"required"`
+	CPUMillis   int64           `json:"cpu_millis" openapi:"required"`
+	MemoryBytes int64           `json:"memory_bytes" openapi:"required"`
+	Devices     []deviceRequest `json:"devices" doc:"required unless discover is true"`
 	// Discover asks nvidia-smi on the testbed host (local pools); declared devices are the fallback.
 	Discover bool `json:"discover"`
 }
 
 type healthRequest struct {
-	Health string `json:"health"`
+	Health string `json:"health" openapi:"required" doc:"ready, draining or down"`
 }
 
 type availabilityJSON struct {
@@ -236,14 +236,14 @@ type listingJSON struct {
 }
 
 type launchRequest struct {
-	ListingID       string `json:"listing_id"`
-	GPUModel        string `json:"gpu_model"`
-	GPUCount        int    `json:"gpu_count"`
+	ListingID       string `json:"listing_id" openapi:"required"`
+	GPUModel        string `json:"gpu_model" doc:"default: the listing's GPU model (a compute listing offers one)"`
+	GPUCount        int    `json:"gpu_count" openapi:"required" doc:"1 to 8 devices (one node)"`
 	MIGProfile      string `json:"mig_profile"`
-	Template        string `json:"template"`
-	DurationMinutes int    `json:"duration_minutes"`
-	CPUMillis       int64  `json:"cpu_millis"`
-	MemoryBytes     int64  `json:"memory_bytes"`
+	Template        string `json:"template" openapi:"required" doc:"a template name from GET /api/v1/testbed/templates"`
+	DurationMinutes int    `json:"duration_minutes" openapi:"required" doc:"within the listing's minimum and maximum"`
+	CPUMillis       int64  `json:"cpu_millis" doc:"default: the template's per-GPU share"`
+	MemoryBytes     int64  `json:"memory_bytes" doc:"default: the template's per-GPU share"`
 }
 
 type sandboxJSON struct {
@@ -305,7 +305,7 @@ func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
 }
 
 type extendRequest struct {
-	Minutes int `json:"minutes"`
+	Minutes int `json:"minutes" openapi:"required" doc:"1 to 1440"`
 }
 
 type tokenJSON struct {
@@ -316,10 +316,10 @@ type tokenJSON struct {
 }
 
 type reserveRequest struct {
-	ListingID string    `json:"listing_id"`
-	GPUCount  int       `json:"gpu_count"`
-	StartsAt  time.Time `json:"starts_at"`
-	EndsAt    time.Time `json:"ends_at"`
+	ListingID string    `json:"listing_id" openapi:"required"`
+	GPUCount  int       `json:"gpu_count" openapi:"required"`
+	StartsAt  time.Time `json:"starts_at" openapi:"required"`
+	EndsAt    time.Time `json:"ends_at" openapi:"required"`
 }
 
 type reservationJSON struct {
@@ -387,7 +387,7 @@ func (h handler) updatePool(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toPoolJSON(PoolView{Pool: p, Models: h.svc.index().poolCounts(p.ID)}))
+	return c.JSON(toPoolJSONFor(callerOf(c), p))
 }
 
 func (h handler) addNode(c *fiber.Ctx) error {

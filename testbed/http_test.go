@@ -75,9 +75,9 @@ func TestHTTPBadInput(t *testing.T) {
 
 		want(do("POST", "/sandboxes", nil, launch("h100-80gb", 1, 10)), 401, "unauthorized")
 		want(do("POST", "/sandboxes", &me, launch("h900-1tb", 1, 10)), 422, "validation_failed", "gpu_model", "unknown_gpu_model")
-		want(do("POST", "/sandboxes", &me, launch("h100-80gb", 0, 10)), 422, "validation_failed", "gpu_count", "too_small")
+		want(do("POST", "/sandboxes", &me, launch("h100-80gb", 0, 10)), 422, "validation_failed", "gpu_count", "required")
 		want(do("POST", "/sandboxes", &me, launch("h100-80gb", 9, 10)), 422, "validation_failed", "gpu_count", "too_large")
-		want(do("POST", "/sandboxes", &me, launch("h100-80gb", 0, 0)), 422, "validation_failed", "gpu_count", "too_small", "duration_minutes", "too_small")
+		want(do("POST", "/sandboxes", &me, launch("h100-80gb", -1, -1)), 422, "validation_failed", "gpu_count", "too_small", "duration_minutes", "too_small")
 		want(do("POST", "/sandboxes", &me, launch("h100-80gb", 1, 241)), 422, "validation_failed", "duration_minutes", "too_long")
 		want(do("POST", "/sandboxes", &me, launch("l4-24gb", 1, 10)), 422, "validation_failed", "gpu_model", "not_offered")
 		want(do("POST", "/sandboxes", &me, strings.Replace(launch("h100-80gb", 1, 10), "lst-h100", "lst-nope", 1)), 404, "listing_not_found")
@@ -143,7 +143,8 @@ func TestHTTPBadInput(t *testing.T) {
 		}
 		want(do("GET", "/availability?step=1h&gpu_model=h100-80gb", nil, ""), 200, "")
 		want(do("GET", "/availability?step=1s", nil, ""), 422, "validation_failed", "step", "too_small")
-		want(do("POST", "/reservations", &me, `{"listing_id":"lst-h100","gpu_count":0,"starts_at":"2020-01-01T00:00:00Z","ends_at":"2020-01-01T00:00:00Z"}`), 422, "validation_failed", "gpu_count", "invalid", "starts_at", "in_past", "ends_at", "before_start")
+		want(do("POST", "/reservations", &me, `{"listing_id":"lst-h100","gpu_count":65,"starts_at":"2020-01-01T00:00:00Z","ends_at":"2020-01-01T00:00:00Z"}`), 422, "validation_failed", "gpu_count", "invalid", "starts_at", "in_past", "ends_at", "before_start")
+		want(do("POST", "/reservations", &me, `{}`), 422, "validation_failed", "listing_id", "required", "gpu_count", "required", "starts_at", "required", "ends_at", "required")
 	})
 }
 

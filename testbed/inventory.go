@@ -135,6 +135,9 @@ func (s *Service) CreatePool(ctx context.Context, c Caller, in CreatePoolInput) 
 	if err := in.Validate(); err != nil {
 		return Pool{}, err
 	}
+	if err := checkImageSettings(c, nil, in.Settings); err != nil {
+		return Pool{}, err
+	}
 	settings, _ := json.Marshal(nonNilMap(in.Settings))
 	now := ms(s.clock.Now())
 	p := Pool{ID: newID("pool"), VendorOrgID: in.VendorOrgID, Name: strings.TrimSpace(in.Name),
@@ -169,8 +172,8 @@ func canManagePool(c Caller, p Pool) bool {
 	return c.Staff || (c.OrgID == p.VendorOrgID && c.Admin)
 }
 
-// UpdatePool changes a pool's name, region or settings.
-func (s *Service) UpdatePool(ctx context.Context, c Caller, id string, in UpdatePoolInput) (Pool, error) {
+// UpdatePool changes a pool's name, region or settings and answers the pool with its capacity, as GetPool does.
+func (s *Service) UpdatePool(ctx context.Context, c Caller, id string, in UpdatePoolInput) (PoolView, error) {
 	var p Pool
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		if err := sqldb.ForUpdate(tx).First(&p, "id = ?", id).Error; err != nil {
@@ -191,10 +194,14 @@ func (s *Service) UpdatePool(ctx context.Context, c Caller, id string, in Update
 			f.Check(strings.TrimSpace(*in.Region) != "", "region", "required", "must not be empty")
 			p.Region = strings.TrimSpace(*in.Region)
 		}
+		checkSettings(&f, p.Backend, in.Settings)
 		if err := f.Err(); err != nil {
 			return err
 		}
 		if in.Settings != nil {
+			if err := checkImageSettings(c, p.SettingsMap(), in.Settings); err != nil {
+				return err
+			}
 			b, _ := json.Marshal(in.Settings)
 			p.Settings = string(b)
 		}
@@ -211,10 +218,14 @@ func (s *Service) UpdatePool(ctx context.Context, c Caller, id string, in Update
 		return s.writePoolChanged(tx, p)
 	})
 	if err != nil {
-		return Pool{}, fmt.Errorf("update pool %s: %w", id, err)
+		return PoolView{}, fmt.Errorf("update pool %s: %w", id, err)
 	}
 	s.outbox.Kick()
-	return p, nil
+	var nodes int64
+	if err := s.db.WithContext(ctx).Model(&Node{}).Where("pool_id = ?", p.ID).Count(&nodes).Error; err != nil {
+		return PoolView{}, err
+	}
+	return PoolView{Pool: p, Models: s.index().poolCounts(p.ID), Nodes: int(nodes)}, nil
 }
 
 func mapNotFound(err, sentinel error) error {

@@ -9,12 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"golang.org/x/sys/unix"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
@@ -30,20 +32,36 @@ import (
 // TestLocalBackendEndToEnd launches a real runc sandbox through the HTTP API, sees it running, reads
 // its logs (SSE), runs echo in its terminal (WebSocket), reaches a port through the proxy, stops it, and
 // finds its usage events in JetStream summing to its running time.
-func TestLocalBackendEndToEnd(t *testing.T) { natstest.Each(t, localEndToEnd) }
+func TestLocalBackendEndToEnd(t *testing.T) {
+	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) { localEndToEnd(t, bus, local.RuntimeRunc) })
+}
 
-func localEndToEnd(t *testing.T, bus *eventbus.Bus) {
+// TestLocalBackendEndToEndGVisor is the same journey on a pool whose settings choose gVisor: the
+// setting reaches the backend and everything works the same through runsc. TAMARACK_TEST_RUNSC names
+// runsc (infra/gvisor/build.sh); without it the test fails under TAMARACK_TEST_SANDBOX=required.
+func TestLocalBackendEndToEndGVisor(t *testing.T) {
+	localEndToEnd(t, natstest.Start(t), local.RuntimeRunsc)
+}
+
+func localEndToEnd(t *testing.T, bus *eventbus.Bus, runtime string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
 	if err := bus.EnsureStreams(ctx, events.TestbedStream); err != nil {
 		t.Fatal(err)
 	}
-	lb, err := local.New(local.Options{Root: t.TempDir()})
+	runsc := os.Getenv("TAMARACK_TEST_RUNSC")
+	lb, err := local.New(local.Options{Root: t.TempDir(), Runsc: runsc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	backendtest.RequireHost(t, lb.Check(ctx))
+	if runtime == local.RuntimeRunsc {
+		if runsc == "" {
+			backendtest.RequireHost(t, fmt.Errorf("%w: TAMARACK_TEST_RUNSC is not set: build runsc with infra/gvisor/build.sh", backend.ErrUnavailable))
+		}
+		backendtest.RequireHost(t, lb.CheckRunsc(ctx))
+	}
 	t.Cleanup(func() { stopAll(lb) }) // sandboxes outlive their starter: none may outlive the test
 	svc, err := New(Deps{DB: db, Bus: bus, Clock: clock.System{}, Holds: ApproveHolds{},
 		Backends: map[string]backend.Backend{"local": lb},
@@ -51,7 +69,8 @@ func localEndToEnd(t *testing.T, bus *eventbus.Bus) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := svc.CreatePool(ctx, hostStaff(), CreatePoolInput{VendorOrgID: vendorOrg, Name: "Local", Region: "here", Backend: "local"})
+	p, err := svc.CreatePool(ctx, hostStaff(), CreatePoolInput{VendorOrgID: vendorOrg, Name: "Local", Region: "here", Backend: "local",
+		Settings: map[string]string{"runtime": runtime}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,10 +139,12 @@ func localEndToEnd(t *testing.T, bus *eventbus.Bus) {
 		t.Fatal(err)
 	}
 	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"resize","cols":120,"rows":40}`))
-	_ = conn.WriteMessage(websocket.BinaryMessage, []byte("echo hello-$((40+2)); exit\n"))
+	// The kernel it reports says which runtime the pool's setting chose: the host's under runc, gVisor's
+	// own under runsc.
+	_ = conn.WriteMessage(websocket.BinaryMessage, []byte("echo hello-$((40+2))-kernel-$(uname -r)-end$((1+1)); exit\n"))
 	var out bytes.Buffer
 	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
-	for !strings.Contains(out.String(), "hello-42") {
+	for !strings.Contains(out.String(), "-end2") {
 		_, msg, err := conn.ReadMessage()
 		if err != nil {
 			t.Fatalf("terminal read: %v (got %q)", err, out.String())
@@ -131,6 +152,14 @@ func localEndToEnd(t *testing.T, bus *eventbus.Bus) {
 		out.Write(msg)
 	}
 	_ = conn.Close()
+	var host unix.Utsname
+	if err := unix.Uname(&host); err != nil {
+		t.Fatal(err)
+	}
+	onHost := strings.Contains(out.String(), "hello-42-kernel-"+unix.ByteSliceToString(host.Release[:])+"-end2")
+	if !strings.Contains(out.String(), "hello-42-kernel-") || onHost != (runtime == local.RuntimeRunc) {
+		t.Fatalf("terminal on %s said %q (host kernel %s)", runtime, out.String(), unix.ByteSliceToString(host.Release[:]))
+	}
 
 	// Proxy to the stand-in of JupyterLab on port 8888, with the org token as ?access_token=.
 	jl := launch("jupyterlab")

@@ -55,6 +55,19 @@ const (
 // Backend kinds a pool may name.
 var backendKinds = map[string]bool{"local": true, "simulator": true, "slurm": true, "kubernetes": true}
 
+// poolRuntime is the setting by which a local pool chooses its sandboxes' OCI runtime (the local
+// backend's SettingRuntime): runc, the default, or runsc (gVisor) for a hardened pool.
+const poolRuntime = "runtime"
+
+var poolRuntimes = map[string]bool{"runc": true, "runsc": true}
+
+// checkSettings adds a field error for each backend setting of a pool on backend that cannot work.
+func checkSettings(f *problem.Fields, backend string, settings map[string]string) {
+	if rt, ok := settings[poolRuntime]; ok && backend == "local" {
+		f.Check(poolRuntimes[rt], "settings.runtime", "invalid", "runc or runsc (gVisor)")
+	}
+}
+
 func ms(t time.Time) int64 { return t.UnixMilli() }
 func fromMS(v int64) time.Time {
 	if v == 0 {
@@ -307,8 +320,13 @@ func (in CreatePoolInput) Validate() error {
 	var f problem.Fields
 	f.Check(strings.TrimSpace(in.Name) != "" && len(in.Name) <= 200, "name", "required", "1-200 characters")
 	f.Check(strings.TrimSpace(in.Region) != "" && len(in.Region) <= 100, "region", "required", "1-100 characters")
-	f.Check(backendKinds[in.Backend], "backend", "invalid", "one of local, simulator, slurm, kubernetes")
+	if in.Backend == "" {
+		f.Add("backend", "required", "one of local, simulator, slurm, kubernetes")
+	} else {
+		f.Check(backendKinds[in.Backend], "backend", "invalid", "one of local, simulator, slurm, kubernetes")
+	}
 	f.Check(in.VendorOrgID != "", "vendor_org_id", "required", "the vendor organisation owning the pool")
+	checkSettings(&f, in.Backend, in.Settings)
 	return f.Err()
 }
 
@@ -340,13 +358,22 @@ type AddNodeInput struct {
 func (in AddNodeInput) Validate() error {
 	var f problem.Fields
 	f.Check(strings.TrimSpace(in.Name) != "" && len(in.Name) <= 100, "name", "required", "1-100 characters")
-	f.Check(in.CPUMillis > 0, "cpu_millis", "invalid", "must be positive")
-	f.Check(in.MemoryBytes > 0, "memory_bytes", "invalid", "must be positive")
+	positive := func(v int64, field string) {
+		if v == 0 {
+			f.Add(field, "required", "must be positive")
+		} else {
+			f.Check(v > 0, field, "invalid", "must be positive")
+		}
+	}
+	positive(in.CPUMillis, "cpu_millis")
+	positive(in.MemoryBytes, "memory_bytes")
 	f.Check(in.Discover || len(in.Devices) > 0, "devices", "required", "declare devices or set discover")
 	f.Check(len(in.Devices) <= 64, "devices", "too_many", "at most 64 devices per node")
 	seen := map[int]bool{}
 	for _, d := range in.Devices {
-		if !KnownGPUModel(d.GPUModel) {
+		if d.GPUModel == "" {
+			f.Add("devices.gpu_model", "required", "one of: "+strings.Join(GPUModels(), ", "))
+		} else if !KnownGPUModel(d.GPUModel) {
 			f.Add("devices.gpu_model", "unknown_gpu_model", "unknown GPU model "+d.GPUModel)
 		}
 		if d.Index < 0 || seen[d.Index] {
@@ -360,7 +387,7 @@ func (in AddNodeInput) Validate() error {
 // LaunchInput asks for a sandbox.
 type LaunchInput struct {
 	ListingID       string
-	GPUModel        string
+	GPUModel        string // "": the listing's GPU model (a compute listing offers exactly one)
 	GPUCount        int
 	MIGProfile      string
 	Template        string
@@ -372,24 +399,44 @@ type LaunchInput struct {
 // MaxGPUsPerSandbox bounds a request: a sandbox runs on one node.
 const MaxGPUsPerSandbox = 8
 
+// Validate lists every invalid field. A field left out (its zero value) is "required", as the struct-tag
+// validation of other inputs says; a value given but wrong has its own code.
 func (in LaunchInput) Validate() error {
 	var f problem.Fields
-	f.Check(in.ListingID != "", "listing_id", "required", "required")
-	if !KnownGPUModel(in.GPUModel) {
+	f.Check(in.ListingID != "", "listing_id", "required", "the compute listing to launch from")
+	if in.GPUModel != "" && !KnownGPUModel(in.GPUModel) {
 		f.Add("gpu_model", "unknown_gpu_model", "unknown GPU model; known: "+strings.Join(GPUModels(), ", "))
 	}
-	if in.GPUCount < 1 {
+	switch {
+	case in.GPUCount == 0:
+		f.Add("gpu_count", "required", "at least 1 device")
+	case in.GPUCount < 1:
 		f.Add("gpu_count", "too_small", "at least 1 device")
-	} else if in.GPUCount > MaxGPUsPerSandbox {
+	case in.GPUCount > MaxGPUsPerSandbox:
 		f.Add("gpu_count", "too_large", "at most 8 devices (one node)")
 	}
-	if _, ok := templates[in.Template]; !ok {
-		f.Add("template", "unknown_template", "unknown template")
+	if in.Template == "" {
+		f.Add("template", "required", "one of: "+strings.Join(templateNames(), ", "))
+	} else if _, ok := templates[in.Template]; !ok {
+		f.Add("template", "unknown_template", "unknown template; known: "+strings.Join(templateNames(), ", "))
 	}
-	f.Check(in.DurationMinutes >= 1, "duration_minutes", "too_small", "at least 1 minute")
+	switch {
+	case in.DurationMinutes == 0:
+		f.Add("duration_minutes", "required", "at least 1 minute")
+	case in.DurationMinutes < 1:
+		f.Add("duration_minutes", "too_small", "at least 1 minute")
+	}
 	f.Check(in.CPUMillis >= 0, "cpu_millis", "invalid", "must not be negative")
 	f.Check(in.MemoryBytes >= 0, "memory_bytes", "invalid", "must not be negative")
 	return f.Err()
+}
+
+func templateNames() []string {
+	var out []string
+	for _, t := range Templates() {
+		out = append(out, t.Name)
+	}
+	return out
 }
 
 // ReserveInput books devices for a future window.

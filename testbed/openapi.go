@@ -13,9 +13,9 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 	stream := "the sandbox's organisation (Authorization, or ?access_token=), or ?token= from POST /sandboxes/{id}/token"
 	d.Add(
 		openapi.Op{Method: "GET", Path: p + "/pools", Summary: "Accelerator pools with backend, region, GPU models, counts and free devices now", Tag: tag, Response: web.List[poolJSON]{}},
-		openapi.Op{Method: "POST", Path: p + "/pools", Summary: "Declare a pool (vendor admin: owned by the caller's organisation; staff: vendor_org_id)", Tag: tag, Auth: "vendor admin or staff", Request: createPoolRequest{}, Response: poolJSON{}, Status: 201, Problems: []string{"forbidden", "pool_exists"}},
+		openapi.Op{Method: "POST", Path: p + "/pools", Summary: "Declare a pool (vendor admin: owned by the caller's organisation; staff: vendor_org_id)", Tag: tag, Auth: "vendor admin or staff", Request: createPoolRequest{}, Response: poolJSON{}, Status: 201, Problems: []string{"forbidden", "pool_exists", "image_settings_staff_only"}},
 		openapi.Op{Method: "GET", Path: p + "/pools/:id", Summary: "A pool with its nodes and devices (declared devices are labelled declared)", Tag: tag, Response: poolDetailJSON{}, Problems: []string{"pool_not_found"}},
-		openapi.Op{Method: "PATCH", Path: p + "/pools/:id", Summary: "Change a pool's name, region or backend settings", Tag: tag, Auth: "pool's vendor admin or staff", Request: updatePoolRequest{}, Response: poolJSON{}, Problems: []string{"pool_not_found", "not_pool_owner", "pool_exists"}},
+		openapi.Op{Method: "PATCH", Path: p + "/pools/:id", Summary: "Change a pool's name, region or backend settings", Tag: tag, Auth: "pool's vendor admin or staff", Request: updatePoolRequest{}, Response: poolJSON{}, Problems: []string{"pool_not_found", "not_pool_owner", "pool_exists", "image_settings_staff_only"}},
 		openapi.Op{Method: "POST", Path: p + "/pools/:id/nodes", Summary: "Add a node with declared devices, or discover them with nvidia-smi on the testbed host (discover: true)", Tag: tag, Auth: "pool's vendor admin or staff", Request: addNodeRequest{}, Response: nodeJSON{}, Status: 201, Problems: []string{"pool_not_found", "not_pool_owner", "node_exists", "discovery_failed"}},
 		openapi.Op{Method: "POST", Path: p + "/pools/:id/nodes/:node_id/heartbeat", Summary: "Node heartbeat (a node that was down comes back ready); nodes silent for the node timeout go down", Tag: tag, Auth: "pool's vendor admin or staff", Response: nodeJSON{}, Problems: []string{"pool_not_found", "node_not_found"}},
 		openapi.Op{Method: "POST", Path: p + "/pools/:id/nodes/:node_id/drain", Summary: "Drain a node: no new sandboxes, running ones continue", Tag: tag, Auth: "pool's vendor admin or staff", Response: nodeJSON{}, Problems: []string{"pool_not_found", "node_not_found"}},
@@ -45,3 +45,14 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Problems: []string{"sandbox_not_found", "sandbox_not_running", "port_not_exposed", "sandbox_port_unreachable", openapi.TooLarge}})
 	}
 }
+
+// Schema names a client sees where the Go name is vague or taken by another service (see package openapi).
+
+func (auditJSON) SchemaName() string      { return "TestbedAuditEntry" }
+func (listingJSON) SchemaName() string    { return "ComputeListing" }
+func (tokenJSON) SchemaName() string      { return "SandboxToken" }
+func (launchRequest) SchemaName() string  { return "LaunchSandboxRequest" }
+func (extendRequest) SchemaName() string  { return "ExtendSandboxRequest" }
+func (healthRequest) SchemaName() string  { return "NodeHealthRequest" }
+func (reserveRequest) SchemaName() string { return "CreateReservationRequest" }
+func (gpuModelJSON) SchemaName() string   { return "GPUModel" }

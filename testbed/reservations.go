@@ -18,10 +18,25 @@ import (
 func (s *Service) Reserve(ctx context.Context, c Caller, in ReserveInput) (Reservation, error) {
 	now := s.clock.Now()
 	var f problem.Fields
-	f.Check(in.ListingID != "", "listing_id", "required", "required")
-	f.Check(in.GPUCount >= 1 && in.GPUCount <= 64, "gpu_count", "invalid", "1 to 64 devices")
-	f.Check(!in.StartsAt.IsZero() && !in.StartsAt.Before(now.Add(-time.Minute)), "starts_at", "in_past", "must be now or later")
-	f.Check(in.EndsAt.After(in.StartsAt), "ends_at", "before_start", "must be after starts_at")
+	// A field left out (its zero value) is "required"; a value given but wrong has its own code.
+	f.Check(in.ListingID != "", "listing_id", "required", "the compute listing to reserve from")
+	if in.GPUCount == 0 {
+		f.Add("gpu_count", "required", "1 to 64 devices")
+	} else {
+		f.Check(in.GPUCount >= 1 && in.GPUCount <= 64, "gpu_count", "invalid", "1 to 64 devices")
+	}
+	switch {
+	case in.StartsAt.IsZero():
+		f.Add("starts_at", "required", "an RFC 3339 time, now or later")
+	case in.StartsAt.Before(now.Add(-time.Minute)):
+		f.Add("starts_at", "in_past", "must be now or later")
+	}
+	switch {
+	case in.EndsAt.IsZero():
+		f.Add("ends_at", "required", "an RFC 3339 time after starts_at")
+	case !in.EndsAt.After(in.StartsAt):
+		f.Add("ends_at", "before_start", "must be after starts_at")
+	}
 	f.Check(in.EndsAt.Sub(in.StartsAt) <= s.opts.MaxReservation, "ends_at", "too_long",
 		fmt.Sprintf("a reservation lasts at most %s", s.opts.MaxReservation))
 	if err := f.Err(); err != nil {

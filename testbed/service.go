@@ -160,6 +160,9 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 	if err := s.checkAccess(ctx, c, l); err != nil {
 		return Sandbox{}, err
 	}
+	if in.GPUModel == "" {
+		in.GPUModel = l.GPUModel // a compute listing offers one model: asking for it is optional
+	}
 	var f problem.Fields
 	f.Check(in.GPUModel == l.GPUModel, "gpu_model", "not_offered", "this listing offers "+l.GPUModel)
 	if in.DurationMinutes > l.MaxMinutes {
@@ -648,6 +651,9 @@ func (s *Service) stopBackend(ctx context.Context, id string) error {
 // Extend adds minutes to a running (or starting) sandbox's time box, within the listing's maximum, after
 // billing extends the hold.
 func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) (Sandbox, error) {
+	if minutes == 0 {
+		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "required", Message: "1 to 1440 minutes"}}.Err()
+	}
 	if minutes < 1 || minutes > 24*60 {
 		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "invalid", Message: "1 to 1440 minutes"}}.Err()
 	}

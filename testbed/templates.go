@@ -26,6 +26,10 @@ type Template struct {
 	LogBytes int64
 	// Notes are shown to users as is: honest statements about what the template really provides.
 	Notes string
+	// Image is the root filesystem: a built-in image's name ("shell", "python": built by infra/images/build.sh,
+	// pushed by `tamarack seed`, resolved by image.Provider against the registry store's builtin.json) or a
+	// reference pinned by digest (registry/repository@sha256:…) that the pool allows.
+	Image string
 }
 
 const (
@@ -46,7 +50,7 @@ var templates = map[string]Template{
 		Env:             map[string]string{"TERM": "xterm-256color"},
 		CPUMillisPerGPU: 2000, MemoryBytesPerGPU: 4 * gib, Pids: 512,
 		IdleSignal: "access", IdleMinutes: 30,
-		LogBytes: 16 * mib, Notes: logNote,
+		LogBytes: 16 * mib, Notes: logNote, Image: "shell",
 	},
 	"pytorch": {
 		Name: "pytorch", Title: "Python / PyTorch", Description: "python3 with the host's packages (PyTorch when the host provides it).",
@@ -55,7 +59,7 @@ var templates = map[string]Template{
 		Env:             map[string]string{"PYTHONUNBUFFERED": "1", "TERM": "xterm-256color"},
 		CPUMillisPerGPU: 4000, MemoryBytesPerGPU: 16 * gib, Pids: 1024,
 		IdleSignal: "access", IdleMinutes: 60,
-		LogBytes: 16 * mib, Notes: logNote,
+		LogBytes: 16 * mib, Notes: logNote, Image: "python",
 	},
 	"jupyterlab": {
 		Name: "jupyterlab", Title: "JupyterLab", Description: "JupyterLab on port 8888, reached through the proxy.",
@@ -69,6 +73,7 @@ var templates = map[string]Template{
 		IdleSignal: "access", IdleMinutes: 60,
 		LogBytes: 16 * mib,
 		Notes:    "Runs JupyterLab only if the host has it installed; otherwise python3 -m http.server stands in on the same port. " + logNote,
+		Image:    "python",
 	},
 }
 

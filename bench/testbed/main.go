@@ -2,9 +2,11 @@
 // it runs the testbed service in process on a temporary SQLite database with a real HTTP listener, then
 // launches sandboxes one after another through POST /api/v1/testbed/sandboxes and polls GET until each is
 // running, and stops it. It prints p50/p90/p99 of (a) the client-observed time from sending the POST to
-// seeing running and (b) the server-recorded time from acceptance to the backend-observed start.
+// seeing running and (b) the server-recorded time from acceptance to the backend-observed start. With
+// -runsc the pool's settings choose gVisor.
 //
 //	go run ./bench/testbed -n 50
+//	go run ./bench/testbed -n 50 -runsc "$(infra/gvisor/build.sh)"
 package main
 
 import (
@@ -48,14 +50,15 @@ func main() {
 	n := flag.Int("n", 50, "sandboxes to launch")
 	conc := flag.Int("c", 1, "launches in flight at once (each worker launches, waits for running, stops, repeats)")
 	template := flag.String("template", "shell", "template to launch")
+	runsc := flag.String("runsc", "", "path of gVisor's runsc (infra/gvisor/build.sh): the pool runs its sandboxes on it instead of runc")
 	flag.Parse()
-	if err := run(*n, *conc, *template); err != nil {
+	if err := run(*n, *conc, *template, *runsc); err != nil {
 		fmt.Fprintln(os.Stderr, "testbed-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, conc int, template string) error {
+func run(n, conc int, template, runsc string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "testbed-bench-")
@@ -70,12 +73,19 @@ func run(n, conc int, template string) error {
 	if err := sqldb.Migrate(ctx, db, nil, testbed.Migrations()); err != nil {
 		return err
 	}
-	lb, err := local.New(local.Options{Root: filepath.Join(dir, "sandboxes"), Logger: slog.New(slog.DiscardHandler)})
+	lb, err := local.New(local.Options{Root: filepath.Join(dir, "sandboxes"), Runsc: runsc, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
 	if err := lb.Check(ctx); err != nil {
 		return err
+	}
+	rt := local.RuntimeRunc
+	if runsc != "" {
+		rt = local.RuntimeRunsc
+		if err := lb.CheckRunsc(ctx); err != nil {
+			return err
+		}
 	}
 	// Sandboxes outlive this process by design: whatever happens, stop and remove every one it started
 	// before the directory goes.
@@ -94,7 +104,8 @@ func run(n, conc int, template string) error {
 		return err
 	}
 	staff := testbed.Caller{UserID: "u-staff", Staff: true} // local pools are the programme's to declare
-	p, err := svc.CreatePool(ctx, staff, testbed.CreatePoolInput{VendorOrgID: "org-v", Name: "bench", Region: "here", Backend: "local"})
+	p, err := svc.CreatePool(ctx, staff, testbed.CreatePoolInput{VendorOrgID: "org-v", Name: "bench", Region: "here", Backend: "local",
+		Settings: map[string]string{local.SettingRuntime: rt}})
 	if err != nil {
 		return err
 	}
@@ -213,7 +224,7 @@ func run(n, conc int, template string) error {
 			return err
 		}
 	}
-	fmt.Printf("testbed API-to-running, local backend, template %s, %d sandboxes, %d in flight, %d CPUs (%s/%s)\n", template, n, conc, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	fmt.Printf("testbed API-to-running, local backend on %s, template %s, %d sandboxes, %d in flight, %d CPUs (%s/%s)\n", rt, template, n, conc, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	report("client: POST sent → GET shows running", client50)
 	report("server: accepted → backend-observed start", server50)
 	return nil

@@ -47,8 +47,11 @@ type config struct {
 
 	// Testbed.
 	SandboxBackend string
+	Runsc          string
 	UsageInterval  time.Duration
 	CDIDirs        string // comma-separated
+	RegistryListen string // the platform's image registry (read-only, loopback)
+	Images         string // built-in images built by infra/images/build.sh, pushed by seed
 
 	// Marketplace.
 	BlobStore     string
@@ -152,8 +155,11 @@ func newConfig(name string) *config {
 	// Identity (added by the identity service).
 	str(&c.KeySecret, "key-secret", "TAMARACK_KEY_SECRET", "", "secret sealing the JWT signing keys stored in the database (AES-256-GCM); empty stores them unsealed; every identity process needs the same one", true)
 	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (runc), simulator (demos and tests only)", false)
+	str(&c.Runsc, "runsc", "TAMARACK_RUNSC", "", "gVisor's runsc for local pools with settings runtime: runsc (build it with infra/gvisor/build.sh; never Debian's package); empty: such pools cannot launch", false)
 	dur(&c.UsageInterval, "usage-interval", "TAMARACK_USAGE_INTERVAL", 15*time.Second, "how often running sandboxes publish usage samples")
 	str(&c.CDIDirs, "cdi-dirs", "TAMARACK_CDI_DIRS", "/etc/cdi,/var/run/cdi", "comma-separated directories of the host's CDI specs (nvidia-ctk cdi generate), from which sandboxes get their GPUs", false)
+	str(&c.RegistryListen, "registry-listen", "TAMARACK_REGISTRY_LISTEN", "127.0.0.1:0", "loopback address of the platform's image registry (read-only; built-in sandbox images under <data>/registry; port 0 picks one, written to <data>/registry.url)", false)
+	str(&c.Images, "images", "TAMARACK_IMAGES", "/var/cache/tamarack-images/current", "built-in sandbox images made by infra/images/build.sh; `tamarack seed` pushes them into the registry", false)
 	// Marketplace.
 	str(&c.BlobStore, "blob-store", "TAMARACK_BLOB_STORE", "", "artifact storage: empty keeps files under <data>/blobs; s3://bucket[/prefix]?endpoint=host:port[&region=r][&insecure=true] uses S3-compatible storage", false)
 	str(&c.S3AccessKey, "s3-access-key", "TAMARACK_S3_ACCESS_KEY", "", "access key of the S3-compatible blob store", true)
@@ -273,6 +279,12 @@ func (c *config) validate() error {
 	if c.SandboxBackend != "local" && c.SandboxBackend != "simulator" {
 		bad("--sandbox-backend %q: use local or simulator (slurm and kubernetes are set per pool)", c.SandboxBackend)
 	}
+	if c.Runsc != "" && !filepath.IsAbs(c.Runsc) {
+		bad("--runsc %q: give the absolute path infra/gvisor/build.sh prints", c.Runsc)
+	}
+	if h, _, err := net.SplitHostPort(c.RegistryListen); err != nil || !isLoopbackHost(h) {
+		bad("--registry-listen %q: use a loopback host:port such as 127.0.0.1:5001 (sandbox runtimes pull from it without TLS)", c.RegistryListen)
+	}
 	if c.UsageInterval < time.Second || c.UsageInterval > 5*time.Minute {
 		bad("--usage-interval %s: use 1s to 5m", c.UsageInterval)
 	}
@@ -338,6 +350,11 @@ func (c *config) usageFor(synopsis string, names ...string) {
 		}
 		sub.PrintDefaults()
 	}
+}
+
+func isLoopbackHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // runs reports whether service runs in this process.

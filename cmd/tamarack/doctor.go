@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tamarack-ai/tamarack/testbed"
+	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local/cdi"
 )
@@ -40,22 +41,24 @@ func doctor(ctx context.Context, c *config, stdout io.Writer) error {
 		line(local.LevelOK, "data directory", data+" is writable")
 	}
 
-	b, err := local.New(local.Options{Root: filepath.Join(c.Data, "sandboxes")})
+	b, err := local.New(local.Options{Root: filepath.Join(c.Data, "sandboxes"), Runsc: c.Runsc})
 	if err != nil {
 		line(local.LevelFail, "local backend", err.Error())
 	} else {
 		for _, f := range b.Probe(ctx) {
 			line(f.Level, f.Name, f.Detail)
 		}
-	}
-
-	if p, err := exec.LookPath("runsc"); err != nil {
-		line(local.LevelWarn, "gVisor runsc", "not found: only pools that choose gVisor (a user-space kernel between tenant and host) need it; see docs/sandbox-backends.md")
-	} else if v, err := exec.CommandContext(ctx, p, "--version").CombinedOutput(); err != nil {
-		line(local.LevelWarn, "gVisor runsc", fmt.Sprintf("%s --version: %v", p, err))
-	} else {
-		first, _, _ := strings.Cut(strings.TrimSpace(string(v)), "\n")
-		line(local.LevelOK, "gVisor runsc", p+": "+first)
+		// gVisor is optional: only pools with runtime: runsc need it (and never Debian's runsc in PATH).
+		switch err := b.CheckRunsc(ctx); {
+		case c.Runsc == "":
+			line(local.LevelWarn, "gVisor runsc", "not configured (--runsc): only pools with settings runtime: runsc need it; build it with infra/gvisor/build.sh")
+		case err != nil:
+			line(local.LevelWarn, "gVisor runsc", strings.TrimPrefix(err.Error(), backend.ErrUnavailable.Error()+": "))
+		default:
+			v, _ := exec.CommandContext(ctx, c.Runsc, "--version").CombinedOutput()
+			first, _, _ := strings.Cut(strings.TrimSpace(string(v)), "\n")
+			line(local.LevelOK, "gVisor runsc", c.Runsc+": "+first)
+		}
 	}
 
 	dirs := c.cdiDirs()

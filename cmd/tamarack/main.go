@@ -27,6 +27,7 @@ Usage:
   tamarack events --subject S       print a stream's events as JSON lines (--follow, --last N)
   tamarack doctor [flags]           check this host can run sandboxes (runtime, cgroups, GPUs…); exit 1 if not
   tamarack billing verify           recompute every ledger balance from its transfers (exit 1 on a difference)
+  tamarack images build --from T    make an OCI image of a root filesystem tarball (infra/images/build.sh)
   tamarack version                  print the version
 
 Every subcommand takes the same settings (flags or TAMARACK_* variables); see 'tamarack serve -h'.
@@ -86,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		c := newConfig("seed")
 		demo := c.fs.Bool("demo", false, "add the demo data set")
 		c.fs.SetOutput(stderr)
-		c.usageFor("seed --demo [flags]", append([]string{"demo", "nats", "blob-store", "s3-access-key", "s3-secret-key", "key-secret"}, storeFlags...)...)
+		c.usageFor("seed --demo [flags]", append([]string{"demo", "nats", "blob-store", "s3-access-key", "s3-secret-key", "key-secret", "images"}, storeFlags...)...)
 		if err := c.parseStore(rest); err != nil {
 			return err
 		}
@@ -109,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "doctor":
 		c := newConfig("doctor")
 		c.fs.SetOutput(stderr)
-		c.usageFor("doctor [flags]", "data", "cdi-dirs")
+		c.usageFor("doctor [flags]", "data", "cdi-dirs", "runsc")
 		if err := c.parse(rest); err != nil {
 			return configError(err)
 		}
@@ -125,6 +126,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return billingVerify(ctx, c, stdout)
+	case "images":
+		return imagesCmd(rest, stdout, stderr)
 	case "users":
 		if len(rest) < 2 || rest[0] != "promote" {
 			return errors.New("usage: tamarack users promote EMAIL [flags]")

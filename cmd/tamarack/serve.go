@@ -25,6 +25,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/services/identity"
+	"github.com/tamarack-ai/tamarack/testbed/image"
 )
 
 // env is what the composition root hands each service's wiring: the shared infrastructure, the router to
@@ -44,6 +45,9 @@ type env struct {
 	keys      jwtauth.KeySource
 	apiTokens web.Authenticator
 	identity  *identity.Service // built by wireIdentity, mounted by mountIdentity
+
+	// Set by the testbed's wiring: the root filesystems of sandbox images for this host's runtime.
+	images *image.Provider
 
 	runners []runner
 	probes  map[string]web.Probe

@@ -64,11 +64,11 @@ func TestReadyAndUnknownRoutes(t *testing.T) {
 func TestConfigListsEveryError(t *testing.T) {
 	c := newConfig("test")
 	c.fs.SetOutput(io.Discard)
-	err := c.parse([]string{"--addr", "nope", "--only", "identity,bogus", "--log-format", "xml", "--stripe-key", "pk_live_x", "--usage-interval", "1ms"})
+	err := c.parse([]string{"--addr", "nope", "--only", "identity,bogus", "--log-format", "xml", "--stripe-key", "pk_live_x", "--usage-interval", "1ms", "--registry-listen", "0.0.0.0:5000"})
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
-	for _, want := range []string{"--addr", "bogus", "--log-format", "--stripe-key", "--usage-interval"} {
+	for _, want := range []string{"--addr", "bogus", "--log-format", "--stripe-key", "--usage-interval", "--registry-listen"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}

@@ -93,7 +93,7 @@ func seed(ctx context.Context, c *config, stdout io.Writer) error {
 	for _, s := range []struct {
 		name string
 		fn   func(context.Context, *env, *demo) error
-	}{{"identity", seedIdentity}, {"testbed", seedTestbed}, {"marketplace", seedMarketplace}, {"billing", seedBilling}} {
+	}{{"identity", seedIdentity}, {"testbed", seedTestbed}, {"testbed", seedImages}, {"marketplace", seedMarketplace}, {"billing", seedBilling}} {
 		if !c.runs(s.name) {
 			continue
 		}

@@ -21,10 +21,11 @@ import (
 func testbedMigrations() []sqldb.Migrations { return []sqldb.Migrations{testbed.Migrations()} }
 
 // testbedBackends builds the sandbox backends this process runs: local (runc, sandboxes under
-// <data>/sandboxes, GPUs from the host's CDI specs) when the host can run it, and the simulator (demos
-// and tests only). A host that cannot run local sandboxes (runc missing, not root) still serves
-// everything else: the log says why and how to fix it, and so do the local pools (to their managers) and
-// launches on them, which fail until then (unavailable). Pools of other kinds (slurm, kubernetes) are
+// <data>/sandboxes, GPUs from the host's CDI specs; runsc for pools that choose gVisor) when the host
+// can run it, and the simulator (demos and tests only). A host that cannot run local sandboxes (runc
+// missing, not root) still serves everything else: the log says why and how to fix it, and so do the
+// local pools (to their managers) and launches on them, which fail until then (unavailable); a missing
+// or unusable runsc only stops the pools on gVisor. Pools of other kinds (slurm, kubernetes) are
 // inventory only in this build: launching on them answers 503.
 func testbedBackends(ctx context.Context, e *env) (bs map[string]backend.Backend, unavailable map[string]error, err error) {
 	bs, unavailable = map[string]backend.Backend{}, map[string]error{}
@@ -35,7 +36,7 @@ func testbedBackends(ctx context.Context, e *env) (bs map[string]backend.Backend
 	if err != nil {
 		return nil, nil, err
 	}
-	lb, err := local.New(local.Options{Root: filepath.Join(e.cfg.Data, "sandboxes"), Logger: e.log.With("backend", "local"),
+	lb, err := local.New(local.Options{Root: filepath.Join(e.cfg.Data, "sandboxes"), Runsc: e.cfg.Runsc, Logger: e.log.With("backend", "local"),
 		FileEdits: []local.FileEdit{devices.Edit}})
 	if err == nil {
 		err = lb.Check(ctx)
@@ -44,6 +45,11 @@ func testbedBackends(ctx context.Context, e *env) (bs map[string]backend.Backend
 		e.log.Warn("local sandbox backend unavailable: pools on it cannot launch until this is fixed (tamarack doctor lists what this host lacks)", "err", err)
 		unavailable["local"] = err
 		return bs, unavailable, nil
+	}
+	if e.cfg.Runsc != "" { // without it, a launch on a gVisor pool says how to get runsc
+		if err := lb.CheckRunsc(ctx); err != nil {
+			e.log.Warn("gVisor unavailable: local pools with settings runtime: runsc cannot launch until this is fixed", "err", err)
+		}
 	}
 	bs[lb.Kind()] = lb
 	return bs, unavailable, nil
@@ -62,6 +68,11 @@ func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
 // wireTestbed builds the testbed service, mounts its routes on e.api, adds its OpenAPI operations to e.doc and
 // its background loops with e.background.
 func wireTestbed(ctx context.Context, e *env) error {
+	images, err := wireImages(e)
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	e.images = images
 	svc, err := newTestbed(ctx, e)
 	if err != nil {
 		return err

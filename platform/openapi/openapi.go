@@ -1,6 +1,15 @@
 // Package openapi builds the OpenAPI 3.1 document served at /api/openapi.json from operations that each
 // service declares beside its routes, deriving JSON Schemas from the Go request and response types, and lets a
 // test compare the document with the routes an app really serves. It knows no service.
+//
+// Schema names are what a client generator turns into type names, so they are chosen for clients: a struct's
+// Go name in PascalCase without a "JSON" suffix (sandboxJSON is Sandbox), a generic type's arguments before
+// its own name (web.List[sandboxJSON] is SandboxList), or the name a type gives itself with a SchemaName()
+// string method where its Go name is vague or taken (launchRequest names itself LaunchSandboxRequest). Two
+// types under one name make JSON fail rather than merge silently.
+//
+// A request field is required when its tag says so: validate:"required" (web.Bind enforces it) or
+// openapi:"required" (the service's own Validate enforces it, answering code "required" when it is left out).
 package openapi
 
 import (
@@ -35,6 +44,8 @@ type Op struct {
 	Problems []string
 	// ContentType of the request when it is not JSON (uploads).
 	ContentType string
+	// OptionalBody: the operation also works without a request body.
+	OptionalBody bool
 }
 
 // Param is a query parameter.
@@ -50,11 +61,13 @@ type Doc struct {
 	version string
 	ops     []Op
 	schemas map[string]any
+	types   map[string]reflect.Type // schema name → the Go type it was made from
+	clashes map[string]bool         // "name: type, type" for types that want one name
 }
 
 // New returns an empty document.
 func New(title, version string) *Doc {
-	return &Doc{title: title, version: version, schemas: map[string]any{}}
+	return &Doc{title: title, version: version, schemas: map[string]any{}, types: map[string]reflect.Type{}, clashes: map[string]bool{}}
 }
 
 // Add declares operations.
@@ -62,6 +75,13 @@ func (d *Doc) Add(ops ...Op) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.ops = append(d.ops, ops...)
+}
+
+// Ops returns the declared operations, for tests that exercise them.
+func (d *Doc) Ops() []Op {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Op(nil), d.ops...)
 }
 
 var param = regexp.MustCompile(`:([A-Za-z_][A-Za-z0-9_]*)[?]?`)
@@ -108,7 +128,7 @@ func (d *Doc) JSON() ([]byte, error) {
 			o["parameters"] = params
 		}
 		if op.Request != nil {
-			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+			o["requestBody"] = map[string]any{"required": !op.OptionalBody, "content": map[string]any{
 				"application/json": map[string]any{"schema": d.schemaOf(reflect.TypeOf(op.Request))}}}
 		} else if op.ContentType != "" {
 			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{
@@ -125,6 +145,14 @@ func (d *Doc) JSON() ([]byte, error) {
 				"description": "An access JWT from /api/v1/identity/login or an API token (tmk_...)."}},
 			"schemas": d.withProblem(),
 		},
+	}
+	if len(d.clashes) > 0 {
+		var c []string
+		for k := range d.clashes {
+			c = append(c, k)
+		}
+		sort.Strings(c)
+		return nil, fmt.Errorf("openapi: one schema name for several types (give one a SchemaName method): %s", strings.Join(c, "; "))
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }
@@ -213,7 +241,11 @@ func (d *Doc) schemaOf(t reflect.Type) map[string]any {
 	case reflect.Struct:
 		name := schemaName(t)
 		if name != "" {
+			if prev, ok := d.types[name]; ok && prev != t {
+				d.clashes[name+": "+prev.String()+", "+t.String()] = true
+			}
 			if _, ok := d.schemas[name]; !ok {
+				d.types[name] = t
 				d.schemas[name] = map[string]any{} // breaks recursion
 				d.schemas[name] = d.structSchema(t)
 			}
@@ -224,23 +256,105 @@ func (d *Doc) schemaOf(t reflect.Type) map[string]any {
 	return map[string]any{}
 }
 
+// Namer is implemented by types that choose their schema name (see the package comment).
+type Namer interface {
+	SchemaName() string
+}
+
+var namerType = reflect.TypeOf((*Namer)(nil)).Elem()
+
+// schemaName names a struct type's schema; "" for an anonymous struct, which is inlined.
 func schemaName(t reflect.Type) string {
 	if t.Name() == "" {
 		return ""
 	}
-	pkg := t.PkgPath()
-	if i := strings.LastIndex(pkg, "/"); i >= 0 {
-		pkg = pkg[i+1:]
+	if n, ok := ownSchemaName(t); ok {
+		return n
 	}
-	n := t.Name()
-	n = strings.NewReplacer("[", "_", "]", "", "/", "_", ".", "_", "*", "").Replace(n)
-	// Generic instantiations carry the full import path of their argument; keep it short.
-	if i := strings.Index(n, "_github"); i >= 0 {
-		if j := strings.LastIndex(n, "_"); j > i {
-			n = n[:i] + "_" + n[j+1:]
+	base, args, generic := strings.Cut(t.Name(), "[")
+	if !generic {
+		return pascal(base)
+	}
+	// List[github.com/…/testbed.sandboxJSON] is SandboxList: each argument by its own schema name (found
+	// among the fields, so that its SchemaName counts), then the generic type's name.
+	var b strings.Builder
+	for _, a := range splitArgs(strings.TrimSuffix(args, "]")) {
+		if at := findType(t, a, 0); at != nil && at.Kind() == reflect.Struct {
+			b.WriteString(schemaName(at))
+		} else {
+			b.WriteString(pascal(a[strings.LastIndex(a, ".")+1:]))
 		}
 	}
-	return strings.ToUpper(pkg[:1]) + pkg[1:] + n
+	return b.String() + pascal(base)
+}
+
+// ownSchemaName is the name t gives itself with a SchemaName method, not one promoted from an embedded field
+// (createdTokenJSON embeds tokenJSON but is not an APIToken).
+func ownSchemaName(t reflect.Type) (string, bool) {
+	if !t.Implements(namerType) {
+		return "", false
+	}
+	n := reflect.Zero(t).Interface().(Namer).SchemaName()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if ft := derefType(f.Type); f.Anonymous && ft.Implements(namerType) && reflect.Zero(ft).Interface().(Namer).SchemaName() == n {
+			return "", false
+		}
+	}
+	return n, true
+}
+
+// pascal is a Go type name as a schema name: exported, without a "JSON" suffix (sandboxJSON is Sandbox).
+func pascal(n string) string {
+	if s := strings.TrimSuffix(n, "JSON"); s != "" {
+		n = s
+	}
+	n = strings.NewReplacer("*", "", "[", "", "]", "").Replace(n)
+	if n == "" {
+		return n
+	}
+	return strings.ToUpper(n[:1]) + n[1:]
+}
+
+// splitArgs splits a generic type's argument list at its top-level commas.
+func splitArgs(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, r := range s {
+		switch r {
+		case '[':
+			depth++
+		case ']':
+			depth--
+		case ',':
+			if depth == 0 {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
+// findType looks through t's fields for the named type whose full name (import path, dot, name) is full.
+func findType(t reflect.Type, full string, depth int) reflect.Type {
+	if depth > 4 {
+		return nil
+	}
+	if t.Name() != "" && t.PkgPath()+"."+t.Name() == full {
+		return t
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		return findType(t.Elem(), full, depth+1)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if ft := findType(t.Field(i).Type, full, depth+1); ft != nil {
+				return ft
+			}
+		}
+	}
+	return nil
 }
 
 func (d *Doc) structSchema(t reflect.Type) map[string]any {
@@ -248,21 +362,28 @@ func (d *Doc) structSchema(t reflect.Type) map[string]any {
 	var required []string
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
 		tag := f.Tag.Get("json")
 		name, opts, _ := strings.Cut(tag, ",")
 		if name == "-" {
 			continue
 		}
-		if f.Anonymous && name == "" {
+		// An embedded struct's fields are inlined, as encoding/json does, even when its type is unexported
+		// (createdTokenJSON embeds tokenJSON); the embedding struct's own fields win.
+		if f.Anonymous && name == "" && derefType(f.Type).Kind() == reflect.Struct {
 			embedded := d.structSchema(derefType(f.Type))
 			if p, ok := embedded["properties"].(map[string]any); ok {
 				for k, v := range p {
-					props[k] = v
+					if _, shadowed := props[k]; !shadowed {
+						props[k] = v
+					}
 				}
 			}
+			if r, ok := embedded["required"].([]string); ok {
+				required = append(required, r...)
+			}
+			continue
+		}
+		if !f.IsExported() {
 			continue
 		}
 		if name == "" {
@@ -273,7 +394,7 @@ func (d *Doc) structSchema(t reflect.Type) map[string]any {
 			s = map[string]any{"allOf": []any{s}, "description": desc}
 		}
 		props[name] = s
-		if strings.Contains(f.Tag.Get("validate"), "required") && !strings.Contains(opts, "omitempty") {
+		if requiredField(f, opts) {
 			required = append(required, name)
 		}
 	}
@@ -283,6 +404,94 @@ func (d *Doc) structSchema(t reflect.Type) map[string]any {
 		out["required"] = required
 	}
 	return out
+}
+
+// requiredField says whether a request field is required: validate:"required" (bound by web.Bind; not with
+// omitempty, which says the field may be absent on the wire) or openapi:"required".
+func requiredField(f reflect.StructField, jsonOpts string) bool {
+	if hasOpt(f.Tag.Get("openapi"), "required") {
+		return true
+	}
+	return hasOpt(f.Tag.Get("validate"), "required") && !hasOpt(jsonOpts, "omitempty")
+}
+
+func hasOpt(tag, opt string) bool {
+	for _, o := range strings.Split(tag, ",") {
+		if o == opt {
+			return true
+		}
+	}
+	return false
+}
+
+// Required lists the JSON names of the fields of v's struct type that the document marks required, sorted.
+func Required(v any) []string {
+	var out []string
+	for name, f := range jsonFields(derefType(reflect.TypeOf(v))) {
+		_, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if requiredField(f, opts) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// jsonFields maps the JSON names of t's fields to the fields, with embedded structs' fields inlined as
+// encoding/json does.
+func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if f.Anonymous && name == "" && derefType(f.Type).Kind() == reflect.Struct {
+			for k, v := range jsonFields(derefType(f.Type)) {
+				if _, shadowed := out[k]; !shadowed {
+					out[k] = v
+				}
+			}
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f
+	}
+	return out
+}
+
+// RequiredMismatch compares the top-level fields that a service's answer to an empty request body called
+// "required" with what v's schema says, for tests that keep the two in step: each field the schema marks
+// required must be answered so, and any other answered so must be documented as required in some cases (its
+// doc tag says "required", as in "required unless approving"). It returns "" when they agree.
+func RequiredMismatch(v any, answered []string) string {
+	t := derefType(reflect.TypeOf(v))
+	got := map[string]bool{}
+	for _, a := range answered {
+		top, _, _ := strings.Cut(a, ".")
+		got[top] = true
+	}
+	var out []string
+	for _, name := range Required(v) {
+		if !got[name] {
+			out = append(out, name+" is marked required but an empty body does not say so")
+		}
+		delete(got, name)
+	}
+	fields := jsonFields(t)
+	for name := range got {
+		if !strings.Contains(fields[name].Tag.Get("doc"), "required") {
+			out = append(out, name+" is answered required but the schema neither marks nor documents it so")
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "; ")
 }
 
 func derefType(t reflect.Type) reflect.Type {
@@ -319,4 +528,39 @@ func Missing(app *fiber.App, d *Doc) []string {
 	}
 	sort.Strings(missing)
 	return missing
+}
+
+var schemaNameRE = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
+
+// Lint lists what would make the document awkward for a client generator: schema names that are not
+// PascalCase identifiers or that start with their Go package's name (TestbedlaunchRequest), and JSON bodies of
+// POST and PUT operations whose schema marks no field required (unless the operation says its body is
+// optional). PATCH bodies are partial by nature and not checked.
+func Lint(d *Doc) []string {
+	if _, err := d.JSON(); err != nil {
+		return []string{err.Error()}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for name, t := range d.types {
+		pkg := t.PkgPath()[strings.LastIndex(t.PkgPath(), "/")+1:]
+		switch {
+		case !schemaNameRE.MatchString(name):
+			out = append(out, fmt.Sprintf("schema %s (%s): not a PascalCase identifier", name, t))
+		case pkg != "" && len(name) > len(pkg) && strings.EqualFold(name[:len(pkg)], pkg) &&
+			strings.ToLower(name[len(pkg):len(pkg)+1]) == name[len(pkg):len(pkg)+1]:
+			out = append(out, fmt.Sprintf("schema %s (%s): starts with its package prefix %q", name, t, pkg))
+		}
+	}
+	for _, op := range d.ops {
+		if m := strings.ToUpper(op.Method); op.Request == nil || op.OptionalBody || (m != http.MethodPost && m != http.MethodPut) {
+			continue
+		}
+		if t := derefType(reflect.TypeOf(op.Request)); t.Kind() == reflect.Struct && len(Required(op.Request)) == 0 {
+			out = append(out, fmt.Sprintf("%s %s: the request body %s marks no field required (tag the required ones, or set OptionalBody)", op.Method, op.Path, t))
+		}
+	}
+	sort.Strings(out)
+	return out
 }

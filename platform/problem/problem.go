@@ -97,21 +97,35 @@ func From(err error) (*Problem, bool) {
 	return nil, false
 }
 
-// Common problems used by the platform itself.
+// Common problems used by the platform itself. Each carries a default detail saying what the caller can do; an
+// occurrence that knows more replaces it (WithDetail).
 var (
-	ErrValidation   = New(http.StatusUnprocessableEntity, "validation_failed", "The request has invalid fields.")
-	ErrMalformed    = New(http.StatusBadRequest, "malformed_json", "The request body is not valid JSON.")
-	ErrTooLarge     = New(http.StatusRequestEntityTooLarge, "payload_too_large", "The request body is too large.")
-	ErrNotFound     = New(http.StatusNotFound, "not_found", "No such resource.")
-	ErrRoute        = New(http.StatusNotFound, "route_not_found", "No such route.")
-	ErrMethod       = New(http.StatusMethodNotAllowed, "method_not_allowed", "That method is not allowed here.")
-	ErrUnauthorized = New(http.StatusUnauthorized, "unauthorized", "Sign in first: a valid bearer token is required.")
-	ErrForbidden    = New(http.StatusForbidden, "forbidden", "Your role does not allow this.")
-	ErrRateLimited  = New(http.StatusTooManyRequests, "rate_limited", "Too many requests; try again later.")
-	ErrInternal     = New(http.StatusInternalServerError, "internal", "Internal error.")
-	ErrUnavailable  = New(http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable.")
-	ErrBadCursor    = New(http.StatusBadRequest, "invalid_cursor", "The pagination cursor is invalid.")
-	ErrConflict     = New(http.StatusConflict, "conflict", "The resource changed; retry.")
+	ErrValidation = New(http.StatusUnprocessableEntity, "validation_failed", "The request has invalid fields.").
+			WithDetail("Each invalid field is listed in fields, with a code and a message; correct them all and send the request again.")
+	ErrMalformed = New(http.StatusBadRequest, "malformed_json", "The request body is not valid JSON.").
+			WithDetail("Send one JSON object that follows the operation's schema in /api/openapi.json.")
+	ErrTooLarge = New(http.StatusRequestEntityTooLarge, "payload_too_large", "The request body is too large.").
+			WithDetail("The body is over this route's size limit; send a smaller one.")
+	ErrNotFound = New(http.StatusNotFound, "not_found", "No such resource.").
+			WithDetail("It does not exist, or your organisation may not see it; check the ID.")
+	ErrRoute = New(http.StatusNotFound, "route_not_found", "No such route.").
+			WithDetail("No route matches this method and path; /api/openapi.json lists every route.")
+	ErrMethod = New(http.StatusMethodNotAllowed, "method_not_allowed", "That method is not allowed here.").
+			WithDetail("This path does not take that method; /api/openapi.json lists the methods it takes.")
+	ErrUnauthorized = New(http.StatusUnauthorized, "unauthorized", "Sign in first: a valid bearer token is required.").
+			WithDetail("Send Authorization: Bearer <token>, with an access token from POST /api/v1/identity/login or an API token (tmk_...).")
+	ErrForbidden = New(http.StatusForbidden, "forbidden", "Your role does not allow this.").
+			WithDetail("You are signed in, but your role or organisation may not do this; an owner or admin of your organisation can change roles.")
+	ErrRateLimited = New(http.StatusTooManyRequests, "rate_limited", "Too many requests; try again later.").
+			WithDetail("Slow down: wait as many seconds as the Retry-After header says, or a little while when there is none, then retry.")
+	ErrInternal = New(http.StatusInternalServerError, "internal", "Internal error.").
+			WithDetail("Something failed on the server's side, not in your request; retry later, and quote the request_id if you report it.")
+	ErrUnavailable = New(http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable.").
+			WithDetail("A service this request needs is not answering; retry in a moment.")
+	ErrBadCursor = New(http.StatusBadRequest, "invalid_cursor", "The pagination cursor is invalid.").
+			WithDetail("Pass next_cursor from the previous page unchanged, or leave cursor out to start at the first page.")
+	ErrConflict = New(http.StatusConflict, "conflict", "The resource changed; retry.").
+			WithDetail("Someone changed it at the same time; read it again and retry.")
 )
 
 // Fields collects field errors so that every invalid field is reported at once.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/tamarack-ai/tamarack/platform/problem/problemtest"
 )
 
 func TestFromFindsWrappedProblemAndKeepsContext(t *testing.T) {
@@ -56,4 +58,10 @@ func TestBodyCarriesExtraWithoutOverwritingStandardMembers(t *testing.T) {
 	if b["next_free_at"] != "2026-01-01T00:00:00Z" || b["code"] != "no_capacity" {
 		t.Fatalf("body = %v", b)
 	}
+}
+
+// Every common problem tells the caller what to do next.
+func TestCommonProblemsHaveDetails(t *testing.T) {
+	t.Parallel()
+	problemtest.RequireDetails(t, "problem.go")
 }

@@ -264,19 +264,22 @@ func fromFiber(fe *fiber.Error) *problem.Problem {
 	case http.StatusBadRequest:
 		return problem.ErrMalformed.WithDetail("%s", fe.Message)
 	case http.StatusUnsupportedMediaType:
-		return problem.New(fe.Code, "unsupported_media_type", "Send the body as application/json.")
+		return problem.New(fe.Code, "unsupported_media_type", "Send the body as application/json.").
+			WithDetail("Set Content-Type: application/json and send a JSON object.")
 	case http.StatusRequestTimeout:
-		return problem.New(fe.Code, "request_timeout", "The request took too long.")
+		return problem.New(fe.Code, "request_timeout", "The request took too long.").
+			WithDetail("The server stopped waiting for the request to arrive; send it again.")
 	case http.StatusServiceUnavailable:
 		return problem.ErrUnavailable
 	}
 	if fe.Code >= 500 {
 		return problem.ErrInternal
 	}
-	return problem.New(fe.Code, "http_"+strconv.Itoa(fe.Code), http.StatusText(fe.Code))
+	return problem.New(fe.Code, "http_"+strconv.Itoa(fe.Code), http.StatusText(fe.Code)).
+		WithDetail("The HTTP layer refused the request (%d %s); /api/openapi.json describes what each route takes.", fe.Code, http.StatusText(fe.Code))
 }
 
 // NotFound is the last handler of an app: unknown routes answer a problem, not Fiber's plain text.
 func NotFound(c *fiber.Ctx) error {
-	return problem.ErrRoute.WithDetail("%s %s", c.Method(), c.Path())
+	return problem.ErrRoute.WithDetail("no route for %s %s; /api/openapi.json lists every route", c.Method(), c.Path())
 }

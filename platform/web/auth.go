@@ -91,7 +91,8 @@ func (c Chain) Authenticate(ctx context.Context, token string) (Principal, error
 }
 
 // ErrBadToken is the one answer for every invalid credential: which check failed is not revealed.
-var ErrBadToken = problem.New(401, "invalid_token", "The access token is invalid or expired.")
+var ErrBadToken = problem.New(401, "invalid_token", "The access token is invalid or expired.").
+	WithDetail("Get a new access token (POST /api/v1/identity/refresh with your refresh token, or sign in again with POST /api/v1/identity/login); an API token may have expired or been revoked.")
 
 const principalKey = "tamarack_principal"
 

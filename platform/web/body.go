@@ -16,7 +16,8 @@ import (
 // ErrContentEncoding refuses compressed request bodies: Fiber would inflate them whole into memory, past any
 // limit on what was read.
 var ErrContentEncoding = problem.New(http.StatusUnsupportedMediaType, "unsupported_content_encoding",
-	"Send the request body uncompressed.")
+	"Send the request body uncompressed.").
+	WithDetail("Leave out the Content-Encoding header and send the body as it is; compressed request bodies are not accepted.")
 
 // LimitBody reads the request body, at most n bytes, before the next handler runs (see ReadBody); routes
 // declared with ReadsOwnBody pass through untouched. New applies it to every request with Config.BodyLimit;

@@ -51,15 +51,15 @@ const MaxBody = 64 << 10
 // JSON shapes (fixed: the web UI codes against them).
 
 type signupOrgRequest struct {
-	Name string `json:"name"`
-	Kind string `json:"kind" doc:"sme, vendor or partner"`
+	Name string `json:"name" openapi:"required"`
+	Kind string `json:"kind" openapi:"required" doc:"sme, vendor or partner"`
 }
 
 type signupRequest struct {
-	Email        string           `json:"email"`
-	Password     string           `json:"password" text:"secret" doc:"at least 12 characters, not the e-mail"`
-	Name         string           `json:"name"`
-	Organization signupOrgRequest `json:"organization"`
+	Email        string           `json:"email" openapi:"required"`
+	Password     string           `json:"password" text:"secret" openapi:"required" doc:"at least 12 characters, not the e-mail"`
+	Name         string           `json:"name" openapi:"required"`
+	Organization signupOrgRequest `json:"organization" openapi:"required"`
 }
 
 func (r *signupRequest) input(ip string) SignupInput {
@@ -74,8 +74,8 @@ func (r *signupRequest) Validate() error {
 }
 
 type loginRequest struct {
-	Email          string `json:"email"`
-	Password       string `json:"password" text:"secret"`
+	Email          string `json:"email" openapi:"required"`
+	Password       string `json:"password" text:"secret" openapi:"required"`
 	OrganizationID string `json:"organization_id,omitempty" doc:"act for this organisation (default: the oldest membership)"`
 }
 
@@ -88,7 +88,7 @@ func (r *loginRequest) Validate() error {
 }
 
 type refreshRequest struct {
-	RefreshToken   string `json:"refresh_token"`
+	RefreshToken   string `json:"refresh_token" openapi:"required"`
 	OrganizationID string `json:"organization_id,omitempty" doc:"switch to this organisation"`
 }
 
@@ -100,7 +100,7 @@ func (r *refreshRequest) Validate() error {
 }
 
 type logoutRequest struct {
-	RefreshToken string `json:"refresh_token"`
+	RefreshToken string `json:"refresh_token" openapi:"required"`
 }
 
 func (r *logoutRequest) Validate() error {
@@ -162,7 +162,7 @@ type staffOrgJSON struct {
 }
 
 type verifyRequest struct {
-	Verified *bool  `json:"verified"`
+	Verified *bool  `json:"verified" openapi:"required" doc:"an empty body verifies"`
 	Note     string `json:"note" text:"multiline"`
 }
 
@@ -182,8 +182,8 @@ type memberJSON struct {
 }
 
 type inviteRequest struct {
-	Email string `json:"email"`
-	Role  string `json:"role" doc:"owner, admin or member"`
+	Email string `json:"email" openapi:"required"`
+	Role  string `json:"role" openapi:"required" doc:"owner, admin or member"`
 }
 
 func (r *inviteRequest) Validate() error {
@@ -201,7 +201,7 @@ type invitationJSON struct {
 }
 
 type roleRequest struct {
-	Role string `json:"role" doc:"owner, admin or member"`
+	Role string `json:"role" openapi:"required" doc:"owner, admin or member"`
 }
 
 func (r *roleRequest) Validate() error {
@@ -222,9 +222,9 @@ type acceptResponse struct {
 }
 
 type createTokenRequest struct {
-	Name          string   `json:"name"`
-	Scopes        []string `json:"scopes" doc:"read, write"`
-	ExpiresAt     string   `json:"expires_at,omitempty" doc:"RFC 3339, at most one year ahead; or expires_in_days"`
+	Name          string   `json:"name" openapi:"required"`
+	Scopes        []string `json:"scopes" openapi:"required" doc:"read, write"`
+	ExpiresAt     string   `json:"expires_at,omitempty" doc:"required unless expires_in_days is given: RFC 3339, at most one year ahead"`
 	ExpiresInDays *int     `json:"expires_in_days,omitempty" doc:"1 to 366; or expires_at"`
 }
 
@@ -615,7 +615,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Query:    append([]openapi.Param{{Name: "kind", Description: "sme, vendor, partner, programme"}, {Name: "verified", Type: "boolean"}}, page...),
 			Response: web.List[staffOrgJSON]{}},
 		openapi.Op{Method: "POST", Path: Base + "/organizations/:org_id/verify", Summary: "Mark an organisation verified or not (staff)", Tag: tag,
-			Auth: "staff", Request: verifyRequest{}, Response: staffOrgJSON{}, Problems: []string{"organization_not_found"}},
+			Auth: "staff", Request: verifyRequest{}, OptionalBody: true, Response: staffOrgJSON{}, Problems: []string{"organization_not_found"}},
 		openapi.Op{Method: "GET", Path: Base + "/organizations/:org_id/members", Summary: "Members of the organisation (org admin)", Tag: tag,
 			Auth: "org_admin", Query: page, Response: web.List[memberJSON]{}, Problems: []string{"organization_not_found"}},
 		openapi.Op{Method: "POST", Path: Base + "/organizations/:org_id/members", Summary: "Invite by e-mail with a role (org admin)", Tag: tag,
@@ -627,7 +627,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "DELETE", Path: Base + "/organizations/:org_id/members/:user_id", Summary: "Remove a member (org admin, or oneself)", Tag: tag,
 			Auth: "org_admin", Status: 204, Problems: []string{"organization_not_found", "member_not_found", "owners_only", "last_owner"}},
 		openapi.Op{Method: "POST", Path: Base + "/invitations/:token/accept", Summary: "Accept an invitation (signed in with the invited e-mail, or creating the account)", Tag: tag,
-			Request: acceptRequest{}, Response: acceptResponse{},
+			Request: acceptRequest{}, OptionalBody: true, Response: acceptResponse{},
 			Problems: []string{"invitation_not_found", "invitation_expired", "invitation_email_mismatch", "already_member", "email_taken"}},
 		openapi.Op{Method: "GET", Path: Base + "/tokens", Summary: "The caller's API tokens in the acting organisation", Tag: tag, Auth: "user",
 			Query: page, Response: web.List[tokenJSON]{}},
@@ -652,3 +652,20 @@ type jwksDoc struct {
 		Use string `json:"use"`
 	} `json:"keys"`
 }
+
+// Schema names a client sees where the Go name is vague or taken by another service (see package openapi).
+
+func (auditJSON) SchemaName() string          { return "IdentityAuditEntry" }
+func (tokenJSON) SchemaName() string          { return "APIToken" }
+func (createdTokenJSON) SchemaName() string   { return "CreatedAPIToken" }
+func (createTokenRequest) SchemaName() string { return "CreateAPITokenRequest" }
+func (tokensJSON) SchemaName() string         { return "SessionTokens" }
+func (orgJSON) SchemaName() string            { return "Organization" }
+func (staffOrgJSON) SchemaName() string       { return "StaffOrganization" }
+func (signupOrgRequest) SchemaName() string   { return "SignupOrganization" }
+func (jwksDoc) SchemaName() string            { return "JWKS" }
+func (acceptRequest) SchemaName() string      { return "AcceptInvitationRequest" }
+func (acceptResponse) SchemaName() string     { return "AcceptInvitationResponse" }
+func (inviteRequest) SchemaName() string      { return "InviteMemberRequest" }
+func (roleRequest) SchemaName() string        { return "ChangeRoleRequest" }
+func (verifyRequest) SchemaName() string      { return "VerifyOrganizationRequest" }

@@ -67,8 +67,8 @@ export function marketplace(c: ApiClient = api) {
     decide: (versionId: string, decision: T.ReviewDecision, comment: string) =>
       c.post<T.Version>(`/marketplace/reviews/${e(versionId)}/decision`, { decision, comment }),
     ratings: (listingId: string) => c.get<T.Page<T.Rating>>(`/marketplace/listings/${e(listingId)}/reviews`, {}, { auth: false }),
-    rate: (listingId: string, stars: number, body: string) =>
-      c.post<T.Rating>(`/marketplace/listings/${e(listingId)}/reviews`, { stars, body }),
+    rate: (listingId: string, stars: number, body: string, display_name: string) =>
+      c.post<T.Rating>(`/marketplace/listings/${e(listingId)}/reviews`, { stars, body, display_name }),
     order: (listing_id: string, plan_id: string, quantity: number) =>
       c.post<T.Order>('/marketplace/orders', { listing_id, plan_id, quantity }),
     orders: (cursor?: string) => c.get<T.Page<T.Order>>('/marketplace/orders', { cursor }),

@@ -325,8 +325,13 @@ export type ReviewDecision = 'approve' | 'reject' | 'request_changes';
 export interface Rating {
   id: string;
   listing_id: string;
-  organization_id: string;
-  user_id: string;
+  /** The name the rater chose ("Verified buyer" by default): readers never learn who rated. */
+  display_name: string;
+  /** The caller's organisation wrote it. */
+  mine: boolean;
+  /** Who rated: only for the rater's organisation and staff. */
+  organization_id?: string;
+  user_id?: string;
   stars: number;
   body: string;
   created_at: string;

@@ -7,7 +7,7 @@ import { useSession } from '../auth/session';
 import { AvailabilityCalendar } from '../components/AvailabilityCalendar';
 import { SafeHtml } from '../components/Html';
 import { isApiError } from '../api/problem';
-import { AsyncBlock, Notice, ProblemAlert, SelectField, StateBadge, TextAreaField } from '../components/ui';
+import { AsyncBlock, Notice, ProblemAlert, SelectField, StateBadge, TextAreaField, TextField } from '../components/ui';
 import { formatBytes, formatDate, formatDateTime, formatRating } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
 
@@ -43,6 +43,7 @@ function RateForm({ listingId, onDone }: { listingId: string; onDone: () => void
   const { t } = useTranslation();
   const [stars, setStars] = useState('5');
   const [body, setBody] = useState('');
+  const [displayName, setDisplayName] = useState('');
   const [error, setError] = useState<unknown>();
   const [done, setDone] = useState(false);
   const fields = isApiError(error) ? error.fieldErrors() : {};
@@ -50,7 +51,7 @@ function RateForm({ listingId, onDone }: { listingId: string; onDone: () => void
     e.preventDefault();
     setError(undefined);
     try {
-      await marketplace().rate(listingId, Number(stars), body);
+      await marketplace().rate(listingId, Number(stars), body, displayName);
       setDone(true);
       onDone();
     } catch (err) {
@@ -61,7 +62,7 @@ function RateForm({ listingId, onDone }: { listingId: string; onDone: () => void
   return (
     <form className="inline-form" onSubmit={(e) => void send(e)} noValidate>
       <h3>{t('listing.rate')}</h3>
-      <ProblemAlert error={error} listFields={(f) => f !== 'stars' && f !== 'body'} />
+      <ProblemAlert error={error} listFields={(f) => f !== 'stars' && f !== 'body' && f !== 'display_name'} />
       <SelectField label={t('listing.your_rating')} value={stars} onChange={(e) => setStars(e.target.value)} error={fields.stars}>
         {[5, 4, 3, 2, 1].map((n) => (
           <option key={n} value={n}>
@@ -70,6 +71,14 @@ function RateForm({ listingId, onDone }: { listingId: string; onDone: () => void
         ))}
       </SelectField>
       <TextAreaField label={t('listing.review_body')} value={body} onChange={(e) => setBody(e.target.value)} error={fields.body} rows={3} />
+      <TextField
+        label={t('listing.review_name')}
+        hint={t('listing.review_name_hint')}
+        value={displayName}
+        onChange={(e) => setDisplayName(e.target.value)}
+        error={fields.display_name}
+        maxLength={60}
+      />
       <button type="submit" className="button">
         {t('listing.send_rating')}
       </button>
@@ -211,7 +220,9 @@ export function ListingPage() {
                         {(ratings.data?.items ?? []).map((r) => (
                           <li key={r.id}>
                             <span aria-label={t('listing.stars', { count: r.stars })}>{'★'.repeat(r.stars)}</span> {r.body}{' '}
-                            <span className="muted">— {formatDate(r.created_at)}</span>
+                            <span className="muted">
+                              — {r.display_name}, {formatDate(r.created_at)}
+                            </span>
                           </li>
                         ))}
                       </ul>

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,9 @@ type cgroupLayout struct {
 	// parents are the absolute directories under which sandbox cgroups are created: one for v2, one
 	// per controller for v1 (memory, pids, cpu, in that order).
 	parents []string
+	// others are the same parent in every other v1 hierarchy (devices, freezer, cpuset, name=systemd…),
+	// where the runtime creates the sandbox's cgroup too.
+	others []string
 }
 
 // cgroupSet is one sandbox's cgroup, recorded in its state file so that any later process (a restarted
@@ -40,6 +44,9 @@ type cgroupSet struct {
 	V2 bool `json:"v2"`
 	// Dirs are the sandbox's cgroup directories; for v1 memory first, then pids, then cpu.
 	Dirs []string `json:"dirs"`
+	// Others are its directories in the other v1 hierarchies, only ever removed: the runtime makes them,
+	// and one whose create failed half-way (runsc) can leave them behind.
+	Others []string `json:"others,omitempty"`
 }
 
 var v1Controllers = []string{"memory", "pids", "cpu"}
@@ -76,16 +83,13 @@ func detectCgroups(parent string) (cgroupLayout, error) {
 		return cgroupLayout{}, err
 	}
 	l := cgroupLayout{parent: parent}
-	for _, c := range v1Controllers {
-		m, ok := mounts[c]
-		if !ok {
-			return cgroupLayout{}, fmt.Errorf("%w: cgroups v1: the %s controller is not mounted", backend.ErrUnavailable, c)
-		}
+	// under is parent in the hierarchy mounted as m, whose controller (or name=…) is c.
+	under := func(c string, m v1Mount) (string, error) {
 		p := parent
 		if !filepath.IsAbs(p) {
 			own, ok := ownCgroup(self, c)
 			if !ok {
-				return cgroupLayout{}, fmt.Errorf("%w: cgroups v1: no %s entry in /proc/self/cgroup", backend.ErrUnavailable, c)
+				return "", fmt.Errorf("%w: cgroups v1: no %s entry in /proc/self/cgroup", backend.ErrUnavailable, c)
 			}
 			// The mount may show only a subtree of the hierarchy (a container's cgroup namespace).
 			rel, err := filepath.Rel(m.root, own)
@@ -94,7 +98,30 @@ func detectCgroups(parent string) (cgroupLayout, error) {
 			}
 			p = filepath.Join(rel, p)
 		}
-		l.parents = append(l.parents, filepath.Join(m.dir, p))
+		return filepath.Join(m.dir, p), nil
+	}
+	core := map[string]bool{}
+	for _, c := range v1Controllers {
+		m, ok := mounts[c]
+		if !ok {
+			return cgroupLayout{}, fmt.Errorf("%w: cgroups v1: the %s controller is not mounted", backend.ErrUnavailable, c)
+		}
+		p, err := under(c, m)
+		if err != nil {
+			return cgroupLayout{}, err
+		}
+		l.parents = append(l.parents, p)
+		core[m.dir] = true
+	}
+	for _, c := range slices.Sorted(maps.Keys(mounts)) {
+		m := mounts[c]
+		if core[m.dir] || !m.controller(c) {
+			continue
+		}
+		core[m.dir] = true
+		if p, err := under(c, m); err == nil {
+			l.others = append(l.others, p)
+		}
 	}
 	return l, nil
 }
@@ -120,7 +147,15 @@ func ownCgroup(procSelfCgroup []byte, controller string) (string, bool) {
 	return "", false
 }
 
-type v1Mount struct{ dir, root string }
+type v1Mount struct {
+	dir, root string
+	// names are the hierarchy's controllers and name= options (the super options without the others).
+	names []string
+}
+
+// controller reports whether opt names one of the hierarchy's controllers (or its name=…), not a
+// mount option such as rw.
+func (m v1Mount) controller(opt string) bool { return slices.Contains(m.names, opt) }
 
 // v1Mounts maps each v1 controller to where its hierarchy is mounted, from /proc/self/mountinfo.
 func v1Mounts() (map[string]v1Mount, error) {
@@ -139,14 +174,24 @@ func v1Mounts() (map[string]v1Mount, error) {
 		if len(f) < 5 || len(g) < 3 || g[0] != "cgroup" {
 			continue
 		}
+		m := v1Mount{dir: unescapeMount(f[4]), root: unescapeMount(f[3])}
+		for _, opt := range strings.Split(g[2], ",") {
+			if cgroupMountOptions[opt] || strings.HasPrefix(opt, "release_agent=") {
+				continue
+			}
+			m.names = append(m.names, opt)
+		}
 		for _, opt := range strings.Split(g[2], ",") {
 			if _, seen := out[opt]; !seen {
-				out[opt] = v1Mount{dir: unescapeMount(f[4]), root: unescapeMount(f[3])}
+				out[opt] = m
 			}
 		}
 	}
 	return out, nil
 }
+
+// cgroupMountOptions are the super options of a v1 cgroup mount that name no controller.
+var cgroupMountOptions = map[string]bool{"rw": true, "ro": true, "noprefix": true, "xattr": true, "clone_children": true, "cpuset_v2_mode": true, "favordynmods": true}
 
 func unescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
@@ -216,6 +261,9 @@ func (l cgroupLayout) set(id string) cgroupSet {
 	s := cgroupSet{V2: l.v2}
 	for _, p := range l.parents {
 		s.Dirs = append(s.Dirs, filepath.Join(p, id))
+	}
+	for _, p := range l.others {
+		s.Others = append(s.Others, filepath.Join(p, id))
 	}
 	return s
 }
@@ -332,7 +380,7 @@ func (s cgroupSet) oomKills() int {
 // remove deletes the cgroup directories. It fails with EBUSY while processes remain.
 func (s cgroupSet) remove() error {
 	var errs []error
-	for _, d := range s.Dirs {
+	for _, d := range append(slices.Clone(s.Dirs), s.Others...) {
 		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
 		}
@@ -342,7 +390,7 @@ func (s cgroupSet) remove() error {
 
 // exists reports whether any of the cgroup directories is still there.
 func (s cgroupSet) exists() bool {
-	for _, d := range s.Dirs {
+	for _, d := range append(slices.Clone(s.Dirs), s.Others...) {
 		if exists(d) {
 			return true
 		}

@@ -163,7 +163,7 @@ func TestCgroupV2Mechanics(t *testing.T) {
 // start timeout, and Remove clears it.
 func TestFailedStartLeftovers(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t)
+	b := newBackend(t, RuntimeRunc) // no runtime ever ran
 	dir := b.dir("half")
 	if err := os.MkdirAll(filepath.Join(dir, dirHome), 0o700); err != nil {
 		t.Fatal(err)

@@ -6,11 +6,14 @@
 // namespace with only loopback unless it asks for network, and its own cgroup (v2, or v1) limiting
 // memory, CPU and processes. The spec itself is built by the pure package ocispec.
 //
+// A pool can choose gVisor's runsc instead (the setting SettingRuntime): the same spec, run on gVisor's
+// user-space kernel, whose Sentry alone talks to the host kernel (gvisor.go says what differs).
+//
 // Each sandbox is supervised by a shim, this same binary re-executed (see MaybeRunShim), detached in its
 // own session, so sandboxes survive a restart or crash of `tamarack serve`. Everything about a sandbox
 // lives in <root>/<id>/ (state.json, output.log capped by package logfile, config.json, the home image); the Backend holds no state
 // of its own, so a new Backend on the same root sees exactly what the old one did. Terminals run through
-// `runc exec`: nothing ever runs as host root inside a sandbox.
+// the runtime's exec: nothing ever runs as host root inside a sandbox.
 //
 // It owns processes, cgroups, mounts and files under its root, and the uid ranges it hands out. It must
 // not decide what to run, with which limits or for how long: that is the testbed's job.
@@ -26,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,9 +47,13 @@ type Options struct {
 	// Executable is the binary re-executed as shim; it must call MaybeRunShim first thing. Default
 	// os.Executable().
 	Executable string
-	// Runtime is the OCI runtime binary. Default runc, looked up in PATH; a compatible runtime (gVisor's
-	// runsc) plugs in here.
+	// Runtime is runc, the default OCI runtime. Default runc, looked up in PATH.
 	Runtime string
+	// Runsc is gVisor's runsc, for sandboxes whose pool sets SettingRuntime to RuntimeRunsc. It is never
+	// looked up in PATH: Debian's runsc package (2022) lacks the systrap platform and nvproxy (GPUs) and
+	// must not be picked up by accident; build the pinned one with infra/gvisor/build.sh. Empty: such
+	// sandboxes fail to start with ErrUnavailable saying how to get it.
+	Runsc string
 	// Init is a static init run as every sandbox's PID 1 with the command as its child (Docker's
 	// --init): it reaps zombies and passes Stop's SIGTERM on, which a command as PID 1 would ignore.
 	// Default tini-static, looked up in PATH (Debian's tini package).
@@ -72,9 +80,10 @@ type Options struct {
 	// SpecEdits change each sandbox's runtime spec after it is built, in order: the seam for device
 	// handling that needs more than device nodes (CDI specs) and for runtime-specific annotations.
 	SpecEdits []SpecEdit
-	// FileEdits change each sandbox's runtime spec after SpecEdits, in order, and may put files of their
-	// own on the host for it: the seam for CDI devices (package cdi), whose driver links and mount
-	// points must exist somewhere other than the sandbox's shared read-only root.
+	// FileEdits change each runc sandbox's runtime spec after SpecEdits, in order, and may put files of
+	// their own on the host for it: the seam for CDI devices (package cdi), whose driver links and mount
+	// points must exist somewhere other than the sandbox's shared read-only root. Sandboxes on gVisor
+	// do not get them (nvproxy takes GPUs its own way).
 	FileEdits []FileEdit
 	// Logger receives notes (skipped device nodes); default slog.Default().
 	Logger *slog.Logger
@@ -134,6 +143,16 @@ func New(opts Options) (*Backend, error) {
 		}
 	}
 	lookup(&opts.Runtime, "runc")
+	if opts.Runsc != "" {
+		// A path, never a name to look up: Debian's runsc in PATH is too old (gvisor.go).
+		if !strings.Contains(opts.Runsc, "/") {
+			return nil, fmt.Errorf("local backend: runsc %q: give the path infra/gvisor/build.sh prints", opts.Runsc)
+		}
+		// The shim runs it from the sandbox's directory.
+		if opts.Runsc, err = filepath.Abs(opts.Runsc); err != nil {
+			return nil, fmt.Errorf("local backend: %w", err)
+		}
+	}
 	lookup(&opts.Init, "tini-static")
 	if opts.HostDir == "" {
 		opts.HostDir = "/var/lib/tamarack/local"
@@ -204,9 +223,9 @@ func (b *Backend) cgroups() (cgroupLayout, error) {
 
 func (b *Backend) dir(id string) string { return filepath.Join(b.opts.Root, id) }
 
-// runtime is the OCI runtime new sandboxes of this backend are started with.
+// runtime is the OCI runtime new sandboxes of this backend are started with by default: runc.
 func (b *Backend) runtime() ociRuntime {
-	return ociRuntime{Bin: b.opts.Runtime, Root: filepath.Join(b.opts.Root, ".runc")}
+	return ociRuntime{Bin: b.opts.Runtime, Root: filepath.Join(b.opts.Root, ".runc"), Kind: RuntimeRunc}
 }
 
 // observe reads a sandbox's state and checks it against the live system. It never trusts a recorded

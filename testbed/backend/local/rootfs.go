@@ -117,24 +117,34 @@ func ensureHostView(root string) error {
 }
 
 // ensureMountpoints creates in root every mount point the spec needs and the root lacks: the sandbox's
-// root user cannot create them itself in a root it does not own. Paths under a filesystem the spec
-// mounts (/dev, /proc, /run, /tmp…) are made by runc inside that filesystem; paths under an earlier
-// bind are not in the root at all (they are the bound directory's, which the host view's /usr is, and
-// a CDI graft provides). Everything is created through os.Root, so a symlink in an image can never make
-// this write outside it.
-func ensureMountpoints(root string, mounts []specs.Mount) error {
+// root user cannot create them itself in a root it does not own. Filesystems under a filesystem the
+// spec mounts (/dev/pts under /dev) are made by the runtime inside that filesystem, and so are binds there
+// under runc (/run/tamarack/init under /run, a GPU's node under /dev). Under gVisor (inTmpfs) bind mount
+// points are made in root even under a tmpfs: gVisor's gofer binds every bind on the root directory on the
+// host, while the Sentry mounts the tmpfs itself. Nothing is made under an earlier bind or overlay: that
+// is not the root's (the host view's /usr is the host's, a CDI graft holds its own mount points).
+// Everything is created through os.Root, so a symlink in an image can never make this write outside it.
+func ensureMountpoints(root string, mounts []specs.Mount, inTmpfs bool) error {
 	r, err := os.OpenRoot(root)
 	if err != nil {
 		return fmt.Errorf("mount points: %w", err)
 	}
 	defer r.Close()
-	var earlier []string
+	// filesystems the runtime makes (tmpfs, proc…), and what covers the root with something else.
+	var filesystems, covered []string
 	for _, m := range mounts {
 		dest := filepath.Clean(m.Destination)
-		if slices.ContainsFunc(earlier, func(fs string) bool { return strings.HasPrefix(dest, fs+"/") }) {
+		under := func(dirs []string) bool {
+			return slices.ContainsFunc(dirs, func(d string) bool { return strings.HasPrefix(dest, d+"/") })
+		}
+		if under(covered) || under(filesystems) && (m.Type != "bind" || !inTmpfs) {
 			continue
 		}
-		earlier = append(earlier, dest)
+		if m.Type == "bind" || m.Type == "overlay" {
+			covered = append(covered, dest)
+		} else {
+			filesystems = append(filesystems, dest)
+		}
 		rel := strings.TrimPrefix(dest, "/")
 		if _, err := r.Lstat(rel); err == nil {
 			continue

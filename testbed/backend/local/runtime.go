@@ -12,20 +12,56 @@ import (
 	"time"
 )
 
-// ociRuntime drives the OCI runtime binary (runc, or a compatible one such as gVisor's runsc) for the
-// sandboxes of one Root. Its state lives in <Root>/.runc, so container IDs (the sandbox IDs) are unique
-// within it. It is recorded in each sandbox's launch.json: a sandbox is always driven by the runtime that
-// started it, even if the options changed since.
+// The runtimes a sandbox can run on, named by the pool setting SettingRuntime.
+const (
+	// RuntimeRunc is runc (Debian's package): the sandbox's processes run on the host kernel, narrowed
+	// by the user namespace, seccomp and capabilities. The default.
+	RuntimeRunc = "runc"
+	// RuntimeRunsc is gVisor's runsc: the sandbox's processes run on gVisor's user-space kernel (the
+	// Sentry), which alone talks to the host kernel, through a narrow seccomp filter of its own.
+	RuntimeRunsc = "runsc"
+)
+
+// SettingRuntime is the pool setting (backend.Spec.Settings) that chooses a sandbox's runtime:
+// RuntimeRunc (also when absent) or RuntimeRunsc.
+const SettingRuntime = "runtime"
+
+// ociRuntime drives the OCI runtime binary (runc, or gVisor's runsc) for the sandboxes of one Root. Its
+// state lives in <Root>/.runc (runsc: <Root>/.runsc, so neither ever reads the other's), so container
+// IDs (the sandbox IDs) are unique within it. It is recorded in each sandbox's launch.json: a sandbox is
+// always driven by the runtime that started it, with the same flags, even if the options changed since.
 type ociRuntime struct {
 	Bin  string `json:"bin"`
 	Root string `json:"root"`
+	// Kind is RuntimeRunc or RuntimeRunsc; empty (a record from before runsc) is runc.
+	Kind string `json:"kind,omitempty"`
+	// Flags are global flags given to every command of this sandbox after --root (runsc's platform,
+	// network and file system choices, see runscFlags).
+	Flags []string `json:"flags,omitempty"`
 }
 
-// command builds `<bin> --root <root> args…` with a fixed PATH and nothing else of serve's environment.
+func (r ociRuntime) gvisor() bool { return r.Kind == RuntimeRunsc }
+
+// name is the runtime's name for messages: runc or runsc.
+func (r ociRuntime) name() string {
+	if r.gvisor() {
+		return RuntimeRunsc
+	}
+	return RuntimeRunc
+}
+
+// command builds `<bin> --root <root> <flags> args…` with a fixed PATH and nothing else of serve's
+// environment.
 func (r ociRuntime) command(ctx context.Context, args ...string) *exec.Cmd {
-	c := exec.CommandContext(ctx, r.Bin, append([]string{"--root", r.Root}, args...)...)
+	c := exec.CommandContext(ctx, r.Bin, r.argv(args...)[1:]...)
 	c.Env = []string{"PATH=" + hostPath}
 	return c
+}
+
+// argv is the whole command line of `<bin> --root <root> <flags> args…`.
+func (r ociRuntime) argv(args ...string) []string {
+	out := append([]string{r.Bin, "--root", r.Root}, r.Flags...)
+	return append(out, args...)
 }
 
 // run runs a runtime command and returns its last line of output in the error.
@@ -37,8 +73,14 @@ func (r ociRuntime) run(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// known reports whether the runtime still holds state for id (created and not yet deleted).
-func (r ociRuntime) known(id string) bool { return exists(filepath.Join(r.Root, id)) }
+// known reports whether the runtime still holds state for id (created and not yet deleted): runc keeps
+// a directory <root>/<id>, runsc a file <root>/<id>_sandbox:<id>.state.
+func (r ociRuntime) known(id string) bool {
+	if r.gvisor() {
+		return exists(filepath.Join(r.Root, id+"_sandbox:"+id+".state"))
+	}
+	return exists(filepath.Join(r.Root, id))
+}
 
 // kill sends sig ("TERM", "KILL") to the sandbox's init. A container that has stopped meanwhile is not
 // an error: the caller wants it ended.

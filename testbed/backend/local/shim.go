@@ -117,14 +117,24 @@ func runShim(dir string) int {
 		outR.Close()
 	}
 	rt := l.Runtime
+	release := func() {}
+	if rt.gvisor() {
+		if release, err = runscNetwork(dir); err != nil {
+			outW.Close()
+			drain(time.Second)
+			return fail(st, "network: "+err.Error())
+		}
+	}
 	create := rt.command(context.Background(), "create", "--bundle", dir, "--pid-file", filepath.Join(dir, filePID), l.ID)
 	create.Stdout, create.Stderr = outW, outW
+	tRuntime := time.Now()
 	err = create.Run()
+	release()
 	outW.Close()
 	if err != nil {
 		_ = rt.delete(context.Background(), l.ID)
 		drain(10 * time.Second)
-		return fail(st, "runc create: "+lastLine(filepath.Join(dir, fileOutput)))
+		return fail(st, rt.name()+" create: "+lastLine(filepath.Join(dir, fileOutput)))
 	}
 	pid, err := readPID(filepath.Join(dir, filePID), time.Second)
 	if err == nil {
@@ -140,7 +150,7 @@ func runShim(dir string) int {
 		return fail(st, err.Error())
 	}
 	st.StartedAt = time.Now().UTC()
-	log.Info("sandbox running", "id", l.ID, "setup", time.Since(t0), "create", tCreate.Sub(t0))
+	log.Info("sandbox running", "id", l.ID, "setup", time.Since(t0), "create", tCreate.Sub(t0), "runtime", time.Since(tRuntime))
 	st.State = backend.StateRunning
 	if err := writeJSON(filepath.Join(dir, fileState), st); err != nil {
 		// Without a state file nobody can find this sandbox again: kill it rather than run blind.

@@ -27,8 +27,12 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 	if err := s.Validate(); err != nil {
 		return backend.Status{}, err
 	}
-	if b.opts.Runtime == "" || b.opts.Init == "" {
-		return backend.Status{}, fmt.Errorf("start %s: %w: runc or tini-static not found", s.SandboxID, backend.ErrUnavailable)
+	rt, err := b.runtimeFor(s)
+	if err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	if b.opts.Init == "" {
+		return backend.Status{}, fmt.Errorf("start %s: %w: tini-static not found: install it with `apt-get install tini`", s.SandboxID, backend.ErrUnavailable)
 	}
 	layout, err := b.cgroups()
 	if err != nil {
@@ -42,7 +46,7 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 		}
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
-	l := launch{ID: s.SandboxID, Runtime: b.runtime(), Slot: -1, Cgroup: layout.set(s.SandboxID), Env: sandboxEnv(s), LogBytes: s.Limits.LogBytes}
+	l := launch{ID: s.SandboxID, Runtime: rt, Slot: -1, Cgroup: layout.set(s.SandboxID), Env: sandboxEnv(s), LogBytes: s.Limits.LogBytes}
 	defer func() {
 		if err != nil {
 			// A context that ended is why we are here; the cleanup must run anyway.
@@ -58,13 +62,18 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
 	l.HostID = b.ids.hostID(l.Slot)
-	if len(b.opts.FileEdits) > 0 {
-		// Keyed by the uid slot, which no other sandbox on the host holds now.
+	if len(b.opts.FileEdits) > 0 && !rt.gvisor() {
+		// Keyed by the uid slot, which no other sandbox on the host holds now. runc only: the CDI edit
+		// relies on runc's mounts (overlays, nodes bound from elsewhere), and gVisor hands GPUs over
+		// through nvproxy from the spec's own device nodes (runscSpec).
 		l.EditDir = filepath.Join(b.opts.HostDir, "edits", strconv.Itoa(l.Slot))
 	}
 	spec, notes, err := b.spec(ctx, dir, s, l, layout)
 	if err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	if l.Runtime.gvisor() {
+		runscSpec(spec, &l.Runtime)
 	}
 	if err := writeJSON(filepath.Join(dir, fileConfig), spec); err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
@@ -119,6 +128,9 @@ func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch
 		Limits:  s.Limits,
 		Cgroup:  ocispec.Cgroup{Path: layout.runtimePath(s.SandboxID), V2: layout.v2, Swap: layout.swap()},
 	}
+	if l.Runtime.gvisor() {
+		in.Limits = runscLimits(s.Limits)
+	}
 	for _, e := range b.opts.SpecEdits {
 		in.Edits = append(in.Edits, func(sp *specs.Spec) error { return e(s, sp) })
 	}
@@ -136,7 +148,7 @@ func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch
 			}
 		}
 	}
-	if err := ensureMountpoints(root, spec.Mounts); err != nil {
+	if err := ensureMountpoints(root, spec.Mounts, l.Runtime.gvisor()); err != nil {
 		return nil, nil, err
 	}
 	var notes []string

@@ -35,6 +35,11 @@ import (
 // socket only when it detaches, leaving the process to whoever adopts orphans: the tty helper (this
 // binary, envTTY) is a subreaper that runs runc and reaps the process, as containerd's shim does, so no
 // zombie is left to serve or to PID 1. Stop kills the terminal with the rest of the sandbox.
+//
+// Under runsc the same exec runs the process as a task of the sandbox's Sentry, under the same
+// capabilities, no_new_privs and seccomp profile: runsc opens the PTY on the host, sends its master end
+// over the socket and gives the other end to the Sentry. Its pid file names runsc's own waiter, a host
+// process outside the sandbox that runs nothing of it; Close kills the group inside with `runsc kill`.
 func (b *Backend) Terminal(ctx context.Context, id string, cmd []string) (backend.Terminal, error) {
 	st, err := b.running(id)
 	if err != nil {
@@ -57,10 +62,17 @@ func (b *Backend) Terminal(ctx context.Context, id string, cmd []string) (backen
 		return nil, fmt.Errorf("terminal %s: %w", id, err)
 	}
 	defer ln.Close()
-	pidFile := filepath.Join(tmp, "pid")
-	argv := append([]string{l.Runtime.Bin, "--root", l.Runtime.Root, "exec", "--detach", "--tty", "--console-socket", sock,
-		"--pid-file", pidFile, "--env", "TERM=xterm-256color", id}, cmd...)
-	c := exec.Command(b.opts.Executable, argv...) // ctx bounds only the start, below
+	pidFile, internalPIDFile := filepath.Join(tmp, "pid"), filepath.Join(tmp, "internal-pid")
+	args := []string{"exec", "--detach", "--console-socket", sock, "--pid-file", pidFile}
+	if l.Runtime.gvisor() {
+		// runsc makes a terminal of its own whenever it gets a console socket (it has no --tty); its pid
+		// file names its waiter on the host, the internal one the process inside the Sentry.
+		args = append(args, "--internal-pid-file", internalPIDFile)
+	} else {
+		args = append(args, "--tty")
+	}
+	args = append(append(args, "--env", "TERM=xterm-256color", id), cmd...)
+	c := exec.Command(b.opts.Executable, l.Runtime.argv(args...)...) // ctx bounds only the start, below
 	c.Env = []string{envTTY + "=" + pidFile, "PATH=" + hostPath}
 	// Its own session: no signal aimed at serve's process group reaches it; if serve dies, the PTY's
 	// hang-up ends the shell and the helper with it.
@@ -97,13 +109,18 @@ func (b *Backend) Terminal(ctx context.Context, id string, cmd []string) (backen
 	// A command that has already ended leaves nothing to kill on Close: proc stays zero, and its
 	// output is still in the PTY to be read.
 	proc, _ := identify(pid)
+	internalPID := 0
+	if l.Runtime.gvisor() {
+		// runsc writes it before the pid file.
+		internalPID, _ = readPID(internalPIDFile, 0)
+	}
 	// The init's identity was checked in running(); if the sandbox ended in between, runc exec failed
 	// or its process dies with the PID namespace: either way, no terminal.
 	if !st.Init.alive(st.BootID) {
 		ptmx.Close()
 		return fail(backend.ErrNotRunning)
 	}
-	t := &terminal{ptmx: ptmx, proc: proc, boot: st.BootID, helper: c, done: done}
+	t := &terminal{ptmx: ptmx, proc: proc, boot: st.BootID, helper: c, done: done, rt: l.Runtime, id: id, internalPID: internalPID}
 	if err := t.Resize(80, 24); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("terminal %s: %w", id, err)
@@ -159,12 +176,18 @@ func receiveConsole(ctx context.Context, ln *net.UnixListener, runcDone <-chan s
 }
 
 type terminal struct {
-	ptmx      *os.File
-	proc      procID // the process runc exec started in the sandbox, seen from the host
+	ptmx *os.File
+	// proc is the process runc exec started in the sandbox, seen from the host; under runsc, which runs
+	// it inside the Sentry, the `runsc exec` process on the host that waits for it.
+	proc      procID
 	boot      string
 	helper    *exec.Cmd
 	done      chan struct{}
 	closeOnce sync.Once
+	// Under runsc: the runtime, the sandbox and the process's PID inside the sandbox.
+	rt          ociRuntime
+	id          string
+	internalPID int
 }
 
 // Read returns io.EOF once the process has exited and its output is drained (Linux reports EIO then).
@@ -187,6 +210,9 @@ func (t *terminal) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
 		err = t.ptmx.Close() // the hang-up: the shell's session gets SIGHUP
+		if t.rt.gvisor() && t.proc.alive(t.boot) {
+			killTerminal(t.rt, t.id, t.internalPID)
+		}
 		// runc exec made the process a session and group leader; SIGKILL makes sure. Anything a shell
 		// moved to another group is killed with the sandbox.
 		if t.proc.alive(t.boot) {
@@ -257,6 +283,13 @@ func (b *Backend) DialPort(ctx context.Context, id string, port int) (net.Conn, 
 	st, err := b.running(id)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
+	}
+	if l := b.launchOf(id); l.Runtime.gvisor() {
+		c, err := dialRunsc(ctx, l.Runtime, id, port)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s port %d: %w", id, port, err)
+		}
+		return c, nil
 	}
 	ns, err := os.Open("/proc/" + strconv.Itoa(st.Init.PID) + "/ns/net")
 	if err != nil {

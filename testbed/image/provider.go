@@ -1,0 +1,52 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Provider is what a host's sandbox runtime calls: it turns a template's image, a built-in name ("python")
+// or a pinned reference (registry/repository@sha256:…), into an unpacked root filesystem, under the pool's
+// allow-list and credentials (its settings, read by FromSettings). The built-in images of the platform's
+// own registry are allowed in every pool.
+type Provider struct {
+	Cache *Cache
+	// Registry is the host:port of the platform's registry store, as this host reaches it (loopback).
+	Registry string
+	// Builtin lists the built-in images; read at each call, so images seeded while the server runs count.
+	Builtin func() (Builtin, error)
+}
+
+// BuiltinPrefix is the repository prefix of the built-in images in the platform's registry.
+const BuiltinPrefix = "tamarack/"
+
+// Ref resolves a template's image to a pinned reference.
+func (p *Provider) Ref(img string) (string, error) {
+	if strings.Contains(img, "@") {
+		if _, err := ParseRef(img); err != nil {
+			return "", err
+		}
+		return img, nil
+	}
+	b, err := p.Builtin()
+	if err != nil {
+		return "", err
+	}
+	return b.Ref(p.Registry, img)
+}
+
+// Rootfs returns the unpacked root of img for a sandbox of a pool with the given settings, pulling it
+// when this host does not have it; progress receives the pull's progress (see Cache.Rootfs). Bad image
+// settings refuse the pull rather than fall back to anything.
+func (p *Provider) Rootfs(ctx context.Context, img string, poolSettings map[string]string, progress func(Progress)) (Rootfs, error) {
+	ref, err := p.Ref(img)
+	if err != nil {
+		return Rootfs{}, err
+	}
+	policy, creds, err := FromSettings(poolSettings)
+	if err != nil {
+		return Rootfs{}, fmt.Errorf("pool image settings: %w", err)
+	}
+	return p.Cache.Rootfs(ctx, ref, Pull{Policy: policy.With(p.Registry + "/" + BuiltinPrefix), Credentials: creds, Progress: progress})
+}
