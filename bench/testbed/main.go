@@ -37,6 +37,7 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+	"github.com/tamarack-ai/tamarack/testbed/image"
 )
 
 type keys struct{ pub ed25519.PublicKey }
@@ -48,14 +49,15 @@ func main() {
 	n := flag.Int("n", 50, "sandboxes to launch")
 	conc := flag.Int("c", 1, "launches in flight at once (each worker launches, waits for running, stops, repeats)")
 	template := flag.String("template", "shell", "template to launch")
+	images := flag.String("images", "/var/cache/tamarack-images/current", "built-in images (infra/images/build.sh's output)")
 	flag.Parse()
-	if err := run(*n, *conc, *template); err != nil {
+	if err := run(*n, *conc, *template, *images); err != nil {
 		fmt.Fprintln(os.Stderr, "testbed-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, conc int, template string) error {
+func run(n, conc int, template, imagesDir string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "testbed-bench-")
@@ -63,6 +65,13 @@ func run(n, conc int, template string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o711); err != nil { // sandboxes' uids reach their images under it
+		return err
+	}
+	images, err := serveImages(ctx, dir, imagesDir)
+	if err != nil {
+		return err
+	}
 	db, err := sqldb.Open(ctx, filepath.Join(dir, "bench.db"), sqldb.Options{})
 	if err != nil {
 		return err
@@ -89,7 +98,7 @@ func run(n, conc int, template string) error {
 		}
 	}()
 	svc, err := testbed.New(testbed.Deps{DB: db, Clock: clock.System{}, Holds: testbed.ApproveHolds{},
-		Backends: map[string]backend.Backend{"local": lb}, Options: testbed.Options{SuperviseInterval: 100 * time.Millisecond, StopGrace: time.Second}})
+		Backends: map[string]backend.Backend{"local": lb}, Images: images, Options: testbed.Options{SuperviseInterval: 100 * time.Millisecond, StopGrace: time.Second}})
 	if err != nil {
 		return err
 	}
@@ -227,3 +236,31 @@ func report(name string, d []time.Duration) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// serveImages pushes the built-in images into a registry store under dir, serves it on loopback as the
+// platform does, and returns a Provider on a cache under dir.
+func serveImages(ctx context.Context, dir, build string) (*image.Provider, error) {
+	store, err := image.OpenRegistry(filepath.Join(dir, "registry"), nil)
+	if err != nil {
+		return nil, err
+	}
+	pushed, err := store.PushBuild(ctx, build)
+	if err != nil {
+		return nil, err
+	}
+	if len(pushed) == 0 {
+		return nil, fmt.Errorf("no built-in images in %s: run infra/images/build.sh", build)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: store.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	cache, err := image.New(image.Options{Dir: filepath.Join(dir, "images")})
+	if err != nil {
+		return nil, err
+	}
+	return &image.Provider{Cache: cache, Registry: ln.Addr().String(), Builtin: store.Builtin}, nil
+}
