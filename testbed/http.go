@@ -206,6 +206,8 @@ type templateJSON struct {
 	IdleSignal         string            `json:"idle_signal"`
 	IdleTimeoutMinutes int               `json:"idle_timeout_minutes"`
 	Notes              string            `json:"notes,omitempty"`
+	// Image is the template's root filesystem: a built-in image's name or a reference pinned by digest.
+	Image string `json:"image"`
 }
 
 type gpuModelJSON struct {
@@ -515,7 +517,7 @@ func (h handler) templates(c *fiber.Ctx) error {
 		ports := append([]int{}, t.Ports...)
 		out = append(out, templateJSON{Name: t.Name, Title: t.Title, Description: t.Description, Command: t.Command,
 			Env: t.Env, Ports: ports, Network: t.Network, CPUMillisPerGPU: t.CPUMillisPerGPU,
-			MemoryBytesPerGPU: t.MemoryBytesPerGPU, Pids: t.Pids, IdleSignal: t.IdleSignal, IdleTimeoutMinutes: t.IdleMinutes, Notes: t.Notes})
+			MemoryBytesPerGPU: t.MemoryBytesPerGPU, Pids: t.Pids, IdleSignal: t.IdleSignal, IdleTimeoutMinutes: t.IdleMinutes, Notes: t.Notes, Image: t.Image})
 	}
 	return pageJSON(c, out)
 }

@@ -127,7 +127,7 @@ func TestLaunchFromImage(t *testing.T) {
 		}
 		b, _ := io.ReadAll(logs)
 		logs.Close()
-		if !strings.Contains(string(b), "python 3.") {
+		if !strings.Contains(string(b), "python 3.11") || !strings.Contains(string(b), "no PyTorch in this image") {
 			t.Fatalf("pytorch sandbox's output: %q", b)
 		}
 	})
