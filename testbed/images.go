@@ -67,24 +67,30 @@ var (
 	errShutdown      = errors.New("the testbed is shutting down")
 )
 
-// pullImage gets the root filesystem of a provisioning sandbox's image, showing its progress on the
-// sandbox. It holds no transaction and no lock while it waits: a stop of the sandbox (cancelPull) or the
-// end of Run cancels it, and PullTimeout bounds it. The pull itself goes on in the image cache for anyone
-// else waiting for the same image.
-func (s *Service) pullImage(id, img string, settings map[string]string) (image.Rootfs, error) {
+// trackPull returns the context of a sandbox's coming image pull, which cancelPull (a stop) and the end of
+// Run (cancelPulls) cancel, and the function that forgets it. The provisioning takes it before it moves the
+// sandbox to provisioning, so a stop committed after that move always finds it.
+func (s *Service) trackPull(id string) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
 	s.mu.Lock()
 	if s.closing {
 		cancel(errShutdown)
 	}
 	s.pulls[id] = cancel
 	s.mu.Unlock()
-	defer func() {
+	return ctx, func() {
 		s.mu.Lock()
 		delete(s.pulls, id)
 		s.mu.Unlock()
-	}()
+		cancel(nil)
+	}
+}
+
+// pullImage gets the root filesystem of a provisioning sandbox's image, showing its progress on the
+// sandbox. It holds no transaction and no lock while it waits: ctx (from trackPull) is cancelled by a stop
+// of the sandbox or the end of Run, and PullTimeout bounds it. The pull itself goes on in the image cache for
+// anyone else waiting for the same image.
+func (s *Service) pullImage(ctx context.Context, id, img string, settings map[string]string) (image.Rootfs, error) {
 	tctx, tcancel := context.WithTimeoutCause(ctx, s.opts.PullTimeout,
 		fmt.Errorf("not pulled and unpacked within %s", s.opts.PullTimeout))
 	defer tcancel()

@@ -420,6 +420,8 @@ func firstPort(p []int) int {
 // backend and records the backend-observed start (running). A failed pull or start fails the sandbox and
 // frees its devices; a stop during the pull ends it as stopped without starting anything.
 func (s *Service) provision(id string) error {
+	pullCtx, untrack := s.trackPull(id)
+	defer untrack()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StartTimeout)
 	defer cancel()
 	sb, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
@@ -445,15 +447,21 @@ func (s *Service) provision(id string) error {
 	spec := s.spec(sb, pool)
 	if runsImages(sb.Backend) {
 		cancel() // the start gets its own StartTimeout once the image is there
-		root, err := s.pullImage(id, sb.Image, pool.SettingsMap())
+		root, err := s.pullImage(pullCtx, id, sb.Image, pool.SettingsMap())
 		ctx, cancel = context.WithTimeout(context.Background(), s.opts.StartTimeout)
 		defer cancel()
-		switch {
-		case errors.Is(err, errShutdown):
+		if errors.Is(err, errShutdown) {
 			return nil // left provisioning: the next start's reconciliation ends it
-		case err != nil && !errors.Is(err, errStopRequested):
-			reason, msg := imageFailure(sb.Image, err)
-			return s.fail(ctx, id, reason, msg)
+		}
+		if err != nil && !errors.Is(err, errStopRequested) {
+			var cur Sandbox
+			if gerr := s.db.WithContext(ctx).First(&cur, "id = ?", id).Error; gerr != nil {
+				return gerr
+			}
+			if cur.State == StateProvisioning { // not stopped meanwhile: the image is why it never ran
+				reason, msg := imageFailure(sb.Image, err)
+				return s.fail(ctx, id, reason, msg)
+			}
 		}
 		ok := false
 		if err == nil {
