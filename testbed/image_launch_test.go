@@ -318,6 +318,13 @@ func TestImageProgressShape(t *testing.T) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	golden(t, "sandbox_pulling", b)
+
+	// No output while the image is pulled: the logs say it is starting, not that they are gone.
+	var prob map[string]any
+	if code := apiDo(t, app, "GET", "/sandboxes/"+sb.ID+"/logs", sign.token(t, sme()), "", &prob); code != 409 ||
+		prob["code"] != "sandbox_not_running" || !strings.Contains(fmt.Sprint(prob["detail"]), "starting") {
+		t.Fatalf("logs while pulling: %d %v", code, prob)
+	}
 }
 
 // TestProgressWritesAreBounded: however often a pull reports, its progress is written at most once per

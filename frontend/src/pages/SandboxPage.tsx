@@ -172,7 +172,8 @@ export default function SandboxPage() {
                 {terminalUrl && <Terminal url={terminalUrl} label={t('sandbox.terminal')} />}
               </section>
             )}
-            {s.state !== 'requested' && <Logs id={s.id} live={live} />}
+            {/* Output exists once the backend starts the sandbox: not while its image is pulled. */}
+            {!['requested', 'scheduled', 'provisioning'].includes(s.state) && <Logs id={s.id} live={live} />}
           </>
         )}
       </AsyncBlock>
