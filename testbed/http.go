@@ -211,6 +211,8 @@ type templateJSON struct {
 	IdleSignal         string            `json:"idle_signal"`
 	IdleTimeoutMinutes int               `json:"idle_timeout_minutes"`
 	Notes              string            `json:"notes,omitempty"`
+	// Image is the template's root filesystem: a built-in image's name or a reference pinned by digest.
+	Image string `json:"image"`
 }
 
 type gpuModelJSON struct {
@@ -247,35 +249,60 @@ type launchRequest struct {
 }
 
 type sandboxJSON struct {
-	ID              string          `json:"id"`
-	State           string          `json:"state"`
-	OrganizationID  string          `json:"organization_id"`
-	ListingID       string          `json:"listing_id"`
-	PoolID          string          `json:"pool_id"`
-	Backend         string          `json:"backend"`
-	NodeID          string          `json:"node_id,omitempty"`
-	GPUModel        string          `json:"gpu_model"`
-	GPUCount        int             `json:"gpu_count"`
-	MIGProfile      string          `json:"mig_profile,omitempty"`
-	Devices         []SandboxDevice `json:"devices"`
-	Template        string          `json:"template"`
-	CPUMillis       int64           `json:"cpu_millis"`
-	MemoryBytes     int64           `json:"memory_bytes"`
-	DurationMinutes int             `json:"duration_minutes"`
-	CreatedAt       time.Time       `json:"created_at"`
-	StartedAt       *time.Time      `json:"started_at"`
-	ExpiresAt       *time.Time      `json:"expires_at"`
-	EndedAt         *time.Time      `json:"ended_at"`
-	UsageMillis     int64           `json:"usage_millis"`
-	ChargeMicro     int64           `json:"charge_micro"`
-	ChargeDisplay   string          `json:"charge_display"`
-	PricePerGPUHour int64           `json:"price_per_gpu_hour_micro"`
-	StopReason      string          `json:"stop_reason,omitempty"`
-	Message         string          `json:"message,omitempty"`
-	Ports           []int           `json:"ports"`
-	LogsURL         string          `json:"logs_url"`
-	TerminalURL     string          `json:"terminal_url"`
-	ProxyURLs       []string        `json:"proxy_urls"`
+	ID             string          `json:"id"`
+	State          string          `json:"state"`
+	OrganizationID string          `json:"organization_id"`
+	ListingID      string          `json:"listing_id"`
+	PoolID         string          `json:"pool_id"`
+	Backend        string          `json:"backend"`
+	NodeID         string          `json:"node_id,omitempty"`
+	GPUModel       string          `json:"gpu_model"`
+	GPUCount       int             `json:"gpu_count"`
+	MIGProfile     string          `json:"mig_profile,omitempty"`
+	Devices        []SandboxDevice `json:"devices"`
+	Template       string          `json:"template"`
+	// Image is the template's image (built-in name or pinned reference) on pools that start sandboxes from
+	// images; ImageDigest the digest of the image that was started (set before the start).
+	Image           string        `json:"image,omitempty"`
+	ImageDigest     string        `json:"image_digest,omitempty"`
+	Progress        *progressJSON `json:"progress"`
+	CPUMillis       int64         `json:"cpu_millis"`
+	MemoryBytes     int64         `json:"memory_bytes"`
+	DurationMinutes int           `json:"duration_minutes"`
+	CreatedAt       time.Time     `json:"created_at"`
+	StartedAt       *time.Time    `json:"started_at"`
+	ExpiresAt       *time.Time    `json:"expires_at"`
+	EndedAt         *time.Time    `json:"ended_at"`
+	UsageMillis     int64         `json:"usage_millis"`
+	ChargeMicro     int64         `json:"charge_micro"`
+	ChargeDisplay   string        `json:"charge_display"`
+	PricePerGPUHour int64         `json:"price_per_gpu_hour_micro"`
+	StopReason      string        `json:"stop_reason,omitempty"`
+	Message         string        `json:"message,omitempty"`
+	Ports           []int         `json:"ports"`
+	LogsURL         string        `json:"logs_url"`
+	TerminalURL     string        `json:"terminal_url"`
+	ProxyURLs       []string      `json:"proxy_urls"`
+}
+
+// progressJSON is how far a provisioning sandbox is: phase pulling (downloading its image's layers not yet
+// on the host), unpacking (writing its root filesystem) or starting (the backend starts it). done_bytes and
+// total_bytes count compressed layer bytes. Null when there is nothing to show (running, or a backend that
+// starts at once); kept as it was when the sandbox failed or was stopped before running.
+type progressJSON struct {
+	Phase       string    `json:"phase"`
+	DoneBytes   int64     `json:"done_bytes"`
+	TotalBytes  int64     `json:"total_bytes"`
+	ImageDigest string    `json:"image_digest,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func toProgressJSON(sb Sandbox) *progressJSON {
+	p, ok := sb.ProgressOf()
+	if !ok {
+		return nil
+	}
+	return &progressJSON{Phase: p.Phase, DoneBytes: p.Done, TotalBytes: p.Total, ImageDigest: p.Digest, UpdatedAt: fromMS(p.AtMS)}
 }
 
 func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
@@ -292,7 +319,8 @@ func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
 	t := templates[sb.Template]
 	out := sandboxJSON{ID: sb.ID, State: sb.State, OrganizationID: sb.OrgID, ListingID: sb.ListingID, PoolID: sb.PoolID,
 		Backend: sb.Backend, NodeID: sb.NodeID, GPUModel: sb.GPUModel, GPUCount: sb.GPUCount, MIGProfile: sb.MIGProfile,
-		Devices: devs, Template: sb.Template, CPUMillis: sb.CPUMillis, MemoryBytes: sb.MemoryBytes,
+		Devices: devs, Template: sb.Template, Image: sb.Image, ImageDigest: sb.ImageDigest, Progress: toProgressJSON(sb),
+		CPUMillis: sb.CPUMillis, MemoryBytes: sb.MemoryBytes,
 		DurationMinutes: sb.DurationMinutes, CreatedAt: fromMS(sb.CreatedMS), StartedAt: rfc(fromMS(sb.StartedMS)),
 		ExpiresAt: rfc(fromMS(sb.ExpiresMS)), EndedAt: rfc(fromMS(sb.EndedMS)), UsageMillis: usage,
 		ChargeMicro: int64(charge), ChargeDisplay: charge.String(), PricePerGPUHour: sb.PricePerGPUHour,
@@ -494,7 +522,7 @@ func (h handler) templates(c *fiber.Ctx) error {
 		ports := append([]int{}, t.Ports...)
 		out = append(out, templateJSON{Name: t.Name, Title: t.Title, Description: t.Description, Command: t.Command,
 			Env: t.Env, Ports: ports, Network: t.Network, CPUMillisPerGPU: t.CPUMillisPerGPU,
-			MemoryBytesPerGPU: t.MemoryBytesPerGPU, Pids: t.Pids, IdleSignal: t.IdleSignal, IdleTimeoutMinutes: t.IdleMinutes, Notes: t.Notes})
+			MemoryBytesPerGPU: t.MemoryBytesPerGPU, Pids: t.Pids, IdleSignal: t.IdleSignal, IdleTimeoutMinutes: t.IdleMinutes, Notes: t.Notes, Image: t.Image})
 	}
 	return pageJSON(c, out)
 }

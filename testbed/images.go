@@ -1,10 +1,18 @@
 package testbed
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"maps"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/image"
 )
 
@@ -34,4 +42,201 @@ func imageSettings(m map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// Images gives the root filesystem of a template's image on this host: a built-in name ("shell") or a
+// pinned reference, under the pool's allow-list and credentials (its images.* settings). *image.Provider
+// implements it. Rootfs may take minutes on first use (pull and unpack); progress is called on the pulling
+// goroutine and must only store what it is given.
+type Images interface {
+	Rootfs(ctx context.Context, img string, poolSettings map[string]string, progress func(image.Progress)) (image.Rootfs, error)
+}
+
+// runsImages reports whether the testbed prepares the root filesystem of a backend kind's sandboxes on this
+// host from their template's image. The simulator runs nothing; backends that pull on their own nodes
+// (Kubernetes, Slurm, when they come) will be handed the reference instead.
+func runsImages(kind string) bool { return kind == "local" }
+
+// progressInterval bounds the writes of a sandbox's pull progress: at most one per interval (4 a second),
+// whatever the rate of the pull's callbacks.
+const progressInterval = 250 * time.Millisecond
+
+// errStopRequested and errShutdown are why a sandbox's pull was cancelled.
+var (
+	errStopRequested = errors.New("the sandbox was stopped while its image was being pulled")
+	errShutdown      = errors.New("the testbed is shutting down")
+)
+
+// trackPull returns the context of a sandbox's coming image pull, which cancelPull (a stop) and the end of
+// Run (cancelPulls) cancel, and the function that forgets it. The provisioning takes it before it moves the
+// sandbox to provisioning, so a stop committed after that move always finds it.
+func (s *Service) trackPull(id string) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s.mu.Lock()
+	if s.closing {
+		cancel(errShutdown)
+	}
+	s.pulls[id] = cancel
+	s.mu.Unlock()
+	return ctx, func() {
+		s.mu.Lock()
+		delete(s.pulls, id)
+		s.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// pullImage gets the root filesystem of a provisioning sandbox's image, showing its progress on the
+// sandbox. It holds no transaction and no lock while it waits: ctx (from trackPull) is cancelled by a stop
+// of the sandbox or the end of Run, and PullTimeout bounds it. The pull itself goes on in the image cache for
+// anyone else waiting for the same image.
+func (s *Service) pullImage(ctx context.Context, id, img string, settings map[string]string) (image.Rootfs, error) {
+	tctx, tcancel := context.WithTimeoutCause(ctx, s.opts.PullTimeout,
+		fmt.Errorf("not pulled and unpacked within %s", s.opts.PullTimeout))
+	defer tcancel()
+	w := s.newProgressWriter(id)
+	root, err := s.images.Rootfs(tctx, img, settings, w.report)
+	w.close()
+	if err != nil && tctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", context.Cause(tctx), err)
+	}
+	return root, err
+}
+
+// cancelPull cancels the image pull of a sandbox, if one is in progress in this process.
+func (s *Service) cancelPull(id string, cause error) {
+	s.mu.Lock()
+	cancel := s.pulls[id]
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel(cause)
+	}
+}
+
+// cancelPulls cancels every pull in progress, and those about to start.
+func (s *Service) cancelPulls(cause error) {
+	s.mu.Lock()
+	s.closing = true
+	cancels := make([]context.CancelCauseFunc, 0, len(s.pulls))
+	for _, c := range s.pulls {
+		cancels = append(cancels, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cancels {
+		c(cause)
+	}
+}
+
+// progressWriter writes a provisioning sandbox's pull progress at most once per progressInterval, from a
+// goroutine of its own: report only keeps the newest value.
+type progressWriter struct {
+	s    *Service
+	id   string
+	mu   sync.Mutex
+	next *Progress
+	kick chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func (s *Service) newProgressWriter(id string) *progressWriter {
+	w := &progressWriter{s: s, id: id, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	w.wg.Add(1)
+	go w.run()
+	return w
+}
+
+// report is the pull's progress callback.
+func (w *progressWriter) report(p image.Progress) {
+	var phase string
+	switch p.Phase {
+	case image.PhasePulling:
+		phase = PhasePulling
+	case image.PhaseUnpacking:
+		phase = PhaseUnpacking
+	default:
+		return // ready: the provisioning writes its own next step (starting)
+	}
+	_, digest, _ := strings.Cut(p.Ref, "@")
+	w.mu.Lock()
+	w.next = &Progress{Phase: phase, Done: p.Done, Total: p.Total, Digest: digest}
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *progressWriter) run() {
+	defer w.wg.Done()
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-w.kick:
+		}
+		w.mu.Lock()
+		p := w.next
+		w.next = nil
+		w.mu.Unlock()
+		if p != nil {
+			if _, err := w.s.setProgress(context.Background(), w.id, *p, nil); err != nil {
+				w.s.log.Warn("record sandbox image progress", "sandbox", w.id, "err", err)
+			}
+		}
+		select {
+		case <-w.done:
+			return
+		case <-time.After(progressInterval):
+		}
+	}
+}
+
+// close stops the writer and waits for a write in flight.
+func (w *progressWriter) close() {
+	close(w.done)
+	w.wg.Wait()
+}
+
+// setProgress records a provisioning sandbox's progress (and more columns, if given) in one statement,
+// only while it is still provisioning; ok is false when it no longer is (stopped or ended meanwhile).
+func (s *Service) setProgress(ctx context.Context, id string, p Progress, more map[string]any) (ok bool, err error) {
+	now := s.clock.Now()
+	p.AtMS = ms(now)
+	b, _ := json.Marshal(p)
+	cols := map[string]any{"progress": string(b), "updated_ms": ms(now)}
+	maps.Copy(cols, more)
+	res := s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ? AND state = ?", id, StateProvisioning).Updates(cols)
+	return res.RowsAffected > 0, res.Error
+}
+
+// imageFailure says why a sandbox's image could not be used, as a stop reason and a message for its owner.
+func imageFailure(img string, err error) (reason, msg string) {
+	switch {
+	case errors.Is(err, image.ErrNotPinned), errors.Is(err, image.ErrNotAllowed):
+		return ReasonImageNotAllowed, fmt.Sprintf("image %s is not allowed on this pool: %v", img, err)
+	case errors.Is(err, image.ErrVerify), errors.Is(err, image.ErrUnsafe), errors.Is(err, image.ErrUnsupported),
+		errors.Is(err, image.ErrTooLarge):
+		return ReasonImageInvalid, fmt.Sprintf("image %s was refused: %v", img, err)
+	}
+	return ReasonImageUnavailable, fmt.Sprintf("image %s could not be obtained: %v", img, err)
+}
+
+// withImage makes spec start from root: its root filesystem, the image's environment under the template's
+// and the testbed's own (which win), and the image's entrypoint and command when the template has none.
+// The image's working directory and user are not used: a sandbox starts in its home as its own root.
+func withImage(spec backend.Spec, root image.Rootfs) backend.Spec {
+	spec.RootFS = root.Path
+	env := map[string]string{}
+	for _, kv := range root.Config.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, spec.Env)
+	spec.Env = env
+	if len(spec.Command) == 0 {
+		spec.Command = append(slices.Clone(root.Config.Entrypoint), root.Config.Cmd...)
+	}
+	return spec
 }

@@ -27,23 +27,27 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
 )
 
-// TestLocalBackendEndToEnd launches a real runc sandbox through the HTTP API, sees it running, reads
-// its logs (SSE), runs echo in its terminal (WebSocket), reaches a port through the proxy, stops it, and
-// finds its usage events in JetStream summing to its running time.
+// TestLocalBackendEndToEnd launches a real runc sandbox through the HTTP API (from the built-in shell image,
+// pulled from a registry store over the distribution API), sees it running, reads its logs (SSE), runs echo
+// in its terminal (WebSocket), reaches a port through the proxy (python image), stops it, and finds its
+// usage events in JetStream summing to its running time.
 func TestLocalBackendEndToEnd(t *testing.T) {
-	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) { localEndToEnd(t, bus, local.RuntimeRunc) })
+	images, _ := imagetest.Serve(t, imagetest.Build(t), nil).Provider(t) // one cache: both runs share the unpacked images
+	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) { localEndToEnd(t, bus, images, local.RuntimeRunc) })
 }
 
 // TestLocalBackendEndToEndGVisor is the same journey on a pool whose settings choose gVisor: the
 // setting reaches the backend and everything works the same through runsc. TAMARACK_TEST_RUNSC names
 // runsc (infra/gvisor/build.sh); without it the test fails under TAMARACK_TEST_SANDBOX=required.
 func TestLocalBackendEndToEndGVisor(t *testing.T) {
-	localEndToEnd(t, natstest.Start(t), local.RuntimeRunsc)
+	images, _ := imagetest.Serve(t, imagetest.Build(t), nil).Provider(t)
+	localEndToEnd(t, natstest.Start(t), images, local.RuntimeRunsc)
 }
 
-func localEndToEnd(t *testing.T, bus *eventbus.Bus, runtime string) {
+func localEndToEnd(t *testing.T, bus *eventbus.Bus, images Images, runtime string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
@@ -64,8 +68,8 @@ func localEndToEnd(t *testing.T, bus *eventbus.Bus, runtime string) {
 	}
 	t.Cleanup(func() { stopAll(lb) }) // sandboxes outlive their starter: none may outlive the test
 	svc, err := New(Deps{DB: db, Bus: bus, Clock: clock.System{}, Holds: ApproveHolds{},
-		Backends: map[string]backend.Backend{"local": lb},
-		Options:  Options{UsageInterval: 300 * time.Millisecond, SuperviseInterval: 50 * time.Millisecond, StopGrace: 2 * time.Second}})
+		Backends: map[string]backend.Backend{"local": lb}, Images: images,
+		Options: Options{UsageInterval: 300 * time.Millisecond, SuperviseInterval: 50 * time.Millisecond, StopGrace: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +311,7 @@ func get(t *testing.T, url, tok string) string {
 
 func waitState(t *testing.T, base, tok, id, state string) sandboxJSON {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute) // a first pull and unpack is slow under the race detector
 	for {
 		var sb sandboxJSON
 		doJSON(t, "GET", base+"/sandboxes/"+id, tok, "", &sb)

@@ -35,6 +35,13 @@ const (
 	ReasonStartFailed     = "start_failed"
 	ReasonOrphan          = "orphan"
 	ReasonInterrupted     = "provisioning_interrupted"
+	// The template's image could not be used: not pinned by digest or not on the pool's allow-list
+	// (image_not_allowed), refused on inspection (image_invalid: a digest that does not match, an unsafe
+	// entry, an unsupported format, too large), or not obtained (image_unavailable: registry unreachable or
+	// refusing, a built-in image not seeded, the pull timed out). The sandbox never ran.
+	ReasonImageNotAllowed  = "image_not_allowed"
+	ReasonImageInvalid     = "image_invalid"
+	ReasonImageUnavailable = "image_unavailable"
 )
 
 // Node health.
@@ -233,9 +240,44 @@ type Sandbox struct {
 	UsageSeq       uint64 `gorm:"column:usage_seq"`
 	UsageEndMS     int64  `gorm:"column:usage_end_ms"`
 	BackendRemoved bool
+	// Image is the template's image (a built-in name or a pinned reference) on pools whose backend starts
+	// sandboxes from images; ImageDigest is the digest of the image that was unpacked and started (what
+	// exactly ran), set before the backend starts it.
+	Image       string
+	ImageDigest string
+	// Progress is a JSON Progress while the sandbox is provisioning (pulling, unpacking, starting); cleared
+	// when it runs, kept as it was when it failed or stopped before running.
+	Progress string
 }
 
 func (Sandbox) TableName() string { return "testbed_sandboxes" }
+
+// Progress phases of a provisioning sandbox: its image is downloaded (pulling), written out (unpacking),
+// then the backend starts it (starting).
+const (
+	PhasePulling   = "pulling"
+	PhaseUnpacking = "unpacking"
+	PhaseStarting  = "starting"
+)
+
+// Progress is how far a provisioning sandbox is. Done and Total count the image's compressed layer bytes
+// (those not cached yet while pulling, all of them while unpacking); Digest is the image's digest as far as
+// it is known (the reference's while pulling, the unpacked image's from starting on).
+type Progress struct {
+	Phase  string `json:"phase"`
+	Done   int64  `json:"done"`
+	Total  int64  `json:"total"`
+	Digest string `json:"digest,omitempty"`
+	AtMS   int64  `json:"at_ms"`
+}
+
+// ProgressOf decodes the sandbox's progress; ok is false when it has none.
+func (s Sandbox) ProgressOf() (p Progress, ok bool) {
+	if s.Progress == "" {
+		return Progress{}, false
+	}
+	return p, json.Unmarshal([]byte(s.Progress), &p) == nil
+}
 
 // SandboxDevice is a device as assigned to a sandbox.
 type SandboxDevice struct {

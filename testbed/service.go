@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -85,6 +87,9 @@ func (s *Service) transition(tx *gorm.DB, sb *Sandbox, to, reason string, at tim
 
 // committed runs after a transaction that changed sb commits.
 func (s *Service) committed(sb *Sandbox) {
+	if sb.State == StateStopping || sb.Terminal() {
+		s.cancelPull(sb.ID, errStopRequested)
+	}
 	if sb.Terminal() {
 		s.metrics.stops.WithLabelValues(sb.State, sb.StopReason).Inc()
 		s.index().release(sb.ID)
@@ -198,6 +203,9 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		PoolID: pool.ID, Backend: pool.Backend, Devices: "[]", GPUModel: in.GPUModel, GPUCount: in.GPUCount,
 		MIGProfile: in.MIGProfile, Template: in.Template, CPUMillis: cpu, MemoryBytes: mem,
 		DurationMinutes: in.DurationMinutes, PricePerGPUHour: l.PricePerGPUHour, CreatedMS: ms(now), ActivityMS: ms(now)}
+	if runsImages(pool.Backend) {
+		sb.Image = t.Image
+	}
 	req := PlaceRequest{PoolID: pool.ID, GPUModel: in.GPUModel, GPUCount: in.GPUCount, MIGProfile: in.MIGProfile,
 		CPUMillis: cpu, Memory: mem, OrgID: c.OrgID, FromMS: ms(now), ToMS: ms(now.Add(dur))}
 	if !s.index().fits(req) {
@@ -376,21 +384,23 @@ func (s *Service) startProvision(id string) {
 	go func() {
 		defer s.wg.Done()
 		defer s.doneInflight(id)
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StartTimeout)
-		defer cancel()
-		if err := s.provision(ctx, id); err != nil {
+		if err := s.provision(id); err != nil {
 			s.log.Error("provision sandbox", "sandbox", id, "err", err)
 		}
 	}()
 }
 
+// spec is what the backend starts for sb: the template's command and environment (the testbed's own
+// variables win), its devices, limits and the pool's settings. The image's root filesystem and environment
+// are added by withImage where the backend runs images.
 func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 	t := templates[sb.Template]
-	env := map[string]string{"TAMARACK_SANDBOX_ID": sb.ID, "TAMARACK_GPU_MODEL": sb.GPUModel,
-		"TAMARACK_PROXY_BASE": fmt.Sprintf("/api/v1/testbed/sandboxes/%s/proxy/%d/", sb.ID, firstPort(t.Ports))}
-	for k, v := range t.Env {
-		env[k] = v
+	env := maps.Clone(t.Env)
+	if env == nil {
+		env = map[string]string{}
 	}
+	maps.Copy(env, map[string]string{"TAMARACK_SANDBOX_ID": sb.ID, "TAMARACK_GPU_MODEL": sb.GPUModel,
+		"TAMARACK_PROXY_BASE": fmt.Sprintf("/api/v1/testbed/sandboxes/%s/proxy/%d/", sb.ID, firstPort(t.Ports))})
 	var devs []backend.Device
 	for _, d := range sb.DeviceList() {
 		bd := backend.Device{Index: d.Index, UUID: d.UUID, Model: d.Model}
@@ -399,7 +409,7 @@ func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 		}
 		devs = append(devs, bd)
 	}
-	return backend.Spec{SandboxID: sb.ID, Command: t.Command, Env: env, Devices: devs, Network: t.Network,
+	return backend.Spec{SandboxID: sb.ID, Command: slices.Clone(t.Command), Env: env, Devices: devs, Network: t.Network,
 		Ports: t.Ports, Limits: backend.Limits{MemoryBytes: sb.MemoryBytes, CPUMillis: sb.CPUMillis, Pids: t.Pids, LogBytes: t.LogBytes},
 		Settings: pool.SettingsMap()}
 }
@@ -411,9 +421,15 @@ func firstPort(p []int) int {
 	return p[0]
 }
 
-// provision moves a scheduled sandbox to provisioning, starts it on its backend and records the
-// backend-observed start (running). A failed start fails the sandbox and frees its devices.
-func (s *Service) provision(ctx context.Context, id string) error {
+// provision moves a scheduled sandbox to provisioning, gets its image's root filesystem where its backend
+// runs images (pullImage: no transaction or lock held meanwhile, a stop cancels it), starts it on its
+// backend and records the backend-observed start (running). A failed pull or start fails the sandbox and
+// frees its devices; a stop during the pull ends it as stopped without starting anything.
+func (s *Service) provision(id string) error {
+	pullCtx, untrack := s.trackPull(id)
+	defer untrack()
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StartTimeout)
+	defer cancel()
 	sb, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
 		if sb.State != StateScheduled {
 			return errSkip
@@ -434,7 +450,38 @@ func (s *Service) provision(ctx context.Context, id string) error {
 	if b == nil {
 		return s.fail(ctx, id, ReasonStartFailed, "backend "+sb.Backend+" not available")
 	}
-	st, err := b.Start(ctx, s.spec(sb, pool))
+	spec := s.spec(sb, pool)
+	if runsImages(sb.Backend) {
+		cancel() // the start gets its own StartTimeout once the image is there
+		root, err := s.pullImage(pullCtx, id, sb.Image, pool.SettingsMap())
+		ctx, cancel = context.WithTimeout(context.Background(), s.opts.StartTimeout)
+		defer cancel()
+		if errors.Is(err, errShutdown) {
+			return nil // left provisioning: the next start's reconciliation ends it
+		}
+		if err != nil && !errors.Is(err, errStopRequested) {
+			var cur Sandbox
+			if gerr := s.db.WithContext(ctx).First(&cur, "id = ?", id).Error; gerr != nil {
+				return gerr
+			}
+			if cur.State == StateProvisioning { // not stopped meanwhile: the image is why it never ran
+				reason, msg := imageFailure(sb.Image, err)
+				return s.fail(ctx, id, reason, msg)
+			}
+		}
+		ok := false
+		if err == nil {
+			ok, err = s.setProgress(ctx, id, Progress{Phase: PhaseStarting, Digest: root.Digest}, map[string]any{"image_digest": root.Digest})
+			if err != nil {
+				return err
+			}
+		}
+		if !ok { // stopped (or ended) while the image was pulled: nothing was started
+			return s.stopBackend(ctx, id)
+		}
+		spec = withImage(spec, root)
+	}
+	st, err := b.Start(ctx, spec)
 	if errors.Is(err, backend.ErrExists) {
 		st, err = b.Inspect(ctx, id)
 	}
@@ -474,6 +521,7 @@ func (s *Service) started(ctx context.Context, id string, st backend.Status) err
 		switch sb.State {
 		case StateProvisioning:
 			s.metrics.toRunning.Observe(float64(sb.StartedMS-sb.CreatedMS) / 1000)
+			sb.Progress = ""
 			return s.transition(tx, sb, StateRunning, "", s.clock.Now())
 		default:
 			return tx.Save(sb).Error // stopping (asked while starting) or already ended

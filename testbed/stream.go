@@ -108,6 +108,12 @@ func (h handler) logs(c *fiber.Ctx) error {
 	if err != nil {
 		cancel()
 		if errors.Is(err, backend.ErrNotFound) {
+			switch {
+			case sb.State == StateProvisioning: // its image is being pulled, or the backend is starting it
+				return ErrNotRunning.WithDetail("no output yet: the sandbox is starting")
+			case sb.StartedMS == 0:
+				return ErrNotRunning.WithDetail("no output: the sandbox never ran")
+			}
 			return ErrNotRunning.WithDetail("the sandbox's logs are no longer kept")
 		}
 		return err

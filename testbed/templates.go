@@ -37,43 +37,56 @@ const (
 	gib = int64(1) << 30
 )
 
+// imageNote states what of a sandbox's file system is writable.
+const imageNote = "The image's files are read-only; your home (/home/sandbox) and /tmp are writable."
+
 // logNote states a template's log cap of 16 MiB to its users.
 const logNote = "Output log: the newest 16 MiB at most are kept (never less than the newest 8 MiB); older output is dropped."
 
-// Templates are the built-in environments. They use only what the host's /usr provides: the local backend
-// binds the host's /usr read-only, so "pytorch" is the host's python3 (with torch only if the host has it) and
-// "jupyterlab" runs JupyterLab only when the host has it installed, else python3's http.server stands in.
+// Templates are the built-in environments. Each runs from a built-in image (infra/images/build.sh, seeded by
+// `tamarack seed`): "shell" from the shell image (Debian bookworm's Essential packages), "pytorch" and
+// "jupyterlab" from the python image (the same plus python3 3.11). Neither image has PyTorch or JupyterLab:
+// the notes say so, and jupyterlab's command falls back to python3's http.server.
 var templates = map[string]Template{
 	"shell": {
-		Name: "shell", Title: "Shell", Description: "A bare shell; open the terminal to work.",
+		Name: "shell", Title: "Shell", Description: "A bare shell on Debian 12 (bookworm); open the terminal to work.",
 		Command:         []string{"/bin/sh", "-c", "echo \"sandbox $TAMARACK_SANDBOX_ID ready\"; exec sleep infinity"},
 		Env:             map[string]string{"TERM": "xterm-256color"},
 		CPUMillisPerGPU: 2000, MemoryBytesPerGPU: 4 * gib, Pids: 512,
 		IdleSignal: "access", IdleMinutes: 30,
-		LogBytes: 16 * mib, Notes: logNote, Image: "shell",
+		LogBytes: 16 * mib, Image: "shell",
+		Notes: "Runs the built-in shell image: Debian 12 (bookworm), its essential packages only (bash, coreutils, " +
+			"util-linux, …), no package manager. " + imageNote + " " + logNote,
 	},
 	"pytorch": {
-		Name: "pytorch", Title: "Python / PyTorch", Description: "python3 with the host's packages (PyTorch when the host provides it).",
+		Name: "pytorch", Title: "Python", Description: "python3 (3.11) and its standard library on Debian 12; PyTorch is not included.",
 		Command: []string{"/bin/sh", "-c", "python3 -c 'import sys; print(\"python\", sys.version.split()[0])' 2>&1; " +
-			"python3 -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available())' 2>&1 || echo 'torch not installed on this host'; exec sleep infinity"},
+			"python3 -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available())' 2>/dev/null || " +
+			"echo 'no PyTorch in this image: python3 and its standard library only'; exec sleep infinity"},
 		Env:             map[string]string{"PYTHONUNBUFFERED": "1", "TERM": "xterm-256color"},
 		CPUMillisPerGPU: 4000, MemoryBytesPerGPU: 16 * gib, Pids: 1024,
 		IdleSignal: "access", IdleMinutes: 60,
-		LogBytes: 16 * mib, Notes: logNote, Image: "python",
+		LogBytes: 16 * mib,
+		Notes: "Runs the built-in python image: Debian 12 (bookworm) with python3 3.11 and its standard library. " +
+			"It has no PyTorch, no pip and no other Python packages (the template keeps its name \"pytorch\" for " +
+			"existing clients; a PyTorch environment needs an image with it, pinned by digest and allowed on the pool). " +
+			imageNote + " " + logNote,
+		Image: "python",
 	},
 	"jupyterlab": {
-		Name: "jupyterlab", Title: "JupyterLab", Description: "JupyterLab on port 8888, reached through the proxy.",
+		Name: "jupyterlab", Title: "JupyterLab", Description: "Port 8888 through the proxy: python3's http.server stands in, as the built-in image has no JupyterLab.",
 		Command: []string{"/bin/sh", "-c", "if command -v jupyter-lab >/dev/null 2>&1; then " +
 			"exec jupyter-lab --ip=127.0.0.1 --port=8888 --no-browser --ServerApp.token=''; " +
-			"else echo 'jupyter-lab not installed on this host: serving the home directory with python3 -m http.server instead'; " +
+			"else echo 'jupyter-lab is not in this image: serving the home directory with python3 -m http.server instead'; " +
 			"exec python3 -m http.server 8888 --bind 127.0.0.1; fi"},
 		Env:             map[string]string{"PYTHONUNBUFFERED": "1", "TERM": "xterm-256color"},
 		Ports:           []int{8888},
 		CPUMillisPerGPU: 4000, MemoryBytesPerGPU: 16 * gib, Pids: 1024,
 		IdleSignal: "access", IdleMinutes: 60,
 		LogBytes: 16 * mib,
-		Notes:    "Runs JupyterLab only if the host has it installed; otherwise python3 -m http.server stands in on the same port. " + logNote,
-		Image:    "python",
+		Notes: "Runs the built-in python image, which does not include JupyterLab: python3 -m http.server serves the home " +
+			"directory on port 8888 instead (JupyterLab starts there only from an image that has it). " + imageNote + " " + logNote,
+		Image: "python",
 	},
 }
 

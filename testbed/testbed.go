@@ -52,6 +52,7 @@ type Options struct {
 	SandboxTokenTTL      time.Duration // 15m
 	LogRetention         time.Duration // 1h: an ended sandbox's logs stay readable this long
 	StartTimeout         time.Duration // 2m: a backend Start
+	PullTimeout          time.Duration // 30m: getting a sandbox's image (pull and unpack) before its start
 	DisableEventConsumer bool          // tests that drive consumers by hand
 	// CDIDirs are where GPU discovery reads the host's CDI specs; default /etc/cdi and /var/run/cdi.
 	CDIDirs []string
@@ -73,6 +74,7 @@ func (o Options) withDefaults() Options {
 	def(&o.SandboxTokenTTL, 15*time.Minute)
 	def(&o.LogRetention, time.Hour)
 	def(&o.StartTimeout, 2*time.Minute)
+	def(&o.PullTimeout, 30*time.Minute)
 	if o.MaxReservationsOrg <= 0 {
 		o.MaxReservationsOrg = 3
 	}
@@ -89,6 +91,9 @@ type Deps struct {
 	// Backends by kind ("local", "simulator", ...). Pools whose kind has no backend here are inventory only:
 	// launching on them answers 503 backend_unavailable.
 	Backends map[string]backend.Backend
+	// Images gives the root filesystem of a template's image on this host (image.Provider). Required when a
+	// backend starts sandboxes from images the testbed prepares (local); the simulator runs nothing.
+	Images   Images
 	Options  Options
 	Registry prometheus.Registerer // optional: the testbed's metrics are registered here
 
@@ -106,6 +111,7 @@ type Service struct {
 	clock    clock.Clock
 	holds    HoldProvider
 	backends map[string]backend.Backend
+	images   Images
 	opts     Options
 	outbox   *eventbus.Outbox
 	idx      *index
@@ -115,8 +121,10 @@ type Service struct {
 	unavailable map[string]string
 
 	mu       sync.Mutex
-	inflight map[string]bool  // sandboxes a goroutine is provisioning or stopping
-	touched  map[string]int64 // last activity written per sandbox (unix ms), to throttle writes
+	inflight map[string]bool                    // sandboxes a goroutine is provisioning or stopping
+	touched  map[string]int64                   // last activity written per sandbox (unix ms), to throttle writes
+	pulls    map[string]context.CancelCauseFunc // image pulls in progress, by sandbox: a stop cancels its pull
+	closing  bool                               // Run has ended: pulls still starting are cancelled at once
 	wg       sync.WaitGroup
 	loaded   bool
 	loadedAt time.Time // wall time of the last index load: bounds reloads on a miss
@@ -141,6 +149,9 @@ func New(d Deps) (*Service, error) {
 		if b == nil || b.Kind() != k {
 			errs = append(errs, errors.New("testbed: backend "+k+" is nil or of another kind"))
 		}
+		if runsImages(k) && d.Images == nil {
+			errs = append(errs, errors.New("testbed: Images is required: the "+k+" backend starts sandboxes from images"))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -149,9 +160,10 @@ func New(d Deps) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends,
+	s := &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends, images: d.Images,
 		opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
-		inflight: map[string]bool{}, touched: map[string]int64{}, metrics: newMetrics(d.Registry)}
+		inflight: map[string]bool{}, touched: map[string]int64{}, pulls: map[string]context.CancelCauseFunc{},
+		metrics: newMetrics(d.Registry)}
 	s.unavailable = map[string]string{}
 	for kind, err := range d.Unavailable {
 		if err != nil {
@@ -211,6 +223,9 @@ func (s *Service) Run(ctx context.Context) error {
 	run("supervisor", s.supervise)
 	<-ctx.Done()
 	wg.Wait()
+	// A pull may take minutes: it is cancelled rather than waited for. Its sandbox stays provisioning, and the
+	// next start's reconciliation ends it (provisioning_interrupted), as for a start cut short.
+	s.cancelPulls(errShutdown)
 	s.wg.Wait()
 	if s.bus != nil { // events of the last moments (a stop, a final usage sample) go out before the bus drains
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

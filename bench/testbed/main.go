@@ -1,9 +1,20 @@
-// Command testbed-bench measures the testbed's API-to-running latency on the local (runc) backend:
-// it runs the testbed service in process on a temporary SQLite database with a real HTTP listener, then
-// launches sandboxes one after another through POST /api/v1/testbed/sandboxes and polls GET until each is
-// running, and stops it. It prints p50/p90/p99 of (a) the client-observed time from sending the POST to
-// seeing running and (b) the server-recorded time from acceptance to the backend-observed start. With
-// -runsc the pool's settings choose gVisor.
+// Command testbed-bench measures the testbed's API-to-running latency on the local (runc) backend and, in the
+// same run, what the runtime underneath takes, so that the platform's own overhead is visible. It runs the
+// testbed service in process on a temporary SQLite database with a real HTTP listener and the built-in images
+// served by a registry store on loopback (as `tamarack serve` does), then:
+//
+//  1. launches one sandbox first: its image is pulled and unpacked (reported apart, not in the figures);
+//  2. launches sandboxes one after another (or -c at once) through POST /api/v1/testbed/sandboxes, polls GET
+//     until each is running, stops it and waits for stopped;
+//  3. times the backend's own Start of each (Backend.Start: uid range, home filesystem, bundle, shim, runc),
+//     through a wrapper of the backend;
+//  4. times bare `runc create` + `runc start` of a copy of a running sandbox's bundle (same root filesystem,
+//     mounts, user namespace, seccomp profile and limits), -bare times, after the launches.
+//
+// It prints p50/p90/p99 of (a) the client-observed time from sending the POST to seeing running, (b) the
+// server-recorded time from acceptance to the backend-observed start, (c) Backend.Start, (d) bare runc, and
+// the platform's overhead per sandbox (a − c: HTTP, validation, hold, scheduling, database, polling), then
+// the load average before and after.
 //
 //	go run ./bench/testbed -n 50
 //	go run ./bench/testbed -n 50 -runsc "$(infra/gvisor/build.sh)"
@@ -22,6 +33,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -30,6 +42,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
@@ -39,6 +52,7 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+	"github.com/tamarack-ai/tamarack/testbed/image"
 )
 
 type keys struct{ pub ed25519.PublicKey }
@@ -49,23 +63,36 @@ func main() {
 	local.MaybeRunShim() // this binary is the local backend's shim too
 	n := flag.Int("n", 50, "sandboxes to launch")
 	conc := flag.Int("c", 1, "launches in flight at once (each worker launches, waits for running, stops, repeats)")
+	bare := flag.Int("bare", 0, "bare runc create+start runs of a sandbox's bundle (default: n)")
 	template := flag.String("template", "shell", "template to launch")
-	runsc := flag.String("runsc", "", "path of gVisor's runsc (infra/gvisor/build.sh): the pool runs its sandboxes on it instead of runc")
+	images := flag.String("images", "/var/cache/tamarack-images/current", "built-in images (infra/images/build.sh's output)")
+	runsc := flag.String("runsc", "", "path of gVisor's runsc (infra/gvisor/build.sh): the pool runs its sandboxes on it instead of runc (no bare-runc figure then)")
 	flag.Parse()
-	if err := run(*n, *conc, *template, *runsc); err != nil {
+	if *bare <= 0 {
+		*bare = *n
+	}
+	if err := run(*n, *conc, *bare, *template, *images, *runsc); err != nil {
 		fmt.Fprintln(os.Stderr, "testbed-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, conc int, template, runsc string) error {
+func run(n, conc, bare int, template, imagesDir, runsc string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	load0 := loadAverage()
 	dir, err := os.MkdirTemp("", "testbed-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o711); err != nil { // sandboxes' uids reach their images under it
+		return err
+	}
+	images, err := serveImages(ctx, dir, imagesDir)
+	if err != nil {
+		return err
+	}
 	db, err := sqldb.Open(ctx, filepath.Join(dir, "bench.db"), sqldb.Options{})
 	if err != nil {
 		return err
@@ -73,7 +100,8 @@ func run(n, conc int, template, runsc string) error {
 	if err := sqldb.Migrate(ctx, db, nil, testbed.Migrations()); err != nil {
 		return err
 	}
-	lb, err := local.New(local.Options{Root: filepath.Join(dir, "sandboxes"), Runsc: runsc, Logger: slog.New(slog.DiscardHandler)})
+	root := filepath.Join(dir, "sandboxes")
+	lb, err := local.New(local.Options{Root: root, Runsc: runsc, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
@@ -98,8 +126,9 @@ func run(n, conc int, template, runsc string) error {
 			_ = lb.Remove(cctx, st.SandboxID)
 		}
 	}()
+	tb := &timedBackend{Backend: lb, starts: map[string]time.Duration{}}
 	svc, err := testbed.New(testbed.Deps{DB: db, Clock: clock.System{}, Holds: testbed.ApproveHolds{},
-		Backends: map[string]backend.Backend{"local": lb}, Options: testbed.Options{SuperviseInterval: 100 * time.Millisecond, StopGrace: time.Second}})
+		Backends: map[string]backend.Backend{"local": tb}, Images: images, Options: testbed.Options{SuperviseInterval: 100 * time.Millisecond, StopGrace: time.Second}})
 	if err != nil {
 		return err
 	}
@@ -164,44 +193,53 @@ func run(n, conc int, template, runsc string) error {
 		Reason    string     `json:"stop_reason"`
 		Message   string     `json:"message"`
 	}
-	var mu sync.Mutex
-	var client50, server50 []time.Duration
-	one := func() error {
+	// launch starts a sandbox and waits until it runs: its ID, the client's and the server's times.
+	launch := func() (string, time.Duration, time.Duration, error) {
 		t0 := time.Now()
 		var v view
 		code, err := call("POST", base, fmt.Sprintf(`{"listing_id":"lst-bench","gpu_model":"h100-80gb","gpu_count":1,"template":%q,"duration_minutes":5}`, template), &v)
 		if err != nil || code != 202 {
-			return fmt.Errorf("launch: %d %v", code, err)
+			return "", 0, 0, fmt.Errorf("launch: %d %v", code, err)
 		}
 		for {
 			var g view
 			if _, err := call("GET", base+"/"+v.ID, "", &g); err != nil {
-				return err
+				return "", 0, 0, err
 			}
 			if g.State == testbed.StateRunning {
-				mu.Lock()
-				client50 = append(client50, time.Since(t0))
-				server50 = append(server50, g.StartedAt.Sub(g.CreatedAt))
-				mu.Unlock()
-				break
+				return v.ID, time.Since(t0), g.StartedAt.Sub(g.CreatedAt), nil
 			}
-			if g.State == testbed.StateFailed || time.Since(t0) > 30*time.Second {
-				return fmt.Errorf("sandbox %s: %s %s %s", v.ID, g.State, g.Reason, g.Message)
+			if g.State == testbed.StateFailed || time.Since(t0) > 5*time.Minute {
+				return "", 0, 0, fmt.Errorf("sandbox %s: %s %s %s", v.ID, g.State, g.Reason, g.Message)
 			}
 			time.Sleep(time.Millisecond)
 		}
-		if code, err := call("POST", base+"/"+v.ID+"/stop", "", nil); err != nil || code != 202 {
+	}
+	stop := func(id string) error {
+		if code, err := call("POST", base+"/"+id+"/stop", "", nil); err != nil || code != 202 {
 			return fmt.Errorf("stop: %d %v", code, err)
 		}
 		for { // wait for the stop so that at most conc sandboxes exist at once
 			var g view
-			_, _ = call("GET", base+"/"+v.ID, "", &g)
+			_, _ = call("GET", base+"/"+id, "", &g)
 			if g.State == testbed.StateStopped {
 				return nil
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+
+	// The first sandbox pulls and unpacks the image: reported apart.
+	id, first, _, err := launch()
+	if err != nil {
+		return err
+	}
+	if err := stop(id); err != nil {
+		return err
+	}
+
+	var mu sync.Mutex
+	var clientT, serverT, startT, overT []time.Duration
 	jobs := make(chan struct{}, n)
 	for range n {
 		jobs <- struct{}{}
@@ -211,7 +249,15 @@ func run(n, conc int, template, runsc string) error {
 	for range conc {
 		go func() {
 			for range jobs {
-				if err := one(); err != nil {
+				id, c, s, err := launch()
+				if err == nil {
+					mu.Lock()
+					start := tb.start(id)
+					clientT, serverT, startT, overT = append(clientT, c), append(serverT, s), append(startT, start), append(overT, c-start)
+					mu.Unlock()
+					err = stop(id)
+				}
+				if err != nil {
 					errs <- err
 					return
 				}
@@ -224,17 +270,175 @@ func run(n, conc int, template, runsc string) error {
 			return err
 		}
 	}
-	fmt.Printf("testbed API-to-running, local backend on %s, template %s, %d sandboxes, %d in flight, %d CPUs (%s/%s)\n", rt, template, n, conc, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
-	report("client: POST sent → GET shows running", client50)
-	report("server: accepted → backend-observed start", server50)
+
+	// The runtime alone: bare runc on a copy of a running sandbox's bundle (runc pools only).
+	var bareT []time.Duration
+	if runsc == "" {
+		ref, _, _, err := launch()
+		if err != nil {
+			return err
+		}
+		if bareT, err = bareRunc(ctx, filepath.Join(root, ref, "config.json"), filepath.Join(dir, "bare"), bare); err != nil {
+			return err
+		}
+		if err := stop(ref); err != nil {
+			return err
+		}
+	}
+
+	fmt.Printf("testbed API-to-running, local backend on %s, template %s, %d sandboxes, %d in flight, %d CPUs (%s/%s)\n",
+		rt, template, n, conc, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	fmt.Printf("  first sandbox, image pulled and unpacked from the registry store: %.0f ms (not in the figures below)\n", ms(first))
+	report("client: POST sent → GET shows running", clientT)
+	report("server: accepted → backend-observed start", serverT)
+	report("backend: Backend.Start (runtime included)", startT)
+	if len(bareT) > 0 {
+		report("runtime: bare runc create+start, same bundle", bareT)
+	}
+	report("platform: client − Backend.Start, each", overT)
+	if len(bareT) > 0 {
+		fmt.Printf("  p50 client − p50 bare runc: %.1f ms (of which the backend's own work, p50 Backend.Start − p50 bare runc: %.1f ms)\n",
+			ms(p50(clientT)-p50(bareT)), ms(p50(startT)-p50(bareT)))
+	}
+	fmt.Printf("  load average (1 min): %s before, %s after\n", load0, loadAverage())
 	return nil
+}
+
+// timedBackend times each Start of the backend it wraps: the backend's own start, runtime included.
+type timedBackend struct {
+	backend.Backend
+	mu     sync.Mutex
+	starts map[string]time.Duration
+}
+
+func (b *timedBackend) Start(ctx context.Context, s backend.Spec) (backend.Status, error) {
+	t0 := time.Now()
+	st, err := b.Backend.Start(ctx, s)
+	b.mu.Lock()
+	b.starts[s.SandboxID] = time.Since(t0)
+	b.mu.Unlock()
+	return st, err
+}
+
+func (b *timedBackend) start(id string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.starts[id]
+}
+
+// bareRunc times `runc create` + `runc start` of copies of a running sandbox's bundle (config.json at
+// config): the same root filesystem, mounts (its home and generated files included), user namespace,
+// seccomp profile and limits, in a cgroup of its own; each copy is killed and deleted before the next.
+func bareRunc(ctx context.Context, config, dir string, n int) ([]time.Duration, error) {
+	b, err := os.ReadFile(config)
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, err
+	}
+	stateDir := filepath.Join(dir, "runc")
+	// Output goes to a file, not a pipe: the container's init inherits runc create's stdio and keeps it open.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "runc.out")
+	runc := func(args ...string) error {
+		f, err := os.Create(logPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cmd := exec.CommandContext(ctx, "runc", append([]string{"--root", stateDir}, args...)...)
+		cmd.Stdout, cmd.Stderr = f, f
+		if err := cmd.Run(); err != nil {
+			out, _ := os.ReadFile(logPath)
+			return fmt.Errorf("runc %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	var out []time.Duration
+	for i := range n {
+		id := fmt.Sprintf("bare-%d", i)
+		bundle := filepath.Join(dir, id)
+		if err := os.MkdirAll(bundle, 0o700); err != nil {
+			return nil, err
+		}
+		copy := spec
+		if copy.Linux != nil {
+			l := *copy.Linux
+			l.CgroupsPath = filepath.Join(filepath.Dir(l.CgroupsPath), id)
+			copy.Linux = &l
+		}
+		copy.Hostname = id
+		cb, _ := json.Marshal(copy)
+		if err := os.WriteFile(filepath.Join(bundle, "config.json"), cb, 0o600); err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		err := runc("create", "--bundle", bundle, id)
+		if err == nil {
+			err = runc("start", id)
+		}
+		d := time.Since(t0)
+		_ = runc("kill", id, "KILL")
+		_ = runc("delete", "--force", id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
+}
+
+func p50(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func report(name string, d []time.Duration) {
 	slices.Sort(d)
 	q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
-	fmt.Printf("  %-44s p50 %7.1f ms  p90 %7.1f ms  p99 %7.1f ms  max %7.1f ms\n", name,
+	fmt.Printf("  %-46s p50 %7.1f ms  p90 %7.1f ms  p99 %7.1f ms  max %7.1f ms\n", name,
 		ms(q(0.50)), ms(q(0.90)), ms(q(0.99)), ms(d[len(d)-1]))
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// serveImages pushes the built-in images into a registry store under dir, serves it on loopback as the
+// platform does, and returns a Provider on a cache under dir.
+func serveImages(ctx context.Context, dir, build string) (*image.Provider, error) {
+	store, err := image.OpenRegistry(filepath.Join(dir, "registry"), nil)
+	if err != nil {
+		return nil, err
+	}
+	pushed, err := store.PushBuild(ctx, build)
+	if err != nil {
+		return nil, err
+	}
+	if len(pushed) == 0 {
+		return nil, fmt.Errorf("no built-in images in %s: run infra/images/build.sh", build)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: store.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	cache, err := image.New(image.Options{Dir: filepath.Join(dir, "images")})
+	if err != nil {
+		return nil, err
+	}
+	return &image.Provider{Cache: cache, Registry: ln.Addr().String(), Builtin: store.Builtin}, nil
+}

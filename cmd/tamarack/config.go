@@ -323,7 +323,8 @@ func (c *config) cdiDirs() []string {
 // --data fails with a sentence rather than the database's "out of memory (14)".
 func (c *config) checkDataDir() error {
 	fix := "choose another with --data or TAMARACK_DATA, or give this user write access"
-	if err := os.MkdirAll(c.Data, 0o750); err != nil {
+	// o+x (traverse, not list): sandboxes reach their unpacked images in it (see reachableImages).
+	if err := os.MkdirAll(c.Data, 0o751); err != nil {
 		return fmt.Errorf("data directory %s cannot be created: %w (%s)", c.Data, err, fix)
 	}
 	f, err := os.CreateTemp(c.Data, ".write-check-*")

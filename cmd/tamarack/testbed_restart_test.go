@@ -27,6 +27,8 @@ import (
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+	"github.com/tamarack-ai/tamarack/testbed/image"
+	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
 )
 
 // The test binary doubles as `tamarack` (TAMARACK_TEST_MAIN=1) and as the local backend's shim.
@@ -151,7 +153,7 @@ type sandboxView struct {
 
 func (s *serverProc) waitState(tok, id, state string) sandboxView {
 	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute) // the first sandbox pulls and unpacks its image: slow under -race
 	for {
 		var v sandboxView
 		s.do("GET", "/sandboxes/"+id, tok, "", &v)
@@ -170,7 +172,7 @@ func (s *serverProc) waitState(tok, id, state string) sandboxView {
 // reconciliation: the sandbox is still running (it survives restarts), stops cleanly, and its usage
 // samples in JetStream are contiguous across the restart and sum to its running time exactly.
 func TestServeSIGKILLRestart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	if probe, err := local.New(local.Options{Root: t.TempDir()}); err != nil {
 		t.Fatal(err)
@@ -197,7 +199,16 @@ func TestServeSIGKILLRestart(t *testing.T) {
 	staff := token("u-staff", "org-programme", "partner", true)
 	sme := token("u-sme", "org-sme", "sme", false)
 
-	data := t.TempDir()
+	// The data directory as an operator's would be: reachable by the sandboxes' uids (their images are
+	// unpacked in it), with the built-in images seeded into its registry store as `tamarack seed` does.
+	data := imagetest.ReachableDir(t)
+	store, err := image.OpenRegistry(filepath.Join(data, "registry"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { // sandboxes outlive the server by design: none may outlive the test
 		lb, err := local.New(local.Options{Root: filepath.Join(data, "sandboxes")})
 		if err != nil {

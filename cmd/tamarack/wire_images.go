@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/tamarack-ai/tamarack/testbed/image"
@@ -59,38 +61,60 @@ func wireImages(e *env) (*image.Provider, error) {
 	return &image.Provider{Cache: cache, Registry: addr, Builtin: store.Builtin}, nil
 }
 
+// reachableImages lets sandboxes reach the unpacked images under <data>/images: the runtime opens a sandbox's
+// root filesystem as the sandbox's root user, an unprivileged host uid, so every directory above it must be
+// searchable by others. The data directory is made so (o+x: others may pass through it to a path they know,
+// never list it; its private files, the SQLite database included, are not readable by others), as Docker's
+// /var/lib/docker is 0711 for remapped roots. Directories above it are the operator's: an error names them.
+func reachableImages(data string, log *slog.Logger) error {
+	abs, err := filepath.Abs(data)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return err
+	}
+	if m := fi.Mode().Perm(); m&0o001 == 0 {
+		if err := os.Chmod(abs, m|0o001); err != nil {
+			return fmt.Errorf("data directory %s: %w", abs, err)
+		}
+		log.Info("data directory made traversable by others (o+x, not listable) so that sandboxes reach their images in it", "dir", abs)
+	}
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s is mode %04o: a sandbox's root user (an unprivileged host uid) cannot reach the images under %s; chmod o+x %s, or choose another --data",
+				d, fi.Mode().Perm(), filepath.Join(abs, "images"), d)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
 // seedImages pushes the built-in images of a build (infra/images/build.sh's output, --images) into the
 // registry store and records them as the built-in list. Without a build it says how to make one.
 func seedImages(ctx context.Context, e *env, d *demo) error {
 	dir := e.cfg.Images
-	built, err := image.ReadBuiltin(filepath.Join(dir, image.BuildListFile))
-	if err != nil {
-		return err
-	}
-	if len(built) == 0 {
-		d.Notes = append(d.Notes, fmt.Sprintf("images: no built-in images at %s: build them with `infra/images/build.sh` "+
-			"(needs mmdebstrap: apt-get install mmdebstrap; about two minutes), then run `tamarack seed --demo` again", dir))
-		return nil
-	}
 	store, err := image.OpenRegistry(filepath.Join(e.cfg.Data, "registry"), e.log)
 	if err != nil {
 		return err
 	}
-	list, err := store.Builtin()
+	pushed, err := store.PushBuild(ctx, dir)
 	if err != nil {
 		return err
 	}
-	for name, b := range built {
-		img, err := image.ReadLayout(filepath.Join(dir, b.Layout), b.Digest)
-		if err != nil {
-			return fmt.Errorf("image %s: %w", name, err)
-		}
-		digest, err := store.Push(ctx, b.Repository, "latest", img)
-		if err != nil {
-			return fmt.Errorf("image %s: %w", name, err)
-		}
-		list[name] = image.BuiltinImage{Repository: b.Repository, Digest: digest.String()}
-		d.Notes = append(d.Notes, fmt.Sprintf("images: %s is %s@%s", name, b.Repository, digest))
+	if len(pushed) == 0 {
+		d.Notes = append(d.Notes, fmt.Sprintf("images: no built-in images at %s: build them with `infra/images/build.sh` "+
+			"(needs mmdebstrap: apt-get install mmdebstrap; about two minutes), then run `tamarack seed --demo` again", dir))
+		return nil
 	}
-	return store.SetBuiltin(list)
+	for _, name := range slices.Sorted(maps.Keys(pushed)) {
+		d.Notes = append(d.Notes, fmt.Sprintf("images: %s is %s@%s", name, pushed[name].Repository, pushed[name].Digest))
+	}
+	return nil
 }

@@ -93,3 +93,31 @@ func writeTar(t *testing.T, path string, files map[string]string) {
 		t.Fatal(err)
 	}
 }
+
+// Sandboxes' uids must pass through the data directory to their unpacked images: serve adds o+x to it (never
+// read access), and names a directory above it that lets nobody through.
+func TestReachableImages(t *testing.T) {
+	parent := t.TempDir()
+	if err := os.Chmod(parent, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(parent), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(parent, "data")
+	if err := os.Mkdir(data, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := reachableImages(data, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(data); err != nil || fi.Mode().Perm() != 0o751 {
+		t.Fatalf("data directory: %v, %v; want mode 0751", fi.Mode(), err)
+	}
+	if err := os.Chmod(parent, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := reachableImages(data, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "chmod o+x "+parent) {
+		t.Fatalf("a closed parent: %v, want the fix named", err)
+	}
+}

@@ -52,6 +52,9 @@ func testbedBackends(ctx context.Context, e *env) (bs map[string]backend.Backend
 		}
 	}
 	bs[lb.Kind()] = lb
+	if err := reachableImages(e.cfg.Data, e.log); err != nil {
+		e.log.Warn("sandboxes on local pools cannot start from their images until this is fixed", "err", err)
+	}
 	return bs, unavailable, nil
 }
 
@@ -61,7 +64,7 @@ func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
 		return nil, err
 	}
 	return testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log.With("service", "testbed"), Clock: e.clock,
-		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs, Unavailable: unavailable,
+		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs, Unavailable: unavailable, Images: e.images,
 		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval, CDIDirs: e.cfg.cdiDirs()}, Registry: e.registry})
 }
 

@@ -87,6 +87,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*gorm.DB, error) {
 				return nil, fmt.Errorf("open sqlite: %w", err)
 			}
 		}
+		if err := private(dsn); err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "journal_mode(WAL)")
@@ -109,6 +112,30 @@ func Open(ctx context.Context, dsn string, opt Options) (*gorm.DB, error) {
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
 	return db, nil
+}
+
+// private creates the SQLite file readable by its owner and group only (SQLite gives its WAL and shared
+// memory files the database's mode), and takes away others' access to an existing one and its companions:
+// the file holds every service's data, and its directory may be traversable by others (tamarack serve
+// makes its data directory o+x so that sandboxes reach the unpacked images inside it).
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o640)
+	if err != nil {
+		return err
+	}
+	_ = f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if m := fi.Mode().Perm(); m&0o007 != 0 {
+			if err := os.Chmod(p, m&^0o007); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the pool behind db.

@@ -3,6 +3,8 @@ package sqldb_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -121,4 +123,41 @@ func TestTxRollsBackOnError(t *testing.T) {
 			t.Fatalf("partial write kept: %d rows", n)
 		}
 	})
+}
+
+// The SQLite file holds every service's data: others get no access to it or its WAL, new or existing.
+func TestSQLiteFileIsNotForOthers(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"new.db", "old.db"} {
+		path := filepath.Join(dir, name)
+		if name == "old.db" {
+			for _, p := range []string{path, path + "-wal"} {
+				if err := os.WriteFile(p, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(p, 0o644); err != nil { // whatever the umask
+					t.Fatal(err)
+				}
+			}
+		}
+		db, err := sqldb.Open(context.Background(), path, sqldb.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Exec(`CREATE TABLE t (x INTEGER)`).Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, path + "-wal"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm()&0o007 != 0 {
+				t.Errorf("%s: mode %04o, others may use it", filepath.Base(p), fi.Mode().Perm())
+			}
+		}
+		if err := sqldb.Close(db); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -23,7 +23,9 @@ const BuiltinPrefix = "tamarack/"
 
 // Ref resolves a template's image to a pinned reference.
 func (p *Provider) Ref(img string) (string, error) {
-	if strings.Contains(img, "@") {
+	// A reference names a registry or a repository path ("/") or a tag (":"); a built-in name has neither.
+	// A reference that is not pinned by digest is refused here, not looked up as a built-in name.
+	if strings.ContainsAny(img, "@/:") {
 		if _, err := ParseRef(img); err != nil {
 			return "", err
 		}

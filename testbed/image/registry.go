@@ -281,3 +281,31 @@ func (r *Registry) Builtin() (Builtin, error) { return ReadBuiltin(filepath.Join
 func (r *Registry) SetBuiltin(b Builtin) error {
 	return WriteBuiltin(filepath.Join(r.dir, BuiltinFile), b)
 }
+
+// PushBuild pushes the images of a build output directory (infra/images/build.sh's, listed in its
+// images.json) into the store as repository:latest, records them in the store's built-in list and returns
+// what it pushed (empty when dir holds no build).
+func (r *Registry) PushBuild(ctx context.Context, dir string) (Builtin, error) {
+	built, err := ReadBuiltin(filepath.Join(dir, BuildListFile))
+	if err != nil || len(built) == 0 {
+		return Builtin{}, err
+	}
+	list, err := r.Builtin()
+	if err != nil {
+		return nil, err
+	}
+	pushed := Builtin{}
+	for imageName, b := range built {
+		img, err := ReadLayout(filepath.Join(dir, b.Layout), b.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", imageName, err)
+		}
+		digest, err := r.Push(ctx, b.Repository, "latest", img)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", imageName, err)
+		}
+		list[imageName] = BuiltinImage{Repository: b.Repository, Digest: digest.String()}
+		pushed[imageName] = list[imageName]
+	}
+	return pushed, r.SetBuiltin(list)
+}

@@ -463,6 +463,8 @@ export interface Template {
   network?: boolean;
   idle_signal?: string;
   idle_timeout_minutes?: number;
+  /** The template's image: a built-in name ("shell", "python") or a reference pinned by digest. */
+  image?: string;
 }
 
 /** A published compute listing as the testbed knows it (GET /testbed/listings). */
@@ -479,6 +481,15 @@ export interface TestbedListing {
   price_per_gpu_hour_display: string;
 }
 
+/** How far a provisioning sandbox is: its image is downloaded (pulling), written out (unpacking), then started. */
+export interface SandboxProgress {
+  phase: 'pulling' | 'unpacking' | 'starting' | string;
+  done_bytes: number;
+  total_bytes: number;
+  image_digest?: string;
+  updated_at: string;
+}
+
 export interface Sandbox {
   id: string;
   organization_id: string;
@@ -492,6 +503,10 @@ export interface Sandbox {
   gpu_count: number;
   mig_profile?: string;
   template: string;
+  /** The template's image on pools that start sandboxes from images, and the digest of the image started. */
+  image?: string;
+  image_digest?: string;
+  progress?: SandboxProgress | null;
   cpu_millis?: number;
   memory_bytes?: number;
   duration_minutes: number;

@@ -205,6 +205,25 @@ describe('pages on the services\' real shapes', () => {
     expect(screen.queryByRole('button', { name: 'Stop' })).not.toBeInTheDocument();
   });
 
+  it('a sandbox whose image is being pulled shows how far the pull is, and the image', async () => {
+    renderPage(
+      '/sandboxes/sb-2',
+      {
+        'GET /api/v1/identity/me': () =>
+          json(200, { ...vendorMe, memberships: [{ organization: { id: 'o2', name: 'Maple', kind: 'sme', verified: true }, role: 'owner' }], active_organization_id: 'o2' }),
+        'GET /api/v1/testbed/sandboxes/sb-2': () =>
+          json(200, {
+            id: 'sb-2', state: 'provisioning', organization_id: 'o2', listing_id: 'lst_c', pool_id: 'p', backend: 'local',
+            gpu_model: 'h100-80gb', gpu_count: 1, template: 'shell', image: 'shell', duration_minutes: 15, usage_millis: 0,
+            charge_micro: 0, charge_display: '0.00', created_at: '2026-11-22T00:00:00Z', ports: [], proxy_urls: [], logs_url: '/x', terminal_url: '/y',
+            progress: { phase: 'pulling', done_bytes: 12 * 1024 * 1024, total_bytes: 23 * 1024 * 1024, image_digest: 'sha256:5e5e', updated_at: '2026-11-22T00:00:01Z' },
+          }),
+      },
+    );
+    expect(await screen.findByText('Pulling the image: 12 MiB of 23 MiB', {}, { timeout: 8000 })).toBeInTheDocument();
+    expect(screen.getByText('Image').nextSibling).toHaveTextContent('shell');
+  });
+
   const staffMe = {
     user: { id: 'u9', email: 'staff@b.ca', name: 'Staff', is_staff: true, created_at: '2026-11-22T00:00:00Z' },
     memberships: [{ organization: { id: 'op', name: 'Programme', kind: 'programme', verified: true }, role: 'member' }],

@@ -5,7 +5,7 @@ import { testbed } from '../api/endpoints';
 import type { Sandbox, SandboxState } from '../api/types';
 import { AsyncBlock, PageHeader, ProblemAlert, SelectField, StateBadge } from '../components/ui';
 import { Terminal } from '../components/Terminal';
-import { formatDateTime, formatDuration } from '../lib/format';
+import { formatBytes, formatDateTime, formatDuration } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval } from '../lib/hooks';
 
 const LIVE: SandboxState[] = ['requested', 'scheduled', 'provisioning', 'running', 'stopping'];
@@ -63,6 +63,18 @@ export default function SandboxPage() {
               </span>
             </PageHeader>
             <ProblemAlert error={error} />
+            {s.state === 'provisioning' && s.progress && (
+              <p className="muted" data-testid="sandbox-progress" aria-live="polite">
+                {t(`sandbox.progress_${s.progress.phase}`, {
+                  defaultValue: s.progress.phase,
+                  done: formatBytes(s.progress.done_bytes),
+                  total: formatBytes(s.progress.total_bytes),
+                })}{' '}
+                {s.progress.phase !== 'starting' && s.progress.total_bytes > 0 && (
+                  <progress value={s.progress.done_bytes} max={s.progress.total_bytes} aria-hidden="true" />
+                )}
+              </p>
+            )}
             <dl className="stats">
               <div>
                 <dt>{t('listing.gpu_model')}</dt>
@@ -91,6 +103,15 @@ export default function SandboxPage() {
                 <dt>{t('sandbox.template')}</dt>
                 <dd>{s.template}</dd>
               </div>
+              {s.image && (
+                <div>
+                  <dt>{t('sandbox.image')}</dt>
+                  <dd className="mono" title={s.image_digest}>
+                    {s.image}
+                    {s.image_digest && <span className="muted small"> {s.image_digest.slice(0, 19)}</span>}
+                  </dd>
+                </div>
+              )}
               <div>
                 <dt>{t('sandbox.node')}</dt>
                 <dd className="mono">{s.node_id ?? '—'}</dd>
@@ -127,7 +148,7 @@ export default function SandboxPage() {
               <div className="actions">
                 {proxy && s.state === 'running' && (
                   <button type="button" className="button button--primary" onClick={() => void openProxy()}>
-                    {s.template === 'jupyterlab' ? t('sandbox.open_jupyter') : t('sandbox.open_port', { port: s.ports?.[0] })}
+                    {t('sandbox.open_port', { port: s.ports?.[0] })}
                   </button>
                 )}
                 <SelectField label={t('sandbox.extend_by')} value={extendBy} onChange={(e) => setExtendBy(e.target.value)}>
@@ -151,7 +172,8 @@ export default function SandboxPage() {
                 {terminalUrl && <Terminal url={terminalUrl} label={t('sandbox.terminal')} />}
               </section>
             )}
-            {s.state !== 'requested' && <Logs id={s.id} live={live} />}
+            {/* Output exists once the backend starts the sandbox: not while its image is pulled. */}
+            {!['requested', 'scheduled', 'provisioning'].includes(s.state) && <Logs id={s.id} live={live} />}
           </>
         )}
       </AsyncBlock>
