@@ -4,10 +4,11 @@ PKGS      ?= ./...
 STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 10s
 
-.PHONY: run build ui test test-short lint bench fuzz e2e infra-check clean
+.PHONY: run build ui images test test-short lint bench fuzz e2e infra-check clean
 
-## run: build the web UI when needed, then run every service in one process on embedded defaults
-run: ui
+## run: build the web UI and the built-in sandbox images when needed, then run every service in one process on
+## embedded defaults
+run: ui images
 	$(GO) run ./cmd/tamarack serve
 
 ## build: the binary at bin/tamarack (with the UI when it is built)
@@ -22,6 +23,14 @@ ui:
 		echo "no frontend yet"; \
 	elif [ ! -f frontend/dist/index.html ] || [ -n "$$(find frontend/src frontend/index.html frontend/package.json -newer frontend/dist/index.html 2>/dev/null | head -n 1)" ]; then \
 		cd frontend && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build; \
+	fi
+
+## images: the built-in sandbox images (Debian packages -> OCI, cached; seed pushes them), when mmdebstrap is here
+images:
+	@if command -v mmdebstrap >/dev/null 2>&1; then \
+		infra/images/build.sh >/dev/null; \
+	else \
+		echo "mmdebstrap not found: sandboxes cannot start until the built-in images are built (apt-get install mmdebstrap, then make images)"; \
 	fi
 
 ## test: every Go test with the race detector (SQLite and embedded NATS; also Postgres and a NATS server
