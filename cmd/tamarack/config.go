@@ -205,6 +205,12 @@ func (c *config) validate() error {
 	}
 	if c.Data == "" {
 		bad("--data must not be empty")
+	} else if abs, err := filepath.Abs(c.Data); err != nil {
+		bad("--data %q: %v", c.Data, err)
+	} else {
+		// Absolute from here on: sandbox roots, runtime bundles and shims are handed paths under it, and they
+		// run in other working directories (the default ./data would otherwise be an invalid sandbox spec).
+		c.Data = abs
 	}
 	if c.DB != "" && !sqldb.IsPostgresDSN(c.DB) && !strings.HasSuffix(c.DB, ".db") {
 		bad("--db %q: use a postgres:// URL or a path ending in .db", c.DB)

@@ -117,6 +117,20 @@ func TestDataDirectoryErrorsSaySo(t *testing.T) {
 	}
 }
 
+// TestDataDirectoryIsMadeAbsolute: the default ./data is relative, but everything handed to sandboxes (image
+// roots, bundles) must be absolute, so the configuration resolves it once.
+func TestDataDirectoryIsMadeAbsolute(t *testing.T) {
+	t.Chdir(t.TempDir())
+	c := newConfig("test")
+	c.fs.SetOutput(io.Discard)
+	if err := c.parse([]string{"--data", "./data"}); err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(c.Data) || filepath.Base(c.Data) != "data" {
+		t.Fatalf("--data ./data became %q", c.Data)
+	}
+}
+
 // TestHelpListsTheCommandsOwnFlags: -h exits 0 and lists what that command uses.
 func TestHelpListsTheCommandsOwnFlags(t *testing.T) {
 	for _, tc := range []struct {
