@@ -15,6 +15,14 @@
 //   - a start-up handshake, so that either end may start first and nothing it writes is lost;
 //   - keepalives, so that a peer that vanished (process killed, network cut) fails the pipe with ErrPeerGone.
 //
+// The protocol, per direction (frame.go has the encoding): each end subscribes to its in subject, then
+// publishes an unsequenced hello carrying its initial credit, and re-sends it until it hears anything from the
+// peer. Hearing the peer proves its subscription exists, so only then does an end send sequenced frames
+// (numbered from 1, every gap or repeat is ErrLost), starting with a grant, since the peer may have missed
+// the hello. Data and control frames spend credit (their length plus a per-frame cost); the reader grants an
+// absolute offset again each time it has freed half its window. An end quiet for half a keepalive interval
+// pings. EOF half-closes, close ends both directions (with a reason when it is a reset).
+//
 // It must not retransmit: recovering a loss would mean keeping every unacknowledged byte, and the callers
 // have cheaper recoveries of their own (a terminal reconnects, a log stream resumes from an offset, an HTTP
 // client retries). It knows nothing about what it carries: subjects are chosen, and authorised, by the caller.

@@ -409,6 +409,9 @@ func TestPipeCloseReleasesEverything(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if n, m := ncA.NumSubscriptions(), ncZ.NumSubscriptions(); n+m != 0 {
+			t.Fatalf("%d subscriptions left after Close", n+m)
+		}
 		waitFor(t, "the pipes' goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 	})
 }
@@ -416,22 +419,25 @@ func TestPipeCloseReleasesEverything(t *testing.T) {
 // A frame missing from the sequence or repeated fails the pipe with ErrLost rather than passing corrupted
 // data on; one the pipe cannot parse fails it with ErrProtocol. The data before it is still read.
 func TestPipeDetectsBrokenSequence(t *testing.T) {
+	const window = 16 << 10
 	cases := []struct {
 		name string
 		seq  func(last uint64) uint64
 		ver  byte
+		body []byte
 		want error
 	}{
-		{"gap", func(last uint64) uint64 { return last + 2 }, 1, natspipe.ErrLost},
-		{"replay", func(last uint64) uint64 { return last }, 1, natspipe.ErrLost},
-		{"reordered", func(last uint64) uint64 { return last - 1 }, 1, natspipe.ErrLost},
-		{"unknown version", func(last uint64) uint64 { return last + 1 }, 9, natspipe.ErrProtocol},
+		{"gap", func(last uint64) uint64 { return last + 2 }, 1, []byte("evil"), natspipe.ErrLost},
+		{"replay", func(last uint64) uint64 { return last }, 1, []byte("evil"), natspipe.ErrLost},
+		{"reordered", func(last uint64) uint64 { return last - 1 }, 1, []byte("evil"), natspipe.ErrLost},
+		{"unknown version", func(last uint64) uint64 { return last + 1 }, 9, []byte("evil"), natspipe.ErrProtocol},
+		{"over credit", func(last uint64) uint64 { return last + 1 }, 1, make([]byte, window), natspipe.ErrProtocol},
 	}
 	natstest.Each(t, func(t *testing.T, b *eventbus.Bus) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				// No pings in the way while the forged frame's number is chosen.
-				opt := natspipe.Options{Keepalive: time.Hour}
+				opt := natspipe.Options{Keepalive: time.Hour, Window: window}
 				a, z := pair(t, b, strings.ReplaceAll(tc.name, " ", "_"), opt, opt)
 				// A round trip first: once a has read z's data, a's answer to z's hello has been sent, so
 				// nothing but the forged frame can take the next number.
@@ -444,7 +450,7 @@ func TestPipeDetectsBrokenSequence(t *testing.T) {
 				if _, err := a.p.Write([]byte("good")); err != nil {
 					t.Fatal(err)
 				}
-				forged := natspipe.Forge(tc.ver, tc.seq(a.p.SeqOut()), []byte("evil"))
+				forged := natspipe.Forge(tc.ver, tc.seq(a.p.SeqOut()), tc.body)
 				if err := a.nc.Publish(b.Subject("pipe."+strings.ReplaceAll(tc.name, " ", "_")+".up"), forged); err != nil {
 					t.Fatal(err)
 				}
