@@ -236,7 +236,7 @@ func (p *Pipe) receive(m *nats.Msg) {
 		p.wakeWriters() // CloseWrite waits for the peer
 		p.log.Debug("natspipe: peer heard", "frame", t)
 	}
-	if err := p.applyLocked(t, seq, body); err != nil {
+	if err := p.applyLocked(m.Sub, t, seq, body); err != nil {
 		p.failLocked(err, false)
 	}
 	p.mu.Unlock()
@@ -247,7 +247,9 @@ func (p *Pipe) receive(m *nats.Msg) {
 	}
 }
 
-func (p *Pipe) applyLocked(t frameType, seq uint64, body []byte) error {
+// applyLocked takes sub from the message because p.sub is assigned only after Subscribe returns, and the
+// peer's first frame may be quicker.
+func (p *Pipe) applyLocked(sub *nats.Subscription, t frameType, seq uint64, body []byte) error {
 	if t == frameHello {
 		if seq != 0 {
 			return fmt.Errorf("%w: hello with sequence %d", ErrProtocol, seq)
@@ -260,7 +262,9 @@ func (p *Pipe) applyLocked(t frameType, seq uint64, body []byte) error {
 		return nil
 	}
 	if seq != p.seqIn+1 {
-		return p.lostLocked(t, seq)
+		dropped, _ := sub.Dropped()
+		return fmt.Errorf("%w: expected frame %d, got %s frame %d (%d messages dropped by this client as a slow consumer)",
+			ErrLost, p.seqIn+1, t, seq, dropped)
 	}
 	p.seqIn = seq
 	switch t {
@@ -307,12 +311,6 @@ func (p *Pipe) applyLocked(t frameType, seq uint64, body []byte) error {
 	case framePing:
 	}
 	return nil
-}
-
-func (p *Pipe) lostLocked(t frameType, seq uint64) error {
-	dropped, _ := p.sub.Dropped()
-	return fmt.Errorf("%w: expected frame %d, got %s frame %d (%d messages dropped by this client as a slow consumer)",
-		ErrLost, p.seqIn+1, t, seq, dropped)
 }
 
 func (p *Pipe) raiseLimitLocked(off uint64) {
