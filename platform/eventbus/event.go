@@ -27,6 +27,7 @@ type Subject[T Payload] struct {
 type Event[T Payload] struct {
 	ID        string    // ce-id, also the Nats-Msg-Id and the consumer's idempotency key
 	Type      string    // ce-type: the subject name without prefix
+	Subject   string    // the subject it was published on, without prefix (a wildcard consumer's way to tell them apart)
 	Source    string    // ce-source, e.g. tamarack/testbed
 	Time      time.Time // ce-time
 	Data      T
@@ -94,9 +95,12 @@ func decode[T Payload](m jetstream.Msg, prefixLen int) (Event[T], error) {
 	if ev.ID == "" {
 		return ev, fmt.Errorf("event without id")
 	}
+	if len(m.Subject()) > prefixLen {
+		ev.Subject = m.Subject()[prefixLen:]
+	}
 	ev.Type = h.Get(hdrType)
-	if ev.Type == "" && len(m.Subject()) > prefixLen {
-		ev.Type = m.Subject()[prefixLen:]
+	if ev.Type == "" {
+		ev.Type = ev.Subject
 	}
 	ev.Source = h.Get(hdrSource)
 	if t := h.Get(hdrTime); t != "" {

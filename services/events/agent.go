@@ -1,0 +1,277 @@
+package events
+
+import (
+	"strings"
+	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+)
+
+// The site agent protocol, version 1: how the testbed drives the agents that run sandboxes next to the GPUs
+// (DESIGN.md §5). Every subject of one agent starts with AgentBase(pool, agent), so that NATS permissions can
+// confine an enrolled agent to its own subtree: it can neither publish another pool's state nor read anyone
+// else's traffic.
+//
+//	<base>.cmd.<op>.v1         request/reply, testbed → agent (core NATS)
+//	<base>.heartbeat.v1        agent → testbed, every few seconds (core NATS: an old heartbeat is worthless)
+//	<base>.progress.v1         agent → testbed while an image is pulled (core NATS, newest wins)
+//	<base>.evt.sandbox.v1      agent → testbed through the agent's outbox into JetStream (stream AGENT):
+//	                           a sandbox started or ended, delivered exactly once even across outages
+//	<base>.pipe.<id>.up|down   byte streams (terminal, logs, ports) by platform/natspipe; up is agent → testbed
+//
+// A change that breaks any payload is a new version (v2) served beside v1 until every agent is upgraded.
+
+// StreamAgent captures the agents' sandbox events.
+const StreamAgent = "AGENT"
+
+// EmbeddedAgent is both the pool and the agent part of the subjects of the agent `tamarack serve` runs
+// in-process for the platform host's own nodes (nodes with no agent of their own, in any pool on the local
+// backend). Pool IDs are generated (pool-…), so no pool can be named like it.
+const EmbeddedAgent = "platform"
+
+// AgentBase is the subject prefix of one agent of one pool.
+func AgentBase(poolID, agentID string) string { return "tamarack.agent." + poolID + "." + agentID }
+
+// AgentCommand is the request/reply endpoint of one command (start, stop, …) of one agent.
+func AgentCommand[Req eventbus.Payload, Resp any](poolID, agentID, op string) eventbus.Endpoint[Req, Resp] {
+	return eventbus.Endpoint[Req, Resp]{Name: AgentBase(poolID, agentID) + ".cmd." + op + ".v1"}
+}
+
+// Commands of the protocol, by op name.
+const (
+	AgentOpCheck    = "check"
+	AgentOpStart    = "start"
+	AgentOpStop     = "stop"
+	AgentOpRemove   = "remove"
+	AgentOpInspect  = "inspect"
+	AgentOpList     = "list"
+	AgentOpLogs     = "logs"
+	AgentOpTerminal = "terminal"
+	AgentOpDial     = "dial"
+)
+
+// AgentSandboxEvent is where an agent announces its sandboxes' starts and ends.
+func AgentSandboxEvent(poolID, agentID string) eventbus.Subject[AgentSandboxV1] {
+	return eventbus.Subject[AgentSandboxV1]{Stream: StreamAgent, Name: AgentBase(poolID, agentID) + ".evt.sandbox.v1"}
+}
+
+// AgentSandboxEvents matches every agent's sandbox events (the testbed's consumer).
+var AgentSandboxEvents = eventbus.Subject[AgentSandboxV1]{Stream: StreamAgent, Name: "tamarack.agent.*.*.evt.sandbox.v1"}
+
+// AgentStream captures every agent's sandbox events; the platform declares it (agents may not).
+var AgentStream = eventbus.Stream{Name: StreamAgent, Subjects: []string{AgentSandboxEvents.Name}}
+
+// AgentHeartbeats and AgentProgress match every agent's heartbeats and pull progress (core NATS).
+const (
+	AgentHeartbeats = "tamarack.agent.*.*.heartbeat.v1"
+	AgentProgress   = "tamarack.agent.*.*.progress.v1"
+)
+
+// AgentOf splits a subject under AgentBase into its pool and agent IDs; ok is false for any other subject.
+// Subjects arrive without the bus prefix.
+func AgentOf(subject string) (poolID, agentID string, ok bool) {
+	rest, found := strings.CutPrefix(subject, "tamarack.agent.")
+	if !found {
+		return "", "", false
+	}
+	parts := strings.SplitN(rest, ".", 3)
+	if len(parts) < 3 || parts[0] == "" || parts[1] == "" {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
+}
+
+// AgentDeviceV1 is one accelerator of an agent's node, as discovered (CDI specs, nvidia-smi) or declared.
+type AgentDeviceV1 struct {
+	Index    int    `json:"index"`
+	UUID     string `json:"uuid,omitempty"`
+	GPUModel string `json:"gpu_model"`
+	// MIGProfile is set for a MIG instance; Declared is true when nothing checked the device exists.
+	MIGProfile string `json:"mig_profile,omitempty"`
+	Declared   bool   `json:"declared,omitempty"`
+}
+
+// AgentNodeV1 is one machine an agent runs sandboxes on.
+type AgentNodeV1 struct {
+	Name        string          `json:"name"`
+	CPUMillis   int64           `json:"cpu_millis"`
+	MemoryBytes int64           `json:"memory_bytes"`
+	Devices     []AgentDeviceV1 `json:"devices"`
+}
+
+// AgentStatusV1 is a backend.Status on the wire.
+type AgentStatusV1 struct {
+	SandboxID string    `json:"sandbox_id"`
+	State     string    `json:"state"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+	ExitCode  int       `json:"exit_code"`
+	Reason    string    `json:"reason,omitempty"`
+	Message   string    `json:"message,omitempty"`
+}
+
+func (s AgentStatusV1) Validate() error {
+	var c check
+	c.need(s.SandboxID != "", "sandbox_id")
+	c.need(s.State != "", "state")
+	return c.err("agent status")
+}
+
+// AgentHeartbeatV1 is an agent's periodic sign of life. Running lists the sandboxes the agent observed running
+// at At: the testbed meters them up to that instant and no further.
+type AgentHeartbeatV1 struct {
+	AgentID string `json:"agent_id"`
+	PoolID  string `json:"pool_id"`
+	Version string `json:"version"`
+	// Boot changes each time the agent process starts: a new one makes the testbed reconcile with it.
+	Boot    string        `json:"boot"`
+	Backend string        `json:"backend"`
+	Problem string        `json:"problem,omitempty"` // the backend's Check error: why it cannot start sandboxes now
+	Nodes   []AgentNodeV1 `json:"nodes"`
+	Running []string      `json:"running"`
+	At      time.Time     `json:"at"`
+}
+
+func (h AgentHeartbeatV1) Validate() error {
+	var c check
+	c.need(h.AgentID != "", "agent_id")
+	c.need(h.PoolID != "", "pool_id")
+	c.need(h.Boot != "", "boot")
+	c.need(set(h.At), "at")
+	return c.err("agent heartbeat")
+}
+
+// AgentProgressV1 is how far the image of a starting sandbox is (image.Progress on the wire).
+type AgentProgressV1 struct {
+	SandboxID string `json:"sandbox_id"`
+	Phase     string `json:"phase"` // pulling, unpacking
+	Done      int64  `json:"done"`
+	Total     int64  `json:"total"`
+	Ref       string `json:"ref"`
+}
+
+func (p AgentProgressV1) Validate() error {
+	var c check
+	c.need(p.SandboxID != "", "sandbox_id")
+	c.need(p.Phase != "", "phase")
+	return c.err("agent progress")
+}
+
+// AgentSandboxV1 announces that one of an agent's sandboxes started or ended, as its runtime observed it.
+// Event ID = "<agent>-<sandbox>-<state>".
+type AgentSandboxV1 struct {
+	AgentID string        `json:"agent_id"`
+	PoolID  string        `json:"pool_id"`
+	Status  AgentStatusV1 `json:"status"`
+	At      time.Time     `json:"at"`
+}
+
+func (e AgentSandboxV1) Validate() error {
+	var c check
+	c.need(e.AgentID != "", "agent_id")
+	c.need(e.PoolID != "", "pool_id")
+	c.need(e.Status.Validate() == nil, "status")
+	c.need(set(e.At), "at")
+	return c.err("agent sandbox event")
+}
+
+// AgentDeviceRefV1 is a backend.Device on the wire.
+type AgentDeviceRefV1 struct {
+	Index   int      `json:"index"`
+	UUID    string   `json:"uuid,omitempty"`
+	Model   string   `json:"model,omitempty"`
+	Paths   []string `json:"paths,omitempty"`
+	CDIName string   `json:"cdi_name,omitempty"`
+}
+
+// AgentStartV1 starts a sandbox: a backend.Spec, plus the image the agent prepares on its own host first
+// (Image: a built-in name or a pinned reference; ImageSettings: the pool's images.* settings, its allow-list
+// and registry credentials).
+type AgentStartV1 struct {
+	SandboxID     string             `json:"sandbox_id"`
+	Command       []string           `json:"command,omitempty"`
+	Env           map[string]string  `json:"env,omitempty"`
+	Devices       []AgentDeviceRefV1 `json:"devices,omitempty"`
+	Network       bool               `json:"network,omitempty"`
+	Ports         []int              `json:"ports,omitempty"`
+	MemoryBytes   int64              `json:"memory_bytes,omitempty"`
+	CPUMillis     int64              `json:"cpu_millis,omitempty"`
+	Pids          int64              `json:"pids,omitempty"`
+	LogBytes      int64              `json:"log_bytes,omitempty"`
+	Settings      map[string]string  `json:"settings,omitempty"`
+	Image         string             `json:"image,omitempty"`
+	ImageSettings map[string]string  `json:"image_settings,omitempty"`
+}
+
+func (r AgentStartV1) Validate() error {
+	var c check
+	c.need(r.SandboxID != "", "sandbox_id")
+	return c.err("agent start")
+}
+
+// AgentStartedV1 answers a start: what the backend observed, and the digest of the image it started from.
+type AgentStartedV1 struct {
+	Status      AgentStatusV1 `json:"status"`
+	ImageDigest string        `json:"image_digest,omitempty"`
+}
+
+// AgentSandboxRefV1 names one sandbox (inspect, remove).
+type AgentSandboxRefV1 struct {
+	SandboxID string `json:"sandbox_id"`
+}
+
+func (r AgentSandboxRefV1) Validate() error {
+	var c check
+	c.need(r.SandboxID != "", "sandbox_id")
+	return c.err("agent request")
+}
+
+// AgentStopV1 stops a sandbox: TERM, then KILL after Grace.
+type AgentStopV1 struct {
+	SandboxID string `json:"sandbox_id"`
+	GraceMS   int64  `json:"grace_ms"`
+}
+
+func (r AgentStopV1) Validate() error {
+	var c check
+	c.need(r.SandboxID != "", "sandbox_id")
+	c.need(r.GraceMS >= 0, "grace_ms")
+	return c.err("agent stop")
+}
+
+// AgentEmptyV1 is a request or reply with nothing in it (check, list, remove).
+type AgentEmptyV1 struct{}
+
+func (AgentEmptyV1) Validate() error { return nil }
+
+// AgentListV1 is every sandbox an agent holds.
+type AgentListV1 struct {
+	Sandboxes []AgentStatusV1 `json:"sandboxes"`
+}
+
+// AgentStreamV1 opens a byte stream to a sandbox on pipe Pipe (subjects <base>.pipe.<Pipe>.up|down): its
+// logs (Op logs, Follow), a terminal running Command (Op terminal, Cols×Rows) or a TCP port (Op dial, Port).
+// The agent answers once the stream is ready on its side, or with the error that stops it.
+type AgentStreamV1 struct {
+	SandboxID string   `json:"sandbox_id"`
+	Pipe      string   `json:"pipe"`
+	Follow    bool     `json:"follow,omitempty"`
+	Command   []string `json:"command,omitempty"`
+	Cols      uint16   `json:"cols,omitempty"`
+	Rows      uint16   `json:"rows,omitempty"`
+	Port      int      `json:"port,omitempty"`
+}
+
+func (r AgentStreamV1) Validate() error {
+	var c check
+	c.need(r.SandboxID != "", "sandbox_id")
+	c.need(r.Pipe != "" && !strings.ContainsAny(r.Pipe, ".*> "), "pipe")
+	c.need(r.Port >= 0 && r.Port <= 65535, "port")
+	return c.err("agent stream")
+}
+
+// AgentPipe returns the subjects of one pipe of an agent: up carries agent → testbed, down the reverse.
+func AgentPipe(poolID, agentID, pipe string) (up, down string) {
+	b := AgentBase(poolID, agentID) + ".pipe." + pipe
+	return b + ".up", b + ".down"
+}

@@ -1,0 +1,221 @@
+package agent_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/clock"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/natstest"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed/agent"
+	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
+	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
+)
+
+// serve runs an agent for pool/agent on bus in front of b, until the test ends.
+func serve(t *testing.T, bus *eventbus.Bus, pool, id string, b backend.Backend) *agent.Server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "agent.db"), sqldb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqldb.Migrate(ctx, db, nil, agent.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(ctx, events.AgentStream); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := agent.NewServer(agent.Config{PoolID: pool, AgentID: id, Version: "test", Backend: b, DB: db, Bus: bus,
+		Heartbeat: 100 * time.Millisecond, Watch: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent Run: %v", err)
+		}
+		_ = sqldb.Close(db)
+	})
+	return srv
+}
+
+// ready waits until the agent answers.
+func ready(t *testing.T, c *agent.Client) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Check(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent never answered: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The backend contract holds through the agent: every call crosses NATS to a simulator behind an agent.
+func TestConformanceThroughAgent(t *testing.T) {
+	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) {
+		backendtest.Run(t, backendtest.Harness{
+			New: func(t *testing.T) backend.Backend {
+				serve(t, bus, "pool-a", "agent-1", sim.New(clock.System{}))
+				c := agent.NewClient(bus, "pool-a", "agent-1", "simulator")
+				ready(t, c)
+				return c
+			},
+			LongRunning: []string{"sleep", "600"},
+		})
+	})
+}
+
+// Logs, a terminal and a port cross NATS as pipes.
+func TestStreamsThroughAgent(t *testing.T) {
+	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) {
+		sb := sim.New(clock.System{})
+		serve(t, bus, "pool-a", "agent-1", sb)
+		c := agent.NewClient(bus, "pool-a", "agent-1", "simulator")
+		ready(t, c)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := c.Start(ctx, backend.Spec{SandboxID: "s1", Command: []string{"jupyter", "lab"}, Ports: []int{8888}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.WriteLog("s1", "hello from the sandbox\n"); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.Logs(ctx, "s1", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(rc)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("logs ended before the sandbox's line: %v", err)
+			}
+			if line == "hello from the sandbox\n" {
+				break
+			}
+		}
+		if _, err := c.Stop(ctx, "s1", 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(br); err != nil { // the follow ends with the sandbox
+			t.Fatalf("following logs of a stopped sandbox: %v", err)
+		}
+		rc.Close()
+
+		if _, err := c.Start(ctx, backend.Spec{SandboxID: "s2", Command: []string{"jupyter", "lab"}, Ports: []int{8888}}); err != nil {
+			t.Fatal(err)
+		}
+		term, err := c.Terminal(ctx, "s2", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := term.Resize(120, 40); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := term.Write([]byte("echo hi\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, err := term.Read(buf)
+		if err != nil || !strings.Contains(string(buf[:n]), "echo hi") {
+			t.Fatalf("terminal echo %q, %v", buf[:n], err)
+		}
+		term.Close()
+
+		conn, err := c.DialPort(ctx, "s2", 8888)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", "http://sandbox/", nil)
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("proxied port: %v, %v", resp, err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if _, err := c.DialPort(ctx, "s2", 9999); err == nil {
+			t.Error("a port the sandbox does not serve was dialled")
+		}
+		if _, err := c.Stop(ctx, "s2", 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// An agent that is not there makes calls fail as unreachable (backend unavailable), not hang.
+func TestUnreachableAgent(t *testing.T) {
+	bus := natstest.Start(t)
+	c := agent.NewClient(bus, "pool-a", "nobody", "local")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.Inspect(ctx, "s1")
+	if !errors.Is(err, agent.ErrUnreachable) || !errors.Is(err, backend.ErrUnavailable) {
+		t.Fatalf("Inspect with no agent = %v, want ErrUnreachable wrapping ErrUnavailable", err)
+	}
+}
+
+// Starts and ends reach JetStream through the agent's outbox, once each, on the agent's own subject.
+func TestSandboxEventsThroughOutbox(t *testing.T) {
+	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) {
+		sb := sim.New(clock.System{})
+		serve(t, bus, "pool-a", "agent-1", sb)
+		c := agent.NewClient(bus, "pool-a", "agent-1", "simulator")
+		ready(t, c)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		got := make(chan eventbus.Event[events.AgentSandboxV1], 16)
+		cctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			_ = eventbus.Consume(cctx, bus, events.AgentSandboxEvents, eventbus.ConsumeOptions{Durable: "test-agent-events"},
+				func(_ context.Context, ev eventbus.Event[events.AgentSandboxV1]) error {
+					got <- ev
+					return nil
+				})
+		}()
+		if _, err := c.Start(ctx, backend.Spec{SandboxID: "s1", Command: []string{"sleep", "600"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.Exit("s1", 3); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"running", "exited"}
+		for _, w := range want {
+			select {
+			case ev := <-got:
+				if ev.Data.Status.State != w || ev.Data.Status.SandboxID != "s1" || ev.Subject != "tamarack.agent.pool-a.agent-1.evt.sandbox.v1" {
+					t.Fatalf("event %+v on %s, want %s of s1 on the agent's subject", ev.Data, ev.Subject, w)
+				}
+				if w == "exited" && ev.Data.Status.ExitCode != 3 {
+					t.Errorf("exit code %d, want 3", ev.Data.Status.ExitCode)
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %s event", w)
+			}
+		}
+	})
+}
