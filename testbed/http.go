@@ -249,18 +249,22 @@ type launchRequest struct {
 }
 
 type sandboxJSON struct {
-	ID             string          `json:"id"`
-	State          string          `json:"state"`
-	OrganizationID string          `json:"organization_id"`
-	ListingID      string          `json:"listing_id"`
-	PoolID         string          `json:"pool_id"`
-	Backend        string          `json:"backend"`
-	NodeID         string          `json:"node_id,omitempty"`
-	GPUModel       string          `json:"gpu_model"`
-	GPUCount       int             `json:"gpu_count"`
-	MIGProfile     string          `json:"mig_profile,omitempty"`
-	Devices        []SandboxDevice `json:"devices"`
-	Template       string          `json:"template"`
+	ID             string `json:"id"`
+	State          string `json:"state"`
+	OrganizationID string `json:"organization_id"`
+	ListingID      string `json:"listing_id"`
+	PoolID         string `json:"pool_id"`
+	Backend        string `json:"backend"`
+	NodeID         string `json:"node_id,omitempty"`
+	// AgentID is the site agent that runs it (empty on the platform host's own nodes). UnreachableSince is
+	// set while that agent does not answer: the sandbox may still run, but is not metered until it answers.
+	AgentID          string          `json:"agent_id,omitempty"`
+	UnreachableSince *time.Time      `json:"unreachable_since"`
+	GPUModel         string          `json:"gpu_model"`
+	GPUCount         int             `json:"gpu_count"`
+	MIGProfile       string          `json:"mig_profile,omitempty"`
+	Devices          []SandboxDevice `json:"devices"`
+	Template         string          `json:"template"`
 	// Image is the template's image (built-in name or pinned reference) on pools that start sandboxes from
 	// images; ImageDigest the digest of the image that was started (set before the start).
 	Image           string        `json:"image,omitempty"`
@@ -307,7 +311,7 @@ func toProgressJSON(sb Sandbox) *progressJSON {
 
 func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
 	usage := sb.UsageMillis()
-	if sb.State == StateRunning && sb.StartedMS > 0 {
+	if sb.State == StateRunning && sb.StartedMS > 0 && sb.UnreachableMS == 0 {
 		usage = max(usage, ms(now)-sb.StartedMS) // so far, including the interval not yet published
 	}
 	charge, _ := money.MulDiv(money.Micro(sb.PricePerGPUHour), usage*int64(sb.GPUCount), 3_600_000)
@@ -318,7 +322,7 @@ func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
 	}
 	t := templates[sb.Template]
 	out := sandboxJSON{ID: sb.ID, State: sb.State, OrganizationID: sb.OrgID, ListingID: sb.ListingID, PoolID: sb.PoolID,
-		Backend: sb.Backend, NodeID: sb.NodeID, GPUModel: sb.GPUModel, GPUCount: sb.GPUCount, MIGProfile: sb.MIGProfile,
+		Backend: sb.Backend, NodeID: sb.NodeID, AgentID: sb.AgentID, UnreachableSince: rfc(fromMS(sb.UnreachableMS)), GPUModel: sb.GPUModel, GPUCount: sb.GPUCount, MIGProfile: sb.MIGProfile,
 		Devices: devs, Template: sb.Template, Image: sb.Image, ImageDigest: sb.ImageDigest, Progress: toProgressJSON(sb),
 		CPUMillis: sb.CPUMillis, MemoryBytes: sb.MemoryBytes,
 		DurationMinutes: sb.DurationMinutes, CreatedAt: fromMS(sb.CreatedMS), StartedAt: rfc(fromMS(sb.StartedMS)),

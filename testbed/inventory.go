@@ -326,7 +326,27 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetail("no GPU on this host (neither nvidia-smi nor a CDI spec lists one) and no devices were declared")
 		}
 	}
-	now := ms(s.clock.Now())
+	n, devs := newNode(poolID, in, declared, ms(s.clock.Now()))
+	err := s.insertNode(ctx, c, n, devs, func(p Pool) error {
+		if !canManagePool(c, p) {
+			if c.OrgID == p.VendorOrgID {
+				return ErrNotPoolOwner
+			}
+			return ErrPoolNotFound
+		}
+		if onPlatformHost(p.Backend) && !c.Staff {
+			return ErrHostBackendStaff.WithDetail("nodes of a %s pool are the platform host's capacity", p.Backend)
+		}
+		return nil
+	})
+	if err != nil {
+		return Node{}, nil, fmt.Errorf("add node to %s: %w", poolID, err)
+	}
+	return n, devs, nil
+}
+
+// newNode is the node of in and its devices, not stored yet.
+func newNode(poolID string, in AddNodeInput, declared bool, now int64) (Node, []Device) {
 	n := Node{ID: newID("node"), PoolID: poolID, Name: strings.TrimSpace(in.Name), Health: NodeReady,
 		CPUMillis: in.CPUMillis, MemoryBytes: in.MemoryBytes, HeartbeatMS: now, CreatedMS: now}
 	var devs []Device
@@ -342,19 +362,19 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 		devs = append(devs, Device{ID: newID("dev"), NodeID: n.ID, PoolID: poolID, Idx: d.Index, UUID: uuid,
 			GPUModel: d.GPUModel, MemoryMiB: mem, MIGProfiles: strings.Join(d.MIGProfiles, ","), Declared: declared})
 	}
+	return n, devs
+}
+
+// insertNode stores a new node with its devices once allowed(pool) agrees, audits it as c's, announces the
+// pool's change and adds the node to the scheduler's index.
+func (s *Service) insertNode(ctx context.Context, c Caller, n Node, devs []Device, allowed func(Pool) error) error {
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		var p Pool
-		if err := sqldb.ForUpdate(tx).First(&p, "id = ?", poolID).Error; err != nil {
+		if err := sqldb.ForUpdate(tx).First(&p, "id = ?", n.PoolID).Error; err != nil {
 			return mapNotFound(err, ErrPoolNotFound)
 		}
-		if !canManagePool(c, p) {
-			if c.OrgID == p.VendorOrgID {
-				return ErrNotPoolOwner
-			}
-			return ErrPoolNotFound
-		}
-		if onPlatformHost(p.Backend) && !c.Staff {
-			return ErrHostBackendStaff.WithDetail("nodes of a %s pool are the platform host's capacity", p.Backend)
+		if err := allowed(p); err != nil {
+			return err
 		}
 		if err := tx.Create(&n).Error; err != nil {
 			if sqldb.IsDuplicate(err) {
@@ -362,24 +382,26 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 			}
 			return err
 		}
-		if err := tx.Create(&devs).Error; err != nil {
-			return err
+		if len(devs) > 0 {
+			if err := tx.Create(&devs).Error; err != nil {
+				return err
+			}
 		}
 		if err := s.audit(tx, c, p.VendorOrgID, "node.add", n.ID, fmt.Sprintf("%s: %d device(s)", n.Name, len(devs))); err != nil {
 			return err
 		}
-		p.UpdatedMS = max(now, p.UpdatedMS+1)
+		p.UpdatedMS = max(n.CreatedMS, p.UpdatedMS+1)
 		if err := tx.Save(&p).Error; err != nil {
 			return err
 		}
 		return s.writePoolChanged(tx, p)
 	})
 	if err != nil {
-		return Node{}, nil, fmt.Errorf("add node to %s: %w", poolID, err)
+		return err
 	}
 	s.index().addNode(n, devs)
 	s.outbox.Kick()
-	return n, devs, nil
+	return nil
 }
 
 // NodeHealthInput is a heartbeat or a health change.

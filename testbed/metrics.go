@@ -14,6 +14,9 @@ type metrics struct {
 	toRunning prometheus.Histogram
 	samples   prometheus.Counter
 	stops     *prometheus.CounterVec
+	// agentRefused counts agents' messages about what they do not own (an alert: NATS permissions should
+	// have prevented them).
+	agentRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,9 +30,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Usage samples written to the outbox."}),
 		stops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tamarack_testbed_sandboxes_ended_total",
 			Help: "Sandboxes that reached stopped or failed, by reason."}, []string{"state", "reason"}),
+		agentRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tamarack_testbed_agent_messages_refused_total",
+			Help: "Site agents' messages refused because they concern what the agent does not own (alert on any)."}, []string{"message"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.launches, m.toRunning, m.samples, m.stops} {
+		for _, c := range []prometheus.Collector{m.launches, m.toRunning, m.samples, m.stops, m.agentRefused} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {

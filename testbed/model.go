@@ -114,9 +114,46 @@ type Node struct {
 	MemoryBytes int64
 	HeartbeatMS int64 `gorm:"column:heartbeat_ms"`
 	CreatedMS   int64 `gorm:"column:created_ms"`
+	// AgentID is the site agent that registered the node and runs its sandboxes; empty for the platform
+	// host's own nodes (the agent tamarack serve embeds, or a backend of this process).
+	AgentID string
 }
 
 func (Node) TableName() string { return "testbed_nodes" }
+
+// Agent is a site agent enrolled for a pool.
+type Agent struct {
+	ID          string `gorm:"primaryKey"`
+	PoolID      string
+	Name        string
+	Version     string
+	Backend     string
+	Problem     string // its backend's last Check error: why it cannot start sandboxes now
+	Boot        string // changes at each start of the agent process
+	NATSUser    string `gorm:"column:nats_user"` // the public key its NATS credentials were issued to
+	CreatedBy   string
+	CreatedMS   int64 `gorm:"column:created_ms"`
+	HeartbeatMS int64 `gorm:"column:heartbeat_ms"`
+	RevokedMS   int64 `gorm:"column:revoked_ms"`
+}
+
+func (Agent) TableName() string { return "testbed_agents" }
+
+// AgentToken is a one-time enrolment token for a pool, stored hashed.
+type AgentToken struct {
+	ID        string `gorm:"primaryKey"`
+	PoolID    string
+	TokenHash string
+	Note      string
+	CreatedBy string
+	CreatedMS int64 `gorm:"column:created_ms"`
+	ExpiresMS int64 `gorm:"column:expires_ms"`
+	UsedMS    int64 `gorm:"column:used_ms"`
+	AgentID   string
+	RevokedMS int64 `gorm:"column:revoked_ms"`
+}
+
+func (AgentToken) TableName() string { return "testbed_agent_tokens" }
 
 // Device is one accelerator of a node.
 type Device struct {
@@ -245,6 +282,11 @@ type Sandbox struct {
 	// exactly ran), set before the backend starts it.
 	Image       string
 	ImageDigest string
+	// AgentID is the site agent that runs the sandbox (its node's); empty on the platform host's own nodes.
+	// UnreachableMS is when that agent was found unreachable (0 while it answers): the sandbox is shown as
+	// unreachable and not metered past the agent's last heartbeat.
+	AgentID       string
+	UnreachableMS int64 `gorm:"column:unreachable_ms"`
 	// Progress is a JSON Progress while the sandbox is provisioning (pulling, unpacking, starting); cleared
 	// when it runs, kept as it was when it failed or stopped before running.
 	Progress string

@@ -15,6 +15,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
 
@@ -183,9 +184,14 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 	if err := s.db.WithContext(ctx).First(&pool, "id = ?", l.PoolID).Error; err != nil {
 		return Sandbox{}, mapNotFound(err, ErrPoolNotFound)
 	}
-	if _, ok := s.backends[pool.Backend]; !ok {
+	if ok, err := s.canRun(ctx, pool); err != nil {
+		return Sandbox{}, err
+	} else if !ok {
 		if why := s.unavailable[pool.Backend]; why != "" {
 			return Sandbox{}, ErrBackendUnavailable.WithDetail("pool %q cannot start sandboxes on this host: %s", pool.Name, why)
+		}
+		if agentRun(pool.Backend) {
+			return Sandbox{}, ErrBackendUnavailable.WithDetail("pool %q has no site agent: its vendor enrols one (tamarack agent enroll) to run its sandboxes", pool.Name)
 		}
 		return Sandbox{}, ErrBackendUnavailable.WithDetail("pool %q uses the %s backend, which this deployment does not run", pool.Name, pool.Backend)
 	}
@@ -306,7 +312,11 @@ func (s *Service) schedule(ctx context.Context, id string, req PlaceRequest) err
 				return err
 			}
 			b, _ := json.Marshal(view)
-			sb.NodeID, sb.Devices, sb.ExpiresMS = p.NodeID, string(b), req.ToMS
+			var node Node
+			if err := tx.First(&node, "id = ?", p.NodeID).Error; err != nil {
+				return err
+			}
+			sb.NodeID, sb.AgentID, sb.Devices, sb.ExpiresMS = p.NodeID, node.AgentID, string(b), req.ToMS
 			return s.transition(tx, sb, StateScheduled, "", fromMS(now))
 		})
 		if err == nil {
@@ -446,11 +456,15 @@ func (s *Service) provision(id string) error {
 	if err := s.db.WithContext(ctx).First(&pool, "id = ?", sb.PoolID).Error; err != nil {
 		return err
 	}
-	b := s.backends[sb.Backend]
+	b := s.backendOf(sb)
 	if b == nil {
 		return s.fail(ctx, id, ReasonStartFailed, "backend "+sb.Backend+" not available")
 	}
 	spec := s.spec(sb, pool)
+	if c, ok := b.(*agent.Client); ok {
+		cancel()
+		return s.provisionAgent(pullCtx, sb, pool, c, spec)
+	}
 	if runsImages(sb.Backend) {
 		cancel() // the start gets its own StartTimeout once the image is there
 		root, err := s.pullImage(pullCtx, id, sb.Image, pool.SettingsMap())
@@ -493,6 +507,49 @@ func (s *Service) provision(id string) error {
 
 var errSkip = errors.New("skip")
 
+// provisionAgent starts a provisioning sandbox through the agent that runs it: the agent gets the image on its
+// own host (reporting progress meanwhile) and starts it. A stop meanwhile cancels the start on the agent (the
+// stop goes to the agent, which cancels the start in progress); ctx, cancelled by that stop, only stops the
+// waiting here.
+func (s *Service) provisionAgent(pullCtx context.Context, sb Sandbox, pool Pool, c *agent.Client, spec backend.Spec) error {
+	img := ""
+	if runsImages(sb.Backend) {
+		img = sb.Image
+	}
+	ctx, cancel := context.WithTimeout(pullCtx, s.opts.PullTimeout+s.opts.StartTimeout)
+	st, digest, err := c.StartImage(ctx, spec, img, pool.SettingsMap())
+	cancel()
+	bg, cancel := context.WithTimeout(context.Background(), s.opts.StartTimeout)
+	defer cancel()
+	if errors.Is(context.Cause(pullCtx), errShutdown) {
+		return nil // left provisioning: the next start's reconciliation asks the agent
+	}
+	if err != nil {
+		var cur Sandbox
+		if gerr := s.db.WithContext(bg).First(&cur, "id = ?", sb.ID).Error; gerr != nil {
+			return gerr
+		}
+		switch {
+		case cur.State != StateProvisioning || errors.Is(err, agent.ErrStartCancelled):
+			return s.stopBackend(bg, sb.ID) // stopped meanwhile
+		case img != "" && agent.IsImageError(err):
+			reason, msg := imageFailure(img, err)
+			return s.fail(bg, sb.ID, reason, msg)
+		case errors.Is(err, backend.ErrExists):
+			if st, err = c.Inspect(bg, sb.ID); err == nil {
+				return s.started(bg, sb.ID, st)
+			}
+		}
+		return s.fail(bg, sb.ID, ReasonStartFailed, err.Error())
+	}
+	if digest != "" {
+		if err := s.db.WithContext(bg).Model(&Sandbox{}).Where("id = ?", sb.ID).Update("image_digest", digest).Error; err != nil {
+			return err
+		}
+	}
+	return s.started(bg, sb.ID, st)
+}
+
 // started records a backend's observation of a sandbox that was provisioning (or stopping before it ran).
 func (s *Service) started(ctx context.Context, id string, st backend.Status) error {
 	if st.Ended() && st.StartedAt.IsZero() { // it never ran (image pull failed, start interrupted)
@@ -531,7 +588,7 @@ func (s *Service) started(ctx context.Context, id string, st backend.Status) err
 		return err
 	}
 	if sb.Terminal() {
-		if b := s.backends[sb.Backend]; b != nil && !st.Ended() {
+		if b := s.backendOf(sb); b != nil && !st.Ended() {
 			if _, err := b.Stop(ctx, id, s.opts.StopGrace); err != nil && !errors.Is(err, backend.ErrNotFound) {
 				return fmt.Errorf("stop sandbox that ended while starting: %w", err)
 			}
@@ -682,7 +739,7 @@ func (s *Service) stopBackend(ctx context.Context, id string) error {
 	if sb.State != StateStopping {
 		return nil
 	}
-	b := s.backends[sb.Backend]
+	b := s.backendOf(sb)
 	if b == nil {
 		return s.finish(ctx, id, backend.Status{State: backend.StateExited, Reason: backend.ReasonStopped})
 	}

@@ -98,7 +98,7 @@ func (h handler) logs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	b := h.svc.backends[sb.Backend]
+	b := h.svc.backendOf(sb)
 	if b == nil || sb.State == StateRequested || sb.State == StateScheduled {
 		return ErrNotRunning.WithDetail("no output yet")
 	}
@@ -285,7 +285,7 @@ type resizeMsg struct {
 func (h handler) terminal() fiber.Handler {
 	return websocket.New(func(conn *websocket.Conn) {
 		sb, _ := conn.Locals("testbed_sandbox").(Sandbox)
-		b := h.svc.backends[sb.Backend]
+		b := h.svc.backendOf(sb)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		term, err := b.Terminal(ctx, sb.ID, nil)
 		cancel()
@@ -387,7 +387,7 @@ func (h handler) proxy(c *fiber.Ctx) error {
 	if err := web.ReadBody(c, proxyMaxBody); err != nil {
 		return err
 	}
-	b := h.svc.backends[sb.Backend]
+	b := h.svc.backendOf(sb)
 	h.svc.Touch(c.UserContext(), sb.ID)
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {

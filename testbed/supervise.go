@@ -11,6 +11,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
 
@@ -52,6 +53,9 @@ func (s *Service) Tick(ctx context.Context) error {
 
 func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, nodeDown bool) error {
 	nowMS := ms(now)
+	if _, viaAgent := s.targetOf(sb); viaAgent && nodeDown {
+		return s.superviseUnreachable(ctx, sb, nowMS)
+	}
 	switch {
 	case sb.WalletStopMS > 0 && nowMS >= sb.WalletStopMS && sb.State != StateStopping:
 		_, err := s.requestStopSync(ctx, sb.ID, ReasonWalletExhausted)
@@ -79,7 +83,7 @@ func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, n
 			return nil
 		}
 		defer s.doneInflight(sb.ID)
-		b := s.backends[sb.Backend]
+		b := s.backendOf(sb)
 		if b == nil {
 			return nil
 		}
@@ -91,13 +95,18 @@ func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, n
 			return s.fail(ctx, sb.ID, ReasonInterrupted, "the start never reached the backend")
 		}
 	case StateRunning:
-		b := s.backends[sb.Backend]
+		b := s.backendOf(sb)
 		if b == nil {
 			return nil
 		}
-		st, err := b.Inspect(ctx, sb.ID)
+		ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
+		st, err := b.Inspect(ictx, sb.ID)
+		cancel()
 		if errors.Is(err, backend.ErrNotFound) {
 			return s.finish(ctx, sb.ID, backend.Status{State: backend.StateExited, Reason: backend.ReasonLost})
+		}
+		if errors.Is(err, agent.ErrUnreachable) {
+			return s.markUnreachable(ctx, sb, nowMS) // not metered while nobody can tell it runs
 		}
 		if err != nil {
 			return err
@@ -128,6 +137,51 @@ func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, n
 		}
 	}
 	return nil
+}
+
+// inspectTimeout bounds the supervisor's question to a backend about one sandbox, so that one slow agent
+// does not hold up the tick for everyone.
+const inspectTimeout = 3 * time.Second
+
+// superviseUnreachable handles a sandbox whose agent's node is down: it may well still run, so it is not
+// stopped for that (the agent's return reconciles), nor metered (nothing shows it runs). The platform's own
+// decisions still hold: an expired booking or an exhausted wallet asks for a stop, carried out when the agent
+// answers again. One whose booking ended longer ago than the node timeout is ended at its last metered
+// instant; should its agent come back with it still running, reconciliation stops it.
+func (s *Service) superviseUnreachable(ctx context.Context, sb Sandbox, nowMS int64) error {
+	if err := s.markUnreachable(ctx, sb, nowMS); err != nil {
+		return err
+	}
+	expired := sb.ExpiresMS > 0 && nowMS >= sb.ExpiresMS
+	walletDry := sb.WalletStopMS > 0 && nowMS >= sb.WalletStopMS
+	switch {
+	case sb.State == StateRunning && (expired || walletDry):
+		reason := ReasonExpired
+		if walletDry {
+			reason = ReasonWalletExhausted
+		}
+		_, err := s.update(ctx, sb.ID, func(tx *gorm.DB, cur *Sandbox) error {
+			if cur.State != StateRunning {
+				return nil
+			}
+			return s.transition(tx, cur, StateStopping, reason, s.clock.Now())
+		})
+		return err
+	case (sb.State == StateStopping || sb.State == StateRunning) && sb.ExpiresMS > 0 &&
+		nowMS >= sb.ExpiresMS+s.opts.NodeTimeout.Milliseconds():
+		s.log.Warn("sandbox's agent unreachable past its booking: ended at its last metered time", "sandbox", sb.ID)
+		return s.finish(ctx, sb.ID, backend.Status{State: backend.StateExited, Reason: backend.ReasonLost})
+	}
+	return nil
+}
+
+// markUnreachable records that sb's agent does not answer, once.
+func (s *Service) markUnreachable(ctx context.Context, sb Sandbox, nowMS int64) error {
+	if sb.UnreachableMS != 0 {
+		return nil
+	}
+	s.log.Warn("sandbox unreachable: its agent does not answer; not metered until it does", "sandbox", sb.ID, "agent", sb.AgentID)
+	return s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ? AND unreachable_ms = 0", sb.ID).Update("unreachable_ms", nowMS).Error
 }
 
 // requestStopSync is requestStop for the supervisor: the backend stop runs in the same call, so a tick
@@ -201,7 +255,7 @@ func (s *Service) collect(ctx context.Context, now time.Time) error {
 		return err
 	}
 	for _, sb := range old {
-		if b := s.backends[sb.Backend]; b != nil {
+		if b := s.backendOf(sb); b != nil {
 			if err := b.Remove(ctx, sb.ID); err != nil && !errors.Is(err, backend.ErrNotFound) {
 				s.log.Warn("remove ended sandbox", "sandbox", sb.ID, "err", err)
 				continue
@@ -223,50 +277,65 @@ func (s *Service) collect(ctx context.Context, now time.Time) error {
 func (s *Service) Reconcile(ctx context.Context) error {
 	var errs []error
 	for kind, b := range s.backends {
-		list, err := b.List(ctx)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("reconcile %s: list: %w", kind, err))
+		errs = append(errs, s.reconcileWith(ctx, kind, b, func(db *gorm.DB) *gorm.DB {
+			return db.Where("backend = ? AND agent_id = ''", kind)
+		}))
+	}
+	targets, err := s.agentTargets(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		errs = append(errs, s.reconcileAgent(ctx, t))
+	}
+	return errors.Join(errs...)
+}
+
+// reconcileWith reconciles the live records that scope selects with what b holds.
+func (s *Service) reconcileWith(ctx context.Context, name string, b backend.Backend, scope func(*gorm.DB) *gorm.DB) error {
+	var errs []error
+	list, err := b.List(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile %s: list: %w", name, err)
+	}
+	seen := map[string]backend.Status{}
+	for _, st := range list {
+		seen[st.SandboxID] = st
+	}
+	var recs []Sandbox
+	if err := scope(s.db.WithContext(ctx)).Where("state NOT IN ? OR backend_removed = ?",
+		[]string{StateStopped, StateFailed}, false).Find(&recs).Error; err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, sb := range recs {
+		known[sb.ID] = true
+		if s.isInflight(sb.ID) {
+			continue // being launched, started or stopped by this process right now
+		}
+		st, has := seen[sb.ID]
+		if err := s.reconcileOne(ctx, b, sb, st, has); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile %s: %w", sb.ID, err))
+		}
+	}
+	for _, st := range list {
+		if known[st.SandboxID] {
 			continue
 		}
-		seen := map[string]backend.Status{}
-		for _, st := range list {
-			seen[st.SandboxID] = st
+		var n int64
+		s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", st.SandboxID).Count(&n)
+		if n > 0 && st.Ended() {
+			continue // an ended sandbox already recorded; collect removes it after retention
 		}
-		var recs []Sandbox
-		if err := s.db.WithContext(ctx).Where("backend = ? AND (state NOT IN ? OR backend_removed = ?)", kind,
-			[]string{StateStopped, StateFailed}, false).Find(&recs).Error; err != nil {
-			return err
-		}
-		known := map[string]bool{}
-		for _, sb := range recs {
-			known[sb.ID] = true
-			if s.isInflight(sb.ID) {
-				continue // being launched, started or stopped by this process right now
-			}
-			st, has := seen[sb.ID]
-			if err := s.reconcileOne(ctx, b, sb, st, has); err != nil {
-				errs = append(errs, fmt.Errorf("reconcile %s: %w", sb.ID, err))
-			}
-		}
-		for _, st := range list {
-			if known[st.SandboxID] {
+		s.log.Warn("orphan sandbox on backend: stopping it", "backend", name, "sandbox", st.SandboxID, "state", st.State)
+		if !st.Ended() {
+			if _, err := b.Stop(ctx, st.SandboxID, s.opts.StopGrace); err != nil && !errors.Is(err, backend.ErrNotFound) {
+				errs = append(errs, err)
 				continue
 			}
-			var n int64
-			s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", st.SandboxID).Count(&n)
-			if n > 0 && st.Ended() {
-				continue // an ended sandbox already recorded; collect removes it after retention
-			}
-			s.log.Warn("orphan sandbox on backend: stopping it", "backend", kind, "sandbox", st.SandboxID, "state", st.State)
-			if !st.Ended() {
-				if _, err := b.Stop(ctx, st.SandboxID, s.opts.StopGrace); err != nil && !errors.Is(err, backend.ErrNotFound) {
-					errs = append(errs, err)
-					continue
-				}
-			}
-			if err := b.Remove(ctx, st.SandboxID); err != nil && !errors.Is(err, backend.ErrNotFound) {
-				errs = append(errs, err)
-			}
+		}
+		if err := b.Remove(ctx, st.SandboxID); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -24,6 +24,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
 
@@ -97,6 +98,11 @@ type Deps struct {
 	Options  Options
 	Registry prometheus.Registerer // optional: the testbed's metrics are registered here
 
+	// EmbeddedAgent says this process runs the site agent of the platform host's own nodes (agent.Server
+	// with events.EmbeddedAgent): sandboxes on local pools' nodes that no enrolled agent registered are
+	// commanded through it, over the bus, like any agent's.
+	EmbeddedAgent bool
+
 	// Unavailable are backends this deployment would run but that cannot work on this host, by kind, with
 	// their Check error (what is missing and how to install it): pools on them show it to their managers,
 	// and launching on them answers 503 backend_unavailable saying it.
@@ -119,8 +125,12 @@ type Service struct {
 
 	// unavailable says why a backend kind this deployment would run cannot work here (Deps.Unavailable).
 	unavailable map[string]string
+	// embedded: this process runs the agent of the platform host's own nodes (Deps.EmbeddedAgent).
+	embedded bool
 
 	mu       sync.Mutex
+	clients  map[agentTarget]*agent.Client // by agent: each agent's client, made on first use
+	boots    map[agentTarget]string        // by agent: the boot of its last heartbeat seen here
 	inflight map[string]bool                    // sandboxes a goroutine is provisioning or stopping
 	touched  map[string]int64                   // last activity written per sandbox (unix ms), to throttle writes
 	pulls    map[string]context.CancelCauseFunc // image pulls in progress, by sandbox: a stop cancels its pull
@@ -163,7 +173,8 @@ func New(d Deps) (*Service, error) {
 	s := &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends, images: d.Images,
 		opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
 		inflight: map[string]bool{}, touched: map[string]int64{}, pulls: map[string]context.CancelCauseFunc{},
-		metrics: newMetrics(d.Registry)}
+		metrics: newMetrics(d.Registry), embedded: d.EmbeddedAgent && d.Bus != nil,
+		clients: map[agentTarget]*agent.Client{}, boots: map[agentTarget]string{}}
 	s.unavailable = map[string]string{}
 	for kind, err := range d.Unavailable {
 		if err != nil {
@@ -216,6 +227,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	if s.bus != nil {
 		run("outbox", s.outbox.Run)
+		run("agents", s.listenAgents)
 		if !s.opts.DisableEventConsumer {
 			run("consumers", s.consume)
 		}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed"
+	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local/cdi"
@@ -27,16 +30,16 @@ func testbedMigrations() []sqldb.Migrations { return []sqldb.Migrations{testbed.
 // local pools (to their managers) and launches on them, which fail until then (unavailable); a missing
 // or unusable runsc only stops the pools on gVisor. Pools of other kinds (slurm, kubernetes) are
 // inventory only in this build: launching on them answers 503.
-func testbedBackends(ctx context.Context, e *env) (bs map[string]backend.Backend, unavailable map[string]error, err error) {
+func testbedBackends(ctx context.Context, e *env) (bs map[string]backend.Backend, lb *local.Backend, unavailable map[string]error, err error) {
 	bs, unavailable = map[string]backend.Backend{}, map[string]error{}
 	sb := sim.New(e.clock)
 	bs[sb.Kind()] = sb
 	// GPUs come from the host's CDI specs; a host without any has no GPU to hand over, which is fine.
 	devices, err := cdi.Open(e.cfg.cdiDirs(), e.log.With("backend", "local"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	lb, err := local.New(local.Options{Root: filepath.Join(e.cfg.Data, "sandboxes"), Runsc: e.cfg.Runsc, Logger: e.log.With("backend", "local"),
+	lb, err = local.New(local.Options{Root: filepath.Join(e.cfg.Data, "sandboxes"), Runsc: e.cfg.Runsc, Logger: e.log.With("backend", "local"),
 		FileEdits: []local.FileEdit{devices.Edit}})
 	if err == nil {
 		err = lb.Check(ctx)
@@ -44,28 +47,63 @@ func testbedBackends(ctx context.Context, e *env) (bs map[string]backend.Backend
 	if err != nil {
 		e.log.Warn("local sandbox backend unavailable: pools on it cannot launch until this is fixed (tamarack doctor lists what this host lacks)", "err", err)
 		unavailable["local"] = err
-		return bs, unavailable, nil
+		return bs, nil, unavailable, nil
 	}
 	if e.cfg.Runsc != "" { // without it, a launch on a gVisor pool says how to get runsc
 		if err := lb.CheckRunsc(ctx); err != nil {
 			e.log.Warn("gVisor unavailable: local pools with settings runtime: runsc cannot launch until this is fixed", "err", err)
 		}
 	}
-	bs[lb.Kind()] = lb
 	if err := reachableImages(e.cfg.Data, e.log); err != nil {
 		e.log.Warn("sandboxes on local pools cannot start from their images until this is fixed", "err", err)
 	}
-	return bs, unavailable, nil
+	return bs, lb, unavailable, nil
 }
 
+// newTestbed builds the testbed and, when this host can run sandboxes, the site agent of its own nodes: the
+// testbed commands it over the bus like any vendor's agent (one way to run a sandbox), in this process.
 func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
-	bs, unavailable, err := testbedBackends(ctx, e)
+	bs, lb, unavailable, err := testbedBackends(ctx, e)
 	if err != nil {
 		return nil, err
 	}
+	if lb != nil {
+		if err := wireEmbeddedAgent(ctx, e, lb); err != nil {
+			return nil, fmt.Errorf("embedded agent: %w", err)
+		}
+	}
 	return testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log.With("service", "testbed"), Clock: e.clock,
 		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs, Unavailable: unavailable, Images: e.images,
+		EmbeddedAgent: lb != nil,
 		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval, CDIDirs: e.cfg.cdiDirs()}, Registry: e.registry})
+}
+
+// wireEmbeddedAgent runs the agent of the platform host's own nodes in this process, on the local backend,
+// with its outbox in its own database under <data>/agent (as a vendor's agent keeps it in its data directory).
+func wireEmbeddedAgent(ctx context.Context, e *env, lb *local.Backend) error {
+	dir := filepath.Join(e.cfg.Data, "agent")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	db, err := sqldb.Open(ctx, filepath.Join(dir, "agent.db"), sqldb.Options{Logger: e.log})
+	if err != nil {
+		return err
+	}
+	if err := sqldb.Migrate(ctx, db, e.log, agent.Migrations()); err != nil {
+		_ = sqldb.Close(db)
+		return err
+	}
+	srv, err := agent.NewServer(agent.Config{PoolID: events.EmbeddedAgent, AgentID: events.EmbeddedAgent, Version: version,
+		Backend: lb, Images: e.images, DB: db, Bus: e.bus, Log: e.log.With("service", "agent")})
+	if err != nil {
+		_ = sqldb.Close(db)
+		return err
+	}
+	e.background("agent", func(ctx context.Context) error {
+		defer sqldb.Close(db)
+		return srv.Run(ctx)
+	})
+	return nil
 }
 
 // wireTestbed builds the testbed service, mounts its routes on e.api, adds its OpenAPI operations to e.doc and

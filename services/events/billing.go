@@ -123,5 +123,5 @@ var BillingStream = eventbus.Stream{Name: StreamBilling, Subjects: []string{
 
 // AllStreams lists every stream, for set-up and tools.
 func AllStreams() []eventbus.Stream {
-	return []eventbus.Stream{IdentityStream, MarketplaceStream, TestbedStream, BillingStream}
+	return []eventbus.Stream{IdentityStream, MarketplaceStream, TestbedStream, BillingStream, AgentStream}
 }
