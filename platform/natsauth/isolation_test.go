@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,10 +16,8 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
+	"github.com/tamarack-ai/tamarack/platform/natsauth/natsauthtest"
 )
-
-// EnvNATSServer names the nats-server binary the tests start; by default the one on PATH, or /usr/sbin's.
-const EnvNATSServer = "TAMARACK_TEST_NATS_SERVER"
 
 // target is a NATS server in operator mode with the test's keys, and the platform's bus on it.
 type target struct {
@@ -403,22 +398,7 @@ func startNATSServer(full bool) func(t *testing.T, dir, prefix string) running {
 		if err != nil {
 			t.Fatal(err)
 		}
-		base := filepath.Dir(dir)
-		jwtDir := ""
-		if full {
-			jwtDir = filepath.Join(base, "jwt")
-		}
-		conf := filepath.Join(dir, "server.conf")
-		if !fileExists(conf) { // written once, like `tamarack nats-auth init`: a restart reads the same file
-			if err := os.WriteFile(conf, []byte(keys.ServerConfig(jwtDir)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		main := filepath.Join(base, "nats.conf")
-		if err := os.WriteFile(main, []byte(fmt.Sprintf("include %q\n", "nats-auth/server.conf")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		url, stop := runNATSServer(t, main, filepath.Join(base, "store"))
+		url, stop := natsauthtest.Start(t, keys, filepath.Join(filepath.Dir(dir), "server"), full)
 		pc, err := keys.PlatformCreds()
 		if err != nil {
 			t.Fatal(err)
@@ -437,70 +417,6 @@ func startNATSServer(full bool) func(t *testing.T, dir, prefix string) running {
 		return running{url: url, bus: b, stop: func() { b.Close(); stop() }}
 	}
 }
-
-// runNATSServer starts nats-server and returns its client URL and a function that stops it (also called when
-// the test ends).
-func runNATSServer(t *testing.T, conf, store string) (string, func()) {
-	t.Helper()
-	bin := os.Getenv(EnvNATSServer)
-	if bin == "" {
-		var err error
-		if bin, err = exec.LookPath("nats-server"); err != nil {
-			bin = "/usr/sbin/nats-server"
-		}
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("nats-server binary: %v (install nats-server or set %s)", err, EnvNATSServer)
-	}
-	ports := t.TempDir()
-	logFile := filepath.Join(t.TempDir(), "nats.log")
-	cmd := exec.Command(bin, "-c", conf, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", store,
-		"--ports_file_dir", ports, "-l", logFile)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			if b, err := os.ReadFile(logFile); err == nil {
-				t.Logf("nats-server log:\n%s", b)
-			}
-		}
-	})
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case <-done:
-			b, _ := os.ReadFile(logFile)
-			t.Fatalf("nats-server exited:\n%s", b)
-		case <-deadline:
-			t.Fatal("nats-server wrote no ports file")
-		case <-tick.C:
-		}
-		files, _ := filepath.Glob(filepath.Join(ports, "*.ports"))
-		if len(files) == 0 {
-			continue
-		}
-		b, err := os.ReadFile(files[0])
-		var p struct {
-			Nats []string `json:"nats"`
-		}
-		if err != nil || json.Unmarshal(b, &p) != nil || len(p.Nats) == 0 {
-			continue // being written
-		}
-		return p.Nats[0], stop
-	}
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func typeName(v any) string { return fmt.Sprintf("%T", v) }
 
