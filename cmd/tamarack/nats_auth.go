@@ -73,6 +73,20 @@ func busOptions(c *config, keys *natsauth.Keys) (eventbus.Options, error) {
 	return opt, nil
 }
 
+// explainNATSRefusal names the credentials an external server refused, and the setting they came from.
+func explainNATSRefusal(c *config, err error) error {
+	if c.NATS == "" || (!errors.Is(err, nats.ErrAuthorization) && !errors.Is(err, nats.ErrAuthRevoked)) {
+		return err
+	}
+	switch {
+	case c.NATSCreds != "":
+		return fmt.Errorf("%w: the server refuses --nats-creds %s", err, c.NATSCreds)
+	case c.NATSAuthDir != "":
+		return fmt.Errorf("%w: the server does not trust the keys of --nats-auth-dir %s (start it with that directory's server.conf)", err, c.NATSAuthDir)
+	}
+	return fmt.Errorf("%w: the server requires credentials: give --nats-creds or --nats-auth-dir (`tamarack nats-auth init`)", err)
+}
+
 // runningCreds is the credentials file of the running embedded server whose URL is in <data>/nats.url; ""
 // when it wrote none (a server of a version without authentication).
 func runningCreds(c *config) string {

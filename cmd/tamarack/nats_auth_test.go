@@ -199,20 +199,30 @@ func TestServeOnAnExternalServerInOperatorMode(t *testing.T) {
 		t.Fatalf("tamarack events printed:\n%s", out.String())
 	}
 
-	// Another operator's keys beside valid credentials: serve says the server does not take them.
+	// Keys or credentials the server does not take, or none: serve names the setting at fault.
 	other := filepath.Join(base, "other")
 	if err := run([]string{"nats-auth", "init", "--dir", other}, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	c = newConfig("test")
-	c.fs.SetOutput(io.Discard)
-	if err := c.parse([]string{"--data", t.TempDir(), "--nats", url, "--nats-creds", filepath.Join(dir, "platform.creds"), "--nats-auth-dir", other, "--log-level", "error", "--sandbox-backend", "simulator"}); err != nil {
-		t.Fatal(err)
-	}
-	if srv, err := build(ctx, c); err == nil {
-		srv.close()
-		t.Fatal("serve started with keys the NATS server does not trust")
-	} else if !strings.Contains(err.Error(), "--nats-auth-dir "+other) || !errors.Is(err, nats.ErrAuthorization) {
-		t.Fatalf("want an authorization error naming --nats-auth-dir, got %v", err)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nats-creds", filepath.Join(dir, "platform.creds"), "--nats-auth-dir", other}, "--nats-auth-dir " + other},
+		{[]string{"--nats-auth-dir", other}, "--nats-auth-dir " + other},
+		{[]string{"--nats-creds", filepath.Join(other, "platform.creds")}, "--nats-creds " + filepath.Join(other, "platform.creds")},
+		{nil, "give --nats-creds or --nats-auth-dir"},
+	} {
+		c := newConfig("test")
+		c.fs.SetOutput(io.Discard)
+		if err := c.parse(append([]string{"--data", t.TempDir(), "--nats", url, "--log-level", "error", "--sandbox-backend", "simulator"}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		if srv, err := build(ctx, c); err == nil {
+			srv.close()
+			t.Errorf("%v: serve started with credentials the NATS server does not take", tc.args)
+		} else if !strings.Contains(err.Error(), tc.want) || !errors.Is(err, nats.ErrAuthorization) {
+			t.Errorf("%v: want an authorization error naming %q, got %v", tc.args, tc.want, err)
+		}
 	}
 }

@@ -84,7 +84,7 @@ func open(ctx context.Context, c *config, keys *natsauth.Keys, log *slog.Logger,
 	bus, err := eventbus.Connect(ctx, opt)
 	if err != nil {
 		_ = sqldb.Close(db)
-		return nil, nil, err
+		return nil, nil, explainNATSRefusal(c, err)
 	}
 	// Every stream, not only this process's: consumers attach to streams their producers may not have made yet.
 	if err := bus.EnsureStreams(ctx, events.AllStreams()...); err != nil {
