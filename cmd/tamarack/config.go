@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
@@ -29,6 +30,8 @@ type config struct {
 	DB          string
 	NATS        string
 	NATSListen  string
+	NATSCreds   string // the platform's user on an external server in operator mode
+	NATSAuthDir string // the operator keys of an external server: agents' credentials are issued with them
 	Only        string
 	LogLevel    string
 	LogFormat   string
@@ -140,6 +143,8 @@ func newConfig(name string) *config {
 	str(&c.DB, "db", "TAMARACK_DB", "", "database: a postgres:// URL, or empty for the SQLite file <data>/tamarack.db", true)
 	str(&c.NATS, "nats", "TAMARACK_NATS", "", "NATS URL(s) of an external server or cluster; empty embeds JetStream under <data>/nats", true)
 	str(&c.NATSListen, "nats-listen", "TAMARACK_NATS_LISTEN", "127.0.0.1:0", "client address of the embedded NATS server (\"\" for in-process only; port 0 picks one, written to <data>/nats.url)", false)
+	str(&c.NATSCreds, "nats-creds", "TAMARACK_NATS_CREDS", "", "the platform's user credentials (.creds file) on an external NATS server in operator mode (`tamarack nats-auth init` writes platform.creds); default: issued with --nats-auth-dir's keys", false)
+	str(&c.NATSAuthDir, "nats-auth-dir", "TAMARACK_NATS_AUTH_DIR", "", "operator keys of an external NATS server (`tamarack nats-auth init --dir`): site agents' credentials are issued and revoked with them; without it and --nats-creds agents cannot be isolated. The embedded server keeps its own in <data>/nats-auth", false)
 	str(&c.Only, "only", "TAMARACK_ONLY", "", "comma-separated services to run: identity, marketplace, testbed, billing, ui (default: all)", false)
 	str(&c.LogLevel, "log-level", "TAMARACK_LOG_LEVEL", "info", "debug, info, warn or error", false)
 	str(&c.LogFormat, "log-format", "TAMARACK_LOG_FORMAT", "text", "text or json", false)
@@ -225,6 +230,27 @@ func (c *config) validate() error {
 	if c.NATSListen != "" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			bad("--nats-listen %q: %v", c.NATSListen, err)
+		}
+	}
+	if c.NATS == "" {
+		if c.NATSCreds != "" {
+			bad("--nats-creds is for an external server (--nats); the embedded one issues its own under <data>/nats-auth")
+		}
+		if c.NATSAuthDir != "" {
+			bad("--nats-auth-dir is for an external server (--nats); the embedded one keeps its keys in <data>/nats-auth")
+		}
+	} else {
+		if c.NATSCreds != "" {
+			if b, err := os.ReadFile(c.NATSCreds); err != nil {
+				bad("--nats-creds: %v", err)
+			} else if _, err := natsauth.ParseCreds(b); err != nil {
+				bad("--nats-creds %s: not a NATS .creds file (%v)", c.NATSCreds, err)
+			}
+		}
+		if c.NATSAuthDir != "" {
+			if _, err := natsauth.Load(c.NATSAuthDir); err != nil {
+				bad("--nats-auth-dir: %v", err)
+			}
 		}
 	}
 	c.services = nil

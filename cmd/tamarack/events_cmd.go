@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,18 +18,26 @@ import (
 )
 
 // eventsCmd prints the events of a stream as JSON lines: `tamarack events --subject tamarack.testbed.sandbox.usage.v1`.
-// It reads the running server's JetStream (through <data>/nats.url, or --nats) and never consumes durably, so
-// it disturbs no service.
+// It reads the running server's JetStream (through <data>/nats.url and the credentials beside it, or --nats
+// with --nats-creds or --nats-auth-dir) and never consumes durably, so it disturbs no service.
 func eventsCmd(ctx context.Context, c *config, stream, subject string, last int, follow bool, stdout io.Writer) error {
-	url := c.NATS
-	if url == "" {
+	if c.NATS == "" {
 		b, err := os.ReadFile(filepath.Join(c.Data, "nats.url"))
 		if err != nil {
 			return fmt.Errorf("no --nats and no running server's %s: start `tamarack serve` first", filepath.Join(c.Data, "nats.url"))
 		}
-		url = strings.TrimSpace(string(b))
+		c.NATS, c.NATSCreds = strings.TrimSpace(string(b)), runningCreds(c)
 	}
-	bus, err := eventbus.Connect(ctx, eventbus.Options{URL: url, Name: "tamarack-events"})
+	keys, err := natsKeys(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	opt, err := busOptions(c, keys)
+	if err != nil {
+		return err
+	}
+	opt.Name = "tamarack-events"
+	bus, err := eventbus.Connect(ctx, opt)
 	if err != nil {
 		return err
 	}

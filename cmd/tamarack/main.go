@@ -28,6 +28,7 @@ Usage:
   tamarack doctor [flags]           check this host can run sandboxes (runtime, cgroups, GPUs…); exit 1 if not
   tamarack billing verify           recompute every ledger balance from its transfers (exit 1 on a difference)
   tamarack images build --from T    make an OCI image of a root filesystem tarball (infra/images/build.sh)
+  tamarack nats-auth init --dir D   operator keys and config for an external NATS server (agents' isolation)
   tamarack version                  print the version
 
 Every subcommand takes the same settings (flags or TAMARACK_* variables); see 'tamarack serve -h'.
@@ -87,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		c := newConfig("seed")
 		demo := c.fs.Bool("demo", false, "add the demo data set")
 		c.fs.SetOutput(stderr)
-		c.usageFor("seed --demo [flags]", append([]string{"demo", "nats", "blob-store", "s3-access-key", "s3-secret-key", "key-secret", "images"}, storeFlags...)...)
+		c.usageFor("seed --demo [flags]", append([]string{"demo", "nats", "nats-creds", "nats-auth-dir", "blob-store", "s3-access-key", "s3-secret-key", "key-secret", "images"}, storeFlags...)...)
 		if err := c.parseStore(rest); err != nil {
 			return err
 		}
@@ -102,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		last := c.fs.Int("last", 0, "start with the last N events (default: all)")
 		follow := c.fs.Bool("follow", false, "keep printing new events")
 		c.fs.SetOutput(stderr)
-		c.usageFor("events --subject S [--last N] [--follow] [flags]", "subject", "stream", "last", "follow", "nats", "data", "log-level", "log-format")
+		c.usageFor("events --subject S [--last N] [--follow] [flags]", "subject", "stream", "last", "follow", "nats", "nats-creds", "nats-auth-dir", "data", "log-level", "log-format")
 		if err := c.parse(rest); err != nil {
 			return configError(err)
 		}
@@ -128,13 +129,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return billingVerify(ctx, c, stdout)
 	case "images":
 		return imagesCmd(rest, stdout, stderr)
+	case "nats-auth":
+		return natsAuthCmd(rest, stdout, stderr)
 	case "users":
 		if len(rest) < 2 || rest[0] != "promote" {
 			return errors.New("usage: tamarack users promote EMAIL [flags]")
 		}
 		c := newConfig("users")
 		c.fs.SetOutput(stderr)
-		c.usageFor("users promote EMAIL [flags]", append([]string{"nats"}, storeFlags...)...)
+		c.usageFor("users promote EMAIL [flags]", append([]string{"nats", "nats-creds", "nats-auth-dir"}, storeFlags...)...)
 		if err := c.parseStore(rest[2:]); err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
@@ -31,10 +31,13 @@ import (
 // env is what the composition root hands each service's wiring: the shared infrastructure, the router to
 // mount on, and the lists it adds its background loops and shutdown steps to.
 type env struct {
-	cfg      *config
-	log      *slog.Logger
-	db       *gorm.DB
-	bus      *eventbus.Bus
+	cfg *config
+	log *slog.Logger
+	db  *gorm.DB
+	bus *eventbus.Bus
+	// natsKeys issue and revoke site agents' NATS credentials (keys.AgentCreds; keys.Revoke, then
+	// pushNATSAccount); nil on an external server without --nats-auth-dir.
+	natsKeys *natsauth.Keys
 	clock    clock.Clock
 	registry *prometheus.Registry
 	app      *fiber.App
@@ -62,8 +65,14 @@ func (e *env) background(name string, run func(ctx context.Context) error) {
 	e.runners = append(e.runners, runner{name, run})
 }
 
-// open connects the database and the bus and migrates the services of this process.
-func open(ctx context.Context, c *config, log *slog.Logger, reg prometheus.Registerer) (*gorm.DB, *eventbus.Bus, error) {
+// open connects the database and the bus (as a user issued with keys, when given) and migrates the services
+// of this process.
+func open(ctx context.Context, c *config, keys *natsauth.Keys, log *slog.Logger, reg prometheus.Registerer) (*gorm.DB, *eventbus.Bus, error) {
+	opt, err := busOptions(c, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	opt.Logger, opt.Registry = log, reg
 	db, err := sqldb.Open(ctx, c.dsn(), sqldb.Options{Logger: log})
 	if err != nil {
 		return nil, nil, err
@@ -72,13 +81,10 @@ func open(ctx context.Context, c *config, log *slog.Logger, reg prometheus.Regis
 		_ = sqldb.Close(db)
 		return nil, nil, err
 	}
-	bus, err := eventbus.Connect(ctx, eventbus.Options{
-		URL: c.NATS, DataDir: filepath.Join(c.Data, "nats"), Listen: c.NATSListen,
-		Replicas: c.Replicas, Name: "tamarack-" + c.Only, Logger: log, Registry: reg,
-	})
+	bus, err := eventbus.Connect(ctx, opt)
 	if err != nil {
 		_ = sqldb.Close(db)
-		return nil, nil, err
+		return nil, nil, explainNATSRefusal(c, err)
 	}
 	// Every stream, not only this process's: consumers attach to streams their producers may not have made yet.
 	if err := bus.EnsureStreams(ctx, events.AllStreams()...); err != nil {
@@ -117,7 +123,11 @@ func build(ctx context.Context, c *config) (*server, error) {
 	// Metrics, DB and NATS.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	db, bus, err := open(ctx, c, log, reg)
+	keys, err := natsKeys(c, log)
+	if err != nil {
+		return nil, err
+	}
+	db, bus, err := open(ctx, c, keys, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -125,15 +135,30 @@ func build(ctx context.Context, c *config) (*server, error) {
 		bus.Close()
 		_ = sqldb.Close(db)
 	}
-	if u := bus.ClientURL(); u != "" {
-		_ = os.WriteFile(filepath.Join(c.Data, "nats.url"), []byte(u+"\n"), 0o640)
-		log.Info("embedded NATS JetStream", "url", u, "store", filepath.Join(c.Data, "nats"))
+	switch {
+	case c.NATS == "":
+		if u := bus.ClientURL(); u != "" {
+			if err := publishEmbeddedNATS(c, keys, u); err != nil {
+				closeAll()
+				return nil, err
+			}
+			log.Info("embedded NATS JetStream", "url", u, "store", filepath.Join(c.Data, "nats"), "creds", c.embeddedCredsFile())
+		}
+	case keys != nil:
+		if err := pushNATSAccount(ctx, bus, keys); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("--nats-auth-dir %s: the NATS server does not take these keys' account (start it with that directory's server.conf, see `tamarack nats-auth init`): %w", c.NATSAuthDir, err)
+		}
+	case c.NATSCreds == "":
+		log.Warn("NATS runs without authentication: site agents cannot be isolated from other pools' subjects; run it in operator mode (`tamarack nats-auth init`, docs/deployment.md)")
+	case c.runs("testbed"):
+		log.Warn("no --nats-auth-dir: this process cannot issue or revoke site agents' NATS credentials")
 	}
 
 	// HTTP app and services.
 	// Every body is read up to 1 MiB (each service lowers it for its routes); artifact uploads stream.
 	app := web.New(web.Config{Logger: log, Registry: reg, BodyLimit: 1 << 20, StreamRequestBody: true})
-	e := &env{cfg: c, log: log, db: db, bus: bus, clock: clock.System{}, registry: reg, app: app,
+	e := &env{cfg: c, log: log, db: db, bus: bus, natsKeys: keys, clock: clock.System{}, registry: reg, app: app,
 		doc: openapi.New("Tamarack API", version), probes: map[string]web.Probe{
 			"database": func(ctx context.Context) error { return sqldb.Ping(ctx, db) },
 			"nats":     bus.Ping,

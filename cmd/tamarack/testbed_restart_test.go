@@ -110,7 +110,8 @@ func (s *serverProc) bus(ctx context.Context) *eventbus.Bus {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	bus, err := eventbus.Connect(ctx, eventbus.Options{URL: strings.TrimSpace(string(b)), Name: "test"})
+	bus, err := eventbus.Connect(ctx, eventbus.Options{URL: strings.TrimSpace(string(b)), Name: "test",
+		Creds: filepath.Join(s.data, "nats-auth", "platform.creds")})
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -58,20 +58,25 @@ type demo struct {
 }
 
 // toolEnv opens what a one-shot command needs: the database and the bus of a running server when there is
-// one (its embedded NATS URL is in <data>/nats.url), else an embedded bus of its own.
+// one (its embedded NATS URL is in <data>/nats.url, its credentials in <data>/nats-auth/platform.creds), else
+// an embedded bus of its own.
 func toolEnv(ctx context.Context, c *config) (*env, func(), error) {
 	log := newLogger(c)
 	if c.NATS == "" {
 		if b, err := os.ReadFile(filepath.Join(c.Data, "nats.url")); err == nil {
-			c.NATS = strings.TrimSpace(string(b))
-			if db, bus, err := open(ctx, c, log, nil); err == nil {
+			c.NATS, c.NATSCreds = strings.TrimSpace(string(b)), runningCreds(c)
+			if db, bus, err := open(ctx, c, nil, log, nil); err == nil {
 				return newToolEnv(c, log, db, bus), func() { bus.Drain(ctx); _ = sqldb.Close(db) }, nil
 			}
-			c.NATS = "" // stale file: the server is not running
+			c.NATS, c.NATSCreds = "", "" // stale file: the server is not running
 		}
 		c.NATSListen = ""
 	}
-	db, bus, err := open(ctx, c, log, nil)
+	keys, err := natsKeys(c, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, bus, err := open(ctx, c, keys, log, nil)
 	if err != nil {
 		return nil, nil, err
 	}

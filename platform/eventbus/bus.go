@@ -34,13 +34,23 @@ type Options struct {
 	// Replicas of each stream (1 embedded; 3 on a cluster).
 	Replicas int
 	// Name identifies the connection to the server.
-	Name     string
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
+	Name string
+	// Creds is the path of a NATS .creds file (user JWT and nkey seed) to connect with.
+	Creds string
+	// UserJWT and UserSeed are credentials held in memory, instead of Creds (an embedded server's own user).
+	UserJWT, UserSeed string
+	// InboxPrefix replaces _INBOX as the prefix of reply subjects, for a user that may subscribe only to its own.
+	InboxPrefix string
+	// ConfigureServer adjusts the embedded server's options before it starts, e.g. authentication
+	// (natsauth.Keys.Apply). Ignored with URL.
+	ConfigureServer func(*server.Options) error
+	Logger          *slog.Logger
+	Registry        prometheus.Registerer
 }
 
 // Bus is a connection to NATS JetStream, with the embedded server when there is one.
 type Bus struct {
+	url      string // the server's client URL (the embedded one's, even when it does not listen)
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	srv      *server.Server
@@ -69,6 +79,17 @@ func Connect(ctx context.Context, opt Options) (*Bus, error) {
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
 	}
+	switch {
+	case opt.Creds != "" && opt.UserJWT != "":
+		return nil, errors.New("nats: give either a creds file or a JWT and seed, not both")
+	case opt.Creds != "":
+		nopts = append(nopts, nats.UserCredentials(opt.Creds))
+	case opt.UserJWT != "":
+		nopts = append(nopts, nats.UserJWTAndSeed(opt.UserJWT, opt.UserSeed))
+	}
+	if opt.InboxPrefix != "" {
+		nopts = append(nopts, nats.CustomInboxPrefix(opt.InboxPrefix))
+	}
 	url := opt.URL
 	if url == "" {
 		srv, err := startEmbedded(opt)
@@ -84,7 +105,7 @@ func Connect(ctx context.Context, opt Options) (*Bus, error) {
 		b.shutdownServer()
 		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
 	}
-	b.nc = nc
+	b.url, b.nc = url, nc
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		b.Close()
@@ -125,6 +146,11 @@ func startEmbedded(opt Options) (*server.Server, error) {
 		}
 		sopts.Host, sopts.Port = host, port
 	}
+	if opt.ConfigureServer != nil {
+		if err := opt.ConfigureServer(sopts); err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
+	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -147,6 +173,21 @@ func (b *Bus) ClientURL() string {
 
 // Conn exposes the core NATS connection (request/reply, tests).
 func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// Dial opens another connection to the bus's server (in-process to an embedded one, which need not listen),
+// with opts alone: typically other credentials, such as a system-account user's or an in-process agent's. The
+// caller closes it.
+func (b *Bus) Dial(name string, opts ...nats.Option) (*nats.Conn, error) {
+	base := []nats.Option{nats.Name(name)}
+	if b.srv != nil {
+		base = append(base, nats.InProcessServer(b.srv))
+	}
+	nc, err := nats.Connect(b.url, append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", b.url, err)
+	}
+	return nc, nil
+}
 
 // JetStream exposes the JetStream context (tools, tests).
 func (b *Bus) JetStream() jetstream.JetStream { return b.js }
