@@ -29,3 +29,11 @@ var (
 		"Pools on the platform's own host (local, simulator) and GPU discovery are managed by programme staff.")
 	ErrBadSandboxToken = problem.New(401, "invalid_sandbox_token", "The sandbox token is invalid or expired.")
 )
+
+// Site agents.
+var (
+	ErrAgentNotFound      = problem.New(404, "agent_not_found", "Agent not found.")
+	ErrAgentTokenNotFound = problem.New(404, "agent_token_not_found", "Enrolment token not found.")
+	ErrBadEnrolToken      = problem.New(401, "invalid_enrolment_token", "The enrolment token is invalid, used, revoked or expired.")
+	ErrAgentBackend       = problem.New(422, "pool_not_agent_run", "Agents run sandboxes of local, slurm and kubernetes pools only.")
+)

@@ -45,6 +45,13 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Get("/reservations", web.RequireAuth, h.listReservations)
 	r.Post("/reservations/:id/cancel", web.RequireAuth, write, h.cancelReservation)
 	r.Get("/audit", web.RequireStaff, h.audit)
+	r.Post("/pools/:id/agent-tokens", web.RequireAuth, write, h.createAgentToken)
+	r.Get("/pools/:id/agent-tokens", web.RequireAuth, h.agentTokens)
+	r.Delete("/pools/:id/agent-tokens/:token_id", web.RequireAuth, write, h.revokeAgentToken)
+	r.Get("/pools/:id/agents", web.RequireAuth, h.agents)
+	r.Delete("/pools/:id/agents/:agent_id", web.RequireAuth, write, h.revokeAgent)
+	// The enrolment token is the agent's only credential here.
+	r.Post("/agents/enrol", h.enrol)
 }
 
 // MaxBody caps the testbed's JSON request bodies.
@@ -115,14 +122,16 @@ type poolDetailJSON struct {
 }
 
 type nodeJSON struct {
-	ID            string       `json:"id"`
-	PoolID        string       `json:"pool_id"`
-	Name          string       `json:"name"`
-	Health        string       `json:"health"`
-	CPUMillis     int64        `json:"cpu_millis"`
-	MemoryBytes   int64        `json:"memory_bytes"`
-	LastHeartbeat time.Time    `json:"last_heartbeat_at"`
-	Devices       []deviceJSON `json:"devices"`
+	ID            string    `json:"id"`
+	PoolID        string    `json:"pool_id"`
+	Name          string    `json:"name"`
+	Health        string    `json:"health"`
+	CPUMillis     int64     `json:"cpu_millis"`
+	MemoryBytes   int64     `json:"memory_bytes"`
+	LastHeartbeat time.Time `json:"last_heartbeat_at"`
+	// AgentID is the site agent that registered it; empty for the platform host's own nodes.
+	AgentID string       `json:"agent_id,omitempty"`
+	Devices []deviceJSON `json:"devices"`
 }
 
 type deviceJSON struct {
@@ -138,7 +147,7 @@ type deviceJSON struct {
 
 func toNodeJSON(n Node, devs []Device) nodeJSON {
 	out := nodeJSON{ID: n.ID, PoolID: n.PoolID, Name: n.Name, Health: n.Health, CPUMillis: n.CPUMillis,
-		MemoryBytes: n.MemoryBytes, LastHeartbeat: fromMS(n.HeartbeatMS), Devices: []deviceJSON{}}
+		MemoryBytes: n.MemoryBytes, LastHeartbeat: fromMS(n.HeartbeatMS), AgentID: n.AgentID, Devices: []deviceJSON{}}
 	for _, d := range devs {
 		if d.NodeID != n.ID {
 			continue

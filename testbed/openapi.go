@@ -38,6 +38,12 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "POST", Path: p + "/reservations", Summary: "Book GPUs of a listing for a future window (max length and concurrent reservations per organisation); 409 no_capacity proposes next_free_at", Tag: tag, Auth: "user", Request: reserveRequest{}, Response: reservationJSON{}, Status: 201, Problems: []string{"listing_not_found", "access_required", "no_capacity", "reservation_limit"}},
 		openapi.Op{Method: "GET", Path: p + "/reservations", Summary: "The organisation's reservations", Tag: tag, Auth: "user", Response: web.List[reservationJSON]{}, Query: page[:1]},
 		openapi.Op{Method: "GET", Path: p + "/audit", Summary: "Staff actions on testbed objects (pools, nodes, other organisations' sandboxes), newest first", Tag: tag, Auth: "staff", Response: web.List[auditJSON]{}, Query: page},
+		openapi.Op{Method: "POST", Path: p + "/pools/:id/agent-tokens", Summary: "Create a one-time enrolment token for a site agent of the pool (valid 24 h; shown once, with the command to run)", Tag: tag, Auth: "pool's vendor admin or staff", Request: agentTokenRequest{}, Response: newAgentTokenJSON{}, Status: 201, Problems: []string{"pool_not_found", "not_pool_owner", "pool_not_agent_run"}},
+		openapi.Op{Method: "GET", Path: p + "/pools/:id/agent-tokens", Summary: "The pool's enrolment tokens, newest first (never the tokens themselves)", Tag: tag, Auth: "pool's vendor admin or staff", Response: web.List[agentTokenJSON]{}, Problems: []string{"pool_not_found", "not_pool_owner"}},
+		openapi.Op{Method: "DELETE", Path: p + "/pools/:id/agent-tokens/:token_id", Summary: "Revoke an enrolment token", Tag: tag, Auth: "pool's vendor admin or staff", Response: agentTokenJSON{}, Problems: []string{"pool_not_found", "not_pool_owner", "agent_token_not_found"}},
+		openapi.Op{Method: "GET", Path: p + "/pools/:id/agents", Summary: "The pool's site agents: version, last heartbeat, state, nodes and devices", Tag: tag, Auth: "pool's vendor admin or staff", Response: web.List[agentJSON]{}, Problems: []string{"pool_not_found", "not_pool_owner"}},
+		openapi.Op{Method: "DELETE", Path: p + "/pools/:id/agents/:agent_id", Summary: "Revoke an agent: its NATS credentials are revoked, its messages refused, its nodes down", Tag: tag, Auth: "pool's vendor admin or staff", Response: agentJSON{}, Problems: []string{"pool_not_found", "not_pool_owner", "agent_not_found"}},
+		openapi.Op{Method: "POST", Path: p + "/agents/enrol", Summary: "Enrol a site agent: trade a one-time token for its identity and NATS credentials (tamarack agent enroll does this)", Tag: tag, Auth: "the enrolment token", Request: enrolRequest{}, Response: enrolJSON{}, Status: 201, Problems: []string{"invalid_enrolment_token"}},
 		openapi.Op{Method: "POST", Path: p + "/reservations/:id/cancel", Summary: "Cancel a pending or active reservation", Tag: tag, Auth: "user", Response: reservationJSON{}, Problems: []string{"reservation_not_found", "reservation_not_cancellable"}},
 	)
 	for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
@@ -56,3 +62,6 @@ func (extendRequest) SchemaName() string  { return "ExtendSandboxRequest" }
 func (healthRequest) SchemaName() string  { return "NodeHealthRequest" }
 func (reserveRequest) SchemaName() string { return "CreateReservationRequest" }
 func (gpuModelJSON) SchemaName() string   { return "GPUModel" }
+func (agentJSON) SchemaName() string      { return "SiteAgent" }
+func (enrolRequest) SchemaName() string   { return "EnrolAgentRequest" }
+func (enrolJSON) SchemaName() string      { return "AgentEnrolment" }

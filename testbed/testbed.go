@@ -55,6 +55,12 @@ type Options struct {
 	StartTimeout         time.Duration // 2m: a backend Start
 	PullTimeout          time.Duration // 30m: getting a sandbox's image (pull and unpack) before its start
 	DisableEventConsumer bool          // tests that drive consumers by hand
+	// AgentNATSURL is the NATS address enrolled agents connect to (told them at enrolment); PublicURL the
+	// platform's address for the enrolment command shown with a new token (default: the request's).
+	AgentNATSURL string
+	PublicURL    string
+	// AgentRegistryURL is the platform's image registry as agents reach it, for built-in images.
+	AgentRegistryURL string
 	// CDIDirs are where GPU discovery reads the host's CDI specs; default /etc/cdi and /var/run/cdi.
 	CDIDirs []string
 }
@@ -102,6 +108,8 @@ type Deps struct {
 	// with events.EmbeddedAgent): sandboxes on local pools' nodes that no enrolled agent registered are
 	// commanded through it, over the bus, like any agent's.
 	EmbeddedAgent bool
+	// Credentials issues enrolled agents' NATS credentials; nil when NATS has no accounts.
+	Credentials Credentials
 
 	// Unavailable are backends this deployment would run but that cannot work on this host, by kind, with
 	// their Check error (what is missing and how to install it): pools on them show it to their managers,
@@ -127,10 +135,11 @@ type Service struct {
 	unavailable map[string]string
 	// embedded: this process runs the agent of the platform host's own nodes (Deps.EmbeddedAgent).
 	embedded bool
+	creds    Credentials
 
 	mu       sync.Mutex
-	clients  map[agentTarget]*agent.Client // by agent: each agent's client, made on first use
-	boots    map[agentTarget]string        // by agent: the boot of its last heartbeat seen here
+	clients  map[agentTarget]*agent.Client      // by agent: each agent's client, made on first use
+	boots    map[agentTarget]string             // by agent: the boot of its last heartbeat seen here
 	inflight map[string]bool                    // sandboxes a goroutine is provisioning or stopping
 	touched  map[string]int64                   // last activity written per sandbox (unix ms), to throttle writes
 	pulls    map[string]context.CancelCauseFunc // image pulls in progress, by sandbox: a stop cancels its pull
@@ -173,7 +182,7 @@ func New(d Deps) (*Service, error) {
 	s := &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends, images: d.Images,
 		opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
 		inflight: map[string]bool{}, touched: map[string]int64{}, pulls: map[string]context.CancelCauseFunc{},
-		metrics: newMetrics(d.Registry), embedded: d.EmbeddedAgent && d.Bus != nil,
+		metrics: newMetrics(d.Registry), embedded: d.EmbeddedAgent && d.Bus != nil, creds: d.Credentials,
 		clients: map[agentTarget]*agent.Client{}, boots: map[agentTarget]string{}}
 	s.unavailable = map[string]string{}
 	for kind, err := range d.Unavailable {

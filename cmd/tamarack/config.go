@@ -25,20 +25,22 @@ var allServices = []string{"identity", "marketplace", "testbed", "billing", "ui"
 
 // config is every setting of every subcommand. Each has a flag and a TAMARACK_* variable; flags win.
 type config struct {
-	Addr        string
-	Data        string
-	DB          string
-	NATS        string
-	NATSListen  string
-	NATSCreds   string // the platform's user on an external server in operator mode
-	NATSAuthDir string // the operator keys of an external server: agents' credentials are issued with them
-	Only        string
-	LogLevel    string
-	LogFormat   string
-	PublicURL   string
-	IdentityURL string
-	MetricsAddr string
-	Replicas    int
+	Addr       string
+	Data       string
+	DB         string
+	NATS       string
+	NATSListen string
+	// AgentNATSURL is the NATS address site agents are told at enrolment (they connect out to it).
+	AgentNATSURL string
+	NATSCreds    string // the platform's user on an external server in operator mode
+	NATSAuthDir  string // the operator keys of an external server: agents' credentials are issued with them
+	Only         string
+	LogLevel     string
+	LogFormat    string
+	PublicURL    string
+	IdentityURL  string
+	MetricsAddr  string
+	Replicas     int
 
 	// Identity.
 	AccessTTL   time.Duration
@@ -163,6 +165,7 @@ func newConfig(name string) *config {
 	str(&c.Runsc, "runsc", "TAMARACK_RUNSC", "", "gVisor's runsc for local pools with settings runtime: runsc (build it with infra/gvisor/build.sh; never Debian's package); empty: such pools cannot launch", false)
 	dur(&c.UsageInterval, "usage-interval", "TAMARACK_USAGE_INTERVAL", 15*time.Second, "how often running sandboxes publish usage samples")
 	str(&c.CDIDirs, "cdi-dirs", "TAMARACK_CDI_DIRS", "/etc/cdi,/var/run/cdi", "comma-separated directories of the host's CDI specs (nvidia-ctk cdi generate), from which sandboxes get their GPUs", false)
+	str(&c.AgentNATSURL, "agent-nats-url", "TAMARACK_AGENT_NATS_URL", "", "the NATS address site agents connect to, told them at enrolment (default: --nats, or the embedded server's --nats-listen address)", false)
 	str(&c.RegistryListen, "registry-listen", "TAMARACK_REGISTRY_LISTEN", "127.0.0.1:0", "loopback address of the platform's image registry (read-only; built-in sandbox images under <data>/registry; port 0 picks one, written to <data>/registry.url)", false)
 	str(&c.Images, "images", "TAMARACK_IMAGES", "/var/cache/tamarack-images/current", "built-in sandbox images made by infra/images/build.sh; `tamarack seed` pushes them into the registry", false)
 	// Marketplace.

@@ -25,6 +25,7 @@ Usage:
   tamarack seed --demo [flags]      add demo organisations, users, a GPU pool and listings
   tamarack users promote EMAIL      make a user programme staff
   tamarack events --subject S       print a stream's events as JSON lines (--follow, --last N)
+  tamarack agent enroll|run         the site agent a vendor runs next to its GPUs (see docs/sandbox-backends.md)
   tamarack doctor [flags]           check this host can run sandboxes (runtime, cgroups, GPUs…); exit 1 if not
   tamarack billing verify           recompute every ledger balance from its transfers (exit 1 on a difference)
   tamarack images build --from T    make an OCI image of a root filesystem tarball (infra/images/build.sh)
@@ -108,6 +109,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return configError(err)
 		}
 		return eventsCmd(ctx, c, *stream, *subject, *last, *follow, stdout)
+	case "agent":
+		return agentCmd(ctx, rest, stdout, stderr)
 	case "doctor":
 		c := newConfig("doctor")
 		c.fs.SetOutput(stderr)

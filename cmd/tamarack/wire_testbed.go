@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed"
@@ -74,8 +76,52 @@ func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
 	}
 	return testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log.With("service", "testbed"), Clock: e.clock,
 		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs, Unavailable: unavailable, Images: e.images,
-		EmbeddedAgent: lb != nil,
-		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval, CDIDirs: e.cfg.cdiDirs()}, Registry: e.registry})
+		EmbeddedAgent: lb != nil, Credentials: agentCredentials(e),
+		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval, CDIDirs: e.cfg.cdiDirs(), AgentNATSURL: agentNATSURL(e),
+			AgentRegistryURL: "http://" + e.images.Registry}, Registry: e.registry})
+}
+
+// agentNATSURL is the NATS address told to enrolling agents: the configured one, else the external NATS, else
+// the embedded server's listener.
+func agentNATSURL(e *env) string {
+	switch {
+	case e.cfg.AgentNATSURL != "":
+		return e.cfg.AgentNATSURL
+	case e.cfg.NATS != "":
+		return e.cfg.NATS
+	}
+	return e.bus.ClientURL()
+}
+
+// natsCredentials issues and revokes site agents' NATS users with the platform's operator keys.
+type natsCredentials struct {
+	keys *natsauth.Keys
+	bus  *eventbus.Bus
+}
+
+// agentCredentials is nil when this process holds no operator keys (an external NATS without
+// --nats-auth-dir): agents then connect without credentials.
+func agentCredentials(e *env) testbed.Credentials {
+	if e.natsKeys == nil {
+		return nil
+	}
+	return natsCredentials{keys: e.natsKeys, bus: e.bus}
+}
+
+func (n natsCredentials) AgentCreds(poolID, agentID string) ([]byte, string, error) {
+	c, err := n.keys.AgentCreds(natsauth.Scope{Prefix: n.bus.Prefix(), PoolID: poolID, AgentID: agentID})
+	if err != nil {
+		return nil, "", err
+	}
+	f, err := c.File()
+	return f, c.User, err
+}
+
+func (n natsCredentials) Revoke(ctx context.Context, user string) error {
+	if _, err := n.keys.Revoke(user); err != nil {
+		return err
+	}
+	return pushNATSAccount(ctx, n.bus, n.keys)
 }
 
 // wireEmbeddedAgent runs the agent of the platform host's own nodes in this process, on the local backend,

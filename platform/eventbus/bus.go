@@ -39,6 +39,10 @@ type Options struct {
 	Creds string
 	// UserJWT and UserSeed are credentials held in memory, instead of Creds (an embedded server's own user).
 	UserJWT, UserSeed string
+	// AgentOnly is for a site agent's connection: a user allowed only its own subjects, no JetStream API, so
+	// Connect does not ask the server about JetStream (the agent only publishes into streams the platform
+	// declared) and Ping only checks the connection.
+	AgentOnly bool
 	// InboxPrefix replaces _INBOX as the prefix of reply subjects, for a user that may subscribe only to its own.
 	InboxPrefix string
 	// ConfigureServer adjusts the embedded server's options before it starts, e.g. authentication
@@ -58,6 +62,8 @@ type Bus struct {
 	replicas int
 	log      *slog.Logger
 	metrics  *metrics
+	// agentOnly: a site agent's connection, without the JetStream API (Options.AgentOnly).
+	agentOnly bool
 }
 
 // Connect starts the embedded server or dials the external one, and opens JetStream.
@@ -112,6 +118,10 @@ func Connect(ctx context.Context, opt Options) (*Bus, error) {
 		return nil, fmt.Errorf("open jetstream: %w", err)
 	}
 	b.js = js
+	if opt.AgentOnly {
+		b.agentOnly = true
+		return b, nil
+	}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := js.AccountInfo(actx); err != nil {
@@ -192,6 +202,9 @@ func (b *Bus) Dial(name string, opts ...nats.Option) (*nats.Conn, error) {
 // JetStream exposes the JetStream context (tools, tests).
 func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
+// Prefix is the bus prefix of every subject ("" in production).
+func (b *Bus) Prefix() string { return b.prefix }
+
 // Subject returns the on-the-wire name of a declared subject, with the bus prefix.
 func (b *Bus) Subject(name string) string {
 	if b.prefix == "" {
@@ -212,6 +225,9 @@ func (b *Bus) StreamName(name string) string {
 func (b *Bus) Ping(ctx context.Context) error {
 	if b.nc == nil || !b.nc.IsConnected() {
 		return errors.New("nats not connected")
+	}
+	if b.agentOnly {
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
