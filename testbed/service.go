@@ -516,6 +516,13 @@ func (s *Service) provisionAgent(pullCtx context.Context, sb Sandbox, pool Pool,
 	if runsImages(sb.Backend) {
 		img = sb.Image
 	}
+	// An enrolled agent has no list of the platform's built-in images: it gets the pinned reference in the
+	// platform's registry (the embedded agent shares this process's list).
+	if r, ok := s.images.(interface{ Ref(string) (string, error) }); ok && img != "" && sb.AgentID != "" {
+		if ref, err := r.Ref(img); err == nil {
+			img = ref
+		}
+	}
 	ctx, cancel := context.WithTimeout(pullCtx, s.opts.PullTimeout+s.opts.StartTimeout)
 	st, digest, err := c.StartImage(ctx, spec, img, pool.SettingsMap())
 	cancel()

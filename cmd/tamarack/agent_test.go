@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go"
+
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/natsauth"
+	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
+	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+	"github.com/tamarack-ai/tamarack/testbed/image"
+	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
+)
+
+// agentProc is a `tamarack agent run` child process with its own data directory.
+type agentProc struct {
+	t    *testing.T
+	data string
+	args []string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+}
+
+func tamarackCmd(args ...string) *exec.Cmd {
+	exe, _ := os.Executable()
+	c := exec.Command(exe, args...)
+	c.Env = append(os.Environ(), "TAMARACK_TEST_MAIN=1")
+	return c
+}
+
+func (a *agentProc) start() {
+	a.t.Helper()
+	a.log = &bytes.Buffer{}
+	a.cmd = tamarackCmd(append([]string{"agent", "run", "--data", a.data}, a.args...)...)
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+func (a *agentProc) kill() {
+	_ = a.cmd.Process.Signal(syscall.SIGKILL)
+	_ = a.cmd.Wait()
+}
+
+// TestSiteAgents runs `tamarack serve` (testbed only, its embedded NATS in operator mode) and two agents as
+// separate processes, each enrolled for its own vendor's pool with a one-time token and running sandboxes
+// with the local runtime: sandboxes land on their pool's agent; an agent's credentials cannot reach the other
+// pool's subjects (refused by NATS); an agent killed with SIGKILL leaves its sandbox running and marked
+// unreachable, and once restarted, reconciles and stops it cleanly.
+func TestSiteAgents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	if probe, err := local.New(local.Options{Root: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	} else {
+		backendtest.RequireHost(t, probe.Check(ctx))
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(jwtauth.JWKS{Keys: []jwtauth.JWK{jwtauth.NewJWK("k1", pub)}})
+	}))
+	defer jwks.Close()
+	token := func(user, org, kind string, staff bool) string {
+		now := time.Now()
+		tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, Issuer: jwtauth.Issuer,
+			Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
+			Org: org, OrgKind: kind, Role: "owner", Staff: staff}, "k1", priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	staff := token("u-staff", "org-programme", "partner", true)
+	sme := token("u-sme", "org-sme", "sme", false)
+	vendors := map[string]string{"a": token("u-va", "org-vendor-a", "vendor", false), "b": token("u-vb", "org-vendor-b", "vendor", false)}
+
+	data := imagetest.ReachableDir(t)
+	store, err := image.OpenRegistry(filepath.Join(data, "registry"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
+		t.Fatal(err)
+	}
+	agentDirs := map[string]string{"a": imagetest.ReachableDir(t), "b": imagetest.ReachableDir(t)}
+	t.Cleanup(func() { // sandboxes outlive agents by design: none may outlive the test
+		for _, dir := range agentDirs {
+			lb, err := local.New(local.Options{Root: filepath.Join(dir, "sandboxes")})
+			if err != nil {
+				continue
+			}
+			cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+			list, _ := lb.List(cctx)
+			for _, st := range list {
+				_, _ = lb.Stop(cctx, st.SandboxID, time.Second)
+				_ = lb.Remove(cctx, st.SandboxID)
+			}
+			ccancel()
+		}
+	})
+	s := &serverProc{t: t, data: data, addr: freePort(t)}
+	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
+		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn"}
+	s.start()
+	defer s.stop()
+	bus := s.bus(ctx)
+	defer bus.Close()
+	if _, err := eventbus.Serve(ctx, bus, events.Hold, "billing", func(_ context.Context, r events.HoldRequestV1) (events.HoldReplyV1, error) {
+		return events.HoldReplyV1{HoldID: "hold-" + r.SandboxID}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	pools, agents := map[string]string{}, map[string]*agentProc{}
+	for _, v := range []string{"a", "b"} {
+		var pool struct{ ID string }
+		if code := s.do("POST", "/pools", staff, `{"name":"Vendor `+v+` rack","region":"here","backend":"local","vendor_org_id":"org-vendor-`+v+`"}`, &pool); code != 201 {
+			t.Fatalf("create pool %s: %d", v, code)
+		}
+		pools[v] = pool.ID
+		var tok struct{ Token, Command string }
+		if code := s.do("POST", "/pools/"+pool.ID+"/agent-tokens", vendors[v], `{"note":"rack `+v+`"}`, &tok); code != 201 || tok.Token == "" {
+			t.Fatalf("enrolment token %s: %d", v, code)
+		}
+		out, err := tamarackCmd("agent", "enroll", "--url", "http://"+s.addr, "--token", tok.Token, "--data", agentDirs[v], "--name", "rack-"+v).CombinedOutput()
+		if err != nil {
+			t.Fatalf("enroll %s: %v\n%s", v, err, out)
+		}
+		if again, err := tamarackCmd("agent", "enroll", "--url", "http://"+s.addr, "--token", tok.Token, "--data", t.TempDir(), "--name", "x").CombinedOutput(); err == nil {
+			t.Fatalf("a token enrolled twice: %s", again)
+		}
+		agents[v] = &agentProc{t: t, data: agentDirs[v], args: []string{"--node", "node-" + v, "--gpus", "h100-80gb:2"}}
+		agents[v].start()
+		defer agents[v].kill()
+	}
+	agentOf := func(v string) (id, state string) {
+		var list struct {
+			Items []struct {
+				ID, State string
+				Nodes     []struct{ Name string }
+			}
+		}
+		s.do("GET", "/pools/"+pools[v]+"/agents", vendors[v], "", &list)
+		if len(list.Items) != 1 || len(list.Items[0].Nodes) != 1 {
+			return "", ""
+		}
+		return list.Items[0].ID, list.Items[0].State
+	}
+	for _, v := range []string{"a", "b"} {
+		deadline := time.Now().Add(60 * time.Second)
+		for _, st := agentOf(v); st != "connected"; _, st = agentOf(v) {
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %s never connected with its node:\n%s", v, agents[v].log.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// Agent a's credentials reach its own subjects only: the server refuses the other pool's.
+	idA, _ := agentOf("a")
+	perm := make(chan error, 4)
+	nc, err := nats.Connect(strings.TrimSpace(readFile(t, filepath.Join(data, "nats.url"))),
+		nats.UserCredentials(filepath.Join(agentDirs["a"], "agent.creds")),
+		nats.CustomInboxPrefix(natsauth.Scope{PoolID: pools["a"], AgentID: idA}.InboxPrefix()),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { perm <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.Publish(events.AgentBase(pools["b"], "agent-forged")+".heartbeat.v1", []byte("{}"))
+	_ = nc.Flush()
+	if err := <-perm; !errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+		t.Fatalf("publishing on pool b's subject: %v, want a permissions violation", err)
+	}
+
+	// A sandbox on each pool lands on that pool's agent.
+	sandboxes := map[string]string{}
+	for _, v := range []string{"a", "b"} {
+		lst := "lst-" + v
+		if err := eventbus.Publish(ctx, bus, events.ListingPublished, "tamarack/marketplace", lst+"-published-1", time.Now(), events.ListingChangedV1{
+			ListingID: lst, Version: 1, VendorOrgID: "org-vendor-" + v, Kind: "compute", At: time.Now(),
+			Compute: &events.ComputeV1{PoolID: pools[v], GPUModel: "h100-80gb", MaxDurationMinutes: 60, PricePerGPUHour: 1_000_000}}); err != nil {
+			t.Fatal(err)
+		}
+		var sb struct{ ID string }
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code := s.do("POST", "/sandboxes", sme, `{"listing_id":"`+lst+`","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":30}`, &sb)
+			if code == 202 {
+				break
+			}
+			if code != 404 || time.Now().After(deadline) {
+				t.Fatalf("launch on %s: %d", v, code)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		s.waitState(sme, sb.ID, "running")
+		sandboxes[v] = sb.ID
+		id, _ := agentOf(v)
+		var got struct {
+			AgentID string `json:"agent_id"`
+		}
+		s.do("GET", "/sandboxes/"+sb.ID, sme, "", &got)
+		if got.AgentID != id {
+			t.Fatalf("sandbox on pool %s runs on agent %q, want %q", v, got.AgentID, id)
+		}
+		if _, err := os.Stat(filepath.Join(agentDirs[v], "sandboxes", sb.ID)); err != nil {
+			t.Fatalf("sandbox on pool %s is not in agent %s's directory: %v", v, v, err)
+		}
+	}
+
+	// SIGKILL agent a: its sandbox keeps running, shown unreachable; restarted, it reconciles.
+	agents["a"].kill()
+	unreachable := func() bool {
+		var v struct {
+			UnreachableSince *time.Time `json:"unreachable_since"`
+		}
+		s.do("GET", "/sandboxes/"+sandboxes["a"], sme, "", &v)
+		return v.UnreachableSince != nil
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !unreachable() {
+		if time.Now().After(deadline) {
+			t.Fatal("sandbox of a killed agent never shown unreachable")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	agents["a"].start()
+	deadline = time.Now().Add(60 * time.Second)
+	for unreachable() {
+		if time.Now().After(deadline) {
+			t.Fatalf("sandbox still unreachable after its agent came back:\n%s", agents["a"].log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.waitState(sme, sandboxes["a"], "running") // it survived its agent
+	for _, v := range []string{"a", "b"} {
+		if code := s.do("POST", "/sandboxes/"+sandboxes[v]+"/stop", sme, "", nil); code != 202 {
+			t.Fatalf("stop %s: %d", v, code)
+		}
+		s.waitState(sme, sandboxes[v], "stopped")
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
