@@ -20,9 +20,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go"
 
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
+	"github.com/tamarack-ai/tamarack/platform/natsauth/natsauthtest"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
@@ -61,12 +64,22 @@ func (a *agentProc) kill() {
 	_ = a.cmd.Wait()
 }
 
-// TestSiteAgents runs `tamarack serve` (testbed only, its embedded NATS in operator mode) and two agents as
-// separate processes, each enrolled for its own vendor's pool with a one-time token and running sandboxes
-// with the local runtime: sandboxes land on their pool's agent; an agent's credentials cannot reach the other
-// pool's subjects (refused by NATS); an agent killed with SIGKILL leaves its sandbox running and marked
-// unreachable, and once restarted, reconciles and stops it cleanly.
+// TestSiteAgents runs `tamarack serve` (testbed only) and two agents as separate processes, each enrolled for
+// its own vendor's pool with a one-time token and running sandboxes with the local runtime: sandboxes land on
+// their pool's agent; an agent's credentials cannot reach the other pool's subjects (refused by NATS); an
+// agent killed with SIGKILL leaves its sandbox running and marked unreachable, unmetered, and once restarted
+// reconciles: usage contiguous, nothing lost or doubled; the platform stopped for 30 s while a sandbox ends
+// receives the agent's buffered end once, at the runtime's true end. Twice: on SQLite with serve's embedded
+// NATS (the agent's outbox holds the end while NATS is away), and, with TAMARACK_TEST_POSTGRES, on Postgres
+// with a real nats-server in operator mode (the end waits in JetStream).
 func TestSiteAgents(t *testing.T) {
+	t.Run("sqlite-embedded-nats", func(t *testing.T) { siteAgents(t, false) })
+	if os.Getenv(dbtest.EnvPostgres) != "" {
+		t.Run("postgres-nats-server", func(t *testing.T) { siteAgents(t, true) })
+	}
+}
+
+func siteAgents(t *testing.T, external bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	if probe, err := local.New(local.Options{Root: t.TempDir()}); err != nil {
@@ -119,16 +132,52 @@ func TestSiteAgents(t *testing.T) {
 	})
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
-		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn"}
-	s.start()
-	defer s.stop()
-	bus := s.bus(ctx)
-	defer bus.Close()
-	if _, err := eventbus.Serve(ctx, bus, events.Hold, "billing", func(_ context.Context, r events.HoldRequestV1) (events.HoldReplyV1, error) {
-		return events.HoldReplyV1{HoldID: "hold-" + r.SandboxID}, nil
-	}); err != nil {
-		t.Fatal(err)
+		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn",
+		// Fixed ports: agents keep the addresses they were told at enrolment across the platform's restart.
+		"--nats-listen=" + freePort(t), "--registry-listen=" + freePort(t)}
+	natsURL := func() string { return strings.TrimSpace(readFile(t, filepath.Join(data, "nats.url"))) }
+	platformCreds := filepath.Join(data, "nats-auth", "platform.creds")
+	if external {
+		keys, err := natsauth.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		authDir := filepath.Join(t.TempDir(), "nats-auth")
+		if err := keys.Save(authDir); err != nil {
+			t.Fatal(err)
+		}
+		url, _ := natsauthtest.Start(t, keys, t.TempDir(), true)
+		natsURL = func() string { return url }
+		pc, err := keys.PlatformCreds()
+		if err != nil {
+			t.Fatal(err)
+		}
+		platformCreds = filepath.Join(t.TempDir(), "platform.creds")
+		if err := pc.WriteFile(platformCreds); err != nil {
+			t.Fatal(err)
+		}
+		s.args = append(s.args, "--db="+dbtest.DSN(t, sqldb.Postgres), "--nats="+url, "--nats-auth-dir="+authDir)
 	}
+	connect := func() *eventbus.Bus {
+		bus, err := eventbus.Connect(ctx, eventbus.Options{URL: natsURL(), Name: "test", Creds: platformCreds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eventbus.Serve(ctx, bus, events.Hold, "billing", func(_ context.Context, r events.HoldRequestV1) (events.HoldReplyV1, error) {
+			return events.HoldReplyV1{HoldID: "hold-" + r.SandboxID}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return bus
+	}
+	s.start()
+	defer func() {
+		if s.cmd.ProcessState == nil {
+			s.stop()
+		}
+	}()
+	bus := connect()
+	defer func() { bus.Close() }()
 
 	pools, agents := map[string]string{}, map[string]*agentProc{}
 	for _, v := range []string{"a", "b"} {
@@ -178,7 +227,7 @@ func TestSiteAgents(t *testing.T) {
 	// Agent a's credentials reach its own subjects only: the server refuses the other pool's.
 	idA, _ := agentOf("a")
 	perm := make(chan error, 4)
-	nc, err := nats.Connect(strings.TrimSpace(readFile(t, filepath.Join(data, "nats.url"))),
+	nc, err := nats.Connect(natsURL(),
 		nats.UserCredentials(filepath.Join(agentDirs["a"], "agent.creds")),
 		nats.CustomInboxPrefix(natsauth.Scope{PoolID: pools["a"], AgentID: idA}.InboxPrefix()),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { perm <- err }))
@@ -228,7 +277,10 @@ func TestSiteAgents(t *testing.T) {
 		}
 	}
 
-	// SIGKILL agent a: its sandbox keeps running, shown unreachable; restarted, it reconciles.
+	// SIGKILL agent a: its sandbox keeps running, shown unreachable and not metered; restarted, the agent
+	// reconciles and metering resumes where it stopped.
+	usageA := collectUsage(ctx, t, bus, sandboxes["a"])
+	usageA.waitSeq(t, 2)
 	agents["a"].kill()
 	unreachable := func() bool {
 		var v struct {
@@ -253,12 +305,94 @@ func TestSiteAgents(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	s.waitState(sme, sandboxes["a"], "running") // it survived its agent
-	for _, v := range []string{"a", "b"} {
-		if code := s.do("POST", "/sandboxes/"+sandboxes[v]+"/stop", sme, "", nil); code != 202 {
-			t.Fatalf("stop %s: %d", v, code)
-		}
-		s.waitState(sme, sandboxes[v], "stopped")
+
+	// The platform stops for 30 s; meanwhile sandbox b's main process dies. Its agent records the end and
+	// delivers it when the platform is back: once, at the runtime's true end.
+	usageB := collectUsage(ctx, t, bus, sandboxes["b"])
+	usageB.waitSeq(t, 1)
+	s.stop()
+	bus.Close()
+	stateFile := filepath.Join(agentDirs["b"], "sandboxes", sandboxes["b"], "state.json")
+	var st struct {
+		State   string            `json:"state"`
+		Init    struct{ PID int } `json:"init"`
+		EndedAt time.Time         `json:"ended_at"`
 	}
+	readState := func() {
+		if err := json.Unmarshal([]byte(readFile(t, stateFile)), &st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readState()
+	if err := syscall.Kill(st.Init.PID, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill sandbox init %d: %v", st.Init.PID, err)
+	}
+	for readState(); st.State != "exited"; readState() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	trueEnd := st.EndedAt.Truncate(time.Millisecond)
+	time.Sleep(30 * time.Second) // the outage the issue asks for
+	s.start()
+	bus = connect()
+	ended := s.waitState(sme, sandboxes["b"], "stopped")
+	if !ended.EndedAt.Equal(trueEnd) {
+		t.Fatalf("sandbox b ended at %v, its runtime's true end %v", ended.EndedAt, trueEnd)
+	}
+	usageB = collectUsage(ctx, t, bus, sandboxes["b"])
+	checkUsage(t, usageB.waitFinal(t), *ended.StartedAt, trueEnd)
+	if n := countAgentEvents(ctx, t, bus, sandboxes["b"], "exited"); n != 1 {
+		t.Fatalf("sandbox b's end reached the platform %d times, want once", n)
+	}
+
+	if code := s.do("POST", "/sandboxes/"+sandboxes["a"]+"/stop", sme, "", nil); code != 202 {
+		t.Fatalf("stop a: %d", code)
+	}
+	final := s.waitState(sme, sandboxes["a"], "stopped")
+	usageA = collectUsage(ctx, t, bus, sandboxes["a"])
+	checkUsage(t, usageA.waitFinal(t), *final.StartedAt, *final.EndedAt)
+}
+
+// checkUsage checks samples are numbered from 1, contiguous from start, and sum to end-start exactly.
+func checkUsage(t *testing.T, samples []events.SandboxUsageV1, start, end time.Time) {
+	t.Helper()
+	var sum int64
+	prev := start
+	for i, u := range samples {
+		if u.Seq != uint64(i+1) || !u.Start.Equal(prev) {
+			t.Fatalf("sample %d: seq %d start %v, want start %v", i, u.Seq, u.Start, prev)
+		}
+		prev = u.End
+		sum += u.Millis
+	}
+	if want := end.Sub(start).Milliseconds(); sum != want {
+		t.Fatalf("usage %d ms in %d samples, running time %d ms", sum, len(samples), want)
+	}
+}
+
+// countAgentEvents counts the agents' sandbox events in JetStream for one sandbox and state.
+func countAgentEvents(ctx context.Context, t *testing.T, bus *eventbus.Bus, id, state string) int {
+	t.Helper()
+	js := bus.JetStream()
+	stream, err := js.Stream(ctx, bus.StreamName(events.StreamAgent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		var ev events.AgentSandboxV1
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Status.SandboxID == id && ev.Status.State == state {
+			n++
+		}
+	}
+	return n
 }
 
 func readFile(t *testing.T, p string) string {
