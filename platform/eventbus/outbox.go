@@ -85,6 +85,10 @@ func (o *Outbox) Kick() {
 func (o *Outbox) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// While NATS is away (an agent whose platform is down for hours) the relay keeps trying every second, but
+	// says so once a minute, not every second.
+	var failing time.Time
+	var lastWarn time.Time
 	for {
 		for {
 			n, err := o.relayOnce(ctx)
@@ -92,8 +96,20 @@ func (o *Outbox) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				o.log.Warn("outbox relay failed; retrying", "table", o.table, "err", err)
+				now := time.Now()
+				if failing.IsZero() {
+					failing = now
+				}
+				if now.Sub(lastWarn) >= time.Minute {
+					lastWarn = now
+					o.log.Warn("outbox relay failed; events wait in the outbox and are retried every second", "table", o.table,
+						"failing_for", now.Sub(failing).Round(time.Second).String(), "err", err)
+				}
 				break
+			}
+			if !failing.IsZero() {
+				o.log.Info("outbox relay works again", "table", o.table, "failed_for", time.Since(failing).Round(time.Second).String())
+				failing, lastWarn = time.Time{}, time.Time{}
 			}
 			if n == 0 {
 				break
