@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
@@ -86,4 +87,46 @@ func TestAgentEnrolment(t *testing.T) {
 func agentNode(name string) events.AgentNodeV1 {
 	return events.AgentNodeV1{Name: name, CPUMillis: 64_000, MemoryBytes: 1 << 40, Devices: []events.AgentDeviceV1{
 		{Index: 0, UUID: "GPU-aaaa", GPUModel: "h100-80gb"}, {Index: 1, UUID: "GPU-bbbb", GPUModel: "h100-80gb"}}}
+}
+
+// An agent's report about a sandbox another agent runs is refused and alerted, never applied: usage (and the
+// end that closes it) comes only from the agent of the pool that owns the sandbox.
+func TestAgentReportsOnlyItsOwnSandboxes(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 0, 0, Options{})
+		ctx := context.Background()
+		now := f.clk.Now()
+		sb := Sandbox{ID: "sb-owned", OrgID: smeOrg, PoolID: "pool-a", Backend: "local", AgentID: "agent-a", State: StateRunning,
+			GPUCount: 1, CreatedMS: ms(now), UpdatedMS: ms(now), StartedMS: ms(now), UsageEndMS: ms(now), ExpiresMS: ms(now.Add(time.Hour))}
+		if err := db.Create(&sb).Error; err != nil {
+			t.Fatal(err)
+		}
+		end := events.AgentStatusV1{SandboxID: sb.ID, State: "exited", StartedAt: now, EndedAt: now.Add(time.Minute), Reason: "exited"}
+		for _, forged := range []struct{ pool, agent string }{{"pool-b", "agent-b"}, {"pool-a", "agent-other"}, {events.EmbeddedAgent, events.EmbeddedAgent}} {
+			subj := events.AgentSandboxEvent(forged.pool, forged.agent).Name
+			ev := events.AgentSandboxV1{AgentID: forged.agent, PoolID: forged.pool, Status: end, At: now}
+			if err := f.svc.applyAgentSandbox(ctx, subj, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The payload cannot claim another agent than its subject either.
+		if err := f.svc.applyAgentSandbox(ctx, events.AgentSandboxEvent("pool-b", "agent-b").Name,
+			events.AgentSandboxV1{AgentID: "agent-a", PoolID: "pool-a", Status: end, At: now}); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.get(t, sb.ID); got.State != StateRunning || got.UsageSeq != 0 {
+			t.Fatalf("a forged report changed the sandbox: %s, %d samples", got.State, got.UsageSeq)
+		}
+		if n := testutil.ToFloat64(f.svc.metrics.agentRefused.WithLabelValues("sandbox event")); n != 4 {
+			t.Errorf("refused reports counted %v, want 4", n)
+		}
+		if err := f.svc.applyAgentSandbox(ctx, events.AgentSandboxEvent("pool-a", "agent-a").Name,
+			events.AgentSandboxV1{AgentID: "agent-a", PoolID: "pool-a", Status: end, At: now}); err != nil {
+			t.Fatal(err)
+		}
+		got := f.get(t, sb.ID)
+		if got.State != StateStopped || got.EndedMS != ms(end.EndedAt) {
+			t.Fatalf("the owning agent's end: %s at %d, want stopped at %d", got.State, got.EndedMS, ms(end.EndedAt))
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go"
 
@@ -277,6 +279,42 @@ func siteAgents(t *testing.T, external bool) {
 		}
 	}
 
+	// Logs and a terminal flow through each agent (NATS pipes bridged to SSE and the WebSocket).
+	for _, v := range []string{"a", "b"} {
+		id := sandboxes[v]
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			body := s.get("/sandboxes/"+id+"/logs?follow=false", sme)
+			if strings.Contains(body, "data: sandbox "+id+" ready") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("logs of %s through agent %s: %q", id, v, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		var tj struct{ Token string }
+		if code := s.do("POST", "/sandboxes/"+id+"/token", sme, "", &tj); code != 201 {
+			t.Fatalf("token: %d", code)
+		}
+		conn, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/api/v1/testbed/sandboxes/"+id+"/terminal?token="+tj.Token, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"resize","cols":120,"rows":40}`))
+		_ = conn.WriteMessage(websocket.BinaryMessage, []byte("echo agent-$((40+2))-$(id -u)-end; exit\n"))
+		var out bytes.Buffer
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for !strings.Contains(out.String(), "agent-42-0-end") {
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
+				t.Fatalf("terminal through agent %s: %v (got %q)", v, err, out.String())
+			}
+			out.Write(msg)
+		}
+		_ = conn.Close()
+	}
+
 	// SIGKILL agent a: its sandbox keeps running, shown unreachable and not metered; restarted, the agent
 	// reconciles and metering resumes where it stopped.
 	usageA := collectUsage(ctx, t, bus, sandboxes["a"])
@@ -393,6 +431,20 @@ func countAgentEvents(ctx context.Context, t *testing.T, bus *eventbus.Bus, id, 
 		}
 	}
 	return n
+}
+
+// get returns the body of a testbed GET.
+func (s *serverProc) get(path, tok string) string {
+	s.t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+s.addr+"/api/v1/testbed"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func readFile(t *testing.T, p string) string {
