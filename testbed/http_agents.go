@@ -105,8 +105,10 @@ type enrolJSON struct {
 
 func (h handler) createAgentToken(c *fiber.Ctx) error {
 	var req agentTokenRequest
-	if err := web.Bind(c, &req); err != nil {
-		return err
+	if len(c.Body()) > 0 { // the note is optional, and so is the body
+		if err := web.Bind(c, &req); err != nil {
+			return err
+		}
 	}
 	t, tok, err := h.svc.CreateAgentToken(c.UserContext(), callerOf(c), c.Params("id"), AgentTokenInput{Note: req.Note})
 	if err != nil {
