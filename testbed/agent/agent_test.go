@@ -25,6 +25,11 @@ import (
 // serve runs an agent for pool/agent on bus in front of b, until the test ends.
 func serve(t *testing.T, bus *eventbus.Bus, pool, id string, b backend.Backend) *agent.Server {
 	t.Helper()
+	return serveTB(t, bus, pool, id, b)
+}
+
+func serveTB(t testing.TB, bus *eventbus.Bus, pool, id string, b backend.Backend) *agent.Server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "agent.db"), sqldb.Options{})
 	if err != nil {
