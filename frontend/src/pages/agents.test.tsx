@@ -1,5 +1,5 @@
-// The pools page's site agents, enrolment tokens and node actions, on the testbed's real shapes
-// (testbed/http_agents.go, GET /api/openapi.json).
+// The pools page's site agents, enrolment tokens and node actions, and the sandboxes' "Unreachable" badge, on the
+// testbed's real shapes (testbed/http_agents.go, GET /api/openapi.json).
 
 import { act, render, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
@@ -224,5 +224,44 @@ describe('site agents on the pools page', () => {
     expect(within(nodes).queryByRole('button')).not.toBeInTheDocument();
     expect(screen.queryByRole('heading', { name: 'Site agents' })).not.toBeInTheDocument();
     expect(f.calls.some((c) => /agent/.test(c.url))).toBe(false);
+  });
+});
+
+describe('unreachable sandboxes', () => {
+  const smeMe = {
+    user: { id: 'u2', email: 's@b.ca', name: 'Sam', is_staff: false, created_at: '2026-11-22T00:00:00Z' },
+    memberships: [{ organization: { id: 'o2', name: 'Maple', kind: 'sme', verified: true }, role: 'owner' }],
+    active_organization_id: 'o2',
+  };
+  const sandbox = (id: string, unreachable: string | null, state = 'running') => ({
+    id, state, organization_id: 'o2', listing_id: 'lst_c', pool_id: 'pool-1', backend: 'local', node_id: 'node-a', agent_id: 'agent-1',
+    unreachable_since: unreachable, gpu_model: 'h100-80gb', gpu_count: 1, template: 'shell', duration_minutes: 60, usage_millis: 60_000,
+    charge_micro: 41_666, charge_display: '0.04', created_at: '2026-11-22T00:00:00Z', started_at: '2026-11-22T00:00:10Z',
+    expires_at: new Date(Date.now() + 3_600_000).toISOString(), ports: [], proxy_urls: [], logs_url: '/x', terminal_url: '/y',
+  });
+
+  it('the list marks the sandbox whose agent does not answer, with the reason', async () => {
+    renderPage('/sandboxes', {
+      'GET /api/v1/identity/me': () => json(200, smeMe),
+      'GET /api/v1/testbed/sandboxes': () => json(200, { items: [sandbox('sb-1', ago(120)), sandbox('sb-2', null)] }),
+    });
+    const gone = (await screen.findByRole('link', { name: 'sb-1' }, { timeout: 8000 })).closest('tr')!;
+    expect(within(gone).getByText('Unreachable')).toHaveClass('badge--unreachable');
+    expect(within(gone).getByText('Its agent does not answer; not metered until it does.')).toBeInTheDocument();
+    const fine = screen.getByRole('link', { name: 'sb-2' }).closest('tr')!;
+    expect(within(fine).queryByText('Unreachable')).not.toBeInTheDocument();
+  });
+
+  it('the sandbox page shows the badge beside its state and since when', async () => {
+    // Stopping (the platform decided while its agent was away): the page has no terminal to open in jsdom.
+    renderPage('/sandboxes/sb-1', {
+      'GET /api/v1/identity/me': () => json(200, smeMe),
+      'GET /api/v1/testbed/sandboxes/sb-1': () => json(200, sandbox('sb-1', '2026-11-22T00:30:00Z', 'stopping')),
+    });
+    const state = await screen.findByTestId('sandbox-state', {}, { timeout: 8000 });
+    expect(within(state).getByText('Stopping')).toBeInTheDocument();
+    expect(within(state).getByText('Unreachable')).toBeInTheDocument();
+    expect(screen.getByText(/^Unreachable since .*2026/)).toBeInTheDocument();
+    expect(screen.getByText('Its agent does not answer; not metered until it does.')).toBeInTheDocument();
   });
 });
