@@ -102,8 +102,10 @@ export function NodeActions({ pool, node, onDone }: { pool: Pool; node: PoolNode
  */
 export function SiteAgents({ pool, agents, nodes, onChange }: { pool: Pool; agents: Async<Page<SiteAgent>>; nodes: PoolNode[]; onChange: () => void }) {
   const { t } = useTranslation();
-  const [now, setNow] = useState(Date.now());
-  useInterval(() => setNow(Date.now()), POOL_REFRESH_MS);
+  // Relative times are computed at each render (new data) and at least every refresh period.
+  const [, setTick] = useState(0);
+  useInterval(() => setTick((x) => x + 1), POOL_REFRESH_MS);
+  const now = Date.now();
   const [error, setError] = useState<unknown>();
   const list = agents.data?.items ?? [];
   const gpus = new Map(nodes.map((n) => [n.id, n.devices.length]));
@@ -271,8 +273,7 @@ function AgentTokens({ pool, agents, agentCount }: { pool: Pool; agents: SiteAge
           </button>
         </div>
       )}
-      <form className="inline-form" aria-labelledby={`${headingId}-new`} onSubmit={(e) => void create(e)}>
-        <h5 id={`${headingId}-new`}>{t('agents.new_token')}</h5>
+      <form className="inline-form" aria-label={t('agents.new_token')} onSubmit={(e) => void create(e)}>
         <ProblemAlert error={error} listFields={(f) => f !== 'note'} />
         <TextField label={t('agents.note')} hint={t('agents.note_hint')} value={note} maxLength={200} onChange={(e) => setNote(e.target.value)} error={fields.note} />
         <button type="submit" className="button button--primary" disabled={busy} aria-busy={busy}>

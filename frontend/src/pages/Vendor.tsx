@@ -290,7 +290,7 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
         {pool.name} <span className="muted">· {pool.backend} · {pool.region}</span>
       </h2>
       <p>
-        {pool.gpus.map((g) => (
+        {(detail.data ?? pool).gpus.map((g) => (
           <span key={g.gpu_model} className="tag">
             {t('vendor.gpu_free_of', { gpu: g.gpu_model, free: g.free_now, total: g.total })}
           </span>

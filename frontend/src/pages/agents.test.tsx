@@ -215,6 +215,19 @@ describe('site agents on the pools page', () => {
     expect(f.calls.some((c) => /agent/.test(c.url))).toBe(false);
   });
 
+  it('speaks French', async () => {
+    await act(() => i18n.changeLanguage('fr'));
+    const { routes } = poolRoutes();
+    renderPage('/vendor/pools', routes);
+    const table = await screen.findByRole('table', { name: 'Agents de site de Montréal' }, { timeout: 8000 });
+    const row = within(table).getByText('gpu-02.example').closest('tr')!;
+    expect(within(row).getByText('Connecté')).toBeInTheDocument();
+    expect(within(row).getByText('il y a 5 secondes')).toBeInTheDocument();
+    expect(within(row).getByText('2 GPU')).toBeInTheDocument();
+    expect(screen.getByRole('button', { name: 'Mettre rack-gpu-02 en vidange' })).toBeInTheDocument();
+    expect(screen.getByRole('form', { name: 'Créer un jeton d’inscription' })).toBeInTheDocument();
+  });
+
   it("a vendor member who is not an admin sees the nodes and their agents' ids, without agents, tokens or drains", async () => {
     const { routes } = poolRoutes();
     routes['GET /api/v1/identity/me'] = () => json(200, me('member'));
