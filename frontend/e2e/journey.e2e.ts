@@ -561,6 +561,8 @@ describe.sequential('quality', () => {
         await row.getByText(en.state.connected).waitFor({ timeout: 30_000 });
         await row.getByText(node).waitFor();
         await row.getByText(tr(en.agents.gpus_other, { count: 2 })).waitFor();
+        // The pool's GPU count follows: the demo host's 8 declared GPUs and the agent's 2 (no sandbox runs yet).
+        await card.getByText(tr(en.vendor.gpu_free_of, { gpu: 'h100-80gb', free: 10, total: 10 })).waitFor();
         await row.locator('time').waitFor();
         expect(await row.locator('time').getAttribute('title')).toMatch(/\d{4}/);
         await tokens.locator('tr', { hasText: note }).getByText(en.state.used).waitFor({ timeout: 20_000 });
