@@ -167,6 +167,45 @@ export function stripeMockPath(): string | null {
   return which('stripe-mock') ?? (existsSync(join(homedir(), 'go/bin/stripe-mock')) ? join(homedir(), 'go/bin/stripe-mock') : null);
 }
 
+/** tamarackBin is the binary under test: TAMARACK_E2E_BIN, else bin/tamarack as `make build` leaves it. */
+export function tamarackBin(): string {
+  const bin = resolve(REPO_ROOT, process.env.TAMARACK_E2E_BIN ?? 'bin/tamarack');
+  if (!existsSync(bin)) throw new Error(`${bin} not found: run \`make e2e\` (or \`make build\`), or set TAMARACK_E2E_BIN`);
+  return bin;
+}
+
+export interface Agent {
+  stop: () => Promise<void>;
+  output: () => string;
+}
+
+/**
+ * startAgent attaches a site agent the way a vendor does: it runs the enrol command the UI showed
+ * (`tamarack agent enroll --url … --token …`, with the binary under test and a temporary data directory), then
+ * `tamarack agent run` on the simulator backend with declared GPUs (nothing runs on this host). stop() ends it and
+ * removes its data directory; the harness also ends it if the run is aborted.
+ */
+export async function startAgent(command: string, opts: { name: string; node: string; gpus: string }): Promise<Agent> {
+  const words = command.trim().split(/\s+/);
+  if (words.slice(0, 3).join(' ') !== 'tamarack agent enroll') throw new Error(`not an enrol command: ${command}`);
+  const bin = tamarackBin();
+  const data = mkdtempSync(join(tmpdir(), 'tamarack-e2e-agent-'));
+  try {
+    await promisify(execFile)(bin, [...words.slice(1), '--data', data, '--name', opts.name], { cwd: REPO_ROOT, timeout: 30_000 });
+  } catch (e) {
+    rmSync(data, { recursive: true, force: true });
+    throw e;
+  }
+  const p = spawnGroup(bin, ['agent', 'run', '--data', data, '--backend', 'simulator', '--node', opts.node, '--gpus', opts.gpus, '--log-level', 'warn'], 'tamarack agent');
+  return {
+    output: p.output,
+    stop: async () => {
+      await p.stop();
+      rmSync(data, { recursive: true, force: true });
+    },
+  };
+}
+
 /**
  * startServer returns TAMARACK_E2E_URL; or starts TAMARACK_E2E_SERVER_CMD; or, by default, the real stack: the
  * demo seed into a fresh data directory (before serve: the testbed loads its pools when it starts), stripe-mock,
@@ -198,8 +237,7 @@ export async function startServer(): Promise<Server> {
       await waitReady(`${url}/readyz`, readyMs, p.exited);
       return { url, stop, output: p.output };
     }
-    const bin = resolve(REPO_ROOT, process.env.TAMARACK_E2E_BIN ?? 'bin/tamarack');
-    if (!existsSync(bin)) throw new Error(`${bin} not found: run \`make e2e\` (or \`make build\`), or set TAMARACK_E2E_BIN`);
+    const bin = tamarackBin();
     await promisify(execFile)(bin, ['seed', '--demo', '--data', data, '--public-url', url], { cwd: REPO_ROOT, timeout: 60_000 });
     const args = ['serve', '--data', data, '--addr', addr, '--public-url', url, '--usage-interval', '2s', '--log-level', 'warn'];
     let webhookSecret: string | undefined;

@@ -14,7 +14,7 @@ import en from '../src/locales/en.json';
 import fr from '../src/locales/fr.json';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { axe, cspViolations, DEMO_PASSWORD, SCREENSHOT_DIR, launchBrowser, openPage, screenshot, serious, startServer, type Server } from './harness';
+import { axe, cspViolations, DEMO_PASSWORD, SCREENSHOT_DIR, launchBrowser, openPage, screenshot, serious, startAgent, startServer, type Agent, type Server } from './harness';
 
 type Locale = typeof en;
 type Lang = 'en' | 'fr';
@@ -92,6 +92,27 @@ async function signIn(a: Actor, L: Locale, email: string, password = DEMO_PASSWO
 function signWebhook(payload: string, secret: string, at = Math.floor(Date.now() / 1000)): string {
   const v1 = createHmac('sha256', secret).update(`${at}.${payload}`).digest('hex');
   return `t=${at},v1=${v1}`;
+}
+
+/** revokeAgentsOf revokes, through the API, every agent of the demo vendor's pool of that name that is not revoked. */
+async function revokeAgentsOf(poolName: string) {
+  const call = async (token: string, method: string, path: string) => {
+    const res = await fetch(`${server.url}/api/v1${path}`, { method, headers: { Authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const login = await fetch(`${server.url}/api/v1/identity/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email: 'vendor@tamarack.demo', password: DEMO_PASSWORD }),
+  });
+  const token = (await login.json()).access_token as string;
+  const pools = (await call(token, 'GET', '/testbed/pools')).items as { id: string; name: string }[];
+  for (const p of pools.filter((x) => x.name === poolName)) {
+    for (const a of (await call(token, 'GET', `/testbed/pools/${p.id}/agents`)).items as { id: string; state: string }[]) {
+      if (a.state !== 'revoked') await call(token, 'DELETE', `/testbed/pools/${p.id}/agents/${a.id}`);
+    }
+  }
 }
 
 function journey(lang: Lang, opts: { requestChanges: boolean }) {
@@ -490,6 +511,89 @@ describe.sequential('quality', () => {
     await v.page.getByText(en.tokens.created_once).waitFor();
     expect(await v.page.getByLabel(en.tokens.secret).inputValue()).toMatch(/\S{20,}/);
     await v.page.getByRole('button', { name: tr(en.tokens.revoke_named, { name: 'ci script' }) }).waitFor();
+    await v.context.close();
+  });
+
+  it('a vendor attaches a site agent: a token shown once, the agent connects, its node drained and returned, the agent revoked', async () => {
+    const unique = Date.now().toString(36);
+    const pool = 'Northern GPU Co. — Montréal';
+    const v = await actor('en');
+    await v.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+    await signIn(v, en, 'vendor@tamarack.demo');
+    const p = v.page;
+    await visit(v, '/vendor/pools', 'pools-agents-none');
+    const card = p.locator('article.pool', { has: p.getByRole('heading', { name: pool }) });
+    // The quality block runs before the journeys: the demo pool has no agent yet, and says what one is.
+    await card.getByText(en.agents.none).waitFor();
+
+    // A token made by mistake is revoked before anyone uses it.
+    await card.getByLabel(en.agents.note).fill(`spare ${unique}`);
+    await card.getByRole('button', { name: en.agents.create_token }).click();
+    await card.getByText(en.agents.created_once).waitFor();
+    await card.getByRole('button', { name: tr(en.agents.revoke_token_named, { note: `spare ${unique}` }) }).click();
+    const tokens = card.getByRole('table', { name: tr(en.agents.tokens_of, { pool }) });
+    await tokens.locator('tr', { hasText: `spare ${unique}` }).getByText(en.state.revoked).waitFor();
+
+    // The token for the server: the token and the command are shown once; Copy puts the command on the clipboard.
+    const note = `rack 4 ${unique}`;
+    await card.getByLabel(en.agents.note).fill(note);
+    await card.getByRole('button', { name: en.agents.create_token }).click();
+    const command = await card.getByLabel(en.agents.command).inputValue();
+    expect(command).toMatch(/^tamarack agent enroll --url \S+ --token tmk_enrol_\w+$/);
+    expect(command).toContain(await card.getByLabel(en.agents.token, { exact: true }).inputValue());
+    await card.getByRole('button', { name: en.agents.copy_command }).click();
+    await card.getByText(en.common.copied).waitFor();
+    expect(await p.evaluate(() => navigator.clipboard.readText())).toBe(command);
+    await check(v, 'pools-agent-token');
+    await tokens.locator('tr', { hasText: note }).getByText(en.state.usable).waitFor();
+
+    // The server side needs the binary next to the stack the harness started (the agent reaches its NATS).
+    if (server.dataDir) {
+      const host = `e2e-host-${unique}`;
+      const node = `e2e-gpu-${unique}`;
+      let agent: Agent | undefined;
+      let revoked = false;
+      try {
+        agent = await startAgent(command, { name: host, node, gpus: 'h100-80gb:2' });
+        // The card follows heartbeats by itself (no reload): connected, its node with its two GPUs, the token used.
+        const agents = card.getByRole('table', { name: tr(en.agents.of_pool, { pool }) });
+        const row = agents.locator('tr', { hasText: host });
+        await row.getByText(en.state.connected).waitFor({ timeout: 30_000 });
+        await row.getByText(node).waitFor();
+        await row.getByText(tr(en.agents.gpus_other, { count: 2 })).waitFor();
+        // The pool's GPU count follows: the demo host's 8 declared GPUs and the agent's 2 (no sandbox runs yet).
+        await card.getByText(tr(en.vendor.gpu_free_of, { gpu: 'h100-80gb', free: 10, total: 10 })).waitFor();
+        await row.locator('time').waitFor();
+        expect(await row.locator('time').getAttribute('title')).toMatch(/\d{4}/);
+        await tokens.locator('tr', { hasText: note }).getByText(en.state.used).waitFor({ timeout: 20_000 });
+        await check(v, 'pools-agent-connected');
+
+        // Drained: no new sandboxes there; then back in service.
+        const nodes = card.getByRole('table', { name: tr(en.vendor.nodes_of, { pool }) });
+        const nodeRow = nodes.locator('tr', { hasText: node });
+        await nodeRow.getByText(host).waitFor();
+        await nodeRow.getByRole('button', { name: tr(en.agents.drain_named, { node }) }).click();
+        await nodeRow.getByText(en.state.draining).waitFor();
+        await nodeRow.getByRole('button', { name: tr(en.agents.undrain_named, { node }) }).click();
+        await nodeRow.getByText(en.state.ready).waitFor();
+
+        // Revoked after the confirmation: the agent is shown revoked, its node down.
+        await row.getByRole('button', { name: tr(en.agents.revoke_named, { name: host }) }).click();
+        await row.getByText(tr(en.agents.revoke_question, { name: host })).waitFor();
+        await check(v, 'pools-agent-revoke-confirm');
+        await row.getByRole('button', { name: en.agents.revoke_confirm }).click();
+        await row.getByText(en.state.revoked).waitFor();
+        revoked = true;
+        await nodeRow.getByText(en.state.down).waitFor();
+        await check(v, 'pools-agent-revoked');
+      } catch (e) {
+        throw new Error(`${String(e)}\nagent output:\n${agent?.output() ?? ''}`);
+      } finally {
+        // A failed step must not leave a ready node of the demo pool to the journeys' sandboxes.
+        if (agent && !revoked) await revokeAgentsOf(pool);
+        await agent?.stop();
+      }
+    }
     await v.context.close();
   });
 

@@ -52,6 +52,8 @@ describe('locales', () => {
         'draft', 'submitted', 'approved', 'rejected', 'changes_requested', 'published', 'suspended', 'retired',
         'pending', 'fulfilled', 'cancelled', 'failed', 'denied',
         'requested', 'scheduled', 'provisioning', 'running', 'stopping', 'stopped', 'active', 'completed', 'posted', 'voided',
+        // nodes, site agents, enrolment tokens
+        'ready', 'draining', 'down', 'connected', 'unreachable', 'never_connected', 'revoked', 'usable', 'used', 'expired',
       ],
       'staff.decision': ['approve', 'reject', 'request_changes'],
       'staff.send': ['approve', 'reject', 'request_changes'],

@@ -93,6 +93,18 @@ export function testbed(c: ApiClient = api) {
     pool: (id: string) => c.get<T.PoolDetail>(`/testbed/pools/${e(id)}`),
     createPool: (input: T.PoolInput) => c.post<T.Pool>('/testbed/pools', input),
     addNode: (poolId: string, input: T.NodeInput) => c.post<T.PoolNode>(`/testbed/pools/${e(poolId)}/nodes`, input),
+    /** No new sandboxes on the node; running ones continue. */
+    drainNode: (poolId: string, nodeId: string) => c.post<T.PoolNode>(`/testbed/pools/${e(poolId)}/nodes/${e(nodeId)}/drain`),
+    /** ready returns a drained node to service; down stops its sandboxes. */
+    setNodeHealth: (poolId: string, nodeId: string, health: T.NodeHealth) =>
+      c.post<T.PoolNode>(`/testbed/pools/${e(poolId)}/nodes/${e(nodeId)}/health`, { health }),
+    /** The pool's site agents and its enrolment tokens: for the pool's vendor admins and staff. */
+    agents: (poolId: string) => c.get<T.Page<T.SiteAgent>>(`/testbed/pools/${e(poolId)}/agents`),
+    revokeAgent: (poolId: string, agentId: string) => c.del<T.SiteAgent>(`/testbed/pools/${e(poolId)}/agents/${e(agentId)}`),
+    agentTokens: (poolId: string) => c.get<T.Page<T.AgentToken>>(`/testbed/pools/${e(poolId)}/agent-tokens`),
+    createAgentToken: (poolId: string, note: string) => c.post<T.NewAgentToken>(`/testbed/pools/${e(poolId)}/agent-tokens`, { note }),
+    revokeAgentToken: (poolId: string, tokenId: string) =>
+      c.del<T.AgentToken>(`/testbed/pools/${e(poolId)}/agent-tokens/${e(tokenId)}`),
     availability: (q: { pool_id?: string; gpu_model?: string; from?: string; to?: string; step?: string }) =>
       c.get<T.Page<T.AvailabilitySlot>>('/testbed/availability', q, { auth: false }),
     templates: () => c.get<T.Page<T.Template>>('/testbed/templates', {}, { auth: false }),

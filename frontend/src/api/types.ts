@@ -405,14 +405,18 @@ export interface Device {
   declared?: boolean;
 }
 
+export type NodeHealth = 'ready' | 'draining' | 'down';
+
 export interface PoolNode {
   id: string;
   pool_id: string;
   name: string;
-  health: 'ready' | 'draining' | 'down' | string;
+  health: NodeHealth | string;
   cpu_millis?: number;
   memory_bytes?: number;
   last_heartbeat_at?: string;
+  /** The site agent that registered the node; absent for the platform host's own nodes. */
+  agent_id?: string;
   devices: Device[];
 }
 
@@ -425,6 +429,8 @@ export interface Pool {
   settings?: Record<string, string>;
   gpus: { gpu_model: string; total: number; free_now: number }[];
   nodes: number;
+  /** Pool managers only: why sandboxes cannot start on the pool's backend here, and how to fix it. */
+  backend_problem?: string;
   created_at: string;
   updated_at: string;
 }
@@ -442,6 +448,49 @@ export interface PoolInput {
 export interface NodeInput {
   name: string;
   devices: { index: number; gpu_model: string; memory_mib?: number }[];
+}
+
+/** connected: a heartbeat within the node timeout; unreachable: silent longer; revoked: its enrolment ended. */
+export type AgentState = 'connected' | 'unreachable' | 'never_connected' | 'revoked';
+
+/** A site agent of a pool (GET /testbed/pools/{id}/agents): the vendor's own host running sandboxes. */
+export interface SiteAgent {
+  id: string;
+  pool_id: string;
+  name: string;
+  version: string;
+  backend: string;
+  /** Why its backend cannot start sandboxes now, as the agent reported it. */
+  problem?: string;
+  created_at: string;
+  last_heartbeat_at: string | null;
+  revoked_at: string | null;
+  state: AgentState | string;
+  /** Its nodes; their `devices` are left empty here (the pool's node_list has them), `devices` counts them all. */
+  nodes: PoolNode[];
+  devices: number;
+}
+
+export type AgentTokenState = 'usable' | 'used' | 'revoked' | 'expired';
+
+/** A one-time enrolment token of a pool, as listed (never the token itself). */
+export interface AgentToken {
+  id: string;
+  pool_id: string;
+  note: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+  /** The agent that enrolled with it, once used. */
+  agent_id?: string;
+  revoked_at: string | null;
+  state: AgentTokenState | string;
+}
+
+/** A token just created: the only answer that carries the token and the command to run on the agent's host. */
+export interface NewAgentToken extends AgentToken {
+  token: string;
+  command: string;
 }
 
 export interface AvailabilitySlot {
@@ -496,6 +545,10 @@ export interface Sandbox {
   listing_id: string;
   pool_id?: string;
   node_id?: string;
+  /** The site agent that runs it (absent on the platform host's own nodes). */
+  agent_id?: string;
+  /** Set while that agent does not answer: the sandbox may still run, but is not metered until it answers. */
+  unreachable_since?: string | null;
   backend?: string;
   state: SandboxState;
   message?: string;

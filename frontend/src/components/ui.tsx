@@ -1,6 +1,6 @@
 // Small shared building blocks: labelled fields with their server-side errors, problem alerts, async states.
 
-import { useId, type ReactNode, type Ref, type InputHTMLAttributes, type SelectHTMLAttributes, type TextareaHTMLAttributes } from 'react';
+import { useEffect, useId, useRef, useState, type ReactNode, type Ref, type InputHTMLAttributes, type SelectHTMLAttributes, type TextareaHTMLAttributes } from 'react';
 import { useTranslation } from 'react-i18next';
 import { isApiError } from '../api/problem';
 
@@ -277,5 +277,111 @@ export function PagedBlock({
       </AsyncBlock>
       <LoadMore hasMore={list.hasMore} loading={list.loading} onClick={list.loadMore} />
     </>
+  );
+}
+
+/**
+ * ConfirmButton asks before a destructive action, in place: the button opens the question with the confirming
+ * button and Cancel (focused, so Enter does no harm); Cancel puts the focus back on the button.
+ */
+export function ConfirmButton({
+  label,
+  accessibleLabel,
+  question,
+  confirmLabel,
+  onConfirm,
+}: {
+  label: string;
+  accessibleLabel?: string;
+  question: string;
+  confirmLabel: string;
+  onConfirm: () => Promise<unknown>;
+}) {
+  const { t } = useTranslation();
+  const [open, setOpen] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const trigger = useRef<HTMLButtonElement>(null);
+  const cancel = useRef<HTMLButtonElement>(null);
+  const back = useRef(false);
+  useEffect(() => {
+    if (open) cancel.current?.focus();
+    else if (back.current) trigger.current?.focus();
+    back.current = false;
+  }, [open]);
+  if (!open) {
+    return (
+      <button ref={trigger} type="button" className="button button--danger" aria-label={accessibleLabel} onClick={() => setOpen(true)}>
+        {label}
+      </button>
+    );
+  }
+  const confirm = async () => {
+    setBusy(true);
+    try {
+      await onConfirm();
+    } finally {
+      setBusy(false);
+      setOpen(false);
+    }
+  };
+  return (
+    <div className="confirm" role="group" aria-label={accessibleLabel ?? label}>
+      <p className="confirm__question">{question}</p>
+      <button type="button" className="button button--danger" disabled={busy} aria-busy={busy} onClick={() => void confirm()}>
+        {confirmLabel}
+      </button>
+      <button
+        ref={cancel}
+        type="button"
+        className="button"
+        onClick={() => {
+          back.current = true;
+          setOpen(false);
+        }}
+      >
+        {t('common.cancel')}
+      </button>
+    </div>
+  );
+}
+
+/**
+ * CopyField shows a value to copy (a secret shown once, a command) read-only, with a Copy button. Without the
+ * asynchronous clipboard (a page served over plain HTTP) it selects the text and asks the browser to copy it; if
+ * that fails too, the text stays selected and the field says to copy it by hand.
+ */
+export function CopyField({ label, value, copyLabel, multiline }: { label: string; value: string; copyLabel: string; multiline?: boolean }) {
+  const { t } = useTranslation();
+  const id = useId();
+  const [copied, setCopied] = useState<'' | 'ok' | 'failed'>('');
+  const box = useRef<HTMLInputElement & HTMLTextAreaElement>(null);
+  const copy = async () => {
+    try {
+      if (navigator.clipboard?.writeText) {
+        await navigator.clipboard.writeText(value);
+      } else {
+        box.current?.select();
+        if (!document.execCommand('copy')) throw new Error('copy refused');
+      }
+      setCopied('ok');
+    } catch {
+      box.current?.select();
+      setCopied('failed');
+    }
+  };
+  const common = { id, ref: box, className: 'mono', readOnly: true, value, onFocus: (e: { target: { select: () => void } }) => e.target.select() };
+  return (
+    <div className="field copy-field">
+      <label htmlFor={id}>{label}</label>
+      <div className="copy-field__row">
+        {multiline ? <textarea {...common} rows={3} spellCheck={false} /> : <input {...common} spellCheck={false} />}
+        <button type="button" className="button" aria-label={copyLabel} onClick={() => void copy()}>
+          {t('common.copy')}
+        </button>
+      </div>
+      <p className="field__hint" aria-live="polite">
+        {copied === 'ok' ? t('common.copied') : copied === 'failed' ? t('common.copy_failed') : ''}
+      </p>
+    </div>
   );
 }

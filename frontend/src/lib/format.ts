@@ -47,3 +47,30 @@ export function formatNumber(n: number, maxFraction = 1): string {
 export function formatRating(n: number): string {
   return new Intl.NumberFormat(locale(), { minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(n);
 }
+
+const RELATIVE_STEPS: [Intl.RelativeTimeFormatUnit, number][] = [
+  ['second', 60],
+  ['minute', 60],
+  ['hour', 24],
+  ['day', 30],
+  ['month', 12],
+  ['year', Infinity],
+];
+
+/**
+ * formatRelative renders a time against now as "5 seconds ago" / "in 3 hours" ("il y a 5 secondes"). past: the time
+ * cannot be in the future (a heartbeat), so a server clock slightly ahead of this one reads "now", not "in 2 seconds".
+ */
+export function formatRelative(iso: string | null | undefined, now: number = Date.now(), past = false): string {
+  if (!iso) return '—';
+  const t = new Date(iso).getTime();
+  if (Number.isNaN(t)) return iso;
+  let v = ((past ? Math.min(t, now) : t) - now) / 1000;
+  let unit: Intl.RelativeTimeFormatUnit = 'second';
+  for (const [u, size] of RELATIVE_STEPS) {
+    unit = u;
+    if (Math.abs(v) < size) break;
+    v /= size;
+  }
+  return new Intl.RelativeTimeFormat(locale(), { numeric: 'auto' }).format(Math.round(v), unit);
+}

@@ -3,8 +3,9 @@ import { useTranslation } from 'react-i18next';
 import { useParams } from 'react-router-dom';
 import { testbed } from '../api/endpoints';
 import type { Sandbox, SandboxState } from '../api/types';
-import { AsyncBlock, PageHeader, ProblemAlert, SelectField, StateBadge } from '../components/ui';
+import { AsyncBlock, Notice, PageHeader, ProblemAlert, SelectField, StateBadge } from '../components/ui';
 import { Terminal } from '../components/Terminal';
+import { UnreachableBadge } from '../components/Unreachable';
 import { formatBytes, formatDateTime, formatDuration } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval } from '../lib/hooks';
 
@@ -60,9 +61,21 @@ export default function SandboxPage() {
             <PageHeader title={t('sandbox.title', { id: s.id })}>
               <span aria-live="polite" data-testid="sandbox-state">
                 <StateBadge state={s.state} />
+                {s.unreachable_since && (
+                  <>
+                    {' '}
+                    <UnreachableBadge since={s.unreachable_since} />
+                  </>
+                )}
               </span>
             </PageHeader>
             <ProblemAlert error={error} />
+            {s.unreachable_since && (
+              <Notice tone="warning">
+                <p className="alert__title">{t('sandbox.unreachable_since', { at: formatDateTime(s.unreachable_since) })}</p>
+                <p>{t('sandbox.unreachable_why')}</p>
+              </Notice>
+            )}
             {s.state === 'provisioning' && s.progress && (
               <p className="muted" data-testid="sandbox-progress" aria-live="polite">
                 {t(`sandbox.progress_${s.progress.phase}`, {

@@ -6,6 +6,7 @@ import { isApiError, type ApiError } from '../api/problem';
 import { estimateSandboxMicro, formatMicro, toMicro } from '../api/money';
 import type { Reservation } from '../api/types';
 import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, SelectField, StateBadge, TextField } from '../components/ui';
+import { Unreachable } from '../components/Unreachable';
 import { formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval, usePaged } from '../lib/hooks';
 import i18n from '../i18n';
@@ -47,6 +48,12 @@ function SandboxList() {
               </td>
               <td>
                 <StateBadge state={s.state} />
+                {s.unreachable_since && (
+                  <>
+                    {' '}
+                    <Unreachable since={s.unreachable_since} />
+                  </>
+                )}
               </td>
               <td>
                 {s.gpu_count} × {s.gpu_model}

@@ -8,8 +8,9 @@ import { useSession } from '../auth/session';
 import { AsyncBlock, DataTable, PagedBlock, PageHeader, ProblemAlert, SelectField, StateBadge, TextAreaField, TextField } from '../components/ui';
 import { formatDate, formatDateTime } from '../lib/format';
 import { formatMicro } from '../api/money';
-import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
+import { useAsync, useDocumentTitle, useInterval, useListingTitles, usePaged } from '../lib/hooks';
 import { listingTitle } from './Access';
+import { agentRun, managesPool, NodeActions, NodeAgent, POOL_REFRESH_MS, SiteAgents, usePoolAgents } from './PoolAgents';
 
 export default function Vendor({ page }: { page: 'listings' | 'access' | 'pools' | 'earnings' }) {
   switch (page) {
@@ -255,6 +256,14 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
   const { t } = useTranslation();
   const s = useSession();
   const detail = useAsync(() => testbed().pool(pool.id), [pool.id]);
+  // Its managers see the site agents and act on nodes; the card follows heartbeats and drains without a reload.
+  const manager = managesPool(s, pool);
+  const agents = usePoolAgents(pool.id, manager && agentRun(pool.backend));
+  const refresh = () => {
+    testbed().pool(pool.id).then(detail.setData, () => undefined);
+    agents.refresh();
+  };
+  useInterval(refresh, manager ? POOL_REFRESH_MS : null);
   const [node, setNode] = useState({ name: '', gpu_model: pool.gpus[0]?.gpu_model ?? 'h100-80gb', gpu_count: '1' });
   const [error, setError] = useState<unknown>();
   const fields = isApiError(error) ? error.fieldErrors() : {};
@@ -281,24 +290,30 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
         {pool.name} <span className="muted">· {pool.backend} · {pool.region}</span>
       </h2>
       <p>
-        {pool.gpus.map((g) => (
+        {(detail.data ?? pool).gpus.map((g) => (
           <span key={g.gpu_model} className="tag">
             {t('vendor.gpu_free_of', { gpu: g.gpu_model, free: g.free_now, total: g.total })}
           </span>
         ))}
       </p>
-      <AsyncBlock loading={detail.loading} error={detail.error} empty={!detail.loading && nodes.length === 0} emptyText={t('vendor.no_nodes')}>
+      {manager && nodes.length > 0 && <p className="muted small">{t('agents.drain_hint')}</p>}
+      <AsyncBlock loading={detail.loading && !detail.data} error={detail.error} empty={detail.data ? nodes.length === 0 : undefined} emptyText={t('vendor.no_nodes')}>
         <DataTable caption={t('vendor.nodes_of', { pool: pool.name })} captionHidden
           columns={[
             t('vendor.node'),
+            t('agents.agent'),
             t('vendor.state'),
             t('vendor.last_seen'),
             t('vendor.devices'),
+            manager && { label: t('common.actions'), hidden: true },
           ]}
         >
           {nodes.map((n) => (
-            <tr key={n.id}>
+            <tr key={n.id} data-node={n.name}>
               <td className="mono">{n.name}</td>
+              <td>
+                <NodeAgent node={n} agents={agents.data?.items ?? []} />
+              </td>
               <td>
                 <StateBadge state={n.health} />
               </td>
@@ -316,10 +331,26 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
                   ))}
                 </ul>
               </td>
+              {manager && (
+                <td className="actions">
+                  <NodeActions pool={pool} node={n} onDone={refresh} />
+                </td>
+              )}
             </tr>
           ))}
         </DataTable>
       </AsyncBlock>
+      {manager && (
+        <SiteAgents
+          pool={pool}
+          agents={agents}
+          nodes={nodes}
+          onChange={() => {
+            refresh();
+            onChange();
+          }}
+        />
+      )}
       {s.isOrgAdmin && (
         <form className="inline-form" onSubmit={(e) => void add(e)}>
           <h3>{t('vendor.add_node')}</h3>
