@@ -116,6 +116,7 @@ type versionJSON struct {
 	Model        *ModelDetails   `json:"model,omitempty"`
 	Dataset      *DatasetDetails `json:"dataset,omitempty"`
 	Compute      *ComputeDetails `json:"compute,omitempty"`
+	TryIt        *TryIt          `json:"try_it,omitempty"`
 	Plans        []planJSON      `json:"plans"`
 	Artifacts    []artifactJSON  `json:"artifacts"`
 	CreatedBy    string          `json:"created_by,omitempty"`
@@ -168,7 +169,7 @@ func toVersionJSON(v VersionView) *versionJSON {
 	return &versionJSON{ID: v.Row.ID, Version: v.Row.Version, State: v.Row.State, Title: c.Title, Summary: c.Summary,
 		CardMarkdown: c.CardMarkdown, CardHTML: v.Row.CardHTML, Tags: c.Tags, License: c.License, Residency: c.Residency,
 		Jurisdiction: c.Jurisdiction, CanadianIP: c.CanadianIP, Visibility: c.Visibility, VisibleTo: c.VisibleTo,
-		Gated: c.Gated, Model: c.Model, Dataset: c.Dataset, Compute: c.Compute, Plans: toPlansJSON(c.Plans),
+		Gated: c.Gated, Model: c.Model, Dataset: c.Dataset, Compute: c.Compute, TryIt: c.TryIt, Plans: toPlansJSON(c.Plans),
 		Artifacts: arts, CreatedBy: v.Row.CreatedBy, CreatedAt: v.Row.CreatedAt, UpdatedAt: v.Row.UpdatedAt,
 		SubmittedAt: v.Row.SubmittedAt, DecidedAt: v.Row.DecidedAt, DecidedBy: v.Row.DecidedBy, Comment: v.Row.Comment}
 }

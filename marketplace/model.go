@@ -236,7 +236,20 @@ type Content struct {
 	Model        *ModelDetails   `json:"model,omitempty"`
 	Dataset      *DatasetDetails `json:"dataset,omitempty"`
 	Compute      *ComputeDetails `json:"compute,omitempty"`
-	Plans        []Plan          `json:"plans"`
+	// TryIt is the image a model or dataset listing offers to try in a sandbox (absent: none).
+	TryIt *TryIt `json:"try_it,omitempty"`
+	Plans []Plan `json:"plans"`
+}
+
+// TryIt is a model's or dataset's "try it" image: an OCI image pinned by digest that organisations with
+// access to the listing (an entitlement; its vendor and staff always) may start in a testbed sandbox on a
+// compute listing's pool, whose staff allow-list still decides. Command is what the sandbox runs (empty: the
+// image's own entrypoint and command); Ports are the ports it serves, reached through the testbed's proxy.
+// It is part of the version staff review, like everything else in Content.
+type TryIt struct {
+	Image   string   `json:"image" openapi:"required" doc:"registry/repository@sha256:<64 hex>: pinned by digest, registry named; tags are refused"`
+	Command []string `json:"command,omitempty" text:"multiline" doc:"what the sandbox runs; empty: the image's entrypoint and command"`
+	Ports   []int    `json:"ports,omitempty" doc:"ports the command serves (1 to 65535, at most 8), proxied by the testbed"`
 }
 
 // License is an SPDX expression, or "custom" with a link to the terms.
@@ -317,6 +330,12 @@ func (c *Content) normalize() {
 	}
 	if c.Plans == nil {
 		c.Plans = []Plan{}
+	}
+	if t := c.TryIt; t != nil {
+		t.Image = strings.TrimSpace(t.Image)
+		if t.Image == "" && len(t.Command) == 0 && len(t.Ports) == 0 {
+			c.TryIt = nil // {"try_it": {}} withdraws it
+		}
 	}
 	if c.Compute != nil && c.Compute.VRAMGB == 0 {
 		c.Compute.VRAMGB = gpuVRAM[c.Compute.GPUModel]
@@ -402,6 +421,13 @@ func (c *Content) validate(kind string) error {
 		f.Check(cp.MinDurationMinutes >= 1, "compute.min_duration_minutes", "invalid", "must be at least 1")
 		f.Check(cp.MaxDurationMinutes >= cp.MinDurationMinutes && cp.MaxDurationMinutes <= 60*24*31,
 			"compute.max_duration_minutes", "invalid", "must be at least the minimum and at most 31 days")
+	}
+	if c.TryIt != nil {
+		if kind == KindCompute {
+			f.Add("try_it", "kind_mismatch", "a try-it image belongs to model and dataset listings")
+		} else {
+			c.TryIt.validate(&f)
+		}
 	}
 	f.Check(len(c.Plans) <= 10, "plans", "too_many", "at most 10 plans")
 	names := map[string]bool{}
@@ -502,6 +528,7 @@ type ContentPatch struct {
 	Model        *ModelDetails   `json:"model,omitempty"`
 	Dataset      *DatasetDetails `json:"dataset,omitempty"`
 	Compute      *ComputeDetails `json:"compute,omitempty"`
+	TryIt        *TryIt          `json:"try_it,omitempty" doc:"replaces the try-it image; {} withdraws it"`
 	Plans        *[]Plan         `json:"plans,omitempty"`
 }
 
@@ -572,6 +599,12 @@ func (p ContentPatch) apply(c *Content) []string {
 		c.Compute = &cp
 	}
 	set("compute", p.Compute != nil)
+	if p.TryIt != nil {
+		t := *p.TryIt
+		t.Command, t.Ports = slices.Clone(t.Command), slices.Clone(t.Ports)
+		c.TryIt = &t
+	}
+	set("try_it", p.TryIt != nil)
 	if p.Plans != nil {
 		c.Plans = slices.Clone(*p.Plans)
 	}

@@ -562,6 +562,12 @@ func (s *Service) emit(tx *gorm.DB, subj eventbus.Subject[events.ListingChangedV
 				}
 			}
 		}
+		if t := c.TryIt; t != nil && l.Kind != KindCompute {
+			ev.TryIt = &events.TryItV1{Image: t.Image, Command: slices.Clone(t.Command), Ports: slices.Clone(t.Ports), Gated: c.Gated}
+			if c.Visibility != "public" {
+				ev.TryIt.VisibleTo = slices.Clone(c.VisibleTo)
+			}
+		}
 	}
 	return eventbus.Write(tx, s.outbox, subj, newID("evt"), ev)
 }

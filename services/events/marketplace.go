@@ -22,6 +22,9 @@ type ListingChangedV1 struct {
 
 	Plans   []PlanV1   `json:"plans,omitempty"`   // on published
 	Compute *ComputeV1 `json:"compute,omitempty"` // on published, compute listings only
+	// TryIt is on published model and dataset listings that offer a "try it" image (absent otherwise: a
+	// published version without one withdraws the previous version's). Added within v1: optional.
+	TryIt *TryItV1 `json:"try_it,omitempty"`
 }
 
 // PlanV1 is a plan of a published listing. PriceMicro is per unit: once, per month, or per GPU-hour.
@@ -49,6 +52,21 @@ type ComputeV1 struct {
 	Gated bool `json:"gated,omitempty"`
 }
 
+// TryItV1 is the "try it" image a model or dataset listing offers: an OCI image pinned by digest
+// (registry/repository@sha256:…) that organisations with access to the listing may start in a sandbox on a
+// compute listing's pool, where the pool's allow-list still decides. Command and Ports are what it serves
+// (empty Command: the image's own entrypoint and command).
+type TryItV1 struct {
+	Image   string   `json:"image"`
+	Command []string `json:"command,omitempty"`
+	Ports   []int    `json:"ports,omitempty"`
+	// VisibleTo and Gated repeat the listing's terms (as ComputeV1 does): a restricted listing's image is for
+	// the organisations it names; using it always needs an entitlement to the listing (its vendor and staff
+	// are exempt).
+	VisibleTo []string `json:"visible_to,omitempty"`
+	Gated     bool     `json:"gated,omitempty"`
+}
+
 func (e ListingChangedV1) Validate() error {
 	var c check
 	c.need(e.ListingID != "", "listing_id")
@@ -60,6 +78,9 @@ func (e ListingChangedV1) Validate() error {
 	}
 	if e.Compute != nil {
 		c.need(e.Compute.PoolID != "" && e.Compute.GPUModel != "" && e.Compute.PricePerGPUHour >= 0, "compute")
+	}
+	if e.TryIt != nil {
+		c.need(e.TryIt.Image != "" && (e.Kind == "model" || e.Kind == "dataset"), "try_it")
 	}
 	return c.err("listing event")
 }
