@@ -4,12 +4,14 @@ import "github.com/tamarack-ai/tamarack/platform/problem"
 
 // Problem sentinels. Handlers return them (wrapped with context); web.ErrorHandler renders them.
 var (
-	ErrPoolNotFound        = problem.New(404, "pool_not_found", "Pool not found.")
-	ErrNodeNotFound        = problem.New(404, "node_not_found", "Node not found.")
-	ErrListingNotFound     = problem.New(404, "listing_not_found", "Compute listing not found or not published.")
-	ErrSandboxNotFound     = problem.New(404, "sandbox_not_found", "Sandbox not found.")
-	ErrReservationNotFound = problem.New(404, "reservation_not_found", "Reservation not found.")
-	ErrTemplateNotFound    = problem.New(404, "template_not_found", "Template not found.")
+	ErrPoolNotFound         = problem.New(404, "pool_not_found", "Pool not found.")
+	ErrNodeNotFound         = problem.New(404, "node_not_found", "Node not found.")
+	ErrListingNotFound      = problem.New(404, "listing_not_found", "Compute listing not found or not published.")
+	ErrSandboxNotFound      = problem.New(404, "sandbox_not_found", "Sandbox not found.")
+	ErrReservationNotFound  = problem.New(404, "reservation_not_found", "Reservation not found.")
+	ErrTemplateNotFound     = problem.New(404, "template_not_found", "Template not found.")
+	ErrImageListingNotFound = problem.New(404, "image_listing_not_found",
+		"Model or dataset listing not found, not published, or without a try-it image.")
 	ErrPoolExists          = problem.New(409, "pool_exists", "A pool with this name already exists for this vendor.")
 	ErrNodeExists          = problem.New(409, "node_exists", "A node with this name already exists in this pool.")
 	ErrNoCapacity          = problem.New(409, "no_capacity", "No free devices match the request.")
@@ -25,6 +27,8 @@ var (
 	ErrImageSettingsStaff  = problem.New(403, "image_settings_staff_only", "Only programme staff may change a pool's images.* settings (allowed images, registry credentials).")
 	ErrForbidden           = problem.New(403, "forbidden", "You may not do this.")
 	ErrAccessRequired      = problem.New(403, "access_required", "This listing is gated: your organisation needs the vendor's approval to use it.")
+	ErrImageAccessRequired = problem.New(403, "access_required", "Your organisation needs access to the listing whose image the sandbox would run.")
+	ErrImageNotAllowed     = problem.New(422, "image_not_allowed", "The image is not allowed on the pool of this compute listing.")
 	ErrHostBackendStaff    = problem.New(403, "host_backend_staff_only",
 		"Pools on the platform's own host (local, simulator) and GPU discovery are managed by programme staff.")
 	ErrBadSandboxToken = problem.New(401, "invalid_sandbox_token", "The sandbox token is invalid or expired.")

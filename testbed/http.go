@@ -244,6 +244,9 @@ type listingJSON struct {
 	// the caller's organisation does not have it yet, so launching and reserving answer 403 access_required.
 	Gated          bool `json:"gated"`
 	AccessRequired bool `json:"access_required"`
+	// ImageAllowed answers ?image_listing_id=: whether the listing's pool allows that listing's try-it image
+	// (absent without the parameter).
+	ImageAllowed *bool `json:"image_allowed,omitempty"`
 }
 
 type launchRequest struct {
@@ -251,10 +254,11 @@ type launchRequest struct {
 	GPUModel        string `json:"gpu_model" doc:"default: the listing's GPU model (a compute listing offers one)"`
 	GPUCount        int    `json:"gpu_count" openapi:"required" doc:"1 to 8 devices (one node)"`
 	MIGProfile      string `json:"mig_profile"`
-	Template        string `json:"template" openapi:"required" doc:"a template name from GET /api/v1/testbed/templates"`
+	Template        string `json:"template" doc:"a template name from GET /api/v1/testbed/templates; required unless image_listing_id is given (default then: tryit, the try-it profile)"`
 	DurationMinutes int    `json:"duration_minutes" openapi:"required" doc:"within the listing's minimum and maximum"`
 	CPUMillis       int64  `json:"cpu_millis" doc:"default: the template's per-GPU share"`
 	MemoryBytes     int64  `json:"memory_bytes" doc:"default: the template's per-GPU share"`
+	ImageListingID  string `json:"image_listing_id" doc:"a model or dataset listing whose try-it image the sandbox runs (with its command and ports); needs access to that listing, and the compute listing's pool must allow the image"`
 }
 
 type sandboxJSON struct {
@@ -275,8 +279,10 @@ type sandboxJSON struct {
 	Devices          []SandboxDevice `json:"devices"`
 	Template         string          `json:"template"`
 	// Image is the template's image (built-in name or pinned reference) on pools that start sandboxes from
-	// images; ImageDigest the digest of the image that was started (set before the start).
+	// images, or the try-it image of ImageListingID; ImageDigest the digest of the image that was started
+	// (set before the start).
 	Image           string        `json:"image,omitempty"`
+	ImageListingID  string        `json:"image_listing_id,omitempty"`
 	ImageDigest     string        `json:"image_digest,omitempty"`
 	Progress        *progressJSON `json:"progress"`
 	CPUMillis       int64         `json:"cpu_millis"`
@@ -329,10 +335,11 @@ func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
 	if devs == nil {
 		devs = []SandboxDevice{}
 	}
-	t := templates[sb.Template]
+	t := sb.template()
 	out := sandboxJSON{ID: sb.ID, State: sb.State, OrganizationID: sb.OrgID, ListingID: sb.ListingID, PoolID: sb.PoolID,
 		Backend: sb.Backend, NodeID: sb.NodeID, AgentID: sb.AgentID, UnreachableSince: rfc(fromMS(sb.UnreachableMS)), GPUModel: sb.GPUModel, GPUCount: sb.GPUCount, MIGProfile: sb.MIGProfile,
-		Devices: devs, Template: sb.Template, Image: sb.Image, ImageDigest: sb.ImageDigest, Progress: toProgressJSON(sb),
+		Devices: devs, Template: sb.Template, Image: sb.Image, ImageListingID: sb.ImageListingID, ImageDigest: sb.ImageDigest,
+		Progress:  toProgressJSON(sb),
 		CPUMillis: sb.CPUMillis, MemoryBytes: sb.MemoryBytes,
 		DurationMinutes: sb.DurationMinutes, CreatedAt: fromMS(sb.CreatedMS), StartedAt: rfc(fromMS(sb.StartedMS)),
 		ExpiresAt: rfc(fromMS(sb.ExpiresMS)), EndedAt: rfc(fromMS(sb.EndedMS)), UsageMillis: usage,
@@ -558,12 +565,23 @@ func (h handler) listings(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	var allowed map[string]bool
+	if id := c.Query("image_listing_id"); id != "" {
+		if allowed, err = h.svc.ImageAllowedOn(c.UserContext(), caller, id, ls); err != nil {
+			return err
+		}
+	}
 	out := []listingJSON{}
 	for _, l := range ls {
-		out = append(out, listingJSON{ID: l.ID, VendorOrgID: l.VendorOrgID, Title: l.Title, PoolID: l.PoolID, GPUModel: l.GPUModel,
+		j := listingJSON{ID: l.ID, VendorOrgID: l.VendorOrgID, Title: l.Title, PoolID: l.PoolID, GPUModel: l.GPUModel,
 			Region: l.Region, MinDurationMinutes: l.MinMinutes, MaxDurationMinutes: l.MaxMinutes,
 			PricePerGPUHour: l.PricePerGPUHour, PriceDisplay: money.Micro(l.PricePerGPUHour).String(),
-			Gated: l.Gated, AccessRequired: l.Gated && !l.exempt(caller) && !entitled[l.ID]})
+			Gated: l.Gated, AccessRequired: l.Gated && !l.exempt(caller) && !entitled[l.ID]}
+		if allowed != nil {
+			ok := allowed[l.ID]
+			j.ImageAllowed = &ok
+		}
+		out = append(out, j)
 	}
 	return pageJSON(c, out)
 }

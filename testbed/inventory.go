@@ -502,8 +502,9 @@ func ModelFromName(name string, memMiB int64) (string, bool) {
 	return "", false
 }
 
-// ApplyListing updates the projection of compute listings from a marketplace event. Published with compute
-// details upserts (newer versions win); suspended and retired remove. Idempotent by event ID.
+// ApplyListing updates the projections of compute listings and of model and dataset listings' try-it images
+// from a marketplace event. Published upserts (newer versions win); suspended and retired remove. Idempotent
+// by event ID.
 func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev events.ListingChangedV1) error {
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		if dup, err := markProcessed(tx, eventID, s.clock.Now()); err != nil || dup {
@@ -511,6 +512,9 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 		}
 		switch kind {
 		case "published":
+			if ev.Kind == "model" || ev.Kind == "dataset" {
+				return applyImageListing(tx, ev)
+			}
 			if ev.Kind != "compute" || ev.Compute == nil {
 				return nil
 			}
@@ -529,6 +533,9 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 			}
 			return tx.Save(&l).Error
 		case "suspended", "retired":
+			if err := tx.Delete(&ImageListing{}, "id = ?", ev.ListingID).Error; err != nil {
+				return err
+			}
 			return tx.Delete(&Listing{}, "id = ?", ev.ListingID).Error
 		}
 		return nil

@@ -278,7 +278,7 @@ type Sandbox struct {
 	UsageEndMS     int64  `gorm:"column:usage_end_ms"`
 	BackendRemoved bool
 	// Image is the template's image (a built-in name or a pinned reference) on pools whose backend starts
-	// sandboxes from images; ImageDigest is the digest of the image that was unpacked and started (what
+	// sandboxes from images, and a listing's try-it image on every pool (see ImageListingID); ImageDigest is the digest of the image that was unpacked and started (what
 	// exactly ran), set before the backend starts it.
 	Image       string
 	ImageDigest string
@@ -290,6 +290,12 @@ type Sandbox struct {
 	// Progress is a JSON Progress while the sandbox is provisioning (pulling, unpacking, starting); cleared
 	// when it runs, kept as it was when it failed or stopped before running.
 	Progress string
+	// ImageListingID names the model or dataset listing whose "try it" image the sandbox runs (Image is then
+	// that image, on every backend); Command (a JSON array, empty: the image's own) and Ports (comma-separated)
+	// are what the listing said at launch and replace the template's.
+	ImageListingID string
+	Command        string
+	Ports          string
 }
 
 func (Sandbox) TableName() string { return "testbed_sandboxes" }
@@ -478,6 +484,9 @@ type LaunchInput struct {
 	DurationMinutes int
 	CPUMillis       int64 // 0: template default
 	MemoryBytes     int64 // 0: template default
+	// ImageListingID starts the sandbox from that model or dataset listing's "try it" image (its command and
+	// ports) instead of the template's; the template (default "tryit") then only sets limits and idleness.
+	ImageListingID string
 }
 
 // MaxGPUsPerSandbox bounds a request: a sandbox runs on one node.
@@ -499,11 +508,15 @@ func (in LaunchInput) Validate() error {
 	case in.GPUCount > MaxGPUsPerSandbox:
 		f.Add("gpu_count", "too_large", "at most 8 devices (one node)")
 	}
-	if in.Template == "" {
+	switch _, ok := templateNamed(in.Template); {
+	case in.Template == "" && in.ImageListingID == "":
 		f.Add("template", "required", "one of: "+strings.Join(templateNames(), ", "))
-	} else if _, ok := templates[in.Template]; !ok {
+	case in.Template == tryItTemplate.Name && in.ImageListingID == "":
+		f.Add("template", "needs_image_listing", "the tryit template runs a listing's image: give image_listing_id")
+	case in.Template != "" && !ok:
 		f.Add("template", "unknown_template", "unknown template; known: "+strings.Join(templateNames(), ", "))
 	}
+	f.Check(len(in.ImageListingID) <= 200, "image_listing_id", "invalid", "a listing ID")
 	switch {
 	case in.DurationMinutes == 0:
 		f.Add("duration_minutes", "required", "at least 1 minute")

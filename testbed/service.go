@@ -180,9 +180,24 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 	if err := f.Err(); err != nil {
 		return Sandbox{}, err
 	}
+	var il ImageListing
+	if in.ImageListingID != "" {
+		var err error
+		if il, err = s.imageListingFor(ctx, c, in.ImageListingID); err != nil {
+			return Sandbox{}, err
+		}
+		if in.Template == "" {
+			in.Template = tryItTemplate.Name
+		}
+	}
 	var pool Pool
 	if err := s.db.WithContext(ctx).First(&pool, "id = ?", l.PoolID).Error; err != nil {
 		return Sandbox{}, mapNotFound(err, ErrPoolNotFound)
+	}
+	if il.Image != "" {
+		if err := checkPoolImage(pool, il.Image); err != nil {
+			return Sandbox{}, err
+		}
 	}
 	if ok, err := s.canRun(ctx, pool); err != nil {
 		return Sandbox{}, err
@@ -195,7 +210,7 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		}
 		return Sandbox{}, ErrBackendUnavailable.WithDetail("pool %q uses the %s backend, which this deployment does not run", pool.Name, pool.Backend)
 	}
-	t := templates[in.Template]
+	t, _ := templateNamed(in.Template)
 	cpu, mem := in.CPUMillis, in.MemoryBytes
 	if cpu == 0 {
 		cpu = t.CPUMillisPerGPU * int64(in.GPUCount)
@@ -211,6 +226,10 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		DurationMinutes: in.DurationMinutes, PricePerGPUHour: l.PricePerGPUHour, CreatedMS: ms(now), ActivityMS: ms(now)}
 	if runsImages(pool.Backend) {
 		sb.Image = t.Image
+	}
+	if il.Image != "" {
+		// What the listing says now is what this sandbox runs, whatever a later version says.
+		sb.Image, sb.ImageListingID, sb.Command, sb.Ports = il.Image, il.ID, il.Command, il.Ports
 	}
 	req := PlaceRequest{PoolID: pool.ID, GPUModel: in.GPUModel, GPUCount: in.GPUCount, MIGProfile: in.MIGProfile,
 		CPUMillis: cpu, Memory: mem, OrgID: c.OrgID, FromMS: ms(now), ToMS: ms(now.Add(dur))}
@@ -401,16 +420,23 @@ func (s *Service) startProvision(id string) {
 }
 
 // spec is what the backend starts for sb: the template's command and environment (the testbed's own
-// variables win), its devices, limits and the pool's settings. The image's root filesystem and environment
-// are added by withImage where the backend runs images.
+// variables win; a listing's try-it image brings its own command and ports), its devices, limits and the
+// pool's settings. The image's root filesystem and environment are added by withImage where the backend runs
+// images.
 func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
-	t := templates[sb.Template]
+	t := sb.template()
 	env := maps.Clone(t.Env)
 	if env == nil {
 		env = map[string]string{}
 	}
 	maps.Copy(env, map[string]string{"TAMARACK_SANDBOX_ID": sb.ID, "TAMARACK_GPU_MODEL": sb.GPUModel,
 		"TAMARACK_PROXY_BASE": fmt.Sprintf("/api/v1/testbed/sandboxes/%s/proxy/%d/", sb.ID, firstPort(t.Ports))})
+	cmd := slices.Clone(t.Command)
+	if len(cmd) == 0 && !runsImages(sb.Backend) {
+		// A try-it image's own command: only a backend that gets the image knows it. The simulator runs
+		// nothing and shows this; backends that pull on their own nodes will be handed the reference.
+		cmd = []string{"<entrypoint of " + sb.Image + ">"}
+	}
 	var devs []backend.Device
 	for _, d := range sb.DeviceList() {
 		bd := backend.Device{Index: d.Index, UUID: d.UUID, Model: d.Model}
@@ -419,7 +445,7 @@ func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 		}
 		devs = append(devs, bd)
 	}
-	return backend.Spec{SandboxID: sb.ID, Command: slices.Clone(t.Command), Env: env, Devices: devs, Network: t.Network,
+	return backend.Spec{SandboxID: sb.ID, Command: cmd, Env: env, Devices: devs, Network: t.Network,
 		Ports: t.Ports, Limits: backend.Limits{MemoryBytes: sb.MemoryBytes, CPUMillis: sb.CPUMillis, Pids: t.Pids, LogBytes: t.LogBytes},
 		Settings: pool.SettingsMap()}
 }

@@ -362,7 +362,7 @@ func (h handler) proxy(c *fiber.Ctx) error {
 		return ErrNotRunning.WithDetail("the sandbox is %s", sb.State)
 	}
 	port, err := strconv.Atoi(c.Params("port"))
-	if err != nil || !slices.Contains(templates[sb.Template].Ports, port) {
+	if err != nil || !slices.Contains(sb.template().Ports, port) {
 		return problem.New(404, "port_not_exposed", "The sandbox's template does not expose this port.")
 	}
 	if c.Query("token") == "" && c.Query("access_token") != "" && c.Get(fiber.HeaderAuthorization) == "" {

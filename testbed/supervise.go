@@ -117,7 +117,7 @@ func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, n
 		if st.State == backend.StateUnknown {
 			return nil // cannot tell now: do not meter time we cannot show
 		}
-		t := templates[sb.Template]
+		t := sb.template()
 		switch {
 		case sb.ExpiresMS > 0 && nowMS >= sb.ExpiresMS:
 			_, err := s.requestStopSync(ctx, sb.ID, ReasonExpired)
