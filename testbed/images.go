@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/image"
@@ -239,4 +241,107 @@ func withImage(spec backend.Spec, root image.Rootfs) backend.Spec {
 		spec.Command = append(slices.Clone(root.Config.Entrypoint), root.Config.Cmd...)
 	}
 	return spec
+}
+
+// ImageCache is what the testbed needs of this host's image cache beyond Images to keep it within its budget;
+// *image.Provider implements it. Hold is taken while a sandbox is started from the cache; Prune lists what
+// to keep under the cache's lock (see image.Cache.PruneFunc) and answers image.ErrBusy while a start holds it.
+type ImageCache interface {
+	Hold() (release func(), err error)
+	Usage() (image.Usage, error)
+	Prune(keep func() ([]string, error)) (image.PruneReport, error)
+}
+
+// ImagesInUse lists what this deployment's sandboxes and pools need on a host's image cache: the image (a
+// built-in name or a pinned reference) and unpacked digest of every sandbox that has not ended, and every
+// image that a pool's allow-list pins by digest. `tamarack images prune` reads it from the database as the
+// running testbed does.
+func ImagesInUse(ctx context.Context, db *gorm.DB) ([]string, error) {
+	var live []Sandbox
+	if err := db.WithContext(ctx).Select("image", "image_digest").
+		Where("state NOT IN ? AND (image <> '' OR image_digest <> '')", []string{StateStopped, StateFailed}).
+		Find(&live).Error; err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, sb := range live {
+		for _, v := range []string{sb.Image, sb.ImageDigest} {
+			if v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	var pools []Pool
+	if err := db.WithContext(ctx).Select("settings").Find(&pools).Error; err != nil {
+		return nil, err
+	}
+	for _, p := range pools {
+		policy, _, _ := image.FromSettings(p.SettingsMap()) // bad entries are left out; the good ones still count
+		for _, e := range policy.Allow {
+			if strings.Contains(e, "@") {
+				out = append(out, e)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// PruneResult says what a pruning round found and did.
+type PruneResult struct {
+	Usage  image.Usage       // the cache before the round
+	Pruned bool              // over the budget, and pruned
+	Report image.PruneReport // what went
+}
+
+// PruneImages measures this host's image cache and, when it holds more than budget bytes (0: whatever it
+// holds), removes every unpacked image and cached layer that no live sandbox uses and that is neither built
+// in nor pinned by digest in a pool's allow-list (ImagesInUse, read under the cache's lock). It answers
+// image.ErrBusy while a sandbox is being started from the cache; the next round prunes.
+func (s *Service) PruneImages(ctx context.Context, budget int64) (PruneResult, error) {
+	ic, ok := s.images.(ImageCache)
+	if !ok {
+		return PruneResult{}, errors.New("this testbed has no image cache to prune")
+	}
+	u, err := ic.Usage()
+	if err != nil {
+		return PruneResult{}, fmt.Errorf("image cache usage: %w", err)
+	}
+	res := PruneResult{Usage: u}
+	if u.Bytes <= budget {
+		return res, nil
+	}
+	rep, err := ic.Prune(func() ([]string, error) { return ImagesInUse(ctx, s.db) })
+	if err != nil {
+		return res, err
+	}
+	res.Pruned, res.Report = true, rep
+	return res, nil
+}
+
+// pruneImagesLoop keeps the image cache within Options.ImageCacheBytes, looking every PruneInterval.
+func (s *Service) pruneImagesLoop(ctx context.Context) error {
+	t := time.NewTicker(s.opts.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		res, err := s.PruneImages(ctx, s.opts.ImageCacheBytes)
+		switch {
+		case errors.Is(err, image.ErrBusy):
+			s.log.Info("image cache over its budget, but a sandbox is starting from it: pruning at the next round",
+				"bytes", res.Usage.Bytes, "budget", s.opts.ImageCacheBytes)
+		case err != nil:
+			if ctx.Err() == nil {
+				s.log.Warn("image cache prune", "err", err)
+			}
+		case res.Pruned:
+			s.log.Info("image cache pruned", "bytes_before", res.Usage.Bytes, "budget", s.opts.ImageCacheBytes,
+				"roots_removed", len(res.Report.Roots), "layers_removed", res.Report.Layers, "bytes_removed", res.Report.Bytes,
+				"images", res.Report.Roots)
+		}
+	}
 }

@@ -54,6 +54,10 @@ type Options struct {
 	LogRetention         time.Duration // 1h: an ended sandbox's logs stay readable this long
 	StartTimeout         time.Duration // 2m: a backend Start
 	PullTimeout          time.Duration // 30m: getting a sandbox's image (pull and unpack) before its start
+	// ImageCacheBytes is this host's image cache budget: past it, every image and layer that no live sandbox
+	// uses and that is neither built in nor pinned by digest in a pool's allow-list is pruned. Default 32 GiB.
+	ImageCacheBytes int64
+	PruneInterval   time.Duration // 10m: how often the image cache is measured against its budget
 	DisableEventConsumer bool          // tests that drive consumers by hand
 	// AgentNATSURL is the NATS address enrolled agents connect to (told them at enrolment); PublicURL the
 	// platform's address for the enrolment command shown with a new token (default: the request's).
@@ -82,6 +86,10 @@ func (o Options) withDefaults() Options {
 	def(&o.LogRetention, time.Hour)
 	def(&o.StartTimeout, 2*time.Minute)
 	def(&o.PullTimeout, 30*time.Minute)
+	def(&o.PruneInterval, 10*time.Minute)
+	if o.ImageCacheBytes <= 0 {
+		o.ImageCacheBytes = 32 << 30
+	}
 	if o.MaxReservationsOrg <= 0 {
 		o.MaxReservationsOrg = 3
 	}
@@ -242,6 +250,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	run("supervisor", s.supervise)
+	if _, ok := s.images.(ImageCache); ok {
+		run("images", s.pruneImagesLoop)
+	}
 	<-ctx.Done()
 	wg.Wait()
 	// A pull may take minutes: it is cancelled rather than waited for. Its sandbox stays provisioning, and the

@@ -57,6 +57,7 @@ type config struct {
 	CDIDirs        string // comma-separated
 	RegistryListen string // the platform's image registry (read-only, loopback)
 	Images         string // built-in images built by infra/images/build.sh, pushed by seed
+	ImageCacheGB   int    // budget of <data>/images, past which unused images are pruned
 
 	// Marketplace.
 	BlobStore     string
@@ -168,6 +169,7 @@ func newConfig(name string) *config {
 	str(&c.AgentNATSURL, "agent-nats-url", "TAMARACK_AGENT_NATS_URL", "", "the NATS address site agents connect to, told them at enrolment (default: --nats, or the embedded server's --nats-listen address)", false)
 	str(&c.RegistryListen, "registry-listen", "TAMARACK_REGISTRY_LISTEN", "127.0.0.1:0", "loopback address of the platform's image registry (read-only; built-in sandbox images under <data>/registry; port 0 picks one, written to <data>/registry.url)", false)
 	str(&c.Images, "images", "TAMARACK_IMAGES", "/var/cache/tamarack-images/current", "built-in sandbox images made by infra/images/build.sh; `tamarack seed` pushes them into the registry", false)
+	num(&c.ImageCacheGB, "image-cache-gb", "TAMARACK_IMAGE_CACHE_GB", 32, "budget of this host's sandbox image cache (<data>/images) in GiB: past it, images that no live sandbox uses and no pool pins by digest are pruned (looked at every 10 minutes)")
 	// Marketplace.
 	str(&c.BlobStore, "blob-store", "TAMARACK_BLOB_STORE", "", "artifact storage: empty keeps files under <data>/blobs; s3://bucket[/prefix]?endpoint=host:port[&region=r][&insecure=true] uses S3-compatible storage", false)
 	str(&c.S3AccessKey, "s3-access-key", "TAMARACK_S3_ACCESS_KEY", "", "access key of the S3-compatible blob store", true)
@@ -330,6 +332,9 @@ func (c *config) validate() error {
 	}
 	if c.BlobStore != "" && !strings.HasPrefix(c.BlobStore, "s3://") {
 		bad("--blob-store %q: use an s3:// URL, or leave it empty for <data>/blobs", c.BlobStore)
+	}
+	if c.ImageCacheGB < 1 {
+		bad("--image-cache-gb %d: at least 1 (GiB)", c.ImageCacheGB)
 	}
 	if c.MaxArtifactMB < 1 || c.MaxVersionMB < c.MaxArtifactMB {
 		bad("--max-artifact-mb %d / --max-version-mb %d: use at least 1, and a version limit no smaller than the file limit", c.MaxArtifactMB, c.MaxVersionMB)

@@ -29,6 +29,7 @@ Usage:
   tamarack doctor [flags]           check this host can run sandboxes (runtime, cgroups, GPUs…); exit 1 if not
   tamarack billing verify           recompute every ledger balance from its transfers (exit 1 on a difference)
   tamarack images build --from T    make an OCI image of a root filesystem tarball (infra/images/build.sh)
+  tamarack images prune [flags]     remove cached sandbox images that no live sandbox uses (not built in, not pinned by a pool)
   tamarack nats-auth init --dir D   operator keys and config for an external NATS server (agents' isolation)
   tamarack version                  print the version
 
@@ -131,6 +132,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return billingVerify(ctx, c, stdout)
 	case "images":
+		if len(rest) > 0 && rest[0] == "prune" {
+			return imagesPrune(ctx, rest[1:], stdout, stderr)
+		}
 		return imagesCmd(rest, stdout, stderr)
 	case "nats-auth":
 		return natsAuthCmd(rest, stdout, stderr)

@@ -78,7 +78,7 @@ func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
 		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs, Unavailable: unavailable, Images: e.images,
 		EmbeddedAgent: lb != nil, Credentials: agentCredentials(e),
 		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval, CDIDirs: e.cfg.cdiDirs(), AgentNATSURL: agentNATSURL(e),
-			AgentRegistryURL: "http://" + e.images.Registry}, Registry: e.registry})
+			AgentRegistryURL: "http://" + e.images.Registry, ImageCacheBytes: int64(e.cfg.ImageCacheGB) << 30}, Registry: e.registry})
 }
 
 // agentNATSURL is the NATS address told to enrolling agents: the configured one, else the external NATS, else

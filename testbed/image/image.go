@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -194,13 +195,22 @@ func New(o Options) (*Cache, error) {
 			return nil, fmt.Errorf("image: %w", err)
 		}
 	}
-	if err := removeTree(filepath.Join(o.Dir, tmpDir)); err != nil {
-		return nil, fmt.Errorf("image: clear temporary files: %w", err)
+	c := &Cache{opts: o, log: o.Logger, flights: map[string]*flight{}}
+	// What an interrupted pull left is cleared, unless another process (a running server beside `tamarack
+	// images prune`) is pulling into the directory now: its pulls hold the lock.
+	if f, err := c.lock(syscall.LOCK_EX | syscall.LOCK_NB); err == nil {
+		err = removeTree(filepath.Join(o.Dir, tmpDir))
+		_ = f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("image: clear temporary files: %w", err)
+		}
+	} else if !errors.Is(err, ErrBusy) {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(o.Dir, tmpDir), 0o700); err != nil {
 		return nil, fmt.Errorf("image: %w", err)
 	}
-	return &Cache{opts: o, log: o.Logger, flights: map[string]*flight{}}, nil
+	return c, nil
 }
 
 // Layout of Options.Dir.
@@ -263,7 +273,15 @@ func (c *Cache) Rootfs(ctx context.Context, ref string, p Pull) (Rootfs, error) 
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.PullTimeout)
 		go func() {
 			defer cancel()
-			r, err := c.pull(wctx, d, ref, p.Credentials, f.report)
+			// The pull holds the cache (as a sandbox start does) until its root is in place, whoever still
+			// waits for it: Prune, here or in another process, leaves its layers and files alone meanwhile.
+			r, err := Rootfs{}, error(nil)
+			if release, herr := c.Hold(); herr != nil {
+				err = herr
+			} else {
+				r, err = c.pull(wctx, d, ref, p.Credentials, f.report)
+				release()
+			}
 			c.mu.Lock()
 			delete(c.flights, key)
 			c.mu.Unlock()
@@ -317,17 +335,116 @@ func (c *Cache) Unpacks() int {
 type PruneReport struct {
 	Roots  []string // image digests whose unpacked root was removed
 	Layers int      // cached layer blobs removed
+	Bytes  int64    // what they took: the roots' unpacked files and the layers' compressed bytes
+}
+
+// ErrBusy is Prune's answer while the cache is held (Hold): a sandbox is being started from it.
+var ErrBusy = errors.New("image cache in use: a sandbox is being started from it; prune again later")
+
+// lockFile is the file whose lock orders Hold (shared) against Prune (exclusive), across the processes that
+// use one cache directory (tamarack serve, tamarack images prune).
+const lockFile = "lock"
+
+// Hold marks the cache as in use until release is called: a sandbox start holds it from getting its image's
+// root until the runtime has it mounted (and its digest is recorded as in use), so that Prune, in this process
+// or another on the same directory, never removes a root in between. Holds are shared; Hold waits while a
+// Prune runs (seconds).
+func (c *Cache) Hold() (release func(), err error) {
+	f, err := c.lock(syscall.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = f.Close() }, nil // closing the file releases its lock
+}
+
+func (c *Cache) lock(how int) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(c.opts.Dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrBusy
+		}
+		return nil, fmt.Errorf("image: lock %s: %w", f.Name(), err)
+	}
+	return f, nil
+}
+
+// Usage is what the cache holds on disk.
+type Usage struct {
+	Roots  int   // unpacked images
+	Layers int   // cached layer blobs
+	Bytes  int64 // the roots' unpacked files (as recorded when unpacked) plus the layers' compressed bytes
+}
+
+// Usage adds up the unpacked roots (their recorded size) and the cached layers. It reads one small file per
+// root and stats each layer, so it is cheap enough to call every few minutes.
+func (c *Cache) Usage() (Usage, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var u Usage
+	roots, err := os.ReadDir(filepath.Join(c.opts.Dir, rootsDir))
+	if err != nil {
+		return u, err
+	}
+	for _, e := range roots {
+		if r, ok := c.readRoot(e.Name()); ok {
+			u.Roots++
+			u.Bytes += r.Bytes
+		}
+	}
+	layers, err := os.ReadDir(filepath.Join(c.opts.Dir, layersDir))
+	if err != nil {
+		return u, err
+	}
+	for _, e := range layers {
+		if fi, err := e.Info(); err == nil {
+			u.Layers++
+			u.Bytes += fi.Size()
+		}
+	}
+	return u, nil
 }
 
 // Prune removes every unpacked root whose image digest is not in keep (sha256:… or bare hex), every
 // cached layer no kept root uses, and the index aliases that pointed to removed roots. The caller lists
-// every image a sandbox uses or is about to use; pulls in progress are left alone.
+// every image a sandbox uses or is about to use; pulls in progress are left alone. It answers ErrBusy while
+// the cache is held (see Hold, and PruneFunc, which lists what to keep under the lock).
 func (c *Cache) Prune(keep []string) (PruneReport, error) {
+	return c.PruneFunc(func() ([]string, error) { return keep, nil })
+}
+
+// PruneFunc is Prune with the list of images to keep made by keep once the cache is locked against sandbox
+// starts (Hold), so that the list is current: a sandbox whose start began before the lock has recorded its
+// image by then, and one that begins after waits for the prune and pulls again what it removed. keep may name
+// an index digest that an image was pulled through; the image it resolved to is kept.
+func (c *Cache) PruneFunc(keep func() ([]string, error)) (PruneReport, error) {
+	f, err := c.lock(syscall.LOCK_EX | syscall.LOCK_NB)
+	if err != nil {
+		return PruneReport{}, err
+	}
+	defer f.Close()
+	list, err := keep()
+	if err != nil {
+		return PruneReport{}, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	kept := map[string]bool{}
-	for _, k := range keep {
-		kept[strings.TrimPrefix(k, "sha256:")] = true
+	for _, k := range list {
+		k = strings.TrimPrefix(k, "sha256:")
+		kept[k] = true
+		if b, err := os.ReadFile(filepath.Join(c.opts.Dir, refsDir, k)); err == nil {
+			kept[strings.TrimSpace(string(b))] = true // an index reference: the image it resolved to
+		}
 	}
 	for k := range c.flights {
 		kept[k] = true
@@ -348,10 +465,12 @@ func (c *Cache) Prune(keep []string) (PruneReport, error) {
 			}
 			continue
 		}
+		r, _ := c.readRoot(hex)
 		if err := removeTree(filepath.Join(c.opts.Dir, rootsDir, hex)); err != nil {
 			return rep, err
 		}
 		rep.Roots = append(rep.Roots, "sha256:"+hex)
+		rep.Bytes += r.Bytes
 	}
 	refs, err := os.ReadDir(filepath.Join(c.opts.Dir, refsDir))
 	if err != nil {
@@ -379,10 +498,14 @@ func (c *Cache) Prune(keep []string) (PruneReport, error) {
 		if usedLayers[e.Name()] || busy {
 			continue
 		}
+		fi, _ := e.Info()
 		if err := os.Remove(filepath.Join(c.opts.Dir, layersDir, e.Name())); err != nil {
 			return rep, err
 		}
 		rep.Layers++
+		if fi != nil {
+			rep.Bytes += fi.Size()
+		}
 	}
 	return rep, nil
 }

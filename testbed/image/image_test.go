@@ -391,6 +391,71 @@ func TestPrune(t *testing.T) {
 	}
 }
 
+// TestPruneWaitsForHolds: while the cache is held (a sandbox start, or a pull in progress) Prune removes
+// nothing and answers ErrBusy, in this process and through another Cache on the same directory (another
+// process: tamarack images prune beside the server), without asking what to keep; once released it prunes.
+// An index digest in the keep list keeps the image it resolved to; Usage and the report count the bytes.
+func TestPruneWaitsForHolds(t *testing.T) {
+	t.Parallel()
+	reg := startRegistry(t, nil)
+	a := testImage(t, layer(t, file("a", strings.Repeat("a", 4096), 0o644)))
+	b := testImage(t, layer(t, file("b", "b", 0o644)))
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: a,
+		Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}})
+	id, _ := idx.Digest()
+	tag, _ := name.NewTag(reg.host + "/demo/multi:latest")
+	if err := remote.WriteIndex(tag, idx); err != nil {
+		t.Fatal(err)
+	}
+	refB := reg.push(t, "demo/b", b)
+	c := newCache(t, Options{})
+	ra, err := c.Rootfs(bg, reg.host+"/demo/multi@"+id.String(), Pull{Policy: reg.allowAll()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := c.Rootfs(bg, refB, Pull{Policy: reg.allowAll()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.Usage()
+	if err != nil || u.Roots != 2 || u.Layers != 2 || u.Bytes <= ra.Bytes+rb.Bytes {
+		t.Fatalf("Usage = %+v, %v; roots of %d and %d bytes", u, err, ra.Bytes, rb.Bytes)
+	}
+
+	release, err := c.Hold()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newCache(t, Options{Dir: c.opts.Dir}) // leaves the held cache's temporary files alone
+	asked := false
+	for _, x := range []*Cache{c, other} {
+		if _, err := x.PruneFunc(func() ([]string, error) { asked = true; return nil, nil }); !errors.Is(err, ErrBusy) {
+			t.Fatalf("Prune while held: %v", err)
+		}
+	}
+	if asked {
+		t.Fatal("Prune asked what to keep while the cache was held")
+	}
+	release()
+
+	rep, err := other.Prune([]string{id.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Roots, []string{rb.Digest}) || rep.Layers != 1 || rep.Bytes < rb.Bytes {
+		t.Fatalf("Prune keeping the index = %+v, want only %s (%d bytes) and its layer removed", rep, rb.Digest, rb.Bytes)
+	}
+	if readFile(t, ra.Path, "a") != strings.Repeat("a", 4096) {
+		t.Fatal("the image the index resolved to was damaged")
+	}
+	if rep, err = c.Prune(nil); err != nil || len(rep.Roots) != 1 {
+		t.Fatalf("Prune(nil) = %+v, %v", rep, err)
+	}
+	if u, err := c.Usage(); err != nil || u != (Usage{}) {
+		t.Fatalf("Usage after pruning everything = %+v, %v", u, err)
+	}
+}
+
 func TestCredentialsPerRegistry(t *testing.T) {
 	t.Parallel()
 	reg := startRegistry(t, func(next http.Handler) http.Handler {

@@ -52,3 +52,46 @@ func (p *Provider) Rootfs(ctx context.Context, img string, poolSettings map[stri
 	}
 	return p.Cache.Rootfs(ctx, ref, Pull{Policy: policy.With(p.Registry + "/" + BuiltinPrefix), Credentials: creds, Progress: progress})
 }
+
+// Hold marks this host's cache as in use by a sandbox start (see Cache.Hold).
+func (p *Provider) Hold() (release func(), err error) { return p.Cache.Hold() }
+
+// Usage is what this host's cache holds (see Cache.Usage).
+func (p *Provider) Usage() (Usage, error) { return p.Cache.Usage() }
+
+// Prune removes from this host's cache every image that is not built in and not named by what keep lists
+// (made under the cache's lock, see Cache.PruneFunc): built-in names ("shell"), references pinned by digest
+// (registry/repository@sha256:…, an index's digest keeps the image it resolved to) or bare digests.
+// Entries that are none of these (a tag, a name not built in) keep nothing. The built-in images are always
+// kept: every pool allows them, and the demo's sandboxes start from them offline.
+func (p *Provider) Prune(keep func() ([]string, error)) (PruneReport, error) {
+	return p.Cache.PruneFunc(func() ([]string, error) {
+		list, err := keep()
+		if err != nil {
+			return nil, err
+		}
+		b, err := p.Builtin()
+		if err != nil {
+			return nil, fmt.Errorf("built-in images: %w", err)
+		}
+		var out []string
+		for _, e := range b {
+			out = append(out, e.Digest)
+		}
+		for _, k := range list {
+			switch {
+			case strings.HasPrefix(k, "sha256:"):
+				out = append(out, k)
+			case strings.Contains(k, "@"):
+				if d, err := ParseRef(k); err == nil {
+					out = append(out, d.DigestStr())
+				}
+			default:
+				if e, ok := b[k]; ok {
+					out = append(out, e.Digest)
+				}
+			}
+		}
+		return out, nil
+	})
+}
