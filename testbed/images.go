@@ -244,10 +244,9 @@ func withImage(spec backend.Spec, root image.Rootfs) backend.Spec {
 }
 
 // ImageCache is what the testbed needs of this host's image cache beyond Images to keep it within its budget;
-// *image.Provider implements it. Hold is taken while a sandbox is started from the cache; Prune lists what
-// to keep under the cache's lock (see image.Cache.PruneFunc) and answers image.ErrBusy while a start holds it.
+// *image.Provider implements it. Prune lists what to keep under the cache's lock (see image.Cache.PruneFunc:
+// a sandbox's row names its image before its image is asked for) and answers image.ErrBusy during a pull.
 type ImageCache interface {
-	Hold() (release func(), err error)
 	Usage() (image.Usage, error)
 	Prune(keep func() ([]string, error)) (image.PruneReport, error)
 }
@@ -297,7 +296,7 @@ type PruneResult struct {
 // PruneImages measures this host's image cache and, when it holds more than budget bytes (0: whatever it
 // holds), removes every unpacked image and cached layer that no live sandbox uses and that is neither built
 // in nor pinned by digest in a pool's allow-list (ImagesInUse, read under the cache's lock). It answers
-// image.ErrBusy while a sandbox is being started from the cache; the next round prunes.
+// image.ErrBusy while an image is being pulled into the cache; the next round prunes.
 func (s *Service) PruneImages(ctx context.Context, budget int64) (PruneResult, error) {
 	ic, ok := s.images.(ImageCache)
 	if !ok {
@@ -332,7 +331,7 @@ func (s *Service) pruneImagesLoop(ctx context.Context) error {
 		res, err := s.PruneImages(ctx, s.opts.ImageCacheBytes)
 		switch {
 		case errors.Is(err, image.ErrBusy):
-			s.log.Info("image cache over its budget, but a sandbox is starting from it: pruning at the next round",
+			s.log.Info("image cache over its budget, but an image is being pulled into it: pruning at the next round",
 				"bytes", res.Usage.Bytes, "budget", s.opts.ImageCacheBytes)
 		case err != nil:
 			if ctx.Err() == nil {

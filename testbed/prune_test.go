@@ -21,8 +21,8 @@ import (
 )
 
 // TestPruneImages: past its budget, the host's image cache loses the images no live sandbox uses, and keeps
-// the image of a running sandbox and an image a pool's allow-list pins by digest. While a sandbox start holds
-// the cache, nothing is pruned (image.ErrBusy); under the budget nothing is either. The testbed's own loop
+// the image of a running sandbox and an image a pool's allow-list pins by digest. While the cache is held (a
+// pull), nothing is pruned (image.ErrBusy); under the budget nothing is either. The testbed's own loop
 // (Run, every PruneInterval) does the same. Two vendor images stand in (the shell and python images under
 // a vendor's repository; the provider lists no built-in image, which would always be kept).
 func TestPruneImages(t *testing.T) {
@@ -86,13 +86,13 @@ func TestPruneImages(t *testing.T) {
 		if res, err := svc.PruneImages(ctx, before.Bytes); err != nil || res.Pruned || res.Usage != before {
 			t.Fatalf("under the budget: %+v, %v", res, err)
 		}
-		// A start holds the cache: nothing is pruned.
+		// A pull holds the cache: nothing is pruned.
 		release, err := provider.Hold()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := svc.PruneImages(ctx, 1); !errors.Is(err, image.ErrBusy) {
-			t.Fatalf("while a start holds the cache: %v", err)
+			t.Fatalf("while a pull holds the cache: %v", err)
 		}
 		release()
 		// An image a pool pins by digest is kept though no sandbox uses it.
@@ -128,7 +128,6 @@ type fakeCache struct {
 	kept chan []string
 }
 
-func (fakeCache) Hold() (func(), error)       { return func() {}, nil }
 func (fakeCache) Usage() (image.Usage, error) { return image.Usage{Roots: 1, Bytes: 1 << 62}, nil }
 func (f fakeCache) Prune(keep func() ([]string, error)) (image.PruneReport, error) {
 	list, err := keep()

@@ -493,15 +493,6 @@ func (s *Service) provision(id string) error {
 	}
 	if runsImages(sb.Backend) {
 		cancel() // the start gets its own StartTimeout once the image is there
-		if ic, ok := s.images.(ImageCache); ok {
-			// From getting the root until the runtime has it mounted (its digest recorded as in use before
-			// that), the cache must not prune it.
-			release, err := ic.Hold()
-			if err != nil {
-				return s.fail(context.Background(), id, ReasonImageUnavailable, fmt.Sprintf("image %s: %v", sb.Image, err))
-			}
-			defer release()
-		}
 		root, err := s.pullImage(pullCtx, id, sb.Image, pool.SettingsMap())
 		ctx, cancel = context.WithTimeout(context.Background(), s.opts.StartTimeout)
 		defer cancel()

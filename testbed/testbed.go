@@ -42,22 +42,18 @@ func Migrations() sqldb.Migrations {
 
 // Options tune the service; zero values take the defaults shown.
 type Options struct {
-	UsageInterval      time.Duration // 15s: usage sample period while running
-	SuperviseInterval  time.Duration // 1s: how often running sandboxes are checked (exit, expiry, idle)
-	StopGrace          time.Duration // 10s: SIGTERM → SIGKILL
-	WalletGrace        time.Duration // 2m: wallet exhausted → stop
-	NodeTimeout        time.Duration // 90s: heartbeat age after which a remote node is down
-	HoldTimeout        time.Duration // 5s: billing's answer to a hold
-	MaxReservation     time.Duration // 24h: longest reservation window
-	MaxReservationsOrg int           // 3: pending+active reservations per organisation
-	SandboxTokenTTL    time.Duration // 15m
-	LogRetention       time.Duration // 1h: an ended sandbox's logs stay readable this long
-	StartTimeout       time.Duration // 2m: a backend Start
-	PullTimeout        time.Duration // 30m: getting a sandbox's image (pull and unpack) before its start
-	// ImageCacheBytes is this host's image cache budget: past it, every image and layer that no live sandbox
-	// uses and that is neither built in nor pinned by digest in a pool's allow-list is pruned. Default 32 GiB.
-	ImageCacheBytes      int64
-	PruneInterval        time.Duration // 10m: how often the image cache is measured against its budget
+	UsageInterval        time.Duration // 15s: usage sample period while running
+	SuperviseInterval    time.Duration // 1s: how often running sandboxes are checked (exit, expiry, idle)
+	StopGrace            time.Duration // 10s: SIGTERM → SIGKILL
+	WalletGrace          time.Duration // 2m: wallet exhausted → stop
+	NodeTimeout          time.Duration // 90s: heartbeat age after which a remote node is down
+	HoldTimeout          time.Duration // 5s: billing's answer to a hold
+	MaxReservation       time.Duration // 24h: longest reservation window
+	MaxReservationsOrg   int           // 3: pending+active reservations per organisation
+	SandboxTokenTTL      time.Duration // 15m
+	LogRetention         time.Duration // 1h: an ended sandbox's logs stay readable this long
+	StartTimeout         time.Duration // 2m: a backend Start
+	PullTimeout          time.Duration // 30m: getting a sandbox's image (pull and unpack) before its start
 	DisableEventConsumer bool          // tests that drive consumers by hand
 	// AgentNATSURL is the NATS address enrolled agents connect to (told them at enrolment); PublicURL the
 	// platform's address for the enrolment command shown with a new token (default: the request's).
@@ -67,6 +63,11 @@ type Options struct {
 	AgentRegistryURL string
 	// CDIDirs are where GPU discovery reads the host's CDI specs; default /etc/cdi and /var/run/cdi.
 	CDIDirs []string
+	// ImageCacheBytes is this host's image cache budget: past it, every image and layer that no live sandbox
+	// uses and that is neither built in nor pinned by digest in a pool's allow-list is pruned. Default 32 GiB.
+	ImageCacheBytes int64
+	// PruneInterval is how often the image cache is measured against its budget; default 10 minutes.
+	PruneInterval time.Duration
 }
 
 func (o Options) withDefaults() Options {

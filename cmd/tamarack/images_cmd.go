@@ -90,11 +90,11 @@ func imagesCmd(args []string, stdout, stderr io.Writer) error {
 // unpacked image and cached layer that no sandbox that has not ended uses, that is not built in, and that no
 // pool's allow-list pins by digest, as the running testbed does past its budget (--image-cache-gb), but now and
 // whatever the cache holds. It reads what is in use from the database (--db, or the SQLite file in --data) and
-// works beside a running server on the same data directory: while a sandbox is being started from the cache
-// it waits (--wait), then gives up without removing anything.
+// works beside a running server on the same data directory: while an image is being pulled into the cache it
+// waits (--wait), then gives up without removing anything.
 func imagesPrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newConfig("images")
-	wait := c.fs.Duration("wait", time.Minute, "how long to wait while a sandbox is being started from the cache")
+	wait := c.fs.Duration("wait", time.Minute, "how long to wait while an image is being pulled into the cache")
 	c.fs.SetOutput(stderr)
 	c.usageFor("images prune [flags]", append([]string{"wait"}, storeFlags...)...)
 	if err := c.parseStore(args); err != nil {
@@ -135,7 +135,7 @@ func imagesPrune(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Second): // a start holds the cache for seconds (minutes while it pulls)
+		case <-time.After(time.Second): // a pull holds the cache for seconds to minutes
 		}
 	}
 	if err != nil {

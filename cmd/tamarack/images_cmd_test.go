@@ -15,7 +15,7 @@ import (
 
 // `tamarack images prune` beside a running server's data directory: it removes the image of an ended
 // sandbox, keeps the built-in image and the image of a sandbox still running, refuses to touch the cache while
-// a sandbox start holds it (giving up after --wait), and finds nothing more to do the second time.
+// a pull holds it (giving up after --wait), and finds nothing more to do the second time.
 func TestImagesPruneCommand(t *testing.T) {
 	ctx := context.Background()
 	data, build := t.TempDir(), t.TempDir()
@@ -101,7 +101,7 @@ func TestImagesPruneCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out, err := prune("--wait", "0s"); err == nil || !strings.Contains(err.Error(), "in use") {
-		t.Fatalf("prune while a start holds the cache: %v\n%s", err, out)
+		t.Fatalf("prune while a pull holds the cache: %v\n%s", err, out)
 	}
 	release()
 

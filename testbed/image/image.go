@@ -252,8 +252,17 @@ func (c *Cache) Rootfs(ctx context.Context, ref string, p Pull) (Rootfs, error) 
 	}
 	key := strings.TrimPrefix(d.DigestStr(), "sha256:")
 
+	// The lookup holds the cache (shared; taken before c.mu, in the order Prune takes them): a prune in another
+	// process either ends before the lookup (the root is pulled again) or begins after it, when the caller's
+	// record of the image it is about to use is there for the prune to read (see PruneFunc).
+	release, err := c.Hold()
+	if err != nil {
+		return Rootfs{}, err
+	}
 	c.mu.Lock()
-	if r, ok := c.lookup(key); ok {
+	r, ok := c.lookup(key)
+	release()
+	if ok {
 		c.mu.Unlock()
 		if p.Progress != nil {
 			p.Progress(Progress{Ref: ref, Phase: PhaseReady})
@@ -345,10 +354,9 @@ var ErrBusy = errors.New("image cache in use: a sandbox is being started from it
 // use one cache directory (tamarack serve, tamarack images prune).
 const lockFile = "lock"
 
-// Hold marks the cache as in use until release is called: a sandbox start holds it from getting its image's
-// root until the runtime has it mounted (and its digest is recorded as in use), so that Prune, in this process
-// or another on the same directory, never removes a root in between. Holds are shared; Hold waits while a
-// Prune runs (seconds).
+// Hold marks the cache as in use until release is called; Prune, in this process or another on the same
+// directory, answers ErrBusy meanwhile. Every pull holds it until its root is in place, and every lookup of
+// an unpacked root for its moment. Holds are shared; Hold waits while a Prune runs (seconds).
 func (c *Cache) Hold() (release func(), err error) {
 	f, err := c.lock(syscall.LOCK_SH)
 	if err != nil {
@@ -422,22 +430,26 @@ func (c *Cache) Prune(keep []string) (PruneReport, error) {
 	return c.PruneFunc(func() ([]string, error) { return keep, nil })
 }
 
-// PruneFunc is Prune with the list of images to keep made by keep once the cache is locked against sandbox
-// starts (Hold), so that the list is current: a sandbox whose start began before the lock has recorded its
-// image by then, and one that begins after waits for the prune and pulls again what it removed. keep may name
-// an index digest that an image was pulled through; the image it resolved to is kept.
+// PruneFunc is Prune with the list of images to keep made by keep once the cache is locked against pulls and
+// lookups (here and in other processes), so that the list is current. The rule that makes it safe: whoever
+// asks Rootfs for an image records that it uses it (a sandbox's row) before asking, and keep reads those
+// records. A root returned before the lock then is on the list; a lookup after it waits for the prune and
+// pulls again what it removed. keep may name an index digest that an image was pulled through; the image it
+// resolved to is kept. keep must not call the cache.
 func (c *Cache) PruneFunc(keep func() ([]string, error)) (PruneReport, error) {
 	f, err := c.lock(syscall.LOCK_EX | syscall.LOCK_NB)
 	if err != nil {
 		return PruneReport{}, err
 	}
 	defer f.Close()
+	// Lookups in this process wait from here: one that returned a root before has its user's record there
+	// for keep to read (see Rootfs).
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	list, err := keep()
 	if err != nil {
 		return PruneReport{}, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	kept := map[string]bool{}
 	for _, k := range list {
 		k = strings.TrimPrefix(k, "sha256:")

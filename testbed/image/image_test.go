@@ -391,7 +391,7 @@ func TestPrune(t *testing.T) {
 	}
 }
 
-// TestPruneWaitsForHolds: while the cache is held (a sandbox start, or a pull in progress) Prune removes
+// TestPruneWaitsForHolds: while the cache is held (a pull in progress) Prune removes
 // nothing and answers ErrBusy, in this process and through another Cache on the same directory (another
 // process: tamarack images prune beside the server), without asking what to keep; once released it prunes.
 // An index digest in the keep list keeps the image it resolved to; Usage and the report count the bytes.

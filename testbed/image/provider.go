@@ -53,7 +53,7 @@ func (p *Provider) Rootfs(ctx context.Context, img string, poolSettings map[stri
 	return p.Cache.Rootfs(ctx, ref, Pull{Policy: policy.With(p.Registry + "/" + BuiltinPrefix), Credentials: creds, Progress: progress})
 }
 
-// Hold marks this host's cache as in use by a sandbox start (see Cache.Hold).
+// Hold marks this host's cache as in use (see Cache.Hold).
 func (p *Provider) Hold() (release func(), err error) { return p.Cache.Hold() }
 
 // Usage is what this host's cache holds (see Cache.Usage).
