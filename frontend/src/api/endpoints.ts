@@ -108,8 +108,11 @@ export function testbed(c: ApiClient = api) {
     availability: (q: { pool_id?: string; gpu_model?: string; from?: string; to?: string; step?: string }) =>
       c.get<T.Page<T.AvailabilitySlot>>('/testbed/availability', q, { auth: false }),
     templates: () => c.get<T.Page<T.Template>>('/testbed/templates', {}, { auth: false }),
-    /** Published compute listings the testbed can launch. */
-    listings: () => c.get<T.Page<T.TestbedListing>>('/testbed/listings', {}, { auth: false }),
+    /** Published compute listings the testbed can launch; with imageListingId each says whether it can run that try-it image. */
+    listings: (imageListingId?: string) =>
+      imageListingId
+        ? c.get<T.Page<T.TestbedListing>>('/testbed/listings', { image_listing_id: imageListingId }) // a restricted model is seen signed in
+        : c.get<T.Page<T.TestbedListing>>('/testbed/listings', {}, { auth: false }),
     launch: (input: T.SandboxInput) => c.post<T.Sandbox>('/testbed/sandboxes', input),
     sandboxes: (cursor?: string) => c.get<T.Page<T.Sandbox>>('/testbed/sandboxes', { cursor }),
     sandbox: (id: string) => c.get<T.Sandbox>(`/testbed/sandboxes/${e(id)}`),

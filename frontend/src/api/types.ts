@@ -243,6 +243,15 @@ export interface Content {
   model?: ModelDetails;
   dataset?: DatasetDetails;
   compute?: ComputeDetails;
+  /** A model's or dataset's "try it" image: runs in a sandbox on a compute listing's pool; `{}` withdraws it. */
+  try_it?: TryIt | Record<string, never>;
+}
+
+/** An OCI image pinned by digest (registry/repository@sha256:…), the command it runs and the ports it serves. */
+export interface TryIt {
+  image: string;
+  command?: string[];
+  ports?: number[];
 }
 
 export interface Version extends Content {
@@ -528,6 +537,10 @@ export interface TestbedListing {
   max_duration_minutes: number;
   price_per_gpu_hour_micro: number;
   price_per_gpu_hour_display: string;
+  gated?: boolean;
+  access_required?: boolean;
+  /** Asked with image_listing_id: whether this listing's pool allows that listing's try-it image. */
+  image_allowed?: boolean;
 }
 
 /** How far a provisioning sandbox is: its image is downloaded (pulling), written out (unpacking), then started. */
@@ -559,6 +572,8 @@ export interface Sandbox {
   /** The template's image on pools that start sandboxes from images, and the digest of the image started. */
   image?: string;
   image_digest?: string;
+  /** The model or dataset listing whose try-it image the sandbox runs. */
+  image_listing_id?: string;
   progress?: SandboxProgress | null;
   cpu_millis?: number;
   memory_bytes?: number;
@@ -583,8 +598,11 @@ export interface SandboxInput {
   listing_id: string;
   gpu_model?: string;
   gpu_count: number;
-  template: string;
+  /** Required unless image_listing_id is given (then the try-it profile by default). */
+  template?: string;
   duration_minutes: number;
+  /** Run this model's or dataset's try-it image instead of the template's. */
+  image_listing_id?: string;
 }
 
 /** Extension members of the 409 `no_capacity` problem. */

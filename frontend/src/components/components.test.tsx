@@ -1,4 +1,4 @@
-import { act, render, screen, within } from '@testing-library/react';
+import { act, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { MemoryRouter } from 'react-router-dom';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -222,6 +222,85 @@ describe('pages on the services\' real shapes', () => {
     );
     expect(await screen.findByText('Pulling the image: 12 MiB of 23 MiB', {}, { timeout: 8000 })).toBeInTheDocument();
     expect(screen.getByText('Image').nextSibling).toHaveTextContent('shell');
+  });
+
+  const smeMe = { ...vendorMe, memberships: [{ organization: { id: 'o2', name: 'Maple', kind: 'sme', verified: true }, role: 'owner' }], active_organization_id: 'o2' };
+  const mapleImage = 'registry.example.com/aurora/maple-serve@sha256:' + 'ab'.repeat(32);
+  const modelListing = {
+    id: 'lst_m', slug: 'maple', kind: 'model', status: 'published', vendor: { id: 'o1', name: 'Prairie Data' },
+    published_version: {
+      ...version('published'), title: 'Maple 7B', dataset: undefined, model: { framework: 'pytorch', task: 'text-generation' },
+      try_it: { image: mapleImage, command: ['/usr/bin/serve', '--port', '8080'], ports: [8080] },
+    },
+    created_at: '2026-11-22T00:00:00Z', updated_at: '2026-11-22T00:00:00Z',
+  };
+
+  it("a model's page shows its try-it image and leads to the launch form", async () => {
+    renderPage('/listings/lst_m', {
+      'GET /api/v1/identity/me': () => json(200, smeMe),
+      'GET /api/v1/marketplace/listings/lst_m': () => json(200, modelListing),
+      'GET /api/v1/marketplace/listings/lst_m/reviews': () => json(200, { items: [] }),
+    });
+    const section = (await screen.findByRole('heading', { name: 'Try it' }, { timeout: 8000 })).closest('section')!;
+    expect(within(section).getByText(mapleImage)).toBeInTheDocument();
+    expect(within(section).getByText('/usr/bin/serve --port 8080')).toBeInTheDocument();
+    expect(within(section).getByRole('link', { name: 'Try it in a sandbox' })).toHaveAttribute('href', '/sandboxes/new?try=lst_m');
+    expect(within(section).getByText(/order one of the plans/)).toBeInTheDocument();
+  });
+
+  it('the launch form runs a try-it image on a pool that allows it, without a template, and shows why a launch is refused', async () => {
+    let launches = 0;
+    const f = renderPage('/sandboxes/new?try=lst_m', {
+      'GET /api/v1/identity/me': () => json(200, smeMe),
+      'GET /api/v1/marketplace/listings/lst_m': () => json(200, modelListing),
+      'GET /api/v1/testbed/templates': () => json(200, { items: [{ name: 'shell', title: 'Shell' }] }),
+      'GET /api/v1/billing/wallet': () => json(200, { available_micro: 100_000_000, available_display: '100.00' }),
+      'GET /api/v1/testbed/listings': () =>
+        json(200, {
+          items: [
+            { id: 'lst_open', title: 'H100 Montréal', gpu_model: 'h100-80gb', region: 'ca', pool_id: 'p1', vendor_org_id: 'v', min_duration_minutes: 15, max_duration_minutes: 480, price_per_gpu_hour_micro: 2_500_000, price_per_gpu_hour_display: '2.50', image_allowed: true },
+            { id: 'lst_closed', title: 'L4 Toronto', gpu_model: 'l4-24gb', region: 'ca', pool_id: 'p2', vendor_org_id: 'v', min_duration_minutes: 15, max_duration_minutes: 480, price_per_gpu_hour_micro: 900_000, price_per_gpu_hour_display: '0.90', image_allowed: false },
+          ],
+        }),
+      'POST /api/v1/testbed/sandboxes': () =>
+        ++launches === 1
+          ? problem(403, 'access_required', 'Your organisation needs access to the listing whose image the sandbox would run.', {
+              detail: 'order one of its plans in the marketplace',
+            })
+          : json(202, { id: 'sb-9', state: 'requested' }),
+    });
+    expect(await screen.findByRole('heading', { name: 'Try Maple 7B' }, { timeout: 8000 })).toBeInTheDocument();
+    expect(screen.getByText(mapleImage)).toBeInTheDocument();
+    const closed = await screen.findByRole('option', { name: /L4 Toronto .*image not allowed on this pool/ });
+    expect(closed).toBeDisabled();
+    expect(f.calls.some((c) => c.url.includes('/testbed/listings?image_listing_id=lst_m'))).toBe(true);
+    await userEvent.selectOptions(screen.getByLabelText('GPU-time listing'), 'lst_open');
+    expect(screen.getByLabelText('Limits')).toHaveValue('');
+    await userEvent.click(screen.getByRole('button', { name: 'Start the sandbox' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('needs access');
+    await userEvent.click(screen.getByRole('button', { name: 'Start the sandbox' }));
+    await waitFor(() => expect(launches).toBe(2));
+    const sent = f.calls.filter((c) => c.method === 'POST' && c.url.endsWith('/testbed/sandboxes'));
+    expect(sent[1].body).toEqual({ listing_id: 'lst_open', gpu_model: 'h100-80gb', gpu_count: 1, duration_minutes: 60, image_listing_id: 'lst_m' });
+  }, 20_000);
+
+  it("the vendor's editor shows a refused try-it image beside its field", async () => {
+    const draft = { ...modelListing, status: 'draft', published_version: undefined, pending_version: { ...modelListing.published_version, state: 'draft', try_it: undefined } };
+    const f = renderPage('/vendor/listings/lst_m/edit', {
+      'GET /api/v1/identity/me': () => json(200, vendorMe),
+      'GET /api/v1/marketplace/listings/lst_m': () => json(200, draft),
+      'PATCH /api/v1/marketplace/listings/lst_m': () =>
+        problem(422, 'validation_failed', 'The request has invalid fields.', {
+          fields: [{ field: 'try_it.image', code: 'not_pinned', message: 'must be pinned by digest (registry/repository@sha256:<64 hex digits>), not a tag' }],
+        }),
+    });
+    const image = await screen.findByLabelText('Image, pinned by digest', {}, { timeout: 8000 });
+    await userEvent.type(image, 'ghcr.io/aurora/maple:latest');
+    await userEvent.type(screen.getByLabelText('Ports it serves'), '8080');
+    await userEvent.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(screen.getByLabelText('Image, pinned by digest')).toHaveAccessibleDescription(/must be pinned by digest/));
+    const patch = f.calls.find((c) => c.method === 'PATCH')!;
+    expect(patch.body).toMatchObject({ try_it: { image: 'ghcr.io/aurora/maple:latest', ports: [8080] } });
   });
 
   const staffMe = {

@@ -8,11 +8,12 @@ import { marketplace, testbed } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import { uploadArtifact, type UploadHandle } from '../api/upload';
 import { formatMicro, parseCredits, toMicro } from '../api/money';
-import type { Artifact, ContentPatch, Listing, ListingInput, ListingKind, PlanInput, PlanKind, Version } from '../api/types';
+import type { Artifact, ContentPatch, Listing, ListingInput, ListingKind, PlanInput, PlanKind, TryIt, Version } from '../api/types';
 import { MarkdownPreview } from '../components/Html';
 import { AsyncBlock, DataTable, Notice, PageHeader, ProblemAlert, SelectField, StateBadge, TextAreaField, TextField } from '../components/ui';
 import { formatBytes } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
+import { tryItOf } from '../lib/tryit';
 import i18n from '../i18n';
 
 interface PlanDraft {
@@ -38,6 +39,10 @@ interface Draft {
   task: string;
   // dataset
   format: string;
+  // model and dataset: the "try it" image, its command (one argument per line) and ports (comma-separated)
+  try_image: string;
+  try_command: string;
+  try_ports: string;
   // compute
   pool_id: string;
   gpu_model: string;
@@ -64,6 +69,9 @@ const EMPTY: Draft = {
   framework: '',
   task: '',
   format: '',
+  try_image: '',
+  try_command: '',
+  try_ports: '',
   pool_id: '',
   gpu_model: 'h100-80gb',
   region: '',
@@ -112,6 +120,9 @@ export function fromListing(l: Listing): Draft {
     framework: v.model?.framework ?? '',
     task: v.model?.task ?? '',
     format: v.dataset?.format ?? '',
+    try_image: tryItOf(v)?.image ?? '',
+    try_command: (tryItOf(v)?.command ?? []).join('\n'),
+    try_ports: (tryItOf(v)?.ports ?? []).join(', '),
     pool_id: v.compute?.pool_id ?? '',
     gpu_model: v.compute?.gpu_model ?? EMPTY.gpu_model,
     region: v.compute?.region ?? '',
@@ -122,8 +133,25 @@ export function fromListing(l: Listing): Draft {
   };
 }
 
-/** toInput converts the form to the API's input; amounts typed in credits become integer micro-credits. */
-export function toInput(d: Draft): { input: ListingInput; errors: Record<string, string> } {
+/** toTryIt reads the try-it fields: undefined when they are empty; ports that are not numbers are keyed as the server keys them. */
+function toTryIt(d: Draft, errors: Record<string, string>): TryIt | undefined {
+  const image = d.try_image.trim();
+  const command = d.try_command.split('\n').map((a) => a.trim()).filter(Boolean);
+  const portText = d.try_ports.split(',').map((p) => p.trim()).filter(Boolean);
+  if (!image && command.length === 0 && portText.length === 0) return undefined;
+  const ports = portText.map((p, i) => {
+    const n = /^\d+$/.test(p) ? Number(p) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > 65535) errors[`try_it.ports[${i}]`] = i18n.t('editor.bad_port');
+    return n;
+  });
+  return { image, ...(command.length ? { command } : {}), ...(ports.length ? { ports } : {}) };
+}
+
+/**
+ * toInput converts the form to the API's input; amounts typed in credits become integer micro-credits. hadTryIt
+ * says the version being edited offers a try-it image: emptied fields then withdraw it ({}).
+ */
+export function toInput(d: Draft, hadTryIt = false): { input: ListingInput; errors: Record<string, string> } {
   const errors: Record<string, string> = {};
   const plans: PlanInput[] = d.plans.map((p, i) => {
     const micro = p.kind === 'free' ? 0n : parseCredits(p.price);
@@ -150,6 +178,11 @@ export function toInput(d: Draft): { input: ListingInput; errors: Record<string,
   };
   if (d.kind === 'model') input.model = { framework: d.framework, task: d.task };
   if (d.kind === 'dataset') input.dataset = { format: d.format };
+  if (d.kind !== 'compute') {
+    const tryIt = toTryIt(d, errors);
+    if (tryIt) input.try_it = tryIt;
+    else if (hadTryIt) input.try_it = {};
+  }
   if (d.kind === 'compute') {
     input.compute = {
       pool_id: d.pool_id,
@@ -206,7 +239,7 @@ function EditorForm({ listing, onSaved }: { listing: Listing | null; onSaved: (l
     e.preventDefault();
     setError(undefined);
     setSaved(null);
-    const { input, errors } = toInput(d);
+    const { input, errors } = toInput(d, !!tryItOf(version));
     setLocalErrors(errors);
     if (Object.keys(errors).length) return;
     setBusy(true);
@@ -233,7 +266,7 @@ function EditorForm({ listing, onSaved }: { listing: Listing | null; onSaved: (l
     if (!listing) return;
     setError(undefined);
     setSaved(null);
-    const { input, errors } = toInput(d);
+    const { input, errors } = toInput(d, !!tryItOf(version));
     setLocalErrors(errors);
     if (Object.keys(errors).length) return;
     setBusy(true);
@@ -302,6 +335,39 @@ function EditorForm({ listing, onSaved }: { listing: Listing | null; onSaved: (l
                 <input type="checkbox" checked={d.gated} onChange={(e) => set('gated', e.target.checked)} />
                 <span>{t('editor.gated')}</span>
               </label>
+            )}
+            {d.kind !== 'compute' && (
+              <fieldset>
+                <legend>{t('editor.try_it')}</legend>
+                <p className="muted small">{t('editor.try_it_intro')}</p>
+                <TextField
+                  label={t('editor.try_image')}
+                  value={d.try_image}
+                  onChange={(e) => set('try_image', e.target.value)}
+                  error={fields['try_it.image']}
+                  hint={t('editor.try_image_hint')}
+                  placeholder="registry.example.com/team/model-server@sha256:…"
+                  className="mono"
+                  spellCheck={false}
+                />
+                <TextAreaField
+                  label={t('editor.try_command')}
+                  value={d.try_command}
+                  onChange={(e) => set('try_command', e.target.value)}
+                  error={firstField(fields, /^try_it\.command(\[\d+\])?$/)}
+                  hint={t('editor.try_command_hint')}
+                  rows={3}
+                  className="mono"
+                />
+                <TextField
+                  label={t('editor.try_ports')}
+                  value={d.try_ports}
+                  onChange={(e) => set('try_ports', e.target.value)}
+                  error={firstField(fields, /^try_it\.ports(\[\d+\])?$/)}
+                  hint={t('editor.try_ports_hint')}
+                  inputMode="numeric"
+                />
+              </fieldset>
             )}
             {d.kind === 'compute' && (
               <fieldset>
@@ -386,8 +452,14 @@ function EditorForm({ listing, onSaved }: { listing: Listing | null; onSaved: (l
   );
 }
 
+/** firstField is the message of the first field error whose name matches (a list's items share one input). */
+function firstField(fields: Record<string, string>, re: RegExp): string | undefined {
+  const k = Object.keys(fields).find((f) => re.test(f));
+  return k ? fields[k] : undefined;
+}
+
 // Fields the form shows next to an input; the problem alert lists the others.
-const SHOWN_FIELDS = /^(kind|slug|title|summary|card_markdown|residency|tags(\[\d+\])?|license\.(spdx|url)|model\.(framework|task)|dataset\.format|compute\.(pool_id|gpu_model|region|devices_per_node|min_duration_minutes|max_duration_minutes)|plans|plans\[\d+\]\.(name|kind|price_micro))$/;
+const SHOWN_FIELDS = /^(kind|slug|title|summary|card_markdown|residency|tags(\[\d+\])?|license\.(spdx|url)|model\.(framework|task)|dataset\.format|try_it\.(image|command(\[\d+\])?|ports(\[\d+\])?)|compute\.(pool_id|gpu_model|region|devices_per_node|min_duration_minutes|max_duration_minutes)|plans|plans\[\d+\]\.(name|kind|price_micro))$/;
 
 const LOCAL_HASH_LIMIT = 256 * 1024 * 1024;
 

@@ -10,6 +10,7 @@ import { isApiError } from '../api/problem';
 import { AsyncBlock, Notice, ProblemAlert, SelectField, StateBadge, TextAreaField, TextField } from '../components/ui';
 import { formatBytes, formatDate, formatDateTime, formatRating } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
+import { tryItOf } from '../lib/tryit';
 
 /** DownloadButton asks for a signed, expiring link (the bearer token cannot ride on a plain link) and follows it. */
 export function DownloadButton({ artifact }: { artifact: Pick<Artifact, 'id' | 'name'> }) {
@@ -156,6 +157,7 @@ export function ListingPage() {
   const signedIn = s.status === 'authenticated';
   const canLaunch = signedIn && (s.kind === 'sme' || s.kind === 'partner');
   const gpuPlan = v?.plans?.find((p) => p.kind === 'per_gpu_hour');
+  const tryIt = l?.kind !== 'compute' ? tryItOf(v) : undefined;
   // Its vendor and programme staff see every version with who changed what.
   const ownListing = signedIn && !!l && s.activeOrg?.id === l.vendor.id;
   const insider = ownListing || (signedIn && s.isStaff);
@@ -301,6 +303,48 @@ export function ListingPage() {
                     </>
                   )}
                 </dl>
+                {tryIt && (
+                  <section aria-labelledby="try-h" className="try-it">
+                    <h2 id="try-h">{t('listing.try_it')}</h2>
+                    <p className="small">{t('listing.try_it_intro')}</p>
+                    <dl className="meta meta--stack">
+                      <div>
+                        <dt>{t('listing.try_image')}</dt>
+                        <dd>
+                          <code className="hash">{tryIt.image}</code>
+                        </dd>
+                      </div>
+                      {tryIt.command && tryIt.command.length > 0 && (
+                        <div>
+                          <dt>{t('listing.try_command')}</dt>
+                          <dd>
+                            <code>{tryIt.command.join(' ')}</code>
+                          </dd>
+                        </div>
+                      )}
+                      {tryIt.ports && tryIt.ports.length > 0 && (
+                        <div>
+                          <dt>{t('listing.try_ports')}</dt>
+                          <dd>{tryIt.ports.join(', ')}</dd>
+                        </div>
+                      )}
+                    </dl>
+                    {(canLaunch || (signedIn && s.isStaff)) && l.status === 'published' ? (
+                      <>
+                        <Link className="button button--primary button--block" to={`/sandboxes/new?try=${encodeURIComponent(l.id)}`}>
+                          {t('listing.try_it_button')}
+                        </Link>
+                        {!ownListing && <p className="muted small">{t(v.gated ? 'listing.try_it_needs_access_gated' : 'listing.try_it_needs_access')}</p>}
+                      </>
+                    ) : (
+                      s.status === 'anonymous' && (
+                        <p>
+                          <Link to={`/signin?next=${encodeURIComponent(`/listings/${l.id}`)}`}>{t('listing.sign_in_to_try')}</Link>
+                        </p>
+                      )
+                    )}
+                  </section>
+                )}
                 {canLaunch && l.kind === 'compute' && (
                   <Link className="button button--primary button--block" to={`/sandboxes/new?listing=${encodeURIComponent(l.id)}`}>
                     {t('listing.launch')}

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { useParams } from 'react-router-dom';
+import { Link, useParams } from 'react-router-dom';
 import { testbed } from '../api/endpoints';
 import type { Sandbox, SandboxState } from '../api/types';
 import { AsyncBlock, Notice, PageHeader, ProblemAlert, SelectField, StateBadge } from '../components/ui';
@@ -122,6 +122,14 @@ export default function SandboxPage() {
                   <dd className="mono" title={s.image_digest}>
                     {s.image}
                     {s.image_digest && <span className="muted small"> {s.image_digest.slice(0, 19)}</span>}
+                  </dd>
+                </div>
+              )}
+              {s.image_listing_id && (
+                <div>
+                  <dt>{t('sandbox.try_of')}</dt>
+                  <dd>
+                    <Link to={`/listings/${encodeURIComponent(s.image_listing_id)}`}>{t('sandbox.try_of_listing')}</Link>
                   </dd>
                 </div>
               )}

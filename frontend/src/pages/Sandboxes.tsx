@@ -1,7 +1,7 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useNavigate, useSearchParams } from 'react-router-dom';
-import { billing, testbed } from '../api/endpoints';
+import { billing, marketplace, testbed } from '../api/endpoints';
 import { isApiError, type ApiError } from '../api/problem';
 import { estimateSandboxMicro, formatMicro, toMicro } from '../api/money';
 import type { Reservation } from '../api/types';
@@ -9,6 +9,7 @@ import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, Se
 import { Unreachable } from '../components/Unreachable';
 import { formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval, usePaged } from '../lib/hooks';
+import { tryItOf } from '../lib/tryit';
 import i18n from '../i18n';
 
 export default function Sandboxes({ page }: { page: 'list' | 'launch' }) {
@@ -77,7 +78,11 @@ function Launch() {
   const navigate = useNavigate();
   const [params, setParams] = useSearchParams();
   const listingId = params.get('listing') ?? '';
-  const listings = useAsync(() => testbed().listings(), []);
+  // ?try=<model or dataset listing>: the sandbox runs that listing's try-it image on the compute listing chosen here.
+  const tryId = params.get('try') ?? '';
+  const tryListing = useAsync(() => (tryId ? marketplace().listing(tryId) : Promise.resolve(null)), [tryId]);
+  const tryIt = tryItOf(tryListing.data?.published_version);
+  const listings = useAsync(() => testbed().listings(tryId || undefined), [tryId]);
   const templates = useAsync(() => testbed().templates(), []);
   const wallet = useAsync(() => billing().wallet(), []);
   const listing = listings.data?.items.find((l) => l.id === listingId);
@@ -89,11 +94,21 @@ function Launch() {
   const [busy, setBusy] = useState(false);
   const [reserved, setReserved] = useState<Reservation | null>(null);
 
+  // The query names the compute listing and, when trying a model or dataset, that listing: both are kept.
+  const choose = (id: string, replace = false) => {
+    const next: Record<string, string> = {};
+    if (id) next.listing = id;
+    if (tryId) next.try = tryId;
+    setParams(next, { replace });
+  };
   useEffect(() => {
-    if (!listingId && listings.data?.items.length === 1) setParams({ listing: listings.data.items[0].id }, { replace: true });
-  }, [listings.data, listingId, setParams]);
+    const only = listings.data?.items.length === 1 ? listings.data.items[0] : undefined;
+    if (!listingId && only && only.image_allowed !== false) choose(only.id, true);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [listings.data, listingId]);
   useEffect(() => {
-    if (!template && templates.data?.items.length) {
+    // A try-it sandbox needs no template (the try-it profile's limits); one chosen sets the limits only.
+    if (!tryId && !template && templates.data?.items.length) {
       const shell = templates.data.items.find((x) => x.name === 'shell');
       setTemplate((shell ?? templates.data.items[0]).name);
     }
@@ -118,7 +133,14 @@ function Launch() {
     setReserved(null);
     setBusy(true);
     try {
-      const sb = await testbed().launch({ listing_id: listing.id, gpu_model: listing.gpu_model, gpu_count: n, template, duration_minutes: m });
+      const sb = await testbed().launch({
+        listing_id: listing.id,
+        gpu_model: listing.gpu_model,
+        gpu_count: n,
+        duration_minutes: m,
+        ...(template ? { template } : {}),
+        ...(tryId ? { image_listing_id: tryId } : {}),
+      });
       navigate(`/sandboxes/${encodeURIComponent(sb.id)}`);
     } catch (err) {
       setError(err);
@@ -139,20 +161,34 @@ function Launch() {
 
   return (
     <section className="page narrow">
-      <h1>{t('sandbox.launch_title')}</h1>
+      <h1>{tryId ? t('sandbox.try_title', { title: tryListing.data?.published_version?.title ?? '…' }) : t('sandbox.launch_title')}</h1>
+      {tryId && (
+        <AsyncBlock loading={tryListing.loading} error={tryListing.error} onRetry={tryListing.reload}>
+          {tryIt ? (
+            <Notice>
+              {t('sandbox.try_intro')} <code className="hash">{tryIt.image}</code>{' '}
+              <Link to={`/listings/${encodeURIComponent(tryId)}`}>{t('sandbox.try_back')}</Link>
+            </Notice>
+          ) : (
+            <Notice tone="warning">{t('sandbox.try_none')}</Notice>
+          )}
+        </AsyncBlock>
+      )}
       <AsyncBlock loading={listings.loading} error={listings.error ?? templates.error} onRetry={listings.reload} empty={!listings.loading && !listings.data?.items.length} emptyText={t('sandbox.no_listings')}>
         <form onSubmit={(e) => void launch(e)} noValidate>
           <SelectField
             label={t('sandbox.listing')}
             value={listingId}
-            onChange={(e) => setParams(e.target.value ? { listing: e.target.value } : {})}
+            onChange={(e) => choose(e.target.value)}
             error={fields.listing_id}
+            hint={tryId ? t('sandbox.try_listing_hint') : undefined}
             required
           >
             <option value="">{t('sandbox.choose_listing')}</option>
             {listings.data?.items.map((l) => (
-              <option key={l.id} value={l.id}>
+              <option key={l.id} value={l.id} disabled={l.image_allowed === false}>
                 {l.title} — {l.gpu_model} · {l.region}
+                {l.image_allowed === false ? ` (${t('sandbox.image_not_allowed_here')})` : ''}
               </option>
             ))}
           </SelectField>
@@ -162,7 +198,14 @@ function Launch() {
             </p>
           )}
           <TextField label={t('sandbox.gpu_count')} type="number" min={1} max={64} value={count} onChange={(e) => setCount(e.target.value)} error={fields.gpu_count} />
-          <SelectField label={t('sandbox.template')} value={template} onChange={(e) => setTemplate(e.target.value)} error={fields.template} hint={chosenTemplate?.description}>
+          <SelectField
+            label={tryId ? t('sandbox.try_limits') : t('sandbox.template')}
+            value={template}
+            onChange={(e) => setTemplate(e.target.value)}
+            error={fields.template}
+            hint={tryId && !template ? t('sandbox.try_profile_hint') : chosenTemplate?.description}
+          >
+            {tryId && <option value="">{t('sandbox.try_profile')}</option>}
             {templates.data?.items.map((tp) => (
               <option key={tp.name} value={tp.name}>
                 {tp.title || tp.name}
@@ -220,8 +263,8 @@ function Launch() {
             </p>
           )}
           {reserved && <Notice tone="success">{t('sandbox.reserved', { at: formatDateTime(reserved.starts_at) })}</Notice>}
-          <button type="submit" className="button button--primary" disabled={busy || !listing || !template}>
-            {busy ? t('common.working') : t('sandbox.launch')}
+          <button type="submit" className="button button--primary" disabled={busy || !listing || (!template && !tryId) || listing.image_allowed === false}>
+            {busy ? t('common.working') : tryId ? t('sandbox.try_launch') : t('sandbox.launch')}
           </button>
         </form>
       </AsyncBlock>

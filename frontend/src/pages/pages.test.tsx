@@ -77,6 +77,35 @@ describe('editor conversion', () => {
     expect(input.license).toEqual({ spdx: 'custom', url: 'https://example.ca/terms' });
   });
 
+  it("sends a model's try-it image with its command (one argument per line) and ports, and withdraws it with {} once emptied", () => {
+    const d = fromListing(listing);
+    d.try_image = ' registry.example.com/aurora/maple@sha256:' + 'ab'.repeat(32) + ' ';
+    d.try_command = '/usr/bin/serve\n--port\n\n8080';
+    d.try_ports = '8080, 9090';
+    const { input, errors } = toInput(d);
+    expect(errors).toEqual({});
+    expect(input.try_it).toEqual({
+      image: 'registry.example.com/aurora/maple@sha256:' + 'ab'.repeat(32),
+      command: ['/usr/bin/serve', '--port', '8080'],
+      ports: [8080, 9090],
+    });
+    // Round trip through a version that has it.
+    const withIt = { ...listing, pending_version: { ...listing.pending_version!, try_it: input.try_it } };
+    const back = fromListing(withIt);
+    expect(back.try_command).toBe('/usr/bin/serve\n--port\n8080');
+    expect(toInput(back, true).input.try_it).toEqual(input.try_it);
+    // Emptied: withdrawn only where the version had one; never sent for compute listings.
+    const emptied = { ...back, try_image: '', try_command: '', try_ports: '' };
+    expect(toInput(emptied, true).input.try_it).toEqual({});
+    expect(toInput(emptied, false).input.try_it).toBeUndefined();
+    expect(toInput({ ...back, kind: 'compute' }, true).input.try_it).toBeUndefined();
+  });
+
+  it('keys a bad try-it port like the server (try_it.ports[i])', () => {
+    const d = { ...fromListing(listing), try_image: 'r.example.com/x@sha256:' + '0'.repeat(64), try_ports: '8080, http' };
+    expect(Object.keys(toInput(d).errors)).toEqual(['try_it.ports[1]']);
+  });
+
   it('proposes a slug from a title', () => {
     expect(slugify('Données météo — Québec 2025!')).toBe('donnees-meteo-quebec-2025');
   });
@@ -91,6 +120,7 @@ describe('review diff values', () => {
     expect(diffValue({ spdx: 'MIT', url: '' })).toBe('spdx: MIT');
     expect(diffValue({ format: 'csv', rows: 0, personal_data: false })).toBe('format: csv');
     expect(diffValue(true)).toBe('Yes');
+    expect(diffValue({ image: 'r.example.com/m@sha256:ab', ports: [8080] })).toBe('image: r.example.com/m@sha256:ab, ports: [8080]');
   });
 });
 
