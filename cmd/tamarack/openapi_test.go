@@ -42,7 +42,8 @@ func TestOpenAPISchemasAreClientReady(t *testing.T) {
 		}
 	}
 	for name, want := range map[string][]string{
-		"LaunchSandboxRequest": {"duration_minutes", "gpu_count", "listing_id", "template"},
+		// template is required unless image_listing_id is given (its doc says so): not marked.
+		"LaunchSandboxRequest": {"duration_minutes", "gpu_count", "listing_id"},
 		"SandboxList":          nil,
 		"ListingReviewRequest": {"stars"},
 		"SignupRequest":        {"email", "name", "organization", "password"},
