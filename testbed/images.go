@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/image"
 )
@@ -224,24 +225,9 @@ func imageFailure(img string, err error) (reason, msg string) {
 	return ReasonImageUnavailable, fmt.Sprintf("image %s could not be obtained: %v", img, err)
 }
 
-// withImage makes spec start from root: its root filesystem, the image's environment under the template's
-// and the testbed's own (which win), and the image's entrypoint and command when the template has none.
-// The image's working directory and user are not used: a sandbox starts in its home as its own root.
-func withImage(spec backend.Spec, root image.Rootfs) backend.Spec {
-	spec.RootFS = root.Path
-	env := map[string]string{}
-	for _, kv := range root.Config.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
-			env[k] = v
-		}
-	}
-	maps.Copy(env, spec.Env)
-	spec.Env = env
-	if len(spec.Command) == 0 {
-		spec.Command = append(slices.Clone(root.Config.Entrypoint), root.Config.Cmd...)
-	}
-	return spec
-}
+// withImage makes spec start from root, as the agents do (agent.WithImage): the in-process path of tests and
+// of backends in this process.
+func withImage(spec backend.Spec, root image.Rootfs) backend.Spec { return agent.WithImage(spec, root) }
 
 // ImageCache is what the testbed needs of this host's image cache beyond Images to keep it within its budget;
 // *image.Provider implements it. Prune lists what to keep under the cache's lock (see image.Cache.PruneFunc:

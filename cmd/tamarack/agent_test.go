@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,17 +16,14 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
-	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/natsauth/natsauthtest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/services/events"
-	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 	"github.com/tamarack-ai/tamarack/testbed/image"
 	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
@@ -84,26 +78,8 @@ func TestSiteAgents(t *testing.T) {
 func siteAgents(t *testing.T, external bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	if probe, err := local.New(local.Options{Root: t.TempDir()}); err != nil {
-		t.Fatal(err)
-	} else {
-		backendtest.RequireHost(t, probe.Check(ctx))
-	}
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(jwtauth.JWKS{Keys: []jwtauth.JWK{jwtauth.NewJWK("k1", pub)}})
-	}))
-	defer jwks.Close()
-	token := func(user, org, kind string, staff bool) string {
-		now := time.Now()
-		tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, Issuer: jwtauth.Issuer,
-			Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
-			Org: org, OrgKind: kind, Role: "owner", Staff: staff}, "k1", priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	requireLocalHost(ctx, t)
+	jwks, token := testIdentity(t)
 	staff := token("u-staff", "org-programme", "partner", true)
 	sme := token("u-sme", "org-sme", "sme", false)
 	vendors := map[string]string{"a": token("u-va", "org-vendor-a", "vendor", false), "b": token("u-vb", "org-vendor-b", "vendor", false)}

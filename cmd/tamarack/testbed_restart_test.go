@@ -175,28 +175,8 @@ func (s *serverProc) waitState(tok, id, state string) sandboxView {
 func TestServeSIGKILLRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	if probe, err := local.New(local.Options{Root: t.TempDir()}); err != nil {
-		t.Fatal(err)
-	} else {
-		backendtest.RequireHost(t, probe.Check(ctx))
-	}
-
-	// Identity is replaced by a JWKS endpoint with a test key (this process runs --only=testbed).
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(jwtauth.JWKS{Keys: []jwtauth.JWK{jwtauth.NewJWK("k1", pub)}})
-	}))
-	defer jwks.Close()
-	token := func(user, org, kind string, staff bool) string {
-		now := time.Now()
-		tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, Issuer: jwtauth.Issuer,
-			Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
-			Org: org, OrgKind: kind, Role: "owner", Staff: staff}, "k1", priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	requireLocalHost(ctx, t)
+	jwks, token := testIdentity(t) // this process runs --only=testbed
 	staff := token("u-staff", "org-programme", "partner", true)
 	sme := token("u-sme", "org-sme", "sme", false)
 
@@ -372,6 +352,38 @@ func TestServeSIGKILLRestart(t *testing.T) {
 		}
 	}
 	t.Logf("%d usage samples across a SIGKILL restart, %d ms", len(samples), sum)
+}
+
+// requireLocalHost fails the test (or skips it, as backendtest.RequireHost decides) when this host cannot run
+// local sandboxes.
+func requireLocalHost(ctx context.Context, t *testing.T) {
+	t.Helper()
+	probe, err := local.New(local.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backendtest.RequireHost(t, probe.Check(ctx))
+}
+
+// testIdentity stands in for identity in tests of `serve --only=testbed`: a JWKS endpoint with a test key, and
+// a function that signs access tokens with it.
+func testIdentity(t *testing.T) (*httptest.Server, func(user, org, kind string, staff bool) string) {
+	t.Helper()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(jwtauth.JWKS{Keys: []jwtauth.JWK{jwtauth.NewJWK("k1", pub)}})
+	}))
+	t.Cleanup(jwks.Close)
+	return jwks, func(user, org, kind string, staff bool) string {
+		now := time.Now()
+		tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, Issuer: jwtauth.Issuer,
+			Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
+			Org: org, OrgKind: kind, Role: "owner", Staff: staff}, "k1", priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
 }
 
 type usageLog struct {
