@@ -60,7 +60,8 @@ func (c *Client) Logs(ctx context.Context, id string, follow bool) (io.ReadClose
 	if err != nil {
 		return nil, err
 	}
-	_ = p.CloseWrite() // nothing goes to the agent
+	// Nothing goes to the agent, but the write side stays open: the agent takes the end of this direction
+	// for the reader's going away (natspipe's EOF does not tell a half-close from a close).
 	stop := context.AfterFunc(ctx, func() { _ = p.Close() })
 	return &logReader{Pipe: p, stop: stop}, nil
 }
