@@ -170,8 +170,8 @@ func New(d Deps) (*Service, error) {
 	if d.Holds == nil {
 		errs = append(errs, errors.New("testbed: Holds is required"))
 	}
-	if len(d.Backends) == 0 {
-		errs = append(errs, errors.New("testbed: at least one backend is required"))
+	if len(d.Backends) == 0 && !d.EmbeddedAgent {
+		errs = append(errs, errors.New("testbed: at least one backend (or the embedded agent) is required"))
 	}
 	for k, b := range d.Backends {
 		if b == nil || b.Kind() != k {

@@ -45,11 +45,13 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed"
+	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 	"github.com/tamarack-ai/tamarack/testbed/image"
@@ -67,17 +69,18 @@ func main() {
 	template := flag.String("template", "shell", "template to launch")
 	images := flag.String("images", "/var/cache/tamarack-images/current", "built-in images (infra/images/build.sh's output)")
 	runsc := flag.String("runsc", "", "path of gVisor's runsc (infra/gvisor/build.sh): the pool runs its sandboxes on it instead of runc (no bare-runc figure then)")
+	viaAgent := flag.Bool("agent", false, "run sandboxes through the site agent protocol, as tamarack serve does (its embedded agent, over an in-process embedded NATS) instead of calling the backend in process")
 	flag.Parse()
 	if *bare <= 0 {
 		*bare = *n
 	}
-	if err := run(*n, *conc, *bare, *template, *images, *runsc); err != nil {
+	if err := run(*n, *conc, *bare, *template, *images, *runsc, *viaAgent); err != nil {
 		fmt.Fprintln(os.Stderr, "testbed-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, conc, bare int, template, imagesDir, runsc string) error {
+func run(n, conc, bare int, template, imagesDir, runsc string, viaAgent bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	load0 := loadAverage()
@@ -127,8 +130,19 @@ func run(n, conc, bare int, template, imagesDir, runsc string) error {
 		}
 	}()
 	tb := &timedBackend{Backend: lb, starts: map[string]time.Duration{}}
-	svc, err := testbed.New(testbed.Deps{DB: db, Clock: clock.System{}, Holds: testbed.ApproveHolds{},
-		Backends: map[string]backend.Backend{"local": tb}, Images: images, Options: testbed.Options{SuperviseInterval: 100 * time.Millisecond, StopGrace: time.Second}})
+	deps := testbed.Deps{DB: db, Clock: clock.System{}, Holds: testbed.ApproveHolds{},
+		Backends: map[string]backend.Backend{"local": tb}, Images: images, Options: testbed.Options{SuperviseInterval: 100 * time.Millisecond, StopGrace: time.Second}}
+	path := "backend in process"
+	if viaAgent {
+		bus, err := startAgent(ctx, dir, tb, images)
+		if err != nil {
+			return err
+		}
+		defer bus.Close()
+		deps.Bus, deps.Backends, deps.EmbeddedAgent = bus, map[string]backend.Backend{}, true
+		path = "through the embedded site agent over NATS"
+	}
+	svc, err := testbed.New(deps)
 	if err != nil {
 		return err
 	}
@@ -286,8 +300,8 @@ func run(n, conc, bare int, template, imagesDir, runsc string) error {
 		}
 	}
 
-	fmt.Printf("testbed API-to-running, local backend on %s, template %s, %d sandboxes, %d in flight, %d CPUs (%s/%s)\n",
-		rt, template, n, conc, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	fmt.Printf("testbed API-to-running, local backend on %s (%s), template %s, %d sandboxes, %d in flight, %d CPUs (%s/%s)\n",
+		rt, path, template, n, conc, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	fmt.Printf("  first sandbox, image pulled and unpacked from the registry store: %.0f ms (not in the figures below)\n", ms(first))
 	report("client: POST sent → GET shows running", clientT)
 	report("server: accepted → backend-observed start", serverT)
@@ -302,6 +316,32 @@ func run(n, conc, bare int, template, imagesDir, runsc string) error {
 	}
 	fmt.Printf("  load average (1 min): %s before, %s after\n", load0, loadAverage())
 	return nil
+}
+
+// startAgent runs what tamarack serve runs for its own host: an embedded NATS JetStream (in-process) and the
+// site agent of the platform host's nodes in front of b, which prepares images with images.
+func startAgent(ctx context.Context, dir string, b backend.Backend, images *image.Provider) (*eventbus.Bus, error) {
+	bus, err := eventbus.Connect(ctx, eventbus.Options{DataDir: filepath.Join(dir, "nats"), Name: "bench"})
+	if err != nil {
+		return nil, err
+	}
+	if err := bus.EnsureStreams(ctx, events.AllStreams()...); err != nil {
+		return nil, err
+	}
+	adb, err := sqldb.Open(ctx, filepath.Join(dir, "agent.db"), sqldb.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := sqldb.Migrate(ctx, adb, nil, agent.Migrations()); err != nil {
+		return nil, err
+	}
+	srv, err := agent.NewServer(agent.Config{PoolID: events.EmbeddedAgent, AgentID: events.EmbeddedAgent, Version: "bench",
+		Backend: b, Images: images, DB: adb, Bus: bus})
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = srv.Run(ctx) }()
+	return bus, nil
 }
 
 // timedBackend times each Start of the backend it wraps: the backend's own start, runtime included.
