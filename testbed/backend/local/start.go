@@ -109,7 +109,11 @@ func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch
 	if err := searchable(root); err != nil {
 		return nil, nil, fmt.Errorf("root filesystem: %w", err)
 	}
-	if err := makeHome(ctx, dir, b.opts.HomeBytes, l.HostID); err != nil {
+	template, err := b.homeTemplate(ctx, b.opts.HomeBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := makeHome(dir, template, l.HostID); err != nil {
 		return nil, nil, err
 	}
 	devs, missing := deviceNodes(s)
