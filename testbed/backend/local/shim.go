@@ -40,11 +40,15 @@ func MaybeRunShim() {
 }
 
 // runShim supervises one sandbox. Its stdout and stderr are <dir>/shim.log; fd 3 is the ready pipe to
-// Start, which gets "ok\n" once the sandbox runs or one line of error. The shim must survive serve: it
-// ignores the signals a dying terminal or process group would send it.
+// Start, which gets "ok\n" once the sandbox runs or one line of error; fd 4 is the go pipe from Start
+// (waitGo). The shim must survive serve: it ignores the signals a dying terminal or process group would
+// send it.
 func runShim(dir string) int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if !waitGo(4) {
+		return 0 // Start gave up before the launch record: nothing here is the shim's to run or record
+	}
 	// Nothing serve inherited (a pipe from its parent, a socket from systemd) reaches runc, and the
 	// ready pipe stays with the shim.
 	if err := cloexecFrom(3); err != nil {
@@ -186,6 +190,22 @@ func runShim(dir string) int {
 		return 1
 	}
 	return 0
+}
+
+// shimGo is what Start writes to the shim's go pipe once launch.json is written.
+const shimGo = "go\n"
+
+// waitGo waits on the go pipe fd until Start says go (true) or closes it unsaid (false). Without one (a
+// shim started by a serve from before the pipe, which wrote launch.json first) it goes at once.
+func waitGo(fd int) bool {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return true
+	}
+	f := os.NewFile(uintptr(fd), "go")
+	defer f.Close()
+	buf := make([]byte, len(shimGo))
+	_, err := io.ReadFull(f, buf)
+	return err == nil && string(buf) == shimGo
 }
 
 // waitInit waits for the sandbox's init, which runc create left to the shim as subreaper, and returns
