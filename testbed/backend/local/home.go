@@ -126,14 +126,14 @@ func syncFile(p string) error {
 	return err
 }
 
-// makeHome creates and mounts the home filesystem of the sandbox in dir, a copy of template, owned by
-// hostID.
+// makeHome creates the home filesystem of the sandbox in dir, a copy of template, owned by hostID, and
+// mounts it on <dir>/home, which it makes unless it exists.
 func makeHome(dir, template string, hostID uint32) error {
 	img, mnt := filepath.Join(dir, fileHomeImage), filepath.Join(dir, dirHome)
 	if err := copySparse(template, img); err != nil {
 		return fmt.Errorf("home: %w", err)
 	}
-	if err := os.Mkdir(mnt, 0o700); err != nil {
+	if err := os.Mkdir(mnt, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("home: %w", err)
 	}
 	if err := mountImage(img, mnt); err != nil {

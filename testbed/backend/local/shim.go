@@ -84,12 +84,7 @@ func runShim(dir string) int {
 	if err != nil {
 		return fail(nil, err.Error())
 	}
-	st := &state{ID: l.ID, BootID: bootID(), State: backend.StatePending, Shim: self, ExitCode: -1, Cgroup: l.Cgroup, Slot: l.Slot, HostID: l.HostID}
-	// Recorded before anything can fail, so that a shim dying during setup is seen as such (pending
-	// with a dead shim) instead of as a Start still in flight.
-	if err := writeJSON(filepath.Join(dir, fileState), st); err != nil {
-		return fail(nil, err.Error())
-	}
+	st := pendingState(l, self) // as Start recorded it before the go
 
 	out, err := logfile.Create(filepath.Join(dir, fileOutput), l.LogBytes)
 	if err != nil {
@@ -192,20 +187,23 @@ func runShim(dir string) int {
 	return 0
 }
 
-// shimGo is what Start writes to the shim's go pipe once launch.json is written.
+// shimGo is what Start writes to the shim's go pipe once everything the shim reads is in place.
 const shimGo = "go\n"
 
-// waitGo waits on the go pipe fd until Start says go (true) or closes it unsaid (false). Without one (a
-// shim started by a serve from before the pipe, which wrote launch.json first) it goes at once.
+// waitGo waits on the go pipe fd until Start says go (true) or closes it unsaid (false). The shim and
+// its serve are the same binary, so there is always a pipe; a shim run by a serve from before it (the
+// binary replaced under a running serve) finds none and refuses, and that Start fails with its error.
 func waitGo(fd int) bool {
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-		return true
-	}
 	f := os.NewFile(uintptr(fd), "go")
 	defer f.Close()
 	buf := make([]byte, len(shimGo))
 	_, err := io.ReadFull(f, buf)
 	return err == nil && string(buf) == shimGo
+}
+
+// pendingState is the record of a sandbox whose shim has not yet reported it running.
+func pendingState(l launch, shim procID) *state {
+	return &state{ID: l.ID, BootID: bootID(), State: backend.StatePending, Shim: shim, ExitCode: -1, Cgroup: l.Cgroup, Slot: l.Slot, HostID: l.HostID}
 }
 
 // waitInit waits for the sandbox's init, which runc create left to the shim as subreaper, and returns

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -26,8 +27,9 @@ import (
 //
 // The shim is started first and waits: its own start (this binary's exec and Go's initialisation of
 // every package in it, several milliseconds in a large binary) runs beside the claim, the home and the
-// spec instead of after them. It reads nothing in the directory until Start tells it to go, after the
-// launch record is written.
+// spec instead of after them. It reads nothing in the directory until Start tells it to go, once the
+// launch record and the pending state are written and the home is mounted. The home, mostly waiting on
+// the kernel, is made beside the spec, which needs only its path.
 func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status, err error) {
 	if err := s.Validate(); err != nil {
 		return backend.Status{}, err
@@ -82,7 +84,22 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 		// through nvproxy from the spec's own device nodes (runscSpec).
 		l.EditDir = filepath.Join(b.opts.HostDir, "edits", strconv.Itoa(l.Slot))
 	}
-	spec, notes, err := b.spec(ctx, dir, s, l, layout)
+	// The mount point exists before the spec is built: a bind's source tells it a directory from a file.
+	if err := os.Mkdir(filepath.Join(dir, dirHome), 0o700); err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: home: %w", s.SandboxID, err)
+	}
+	homeDone, hostID := make(chan error, 1), l.HostID
+	go func() {
+		template, err := b.homeTemplate(ctx, b.opts.HomeBytes)
+		if err == nil {
+			err = makeHome(dir, template, hostID)
+		}
+		homeDone <- err
+	}()
+	waitHome := sync.OnceValue(func() error { return <-homeDone })
+	// Whatever fails below, the cleanup (deferred before) never runs while the home is being mounted.
+	defer func() { _ = waitHome() }()
+	spec, notes, err := b.spec(dir, s, l, layout)
 	if err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
@@ -103,15 +120,27 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 	if err := writeJSON(filepath.Join(dir, fileLaunch), l); err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
+	// Recorded before the shim does anything, so that a shim dying during its setup is seen as such
+	// (pending with a dead shim) instead of as a Start still in flight.
+	shim, err := identify(sh.cmd.Process.Pid)
+	if err == nil {
+		err = writeJSON(filepath.Join(dir, fileState), pendingState(l, shim))
+	}
+	if err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: shim: %w", s.SandboxID, err)
+	}
+	if err := waitHome(); err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
 	if err := sh.run(ctx, dir); err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
 	return b.Inspect(ctx, s.SandboxID)
 }
 
-// spec makes the sandbox's home and generated files and builds its runtime spec, with notes about
-// device nodes this host lacks.
-func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch, layout cgroupLayout) (*specs.Spec, []string, error) {
+// spec makes the sandbox's generated files and builds its runtime spec, with notes about device nodes
+// this host lacks. The home is made apart (Start): the spec names only its mount point.
+func (b *Backend) spec(dir string, s backend.Spec, l launch, layout cgroupLayout) (*specs.Spec, []string, error) {
 	conf := filepath.Join(dir, dirConf)
 	if err := os.Mkdir(conf, 0o755); err != nil {
 		return nil, nil, err
@@ -122,13 +151,6 @@ func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch
 	}
 	if err := searchable(root); err != nil {
 		return nil, nil, fmt.Errorf("root filesystem: %w", err)
-	}
-	template, err := b.homeTemplate(ctx, b.opts.HomeBytes)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := makeHome(dir, template, l.HostID); err != nil {
-		return nil, nil, err
 	}
 	devs, missing := deviceNodes(s)
 	in := ocispec.Input{
