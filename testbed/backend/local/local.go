@@ -105,6 +105,8 @@ type Backend struct {
 
 	mu     sync.Mutex
 	layout *cgroupLayout // found on first use
+
+	homeMu sync.Mutex // one mkfs of a home template at a time (home.go)
 }
 
 var _ backend.Backend = (*Backend)(nil)

@@ -934,6 +934,35 @@ func TestSpecEdits(t *testing.T) {
 	}
 }
 
+// TestFailedStartEndsShim: a Start that fails after its shim was started but before it was told to go
+// (here a spec edit refuses) leaves no shim behind, nor anything of the sandbox.
+func TestFailedStartEndsShim(t *testing.T) {
+	t.Parallel()
+	refuse := func(backend.Spec, *specs.Spec) error { return errors.New("no such CDI device") }
+	b := newBackendWith(t, RuntimeRunc, Options{Root: t.TempDir(), CgroupParent: runtimeParent(RuntimeRunc), SpecEdits: []SpecEdit{refuse}})
+	if _, err := b.Start(context.Background(), backend.Spec{SandboxID: "refused", Command: []string{"true"}}); err == nil {
+		t.Fatal("Start with a failing edit succeeded")
+	}
+	dir := b.dir("refused")
+	waitFor(t, 10*time.Second, "the shim to exit", func() bool { return len(shimsOf(dir)) == 0 })
+	if exists(dir) || len(loopDevices(dir)) > 0 {
+		t.Errorf("a failed Start left its directory (%v) or loop devices %v", exists(dir), loopDevices(dir))
+	}
+}
+
+// shimsOf lists the live shims of the sandbox in dir.
+func shimsOf(dir string) []string {
+	var out []string
+	envs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range envs {
+		data, err := os.ReadFile(p)
+		if err == nil && slices.Contains(strings.Split(string(data), "\x00"), envShim+"="+dir) {
+			out = append(out, filepath.Dir(p))
+		}
+	}
+	return out
+}
+
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	eachRuntime(t, func(t *testing.T, rt string) {

@@ -40,11 +40,15 @@ func MaybeRunShim() {
 }
 
 // runShim supervises one sandbox. Its stdout and stderr are <dir>/shim.log; fd 3 is the ready pipe to
-// Start, which gets "ok\n" once the sandbox runs or one line of error. The shim must survive serve: it
-// ignores the signals a dying terminal or process group would send it.
+// Start, which gets "ok\n" once the sandbox runs or one line of error; fd 4 is the go pipe from Start
+// (waitGo). The shim must survive serve: it ignores the signals a dying terminal or process group would
+// send it.
 func runShim(dir string) int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if !waitGo(4) {
+		return 0 // Start gave up before the launch record: nothing here is the shim's to run or record
+	}
 	// Nothing serve inherited (a pipe from its parent, a socket from systemd) reaches runc, and the
 	// ready pipe stays with the shim.
 	if err := cloexecFrom(3); err != nil {
@@ -80,12 +84,7 @@ func runShim(dir string) int {
 	if err != nil {
 		return fail(nil, err.Error())
 	}
-	st := &state{ID: l.ID, BootID: bootID(), State: backend.StatePending, Shim: self, ExitCode: -1, Cgroup: l.Cgroup, Slot: l.Slot, HostID: l.HostID}
-	// Recorded before anything can fail, so that a shim dying during setup is seen as such (pending
-	// with a dead shim) instead of as a Start still in flight.
-	if err := writeJSON(filepath.Join(dir, fileState), st); err != nil {
-		return fail(nil, err.Error())
-	}
+	st := pendingState(l, self) // as Start recorded it before the go
 
 	out, err := logfile.Create(filepath.Join(dir, fileOutput), l.LogBytes)
 	if err != nil {
@@ -186,6 +185,25 @@ func runShim(dir string) int {
 		return 1
 	}
 	return 0
+}
+
+// shimGo is what Start writes to the shim's go pipe once everything the shim reads is in place.
+const shimGo = "go\n"
+
+// waitGo waits on the go pipe fd until Start says go (true) or closes it unsaid (false). The shim and
+// its serve are the same binary, so there is always a pipe; a shim run by a serve from before it (the
+// binary replaced under a running serve) finds none and refuses, and that Start fails with its error.
+func waitGo(fd int) bool {
+	f := os.NewFile(uintptr(fd), "go")
+	defer f.Close()
+	buf := make([]byte, len(shimGo))
+	_, err := io.ReadFull(f, buf)
+	return err == nil && string(buf) == shimGo
+}
+
+// pendingState is the record of a sandbox whose shim has not yet reported it running.
+func pendingState(l launch, shim procID) *state {
+	return &state{ID: l.ID, BootID: bootID(), State: backend.StatePending, Shim: shim, ExitCode: -1, Cgroup: l.Cgroup, Slot: l.Slot, HostID: l.HostID}
 }
 
 // waitInit waits for the sandbox's init, which runc create left to the shim as subreaper, and returns

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -21,8 +22,14 @@ import (
 )
 
 // Start claims a uid range, makes the home filesystem, writes the runtime spec into <root>/<id> and
-// starts the shim, and returns once the shim reports the sandbox's command running. On any failure it
-// removes what it created.
+// lets the shim run it, and returns once the shim reports the sandbox's command running. On any failure
+// it removes what it created.
+//
+// The shim is started first and waits: its own start (this binary's exec and Go's initialisation of
+// every package in it, several milliseconds in a large binary) runs beside the claim, the home and the
+// spec instead of after them. It reads nothing in the directory until Start tells it to go, once the
+// launch record and the pending state are written and the home is mounted. The home, mostly waiting on
+// the kernel, is made beside the spec, which needs only its path.
 func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status, err error) {
 	if err := s.Validate(); err != nil {
 		return backend.Status{}, err
@@ -58,6 +65,15 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 			_ = os.RemoveAll(dir)
 		}
 	}()
+	sh, err := b.startShim(dir)
+	if err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	defer func() {
+		if err != nil {
+			sh.abandon() // a shim never told to go exits, having touched nothing
+		}
+	}()
 	if l.Slot, err = b.ids.claim(dir); err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
@@ -68,7 +84,22 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 		// through nvproxy from the spec's own device nodes (runscSpec).
 		l.EditDir = filepath.Join(b.opts.HostDir, "edits", strconv.Itoa(l.Slot))
 	}
-	spec, notes, err := b.spec(ctx, dir, s, l, layout)
+	// The mount point exists before the spec is built: a bind's source tells it a directory from a file.
+	if err := os.Mkdir(filepath.Join(dir, dirHome), 0o700); err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: home: %w", s.SandboxID, err)
+	}
+	homeDone, hostID := make(chan error, 1), l.HostID
+	go func() {
+		template, err := b.homeTemplate(ctx, b.opts.HomeBytes)
+		if err == nil {
+			err = makeHome(dir, template, hostID)
+		}
+		homeDone <- err
+	}()
+	waitHome := sync.OnceValue(func() error { return <-homeDone })
+	// Whatever fails below, the cleanup (deferred before) never runs while the home is being mounted.
+	defer func() { _ = waitHome() }()
+	spec, notes, err := b.spec(dir, s, l, layout)
 	if err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
@@ -89,15 +120,27 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (st backend.Status,
 	if err := writeJSON(filepath.Join(dir, fileLaunch), l); err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
-	if err := b.spawnShim(ctx, dir); err != nil {
+	// Recorded before the shim does anything, so that a shim dying during its setup is seen as such
+	// (pending with a dead shim) instead of as a Start still in flight.
+	shim, err := identify(sh.cmd.Process.Pid)
+	if err == nil {
+		err = writeJSON(filepath.Join(dir, fileState), pendingState(l, shim))
+	}
+	if err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: shim: %w", s.SandboxID, err)
+	}
+	if err := waitHome(); err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
+	if err := sh.run(ctx, dir); err != nil {
 		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
 	}
 	return b.Inspect(ctx, s.SandboxID)
 }
 
-// spec makes the sandbox's home and generated files and builds its runtime spec, with notes about
-// device nodes this host lacks.
-func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch, layout cgroupLayout) (*specs.Spec, []string, error) {
+// spec makes the sandbox's generated files and builds its runtime spec, with notes about device nodes
+// this host lacks. The home is made apart (Start): the spec names only its mount point.
+func (b *Backend) spec(dir string, s backend.Spec, l launch, layout cgroupLayout) (*specs.Spec, []string, error) {
 	conf := filepath.Join(dir, dirConf)
 	if err := os.Mkdir(conf, 0o755); err != nil {
 		return nil, nil, err
@@ -108,9 +151,6 @@ func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch
 	}
 	if err := searchable(root); err != nil {
 		return nil, nil, fmt.Errorf("root filesystem: %w", err)
-	}
-	if err := makeHome(ctx, dir, b.opts.HomeBytes, l.HostID); err != nil {
-		return nil, nil, err
 	}
 	devs, missing := deviceNodes(s)
 	in := ocispec.Input{
@@ -161,50 +201,80 @@ func (b *Backend) spec(ctx context.Context, dir string, s backend.Spec, l launch
 	return spec, notes, nil
 }
 
-// spawnShim starts the shim detached and waits for its "ok".
-func (b *Backend) spawnShim(ctx context.Context, dir string) error {
+// shimStart is a shim started by Start, waiting to be told to go.
+type shimStart struct {
+	cmd    *exec.Cmd
+	goW    *os.File // "go" lets the shim read the launch record; closed unsaid, it makes the shim exit
+	readyR *os.File // the shim's "ok", or one line of error
+}
+
+// startShim starts the shim detached, in dir with its log there, waiting for its go.
+func (b *Backend) startShim(dir string) (*shimStart, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer readyR.Close()
+	defer readyW.Close() // the shim's end, as goR: the shim has its own copies once started
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		readyR.Close()
+		return nil, err
+	}
+	defer goR.Close()
 	shimLog, err := os.OpenFile(filepath.Join(dir, fileShim), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		readyW.Close()
-		return err
+		readyR.Close()
+		goW.Close()
+		return nil, err
 	}
 	defer shimLog.Close()
 	cmd := exec.Command(b.opts.Executable)
 	cmd.Env = []string{envShim + "=" + dir, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = shimLog, shimLog
-	cmd.ExtraFiles = []*os.File{readyW}
+	cmd.ExtraFiles = []*os.File{readyW, goR} // fds 3 and 4
 	// Its own session: no signal aimed at serve's process group or terminal reaches it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	readyW.Close()
-	if err != nil {
-		return fmt.Errorf("start shim: %w", err)
+	if err := cmd.Start(); err != nil {
+		readyR.Close()
+		goW.Close()
+		return nil, fmt.Errorf("start shim: %w", err)
 	}
 	// Reap it if it ends while we live; after a restart init (or a subreaper) does.
 	go func() { _ = cmd.Wait() }()
+	return &shimStart{cmd: cmd, goW: goW, readyR: readyR}, nil
+}
 
+// abandon makes the shim exit without doing anything, if it was not told to go.
+func (s *shimStart) abandon() {
+	s.goW.Close()
+	s.readyR.Close()
+}
+
+// run tells the shim to go and waits for its "ok".
+func (s *shimStart) run(ctx context.Context, dir string) error {
+	defer s.readyR.Close()
+	_, err := s.goW.Write([]byte(shimGo))
+	s.goW.Close()
 	line := make(chan string, 1)
 	go func() {
-		s, _ := bufio.NewReader(readyR).ReadString('\n')
-		line <- strings.TrimSpace(s)
+		text, _ := bufio.NewReader(s.readyR).ReadString('\n')
+		line <- strings.TrimSpace(text)
 	}()
 	select {
-	case s := <-line:
-		if s == "ok" {
+	case msg := <-line:
+		if msg == "ok" {
 			return nil
 		}
-		if s == "" {
-			s = "shim exited without a word; see " + filepath.Join(dir, fileShim)
+		if msg == "" {
+			msg = "shim exited without a word; see " + filepath.Join(dir, fileShim)
+			if err != nil {
+				msg += " (" + err.Error() + ")"
+			}
 		}
-		return errors.New(strings.TrimPrefix(s, "error: "))
+		return errors.New(strings.TrimPrefix(msg, "error: "))
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
+		_ = s.cmd.Process.Kill()
 		return ctx.Err()
 	}
 }
