@@ -8,13 +8,17 @@
 //     until each is running (every -poll, 1 ms by default), stops it and waits for stopped;
 //  3. times the backend's own Start of each (Backend.Start: uid range, home filesystem, bundle, shim, runc),
 //     through a wrapper of the backend;
-//  4. times bare `runc create` + `runc start` of a copy of a running sandbox's bundle (same root filesystem,
+//  4. reads, for each launch, how long the runtime's own create + start took inside it, as the shim timed
+//     them (shim.log);
+//  5. times bare `runc create` + `runc start` of a copy of a running sandbox's bundle (same root filesystem,
 //     mounts, user namespace, seccomp profile and limits), -bare times, after the launches.
 //
 // It prints p50/p90/p99 of (a) the client-observed time from sending the POST to seeing running, (b) the
-// server-recorded time from acceptance to the backend-observed start, (c) Backend.Start, (d) bare runc, and
-// the platform's overhead per sandbox (a − c: HTTP, validation, hold, scheduling, database, polling), then
-// the load average before and after.
+// server-recorded time from acceptance to the backend-observed start, (c) Backend.Start, (d) the runtime
+// inside each launch, (e) bare runc, the platform's overhead per sandbox (a − c: HTTP, validation, hold,
+// scheduling, database, polling) and everything around the runtime per sandbox (a − d, the same launch on
+// both sides, so no drift of the host between the launches and the bare runs), then the load average
+// before and after.
 //
 // The polling is part of what is measured: on a small host a GET every millisecond (HTTP, token check,
 // database read) takes CPU from the start it waits for. -poll 10ms shows how much; the client figure then
@@ -39,6 +43,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -258,7 +263,7 @@ func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duratio
 	}
 
 	var mu sync.Mutex
-	var clientT, serverT, startT, overT []time.Duration
+	var clientT, serverT, startT, overT, inT, aroundT []time.Duration
 	jobs := make(chan struct{}, n)
 	for range n {
 		jobs <- struct{}{}
@@ -269,10 +274,15 @@ func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duratio
 		go func() {
 			for range jobs {
 				id, c, s, err := launch()
+				var in time.Duration
+				if err == nil {
+					in, err = shimRuntime(filepath.Join(root, id, "shim.log"))
+				}
 				if err == nil {
 					mu.Lock()
 					start := tb.start(id)
 					clientT, serverT, startT, overT = append(clientT, c), append(serverT, s), append(startT, start), append(overT, c-start)
+					inT, aroundT = append(inT, in), append(aroundT, c-in)
 					mu.Unlock()
 					err = stop(id)
 				}
@@ -311,10 +321,12 @@ func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duratio
 	report("client: POST sent → GET shows running", clientT)
 	report("server: accepted → backend-observed start", serverT)
 	report("backend: Backend.Start (runtime included)", startT)
+	report("runtime: "+rt+" create+start inside the launch", inT)
 	if len(bareT) > 0 {
 		report("runtime: bare runc create+start, same bundle", bareT)
 	}
 	report("platform: client − Backend.Start, each", overT)
+	report("around the runtime: client − runtime inside, each", aroundT)
 	if len(bareT) > 0 {
 		fmt.Printf("  p50 client − p50 bare runc: %.1f ms (of which the backend's own work, p50 Backend.Start − p50 bare runc: %.1f ms)\n",
 			ms(p50(clientT)-p50(bareT)), ms(p50(startT)-p50(bareT)))
@@ -347,6 +359,19 @@ func startAgent(ctx context.Context, dir string, b backend.Backend, images *imag
 	}
 	go func() { _ = srv.Run(ctx) }()
 	return bus, nil
+}
+
+// shimRuntime is how long the runtime's create + start took in a launch, as its shim logged it.
+func shimRuntime(log string) (time.Duration, error) {
+	b, err := os.ReadFile(log)
+	if err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(`msg="sandbox running".* runtime=(\S+)`).FindSubmatch(b)
+	if m == nil {
+		return 0, fmt.Errorf("no runtime time in %s", log)
+	}
+	return time.ParseDuration(string(m[1]))
 }
 
 // timedBackend times each Start of the backend it wraps: the backend's own start, runtime included.
