@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -109,12 +110,13 @@ func siteAgents(t *testing.T, external bool) {
 		}
 	})
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
-	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
+	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed,billing", "--identity-url=" + jwks.URL,
 		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn",
 		// Fixed ports: agents keep the addresses they were told at enrolment across the platform's restart.
 		"--nats-listen=" + freePort(t), "--registry-listen=" + freePort(t)}
 	natsURL := func() string { return strings.TrimSpace(readFile(t, filepath.Join(data, "nats.url"))) }
 	platformCreds := filepath.Join(data, "nats-auth", "platform.creds")
+	dsn := "" // SQLite in the data directory
 	if external {
 		keys, err := natsauth.Generate()
 		if err != nil {
@@ -134,16 +136,12 @@ func siteAgents(t *testing.T, external bool) {
 		if err := pc.WriteFile(platformCreds); err != nil {
 			t.Fatal(err)
 		}
-		s.args = append(s.args, "--db="+dbtest.DSN(t, sqldb.Postgres), "--nats="+url, "--nats-auth-dir="+authDir)
+		dsn = dbtest.DSN(t, sqldb.Postgres)
+		s.args = append(s.args, "--db="+dsn, "--nats="+url, "--nats-auth-dir="+authDir)
 	}
 	connect := func() *eventbus.Bus {
 		bus, err := eventbus.Connect(ctx, eventbus.Options{URL: natsURL(), Name: "test", Creds: platformCreds})
 		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := eventbus.Serve(ctx, bus, events.Hold, "billing", func(_ context.Context, r events.HoldRequestV1) (events.HoldReplyV1, error) {
-			return events.HoldReplyV1{HoldID: "hold-" + r.SandboxID}, nil
-		}); err != nil {
 			t.Fatal(err)
 		}
 		return bus
@@ -156,6 +154,29 @@ func siteAgents(t *testing.T, external bool) {
 	}()
 	bus := connect()
 	defer func() { bus.Close() }()
+	// Billing holds and charges for real: the organisations identity would announce (it does not run here),
+	// and credits the programme grants the SME's.
+	for org, kind := range map[string]string{"org-sme": "sme", "org-vendor-a": "vendor", "org-vendor-b": "vendor"} {
+		if err := eventbus.Publish(ctx, bus, events.OrganizationCreated, "tamarack/identity", org+"-created", time.Now(),
+			events.OrganizationCreatedV1{OrganizationID: org, Name: org, Kind: kind, OwnerUserID: "u-" + org, At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eventbus.Publish(ctx, bus, events.OrganizationVerified, "tamarack/identity", "org-sme-verified", time.Now(),
+		events.OrganizationVerifiedV1{OrganizationID: "org-sme", Verified: true, ByUserID: "u-staff", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	grant := fmt.Sprintf(`{"organization_id":"org-sme","amount_micro":100000000,"note":"agents test","expires_at":%q}`,
+		time.Now().Add(30*24*time.Hour).UTC().Format(time.RFC3339))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code := s.call("POST", "/api/v1/billing/grants", staff, grant, nil)
+		if code == 201 {
+			break
+		}
+		if (code != 404 && code != 422) || time.Now().After(deadline) { // until billing has the organisation, verified
+			t.Fatalf("grant credits: %d", code)
+		}
+	}
 
 	pools, agents := map[string]string{}, map[string]*agentProc{}
 	for _, v := range []string{"a", "b"} {
@@ -364,6 +385,59 @@ func siteAgents(t *testing.T, external bool) {
 	final := s.waitState(sme, sandboxes["a"], "stopped")
 	usageA = collectUsage(ctx, t, bus, sandboxes["a"])
 	checkUsage(t, usageA.waitFinal(t), *final.StartedAt, *final.EndedAt)
+
+	// Billing charged what the agents reported, once: the SME's wallet went down by the metered time, and the
+	// ledger recomputed from its transfers agrees with every balance.
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		var w struct {
+			HeldMicro    int64 `json:"held_micro"`
+			GrantedMicro int64 `json:"granted_micro"`
+		}
+		s.call("GET", "/api/v1/billing/wallet", sme, "", &w)
+		if w.HeldMicro == 0 && w.GrantedMicro < 100_000_000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("holds never released, or nothing charged: %+v", w)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.stop()
+	args := []string{"billing", "verify", "--data=" + data}
+	if dsn != "" {
+		args = append(args, "--db="+dsn)
+	}
+	if out, err := tamarackCmd(args...).CombinedOutput(); err != nil {
+		t.Fatalf("billing verify: %v\n%s", err, out)
+	}
+}
+
+// call is a request to any service of the server, by its path under the host.
+func (s *serverProc) call(method, path, tok, body string, out any) int {
+	s.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, "http://"+s.addr+path, r)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		_ = json.Unmarshal(b, out)
+	}
+	if resp.StatusCode >= 400 {
+		s.t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode
 }
 
 // checkUsage checks samples are numbered from 1, contiguous from start, and sum to end-start exactly.
