@@ -20,6 +20,7 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
+	"github.com/tamarack-ai/tamarack/testbed/image"
 )
 
 // serve runs an agent for pool/agent on bus in front of b, until the test ends.
@@ -223,4 +224,59 @@ func TestSandboxEventsThroughOutbox(t *testing.T) {
 			}
 		}
 	})
+}
+
+// blockingImages never finishes a pull until its context ends: a stop must cancel the start.
+type blockingImages struct{ started chan struct{} }
+
+func (b blockingImages) Rootfs(ctx context.Context, _ string, _ map[string]string, _ func(image.Progress)) (image.Rootfs, error) {
+	close(b.started)
+	<-ctx.Done()
+	return image.Rootfs{}, ctx.Err()
+}
+
+// A stop of a sandbox whose image is still being prepared cancels its start: the start answers
+// ErrStartCancelled and nothing runs.
+func TestStopCancelsStartThroughAgent(t *testing.T) {
+	bus := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "agent.db"), sqldb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqldb.Close(db)
+	if err := sqldb.Migrate(ctx, db, nil, agent.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureStreams(ctx, events.AgentStream); err != nil {
+		t.Fatal(err)
+	}
+	sb := sim.New(clock.System{})
+	imgs := blockingImages{started: make(chan struct{})}
+	srv, err := agent.NewServer(agent.Config{PoolID: "pool-a", AgentID: "agent-1", Backend: sb, Images: imgs, DB: db, Bus: bus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(rctx) }()
+	defer func() { stop(); <-done }()
+	c := agent.NewClient(bus, "pool-a", "agent-1", "local")
+	ready(t, c)
+	res := make(chan error, 1)
+	go func() {
+		_, _, err := c.StartImage(ctx, backend.Spec{SandboxID: "s1", Command: []string{"sleep", "600"}}, "shell", nil)
+		res <- err
+	}()
+	<-imgs.started
+	if _, err := c.Stop(ctx, "s1", 0); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("stop of a sandbox still pulling: %v, want not found (nothing ran)", err)
+	}
+	if err := <-res; !errors.Is(err, agent.ErrStartCancelled) {
+		t.Fatalf("the start answered %v, want ErrStartCancelled", err)
+	}
+	if _, err := sb.Inspect(ctx, "s1"); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("something ran: %v", err)
+	}
 }

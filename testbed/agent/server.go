@@ -210,7 +210,7 @@ func (s *Server) start(ctx context.Context, r events.AgentStartV1) (events.Agent
 	if r.Image != "" && s.cfg.Images != nil {
 		root, err := s.cfg.Images.Rootfs(ctx, r.Image, r.ImageSettings, s.progress(r.SandboxID))
 		if err != nil {
-			if cause := context.Cause(ctx); errors.Is(cause, errStartCancelled) {
+			if cause := context.Cause(ctx); errors.Is(cause, ErrStartCancelled) {
 				err = cause
 			} else if !IsImageError(err) {
 				err = fmt.Errorf("%w: %w", ErrImageUnavailable, err)
@@ -221,7 +221,7 @@ func (s *Server) start(ctx context.Context, r events.AgentStartV1) (events.Agent
 	}
 	st, err := s.cfg.Backend.Start(ctx, spec)
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, errStartCancelled) {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrStartCancelled) {
 			err = cause
 		}
 		return events.AgentStartedV1{}, toProblem(err)
@@ -246,7 +246,7 @@ func IsImageError(err error) bool {
 func (s *Server) stop(ctx context.Context, r events.AgentStopV1) (events.AgentStatusV1, error) {
 	s.mu.Lock()
 	if cancel := s.starts[r.SandboxID]; cancel != nil {
-		cancel(errStartCancelled)
+		cancel(ErrStartCancelled)
 	}
 	s.mu.Unlock()
 	st, err := s.cfg.Backend.Stop(ctx, r.SandboxID, time.Duration(r.GraceMS)*time.Millisecond)

@@ -52,11 +52,9 @@ func fromStartV1(r events.AgentStartV1) backend.Spec {
 	return s
 }
 
-// errStartCancelled: the start was cancelled by a stop of the same sandbox while its image was prepared.
-var errStartCancelled = errors.New("the sandbox was stopped before it started")
-
-// ErrStartCancelled is returned by Client.Start when a stop of the sandbox cancelled its start.
-var ErrStartCancelled = errStartCancelled
+// ErrStartCancelled: a stop of the same sandbox cancelled its start (while its image was prepared, or
+// before the backend ran it). Client.Start returns it.
+var ErrStartCancelled = errors.New("the sandbox was stopped before it started")
 
 // ErrImageUnavailable: the agent could not obtain the sandbox's image (registry unreachable or refusing, a
 // built-in image not seeded, the pull timed out); the other image errors keep their image sentinels.
@@ -73,7 +71,7 @@ var codes = []struct {
 	{backend.ErrNotRunning, http.StatusConflict, "sandbox_not_running"},
 	{backend.ErrStillRunning, http.StatusConflict, "sandbox_still_running"},
 	{backend.ErrExists, http.StatusConflict, "sandbox_exists"},
-	{errStartCancelled, http.StatusConflict, "start_cancelled"},
+	{ErrStartCancelled, http.StatusConflict, "start_cancelled"},
 	{image.ErrNotPinned, http.StatusUnprocessableEntity, "image_not_pinned"},
 	{image.ErrNotAllowed, http.StatusUnprocessableEntity, "image_not_allowed"},
 	{image.ErrVerify, http.StatusUnprocessableEntity, "image_verify"},
