@@ -20,9 +20,10 @@
 // both sides, so no drift of the host between the launches and the bare runs), then the load average
 // before and after.
 //
-// The polling is part of what is measured: on a small host a GET every millisecond (HTTP, token check,
-// database read) takes CPU from the start it waits for. -poll 10ms shows how much; the client figure then
-// also includes up to 10 ms of waiting for the next GET, the server and backend figures do not.
+// The client's polling is part of what is measured: on a small host a GET every millisecond (HTTP, token
+// check, database read) also takes CPU while the sandbox starts. -poll changes the interval; with a longer
+// one the client figure also includes up to one interval of waiting for the next GET, the server and
+// backend figures do not.
 //
 //	go run ./bench/testbed -n 50
 //	go run ./bench/testbed -n 50 -runsc "$(infra/gvisor/build.sh)"
