@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -118,30 +117,10 @@ func (s *serverProc) bus(ctx context.Context) *eventbus.Bus {
 	return bus
 }
 
+// do is a request to the testbed's API (path under /api/v1/testbed).
 func (s *serverProc) do(method, path, tok, body string, out any) int {
 	s.t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, "http://"+s.addr+"/api/v1/testbed"+path, r)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		_ = json.Unmarshal(b, out)
-	}
-	if resp.StatusCode >= 500 {
-		s.t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	return resp.StatusCode
+	return s.call(method, "/api/v1/testbed"+path, tok, body, out)
 }
 
 type sandboxView struct {
