@@ -1083,11 +1083,13 @@ func TestOutputCapped(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt string) {
 		b := newBackend(t, rt)
 		const capBytes = 64 << 10
-		// 20000 numbered lines (240 kB), 256 KiB without a newline, then a last line.
-		script := `while [ ! -e $HOME/go ]; do sleep 0.02; done; seq -f 'line %06g' 1 20000; head -c 262144 /dev/zero | tr '\0' x; echo; echo last`
+		// 20000 numbered lines (320 kB), 256 KiB without a newline, then a last line. Each line is 16
+		// bytes, so every half of the cap holds whole lines: a follower that falls a cap behind skips
+		// whole lines, never splicing the head of one line onto the tail of another.
+		script := `while [ ! -e $HOME/go ]; do sleep 0.02; done; seq -f 'line %010g' 1 20000; head -c 262144 /dev/zero | tr '\0' x; echo; echo last`
 		var want strings.Builder
 		for i := 1; i <= 20000; i++ {
-			fmt.Fprintf(&want, "line %06d\n", i)
+			fmt.Fprintf(&want, "line %010d\n", i)
 		}
 		want.WriteString(strings.Repeat("x", 262144) + "\nlast\n")
 		st := start(t, b, backend.Spec{SandboxID: "capped", Command: []string{"/bin/bash", "-c", script},
@@ -1125,7 +1127,7 @@ func TestOutputCapped(t *testing.T) {
 		last := 0
 		for _, l := range strings.Split(string(followed), "\n") {
 			var n int
-			if _, err := fmt.Sscanf(l, "line %06d", &n); err == nil && len(l) == len("line 000000") {
+			if _, err := fmt.Sscanf(l, "line %010d", &n); err == nil && len(l) == len("line 0000000000") {
 				if n <= last {
 					t.Fatalf("followed line %d after %d", n, last)
 				}
