@@ -638,7 +638,19 @@ func validState(s string) bool {
 }
 
 func (h handler) getSandbox(c *fiber.Ctx) error {
-	sb, err := h.svc.Get(c.UserContext(), callerOf(c), c.Params("id"))
+	var sb Sandbox
+	var err error
+	if until := c.Query("wait_until"); until != "" {
+		timeout := 30
+		if t := c.Query("timeout"); t != "" {
+			if timeout, err = strconv.Atoi(t); err != nil || timeout < 1 || timeout > int(MaxWait/time.Second) {
+				return problem.Fields{{Field: "timeout", Code: "invalid", Message: "whole seconds, 1 to " + strconv.Itoa(int(MaxWait/time.Second))}}.Err()
+			}
+		}
+		sb, err = h.svc.WaitFor(c.UserContext(), callerOf(c), c.Params("id"), until, time.Duration(timeout)*time.Second)
+	} else {
+		sb, err = h.svc.Get(c.UserContext(), callerOf(c), c.Params("id"))
+	}
 	if err != nil {
 		return err
 	}

@@ -99,6 +99,7 @@ func (s *Service) committed(sb *Sandbox) {
 		s.mu.Unlock()
 	}
 	s.outbox.Kick()
+	s.watch.wake(sb.ID)
 }
 
 // meter writes one usage sample from the cursor to endMS (and moves the cursor) inside tx. A non-final

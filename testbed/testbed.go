@@ -156,6 +156,7 @@ type Service struct {
 	wg       sync.WaitGroup
 	loaded   bool
 	loadedAt time.Time // wall time of the last index load: bounds reloads on a miss
+	watch    watchers  // requests waiting on a sandbox's state (WaitFor)
 }
 
 // New checks every dependency and returns the service. Call Load (or Run) before placing sandboxes.

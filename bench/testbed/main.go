@@ -4,8 +4,9 @@
 // served by a registry store on loopback (as `tamarack serve` does), then:
 //
 //  1. launches one sandbox first: its image is pulled and unpacked (reported apart, not in the figures);
-//  2. launches sandboxes one after another (or -c at once) through POST /api/v1/testbed/sandboxes, polls GET
-//     until each is running (every -poll, 1 ms by default), stops it and waits for stopped;
+//  2. launches sandboxes one after another (or -c at once) through POST /api/v1/testbed/sandboxes, waits
+//     until each is running with GET ?wait_until=running (or polls GET every -poll), stops it and waits
+//     for stopped;
 //  3. times the backend's own Start of each (Backend.Start: uid range, home filesystem, bundle, shim, runc),
 //     through a wrapper of the backend;
 //  4. reads, for each launch, how long the runtime's own create + start took inside it, as the shim timed
@@ -20,10 +21,11 @@
 // both sides, so no drift of the host between the launches and the bare runs), then the load average
 // before and after.
 //
-// The client's polling is part of what is measured: on a small host a GET every millisecond (HTTP, token
-// check, database read) also takes CPU while the sandbox starts. -poll changes the interval; with a longer
-// one the client figure also includes up to one interval of waiting for the next GET, the server and
-// backend figures do not.
+// By default the client waits as a script would, with one GET ?wait_until=running that the server answers
+// when the sandbox runs. -poll makes it ask every interval instead, as the bench did before the wait
+// existed: on a small host a GET every millisecond (HTTP, token check, database read) also takes CPU while
+// the sandbox starts, and with a longer interval the client figure includes up to one interval of waiting
+// for the next GET (the server and backend figures do not).
 //
 //	go run ./bench/testbed -n 50
 //	go run ./bench/testbed -n 50 -runsc "$(infra/gvisor/build.sh)"
@@ -80,7 +82,7 @@ func main() {
 	images := flag.String("images", "/var/cache/tamarack-images/current", "built-in images (infra/images/build.sh's output)")
 	runsc := flag.String("runsc", "", "path of gVisor's runsc (infra/gvisor/build.sh): the pool runs its sandboxes on it instead of runc (no bare-runc figure then)")
 	viaAgent := flag.Bool("agent", false, "run sandboxes through the site agent protocol, as tamarack serve does (its embedded agent, over an in-process embedded NATS) instead of calling the backend in process")
-	poll := flag.Duration("poll", time.Millisecond, "time between the client's GETs while it waits for running")
+	poll := flag.Duration("poll", 0, "poll GET every interval while waiting for running, instead of one GET ?wait_until=running (0)")
 	flag.Parse()
 	if *bare <= 0 {
 		*bare = *n
@@ -226,9 +228,13 @@ func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duratio
 		if err != nil || code != 202 {
 			return "", 0, 0, fmt.Errorf("launch: %d %v", code, err)
 		}
+		get := base + "/" + v.ID
+		if poll == 0 {
+			get += "?wait_until=running&timeout=60"
+		}
 		for {
 			var g view
-			if _, err := call("GET", base+"/"+v.ID, "", &g); err != nil {
+			if _, err := call("GET", get, "", &g); err != nil {
 				return "", 0, 0, err
 			}
 			if g.State == testbed.StateRunning {
@@ -246,11 +252,10 @@ func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duratio
 		}
 		for { // wait for the stop so that at most conc sandboxes exist at once
 			var g view
-			_, _ = call("GET", base+"/"+id, "", &g)
-			if g.State == testbed.StateStopped {
+			_, _ = call("GET", base+"/"+id+"?wait_until=stopped&timeout=60", "", &g)
+			if g.State == testbed.StateStopped || g.State == testbed.StateFailed {
 				return nil
 			}
-			time.Sleep(2 * time.Millisecond)
 		}
 	}
 
@@ -316,8 +321,12 @@ func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duratio
 		}
 	}
 
-	fmt.Printf("testbed API-to-running, local backend on %s (%s), template %s, %d sandboxes, %d in flight, polled every %v, %d CPUs (%s/%s)\n",
-		rt, path, template, n, conc, poll, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	waited := "one GET ?wait_until=running"
+	if poll > 0 {
+		waited = fmt.Sprintf("GET every %v", poll)
+	}
+	fmt.Printf("testbed API-to-running, local backend on %s (%s), template %s, %d sandboxes, %d in flight, client waits with %s, %d CPUs (%s/%s)\n",
+		rt, path, template, n, conc, waited, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	fmt.Printf("  first sandbox, image pulled and unpacked from the registry store: %.0f ms (not in the figures below)\n", ms(first))
 	report("client: POST sent → GET shows running", clientT)
 	report("server: accepted → backend-observed start", serverT)
