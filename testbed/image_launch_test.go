@@ -547,7 +547,10 @@ func newLocalBackend(t *testing.T) *local.Backend {
 		t.Fatal(err)
 	}
 	backendtest.RequireHost(t, lb.Check(context.Background()))
-	t.Cleanup(func() { stopAll(lb) })
+	t.Cleanup(func() {
+		stopAll(lb)
+		_ = lb.Close()
+	})
 	return lb
 }
 

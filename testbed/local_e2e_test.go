@@ -66,7 +66,10 @@ func localEndToEnd(t *testing.T, bus *eventbus.Bus, images Images, runtime strin
 		}
 		backendtest.RequireHost(t, lb.CheckRunsc(ctx))
 	}
-	t.Cleanup(func() { stopAll(lb) }) // sandboxes outlive their starter: none may outlive the test
+	t.Cleanup(func() { // sandboxes outlive their starter: none may outlive the test, nor its waiting shim
+		stopAll(lb)
+		_ = lb.Close()
+	})
 	svc, err := New(Deps{DB: db, Bus: bus, Clock: clock.System{}, Holds: ApproveHolds{},
 		Backends: map[string]backend.Backend{"local": lb}, Images: images,
 		Options: Options{UsageInterval: 300 * time.Millisecond, SuperviseInterval: 50 * time.Millisecond, StopGrace: 2 * time.Second}})

@@ -107,6 +107,10 @@ type Backend struct {
 	layout *cgroupLayout // found on first use
 
 	homeMu sync.Mutex // one mkfs of a home template at a time (home.go)
+
+	shimMu sync.Mutex
+	warm   *shimStart // a shim waiting for the next Start (start.go)
+	closed bool       // Close was called: no shim is started ahead any more
 }
 
 var _ backend.Backend = (*Backend)(nil)

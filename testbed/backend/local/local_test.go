@@ -215,6 +215,7 @@ func newBackendWith(t testing.TB, rt string, opts Options) testBackend {
 		t.Fatal(err)
 	}
 	backendtest.RequireHost(t, b.Check(context.Background()))
+	t.Cleanup(func() { _ = b.Close() }) // registered first, so it runs after the cleanups of its sandboxes
 	if rt == RuntimeRunsc {
 		if opts.Runsc == "" {
 			backendtest.RequireHost(t, fmt.Errorf("%w: %s is not set: build runsc with infra/gvisor/build.sh and set it to the path it prints", backend.ErrUnavailable, envRunsc))
@@ -944,23 +945,86 @@ func TestFailedStartEndsShim(t *testing.T) {
 		t.Fatal("Start with a failing edit succeeded")
 	}
 	dir := b.dir("refused")
-	waitFor(t, 10*time.Second, "the shim to exit", func() bool { return len(shimsOf(dir)) == 0 })
+	// Its shim was this backend's only one: a failed Start leaves none waiting for the next.
+	waitFor(t, 10*time.Second, "the shim to exit", func() bool { return len(shimsOf(b.opts.Root)) == 0 })
 	if exists(dir) || len(loopDevices(dir)) > 0 {
 		t.Errorf("a failed Start left its directory (%v) or loop devices %v", exists(dir), loopDevices(dir))
 	}
 }
 
-// shimsOf lists the live shims of the sandbox in dir.
-func shimsOf(dir string) []string {
-	var out []string
+// shimsOf lists the live shims of the backend at root (waiting or running a sandbox) by PID.
+func shimsOf(root string) []int {
+	var out []int
 	envs, _ := filepath.Glob("/proc/[0-9]*/environ")
 	for _, p := range envs {
 		data, err := os.ReadFile(p)
-		if err == nil && slices.Contains(strings.Split(string(data), "\x00"), envShim+"="+dir) {
-			out = append(out, filepath.Dir(p))
+		if err == nil && slices.Contains(strings.Split(string(data), "\x00"), envShim+"="+root) {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				out = append(out, pid)
+			}
 		}
 	}
 	return out
+}
+
+// TestWarmShim: a Start leaves one shim waiting, the next Start runs its sandbox with it, and Close ends
+// the one then waiting; a waiting shim that was killed is replaced, not used.
+func TestWarmShim(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, RuntimeRunc)
+	root := b.opts.Root
+	shimOf := func(id string) int {
+		t.Helper()
+		var st state
+		if err := readJSON(filepath.Join(b.dir(id), fileState), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Shim.PID
+	}
+	// waiting is the shim that runs no sandbox: all of root's shims but those of the sandboxes named.
+	waiting := func(running ...string) int {
+		t.Helper()
+		var idle []int
+		waitFor(t, 30*time.Second, "one shim waiting", func() bool {
+			idle = slices.DeleteFunc(shimsOf(root), func(pid int) bool {
+				return slices.ContainsFunc(running, func(id string) bool { return shimOf(id) == pid })
+			})
+			return len(idle) == 1
+		})
+		return idle[0]
+	}
+	spec := func(id string) backend.Spec { return backend.Spec{SandboxID: id, Command: []string{"sleep", "600"}} }
+
+	start(t, b, spec("first"))
+	next := waiting("first")
+	start(t, b, spec("second"))
+	if got := shimOf("second"); got != next {
+		t.Errorf("the second sandbox's shim is %d, want %d, the one left waiting", got, next)
+	}
+	// Killed while it waits: the next Start starts its own shim, and runs.
+	killed := waiting("first", "second")
+	if err := unix.Kill(killed, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the killed shim to be reaped", func() bool { return !slices.Contains(shimsOf(root), killed) })
+	start(t, b, spec("third"))
+	if got := shimOf("third"); got == killed {
+		t.Errorf("the third sandbox ran with the killed shim %d", got)
+	}
+	// Close ends the waiting shim and no other.
+	left := waiting("first", "second", "third")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the waiting shim to exit", func() bool { return !slices.Contains(shimsOf(root), left) })
+	if n := len(shimsOf(root)); n != 3 {
+		t.Errorf("%d shims after Close, want the 3 of the running sandboxes", n)
+	}
+	for _, id := range []string{"first", "second", "third"} {
+		if st, err := b.Inspect(context.Background(), id); err != nil || st.State != backend.StateRunning {
+			t.Errorf("%s after Close: %+v %v", id, st, err)
+		}
+	}
 }
 
 func TestConformance(t *testing.T) {

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,11 +22,11 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend/logfile"
 )
 
-// The binary that runs `tamarack serve` is re-executed as the shim (envShim=<sandbox dir>), the
-// per-sandbox supervisor, so that the sandbox machinery ships as one file. Start launches it in its own
-// session, so it outlives serve; it has runc create and start the sandbox, records the start, reaps the
-// sandbox's init (it is the init's subreaper), frees what the sandbox held and records the end in
-// state.json.
+// The binary that runs `tamarack serve` is re-executed as the shim (envShim=<the backend's root>), the
+// per-sandbox supervisor, so that the sandbox machinery ships as one file. It is started in its own
+// session, so it outlives serve, and waits until Start gives it a sandbox (<root>/<id>); then it has runc
+// create and start the sandbox, records the start, reaps the sandbox's init (it is the init's
+// subreaper), frees what the sandbox held and records the end in state.json.
 const envShim = "TAMARACK_SANDBOX_SHIM"
 
 // MaybeRunShim runs the shim (or a Terminal's tty helper) if this process was started as one, and then
@@ -34,21 +36,32 @@ func MaybeRunShim() {
 	if pidFile := os.Getenv(envTTY); pidFile != "" {
 		os.Exit(runTTY(pidFile, os.Args[1:]))
 	}
-	if dir := os.Getenv(envShim); dir != "" {
-		os.Exit(runShim(dir))
+	if root := os.Getenv(envShim); root != "" {
+		os.Exit(runShim(root))
 	}
 }
 
-// runShim supervises one sandbox. Its stdout and stderr are <dir>/shim.log; fd 3 is the ready pipe to
-// Start, which gets "ok\n" once the sandbox runs or one line of error; fd 4 is the go pipe from Start
-// (waitGo). The shim must survive serve: it ignores the signals a dying terminal or process group would
-// send it.
-func runShim(dir string) int {
+// runShim supervises one sandbox of the backend at root. fd 3 is the ready pipe to Start, which gets
+// "ok\n" once the sandbox runs or one line of error; fd 4 is the go pipe from Start (waitGo), which names
+// the sandbox; from then on its stdout and stderr are <root>/<id>/shim.log. The shim must survive serve:
+// it ignores the signals a dying terminal or process group would send it.
+func runShim(root string) int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if !waitGo(4) {
-		return 0 // Start gave up before the launch record: nothing here is the shim's to run or record
+	id, ok := waitGo(4)
+	if !ok {
+		return 0 // Start gave up before the launch record (or serve ended): nothing is the shim's to run
 	}
+	dir := filepath.Join(root, id)
+	if err := validID(id); err != nil || !filepath.IsAbs(root) {
+		fmt.Fprintf(os.NewFile(3, "ready"), "error: shim told sandbox %q of %q\n", id, root)
+		return 1
+	}
+	if err := logTo(filepath.Join(dir, fileShim)); err != nil {
+		fmt.Fprintln(os.NewFile(3, "ready"), "error: shim log: "+err.Error())
+		return 1
+	}
+	_ = os.Chdir(dir)
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	// Nothing serve inherited (a pipe from its parent, a socket from systemd) reaches runc, and the
 	// ready pipe stays with the shim.
 	if err := cloexecFrom(3); err != nil {
@@ -187,18 +200,36 @@ func runShim(dir string) int {
 	return 0
 }
 
-// shimGo is what Start writes to the shim's go pipe once everything the shim reads is in place.
-const shimGo = "go\n"
+// shimGo starts what Start writes to the shim's go pipe once everything the shim reads is in place:
+// "go <sandbox id>\n".
+const shimGo = "go "
 
-// waitGo waits on the go pipe fd until Start says go (true) or closes it unsaid (false). The shim and
-// its serve are the same binary, so there is always a pipe; a shim run by a serve from before it (the
-// binary replaced under a running serve) finds none and refuses, and that Start fails with its error.
-func waitGo(fd int) bool {
+// waitGo waits on the go pipe fd until Start says go (the sandbox's ID, true) or closes it unsaid
+// (false). The shim and its serve are the same binary, so there is always a pipe; a shim run by a serve
+// from before it (the binary replaced under a running serve) finds none and refuses, and that Start
+// fails with its error.
+func waitGo(fd int) (string, bool) {
 	f := os.NewFile(uintptr(fd), "go")
 	defer f.Close()
-	buf := make([]byte, len(shimGo))
-	_, err := io.ReadFull(f, buf)
-	return err == nil && string(buf) == shimGo
+	// At most one line of an ID's length: anything longer is not Start's.
+	line, err := bufio.NewReader(io.LimitReader(f, 256)).ReadString('\n')
+	id, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), shimGo)
+	return id, err == nil && ok
+}
+
+// logTo makes path (appended to) the shim's stdout and stderr.
+func logTo(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pendingState is the record of a sandbox whose shim has not yet reported it running.
