@@ -641,7 +641,7 @@ func (h handler) getSandbox(c *fiber.Ctx) error {
 	var sb Sandbox
 	var err error
 	if until := c.Query("wait_until"); until != "" {
-		timeout := 30
+		timeout := int(MaxWait / time.Second)
 		if t := c.Query("timeout"); t != "" {
 			if timeout, err = strconv.Atoi(t); err != nil || timeout < 1 || timeout > int(MaxWait/time.Second) {
 				return problem.Fields{{Field: "timeout", Code: "invalid", Message: "whole seconds, 1 to " + strconv.Itoa(int(MaxWait/time.Second))}}.Err()

@@ -9,8 +9,9 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/problem"
 )
 
-// MaxWait bounds how long GET /sandboxes/{id}?wait_until= holds a request.
-const MaxWait = 60 * time.Second
+// MaxWait bounds how long GET /sandboxes/{id}?wait_until= holds a request: under the 30 s deadline every
+// request gets (web.Config.RequestTimeout), so that a wait ends with an answer, not a cancelled context.
+const MaxWait = 25 * time.Second
 
 // waitRecheck is how often a waiting request reads the sandbox again without being woken: the changes this
 // process commits wake it at once, those of another replica are seen at the next read.

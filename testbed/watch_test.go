@@ -69,7 +69,7 @@ func TestWaitFor(t *testing.T) {
 		}
 		answered := make(chan map[string]any, 1)
 		go func() {
-			_, body := get(sme(), sb.ID+"?wait_until=running&timeout=60")
+			_, body := get(sme(), sb.ID+"?wait_until=running&timeout=25")
 			answered <- body
 		}()
 		close(g.gate)
@@ -81,10 +81,10 @@ func TestWaitFor(t *testing.T) {
 		if _, err := svc.Stop(context.Background(), sme(), sb.ID); err != nil {
 			t.Fatal(err)
 		}
-		if code, body := get(sme(), sb.ID+"?wait_until=stopped&timeout=60"); code != 200 || body["state"] != StateStopped {
+		if code, body := get(sme(), sb.ID+"?wait_until=stopped&timeout=25"); code != 200 || body["state"] != StateStopped {
 			t.Fatalf("wait for stopped: %d %v", code, body)
 		}
-		if code, body := get(sme(), sb.ID+"?wait_until=running&timeout=60"); code != 200 || body["state"] != StateStopped {
+		if code, body := get(sme(), sb.ID+"?wait_until=running&timeout=25"); code != 200 || body["state"] != StateStopped {
 			t.Fatalf("wait for running after the end: %d %v", code, body)
 		}
 		svc.Wait()
@@ -92,7 +92,7 @@ func TestWaitFor(t *testing.T) {
 		for _, q := range []struct{ query, field string }{
 			{"?wait_until=runing", "wait_until"},
 			{"?wait_until=running&timeout=0", "timeout"},
-			{"?wait_until=running&timeout=61", "timeout"},
+			{"?wait_until=running&timeout=26", "timeout"},
 			{"?wait_until=running&timeout=1.5", "timeout"},
 		} {
 			code, body := get(sme(), sb.ID+q.query)

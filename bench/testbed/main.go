@@ -230,7 +230,7 @@ func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duratio
 		}
 		get := base + "/" + v.ID
 		if poll == 0 {
-			get += "?wait_until=running&timeout=60"
+			get += "?wait_until=running&timeout=25"
 		}
 		for {
 			var g view
@@ -252,7 +252,7 @@ func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duratio
 		}
 		for { // wait for the stop so that at most conc sandboxes exist at once
 			var g view
-			_, _ = call("GET", base+"/"+id+"?wait_until=stopped&timeout=60", "", &g)
+			_, _ = call("GET", base+"/"+id+"?wait_until=stopped&timeout=25", "", &g)
 			if g.State == testbed.StateStopped || g.State == testbed.StateFailed {
 				return nil
 			}
