@@ -7,13 +7,17 @@
 #   3. builds tamarack, runs `tamarack doctor`, seeds the demo data into a throwaway data directory and
 #      starts `tamarack serve` on it;
 #   4. runs bench/gpuproof against it: staff enrol this host's GPUs (a local pool, node discovered), the
-#      demo vendor lists them, the demo SME launches a 1-GPU sandbox (root: the host's /usr) and runs
-#      `nvidia-smi -L` and an fp16 matrix multiply (python3 + torch, when the host's /usr has them) in its
-#      terminal; the same multiply runs outside on the same GPU and both throughputs are printed.
+#      demo vendor lists them, and the demo SME launches a 1-GPU sandbox from IMAGE, a CUDA image with
+#      python3 and torch pinned by digest (staff allow it on the pool, the vendor offers it as a model
+#      listing's try-it image, the SME orders that listing's free plan: the path of any image), and runs
+#      `nvidia-smi -L` and an fp16 matrix multiply in its terminal; the same multiply runs outside on the
+#      same GPU and both throughputs are printed. Without IMAGE the sandbox runs the built-in python image,
+#      which has no torch: the GPU is listed, the multiply skipped.
 #
-# Run as root from the repository root (Go 1.26 in PATH):  bench/gpu-proof.sh
-# Settings: PORT (18080), WORK (a new temporary directory), KEEP=1 keeps WORK, N and ITERS (the multiply),
-# PYTHON (python3 with torch, for the multiply outside). Put the figures in docs/performance.md.
+# Run as root from the repository root (Go 1.26 in PATH), on a host that can pull IMAGE:
+#   IMAGE=docker.io/pytorch/pytorch@sha256:<digest of a -cuda…-runtime tag> bench/gpu-proof.sh
+# Settings: IMAGE, PORT (18080), WORK (a new temporary directory), KEEP=1 keeps WORK, N and ITERS (the
+# multiply), PYTHON (python3 with torch, for the multiply outside). Put the figures in docs/performance.md.
 set -euo pipefail
 
 fail() { echo "gpu-proof: $*" >&2; exit 1; }
@@ -72,5 +76,5 @@ curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null || fail "tamarack serve is 
 # 4. The proof.
 echo
 echo "GPU proof on $(hostname), $(date -u +%Y-%m-%dT%H:%MZ), driver $("$SMI" --query-gpu=driver_version --format=csv,noheader | head -1)"
-"$WORK/gpuproof" -url "http://127.0.0.1:$PORT" -n "${N:-8192}" -iters "${ITERS:-50}" -python "${PYTHON:-python3}" ||
+"$WORK/gpuproof" -url "http://127.0.0.1:$PORT" -image "${IMAGE:-}" -n "${N:-8192}" -iters "${ITERS:-50}" -python "${PYTHON:-python3}" ||
   fail "the proof failed (serve's log: $WORK/serve.log; KEEP=1 keeps it)"

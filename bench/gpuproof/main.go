@@ -53,8 +53,10 @@ func main() {
 	n := flag.Int("n", 8192, "matrix size of the multiply")
 	iters := flag.Int("iters", 50, "multiplies timed")
 	python := flag.String("python", "python3", "python with torch, for the multiply outside the sandbox")
+	img := flag.String("image", "", "a CUDA image with python3 and torch, pinned by digest (registry/repository@sha256:…), that the testbed can pull: "+
+		"the sandbox runs it as a model listing's try-it image; empty: the built-in python image, which has no torch (the multiply is skipped)")
 	flag.Parse()
-	if err := run(strings.TrimSuffix(*base, "/"), *password, *n, *iters, *python); err != nil {
+	if err := run(strings.TrimSuffix(*base, "/"), *password, *n, *iters, *python, *img); err != nil {
 		fmt.Fprintln(os.Stderr, "gpuproof:", err)
 		os.Exit(1)
 	}
@@ -140,7 +142,7 @@ func str(v any, path ...string) string {
 	return ""
 }
 
-func run(base, password string, n, iters int, python string) error {
+func run(base, password string, n, iters int, python, img string) error {
 	c := client{base: base}
 	login := func(email string) (string, error) {
 		out, err := c.must(200, "POST", "/api/v1/identity/login", "", map[string]any{"email": email, "password": password})
@@ -207,9 +209,18 @@ func run(base, password string, n, iters int, python string) error {
 		return err
 	}
 
-	// The SME launches a 1-GPU sandbox (the host view of /usr is its root) and waits for it to run.
-	sb, err := c.must(202, "POST", "/api/v1/testbed/sandboxes", sme, map[string]any{"listing_id": listingID, "gpu_model": model,
-		"gpu_count": 1, "template": "shell", "duration_minutes": 15})
+	// The SME launches a 1-GPU sandbox and waits for it to run: from the built-in python image (the
+	// pytorch template), or from the CUDA image, which staff allow on the pool and a vendor offers as a
+	// model's try-it image, as any image reaches a sandbox.
+	launch := map[string]any{"listing_id": listingID, "gpu_model": model, "gpu_count": 1, "template": "pytorch", "duration_minutes": 15}
+	if img != "" {
+		if launch["image_listing_id"], err = offerImage(c, staff, vendor, sme, poolID, stamp, img); err != nil {
+			return err
+		}
+		delete(launch, "template")
+		fmt.Printf("image %s: allowed on the pool, offered with a model listing\n", img)
+	}
+	sb, err := c.must(202, "POST", "/api/v1/testbed/sandboxes", sme, launch)
 	if err != nil {
 		return err
 	}
@@ -218,7 +229,7 @@ func run(base, password string, n, iters int, python string) error {
 	defer func() {
 		_, _, _ = c.call("POST", "/api/v1/testbed/sandboxes/"+sbID+"/stop", sme, nil)
 		for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-			if _, v, err := c.call("GET", "/api/v1/testbed/sandboxes/"+sbID, sme, nil); err == nil && str(v, "state") == "stopped" {
+			if _, v, err := c.call("GET", "/api/v1/testbed/sandboxes/"+sbID, sme, nil); err == nil && (str(v, "state") == "stopped" || str(v, "state") == "failed") {
 				return
 			}
 		}
@@ -281,10 +292,48 @@ func run(base, password string, n, iters int, python string) error {
 	if len(mm) == 0 || strings.HasPrefix(mm[0], "MATMUL-FAIL") {
 		return errors.New("the matrix multiply failed inside the sandbox")
 	}
+	if img != "" && strings.HasPrefix(mm[0], "MATMUL-SKIP") {
+		return fmt.Errorf("the image %s cannot run the multiply: %s", img, mm[0])
+	}
 	if t1, t2 := tflops(mm[0]), tflops(outside); t1 > 0 && t2 > 0 {
 		fmt.Printf("throughput inside / outside: %.1f / %.1f TFLOP/s (%.1f %%)\n", t1, t2, 100*t1/t2)
 	}
 	return nil
+}
+
+// offerImage has staff allow img on the pool, the vendor list a model whose try-it image it is (approved by
+// staff) and the SME order its free plan: what any image goes through before an SME's sandbox runs it. It
+// returns the model listing's ID. The try-it command keeps the sandbox running for the terminal whatever
+// the image's own.
+func offerImage(c client, staff, vendor, sme, poolID, stamp, img string) (string, error) {
+	if _, err := c.must(200, "PATCH", "/api/v1/testbed/pools/"+poolID, staff, map[string]any{"settings": map[string]string{"images.allow": img}}); err != nil {
+		return "", fmt.Errorf("allow the image on the pool: %w", err)
+	}
+	model, err := c.must(201, "POST", "/api/v1/marketplace/listings", vendor, map[string]any{"kind": "model",
+		"slug": "gpu-proof-model-" + stamp, "title": "GPU proof image " + stamp, "summary": "A CUDA image with PyTorch",
+		"card_markdown": "The GPU proof's image.", "license": map[string]any{"spdx": "apache-2.0"}, "residency": "CA",
+		"visibility": "public", "model": map[string]any{"framework": "pytorch", "task": "other"},
+		"plans":  []map[string]any{{"name": "Free", "kind": "free", "price_micro": 0}},
+		"try_it": map[string]any{"image": img, "command": []string{"sleep", "infinity"}}})
+	if err != nil {
+		return "", fmt.Errorf("list the image: %w", err)
+	}
+	id := str(model, "id")
+	if _, err := c.must(200, "POST", "/api/v1/marketplace/listings/"+id+"/submit", vendor, nil); err != nil {
+		return "", err
+	}
+	if _, err := c.must(200, "POST", "/api/v1/marketplace/reviews/"+str(model, "pending_version", "id")+"/decision", staff,
+		map[string]any{"decision": "approve"}); err != nil {
+		return "", err
+	}
+	listing, err := c.must(200, "GET", "/api/v1/marketplace/listings/"+id, sme, nil)
+	if err != nil {
+		return "", err
+	}
+	if _, err := c.must(201, "POST", "/api/v1/marketplace/orders", sme, map[string]any{"listing_id": id, "plan_id": str(listing, "published_version", "plans", "0", "id")}); err != nil {
+		return "", fmt.Errorf("the SME gets access to the image's listing: %w", err)
+	}
+	return id, nil
 }
 
 // ansi matches a terminal's escape sequences (CSI).
