@@ -48,12 +48,12 @@ type config struct {
 	trustedProxies []netip.Prefix
 
 	// Identity.
-	AccessTTL   time.Duration
-	RefreshTTL  time.Duration
-	SMTPURL     string
-	MailFrom    string
-	LoginPerMin int
-	KeySecret   string // seals identity's signing keys in the database
+	AccessTTL    time.Duration
+	RefreshTTL   time.Duration
+	SMTPURL      string
+	MailFrom     string
+	SignupPerMin int    // --login-rate, named before sign-ins had their own throttle
+	KeySecret    string // seals identity's signing keys in the database
 
 	// Testbed.
 	SandboxBackend string
@@ -165,7 +165,7 @@ func newConfig(name string) *config {
 	dur(&c.RefreshTTL, "refresh-ttl", "TAMARACK_REFRESH_TTL", 30*24*time.Hour, "lifetime of refresh tokens")
 	str(&c.SMTPURL, "smtp", "TAMARACK_SMTP", "", "smtp://user:pass@host:port for e-mail; empty writes mail to the log and <data>/outbox-mail", true)
 	str(&c.MailFrom, "mail-from", "TAMARACK_MAIL_FROM", "Tamarack <noreply@tamarack.localhost>", "sender of e-mails", false)
-	num(&c.LoginPerMin, "login-rate", "TAMARACK_LOGIN_RATE", 10, "sign-ups allowed per minute per client IP (sign-ins have their own database-backed throttle, docs/identity.md)")
+	num(&c.SignupPerMin, "login-rate", "TAMARACK_LOGIN_RATE", 10, "sign-ups allowed per minute per client IP (sign-ins have their own database-backed throttle, docs/identity.md)")
 	// Identity (added by the identity service).
 	str(&c.KeySecret, "key-secret", "TAMARACK_KEY_SECRET", "", "secret sealing the JWT signing keys stored in the database (AES-256-GCM); empty stores them unsealed; every identity process needs the same one", true)
 	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (runc), simulator (demos and tests only)", false)
@@ -321,8 +321,8 @@ func (c *config) validate() error {
 			bad("--smtp: use smtp://user:pass@host:port")
 		}
 	}
-	if c.LoginPerMin < 1 {
-		bad("--login-rate %d: must be at least 1", c.LoginPerMin)
+	if c.SignupPerMin < 1 {
+		bad("--login-rate %d: must be at least 1", c.SignupPerMin)
 	}
 	if c.SandboxBackend != "local" && c.SandboxBackend != "simulator" {
 		bad("--sandbox-backend %q: use local or simulator (slurm and kubernetes are set per pool)", c.SandboxBackend)
