@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
 func TestThrottleDelay(t *testing.T) {
@@ -224,46 +225,70 @@ func TestLoginThrottleForwardedForNeedsTrustedProxy(t *testing.T) {
 // of concurrent guesses through both cannot get more than the free failures in.
 func TestLoginThrottleSharedByInstances(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		a := newEnv(t, db, opts{trusted: "0.0.0.0/32"})
-		b := newEnv(t, db, opts{trusted: "0.0.0.0/32", bus: a.bus})
-		b.clk.Set(a.clk.Now())
-		a.signup("shared@example.com", "Org", "sme")
-		for i := 0; i < 5; i++ {
-			want(t, a.loginFrom("203.0.113.5", "shared@example.com", wrongPassword), 401, "invalid_credentials")
-		}
-		want(t, b.loginFrom("203.0.113.5", "shared@example.com", testPassword), 429, "too_many_attempts")
-		b.clk.Advance(time.Second)
-		a.clk.Advance(time.Second)
-		want(t, b.loginFrom("203.0.113.5", "shared@example.com", testPassword), 200, "")
-		// b's success cleared the counter for a too.
-		want(t, a.loginFrom("203.0.113.5", "shared@example.com", wrongPassword), 401, "invalid_credentials")
-		want(t, a.loginFrom("203.0.113.5", "shared@example.com", testPassword), 200, "")
+	for _, d := range dbtest.Dialects() {
+		t.Run(string(d), func(t *testing.T) {
+			// Each instance has its own connection pool on the one database, as replicas do.
+			dsn := dbtest.DSN(t, d, migrations()...)
+			a := newEnv(t, openDSN(t, dsn, d == sqldb.SQLite), opts{trusted: "0.0.0.0/32"})
+			b := newEnv(t, openDSN(t, dsn, false), opts{trusted: "0.0.0.0/32", bus: a.bus})
+			sharedThrottle(t, a, b)
+		})
+	}
+}
 
-		// 24 concurrent wrong guesses from one address, half through each instance: the clock stands still,
-		// so exactly the 5 free failures are answered and the rest wait.
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		count := map[int]int{}
-		for i := 0; i < 24; i++ {
-			e := a
-			if i%2 == 1 {
-				e = b
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r := e.loginFrom("203.0.113.6", "burst@example.com", wrongPassword)
-				mu.Lock()
-				count[r.status]++
-				mu.Unlock()
-			}()
+func openDSN(t *testing.T, dsn string, migrate bool) *gorm.DB {
+	t.Helper()
+	db, err := sqldb.Open(t.Context(), dsn, sqldb.Options{MaxOpenConns: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqldb.Close(db) })
+	if migrate {
+		if err := sqldb.Migrate(t.Context(), db, nil, migrations()...); err != nil {
+			t.Fatal(err)
 		}
-		wg.Wait()
-		if count[401] != 5 || count[429] != 19 {
-			t.Fatalf("answers %v, want 5 × 401 and 19 × 429", count)
+	}
+	return db
+}
+
+func sharedThrottle(t *testing.T, a, b *tenv) {
+	t.Helper()
+	b.clk.Set(a.clk.Now())
+	a.signup("shared@example.com", "Org", "sme")
+	for i := 0; i < 5; i++ {
+		want(t, a.loginFrom("203.0.113.5", "shared@example.com", wrongPassword), 401, "invalid_credentials")
+	}
+	want(t, b.loginFrom("203.0.113.5", "shared@example.com", testPassword), 429, "too_many_attempts")
+	b.clk.Advance(time.Second)
+	a.clk.Advance(time.Second)
+	want(t, b.loginFrom("203.0.113.5", "shared@example.com", testPassword), 200, "")
+	// b's success cleared the counter for a too.
+	want(t, a.loginFrom("203.0.113.5", "shared@example.com", wrongPassword), 401, "invalid_credentials")
+	want(t, a.loginFrom("203.0.113.5", "shared@example.com", testPassword), 200, "")
+
+	// 24 concurrent wrong guesses from one address, half through each instance: the clock stands still,
+	// so exactly the 5 free failures are answered and the rest wait.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	count := map[int]int{}
+	for i := 0; i < 24; i++ {
+		e := a
+		if i%2 == 1 {
+			e = b
 		}
-	})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.loginFrom("203.0.113.6", "burst@example.com", wrongPassword)
+			mu.Lock()
+			count[r.status]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if count[401] != 5 || count[429] != 19 {
+		t.Fatalf("answers %v, want 5 × 401 and 19 × 429", count)
+	}
 }
 
 // TestLoginThrottlePrunes: counters are forgotten an hour after their last failure, and pruned.
