@@ -93,7 +93,7 @@ type counter struct {
 type throttleKeys struct{ pair, ip, acct string }
 
 func newThrottleKeys(email, ip string) throttleKeys {
-	// The separator cannot occur in a normalised e-mail's use here: the pair's parts are hashed together.
+	// NUL separates the pair's parts: it cannot be in an IP, so no other (e-mail, IP) hashes alike.
 	return throttleKeys{pair: "pair:" + hashSecret(email+"\x00"+ip), ip: "ip:" + hashSecret(ip), acct: "acct:" + hashSecret(email)}
 }
 
