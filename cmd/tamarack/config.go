@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // Services that `--only` can name.
@@ -41,14 +43,17 @@ type config struct {
 	IdentityURL  string
 	MetricsAddr  string
 	Replicas     int
+	// TrustedProxies (comma-separated IPs and CIDRs) are the peers whose X-Forwarded-For is believed.
+	TrustedProxies string
+	trustedProxies []netip.Prefix
 
 	// Identity.
-	AccessTTL   time.Duration
-	RefreshTTL  time.Duration
-	SMTPURL     string
-	MailFrom    string
-	LoginPerMin int
-	KeySecret   string // seals identity's signing keys in the database
+	AccessTTL    time.Duration
+	RefreshTTL   time.Duration
+	SMTPURL      string
+	MailFrom     string
+	SignupPerMin int    // --login-rate, named before sign-ins had their own throttle
+	KeySecret    string // seals identity's signing keys in the database
 
 	// Testbed.
 	SandboxBackend string
@@ -154,12 +159,13 @@ func newConfig(name string) *config {
 	str(&c.PublicURL, "public-url", "TAMARACK_PUBLIC_URL", "http://localhost:8080", "URL users reach the platform at (links in e-mails, Stripe redirects)", false)
 	str(&c.IdentityURL, "identity-url", "TAMARACK_IDENTITY_URL", "", "base URL of the identity service when it runs in another process (its JWKS verifies tokens)", false)
 	str(&c.MetricsAddr, "metrics-addr", "TAMARACK_METRICS_ADDR", "", "separate listener for /metrics (default: served on --addr)", false)
+	str(&c.TrustedProxies, "trusted-proxies", "TAMARACK_TRUSTED_PROXIES", "", "comma-separated IPs and CIDRs of reverse proxies whose X-Forwarded-For names the client (rightmost untrusted entry); empty trusts none, so per-IP limits and audit entries see the peer's address", false)
 	num(&c.Replicas, "stream-replicas", "TAMARACK_STREAM_REPLICAS", 1, "JetStream stream replicas (3 on a cluster)")
 	dur(&c.AccessTTL, "access-ttl", "TAMARACK_ACCESS_TTL", 15*time.Minute, "lifetime of access tokens")
 	dur(&c.RefreshTTL, "refresh-ttl", "TAMARACK_REFRESH_TTL", 30*24*time.Hour, "lifetime of refresh tokens")
 	str(&c.SMTPURL, "smtp", "TAMARACK_SMTP", "", "smtp://user:pass@host:port for e-mail; empty writes mail to the log and <data>/outbox-mail", true)
 	str(&c.MailFrom, "mail-from", "TAMARACK_MAIL_FROM", "Tamarack <noreply@tamarack.localhost>", "sender of e-mails", false)
-	num(&c.LoginPerMin, "login-rate", "TAMARACK_LOGIN_RATE", 10, "login attempts allowed per minute per IP and per account")
+	num(&c.SignupPerMin, "login-rate", "TAMARACK_LOGIN_RATE", 10, "sign-ups allowed per minute per client IP (sign-ins have their own database-backed throttle, docs/identity.md)")
 	// Identity (added by the identity service).
 	str(&c.KeySecret, "key-secret", "TAMARACK_KEY_SECRET", "", "secret sealing the JWT signing keys stored in the database (AES-256-GCM); empty stores them unsealed; every identity process needs the same one", true)
 	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (runc), simulator (demos and tests only)", false)
@@ -296,6 +302,11 @@ func (c *config) validate() error {
 			bad("--metrics-addr %q: %v", c.MetricsAddr, err)
 		}
 	}
+	if p, err := web.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		bad("--trusted-proxies %q: %v", c.TrustedProxies, err)
+	} else {
+		c.trustedProxies = p
+	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		bad("--stream-replicas %d: use 1 to 5", c.Replicas)
 	}
@@ -310,8 +321,8 @@ func (c *config) validate() error {
 			bad("--smtp: use smtp://user:pass@host:port")
 		}
 	}
-	if c.LoginPerMin < 1 {
-		bad("--login-rate %d: must be at least 1", c.LoginPerMin)
+	if c.SignupPerMin < 1 {
+		bad("--login-rate %d: must be at least 1", c.SignupPerMin)
 	}
 	if c.SandboxBackend != "local" && c.SandboxBackend != "simulator" {
 		bad("--sandbox-backend %q: use local or simulator (slurm and kubernetes are set per pool)", c.SandboxBackend)

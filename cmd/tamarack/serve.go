@@ -157,7 +157,8 @@ func build(ctx context.Context, c *config) (*server, error) {
 
 	// HTTP app and services.
 	// Every body is read up to 1 MiB (each service lowers it for its routes); artifact uploads stream.
-	app := web.New(web.Config{Logger: log, Registry: reg, BodyLimit: 1 << 20, StreamRequestBody: true})
+	app := web.New(web.Config{Logger: log, Registry: reg, BodyLimit: 1 << 20, StreamRequestBody: true,
+		TrustedProxies: c.trustedProxies})
 	e := &env{cfg: c, log: log, db: db, bus: bus, natsKeys: keys, clock: clock.System{}, registry: reg, app: app,
 		doc: openapi.New("Tamarack API", version), probes: map[string]web.Probe{
 			"database": func(ctx context.Context) error { return sqldb.Ping(ctx, db) },

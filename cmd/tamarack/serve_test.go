@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -64,11 +65,11 @@ func TestReadyAndUnknownRoutes(t *testing.T) {
 func TestConfigListsEveryError(t *testing.T) {
 	c := newConfig("test")
 	c.fs.SetOutput(io.Discard)
-	err := c.parse([]string{"--addr", "nope", "--only", "identity,bogus", "--log-format", "xml", "--stripe-key", "pk_live_x", "--usage-interval", "1ms", "--registry-listen", "0.0.0.0:5000"})
+	err := c.parse([]string{"--addr", "nope", "--only", "identity,bogus", "--log-format", "xml", "--stripe-key", "pk_live_x", "--usage-interval", "1ms", "--registry-listen", "0.0.0.0:5000", "--trusted-proxies", "10.0.0.0/8,proxy.local"})
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
-	for _, want := range []string{"--addr", "bogus", "--log-format", "--stripe-key", "--usage-interval", "--registry-listen"} {
+	for _, want := range []string{"--addr", "bogus", "--log-format", "--stripe-key", "--usage-interval", "--registry-listen", "proxy.local"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
@@ -77,6 +78,21 @@ func TestConfigListsEveryError(t *testing.T) {
 	c.fs.SetOutput(io.Discard)
 	if err := c.parse([]string{"--only", "marketplace"}); err == nil || !strings.Contains(err.Error(), "--identity-url") {
 		t.Errorf("split service without identity must ask for --identity-url: %v", err)
+	}
+}
+
+// TestConfigTrustedProxies: no proxy is trusted by default; TAMARACK_TRUSTED_PROXIES lists them.
+func TestConfigTrustedProxies(t *testing.T) {
+	c := newConfig("test")
+	c.fs.SetOutput(io.Discard)
+	if err := c.parse(nil); err != nil || len(c.trustedProxies) != 0 {
+		t.Fatalf("default: %v %v", c.trustedProxies, err)
+	}
+	t.Setenv("TAMARACK_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7")
+	c = newConfig("test")
+	c.fs.SetOutput(io.Discard)
+	if err := c.parse(nil); err != nil || fmt.Sprint(c.trustedProxies) != "[10.0.0.0/8 192.0.2.7/32]" {
+		t.Fatalf("from the environment: %v %v", c.trustedProxies, err)
 	}
 }
 

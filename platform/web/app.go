@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,9 @@ type Config struct {
 	// StreamRequestBody lets routes that read their own body stream it (artifact uploads); every other
 	// route still reads at most BodyLimit.
 	StreamRequestBody bool
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (see ClientIP). Default: none, so a
+	// client cannot choose the address that per-IP limits and the audit log see.
+	TrustedProxies []netip.Prefix
 }
 
 // New returns a Fiber app with Tamarack's middleware and error handler.
@@ -59,6 +63,7 @@ func New(cfg Config) *fiber.App {
 		ReadTimeout:                  60 * time.Second,
 		IdleTimeout:                  120 * time.Second,
 	})
+	app.Use(clientIP(cfg.TrustedProxies))
 	app.Use(requestid.New(requestid.Config{ContextKey: "request_id"}))
 	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
 		log.Error("panic", "request_id", RequestID(c), "panic", e)

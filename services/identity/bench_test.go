@@ -19,7 +19,7 @@ func benchService(b *testing.B, params *argon2id.Params) *Service {
 	b.Helper()
 	db := dbtest.Open(b, sqldb.SQLite, Migrations())
 	svc, err := New(Deps{DB: db, Bus: natstest.Start(b), Log: slog.New(slog.DiscardHandler), Clock: clock.System{}, Mailer: &memMailer{},
-		AccessTTL: 15 * time.Minute, RefreshTTL: time.Hour, LoginPerMin: 1 << 30, Argon2: params})
+		AccessTTL: 15 * time.Minute, RefreshTTL: time.Hour, SignupPerMin: 1 << 30, Argon2: params})
 	if err != nil {
 		b.Fatal(err)
 	}

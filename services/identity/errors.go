@@ -14,8 +14,11 @@ var (
 	// The same answer for an unknown e-mail and a wrong password: which one failed is not revealed.
 	ErrInvalidCredentials = problem.New(http.StatusUnauthorized, "invalid_credentials", "The e-mail or password is wrong.").
 				WithDetail("Check both and try again; repeated failures are rate-limited.")
-	ErrRateLimited = problem.New(http.StatusTooManyRequests, "rate_limited", "Too many sign-in attempts; try again later.").
+	ErrRateLimited = problem.New(http.StatusTooManyRequests, "rate_limited", "Too many sign-ups from this address; try again later.").
 			WithDetail("Wait as many seconds as the Retry-After header says before trying again.")
+	// Sign-in throttling (throttle.go): the same answer whether or not the account exists.
+	ErrTooManyAttempts = problem.New(http.StatusTooManyRequests, "too_many_attempts", "Too many failed sign-ins; wait before trying again.").
+				WithDetail("Wait as many seconds as the Retry-After header says before trying again; the wait grows with each further failure.")
 	ErrInvalidRefresh = problem.New(http.StatusUnauthorized, "invalid_refresh_token", "The refresh token is invalid, expired or revoked.").
 				WithDetail("Sign in again with POST /api/v1/identity/login to start a new session.")
 	ErrRefreshReused = problem.New(http.StatusUnauthorized, "refresh_reused", "This refresh token was already used: the session is revoked, sign in again.").

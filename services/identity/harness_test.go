@@ -97,9 +97,12 @@ type tenv struct {
 }
 
 type opts struct {
-	loginPerMin int
-	secret      []byte
-	bus         *eventbus.Bus
+	signupPerMin int
+	secret       []byte
+	bus          *eventbus.Bus
+	throttle     LoginThrottle
+	// trusted are the proxies whose X-Forwarded-For the app believes; app.Test's peer is 0.0.0.0.
+	trusted string
 }
 
 func migrations() []sqldb.Migrations { return []sqldb.Migrations{Migrations()} }
@@ -110,8 +113,8 @@ func newEnv(t *testing.T, db *gorm.DB, o ...opts) *tenv {
 	if len(o) > 0 {
 		op = o[0]
 	}
-	if op.loginPerMin == 0 {
-		op.loginPerMin = 1000
+	if op.signupPerMin == 0 {
+		op.signupPerMin = 1000
 	}
 	bus := op.bus
 	if bus == nil {
@@ -120,12 +123,16 @@ func newEnv(t *testing.T, db *gorm.DB, o ...opts) *tenv {
 	e := &tenv{t: t, db: db, bus: bus, clk: clock.NewManual(time.Now().UTC().Truncate(time.Second)), logs: &syncBuffer{}, mail: &memMailer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc, err := New(Deps{DB: db, Bus: bus, Log: log, Clock: e.clk, Mailer: e.mail, AccessTTL: 15 * time.Minute,
-		RefreshTTL: 24 * time.Hour, LoginPerMin: op.loginPerMin, PublicURL: "http://tamarack.test", KeySecret: op.secret, Argon2: cheapArgon})
+		RefreshTTL: 24 * time.Hour, SignupPerMin: op.signupPerMin, LoginThrottle: op.throttle, PublicURL: "http://tamarack.test", KeySecret: op.secret, Argon2: cheapArgon})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.svc = svc
-	e.app = web.New(web.Config{Logger: log})
+	trusted, err := web.ParseTrustedProxies(op.trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.app = web.New(web.Config{Logger: log, TrustedProxies: trusted})
 	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: svc.Keys(), Now: e.clk.Now}}, APITokens: svc.APITokens()}
 	api := e.app.Group("/api/v1", web.Auth(authn))
 	svc.Routes(api.Group("/identity"))
@@ -159,6 +166,12 @@ func (r resp) str(key string) string {
 // do sends a request; body is a string (sent as is) or a value encoded as JSON.
 func (e *tenv) do(method, path, token string, body any) resp {
 	e.t.Helper()
+	return e.doWith(method, path, token, body, nil)
+}
+
+// doWith is do with extra request headers.
+func (e *tenv) doWith(method, path, token string, body any, header map[string]string) resp {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -179,6 +192,9 @@ func (e *tenv) do(method, path, token string, body any) resp {
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	res, err := e.app.Test(req, 10_000)
 	if err != nil {

@@ -292,7 +292,7 @@ func toAuditJSON(e AuditEntry) auditJSON {
 
 func actorOf(c *fiber.Ctx) Actor {
 	p := web.PrincipalOf(c)
-	return Actor{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, Staff: p.Staff, APIToken: p.APIToken, Meta: Meta{IP: c.IP()}}
+	return Actor{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, Staff: p.Staff, APIToken: p.APIToken, Meta: Meta{IP: web.ClientIP(c)}}
 }
 
 // Handlers.
@@ -302,7 +302,7 @@ func (h handler) signup(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	s, err := h.svc.Signup(c.UserContext(), req.input(c.IP()))
+	s, err := h.svc.Signup(c.UserContext(), req.input(web.ClientIP(c)))
 	if err != nil {
 		return err
 	}
@@ -316,7 +316,7 @@ func (h handler) login(c *fiber.Ctx) error {
 		return err
 	}
 	s, err := h.svc.Login(c.UserContext(), LoginInput{Email: req.Email, Password: req.Password, OrgID: req.OrganizationID,
-		Meta: Meta{IP: c.IP()}})
+		Meta: Meta{IP: web.ClientIP(c)}})
 	if err != nil {
 		return err
 	}
@@ -328,7 +328,7 @@ func (h handler) refresh(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	s, err := h.svc.Refresh(c.UserContext(), req.RefreshToken, req.OrganizationID, Meta{IP: c.IP()})
+	s, err := h.svc.Refresh(c.UserContext(), req.RefreshToken, req.OrganizationID, Meta{IP: web.ClientIP(c)})
 	if err != nil {
 		return err
 	}
@@ -340,7 +340,7 @@ func (h handler) logout(c *fiber.Ctx) error {
 	if err := web.Bind(c, &req); err != nil {
 		return err
 	}
-	if err := h.svc.Logout(c.UserContext(), req.RefreshToken, Meta{IP: c.IP()}); err != nil {
+	if err := h.svc.Logout(c.UserContext(), req.RefreshToken, Meta{IP: web.ClientIP(c)}); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -498,7 +498,7 @@ func (h handler) accept(c *fiber.Ctx) error {
 		actor = &a
 	}
 	org, role, sess, err := h.svc.Accept(c.UserContext(), actor, AcceptInput{Token: c.Params("token"), Name: req.Name,
-		Password: req.Password, Meta: Meta{IP: c.IP()}})
+		Password: req.Password, Meta: Meta{IP: web.ClientIP(c)}})
 	if err != nil {
 		return err
 	}
@@ -601,8 +601,8 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 	d.Add(
 		openapi.Op{Method: "POST", Path: Base + "/signup", Summary: "Create a user as owner of a new organisation", Tag: tag,
 			Request: signupRequest{}, Response: signupResponse{}, Status: 201, Problems: []string{"email_taken", "validation_failed"}},
-		openapi.Op{Method: "POST", Path: Base + "/login", Summary: "Sign in (rate-limited per IP and per account)", Tag: tag,
-			Request: loginRequest{}, Response: tokensJSON{}, Problems: []string{"invalid_credentials", "rate_limited", "organization_not_found"}},
+		openapi.Op{Method: "POST", Path: Base + "/login", Summary: "Sign in (failures throttled per account and client IP, and per client IP)", Tag: tag,
+			Request: loginRequest{}, Response: tokensJSON{}, Problems: []string{"invalid_credentials", "too_many_attempts", "organization_not_found"}},
 		openapi.Op{Method: "POST", Path: Base + "/refresh", Summary: "Rotate a refresh token; reuse revokes the session", Tag: tag,
 			Request: refreshRequest{}, Response: tokensJSON{}, Problems: []string{"invalid_refresh_token", "refresh_reused", "organization_not_found"}},
 		openapi.Op{Method: "POST", Path: Base + "/logout", Summary: "Revoke the session of a refresh token", Tag: tag,

@@ -48,10 +48,12 @@ type Deps struct {
 	Clock  clock.Clock
 	Mailer Mailer
 
-	AccessTTL   time.Duration // lifetime of access JWTs
-	RefreshTTL  time.Duration // lifetime of each refresh token
-	LoginPerMin int           // sign-in attempts a minute, per IP and per account
-	PublicURL   string        // base of links in e-mails
+	AccessTTL    time.Duration // lifetime of access JWTs
+	RefreshTTL   time.Duration // lifetime of each refresh token
+	SignupPerMin int           // sign-ups a minute per client IP (counted in this process only)
+	// LoginThrottle is the sign-in throttling policy (throttle.go); zero fields take DefaultLoginThrottle's.
+	LoginThrottle LoginThrottle
+	PublicURL     string // base of links in e-mails
 
 	// KeySecret seals the signing keys' private halves in the database (AES-256-GCM). Empty stores them
 	// unsealed.
@@ -74,6 +76,7 @@ type Service struct {
 	mailer      Mailer
 	keys        *keyring
 	limiter     *limiter
+	throttle    LoginThrottle
 	argon       *argon2id.Params
 	dummyHash   string
 	accessTTL   time.Duration
@@ -106,8 +109,8 @@ func New(d Deps) (*Service, error) {
 	if d.AccessTTL <= 0 || d.RefreshTTL <= 0 {
 		errs = append(errs, errors.New("identity: AccessTTL and RefreshTTL must be positive"))
 	}
-	if d.LoginPerMin < 1 {
-		errs = append(errs, errors.New("identity: LoginPerMin must be at least 1"))
+	if d.SignupPerMin < 1 {
+		errs = append(errs, errors.New("identity: SignupPerMin must be at least 1"))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -131,7 +134,7 @@ func New(d Deps) (*Service, error) {
 	}
 	return &Service{
 		db: d.DB, bus: d.Bus, outbox: eventbus.NewOutbox(d.DB, d.Bus, "identity", d.Log), log: d.Log,
-		clock: d.Clock, mailer: d.Mailer, keys: keys, limiter: newLimiter(d.LoginPerMin), argon: d.Argon2,
+		clock: d.Clock, mailer: d.Mailer, keys: keys, limiter: newLimiter(d.SignupPerMin), throttle: d.LoginThrottle.withDefaults(), argon: d.Argon2,
 		dummyHash: dummy, accessTTL: d.AccessTTL, refreshTTL: d.RefreshTTL, inviteTTL: d.InvitationTTL,
 		publicURL: d.PublicURL, reloadEvery: 30 * time.Second, hashSlots: make(chan struct{}, max(2, runtime.NumCPU())),
 	}, nil
@@ -149,8 +152,8 @@ func (s *Service) Start(ctx context.Context) error {
 	return err
 }
 
-// Run relays the outbox, answers token checks for other processes, and keeps the keys fresh (reloads,
-// rotation, retirement) until ctx ends; then it flushes the outbox.
+// Run relays the outbox, answers token checks for other processes, keeps the keys fresh (reloads, rotation,
+// retirement) and prunes stale sign-in counters until ctx ends; then it flushes the outbox.
 func (s *Service) Run(ctx context.Context) error {
 	sub, err := eventbus.Serve(ctx, s.bus, events.TokenVerify, "identity", s.verifyTokenRequest)
 	if err != nil {
@@ -171,6 +174,9 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-tick.C:
 			if err := s.MaintainKeys(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("signing key maintenance failed", "err", err)
+			}
+			if _, err := s.PruneLoginThrottle(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("pruning sign-in counters failed", "err", err)
 			}
 		}
 	}

@@ -70,6 +70,15 @@ type Membership struct {
 
 func (Membership) TableName() string { return "identity_memberships" }
 
+// throttleRow is one failed-sign-in counter (throttle.go); LastFailureAt is Unix milliseconds.
+type throttleRow struct {
+	ID            string `gorm:"primaryKey"`
+	Failures      int
+	LastFailureAt int64
+}
+
+func (throttleRow) TableName() string { return "identity_login_throttle" }
+
 // Invitation asks someone, by e-mail, to join an organisation with a role. Only the token's hash is stored.
 type Invitation struct {
 	ID             string `gorm:"primaryKey"`

@@ -1,15 +1,15 @@
 package identity
 
 import (
-	"math"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// limiter is a token bucket per key ("ip:…", "acct:…"): perMin attempts a minute with a burst of perMin.
-// It is per process: N identity processes allow up to N times the rate (see docs/identity.md).
+// limiter is a token bucket per key ("signup-ip:…"): perMin a minute with a burst of perMin. It is per
+// process: N identity processes allow up to N times the rate (see docs/identity.md). Sign-ins do not use it:
+// their throttle is shared through the database (throttle.go).
 type limiter struct {
 	perMin int
 	mu     sync.Mutex
@@ -66,8 +66,4 @@ func (l *limiter) sweep(now time.Time) {
 			delete(l.keys, k)
 		}
 	}
-}
-
-func retrySeconds(d time.Duration) int {
-	return int(math.Ceil(d.Seconds()))
 }

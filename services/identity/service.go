@@ -128,12 +128,21 @@ func (s *Service) membershipEvent(tx *gorm.DB, orgID string, u *User, role, chan
 }
 
 // Login checks a password and opens a session. Unknown e-mail and wrong password answer the same problem
-// after the same work (an argon2id comparison against a dummy hash for unknown users).
+// after the same work (an argon2id comparison against a dummy hash for unknown users), and are throttled
+// alike (throttle.go): the attempt is charged as a failure first and refunded when the password is right.
 func (s *Service) Login(ctx context.Context, in LoginInput) (Session, error) {
 	email := normalizeEmail(in.Email)
-	if ok, wait := s.limiter.allow(s.clock.Now(), "ip:"+in.IP, "acct:"+email); !ok {
-		s.auditNow(ctx, AuditEntry{Action: AuditLoginRateLimited, ActorEmail: email, IP: in.IP})
-		return Session{}, ErrRateLimited.WithExtra("retry_after_seconds", retrySeconds(wait))
+	ch, wait, by, err := s.chargeAttempt(ctx, newThrottleKeys(email, in.IP))
+	if err != nil {
+		return Session{}, err
+	}
+	if wait > 0 {
+		secs := retrySeconds(wait)
+		s.auditNow(ctx, AuditEntry{Action: AuditLoginRateLimited, ActorEmail: email, IP: in.IP,
+			Detail: details("by", by, "retry_after_seconds", secs)})
+		return Session{}, ErrTooManyAttempts.WithDetail("Too many failed sign-ins: wait %d seconds before trying again. "+
+			"Each further failure doubles the wait, up to %s.", secs, spell(s.throttle.Max)).
+			WithExtra("retry_after_seconds", secs)
 	}
 	u, err := userByEmail(s.db.WithContext(ctx), email)
 	if err != nil && !errors.Is(err, ErrUserNotFound) {
@@ -150,6 +159,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Session, error) {
 	if cerr != nil || !match || err != nil {
 		s.auditNow(ctx, AuditEntry{Action: AuditLoginFailed, ActorUserID: u.ID, ActorEmail: email, IP: in.IP})
 		return Session{}, ErrInvalidCredentials
+	}
+	if err := s.refund(ctx, ch); err != nil {
+		return Session{}, err
 	}
 	org, role, err := s.actingOrg(s.db.WithContext(ctx), u.ID, in.OrgID)
 	if err != nil {
@@ -168,6 +180,14 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Session, error) {
 		return Session{}, err
 	}
 	return s.session(ctx, u, org, role, refresh)
+}
+
+// spell writes a whole number of minutes or seconds for people.
+func spell(d time.Duration) string {
+	if d >= time.Minute && d%time.Minute == 0 {
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return fmt.Sprintf("%d seconds", retrySeconds(d))
 }
 
 func orgIDOf(o *Organization) string {

@@ -8,9 +8,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
@@ -189,4 +193,58 @@ func listTokens(db *gorm.DB, userID, orgID, after string, limit int) ([]APIToken
 	var out []APIToken
 	err := q.Order("id").Limit(limit + 1).Find(&out).Error
 	return out, err
+}
+
+// Sign-in throttle counters (throttle.go). Times are Unix milliseconds.
+
+// lockThrottleRows makes sure each counter has a row and returns them all, locked for the transaction
+// (Postgres row locks, in key order against deadlocks; SQLite's immediate transactions serialise writers).
+func lockThrottleRows(tx *gorm.DB, ids ...string) (map[string]counter, error) {
+	sorted := slices.Sorted(slices.Values(ids))
+	rows := make([]throttleRow, len(sorted))
+	for i, id := range sorted {
+		rows[i] = throttleRow{ID: id}
+	}
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
+		return nil, err
+	}
+	var got []throttleRow
+	if err := sqldb.ForUpdate(tx).Where("id IN ?", sorted).Order("id").Find(&got).Error; err != nil {
+		return nil, err
+	}
+	out := make(map[string]counter, len(got))
+	for _, r := range got {
+		out[r.ID] = counter{failures: r.Failures, last: time.UnixMilli(r.LastFailureAt).UTC()}
+	}
+	return out, nil
+}
+
+// setThrottleRows records a failure at now with each counter's new count.
+func setThrottleRows(tx *gorm.DB, now time.Time, failures map[string]int) error {
+	for _, id := range slices.Sorted(maps.Keys(failures)) {
+		if err := tx.Model(&throttleRow{}).Where("id = ?", id).
+			Updates(map[string]any{"failures": failures[id], "last_failure_at": now.UnixMilli()}).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deleteThrottleRow(tx *gorm.DB, id string) error {
+	return tx.Where("id = ?", id).Delete(&throttleRow{}).Error
+}
+
+// refundThrottleRow takes one failure back, and puts back the previous failure time when the last one is
+// still the refunded attempt's.
+func refundThrottleRow(tx *gorm.DB, id string, chargedAt, prev time.Time) error {
+	return tx.Exec(`UPDATE identity_login_throttle SET
+		failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END,
+		last_failure_at = CASE WHEN last_failure_at = ? THEN ? ELSE last_failure_at END
+		WHERE id = ?`, chargedAt.UnixMilli(), prev.UnixMilli(), id).Error
+}
+
+// pruneThrottle deletes counters whose last failure is before cutoff.
+func pruneThrottle(db *gorm.DB, cutoff time.Time) (int64, error) {
+	res := db.Where("last_failure_at < ?", cutoff.UnixMilli()).Delete(&throttleRow{})
+	return res.RowsAffected, res.Error
 }
