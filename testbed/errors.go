@@ -1,6 +1,10 @@
 package testbed
 
-import "github.com/tamarack-ai/tamarack/platform/problem"
+import (
+	"strconv"
+
+	"github.com/tamarack-ai/tamarack/platform/problem"
+)
 
 // Problem sentinels. Handlers return them (wrapped with context); web.ErrorHandler renders them.
 var (
@@ -41,3 +45,16 @@ var (
 	ErrBadEnrolToken      = problem.New(401, "invalid_enrolment_token", "The enrolment token is invalid, used, revoked or expired.")
 	ErrAgentBackend       = problem.New(422, "pool_not_agent_run", "Agents run sandboxes of local, slurm and kubernetes pools only.")
 )
+
+// cpuText writes CPU millis as CPUs for messages: "4", "0.5".
+func cpuText(millis int64) string {
+	return strconv.FormatFloat(float64(millis)/1000, 'f', -1, 64)
+}
+
+// bytesText writes a size in GiB (or MiB under one GiB) for messages.
+func bytesText(b int64) string {
+	if b >= 1<<30 {
+		return strconv.FormatFloat(float64(b)/(1<<30), 'f', -1, 64) + " GiB"
+	}
+	return strconv.FormatInt(b>>20, 10) + " MiB"
+}

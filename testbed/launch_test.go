@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -66,6 +67,42 @@ func TestLaunchSaysRequiredAndDefaultsTheGPUModel(t *testing.T) {
 		}
 		if sb := f.get(t, out["id"].(string)); sb.GPUModel != "h100-80gb" || sb.State != StateRunning {
 			t.Fatalf("sandbox launched without gpu_model: %s %s", sb.GPUModel, sb.State)
+		}
+	})
+}
+
+// TestNoCapacityNodeTooSmall: a template that asks more CPU or memory per GPU than any node of the pool
+// has is refused with a detail that says so (no wait would help), not as if the devices were busy.
+func TestNoCapacityNodeTooSmall(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 8, Options{})
+		ctx := context.Background()
+		p, err := f.svc.CreatePool(ctx, hostStaff(), CreatePoolInput{VendorOrgID: vendorOrg, Name: "Small", Region: "ca-montreal", Backend: "simulator"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := AddNodeInput{Name: "small", CPUMillis: 2000, MemoryBytes: 64 << 30, Devices: []DeviceInput{{Index: 0, GPUModel: "h100-80gb"}}}
+		if _, _, err := f.svc.AddNode(ctx, hostStaff(), p.ID, in); err != nil {
+			t.Fatal(err)
+		}
+		f.publish(t, "lst-small", p.ID, 1, 240)
+		launch := func(template string) (Sandbox, error) {
+			return f.svc.Launch(ctx, sme(), LaunchInput{ListingID: "lst-small", GPUModel: "h100-80gb", GPUCount: 1, Template: template, DurationMinutes: 10})
+		}
+		_, err = launch("pytorch") // 4 CPUs per GPU
+		pr := asProblem(t, err)
+		if pr.Code != "no_capacity" || !strings.Contains(pr.Detail, "needs 4 CPU and 16 GiB of memory") ||
+			!strings.Contains(pr.Detail, "largest node of the pool with that many has 2 CPU and 64 GiB") || pr.Extra["next_free_at"] != nil {
+			t.Fatalf("pytorch on a 2-CPU node: %+v", pr)
+		}
+		if _, err := launch("shell"); err != nil { // 2 CPUs per GPU: fits
+			t.Fatalf("shell on a 2-CPU node: %v", err)
+		}
+		f.svc.Wait()
+		// Busy, not too small: the usual answer.
+		_, err = launch("shell")
+		if pr := asProblem(t, err); pr.Code != "no_capacity" || strings.Contains(pr.Detail, "largest node") {
+			t.Fatalf("shell on the busy node: %+v", pr)
 		}
 	})
 }

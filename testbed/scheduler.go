@@ -57,6 +57,7 @@ type inode struct {
 	ready    bool
 	cpuFree  int64
 	memFree  int64
+	cpu, mem int64 // the node's whole CPU (millis) and memory (bytes)
 	devs     []*idev
 	slots    map[string]*gslot // by model
 }
@@ -137,7 +138,7 @@ func (x *index) addNodeLocked(n Node, devs []Device) {
 	if old := x.nodes[n.ID]; old != nil {
 		x.setReadyLocked(old, false)
 	}
-	in := &inode{id: n.ID, pool: n.PoolID, cpuFree: n.CPUMillis, memFree: n.MemoryBytes, slots: map[string]*gslot{}}
+	in := &inode{id: n.ID, pool: n.PoolID, cpuFree: n.CPUMillis, memFree: n.MemoryBytes, cpu: n.CPUMillis, mem: n.MemoryBytes, slots: map[string]*gslot{}}
 	x.nodes[n.ID] = in
 	sort.Slice(devs, func(i, j int) bool { return devs[i].Idx < devs[j].Idx })
 	for _, d := range devs {
@@ -366,6 +367,26 @@ func (x *index) place(sandbox string, r PlaceRequest) (Placement, bool) {
 		}
 	}
 	return Placement{}, false
+}
+
+// largest returns the most CPU and memory of a ready node of the pool with at least r.GPUCount devices of
+// the model (each its own maximum), and whether there is such a node: a request for more than these can
+// never be placed, however many devices free up.
+func (x *index) largest(r PlaceRequest) (cpu, mem int64, ok bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	g := x.groups[groupKey{r.PoolID, r.GPUModel}]
+	if g == nil {
+		return 0, 0, false
+	}
+	for _, s := range g.slots {
+		n := s.node
+		if s.bucket < 0 || len(slices.DeleteFunc(slices.Clone(n.devs), func(d *idev) bool { return d.model != r.GPUModel })) < r.GPUCount {
+			continue
+		}
+		cpu, mem, ok = max(cpu, n.cpu), max(mem, n.mem), true
+	}
+	return cpu, mem, ok
 }
 
 // fits reports whether r could be placed now, without claiming.

@@ -376,6 +376,12 @@ func (s *Service) syncClaims(ctx context.Context, poolID string) error {
 
 func (s *Service) noCapacity(req PlaceRequest, now time.Time) error {
 	p := ErrNoCapacity.WithDetail("no node of the pool has %d free %s device(s) for this window", req.GPUCount, req.GPUModel)
+	if cpu, mem, ok := s.index().largest(req); ok && (req.CPUMillis > cpu || req.Memory > mem) {
+		// No wait helps: the template's CPU and memory per GPU ask more than the pool's nodes have.
+		return p.WithDetail("the sandbox needs %s CPU and %s of memory with its %d %s device(s), and the largest node of the pool "+
+			"with that many has %s CPU and %s: choose a template that needs less, or ask the pool's vendor to declare the node's real size",
+			cpuText(req.CPUMillis), bytesText(req.Memory), req.GPUCount, req.GPUModel, cpuText(cpu), bytesText(mem))
+	}
 	if t := s.index().nextFree(req, ms(now)); t > ms(now) {
 		p = p.WithExtra("next_free_at", fromMS(t).Format(time.RFC3339))
 	} else if t == 0 {
