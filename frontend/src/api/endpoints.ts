@@ -116,6 +116,9 @@ export function testbed(c: ApiClient = api) {
     launch: (input: T.SandboxInput) => c.post<T.Sandbox>('/testbed/sandboxes', input),
     sandboxes: (cursor?: string) => c.get<T.Page<T.Sandbox>>('/testbed/sandboxes', { cursor }),
     sandbox: (id: string) => c.get<T.Sandbox>(`/testbed/sandboxes/${e(id)}`),
+    /** The sandbox once it has reached `until` or gone past it, or as it is after `timeout` seconds (at most 25). */
+    waitSandbox: (id: string, until: T.SandboxState, timeout = 25) =>
+      c.get<T.Sandbox>(`/testbed/sandboxes/${e(id)}`, { wait_until: until, timeout: String(timeout) }),
     stop: (id: string) => c.post<T.Sandbox>(`/testbed/sandboxes/${e(id)}/stop`),
     extend: (id: string, minutes: number) => c.post<T.Sandbox>(`/testbed/sandboxes/${e(id)}/extend`, { minutes }),
     logsUrl: (id: string) =>

@@ -10,6 +10,7 @@ import { formatBytes, formatDateTime, formatDuration } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval } from '../lib/hooks';
 
 const LIVE: SandboxState[] = ['requested', 'scheduled', 'provisioning', 'running', 'stopping'];
+const STARTING: SandboxState[] = ['requested', 'scheduled', 'provisioning'];
 
 export default function SandboxPage() {
   const { t } = useTranslation();
@@ -23,6 +24,28 @@ export default function SandboxPage() {
   useInterval(() => {
     testbed().sandbox(id).then(sb.setData, () => undefined);
   }, pollMs);
+  // On its way up, also wait for running with one held request, so the page shows it (and opens the terminal)
+  // the moment it runs rather than at the next poll; the poll above keeps the pull's progress moving.
+  const starting = !!s && STARTING.includes(s.state);
+  const [waits, setWaits] = useState(0);
+  useEffect(() => {
+    if (!starting) return;
+    let gone = false;
+    testbed()
+      .waitSandbox(id, 'running')
+      .then(
+        (v) => {
+          if (gone) return;
+          if (STARTING.includes(v.state)) setWaits((n) => n + 1); // timed out: wait again
+          else sb.setData(v);
+        },
+        () => undefined,
+      );
+    return () => {
+      gone = true;
+    };
+    // sb.setData is stable: a new wait starts when the sandbox, its starting or the count of waits changes.
+  }, [id, starting, waits]);
   const [now, setNow] = useState(Date.now());
   useInterval(() => setNow(Date.now()), live ? 1000 : null);
   const [error, setError] = useState<unknown>();
