@@ -44,30 +44,20 @@ var DefaultLoginThrottle = LoginThrottle{PairFree: 5, PairFreeUnderAttack: 1, IP
 
 func (p LoginThrottle) withDefaults() LoginThrottle {
 	d := DefaultLoginThrottle
-	if p.PairFree > 0 {
-		d.PairFree = p.PairFree
-	}
-	if p.PairFreeUnderAttack > 0 {
-		d.PairFreeUnderAttack = p.PairFreeUnderAttack
-	}
-	if p.IPFree > 0 {
-		d.IPFree = p.IPFree
-	}
-	if p.AccountAlert > 0 {
-		d.AccountAlert = p.AccountAlert
-	}
-	if p.Base > 0 {
-		d.Base = p.Base
-	}
-	if p.Max > 0 {
-		d.Max = p.Max
-	}
-	if p.Forget > 0 {
-		d.Forget = p.Forget
-	}
+	d = LoginThrottle{PairFree: positive(p.PairFree, d.PairFree), PairFreeUnderAttack: positive(p.PairFreeUnderAttack, d.PairFreeUnderAttack),
+		IPFree: positive(p.IPFree, d.IPFree), AccountAlert: positive(p.AccountAlert, d.AccountAlert),
+		Base: positive(p.Base, d.Base), Max: positive(p.Max, d.Max), Forget: positive(p.Forget, d.Forget)}
 	// A counter must outlive its longest delay, or pruning would lift a throttle early.
 	d.Forget = max(d.Forget, 2*d.Max)
 	return d
+}
+
+// positive is v when it is set (above zero), else def.
+func positive[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // delay is how long a client waits after its failures-th failure when free failures cost nothing: Base at
