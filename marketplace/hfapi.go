@@ -172,8 +172,8 @@ func hfParam(c *fiber.Ctx, name string) string {
 	return v
 }
 
-// HFRevision finds the revision rev of the repository ns/name of kind as a sees it.
-func (s *Service) HFRevision(ctx context.Context, a Actor, kind, ns, name, rev string) (hfRevision, error) {
+// hfRevisionOf finds the revision rev of the repository ns/name of kind as a sees it.
+func (s *Service) hfRevisionOf(ctx context.Context, a Actor, kind, ns, name, rev string) (hfRevision, error) {
 	db := s.db.WithContext(ctx)
 	repoID := ns + "/" + name
 	var l listingRow
@@ -236,9 +236,9 @@ func (s *Service) HFRevision(ctx context.Context, a Actor, kind, ns, name, rev s
 	return out, nil
 }
 
-// HFOpen opens one file of a revision, checked with mayDownload: a repository the caller sees but may not
+// hfOpen opens one file of a revision, checked with mayDownload: a repository the caller sees but may not
 // download from (no entitlement: a gated listing without approved access, or no order placed) is GatedRepo.
-func (s *Service) HFOpen(ctx context.Context, a Actor, r hfRevision, file string) (artifactRow, Blob, error) {
+func (s *Service) hfOpen(ctx context.Context, a Actor, r hfRevision, file string) (artifactRow, Blob, error) {
 	var art *artifactRow
 	for i := range r.files {
 		if r.files[i].Name == file {
@@ -356,7 +356,7 @@ func (h hfHandler) revision(c *fiber.Ctx, kind string) (Actor, hfRevision, error
 	if rev == "" {
 		rev = "main"
 	}
-	r, err := h.s.HFRevision(c.UserContext(), a, kind, hfParam(c, "ns"), hfParam(c, "repo"), rev)
+	r, err := h.s.hfRevisionOf(c.UserContext(), a, kind, hfParam(c, "ns"), hfParam(c, "repo"), rev)
 	return a, r, err
 }
 
@@ -433,7 +433,7 @@ func (h hfHandler) resolve(kind string) fiber.Handler {
 		if err != nil {
 			return h.s.hfFail(c, err)
 		}
-		art, b, err := h.s.HFOpen(c.UserContext(), a, r, hfParam(c, "*"))
+		art, b, err := h.s.hfOpen(c.UserContext(), a, r, hfParam(c, "*"))
 		if err != nil {
 			return h.s.hfFail(c, err)
 		}
