@@ -73,7 +73,13 @@ func (s *Service) hfFail(c *fiber.Ctx, err error) error {
 	if he.code != "" {
 		c.Set("X-Error-Code", he.code)
 	}
-	c.Set("X-Error-Message", he.msg)
+	// The message may quote the request's (unescaped) path: only printable ASCII goes into a header.
+	c.Set("X-Error-Message", strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, he.msg))
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(he.status).JSON(fiber.Map{"error": he.msg})
 }

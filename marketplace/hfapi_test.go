@@ -87,6 +87,11 @@ func TestHFAPI(t *testing.T) {
 		hfExpect(t, e.do(smeMember, "GET", "/api/models/"+repo+"/revision/v9", nil), 404, "RevisionNotFound")
 		hfExpect(t, e.do(smeMember, "GET", "/api/models/"+repo+"/revision/dev", nil), 404, "RevisionNotFound")
 		hfExpect(t, e.do(smeMember, "GET", "/"+repo+"/resolve/main/missing.bin", nil), 404, "EntryNotFound")
+		r = e.do(smeMember, "GET", "/"+repo+"/resolve/main/a%0d%0aX-Injected:%20yes%c3%a9", nil)
+		hfExpect(t, r, 404, "EntryNotFound")
+		if r.header.Get("X-Injected") != "" || !strings.HasPrefix(r.header.Get("X-Error-Message"), "a??X-Injected: yes? does not exist") {
+			t.Fatalf("error message header: %v", r.header)
+		}
 		hfExpect(t, e.do(smeMember, "GET", "/api/models/"+repo+"/revision/main", nil, "Authorization", "Bearer hf_nonsense"), 401, "")
 
 		// Tree pages follow Link: rel="next".
