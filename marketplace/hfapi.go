@@ -182,9 +182,9 @@ func hfParam(c *fiber.Ctx, name string) string {
 func (s *Service) hfRevisionOf(ctx context.Context, a Actor, kind, ns, name, rev string) (hfRevision, error) {
 	db := s.db.WithContext(ctx)
 	repoID := ns + "/" + name
-	var l listingRow
-	if err := db.Where("slug = ? AND kind = ?", name, kind).Take(&l).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
+	l, err := listingBySlug(db, kind, name)
+	if err != nil {
+		if errors.Is(err, ErrListingNotFound) {
 			return hfRevision{}, hfRepoMissing(a, repoID)
 		}
 		return hfRevision{}, err
@@ -202,7 +202,6 @@ func (s *Service) hfRevisionOf(ctx context.Context, a Actor, kind, ns, name, rev
 	out := hfRevision{repoID: space + "/" + l.Slug, listing: l}
 	noRev := &hfErr{http.StatusNotFound, hfRevisionNotFound, "Invalid rev id: " + rev}
 	var v versionRow
-	var err error
 	switch n, perr := strconv.Atoi(strings.TrimPrefix(rev, "v")); {
 	case rev == "main" || rev == "HEAD": // @huggingface/hub's modelInfo asks for HEAD
 		if l.PublishedVersionID == "" {
