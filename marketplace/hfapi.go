@@ -297,8 +297,8 @@ type hfInfoJSON struct {
 	ModelID      string          `json:"modelId,omitempty"`
 	Author       string          `json:"author"`
 	SHA          string          `json:"sha"`
-	LastModified time.Time       `json:"lastModified"`
-	CreatedAt    time.Time       `json:"createdAt"`
+	LastModified string          `json:"lastModified" doc:"UTC, milliseconds, as the Hub writes it"`
+	CreatedAt    string          `json:"createdAt" doc:"UTC, milliseconds, as the Hub writes it"`
 	Private      bool            `json:"private"`
 	Gated        any             `json:"gated"`
 	Disabled     bool            `json:"disabled"`
@@ -326,6 +326,10 @@ func hfPointer(a artifactRow) (blobID string, size int) {
 	return hex.EncodeToString(h.Sum(nil)), len(p)
 }
 
+// hfTime writes a time as the Hub does, always with milliseconds: older huggingface_hub releases parse
+// lastModified with exactly "%Y-%m-%dT%H:%M:%S.%fZ" and fail on nanoseconds or on no fraction at all.
+func hfTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
 func toHFInfoJSON(r hfRevision, kind string) hfInfoJSON {
 	ns, _, _ := strings.Cut(r.repoID, "/")
 	// Every download needs an entitlement: a gated listing's comes from an approved access request
@@ -334,13 +338,14 @@ func toHFInfoJSON(r hfRevision, kind string) hfInfoJSON {
 	if r.content.Gated {
 		gated = "manual"
 	}
+	modified := r.version.UpdatedAt
+	if r.version.DecidedAt != nil {
+		modified = *r.version.DecidedAt
+	}
 	out := hfInfoJSON{ID: r.repoID, InternalID: r.listing.ID, Author: ns, SHA: hfVersionSHA(r.version.ID),
-		LastModified: r.version.UpdatedAt.UTC(), CreatedAt: r.listing.CreatedAt.UTC(), Private: r.content.Visibility == "restricted",
+		LastModified: hfTime(modified), CreatedAt: hfTime(r.listing.CreatedAt), Private: r.content.Visibility == "restricted",
 		Gated: gated, Tags: append([]string{}, r.content.Tags...), Siblings: []hfSiblingJSON{},
 		CardData: map[string]any{"license": strings.ToLower(r.content.License.SPDX)}}
-	if r.version.DecidedAt != nil {
-		out.LastModified = r.version.DecidedAt.UTC()
-	}
 	if kind == KindModel {
 		out.ModelID = r.repoID
 	}
