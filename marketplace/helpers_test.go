@@ -90,8 +90,10 @@ func newEnvBus(t testing.TB, db *gorm.DB, bus *eventbus.Bus, cfg Config) *env {
 	}
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	app := web.New(web.Config{StreamRequestBody: true, BodyLimit: 1 << 20})
-	api := app.Group("/api/v1", web.Auth(web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: keySource{pub}}}))
+	authn := web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: keySource{pub}}}
+	api := app.Group("/api/v1", web.Auth(authn))
 	svc.Routes(api.Group("/marketplace"))
+	svc.HFRoutes(app, authn)
 	app.Use(web.NotFound)
 	e := &env{t: t, db: db, bus: bus, svc: svc, app: app, clock: clk, priv: priv, blobs: dir}
 	ctx := context.Background()
@@ -133,6 +135,7 @@ func (e *env) token(a Actor) string {
 }
 
 type resp struct {
+	method string
 	status int
 	header http.Header
 	body   []byte
@@ -196,7 +199,7 @@ func (e *env) do(a Actor, method, path string, body any, headers ...string) resp
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return resp{res.StatusCode, res.Header, b}
+	return resp{method, res.StatusCode, res.Header, b}
 }
 
 // expect fails unless r has status (and, for problems, code).

@@ -81,6 +81,27 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Query:    []openapi.Param{{Name: "exp"}, {Name: "org"}, {Name: "g"}, {Name: "sig"}},
 			Problems: []string{"invalid_signature", "range_not_satisfiable"}},
 	)
+	hfOpenAPI(d)
+}
+
+// hfOpenAPI declares the Hugging Face Hub download API (hfapi.go). Its errors are the Hub's (X-Error-Code and
+// {"error"}), not problems: see docs/hf-api.md.
+func hfOpenAPI(d *openapi.Doc) {
+	const tag = "huggingface"
+	auth := "anyone for what the marketplace shows them; files need an entitlement (Bearer API token, hf_ prefix allowed)"
+	tree := []openapi.Param{{Name: "limit", Type: "integer", Description: "1 to 1000, default 1000"},
+		{Name: "cursor", Description: "from the Link: rel=\"next\" header of the previous page"},
+		{Name: "recursive", Type: "boolean", Description: "accepted; the tree is flat"}, {Name: "expand", Type: "boolean", Description: "accepted; ignored"}}
+	for _, k := range []struct{ plural, resolve string }{{"models", ""}, {"datasets", "/datasets"}} {
+		api := "/api/" + k.plural + "/:ns/:repo"
+		d.Add(
+			openapi.Op{Method: "GET", Path: api, Summary: "Hub API: the " + k.plural + " repository at main (a listing's live version)", Tag: tag, Auth: auth, Response: hfInfoJSON{}},
+			openapi.Op{Method: "GET", Path: api + "/revision/:rev", Summary: "Hub API: a revision (main, v<N>, or its sha) with its files", Tag: tag, Auth: auth, Response: hfInfoJSON{}},
+			openapi.Op{Method: "GET", Path: api + "/tree/:rev", Summary: "Hub API: the revision's files, paged by Link headers", Tag: tag, Auth: auth, Response: []hfTreeJSON{}, Query: tree},
+			openapi.Op{Method: "GET", Path: api + "/tree/:rev/:path", Summary: "Hub API: a directory of the revision (none: the tree is flat)", Tag: tag, Auth: auth, Response: []hfTreeJSON{}, Query: tree},
+			openapi.Op{Method: "GET", Path: k.resolve + "/:ns/:repo/resolve/:rev/:file", Summary: "Hub API: a file's bytes (HEAD for its headers; Range supported)", Tag: tag, Auth: auth},
+		)
+	}
 }
 
 // Schema names a client sees where the Go name is vague or taken by another service (see package openapi).
@@ -94,6 +115,10 @@ func (accessRequestBody) SchemaName() string { return "CreateAccessRequestReques
 func (historyJSON) SchemaName() string       { return "VersionHistoryEntry" }
 func (searchJSON) SchemaName() string        { return "SearchResult" }
 func (downloadJSON) SchemaName() string      { return "DownloadLink" }
+func (hfInfoJSON) SchemaName() string        { return "HubRepoInfo" }
+func (hfTreeJSON) SchemaName() string        { return "HubTreeEntry" }
+func (hfSiblingJSON) SchemaName() string     { return "HubSibling" }
+func (hfLFSJSON) SchemaName() string         { return "HubLFSInfo" }
 
 // Plan is what a vendor sends; planJSON (with price_display) is what readers get, under the plain name.
 func (Plan) SchemaName() string { return "PlanInput" }

@@ -28,6 +28,16 @@ func getListing(db *gorm.DB, id string, lock bool) (listingRow, error) {
 	return l, err
 }
 
+// listingBySlug finds a listing of kind by its slug (slugs are unique across kinds).
+func listingBySlug(db *gorm.DB, kind, slug string) (listingRow, error) {
+	var l listingRow
+	err := db.Where("slug = ? AND kind = ?", slug, kind).Take(&l).Error
+	if sqldb.IsNotFound(err) {
+		return l, fmt.Errorf("listing %s: %w", slug, ErrListingNotFound)
+	}
+	return l, err
+}
+
 func getVersionByNumber(db *gorm.DB, listingID string, n int) (versionRow, error) {
 	var v versionRow
 	err := db.Where("listing_id = ? AND version = ?", listingID, n).Take(&v).Error

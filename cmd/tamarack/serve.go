@@ -48,6 +48,8 @@ type env struct {
 	keys      jwtauth.KeySource
 	apiTokens web.Authenticator
 	identity  *identity.Service // built by wireIdentity, mounted by mountIdentity
+	// authn checks bearer tokens (access tokens and API tokens) for routes outside /api/v1 (the Hub API).
+	authn web.Authenticator
 
 	// Set by the testbed's wiring: the root filesystems of sandbox images for this host's runtime.
 	images *image.Provider
@@ -181,6 +183,7 @@ func build(ctx context.Context, c *config) (*server, error) {
 		e.apiTokens = remoteAPITokens{bus: bus}
 	}
 	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: e.keys, Leeway: 30 * time.Second}}, APITokens: e.apiTokens}
+	e.authn = authn
 	e.api = app.Group("/api/v1", web.Auth(authn))
 	for _, w := range []struct {
 		name string

@@ -178,3 +178,20 @@ func TestSecretsAreMaskedInTheStartupLog(t *testing.T) {
 		}
 	}
 }
+
+// The Hub API's root paths are the marketplace's, not the UI fallback's: an unknown repository answers the
+// Hub's RepoNotFound (401 to an anonymous caller), never index.html.
+func TestHubRoutesBeatTheUIFallback(t *testing.T) {
+	s := newTestServer(t)
+	for _, path := range []string{"/api/models/acme/nothing/revision/main", "/api/datasets/acme/nothing/tree/main",
+		"/acme/nothing/resolve/main/config.json", "/datasets/acme/nothing/resolve/main/data.csv"} {
+		resp, err := s.e.app.Test(httptest.NewRequest("GET", path, nil), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || resp.Header.Get("X-Error-Code") != "RepoNotFound" {
+			t.Errorf("%s: %d %q, want 401 RepoNotFound", path, resp.StatusCode, resp.Header.Get("X-Error-Code"))
+		}
+	}
+}

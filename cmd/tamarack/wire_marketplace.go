@@ -34,14 +34,17 @@ func newMarketplace(e *env) (*marketplace.Service, error) {
 			MaxFileBytes: int64(e.cfg.MaxArtifactMB) << 20, MaxVersionBytes: int64(e.cfg.MaxVersionMB) << 20}})
 }
 
-// wireMarketplace builds the marketplace service, mounts its routes on e.api, adds its OpenAPI operations to e.doc and
-// its background loops with e.background.
+// wireMarketplace builds the marketplace service, mounts its routes on e.api and its Hub API on e.app, adds its
+// OpenAPI operations to e.doc and its background loops with e.background.
 func wireMarketplace(ctx context.Context, e *env) error {
 	svc, err := newMarketplace(e)
 	if err != nil {
 		return err
 	}
 	svc.Routes(e.api.Group("/marketplace"))
+	// The Hugging Face Hub download API lives at the root (/api/models/..., /<ns>/<repo>/resolve/...), where
+	// its clients look; mounted here, before the catch-all /api/* 404 and the UI's fallback.
+	svc.HFRoutes(e.app, e.authn)
 	svc.OpenAPI(e.doc)
 	e.background("marketplace", svc.Run)
 	return nil
