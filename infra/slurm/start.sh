@@ -31,16 +31,19 @@ die() {
   exit 1
 }
 
-# wait_for <what> <tries of 0.2 s> <command...>: bounded, so a daemon that never comes up fails the run
-# with its log named instead of hanging CI.
+# wait_for <what> <pid file> <log> <tries of 0.2 s> <command...>: bounded, so a daemon that never comes up
+# fails the run instead of hanging CI, and at once when its process is gone (a fatal config error), with
+# the end of its log.
 wait_for() {
-  local what="$1" tries="$2"
-  shift 2
+  local what="$1" pidfile="$2" logfile="$3" tries="$4"
+  shift 4
   for _ in $(seq 1 "$tries"); do
     if "$@" >/dev/null 2>&1; then return 0; fi
+    if [ -s "$pidfile" ] && ! alive "$pidfile"; then break; fi
     sleep 0.2
   done
-  die "$what did not come up; see $state/log and $state/munge/munged.log"
+  tail -n 20 "$logfile" >&2 || true
+  die "$what did not come up (log: $logfile)"
 }
 
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -107,6 +110,7 @@ ReturnToService=2
 # Finished jobs stay visible to GET /job/{id} for 10 minutes (the default is 5): tests read their end state.
 MinJobAge=600
 JobCompType=jobcomp/none
+# Debian's default (/usr/bin/mail) is not installed; slurmctld would log an error at every start.
 MailProg=/bin/true
 AccountingStorageType=accounting_storage/none
 SlurmctldTimeout=30
@@ -162,17 +166,17 @@ if ! alive "$state/munge/munged.pid"; then
     --socket="$state/munge/munge.socket.2" --key-file="$state/munge/munge.key" \
     --pid-file="$state/munge/munged.pid" --seed-file="$state/munge/munged.seed" \
     --log-file="$state/munge/munged.log" >&2
-  wait_for munged 50 test -s "$state/munge/munged.pid"
+  wait_for munged "$state/munge/munged.pid" "$state/munge/munged.log" 50 test -s "$state/munge/munged.pid"
 fi
 munge_ok() { munge -n -S "$state/munge/munge.socket.2" | unmunge -S "$state/munge/munge.socket.2"; }
-wait_for munged 50 munge_ok
+wait_for munged "$state/munge/munged.pid" "$state/munge/munged.log" 50 munge_ok
 
 if ! alive "$state/run/slurmctld.pid"; then
   log "starting slurmctld"
   # -i: ignore state files from an earlier configuration (jobs of a killed run are not worth recovering).
   slurmctld -i -f "$SLURM_CONF" >&2
 fi
-wait_for slurmctld 150 scontrol ping
+wait_for slurmctld "$state/run/slurmctld.pid" "$state/log/slurmctld.log" 150 scontrol ping
 
 if ! alive "$state/run/slurmd.pid"; then
   log "starting slurmd"
@@ -180,7 +184,7 @@ if ! alive "$state/run/slurmd.pid"; then
 fi
 # ReturnToService=2 brings a node that an earlier run left DOWN back as soon as its slurmd registers.
 node_idle() { sinfo -h -N -n "$host" -o %T | grep -Eqx 'idle|mixed|allocated'; }
-wait_for "slurmd (node $host idle)" 150 node_idle
+wait_for "slurmd (node $host idle)" "$state/run/slurmd.pid" "$state/log/slurmd.log" 150 node_idle
 
 token="$(scontrol token username="$user" lifespan="$token_lifespan" | sed -n 's/^SLURM_JWT=//p')"
 [ -n "$token" ] || die "scontrol token gave no token"
@@ -198,7 +202,7 @@ rest_ping() {
   curl -fsS -H "X-SLURM-USER-NAME: $user" -H "X-SLURM-USER-TOKEN: $token" \
     "http://127.0.0.1:$rest_port/slurm/v0.0.38/ping"
 }
-wait_for slurmrestd 150 rest_ping
+wait_for slurmrestd "$state/run/slurmrestd.pid" "$state/log/slurmrestd.log" 150 rest_ping
 
 echo "TAMARACK_TEST_SLURM=http://127.0.0.1:$rest_port"
 echo "TAMARACK_TEST_SLURM_USER=$user"
