@@ -55,7 +55,8 @@ alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 # slurmctld dies at start ("cannot find auth plugin for auth/jwt").
 need=()
 for p in munge slurmctld slurmd slurmrestd slurm-client slurm-wlm-jwt-plugin; do
-  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+  # Not dpkg -s alone: it succeeds for a removed package whose config files remain ("rc").
+  [ "$(dpkg-query -W -f '${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || need+=("$p")
 done
 command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
