@@ -17,6 +17,7 @@
 # for root; the tests' jobs therefore run as $TAMARACK_SLURM_USER, so their files must be readable by it.
 set -euo pipefail
 
+here="$(cd "$(dirname "$0")" && pwd)"
 state="${TAMARACK_SLURM_STATE:-/var/lib/tamarack-slurm}"
 user="${TAMARACK_SLURM_USER:-tamarack-slurm}"
 rest_port="${TAMARACK_SLURM_REST_PORT:-6820}"
@@ -129,7 +130,7 @@ EOF
 
 if [ -f "$state/etc/slurm.conf" ] && { [ "$(cat "$state/etc/slurm.conf")" != "$conf" ] || [ "$(cat "$state/etc/gres.conf")" != "$gres" ]; }; then
   log "configuration changed: restarting"
-  "$(dirname "$0")/stop.sh" >&2
+  "$here/stop.sh" >&2
 fi
 
 mkdir -p "$state"/{etc,run,log,dev,home}
@@ -160,6 +161,17 @@ chown slurm:slurm "$state/jwt_hs256.key"
 chmod 0600 "$state/jwt_hs256.key"
 
 # --- daemons --------------------------------------------------------------------------------------------
+# A daemon keeps the directory it was started from as its own, and slurmrestd dies ("getcwd failed") at the
+# first job submitted once that directory is gone: start them from /, and restart any that
+# an earlier run started from a directory removed since (a CI clone, a git worktree).
+cd /
+for pidfile in "$state/munge/munged.pid" "$state/run/slurmctld.pid" "$state/run/slurmd.pid" "$state/run/slurmrestd.pid"; do
+  if alive "$pidfile" && [[ "$(readlink "/proc/$(cat "$pidfile")/cwd" 2>/dev/null)" == *" (deleted)" ]]; then
+    log "a daemon runs from a removed directory: restarting"
+    "$here/stop.sh" >&2
+    break
+  fi
+done
 if ! alive "$state/munge/munged.pid"; then
   log "starting munged"
   rm -f "$state/munge/munge.socket.2"
