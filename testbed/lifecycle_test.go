@@ -37,8 +37,8 @@ func TestLaunchRunStop(t *testing.T) {
 		}
 		f.svc.Wait()
 		got = f.get(t, sb.ID)
-		if got.State != StateStopped || got.StopReason != ReasonUser {
-			t.Fatalf("after stop: %s %s", got.State, got.StopReason)
+		if got.State != StateStopped || got.StopReason != ReasonUser || got.Message != "" {
+			t.Fatalf("after stop: %s %s %q (a stop's own TERM is no failure to report)", got.State, got.StopReason, got.Message)
 		}
 		if sum := checkUsage(t, db, got); sum != 5*7333 {
 			t.Fatalf("usage %d", sum)

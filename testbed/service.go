@@ -698,7 +698,9 @@ func (s *Service) finish(ctx context.Context, id string, st backend.Status) erro
 		} else {
 			sb.EndedMS = ms(now)
 		}
-		if st.ExitCode != 0 && st.ExitCode != -1 && sb.Message == "" {
+		// A sandbox the platform stopped exits from the stop's own signal (143 for TERM, 137 after the grace):
+		// its stop reason says why, and "exit code 143" would read as a failure.
+		if st.ExitCode != 0 && st.ExitCode != -1 && sb.Message == "" && st.Reason != backend.ReasonStopped {
 			sb.Message = fmt.Sprintf("exit code %d", st.ExitCode)
 		}
 		if st.Message != "" && sb.Message == "" {
