@@ -380,11 +380,15 @@ func (x *index) largest(r PlaceRequest) (cpu, mem int64, ok bool) {
 		return 0, 0, false
 	}
 	for _, s := range g.slots {
-		n := s.node
-		if s.bucket < 0 || len(slices.DeleteFunc(slices.Clone(n.devs), func(d *idev) bool { return d.model != r.GPUModel })) < r.GPUCount {
-			continue
+		n, devs := s.node, 0
+		for _, d := range n.devs {
+			if d.model == r.GPUModel {
+				devs++
+			}
 		}
-		cpu, mem, ok = max(cpu, n.cpu), max(mem, n.mem), true
+		if s.bucket >= 0 && devs >= r.GPUCount {
+			cpu, mem, ok = max(cpu, n.cpu), max(mem, n.mem), true
+		}
 	}
 	return cpu, mem, ok
 }
