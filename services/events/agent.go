@@ -97,6 +97,7 @@ type AgentNodeV1 struct {
 	CPUMillis   int64           `json:"cpu_millis"`
 	MemoryBytes int64           `json:"memory_bytes"`
 	Devices     []AgentDeviceV1 `json:"devices"`
+	State       string          `json:"state,omitempty"`
 }
 
 // AgentStatusV1 is a backend.Status on the wire.

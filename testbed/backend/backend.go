@@ -157,6 +157,9 @@ type Spec struct {
 	// by the sandboxes that use it). Empty means the backend's default (the local backend's view of the
 	// host's /usr); backends that pull images themselves (Kubernetes) ignore it.
 	RootFS string
+	// Duration is the booked run time. Backends whose system enforces a time limit of its own (Slurm) set it
+	// to this plus a grace, so that the testbed's stop comes first; zero means none.
+	Duration time.Duration
 	// Settings are the pool's backend-specific settings (Slurm partition, Kubernetes namespace,
 	// RuntimeClass, image). A backend ignores keys it does not know.
 	Settings map[string]string
