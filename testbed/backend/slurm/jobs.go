@@ -168,9 +168,10 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// Stop asks the step to stop the sandbox (the stop file, then TERM to the job), and has Slurm kill the job
-// when it has not ended after the grace and a margin. A job that has not started its sandbox yet is
-// cancelled at once.
+// Stop cancels the sandbox's job. Slurm's cancel is TERM to every step of the job, KILL after the cluster's
+// KillWait: the step traps the TERM and stops the sandbox within the grace recorded in the stop file (so
+// KillWait must be at least the longest grace the platform uses, docs/sandbox-backends.md). Stop returns
+// once the job has ended and the step has said how the sandbox ended, or the grace and a margin have passed.
 func (b *Backend) Stop(ctx context.Context, id string, grace time.Duration) (backend.Status, error) {
 	st, err := b.status(ctx, id)
 	if err != nil || st.Ended() {
@@ -186,22 +187,20 @@ func (b *Backend) Stop(ctx context.Context, id string, grace time.Duration) (bac
 	if err != nil {
 		return backend.Status{}, err
 	}
-	killAt := time.Now()
-	if st.State == backend.StateRunning && grace > 0 {
-		// The step traps TERM and stops the sandbox within the grace; Slurm's cancel would kill it at once.
-		b.cancel(ctx, jobID, slurmrest.TERM)
-		killAt = killAt.Add(grace + b.opts.StopMargin)
-	}
-	killed := false
+	// KILL is what makes slurmrestd cancel rather than merely signal (doc.go); slurmd still sends TERM first.
+	b.cancel(ctx, jobID, slurmrest.KILL)
+	deadline := time.Now().Add(grace + b.opts.StopMargin)
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
 	for {
-		if st, err = b.status(ctx, id); err != nil || st.Ended() {
+		if st, err = b.status(ctx, id); err != nil {
 			return st, err
 		}
-		if !killed && !time.Now().Before(killAt) {
-			b.cancel(ctx, jobID, slurmrest.KILL)
-			killed = true
+		if st.Ended() {
+			_, result := os.Stat(filepath.Join(dir, FileResult))
+			if result == nil || st.StartedAt.IsZero() || time.Now().After(deadline) {
+				return st, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
