@@ -83,15 +83,15 @@ type Stdio struct {
 
 // Main runs `tamarack slurm-step <sub> args…` and returns the exit status. ctx ending is the TERM (or
 // INT) the step got: run stops its sandbox and still finishes; the others return.
-func Main(ctx context.Context, args []string, io Stdio) int {
+func Main(ctx context.Context, args []string, std Stdio) int {
 	if len(args) == 0 {
-		fmt.Fprintln(io.Stderr, "tamarack slurm-step: want run, terminal, dial or epilog (run by Slurm jobs, not by hand)")
+		fmt.Fprintln(std.Stderr, "tamarack slurm-step: want run, terminal, dial or epilog (run by Slurm jobs, not by hand)")
 		return 2
 	}
 	sub, rest := args[0], args[1:]
 	fs := flag.NewFlagSet("slurm-step "+sub, flag.ContinueOnError)
-	fs.SetOutput(io.Stderr)
-	c := Config{Logger: slog.New(slog.NewTextHandler(io.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	fs.SetOutput(std.Stderr)
+	c := Config{Logger: slog.New(slog.NewTextHandler(std.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	fs.StringVar(&c.Root, "root", DefaultRoot, "the node's local sandbox root")
 	var job, gpus string
 	if sub == slurm.StepRun {
@@ -103,7 +103,7 @@ func Main(ctx context.Context, args []string, io Stdio) int {
 		return 2
 	}
 	fail := func(err error) int {
-		fmt.Fprintln(io.Stderr, "tamarack slurm-step:", err)
+		fmt.Fprintln(std.Stderr, "tamarack slurm-step:", err)
 		return 1
 	}
 	if err := refuseSudoFlags(fs); err != nil {
@@ -120,7 +120,7 @@ func Main(ctx context.Context, args []string, io Stdio) int {
 		} else if edits != nil {
 			c.FileEdits = []local.FileEdit{edits}
 		}
-		return Run(ctx, c, RunInput{Dir: pos[0], Job: job, GPUs: gpus}, io.Stdout, io.Stderr)
+		return Run(ctx, c, RunInput{Dir: pos[0], Job: job, GPUs: gpus}, std.Stdout, std.Stderr)
 	case slurm.StepTerminal:
 		if len(pos) < 1 {
 			return fail(errors.New("usage: slurm-step terminal [--root DIR] JOB_DIR [-- CMD…]"))
@@ -129,7 +129,7 @@ func Main(ctx context.Context, args []string, io Stdio) int {
 		if len(cmd) > 0 && cmd[0] == "--" {
 			cmd = cmd[1:]
 		}
-		if err := Terminal(ctx, c, pos[0], cmd, io.Stdin, io.Stdout); err != nil {
+		if err := Terminal(ctx, c, pos[0], cmd, std.Stdin, std.Stdout); err != nil {
 			return fail(err)
 		}
 		return 0
@@ -141,14 +141,14 @@ func Main(ctx context.Context, args []string, io Stdio) int {
 		if err != nil {
 			return fail(fmt.Errorf("port %q: not a number", pos[1]))
 		}
-		if err := Dial(ctx, c, pos[0], port, io.Stdin, io.Stdout); err != nil {
+		if err := Dial(ctx, c, pos[0], port, std.Stdin, std.Stdout); err != nil {
 			return fail(err)
 		}
 		return 0
 	case slurm.StepEpilog:
 		// Never anything but 0: a failing Epilog makes Slurm drain the node.
 		if err := Epilog(ctx, c, os.Getenv("SLURM_JOB_ID")); err != nil {
-			fmt.Fprintln(io.Stderr, "tamarack slurm-step epilog:", err)
+			fmt.Fprintln(std.Stderr, "tamarack slurm-step epilog:", err)
 		}
 		return 0
 	}

@@ -42,13 +42,15 @@ func Terminal(ctx context.Context, c Config, dir string, cmd []string, stdin *os
 		resize()
 		winch := make(chan os.Signal, 1)
 		signal.Notify(winch, syscall.SIGWINCH)
-		defer signal.Stop(winch)
+		defer func() {
+			signal.Stop(winch) // before the close: a signal sent on a closed channel panics
+			close(winch)
+		}()
 		go func() {
 			for range winch {
 				resize()
 			}
 		}()
-		defer close(winch)
 	}
 	out := make(chan struct{})
 	go func() {
