@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tamarack-ai/tamarack/testbed/backend/slurm/step"
 )
 
 // Set by the linker: -ldflags "-X main.version=..."
@@ -32,6 +34,7 @@ Usage:
   tamarack images prune [flags]     remove cached sandbox images that no live sandbox uses (not built in, not pinned by a pool)
   tamarack nats-auth init --dir D   operator keys and config for an external NATS server (agents' isolation)
   tamarack version                  print the version
+  tamarack slurm-step …             run by the Slurm backend's jobs on compute nodes, not by hand
 
 Every subcommand takes the same settings (flags or TAMARACK_* variables); see 'tamarack serve -h'.
 `
@@ -40,6 +43,10 @@ func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return // -h asked for the help it got
+		}
+		var code exitStatus
+		if errors.As(err, &code) {
+			os.Exit(int(code)) // the subcommand said what it had to on stderr
 		}
 		fmt.Fprintln(os.Stderr, "tamarack:", err)
 		os.Exit(1)
@@ -136,6 +143,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return imagesPrune(ctx, rest[1:], stdout, stderr)
 		}
 		return imagesCmd(rest, stdout, stderr)
+	case "slurm-step":
+		if code := step.Main(ctx, rest, step.Stdio{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}); code != 0 {
+			return exitStatus(code)
+		}
+		return nil
 	case "nats-auth":
 		return natsAuthCmd(rest, stdout, stderr)
 	case "users":
@@ -153,6 +165,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown subcommand %q", cmd)
 }
+
+// exitStatus is a subcommand's exit status other than 0, its reasons already printed: `slurm-step run`
+// ends its Slurm job with the sandbox's exit code.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // storeFlags are the settings of every command that opens the database.
 var storeFlags = []string{"data", "db", "only", "log-level", "log-format"}

@@ -13,6 +13,10 @@
 # device nodes and starts slurmd, which must be root to run jobs as their users). A second run while
 # everything answers only issues a fresh token. stop.sh stops what this started.
 #
+# Sandbox jobs run `tamarack slurm-step` as root through sudo, as on a real cluster: tests install the binary as
+# $state/bin/tamarack (TAMARACK_TEST_SLURM_STEP), which /etc/sudoers.d/tamarack-slurm lets the user run as
+# root with `slurm-step` arguments only, and the Epilog runs after every job.
+#
 # Why the unprivileged user: slurmrestd refuses to run as root or as SlurmUser, and slurmctld refuses JWTs
 # for root; the tests' jobs therefore run as $TAMARACK_SLURM_USER, so their files must be readable by it.
 set -euo pipefail
@@ -55,7 +59,7 @@ alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 # slurm-wlm-jwt-plugin holds auth/jwt, which slurmctld needs to accept slurmrestd's tokens; without it
 # slurmctld dies at start ("cannot find auth plugin for auth/jwt").
 need=()
-for p in munge slurmctld slurmd slurmrestd slurm-client slurm-wlm-jwt-plugin; do
+for p in munge slurmctld slurmd slurmrestd slurm-client slurm-wlm-jwt-plugin sudo; do
   # Not dpkg -s alone: it succeeds for a removed package whose config files remain ("rc").
   [ "$(dpkg-query -W -f '${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || need+=("$p")
 done
@@ -99,6 +103,8 @@ SlurmctldPidFile=$state/run/slurmctld.pid
 SlurmdPidFile=$state/run/slurmd.pid
 SlurmctldLogFile=$state/log/slurmctld.log
 SlurmdLogFile=$state/log/slurmd.log
+# Ends what a sandbox job's step left when Slurm killed it (its sandbox outlives it by design).
+Epilog=$state/bin/epilog
 # No cgroups: containers and CI hosts often cannot delegate them, and the fake GPUs need no confinement.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -139,8 +145,41 @@ install -d -o root -g root -m 0755 "$state/slurmd"
 install -d -o munge -g munge -m 0755 "$state/munge"
 chown slurm:slurm "$state/log" "$state/run"
 chown "$user:$user" "$state/home"
+# Root's alone, every directory up to it too: sudoers hands root to whatever binary lies here.
+chown root:root "$state"
+chmod 0755 "$state"
+install -d -o root -g root -m 0755 "$state/bin"
 printf '%s\n' "$conf" >"$state/etc/slurm.conf"
 printf '%s\n' "$gres" >"$state/etc/gres.conf"
+
+# --- the step: sudo rule and Epilog ---------------------------------------------------------------------
+# The Epilog runs as root after every job; it must never fail (slurmd drains a node whose Epilog fails), and
+# does nothing until a test has installed the binary.
+epilog="$(
+  cat <<EOF
+#!/bin/sh
+# Written by infra/slurm/start.sh: Slurm's Epilog. Stops and removes the sandbox a killed step left.
+if [ -x "$state/bin/tamarack" ]; then
+  "$state/bin/tamarack" slurm-step epilog
+fi
+exit 0
+EOF
+)"
+printf '%s\n' "$epilog" >"$state/bin/epilog.tmp"
+chown root:root "$state/bin/epilog.tmp"
+chmod 0755 "$state/bin/epilog.tmp"
+mv -f "$state/bin/epilog.tmp" "$state/bin/epilog"
+# Exactly the step, as root, without a password (the job's script runs sudo -n); nothing else.
+sudoers_tmp="$(mktemp)"
+printf '# Written by infra/slurm/start.sh: sandbox jobs start their sandbox as root.\n%s ALL=(root) NOPASSWD: %s slurm-step *\n' \
+  "$user" "$state/bin/tamarack" >"$sudoers_tmp"
+chmod 0440 "$sudoers_tmp"
+visudo -cqf "$sudoers_tmp" >&2 || {
+  rm -f "$sudoers_tmp"
+  die "the sudoers rule for $user does not parse"
+}
+install -o root -g root -m 0440 "$sudoers_tmp" /etc/sudoers.d/tamarack-slurm
+rm -f "$sudoers_tmp"
 
 # Character devices like the real ones (major 195 is nvidia's); a host that forbids mknod gets plain files,
 # which slurmd accepts just the same since nothing opens them.
@@ -220,3 +259,4 @@ wait_for slurmrestd "$state/run/slurmrestd.pid" "$state/log/slurmrestd.log" 150 
 echo "TAMARACK_TEST_SLURM=http://127.0.0.1:$rest_port"
 echo "TAMARACK_TEST_SLURM_USER=$user"
 echo "TAMARACK_TEST_SLURM_TOKEN=$token"
+echo "TAMARACK_TEST_SLURM_STEP=$state/bin/tamarack"

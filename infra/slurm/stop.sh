@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Stops the daemons infra/slurm/start.sh started, by their pid files under $TAMARACK_SLURM_STATE (default
 # /var/lib/tamarack-slurm), newest first. Packages, config, keys and the user stay, so the next start.sh is
-# quick. Running it when nothing runs is fine.
+# quick; so do the sudoers rule and the Epilog, which start.sh rewrites each time and which allow no more than
+# the installed $state/bin/tamarack does (start.sh calls this script to restart on a config change, and a job
+# still finishing then needs them). Running it when nothing runs is fine.
 set -euo pipefail
 
 state="${TAMARACK_SLURM_STATE:-/var/lib/tamarack-slurm}"

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -244,14 +245,19 @@ func (b *Backend) warmShim() {
 	b.warm = sh
 }
 
-// Close ends the shim waiting for the next Start. Sandboxes and their shims are not touched, and Start
-// still works, starting a shim of its own each time.
+// Close ends the shim waiting for the next Start and waits (briefly) for it to exit, so that a short-lived
+// process (`tamarack slurm-step`) leaves no process behind. Sandboxes and their shims are not touched, and
+// Start still works, starting a shim of its own each time.
 func (b *Backend) Close() error {
 	b.shimMu.Lock()
 	defer b.shimMu.Unlock()
 	b.closed = true
 	if b.warm != nil {
 		b.warm.abandon()
+		select {
+		case <-b.warm.exited:
+		case <-time.After(5 * time.Second): // it exits as soon as it reads the closed pipe; never hang on it
+		}
 		b.warm = nil
 	}
 	return nil
