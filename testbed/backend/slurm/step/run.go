@@ -47,9 +47,12 @@ func Run(ctx context.Context, c Config, in RunInput, stdout, stderr io.Writer) i
 	if err := checkJob(in.Job); err != nil {
 		return failed(id, err)
 	}
-	spec, err := readSpec(in)
+	spec, notes, err := readSpec(in)
 	if err != nil {
 		return failed(id, err)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(stderr, "tamarack slurm-step:", n)
 	}
 	b, err := c.backend()
 	if err != nil {
@@ -118,27 +121,38 @@ func Run(ctx context.Context, c Config, in RunInput, stdout, stderr io.Writer) i
 	return final.ExitCode
 }
 
+// devDir is where the node's GPU device nodes are (tests point it elsewhere).
+var devDir = "/dev"
+
 // readSpec reads and checks the spec and puts Slurm's GPUs in place of the ones the testbed chose: the
-// node's indices are Slurm's to pick; the count and model are the testbed's.
-func readSpec(in RunInput) (backend.Spec, error) {
+// node's indices are Slurm's to pick; the count and model are the testbed's. A GPU whose device node does
+// not exist (a test cluster's GRES with File= pointing elsewhere) is handed over as nothing, with a note
+// for the job's output, rather than failing the sandbox.
+func readSpec(in RunInput) (backend.Spec, []string, error) {
+	var notes []string
 	spec, err := slurm.ReadSpec(in.Dir)
 	if err != nil {
-		return backend.Spec{}, fmt.Errorf("read spec: %w", err)
+		return backend.Spec{}, nil, fmt.Errorf("read spec: %w", err)
 	}
 	if err := spec.Validate(); err != nil {
-		return backend.Spec{}, err
+		return backend.Spec{}, nil, err
 	}
 	if id := filepath.Base(in.Dir); spec.SandboxID != id {
-		return backend.Spec{}, fmt.Errorf("spec is for sandbox %q but the job directory is %q", spec.SandboxID, id)
+		return backend.Spec{}, nil, fmt.Errorf("spec is for sandbox %q but the job directory is %q", spec.SandboxID, id)
 	}
 	var devs []backend.Device
 	if g := strings.TrimSpace(in.GPUs); g != "" {
 		for f := range strings.SplitSeq(g, ",") {
 			idx, err := strconv.Atoi(strings.TrimSpace(f))
 			if err != nil || idx < 0 {
-				return backend.Spec{}, fmt.Errorf("--gpus %q: want GPU indices separated by commas", in.GPUs)
+				return backend.Spec{}, nil, fmt.Errorf("--gpus %q: want GPU indices separated by commas", in.GPUs)
 			}
-			d := backend.Device{Index: idx, Paths: []string{"/dev/nvidia" + strconv.Itoa(idx)}}
+			d := backend.Device{Index: idx}
+			if node := filepath.Join(devDir, "nvidia"+strconv.Itoa(idx)); exists(node) {
+				d.Paths = []string{node}
+			} else {
+				notes = append(notes, fmt.Sprintf("GPU %d: no device node %s on this node, nothing handed over", idx, node))
+			}
 			if len(spec.Devices) > 0 {
 				d.Model = spec.Devices[0].Model
 			}
@@ -146,13 +160,18 @@ func readSpec(in RunInput) (backend.Spec, error) {
 		}
 	}
 	if len(devs) != len(spec.Devices) {
-		return backend.Spec{}, fmt.Errorf("the spec asks for %d GPUs but Slurm allocated %d (--gpus %q)", len(spec.Devices), len(devs), in.GPUs)
+		return backend.Spec{}, nil, fmt.Errorf("the spec asks for %d GPUs but Slurm allocated %d (--gpus %q)", len(spec.Devices), len(devs), in.GPUs)
 	}
 	spec.Devices = devs
 	if err := spec.Validate(); err != nil { // repeated indices
-		return backend.Spec{}, err
+		return backend.Spec{}, nil, err
 	}
-	return spec, nil
+	return spec, notes, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // writeRecord notes that job holds sandbox id, for the Epilog.

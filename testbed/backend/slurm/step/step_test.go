@@ -186,11 +186,6 @@ func waitFor(t *testing.T, max time.Duration, what string, cond func() bool) {
 	}
 }
 
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
 func readResult(t *testing.T, dir string) backend.Status {
 	t.Helper()
 	var st backend.Status
@@ -374,15 +369,28 @@ func TestStepRunRefused(t *testing.T) {
 func TestStepReadSpecGPUs(t *testing.T) {
 	spec := backend.Spec{SandboxID: "step-gpus", Command: []string{"true"}, Devices: []backend.Device{{Index: 0, UUID: "GPU-a", Model: "h100"}, {Index: 1, UUID: "GPU-b", Model: "h100"}}}
 	dir := jobDir(t, spec)
-	got, err := readSpec(RunInput{Dir: dir, GPUs: "3,1"})
+	// Under /dev, as Spec.Validate wants device paths.
+	dev, err := os.MkdirTemp("/dev/shm", "tamarack-step-dev-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []backend.Device{{Index: 3, Model: "h100", Paths: []string{"/dev/nvidia3"}}, {Index: 1, Model: "h100", Paths: []string{"/dev/nvidia1"}}}
-	if fmt.Sprint(got.Devices) != fmt.Sprint(want) {
-		t.Fatalf("devices = %+v, want %+v", got.Devices, want)
+	t.Cleanup(func() { os.RemoveAll(dev) })
+	old := devDir
+	devDir = dev
+	t.Cleanup(func() { devDir = old })
+	if err := os.WriteFile(filepath.Join(dev, "nvidia3"), nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := readSpec(RunInput{Dir: dir, GPUs: "2,2"}); err == nil || !strings.Contains(err.Error(), "repeated") {
+	got, notes, err := readSpec(RunInput{Dir: dir, GPUs: "3,1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// GPU 1 has no device node here: handed over as nothing, and said so.
+	want := []backend.Device{{Index: 3, Model: "h100", Paths: []string{filepath.Join(dev, "nvidia3")}}, {Index: 1, Model: "h100"}}
+	if fmt.Sprint(got.Devices) != fmt.Sprint(want) || len(notes) != 1 || !strings.Contains(notes[0], "GPU 1") {
+		t.Fatalf("devices = %+v, notes %q; want %+v and a note on GPU 1", got.Devices, notes, want)
+	}
+	if _, _, err := readSpec(RunInput{Dir: dir, GPUs: "2,2"}); err == nil || !strings.Contains(err.Error(), "repeated") {
 		t.Fatalf("repeated GPU: %v", err)
 	}
 }
