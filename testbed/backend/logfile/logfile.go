@@ -56,7 +56,9 @@ func Create(path string, max int64) (*Writer, error) {
 }
 
 func (w *Writer) open() error {
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// Readable by whoever may enter the directory, which is what guards the log: the local runtime's is
+	// root's alone, a Slurm job directory is the agent's user's, and there the writer is the step, as root.
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("log: %w", err)
 	}

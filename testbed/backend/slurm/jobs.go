@@ -98,7 +98,7 @@ func (b *Backend) jobProperties(s backend.Spec, dir string) (slurmrest.V0038JobP
 		}
 		return nil
 	}
-	name, comment, out := s.SandboxID, b.comment(s.SandboxID), filepath.Join(dir, FileOutput)
+	name, comment, out := s.SandboxID, b.comment(s.SandboxID), filepath.Join(dir, FileSlurmOutput)
 	no := false
 	one := 1
 	job := slurmrest.V0038JobProperties{

@@ -21,9 +21,12 @@ const (
 	FileSpec = "spec.json"
 	// FileJob is the Slurm job ID, written by the agent as soon as slurmrestd accepted the job.
 	FileJob = "job"
-	// FileOutput is the job's standard output and error (Slurm writes it): what the sandbox printed, copied
-	// there by the step.
+	// FileOutput is what the sandbox printed, written by the step through package logfile (capped at the
+	// spec's LogBytes like the local runtime's log); the agent follows it.
 	FileOutput = "output.log"
+	// FileSlurmOutput is the job's own standard output and error, which Slurm writes: the step's messages
+	// (a GPU without a device node, why a start failed), for the site's operators.
+	FileSlurmOutput = "slurm.log"
 	// FileStarted is written by the step once the sandbox's main process runs (its content: RFC 3339 time):
 	// until then a RUNNING job is still starting its sandbox.
 	FileStarted = "started"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+	"github.com/tamarack-ai/tamarack/testbed/backend/logfile"
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm"
 )
 
@@ -26,12 +27,12 @@ type RunInput struct {
 	GPUs string // $SLURM_JOB_GPUS: the allocated GPUs' indices, comma-separated; empty for none
 }
 
-// Run starts the job directory's sandbox, copies its output to stdout (the job's output.log, which the
-// agent follows) until it ends, and returns the exit status the job should end with: the sandbox's exit
+// Run starts the job directory's sandbox, copies its output into output.log in the job directory (capped at
+// the spec's log limit like the local runtime's own log, and read by the agent) until it ends, and returns the exit status the job should end with: the sandbox's exit
 // code (128+N when killed by signal N), 1 when unknown or when the sandbox never started. ctx ending is
 // Slurm's TERM (or the agent's stop, which wrote the stop file first): the sandbox is stopped with the
 // stop file's grace and Run still finishes, so that result.json always records the end.
-func Run(ctx context.Context, c Config, in RunInput, stdout, stderr io.Writer) int {
+func Run(ctx context.Context, c Config, in RunInput, stderr io.Writer) int {
 	say := func(err error) { fmt.Fprintln(stderr, "tamarack slurm-step:", err) }
 	failed := func(id string, err error) int {
 		say(err)
@@ -99,8 +100,15 @@ func Run(ctx context.Context, c Config, in RunInput, stdout, stderr io.Writer) i
 			say(err)
 		}
 	}()
-	if err := copyLogs(bg, b, spec.SandboxID, stdout); err != nil {
+	if out, err := logfile.Create(filepath.Join(in.Dir, slurm.FileOutput), spec.Limits.LogBytes); err != nil {
 		say(err)
+	} else {
+		if err := copyLogs(bg, b, spec.SandboxID, out); err != nil {
+			say(err)
+		}
+		if err := out.Close(); err != nil {
+			say(err)
+		}
 	}
 	<-stopped
 

@@ -120,7 +120,7 @@ func Main(ctx context.Context, args []string, std Stdio) int {
 		} else if edits != nil {
 			c.FileEdits = []local.FileEdit{edits}
 		}
-		return Run(ctx, c, RunInput{Dir: pos[0], Job: job, GPUs: gpus}, std.Stdout, std.Stderr)
+		return Run(ctx, c, RunInput{Dir: pos[0], Job: job, GPUs: gpus}, std.Stderr)
 	case slurm.StepTerminal:
 		if len(pos) < 1 {
 			return fail(errors.New("usage: slurm-step terminal [--root DIR] JOB_DIR [-- CMD…]"))

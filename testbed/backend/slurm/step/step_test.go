@@ -202,18 +202,23 @@ func readResult(t *testing.T, dir string) backend.Status {
 // running is a step run in the background, as Slurm's batch script runs it.
 type running struct {
 	dir    string
-	stdout *syncBuffer
 	stderr *syncBuffer
 	term   context.CancelFunc // the TERM
 	code   chan int
+}
+
+// output is what the sandbox has printed so far: the job directory's output.log.
+func (r *running) output() string {
+	b, _ := os.ReadFile(filepath.Join(r.dir, slurm.FileOutput))
+	return string(b)
 }
 
 func startRun(t *testing.T, c Config, spec backend.Spec, job string) *running {
 	t.Helper()
 	cleanup(t, c, spec.SandboxID)
 	ctx, term := context.WithCancel(context.Background())
-	r := &running{dir: jobDir(t, spec), stdout: &syncBuffer{}, stderr: &syncBuffer{}, term: term, code: make(chan int, 1)}
-	go func() { r.code <- Run(ctx, c, RunInput{Dir: r.dir, Job: job}, r.stdout, r.stderr) }()
+	r := &running{dir: jobDir(t, spec), stderr: &syncBuffer{}, term: term, code: make(chan int, 1)}
+	go func() { r.code <- Run(ctx, c, RunInput{Dir: r.dir, Job: job}, r.stderr) }()
 	t.Cleanup(func() {
 		term()
 		select {
@@ -241,7 +246,7 @@ func (r *running) wait(t *testing.T) int {
 func (r *running) waitStarted(t *testing.T, out string) {
 	t.Helper()
 	waitFor(t, 30*time.Second, "started and "+out+" (stderr: "+r.stderr.String()+")", func() bool {
-		return exists(filepath.Join(r.dir, slurm.FileStarted)) && strings.Contains(r.stdout.String(), out)
+		return exists(filepath.Join(r.dir, slurm.FileStarted)) && strings.Contains(r.output(), out)
 	})
 }
 
@@ -292,8 +297,8 @@ func TestStepRunExitCode(t *testing.T) {
 	if code := r.wait(t); code != 3 {
 		t.Fatalf("exit status %d, want 3; stderr: %s", code, r.stderr)
 	}
-	if r.stdout.String() != "bye\n" {
-		t.Errorf("stdout = %q, want the sandbox's output", r.stdout)
+	if r.output() != "bye\n" {
+		t.Errorf("output.log = %q, want the sandbox's output", r.output())
 	}
 	if st := readResult(t, r.dir); st.Reason != backend.ReasonExited || st.ExitCode != 3 {
 		t.Fatalf("result = %+v, want exited 3", st)
@@ -319,8 +324,8 @@ func TestStepRunRequeued(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startRun(t, c, spec, "43")
-	if code := r.wait(t); code != 0 || r.stdout.String() != "again\n" {
-		t.Fatalf("exit status %d, stdout %q, stderr %q", code, r.stdout, r.stderr)
+	if code := r.wait(t); code != 0 || r.output() != "again\n" {
+		t.Fatalf("exit status %d, output.log %q, stderr %q", code, r.output(), r.stderr)
 	}
 }
 
@@ -349,7 +354,7 @@ func TestStepRunRefused(t *testing.T) {
 			}
 			var stderr bytes.Buffer
 			c := Config{Root: t.TempDir()}
-			if code := Run(context.Background(), c, RunInput{Dir: dir, Job: "44", GPUs: tc.gpus}, io.Discard, &stderr); code != 1 {
+			if code := Run(context.Background(), c, RunInput{Dir: dir, Job: "44", GPUs: tc.gpus}, &stderr); code != 1 {
 				t.Fatalf("exit status %d, want 1", code)
 			}
 			if !strings.HasPrefix(stderr.String(), "tamarack slurm-step: ") || !strings.Contains(stderr.String(), tc.want) {
