@@ -7,63 +7,22 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
+	"github.com/tamarack-ai/tamarack/testbed/backend/slurm/slurmtest"
 )
-
-// EnvSlurmStep names where infra/slurm/start.sh lets the Slurm user run `tamarack slurm-step` as root (its
-// sudoers rule and Epilog name this path); the tests install the binary they build there.
-const EnvSlurmStep = "TAMARACK_TEST_SLURM_STEP"
-
-// EnvSlurmConf names the test Slurm's slurm.conf, which srun needs (start.sh prints it).
-const EnvSlurmConf = "TAMARACK_TEST_SLURM_CONF"
-
-var (
-	stepOnce sync.Once
-	stepErr  error
-)
-
-// installStep builds cmd/tamarack and installs it where the sudoers rule allows it, once per test binary.
-func installStep(t *testing.T) string {
-	t.Helper()
-	path := os.Getenv(EnvSlurmStep)
-	if path == "" {
-		t.Fatalf("%s is not set: infra/slurm/start.sh prints it", EnvSlurmStep)
-	}
-	stepOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		repo := filepath.Join(filepath.Dir(file), "..", "..", "..")
-		tmp := path + ".new"
-		c := exec.Command("go", "build", "-o", tmp, "./cmd/tamarack")
-		c.Dir = repo
-		if out, err := c.CombinedOutput(); err != nil {
-			stepErr = errors.New("go build ./cmd/tamarack: " + err.Error() + ": " + string(out))
-			return
-		}
-		// Renamed into place: a job of another test process may be running the old one.
-		stepErr = os.Rename(tmp, path)
-	})
-	if stepErr != nil {
-		t.Fatal(stepErr)
-	}
-	return path
-}
 
 // newBackend is a Slurm backend on the test Slurm with a job directory of its own. The agent side runs as
 // root here; the backend hands each job directory to the Slurm user, as a root agent must.
 func newBackend(t *testing.T, mod ...func(*Options)) *Backend {
 	t.Helper()
-	c := connect(t)
-	step := installStep(t)
+	step := slurmtest.Connect(t).InstallStep(t)
 	dir, err := os.MkdirTemp("", "tamarack-slurm-jobs-")
 	if err != nil {
 		t.Fatal(err)
@@ -72,9 +31,9 @@ func newBackend(t *testing.T, mod ...func(*Options)) *Backend {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	token := os.Getenv(EnvSlurmToken)
-	opts := Options{URL: os.Getenv(EnvSlurm), User: c.user, Token: func() (string, error) { return token, nil }, Dir: dir,
-		SlurmConf: os.Getenv(EnvSlurmConf), GRES: map[string]string{"h100-80gb": "h100"}, StepCommand: []string{"sudo", "-n", step}, StopMargin: 5 * time.Second}
+	env := slurmtest.Connect(t)
+	opts := Options{URL: env.URL, User: env.User, Token: func() (string, error) { return env.Token, nil }, Dir: dir,
+		SlurmConf: env.Conf, GRES: map[string]string{"h100-80gb": "h100"}, StepCommand: step, StopMargin: 5 * time.Second}
 	for _, m := range mod {
 		m(&opts)
 	}

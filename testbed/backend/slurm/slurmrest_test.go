@@ -14,13 +14,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm/slurmrest"
-)
-
-// The Slurm these tests run against: infra/slurm/start.sh prints the three assignments.
-const (
-	EnvSlurm      = "TAMARACK_TEST_SLURM"       // slurmrestd's base URL, e.g. http://127.0.0.1:6820
-	EnvSlurmUser  = "TAMARACK_TEST_SLURM_USER"  // the unprivileged user the token is for; jobs run as it
-	EnvSlurmToken = "TAMARACK_TEST_SLURM_TOKEN" // its JWT (scontrol token)
+	"github.com/tamarack-ai/tamarack/testbed/backend/slurm/slurmtest"
 )
 
 // The node start.sh configures: four fake H100s in gres.conf.
@@ -46,18 +40,8 @@ type cluster struct {
 // (CI set), where a missing Slurm must fail the run rather than pass it quietly.
 func connect(t *testing.T) *cluster {
 	t.Helper()
-	url := os.Getenv(EnvSlurm)
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: CI tests the Slurm client against a real Slurm (.ci/run starts it)", EnvSlurm)
-		}
-		t.Skipf(`set %s, %s and %s to test against a real Slurm: as root, eval "$(infra/slurm/start.sh)" starts one and sets them`,
-			EnvSlurm, EnvSlurmUser, EnvSlurmToken)
-	}
-	user, token := os.Getenv(EnvSlurmUser), os.Getenv(EnvSlurmToken)
-	if user == "" || token == "" {
-		t.Fatalf("%s is set but %s or %s is not", EnvSlurm, EnvSlurmUser, EnvSlurmToken)
-	}
+	env := slurmtest.Connect(t)
+	url, user, token := env.URL, env.User, env.Token
 	api, err := slurmrest.NewClientWithResponses(url, slurmrest.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
 		r.Header.Set("X-SLURM-USER-NAME", user)
 		r.Header.Set("X-SLURM-USER-TOKEN", token)
