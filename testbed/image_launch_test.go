@@ -388,6 +388,15 @@ func TestImageSpec(t *testing.T) {
 	}
 }
 
+// The booked duration reaches the backend (Slurm makes it the job's time limit).
+func TestSpecDuration(t *testing.T) {
+	s := &Service{}
+	sb := Sandbox{ID: "sb-1", Template: "pytorch", GPUModel: "h100-80gb", Devices: "[]", DurationMinutes: 90}
+	if got := s.spec(sb, Pool{}).Duration; got != 90*time.Minute {
+		t.Fatalf("spec duration %v, want 1h30m", got)
+	}
+}
+
 // Each kind of image error is told apart for the sandbox's owner.
 func TestImageFailure(t *testing.T) {
 	for _, tc := range []struct {

@@ -427,8 +427,8 @@ func (s *Service) startProvision(id string) {
 }
 
 // spec is what the backend starts for sb: the template's command and environment (the testbed's own
-// variables win; a listing's try-it image brings its own command and ports), its devices, limits and the
-// pool's settings. The image's root filesystem and environment are added by withImage where the backend runs
+// variables win; a listing's try-it image brings its own command and ports), its devices, limits, booked
+// duration and the pool's settings. The image's root filesystem and environment are added by withImage where the backend runs
 // images.
 func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 	t := sb.template()
@@ -454,7 +454,7 @@ func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 	}
 	return backend.Spec{SandboxID: sb.ID, Command: cmd, Env: env, Devices: devs, Network: t.Network,
 		Ports: t.Ports, Limits: backend.Limits{MemoryBytes: sb.MemoryBytes, CPUMillis: sb.CPUMillis, Pids: t.Pids, LogBytes: t.LogBytes},
-		Settings: pool.SettingsMap()}
+		Duration: time.Duration(sb.DurationMinutes) * time.Minute, Settings: pool.SettingsMap()}
 }
 
 func firstPort(p []int) int {

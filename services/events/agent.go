@@ -198,6 +198,7 @@ type AgentStartV1 struct {
 	CPUMillis     int64              `json:"cpu_millis,omitempty"`
 	Pids          int64              `json:"pids,omitempty"`
 	LogBytes      int64              `json:"log_bytes,omitempty"`
+	DurationMS    int64              `json:"duration_ms,omitempty"` // the booked run time; 0: none
 	Settings      map[string]string  `json:"settings,omitempty"`
 	Image         string             `json:"image,omitempty"`
 	ImageSettings map[string]string  `json:"image_settings,omitempty"`
@@ -206,6 +207,7 @@ type AgentStartV1 struct {
 func (r AgentStartV1) Validate() error {
 	var c check
 	c.need(r.SandboxID != "", "sandbox_id")
+	c.need(r.DurationMS >= 0, "duration_ms")
 	return c.err("agent start")
 }
 

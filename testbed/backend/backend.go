@@ -153,6 +153,11 @@ type Spec struct {
 	Ports []int
 	// Limits cap memory, CPU and process count.
 	Limits Limits
+	// Duration is the booked run time. The testbed stops the sandbox itself when it is up; a backend
+	// whose system enforces its own time limit (Slurm) sets it to this plus a grace, so that the
+	// testbed's stop comes first. Zero means none. It is the booking at the start: a later extension is
+	// not passed on.
+	Duration time.Duration
 	// RootFS is the host path of the sandbox's root filesystem: an image unpacked read-only (and shared
 	// by the sandboxes that use it). Empty means the backend's default (the local backend's view of the
 	// host's /usr); backends that pull images themselves (Kubernetes) ignore it.
@@ -199,6 +204,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Limits.MemoryBytes < 0 || s.Limits.CPUMillis < 0 || s.Limits.Pids < 0 || s.Limits.LogBytes < 0 {
 		probs = append(probs, "limits: negative value")
+	}
+	if s.Duration < 0 {
+		probs = append(probs, fmt.Sprintf("duration %s: negative", s.Duration))
 	}
 	seen := map[int]bool{}
 	for _, d := range s.Devices {
