@@ -117,6 +117,9 @@ type Node struct {
 	// AgentID is the site agent that registered the node and runs its sandboxes; empty for the platform
 	// host's own nodes (the agent tamarack serve embeds, or a backend of this process).
 	AgentID string
+	// AgentHealth is the health the node's agent imposed by reporting the node draining or down ('' none):
+	// the agent's "ready" lifts that, never a drain staff set (SetNodeHealth clears it).
+	AgentHealth string
 }
 
 func (Node) TableName() string { return "testbed_nodes" }

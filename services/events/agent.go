@@ -97,6 +97,23 @@ type AgentNodeV1 struct {
 	CPUMillis   int64           `json:"cpu_millis"`
 	MemoryBytes int64           `json:"memory_bytes"`
 	Devices     []AgentDeviceV1 `json:"devices"`
+	// State is the node's state in the system the agent drives (a Slurm node drained or down): one of the
+	// AgentNode* states. Empty: the agent says nothing, the node is up while its agent answers.
+	State string `json:"state,omitempty"`
+}
+
+// States an agent reports for its nodes. The testbed places no new sandbox on a draining or down node; it
+// takes a down node's sandboxes for lost.
+const (
+	AgentNodeReady    = "ready"
+	AgentNodeDraining = "draining"
+	AgentNodeDown     = "down"
+)
+
+func (n AgentNodeV1) Validate() error {
+	var c check
+	c.need(n.State == "" || n.State == AgentNodeReady || n.State == AgentNodeDraining || n.State == AgentNodeDown, "state")
+	return c.err("agent node")
 }
 
 // AgentStatusV1 is a backend.Status on the wire.
@@ -138,6 +155,12 @@ func (h AgentHeartbeatV1) Validate() error {
 	c.need(h.PoolID != "", "pool_id")
 	c.need(h.Boot != "", "boot")
 	c.need(set(h.At), "at")
+	for _, n := range h.Nodes {
+		if n.Validate() != nil {
+			c.need(false, "nodes")
+			break
+		}
+	}
 	return c.err("agent heartbeat")
 }
 
