@@ -397,6 +397,18 @@ func TestSpecDuration(t *testing.T) {
 	}
 }
 
+// A try-it image without a command of its own runs its entrypoint where the backend gets the image (local,
+// Slurm: withImage fills the command in, here or on the agent); the simulator shows what it would run.
+func TestTryItCommandByBackend(t *testing.T) {
+	s := &Service{}
+	for kind, want := range map[string]string{"local": "[]", "slurm": "[]", "simulator": "[<entrypoint of ghcr.io/x/y:1>]"} {
+		sb := Sandbox{ID: "sb-1", Template: "tryit", Backend: kind, Devices: "[]", ImageListingID: "lst-img", Image: "ghcr.io/x/y:1"}
+		if got := fmt.Sprint(s.spec(sb, Pool{}).Command); got != want {
+			t.Errorf("%s: command %s, want %s", kind, got, want)
+		}
+	}
+}
+
 // Each kind of image error is told apart for the sandbox's owner.
 func TestImageFailure(t *testing.T) {
 	for _, tc := range []struct {

@@ -440,8 +440,8 @@ func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 		"TAMARACK_PROXY_BASE": fmt.Sprintf("/api/v1/testbed/sandboxes/%s/proxy/%d/", sb.ID, firstPort(t.Ports))})
 	cmd := slices.Clone(t.Command)
 	if len(cmd) == 0 && !runsImages(sb.Backend) {
-		// A try-it image's own command: only a backend that gets the image knows it. The simulator runs
-		// nothing and shows this; backends that pull on their own nodes will be handed the reference.
+		// A try-it image's own command: only a backend that gets the image knows it (withImage, here or on
+		// the agent). The simulator runs nothing and shows this; Kubernetes will be handed the reference.
 		cmd = []string{"<entrypoint of " + sb.Image + ">"}
 	}
 	var devs []backend.Device
