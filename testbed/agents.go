@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,8 +154,8 @@ func (s *Service) refuseAgent(pool, agentID, what, why string) {
 	s.log.Error("ALERT: agent message refused", "pool", pool, "agent", agentID, "message", what, "why", why)
 }
 
-// onHeartbeat records an agent's sign of life: its nodes' heartbeats (registering nodes it reports for the
-// first time), its version and backend problem; a new boot (a restarted agent) or the return of an agent
+// onHeartbeat records an agent's sign of life: its nodes' heartbeats and the states it reports for them
+// (registering nodes it reports for the first time), its version and backend problem; a new boot (a restarted agent) or the return of an agent
 // that was down makes the testbed reconcile with it.
 func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) {
 	pool, agentID, ok := events.AgentOf(subject)
@@ -174,7 +175,7 @@ func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) 
 			return // another process's embedded agent: its own testbed follows it
 		}
 		back, err := s.heartbeatNodes(ctx, s.db.Where("agent_id = '' AND pool_id IN (?)",
-			s.db.Model(&Pool{}).Select("id").Where("backend = ?", "local")), now)
+			s.db.Model(&Pool{}).Select("id").Where("backend = ?", "local")), nil, now)
 		if err != nil {
 			s.log.Warn("record embedded agent heartbeat", "err", err)
 		}
@@ -198,12 +199,14 @@ func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) 
 		s.log.Warn("record agent heartbeat", "agent", a.ID, "err", err)
 		return
 	}
+	reported := map[string]string{}
 	for _, n := range hb.Nodes {
+		reported[strings.TrimSpace(n.Name)] = n.State
 		if err := s.registerNode(ctx, a, n, now); err != nil {
 			s.log.Warn("register agent node", "agent", a.ID, "node", n.Name, "err", err)
 		}
 	}
-	back, err := s.heartbeatNodes(ctx, s.db.Where("agent_id = ? AND pool_id = ?", a.ID, pool), now)
+	back, err := s.heartbeatNodes(ctx, s.db.Where("agent_id = ? AND pool_id = ?", a.ID, pool), reported, now)
 	if err != nil {
 		s.log.Warn("record agent heartbeat", "agent", a.ID, "err", err)
 	}
@@ -242,26 +245,67 @@ func (s *Service) afterHeartbeat(t agentTarget, boot string, reconcile bool) {
 	}()
 }
 
-// heartbeatNodes marks the nodes scope selects alive now; back is true when one of them was down.
-func (s *Service) heartbeatNodes(ctx context.Context, scope *gorm.DB, now time.Time) (back bool, err error) {
+// heartbeatNodes marks the nodes scope selects alive now and applies the states their agent reported
+// (reported, by node name; nil for the embedded agent, which reports none); back is true when one of them
+// was down and is no longer. Scope must hold only the reporting agent's nodes: an agent speaks for no other.
+func (s *Service) heartbeatNodes(ctx context.Context, scope *gorm.DB, reported map[string]string, now time.Time) (back bool, err error) {
 	var nodes []Node
 	if err := scope.WithContext(ctx).Find(&nodes).Error; err != nil {
 		return false, err
 	}
 	for _, n := range nodes {
+		state, carried := reported[n.Name]
+		if !carried {
+			state = n.AgentHealth // no word on it in this heartbeat: what the agent said last holds
+		}
+		health, agentHealth := reportedHealth(n, state)
 		cols := map[string]any{"heartbeat_ms": ms(now)}
-		if n.Health == NodeDown {
-			cols["health"], back = NodeReady, true
+		if health != n.Health {
+			cols["health"] = health
+		}
+		if agentHealth != n.AgentHealth {
+			cols["agent_health"] = agentHealth
 		}
 		if err := s.db.WithContext(ctx).Model(&Node{}).Where("id = ?", n.ID).Updates(cols).Error; err != nil {
 			return back, err
 		}
-		if n.Health == NodeDown {
-			s.log.Info("node back: its agent answers again", "node", n.ID)
-			s.index().setHealth(n.ID, NodeReady)
+		if health == n.Health {
+			continue
 		}
+		back = back || n.Health == NodeDown
+		switch {
+		case n.Health == NodeDown && state == "":
+			s.log.Info("node back: its agent answers again", "node", n.ID, "health", health)
+		default:
+			s.log.Info("node health changed: its agent reports it "+cmp.Or(state, events.AgentNodeReady), "node", n.ID,
+				"agent", n.AgentID, "from", n.Health, "to", health)
+		}
+		s.index().setHealth(n.ID, health)
 	}
 	return back, nil
+}
+
+// reportedHealth is n's health once its agent, answering now, says state ("" or ready: up; draining; down),
+// and the health the agent imposes on it (Node.AgentHealth). Draining and down are the agent's to impose and
+// lift; a drain staff set stays until staff lift it, whatever the agent says; a node down because its agent
+// was silent comes back.
+func reportedHealth(n Node, state string) (health, agentHealth string) {
+	switch state {
+	case events.AgentNodeDown:
+		return NodeDown, NodeDown
+	case events.AgentNodeDraining:
+		if n.Health == NodeDraining {
+			return n.Health, n.AgentHealth // already draining: a drain staff set stays theirs
+		}
+		return NodeDraining, NodeDraining
+	}
+	switch {
+	case n.Health == NodeDown:
+		return NodeReady, ""
+	case n.Health == NodeDraining && n.AgentHealth == NodeDraining:
+		return NodeReady, ""
+	}
+	return n.Health, ""
 }
 
 // registerNode adds a node an agent reports for the first time, with its devices. A node of that name that
@@ -290,9 +334,10 @@ func (s *Service) registerNode(ctx context.Context, a Agent, in events.AgentNode
 	}
 	n, devs := newNode(a.PoolID, input, declared, ms(now))
 	n.AgentID = a.ID
+	n.Health, n.AgentHealth = reportedHealth(n, in.State) // a node Slurm has drained takes no sandbox meanwhile
 	err = s.insertNode(ctx, Caller{}, n, devs, func(Pool) error { return nil })
 	if err == nil {
-		s.log.Info("agent registered a node", "agent", a.ID, "node", n.ID, "name", n.Name, "devices", len(devs))
+		s.log.Info("agent registered a node", "agent", a.ID, "node", n.ID, "name", n.Name, "devices", len(devs), "health", n.Health)
 	}
 	return err
 }

@@ -166,14 +166,14 @@ type createPoolRequest struct {
 	Name        string            `json:"name" openapi:"required"`
 	Region      string            `json:"region" openapi:"required"`
 	Backend     string            `json:"backend" openapi:"required" doc:"local, simulator, slurm or kubernetes"`
-	Settings    map[string]string `json:"settings"`
+	Settings    map[string]string `json:"settings" doc:"backend settings. local: runtime (runc or runsc). slurm: slurm.partition, slurm.account, slurm.qos (Slurm names, 1-64 of A-Za-z0-9_.-; other slurm.* keys are refused). Any backend: images.allow, images.auth.<registry> (staff only)"`
 	VendorOrgID string            `json:"vendor_org_id"` // staff only; vendors always own their pools
 }
 
 type updatePoolRequest struct {
 	Name     *string           `json:"name"`
 	Region   *string           `json:"region"`
-	Settings map[string]string `json:"settings"`
+	Settings map[string]string `json:"settings" doc:"when given, replaces them all (the same keys as when declaring the pool)"`
 }
 
 type deviceRequest struct {

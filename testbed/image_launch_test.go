@@ -388,6 +388,27 @@ func TestImageSpec(t *testing.T) {
 	}
 }
 
+// The booked duration reaches the backend (Slurm makes it the job's time limit).
+func TestSpecDuration(t *testing.T) {
+	s := &Service{}
+	sb := Sandbox{ID: "sb-1", Template: "pytorch", GPUModel: "h100-80gb", Devices: "[]", DurationMinutes: 90}
+	if got := s.spec(sb, Pool{}).Duration; got != 90*time.Minute {
+		t.Fatalf("spec duration %v, want 1h30m", got)
+	}
+}
+
+// A try-it image without a command of its own runs its entrypoint where the backend gets the image (local,
+// Slurm: withImage fills the command in, here or on the agent); the simulator shows what it would run.
+func TestTryItCommandByBackend(t *testing.T) {
+	s := &Service{}
+	for kind, want := range map[string]string{"local": "[]", "slurm": "[]", "simulator": "[<entrypoint of ghcr.io/x/y:1>]"} {
+		sb := Sandbox{ID: "sb-1", Template: "tryit", Backend: kind, Devices: "[]", ImageListingID: "lst-img", Image: "ghcr.io/x/y:1"}
+		if got := fmt.Sprint(s.spec(sb, Pool{}).Command); got != want {
+			t.Errorf("%s: command %s, want %s", kind, got, want)
+		}
+	}
+}
+
 // Each kind of image error is told apart for the sandbox's owner.
 func TestImageFailure(t *testing.T) {
 	for _, tc := range []struct {

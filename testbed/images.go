@@ -55,10 +55,11 @@ type Images interface {
 	Rootfs(ctx context.Context, img string, poolSettings map[string]string, progress func(image.Progress)) (image.Rootfs, error)
 }
 
-// runsImages reports whether the testbed prepares the root filesystem of a backend kind's sandboxes on this
-// host from their template's image. The simulator runs nothing; backends that pull on their own nodes
-// (Kubernetes, Slurm, when they come) will be handed the reference instead.
-func runsImages(kind string) bool { return kind == "local" }
+// runsImages reports whether a backend kind's sandboxes start from a root filesystem prepared from their
+// template's (or try-it listing's) image: by this process for an in-process backend, by the agent for an
+// agent's (local: on its host; Slurm: on the login node, into a directory the compute nodes share). The
+// simulator runs nothing; Kubernetes pulls on its own nodes and will be handed the reference instead.
+func runsImages(kind string) bool { return kind == "local" || kind == "slurm" }
 
 // progressInterval bounds the writes of a sandbox's pull progress: at most one per interval (4 a second),
 // whatever the rate of the pull's callbacks.

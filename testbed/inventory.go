@@ -433,8 +433,9 @@ func (s *Service) SetNodeHealth(ctx context.Context, c Caller, poolID, nodeID st
 				return err
 			}
 			n.Health = in.Health
-		} else if n.Health == NodeDown {
-			n.Health = NodeReady // a heartbeat from a node that was down brings it back
+			n.AgentHealth = "" // staff's word is the latest: the agent's next report may impose its own again
+		} else if n.Health == NodeDown && n.AgentHealth != NodeDown {
+			n.Health = NodeReady // a heartbeat from a node that was down brings it back, unless its agent says down
 		}
 		return tx.Save(&n).Error
 	})

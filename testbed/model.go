@@ -2,6 +2,8 @@ package testbed
 
 import (
 	"encoding/json"
+	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -68,10 +70,28 @@ const poolRuntime = "runtime"
 
 var poolRuntimes = map[string]bool{"runc": true, "runsc": true}
 
+// slurmSettings are the settings by which a Slurm pool overrides its agent's partition, account and QOS (the
+// Slurm backend's Setting* keys): each a Slurm name.
+var slurmSettings = []string{"slurm.partition", "slurm.account", "slurm.qos"}
+
+// slurmName is what Slurm accepts as a partition, account or QOS name (and nothing a job script or a
+// slurmrestd field could read as more than a name).
+var slurmName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
 // checkSettings adds a field error for each backend setting of a pool on backend that cannot work.
 func checkSettings(f *problem.Fields, backend string, settings map[string]string) {
 	if rt, ok := settings[poolRuntime]; ok && backend == "local" {
 		f.Check(poolRuntimes[rt], "settings.runtime", "invalid", "runc or runsc (gVisor)")
+	}
+	if backend == "slurm" {
+		for _, k := range slices.Sorted(maps.Keys(settings)) {
+			switch {
+			case slices.Contains(slurmSettings, k):
+				f.Check(slurmName.MatchString(settings[k]), "settings."+k, "invalid", "a Slurm name: 1-64 of A-Z a-z 0-9 _ . -")
+			case strings.HasPrefix(k, "slurm."):
+				f.Add("settings."+k, "invalid", "unknown Slurm setting; known: "+strings.Join(slurmSettings, ", "))
+			}
+		}
 	}
 }
 
@@ -117,6 +137,9 @@ type Node struct {
 	// AgentID is the site agent that registered the node and runs its sandboxes; empty for the platform
 	// host's own nodes (the agent tamarack serve embeds, or a backend of this process).
 	AgentID string
+	// AgentHealth is the health the node's agent imposed by reporting the node draining or down ('' none):
+	// the agent's "ready" lifts that, never a drain staff set (SetNodeHealth clears it).
+	AgentHealth string
 }
 
 func (Node) TableName() string { return "testbed_nodes" }

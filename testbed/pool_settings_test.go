@@ -3,6 +3,9 @@ package testbed
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 
 	"gorm.io/gorm"
@@ -10,6 +13,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
+	"github.com/tamarack-ai/tamarack/testbed/backend/slurm"
 )
 
 // TestPoolRuntimeSetting: a local pool chooses its sandboxes' runtime with settings.runtime, runc or
@@ -73,5 +77,80 @@ func checkRuntimeSetting(t *testing.T, err error, ok bool) {
 	var p *problem.Problem
 	if !errors.As(err, &p) || p.Code != "validation_failed" || len(p.Fields) != 1 || p.Fields[0].Field != "settings.runtime" || p.Fields[0].Code != "invalid" {
 		t.Errorf("err = %v, want validation_failed on settings.runtime", err)
+	}
+}
+
+// TestPoolSlurmSettings: a Slurm pool overrides its agent's partition, account and QOS with Slurm names;
+// anything else, or a slurm.* key the backend does not know, is refused when the pool is declared or changed.
+func TestPoolSlurmSettings(t *testing.T) {
+	if want := []string{slurm.SettingPartition, slurm.SettingAccount, slurm.SettingQOS}; !slices.Equal(slurmSettings, want) {
+		t.Fatalf("the testbed's Slurm settings %v are not the Slurm backend's %v", slurmSettings, want)
+	}
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 0, 0, Options{})
+		ctx := context.Background()
+		existing, err := f.svc.CreatePool(ctx, hostStaff(), CreatePoolInput{VendorOrgID: vendorOrg, Name: "existing slurm", Region: "here", Backend: "slurm"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name     string
+			settings map[string]string
+			bad      []string // the fields refused, in order
+		}{
+			{"Slurm's defaults", map[string]string{}, nil},
+			{"all three", map[string]string{"slurm.partition": "gpu-h100", "slurm.account": "tamarack_ai", "slurm.qos": "normal.v2"}, nil},
+			{"with image settings beside", map[string]string{"slurm.partition": "gpu", "images.allow": "ghcr.io/acme/"}, nil},
+			{"64 characters", map[string]string{"slurm.account": strings.Repeat("a", 64)}, nil},
+			{"65 characters", map[string]string{"slurm.account": strings.Repeat("a", 65)}, []string{"settings.slurm.account"}},
+			{"empty partition", map[string]string{"slurm.partition": ""}, []string{"settings.slurm.partition"}},
+			{"a list of partitions", map[string]string{"slurm.partition": "gpu,debug"}, []string{"settings.slurm.partition"}},
+			{"an option smuggled in", map[string]string{"slurm.qos": "normal --uid=0"}, []string{"settings.slurm.qos"}},
+			{"a newline", map[string]string{"slurm.account": "a\n#SBATCH --uid=0"}, []string{"settings.slurm.account"}},
+			{"an unknown slurm key", map[string]string{"slurm.reservation": "maint"}, []string{"settings.slurm.reservation"}},
+			{"every problem at once", map[string]string{"slurm.qos": "", "slurm.nodelist": "gpu[1-4]", "slurm.partition": "gpu/"},
+				[]string{"settings.slurm.nodelist", "settings.slurm.partition", "settings.slurm.qos"}},
+		}
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				in := CreatePoolInput{VendorOrgID: vendorOrg, Name: "slurm " + string(rune('a'+i)), Region: "here", Backend: "slurm", Settings: tt.settings}
+				p, err := f.svc.CreatePool(ctx, hostStaff(), in)
+				checkFieldErrors(t, err, tt.bad)
+				if err == nil && !maps.Equal(p.SettingsMap(), tt.settings) {
+					t.Errorf("stored settings %v, want %v", p.SettingsMap(), tt.settings)
+				}
+				_, err = f.svc.UpdatePool(ctx, hostStaff(), existing.ID, UpdatePoolInput{Settings: tt.settings})
+				checkFieldErrors(t, err, tt.bad)
+			})
+		}
+		// Other backends' slurm.* keys are theirs to ignore.
+		if _, err := f.svc.UpdatePool(ctx, hostStaff(), f.pool.ID, UpdatePoolInput{Settings: map[string]string{"slurm.reservation": "x y"}}); err != nil {
+			t.Errorf("UpdatePool(simulator, slurm.reservation) = %v, want accepted", err)
+		}
+	})
+}
+
+// checkFieldErrors asserts err is validation_failed on exactly the fields bad, each "invalid"; nil for none.
+func checkFieldErrors(t *testing.T, err error, bad []string) {
+	t.Helper()
+	if len(bad) == 0 {
+		if err != nil {
+			t.Errorf("refused: %v", err)
+		}
+		return
+	}
+	var p *problem.Problem
+	if !errors.As(err, &p) || p.Code != "validation_failed" {
+		t.Fatalf("err = %v, want validation_failed on %v", err, bad)
+	}
+	var got []string
+	for _, f := range p.Fields {
+		got = append(got, f.Field)
+		if f.Code != "invalid" {
+			t.Errorf("field %s: code %s, want invalid", f.Field, f.Code)
+		}
+	}
+	if !slices.Equal(got, bad) {
+		t.Errorf("refused fields %v, want %v", got, bad)
 	}
 }

@@ -427,8 +427,8 @@ func (s *Service) startProvision(id string) {
 }
 
 // spec is what the backend starts for sb: the template's command and environment (the testbed's own
-// variables win; a listing's try-it image brings its own command and ports), its devices, limits and the
-// pool's settings. The image's root filesystem and environment are added by withImage where the backend runs
+// variables win; a listing's try-it image brings its own command and ports), its devices, limits, booked
+// duration and the pool's settings. The image's root filesystem and environment are added by withImage where the backend runs
 // images.
 func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 	t := sb.template()
@@ -440,8 +440,8 @@ func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 		"TAMARACK_PROXY_BASE": fmt.Sprintf("/api/v1/testbed/sandboxes/%s/proxy/%d/", sb.ID, firstPort(t.Ports))})
 	cmd := slices.Clone(t.Command)
 	if len(cmd) == 0 && !runsImages(sb.Backend) {
-		// A try-it image's own command: only a backend that gets the image knows it. The simulator runs
-		// nothing and shows this; backends that pull on their own nodes will be handed the reference.
+		// A try-it image's own command: only a backend that gets the image knows it (withImage, here or on
+		// the agent). The simulator runs nothing and shows this; Kubernetes will be handed the reference.
 		cmd = []string{"<entrypoint of " + sb.Image + ">"}
 	}
 	var devs []backend.Device
@@ -454,7 +454,7 @@ func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 	}
 	return backend.Spec{SandboxID: sb.ID, Command: cmd, Env: env, Devices: devs, Network: t.Network,
 		Ports: t.Ports, Limits: backend.Limits{MemoryBytes: sb.MemoryBytes, CPUMillis: sb.CPUMillis, Pids: t.Pids, LogBytes: t.LogBytes},
-		Settings: pool.SettingsMap()}
+		Duration: time.Duration(sb.DurationMinutes) * time.Minute, Settings: pool.SettingsMap()}
 }
 
 func firstPort(p []int) int {
@@ -494,6 +494,12 @@ func (s *Service) provision(id string) error {
 		return s.fail(ctx, id, ReasonStartFailed, "backend "+sb.Backend+" not available")
 	}
 	spec := s.spec(sb, pool)
+	// The longest it may run is what its listing lets the booking be extended to: a backend's own time
+	// limit (Slurm's, which its users cannot raise later) must not end an extended sandbox early.
+	var l Listing
+	if err := s.db.WithContext(ctx).First(&l, "id = ?", sb.ListingID).Error; err == nil && time.Duration(l.MaxMinutes)*time.Minute > spec.Duration {
+		spec.Duration = time.Duration(l.MaxMinutes) * time.Minute
+	}
 	if c, ok := b.(*agent.Client); ok {
 		cancel()
 		return s.provisionAgent(pullCtx, sb, pool, c, spec)

@@ -25,8 +25,11 @@ func (s *Service) Tick(ctx context.Context) error {
 	if err := s.tickNodes(ctx, now); err != nil {
 		errs = append(errs, err)
 	}
+	// Down nodes, whose sandboxes are lost or unreachable. Not those an agent that still answers reports down
+	// itself (a Slurm node down): it still says which of their sandboxes run, and reports their ends.
 	var down []string
-	if err := s.db.WithContext(ctx).Model(&Node{}).Where("health = ?", NodeDown).Pluck("id", &down).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&Node{}).Where("health = ? AND (agent_health <> ? OR heartbeat_ms < ?)",
+		NodeDown, NodeDown, ms(now.Add(-s.opts.NodeTimeout))).Pluck("id", &down).Error; err != nil {
 		return err
 	}
 	isDown := map[string]bool{}

@@ -30,6 +30,7 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local/cdi"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
+	"github.com/tamarack-ai/tamarack/testbed/backend/slurm"
 	"github.com/tamarack-ai/tamarack/testbed/image"
 )
 
@@ -40,6 +41,14 @@ import (
 const agentUsage = `usage:
   tamarack agent enroll --url URL --token TOKEN [--data DIR] [--name NAME]
   tamarack agent run [--data DIR] [--backend local|simulator] [--node NAME] [--gpus MODEL:COUNT] [--runsc PATH]
+  tamarack agent run [--data DIR] --backend slurm --slurm-url URL --slurm-user USER --slurm-token-file FILE
+      [--slurm-partition P] [--slurm-account A] [--slurm-qos Q] [--slurm-gres MODEL=TYPE[,MODEL=TYPE…]]
+      [--slurm-dir DIR] [--slurm-images DIR] [--slurm-step "sudo -n /usr/local/bin/tamarack"]
+
+A Slurm agent runs on a login node: its nodes are the partition's (from Slurm, drained and down ones so
+marked), each sandbox a job. --slurm-dir (default <data>/slurm-jobs) and --slurm-images (default
+<data>/images) must be on a filesystem the compute nodes see, the images readable there by the job's user.
+Each flag defaults to its variable: TAMARACK_AGENT_SLURM_URL, …_USER, …_TOKEN_FILE, and so on.
 `
 
 // agentFile is the agent's identity in its data directory, written by enroll.
@@ -153,12 +162,13 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("agent run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", envOr("TAMARACK_AGENT_DATA", "/var/lib/tamarack-agent"), "the agent's data directory (enrolled)")
-	kind := fs.String("backend", envOr("TAMARACK_AGENT_BACKEND", "local"), "local (runc on this host) or simulator (demos and tests: nothing runs)")
+	kind := fs.String("backend", envOr("TAMARACK_AGENT_BACKEND", "local"), "local (runc on this host), slurm (jobs on a Slurm cluster, from its login node) or simulator (demos and tests: nothing runs)")
 	host, _ := os.Hostname()
 	node := fs.String("node", host, "this node's name in the pool")
 	gpus := fs.String("gpus", "", "declare devices instead of discovering them, MODEL:COUNT (e.g. h100-80gb:8); marked declared")
 	runsc := fs.String("runsc", os.Getenv("TAMARACK_RUNSC"), "gVisor's runsc, for pools that choose it (infra/gvisor/build.sh)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	sf := addSlurmFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -167,6 +177,29 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	declared, err := parseDeclaredGPUs(*gpus)
+	if err != nil {
+		return err
+	}
+	// The flags are checked before anything is opened: a wrong one is the first thing an operator sees.
+	var slurmOpts slurm.Options
+	var slurmImages string
+	switch *kind {
+	case "local", "simulator":
+	case "slurm":
+		var errs []error
+		fs.Visit(func(fl *flag.Flag) {
+			if fl.Name == "gpus" || fl.Name == "node" {
+				errs = append(errs, fmt.Errorf("--%s: a Slurm agent's nodes and devices are the partition's, as Slurm reports them", fl.Name))
+			}
+		})
+		slurmOpts, slurmImages, err = sf.options(*data, log)
+		if err := errors.Join(append(errs, err)...); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--backend %q: want local, slurm or simulator", *kind)
+	}
 	raw, err := os.ReadFile(filepath.Join(*data, "agent.json"))
 	if err != nil {
 		return fmt.Errorf("%s is not enrolled: run `tamarack agent enroll --url … --token …` first (%w)", *data, err)
@@ -177,10 +210,6 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if f.NATSURL == "" {
 		return errors.New("agent.json has no NATS URL: the platform must be configured with the address agents reach its NATS at (--agent-nats-url)")
-	}
-	declared, err := parseDeclaredGPUs(*gpus)
-	if err != nil {
-		return err
 	}
 	opt := eventbus.Options{URL: f.NATSURL, Prefix: f.NATSPrefix, Name: "tamarack-agent " + f.AgentID, Logger: log, AgentOnly: true}
 	if creds := filepath.Join(*data, "agent.creds"); fileExists(creds) {
@@ -203,6 +232,8 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var b backend.Backend
 	var images agent.Images
 	var devices []testbed.DeviceInput
+	var nodes func(context.Context) ([]events.AgentNodeV1, error) // nil: this host, one node
+	reg := strings.TrimPrefix(strings.TrimPrefix(f.RegistryURL, "http://"), "https://")
 	switch *kind {
 	case "simulator":
 		b = sim.New(clock.System{})
@@ -220,7 +251,6 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		reg := strings.TrimPrefix(strings.TrimPrefix(f.RegistryURL, "http://"), "https://")
 		images = &image.Provider{Cache: cache, Registry: reg, Builtin: func() (image.Builtin, error) { return image.Builtin{}, nil }}
 		if err := reachableImages(*data, log); err != nil {
 			log.Warn("sandboxes cannot start from their images until this is fixed", "err", err)
@@ -232,8 +262,22 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			devices = found
 		}
-	default:
-		return fmt.Errorf("--backend %q: want local or simulator", *kind)
+	case "slurm":
+		sb, err := slurm.New(slurmOpts)
+		if err != nil {
+			return err
+		}
+		b, nodes = sb, sb.Nodes
+		// The job's step on a compute node starts the sandbox from the root unpacked here, on the shared
+		// filesystem: the same directory, read there.
+		cache, err := image.New(image.Options{Dir: slurmImages, Logger: log})
+		if err != nil {
+			return err
+		}
+		images = &image.Provider{Cache: cache, Registry: reg, Builtin: func() (image.Builtin, error) { return image.Builtin{}, nil }}
+		if err := reachableImages(filepath.Dir(slurmImages), log); err != nil {
+			log.Warn("sandboxes cannot start from their images until this is fixed", "err", err)
+		}
 	}
 	if err := b.Check(ctx); err != nil {
 		log.Warn("this host cannot run sandboxes until this is fixed (tamarack doctor lists what it lacks); the agent reports it to the platform", "err", err)
@@ -245,13 +289,18 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for i, m := range declared {
 		n.Devices = append(n.Devices, events.AgentDeviceV1{Index: i, GPUModel: m, Declared: true})
 	}
+	where := fmt.Sprintf("node %s with %d device(s)", n.Name, len(n.Devices))
+	if nodes == nil {
+		nodes = func(context.Context) ([]events.AgentNodeV1, error) { return []events.AgentNodeV1{n}, nil }
+	} else {
+		where = "Slurm at " + slurmOpts.URL
+	}
 	srv, err := agent.NewServer(agent.Config{PoolID: f.PoolID, AgentID: f.AgentID, Version: version, Backend: b, Images: images,
-		Nodes: func(context.Context) ([]events.AgentNodeV1, error) { return []events.AgentNodeV1{n}, nil },
-		DB:    db, Bus: bus, Log: log})
+		Nodes: nodes, DB: db, Bus: bus, Log: log})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "agent %s of pool %s: connected to %s; node %s with %d device(s)\n", f.AgentID, f.PoolID, f.NATSURL, n.Name, len(n.Devices))
+	fmt.Fprintf(stdout, "agent %s of pool %s: connected to %s; %s\n", f.AgentID, f.PoolID, f.NATSURL, where)
 	return srv.Run(ctx)
 }
 

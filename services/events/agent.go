@@ -97,7 +97,23 @@ type AgentNodeV1 struct {
 	CPUMillis   int64           `json:"cpu_millis"`
 	MemoryBytes int64           `json:"memory_bytes"`
 	Devices     []AgentDeviceV1 `json:"devices"`
-	State       string          `json:"state,omitempty"`
+	// State is the node's state in the system the agent drives (a Slurm node drained or down): one of the
+	// AgentNode* states. Empty: the agent says nothing, the node is up while its agent answers.
+	State string `json:"state,omitempty"`
+}
+
+// States an agent reports for its nodes. The testbed places no new sandbox on a draining or down node; it
+// takes a down node's sandboxes for lost.
+const (
+	AgentNodeReady    = "ready"
+	AgentNodeDraining = "draining"
+	AgentNodeDown     = "down"
+)
+
+func (n AgentNodeV1) Validate() error {
+	var c check
+	c.need(n.State == "" || n.State == AgentNodeReady || n.State == AgentNodeDraining || n.State == AgentNodeDown, "state")
+	return c.err("agent node")
 }
 
 // AgentStatusV1 is a backend.Status on the wire.
@@ -139,6 +155,12 @@ func (h AgentHeartbeatV1) Validate() error {
 	c.need(h.PoolID != "", "pool_id")
 	c.need(h.Boot != "", "boot")
 	c.need(set(h.At), "at")
+	for _, n := range h.Nodes {
+		if n.Validate() != nil {
+			c.need(false, "nodes")
+			break
+		}
+	}
 	return c.err("agent heartbeat")
 }
 
@@ -199,6 +221,7 @@ type AgentStartV1 struct {
 	CPUMillis     int64              `json:"cpu_millis,omitempty"`
 	Pids          int64              `json:"pids,omitempty"`
 	LogBytes      int64              `json:"log_bytes,omitempty"`
+	DurationMS    int64              `json:"duration_ms,omitempty"` // the booked run time; 0: none
 	Settings      map[string]string  `json:"settings,omitempty"`
 	Image         string             `json:"image,omitempty"`
 	ImageSettings map[string]string  `json:"image_settings,omitempty"`
@@ -207,6 +230,7 @@ type AgentStartV1 struct {
 func (r AgentStartV1) Validate() error {
 	var c check
 	c.need(r.SandboxID != "", "sandbox_id")
+	c.need(r.DurationMS >= 0, "duration_ms")
 	return c.err("agent start")
 }
 

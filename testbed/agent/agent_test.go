@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -170,6 +172,45 @@ func TestStreamsThroughAgent(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// recording is a simulator that keeps the last spec it was asked to start.
+type recording struct {
+	*sim.Backend
+	mu   sync.Mutex
+	last backend.Spec
+}
+
+func (r *recording) Start(ctx context.Context, s backend.Spec) (backend.Status, error) {
+	r.mu.Lock()
+	r.last = s
+	r.mu.Unlock()
+	return r.Backend.Start(ctx, s)
+}
+
+// A spec crosses NATS whole: what the agent's backend starts is what the testbed asked for, the booked
+// duration (which Slurm turns into the job's time limit) included.
+func TestSpecThroughAgent(t *testing.T) {
+	bus := natstest.Start(t)
+	rb := &recording{Backend: sim.New(clock.System{})}
+	serve(t, bus, "pool-a", "agent-1", rb)
+	c := agent.NewClient(bus, "pool-a", "agent-1", "simulator")
+	ready(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	want := backend.Spec{SandboxID: "s1", Command: []string{"jupyter", "lab"}, Env: map[string]string{"A": "b"},
+		Devices: []backend.Device{{Index: 1, UUID: "GPU-1", Model: "h100-80gb", Paths: []string{"/dev/nvidia1"}}},
+		Network: true, Ports: []int{8888}, Limits: backend.Limits{MemoryBytes: 1 << 30, CPUMillis: 1500, Pids: 100, LogBytes: 1 << 20},
+		Duration: 90 * time.Minute, Settings: map[string]string{"slurm.partition": "gpu"}}
+	if _, err := c.Start(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	rb.mu.Lock()
+	got := rb.last
+	rb.mu.Unlock()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the agent's backend started\n%+v\nwant\n%+v", got, want)
+	}
 }
 
 // An agent that is not there makes calls fail as unreachable (backend unavailable), not hang.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/services/events"
@@ -34,7 +35,7 @@ func ToStartV1(spec backend.Spec, img string, imgSettings map[string]string) eve
 	r := events.AgentStartV1{SandboxID: spec.SandboxID, Command: slices.Clone(spec.Command), Env: maps.Clone(spec.Env),
 		Network: spec.Network, Ports: slices.Clone(spec.Ports), MemoryBytes: spec.Limits.MemoryBytes,
 		CPUMillis: spec.Limits.CPUMillis, Pids: spec.Limits.Pids, LogBytes: spec.Limits.LogBytes,
-		Settings: maps.Clone(spec.Settings), Image: img, ImageSettings: maps.Clone(imgSettings)}
+		DurationMS: spec.Duration.Milliseconds(), Settings: maps.Clone(spec.Settings), Image: img, ImageSettings: maps.Clone(imgSettings)}
 	for _, d := range spec.Devices {
 		r.Devices = append(r.Devices, events.AgentDeviceRefV1{Index: d.Index, UUID: d.UUID, Model: d.Model,
 			Paths: slices.Clone(d.Paths), CDIName: d.CDIName})
@@ -45,7 +46,7 @@ func ToStartV1(spec backend.Spec, img string, imgSettings map[string]string) eve
 func fromStartV1(r events.AgentStartV1) backend.Spec {
 	s := backend.Spec{SandboxID: r.SandboxID, Command: r.Command, Env: r.Env, Network: r.Network, Ports: r.Ports,
 		Limits:   backend.Limits{MemoryBytes: r.MemoryBytes, CPUMillis: r.CPUMillis, Pids: r.Pids, LogBytes: r.LogBytes},
-		Settings: r.Settings}
+		Duration: time.Duration(r.DurationMS) * time.Millisecond, Settings: r.Settings}
 	for _, d := range r.Devices {
 		s.Devices = append(s.Devices, backend.Device{Index: d.Index, UUID: d.UUID, Model: d.Model, Paths: d.Paths, CDIName: d.CDIName})
 	}

@@ -153,13 +153,15 @@ type Spec struct {
 	Ports []int
 	// Limits cap memory, CPU and process count.
 	Limits Limits
+	// Duration is the longest the sandbox may run: its booking, or the most its listing lets the booking be
+	// extended to (an extension is not passed on later). The testbed stops the sandbox itself when its
+	// booking is up; a backend whose system enforces its own time limit (Slurm) sets it to this plus a
+	// grace, so that the testbed's stop comes first. Zero means none.
+	Duration time.Duration
 	// RootFS is the host path of the sandbox's root filesystem: an image unpacked read-only (and shared
 	// by the sandboxes that use it). Empty means the backend's default (the local backend's view of the
 	// host's /usr); backends that pull images themselves (Kubernetes) ignore it.
 	RootFS string
-	// Duration is the booked run time. Backends whose system enforces a time limit of its own (Slurm) set it
-	// to this plus a grace, so that the testbed's stop comes first; zero means none.
-	Duration time.Duration
 	// Settings are the pool's backend-specific settings (Slurm partition, Kubernetes namespace,
 	// RuntimeClass, image). A backend ignores keys it does not know.
 	Settings map[string]string
@@ -202,6 +204,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Limits.MemoryBytes < 0 || s.Limits.CPUMillis < 0 || s.Limits.Pids < 0 || s.Limits.LogBytes < 0 {
 		probs = append(probs, "limits: negative value")
+	}
+	if s.Duration < 0 {
+		probs = append(probs, fmt.Sprintf("duration %s: negative", s.Duration))
 	}
 	seen := map[int]bool{}
 	for _, d := range s.Devices {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
@@ -27,6 +28,8 @@ func TestSpecValidate(t *testing.T) {
 		{name: "unclean root", mutate: func(s *backend.Spec) { s.RootFS = "/var/lib/../../etc" }, wantErr: []string{"rootfs"}},
 		{name: "host root as root", mutate: func(s *backend.Spec) { s.RootFS = "/" }, wantErr: []string{"rootfs"}},
 		{name: "negative log cap", mutate: func(s *backend.Spec) { s.Limits.LogBytes = -1 }, wantErr: []string{"limits"}},
+		{name: "booked duration", mutate: func(s *backend.Spec) { s.Duration = 90 * time.Minute }},
+		{name: "negative duration", mutate: func(s *backend.Spec) { s.Duration = -time.Second }, wantErr: []string{"duration"}},
 		{
 			name: "every problem at once",
 			mutate: func(s *backend.Spec) {

@@ -56,11 +56,11 @@ func nodeState(state string, flags []string) string {
 	}
 	switch {
 	case st == "DOWN" || st == "FUTURE" || st == "UNKNOWN" || has("NOT_RESPONDING") || has("POWERED_DOWN"):
-		return "down"
+		return events.AgentNodeDown
 	case st == "DRAINED" || has("DRAIN") || has("DRAINING") || has("DRAINED") || has("MAINTENANCE") || has("RESERVED"):
-		return "draining"
+		return events.AgentNodeDraining
 	}
-	return "ready"
+	return events.AgentNodeReady
 }
 
 type gres struct {
