@@ -37,6 +37,11 @@ type agentProc struct {
 	args []string
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
+	// exe, cred and env run it as another user (the Slurm agent): a copy of the test binary that user can
+	// run, the user, and variables added to the environment.
+	exe  string
+	cred *syscall.Credential
+	env  []string
 }
 
 func tamarackCmd(args ...string) *exec.Cmd {
@@ -50,6 +55,13 @@ func (a *agentProc) start() {
 	a.t.Helper()
 	a.log = &bytes.Buffer{}
 	a.cmd = tamarackCmd(append([]string{"agent", "run", "--data", a.data}, a.args...)...)
+	if a.exe != "" {
+		a.cmd.Path = a.exe
+	}
+	a.cmd.Env = append(a.cmd.Env, a.env...)
+	if a.cred != nil {
+		a.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: a.cred}
+	}
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	if err := a.cmd.Start(); err != nil {
 		a.t.Fatal(err)
@@ -57,6 +69,9 @@ func (a *agentProc) start() {
 }
 
 func (a *agentProc) kill() {
+	if a.cmd.ProcessState != nil {
+		return
+	}
 	_ = a.cmd.Process.Signal(syscall.SIGKILL)
 	_ = a.cmd.Wait()
 }
