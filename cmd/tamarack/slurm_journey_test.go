@@ -403,4 +403,3 @@ func chownTree(root string, uid, gid int) error {
 		return os.Lchown(p, uid, gid)
 	})
 }
-
