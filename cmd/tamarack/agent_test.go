@@ -32,7 +32,7 @@ import (
 
 // agentProc is a `tamarack agent run` child process with its own data directory.
 type agentProc struct {
-	t    *testing.T
+	t    testing.TB
 	data string
 	args []string
 	cmd  *exec.Cmd

@@ -30,7 +30,7 @@ import (
 // test Slurm, both as separate processes; the agent runs as the Slurm user, as docs/sandbox-backends.md
 // tells a site to run it.
 type slurmSite struct {
-	t        *testing.T
+	t        testing.TB
 	s        *serverProc
 	agent    *agentProc
 	cluster  slurmtest.Cluster
@@ -46,7 +46,7 @@ type slurmSite struct {
 	launched int
 }
 
-func newSlurmSite(ctx context.Context, t *testing.T) *slurmSite {
+func newSlurmSite(ctx context.Context, t testing.TB) *slurmSite {
 	t.Helper()
 	cluster := slurmtest.Connect(t)
 	step := cluster.InstallStep(t)

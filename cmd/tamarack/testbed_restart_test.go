@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 }
 
 type serverProc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	addr string
 	data string
@@ -49,7 +49,7 @@ type serverProc struct {
 	args []string
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +335,7 @@ func TestServeSIGKILLRestart(t *testing.T) {
 
 // requireLocalHost fails the test (or skips it, as backendtest.RequireHost decides) when this host cannot run
 // local sandboxes.
-func requireLocalHost(ctx context.Context, t *testing.T) {
+func requireLocalHost(ctx context.Context, t testing.TB) {
 	t.Helper()
 	probe, err := local.New(local.Options{Root: t.TempDir()})
 	if err != nil {
@@ -346,7 +346,7 @@ func requireLocalHost(ctx context.Context, t *testing.T) {
 
 // testIdentity stands in for identity in tests of `serve --only=testbed`: a JWKS endpoint with a test key, and
 // a function that signs access tokens with it.
-func testIdentity(t *testing.T) (*httptest.Server, func(user, org, kind string, staff bool) string) {
+func testIdentity(t testing.TB) (*httptest.Server, func(user, org, kind string, staff bool) string) {
 	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -28,6 +28,9 @@ const submitTimeout = time.Minute
 // pollEvery is how often Stop asks Slurm whether the job has ended.
 const pollEvery = 200 * time.Millisecond
 
+// startPoll is how often Start looks for the step's started file while it waits.
+const startPoll = 50 * time.Millisecond
+
 func (b *Backend) dir(id string) string { return filepath.Join(b.opts.Dir, id) }
 
 func (b *Backend) comment(id string) string { return commentPrefix + id + " in " + b.opts.Dir }
@@ -83,7 +86,31 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (backend.Status, er
 		return fail(err)
 	}
 	b.log.Info("sandbox submitted", "sandbox", s.SandboxID, "job", jobID)
-	return b.status(ctx, s.SandboxID)
+	return b.waitStarted(ctx, s.SandboxID)
+}
+
+// waitStarted waits, up to StartWait, for the step's word that the sandbox runs (a file on the shared
+// filesystem, looked at often; Slurm is asked less often, for a job that ended without it), and returns the
+// sandbox's status then: running, ended, or still pending.
+func (b *Backend) waitStarted(ctx context.Context, id string) (backend.Status, error) {
+	deadline := time.Now().Add(b.opts.StartWait)
+	started := filepath.Join(b.dir(id), FileStarted)
+	t := time.NewTicker(startPoll)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		_, err := os.Stat(started)
+		if err == nil || time.Now().After(deadline) || i%10 == 9 {
+			st, err := b.status(ctx, id)
+			if err != nil || st.State != backend.StatePending || time.Now().After(deadline) {
+				return st, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return b.status(context.WithoutCancel(ctx), id)
+		case <-t.C:
+		}
+	}
 }
 
 // jobProperties is the job of spec s: its GPUs as GRES, CPUs, memory, time limit, and names that lead back

@@ -58,6 +58,10 @@ type Options struct {
 	// StopMargin is how long Stop waits, past the grace, for the step to stop the sandbox before it has
 	// Slurm kill the job. Default 10 seconds.
 	StopMargin time.Duration
+	// StartWait is how long Start waits for the job to run its sandbox before it answers pending (and the
+	// agent's watch takes over): long enough for an idle partition to schedule and start it, so the common
+	// case answers running at once. Default 5 seconds.
+	StartWait time.Duration
 	// ReconcileEvery is the period of the sweep for jobs of this agent that no sandbox owns (at the first
 	// List, then at most this often). Default one minute.
 	ReconcileEvery time.Duration
@@ -108,6 +112,9 @@ func New(opts Options) (*Backend, error) {
 	}
 	if opts.StopMargin <= 0 {
 		opts.StopMargin = 10 * time.Second
+	}
+	if opts.StartWait <= 0 {
+		opts.StartWait = 5 * time.Second
 	}
 	if opts.ReconcileEvery <= 0 {
 		opts.ReconcileEvery = time.Minute
