@@ -70,7 +70,7 @@ var jobPattern = regexp.MustCompile(`^[0-9]{1,20}$`)
 // checkJob guards the job record's path: a Slurm job ID is a number, never a path.
 func checkJob(job string) error {
 	if !jobPattern.MatchString(job) {
-		return fmt.Errorf("Slurm job ID %q: want digits", job)
+		return fmt.Errorf("job ID %q: want the digits of a Slurm job ID", job)
 	}
 	return nil
 }
