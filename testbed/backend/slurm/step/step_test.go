@@ -536,7 +536,7 @@ func TestStepEpilog(t *testing.T) {
 	}
 	t.Setenv("SLURM_JOB_ID", "../x")
 	stderr.Reset()
-	if code := Main(context.Background(), []string{slurm.StepEpilog, "--root", c.Root}, Stdio{Stdout: io.Discard, Stderr: &stderr}); code != 0 || !strings.Contains(stderr.String(), "want digits") {
+	if code := Main(context.Background(), []string{slurm.StepEpilog, "--root", c.Root}, Stdio{Stdout: io.Discard, Stderr: &stderr}); code != 0 || !strings.Contains(stderr.String(), "want the digits") {
 		t.Fatalf("bad job ID: exit status %d, stderr %q", code, stderr.String())
 	}
 }
