@@ -378,53 +378,8 @@ func (b *Backend) Logs(ctx context.Context, id string, follow bool) (io.ReadClos
 	if !follow {
 		return f, nil
 	}
-	return &follower{f: f, ctx: ctx, b: b, id: id, closed: make(chan struct{})}, nil
-}
-
-// follower reads a growing log like tail -F and reports io.EOF once the sandbox has ended and
-// everything it wrote has been read.
-type follower struct {
-	f         *logfile.Reader
-	ctx       context.Context
-	b         *Backend
-	id        string
-	closeOnce sync.Once
-	closed    chan struct{}
-}
-
-func (r *follower) Read(p []byte) (int, error) {
-	for {
-		n, err := r.f.Read(p)
-		if n > 0 || (err != nil && err != io.EOF) {
-			return n, err
-		}
-		st, oerr := r.b.observe(r.id)
-		if oerr != nil || st.State == backend.StateExited {
-			// It ended: whatever it wrote before ending is in the file now; drain that, then stop.
-			n, err := r.f.Read(p)
-			if n > 0 {
-				return n, nil
-			}
-			if err == nil {
-				err = io.EOF
-			}
-			return 0, err
-		}
-		// Polling, not inotify: cheap at this rate, and works on every filesystem root may be on.
-		t := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-r.ctx.Done():
-			t.Stop()
-			return 0, r.ctx.Err()
-		case <-r.closed:
-			t.Stop()
-			return 0, os.ErrClosed
-		case <-t.C:
-		}
-	}
-}
-
-func (r *follower) Close() error {
-	r.closeOnce.Do(func() { close(r.closed) })
-	return r.f.Close()
+	return logfile.Follow(ctx, f, 100*time.Millisecond, func() bool {
+		st, err := b.observe(id)
+		return err != nil || st.State == backend.StateExited
+	}), nil
 }

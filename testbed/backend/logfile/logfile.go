@@ -13,12 +13,14 @@
 package logfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"sync"
+	"time"
 )
 
 // DefaultMax is the cap of a log created with max 0: 16 MiB.
@@ -252,4 +254,56 @@ func (r *Reader) Close() error {
 	}
 	r.closed = true
 	return r.f.Close()
+}
+
+// Follow reads r like tail -F: at the end of what is written so far it waits, looking again every interval,
+// until ended reports that the writer has finished (then it drains what was written before, and returns
+// io.EOF), ctx ends, or Close is called. Polling, not inotify: cheap at this rate, and it works on every
+// filesystem, a cluster's shared one included.
+func Follow(ctx context.Context, r *Reader, interval time.Duration, ended func() bool) io.ReadCloser {
+	return &follower{r: r, ctx: ctx, every: interval, ended: ended, closed: make(chan struct{})}
+}
+
+type follower struct {
+	r      *Reader
+	ctx    context.Context
+	every  time.Duration
+	ended  func() bool
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (f *follower) Read(p []byte) (int, error) {
+	for {
+		n, err := f.r.Read(p)
+		if n > 0 || (err != nil && err != io.EOF) {
+			return n, err
+		}
+		if f.ended() {
+			// Whatever it wrote before ending is in the file now: drain that, then stop.
+			n, err := f.r.Read(p)
+			if n > 0 {
+				return n, nil
+			}
+			if err == nil {
+				err = io.EOF
+			}
+			return 0, err
+		}
+		t := time.NewTimer(f.every)
+		select {
+		case <-f.ctx.Done():
+			t.Stop()
+			return 0, f.ctx.Err()
+		case <-f.closed:
+			t.Stop()
+			return 0, os.ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+func (f *follower) Close() error {
+	f.once.Do(func() { close(f.closed) })
+	return f.r.Close()
 }

@@ -2,7 +2,9 @@ package logfile
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // files returns what path and path.1 hold ("-" for a missing path.1).
@@ -384,4 +387,43 @@ func TestConcurrentFollower(t *testing.T) {
 		t.Errorf("the reader did not end with the log's newest bytes")
 	}
 	t.Logf("read %d of %d bytes written", len(got), len(all))
+}
+
+// TestFollow: a follower waits for what the writer adds and returns io.EOF once the writer has ended and its
+// last bytes are read.
+func TestFollow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.log")
+	w, err := Create(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	done := false
+	f := Follow(context.Background(), r, time.Millisecond, func() bool { mu.Lock(); defer mu.Unlock(); return done })
+	go func() {
+		for i := range 50 {
+			_, _ = fmt.Fprintf(w, "line %d\n", i)
+			time.Sleep(time.Millisecond)
+		}
+		// The last line lands before the end is known: the follower must still read it.
+		_, _ = io.WriteString(w, "last\n")
+		mu.Lock()
+		done = true
+		mu.Unlock()
+	}()
+	got, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(got), "line 0\n") || !strings.HasSuffix(string(got), "line 49\nlast\n") {
+		t.Fatalf("followed %q", got)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
 }

@@ -36,47 +36,10 @@ func (b *Backend) Logs(ctx context.Context, id string, follow bool) (io.ReadClos
 	if !follow {
 		return f, nil
 	}
-	return &follower{f: f, ctx: ctx, b: b, id: id, closed: make(chan struct{})}, nil
-}
-
-// follower reads a growing output file like tail -F and reports io.EOF once the sandbox has ended and its
-// output is read.
-type follower struct {
-	f      *logfile.Reader
-	ctx    context.Context
-	b      *Backend
-	id     string
-	once   sync.Once
-	closed chan struct{}
-}
-
-func (r *follower) Read(p []byte) (int, error) {
-	for {
-		n, err := r.f.Read(p)
-		if n > 0 || (err != nil && !errors.Is(err, io.EOF)) {
-			return n, err
-		}
-		st, err := r.b.status(r.ctx, r.id)
-		if err != nil || st.Ended() {
-			// One more read: what the step wrote before the end.
-			if n, err := r.f.Read(p); n > 0 {
-				return n, err
-			}
-			return 0, io.EOF
-		}
-		select {
-		case <-r.ctx.Done():
-			return 0, r.ctx.Err()
-		case <-r.closed:
-			return 0, os.ErrClosed
-		case <-time.After(followEvery):
-		}
-	}
-}
-
-func (r *follower) Close() error {
-	r.once.Do(func() { close(r.closed) })
-	return r.f.Close()
+	return logfile.Follow(ctx, f, followEvery, func() bool {
+		st, err := b.status(ctx, id)
+		return err != nil || st.Ended()
+	}), nil
 }
 
 // running returns the job of a running sandbox, or ErrNotRunning.
