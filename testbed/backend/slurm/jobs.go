@@ -484,18 +484,19 @@ func (b *Backend) lost(id, why string) backend.Status {
 	return st
 }
 
-// end records st as the sandbox's final status and returns it as recorded, so that every later call
-// returns exactly the same.
+// end records st as the sandbox's final status, unless a concurrent call recorded one first, and returns
+// the one recorded, so that every call returns exactly the same.
 func (b *Backend) end(id string, st backend.Status) (backend.Status, error) {
 	raw, err := json.Marshal(st)
 	if err != nil {
 		return backend.Status{}, err
 	}
-	if err := writeFile(filepath.Join(b.dir(id), FileFinal), raw); err != nil {
+	path := filepath.Join(b.dir(id), FileFinal)
+	if err := createFile(path, raw); err != nil && !errors.Is(err, fs.ErrExist) {
 		return backend.Status{}, fmt.Errorf("record end of %s: %w", id, err)
 	}
 	var out backend.Status
-	err = json.Unmarshal(raw, &out)
+	err = readJSON(path, &out)
 	return out, err
 }
 

@@ -96,6 +96,17 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
+// createFile writes path whole, atomically, unless it exists (fs.ErrExist): a hard link of a complete
+// temporary file, which never replaces what another writer put there first.
+func createFile(path string, b []byte) error {
+	tmp := path + ".new-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	return os.Link(tmp, path)
+}
+
 // writeFile replaces path atomically (a temporary file renamed over it), so a reader on another node never
 // sees half of it.
 func writeFile(path string, b []byte) error {
