@@ -111,11 +111,11 @@ func (b *Backend) podFor(s backend.Spec) (*corev1.Pod, *networkingv1.NetworkPoli
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: s.SandboxID, Namespace: b.opts.Namespace, Labels: labels},
 		Spec: corev1.PodSpec{
-			Containers:                   []corev1.Container{c},
-			RestartPolicy:                corev1.RestartPolicyNever,
-			AutomountServiceAccountToken: ptr.To(false),
-			EnableServiceLinks:           ptr.To(false),
-			Hostname:                     s.SandboxID,
+			Containers:                    []corev1.Container{c},
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			AutomountServiceAccountToken:  ptr.To(false),
+			EnableServiceLinks:            ptr.To(false),
+			Hostname:                      s.SandboxID,
 			TerminationGracePeriodSeconds: ptr.To[int64](10),
 			SecurityContext: &corev1.PodSecurityContext{
 				RunAsNonRoot:   ptr.To(true),
