@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
@@ -163,20 +164,40 @@ func (c cluster) gpuNode(t *testing.T, product string, gpus int64, custom bool) 
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann,
 		Labels: map[string]string{"kubernetes.io/hostname": name, "type": "kwok", LabelGPUProduct: product}},
 		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: ResourceGPU, Effect: corev1.TaintEffectNoSchedule}}}}
-	created, err := c.cs.CoreV1().Nodes().Create(ctx(t), n, metav1.CreateOptions{})
+	_, err := c.cs.CoreV1().Nodes().Create(ctx(t), n, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.cs.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}) })
-	created.Status.Capacity, created.Status.Allocatable = res, res
-	if custom {
-		created.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
-			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(), Reason: "Test"}}
-	}
-	if _, err := c.cs.CoreV1().Nodes().UpdateStatus(ctx(t), created, metav1.UpdateOptions{}); err != nil {
+	c.editNode(t, name, true, func(n *corev1.Node) {
+		n.Status.Capacity, n.Status.Allocatable = res, res
+		if custom {
+			n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
+				LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(), Reason: "Test"}}
+		}
+	})
+	return name
+}
+
+// editNode changes a node (or its status), again on a conflict with kwok's own updates.
+func (c cluster) editNode(t *testing.T, name string, status bool, edit func(*corev1.Node)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := c.cs.CoreV1().Nodes().Get(ctx(t), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		edit(n)
+		if status {
+			_, err = c.cs.CoreV1().Nodes().UpdateStatus(ctx(t), n, metav1.UpdateOptions{})
+		} else {
+			_, err = c.cs.CoreV1().Nodes().Update(ctx(t), n, metav1.UpdateOptions{})
+		}
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return name
 }
 
 // TestPodSpec starts a GPU sandbox and reads back its Pod and NetworkPolicy from the API server.
@@ -470,21 +491,8 @@ func TestNodes(t *testing.T) {
 	ready := c.gpuNode(t, product, 2, true)
 	cordoned := c.gpuNode(t, product, 2, true)
 	down := c.gpuNode(t, product, 2, true)
-	n, err := c.cs.CoreV1().Nodes().Get(ctx(t), cordoned, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.Spec.Unschedulable = true
-	if _, err := c.cs.CoreV1().Nodes().Update(ctx(t), n, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if n, err = c.cs.CoreV1().Nodes().Get(ctx(t), down, metav1.GetOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	n.Status.Conditions[0].Status = corev1.ConditionFalse
-	if _, err := c.cs.CoreV1().Nodes().UpdateStatus(ctx(t), n, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.editNode(t, cordoned, false, func(n *corev1.Node) { n.Spec.Unschedulable = true })
+	c.editNode(t, down, true, func(n *corev1.Node) { n.Status.Conditions[0].Status = corev1.ConditionFalse })
 	nodes, err := b.Nodes(ctx(t))
 	if err != nil {
 		t.Fatal(err)

@@ -75,7 +75,9 @@ func nodeState(n *corev1.Node) string {
 		}
 	}
 	for _, t := range n.Spec.Taints {
-		if t.Key == corev1.TaintNodeUnreachable || t.Key == corev1.TaintNodeNotReady {
+		// The node controller's eviction taint: the node stopped answering. (Its NoSchedule taints follow the
+		// Ready condition with a lag, so only the condition counts for them.)
+		if t.Key == corev1.TaintNodeUnreachable && t.Effect == corev1.TaintEffectNoExecute {
 			ready = false
 		}
 	}
