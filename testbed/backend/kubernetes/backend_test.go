@@ -529,25 +529,30 @@ func TestStreamsOnKwok(t *testing.T) {
 	started(t, b, backend.Spec{SandboxID: id, Command: []string{"sleep", "600"}})
 	waitFor(t, b, id, "running", running)
 	if rc, err := b.Logs(ctx(t), id, false); err == nil {
-		_, _ = io.ReadAll(rc)
+		out, err := io.ReadAll(rc)
+		t.Logf("logs on kwok: %q, %v", out, err)
 		rc.Close()
-	} else if !strings.Contains(err.Error(), "pods/log") {
+	} else if t.Logf("logs on kwok: %v", err); !strings.Contains(err.Error(), "pods/log") {
 		t.Errorf("Logs = %v, want an error naming pods/log", err)
 	}
 	if term, err := b.Terminal(ctx(t), id, []string{"sh"}); err == nil {
 		_ = term.Resize(80, 24)
-		if _, err := io.ReadAll(term); err == nil {
+		_, err := io.ReadAll(term)
+		if t.Logf("terminal on kwok: %v", err); err == nil {
 			t.Error("a terminal on kwok read to the end without an error")
 		}
 		term.Close()
-	} else if !strings.Contains(err.Error(), "terminal "+id) {
+	} else if t.Logf("terminal on kwok: %v", err); !strings.Contains(err.Error(), "terminal "+id) {
 		t.Errorf("Terminal = %v, want an error naming the sandbox", err)
 	}
 	if conn, err := b.DialPort(ctx(t), id, 8888); err == nil {
 		buf := make([]byte, 1)
-		if _, err := conn.Read(buf); err == nil {
+		_, err := conn.Read(buf)
+		if t.Logf("port on kwok: %v", err); err == nil {
 			t.Error("a port on kwok answered")
 		}
 		conn.Close()
+	} else {
+		t.Logf("port on kwok: %v", err)
 	}
 }
