@@ -61,6 +61,10 @@ type Images interface {
 // simulator runs nothing; Kubernetes pulls on its own nodes and will be handed the reference instead.
 func runsImages(kind string) bool { return kind == "local" || kind == "slurm" }
 
+// pullsImages reports whether a backend kind's nodes pull sandboxes' images themselves: its agent is handed
+// the pinned reference (Spec.Image), and a sandbox with no command runs the image's entrypoint.
+func pullsImages(kind string) bool { return kind == "kubernetes" }
+
 // progressInterval bounds the writes of a sandbox's pull progress: at most one per interval (4 a second),
 // whatever the rate of the pull's callbacks.
 const progressInterval = 250 * time.Millisecond

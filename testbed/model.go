@@ -78,6 +78,18 @@ var slurmSettings = []string{"slurm.partition", "slurm.account", "slurm.qos"}
 // slurmrestd field could read as more than a name).
 var slurmName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
+// kubeSettings are the settings by which a Kubernetes pool pins its namespace and chooses its RuntimeClass
+// (the Kubernetes backend's Setting* keys), and what each must be: a DNS label, a DNS subdomain.
+var kubeSettings = map[string]func(string) bool{
+	"kubernetes.namespace":     func(v string) bool { return dnsLabel.MatchString(v) },
+	"kubernetes.runtime_class": func(v string) bool { return len(v) <= 253 && dnsSubdomain.MatchString(v) },
+}
+
+var (
+	dnsLabel     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
 // checkSettings adds a field error for each backend setting of a pool on backend that cannot work.
 func checkSettings(f *problem.Fields, backend string, settings map[string]string) {
 	if rt, ok := settings[poolRuntime]; ok && backend == "local" {
@@ -90,6 +102,18 @@ func checkSettings(f *problem.Fields, backend string, settings map[string]string
 				f.Check(slurmName.MatchString(settings[k]), "settings."+k, "invalid", "a Slurm name: 1-64 of A-Z a-z 0-9 _ . -")
 			case strings.HasPrefix(k, "slurm."):
 				f.Add("settings."+k, "invalid", "unknown Slurm setting; known: "+strings.Join(slurmSettings, ", "))
+			}
+		}
+	}
+	if backend == "kubernetes" {
+		for _, k := range slices.Sorted(maps.Keys(settings)) {
+			switch valid := kubeSettings[k]; {
+			case k == "kubernetes.namespace":
+				f.Check(valid(settings[k]), "settings."+k, "invalid", "a namespace name: 1-63 of a-z 0-9 -, alphanumeric at both ends")
+			case valid != nil:
+				f.Check(valid(settings[k]), "settings."+k, "invalid", "a RuntimeClass name: a DNS subdomain (a-z 0-9 - .)")
+			case strings.HasPrefix(k, "kubernetes."):
+				f.Add("settings."+k, "invalid", "unknown Kubernetes setting; known: "+strings.Join(slices.Sorted(maps.Keys(kubeSettings)), ", "))
 			}
 		}
 	}

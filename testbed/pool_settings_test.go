@@ -12,6 +12,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/testbed/backend/kubernetes"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm"
 )
@@ -126,6 +127,39 @@ func TestPoolSlurmSettings(t *testing.T) {
 		// Other backends' slurm.* keys are theirs to ignore.
 		if _, err := f.svc.UpdatePool(ctx, hostStaff(), f.pool.ID, UpdatePoolInput{Settings: map[string]string{"slurm.reservation": "x y"}}); err != nil {
 			t.Errorf("UpdatePool(simulator, slurm.reservation) = %v, want accepted", err)
+		}
+	})
+}
+
+// TestPoolKubernetesSettings: a Kubernetes pool pins its namespace and chooses its RuntimeClass with names
+// the API server would accept; anything else, or an unknown kubernetes.* key, is refused.
+func TestPoolKubernetesSettings(t *testing.T) {
+	if want := []string{kubernetes.SettingNamespace, kubernetes.SettingRuntimeClass}; !slices.Equal(slices.Sorted(maps.Keys(kubeSettings)), want) {
+		t.Fatalf("the testbed's Kubernetes settings %v are not the Kubernetes backend's %v", slices.Sorted(maps.Keys(kubeSettings)), want)
+	}
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 0, 0, Options{})
+		ctx := context.Background()
+		tests := []struct {
+			name     string
+			settings map[string]string
+			bad      []string
+		}{
+			{"the agent's defaults", map[string]string{}, nil},
+			{"both", map[string]string{"kubernetes.namespace": "tamarack-h100", "kubernetes.runtime_class": "gvisor"}, nil},
+			{"a dotted class", map[string]string{"kubernetes.runtime_class": "kata-qemu.example.com"}, nil},
+			{"upper case namespace", map[string]string{"kubernetes.namespace": "Tamarack"}, []string{"settings.kubernetes.namespace"}},
+			{"64 characters", map[string]string{"kubernetes.namespace": strings.Repeat("a", 64)}, []string{"settings.kubernetes.namespace"}},
+			{"empty class", map[string]string{"kubernetes.runtime_class": ""}, []string{"settings.kubernetes.runtime_class"}},
+			{"a dotted namespace", map[string]string{"kubernetes.namespace": "a.b"}, []string{"settings.kubernetes.namespace"}},
+			{"an unknown key", map[string]string{"kubernetes.node_selector": "x=y"}, []string{"settings.kubernetes.node_selector"}},
+		}
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				in := CreatePoolInput{VendorOrgID: vendorOrg, Name: "kube " + string(rune('a'+i)), Region: "here", Backend: "kubernetes", Settings: tt.settings}
+				_, err := f.svc.CreatePool(ctx, hostStaff(), in)
+				checkFieldErrors(t, err, tt.bad)
+			})
 		}
 	})
 }

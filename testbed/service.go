@@ -225,7 +225,7 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		PoolID: pool.ID, Backend: pool.Backend, Devices: "[]", GPUModel: in.GPUModel, GPUCount: in.GPUCount,
 		MIGProfile: in.MIGProfile, Template: in.Template, CPUMillis: cpu, MemoryBytes: mem,
 		DurationMinutes: in.DurationMinutes, PricePerGPUHour: l.PricePerGPUHour, CreatedMS: ms(now), ActivityMS: ms(now)}
-	if runsImages(pool.Backend) {
+	if runsImages(pool.Backend) || pullsImages(pool.Backend) {
 		sb.Image = t.Image
 	}
 	if il.Image != "" {
@@ -439,7 +439,7 @@ func (s *Service) spec(sb Sandbox, pool Pool) backend.Spec {
 	maps.Copy(env, map[string]string{"TAMARACK_SANDBOX_ID": sb.ID, "TAMARACK_GPU_MODEL": sb.GPUModel,
 		"TAMARACK_PROXY_BASE": fmt.Sprintf("/api/v1/testbed/sandboxes/%s/proxy/%d/", sb.ID, firstPort(t.Ports))})
 	cmd := slices.Clone(t.Command)
-	if len(cmd) == 0 && !runsImages(sb.Backend) {
+	if len(cmd) == 0 && !runsImages(sb.Backend) && !pullsImages(sb.Backend) {
 		// A try-it image's own command: only a backend that gets the image knows it (withImage, here or on
 		// the agent). The simulator runs nothing and shows this; Kubernetes will be handed the reference.
 		cmd = []string{"<entrypoint of " + sb.Image + ">"}
@@ -552,7 +552,7 @@ var errSkip = errors.New("skip")
 // waiting here.
 func (s *Service) provisionAgent(pullCtx context.Context, sb Sandbox, pool Pool, c *agent.Client, spec backend.Spec) error {
 	img := ""
-	if runsImages(sb.Backend) {
+	if runsImages(sb.Backend) || pullsImages(sb.Backend) {
 		img = sb.Image
 	}
 	// An enrolled agent has no list of the platform's built-in images: it gets the pinned reference in the

@@ -27,6 +27,7 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed"
 	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/backend/kubernetes"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local/cdi"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
@@ -44,11 +45,18 @@ const agentUsage = `usage:
   tamarack agent run [--data DIR] --backend slurm --slurm-url URL --slurm-user USER --slurm-token-file FILE
       [--slurm-partition P] [--slurm-account A] [--slurm-qos Q] [--slurm-gres MODEL=TYPE[,MODEL=TYPE…]]
       [--slurm-dir DIR] [--slurm-images DIR] [--slurm-step "sudo -n /usr/local/bin/tamarack"]
+  tamarack agent run [--data DIR] --backend kubernetes [--kube-config FILE] [--kube-namespace NS]
+      [--kube-gpu-models PRODUCT=MODEL[,PRODUCT=MODEL…]] [--kube-runtime-class CLASS]
 
 A Slurm agent runs on a login node: its nodes are the partition's (from Slurm, drained and down ones so
 marked), each sandbox a job. --slurm-dir (default <data>/slurm-jobs) and --slurm-images (default
 <data>/images) must be on a filesystem the compute nodes see, the images readable there by the job's user.
 Each flag defaults to its variable: TAMARACK_AGENT_SLURM_URL, …_USER, …_TOKEN_FILE, and so on.
+
+A Kubernetes agent runs in the cluster (in-cluster service account) or beside it (--kube-config): its
+nodes are the cluster's GPU nodes (cordoned ones draining, NotReady ones down), each sandbox a Pod in
+--kube-namespace (default tamarack-sandboxes) whose node pulls the image; RBAC in infra/k8s/agent.
+Its flags default to TAMARACK_AGENT_KUBE_CONFIG, …_NAMESPACE, …_GPU_MODELS and …_RUNTIME_CLASS.
 `
 
 // agentFile is the agent's identity in its data directory, written by enroll.
@@ -162,13 +170,14 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("agent run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", envOr("TAMARACK_AGENT_DATA", "/var/lib/tamarack-agent"), "the agent's data directory (enrolled)")
-	kind := fs.String("backend", envOr("TAMARACK_AGENT_BACKEND", "local"), "local (runc on this host), slurm (jobs on a Slurm cluster, from its login node) or simulator (demos and tests: nothing runs)")
+	kind := fs.String("backend", envOr("TAMARACK_AGENT_BACKEND", "local"), "local (runc on this host), slurm (jobs on a Slurm cluster, from its login node), kubernetes (a Pod per sandbox) or simulator (demos and tests: nothing runs)")
 	host, _ := os.Hostname()
 	node := fs.String("node", host, "this node's name in the pool")
 	gpus := fs.String("gpus", "", "declare devices instead of discovering them, MODEL:COUNT (e.g. h100-80gb:8); marked declared")
 	runsc := fs.String("runsc", os.Getenv("TAMARACK_RUNSC"), "gVisor's runsc, for pools that choose it (infra/gvisor/build.sh)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	sf := addSlurmFlags(fs)
+	kf := addKubeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -184,6 +193,7 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// The flags are checked before anything is opened: a wrong one is the first thing an operator sees.
 	var slurmOpts slurm.Options
 	var slurmImages string
+	var kubeOpts kubernetes.Options
 	switch *kind {
 	case "local", "simulator":
 	case "slurm":
@@ -197,8 +207,19 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := errors.Join(append(errs, err)...); err != nil {
 			return err
 		}
+	case "kubernetes":
+		var errs []error
+		fs.Visit(func(fl *flag.Flag) {
+			if fl.Name == "gpus" || fl.Name == "node" {
+				errs = append(errs, fmt.Errorf("--%s: a Kubernetes agent's nodes and devices are the cluster's GPU nodes, as the API server reports them", fl.Name))
+			}
+		})
+		kubeOpts, err = kf.options(log)
+		if err := errors.Join(append(errs, err)...); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("--backend %q: want local, slurm or simulator", *kind)
+		return fmt.Errorf("--backend %q: want local, slurm, kubernetes or simulator", *kind)
 	}
 	raw, err := os.ReadFile(filepath.Join(*data, "agent.json"))
 	if err != nil {
@@ -278,6 +299,13 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := reachableImages(filepath.Dir(slurmImages), log); err != nil {
 			log.Warn("sandboxes cannot start from their images until this is fixed", "err", err)
 		}
+	case "kubernetes":
+		kb, err := kubernetes.New(kubeOpts)
+		if err != nil {
+			return err
+		}
+		defer kb.Close()
+		b, nodes = kb, kb.Nodes // images: nil, the nodes pull them
 	}
 	if err := b.Check(ctx); err != nil {
 		log.Warn("this host cannot run sandboxes until this is fixed (tamarack doctor lists what it lacks); the agent reports it to the platform", "err", err)
@@ -292,6 +320,8 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	where := fmt.Sprintf("node %s with %d device(s)", n.Name, len(n.Devices))
 	if nodes == nil {
 		nodes = func(context.Context) ([]events.AgentNodeV1, error) { return []events.AgentNodeV1{n}, nil }
+	} else if *kind == "kubernetes" {
+		where = fmt.Sprintf("Kubernetes at %s, namespace %s", kubeOpts.Config.Host, kubeOpts.Namespace)
 	} else {
 		where = "Slurm at " + slurmOpts.URL
 	}

@@ -49,7 +49,7 @@ func TestAgentRunSlurmFlags(t *testing.T) {
 		{name: "declared gpus", args: append(good, "--gpus", "h100-80gb:8"), wants: []string{"--gpus"}},
 		{name: "every problem at once", args: append(good, "--slurm-url", "", "--slurm-gres", "x", "--node", "n1"),
 			wants: []string{"--slurm-url", "--slurm-gres", "--node"}},
-		{name: "unknown backend", args: []string{"run", "--data", data, "--backend", "pbs"}, wants: []string{"want local, slurm or simulator"}},
+		{name: "unknown backend", args: []string{"run", "--data", data, "--backend", "pbs"}, wants: []string{"want local, slurm, kubernetes or simulator"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

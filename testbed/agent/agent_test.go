@@ -213,6 +213,28 @@ func TestSpecThroughAgent(t *testing.T) {
 	}
 }
 
+// An agent whose backend pulls images on its own nodes (no Images: Kubernetes) hands the backend the image's
+// reference; with no command of its own the sandbox runs the image's entrypoint.
+func TestImageReferenceThroughAgent(t *testing.T) {
+	bus := natstest.Start(t)
+	rb := &recording{Backend: sim.New(clock.System{})}
+	serve(t, bus, "pool-a", "agent-1", rb)
+	c := agent.NewClient(bus, "pool-a", "agent-1", "kubernetes")
+	ready(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ref := "registry.example/tamarack/python@sha256:" + strings.Repeat("a", 64)
+	if _, digest, err := c.StartImage(ctx, backend.Spec{SandboxID: "s1"}, ref, nil); err != nil || digest != "" {
+		t.Fatalf("StartImage = %q, %v; want started, no digest (the node's pull is not the agent's)", digest, err)
+	}
+	rb.mu.Lock()
+	got := rb.last
+	rb.mu.Unlock()
+	if got.Image != ref || got.RootFS != "" || len(got.Command) != 0 {
+		t.Fatalf("the agent's backend started %+v, want image %s, no root filesystem, no command", got, ref)
+	}
+}
+
 // An agent that is not there makes calls fail as unreachable (backend unavailable), not hang.
 func TestUnreachableAgent(t *testing.T) {
 	bus := natstest.Start(t)

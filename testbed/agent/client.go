@@ -71,7 +71,11 @@ func (c *Client) Start(ctx context.Context, spec backend.Spec) (backend.Status, 
 // image settings; it reports progress on its progress subject meanwhile. It returns what the backend
 // observed and the digest of the image it started. ctx must allow for the pull: minutes on a first use.
 func (c *Client) StartImage(ctx context.Context, spec backend.Spec, img string, imgSettings map[string]string) (backend.Status, string, error) {
-	if err := spec.Validate(); err != nil {
+	checked := spec
+	if checked.Image == "" {
+		checked.Image = img // an image brings its own command: the agent or the backend's nodes supply it
+	}
+	if err := checked.Validate(); err != nil {
 		return backend.Status{}, "", err
 	}
 	r, err := call[events.AgentStartV1, events.AgentStartedV1](ctx, c, events.AgentOpStart, ToStartV1(spec, img, imgSettings))

@@ -187,8 +187,8 @@ func wrap(err error) error {
 	return toProblem(err)
 }
 
-// start prepares the sandbox's image (when it has one and the backend runs images from this host), then
-// starts it. A stop of the same sandbox meanwhile cancels it (start_cancelled). The handler's context is the
+// start prepares the sandbox's image (when it has one and the backend runs images from this host), or hands
+// its reference to a backend whose nodes pull it, then starts it. A stop of the same sandbox meanwhile cancels it (start_cancelled). The handler's context is the
 // agent's: the start goes on if the testbed stops waiting, and the watch announces its outcome.
 func (s *Server) start(ctx context.Context, r events.AgentStartV1) (events.AgentStartedV1, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -218,6 +218,9 @@ func (s *Server) start(ctx context.Context, r events.AgentStartV1) (events.Agent
 			return events.AgentStartedV1{}, toProblem(err)
 		}
 		spec, digest = WithImage(spec, root), root.Digest
+	} else if r.Image != "" {
+		// The backend's own nodes pull it (Kubernetes): it gets the reference, never a root filesystem.
+		spec.Image = r.Image
 	}
 	st, err := s.cfg.Backend.Start(ctx, spec)
 	if err != nil {

@@ -162,6 +162,10 @@ type Spec struct {
 	// by the sandboxes that use it). Empty means the backend's default (the local backend's view of the
 	// host's /usr); backends that pull images themselves (Kubernetes) ignore it.
 	RootFS string
+	// Image is the pinned image reference (registry/repository@sha256:…) for backends whose nodes pull
+	// images themselves (Kubernetes); RootFS stays empty for them. Backends that run a root filesystem
+	// prepared on the host ignore it. With an Image, an empty Command runs the image's own entrypoint.
+	Image string
 	// Settings are the pool's backend-specific settings (Slurm partition, Kubernetes namespace,
 	// RuntimeClass, image). A backend ignores keys it does not know.
 	Settings map[string]string
@@ -175,8 +179,11 @@ func (s Spec) Validate() error {
 	if !idPattern.MatchString(s.SandboxID) {
 		probs = append(probs, fmt.Sprintf("sandbox_id %q: want 1-63 of [a-z0-9-], alphanumeric at both ends", s.SandboxID))
 	}
-	if len(s.Command) == 0 || s.Command[0] == "" {
+	if (len(s.Command) == 0 && s.Image == "") || (len(s.Command) > 0 && s.Command[0] == "") {
 		probs = append(probs, "command: empty")
+	}
+	if strings.ContainsAny(s.Image, " \t\n\x00") {
+		probs = append(probs, fmt.Sprintf("image %q: not a reference", s.Image))
 	}
 	for _, a := range s.Command {
 		if strings.ContainsRune(a, 0) {

@@ -28,6 +28,10 @@ func TestSpecValidate(t *testing.T) {
 		{name: "unclean root", mutate: func(s *backend.Spec) { s.RootFS = "/var/lib/../../etc" }, wantErr: []string{"rootfs"}},
 		{name: "host root as root", mutate: func(s *backend.Spec) { s.RootFS = "/" }, wantErr: []string{"rootfs"}},
 		{name: "negative log cap", mutate: func(s *backend.Spec) { s.Limits.LogBytes = -1 }, wantErr: []string{"limits"}},
+		{name: "image's entrypoint", mutate: func(s *backend.Spec) { s.Command, s.Image = nil, "registry.example/sh@sha256:"+strings.Repeat("a", 64) }},
+		{name: "no command nor image", mutate: func(s *backend.Spec) { s.Command = nil }, wantErr: []string{"command: empty"}},
+		{name: "empty program with image", mutate: func(s *backend.Spec) { s.Command, s.Image = []string{""}, "x@sha256:1" }, wantErr: []string{"command: empty"}},
+		{name: "image with spaces", mutate: func(s *backend.Spec) { s.Image = "a b" }, wantErr: []string{"image"}},
 		{name: "booked duration", mutate: func(s *backend.Spec) { s.Duration = 90 * time.Minute }},
 		{name: "negative duration", mutate: func(s *backend.Spec) { s.Duration = -time.Second }, wantErr: []string{"duration"}},
 		{
