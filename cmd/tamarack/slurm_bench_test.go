@@ -120,7 +120,7 @@ func (site *slurmSite) jobTimes(id string) (submitted, started time.Time) {
 }
 
 // stop stops a sandbox and waits until it has stopped (its job cancelled and ended).
-func (site *slurmSite) stop(id string) {
+func (site *agentSite) stop(id string) {
 	site.t.Helper()
 	if code := site.s.do("POST", "/sandboxes/"+id+"/stop", site.sme, "", nil); code != 202 {
 		site.t.Fatalf("stop %s: %d", id, code)

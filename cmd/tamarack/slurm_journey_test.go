@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,17 +27,13 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
 )
 
-// slurmSite is the platform (`tamarack serve`, testbed and billing) and a site agent with a Slurm pool on the
-// test Slurm, both as separate processes; the agent runs as the Slurm user, as docs/sandbox-backends.md
-// tells a site to run it.
-type slurmSite struct {
+// agentSite is the platform (`tamarack serve`, testbed and billing) and one site agent of a cluster pool,
+// both as separate processes: an SME's credits granted, the pool created, the agent enrolled for it.
+type agentSite struct {
 	t        testing.TB
 	s        *serverProc
 	agent    *agentProc
-	cluster  slurmtest.Cluster
-	api      *slurmrest.ClientWithResponses
 	data     string
-	jobs     string
 	pool     string
 	staff    string
 	sme      string
@@ -46,20 +43,12 @@ type slurmSite struct {
 	launched int
 }
 
-func newSlurmSite(ctx context.Context, t testing.TB) *slurmSite {
+// newAgentSite starts the platform, creates the pool (pool is its JSON) and enrols an agent for it in a data
+// directory of its own, which it returns; the caller starts the agent.
+func newAgentSite(ctx context.Context, t testing.TB, pool string) (*agentSite, string) {
 	t.Helper()
-	cluster := slurmtest.Connect(t)
-	step := cluster.InstallStep(t)
-	requireLocalHost(ctx, t) // the compute node's step runs the local runtime, here on this host
-	u, err := user.Lookup(cluster.User)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-
 	jwks, token := testIdentity(t)
-	site := &slurmSite{t: t, cluster: cluster, staff: token("u-staff", "org-programme", "partner", true),
+	site := &agentSite{t: t, staff: token("u-staff", "org-programme", "partner", true),
 		sme: token("u-sme", "org-sme", "sme", false), vendor: token("u-v", "org-vendor", "vendor", false)}
 	site.data = imagetest.ReachableDir(t)
 	store, err := image.OpenRegistry(filepath.Join(site.data, "registry"), nil)
@@ -91,7 +80,7 @@ func newSlurmSite(ctx context.Context, t testing.TB) *slurmSite {
 		events.OrganizationVerifiedV1{OrganizationID: "org-sme", Verified: true, ByUserID: "u-staff", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	grant := fmt.Sprintf(`{"organization_id":"org-sme","amount_micro":100000000,"note":"slurm test","expires_at":%q}`,
+	grant := fmt.Sprintf(`{"organization_id":"org-sme","amount_micro":100000000,"note":"cluster test","expires_at":%q}`,
 		time.Now().Add(30*24*time.Hour).UTC().Format(time.RFC3339))
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		code := s.call("POST", "/api/v1/billing/grants", site.staff, grant, nil)
@@ -102,20 +91,62 @@ func newSlurmSite(ctx context.Context, t testing.TB) *slurmSite {
 			t.Fatalf("grant credits: %d", code)
 		}
 	}
-
-	// The pool, its agent enrolled, then handed to the Slurm user it runs as.
-	var pool struct{ ID string }
-	if code := s.do("POST", "/pools", site.staff, `{"name":"HPC partition","region":"here","backend":"slurm","vendor_org_id":"org-vendor","settings":{"slurm.partition":"debug"}}`, &pool); code != 201 {
-		t.Fatalf("create slurm pool: %d", code)
+	var p struct{ ID string }
+	if code := s.do("POST", "/pools", site.staff, pool, &p); code != 201 {
+		t.Fatalf("create pool %s: %d", pool, code)
 	}
-	site.pool = pool.ID
+	site.pool = p.ID
 	var tok struct{ Token string }
-	if code := s.do("POST", "/pools/"+pool.ID+"/agent-tokens", site.vendor, `{"note":"login node"}`, &tok); code != 201 {
+	if code := s.do("POST", "/pools/"+p.ID+"/agent-tokens", site.vendor, `{"note":"cluster agent"}`, &tok); code != 201 {
 		t.Fatalf("enrolment token: %d", code)
 	}
 	agentData := imagetest.ReachableDir(t)
-	if out, err := tamarackCmd("agent", "enroll", "--url", "http://"+s.addr, "--token", tok.Token, "--data", agentData, "--name", "login1").CombinedOutput(); err != nil {
+	if out, err := tamarackCmd("agent", "enroll", "--url", "http://"+s.addr, "--token", tok.Token, "--data", agentData, "--name", "cluster").CombinedOutput(); err != nil {
 		t.Fatalf("enroll: %v\n%s", err, out)
+	}
+	return site, agentData
+}
+
+// publishListing offers the pool's GPUs (model) on a compute listing.
+func (site *agentSite) publishListing(ctx context.Context, model string) {
+	site.t.Helper()
+	site.listing = "lst-cluster"
+	if err := eventbus.Publish(ctx, site.bus, events.ListingPublished, "tamarack/marketplace", site.listing+"-published-1", time.Now(), events.ListingChangedV1{
+		ListingID: site.listing, Version: 1, VendorOrgID: "org-vendor", Kind: "compute", At: time.Now(),
+		Compute: &events.ComputeV1{PoolID: site.pool, GPUModel: model, MaxDurationMinutes: 60, PricePerGPUHour: 1_000_000}}); err != nil {
+		site.t.Fatal(err)
+	}
+}
+
+// slurmSite is an agentSite on the test Slurm; the agent runs as the Slurm user, as docs/sandbox-backends.md
+// tells a site to run it.
+type slurmSite struct {
+	*agentSite
+	cluster slurmtest.Cluster
+	api     *slurmrest.ClientWithResponses
+	jobs    string
+}
+
+func newSlurmSite(ctx context.Context, t testing.TB) *slurmSite {
+	t.Helper()
+	cluster := slurmtest.Connect(t)
+	step := cluster.InstallStep(t)
+	requireLocalHost(ctx, t) // the compute node's step runs the local runtime, here on this host
+	u, err := user.Lookup(cluster.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	base, agentData := newAgentSite(ctx, t, `{"name":"HPC partition","region":"here","backend":"slurm","vendor_org_id":"org-vendor","settings":{"slurm.partition":"debug"}}`)
+	site := &slurmSite{agentSite: base, cluster: cluster}
+	site.api, err = slurmrest.NewClientWithResponses(cluster.URL, slurmrest.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+		r.Header.Set("X-SLURM-USER-NAME", cluster.User)
+		r.Header.Set("X-SLURM-USER-TOKEN", cluster.Token)
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
 	}
 	// The agent's binary where the Slurm user can run it (the test binary's directory is root's alone).
 	bin := filepath.Join(imagetest.ReachableDir(t), "tamarack")
@@ -137,27 +168,14 @@ func newSlurmSite(ctx context.Context, t testing.TB) *slurmSite {
 			"--slurm-gres", "h100-80gb=h100", "--slurm-dir", site.jobs, "--slurm-step", strings.Join(step, " ")}}
 	site.agent.start()
 	t.Cleanup(site.agent.kill)
-	site.waitAgent()
-
-	site.api, err = slurmrest.NewClientWithResponses(cluster.URL, slurmrest.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
-		r.Header.Set("X-SLURM-USER-NAME", cluster.User)
-		r.Header.Set("X-SLURM-USER-TOKEN", cluster.Token)
-		return nil
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	site.listing = "lst-hpc"
-	if err := eventbus.Publish(ctx, site.bus, events.ListingPublished, "tamarack/marketplace", site.listing+"-published-1", time.Now(), events.ListingChangedV1{
-		ListingID: site.listing, Version: 1, VendorOrgID: "org-vendor", Kind: "compute", At: time.Now(),
-		Compute: &events.ComputeV1{PoolID: pool.ID, GPUModel: "h100-80gb", MaxDurationMinutes: 60, PricePerGPUHour: 1_000_000}}); err != nil {
-		t.Fatal(err)
-	}
+	site.waitAgent("h100-80gb", 4)
+	site.publishListing(ctx, "h100-80gb")
 	return site
 }
 
-// waitAgent waits until the agent is connected and has registered the Slurm node with its four GPUs.
-func (site *slurmSite) waitAgent() {
+// waitAgent waits until the agent is connected and has registered the named nodes (every node it has, at least
+// one, when none is named), each ready with gpus devices of model, discovered (not declared).
+func (site *agentSite) waitAgent(model string, gpus int, names ...string) {
 	site.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -173,20 +191,29 @@ func (site *slurmSite) waitAgent() {
 			} `json:"node_list"`
 		}
 		site.s.do("GET", "/pools/"+site.pool, site.vendor, "", &pool)
-		if len(agents.Items) == 1 && agents.Items[0].State == "connected" && len(pool.Nodes) == 1 && len(pool.Nodes[0].Devices) == 4 &&
-			pool.Nodes[0].Health == "ready" && pool.Nodes[0].Devices[0].GPUModel == "h100-80gb" && !pool.Nodes[0].Devices[0].Declared {
+		ok := len(agents.Items) == 1 && agents.Items[0].State == "connected" && len(pool.Nodes) > 0
+		found := 0
+		for _, n := range pool.Nodes {
+			if len(names) > 0 && !slices.Contains(names, n.Name) {
+				continue
+			}
+			found++
+			ok = ok && n.Health == "ready" && len(n.Devices) == gpus && n.Devices[0].GPUModel == model && !n.Devices[0].Declared
+		}
+		ok = ok && (len(names) == 0 || found == len(names))
+		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			site.t.Fatalf("the Slurm agent never connected with its node: %+v %+v\n%s", agents, pool, site.agent.log.String())
+			site.t.Fatalf("the agent never connected with its nodes: %+v %+v\n%s", agents, pool, site.agent.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// launch launches a one-GPU shell sandbox on the Slurm pool and returns its ID and the client-observed time
-// from the POST to running.
-func (site *slurmSite) launch() (string, time.Duration) {
+// launch launches a one-GPU shell sandbox on the pool and returns its ID and the client-observed time from the
+// POST to running.
+func (site *agentSite) launch() (string, time.Duration) {
 	site.t.Helper()
 	var sb struct{ ID string }
 	t0 := time.Now()
@@ -196,7 +223,7 @@ func (site *slurmSite) launch() (string, time.Duration) {
 			break
 		}
 		if code != 404 || time.Now().After(deadline) {
-			site.t.Fatalf("launch on the Slurm pool: %d", code)
+			site.t.Fatalf("launch: %d", code)
 		}
 		t0 = time.Now()
 	}
@@ -321,7 +348,7 @@ func TestSlurmJourney(t *testing.T) {
 }
 
 // terminal opens the sandbox's terminal as the browser does, sends input and reads until want.
-func (site *slurmSite) terminal(id, input, want string) string {
+func (site *agentSite) terminal(id, input, want string) string {
 	site.t.Helper()
 	var tj struct{ Token string }
 	if code := site.s.do("POST", "/sandboxes/"+id+"/token", site.sme, "", &tj); code != 201 {
@@ -347,7 +374,7 @@ func (site *slurmSite) terminal(id, input, want string) string {
 }
 
 // verifyLedger waits for billing to release every hold, stops the platform and runs `tamarack billing verify`.
-func (site *slurmSite) verifyLedger() {
+func (site *agentSite) verifyLedger() {
 	site.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
