@@ -56,18 +56,17 @@ func (s *Service) Reserve(ctx context.Context, c Caller, in ReserveInput) (Reser
 		GPUModel: l.GPUModel, GPUCount: in.GPUCount, StartsMS: ms(in.StartsAt), EndsMS: ms(in.EndsAt),
 		State: ResPending, CreatedMS: ms(now)}
 	x := s.index()
-	// The check and the insert are serialised per process by the index lock held across the transaction
-	// through reserveLocked; across processes a reservation may overbook (see docs/testbed.md).
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if free := x.minFreeLocked(r.PoolID, r.GPUModel, r.StartsMS, r.EndsMS); free < r.GPUCount {
-		p := ErrNoCapacity.WithDetail("only %d %s device(s) are free for the whole window", max(free, 0), r.GPUModel)
-		if t := x.nextWindowLocked(r.PoolID, r.GPUModel, r.GPUCount, r.StartsMS, r.EndsMS-r.StartsMS); t > 0 {
-			p = p.WithExtra("next_free_at", fromMS(t).Format(time.RFC3339))
-		}
-		return Reservation{}, p
-	}
+	// The check and the insert are serialised across every replica by the pool and model's lock row, held
+	// until commit (reservation_lock.go); the reservations counted are read from the database under it, so a
+	// booking made by another replica is never missed.
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		booked, err := lockReservations(tx, r.PoolID, r.GPUModel, r.StartsMS)
+		if err != nil {
+			return err
+		}
+		if err := x.checkWindow(r, booked); err != nil {
+			return err
+		}
 		var n int64
 		if err := tx.Model(&Reservation{}).Where("org_id = ? AND state IN ?", c.OrgID, []string{ResPending, ResActive}).
 			Count(&n).Error; err != nil {
@@ -81,8 +80,10 @@ func (s *Service) Reserve(ctx context.Context, c Caller, in ReserveInput) (Reser
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve: %w", err)
 	}
+	x.mu.Lock()
 	g := x.group(r.PoolID, r.GPUModel)
 	g.res = append(g.res, resv{id: r.ID, org: r.OrgID, count: r.GPUCount, fromMS: r.StartsMS, toMS: r.EndsMS})
+	x.mu.Unlock()
 	return r, nil
 }
 

@@ -182,7 +182,12 @@ func build(ctx context.Context, c *config) (*server, error) {
 	if e.apiTokens == nil {
 		e.apiTokens = remoteAPITokens{bus: bus}
 	}
-	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: e.keys, Leeway: 30 * time.Second}}, APITokens: e.apiTokens}
+	// Ended sessions, followed from identity's revocation bucket on NATS by every process (jwtauth).
+	revoked := &jwtauth.Revocations{}
+	e.background("session revocations", func(ctx context.Context) error {
+		return jwtauth.FollowRevocations(ctx, bus, revoked, log, nil)
+	})
+	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: e.keys, Leeway: 30 * time.Second, Revoked: revoked}}, APITokens: e.apiTokens}
 	e.authn = authn
 	e.api = app.Group("/api/v1", web.Auth(authn))
 	for _, w := range []struct {

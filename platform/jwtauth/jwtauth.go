@@ -34,6 +34,9 @@ type Claims struct {
 	Staff   bool     `json:"staff,omitempty"`
 	Scopes  []string `json:"scp,omitempty"`
 	Email   string   `json:"email,omitempty"`
+	// SessionID names the sign-in (identity's refresh-token family) the token belongs to; ending the session
+	// revokes the token (revocation.go).
+	SessionID string `json:"sid,omitempty"`
 }
 
 // KeySource finds the public key of a kid.
@@ -50,6 +53,8 @@ type Verifier struct {
 	Keys   KeySource
 	Now    func() time.Time
 	Leeway time.Duration
+	// Revoked, when set, refuses tokens of ended sessions with ErrRevoked (revocation.go).
+	Revoked *Revocations
 }
 
 // Verify parses and checks token, returning its claims.
@@ -78,6 +83,9 @@ func (v Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	}
 	if claims.Subject == "" {
 		return nil, errors.New("token has no subject")
+	}
+	if v.Revoked.Revoked(claims.SessionID) {
+		return nil, ErrRevoked
 	}
 	return &claims, nil
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -35,6 +36,8 @@ type Principal struct {
 	Staff   bool
 	// TokenID is the API token's ID, or the JWT's jti.
 	TokenID string
+	// SessionID is the access JWT's session (sid); empty for API tokens.
+	SessionID string
 	// APIToken is true when the caller used an API token rather than a session.
 	APIToken bool
 	// Scopes limit an API token; empty means every scope of the user's role.
@@ -63,11 +66,14 @@ type JWTAuthenticator struct{ Verifier jwtauth.Verifier }
 // Authenticate verifies the token and maps its claims.
 func (a JWTAuthenticator) Authenticate(ctx context.Context, token string) (Principal, error) {
 	c, err := a.Verifier.Verify(ctx, token)
+	if errors.Is(err, jwtauth.ErrRevoked) {
+		return Principal{}, ErrTokenRevoked
+	}
 	if err != nil {
 		return Principal{}, ErrBadToken
 	}
 	return Principal{UserID: c.Subject, Email: c.Email, OrgID: c.Org, OrgKind: c.OrgKind, Role: c.Role,
-		Staff: c.Staff, TokenID: c.ID, Scopes: c.Scopes}, nil
+		Staff: c.Staff, TokenID: c.ID, SessionID: c.SessionID, Scopes: c.Scopes}, nil
 }
 
 // APITokenPrefix starts every API token, so the middleware knows which authenticator to ask.
@@ -93,6 +99,11 @@ func (c Chain) Authenticate(ctx context.Context, token string) (Principal, error
 // ErrBadToken is the one answer for every invalid credential: which check failed is not revealed.
 var ErrBadToken = problem.New(401, "invalid_token", "The access token is invalid or expired.").
 	WithDetail("Get a new access token (POST /api/v1/identity/refresh with your refresh token, or sign in again with POST /api/v1/identity/login); an API token may have expired or been revoked.")
+
+// ErrTokenRevoked answers a valid access token whose session has ended (signed out, ended from the session
+// list, password changed, refresh token replayed).
+var ErrTokenRevoked = problem.New(401, "token_revoked", "The session of this access token has ended.").
+	WithDetail("Sign in again with POST /api/v1/identity/login.")
 
 const principalKey = "tamarack_principal"
 

@@ -50,4 +50,7 @@ var (
 	ErrNoSigningKey = problem.New(http.StatusServiceUnavailable, "no_signing_key", "No signing key is available.").
 			WithDetail("The identity service has no key to sign tokens with yet; retry in a moment.")
 	ErrBadToken = web.ErrBadToken
+	// ErrSessionNotFound answers ending a session that is not the caller's, or has ended (sessions.go).
+	ErrSessionNotFound = problem.New(http.StatusNotFound, "session_not_found", "No such live session of yours.").
+				WithDetail("List your sessions with GET /api/v1/identity/sessions; a session that has ended or expired is gone from it.")
 )

@@ -23,7 +23,7 @@ func (s *Service) Routes(r fiber.Router) {
 	h := handler{s}
 	// The invitation token is a secret: no log line carries it, even when auth refuses the request first.
 	web.SecretPath(Base + "/invitations/:token/accept")
-	r.Use(web.LimitBody(MaxBody))
+	r.Use(web.LimitBody(MaxBody), clientMeta)
 	write := web.RequireScope(ScopeWrite)
 	read := web.RequireScope(ScopeRead)
 	r.Post("/signup", h.signup)
@@ -43,6 +43,8 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Post("/tokens", web.RequireAuth, h.createToken)
 	r.Delete("/tokens/:id", web.RequireAuth, write, h.revokeToken)
 	r.Get("/audit", web.RequireAuth, read, h.audit)
+	r.Get("/sessions", web.RequireAuth, read, h.sessions)
+	r.Delete("/sessions/:id", web.RequireAuth, write, h.endSession)
 }
 
 // MaxBody caps identity's request bodies, below the server's default.
@@ -292,7 +294,8 @@ func toAuditJSON(e AuditEntry) auditJSON {
 
 func actorOf(c *fiber.Ctx) Actor {
 	p := web.PrincipalOf(c)
-	return Actor{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, Staff: p.Staff, APIToken: p.APIToken, Meta: Meta{IP: web.ClientIP(c)}}
+	return Actor{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, Staff: p.Staff, APIToken: p.APIToken,
+		SessionID: p.SessionID, Meta: Meta{IP: web.ClientIP(c)}}
 }
 
 // Handlers.
@@ -635,6 +638,10 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Request: createTokenRequest{}, Response: createdTokenJSON{}, Status: 201, Problems: []string{"session_required"}},
 		openapi.Op{Method: "DELETE", Path: Base + "/tokens/:id", Summary: "Revoke an API token", Tag: tag, Auth: "user", Status: 204,
 			Problems: []string{"token_not_found"}},
+		openapi.Op{Method: "GET", Path: Base + "/sessions", Summary: "The caller's live sessions (sign-ins): device, address, created, last use", Tag: tag, Auth: "user",
+			Query: page, Response: web.List[sessionJSON]{}},
+		openapi.Op{Method: "DELETE", Path: Base + "/sessions/:id", Summary: "End one of the caller's sessions: its refresh token stops working and its access tokens are refused (token_revoked) by every service within a second", Tag: tag, Auth: "user", Status: 204,
+			Problems: []string{"session_not_found"}},
 		openapi.Op{Method: "GET", Path: Base + "/audit", Summary: "Audit log (staff: all; org admins: their organisation)", Tag: tag, Auth: "org_admin",
 			Query:    append([]openapi.Param{{Name: "action"}, {Name: "actor_id"}, {Name: "organization_id", Description: "staff only"}}, page...),
 			Response: web.List[auditJSON]{}},

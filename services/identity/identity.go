@@ -85,6 +85,7 @@ type Service struct {
 	publicURL   string
 	reloadEvery time.Duration
 	hashSlots   chan struct{}
+	revKV       revocationKV // sessions.go
 }
 
 // New checks d and builds the service. It does no I/O but hashing a dummy password (for alike timing of
@@ -160,6 +161,9 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = sub.Drain() }()
+	revDone := make(chan struct{})
+	go func() { defer close(revDone); s.runRevocations(ctx) }()
+	defer func() { <-revDone }()
 	done := make(chan error, 1)
 	go func() { done <- s.outbox.Run(ctx) }()
 	tick := time.NewTicker(s.reloadEvery)

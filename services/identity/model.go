@@ -193,6 +193,8 @@ type Actor struct {
 	OrgID    string
 	Staff    bool
 	APIToken bool
+	// SessionID is the session of the caller's access token (sessions.go); empty for API tokens.
+	SessionID string
 	Meta
 }
 

@@ -226,12 +226,19 @@ func (s *Service) newRefresh(tx *gorm.DB, userID, orgID, family string) (string,
 	now := s.clock.Now()
 	err := tx.Create(&RefreshToken{ID: id, FamilyID: family, UserID: userID, OrganizationID: orgID,
 		TokenHash: hashSecret(sec), CreatedAt: now, ExpiresAt: now.Add(s.refreshTTL)}).Error
-	return sec, err
+	if err != nil {
+		return "", err
+	}
+	return sec, s.trackSession(tx, family, userID, family == id, now, now.Add(s.refreshTTL))
 }
 
 // session signs an access token for u acting for org.
 func (s *Service) session(ctx context.Context, u User, org *Organization, role, refresh string) (Session, error) {
-	access, err := s.signAccess(ctx, u, org, role)
+	sid, err := s.sessionIDOf(ctx, refresh)
+	if err != nil {
+		return Session{}, err
+	}
+	access, err := s.signAccess(ctx, u, org, role, sid)
 	if err != nil {
 		return Session{}, err
 	}
@@ -239,7 +246,7 @@ func (s *Service) session(ctx context.Context, u User, org *Organization, role, 
 		User: u, Org: org, Role: role}, nil
 }
 
-func (s *Service) signAccess(ctx context.Context, u User, org *Organization, role string) (string, error) {
+func (s *Service) signAccess(ctx context.Context, u User, org *Organization, role, sid string) (string, error) {
 	k, err := s.keys.current(ctx)
 	if err != nil {
 		return "", err
@@ -250,7 +257,7 @@ func (s *Service) signAccess(ctx context.Context, u User, org *Organization, rol
 			Issuer: jwtauth.Issuer, Subject: u.ID, Audience: jwt.ClaimStrings{jwtauth.Audience},
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(s.accessTTL)), ID: newID(),
 		},
-		Role: role, Staff: u.IsStaff, Email: u.Email,
+		Role: role, Staff: u.IsStaff, Email: u.Email, SessionID: sid,
 	}
 	if org != nil {
 		c.Org, c.OrgKind = org.ID, org.Kind
@@ -283,8 +290,7 @@ func (s *Service) Refresh(ctx context.Context, token, orgID string, meta Meta) (
 		}
 		if rt.UsedAt != nil {
 			reused = true
-			if err := tx.Model(&RefreshToken{}).Where("family_id = ? AND revoked_at IS NULL", rt.FamilyID).
-				Update("revoked_at", now).Error; err != nil {
+			if err := s.endSessions(tx, now, rt.FamilyID); err != nil {
 				return err
 			}
 			return s.writeAudit(tx, AuditEntry{Action: AuditRefreshReused, ActorUserID: rt.UserID,
@@ -311,6 +317,7 @@ func (s *Service) Refresh(ctx context.Context, token, orgID string, meta Meta) (
 		return Session{}, err
 	}
 	if reused {
+		s.announce(ctx, now, rt.FamilyID)
 		return Session{}, ErrRefreshReused
 	}
 	u, err := userByID(s.db.WithContext(ctx), rt.UserID)
@@ -323,7 +330,8 @@ func (s *Service) Refresh(ctx context.Context, token, orgID string, meta Meta) (
 // Logout revokes the session (refresh-token family) of token. Unknown tokens are ignored.
 func (s *Service) Logout(ctx context.Context, token string, meta Meta) error {
 	now := s.clock.Now()
-	return s.tx(ctx, func(tx *gorm.DB) error {
+	var family string
+	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var rt RefreshToken
 		err := tx.Where("token_hash = ?", hashSecret(token)).Take(&rt).Error
 		if sqldb.IsNotFound(err) {
@@ -332,13 +340,17 @@ func (s *Service) Logout(ctx context.Context, token string, meta Meta) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.Model(&RefreshToken{}).Where("family_id = ? AND revoked_at IS NULL", rt.FamilyID).
-			Update("revoked_at", now).Error; err != nil {
+		family = rt.FamilyID
+		if err := s.endSessions(tx, now, rt.FamilyID); err != nil {
 			return err
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditLogout, ActorUserID: rt.UserID,
 			OrganizationID: rt.OrganizationID, Target: "session:" + rt.FamilyID, IP: meta.IP})
 	})
+	if err == nil && family != "" {
+		s.announce(ctx, now, family)
+	}
+	return err
 }
 
 // Me returns the user and their memberships.

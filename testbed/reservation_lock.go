@@ -1,0 +1,68 @@
+package testbed
+
+import (
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
+)
+
+// Reservations across replicas. Each testbed process keeps the reservations in its scheduling index, but
+// another replica may have booked since: the index alone would let two replicas both take the last devices
+// of a window. Reservations book GPU counts of a pool and model, not devices, so no exclusion constraint can
+// say "overlapping counts stay within capacity"; instead Reserve takes the pool and model's row in
+// testbed_reservation_locks for its transaction (Postgres: SELECT … FOR UPDATE; SQLite: the immediate
+// transaction already holds the single write lock), reads the live reservations from the database under
+// it, and inserts before the lock is released at commit.
+
+type reservationLock struct {
+	PoolID   string `gorm:"primaryKey"`
+	GPUModel string `gorm:"primaryKey;column:gpu_model"`
+}
+
+func (reservationLock) TableName() string { return "testbed_reservation_locks" }
+
+// lockReservations locks pool and model's reservations for the transaction and returns the pending and
+// active ones still running at or after fromMS.
+func lockReservations(tx *gorm.DB, pool, model string, fromMS int64) ([]Reservation, error) {
+	row := reservationLock{PoolID: pool, GPUModel: model}
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+		return nil, err
+	}
+	if err := sqldb.ForUpdate(tx).Where("pool_id = ? AND gpu_model = ?", pool, model).Take(&row).Error; err != nil {
+		return nil, err
+	}
+	var out []Reservation
+	err := tx.Where("pool_id = ? AND gpu_model = ? AND state IN ? AND ends_ms > ?", pool, model,
+		[]string{ResPending, ResActive}, fromMS).Find(&out).Error
+	return out, err
+}
+
+// checkWindow brings the index's reservations of r's pool and model that matter from r's start on up to date
+// with booked (the database's, read under the lock), then answers no_capacity unless r fits.
+func (x *index) checkWindow(r Reservation, booked []Reservation) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	g := x.group(r.PoolID, r.GPUModel)
+	kept := g.res[:0:0]
+	for _, v := range g.res {
+		if v.toMS <= r.StartsMS {
+			kept = append(kept, v)
+		}
+	}
+	for _, b := range booked {
+		kept = append(kept, resv{id: b.ID, org: b.OrgID, count: b.GPUCount, fromMS: b.StartsMS, toMS: b.EndsMS})
+	}
+	g.res = kept
+	free := x.minFreeLocked(r.PoolID, r.GPUModel, r.StartsMS, r.EndsMS)
+	if free >= r.GPUCount {
+		return nil
+	}
+	p := ErrNoCapacity.WithDetail("only %d %s device(s) are free for the whole window", max(free, 0), r.GPUModel)
+	if t := x.nextWindowLocked(r.PoolID, r.GPUModel, r.GPUCount, r.StartsMS, r.EndsMS-r.StartsMS); t > 0 {
+		p = p.WithExtra("next_free_at", fromMS(t).Format(time.RFC3339))
+	}
+	return p
+}
