@@ -51,6 +51,7 @@ func TestApply(t *testing.T) {
 		t.Fatalf("kubeconfig %s: %v", kubeconfig, err)
 	}
 	cfg.WarningHandler = warnings
+	cfg.QPS, cfg.Burst = 100, 200 // client-go's default 5 per second would make a hundred applies take 20 s
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
