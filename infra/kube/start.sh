@@ -62,7 +62,7 @@ bin="$("$here/build.sh")" # a plain assignment, so that a failed build stops her
 
 mkdir -p "$state"/{run,log,pki,etcd}
 chmod 0700 "$state/pki" "$state/etcd"
-# One start at a time; the daemons do not inherit the lock (spawn closes fd 9).
+# One start at a time; the daemons do not inherit the lock (each starts with fd 9 closed).
 exec 9>"$state/.lock"
 flock -w 600 9 || die "another start.sh holds $state/.lock"
 
