@@ -63,9 +63,11 @@ e2e: ui
 	$(GO) build -o bin/tamarack ./cmd/tamarack
 	cd frontend && TAMARACK_E2E_BIN=$(CURDIR)/bin/tamarack npm run e2e
 
-## infra-check: validate the Kubernetes manifests, Tiltfile and Dockerfile without a cluster
+## infra-check: validate the Kubernetes manifests, Tiltfile and Dockerfile without a cluster, then apply the
+## manifests (dry run) to the test control plane when TAMARACK_TEST_KUBE names it (infra/kube/start.sh)
 infra-check:
 	bash infra/check.sh
+	cd infra/check && $(GO) test -count=1 ./...
 
 clean:
 	rm -rf bin frontend/dist/assets frontend/dist/index.html
