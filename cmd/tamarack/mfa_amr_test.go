@@ -19,7 +19,7 @@ var mfaAMR = []string{jwtauth.AMRPassword, jwtauth.AMRMFA}
 func (j journey) staffLogin(email string) string {
 	j.t.Helper()
 	pwd := j.login(email)
-	secret := j.must(201, "POST", "/api/v1/identity/mfa/totp", pwd, nil).str("secret")
+	secret := j.must(201, "POST", "/api/v1/identity/mfa/totp", pwd, map[string]any{"password": "correct-horse-battery-staple"}).str("secret")
 	j.must(200, "POST", "/api/v1/identity/mfa/totp/confirm", pwd, map[string]any{"code": totpCode(j.t, secret, time.Now())})
 	challenge := j.must(200, "POST", "/api/v1/identity/login", "", map[string]any{
 		"email": email, "password": "correct-horse-battery-staple"}).str("mfa_token")

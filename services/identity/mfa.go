@@ -275,8 +275,11 @@ func (s *Service) MFAStatusOf(ctx context.Context, a Actor) (MFAStatus, error) {
 
 // EnrolTOTP starts enrolment: a new secret, replacing any unconfirmed one. Nothing changes at sign-in until
 // ConfirmTOTP.
-func (s *Service) EnrolTOTP(ctx context.Context, a Actor) (MFAEnrolment, error) {
+func (s *Service) EnrolTOTP(ctx context.Context, a Actor, password string) (MFAEnrolment, error) {
 	if err := requireSession(a); err != nil {
+		return MFAEnrolment{}, err
+	}
+	if _, err := s.checkPassword(ctx, a, password, "enrol"); err != nil {
 		return MFAEnrolment{}, err
 	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: mfaIssuer, AccountName: a.Email, Period: totpPeriod,
@@ -368,29 +371,13 @@ func (s *Service) DisableMFA(ctx context.Context, a Actor, password string, c MF
 	}
 	var f problem.Fields
 	f.Check(password != "", "password", "required", "is required")
-	f.Check(len(password) <= 1024, "password", "max", "must be at most 1024 bytes")
 	c.validate(&f, true)
 	if err := f.Err(); err != nil {
 		return err
 	}
-	u, err := userByID(s.db.WithContext(ctx), a.UserID)
+	u, err := s.checkPassword(ctx, a, password, "disable")
 	if err != nil {
 		return err
-	}
-	ok, err := s.compare(ctx, password, u.PasswordHash)
-	if err != nil && ctx.Err() != nil {
-		return err
-	}
-	if err != nil || !ok {
-		// Charged like a failed sign-in, so the password cannot be guessed here instead.
-		if _, wait, _, cerr := s.chargeAttempt(ctx, newThrottleKeys(u.Email, a.IP)); cerr != nil {
-			return cerr
-		} else if wait > 0 {
-			return s.tooManyAttempts(wait)
-		}
-		s.auditNow(ctx, AuditEntry{Action: AuditMFALoginFailed, ActorUserID: u.ID, ActorEmail: u.Email, IP: a.IP,
-			Detail: details("step", "disable", "reason", "password")})
-		return ErrInvalidCredentials
 	}
 	return s.checkFactor(ctx, u.ID, u.Email, a.IP, c, true, func(tx *gorm.DB, _ *MFA) error {
 		for _, row := range []any{&MFA{}, &RecoveryCode{}, &mfaSession{}} {
@@ -401,6 +388,36 @@ func (s *Service) DisableMFA(ctx context.Context, a Actor, password string, c MF
 		return s.writeAudit(tx, AuditEntry{Action: AuditMFADisabled, ActorUserID: u.ID, ActorEmail: u.Email,
 			OrganizationID: a.OrgID, Target: "user:" + u.ID, IP: a.IP})
 	})
+}
+
+// checkPassword re-checks the actor's password before a change of their second factor. A wrong one is charged
+// like a failed sign-in, so the password cannot be guessed here instead.
+func (s *Service) checkPassword(ctx context.Context, a Actor, password, step string) (User, error) {
+	var f problem.Fields
+	f.Check(password != "", "password", "required", "is required")
+	f.Check(len(password) <= 1024, "password", "max", "must be at most 1024 bytes")
+	if err := f.Err(); err != nil {
+		return User{}, err
+	}
+	u, err := userByID(s.db.WithContext(ctx), a.UserID)
+	if err != nil {
+		return User{}, err
+	}
+	ok, err := s.compare(ctx, password, u.PasswordHash)
+	if err != nil && ctx.Err() != nil {
+		return User{}, err
+	}
+	if err == nil && ok {
+		return u, nil
+	}
+	if _, wait, _, cerr := s.chargeAttempt(ctx, newThrottleKeys(u.Email, a.IP)); cerr != nil {
+		return User{}, cerr
+	} else if wait > 0 {
+		return User{}, s.tooManyAttempts(wait)
+	}
+	s.auditNow(ctx, AuditEntry{Action: AuditMFALoginFailed, ActorUserID: u.ID, ActorEmail: u.Email, IP: a.IP,
+		Detail: details("step", step, "reason", "password")})
+	return User{}, ErrInvalidCredentials
 }
 
 func (s *Service) tooManyAttempts(wait time.Duration) error {
@@ -649,8 +666,12 @@ type loginResponse struct {
 
 type loginMFARequest struct {
 	MFAToken     string `json:"mfa_token" openapi:"required"`
-	Code         string `json:"code,omitempty" doc:"6-digit code of the authenticator app; or recovery_code"`
+	Code         string `json:"code,omitempty" doc:"required unless recovery_code is given: 6-digit code of the authenticator app"`
 	RecoveryCode string `json:"recovery_code,omitempty" text:"secret" doc:"an unused recovery code; each works once"`
+}
+
+type enrolRequest struct {
+	Password string `json:"password" text:"secret" openapi:"required" doc:"the account's password, checked again"`
 }
 
 type codeRequest struct {
@@ -659,7 +680,7 @@ type codeRequest struct {
 
 type disableMFARequest struct {
 	Password     string `json:"password" text:"secret" openapi:"required"`
-	Code         string `json:"code,omitempty" doc:"6-digit code; or recovery_code"`
+	Code         string `json:"code,omitempty" doc:"required unless recovery_code is given: 6-digit code"`
 	RecoveryCode string `json:"recovery_code,omitempty" text:"secret"`
 }
 
@@ -722,7 +743,11 @@ func (h handler) mfaStatus(c *fiber.Ctx) error {
 }
 
 func (h handler) enrolTOTP(c *fiber.Ctx) error {
-	en, err := h.svc.EnrolTOTP(c.UserContext(), actorOf(c))
+	var req enrolRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	en, err := h.svc.EnrolTOTP(c.UserContext(), actorOf(c), req.Password)
 	if err != nil {
 		return err
 	}
@@ -789,7 +814,7 @@ func (s *Service) mfaOpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "GET", Path: Base + "/mfa", Summary: "Whether two-step sign-in is on, and recovery codes left", Tag: tag, Auth: "user",
 			Response: mfaStatusJSON{}},
 		openapi.Op{Method: "POST", Path: Base + "/mfa/totp", Summary: "Enrol an authenticator app (secret shown once; confirm to turn on)", Tag: tag, Auth: "user",
-			Response: enrolmentJSON{}, Status: 201, Problems: []string{"mfa_already_enabled", "session_required"}},
+			Request: enrolRequest{}, Response: enrolmentJSON{}, Status: 201, Problems: []string{"mfa_already_enabled", "session_required", "invalid_credentials", "too_many_attempts"}},
 		openapi.Op{Method: "POST", Path: Base + "/mfa/totp/confirm", Summary: "Turn two-step sign-in on with a first code; returns the recovery codes once", Tag: tag, Auth: "user",
 			Request: codeRequest{}, Response: recoveryCodesJSON{}, Problems: append([]string{"mfa_not_enabled", "mfa_already_enabled"}, codeProblems...)},
 		openapi.Op{Method: "POST", Path: Base + "/mfa/recovery-codes", Summary: "Replace the recovery codes (needs a current code)", Tag: tag, Auth: "user",
@@ -803,6 +828,7 @@ func (s *Service) mfaOpenAPI(d *openapi.Doc) {
 
 func (loginResponse) SchemaName() string     { return "LoginResponse" }
 func (loginMFARequest) SchemaName() string   { return "LoginMFARequest" }
+func (enrolRequest) SchemaName() string      { return "MFAEnrolRequest" }
 func (codeRequest) SchemaName() string       { return "MFACodeRequest" }
 func (disableMFARequest) SchemaName() string { return "DisableMFARequest" }
 func (mfaStatusJSON) SchemaName() string     { return "MFAStatus" }

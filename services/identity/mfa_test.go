@@ -26,7 +26,7 @@ func codeAt(t *testing.T, secret string, at time.Time) string {
 // recovery codes. The confirming code is the current step's.
 func (e *tenv) enrolMFA(access string) (string, []string) {
 	e.t.Helper()
-	en := e.do("POST", api+"/mfa/totp", access, nil)
+	en := e.do("POST", api+"/mfa/totp", access, map[string]any{"password": testPassword})
 	want(e.t, en, 201, "")
 	secret := en.str("secret")
 	if secret == "" || !strings.HasPrefix(en.str("otpauth_uri"), "otpauth://totp/") || !strings.Contains(en.str("otpauth_uri"), "secret="+secret) {
@@ -98,7 +98,8 @@ func TestMFAEnrolConfirmAndTwoStepLogin(t *testing.T) {
 			t.Fatalf("status before: %s", st.raw)
 		}
 		// Enrolment alone changes nothing at sign-in; a wrong first code does not turn it on.
-		en := e.do("POST", api+"/mfa/totp", a.access, nil)
+		want(t, e.do("POST", api+"/mfa/totp", a.access, map[string]any{"password": "not the password"}), 401, "invalid_credentials")
+		en := e.do("POST", api+"/mfa/totp", a.access, map[string]any{"password": testPassword})
 		want(t, en, 201, "")
 		if got := e.login("ada@example.com"); got.access == "" {
 			t.Fatal("pending enrolment blocked sign-in")
@@ -108,7 +109,7 @@ func TestMFAEnrolConfirmAndTwoStepLogin(t *testing.T) {
 		want(t, e.do("POST", api+"/mfa/totp/confirm", a.access, map[string]any{"code": wrong}), 401, "invalid_mfa_code")
 		// A second enrolment replaces the pending secret; confirming turns it on.
 		secret, codes := e.enrolMFA(a.access)
-		want(t, e.do("POST", api+"/mfa/totp", a.access, nil), 409, "mfa_already_enabled")
+		want(t, e.do("POST", api+"/mfa/totp", a.access, map[string]any{"password": testPassword}), 409, "mfa_already_enabled")
 		st = e.do("GET", api+"/mfa", a.access, nil)
 		if st.body["enabled"] != true || st.body["recovery_codes_left"] != float64(10) {
 			t.Fatalf("status after: %s", st.raw)
@@ -195,7 +196,7 @@ func TestMFARecoveryCodesAndDisable(t *testing.T) {
 		// API tokens cannot manage MFA.
 		tk := e.do("POST", api+"/tokens", a.access, map[string]any{"name": "ci", "scopes": []string{"read", "write"}, "expires_in_days": 30})
 		want(t, tk, 201, "")
-		want(t, e.do("POST", api+"/mfa/totp", tk.str("token"), nil), 403, "session_required")
+		want(t, e.do("POST", api+"/mfa/totp", tk.str("token"), map[string]any{"password": testPassword}), 403, "session_required")
 	})
 }
 
