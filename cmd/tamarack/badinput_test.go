@@ -21,7 +21,7 @@ func TestEveryRouteAnswersBadInputWithAProblem(t *testing.T) {
 	if err := promote(t.Context(), s.e.cfg, "staff@bad-input.example", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	staff := j.login("staff@bad-input.example")
+	staff := j.staffLogin("staff@bad-input.example")
 
 	bodies := map[string]string{
 		"truncated":     `{"a":`,
@@ -74,7 +74,7 @@ func TestListsRefuseBadPaging(t *testing.T) {
 	if err := promote(t.Context(), s.e.cfg, "staff@paging.example", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	staff := j.login("staff@paging.example")
+	staff := j.staffLogin("staff@paging.example")
 	checked := 0
 	for _, r := range s.e.app.GetRoutes(true) {
 		if r.Method != http.MethodGet || !strings.HasPrefix(r.Path, "/api/v1/") || strings.Contains(r.Path, ":") {

@@ -31,7 +31,7 @@ func TestGatedComputeJourney(t *testing.T) {
 			if err := promote(t.Context(), j.s.e.cfg, "staff@gated.example", io.Discard); err != nil {
 				t.Fatal(err)
 			}
-			staff := j.login("staff@gated.example")
+			staff := j.staffLogin("staff@gated.example")
 			j.must(200, "POST", I+"/organizations/"+vendorOrg+"/verify", staff, map[string]any{"verified": true})
 			j.must(200, "POST", I+"/organizations/"+smeOrg+"/verify", staff, map[string]any{"verified": true})
 			pool := j.must(201, "POST", T+"/pools", staff, map[string]any{"name": "Gated pool", "region": "ca-montreal",

@@ -90,7 +90,7 @@ func runHubClient(t *testing.T, node, dir string, args []string) {
 	if err := promote(t.Context(), j.s.e.cfg, "staff@hub.example", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	staff := j.login("staff@hub.example")
+	staff := j.staffLogin("staff@hub.example")
 	j.must(200, "POST", I+"/organizations/"+vendorOrg+"/verify", staff, map[string]any{"verified": true})
 	j.must(200, "POST", I+"/organizations/"+smeOrg+"/verify", staff, map[string]any{"verified": true})
 

@@ -166,7 +166,7 @@ func runJourney(t *testing.T, j journey) {
 	if err := promote(t.Context(), j.s.e.cfg, "staff@programme.example", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	staff := j.login("staff@programme.example")
+	staff := j.staffLogin("staff@programme.example")
 	if j.must(200, "GET", I+"/me", staff, nil).str("user", "is_staff") != "true" {
 		t.Fatal("promoted user is not staff")
 	}

@@ -33,7 +33,7 @@ func TestTryItJourney(t *testing.T) {
 			if err := promote(t.Context(), j.s.e.cfg, "staff@tryit.example", io.Discard); err != nil {
 				t.Fatal(err)
 			}
-			staff := j.login("staff@tryit.example")
+			staff := j.staffLogin("staff@tryit.example")
 			j.must(200, "POST", I+"/organizations/"+vendorOrg+"/verify", staff, map[string]any{"verified": true})
 			j.must(200, "POST", I+"/organizations/"+smeOrg+"/verify", staff, map[string]any{"verified": true})
 			pool := j.must(201, "POST", T+"/pools", staff, map[string]any{"name": "Try pool", "region": "ca-montreal",

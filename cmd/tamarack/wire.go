@@ -115,6 +115,12 @@ func seed(ctx context.Context, c *config, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "  %-32s %s\n", u.who, u.email)
 		}
 	}
+	if d.StaffEmail != "" {
+		// Staff act as staff only in sessions signed in with a second factor; the seed enrols no authenticator
+		// (a secret printed here would be nobody's second factor), so the first staff sign-in enrols one.
+		fmt.Fprintf(stdout, "Staff need two-step sign-in: signed in as %s, open %s/account/security and scan the QR code with an authenticator app.\n",
+			d.StaffEmail, c.PublicURL)
+	}
 	for _, n := range d.Notes {
 		fmt.Fprintln(stdout, n)
 	}

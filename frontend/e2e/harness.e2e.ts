@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServer } from './harness';
+import { totpAt } from './totp';
 
 const FAKE = `node -e "const fs=require('fs');fs.writeFileSync('{data}/started','');require('http').createServer((q,s)=>{s.writeHead(q.url==='/readyz'?200:404);s.end('ok')}).listen({port},'127.0.0.1')"`;
 
@@ -38,5 +39,15 @@ describe('harness', () => {
     expect(existsSync(`${dataDir}/started`)).toBe(true);
     await s.stop();
     expect(existsSync(dataDir)).toBe(false);
+  });
+});
+
+describe('totp', () => {
+  it('computes RFC 6238 codes (the RFC test vector, SHA-1, truncated to 6 digits)', () => {
+    // Secret "12345678901234567890" in base32; at T = 59 s the 8-digit code is 94287082.
+    const secret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ';
+    expect(totpAt(secret, Math.floor(59 / 30), 8)).toBe('94287082');
+    expect(totpAt(secret, Math.floor(1111111109 / 30), 8)).toBe('07081804');
+    expect(totpAt(secret, Math.floor(59 / 30))).toBe('287082');
   });
 });

@@ -15,6 +15,7 @@ import fr from '../src/locales/fr.json';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { axe, cspViolations, DEMO_PASSWORD, SCREENSHOT_DIR, launchBrowser, openPage, screenshot, serious, startAgent, startServer, type Agent, type Server } from './harness';
+import { Authenticator } from './totp';
 
 type Locale = typeof en;
 type Lang = 'en' | 'fr';
@@ -86,6 +87,74 @@ async function signIn(a: Actor, L: Locale, email: string, password = DEMO_PASSWO
   // On a phone the account controls are in the folded menu (hidden): wait for the page to leave /signin.
   if (phone) await a.page.waitForURL((u) => !u.pathname.startsWith('/signin'));
   else await a.page.getByRole('button', { name: L.header.sign_out }).waitFor();
+}
+
+// Staff act as staff only in sessions signed in with a second factor. The demo seed enrols no authenticator: the
+// first test that needs staff enrols one through the security page (enrolStaff), as a person would, and every
+// later staff sign-in computes its code from the secret the page showed.
+let staffAuth: Authenticator | null = null;
+let staffRecovery: string[] = [];
+
+/** enrolStaff turns on two-step sign-in for the demo staff on the security page, checking each step. */
+async function enrolStaff(a: Actor, L: Locale) {
+  const p = a.page;
+  await signIn(a, L, STAFF); // the password alone: no authenticator yet
+  await visit(a, '/account/security', 'security-off');
+  await p.getByRole('button', { name: L.security.turn_on }).click();
+  await p.getByLabel(L.signup.password, { exact: true }).fill(DEMO_PASSWORD);
+  await p.getByRole('button', { name: L.security.continue, exact: true }).click();
+  await p.getByRole('img', { name: L.security.qr_label }).waitFor();
+  const secret = await p.getByLabel(L.security.secret, { exact: true }).inputValue();
+  expect(await p.getByLabel(L.security.uri, { exact: true }).inputValue()).toMatch(/^otpauth:\/\/totp\/.*secret=/);
+  await check(a, 'security-scan');
+  const auth = new Authenticator(secret);
+  await p.getByLabel(L.security.first_code).fill(await auth.code());
+  await p.getByRole('button', { name: L.security.confirm, exact: true }).click();
+  const codes = p.getByTestId('recovery-codes').getByRole('listitem');
+  await expect.poll(() => codes.count()).toBe(10);
+  staffRecovery = await codes.allTextContents();
+  staffAuth = auth;
+  await p.getByRole('button', { name: L.security.download_codes }).waitFor();
+  await check(a, 'security-recovery-codes');
+  // This session predates the authenticator: sign in again for one that counts as two-step.
+  await p.getByRole('button', { name: L.security.sign_in_again }).click();
+  await p.waitForURL((u) => u.pathname === '/signin');
+}
+
+async function ensureStaffMFA(): Promise<Authenticator> {
+  if (!staffAuth) {
+    const a = await actor('en');
+    await enrolStaff(a, en);
+    await a.context.close();
+  }
+  return staffAuth!;
+}
+
+/** staffSignIn signs the demo staff in with the password and then a code of the authenticator. */
+async function staffSignIn(a: Actor, L: Locale) {
+  const auth = await ensureStaffMFA();
+  const p = a.page;
+  await p.goto('/signin');
+  await p.getByLabel(L.signup.email).fill(STAFF);
+  await p.getByLabel(L.signup.password, { exact: true }).fill(DEMO_PASSWORD);
+  await p.getByRole('button', { name: L.signin.submit, exact: true }).click();
+  await p.getByLabel(L.mfa.code).fill(await auth.code());
+  await p.getByRole('button', { name: L.mfa.verify, exact: true }).click();
+  await p.getByRole('button', { name: L.header.sign_out }).waitFor();
+}
+
+/** staffToken is an access token of a two-step API sign-in of the demo staff. */
+async function staffToken(): Promise<string> {
+  const auth = await ensureStaffMFA();
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(`${server.url}/api/v1${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`POST ${path}: ${res.status} ${text}`);
+    return JSON.parse(text);
+  };
+  const challenge = await post('/identity/login', { email: STAFF, password: DEMO_PASSWORD });
+  expect(challenge.mfa_required).toBe(true);
+  return (await post('/identity/login/mfa', { mfa_token: challenge.mfa_token, code: await auth.code() })).access_token as string;
 }
 
 /** signWebhook signs a Stripe event the way Stripe does: v1 = HMAC-SHA256("<t>.<payload>") with the secret. */
@@ -163,7 +232,7 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
 
     it('staff verify the new vendor organisation', async () => {
       staff = await actor(lang);
-      await signIn(staff, L, STAFF);
+      await staffSignIn(staff, L);
       await visit(staff, '/staff/organizations', shot('staff-organizations'));
       await staff.page.getByRole('button', { name: tr(L.staff.verify_named, { name: vendorOrg }) }).click();
       const row = staff.page.locator(`tr[data-org="${vendorOrg}"]`);
@@ -428,6 +497,71 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
   });
 }
 
+describe.sequential('two-step sign-in', () => {
+  it('staff without two-step sign-in are told to turn it on, with a link to the security page', async () => {
+    const a = await actor('en');
+    const p = a.page;
+    await signIn(a, en, STAFF);
+    await p.goto('/staff/reviews');
+    const alert = p.getByRole('alert').filter({ hasText: en.mfa.required_title });
+    await alert.waitFor();
+    await check(a, 'staff-mfa-required');
+    await alert.getByRole('link', { name: en.mfa.required_link }).click();
+    await p.getByRole('heading', { name: en.security.title, level: 1 }).waitFor();
+    await p.getByRole('button', { name: en.security.turn_on }).waitFor();
+    await a.context.close();
+  });
+
+  it('staff turn on two-step sign-in on the security page: QR code, secret, first code, recovery codes', async () => {
+    const a = await actor('en');
+    await enrolStaff(a, en);
+    await a.context.close();
+  });
+
+  it('sign-in asks for the code: a wrong code is refused, the right one signs in and staff pages work', async () => {
+    const auth = await ensureStaffMFA();
+    const a = await actor('en');
+    const p = a.page;
+    await p.goto('/signin');
+    await p.getByLabel(en.signup.email).fill(STAFF);
+    await p.getByLabel(en.signup.password, { exact: true }).fill(DEMO_PASSWORD);
+    await p.getByRole('button', { name: en.signin.submit, exact: true }).click();
+    const code = p.getByLabel(en.mfa.code);
+    await code.waitFor();
+    await expect.poll(() => code.evaluate((el) => el === document.activeElement)).toBe(true);
+    await check(a, 'signin-code');
+    await code.fill(auth.wrongCode());
+    await p.getByRole('button', { name: en.mfa.verify, exact: true }).click();
+    await p.getByRole('alert').filter({ hasText: en.mfa.error_wrong_code }).waitFor();
+    expect(await code.inputValue()).toBe('');
+    await check(a, 'signin-code-wrong');
+    await code.fill(await auth.code());
+    await p.getByRole('button', { name: en.mfa.verify, exact: true }).click();
+    await p.getByRole('button', { name: en.header.sign_out }).waitFor();
+    await visit(a, '/staff/reviews', 'staff-reviews-mfa');
+    expect(await p.getByText(en.mfa.required_title).count()).toBe(0);
+    await a.context.close();
+  });
+
+  it('a recovery code signs in once and the security page counts one fewer', async () => {
+    await ensureStaffMFA();
+    const a = await actor('en');
+    const p = a.page;
+    await p.goto('/signin');
+    await p.getByLabel(en.signup.email).fill(STAFF);
+    await p.getByLabel(en.signup.password, { exact: true }).fill(DEMO_PASSWORD);
+    await p.getByRole('button', { name: en.signin.submit, exact: true }).click();
+    await p.getByRole('button', { name: en.mfa.use_recovery }).click();
+    await p.getByLabel(en.mfa.recovery_code).fill(staffRecovery.shift()!);
+    await check(a, 'signin-recovery-code');
+    await p.getByRole('button', { name: en.mfa.verify, exact: true }).click();
+    await p.getByRole('button', { name: en.header.sign_out }).waitFor();
+    await visit(a, '/account/security', 'security-on');
+    await p.getByText(tr(en.security.codes_left_other, { count: 9 })).waitFor();
+    await a.context.close();
+  });
+});
+
 describe.sequential('quality', () => {
   it('shows the problem title and each field message beside its field', async () => {
     const a = await actor('en');
@@ -619,7 +753,7 @@ describe.sequential('quality', () => {
       gated: true, dataset: { format: 'jsonl' }, plans: [{ name: 'Research', kind: 'free', price_micro: 0 }],
     });
     const submitted = await api(vendorToken, 'POST', `/marketplace/listings/${created.id}/submit`);
-    await api(await login(STAFF), 'POST', `/marketplace/reviews/${submitted.pending_version.id}/decision`, { decision: 'approve', comment: '' });
+    await api(await staffToken(), 'POST', `/marketplace/reviews/${submitted.pending_version.id}/decision`, { decision: 'approve', comment: '' });
 
     const smeA = await actor('en');
     await signIn(smeA, en, SME);
@@ -656,7 +790,7 @@ describe.sequential('quality', () => {
     const before = credits(await available.textContent());
 
     const s = await actor('en');
-    await signIn(s, en, STAFF);
+    await staffSignIn(s, en);
     const p = s.page;
     await visit(s, '/staff/payments', 'staff-offline-payment');
     // Nothing chosen: the form's own checks mark the fields.

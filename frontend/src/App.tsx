@@ -22,6 +22,7 @@ const Sandboxes = lazy(() => import('./pages/Sandboxes'));
 const SandboxPage = lazy(() => import('./pages/SandboxPage'));
 const Wallet = lazy(() => import('./pages/Wallet'));
 const Access = lazy(() => import('./pages/Access'));
+const Security = lazy(() => import('./pages/Security'));
 
 function NotFound() {
   const { t } = useTranslation();
@@ -55,6 +56,7 @@ export function AppRoutes() {
         <Route path="invitations/:token" element={<AcceptInvitation />} />
         <Route path="profile" element={<RequireAuth><Profile /></RequireAuth>} />
         <Route path="tokens" element={<RequireAuth><Tokens /></RequireAuth>} />
+        <Route path="account/security" element={<Guarded><Security /></Guarded>} />
 
         <Route path="vendor/listings" element={<Guarded kinds={['vendor']}><Vendor page="listings" /></Guarded>} />
         <Route path="vendor/listings/new" element={<Guarded kinds={['vendor']}><Editor /></Guarded>} />

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +38,22 @@ type Claims struct {
 	// SessionID names the sign-in (identity's refresh-token family) the token belongs to; ending the session
 	// revokes the token (revocation.go).
 	SessionID string `json:"sid,omitempty"`
+	// AMR lists how the user authenticated (RFC 8176): "pwd", plus "mfa" and "otp" when a second factor was
+	// checked at sign-in. Staff power needs it (MFA).
+	AMR []string `json:"amr,omitempty"`
+	// OrgMFA says the acting organisation requires MFA of its members (writes without it are refused).
+	OrgMFA bool `json:"org_mfa,omitempty"`
 }
+
+// MFA reports whether the session was signed in with a second factor.
+func (c Claims) MFA() bool { return slices.Contains(c.AMR, AMRMFA) }
+
+// Authentication methods of the amr claim (RFC 8176).
+const (
+	AMRPassword = "pwd"
+	AMRMFA      = "mfa"
+	AMROTP      = "otp"
+)
 
 // KeySource finds the public key of a kid.
 type KeySource interface {

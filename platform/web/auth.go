@@ -42,6 +42,13 @@ type Principal struct {
 	APIToken bool
 	// Scopes limit an API token; empty means every scope of the user's role.
 	Scopes []string
+	// MFA is true when the caller signed in with a second factor (an API token: its user has MFA on).
+	MFA bool
+	// StaffNeedsMFA marks programme staff whose session lacks MFA: Staff stays false, so every staff check
+	// in every service refuses them, and RequireStaff answers mfa_required.
+	StaffNeedsMFA bool
+	// OrgRequiresMFA says the acting organisation requires MFA: RequireScope("write") refuses callers without it.
+	OrgRequiresMFA bool
 }
 
 // Authenticated reports whether there is a caller at all.
@@ -72,8 +79,10 @@ func (a JWTAuthenticator) Authenticate(ctx context.Context, token string) (Princ
 	if err != nil {
 		return Principal{}, ErrBadToken
 	}
+	mfa := c.MFA()
 	return Principal{UserID: c.Subject, Email: c.Email, OrgID: c.Org, OrgKind: c.OrgKind, Role: c.Role,
-		Staff: c.Staff, TokenID: c.ID, SessionID: c.SessionID, Scopes: c.Scopes}, nil
+		Staff: c.Staff && mfa, TokenID: c.ID, SessionID: c.SessionID, Scopes: c.Scopes, MFA: mfa, StaffNeedsMFA: c.Staff && !mfa,
+		OrgRequiresMFA: c.OrgMFA}, nil
 }
 
 // APITokenPrefix starts every API token, so the middleware knows which authenticator to ask.
@@ -104,6 +113,10 @@ var ErrBadToken = problem.New(401, "invalid_token", "The access token is invalid
 // list, password changed, refresh token replayed).
 var ErrTokenRevoked = problem.New(401, "token_revoked", "The session of this access token has ended.").
 	WithDetail("Sign in again with POST /api/v1/identity/login.")
+// ErrMFARequired refuses a caller who must sign in with a second factor first: programme staff always, members
+// of organisations that require it for writes.
+var ErrMFARequired = problem.New(403, "mfa_required", "Sign in with a second factor (MFA) to do this.").
+	WithDetail("Turn on two-step sign-in: POST /api/v1/identity/mfa/totp, add the secret to an authenticator app, confirm with POST /api/v1/identity/mfa/totp/confirm, then sign in again (POST /api/v1/identity/login, then /login/mfa).")
 
 const principalKey = "tamarack_principal"
 
@@ -165,6 +178,9 @@ func RequireStaff(c *fiber.Ctx) error {
 	if !p.Authenticated() {
 		return problem.ErrUnauthorized
 	}
+	if p.StaffNeedsMFA {
+		return ErrMFARequired
+	}
 	if !p.Staff {
 		return problem.ErrForbidden.WithDetail("programme staff only")
 	}
@@ -197,11 +213,17 @@ func RequireOrgKind(kinds ...string) fiber.Handler {
 	}
 }
 
-// RequireScope refuses API tokens lacking scope.
+// RequireScope refuses API tokens lacking scope. The "write" guard also refuses, with mfa_required, callers
+// without MFA acting for an organisation that requires it: every service guards its writes with it.
 func RequireScope(scope string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if !PrincipalOf(c).HasScope(scope) {
+		p := PrincipalOf(c)
+		if !p.HasScope(scope) {
 			return problem.ErrForbidden.WithDetail("the token lacks the %q scope", scope)
+		}
+		if scope == "write" && p.OrgRequiresMFA && !p.MFA {
+			return ErrMFARequired.WithDetail("This organisation requires two-step sign-in (MFA) of its members. " +
+				"Turn it on: POST /api/v1/identity/mfa/totp, confirm with POST /api/v1/identity/mfa/totp/confirm, then sign in again.")
 		}
 		return c.Next()
 	}

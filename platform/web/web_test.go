@@ -78,6 +78,7 @@ func newFixture(t *testing.T) *fixture {
 		return c.JSON(fiber.Map{"user": p.UserID, "org": p.OrgID, "role": p.Role})
 	})
 	api.Get("/staff", web.RequireStaff, func(c *fiber.Ctx) error { return c.SendStatus(204) })
+	api.Post("/write", web.RequireAuth, web.RequireScope("write"), func(c *fiber.Ctx) error { return c.SendStatus(204) })
 	api.Get("/admin", web.RequireOrgAdmin, func(c *fiber.Ctx) error { return c.SendStatus(204) })
 	api.Get("/vendor", web.RequireOrgKind("vendor"), func(c *fiber.Ctx) error { return c.SendStatus(204) })
 	api.Get("/boom", func(c *fiber.Ctx) error { return errors.New("database password=hunter2 exploded") })
@@ -113,6 +114,9 @@ func (f *fixture) token(t *testing.T, mutate func(*jwtauth.Claims)) string {
 	}, Org: "o1", OrgKind: "sme", Role: "member"}
 	if mutate != nil {
 		mutate(&c)
+	}
+	if c.Staff && c.AMR == nil {
+		c.AMR = []string{jwtauth.AMRPassword, jwtauth.AMRMFA} // staff sign in with MFA; tests of its absence set AMR
 	}
 	s, err := jwtauth.Sign(c, "k1", f.priv)
 	if err != nil {

@@ -254,7 +254,9 @@ func (e *tenv) staff() account {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	a := e.login("staff@test.example")
+	// Staff act as staff only with MFA: enrol, then sign in with a code (mfa_test.go).
+	secret, _ := e.enrolMFA(e.login("staff@test.example").access)
+	a := e.loginMFA("staff@test.example", secret)
 	a.userID, a.orgID = uid, oid
 	return a
 }

@@ -45,6 +45,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Get("/audit", web.RequireAuth, read, h.audit)
 	r.Get("/sessions", web.RequireAuth, read, h.sessions)
 	r.Delete("/sessions/:id", web.RequireAuth, write, h.endSession)
+	h.mfaRoutes(r, write)
 }
 
 // MaxBody caps identity's request bodies, below the server's default.
@@ -295,7 +296,7 @@ func toAuditJSON(e AuditEntry) auditJSON {
 func actorOf(c *fiber.Ctx) Actor {
 	p := web.PrincipalOf(c)
 	return Actor{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, Staff: p.Staff, APIToken: p.APIToken,
-		SessionID: p.SessionID, Meta: Meta{IP: web.ClientIP(c)}}
+		SessionID: p.SessionID, MFA: p.MFA, Meta: Meta{IP: web.ClientIP(c)}}
 }
 
 // Handlers.
@@ -323,7 +324,11 @@ func (h handler) login(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toTokensJSON(s))
+	if s.MFAToken != "" {
+		return c.JSON(loginResponse{MFARequired: true, MFAToken: s.MFAToken, ExpiresIn: s.ExpiresIn})
+	}
+	t := toTokensJSON(s)
+	return c.JSON(loginResponse{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: t.TokenType, ExpiresIn: t.ExpiresIn})
 }
 
 func (h handler) refresh(c *fiber.Ctx) error {
@@ -605,7 +610,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "POST", Path: Base + "/signup", Summary: "Create a user as owner of a new organisation", Tag: tag,
 			Request: signupRequest{}, Response: signupResponse{}, Status: 201, Problems: []string{"email_taken", "validation_failed"}},
 		openapi.Op{Method: "POST", Path: Base + "/login", Summary: "Sign in (failures throttled per account and client IP, and per client IP)", Tag: tag,
-			Request: loginRequest{}, Response: tokensJSON{}, Problems: []string{"invalid_credentials", "too_many_attempts", "organization_not_found"}},
+			Request: loginRequest{}, Response: loginResponse{}, Problems: []string{"invalid_credentials", "too_many_attempts", "organization_not_found"}},
 		openapi.Op{Method: "POST", Path: Base + "/refresh", Summary: "Rotate a refresh token; reuse revokes the session", Tag: tag,
 			Request: refreshRequest{}, Response: tokensJSON{}, Problems: []string{"invalid_refresh_token", "refresh_reused", "organization_not_found"}},
 		openapi.Op{Method: "POST", Path: Base + "/logout", Summary: "Revoke the session of a refresh token", Tag: tag,
@@ -646,6 +651,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Query:    append([]openapi.Param{{Name: "action"}, {Name: "actor_id"}, {Name: "organization_id", Description: "staff only"}}, page...),
 			Response: web.List[auditJSON]{}},
 	)
+	s.mfaOpenAPI(d)
 }
 
 // jwksDoc mirrors jwtauth.JWKS for the document.

@@ -55,6 +55,7 @@ type Organization struct {
 	VerifiedAt       *time.Time
 	VerifiedBy       string
 	VerificationNote string
+	RequireMFA       bool      `gorm:"column:require_mfa"` // members need MFA to write (mfa.go)
 	CreatedAt        time.Time `gorm:"autoCreateTime:false"`
 }
 
@@ -179,6 +180,13 @@ const (
 	AuditUserPromoted       = "user_promoted"
 	AuditKeyRotated         = "signing_key_rotated"
 	AuditKeyRetired         = "signing_key_retired"
+	// Two-step sign-in (mfa.go).
+	AuditMFAEnabled          = "mfa_enabled"
+	AuditMFADisabled         = "mfa_disabled"
+	AuditMFALoginFailed      = "mfa_login_failed"
+	AuditRecoveryCodeUsed    = "recovery_code_used"
+	AuditRecoveryCodesNew    = "recovery_codes_regenerated"
+	AuditOrgMFAPolicyChanged = "organization_mfa_policy_changed"
 )
 
 // Meta is where a request came from, for the audit log.
@@ -195,6 +203,7 @@ type Actor struct {
 	APIToken bool
 	// SessionID is the session of the caller's access token (sessions.go); empty for API tokens.
 	SessionID string
+	MFA      bool // signed in with a second factor
 	Meta
 }
 
@@ -396,4 +405,6 @@ type Session struct {
 	User         User
 	Org          *Organization
 	Role         string
+	// MFAToken is set instead of the tokens when the password was right and a second factor is due (mfa.go).
+	MFAToken string
 }

@@ -167,6 +167,9 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Session, error) {
 	if err != nil {
 		return Session{}, err
 	}
+	if tok, err := s.startMFA(ctx, u, orgIDOf(org)); err != nil || tok != "" {
+		return Session{User: u, MFAToken: tok, ExpiresIn: int(mfaChallengeTTL / time.Second)}, err // second step: mfa.go
+	}
 	var refresh string
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		var err error
@@ -232,13 +235,14 @@ func (s *Service) newRefresh(tx *gorm.DB, userID, orgID, family string) (string,
 	return sec, s.trackSession(tx, family, userID, family == id, now, now.Add(s.refreshTTL))
 }
 
-// session signs an access token for u acting for org.
-func (s *Service) session(ctx context.Context, u User, org *Organization, role, refresh string) (Session, error) {
+// session signs an access token for u acting for org, in the session of refresh; amr says how they signed
+// in (default: password).
+func (s *Service) session(ctx context.Context, u User, org *Organization, role, refresh string, amr ...string) (Session, error) {
 	sid, err := s.sessionIDOf(ctx, refresh)
 	if err != nil {
 		return Session{}, err
 	}
-	access, err := s.signAccess(ctx, u, org, role, sid)
+	access, err := s.signAccess(ctx, u, org, role, sid, amr)
 	if err != nil {
 		return Session{}, err
 	}
@@ -246,7 +250,7 @@ func (s *Service) session(ctx context.Context, u User, org *Organization, role, 
 		User: u, Org: org, Role: role}, nil
 }
 
-func (s *Service) signAccess(ctx context.Context, u User, org *Organization, role, sid string) (string, error) {
+func (s *Service) signAccess(ctx context.Context, u User, org *Organization, role, sid string, amr []string) (string, error) {
 	k, err := s.keys.current(ctx)
 	if err != nil {
 		return "", err
@@ -257,10 +261,13 @@ func (s *Service) signAccess(ctx context.Context, u User, org *Organization, rol
 			Issuer: jwtauth.Issuer, Subject: u.ID, Audience: jwt.ClaimStrings{jwtauth.Audience},
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(s.accessTTL)), ID: newID(),
 		},
-		Role: role, Staff: u.IsStaff, Email: u.Email, SessionID: sid,
+		Role: role, Staff: u.IsStaff, Email: u.Email, SessionID: sid, AMR: amr,
+	}
+	if len(c.AMR) == 0 {
+		c.AMR = []string{jwtauth.AMRPassword}
 	}
 	if org != nil {
-		c.Org, c.OrgKind = org.ID, org.Kind
+		c.Org, c.OrgKind, c.OrgMFA = org.ID, org.Kind, org.RequireMFA
 	}
 	return jwtauth.Sign(c, k.kid, k.key)
 }
@@ -324,7 +331,7 @@ func (s *Service) Refresh(ctx context.Context, token, orgID string, meta Meta) (
 	if err != nil {
 		return Session{}, ErrInvalidRefresh
 	}
-	return s.session(ctx, u, org, role, next)
+	return s.session(ctx, u, org, role, next, s.familyAMR(ctx, rt.FamilyID)...)
 }
 
 // Logout revokes the session (refresh-token family) of token. Unknown tokens are ignored.
@@ -756,8 +763,13 @@ func (s *Service) AuthenticateToken(ctx context.Context, token string) (web.Prin
 			s.log.Warn("api token last use not recorded", "token_id", t.ID, "err", err)
 		}
 	}
-	return web.Principal{UserID: u.ID, Email: u.Email, OrgID: o.ID, OrgKind: o.Kind, Role: m.Role, Staff: u.IsStaff,
-		TokenID: t.ID, APIToken: true, Scopes: t.ScopeList()}, nil
+	// An API token has no second factor of its own: it is as strong as its user's sign-in (mfa.go).
+	mfa, err := mfaEnabled(db, u.ID)
+	if err != nil {
+		return web.Principal{}, err
+	}
+	return web.Principal{UserID: u.ID, Email: u.Email, OrgID: o.ID, OrgKind: o.Kind, Role: m.Role, Staff: u.IsStaff && mfa,
+		TokenID: t.ID, APIToken: true, Scopes: t.ScopeList(), MFA: mfa, StaffNeedsMFA: u.IsStaff && !mfa, OrgRequiresMFA: o.RequireMFA}, nil
 }
 
 type apiTokenAuth struct{ s *Service }

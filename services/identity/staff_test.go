@@ -95,7 +95,10 @@ func TestPromote(t *testing.T) {
 		if _, err := e.svc.Promote(t.Context(), "nobody@example.com", "cli"); problemCode(err) != "user_not_found" {
 			t.Fatalf("promote unknown: %v", err)
 		}
-		want(t, e.do("GET", api+"/organizations", e.login("p@example.com").access, nil), 200, "")
+		pwd := e.login("p@example.com")
+		want(t, e.do("GET", api+"/organizations", pwd.access, nil), 403, "mfa_required") // staff act with MFA only
+		secret, _ := e.enrolMFA(pwd.access)
+		want(t, e.do("GET", api+"/organizations", e.loginMFA("p@example.com", secret).access, nil), 200, "")
 		entries, _ := e.svc.Audit(t.Context(), Actor{Staff: true}, AuditFilter{Action: AuditUserPromoted, Limit: 5})
 		if len(entries) != 1 {
 			t.Fatalf("promotion not audited: %+v", entries)

@@ -10,7 +10,14 @@ export function identity(c: ApiClient = api) {
   return {
     signup: (input: T.SignupInput) => c.post<T.SignupResult>('/identity/signup', input, { auth: false }),
     login: (email: string, password: string) =>
-      c.post<T.TokenPair>('/identity/login', { email, password }, { auth: false }),
+      c.post<T.LoginResponse>('/identity/login', { email, password }, { auth: false }),
+    loginMFA: (mfa_token: string, factor: T.MFAFactor) =>
+      c.post<T.TokenPair>('/identity/login/mfa', { mfa_token, ...factor }, { auth: false }),
+    mfa: () => c.get<T.MFAStatus>('/identity/mfa'),
+    enrolTOTP: (password: string) => c.post<T.MFAEnrolment>('/identity/mfa/totp', { password }),
+    confirmTOTP: (code: string) => c.post<T.RecoveryCodes>('/identity/mfa/totp/confirm', { code }),
+    regenerateRecoveryCodes: (code: string) => c.post<T.RecoveryCodes>('/identity/mfa/recovery-codes', { code }),
+    disableMFA: (password: string, factor: T.MFAFactor) => c.post<void>('/identity/mfa/disable', { password, ...factor }),
     logout: (refresh_token: string) => c.post<void>('/identity/logout', { refresh_token }),
     me: () => c.get<T.Me>('/identity/me'),
     members: (orgId: string) => c.get<T.Page<T.Member>>(`/identity/organizations/${e(orgId)}/members`),

@@ -60,6 +60,47 @@ export interface SignupInput {
   organization: { name: string; kind: OrgKind };
 }
 
+/** POST /identity/login: tokens, or (two-step sign-in on) a challenge to trade with a code at POST /identity/login/mfa. */
+export type LoginResponse = TokenPair | MFAChallenge;
+
+export interface MFAChallenge {
+  mfa_required: true;
+  mfa_token: string;
+  /** Seconds the challenge lasts (5 minutes; it allows 5 codes). */
+  expires_in: number;
+}
+
+export function isMFAChallenge(r: LoginResponse): r is MFAChallenge {
+  return (r as MFAChallenge).mfa_required === true && typeof (r as MFAChallenge).mfa_token === 'string';
+}
+
+/** The second factor: a 6-digit code of the authenticator app, or one unused recovery code. */
+export type MFAFactor = { code: string } | { recovery_code: string };
+
+/** GET /identity/mfa */
+export interface MFAStatus {
+  enabled: boolean;
+  /** Enrolled but not confirmed yet. */
+  pending: boolean;
+  enabled_at?: string;
+  recovery_codes_left: number;
+  /** Programme staff, or the acting organisation requires it. */
+  required: boolean;
+}
+
+/** POST /identity/mfa/totp: shown once. */
+export interface MFAEnrolment {
+  secret: string;
+  otpauth_uri: string;
+  algorithm: string;
+  digits: number;
+  period: number;
+}
+
+export interface RecoveryCodes {
+  recovery_codes: string[];
+}
+
 export interface SignupResult extends TokenPair {
   user: User;
   organization: Organization;

@@ -5,7 +5,7 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useState, t
 import { api, type ApiClient } from '../api/client';
 import { identity } from '../api/endpoints';
 import { isApiError } from '../api/problem';
-import type { Me, Organization, OrgKind, OrgRole, SignupInput, SignupResult, TokenPair } from '../api/types';
+import { isMFAChallenge, type MFAChallenge, type MFAFactor, type Me, type Organization, type OrgKind, type OrgRole, type SignupInput, type SignupResult, type TokenPair } from '../api/types';
 
 export type SessionStatus = 'loading' | 'anonymous' | 'authenticated';
 
@@ -17,7 +17,10 @@ export interface Session {
   role: OrgRole | null;
   isStaff: boolean;
   isOrgAdmin: boolean;
-  signIn: (email: string, password: string) => Promise<void>;
+  /** Signs in, or answers the challenge of two-step sign-in (then completeSignIn finishes with a code). */
+  signIn: (email: string, password: string) => Promise<MFAChallenge | null>;
+  /** The second step: the challenge's mfa_token and a TOTP code or a recovery code. */
+  completeSignIn: (mfaToken: string, factor: MFAFactor) => Promise<void>;
   signUp: (input: SignupInput) => Promise<SignupResult>;
   signOut: () => Promise<void>;
   reloadMe: () => Promise<void>;
@@ -70,7 +73,18 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
 
   const signIn = useCallback(
     async (email: string, password: string) => {
-      const pair = await ids.login(email, password);
+      const res = await ids.login(email, password);
+      if (isMFAChallenge(res)) return res;
+      client.tokens.set(res.access_token, res.refresh_token);
+      await reloadMe();
+      return null;
+    },
+    [ids, client, reloadMe],
+  );
+
+  const completeSignIn = useCallback(
+    async (mfaToken: string, factor: MFAFactor) => {
+      const pair = await ids.loginMFA(mfaToken, factor);
       client.tokens.set(pair.access_token, pair.refresh_token);
       await reloadMe();
     },
@@ -111,8 +125,8 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
   );
 
   const value = useMemo<Session>(
-    () => ({ status, me, ...deriveRoles(me), signIn, signUp, signOut, reloadMe, switchOrganization }),
-    [status, me, signIn, signUp, signOut, reloadMe, switchOrganization],
+    () => ({ status, me, ...deriveRoles(me), signIn, completeSignIn, signUp, signOut, reloadMe, switchOrganization }),
+    [status, me, signIn, completeSignIn, signUp, signOut, reloadMe, switchOrganization],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }

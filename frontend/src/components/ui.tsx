@@ -2,7 +2,11 @@
 
 import { useEffect, useId, useRef, useState, type ReactNode, type Ref, type InputHTMLAttributes, type SelectHTMLAttributes, type TextareaHTMLAttributes } from 'react';
 import { useTranslation } from 'react-i18next';
+import { Link, useInRouterContext } from 'react-router-dom';
 import { isApiError } from '../api/problem';
+
+/** Where a person turns on two-step sign-in; 403 mfa_required answers point there. */
+export const SECURITY_PATH = '/account/security';
 
 interface FieldShell {
   label: string;
@@ -34,7 +38,7 @@ function FieldWrap({ id, label, error, hint, children }: FieldShell & { id: stri
   );
 }
 
-export function TextField({ label, error, hint, id, ...rest }: FieldShell & InputHTMLAttributes<HTMLInputElement>) {
+export function TextField({ label, error, hint, id, ...rest }: FieldShell & InputHTMLAttributes<HTMLInputElement> & { ref?: Ref<HTMLInputElement> }) {
   const auto = useId();
   const fid = id ?? auto;
   return (
@@ -79,7 +83,20 @@ export function TextAreaField({ label, error, hint, id, ...rest }: FieldShell & 
  */
 export function ProblemAlert({ error, onDismiss, listFields }: { error: unknown; onDismiss?: () => void; listFields?: boolean | ((field: string) => boolean) }) {
   const { t } = useTranslation();
+  const routed = useInRouterContext();
   if (!error) return null;
+  if (isApiError(error) && error.code === 'mfa_required') {
+    // Staff actions (and writes of organisations that require it) need a session signed in with a second factor.
+    return (
+      <div className="alert alert--error" role="alert">
+        <p className="alert__title">{t('mfa.required_title')}</p>
+        <p className="alert__detail">
+          {t('mfa.required_body')}{' '}
+          {routed ? <Link to={SECURITY_PATH}>{t('mfa.required_link')}</Link> : <a href={SECURITY_PATH}>{t('mfa.required_link')}</a>}
+        </p>
+      </div>
+    );
+  }
   let title = t('error.generic');
   let detail: string | undefined;
   if (isApiError(error)) {

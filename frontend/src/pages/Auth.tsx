@@ -1,10 +1,10 @@
-import { useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router-dom';
 import { api } from '../api/client';
 import { identity } from '../api/endpoints';
 import { isApiError } from '../api/problem';
-import type { AcceptedInvitation, OrgKind } from '../api/types';
+import type { AcceptedInvitation, MFAChallenge, OrgKind } from '../api/types';
 import { useSession } from '../auth/session';
 import { Loading, Notice, ProblemAlert, SelectField, TextField } from '../components/ui';
 import { useDocumentTitle } from '../lib/hooks';
@@ -99,33 +99,190 @@ export function SignIn() {
   const [password, setPassword] = useState('');
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
+  const [challenge, setChallenge] = useState<MFAChallenge | null>(null);
+  const passwordRef = useRef<HTMLInputElement>(null);
   const fields = isApiError(error) ? error.fieldErrors() : {};
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);
     setError(undefined);
     try {
-      await signIn(email, password);
-      navigate(safeNext(params.get('next')));
+      const c = await signIn(email, password);
+      if (c) {
+        setPassword('');
+        setChallenge(c);
+      } else {
+        navigate(safeNext(params.get('next')));
+      }
     } catch (err) {
       setError(err);
     } finally {
       setBusy(false);
     }
   };
+  if (challenge) {
+    return (
+      <SecondStep
+        challenge={challenge}
+        onDone={() => navigate(safeNext(params.get('next')))}
+        onRestart={(err) => {
+          setChallenge(null);
+          setError(err);
+          // The password step again: the challenge expired or was used up.
+          requestAnimationFrame(() => passwordRef.current?.focus());
+        }}
+      />
+    );
+  }
   return (
     <section className="page narrow">
       <h1>{t('signin.title')}</h1>
       <form onSubmit={(e) => void submit(e)} noValidate>
-        <ProblemAlert error={error} />
+        {isApiError(error) && error.code === 'mfa_token_invalid' ? (
+          <div className="alert alert--error" role="alert">
+            <p className="alert__title">{t('mfa.error_expired')}</p>
+          </div>
+        ) : (
+          <ProblemAlert error={error} />
+        )}
         <TextField label={t('signup.email')} name="email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} error={fields.email} required autoComplete="email" />
-        <TextField label={t('signup.password')} name="password" type="password" value={password} onChange={(e) => setPassword(e.target.value)} error={fields.password} required autoComplete="current-password" />
+        <TextField
+          ref={passwordRef}
+          label={t('signup.password')}
+          name="password"
+          type="password"
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+          error={fields.password}
+          required
+          autoComplete="current-password"
+        />
         <button type="submit" className="button button--primary" disabled={busy}>
           {busy ? t('common.working') : t('signin.submit')}
         </button>
       </form>
       <p>
         {t('signin.no_account')} <Link to="/signup">{t('header.sign_up')}</Link>
+      </p>
+    </section>
+  );
+}
+
+/** normalizeCode drops the spaces people type or paste inside a 6-digit code. */
+export function normalizeCode(s: string): string {
+  return s.replace(/[\s-]/g, '');
+}
+
+/**
+ * SecondStep is two-step sign-in's second form: the authenticator app's 6-digit code, or (through "Use a recovery
+ * code") one of the recovery codes. A wrong code empties the field and keeps the focus there; an expired or
+ * used-up challenge sends the person back to the password step (onRestart).
+ */
+export function SecondStep({ challenge, onDone, onRestart }: { challenge: MFAChallenge; onDone: () => void; onRestart: (err: unknown) => void }) {
+  const { t } = useTranslation();
+  const { completeSignIn } = useSession();
+  const [recovery, setRecovery] = useState(false);
+  const [code, setCode] = useState('');
+  const [error, setError] = useState<unknown>();
+  const [invalid, setInvalid] = useState('');
+  const [busy, setBusy] = useState(false);
+  const codeRef = useRef<HTMLInputElement>(null);
+  useEffect(() => codeRef.current?.focus(), [recovery, error]);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    const value = recovery ? code.trim() : normalizeCode(code);
+    // The same checks as the server, in the person's language, before spending one of the challenge's tries.
+    if (!recovery && !/^\d{6}$/.test(value)) {
+      setInvalid(t('mfa.code_format'));
+      codeRef.current?.focus();
+      return;
+    }
+    if (recovery && value.replace(/[\s-]/g, '').length !== 16) {
+      setInvalid(t('mfa.recovery_format'));
+      codeRef.current?.focus();
+      return;
+    }
+    setInvalid('');
+    setBusy(true);
+    try {
+      await completeSignIn(challenge.mfa_token, recovery ? { recovery_code: value } : { code: value });
+      onDone();
+    } catch (err) {
+      if (isApiError(err) && err.code === 'mfa_token_invalid') {
+        onRestart(err);
+        return;
+      }
+      setCode('');
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const fields = isApiError(error) ? error.fieldErrors() : {};
+  const fieldError = invalid || (recovery ? fields.recovery_code : fields.code) || undefined;
+  return (
+    <section className="page narrow">
+      <h1>{t('signin.title')}</h1>
+      <h2>{t('mfa.step_title')}</h2>
+      <p className="lead">{recovery ? t('mfa.step_lead_recovery') : t('mfa.step_lead')}</p>
+      <form onSubmit={(e) => void submit(e)} noValidate>
+        {isApiError(error) && error.code === 'invalid_mfa_code' ? (
+          <div className="alert alert--error" role="alert">
+            <p className="alert__title">{recovery ? t('mfa.error_wrong_recovery') : t('mfa.error_wrong_code')}</p>
+          </div>
+        ) : (
+          <ProblemAlert error={error} />
+        )}
+        {recovery ? (
+          <TextField
+            key="recovery"
+            ref={codeRef}
+            label={t('mfa.recovery_code')}
+            name="recovery_code"
+            value={code}
+            onChange={(e) => setCode(e.target.value)}
+            error={fieldError}
+            hint={t('mfa.recovery_hint')}
+            required
+            autoComplete="off"
+            autoCapitalize="characters"
+            spellCheck={false}
+          />
+        ) : (
+          <TextField
+            key="code"
+            ref={codeRef}
+            label={t('mfa.code')}
+            name="code"
+            value={code}
+            onChange={(e) => setCode(e.target.value)}
+            error={fieldError}
+            hint={t('mfa.code_hint')}
+            required
+            inputMode="numeric"
+            autoComplete="one-time-code"
+            maxLength={7}
+          />
+        )}
+        <button type="submit" className="button button--primary" disabled={busy}>
+          {busy ? t('common.working') : t('mfa.verify')}
+        </button>
+      </form>
+      <p>
+        <button
+          type="button"
+          className="button button--link"
+          onClick={() => {
+            setRecovery((r) => !r);
+            setCode('');
+            setInvalid('');
+            setError(undefined);
+          }}
+        >
+          {recovery ? t('mfa.use_app') : t('mfa.use_recovery')}
+        </button>
       </p>
     </section>
   );

@@ -5,7 +5,7 @@ import { identity } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import type { CreatedApiToken, OrgRole } from '../api/types';
 import { useSession } from '../auth/session';
-import { AsyncBlock, DataTable, Notice, PageHeader, ProblemAlert, TextField } from '../components/ui';
+import { AsyncBlock, DataTable, Notice, PageHeader, ProblemAlert, SECURITY_PATH, TextField } from '../components/ui';
 import { formatDate, formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
 import { RoleSelect } from './Auth';
@@ -22,6 +22,9 @@ export function Profile() {
       <PageHeader title={t('profile.title')}>
         <Link to="/tokens" className="button">
           {t('nav.tokens')}
+        </Link>
+        <Link to={SECURITY_PATH} className="button">
+          {t('nav.security')}
         </Link>
       </PageHeader>
       <dl className="meta meta--stack">
