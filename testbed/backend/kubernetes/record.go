@@ -3,7 +3,6 @@ package kubernetes
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -142,5 +141,3 @@ func utc(t time.Time) time.Time {
 func isNotFound(err error) bool  { return err != nil && apierrors.IsNotFound(err) }
 func isForbidden(err error) bool { return err != nil && apierrors.IsForbidden(err) }
 func isExists(err error) bool    { return err != nil && apierrors.IsAlreadyExists(err) }
-
-var errGone = errors.New("gone")
