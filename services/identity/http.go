@@ -43,6 +43,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Post("/tokens", web.RequireAuth, h.createToken)
 	r.Delete("/tokens/:id", web.RequireAuth, write, h.revokeToken)
 	r.Get("/audit", web.RequireAuth, read, h.audit)
+	s.oidcRoutes(r)
 }
 
 // MaxBody caps identity's request bodies, below the server's default.
@@ -639,6 +640,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Query:    append([]openapi.Param{{Name: "action"}, {Name: "actor_id"}, {Name: "organization_id", Description: "staff only"}}, page...),
 			Response: web.List[auditJSON]{}},
 	)
+	s.oidcOpenAPI(d, tag)
 }
 
 // jwksDoc mirrors jwtauth.JWKS for the document.
