@@ -603,8 +603,9 @@ type oidcProviderJSON struct {
 	LoginURL string `json:"login_url" doc:"GET it in the browser to sign in"`
 }
 
+// oidcProvidersResponse is not a paged list (a handful, configured by the operator): no items/next_cursor.
 type oidcProvidersResponse struct {
-	Items []oidcProviderJSON `json:"items"`
+	Providers []oidcProviderJSON `json:"providers"`
 }
 
 func (oidcProviderJSON) SchemaName() string { return "OIDCProvider" }
@@ -617,9 +618,9 @@ func (s *Service) oidcRoutes(r fiber.Router) {
 }
 
 func (h handler) oidcProviders(c *fiber.Ctx) error {
-	out := oidcProvidersResponse{Items: []oidcProviderJSON{}}
+	out := oidcProvidersResponse{Providers: []oidcProviderJSON{}}
 	for _, p := range h.svc.OIDCProviders() {
-		out.Items = append(out.Items, oidcProviderJSON{ID: p.ID, Name: p.Name, LoginURL: Base + "/oidc/" + p.ID + "/login"})
+		out.Providers = append(out.Providers, oidcProviderJSON{ID: p.ID, Name: p.Name, LoginURL: Base + "/oidc/" + p.ID + "/login"})
 	}
 	return c.JSON(out)
 }

@@ -304,7 +304,7 @@ func TestOIDCSignInAgainstARealProvider(t *testing.T) {
 
 		r := o.do("GET", api+"/oidc/providers", "", nil)
 		want(t, r, 200, "")
-		items := r.body["items"].([]any)
+		items := r.body["providers"].([]any)
 		if len(items) != 1 || items[0].(map[string]any)["login_url"] != api+"/oidc/test/login" || items[0].(map[string]any)["name"] != "Example OP" {
 			t.Fatalf("providers: %s", r.raw)
 		}
@@ -444,7 +444,7 @@ func TestOIDCRequestsAreValidated(t *testing.T) {
 		want(t, e.do("GET", api+"/oidc/nope/callback?code=a&state=b", "", nil), 404, "oidc_provider_not_found")
 		r := e.do("GET", api+"/oidc/providers", "", nil)
 		want(t, r, 200, "")
-		if string(r.raw) != `{"items":[]}` {
+		if string(r.raw) != `{"providers":[]}` {
 			t.Fatalf("providers without configuration: %s", r.raw)
 		}
 	})
