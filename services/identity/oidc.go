@@ -510,8 +510,18 @@ func truthy(v any) bool {
 	return false
 }
 
-// oidcSession finds or creates the account and opens a session exactly as Login does.
+// oidcSession finds or creates the account and opens a session exactly as Login does. Two first sign-ins of
+// the same person at once collide on the link's or the e-mail's unique key; the loser runs again and finds
+// the winner's account.
 func (s *Service) oidcSession(ctx context.Context, cfg OIDCProvider, id oidcIdentity, orgID string, meta Meta) (Session, error) {
+	sess, err := s.oidcSessionOnce(ctx, cfg, id, orgID, meta)
+	if sqldb.IsDuplicate(err) || errors.Is(err, ErrEmailTaken) {
+		sess, err = s.oidcSessionOnce(ctx, cfg, id, orgID, meta)
+	}
+	return sess, err
+}
+
+func (s *Service) oidcSessionOnce(ctx context.Context, cfg OIDCProvider, id oidcIdentity, orgID string, meta Meta) (Session, error) {
 	now := s.clock.Now()
 	var (
 		u       User
