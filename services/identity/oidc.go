@@ -44,6 +44,14 @@ const (
 // oidcStateTTL bounds the time between leaving for the provider and coming back.
 const oidcStateTTL = 10 * time.Minute
 
+// oidcCodeTTL bounds the time between the callback's redirect to the web UI and the UI's exchange of the
+// sign-in code for tokens.
+const oidcCodeTTL = 60 * time.Second
+
+// OIDCCallbackPage is the web UI's page the callback redirects the browser to, with ?code= (exchanged with
+// POST /oidc/exchange) or ?error=<problem code>.
+const OIDCCallbackPage = "/signin/callback"
+
 // OIDCCookie binds a pending sign-in to the browser that started it (login CSRF): the callback must carry it.
 const OIDCCookie = "tamarack_oidc"
 
@@ -63,6 +71,8 @@ var (
 				WithDetail("Accounts are matched by e-mail only when the provider says it is verified; verify it with your provider, then sign in again.")
 	ErrOIDCDomainNotAllowed = problem.New(http.StatusForbidden, "oidc_domain_not_allowed", "Your e-mail domain may not sign in with this provider.").
 				WithDetail("This provider admits only the e-mail domains the platform's operator listed; sign up with a password, or ask the operator to add your organisation's domain.")
+	ErrOIDCCode = problem.New(http.StatusBadRequest, "oidc_code_invalid", "This sign-in code is unknown, expired or already used.").
+			WithDetail("A sign-in code works once, within 60 seconds, in the browser that signed in; start again from the sign-in page.")
 	ErrOIDCMisconfigured = problem.New(http.StatusServiceUnavailable, "oidc_misconfigured", "Sign-in with this provider is misconfigured.").
 				WithDetail("The organisation your e-mail domain maps to does not exist; tell the platform's operator.")
 )
@@ -240,6 +250,19 @@ type OIDCLink struct {
 
 func (OIDCLink) TableName() string { return "identity_oidc_links" }
 
+// oidcCode is a pending sign-in code (migrations/00007_oidc.sql): the account the provider signed in, waiting
+// for the web UI to exchange the code for tokens.
+type oidcCode struct {
+	ID          string `gorm:"primaryKey"` // SHA-256 of the code
+	Provider    string
+	UserID      string
+	BrowserHash string
+	CreatedAt   time.Time `gorm:"autoCreateTime:false"`
+	ExpiresAt   time.Time
+}
+
+func (oidcCode) TableName() string { return "identity_oidc_codes" }
+
 // oidcClient is one provider with its discovery done lazily (a provider down at start-up must not stop the
 // platform) and kept once it succeeded; go-oidc refreshes the JWKS itself when keys rotate.
 type oidcClient struct {
@@ -360,28 +383,134 @@ type oidcIdentity struct {
 	Verified                     bool
 }
 
-// OIDCCallback finishes a sign-in: it consumes the state (once, in the browser that started it), exchanges
-// the code with the PKCE verifier, verifies the ID token and its nonce, maps the claims, and opens a session
-// for the linked, matched or new account.
+// OIDCCallback finishes a sign-in for an API client: it signs the user in (oidcAccount) and opens a session
+// as Login does.
 func (s *Service) OIDCCallback(ctx context.Context, in OIDCCallbackInput) (Session, error) {
-	if err := in.Validate(); err != nil {
+	u, err := s.oidcAccount(ctx, in)
+	if err != nil {
 		return Session{}, err
 	}
-	fail := func(email string, err error, reason string) (Session, error) {
+	return s.oidcOpen(ctx, u, in.Provider, in.Meta)
+}
+
+// OIDCCallbackCode finishes a sign-in for the web UI: it signs the user in (oidcAccount) and returns a
+// single-use sign-in code, valid oidcCodeTTL in the same browser, that OIDCExchange trades for the session.
+// No token travels in a URL.
+func (s *Service) OIDCCallbackCode(ctx context.Context, in OIDCCallbackInput) (string, error) {
+	u, err := s.oidcAccount(ctx, in)
+	if err != nil {
+		return "", err
+	}
+	code, now := secret(), s.clock.Now()
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("expires_at < ?", now).Delete(&oidcCode{}).Error; err != nil {
+			return err
+		}
+		return tx.Create(&oidcCode{ID: hashSecret(code), Provider: in.Provider, UserID: u.ID, BrowserHash: hashSecret(in.Browser),
+			CreatedAt: now, ExpiresAt: now.Add(oidcCodeTTL)}).Error
+	})
+	if err != nil {
+		return "", err
+	}
+	return code, nil
+}
+
+// OIDCExchangeInput is the web UI's sign-in code, with the browser's cookie.
+type OIDCExchangeInput struct {
+	Code    string
+	Browser string // OIDCCookie
+	Meta
+}
+
+// OIDCExchange trades a sign-in code for a session, once, before it expires, in the browser the callback
+// reached; anything else answers ErrOIDCCode.
+func (s *Service) OIDCExchange(ctx context.Context, in OIDCExchangeInput) (Session, error) {
+	var (
+		row oidcCode
+		u   User
+	)
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		err := sqldb.ForUpdate(tx).Where("id = ?", hashSecret(in.Code)).Take(&row).Error
+		if sqldb.IsNotFound(err) {
+			return ErrOIDCCode
+		}
+		if err != nil {
+			return err
+		}
+		res := tx.Where("id = ?", row.ID).Delete(&oidcCode{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrOIDCCode // used concurrently
+		}
+		return nil // the code is used up even when refused below
+	})
+	if err == nil && (!s.clock.Now().Before(row.ExpiresAt) ||
+		subtle.ConstantTimeCompare([]byte(row.BrowserHash), []byte(hashSecret(in.Browser))) != 1) {
+		err = ErrOIDCCode
+	}
+	if err == nil {
+		u, err = userByID(s.db.WithContext(ctx), row.UserID)
+	}
+	if errors.Is(err, ErrOIDCCode) {
+		s.auditNow(ctx, AuditEntry{Action: AuditLoginFailed, IP: in.IP,
+			Detail: details("method", "oidc", "provider", row.Provider, "reason", "code")})
+		return Session{}, err
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	return s.oidcOpen(ctx, u, row.Provider, in.Meta)
+}
+
+// oidcOpen opens a session for u exactly as Login does.
+func (s *Service) oidcOpen(ctx context.Context, u User, provider string, meta Meta) (Session, error) {
+	var (
+		org     *Organization
+		role    string
+		refresh string
+	)
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var err error
+		if org, role, err = s.actingOrg(tx, u.ID, ""); err != nil {
+			return err
+		}
+		if refresh, err = s.newRefresh(tx, u.ID, orgIDOf(org), ""); err != nil {
+			return err
+		}
+		return s.writeAudit(tx, AuditEntry{Action: AuditLoginOK, ActorUserID: u.ID, ActorEmail: u.Email,
+			OrganizationID: orgIDOf(org), IP: meta.IP, Detail: details("method", "oidc", "provider", provider)})
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	s.outbox.Kick()
+	return s.session(ctx, u, org, role, refresh)
+}
+
+// oidcAccount signs a user in with a provider: it consumes the state (once, in the browser that started it),
+// exchanges the code with the PKCE verifier, verifies the ID token and its nonce, maps the claims, and finds
+// or creates the linked, matched or new account. Refusals are audited as login_failed.
+func (s *Service) oidcAccount(ctx context.Context, in OIDCCallbackInput) (User, error) {
+	if err := in.Validate(); err != nil {
+		return User{}, err
+	}
+	fail := func(email string, err error, reason string) (User, error) {
 		s.auditNow(ctx, AuditEntry{Action: AuditLoginFailed, ActorEmail: email, IP: in.IP,
 			Detail: details("method", "oidc", "provider", in.Provider, "reason", reason)})
-		return Session{}, err
+		return User{}, err
 	}
 	c, err := s.oidc.client(ctx, in.Provider)
 	if err != nil {
-		return Session{}, err
+		return User{}, err
 	}
 	st, err := s.takeOIDCState(ctx, in.Provider, in.State, in.Browser)
 	if err != nil {
 		if errors.Is(err, ErrOIDCState) {
 			return fail("", err, "state")
 		}
-		return Session{}, err
+		return User{}, err
 	}
 	if in.Error != "" {
 		return fail("", ErrOIDCDenied.WithDetail("The provider answered %q: %s. Start again from the sign-in page.",
@@ -393,7 +522,7 @@ func (s *Service) OIDCCallback(ctx context.Context, in OIDCCallbackInput) (Sessi
 			s.log.Warn("oidc sign-in refused", "provider", in.Provider, "code", p.Code, "err", err)
 			return fail("", err, p.Code)
 		}
-		return Session{}, err
+		return User{}, err
 	}
 	if id.Email == "" || !validEmail(id.Email) {
 		return fail(id.Email, ErrOIDCEmailUnverified.WithDetail("The provider sent no usable e-mail address (claim %q); ask the operator to check the claims mapping.",
@@ -408,7 +537,7 @@ func (s *Service) OIDCCallback(ctx context.Context, in OIDCCallbackInput) (Sessi
 		return fail(id.Email, ErrOIDCDomainNotAllowed.WithDetail("The domain %s is not admitted by this provider's settings; "+
 			"sign up with a password, or ask the platform's operator to add your organisation's domain.", domain), "domain_not_allowed")
 	}
-	return s.oidcSession(ctx, c.cfg, id, orgID, in.Meta)
+	return s.oidcUser(ctx, c.cfg, id, orgID, in.Meta)
 }
 
 // takeOIDCState deletes and returns the pending request of state; unknown, used, expired, another
@@ -510,25 +639,19 @@ func truthy(v any) bool {
 	return false
 }
 
-// oidcSession finds or creates the account and opens a session exactly as Login does. Two first sign-ins of
-// the same person at once collide on the link's or the e-mail's unique key; the loser runs again and finds
-// the winner's account.
-func (s *Service) oidcSession(ctx context.Context, cfg OIDCProvider, id oidcIdentity, orgID string, meta Meta) (Session, error) {
-	sess, err := s.oidcSessionOnce(ctx, cfg, id, orgID, meta)
+// oidcUser finds or creates the account. Two first sign-ins of the same person at once collide on the link's
+// or the e-mail's unique key; the loser runs again and finds the winner's account.
+func (s *Service) oidcUser(ctx context.Context, cfg OIDCProvider, id oidcIdentity, orgID string, meta Meta) (User, error) {
+	u, err := s.oidcUserOnce(ctx, cfg, id, orgID, meta)
 	if sqldb.IsDuplicate(err) || errors.Is(err, ErrEmailTaken) {
-		sess, err = s.oidcSessionOnce(ctx, cfg, id, orgID, meta)
+		u, err = s.oidcUserOnce(ctx, cfg, id, orgID, meta)
 	}
-	return sess, err
+	return u, err
 }
 
-func (s *Service) oidcSessionOnce(ctx context.Context, cfg OIDCProvider, id oidcIdentity, orgID string, meta Meta) (Session, error) {
+func (s *Service) oidcUserOnce(ctx context.Context, cfg OIDCProvider, id oidcIdentity, orgID string, meta Meta) (User, error) {
 	now := s.clock.Now()
-	var (
-		u       User
-		org     *Organization
-		role    string
-		refresh string
-	)
+	var u User
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var link OIDCLink
 		err := tx.Where("issuer = ? AND subject = ?", id.Issuer, id.Subject).Take(&link).Error
@@ -554,27 +677,18 @@ func (s *Service) oidcSessionOnce(ctx context.Context, cfg OIDCProvider, id oidc
 				Email: id.Email, CreatedAt: now, LastLoginAt: now}).Error; err != nil {
 				return err
 			}
-			if err := s.writeAudit(tx, AuditEntry{Action: AuditOIDCLinked, ActorUserID: u.ID, ActorEmail: u.Email,
-				Target: "user:" + u.ID, IP: meta.IP, Detail: details("provider", cfg.ID, "issuer", id.Issuer, "subject", id.Subject)}); err != nil {
-				return err
-			}
+			return s.writeAudit(tx, AuditEntry{Action: AuditOIDCLinked, ActorUserID: u.ID, ActorEmail: u.Email,
+				Target: "user:" + u.ID, IP: meta.IP, Detail: details("provider", cfg.ID, "issuer", id.Issuer, "subject", id.Subject)})
 		default:
 			return err
 		}
-		if org, role, err = s.actingOrg(tx, u.ID, ""); err != nil {
-			return err
-		}
-		if refresh, err = s.newRefresh(tx, u.ID, orgIDOf(org), ""); err != nil {
-			return err
-		}
-		return s.writeAudit(tx, AuditEntry{Action: AuditLoginOK, ActorUserID: u.ID, ActorEmail: u.Email,
-			OrganizationID: orgIDOf(org), IP: meta.IP, Detail: details("method", "oidc", "provider", cfg.ID)})
+		return nil
 	})
 	if err != nil {
-		return Session{}, err
+		return User{}, err
 	}
 	s.outbox.Kick()
-	return s.session(ctx, u, org, role, refresh)
+	return u, nil
 }
 
 // oidcSignup creates the account of a verified e-mail in an admitted domain, as a member of the
@@ -625,6 +739,18 @@ func (s *Service) oidcRoutes(r fiber.Router) {
 	r.Get("/oidc/providers", h.oidcProviders)
 	r.Get("/oidc/:provider/login", h.oidcLogin)
 	r.Get("/oidc/:provider/callback", h.oidcCallback)
+	r.Post("/oidc/exchange", h.oidcExchange)
+}
+
+type oidcExchangeRequest struct {
+	Code string `json:"code" openapi:"required" doc:"the code of the callback's redirect to /signin/callback"`
+}
+
+func (r *oidcExchangeRequest) Validate() error {
+	var f problem.Fields
+	f.Check(r.Code != "", "code", "required", "is required")
+	f.Check(len(r.Code) <= 200, "code", "max", "is too long")
+	return f.Err()
 }
 
 func (h handler) oidcProviders(c *fiber.Ctx) error {
@@ -641,19 +767,70 @@ func (h handler) oidcLogin(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	c.Cookie(&fiber.Cookie{Name: OIDCCookie, Value: browser, Path: "/", MaxAge: int(oidcStateTTL / time.Second),
-		HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode, Secure: strings.HasPrefix(h.svc.oidc.byID[id].cfg.RedirectURL, "https:")})
+	h.setOIDCCookie(c, browser, oidcStateTTL)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Redirect(to, fiber.StatusFound)
+}
+
+// setOIDCCookie sets (or, with ttl 0, deletes) the cookie binding a sign-in to the browser. It is Secure when
+// the providers send the browser back over https.
+func (h handler) setOIDCCookie(c *fiber.Ctx, value string, ttl time.Duration) {
+	secure := false
+	for _, p := range h.svc.oidc.byID {
+		secure = secure || strings.HasPrefix(p.cfg.RedirectURL, "https:")
+	}
+	ck := &fiber.Cookie{Name: OIDCCookie, Value: value, Path: "/", MaxAge: int(ttl / time.Second),
+		HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode, Secure: secure}
+	if ttl <= 0 {
+		ck.Value, ck.MaxAge, ck.Expires = "", 0, time.Unix(1, 0)
+	}
+	c.Cookie(ck)
+}
+
+// wantsJSON: an API client asking for JSON gets the tokens from the callback itself; a browser (which asks
+// for HTML) is redirected to the web UI with a sign-in code.
+func wantsJSON(c *fiber.Ctx) bool {
+	a := c.Get(fiber.HeaderAccept)
+	return strings.Contains(a, fiber.MIMEApplicationJSON) && !strings.Contains(a, fiber.MIMETextHTML)
 }
 
 func (h handler) oidcCallback(c *fiber.Ctx) error {
 	in := OIDCCallbackInput{Provider: c.Params("provider"), Code: c.Query("code"), State: c.Query("state"),
 		Error: c.Query("error"), ErrorDescription: c.Query("error_description"), Browser: c.Cookies(OIDCCookie),
 		Meta: Meta{IP: web.ClientIP(c)}}
-	c.ClearCookie(OIDCCookie)
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	s, err := h.svc.OIDCCallback(c.UserContext(), in)
+	if wantsJSON(c) {
+		h.setOIDCCookie(c, "", 0)
+		s, err := h.svc.OIDCCallback(c.UserContext(), in)
+		if err != nil {
+			return err
+		}
+		return c.JSON(toTokensJSON(s))
+	}
+	code, err := h.svc.OIDCCallbackCode(c.UserContext(), in)
+	if err != nil {
+		h.setOIDCCookie(c, "", 0)
+		p, ok := problem.From(err)
+		if !ok {
+			// Not a refusal: log it here, since the browser gets a page, not the error handler's 500.
+			h.svc.log.Error("oidc callback", "provider", in.Provider, "request_id", c.GetRespHeader(fiber.HeaderXRequestID), "err", err)
+			return c.Redirect(OIDCCallbackPage+"?"+url.Values{"error": {"internal"}}.Encode(), fiber.StatusSeeOther)
+		}
+		return c.Redirect(OIDCCallbackPage+"?"+url.Values{"error": {p.Code}}.Encode(), fiber.StatusSeeOther)
+	}
+	h.setOIDCCookie(c, in.Browser, oidcCodeTTL) // the code is bound to the same cookie, now for oidcCodeTTL
+	return c.Redirect(OIDCCallbackPage+"?"+url.Values{"code": {code}}.Encode(), fiber.StatusSeeOther)
+}
+
+func (h handler) oidcExchange(c *fiber.Ctx) error {
+	var req oidcExchangeRequest
+	if err := web.Bind(c, &req); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	in := OIDCExchangeInput{Code: req.Code, Browser: c.Cookies(OIDCCookie), Meta: Meta{IP: web.ClientIP(c)}}
+	h.setOIDCCookie(c, "", 0)
+	s, err := h.svc.OIDCExchange(c.UserContext(), in)
 	if err != nil {
 		return err
 	}
@@ -666,9 +843,13 @@ func (s *Service) oidcOpenAPI(d *openapi.Doc, tag string) {
 			Response: oidcProvidersResponse{}},
 		openapi.Op{Method: "GET", Path: Base + "/oidc/:provider/login", Summary: "Start signing in with a provider: 302 to its authorisation page (code flow with PKCE)", Tag: tag,
 			Status: 302, Problems: []string{"oidc_provider_not_found", "oidc_provider_unavailable"}},
-		openapi.Op{Method: "GET", Path: Base + "/oidc/:provider/callback", Summary: "The provider's redirect back: verifies it and answers the session's tokens, as /login does", Tag: tag,
+		openapi.Op{Method: "GET", Path: Base + "/oidc/:provider/callback", Summary: "The provider's redirect back: verifies it and signs the user in. " +
+			"A browser is redirected (303) to the web UI's /signin/callback?code=… (a single-use sign-in code for POST /oidc/exchange, valid 60 s in the same browser) " +
+			"or /signin/callback?error=<problem code>; a client sending Accept: application/json gets the session's tokens (as /login answers) or the problem instead", Tag: tag,
 			Query:    []openapi.Param{{Name: "code"}, {Name: "state"}, {Name: "error"}, {Name: "error_description"}},
 			Response: tokensJSON{}, Problems: []string{"oidc_provider_not_found", "oidc_provider_unavailable", "oidc_state_invalid",
 				"oidc_denied", "oidc_token_invalid", "oidc_email_unverified", "oidc_domain_not_allowed", "oidc_misconfigured", "email_taken"}},
+		openapi.Op{Method: "POST", Path: Base + "/oidc/exchange", Summary: "Trade the callback's sign-in code for the session's tokens, as /login answers (once, within 60 s, with the browser's sign-in cookie)", Tag: tag,
+			Request: oidcExchangeRequest{}, Response: tokensJSON{}, Problems: []string{"oidc_code_invalid", "organization_not_found"}},
 	)
 }

@@ -214,25 +214,50 @@ func newOIDCEnv(t *testing.T, db *gorm.DB, users []opUser) *oidcEnv {
 	return &oidcEnv{tenv: e, base: base, issuer: issuer, orgID: orgID}
 }
 
-// browser is a user agent with its own cookies; stopAtCallback leaves our callback for the test to call.
+// browser is a user agent with its own cookies. It stops at the web UI's callback page (which this test server
+// does not serve), and with stopAtCallback already at our callback, for the test to call.
 func (o *oidcEnv) browser(stopAtCallback bool) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	if stopAtCallback {
-		c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
-			if strings.HasPrefix(req.URL.String(), o.base+api+"/oidc/test/callback") {
-				return http.ErrUseLastResponse
-			}
-			return nil
+	c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), o.base+OIDCCallbackPage+"?") ||
+			(stopAtCallback && strings.HasPrefix(req.URL.String(), o.base+api+"/oidc/test/callback")) {
+			return http.ErrUseLastResponse
 		}
+		return nil
 	}
 	return c
+}
+
+// exchange posts a sign-in code to /oidc/exchange from browser c (with its cookies).
+func (o *oidcEnv) exchange(c *http.Client, code string) resp {
+	o.t.Helper()
+	b, _ := json.Marshal(map[string]string{"code": code})
+	res, err := c.Post(o.base+api+"/oidc/exchange", "application/json", bytes.NewReader(b))
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	return readResp(o.t, res)
+}
+
+// uiPage reads the web UI page a callback redirected to: its ?code= or ?error=.
+func (o *oidcEnv) uiPage(r resp) (code, problemCode string) {
+	o.t.Helper()
+	loc, err := url.Parse(r.header.Get("Location"))
+	if r.status != http.StatusSeeOther || err != nil || loc.Path != OIDCCallbackPage {
+		o.t.Fatalf("want a 303 to %s, got %d %q: %s", OIDCCallbackPage, r.status, r.header.Get("Location"), r.raw)
+	}
+	if loc.Query().Get("code") == "" && loc.Query().Get("error") == "" || strings.Contains(loc.RawQuery, "token") {
+		o.t.Fatalf("callback page URL %s", loc)
+	}
+	return loc.Query().Get("code"), loc.Query().Get("error")
 }
 
 var loginFormID = regexp.MustCompile(`name="id" value="([^"]+)"`)
 
 // signInAt starts at our login endpoint, fills the OP's login form as username and follows the redirects;
-// it returns the last response (our callback's answer, or with stopAtCallback the OP's redirect to it).
+// it returns the last response (our callback's redirect to the web UI, or with stopAtCallback the OP's
+// redirect to our callback).
 func (o *oidcEnv) signInAt(c *http.Client, username string) resp {
 	t := o.t
 	t.Helper()
@@ -267,9 +292,17 @@ func readResp(t *testing.T, res *http.Response) resp {
 	return r
 }
 
+// signIn runs the web UI's flow in a new browser: sign in at the OP, then exchange the code of the callback's
+// redirect. A refusal (?error=) answers a resp whose status is 303 and whose code is the problem's.
 func (o *oidcEnv) signIn(username string) resp {
 	o.t.Helper()
-	return o.signInAt(o.browser(false), username)
+	c := o.browser(false)
+	r := o.signInAt(c, username)
+	code, refused := o.uiPage(r)
+	if refused != "" {
+		return resp{status: r.status, header: r.header, raw: []byte(r.header.Get("Location")), body: map[string]any{"code": refused}}
+	}
+	return o.exchange(c, code)
 }
 
 func (o *oidcEnv) me(access string) (userID, email string, memberships []any) {
@@ -348,8 +381,8 @@ func TestOIDCSignInAgainstARealProvider(t *testing.T) {
 		}
 
 		// Unverified e-mail and a domain not admitted are refused, and create nothing.
-		want(t, o.signIn("bob"), 403, "oidc_email_unverified")
-		want(t, o.signIn("eve"), 403, "oidc_domain_not_allowed")
+		want(t, o.signIn("bob"), 303, "oidc_email_unverified")
+		want(t, o.signIn("eve"), 303, "oidc_domain_not_allowed")
 		for _, e := range []string{"bob@example.org", "eve@elsewhere.test"} {
 			if _, err := userByEmail(db, e); !errors.Is(err, ErrUserNotFound) {
 				t.Errorf("%s: account created (%v)", e, err)
@@ -399,9 +432,12 @@ func TestOIDCStateIsCheckedOnceInTheBrowserThatStarted(t *testing.T) {
 		if err != nil || back.Query().Get("code") == "" || back.Query().Get("state") == "" {
 			t.Fatalf("callback URL %q: %v", r.header.Get("Location"), err)
 		}
+		// An API client asks for JSON: the callback answers the tokens or the problem itself.
 		get := func(c *http.Client, u string) resp {
 			t.Helper()
-			res, err := c.Get(u)
+			req, _ := http.NewRequest("GET", u, nil)
+			req.Header.Set("Accept", "application/json")
+			res, err := c.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -435,14 +471,82 @@ func TestOIDCStateIsCheckedOnceInTheBrowserThatStarted(t *testing.T) {
 	})
 }
 
+// TestOIDCSignInCodeIsSingleUseShortLivedAndBound: the browser's callback redirects to the web UI with a code
+// and no token; the code works once, for 60 s, with the cookie of the browser that signed in; a refusal
+// redirects with the problem's code.
+func TestOIDCSignInCodeIsSingleUseShortLivedAndBound(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		o := newOIDCEnv(t, db, opUsers)
+		c := o.browser(false)
+		r := o.signInAt(c, "ada")
+		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("callback Cache-Control %q", cc)
+		}
+		code, _ := o.uiPage(r)
+		var rows []oidcCode
+		if err := db.Find(&rows).Error; err != nil || len(rows) != 1 || rows[0].ID == code || rows[0].ID != hashSecret(code) {
+			t.Fatalf("stored codes %+v (%v): want one, hashed", rows, err)
+		}
+		// Another browser (no cookie) is refused, and that uses the code up.
+		want(t, o.exchange(o.browser(false), code), 400, "oidc_code_invalid")
+		want(t, o.exchange(c, code), 400, "oidc_code_invalid")
+
+		// A fresh code works once, in the browser that signed in, and answers what /login answers.
+		c = o.browser(false)
+		code, _ = o.uiPage(o.signInAt(c, "ada"))
+		r = o.exchange(c, code)
+		want(t, r, 200, "")
+		if r.str("token_type") != "Bearer" || r.str("refresh_token") == "" || r.body["expires_in"] != float64(15*60) || len(r.body) != 4 {
+			t.Fatalf("tokens: %s", r.raw)
+		}
+		if _, email, _ := o.me(r.str("access_token")); email != "ada@example.org" {
+			t.Fatalf("me: %s", email)
+		}
+		want(t, o.exchange(c, code), 400, "oidc_code_invalid")
+
+		// An expired code is refused.
+		c = o.browser(false)
+		code, _ = o.uiPage(o.signInAt(c, "ada"))
+		o.clk.Advance(oidcCodeTTL)
+		want(t, o.exchange(c, code), 400, "oidc_code_invalid")
+		want(t, o.exchange(c, "forged"), 400, "oidc_code_invalid")
+		r = o.exchange(c, "")
+		want(t, r, 422, "validation_failed")
+
+		// A refusal redirects with the problem's code, and no code is stored.
+		if _, refused := o.uiPage(o.signInAt(o.browser(false), "eve")); refused != "oidc_domain_not_allowed" {
+			t.Fatalf("eve: %q", refused)
+		}
+		var n int64
+		if err := db.Model(&oidcCode{}).Where("user_id NOT IN (?)", db.Model(&User{}).Select("id")).Count(&n).Error; err != nil || n != 0 {
+			t.Fatalf("codes of no user: %d %v", n, err)
+		}
+		codeFailures := 0
+		for _, e := range o.audits(AuditLoginFailed) {
+			if strings.Contains(e.Detail, `"reason":"code"`) {
+				codeFailures++
+			}
+		}
+		if codeFailures != 5 {
+			t.Errorf("login_failed entries for codes: %d, want 5", codeFailures)
+		}
+	})
+}
+
 // TestOIDCRequestsAreValidated: unknown providers, missing parameters and an unreachable provider answer
 // problems with stable codes.
 func TestOIDCRequestsAreValidated(t *testing.T) {
 	t.Parallel()
 	each(t, func(t *testing.T, e *tenv) {
 		want(t, e.do("GET", api+"/oidc/nope/login", "", nil), 404, "oidc_provider_not_found")
-		want(t, e.do("GET", api+"/oidc/nope/callback?code=a&state=b", "", nil), 404, "oidc_provider_not_found")
-		r := e.do("GET", api+"/oidc/providers", "", nil)
+		asJSON := map[string]string{"Accept": "application/json"}
+		want(t, e.doWith("GET", api+"/oidc/nope/callback?code=a&state=b", "", nil, asJSON), 404, "oidc_provider_not_found")
+		// A browser is sent to the web UI's page with the problem's code.
+		r := e.do("GET", api+"/oidc/nope/callback?code=a&state=b", "", nil)
+		if r.status != 303 || r.header.Get("Location") != OIDCCallbackPage+"?error=oidc_provider_not_found" {
+			t.Fatalf("browser callback: %d %q", r.status, r.header.Get("Location"))
+		}
+		r = e.do("GET", api+"/oidc/providers", "", nil)
 		want(t, r, 200, "")
 		if string(r.raw) != `{"providers":[]}` {
 			t.Fatalf("providers without configuration: %s", r.raw)
@@ -465,7 +569,7 @@ func TestOIDCRequestsAreValidated(t *testing.T) {
 		svc.Routes(e.app.Group("/api/v1", web.Auth(web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: svc.Keys(), Now: e.clk.Now}}})).Group("/identity"))
 		e.app.Use(web.NotFound)
 		want(t, e.do("GET", api+"/oidc/dead/login", "", nil), 502, "oidc_provider_unavailable")
-		r := e.do("GET", api+"/oidc/dead/callback", "", nil)
+		r := e.doWith("GET", api+"/oidc/dead/callback", "", nil, map[string]string{"Accept": "application/json"})
 		want(t, r, 422, "validation_failed")
 		if !strings.Contains(string(r.raw), `"state"`) || !strings.Contains(string(r.raw), `"code"`) {
 			t.Fatalf("fields: %s", r.raw)
