@@ -11,6 +11,9 @@ export function identity(c: ApiClient = api) {
     signup: (input: T.SignupInput) => c.post<T.SignupResult>('/identity/signup', input, { auth: false }),
     login: (email: string, password: string) =>
       c.post<T.TokenPair>('/identity/login', { email, password }, { auth: false }),
+    oidcProviders: () => c.get<{ providers: T.OIDCProvider[] }>('/identity/oidc/providers', undefined, { auth: false }),
+    /** Trades the sign-in code of the provider's callback for tokens; the browser's sign-in cookie goes with it. */
+    oidcExchange: (code: string) => c.post<T.TokenPair>('/identity/oidc/exchange', { code }, { auth: false }),
     logout: (refresh_token: string) => c.post<void>('/identity/logout', { refresh_token }),
     me: () => c.get<T.Me>('/identity/me'),
     members: (orgId: string) => c.get<T.Page<T.Member>>(`/identity/organizations/${e(orgId)}/members`),

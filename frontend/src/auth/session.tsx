@@ -18,6 +18,8 @@ export interface Session {
   isStaff: boolean;
   isOrgAdmin: boolean;
   signIn: (email: string, password: string) => Promise<void>;
+  /** Finish an OpenID Connect sign-in: trade the callback's code for tokens, kept as signIn keeps them. */
+  signInWithCode: (code: string) => Promise<void>;
   signUp: (input: SignupInput) => Promise<SignupResult>;
   signOut: () => Promise<void>;
   reloadMe: () => Promise<void>;
@@ -77,6 +79,15 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
     [ids, client, reloadMe],
   );
 
+  const signInWithCode = useCallback(
+    async (code: string) => {
+      const pair = await ids.oidcExchange(code);
+      client.tokens.set(pair.access_token, pair.refresh_token);
+      await reloadMe();
+    },
+    [ids, client, reloadMe],
+  );
+
   const signUp = useCallback(
     async (input: SignupInput) => {
       const res = await ids.signup(input);
@@ -111,8 +122,8 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
   );
 
   const value = useMemo<Session>(
-    () => ({ status, me, ...deriveRoles(me), signIn, signUp, signOut, reloadMe, switchOrganization }),
-    [status, me, signIn, signUp, signOut, reloadMe, switchOrganization],
+    () => ({ status, me, ...deriveRoles(me), signIn, signInWithCode, signUp, signOut, reloadMe, switchOrganization }),
+    [status, me, signIn, signInWithCode, signUp, signOut, reloadMe, switchOrganization],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }
