@@ -20,6 +20,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
+	"github.com/tamarack-ai/tamarack/services/identity"
 )
 
 // Services that `--only` can name.
@@ -54,6 +55,9 @@ type config struct {
 	MailFrom     string
 	SignupPerMin int    // --login-rate, named before sign-ins had their own throttle
 	KeySecret    string // seals identity's signing keys in the database
+	// OIDCProviders is a JSON file of OpenID Connect providers to sign in with (docs/identity.md).
+	OIDCProviders string
+	oidc          []identity.OIDCProvider
 
 	// Testbed.
 	SandboxBackend string
@@ -168,6 +172,7 @@ func newConfig(name string) *config {
 	num(&c.SignupPerMin, "login-rate", "TAMARACK_LOGIN_RATE", 10, "sign-ups allowed per minute per client IP (sign-ins have their own database-backed throttle, docs/identity.md)")
 	// Identity (added by the identity service).
 	str(&c.KeySecret, "key-secret", "TAMARACK_KEY_SECRET", "", "secret sealing the JWT signing keys stored in the database (AES-256-GCM); empty stores them unsealed; every identity process needs the same one", true)
+	str(&c.OIDCProviders, "oidc-providers", "TAMARACK_OIDC_PROVIDERS", "", "JSON file listing the OpenID Connect providers users may sign in with (issuer, client, redirect URL, e-mail domains → organisation IDs); empty: password sign-in only (docs/identity.md)", false)
 	str(&c.SandboxBackend, "sandbox-backend", "TAMARACK_SANDBOX_BACKEND", "local", "default backend for new pools: local (runc), simulator (demos and tests only)", false)
 	str(&c.Runsc, "runsc", "TAMARACK_RUNSC", "", "gVisor's runsc for local pools with settings runtime: runsc (build it with infra/gvisor/build.sh; never Debian's package); empty: such pools cannot launch", false)
 	dur(&c.UsageInterval, "usage-interval", "TAMARACK_USAGE_INTERVAL", 15*time.Second, "how often running sandboxes publish usage samples")
@@ -323,6 +328,15 @@ func (c *config) validate() error {
 	}
 	if c.SignupPerMin < 1 {
 		bad("--login-rate %d: must be at least 1", c.SignupPerMin)
+	}
+	c.oidc = nil
+	if c.OIDCProviders != "" {
+		ps, err := identity.LoadOIDCProviders(c.OIDCProviders)
+		if err != nil {
+			bad("--oidc-providers: %v", err)
+		} else {
+			c.oidc = ps
+		}
 	}
 	if c.SandboxBackend != "local" && c.SandboxBackend != "simulator" {
 		bad("--sandbox-backend %q: use local or simulator (slurm and kubernetes are set per pool)", c.SandboxBackend)

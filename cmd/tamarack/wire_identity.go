@@ -29,7 +29,7 @@ func newIdentity(e *env) (*identity.Service, error) {
 	return identity.New(identity.Deps{
 		DB: e.db, Bus: e.bus, Log: e.log.With("service", "identity"), Clock: e.clock, Mailer: mailer,
 		AccessTTL: e.cfg.AccessTTL, RefreshTTL: e.cfg.RefreshTTL, SignupPerMin: e.cfg.SignupPerMin,
-		PublicURL: e.cfg.PublicURL, KeySecret: secret,
+		PublicURL: e.cfg.PublicURL, KeySecret: secret, OIDC: e.cfg.oidc,
 	})
 }
 

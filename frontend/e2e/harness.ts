@@ -120,10 +120,30 @@ interface Proc {
   stop: () => Promise<void>;
 }
 
+/**
+ * startProcess runs a helper (in its own process group, stopped with the rest on exit) with extra environment,
+ * and waits until url answers 200.
+ */
+export async function startProcess(file: string, args: string[], env: Record<string, string>, url: string, label: string): Promise<{ stop: () => Promise<void>; output: () => string }> {
+  const p = spawnGroup(file, args, label, env);
+  try {
+    await waitReady(url, 30_000, p.exited);
+  } catch (e) {
+    await p.stop();
+    throw e;
+  }
+  return { stop: p.stop, output: p.output };
+}
+
 /** spawnGroup starts a command in its own process group (so stop() also ends its children) and keeps its output. */
-function spawnGroup(file: string, args: string[], label: string): Proc {
+function spawnGroup(file: string, args: string[], label: string, env?: Record<string, string>): Proc {
   let out = '';
-  const child: ChildProcess = spawn(file, args, { cwd: REPO_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(file, args, {
+    cwd: REPO_ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: env ? { ...process.env, ...env } : undefined,
+  });
   child.stdout?.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-40_000)));
   child.stderr?.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-40_000)));
   let exited: string | null = null;
@@ -211,14 +231,14 @@ export async function startAgent(command: string, opts: { name: string; node: st
  * demo seed into a fresh data directory (before serve: the testbed loads its pools when it starts), stripe-mock,
  * and `tamarack serve` with card payments through stripe-mock.
  */
-export async function startServer(): Promise<Server> {
+export async function startServer(opts: { port?: number; args?: string[] } = {}): Promise<Server> {
   const given = process.env.TAMARACK_E2E_URL;
   if (given) {
     const url = given.replace(/\/$/, '');
     await waitReady(`${url}/readyz`, 30_000, () => null);
     return { url, webhookSecret: process.env.TAMARACK_E2E_WEBHOOK_SECRET, stop: async () => undefined, output: () => '' };
   }
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const addr = `127.0.0.1:${port}`;
   const url = `http://${addr}`;
   const data = mkdtempSync(join(tmpdir(), 'tamarack-e2e-'));
@@ -239,7 +259,7 @@ export async function startServer(): Promise<Server> {
     }
     const bin = tamarackBin();
     await promisify(execFile)(bin, ['seed', '--demo', '--data', data, '--public-url', url], { cwd: REPO_ROOT, timeout: 60_000 });
-    const args = ['serve', '--data', data, '--addr', addr, '--public-url', url, '--usage-interval', '2s', '--log-level', 'warn'];
+    const args = ['serve', '--data', data, '--addr', addr, '--public-url', url, '--usage-interval', '2s', '--log-level', 'warn', ...(opts.args ?? [])];
     let webhookSecret: string | undefined;
     const mock = stripeMockPath();
     if (mock) {

@@ -5,7 +5,7 @@ import { SessionProvider } from './auth/session';
 import { RequireAuth } from './components/Guard';
 import { Layout } from './components/Layout';
 import { Loading } from './components/ui';
-import { AcceptInvitation, SignIn, SignUp } from './pages/Auth';
+import { AcceptInvitation, OIDCCallback, SignIn, SignUp } from './pages/Auth';
 import { Catalogue } from './pages/Catalogue';
 import { Home } from './pages/Home';
 import { ListingPage } from './pages/ListingPage';
@@ -53,6 +53,7 @@ export function AppRoutes() {
         <Route path="listings/:id" element={<ListingPage />} />
         <Route path="signup" element={<SignUp />} />
         <Route path="signin" element={<SignIn />} />
+        <Route path="signin/callback" element={<OIDCCallback />} />
         <Route path="invitations/:token" element={<AcceptInvitation />} />
         <Route path="profile" element={<RequireAuth><Profile /></RequireAuth>} />
         <Route path="tokens" element={<RequireAuth><Tokens /></RequireAuth>} />

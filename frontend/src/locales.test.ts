@@ -56,6 +56,11 @@ describe('locales', () => {
         'ready', 'draining', 'down', 'connected', 'unreachable', 'never_connected', 'revoked', 'usable', 'used', 'expired',
       ],
       'staff.decision': ['approve', 'reject', 'request_changes'],
+      oidc_error: [
+        'oidc_provider_not_found', 'oidc_provider_unavailable', 'oidc_state_invalid', 'oidc_denied', 'oidc_token_invalid',
+        'oidc_email_unverified', 'oidc_domain_not_allowed', 'oidc_misconfigured', 'oidc_code_invalid', 'email_taken',
+        'validation_failed', 'other',
+      ],
       'staff.send': ['approve', 'reject', 'request_changes'],
       'staff.field': ['title', 'summary', 'license', 'residency'],
       'catalogue.sort': ['relevance', 'newest', 'price'],

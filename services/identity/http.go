@@ -46,6 +46,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Get("/sessions", web.RequireAuth, read, h.sessions)
 	r.Delete("/sessions/:id", web.RequireAuth, write, h.endSession)
 	h.mfaRoutes(r, write)
+	s.oidcRoutes(r)
 }
 
 // MaxBody caps identity's request bodies, below the server's default.
@@ -652,6 +653,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Response: web.List[auditJSON]{}},
 	)
 	s.mfaOpenAPI(d)
+	s.oidcOpenAPI(d, tag)
 }
 
 // jwksDoc mirrors jwtauth.JWKS for the document.

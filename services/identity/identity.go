@@ -64,6 +64,8 @@ type Deps struct {
 	Argon2 *argon2id.Params
 	// InvitationTTL is how long an invitation stays valid (default 7 days).
 	InvitationTTL time.Duration
+	// OIDC are the OpenID Connect providers users may sign in with (oidc.go); none is fine.
+	OIDC []OIDCProvider
 }
 
 // Service is the identity service.
@@ -86,6 +88,7 @@ type Service struct {
 	reloadEvery time.Duration
 	hashSlots   chan struct{}
 	revKV       revocationKV // sessions.go
+	oidc        *oidcSet
 }
 
 // New checks d and builds the service. It does no I/O but hashing a dummy password (for alike timing of
@@ -113,6 +116,10 @@ func New(d Deps) (*Service, error) {
 	if d.SignupPerMin < 1 {
 		errs = append(errs, errors.New("identity: SignupPerMin must be at least 1"))
 	}
+	oidcSet, err := newOIDCSet(d.OIDC)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("identity: %w", err))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -138,6 +145,7 @@ func New(d Deps) (*Service, error) {
 		clock: d.Clock, mailer: d.Mailer, keys: keys, limiter: newLimiter(d.SignupPerMin), throttle: d.LoginThrottle.withDefaults(), argon: d.Argon2,
 		dummyHash: dummy, accessTTL: d.AccessTTL, refreshTTL: d.RefreshTTL, inviteTTL: d.InvitationTTL,
 		publicURL: d.PublicURL, reloadEvery: 30 * time.Second, hashSlots: make(chan struct{}, max(2, runtime.NumCPU())),
+		oidc: oidcSet,
 	}, nil
 }
 

@@ -18,6 +18,9 @@ export function identity(c: ApiClient = api) {
     confirmTOTP: (code: string) => c.post<T.RecoveryCodes>('/identity/mfa/totp/confirm', { code }),
     regenerateRecoveryCodes: (code: string) => c.post<T.RecoveryCodes>('/identity/mfa/recovery-codes', { code }),
     disableMFA: (password: string, factor: T.MFAFactor) => c.post<void>('/identity/mfa/disable', { password, ...factor }),
+    oidcProviders: () => c.get<{ providers: T.OIDCProvider[] }>('/identity/oidc/providers', undefined, { auth: false }),
+    /** Trades the sign-in code of the provider's callback for tokens; the browser's sign-in cookie goes with it. */
+    oidcExchange: (code: string) => c.post<T.TokenPair>('/identity/oidc/exchange', { code }, { auth: false }),
     logout: (refresh_token: string) => c.post<void>('/identity/logout', { refresh_token }),
     me: () => c.get<T.Me>('/identity/me'),
     members: (orgId: string) => c.get<T.Page<T.Member>>(`/identity/organizations/${e(orgId)}/members`),

@@ -12,6 +12,14 @@ export interface Page<T> {
 export type OrgKind = 'sme' | 'vendor' | 'partner';
 export type OrgRole = 'owner' | 'admin' | 'member';
 
+/** An OpenID Connect provider to sign in with (GET /identity/oidc/providers). */
+export interface OIDCProvider {
+  id: string;
+  name: string;
+  /** Where the browser goes to sign in (the API's redirect to the provider). */
+  login_url: string;
+}
+
 export interface TokenPair {
   access_token: string;
   refresh_token: string;

@@ -21,6 +21,8 @@ export interface Session {
   signIn: (email: string, password: string) => Promise<MFAChallenge | null>;
   /** The second step: the challenge's mfa_token and a TOTP code or a recovery code. */
   completeSignIn: (mfaToken: string, factor: MFAFactor) => Promise<void>;
+  /** Finish an OpenID Connect sign-in: trade the callback's code for tokens, kept as signIn keeps them. */
+  signInWithCode: (code: string) => Promise<void>;
   signUp: (input: SignupInput) => Promise<SignupResult>;
   signOut: () => Promise<void>;
   reloadMe: () => Promise<void>;
@@ -91,6 +93,15 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
     [ids, client, reloadMe],
   );
 
+  const signInWithCode = useCallback(
+    async (code: string) => {
+      const pair = await ids.oidcExchange(code);
+      client.tokens.set(pair.access_token, pair.refresh_token);
+      await reloadMe();
+    },
+    [ids, client, reloadMe],
+  );
+
   const signUp = useCallback(
     async (input: SignupInput) => {
       const res = await ids.signup(input);
@@ -125,8 +136,8 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
   );
 
   const value = useMemo<Session>(
-    () => ({ status, me, ...deriveRoles(me), signIn, completeSignIn, signUp, signOut, reloadMe, switchOrganization }),
-    [status, me, signIn, completeSignIn, signUp, signOut, reloadMe, switchOrganization],
+    () => ({ status, me, ...deriveRoles(me), signIn, completeSignIn, signInWithCode, signUp, signOut, reloadMe, switchOrganization }),
+    [status, me, signIn, completeSignIn, signInWithCode, signUp, signOut, reloadMe, switchOrganization],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }

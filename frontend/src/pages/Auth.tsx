@@ -7,7 +7,7 @@ import { isApiError } from '../api/problem';
 import type { AcceptedInvitation, MFAChallenge, OrgKind } from '../api/types';
 import { useSession } from '../auth/session';
 import { Loading, Notice, ProblemAlert, SelectField, TextField } from '../components/ui';
-import { useDocumentTitle } from '../lib/hooks';
+import { useAsync, useDocumentTitle } from '../lib/hooks';
 
 /** safeNext keeps post-sign-in redirects on this site. */
 function safeNext(next: string | null): string {
@@ -164,6 +164,105 @@ export function SignIn() {
       <p>
         {t('signin.no_account')} <Link to="/signup">{t('header.sign_up')}</Link>
       </p>
+      <OIDCProviders next={safeNext(params.get('next'))} />
+    </section>
+  );
+}
+
+/** Where to land after an OpenID Connect sign-in, kept across the trip to the provider. */
+const OIDC_NEXT_KEY = 'tamarack.oidc_next';
+
+/** The configured OpenID Connect providers as "Sign in with …" links; nothing when there are none. */
+function OIDCProviders({ next }: { next: string }) {
+  const { t } = useTranslation();
+  const providers = useAsync(() => identity().oidcProviders(), []);
+  const list = providers.data?.providers ?? [];
+  if (list.length === 0) return null; // none configured, or the list failed: password sign-in still works
+  const remember = () => {
+    try {
+      sessionStorage.setItem(OIDC_NEXT_KEY, next);
+    } catch {
+      // storage disabled: the user lands on the home page
+    }
+  };
+  return (
+    <nav className="oidc-providers" aria-label={t('oidc.providers_label')}>
+      <p>{t('oidc.or')}</p>
+      <ul>
+        {list.map((p) => (
+          <li key={p.id}>
+            <a className="button" href={p.login_url} onClick={remember}>
+              {t('oidc.sign_in_with', { name: p.name })}
+            </a>
+          </li>
+        ))}
+      </ul>
+    </nav>
+  );
+}
+
+/** Problem codes the provider's callback may send back in ?error=, each with its own message. */
+const OIDC_ERRORS = [
+  'oidc_provider_not_found', 'oidc_provider_unavailable', 'oidc_state_invalid', 'oidc_denied', 'oidc_token_invalid',
+  'oidc_email_unverified', 'oidc_domain_not_allowed', 'oidc_misconfigured', 'oidc_code_invalid', 'email_taken',
+  'validation_failed',
+];
+
+/**
+ * The provider's callback lands here with ?code= (traded for tokens, then on to the page the user came from)
+ * or ?error=<problem code> (explained in the user's language).
+ */
+export function OIDCCallback() {
+  const { t } = useTranslation();
+  useDocumentTitle(t('oidc.callback_title'));
+  const { signInWithCode } = useSession();
+  const navigate = useNavigate();
+  const [params] = useSearchParams();
+  const [failure, setFailure] = useState<string | null>(params.get('error') ?? (params.get('code') ? null : 'validation_failed'));
+  const [error, setError] = useState<unknown>();
+  const started = useRef(false);
+  useEffect(() => {
+    const code = params.get('code');
+    if (!code || started.current) return;
+    started.current = true; // the code works once: not again in StrictMode's second effect run
+    // Drop the code from the address bar and history before using it.
+    window.history.replaceState(window.history.state, '', window.location.pathname);
+    let next = '/';
+    try {
+      next = safeNext(sessionStorage.getItem(OIDC_NEXT_KEY));
+      sessionStorage.removeItem(OIDC_NEXT_KEY);
+    } catch {
+      // storage disabled
+    }
+    signInWithCode(code)
+      .then(() => navigate(next, { replace: true }))
+      .catch((e: unknown) => {
+        if (isApiError(e) && OIDC_ERRORS.includes(e.code)) setFailure(e.code);
+        else setError(e);
+      });
+  }, [params, signInWithCode, navigate]);
+
+  const known = failure && OIDC_ERRORS.includes(failure) ? failure : failure ? 'other' : null;
+  return (
+    <section className="page narrow">
+      <h1>{t('oidc.callback_title')}</h1>
+      {known || error ? (
+        <>
+          {known ? (
+            <div className="alert alert--error" role="alert">
+              <p className="alert__title">{t('oidc.failed')}</p>
+              <p className="alert__detail">{t(`oidc_error.${known}`)}</p>
+            </div>
+          ) : (
+            <ProblemAlert error={error} />
+          )}
+          <p>
+            <Link to="/signin">{t('oidc.back')}</Link>
+          </p>
+        </>
+      ) : (
+        <Loading label={t('oidc.working')} />
+      )}
     </section>
   );
 }
