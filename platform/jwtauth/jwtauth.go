@@ -34,6 +34,9 @@ type Claims struct {
 	Staff   bool     `json:"staff,omitempty"`
 	Scopes  []string `json:"scp,omitempty"`
 	Email   string   `json:"email,omitempty"`
+	// EmailVerified says the user proved their e-mail address; unverified accounts may browse but not spend
+	// or launch (web.RequireVerifiedEmail). Absent reads as false.
+	EmailVerified bool `json:"email_verified"`
 }
 
 // KeySource finds the public key of a kid.

@@ -39,6 +39,8 @@ type Principal struct {
 	APIToken bool
 	// Scopes limit an API token; empty means every scope of the user's role.
 	Scopes []string
+	// EmailVerified says the user proved their e-mail address (RequireVerifiedEmail).
+	EmailVerified bool
 }
 
 // Authenticated reports whether there is a caller at all.
@@ -67,7 +69,7 @@ func (a JWTAuthenticator) Authenticate(ctx context.Context, token string) (Princ
 		return Principal{}, ErrBadToken
 	}
 	return Principal{UserID: c.Subject, Email: c.Email, OrgID: c.Org, OrgKind: c.OrgKind, Role: c.Role,
-		Staff: c.Staff, TokenID: c.ID, Scopes: c.Scopes}, nil
+		Staff: c.Staff, TokenID: c.ID, Scopes: c.Scopes, EmailVerified: c.EmailVerified}, nil
 }
 
 // APITokenPrefix starts every API token, so the middleware knows which authenticator to ask.
@@ -156,6 +158,24 @@ func RequireStaff(c *fiber.Ctx) error {
 	}
 	if !p.Staff {
 		return problem.ErrForbidden.WithDetail("programme staff only")
+	}
+	return c.Next()
+}
+
+// ErrEmailUnverified refuses spending and launching to accounts that have not proved their e-mail address.
+var ErrEmailUnverified = problem.New(403, "email_unverified", "Verify your e-mail address first.").
+	WithDetail("Open the link in the verification e-mail we sent you (or POST its token to /api/v1/identity/email/verify), " +
+		"then sign in again; POST /api/v1/identity/email/verification sends a new link.")
+
+// RequireVerifiedEmail admits signed-in callers whose e-mail address is verified: put it on routes that move
+// money or start sandboxes. Unverified accounts can still browse.
+func RequireVerifiedEmail(c *fiber.Ctx) error {
+	p := PrincipalOf(c)
+	if !p.Authenticated() {
+		return problem.ErrUnauthorized
+	}
+	if !p.EmailVerified {
+		return ErrEmailUnverified
 	}
 	return c.Next()
 }
