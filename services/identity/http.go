@@ -43,6 +43,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Post("/tokens", web.RequireAuth, h.createToken)
 	r.Delete("/tokens/:id", web.RequireAuth, write, h.revokeToken)
 	r.Get("/audit", web.RequireAuth, read, h.audit)
+	h.mailRoutes(r) // mailflows_http.go
 }
 
 // MaxBody caps identity's request bodies, below the server's default.
@@ -126,7 +127,8 @@ type userJSON struct {
 
 type meUserJSON struct {
 	userJSON
-	CreatedAt time.Time `json:"created_at"`
+	CreatedAt     time.Time `json:"created_at"`
+	EmailVerified bool      `json:"email_verified" doc:"false until the link of the verification e-mail is opened"`
 }
 
 type orgJSON struct {
@@ -352,7 +354,7 @@ func (h handler) me(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := meResponse{User: meUserJSON{userJSON: toUserJSON(u), CreatedAt: u.CreatedAt},
+	out := meResponse{User: meUserJSON{userJSON: toUserJSON(u), CreatedAt: u.CreatedAt, EmailVerified: u.EmailVerifiedAt != nil},
 		Memberships: make([]membershipJSON, 0, len(ms))}
 	if p.OrgID != "" {
 		out.ActiveOrganizationID = &p.OrgID
@@ -639,6 +641,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Query:    append([]openapi.Param{{Name: "action"}, {Name: "actor_id"}, {Name: "organization_id", Description: "staff only"}}, page...),
 			Response: web.List[auditJSON]{}},
 	)
+	s.mailOpenAPI(d) // mailflows_http.go
 }
 
 // jwksDoc mirrors jwtauth.JWKS for the document.

@@ -415,7 +415,7 @@ func (s *Service) Invite(ctx context.Context, a Actor, in InviteInput) (Invitati
 			}
 		}
 		// A new invitation replaces pending ones to the same address.
-		if err := tx.Where("organization_id = ? AND email = ? AND accepted_at IS NULL", in.OrgID, in.Email).
+		if err := tx.Where("organization_id = ? AND email = ? AND accepted_at IS NULL AND revoked_at IS NULL", in.OrgID, in.Email).
 			Delete(&Invitation{}).Error; err != nil {
 			return err
 		}
