@@ -56,7 +56,9 @@ func (s *sinkSession) Data(r io.Reader) error {
 
 type sinkBackend struct{ sink *smtpSink }
 
-func (b sinkBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: b.sink}, nil }
+func (b sinkBackend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &sinkSession{sink: b.sink}, nil
+}
 
 func startSMTP(t *testing.T) *smtpSink {
 	t.Helper()
