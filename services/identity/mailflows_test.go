@@ -101,18 +101,25 @@ func (s *smtpSink) to(rcpt string) []sinkMsg {
 	return out
 }
 
-// awaitLink polls until n messages reached rcpt and returns the token of the page's link in the last one.
+// awaitLink polls until n messages with a link to page reached rcpt and returns the token of the last one.
 func (s *smtpSink) awaitLink(t *testing.T, rcpt, page string, n int) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for len(s.to(rcpt)) < n {
+	for {
+		var links []sinkMsg
+		for _, m := range s.to(rcpt) {
+			if strings.Contains(m.data, "/"+page+"?token=") {
+				links = append(links, m)
+			}
+		}
+		if len(links) >= n {
+			return linkToken(t, links[len(links)-1].data, page)
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d messages to %s, want %d", len(s.to(rcpt)), rcpt, n)
+			t.Fatalf("%d %s messages to %s, want %d", len(links), page, rcpt, n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	msgs := s.to(rcpt)
-	return linkToken(t, msgs[len(msgs)-1].data, page)
 }
 
 func linkToken(t *testing.T, body, page string) string {
