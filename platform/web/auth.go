@@ -164,8 +164,7 @@ func RequireStaff(c *fiber.Ctx) error {
 
 // ErrEmailUnverified refuses spending and launching to accounts that have not proved their e-mail address.
 var ErrEmailUnverified = problem.New(403, "email_unverified", "Verify your e-mail address first.").
-	WithDetail("Open the link in the verification e-mail we sent you (or POST its token to /api/v1/identity/email/verify), " +
-		"then sign in again; POST /api/v1/identity/email/verification sends a new link.")
+	WithDetail("Open the link in the verification e-mail we sent you (or POST its token to /api/v1/identity/email/verify), then refresh your session; POST /api/v1/identity/email/verify/resend sends a new link.")
 
 // RequireVerifiedEmail admits signed-in callers whose e-mail address is verified: put it on routes that move
 // money or start sandboxes. Unverified accounts can still browse.
