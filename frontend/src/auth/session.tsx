@@ -21,6 +21,10 @@ export interface Session {
   signUp: (input: SignupInput) => Promise<SignupResult>;
   signOut: () => Promise<void>;
   reloadMe: () => Promise<void>;
+  /** True while the signed-in user's e-mail address is not verified (they may browse, not spend or launch). */
+  emailUnverified: boolean;
+  /** After the address is verified: new tokens (their email_verified claim) and /me again. */
+  refreshVerified: () => Promise<void>;
   /** Act for another of the user's organisations (new tokens for it). */
   switchOrganization: (orgId: string) => Promise<void>;
 }
@@ -99,6 +103,12 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
     setStatus('anonymous');
   }, [ids, client]);
 
+  const refreshVerified = useCallback(async () => {
+    if (!client.tokens.refreshToken) return;
+    await client.refresh();
+    await reloadMe();
+  }, [client, reloadMe]);
+
   const switchOrganization = useCallback(
     async (orgId: string) => {
       const rt = client.tokens.refreshToken;
@@ -111,10 +121,26 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
   );
 
   const value = useMemo<Session>(
-    () => ({ status, me, ...deriveRoles(me), signIn, signUp, signOut, reloadMe, switchOrganization }),
-    [status, me, signIn, signUp, signOut, reloadMe, switchOrganization],
+    () => ({
+      status,
+      me,
+      ...deriveRoles(me),
+      emailUnverified: status === 'authenticated' && me?.user.email_verified === false,
+      signIn,
+      signUp,
+      signOut,
+      reloadMe,
+      refreshVerified,
+      switchOrganization,
+    }),
+    [status, me, signIn, signUp, signOut, reloadMe, refreshVerified, switchOrganization],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
+}
+
+/** useOptionalSession is useSession for shared components that may render outside a SessionProvider (tests). */
+export function useOptionalSession(): Session | null {
+  return useContext(SessionContext);
 }
 
 export function useSession(): Session {

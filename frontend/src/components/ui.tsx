@@ -3,6 +3,7 @@
 import { useEffect, useId, useRef, useState, type ReactNode, type Ref, type InputHTMLAttributes, type SelectHTMLAttributes, type TextareaHTMLAttributes } from 'react';
 import { useTranslation } from 'react-i18next';
 import { isApiError } from '../api/problem';
+import { ResendVerification } from './EmailVerification';
 
 interface FieldShell {
   label: string;
@@ -82,6 +83,16 @@ export function ProblemAlert({ error, onDismiss, listFields }: { error: unknown;
   if (!error) return null;
   let title = t('error.generic');
   let detail: string | undefined;
+  if (isApiError(error) && error.code === 'email_unverified') {
+    // Not a failure to report but a step to take: say so in the UI's words, with the way to get a new link.
+    return (
+      <div className="alert alert--error" role="alert">
+        <p className="alert__title">{t('verify.required_title')}</p>
+        <p className="alert__detail">{t('verify.required_body')}</p>
+        <ResendVerification />
+      </div>
+    );
+  }
   if (isApiError(error)) {
     title = error.code === 'network_error' ? t('error.network') : error.problem.title;
     detail = error.code === 'network_error' ? undefined : error.problem.detail;

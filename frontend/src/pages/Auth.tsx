@@ -116,6 +116,7 @@ export function SignIn() {
   return (
     <section className="page narrow">
       <h1>{t('signin.title')}</h1>
+      {params.get('reset') === 'done' && <Notice tone="success">{t('reset.done')}</Notice>}
       <form onSubmit={(e) => void submit(e)} noValidate>
         <ProblemAlert error={error} />
         <TextField label={t('signup.email')} name="email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} error={fields.email} required autoComplete="email" />
@@ -124,6 +125,9 @@ export function SignIn() {
           {busy ? t('common.working') : t('signin.submit')}
         </button>
       </form>
+      <p>
+        <Link to="/forgot-password">{t('signin.forgot')}</Link>
+      </p>
       <p>
         {t('signin.no_account')} <Link to="/signup">{t('header.sign_up')}</Link>
       </p>
