@@ -29,7 +29,7 @@ func (s *Service) routes(r fiber.Router) {
 	r.Use(web.LimitBody(MaxBody))
 	r.Get("/wallet", web.RequireAuth, h.wallet)
 	r.Put("/budget", web.RequireOrgAdmin, write, h.setBudget)
-	r.Post("/checkout", web.RequireOrgAdmin, write, h.checkout)
+	r.Post("/checkout", web.RequireOrgAdmin, write, web.RequireVerifiedEmail, h.checkout)
 	r.Post("/stripe/webhook", h.webhook)
 	r.Post("/grants", web.RequireStaff, write, h.createGrant)
 	r.Get("/grants", web.RequireStaff, h.listGrants)

@@ -50,7 +50,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Post("/reviews/:version_id/decision", staff, write, h.decide)
 	r.Get("/audit", staff, h.audit)
 
-	r.Post("/orders", auth, write, h.placeOrder)
+	r.Post("/orders", auth, write, web.RequireVerifiedEmail, h.placeOrder)
 	r.Get("/orders", auth, h.orders)
 	r.Get("/orders/:id", auth, h.order)
 	r.Get("/access-requests", auth, h.accessRequests)

@@ -249,7 +249,7 @@ func (s signer) token(t testing.TB, c Caller) string {
 	now := time.Now()
 	tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: c.UserID, Issuer: jwtauth.Issuer,
 		Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
-		ID: "jti-" + c.UserID}, Org: c.OrgID, OrgKind: c.OrgKind, Role: role, AMR: mfaAMR, Staff: c.Staff}, "k1", s.priv)
+		ID: "jti-" + c.UserID}, Org: c.OrgID, OrgKind: c.OrgKind, Role: role, AMR: mfaAMR, Staff: c.Staff, EmailVerified: true}, "k1", s.priv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func (s signer) scoped(t testing.TB, c Caller, scopes ...string) string {
 	now := time.Now()
 	tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: c.UserID, Issuer: jwtauth.Issuer,
 		Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
-		ID: "jti-" + c.UserID}, Org: c.OrgID, OrgKind: c.OrgKind, Role: role, AMR: mfaAMR, Staff: c.Staff, Scopes: scopes}, "k1", s.priv)
+		ID: "jti-" + c.UserID}, Org: c.OrgID, OrgKind: c.OrgKind, Role: role, AMR: mfaAMR, Staff: c.Staff, Scopes: scopes, EmailVerified: true}, "k1", s.priv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -131,7 +133,35 @@ func (j journey) signup(email, org, kind string) (token, orgID string) {
 	r := j.must(201, "POST", "/api/v1/identity/signup", "", map[string]any{
 		"email": email, "password": "correct-horse-battery-staple", "name": email,
 		"organization": map[string]any{"name": org, "kind": kind}})
-	return r.str("access_token"), r.str("organization", "id")
+	j.verifyEmail(email)
+	return j.login(email), r.str("organization", "id")
+}
+
+// verifyEmail opens the verification link that sign-up wrote to the file outbox (<data>/outbox-mail), as the
+// new user would: unverified accounts may not spend or launch.
+func (j journey) verifyEmail(email string) {
+	j.t.Helper()
+	files, err := filepath.Glob(filepath.Join(j.s.e.cfg.Data, "outbox-mail", "*.eml"))
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	const mark = "/verify-email?token="
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			j.t.Fatal(err)
+		}
+		msg := string(b)
+		i := strings.Index(msg, mark)
+		if !strings.Contains(msg, "\r\nTo: "+email+"\r\n") || i < 0 {
+			continue
+		}
+		tok := msg[i+len(mark):]
+		tok = tok[:strings.IndexAny(tok, "\r\n ")]
+		j.must(200, "POST", "/api/v1/identity/email/verify", "", map[string]any{"token": tok})
+		return
+	}
+	j.t.Fatalf("no verification mail to %s among %d", email, len(files))
 }
 
 func (j journey) login(email string) string {

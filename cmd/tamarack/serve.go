@@ -322,5 +322,5 @@ func (r remoteAPITokens) Authenticate(ctx context.Context, token string) (web.Pr
 		return web.Principal{}, web.ErrBadToken
 	}
 	return web.Principal{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, OrgKind: p.OrgKind, Role: p.Role,
-		Staff: p.Staff, TokenID: p.TokenID, APIToken: true, Scopes: p.Scopes}, nil
+		Staff: p.Staff, TokenID: p.TokenID, APIToken: true, Scopes: p.Scopes, EmailVerified: p.EmailVerified}, nil
 }

@@ -357,7 +357,7 @@ func testIdentity(t testing.TB) (*httptest.Server, func(user, org, kind string, 
 		now := time.Now()
 		tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, Issuer: jwtauth.Issuer,
 			Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
-			Org: org, OrgKind: kind, Role: "owner", AMR: mfaAMR, Staff: staff}, "k1", priv)
+			Org: org, OrgKind: kind, Role: "owner", AMR: mfaAMR, Staff: staff, EmailVerified: true}, "k1", priv)
 		if err != nil {
 			t.Fatal(err)
 		}

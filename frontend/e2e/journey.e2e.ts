@@ -157,6 +157,36 @@ async function staffToken(): Promise<string> {
   return (await post('/identity/login/mfa', { mfa_token: challenge.mfa_token, code: await auth.code() })).access_token as string;
 }
 
+/**
+ * mailLink waits for an e-mail to `to` in the server's file outbox (<data>/outbox-mail, one .eml per message)
+ * holding a link to the UI page `page`, and returns that link's path and query. With several, the newest wins.
+ */
+/** mailsTo reads the bodies of the outbox's e-mails to `to`, oldest first. */
+function mailsTo(to: string): string[] {
+  const dir = join(server.dataDir!, 'outbox-mail');
+  return (existsSync(dir) ? readdirSync(dir).sort() : [])
+    .map((f) => readFileSync(join(dir, f), 'utf8'))
+    .filter((body) => new RegExp(`^To: ${esc(to)}\\r?$`, 'm').test(body));
+}
+
+async function mailLink(to: string, page: string): Promise<string> {
+  const re = new RegExp(`/${page}\\?token=([^\\s]+)`);
+  let link = '';
+  await expect
+    .poll(
+      () => {
+        const found = mailsTo(to)
+          .map((body) => re.exec(body)?.[1])
+          .filter((t): t is string => !!t);
+        link = found.length ? `/${page}?token=${found[found.length - 1]}` : '';
+        return link;
+      },
+      { timeout: 15_000 },
+    )
+    .not.toBe('');
+  return link;
+}
+
 /** signWebhook signs a Stripe event the way Stripe does: v1 = HMAC-SHA256("<t>.<payload>") with the secret. */
 function signWebhook(payload: string, secret: string, at = Math.floor(Date.now() / 1000)): string {
   const v1 = createHmac('sha256', secret).update(`${at}.${payload}`).digest('hex');
@@ -228,6 +258,17 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
       await vendor.page.getByRole('button', { name: L.header.sign_out }).waitFor();
       await visit(vendor, '/vendor/listings', shot('vendor-listings-empty'));
       await vendor.page.getByText(L.vendor.no_listings).waitFor();
+      // Until the link of the verification e-mail is opened, every page says so.
+      const banner = vendor.page.getByRole('region', { name: L.verify.banner_label });
+      await banner.getByText(tr(L.verify.banner, { email: vendorEmail })).waitFor();
+      if (server.dataDir) {
+        await vendor.page.goto(await mailLink(vendorEmail, 'verify-email'));
+        await vendor.page.getByText(tr(L.verify.done, { email: vendorEmail })).waitFor();
+        await check(vendor, shot('verify-email'));
+        await vendor.page.getByRole('link', { name: L.verify.continue }).click();
+        await vendor.page.getByRole('heading', { name: L.catalogue.title, level: 1 }).waitFor();
+        await banner.waitFor({ state: 'detached' });
+      }
     });
 
     it('staff verify the new vendor organisation', async () => {
@@ -587,6 +628,79 @@ describe.sequential('quality', () => {
     await a.context.close();
   });
 
+  // A newcomer signed up in the browser; the reset test below changes this account's password.
+  const newcomer = `sme-${Date.now().toString(36)}@example.ca`;
+
+  it('a newcomer sees the verification banner, a too-early resend is explained, buying asks to verify first; bad and good links', async () => {
+    const a = await actor('en');
+    const p = a.page;
+    await p.goto('/signup');
+    await p.getByLabel(en.signup.org_name).fill(`Newcomer Farms ${Date.now().toString(36)}`);
+    await p.getByLabel(en.signup.name, { exact: true }).fill('Nel Newcomer');
+    await p.getByLabel(en.signup.email).fill(newcomer);
+    await p.getByLabel(en.signup.password, { exact: true }).fill(PASSWORD);
+    await p.getByRole('button', { name: en.signup.submit }).click();
+    const banner = p.getByRole('region', { name: en.verify.banner_label });
+    await banner.getByText(tr(en.verify.banner, { email: newcomer })).waitFor();
+    // The sign-up mail went out a moment ago: the server answers 429 too_many_emails, said kindly with the wait.
+    await banner.getByRole('button', { name: en.verify.resend }).click();
+    await banner.getByText(new RegExp(esc(en.verify.too_many_other).replace(esc('{{count}}'), '\\d+'))).waitFor();
+    await check(a, 'verify-banner');
+
+    // Buying credits is refused (403 email_unverified): the alert says what to do and offers a new link.
+    await visit(a, '/wallet', 'wallet-unverified');
+    await p.getByLabel(en.wallet.credits, { exact: true }).fill('10');
+    await p.getByRole('button', { name: en.wallet.checkout }).click();
+    const alert = p.getByRole('alert').filter({ hasText: en.verify.required_title });
+    await alert.waitFor();
+    expect(await alert.getByRole('button', { name: en.verify.resend }).isVisible()).toBe(true);
+    await check(a, 'wallet-email-unverified');
+
+    await p.goto('/verify-email?token=not-a-real-token');
+    await p.getByText(en.verify.invalid_title).waitFor();
+    expect(await p.getByRole('alert').getByRole('button', { name: en.verify.resend }).isVisible()).toBe(true);
+    await check(a, 'verify-email-invalid');
+
+    if (server.dataDir) {
+      await p.goto(await mailLink(newcomer, 'verify-email'));
+      await p.getByText(tr(en.verify.done, { email: newcomer })).waitFor();
+      await banner.waitFor({ state: 'detached' });
+      // Verified for good: a fresh page load shows no banner either.
+      await p.goto('/profile');
+      await p.getByRole('heading', { name: en.profile.title, level: 1 }).waitFor();
+      expect(await banner.count()).toBe(0);
+    }
+    await a.context.close();
+  });
+
+  it('forgot password: the link from the e-mail sets a new password that signs in', async () => {
+    if (!server.dataDir) return;
+    const a = await actor('en');
+    const p = a.page;
+    await p.goto('/signin');
+    await p.getByRole('link', { name: en.signin.forgot }).click();
+    await p.getByRole('heading', { name: en.forgot.title, level: 1 }).waitFor();
+    await p.getByLabel(en.signup.email).fill(newcomer);
+    await p.getByRole('button', { name: en.forgot.submit }).click();
+    await p.getByText(tr(en.forgot.sent, { email: newcomer })).waitFor();
+    await check(a, 'forgot-password');
+
+    await p.goto(await mailLink(newcomer, 'reset-password'));
+    await p.getByRole('heading', { name: en.reset.title, level: 1 }).waitFor();
+    const field = p.getByLabel(en.reset.password, { exact: true });
+    // The sign-up rules apply, their message beside the field.
+    await field.fill('short');
+    await p.getByRole('button', { name: en.reset.submit }).click();
+    await expect.poll(() => field.getAttribute('aria-invalid')).toBe('true');
+    await check(a, 'reset-password-errors');
+    const fresh = 'a brand new prairie passphrase';
+    await field.fill(fresh);
+    await p.getByRole('button', { name: en.reset.submit }).click();
+    await p.getByText(en.reset.done).waitFor();
+    await signIn(a, en, newcomer, fresh);
+    await a.context.close();
+  });
+
   it('works from the keyboard: skip link, menu and focus', async () => {
     const a = await actor('en');
     const p = a.page;
@@ -645,6 +759,34 @@ describe.sequential('quality', () => {
     await v.page.getByText(en.tokens.created_once).waitFor();
     expect(await v.page.getByLabel(en.tokens.secret).inputValue()).toMatch(/\S{20,}/);
     await v.page.getByRole('button', { name: tr(en.tokens.revoke_named, { name: 'ci script' }) }).waitFor();
+    await v.context.close();
+  });
+
+  it('the vendor lists invitations, resends one and revokes another', async () => {
+    const unique = Date.now().toString(36);
+    const [keep, drop] = [`keep-${unique}@example.ca`, `drop-${unique}@example.ca`];
+    const v = await actor('en');
+    const p = v.page;
+    await signIn(v, en, 'vendor@tamarack.demo');
+    await p.goto('/profile');
+    for (const who of [keep, drop]) {
+      await p.getByLabel(en.signup.email, { exact: true }).fill(who);
+      await p.getByRole('button', { name: en.profile.send_invite }).click();
+      await p.getByText(tr(en.profile.invited, { email: who })).waitFor();
+      await p.locator(`tr[data-invitation="${who}"]`).getByText(en.state.pending).waitFor();
+    }
+    await p.getByRole('button', { name: tr(en.profile.resend_invitation_named, { email: keep }) }).click();
+    await p.getByText(tr(en.profile.invitation_resent, { email: keep })).waitFor();
+    if (server.dataDir) {
+      // A second e-mail with a new link (the first one stops working).
+      const links = () => mailsTo(keep).map((b) => /\/invitations\/([A-Za-z0-9_-]+)/.exec(b)?.[1]);
+      await expect.poll(() => new Set(links()).size).toBe(2);
+    }
+    await p.getByRole('button', { name: tr(en.profile.revoke_invitation_named, { email: drop }) }).click();
+    await p.getByRole('group', { name: tr(en.profile.revoke_invitation_named, { email: drop }) }).getByRole('button', { name: en.profile.revoke_invitation }).click();
+    await p.locator(`tr[data-invitation="${drop}"]`).getByText(en.state.revoked).waitFor();
+    expect(await p.getByRole('button', { name: tr(en.profile.revoke_invitation_named, { email: drop }) }).count()).toBe(0);
+    await check(v, 'profile-invitations');
     await v.context.close();
   });
 

@@ -7,6 +7,7 @@ import { Layout } from './components/Layout';
 import { Loading } from './components/ui';
 import { AcceptInvitation, OIDCCallback, SignIn, SignUp } from './pages/Auth';
 import { Catalogue } from './pages/Catalogue';
+import { ForgotPassword, ResetPassword, VerifyEmail } from './pages/EmailLinks';
 import { Home } from './pages/Home';
 import { ListingPage } from './pages/ListingPage';
 import { Profile, Tokens } from './pages/Profile';
@@ -55,6 +56,9 @@ export function AppRoutes() {
         <Route path="signin" element={<SignIn />} />
         <Route path="signin/callback" element={<OIDCCallback />} />
         <Route path="invitations/:token" element={<AcceptInvitation />} />
+        <Route path="verify-email" element={<VerifyEmail />} />
+        <Route path="forgot-password" element={<ForgotPassword />} />
+        <Route path="reset-password" element={<ResetPassword />} />
         <Route path="profile" element={<RequireAuth><Profile /></RequireAuth>} />
         <Route path="tokens" element={<RequireAuth><Tokens /></RequireAuth>} />
         <Route path="account/security" element={<Guarded><Security /></Guarded>} />

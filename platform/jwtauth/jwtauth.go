@@ -43,6 +43,9 @@ type Claims struct {
 	AMR []string `json:"amr,omitempty"`
 	// OrgMFA says the acting organisation requires MFA of its members (writes without it are refused).
 	OrgMFA bool `json:"org_mfa,omitempty"`
+	// EmailVerified says the user proved their e-mail address; unverified accounts may browse but not spend
+	// or launch (web.RequireVerifiedEmail). Absent reads as false.
+	EmailVerified bool `json:"email_verified"`
 }
 
 // MFA reports whether the session was signed in with a second factor.

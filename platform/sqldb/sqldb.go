@@ -96,7 +96,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*gorm.DB, error) {
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Set("_txlock", "immediate")
-		db, err = gorm.Open(sqlite.Open("file:"+dsn+"?"+q.Encode()), cfg)
+		db, err = gorm.Open(sqlite.Open("file:"+uriPath(dsn)+"?"+q.Encode()), cfg)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", dsn, err)
 		}
@@ -207,4 +207,10 @@ func ForUpdate(tx *gorm.DB) *gorm.DB {
 		return tx.Clauses(clause.Locking{Strength: "UPDATE"})
 	}
 	return tx
+}
+
+// uriPath escapes the characters that end or escape a path in an SQLite URI filename: a path holding '#' (a
+// subtest's temporary directory, "sqlite#01") would otherwise open the file named by what comes before it.
+func uriPath(p string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
 }

@@ -161,3 +161,26 @@ func TestSQLiteFileIsNotForOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLitePathWithURICharacters: a path holding '#', '?' or '%' opens that very file, not the one named by
+// the part before the character (SQLite reads the DSN as a URI).
+func TestSQLitePathWithURICharacters(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a#1", "b?x=1", "c%41"} {
+		path := filepath.Join(dir, name, "test.db")
+		db, err := sqldb.Open(context.Background(), path, sqldb.Options{})
+		if err != nil {
+			t.Fatalf("open %s: %v", path, err)
+		}
+		if err := db.Exec("CREATE TABLE t (x int)").Error; err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		sqldb.Close(db)
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("%s was not created: %v", path, err)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
+		t.Errorf("files beside the three directories: %v", entries)
+	}
+}

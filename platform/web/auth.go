@@ -49,6 +49,8 @@ type Principal struct {
 	StaffNeedsMFA bool
 	// OrgRequiresMFA says the acting organisation requires MFA: RequireScope("write") refuses callers without it.
 	OrgRequiresMFA bool
+	// EmailVerified says the user proved their e-mail address (RequireVerifiedEmail).
+	EmailVerified bool
 }
 
 // Authenticated reports whether there is a caller at all.
@@ -82,7 +84,7 @@ func (a JWTAuthenticator) Authenticate(ctx context.Context, token string) (Princ
 	mfa := c.MFA()
 	return Principal{UserID: c.Subject, Email: c.Email, OrgID: c.Org, OrgKind: c.OrgKind, Role: c.Role,
 		Staff: c.Staff && mfa, TokenID: c.ID, SessionID: c.SessionID, Scopes: c.Scopes, MFA: mfa, StaffNeedsMFA: c.Staff && !mfa,
-		OrgRequiresMFA: c.OrgMFA}, nil
+		OrgRequiresMFA: c.OrgMFA, EmailVerified: c.EmailVerified}, nil
 }
 
 // APITokenPrefix starts every API token, so the middleware knows which authenticator to ask.
@@ -183,6 +185,23 @@ func RequireStaff(c *fiber.Ctx) error {
 	}
 	if !p.Staff {
 		return problem.ErrForbidden.WithDetail("programme staff only")
+	}
+	return c.Next()
+}
+
+// ErrEmailUnverified refuses spending and launching to accounts that have not proved their e-mail address.
+var ErrEmailUnverified = problem.New(403, "email_unverified", "Verify your e-mail address first.").
+	WithDetail("Open the link in the verification e-mail we sent you (or POST its token to /api/v1/identity/email/verify), then refresh your session; POST /api/v1/identity/email/verify/resend sends a new link.")
+
+// RequireVerifiedEmail admits signed-in callers whose e-mail address is verified: put it on routes that move
+// money or start sandboxes. Unverified accounts can still browse.
+func RequireVerifiedEmail(c *fiber.Ctx) error {
+	p := PrincipalOf(c)
+	if !p.Authenticated() {
+		return problem.ErrUnauthorized
+	}
+	if !p.EmailVerified {
+		return ErrEmailUnverified
 	}
 	return c.Next()
 }

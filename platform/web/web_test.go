@@ -79,6 +79,7 @@ func newFixture(t *testing.T) *fixture {
 	})
 	api.Get("/staff", web.RequireStaff, func(c *fiber.Ctx) error { return c.SendStatus(204) })
 	api.Post("/write", web.RequireAuth, web.RequireScope("write"), func(c *fiber.Ctx) error { return c.SendStatus(204) })
+	api.Get("/spend", web.RequireVerifiedEmail, func(c *fiber.Ctx) error { return c.SendStatus(204) })
 	api.Get("/admin", web.RequireOrgAdmin, func(c *fiber.Ctx) error { return c.SendStatus(204) })
 	api.Get("/vendor", web.RequireOrgKind("vendor"), func(c *fiber.Ctx) error { return c.SendStatus(204) })
 	api.Get("/boom", func(c *fiber.Ctx) error { return errors.New("database password=hunter2 exploded") })
@@ -293,6 +294,10 @@ func TestGuards(t *testing.T) {
 	f := newFixture(t)
 	member := f.token(t, nil)
 	staffAdminVendor := f.token(t, func(c *jwtauth.Claims) { c.Staff, c.Role, c.OrgKind = true, "admin", "vendor" })
+	verified := f.token(t, func(c *jwtauth.Claims) { c.EmailVerified = true })
+	if a := f.do(t, "GET", "/api/spend", "", member); a.body["code"] != "email_unverified" {
+		t.Errorf("unverified: %v", a.body)
+	}
 	for _, c := range []struct {
 		path, token string
 		status      int
@@ -300,6 +305,7 @@ func TestGuards(t *testing.T) {
 		{"/api/staff", member, 403}, {"/api/staff", staffAdminVendor, 204}, {"/api/staff", "", 401},
 		{"/api/admin", member, 403}, {"/api/admin", staffAdminVendor, 204},
 		{"/api/vendor", member, 403}, {"/api/vendor", staffAdminVendor, 204},
+		{"/api/spend", member, 403}, {"/api/spend", verified, 204}, {"/api/spend", "", 401},
 	} {
 		if a := f.do(t, "GET", c.path, "", c.token); a.status != c.status {
 			t.Errorf("%s: %d, want %d (%v)", c.path, a.status, c.status, a.body)

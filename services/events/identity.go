@@ -91,6 +91,8 @@ type TokenPrincipalV1 struct {
 	Staff   bool     `json:"staff"`
 	TokenID string   `json:"token_id"`
 	Scopes  []string `json:"scopes"`
+	// EmailVerified says the token's user proved their e-mail address.
+	EmailVerified bool `json:"email_verified"`
 }
 
 // TokenVerify is the request/reply endpoint; an invalid token answers the problem invalid_token.

@@ -47,6 +47,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Delete("/sessions/:id", web.RequireAuth, write, h.endSession)
 	h.mfaRoutes(r, write)
 	s.oidcRoutes(r)
+	h.mailRoutes(r) // mailflows_http.go
 }
 
 // MaxBody caps identity's request bodies, below the server's default.
@@ -130,7 +131,8 @@ type userJSON struct {
 
 type meUserJSON struct {
 	userJSON
-	CreatedAt time.Time `json:"created_at"`
+	CreatedAt     time.Time `json:"created_at"`
+	EmailVerified bool      `json:"email_verified" doc:"false until the link of the verification e-mail is opened"`
 }
 
 type orgJSON struct {
@@ -361,7 +363,7 @@ func (h handler) me(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := meResponse{User: meUserJSON{userJSON: toUserJSON(u), CreatedAt: u.CreatedAt},
+	out := meResponse{User: meUserJSON{userJSON: toUserJSON(u), CreatedAt: u.CreatedAt, EmailVerified: u.EmailVerifiedAt != nil},
 		Memberships: make([]membershipJSON, 0, len(ms))}
 	if p.OrgID != "" {
 		out.ActiveOrganizationID = &p.OrgID
@@ -654,6 +656,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 	)
 	s.mfaOpenAPI(d)
 	s.oidcOpenAPI(d, tag)
+	s.mailOpenAPI(d) // mailflows_http.go
 }
 
 // jwksDoc mirrors jwtauth.JWKS for the document.

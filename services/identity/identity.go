@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/argon2id"
@@ -89,6 +90,7 @@ type Service struct {
 	hashSlots   chan struct{}
 	revKV       revocationKV // sessions.go
 	oidc        *oidcSet
+	mailing     sync.WaitGroup // password-reset mails sent after the answer (reset.go)
 }
 
 // New checks d and builds the service. It does no I/O but hashing a dummy password (for alike timing of

@@ -42,6 +42,8 @@ type User struct {
 	IsStaff      bool
 	CreatedAt    time.Time `gorm:"autoCreateTime:false"`
 	UpdatedAt    time.Time `gorm:"autoUpdateTime:false"`
+	// EmailVerifiedAt is when the user proved their address (verify.go); nil until then.
+	EmailVerifiedAt *time.Time
 }
 
 func (User) TableName() string { return "identity_users" }
@@ -92,6 +94,8 @@ type Invitation struct {
 	ExpiresAt      time.Time
 	AcceptedAt     *time.Time
 	AcceptedBy     string
+	RevokedAt      *time.Time // invitations.go
+	RevokedBy      string
 }
 
 func (Invitation) TableName() string { return "identity_invitations" }
@@ -218,7 +222,8 @@ func validEmail(s string) bool {
 	return err == nil && a.Address == s && strings.Contains(s[strings.LastIndexByte(s, '@'):], ".")
 }
 
-// checkPassword applies the password policy: at least 12 characters, at most 256, not the e-mail address.
+// checkPassword applies the password policy: at least 12 characters, at most 256, not the e-mail address, not a
+// common password.
 func checkPassword(f *problem.Fields, field, password, email string) {
 	n := utf8.RuneCountInString(password)
 	switch {
@@ -231,6 +236,8 @@ func checkPassword(f *problem.Fields, field, password, email string) {
 	case email != "" && (strings.EqualFold(strings.TrimSpace(password), email) ||
 		strings.EqualFold(strings.TrimSpace(password), strings.Split(email, "@")[0])):
 		f.Add(field, "same_as_email", "must not be your e-mail address")
+	case isCommonPassword(password): // passwords.go
+		f.Add(field, "common_password", "is one of the most common passwords: choose another")
 	}
 }
 

@@ -86,6 +86,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (Session, error) {
 		return Session{}, err
 	}
 	s.outbox.Kick()
+	s.sendVerificationAfterSignup(ctx, u, in.IP) // verify.go
 	return s.session(ctx, u, &o, RoleOwner, refresh)
 }
 
@@ -261,7 +262,7 @@ func (s *Service) signAccess(ctx context.Context, u User, org *Organization, rol
 			Issuer: jwtauth.Issuer, Subject: u.ID, Audience: jwt.ClaimStrings{jwtauth.Audience},
 			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(s.accessTTL)), ID: newID(),
 		},
-		Role: role, Staff: u.IsStaff, Email: u.Email, SessionID: sid, AMR: amr,
+		Role: role, Staff: u.IsStaff, Email: u.Email, SessionID: sid, AMR: amr, EmailVerified: u.EmailVerifiedAt != nil,
 	}
 	if len(c.AMR) == 0 {
 		c.AMR = []string{jwtauth.AMRPassword}
@@ -433,7 +434,7 @@ func (s *Service) Invite(ctx context.Context, a Actor, in InviteInput) (Invitati
 			}
 		}
 		// A new invitation replaces pending ones to the same address.
-		if err := tx.Where("organization_id = ? AND email = ? AND accepted_at IS NULL", in.OrgID, in.Email).
+		if err := tx.Where("organization_id = ? AND email = ? AND accepted_at IS NULL AND revoked_at IS NULL", in.OrgID, in.Email).
 			Delete(&Invitation{}).Error; err != nil {
 			return err
 		}
@@ -475,7 +476,7 @@ func (s *Service) Accept(ctx context.Context, a *Actor, in AcceptInput) (Organiz
 	}
 	now := s.clock.Now()
 	var inv Invitation
-	err := s.db.WithContext(ctx).Where("token_hash = ? AND accepted_at IS NULL", hashSecret(in.Token)).Take(&inv).Error
+	err := s.db.WithContext(ctx).Where("token_hash = ? AND accepted_at IS NULL AND revoked_at IS NULL", hashSecret(in.Token)).Take(&inv).Error
 	if sqldb.IsNotFound(err) {
 		return Organization{}, "", nil, ErrInvitationNotFound
 	}
@@ -505,7 +506,7 @@ func (s *Service) Accept(ctx context.Context, a *Actor, in AcceptInput) (Organiz
 		ip      = in.IP
 	)
 	err = s.tx(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&Invitation{}).Where("id = ? AND accepted_at IS NULL", inv.ID).Update("accepted_at", now)
+		res := tx.Model(&Invitation{}).Where("id = ? AND accepted_at IS NULL AND revoked_at IS NULL", inv.ID).Update("accepted_at", now)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -521,7 +522,8 @@ func (s *Service) Accept(ctx context.Context, a *Actor, in AcceptInput) (Organiz
 				return err
 			}
 		} else {
-			u = User{ID: newID(), Email: inv.Email, Name: in.Name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+			// The invitation link reached this address: the account starts verified.
+			u = User{ID: newID(), Email: inv.Email, Name: in.Name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now, EmailVerifiedAt: &now}
 			if err := tx.Create(&u).Error; err != nil {
 				if sqldb.IsDuplicate(err) {
 					return ErrEmailTaken.WithDetail("an account with this e-mail exists: sign in, then accept")
@@ -530,6 +532,9 @@ func (s *Service) Accept(ctx context.Context, a *Actor, in AcceptInput) (Organiz
 			}
 		}
 		if err := tx.Model(&Invitation{}).Where("id = ?", inv.ID).Update("accepted_by", u.ID).Error; err != nil {
+			return err
+		}
+		if err := markVerified(tx, &u, now); err != nil { // verify.go: the link proved the address
 			return err
 		}
 		if err := s.addMember(tx, org.ID, &u, inv.Role, "added"); err != nil {
@@ -769,7 +774,8 @@ func (s *Service) AuthenticateToken(ctx context.Context, token string) (web.Prin
 		return web.Principal{}, err
 	}
 	return web.Principal{UserID: u.ID, Email: u.Email, OrgID: o.ID, OrgKind: o.Kind, Role: m.Role, Staff: u.IsStaff && mfa,
-		TokenID: t.ID, APIToken: true, Scopes: t.ScopeList(), MFA: mfa, StaffNeedsMFA: u.IsStaff && !mfa, OrgRequiresMFA: o.RequireMFA}, nil
+		TokenID: t.ID, APIToken: true, Scopes: t.ScopeList(), MFA: mfa, StaffNeedsMFA: u.IsStaff && !mfa, OrgRequiresMFA: o.RequireMFA,
+		EmailVerified: u.EmailVerifiedAt != nil}, nil
 }
 
 type apiTokenAuth struct{ s *Service }
@@ -790,7 +796,7 @@ func (s *Service) verifyTokenRequest(ctx context.Context, req events.TokenVerify
 		return events.TokenPrincipalV1{}, err
 	}
 	return events.TokenPrincipalV1{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, OrgKind: p.OrgKind, Role: p.Role,
-		Staff: p.Staff, TokenID: p.TokenID, Scopes: p.Scopes}, nil
+		Staff: p.Staff, TokenID: p.TokenID, Scopes: p.Scopes, EmailVerified: p.EmailVerified}, nil
 }
 
 // Organizations lists organisations for staff.
@@ -922,7 +928,7 @@ func (s *Service) EnsureDemo(ctx context.Context, d DemoAccount) (userID, orgID 
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		u, err := userByEmail(tx, email)
 		if errors.Is(err, ErrUserNotFound) {
-			u = User{ID: newID(), Email: email, Name: d.Name, PasswordHash: hash, IsStaff: d.Staff, CreatedAt: now, UpdatedAt: now}
+			u = User{ID: newID(), Email: email, Name: d.Name, PasswordHash: hash, IsStaff: d.Staff, CreatedAt: now, UpdatedAt: now, EmailVerifiedAt: &now}
 			err = tx.Create(&u).Error
 		}
 		if err != nil {

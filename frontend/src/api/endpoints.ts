@@ -32,6 +32,14 @@ export function identity(c: ApiClient = api) {
       c.del<void>(`/identity/organizations/${e(orgId)}/members/${e(userId)}`),
     acceptInvitation: (token: string, body: { name?: string; password?: string } = {}) =>
       c.post<T.AcceptedInvitation>(`/identity/invitations/${e(token)}/accept`, body),
+    invitations: (orgId: string) => c.get<T.Page<T.InvitationWithState>>(`/identity/organizations/${e(orgId)}/invitations`),
+    resendInvitation: (orgId: string, id: string) =>
+      c.post<T.InvitationWithState>(`/identity/organizations/${e(orgId)}/invitations/${e(id)}/resend`),
+    revokeInvitation: (orgId: string, id: string) => c.del<void>(`/identity/organizations/${e(orgId)}/invitations/${e(id)}`),
+    verifyEmail: (token: string) => c.post<T.VerifiedEmail>('/identity/email/verify', { token }, { auth: false }),
+    resendVerification: () => c.post<void>('/identity/email/verify/resend'),
+    forgotPassword: (email: string) => c.post<void>('/identity/password/forgot', { email }, { auth: false }),
+    resetPassword: (token: string, password: string) => c.post<void>('/identity/password/reset', { token, password }, { auth: false }),
     tokens: () => c.get<T.Page<T.ApiToken>>('/identity/tokens'),
     createToken: (name: string, scopes: string[], expires_in_days: number) =>
       c.post<T.CreatedApiToken>('/identity/tokens', { name, scopes, expires_in_days }),

@@ -33,6 +33,8 @@ export interface User {
   name: string;
   is_staff: boolean;
   created_at?: string;
+  /** In /me: false until the verification e-mail's link is opened (absent from older servers: read as verified). */
+  email_verified?: boolean;
 }
 
 export interface Organization {
@@ -129,6 +131,21 @@ export interface Invitation {
   role: OrgRole;
   created_at: string;
   expires_at: string;
+}
+
+/** An invitation as the organisation's admins list it, with its derived state. */
+export interface InvitationWithState extends Invitation {
+  state: 'pending' | 'accepted' | 'expired' | 'revoked';
+  invited_by: string;
+  accepted_at?: string;
+  revoked_at?: string;
+}
+
+export interface VerifiedEmail {
+  user_id: string;
+  email: string;
+  email_verified: boolean;
+  email_verified_at: string;
 }
 
 export interface AcceptedInvitation {

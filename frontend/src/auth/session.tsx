@@ -26,6 +26,10 @@ export interface Session {
   signUp: (input: SignupInput) => Promise<SignupResult>;
   signOut: () => Promise<void>;
   reloadMe: () => Promise<void>;
+  /** True while the signed-in user's e-mail address is not verified (they may browse, not spend or launch). */
+  emailUnverified: boolean;
+  /** After the address is verified: new tokens (their email_verified claim) and /me again. */
+  refreshVerified: () => Promise<void>;
   /** Act for another of the user's organisations (new tokens for it). */
   switchOrganization: (orgId: string) => Promise<void>;
 }
@@ -124,6 +128,12 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
     setStatus('anonymous');
   }, [ids, client]);
 
+  const refreshVerified = useCallback(async () => {
+    if (!client.tokens.refreshToken) return;
+    await client.refresh();
+    await reloadMe();
+  }, [client, reloadMe]);
+
   const switchOrganization = useCallback(
     async (orgId: string) => {
       const rt = client.tokens.refreshToken;
@@ -136,10 +146,28 @@ export function SessionProvider({ children, client = api }: { children: ReactNod
   );
 
   const value = useMemo<Session>(
-    () => ({ status, me, ...deriveRoles(me), signIn, completeSignIn, signInWithCode, signUp, signOut, reloadMe, switchOrganization }),
-    [status, me, signIn, completeSignIn, signInWithCode, signUp, signOut, reloadMe, switchOrganization],
+    () => ({
+      status,
+      me,
+      ...deriveRoles(me),
+      emailUnverified: status === 'authenticated' && me?.user.email_verified === false,
+      signIn,
+      completeSignIn,
+      signInWithCode,
+      signUp,
+      signOut,
+      reloadMe,
+      refreshVerified,
+      switchOrganization,
+    }),
+    [status, me, signIn, completeSignIn, signInWithCode, signUp, signOut, reloadMe, refreshVerified, switchOrganization],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
+}
+
+/** useOptionalSession is useSession for shared components that may render outside a SessionProvider (tests). */
+export function useOptionalSession(): Session | null {
+  return useContext(SessionContext);
 }
 
 export function useSession(): Session {

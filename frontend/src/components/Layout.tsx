@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, NavLink, Outlet, useLocation, useNavigate } from 'react-router-dom';
 import { useSession, type Session } from '../auth/session';
+import { VerifyBanner } from './EmailVerification';
 import { ErrorBoundary } from './ErrorBoundary';
 import { LanguageSwitch } from './LanguageSwitch';
 
@@ -103,6 +104,7 @@ export function Layout() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
+        {location.pathname !== '/verify-email' && <VerifyBanner />}
         <ErrorBoundary resetKey={location.pathname}>
           <Outlet />
         </ErrorBoundary>

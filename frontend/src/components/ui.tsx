@@ -4,6 +4,7 @@ import { useEffect, useId, useRef, useState, type ReactNode, type Ref, type Inpu
 import { useTranslation } from 'react-i18next';
 import { Link, useInRouterContext } from 'react-router-dom';
 import { isApiError } from '../api/problem';
+import { ResendVerification } from './EmailVerification';
 
 /** Where a person turns on two-step sign-in; 403 mfa_required answers point there. */
 export const SECURITY_PATH = '/account/security';
@@ -99,6 +100,16 @@ export function ProblemAlert({ error, onDismiss, listFields }: { error: unknown;
   }
   let title = t('error.generic');
   let detail: string | undefined;
+  if (isApiError(error) && error.code === 'email_unverified') {
+    // Not a failure to report but a step to take: say so in the UI's words, with the way to get a new link.
+    return (
+      <div className="alert alert--error" role="alert">
+        <p className="alert__title">{t('verify.required_title')}</p>
+        <p className="alert__detail">{t('verify.required_body')}</p>
+        <ResendVerification />
+      </div>
+    );
+  }
   if (isApiError(error)) {
     title = error.code === 'network_error' ? t('error.network') : error.problem.title;
     detail = error.code === 'network_error' ? undefined : error.problem.detail;

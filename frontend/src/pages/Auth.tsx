@@ -137,6 +137,7 @@ export function SignIn() {
   return (
     <section className="page narrow">
       <h1>{t('signin.title')}</h1>
+      {params.get('reset') === 'done' && <Notice tone="success">{t('reset.done')}</Notice>}
       <form onSubmit={(e) => void submit(e)} noValidate>
         {isApiError(error) && error.code === 'mfa_token_invalid' ? (
           <div className="alert alert--error" role="alert">
@@ -161,6 +162,9 @@ export function SignIn() {
           {busy ? t('common.working') : t('signin.submit')}
         </button>
       </form>
+      <p>
+        <Link to="/forgot-password">{t('signin.forgot')}</Link>
+      </p>
       <p>
         {t('signin.no_account')} <Link to="/signup">{t('header.sign_up')}</Link>
       </p>

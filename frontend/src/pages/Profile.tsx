@@ -5,7 +5,7 @@ import { identity } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import type { CreatedApiToken, OrgRole } from '../api/types';
 import { useSession } from '../auth/session';
-import { AsyncBlock, DataTable, Notice, PageHeader, ProblemAlert, SECURITY_PATH, TextField } from '../components/ui';
+import { AsyncBlock, ConfirmButton, DataTable, Notice, PageHeader, ProblemAlert, SECURITY_PATH, StateBadge, TextField } from '../components/ui';
 import { formatDate, formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
 import { RoleSelect } from './Auth';
@@ -91,6 +91,20 @@ export function Profile() {
 function Members({ orgId }: { orgId: string }) {
   const { t } = useTranslation();
   const list = useAsync(() => identity().members(orgId), [orgId]);
+  const invitations = useAsync(() => identity().invitations(orgId), [orgId]);
+  const [invError, setInvError] = useState<unknown>();
+  const [resent, setResent] = useState<string | null>(null);
+  const act = async (fn: () => Promise<unknown>, done?: () => void) => {
+    setInvError(undefined);
+    setResent(null);
+    try {
+      await fn();
+      done?.();
+      invitations.reload();
+    } catch (err) {
+      setInvError(err);
+    }
+  };
   const [email, setEmail] = useState('');
   const [role, setRole] = useState<OrgRole>('member');
   const [error, setError] = useState<unknown>();
@@ -105,6 +119,7 @@ function Members({ orgId }: { orgId: string }) {
       setSent(email);
       setEmail('');
       list.reload();
+      invitations.reload();
     } catch (err) {
       setError(err);
     }
@@ -131,6 +146,44 @@ function Members({ orgId }: { orgId: string }) {
           {t('profile.send_invite')}
         </button>
       </form>
+      <h3 id="invitations-h">{t('profile.invitations')}</h3>
+      {resent && <Notice tone="success">{t('profile.invitation_resent', { email: resent })}</Notice>}
+      <ProblemAlert error={invError} />
+      <AsyncBlock loading={invitations.loading} error={invitations.error} empty={invitations.data?.items.length === 0} emptyText={t('profile.no_invitations')}>
+        <DataTable label={t('profile.invitations')} columns={[t('signup.email'), t('profile.role'), t('profile.invitation_state'), t('profile.invitation_expires'), { label: t('common.actions'), hidden: true }]}>
+          {invitations.data?.items.map((inv) => (
+            <tr key={inv.id} data-invitation={inv.email}>
+              <td>{inv.email}</td>
+              <td>{t(`role.${inv.role}`)}</td>
+              <td>
+                <StateBadge state={inv.state} />
+              </td>
+              <td>{formatDate(inv.expires_at)}</td>
+              <td>
+                {(inv.state === 'pending' || inv.state === 'expired') && (
+                  <button
+                    type="button"
+                    className="button"
+                    aria-label={t('profile.resend_invitation_named', { email: inv.email })}
+                    onClick={() => void act(() => identity().resendInvitation(orgId, inv.id), () => setResent(inv.email))}
+                  >
+                    {t('profile.resend_invitation')}
+                  </button>
+                )}{' '}
+                {inv.state === 'pending' && (
+                  <ConfirmButton
+                    label={t('profile.revoke_invitation')}
+                    accessibleLabel={t('profile.revoke_invitation_named', { email: inv.email })}
+                    question={t('profile.revoke_invitation_question', { email: inv.email })}
+                    confirmLabel={t('profile.revoke_invitation')}
+                    onConfirm={() => act(() => identity().revokeInvitation(orgId, inv.id))}
+                  />
+                )}
+              </td>
+            </tr>
+          ))}
+        </DataTable>
+      </AsyncBlock>
     </section>
   );
 }
