@@ -115,6 +115,7 @@ var ErrBadToken = problem.New(401, "invalid_token", "The access token is invalid
 // list, password changed, refresh token replayed).
 var ErrTokenRevoked = problem.New(401, "token_revoked", "The session of this access token has ended.").
 	WithDetail("Sign in again with POST /api/v1/identity/login.")
+
 // ErrMFARequired refuses a caller who must sign in with a second factor first: programme staff always, members
 // of organisations that require it for writes.
 var ErrMFARequired = problem.New(403, "mfa_required", "Sign in with a second factor (MFA) to do this.").

@@ -207,7 +207,7 @@ type Actor struct {
 	APIToken bool
 	// SessionID is the session of the caller's access token (sessions.go); empty for API tokens.
 	SessionID string
-	MFA      bool // signed in with a second factor
+	MFA       bool // signed in with a second factor
 	Meta
 }
 
