@@ -140,7 +140,8 @@ func (s *Service) ResetPassword(ctx context.Context, in ResetPasswordInput) erro
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *gorm.DB) error {
+	var ended []string
+	err = s.tx(ctx, func(tx *gorm.DB) error {
 		t, err := s.consumeEmailToken(tx, in.Token, PurposeResetPassword, ErrResetTokenInvalid)
 		if err != nil {
 			return err
@@ -156,11 +157,19 @@ func (s *Service) ResetPassword(ctx context.Context, in ResetPasswordInput) erro
 				return err
 			}
 		}
+		// Every session ends, its access tokens with it on every replica (announced after commit).
+		if ended, err = s.revokeUserSessions(tx, u.ID, "", now); err != nil {
+			return err
+		}
 		res := tx.Model(&RefreshToken{}).Where("user_id = ? AND revoked_at IS NULL", u.ID).Update("revoked_at", now)
 		if res.Error != nil {
 			return res.Error
 		}
 		return s.writeAudit(tx, AuditEntry{Action: AuditPasswordReset, ActorUserID: u.ID, ActorEmail: u.Email,
-			Target: "user:" + u.ID, IP: in.IP, Detail: details("sessions_revoked", res.RowsAffected)})
+			Target: "user:" + u.ID, IP: in.IP, Detail: details("sessions_revoked", int64(len(ended))+res.RowsAffected)})
 	})
+	if err == nil {
+		s.announce(ctx, now, ended...)
+	}
+	return err
 }

@@ -49,6 +49,11 @@ func TestPasswordReset(t *testing.T) {
 		if !claimsOf(t, in.str("access_token")).EmailVerified {
 			t.Fatal("the reset link proved the address, but the token says unverified")
 		}
+		// The sessions from before the reset ended (their access tokens are refused on every replica: see
+		// TestRevocationReachesEveryVerifier); only the new sign-in's is left.
+		if l := e.do("GET", api+"/sessions", in.str("access_token"), nil); len(l.body["items"].([]any)) != 1 {
+			t.Fatalf("sessions after a reset: %s", l.raw)
+		}
 		if e.auditCount(AuditResetRequested) != 2 || e.auditCount(AuditPasswordReset) != 1 {
 			t.Fatalf("audit: requested %d, reset %d", e.auditCount(AuditResetRequested), e.auditCount(AuditPasswordReset))
 		}
