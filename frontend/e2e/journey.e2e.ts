@@ -604,6 +604,52 @@ describe.sequential('two-step sign-in', () => {
 });
 
 describe.sequential('quality', () => {
+  it('the SME ends its session on another device from the security page; that device is sent to sign in', async () => {
+    // The second device announces itself as Firefox on Windows, so its row is told apart from the SME's other sessions.
+    const ua = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0';
+    const a = await actor('en');
+    const context = await browser.newContext({ baseURL: server.url, viewport: { width: 1280, height: 900 }, locale: 'en-CA', userAgent: ua });
+    const b: Actor = { context, page: await context.newPage(), problems: [] };
+    const refused: string[] = [];
+    b.page.on('response', (r) => {
+      if (r.status() === 401 && r.url().includes('/api/v1/')) refused.push(new URL(r.url()).pathname);
+    });
+    await signIn(b, en, SME);
+    await signIn(a, en, SME);
+    const p = a.page;
+    await visit(a, '/account/security', 'security-sessions');
+    const table = p.getByRole('table', { name: en.security.sessions_caption });
+    const mine = table.locator('tr[data-current]');
+    await mine.getByText(en.security.sessions_this_device).waitFor();
+    expect(await mine.getByRole('button').count()).toBe(0);
+    const other = table.getByRole('row').filter({ hasText: 'Firefox on Windows' });
+    await other.waitFor();
+    await other.getByRole('button', { name: /^Sign out Firefox on Windows/ }).click();
+    await other.getByRole('group').getByRole('button', { name: en.security.session_sign_out, exact: true }).click();
+    await p.getByText(tr(en.security.session_ended, { device: 'Firefox on Windows' })).waitFor();
+    await expect.poll(() => table.getByRole('row').filter({ hasText: 'Firefox on Windows' }).count()).toBe(0);
+    await check(a, 'security-sessions-ended');
+
+    // The other device's next API call is refused (its access token revoked within moments, its refresh token
+    // ended) and it lands on the sign-in page; moving between two pages retries until the revocation has landed.
+    const q = b.page;
+    await q.goto('/wallet');
+    const nav = (name: string) => q.getByRole('link', { name, exact: true }).first();
+    for (let i = 0; i < 20 && new URL(q.url()).pathname !== '/signin'; i++) {
+      await nav(i % 2 ? en.nav.wallet : en.nav.orders).click({ timeout: 2_000 }).catch(() => undefined);
+      await q.waitForURL((u) => u.pathname === '/signin', { timeout: 500 }).catch(() => undefined);
+    }
+    expect(new URL(q.url()).pathname).toBe('/signin');
+    await q.getByRole('button', { name: en.signin.submit, exact: true }).waitFor();
+    expect(refused.length).toBeGreaterThan(0);
+    // The first device is still signed in.
+    await p.goto('/wallet');
+    await p.getByRole('button', { name: en.header.sign_out }).waitFor();
+    expect(new URL(p.url()).pathname).toBe('/wallet');
+    await b.context.close();
+    await a.context.close();
+  });
+
   it('shows the problem title and each field message beside its field', async () => {
     const a = await actor('en');
     const p = a.page;

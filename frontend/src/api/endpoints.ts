@@ -23,6 +23,8 @@ export function identity(c: ApiClient = api) {
     oidcExchange: (code: string) => c.post<T.TokenPair>('/identity/oidc/exchange', { code }, { auth: false }),
     logout: (refresh_token: string) => c.post<void>('/identity/logout', { refresh_token }),
     me: () => c.get<T.Me>('/identity/me'),
+    sessions: (cursor?: string) => c.get<T.Page<T.UserSession>>('/identity/sessions', { cursor }),
+    endSession: (id: string) => c.del<void>(`/identity/sessions/${e(id)}`),
     members: (orgId: string) => c.get<T.Page<T.Member>>(`/identity/organizations/${e(orgId)}/members`),
     invite: (orgId: string, email: string, role: T.OrgRole) =>
       c.post<T.Invitation>(`/identity/organizations/${e(orgId)}/members`, { email, role }),

@@ -87,6 +87,23 @@ export function isMFAChallenge(r: LoginResponse): r is MFAChallenge {
 /** The second factor: a 6-digit code of the authenticator app, or one unused recovery code. */
 export type MFAFactor = { code: string } | { recovery_code: string };
 
+/** GET /identity/sessions: one live sign-in of the user (services/identity/sessions.go). */
+export interface UserSession {
+  id: string;
+  /** Browser and system from the sign-in's user agent ("Firefox on Linux"); empty when unknown. */
+  device: string;
+  user_agent: string;
+  /** The address of the latest use. */
+  ip: string;
+  sign_in_ip: string;
+  created_at: string;
+  /** The latest sign-in or refresh. */
+  last_used_at: string;
+  expires_at: string;
+  /** The session of the token making the request. */
+  current: boolean;
+}
+
 /** GET /identity/mfa */
 export interface MFAStatus {
   enabled: boolean;

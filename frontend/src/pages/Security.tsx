@@ -2,6 +2,7 @@
 // once (as a QR code, the otpauth:// URI and the secret to type), turns it on with a first code and then shows the
 // ten recovery codes once; recovery codes can be replaced; turning it off asks for the password and a code.
 // Staff act as staff only in a session signed in with a code: after enrolling, the page offers to sign in again.
+// Below, the account's signed-in sessions (SecuritySessions.tsx).
 
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
@@ -14,6 +15,7 @@ import { AsyncBlock, CopyField, Notice, PageHeader, ProblemAlert, SECURITY_PATH,
 import { formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle, useSubmit } from '../lib/hooks';
 import { normalizeCode } from './Auth';
+import { SessionsSection } from './SecuritySessions';
 
 type Stage = 'idle' | 'password' | 'scan';
 
@@ -73,6 +75,7 @@ export default function Security() {
           </>
         ) : null}
       </AsyncBlock>
+      <SessionsSection />
     </section>
   );
 }
