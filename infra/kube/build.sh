@@ -20,9 +20,9 @@
 #   - kwok: `go install`, and its stage files (Node and Pod lifecycles) copied from its module.
 #
 # The helper modules live in a temporary directory under the cache, never in the repository: the
-# project's go.mod must not gain k8s.io/kubernetes. A cold build took about 20 minutes on two cores shared
-# with other builds (etcd 2, kube-apiserver 13, the controller-manager and scheduler 2 more, kwok 3); a
-# warm cache costs nothing.
+# project's go.mod must not gain k8s.io/kubernetes. A cold build (empty GOCACHE, modules downloaded) took
+# 20 minutes on two cores shared with other builds, 12 minutes of CPU time (etcd 2, the three Kubernetes
+# programs 14, kwok 5); a warm cache costs nothing.
 #
 #   bin="$(infra/kube/build.sh)"
 set -euo pipefail
