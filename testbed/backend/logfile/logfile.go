@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -60,7 +61,8 @@ func Create(path string, max int64) (*Writer, error) {
 func (w *Writer) open() error {
 	// Readable by whoever may enter the directory, which is what guards the log: the local runtime's is
 	// root's alone, a Slurm job directory is the agent's user's, and there the writer is the step, as root.
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	// Never through a symbolic link: whoever owns the directory could point the log at a file of root's.
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return fmt.Errorf("log: %w", err)
 	}

@@ -427,3 +427,24 @@ func TestFollow(t *testing.T) {
 	}
 
 }
+
+// TestCreateRefusesSymlink: a log whose path is a symbolic link is not opened, so the owner of a directory the
+// writer (root, in a Slurm step) writes into cannot point the log at another file.
+func TestCreateRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("keep\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "out.log")
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := Create(path, 0); err == nil {
+		w.Close()
+		t.Fatal("Create followed a symbolic link")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep\n" {
+		t.Fatalf("the link's target changed: %q", b)
+	}
+}
