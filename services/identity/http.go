@@ -48,6 +48,7 @@ func (s *Service) Routes(r fiber.Router) {
 	h.mfaRoutes(r, write)
 	s.oidcRoutes(r)
 	h.mailRoutes(r) // mailflows_http.go
+	h.deviceRoutes(r)
 }
 
 // MaxBody caps identity's request bodies, below the server's default.
@@ -657,6 +658,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 	s.mfaOpenAPI(d)
 	s.oidcOpenAPI(d, tag)
 	s.mailOpenAPI(d) // mailflows_http.go
+	s.deviceOpenAPI(d, tag)
 }
 
 // jwksDoc mirrors jwtauth.JWKS for the document.

@@ -91,6 +91,9 @@ type Service struct {
 	revKV       revocationKV // sessions.go
 	oidc        *oidcSet
 	mailing     sync.WaitGroup // password-reset mails sent after the answer (reset.go)
+
+	// deviceLookups bounds user-code lookups per user (device.go).
+	deviceLookups *limiter
 }
 
 // New checks d and builds the service. It does no I/O but hashing a dummy password (for alike timing of
@@ -147,7 +150,7 @@ func New(d Deps) (*Service, error) {
 		clock: d.Clock, mailer: d.Mailer, keys: keys, limiter: newLimiter(d.SignupPerMin), throttle: d.LoginThrottle.withDefaults(), argon: d.Argon2,
 		dummyHash: dummy, accessTTL: d.AccessTTL, refreshTTL: d.RefreshTTL, inviteTTL: d.InvitationTTL,
 		publicURL: d.PublicURL, reloadEvery: 30 * time.Second, hashSlots: make(chan struct{}, max(2, runtime.NumCPU())),
-		oidc: oidcSet,
+		oidc: oidcSet, deviceLookups: newLimiter(deviceLookupsPerMin),
 	}, nil
 }
 

@@ -38,6 +38,8 @@ type SessionRecord struct {
 	LastIP     string
 	ExpiresAt  time.Time
 	RevokedAt  *time.Time
+	// ClientName names a device login's client ("tamarack CLI on build-01", device.go); empty otherwise.
+	ClientName string
 }
 
 func (SessionRecord) TableName() string { return "identity_sessions" }
@@ -259,7 +261,7 @@ func (s *Service) runRevocations(ctx context.Context) {
 
 type sessionJSON struct {
 	ID         string    `json:"id"`
-	Device     string    `json:"device" doc:"browser and system, from the user agent of the sign-in"`
+	Device     string    `json:"device" doc:"browser and system, from the user agent of the sign-in; for a device login (the CLI), the name the client gave"`
 	UserAgent  string    `json:"user_agent"`
 	IP         string    `json:"ip" doc:"the address of the latest use"`
 	SignInIP   string    `json:"sign_in_ip"`
@@ -270,7 +272,11 @@ type sessionJSON struct {
 }
 
 func toSessionJSON(r SessionRecord, current string) sessionJSON {
-	return sessionJSON{ID: r.ID, Device: deviceOf(r.UserAgent), UserAgent: r.UserAgent, IP: r.LastIP, SignInIP: r.IP,
+	device := deviceOf(r.UserAgent)
+	if r.ClientName != "" {
+		device = r.ClientName
+	}
+	return sessionJSON{ID: r.ID, Device: device, UserAgent: r.UserAgent, IP: r.LastIP, SignInIP: r.IP,
 		CreatedAt: r.CreatedAt.UTC(), LastUsedAt: r.LastUsedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(), Current: r.ID == current}
 }
 
