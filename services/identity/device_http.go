@@ -146,7 +146,7 @@ func (s *Service) deviceOpenAPI(d *openapi.Doc, tag string) {
 
 // Schema names a client sees.
 
-func (deviceCodeRequest) SchemaName() string  { return "DeviceCodeRequest" }
-func (deviceCodeJSON) SchemaName() string     { return "DeviceAuthorization" }
-func (deviceTokenRequest) SchemaName() string { return "DeviceTokenRequest" }
-func (deviceRequestJSON) SchemaName() string  { return "DeviceRequest" }
+func (deviceCodeRequest) SchemaName() string  { return "DeviceLoginCodeRequest" }
+func (deviceCodeJSON) SchemaName() string     { return "DeviceLoginAuthorization" }
+func (deviceTokenRequest) SchemaName() string { return "DeviceLoginTokenRequest" }
+func (deviceRequestJSON) SchemaName() string  { return "DeviceLoginRequest" }
