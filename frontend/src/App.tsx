@@ -24,6 +24,7 @@ const SandboxPage = lazy(() => import('./pages/SandboxPage'));
 const Wallet = lazy(() => import('./pages/Wallet'));
 const Access = lazy(() => import('./pages/Access'));
 const Security = lazy(() => import('./pages/Security'));
+const Device = lazy(() => import('./pages/Device'));
 
 function NotFound() {
   const { t } = useTranslation();
@@ -62,6 +63,8 @@ export function AppRoutes() {
         <Route path="profile" element={<RequireAuth><Profile /></RequireAuth>} />
         <Route path="tokens" element={<RequireAuth><Tokens /></RequireAuth>} />
         <Route path="account/security" element={<Guarded><Security /></Guarded>} />
+        {/* Device login (the CLI's `tamarack login`): signed-out visitors sign in and come back with ?code=. */}
+        <Route path="device" element={<Guarded><Device /></Guarded>} />
 
         <Route path="vendor/listings" element={<Guarded kinds={['vendor']}><Vendor page="listings" /></Guarded>} />
         <Route path="vendor/listings/new" element={<Guarded kinds={['vendor']}><Editor /></Guarded>} />

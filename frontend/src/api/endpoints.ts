@@ -51,6 +51,9 @@ export function identity(c: ApiClient = api) {
     verifyOrganization: (orgId: string, verified = true, note = '') =>
       c.post<T.StaffOrganization>(`/identity/organizations/${e(orgId)}/verify`, { verified, note }),
     audit: (q: { cursor?: string; limit?: number; action?: string }) => c.get<T.Page<T.AuditEntry>>('/identity/audit', q),
+    deviceRequest: (userCode: string) => c.get<T.DeviceLoginRequest>(`/identity/device/${e(userCode)}`),
+    approveDevice: (userCode: string) => c.post<T.DeviceLoginRequest>(`/identity/device/${e(userCode)}/approve`),
+    denyDevice: (userCode: string) => c.post<T.DeviceLoginRequest>(`/identity/device/${e(userCode)}/deny`),
   };
 }
 

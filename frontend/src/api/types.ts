@@ -871,3 +871,18 @@ export interface Statement {
   closing_display: string;
   lines: Transaction[];
 }
+
+/** A device login (the CLI's `tamarack login`) as the /device page shows it: GET /identity/device/{user_code}. */
+export interface DeviceLoginRequest {
+  /** XXXX-XXXX */
+  user_code: string;
+  /** As the client named itself ("tamarack CLI on build-01"); may be empty. */
+  client_name: string;
+  /** The client's program and system, from its user agent; may be empty. */
+  device: string;
+  /** The address the request came from. */
+  ip: string;
+  status: 'pending' | 'approved' | 'denied';
+  created_at: string;
+  expires_at: string;
+}
