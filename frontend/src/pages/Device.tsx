@@ -110,7 +110,7 @@ export default function Device() {
             required
           />
           <div className="button-row">
-            <button type="submit" className="button" disabled={busy || !code.trim()}>
+            <button type="submit" className="button button--primary" disabled={busy || !code.trim()}>
               {t('device.continue')}
             </button>
           </div>
@@ -153,10 +153,10 @@ export default function Device() {
             <p>{t('device.warning')}</p>
           </Notice>
           <div className="button-row">
-            <button type="button" className="button" disabled={busy} onClick={() => void decide(true)}>
+            <button type="button" className="button button--primary" disabled={busy} onClick={() => void decide(true)}>
               {t('device.approve')}
             </button>
-            <button type="button" className="button button--quiet" disabled={busy} onClick={() => void decide(false)}>
+            <button type="button" className="button" disabled={busy} onClick={() => void decide(false)}>
               {t('device.deny')}
             </button>
           </div>
