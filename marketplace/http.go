@@ -146,6 +146,7 @@ type listingJSON struct {
 	PendingVersion   *versionJSON      `json:"pending_version,omitempty"`
 	Rating           ratingSummaryJSON `json:"rating"`
 	Viewer           *viewerJSON       `json:"viewer,omitempty" doc:"what the caller may do (GET of one listing only)"`
+	HubRepo          string            `json:"hub_repo,omitempty" doc:"models and datasets: the Hugging Face Hub repository ID for huggingface_hub and the CLI (GET of one listing only; docs/hf-api.md)"`
 	CreatedAt        time.Time         `json:"created_at"`
 	UpdatedAt        time.Time         `json:"updated_at"`
 }
@@ -196,6 +197,7 @@ func toListingJSON(v ListingView) listingJSON {
 	if v.Viewer != nil {
 		out.Viewer = toViewerJSON(*v.Viewer)
 	}
+	out.HubRepo = v.HubRepo
 	return out
 }
 

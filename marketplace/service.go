@@ -28,6 +28,8 @@ type ListingView struct {
 	Internal bool
 	// Viewer is what the reader may do with the listing (GET /listings/:id only).
 	Viewer *Viewer
+	// HubRepo is the model's or dataset's Hugging Face Hub repository ID (GET /listings/:id only).
+	HubRepo string
 }
 
 // VersionView is a version with its decoded content and artifacts.
@@ -611,6 +613,9 @@ func (s *Service) Listing(ctx context.Context, a Actor, id string) (ListingView,
 		return out, err
 	}
 	out.Viewer = &vw
+	if l.Kind != KindCompute {
+		out.HubRepo = hfNamespace(db, l.VendorOrgID) + "/" + l.Slug
+	}
 	return out, nil
 }
 

@@ -9,7 +9,8 @@ import (
 )
 
 type viewerOut struct {
-	Viewer *viewerJSON `json:"viewer"`
+	Viewer  *viewerJSON `json:"viewer"`
+	HubRepo string      `json:"hub_repo"`
 }
 
 func (e *env) viewerOf(a Actor, id string) viewerJSON {
@@ -18,8 +19,8 @@ func (e *env) viewerOf(a Actor, id string) viewerJSON {
 	expect(e.t, r, 200, "")
 	var out viewerOut
 	r.json(e.t, &out)
-	if out.Viewer == nil {
-		e.t.Fatalf("no viewer in %s", r.body)
+	if out.Viewer == nil || out.HubRepo != "aurora-ai/gated-viewer" {
+		e.t.Fatalf("no viewer or hub_repo in %s", r.body)
 	}
 	return *out.Viewer
 }
