@@ -17,14 +17,20 @@ export function LockBanner({ listing }: { listing: Listing }) {
   if (!v?.gated || listing.viewer?.can_download) return null;
   return (
     <div className="lock-banner" role="note" aria-labelledby="lock-h">
-      <span className="lock-banner__icon" aria-hidden="true">
-        🔒
-      </span>
+      <svg className="lock-banner__icon" viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false">
+        <path d="M7 10V7a5 5 0 0 1 10 0v3" fill="none" stroke="currentColor" strokeWidth="2" />
+        <rect x="4" y="10" width="16" height="11" rx="2" fill="currentColor" />
+      </svg>
       <div>
         <p id="lock-h" className="lock-banner__title">
           {t('listing.locked_title')}
         </p>
         <p>{t('listing.locked')}</p>
+        {(listing.viewer?.access_request || listing.viewer?.can_request_access) && (
+          <p>
+            <a href="#access-h">{t('listing.see_your_access')}</a>
+          </p>
+        )}
       </div>
     </div>
   );
