@@ -37,7 +37,10 @@ const fileName = 'notes.jsonl';
 const fileBody = '{"note":"fever, cough"}\n{"note":"sprained ankle"}\n';
 const fileSha = createHash('sha256').update(fileBody).digest('hex');
 // Listing A: written in both languages, approved for the SME. Listing B: English only, denied.
-const A = { slug: `notes-${run}`, title: `Clinical notes ${run}`, title_fr: `Notes cliniques ${run}`, summary_fr: 'Notes anonymisées de triage.', id: '' };
+const A = {
+  slug: `notes-${run}`, title: `Clinical notes ${run}`, title_fr: `Notes cliniques ${run}`, summary_fr: 'Notes anonymisées de triage.', id: '',
+  try_it: { image: `registry.example.ca/notes/explore@sha256:${'a'.repeat(64)}`, ports: [8888] },
+};
 const B = { slug: `imaging-${run}`, title: `Imaging archive ${run}`, id: '' };
 
 async function api(token: string | null, method: string, path: string, body?: unknown, raw?: string) {
@@ -66,11 +69,12 @@ async function staffToken(): Promise<string> {
   return (await api(null, 'POST', '/identity/login/mfa', { mfa_token: challenge.mfa_token, code: await auth.code() })).access_token as string;
 }
 
-async function publishGated(vendor: string, staff: string, l: { slug: string; title: string; title_fr?: string; summary_fr?: string }): Promise<string> {
+async function publishGated(vendor: string, staff: string, l: { slug: string; title: string; title_fr?: string; summary_fr?: string; try_it?: unknown }): Promise<string> {
   const created = await api(vendor, 'POST', '/marketplace/listings', {
     kind: 'dataset', slug: l.slug, title: l.title, summary: 'De-identified triage notes.', title_fr: l.title_fr ?? '', summary_fr: l.summary_fr ?? '',
     card_markdown: '# Notes', tags: [], license: { spdx: 'CC-BY-NC-4.0' }, residency: 'CA', canadian_owned_ip: true,
     visibility: 'public', visible_to: [], gated: true, dataset: { format: 'jsonl' }, plans: [{ name: 'Research', kind: 'free', price_micro: 0 }],
+    ...(l.try_it ? { try_it: l.try_it } : {}),
   });
   await api(vendor, 'PUT', `/marketplace/listings/${created.id}/versions/1/artifacts/${fileName}`, undefined, fileBody);
   const submitted = await api(vendor, 'POST', `/marketplace/listings/${created.id}/submit`);
@@ -144,6 +148,9 @@ describe('access to gated listings', () => {
     expect(await p.getByRole('button', { name: tr(L.access.download, { name: fileName }) }).count()).toBe(0);
     expect(await p.getByRole('button', { name: L.listing.send_rating }).count()).toBe(0);
     await p.getByText(L.listing.rating_needs_access).waitFor();
+    // Try it in a sandbox: explained, not offered, until the organisation has access.
+    await p.getByTestId('try-needs-access').getByText(L.listing.try_it_needs_access_gated).waitFor();
+    expect(await p.getByRole('link', { name: L.listing.try_it_button }).count()).toBe(0);
     await check(sme, 'access-en-gated');
 
     await p.getByLabel(L.listing.purpose).fill('Training a triage model.');
@@ -164,8 +171,9 @@ describe('access to gated listings', () => {
     await status.getByText('Approved for research use.').waitFor();
     await status.getByText(L.listing.vendor_note).waitFor();
     expect(await p.getByText(L.listing.locked).count()).toBe(0);
-    // The rating form appears now that the organisation is entitled.
+    // The rating form and the way to try it in a sandbox appear now that the organisation is entitled.
     await p.getByRole('button', { name: L.listing.send_rating }).waitFor();
+    expect(await p.getByRole('link', { name: L.listing.try_it_button }).getAttribute('href')).toBe(`/sandboxes/new?try=${encodeURIComponent(A.id)}`);
 
     // The download snippets name the listing's Hub repository and the CLI command; Copy puts each on the clipboard.
     await sme.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });

@@ -330,14 +330,23 @@ export function ListingPage() {
                       )}
                     </dl>
                     {(canLaunch || (signedIn && s.isStaff)) && l.status === 'published' ? (
-                      <>
+                      // The testbed runs it only for organisations with access (the listing's viewer says so):
+                      // others learn what to do first instead of meeting a refusal on the launch page.
+                      ownListing || s.isStaff || !viewer || viewer.entitled ? (
                         <Link className="button button--primary button--block" to={`/sandboxes/new?try=${encodeURIComponent(l.id)}`}>
                           {t('listing.try_it_button')}
                         </Link>
-                        {!ownListing && !viewer?.entitled && (
-                          <p className="muted small">{t(v.gated ? 'listing.try_it_needs_access_gated' : 'listing.try_it_needs_access')}</p>
-                        )}
-                      </>
+                      ) : (
+                        <p className="small" data-testid="try-needs-access">
+                          {t(v.gated ? 'listing.try_it_needs_access_gated' : 'listing.try_it_needs_access')}
+                          {v.gated && (
+                            <>
+                              {' '}
+                              <a href="#access-h">{t('listing.see_your_access')}</a>
+                            </>
+                          )}
+                        </p>
+                      )
                     ) : (
                       s.status === 'anonymous' && (
                         <p>
