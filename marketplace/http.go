@@ -651,6 +651,7 @@ type entitlementJSON struct {
 	ID        string     `json:"id"`
 	ListingID string     `json:"listing_id"`
 	Title     string     `json:"title"`
+	TitleFr   string     `json:"title_fr" doc:"the listing's French title; empty: show title"`
 	Kind      string     `json:"kind"`
 	Slug      string     `json:"slug"`
 	Source    string     `json:"source"`
@@ -671,7 +672,7 @@ func (h handler) entitlements(c *fiber.Ctx) error {
 	}
 	out := make([]entitlementJSON, len(rows))
 	for i, e := range rows {
-		out[i] = entitlementJSON{e.ID, e.ListingID, e.Title, e.Kind, e.Slug, e.Source, e.SourceID, e.PlanID, e.ExpiresAt, e.CreatedAt}
+		out[i] = entitlementJSON{e.ID, e.ListingID, e.Title, e.TitleFr, e.Kind, e.Slug, e.Source, e.SourceID, e.PlanID, e.ExpiresAt, e.CreatedAt}
 	}
 	return c.JSON(web.NewList(out, pg.Limit, func(e entitlementJSON) any { return idCursor{e.ID} }))
 }

@@ -34,6 +34,7 @@ func TestListingViewer(t *testing.T) {
 		e := newEnv(t, db, Config{})
 		m := modelListing("gated-viewer")
 		m["gated"] = true
+		m["title_fr"] = "Érable fermé"
 		l := e.publishListing(m, map[string]string{"weights.bin": "w"})
 		art := l.PublishedVersion.Artifacts[0].ID
 
@@ -84,6 +85,13 @@ func TestListingViewer(t *testing.T) {
 			t.Fatalf("approved: %+v %+v", v, a)
 		}
 		expect(t, e.do(smeMember, "GET", "artifacts/"+art+"/download?redirect=false", nil), 200, "")
+		var ents struct {
+			Items []entitlementJSON `json:"items"`
+		}
+		e.do(smeMember, "GET", "entitlements", nil).json(t, &ents)
+		if len(ents.Items) != 1 || ents.Items[0].ListingID != l.ID || ents.Items[0].TitleFr != "Érable fermé" {
+			t.Fatalf("entitlements %+v", ents.Items)
+		}
 		expect(t, e.do(smeMember, "POST", "listings/"+l.ID+"/reviews", map[string]any{"stars": 4}), 201, "")
 	})
 }

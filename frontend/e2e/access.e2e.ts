@@ -262,6 +262,10 @@ describe('access to gated listings', () => {
     await p.getByText(A.summary_fr).waitFor();
     await p.getByTestId('access-status').getByText(L.state.approved, { exact: true }).waitFor();
     await check(sme, 'access-fr-phone-listing');
+    // Downloads (Téléchargements) name it in French too.
+    await p.goto('/entitlements');
+    await p.getByRole('link', { name: A.title_fr }).waitFor();
+    await check(sme, 'access-fr-phone-downloads');
     await sme.context.close();
   }, 180_000);
 

@@ -500,6 +500,8 @@ export interface Entitlement {
   listing_id: string;
   slug: string;
   title: string;
+  /** The listing's French title; "" when none. */
+  title_fr?: string;
   kind: ListingKind;
   plan_id?: string;
   source: string;

@@ -6,7 +6,7 @@ import { DataTable, PagedBlock, PageHeader, ProblemAlert, StateBadge } from '../
 import { DownloadButton } from './ListingPage';
 import { formatBytes, formatDate, formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
-import { localTitle } from '../lib/localized';
+import { localTitle, useLocalText } from '../lib/localized';
 import { useSession } from '../auth/session';
 import i18n from 'i18next';
 
@@ -95,10 +95,13 @@ function EntitlementItem({ e }: { e: Entitlement }) {
   // Entitlements name the listing; its files come with the listing's published version.
   const listing = useAsync(() => (e.kind === 'compute' ? Promise.resolve(undefined) : marketplace().listing(e.listing_id)), [e.listing_id, e.kind]);
   const files = listing.data?.published_version?.artifacts ?? [];
+  const title = useLocalText(e);
   return (
     <li className="card">
       <h2 className="h3">
-        <Link to={`/listings/${encodeURIComponent(e.listing_id)}`}>{e.title}</Link>{' '}
+        <Link to={`/listings/${encodeURIComponent(e.listing_id)}`} {...title.titleLang}>
+          {title.title.text}
+        </Link>{' '}
         <span className={`kind kind--${e.kind}`}>{t(`kind.${e.kind}`)}</span>
       </h2>
       <p className="muted">
