@@ -24,6 +24,8 @@ type CatalogItem struct {
 	Slug          string
 	Title         string
 	Summary       string
+	TitleFr       string
+	SummaryFr     string
 	Tags          string
 	License       string
 	GPUModel      string `gorm:"column:gpu_model"`
@@ -144,7 +146,8 @@ func (s *Service) CatalogueJSON(ctx context.Context, in SearchInput) ([]byte, er
 }
 
 const itemColumns = `c.listing_id, c.version_id, c.vendor_org_id, c.vendor_name, c.kind, c.slug, c.title, c.summary, c.tags,
-	c.license, c.gpu_model, c.residency, c.canadian_ip, c.gated, c.price_min_micro, c.published_at`
+	c.license, c.gpu_model, c.residency, c.canadian_ip, c.gated, c.price_min_micro, c.published_at,
+	c.title_fr, c.summary_fr`
 
 func (s *Service) search(ctx context.Context, in SearchInput, cur searchCursor) (SearchResult, error) {
 	from := "market_catalog c"
@@ -155,13 +158,16 @@ func (s *Service) search(ctx context.Context, in SearchInput, cur searchCursor) 
 	if len(words) > 0 {
 		fq := ftsQuery(s.dialect, words)
 		if s.dialect == sqldb.Postgres {
-			where = append(where, "c.search @@ to_tsquery('english', ?)")
-			args = append(args, fq)
-			score = "ts_rank_cd(c.search, to_tsquery('english', '" + strings.ReplaceAll(fq, "'", "") + "'))"
+			// English and French titles are indexed with their own stemmers: the query matches when all its
+			// words match under either one.
+			where = append(where, "c.search @@ (to_tsquery('english', ?) || to_tsquery('french', ?))")
+			args = append(args, fq, fq)
+			lit := "'" + strings.ReplaceAll(fq, "'", "") + "'"
+			score = "ts_rank_cd(c.search, to_tsquery('english', " + lit + ") || to_tsquery('french', " + lit + "))"
 		} else {
 			// The words match the text columns; equality filters also match their tokens in the filters
 			// column, so FTS5 intersects them before any row is joined.
-			fq = "{title summary body} : (" + fq + ")"
+			fq = "{title summary body title_fr summary_fr} : (" + fq + ")"
 			for _, ft := range []struct {
 				f byte
 				v string
@@ -173,7 +179,7 @@ func (s *Service) search(ctx context.Context, in SearchInput, cur searchCursor) 
 			from = "market_catalog_fts f JOIN market_catalog c ON c.doc_id = f.rowid"
 			where = append(where, "market_catalog_fts MATCH ?")
 			args = append(args, fq)
-			score = "-bm25(market_catalog_fts, 10.0, 4.0, 1.0, 0.0)"
+			score = "-bm25(market_catalog_fts, 10.0, 4.0, 1.0, 0.0, 10.0, 4.0)"
 		}
 	} else if in.Sort == "relevance" {
 		in.Sort = "newest"
@@ -316,7 +322,7 @@ func scanItems(db *gorm.DB, q string, args []any) ([]CatalogItem, error) {
 		var it CatalogItem
 		if err := rows.Scan(&it.ListingID, &it.VersionID, &it.VendorOrgID, &it.VendorName, &it.Kind, &it.Slug, &it.Title,
 			&it.Summary, &it.Tags, &it.License, &it.GPUModel, &it.Residency, &it.CanadianIP, &it.Gated, &it.PriceMinMicro,
-			&it.PublishedAt, &it.Score); err != nil {
+			&it.PublishedAt, &it.TitleFr, &it.SummaryFr, &it.Score); err != nil {
 			return nil, err
 		}
 		out = append(out, it)

@@ -103,6 +103,8 @@ type versionJSON struct {
 	State        string          `json:"state"`
 	Title        string          `json:"title"`
 	Summary      string          `json:"summary"`
+	TitleFr      string          `json:"title_fr" doc:"French title; empty when the vendor wrote none (show title)"`
+	SummaryFr    string          `json:"summary_fr" doc:"French summary; empty when the vendor wrote none (show summary)"`
 	CardMarkdown string          `json:"card_markdown"`
 	CardHTML     string          `json:"card_html"`
 	Tags         []string        `json:"tags"`
@@ -143,6 +145,8 @@ type listingJSON struct {
 	PublishedVersion *versionJSON      `json:"published_version"`
 	PendingVersion   *versionJSON      `json:"pending_version,omitempty"`
 	Rating           ratingSummaryJSON `json:"rating"`
+	Viewer           *viewerJSON       `json:"viewer,omitempty" doc:"what the caller may do (GET of one listing only)"`
+	HubRepo          string            `json:"hub_repo,omitempty" doc:"models and datasets: the Hugging Face Hub repository ID for huggingface_hub and the CLI (GET of one listing only; docs/hf-api.md)"`
 	CreatedAt        time.Time         `json:"created_at"`
 	UpdatedAt        time.Time         `json:"updated_at"`
 }
@@ -167,7 +171,7 @@ func toVersionJSON(v VersionView) *versionJSON {
 		arts[i] = toArtifactJSON(a)
 	}
 	return &versionJSON{ID: v.Row.ID, Version: v.Row.Version, State: v.Row.State, Title: c.Title, Summary: c.Summary,
-		CardMarkdown: c.CardMarkdown, CardHTML: v.Row.CardHTML, Tags: c.Tags, License: c.License, Residency: c.Residency,
+		TitleFr: c.TitleFr, SummaryFr: c.SummaryFr, CardMarkdown: c.CardMarkdown, CardHTML: v.Row.CardHTML, Tags: c.Tags, License: c.License, Residency: c.Residency,
 		Jurisdiction: c.Jurisdiction, CanadianIP: c.CanadianIP, Visibility: c.Visibility, VisibleTo: c.VisibleTo,
 		Gated: c.Gated, Model: c.Model, Dataset: c.Dataset, Compute: c.Compute, TryIt: c.TryIt, Plans: toPlansJSON(c.Plans),
 		Artifacts: arts, CreatedBy: v.Row.CreatedBy, CreatedAt: v.Row.CreatedAt, UpdatedAt: v.Row.UpdatedAt,
@@ -190,6 +194,35 @@ func toListingJSON(v ListingView) listingJSON {
 	if v.Pending != nil {
 		out.PendingVersion = toVersionJSON(*v.Pending)
 	}
+	if v.Viewer != nil {
+		out.Viewer = toViewerJSON(*v.Viewer)
+	}
+	out.HubRepo = v.HubRepo
+	return out
+}
+
+// viewerJSON tells a client what to offer the caller; the actions still decide for themselves.
+type viewerJSON struct {
+	Entitled         bool                     `json:"entitled" doc:"the caller's organisation holds a live entitlement"`
+	CanDownload      bool                     `json:"can_download" doc:"the artifacts' downloads will be allowed"`
+	CanRate          bool                     `json:"can_rate" doc:"the organisation may rate the listing (an entitlement)"`
+	CanRequestAccess bool                     `json:"can_request_access" doc:"a gated listing with no pending request and no entitlement"`
+	AccessRequest    *viewerAccessRequestJSON `json:"access_request" doc:"the organisation's newest access request for this listing; null if none"`
+}
+
+type viewerAccessRequestJSON struct {
+	ID        string     `json:"id"`
+	State     string     `json:"state" doc:"pending, approved, denied or cancelled"`
+	Note      string     `json:"note" doc:"the vendor's comment on its decision"`
+	CreatedAt time.Time  `json:"created_at"`
+	DecidedAt *time.Time `json:"decided_at" doc:"when it was approved or denied; null otherwise"`
+}
+
+func toViewerJSON(v Viewer) *viewerJSON {
+	out := &viewerJSON{Entitled: v.Entitled, CanDownload: v.CanDownload, CanRate: v.CanRate, CanRequestAccess: v.CanRequestAccess}
+	if r := v.AccessRequest; r != nil {
+		out.AccessRequest = &viewerAccessRequestJSON{ID: r.ID, State: r.State, Note: r.Comment, CreatedAt: r.CreatedAt, DecidedAt: decidedAt(*r)}
+	}
 	return out
 }
 
@@ -201,6 +234,8 @@ type catalogItemJSON struct {
 	Kind             string     `json:"kind"`
 	Title            string     `json:"title"`
 	Summary          string     `json:"summary"`
+	TitleFr          string     `json:"title_fr" doc:"French title; empty: show title"`
+	SummaryFr        string     `json:"summary_fr" doc:"French summary; empty: show summary"`
 	Vendor           vendorJSON `json:"vendor"`
 	Tags             []string   `json:"tags"`
 	License          string     `json:"license"`
@@ -259,7 +294,7 @@ func toSearchJSON(res SearchResult) searchJSON {
 	out := searchJSON{Items: make([]catalogItemJSON, len(res.Items)), NextCursor: res.NextCursor, Total: res.Total, Facets: res.Facets}
 	for i, it := range res.Items {
 		out.Items[i] = catalogItemJSON{ID: it.ListingID, Slug: it.Slug, Kind: it.Kind, Title: it.Title, Summary: it.Summary,
-			Vendor: vendorJSON{it.VendorOrgID, it.VendorName}, Tags: it.TagList(), License: it.License, GPUModel: it.GPUModel,
+			TitleFr: it.TitleFr, SummaryFr: it.SummaryFr, Vendor: vendorJSON{it.VendorOrgID, it.VendorName}, Tags: it.TagList(), License: it.License, GPUModel: it.GPUModel,
 			Residency: it.Residency, CanadianIP: it.CanadianIP, Gated: it.Gated, PriceFromMicro: it.PriceMinMicro,
 			PriceFromDisplay: money.Micro(it.PriceMinMicro).String(), PublishedAt: time.Unix(0, it.PublishedAt).UTC(), Score: it.Score}
 	}
@@ -616,6 +651,7 @@ type entitlementJSON struct {
 	ID        string     `json:"id"`
 	ListingID string     `json:"listing_id"`
 	Title     string     `json:"title"`
+	TitleFr   string     `json:"title_fr" doc:"the listing's French title; empty: show title"`
 	Kind      string     `json:"kind"`
 	Slug      string     `json:"slug"`
 	Source    string     `json:"source"`
@@ -636,7 +672,7 @@ func (h handler) entitlements(c *fiber.Ctx) error {
 	}
 	out := make([]entitlementJSON, len(rows))
 	for i, e := range rows {
-		out[i] = entitlementJSON{e.ID, e.ListingID, e.Title, e.Kind, e.Slug, e.Source, e.SourceID, e.PlanID, e.ExpiresAt, e.CreatedAt}
+		out[i] = entitlementJSON{e.ID, e.ListingID, e.Title, e.TitleFr, e.Kind, e.Slug, e.Source, e.SourceID, e.PlanID, e.ExpiresAt, e.CreatedAt}
 	}
 	return c.JSON(web.NewList(out, pg.Limit, func(e entitlementJSON) any { return idCursor{e.ID} }))
 }
@@ -651,21 +687,23 @@ type accessDecisionRequest struct {
 }
 
 type accessRequestJSON struct {
-	ID          string    `json:"id"`
-	ListingID   string    `json:"listing_id"`
-	VendorOrgID string    `json:"vendor_org_id"`
-	OrgID       string    `json:"organization_id"`
-	OrgName     string    `json:"requester_org_name"` // from the projection of identity's organisations; "" when unknown
-	UserID      string    `json:"user_id"`
-	Purpose     string    `json:"purpose"`
-	State       string    `json:"state"`
-	Comment     string    `json:"comment,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string     `json:"id"`
+	ListingID   string     `json:"listing_id"`
+	VendorOrgID string     `json:"vendor_org_id"`
+	OrgID       string     `json:"organization_id"`
+	OrgName     string     `json:"requester_org_name"` // from the projection of identity's organisations; "" when unknown
+	UserID      string     `json:"user_id"`
+	Purpose     string     `json:"purpose"`
+	State       string     `json:"state"`
+	Comment     string     `json:"comment,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	DecidedAt   *time.Time `json:"decided_at,omitempty" doc:"when it was approved or denied"`
 }
 
 func toAccessJSON(r accessRequestRow, orgName string) accessRequestJSON {
-	return accessRequestJSON{r.ID, r.ListingID, r.VendorOrgID, r.OrgID, orgName, r.UserID, r.Purpose, r.State, r.Comment, r.CreatedAt, r.UpdatedAt}
+	return accessRequestJSON{r.ID, r.ListingID, r.VendorOrgID, r.OrgID, orgName, r.UserID, r.Purpose, r.State, r.Comment,
+		r.CreatedAt, r.UpdatedAt, decidedAt(r)}
 }
 
 // requesterNames reads the requesting organisations' names from the market_orgs projection in one query.

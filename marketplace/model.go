@@ -222,8 +222,12 @@ func (poolRow) TableName() string { return "market_pools" }
 // Content is everything a vendor writes in a version: the catalogue entry, the kind-specific details and the
 // plans. It is stored as JSON so that a version is one immutable document once submitted.
 type Content struct {
-	Title        string          `json:"title" openapi:"required"`
-	Summary      string          `json:"summary"`
+	Title   string `json:"title" openapi:"required"`
+	Summary string `json:"summary"`
+	// TitleFr and SummaryFr are the French title and summary (optional; readers whose language is French see
+	// them, others the English ones, and each falls back to the other language when one is empty).
+	TitleFr      string          `json:"title_fr,omitempty" doc:"French title, at most 200 characters; empty: readers see the English title"`
+	SummaryFr    string          `json:"summary_fr,omitempty" doc:"French summary, at most 500 characters; empty: readers see the English summary"`
 	CardMarkdown string          `json:"card_markdown" text:"multiline"`
 	Tags         []string        `json:"tags"`
 	License      License         `json:"license" openapi:"required"`
@@ -314,6 +318,8 @@ var (
 func (c *Content) normalize() {
 	c.Title = strings.TrimSpace(c.Title)
 	c.Summary = strings.TrimSpace(c.Summary)
+	c.TitleFr = strings.TrimSpace(c.TitleFr)
+	c.SummaryFr = strings.TrimSpace(c.SummaryFr)
 	for i, t := range c.Tags {
 		c.Tags[i] = strings.ToLower(strings.TrimSpace(t))
 	}
@@ -354,6 +360,8 @@ func (c *Content) validate(kind string) error {
 		f.Check(len(c.Title) <= 200, "title", "invalid", "is required, at most 200 characters")
 	}
 	f.Check(len(c.Summary) <= 500, "summary", "too_long", "must be at most 500 characters")
+	f.Check(len(c.TitleFr) <= 200, "title_fr", "invalid", "at most 200 characters")
+	f.Check(len(c.SummaryFr) <= 500, "summary_fr", "too_long", "must be at most 500 characters")
 	f.Check(len(c.CardMarkdown) <= 100_000, "card_markdown", "too_long", "must be at most 100,000 characters")
 	if hasScript(c.CardMarkdown) {
 		f.Add("card_markdown", "script_not_allowed", "must not contain scripts, event handlers or javascript: links")
@@ -516,6 +524,8 @@ func (in *CreateListingInput) Validate() error {
 type ContentPatch struct {
 	Title        *string         `json:"title,omitempty"`
 	Summary      *string         `json:"summary,omitempty"`
+	TitleFr      *string         `json:"title_fr,omitempty" doc:"French title; \"\" removes it"`
+	SummaryFr    *string         `json:"summary_fr,omitempty" doc:"French summary; \"\" removes it"`
 	CardMarkdown *string         `json:"card_markdown,omitempty" text:"multiline"`
 	Tags         *[]string       `json:"tags,omitempty"`
 	License      *License        `json:"license,omitempty"`
@@ -548,6 +558,14 @@ func (p ContentPatch) apply(c *Content) []string {
 		c.Summary = *p.Summary
 	}
 	set("summary", p.Summary != nil)
+	if p.TitleFr != nil {
+		c.TitleFr = *p.TitleFr
+	}
+	set("title_fr", p.TitleFr != nil)
+	if p.SummaryFr != nil {
+		c.SummaryFr = *p.SummaryFr
+	}
+	set("summary_fr", p.SummaryFr != nil)
 	if p.CardMarkdown != nil {
 		c.CardMarkdown = *p.CardMarkdown
 	}

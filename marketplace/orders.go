@@ -224,7 +224,7 @@ func (s *Service) Order(ctx context.Context, a Actor, id string) (orderRow, erro
 // EntitlementView is an entitlement with its listing's title.
 type EntitlementView struct {
 	entitlementRow
-	Title, Kind, Slug string
+	Title, TitleFr, Kind, Slug string
 }
 
 // Entitlements lists what the caller's organisation may use, newest first.
@@ -247,7 +247,7 @@ func (s *Service) Entitlements(ctx context.Context, a Actor, limit int, before s
 			if vid != "" {
 				if v, err := getVersion(db, vid); err == nil {
 					if c, err := decodeContent(v); err == nil {
-						ev.Title = c.Title
+						ev.Title, ev.TitleFr = c.Title, c.TitleFr
 					}
 				}
 			}

@@ -26,6 +26,10 @@ type ListingView struct {
 	Rating     RatingSummary
 	// Internal is true for its vendor and staff: they also see who wrote and decided, and review comments.
 	Internal bool
+	// Viewer is what the reader may do with the listing (GET /listings/:id only).
+	Viewer *Viewer
+	// HubRepo is the model's or dataset's Hugging Face Hub repository ID (GET /listings/:id only).
+	HubRepo string
 }
 
 // VersionView is a version with its decoded content and artifacts.
@@ -599,7 +603,20 @@ func (s *Service) Listing(ctx context.Context, a Actor, id string) (ListingView,
 	if err := s.canSee(db, a, l); err != nil {
 		return ListingView{}, err
 	}
-	return s.view(ctx, db, a, l)
+	out, err := s.view(ctx, db, a, l)
+	if err != nil {
+		return out, err
+	}
+	gated := out.Published != nil && out.Published.Content.Gated
+	vw, err := s.viewer(db, a, out.Listing, gated)
+	if err != nil {
+		return out, err
+	}
+	out.Viewer = &vw
+	if l.Kind != KindCompute {
+		out.HubRepo = hfNamespace(db, l.VendorOrgID) + "/" + l.Slug
+	}
+	return out, nil
 }
 
 func (s *Service) canSee(db *gorm.DB, a Actor, l listingRow) error {

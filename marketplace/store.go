@@ -119,6 +119,8 @@ type catalogRow struct {
 	Slug          string
 	Title         string
 	Summary       string
+	TitleFr       string
+	SummaryFr     string
 	Body          string
 	Tags          string // JSON array
 	License       string
@@ -161,7 +163,8 @@ func newCatalogRow(l listingRow, v versionRow, c Content, vendorName string, at 
 		body = append(body, c.Compute.GPUModel, c.Compute.Region)
 	}
 	return catalogRow{ListingID: l.ID, VersionID: v.ID, VendorOrgID: l.VendorOrgID, VendorName: vendorName,
-		Kind: l.Kind, Slug: l.Slug, Title: c.Title, Summary: c.Summary, Body: strings.Join(body, "\n"),
+		Kind: l.Kind, Slug: l.Slug, Title: c.Title, Summary: c.Summary,
+		TitleFr: c.TitleFr, SummaryFr: c.SummaryFr, Body: strings.Join(body, "\n"),
 		Tags: string(tags), License: c.License.SPDX, GPUModel: gpu, Residency: c.Residency,
 		CanadianIP: c.CanadianIP, Gated: c.Gated, Visibility: c.Visibility, PriceMinMicro: c.minPrice(),
 		PublishedAt: at.UnixNano(), Filters: strings.Join([]string{filterToken('k', l.Kind), filterToken('l', c.License.SPDX),
@@ -172,16 +175,17 @@ func newCatalogRow(l listingRow, v versionRow, c Content, vendorName string, at 
 // engine's full-text index follows (an FTS5 trigger on SQLite, a generated tsvector on Postgres).
 func putCatalog(tx *gorm.DB, r catalogRow, tags, visibleTo []string) error {
 	err := tx.Exec(`INSERT INTO market_catalog (listing_id, version_id, vendor_org_id, vendor_name, kind, slug, title,
-		summary, body, tags, license, gpu_model, residency, canadian_ip, gated, visibility, price_min_micro, published_at, filters)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		summary, body, tags, license, gpu_model, residency, canadian_ip, gated, visibility, price_min_micro, published_at, filters, title_fr, summary_fr)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (listing_id) DO UPDATE SET version_id = excluded.version_id, vendor_name = excluded.vendor_name,
 		slug = excluded.slug, title = excluded.title, summary = excluded.summary, body = excluded.body,
 		tags = excluded.tags, license = excluded.license, gpu_model = excluded.gpu_model,
 		residency = excluded.residency, canadian_ip = excluded.canadian_ip, gated = excluded.gated,
 		visibility = excluded.visibility, price_min_micro = excluded.price_min_micro, published_at = excluded.published_at,
-		filters = excluded.filters`,
+		filters = excluded.filters, title_fr = excluded.title_fr, summary_fr = excluded.summary_fr`,
 		r.ListingID, r.VersionID, r.VendorOrgID, r.VendorName, r.Kind, r.Slug, r.Title, r.Summary, r.Body, r.Tags,
-		r.License, r.GPUModel, r.Residency, r.CanadianIP, r.Gated, r.Visibility, r.PriceMinMicro, r.PublishedAt, r.Filters).Error
+		r.License, r.GPUModel, r.Residency, r.CanadianIP, r.Gated, r.Visibility, r.PriceMinMicro, r.PublishedAt, r.Filters,
+		r.TitleFr, r.SummaryFr).Error
 	if err != nil {
 		return fmt.Errorf("catalogue %s: %w", r.ListingID, err)
 	}

@@ -90,6 +90,7 @@ export function AppRoutes() {
         <Route path="billing" element={<Guarded><Wallet page="return" /></Guarded>} />
         <Route path="entitlements" element={<Guarded><Access page="entitlements" /></Guarded>} />
         <Route path="orders" element={<Guarded><Access page="orders" /></Guarded>} />
+        <Route path="requests" element={<Guarded kinds={BUYERS}><Access page="requests" /></Guarded>} />
         <Route path="*" element={<NotFound />} />
       </Route>
     </Routes>

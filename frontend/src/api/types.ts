@@ -257,6 +257,9 @@ export interface CatalogItem {
   kind: ListingKind;
   title: string;
   summary: string;
+  /** French title and summary; "" when the vendor wrote none (show the English ones). */
+  title_fr?: string;
+  summary_fr?: string;
   vendor: VendorRef;
   tags: string[];
   license: string;
@@ -314,6 +317,9 @@ export interface PlanInput {
 export interface Content {
   title: string;
   summary: string;
+  /** French title and summary (optional): French readers see them, others the English ones; each falls back to the other. */
+  title_fr?: string;
+  summary_fr?: string;
   card_markdown: string;
   tags: string[];
   license: License;
@@ -365,8 +371,30 @@ export interface Listing {
   /** The draft, submitted or changes_requested version (its vendor and staff see it). */
   pending_version?: Version;
   rating?: { average: number; count: number };
+  /** What the caller may do (GET of one listing only); advice for the UI, the actions still decide. */
+  viewer?: ListingViewer;
+  /** Models and datasets: the Hugging Face Hub repository ID (vendor/slug) for huggingface_hub and the CLI. */
+  hub_repo?: string;
   created_at: string;
   updated_at: string;
+}
+
+export interface ListingViewer {
+  entitled: boolean;
+  can_download: boolean;
+  can_rate: boolean;
+  can_request_access: boolean;
+  /** The caller's organisation's newest access request for the listing. */
+  access_request: ViewerAccessRequest | null;
+}
+
+export interface ViewerAccessRequest {
+  id: string;
+  state: AccessRequestState;
+  /** The vendor's comment on its decision. */
+  note: string;
+  created_at: string;
+  decided_at: string | null;
 }
 
 export interface ListingInput extends Content {
@@ -463,6 +491,8 @@ export interface AccessRequest {
   comment?: string;
   created_at: string;
   updated_at: string;
+  /** When it was approved or denied. */
+  decided_at?: string;
 }
 
 export interface Entitlement {
@@ -470,6 +500,8 @@ export interface Entitlement {
   listing_id: string;
   slug: string;
   title: string;
+  /** The listing's French title; "" when none. */
+  title_fr?: string;
   kind: ListingKind;
   plan_id?: string;
   source: string;

@@ -24,6 +24,7 @@ export function navItems(s: Pick<Session, 'status' | 'isStaff' | 'kind' | 'isOrg
     items.push({ to: '/sandboxes', label: 'nav.sandboxes' });
     items.push({ to: '/entitlements', label: 'nav.entitlements' });
     items.push({ to: '/orders', label: 'nav.orders' });
+    items.push({ to: '/requests', label: 'nav.my_requests' });
   }
   items.push({ to: '/wallet', label: 'nav.wallet' });
   if (s.isStaff) {

@@ -1,9 +1,11 @@
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router-dom';
 import type { CatalogItem } from '../api/types';
+import { useLocalText } from '../lib/localized';
 
 export function ListingCard({ listing }: { listing: CatalogItem }) {
   const { t } = useTranslation();
+  const { title, summary, titleLang, summaryLang } = useLocalText(listing);
   return (
     <article className="card listing-card">
       <p className="listing-card__kind">
@@ -11,9 +13,13 @@ export function ListingCard({ listing }: { listing: CatalogItem }) {
         {listing.gated && <span className="badge badge--pending"> {t('listing.gated')}</span>}
       </p>
       <h3 className="listing-card__title">
-        <Link to={`/listings/${encodeURIComponent(listing.id)}`}>{listing.title}</Link>
+        <Link to={`/listings/${encodeURIComponent(listing.id)}`} {...titleLang}>
+          {title.text}
+        </Link>
       </h3>
-      <p className="listing-card__summary">{listing.summary}</p>
+      <p className="listing-card__summary" {...summaryLang}>
+        {summary.text}
+      </p>
       <dl className="meta">
         <div>
           <dt>{t('listing.vendor')}</dt>

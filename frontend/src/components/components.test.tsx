@@ -245,7 +245,21 @@ describe('pages on the services\' real shapes', () => {
     expect(within(section).getByText(mapleImage)).toBeInTheDocument();
     expect(within(section).getByText('/usr/bin/serve --port 8080')).toBeInTheDocument();
     expect(within(section).getByRole('link', { name: 'Try it in a sandbox' })).toHaveAttribute('href', '/sandboxes/new?try=lst_m');
+  });
+
+  it("a model's try-it image is explained, not offered, to an organisation without access (the listing's viewer)", async () => {
+    const viewer = { entitled: false, can_download: false, can_rate: false, can_request_access: false, access_request: null };
+    renderPage('/listings/lst_m', {
+      'GET /api/v1/identity/me': () => json(200, smeMe),
+      'GET /api/v1/marketplace/listings/lst_m': () => json(200, { ...modelListing, viewer }),
+      'GET /api/v1/marketplace/listings/lst_m/reviews': () => json(200, { items: [] }),
+    });
+    const section = (await screen.findByRole('heading', { name: 'Try it' }, { timeout: 8000 })).closest('section')!;
     expect(within(section).getByText(/order one of the plans/)).toBeInTheDocument();
+    expect(within(section).queryByRole('link', { name: 'Try it in a sandbox' })).toBeNull();
+    // Nor may it rate: the rating form waits for an entitlement.
+    expect(screen.queryByRole('button', { name: 'Send the rating' })).toBeNull();
+    expect(screen.getByText('Organisations with access to this listing can rate it.')).toBeInTheDocument();
   });
 
   it('the launch form runs a try-it image on a pool that allows it, without a template, and shows why a launch is refused', async () => {

@@ -378,7 +378,7 @@ export function ConfirmButton({
  * asynchronous clipboard (a page served over plain HTTP) it selects the text and asks the browser to copy it; if
  * that fails too, the text stays selected and the field says to copy it by hand.
  */
-export function CopyField({ label, value, copyLabel, multiline }: { label: string; value: string; copyLabel: string; multiline?: boolean }) {
+export function CopyField({ label, value, copyLabel, multiline, rows = 3 }: { label: string; value: string; copyLabel: string; multiline?: boolean; rows?: number }) {
   const { t } = useTranslation();
   const id = useId();
   const [copied, setCopied] = useState<'' | 'ok' | 'failed'>('');
@@ -402,7 +402,7 @@ export function CopyField({ label, value, copyLabel, multiline }: { label: strin
     <div className="field copy-field">
       <label htmlFor={id}>{label}</label>
       <div className="copy-field__row">
-        {multiline ? <textarea {...common} rows={3} spellCheck={false} /> : <input {...common} spellCheck={false} />}
+        {multiline ? <textarea {...common} rows={rows} spellCheck={false} /> : <input {...common} spellCheck={false} />}
         <button type="button" className="button" aria-label={copyLabel} onClick={() => void copy()}>
           {t('common.copy')}
         </button>

@@ -6,15 +6,70 @@ import { DataTable, PagedBlock, PageHeader, ProblemAlert, StateBadge } from '../
 import { DownloadButton } from './ListingPage';
 import { formatBytes, formatDate, formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
+import { localTitle, useLocalText } from '../lib/localized';
+import { useSession } from '../auth/session';
+import i18n from 'i18next';
 
-/** listingTitle reads a listing's title (its published version, else the pending one). */
+/** listingTitle reads a listing's title (its published version, else the pending one) in the UI's language. */
 export async function listingTitle(id: string): Promise<string> {
   const l = await marketplace().listing(id);
-  return (l.published_version ?? l.pending_version)?.title ?? l.slug;
+  const v = l.published_version ?? l.pending_version;
+  return v ? localTitle(v, i18n.language || 'en').text : l.slug;
 }
 
-export default function Access({ page }: { page: 'entitlements' | 'orders' }) {
+export default function Access({ page }: { page: 'entitlements' | 'orders' | 'requests' }) {
+  if (page === 'requests') return <Requests />;
   return page === 'orders' ? <Orders /> : <Entitlements />;
+}
+
+/** Requests lists the access requests the buyer's organisation sent, with each vendor's answer and note. */
+function Requests() {
+  const { t } = useTranslation();
+  const s = useSession();
+  useDocumentTitle(t('access.requests_title'));
+  const list = usePaged((cursor) => marketplace().accessRequests(cursor), []);
+  // The route lists what the organisation made or received: a buyer's page shows what it made.
+  const mine = list.items.filter((r) => r.organization_id === s.activeOrg?.id);
+  const titles = useListingTitles(mine.map((r) => r.listing_id), listingTitle);
+  return (
+    <section className="page">
+      <PageHeader title={t('access.requests_title')} />
+      <p className="lead">{t('access.requests_intro')}</p>
+      <PagedBlock list={list} shown={mine} emptyText={t('access.no_requests')}>
+        <ul className="plain-list stack requests">
+          {mine.map((r) => (
+            <li key={r.id} className="card" data-testid="my-request">
+              <h2 className="h3">
+                <Link to={`/listings/${encodeURIComponent(r.listing_id)}`}>{titles[r.listing_id] ?? r.listing_id}</Link>{' '}
+                <StateBadge state={r.state} />
+              </h2>
+              <dl className="meta">
+                <div>
+                  <dt>{t('access.requested_at')}</dt>
+                  <dd>{formatDateTime(r.created_at)}</dd>
+                </div>
+                {r.decided_at && (
+                  <div>
+                    <dt>{t('access.decided_at')}</dt>
+                    <dd>{formatDateTime(r.decided_at)}</dd>
+                  </div>
+                )}
+              </dl>
+              <p>
+                <span className="muted">{t('access.purpose')}:</span> {r.purpose}
+              </p>
+              {r.comment && (
+                <figure className="vendor-note">
+                  <figcaption>{t('access.vendor_note')}</figcaption>
+                  <blockquote>{r.comment}</blockquote>
+                </figure>
+              )}
+            </li>
+          ))}
+        </ul>
+      </PagedBlock>
+    </section>
+  );
 }
 
 function Entitlements() {
@@ -40,10 +95,13 @@ function EntitlementItem({ e }: { e: Entitlement }) {
   // Entitlements name the listing; its files come with the listing's published version.
   const listing = useAsync(() => (e.kind === 'compute' ? Promise.resolve(undefined) : marketplace().listing(e.listing_id)), [e.listing_id, e.kind]);
   const files = listing.data?.published_version?.artifacts ?? [];
+  const title = useLocalText(e);
   return (
     <li className="card">
       <h2 className="h3">
-        <Link to={`/listings/${encodeURIComponent(e.listing_id)}`}>{e.title}</Link>{' '}
+        <Link to={`/listings/${encodeURIComponent(e.listing_id)}`} {...title.titleLang}>
+          {title.title.text}
+        </Link>{' '}
         <span className={`kind kind--${e.kind}`}>{t(`kind.${e.kind}`)}</span>
       </h2>
       <p className="muted">

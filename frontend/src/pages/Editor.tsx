@@ -28,6 +28,8 @@ interface Draft {
   slug: string;
   title: string;
   summary: string;
+  title_fr: string;
+  summary_fr: string;
   license: string;
   license_url: string;
   residency: string;
@@ -60,6 +62,8 @@ const EMPTY: Draft = {
   slug: '',
   title: '',
   summary: '',
+  title_fr: '',
+  summary_fr: '',
   license: 'CC-BY-4.0',
   license_url: '',
   residency: 'CA',
@@ -111,6 +115,8 @@ export function fromListing(l: Listing): Draft {
     slug: l.slug,
     title: v.title,
     summary: v.summary,
+    title_fr: v.title_fr ?? '',
+    summary_fr: v.summary_fr ?? '',
     license: v.license?.spdx ?? '',
     license_url: v.license?.url ?? '',
     residency: v.residency,
@@ -163,6 +169,8 @@ export function toInput(d: Draft, hadTryIt = false): { input: ListingInput; erro
     slug: d.slug || slugify(d.title),
     title: d.title,
     summary: d.summary,
+    title_fr: d.title_fr,
+    summary_fr: d.summary_fr,
     card_markdown: d.card_markdown,
     tags: d.tags
       .split(',')
@@ -311,6 +319,8 @@ function EditorForm({ listing, onSaved }: { listing: Listing | null; onSaved: (l
               <TextField label={t('editor.slug')} value={d.slug} placeholder={slugify(d.title)} onChange={(e) => set('slug', e.target.value)} error={fields.slug} hint={t('editor.slug_hint')} />
             )}
             <TextField label={t('editor.summary')} value={d.summary} onChange={(e) => set('summary', e.target.value)} error={fields.summary} required />
+            <TextField label={t('editor.title_fr')} lang="fr" value={d.title_fr} onChange={(e) => set('title_fr', e.target.value)} error={fields.title_fr} hint={t('editor.french_hint')} />
+            <TextField label={t('editor.summary_fr')} lang="fr" value={d.summary_fr} onChange={(e) => set('summary_fr', e.target.value)} error={fields.summary_fr} />
             <TextField label={t('listing.license')} value={d.license} onChange={(e) => set('license', e.target.value)} error={fields['license.spdx']} hint={t('editor.license_hint')} />
             {d.license.toLowerCase() === 'custom' && (
               <TextField label={t('editor.license_url')} type="url" value={d.license_url} onChange={(e) => set('license_url', e.target.value)} error={fields['license.url']} />
@@ -459,7 +469,7 @@ function firstField(fields: Record<string, string>, re: RegExp): string | undefi
 }
 
 // Fields the form shows next to an input; the problem alert lists the others.
-const SHOWN_FIELDS = /^(kind|slug|title|summary|card_markdown|residency|tags(\[\d+\])?|license\.(spdx|url)|model\.(framework|task)|dataset\.format|try_it\.(image|command(\[\d+\])?|ports(\[\d+\])?)|compute\.(pool_id|gpu_model|region|devices_per_node|min_duration_minutes|max_duration_minutes)|plans|plans\[\d+\]\.(name|kind|price_micro))$/;
+const SHOWN_FIELDS = /^(kind|slug|title|summary|title_fr|summary_fr|card_markdown|residency|tags(\[\d+\])?|license\.(spdx|url)|model\.(framework|task)|dataset\.format|try_it\.(image|command(\[\d+\])?|ports(\[\d+\])?)|compute\.(pool_id|gpu_model|region|devices_per_node|min_duration_minutes|max_duration_minutes)|plans|plans\[\d+\]\.(name|kind|price_micro))$/;
 
 const LOCAL_HASH_LIMIT = 256 * 1024 * 1024;
 

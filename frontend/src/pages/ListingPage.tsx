@@ -11,6 +11,8 @@ import { AsyncBlock, Notice, ProblemAlert, SelectField, StateBadge, TextAreaFiel
 import { formatBytes, formatDate, formatDateTime, formatRating } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
 import { tryItOf } from '../lib/tryit';
+import { useLocalText } from '../lib/localized';
+import { AccessPanel, DownloadSnippets, LockBanner } from '../components/ListingAccess';
 
 /** DownloadButton asks for a signed, expiring link (the bearer token cannot ride on a plain link) and follows it. */
 export function DownloadButton({ artifact }: { artifact: Pick<Artifact, 'id' | 'name'> }) {
@@ -125,33 +127,26 @@ export function ListingPage() {
   const ratings = useAsync(() => marketplace().ratings(id), [id]);
   const l = res.data;
   const v = l?.published_version ?? l?.pending_version;
-  useDocumentTitle(v?.title ?? t('listing.title'));
+  const local = useLocalText(v);
+  useDocumentTitle(v ? local.title.text : t('listing.title'));
+  // The viewer object (what the caller may do) changes with orders, requests and decisions: refresh in place
+  // (a reload would replace the page by its loading state).
+  const refresh = () => void marketplace().listing(id).then(res.setData, () => undefined);
+  const viewer = l?.viewer;
   const [ordered, setOrdered] = useState<Order | null>(null);
   const [orderError, setOrderError] = useState<unknown>();
   const [busyPlan, setBusyPlan] = useState<string | null>(null);
-  const [purpose, setPurpose] = useState('');
-  const [accessError, setAccessError] = useState<unknown>();
-  const [accessSent, setAccessSent] = useState(false);
 
   const order = async (p: Plan) => {
     setBusyPlan(p.id);
     setOrderError(undefined);
     try {
       setOrdered(await marketplace().order(id, p.id, 1));
+      refresh();
     } catch (e) {
       setOrderError(e);
     } finally {
       setBusyPlan(null);
-    }
-  };
-  const askAccess = async (e: FormEvent) => {
-    e.preventDefault();
-    setAccessError(undefined);
-    try {
-      await marketplace().requestAccess(id, purpose);
-      setAccessSent(true);
-    } catch (err) {
-      setAccessError(err);
     }
   };
   const signedIn = s.status === 'authenticated';
@@ -172,12 +167,15 @@ export function ListingPage() {
                 <p className="eyebrow">
                   <span className={`kind kind--${l.kind}`}>{t(`kind.${l.kind}`)}</span> · {l.vendor?.name}
                 </p>
-                <h1>{v.title}</h1>
-                <p className="lead">{v.summary}</p>
+                <h1 {...local.titleLang}>{local.title.text}</h1>
+                <p className="lead" {...local.summaryLang}>
+                  {local.summary.text}
+                </p>
               </div>
               {l.status !== 'published' && <StateBadge state={l.status} />}
             </div>
             {l.status_reason && <Notice tone="warning">{l.status_reason}</Notice>}
+            <LockBanner listing={l} />
             <div className="two-col">
               <div>
                 <section aria-labelledby="card-h">
@@ -197,7 +195,7 @@ export function ListingPage() {
                           <code className="hash" aria-label={t('editor.sha256')}>
                             sha256 {a.sha256}
                           </code>
-                          {signedIn && (
+                          {signedIn && (viewer ? viewer.can_download : true) && (
                             <div>
                               <DownloadButton artifact={a} />
                             </div>
@@ -207,6 +205,7 @@ export function ListingPage() {
                     </ul>
                   </section>
                 )}
+                <DownloadSnippets listing={l} />
                 {l.kind === 'compute' && v.compute && (
                   <section aria-labelledby="avail-h">
                     <h2 id="avail-h">{t('availability.title')}</h2>
@@ -232,15 +231,16 @@ export function ListingPage() {
                   ) : (
                     <p className="muted">{t('listing.no_ratings')}</p>
                   )}
-                  {signedIn && !ownListing && l.status === 'published' && (
+                  {viewer?.can_rate && !ownListing && l.status === 'published' ? (
                     <RateForm
                       listingId={l.id}
                       onDone={() => {
                         ratings.reload();
-                        // Refresh the summary in place (a reload would replace the page by its loading state).
-                        marketplace().listing(id).then(res.setData, () => undefined);
+                        refresh();
                       }}
                     />
+                  ) : (
+                    signedIn && !ownListing && !s.isStaff && <p className="muted small">{t('listing.rating_needs_access')}</p>
                   )}
                 </section>
               </div>
@@ -330,12 +330,23 @@ export function ListingPage() {
                       )}
                     </dl>
                     {(canLaunch || (signedIn && s.isStaff)) && l.status === 'published' ? (
-                      <>
+                      // The testbed runs it only for organisations with access (the listing's viewer says so):
+                      // others learn what to do first instead of meeting a refusal on the launch page.
+                      ownListing || s.isStaff || !viewer || viewer.entitled ? (
                         <Link className="button button--primary button--block" to={`/sandboxes/new?try=${encodeURIComponent(l.id)}`}>
                           {t('listing.try_it_button')}
                         </Link>
-                        {!ownListing && <p className="muted small">{t(v.gated ? 'listing.try_it_needs_access_gated' : 'listing.try_it_needs_access')}</p>}
-                      </>
+                      ) : (
+                        <p className="small" data-testid="try-needs-access">
+                          {t(v.gated ? 'listing.try_it_needs_access_gated' : 'listing.try_it_needs_access')}
+                          {v.gated && (
+                            <>
+                              {' '}
+                              <a href="#access-h">{t('listing.see_your_access')}</a>
+                            </>
+                          )}
+                        </p>
+                      )
                     ) : (
                       s.status === 'anonymous' && (
                         <p>
@@ -392,28 +403,7 @@ export function ListingPage() {
                     )}
                   </section>
                 )}
-                {v.gated && signedIn && (
-                  <section aria-labelledby="access-h">
-                    <h2 id="access-h">{t('listing.request_access')}</h2>
-                    {accessSent ? (
-                      <Notice tone="success">{t('listing.access_sent')}</Notice>
-                    ) : (
-                      <form onSubmit={(e) => void askAccess(e)}>
-                        <ProblemAlert error={accessError} />
-                        <TextAreaField
-                          label={t('listing.purpose')}
-                          value={purpose}
-                          onChange={(e) => setPurpose(e.target.value)}
-                          required
-                          rows={3}
-                        />
-                        <button type="submit" className="button button--primary">
-                          {t('listing.send_request')}
-                        </button>
-                      </form>
-                    )}
-                  </section>
-                )}
+                {signedIn && <AccessPanel listing={l} onChange={refresh} />}
                 <section aria-labelledby="versions-h">
                   <h2 id="versions-h">{t('listing.versions')}</h2>
                   {insider ? (

@@ -67,6 +67,14 @@ describe('editor conversion', () => {
     expect(input.compute).toBeUndefined();
   });
 
+  it('carries the French title and summary both ways, and empties them to remove them', () => {
+    const fr = { ...listing, pending_version: { ...listing.pending_version!, title_fr: 'Cultures des Prairies', summary_fr: 'Rendements' } };
+    const d = fromListing(fr);
+    expect([d.title_fr, d.summary_fr]).toEqual(['Cultures des Prairies', 'Rendements']);
+    expect(toInput(d).input).toMatchObject({ title: 'Prairie crops', title_fr: 'Cultures des Prairies', summary_fr: 'Rendements' });
+    expect(toInput({ ...d, title_fr: '' }).input.title_fr).toBe('');
+  });
+
   it('keys bad prices like the server (plans[i].price_micro) and needs a link for a custom licence', () => {
     const d = fromListing(listing);
     d.plans[1].price = '2.5.0';
