@@ -27,7 +27,8 @@ export function dayLabel(day: string, lang: string, long = false): string {
 
 /** hours writes device-milliseconds as GPU-hours (not money: a float is fine here). */
 export function hours(ms: number, lang: string): string {
-  return new Intl.NumberFormat(locale(lang), { maximumFractionDigits: 1 }).format(ms / 3_600_000);
+  const h = ms / 3_600_000;
+  return new Intl.NumberFormat(locale(lang), { maximumFractionDigits: h !== 0 && h < 0.1 ? 3 : 1 }).format(h);
 }
 
 function credits(micro: number | bigint, lang: string): string {
@@ -262,7 +263,7 @@ export function UtilisationChart() {
   const avail = days.reduce((a, d) => a + d.available_device_ms, 0);
   const pct = avail > 0 ? new Intl.NumberFormat(locale(lang), { style: 'percent', maximumFractionDigits: 1 }).format(used / avail) : '—';
   const summary = q.data
-    ? t('charts.utilisation_summary', { used: hours(used, lang), available: hours(avail, lang), pct, pools: q.data.pool_ids.length, from: dayLabel(q.data.from, lang, true), to: dayLabel(q.data.to, lang, true) })
+    ? t('charts.utilisation_summary', { used: hours(used, lang), available: hours(avail, lang), pct, count: q.data.pool_ids.length, from: dayLabel(q.data.from, lang, true), to: dayLabel(q.data.to, lang, true) })
     : '';
   const fmt = (v: number) => new Intl.NumberFormat(locale(lang), { maximumFractionDigits: 1 }).format(v);
   return (

@@ -17,6 +17,7 @@ describe('chart labels', () => {
     expect(dayLabel('2026-03-01', 'fr', true)).toBe('1 mars 2026');
     expect(dayLabel('bad', 'en')).toBe('bad');
     expect(hours(5_400_000, 'fr')).toBe('1,5');
+    expect(hours(7_200, 'en')).toBe('0.002');
   });
 });
 
@@ -40,7 +41,7 @@ describe('spend charts', () => {
     expect(within(spend).getByText(/7\.50 of your 50\.00 credit budget/)).toBeInTheDocument();
     expect(within(spend).getByRole('img')).toHaveAccessibleName(/you paid 7\.50 credits/);
     expect(within(spend).getByRole('heading', { level: 2, name: 'Spend per day' })).toBeInTheDocument();
-    expect(within(screen.getByTestId('chart-by-listing')).getByText(/H100 Montréal, was charged 10\.00 credits/)).toBeInTheDocument();
+    expect(within(screen.getByTestId('chart-by-listing')).getByText('1 listing, H100 Montréal, was charged 10.00 credits.')).toBeInTheDocument();
     unmount();
     render(<SpendCharts orgId="empty" />);
     expect(await within(await screen.findByTestId('chart-spend')).findByText(/Charts appear once a sandbox has run/)).toBeInTheDocument();
