@@ -59,6 +59,9 @@ type Deps struct {
 	UsageWorkers int
 	// UsageAckWait is how long JetStream waits for the ack of a usage batch before redelivering (default 30s).
 	UsageAckWait time.Duration
+	// ProgrammeLegalName is the programme's legal name, printed on receipts and statements
+	// (default DefaultProgrammeLegalName).
+	ProgrammeLegalName string
 	// AfterBatch, when set, is called after each committed usage batch with the IDs of the events it charged
 	// (benchmarks and tests).
 	AfterBatch func(eventIDs []string)
@@ -121,6 +124,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if d.UsageAckWait <= 0 {
 		d.UsageAckWait = 30 * time.Second
+	}
+	if d.ProgrammeLegalName == "" {
+		d.ProgrammeLegalName = DefaultProgrammeLegalName
 	}
 	if d.ExpiryEvery <= 0 {
 		d.ExpiryEvery = time.Minute

@@ -22,6 +22,9 @@ var (
 	ErrOrgNotFound       = problem.New(http.StatusNotFound, "organization_not_found", "No such organisation.")
 	ErrRefundNotCredited = problem.New(http.StatusConflict, "refund_before_payment",
 		"The refunded payment is not credited yet; the refund is applied when Stripe retries it after the payment.")
-	ErrInvalidAmount = problem.New(http.StatusBadRequest, "invalid_amount",
+	ErrPurchaseNotFound = problem.New(http.StatusNotFound, "purchase_not_found", "No such credited purchase in this organisation.")
+	ErrFutureMonth      = problem.New(http.StatusUnprocessableEntity, "future_month", "That month has not started yet: there is no statement for it.")
+	ErrBadRange         = problem.New(http.StatusBadRequest, "invalid_range", "The date range is invalid.")
+	ErrInvalidAmount    = problem.New(http.StatusBadRequest, "invalid_amount",
 		"An amount in the Stripe event is negative, larger than its charge or purchase, or out of range; nothing was applied.")
 )

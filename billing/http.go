@@ -42,6 +42,7 @@ func (s *Service) routes(r fiber.Router) {
 	r.Put("/vendors/:id/connect-account", web.RequireStaff, write, h.setConnect)
 	r.Get("/prices", h.prices)
 	r.Get("/programme/spend", web.RequireStaff, h.programmeSpend)
+	s.documentRoutes(r)
 }
 
 // orgOf is the organisation a request reads: the caller's, or for staff any given ?organization_id=.
@@ -376,4 +377,5 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "GET", Path: p + "/programme/spend", Summary: "Programme spend (grants and co-funding) by organisation", Tag: "billing",
 			Auth: "staff", Response: web.List[ProgrammeSpend]{}},
 	)
+	s.documentOps(d)
 }

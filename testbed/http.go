@@ -52,6 +52,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Delete("/pools/:id/agents/:agent_id", web.RequireAuth, write, h.revokeAgent)
 	// The enrolment token is the agent's only credential here.
 	r.Post("/agents/enrol", h.enrol)
+	s.utilisationRoutes(r)
 }
 
 // MaxBody caps the testbed's JSON request bodies.

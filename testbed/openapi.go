@@ -49,6 +49,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "POST", Path: p + "/agents/enrol", Summary: "Enrol a site agent: trade a one-time token for its identity and NATS credentials (tamarack agent enroll does this)", Tag: tag, Auth: "the enrolment token", Request: enrolRequest{}, Response: enrolJSON{}, Status: 201, Problems: []string{"invalid_enrolment_token"}},
 		openapi.Op{Method: "POST", Path: p + "/reservations/:id/cancel", Summary: "Cancel a pending or active reservation", Tag: tag, Auth: "user", Response: reservationJSON{}, Problems: []string{"reservation_not_found", "reservation_not_cancellable"}},
 	)
+	utilisationOps(d)
 	for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
 		d.Add(openapi.Op{Method: m, Path: p + "/sandboxes/:id/proxy/:port/*", Summary: "HTTP proxy to a sandbox port (see GET); a body of at most 24 MiB", Tag: tag, Auth: stream,
 			Problems: []string{"sandbox_not_found", "sandbox_not_running", "port_not_exposed", "sandbox_port_unreachable", openapi.TooLarge}})

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/billing"
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
@@ -79,6 +80,8 @@ type config struct {
 	StripeKey           string
 	StripeWebhookSecret string
 	StripeAPIBase       string
+	// ProgrammeLegalName is printed on receipts and statements.
+	ProgrammeLegalName string
 
 	CheckConfig bool
 
@@ -190,6 +193,7 @@ func newConfig(name string) *config {
 	str(&c.StripeKey, "stripe-key", "TAMARACK_STRIPE_KEY", "", "Stripe secret key; empty disables card purchases (staff can record offline payments)", true)
 	str(&c.StripeWebhookSecret, "stripe-webhook-secret", "TAMARACK_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret (whsec_...)", true)
 	str(&c.StripeAPIBase, "stripe-api", "TAMARACK_STRIPE_API", "", "Stripe API base URL (stripe-mock in tests); empty is Stripe itself", false)
+	str(&c.ProgrammeLegalName, "programme-legal-name", "TAMARACK_PROGRAMME_LEGAL_NAME", billing.DefaultProgrammeLegalName, "the programme's legal name, printed on receipts and monthly statements", false)
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate every setting, list every error, and exit")
 	return c
 }
@@ -369,6 +373,9 @@ func (c *config) validate() error {
 	}
 	if c.StripeKey != "" && c.StripeWebhookSecret == "" {
 		bad("--stripe-webhook-secret is required with --stripe-key (webhooks credit purchases)")
+	}
+	if n := strings.TrimSpace(c.ProgrammeLegalName); n == "" || len(n) > 200 {
+		bad("--programme-legal-name: 1 to 200 characters")
 	}
 	return errors.Join(errs...)
 }

@@ -31,8 +31,8 @@ func newBilling(e *env) (*billing.Service, error) {
 	}
 	return billing.New(billing.Deps{
 		DB: e.db, Bus: e.bus, Clock: e.clock, Log: log, Mailer: mailer,
-		PublicURL: e.cfg.PublicURL,
-		Stripe:    billing.StripeConfig{Key: e.cfg.StripeKey, WebhookSecret: e.cfg.StripeWebhookSecret, APIBase: e.cfg.StripeAPIBase},
+		PublicURL: e.cfg.PublicURL, ProgrammeLegalName: e.cfg.ProgrammeLegalName,
+		Stripe: billing.StripeConfig{Key: e.cfg.StripeKey, WebhookSecret: e.cfg.StripeWebhookSecret, APIBase: e.cfg.StripeAPIBase},
 	})
 }
 

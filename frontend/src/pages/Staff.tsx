@@ -11,6 +11,7 @@ import { diffLines } from '../lib/diff';
 import { formatDate, formatDateTime, formatDuration } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval, usePaged, useSubmit } from '../lib/hooks';
 import i18n from '../i18n';
+import { ProgrammeChart, UtilisationChart } from '../components/charts';
 
 export default function Staff({ page }: { page: 'reviews' | 'organizations' | 'grants' | 'spend' | 'audit' }) {
   switch (page) {
@@ -391,6 +392,8 @@ function Spend() {
   return (
     <section className="page">
       <PageHeader title={t('staff.spend_title')} />
+      <ProgrammeChart />
+      <UtilisationChart />
       <AsyncBlock loading={spend.loading} error={spend.error} empty={!spend.loading && rows.length === 0} emptyText={t('staff.no_spend')} onRetry={spend.reload}>
         <dl className="stats">
           <div>

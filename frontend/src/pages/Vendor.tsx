@@ -11,6 +11,7 @@ import { formatMicro } from '../api/money';
 import { useAsync, useDocumentTitle, useInterval, useListingTitles, usePaged } from '../lib/hooks';
 import { listingTitle } from './Access';
 import { agentRun, managesPool, NodeActions, NodeAgent, POOL_REFRESH_MS, SiteAgents, usePoolAgents } from './PoolAgents';
+import { EarningsChart, UtilisationChart } from '../components/charts';
 
 export default function Vendor({ page }: { page: 'listings' | 'access' | 'pools' | 'earnings' }) {
   switch (page) {
@@ -369,11 +370,14 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
 
 function Earnings() {
   const { t } = useTranslation();
+  const s = useSession();
   useDocumentTitle(t('vendor.earnings_title'));
   const list = usePaged(() => billing().payouts(), []);
   return (
     <section className="page">
       <PageHeader title={t('vendor.earnings_title')} />
+      {s.activeOrg && <EarningsChart orgId={s.activeOrg.id} />}
+      <UtilisationChart />
       <AsyncBlock loading={list.loading} error={list.error} empty={!list.loading && list.items.length === 0} emptyText={t('vendor.no_earnings')} onRetry={list.reload}>
         <DataTable
           columns={[

@@ -11,6 +11,7 @@ import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, St
 import { formatDate, formatDateTime, formatNumber } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval, usePaged } from '../lib/hooks';
 import i18n from '../i18n';
+import { MonthlyStatements, Receipts, SpendCharts } from '../components/charts';
 
 const COLOURS = ['#2f6b3a', '#b5651d', '#3b5b92', '#8a3b8f', '#5e7d1a', '#a33a3a'];
 
@@ -109,7 +110,10 @@ function WalletPage() {
       {s.isOrgAdmin && <BuyCredits />}
       {s.isOrgAdmin && <Budget />}
       <Usage />
+      {s.activeOrg && <SpendCharts orgId={s.activeOrg.id} />}
       {s.isOrgAdmin && <Statement />}
+      {s.activeOrg && <MonthlyStatements orgId={s.activeOrg.id} />}
+      {s.activeOrg && <Receipts orgId={s.activeOrg.id} />}
       <Transactions />
     </section>
   );

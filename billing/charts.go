@@ -1,0 +1,263 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tamarack-ai/tamarack/billing/ledger"
+	"github.com/tamarack-ai/tamarack/platform/problem"
+)
+
+// Aggregates for charts: small, day-bucketed series over a bounded range. Days are UTC calendar days
+// (yyyy-mm-dd), the unit usage rows are metered in; the UI shows them as dates, not instants.
+
+// MaxChartDays bounds a chart's range (a year and a day, so "the last 12 months" fits).
+const MaxChartDays = 366
+
+// DayRange is a validated, inclusive range of UTC days.
+type DayRange struct {
+	From, To time.Time
+}
+
+// Days lists the range's days as yyyy-mm-dd.
+func (r DayRange) Days() []string {
+	var out []string
+	for d := r.From; !d.After(r.To); d = d.AddDate(0, 0, 1) {
+		out = append(out, d.Format("2006-01-02"))
+	}
+	return out
+}
+
+// ParseDayRange validates from/to (yyyy-mm-dd, inclusive; default: the 30 days ending today): both well formed,
+// from ≤ to, at most MaxChartDays days, not starting in the future. Every bad field is listed.
+func ParseDayRange(from, to string, now time.Time) (DayRange, error) {
+	now = now.UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	r := DayRange{From: today.AddDate(0, 0, -29), To: today}
+	var f problem.Fields
+	if to != "" {
+		t, err := time.Parse("2006-01-02", to)
+		if err != nil {
+			f.Add("to", "invalid", "use yyyy-mm-dd")
+		} else {
+			r.To = t
+			if from == "" {
+				r.From = t.AddDate(0, 0, -29)
+			}
+		}
+	}
+	if from != "" {
+		t, err := time.Parse("2006-01-02", from)
+		if err != nil {
+			f.Add("from", "invalid", "use yyyy-mm-dd")
+		} else {
+			r.From = t
+		}
+	}
+	if err := f.Err(); err != nil {
+		return r, err
+	}
+	switch {
+	case r.From.After(r.To):
+		f.Add("from", "out_of_range", "must not be after to")
+	case r.From.After(today):
+		f.Add("from", "out_of_range", "must not be in the future")
+	case int(r.To.Sub(r.From).Hours()/24)+1 > MaxChartDays:
+		f.Add("to", "out_of_range", fmt.Sprintf("the range is at most %d days", MaxChartDays))
+	}
+	return r, f.Err()
+}
+
+// SpendDay is one day of an organisation's spend.
+type SpendDay struct {
+	Day           string `json:"day"`
+	ChargeMicro   int64  `json:"charge_micro"`   // gross metered charges
+	CofundedMicro int64  `json:"cofunded_micro"` // paid by the programme
+	PaidMicro     int64  `json:"paid_micro"`     // paid by the organisation (charge − co-funded − shortfall)
+	MonthToDate   int64  `json:"month_to_date_micro"`
+}
+
+// ListingSpend is spend on one listing over the range.
+type ListingSpend struct {
+	ListingID     string `json:"listing_id"`
+	ListingTitle  string `json:"listing_title"`
+	Millis        int64  `json:"millis"`
+	ChargeMicro   int64  `json:"charge_micro"`
+	CofundedMicro int64  `json:"cofunded_micro"`
+	PaidMicro     int64  `json:"paid_micro"`
+}
+
+// SpendChart is an organisation's spend per day against its monthly budget, and by sandbox and listing.
+type SpendChart struct {
+	From               string         `json:"from"`
+	To                 string         `json:"to"`
+	MonthlyBudgetMicro int64          `json:"monthly_budget_micro"` // 0: no budget
+	Days               []SpendDay     `json:"days"`
+	BySandbox          []SandboxUsage `json:"by_sandbox"`
+	ByListing          []ListingSpend `json:"by_listing"`
+}
+
+type daySums struct {
+	Day      string
+	Charge   int64
+	Cofunded int64
+	Short    int64
+}
+
+// SpendChartOf aggregates an organisation's metered usage over r.
+func (s *Service) SpendChartOf(ctx context.Context, orgID string, r DayRange) (SpendChart, error) {
+	db := s.db.WithContext(ctx)
+	out := SpendChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []SpendDay{}, ByListing: []ListingSpend{}}
+	var org Org
+	if err := db.Where("id = ?", orgID).Take(&org).Error; err != nil && !isNotFound(err) {
+		return out, err
+	}
+	out.MonthlyBudgetMicro = org.BudgetMicro
+	// From the first of from's month, so that the month-to-date total of the first days is right.
+	monthStart := time.Date(r.From.Year(), r.From.Month(), 1, 0, 0, 0, 0, time.UTC).Format("2006-01-02")
+	end := r.To.AddDate(0, 0, 1).Format("2006-01-02")
+	var sums []daySums
+	if err := db.Model(&Usage{}).Select("day, SUM(charge) AS charge, SUM(cofunded) AS cofunded, SUM(shortfall) AS short").
+		Where("org_id = ? AND day >= ? AND day < ?", orgID, monthStart, end).Group("day").Order("day").Scan(&sums).Error; err != nil {
+		return out, err
+	}
+	by := map[string]daySums{}
+	for _, x := range sums {
+		by[x.Day] = x
+	}
+	var mtd int64
+	for d := time.Date(r.From.Year(), r.From.Month(), 1, 0, 0, 0, 0, time.UTC); !d.After(r.To); d = d.AddDate(0, 0, 1) {
+		if d.Day() == 1 {
+			mtd = 0
+		}
+		k := d.Format("2006-01-02")
+		x := by[k]
+		paid := x.Charge - x.Cofunded - x.Short
+		mtd += paid
+		if !d.Before(r.From) {
+			out.Days = append(out.Days, SpendDay{Day: k, ChargeMicro: x.Charge, CofundedMicro: x.Cofunded, PaidMicro: paid, MonthToDate: mtd})
+		}
+	}
+	var err error
+	if out.BySandbox, err = s.usageBySandbox(ctx, "org_id", orgID, out.From, end); err != nil {
+		return out, err
+	}
+	idx := map[string]int{}
+	for _, u := range out.BySandbox {
+		i, ok := idx[u.ListingID]
+		if !ok {
+			i = len(out.ByListing)
+			idx[u.ListingID] = i
+			out.ByListing = append(out.ByListing, ListingSpend{ListingID: u.ListingID, ListingTitle: u.ListingTitle})
+		}
+		l := &out.ByListing[i]
+		l.Millis += u.Millis
+		l.ChargeMicro += u.ChargeMicro
+		l.CofundedMicro += u.CofundedMicro
+		l.PaidMicro += u.PaidMicro
+	}
+	return out, nil
+}
+
+// dayExpr is the UTC calendar day of a timestamp column, per engine.
+func (s *Service) dayExpr(col string) string {
+	if s.db.Name() == "postgres" {
+		return "to_char(" + col + " AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+	}
+	return "date(" + col + ")"
+}
+
+type dayAmount struct {
+	Day string
+	S   int64
+}
+
+func fillDays(rows []dayAmount) map[string]int64 {
+	m := map[string]int64{}
+	for _, x := range rows {
+		m[x.Day] += x.S
+	}
+	return m
+}
+
+// EarningsDay is one day of a vendor's earnings (credited to its payable account).
+type EarningsDay struct {
+	Day         string `json:"day"`
+	UsageMicro  int64  `json:"usage_micro"`  // accelerator time sold
+	OrdersMicro int64  `json:"orders_micro"` // marketplace orders
+}
+
+// EarningsChart is a vendor's earnings per day.
+type EarningsChart struct {
+	From string        `json:"from"`
+	To   string        `json:"to"`
+	Days []EarningsDay `json:"days"`
+}
+
+// EarningsChartOf sums what the ledger credited to the vendor's payable account per day and kind.
+func (s *Service) EarningsChartOf(ctx context.Context, vendorOrgID string, r DayRange) (EarningsChart, error) {
+	out := EarningsChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []EarningsDay{}}
+	day := s.dayExpr("created_at")
+	q := func(kind string) (map[string]int64, error) {
+		var rows []dayAmount
+		err := s.db.WithContext(ctx).Model(&ledger.Transfer{}).Select(day+" AS day, SUM(amount) AS s").
+			Where("credit_account = ? AND kind = ? AND phase = ? AND created_at >= ? AND created_at < ?", vendorAcct(vendorOrgID), kind,
+				ledger.PhasePosted, r.From, r.To.AddDate(0, 0, 1)).Group(day).Scan(&rows).Error
+		return fillDays(rows), err
+	}
+	usage, err := q("usage")
+	if err != nil {
+		return out, err
+	}
+	orders, err := q("order")
+	if err != nil {
+		return out, err
+	}
+	for _, d := range r.Days() {
+		out.Days = append(out.Days, EarningsDay{Day: d, UsageMicro: usage[d], OrdersMicro: orders[d]})
+	}
+	return out, nil
+}
+
+// ProgrammeDay is one day of the programme's spend.
+type ProgrammeDay struct {
+	Day           string `json:"day"`
+	GrantedMicro  int64  `json:"granted_micro"`     // new grants
+	GrantSpent    int64  `json:"grant_spent_micro"` // grant credits spent on usage and orders
+	CofundedMicro int64  `json:"cofunded_micro"`    // co-funded share of metered usage
+}
+
+// ProgrammeChart is the programme's spend and co-funding per day.
+type ProgrammeChart struct {
+	From string         `json:"from"`
+	To   string         `json:"to"`
+	Days []ProgrammeDay `json:"days"`
+}
+
+// ProgrammeChartOf aggregates grants, grant spend and co-funding per day (staff).
+func (s *Service) ProgrammeChartOf(ctx context.Context, r DayRange) (ProgrammeChart, error) {
+	out := ProgrammeChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []ProgrammeDay{}}
+	db := s.db.WithContext(ctx)
+	day := s.dayExpr("created_at")
+	from, to := r.From, r.To.AddDate(0, 0, 1)
+	var granted, spent, cof []dayAmount
+	if err := db.Model(&ledger.Transfer{}).Select(day+" AS day, SUM(amount) AS s").
+		Where("kind = ? AND debit_account = ? AND created_at >= ? AND created_at < ?", "grant", AcctFund, from, to).Group(day).Scan(&granted).Error; err != nil {
+		return out, err
+	}
+	if err := db.Model(&ledger.Transfer{}).Select(day+" AS day, SUM(amount) AS s").
+		Where("kind IN ? AND debit_account LIKE ? AND phase = ? AND created_at >= ? AND created_at < ?", []string{"usage", "order"}, "grant:%",
+			ledger.PhasePosted, from, to).Group(day).Scan(&spent).Error; err != nil {
+		return out, err
+	}
+	if err := db.Model(&Usage{}).Select("day, SUM(cofunded) AS s").
+		Where("day >= ? AND day < ?", r.From.Format("2006-01-02"), to.Format("2006-01-02")).Group("day").Scan(&cof).Error; err != nil {
+		return out, err
+	}
+	g, sp, c := fillDays(granted), fillDays(spent), fillDays(cof)
+	for _, d := range r.Days() {
+		out.Days = append(out.Days, ProgrammeDay{Day: d, GrantedMicro: g[d], GrantSpent: sp[d], CofundedMicro: c[d]})
+	}
+	return out, nil
+}

@@ -1,0 +1,359 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tamarack-ai/tamarack/billing/ledger"
+	"github.com/tamarack-ai/tamarack/platform/money"
+)
+
+// Receipts and monthly statements: the data behind the PDFs (pdf.go draws them). Every amount is integer
+// micro-credits or CAD cents; formatting for a language happens only when text is written.
+
+// DefaultProgrammeLegalName is printed on receipts and statements when --programme-legal-name is not set.
+const DefaultProgrammeLegalName = "Tamarack AI Compute Programme"
+
+// MaxStatementMonths bounds the list of statement months (ten years).
+const MaxStatementMonths = 120
+
+// credited says whether a purchase's credits reached the wallet (a receipt exists for it).
+func credited(p Purchase) bool { return p.Status == "paid" || p.Status == "refunded" }
+
+// PurchaseRow is a purchase as the organisation's members see it.
+type PurchaseRow struct {
+	ID             string    `json:"id"`
+	Credits        int64     `json:"credits"`
+	AmountMicro    int64     `json:"amount_micro"`
+	CADCents       int64     `json:"cad_cents"`
+	Method         string    `json:"method"`
+	Status         string    `json:"status"`
+	Reference      string    `json:"reference"`
+	RefundedMicro  int64     `json:"refunded_micro"`
+	CreatedAt      time.Time `json:"created_at"`
+	ReceiptPath    string    `json:"receipt_path,omitempty"` // set when the purchase was credited
+	TaxCents       int64     `json:"tax_cents"`              // purchases record no tax yet: always 0
+	TotalCADCents  int64     `json:"total_cad_cents"`        // cad_cents + tax_cents
+	OrganizationID string    `json:"organization_id"`
+}
+
+func receiptPath(orgID, id string) string {
+	return "/api/v1/billing/orgs/" + orgID + "/purchases/" + id + "/receipt.pdf"
+}
+
+func toPurchaseRow(p Purchase) PurchaseRow {
+	r := PurchaseRow{ID: p.ID, OrganizationID: p.OrgID, Credits: p.Credits, AmountMicro: p.Amount, CADCents: p.CADCents, Method: p.Method,
+		Status: p.Status, Reference: p.Reference, RefundedMicro: p.Refunded, CreatedAt: p.CreatedAt.UTC(), TotalCADCents: p.CADCents}
+	if credited(p) {
+		r.ReceiptPath = receiptPath(p.OrgID, p.ID)
+	}
+	return r
+}
+
+// PurchasesOf lists an organisation's purchases, newest first (at most 500: an organisation buys a few a month).
+func (s *Service) PurchasesOf(ctx context.Context, orgID string) ([]PurchaseRow, error) {
+	var ps []Purchase
+	if err := s.db.WithContext(ctx).Where("org_id = ?", orgID).Order("created_at DESC, id DESC").Limit(500).Find(&ps).Error; err != nil {
+		return nil, err
+	}
+	out := make([]PurchaseRow, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, toPurchaseRow(p))
+	}
+	return out, nil
+}
+
+// Receipt is what a purchase receipt shows.
+type Receipt struct {
+	ProgrammeName string
+	OrgName       string
+	Purchase      Purchase
+	PaidAt        time.Time // when the ledger credited it
+	CentsPerCred  int64
+}
+
+// ReceiptOf reads a credited purchase of orgID; a missing, foreign or uncredited purchase is ErrPurchaseNotFound.
+func (s *Service) ReceiptOf(ctx context.Context, orgID, purchaseID string) (Receipt, error) {
+	db := s.db.WithContext(ctx)
+	var p Purchase
+	if err := db.Where("id = ? AND org_id = ?", purchaseID, orgID).Take(&p).Error; err != nil {
+		if isNotFound(err) {
+			return Receipt{}, fmt.Errorf("receipt %s: %w", purchaseID, ErrPurchaseNotFound)
+		}
+		return Receipt{}, err
+	}
+	if !credited(p) {
+		return Receipt{}, fmt.Errorf("receipt %s (%s): %w", purchaseID, p.Status, ErrPurchaseNotFound)
+	}
+	r := Receipt{ProgrammeName: s.cfg.ProgrammeLegalName, OrgName: s.orgName(ctx, orgID), Purchase: p, PaidAt: p.UpdatedAt.UTC(), CentsPerCred: s.cfg.CADCentsPerCredit}
+	var t ledger.Transfer
+	if err := db.Where("id = ?", purchaseTransfer(p.ID)).Take(&t).Error; err == nil {
+		r.PaidAt = t.CreatedAt.UTC()
+	} else if !isNotFound(err) {
+		return Receipt{}, err
+	}
+	return r, nil
+}
+
+func (s *Service) orgName(ctx context.Context, orgID string) string {
+	var org Org
+	if err := s.db.WithContext(ctx).Where("id = ?", orgID).Take(&org).Error; err != nil || org.Name == "" {
+		return orgID
+	}
+	return org.Name
+}
+
+// KnownOrg reports whether billing has a row for the organisation (staff reading another organisation).
+func (s *Service) KnownOrg(ctx context.Context, orgID string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Org{}).Where("id = ?", orgID).Count(&n).Error
+	return n > 0, err
+}
+
+// parseMonth checks a yyyy-mm month that has started (the current month is a statement to date).
+func (s *Service) parseMonth(month string) (time.Time, error) {
+	start, err := time.Parse("2006-01", month)
+	if err != nil || len(month) != 7 {
+		return time.Time{}, ErrBadMonth
+	}
+	now := s.now().UTC()
+	if start.After(time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)) {
+		return time.Time{}, fmt.Errorf("statement %s: %w", month, ErrFutureMonth)
+	}
+	return start, nil
+}
+
+// StatementMonths lists the months an organisation has a statement for, newest first: from the month of its
+// first ledger line (or, with none, the current month) to the current month.
+func (s *Service) StatementMonths(ctx context.Context, orgID string) ([]string, error) {
+	now := s.now().UTC()
+	cur := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	first := cur
+	db := s.db.WithContext(ctx)
+	ids, err := s.orgAccounts(db, orgID)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) > 0 {
+		var t ledger.Transfer
+		err := db.Where("(debit_account IN ? OR credit_account IN ?) AND phase <> ?", ids, ids, ledger.PhasePending).Order("created_at").Take(&t).Error
+		if err == nil {
+			c := t.CreatedAt.UTC()
+			first = time.Date(c.Year(), c.Month(), 1, 0, 0, 0, 0, time.UTC)
+		} else if !isNotFound(err) {
+			return nil, err
+		}
+	}
+	out := []string{}
+	for m := cur; !m.Before(first) && len(out) < MaxStatementMonths; m = m.AddDate(0, -1, 0) {
+		out = append(out, m.Format("2006-01"))
+	}
+	return out, nil
+}
+
+// SandboxUsage is one sandbox's metered usage in a period.
+type SandboxUsage struct {
+	SandboxID      string `json:"sandbox_id"`
+	ListingID      string `json:"listing_id"`
+	ListingTitle   string `json:"listing_title"`
+	GPUModel       string `json:"gpu_model"`
+	Millis         int64  `json:"millis"`
+	ChargeMicro    int64  `json:"charge_micro"`
+	CofundedMicro  int64  `json:"cofunded_micro"`
+	ShortfallMicro int64  `json:"shortfall_micro"`
+	PaidMicro      int64  `json:"paid_micro"` // charge − co-funded − shortfall: what the organisation paid
+}
+
+// usageBySandbox groups an organisation's usage of days [from, to) (yyyy-mm-dd) by sandbox, with each sandbox's
+// listing (from its hold) and the listing's title (from the price projection).
+func (s *Service) usageBySandbox(ctx context.Context, col, orgID, from, to string) ([]SandboxUsage, error) {
+	var rows []SandboxUsage
+	err := s.db.WithContext(ctx).Table("billing_usage AS u").
+		Select("u.sandbox_id AS sandbox_id, COALESCE(MAX(h.listing_id), '') AS listing_id, COALESCE(MAX(p.title), '') AS listing_title, "+
+			"MAX(u.gpu_model) AS gpu_model, SUM(u.millis) AS millis, SUM(u.charge) AS charge_micro, SUM(u.cofunded) AS cofunded_micro, "+
+			"SUM(u.shortfall) AS shortfall_micro").
+		Joins("LEFT JOIN billing_holds h ON h.sandbox_id = u.sandbox_id").
+		Joins("LEFT JOIN billing_prices p ON p.listing_id = h.listing_id").
+		Where("u."+col+" = ? AND u.day >= ? AND u.day < ?", orgID, from, to).
+		Group("u.sandbox_id").Order("charge_micro DESC, sandbox_id").Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		rows[i].PaidMicro = rows[i].ChargeMicro - rows[i].CofundedMicro - rows[i].ShortfallMicro
+	}
+	if rows == nil {
+		rows = []SandboxUsage{}
+	}
+	return rows, nil
+}
+
+// StatementDoc is what a monthly statement PDF shows.
+type StatementDoc struct {
+	ProgrammeName string
+	OrgName       string
+	Statement     Statement
+	Start, End    time.Time // [Start, End)
+	ToDate        bool      // the current month: a statement to date
+	Generated     time.Time
+	// Sums of the month's ledger lines by what they were (signed from the organisation's side).
+	Purchases, Grants, Spend, Refunds, Earnings, Expired, Payouts, Other int64
+	Cofunded                                                             int64
+	Usage                                                                []SandboxUsage
+	Bought                                                               []Purchase // purchases credited in the month
+}
+
+// StatementDocOf assembles the statement of month (yyyy-mm) for orgID.
+func (s *Service) StatementDocOf(ctx context.Context, orgID, month string) (StatementDoc, error) {
+	start, err := s.parseMonth(month)
+	if err != nil {
+		return StatementDoc{}, err
+	}
+	st, err := s.StatementOf(ctx, orgID, month)
+	if err != nil {
+		return StatementDoc{}, err
+	}
+	now := s.now().UTC()
+	end := start.AddDate(0, 1, 0)
+	d := StatementDoc{ProgrammeName: s.cfg.ProgrammeLegalName, OrgName: s.orgName(ctx, orgID), Statement: st, Start: start, End: end,
+		ToDate: now.Before(end), Generated: now}
+	purchaseIDs := []string{}
+	for _, l := range st.Lines {
+		switch {
+		case l.Kind == "purchase":
+			d.Purchases += l.AmountMicro
+			purchaseIDs = append(purchaseIDs, l.Ref)
+		case l.Kind == "grant":
+			d.Grants += l.AmountMicro
+		case l.Kind == "refund":
+			d.Refunds += l.AmountMicro
+		case l.Kind == "grant_expiry":
+			d.Expired += l.AmountMicro
+		case l.Kind == "payout":
+			d.Payouts += l.AmountMicro
+		case (l.Kind == "usage" || l.Kind == "order") && l.AmountMicro < 0:
+			d.Spend += l.AmountMicro
+		case l.Kind == "usage" || l.Kind == "order":
+			d.Earnings += l.AmountMicro
+		default:
+			d.Other += l.AmountMicro
+		}
+	}
+	from, to := start.Format("2006-01-02"), end.Format("2006-01-02")
+	if d.Usage, err = s.usageBySandbox(ctx, "org_id", orgID, from, to); err != nil {
+		return StatementDoc{}, err
+	}
+	for _, u := range d.Usage {
+		d.Cofunded += u.CofundedMicro
+	}
+	if len(purchaseIDs) > 0 {
+		if err := s.db.WithContext(ctx).Where("org_id = ? AND id IN ?", orgID, purchaseIDs).Order("created_at, id").Find(&d.Bought).Error; err != nil {
+			return StatementDoc{}, err
+		}
+	}
+	return d, nil
+}
+
+// Language-dependent text of the documents. Only English and French are offered (the UI's languages).
+
+var docText = map[string]map[string]string{
+	"en": {
+		"receipt": "Receipt", "statement": "Monthly statement", "statement_to_date": "Monthly statement (to date)",
+		"receipt_no": "Receipt number", "date": "Date paid", "buyer": "Organisation", "method": "Payment method",
+		"method_stripe": "Card (Stripe)", "method_offline": "Purchase order", "reference": "Reference", "credits": "Credits purchased",
+		"unit": "Price per credit", "before_tax": "Amount before tax", "tax": "Tax", "after_tax": "Total paid (after tax)",
+		"no_tax": "No tax was charged on this purchase.", "no_tax_month": "No tax was charged on purchases this month.",
+		"refunded": "Refunded", "period": "Period", "generated": "Generated", "opening": "Opening balance", "closing": "Closing balance",
+		"purchases": "Purchases", "grants": "Programme grants", "spend": "Usage and orders", "refunds": "Refunds",
+		"earnings": "Earnings from sales", "expired": "Expired grant credits", "payouts": "Payouts", "other": "Other",
+		"cofunded": "Co-funded by the programme (not taken from your balance)", "usage_title": "Usage by sandbox",
+		"sandbox": "Sandbox", "listing": "Listing", "gpu_hours": "GPU-hours", "charged": "Charged", "paid": "Paid by you",
+		"no_usage": "No metered usage this month.", "purchases_title": "Purchases credited this month", "no_purchases": "No purchases this month.",
+		"summary": "Summary", "range": "%s to %s", "cofunded_short": "Co-funded", "credit_unit": "credits", "amount": "Amount",
+		"footer": "Amounts are in credits unless marked CAD. Issued by %s.",
+	},
+	"fr": {
+		"receipt": "Reçu", "statement": "Relevé mensuel", "statement_to_date": "Relevé mensuel (à ce jour)",
+		"receipt_no": "Numéro de reçu", "date": "Date du paiement", "buyer": "Organisation", "method": "Mode de paiement",
+		"method_stripe": "Carte (Stripe)", "method_offline": "Bon de commande", "reference": "Référence", "credits": "Crédits achetés",
+		"unit": "Prix par crédit", "before_tax": "Montant avant taxes", "tax": "Taxes", "after_tax": "Total payé (taxes comprises)",
+		"no_tax": "Aucune taxe n'a été perçue sur cet achat.", "no_tax_month": "Aucune taxe n'a été perçue sur les achats de ce mois.",
+		"refunded": "Remboursé", "period": "Période", "generated": "Généré le", "opening": "Solde d'ouverture", "closing": "Solde de clôture",
+		"purchases": "Achats", "grants": "Subventions du programme", "spend": "Utilisation et commandes", "refunds": "Remboursements",
+		"earnings": "Revenus des ventes", "expired": "Crédits de subvention expirés", "payouts": "Versements", "other": "Autres",
+		"cofunded": "Cofinancé par le programme (non prélevé sur votre solde)", "usage_title": "Utilisation par environnement",
+		"sandbox": "Environnement", "listing": "Offre", "gpu_hours": "Heures-GPU", "charged": "Facturé", "paid": "Payé par vous",
+		"no_usage": "Aucune utilisation mesurée ce mois-ci.", "purchases_title": "Achats crédités ce mois-ci", "no_purchases": "Aucun achat ce mois-ci.",
+		"summary": "Récapitulatif", "range": "du %s au %s", "cofunded_short": "Cofinancé", "credit_unit": "crédits", "amount": "Montant",
+		"footer": "Montants en crédits sauf mention CAD. Émis par %s.",
+	},
+}
+
+var monthNames = map[string][12]string{
+	"en": {"January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"},
+	"fr": {"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"},
+}
+
+// DocLanguage picks "fr" or "en" (the default) from a language tag.
+func DocLanguage(tag string) string {
+	if strings.HasPrefix(strings.ToLower(tag), "fr") {
+		return "fr"
+	}
+	return "en"
+}
+
+func tr(lang, key string) string { return docText[lang][key] }
+
+// formatMicroLang writes micro-credits for a language from the integer: "1,234.50" (en), "1 234,50" (fr, with
+// no-break spaces).
+func formatMicroLang(m int64, lang string) string {
+	s := money.Micro(m).String()
+	if lang == "fr" {
+		s = strings.NewReplacer(",", "\u00a0", ".", ",").Replace(s)
+	}
+	return s
+}
+
+// formatCents writes CAD cents: "CA$1,234.56" (en), "1 234,56 $ CA" (fr).
+func formatCents(c int64, lang string) string {
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	whole := money.Micro(c / 100 * 1_000_000).String() // grouped whole dollars, ".00"
+	whole = strings.TrimSuffix(whole, ".00")
+	cents := fmt.Sprintf("%02d", c%100)
+	if lang == "fr" {
+		return sign + strings.ReplaceAll(whole, ",", "\u00a0") + "," + cents + "\u00a0$\u00a0CA"
+	}
+	return sign + "CA$" + whole + "." + cents
+}
+
+func formatDay(t time.Time, lang string) string {
+	t = t.UTC()
+	if lang == "fr" {
+		d := strconv.Itoa(t.Day())
+		if t.Day() == 1 {
+			d = "1er"
+		}
+		return d + " " + monthNames["fr"][t.Month()-1] + " " + strconv.Itoa(t.Year())
+	}
+	return strconv.Itoa(t.Day()) + " " + monthNames["en"][t.Month()-1] + " " + strconv.Itoa(t.Year())
+}
+
+func formatMonth(t time.Time, lang string) string {
+	return monthNames[lang][t.Month()-1] + " " + strconv.Itoa(t.Year())
+}
+
+func formatHours(millis int64, lang string) string {
+	// Hundredths of an hour, rounded half up, from integers.
+	h := (millis*100 + 1_800_000) / 3_600_000
+	s := fmt.Sprintf("%d.%02d", h/100, h%100)
+	if lang == "fr" {
+		s = strings.Replace(s, ".", ",", 1)
+	}
+	return s
+}

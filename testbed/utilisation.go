@@ -1,0 +1,183 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/tamarack-ai/tamarack/platform/openapi"
+	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
+)
+
+// Pool utilisation for charts: per UTC day, the device time sandboxes held against the device time the pools'
+// nodes offered. Both come from the testbed's own records (sandbox start and end as the backend observed them,
+// nodes and their devices), in integer device-milliseconds.
+
+// MaxUtilisationDays bounds a utilisation query (a year and a day).
+const MaxUtilisationDays = 366
+
+// UtilisationDay is one day of one or more pools.
+type UtilisationDay struct {
+	Day         string `json:"day"`
+	UsedMs      int64  `json:"used_device_ms"`      // device-milliseconds held by sandboxes
+	AvailableMs int64  `json:"available_device_ms"` // device-milliseconds the nodes offered (from each node's registration)
+}
+
+// Utilisation is the answer of GET /utilisation.
+type Utilisation struct {
+	From    string           `json:"from"`
+	To      string           `json:"to"`
+	PoolIDs []string         `json:"pool_ids"`
+	Days    []UtilisationDay `json:"days"`
+}
+
+// parseUtilisationRange validates from/to (yyyy-mm-dd, inclusive; default the 30 days ending today).
+func parseUtilisationRange(from, to string, now time.Time) (time.Time, time.Time, error) {
+	today := now.UTC().Truncate(24 * time.Hour)
+	f, t := today.AddDate(0, 0, -29), today
+	var fs problem.Fields
+	if to != "" {
+		v, err := time.Parse("2006-01-02", to)
+		if err != nil {
+			fs.Add("to", "invalid", "use yyyy-mm-dd")
+		} else {
+			t = v
+			if from == "" {
+				f = v.AddDate(0, 0, -29)
+			}
+		}
+	}
+	if from != "" {
+		v, err := time.Parse("2006-01-02", from)
+		if err != nil {
+			fs.Add("from", "invalid", "use yyyy-mm-dd")
+		} else {
+			f = v
+		}
+	}
+	if err := fs.Err(); err != nil {
+		return f, t, err
+	}
+	switch {
+	case f.After(t):
+		fs.Add("from", "out_of_range", "must not be after to")
+	case f.After(today):
+		fs.Add("from", "out_of_range", "must not be in the future")
+	case int(t.Sub(f).Hours()/24)+1 > MaxUtilisationDays:
+		fs.Add("to", "out_of_range", fmt.Sprintf("the range is at most %d days", MaxUtilisationDays))
+	}
+	return f, t, fs.Err()
+}
+
+// overlapMs is the length of [a0, a1) ∩ [b0, b1) in milliseconds.
+func overlapMs(a0, a1, b0, b1 int64) int64 {
+	lo, hi := max(a0, b0), min(a1, b1)
+	if hi <= lo {
+		return 0
+	}
+	return hi - lo
+}
+
+// PoolUtilisation aggregates the pools the caller may see: staff all (or poolID), a vendor its own (or poolID
+// if it owns it). Anyone else, or a pool the caller does not own, gets pool_not_found.
+func (s *Service) PoolUtilisation(ctx context.Context, c Caller, poolID string, from, to time.Time) (Utilisation, error) {
+	out := Utilisation{From: from.Format("2006-01-02"), To: to.Format("2006-01-02"), PoolIDs: []string{}, Days: []UtilisationDay{}}
+	db := s.db.WithContext(ctx)
+	q := db.Model(&Pool{})
+	if !c.Staff {
+		if c.OrgID == "" {
+			return out, ErrPoolNotFound
+		}
+		q = q.Where("vendor_org_id = ?", c.OrgID)
+	}
+	if poolID != "" {
+		q = q.Where("id = ?", poolID)
+	}
+	if err := q.Order("id").Pluck("id", &out.PoolIDs).Error; err != nil {
+		return out, err
+	}
+	if poolID != "" && len(out.PoolIDs) == 0 {
+		return out, fmt.Errorf("utilisation of %s: %w", poolID, ErrPoolNotFound)
+	}
+	start, end := from.UnixMilli(), to.AddDate(0, 0, 1).UnixMilli()
+	now := s.clock.Now().UnixMilli()
+	end = min(end, max(now, start))
+	days := []int64{}
+	for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+		days = append(days, d.UnixMilli())
+		out.Days = append(out.Days, UtilisationDay{Day: d.Format("2006-01-02")})
+	}
+	if len(out.PoolIDs) == 0 {
+		return out, nil
+	}
+	add := func(a0, a1, weight int64, used bool) {
+		for i, d0 := range days {
+			ms := overlapMs(a0, a1, d0, min(d0+86_400_000, end)) * weight
+			if used {
+				out.Days[i].UsedMs += ms
+			} else {
+				out.Days[i].AvailableMs += ms
+			}
+		}
+	}
+	// Available: each node's devices from its registration on.
+	var nodes []struct {
+		CreatedMS int64 `gorm:"column:created_ms"`
+		Devices   int64
+	}
+	if err := db.Table("testbed_nodes AS n").Select("n.created_ms AS created_ms, COUNT(d.id) AS devices").
+		Joins("JOIN testbed_devices d ON d.node_id = n.id").Where("n.pool_id IN ?", out.PoolIDs).Group("n.id, n.created_ms").Scan(&nodes).Error; err != nil {
+		return out, err
+	}
+	for _, n := range nodes {
+		add(n.CreatedMS, end, n.Devices, false)
+	}
+	// Used: each sandbox that started, from its start to its end (or now while it runs).
+	var sbs []Sandbox
+	if err := db.Select("id, gpu_count, started_ms, ended_ms, usage_end_ms, state").
+		Where("pool_id IN ? AND started_ms > 0 AND started_ms < ? AND (ended_ms = 0 OR ended_ms > ?)", out.PoolIDs, end, start).Find(&sbs).Error; err != nil {
+		return out, err
+	}
+	for _, sb := range sbs {
+		stop := sb.EndedMS
+		if stop == 0 {
+			if sb.Terminal() {
+				stop = max(sb.UsageEndMS, sb.StartedMS)
+			} else {
+				stop = now
+			}
+		}
+		add(sb.StartedMS, stop, int64(max(sb.GPUCount, 1)), true)
+	}
+	return out, nil
+}
+
+func (h handler) utilisation(c *fiber.Ctx) error {
+	from, to, err := parseUtilisationRange(c.Query("from"), c.Query("to"), h.svc.clock.Now())
+	if err != nil {
+		return err
+	}
+	cl := callerOf(c)
+	if !cl.Staff && cl.OrgKind != web.OrgVendor {
+		return problem.ErrForbidden.WithDetail("pool utilisation is for vendors and programme staff")
+	}
+	u, err := h.svc.PoolUtilisation(c.UserContext(), cl, c.Query("pool_id"), from, to)
+	if err != nil {
+		return err
+	}
+	return c.JSON(u)
+}
+
+func (s *Service) utilisationRoutes(r fiber.Router) {
+	r.Get("/utilisation", web.RequireAuth, handler{svc: s}.utilisation)
+}
+
+func utilisationOps(d *openapi.Doc) {
+	d.Add(openapi.Op{Method: "GET", Path: "/api/v1/testbed/utilisation", Summary: "Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all)",
+		Tag: "testbed", Auth: "vendor member or staff", Response: Utilisation{}, Problems: []string{"pool_not_found"},
+		Query: []openapi.Param{{Name: "pool_id", Type: "string"}, {Name: "from", Type: "string", Description: "yyyy-mm-dd, inclusive (default: 29 days before to)"},
+			{Name: "to", Type: "string", Description: "yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days"}}})
+}

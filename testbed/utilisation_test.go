@@ -1,0 +1,75 @@
+package testbed
+
+import (
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
+)
+
+// TestPoolUtilisation: one node of 4 devices registered at t0 (09:00); a 2-GPU sandbox held its devices for 30
+// minutes; at 10:00 the day shows 2 × 30 min used of 4 × 60 min offered, and the day before nothing.
+func TestPoolUtilisation(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 4, Options{})
+		sb := f.launch(t, sme(), 2, 60)
+		start := t0.Add(5 * time.Minute).UnixMilli()
+		if err := db.Model(&Sandbox{}).Where("id = ?", sb.ID).Updates(map[string]any{"state": StateStopped, "started_ms": start,
+			"ended_ms": start + 30*60_000}).Error; err != nil {
+			t.Fatal(err)
+		}
+		var nodeCreated int64
+		if err := db.Model(&Node{}).Where("pool_id = ?", f.pool.ID).Pluck("created_ms", &nodeCreated).Error; err != nil {
+			t.Fatal(err)
+		}
+		f.clk.Set(t0.Add(time.Hour))
+		app, sign := newApp(t, f.svc)
+		get := func(c Caller, query string) (int, []byte) {
+			t.Helper()
+			req := httptest.NewRequest("GET", "/api/v1/testbed/utilisation"+query, nil)
+			req.Header.Set("Authorization", "Bearer "+sign.token(t, c))
+			res, err := app.Test(req, 10_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			return res.StatusCode, b
+		}
+		for _, c := range []Caller{vendor(), hostStaff()} {
+			st, b := get(c, "?from=2026-11-21&to=2026-11-22")
+			var u Utilisation
+			if st != 200 || json.Unmarshal(b, &u) != nil {
+				t.Fatalf("utilisation: %d %s", st, b)
+			}
+			want := []UtilisationDay{{Day: "2026-11-21"}, {Day: "2026-11-22", UsedMs: 2 * 30 * 60_000, AvailableMs: 4 * (t0.Add(time.Hour).UnixMilli() - nodeCreated)}}
+			if len(u.Days) != 2 || u.Days[0] != want[0] || u.Days[1] != want[1] || len(u.PoolIDs) != 1 {
+				t.Errorf("%s: %+v, want %+v", c.UserID, u, want)
+			}
+		}
+		for _, c := range []struct {
+			who    Caller
+			query  string
+			status int
+			code   string
+		}{
+			{sme(), "", 403, "forbidden"},
+			{Caller{UserID: "u-v2", OrgID: "org-v2", OrgKind: "vendor"}, "?pool_id=" + f.pool.ID, 404, "pool_not_found"},
+			{vendor(), "?from=2026-11-23", 422, "validation_failed"},
+			{vendor(), "?from=2025-01-01&to=2026-11-22", 422, "validation_failed"},
+			{vendor(), "?to=22-11-2026", 422, "validation_failed"},
+		} {
+			st, b := get(c.who, c.query)
+			var p struct{ Code string }
+			_ = json.Unmarshal(b, &p)
+			if st != c.status || p.Code != c.code {
+				t.Errorf("%s %s: %d %s, want %d %s", c.who.UserID, c.query, st, b, c.status, c.code)
+			}
+		}
+	})
+}
