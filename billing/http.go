@@ -35,6 +35,9 @@ func (s *Service) routes(r fiber.Router) {
 	r.Get("/grants", web.RequireStaff, h.listGrants)
 	r.Post("/offline-payments", web.RequireStaff, write, h.offlinePayment)
 	r.Get("/transactions", web.RequireAuth, h.transactions)
+	r.Get("/settings", h.settings)
+	r.Get("/orgs/:org/transactions", web.RequireAuth, h.activity)
+	r.Get("/orgs/:org/transactions/:line/entries", web.RequireAuth, h.activityEntries)
 	r.Get("/usage", web.RequireAuth, h.usage)
 	r.Get("/statements/:month", web.RequireOrgAdmin, h.statement)
 	r.Get("/payouts", web.RequireAuth, h.payouts)
@@ -376,4 +379,5 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "GET", Path: p + "/programme/spend", Summary: "Programme spend (grants and co-funding) by organisation", Tag: "billing",
 			Auth: "staff", Response: web.List[ProgrammeSpend]{}},
 	)
+	s.activityOpenAPI(d)
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
@@ -79,6 +80,8 @@ type config struct {
 	StripeKey           string
 	StripeWebhookSecret string
 	StripeAPIBase       string
+	CreditValue         string // parsed into creditValue by validate
+	creditValue         money.CreditValue
 
 	CheckConfig bool
 
@@ -190,6 +193,7 @@ func newConfig(name string) *config {
 	str(&c.StripeKey, "stripe-key", "TAMARACK_STRIPE_KEY", "", "Stripe secret key; empty disables card purchases (staff can record offline payments)", true)
 	str(&c.StripeWebhookSecret, "stripe-webhook-secret", "TAMARACK_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret (whsec_...)", true)
 	str(&c.StripeAPIBase, "stripe-api", "TAMARACK_STRIPE_API", "", "Stripe API base URL (stripe-mock in tests); empty is Stripe itself", false)
+	str(&c.CreditValue, "credit-value", "TAMARACK_CREDIT_VALUE", money.DefaultCreditValue.String(), "what one credit is worth: an amount and an ISO 4217 currency, e.g. \"1.00 CAD\" (card payments need CAD in whole cents)", false)
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate every setting, list every error, and exit")
 	return c
 }
@@ -369,6 +373,14 @@ func (c *config) validate() error {
 	}
 	if c.StripeKey != "" && c.StripeWebhookSecret == "" {
 		bad("--stripe-webhook-secret is required with --stripe-key (webhooks credit purchases)")
+	}
+	if v, err := money.ParseCreditValue(c.CreditValue); err != nil {
+		bad("--credit-value %q: %v", c.CreditValue, err)
+	} else {
+		c.creditValue = v
+		if _, whole := v.Cents(); c.StripeKey != "" && (v.Currency != "CAD" || !whole) {
+			bad("--credit-value %q: card payments (--stripe-key) charge whole Canadian cents: use a CAD value such as \"1.00 CAD\"", c.CreditValue)
+		}
 	}
 	return errors.Join(errs...)
 }
