@@ -871,3 +871,61 @@ export interface Statement {
   closing_display: string;
   lines: Transaction[];
 }
+
+/** GET /billing/settings: what a credit is worth and whether card payments are on. */
+export interface MoneySettings {
+  credit_value: { currency: string; amount: string; micro: number };
+  card_payments: boolean;
+  card_currency?: string;
+  how_to_get_credits: string;
+}
+
+export type ActivityKind = 'usage' | 'purchase' | 'grant' | 'grant_expiry' | 'refund' | 'order' | 'payout' | 'earning';
+
+/** A readable transaction line: usage per sandbox per UTC day, or one purchase, grant, refund, order, payout. */
+export interface ActivityLine {
+  id: string;
+  kind: ActivityKind;
+  date: string; // yyyy-mm-dd, UTC
+  at: string;
+  amount_micro: number;
+  sandbox_id?: string;
+  listing_id?: string;
+  listing_title?: string;
+  gpu_model?: string;
+  gpu_count?: number;
+  duration_ms?: number;
+  rate_micro?: number;
+  gross_micro?: number;
+  cofunded_micro?: number;
+  shortfall_micro?: number;
+  net_micro?: number;
+  entries: number;
+  ref?: string;
+}
+
+/** One metered sample or ledger entry behind an ActivityLine. */
+export interface ActivityEntry {
+  id: string;
+  at: string;
+  seq?: number;
+  duration_ms?: number;
+  gross_micro?: number;
+  cofunded_micro?: number;
+  shortfall_micro?: number;
+  amount_micro: number;
+  account?: string;
+  counterparty?: string;
+  batch_id?: string;
+  ref?: string;
+}
+
+export interface ActivityQuery {
+  kind?: string;
+  from?: string;
+  to?: string;
+  sandbox_id?: string;
+  listing_id?: string;
+  sort?: 'date' | '-date';
+  cursor?: string;
+}
