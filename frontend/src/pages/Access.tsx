@@ -6,6 +6,8 @@ import { DataTable, PagedBlock, PageHeader, ProblemAlert, StateBadge } from '../
 import { DownloadButton } from './ListingPage';
 import { formatBytes, formatDate, formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
+import { formatMicro } from '../api/money';
+import i18n from '../i18n';
 
 /** listingTitle reads a listing's title (its published version, else the pending one). */
 export async function listingTitle(id: string): Promise<string> {
@@ -95,7 +97,7 @@ function Orders() {
               </td>
               <td>{t(`plan_kind.${o.plan_kind}`, { defaultValue: o.plan_kind })}</td>
               <td className="num">{o.quantity}</td>
-              <td className="num money">{o.amount_display}</td>
+              <td className="num money">{formatMicro(o.amount_micro, i18n.language)}</td>
               <td>
                 <StateBadge state={o.state} />
               </td>
