@@ -144,7 +144,6 @@ type grantJSON struct {
 	ID             string    `json:"id"`
 	OrganizationID string    `json:"organization_id"`
 	AmountMicro    int64     `json:"amount_micro"`
-	AmountDisplay  string    `json:"amount_display"`
 	ExpiresAt      time.Time `json:"expires_at"`
 	CofundPercent  int       `json:"cofund_percent"`
 	CapMicro       int64     `json:"cap_micro"`
@@ -156,7 +155,7 @@ type grantJSON struct {
 }
 
 func toGrantJSON(g Grant) grantJSON {
-	return grantJSON{ID: g.ID, OrganizationID: g.OrgID, AmountMicro: g.Amount, AmountDisplay: money.Micro(g.Amount).String(), ExpiresAt: g.ExpiresAt.UTC(),
+	return grantJSON{ID: g.ID, OrganizationID: g.OrgID, AmountMicro: g.Amount, ExpiresAt: g.ExpiresAt.UTC(),
 		CofundPercent: g.CofundPercent, CapMicro: g.Cap, CofundedMicro: g.Cofunded, Note: g.Note, Expired: g.Expired, CreatedBy: g.CreatedBy, CreatedAt: g.CreatedAt.UTC()}
 }
 
