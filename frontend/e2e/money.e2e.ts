@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import en from '../src/locales/en.json';
 import fr from '../src/locales/fr.json';
+import { formatMoney } from '../src/api/money';
 import { axe, cspViolations, DEMO_PASSWORD, launchBrowser, openPage, screenshot, serious, startServer, type Server } from './harness';
 
 type Locale = typeof en;
@@ -86,13 +87,15 @@ for (const [lang, L, phone] of [
     const shot = (n: string) => `money-${lang}-${phone ? 'phone' : 'desktop'}-${n}`;
 
     it('formats amounts in the locale, rolls usage up per sandbox per day, opens a line, downloads the CSV, and says how to get credits', async () => {
-      const { context, page, problems } = await openPage(browser, server.url, phone ? { width: 390, height: 844 } : undefined);
+      const { context, page, problems } = await openPage(browser, server.url);
       try {
         await page.goto('/');
         if (lang === 'fr') {
           await page.getByRole('button', { name: en.header.switch_language_to.replace('{{language}}', 'Français') }).click();
           await page.waitForFunction(() => document.documentElement.lang === 'fr');
         }
+        // The language switch is in the header at desktop width; the choice is remembered at phone width.
+        if (phone) await page.setViewportSize({ width: 390, height: 844 });
         await page.goto('/signin');
         await page.getByLabel(L.signup.email).fill(SME);
         await page.getByLabel(L.signup.password, { exact: true }).fill(DEMO_PASSWORD);
@@ -117,9 +120,15 @@ for (const [lang, L, phone] of [
         await usage.first().waitFor({ timeout: 30_000 });
         const days = await usage.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-line')));
         expect(new Set(days).size).toBe(days.length);
+        // The page renders the API's integer with money.ts in its locale: the same text, character for character.
+        const lineId0 = (await usage.first().getAttribute('data-line')) ?? '';
+        const lines = await api<{ items: { id: string; amount_micro: number }[] }>('GET', `/billing/orgs/${org}/transactions?kind=usage&sandbox_id=${sandboxId}`);
+        const settings = await api<{ credit_value: { currency: string; amount: string; micro: number } }>('GET', '/billing/settings');
+        const line = lines.items.find((l) => l.id === lineId0);
+        expect(line).toBeDefined();
         const amount = (await usage.first().getByTestId('amount').textContent()) ?? '';
         expect(amount).toMatch(lang === 'fr' ? FR_MONEY : EN_MONEY);
-        expect(amount.startsWith('-')).toBe(true);
+        expect(amount).toBe(formatMoney(line!.amount_micro, lang, settings.credit_value));
         await page.locator('tr[data-kind="grant"], tr[data-kind="purchase"]').first().waitFor();
         await check(page, problems, shot('wallet'));
 

@@ -1,6 +1,6 @@
 // JSON shapes of the Tamarack API, as the services answer them (services/identity/http.go, marketplace/http.go,
 // testbed/http.go, billing/http.go; `GET /api/openapi.json` lists them). Money: integer micro-credits
-// (`*_micro`) with a `*_display` string beside where people read it.
+// (`*_micro`); the UI formats them itself (src/api/money.ts): the API sends no display strings.
 
 export interface Page<T> {
   items: T[];
@@ -265,7 +265,6 @@ export interface CatalogItem {
   canadian_owned_ip: boolean;
   gated: boolean;
   price_from_micro: number;
-  price_from_display: string;
   published_at: string;
   score?: number;
 }
@@ -300,7 +299,6 @@ export interface Plan {
   name: string;
   kind: PlanKind;
   price_micro: number;
-  price_display: string;
 }
 
 export interface PlanInput {
@@ -441,7 +439,6 @@ export interface Order {
   plan_kind: PlanKind;
   quantity: number;
   amount_micro: number;
-  amount_display: string;
   state: OrderState;
   reason?: string;
   created_at: string;
@@ -619,7 +616,6 @@ export interface TestbedListing {
   min_duration_minutes: number;
   max_duration_minutes: number;
   price_per_gpu_hour_micro: number;
-  price_per_gpu_hour_display: string;
   gated?: boolean;
   access_required?: boolean;
   /** Asked with image_listing_id: whether this listing's pool allows that listing's try-it image. */
@@ -669,7 +665,6 @@ export interface Sandbox {
   price_per_gpu_hour_micro?: number;
   usage_millis?: number;
   charge_micro?: number;
-  charge_display?: string;
   stop_reason?: string;
   created_at: string;
   started_at?: string;
@@ -712,7 +707,6 @@ export interface GrantBalance {
   note?: string;
   amount_micro: number;
   balance_micro: number;
-  balance_display: string;
   expires_at: string;
   expired: boolean;
   cofund_percent: number;
@@ -723,13 +717,9 @@ export interface GrantBalance {
 export interface Wallet {
   organization_id: string;
   purchased_micro: number;
-  purchased_display: string;
   granted_micro: number;
-  granted_display: string;
   held_micro: number;
-  held_display: string;
   available_micro: number;
-  available_display: string;
   grants: GrantBalance[];
   monthly_budget_micro?: number;
   month_spent_micro?: number;
@@ -758,7 +748,6 @@ export interface Grant {
   id: string;
   organization_id: string;
   amount_micro: number;
-  amount_display: string;
   cap_micro: number;
   cofund_percent: number;
   cofunded_micro: number;
@@ -778,7 +767,6 @@ export interface Transaction {
   account: string;
   counterparty: string;
   amount_micro: number;
-  amount_display: string;
   ref?: string;
 }
 
@@ -788,7 +776,6 @@ export interface UsageRow {
   sandbox_id?: string;
   millis: number;
   charge_micro: number;
-  charge_display: string;
   cofunded_micro?: number;
   shortfall_micro?: number;
 }
@@ -802,7 +789,6 @@ export interface ProgrammeSpend {
   returned_micro: number;
   remaining_micro: number;
   total_micro: number;
-  total_display: string;
 }
 
 export interface VendorPayable {
@@ -811,7 +797,6 @@ export interface VendorPayable {
   earned_micro: number;
   paid_out_micro: number;
   payable_micro: number;
-  payable_display: string;
   connect_account?: string;
 }
 
@@ -826,7 +811,6 @@ export interface Payout {
   transfer_id: string;
   vendor_org_id: string;
   amount_micro: number;
-  amount_display: string;
   cad_cents: number;
   method: 'stripe_connect' | 'manual' | string;
   stripe_transfer_id?: string;
@@ -858,7 +842,6 @@ export interface Price {
   region: string;
   gpu_model: string;
   price_per_gpu_hour_micro: number;
-  price_per_gpu_hour_display: string;
 }
 
 export interface Statement {
@@ -868,7 +851,6 @@ export interface Statement {
   credits_micro: number;
   debits_micro: number;
   closing_micro: number;
-  closing_display: string;
   lines: Transaction[];
 }
 
