@@ -105,7 +105,7 @@ for (const [lang, L, phone] of [
         await page.getByRole('heading', { name: L.wallet.title, level: 1 }).waitFor();
 
         // Balances in the page's locale, with their value in dollars.
-        const available = page.getByTestId('available');
+        const available = page.getByTestId('available-money');
         await expect.poll(async () => (await available.textContent()) ?? '', { timeout: 15_000 }).toMatch(lang === 'fr' ? FR_MONEY : EN_MONEY);
         await page.getByTestId('credit-value').getByText(lang === 'fr' ? /1,00[\u00a0 ]\$/ : /\$1\.00/).waitFor();
 

@@ -59,19 +59,19 @@ function Balances() {
           <dl className="stats">
             <div className="stat--main">
               <dt>{t('wallet.available')}</dt>
-              <dd className="money" data-testid="available">{formatMoney(w.data.available_micro, lang, cv)}</dd>
+              <dd className="money" data-testid="available-money"><Money micro={w.data.available_micro} cv={cv} testId="available" /></dd>
             </div>
             <div>
               <dt>{t('wallet.purchased')}</dt>
-              <dd className="money" data-testid="purchased">{formatMoney(w.data.purchased_micro, lang, cv)}</dd>
+              <dd className="money"><Money micro={w.data.purchased_micro} cv={cv} testId="purchased" /></dd>
             </div>
             <div>
               <dt>{t('wallet.granted')}</dt>
-              <dd className="money">{formatMoney(w.data.granted_micro, lang, cv)}</dd>
+              <dd className="money"><Money micro={w.data.granted_micro} cv={cv} /></dd>
             </div>
             <div>
               <dt>{t('wallet.held')}</dt>
-              <dd className="money">{formatMoney(w.data.held_micro, lang, cv)}</dd>
+              <dd className="money"><Money micro={w.data.held_micro} cv={cv} /></dd>
             </div>
           </dl>
           {cv && <p className="muted credit-value" data-testid="credit-value">{t('money.credit_value', { value: formatCurrency1(lang, cv) })}</p>}
@@ -314,6 +314,20 @@ function Statement() {
   );
 }
 
+/**
+ * Money shows credits, then their value in the programme's currency: "500.00 credits ($500.00)". The credits are
+ * their own element (testId) so that scripts read the credit amount alone.
+ */
+function Money({ micro, cv, testId }: { micro: number; cv?: CreditValue; testId?: string }) {
+  const lang = i18n.language;
+  return (
+    <>
+      <span data-testid={testId}>{formatCredits(micro, lang)}</span>
+      {cv && <span className="money__value"> ({formatCurrency(micro, lang, cv)})</span>}
+    </>
+  );
+}
+
 /** formatCurrency1 is the value of one credit, e.g. "$1.00" / "1,00 $". */
 function formatCurrency1(lang: string, cv: CreditValue): string {
   return formatCurrency(1_000_000, lang, cv, { rate: true });
@@ -524,7 +538,7 @@ function CheckoutReturn() {
       {cancelled ? <Notice tone="warning">{t('wallet.cancelled')}</Notice> : <Notice>{t('wallet.return_body')}</Notice>}
       {w.data && (
         <p>
-          {t('wallet.available')}: <strong className="money" data-testid="available">{formatMoney(w.data.available_micro, i18n.language, cv)}</strong>{' '}
+          {t('wallet.available')}: <strong className="money"><Money micro={w.data.available_micro} cv={cv} testId="available" /></strong>{' '}
           <span className="muted">({t('wallet.updated', { at: formatDateTime(new Date().toISOString()) })})</span>
         </p>
       )}
