@@ -9,6 +9,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/tamarack-ai/tamarack/billing/migrations"
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
@@ -43,7 +45,10 @@ type Deps struct {
 	Mailer    Mailer
 	PublicURL string
 	Stripe    StripeConfig
-	// CADCentsPerCredit is the price of one credit in Canadian cents (default 100: 1 credit = 1.00 CAD).
+	// CreditValue is what one credit is worth (--credit-value; zero: money.DefaultCreditValue, 1.00 CAD). The
+	// UI shows amounts in credits and in this currency; card payments need it in CAD, in whole cents.
+	CreditValue money.CreditValue
+	// CADCentsPerCredit is the card price of one credit in Canadian cents (default: CreditValue in cents).
 	CADCentsPerCredit int64
 	// VendorShareBPS is the vendor's share of usage and orders in basis points (default 8500 = 85%).
 	VendorShareBPS int64
@@ -101,6 +106,12 @@ func New(d Deps) (*Service, error) {
 	if d.Stripe.Key != "" && d.Stripe.WebhookSecret == "" {
 		errs = append(errs, errors.New("billing: a Stripe key needs a webhook secret"))
 	}
+	if d.CreditValue == (money.CreditValue{}) {
+		d.CreditValue = money.DefaultCreditValue
+	}
+	if cents, whole := d.CreditValue.Cents(); d.Stripe.Key != "" && d.CADCentsPerCredit <= 0 && (d.CreditValue.Currency != "CAD" || !whole || cents == 0) {
+		errs = append(errs, fmt.Errorf("billing: card payments charge whole Canadian cents; the credit value %s is not", d.CreditValue))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -109,6 +120,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if d.CADCentsPerCredit <= 0 {
 		d.CADCentsPerCredit = 100
+		if cents, whole := d.CreditValue.Cents(); d.CreditValue.Currency == "CAD" && whole && cents > 0 {
+			d.CADCentsPerCredit = cents
+		}
 	}
 	if d.VendorShareBPS <= 0 || d.VendorShareBPS > 10_000 {
 		d.VendorShareBPS = 8500

@@ -35,6 +35,9 @@ func (s *Service) routes(r fiber.Router) {
 	r.Get("/grants", web.RequireStaff, h.listGrants)
 	r.Post("/offline-payments", web.RequireStaff, write, h.offlinePayment)
 	r.Get("/transactions", web.RequireAuth, h.transactions)
+	r.Get("/settings", h.settings)
+	r.Get("/orgs/:org/transactions", web.RequireAuth, h.activity)
+	r.Get("/orgs/:org/transactions/:line/entries", web.RequireAuth, h.activityEntries)
 	r.Get("/usage", web.RequireAuth, h.usage)
 	r.Get("/statements/:month", web.RequireOrgAdmin, h.statement)
 	r.Get("/payouts", web.RequireAuth, h.payouts)
@@ -142,7 +145,6 @@ type grantJSON struct {
 	ID             string    `json:"id"`
 	OrganizationID string    `json:"organization_id"`
 	AmountMicro    int64     `json:"amount_micro"`
-	AmountDisplay  string    `json:"amount_display"`
 	ExpiresAt      time.Time `json:"expires_at"`
 	CofundPercent  int       `json:"cofund_percent"`
 	CapMicro       int64     `json:"cap_micro"`
@@ -154,7 +156,7 @@ type grantJSON struct {
 }
 
 func toGrantJSON(g Grant) grantJSON {
-	return grantJSON{ID: g.ID, OrganizationID: g.OrgID, AmountMicro: g.Amount, AmountDisplay: money.Micro(g.Amount).String(), ExpiresAt: g.ExpiresAt.UTC(),
+	return grantJSON{ID: g.ID, OrganizationID: g.OrgID, AmountMicro: g.Amount, ExpiresAt: g.ExpiresAt.UTC(),
 		CofundPercent: g.CofundPercent, CapMicro: g.Cap, CofundedMicro: g.Cofunded, Note: g.Note, Expired: g.Expired, CreatedBy: g.CreatedBy, CreatedAt: g.CreatedAt.UTC()}
 }
 
@@ -378,4 +380,5 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Auth: "staff", Response: web.List[ProgrammeSpend]{}},
 	)
 	s.documentOps(d)
+	s.activityOpenAPI(d)
 }

@@ -20,7 +20,7 @@ func TestProjections(t *testing.T) {
 		must(t, f.s.ProjectListing(ctx, events.ListingChangedV1{ListingID: "m1", VendorOrgID: "ven", Kind: "model", At: t0}, true))
 		ps, err := f.s.Prices(ctx)
 		must(t, err)
-		if len(ps) != 1 || ps[0].PerGPUHour != "3.00" || ps[0].GPUModel != "A100" {
+		if len(ps) != 1 || ps[0].PerGPUHourMicro != 3_000_000 || ps[0].GPUModel != "A100" {
 			t.Fatalf("prices %+v", ps)
 		}
 		must(t, f.s.ProjectListing(ctx, l, false)) // suspended or retired

@@ -8,7 +8,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/billing/ledger"
-	"github.com/tamarack-ai/tamarack/platform/money"
 )
 
 // SpendOrder documents which credits a charge uses first.
@@ -16,35 +15,30 @@ const SpendOrder = "co-funded share from the programme fund first (verified orga
 
 // GrantBalance is one grant in a wallet.
 type GrantBalance struct {
-	GrantID        string    `json:"grant_id"`
-	AmountMicro    int64     `json:"amount_micro"`
-	BalanceMicro   int64     `json:"balance_micro"`
-	BalanceDisplay string    `json:"balance_display"`
-	ExpiresAt      time.Time `json:"expires_at"`
-	Expired        bool      `json:"expired"`
-	Suspended      bool      `json:"suspended,omitempty"` // the organisation is not verified: not spendable until it is
-	CofundPercent  int       `json:"cofund_percent"`
-	CapMicro       int64     `json:"cap_micro"`
-	CofundedMicro  int64     `json:"cofunded_micro"`
-	Note           string    `json:"note"`
+	GrantID       string    `json:"grant_id"`
+	AmountMicro   int64     `json:"amount_micro"`
+	BalanceMicro  int64     `json:"balance_micro"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	Expired       bool      `json:"expired"`
+	Suspended     bool      `json:"suspended,omitempty"` // the organisation is not verified: not spendable until it is
+	CofundPercent int       `json:"cofund_percent"`
+	CapMicro      int64     `json:"cap_micro"`
+	CofundedMicro int64     `json:"cofunded_micro"`
+	Note          string    `json:"note"`
 }
 
 // Wallet is an organisation's balances.
 type Wallet struct {
-	OrganizationID   string         `json:"organization_id"`
-	PurchasedMicro   int64          `json:"purchased_micro"`
-	PurchasedDisplay string         `json:"purchased_display"`
-	GrantedMicro     int64          `json:"granted_micro"`
-	GrantedDisplay   string         `json:"granted_display"`
-	Grants           []GrantBalance `json:"grants"`
-	HeldMicro        int64          `json:"held_micro"`
-	HeldDisplay      string         `json:"held_display"`
-	AvailableMicro   int64          `json:"available_micro"`
-	AvailableDisplay string         `json:"available_display"`
-	PayableMicro     int64          `json:"payable_micro,omitempty"` // vendors: earnings not yet paid out
-	BudgetMicro      int64          `json:"monthly_budget_micro"`
-	MonthSpentMicro  int64          `json:"month_spent_micro"` // paid by the organisation this month (after co-funding)
-	SpendOrder       string         `json:"spend_order"`
+	OrganizationID  string         `json:"organization_id"`
+	PurchasedMicro  int64          `json:"purchased_micro"`
+	GrantedMicro    int64          `json:"granted_micro"`
+	Grants          []GrantBalance `json:"grants"`
+	HeldMicro       int64          `json:"held_micro"`
+	AvailableMicro  int64          `json:"available_micro"`
+	PayableMicro    int64          `json:"payable_micro,omitempty"` // vendors: earnings not yet paid out
+	BudgetMicro     int64          `json:"monthly_budget_micro"`
+	MonthSpentMicro int64          `json:"month_spent_micro"` // paid by the organisation this month (after co-funding)
+	SpendOrder      string         `json:"spend_order"`
 }
 
 // WalletOf reads an organisation's wallet.
@@ -79,7 +73,7 @@ func (s *Service) WalletOf(ctx context.Context, orgID string) (Wallet, error) {
 		if !expired && !suspended {
 			w.GrantedMicro += b
 		}
-		w.Grants = append(w.Grants, GrantBalance{GrantID: g.ID, AmountMicro: g.Amount, BalanceMicro: b, BalanceDisplay: money.Micro(b).String(),
+		w.Grants = append(w.Grants, GrantBalance{GrantID: g.ID, AmountMicro: g.Amount, BalanceMicro: b,
 			ExpiresAt: g.ExpiresAt, Expired: expired, Suspended: suspended, CofundPercent: g.CofundPercent, CapMicro: g.Cap, CofundedMicro: g.Cofunded, Note: g.Note})
 	}
 	w.HeldMicro = org.Held
@@ -91,8 +85,6 @@ func (s *Service) WalletOf(ctx context.Context, orgID string) (Wallet, error) {
 	}
 	w.MonthSpentMicro = spent.S
 	w.AvailableMicro = w.PurchasedMicro + w.GrantedMicro - w.HeldMicro
-	w.PurchasedDisplay, w.GrantedDisplay = money.Micro(w.PurchasedMicro).String(), money.Micro(w.GrantedMicro).String()
-	w.HeldDisplay, w.AvailableDisplay = money.Micro(w.HeldMicro).String(), money.Micro(w.AvailableMicro).String()
 	return w, nil
 }
 
@@ -100,15 +92,14 @@ func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) 
 
 // Line is one ledger line of an organisation's account, signed from the account's side.
 type Line struct {
-	TransferID    string    `json:"transfer_id"`
-	At            time.Time `json:"at"`
-	Kind          string    `json:"kind"`
-	Phase         string    `json:"phase"`
-	Account       string    `json:"account"`
-	Counterparty  string    `json:"counterparty"`
-	AmountMicro   int64     `json:"amount_micro"` // + credit to the account, - debit
-	AmountDisplay string    `json:"amount_display"`
-	Ref           string    `json:"ref"`
+	TransferID   string    `json:"transfer_id"`
+	At           time.Time `json:"at"`
+	Kind         string    `json:"kind"`
+	Phase        string    `json:"phase"`
+	Account      string    `json:"account"`
+	Counterparty string    `json:"counterparty"`
+	AmountMicro  int64     `json:"amount_micro"` // + credit to the account, - debit
+	Ref          string    `json:"ref"`
 }
 
 func (s *Service) orgAccounts(db *gorm.DB, orgID string) ([]string, error) {
@@ -164,11 +155,11 @@ func (s *Service) Transactions(ctx context.Context, orgID string, limit int, cur
 		}
 		if mine[t.DebitAccount] {
 			lines = append(lines, Line{TransferID: t.ID, At: t.CreatedAt.UTC(), Kind: t.Kind, Phase: t.Phase, Account: t.DebitAccount,
-				Counterparty: t.CreditAccount, AmountMicro: -t.Amount, AmountDisplay: money.Micro(-t.Amount).String(), Ref: t.Ref})
+				Counterparty: t.CreditAccount, AmountMicro: -t.Amount, Ref: t.Ref})
 		}
 		if mine[t.CreditAccount] {
 			lines = append(lines, Line{TransferID: t.ID, At: t.CreatedAt.UTC(), Kind: t.Kind, Phase: t.Phase, Account: t.CreditAccount,
-				Counterparty: t.DebitAccount, AmountMicro: t.Amount, AmountDisplay: money.Micro(t.Amount).String(), Ref: t.Ref})
+				Counterparty: t.DebitAccount, AmountMicro: t.Amount, Ref: t.Ref})
 		}
 	}
 	return lines, next, nil
@@ -183,7 +174,6 @@ type UsageRow struct {
 	ChargeMicro    int64  `json:"charge_micro"`
 	CofundedMicro  int64  `json:"cofunded_micro"`
 	ShortfallMicro int64  `json:"shortfall_micro"`
-	ChargeDisplay  string `json:"charge_display"`
 }
 
 // UsageOf groups an organisation's (or, for a vendor, its sold) usage; from/to are yyyy-mm-dd, inclusive.
@@ -204,9 +194,6 @@ func (s *Service) UsageOf(ctx context.Context, orgID, from, to string, asVendor 
 	if err := q.Group("day, gpu_model, sandbox_id").Order("day DESC, gpu_model, sandbox_id").Scan(&rows).Error; err != nil {
 		return nil, err
 	}
-	for i := range rows {
-		rows[i].ChargeDisplay = money.Micro(rows[i].ChargeMicro).String()
-	}
 	if rows == nil {
 		rows = []UsageRow{}
 	}
@@ -221,7 +208,6 @@ type Statement struct {
 	CreditsMicro   int64  `json:"credits_micro"`
 	DebitsMicro    int64  `json:"debits_micro"`
 	ClosingMicro   int64  `json:"closing_micro"`
-	ClosingDisplay string `json:"closing_display"`
 	Lines          []Line `json:"lines"`
 }
 
@@ -262,7 +248,6 @@ func (s *Service) StatementOf(ctx context.Context, orgID, month string) (Stateme
 		}
 	}
 	st.ClosingMicro = st.OpeningMicro + st.CreditsMicro - st.DebitsMicro
-	st.ClosingDisplay = money.Micro(st.ClosingMicro).String()
 	return st, nil
 }
 
@@ -273,7 +258,6 @@ type VendorPayable struct {
 	EarnedMicro    int64  `json:"earned_micro"`
 	PaidOutMicro   int64  `json:"paid_out_micro"`
 	PayableMicro   int64  `json:"payable_micro"`
-	PayableDisplay string `json:"payable_display"`
 	ConnectAccount string `json:"connect_account,omitempty"`
 }
 
@@ -301,7 +285,7 @@ func (s *Service) Payables(ctx context.Context, vendorOrgID string) ([]VendorPay
 		var org Org
 		_ = db.Where("id = ?", a.OrgID).Take(&org).Error
 		out = append(out, VendorPayable{VendorOrgID: a.OrgID, Name: org.Name, EarnedMicro: earned.S, PaidOutMicro: paid.S,
-			PayableMicro: a.Available(), PayableDisplay: money.Micro(a.Available()).String(), ConnectAccount: org.StripeAccount})
+			PayableMicro: a.Available(), ConnectAccount: org.StripeAccount})
 	}
 	return out, nil
 }
@@ -316,7 +300,6 @@ type ProgrammeSpend struct {
 	RemainingMicro int64  `json:"remaining_micro"`
 	CofundedMicro  int64  `json:"cofunded_micro"`
 	TotalMicro     int64  `json:"total_micro"` // spent + cofunded: what the programme paid for
-	TotalDisplay   string `json:"total_display"`
 }
 
 // ProgrammeSpendByOrg reports grants and co-funding per organisation (staff).
@@ -356,7 +339,6 @@ func (s *Service) ProgrammeSpendByOrg(ctx context.Context) ([]ProgrammeSpend, er
 		_ = db.Where("id = ?", id).Take(&org).Error
 		p.Name = org.Name
 		p.TotalMicro = p.SpentMicro + p.CofundedMicro
-		p.TotalDisplay = money.Micro(p.TotalMicro).String()
 		out = append(out, *p)
 	}
 	return out, nil
@@ -371,7 +353,6 @@ type PriceRow struct {
 	GPUModel        string `json:"gpu_model"`
 	Region          string `json:"region"`
 	PerGPUHourMicro int64  `json:"price_per_gpu_hour_micro"`
-	PerGPUHour      string `json:"price_per_gpu_hour_display"`
 }
 
 // Prices lists published compute prices per GPU-hour by GPU model and pool.
@@ -383,7 +364,7 @@ func (s *Service) Prices(ctx context.Context) ([]PriceRow, error) {
 	out := []PriceRow{}
 	for _, p := range ps {
 		out = append(out, PriceRow{ListingID: p.ListingID, Title: p.Title, VendorOrgID: p.VendorOrgID, PoolID: p.PoolID, GPUModel: p.GPUModel,
-			Region: p.Region, PerGPUHourMicro: p.PricePerGPUHour, PerGPUHour: money.Micro(p.PricePerGPUHour).String()})
+			Region: p.Region, PerGPUHourMicro: p.PricePerGPUHour})
 	}
 	return out, nil
 }

@@ -224,7 +224,6 @@ type Payout struct {
 	TransferID       string `json:"transfer_id"`
 	VendorOrgID      string `json:"vendor_org_id"`
 	AmountMicro      int64  `json:"amount_micro"`
-	AmountDisplay    string `json:"amount_display"`
 	CADCents         int64  `json:"cad_cents"`
 	Method           string `json:"method"` // stripe_connect or manual
 	StripeTransferID string `json:"stripe_transfer_id,omitempty"`
@@ -253,7 +252,7 @@ func (s *Service) PayVendor(ctx context.Context, in PayoutInput) (Payout, error)
 		return Payout{}, ErrNothingToPay.WithExtra("payable_micro", accts[vendorAcct(org.ID)].Available())
 	}
 	cents, _ := money.MulDiv(money.Micro(amount), s.cfg.CADCentsPerCredit, int64(money.PerCredit))
-	out := Payout{TransferID: newID("pay"), VendorOrgID: org.ID, AmountMicro: amount, AmountDisplay: money.Micro(amount).String(), CADCents: int64(cents), Method: "manual"}
+	out := Payout{TransferID: newID("pay"), VendorOrgID: org.ID, AmountMicro: amount, CADCents: int64(cents), Method: "manual"}
 	// Reserve first (pending transfer), then call Stripe, then post or void: a crash in between leaves a
 	// visible pending transfer, never money paid twice or lost.
 	pendingID := out.TransferID + ":pending"

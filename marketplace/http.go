@@ -12,7 +12,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
@@ -80,11 +79,10 @@ type vendorJSON struct {
 }
 
 type planJSON struct {
-	ID           string `json:"id"`
-	Name         string `json:"name"`
-	Kind         string `json:"kind"`
-	PriceMicro   int64  `json:"price_micro"`
-	PriceDisplay string `json:"price_display"`
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Kind       string `json:"kind"`
+	PriceMicro int64  `json:"price_micro"`
 }
 
 type artifactJSON struct {
@@ -154,7 +152,7 @@ type listingJSON struct {
 func toPlansJSON(ps []Plan) []planJSON {
 	out := make([]planJSON, len(ps))
 	for i, p := range ps {
-		out[i] = planJSON{ID: p.ID, Name: p.Name, Kind: p.Kind, PriceMicro: p.PriceMicro, PriceDisplay: money.Micro(p.PriceMicro).String()}
+		out[i] = planJSON{ID: p.ID, Name: p.Name, Kind: p.Kind, PriceMicro: p.PriceMicro}
 	}
 	return out
 }
@@ -229,24 +227,23 @@ func toViewerJSON(v Viewer) *viewerJSON {
 // Catalogue.
 
 type catalogItemJSON struct {
-	ID               string     `json:"id"`
-	Slug             string     `json:"slug"`
-	Kind             string     `json:"kind"`
-	Title            string     `json:"title"`
-	Summary          string     `json:"summary"`
-	TitleFr          string     `json:"title_fr" doc:"French title; empty: show title"`
-	SummaryFr        string     `json:"summary_fr" doc:"French summary; empty: show summary"`
-	Vendor           vendorJSON `json:"vendor"`
-	Tags             []string   `json:"tags"`
-	License          string     `json:"license"`
-	GPUModel         string     `json:"gpu_model,omitempty"`
-	Residency        string     `json:"residency,omitempty"`
-	CanadianIP       bool       `json:"canadian_owned_ip"`
-	Gated            bool       `json:"gated"`
-	PriceFromMicro   int64      `json:"price_from_micro"`
-	PriceFromDisplay string     `json:"price_from_display"`
-	PublishedAt      time.Time  `json:"published_at"`
-	Score            float64    `json:"score,omitempty"`
+	ID             string     `json:"id"`
+	Slug           string     `json:"slug"`
+	Kind           string     `json:"kind"`
+	Title          string     `json:"title"`
+	Summary        string     `json:"summary"`
+	TitleFr        string     `json:"title_fr" doc:"French title; empty: show title"`
+	SummaryFr      string     `json:"summary_fr" doc:"French summary; empty: show summary"`
+	Vendor         vendorJSON `json:"vendor"`
+	Tags           []string   `json:"tags"`
+	License        string     `json:"license"`
+	GPUModel       string     `json:"gpu_model,omitempty"`
+	Residency      string     `json:"residency,omitempty"`
+	CanadianIP     bool       `json:"canadian_owned_ip"`
+	Gated          bool       `json:"gated"`
+	PriceFromMicro int64      `json:"price_from_micro"`
+	PublishedAt    time.Time  `json:"published_at"`
+	Score          float64    `json:"score,omitempty"`
 }
 
 type searchJSON struct {
@@ -295,8 +292,7 @@ func toSearchJSON(res SearchResult) searchJSON {
 	for i, it := range res.Items {
 		out.Items[i] = catalogItemJSON{ID: it.ListingID, Slug: it.Slug, Kind: it.Kind, Title: it.Title, Summary: it.Summary,
 			TitleFr: it.TitleFr, SummaryFr: it.SummaryFr, Vendor: vendorJSON{it.VendorOrgID, it.VendorName}, Tags: it.TagList(), License: it.License, GPUModel: it.GPUModel,
-			Residency: it.Residency, CanadianIP: it.CanadianIP, Gated: it.Gated, PriceFromMicro: it.PriceMinMicro,
-			PriceFromDisplay: money.Micro(it.PriceMinMicro).String(), PublishedAt: time.Unix(0, it.PublishedAt).UTC(), Score: it.Score}
+			Residency: it.Residency, CanadianIP: it.CanadianIP, Gated: it.Gated, PriceFromMicro: it.PriceMinMicro, PublishedAt: time.Unix(0, it.PublishedAt).UTC(), Score: it.Score}
 	}
 	return out
 }
@@ -590,24 +586,23 @@ type orderRequest struct {
 }
 
 type orderJSON struct {
-	ID            string    `json:"id"`
-	ListingID     string    `json:"listing_id"`
-	PlanID        string    `json:"plan_id"`
-	PlanKind      string    `json:"plan_kind"`
-	Quantity      int       `json:"quantity"`
-	AmountMicro   int64     `json:"amount_micro"`
-	AmountDisplay string    `json:"amount_display"`
-	State         string    `json:"state"`
-	Reason        string    `json:"reason,omitempty"`
-	BuyerOrgID    string    `json:"buyer_org_id"`
-	VendorOrgID   string    `json:"vendor_org_id"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	ID          string    `json:"id"`
+	ListingID   string    `json:"listing_id"`
+	PlanID      string    `json:"plan_id"`
+	PlanKind    string    `json:"plan_kind"`
+	Quantity    int       `json:"quantity"`
+	AmountMicro int64     `json:"amount_micro"`
+	State       string    `json:"state"`
+	Reason      string    `json:"reason,omitempty"`
+	BuyerOrgID  string    `json:"buyer_org_id"`
+	VendorOrgID string    `json:"vendor_org_id"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 func toOrderJSON(o orderRow) orderJSON {
 	return orderJSON{ID: o.ID, ListingID: o.ListingID, PlanID: o.PlanID, PlanKind: o.PlanKind, Quantity: o.Quantity,
-		AmountMicro: o.AmountMicro, AmountDisplay: money.Micro(o.AmountMicro).String(), State: o.State, Reason: o.Reason,
+		AmountMicro: o.AmountMicro, State: o.State, Reason: o.Reason,
 		BuyerOrgID: o.BuyerOrgID, VendorOrgID: o.VendorOrgID, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 }
 

@@ -120,5 +120,5 @@ func (hfTreeJSON) SchemaName() string        { return "HubTreeEntry" }
 func (hfSiblingJSON) SchemaName() string     { return "HubSibling" }
 func (hfLFSJSON) SchemaName() string         { return "HubLFSInfo" }
 
-// Plan is what a vendor sends; planJSON (with price_display) is what readers get, under the plain name.
+// Plan is what a vendor sends; planJSON (with its id) is what readers get, under the plain name.
 func (Plan) SchemaName() string { return "PlanInput" }

@@ -240,7 +240,6 @@ type listingJSON struct {
 	MinDurationMinutes int    `json:"min_duration_minutes"`
 	MaxDurationMinutes int    `json:"max_duration_minutes"`
 	PricePerGPUHour    int64  `json:"price_per_gpu_hour_micro"`
-	PriceDisplay       string `json:"price_per_gpu_hour_display"`
 	// Gated listings need the vendor's approval (an access request in the marketplace); AccessRequired says
 	// the caller's organisation does not have it yet, so launching and reserving answer 403 access_required.
 	Gated          bool `json:"gated"`
@@ -295,7 +294,6 @@ type sandboxJSON struct {
 	EndedAt         *time.Time    `json:"ended_at"`
 	UsageMillis     int64         `json:"usage_millis"`
 	ChargeMicro     int64         `json:"charge_micro"`
-	ChargeDisplay   string        `json:"charge_display"`
 	PricePerGPUHour int64         `json:"price_per_gpu_hour_micro"`
 	StopReason      string        `json:"stop_reason,omitempty"`
 	Message         string        `json:"message,omitempty"`
@@ -344,7 +342,7 @@ func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
 		CPUMillis: sb.CPUMillis, MemoryBytes: sb.MemoryBytes,
 		DurationMinutes: sb.DurationMinutes, CreatedAt: fromMS(sb.CreatedMS), StartedAt: rfc(fromMS(sb.StartedMS)),
 		ExpiresAt: rfc(fromMS(sb.ExpiresMS)), EndedAt: rfc(fromMS(sb.EndedMS)), UsageMillis: usage,
-		ChargeMicro: int64(charge), ChargeDisplay: charge.String(), PricePerGPUHour: sb.PricePerGPUHour,
+		ChargeMicro: int64(charge), PricePerGPUHour: sb.PricePerGPUHour,
 		StopReason: sb.StopReason, Message: sb.Message, Ports: append([]int{}, t.Ports...),
 		LogsURL: base + "/logs", TerminalURL: base + "/terminal", ProxyURLs: []string{}}
 	for _, p := range t.Ports {
@@ -576,8 +574,8 @@ func (h handler) listings(c *fiber.Ctx) error {
 	for _, l := range ls {
 		j := listingJSON{ID: l.ID, VendorOrgID: l.VendorOrgID, Title: l.Title, PoolID: l.PoolID, GPUModel: l.GPUModel,
 			Region: l.Region, MinDurationMinutes: l.MinMinutes, MaxDurationMinutes: l.MaxMinutes,
-			PricePerGPUHour: l.PricePerGPUHour, PriceDisplay: money.Micro(l.PricePerGPUHour).String(),
-			Gated: l.Gated, AccessRequired: l.Gated && !l.exempt(caller) && !entitled[l.ID]}
+			PricePerGPUHour: l.PricePerGPUHour,
+			Gated:           l.Gated, AccessRequired: l.Gated && !l.exempt(caller) && !entitled[l.ID]}
 		if allowed != nil {
 			ok := allowed[l.ID]
 			j.ImageAllowed = &ok

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/billing"
+	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
@@ -82,6 +83,8 @@ type config struct {
 	StripeAPIBase       string
 	// ProgrammeLegalName is printed on receipts and statements.
 	ProgrammeLegalName string
+	CreditValue        string // parsed into creditValue by validate
+	creditValue        money.CreditValue
 
 	CheckConfig bool
 
@@ -194,6 +197,7 @@ func newConfig(name string) *config {
 	str(&c.StripeWebhookSecret, "stripe-webhook-secret", "TAMARACK_STRIPE_WEBHOOK_SECRET", "", "Stripe webhook signing secret (whsec_...)", true)
 	str(&c.StripeAPIBase, "stripe-api", "TAMARACK_STRIPE_API", "", "Stripe API base URL (stripe-mock in tests); empty is Stripe itself", false)
 	str(&c.ProgrammeLegalName, "programme-legal-name", "TAMARACK_PROGRAMME_LEGAL_NAME", billing.DefaultProgrammeLegalName, "the programme's legal name, printed on receipts and monthly statements", false)
+	str(&c.CreditValue, "credit-value", "TAMARACK_CREDIT_VALUE", money.DefaultCreditValue.String(), "what one credit is worth: an amount and an ISO 4217 currency, e.g. \"1.00 CAD\" (card payments need CAD in whole cents)", false)
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate every setting, list every error, and exit")
 	return c
 }
@@ -376,6 +380,14 @@ func (c *config) validate() error {
 	}
 	if n := strings.TrimSpace(c.ProgrammeLegalName); n == "" || len(n) > 200 {
 		bad("--programme-legal-name: 1 to 200 characters")
+	}
+	if v, err := money.ParseCreditValue(c.CreditValue); err != nil {
+		bad("--credit-value %q: %v", c.CreditValue, err)
+	} else {
+		c.creditValue = v
+		if _, whole := v.Cents(); c.StripeKey != "" && (v.Currency != "CAD" || !whole) {
+			bad("--credit-value %q: card payments (--stripe-key) charge whole Canadian cents: use a CAD value such as \"1.00 CAD\"", c.CreditValue)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -231,7 +231,7 @@ export async function startAgent(command: string, opts: { name: string; node: st
  * demo seed into a fresh data directory (before serve: the testbed loads its pools when it starts), stripe-mock,
  * and `tamarack serve` with card payments through stripe-mock.
  */
-export async function startServer(opts: { port?: number; args?: string[] } = {}): Promise<Server> {
+export async function startServer(opts: { port?: number; args?: string[]; /** false: no stripe-mock, card payments off */ cards?: boolean } = {}): Promise<Server> {
   const given = process.env.TAMARACK_E2E_URL;
   if (given) {
     const url = given.replace(/\/$/, '');
@@ -261,7 +261,7 @@ export async function startServer(opts: { port?: number; args?: string[] } = {})
     await promisify(execFile)(bin, ['seed', '--demo', '--data', data, '--public-url', url], { cwd: REPO_ROOT, timeout: 60_000 });
     const args = ['serve', '--data', data, '--addr', addr, '--public-url', url, '--usage-interval', '2s', '--log-level', 'warn', ...(opts.args ?? [])];
     let webhookSecret: string | undefined;
-    const mock = stripeMockPath();
+    const mock = opts.cards === false ? null : stripeMockPath();
     if (mock) {
       const stripePort = await freePort();
       // stripe-mock also serves HTTPS (by default on 12112): give it a free port too, so that runs never collide.

@@ -113,3 +113,57 @@ func MulDiv(a Micro, num, den int64) (Micro, error) {
 	}
 	return Micro(q), nil
 }
+
+// CreditValue is what one credit is worth, set by the programme: an ISO 4217 currency and an exact amount of it
+// in millionths of the currency unit (so "1.00 CAD" is {CAD, 1_000_000} and "0.125 EUR" is {EUR, 125_000}).
+// Integers only: a fiat price is never held in a float either.
+type CreditValue struct {
+	Currency string // ISO 4217, upper case
+	Micro    int64  // millionths of one currency unit per credit; > 0
+}
+
+// DefaultCreditValue is 1 credit = 1.00 CAD, the programme's price since the start.
+var DefaultCreditValue = CreditValue{Currency: "CAD", Micro: 1_000_000}
+
+// ParseCreditValue reads "1.00 CAD" (an amount with at most six decimals, a space, an ISO 4217 code).
+func ParseCreditValue(s string) (CreditValue, error) {
+	amount, code, ok := strings.Cut(strings.TrimSpace(s), " ")
+	code = strings.TrimSpace(code)
+	if !ok || !isCurrencyCode(code) {
+		return CreditValue{}, fmt.Errorf("%w: want an amount and an ISO 4217 currency code, e.g. \"1.00 CAD\"", ErrInvalid)
+	}
+	if strings.ContainsAny(amount, ",+-") {
+		return CreditValue{}, fmt.Errorf("%w: want a plain positive decimal amount, e.g. \"1.00 CAD\"", ErrInvalid)
+	}
+	m, err := Parse(amount)
+	if err != nil {
+		return CreditValue{}, err
+	}
+	if m <= 0 {
+		return CreditValue{}, fmt.Errorf("%w: a credit must be worth more than zero", ErrInvalid)
+	}
+	return CreditValue{Currency: code, Micro: int64(m)}, nil
+}
+
+// isCurrencyCode accepts three upper-case ASCII letters (ISO 4217's alphabetic code shape).
+func isCurrencyCode(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for _, r := range s {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// Amount is the value as a decimal string with at least two decimals, e.g. "1.00" (no grouping).
+func (v CreditValue) Amount() string { return strings.ReplaceAll(Micro(v.Micro).String(), ",", "") }
+
+// String is the setting's form, e.g. "1.00 CAD".
+func (v CreditValue) String() string { return v.Amount() + " " + v.Currency }
+
+// Cents is the value in hundredths of the currency unit, and whether it is a whole number of them (card
+// payments charge whole cents).
+func (v CreditValue) Cents() (int64, bool) { return v.Micro / 10_000, v.Micro%10_000 == 0 }

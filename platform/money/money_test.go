@@ -84,3 +84,34 @@ func FuzzParseRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestParseCreditValue(t *testing.T) {
+	t.Parallel()
+	good := []struct {
+		in   string
+		want CreditValue
+		str  string
+	}{
+		{"1.00 CAD", CreditValue{"CAD", 1_000_000}, "1.00 CAD"},
+		{" 0.125 EUR ", CreditValue{"EUR", 125_000}, "0.125 EUR"},
+		{"2 USD", CreditValue{"USD", 2_000_000}, "2.00 USD"},
+		{"1000 JPY", CreditValue{"JPY", 1_000_000_000}, "1000.00 JPY"},
+	}
+	for _, c := range good {
+		got, err := ParseCreditValue(c.in)
+		if err != nil || got != c.want || got.String() != c.str {
+			t.Errorf("ParseCreditValue(%q) = %+v %q, %v; want %+v %q", c.in, got, got.String(), err, c.want, c.str)
+		}
+	}
+	for _, in := range []string{"", "1.00", "CAD", "1.00 cad", "1.00 CADX", "0 CAD", "-1 CAD", "1,00 CAD", "1.0000001 CAD", "abc CAD", "+1 CAD"} {
+		if v, err := ParseCreditValue(in); err == nil {
+			t.Errorf("ParseCreditValue(%q) = %+v, want an error", in, v)
+		}
+	}
+	if c, whole := (CreditValue{"CAD", 1_250_000}).Cents(); c != 125 || !whole {
+		t.Errorf("Cents of 1.25 = %d %v", c, whole)
+	}
+	if _, whole := (CreditValue{"CAD", 1_255_000}).Cents(); whole {
+		t.Error("1.255 is not a whole number of cents")
+	}
+}

@@ -181,5 +181,14 @@ export function billing(c: ApiClient = api) {
       c.put<void>(`/billing/vendors/${e(vendorOrgId)}/connect-account`, { stripe_account_id }),
     offlinePayment: (input: T.OfflinePaymentInput) => c.post<T.Purchase>('/billing/offline-payments', input),
     prices: () => c.get<T.Page<T.Price>>('/billing/prices', {}, { auth: false }),
+    /** What a credit is worth and whether card payments are on (public). */
+    settings: () => c.get<T.MoneySettings>('/billing/settings', {}, { auth: false }),
+    /** Readable transactions of an organisation (the caller's; staff: any). */
+    activity: (org: string, q: T.ActivityQuery = {}) =>
+      c.get<T.Page<T.ActivityLine>>(`/billing/orgs/${e(org)}/transactions`, { ...q }),
+    activityEntries: (org: string, line: string, cursor?: string) =>
+      c.get<T.Page<T.ActivityEntry>>(`/billing/orgs/${e(org)}/transactions/${e(line)}/entries`, { limit: 200, cursor }),
+    activityCsv: (org: string, q: T.ActivityQuery = {}) =>
+      c.request<Response>('GET', `/billing/orgs/${e(org)}/transactions`, { raw: true, query: { ...q, cursor: undefined, format: 'csv' } }),
   };
 }

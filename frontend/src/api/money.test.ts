@@ -1,23 +1,84 @@
 import { describe, expect, it } from 'vitest';
-import { display, estimateSandboxMicro, formatMicro, parseCredits, sumMicro, toMicro } from './money';
+import {
+  estimateSandboxMicro,
+  formatCredits,
+  formatCurrency,
+  formatMicro,
+  formatMoney,
+  microToDecimal,
+  parseCredits,
+  sumMicro,
+  toMicro,
+  type CreditValue,
+} from './money';
+
+const CAD: CreditValue = { currency: 'CAD', amount: '1.00', micro: 1_000_000 };
+const NBSP = '\u00a0';
+// fr-CA groups thousands with a no-break space (U+00A0 or U+202F by ICU version): ask Intl which.
+const NNBSP = new Intl.NumberFormat('fr-CA').formatToParts(1000).find((p) => p.type === 'group')?.value ?? ' ';
 
 describe('money', () => {
-  it('formats micro-credits without floating point', () => {
+  it('formats micro-credits exactly without floating point', () => {
     expect(formatMicro(0)).toBe('0.00');
     expect(formatMicro(1_500_000)).toBe('1.50');
     expect(formatMicro(1_234_567_890_123n)).toBe('1,234,567.890123');
     expect(formatMicro(-250_000)).toBe('-0.25');
+    // Past Number.MAX_SAFE_INTEGER: a float would print ...992 or ...994.
     expect(formatMicro('9007199254740993000000')).toBe('9,007,199,254,740,993.00');
   });
 
-  it('uses a French decimal comma', () => {
-    expect(formatMicro(1_500_000, 'fr')).toBe('1,50');
+  it('formats credits in English and Canadian French', () => {
+    expect(formatCredits(2_500_000, 'en')).toBe(`2.50${NBSP}credits`);
+    expect(formatCredits(2_500_000, 'fr')).toBe(`2,50${NBSP}crédits`);
+    expect(formatCredits(1_234_500_000, 'fr')).toBe(`1${NNBSP}234,50${NBSP}crédits`);
+    expect(formatCredits(1_000_000, 'en')).toBe(`1.00${NBSP}credits`);
+    expect(formatCredits(1_500_000, 'fr')).toBe(`1,50${NBSP}crédit`);
+    expect(formatCredits(2_500_000, 'fr-CA', { unit: false })).toBe('2,50');
   });
 
-  it('prefers the display string from the API', () => {
-    expect(display('12.50 credits', 1)).toBe('12.50 credits');
-    expect(display(undefined, 2_000_000)).toBe('2.00');
-    expect(display(null, null)).toBe('—');
+  it('formats negative and large amounts', () => {
+    expect(formatCredits(-2_500_000, 'en')).toBe(`-2.50${NBSP}credits`);
+    expect(formatCredits(-1_234_500_000, 'fr', { unit: false })).toBe(`-1${NNBSP}234,50`);
+    expect(formatCredits(-4_000, 'en', { unit: false })).toBe('-0.00'.replace('-', '')); // rounds to zero: no sign
+    expect(formatCredits(-5_000, 'en', { unit: false })).toBe('-0.01');
+    expect(formatCredits(9_223_372_036_854_775_807n, 'en', { unit: false })).toBe('9,223,372,036,854.78');
+  });
+
+  it('rounds half away from zero at the last digit shown', () => {
+    expect(formatCredits(2_505_000, 'en', { unit: false })).toBe('2.51');
+    expect(formatCredits(2_504_999, 'en', { unit: false })).toBe('2.50');
+    expect(formatCredits(-2_505_000, 'en', { unit: false })).toBe('-2.51');
+    expect(formatCredits(999_995_000, 'en', { unit: false })).toBe('1,000.00');
+  });
+
+  it('shows rates with up to six decimals', () => {
+    expect(formatCredits(1_234_567, 'en', { rate: true })).toBe(`1.234567${NBSP}credits`);
+    expect(formatCredits(2_500_000, 'fr', { rate: true })).toBe(`2,50${NBSP}crédits`);
+    expect(formatCredits(833, 'fr', { rate: true, unit: false })).toBe('0,000833');
+  });
+
+  it('formats the value in the programme currency', () => {
+    expect(formatCurrency(2_500_000, 'en', CAD)).toBe('$2.50');
+    expect(formatCurrency(2_500_000, 'fr', CAD)).toBe(`2,50${NBSP}$`);
+    expect(formatCurrency(1_234_500_000, 'fr', CAD)).toBe(`1${NNBSP}234,50${NBSP}$`);
+    expect(formatCurrency(-2_500_000, 'en', CAD)).toBe('-$2.50');
+    // 1 credit = 1.25 EUR; 0.333333 credits = 0.41666625 EUR → 0.42
+    const eur: CreditValue = { currency: 'EUR', amount: '1.25', micro: 1_250_000 };
+    expect(formatCurrency(333_333, 'en', eur)).toBe('€0.42');
+    expect(formatCurrency(833, 'en', CAD, { rate: true })).toBe('$0.000833');
+    // Zero-decimal currencies round to the unit.
+    expect(formatCurrency(1_500_000, 'en', { currency: 'JPY', amount: '100.00', micro: 100_000_000 })).toBe('¥150');
+  });
+
+  it('puts both together', () => {
+    expect(formatMoney(2_500_000, 'en', CAD)).toBe(`2.50${NBSP}credits ($2.50)`);
+    expect(formatMoney(2_500_000, 'fr', CAD)).toBe(`2,50${NBSP}crédits (2,50${NBSP}$)`);
+    expect(formatMoney(2_500_000, 'en')).toBe(`2.50${NBSP}credits`);
+  });
+
+  it('writes plain decimals for inputs and files', () => {
+    expect(microToDecimal(1_234_500_000)).toBe('1234.50');
+    expect(microToDecimal(-1)).toBe('-0.000001');
   });
 
   it('parses typed credit amounts', () => {

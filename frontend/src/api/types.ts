@@ -1,6 +1,6 @@
 // JSON shapes of the Tamarack API, as the services answer them (services/identity/http.go, marketplace/http.go,
 // testbed/http.go, billing/http.go; `GET /api/openapi.json` lists them). Money: integer micro-credits
-// (`*_micro`) with a `*_display` string beside where people read it.
+// (`*_micro`); the UI formats them itself (src/api/money.ts): the API sends no display strings.
 
 export interface Page<T> {
   items: T[];
@@ -268,7 +268,6 @@ export interface CatalogItem {
   canadian_owned_ip: boolean;
   gated: boolean;
   price_from_micro: number;
-  price_from_display: string;
   published_at: string;
   score?: number;
 }
@@ -303,7 +302,6 @@ export interface Plan {
   name: string;
   kind: PlanKind;
   price_micro: number;
-  price_display: string;
 }
 
 export interface PlanInput {
@@ -469,7 +467,6 @@ export interface Order {
   plan_kind: PlanKind;
   quantity: number;
   amount_micro: number;
-  amount_display: string;
   state: OrderState;
   reason?: string;
   created_at: string;
@@ -651,7 +648,6 @@ export interface TestbedListing {
   min_duration_minutes: number;
   max_duration_minutes: number;
   price_per_gpu_hour_micro: number;
-  price_per_gpu_hour_display: string;
   gated?: boolean;
   access_required?: boolean;
   /** Asked with image_listing_id: whether this listing's pool allows that listing's try-it image. */
@@ -701,7 +697,6 @@ export interface Sandbox {
   price_per_gpu_hour_micro?: number;
   usage_millis?: number;
   charge_micro?: number;
-  charge_display?: string;
   stop_reason?: string;
   created_at: string;
   started_at?: string;
@@ -744,7 +739,6 @@ export interface GrantBalance {
   note?: string;
   amount_micro: number;
   balance_micro: number;
-  balance_display: string;
   expires_at: string;
   expired: boolean;
   cofund_percent: number;
@@ -755,13 +749,9 @@ export interface GrantBalance {
 export interface Wallet {
   organization_id: string;
   purchased_micro: number;
-  purchased_display: string;
   granted_micro: number;
-  granted_display: string;
   held_micro: number;
-  held_display: string;
   available_micro: number;
-  available_display: string;
   grants: GrantBalance[];
   monthly_budget_micro?: number;
   month_spent_micro?: number;
@@ -790,7 +780,6 @@ export interface Grant {
   id: string;
   organization_id: string;
   amount_micro: number;
-  amount_display: string;
   cap_micro: number;
   cofund_percent: number;
   cofunded_micro: number;
@@ -810,7 +799,6 @@ export interface Transaction {
   account: string;
   counterparty: string;
   amount_micro: number;
-  amount_display: string;
   ref?: string;
 }
 
@@ -820,7 +808,6 @@ export interface UsageRow {
   sandbox_id?: string;
   millis: number;
   charge_micro: number;
-  charge_display: string;
   cofunded_micro?: number;
   shortfall_micro?: number;
 }
@@ -834,7 +821,6 @@ export interface ProgrammeSpend {
   returned_micro: number;
   remaining_micro: number;
   total_micro: number;
-  total_display: string;
 }
 
 export interface VendorPayable {
@@ -843,7 +829,6 @@ export interface VendorPayable {
   earned_micro: number;
   paid_out_micro: number;
   payable_micro: number;
-  payable_display: string;
   connect_account?: string;
 }
 
@@ -858,7 +843,6 @@ export interface Payout {
   transfer_id: string;
   vendor_org_id: string;
   amount_micro: number;
-  amount_display: string;
   cad_cents: number;
   method: 'stripe_connect' | 'manual' | string;
   stripe_transfer_id?: string;
@@ -890,7 +874,6 @@ export interface Price {
   region: string;
   gpu_model: string;
   price_per_gpu_hour_micro: number;
-  price_per_gpu_hour_display: string;
 }
 
 export interface Statement {
@@ -900,7 +883,6 @@ export interface Statement {
   credits_micro: number;
   debits_micro: number;
   closing_micro: number;
-  closing_display: string;
   lines: Transaction[];
 }
 
@@ -917,4 +899,62 @@ export interface DeviceLoginRequest {
   status: 'pending' | 'approved' | 'denied';
   created_at: string;
   expires_at: string;
+}
+
+/** GET /billing/settings: what a credit is worth and whether card payments are on. */
+export interface MoneySettings {
+  credit_value: { currency: string; amount: string; micro: number };
+  card_payments: boolean;
+  card_currency?: string;
+  how_to_get_credits: string;
+}
+
+export type ActivityKind = 'usage' | 'purchase' | 'grant' | 'grant_expiry' | 'refund' | 'order' | 'payout' | 'earning';
+
+/** A readable transaction line: usage per sandbox per UTC day, or one purchase, grant, refund, order, payout. */
+export interface ActivityLine {
+  id: string;
+  kind: ActivityKind;
+  date: string; // yyyy-mm-dd, UTC
+  at: string;
+  amount_micro: number;
+  sandbox_id?: string;
+  listing_id?: string;
+  listing_title?: string;
+  gpu_model?: string;
+  gpu_count?: number;
+  duration_ms?: number;
+  rate_micro?: number;
+  gross_micro?: number;
+  cofunded_micro?: number;
+  shortfall_micro?: number;
+  net_micro?: number;
+  entries: number;
+  ref?: string;
+}
+
+/** One metered sample or ledger entry behind an ActivityLine. */
+export interface ActivityEntry {
+  id: string;
+  at: string;
+  seq?: number;
+  duration_ms?: number;
+  gross_micro?: number;
+  cofunded_micro?: number;
+  shortfall_micro?: number;
+  amount_micro: number;
+  account?: string;
+  counterparty?: string;
+  batch_id?: string;
+  ref?: string;
+}
+
+export interface ActivityQuery {
+  kind?: string;
+  from?: string;
+  to?: string;
+  sandbox_id?: string;
+  listing_id?: string;
+  sort?: 'date' | '-date';
+  cursor?: string;
 }

@@ -2,6 +2,8 @@ import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router-dom';
 import type { CatalogItem } from '../api/types';
 import { useLocalText } from '../lib/localized';
+import { formatCredits } from '../api/money';
+import i18n from '../i18n';
 
 export function ListingCard({ listing }: { listing: CatalogItem }) {
   const { t } = useTranslation();
@@ -42,7 +44,7 @@ export function ListingCard({ listing }: { listing: CatalogItem }) {
         <div>
           <dt>{listing.kind === 'compute' ? t('listing.price_per_gpu_hour') : t('listing.price')}</dt>
           <dd className="money">
-            {listing.price_from_micro > 0 ? t('listing.from_price', { price: listing.price_from_display }) : t('listing.free')}
+            {listing.price_from_micro > 0 ? t('listing.from_price', { price: formatCredits(listing.price_from_micro, i18n.language, { rate: true }) }) : t('listing.free')}
           </dd>
         </div>
       </dl>

@@ -8,7 +8,8 @@ import { formatBytes, formatDate, formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle, useListingTitles, usePaged } from '../lib/hooks';
 import { localTitle, useLocalText } from '../lib/localized';
 import { useSession } from '../auth/session';
-import i18n from 'i18next';
+import { formatMicro } from '../api/money';
+import i18n from '../i18n';
 
 /** listingTitle reads a listing's title (its published version, else the pending one) in the UI's language. */
 export async function listingTitle(id: string): Promise<string> {
@@ -153,7 +154,7 @@ function Orders() {
               </td>
               <td>{t(`plan_kind.${o.plan_kind}`, { defaultValue: o.plan_kind })}</td>
               <td className="num">{o.quantity}</td>
-              <td className="num money">{o.amount_display}</td>
+              <td className="num money">{formatMicro(o.amount_micro, i18n.language)}</td>
               <td>
                 <StateBadge state={o.state} />
               </td>

@@ -13,6 +13,8 @@ import { useAsync, useDocumentTitle } from '../lib/hooks';
 import { tryItOf } from '../lib/tryit';
 import { useLocalText } from '../lib/localized';
 import { AccessPanel, DownloadSnippets, LockBanner } from '../components/ListingAccess';
+import { formatCredits } from '../api/money';
+import i18n from '../i18n';
 
 /** DownloadButton asks for a signed, expiring link (the bearer token cannot ride on a plain link) and follows it. */
 export function DownloadButton({ artifact }: { artifact: Pick<Artifact, 'id' | 'name'> }) {
@@ -297,7 +299,7 @@ export function ListingPage() {
                       {gpuPlan && (
                         <div>
                           <dt>{t('listing.price_per_gpu_hour')}</dt>
-                          <dd className="money">{gpuPlan.price_display}</dd>
+                          <dd className="money">{formatCredits(gpuPlan.price_micro, i18n.language, { rate: true })}</dd>
                         </div>
                       )}
                     </>
@@ -377,7 +379,7 @@ export function ListingPage() {
                           <li key={p.id} className="plan">
                             <p className="plan__name">{p.name}</p>
                             <p className="money">
-                              {p.kind === 'free' ? t('listing.free') : `${p.price_display} · ${t(`plan_kind.${p.kind}`)}`}
+                              {p.kind === 'free' ? t('listing.free') : `${formatCredits(p.price_micro, i18n.language, { rate: true })} · ${t(`plan_kind.${p.kind}`)}`}
                             </p>
                             {signedIn && !v.gated && l.status === 'published' && !ownListing && (
                               <button

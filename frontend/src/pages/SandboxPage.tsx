@@ -8,6 +8,8 @@ import { Terminal } from '../components/Terminal';
 import { UnreachableBadge } from '../components/Unreachable';
 import { formatBytes, formatDateTime, formatDuration } from '../lib/format';
 import { useAsync, useDocumentTitle, useInterval } from '../lib/hooks';
+import { formatMicro } from '../api/money';
+import i18n from '../i18n';
 
 const LIVE: SandboxState[] = ['requested', 'scheduled', 'provisioning', 'running', 'stopping'];
 const STARTING: SandboxState[] = ['requested', 'scheduled', 'provisioning'];
@@ -131,7 +133,7 @@ export default function SandboxPage() {
               </div>
               <div>
                 <dt>{t('sandbox.charge')}</dt>
-                <dd className="money" data-testid="charge">{s.charge_display ?? '—'}</dd>
+                <dd className="money" data-testid="charge">{s.charge_micro !== undefined && s.charge_micro !== null ? formatMicro(s.charge_micro, i18n.language) : '—'}</dd>
               </div>
             </dl>
             <dl className="meta">

@@ -3,7 +3,7 @@ import { useTranslation } from 'react-i18next';
 import { Link, useNavigate, useSearchParams } from 'react-router-dom';
 import { billing, marketplace, testbed } from '../api/endpoints';
 import { isApiError, type ApiError } from '../api/problem';
-import { estimateSandboxMicro, formatMicro, toMicro } from '../api/money';
+import { estimateSandboxMicro, formatCredits, formatMicro, toMicro } from '../api/money';
 import type { Reservation } from '../api/types';
 import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, SelectField, StateBadge, TextField } from '../components/ui';
 import { Unreachable } from '../components/Unreachable';
@@ -61,7 +61,7 @@ function SandboxList() {
               </td>
               <td>{s.template}</td>
               <td>{formatDateTime(s.started_at ?? s.created_at)}</td>
-              <td className="num money">{s.charge_display ?? '—'}</td>
+              <td className="num money">{s.charge_micro !== undefined && s.charge_micro !== null ? formatMicro(s.charge_micro, i18n.language) : '—'}</td>
             </tr>
           ))}
         </DataTable>
@@ -226,7 +226,7 @@ function Launch() {
             <dl className="meta meta--stack">
               <div>
                 <dt>{t('listing.price_per_gpu_hour')}</dt>
-                <dd className="money">{listing?.price_per_gpu_hour_display ?? '—'}</dd>
+                <dd className="money">{listing ? formatCredits(listing.price_per_gpu_hour_micro, i18n.language, { rate: true }) : '—'}</dd>
               </div>
               <div>
                 <dt>{t('sandbox.estimated_cost', { count: n, minutes: m })}</dt>
@@ -234,7 +234,7 @@ function Launch() {
               </div>
               <div>
                 <dt>{t('wallet.available')}</dt>
-                <dd className="money" data-testid="available">{wallet.data?.available_display ?? '—'}</dd>
+                <dd className="money" data-testid="available">{wallet.data ? formatCredits(wallet.data.available_micro, i18n.language, { unit: false }) : '—'}</dd>
               </div>
             </dl>
             {short && (

@@ -352,7 +352,7 @@ function Grants() {
           {list.items.map((g) => (
             <tr key={g.id}>
               <td>{names[g.organization_id] ?? g.organization_id}</td>
-              <td className="num money">{g.amount_display}</td>
+              <td className="num money">{formatMicro(g.amount_micro, i18n.language)}</td>
               <td className="num money">{formatMicro(g.cofunded_micro, i18n.language)}</td>
               <td>{g.cofund_percent} %</td>
               <td className="num money">{formatMicro(g.cap_micro, i18n.language)}</td>
@@ -443,7 +443,7 @@ function Spend() {
               <td className="num money">{formatMicro(r.spent_micro, lng)}</td>
               <td className="num money">{formatMicro(r.cofunded_micro, lng)}</td>
               <td className="num money">{formatMicro(r.remaining_micro, lng)}</td>
-              <td className="num money">{r.total_display}</td>
+              <td className="num money">{formatMicro(r.total_micro, i18n.language)}</td>
             </tr>
           ))}
         </DataTable>

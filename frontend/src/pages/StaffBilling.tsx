@@ -181,7 +181,7 @@ function PayVendorForm({ vendors, onDone }: { vendors: ReturnType<typeof useOrgs
       <h2 id="pay-h">{t('payments.pay_title')}</h2>
       {paid && (
         <Notice tone="success">
-          {t('payments.paid', { amount: paid.amount_display, method: t(`payments.method_${paid.method}`, { defaultValue: paid.method }) })}
+          {t('payments.paid', { amount: formatMicro(paid.amount_micro, i18n.language), method: t(`payments.method_${paid.method}`, { defaultValue: paid.method }) })}
         </Notice>
       )}
       <ProblemAlert error={error} listFields={(f) => !['vendor_org_id', 'amount_micro', 'reference'].includes(f)} />

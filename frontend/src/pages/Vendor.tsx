@@ -12,6 +12,7 @@ import { useAsync, useDocumentTitle, useInterval, useListingTitles, usePaged } f
 import { listingTitle } from './Access';
 import { agentRun, managesPool, NodeActions, NodeAgent, POOL_REFRESH_MS, SiteAgents, usePoolAgents } from './PoolAgents';
 import { EarningsChart, UtilisationChart } from '../components/charts';
+import i18n from '../i18n';
 
 export default function Vendor({ page }: { page: 'listings' | 'access' | 'pools' | 'earnings' }) {
   switch (page) {
@@ -392,7 +393,7 @@ function Earnings() {
               <td>{p.name}</td>
               <td className="num money">{formatMicro(p.earned_micro)}</td>
               <td className="num money">{formatMicro(p.paid_out_micro)}</td>
-              <td className="num money">{p.payable_display}</td>
+              <td className="num money">{formatMicro(p.payable_micro, i18n.language)}</td>
             </tr>
           ))}
         </DataTable>

@@ -39,8 +39,8 @@ const listing: Listing = {
     gated: false,
     dataset: { format: 'csv' },
     plans: [
-      { id: 'pln_1', name: 'Free', kind: 'free', price_micro: 0, price_display: '0.00' },
-      { id: 'pln_2', name: 'Pro', kind: 'one_time', price_micro: 2_500_000, price_display: '2.50' },
+      { id: 'pln_1', name: 'Free', kind: 'free', price_micro: 0 },
+      { id: 'pln_2', name: 'Pro', kind: 'one_time', price_micro: 2_500_000 },
     ],
     artifacts: [],
     created_at: '2026-11-22T00:00:00Z',
