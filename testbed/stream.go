@@ -279,10 +279,11 @@ func (h handler) terminalUpgrade(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// Limits of a terminal's ?cmd= (what `tamarack sandbox exec` runs instead of a login shell).
+// Limits of a terminal's ?cmd= (what `tamarack sandbox exec` runs instead of a login shell). The request line
+// and headers must fit the server's 4 KiB read buffer anyway; the byte limit leaves room for the headers.
 const (
-	terminalCmdArgs  = 256
-	terminalCmdBytes = 16 << 10
+	terminalCmdArgs  = 64
+	terminalCmdBytes = 2 << 10
 )
 
 // terminalCommand is the command the terminal runs: the ?cmd= parameters in order, one per argument; none
