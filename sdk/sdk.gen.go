@@ -430,9 +430,9 @@ type FacetValue struct {
 
 // FieldDiff defines model for FieldDiff.
 type FieldDiff struct {
-	Field *string `json:"field,omitempty"`
-	From  *[]byte `json:"from,omitempty"`
-	To    *[]byte `json:"to,omitempty"`
+	Field *string     `json:"field,omitempty"`
+	From  interface{} `json:"from,omitempty"`
+	To    interface{} `json:"to,omitempty"`
 }
 
 // ForgotPasswordRequest defines model for ForgotPasswordRequest.
@@ -1982,7 +1982,7 @@ type GetTestbedSandboxesIdParams struct {
 
 // GetTestbedSandboxesIdTerminalParams defines parameters for GetTestbedSandboxesIdTerminal.
 type GetTestbedSandboxesIdTerminalParams struct {
-	// Cmd a command to run instead of a login shell, one cmd parameter per argument in order (at most 256, 16 KiB in all); the socket closes when it exits
+	// Cmd a command to run instead of a login shell, one cmd parameter per argument in order (at most 64, 2 KiB in all); the socket closes when it exits
 	Cmd *string `form:"cmd,omitempty" json:"cmd,omitempty"`
 }
 
