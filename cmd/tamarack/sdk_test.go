@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tamarack-ai/tamarack/sdk/sdkgen"
@@ -40,5 +41,21 @@ func TestSDKIsCurrent(t *testing.T) {
 		} else if !bytes.Equal(got, want) {
 			t.Errorf("%s is stale (the served OpenAPI document or its generator changed): run `%s` from the repository root and commit the result", path, sdkgen.Regenerate)
 		}
+	}
+}
+
+// The usage text lists the client commands, and a client command's usage error is exit status 2 while the
+// platform's own subcommands are untouched.
+func TestClientCommandsAreRouted(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run([]string{"help"}, &out, &errb); err != nil || !strings.Contains(out.String(), "tamarack sandbox launch") {
+		t.Errorf("help: %v\n%s", err, out.String())
+	}
+	err := run([]string{"sandbox", "launch", "--gpus", "many"}, &out, &errb)
+	if code, ok := err.(exitStatus); !ok || code != 2 {
+		t.Errorf("sandbox launch --gpus many: %v, want exit status 2", err)
+	}
+	if err := run([]string{"--profile", "p", "completion", "bash"}, &out, &errb); err != nil {
+		t.Errorf("a global flag before the command: %v", err)
 	}
 }

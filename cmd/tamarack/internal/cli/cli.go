@@ -23,8 +23,15 @@ import (
 // Commands are the top-level subcommands this package answers; cmd/tamarack hands them to Main.
 var Commands = []string{"login", "logout", "whoami", "listings", "sandbox", "wallet", "usage", "access", "reviews", "completion"}
 
-// Handles says whether name is one of Commands.
-func Handles(name string) bool { return slices.Contains(Commands, name) }
+// Handles says whether a command line starting with arg is the client's: one of Commands, or one of the
+// client's global flags before the command (tamarack --profile staging sandbox list).
+func Handles(arg string) bool {
+	if slices.Contains(Commands, arg) {
+		return true
+	}
+	name, _, _ := strings.Cut(arg, "=")
+	return slices.Contains([]string{"--url", "--profile", "--output", "-o"}, name)
+}
 
 // Usage is the lines cmd/tamarack's usage text lists for the client commands.
 const Usage = `Client commands (against a remote platform; see docs/cli.md):

@@ -41,7 +41,7 @@ func TestProblemExitCodes(t *testing.T) {
 		if got := exitCode(p); got != c.want {
 			t.Errorf("%d %s: exit %d, want %d", c.status, c.code, got, c.want)
 		}
-		if !strings.Contains(p.Error(), "T: D ("+c.code+")") {
+		if p.Error() != "T ("+c.code+"): D" {
 			t.Errorf("message %q does not show the title, detail and code", p.Error())
 		}
 	}
@@ -170,6 +170,15 @@ func TestCompletion(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := Main(context.Background(), []string{"completion", sh}, Streams{Out: &out, Err: &errb}); code != 0 || !strings.Contains(out.String(), "tamarack") {
 			t.Errorf("completion %s: exit %d, %d bytes: %s", sh, code, out.Len(), errb.String())
+		}
+	}
+}
+
+func TestHandles(t *testing.T) {
+	for arg, want := range map[string]bool{"sandbox": true, "completion": true, "--profile": true, "--url=http://x": true, "-o": true,
+		"serve": false, "seed": false, "agent": false, "doctor": false, "--data": false, "version": false} {
+		if Handles(arg) != want {
+			t.Errorf("Handles(%q) = %v, want %v", arg, !want, want)
 		}
 	}
 }

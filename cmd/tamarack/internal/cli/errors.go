@@ -66,11 +66,12 @@ type Problem struct {
 func (p *Problem) Error() string {
 	var b strings.Builder
 	b.WriteString(p.Title)
-	if p.Detail != "" {
-		b.WriteString(": " + p.Detail)
-	}
 	if p.Code != "" {
 		fmt.Fprintf(&b, " (%s)", p.Code)
+	}
+	// A wrapped sentinel's detail often repeats its title ("listing x: listing_not_found: No such listing.").
+	if p.Detail != "" && !strings.Contains(p.Detail, p.Title) {
+		b.WriteString(": " + p.Detail)
 	}
 	for _, f := range p.Fields {
 		fmt.Fprintf(&b, "\n  %s: %s", f.Field, f.Message)
