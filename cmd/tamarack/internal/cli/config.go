@@ -25,7 +25,7 @@ type Profile struct {
 	Token        string    `json:"token,omitempty"`
 	AccessToken  string    `json:"access_token,omitempty"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
-	Expires      time.Time `json:"expires,omitempty"`
+	Expires      time.Time `json:"expires,omitzero"`
 }
 
 // SignedIn says whether the profile holds credentials.
