@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"go/parser"
+	"go/token"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -179,6 +182,29 @@ func TestHandles(t *testing.T) {
 		"serve": false, "seed": false, "agent": false, "doctor": false, "--data": false, "version": false} {
 		if Handles(arg) != want {
 			t.Errorf("Handles(%q) = %v, want %v", arg, !want, want)
+		}
+	}
+}
+
+// The client reaches the platform over HTTP only: it imports the SDK and nothing else of this module.
+func TestImportsOnlyTheSDK(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		pf, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range pf.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if strings.HasPrefix(p, "github.com/tamarack-ai/tamarack/") && p != "github.com/tamarack-ai/tamarack/sdk" {
+				t.Errorf("%s imports %s: the client uses the platform through sdk only", f, p)
+			}
 		}
 	}
 }
