@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/tamarack-ai/tamarack/cmd/tamarack/internal/cli"
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm/step"
 )
 
@@ -36,8 +37,9 @@ Usage:
   tamarack version                  print the version
   tamarack slurm-step …             run by the Slurm backend's jobs on compute nodes, not by hand
 
-Every subcommand takes the same settings (flags or TAMARACK_* variables); see 'tamarack serve -h'.
-`
+Every subcommand above takes the same settings (flags or TAMARACK_* variables); see 'tamarack serve -h'.
+
+` + cli.Usage
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -64,6 +66,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd, rest := args[0], args[1:]
+	if cli.Handles(cmd) {
+		// The client commands have exit codes of their own (docs/cli.md) and print their own errors.
+		if code := cli.Main(ctx, args, cli.Streams{In: os.Stdin, Out: stdout, Err: stderr}); code != 0 {
+			return exitStatus(code)
+		}
+		return nil
+	}
 	switch cmd {
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "tamarack", version)

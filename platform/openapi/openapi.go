@@ -210,7 +210,11 @@ func (d *Doc) responses(op Op, status int) map[string]any {
 	return out
 }
 
-var timeType = reflect.TypeOf(time.Time{})
+var (
+	timeType = reflect.TypeOf(time.Time{})
+	// rawType is any JSON value as it is written (a diff's before and after), not base64 bytes.
+	rawType = reflect.TypeOf(json.RawMessage(nil))
+)
 
 func (d *Doc) schemaOf(t reflect.Type) map[string]any {
 	for t.Kind() == reflect.Pointer {
@@ -218,6 +222,9 @@ func (d *Doc) schemaOf(t reflect.Type) map[string]any {
 	}
 	if t == timeType {
 		return map[string]any{"type": "string", "format": "date-time"}
+	}
+	if t == rawType {
+		return map[string]any{}
 	}
 	switch t.Kind() {
 	case reflect.String:

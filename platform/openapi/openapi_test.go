@@ -187,3 +187,21 @@ func TestEmbeddedUnexportedStructIsInlined(t *testing.T) {
 		t.Fatalf("required %v %v", s["required"], Required(withSecret{}))
 	}
 }
+
+type diffJSON struct {
+	From json.RawMessage `json:"from"`
+	Blob []byte          `json:"blob"`
+}
+
+// A json.RawMessage is any JSON value on the wire (a client must not expect base64), unlike a []byte.
+func TestRawMessageIsAnyValue(t *testing.T) {
+	d := New("t", "1")
+	d.Add(Op{Method: "GET", Path: "/x", Response: diffJSON{}})
+	props := schemas(t, d)["Diff"]["properties"].(map[string]any)
+	if from := props["from"].(map[string]any); len(from) != 0 {
+		t.Errorf("from: %v, want the empty schema (any value)", from)
+	}
+	if blob := props["blob"].(map[string]any); blob["contentEncoding"] != "base64" {
+		t.Errorf("blob: %v, want a base64 string", blob)
+	}
+}
