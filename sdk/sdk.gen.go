@@ -62,8 +62,11 @@ type AccessDecisionRequest struct {
 
 // AccessRequest defines model for AccessRequest.
 type AccessRequest struct {
-	Comment          *string    `json:"comment,omitempty"`
-	CreatedAt        *time.Time `json:"created_at,omitempty"`
+	Comment   *string    `json:"comment,omitempty"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// DecidedAt when it was approved or denied
+	DecidedAt        *time.Time `json:"decided_at,omitempty"`
 	Id               *string    `json:"id,omitempty"`
 	ListingId        *string    `json:"listing_id,omitempty"`
 	OrganizationId   *string    `json:"organization_id,omitempty"`
@@ -79,6 +82,56 @@ type AccessRequest struct {
 type AccessRequestList struct {
 	Items      *[]AccessRequest `json:"items,omitempty"`
 	NextCursor *string          `json:"next_cursor,omitempty"`
+}
+
+// ActivityEntry defines model for ActivityEntry.
+type ActivityEntry struct {
+	Account        *string    `json:"account,omitempty"`
+	AmountMicro    *int       `json:"amount_micro,omitempty"`
+	At             *time.Time `json:"at,omitempty"`
+	BatchId        *string    `json:"batch_id,omitempty"`
+	CofundedMicro  *int       `json:"cofunded_micro,omitempty"`
+	Counterparty   *string    `json:"counterparty,omitempty"`
+	DurationMs     *int       `json:"duration_ms,omitempty"`
+	GrossMicro     *int       `json:"gross_micro,omitempty"`
+	Id             *string    `json:"id,omitempty"`
+	Ref            *string    `json:"ref,omitempty"`
+	Seq            *int       `json:"seq,omitempty"`
+	ShortfallMicro *int       `json:"shortfall_micro,omitempty"`
+}
+
+// ActivityEntryList defines model for ActivityEntryList.
+type ActivityEntryList struct {
+	Items      *[]ActivityEntry `json:"items,omitempty"`
+	NextCursor *string          `json:"next_cursor,omitempty"`
+}
+
+// ActivityLine defines model for ActivityLine.
+type ActivityLine struct {
+	AmountMicro    *int       `json:"amount_micro,omitempty"`
+	At             *time.Time `json:"at,omitempty"`
+	CofundedMicro  *int       `json:"cofunded_micro,omitempty"`
+	Date           *string    `json:"date,omitempty"`
+	DurationMs     *int       `json:"duration_ms,omitempty"`
+	Entries        *int       `json:"entries,omitempty"`
+	GpuCount       *int       `json:"gpu_count,omitempty"`
+	GpuModel       *string    `json:"gpu_model,omitempty"`
+	GrossMicro     *int       `json:"gross_micro,omitempty"`
+	Id             *string    `json:"id,omitempty"`
+	Kind           *string    `json:"kind,omitempty"`
+	ListingId      *string    `json:"listing_id,omitempty"`
+	ListingTitle   *string    `json:"listing_title,omitempty"`
+	NetMicro       *int       `json:"net_micro,omitempty"`
+	RateMicro      *int       `json:"rate_micro,omitempty"`
+	Ref            *string    `json:"ref,omitempty"`
+	SandboxId      *string    `json:"sandbox_id,omitempty"`
+	ShortfallMicro *int       `json:"shortfall_micro,omitempty"`
+}
+
+// ActivityLineList defines model for ActivityLineList.
+type ActivityLineList struct {
+	Items      *[]ActivityLine `json:"items,omitempty"`
+	NextCursor *string         `json:"next_cursor,omitempty"`
 }
 
 // AddNodeRequest defines model for AddNodeRequest.
@@ -161,22 +214,27 @@ type BudgetRequest struct {
 
 // CatalogItem defines model for CatalogItem.
 type CatalogItem struct {
-	CanadianOwnedIp  *bool      `json:"canadian_owned_ip,omitempty"`
-	Gated            *bool      `json:"gated,omitempty"`
-	GpuModel         *string    `json:"gpu_model,omitempty"`
-	Id               *string    `json:"id,omitempty"`
-	Kind             *string    `json:"kind,omitempty"`
-	License          *string    `json:"license,omitempty"`
-	PriceFromDisplay *string    `json:"price_from_display,omitempty"`
-	PriceFromMicro   *int       `json:"price_from_micro,omitempty"`
-	PublishedAt      *time.Time `json:"published_at,omitempty"`
-	Residency        *string    `json:"residency,omitempty"`
-	Score            *float32   `json:"score,omitempty"`
-	Slug             *string    `json:"slug,omitempty"`
-	Summary          *string    `json:"summary,omitempty"`
-	Tags             *[]string  `json:"tags,omitempty"`
-	Title            *string    `json:"title,omitempty"`
-	Vendor           *Vendor    `json:"vendor,omitempty"`
+	CanadianOwnedIp *bool      `json:"canadian_owned_ip,omitempty"`
+	Gated           *bool      `json:"gated,omitempty"`
+	GpuModel        *string    `json:"gpu_model,omitempty"`
+	Id              *string    `json:"id,omitempty"`
+	Kind            *string    `json:"kind,omitempty"`
+	License         *string    `json:"license,omitempty"`
+	PriceFromMicro  *int       `json:"price_from_micro,omitempty"`
+	PublishedAt     *time.Time `json:"published_at,omitempty"`
+	Residency       *string    `json:"residency,omitempty"`
+	Score           *float32   `json:"score,omitempty"`
+	Slug            *string    `json:"slug,omitempty"`
+	Summary         *string    `json:"summary,omitempty"`
+
+	// SummaryFr French summary; empty: show summary
+	SummaryFr *string   `json:"summary_fr,omitempty"`
+	Tags      *[]string `json:"tags,omitempty"`
+	Title     *string   `json:"title,omitempty"`
+
+	// TitleFr French title; empty: show title
+	TitleFr *string `json:"title_fr,omitempty"`
+	Vendor  *Vendor `json:"vendor,omitempty"`
 }
 
 // ChangeRoleRequest defines model for ChangeRoleRequest.
@@ -212,19 +270,18 @@ type ComputeDetails struct {
 
 // ComputeListing defines model for ComputeListing.
 type ComputeListing struct {
-	AccessRequired         *bool   `json:"access_required,omitempty"`
-	Gated                  *bool   `json:"gated,omitempty"`
-	GpuModel               *string `json:"gpu_model,omitempty"`
-	Id                     *string `json:"id,omitempty"`
-	ImageAllowed           *bool   `json:"image_allowed,omitempty"`
-	MaxDurationMinutes     *int    `json:"max_duration_minutes,omitempty"`
-	MinDurationMinutes     *int    `json:"min_duration_minutes,omitempty"`
-	PoolId                 *string `json:"pool_id,omitempty"`
-	PricePerGpuHourDisplay *string `json:"price_per_gpu_hour_display,omitempty"`
-	PricePerGpuHourMicro   *int    `json:"price_per_gpu_hour_micro,omitempty"`
-	Region                 *string `json:"region,omitempty"`
-	Title                  *string `json:"title,omitempty"`
-	VendorOrgId            *string `json:"vendor_org_id,omitempty"`
+	AccessRequired       *bool   `json:"access_required,omitempty"`
+	Gated                *bool   `json:"gated,omitempty"`
+	GpuModel             *string `json:"gpu_model,omitempty"`
+	Id                   *string `json:"id,omitempty"`
+	ImageAllowed         *bool   `json:"image_allowed,omitempty"`
+	MaxDurationMinutes   *int    `json:"max_duration_minutes,omitempty"`
+	MinDurationMinutes   *int    `json:"min_duration_minutes,omitempty"`
+	PoolId               *string `json:"pool_id,omitempty"`
+	PricePerGpuHourMicro *int    `json:"price_per_gpu_hour_micro,omitempty"`
+	Region               *string `json:"region,omitempty"`
+	Title                *string `json:"title,omitempty"`
+	VendorOrgId          *string `json:"vendor_org_id,omitempty"`
 }
 
 // ComputeListingList defines model for ComputeListingList.
@@ -251,8 +308,14 @@ type ContentPatch struct {
 	Plans           *[]PlanInput    `json:"plans,omitempty"`
 	Residency       *string         `json:"residency,omitempty"`
 	Summary         *string         `json:"summary,omitempty"`
-	Tags            *[]string       `json:"tags,omitempty"`
-	Title           *string         `json:"title,omitempty"`
+
+	// SummaryFr French summary; "" removes it
+	SummaryFr *string   `json:"summary_fr,omitempty"`
+	Tags      *[]string `json:"tags,omitempty"`
+	Title     *string   `json:"title,omitempty"`
+
+	// TitleFr French title; "" removes it
+	TitleFr *string `json:"title_fr,omitempty"`
 
 	// TryIt replaces the try-it image; {} withdraws it
 	TryIt      *TryIt    `json:"try_it,omitempty"`
@@ -288,18 +351,24 @@ type CreateListingRequest struct {
 	Jurisdiction    *string         `json:"jurisdiction,omitempty"`
 
 	// Kind model, dataset or compute
-	Kind       string        `json:"kind"`
-	License    License       `json:"license"`
-	Model      *ModelDetails `json:"model,omitempty"`
-	Plans      *[]PlanInput  `json:"plans,omitempty"`
-	Residency  *string       `json:"residency,omitempty"`
-	Slug       string        `json:"slug"`
-	Summary    *string       `json:"summary,omitempty"`
-	Tags       *[]string     `json:"tags,omitempty"`
-	Title      string        `json:"title"`
-	TryIt      *TryIt        `json:"try_it,omitempty"`
-	Visibility *string       `json:"visibility,omitempty"`
-	VisibleTo  *[]string     `json:"visible_to,omitempty"`
+	Kind      string        `json:"kind"`
+	License   License       `json:"license"`
+	Model     *ModelDetails `json:"model,omitempty"`
+	Plans     *[]PlanInput  `json:"plans,omitempty"`
+	Residency *string       `json:"residency,omitempty"`
+	Slug      string        `json:"slug"`
+	Summary   *string       `json:"summary,omitempty"`
+
+	// SummaryFr French summary, at most 500 characters; empty: readers see the English summary
+	SummaryFr *string   `json:"summary_fr,omitempty"`
+	Tags      *[]string `json:"tags,omitempty"`
+	Title     string    `json:"title"`
+
+	// TitleFr French title, at most 200 characters; empty: readers see the English title
+	TitleFr    *string   `json:"title_fr,omitempty"`
+	TryIt      *TryIt    `json:"try_it,omitempty"`
+	Visibility *string   `json:"visibility,omitempty"`
+	VisibleTo  *[]string `json:"visible_to,omitempty"`
 }
 
 // CreatePoolRequest defines model for CreatePoolRequest.
@@ -336,6 +405,13 @@ type CreatedAPIToken struct {
 	Token *string `json:"token,omitempty"`
 }
 
+// CreditValue defines model for CreditValue.
+type CreditValue struct {
+	Amount   *string `json:"amount,omitempty"`
+	Currency *string `json:"currency,omitempty"`
+	Micro    *int    `json:"micro,omitempty"`
+}
+
 // DatasetDetails defines model for DatasetDetails.
 type DatasetDetails struct {
 	Format        *string `json:"format,omitempty"`
@@ -355,6 +431,59 @@ type Device struct {
 	MemoryMib   *int      `json:"memory_mib,omitempty"`
 	MigProfiles *[]string `json:"mig_profiles,omitempty"`
 	Uuid        *string   `json:"uuid,omitempty"`
+}
+
+// DeviceLoginAuthorization defines model for DeviceLoginAuthorization.
+type DeviceLoginAuthorization struct {
+	// DeviceCode the client's secret for POST /device/token
+	DeviceCode *string `json:"device_code,omitempty"`
+
+	// ExpiresIn seconds (600)
+	ExpiresIn *int `json:"expires_in,omitempty"`
+
+	// Interval seconds to wait between polls (5)
+	Interval *int `json:"interval,omitempty"`
+
+	// UserCode XXXX-XXXX; typed case-insensitively, with or without the dash
+	UserCode *string `json:"user_code,omitempty"`
+
+	// VerificationUri the web UI's /device page
+	VerificationUri *string `json:"verification_uri,omitempty"`
+
+	// VerificationUriComplete the same page with ?code= prefilled
+	VerificationUriComplete *string `json:"verification_uri_complete,omitempty"`
+}
+
+// DeviceLoginCodeRequest defines model for DeviceLoginCodeRequest.
+type DeviceLoginCodeRequest struct {
+	// ClientName what is asking, shown to the user and naming the session: e.g. "tamarack CLI on build-01" (at most 100 characters)
+	ClientName *string `json:"client_name,omitempty"`
+}
+
+// DeviceLoginRequest defines model for DeviceLoginRequest.
+type DeviceLoginRequest struct {
+	// ClientName as the client named itself; may be empty
+	ClientName *string    `json:"client_name,omitempty"`
+	CreatedAt  *time.Time `json:"created_at,omitempty"`
+
+	// Device the client's program and system, from its user agent
+	Device    *string    `json:"device,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// Ip the address the request came from
+	Ip *string `json:"ip,omitempty"`
+
+	// Status pending, approved or denied
+	Status   *string `json:"status,omitempty"`
+	UserCode *string `json:"user_code,omitempty"`
+}
+
+// DeviceLoginTokenRequest defines model for DeviceLoginTokenRequest.
+type DeviceLoginTokenRequest struct {
+	DeviceCode string `json:"device_code"`
+
+	// GrantType optional; urn:ietf:params:oauth:grant-type:device_code when given
+	GrantType *string `json:"grant_type,omitempty"`
 }
 
 // DeviceRequest defines model for DeviceRequest.
@@ -380,6 +509,20 @@ type DownloadLink struct {
 	Url       *string    `json:"url,omitempty"`
 }
 
+// EarningsChart defines model for EarningsChart.
+type EarningsChart struct {
+	Days *[]EarningsDay `json:"days,omitempty"`
+	From *string        `json:"from,omitempty"`
+	To   *string        `json:"to,omitempty"`
+}
+
+// EarningsDay defines model for EarningsDay.
+type EarningsDay struct {
+	Day         *string `json:"day,omitempty"`
+	OrdersMicro *int    `json:"orders_micro,omitempty"`
+	UsageMicro  *int    `json:"usage_micro,omitempty"`
+}
+
 // EnrolAgentRequest defines model for EnrolAgentRequest.
 type EnrolAgentRequest struct {
 	// Name the agent's name for people, e.g. its host name
@@ -400,6 +543,9 @@ type Entitlement struct {
 	Source    *string    `json:"source,omitempty"`
 	SourceId  *string    `json:"source_id,omitempty"`
 	Title     *string    `json:"title,omitempty"`
+
+	// TitleFr the listing's French title; empty: show title
+	TitleFr *string `json:"title_fr,omitempty"`
 }
 
 // EntitlementList defines model for EntitlementList.
@@ -454,7 +600,6 @@ type GPUModelList struct {
 
 // Grant defines model for Grant.
 type Grant struct {
-	AmountDisplay  *string    `json:"amount_display,omitempty"`
 	AmountMicro    *int       `json:"amount_micro,omitempty"`
 	CapMicro       *int       `json:"cap_micro,omitempty"`
 	CofundPercent  *int       `json:"cofund_percent,omitempty"`
@@ -470,17 +615,16 @@ type Grant struct {
 
 // GrantBalance defines model for GrantBalance.
 type GrantBalance struct {
-	AmountMicro    *int       `json:"amount_micro,omitempty"`
-	BalanceDisplay *string    `json:"balance_display,omitempty"`
-	BalanceMicro   *int       `json:"balance_micro,omitempty"`
-	CapMicro       *int       `json:"cap_micro,omitempty"`
-	CofundPercent  *int       `json:"cofund_percent,omitempty"`
-	CofundedMicro  *int       `json:"cofunded_micro,omitempty"`
-	Expired        *bool      `json:"expired,omitempty"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	GrantId        *string    `json:"grant_id,omitempty"`
-	Note           *string    `json:"note,omitempty"`
-	Suspended      *bool      `json:"suspended,omitempty"`
+	AmountMicro   *int       `json:"amount_micro,omitempty"`
+	BalanceMicro  *int       `json:"balance_micro,omitempty"`
+	CapMicro      *int       `json:"cap_micro,omitempty"`
+	CofundPercent *int       `json:"cofund_percent,omitempty"`
+	CofundedMicro *int       `json:"cofunded_micro,omitempty"`
+	Expired       *bool      `json:"expired,omitempty"`
+	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	GrantId       *string    `json:"grant_id,omitempty"`
+	Note          *string    `json:"note,omitempty"`
+	Suspended     *bool      `json:"suspended,omitempty"`
 }
 
 // GrantList defines model for GrantList.
@@ -665,15 +809,14 @@ type License struct {
 
 // Line defines model for Line.
 type Line struct {
-	Account       *string    `json:"account,omitempty"`
-	AmountDisplay *string    `json:"amount_display,omitempty"`
-	AmountMicro   *int       `json:"amount_micro,omitempty"`
-	At            *time.Time `json:"at,omitempty"`
-	Counterparty  *string    `json:"counterparty,omitempty"`
-	Kind          *string    `json:"kind,omitempty"`
-	Phase         *string    `json:"phase,omitempty"`
-	Ref           *string    `json:"ref,omitempty"`
-	TransferId    *string    `json:"transfer_id,omitempty"`
+	Account      *string    `json:"account,omitempty"`
+	AmountMicro  *int       `json:"amount_micro,omitempty"`
+	At           *time.Time `json:"at,omitempty"`
+	Counterparty *string    `json:"counterparty,omitempty"`
+	Kind         *string    `json:"kind,omitempty"`
+	Phase        *string    `json:"phase,omitempty"`
+	Ref          *string    `json:"ref,omitempty"`
+	TransferId   *string    `json:"transfer_id,omitempty"`
 }
 
 // LineList defines model for LineList.
@@ -684,7 +827,10 @@ type LineList struct {
 
 // Listing defines model for Listing.
 type Listing struct {
-	CreatedAt        *time.Time     `json:"created_at,omitempty"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// HubRepo models and datasets: the Hugging Face Hub repository ID for huggingface_hub and the CLI (GET of one listing only; docs/hf-api.md)
+	HubRepo          *string        `json:"hub_repo,omitempty"`
 	Id               *string        `json:"id,omitempty"`
 	Kind             *string        `json:"kind,omitempty"`
 	PendingVersion   *Version       `json:"pending_version,omitempty"`
@@ -695,6 +841,9 @@ type Listing struct {
 	StatusReason     *string        `json:"status_reason,omitempty"`
 	UpdatedAt        *time.Time     `json:"updated_at,omitempty"`
 	Vendor           *Vendor        `json:"vendor,omitempty"`
+
+	// Viewer what the caller may do (GET of one listing only)
+	Viewer *Viewer `json:"viewer,omitempty"`
 }
 
 // ListingList defines model for ListingList.
@@ -739,6 +888,16 @@ type ListingReviewRequest struct {
 
 	// Stars 1 to 5
 	Stars int `json:"stars"`
+}
+
+// ListingSpend defines model for ListingSpend.
+type ListingSpend struct {
+	ChargeMicro   *int    `json:"charge_micro,omitempty"`
+	CofundedMicro *int    `json:"cofunded_micro,omitempty"`
+	ListingId     *string `json:"listing_id,omitempty"`
+	ListingTitle  *string `json:"listing_title,omitempty"`
+	Millis        *int    `json:"millis,omitempty"`
+	PaidMicro     *int    `json:"paid_micro,omitempty"`
 }
 
 // LoginMFARequest defines model for LoginMFARequest.
@@ -892,6 +1051,14 @@ type ModelDetails struct {
 	Task        *string       `json:"task,omitempty"`
 }
 
+// MoneySettings defines model for MoneySettings.
+type MoneySettings struct {
+	CardCurrency    *string      `json:"card_currency,omitempty"`
+	CardPayments    *bool        `json:"card_payments,omitempty"`
+	CreditValue     *CreditValue `json:"credit_value,omitempty"`
+	HowToGetCredits *string      `json:"how_to_get_credits,omitempty"`
+}
+
 // NewAgentToken defines model for NewAgentToken.
 type NewAgentToken struct {
 	AgentId   *string    `json:"agent_id,omitempty"`
@@ -957,19 +1124,18 @@ type OidcProvidersResponse struct {
 
 // Order defines model for Order.
 type Order struct {
-	AmountDisplay *string    `json:"amount_display,omitempty"`
-	AmountMicro   *int       `json:"amount_micro,omitempty"`
-	BuyerOrgId    *string    `json:"buyer_org_id,omitempty"`
-	CreatedAt     *time.Time `json:"created_at,omitempty"`
-	Id            *string    `json:"id,omitempty"`
-	ListingId     *string    `json:"listing_id,omitempty"`
-	PlanId        *string    `json:"plan_id,omitempty"`
-	PlanKind      *string    `json:"plan_kind,omitempty"`
-	Quantity      *int       `json:"quantity,omitempty"`
-	Reason        *string    `json:"reason,omitempty"`
-	State         *string    `json:"state,omitempty"`
-	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
-	VendorOrgId   *string    `json:"vendor_org_id,omitempty"`
+	AmountMicro *int       `json:"amount_micro,omitempty"`
+	BuyerOrgId  *string    `json:"buyer_org_id,omitempty"`
+	CreatedAt   *time.Time `json:"created_at,omitempty"`
+	Id          *string    `json:"id,omitempty"`
+	ListingId   *string    `json:"listing_id,omitempty"`
+	PlanId      *string    `json:"plan_id,omitempty"`
+	PlanKind    *string    `json:"plan_kind,omitempty"`
+	Quantity    *int       `json:"quantity,omitempty"`
+	Reason      *string    `json:"reason,omitempty"`
+	State       *string    `json:"state,omitempty"`
+	UpdatedAt   *time.Time `json:"updated_at,omitempty"`
+	VendorOrgId *string    `json:"vendor_org_id,omitempty"`
 }
 
 // OrderList defines model for OrderList.
@@ -1006,7 +1172,6 @@ type OrganizationMFARequest struct {
 
 // Payout defines model for Payout.
 type Payout struct {
-	AmountDisplay    *string `json:"amount_display,omitempty"`
 	AmountMicro      *int    `json:"amount_micro,omitempty"`
 	CadCents         *int    `json:"cad_cents,omitempty"`
 	Method           *string `json:"method,omitempty"`
@@ -1024,11 +1189,10 @@ type PayoutInput struct {
 
 // Plan defines model for Plan.
 type Plan struct {
-	Id           *string `json:"id,omitempty"`
-	Kind         *string `json:"kind,omitempty"`
-	Name         *string `json:"name,omitempty"`
-	PriceDisplay *string `json:"price_display,omitempty"`
-	PriceMicro   *int    `json:"price_micro,omitempty"`
+	Id         *string `json:"id,omitempty"`
+	Kind       *string `json:"kind,omitempty"`
+	Name       *string `json:"name,omitempty"`
+	PriceMicro *int    `json:"price_micro,omitempty"`
 }
 
 // PlanInput defines model for PlanInput.
@@ -1085,14 +1249,13 @@ type PoolList struct {
 
 // PriceRow defines model for PriceRow.
 type PriceRow struct {
-	GpuModel               *string `json:"gpu_model,omitempty"`
-	ListingId              *string `json:"listing_id,omitempty"`
-	PoolId                 *string `json:"pool_id,omitempty"`
-	PricePerGpuHourDisplay *string `json:"price_per_gpu_hour_display,omitempty"`
-	PricePerGpuHourMicro   *int    `json:"price_per_gpu_hour_micro,omitempty"`
-	Region                 *string `json:"region,omitempty"`
-	Title                  *string `json:"title,omitempty"`
-	VendorOrgId            *string `json:"vendor_org_id,omitempty"`
+	GpuModel             *string `json:"gpu_model,omitempty"`
+	ListingId            *string `json:"listing_id,omitempty"`
+	PoolId               *string `json:"pool_id,omitempty"`
+	PricePerGpuHourMicro *int    `json:"price_per_gpu_hour_micro,omitempty"`
+	Region               *string `json:"region,omitempty"`
+	Title                *string `json:"title,omitempty"`
+	VendorOrgId          *string `json:"vendor_org_id,omitempty"`
 }
 
 // PriceRowList defines model for PriceRowList.
@@ -1116,6 +1279,21 @@ type Problem struct {
 	Type      string  `json:"type"`
 }
 
+// ProgrammeChart defines model for ProgrammeChart.
+type ProgrammeChart struct {
+	Days *[]ProgrammeDay `json:"days,omitempty"`
+	From *string         `json:"from,omitempty"`
+	To   *string         `json:"to,omitempty"`
+}
+
+// ProgrammeDay defines model for ProgrammeDay.
+type ProgrammeDay struct {
+	CofundedMicro   *int    `json:"cofunded_micro,omitempty"`
+	Day             *string `json:"day,omitempty"`
+	GrantSpentMicro *int    `json:"grant_spent_micro,omitempty"`
+	GrantedMicro    *int    `json:"granted_micro,omitempty"`
+}
+
 // ProgrammeSpend defines model for ProgrammeSpend.
 type ProgrammeSpend struct {
 	CofundedMicro  *int    `json:"cofunded_micro,omitempty"`
@@ -1125,7 +1303,6 @@ type ProgrammeSpend struct {
 	RemainingMicro *int    `json:"remaining_micro,omitempty"`
 	ReturnedMicro  *int    `json:"returned_micro,omitempty"`
 	SpentMicro     *int    `json:"spent_micro,omitempty"`
-	TotalDisplay   *string `json:"total_display,omitempty"`
 	TotalMicro     *int    `json:"total_micro,omitempty"`
 }
 
@@ -1155,6 +1332,29 @@ type Purchase struct {
 	OrganizationId *string    `json:"organization_id,omitempty"`
 	Reference      *string    `json:"reference,omitempty"`
 	Status         *string    `json:"status,omitempty"`
+}
+
+// PurchaseRow defines model for PurchaseRow.
+type PurchaseRow struct {
+	AmountMicro    *int       `json:"amount_micro,omitempty"`
+	CadCents       *int       `json:"cad_cents,omitempty"`
+	CreatedAt      *time.Time `json:"created_at,omitempty"`
+	Credits        *int       `json:"credits,omitempty"`
+	Id             *string    `json:"id,omitempty"`
+	Method         *string    `json:"method,omitempty"`
+	OrganizationId *string    `json:"organization_id,omitempty"`
+	ReceiptPath    *string    `json:"receipt_path,omitempty"`
+	Reference      *string    `json:"reference,omitempty"`
+	RefundedMicro  *int       `json:"refunded_micro,omitempty"`
+	Status         *string    `json:"status,omitempty"`
+	TaxCents       *int       `json:"tax_cents,omitempty"`
+	TotalCadCents  *int       `json:"total_cad_cents,omitempty"`
+}
+
+// PurchaseRowList defines model for PurchaseRowList.
+type PurchaseRowList struct {
+	Items      *[]PurchaseRow `json:"items,omitempty"`
+	NextCursor *string        `json:"next_cursor,omitempty"`
 }
 
 // RatingSummary defines model for RatingSummary.
@@ -1239,7 +1439,6 @@ type ReviewQueueItemList struct {
 type Sandbox struct {
 	AgentId              *string          `json:"agent_id,omitempty"`
 	Backend              *string          `json:"backend,omitempty"`
-	ChargeDisplay        *string          `json:"charge_display,omitempty"`
 	ChargeMicro          *int             `json:"charge_micro,omitempty"`
 	CpuMillis            *int             `json:"cpu_millis,omitempty"`
 	CreatedAt            *time.Time       `json:"created_at,omitempty"`
@@ -1296,6 +1495,19 @@ type SandboxToken struct {
 	Usage     *string    `json:"usage,omitempty"`
 }
 
+// SandboxUsage defines model for SandboxUsage.
+type SandboxUsage struct {
+	ChargeMicro    *int    `json:"charge_micro,omitempty"`
+	CofundedMicro  *int    `json:"cofunded_micro,omitempty"`
+	GpuModel       *string `json:"gpu_model,omitempty"`
+	ListingId      *string `json:"listing_id,omitempty"`
+	ListingTitle   *string `json:"listing_title,omitempty"`
+	Millis         *int    `json:"millis,omitempty"`
+	PaidMicro      *int    `json:"paid_micro,omitempty"`
+	SandboxId      *string `json:"sandbox_id,omitempty"`
+	ShortfallMicro *int    `json:"shortfall_micro,omitempty"`
+}
+
 // SearchResult defines model for SearchResult.
 type SearchResult struct {
 	Facets     *map[string][]FacetValue `json:"facets,omitempty"`
@@ -1311,7 +1523,7 @@ type Session struct {
 	// Current the session of the token making this request
 	Current *bool `json:"current,omitempty"`
 
-	// Device browser and system, from the user agent of the sign-in
+	// Device browser and system, from the user agent of the sign-in; for a device login (the CLI), the name the client gave
 	Device    *string    `json:"device,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Id        *string    `json:"id,omitempty"`
@@ -1390,6 +1602,25 @@ type SiteAgentList struct {
 	NextCursor *string      `json:"next_cursor,omitempty"`
 }
 
+// SpendChart defines model for SpendChart.
+type SpendChart struct {
+	ByListing          *[]ListingSpend `json:"by_listing,omitempty"`
+	BySandbox          *[]SandboxUsage `json:"by_sandbox,omitempty"`
+	Days               *[]SpendDay     `json:"days,omitempty"`
+	From               *string         `json:"from,omitempty"`
+	MonthlyBudgetMicro *int            `json:"monthly_budget_micro,omitempty"`
+	To                 *string         `json:"to,omitempty"`
+}
+
+// SpendDay defines model for SpendDay.
+type SpendDay struct {
+	ChargeMicro      *int    `json:"charge_micro,omitempty"`
+	CofundedMicro    *int    `json:"cofunded_micro,omitempty"`
+	Day              *string `json:"day,omitempty"`
+	MonthToDateMicro *int    `json:"month_to_date_micro,omitempty"`
+	PaidMicro        *int    `json:"paid_micro,omitempty"`
+}
+
 // StaffOrganization defines model for StaffOrganization.
 type StaffOrganization struct {
 	CreatedAt        *time.Time `json:"created_at,omitempty"`
@@ -1410,7 +1641,6 @@ type StaffOrganizationList struct {
 
 // Statement defines model for Statement.
 type Statement struct {
-	ClosingDisplay *string `json:"closing_display,omitempty"`
 	ClosingMicro   *int    `json:"closing_micro,omitempty"`
 	CreditsMicro   *int    `json:"credits_micro,omitempty"`
 	DebitsMicro    *int    `json:"debits_micro,omitempty"`
@@ -1418,6 +1648,18 @@ type Statement struct {
 	Month          *string `json:"month,omitempty"`
 	OpeningMicro   *int    `json:"opening_micro,omitempty"`
 	OrganizationId *string `json:"organization_id,omitempty"`
+}
+
+// StatementMonth defines model for StatementMonth.
+type StatementMonth struct {
+	Month   *string `json:"month,omitempty"`
+	PdfPath *string `json:"pdf_path,omitempty"`
+}
+
+// StatementMonthList defines model for StatementMonthList.
+type StatementMonthList struct {
+	Items      *[]StatementMonth `json:"items,omitempty"`
+	NextCursor *string           `json:"next_cursor,omitempty"`
 }
 
 // SuspendRequest defines model for SuspendRequest.
@@ -1489,7 +1731,6 @@ type UpdatePoolRequest struct {
 
 // UsageRow defines model for UsageRow.
 type UsageRow struct {
-	ChargeDisplay  *string `json:"charge_display,omitempty"`
 	ChargeMicro    *int    `json:"charge_micro,omitempty"`
 	CofundedMicro  *int    `json:"cofunded_micro,omitempty"`
 	Day            *string `json:"day,omitempty"`
@@ -1513,6 +1754,21 @@ type User struct {
 	Name    *string `json:"name,omitempty"`
 }
 
+// Utilisation defines model for Utilisation.
+type Utilisation struct {
+	Days    *[]UtilisationDay `json:"days,omitempty"`
+	From    *string           `json:"from,omitempty"`
+	PoolIds *[]string         `json:"pool_ids,omitempty"`
+	To      *string           `json:"to,omitempty"`
+}
+
+// UtilisationDay defines model for UtilisationDay.
+type UtilisationDay struct {
+	AvailableDeviceMs *int    `json:"available_device_ms,omitempty"`
+	Day               *string `json:"day,omitempty"`
+	UsedDeviceMs      *int    `json:"used_device_ms,omitempty"`
+}
+
 // Vendor defines model for Vendor.
 type Vendor struct {
 	Id   *string `json:"id,omitempty"`
@@ -1525,7 +1781,6 @@ type VendorPayable struct {
 	EarnedMicro    *int    `json:"earned_micro,omitempty"`
 	Name           *string `json:"name,omitempty"`
 	PaidOutMicro   *int    `json:"paid_out_micro,omitempty"`
-	PayableDisplay *string `json:"payable_display,omitempty"`
 	PayableMicro   *int    `json:"payable_micro,omitempty"`
 	VendorOrgId    *string `json:"vendor_org_id,omitempty"`
 }
@@ -1581,13 +1836,19 @@ type Version struct {
 	State           *string         `json:"state,omitempty"`
 	SubmittedAt     *time.Time      `json:"submitted_at,omitempty"`
 	Summary         *string         `json:"summary,omitempty"`
-	Tags            *[]string       `json:"tags,omitempty"`
-	Title           *string         `json:"title,omitempty"`
-	TryIt           *TryIt          `json:"try_it,omitempty"`
-	UpdatedAt       *time.Time      `json:"updated_at,omitempty"`
-	Version         *int            `json:"version,omitempty"`
-	Visibility      *string         `json:"visibility,omitempty"`
-	VisibleTo       *[]string       `json:"visible_to,omitempty"`
+
+	// SummaryFr French summary; empty when the vendor wrote none (show summary)
+	SummaryFr *string   `json:"summary_fr,omitempty"`
+	Tags      *[]string `json:"tags,omitempty"`
+	Title     *string   `json:"title,omitempty"`
+
+	// TitleFr French title; empty when the vendor wrote none (show title)
+	TitleFr    *string    `json:"title_fr,omitempty"`
+	TryIt      *TryIt     `json:"try_it,omitempty"`
+	UpdatedAt  *time.Time `json:"updated_at,omitempty"`
+	Version    *int       `json:"version,omitempty"`
+	Visibility *string    `json:"visibility,omitempty"`
+	VisibleTo  *[]string  `json:"visible_to,omitempty"`
 }
 
 // VersionHistory defines model for VersionHistory.
@@ -1614,13 +1875,19 @@ type VersionHistory struct {
 	State           *string                `json:"state,omitempty"`
 	SubmittedAt     *time.Time             `json:"submitted_at,omitempty"`
 	Summary         *string                `json:"summary,omitempty"`
-	Tags            *[]string              `json:"tags,omitempty"`
-	Title           *string                `json:"title,omitempty"`
-	TryIt           *TryIt                 `json:"try_it,omitempty"`
-	UpdatedAt       *time.Time             `json:"updated_at,omitempty"`
-	Version         *int                   `json:"version,omitempty"`
-	Visibility      *string                `json:"visibility,omitempty"`
-	VisibleTo       *[]string              `json:"visible_to,omitempty"`
+
+	// SummaryFr French summary; empty when the vendor wrote none (show summary)
+	SummaryFr *string   `json:"summary_fr,omitempty"`
+	Tags      *[]string `json:"tags,omitempty"`
+	Title     *string   `json:"title,omitempty"`
+
+	// TitleFr French title; empty when the vendor wrote none (show title)
+	TitleFr    *string    `json:"title_fr,omitempty"`
+	TryIt      *TryIt     `json:"try_it,omitempty"`
+	UpdatedAt  *time.Time `json:"updated_at,omitempty"`
+	Version    *int       `json:"version,omitempty"`
+	Visibility *string    `json:"visibility,omitempty"`
+	VisibleTo  *[]string  `json:"visible_to,omitempty"`
 }
 
 // VersionHistoryEntry defines model for VersionHistoryEntry.
@@ -1639,20 +1906,49 @@ type VersionHistoryList struct {
 	NextCursor *string           `json:"next_cursor,omitempty"`
 }
 
+// Viewer defines model for Viewer.
+type Viewer struct {
+	// AccessRequest the organisation's newest access request for this listing; null if none
+	AccessRequest *ViewerAccessRequest `json:"access_request,omitempty"`
+
+	// CanDownload the artifacts' downloads will be allowed
+	CanDownload *bool `json:"can_download,omitempty"`
+
+	// CanRate the organisation may rate the listing (an entitlement)
+	CanRate *bool `json:"can_rate,omitempty"`
+
+	// CanRequestAccess a gated listing with no pending request and no entitlement
+	CanRequestAccess *bool `json:"can_request_access,omitempty"`
+
+	// Entitled the caller's organisation holds a live entitlement
+	Entitled *bool `json:"entitled,omitempty"`
+}
+
+// ViewerAccessRequest defines model for ViewerAccessRequest.
+type ViewerAccessRequest struct {
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// DecidedAt when it was approved or denied; null otherwise
+	DecidedAt *time.Time `json:"decided_at,omitempty"`
+	Id        *string    `json:"id,omitempty"`
+
+	// Note the vendor's comment on its decision
+	Note *string `json:"note,omitempty"`
+
+	// State pending, approved, denied or cancelled
+	State *string `json:"state,omitempty"`
+}
+
 // Wallet defines model for Wallet.
 type Wallet struct {
-	AvailableDisplay   *string         `json:"available_display,omitempty"`
 	AvailableMicro     *int            `json:"available_micro,omitempty"`
-	GrantedDisplay     *string         `json:"granted_display,omitempty"`
 	GrantedMicro       *int            `json:"granted_micro,omitempty"`
 	Grants             *[]GrantBalance `json:"grants,omitempty"`
-	HeldDisplay        *string         `json:"held_display,omitempty"`
 	HeldMicro          *int            `json:"held_micro,omitempty"`
 	MonthSpentMicro    *int            `json:"month_spent_micro,omitempty"`
 	MonthlyBudgetMicro *int            `json:"monthly_budget_micro,omitempty"`
 	OrganizationId     *string         `json:"organization_id,omitempty"`
 	PayableMicro       *int            `json:"payable_micro,omitempty"`
-	PurchasedDisplay   *string         `json:"purchased_display,omitempty"`
 	PurchasedMicro     *int            `json:"purchased_micro,omitempty"`
 	SpendOrder         *string         `json:"spend_order,omitempty"`
 }
@@ -1726,6 +2022,61 @@ type GetApiModelsNsRepoTreeRevPathParams struct {
 // GetBillingGrantsParams defines parameters for GetBillingGrants.
 type GetBillingGrantsParams struct {
 	OrganizationId *string `form:"organization_id,omitempty" json:"organization_id,omitempty"`
+}
+
+// GetBillingOrgsOrgChartsEarningsParams defines parameters for GetBillingOrgsOrgChartsEarnings.
+type GetBillingOrgsOrgChartsEarningsParams struct {
+	// From yyyy-mm-dd, inclusive (default: 29 days before to)
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days
+	To *string `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// GetBillingOrgsOrgChartsSpendParams defines parameters for GetBillingOrgsOrgChartsSpend.
+type GetBillingOrgsOrgChartsSpendParams struct {
+	// From yyyy-mm-dd, inclusive (default: 29 days before to)
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days
+	To *string `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// GetBillingOrgsOrgTransactionsParams defines parameters for GetBillingOrgsOrgTransactions.
+type GetBillingOrgsOrgTransactionsParams struct {
+	// Kind comma-separated: usage, purchase, grant, grant_expiry, refund, order, payout, earning
+	Kind *string `form:"kind,omitempty" json:"kind,omitempty"`
+
+	// From first UTC day, yyyy-mm-dd
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To last UTC day, yyyy-mm-dd (inclusive)
+	To        *string `form:"to,omitempty" json:"to,omitempty"`
+	SandboxId *string `form:"sandbox_id,omitempty" json:"sandbox_id,omitempty"`
+	ListingId *string `form:"listing_id,omitempty" json:"listing_id,omitempty"`
+
+	// Sort -date (newest first, default) or date
+	Sort *string `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Format csv for text/csv (every matching line, no paging); Accept: text/csv works too
+	Format *string `form:"format,omitempty" json:"format,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetBillingOrgsOrgTransactionsLineEntriesParams defines parameters for GetBillingOrgsOrgTransactionsLineEntries.
+type GetBillingOrgsOrgTransactionsLineEntriesParams struct {
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetBillingProgrammeChartsParams defines parameters for GetBillingProgrammeCharts.
+type GetBillingProgrammeChartsParams struct {
+	// From yyyy-mm-dd, inclusive (default: 29 days before to)
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days
+	To *string `form:"to,omitempty" json:"to,omitempty"`
 }
 
 // GetBillingTransactionsParams defines parameters for GetBillingTransactions.
@@ -1986,6 +2337,17 @@ type GetTestbedSandboxesIdTerminalParams struct {
 	Cmd *string `form:"cmd,omitempty" json:"cmd,omitempty"`
 }
 
+// GetTestbedUtilisationParams defines parameters for GetTestbedUtilisation.
+type GetTestbedUtilisationParams struct {
+	PoolId *string `form:"pool_id,omitempty" json:"pool_id,omitempty"`
+
+	// From yyyy-mm-dd, inclusive (default: 29 days before to)
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days
+	To *string `form:"to,omitempty" json:"to,omitempty"`
+}
+
 // PutBillingBudgetJSONRequestBody defines body for PutBillingBudget for application/json ContentType.
 type PutBillingBudgetJSONRequestBody = BudgetRequest
 
@@ -2003,6 +2365,12 @@ type PostBillingPayoutsJSONRequestBody = PayoutInput
 
 // PutBillingVendorsIdConnectAccountJSONRequestBody defines body for PutBillingVendorsIdConnectAccount for application/json ContentType.
 type PutBillingVendorsIdConnectAccountJSONRequestBody = ConnectRequest
+
+// PostIdentityDeviceCodeJSONRequestBody defines body for PostIdentityDeviceCode for application/json ContentType.
+type PostIdentityDeviceCodeJSONRequestBody = DeviceLoginCodeRequest
+
+// PostIdentityDeviceTokenJSONRequestBody defines body for PostIdentityDeviceToken for application/json ContentType.
+type PostIdentityDeviceTokenJSONRequestBody = DeviceLoginTokenRequest
 
 // PostIdentityEmailVerifyJSONRequestBody defines body for PostIdentityEmailVerify for application/json ContentType.
 type PostIdentityEmailVerifyJSONRequestBody = VerifyEmailRequest
@@ -2298,6 +2666,46 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/billing/offline-payments (the `PostBillingOfflinePayments` operationId).
 	PostBillingOfflinePayments(ctx context.Context, body PostBillingOfflinePaymentsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetBillingOrgsOrgChartsEarnings A vendor's earnings per day (usage sold, orders)
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/charts/earnings (the `GetBillingOrgsOrgChartsEarnings` operationId).
+	GetBillingOrgsOrgChartsEarnings(ctx context.Context, org string, params *GetBillingOrgsOrgChartsEarningsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBillingOrgsOrgChartsSpend Spend per day with month-to-date and budget, by sandbox and by listing
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/charts/spend (the `GetBillingOrgsOrgChartsSpend` operationId).
+	GetBillingOrgsOrgChartsSpend(ctx context.Context, org string, params *GetBillingOrgsOrgChartsSpendParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBillingOrgsOrgPurchases The organisation's credit purchases, newest first, with receipt links
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/purchases (the `GetBillingOrgsOrgPurchases` operationId).
+	GetBillingOrgsOrgPurchases(ctx context.Context, org string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBillingOrgsOrgPurchasesIdReceiptPdf PDF receipt of a credited purchase (application/pdf); the language follows Accept-Language (en or fr)
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/purchases/{id}/receipt.pdf (the `GetBillingOrgsOrgPurchasesIdReceiptPdf` operationId).
+	GetBillingOrgsOrgPurchasesIdReceiptPdf(ctx context.Context, org string, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBillingOrgsOrgStatements Months with a statement, newest first
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/statements (the `GetBillingOrgsOrgStatements` operationId).
+	GetBillingOrgsOrgStatements(ctx context.Context, org string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBillingOrgsOrgStatementsMonthPdf Monthly statement PDF (yyyy-mm; application/pdf); the language follows Accept-Language (en or fr)
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/statements/{month}.pdf (the `GetBillingOrgsOrgStatementsMonthPdf` operationId).
+	GetBillingOrgsOrgStatementsMonthPdf(ctx context.Context, org string, month string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBillingOrgsOrgTransactions Readable transactions: usage per sandbox per UTC day, purchases, grants, refunds, orders, payouts; CSV with format=csv
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/transactions (the `GetBillingOrgsOrgTransactions` operationId).
+	GetBillingOrgsOrgTransactions(ctx context.Context, org string, params *GetBillingOrgsOrgTransactionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBillingOrgsOrgTransactionsLineEntries The metered samples or ledger entries behind one transaction line
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/transactions/{line}/entries (the `GetBillingOrgsOrgTransactionsLineEntries` operationId).
+	GetBillingOrgsOrgTransactionsLineEntries(ctx context.Context, org string, line string, params *GetBillingOrgsOrgTransactionsLineEntriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetBillingPayouts Vendor earnings and payable balances
 	//
 	// Corresponds with GET /api/v1/billing/payouts (the `GetBillingPayouts` operationId).
@@ -2322,10 +2730,20 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/billing/prices (the `GetBillingPrices` operationId).
 	GetBillingPrices(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetBillingProgrammeCharts Programme grants, grant spend and co-funding per day
+	//
+	// Corresponds with GET /api/v1/billing/programme/charts (the `GetBillingProgrammeCharts` operationId).
+	GetBillingProgrammeCharts(ctx context.Context, params *GetBillingProgrammeChartsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetBillingProgrammeSpend Programme spend (grants and co-funding) by organisation
 	//
 	// Corresponds with GET /api/v1/billing/programme/spend (the `GetBillingProgrammeSpend` operationId).
 	GetBillingProgrammeSpend(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBillingSettings What a credit is worth, and whether card payments are on
+	//
+	// Corresponds with GET /api/v1/billing/settings (the `GetBillingSettings` operationId).
+	GetBillingSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetBillingStatementsMonth Monthly statement (yyyy-mm); Accept: text/csv for CSV
 	//
@@ -2375,6 +2793,49 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/v1/identity/audit (the `GetIdentityAudit` operationId).
 	GetIdentityAudit(ctx context.Context, params *GetIdentityAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostIdentityDeviceCodeWithBody Start a device login (RFC 8628) for a client without a browser: show the user the user_code and verification_uri, then poll POST /device/token every interval seconds. Limited per client IP like sign-up
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/identity/device/code (the `PostIdentityDeviceCode` operationId).
+	PostIdentityDeviceCodeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostIdentityDeviceCode Start a device login (RFC 8628) for a client without a browser: show the user the user_code and verification_uri, then poll POST /device/token every interval seconds. Limited per client IP like sign-up
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/identity/device/code (the `PostIdentityDeviceCode` operationId).
+	PostIdentityDeviceCode(ctx context.Context, body PostIdentityDeviceCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostIdentityDeviceTokenWithBody Poll a device login: the session's tokens (as /login answers) once approved, once; until then 400 authorization_pending, 400 slow_down (polled sooner than the interval, which grows by 5 s), 400 expired_token, 403 access_denied, 400 invalid_grant (unknown or already used)
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/identity/device/token (the `PostIdentityDeviceToken` operationId).
+	PostIdentityDeviceTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostIdentityDeviceToken Poll a device login: the session's tokens (as /login answers) once approved, once; until then 400 authorization_pending, 400 slow_down (polled sooner than the interval, which grows by 5 s), 400 expired_token, 403 access_denied, 400 invalid_grant (unknown or already used)
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/identity/device/token (the `PostIdentityDeviceToken` operationId).
+	PostIdentityDeviceToken(ctx context.Context, body PostIdentityDeviceTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetIdentityDeviceUserCode What a user code would sign in: client name, device, address, times, status (lookups limited per user)
+	//
+	// Corresponds with GET /api/v1/identity/device/{user_code} (the `GetIdentityDeviceUserCode` operationId).
+	GetIdentityDeviceUserCode(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostIdentityDeviceUserCodeApprove Approve a device login: the client receives a new session of the caller's (same organisation, MFA only when the caller's session has it). Needs a verified e-mail
+	//
+	// Corresponds with POST /api/v1/identity/device/{user_code}/approve (the `PostIdentityDeviceUserCodeApprove` operationId).
+	PostIdentityDeviceUserCodeApprove(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostIdentityDeviceUserCodeDeny Deny a device login: the client's poll answers access_denied
+	//
+	// Corresponds with POST /api/v1/identity/device/{user_code}/deny (the `PostIdentityDeviceUserCodeDeny` operationId).
+	PostIdentityDeviceUserCodeDeny(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostIdentityEmailVerifyWithBody Verify the e-mail address with the token of the verification link
 	//
@@ -3205,6 +3666,11 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/testbed/templates (the `GetTestbedTemplates` operationId).
 	GetTestbedTemplates(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetTestbedUtilisation Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all)
+	//
+	// Corresponds with GET /api/v1/testbed/utilisation (the `GetTestbedUtilisation` operationId).
+	GetTestbedUtilisation(ctx context.Context, params *GetTestbedUtilisationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetDatasetsNsRepoResolveRevFile Hub API: a file's bytes (HEAD for its headers; Range supported)
 	//
 	// Corresponds with GET /datasets/{ns}/{repo}/resolve/{rev}/{file} (the `GetDatasetsNsRepoResolveRevFile` operationId).
@@ -3517,6 +3983,126 @@ func (c *Client) PostBillingOfflinePayments(ctx context.Context, body PostBillin
 	return c.Client.Do(req)
 }
 
+// GetBillingOrgsOrgChartsEarnings A vendor's earnings per day (usage sold, orders)
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/charts/earnings (the `GetBillingOrgsOrgChartsEarnings` operationId).
+func (c *Client) GetBillingOrgsOrgChartsEarnings(ctx context.Context, org string, params *GetBillingOrgsOrgChartsEarningsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingOrgsOrgChartsEarningsRequest(c.Server, org, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBillingOrgsOrgChartsSpend Spend per day with month-to-date and budget, by sandbox and by listing
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/charts/spend (the `GetBillingOrgsOrgChartsSpend` operationId).
+func (c *Client) GetBillingOrgsOrgChartsSpend(ctx context.Context, org string, params *GetBillingOrgsOrgChartsSpendParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingOrgsOrgChartsSpendRequest(c.Server, org, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBillingOrgsOrgPurchases The organisation's credit purchases, newest first, with receipt links
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/purchases (the `GetBillingOrgsOrgPurchases` operationId).
+func (c *Client) GetBillingOrgsOrgPurchases(ctx context.Context, org string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingOrgsOrgPurchasesRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBillingOrgsOrgPurchasesIdReceiptPdf PDF receipt of a credited purchase (application/pdf); the language follows Accept-Language (en or fr)
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/purchases/{id}/receipt.pdf (the `GetBillingOrgsOrgPurchasesIdReceiptPdf` operationId).
+func (c *Client) GetBillingOrgsOrgPurchasesIdReceiptPdf(ctx context.Context, org string, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingOrgsOrgPurchasesIdReceiptPdfRequest(c.Server, org, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBillingOrgsOrgStatements Months with a statement, newest first
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/statements (the `GetBillingOrgsOrgStatements` operationId).
+func (c *Client) GetBillingOrgsOrgStatements(ctx context.Context, org string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingOrgsOrgStatementsRequest(c.Server, org)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBillingOrgsOrgStatementsMonthPdf Monthly statement PDF (yyyy-mm; application/pdf); the language follows Accept-Language (en or fr)
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/statements/{month}.pdf (the `GetBillingOrgsOrgStatementsMonthPdf` operationId).
+func (c *Client) GetBillingOrgsOrgStatementsMonthPdf(ctx context.Context, org string, month string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingOrgsOrgStatementsMonthPdfRequest(c.Server, org, month)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBillingOrgsOrgTransactions Readable transactions: usage per sandbox per UTC day, purchases, grants, refunds, orders, payouts; CSV with format=csv
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/transactions (the `GetBillingOrgsOrgTransactions` operationId).
+func (c *Client) GetBillingOrgsOrgTransactions(ctx context.Context, org string, params *GetBillingOrgsOrgTransactionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingOrgsOrgTransactionsRequest(c.Server, org, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBillingOrgsOrgTransactionsLineEntries The metered samples or ledger entries behind one transaction line
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/transactions/{line}/entries (the `GetBillingOrgsOrgTransactionsLineEntries` operationId).
+func (c *Client) GetBillingOrgsOrgTransactionsLineEntries(ctx context.Context, org string, line string, params *GetBillingOrgsOrgTransactionsLineEntriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingOrgsOrgTransactionsLineEntriesRequest(c.Server, org, line, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetBillingPayouts Vendor earnings and payable balances
 //
 // Corresponds with GET /api/v1/billing/payouts (the `GetBillingPayouts` operationId).
@@ -3581,11 +4167,41 @@ func (c *Client) GetBillingPrices(ctx context.Context, reqEditors ...RequestEdit
 	return c.Client.Do(req)
 }
 
+// GetBillingProgrammeCharts Programme grants, grant spend and co-funding per day
+//
+// Corresponds with GET /api/v1/billing/programme/charts (the `GetBillingProgrammeCharts` operationId).
+func (c *Client) GetBillingProgrammeCharts(ctx context.Context, params *GetBillingProgrammeChartsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingProgrammeChartsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetBillingProgrammeSpend Programme spend (grants and co-funding) by organisation
 //
 // Corresponds with GET /api/v1/billing/programme/spend (the `GetBillingProgrammeSpend` operationId).
 func (c *Client) GetBillingProgrammeSpend(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetBillingProgrammeSpendRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBillingSettings What a credit is worth, and whether card payments are on
+//
+// Corresponds with GET /api/v1/billing/settings (the `GetBillingSettings` operationId).
+func (c *Client) GetBillingSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingSettingsRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -3725,6 +4341,119 @@ func (c *Client) GetIdentityWellKnownJwksJson(ctx context.Context, reqEditors ..
 // Corresponds with GET /api/v1/identity/audit (the `GetIdentityAudit` operationId).
 func (c *Client) GetIdentityAudit(ctx context.Context, params *GetIdentityAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetIdentityAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostIdentityDeviceCodeWithBody Start a device login (RFC 8628) for a client without a browser: show the user the user_code and verification_uri, then poll POST /device/token every interval seconds. Limited per client IP like sign-up
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/identity/device/code (the `PostIdentityDeviceCode` operationId).
+func (c *Client) PostIdentityDeviceCodeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostIdentityDeviceCodeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostIdentityDeviceCode Start a device login (RFC 8628) for a client without a browser: show the user the user_code and verification_uri, then poll POST /device/token every interval seconds. Limited per client IP like sign-up
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/identity/device/code (the `PostIdentityDeviceCode` operationId).
+func (c *Client) PostIdentityDeviceCode(ctx context.Context, body PostIdentityDeviceCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostIdentityDeviceCodeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostIdentityDeviceTokenWithBody Poll a device login: the session's tokens (as /login answers) once approved, once; until then 400 authorization_pending, 400 slow_down (polled sooner than the interval, which grows by 5 s), 400 expired_token, 403 access_denied, 400 invalid_grant (unknown or already used)
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/identity/device/token (the `PostIdentityDeviceToken` operationId).
+func (c *Client) PostIdentityDeviceTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostIdentityDeviceTokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostIdentityDeviceToken Poll a device login: the session's tokens (as /login answers) once approved, once; until then 400 authorization_pending, 400 slow_down (polled sooner than the interval, which grows by 5 s), 400 expired_token, 403 access_denied, 400 invalid_grant (unknown or already used)
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/identity/device/token (the `PostIdentityDeviceToken` operationId).
+func (c *Client) PostIdentityDeviceToken(ctx context.Context, body PostIdentityDeviceTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostIdentityDeviceTokenRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetIdentityDeviceUserCode What a user code would sign in: client name, device, address, times, status (lookups limited per user)
+//
+// Corresponds with GET /api/v1/identity/device/{user_code} (the `GetIdentityDeviceUserCode` operationId).
+func (c *Client) GetIdentityDeviceUserCode(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetIdentityDeviceUserCodeRequest(c.Server, userCode)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostIdentityDeviceUserCodeApprove Approve a device login: the client receives a new session of the caller's (same organisation, MFA only when the caller's session has it). Needs a verified e-mail
+//
+// Corresponds with POST /api/v1/identity/device/{user_code}/approve (the `PostIdentityDeviceUserCodeApprove` operationId).
+func (c *Client) PostIdentityDeviceUserCodeApprove(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostIdentityDeviceUserCodeApproveRequest(c.Server, userCode)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostIdentityDeviceUserCodeDeny Deny a device login: the client's poll answers access_denied
+//
+// Corresponds with POST /api/v1/identity/device/{user_code}/deny (the `PostIdentityDeviceUserCodeDeny` operationId).
+func (c *Client) PostIdentityDeviceUserCodeDeny(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostIdentityDeviceUserCodeDenyRequest(c.Server, userCode)
 	if err != nil {
 		return nil, err
 	}
@@ -5914,6 +6643,21 @@ func (c *Client) GetTestbedTemplates(ctx context.Context, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
+// GetTestbedUtilisation Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all)
+//
+// Corresponds with GET /api/v1/testbed/utilisation (the `GetTestbedUtilisation` operationId).
+func (c *Client) GetTestbedUtilisation(ctx context.Context, params *GetTestbedUtilisationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTestbedUtilisationRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetDatasetsNsRepoResolveRevFile Hub API: a file's bytes (HEAD for its headers; Range supported)
 //
 // Corresponds with GET /datasets/{ns}/{repo}/resolve/{rev}/{file} (the `GetDatasetsNsRepoResolveRevFile` operationId).
@@ -6866,6 +7610,539 @@ func NewPostBillingOfflinePaymentsRequestWithBody(server string, contentType str
 	return req, nil
 }
 
+// NewGetBillingOrgsOrgChartsEarningsRequest constructs an http.Request for the GetBillingOrgsOrgChartsEarnings method
+func NewGetBillingOrgsOrgChartsEarningsRequest(server string, org string, params *GetBillingOrgsOrgChartsEarningsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/orgs/%s/charts/earnings", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBillingOrgsOrgChartsSpendRequest constructs an http.Request for the GetBillingOrgsOrgChartsSpend method
+func NewGetBillingOrgsOrgChartsSpendRequest(server string, org string, params *GetBillingOrgsOrgChartsSpendParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/orgs/%s/charts/spend", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBillingOrgsOrgPurchasesRequest constructs an http.Request for the GetBillingOrgsOrgPurchases method
+func NewGetBillingOrgsOrgPurchasesRequest(server string, org string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/orgs/%s/purchases", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBillingOrgsOrgPurchasesIdReceiptPdfRequest constructs an http.Request for the GetBillingOrgsOrgPurchasesIdReceiptPdf method
+func NewGetBillingOrgsOrgPurchasesIdReceiptPdfRequest(server string, org string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/orgs/%s/purchases/%s/receipt.pdf", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBillingOrgsOrgStatementsRequest constructs an http.Request for the GetBillingOrgsOrgStatements method
+func NewGetBillingOrgsOrgStatementsRequest(server string, org string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/orgs/%s/statements", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBillingOrgsOrgStatementsMonthPdfRequest constructs an http.Request for the GetBillingOrgsOrgStatementsMonthPdf method
+func NewGetBillingOrgsOrgStatementsMonthPdfRequest(server string, org string, month string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "month", month, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/orgs/%s/statements/%s.pdf", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBillingOrgsOrgTransactionsRequest constructs an http.Request for the GetBillingOrgsOrgTransactions method
+func NewGetBillingOrgsOrgTransactionsRequest(server string, org string, params *GetBillingOrgsOrgTransactionsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/orgs/%s/transactions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Kind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SandboxId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sandbox_id", *params.SandboxId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ListingId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "listing_id", *params.ListingId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBillingOrgsOrgTransactionsLineEntriesRequest constructs an http.Request for the GetBillingOrgsOrgTransactionsLineEntries method
+func NewGetBillingOrgsOrgTransactionsLineEntriesRequest(server string, org string, line string, params *GetBillingOrgsOrgTransactionsLineEntriesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org", org, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "line", line, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/orgs/%s/transactions/%s/entries", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetBillingPayoutsRequest constructs an http.Request for the GetBillingPayouts method
 func NewGetBillingPayoutsRequest(server string) (*http.Request, error) {
 	var err error
@@ -6960,6 +8237,72 @@ func NewGetBillingPricesRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetBillingProgrammeChartsRequest constructs an http.Request for the GetBillingProgrammeCharts method
+func NewGetBillingProgrammeChartsRequest(server string, params *GetBillingProgrammeChartsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/programme/charts")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetBillingProgrammeSpendRequest constructs an http.Request for the GetBillingProgrammeSpend method
 func NewGetBillingProgrammeSpendRequest(server string) (*http.Request, error) {
 	var err error
@@ -6970,6 +8313,33 @@ func NewGetBillingProgrammeSpendRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/api/v1/billing/programme/spend")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBillingSettingsRequest constructs an http.Request for the GetBillingSettings method
+func NewGetBillingSettingsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/settings")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -7388,6 +8758,188 @@ func NewGetIdentityAuditRequest(server string, params *GetIdentityAuditParams) (
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostIdentityDeviceCodeRequest calls the generic PostIdentityDeviceCode builder with application/json body
+func NewPostIdentityDeviceCodeRequest(server string, body PostIdentityDeviceCodeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostIdentityDeviceCodeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostIdentityDeviceCodeRequestWithBody constructs an http.Request for the PostIdentityDeviceCode method, with any body, and a specified content type
+func NewPostIdentityDeviceCodeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/identity/device/code")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPostIdentityDeviceTokenRequest calls the generic PostIdentityDeviceToken builder with application/json body
+func NewPostIdentityDeviceTokenRequest(server string, body PostIdentityDeviceTokenJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostIdentityDeviceTokenRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostIdentityDeviceTokenRequestWithBody constructs an http.Request for the PostIdentityDeviceToken method, with any body, and a specified content type
+func NewPostIdentityDeviceTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/identity/device/token")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetIdentityDeviceUserCodeRequest constructs an http.Request for the GetIdentityDeviceUserCode method
+func NewGetIdentityDeviceUserCodeRequest(server string, userCode string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_code", userCode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/identity/device/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostIdentityDeviceUserCodeApproveRequest constructs an http.Request for the PostIdentityDeviceUserCodeApprove method
+func NewPostIdentityDeviceUserCodeApproveRequest(server string, userCode string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_code", userCode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/identity/device/%s/approve", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostIdentityDeviceUserCodeDenyRequest constructs an http.Request for the PostIdentityDeviceUserCodeDeny method
+func NewPostIdentityDeviceUserCodeDenyRequest(server string, userCode string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_code", userCode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/identity/device/%s/deny", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -12093,6 +13645,84 @@ func NewGetTestbedTemplatesRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetTestbedUtilisationRequest constructs an http.Request for the GetTestbedUtilisation method
+func NewGetTestbedUtilisationRequest(server string, params *GetTestbedUtilisationParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/testbed/utilisation")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.PoolId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pool_id", *params.PoolId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetDatasetsNsRepoResolveRevFileRequest constructs an http.Request for the GetDatasetsNsRepoResolveRevFile method
 func NewGetDatasetsNsRepoResolveRevFileRequest(server string, ns string, repo string, rev string, file string) (*http.Request, error) {
 	var err error
@@ -12454,6 +14084,62 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/billing/offline-payments (the `PostBillingOfflinePayments` operationId).
 	PostBillingOfflinePaymentsWithResponse(ctx context.Context, body PostBillingOfflinePaymentsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostBillingOfflinePaymentsResponse, error)
 
+	// GetBillingOrgsOrgChartsEarningsWithResponse A vendor's earnings per day (usage sold, orders)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/charts/earnings (the `GetBillingOrgsOrgChartsEarnings` operationId).
+	GetBillingOrgsOrgChartsEarningsWithResponse(ctx context.Context, org string, params *GetBillingOrgsOrgChartsEarningsParams, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgChartsEarningsResponse, error)
+
+	// GetBillingOrgsOrgChartsSpendWithResponse Spend per day with month-to-date and budget, by sandbox and by listing
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/charts/spend (the `GetBillingOrgsOrgChartsSpend` operationId).
+	GetBillingOrgsOrgChartsSpendWithResponse(ctx context.Context, org string, params *GetBillingOrgsOrgChartsSpendParams, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgChartsSpendResponse, error)
+
+	// GetBillingOrgsOrgPurchasesWithResponse The organisation's credit purchases, newest first, with receipt links
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/purchases (the `GetBillingOrgsOrgPurchases` operationId).
+	GetBillingOrgsOrgPurchasesWithResponse(ctx context.Context, org string, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgPurchasesResponse, error)
+
+	// GetBillingOrgsOrgPurchasesIdReceiptPdfWithResponse PDF receipt of a credited purchase (application/pdf); the language follows Accept-Language (en or fr)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/purchases/{id}/receipt.pdf (the `GetBillingOrgsOrgPurchasesIdReceiptPdf` operationId).
+	GetBillingOrgsOrgPurchasesIdReceiptPdfWithResponse(ctx context.Context, org string, id string, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgPurchasesIdReceiptPdfResponse, error)
+
+	// GetBillingOrgsOrgStatementsWithResponse Months with a statement, newest first
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/statements (the `GetBillingOrgsOrgStatements` operationId).
+	GetBillingOrgsOrgStatementsWithResponse(ctx context.Context, org string, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgStatementsResponse, error)
+
+	// GetBillingOrgsOrgStatementsMonthPdfWithResponse Monthly statement PDF (yyyy-mm; application/pdf); the language follows Accept-Language (en or fr)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/statements/{month}.pdf (the `GetBillingOrgsOrgStatementsMonthPdf` operationId).
+	GetBillingOrgsOrgStatementsMonthPdfWithResponse(ctx context.Context, org string, month string, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgStatementsMonthPdfResponse, error)
+
+	// GetBillingOrgsOrgTransactionsWithResponse Readable transactions: usage per sandbox per UTC day, purchases, grants, refunds, orders, payouts; CSV with format=csv
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/transactions (the `GetBillingOrgsOrgTransactions` operationId).
+	GetBillingOrgsOrgTransactionsWithResponse(ctx context.Context, org string, params *GetBillingOrgsOrgTransactionsParams, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgTransactionsResponse, error)
+
+	// GetBillingOrgsOrgTransactionsLineEntriesWithResponse The metered samples or ledger entries behind one transaction line
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/orgs/{org}/transactions/{line}/entries (the `GetBillingOrgsOrgTransactionsLineEntries` operationId).
+	GetBillingOrgsOrgTransactionsLineEntriesWithResponse(ctx context.Context, org string, line string, params *GetBillingOrgsOrgTransactionsLineEntriesParams, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgTransactionsLineEntriesResponse, error)
+
 	// GetBillingPayoutsWithResponse Vendor earnings and payable balances
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -12482,12 +14168,26 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/billing/prices (the `GetBillingPrices` operationId).
 	GetBillingPricesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBillingPricesResponse, error)
 
+	// GetBillingProgrammeChartsWithResponse Programme grants, grant spend and co-funding per day
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/programme/charts (the `GetBillingProgrammeCharts` operationId).
+	GetBillingProgrammeChartsWithResponse(ctx context.Context, params *GetBillingProgrammeChartsParams, reqEditors ...RequestEditorFn) (*GetBillingProgrammeChartsResponse, error)
+
 	// GetBillingProgrammeSpendWithResponse Programme spend (grants and co-funding) by organisation
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/billing/programme/spend (the `GetBillingProgrammeSpend` operationId).
 	GetBillingProgrammeSpendWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBillingProgrammeSpendResponse, error)
+
+	// GetBillingSettingsWithResponse What a credit is worth, and whether card payments are on
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/settings (the `GetBillingSettings` operationId).
+	GetBillingSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBillingSettingsResponse, error)
 
 	// GetBillingStatementsMonthWithResponse Monthly statement (yyyy-mm); Accept: text/csv for CSV
 	//
@@ -12551,6 +14251,55 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/identity/audit (the `GetIdentityAudit` operationId).
 	GetIdentityAuditWithResponse(ctx context.Context, params *GetIdentityAuditParams, reqEditors ...RequestEditorFn) (*GetIdentityAuditResponse, error)
+
+	// PostIdentityDeviceCodeWithBodyWithResponse Start a device login (RFC 8628) for a client without a browser: show the user the user_code and verification_uri, then poll POST /device/token every interval seconds. Limited per client IP like sign-up
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/identity/device/code (the `PostIdentityDeviceCode` operationId).
+	PostIdentityDeviceCodeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostIdentityDeviceCodeResponse, error)
+
+	// PostIdentityDeviceCodeWithResponse Start a device login (RFC 8628) for a client without a browser: show the user the user_code and verification_uri, then poll POST /device/token every interval seconds. Limited per client IP like sign-up
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/identity/device/code (the `PostIdentityDeviceCode` operationId).
+	PostIdentityDeviceCodeWithResponse(ctx context.Context, body PostIdentityDeviceCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*PostIdentityDeviceCodeResponse, error)
+
+	// PostIdentityDeviceTokenWithBodyWithResponse Poll a device login: the session's tokens (as /login answers) once approved, once; until then 400 authorization_pending, 400 slow_down (polled sooner than the interval, which grows by 5 s), 400 expired_token, 403 access_denied, 400 invalid_grant (unknown or already used)
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/identity/device/token (the `PostIdentityDeviceToken` operationId).
+	PostIdentityDeviceTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostIdentityDeviceTokenResponse, error)
+
+	// PostIdentityDeviceTokenWithResponse Poll a device login: the session's tokens (as /login answers) once approved, once; until then 400 authorization_pending, 400 slow_down (polled sooner than the interval, which grows by 5 s), 400 expired_token, 403 access_denied, 400 invalid_grant (unknown or already used)
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/identity/device/token (the `PostIdentityDeviceToken` operationId).
+	PostIdentityDeviceTokenWithResponse(ctx context.Context, body PostIdentityDeviceTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*PostIdentityDeviceTokenResponse, error)
+
+	// GetIdentityDeviceUserCodeWithResponse What a user code would sign in: client name, device, address, times, status (lookups limited per user)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/identity/device/{user_code} (the `GetIdentityDeviceUserCode` operationId).
+	GetIdentityDeviceUserCodeWithResponse(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*GetIdentityDeviceUserCodeResponse, error)
+
+	// PostIdentityDeviceUserCodeApproveWithResponse Approve a device login: the client receives a new session of the caller's (same organisation, MFA only when the caller's session has it). Needs a verified e-mail
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/identity/device/{user_code}/approve (the `PostIdentityDeviceUserCodeApprove` operationId).
+	PostIdentityDeviceUserCodeApproveWithResponse(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*PostIdentityDeviceUserCodeApproveResponse, error)
+
+	// PostIdentityDeviceUserCodeDenyWithResponse Deny a device login: the client's poll answers access_denied
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/identity/device/{user_code}/deny (the `PostIdentityDeviceUserCodeDeny` operationId).
+	PostIdentityDeviceUserCodeDenyWithResponse(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*PostIdentityDeviceUserCodeDenyResponse, error)
 
 	// PostIdentityEmailVerifyWithBodyWithResponse Verify the e-mail address with the token of the verification link
 	//
@@ -13497,6 +15246,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/testbed/templates (the `GetTestbedTemplates` operationId).
 	GetTestbedTemplatesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetTestbedTemplatesResponse, error)
 
+	// GetTestbedUtilisationWithResponse Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/testbed/utilisation (the `GetTestbedUtilisation` operationId).
+	GetTestbedUtilisationWithResponse(ctx context.Context, params *GetTestbedUtilisationParams, reqEditors ...RequestEditorFn) (*GetTestbedUtilisationResponse, error)
+
 	// GetDatasetsNsRepoResolveRevFileWithResponse Hub API: a file's bytes (HEAD for its headers; Range supported)
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -14226,6 +15982,376 @@ func (r PostBillingOfflinePaymentsResponse) ContentType() string {
 	return ""
 }
 
+type GetBillingOrgsOrgChartsEarningsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EarningsChart
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBillingOrgsOrgChartsEarningsResponse) GetJSON200() *EarningsChart {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingOrgsOrgChartsEarningsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingOrgsOrgChartsEarningsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingOrgsOrgChartsEarningsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingOrgsOrgChartsEarningsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingOrgsOrgChartsEarningsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBillingOrgsOrgChartsSpendResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SpendChart
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBillingOrgsOrgChartsSpendResponse) GetJSON200() *SpendChart {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingOrgsOrgChartsSpendResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingOrgsOrgChartsSpendResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingOrgsOrgChartsSpendResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingOrgsOrgChartsSpendResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingOrgsOrgChartsSpendResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBillingOrgsOrgPurchasesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PurchaseRowList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBillingOrgsOrgPurchasesResponse) GetJSON200() *PurchaseRowList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingOrgsOrgPurchasesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingOrgsOrgPurchasesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingOrgsOrgPurchasesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingOrgsOrgPurchasesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingOrgsOrgPurchasesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBillingOrgsOrgPurchasesIdReceiptPdfResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingOrgsOrgPurchasesIdReceiptPdfResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingOrgsOrgPurchasesIdReceiptPdfResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingOrgsOrgPurchasesIdReceiptPdfResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingOrgsOrgPurchasesIdReceiptPdfResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingOrgsOrgPurchasesIdReceiptPdfResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBillingOrgsOrgStatementsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StatementMonthList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBillingOrgsOrgStatementsResponse) GetJSON200() *StatementMonthList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingOrgsOrgStatementsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingOrgsOrgStatementsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingOrgsOrgStatementsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingOrgsOrgStatementsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingOrgsOrgStatementsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBillingOrgsOrgStatementsMonthPdfResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingOrgsOrgStatementsMonthPdfResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingOrgsOrgStatementsMonthPdfResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingOrgsOrgStatementsMonthPdfResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingOrgsOrgStatementsMonthPdfResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingOrgsOrgStatementsMonthPdfResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBillingOrgsOrgTransactionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ActivityLineList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBillingOrgsOrgTransactionsResponse) GetJSON200() *ActivityLineList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingOrgsOrgTransactionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingOrgsOrgTransactionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingOrgsOrgTransactionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingOrgsOrgTransactionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingOrgsOrgTransactionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBillingOrgsOrgTransactionsLineEntriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ActivityEntryList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBillingOrgsOrgTransactionsLineEntriesResponse) GetJSON200() *ActivityEntryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingOrgsOrgTransactionsLineEntriesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingOrgsOrgTransactionsLineEntriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingOrgsOrgTransactionsLineEntriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingOrgsOrgTransactionsLineEntriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingOrgsOrgTransactionsLineEntriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetBillingPayoutsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14377,6 +16503,54 @@ func (r GetBillingPricesResponse) ContentType() string {
 	return ""
 }
 
+type GetBillingProgrammeChartsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ProgrammeChart
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBillingProgrammeChartsResponse) GetJSON200() *ProgrammeChart {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingProgrammeChartsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingProgrammeChartsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingProgrammeChartsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingProgrammeChartsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingProgrammeChartsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetBillingProgrammeSpendResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14419,6 +16593,54 @@ func (r GetBillingProgrammeSpendResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetBillingProgrammeSpendResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBillingSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MoneySettings
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBillingSettingsResponse) GetJSON200() *MoneySettings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingSettingsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingSettingsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14810,6 +17032,260 @@ func (r GetIdentityAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetIdentityAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PostIdentityDeviceCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeviceLoginAuthorization
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostIdentityDeviceCodeResponse) GetJSON200() *DeviceLoginAuthorization {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostIdentityDeviceCodeResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PostIdentityDeviceCodeResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PostIdentityDeviceCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostIdentityDeviceCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostIdentityDeviceCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostIdentityDeviceCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PostIdentityDeviceTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SessionTokens
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostIdentityDeviceTokenResponse) GetJSON200() *SessionTokens {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostIdentityDeviceTokenResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PostIdentityDeviceTokenResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PostIdentityDeviceTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostIdentityDeviceTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostIdentityDeviceTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostIdentityDeviceTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetIdentityDeviceUserCodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeviceLoginRequest
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetIdentityDeviceUserCodeResponse) GetJSON200() *DeviceLoginRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetIdentityDeviceUserCodeResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetIdentityDeviceUserCodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetIdentityDeviceUserCodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetIdentityDeviceUserCodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetIdentityDeviceUserCodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PostIdentityDeviceUserCodeApproveResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeviceLoginRequest
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostIdentityDeviceUserCodeApproveResponse) GetJSON200() *DeviceLoginRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PostIdentityDeviceUserCodeApproveResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PostIdentityDeviceUserCodeApproveResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostIdentityDeviceUserCodeApproveResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostIdentityDeviceUserCodeApproveResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostIdentityDeviceUserCodeApproveResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PostIdentityDeviceUserCodeDenyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeviceLoginRequest
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostIdentityDeviceUserCodeDenyResponse) GetJSON200() *DeviceLoginRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PostIdentityDeviceUserCodeDenyResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PostIdentityDeviceUserCodeDenyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostIdentityDeviceUserCodeDenyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostIdentityDeviceUserCodeDenyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostIdentityDeviceUserCodeDenyResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -19654,6 +22130,54 @@ func (r GetTestbedTemplatesResponse) ContentType() string {
 	return ""
 }
 
+type GetTestbedUtilisationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Utilisation
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTestbedUtilisationResponse) GetJSON200() *Utilisation {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetTestbedUtilisationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTestbedUtilisationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTestbedUtilisationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTestbedUtilisationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTestbedUtilisationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetDatasetsNsRepoResolveRevFileResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -20093,6 +22617,110 @@ func (c *ClientWithResponses) PostBillingOfflinePaymentsWithResponse(ctx context
 	return ParsePostBillingOfflinePaymentsResponse(rsp)
 }
 
+// GetBillingOrgsOrgChartsEarningsWithResponse A vendor's earnings per day (usage sold, orders)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/charts/earnings (the `GetBillingOrgsOrgChartsEarnings` operationId).
+func (c *ClientWithResponses) GetBillingOrgsOrgChartsEarningsWithResponse(ctx context.Context, org string, params *GetBillingOrgsOrgChartsEarningsParams, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgChartsEarningsResponse, error) {
+	rsp, err := c.GetBillingOrgsOrgChartsEarnings(ctx, org, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingOrgsOrgChartsEarningsResponse(rsp)
+}
+
+// GetBillingOrgsOrgChartsSpendWithResponse Spend per day with month-to-date and budget, by sandbox and by listing
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/charts/spend (the `GetBillingOrgsOrgChartsSpend` operationId).
+func (c *ClientWithResponses) GetBillingOrgsOrgChartsSpendWithResponse(ctx context.Context, org string, params *GetBillingOrgsOrgChartsSpendParams, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgChartsSpendResponse, error) {
+	rsp, err := c.GetBillingOrgsOrgChartsSpend(ctx, org, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingOrgsOrgChartsSpendResponse(rsp)
+}
+
+// GetBillingOrgsOrgPurchasesWithResponse The organisation's credit purchases, newest first, with receipt links
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/purchases (the `GetBillingOrgsOrgPurchases` operationId).
+func (c *ClientWithResponses) GetBillingOrgsOrgPurchasesWithResponse(ctx context.Context, org string, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgPurchasesResponse, error) {
+	rsp, err := c.GetBillingOrgsOrgPurchases(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingOrgsOrgPurchasesResponse(rsp)
+}
+
+// GetBillingOrgsOrgPurchasesIdReceiptPdfWithResponse PDF receipt of a credited purchase (application/pdf); the language follows Accept-Language (en or fr)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/purchases/{id}/receipt.pdf (the `GetBillingOrgsOrgPurchasesIdReceiptPdf` operationId).
+func (c *ClientWithResponses) GetBillingOrgsOrgPurchasesIdReceiptPdfWithResponse(ctx context.Context, org string, id string, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgPurchasesIdReceiptPdfResponse, error) {
+	rsp, err := c.GetBillingOrgsOrgPurchasesIdReceiptPdf(ctx, org, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingOrgsOrgPurchasesIdReceiptPdfResponse(rsp)
+}
+
+// GetBillingOrgsOrgStatementsWithResponse Months with a statement, newest first
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/statements (the `GetBillingOrgsOrgStatements` operationId).
+func (c *ClientWithResponses) GetBillingOrgsOrgStatementsWithResponse(ctx context.Context, org string, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgStatementsResponse, error) {
+	rsp, err := c.GetBillingOrgsOrgStatements(ctx, org, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingOrgsOrgStatementsResponse(rsp)
+}
+
+// GetBillingOrgsOrgStatementsMonthPdfWithResponse Monthly statement PDF (yyyy-mm; application/pdf); the language follows Accept-Language (en or fr)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/statements/{month}.pdf (the `GetBillingOrgsOrgStatementsMonthPdf` operationId).
+func (c *ClientWithResponses) GetBillingOrgsOrgStatementsMonthPdfWithResponse(ctx context.Context, org string, month string, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgStatementsMonthPdfResponse, error) {
+	rsp, err := c.GetBillingOrgsOrgStatementsMonthPdf(ctx, org, month, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingOrgsOrgStatementsMonthPdfResponse(rsp)
+}
+
+// GetBillingOrgsOrgTransactionsWithResponse Readable transactions: usage per sandbox per UTC day, purchases, grants, refunds, orders, payouts; CSV with format=csv
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/transactions (the `GetBillingOrgsOrgTransactions` operationId).
+func (c *ClientWithResponses) GetBillingOrgsOrgTransactionsWithResponse(ctx context.Context, org string, params *GetBillingOrgsOrgTransactionsParams, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgTransactionsResponse, error) {
+	rsp, err := c.GetBillingOrgsOrgTransactions(ctx, org, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingOrgsOrgTransactionsResponse(rsp)
+}
+
+// GetBillingOrgsOrgTransactionsLineEntriesWithResponse The metered samples or ledger entries behind one transaction line
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/orgs/{org}/transactions/{line}/entries (the `GetBillingOrgsOrgTransactionsLineEntries` operationId).
+func (c *ClientWithResponses) GetBillingOrgsOrgTransactionsLineEntriesWithResponse(ctx context.Context, org string, line string, params *GetBillingOrgsOrgTransactionsLineEntriesParams, reqEditors ...RequestEditorFn) (*GetBillingOrgsOrgTransactionsLineEntriesResponse, error) {
+	rsp, err := c.GetBillingOrgsOrgTransactionsLineEntries(ctx, org, line, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingOrgsOrgTransactionsLineEntriesResponse(rsp)
+}
+
 // GetBillingPayoutsWithResponse Vendor earnings and payable balances
 //
 // Returns a wrapper object for the known response body format(s).
@@ -20145,6 +22773,19 @@ func (c *ClientWithResponses) GetBillingPricesWithResponse(ctx context.Context, 
 	return ParseGetBillingPricesResponse(rsp)
 }
 
+// GetBillingProgrammeChartsWithResponse Programme grants, grant spend and co-funding per day
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/programme/charts (the `GetBillingProgrammeCharts` operationId).
+func (c *ClientWithResponses) GetBillingProgrammeChartsWithResponse(ctx context.Context, params *GetBillingProgrammeChartsParams, reqEditors ...RequestEditorFn) (*GetBillingProgrammeChartsResponse, error) {
+	rsp, err := c.GetBillingProgrammeCharts(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingProgrammeChartsResponse(rsp)
+}
+
 // GetBillingProgrammeSpendWithResponse Programme spend (grants and co-funding) by organisation
 //
 // Returns a wrapper object for the known response body format(s).
@@ -20156,6 +22797,19 @@ func (c *ClientWithResponses) GetBillingProgrammeSpendWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseGetBillingProgrammeSpendResponse(rsp)
+}
+
+// GetBillingSettingsWithResponse What a credit is worth, and whether card payments are on
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/settings (the `GetBillingSettings` operationId).
+func (c *ClientWithResponses) GetBillingSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBillingSettingsResponse, error) {
+	rsp, err := c.GetBillingSettings(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingSettingsResponse(rsp)
 }
 
 // GetBillingStatementsMonthWithResponse Monthly statement (yyyy-mm); Accept: text/csv for CSV
@@ -20273,6 +22927,97 @@ func (c *ClientWithResponses) GetIdentityAuditWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseGetIdentityAuditResponse(rsp)
+}
+
+// PostIdentityDeviceCodeWithBodyWithResponse Start a device login (RFC 8628) for a client without a browser: show the user the user_code and verification_uri, then poll POST /device/token every interval seconds. Limited per client IP like sign-up
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/identity/device/code (the `PostIdentityDeviceCode` operationId).
+func (c *ClientWithResponses) PostIdentityDeviceCodeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostIdentityDeviceCodeResponse, error) {
+	rsp, err := c.PostIdentityDeviceCodeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostIdentityDeviceCodeResponse(rsp)
+}
+
+// PostIdentityDeviceCodeWithResponse Start a device login (RFC 8628) for a client without a browser: show the user the user_code and verification_uri, then poll POST /device/token every interval seconds. Limited per client IP like sign-up
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/identity/device/code (the `PostIdentityDeviceCode` operationId).
+func (c *ClientWithResponses) PostIdentityDeviceCodeWithResponse(ctx context.Context, body PostIdentityDeviceCodeJSONRequestBody, reqEditors ...RequestEditorFn) (*PostIdentityDeviceCodeResponse, error) {
+	rsp, err := c.PostIdentityDeviceCode(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostIdentityDeviceCodeResponse(rsp)
+}
+
+// PostIdentityDeviceTokenWithBodyWithResponse Poll a device login: the session's tokens (as /login answers) once approved, once; until then 400 authorization_pending, 400 slow_down (polled sooner than the interval, which grows by 5 s), 400 expired_token, 403 access_denied, 400 invalid_grant (unknown or already used)
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/identity/device/token (the `PostIdentityDeviceToken` operationId).
+func (c *ClientWithResponses) PostIdentityDeviceTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostIdentityDeviceTokenResponse, error) {
+	rsp, err := c.PostIdentityDeviceTokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostIdentityDeviceTokenResponse(rsp)
+}
+
+// PostIdentityDeviceTokenWithResponse Poll a device login: the session's tokens (as /login answers) once approved, once; until then 400 authorization_pending, 400 slow_down (polled sooner than the interval, which grows by 5 s), 400 expired_token, 403 access_denied, 400 invalid_grant (unknown or already used)
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/identity/device/token (the `PostIdentityDeviceToken` operationId).
+func (c *ClientWithResponses) PostIdentityDeviceTokenWithResponse(ctx context.Context, body PostIdentityDeviceTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*PostIdentityDeviceTokenResponse, error) {
+	rsp, err := c.PostIdentityDeviceToken(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostIdentityDeviceTokenResponse(rsp)
+}
+
+// GetIdentityDeviceUserCodeWithResponse What a user code would sign in: client name, device, address, times, status (lookups limited per user)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/identity/device/{user_code} (the `GetIdentityDeviceUserCode` operationId).
+func (c *ClientWithResponses) GetIdentityDeviceUserCodeWithResponse(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*GetIdentityDeviceUserCodeResponse, error) {
+	rsp, err := c.GetIdentityDeviceUserCode(ctx, userCode, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetIdentityDeviceUserCodeResponse(rsp)
+}
+
+// PostIdentityDeviceUserCodeApproveWithResponse Approve a device login: the client receives a new session of the caller's (same organisation, MFA only when the caller's session has it). Needs a verified e-mail
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/identity/device/{user_code}/approve (the `PostIdentityDeviceUserCodeApprove` operationId).
+func (c *ClientWithResponses) PostIdentityDeviceUserCodeApproveWithResponse(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*PostIdentityDeviceUserCodeApproveResponse, error) {
+	rsp, err := c.PostIdentityDeviceUserCodeApprove(ctx, userCode, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostIdentityDeviceUserCodeApproveResponse(rsp)
+}
+
+// PostIdentityDeviceUserCodeDenyWithResponse Deny a device login: the client's poll answers access_denied
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/identity/device/{user_code}/deny (the `PostIdentityDeviceUserCodeDeny` operationId).
+func (c *ClientWithResponses) PostIdentityDeviceUserCodeDenyWithResponse(ctx context.Context, userCode string, reqEditors ...RequestEditorFn) (*PostIdentityDeviceUserCodeDenyResponse, error) {
+	rsp, err := c.PostIdentityDeviceUserCodeDeny(ctx, userCode, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostIdentityDeviceUserCodeDenyResponse(rsp)
 }
 
 // PostIdentityEmailVerifyWithBodyWithResponse Verify the e-mail address with the token of the verification link
@@ -22030,6 +24775,19 @@ func (c *ClientWithResponses) GetTestbedTemplatesWithResponse(ctx context.Contex
 	return ParseGetTestbedTemplatesResponse(rsp)
 }
 
+// GetTestbedUtilisationWithResponse Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/testbed/utilisation (the `GetTestbedUtilisation` operationId).
+func (c *ClientWithResponses) GetTestbedUtilisationWithResponse(ctx context.Context, params *GetTestbedUtilisationParams, reqEditors ...RequestEditorFn) (*GetTestbedUtilisationResponse, error) {
+	rsp, err := c.GetTestbedUtilisation(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTestbedUtilisationResponse(rsp)
+}
+
 // GetDatasetsNsRepoResolveRevFileWithResponse Hub API: a file's bytes (HEAD for its headers; Range supported)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -22581,6 +25339,262 @@ func ParsePostBillingOfflinePaymentsResponse(rsp *http.Response) (*PostBillingOf
 	return response, nil
 }
 
+// ParseGetBillingOrgsOrgChartsEarningsResponse parses an HTTP response from a GetBillingOrgsOrgChartsEarningsWithResponse call
+func ParseGetBillingOrgsOrgChartsEarningsResponse(rsp *http.Response) (*GetBillingOrgsOrgChartsEarningsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingOrgsOrgChartsEarningsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EarningsChart
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBillingOrgsOrgChartsSpendResponse parses an HTTP response from a GetBillingOrgsOrgChartsSpendWithResponse call
+func ParseGetBillingOrgsOrgChartsSpendResponse(rsp *http.Response) (*GetBillingOrgsOrgChartsSpendResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingOrgsOrgChartsSpendResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SpendChart
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBillingOrgsOrgPurchasesResponse parses an HTTP response from a GetBillingOrgsOrgPurchasesWithResponse call
+func ParseGetBillingOrgsOrgPurchasesResponse(rsp *http.Response) (*GetBillingOrgsOrgPurchasesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingOrgsOrgPurchasesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PurchaseRowList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBillingOrgsOrgPurchasesIdReceiptPdfResponse parses an HTTP response from a GetBillingOrgsOrgPurchasesIdReceiptPdfWithResponse call
+func ParseGetBillingOrgsOrgPurchasesIdReceiptPdfResponse(rsp *http.Response) (*GetBillingOrgsOrgPurchasesIdReceiptPdfResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingOrgsOrgPurchasesIdReceiptPdfResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBillingOrgsOrgStatementsResponse parses an HTTP response from a GetBillingOrgsOrgStatementsWithResponse call
+func ParseGetBillingOrgsOrgStatementsResponse(rsp *http.Response) (*GetBillingOrgsOrgStatementsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingOrgsOrgStatementsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StatementMonthList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBillingOrgsOrgStatementsMonthPdfResponse parses an HTTP response from a GetBillingOrgsOrgStatementsMonthPdfWithResponse call
+func ParseGetBillingOrgsOrgStatementsMonthPdfResponse(rsp *http.Response) (*GetBillingOrgsOrgStatementsMonthPdfResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingOrgsOrgStatementsMonthPdfResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBillingOrgsOrgTransactionsResponse parses an HTTP response from a GetBillingOrgsOrgTransactionsWithResponse call
+func ParseGetBillingOrgsOrgTransactionsResponse(rsp *http.Response) (*GetBillingOrgsOrgTransactionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingOrgsOrgTransactionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ActivityLineList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBillingOrgsOrgTransactionsLineEntriesResponse parses an HTTP response from a GetBillingOrgsOrgTransactionsLineEntriesWithResponse call
+func ParseGetBillingOrgsOrgTransactionsLineEntriesResponse(rsp *http.Response) (*GetBillingOrgsOrgTransactionsLineEntriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingOrgsOrgTransactionsLineEntriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ActivityEntryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetBillingPayoutsResponse parses an HTTP response from a GetBillingPayoutsWithResponse call
 func ParseGetBillingPayoutsResponse(rsp *http.Response) (*GetBillingPayoutsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -22687,6 +25701,39 @@ func ParseGetBillingPricesResponse(rsp *http.Response) (*GetBillingPricesRespons
 	return response, nil
 }
 
+// ParseGetBillingProgrammeChartsResponse parses an HTTP response from a GetBillingProgrammeChartsWithResponse call
+func ParseGetBillingProgrammeChartsResponse(rsp *http.Response) (*GetBillingProgrammeChartsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingProgrammeChartsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ProgrammeChart
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetBillingProgrammeSpendResponse parses an HTTP response from a GetBillingProgrammeSpendWithResponse call
 func ParseGetBillingProgrammeSpendResponse(rsp *http.Response) (*GetBillingProgrammeSpendResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -22703,6 +25750,39 @@ func ParseGetBillingProgrammeSpendResponse(rsp *http.Response) (*GetBillingProgr
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest ProgrammeSpendList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBillingSettingsResponse parses an HTTP response from a GetBillingSettingsWithResponse call
+func ParseGetBillingSettingsResponse(rsp *http.Response) (*GetBillingSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MoneySettings
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -22977,6 +26057,185 @@ func ParseGetIdentityAuditResponse(rsp *http.Response) (*GetIdentityAuditRespons
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest IdentityAuditEntryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePostIdentityDeviceCodeResponse parses an HTTP response from a PostIdentityDeviceCodeWithResponse call
+func ParsePostIdentityDeviceCodeResponse(rsp *http.Response) (*PostIdentityDeviceCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostIdentityDeviceCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeviceLoginAuthorization
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePostIdentityDeviceTokenResponse parses an HTTP response from a PostIdentityDeviceTokenWithResponse call
+func ParsePostIdentityDeviceTokenResponse(rsp *http.Response) (*PostIdentityDeviceTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostIdentityDeviceTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SessionTokens
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetIdentityDeviceUserCodeResponse parses an HTTP response from a GetIdentityDeviceUserCodeWithResponse call
+func ParseGetIdentityDeviceUserCodeResponse(rsp *http.Response) (*GetIdentityDeviceUserCodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetIdentityDeviceUserCodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeviceLoginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePostIdentityDeviceUserCodeApproveResponse parses an HTTP response from a PostIdentityDeviceUserCodeApproveWithResponse call
+func ParsePostIdentityDeviceUserCodeApproveResponse(rsp *http.Response) (*PostIdentityDeviceUserCodeApproveResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostIdentityDeviceUserCodeApproveResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeviceLoginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePostIdentityDeviceUserCodeDenyResponse parses an HTTP response from a PostIdentityDeviceUserCodeDenyWithResponse call
+func ParsePostIdentityDeviceUserCodeDenyResponse(rsp *http.Response) (*PostIdentityDeviceUserCodeDenyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostIdentityDeviceUserCodeDenyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeviceLoginRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -26408,6 +29667,39 @@ func ParseGetTestbedTemplatesResponse(rsp *http.Response) (*GetTestbedTemplatesR
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest TemplateList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetTestbedUtilisationResponse parses an HTTP response from a GetTestbedUtilisationWithResponse call
+func ParseGetTestbedUtilisationResponse(rsp *http.Response) (*GetTestbedUtilisationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTestbedUtilisationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Utilisation
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
