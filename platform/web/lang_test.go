@@ -29,6 +29,12 @@ func TestProblemsSpeakTheReadersLanguage(t *testing.T) {
 	app.Get("/free", func(c *fiber.Ctx) error {
 		return problem.ErrConflict.WithDetail("a detail nobody catalogued")
 	})
+	app.Get("/fields", func(c *fiber.Ctx) error {
+		var f problem.Fields
+		f.Add("name", "required", "is required")                // a catalogued text: translated by what it says
+		f.Add("note", "odd", "an occurrence nobody catalogued") // stays in English
+		return f.Err()
+	})
 	app.Use(web.NotFound)
 
 	for _, tc := range []struct {
@@ -57,6 +63,9 @@ func TestProblemsSpeakTheReadersLanguage(t *testing.T) {
 			wantLang: "en", wantCode: "forbidden", wantTitle: "Your role does not allow this."},
 		{name: "free text stays English", method: "GET", path: "/free", lang: "fr",
 			wantLang: "fr", wantCode: "conflict", wantTitle: "La ressource a changé ; réessayez.", wantDetail: "a detail nobody catalogued"},
+		{name: "service field texts fr", method: "GET", path: "/fields", lang: "fr",
+			wantLang: "fr", wantCode: "validation_failed", wantTitle: "La requête contient des champs invalides.",
+			wantDetail: "2 champs invalides", wantFields: map[string]string{"name": "est obligatoire", "note": "an occurrence nobody catalogued"}},
 		{name: "route fr", method: "GET", path: "/nowhere", lang: "fr",
 			wantLang: "fr", wantCode: "route_not_found", wantTitle: "Route introuvable.",
 			wantDetail: "aucune route pour GET /nowhere ; /api/openapi.json liste toutes les routes"},
