@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/tamarack-ai/tamarack/platform/i18n"
 	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/web"
@@ -536,12 +537,22 @@ func pageJSON[T any](c *fiber.Ctx, items []T) error {
 }
 
 func (h handler) templates(c *fiber.Ctx) error {
+	lang, cat := web.Lang(c), i18n.Default()
+	// Descriptions and notes are for people: in the reader's language (platform/i18n's template.* messages,
+	// which a test keeps equal to the English here), else as written.
+	say := func(key, english string) string {
+		if s, ok := cat.Text(lang, key, nil); ok {
+			return s
+		}
+		return english
+	}
 	var out []templateJSON
 	for _, t := range Templates() {
 		ports := append([]int{}, t.Ports...)
-		out = append(out, templateJSON{Name: t.Name, Title: t.Title, Description: t.Description, Command: t.Command,
+		out = append(out, templateJSON{Name: t.Name, Title: t.Title, Description: say("template."+t.Name+".description", t.Description), Command: t.Command,
 			Env: t.Env, Ports: ports, Network: t.Network, CPUMillisPerGPU: t.CPUMillisPerGPU,
-			MemoryBytesPerGPU: t.MemoryBytesPerGPU, Pids: t.Pids, IdleSignal: t.IdleSignal, IdleTimeoutMinutes: t.IdleMinutes, Notes: t.Notes, Image: t.Image})
+			MemoryBytesPerGPU: t.MemoryBytesPerGPU, Pids: t.Pids, IdleSignal: t.IdleSignal, IdleTimeoutMinutes: t.IdleMinutes,
+			Notes: say("template."+t.Name+".notes", t.Notes), Image: t.Image})
 	}
 	return pageJSON(c, out)
 }

@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+
+	"golang.org/x/text/language"
+
+	"github.com/tamarack-ai/tamarack/platform/i18n"
 )
 
 // Problem is an RFC 9457 problem with Tamarack's extensions (code, fields).
@@ -20,6 +24,10 @@ type Problem struct {
 	Fields []FieldError `json:"fields,omitempty"`
 	// Extra carries machine-readable context a client can act on (the next free slot, a shortfall).
 	Extra map[string]any `json:"-"`
+	// DetailKey names the catalogue message (platform/i18n) Detail was rendered from, in English, with
+	// DetailArgs: the error handler renders it again in the reader's language. Empty for a free-text detail.
+	DetailKey  string         `json:"-"`
+	DetailArgs map[string]any `json:"-"`
 }
 
 // FieldError names one invalid input field, by its JSON path.
@@ -27,6 +35,9 @@ type FieldError struct {
 	Field   string `json:"field"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Key and Args name the catalogue message Message was rendered from (see AddMsg); empty for free text.
+	Key  string         `json:"-"`
+	Args map[string]any `json:"-"`
 }
 
 // New declares a sentinel problem. Type is derived from the code so that it is stable and documented.
@@ -47,11 +58,72 @@ func (p *Problem) Is(target error) bool {
 	return ok && t.Code == p.Code
 }
 
-// WithDetail returns a copy carrying a human-readable detail for this occurrence.
+// WithDetail returns a copy carrying a human-readable detail for this occurrence. A fixed text that is a
+// sentinel's catalogued detail is translated by the error handler; anything else reads in English: prefer
+// WithDetailMsg for a detail that carries values.
 func (p *Problem) WithDetail(format string, args ...any) *Problem {
 	c := *p
 	c.Detail = fmt.Sprintf(format, args...)
+	c.DetailKey, c.DetailArgs = "", nil
 	return &c
+}
+
+// Args are a catalogue message's named values (its placeholders), e.g. Args{"Limit": i18n.Size(n)}.
+type Args = map[string]any
+
+// WithDetailMsg returns a copy whose detail is the catalogue message key with args: English in Detail (logs,
+// Error), and the reader's language when the error handler renders it.
+func (p *Problem) WithDetailMsg(key string, args Args) *Problem {
+	c := *p
+	c.Detail = i18n.Default().English(key, args)
+	c.DetailKey, c.DetailArgs = key, args
+	return &c
+}
+
+// In returns p as a reader of tag's language reads it; the code, status and every machine-readable member
+// stay as they are. The title comes from the catalogue by code (the variant whose English is p's title,
+// else the code's own); the detail is rendered again when it is keyed (WithDetailMsg) or is one of the
+// code's catalogued details; each field message likewise (AddMsg, or a catalogued field.* text). A free
+// text that the catalogue does not know stays in English.
+func (p *Problem) In(tag language.Tag) *Problem {
+	cat := i18n.Default()
+	if i18n.Code(tag) == "en" {
+		return p
+	}
+	c := *p
+	prefix := "problem." + p.Code + "."
+	if key, ok := cat.KeyOf(prefix+"title", p.Title); ok {
+		c.Title = text(cat, tag, key, nil, p.Title)
+	} else {
+		c.Title = text(cat, tag, prefix+"title", nil, p.Title)
+	}
+	switch {
+	case p.DetailKey != "":
+		c.Detail = text(cat, tag, p.DetailKey, p.DetailArgs, p.Detail)
+	case p.Detail != "":
+		if key, ok := cat.KeyOf(prefix+"detail", p.Detail); ok {
+			c.Detail = text(cat, tag, key, nil, p.Detail)
+		}
+	}
+	if len(p.Fields) > 0 {
+		c.Fields = make([]FieldError, len(p.Fields))
+		for i, f := range p.Fields {
+			if f.Key != "" {
+				f.Message = text(cat, tag, f.Key, f.Args, f.Message)
+			} else if key, ok := cat.KeyOf("field.", f.Message); ok {
+				f.Message = text(cat, tag, key, nil, f.Message)
+			}
+			c.Fields[i] = f
+		}
+	}
+	return &c
+}
+
+func text(cat *i18n.Catalog, tag language.Tag, key string, args map[string]any, fallback string) string {
+	if s, ok := cat.Text(tag, key, args); ok {
+		return s
+	}
+	return fallback
 }
 
 // WithExtra returns a copy carrying one more machine-readable member in the JSON body.
@@ -136,6 +208,11 @@ func (f *Fields) Add(field, code, message string) {
 	*f = append(*f, FieldError{Field: field, Code: code, Message: message})
 }
 
+// AddMsg records one invalid field whose message is the catalogue message key with args (see WithDetailMsg).
+func (f *Fields) AddMsg(field, code, key string, args Args) {
+	*f = append(*f, FieldError{Field: field, Code: code, Message: i18n.Default().English(key, args), Key: key, Args: args})
+}
+
 // Check records the field error when ok is false.
 func (f *Fields) Check(ok bool, field, code, message string) {
 	if !ok {
@@ -152,6 +229,8 @@ func (f Fields) Err() error {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Field < out[j].Field })
 	c := *ErrValidation
 	c.Fields = out
-	c.Detail = fmt.Sprintf("%d invalid field(s)", len(out))
+	n := len(out)
+	c.Detail = i18n.Default().English("problem.validation_failed.count", Args{"Count": n})
+	c.DetailKey, c.DetailArgs = "problem.validation_failed.count", Args{"Count": n}
 	return &c
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/text/language"
 
+	"github.com/tamarack-ai/tamarack/platform/i18n"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 )
 
@@ -225,8 +227,20 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 	}
 }
 
-// WriteProblem sends p as application/problem+json.
+// Lang is the language of this request's answer, negotiated from Accept-Language (English by default): it
+// says so in Content-Language and Vary. Handlers that answer text for people (template descriptions, audit
+// action names) call it; WriteProblem does for every problem.
+func Lang(c *fiber.Ctx) language.Tag {
+	tag := i18n.Negotiate(c.Get(fiber.HeaderAcceptLanguage))
+	c.Set(fiber.HeaderContentLanguage, i18n.Code(tag))
+	c.Vary(fiber.HeaderAcceptLanguage)
+	return tag
+}
+
+// WriteProblem sends p as application/problem+json, in the reader's language (Lang): the title, detail and
+// field messages are localised, the code and every machine-readable member never are.
 func WriteProblem(c *fiber.Ctx, p *problem.Problem) error {
+	p = p.In(Lang(c))
 	body := p.Body()
 	if id := RequestID(c); id != "" {
 		body["request_id"] = id
@@ -286,5 +300,5 @@ func fromFiber(fe *fiber.Error) *problem.Problem {
 
 // NotFound is the last handler of an app: unknown routes answer a problem, not Fiber's plain text.
 func NotFound(c *fiber.Ctx) error {
-	return problem.ErrRoute.WithDetail("no route for %s %s; /api/openapi.json lists every route", c.Method(), c.Path())
+	return problem.ErrRoute.WithDetailMsg("problem.route_not_found.no_route", problem.Args{"Method": c.Method(), "Path": c.Path()})
 }

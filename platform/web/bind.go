@@ -33,7 +33,7 @@ func Bind(c *fiber.Ctx, dst any) error {
 // Decode is Bind's decoding step alone, for fuzzing and non-HTTP callers.
 func Decode(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return problem.ErrMalformed.WithDetail("the body is empty; send a JSON object")
+		return problem.ErrMalformed.WithDetailMsg("problem.malformed_json.empty", nil)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -41,7 +41,7 @@ func Decode(body []byte, dst any) error {
 		return decodeProblem(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return problem.ErrMalformed.WithDetail("unexpected data after the JSON object")
+		return problem.ErrMalformed.WithDetailMsg("problem.malformed_json.trailing", nil)
 	}
 	return nil
 }
@@ -51,22 +51,22 @@ func decodeProblem(err error) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		return problem.ErrMalformed.WithDetail("syntax error at byte %d", syn.Offset)
+		return problem.ErrMalformed.WithDetailMsg("problem.malformed_json.syntax", problem.Args{"Offset": syn.Offset})
 	case errors.As(err, &typ):
 		var f problem.Fields
 		field := typ.Field
 		if field == "" {
 			field = "(body)"
 		}
-		f.Add(field, "wrong_type", fmt.Sprintf("must be %s", jsonKind(typ.Type)))
+		f.AddMsg(field, "wrong_type", "field.wrong_type."+jsonKind(typ.Type), nil)
 		return f.Err()
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		var f problem.Fields
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		f.Add(name, "unknown_field", "is not a known field")
+		f.AddMsg(name, "unknown_field", "field.unknown_field", nil)
 		return f.Err()
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return problem.ErrMalformed.WithDetail("the JSON ends too early")
+		return problem.ErrMalformed.WithDetailMsg("problem.malformed_json.eof", nil)
 	}
 	return problem.ErrMalformed.WithDetail("%v", err)
 }
@@ -74,20 +74,18 @@ func decodeProblem(err error) error {
 func jsonKind(t reflect.Type) string {
 	switch t.Kind() {
 	case reflect.String:
-		return "a string"
+		return "string"
 	case reflect.Bool:
-		return "true or false"
+		return "bool"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
+		return "integer"
 	case reflect.Float32, reflect.Float64:
-		return "a number"
+		return "number"
 	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
+		return "array"
 	}
-	return t.String()
+	return "object"
 }
 
 var validate = newValidator()
@@ -126,7 +124,8 @@ func Check(v any) error {
 			if i := strings.IndexByte(ns, '.'); i >= 0 {
 				ns = ns[i+1:]
 			}
-			fields.Add(ns, fe.Tag(), tagMessage(fe))
+			key, args := tagMessage(fe)
+			fields.AddMsg(ns, fe.Tag(), key, args)
 		}
 	}
 custom:
@@ -142,38 +141,28 @@ custom:
 	return fields.Err()
 }
 
-func tagMessage(fe validator.FieldError) string {
+// tagMessage names the catalogue message of a failed validation tag, with the tag's parameter.
+func tagMessage(fe validator.FieldError) (string, problem.Args) {
+	param := problem.Args{"Param": fe.Param()}
 	switch fe.Tag() {
-	case "required":
-		return "is required"
-	case "email":
-		return "must be an e-mail address"
-	case "min":
-		return "must be at least " + fe.Param() + lenUnit(fe)
-	case "max":
-		return "must be at most " + fe.Param() + lenUnit(fe)
+	case "required", "email", "url", "http_url", "uuid":
+		return "field." + strings.TrimPrefix(fe.Tag(), "http_"), nil
+	case "min", "max":
+		return "field." + fe.Tag() + lenUnit(fe), param
 	case "oneof":
-		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
-	case "gte":
-		return "must be at least " + fe.Param()
-	case "lte":
-		return "must be at most " + fe.Param()
-	case "gt":
-		return "must be greater than " + fe.Param()
-	case "url", "http_url":
-		return "must be a URL"
-	case "uuid":
-		return "must be a UUID"
+		return "field.oneof", problem.Args{"Param": strings.ReplaceAll(fe.Param(), " ", ", ")}
+	case "gte", "lte", "gt":
+		return "field." + fe.Tag(), param
 	}
-	return "is invalid (" + fe.Tag() + ")"
+	return "field.invalid_tag", problem.Args{"Tag": fe.Tag()}
 }
 
 func lenUnit(fe validator.FieldError) string {
 	switch fe.Kind() {
 	case reflect.String:
-		return " characters"
+		return "_chars"
 	case reflect.Slice, reflect.Map, reflect.Array:
-		return " items"
+		return "_items"
 	}
 	return ""
 }
@@ -198,11 +187,11 @@ func controlChars(v reflect.Value, path, mode string, f *problem.Fields) {
 			allowed = "\n\r\t"
 		}
 		if strings.ContainsFunc(v.String(), func(r rune) bool { return unicode.IsControl(r) && !strings.ContainsRune(allowed, r) }) {
-			msg := "must not contain control characters"
+			key := "field.control_characters"
 			if allowed != "" {
-				msg += " other than line breaks and tabs"
+				key += "_multiline"
 			}
-			f.Add(fieldPath(path), "control_characters", msg)
+			f.AddMsg(fieldPath(path), "control_characters", key, nil)
 		}
 	case reflect.Slice, reflect.Array:
 		if v.Type().Elem().Kind() == reflect.Uint8 {

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/tamarack-ai/tamarack/platform/i18n"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 )
 
@@ -74,17 +74,7 @@ func ReadBody(c *fiber.Ctx, n int) error {
 
 func tooLarge(c *fiber.Ctx, n int) error {
 	c.Context().SetConnectionClose()
-	return problem.ErrTooLarge.WithDetail("this route accepts at most %s", sizeString(n)).WithExtra("limit_bytes", n)
-}
-
-func sizeString(n int) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return strconv.Itoa(n>>20) + " MiB"
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return strconv.Itoa(n>>10) + " KiB"
-	}
-	return strconv.Itoa(n) + " bytes"
+	return problem.ErrTooLarge.WithDetailMsg("problem.payload_too_large.limit", problem.Args{"Limit": i18n.Size(n)}).WithExtra("limit_bytes", n)
 }
 
 var (

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"golang.org/x/text/language"
 
+	"github.com/tamarack-ai/tamarack/platform/i18n"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/web"
@@ -254,6 +256,7 @@ type auditJSON struct {
 	ID             string         `json:"id"`
 	At             time.Time      `json:"at"`
 	Action         string         `json:"action"`
+	ActionDisplay  string         `json:"action_display" doc:"the action named for people, in the language of Accept-Language (the action itself when no name is catalogued)"`
 	ActorID        string         `json:"actor_id,omitempty"`
 	ActorEmail     string         `json:"actor_email,omitempty"`
 	OrganizationID string         `json:"organization_id,omitempty"`
@@ -287,9 +290,13 @@ func toTokenJSON(t APIToken) tokenJSON {
 		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
 }
 
-func toAuditJSON(e AuditEntry) auditJSON {
+func toAuditJSON(e AuditEntry, lang language.Tag) auditJSON {
 	typ, id, _ := strings.Cut(e.Target, ":")
-	out := auditJSON{ID: e.ID, At: e.CreatedAt, Action: e.Action, ActorID: e.ActorUserID, ActorEmail: e.ActorEmail,
+	display, ok := i18n.Default().Text(lang, "audit."+e.Action, nil)
+	if !ok {
+		display = e.Action
+	}
+	out := auditJSON{ID: e.ID, At: e.CreatedAt, Action: e.Action, ActionDisplay: display, ActorID: e.ActorUserID, ActorEmail: e.ActorEmail,
 		OrganizationID: e.OrganizationID, TargetType: typ, TargetID: id, IP: e.IP}
 	if e.Detail != "" {
 		_ = json.Unmarshal([]byte(e.Detail), &out.Detail)
@@ -600,8 +607,9 @@ func (h handler) audit(c *fiber.Ctx) error {
 		return err
 	}
 	items := make([]auditJSON, len(entries))
+	lang := web.Lang(c)
 	for i, e := range entries {
-		items[i] = toAuditJSON(e)
+		items[i] = toAuditJSON(e, lang)
 	}
 	return c.JSON(web.NewList(items, page.Limit, func(last auditJSON) any { return last.ID }))
 }

@@ -58,6 +58,17 @@ describe('ApiClient', () => {
     expect(calls[0].body).toEqual({ listing_id: 'l', plan_id: 'p', quantity: 1 });
   });
 
+  it('asks for answers in the UI language (Accept-Language)', async () => {
+    const f = fakeFetch({ 'GET /api/v1/testbed/templates': () => json(200, { items: [] }) });
+    let lang = 'fr';
+    const c = new ApiClient({ fetch: f.fetch, tokens: new TokenStore(localStorage), language: () => lang });
+    await c.get('/testbed/templates', undefined, { auth: false });
+    lang = 'en';
+    await c.get('/testbed/templates', undefined, { auth: false });
+    expect(f.calls[0].headers['Accept-Language']).toBe('fr, en;q=0.5');
+    expect(f.calls[1].headers['Accept-Language']).toBe('en');
+  });
+
   it('does not send the token on unauthenticated calls', async () => {
     const { c, calls } = client({ 'POST /api/v1/identity/login': () => json(200, { access_token: 'x', refresh_token: 'y' }) });
     await c.post('/identity/login', { email: 'a', password: 'b' }, { auth: false });

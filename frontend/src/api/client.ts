@@ -1,6 +1,7 @@
 // The one HTTP client of the UI. Every call to the API goes through ApiClient.request: it adds the bearer token,
 // refreshes an expired access token once on 401, and turns every failure into an ApiError holding a problem.
 
+import i18n from '../i18n';
 import { ApiError, networkProblem, parseProblem } from './problem';
 import { TokenStore } from './tokens';
 import type { TokenPair } from './types';
@@ -41,6 +42,11 @@ export interface ClientOptions {
   tokens?: TokenStore;
   /** Called when the session ends because the refresh token was refused. */
   onSessionExpired?: () => void;
+  /**
+   * The UI's current language, sent as Accept-Language so that the server answers problems (titles, details, field
+   * messages) and texts for people in it. Default: i18next's language.
+   */
+  language?: () => string | undefined;
 }
 
 export class ApiClient {
@@ -48,6 +54,7 @@ export class ApiClient {
   readonly baseUrl: string;
   private fetchImpl: typeof fetch;
   private refreshing: Promise<boolean> | null = null;
+  private language: () => string | undefined;
   onSessionExpired?: () => void;
 
   constructor(opts: ClientOptions = {}) {
@@ -55,6 +62,7 @@ export class ApiClient {
     this.fetchImpl = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.tokens = opts.tokens ?? new TokenStore();
     this.onSessionExpired = opts.onSessionExpired;
+    this.language = opts.language ?? (() => i18n.language);
   }
 
   url(path: string, query?: Query): string {
@@ -134,6 +142,9 @@ export class ApiClient {
 
   private async send(method: string, path: string, opts: RequestOptions, auth: boolean): Promise<Response> {
     const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers };
+    const lang = this.language();
+    // The server speaks English and French; English is its fallback for anything else.
+    if (lang && !('Accept-Language' in headers)) headers['Accept-Language'] = lang === 'fr' ? 'fr, en;q=0.5' : 'en';
     let body: BodyInit | undefined;
     if (opts.body !== undefined) {
       headers['Content-Type'] = 'application/json';

@@ -191,6 +191,8 @@ export interface AuditEntry {
   id: string;
   at: string;
   action: string;
+  /** The action named for people, in the language the client asked for (Accept-Language). */
+  action_display?: string;
   actor_id?: string;
   actor_email?: string;
   organization_id?: string;

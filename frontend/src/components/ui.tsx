@@ -1,6 +1,6 @@
 // Small shared building blocks: labelled fields with their server-side errors, problem alerts, async states.
 
-import { useEffect, useId, useRef, useState, type ReactNode, type Ref, type InputHTMLAttributes, type SelectHTMLAttributes, type TextareaHTMLAttributes } from 'react';
+import { Children, Fragment, cloneElement, isValidElement, useEffect, useId, useRef, useState, type ReactNode, type Ref, type InputHTMLAttributes, type SelectHTMLAttributes, type TextareaHTMLAttributes } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useInRouterContext } from 'react-router-dom';
 import { isApiError } from '../api/problem';
@@ -246,9 +246,10 @@ export function DataTable({
   caption?: ReactNode;
   captionHidden?: boolean;
 }) {
+  const labels = columns.filter((c): c is Column => c !== false).map((c) => (typeof c === 'string' ? c : c.hidden ? '' : c.label));
   return (
     <div className="table-scroll" tabIndex={0}>
-      <table className={className} aria-label={label}>
+      <table className={className ? `responsive ${className}` : 'responsive'} aria-label={label}>
         {caption !== undefined && <caption className={captionHidden ? 'visually-hidden' : undefined}>{caption}</caption>}
         <thead>
           <tr>
@@ -265,10 +266,34 @@ export function DataTable({
             )}
           </tr>
         </thead>
-        <tbody>{children}</tbody>
+        <tbody>{withDataLabels(children, labels)}</tbody>
       </table>
     </div>
   );
+}
+
+/**
+ * withDataLabels gives each cell of the rows written directly as children (`<tr>`, in arrays or fragments) a
+ * `data-label` with its column's heading, which the phone layout (styles.css, "Phone") shows above the value when a
+ * row becomes a card. A cell that has its own data-label, or spans columns, keeps what it has; rows drawn by another
+ * component set theirs themselves.
+ */
+function withDataLabels(children: ReactNode, labels: string[]): ReactNode {
+  return Children.map(children, (row) => {
+    if (!isValidElement<{ children?: ReactNode }>(row)) return row;
+    if (row.type === Fragment) return cloneElement(row, undefined, withDataLabels(row.props.children, labels));
+    if (row.type !== 'tr') return row;
+    let col = 0;
+    const cells = Children.map(row.props.children, (cell) => {
+      if (!isValidElement<{ colSpan?: number; 'data-label'?: string }>(cell) || (cell.type !== 'td' && cell.type !== 'th')) return cell;
+      const at = col;
+      const span = cell.props.colSpan ?? 1;
+      col += span;
+      if (cell.props['data-label'] !== undefined || span > 1 || !labels[at]) return cell;
+      return cloneElement(cell, { 'data-label': labels[at] });
+    });
+    return cloneElement(row, undefined, cells);
+  });
 }
 
 /** What PagedBlock needs of a paged list (usePaged's answer). */

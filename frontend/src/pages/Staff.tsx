@@ -497,7 +497,9 @@ function Audit() {
             <tr key={a.id}>
               <td>{formatDateTime(a.at)}</td>
               <td>{a.actor_email ?? a.actor_id ?? '—'}</td>
-              <td className="mono">{a.action}</td>
+              <td>
+                {a.action_display ?? a.action} <span className="mono small">{a.action}</span>
+              </td>
               <td className="mono">{[a.target_type, a.target_id].filter(Boolean).join(' ')}</td>
               <td className="mono small">{a.detail ? JSON.stringify(a.detail) : ''}</td>
             </tr>

@@ -247,7 +247,9 @@ function Usage() {
       <h2 id="usage-h">{t('wallet.usage')}</h2>
       <AsyncBlock loading={usage.loading} error={usage.error} empty={!usage.loading && rows.length === 0} emptyText={t('wallet.no_usage')}>
         <figure className="chart">
-          <figcaption>{t('wallet.usage_caption')}</figcaption>
+          <figcaption>
+            {t('wallet.usage_caption')} ({t('wallet.usage_days_utc')})
+          </figcaption>
           <div className="chart__box">
             <ResponsiveContainer width="100%" height={260}>
               <BarChart data={data}>
