@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // verifiedLogin marks the user's e-mail verified and signs in again, so the token says so.
@@ -286,4 +288,23 @@ func TestUserCodes(t *testing.T) {
 			t.Errorf("normalize %q = %q %v, want %q", in, got, ok, want)
 		}
 	}
+}
+
+// FuzzDeviceInputs: the device requests' decoding and validation, and user-code normalisation, answer a value
+// or a problem for any input, never panic; a normalised code is always 8 letters of the alphabet.
+func FuzzDeviceInputs(f *testing.F) {
+	for _, s := range []string{`{}`, `{"client_name":"tamarack CLI"}`, `{"device_code":"x","grant_type":"urn:ietf:params:oauth:grant-type:device_code"}`,
+		`{"client_name":"\u0000"}`, `[`, "bcdf-ghjk", "ВCDF-GHJK"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, dst := range []any{&deviceCodeRequest{}, &deviceTokenRequest{}} {
+			if err := web.Decode(body, dst); err == nil {
+				_ = web.Check(dst)
+			}
+		}
+		if c, ok := normalizeUserCode(string(body)); ok && !userCodeShape.MatchString(formatUserCode(c)) {
+			t.Fatalf("normalised %q to %q", body, c)
+		}
+	})
 }
