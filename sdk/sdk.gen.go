@@ -701,7 +701,10 @@ type IdentityAccepted struct {
 
 // IdentityAuditEntry defines model for IdentityAuditEntry.
 type IdentityAuditEntry struct {
-	Action         *string                 `json:"action,omitempty"`
+	Action *string `json:"action,omitempty"`
+
+	// ActionDisplay the action named for people, in the language of Accept-Language (the action itself when no name is catalogued)
+	ActionDisplay  *string                 `json:"action_display,omitempty"`
 	ActorEmail     *string                 `json:"actor_email,omitempty"`
 	ActorId        *string                 `json:"actor_id,omitempty"`
 	At             *time.Time              `json:"at,omitempty"`
