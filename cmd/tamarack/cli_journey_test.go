@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,6 +120,43 @@ func TestCLIJourney(t *testing.T) {
 	if r := must("whoami"); !strings.Contains(r.out, "sme@tamarack.demo") { // the last login is the current profile
 		t.Errorf("whoami: %s", r.out)
 	}
+
+	// A device login: the CLI shows a code, the SME approves it signed in to the web UI (here its API), and the
+	// CLI saves the session it polled for.
+	devErr := &syncBuffer{}
+	devDone := make(chan int, 1)
+	go func() {
+		devDone <- cli.Main(ctx, []string{"login", "--url", base, "--profile", "device"}, cli.Streams{In: strings.NewReader(""),
+			Out: io.Discard, Err: devErr, ConfigPath: filepath.Join(home, "config.json")})
+	}()
+	codeRE := regexp.MustCompile(`code ([A-Z]{4}-[A-Z]{4})`)
+	var userCode string
+	for userCode == "" {
+		select {
+		case code := <-devDone:
+			t.Fatalf("device login ended (exit %d) before showing a code: %s", code, devErr.String())
+		case <-ctx.Done():
+			t.Fatalf("no device code shown: %s", devErr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if m := codeRE.FindStringSubmatch(devErr.String()); m != nil {
+			userCode = m[1]
+		}
+	}
+	smeSession, _ := httpJSON(t, "POST", base+"/api/v1/identity/login", "", map[string]any{"email": "sme@tamarack.demo", "password": "tamarack-demo-2026"}, 200)["access_token"].(string)
+	httpJSON(t, "POST", base+"/api/v1/identity/device/"+userCode+"/approve", smeSession, nil, 200)
+	select {
+	case code := <-devDone:
+		if code != 0 {
+			t.Fatalf("device login: exit %d: %s", code, devErr.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("device login never finished: %s", devErr.String())
+	}
+	if r := must("whoami", "--profile", "device"); !strings.Contains(r.out, "sme@tamarack.demo") {
+		t.Errorf("whoami after the device login: %s", r.out)
+	}
+	must("login", "--url", base, "--token", smeTok, "--profile", "sme") // the SME's token profile is current again
 
 	// Catalogue.
 	var found struct {
@@ -328,4 +367,22 @@ func writeJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// syncBuffer is a bytes.Buffer that a command writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tamarack-ai/tamarack/services/identity/devicelogin"
 )
 
 func (a *app) loginCmd() *cobra.Command {
@@ -125,112 +127,32 @@ func (a *app) whoamiCmd() *cobra.Command {
 	}
 }
 
-// The device login (RFC 8628) that identity serves.
-type deviceCode struct {
-	DeviceCode              string `json:"device_code"`
-	UserCode                string `json:"user_code"`
-	VerificationURI         string `json:"verification_uri"`
-	VerificationURIComplete string `json:"verification_uri_complete"`
-	ExpiresIn               int    `json:"expires_in"`
-	Interval                int    `json:"interval"`
-}
-
-type deviceTokens struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int    `json:"expires_in"`
-}
-
-// deviceLogin asks for a device code, shows where to approve it, and polls until the user did.
+// deviceLogin runs the device login (RFC 8628) that identity serves: it shows where to approve the code, then
+// waits until the user did (services/identity/devicelogin polls at the server's interval, slower after slow_down).
 func (a *app) deviceLogin(ctx context.Context, base string, p *Profile) error {
-	hc := a.httpClient(30 * time.Second)
-	var dc deviceCode
-	if status, body, err := postJSON(ctx, hc, base+"/api/v1/identity/device/code", map[string]any{}, &dc); err != nil {
-		return err
-	} else if status != http.StatusOK && status != http.StatusCreated {
-		return problemOf(status, body)
-	}
-	link := dc.VerificationURIComplete
-	if link == "" {
-		link = dc.VerificationURI
-	}
-	fmt.Fprintf(a.Err, "To sign in, open %s\nand check that it shows the code %s.\n", link, dc.UserCode)
-	if a.OpenBrowser != nil {
-		_ = a.OpenBrowser(link)
-	}
-	tok, err := pollDevice(ctx, hc, base, dc, time.Sleep)
-	if err != nil {
+	f := &devicelogin.Flow{BaseURL: base, HTTP: a.httpClient(30 * time.Second), UserAgent: "tamarack-cli"}
+	tok, err := f.Login(ctx, func(code, uri, complete string) {
+		link := complete
+		if link == "" {
+			link = uri
+		}
+		fmt.Fprintf(a.Err, "To sign in, open %s\nand check that it shows the code %s.\n", link, code)
+		if a.OpenBrowser != nil {
+			_ = a.OpenBrowser(link)
+		}
+	})
+	var pe *devicelogin.Error
+	switch {
+	case errors.Is(err, devicelogin.ErrExpired):
+		return authErr("the code expired before it was approved: run `tamarack login` again")
+	case errors.Is(err, devicelogin.ErrDenied):
+		return authErr("the sign-in was denied in the browser")
+	case errors.As(err, &pe):
+		return &Problem{Status: pe.Status, Code: pe.Code, Title: pe.Title, Detail: pe.Detail}
+	case err != nil:
 		return err
 	}
 	p.AccessToken, p.RefreshToken = tok.AccessToken, tok.RefreshToken
 	p.Expires = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second)
 	return nil
-}
-
-// pollDevice polls the token endpoint every interval seconds (5 when unsaid), 5 more after each slow_down
-// (RFC 8628 §3.5), until the user approves, denies, or the code expires.
-func pollDevice(ctx context.Context, hc *http.Client, base string, dc deviceCode, sleep func(time.Duration)) (deviceTokens, error) {
-	interval := time.Duration(dc.Interval) * time.Second
-	if interval <= 0 {
-		interval = 5 * time.Second
-	}
-	deadline := time.Now().Add(time.Duration(dc.ExpiresIn) * time.Second)
-	for {
-		sleep(interval)
-		if err := ctx.Err(); err != nil {
-			return deviceTokens{}, err
-		}
-		var tok deviceTokens
-		status, body, err := postJSON(ctx, hc, base+"/api/v1/identity/device/token", map[string]any{"device_code": dc.DeviceCode}, &tok)
-		if err != nil {
-			return deviceTokens{}, err
-		}
-		if status == http.StatusOK {
-			return tok, nil
-		}
-		p := problemOf(status, body)
-		switch p.Code {
-		case "authorization_pending":
-		case "slow_down":
-			interval += 5 * time.Second
-		case "expired_token":
-			return deviceTokens{}, authErr("the code expired before it was approved: run `tamarack login` again")
-		case "access_denied":
-			return deviceTokens{}, authErr("the sign-in was denied in the browser")
-		default:
-			return deviceTokens{}, p
-		}
-		if dc.ExpiresIn > 0 && time.Now().After(deadline) {
-			return deviceTokens{}, authErr("the code expired before it was approved: run `tamarack login` again")
-		}
-	}
-}
-
-// postJSON posts in as JSON and decodes a 2xx answer into out; it returns the status and the raw body.
-func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) (int, []byte, error) {
-	b, err := json.Marshal(in)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return 0, nil, err
-	}
-	if resp.StatusCode/100 == 2 && out != nil {
-		if err := json.Unmarshal(buf.Bytes(), out); err != nil {
-			return 0, nil, fmt.Errorf("%s: %w", url, err)
-		}
-	}
-	return resp.StatusCode, buf.Bytes(), nil
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -50,57 +49,6 @@ func TestProblemExitCodes(t *testing.T) {
 	}
 	if p := problemOf(502, []byte("<html>bad gateway</html>")); p.Title != "Bad Gateway" || exitCode(p) != ExitError {
 		t.Errorf("a non-problem body: %+v", p)
-	}
-}
-
-// The device login polls at the server's interval, 5 s slower after each slow_down, until it gets tokens;
-// expired_token and access_denied end it with the sign-in exit code.
-func TestPollDevice(t *testing.T) {
-	var mu sync.Mutex
-	answers := []string{"authorization_pending", "slow_down", "authorization_pending", ""}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var in struct {
-			DeviceCode string `json:"device_code"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&in)
-		mu.Lock()
-		a := answers[0]
-		answers = answers[1:]
-		mu.Unlock()
-		if r.URL.Path != "/api/v1/identity/device/token" || in.DeviceCode != "dc" {
-			w.WriteHeader(400)
-			return
-		}
-		if a != "" {
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(400)
-			_ = json.NewEncoder(w).Encode(map[string]any{"status": 400, "code": a, "title": a})
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "refresh_token": "rt", "token_type": "Bearer", "expires_in": 900})
-	}))
-	defer srv.Close()
-	var slept []time.Duration
-	tok, err := pollDevice(context.Background(), srv.Client(), srv.URL, deviceCode{DeviceCode: "dc", Interval: 2, ExpiresIn: 600},
-		func(d time.Duration) { slept = append(slept, d) })
-	if err != nil || tok.AccessToken != "at" || tok.RefreshToken != "rt" {
-		t.Fatalf("tokens %+v, %v", tok, err)
-	}
-	want := []time.Duration{2 * time.Second, 2 * time.Second, 7 * time.Second, 7 * time.Second}
-	if len(slept) != len(want) {
-		t.Fatalf("slept %v, want %v", slept, want)
-	}
-	for i := range want {
-		if slept[i] != want[i] {
-			t.Fatalf("slept %v, want %v", slept, want)
-		}
-	}
-	for _, end := range []string{"expired_token", "access_denied"} {
-		answers = []string{end}
-		_, err := pollDevice(context.Background(), srv.Client(), srv.URL, deviceCode{DeviceCode: "dc", Interval: 1}, func(time.Duration) {})
-		if exitCode(err) != ExitAuth {
-			t.Errorf("%s: %v (exit %d), want exit %d", end, err, exitCode(err), ExitAuth)
-		}
 	}
 }
 
@@ -186,7 +134,8 @@ func TestHandles(t *testing.T) {
 	}
 }
 
-// The client reaches the platform over HTTP only: it imports the SDK and nothing else of this module.
+// The client reaches the platform over HTTP only: it imports the SDK, and identity's device-login client (HTTP
+// and the standard library only), and nothing else of this module.
 func TestImportsOnlyTheSDK(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -202,7 +151,8 @@ func TestImportsOnlyTheSDK(t *testing.T) {
 		}
 		for _, imp := range pf.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
-			if strings.HasPrefix(p, "github.com/tamarack-ai/tamarack/") && p != "github.com/tamarack-ai/tamarack/sdk" {
+			if strings.HasPrefix(p, "github.com/tamarack-ai/tamarack/") && p != "github.com/tamarack-ai/tamarack/sdk" &&
+				p != "github.com/tamarack-ai/tamarack/services/identity/devicelogin" {
 				t.Errorf("%s imports %s: the client uses the platform through sdk only", f, p)
 			}
 		}
