@@ -364,8 +364,8 @@ func (ss *sshSession) session(ctx context.Context, nc ssh.NewChannel) {
 					run = func() (int, error) { return ss.terminal(ctx, sb, b, cmd, pty, ch, &term, &termMu) }
 				} else {
 					ex, ok := b.(backend.Execer)
-					if !ok {
-						_ = req.Reply(false, nil)
+					if !ok { // accepted, so that the client shows why and exits 1
+						_ = req.Reply(true, nil)
 						ss.fail(ch, "commands without a terminal are not supported on this pool (use ssh -t)")
 						return
 					}
@@ -382,7 +382,7 @@ func (ss *sshSession) session(ctx context.Context, nc ssh.NewChannel) {
 					SFTP(ctx context.Context, id string) (io.ReadWriteCloser, error)
 				})
 				if !ok {
-					_ = req.Reply(false, nil)
+					_ = req.Reply(true, nil)
 					ss.fail(ch, "file transfer is not supported on this pool")
 					return
 				}
