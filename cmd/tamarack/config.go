@@ -69,6 +69,7 @@ type config struct {
 	RegistryListen string // the platform's image registry (read-only, loopback)
 	Images         string // built-in images built by infra/images/build.sh, pushed by seed
 	ImageCacheGB   int    // budget of <data>/images, past which unused images are pruned
+	SSHAddr        string // the SSH gateway's listener; "off" (or empty) turns it off (docs/ssh.md)
 
 	// Marketplace.
 	BlobStore     string
@@ -184,6 +185,7 @@ func newConfig(name string) *config {
 	dur(&c.UsageInterval, "usage-interval", "TAMARACK_USAGE_INTERVAL", 15*time.Second, "how often running sandboxes publish usage samples")
 	str(&c.CDIDirs, "cdi-dirs", "TAMARACK_CDI_DIRS", "/etc/cdi,/var/run/cdi", "comma-separated directories of the host's CDI specs (nvidia-ctk cdi generate), from which sandboxes get their GPUs", false)
 	str(&c.AgentNATSURL, "agent-nats-url", "TAMARACK_AGENT_NATS_URL", "", "the NATS address site agents connect to, told them at enrolment (default: --nats, or the embedded server's --nats-listen address)", false)
+	str(&c.SSHAddr, "ssh-addr", "TAMARACK_SSH_ADDR", "127.0.0.1:2222", "listen address of the SSH gateway to running sandboxes (docs/ssh.md); \"off\" turns it off; :2222 listens on every interface", false)
 	str(&c.RegistryListen, "registry-listen", "TAMARACK_REGISTRY_LISTEN", "127.0.0.1:0", "loopback address of the platform's image registry (read-only; built-in sandbox images under <data>/registry; port 0 picks one, written to <data>/registry.url)", false)
 	str(&c.Images, "images", "TAMARACK_IMAGES", "/var/cache/tamarack-images/current", "built-in sandbox images made by infra/images/build.sh; `tamarack seed` pushes them into the registry", false)
 	num(&c.ImageCacheGB, "image-cache-gb", "TAMARACK_IMAGE_CACHE_GB", 32, "budget of this host's sandbox image cache (<data>/images) in GiB: past it, images that no live sandbox uses and no pool pins by digest are pruned (looked at every 10 minutes)")
@@ -309,6 +311,11 @@ func (c *config) validate() error {
 	}
 	if !c.runs("identity") && c.IdentityURL == "" && len(c.services) > 0 && !(len(c.services) == 1 && c.services[0] == "ui") {
 		bad("--identity-url is required when identity does not run in this process (tokens are verified with its JWKS)")
+	}
+	if c.SSHAddr != "" && c.SSHAddr != "off" {
+		if _, _, err := net.SplitHostPort(c.SSHAddr); err != nil {
+			bad("--ssh-addr %q: want host:port, or off: %v", c.SSHAddr, err)
+		}
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

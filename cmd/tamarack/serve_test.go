@@ -22,7 +22,7 @@ func newTestServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	c := newConfig("test")
 	c.fs.SetOutput(io.Discard)
-	if err := c.parse(append([]string{"--data", t.TempDir(), "--nats-listen", "", "--log-level", "error", "--sandbox-backend", "simulator"}, args...)); err != nil {
+	if err := c.parse(append([]string{"--data", t.TempDir(), "--nats-listen", "", "--log-level", "error", "--sandbox-backend", "simulator", "--ssh-addr", "127.0.0.1:0"}, args...)); err != nil {
 		t.Fatal(err)
 	}
 	s, err := build(context.Background(), c)

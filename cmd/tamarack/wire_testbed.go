@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
@@ -171,6 +174,35 @@ func wireTestbed(ctx context.Context, e *env) error {
 	svc.Routes(e.api.Group("/testbed"))
 	svc.OpenAPI(e.doc)
 	e.background("testbed", svc.Run)
+	return wireSSH(e, svc)
+}
+
+// wireSSH runs the SSH gateway to running sandboxes on --ssh-addr (unless off), with its host key kept in
+// <data>/ssh_host_ed25519_key (made on first start) and keys looked up in identity over the bus.
+func wireSSH(e *env, svc *testbed.Service) error {
+	if e.cfg.SSHAddr == "" || e.cfg.SSHAddr == "off" {
+		e.log.Info("ssh gateway off (--ssh-addr=off)")
+		return nil
+	}
+	key, err := testbed.HostKey(filepath.Join(e.cfg.Data, "ssh_host_ed25519_key"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", e.cfg.SSHAddr)
+	if err != nil {
+		// Like a host without runc: everything else works, and the log says what to change.
+		e.log.Error("ssh gateway not started: choose another --ssh-addr, or --ssh-addr=off", "err", err)
+		return nil
+	}
+	// Port 0 picks one: written down for scripts and tests, as the registry's is.
+	if err := os.WriteFile(filepath.Join(e.cfg.Data, "ssh.addr"), []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
+		ln.Close()
+		return err
+	}
+	e.log.Info("ssh gateway listening", "addr", ln.Addr().String(), "host_key", ssh.FingerprintSHA256(key.PublicKey()))
+	e.background("ssh gateway", func(ctx context.Context) error {
+		return svc.ServeSSH(ctx, ln, testbed.SSHConfig{HostKey: key, Keys: testbed.BusSSHKeys{Bus: e.bus}, Log: e.log.With("service", "testbed")})
+	})
 	return nil
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the built-in sandbox images from Debian packages, so that sandboxes need no registry on the internet:
 #   shell   Debian bookworm's Essential packages (mmdebstrap --variant=essential), merged /usr
-#   python  the same plus python3
+#   python  the same plus python3 and rsync (rsync -e ssh through the SSH gateway, docs/ssh.md)
 # Each root filesystem is trimmed (no documentation but copyright files, no man pages, no locales, no apt
 # lists or caches, no device nodes: the runtime provides /dev) and turned into a single-layer OCI image by `tamarack images build`.
 # The OCI layouts and images.json (name -> repository, digest) land in $cache/<key>, where key hashes
@@ -36,7 +36,7 @@ export SOURCE_DATE_EPOCH=1735689600 # 2025-01-01T00:00:00Z
 
 # name -> extra packages on top of the Essential set.
 images=(shell python)
-declare -A include=([shell]="" [python]="python3")
+declare -A include=([shell]="" [python]="python3 rsync")
 
 key="$(cat infra/images/build.sh testbed/image/build.go cmd/tamarack/images_cmd.go | sha256sum | cut -c1-16)"
 out="$cache/$key"

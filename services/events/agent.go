@@ -48,6 +48,10 @@ const (
 	AgentOpLogs     = "logs"
 	AgentOpTerminal = "terminal"
 	AgentOpDial     = "dial"
+	// AgentOpExec runs a command without a terminal: stdin down the pipe, stdout, stderr and the exit code up
+	// it in frames (testbed/agent/exec.go). AgentOpSFTP serves SFTP over the pipe, rooted at the sandbox's home.
+	AgentOpExec = "exec"
+	AgentOpSFTP = "sftp"
 )
 
 // AgentSandboxEvent is where an agent announces its sandboxes' starts and ends.

@@ -97,3 +97,38 @@ type TokenPrincipalV1 struct {
 
 // TokenVerify is the request/reply endpoint; an invalid token answers the problem invalid_token.
 var TokenVerify = eventbus.Endpoint[TokenVerifyV1, TokenPrincipalV1]{Name: "tamarack.identity.token.verify.v1"}
+
+// SSHKeyLookupV1 asks identity who the SSH public key with this SHA256 fingerprint belongs to: the testbed's
+// SSH gateway asks on every connection, so a deleted key, or a membership that ended, counts at once. Probe
+// leaves the key's last use as it is (the gateway's key check before the signature is proven).
+type SSHKeyLookupV1 struct {
+	Fingerprint string `json:"fingerprint"`
+	Probe       bool   `json:"probe,omitempty"`
+}
+
+func (e SSHKeyLookupV1) Validate() error {
+	var c check
+	c.need(len(e.Fingerprint) > len("SHA256:") && len(e.Fingerprint) < 100, "fingerprint")
+	return c.err("ssh key lookup")
+}
+
+// SSHKeyOwnerV1 is the user a key belongs to and their organisations now.
+type SSHKeyOwnerV1 struct {
+	KeyID         string               `json:"key_id"`
+	Fingerprint   string               `json:"fingerprint"`
+	UserID        string               `json:"user_id"`
+	Email         string               `json:"email"`
+	Staff         bool                 `json:"staff"`
+	EmailVerified bool                 `json:"email_verified"`
+	Memberships   []SSHKeyMembershipV1 `json:"memberships"`
+}
+
+// SSHKeyMembershipV1 is one organisation of a key's owner.
+type SSHKeyMembershipV1 struct {
+	OrgID   string `json:"org_id"`
+	OrgKind string `json:"org_kind"`
+	Role    string `json:"role"`
+}
+
+// SSHKeyLookup is the request/reply endpoint; an unknown key answers the problem ssh_key_not_found.
+var SSHKeyLookup = eventbus.Endpoint[SSHKeyLookupV1, SSHKeyOwnerV1]{Name: "tamarack.identity.sshkey.lookup.v1"}

@@ -48,6 +48,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Get("/sessions", web.RequireAuth, read, h.sessions)
 	r.Delete("/sessions/:id", web.RequireAuth, write, h.endSession)
 	h.mfaRoutes(r, write)
+	h.sshKeyRoutes(r, read, write) // sshkeys.go
 	s.oidcRoutes(r)
 	h.mailRoutes(r) // mailflows_http.go
 	h.deviceRoutes(r)
@@ -664,6 +665,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 			Response: web.List[auditJSON]{}},
 	)
 	s.mfaOpenAPI(d)
+	sshKeyOpenAPI(d, tag, page)
 	s.oidcOpenAPI(d, tag)
 	s.mailOpenAPI(d) // mailflows_http.go
 	s.deviceOpenAPI(d, tag)

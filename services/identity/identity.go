@@ -174,6 +174,11 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = sub.Drain() }()
+	keySub, err := eventbus.Serve(ctx, s.bus, events.SSHKeyLookup, "identity", s.LookupSSHKey)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = keySub.Drain() }()
 	revDone := make(chan struct{})
 	go func() { defer close(revDone); s.runRevocations(ctx) }()
 	defer func() { <-revDone }()

@@ -108,6 +108,8 @@ func (s *Server) serveStreams(ctx context.Context, add func(*nats.Subscription, 
 		add(eventbus.Serve(ctx, s.cfg.Bus, ep(events.AgentOpLogs), q, s.logs)),
 		add(eventbus.Serve(ctx, s.cfg.Bus, ep(events.AgentOpTerminal), q, s.terminal)),
 		add(eventbus.Serve(ctx, s.cfg.Bus, ep(events.AgentOpDial), q, s.dial)),
+		add(eventbus.Serve(ctx, s.cfg.Bus, ep(events.AgentOpExec), q, s.exec)),
+		add(eventbus.Serve(ctx, s.cfg.Bus, ep(events.AgentOpSFTP), q, s.sftp)),
 	}
 }
 

@@ -81,6 +81,7 @@ var codes = []struct {
 	{image.ErrTooLarge, http.StatusUnprocessableEntity, "image_too_large"},
 	{ErrImageUnavailable, http.StatusBadGateway, "image_unavailable"},
 	{backend.ErrUnavailable, http.StatusServiceUnavailable, "backend_unavailable"},
+	{backend.ErrNotSupported, http.StatusNotImplemented, "not_supported"},
 }
 
 // toProblem is the problem an agent answers for err. Errors that are none of the sentinels are the backend's

@@ -38,6 +38,9 @@ var (
 	ErrUnavailable = errors.New("sandbox backend unavailable")
 	// ErrInvalidSpec: Spec.Validate rejected the spec.
 	ErrInvalidSpec = errors.New("invalid sandbox spec")
+	// ErrNotSupported: the backend cannot do this at all (a Slurm or Kubernetes pool asked for Exec or
+	// Home, which only the local backend offers).
+	ErrNotSupported = errors.New("not supported on this pool")
 )
 
 // Backend runs sandboxes. Every method is safe for concurrent use. IDs are chosen by the caller (the
@@ -94,6 +97,33 @@ type Backend interface {
 	// DialPort opens a TCP connection to port on the sandbox's own loopback (or pod IP), for the
 	// gateway's HTTP proxy to JupyterLab and similar. It works for sandboxes without network.
 	DialPort(ctx context.Context, id string, port int) (net.Conn, error)
+}
+
+// Execer is implemented by backends that can run a command in a running sandbox without a terminal, with
+// binary-clean stdin, stdout and stderr and an exit status (what ssh's exec requests, scp and rsync need;
+// a pseudo-terminal mangles bytes and merges the streams). Backends without it answer ErrNotSupported.
+type Execer interface {
+	// Exec runs cmd inside the running sandbox as Terminal does (same namespaces, limits, environment and
+	// user) with the given streams, and returns the command's exit code once it has exited and its output
+	// is copied (128+N when killed by signal N). stdin's EOF closes the command's standard input. When ctx
+	// ends first, the command is killed and ctx's error returned. ErrNotRunning if the sandbox has ended.
+	Exec(ctx context.Context, id string, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+// Home is a sandbox's home directory as seen from the host running it: its path there and the host uid
+// and gid that own what the sandbox writes.
+type Home struct {
+	Path     string
+	UID, GID int
+	// Inside is where the sandbox sees the same directory (/home/sandbox).
+	Inside string
+}
+
+// Homer is implemented by backends whose sandboxes' home directories are reachable on the host that runs
+// the backend (local), for file transfer (SFTP) served next to the sandbox. Others answer ErrNotSupported.
+type Homer interface {
+	// Home returns the running sandbox's home. ErrNotRunning if it has ended.
+	Home(ctx context.Context, id string) (Home, error)
 }
 
 // Terminal is an interactive process on a pseudo-terminal. Read returns io.EOF once the process has

@@ -46,6 +46,9 @@ export function identity(c: ApiClient = api) {
     createToken: (name: string, scopes: string[], expires_in_days: number) =>
       c.post<T.CreatedApiToken>('/identity/tokens', { name, scopes, expires_in_days }),
     deleteToken: (id: string) => c.del<void>(`/identity/tokens/${e(id)}`),
+    sshKeys: () => c.get<T.Page<T.SSHKey>>('/identity/ssh-keys'),
+    addSSHKey: (name: string, public_key: string) => c.post<T.SSHKey>('/identity/ssh-keys', { name, public_key }),
+    deleteSSHKey: (id: string) => c.del<void>(`/identity/ssh-keys/${e(id)}`),
     organizations: (q: { kind?: string; verified?: string; cursor?: string; limit?: number }) =>
       c.get<T.Page<T.StaffOrganization>>('/identity/organizations', q),
     verifyOrganization: (orgId: string, verified = true, note = '') =>

@@ -182,6 +182,18 @@ export interface ApiToken {
   last_used_at?: string;
 }
 
+/** An SSH public key on the profile, for the testbed's SSH gateway (docs/ssh.md). */
+export interface SSHKey {
+  id: string;
+  name: string;
+  key_type: string;
+  public_key: string;
+  /** SHA256:…, as ssh-keygen -l prints it. */
+  fingerprint: string;
+  created_at: string;
+  last_used_at?: string | null;
+}
+
 export interface CreatedApiToken extends ApiToken {
   /** The secret, shown once. */
   token: string;

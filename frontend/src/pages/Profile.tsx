@@ -5,7 +5,7 @@ import { identity } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import type { CreatedApiToken, OrgRole } from '../api/types';
 import { useSession } from '../auth/session';
-import { AsyncBlock, ConfirmButton, DataTable, Notice, PageHeader, ProblemAlert, SECURITY_PATH, StateBadge, TextField } from '../components/ui';
+import { AsyncBlock, ConfirmButton, DataTable, Notice, PageHeader, ProblemAlert, SECURITY_PATH, StateBadge, TextAreaField, TextField } from '../components/ui';
 import { formatDate, formatDateTime } from '../lib/format';
 import { useAsync, useDocumentTitle } from '../lib/hooks';
 import { RoleSelect } from './Auth';
@@ -83,7 +83,100 @@ export function Profile() {
           </tr>
         ))}
       </DataTable>
+      <SSHKeys />
       {s.isOrgAdmin && s.activeOrg && <Members orgId={s.activeOrg.id} />}
+    </section>
+  );
+}
+
+/** The user's SSH public keys, for the testbed's SSH gateway (docs/ssh.md): list, add, delete. */
+function SSHKeys() {
+  const { t } = useTranslation();
+  const list = useAsync(() => identity().sshKeys(), []);
+  const [name, setName] = useState('');
+  const [key, setKey] = useState('');
+  const [error, setError] = useState<unknown>();
+  const [added, setAdded] = useState<string | null>(null);
+  const fields = isApiError(error) ? error.fieldErrors() : {};
+  const add = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    setAdded(null);
+    try {
+      const k = await identity().addSSHKey(name.trim(), key.trim());
+      setAdded(k.name);
+      setName('');
+      setKey('');
+      list.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const remove = async (id: string) => {
+    setError(undefined);
+    setAdded(null);
+    try {
+      await identity().deleteSSHKey(id);
+      list.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section aria-labelledby="ssh-keys-h" className="ssh-keys">
+      <h2 id="ssh-keys-h">{t('ssh_keys.title')}</h2>
+      <p className="lead">{t('ssh_keys.lead', { host: window.location.hostname })}</p>
+      <AsyncBlock loading={list.loading} error={list.error} empty={list.data?.items.length === 0} emptyText={t('ssh_keys.none')}>
+        <DataTable
+          label={t('ssh_keys.title')}
+          columns={[
+            t('ssh_keys.name'),
+            t('ssh_keys.type'),
+            t('ssh_keys.fingerprint'),
+            t('ssh_keys.created'),
+            t('ssh_keys.last_used'),
+            { label: t('common.actions'), hidden: true },
+          ]}
+        >
+          {list.data?.items.map((k) => (
+            <tr key={k.id} data-ssh-key={k.fingerprint}>
+              <td>{k.name}</td>
+              <td className="mono">{k.key_type}</td>
+              <td className="mono ssh-keys__fingerprint">{k.fingerprint}</td>
+              <td>{formatDate(k.created_at)}</td>
+              <td>{k.last_used_at ? formatDateTime(k.last_used_at) : t('ssh_keys.never')}</td>
+              <td>
+                <ConfirmButton
+                  label={t('ssh_keys.delete')}
+                  accessibleLabel={t('ssh_keys.delete_named', { name: k.name })}
+                  question={t('ssh_keys.delete_question', { name: k.name })}
+                  confirmLabel={t('ssh_keys.delete')}
+                  onConfirm={() => remove(k.id)}
+                />
+              </td>
+            </tr>
+          ))}
+        </DataTable>
+      </AsyncBlock>
+      <form className="inline-form" onSubmit={(e) => void add(e)}>
+        {added && <Notice tone="success">{t('ssh_keys.added', { name: added })}</Notice>}
+        <ProblemAlert error={error} listFields={(f) => !['name', 'public_key'].includes(f)} />
+        <TextAreaField
+          label={t('ssh_keys.public_key')}
+          hint={t('ssh_keys.public_key_hint')}
+          className="mono"
+          rows={3}
+          spellCheck={false}
+          value={key}
+          onChange={(e) => setKey(e.target.value)}
+          error={fields.public_key}
+          required
+        />
+        <TextField label={t('ssh_keys.name')} hint={t('ssh_keys.name_hint')} value={name} onChange={(e) => setName(e.target.value)} error={fields.name} />
+        <button type="submit" className="button button--primary">
+          {t('ssh_keys.add')}
+        </button>
+      </form>
     </section>
   );
 }
