@@ -145,6 +145,15 @@ type AddNodeRequest struct {
 	Name        string           `json:"name"`
 }
 
+// AddSSHKeyRequest defines model for AddSSHKeyRequest.
+type AddSSHKeyRequest struct {
+	// Name default: the key's comment
+	Name *string `json:"name,omitempty"`
+
+	// PublicKey one line of an OpenSSH public key file
+	PublicKey string `json:"public_key"`
+}
+
 // AgentEnrolment defines model for AgentEnrolment.
 type AgentEnrolment struct {
 	AgentId     *string `json:"agent_id,omitempty"`
@@ -1624,6 +1633,29 @@ type SpendDay struct {
 	PaidMicro        *int    `json:"paid_micro,omitempty"`
 }
 
+// SshKey defines model for SshKey.
+type SshKey struct {
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+
+	// Fingerprint SHA256:…, as ssh-keygen -l prints it
+	Fingerprint *string `json:"fingerprint,omitempty"`
+	Id          *string `json:"id,omitempty"`
+
+	// KeyType ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa
+	KeyType *string `json:"key_type,omitempty"`
+
+	// LastUsedAt the latest SSH connection with this key; null if never
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	Name       *string    `json:"name,omitempty"`
+	PublicKey  *string    `json:"public_key,omitempty"`
+}
+
+// SshKeyList defines model for SshKeyList.
+type SshKeyList struct {
+	Items      *[]SshKey `json:"items,omitempty"`
+	NextCursor *string   `json:"next_cursor,omitempty"`
+}
+
 // StaffOrganization defines model for StaffOrganization.
 type StaffOrganization struct {
 	CreatedAt        *time.Time `json:"created_at,omitempty"`
@@ -2163,6 +2195,15 @@ type GetIdentitySessionsParams struct {
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// GetIdentitySshKeysParams defines parameters for GetIdentitySshKeys.
+type GetIdentitySshKeysParams struct {
+	// Limit 1 to 200, default 50
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor from next_cursor
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // GetIdentityTokensParams defines parameters for GetIdentityTokens.
 type GetIdentityTokensParams struct {
 	// Limit 1 to 200, default 50
@@ -2428,6 +2469,9 @@ type PostIdentityRefreshJSONRequestBody = RefreshRequest
 
 // PostIdentitySignupJSONRequestBody defines body for PostIdentitySignup for application/json ContentType.
 type PostIdentitySignupJSONRequestBody = SignupRequest
+
+// PostIdentitySshKeysJSONRequestBody defines body for PostIdentitySshKeys for application/json ContentType.
+type PostIdentitySshKeysJSONRequestBody = AddSSHKeyRequest
 
 // PostIdentityTokensJSONRequestBody defines body for PostIdentityTokens for application/json ContentType.
 type PostIdentityTokensJSONRequestBody = CreateAPITokenRequest
@@ -3161,6 +3205,30 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/identity/signup (the `PostIdentitySignup` operationId).
 	PostIdentitySignup(ctx context.Context, body PostIdentitySignupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetIdentitySshKeys The caller's SSH public keys (for the testbed's SSH gateway)
+	//
+	// Corresponds with GET /api/v1/identity/ssh-keys (the `GetIdentitySshKeys` operationId).
+	GetIdentitySshKeys(ctx context.Context, params *GetIdentitySshKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostIdentitySshKeysWithBody Register an SSH public key (ed25519, ecdsa, or rsa of 2048 bits or more)
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/identity/ssh-keys (the `PostIdentitySshKeys` operationId).
+	PostIdentitySshKeysWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostIdentitySshKeys Register an SSH public key (ed25519, ecdsa, or rsa of 2048 bits or more)
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/identity/ssh-keys (the `PostIdentitySshKeys` operationId).
+	PostIdentitySshKeys(ctx context.Context, body PostIdentitySshKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteIdentitySshKeysId Delete an SSH key: new SSH connections with it are refused at once
+	//
+	// Corresponds with DELETE /api/v1/identity/ssh-keys/{id} (the `DeleteIdentitySshKeysId` operationId).
+	DeleteIdentitySshKeysId(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetIdentityTokens The caller's API tokens in the acting organisation
 	//
@@ -5279,6 +5347,70 @@ func (c *Client) PostIdentitySignupWithBody(ctx context.Context, contentType str
 // Corresponds with POST /api/v1/identity/signup (the `PostIdentitySignup` operationId).
 func (c *Client) PostIdentitySignup(ctx context.Context, body PostIdentitySignupJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostIdentitySignupRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetIdentitySshKeys The caller's SSH public keys (for the testbed's SSH gateway)
+//
+// Corresponds with GET /api/v1/identity/ssh-keys (the `GetIdentitySshKeys` operationId).
+func (c *Client) GetIdentitySshKeys(ctx context.Context, params *GetIdentitySshKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetIdentitySshKeysRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostIdentitySshKeysWithBody Register an SSH public key (ed25519, ecdsa, or rsa of 2048 bits or more)
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/identity/ssh-keys (the `PostIdentitySshKeys` operationId).
+func (c *Client) PostIdentitySshKeysWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostIdentitySshKeysRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostIdentitySshKeys Register an SSH public key (ed25519, ecdsa, or rsa of 2048 bits or more)
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/identity/ssh-keys (the `PostIdentitySshKeys` operationId).
+func (c *Client) PostIdentitySshKeys(ctx context.Context, body PostIdentitySshKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostIdentitySshKeysRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteIdentitySshKeysId Delete an SSH key: new SSH connections with it are refused at once
+//
+// Corresponds with DELETE /api/v1/identity/ssh-keys/{id} (the `DeleteIdentitySshKeysId` operationId).
+func (c *Client) DeleteIdentitySshKeysId(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteIdentitySshKeysIdRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -10422,6 +10554,146 @@ func NewPostIdentitySignupRequestWithBody(server string, contentType string, bod
 	return req, nil
 }
 
+// NewGetIdentitySshKeysRequest constructs an http.Request for the GetIdentitySshKeys method
+func NewGetIdentitySshKeysRequest(server string, params *GetIdentitySshKeysParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/identity/ssh-keys")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostIdentitySshKeysRequest calls the generic PostIdentitySshKeys builder with application/json body
+func NewPostIdentitySshKeysRequest(server string, body PostIdentitySshKeysJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostIdentitySshKeysRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostIdentitySshKeysRequestWithBody constructs an http.Request for the PostIdentitySshKeys method, with any body, and a specified content type
+func NewPostIdentitySshKeysRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/identity/ssh-keys")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteIdentitySshKeysIdRequest constructs an http.Request for the DeleteIdentitySshKeysId method
+func NewDeleteIdentitySshKeysIdRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/identity/ssh-keys/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetIdentityTokensRequest constructs an http.Request for the GetIdentityTokens method
 func NewGetIdentityTokensRequest(server string, params *GetIdentityTokensParams) (*http.Request, error) {
 	var err error
@@ -14653,6 +14925,34 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/identity/signup (the `PostIdentitySignup` operationId).
 	PostIdentitySignupWithResponse(ctx context.Context, body PostIdentitySignupJSONRequestBody, reqEditors ...RequestEditorFn) (*PostIdentitySignupResponse, error)
+
+	// GetIdentitySshKeysWithResponse The caller's SSH public keys (for the testbed's SSH gateway)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/identity/ssh-keys (the `GetIdentitySshKeys` operationId).
+	GetIdentitySshKeysWithResponse(ctx context.Context, params *GetIdentitySshKeysParams, reqEditors ...RequestEditorFn) (*GetIdentitySshKeysResponse, error)
+
+	// PostIdentitySshKeysWithBodyWithResponse Register an SSH public key (ed25519, ecdsa, or rsa of 2048 bits or more)
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/identity/ssh-keys (the `PostIdentitySshKeys` operationId).
+	PostIdentitySshKeysWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostIdentitySshKeysResponse, error)
+
+	// PostIdentitySshKeysWithResponse Register an SSH public key (ed25519, ecdsa, or rsa of 2048 bits or more)
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/identity/ssh-keys (the `PostIdentitySshKeys` operationId).
+	PostIdentitySshKeysWithResponse(ctx context.Context, body PostIdentitySshKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*PostIdentitySshKeysResponse, error)
+
+	// DeleteIdentitySshKeysIdWithResponse Delete an SSH key: new SSH connections with it are refused at once
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/identity/ssh-keys/{id} (the `DeleteIdentitySshKeysId` operationId).
+	DeleteIdentitySshKeysIdWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeleteIdentitySshKeysIdResponse, error)
 
 	// GetIdentityTokensWithResponse The caller's API tokens in the acting organisation
 	//
@@ -18902,6 +19202,150 @@ func (r PostIdentitySignupResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PostIdentitySignupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetIdentitySshKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SshKeyList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetIdentitySshKeysResponse) GetJSON200() *SshKeyList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetIdentitySshKeysResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetIdentitySshKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetIdentitySshKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetIdentitySshKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetIdentitySshKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PostIdentitySshKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SshKey
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostIdentitySshKeysResponse) GetJSON201() *SshKey {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostIdentitySshKeysResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PostIdentitySshKeysResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PostIdentitySshKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostIdentitySshKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostIdentitySshKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostIdentitySshKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteIdentitySshKeysIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteIdentitySshKeysIdResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteIdentitySshKeysIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteIdentitySshKeysIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteIdentitySshKeysIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteIdentitySshKeysIdResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -23673,6 +24117,58 @@ func (c *ClientWithResponses) PostIdentitySignupWithResponse(ctx context.Context
 	return ParsePostIdentitySignupResponse(rsp)
 }
 
+// GetIdentitySshKeysWithResponse The caller's SSH public keys (for the testbed's SSH gateway)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/identity/ssh-keys (the `GetIdentitySshKeys` operationId).
+func (c *ClientWithResponses) GetIdentitySshKeysWithResponse(ctx context.Context, params *GetIdentitySshKeysParams, reqEditors ...RequestEditorFn) (*GetIdentitySshKeysResponse, error) {
+	rsp, err := c.GetIdentitySshKeys(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetIdentitySshKeysResponse(rsp)
+}
+
+// PostIdentitySshKeysWithBodyWithResponse Register an SSH public key (ed25519, ecdsa, or rsa of 2048 bits or more)
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/identity/ssh-keys (the `PostIdentitySshKeys` operationId).
+func (c *ClientWithResponses) PostIdentitySshKeysWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostIdentitySshKeysResponse, error) {
+	rsp, err := c.PostIdentitySshKeysWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostIdentitySshKeysResponse(rsp)
+}
+
+// PostIdentitySshKeysWithResponse Register an SSH public key (ed25519, ecdsa, or rsa of 2048 bits or more)
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/identity/ssh-keys (the `PostIdentitySshKeys` operationId).
+func (c *ClientWithResponses) PostIdentitySshKeysWithResponse(ctx context.Context, body PostIdentitySshKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*PostIdentitySshKeysResponse, error) {
+	rsp, err := c.PostIdentitySshKeys(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostIdentitySshKeysResponse(rsp)
+}
+
+// DeleteIdentitySshKeysIdWithResponse Delete an SSH key: new SSH connections with it are refused at once
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/identity/ssh-keys/{id} (the `DeleteIdentitySshKeysId` operationId).
+func (c *ClientWithResponses) DeleteIdentitySshKeysIdWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DeleteIdentitySshKeysIdResponse, error) {
+	rsp, err := c.DeleteIdentitySshKeysId(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteIdentitySshKeysIdResponse(rsp)
+}
+
 // GetIdentityTokensWithResponse The caller's API tokens in the acting organisation
 //
 // Returns a wrapper object for the known response body format(s).
@@ -27397,6 +27893,108 @@ func ParsePostIdentitySignupResponse(rsp *http.Response) (*PostIdentitySignupRes
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetIdentitySshKeysResponse parses an HTTP response from a GetIdentitySshKeysWithResponse call
+func ParseGetIdentitySshKeysResponse(rsp *http.Response) (*GetIdentitySshKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetIdentitySshKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SshKeyList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePostIdentitySshKeysResponse parses an HTTP response from a PostIdentitySshKeysWithResponse call
+func ParsePostIdentitySshKeysResponse(rsp *http.Response) (*PostIdentitySshKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostIdentitySshKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SshKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteIdentitySshKeysIdResponse parses an HTTP response from a DeleteIdentitySshKeysIdWithResponse call
+func ParseDeleteIdentitySshKeysIdResponse(rsp *http.Response) (*DeleteIdentitySshKeysIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteIdentitySshKeysIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
