@@ -252,7 +252,14 @@ type listingJSON struct {
 	// on one ready node of its pool), each with how many such sandboxes free devices could hold now. Empty
 	// when the pool has no ready node with the model.
 	GPUCounts []gpuCountJSON `json:"gpu_counts"`
+	// DiskBytes is each sandbox's disk (its home's quota) where the pool's backend sets one the testbed knows
+	// (local pools); absent where the site decides (Slurm, Kubernetes).
+	DiskBytes int64 `json:"disk_bytes,omitempty"`
 }
+
+// localHomeBytes is the local backend's home quota per sandbox (local.Options.HomeBytes, left at its default
+// of 10 GiB by tamarack serve and the agent).
+const localHomeBytes = 10 << 30
 
 // gpuCountJSON is one GPU count a listing offers and its capacity now (see GPUCountCapacity).
 type gpuCountJSON struct {
@@ -582,12 +589,23 @@ func (h handler) listings(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	pools, err := h.svc.ListPools(c.UserContext())
+	if err != nil {
+		return err
+	}
+	backendOf := map[string]string{}
+	for _, p := range pools {
+		backendOf[p.ID] = p.Backend
+	}
 	out := []listingJSON{}
 	for _, l := range ls {
 		j := listingJSON{ID: l.ID, VendorOrgID: l.VendorOrgID, Title: l.Title, PoolID: l.PoolID, GPUModel: l.GPUModel,
 			Region: l.Region, MinDurationMinutes: l.MinMinutes, MaxDurationMinutes: l.MaxMinutes,
 			PricePerGPUHour: l.PricePerGPUHour, PriceDisplay: money.Micro(l.PricePerGPUHour).String(),
 			Gated: l.Gated, AccessRequired: l.Gated && !l.exempt(caller) && !entitled[l.ID], GPUCounts: []gpuCountJSON{}}
+		if backendOf[l.PoolID] == "local" {
+			j.DiskBytes = localHomeBytes
+		}
 		for _, cc := range h.svc.index().countCapacity(l.PoolID, l.GPUModel) {
 			j.GPUCounts = append(j.GPUCounts, gpuCountJSON{GPUCount: cc.Count, FreeNow: cc.FreeNow})
 		}

@@ -6,6 +6,7 @@ import { isApiError } from '../api/problem';
 import type { AccessRequest, Pool } from '../api/types';
 import { useSession } from '../auth/session';
 import { AsyncBlock, DataTable, PagedBlock, PageHeader, ProblemAlert, SelectField, StateBadge, TextAreaField, TextField } from '../components/ui';
+import { ConfirmDialogButton } from '../components/ConfirmDialog';
 import { formatDate, formatDateTime } from '../lib/format';
 import { formatMicro } from '../api/money';
 import { useAsync, useDocumentTitle, useInterval, useListingTitles, usePaged } from '../lib/hooks';
@@ -111,9 +112,14 @@ function MyListings() {
                     </button>
                   )}
                   {l.status === 'published' && s.isOrgAdmin && (
-                    <button type="button" className="button button--danger" onClick={() => void act(l.id, () => marketplace().retire(l.id))}>
-                      {t('vendor.retire')}
-                    </button>
+                    <ConfirmDialogButton
+                      label={t('vendor.retire')}
+                      title={t('vendor.retire_title')}
+                      question={t('vendor.retire_question', { title: cur?.title ?? l.slug })}
+                      accessibleLabel={t('vendor.retire_named', { title: cur?.title ?? l.slug })}
+                      confirmLabel={t('vendor.retire_confirm')}
+                      onConfirm={() => act(l.id, () => marketplace().retire(l.id))}
+                    />
                   )}
                 </td>
               </tr>
