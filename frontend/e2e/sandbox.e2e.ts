@@ -54,6 +54,8 @@ async function signIn(a: Watched, L: Locale, lang: 'en' | 'fr', phone: boolean) 
   const p = a.page;
   await p.goto('/');
   if (lang === 'fr') {
+    // On a phone the language switch is in the folded menu.
+    if (phone) await p.getByRole('button', { name: en.header.menu }).click();
     await p.getByRole('button', { name: tr(en.header.switch_language_to, { language: 'Français' }) }).click();
     await p.waitForFunction(() => document.documentElement.lang === 'fr');
   }
