@@ -79,6 +79,8 @@ func TestResponseShapes(t *testing.T) {
 	f.clk.Advance(90 * time.Second)
 	me := sme()
 	golden(t, "sandbox_running", get("/sandboxes/"+sb.ID, &me))
+	golden(t, "listings", get("/listings", &me))
+	golden(t, "gpu_samples_declared", get("/sandboxes/"+sb.ID+"/gpu-samples", &me))
 	golden(t, "pool_detail", get("/pools/"+f.pool.ID, nil))
 	golden(t, "pools", get("/pools", nil))
 	golden(t, "templates", get("/templates", nil))

@@ -36,6 +36,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Post("/sandboxes", web.RequireAuth, write, web.RequireVerifiedEmail, h.launch)
 	r.Get("/sandboxes", web.RequireAuth, h.listSandboxes)
 	r.Get("/sandboxes/:id", web.RequireAuth, h.getSandbox)
+	r.Get("/sandboxes/:id/gpu-samples", web.RequireAuth, h.gpuSamples)
 	r.Post("/sandboxes/:id/stop", web.RequireAuth, write, h.stop)
 	r.Post("/sandboxes/:id/extend", web.RequireAuth, write, web.RequireVerifiedEmail, h.extend)
 	r.Post("/sandboxes/:id/token", web.RequireAuth, write, h.token)
@@ -248,6 +249,23 @@ type listingJSON struct {
 	// ImageAllowed answers ?image_listing_id=: whether the listing's pool allows that listing's try-it image
 	// (absent without the parameter).
 	ImageAllowed *bool `json:"image_allowed,omitempty"`
+	// GPUCounts are the GPU counts a sandbox of this listing may ask for (1 to the most devices of its model
+	// on one ready node of its pool), each with how many such sandboxes free devices could hold now. Empty
+	// when the pool has no ready node with the model.
+	GPUCounts []gpuCountJSON `json:"gpu_counts"`
+	// DiskBytes is each sandbox's disk (its home's quota) where the pool's backend sets one the testbed knows
+	// (local pools); absent where the site decides (Slurm, Kubernetes).
+	DiskBytes int64 `json:"disk_bytes,omitempty"`
+}
+
+// localHomeBytes is the local backend's home quota per sandbox (local.Options.HomeBytes, left at its default
+// of 10 GiB by tamarack serve and the agent).
+const localHomeBytes = 10 << 30
+
+// gpuCountJSON is one GPU count a listing offers and its capacity now (see GPUCountCapacity).
+type gpuCountJSON struct {
+	GPUCount int `json:"gpu_count"`
+	FreeNow  int `json:"free_now" doc:"sandboxes of this many GPUs that free devices could hold now, each on one node (CPU, memory and reservations aside)"`
 }
 
 type launchRequest struct {
@@ -581,12 +599,26 @@ func (h handler) listings(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	pools, err := h.svc.ListPools(c.UserContext())
+	if err != nil {
+		return err
+	}
+	backendOf := map[string]string{}
+	for _, p := range pools {
+		backendOf[p.ID] = p.Backend
+	}
 	out := []listingJSON{}
 	for _, l := range ls {
 		j := listingJSON{ID: l.ID, VendorOrgID: l.VendorOrgID, Title: l.Title, PoolID: l.PoolID, GPUModel: l.GPUModel,
 			Region: l.Region, MinDurationMinutes: l.MinMinutes, MaxDurationMinutes: l.MaxMinutes,
 			PricePerGPUHour: l.PricePerGPUHour,
-			Gated:           l.Gated, AccessRequired: l.Gated && !l.exempt(caller) && !entitled[l.ID]}
+			Gated: l.Gated, AccessRequired: l.Gated && !l.exempt(caller) && !entitled[l.ID], GPUCounts: []gpuCountJSON{}}
+		if backendOf[l.PoolID] == "local" {
+			j.DiskBytes = localHomeBytes
+		}
+		for _, cc := range h.svc.index().countCapacity(l.PoolID, l.GPUModel) {
+			j.GPUCounts = append(j.GPUCounts, gpuCountJSON{GPUCount: cc.Count, FreeNow: cc.FreeNow})
+		}
 		if allowed != nil {
 			ok := allowed[l.ID]
 			j.ImageAllowed = &ok
@@ -665,6 +697,45 @@ func (h handler) getSandbox(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(toSandboxJSON(sb, h.svc.clock.Now()))
+}
+
+// gpuMetricsJSON is a sandbox's GPU utilisation and memory over time, or why it is not measured.
+type gpuMetricsJSON struct {
+	// Measured is false when nothing measures the sandbox's GPUs; NotMeasuredReason then says why:
+	// declared_devices (declared by the vendor, not found on a host), no_devices, no_sampler (the host that
+	// runs it cannot measure them here). Clients say "not measured" rather than draw zeros.
+	Measured          bool            `json:"measured"`
+	NotMeasuredReason string          `json:"not_measured_reason,omitempty"`
+	Items             []gpuSampleJSON `json:"items"`
+}
+
+// gpuSampleJSON is the sandbox's devices taken together at one instant: mean utilisation (null when the
+// driver does not report it, as for MIG instances), summed memory.
+type gpuSampleJSON struct {
+	At             time.Time `json:"at"`
+	UtilizationPct *int      `json:"utilization_pct"`
+	MemoryUsedMiB  int64     `json:"memory_used_mib"`
+	MemoryTotalMiB int64     `json:"memory_total_mib"`
+}
+
+func toGPUMetricsJSON(m GPUMetrics) gpuMetricsJSON {
+	out := gpuMetricsJSON{Measured: m.Measured, NotMeasuredReason: m.Reason, Items: make([]gpuSampleJSON, len(m.Samples))}
+	for i, g := range m.Samples {
+		out.Items[i] = gpuSampleJSON{At: fromMS(g.AtMS), MemoryUsedMiB: g.MemoryUsedMiB, MemoryTotalMiB: g.MemoryTotalMiB}
+		if g.UtilizationPct >= 0 {
+			u := g.UtilizationPct
+			out.Items[i].UtilizationPct = &u
+		}
+	}
+	return out
+}
+
+func (h handler) gpuSamples(c *fiber.Ctx) error {
+	m, err := h.svc.GPUMetricsOf(c.UserContext(), callerOf(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(toGPUMetricsJSON(m))
 }
 
 func (h handler) stop(c *fiber.Ctx) error {

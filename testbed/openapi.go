@@ -32,6 +32,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "GET", Path: p + "/sandboxes", Summary: "The organisation's sandboxes, newest first", Tag: tag, Auth: "user", Response: web.List[sandboxJSON]{}, Query: append(page, openapi.Param{Name: "state", Type: "string"})},
 		openapi.Op{Method: "GET", Path: p + "/sandboxes/:id", Summary: "A sandbox: state, node, devices, times, usage and charge so far, stop reason. With wait_until it answers once the sandbox has reached that state or gone past it (stopped and failed are past running), or when timeout has passed: read state to know which", Tag: tag, Auth: "user", Response: sandboxJSON{}, Problems: []string{"sandbox_not_found"},
 			Query: []openapi.Param{{Name: "wait_until", Type: "string", Description: "a sandbox state to wait for, e.g. running"}, {Name: "timeout", Type: "integer", Description: "seconds to wait at most, 1-25, default 25"}}},
+		openapi.Op{Method: "GET", Path: p + "/sandboxes/:id/gpu-samples", Summary: "The sandbox's GPU utilisation and memory over time (its devices together, the most recent samples), or why they are not measured (declared devices, no nvidia-smi on the host that runs it)", Tag: tag, Auth: "user", Response: gpuMetricsJSON{}, Problems: []string{"sandbox_not_found"}},
 		openapi.Op{Method: "POST", Path: p + "/sandboxes/:id/stop", Summary: "Stop a sandbox (→ stopping; stopped once its backend confirms)", Tag: tag, Auth: "the organisation or staff", Response: sandboxJSON{}, Status: 202, Problems: []string{"sandbox_not_found", "sandbox_ended"}},
 		openapi.Op{Method: "POST", Path: p + "/sandboxes/:id/extend", Summary: "Extend the time box by minutes (billing extends the hold first)", Tag: tag, Auth: "user", Request: extendRequest{}, Response: sandboxJSON{}, Problems: []string{"sandbox_not_found", "sandbox_ended", "insufficient_credits", "billing_unavailable"}},
 		openapi.Op{Method: "POST", Path: p + "/sandboxes/:id/token", Summary: "A short-lived token for the sandbox's logs, terminal and proxy (?token=)", Tag: tag, Auth: "user", Response: tokenJSON{}, Status: 201, Problems: []string{"sandbox_not_found", "sandbox_ended"}},
@@ -66,6 +67,9 @@ func (extendRequest) SchemaName() string  { return "ExtendSandboxRequest" }
 func (healthRequest) SchemaName() string  { return "NodeHealthRequest" }
 func (reserveRequest) SchemaName() string { return "CreateReservationRequest" }
 func (gpuModelJSON) SchemaName() string   { return "GPUModel" }
+func (gpuMetricsJSON) SchemaName() string { return "SandboxGPUMetrics" }
+func (gpuSampleJSON) SchemaName() string  { return "SandboxGPUSample" }
+func (gpuCountJSON) SchemaName() string   { return "ComputeListingGPUCount" }
 func (agentJSON) SchemaName() string      { return "SiteAgent" }
 func (enrolRequest) SchemaName() string   { return "EnrolAgentRequest" }
 func (enrolJSON) SchemaName() string      { return "AgentEnrolment" }

@@ -450,6 +450,51 @@ func (x *index) nextFree(r PlaceRequest, nowMS int64) int64 {
 	return 0
 }
 
+// GPUCountCapacity is what a listing offers for one GPU count: whether a node of its pool can hold that many
+// devices of its model at all (the counts offered), and how many sandboxes of that count could start now.
+type GPUCountCapacity struct {
+	Count int
+	// FreeNow counts the sandboxes of Count devices that free devices of ready nodes could hold now, each on
+	// one node. It leaves CPU, memory and others' reservations aside: a launch may still answer no_capacity.
+	FreeNow int
+}
+
+// countCapacity returns, for each GPU count from 1 to the most devices of the model on one ready node of the
+// pool (at most MaxGPUsPerSandbox), how many sandboxes of that count fit on free devices now. Empty when the
+// pool has no ready node with the model.
+func (x *index) countCapacity(pool, model string) []GPUCountCapacity {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	g := x.groups[groupKey{pool, model}]
+	if g == nil {
+		return nil
+	}
+	most := 0
+	for _, s := range g.slots {
+		if s.bucket < 0 {
+			continue
+		}
+		n := 0
+		for _, d := range s.node.devs {
+			if d.model == model {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	out := make([]GPUCountCapacity, 0, min(most, MaxGPUsPerSandbox))
+	for c := 1; c <= min(most, MaxGPUsPerSandbox); c++ {
+		free := 0
+		for _, s := range g.slots {
+			if s.bucket >= 0 {
+				free += len(s.free) / c
+			}
+		}
+		out = append(out, GPUCountCapacity{Count: c, FreeNow: free})
+	}
+	return out
+}
+
 // poolCounts returns per model (free now, total) on ready nodes of a pool.
 func (x *index) poolCounts(pool string) map[string][2]int {
 	x.mu.Lock()

@@ -40,11 +40,25 @@ func (s *Service) Tick(ctx context.Context) error {
 	if err := s.db.WithContext(ctx).Where("state NOT IN ?", []string{StateStopped, StateFailed}).Find(&live).Error; err != nil {
 		return err
 	}
+	running := map[string]bool{}
 	for _, sb := range live {
 		if err := s.superviseOne(ctx, sb, now, isDown[sb.NodeID]); err != nil {
 			errs = append(errs, fmt.Errorf("sandbox %s: %w", sb.ID, err))
 		}
+		if sb.State == StateRunning && sb.UnreachableMS == 0 && !isDown[sb.NodeID] {
+			running[sb.ID] = true
+			if err := s.sampleGPUs(ctx, sb, ms(now)); err != nil {
+				errs = append(errs, fmt.Errorf("sandbox %s: %w", sb.ID, err))
+			}
+		}
 	}
+	s.mu.Lock()
+	for id := range s.gpuSampled {
+		if !running[id] {
+			delete(s.gpuSampled, id)
+		}
+	}
+	s.mu.Unlock()
 	if err := s.tickReservations(ctx, now); err != nil {
 		errs = append(errs, err)
 	}

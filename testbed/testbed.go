@@ -54,6 +54,7 @@ type Options struct {
 	LogRetention         time.Duration // 1h: an ended sandbox's logs stay readable this long
 	StartTimeout         time.Duration // 2m: a backend Start
 	PullTimeout          time.Duration // 30m: getting a sandbox's image (pull and unpack) before its start
+	GPUSampleInterval    time.Duration // 10s: GPU utilisation and memory sample period while running (Deps.GPUStats)
 	DisableEventConsumer bool          // tests that drive consumers by hand
 	// AgentNATSURL is the NATS address enrolled agents connect to (told them at enrolment); PublicURL the
 	// platform's address for the enrolment command shown with a new token (default: the request's).
@@ -87,6 +88,7 @@ func (o Options) withDefaults() Options {
 	def(&o.LogRetention, time.Hour)
 	def(&o.StartTimeout, 2*time.Minute)
 	def(&o.PullTimeout, 30*time.Minute)
+	def(&o.GPUSampleInterval, 10*time.Second)
 	def(&o.PruneInterval, 10*time.Minute)
 	if o.ImageCacheBytes <= 0 {
 		o.ImageCacheBytes = 32 << 30
@@ -124,6 +126,10 @@ type Deps struct {
 	// their Check error (what is missing and how to install it): pools on them show it to their managers,
 	// and launching on them answers 503 backend_unavailable saying it.
 	Unavailable map[string]error
+
+	// GPUStats measures this host's GPUs for the utilisation and memory charts (NvidiaSMIStats); nil: not
+	// measured (declared devices, hosts without nvidia-smi, agents' own hosts).
+	GPUStats GPUStats
 }
 
 // Service is the testbed.
@@ -145,18 +151,20 @@ type Service struct {
 	// embedded: this process runs the agent of the platform host's own nodes (Deps.EmbeddedAgent).
 	embedded bool
 	creds    Credentials
+	gpuStats GPUStats
 
-	mu       sync.Mutex
-	clients  map[agentTarget]*agent.Client      // by agent: each agent's client, made on first use
-	boots    map[agentTarget]string             // by agent: the boot of its last heartbeat seen here
-	inflight map[string]bool                    // sandboxes a goroutine is provisioning or stopping
-	touched  map[string]int64                   // last activity written per sandbox (unix ms), to throttle writes
-	pulls    map[string]context.CancelCauseFunc // image pulls in progress, by sandbox: a stop cancels its pull
-	closing  bool                               // Run has ended: pulls still starting are cancelled at once
-	wg       sync.WaitGroup
-	loaded   bool
-	loadedAt time.Time // wall time of the last index load: bounds reloads on a miss
-	watch    watchers  // requests waiting on a sandbox's state (WaitFor)
+	mu         sync.Mutex
+	clients    map[agentTarget]*agent.Client      // by agent: each agent's client, made on first use
+	boots      map[agentTarget]string             // by agent: the boot of its last heartbeat seen here
+	inflight   map[string]bool                    // sandboxes a goroutine is provisioning or stopping
+	touched    map[string]int64                   // last activity written per sandbox (unix ms), to throttle writes
+	gpuSampled map[string]int64                   // last GPU sample per running sandbox (unix ms)
+	pulls      map[string]context.CancelCauseFunc // image pulls in progress, by sandbox: a stop cancels its pull
+	closing    bool                               // Run has ended: pulls still starting are cancelled at once
+	wg         sync.WaitGroup
+	loaded     bool
+	loadedAt   time.Time // wall time of the last index load: bounds reloads on a miss
+	watch      watchers  // requests waiting on a sandbox's state (WaitFor)
 }
 
 // New checks every dependency and returns the service. Call Load (or Run) before placing sandboxes.
@@ -193,7 +201,7 @@ func New(d Deps) (*Service, error) {
 		opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
 		inflight: map[string]bool{}, touched: map[string]int64{}, pulls: map[string]context.CancelCauseFunc{},
 		metrics: newMetrics(d.Registry), embedded: d.EmbeddedAgent && d.Bus != nil, creds: d.Credentials,
-		clients: map[agentTarget]*agent.Client{}, boots: map[agentTarget]string{}}
+		clients: map[agentTarget]*agent.Client{}, boots: map[agentTarget]string{}, gpuStats: d.GPUStats, gpuSampled: map[string]int64{}}
 	s.unavailable = map[string]string{}
 	for kind, err := range d.Unavailable {
 		if err != nil {

@@ -77,9 +77,14 @@ func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
 			return nil, fmt.Errorf("embedded agent: %w", err)
 		}
 	}
+	// This host's GPUs are measured for the sandbox page's charts where they run here (nvidia-smi present).
+	var gpuStats testbed.GPUStats
+	if lb != nil {
+		gpuStats = testbed.NvidiaSMIStats(e.cfg.cdiDirs())
+	}
 	return testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log.With("service", "testbed"), Clock: e.clock,
 		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs, Unavailable: unavailable, Images: e.images,
-		EmbeddedAgent: lb != nil, Credentials: agentCredentials(e),
+		EmbeddedAgent: lb != nil, Credentials: agentCredentials(e), GPUStats: gpuStats,
 		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval, CDIDirs: e.cfg.cdiDirs(), AgentNATSURL: agentNATSURL(e),
 			AgentRegistryURL: "http://" + e.images.Registry, ImageCacheBytes: int64(e.cfg.ImageCacheGB) << 30}, Registry: e.registry})
 }

@@ -359,7 +359,7 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
       if (opts.requestChanges) await p.getByLabel(L.staff.card_diff).getByText('CC-BY-4.0 for every image.').waitFor();
       await check(staff, shot('staff-review-diff'));
       await p.locator('body').click({ position: { x: 5, y: 5 } }); // focus out of any field
-      await p.keyboard.press('a');
+      await p.keyboard.press('Alt+Shift+KeyA'); // the approve shortcut needs its modifiers (WCAG 2.1.4)
       await p.getByRole('button', { name: new RegExp(esc(title)) }).waitFor({ state: 'detached' });
     });
 
@@ -499,6 +499,7 @@ function journey(lang: Lang, opts: { requestChanges: boolean }) {
       await check(sme, shot('sandbox-running'));
 
       await p.getByRole('button', { name: L.sandbox.stop, exact: true }).click();
+      await p.getByRole('dialog').getByRole('button', { name: L.sandbox.stop_confirm }).click();
       await p.getByTestId('sandbox-state').getByText(L.state.stopped).waitFor({ timeout: 60_000 });
       const charge = p.getByTestId('charge');
       await expect.poll(async () => (await charge.textContent()) ?? '', { timeout: 30_000 }).toMatch(/\d/);

@@ -146,6 +146,7 @@ export function testbed(c: ApiClient = api) {
     waitSandbox: (id: string, until: T.SandboxState, timeout = 25) =>
       c.get<T.Sandbox>(`/testbed/sandboxes/${e(id)}`, { wait_until: until, timeout: String(timeout) }),
     stop: (id: string) => c.post<T.Sandbox>(`/testbed/sandboxes/${e(id)}/stop`),
+    gpuSamples: (id: string) => c.get<T.SandboxGPUMetrics>(`/testbed/sandboxes/${e(id)}/gpu-samples`),
     extend: (id: string, minutes: number) => c.post<T.Sandbox>(`/testbed/sandboxes/${e(id)}/extend`, { minutes }),
     logsUrl: (id: string) =>
       c.url(`/testbed/sandboxes/${e(id)}/logs`, { access_token: c.tokens.accessToken ?? undefined }),

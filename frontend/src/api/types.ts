@@ -649,6 +649,8 @@ export interface Template {
   idle_timeout_minutes?: number;
   /** The template's image: a built-in name ("shell", "python") or a reference pinned by digest. */
   image?: string;
+  cpu_millis_per_gpu?: number;
+  memory_bytes_per_gpu?: number;
 }
 
 /** A published compute listing as the testbed knows it (GET /testbed/listings). */
@@ -666,6 +668,17 @@ export interface TestbedListing {
   access_required?: boolean;
   /** Asked with image_listing_id: whether this listing's pool allows that listing's try-it image. */
   image_allowed?: boolean;
+  /** The GPU counts a sandbox may ask for (one node's worth at most), each with how many could start now. */
+  gpu_counts?: { gpu_count: number; free_now: number }[];
+  /** Each sandbox's disk (its home's quota) where the pool's backend sets one the testbed knows. */
+  disk_bytes?: number;
+}
+
+/** A sandbox's GPU utilisation and memory over time, or why nothing measures them. */
+export interface SandboxGPUMetrics {
+  measured: boolean;
+  not_measured_reason?: 'declared_devices' | 'no_devices' | 'no_sampler' | string;
+  items: { at: string; utilization_pct: number | null; memory_used_mib: number; memory_total_mib: number }[];
 }
 
 /** How far a provisioning sandbox is: its image is downloaded (pulling), written out (unpacking), then started. */
@@ -758,6 +771,8 @@ export interface GrantBalance {
   cofund_percent: number;
   cap_micro: number;
   cofunded_micro: number;
+  /** The organisation is not verified: the grant is not spendable (nor co-funds) until it is. */
+  suspended?: boolean;
 }
 
 export interface Wallet {

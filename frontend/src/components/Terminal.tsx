@@ -7,9 +7,16 @@ import { Terminal as XTerm } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { CanvasAddon } from '@xterm/addon-canvas';
 
+/** leavesTerminal is the documented key that moves the focus out of the terminal (WCAG 2.1.2, no keyboard trap):
+ * Ctrl+Shift+E. Every other key, Tab and Escape included, goes to the shell. */
+export function leavesTerminal(ev: Pick<KeyboardEvent, 'type' | 'ctrlKey' | 'shiftKey' | 'altKey' | 'metaKey' | 'key'>): boolean {
+  return ev.type === 'keydown' && ev.ctrlKey && ev.shiftKey && !ev.altKey && !ev.metaKey && ev.key.toLowerCase() === 'e';
+}
+
 export function Terminal({ url, label }: { url: string; label: string }) {
   const { t } = useTranslation();
   const el = useRef<HTMLDivElement>(null);
+  const after = useRef<HTMLParagraphElement>(null);
   const [status, setStatus] = useState<'connecting' | 'open' | 'closed'>('connecting');
   useEffect(() => {
     if (!el.current) return;
@@ -27,6 +34,12 @@ export function Terminal({ url, label }: { url: string; label: string }) {
     // (and its <style> elements) is never created. Without a 2D canvas xterm falls back to the DOM renderer.
     term.loadAddon(new CanvasAddon());
     term.open(el.current);
+    term.attachCustomKeyEventHandler((ev) => {
+      if (!leavesTerminal(ev)) return true;
+      ev.preventDefault();
+      after.current?.focus();
+      return false;
+    });
     fit.fit();
     const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
@@ -54,7 +67,13 @@ export function Terminal({ url, label }: { url: string; label: string }) {
       <p className="muted small" role="status">
         {t(`sandbox.terminal_${status}`)}
       </p>
-      <div ref={el} className="terminal" role="application" aria-label={label} />
+      <p className="muted small" id="terminal-keys">
+        {t('sandbox.terminal_escape_hint')}
+      </p>
+      <div ref={el} className="terminal" role="application" aria-label={label} aria-describedby="terminal-keys" />
+      <p ref={after} className="terminal-after small" tabIndex={-1} data-testid="terminal-left">
+        {t('sandbox.terminal_left')}
+      </p>
     </div>
   );
 }

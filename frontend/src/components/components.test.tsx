@@ -195,13 +195,18 @@ describe('pages on the services\' real shapes', () => {
             id: 'sb-1', state: 'stopped', organization_id: 'o2', listing_id: 'lst_c', pool_id: 'p', backend: 'local',
             gpu_model: 'h100-80gb', gpu_count: 1, template: 'shell', duration_minutes: 15, usage_millis: 36_000,
             charge_micro: 25_000, charge_display: '0.025', stop_reason: 'user', created_at: '2026-11-22T00:00:00Z',
-            ports: [], proxy_urls: [], logs_url: '/x', terminal_url: '/y',
+            ports: [], proxy_urls: [], logs_url: '/x', terminal_url: '/y', message: 'exit code 143',
           }),
+        'GET /api/v1/testbed/sandboxes/sb-1/gpu-samples': () => json(200, { measured: false, not_measured_reason: 'declared_devices', items: [] }),
       },
     );
     expect(await screen.findByText('0.025', {}, { timeout: 8000 })).toBeInTheDocument();
     expect(screen.getByText('Stopped')).toBeInTheDocument();
-    expect(screen.getByText('Stopped by you')).toBeInTheDocument();
+    // A stop by the user is said in words, with the total (not "so far"), and never as the signal's exit code.
+    expect(screen.getByText('You stopped this sandbox.')).toBeInTheDocument();
+    expect(screen.getByTestId('charge-label')).toHaveTextContent('Total');
+    expect(screen.queryByText(/exit code 143/)).not.toBeInTheDocument();
+    expect(await screen.findByTestId('gpu-not-measured')).toHaveTextContent('Not measured.');
     expect(screen.queryByRole('button', { name: 'Stop' })).not.toBeInTheDocument();
   });
 
@@ -272,7 +277,7 @@ describe('pages on the services\' real shapes', () => {
       'GET /api/v1/testbed/listings': () =>
         json(200, {
           items: [
-            { id: 'lst_open', title: 'H100 Montréal', gpu_model: 'h100-80gb', region: 'ca', pool_id: 'p1', vendor_org_id: 'v', min_duration_minutes: 15, max_duration_minutes: 480, price_per_gpu_hour_micro: 2_500_000, price_per_gpu_hour_display: '2.50', image_allowed: true },
+            { id: 'lst_open', title: 'H100 Montréal', gpu_model: 'h100-80gb', region: 'ca', pool_id: 'p1', vendor_org_id: 'v', min_duration_minutes: 15, max_duration_minutes: 480, price_per_gpu_hour_micro: 2_500_000, price_per_gpu_hour_display: '2.50', image_allowed: true, gpu_counts: [{ gpu_count: 1, free_now: 3 }, { gpu_count: 2, free_now: 1 }] },
             { id: 'lst_closed', title: 'L4 Toronto', gpu_model: 'l4-24gb', region: 'ca', pool_id: 'p2', vendor_org_id: 'v', min_duration_minutes: 15, max_duration_minutes: 480, price_per_gpu_hour_micro: 900_000, price_per_gpu_hour_display: '0.90', image_allowed: false },
           ],
         }),
@@ -284,12 +289,16 @@ describe('pages on the services\' real shapes', () => {
           : json(202, { id: 'sb-9', state: 'requested' }),
     });
     expect(await screen.findByRole('heading', { name: 'Try Maple 7B' }, { timeout: 8000 })).toBeInTheDocument();
-    expect(screen.getByText(mapleImage)).toBeInTheDocument();
+    expect(within(screen.getByTestId('sum-image')).getByText(mapleImage)).toBeInTheDocument();
     const closed = await screen.findByRole('option', { name: /L4 Toronto .*image not allowed on this pool/ });
     expect(closed).toBeDisabled();
     expect(f.calls.some((c) => c.url.includes('/testbed/listings?image_listing_id=lst_m'))).toBe(true);
     await userEvent.selectOptions(screen.getByLabelText('GPU-time listing'), 'lst_open');
     expect(screen.getByLabelText('Limits')).toHaveValue('');
+    // The summary: the hold for the booked hour and the balance after it; only the counts the pool can hold.
+    expect(screen.getByTestId('estimate')).toHaveTextContent('2.50');
+    expect(screen.getByTestId('sum-after')).toHaveTextContent('97.50');
+    expect(within(screen.getByLabelText('Number of GPUs')).getAllByRole('option').map((o) => o.getAttribute('value'))).toEqual(['1', '2']);
     await userEvent.click(screen.getByRole('button', { name: 'Start the sandbox' }));
     expect(await screen.findByRole('alert')).toHaveTextContent('needs access');
     await userEvent.click(screen.getByRole('button', { name: 'Start the sandbox' }));
@@ -371,6 +380,8 @@ describe('pages on the services\' real shapes', () => {
     const pay = screen.getByRole('form', { name: 'Pay a vendor' });
     await userEvent.selectOptions(within(pay).getByLabelText('Vendor'), 'org_v');
     await userEvent.click(within(pay).getByRole('button', { name: 'Pay the vendor' }));
+    // Paying out asks first, in a dialog.
+    await userEvent.click(within(await screen.findByRole('dialog')).getByRole('button', { name: 'Pay the vendor' }));
     expect(await within(pay).findByText('Paid 4.00 (recorded as a manual payout).')).toBeInTheDocument();
     expect(f.calls.find((c) => c.method === 'POST')?.body).toEqual({ vendor_org_id: 'org_v', amount_micro: 0, reference: '' });
     const connect = screen.getByRole('form', { name: "Set a vendor's Stripe Connect account" });

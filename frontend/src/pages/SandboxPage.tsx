@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { lazy, Suspense, useEffect, useMemo, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useParams } from 'react-router-dom';
 import { testbed } from '../api/endpoints';
@@ -6,13 +6,16 @@ import type { Sandbox, SandboxState } from '../api/types';
 import { AsyncBlock, Notice, PageHeader, ProblemAlert, SelectField, StateBadge } from '../components/ui';
 import { Terminal } from '../components/Terminal';
 import { UnreachableBadge } from '../components/Unreachable';
+import { ConfirmDialogButton } from '../components/ConfirmDialog';
 import { formatBytes, formatDateTime, formatDuration } from '../lib/format';
+import { creditText, holdMicro, ratePerHourMicro } from '../lib/sandboxCost';
 import { useAsync, useDocumentTitle, useInterval } from '../lib/hooks';
-import { formatMicro } from '../api/money';
-import i18n from '../i18n';
 
 const LIVE: SandboxState[] = ['requested', 'scheduled', 'provisioning', 'running', 'stopping'];
 const STARTING: SandboxState[] = ['requested', 'scheduled', 'provisioning'];
+// Ends that are the sandbox's own doing or the platform's failure: their exit code or message explains them.
+// Others (stopped by the user or staff, time or credits ran out, idle) are said in words only.
+const OWN_FAILURES = ['exited', 'oom_killed', 'killed', 'start_failed', 'node_lost', 'orphan', 'provisioning_interrupted', 'image_not_allowed', 'image_invalid', 'image_unavailable', 'no_capacity'];
 
 export default function SandboxPage() {
   const { t } = useTranslation();
@@ -61,6 +64,7 @@ export default function SandboxPage() {
       setError(e);
     }
   };
+  const ended = !!s && (s.state === 'stopped' || s.state === 'failed');
   const left = s?.expires_at ? (new Date(s.expires_at).getTime() - now) / 1000 : null;
   // The terminal's URL carries the access token of the moment: keep it for the sandbox, so that a token refresh
   // (every few minutes) does not reconnect the terminal and lose the shell.
@@ -101,18 +105,7 @@ export default function SandboxPage() {
                 <p>{t('sandbox.unreachable_why')}</p>
               </Notice>
             )}
-            {s.state === 'provisioning' && s.progress && (
-              <p className="muted" data-testid="sandbox-progress" aria-live="polite">
-                {t(`sandbox.progress_${s.progress.phase}`, {
-                  defaultValue: s.progress.phase,
-                  done: formatBytes(s.progress.done_bytes),
-                  total: formatBytes(s.progress.total_bytes),
-                })}{' '}
-                {s.progress.phase !== 'starting' && s.progress.total_bytes > 0 && (
-                  <progress value={s.progress.done_bytes} max={s.progress.total_bytes} aria-hidden="true" />
-                )}
-              </p>
-            )}
+            {STARTING.includes(s.state) && <ProvisionSteps s={s} now={now} />}
             <dl className="stats">
               <div>
                 <dt>{t('listing.gpu_model')}</dt>
@@ -121,8 +114,14 @@ export default function SandboxPage() {
                 </dd>
               </div>
               <div>
+                <dt>{t('sandbox.rate')}</dt>
+                <dd className="money" data-testid="rate">
+                  {s.price_per_gpu_hour_micro !== undefined ? t('sandbox.per_hour', { amount: creditText(ratePerHourMicro(s.price_per_gpu_hour_micro, s.gpu_count)) }) : '—'}
+                </dd>
+              </div>
+              <div>
                 <dt>{t('sandbox.time_left')}</dt>
-                <dd aria-live="off">{left !== null && live ? formatDuration(left) : '—'}</dd>
+                <dd aria-live="off" data-testid="time-left">{left !== null && live ? formatDuration(Math.max(0, left)) : '—'}</dd>
               </div>
               <div>
                 <dt>{t('sandbox.usage')}</dt>
@@ -132,10 +131,22 @@ export default function SandboxPage() {
                 </dd>
               </div>
               <div>
-                <dt>{t('sandbox.charge')}</dt>
-                <dd className="money" data-testid="charge">{s.charge_micro !== undefined && s.charge_micro !== null ? formatMicro(s.charge_micro, i18n.language) : '—'}</dd>
+                <dt data-testid="charge-label">{ended ? t('sandbox.total') : t('sandbox.cost_so_far')}</dt>
+                <dd className="money" data-testid="charge">{creditText(s.charge_micro ?? 0)}</dd>
               </div>
+              {!ended && s.price_per_gpu_hour_micro !== undefined && (
+                <div>
+                  <dt>{t('sandbox.projected_total')}</dt>
+                  <dd className="money" data-testid="projected">{creditText(holdMicro(s.price_per_gpu_hour_micro, s.gpu_count, s.duration_minutes))}</dd>
+                </div>
+              )}
             </dl>
+            {ended && s.stop_reason && (
+              <p data-testid="end-reason" className={OWN_FAILURES.includes(s.stop_reason) ? 'alert alert--warning' : 'muted'}>
+                {t(`stop_reason_sentence.${s.stop_reason}`, { defaultValue: t(`stop_reason.${s.stop_reason}`, { defaultValue: s.stop_reason }) })}
+              </p>
+            )}
+            {(s.state === 'running' || ended) && <GpuCharts id={s.id} running={s.state === 'running'} />}
             <dl className="meta">
               <div>
                 <dt>{t('sandbox.template')}</dt>
@@ -177,16 +188,12 @@ export default function SandboxPage() {
                   <dd>{formatDateTime(s.expires_at)}</dd>
                 </div>
               )}
-              {s.message && (
+              {/* A stop by the user, staff, expiry, idleness or credits is said in words above; a backend message
+                  ("exit code 143") is shown only for the sandbox's own failures, where it explains something. */}
+              {s.message && (!s.stop_reason || OWN_FAILURES.includes(s.stop_reason)) && (
                 <div>
                   <dt>{t('sandbox.message')}</dt>
                   <dd>{s.message}</dd>
-                </div>
-              )}
-              {s.stop_reason && (
-                <div>
-                  <dt>{t('sandbox.stop_reason')}</dt>
-                  <dd>{t(`stop_reason.${s.stop_reason}`, { defaultValue: s.stop_reason })}</dd>
                 </div>
               )}
             </dl>
@@ -207,9 +214,14 @@ export default function SandboxPage() {
                 <button type="button" className="button" onClick={() => void act(() => testbed().extend(s.id, Number(extendBy)))}>
                   {t('sandbox.extend')}
                 </button>
-                <button type="button" className="button button--danger" onClick={() => void act(() => testbed().stop(s.id))}>
-                  {t('sandbox.stop')}
-                </button>
+                <ConfirmDialogButton
+                  label={t('sandbox.stop')}
+                  title={t('sandbox.stop_title')}
+                  question={t('sandbox.stop_question', { amount: creditText(s.charge_micro ?? 0) })}
+                  confirmLabel={t('sandbox.stop_confirm')}
+                  onConfirm={() => act(() => testbed().stop(s.id))}
+                  testId="stop"
+                />
               </div>
             )}
             {s.state === 'running' && (
@@ -263,6 +275,84 @@ function Logs({ id, live }: { id: string; live: boolean }) {
       <pre ref={box} className="logs" tabIndex={0} aria-label={t('sandbox.logs')}>
         {lines.length ? lines.join('\n') : t('sandbox.no_logs')}
       </pre>
+    </section>
+  );
+}
+
+/** ProvisionSteps shows a starting sandbox's way up: scheduled, the image pulled (with bytes when the pull reports
+ * them, else an honest indeterminate step), started; with the time since the launch. */
+function ProvisionSteps({ s, now }: { s: Sandbox; now: number }) {
+  const { t } = useTranslation();
+  const phase = s.progress?.phase;
+  // 0 scheduled, 1 image, 2 starting
+  const at = s.state !== 'provisioning' ? 0 : phase === 'starting' ? 2 : 1;
+  const elapsed = Math.max(0, (now - new Date(s.created_at).getTime()) / 1000);
+  const p = s.progress;
+  const bytes = p && phase !== 'starting' && p.total_bytes > 0;
+  const steps = [
+    t('sandbox.step_scheduled'),
+    phase === 'unpacking' ? t('sandbox.step_unpacking') : t('sandbox.step_pulling'),
+    t('sandbox.step_starting'),
+  ];
+  return (
+    <section aria-labelledby="steps-h" className="provision" data-testid="provision-steps">
+      <h2 id="steps-h" className="h3">
+        {t('sandbox.steps_title')} <span className="muted small" data-testid="elapsed">{t('sandbox.elapsed', { time: formatDuration(elapsed) })}</span>
+      </h2>
+      <ol className="steps">
+        {steps.map((label, i) => (
+          <li key={i} className={`steps__item steps__item--${i < at ? 'done' : i === at ? 'current' : 'todo'}`} aria-current={i === at ? 'step' : undefined}>
+            <span>{label}</span>
+            <span className="visually-hidden"> — {t(i < at ? 'sandbox.step_done' : i === at ? 'sandbox.step_current' : 'sandbox.step_todo')}</span>
+            {i === 1 && i === at && (
+              <span className="muted small" data-testid="sandbox-progress" aria-live="polite">
+                {' '}
+                {bytes ? (
+                  <>
+                    {t(`sandbox.progress_${phase}`, { defaultValue: phase, done: formatBytes(p.done_bytes), total: formatBytes(p.total_bytes) })}{' '}
+                    <progress value={p.done_bytes} max={p.total_bytes} aria-hidden="true" />
+                  </>
+                ) : (
+                  <>
+                    {t('sandbox.progress_unknown')} <progress aria-hidden="true" />
+                  </>
+                )}
+              </span>
+            )}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+const GpuChart = lazy(() => import('../components/GpuChart'));
+
+/** GpuCharts draws the sandbox's GPU utilisation and memory from the testbed's samples, or says they are not
+ * measured (declared devices, no nvidia-smi on the host that runs it) rather than draw a flat zero. */
+function GpuCharts({ id, running }: { id: string; running: boolean }) {
+  const { t } = useTranslation();
+  const m = useAsync(() => testbed().gpuSamples(id), [id]);
+  useInterval(() => {
+    testbed().gpuSamples(id).then(m.setData, () => undefined);
+  }, running ? 10_000 : null);
+  const d = m.data;
+  return (
+    <section aria-labelledby="gpu-h" data-testid="gpu-metrics">
+      <h2 id="gpu-h">{t('sandbox.gpu_title')}</h2>
+      {m.error ? (
+        <ProblemAlert error={m.error} />
+      ) : !d ? null : !d.measured ? (
+        <p className="muted" data-testid="gpu-not-measured">
+          {t('sandbox.gpu_not_measured')} {t(`sandbox.gpu_not_measured_${d.not_measured_reason ?? 'no_sampler'}`, { defaultValue: '' })}
+        </p>
+      ) : d.items.length === 0 ? (
+        <p className="muted">{t('sandbox.gpu_no_samples')}</p>
+      ) : (
+        <Suspense fallback={<p className="muted">{t('common.loading')}</p>}>
+          <GpuChart samples={d.items} />
+        </Suspense>
+      )}
     </section>
   );
 }

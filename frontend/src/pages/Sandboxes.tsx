@@ -3,14 +3,14 @@ import { useTranslation } from 'react-i18next';
 import { Link, useNavigate, useSearchParams } from 'react-router-dom';
 import { billing, marketplace, testbed } from '../api/endpoints';
 import { isApiError, type ApiError } from '../api/problem';
-import { estimateSandboxMicro, formatCredits, formatMicro, toMicro } from '../api/money';
-import type { Reservation } from '../api/types';
-import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, SelectField, StateBadge, TextField } from '../components/ui';
+import { toMicro } from '../api/money';
+import type { Reservation, Template, TestbedListing } from '../api/types';
+import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, SelectField, StateBadge } from '../components/ui';
 import { Unreachable } from '../components/Unreachable';
-import { formatDateTime } from '../lib/format';
+import { formatBytes, formatDateTime, formatNumber } from '../lib/format';
+import { cofundRule, cofundShare, creditText, holdMicro, ratePerHourMicro } from '../lib/sandboxCost';
 import { useAsync, useDocumentTitle, useInterval, usePaged } from '../lib/hooks';
 import { tryItOf } from '../lib/tryit';
-import i18n from '../i18n';
 
 export default function Sandboxes({ page }: { page: 'list' | 'launch' }) {
   return page === 'launch' ? <Launch /> : <SandboxList />;
@@ -61,7 +61,7 @@ function SandboxList() {
               </td>
               <td>{s.template}</td>
               <td>{formatDateTime(s.started_at ?? s.created_at)}</td>
-              <td className="num money">{s.charge_micro !== undefined && s.charge_micro !== null ? formatMicro(s.charge_micro, i18n.language) : '—'}</td>
+              <td className="num money">{creditText(s.charge_micro)}</td>
             </tr>
           ))}
         </DataTable>
@@ -71,6 +71,81 @@ function SandboxList() {
 }
 
 const DURATIONS = [15, 30, 60, 120, 240, 480];
+
+/** boundedDurations are the durations offered for a listing: the usual steps within its minimum and maximum, and
+ * the maximum itself (a 45-minute maximum offers 15, 30 and 45). */
+export function boundedDurations(listing?: Pick<TestbedListing, 'min_duration_minutes' | 'max_duration_minutes'>): number[] {
+  if (!listing) return DURATIONS;
+  const lo = Math.max(1, listing.min_duration_minutes);
+  const hi = listing.max_duration_minutes;
+  const out = DURATIONS.filter((d) => d >= lo && d <= hi);
+  if (hi >= lo && !out.includes(hi)) out.push(hi);
+  if (hi >= lo && !out.length) out.push(lo);
+  return out.sort((x, y) => x - y);
+}
+
+/** LaunchSummary is what the launch button will start and what it costs, before it is pressed. */
+function LaunchSummary({
+  listing,
+  template,
+  image,
+  count,
+  minutes,
+  hold,
+  cofund,
+  available,
+  freeNow,
+  counts,
+}: {
+  listing?: TestbedListing;
+  template?: Template;
+  image?: string;
+  count: number;
+  minutes: number;
+  hold: bigint | null;
+  cofund: bigint;
+  available: bigint | null;
+  freeNow?: number;
+  counts: { gpu_count: number; free_now: number }[];
+}) {
+  const { t } = useTranslation();
+  const cpu = template?.cpu_millis_per_gpu ? (template.cpu_millis_per_gpu * count) / 1000 : null;
+  const mem = template?.memory_bytes_per_gpu ? template.memory_bytes_per_gpu * count : null;
+  const row = (label: string, value: string, testId: string, money = false) => (
+    <div>
+      <dt>{label}</dt>
+      <dd className={money ? 'money' : undefined} data-testid={testId}>
+        {value}
+      </dd>
+    </div>
+  );
+  return (
+    <section className="estimate launch-summary" aria-live="polite" aria-labelledby="estimate-h" data-testid="launch-summary">
+      <h2 id="estimate-h" className="h3">
+        {t('sandbox.summary')}
+      </h2>
+      <dl className="meta meta--stack">
+        {row(t('sandbox.summary_gpus'), listing ? `${listing.gpu_model} × ${count}` : '—', 'sum-gpus')}
+        {row(t('sandbox.summary_cpu'), cpu !== null ? t('sandbox.vcpus', { count: cpu, n: formatNumber(cpu) }) : '—', 'sum-cpu')}
+        {row(t('sandbox.summary_memory'), mem !== null ? formatBytes(mem) : '—', 'sum-memory')}
+        {row(t('sandbox.summary_disk'), listing?.disk_bytes ? formatBytes(listing.disk_bytes) : t('sandbox.disk_site'), 'sum-disk')}
+        {row(t('sandbox.image'), image ?? '—', 'sum-image')}
+        {row(t('sandbox.rate'), listing ? t('sandbox.per_hour', { amount: creditText(ratePerHourMicro(listing.price_per_gpu_hour_micro, count)) }) : '—', 'sum-rate', true)}
+        {row(t('sandbox.summary_hold', { minutes }), hold !== null ? creditText(hold) : '—', 'estimate', true)}
+        {row(t('sandbox.summary_cofund'), hold !== null ? creditText(cofund) : '—', 'sum-cofund', true)}
+        {row(t('wallet.available'), creditText(available), 'available', true)}
+        {row(t('sandbox.summary_after'), hold !== null && available !== null ? creditText(available - hold) : '—', 'sum-after', true)}
+        {row(t('sandbox.summary_free_now'), freeNow !== undefined ? t('sandbox.free_now', { count: freeNow }) : '—', 'sum-free')}
+      </dl>
+      {counts.length > 0 && (
+        <p className="muted small" data-testid="sum-capacity">
+          {t('sandbox.capacity_line', { list: counts.map((c) => `${c.gpu_count}: ${c.free_now}`).join(' · ') })}
+        </p>
+      )}
+      {cofund > 0n && <p className="muted small">{t('sandbox.cofund_note')}</p>}
+    </section>
+  );
+}
 
 function Launch() {
   const { t } = useTranslation();
@@ -114,14 +189,24 @@ function Launch() {
     }
   }, [templates.data, template]);
 
-  const durations = DURATIONS.filter(
-    (d) => !listing || (d >= listing.min_duration_minutes && d <= listing.max_duration_minutes),
-  );
+  // Inputs offer only what the listing and its pool allow: GPU counts one ready node can hold, durations within
+  // the listing's minimum and maximum (its maximum itself included).
+  const durations = boundedDurations(listing);
+  const counts = listing?.gpu_counts ?? [];
+  const countOk = !listing || counts.some((c) => String(c.gpu_count) === count);
+  const minutesOk = durations.includes(Number(minutes));
+  useEffect(() => {
+    if (listing && !countOk && counts.length) setCount(String(counts[0].gpu_count));
+    if (listing && !minutesOk && durations.length) setMinutes(String(durations.includes(60) ? 60 : durations[0]));
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [listing?.id, countOk, minutesOk]);
   const n = Math.max(1, Number.parseInt(count, 10) || 1);
   const m = Math.max(1, Number.parseInt(minutes, 10) || 1);
-  const estimate = listing ? estimateSandboxMicro(listing.price_per_gpu_hour_micro, n, m) : null;
+  const estimate = listing ? holdMicro(listing.price_per_gpu_hour_micro, n, m) : null;
   const available = wallet.data ? toMicro(wallet.data.available_micro) : null;
   const short = estimate !== null && available !== null && estimate > available;
+  const cofund = estimate !== null ? cofundShare(estimate, cofundRule(wallet.data?.grants)) : 0n;
+  const freeNow = counts.find((c) => c.gpu_count === n)?.free_now;
   const fields = isApiError(error) ? error.fieldErrors() : {};
   const nextFree = isApiError(error) && error.code === 'no_capacity' ? ((error.problem.next_free_at as string | undefined) ?? null) : null;
   const chosenTemplate = templates.data?.items.find((x) => x.name === template);
@@ -197,7 +282,14 @@ function Launch() {
               {t('listing.gpu_model')}: <strong>{listing.gpu_model}</strong>
             </p>
           )}
-          <TextField label={t('sandbox.gpu_count')} type="number" min={1} max={64} value={count} onChange={(e) => setCount(e.target.value)} error={fields.gpu_count} />
+          {listing && counts.length === 0 && <Notice tone="warning">{t('sandbox.no_ready_node')}</Notice>}
+          <SelectField label={t('sandbox.gpu_count')} value={count} onChange={(e) => setCount(e.target.value)} error={fields.gpu_count} disabled={!listing || counts.length === 0} data-testid="gpu-count">
+            {(listing ? counts : [{ gpu_count: 1, free_now: 0 }]).map((c) => (
+              <option key={c.gpu_count} value={c.gpu_count}>
+                {listing ? t('sandbox.count_option', { count: c.gpu_count, free: c.free_now }) : c.gpu_count}
+              </option>
+            ))}
+          </SelectField>
           <SelectField
             label={tryId ? t('sandbox.try_limits') : t('sandbox.template')}
             value={template}
@@ -219,30 +311,23 @@ function Launch() {
               </option>
             ))}
           </SelectField>
-          <section className="estimate" aria-live="polite" aria-labelledby="estimate-h">
-            <h2 id="estimate-h" className="h3">
-              {t('sandbox.estimate')}
-            </h2>
-            <dl className="meta meta--stack">
-              <div>
-                <dt>{t('listing.price_per_gpu_hour')}</dt>
-                <dd className="money">{listing ? formatCredits(listing.price_per_gpu_hour_micro, i18n.language, { rate: true }) : '—'}</dd>
-              </div>
-              <div>
-                <dt>{t('sandbox.estimated_cost', { count: n, minutes: m })}</dt>
-                <dd className="money" data-testid="estimate">{estimate !== null ? formatMicro(estimate, i18n.language) : '—'}</dd>
-              </div>
-              <div>
-                <dt>{t('wallet.available')}</dt>
-                <dd className="money" data-testid="available">{wallet.data ? formatCredits(wallet.data.available_micro, i18n.language, { unit: false }) : '—'}</dd>
-              </div>
-            </dl>
-            {short && (
-              <Notice tone="warning">
-                {t('sandbox.not_enough')} <Link to="/wallet">{t('sandbox.top_up')}</Link>
-              </Notice>
-            )}
-          </section>
+          <LaunchSummary
+            listing={listing}
+            template={chosenTemplate}
+            image={tryId ? tryIt?.image : chosenTemplate?.image}
+            count={n}
+            minutes={m}
+            hold={estimate}
+            cofund={cofund}
+            available={available}
+            freeNow={freeNow}
+            counts={counts}
+          />
+          {short && (
+            <Notice tone="warning">
+              {t('sandbox.not_enough')} <Link to="/wallet">{t('sandbox.top_up')}</Link>
+            </Notice>
+          )}
           {nextFree ? (
             <div className="alert alert--warning" role="alert">
               <p className="alert__title">{(error as ApiError).problem.title}</p>
@@ -257,13 +342,13 @@ function Launch() {
           {isApiError(error) && error.code === 'insufficient_credits' && (
             <p>
               {typeof error.problem.shortfall_micro === 'number' && (
-                <>{t('sandbox.shortfall', { amount: formatMicro(error.problem.shortfall_micro, i18n.language) })} </>
+                <>{t('sandbox.shortfall', { amount: creditText(error.problem.shortfall_micro) })} </>
               )}
               <Link to="/wallet">{t('sandbox.top_up')}</Link>
             </p>
           )}
           {reserved && <Notice tone="success">{t('sandbox.reserved', { at: formatDateTime(reserved.starts_at) })}</Notice>}
-          <button type="submit" className="button button--primary" disabled={busy || !listing || (!template && !tryId) || listing.image_allowed === false}>
+          <button type="submit" className="button button--primary" disabled={busy || !listing || (!template && !tryId) || listing.image_allowed === false || counts.length === 0}>
             {busy ? t('common.working') : tryId ? t('sandbox.try_launch') : t('sandbox.launch')}
           </button>
         </form>

@@ -61,12 +61,27 @@ function Reviews() {
   const items = [...list.items].sort((a, b) => a.submitted_at.localeCompare(b.submitted_at));
   const [selected, setSelected] = useState<string | null>(null);
   const current = items.find((i) => i.version_id === selected) ?? items[0];
+  const [shortcutsOn, setShortcutsOnState] = useState(() => readShortcutsOn());
+  const setShortcutsOn = (on: boolean) => {
+    setShortcutsOnState(on);
+    try {
+      localStorage.setItem(SHORTCUTS_KEY, on ? 'on' : 'off');
+    } catch {
+      // private mode: the choice holds for this page only
+    }
+  };
   return (
     <section className="page">
       <PageHeader title={t('staff.reviews_title')} />
-      <p className="muted" id="shortcuts">
-        {t('staff.shortcuts')}
-      </p>
+      <div className="shortcuts-bar">
+        <p className="muted" id="shortcuts">
+          {shortcutsOn ? t('staff.shortcuts') : t('staff.shortcuts_off')}
+        </p>
+        <label className="check">
+          <input type="checkbox" checked={shortcutsOn} onChange={(e) => setShortcutsOn(e.target.checked)} data-testid="shortcuts-toggle" />
+          <span>{t('staff.shortcuts_toggle')}</span>
+        </label>
+      </div>
       <PagedBlock list={list} shown={items} emptyText={t('staff.queue_empty')}>
         <div className="review-layout">
           <ol className="plain-list queue" aria-label={t('staff.queue')}>
@@ -91,6 +106,7 @@ function Reviews() {
             <ReviewPanel
               key={current.version_id}
               item={current}
+              shortcuts={shortcutsOn}
               onDone={() => {
                 setSelected(null);
                 list.reload();
@@ -103,7 +119,25 @@ function Reviews() {
   );
 }
 
-function ReviewPanel({ item, onDone }: { item: ReviewItem; onDone: () => void }) {
+const SHORTCUTS_KEY = 'tamarack.review_shortcuts';
+
+function readShortcutsOn(): boolean {
+  try {
+    return localStorage.getItem(SHORTCUTS_KEY) !== 'off';
+  } catch {
+    return true;
+  }
+}
+
+/** reviewShortcut maps a key press to a review decision: Alt+Shift with a, r or c (WCAG 2.1.4: a single key,
+ * typed by speech input or by accident, must not approve a listing). Read from the physical key, as Alt changes
+ * the character on macOS. */
+export function reviewShortcut(e: Pick<KeyboardEvent, 'altKey' | 'shiftKey' | 'ctrlKey' | 'metaKey' | 'code'>): ReviewDecision | null {
+  if (!e.altKey || !e.shiftKey || e.ctrlKey || e.metaKey) return null;
+  return e.code === 'KeyA' ? 'approve' : e.code === 'KeyR' ? 'reject' : e.code === 'KeyC' ? 'request_changes' : null;
+}
+
+function ReviewPanel({ item, onDone, shortcuts }: { item: ReviewItem; onDone: () => void; shortcuts: boolean }) {
   const { t } = useTranslation();
   const [decision, setDecision] = useState<ReviewDecision>('approve');
   const [comment, setComment] = useState('');
@@ -126,22 +160,19 @@ function ReviewPanel({ item, onDone }: { item: ReviewItem; onDone: () => void })
   };
 
   useEffect(() => {
+    if (!shortcuts) return;
     const onKey = (e: KeyboardEvent) => {
-      if (e.ctrlKey || e.metaKey || e.altKey || isTyping(document.activeElement)) return;
-      if (e.key === 'a') {
-        e.preventDefault();
-        setDecision('approve');
-        void send('approve');
-      } else if (e.key === 'r' || e.key === 'c') {
-        e.preventDefault();
-        setDecision(e.key === 'r' ? 'reject' : 'request_changes');
-        commentRef.current?.focus();
-      }
+      const d = reviewShortcut(e);
+      if (!d || isTyping(document.activeElement)) return;
+      e.preventDefault();
+      setDecision(d);
+      if (d === 'approve') void send('approve');
+      else commentRef.current?.focus();
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [item.version_id, comment]);
+  }, [item.version_id, comment, shortcuts]);
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -193,7 +224,12 @@ function ReviewPanel({ item, onDone }: { item: ReviewItem; onDone: () => void })
             <label key={d} className="check">
               <input type="radio" name="decision" value={d} checked={decision === d} onChange={() => setDecision(d)} />
               <span>
-                {t(`staff.decision_${d}`)} <kbd>{d === 'approve' ? 'a' : d === 'reject' ? 'r' : 'c'}</kbd>
+                {t(`staff.decision_${d}`)}{' '}
+                {shortcuts && (
+                  <kbd>
+                    Alt+Shift+{d === 'approve' ? 'A' : d === 'reject' ? 'R' : 'C'}
+                  </kbd>
+                )}
               </span>
             </label>
           ))}

@@ -6,6 +6,7 @@ import { useTranslation } from 'react-i18next';
 import { billing, identity } from '../api/endpoints';
 import { formatMicro, parseCredits } from '../api/money';
 import type { Organization, Payout } from '../api/types';
+import { ConfirmDialog } from '../components/ConfirmDialog';
 import { AsyncBlock, DataTable, Notice, PageHeader, ProblemAlert, SelectField, TextField } from '../components/ui';
 import { useAsync, useDocumentTitle, useSubmit } from '../lib/hooks';
 import i18n from '../i18n';
@@ -159,8 +160,15 @@ function PayVendorForm({ vendors, onDone }: { vendors: ReturnType<typeof useOrgs
   const { error, fields, busy, run } = useSubmit();
   const [paid, setPaid] = useState<Payout | null>(null);
   const amount = form.amount.trim() ? parseCredits(form.amount) : 0n;
-  const submit = async (e: FormEvent) => {
+  // Paying out moves money out of the platform: the form's submit asks first, in a dialog.
+  const [asking, setAsking] = useState(false);
+  const ask = (e: FormEvent) => {
     e.preventDefault();
+    setAsking(true);
+  };
+  const submit = async (e?: FormEvent) => {
+    e?.preventDefault();
+    setAsking(false);
     setPaid(null);
     await run(
       () => {
@@ -177,7 +185,7 @@ function PayVendorForm({ vendors, onDone }: { vendors: ReturnType<typeof useOrgs
     );
   };
   return (
-    <form className="inline-form" onSubmit={(e) => void submit(e)} noValidate aria-labelledby="pay-h">
+    <form className="inline-form" onSubmit={ask} noValidate aria-labelledby="pay-h">
       <h2 id="pay-h">{t('payments.pay_title')}</h2>
       {paid && (
         <Notice tone="success">
@@ -188,9 +196,17 @@ function PayVendorForm({ vendors, onDone }: { vendors: ReturnType<typeof useOrgs
       <OrgSelect label={t('payments.vendor')} orgs={vendors} value={form.vendor_org_id} onChange={(v) => setForm({ ...form, vendor_org_id: v })} error={fields.vendor_org_id} chooseLabel={t('payments.choose_vendor')} />
       <TextField label={t('payments.amount')} inputMode="decimal" value={form.amount} onChange={(e) => setForm({ ...form, amount: e.target.value })} error={fields.amount_micro} hint={t('payments.amount_hint')} />
       <TextField label={t('payments.reference')} value={form.reference} onChange={(e) => setForm({ ...form, reference: e.target.value })} error={fields.reference} maxLength={200} />
-      <button type="submit" className="button button--primary" disabled={busy} aria-busy={busy}>
+      <button type="submit" className="button button--primary" disabled={busy} aria-busy={busy} aria-haspopup="dialog">
         {busy ? t('common.working') : t('payments.pay')}
       </button>
+      <ConfirmDialog
+        open={asking}
+        title={t('payments.pay_confirm_title')}
+        question={t('payments.pay_confirm_question', { amount: amount !== null ? formatMicro(amount, i18n.language) : '—' })}
+        confirmLabel={t('payments.pay')}
+        onConfirm={() => submit()}
+        onClose={() => setAsking(false)}
+      />
     </form>
   );
 }

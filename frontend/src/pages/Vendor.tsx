@@ -6,6 +6,7 @@ import { isApiError } from '../api/problem';
 import type { AccessRequest, Pool } from '../api/types';
 import { useSession } from '../auth/session';
 import { AsyncBlock, DataTable, PagedBlock, PageHeader, ProblemAlert, SelectField, StateBadge, TextAreaField, TextField } from '../components/ui';
+import { ConfirmDialogButton } from '../components/ConfirmDialog';
 import { formatDate, formatDateTime } from '../lib/format';
 import { formatMicro } from '../api/money';
 import { useAsync, useDocumentTitle, useInterval, useListingTitles, usePaged } from '../lib/hooks';
@@ -113,9 +114,14 @@ function MyListings() {
                     </button>
                   )}
                   {l.status === 'published' && s.isOrgAdmin && (
-                    <button type="button" className="button button--danger" onClick={() => void act(l.id, () => marketplace().retire(l.id))}>
-                      {t('vendor.retire')}
-                    </button>
+                    <ConfirmDialogButton
+                      label={t('vendor.retire')}
+                      title={t('vendor.retire_title')}
+                      question={t('vendor.retire_question', { title: cur?.title ?? l.slug })}
+                      accessibleLabel={t('vendor.retire_named', { title: cur?.title ?? l.slug })}
+                      confirmLabel={t('vendor.retire_confirm')}
+                      onConfirm={() => act(l.id, () => marketplace().retire(l.id))}
+                    />
                   )}
                 </td>
               </tr>
@@ -391,8 +397,8 @@ function Earnings() {
           {list.items.map((p) => (
             <tr key={p.vendor_org_id}>
               <td>{p.name}</td>
-              <td className="num money">{formatMicro(p.earned_micro)}</td>
-              <td className="num money">{formatMicro(p.paid_out_micro)}</td>
+              <td className="num money">{formatMicro(p.earned_micro, i18n.language)}</td>
+              <td className="num money">{formatMicro(p.paid_out_micro, i18n.language)}</td>
               <td className="num money">{formatMicro(p.payable_micro, i18n.language)}</td>
             </tr>
           ))}
