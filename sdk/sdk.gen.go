@@ -279,18 +279,27 @@ type ComputeDetails struct {
 
 // ComputeListing defines model for ComputeListing.
 type ComputeListing struct {
-	AccessRequired       *bool   `json:"access_required,omitempty"`
-	Gated                *bool   `json:"gated,omitempty"`
-	GpuModel             *string `json:"gpu_model,omitempty"`
-	Id                   *string `json:"id,omitempty"`
-	ImageAllowed         *bool   `json:"image_allowed,omitempty"`
-	MaxDurationMinutes   *int    `json:"max_duration_minutes,omitempty"`
-	MinDurationMinutes   *int    `json:"min_duration_minutes,omitempty"`
-	PoolId               *string `json:"pool_id,omitempty"`
-	PricePerGpuHourMicro *int    `json:"price_per_gpu_hour_micro,omitempty"`
-	Region               *string `json:"region,omitempty"`
-	Title                *string `json:"title,omitempty"`
-	VendorOrgId          *string `json:"vendor_org_id,omitempty"`
+	AccessRequired       *bool                     `json:"access_required,omitempty"`
+	DiskBytes            *int                      `json:"disk_bytes,omitempty"`
+	Gated                *bool                     `json:"gated,omitempty"`
+	GpuCounts            *[]ComputeListingGPUCount `json:"gpu_counts,omitempty"`
+	GpuModel             *string                   `json:"gpu_model,omitempty"`
+	Id                   *string                   `json:"id,omitempty"`
+	ImageAllowed         *bool                     `json:"image_allowed,omitempty"`
+	MaxDurationMinutes   *int                      `json:"max_duration_minutes,omitempty"`
+	MinDurationMinutes   *int                      `json:"min_duration_minutes,omitempty"`
+	PoolId               *string                   `json:"pool_id,omitempty"`
+	PricePerGpuHourMicro *int                      `json:"price_per_gpu_hour_micro,omitempty"`
+	Region               *string                   `json:"region,omitempty"`
+	Title                *string                   `json:"title,omitempty"`
+	VendorOrgId          *string                   `json:"vendor_org_id,omitempty"`
+}
+
+// ComputeListingGPUCount defines model for ComputeListingGPUCount.
+type ComputeListingGPUCount struct {
+	// FreeNow sandboxes of this many GPUs that free devices could hold now, each on one node (CPU, memory and reservations aside)
+	FreeNow  *int `json:"free_now,omitempty"`
+	GpuCount *int `json:"gpu_count,omitempty"`
 }
 
 // ComputeListingList defines model for ComputeListingList.
@@ -1492,6 +1501,21 @@ type SandboxDevice struct {
 	Id       *string `json:"id,omitempty"`
 	Index    *int    `json:"index,omitempty"`
 	Uuid     *string `json:"uuid,omitempty"`
+}
+
+// SandboxGPUMetrics defines model for SandboxGPUMetrics.
+type SandboxGPUMetrics struct {
+	Items             *[]SandboxGPUSample `json:"items,omitempty"`
+	Measured          *bool               `json:"measured,omitempty"`
+	NotMeasuredReason *string             `json:"not_measured_reason,omitempty"`
+}
+
+// SandboxGPUSample defines model for SandboxGPUSample.
+type SandboxGPUSample struct {
+	At             *time.Time `json:"at,omitempty"`
+	MemoryTotalMib *int       `json:"memory_total_mib,omitempty"`
+	MemoryUsedMib  *int       `json:"memory_used_mib,omitempty"`
+	UtilizationPct *int       `json:"utilization_pct,omitempty"`
 }
 
 // SandboxList defines model for SandboxList.
@@ -3686,6 +3710,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/testbed/sandboxes/{id}/extend (the `PostTestbedSandboxesIdExtend` operationId).
 	PostTestbedSandboxesIdExtend(ctx context.Context, id string, body PostTestbedSandboxesIdExtendJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTestbedSandboxesIdGpuSamples The sandbox's GPU utilisation and memory over time (its devices together, the most recent samples), or why they are not measured (declared devices, no nvidia-smi on the host that runs it)
+	//
+	// Corresponds with GET /api/v1/testbed/sandboxes/{id}/gpu-samples (the `GetTestbedSandboxesIdGpuSamples` operationId).
+	GetTestbedSandboxesIdGpuSamples(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetTestbedSandboxesIdLogs Streamed output (Server-Sent Events: log events, then end); ?follow=false for what is there
 	//
@@ -6618,6 +6647,21 @@ func (c *Client) PostTestbedSandboxesIdExtendWithBody(ctx context.Context, id st
 // Corresponds with POST /api/v1/testbed/sandboxes/{id}/extend (the `PostTestbedSandboxesIdExtend` operationId).
 func (c *Client) PostTestbedSandboxesIdExtend(ctx context.Context, id string, body PostTestbedSandboxesIdExtendJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostTestbedSandboxesIdExtendRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTestbedSandboxesIdGpuSamples The sandbox's GPU utilisation and memory over time (its devices together, the most recent samples), or why they are not measured (declared devices, no nvidia-smi on the host that runs it)
+//
+// Corresponds with GET /api/v1/testbed/sandboxes/{id}/gpu-samples (the `GetTestbedSandboxesIdGpuSamples` operationId).
+func (c *Client) GetTestbedSandboxesIdGpuSamples(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTestbedSandboxesIdGpuSamplesRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -13525,6 +13569,40 @@ func NewPostTestbedSandboxesIdExtendRequestWithBody(server string, id string, co
 	return req, nil
 }
 
+// NewGetTestbedSandboxesIdGpuSamplesRequest constructs an http.Request for the GetTestbedSandboxesIdGpuSamples method
+func NewGetTestbedSandboxesIdGpuSamplesRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/testbed/sandboxes/%s/gpu-samples", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetTestbedSandboxesIdLogsRequest constructs an http.Request for the GetTestbedSandboxesIdLogs method
 func NewGetTestbedSandboxesIdLogsRequest(server string, id string) (*http.Request, error) {
 	var err error
@@ -15478,6 +15556,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/testbed/sandboxes/{id}/extend (the `PostTestbedSandboxesIdExtend` operationId).
 	PostTestbedSandboxesIdExtendWithResponse(ctx context.Context, id string, body PostTestbedSandboxesIdExtendJSONRequestBody, reqEditors ...RequestEditorFn) (*PostTestbedSandboxesIdExtendResponse, error)
+
+	// GetTestbedSandboxesIdGpuSamplesWithResponse The sandbox's GPU utilisation and memory over time (its devices together, the most recent samples), or why they are not measured (declared devices, no nvidia-smi on the host that runs it)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/testbed/sandboxes/{id}/gpu-samples (the `GetTestbedSandboxesIdGpuSamples` operationId).
+	GetTestbedSandboxesIdGpuSamplesWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetTestbedSandboxesIdGpuSamplesResponse, error)
 
 	// GetTestbedSandboxesIdLogsWithResponse Streamed output (Server-Sent Events: log events, then end); ?follow=false for what is there
 	//
@@ -22118,6 +22203,54 @@ func (r PostTestbedSandboxesIdExtendResponse) ContentType() string {
 	return ""
 }
 
+type GetTestbedSandboxesIdGpuSamplesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SandboxGPUMetrics
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTestbedSandboxesIdGpuSamplesResponse) GetJSON200() *SandboxGPUMetrics {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetTestbedSandboxesIdGpuSamplesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTestbedSandboxesIdGpuSamplesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTestbedSandboxesIdGpuSamplesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTestbedSandboxesIdGpuSamplesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTestbedSandboxesIdGpuSamplesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetTestbedSandboxesIdLogsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -25142,6 +25275,19 @@ func (c *ClientWithResponses) PostTestbedSandboxesIdExtendWithResponse(ctx conte
 		return nil, err
 	}
 	return ParsePostTestbedSandboxesIdExtendResponse(rsp)
+}
+
+// GetTestbedSandboxesIdGpuSamplesWithResponse The sandbox's GPU utilisation and memory over time (its devices together, the most recent samples), or why they are not measured (declared devices, no nvidia-smi on the host that runs it)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/testbed/sandboxes/{id}/gpu-samples (the `GetTestbedSandboxesIdGpuSamples` operationId).
+func (c *ClientWithResponses) GetTestbedSandboxesIdGpuSamplesWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetTestbedSandboxesIdGpuSamplesResponse, error) {
+	rsp, err := c.GetTestbedSandboxesIdGpuSamples(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTestbedSandboxesIdGpuSamplesResponse(rsp)
 }
 
 // GetTestbedSandboxesIdLogsWithResponse Streamed output (Server-Sent Events: log events, then end); ?follow=false for what is there
@@ -29942,6 +30088,39 @@ func ParsePostTestbedSandboxesIdExtendResponse(rsp *http.Response) (*PostTestbed
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetTestbedSandboxesIdGpuSamplesResponse parses an HTTP response from a GetTestbedSandboxesIdGpuSamplesWithResponse call
+func ParseGetTestbedSandboxesIdGpuSamplesResponse(rsp *http.Response) (*GetTestbedSandboxesIdGpuSamplesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTestbedSandboxesIdGpuSamplesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SandboxGPUMetrics
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
