@@ -200,7 +200,7 @@ describe('pages on the services\' real shapes', () => {
         'GET /api/v1/testbed/sandboxes/sb-1/gpu-samples': () => json(200, { measured: false, not_measured_reason: 'declared_devices', items: [] }),
       },
     );
-    expect(await screen.findByText('0.025', {}, { timeout: 8000 })).toBeInTheDocument();
+    expect(await screen.findByText('0.03 credits', {}, { timeout: 8000 })).toBeInTheDocument(); // 0.025 rounded half away from zero, two decimals
     expect(screen.getByText('Stopped')).toBeInTheDocument();
     // A stop by the user is said in words, with the total (not "so far"), and never as the signal's exit code.
     expect(screen.getByText('You stopped this sandbox.')).toBeInTheDocument();
