@@ -1456,6 +1456,20 @@ type ReviewQueueItemList struct {
 	NextCursor *string            `json:"next_cursor,omitempty"`
 }
 
+// SSHEndpoint defines model for SSHEndpoint.
+type SSHEndpoint struct {
+	// Enabled false: this deployment runs no SSH gateway (--ssh-addr=off)
+	Enabled *bool   `json:"enabled,omitempty"`
+	Host    *string `json:"host,omitempty"`
+
+	// HostKeyFingerprint SHA256 fingerprint of the gateway's host key
+	HostKeyFingerprint *string `json:"host_key_fingerprint,omitempty"`
+	Port               *int    `json:"port,omitempty"`
+
+	// User what to write as the SSH user: the sandbox's ID
+	User *string `json:"user,omitempty"`
+}
+
 // Sandbox defines model for Sandbox.
 type Sandbox struct {
 	AgentId              *string          `json:"agent_id,omitempty"`
@@ -3760,6 +3774,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/testbed/sandboxes/{id}/token (the `PostTestbedSandboxesIdToken` operationId).
 	PostTestbedSandboxesIdToken(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTestbedSsh Where the SSH gateway to running sandboxes is reached (docs/ssh.md): host, port and host key fingerprint
+	//
+	// Corresponds with GET /api/v1/testbed/ssh (the `GetTestbedSsh` operationId).
+	GetTestbedSsh(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetTestbedTemplates Sandbox templates: command, environment, ports, default limits, idle signal
 	//
@@ -6797,6 +6816,21 @@ func (c *Client) GetTestbedSandboxesIdTerminal(ctx context.Context, id string, p
 // Corresponds with POST /api/v1/testbed/sandboxes/{id}/token (the `PostTestbedSandboxesIdToken` operationId).
 func (c *Client) PostTestbedSandboxesIdToken(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostTestbedSandboxesIdTokenRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTestbedSsh Where the SSH gateway to running sandboxes is reached (docs/ssh.md): host, port and host key fingerprint
+//
+// Corresponds with GET /api/v1/testbed/ssh (the `GetTestbedSsh` operationId).
+func (c *Client) GetTestbedSsh(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTestbedSshRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -13971,6 +14005,33 @@ func NewPostTestbedSandboxesIdTokenRequest(server string, id string) (*http.Requ
 	return req, nil
 }
 
+// NewGetTestbedSshRequest constructs an http.Request for the GetTestbedSsh method
+func NewGetTestbedSshRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/testbed/ssh")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetTestbedTemplatesRequest constructs an http.Request for the GetTestbedTemplates method
 func NewGetTestbedTemplatesRequest(server string) (*http.Request, error) {
 	var err error
@@ -15626,6 +15687,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/testbed/sandboxes/{id}/token (the `PostTestbedSandboxesIdToken` operationId).
 	PostTestbedSandboxesIdTokenWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*PostTestbedSandboxesIdTokenResponse, error)
+
+	// GetTestbedSshWithResponse Where the SSH gateway to running sandboxes is reached (docs/ssh.md): host, port and host key fingerprint
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/testbed/ssh (the `GetTestbedSsh` operationId).
+	GetTestbedSshWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetTestbedSshResponse, error)
 
 	// GetTestbedTemplatesWithResponse Sandbox templates: command, environment, ports, default limits, idle signal
 	//
@@ -22662,6 +22730,54 @@ func (r PostTestbedSandboxesIdTokenResponse) ContentType() string {
 	return ""
 }
 
+type GetTestbedSshResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSHEndpoint
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTestbedSshResponse) GetJSON200() *SSHEndpoint {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetTestbedSshResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTestbedSshResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTestbedSshResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTestbedSshResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTestbedSshResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetTestbedTemplatesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -25405,6 +25521,19 @@ func (c *ClientWithResponses) PostTestbedSandboxesIdTokenWithResponse(ctx contex
 		return nil, err
 	}
 	return ParsePostTestbedSandboxesIdTokenResponse(rsp)
+}
+
+// GetTestbedSshWithResponse Where the SSH gateway to running sandboxes is reached (docs/ssh.md): host, port and host key fingerprint
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/testbed/ssh (the `GetTestbedSsh` operationId).
+func (c *ClientWithResponses) GetTestbedSshWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetTestbedSshResponse, error) {
+	rsp, err := c.GetTestbedSsh(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTestbedSshResponse(rsp)
 }
 
 // GetTestbedTemplatesWithResponse Sandbox templates: command, environment, ports, default limits, idle signal
@@ -30418,6 +30547,39 @@ func ParsePostTestbedSandboxesIdTokenResponse(rsp *http.Response) (*PostTestbedS
 			return nil, err
 		}
 		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetTestbedSshResponse parses an HTTP response from a GetTestbedSshWithResponse call
+func ParseGetTestbedSshResponse(rsp *http.Response) (*GetTestbedSshResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTestbedSshResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSHEndpoint
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem

@@ -31,6 +31,7 @@ func (s *Service) Routes(r fiber.Router) {
 	r.Post("/pools/:id/nodes/:node_id/health", web.RequireAuth, write, h.setHealth)
 	r.Get("/availability", h.availability)
 	r.Get("/templates", h.templates)
+	r.Get("/ssh", h.sshEndpoint)
 	r.Get("/gpu-models", h.gpuModels)
 	r.Get("/listings", h.listings)
 	r.Post("/sandboxes", web.RequireAuth, write, web.RequireVerifiedEmail, h.launch)
@@ -612,7 +613,7 @@ func (h handler) listings(c *fiber.Ctx) error {
 		j := listingJSON{ID: l.ID, VendorOrgID: l.VendorOrgID, Title: l.Title, PoolID: l.PoolID, GPUModel: l.GPUModel,
 			Region: l.Region, MinDurationMinutes: l.MinMinutes, MaxDurationMinutes: l.MaxMinutes,
 			PricePerGPUHour: l.PricePerGPUHour,
-			Gated: l.Gated, AccessRequired: l.Gated && !l.exempt(caller) && !entitled[l.ID], GPUCounts: []gpuCountJSON{}}
+			Gated:           l.Gated, AccessRequired: l.Gated && !l.exempt(caller) && !entitled[l.ID], GPUCounts: []gpuCountJSON{}}
 		if backendOf[l.PoolID] == "local" {
 			j.DiskBytes = localHomeBytes
 		}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -152,6 +153,8 @@ type Service struct {
 	embedded bool
 	creds    Credentials
 	gpuStats GPUStats
+	// ssh is where users reach the SSH gateway (SetSSHEndpoint), nil while none runs.
+	ssh atomic.Pointer[SSHEndpoint]
 
 	mu         sync.Mutex
 	clients    map[agentTarget]*agent.Client      // by agent: each agent's client, made on first use

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tamarack-ai/tamarack/cmd/tamarack/internal/cli"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/services/events"
@@ -263,6 +264,27 @@ func TestSSHGateway(t *testing.T) {
 	}
 	if out, _, _ := member.ssh(nil, sb.ID, "cat tree/sub/a.txt"); out != "rsynced\n" {
 		t.Fatalf("rsynced file: %q", out)
+	}
+
+	// The CLI: `tamarack sandbox ssh` finds the gateway (GET /testbed/ssh) and runs OpenSSH with the same key.
+	t.Setenv("TAMARACK_TOKEN", sme)
+	cliRun := func(args ...string) (string, string, int) {
+		var o, e bytes.Buffer
+		code := cli.Main(ctx, append([]string{"sandbox", "ssh", "--url", "http://" + s.addr}, args...),
+			cli.Streams{In: strings.NewReader(""), Out: &o, Err: &e, ConfigPath: filepath.Join(member.home, "cli.json")})
+		return o.String(), e.String(), code
+	}
+	cliOpts := []string{sb.ID, "-i", member.key, "--ssh-option", "UserKnownHostsFile=" + filepath.Join(member.home, "known_hosts"),
+		"--ssh-option", "StrictHostKeyChecking=accept-new", "--ssh-option", "BatchMode=yes"}
+	if out, errOut, code := cliRun(append(cliOpts, "--print")...); code != 0 || !strings.Contains(out, "-p "+member.port+" ") ||
+		!strings.Contains(out, sb.ID+"@localhost") {
+		t.Fatalf("sandbox ssh --print: exit %d, %q %q", code, out, errOut)
+	}
+	if out, errOut, code := cliRun(append(cliOpts, "--", "echo via-cli; exit 3")...); out != "via-cli\n" || code != 3 {
+		t.Fatalf("sandbox ssh: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code := cliRun("sbx-nope", "--", "true"); code != cli.ExitNotFound {
+		t.Fatalf("sandbox ssh to an unknown sandbox: exit %d, %q", code, errOut)
 	}
 
 	// Forwarding: the template's port 8888 (python3 -m http.server) answers; port 22 is refused.

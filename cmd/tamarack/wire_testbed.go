@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,10 +206,27 @@ func wireSSH(e *env, svc *testbed.Service) error {
 		return err
 	}
 	e.log.Info("ssh gateway listening", "addr", ln.Addr().String(), "host_key", ssh.FingerprintSHA256(key.PublicKey()))
+	svc.SetSSHEndpoint(sshEndpoint(e.cfg.PublicURL, ln.Addr().(*net.TCPAddr), key.PublicKey()))
 	e.background("ssh gateway", func(ctx context.Context) error {
 		return svc.ServeSSH(ctx, ln, testbed.SSHConfig{HostKey: key, Keys: testbed.BusSSHKeys{Bus: e.bus}, Log: e.log.With("service", "testbed")})
 	})
 	return nil
+}
+
+// sshEndpoint is where users reach the gateway: the public URL's host (users reach the platform by that name)
+// unless it is unset, then the listener's own address (localhost for an unspecified one), on the listener's port.
+func sshEndpoint(publicURL string, addr *net.TCPAddr, hostKey ssh.PublicKey) testbed.SSHEndpoint {
+	host := ""
+	if u, err := url.Parse(publicURL); err == nil {
+		host = u.Hostname()
+	}
+	if host == "" {
+		host = addr.IP.String()
+		if addr.IP.IsUnspecified() {
+			host = "localhost"
+		}
+	}
+	return testbed.SSHEndpoint{Host: host, Port: addr.Port, HostKeyFingerprint: ssh.FingerprintSHA256(hostKey)}
 }
 
 // seedTestbed adds the demo pool: "Northern GPU Co. — Montréal", owned by the demo vendor, on the local

@@ -88,6 +88,9 @@ func Main(ctx context.Context, args []string, s Streams) int {
 			return code
 		}
 	}
+	if e := (*exitError)(nil); errors.As(err, &e) && e.msg == "" {
+		return code // a program the command ran (ssh) has said why on stderr itself
+	}
 	fmt.Fprintln(s.Err, "tamarack:", err)
 	return code
 }

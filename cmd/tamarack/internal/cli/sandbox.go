@@ -22,7 +22,7 @@ import (
 
 func (a *app) sandboxCmd() *cobra.Command {
 	cmd := group("sandbox", "GPU sandboxes: launch, list, show, logs, exec, stop, extend")
-	cmd.AddCommand(a.sandboxLaunchCmd(), a.sandboxListCmd(), a.sandboxShowCmd(), a.sandboxLogsCmd(), a.sandboxExecCmd(),
+	cmd.AddCommand(a.sandboxLaunchCmd(), a.sandboxListCmd(), a.sandboxShowCmd(), a.sandboxLogsCmd(), a.sandboxExecCmd(), a.sandboxSSHCmd(),
 		a.sandboxStopCmd(), a.sandboxExtendCmd())
 	return cmd
 }
