@@ -19,19 +19,19 @@ import (
 
 // APIToken defines model for APIToken.
 type APIToken struct {
-	CreatedAt  *time.Time `json:"created_at,omitempty"`
-	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
-	Hint       *string    `json:"hint,omitempty"`
-	Id         *string    `json:"id,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	Hint       string     `json:"hint"`
+	Id         string     `json:"id"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
-	Name       *string    `json:"name,omitempty"`
-	Scopes     *[]string  `json:"scopes,omitempty"`
+	Name       string     `json:"name"`
+	Scopes     []string   `json:"scopes"`
 }
 
 // APITokenList defines model for APITokenList.
 type APITokenList struct {
-	Items      *[]APIToken `json:"items,omitempty"`
-	NextCursor *string     `json:"next_cursor,omitempty"`
+	Items      []APIToken `json:"items"`
+	NextCursor *string    `json:"next_cursor,omitempty"`
 }
 
 // AcceptInvitationRequest defines model for AcceptInvitationRequest.
@@ -45,8 +45,8 @@ type AcceptInvitationRequest struct {
 
 // AcceptInvitationResponse defines model for AcceptInvitationResponse.
 type AcceptInvitationResponse struct {
-	Organization *Organization `json:"organization,omitempty"`
-	Role         *string       `json:"role,omitempty"`
+	Organization Organization `json:"organization"`
+	Role         string       `json:"role"`
 
 	// Session tokens of the new account
 	Session *SessionTokens `json:"session,omitempty"`
@@ -62,76 +62,76 @@ type AccessDecisionRequest struct {
 
 // AccessRequest defines model for AccessRequest.
 type AccessRequest struct {
-	Comment   *string    `json:"comment,omitempty"`
-	CreatedAt *time.Time `json:"created_at,omitempty"`
+	Comment   *string   `json:"comment,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 
 	// DecidedAt when it was approved or denied
 	DecidedAt        *time.Time `json:"decided_at,omitempty"`
-	Id               *string    `json:"id,omitempty"`
-	ListingId        *string    `json:"listing_id,omitempty"`
-	OrganizationId   *string    `json:"organization_id,omitempty"`
-	Purpose          *string    `json:"purpose,omitempty"`
-	RequesterOrgName *string    `json:"requester_org_name,omitempty"`
-	State            *string    `json:"state,omitempty"`
-	UpdatedAt        *time.Time `json:"updated_at,omitempty"`
-	UserId           *string    `json:"user_id,omitempty"`
-	VendorOrgId      *string    `json:"vendor_org_id,omitempty"`
+	Id               string     `json:"id"`
+	ListingId        string     `json:"listing_id"`
+	OrganizationId   string     `json:"organization_id"`
+	Purpose          string     `json:"purpose"`
+	RequesterOrgName string     `json:"requester_org_name"`
+	State            string     `json:"state"`
+	UpdatedAt        time.Time  `json:"updated_at"`
+	UserId           string     `json:"user_id"`
+	VendorOrgId      string     `json:"vendor_org_id"`
 }
 
 // AccessRequestList defines model for AccessRequestList.
 type AccessRequestList struct {
-	Items      *[]AccessRequest `json:"items,omitempty"`
-	NextCursor *string          `json:"next_cursor,omitempty"`
+	Items      []AccessRequest `json:"items"`
+	NextCursor *string         `json:"next_cursor,omitempty"`
 }
 
 // ActivityEntry defines model for ActivityEntry.
 type ActivityEntry struct {
-	Account        *string    `json:"account,omitempty"`
-	AmountMicro    *int       `json:"amount_micro,omitempty"`
-	At             *time.Time `json:"at,omitempty"`
-	BatchId        *string    `json:"batch_id,omitempty"`
-	CofundedMicro  *int       `json:"cofunded_micro,omitempty"`
-	Counterparty   *string    `json:"counterparty,omitempty"`
-	DurationMs     *int       `json:"duration_ms,omitempty"`
-	GrossMicro     *int       `json:"gross_micro,omitempty"`
-	Id             *string    `json:"id,omitempty"`
-	Ref            *string    `json:"ref,omitempty"`
-	Seq            *int       `json:"seq,omitempty"`
-	ShortfallMicro *int       `json:"shortfall_micro,omitempty"`
+	Account        *string   `json:"account,omitempty"`
+	AmountMicro    int       `json:"amount_micro"`
+	At             time.Time `json:"at"`
+	BatchId        *string   `json:"batch_id,omitempty"`
+	CofundedMicro  *int      `json:"cofunded_micro,omitempty"`
+	Counterparty   *string   `json:"counterparty,omitempty"`
+	DurationMs     *int      `json:"duration_ms,omitempty"`
+	GrossMicro     *int      `json:"gross_micro,omitempty"`
+	Id             string    `json:"id"`
+	Ref            *string   `json:"ref,omitempty"`
+	Seq            *int      `json:"seq,omitempty"`
+	ShortfallMicro *int      `json:"shortfall_micro,omitempty"`
 }
 
 // ActivityEntryList defines model for ActivityEntryList.
 type ActivityEntryList struct {
-	Items      *[]ActivityEntry `json:"items,omitempty"`
-	NextCursor *string          `json:"next_cursor,omitempty"`
+	Items      []ActivityEntry `json:"items"`
+	NextCursor *string         `json:"next_cursor,omitempty"`
 }
 
 // ActivityLine defines model for ActivityLine.
 type ActivityLine struct {
-	AmountMicro    *int       `json:"amount_micro,omitempty"`
-	At             *time.Time `json:"at,omitempty"`
-	CofundedMicro  *int       `json:"cofunded_micro,omitempty"`
-	Date           *string    `json:"date,omitempty"`
-	DurationMs     *int       `json:"duration_ms,omitempty"`
-	Entries        *int       `json:"entries,omitempty"`
-	GpuCount       *int       `json:"gpu_count,omitempty"`
-	GpuModel       *string    `json:"gpu_model,omitempty"`
-	GrossMicro     *int       `json:"gross_micro,omitempty"`
-	Id             *string    `json:"id,omitempty"`
-	Kind           *string    `json:"kind,omitempty"`
-	ListingId      *string    `json:"listing_id,omitempty"`
-	ListingTitle   *string    `json:"listing_title,omitempty"`
-	NetMicro       *int       `json:"net_micro,omitempty"`
-	RateMicro      *int       `json:"rate_micro,omitempty"`
-	Ref            *string    `json:"ref,omitempty"`
-	SandboxId      *string    `json:"sandbox_id,omitempty"`
-	ShortfallMicro *int       `json:"shortfall_micro,omitempty"`
+	AmountMicro    int       `json:"amount_micro"`
+	At             time.Time `json:"at"`
+	CofundedMicro  *int      `json:"cofunded_micro,omitempty"`
+	Date           string    `json:"date"`
+	DurationMs     *int      `json:"duration_ms,omitempty"`
+	Entries        int       `json:"entries"`
+	GpuCount       *int      `json:"gpu_count,omitempty"`
+	GpuModel       *string   `json:"gpu_model,omitempty"`
+	GrossMicro     *int      `json:"gross_micro,omitempty"`
+	Id             string    `json:"id"`
+	Kind           string    `json:"kind"`
+	ListingId      *string   `json:"listing_id,omitempty"`
+	ListingTitle   *string   `json:"listing_title,omitempty"`
+	NetMicro       *int      `json:"net_micro,omitempty"`
+	RateMicro      *int      `json:"rate_micro,omitempty"`
+	Ref            *string   `json:"ref,omitempty"`
+	SandboxId      *string   `json:"sandbox_id,omitempty"`
+	ShortfallMicro *int      `json:"shortfall_micro,omitempty"`
 }
 
 // ActivityLineList defines model for ActivityLineList.
 type ActivityLineList struct {
-	Items      *[]ActivityLine `json:"items,omitempty"`
-	NextCursor *string         `json:"next_cursor,omitempty"`
+	Items      []ActivityLine `json:"items"`
+	NextCursor *string        `json:"next_cursor,omitempty"`
 }
 
 // AddNodeRequest defines model for AddNodeRequest.
@@ -156,31 +156,31 @@ type AddSSHKeyRequest struct {
 
 // AgentEnrolment defines model for AgentEnrolment.
 type AgentEnrolment struct {
-	AgentId     *string `json:"agent_id,omitempty"`
-	Creds       *string `json:"creds,omitempty"`
-	NatsPrefix  *string `json:"nats_prefix,omitempty"`
-	NatsUrl     *string `json:"nats_url,omitempty"`
-	PoolId      *string `json:"pool_id,omitempty"`
+	AgentId     string  `json:"agent_id"`
+	Creds       string  `json:"creds"`
+	NatsPrefix  string  `json:"nats_prefix"`
+	NatsUrl     string  `json:"nats_url"`
+	PoolId      string  `json:"pool_id"`
 	RegistryUrl *string `json:"registry_url,omitempty"`
 }
 
 // AgentToken defines model for AgentToken.
 type AgentToken struct {
 	AgentId   *string    `json:"agent_id,omitempty"`
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	Id        *string    `json:"id,omitempty"`
-	Note      *string    `json:"note,omitempty"`
-	PoolId    *string    `json:"pool_id,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	Id        string     `json:"id"`
+	Note      string     `json:"note"`
+	PoolId    string     `json:"pool_id"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	State     *string    `json:"state,omitempty"`
+	State     string     `json:"state"`
 	UsedAt    *time.Time `json:"used_at,omitempty"`
 }
 
 // AgentTokenList defines model for AgentTokenList.
 type AgentTokenList struct {
-	Items      *[]AgentToken `json:"items,omitempty"`
-	NextCursor *string       `json:"next_cursor,omitempty"`
+	Items      []AgentToken `json:"items"`
+	NextCursor *string      `json:"next_cursor,omitempty"`
 }
 
 // AgentTokenRequest defines model for AgentTokenRequest.
@@ -191,29 +191,29 @@ type AgentTokenRequest struct {
 
 // Artifact defines model for Artifact.
 type Artifact struct {
-	ContentType *string    `json:"content_type,omitempty"`
-	CreatedAt   *time.Time `json:"created_at,omitempty"`
-	DownloadUrl *string    `json:"download_url,omitempty"`
-	Id          *string    `json:"id,omitempty"`
-	Name        *string    `json:"name,omitempty"`
-	Sha256      *string    `json:"sha256,omitempty"`
-	SizeBytes   *int       `json:"size_bytes,omitempty"`
+	ContentType string    `json:"content_type"`
+	CreatedAt   time.Time `json:"created_at"`
+	DownloadUrl string    `json:"download_url"`
+	Id          string    `json:"id"`
+	Name        string    `json:"name"`
+	Sha256      string    `json:"sha256"`
+	SizeBytes   int       `json:"size_bytes"`
 }
 
 // Availability defines model for Availability.
 type Availability struct {
-	End      *time.Time `json:"end,omitempty"`
-	Free     *int       `json:"free,omitempty"`
-	GpuModel *string    `json:"gpu_model,omitempty"`
-	PoolId   *string    `json:"pool_id,omitempty"`
-	Start    *time.Time `json:"start,omitempty"`
-	Total    *int       `json:"total,omitempty"`
+	End      time.Time `json:"end"`
+	Free     int       `json:"free"`
+	GpuModel string    `json:"gpu_model"`
+	PoolId   string    `json:"pool_id"`
+	Start    time.Time `json:"start"`
+	Total    int       `json:"total"`
 }
 
 // AvailabilityList defines model for AvailabilityList.
 type AvailabilityList struct {
-	Items      *[]Availability `json:"items,omitempty"`
-	NextCursor *string         `json:"next_cursor,omitempty"`
+	Items      []Availability `json:"items"`
+	NextCursor *string        `json:"next_cursor,omitempty"`
 }
 
 // BudgetRequest defines model for BudgetRequest.
@@ -223,27 +223,27 @@ type BudgetRequest struct {
 
 // CatalogItem defines model for CatalogItem.
 type CatalogItem struct {
-	CanadianOwnedIp *bool      `json:"canadian_owned_ip,omitempty"`
-	Gated           *bool      `json:"gated,omitempty"`
-	GpuModel        *string    `json:"gpu_model,omitempty"`
-	Id              *string    `json:"id,omitempty"`
-	Kind            *string    `json:"kind,omitempty"`
-	License         *string    `json:"license,omitempty"`
-	PriceFromMicro  *int       `json:"price_from_micro,omitempty"`
-	PublishedAt     *time.Time `json:"published_at,omitempty"`
-	Residency       *string    `json:"residency,omitempty"`
-	Score           *float32   `json:"score,omitempty"`
-	Slug            *string    `json:"slug,omitempty"`
-	Summary         *string    `json:"summary,omitempty"`
+	CanadianOwnedIp bool      `json:"canadian_owned_ip"`
+	Gated           bool      `json:"gated"`
+	GpuModel        *string   `json:"gpu_model,omitempty"`
+	Id              string    `json:"id"`
+	Kind            string    `json:"kind"`
+	License         string    `json:"license"`
+	PriceFromMicro  int       `json:"price_from_micro"`
+	PublishedAt     time.Time `json:"published_at"`
+	Residency       *string   `json:"residency,omitempty"`
+	Score           *float32  `json:"score,omitempty"`
+	Slug            string    `json:"slug"`
+	Summary         string    `json:"summary"`
 
 	// SummaryFr French summary; empty: show summary
-	SummaryFr *string   `json:"summary_fr,omitempty"`
-	Tags      *[]string `json:"tags,omitempty"`
-	Title     *string   `json:"title,omitempty"`
+	SummaryFr string   `json:"summary_fr"`
+	Tags      []string `json:"tags"`
+	Title     string   `json:"title"`
 
 	// TitleFr French title; empty: show title
-	TitleFr *string `json:"title_fr,omitempty"`
-	Vendor  *Vendor `json:"vendor,omitempty"`
+	TitleFr string `json:"title_fr"`
+	Vendor  Vendor `json:"vendor"`
 }
 
 // ChangeRoleRequest defines model for ChangeRoleRequest.
@@ -254,11 +254,11 @@ type ChangeRoleRequest struct {
 
 // Checkout defines model for Checkout.
 type Checkout struct {
-	CadCents    *int    `json:"cad_cents,omitempty"`
-	CheckoutUrl *string `json:"checkout_url,omitempty"`
-	Credits     *int    `json:"credits,omitempty"`
-	PurchaseId  *string `json:"purchase_id,omitempty"`
-	SessionId   *string `json:"session_id,omitempty"`
+	CadCents    int    `json:"cad_cents"`
+	CheckoutUrl string `json:"checkout_url"`
+	Credits     int    `json:"credits"`
+	PurchaseId  string `json:"purchase_id"`
+	SessionId   string `json:"session_id"`
 }
 
 // CheckoutRequest defines model for CheckoutRequest.
@@ -279,33 +279,33 @@ type ComputeDetails struct {
 
 // ComputeListing defines model for ComputeListing.
 type ComputeListing struct {
-	AccessRequired       *bool                     `json:"access_required,omitempty"`
-	DiskBytes            *int                      `json:"disk_bytes,omitempty"`
-	Gated                *bool                     `json:"gated,omitempty"`
-	GpuCounts            *[]ComputeListingGPUCount `json:"gpu_counts,omitempty"`
-	GpuModel             *string                   `json:"gpu_model,omitempty"`
-	Id                   *string                   `json:"id,omitempty"`
-	ImageAllowed         *bool                     `json:"image_allowed,omitempty"`
-	MaxDurationMinutes   *int                      `json:"max_duration_minutes,omitempty"`
-	MinDurationMinutes   *int                      `json:"min_duration_minutes,omitempty"`
-	PoolId               *string                   `json:"pool_id,omitempty"`
-	PricePerGpuHourMicro *int                      `json:"price_per_gpu_hour_micro,omitempty"`
-	Region               *string                   `json:"region,omitempty"`
-	Title                *string                   `json:"title,omitempty"`
-	VendorOrgId          *string                   `json:"vendor_org_id,omitempty"`
+	AccessRequired       bool                     `json:"access_required"`
+	DiskBytes            *int                     `json:"disk_bytes,omitempty"`
+	Gated                bool                     `json:"gated"`
+	GpuCounts            []ComputeListingGPUCount `json:"gpu_counts"`
+	GpuModel             string                   `json:"gpu_model"`
+	Id                   string                   `json:"id"`
+	ImageAllowed         *bool                    `json:"image_allowed,omitempty"`
+	MaxDurationMinutes   int                      `json:"max_duration_minutes"`
+	MinDurationMinutes   int                      `json:"min_duration_minutes"`
+	PoolId               string                   `json:"pool_id"`
+	PricePerGpuHourMicro int                      `json:"price_per_gpu_hour_micro"`
+	Region               string                   `json:"region"`
+	Title                string                   `json:"title"`
+	VendorOrgId          string                   `json:"vendor_org_id"`
 }
 
 // ComputeListingGPUCount defines model for ComputeListingGPUCount.
 type ComputeListingGPUCount struct {
 	// FreeNow sandboxes of this many GPUs that free devices could hold now, each on one node (CPU, memory and reservations aside)
-	FreeNow  *int `json:"free_now,omitempty"`
-	GpuCount *int `json:"gpu_count,omitempty"`
+	FreeNow  int `json:"free_now"`
+	GpuCount int `json:"gpu_count"`
 }
 
 // ComputeListingList defines model for ComputeListingList.
 type ComputeListingList struct {
-	Items      *[]ComputeListing `json:"items,omitempty"`
-	NextCursor *string           `json:"next_cursor,omitempty"`
+	Items      []ComputeListing `json:"items"`
+	NextCursor *string          `json:"next_cursor,omitempty"`
 }
 
 // ConnectRequest defines model for ConnectRequest.
@@ -411,23 +411,23 @@ type CreateReservationRequest struct {
 
 // CreatedAPIToken defines model for CreatedAPIToken.
 type CreatedAPIToken struct {
-	CreatedAt  *time.Time `json:"created_at,omitempty"`
-	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
-	Hint       *string    `json:"hint,omitempty"`
-	Id         *string    `json:"id,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	Hint       string     `json:"hint"`
+	Id         string     `json:"id"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
-	Name       *string    `json:"name,omitempty"`
-	Scopes     *[]string  `json:"scopes,omitempty"`
+	Name       string     `json:"name"`
+	Scopes     []string   `json:"scopes"`
 
 	// Token shown once
-	Token *string `json:"token,omitempty"`
+	Token string `json:"token"`
 }
 
 // CreditValue defines model for CreditValue.
 type CreditValue struct {
-	Amount   *string `json:"amount,omitempty"`
-	Currency *string `json:"currency,omitempty"`
-	Micro    *int    `json:"micro,omitempty"`
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+	Micro    int    `json:"micro"`
 }
 
 // DatasetDetails defines model for DatasetDetails.
@@ -442,34 +442,34 @@ type DatasetDetails struct {
 
 // Device defines model for Device.
 type Device struct {
-	Declared    *bool     `json:"declared,omitempty"`
-	GpuModel    *string   `json:"gpu_model,omitempty"`
-	Id          *string   `json:"id,omitempty"`
-	Index       *int      `json:"index,omitempty"`
-	MemoryMib   *int      `json:"memory_mib,omitempty"`
-	MigProfiles *[]string `json:"mig_profiles,omitempty"`
-	Uuid        *string   `json:"uuid,omitempty"`
+	Declared    bool     `json:"declared"`
+	GpuModel    string   `json:"gpu_model"`
+	Id          string   `json:"id"`
+	Index       int      `json:"index"`
+	MemoryMib   int      `json:"memory_mib"`
+	MigProfiles []string `json:"mig_profiles"`
+	Uuid        string   `json:"uuid"`
 }
 
 // DeviceLoginAuthorization defines model for DeviceLoginAuthorization.
 type DeviceLoginAuthorization struct {
 	// DeviceCode the client's secret for POST /device/token
-	DeviceCode *string `json:"device_code,omitempty"`
+	DeviceCode string `json:"device_code"`
 
 	// ExpiresIn seconds (600)
-	ExpiresIn *int `json:"expires_in,omitempty"`
+	ExpiresIn int `json:"expires_in"`
 
 	// Interval seconds to wait between polls (5)
-	Interval *int `json:"interval,omitempty"`
+	Interval int `json:"interval"`
 
 	// UserCode XXXX-XXXX; typed case-insensitively, with or without the dash
-	UserCode *string `json:"user_code,omitempty"`
+	UserCode string `json:"user_code"`
 
 	// VerificationUri the web UI's /device page
-	VerificationUri *string `json:"verification_uri,omitempty"`
+	VerificationUri string `json:"verification_uri"`
 
 	// VerificationUriComplete the same page with ?code= prefilled
-	VerificationUriComplete *string `json:"verification_uri_complete,omitempty"`
+	VerificationUriComplete string `json:"verification_uri_complete"`
 }
 
 // DeviceLoginCodeRequest defines model for DeviceLoginCodeRequest.
@@ -481,19 +481,19 @@ type DeviceLoginCodeRequest struct {
 // DeviceLoginRequest defines model for DeviceLoginRequest.
 type DeviceLoginRequest struct {
 	// ClientName as the client named itself; may be empty
-	ClientName *string    `json:"client_name,omitempty"`
-	CreatedAt  *time.Time `json:"created_at,omitempty"`
+	ClientName string    `json:"client_name"`
+	CreatedAt  time.Time `json:"created_at"`
 
 	// Device the client's program and system, from its user agent
-	Device    *string    `json:"device,omitempty"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Device    string    `json:"device"`
+	ExpiresAt time.Time `json:"expires_at"`
 
 	// Ip the address the request came from
-	Ip *string `json:"ip,omitempty"`
+	Ip string `json:"ip"`
 
 	// Status pending, approved or denied
-	Status   *string `json:"status,omitempty"`
-	UserCode *string `json:"user_code,omitempty"`
+	Status   string `json:"status"`
+	UserCode string `json:"user_code"`
 }
 
 // DeviceLoginTokenRequest defines model for DeviceLoginTokenRequest.
@@ -523,22 +523,22 @@ type DisableMFARequest struct {
 
 // DownloadLink defines model for DownloadLink.
 type DownloadLink struct {
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	Url       *string    `json:"url,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Url       string    `json:"url"`
 }
 
 // EarningsChart defines model for EarningsChart.
 type EarningsChart struct {
-	Days *[]EarningsDay `json:"days,omitempty"`
-	From *string        `json:"from,omitempty"`
-	To   *string        `json:"to,omitempty"`
+	Days []EarningsDay `json:"days"`
+	From string        `json:"from"`
+	To   string        `json:"to"`
 }
 
 // EarningsDay defines model for EarningsDay.
 type EarningsDay struct {
-	Day         *string `json:"day,omitempty"`
-	OrdersMicro *int    `json:"orders_micro,omitempty"`
-	UsageMicro  *int    `json:"usage_micro,omitempty"`
+	Day         string `json:"day"`
+	OrdersMicro int    `json:"orders_micro"`
+	UsageMicro  int    `json:"usage_micro"`
 }
 
 // EnrolAgentRequest defines model for EnrolAgentRequest.
@@ -551,25 +551,25 @@ type EnrolAgentRequest struct {
 
 // Entitlement defines model for Entitlement.
 type Entitlement struct {
-	CreatedAt *time.Time `json:"created_at,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	Id        *string    `json:"id,omitempty"`
-	Kind      *string    `json:"kind,omitempty"`
-	ListingId *string    `json:"listing_id,omitempty"`
+	Id        string     `json:"id"`
+	Kind      string     `json:"kind"`
+	ListingId string     `json:"listing_id"`
 	PlanId    *string    `json:"plan_id,omitempty"`
-	Slug      *string    `json:"slug,omitempty"`
-	Source    *string    `json:"source,omitempty"`
-	SourceId  *string    `json:"source_id,omitempty"`
-	Title     *string    `json:"title,omitempty"`
+	Slug      string     `json:"slug"`
+	Source    string     `json:"source"`
+	SourceId  string     `json:"source_id"`
+	Title     string     `json:"title"`
 
 	// TitleFr the listing's French title; empty: show title
-	TitleFr *string `json:"title_fr,omitempty"`
+	TitleFr string `json:"title_fr"`
 }
 
 // EntitlementList defines model for EntitlementList.
 type EntitlementList struct {
-	Items      *[]Entitlement `json:"items,omitempty"`
-	NextCursor *string        `json:"next_cursor,omitempty"`
+	Items      []Entitlement `json:"items"`
+	NextCursor *string       `json:"next_cursor,omitempty"`
 }
 
 // Evaluation defines model for Evaluation.
@@ -587,16 +587,16 @@ type ExtendSandboxRequest struct {
 
 // FacetValue defines model for FacetValue.
 type FacetValue struct {
-	Count *int    `json:"count,omitempty"`
+	Count int     `json:"count"`
 	Label *string `json:"label,omitempty"`
-	Value *string `json:"value,omitempty"`
+	Value string  `json:"value"`
 }
 
 // FieldDiff defines model for FieldDiff.
 type FieldDiff struct {
-	Field *string     `json:"field,omitempty"`
-	From  interface{} `json:"from,omitempty"`
-	To    interface{} `json:"to,omitempty"`
+	Field string      `json:"field"`
+	From  interface{} `json:"from"`
+	To    interface{} `json:"to"`
 }
 
 // ForgotPasswordRequest defines model for ForgotPasswordRequest.
@@ -606,49 +606,49 @@ type ForgotPasswordRequest struct {
 
 // GPUModel defines model for GPUModel.
 type GPUModel struct {
-	MemoryMib *int    `json:"memory_mib,omitempty"`
-	Name      *string `json:"name,omitempty"`
+	MemoryMib int    `json:"memory_mib"`
+	Name      string `json:"name"`
 }
 
 // GPUModelList defines model for GPUModelList.
 type GPUModelList struct {
-	Items      *[]GPUModel `json:"items,omitempty"`
-	NextCursor *string     `json:"next_cursor,omitempty"`
+	Items      []GPUModel `json:"items"`
+	NextCursor *string    `json:"next_cursor,omitempty"`
 }
 
 // Grant defines model for Grant.
 type Grant struct {
-	AmountMicro    *int       `json:"amount_micro,omitempty"`
-	CapMicro       *int       `json:"cap_micro,omitempty"`
-	CofundPercent  *int       `json:"cofund_percent,omitempty"`
-	CofundedMicro  *int       `json:"cofunded_micro,omitempty"`
-	CreatedAt      *time.Time `json:"created_at,omitempty"`
-	CreatedBy      *string    `json:"created_by,omitempty"`
-	Expired        *bool      `json:"expired,omitempty"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	Id             *string    `json:"id,omitempty"`
-	Note           *string    `json:"note,omitempty"`
-	OrganizationId *string    `json:"organization_id,omitempty"`
+	AmountMicro    int       `json:"amount_micro"`
+	CapMicro       int       `json:"cap_micro"`
+	CofundPercent  int       `json:"cofund_percent"`
+	CofundedMicro  int       `json:"cofunded_micro"`
+	CreatedAt      time.Time `json:"created_at"`
+	CreatedBy      string    `json:"created_by"`
+	Expired        bool      `json:"expired"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	Id             string    `json:"id"`
+	Note           string    `json:"note"`
+	OrganizationId string    `json:"organization_id"`
 }
 
 // GrantBalance defines model for GrantBalance.
 type GrantBalance struct {
-	AmountMicro   *int       `json:"amount_micro,omitempty"`
-	BalanceMicro  *int       `json:"balance_micro,omitempty"`
-	CapMicro      *int       `json:"cap_micro,omitempty"`
-	CofundPercent *int       `json:"cofund_percent,omitempty"`
-	CofundedMicro *int       `json:"cofunded_micro,omitempty"`
-	Expired       *bool      `json:"expired,omitempty"`
-	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
-	GrantId       *string    `json:"grant_id,omitempty"`
-	Note          *string    `json:"note,omitempty"`
-	Suspended     *bool      `json:"suspended,omitempty"`
+	AmountMicro   int       `json:"amount_micro"`
+	BalanceMicro  int       `json:"balance_micro"`
+	CapMicro      int       `json:"cap_micro"`
+	CofundPercent int       `json:"cofund_percent"`
+	CofundedMicro int       `json:"cofunded_micro"`
+	Expired       bool      `json:"expired"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	GrantId       string    `json:"grant_id"`
+	Note          string    `json:"note"`
+	Suspended     *bool     `json:"suspended,omitempty"`
 }
 
 // GrantList defines model for GrantList.
 type GrantList struct {
-	Items      *[]Grant `json:"items,omitempty"`
-	NextCursor *string  `json:"next_cursor,omitempty"`
+	Items      []Grant `json:"items"`
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // GrantRequest defines model for GrantRequest.
@@ -664,70 +664,70 @@ type GrantRequest struct {
 // HubLFSInfo defines model for HubLFSInfo.
 type HubLFSInfo struct {
 	Oid         *string `json:"oid,omitempty"`
-	PointerSize *int    `json:"pointerSize,omitempty"`
+	PointerSize int     `json:"pointerSize"`
 	Sha256      *string `json:"sha256,omitempty"`
-	Size        *int    `json:"size,omitempty"`
+	Size        int     `json:"size"`
 }
 
 // HubRepoInfo defines model for HubRepoInfo.
 type HubRepoInfo struct {
-	UnderscoreId *string                 `json:"_id,omitempty"`
-	Author       *string                 `json:"author,omitempty"`
-	CardData     *map[string]interface{} `json:"cardData,omitempty"`
+	UnderscoreId string                 `json:"_id"`
+	Author       string                 `json:"author"`
+	CardData     map[string]interface{} `json:"cardData"`
 
 	// CreatedAt UTC, milliseconds, as the Hub writes it
-	CreatedAt *string     `json:"createdAt,omitempty"`
-	Disabled  *bool       `json:"disabled,omitempty"`
-	Downloads *int        `json:"downloads,omitempty"`
-	Gated     interface{} `json:"gated,omitempty"`
-	Id        *string     `json:"id,omitempty"`
+	CreatedAt string      `json:"createdAt"`
+	Disabled  bool        `json:"disabled"`
+	Downloads int         `json:"downloads"`
+	Gated     interface{} `json:"gated"`
+	Id        string      `json:"id"`
 
 	// LastModified UTC, milliseconds, as the Hub writes it
-	LastModified *string       `json:"lastModified,omitempty"`
-	Likes        *int          `json:"likes,omitempty"`
-	ModelId      *string       `json:"modelId,omitempty"`
-	Private      *bool         `json:"private,omitempty"`
-	Sha          *string       `json:"sha,omitempty"`
-	Siblings     *[]HubSibling `json:"siblings,omitempty"`
-	Tags         *[]string     `json:"tags,omitempty"`
+	LastModified string       `json:"lastModified"`
+	Likes        int          `json:"likes"`
+	ModelId      *string      `json:"modelId,omitempty"`
+	Private      bool         `json:"private"`
+	Sha          string       `json:"sha"`
+	Siblings     []HubSibling `json:"siblings"`
+	Tags         []string     `json:"tags"`
 }
 
 // HubSibling defines model for HubSibling.
 type HubSibling struct {
-	BlobId    *string     `json:"blobId,omitempty"`
+	BlobId    string      `json:"blobId"`
 	Lfs       *HubLFSInfo `json:"lfs,omitempty"`
-	Rfilename *string     `json:"rfilename,omitempty"`
-	Size      *int        `json:"size,omitempty"`
+	Rfilename string      `json:"rfilename"`
+	Size      int         `json:"size"`
 }
 
 // HubTreeEntry defines model for HubTreeEntry.
 type HubTreeEntry struct {
 	Lfs  *HubLFSInfo `json:"lfs,omitempty"`
-	Oid  *string     `json:"oid,omitempty"`
-	Path *string     `json:"path,omitempty"`
-	Size *int        `json:"size,omitempty"`
-	Type *string     `json:"type,omitempty"`
+	Oid  string      `json:"oid"`
+	Path string      `json:"path"`
+	Size int         `json:"size"`
+	Type string      `json:"type"`
 }
 
 // IdentityAccepted defines model for IdentityAccepted.
 type IdentityAccepted struct {
-	Detail *string `json:"detail,omitempty"`
+	Detail string `json:"detail"`
 
 	// Status accepted
-	Status *string `json:"status,omitempty"`
+	Status string `json:"status"`
 }
 
 // IdentityAuditEntry defines model for IdentityAuditEntry.
 type IdentityAuditEntry struct {
-	Action *string `json:"action,omitempty"`
+	Action string `json:"action"`
 
 	// ActionDisplay the action named for people, in the language of Accept-Language (the action itself when no name is catalogued)
-	ActionDisplay  *string                 `json:"action_display,omitempty"`
+	ActionDisplay  string                  `json:"action_display"`
 	ActorEmail     *string                 `json:"actor_email,omitempty"`
 	ActorId        *string                 `json:"actor_id,omitempty"`
-	At             *time.Time              `json:"at,omitempty"`
+	At             time.Time               `json:"at"`
 	Detail         *map[string]interface{} `json:"detail,omitempty"`
-	Id             *string                 `json:"id,omitempty"`
+	Id             string                  `json:"id"`
 	Ip             *string                 `json:"ip,omitempty"`
 	OrganizationId *string                 `json:"organization_id,omitempty"`
 	TargetId       *string                 `json:"target_id,omitempty"`
@@ -738,42 +738,42 @@ type IdentityAuditEntry struct {
 
 // IdentityAuditEntryList defines model for IdentityAuditEntryList.
 type IdentityAuditEntryList struct {
-	Items      *[]IdentityAuditEntry `json:"items,omitempty"`
-	NextCursor *string               `json:"next_cursor,omitempty"`
+	Items      []IdentityAuditEntry `json:"items"`
+	NextCursor *string              `json:"next_cursor,omitempty"`
 }
 
 // Invitation defines model for Invitation.
 type Invitation struct {
-	CreatedAt      *time.Time `json:"created_at,omitempty"`
-	Email          *string    `json:"email,omitempty"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	Id             *string    `json:"id,omitempty"`
-	OrganizationId *string    `json:"organization_id,omitempty"`
-	Role           *string    `json:"role,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	Email          string    `json:"email"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	Id             string    `json:"id"`
+	OrganizationId string    `json:"organization_id"`
+	Role           string    `json:"role"`
 }
 
 // InvitationWithState defines model for InvitationWithState.
 type InvitationWithState struct {
 	AcceptedAt     *time.Time `json:"accepted_at,omitempty"`
 	AcceptedBy     *string    `json:"accepted_by,omitempty"`
-	CreatedAt      *time.Time `json:"created_at,omitempty"`
-	Email          *string    `json:"email,omitempty"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	Id             *string    `json:"id,omitempty"`
-	InvitedBy      *string    `json:"invited_by,omitempty"`
-	OrganizationId *string    `json:"organization_id,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	Email          string     `json:"email"`
+	ExpiresAt      time.Time  `json:"expires_at"`
+	Id             string     `json:"id"`
+	InvitedBy      string     `json:"invited_by"`
+	OrganizationId string     `json:"organization_id"`
 	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
 	RevokedBy      *string    `json:"revoked_by,omitempty"`
-	Role           *string    `json:"role,omitempty"`
+	Role           string     `json:"role"`
 
 	// State pending, accepted, expired or revoked
-	State *string `json:"state,omitempty"`
+	State string `json:"state"`
 }
 
 // InvitationWithStateList defines model for InvitationWithStateList.
 type InvitationWithStateList struct {
-	Items      *[]InvitationWithState `json:"items,omitempty"`
-	NextCursor *string                `json:"next_cursor,omitempty"`
+	Items      []InvitationWithState `json:"items"`
+	NextCursor *string               `json:"next_cursor,omitempty"`
 }
 
 // InviteMemberRequest defines model for InviteMemberRequest.
@@ -786,14 +786,14 @@ type InviteMemberRequest struct {
 
 // JWKS defines model for JWKS.
 type JWKS struct {
-	Keys *[]struct {
-		Alg *string `json:"alg,omitempty"`
-		Crv *string `json:"crv,omitempty"`
-		Kid *string `json:"kid,omitempty"`
-		Kty *string `json:"kty,omitempty"`
-		Use *string `json:"use,omitempty"`
-		X   *string `json:"x,omitempty"`
-	} `json:"keys,omitempty"`
+	Keys []struct {
+		Alg string `json:"alg"`
+		Crv string `json:"crv"`
+		Kid string `json:"kid"`
+		Kty string `json:"kty"`
+		Use string `json:"use"`
+		X   string `json:"x"`
+	} `json:"keys"`
 }
 
 // LaunchSandboxRequest defines model for LaunchSandboxRequest.
@@ -830,38 +830,38 @@ type License struct {
 
 // Line defines model for Line.
 type Line struct {
-	Account      *string    `json:"account,omitempty"`
-	AmountMicro  *int       `json:"amount_micro,omitempty"`
-	At           *time.Time `json:"at,omitempty"`
-	Counterparty *string    `json:"counterparty,omitempty"`
-	Kind         *string    `json:"kind,omitempty"`
-	Phase        *string    `json:"phase,omitempty"`
-	Ref          *string    `json:"ref,omitempty"`
-	TransferId   *string    `json:"transfer_id,omitempty"`
+	Account      string    `json:"account"`
+	AmountMicro  int       `json:"amount_micro"`
+	At           time.Time `json:"at"`
+	Counterparty string    `json:"counterparty"`
+	Kind         string    `json:"kind"`
+	Phase        string    `json:"phase"`
+	Ref          string    `json:"ref"`
+	TransferId   string    `json:"transfer_id"`
 }
 
 // LineList defines model for LineList.
 type LineList struct {
-	Items      *[]Line `json:"items,omitempty"`
+	Items      []Line  `json:"items"`
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // Listing defines model for Listing.
 type Listing struct {
-	CreatedAt *time.Time `json:"created_at,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 
 	// HubRepo models and datasets: the Hugging Face Hub repository ID for huggingface_hub and the CLI (GET of one listing only; docs/hf-api.md)
-	HubRepo          *string        `json:"hub_repo,omitempty"`
-	Id               *string        `json:"id,omitempty"`
-	Kind             *string        `json:"kind,omitempty"`
-	PendingVersion   *Version       `json:"pending_version,omitempty"`
-	PublishedVersion *Version       `json:"published_version,omitempty"`
-	Rating           *RatingSummary `json:"rating,omitempty"`
-	Slug             *string        `json:"slug,omitempty"`
-	Status           *string        `json:"status,omitempty"`
-	StatusReason     *string        `json:"status_reason,omitempty"`
-	UpdatedAt        *time.Time     `json:"updated_at,omitempty"`
-	Vendor           *Vendor        `json:"vendor,omitempty"`
+	HubRepo          *string       `json:"hub_repo,omitempty"`
+	Id               string        `json:"id"`
+	Kind             string        `json:"kind"`
+	PendingVersion   *Version      `json:"pending_version,omitempty"`
+	PublishedVersion *Version      `json:"published_version,omitempty"`
+	Rating           RatingSummary `json:"rating"`
+	Slug             string        `json:"slug"`
+	Status           string        `json:"status"`
+	StatusReason     *string       `json:"status_reason,omitempty"`
+	UpdatedAt        time.Time     `json:"updated_at"`
+	Vendor           Vendor        `json:"vendor"`
 
 	// Viewer what the caller may do (GET of one listing only)
 	Viewer *Viewer `json:"viewer,omitempty"`
@@ -869,25 +869,25 @@ type Listing struct {
 
 // ListingList defines model for ListingList.
 type ListingList struct {
-	Items      *[]Listing `json:"items,omitempty"`
-	NextCursor *string    `json:"next_cursor,omitempty"`
+	Items      []Listing `json:"items"`
+	NextCursor *string   `json:"next_cursor,omitempty"`
 }
 
 // ListingReview defines model for ListingReview.
 type ListingReview struct {
-	Body        *string    `json:"body,omitempty"`
-	CreatedAt   *time.Time `json:"created_at,omitempty"`
-	DisplayName *string    `json:"display_name,omitempty"`
-	Id          *string    `json:"id,omitempty"`
-	ListingId   *string    `json:"listing_id,omitempty"`
+	Body        string    `json:"body"`
+	CreatedAt   time.Time `json:"created_at"`
+	DisplayName string    `json:"display_name"`
+	Id          string    `json:"id"`
+	ListingId   string    `json:"listing_id"`
 
 	// Mine the caller's organisation wrote it (and may edit it)
-	Mine *bool `json:"mine,omitempty"`
+	Mine bool `json:"mine"`
 
 	// OrganizationId only for the rater's organisation and staff
-	OrganizationId *string    `json:"organization_id,omitempty"`
-	Stars          *int       `json:"stars,omitempty"`
-	UpdatedAt      *time.Time `json:"updated_at,omitempty"`
+	OrganizationId *string   `json:"organization_id,omitempty"`
+	Stars          int       `json:"stars"`
+	UpdatedAt      time.Time `json:"updated_at"`
 
 	// UserId only for the rater's organisation and staff
 	UserId *string `json:"user_id,omitempty"`
@@ -895,8 +895,8 @@ type ListingReview struct {
 
 // ListingReviewList defines model for ListingReviewList.
 type ListingReviewList struct {
-	Items      *[]ListingReview `json:"items,omitempty"`
-	NextCursor *string          `json:"next_cursor,omitempty"`
+	Items      []ListingReview `json:"items"`
+	NextCursor *string         `json:"next_cursor,omitempty"`
 }
 
 // ListingReviewRequest defines model for ListingReviewRequest.
@@ -913,12 +913,12 @@ type ListingReviewRequest struct {
 
 // ListingSpend defines model for ListingSpend.
 type ListingSpend struct {
-	ChargeMicro   *int    `json:"charge_micro,omitempty"`
-	CofundedMicro *int    `json:"cofunded_micro,omitempty"`
-	ListingId     *string `json:"listing_id,omitempty"`
-	ListingTitle  *string `json:"listing_title,omitempty"`
-	Millis        *int    `json:"millis,omitempty"`
-	PaidMicro     *int    `json:"paid_micro,omitempty"`
+	ChargeMicro   int    `json:"charge_micro"`
+	CofundedMicro int    `json:"cofunded_micro"`
+	ListingId     string `json:"listing_id"`
+	ListingTitle  string `json:"listing_title"`
+	Millis        int    `json:"millis"`
+	PaidMicro     int    `json:"paid_micro"`
 }
 
 // LoginMFARequest defines model for LoginMFARequest.
@@ -946,7 +946,7 @@ type LoginResponse struct {
 	AccessToken *string `json:"access_token,omitempty"`
 
 	// ExpiresIn seconds: of the access token, or of the mfa_token
-	ExpiresIn *int `json:"expires_in,omitempty"`
+	ExpiresIn int `json:"expires_in"`
 
 	// MfaRequired the password was right; send mfa_token with a code to POST /login/mfa
 	MfaRequired *bool `json:"mfa_required,omitempty"`
@@ -980,87 +980,87 @@ type MFAEnrolRequest struct {
 
 // MFAEnrolment defines model for MFAEnrolment.
 type MFAEnrolment struct {
-	Algorithm *string `json:"algorithm,omitempty"`
-	Digits    *int    `json:"digits,omitempty"`
+	Algorithm string `json:"algorithm"`
+	Digits    int    `json:"digits"`
 
 	// OtpauthUri otpauth://totp/… for a QR code; shown once
-	OtpauthUri *string `json:"otpauth_uri,omitempty"`
-	Period     *int    `json:"period,omitempty"`
+	OtpauthUri string `json:"otpauth_uri"`
+	Period     int    `json:"period"`
 
 	// Secret base32; shown once
-	Secret *string `json:"secret,omitempty"`
+	Secret string `json:"secret"`
 }
 
 // MFAStatus defines model for MFAStatus.
 type MFAStatus struct {
-	Enabled   *bool      `json:"enabled,omitempty"`
+	Enabled   bool       `json:"enabled"`
 	EnabledAt *time.Time `json:"enabled_at,omitempty"`
 
 	// Pending enrolled but not confirmed yet
-	Pending           *bool `json:"pending,omitempty"`
-	RecoveryCodesLeft *int  `json:"recovery_codes_left,omitempty"`
+	Pending           bool `json:"pending"`
+	RecoveryCodesLeft int  `json:"recovery_codes_left"`
 
 	// Required programme staff, or the acting organisation requires it
-	Required *bool `json:"required,omitempty"`
+	Required bool `json:"required"`
 }
 
 // MarketplaceAuditEntry defines model for MarketplaceAuditEntry.
 type MarketplaceAuditEntry struct {
-	Action      *string    `json:"action,omitempty"`
-	ActorOrgId  *string    `json:"actor_org_id,omitempty"`
-	ActorUserId *string    `json:"actor_user_id,omitempty"`
-	At          *time.Time `json:"at,omitempty"`
-	Detail      *string    `json:"detail,omitempty"`
-	Id          *string    `json:"id,omitempty"`
-	ListingId   *string    `json:"listing_id,omitempty"`
-	TargetId    *string    `json:"target_id,omitempty"`
+	Action      string    `json:"action"`
+	ActorOrgId  string    `json:"actor_org_id"`
+	ActorUserId string    `json:"actor_user_id"`
+	At          time.Time `json:"at"`
+	Detail      *string   `json:"detail,omitempty"`
+	Id          string    `json:"id"`
+	ListingId   *string   `json:"listing_id,omitempty"`
+	TargetId    *string   `json:"target_id,omitempty"`
 }
 
 // MarketplaceAuditEntryList defines model for MarketplaceAuditEntryList.
 type MarketplaceAuditEntryList struct {
-	Items      *[]MarketplaceAuditEntry `json:"items,omitempty"`
-	NextCursor *string                  `json:"next_cursor,omitempty"`
+	Items      []MarketplaceAuditEntry `json:"items"`
+	NextCursor *string                 `json:"next_cursor,omitempty"`
 }
 
 // MeResponse defines model for MeResponse.
 type MeResponse struct {
 	// ActiveOrganizationId null when the user belongs to no organisation
-	ActiveOrganizationId *string       `json:"active_organization_id,omitempty"`
-	Memberships          *[]Membership `json:"memberships,omitempty"`
-	User                 *MeUser       `json:"user,omitempty"`
+	ActiveOrganizationId *string      `json:"active_organization_id,omitempty"`
+	Memberships          []Membership `json:"memberships"`
+	User                 MeUser       `json:"user"`
 }
 
 // MeUser defines model for MeUser.
 type MeUser struct {
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	Email     *string    `json:"email,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	Email     string    `json:"email"`
 
 	// EmailVerified false until the link of the verification e-mail is opened
-	EmailVerified *bool   `json:"email_verified,omitempty"`
-	Id            *string `json:"id,omitempty"`
-	IsStaff       *bool   `json:"is_staff,omitempty"`
-	Name          *string `json:"name,omitempty"`
+	EmailVerified bool   `json:"email_verified"`
+	Id            string `json:"id"`
+	IsStaff       bool   `json:"is_staff"`
+	Name          string `json:"name"`
 }
 
 // Member defines model for Member.
 type Member struct {
-	Email    *string    `json:"email,omitempty"`
-	JoinedAt *time.Time `json:"joined_at,omitempty"`
-	Name     *string    `json:"name,omitempty"`
-	Role     *string    `json:"role,omitempty"`
-	UserId   *string    `json:"user_id,omitempty"`
+	Email    string    `json:"email"`
+	JoinedAt time.Time `json:"joined_at"`
+	Name     string    `json:"name"`
+	Role     string    `json:"role"`
+	UserId   string    `json:"user_id"`
 }
 
 // MemberList defines model for MemberList.
 type MemberList struct {
-	Items      *[]Member `json:"items,omitempty"`
-	NextCursor *string   `json:"next_cursor,omitempty"`
+	Items      []Member `json:"items"`
+	NextCursor *string  `json:"next_cursor,omitempty"`
 }
 
 // Membership defines model for Membership.
 type Membership struct {
-	Organization *Organization `json:"organization,omitempty"`
-	Role         *string       `json:"role,omitempty"`
+	Organization Organization `json:"organization"`
+	Role         string       `json:"role"`
 }
 
 // ModelDetails defines model for ModelDetails.
@@ -1074,40 +1074,40 @@ type ModelDetails struct {
 
 // MoneySettings defines model for MoneySettings.
 type MoneySettings struct {
-	CardCurrency    *string      `json:"card_currency,omitempty"`
-	CardPayments    *bool        `json:"card_payments,omitempty"`
-	CreditValue     *CreditValue `json:"credit_value,omitempty"`
-	HowToGetCredits *string      `json:"how_to_get_credits,omitempty"`
+	CardCurrency    *string     `json:"card_currency,omitempty"`
+	CardPayments    bool        `json:"card_payments"`
+	CreditValue     CreditValue `json:"credit_value"`
+	HowToGetCredits string      `json:"how_to_get_credits"`
 }
 
 // NewAgentToken defines model for NewAgentToken.
 type NewAgentToken struct {
 	AgentId   *string    `json:"agent_id,omitempty"`
-	Command   *string    `json:"command,omitempty"`
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	Id        *string    `json:"id,omitempty"`
-	Note      *string    `json:"note,omitempty"`
-	PoolId    *string    `json:"pool_id,omitempty"`
+	Command   string     `json:"command"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	Id        string     `json:"id"`
+	Note      string     `json:"note"`
+	PoolId    string     `json:"pool_id"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	State     *string    `json:"state,omitempty"`
+	State     string     `json:"state"`
 
 	// Token shown once; the agent trades it for its identity with tamarack agent enroll
-	Token  *string    `json:"token,omitempty"`
+	Token  string     `json:"token"`
 	UsedAt *time.Time `json:"used_at,omitempty"`
 }
 
 // Node defines model for Node.
 type Node struct {
-	AgentId         *string    `json:"agent_id,omitempty"`
-	CpuMillis       *int       `json:"cpu_millis,omitempty"`
-	Devices         *[]Device  `json:"devices,omitempty"`
-	Health          *string    `json:"health,omitempty"`
-	Id              *string    `json:"id,omitempty"`
-	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
-	MemoryBytes     *int       `json:"memory_bytes,omitempty"`
-	Name            *string    `json:"name,omitempty"`
-	PoolId          *string    `json:"pool_id,omitempty"`
+	AgentId         *string   `json:"agent_id,omitempty"`
+	CpuMillis       int       `json:"cpu_millis"`
+	Devices         []Device  `json:"devices"`
+	Health          string    `json:"health"`
+	Id              string    `json:"id"`
+	LastHeartbeatAt time.Time `json:"last_heartbeat_at"`
+	MemoryBytes     int       `json:"memory_bytes"`
+	Name            string    `json:"name"`
+	PoolId          string    `json:"pool_id"`
 }
 
 // NodeHealthRequest defines model for NodeHealthRequest.
@@ -1118,11 +1118,11 @@ type NodeHealthRequest struct {
 
 // OIDCProvider defines model for OIDCProvider.
 type OIDCProvider struct {
-	Id *string `json:"id,omitempty"`
+	Id string `json:"id"`
 
 	// LoginUrl GET it in the browser to sign in
-	LoginUrl *string `json:"login_url,omitempty"`
-	Name     *string `json:"name,omitempty"`
+	LoginUrl string `json:"login_url"`
+	Name     string `json:"name"`
 }
 
 // OfflineRequest defines model for OfflineRequest.
@@ -1140,29 +1140,29 @@ type OidcExchangeRequest struct {
 
 // OidcProvidersResponse defines model for OidcProvidersResponse.
 type OidcProvidersResponse struct {
-	Providers *[]OIDCProvider `json:"providers,omitempty"`
+	Providers []OIDCProvider `json:"providers"`
 }
 
 // Order defines model for Order.
 type Order struct {
-	AmountMicro *int       `json:"amount_micro,omitempty"`
-	BuyerOrgId  *string    `json:"buyer_org_id,omitempty"`
-	CreatedAt   *time.Time `json:"created_at,omitempty"`
-	Id          *string    `json:"id,omitempty"`
-	ListingId   *string    `json:"listing_id,omitempty"`
-	PlanId      *string    `json:"plan_id,omitempty"`
-	PlanKind    *string    `json:"plan_kind,omitempty"`
-	Quantity    *int       `json:"quantity,omitempty"`
-	Reason      *string    `json:"reason,omitempty"`
-	State       *string    `json:"state,omitempty"`
-	UpdatedAt   *time.Time `json:"updated_at,omitempty"`
-	VendorOrgId *string    `json:"vendor_org_id,omitempty"`
+	AmountMicro int       `json:"amount_micro"`
+	BuyerOrgId  string    `json:"buyer_org_id"`
+	CreatedAt   time.Time `json:"created_at"`
+	Id          string    `json:"id"`
+	ListingId   string    `json:"listing_id"`
+	PlanId      string    `json:"plan_id"`
+	PlanKind    string    `json:"plan_kind"`
+	Quantity    int       `json:"quantity"`
+	Reason      *string   `json:"reason,omitempty"`
+	State       string    `json:"state"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	VendorOrgId string    `json:"vendor_org_id"`
 }
 
 // OrderList defines model for OrderList.
 type OrderList struct {
-	Items      *[]Order `json:"items,omitempty"`
-	NextCursor *string  `json:"next_cursor,omitempty"`
+	Items      []Order `json:"items"`
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // OrderRequest defines model for OrderRequest.
@@ -1174,16 +1174,16 @@ type OrderRequest struct {
 
 // Organization defines model for Organization.
 type Organization struct {
-	Id       *string `json:"id,omitempty"`
-	Kind     *string `json:"kind,omitempty"`
-	Name     *string `json:"name,omitempty"`
-	Verified *bool   `json:"verified,omitempty"`
+	Id       string `json:"id"`
+	Kind     string `json:"kind"`
+	Name     string `json:"name"`
+	Verified bool   `json:"verified"`
 }
 
 // OrganizationMFA defines model for OrganizationMFA.
 type OrganizationMFA struct {
-	OrganizationId *string `json:"organization_id,omitempty"`
-	RequireMfa     *bool   `json:"require_mfa,omitempty"`
+	OrganizationId string `json:"organization_id"`
+	RequireMfa     bool   `json:"require_mfa"`
 }
 
 // OrganizationMFARequest defines model for OrganizationMFARequest.
@@ -1193,12 +1193,12 @@ type OrganizationMFARequest struct {
 
 // Payout defines model for Payout.
 type Payout struct {
-	AmountMicro      *int    `json:"amount_micro,omitempty"`
-	CadCents         *int    `json:"cad_cents,omitempty"`
-	Method           *string `json:"method,omitempty"`
+	AmountMicro      int     `json:"amount_micro"`
+	CadCents         int     `json:"cad_cents"`
+	Method           string  `json:"method"`
 	StripeTransferId *string `json:"stripe_transfer_id,omitempty"`
-	TransferId       *string `json:"transfer_id,omitempty"`
-	VendorOrgId      *string `json:"vendor_org_id,omitempty"`
+	TransferId       string  `json:"transfer_id"`
+	VendorOrgId      string  `json:"vendor_org_id"`
 }
 
 // PayoutInput defines model for PayoutInput.
@@ -1210,10 +1210,10 @@ type PayoutInput struct {
 
 // Plan defines model for Plan.
 type Plan struct {
-	Id         *string `json:"id,omitempty"`
-	Kind       *string `json:"kind,omitempty"`
-	Name       *string `json:"name,omitempty"`
-	PriceMicro *int    `json:"price_micro,omitempty"`
+	Id         string `json:"id"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	PriceMicro int    `json:"price_micro"`
 }
 
 // PlanInput defines model for PlanInput.
@@ -1226,63 +1226,63 @@ type PlanInput struct {
 
 // Pool defines model for Pool.
 type Pool struct {
-	Backend        *string            `json:"backend,omitempty"`
-	BackendProblem *string            `json:"backend_problem,omitempty"`
-	CreatedAt      *time.Time         `json:"created_at,omitempty"`
-	Gpus           *[]PoolGPU         `json:"gpus,omitempty"`
-	Id             *string            `json:"id,omitempty"`
-	Name           *string            `json:"name,omitempty"`
-	Nodes          *int               `json:"nodes,omitempty"`
-	Region         *string            `json:"region,omitempty"`
-	Settings       *map[string]string `json:"settings,omitempty"`
-	UpdatedAt      *time.Time         `json:"updated_at,omitempty"`
-	VendorOrgId    *string            `json:"vendor_org_id,omitempty"`
+	Backend        string            `json:"backend"`
+	BackendProblem *string           `json:"backend_problem,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	Gpus           []PoolGPU         `json:"gpus"`
+	Id             string            `json:"id"`
+	Name           string            `json:"name"`
+	Nodes          int               `json:"nodes"`
+	Region         string            `json:"region"`
+	Settings       map[string]string `json:"settings"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	VendorOrgId    string            `json:"vendor_org_id"`
 }
 
 // PoolDetail defines model for PoolDetail.
 type PoolDetail struct {
-	Backend        *string            `json:"backend,omitempty"`
-	BackendProblem *string            `json:"backend_problem,omitempty"`
-	CreatedAt      *time.Time         `json:"created_at,omitempty"`
-	Gpus           *[]PoolGPU         `json:"gpus,omitempty"`
-	Id             *string            `json:"id,omitempty"`
-	Name           *string            `json:"name,omitempty"`
-	NodeList       *[]Node            `json:"node_list,omitempty"`
-	Nodes          *int               `json:"nodes,omitempty"`
-	Region         *string            `json:"region,omitempty"`
-	Settings       *map[string]string `json:"settings,omitempty"`
-	UpdatedAt      *time.Time         `json:"updated_at,omitempty"`
-	VendorOrgId    *string            `json:"vendor_org_id,omitempty"`
+	Backend        string            `json:"backend"`
+	BackendProblem *string           `json:"backend_problem,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	Gpus           []PoolGPU         `json:"gpus"`
+	Id             string            `json:"id"`
+	Name           string            `json:"name"`
+	NodeList       []Node            `json:"node_list"`
+	Nodes          int               `json:"nodes"`
+	Region         string            `json:"region"`
+	Settings       map[string]string `json:"settings"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	VendorOrgId    string            `json:"vendor_org_id"`
 }
 
 // PoolGPU defines model for PoolGPU.
 type PoolGPU struct {
-	FreeNow  *int    `json:"free_now,omitempty"`
-	GpuModel *string `json:"gpu_model,omitempty"`
-	Total    *int    `json:"total,omitempty"`
+	FreeNow  int    `json:"free_now"`
+	GpuModel string `json:"gpu_model"`
+	Total    int    `json:"total"`
 }
 
 // PoolList defines model for PoolList.
 type PoolList struct {
-	Items      *[]Pool `json:"items,omitempty"`
+	Items      []Pool  `json:"items"`
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // PriceRow defines model for PriceRow.
 type PriceRow struct {
-	GpuModel             *string `json:"gpu_model,omitempty"`
-	ListingId            *string `json:"listing_id,omitempty"`
-	PoolId               *string `json:"pool_id,omitempty"`
-	PricePerGpuHourMicro *int    `json:"price_per_gpu_hour_micro,omitempty"`
-	Region               *string `json:"region,omitempty"`
-	Title                *string `json:"title,omitempty"`
-	VendorOrgId          *string `json:"vendor_org_id,omitempty"`
+	GpuModel             string `json:"gpu_model"`
+	ListingId            string `json:"listing_id"`
+	PoolId               string `json:"pool_id"`
+	PricePerGpuHourMicro int    `json:"price_per_gpu_hour_micro"`
+	Region               string `json:"region"`
+	Title                string `json:"title"`
+	VendorOrgId          string `json:"vendor_org_id"`
 }
 
 // PriceRowList defines model for PriceRowList.
 type PriceRowList struct {
-	Items      *[]PriceRow `json:"items,omitempty"`
-	NextCursor *string     `json:"next_cursor,omitempty"`
+	Items      []PriceRow `json:"items"`
+	NextCursor *string    `json:"next_cursor,omitempty"`
 }
 
 // Problem RFC 9457 problem details with a stable code.
@@ -1302,92 +1302,92 @@ type Problem struct {
 
 // ProgrammeChart defines model for ProgrammeChart.
 type ProgrammeChart struct {
-	Days *[]ProgrammeDay `json:"days,omitempty"`
-	From *string         `json:"from,omitempty"`
-	To   *string         `json:"to,omitempty"`
+	Days []ProgrammeDay `json:"days"`
+	From string         `json:"from"`
+	To   string         `json:"to"`
 }
 
 // ProgrammeDay defines model for ProgrammeDay.
 type ProgrammeDay struct {
-	CofundedMicro   *int    `json:"cofunded_micro,omitempty"`
-	Day             *string `json:"day,omitempty"`
-	GrantSpentMicro *int    `json:"grant_spent_micro,omitempty"`
-	GrantedMicro    *int    `json:"granted_micro,omitempty"`
+	CofundedMicro   int    `json:"cofunded_micro"`
+	Day             string `json:"day"`
+	GrantSpentMicro int    `json:"grant_spent_micro"`
+	GrantedMicro    int    `json:"granted_micro"`
 }
 
 // ProgrammeSpend defines model for ProgrammeSpend.
 type ProgrammeSpend struct {
-	CofundedMicro  *int    `json:"cofunded_micro,omitempty"`
-	GrantedMicro   *int    `json:"granted_micro,omitempty"`
-	Name           *string `json:"name,omitempty"`
-	OrganizationId *string `json:"organization_id,omitempty"`
-	RemainingMicro *int    `json:"remaining_micro,omitempty"`
-	ReturnedMicro  *int    `json:"returned_micro,omitempty"`
-	SpentMicro     *int    `json:"spent_micro,omitempty"`
-	TotalMicro     *int    `json:"total_micro,omitempty"`
+	CofundedMicro  int    `json:"cofunded_micro"`
+	GrantedMicro   int    `json:"granted_micro"`
+	Name           string `json:"name"`
+	OrganizationId string `json:"organization_id"`
+	RemainingMicro int    `json:"remaining_micro"`
+	ReturnedMicro  int    `json:"returned_micro"`
+	SpentMicro     int    `json:"spent_micro"`
+	TotalMicro     int    `json:"total_micro"`
 }
 
 // ProgrammeSpendList defines model for ProgrammeSpendList.
 type ProgrammeSpendList struct {
-	Items      *[]ProgrammeSpend `json:"items,omitempty"`
-	NextCursor *string           `json:"next_cursor,omitempty"`
+	Items      []ProgrammeSpend `json:"items"`
+	NextCursor *string          `json:"next_cursor,omitempty"`
 }
 
 // Progress defines model for Progress.
 type Progress struct {
-	DoneBytes   *int       `json:"done_bytes,omitempty"`
-	ImageDigest *string    `json:"image_digest,omitempty"`
-	Phase       *string    `json:"phase,omitempty"`
-	TotalBytes  *int       `json:"total_bytes,omitempty"`
-	UpdatedAt   *time.Time `json:"updated_at,omitempty"`
+	DoneBytes   int       `json:"done_bytes"`
+	ImageDigest *string   `json:"image_digest,omitempty"`
+	Phase       string    `json:"phase"`
+	TotalBytes  int       `json:"total_bytes"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Purchase defines model for Purchase.
 type Purchase struct {
-	AmountMicro    *int       `json:"amount_micro,omitempty"`
-	CadCents       *int       `json:"cad_cents,omitempty"`
-	CreatedAt      *time.Time `json:"created_at,omitempty"`
-	Credits        *int       `json:"credits,omitempty"`
-	Id             *string    `json:"id,omitempty"`
-	Method         *string    `json:"method,omitempty"`
-	OrganizationId *string    `json:"organization_id,omitempty"`
-	Reference      *string    `json:"reference,omitempty"`
-	Status         *string    `json:"status,omitempty"`
+	AmountMicro    int       `json:"amount_micro"`
+	CadCents       int       `json:"cad_cents"`
+	CreatedAt      time.Time `json:"created_at"`
+	Credits        int       `json:"credits"`
+	Id             string    `json:"id"`
+	Method         string    `json:"method"`
+	OrganizationId string    `json:"organization_id"`
+	Reference      string    `json:"reference"`
+	Status         string    `json:"status"`
 }
 
 // PurchaseRow defines model for PurchaseRow.
 type PurchaseRow struct {
-	AmountMicro    *int       `json:"amount_micro,omitempty"`
-	CadCents       *int       `json:"cad_cents,omitempty"`
-	CreatedAt      *time.Time `json:"created_at,omitempty"`
-	Credits        *int       `json:"credits,omitempty"`
-	Id             *string    `json:"id,omitempty"`
-	Method         *string    `json:"method,omitempty"`
-	OrganizationId *string    `json:"organization_id,omitempty"`
-	ReceiptPath    *string    `json:"receipt_path,omitempty"`
-	Reference      *string    `json:"reference,omitempty"`
-	RefundedMicro  *int       `json:"refunded_micro,omitempty"`
-	Status         *string    `json:"status,omitempty"`
-	TaxCents       *int       `json:"tax_cents,omitempty"`
-	TotalCadCents  *int       `json:"total_cad_cents,omitempty"`
+	AmountMicro    int       `json:"amount_micro"`
+	CadCents       int       `json:"cad_cents"`
+	CreatedAt      time.Time `json:"created_at"`
+	Credits        int       `json:"credits"`
+	Id             string    `json:"id"`
+	Method         string    `json:"method"`
+	OrganizationId string    `json:"organization_id"`
+	ReceiptPath    *string   `json:"receipt_path,omitempty"`
+	Reference      string    `json:"reference"`
+	RefundedMicro  int       `json:"refunded_micro"`
+	Status         string    `json:"status"`
+	TaxCents       int       `json:"tax_cents"`
+	TotalCadCents  int       `json:"total_cad_cents"`
 }
 
 // PurchaseRowList defines model for PurchaseRowList.
 type PurchaseRowList struct {
-	Items      *[]PurchaseRow `json:"items,omitempty"`
-	NextCursor *string        `json:"next_cursor,omitempty"`
+	Items      []PurchaseRow `json:"items"`
+	NextCursor *string       `json:"next_cursor,omitempty"`
 }
 
 // RatingSummary defines model for RatingSummary.
 type RatingSummary struct {
-	Average *float32 `json:"average,omitempty"`
-	Count   *int     `json:"count,omitempty"`
+	Average float32 `json:"average"`
+	Count   int     `json:"count"`
 }
 
 // RecoveryCodes defines model for RecoveryCodes.
 type RecoveryCodes struct {
 	// RecoveryCodes ten single-use codes; shown once
-	RecoveryCodes *[]string `json:"recovery_codes,omitempty"`
+	RecoveryCodes []string `json:"recovery_codes"`
 }
 
 // RefreshRequest defines model for RefreshRequest.
@@ -1399,21 +1399,21 @@ type RefreshRequest struct {
 
 // Reservation defines model for Reservation.
 type Reservation struct {
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	EndsAt    *time.Time `json:"ends_at,omitempty"`
-	GpuCount  *int       `json:"gpu_count,omitempty"`
-	GpuModel  *string    `json:"gpu_model,omitempty"`
-	Id        *string    `json:"id,omitempty"`
-	ListingId *string    `json:"listing_id,omitempty"`
-	PoolId    *string    `json:"pool_id,omitempty"`
-	StartsAt  *time.Time `json:"starts_at,omitempty"`
-	State     *string    `json:"state,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	EndsAt    time.Time `json:"ends_at"`
+	GpuCount  int       `json:"gpu_count"`
+	GpuModel  string    `json:"gpu_model"`
+	Id        string    `json:"id"`
+	ListingId string    `json:"listing_id"`
+	PoolId    string    `json:"pool_id"`
+	StartsAt  time.Time `json:"starts_at"`
+	State     string    `json:"state"`
 }
 
 // ReservationList defines model for ReservationList.
 type ReservationList struct {
-	Items      *[]Reservation `json:"items,omitempty"`
-	NextCursor *string        `json:"next_cursor,omitempty"`
+	Items      []Reservation `json:"items"`
+	NextCursor *string       `json:"next_cursor,omitempty"`
 }
 
 // ResetPasswordRequest defines model for ResetPasswordRequest.
@@ -1436,30 +1436,30 @@ type ReviewDecisionRequest struct {
 
 // ReviewQueueItem defines model for ReviewQueueItem.
 type ReviewQueueItem struct {
-	AgeSeconds  *int         `json:"age_seconds,omitempty"`
-	Diff        *[]FieldDiff `json:"diff,omitempty"`
-	FirstReview *bool        `json:"first_review,omitempty"`
-	Kind        *string      `json:"kind,omitempty"`
-	ListingId   *string      `json:"listing_id,omitempty"`
-	Slug        *string      `json:"slug,omitempty"`
-	State       *string      `json:"state,omitempty"`
-	SubmittedAt *time.Time   `json:"submitted_at,omitempty"`
-	Title       *string      `json:"title,omitempty"`
-	Vendor      *Vendor      `json:"vendor,omitempty"`
-	Version     *int         `json:"version,omitempty"`
-	VersionId   *string      `json:"version_id,omitempty"`
+	AgeSeconds  int         `json:"age_seconds"`
+	Diff        []FieldDiff `json:"diff"`
+	FirstReview bool        `json:"first_review"`
+	Kind        string      `json:"kind"`
+	ListingId   string      `json:"listing_id"`
+	Slug        string      `json:"slug"`
+	State       string      `json:"state"`
+	SubmittedAt *time.Time  `json:"submitted_at,omitempty"`
+	Title       string      `json:"title"`
+	Vendor      Vendor      `json:"vendor"`
+	Version     int         `json:"version"`
+	VersionId   string      `json:"version_id"`
 }
 
 // ReviewQueueItemList defines model for ReviewQueueItemList.
 type ReviewQueueItemList struct {
-	Items      *[]ReviewQueueItem `json:"items,omitempty"`
-	NextCursor *string            `json:"next_cursor,omitempty"`
+	Items      []ReviewQueueItem `json:"items"`
+	NextCursor *string           `json:"next_cursor,omitempty"`
 }
 
 // SSHEndpoint defines model for SSHEndpoint.
 type SSHEndpoint struct {
 	// Enabled false: this deployment runs no SSH gateway (--ssh-addr=off)
-	Enabled *bool   `json:"enabled,omitempty"`
+	Enabled bool    `json:"enabled"`
 	Host    *string `json:"host,omitempty"`
 
 	// HostKeyFingerprint SHA256 fingerprint of the gateway's host key
@@ -1472,133 +1472,133 @@ type SSHEndpoint struct {
 
 // Sandbox defines model for Sandbox.
 type Sandbox struct {
-	AgentId              *string          `json:"agent_id,omitempty"`
-	Backend              *string          `json:"backend,omitempty"`
-	ChargeMicro          *int             `json:"charge_micro,omitempty"`
-	CpuMillis            *int             `json:"cpu_millis,omitempty"`
-	CreatedAt            *time.Time       `json:"created_at,omitempty"`
-	Devices              *[]SandboxDevice `json:"devices,omitempty"`
-	DurationMinutes      *int             `json:"duration_minutes,omitempty"`
-	EndedAt              *time.Time       `json:"ended_at,omitempty"`
-	ExpiresAt            *time.Time       `json:"expires_at,omitempty"`
-	GpuCount             *int             `json:"gpu_count,omitempty"`
-	GpuModel             *string          `json:"gpu_model,omitempty"`
-	Id                   *string          `json:"id,omitempty"`
-	Image                *string          `json:"image,omitempty"`
-	ImageDigest          *string          `json:"image_digest,omitempty"`
-	ImageListingId       *string          `json:"image_listing_id,omitempty"`
-	ListingId            *string          `json:"listing_id,omitempty"`
-	LogsUrl              *string          `json:"logs_url,omitempty"`
-	MemoryBytes          *int             `json:"memory_bytes,omitempty"`
-	Message              *string          `json:"message,omitempty"`
-	MigProfile           *string          `json:"mig_profile,omitempty"`
-	NodeId               *string          `json:"node_id,omitempty"`
-	OrganizationId       *string          `json:"organization_id,omitempty"`
-	PoolId               *string          `json:"pool_id,omitempty"`
-	Ports                *[]int           `json:"ports,omitempty"`
-	PricePerGpuHourMicro *int             `json:"price_per_gpu_hour_micro,omitempty"`
-	Progress             *Progress        `json:"progress,omitempty"`
-	ProxyUrls            *[]string        `json:"proxy_urls,omitempty"`
-	StartedAt            *time.Time       `json:"started_at,omitempty"`
-	State                *string          `json:"state,omitempty"`
-	StopReason           *string          `json:"stop_reason,omitempty"`
-	Template             *string          `json:"template,omitempty"`
-	TerminalUrl          *string          `json:"terminal_url,omitempty"`
-	UnreachableSince     *time.Time       `json:"unreachable_since,omitempty"`
-	UsageMillis          *int             `json:"usage_millis,omitempty"`
+	AgentId              *string         `json:"agent_id,omitempty"`
+	Backend              string          `json:"backend"`
+	ChargeMicro          int             `json:"charge_micro"`
+	CpuMillis            int             `json:"cpu_millis"`
+	CreatedAt            time.Time       `json:"created_at"`
+	Devices              []SandboxDevice `json:"devices"`
+	DurationMinutes      int             `json:"duration_minutes"`
+	EndedAt              *time.Time      `json:"ended_at,omitempty"`
+	ExpiresAt            *time.Time      `json:"expires_at,omitempty"`
+	GpuCount             int             `json:"gpu_count"`
+	GpuModel             string          `json:"gpu_model"`
+	Id                   string          `json:"id"`
+	Image                *string         `json:"image,omitempty"`
+	ImageDigest          *string         `json:"image_digest,omitempty"`
+	ImageListingId       *string         `json:"image_listing_id,omitempty"`
+	ListingId            string          `json:"listing_id"`
+	LogsUrl              string          `json:"logs_url"`
+	MemoryBytes          int             `json:"memory_bytes"`
+	Message              *string         `json:"message,omitempty"`
+	MigProfile           *string         `json:"mig_profile,omitempty"`
+	NodeId               *string         `json:"node_id,omitempty"`
+	OrganizationId       string          `json:"organization_id"`
+	PoolId               string          `json:"pool_id"`
+	Ports                []int           `json:"ports"`
+	PricePerGpuHourMicro int             `json:"price_per_gpu_hour_micro"`
+	Progress             *Progress       `json:"progress,omitempty"`
+	ProxyUrls            []string        `json:"proxy_urls"`
+	StartedAt            *time.Time      `json:"started_at,omitempty"`
+	State                string          `json:"state"`
+	StopReason           *string         `json:"stop_reason,omitempty"`
+	Template             string          `json:"template"`
+	TerminalUrl          string          `json:"terminal_url"`
+	UnreachableSince     *time.Time      `json:"unreachable_since,omitempty"`
+	UsageMillis          int             `json:"usage_millis"`
 }
 
 // SandboxDevice defines model for SandboxDevice.
 type SandboxDevice struct {
-	Declared *bool   `json:"declared,omitempty"`
-	GpuModel *string `json:"gpu_model,omitempty"`
-	Id       *string `json:"id,omitempty"`
-	Index    *int    `json:"index,omitempty"`
-	Uuid     *string `json:"uuid,omitempty"`
+	Declared bool   `json:"declared"`
+	GpuModel string `json:"gpu_model"`
+	Id       string `json:"id"`
+	Index    int    `json:"index"`
+	Uuid     string `json:"uuid"`
 }
 
 // SandboxGPUMetrics defines model for SandboxGPUMetrics.
 type SandboxGPUMetrics struct {
-	Items             *[]SandboxGPUSample `json:"items,omitempty"`
-	Measured          *bool               `json:"measured,omitempty"`
-	NotMeasuredReason *string             `json:"not_measured_reason,omitempty"`
+	Items             []SandboxGPUSample `json:"items"`
+	Measured          bool               `json:"measured"`
+	NotMeasuredReason *string            `json:"not_measured_reason,omitempty"`
 }
 
 // SandboxGPUSample defines model for SandboxGPUSample.
 type SandboxGPUSample struct {
-	At             *time.Time `json:"at,omitempty"`
-	MemoryTotalMib *int       `json:"memory_total_mib,omitempty"`
-	MemoryUsedMib  *int       `json:"memory_used_mib,omitempty"`
-	UtilizationPct *int       `json:"utilization_pct,omitempty"`
+	At             time.Time `json:"at"`
+	MemoryTotalMib int       `json:"memory_total_mib"`
+	MemoryUsedMib  int       `json:"memory_used_mib"`
+	UtilizationPct *int      `json:"utilization_pct,omitempty"`
 }
 
 // SandboxList defines model for SandboxList.
 type SandboxList struct {
-	Items      *[]Sandbox `json:"items,omitempty"`
-	NextCursor *string    `json:"next_cursor,omitempty"`
+	Items      []Sandbox `json:"items"`
+	NextCursor *string   `json:"next_cursor,omitempty"`
 }
 
 // SandboxToken defines model for SandboxToken.
 type SandboxToken struct {
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	Token     *string    `json:"token,omitempty"`
-	Usage     *string    `json:"usage,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Token     string    `json:"token"`
+	Usage     string    `json:"usage"`
 }
 
 // SandboxUsage defines model for SandboxUsage.
 type SandboxUsage struct {
-	ChargeMicro    *int    `json:"charge_micro,omitempty"`
-	CofundedMicro  *int    `json:"cofunded_micro,omitempty"`
-	GpuModel       *string `json:"gpu_model,omitempty"`
-	ListingId      *string `json:"listing_id,omitempty"`
-	ListingTitle   *string `json:"listing_title,omitempty"`
-	Millis         *int    `json:"millis,omitempty"`
-	PaidMicro      *int    `json:"paid_micro,omitempty"`
-	SandboxId      *string `json:"sandbox_id,omitempty"`
-	ShortfallMicro *int    `json:"shortfall_micro,omitempty"`
+	ChargeMicro    int    `json:"charge_micro"`
+	CofundedMicro  int    `json:"cofunded_micro"`
+	GpuModel       string `json:"gpu_model"`
+	ListingId      string `json:"listing_id"`
+	ListingTitle   string `json:"listing_title"`
+	Millis         int    `json:"millis"`
+	PaidMicro      int    `json:"paid_micro"`
+	SandboxId      string `json:"sandbox_id"`
+	ShortfallMicro int    `json:"shortfall_micro"`
 }
 
 // SearchResult defines model for SearchResult.
 type SearchResult struct {
-	Facets     *map[string][]FacetValue `json:"facets,omitempty"`
-	Items      *[]CatalogItem           `json:"items,omitempty"`
-	NextCursor *string                  `json:"next_cursor,omitempty"`
-	Total      *int                     `json:"total,omitempty"`
+	Facets     map[string][]FacetValue `json:"facets"`
+	Items      []CatalogItem           `json:"items"`
+	NextCursor *string                 `json:"next_cursor,omitempty"`
+	Total      int                     `json:"total"`
 }
 
 // Session defines model for Session.
 type Session struct {
-	CreatedAt *time.Time `json:"created_at,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 
 	// Current the session of the token making this request
-	Current *bool `json:"current,omitempty"`
+	Current bool `json:"current"`
 
 	// Device browser and system, from the user agent of the sign-in; for a device login (the CLI), the name the client gave
-	Device    *string    `json:"device,omitempty"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	Id        *string    `json:"id,omitempty"`
+	Device    string    `json:"device"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Id        string    `json:"id"`
 
 	// Ip the address of the latest use
-	Ip *string `json:"ip,omitempty"`
+	Ip string `json:"ip"`
 
 	// LastUsedAt the latest sign-in or refresh
-	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
-	SignInIp   *string    `json:"sign_in_ip,omitempty"`
-	UserAgent  *string    `json:"user_agent,omitempty"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	SignInIp   string    `json:"sign_in_ip"`
+	UserAgent  string    `json:"user_agent"`
 }
 
 // SessionList defines model for SessionList.
 type SessionList struct {
-	Items      *[]Session `json:"items,omitempty"`
-	NextCursor *string    `json:"next_cursor,omitempty"`
+	Items      []Session `json:"items"`
+	NextCursor *string   `json:"next_cursor,omitempty"`
 }
 
 // SessionTokens defines model for SessionTokens.
 type SessionTokens struct {
-	AccessToken  *string `json:"access_token,omitempty"`
-	ExpiresIn    *int    `json:"expires_in,omitempty"`
-	RefreshToken *string `json:"refresh_token,omitempty"`
-	TokenType    *string `json:"token_type,omitempty"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	TokenType    string `json:"token_type"`
 }
 
 // SignupOrganization defines model for SignupOrganization.
@@ -1620,119 +1620,119 @@ type SignupRequest struct {
 
 // SignupResponse defines model for SignupResponse.
 type SignupResponse struct {
-	AccessToken  *string       `json:"access_token,omitempty"`
-	ExpiresIn    *int          `json:"expires_in,omitempty"`
-	Organization *Organization `json:"organization,omitempty"`
-	RefreshToken *string       `json:"refresh_token,omitempty"`
-	TokenType    *string       `json:"token_type,omitempty"`
-	User         *User         `json:"user,omitempty"`
+	AccessToken  string       `json:"access_token"`
+	ExpiresIn    int          `json:"expires_in"`
+	Organization Organization `json:"organization"`
+	RefreshToken string       `json:"refresh_token"`
+	TokenType    string       `json:"token_type"`
+	User         User         `json:"user"`
 }
 
 // SiteAgent defines model for SiteAgent.
 type SiteAgent struct {
-	Backend         *string    `json:"backend,omitempty"`
-	CreatedAt       *time.Time `json:"created_at,omitempty"`
-	Devices         *int       `json:"devices,omitempty"`
-	Id              *string    `json:"id,omitempty"`
+	Backend         string     `json:"backend"`
+	CreatedAt       time.Time  `json:"created_at"`
+	Devices         int        `json:"devices"`
+	Id              string     `json:"id"`
 	LastHeartbeatAt *time.Time `json:"last_heartbeat_at,omitempty"`
-	Name            *string    `json:"name,omitempty"`
-	Nodes           *[]Node    `json:"nodes,omitempty"`
-	PoolId          *string    `json:"pool_id,omitempty"`
+	Name            string     `json:"name"`
+	Nodes           []Node     `json:"nodes"`
+	PoolId          string     `json:"pool_id"`
 
 	// Problem why its backend cannot start sandboxes now, as it reported
 	Problem   *string    `json:"problem,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	State     *string    `json:"state,omitempty"`
-	Version   *string    `json:"version,omitempty"`
+	State     string     `json:"state"`
+	Version   string     `json:"version"`
 }
 
 // SiteAgentList defines model for SiteAgentList.
 type SiteAgentList struct {
-	Items      *[]SiteAgent `json:"items,omitempty"`
-	NextCursor *string      `json:"next_cursor,omitempty"`
+	Items      []SiteAgent `json:"items"`
+	NextCursor *string     `json:"next_cursor,omitempty"`
 }
 
 // SpendChart defines model for SpendChart.
 type SpendChart struct {
-	ByListing          *[]ListingSpend `json:"by_listing,omitempty"`
-	BySandbox          *[]SandboxUsage `json:"by_sandbox,omitempty"`
-	Days               *[]SpendDay     `json:"days,omitempty"`
-	From               *string         `json:"from,omitempty"`
-	MonthlyBudgetMicro *int            `json:"monthly_budget_micro,omitempty"`
-	To                 *string         `json:"to,omitempty"`
+	ByListing          []ListingSpend `json:"by_listing"`
+	BySandbox          []SandboxUsage `json:"by_sandbox"`
+	Days               []SpendDay     `json:"days"`
+	From               string         `json:"from"`
+	MonthlyBudgetMicro int            `json:"monthly_budget_micro"`
+	To                 string         `json:"to"`
 }
 
 // SpendDay defines model for SpendDay.
 type SpendDay struct {
-	ChargeMicro      *int    `json:"charge_micro,omitempty"`
-	CofundedMicro    *int    `json:"cofunded_micro,omitempty"`
-	Day              *string `json:"day,omitempty"`
-	MonthToDateMicro *int    `json:"month_to_date_micro,omitempty"`
-	PaidMicro        *int    `json:"paid_micro,omitempty"`
+	ChargeMicro      int    `json:"charge_micro"`
+	CofundedMicro    int    `json:"cofunded_micro"`
+	Day              string `json:"day"`
+	MonthToDateMicro int    `json:"month_to_date_micro"`
+	PaidMicro        int    `json:"paid_micro"`
 }
 
 // SshKey defines model for SshKey.
 type SshKey struct {
-	CreatedAt *time.Time `json:"created_at,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 
 	// Fingerprint SHA256:…, as ssh-keygen -l prints it
-	Fingerprint *string `json:"fingerprint,omitempty"`
-	Id          *string `json:"id,omitempty"`
+	Fingerprint string `json:"fingerprint"`
+	Id          string `json:"id"`
 
 	// KeyType ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa
-	KeyType *string `json:"key_type,omitempty"`
+	KeyType string `json:"key_type"`
 
 	// LastUsedAt the latest SSH connection with this key; null if never
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
-	Name       *string    `json:"name,omitempty"`
-	PublicKey  *string    `json:"public_key,omitempty"`
+	Name       string     `json:"name"`
+	PublicKey  string     `json:"public_key"`
 }
 
 // SshKeyList defines model for SshKeyList.
 type SshKeyList struct {
-	Items      *[]SshKey `json:"items,omitempty"`
-	NextCursor *string   `json:"next_cursor,omitempty"`
+	Items      []SshKey `json:"items"`
+	NextCursor *string  `json:"next_cursor,omitempty"`
 }
 
 // StaffOrganization defines model for StaffOrganization.
 type StaffOrganization struct {
-	CreatedAt        *time.Time `json:"created_at,omitempty"`
-	Id               *string    `json:"id,omitempty"`
-	Kind             *string    `json:"kind,omitempty"`
-	Name             *string    `json:"name,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	Id               string     `json:"id"`
+	Kind             string     `json:"kind"`
+	Name             string     `json:"name"`
 	VerificationNote *string    `json:"verification_note,omitempty"`
-	Verified         *bool      `json:"verified,omitempty"`
+	Verified         bool       `json:"verified"`
 	VerifiedAt       *time.Time `json:"verified_at,omitempty"`
 	VerifiedBy       *string    `json:"verified_by,omitempty"`
 }
 
 // StaffOrganizationList defines model for StaffOrganizationList.
 type StaffOrganizationList struct {
-	Items      *[]StaffOrganization `json:"items,omitempty"`
-	NextCursor *string              `json:"next_cursor,omitempty"`
+	Items      []StaffOrganization `json:"items"`
+	NextCursor *string             `json:"next_cursor,omitempty"`
 }
 
 // Statement defines model for Statement.
 type Statement struct {
-	ClosingMicro   *int    `json:"closing_micro,omitempty"`
-	CreditsMicro   *int    `json:"credits_micro,omitempty"`
-	DebitsMicro    *int    `json:"debits_micro,omitempty"`
-	Lines          *[]Line `json:"lines,omitempty"`
-	Month          *string `json:"month,omitempty"`
-	OpeningMicro   *int    `json:"opening_micro,omitempty"`
-	OrganizationId *string `json:"organization_id,omitempty"`
+	ClosingMicro   int    `json:"closing_micro"`
+	CreditsMicro   int    `json:"credits_micro"`
+	DebitsMicro    int    `json:"debits_micro"`
+	Lines          []Line `json:"lines"`
+	Month          string `json:"month"`
+	OpeningMicro   int    `json:"opening_micro"`
+	OrganizationId string `json:"organization_id"`
 }
 
 // StatementMonth defines model for StatementMonth.
 type StatementMonth struct {
-	Month   *string `json:"month,omitempty"`
-	PdfPath *string `json:"pdf_path,omitempty"`
+	Month   string `json:"month"`
+	PdfPath string `json:"pdf_path"`
 }
 
 // StatementMonthList defines model for StatementMonthList.
 type StatementMonthList struct {
-	Items      *[]StatementMonth `json:"items,omitempty"`
-	NextCursor *string           `json:"next_cursor,omitempty"`
+	Items      []StatementMonth `json:"items"`
+	NextCursor *string          `json:"next_cursor,omitempty"`
 }
 
 // SuspendRequest defines model for SuspendRequest.
@@ -1742,43 +1742,43 @@ type SuspendRequest struct {
 
 // Template defines model for Template.
 type Template struct {
-	Command            *[]string          `json:"command,omitempty"`
-	CpuMillisPerGpu    *int               `json:"cpu_millis_per_gpu,omitempty"`
-	Description        *string            `json:"description,omitempty"`
-	Env                *map[string]string `json:"env,omitempty"`
-	IdleSignal         *string            `json:"idle_signal,omitempty"`
-	IdleTimeoutMinutes *int               `json:"idle_timeout_minutes,omitempty"`
-	Image              *string            `json:"image,omitempty"`
-	MemoryBytesPerGpu  *int               `json:"memory_bytes_per_gpu,omitempty"`
-	Name               *string            `json:"name,omitempty"`
-	Network            *bool              `json:"network,omitempty"`
-	Notes              *string            `json:"notes,omitempty"`
-	Pids               *int               `json:"pids,omitempty"`
-	Ports              *[]int             `json:"ports,omitempty"`
-	Title              *string            `json:"title,omitempty"`
+	Command            []string          `json:"command"`
+	CpuMillisPerGpu    int               `json:"cpu_millis_per_gpu"`
+	Description        string            `json:"description"`
+	Env                map[string]string `json:"env"`
+	IdleSignal         string            `json:"idle_signal"`
+	IdleTimeoutMinutes int               `json:"idle_timeout_minutes"`
+	Image              string            `json:"image"`
+	MemoryBytesPerGpu  int               `json:"memory_bytes_per_gpu"`
+	Name               string            `json:"name"`
+	Network            bool              `json:"network"`
+	Notes              *string           `json:"notes,omitempty"`
+	Pids               int               `json:"pids"`
+	Ports              []int             `json:"ports"`
+	Title              string            `json:"title"`
 }
 
 // TemplateList defines model for TemplateList.
 type TemplateList struct {
-	Items      *[]Template `json:"items,omitempty"`
-	NextCursor *string     `json:"next_cursor,omitempty"`
+	Items      []Template `json:"items"`
+	NextCursor *string    `json:"next_cursor,omitempty"`
 }
 
 // TestbedAuditEntry defines model for TestbedAuditEntry.
 type TestbedAuditEntry struct {
-	Action      *string    `json:"action,omitempty"`
-	ActorOrgId  *string    `json:"actor_org_id,omitempty"`
-	ActorUserId *string    `json:"actor_user_id,omitempty"`
-	At          *time.Time `json:"at,omitempty"`
-	Detail      *string    `json:"detail,omitempty"`
-	Id          *string    `json:"id,omitempty"`
-	Target      *string    `json:"target,omitempty"`
+	Action      string    `json:"action"`
+	ActorOrgId  string    `json:"actor_org_id"`
+	ActorUserId string    `json:"actor_user_id"`
+	At          time.Time `json:"at"`
+	Detail      string    `json:"detail"`
+	Id          string    `json:"id"`
+	Target      string    `json:"target"`
 }
 
 // TestbedAuditEntryList defines model for TestbedAuditEntryList.
 type TestbedAuditEntryList struct {
-	Items      *[]TestbedAuditEntry `json:"items,omitempty"`
-	NextCursor *string              `json:"next_cursor,omitempty"`
+	Items      []TestbedAuditEntry `json:"items"`
+	NextCursor *string             `json:"next_cursor,omitempty"`
 }
 
 // TryIt defines model for TryIt.
@@ -1804,72 +1804,72 @@ type UpdatePoolRequest struct {
 
 // UsageRow defines model for UsageRow.
 type UsageRow struct {
-	ChargeMicro    *int    `json:"charge_micro,omitempty"`
-	CofundedMicro  *int    `json:"cofunded_micro,omitempty"`
-	Day            *string `json:"day,omitempty"`
-	GpuModel       *string `json:"gpu_model,omitempty"`
-	Millis         *int    `json:"millis,omitempty"`
-	SandboxId      *string `json:"sandbox_id,omitempty"`
-	ShortfallMicro *int    `json:"shortfall_micro,omitempty"`
+	ChargeMicro    int    `json:"charge_micro"`
+	CofundedMicro  int    `json:"cofunded_micro"`
+	Day            string `json:"day"`
+	GpuModel       string `json:"gpu_model"`
+	Millis         int    `json:"millis"`
+	SandboxId      string `json:"sandbox_id"`
+	ShortfallMicro int    `json:"shortfall_micro"`
 }
 
 // UsageRowList defines model for UsageRowList.
 type UsageRowList struct {
-	Items      *[]UsageRow `json:"items,omitempty"`
-	NextCursor *string     `json:"next_cursor,omitempty"`
+	Items      []UsageRow `json:"items"`
+	NextCursor *string    `json:"next_cursor,omitempty"`
 }
 
 // User defines model for User.
 type User struct {
-	Email   *string `json:"email,omitempty"`
-	Id      *string `json:"id,omitempty"`
-	IsStaff *bool   `json:"is_staff,omitempty"`
-	Name    *string `json:"name,omitempty"`
+	Email   string `json:"email"`
+	Id      string `json:"id"`
+	IsStaff bool   `json:"is_staff"`
+	Name    string `json:"name"`
 }
 
 // Utilisation defines model for Utilisation.
 type Utilisation struct {
-	Days    *[]UtilisationDay `json:"days,omitempty"`
-	From    *string           `json:"from,omitempty"`
-	PoolIds *[]string         `json:"pool_ids,omitempty"`
-	To      *string           `json:"to,omitempty"`
+	Days    []UtilisationDay `json:"days"`
+	From    string           `json:"from"`
+	PoolIds []string         `json:"pool_ids"`
+	To      string           `json:"to"`
 }
 
 // UtilisationDay defines model for UtilisationDay.
 type UtilisationDay struct {
-	AvailableDeviceMs *int    `json:"available_device_ms,omitempty"`
-	Day               *string `json:"day,omitempty"`
-	UsedDeviceMs      *int    `json:"used_device_ms,omitempty"`
+	AvailableDeviceMs int    `json:"available_device_ms"`
+	Day               string `json:"day"`
+	UsedDeviceMs      int    `json:"used_device_ms"`
 }
 
 // Vendor defines model for Vendor.
 type Vendor struct {
-	Id   *string `json:"id,omitempty"`
-	Name *string `json:"name,omitempty"`
+	Id   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // VendorPayable defines model for VendorPayable.
 type VendorPayable struct {
 	ConnectAccount *string `json:"connect_account,omitempty"`
-	EarnedMicro    *int    `json:"earned_micro,omitempty"`
-	Name           *string `json:"name,omitempty"`
-	PaidOutMicro   *int    `json:"paid_out_micro,omitempty"`
-	PayableMicro   *int    `json:"payable_micro,omitempty"`
-	VendorOrgId    *string `json:"vendor_org_id,omitempty"`
+	EarnedMicro    int     `json:"earned_micro"`
+	Name           string  `json:"name"`
+	PaidOutMicro   int     `json:"paid_out_micro"`
+	PayableMicro   int     `json:"payable_micro"`
+	VendorOrgId    string  `json:"vendor_org_id"`
 }
 
 // VendorPayableList defines model for VendorPayableList.
 type VendorPayableList struct {
-	Items      *[]VendorPayable `json:"items,omitempty"`
-	NextCursor *string          `json:"next_cursor,omitempty"`
+	Items      []VendorPayable `json:"items"`
+	NextCursor *string         `json:"next_cursor,omitempty"`
 }
 
 // VerifiedEmail defines model for VerifiedEmail.
 type VerifiedEmail struct {
-	Email           *string    `json:"email,omitempty"`
-	EmailVerified   *bool      `json:"email_verified,omitempty"`
-	EmailVerifiedAt *time.Time `json:"email_verified_at,omitempty"`
-	UserId          *string    `json:"user_id,omitempty"`
+	Email           string    `json:"email"`
+	EmailVerified   bool      `json:"email_verified"`
+	EmailVerifiedAt time.Time `json:"email_verified_at"`
+	UserId          string    `json:"user_id"`
 }
 
 // VerifyEmailRequest defines model for VerifyEmailRequest.
@@ -1888,95 +1888,95 @@ type VerifyOrganizationRequest struct {
 
 // Version defines model for Version.
 type Version struct {
-	Artifacts       *[]Artifact     `json:"artifacts,omitempty"`
-	CanadianOwnedIp *bool           `json:"canadian_owned_ip,omitempty"`
-	CardHtml        *string         `json:"card_html,omitempty"`
-	CardMarkdown    *string         `json:"card_markdown,omitempty"`
+	Artifacts       []Artifact      `json:"artifacts"`
+	CanadianOwnedIp bool            `json:"canadian_owned_ip"`
+	CardHtml        string          `json:"card_html"`
+	CardMarkdown    string          `json:"card_markdown"`
 	Comment         *string         `json:"comment,omitempty"`
 	Compute         *ComputeDetails `json:"compute,omitempty"`
-	CreatedAt       *time.Time      `json:"created_at,omitempty"`
+	CreatedAt       time.Time       `json:"created_at"`
 	CreatedBy       *string         `json:"created_by,omitempty"`
 	Dataset         *DatasetDetails `json:"dataset,omitempty"`
 	DecidedAt       *time.Time      `json:"decided_at,omitempty"`
 	DecidedBy       *string         `json:"decided_by,omitempty"`
-	Gated           *bool           `json:"gated,omitempty"`
-	Id              *string         `json:"id,omitempty"`
-	Jurisdiction    *string         `json:"jurisdiction,omitempty"`
-	License         *License        `json:"license,omitempty"`
+	Gated           bool            `json:"gated"`
+	Id              string          `json:"id"`
+	Jurisdiction    string          `json:"jurisdiction"`
+	License         License         `json:"license"`
 	Model           *ModelDetails   `json:"model,omitempty"`
-	Plans           *[]Plan         `json:"plans,omitempty"`
-	Residency       *string         `json:"residency,omitempty"`
-	State           *string         `json:"state,omitempty"`
+	Plans           []Plan          `json:"plans"`
+	Residency       string          `json:"residency"`
+	State           string          `json:"state"`
 	SubmittedAt     *time.Time      `json:"submitted_at,omitempty"`
-	Summary         *string         `json:"summary,omitempty"`
+	Summary         string          `json:"summary"`
 
 	// SummaryFr French summary; empty when the vendor wrote none (show summary)
-	SummaryFr *string   `json:"summary_fr,omitempty"`
-	Tags      *[]string `json:"tags,omitempty"`
-	Title     *string   `json:"title,omitempty"`
+	SummaryFr string   `json:"summary_fr"`
+	Tags      []string `json:"tags"`
+	Title     string   `json:"title"`
 
 	// TitleFr French title; empty when the vendor wrote none (show title)
-	TitleFr    *string    `json:"title_fr,omitempty"`
-	TryIt      *TryIt     `json:"try_it,omitempty"`
-	UpdatedAt  *time.Time `json:"updated_at,omitempty"`
-	Version    *int       `json:"version,omitempty"`
-	Visibility *string    `json:"visibility,omitempty"`
-	VisibleTo  *[]string  `json:"visible_to,omitempty"`
+	TitleFr    string    `json:"title_fr"`
+	TryIt      *TryIt    `json:"try_it,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	Version    int       `json:"version"`
+	Visibility string    `json:"visibility"`
+	VisibleTo  *[]string `json:"visible_to,omitempty"`
 }
 
 // VersionHistory defines model for VersionHistory.
 type VersionHistory struct {
-	Artifacts       *[]Artifact            `json:"artifacts,omitempty"`
-	CanadianOwnedIp *bool                  `json:"canadian_owned_ip,omitempty"`
-	CardHtml        *string                `json:"card_html,omitempty"`
-	CardMarkdown    *string                `json:"card_markdown,omitempty"`
-	Comment         *string                `json:"comment,omitempty"`
-	Compute         *ComputeDetails        `json:"compute,omitempty"`
-	CreatedAt       *time.Time             `json:"created_at,omitempty"`
-	CreatedBy       *string                `json:"created_by,omitempty"`
-	Dataset         *DatasetDetails        `json:"dataset,omitempty"`
-	DecidedAt       *time.Time             `json:"decided_at,omitempty"`
-	DecidedBy       *string                `json:"decided_by,omitempty"`
-	Gated           *bool                  `json:"gated,omitempty"`
-	History         *[]VersionHistoryEntry `json:"history,omitempty"`
-	Id              *string                `json:"id,omitempty"`
-	Jurisdiction    *string                `json:"jurisdiction,omitempty"`
-	License         *License               `json:"license,omitempty"`
-	Model           *ModelDetails          `json:"model,omitempty"`
-	Plans           *[]Plan                `json:"plans,omitempty"`
-	Residency       *string                `json:"residency,omitempty"`
-	State           *string                `json:"state,omitempty"`
-	SubmittedAt     *time.Time             `json:"submitted_at,omitempty"`
-	Summary         *string                `json:"summary,omitempty"`
+	Artifacts       []Artifact            `json:"artifacts"`
+	CanadianOwnedIp bool                  `json:"canadian_owned_ip"`
+	CardHtml        string                `json:"card_html"`
+	CardMarkdown    string                `json:"card_markdown"`
+	Comment         *string               `json:"comment,omitempty"`
+	Compute         *ComputeDetails       `json:"compute,omitempty"`
+	CreatedAt       time.Time             `json:"created_at"`
+	CreatedBy       *string               `json:"created_by,omitempty"`
+	Dataset         *DatasetDetails       `json:"dataset,omitempty"`
+	DecidedAt       *time.Time            `json:"decided_at,omitempty"`
+	DecidedBy       *string               `json:"decided_by,omitempty"`
+	Gated           bool                  `json:"gated"`
+	History         []VersionHistoryEntry `json:"history"`
+	Id              string                `json:"id"`
+	Jurisdiction    string                `json:"jurisdiction"`
+	License         License               `json:"license"`
+	Model           *ModelDetails         `json:"model,omitempty"`
+	Plans           []Plan                `json:"plans"`
+	Residency       string                `json:"residency"`
+	State           string                `json:"state"`
+	SubmittedAt     *time.Time            `json:"submitted_at,omitempty"`
+	Summary         string                `json:"summary"`
 
 	// SummaryFr French summary; empty when the vendor wrote none (show summary)
-	SummaryFr *string   `json:"summary_fr,omitempty"`
-	Tags      *[]string `json:"tags,omitempty"`
-	Title     *string   `json:"title,omitempty"`
+	SummaryFr string   `json:"summary_fr"`
+	Tags      []string `json:"tags"`
+	Title     string   `json:"title"`
 
 	// TitleFr French title; empty when the vendor wrote none (show title)
-	TitleFr    *string    `json:"title_fr,omitempty"`
-	TryIt      *TryIt     `json:"try_it,omitempty"`
-	UpdatedAt  *time.Time `json:"updated_at,omitempty"`
-	Version    *int       `json:"version,omitempty"`
-	Visibility *string    `json:"visibility,omitempty"`
-	VisibleTo  *[]string  `json:"visible_to,omitempty"`
+	TitleFr    string    `json:"title_fr"`
+	TryIt      *TryIt    `json:"try_it,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	Version    int       `json:"version"`
+	Visibility string    `json:"visibility"`
+	VisibleTo  *[]string `json:"visible_to,omitempty"`
 }
 
 // VersionHistoryEntry defines model for VersionHistoryEntry.
 type VersionHistoryEntry struct {
-	Action  *string    `json:"action,omitempty"`
-	At      *time.Time `json:"at,omitempty"`
-	Comment *string    `json:"comment,omitempty"`
-	Fields  *[]string  `json:"fields,omitempty"`
-	OrgId   *string    `json:"org_id,omitempty"`
-	UserId  *string    `json:"user_id,omitempty"`
+	Action  string    `json:"action"`
+	At      time.Time `json:"at"`
+	Comment *string   `json:"comment,omitempty"`
+	Fields  *[]string `json:"fields,omitempty"`
+	OrgId   string    `json:"org_id"`
+	UserId  string    `json:"user_id"`
 }
 
 // VersionHistoryList defines model for VersionHistoryList.
 type VersionHistoryList struct {
-	Items      *[]VersionHistory `json:"items,omitempty"`
-	NextCursor *string           `json:"next_cursor,omitempty"`
+	Items      []VersionHistory `json:"items"`
+	NextCursor *string          `json:"next_cursor,omitempty"`
 }
 
 // Viewer defines model for Viewer.
@@ -1985,51 +1985,51 @@ type Viewer struct {
 	AccessRequest *ViewerAccessRequest `json:"access_request,omitempty"`
 
 	// CanDownload the artifacts' downloads will be allowed
-	CanDownload *bool `json:"can_download,omitempty"`
+	CanDownload bool `json:"can_download"`
 
 	// CanRate the organisation may rate the listing (an entitlement)
-	CanRate *bool `json:"can_rate,omitempty"`
+	CanRate bool `json:"can_rate"`
 
 	// CanRequestAccess a gated listing with no pending request and no entitlement
-	CanRequestAccess *bool `json:"can_request_access,omitempty"`
+	CanRequestAccess bool `json:"can_request_access"`
 
 	// Entitled the caller's organisation holds a live entitlement
-	Entitled *bool `json:"entitled,omitempty"`
+	Entitled bool `json:"entitled"`
 }
 
 // ViewerAccessRequest defines model for ViewerAccessRequest.
 type ViewerAccessRequest struct {
-	CreatedAt *time.Time `json:"created_at,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 
 	// DecidedAt when it was approved or denied; null otherwise
 	DecidedAt *time.Time `json:"decided_at,omitempty"`
-	Id        *string    `json:"id,omitempty"`
+	Id        string     `json:"id"`
 
 	// Note the vendor's comment on its decision
-	Note *string `json:"note,omitempty"`
+	Note string `json:"note"`
 
 	// State pending, approved, denied or cancelled
-	State *string `json:"state,omitempty"`
+	State string `json:"state"`
 }
 
 // Wallet defines model for Wallet.
 type Wallet struct {
-	AvailableMicro     *int            `json:"available_micro,omitempty"`
-	GrantedMicro       *int            `json:"granted_micro,omitempty"`
-	Grants             *[]GrantBalance `json:"grants,omitempty"`
-	HeldMicro          *int            `json:"held_micro,omitempty"`
-	MonthSpentMicro    *int            `json:"month_spent_micro,omitempty"`
-	MonthlyBudgetMicro *int            `json:"monthly_budget_micro,omitempty"`
-	OrganizationId     *string         `json:"organization_id,omitempty"`
-	PayableMicro       *int            `json:"payable_micro,omitempty"`
-	PurchasedMicro     *int            `json:"purchased_micro,omitempty"`
-	SpendOrder         *string         `json:"spend_order,omitempty"`
+	AvailableMicro     int            `json:"available_micro"`
+	GrantedMicro       int            `json:"granted_micro"`
+	Grants             []GrantBalance `json:"grants"`
+	HeldMicro          int            `json:"held_micro"`
+	MonthSpentMicro    int            `json:"month_spent_micro"`
+	MonthlyBudgetMicro int            `json:"monthly_budget_micro"`
+	OrganizationId     string         `json:"organization_id"`
+	PayableMicro       *int           `json:"payable_micro,omitempty"`
+	PurchasedMicro     int            `json:"purchased_micro"`
+	SpendOrder         string         `json:"spend_order"`
 }
 
 // WebhookResult defines model for WebhookResult.
 type WebhookResult struct {
-	Outcome  *string `json:"outcome,omitempty"`
-	Received *bool   `json:"received,omitempty"`
+	Outcome  string `json:"outcome"`
+	Received bool   `json:"received"`
 }
 
 // GetApiDatasetsNsRepoTreeRevParams defines parameters for GetApiDatasetsNsRepoTreeRev.

@@ -94,6 +94,7 @@ func (d *Doc) JSON() ([]byte, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	paths := map[string]map[string]any{}
+	var requests []any
 	for _, op := range d.ops {
 		p := OpenAPIPath(op.Path)
 		if paths[p] == nil {
@@ -128,8 +129,10 @@ func (d *Doc) JSON() ([]byte, error) {
 			o["parameters"] = params
 		}
 		if op.Request != nil {
+			rs := d.schemaOf(reflect.TypeOf(op.Request))
+			requests = append(requests, rs)
 			o["requestBody"] = map[string]any{"required": !op.OptionalBody, "content": map[string]any{
-				"application/json": map[string]any{"schema": d.schemaOf(reflect.TypeOf(op.Request))}}}
+				"application/json": map[string]any{"schema": rs}}}
 		} else if op.ContentType != "" {
 			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{
 				op.ContentType: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
@@ -143,7 +146,7 @@ func (d *Doc) JSON() ([]byte, error) {
 		"components": map[string]any{
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer",
 				"description": "An access JWT from /api/v1/identity/login or an API token (tmk_...)."}},
-			"schemas": d.withProblem(),
+			"schemas": markAnswered(d.withProblem(), requests),
 		},
 	}
 	if len(d.clashes) > 0 {
@@ -366,7 +369,7 @@ func findType(t reflect.Type, full string, depth int) reflect.Type {
 
 func (d *Doc) structSchema(t reflect.Type) map[string]any {
 	props := map[string]any{}
-	var required []string
+	var required, answered []string
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		tag := f.Tag.Get("json")
@@ -388,6 +391,9 @@ func (d *Doc) structSchema(t reflect.Type) map[string]any {
 			if r, ok := embedded["required"].([]string); ok {
 				required = append(required, r...)
 			}
+			if a, ok := embedded[answeredKey].([]string); ok {
+				answered = append(answered, a...)
+			}
 			continue
 		}
 		if !f.IsExported() {
@@ -404,11 +410,83 @@ func (d *Doc) structSchema(t reflect.Type) map[string]any {
 		if requiredField(f, opts) {
 			required = append(required, name)
 		}
+		if !hasOpt(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
+			answered = append(answered, name)
+		}
 	}
 	sort.Strings(required)
 	out := map[string]any{"type": "object", "properties": props}
 	if len(required) > 0 {
 		out["required"] = required
+	}
+	if len(answered) > 0 {
+		out[answeredKey] = answered
+	}
+	return out
+}
+
+// answeredKey holds, while the document is built, the fields encoding/json always writes (no omitempty, not a
+// pointer): JSON turns it into "required" for schemas only answers use (see markAnswered) and drops it.
+const answeredKey = "x-tamarack-answered"
+
+// markAnswered returns the schemas as the document shows them: a schema that no request body reaches lists the
+// fields its answers always carry as required (clients, such as the web UI's generated types, may rely on
+// them); a schema some request uses keeps only the fields its tags require, since a client may leave the
+// others out. The build-time answeredKey goes either way. d.schemas is left as it is.
+func markAnswered(schemas map[string]any, requests []any) map[string]any {
+	inRequest := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok {
+				name := strings.TrimPrefix(ref, "#/components/schemas/")
+				if !inRequest[name] {
+					inRequest[name] = true
+					walk(schemas[name])
+				}
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	for _, r := range requests {
+		walk(r)
+	}
+	var clean func(v any, answers bool) any
+	clean = func(v any, answers bool) any {
+		switch x := v.(type) {
+		case map[string]any:
+			out := make(map[string]any, len(x))
+			for k, e := range x {
+				if k != answeredKey {
+					out[k] = clean(e, answers)
+				}
+			}
+			if a, ok := x[answeredKey].([]string); ok && answers {
+				req, _ := x["required"].([]string)
+				req = append(slices.Clone(req), a...)
+				sort.Strings(req)
+				out["required"] = slices.Compact(req)
+			}
+			return out
+		case []any:
+			out := make([]any, len(x))
+			for i, e := range x {
+				out[i] = clean(e, answers)
+			}
+			return out
+		}
+		return v
+	}
+	out := make(map[string]any, len(schemas))
+	for name, sc := range schemas {
+		out[name] = clean(sc, !inRequest[name])
 	}
 	return out
 }

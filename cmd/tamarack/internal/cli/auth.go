@@ -52,7 +52,7 @@ func (a *app) loginCmd() *cobra.Command {
 			if a.output == "json" {
 				return printJSON(a.Out, map[string]any{"profile": name, "url": base, "user": me.JSON200.User})
 			}
-			fmt.Fprintf(a.Out, "Signed in to %s as %s (profile %q, saved in %s).\n", base, ptr(me.JSON200.User.Email), name, a.path)
+			fmt.Fprintf(a.Out, "Signed in to %s as %s (profile %q, saved in %s).\n", base, me.JSON200.User.Email, name, a.path)
 			return nil
 		},
 	}
@@ -110,16 +110,16 @@ func (a *app) whoamiCmd() *cobra.Command {
 			if a.output == "json" {
 				return printJSON(a.Out, r.JSON200)
 			}
-			u := ptr(r.JSON200.User)
+			u := r.JSON200.User
 			staff := ""
-			if ptr(u.IsStaff) {
+			if u.IsStaff {
 				staff = "yes"
 			}
-			_ = fields(a.Out, "User", ptr(u.Name)+" <"+ptr(u.Email)+">", "Platform", s.base, "Staff", staff)
+			_ = fields(a.Out, "User", u.Name+" <"+u.Email+">", "Platform", s.base, "Staff", staff)
 			var rows [][]string
-			for _, m := range ptr(r.JSON200.Memberships) {
-				o := ptr(m.Organization)
-				rows = append(rows, []string{ptr(o.Name), ptr(o.Kind), ptr(m.Role), ptr(o.Id)})
+			for _, m := range r.JSON200.Memberships {
+				o := m.Organization
+				rows = append(rows, []string{o.Name, o.Kind, m.Role, o.Id})
 			}
 			fmt.Fprintln(a.Out)
 			return table(a.Out, []string{"ORGANISATION", "KIND", "ROLE", "ID"}, rows)

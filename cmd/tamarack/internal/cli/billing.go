@@ -27,7 +27,7 @@ func (a *app) walletCmd() *cobra.Command {
 			if a.output == "json" {
 				return printJSON(a.Out, w)
 			}
-			c := func(p *int) string { return credits(int64(ptr(p))) }
+			c := func(v int) string { return credits(int64(v)) }
 			return fields(a.Out, "Available", c(w.AvailableMicro)+" credits", "Purchased", c(w.PurchasedMicro), "Granted", c(w.GrantedMicro),
 				"Held", c(w.HeldMicro), "Spent this month", c(w.MonthSpentMicro))
 		},
@@ -54,10 +54,10 @@ func (a *app) usageCmd() *cobra.Command {
 				return printJSON(a.Out, r.JSON200)
 			}
 			var rows [][]string
-			for _, u := range ptr(r.JSON200.Items) {
-				rows = append(rows, []string{ptr(u.Day), ptr(u.GpuModel), ptr(u.SandboxId),
-					(time.Duration(ptr(u.Millis)) * time.Millisecond).Round(time.Second).String(),
-					credits(int64(ptr(u.ChargeMicro))), credits(int64(ptr(u.CofundedMicro)))})
+			for _, u := range r.JSON200.Items {
+				rows = append(rows, []string{u.Day, u.GpuModel, u.SandboxId,
+					(time.Duration(u.Millis) * time.Millisecond).Round(time.Second).String(),
+					credits(int64(u.ChargeMicro)), credits(int64(u.CofundedMicro))})
 			}
 			if len(rows) == 0 {
 				fmt.Fprintln(a.Out, "No usage in this period.")

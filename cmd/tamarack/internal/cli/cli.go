@@ -294,11 +294,11 @@ func (a *app) refresh(ctx context.Context, base string, p *Profile) error {
 		}
 		return err
 	}
-	p.AccessToken = ptr(r.JSON200.AccessToken)
-	if t := ptr(r.JSON200.RefreshToken); t != "" {
+	p.AccessToken = r.JSON200.AccessToken
+	if t := r.JSON200.RefreshToken; t != "" {
 		p.RefreshToken = t
 	}
-	p.Expires = time.Now().Add(time.Duration(ptr(r.JSON200.ExpiresIn)) * time.Second)
+	p.Expires = time.Now().Add(time.Duration(r.JSON200.ExpiresIn) * time.Second)
 	return a.cfg.save(a.path)
 }
 

@@ -62,12 +62,12 @@ func (a *app) listingsSearchCmd() *cobra.Command {
 				return printJSON(a.Out, r.JSON200)
 			}
 			var rows [][]string
-			for _, it := range ptr(r.JSON200.Items) {
+			for _, it := range r.JSON200.Items {
 				price := "free"
-				if m := ptr(it.PriceFromMicro); m > 0 {
+				if m := it.PriceFromMicro; m > 0 {
 					price = "from " + credits(int64(m))
 				}
-				rows = append(rows, []string{ptr(it.Slug), ptr(it.Kind), ptr(it.Title), ptr(ptr(it.Vendor).Name), price})
+				rows = append(rows, []string{it.Slug, it.Kind, it.Title, it.Vendor.Name, price})
 			}
 			if len(rows) == 0 {
 				fmt.Fprintln(a.Out, "No listings match.")
@@ -126,23 +126,23 @@ func (a *app) listingsShowCmd() *cobra.Command {
 				return printJSON(a.Out, l)
 			}
 			v := ptr(version(l))
-			_ = fields(a.Out, "Title", ptr(v.Title), "Slug", ptr(l.Slug), "ID", ptr(l.Id), "Kind", ptr(l.Kind),
-				"Vendor", ptr(ptr(l.Vendor).Name), "Status", ptr(l.Status),
-				"Version", fmt.Sprintf("%d (%s)", ptr(v.Version), ptr(v.State)), "Licence", ptr(ptr(v.License).Spdx),
-				"Summary", ptr(v.Summary))
-			if plans := ptr(v.Plans); len(plans) > 0 {
+			_ = fields(a.Out, "Title", v.Title, "Slug", l.Slug, "ID", l.Id, "Kind", l.Kind,
+				"Vendor", l.Vendor.Name, "Status", l.Status,
+				"Version", fmt.Sprintf("%d (%s)", v.Version, v.State), "Licence", ptr(v.License.Spdx),
+				"Summary", v.Summary)
+			if plans := v.Plans; len(plans) > 0 {
 				fmt.Fprintln(a.Out)
 				var rows [][]string
 				for _, p := range plans {
-					rows = append(rows, []string{ptr(p.Name), ptr(p.Kind), credits(int64(ptr(p.PriceMicro)))})
+					rows = append(rows, []string{p.Name, p.Kind, credits(int64(p.PriceMicro))})
 				}
 				_ = table(a.Out, []string{"PLAN", "KIND", "PRICE (credits)"}, rows)
 			}
-			if arts := ptr(v.Artifacts); len(arts) > 0 {
+			if arts := v.Artifacts; len(arts) > 0 {
 				fmt.Fprintln(a.Out)
 				var rows [][]string
 				for _, f := range arts {
-					rows = append(rows, []string{ptr(f.Name), size(int64(ptr(f.SizeBytes))), ptr(f.Sha256)})
+					rows = append(rows, []string{f.Name, size(int64(f.SizeBytes)), f.Sha256})
 				}
 				_ = table(a.Out, []string{"FILE", "SIZE", "SHA256"}, rows)
 			}
@@ -167,11 +167,11 @@ func (a *app) listingsDownloadCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			arts := ptr(ptr(version(l)).Artifacts)
+			arts := ptr(version(l)).Artifacts
 			if file != "" {
 				var one []sdk.Artifact
 				for _, f := range arts {
-					if ptr(f.Name) == file {
+					if f.Name == file {
 						one = append(one, f)
 					}
 				}
@@ -184,7 +184,7 @@ func (a *app) listingsDownloadCmd() *cobra.Command {
 				return &exitError{code: ExitNotFound, msg: fmt.Sprintf("%s has no files to download", args[0])}
 			}
 			if dir == "" {
-				dir = ptr(l.Slug)
+				dir = l.Slug
 			}
 			type done struct {
 				Name   string `json:"name"`
@@ -198,7 +198,7 @@ func (a *app) listingsDownloadCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				out = append(out, done{Name: ptr(f.Name), Path: path, Size: n, Sha256: ptr(f.Sha256)})
+				out = append(out, done{Name: f.Name, Path: path, Size: n, Sha256: f.Sha256})
 				if a.output != "json" {
 					fmt.Fprintf(a.Out, "%s  %s  sha256 ok\n", path, size(n))
 				}
@@ -216,13 +216,13 @@ func (a *app) listingsDownloadCmd() *cobra.Command {
 
 // download fetches one artifact into dir through a temporary file, renamed only once its sha256 matched.
 func (a *app) download(ctx context.Context, s *session, f sdk.Artifact, dir string) (string, int64, error) {
-	name := filepath.Base(filepath.Clean("/" + ptr(f.Name))) // a server's name never escapes dir
+	name := filepath.Base(filepath.Clean("/" + f.Name)) // a server's name never escapes dir
 	if name == "/" || name == "." {
-		return "", 0, fmt.Errorf("artifact %s has no usable name", ptr(f.Id))
+		return "", 0, fmt.Errorf("artifact %s has no usable name", f.Id)
 	}
-	url := ptr(f.DownloadUrl)
+	url := f.DownloadUrl
 	if url == "" {
-		url = "/api/v1/marketplace/artifacts/" + ptr(f.Id) + "/download"
+		url = "/api/v1/marketplace/artifacts/" + f.Id + "/download"
 	}
 	if strings.HasPrefix(url, "/") {
 		url = s.base + url
@@ -249,7 +249,7 @@ func (a *app) download(ctx context.Context, s *session, f sdk.Artifact, dir stri
 		return "", 0, err
 	}
 	defer os.Remove(tmp.Name())
-	total := int64(ptr(f.SizeBytes))
+	total := int64(f.SizeBytes)
 	if total == 0 {
 		total = resp.ContentLength
 	}
@@ -264,7 +264,7 @@ func (a *app) download(ctx context.Context, s *session, f sdk.Artifact, dir stri
 		return "", 0, fmt.Errorf("download %s: %w", name, err)
 	}
 	got := hex.EncodeToString(h.Sum(nil))
-	if want := strings.ToLower(ptr(f.Sha256)); want != "" && got != want {
+	if want := strings.ToLower(f.Sha256); want != "" && got != want {
 		return "", 0, fmt.Errorf("download %s: sha256 %s, but the listing says %s: the file was not kept", name, got, want)
 	}
 	path := filepath.Join(dir, name)
@@ -315,7 +315,7 @@ func (a *app) listingsCreateCmd() *cobra.Command {
 				return printJSON(a.Out, r.JSON201)
 			}
 			fmt.Fprintf(a.Out, "Created %s (%s) in draft. Submit it for review with: tamarack listings submit %s\n",
-				ptr(r.JSON201.Slug), ptr(r.JSON201.Id), ptr(r.JSON201.Slug))
+				r.JSON201.Slug, r.JSON201.Id, r.JSON201.Slug)
 			return nil
 		},
 	}
@@ -346,7 +346,7 @@ func (a *app) listingsSubmitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := s.api.PostMarketplaceListingsIdSubmitWithResponse(cmd.Context(), ptr(l.Id))
+			r, err := s.api.PostMarketplaceListingsIdSubmitWithResponse(cmd.Context(), l.Id)
 			if err := check(r, err); err != nil {
 				return err
 			}
@@ -379,9 +379,9 @@ func (a *app) reviewsCmd() *cobra.Command {
 				return printJSON(a.Out, r.JSON200)
 			}
 			var rows [][]string
-			for _, it := range ptr(r.JSON200.Items) {
-				rows = append(rows, []string{ptr(it.VersionId), ptr(it.Slug), fmt.Sprint(ptr(it.Version)), ptr(it.Title),
-					ptr(ptr(it.Vendor).Name), when(it.SubmittedAt)})
+			for _, it := range r.JSON200.Items {
+				rows = append(rows, []string{it.VersionId, it.Slug, fmt.Sprint(it.Version), it.Title,
+					it.Vendor.Name, when(it.SubmittedAt)})
 			}
 			if len(rows) == 0 {
 				fmt.Fprintln(a.Out, "The queue is empty.")
@@ -444,7 +444,7 @@ func (a *app) accessCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := s.api.PostMarketplaceListingsIdAccessRequestsWithResponse(cmd.Context(), ptr(l.Id), sdk.CreateAccessRequestRequest{Purpose: purpose})
+			r, err := s.api.PostMarketplaceListingsIdAccessRequestsWithResponse(cmd.Context(), l.Id, sdk.CreateAccessRequestRequest{Purpose: purpose})
 			if err := check(r, err); err != nil {
 				return err
 			}
@@ -453,7 +453,7 @@ func (a *app) accessCmd() *cobra.Command {
 			}
 			var ar sdk.AccessRequest
 			_ = json.Unmarshal(r.Body, &ar)
-			fmt.Fprintf(a.Out, "Access request %s is %s; the vendor decides.\n", ptr(ar.Id), ptr(ar.State))
+			fmt.Fprintf(a.Out, "Access request %s is %s; the vendor decides.\n", ar.Id, ar.State)
 			return nil
 		},
 	}

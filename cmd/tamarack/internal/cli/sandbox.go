@@ -54,22 +54,22 @@ func (a *app) sandboxLaunchCmd() *cobra.Command {
 				return err
 			}
 			r, err := s.api.PostTestbedSandboxesWithResponse(cmd.Context(), sdk.LaunchSandboxRequest{
-				ListingId: ptr(l.Id), GpuCount: gpus, DurationMinutes: minutes, Template: opt(image), GpuModel: opt(gpuModel)})
+				ListingId: l.Id, GpuCount: gpus, DurationMinutes: minutes, Template: opt(image), GpuModel: opt(gpuModel)})
 			if err := check(r, err); err != nil {
 				return err
 			}
 			sb := r.JSON202
 			if wait {
-				if sb, err = a.waitRunning(cmd.Context(), s, ptr(sb.Id)); err != nil {
+				if sb, err = a.waitRunning(cmd.Context(), s, sb.Id); err != nil {
 					return err
 				}
 			}
 			if a.output == "json" {
 				return printJSON(a.Out, sb)
 			}
-			fmt.Fprintf(a.Out, "Sandbox %s is %s.\n%s/sandboxes/%s\n", ptr(sb.Id), ptr(sb.State), s.base, ptr(sb.Id))
-			if st := ptr(sb.State); st == "failed" || st == "stopped" {
-				return fmt.Errorf("sandbox %s %s: %s", ptr(sb.Id), st, ptr(sb.StopReason)+" "+ptr(sb.Message))
+			fmt.Fprintf(a.Out, "Sandbox %s is %s.\n%s/sandboxes/%s\n", sb.Id, sb.State, s.base, sb.Id)
+			if st := sb.State; st == "failed" || st == "stopped" {
+				return fmt.Errorf("sandbox %s %s: %s", sb.Id, st, ptr(sb.StopReason)+" "+ptr(sb.Message))
 			}
 			return nil
 		},
@@ -96,7 +96,7 @@ func (a *app) waitRunning(ctx context.Context, s *session, id string) (*sdk.Sand
 			return nil, err
 		}
 		sb := r.JSON200
-		line := ptr(sb.State)
+		line := sb.State
 		if p := sb.Progress; p != nil {
 			line += " " + progressLine(p)
 		}
@@ -108,7 +108,7 @@ func (a *app) waitRunning(ctx context.Context, s *session, id string) (*sdk.Sand
 			}
 			last = line
 		}
-		switch ptr(sb.State) {
+		switch sb.State {
 		case "running", "stopping", "stopped", "failed":
 			if live {
 				fmt.Fprintln(a.Err)
@@ -122,9 +122,9 @@ func (a *app) waitRunning(ctx context.Context, s *session, id string) (*sdk.Sand
 }
 
 func progressLine(p *sdk.Progress) string {
-	line := ptr(p.Phase)
-	if t := ptr(p.TotalBytes); t > 0 {
-		line += fmt.Sprintf(" %s/%s", size(int64(ptr(p.DoneBytes))), size(int64(t)))
+	line := p.Phase
+	if t := p.TotalBytes; t > 0 {
+		line += fmt.Sprintf(" %s/%s", size(int64(p.DoneBytes)), size(int64(t)))
 	}
 	return line
 }
@@ -148,9 +148,9 @@ func (a *app) sandboxListCmd() *cobra.Command {
 				return printJSON(a.Out, r.JSON200)
 			}
 			var rows [][]string
-			for _, sb := range ptr(r.JSON200.Items) {
-				rows = append(rows, []string{ptr(sb.Id), ptr(sb.State), fmt.Sprintf("%d× %s", ptr(sb.GpuCount), ptr(sb.GpuModel)),
-					ptr(sb.Template), when(sb.ExpiresAt), credits(int64(ptr(sb.ChargeMicro)))})
+			for _, sb := range r.JSON200.Items {
+				rows = append(rows, []string{sb.Id, sb.State, fmt.Sprintf("%d× %s", sb.GpuCount, sb.GpuModel),
+					sb.Template, when(sb.ExpiresAt), credits(int64(sb.ChargeMicro))})
 			}
 			if len(rows) == 0 {
 				fmt.Fprintln(a.Out, "No sandboxes.")
@@ -194,11 +194,11 @@ func (a *app) sandboxShowCmd() *cobra.Command {
 }
 
 func (a *app) printSandbox(s *session, sb *sdk.Sandbox) error {
-	return fields(a.Out, "ID", ptr(sb.Id), "State", ptr(sb.State), "GPUs", fmt.Sprintf("%d× %s", ptr(sb.GpuCount), ptr(sb.GpuModel)),
-		"Template", ptr(sb.Template), "Started", when(sb.StartedAt), "Expires", when(sb.ExpiresAt), "Ended", when(sb.EndedAt),
-		"Usage", (time.Duration(ptr(sb.UsageMillis)) * time.Millisecond).Round(time.Second).String(),
-		"Charge", credits(int64(ptr(sb.ChargeMicro)))+" credits", "Stop reason", ptr(sb.StopReason),
-		"URL", s.base+"/sandboxes/"+ptr(sb.Id))
+	return fields(a.Out, "ID", sb.Id, "State", sb.State, "GPUs", fmt.Sprintf("%d× %s", sb.GpuCount, sb.GpuModel),
+		"Template", sb.Template, "Started", when(sb.StartedAt), "Expires", when(sb.ExpiresAt), "Ended", when(sb.EndedAt),
+		"Usage", (time.Duration(sb.UsageMillis) * time.Millisecond).Round(time.Second).String(),
+		"Charge", credits(int64(sb.ChargeMicro))+" credits", "Stop reason", ptr(sb.StopReason),
+		"URL", s.base+"/sandboxes/"+sb.Id)
 }
 
 func (a *app) sandboxStopCmd() *cobra.Command {
@@ -218,7 +218,7 @@ func (a *app) sandboxStopCmd() *cobra.Command {
 			if a.output == "json" {
 				return printJSON(a.Out, r.JSON202)
 			}
-			fmt.Fprintf(a.Out, "Sandbox %s is %s.\n", args[0], ptr(r.JSON202.State))
+			fmt.Fprintf(a.Out, "Sandbox %s is %s.\n", args[0], r.JSON202.State)
 			return nil
 		},
 	}

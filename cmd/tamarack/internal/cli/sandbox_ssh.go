@@ -34,14 +34,14 @@ func (a *app) sandboxSSHCmd() *cobra.Command {
 				return err
 			}
 			gw := r.JSON200
-			if !ptr(gw.Enabled) {
+			if !gw.Enabled {
 				return &exitError{code: ExitError, msg: "this platform runs no SSH gateway (its operator set --ssh-addr=off); use `tamarack sandbox exec` instead"}
 			}
 			sb, err := a.getSandbox(cmd.Context(), s, args[0])
 			if err != nil {
 				return err
 			}
-			if st := ptr(sb.State); st != "running" {
+			if st := sb.State; st != "running" {
 				return &exitError{code: ExitConflict, msg: fmt.Sprintf("sandbox %s is %s: SSH reaches running sandboxes only", args[0], st)}
 			}
 			line := []string{"-p", strconv.Itoa(ptr(gw.Port))}
