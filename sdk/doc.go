@@ -13,7 +13,10 @@
 //
 // which runs cmd/tamarack's TestSDKIsCurrent with -update-sdk: it builds every service as `tamarack serve`
 // wires them, takes the document they serve, and turns a 3.0 copy of it (the generator reads 3.0; see
-// sdk/sdkgen) into sdk.gen.go. Without -update-sdk the same test fails when either file is stale.
+// sdk/sdkgen) into sdk.gen.go. Without -update-sdk the same test fails when either file is stale. The second
+// line regenerates the web UI's types from the same document (frontend/src/api/schema.d.ts, openapi-typescript;
+// frontend/src/api/schema.test.ts fails when it is stale); it needs frontend/node_modules (npm ci).
 package sdk
 
 //go:generate go test -count=1 -run ^TestSDKIsCurrent$ ../cmd/tamarack -update-sdk
+//go:generate sh -c "cd ../frontend && npm run --silent gen:api"

@@ -1188,7 +1188,7 @@ type OrganizationMFA struct {
 
 // OrganizationMFARequest defines model for OrganizationMFARequest.
 type OrganizationMFARequest struct {
-	RequireMfa bool `json:"require_mfa"`
+	RequireMfa *bool `json:"require_mfa,omitempty"`
 }
 
 // Payout defines model for Payout.
@@ -1883,7 +1883,7 @@ type VerifyOrganizationRequest struct {
 	Note *string `json:"note,omitempty"`
 
 	// Verified an empty body verifies
-	Verified bool `json:"verified"`
+	Verified *bool `json:"verified,omitempty"`
 }
 
 // Version defines model for Version.

@@ -30,6 +30,12 @@ func TestEveryRouteAnswersBadInputWithAProblem(t *testing.T) {
 		"wrong types":   `{"name": 5, "email": [], "amount_micro": "ten", "gpu_count": "two", "decision": 3}`,
 		"empty":         ``,
 	}
+	optional := map[string]bool{} // operations whose body may be left out: an empty one is a request
+	for _, op := range s.e.doc.Ops() {
+		if op.OptionalBody {
+			optional[op.Method+" "+op.Path] = true
+		}
+	}
 	checked := 0
 	for _, r := range s.e.app.GetRoutes(true) {
 		if !strings.HasPrefix(r.Path, "/api/v1/") || (r.Method != http.MethodPost && r.Method != http.MethodPut && r.Method != http.MethodPatch) {
@@ -41,6 +47,9 @@ func TestEveryRouteAnswersBadInputWithAProblem(t *testing.T) {
 		path := fillParams(r.Path)
 		for _, tok := range []struct{ name, token string }{{"sme", sme}, {"vendor", vendor}, {"staff", staff}} {
 			for name, body := range bodies {
+				if body == "" && optional[r.Method+" "+r.Path] {
+					continue
+				}
 				var b any
 				if body != "" {
 					b = []byte(body)

@@ -10,6 +10,9 @@
 //
 // A request field is required when its tag says so: validate:"required" (web.Bind enforces it) or
 // openapi:"required" (the service's own Validate enforces it, answering code "required" when it is left out).
+// A schema that only answers use marks required every field encoding/json always writes (no omitempty), and a
+// pointer without omitempty may be null (anyOf [X, null]): generated clients (sdk/, the web UI's schema.d.ts)
+// may rely on both.
 package openapi
 
 import (
@@ -403,6 +406,10 @@ func (d *Doc) structSchema(t reflect.Type) map[string]any {
 			name = f.Name
 		}
 		s := d.schemaOf(f.Type)
+		nullable := f.Type.Kind() == reflect.Pointer && !hasOpt(opts, "omitempty")
+		if nullable { // encoding/json writes null for a nil pointer
+			s = map[string]any{"anyOf": []any{s, map[string]any{"type": "null"}}}
+		}
 		if desc := f.Tag.Get("doc"); desc != "" {
 			s = map[string]any{"allOf": []any{s}, "description": desc}
 		}
@@ -410,7 +417,7 @@ func (d *Doc) structSchema(t reflect.Type) map[string]any {
 		if requiredField(f, opts) {
 			required = append(required, name)
 		}
-		if !hasOpt(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
+		if !hasOpt(opts, "omitempty") {
 			answered = append(answered, name)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 type sandboxJSON struct {
@@ -203,5 +204,58 @@ func TestRawMessageIsAnyValue(t *testing.T) {
 	}
 	if blob := props["blob"].(map[string]any); blob["contentEncoding"] != "base64" {
 		t.Errorf("blob: %v, want a base64 string", blob)
+	}
+}
+
+type answerJSON struct {
+	ID      string       `json:"id"`
+	Note    string       `json:"note,omitempty"`
+	Ended   *time.Time   `json:"ended_at"`
+	Maybe   *poolGPUJSON `json:"maybe,omitempty"`
+	Nested  poolGPUJSON  `json:"nested" doc:"always there"`
+	Visible []string     `json:"visible"`
+}
+
+type sharedJSON struct {
+	Name string `json:"name"`
+}
+
+type bothRequest struct {
+	Shared sharedJSON `json:"shared" openapi:"required"`
+}
+
+type bothAnswer struct {
+	Shared sharedJSON `json:"shared"`
+}
+
+// A schema only answers use requires the fields encoding/json always writes (a nil pointer as null); one a
+// request reaches keeps only the fields its tags require, since a client may leave the others out.
+func TestAnswersRequireWhatTheyAlwaysCarry(t *testing.T) {
+	d := New("t", "1")
+	d.Add(Op{Method: "GET", Path: "/a", Response: answerJSON{}},
+		Op{Method: "POST", Path: "/b", Request: bothRequest{}, Response: bothAnswer{}})
+	s := schemas(t, d)
+	if got := fmt.Sprint(s["Answer"]["required"]); got != "[ended_at id nested visible]" {
+		t.Errorf("Answer required %s, want [ended_at id nested visible]", got)
+	}
+	ended := s["Answer"]["properties"].(map[string]any)["ended_at"].(map[string]any)
+	if alt, _ := ended["anyOf"].([]any); len(alt) != 2 || fmt.Sprint(alt[1]) != "map[type:null]" {
+		t.Errorf("ended_at %v, want anyOf [date-time, null]", ended)
+	}
+	if _, ok := s["Answer"]["properties"].(map[string]any)["maybe"].(map[string]any)["anyOf"]; ok {
+		t.Error("an omitempty pointer is left out when nil, never null")
+	}
+	if got := fmt.Sprint(s["Shared"]["required"]); got != "<nil>" {
+		t.Errorf("Shared (reached by a request) required %s, want none", got)
+	}
+	if got := fmt.Sprint(s["BothAnswer"]["required"]); got != "[shared]" {
+		t.Errorf("BothAnswer required %s, want [shared]", got)
+	}
+	if got := fmt.Sprint(s["BothRequest"]["required"]); got != "[shared]" {
+		t.Errorf("BothRequest required %s, want [shared] (its tag)", got)
+	}
+	b, _ := d.JSON()
+	if strings.Contains(string(b), answeredKey) {
+		t.Errorf("the document still holds %s", answeredKey)
 	}
 }

@@ -27,9 +27,9 @@ const (
 const Regenerate = "go generate ./sdk/..."
 
 // ForGenerator returns a 3.0.3 copy of a 3.1 document from platform/openapi: "openapi" says 3.0.3, and a
-// string with contentEncoding base64 (a []byte field) becomes format byte. platform/openapi emits no other
-// 3.1-only keyword (no type arrays, no null type, no $ref siblings), which Generate checks by loading the
-// result with kin-openapi's validation.
+// string with contentEncoding base64 (a []byte field) becomes format byte, and a nullable field (anyOf [X,
+// null]) becomes X, optional (a Go pointer). platform/openapi emits no other 3.1-only keyword (no type
+// arrays, no $ref siblings), which Generate checks by loading the result with kin-openapi's validation.
 func ForGenerator(doc []byte) ([]byte, error) {
 	var d map[string]any
 	dec := json.NewDecoder(bytes.NewReader(doc))
@@ -49,6 +49,28 @@ func ForGenerator(doc []byte) ([]byte, error) {
 				delete(x, "contentEncoding")
 				x["format"] = "byte"
 			}
+			// A field that may be null (a nil pointer) stays an optional pointer in Go: not required, and its
+			// anyOf [X, null] is X.
+			if props, ok := x["properties"].(map[string]any); ok {
+				if req, ok := x["required"].([]any); ok {
+					var keep []any
+					for _, r := range req {
+						if name, _ := r.(string); !orNull(props[name]) {
+							keep = append(keep, r)
+						}
+					}
+					x["required"] = keep
+					if len(keep) == 0 {
+						delete(x, "required")
+					}
+				}
+			}
+			if alt, ok := x["anyOf"].([]any); ok && len(alt) == 2 && isNull(alt[1]) {
+				delete(x, "anyOf")
+				for k, v := range alt[0].(map[string]any) {
+					x[k] = v
+				}
+			}
 			for _, c := range x {
 				walk(c)
 			}
@@ -60,6 +82,21 @@ func ForGenerator(doc []byte) ([]byte, error) {
 	}
 	walk(d)
 	return json.MarshalIndent(d, "", "  ")
+}
+
+// orNull says whether a property's schema is anyOf [X, null], bare or under a description's allOf.
+func orNull(v any) bool {
+	m, _ := v.(map[string]any)
+	if all, ok := m["allOf"].([]any); ok && len(all) == 1 {
+		m, _ = all[0].(map[string]any)
+	}
+	alt, ok := m["anyOf"].([]any)
+	return ok && len(alt) == 2 && isNull(alt[1])
+}
+
+func isNull(v any) bool {
+	m, _ := v.(map[string]any)
+	return len(m) == 1 && m["type"] == "null"
 }
 
 // Generate returns the sdk package's generated source for a served (3.1) document: models, and a client

@@ -40,8 +40,9 @@ export function deriveRoles(me: Me | null) {
   const m = me?.memberships.find((x) => x.organization.id === me.active_organization_id) ?? me?.memberships[0] ?? null;
   return {
     activeOrg: m?.organization ?? null,
-    kind: m?.organization.kind ?? null,
-    role: m?.role ?? null,
+    // The document's strings carry no enumeration: identity answers only these kinds and roles.
+    kind: (m?.organization.kind ?? null) as OrgKind | null,
+    role: (m?.role ?? null) as OrgRole | null,
     isStaff: !!me?.user.is_staff,
     isOrgAdmin: m?.role === 'owner' || m?.role === 'admin',
   };

@@ -10,11 +10,12 @@ setupI18n('en');
 function listing(viewer: Partial<ListingViewer>, gated = true): Listing {
   return {
     id: 'lst_1', slug: 'notes', kind: 'dataset', status: 'published', vendor: { id: 'org_v', name: 'Aurora AI' },
-    hub_repo: 'aurora-ai/notes', created_at: '2026-12-01T00:00:00Z', updated_at: '2026-12-01T00:00:00Z',
+    hub_repo: 'aurora-ai/notes', created_at: '2026-12-01T00:00:00Z', updated_at: '2026-12-01T00:00:00Z', rating: { average: 0, count: 0 },
     published_version: {
       id: 'ver_1', version: 1, state: 'published', card_html: '', title: 'Notes', summary: '', card_markdown: '', tags: [],
       license: { spdx: 'MIT' }, residency: 'CA', canadian_owned_ip: false, visibility: 'public', visible_to: [], gated,
-      plans: [], artifacts: [{ id: 'art_1', name: 'notes.jsonl', size_bytes: 3, sha256: 'ab' }], created_at: '2026-12-01T00:00:00Z',
+      plans: [], artifacts: [{ id: 'art_1', name: 'notes.jsonl', size_bytes: 3, sha256: 'ab', content_type: 'application/jsonl', created_at: '2026-12-01T00:00:00Z', download_url: '/x' }], created_at: '2026-12-01T00:00:00Z',
+      updated_at: '2026-12-01T00:00:00Z', jurisdiction: '', title_fr: '', summary_fr: '',
     },
     viewer: { entitled: false, can_download: false, can_rate: false, can_request_access: false, access_request: null, ...viewer },
   };

@@ -103,7 +103,7 @@ export function slugify(title: string): string {
 
 /** The version a vendor edits: the pending one (draft, changes requested, submitted), else the published one. */
 export function currentVersion(l: Listing): Version | undefined {
-  return l.pending_version ?? l.published_version;
+  return l.pending_version ?? l.published_version ?? undefined;
 }
 
 export function fromListing(l: Listing): Draft {
@@ -189,7 +189,8 @@ export function toInput(d: Draft, hadTryIt = false): { input: ListingInput; erro
   if (d.kind !== 'compute') {
     const tryIt = toTryIt(d, errors);
     if (tryIt) input.try_it = tryIt;
-    else if (hadTryIt) input.try_it = {};
+    // An empty object removes the try-it image (the API's convention), which the schema's type cannot say.
+    else if (hadTryIt) input.try_it = {} as NonNullable<ListingInput['try_it']>;
   }
   if (d.kind === 'compute') {
     input.compute = {

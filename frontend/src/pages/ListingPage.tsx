@@ -128,7 +128,7 @@ export function ListingPage() {
   const res = useAsync(() => marketplace().listing(id), [id]);
   const ratings = useAsync(() => marketplace().ratings(id), [id]);
   const l = res.data;
-  const v = l?.published_version ?? l?.pending_version;
+  const v = l?.published_version ?? l?.pending_version ?? undefined;
   const local = useLocalText(v);
   useDocumentTitle(v ? local.title.text : t('listing.title'));
   // The viewer object (what the caller may do) changes with orders, requests and decisions: refresh in place
@@ -211,7 +211,7 @@ export function ListingPage() {
                 {l.kind === 'compute' && v.compute && (
                   <section aria-labelledby="avail-h">
                     <h2 id="avail-h">{t('availability.title')}</h2>
-                    <AvailabilityCalendar gpuModel={v.compute.gpu_model} poolId={v.compute.pool_id} />
+                    <AvailabilityCalendar gpuModel={v.compute.gpu_model ?? ''} poolId={v.compute.pool_id} />
                   </section>
                 )}
                 <section aria-labelledby="ratings-h">

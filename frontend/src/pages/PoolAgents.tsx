@@ -150,7 +150,7 @@ export function SiteAgents({ pool, agents, nodes, onChange }: { pool: Pool; agen
                 </td>
                 <td className="mono">{a.version || '—'}</td>
                 <td>
-                  <Ago iso={a.last_heartbeat_at} now={now} />
+                  <Ago iso={a.last_heartbeat_at ?? null} now={now} />
                 </td>
                 <td>
                   {a.nodes.length === 0 ? (

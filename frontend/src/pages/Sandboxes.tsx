@@ -156,7 +156,7 @@ function Launch() {
   // ?try=<model or dataset listing>: the sandbox runs that listing's try-it image on the compute listing chosen here.
   const tryId = params.get('try') ?? '';
   const tryListing = useAsync(() => (tryId ? marketplace().listing(tryId) : Promise.resolve(null)), [tryId]);
-  const tryIt = tryItOf(tryListing.data?.published_version);
+  const tryIt = tryItOf(tryListing.data?.published_version ?? undefined);
   const listings = useAsync(() => testbed().listings(tryId || undefined), [tryId]);
   const templates = useAsync(() => testbed().templates(), []);
   const wallet = useAsync(() => billing().wallet(), []);

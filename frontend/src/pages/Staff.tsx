@@ -58,7 +58,7 @@ function Reviews() {
   useInterval(() => {
     if (document.visibilityState === 'visible') list.refresh();
   }, 10_000);
-  const items = [...list.items].sort((a, b) => a.submitted_at.localeCompare(b.submitted_at));
+  const items = [...list.items].sort((a, b) => (a.submitted_at ?? '').localeCompare(b.submitted_at ?? ''));
   const [selected, setSelected] = useState<string | null>(null);
   const current = items.find((i) => i.version_id === selected) ?? items[0];
   const [shortcutsOn, setShortcutsOnState] = useState(() => readShortcutsOn());

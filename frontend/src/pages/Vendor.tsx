@@ -272,7 +272,7 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
     agents.refresh();
   };
   useInterval(refresh, manager ? POOL_REFRESH_MS : null);
-  const [node, setNode] = useState({ name: '', gpu_model: pool.gpus[0]?.gpu_model ?? 'h100-80gb', gpu_count: '1' });
+  const [node, setNode] = useState({ name: '', gpu_model: pool.gpus[0]?.gpu_model ?? 'h100-80gb', gpu_count: '1', cpus: '32', memory_gib: '256' });
   const [error, setError] = useState<unknown>();
   const fields = isApiError(error) ? error.fieldErrors() : {};
   const add = async (e: FormEvent) => {
@@ -282,6 +282,9 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
       const n = Math.max(1, Number(node.gpu_count) || 1);
       await testbed().addNode(pool.id, {
         name: node.name,
+        // The node's CPUs and memory bound what its sandboxes may ask for (the API requires both).
+        cpu_millis: Math.round((Number(node.cpus) || 0) * 1000),
+        memory_bytes: Math.round(Number(node.memory_gib) || 0) * 1024 ** 3,
         devices: Array.from({ length: n }, (_, i) => ({ index: i, gpu_model: node.gpu_model })),
       });
       setNode({ ...node, name: '', gpu_count: '1' });
@@ -366,6 +369,8 @@ function PoolCard({ pool, onChange }: { pool: Pool; onChange: () => void }) {
           <TextField label={t('vendor.hostname')} value={node.name} onChange={(e) => setNode({ ...node, name: e.target.value })} error={fields.name} required />
           <TextField label={t('listing.gpu_model')} value={node.gpu_model} onChange={(e) => setNode({ ...node, gpu_model: e.target.value })} error={fields['devices[0].gpu_model']} required />
           <TextField label={t('vendor.gpu_count')} type="number" min={1} value={node.gpu_count} onChange={(e) => setNode({ ...node, gpu_count: e.target.value })} error={fields.devices} />
+          <TextField label={t('vendor.node_cpus')} type="number" min={1} value={node.cpus} onChange={(e) => setNode({ ...node, cpus: e.target.value })} error={fields.cpu_millis} required />
+          <TextField label={t('vendor.node_memory_gib')} type="number" min={1} value={node.memory_gib} onChange={(e) => setNode({ ...node, memory_gib: e.target.value })} error={fields.memory_bytes} required />
           <button type="submit" className="button">
             {t('vendor.add_node')}
           </button>

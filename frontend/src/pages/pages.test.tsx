@@ -18,6 +18,7 @@ const listing: Listing = {
   slug: 'prairie-crops',
   kind: 'dataset',
   status: 'draft',
+  rating: { average: 0, count: 0 },
   vendor: { id: 'org_v', name: 'Northern GPU Co.' },
   created_at: '2026-11-22T00:00:00Z',
   updated_at: '2026-11-22T00:00:00Z',
@@ -44,6 +45,10 @@ const listing: Listing = {
     ],
     artifacts: [],
     created_at: '2026-11-22T00:00:00Z',
+    updated_at: '2026-11-22T00:00:00Z',
+    jurisdiction: '',
+    title_fr: '',
+    summary_fr: '',
   },
 };
 
@@ -134,9 +139,9 @@ describe('review diff values', () => {
 
 describe('usage charts', () => {
   const rows = [
-    { day: '2026-11-21', gpu_model: 'h100-80gb', millis: 1_800_000, charge_micro: 1_250_000, charge_display: '1.25' },
-    { day: '2026-11-21', gpu_model: 'h100-80gb', millis: 1_800_000, charge_micro: 1_250_000, charge_display: '1.25' },
-    { day: '2026-11-22', gpu_model: 'l4-24gb', millis: 3_600_000, charge_micro: 500_000, charge_display: '0.50' },
+    { day: '2026-11-21', gpu_model: 'h100-80gb', millis: 1_800_000, charge_micro: 1_250_000, cofunded_micro: 0, shortfall_micro: 0, sandbox_id: 'sb-1' },
+    { day: '2026-11-21', gpu_model: 'h100-80gb', millis: 1_800_000, charge_micro: 1_250_000, cofunded_micro: 0, shortfall_micro: 0, sandbox_id: 'sb-1' },
+    { day: '2026-11-22', gpu_model: 'l4-24gb', millis: 3_600_000, charge_micro: 500_000, cofunded_micro: 0, shortfall_micro: 0, sandbox_id: 'sb-2' },
   ];
   it('pivots GPU-hours by day and sums charges by model in micro-credits', () => {
     expect(gpuHoursByDay(rows).data).toEqual([
