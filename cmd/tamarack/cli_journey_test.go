@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -123,7 +122,7 @@ func TestCLIJourney(t *testing.T) {
 
 	// A device login: the CLI shows a code, the SME approves it signed in to the web UI (here its API), and the
 	// CLI saves the session it polled for.
-	devErr := &syncBuffer{}
+	devErr := &lockedBuffer{}
 	devDone := make(chan int, 1)
 	go func() {
 		devDone <- cli.Main(ctx, []string{"login", "--url", base, "--profile", "device"}, cli.Streams{In: strings.NewReader(""),
@@ -367,22 +366,4 @@ func writeJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// syncBuffer is a bytes.Buffer that a command writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
