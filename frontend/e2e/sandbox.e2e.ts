@@ -159,7 +159,7 @@ describe('launch summary and sandbox page', () => {
         await p.getByTestId('sandbox-state').getByText(L.state.running).waitFor({ timeout: 90_000 });
         await p.unroute(SANDBOX);
         expect(await p.getByTestId('charge-label').textContent()).toBe(L.sandbox.cost_so_far);
-        expect(digits(await p.getByTestId('projected').textContent())).toBe('0625'); // 0.625 for 15 minutes
+        expect(digits(await p.getByTestId('projected').textContent())).toBe('063'); // 0.625 for 15 minutes, shown with two decimals (half away from zero)
         await expect.poll(() => p.getByTestId('time-left').textContent()).toMatch(/\d/);
         // The demo pool's GPUs are declared: not measured, and said so (no flat zero).
         await p.getByTestId('gpu-not-measured').waitFor();
