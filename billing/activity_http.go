@@ -33,13 +33,31 @@ type MoneySettings struct {
 	CardCurrency string `json:"card_currency,omitempty"`
 	// HowToGetCredits says how an organisation gets credits when cards are off.
 	HowToGetCredits string `json:"how_to_get_credits"`
+	// Tax is the sales tax included in credit prices (read-only: set by the operator's --tax-* flags).
+	Tax TaxSettings `json:"tax"`
+}
+
+// TaxSettings is the programme's tax on credit purchases. Prices include it: a purchase costs the same with or
+// without tax, and its receipt shows the tax contained in the price (rounded half up to the cent).
+type TaxSettings struct {
+	Applies bool `json:"applies"`
+	// RateBP is the rate in basis points (1300 = 13 %); 0 when no tax applies.
+	RateBP int64 `json:"rate_bp"`
+	// Name is what receipts call it, e.g. GST/HST; empty when no tax applies.
+	Name string `json:"name"`
+	// Registration is the programme's tax registration number, empty when not set.
+	Registration string `json:"registration"`
+	// IncludedInPrice is always true: card and offline prices are tax-inclusive.
+	IncludedInPrice bool `json:"included_in_price"`
 }
 
 // Settings reports the money settings of this platform.
 func (s *Service) Settings() MoneySettings {
 	v := s.cfg.CreditValue
 	out := MoneySettings{CreditValue: CreditValueJSON{Currency: v.Currency, Amount: v.Amount(), Micro: v.Micro}, CardPayments: s.PaymentsEnabled(),
-		HowToGetCredits: "Programme staff grant credits to verified organisations and record purchase orders paid offline; contact them."}
+		HowToGetCredits: "Programme staff grant credits to verified organisations and record purchase orders paid offline; contact them.",
+		Tax: TaxSettings{Applies: s.cfg.Tax.Applies(), RateBP: s.cfg.Tax.RateBP, Name: s.cfg.Tax.Name, Registration: s.cfg.Tax.Registration,
+			IncludedInPrice: true}}
 	if out.CardPayments {
 		out.CardCurrency = strings.ToUpper(checkoutCurrency)
 	}
@@ -197,7 +215,7 @@ func (s *Service) activityOpenAPI(d *openapi.Doc) {
 		{Name: "limit", Type: "integer"}, {Name: "cursor", Type: "string"},
 	}
 	d.Add(
-		openapi.Op{Method: "GET", Path: p + "/settings", Summary: "What a credit is worth, and whether card payments are on", Tag: "billing", Response: MoneySettings{}},
+		openapi.Op{Method: "GET", Path: p + "/settings", Summary: "What a credit is worth, whether card payments are on, and the tax included in prices", Tag: "billing", Response: MoneySettings{}},
 		openapi.Op{Method: "GET", Path: p + "/orgs/:org/transactions", Summary: "Readable transactions: usage per sandbox per UTC day, purchases, grants, refunds, orders, payouts; CSV with format=csv",
 			Tag: "billing", Auth: "org member (staff: any)", Response: web.List[ActivityLine]{}, Query: filters, Problems: []string{"invalid_cursor"}},
 		openapi.Op{Method: "GET", Path: p + "/orgs/:org/transactions/:line/entries", Summary: "The metered samples or ledger entries behind one transaction line",

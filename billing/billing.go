@@ -67,6 +67,8 @@ type Deps struct {
 	// ProgrammeLegalName is the programme's legal name, printed on receipts and statements
 	// (default DefaultProgrammeLegalName).
 	ProgrammeLegalName string
+	// Tax is the sales tax included in credit prices (zero: none); see Tax.
+	Tax Tax
 	// AfterBatch, when set, is called after each committed usage batch with the IDs of the events it charged
 	// (benchmarks and tests).
 	AfterBatch func(eventIDs []string)
@@ -111,6 +113,9 @@ func New(d Deps) (*Service, error) {
 	}
 	if cents, whole := d.CreditValue.Cents(); d.Stripe.Key != "" && d.CADCentsPerCredit <= 0 && (d.CreditValue.Currency != "CAD" || !whole || cents == 0) {
 		errs = append(errs, fmt.Errorf("billing: card payments charge whole Canadian cents; the credit value %s is not", d.CreditValue))
+	}
+	if err := d.Tax.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("billing: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -28,15 +28,17 @@ type PurchaseRow struct {
 	ID             string    `json:"id"`
 	Credits        int64     `json:"credits"`
 	AmountMicro    int64     `json:"amount_micro"`
-	CADCents       int64     `json:"cad_cents"`
+	CADCents       int64     `json:"cad_cents"` // the amount before tax
 	Method         string    `json:"method"`
 	Status         string    `json:"status"`
 	Reference      string    `json:"reference"`
 	RefundedMicro  int64     `json:"refunded_micro"`
 	CreatedAt      time.Time `json:"created_at"`
 	ReceiptPath    string    `json:"receipt_path,omitempty"` // set when the purchase was credited
-	TaxCents       int64     `json:"tax_cents"`              // purchases record no tax yet: always 0
-	TotalCADCents  int64     `json:"total_cad_cents"`        // cad_cents + tax_cents
+	TaxCents       int64     `json:"tax_cents"`              // the tax included in the price (0: no tax applies)
+	TaxName        string    `json:"tax_name"`               // e.g. GST/HST; empty when no tax applies
+	TaxRateBP      int64     `json:"tax_rate_bp"`            // basis points: 1300 = 13 %
+	TotalCADCents  int64     `json:"total_cad_cents"`        // cad_cents + tax_cents: what was paid
 	OrganizationID string    `json:"organization_id"`
 }
 
@@ -45,8 +47,9 @@ func receiptPath(orgID, id string) string {
 }
 
 func toPurchaseRow(p Purchase) PurchaseRow {
-	r := PurchaseRow{ID: p.ID, OrganizationID: p.OrgID, Credits: p.Credits, AmountMicro: p.Amount, CADCents: p.CADCents, Method: p.Method,
-		Status: p.Status, Reference: p.Reference, RefundedMicro: p.Refunded, CreatedAt: p.CreatedAt.UTC(), TotalCADCents: p.CADCents}
+	r := PurchaseRow{ID: p.ID, OrganizationID: p.OrgID, Credits: p.Credits, AmountMicro: p.Amount, CADCents: p.CADCents - p.TaxCents, Method: p.Method,
+		Status: p.Status, Reference: p.Reference, RefundedMicro: p.Refunded, CreatedAt: p.CreatedAt.UTC(), TaxCents: p.TaxCents, TaxName: p.TaxName,
+		TaxRateBP: p.TaxRateBP, TotalCADCents: p.CADCents}
 	if credited(p) {
 		r.ReceiptPath = receiptPath(p.OrgID, p.ID)
 	}
@@ -73,6 +76,8 @@ type Receipt struct {
 	Purchase      Purchase
 	PaidAt        time.Time // when the ledger credited it
 	CentsPerCred  int64
+	// TaxRegistration is the programme's tax registration number (printed when the purchase carries a tax).
+	TaxRegistration string
 }
 
 // ReceiptOf reads a credited purchase of orgID; a missing, foreign or uncredited purchase is ErrPurchaseNotFound.
@@ -88,7 +93,8 @@ func (s *Service) ReceiptOf(ctx context.Context, orgID, purchaseID string) (Rece
 	if !credited(p) {
 		return Receipt{}, fmt.Errorf("receipt %s (%s): %w", purchaseID, p.Status, ErrPurchaseNotFound)
 	}
-	r := Receipt{ProgrammeName: s.cfg.ProgrammeLegalName, OrgName: s.orgName(ctx, orgID), Purchase: p, PaidAt: p.UpdatedAt.UTC(), CentsPerCred: s.cfg.CADCentsPerCredit}
+	r := Receipt{ProgrammeName: s.cfg.ProgrammeLegalName, OrgName: s.orgName(ctx, orgID), Purchase: p, PaidAt: p.UpdatedAt.UTC(), CentsPerCred: s.cfg.CADCentsPerCredit,
+		TaxRegistration: s.cfg.Tax.Registration}
 	var t ledger.Transfer
 	if err := db.Where("id = ?", purchaseTransfer(p.ID)).Take(&t).Error; err == nil {
 		r.PaidAt = t.CreatedAt.UTC()
@@ -204,6 +210,7 @@ type StatementDoc struct {
 	Cofunded                                                             int64
 	Usage                                                                []SandboxUsage
 	Bought                                                               []Purchase // purchases credited in the month
+	TaxRegistration                                                      string     // the programme's, when set
 }
 
 // StatementDocOf assembles the statement of month (yyyy-mm) for orgID.
@@ -219,7 +226,7 @@ func (s *Service) StatementDocOf(ctx context.Context, orgID, month string) (Stat
 	now := s.now().UTC()
 	end := start.AddDate(0, 1, 0)
 	d := StatementDoc{ProgrammeName: s.cfg.ProgrammeLegalName, OrgName: s.orgName(ctx, orgID), Statement: st, Start: start, End: end,
-		ToDate: now.Before(end), Generated: now}
+		ToDate: now.Before(end), Generated: now, TaxRegistration: s.cfg.Tax.Registration}
 	purchaseIDs := []string{}
 	for _, l := range st.Lines {
 		switch {
@@ -265,14 +272,16 @@ var docText = map[string]map[string]string{
 		"receipt_no": "Receipt number", "date": "Date paid", "buyer": "Organisation", "method": "Payment method",
 		"method_stripe": "Card (Stripe)", "method_offline": "Purchase order", "reference": "Reference", "credits": "Credits purchased",
 		"unit": "Price per credit", "before_tax": "Amount before tax", "tax": "Tax", "after_tax": "Total paid (after tax)",
-		"no_tax": "No tax was charged on this purchase.", "no_tax_month": "No tax was charged on purchases this month.",
+		"no_tax": "No tax applies to this purchase.", "no_tax_month": "No tax applies to the purchases of this month.",
+		"tax_reg": "Tax registration number (%s)", "tax_month": "Tax included: %s",
+		"tax_included": "Prices include %s. The tax in a price is rounded to the nearest cent, half a cent up.", "cofunded_short": "Co-funded",
 		"refunded": "Refunded", "period": "Period", "generated": "Generated", "opening": "Opening balance", "closing": "Closing balance",
 		"purchases": "Purchases", "grants": "Programme grants", "spend": "Usage and orders", "refunds": "Refunds",
 		"earnings": "Earnings from sales", "expired": "Expired grant credits", "payouts": "Payouts", "other": "Other",
 		"cofunded": "Co-funded by the programme (not taken from your balance)", "usage_title": "Usage by sandbox",
 		"sandbox": "Sandbox", "listing": "Listing", "gpu_hours": "GPU-hours", "charged": "Charged", "paid": "Paid by you",
 		"no_usage": "No metered usage this month.", "purchases_title": "Purchases credited this month", "no_purchases": "No purchases this month.",
-		"summary": "Summary", "range": "%s to %s", "cofunded_short": "Co-funded", "credit_unit": "credits", "amount": "Amount",
+		"summary": "Summary", "range": "%s to %s", "credit_unit": "credits", "amount": "Amount",
 		"footer": "Amounts are in credits unless marked CAD. Issued by %s.",
 	},
 	"fr": {
@@ -280,14 +289,16 @@ var docText = map[string]map[string]string{
 		"receipt_no": "Numéro de reçu", "date": "Date du paiement", "buyer": "Organisation", "method": "Mode de paiement",
 		"method_stripe": "Carte (Stripe)", "method_offline": "Bon de commande", "reference": "Référence", "credits": "Crédits achetés",
 		"unit": "Prix par crédit", "before_tax": "Montant avant taxes", "tax": "Taxes", "after_tax": "Total payé (taxes comprises)",
-		"no_tax": "Aucune taxe n'a été perçue sur cet achat.", "no_tax_month": "Aucune taxe n'a été perçue sur les achats de ce mois.",
+		"no_tax": "Aucune taxe ne s'applique à cet achat.", "no_tax_month": "Aucune taxe ne s'applique aux achats de ce mois.",
+		"tax_reg": "Numéro d'inscription aux taxes (%s)", "tax_month": "Taxes comprises\u00a0: %s",
+		"tax_included": "Prix taxes comprises\u00a0: %s. La taxe comprise dans un prix est arrondie au cent le plus proche, le demi-cent vers le haut.", "cofunded_short": "Cofinancé",
 		"refunded": "Remboursé", "period": "Période", "generated": "Généré le", "opening": "Solde d'ouverture", "closing": "Solde de clôture",
 		"purchases": "Achats", "grants": "Subventions du programme", "spend": "Utilisation et commandes", "refunds": "Remboursements",
 		"earnings": "Revenus des ventes", "expired": "Crédits de subvention expirés", "payouts": "Versements", "other": "Autres",
 		"cofunded": "Cofinancé par le programme (non prélevé sur votre solde)", "usage_title": "Utilisation par environnement",
 		"sandbox": "Environnement", "listing": "Offre", "gpu_hours": "Heures-GPU", "charged": "Facturé", "paid": "Payé par vous",
 		"no_usage": "Aucune utilisation mesurée ce mois-ci.", "purchases_title": "Achats crédités ce mois-ci", "no_purchases": "Aucun achat ce mois-ci.",
-		"summary": "Récapitulatif", "range": "du %s au %s", "cofunded_short": "Cofinancé", "credit_unit": "crédits", "amount": "Montant",
+		"summary": "Récapitulatif", "range": "du %s au %s", "credit_unit": "crédits", "amount": "Montant",
 		"footer": "Montants en crédits sauf mention CAD. Émis par %s.",
 	},
 }

@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -125,23 +126,12 @@ func (h handler) statementPDF(c *fiber.Ctx) error {
 	return sendPDF(c, "statement-"+month+".pdf", b)
 }
 
-func (h handler) spendChart(c *fiber.Ctx) error {
-	org, err := h.pathOrg(c)
-	if err != nil {
-		return err
-	}
-	r, err := ParseDayRange(c.Query("from"), c.Query("to"), h.s.now())
-	if err != nil {
-		return err
-	}
-	out, err := h.s.SpendChartOf(c.UserContext(), org, r)
-	if err != nil {
-		return err
-	}
-	return c.JSON(out)
-}
+func (h handler) spendChart(c *fiber.Ctx) error { return orgChart(h, c, h.s.SpendChartOf) }
 
-func (h handler) earningsChart(c *fiber.Ctx) error {
+func (h handler) earningsChart(c *fiber.Ctx) error { return orgChart(h, c, h.s.EarningsChartOf) }
+
+// orgChart answers a chart of the path's organisation over the query's day range.
+func orgChart[T any](h handler, c *fiber.Ctx, chart func(ctx context.Context, org string, r DayRange) (T, error)) error {
 	org, err := h.pathOrg(c)
 	if err != nil {
 		return err
@@ -150,7 +140,7 @@ func (h handler) earningsChart(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out, err := h.s.EarningsChartOf(c.UserContext(), org, r)
+	out, err := chart(c.UserContext(), org, r)
 	if err != nil {
 		return err
 	}

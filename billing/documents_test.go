@@ -87,10 +87,10 @@ func TestDocumentsReceiptAndStatementPDF(t *testing.T) {
 			t.Fatalf("receipt: %d %s", st, b)
 		}
 		wantText(t, pdfText(t, b), "Receipt", "Programme canadien de calcul IA", "Société Générale d'Éléphants", pid, "1,234.00 credits",
-			"CA$1,234.00", "10 March 2026", "No tax was charged on this purchase.", "PO-ÉTÉ-7", "Purchase order")
+			"CA$1,234.00", "10 March 2026", "No tax applies to this purchase.", "PO-ÉTÉ-7", "Purchase order")
 		_, b = a.do(smeDev, "GET", "/api/v1/billing/orgs/sme/purchases/"+pid+"/receipt.pdf", nil, "Accept-Language", "fr-CA,fr;q=0.9,en;q=0.5")
 		wantText(t, pdfText(t, b), "Reçu", "Société Générale d'Éléphants", "1\u00a0234,00 crédits", "1\u00a0234,00\u00a0$\u00a0CA", "10 mars 2026",
-			"Aucune taxe n'a été perçue sur cet achat.", "Bon de commande")
+			"Aucune taxe ne s'applique à cet achat.", "Bon de commande")
 
 		// The statement of March 2026: 1,234 bought, 5 granted, one GPU-hour at 10 credits: 5 co-funded, 5 paid
 		// from the grant.
@@ -102,10 +102,10 @@ func TestDocumentsReceiptAndStatementPDF(t *testing.T) {
 		wantText(t, text, "Monthly statement (to date) · March 2026", "Programme canadien de calcul IA", "Société Générale d'Éléphants",
 			"1 March 2026 to 10 March 2026", "Opening balance", "0.00", "Purchases", "1,234.00", "Programme grants", "5.00",
 			"Usage and orders", "-5.00", "Closing balance", "1,234.00", "Co-funded by the programme", "sb-1", "Grappe H100 à Montréal",
-			"1.00", "10.00", "No tax was charged on purchases this month.")
+			"1.00", "10.00", "No tax applies to the purchases of this month.")
 		_, b = a.do(smeAdmin, "GET", "/api/v1/billing/orgs/sme/statements/2026-03.pdf", nil, "Accept-Language", "fr")
 		wantText(t, pdfText(t, b), "Relevé mensuel (à ce jour) · mars 2026", "du 1er mars 2026 au 10 mars 2026", "Solde d'ouverture",
-			"Solde de clôture", "1\u00a0234,00", "Cofinancé par le programme", "Grappe H100 à Montréal", "Aucune taxe n'a été perçue")
+			"Solde de clôture", "1\u00a0234,00", "Cofinancé par le programme", "Grappe H100 à Montréal", "Aucune taxe ne s'applique")
 
 		// A past month with nothing in it still has a statement; the opening balance carries over.
 		f.clk.Set(t0.AddDate(0, 1, 0))
@@ -189,5 +189,114 @@ func TestDocumentsMoneyFormatting(t *testing.T) {
 	}
 	if DocLanguage("fr-CA") != "fr" || DocLanguage("de") != "en" || DocLanguage("") != "en" {
 		t.Error("DocLanguage")
+	}
+}
+
+// TestDocumentsTax: with a programme tax (13 % GST/HST, registration number), a purchase records the tax
+// included in its price when it is made; its receipt and the month's statement show the amount before tax,
+// the tax by name and rate, and the total paid, in English and French; the purchases list and the settings say
+// the same. A purchase made before the tax was set keeps saying that no tax applies to it.
+func TestDocumentsTax(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		tax := Tax{RateBP: 1300, Name: "GST/HST", Registration: "123456789RT0001"}
+		f := newFx(t, db, nil, func(d *Deps) { d.Tax = tax })
+		a := newAPI(t, f)
+		f.org("sme", "sme", true)
+		must(t, f.s.ProjectOrg(ctx, "sme", "Société Générale d'Éléphants", "sme"))
+		// One made before the tax: recorded without it.
+		must(t, db.Create(&Purchase{ID: "pur-before", OrgID: "sme", Credits: 10, Amount: 10_000_000, CADCents: 1000, Method: "offline",
+			Status: "paid", CreatedAt: t0.AddDate(0, 0, -1), UpdatedAt: t0.AddDate(0, 0, -1)}).Error)
+		p, err := f.s.RecordOfflinePayment(ctx, OfflinePaymentInput{OrganizationID: "sme", Credits: 1234, Reference: "PO-9", ActorUserID: "staff"})
+		must(t, err)
+		// 123,400 cents paid, tax included: 123,400 × 1,300 / 11,300 = 14,196.46… → 14,196; before tax 109,204.
+		if p.CADCents != 123_400 || p.TaxCents != 14_196 || p.TaxRateBP != 1300 || p.TaxName != "GST/HST" {
+			t.Fatalf("purchase: %+v", p)
+		}
+
+		_, b := a.do(smeDev, "GET", "/api/v1/billing/orgs/sme/purchases/"+p.ID+"/receipt.pdf", nil, "Accept-Language", "en")
+		text := pdfText(t, b)
+		wantText(t, text, "Amount before tax", "CA$1,092.04", "GST/HST (13%)", "CA$141.96", "Total paid (after tax)", "CA$1,234.00",
+			"Tax registration number (GST/HST)", "123456789RT0001", "Prices include GST/HST (13%).", "half a cent up")
+		if strings.Contains(text, "No tax applies") {
+			t.Errorf("a taxed receipt says no tax applies:\n%s", text)
+		}
+		_, b = a.do(smeDev, "GET", "/api/v1/billing/orgs/sme/purchases/"+p.ID+"/receipt.pdf", nil, "Accept-Language", "fr")
+		wantText(t, pdfText(t, b), "Montant avant taxes", "1\u00a0092,04\u00a0$\u00a0CA", "GST/HST (13\u00a0%)", "141,96\u00a0$\u00a0CA",
+			"1\u00a0234,00\u00a0$\u00a0CA", "Numéro d'inscription aux taxes (GST/HST)", "Prix taxes comprises")
+
+		// The purchase made before the tax says none applies, in both languages.
+		_, b = a.do(smeDev, "GET", "/api/v1/billing/orgs/sme/purchases/pur-before/receipt.pdf", nil, "Accept-Language", "en")
+		text = pdfText(t, b)
+		wantText(t, text, "No tax applies to this purchase.", "CA$10.00")
+		if strings.Contains(text, "GST/HST") || strings.Contains(text, "123456789RT0001") {
+			t.Errorf("an untaxed receipt names the tax:\n%s", text)
+		}
+		_, b = a.do(smeDev, "GET", "/api/v1/billing/orgs/sme/purchases/pur-before/receipt.pdf", nil, "Accept-Language", "fr")
+		wantText(t, pdfText(t, b), "Aucune taxe ne s'applique à cet achat.")
+
+		// The statement of March 2026 sums the month's purchases before tax, their tax and the total.
+		_, b = a.do(smeAdmin, "GET", "/api/v1/billing/orgs/sme/statements/2026-03.pdf", nil, "Accept-Language", "en")
+		text = pdfText(t, b)
+		wantText(t, text, "Purchases credited this month", p.ID[:12], "CA$1,092.04", "CA$141.96", "Tax included: GST/HST (13%)",
+			"CA$1,234.00", "Prices include GST/HST (13%).", "Tax registration number (GST/HST): 123456789RT0001")
+		if strings.Contains(text, "No tax applies") {
+			t.Errorf("a statement with taxed purchases says no tax applies:\n%s", text)
+		}
+		_, b = a.do(smeAdmin, "GET", "/api/v1/billing/orgs/sme/statements/2026-03.pdf", nil, "Accept-Language", "fr")
+		wantText(t, pdfText(t, b), "Taxes comprises\u00a0: GST/HST (13\u00a0%)", "141,96\u00a0$\u00a0CA", "Prix taxes comprises")
+
+		// The list carries the same integers; the settings say what applies.
+		var ps struct{ Items []PurchaseRow }
+		must(t, json.Unmarshal(a.expect(smeDev, "GET", "/api/v1/billing/orgs/sme/purchases", nil, 200, ""), &ps))
+		if len(ps.Items) != 2 || ps.Items[0].ID != p.ID || ps.Items[0].CADCents != 109_204 || ps.Items[0].TaxCents != 14_196 ||
+			ps.Items[0].TotalCADCents != 123_400 || ps.Items[0].TaxName != "GST/HST" || ps.Items[0].TaxRateBP != 1300 ||
+			ps.Items[1].TaxCents != 0 || ps.Items[1].TotalCADCents != 1000 || ps.Items[1].CADCents != 1000 {
+			t.Errorf("purchases: %+v", ps.Items)
+		}
+		var st MoneySettings
+		must(t, json.Unmarshal(a.expect(nobody, "GET", "/api/v1/billing/settings", nil, 200, ""), &st))
+		if st.Tax != (TaxSettings{Applies: true, RateBP: 1300, Name: "GST/HST", Registration: "123456789RT0001", IncludedInPrice: true}) {
+			t.Errorf("settings: %+v", st.Tax)
+		}
+	})
+}
+
+func TestIncludedTax(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ total, bp, want int64 }{
+		{11_300, 1300, 1300},    // exactly 13 % on 100.00
+		{123_400, 1300, 14_196}, // 14,196.46 → down
+		{100, 1300, 12},         // 11.504 → up
+		{1, 10_000, 1},          // 0.5 → half up
+		{3, 10_000, 2},          // 1.5 → half up
+		{2, 10_000, 1},          // exactly 1
+		{10_500, 500, 500},      // 5 % GST on 100.00
+		{0, 1300, 0},
+		{1000, 0, 0},
+		{9_000_000_000_000_000, 10_000, 4_500_000_000_000_000}, // no overflow near the int64 limit
+	} {
+		if got := includedTax(c.total, c.bp); got != c.want {
+			t.Errorf("includedTax(%d, %d) = %d, want %d", c.total, c.bp, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		bp     int64
+		en, fr string
+	}{{1300, "13%", "13\u00a0%"}, {1475, "14.75%", "14,75\u00a0%"}, {1050, "10.5%", "10,5\u00a0%"}, {5, "0.05%", "0,05\u00a0%"}, {10_000, "100%", "100\u00a0%"}} {
+		if got := formatRate(c.bp, "en"); got != c.en {
+			t.Errorf("formatRate(%d, en) = %q, want %q", c.bp, got, c.en)
+		}
+		if got := formatRate(c.bp, "fr"); got != c.fr {
+			t.Errorf("formatRate(%d, fr) = %q, want %q", c.bp, got, c.fr)
+		}
+	}
+	for _, bad := range []Tax{{RateBP: -1, Name: "x"}, {RateBP: 10_001, Name: "x"}, {RateBP: 1300}, {RateBP: 1300, Name: "   "}} {
+		if bad.Validate() == nil {
+			t.Errorf("%+v validated", bad)
+		}
+	}
+	if (Tax{}).Validate() != nil || (Tax{RateBP: 500, Name: "GST", Registration: "123456789RT0001"}).Validate() != nil {
+		t.Error("a good setting refused")
 	}
 }

@@ -152,7 +152,10 @@ type Purchase struct {
 	OrgID             string
 	Credits           int64
 	Amount            int64 // micro-credits
-	CADCents          int64 `gorm:"column:cad_cents"`
+	CADCents          int64 `gorm:"column:cad_cents"` // what the buyer pays, tax included
+	TaxCents          int64 // the tax in CADCents (see Tax), fixed when the purchase is created
+	TaxRateBP         int64 `gorm:"column:tax_rate_bp"`
+	TaxName           string
 	Method            string
 	Status            string // pending, paid, refunded, failed (no session), amount_mismatch (paid another amount: not credited)
 	SessionID         string

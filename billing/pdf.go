@@ -139,8 +139,14 @@ func methodText(m, lang string) string {
 	return m
 }
 
-// ReceiptPDF draws a purchase receipt. The purchase records no tax, so amounts before and after tax are equal
-// and the receipt says no tax was charged.
+// taxLabel is the tax row's label: "GST/HST (13%)".
+func taxLabel(p Purchase, lang string) string {
+	return p.TaxName + " (" + formatRate(p.TaxRateBP, lang) + ")"
+}
+
+// ReceiptPDF draws a purchase receipt. The price paid includes the tax recorded on the purchase (Tax): the
+// receipt shows the amount before tax, the tax with its name and rate, and the total; a purchase without tax
+// says that no tax applies.
 func ReceiptPDF(r Receipt, lang string) ([]byte, error) {
 	p := r.Purchase
 	d := newDoc(tr(lang, "receipt"), r.ProgrammeName, lang)
@@ -152,19 +158,31 @@ func ReceiptPDF(r Receipt, lang string) ([]byte, error) {
 	if p.Reference != "" {
 		d.field(tr(lang, "reference"), p.Reference)
 	}
+	taxed := p.TaxRateBP > 0
+	if taxed && r.TaxRegistration != "" {
+		d.field(fmt.Sprintf(tr(lang, "tax_reg"), p.TaxName), r.TaxRegistration)
+	}
 	d.heading(tr(lang, "summary"))
 	d.row(tr(lang, "credits"), formatMicroLang(p.Amount, lang)+" "+tr(lang, "credit_unit"), false)
 	if p.Credits > 0 {
 		d.row(tr(lang, "unit"), formatCents(p.CADCents/p.Credits, lang), false)
 	}
-	d.row(tr(lang, "before_tax"), formatCents(p.CADCents, lang), false)
-	d.row(tr(lang, "tax"), formatCents(0, lang), false)
+	d.row(tr(lang, "before_tax"), formatCents(p.CADCents-p.TaxCents, lang), false)
+	if taxed {
+		d.row(taxLabel(p, lang), formatCents(p.TaxCents, lang), false)
+	} else {
+		d.row(tr(lang, "tax"), formatCents(0, lang), false)
+	}
 	d.row(tr(lang, "after_tax"), formatCents(p.CADCents, lang), true)
 	if p.Refunded > 0 {
 		d.row(tr(lang, "refunded"), formatMicroLang(-p.Refunded, lang)+" "+tr(lang, "credit_unit"), false)
 	}
 	d.f.Ln(3)
-	d.note(tr(lang, "no_tax"))
+	if taxed {
+		d.note(fmt.Sprintf(tr(lang, "tax_included"), taxLabel(p, lang)))
+	} else {
+		d.note(tr(lang, "no_tax"))
+	}
 	d.note(fmt.Sprintf(tr(lang, "footer"), r.ProgrammeName))
 	return d.bytes()
 }
@@ -225,16 +243,55 @@ func StatementPDF(s StatementDoc, lang string) ([]byte, error) {
 		d.note(tr(lang, "no_purchases"))
 	} else {
 		var rows [][]string
+		var before, total int64
 		for _, p := range s.Bought {
-			rows = append(rows, []string{p.ID, methodText(p.Method, lang), m(p.Amount), formatCents(p.CADCents, lang), formatCents(0, lang),
-				formatCents(p.CADCents, lang)})
+			rows = append(rows, []string{p.ID, methodText(p.Method, lang), m(p.Amount), formatCents(p.CADCents-p.TaxCents, lang),
+				formatCents(p.TaxCents, lang), formatCents(p.CADCents, lang)})
+			before += p.CADCents - p.TaxCents
+			total += p.CADCents
 		}
 		d.table([]float64{0.24, 0.18, 0.14, 0.15, 0.13, 0.16},
 			[]string{tr(lang, "receipt_no"), tr(lang, "method"), tr(lang, "amount"), tr(lang, "before_tax"), tr(lang, "tax"), tr(lang, "after_tax")}, rows)
+		d.f.Ln(1)
+		d.row(tr(lang, "before_tax"), formatCents(before, lang), false)
+		// Purchases keep the tax they were sold with: one row per tax name and rate met this month.
+		for _, t := range monthTaxes(s.Bought) {
+			d.row(fmt.Sprintf(tr(lang, "tax_month"), taxLabel(t, lang)), formatCents(t.TaxCents, lang), false)
+		}
+		d.row(tr(lang, "after_tax"), formatCents(total, lang), true)
 	}
 	d.f.Ln(3)
-	d.note(tr(lang, "no_tax_month"))
+	taxes := monthTaxes(s.Bought)
+	if len(taxes) == 0 {
+		d.note(tr(lang, "no_tax_month"))
+	}
+	for _, t := range taxes {
+		d.note(fmt.Sprintf(tr(lang, "tax_included"), taxLabel(t, lang)))
+	}
+	if len(taxes) > 0 && s.TaxRegistration != "" {
+		d.note(fmt.Sprintf(tr(lang, "tax_reg"), taxes[0].TaxName) + ": " + s.TaxRegistration)
+	}
 	d.note(fmt.Sprintf(tr(lang, "footer"), s.ProgrammeName))
 	d.note("ID: " + s.Statement.OrganizationID + " · " + strconv.Itoa(len(s.Statement.Lines)) + " lines")
 	return d.bytes()
+}
+
+// monthTaxes sums the tax of purchases by tax name and rate, in order of first appearance; purchases without
+// tax are left out. Each entry is a Purchase carrying only TaxName, TaxRateBP and the summed TaxCents.
+func monthTaxes(ps []Purchase) []Purchase {
+	var out []Purchase
+next:
+	for _, p := range ps {
+		if p.TaxRateBP == 0 {
+			continue
+		}
+		for i := range out {
+			if out[i].TaxName == p.TaxName && out[i].TaxRateBP == p.TaxRateBP {
+				out[i].TaxCents += p.TaxCents
+				continue next
+			}
+		}
+		out = append(out, Purchase{TaxName: p.TaxName, TaxRateBP: p.TaxRateBP, TaxCents: p.TaxCents})
+	}
+	return out
 }

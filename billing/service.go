@@ -488,9 +488,9 @@ func (s *Service) RecordOfflinePayment(ctx context.Context, in OfflinePaymentInp
 		if err := s.ensureOrg(tx, in.OrganizationID); err != nil {
 			return err
 		}
-		p = Purchase{ID: newID("pur"), OrgID: in.OrganizationID, Credits: in.Credits, Amount: int64(money.Credits(in.Credits)),
+		p = s.withTax(Purchase{ID: newID("pur"), OrgID: in.OrganizationID, Credits: in.Credits, Amount: int64(money.Credits(in.Credits)),
 			CADCents: in.Credits * s.cfg.CADCentsPerCredit, Method: "offline", Status: "paid", Reference: in.Reference,
-			CreatedBy: in.ActorUserID, CreatedAt: now, UpdatedAt: now}
+			CreatedBy: in.ActorUserID, CreatedAt: now, UpdatedAt: now})
 		if err := tx.Create(&p).Error; err != nil {
 			return err
 		}

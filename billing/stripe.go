@@ -28,7 +28,8 @@ type Checkout struct {
 	SessionID   string `json:"session_id"`
 	CheckoutURL string `json:"checkout_url"`
 	Credits     int64  `json:"credits"`
-	CADCents    int64  `json:"cad_cents"`
+	CADCents    int64  `json:"cad_cents"` // what Checkout charges, tax included
+	TaxCents    int64  `json:"tax_cents"` // the tax included in cad_cents (0 without tax)
 }
 
 // PaymentsEnabled reports whether a Stripe key is configured.
@@ -36,13 +37,13 @@ func (s *Service) PaymentsEnabled() bool { return s.stripe != nil }
 
 // StartCheckout records a pending purchase and creates a Stripe Checkout Session (mode payment, CAD) whose
 // client_reference_id is the purchase: the webhook credits exactly that purchase, once. The CAD amount is
-// credits × CADCentsPerCredit cents, in integers.
+// credits × CADCentsPerCredit cents, in integers, tax included (see Tax).
 func (s *Service) StartCheckout(ctx context.Context, orgID, userID string, credits int64) (Checkout, error) {
 	if s.stripe == nil {
 		return Checkout{}, ErrPaymentsDisabled
 	}
-	p := Purchase{ID: newID("pur"), OrgID: orgID, Credits: credits, Amount: int64(money.Credits(credits)),
-		CADCents: credits * s.cfg.CADCentsPerCredit, Method: "stripe", Status: "pending", CreatedBy: userID, CreatedAt: s.now(), UpdatedAt: s.now()}
+	p := s.withTax(Purchase{ID: newID("pur"), OrgID: orgID, Credits: credits, Amount: int64(money.Credits(credits)),
+		CADCents: credits * s.cfg.CADCentsPerCredit, Method: "stripe", Status: "pending", CreatedBy: userID, CreatedAt: s.now(), UpdatedAt: s.now()})
 	if err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		if err := s.ensureOrg(tx, orgID); err != nil {
 			return err
@@ -62,7 +63,8 @@ func (s *Service) StartCheckout(ctx context.Context, orgID, userID string, credi
 				Currency:   stripe.String(checkoutCurrency),
 				UnitAmount: stripe.Int64(s.cfg.CADCentsPerCredit),
 				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{
-					Name: stripe.String("Tamarack compute credits"),
+					Name:        stripe.String("Tamarack compute credits"),
+					Description: taxDescription(p),
 				},
 			},
 		}},
@@ -78,7 +80,15 @@ func (s *Service) StartCheckout(ctx context.Context, orgID, userID string, credi
 	if err := s.db.WithContext(ctx).Model(&Purchase{}).Where("id = ?", p.ID).Update("session_id", sess.ID).Error; err != nil {
 		return Checkout{}, err
 	}
-	return Checkout{PurchaseID: p.ID, SessionID: sess.ID, CheckoutURL: sess.URL, Credits: credits, CADCents: p.CADCents}, nil
+	return Checkout{PurchaseID: p.ID, SessionID: sess.ID, CheckoutURL: sess.URL, Credits: credits, CADCents: p.CADCents, TaxCents: p.TaxCents}, nil
+}
+
+// taxDescription tells the buyer on Stripe's page that the price includes the tax (nil without tax).
+func taxDescription(p Purchase) *string {
+	if p.TaxRateBP == 0 {
+		return nil
+	}
+	return stripe.String(fmt.Sprintf("Price includes %s %s", p.TaxName, formatRate(p.TaxRateBP, "en")))
 }
 
 func stripeMessage(err error) string {

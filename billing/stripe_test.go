@@ -130,6 +130,30 @@ func TestStripeCheckoutAndWebhooks(t *testing.T) {
 	})
 }
 
+// TestStripeCheckoutWithTax: prices include the programme's tax, so Checkout charges what it charges without
+// one (credits × cents per credit, with the tax named in the line's description) and the session paying that
+// amount credits the purchase; the purchase records the tax in its price.
+func TestStripeCheckoutWithTax(t *testing.T) {
+	url := startStripeMock(t)
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		f := newFx(t, db, nil, withStripe(url), func(d *Deps) { d.Tax = Tax{RateBP: 500, Name: "GST"} })
+		a := newAPI(t, f)
+		f.org("partner", "partner", false)
+		co := buyThroughStripe(t, a, partner, 21) // 2,100 cents, 5 % included: 100
+		var p Purchase
+		must(t, db.Take(&p, "id = ?", co.PurchaseID).Error)
+		if co.TaxCents != 100 || p.Status != "paid" || p.CADCents != 2100 || p.TaxCents != 100 || p.TaxRateBP != 500 || p.TaxName != "GST" {
+			t.Fatalf("checkout %+v, purchase %+v", co, p)
+		}
+		if got := f.balance(walletAcct("partner")); got != 21_000_000 {
+			t.Fatalf("wallet %d", got)
+		}
+		if d := taxDescription(p); d == nil || *d != "Price includes GST 5%" {
+			t.Fatalf("description %v", d)
+		}
+	})
+}
+
 // TestStripeConnectPayout pays a vendor's payable balance through a Connect transfer on stripe-mock.
 func TestStripeConnectPayout(t *testing.T) {
 	url := startStripeMock(t)

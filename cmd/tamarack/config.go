@@ -86,6 +86,10 @@ type config struct {
 	ProgrammeLegalName string
 	CreditValue        string // parsed into creditValue by validate
 	creditValue        money.CreditValue
+	// The sales tax included in credit prices (billing.Tax): none by default.
+	TaxRateBP       int
+	TaxName         string
+	TaxRegistration string
 
 	CheckConfig bool
 
@@ -200,6 +204,9 @@ func newConfig(name string) *config {
 	str(&c.StripeAPIBase, "stripe-api", "TAMARACK_STRIPE_API", "", "Stripe API base URL (stripe-mock in tests); empty is Stripe itself", false)
 	str(&c.ProgrammeLegalName, "programme-legal-name", "TAMARACK_PROGRAMME_LEGAL_NAME", billing.DefaultProgrammeLegalName, "the programme's legal name, printed on receipts and monthly statements", false)
 	str(&c.CreditValue, "credit-value", "TAMARACK_CREDIT_VALUE", money.DefaultCreditValue.String(), "what one credit is worth: an amount and an ISO 4217 currency, e.g. \"1.00 CAD\" (card payments need CAD in whole cents)", false)
+	num(&c.TaxRateBP, "tax-rate-bp", "TAMARACK_TAX_RATE_BP", 0, "sales tax included in credit prices, in basis points (1300 = 13%); 0: no tax applies (docs/billing.md)")
+	str(&c.TaxName, "tax-name", "TAMARACK_TAX_NAME", "", "the tax's name on receipts, e.g. GST/HST (required with --tax-rate-bp)", false)
+	str(&c.TaxRegistration, "tax-registration", "TAMARACK_TAX_REGISTRATION", "", "the programme's tax registration number, printed on receipts and statements", false)
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate every setting, list every error, and exit")
 	return c
 }
@@ -388,6 +395,9 @@ func (c *config) validate() error {
 	if n := strings.TrimSpace(c.ProgrammeLegalName); n == "" || len(n) > 200 {
 		bad("--programme-legal-name: 1 to 200 characters")
 	}
+	if err := c.tax().Validate(); err != nil {
+		bad("--tax-rate-bp %d / --tax-name %q / --tax-registration: %v", c.TaxRateBP, c.TaxName, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
 	if v, err := money.ParseCreditValue(c.CreditValue); err != nil {
 		bad("--credit-value %q: %v", c.CreditValue, err)
 	} else {
@@ -498,4 +508,9 @@ func newLogger(c *config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// tax is the billing tax setting of the flags.
+func (c *config) tax() billing.Tax {
+	return billing.Tax{RateBP: int64(c.TaxRateBP), Name: strings.TrimSpace(c.TaxName), Registration: strings.TrimSpace(c.TaxRegistration)}
 }

@@ -31,7 +31,7 @@ func newBilling(e *env) (*billing.Service, error) {
 	}
 	return billing.New(billing.Deps{
 		DB: e.db, Bus: e.bus, Clock: e.clock, Log: log, Mailer: mailer,
-		PublicURL: e.cfg.PublicURL, ProgrammeLegalName: e.cfg.ProgrammeLegalName, CreditValue: e.cfg.creditValue,
+		PublicURL: e.cfg.PublicURL, ProgrammeLegalName: e.cfg.ProgrammeLegalName, CreditValue: e.cfg.creditValue, Tax: e.cfg.tax(),
 		Stripe: billing.StripeConfig{Key: e.cfg.StripeKey, WebhookSecret: e.cfg.StripeWebhookSecret, APIBase: e.cfg.StripeAPIBase},
 	})
 }
