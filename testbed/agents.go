@@ -155,7 +155,8 @@ func (s *Service) refuseAgent(pool, agentID, what, why string) {
 }
 
 // onHeartbeat records an agent's sign of life: its nodes' heartbeats and the states it reports for them
-// (registering nodes it reports for the first time), its version and backend problem; a new boot (a restarted agent) or the return of an agent
+// (registering nodes it reports for the first time), its version and backend problem, the GPU measurements
+// of its running sandboxes (the embedded agent sends none: this host samples its own); a new boot (a restarted agent) or the return of an agent
 // that was down makes the testbed reconcile with it.
 func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) {
 	pool, agentID, ok := events.AgentOf(subject)
@@ -195,7 +196,7 @@ func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) 
 	reboot := a.Boot != hb.Boot
 	wasDown := now.Sub(fromMS(a.HeartbeatMS)) > s.opts.NodeTimeout
 	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("id = ?", a.ID).Updates(map[string]any{"heartbeat_ms": ms(now),
-		"version": hb.Version, "boot": hb.Boot, "backend": hb.Backend, "problem": hb.Problem}).Error; err != nil {
+		"version": hb.Version, "boot": hb.Boot, "backend": hb.Backend, "problem": hb.Problem, "gpu_sampler": hb.GPUSampler}).Error; err != nil {
 		s.log.Warn("record agent heartbeat", "agent", a.ID, "err", err)
 		return
 	}
@@ -209,6 +210,9 @@ func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) 
 	back, err := s.heartbeatNodes(ctx, s.db.Where("agent_id = ? AND pool_id = ?", a.ID, pool), reported, now)
 	if err != nil {
 		s.log.Warn("record agent heartbeat", "agent", a.ID, "err", err)
+	}
+	if err := s.recordAgentGPUs(ctx, a, hb, ms(now)); err != nil {
+		s.log.Warn("record agent gpu samples", "agent", a.ID, "err", err)
 	}
 	s.afterHeartbeat(t, hb.Boot, back || reboot || wasDown)
 }

@@ -49,8 +49,8 @@ func newAgentFixture(t *testing.T, db *gorm.DB, agents ...string) agentFixture {
 	return agentFixture{fixture: f, ctx: ctx}
 }
 
-// serveAgent runs a site agent for pool/id in front of b until ctx ends.
-func serveAgent(t *testing.T, ctx context.Context, bus *eventbus.Bus, pool, id string, b backend.Backend) {
+// serveAgent runs a site agent for pool/id in front of b until ctx ends; opts change its configuration.
+func serveAgent(t *testing.T, ctx context.Context, bus *eventbus.Bus, pool, id string, b backend.Backend, opts ...func(*agent.Config)) {
 	t.Helper()
 	adb, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "agent.db"), sqldb.Options{})
 	if err != nil {
@@ -62,8 +62,11 @@ func serveAgent(t *testing.T, ctx context.Context, bus *eventbus.Bus, pool, id s
 	if err := bus.EnsureStreams(ctx, events.AgentStream); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := agent.NewServer(agent.Config{PoolID: pool, AgentID: id, Version: "test", Backend: b, DB: adb, Bus: bus,
-		Heartbeat: time.Hour})
+	cfg := agent.Config{PoolID: pool, AgentID: id, Version: "test", Backend: b, DB: adb, Bus: bus, Heartbeat: time.Hour}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := agent.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

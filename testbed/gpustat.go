@@ -1,118 +1,16 @@
 package testbed
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"strconv"
-	"strings"
 	"time"
 
 	"gorm.io/gorm/clause"
 
-	"github.com/tamarack-ai/tamarack/testbed/backend/local/cdi"
+	"github.com/tamarack-ai/tamarack/services/events"
+	"github.com/tamarack-ai/tamarack/testbed/gpustat"
 )
-
-// GPUStat is one device's utilisation and memory at one instant, as nvidia-smi reports it.
-type GPUStat struct {
-	UUID string
-	// UtilizationPct is 0-100, or -1 when the driver does not report it ("[N/A]", MIG instances).
-	UtilizationPct int
-	MemoryUsedMiB  int64
-	MemoryTotalMiB int64
-}
-
-// GPUStats measures the devices with these UUIDs on this host. Devices it cannot see are left out of the
-// answer (a remote agent's GPUs, a device that vanished); an error means nothing could be measured now.
-type GPUStats func(ctx context.Context, uuids []string) ([]GPUStat, error)
-
-// gpuStatQuery is the nvidia-smi query whose output ParseGPUStats reads.
-const gpuStatQuery = "--query-gpu=uuid,utilization.gpu,memory.used,memory.total"
-
-// NvidiaSMIStats returns a GPUStats that runs this host's nvidia-smi (found as DiscoverGPUs finds it), or nil
-// when the host has none: sandboxes are then "not measured", never shown an invented zero.
-func NvidiaSMIStats(cdiDirs []string) GPUStats {
-	path, err := exec.LookPath("nvidia-smi")
-	if err != nil {
-		reg, rerr := cdi.Open(cdiDirs, nil)
-		if rerr != nil || reg.Tool("nvidia-smi") == "" {
-			return nil
-		}
-		if path, err = exec.LookPath(reg.Tool("nvidia-smi")); err != nil {
-			return nil
-		}
-	}
-	return func(ctx context.Context, uuids []string) ([]GPUStat, error) {
-		if len(uuids) == 0 {
-			return nil, nil
-		}
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, path, gpuStatQuery, "--format=csv,noheader,nounits", "-i", strings.Join(uuids, ",")).Output()
-		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) && len(ee.Stderr) > 0 {
-				err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(ee.Stderr))
-			}
-			return nil, fmt.Errorf("nvidia-smi: %w", err)
-		}
-		return ParseGPUStats(out)
-	}
-}
-
-// ParseGPUStats parses `nvidia-smi --query-gpu=uuid,utilization.gpu,memory.used,memory.total
-// --format=csv,noheader[,nounits]` output. A value the driver does not report ("[N/A]", "[Not Supported]")
-// reads as -1 for utilisation and 0 for memory; a line of another shape is an error (a changed nvidia-smi is
-// better noticed than charted wrong).
-func ParseGPUStats(out []byte) ([]GPUStat, error) {
-	var stats []GPUStat
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		parts := strings.Split(line, ",")
-		if len(parts) != 4 {
-			return nil, fmt.Errorf("nvidia-smi: unexpected line %q", line)
-		}
-		for i := range parts {
-			parts[i] = strings.TrimSpace(parts[i])
-		}
-		if !strings.HasPrefix(parts[0], "GPU-") && !strings.HasPrefix(parts[0], "MIG-") {
-			return nil, fmt.Errorf("nvidia-smi: no device UUID in %q", line)
-		}
-		util, err := smiNumber(parts[1], "%")
-		if err != nil || util > 100 {
-			return nil, fmt.Errorf("nvidia-smi: bad utilisation in %q", line)
-		}
-		used, err := smiNumber(parts[2], "MiB")
-		if err != nil {
-			return nil, fmt.Errorf("nvidia-smi: bad memory.used in %q", line)
-		}
-		total, err := smiNumber(parts[3], "MiB")
-		if err != nil {
-			return nil, fmt.Errorf("nvidia-smi: bad memory.total in %q", line)
-		}
-		stats = append(stats, GPUStat{UUID: parts[0], UtilizationPct: int(util), MemoryUsedMiB: max(used, 0), MemoryTotalMiB: max(total, 0)})
-	}
-	return stats, sc.Err()
-}
-
-// smiNumber reads one nvidia-smi value with or without its unit; -1 for a value not reported.
-func smiNumber(v, unit string) (int64, error) {
-	if strings.HasPrefix(v, "[") || v == "N/A" {
-		return -1, nil
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, unit)), 10, 64)
-	if err == nil && n < 0 {
-		err = errors.New("negative")
-	}
-	return n, err
-}
 
 // GPUSample is a sandbox's devices taken together at one instant (a testbed_gpu_samples row).
 type GPUSample struct {
@@ -129,7 +27,7 @@ func (GPUSample) TableName() string { return "testbed_gpu_samples" }
 const (
 	NotMeasuredDeclared = "declared_devices" // its devices were declared by the vendor, not found on a host
 	NotMeasuredNoGPU    = "no_devices"       // it has no device (yet)
-	NotMeasuredNoTool   = "no_sampler"       // the testbed host cannot measure them (no nvidia-smi here)
+	NotMeasuredNoTool   = "no_sampler"       // the host that runs it cannot measure them (no nvidia-smi there)
 )
 
 // GPUMetrics is what the testbed knows of a sandbox's GPU use: the recent samples, or why there are none.
@@ -142,40 +40,61 @@ type GPUMetrics struct {
 // gpuSampleKeep bounds the samples kept and answered per sandbox (the most recent ones).
 const gpuSampleKeep = 720
 
-// measurable says whether the sandbox's devices can be sampled here, or why not.
-func (s *Service) measurable(sb Sandbox) (uuids []string, reason string) {
+// measurable says whether the sandbox's devices are measured, or why not: on the platform host by its own
+// sampler (Deps.GPUStats), on a site agent's host by that agent, when its heartbeats say it measures them.
+func (s *Service) measurable(ctx context.Context, sb Sandbox) (uuids []string, reason string, err error) {
 	devs := sb.DeviceList()
 	if len(devs) == 0 {
-		return nil, NotMeasuredNoGPU
+		return nil, NotMeasuredNoGPU, nil
 	}
 	for _, d := range devs {
 		if !d.Declared && d.UUID != "" {
 			uuids = append(uuids, d.UUID)
 		}
 	}
-	switch {
-	case len(uuids) == 0:
-		return nil, NotMeasuredDeclared
-	case s.gpuStats == nil:
-		return nil, NotMeasuredNoTool
+	if len(uuids) == 0 {
+		return nil, NotMeasuredDeclared, nil
 	}
-	return uuids, ""
+	if sb.AgentID != "" {
+		var n int64
+		if err := s.db.WithContext(ctx).Model(&Agent{}).Where("id = ? AND pool_id = ? AND gpu_sampler = ?", sb.AgentID, sb.PoolID, true).
+			Count(&n).Error; err != nil {
+			return nil, "", err
+		}
+		if n == 0 {
+			return nil, NotMeasuredNoTool, nil
+		}
+		return uuids, "", nil
+	}
+	if s.gpuStats == nil {
+		return nil, NotMeasuredNoTool, nil
+	}
+	return uuids, "", nil
 }
 
-// sampleGPUs records one GPU sample of a running sandbox when one is due. A failed measurement is not an
-// error of the tick: the chart shows a gap.
+// gpuSampleDue says whether a sandbox's next GPU sample is due at nowMS, and if so counts it as taken.
+func (s *Service) gpuSampleDue(id string, nowMS int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	due := nowMS-s.gpuSampled[id] >= s.opts.GPUSampleInterval.Milliseconds()
+	if due {
+		s.gpuSampled[id] = nowMS
+	}
+	return due
+}
+
+// sampleGPUs records one GPU sample of a running sandbox of this host when one is due. A failed measurement
+// is not an error of the tick: the chart shows a gap. Sandboxes of enrolled agents are measured by their
+// agent (recordAgentGPUs), never here: the platform's nvidia-smi cannot see another host's devices.
 func (s *Service) sampleGPUs(ctx context.Context, sb Sandbox, nowMS int64) error {
-	uuids, why := s.measurable(sb)
-	if why != "" {
+	if sb.AgentID != "" || s.gpuStats == nil {
 		return nil
 	}
-	s.mu.Lock()
-	due := nowMS-s.gpuSampled[sb.ID] >= s.opts.GPUSampleInterval.Milliseconds()
-	if due {
-		s.gpuSampled[sb.ID] = nowMS
+	uuids, why, err := s.measurable(ctx, sb)
+	if why != "" || err != nil {
+		return err
 	}
-	s.mu.Unlock()
-	if !due {
+	if !s.gpuSampleDue(sb.ID, nowMS) {
 		return nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, inspectTimeout)
@@ -185,7 +104,13 @@ func (s *Service) sampleGPUs(ctx context.Context, sb Sandbox, nowMS int64) error
 		s.log.Debug("gpu sample", "sandbox", sb.ID, "err", err)
 		return nil
 	}
-	row, ok := aggregateGPU(sb.ID, nowMS, uuids, stats)
+	return s.storeGPUSample(ctx, sb.ID, nowMS, uuids, stats)
+}
+
+// storeGPUSample records a sandbox's devices among stats at nowMS (nothing when none of them is there) and
+// drops its samples older than the gpuSampleKeep most recent intervals.
+func (s *Service) storeGPUSample(ctx context.Context, id string, nowMS int64, uuids []string, stats []gpustat.Stat) error {
+	row, ok := aggregateGPU(id, nowMS, uuids, stats)
 	if !ok {
 		return nil
 	}
@@ -195,12 +120,66 @@ func (s *Service) sampleGPUs(ctx context.Context, sb Sandbox, nowMS int64) error
 	}
 	// Keep the most recent samples only: older ones by time, a cheap bound without counting rows.
 	horizon := nowMS - int64(gpuSampleKeep)*s.opts.GPUSampleInterval.Milliseconds()
-	return db.Where("sandbox_id = ? AND at_ms < ?", sb.ID, horizon).Delete(&GPUSample{}).Error
+	return db.Where("sandbox_id = ? AND at_ms < ?", id, horizon).Delete(&GPUSample{}).Error
+}
+
+// recordAgentGPUs records, from an enrolled agent's heartbeat, a GPU sample of each of its sandboxes that
+// it reports running and that runs here on one of its nodes, when one is due. The sample is timed by this
+// testbed's clock (the agent's may drift), like the heartbeat itself.
+func (s *Service) recordAgentGPUs(ctx context.Context, a Agent, hb events.AgentHeartbeatV1, nowMS int64) error {
+	if len(hb.GPUs) == 0 || len(hb.Running) == 0 {
+		return nil
+	}
+	stats := make([]gpustat.Stat, 0, len(hb.GPUs))
+	for _, g := range hb.GPUs {
+		stats = append(stats, gpustat.Stat{UUID: g.UUID, UtilizationPct: g.UtilizationPct, MemoryUsedMiB: g.MemoryUsedMiB,
+			MemoryTotalMiB: g.MemoryTotalMiB})
+	}
+	var sbs []Sandbox
+	if err := s.db.WithContext(ctx).Where("agent_id = ? AND pool_id = ? AND state = ? AND id IN ?", a.ID, a.PoolID, StateRunning,
+		hb.Running).Find(&sbs).Error; err != nil {
+		return err
+	}
+	var errs []error
+	for _, sb := range sbs {
+		uuids, why, err := s.measurable(ctx, sb)
+		if why != "" || err != nil || !s.gpuSampleDue(sb.ID, nowMS) {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, s.storeGPUSample(ctx, sb.ID, nowMS, uuids, stats))
+	}
+	return errors.Join(errs...)
+}
+
+// pruneGPUSamples deletes the GPU samples of sandboxes that ended more than GPUSampleRetention ago, at most
+// once per PruneInterval (the supervisor's collect calls it on every tick).
+func (s *Service) pruneGPUSamples(ctx context.Context, now time.Time) error {
+	nowMS := ms(now)
+	s.mu.Lock()
+	due := s.gpuPruned == 0 || nowMS-s.gpuPruned >= s.opts.PruneInterval.Milliseconds()
+	if due {
+		s.gpuPruned = nowMS
+	}
+	s.mu.Unlock()
+	if !due {
+		return nil
+	}
+	ended := s.db.Model(&Sandbox{}).Select("id").Where("state IN ? AND ended_ms > 0 AND ended_ms < ?",
+		[]string{StateStopped, StateFailed}, ms(now.Add(-s.opts.GPUSampleRetention)))
+	res := s.db.WithContext(ctx).Where("sandbox_id IN (?)", ended).Delete(&GPUSample{})
+	if res.Error != nil {
+		return fmt.Errorf("prune gpu samples: %w", res.Error)
+	}
+	if res.RowsAffected > 0 {
+		s.log.Info("gpu samples of ended sandboxes pruned", "rows", res.RowsAffected, "retention", s.opts.GPUSampleRetention)
+	}
+	return nil
 }
 
 // aggregateGPU takes a sandbox's devices together: mean utilisation over those that report it, summed
 // memory. ok is false when none of its devices was in the answer.
-func aggregateGPU(id string, atMS int64, uuids []string, stats []GPUStat) (GPUSample, bool) {
+func aggregateGPU(id string, atMS int64, uuids []string, stats []gpustat.Stat) (GPUSample, bool) {
 	row := GPUSample{SandboxID: id, AtMS: atMS, UtilizationPct: -1}
 	var util, utilN, seen int
 	for _, st := range stats {
@@ -232,7 +211,11 @@ func (s *Service) GPUMetricsOf(ctx context.Context, c Caller, id string) (GPUMet
 		return GPUMetrics{}, err
 	}
 	out := GPUMetrics{Samples: []GPUSample{}}
-	if _, why := s.measurable(sb); why != "" {
+	_, why, err := s.measurable(ctx, sb)
+	if err != nil {
+		return GPUMetrics{}, err
+	}
+	if why != "" {
 		out.Reason = why
 		return out, nil
 	}

@@ -182,6 +182,9 @@ type Agent struct {
 	CreatedMS   int64 `gorm:"column:created_ms"`
 	HeartbeatMS int64 `gorm:"column:heartbeat_ms"`
 	RevokedMS   int64 `gorm:"column:revoked_ms"`
+	// GPUSampler: its heartbeats carry its host's GPU measurements (it has nvidia-smi); its sandboxes' GPUs
+	// are "not measured" otherwise.
+	GPUSampler bool `gorm:"column:gpu_sampler"`
 }
 
 func (Agent) TableName() string { return "testbed_agents" }

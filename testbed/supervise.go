@@ -264,8 +264,12 @@ func (s *Service) tickNodes(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// collect removes ended sandboxes from their backend once their logs' retention has passed.
+// collect removes ended sandboxes from their backend once their logs' retention has passed, and prunes the
+// GPU samples of those ended longer than GPUSampleRetention ago.
 func (s *Service) collect(ctx context.Context, now time.Time) error {
+	if err := s.pruneGPUSamples(ctx, now); err != nil {
+		return err
+	}
 	var old []Sandbox
 	if err := s.db.WithContext(ctx).Where("state IN ? AND backend_removed = ? AND ended_ms < ?",
 		[]string{StateStopped, StateFailed}, false, ms(now.Add(-s.opts.LogRetention))).Limit(100).Find(&old).Error; err != nil {

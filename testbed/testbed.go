@@ -27,6 +27,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/gpustat"
 )
 
 //go:embed migrations
@@ -56,6 +57,7 @@ type Options struct {
 	StartTimeout         time.Duration // 2m: a backend Start
 	PullTimeout          time.Duration // 30m: getting a sandbox's image (pull and unpack) before its start
 	GPUSampleInterval    time.Duration // 10s: GPU utilisation and memory sample period while running (Deps.GPUStats)
+	GPUSampleRetention   time.Duration // 7 days: an ended sandbox's GPU samples are kept this long, then pruned
 	DisableEventConsumer bool          // tests that drive consumers by hand
 	// AgentNATSURL is the NATS address enrolled agents connect to (told them at enrolment); PublicURL the
 	// platform's address for the enrolment command shown with a new token (default: the request's).
@@ -90,6 +92,7 @@ func (o Options) withDefaults() Options {
 	def(&o.StartTimeout, 2*time.Minute)
 	def(&o.PullTimeout, 30*time.Minute)
 	def(&o.GPUSampleInterval, 10*time.Second)
+	def(&o.GPUSampleRetention, 7*24*time.Hour)
 	def(&o.PruneInterval, 10*time.Minute)
 	if o.ImageCacheBytes <= 0 {
 		o.ImageCacheBytes = 32 << 30
@@ -128,9 +131,9 @@ type Deps struct {
 	// and launching on them answers 503 backend_unavailable saying it.
 	Unavailable map[string]error
 
-	// GPUStats measures this host's GPUs for the utilisation and memory charts (NvidiaSMIStats); nil: not
+	// GPUStats measures this host's GPUs for the utilisation and memory charts (gpustat.NvidiaSMI); nil: not
 	// measured (declared devices, hosts without nvidia-smi, agents' own hosts).
-	GPUStats GPUStats
+	GPUStats gpustat.Func
 }
 
 // Service is the testbed.
@@ -152,7 +155,7 @@ type Service struct {
 	// embedded: this process runs the agent of the platform host's own nodes (Deps.EmbeddedAgent).
 	embedded bool
 	creds    Credentials
-	gpuStats GPUStats
+	gpuStats gpustat.Func
 	// ssh is where users reach the SSH gateway (SetSSHEndpoint), nil while none runs.
 	ssh atomic.Pointer[SSHEndpoint]
 
@@ -162,6 +165,7 @@ type Service struct {
 	inflight   map[string]bool                    // sandboxes a goroutine is provisioning or stopping
 	touched    map[string]int64                   // last activity written per sandbox (unix ms), to throttle writes
 	gpuSampled map[string]int64                   // last GPU sample per running sandbox (unix ms)
+	gpuPruned  int64                              // last pruning of ended sandboxes' GPU samples (unix ms)
 	pulls      map[string]context.CancelCauseFunc // image pulls in progress, by sandbox: a stop cancels its pull
 	closing    bool                               // Run has ended: pulls still starting are cancelled at once
 	wg         sync.WaitGroup

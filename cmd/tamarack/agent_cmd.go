@@ -32,6 +32,7 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend/local/cdi"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm"
+	"github.com/tamarack-ai/tamarack/testbed/gpustat"
 	"github.com/tamarack-ai/tamarack/testbed/image"
 )
 
@@ -326,7 +327,7 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		where = "Slurm at " + slurmOpts.URL
 	}
 	srv, err := agent.NewServer(agent.Config{PoolID: f.PoolID, AgentID: f.AgentID, Version: version, Backend: b, Images: images,
-		Nodes: nodes, DB: db, Bus: bus, Log: log})
+		Nodes: nodes, DB: db, Bus: bus, Log: log, GPUStats: gpustat.NvidiaSMI([]string{"/etc/cdi", "/var/run/cdi"})})
 	if err != nil {
 		return err
 	}

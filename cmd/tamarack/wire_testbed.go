@@ -23,6 +23,7 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local/cdi"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
+	"github.com/tamarack-ai/tamarack/testbed/gpustat"
 )
 
 // Testbed's wiring.
@@ -79,9 +80,9 @@ func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
 		}
 	}
 	// This host's GPUs are measured for the sandbox page's charts where they run here (nvidia-smi present).
-	var gpuStats testbed.GPUStats
+	var gpuStats gpustat.Func
 	if lb != nil {
-		gpuStats = testbed.NvidiaSMIStats(e.cfg.cdiDirs())
+		gpuStats = gpustat.NvidiaSMI(e.cfg.cdiDirs())
 	}
 	return testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log.With("service", "testbed"), Clock: e.clock,
 		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs, Unavailable: unavailable, Images: e.images,

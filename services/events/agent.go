@@ -151,6 +151,32 @@ type AgentHeartbeatV1 struct {
 	Nodes   []AgentNodeV1 `json:"nodes"`
 	Running []string      `json:"running"`
 	At      time.Time     `json:"at"`
+	// GPUSampler is true when the agent measures its host's GPUs (nvidia-smi). GPUs are its measurements of
+	// every device of its host, taken with this heartbeat while one of its sandboxes runs; the testbed charts
+	// each sandbox's devices from them. Both are optional additions to v1: older agents send neither, older
+	// testbeds ignore them.
+	GPUSampler bool             `json:"gpu_sampler,omitempty"`
+	GPUs       []AgentGPUStatV1 `json:"gpus,omitempty"`
+}
+
+// AgentGPUStatV1 is one device's utilisation and memory at the heartbeat's instant (gpustat.Stat on the wire).
+type AgentGPUStatV1 struct {
+	UUID string `json:"uuid"`
+	// UtilizationPct is 0-100, or -1 when the driver does not report it (MIG instances).
+	UtilizationPct int   `json:"utilization_pct"`
+	MemoryUsedMiB  int64 `json:"memory_used_mib"`
+	MemoryTotalMiB int64 `json:"memory_total_mib"`
+}
+
+// MaxAgentGPUStats bounds the devices one heartbeat reports (a host has a handful; MIG at most 7 per GPU).
+const MaxAgentGPUStats = 512
+
+func (g AgentGPUStatV1) Validate() error {
+	var c check
+	c.need(g.UUID != "", "uuid")
+	c.need(g.UtilizationPct >= -1 && g.UtilizationPct <= 100, "utilization_pct")
+	c.need(g.MemoryUsedMiB >= 0 && g.MemoryTotalMiB >= 0, "memory")
+	return c.err("agent gpu stat")
 }
 
 func (h AgentHeartbeatV1) Validate() error {
@@ -162,6 +188,13 @@ func (h AgentHeartbeatV1) Validate() error {
 	for _, n := range h.Nodes {
 		if n.Validate() != nil {
 			c.need(false, "nodes")
+			break
+		}
+	}
+	c.need(len(h.GPUs) <= MaxAgentGPUStats, "gpus")
+	for _, g := range h.GPUs {
+		if g.Validate() != nil {
+			c.need(false, "gpus")
 			break
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
+	"github.com/tamarack-ai/tamarack/testbed/gpustat"
 	"github.com/tamarack-ai/tamarack/testbed/image"
 )
 
@@ -47,6 +48,10 @@ type Config struct {
 	// Heartbeat is the period of heartbeats (default 5 s); Watch the period at which the backend is asked
 	// which sandboxes started or ended (default 1 s).
 	Heartbeat, Watch time.Duration
+	// GPUStats measures this host's GPUs (gpustat.NvidiaSMI); while a sandbox runs, each heartbeat carries
+	// the measurements of every device here. Nil: the agent measures nothing (no nvidia-smi; the embedded
+	// agent, whose host the testbed measures itself).
+	GPUStats gpustat.Func
 }
 
 // Server runs the sandboxes the testbed places on one agent's nodes.
@@ -319,11 +324,33 @@ func (s *Server) heartbeat(ctx context.Context, nodes []events.AgentNodeV1) erro
 		}
 	}
 	hb.At = time.Now().UTC() // after List: the running ones were observed by then
+	if s.cfg.GPUStats != nil {
+		hb.GPUSampler = true
+		if len(hb.Running) > 0 {
+			hb.GPUs = s.measureGPUs(cctx)
+		}
+	}
 	body, err := json.Marshal(hb)
 	if err != nil {
 		return err
 	}
 	return s.cfg.Bus.Conn().Publish(s.cfg.Bus.Subject(s.base+".heartbeat.v1"), body)
+}
+
+// measureGPUs is every device of this host as GPUStats measures it now; nil when it cannot (the heartbeat
+// goes without: the charts show a gap, not a zero).
+func (s *Server) measureGPUs(ctx context.Context) []events.AgentGPUStatV1 {
+	stats, err := s.cfg.GPUStats(ctx, nil)
+	if err != nil {
+		s.log.Debug("agent gpu sample", "err", err)
+		return nil
+	}
+	out := make([]events.AgentGPUStatV1, 0, min(len(stats), events.MaxAgentGPUStats))
+	for _, st := range stats[:min(len(stats), events.MaxAgentGPUStats)] {
+		out = append(out, events.AgentGPUStatV1{UUID: st.UUID, UtilizationPct: st.UtilizationPct, MemoryUsedMiB: st.MemoryUsedMiB,
+			MemoryTotalMiB: st.MemoryTotalMiB})
+	}
+	return out
 }
 
 // watch announces every start and end the backend observes, whoever caused them (an exit, an OOM kill, a
