@@ -47,7 +47,14 @@ func (h handler) pathOrg(c *fiber.Ctx) (string, error) {
 
 func docLang(c *fiber.Ctx) string { return DocLanguage(c.AcceptsLanguages("en", "fr")) }
 
-func sendPDF(c *fiber.Ctx, name string, b []byte) error {
+// sendPDF draws a document in the caller's language (Accept-Language) and answers it as name.
+func sendPDF(c *fiber.Ctx, name string, draw func(lang string) ([]byte, error)) error {
+	lang := docLang(c)
+	b, err := draw(lang)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentLanguage, lang)
 	c.Set(fiber.HeaderContentType, "application/pdf")
 	c.Set(fiber.HeaderContentDisposition, `inline; filename="`+name+`"`)
 	c.Set(fiber.HeaderCacheControl, "private, no-store")
@@ -76,13 +83,7 @@ func (h handler) receiptPDF(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	lang := docLang(c)
-	b, err := ReceiptPDF(r, lang)
-	if err != nil {
-		return err
-	}
-	c.Set(fiber.HeaderContentLanguage, lang)
-	return sendPDF(c, "receipt-"+r.Purchase.ID+".pdf", b)
+	return sendPDF(c, "receipt-"+r.Purchase.ID+".pdf", func(lang string) ([]byte, error) { return ReceiptPDF(r, lang) })
 }
 
 // StatementMonth is a month with a statement.
@@ -117,13 +118,7 @@ func (h handler) statementPDF(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	lang := docLang(c)
-	b, err := StatementPDF(d, lang)
-	if err != nil {
-		return err
-	}
-	c.Set(fiber.HeaderContentLanguage, lang)
-	return sendPDF(c, "statement-"+month+".pdf", b)
+	return sendPDF(c, "statement-"+month+".pdf", func(lang string) ([]byte, error) { return StatementPDF(d, lang) })
 }
 
 func (h handler) spendChart(c *fiber.Ctx) error { return orgChart(h, c, h.s.SpendChartOf) }
