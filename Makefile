@@ -4,7 +4,7 @@ PKGS      ?= ./...
 STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME  ?= 10s
 
-.PHONY: run build ui images test test-short lint bench fuzz e2e infra-check clean
+.PHONY: run build ui images test test-short lint bench perf fuzz e2e infra-check clean
 
 ## run: build the web UI and the built-in sandbox images when needed, then run every service in one process on
 ## embedded defaults
@@ -50,6 +50,12 @@ lint:
 ## bench: Go benchmarks (figures go to docs/performance.md)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## perf: every figure of docs/performance.md, each bench run three times: a Markdown table of medians, each run's
+## value and the 1-minute load average around it (bench/perf; PERF_ARGS, e.g. -only testbed; the testbed bench
+## needs root, runc and the built-in images)
+perf:
+	$(GO) run ./bench/perf $(PERF_ARGS)
 
 ## fuzz: each fuzz target (request decoders, money parsing) for FUZZTIME
 fuzz:

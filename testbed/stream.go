@@ -116,6 +116,10 @@ func (h handler) logs(c *fiber.Ctx) error {
 			}
 			return ErrNotRunning.WithDetail("the sandbox's logs are no longer kept")
 		}
+		if errors.Is(err, backend.ErrUnavailable) {
+			// The backend (a site agent that does not answer, slurmrestd down) is away, not broken: 503, retry.
+			return ErrBackendUnavailable.WithDetail("the sandbox's backend did not answer: %v", err)
+		}
 		return err
 	}
 	h.svc.Touch(c.UserContext(), sb.ID)

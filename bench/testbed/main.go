@@ -27,8 +27,15 @@
 // the sandbox starts, and with a longer interval the client figure includes up to one interval of waiting
 // for the next GET (the server and backend figures do not).
 //
+// With -json its last line of standard output is one JSON object of the run's figures (milliseconds; the
+// load averages as /proc/loadavg gives them), for bench/perf (`make perf`), which runs it three times:
+// client_p50_ms/p90/p99, backend_start_p50_ms, runtime_p50_ms (runc create+start inside the launches),
+// bare_runc_p50_ms, platform_over_runtime_ms (client p50 − runtime p50, the same launches),
+// platform_over_bare_runc_ms (client p50 − bare runc p50, the same run), load1_start, load1_end.
+//
 //	go run ./bench/testbed -n 50
 //	go run ./bench/testbed -n 50 -runsc "$(infra/gvisor/build.sh)"
+//	go run ./bench/testbed -n 20 -json
 package main
 
 import (
@@ -83,17 +90,18 @@ func main() {
 	runsc := flag.String("runsc", "", "path of gVisor's runsc (infra/gvisor/build.sh): the pool runs its sandboxes on it instead of runc (no bare-runc figure then)")
 	viaAgent := flag.Bool("agent", false, "run sandboxes through the site agent protocol, as tamarack serve does (its embedded agent, over an in-process embedded NATS) instead of calling the backend in process")
 	poll := flag.Duration("poll", 0, "poll GET every interval while waiting for running, instead of one GET ?wait_until=running (0)")
+	asJSON := flag.Bool("json", false, "print the figures as one JSON object on the last line of standard output (bench/perf reads it)")
 	flag.Parse()
 	if *bare <= 0 {
 		*bare = *n
 	}
-	if err := run(*n, *conc, *bare, *template, *images, *runsc, *poll, *viaAgent); err != nil {
+	if err := run(*n, *conc, *bare, *template, *images, *runsc, *poll, *viaAgent, *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "testbed-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duration, viaAgent bool) error {
+func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duration, viaAgent, asJSON bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	load0 := loadAverage()
@@ -341,8 +349,43 @@ func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duratio
 		fmt.Printf("  p50 client − p50 bare runc: %.1f ms (of which the backend's own work, p50 Backend.Start − p50 bare runc: %.1f ms)\n",
 			ms(p50(clientT)-p50(bareT)), ms(p50(startT)-p50(bareT)))
 	}
-	fmt.Printf("  load average (1 min): %s before, %s after\n", load0, loadAverage())
+	load1 := loadAverage()
+	fmt.Printf("  load average (1 min): %s before, %s after\n", load0, load1)
+	if !asJSON {
+		return nil
+	}
+	figures := map[string]float64{
+		"client_p50_ms": ms(pct(clientT, 0.50)), "client_p90_ms": ms(pct(clientT, 0.90)), "client_p99_ms": ms(pct(clientT, 0.99)),
+		"backend_start_p50_ms": ms(p50(startT)), "runtime_p50_ms": ms(p50(inT)),
+		"platform_over_runtime_ms": ms(p50(clientT) - p50(inT)), "first_sandbox_ms": ms(first),
+		"load1_start": loadNumber(load0), "load1_end": loadNumber(load1),
+	}
+	if len(bareT) > 0 {
+		figures["bare_runc_p50_ms"] = ms(p50(bareT))
+		figures["platform_over_bare_runc_ms"] = ms(p50(clientT) - p50(bareT))
+	}
+	b, err := json.Marshal(figures)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
 	return nil
+}
+
+// loadNumber is a /proc/loadavg figure as a number (-1 when it could not be read).
+func loadNumber(s string) float64 {
+	var f float64
+	if _, err := fmt.Sscan(s, &f); err != nil {
+		return -1
+	}
+	return f
+}
+
+// pct is the p-th quantile of d as report prints it (d sorted or not).
+func pct(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
 }
 
 // startAgent runs what tamarack serve runs for its own host: an embedded NATS JetStream (in-process) and the

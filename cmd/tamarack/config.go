@@ -25,9 +25,6 @@ import (
 	"github.com/tamarack-ai/tamarack/services/identity"
 )
 
-// Services that `--only` can name.
-var allServices = []string{"identity", "marketplace", "testbed", "billing", "ui"}
-
 // config is every setting of every subcommand. Each has a flag and a TAMARACK_* variable; flags win.
 type config struct {
 	Addr       string
@@ -288,12 +285,12 @@ func (c *config) validate() error {
 	}
 	c.services = nil
 	if strings.TrimSpace(c.Only) == "" {
-		c.services = slices.Clone(allServices)
+		c.services = serviceNames()
 	} else {
 		for _, s := range strings.Split(c.Only, ",") {
 			s = strings.TrimSpace(s)
-			if !slices.Contains(allServices, s) {
-				bad("--only: unknown service %q (choose from %s)", s, strings.Join(allServices, ", "))
+			if !slices.Contains(serviceNames(), s) {
+				bad("--only: unknown service %q (choose from %s)", s, strings.Join(serviceNames(), ", "))
 				continue
 			}
 			if !slices.Contains(c.services, s) {

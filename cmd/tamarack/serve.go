@@ -21,6 +21,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
+	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
@@ -170,11 +171,10 @@ func build(ctx context.Context, c *config) (*server, error) {
 	if c.MetricsAddr == "" {
 		web.Metrics(app, reg)
 	}
-	if c.runs("identity") {
-		if err := wireIdentity(ctx, e); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("identity: %w", err)
-		}
+	// Identity provides the token keys every other service's routes check.
+	if err := provideAll(ctx, e); err != nil {
+		closeAll()
+		return nil, err
 	}
 	if e.keys == nil {
 		e.keys = &jwtauth.RemoteKeys{URL: c.IdentityURL + "/api/v1/identity/.well-known/jwks.json"}
@@ -190,17 +190,9 @@ func build(ctx context.Context, c *config) (*server, error) {
 	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: e.keys, Leeway: 30 * time.Second, Revoked: revoked}}, APITokens: e.apiTokens}
 	e.authn = authn
 	e.api = app.Group("/api/v1", web.Auth(authn))
-	for _, w := range []struct {
-		name string
-		wire func(context.Context, *env) error
-	}{{"identity", mountIdentity}, {"marketplace", wireMarketplace}, {"testbed", wireTestbed}, {"billing", wireBilling}} {
-		if !c.runs(w.name) {
-			continue
-		}
-		if err := w.wire(ctx, e); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("%s: %w", w.name, err)
-		}
+	if err := wireAll(ctx, e); err != nil {
+		closeAll()
+		return nil, err
 	}
 	describeMeta(e.doc)
 	app.Get("/api/openapi.json", func(fc *fiber.Ctx) error {
@@ -312,14 +304,27 @@ func describeMeta(d *openapi.Doc) {
 }
 
 // remoteAPITokens verifies API tokens with identity over NATS when identity runs in another process.
-type remoteAPITokens struct{ bus *eventbus.Bus }
+type remoteAPITokens struct {
+	bus *eventbus.Bus
+	// timeout bounds identity's answer (3 s when zero).
+	timeout time.Duration
+}
 
 func (r remoteAPITokens) Authenticate(ctx context.Context, token string) (web.Principal, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	timeout := r.timeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	p, err := eventbus.Call(ctx, r.bus, events.TokenVerify, events.TokenVerifyV1{Token: token})
 	if err != nil {
-		return web.Principal{}, web.ErrBadToken
+		// Identity's answer (a problem below 500) says the token is bad; anything else (no responder, a timeout, a
+		// closed connection, identity's own failure) says nothing about the token: 503, and the client retries.
+		if pr, ok := problem.From(err); ok && pr.Status < 500 {
+			return web.Principal{}, web.ErrBadToken
+		}
+		return web.Principal{}, web.ErrAuthUnavailable
 	}
 	return web.Principal{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, OrgKind: p.OrgKind, Role: p.Role,
 		Staff: p.Staff, TokenID: p.TokenID, APIToken: true, Scopes: p.Scopes, EmailVerified: p.EmailVerified}, nil

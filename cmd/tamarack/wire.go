@@ -20,16 +20,79 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
-// Each service's wiring lives in wire_<service>.go; these functions gather them for serve, migrate, seed and
-// users, in dependency order (identity first: it provides token keys and the demo organisations).
+// service is one row of the composition root's table: what serve, migrate and seed do for one service. Each
+// row's functions live in wire_<service>.go; serve, migrate, seed and preflight only walk the table.
+type service struct {
+	name string
+	// migrations of the service's tables (migrate, serve and the one-shot commands apply them).
+	migrations func() []sqldb.Migrations
+	// preRun runs before anything else, configured or not (the sandbox shim re-executes this binary); true means
+	// it handled the run. Optional.
+	preRun func() bool
+	// preflight checks host prerequisites before anything is opened. Optional.
+	preflight func(*config, *slog.Logger) error
+	// provide runs before the auth middleware exists and sets what every service's routes need (identity: the
+	// token keys and API tokens on env). Optional.
+	provide func(context.Context, *env) error
+	// wire builds the service, mounts its routes on e.api (or e.app), adds its OpenAPI operations to e.doc and its
+	// background loops with e.background.
+	wire func(context.Context, *env) error
+	// seed adds the service's demo data idempotently and hands what it made to the next row's seed. Optional.
+	seed func(context.Context, *env, *demo) error
+}
 
-// preRun runs before anything else (the sandbox shim re-executes this binary); true means it handled the run.
-func preRun() bool { return testbedPreRun() }
+// services is the table, in dependency order: identity first (token keys, the demo organisations), the testbed
+// before the marketplace (the demo pool the catalogue sells), billing last (it projects the organisations). The
+// web UI is not a row: it is mounted after every route, as the fallback (build).
+func services() []service {
+	return []service{
+		{name: "identity", migrations: identityMigrations, provide: wireIdentity, wire: mountIdentity, seed: seedIdentity},
+		{name: "testbed", migrations: testbedMigrations, preRun: testbedPreRun, preflight: testbedPreflight,
+			wire: wireTestbed, seed: seedTestbedAndImages},
+		{name: "marketplace", migrations: marketplaceMigrations, wire: wireMarketplace, seed: seedMarketplace},
+		{name: "billing", migrations: billingMigrations, wire: wireBilling, seed: seedBilling},
+	}
+}
+
+// serviceNames are the names --only takes: the table's rows and the web UI.
+func serviceNames() []string {
+	var out []string
+	for _, s := range services() {
+		out = append(out, s.name)
+	}
+	return append(out, "ui")
+}
+
+// configured is the table's rows this process runs, in the table's order.
+func configured(c *config) []service {
+	var out []service
+	for _, s := range services() {
+		if c.runs(s.name) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// preRun runs each service's pre-run hook; true means one handled the run.
+func preRun() bool {
+	for _, s := range services() {
+		if s.preRun != nil && s.preRun() {
+			return true
+		}
+	}
+	return false
+}
 
 // preflight checks host prerequisites of the configured services.
 func preflight(c *config, log *slog.Logger) error {
-	if c.runs("testbed") {
-		return testbedPreflight(c, log)
+	for _, s := range configured(c) {
+		if s.preflight == nil {
+			continue
+		}
+		if err := s.preflight(c, log); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -37,15 +100,33 @@ func preflight(c *config, log *slog.Logger) error {
 // migrationsFor lists the migrations of the services this process runs.
 func migrationsFor(c *config) []sqldb.Migrations {
 	var out []sqldb.Migrations
-	for _, s := range []struct {
-		name string
-		m    func() []sqldb.Migrations
-	}{{"identity", identityMigrations}, {"marketplace", marketplaceMigrations}, {"testbed", testbedMigrations}, {"billing", billingMigrations}} {
-		if c.runs(s.name) {
-			out = append(out, s.m()...)
-		}
+	for _, s := range configured(c) {
+		out = append(out, s.migrations()...)
 	}
 	return out
+}
+
+// provideAll runs the configured services' provide steps (before the auth middleware exists).
+func provideAll(ctx context.Context, e *env) error {
+	for _, s := range configured(e.cfg) {
+		if s.provide == nil {
+			continue
+		}
+		if err := s.provide(ctx, e); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// wireAll wires the configured services, in the table's order.
+func wireAll(ctx context.Context, e *env) error {
+	for _, s := range configured(e.cfg) {
+		if err := s.wire(ctx, e); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
 }
 
 // demo carries what one service's demo seed made to the next.
@@ -95,14 +176,11 @@ func seed(ctx context.Context, c *config, stdout io.Writer) error {
 	}
 	defer done()
 	d := &demo{Password: "tamarack-demo-2026"}
-	for _, s := range []struct {
-		name string
-		fn   func(context.Context, *env, *demo) error
-	}{{"identity", seedIdentity}, {"testbed", seedTestbed}, {"testbed", seedImages}, {"marketplace", seedMarketplace}, {"billing", seedBilling}} {
-		if !c.runs(s.name) {
+	for _, s := range configured(c) {
+		if s.seed == nil {
 			continue
 		}
-		if err := s.fn(ctx, e, d); err != nil {
+		if err := s.seed(ctx, e, d); err != nil {
 			return fmt.Errorf("seed %s: %w", s.name, err)
 		}
 	}

@@ -230,9 +230,16 @@ func sshEndpoint(publicURL string, addr *net.TCPAddr, hostKey ssh.PublicKey) tes
 	return testbed.SSHEndpoint{Host: host, Port: addr.Port, HostKeyFingerprint: ssh.FingerprintSHA256(hostKey)}
 }
 
-// seedTestbed adds the demo pool: "Northern GPU Co. — Montréal", owned by the demo vendor, on the local
-// backend, with one node of 8 declared h100-80gb devices (declared: nothing checked they exist; on a host
-// with NVIDIA GPUs, add a node with discover: true instead). Idempotent.
+// seedTestbedAndImages is the testbed's seed: the demo pool, then the built-in sandbox images it launches from.
+func seedTestbedAndImages(ctx context.Context, e *env, d *demo) error {
+	if err := seedTestbed(ctx, e, d); err != nil {
+		return err
+	}
+	return seedImages(ctx, e, d)
+}
+
+// seedTestbed adds the demo pool (testbed.SeedDemo: the demo vendor's, on the local backend, with 8 declared
+// h100-80gb devices) and hands it to the marketplace's seed. Idempotent.
 func seedTestbed(ctx context.Context, e *env, d *demo) error {
 	svc, err := testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log, Clock: e.clock, Holds: testbed.BusHolds{Bus: e.bus},
 		Backends: map[string]backend.Backend{"simulator": sim.New(e.clock)}})
@@ -247,35 +254,13 @@ func seedTestbed(ctx context.Context, e *env, d *demo) error {
 		vendor = "demo-vendor"
 		d.Notes = append(d.Notes, "testbed: identity seeded no vendor organisation; the demo pool belongs to \"demo-vendor\"")
 	}
-	const name = "Northern GPU Co. — Montréal"
-	var existing testbed.Pool
-	err = e.db.WithContext(ctx).Where("vendor_org_id = ? AND name = ?", vendor, name).First(&existing).Error
-	switch {
-	case err == nil:
-		d.PoolID, d.PoolName, d.PoolRegion = existing.ID, existing.Name, existing.Region
-		return nil
-	case !sqldb.IsNotFound(err):
-		return err
-	}
-	staff := testbed.Caller{Staff: true, UserID: d.StaffUserID}
-	p, err := svc.CreatePool(ctx, staff, testbed.CreatePoolInput{VendorOrgID: vendor, Name: name, Region: "ca-montreal",
-		Backend: "local", Settings: map[string]string{}})
+	res, err := svc.SeedDemo(ctx, testbed.SeedInput{VendorOrgID: vendor, StaffUserID: d.StaffUserID})
 	if err != nil {
 		return err
 	}
-	in := testbed.AddNodeInput{Name: "mtl-gpu-01", CPUMillis: 128_000, MemoryBytes: 1 << 40}
-	for i := range 8 {
-		in.Devices = append(in.Devices, testbed.DeviceInput{Index: i, GPUModel: "h100-80gb"})
-	}
-	if _, _, err := svc.AddNode(ctx, staff, p.ID, in); err != nil {
-		return err
-	}
-	d.PoolID, d.PoolName, d.PoolRegion = p.ID, p.Name, p.Region
-	d.Notes = append(d.Notes, "testbed: pool \""+name+"\" on the local backend with 8 DECLARED h100-80gb devices (no real GPUs are checked)")
-	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := svc.Outbox().Flush(fctx); err != nil {
-		e.log.Warn("testbed seed: pool event stays in the outbox until the server relays it", "err", err)
+	d.PoolID, d.PoolName, d.PoolRegion = res.PoolID, res.PoolName, res.PoolRegion
+	if res.Created {
+		d.Notes = append(d.Notes, "testbed: pool \""+res.PoolName+"\" on the local backend with 8 DECLARED h100-80gb devices (no real GPUs are checked)")
 	}
 	return nil
 }

@@ -66,6 +66,10 @@ type KeySource interface {
 // ErrUnknownKey is returned by a KeySource for a kid it does not know.
 var ErrUnknownKey = errors.New("unknown signing key")
 
+// ErrKeysUnavailable is returned by a KeySource that could not ask for the keys (identity down, unreachable or
+// answering an error): the token is not known to be bad, so callers answer 503, not 401.
+var ErrKeysUnavailable = errors.New("signing keys unavailable")
+
 // Verifier checks access tokens: EdDSA only (so "none" and HMAC confusion are refused), known kid, issuer,
 // audience and expiry.
 type Verifier struct {
@@ -175,7 +179,7 @@ func (r *RemoteKeys) PublicKey(ctx context.Context, kid string) (crypto.PublicKe
 		return nil, ErrUnknownKey
 	}
 	if err := r.fetch(ctx); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
 	}
 	if k, ok := r.keys[kid]; ok {
 		return k, nil

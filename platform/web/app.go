@@ -245,7 +245,7 @@ func WriteProblem(c *fiber.Ctx, p *problem.Problem) error {
 	if id := RequestID(c); id != "" {
 		body["request_id"] = id
 	}
-	if p.Status == http.StatusTooManyRequests {
+	if p.Status == http.StatusTooManyRequests || p.Status == http.StatusServiceUnavailable {
 		if v, ok := p.Extra["retry_after_seconds"]; ok {
 			c.Set(fiber.HeaderRetryAfter, toString(v))
 		}

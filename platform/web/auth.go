@@ -78,6 +78,9 @@ func (a JWTAuthenticator) Authenticate(ctx context.Context, token string) (Princ
 	if errors.Is(err, jwtauth.ErrRevoked) {
 		return Principal{}, ErrTokenRevoked
 	}
+	if errors.Is(err, jwtauth.ErrKeysUnavailable) {
+		return Principal{}, ErrAuthUnavailable
+	}
 	if err != nil {
 		return Principal{}, ErrBadToken
 	}
@@ -110,6 +113,13 @@ func (c Chain) Authenticate(ctx context.Context, token string) (Principal, error
 // ErrBadToken is the one answer for every invalid credential: which check failed is not revealed.
 var ErrBadToken = problem.New(401, "invalid_token", "The access token is invalid or expired.").
 	WithDetail("Get a new access token (POST /api/v1/identity/refresh with your refresh token, or sign in again with POST /api/v1/identity/login); an API token may have expired or been revoked.")
+
+// ErrAuthUnavailable answers a token that could not be checked because identity (its keys, or its answer to an
+// API token over NATS) is unavailable: the token may be good, so the client keeps it and retries after
+// Retry-After, where a 401 would make it throw the token away and sign in again.
+var ErrAuthUnavailable = problem.ErrUnavailable.
+	WithDetail("Identity, which checks access and API tokens, is not answering; keep your token and retry in a moment.").
+	WithExtra("retry_after_seconds", 5)
 
 // ErrTokenRevoked answers a valid access token whose session has ended (signed out, ended from the session
 // list, password changed, refresh token replayed).
