@@ -50,11 +50,34 @@ var (
 // Cache is the artifacts cache of one host. Its methods are safe for concurrent use by one process.
 type Cache struct {
 	dir    string
-	base   *url.URL
 	client *http.Client
 	log    *slog.Logger
 
 	mu sync.Mutex // links, uses and sweeps (downloads run outside it)
+
+	baseMu sync.Mutex
+	base   *url.URL
+}
+
+// SetBaseURL changes the address relative links resolve against (the embedded agent learns the platform's
+// listener only once it listens).
+func (c *Cache) SetBaseURL(u string) error {
+	base, err := parseBase(u)
+	if err != nil {
+		return err
+	}
+	c.baseMu.Lock()
+	c.base = base
+	c.baseMu.Unlock()
+	return nil
+}
+
+func parseBase(u string) (*url.URL, error) {
+	base, err := url.Parse(u)
+	if err != nil || u != "" && (base.Scheme != "http" && base.Scheme != "https" || base.Host == "") {
+		return nil, fmt.Errorf("artifact cache: base URL %q: want http(s)://host[:port]", u)
+	}
+	return base, nil
 }
 
 // Options configure New.
@@ -74,9 +97,9 @@ func New(opts Options) (*Cache, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("artifact cache: a directory is required")
 	}
-	base, err := url.Parse(opts.BaseURL)
-	if err != nil || opts.BaseURL != "" && (base.Scheme != "http" && base.Scheme != "https" || base.Host == "") {
-		return nil, fmt.Errorf("artifact cache: base URL %q: want http(s)://host[:port]", opts.BaseURL)
+	base, err := parseBase(opts.BaseURL)
+	if err != nil {
+		return nil, err
 	}
 	for _, d := range []string{"blobs", "sets", "users", "tmp"} {
 		// World-searchable: a sandbox's root (a uid of its own range on this host) reads the files through its
@@ -159,7 +182,10 @@ func (c *Cache) has(digest string) bool {
 
 // fetch downloads f into a temporary file, refusing more bytes than declared and a wrong digest.
 func (c *Cache) fetch(ctx context.Context, f events.AgentArtifactV1) (string, error) {
-	u, err := c.base.Parse(f.URL)
+	c.baseMu.Lock()
+	base := c.base
+	c.baseMu.Unlock()
+	u, err := base.Parse(f.URL)
 	if err != nil || u.Scheme != "http" && u.Scheme != "https" {
 		return "", fmt.Errorf("%w: %s: link %q is not an http(s) URL", ErrFetch, f.Name, f.URL)
 	}
