@@ -212,8 +212,9 @@ describe('access to gated listings', () => {
     // Try in a sandbox: the launch form and its summary say where the files will be, read-only.
     await p.goto(tryHref);
     const where = `/artifacts/${A.id}/`;
-    await p.getByTestId('mount-note').getByText(tr(L.sandbox.mount_intro, { path: where, count: 1 })).waitFor();
-    await p.getByTestId('sum-artifacts').getByText(tr(L.sandbox.mounted_read_only, { path: where, count: 1 })).waitFor();
+    await p.getByText(tr(L.sandbox.mount_intro_one, { path: where }), { exact: true }).waitFor();
+    await p.getByTestId('sum-artifacts').waitFor();
+    expect(await p.getByTestId('sum-artifacts').textContent()).toBe(tr(L.sandbox.mounted_read_only_one, { path: where }));
     await check(sme, 'access-en-try-files');
 
     // The catalogue shows the English title on English pages.
