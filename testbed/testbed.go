@@ -112,15 +112,16 @@ type Deps struct {
 	Backends map[string]backend.Backend
 	// Images gives the root filesystem of a template's image on this host (image.Provider). Required when a
 	// backend starts sandboxes from images the testbed prepares (local); the simulator runs nothing.
-	Images Images
+	Images   Images
+	Options  Options
+	Registry prometheus.Registerer // optional: the testbed's metrics are registered here
+
 	// Links asks the marketplace for a listing's artifacts and signed links to them (BusArtifactLinks); nil:
 	// launching with mount_listing_id answers 503 artifacts_unavailable.
 	Links ArtifactLinker
 	// Artifacts fetches and keeps artifacts on this host for the backends this process runs itself (the
 	// in-process local backend of tests); agents have their own.
 	Artifacts agent.Artifacts
-	Options   Options
-	Registry  prometheus.Registerer // optional: the testbed's metrics are registered here
 
 	// EmbeddedAgent says this process runs the site agent of the platform host's own nodes (agent.Server
 	// with events.EmbeddedAgent): sandboxes on local pools' nodes that no enrolled agent registered are
@@ -141,19 +142,21 @@ type Deps struct {
 
 // Service is the testbed.
 type Service struct {
-	db        *gorm.DB
-	bus       *eventbus.Bus
-	log       *slog.Logger
-	clock     clock.Clock
-	holds     HoldProvider
+	db       *gorm.DB
+	bus      *eventbus.Bus
+	log      *slog.Logger
+	clock    clock.Clock
+	holds    HoldProvider
+	backends map[string]backend.Backend
+	images   Images
+	opts     Options
+	outbox   *eventbus.Outbox
+	idx      *index
+	metrics  *metrics
+
+	// links and artifacts mount listings' files into sandboxes (Deps.Links, Deps.Artifacts).
 	links     ArtifactLinker
 	artifacts agent.Artifacts
-	backends  map[string]backend.Backend
-	images    Images
-	opts      Options
-	outbox    *eventbus.Outbox
-	idx       *index
-	metrics   *metrics
 
 	// unavailable says why a backend kind this deployment would run cannot work here (Deps.Unavailable).
 	unavailable map[string]string
@@ -208,8 +211,8 @@ func New(d Deps) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends, images: d.Images, links: d.Links, artifacts: d.Artifacts,
-		opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
+	s := &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends, images: d.Images,
+		links: d.Links, artifacts: d.Artifacts, opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
 		inflight: map[string]bool{}, touched: map[string]int64{}, pulls: map[string]context.CancelCauseFunc{},
 		metrics: newMetrics(d.Registry), embedded: d.EmbeddedAgent && d.Bus != nil, creds: d.Credentials,
 		clients: map[agentTarget]*agent.Client{}, boots: map[agentTarget]string{}, gpuStats: d.GPUStats, gpuSampled: map[string]int64{}}
