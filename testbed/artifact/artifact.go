@@ -154,6 +154,9 @@ func (c *Cache) Mount(ctx context.Context, sandboxID string, m events.AgentMount
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for d, p := range tmps {
+		if c.has(d) { // another sandbox's fetch of the same file finished first: keep its copy (its links)
+			continue
+		}
 		if err := os.Rename(p, c.blob(d)); err != nil {
 			return backend.Mount{}, fmt.Errorf("artifact cache: %w", err)
 		}
