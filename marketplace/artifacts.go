@@ -12,7 +12,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -244,20 +243,7 @@ func (s *Service) DownloadURL(ctx context.Context, a Actor, artifactID string) (
 	if err := s.mayDownload(db, a, art); err != nil {
 		return "", err
 	}
-	if p, ok := s.blobs.(Presigner); ok {
-		return p.PresignGet(ctx, art.BlobKey, art.Name, s.cfg.DownloadTTL)
-	}
-	exp := s.now().Add(s.cfg.DownloadTTL).Unix()
-	grant := "e"
-	if l, err := getListing(db, art.ListingID, false); err == nil && (a.owns(l) || a.Staff) {
-		grant = "p"
-	}
-	sig, err := s.sign(ctx, art.ID, a.OrgID, grant, exp)
-	if err != nil {
-		return "", err
-	}
-	q := url.Values{"exp": {strconv.FormatInt(exp, 10)}, "org": {a.OrgID}, "g": {grant}, "sig": {sig}}
-	return BasePath + "/artifacts/" + url.PathEscape(art.ID) + "/blob?" + q.Encode(), nil
+	return s.signedLink(ctx, db, a, art)
 }
 
 func (a Actor) Authenticated() bool { return a.UserID != "" }

@@ -135,7 +135,7 @@ func (s *Service) Outbox() *eventbus.Outbox { return s.outbox }
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	loops := []func(context.Context) error{s.outbox.Run, s.consumeOrgCreated, s.consumeOrgVerified,
-		s.consumePools, s.consumeOrderSettled, s.consumeOrderFailed}
+		s.consumePools, s.consumeOrderSettled, s.consumeOrderFailed, s.serveArtifactLinks}
 	errc := make(chan error, len(loops))
 	for _, l := range loops {
 		wg.Add(1)

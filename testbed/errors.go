@@ -38,6 +38,17 @@ var (
 	ErrBadSandboxToken = problem.New(401, "invalid_sandbox_token", "The sandbox token is invalid or expired.")
 )
 
+// A listing's artifacts mounted into a sandbox.
+var (
+	ErrMountListingNotFound = problem.New(404, "mount_listing_not_found",
+		"Model or dataset listing not found, not published, or not visible to your organisation.")
+	ErrArtifactsAccessRequired = problem.New(403, "access_required", "Your organisation needs access to the listing whose artifacts the sandbox would mount.")
+	ErrNoArtifacts             = problem.New(422, "no_artifacts", "The listing's published version has no artifacts to mount.")
+	ErrMountUnsupported        = problem.New(422, "artifacts_mount_unsupported",
+		"This compute listing's pool cannot mount a listing's artifacts into its sandboxes.")
+	ErrArtifactsUnavailable = problem.New(503, "artifacts_unavailable", "The marketplace did not answer with the listing's artifacts; the sandbox was not started.")
+)
+
 // Site agents.
 var (
 	ErrAgentNotFound      = problem.New(404, "agent_not_found", "Agent not found.")

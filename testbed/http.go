@@ -10,6 +10,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/web"
+	"github.com/tamarack-ai/tamarack/testbed/artifact"
 )
 
 type handler struct{ svc *Service }
@@ -279,6 +280,7 @@ type launchRequest struct {
 	CPUMillis       int64  `json:"cpu_millis" doc:"default: the template's per-GPU share"`
 	MemoryBytes     int64  `json:"memory_bytes" doc:"default: the template's per-GPU share"`
 	ImageListingID  string `json:"image_listing_id" doc:"a model or dataset listing whose try-it image the sandbox runs (with its command and ports); needs access to that listing, and the compute listing's pool must allow the image"`
+	MountListingID  string `json:"mount_listing_id" doc:"a model or dataset listing whose published artifacts the sandbox sees read-only at /artifacts/{mount_listing_id}/; needs access to that listing (as for a download) and a compute listing whose pool can mount files (local): otherwise 422 artifacts_mount_unsupported"`
 }
 
 type sandboxJSON struct {
@@ -321,6 +323,11 @@ type sandboxJSON struct {
 	LogsURL         string        `json:"logs_url"`
 	TerminalURL     string        `json:"terminal_url"`
 	ProxyURLs       []string      `json:"proxy_urls"`
+	// MountListingID is the model or dataset listing whose artifacts the sandbox sees read-only at
+	// ArtifactsPath; Artifacts are those files as they were at launch.
+	MountListingID string        `json:"mount_listing_id,omitempty"`
+	ArtifactsPath  string        `json:"artifacts_path,omitempty" doc:"where the sandbox sees the listing's artifacts, read-only"`
+	Artifacts      []MountedFile `json:"artifacts,omitempty"`
 }
 
 // progressJSON is how far a provisioning sandbox is: phase pulling (downloading its image's layers not yet
@@ -367,6 +374,9 @@ func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
 		LogsURL: base + "/logs", TerminalURL: base + "/terminal", ProxyURLs: []string{}}
 	for _, p := range t.Ports {
 		out.ProxyURLs = append(out.ProxyURLs, base+"/proxy/"+strconv.Itoa(p)+"/")
+	}
+	if sb.MountListingID != "" {
+		out.MountListingID, out.ArtifactsPath, out.Artifacts = sb.MountListingID, artifact.Target(sb.MountListingID), sb.MountedFiles()
 	}
 	return out
 }

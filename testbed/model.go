@@ -346,6 +346,10 @@ type Sandbox struct {
 	ImageListingID string
 	Command        string
 	Ports          string
+	// MountListingID names the model or dataset listing whose published artifacts the sandbox sees read-only
+	// at /artifacts/<MountListingID>; Mounts is a JSON []MountedFile of those files at launch.
+	MountListingID string
+	Mounts         string
 }
 
 func (Sandbox) TableName() string { return "testbed_sandboxes" }
@@ -537,6 +541,9 @@ type LaunchInput struct {
 	// ImageListingID starts the sandbox from that model or dataset listing's "try it" image (its command and
 	// ports) instead of the template's; the template (default "tryit") then only sets limits and idleness.
 	ImageListingID string
+	// MountListingID mounts that model or dataset listing's published artifacts read-only at
+	// /artifacts/<MountListingID> (its access decided by the marketplace, as for a download).
+	MountListingID string
 }
 
 // MaxGPUsPerSandbox bounds a request: a sandbox runs on one node.
@@ -567,6 +574,7 @@ func (in LaunchInput) Validate() error {
 		f.Add("template", "unknown_template", "unknown template; known: "+strings.Join(templateNames(), ", "))
 	}
 	f.Check(len(in.ImageListingID) <= 200, "image_listing_id", "invalid", "a listing ID")
+	f.Check(len(in.MountListingID) <= 200 && !strings.ContainsAny(in.MountListingID, "/. \x00"), "mount_listing_id", "invalid", "a listing ID")
 	switch {
 	case in.DurationMinutes == 0:
 		f.Add("duration_minutes", "required", "at least 1 minute")

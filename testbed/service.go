@@ -200,6 +200,13 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 			return Sandbox{}, err
 		}
 	}
+	var mounts string
+	if in.MountListingID != "" {
+		var err error
+		if mounts, err = s.checkMount(ctx, c, pool, in.MountListingID); err != nil {
+			return Sandbox{}, err
+		}
+	}
 	if ok, err := s.canRun(ctx, pool); err != nil {
 		return Sandbox{}, err
 	} else if !ok {
@@ -232,6 +239,7 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		// What the listing says now is what this sandbox runs, whatever a later version says.
 		sb.Image, sb.ImageListingID, sb.Command, sb.Ports = il.Image, il.ID, il.Command, il.Ports
 	}
+	sb.MountListingID, sb.Mounts = in.MountListingID, mounts
 	req := PlaceRequest{PoolID: pool.ID, GPUModel: in.GPUModel, GPUCount: in.GPUCount, MIGProfile: in.MIGProfile,
 		CPUMillis: cpu, Memory: mem, OrgID: c.OrgID, FromMS: ms(now), ToMS: ms(now.Add(dur))}
 	if !s.index().fits(req) {
@@ -504,6 +512,9 @@ func (s *Service) provision(id string) error {
 		cancel()
 		return s.provisionAgent(pullCtx, sb, pool, c, spec)
 	}
+	if spec, err = s.mountInProcess(ctx, sb, spec); err != nil {
+		return s.fail(ctx, id, ReasonStartFailed, "artifacts of "+sb.MountListingID+": "+err.Error())
+	}
 	if runsImages(sb.Backend) {
 		cancel() // the start gets its own StartTimeout once the image is there
 		root, err := s.pullImage(pullCtx, id, sb.Image, pool.SettingsMap())
@@ -539,6 +550,7 @@ func (s *Service) provision(id string) error {
 		st, err = b.Inspect(ctx, id)
 	}
 	if err != nil {
+		s.releaseArtifacts(id)
 		return s.fail(ctx, id, ReasonStartFailed, err.Error())
 	}
 	return s.started(ctx, id, st)
@@ -563,7 +575,12 @@ func (s *Service) provisionAgent(pullCtx context.Context, sb Sandbox, pool Pool,
 		}
 	}
 	ctx, cancel := context.WithTimeout(pullCtx, s.opts.PullTimeout+s.opts.StartTimeout)
-	st, digest, err := c.StartImage(ctx, spec, img, pool.SettingsMap())
+	mounts, err := s.agentMounts(ctx, sb)
+	if err != nil {
+		cancel()
+		return s.fail(context.WithoutCancel(pullCtx), sb.ID, ReasonStartFailed, "artifacts of "+sb.MountListingID+": "+err.Error())
+	}
+	st, digest, err := c.StartMounted(ctx, spec, img, pool.SettingsMap(), mounts)
 	cancel()
 	bg, cancel := context.WithTimeout(context.Background(), s.opts.StartTimeout)
 	defer cancel()
@@ -681,6 +698,9 @@ func stopReason(st backend.Status) string {
 // finish ends a sandbox the backend reports ended: the final usage sample up to the backend-observed end,
 // then running → stopping → stopped (or stopping → stopped), all in one transaction.
 func (s *Service) finish(ctx context.Context, id string, st backend.Status) error {
+	if st.Ended() {
+		defer s.releaseArtifacts(id) // nothing of it runs: its artifacts may go from this process's cache
+	}
 	_, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
 		if sb.Terminal() {
 			return nil

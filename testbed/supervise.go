@@ -282,6 +282,7 @@ func (s *Service) collect(ctx context.Context, now time.Time) error {
 				continue
 			}
 		}
+		s.releaseArtifacts(sb.ID)
 		if err := s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", sb.ID).Update("backend_removed", true).Error; err != nil {
 			return err
 		}

@@ -119,6 +119,13 @@ type Deps struct {
 	Options  Options
 	Registry prometheus.Registerer // optional: the testbed's metrics are registered here
 
+	// Links asks the marketplace for a listing's artifacts and signed links to them (BusArtifactLinks); nil:
+	// launching with mount_listing_id answers 503 artifacts_unavailable.
+	Links ArtifactLinker
+	// Artifacts fetches and keeps artifacts on this host for the backends this process runs itself (the
+	// in-process local backend of tests); agents have their own.
+	Artifacts agent.Artifacts
+
 	// EmbeddedAgent says this process runs the site agent of the platform host's own nodes (agent.Server
 	// with events.EmbeddedAgent): sandboxes on local pools' nodes that no enrolled agent registered are
 	// commanded through it, over the bus, like any agent's.
@@ -149,6 +156,10 @@ type Service struct {
 	outbox   *eventbus.Outbox
 	idx      *index
 	metrics  *metrics
+
+	// links and artifacts mount listings' files into sandboxes (Deps.Links, Deps.Artifacts).
+	links     ArtifactLinker
+	artifacts agent.Artifacts
 
 	// unavailable says why a backend kind this deployment would run cannot work here (Deps.Unavailable).
 	unavailable map[string]string
@@ -205,7 +216,7 @@ func New(d Deps) (*Service, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends, images: d.Images,
-		opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
+		links: d.Links, artifacts: d.Artifacts, opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
 		inflight: map[string]bool{}, touched: map[string]int64{}, pulls: map[string]context.CancelCauseFunc{},
 		metrics: newMetrics(d.Registry), embedded: d.EmbeddedAgent && d.Bus != nil, creds: d.Credentials,
 		clients: map[agentTarget]*agent.Client{}, boots: map[agentTarget]string{}, gpuStats: d.GPUStats, gpuSampled: map[string]int64{}}

@@ -26,6 +26,7 @@ import (
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed"
 	"github.com/tamarack-ai/tamarack/testbed/agent"
+	"github.com/tamarack-ai/tamarack/testbed/artifact"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/kubernetes"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
@@ -326,8 +327,16 @@ func agentRun(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		where = "Slurm at " + slurmOpts.URL
 	}
+	var arts agent.Artifacts
+	if *kind == "local" { // only the local backend binds this host's directories into its sandboxes
+		c, err := artifact.New(artifact.Options{Dir: filepath.Join(*data, "artifacts"), BaseURL: f.PlatformURL, Log: log})
+		if err != nil {
+			return err
+		}
+		arts = c
+	}
 	srv, err := agent.NewServer(agent.Config{PoolID: f.PoolID, AgentID: f.AgentID, Version: version, Backend: b, Images: images,
-		Nodes: nodes, DB: db, Bus: bus, Log: log, GPUStats: gpustat.NvidiaSMI([]string{"/etc/cdi", "/var/run/cdi"})})
+		Artifacts: arts, Nodes: nodes, DB: db, Bus: bus, Log: log, GPUStats: gpustat.NvidiaSMI([]string{"/etc/cdi", "/var/run/cdi"})})
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/services/identity"
+	"github.com/tamarack-ai/tamarack/testbed/artifact"
 	"github.com/tamarack-ai/tamarack/testbed/image"
 )
 
@@ -54,6 +55,9 @@ type env struct {
 
 	// Set by the testbed's wiring: the root filesystems of sandbox images for this host's runtime.
 	images *image.Provider
+	// artifacts is the embedded agent's cache of listings' artifacts: it fetches them from this process's own
+	// listener, known once it listens.
+	artifacts *artifact.Cache
 
 	runners []runner
 	probes  map[string]web.Probe
@@ -227,6 +231,11 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 		web.Metrics(metricsApp, e.registry)
 		go func() { _ = metricsApp.Listen(c.MetricsAddr) }()
 	}
+	if e.artifacts != nil {
+		if err := e.artifacts.SetBaseURL(loopbackURL(ln.Addr())); err != nil {
+			log.Warn("sandboxes cannot mount listings' artifacts", "err", err)
+		}
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- e.app.Listener(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "ui", c.runs("ui"))
@@ -328,4 +337,13 @@ func (r remoteAPITokens) Authenticate(ctx context.Context, token string) (web.Pr
 	}
 	return web.Principal{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, OrgKind: p.OrgKind, Role: p.Role,
 		Staff: p.Staff, TokenID: p.TokenID, APIToken: true, Scopes: p.Scopes, EmailVerified: p.EmailVerified}, nil
+}
+
+// loopbackURL is this process's own listener as a client on this host reaches it (the embedded agent fetching
+// artifacts from the marketplace's signed blob route).
+func loopbackURL(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && (ta.IP.IsUnspecified() || ta.IP == nil) {
+		return fmt.Sprintf("http://127.0.0.1:%d", ta.Port)
+	}
+	return "http://" + a.String()
 }

@@ -14,7 +14,8 @@ import (
 // process's JetStream. A tag is refused; the pinned image is reviewed and published; the testbed refuses a
 // sandbox of it to an SME without access (403), then, once the SME's free order is granted, on a pool whose
 // staff allow-list lacks the image (422 image_not_allowed); allowed by staff, the sandbox runs the image on the
-// compute listing's pool and is stopped.
+// compute listing's pool and is stopped. Mounting the model's files goes through the marketplace over NATS:
+// 403 without access, 404 for a compute listing, 422 no_artifacts with access (the model has none).
 func TestTryItJourney(t *testing.T) {
 	const image = "registry.example.com/aurora/maple-serve@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	for _, d := range dbtest.Dialects() {
@@ -70,8 +71,21 @@ func TestTryItJourney(t *testing.T) {
 			if r := j.eventually(403, "POST", T+"/sandboxes", sme, launch); r.str("code") != "access_required" || r.str("image_listing_id") != modelID {
 				t.Fatalf("launch without access to the model: %s", r.raw)
 			}
+			// Its files: the testbed asks the marketplace over the process's NATS, which decides as for a download.
+			mount := map[string]any{"listing_id": computeID, "gpu_count": 1, "duration_minutes": 10, "template": "shell", "mount_listing_id": modelID}
+			if r := j.eventually(403, "POST", T+"/sandboxes", sme, mount); r.str("code") != "access_required" || r.str("mount_listing_id") != modelID {
+				t.Fatalf("mount without access to the model: %s", r.raw)
+			}
+			mount["mount_listing_id"] = computeID
+			if r := j.must(404, "POST", T+"/sandboxes", sme, mount); r.str("code") != "mount_listing_not_found" {
+				t.Fatalf("mount of a compute listing: %s", r.raw)
+			}
+			mount["mount_listing_id"] = modelID
 			plans := j.must(200, "GET", M+"/listings/"+modelID, sme, nil)
 			j.must(201, "POST", M+"/orders", sme, map[string]any{"listing_id": modelID, "plan_id": plans.str("published_version", "plans", "0", "id"), "quantity": 1})
+			if r := j.eventually(422, "POST", T+"/sandboxes", sme, mount); r.str("code") != "no_artifacts" {
+				t.Fatalf("mount of a model without files, with access: %s", r.raw)
+			}
 			if r := j.eventually(422, "POST", T+"/sandboxes", sme, launch); r.str("code") != "image_not_allowed" || r.str("image") != image {
 				t.Fatalf("launch on a pool that does not allow the image: %s", r.raw)
 			}

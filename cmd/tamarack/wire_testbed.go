@@ -19,6 +19,7 @@ import (
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed"
 	"github.com/tamarack-ai/tamarack/testbed/agent"
+	"github.com/tamarack-ai/tamarack/testbed/artifact"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local/cdi"
@@ -85,7 +86,7 @@ func newTestbed(ctx context.Context, e *env) (*testbed.Service, error) {
 		gpuStats = gpustat.NvidiaSMI(e.cfg.cdiDirs())
 	}
 	return testbed.New(testbed.Deps{DB: e.db, Bus: e.bus, Log: e.log.With("service", "testbed"), Clock: e.clock,
-		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs, Unavailable: unavailable, Images: e.images,
+		Holds: testbed.BusHolds{Bus: e.bus, Timeout: 5 * time.Second}, Links: testbed.BusArtifactLinks{Bus: e.bus, Timeout: 5 * time.Second}, Backends: bs, Unavailable: unavailable, Images: e.images,
 		EmbeddedAgent: lb != nil, Credentials: agentCredentials(e), GPUStats: gpuStats,
 		Options: testbed.Options{UsageInterval: e.cfg.UsageInterval, CDIDirs: e.cfg.cdiDirs(), AgentNATSURL: agentNATSURL(e),
 			AgentRegistryURL: "http://" + e.images.Registry, ImageCacheBytes: int64(e.cfg.ImageCacheGB) << 30}, Registry: e.registry})
@@ -149,8 +150,14 @@ func wireEmbeddedAgent(ctx context.Context, e *env, lb *local.Backend) error {
 		_ = sqldb.Close(db)
 		return err
 	}
+	arts, err := artifact.New(artifact.Options{Dir: filepath.Join(e.cfg.Data, "artifacts"), Log: e.log.With("service", "agent")})
+	if err != nil {
+		_ = sqldb.Close(db)
+		return err
+	}
+	e.artifacts = arts
 	srv, err := agent.NewServer(agent.Config{PoolID: events.EmbeddedAgent, AgentID: events.EmbeddedAgent, Version: version,
-		Backend: lb, Images: e.images, DB: db, Bus: e.bus, Log: e.log.With("service", "agent")})
+		Backend: lb, Images: e.images, Artifacts: arts, DB: db, Bus: e.bus, Log: e.log.With("service", "agent")})
 	if err != nil {
 		_ = sqldb.Close(db)
 		return err

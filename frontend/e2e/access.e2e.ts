@@ -173,7 +173,9 @@ describe('access to gated listings', () => {
     expect(await p.getByText(L.listing.locked).count()).toBe(0);
     // The rating form and the way to try it in a sandbox appear now that the organisation is entitled.
     await p.getByRole('button', { name: L.listing.send_rating }).waitFor();
-    expect(await p.getByRole('link', { name: L.listing.try_it_button }).getAttribute('href')).toBe(`/sandboxes/new?try=${encodeURIComponent(A.id)}`);
+    // The dataset has files: trying it mounts them too (read-only at /artifacts/<listing>/).
+    const tryHref = `/sandboxes/new?try=${encodeURIComponent(A.id)}&mount=${encodeURIComponent(A.id)}`;
+    expect(await p.getByRole('link', { name: L.listing.try_it_button }).getAttribute('href')).toBe(tryHref);
 
     // The download snippets name the listing's Hub repository and the CLI command; Copy puts each on the clipboard.
     await sme.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
@@ -200,6 +202,20 @@ describe('access to gated listings', () => {
       return Buffer.concat(chunks);
     });
     expect(createHash('sha256').update(got).digest('hex')).toBe(fileSha);
+
+    // A copyable curl command per file, with the API token as a placeholder.
+    const curl = await p.getByLabel(tr(L.listing.snippet_curl, { name: fileName }), { exact: true }).inputValue();
+    expect(curl).toMatch(new RegExp(`^curl -fL -H "Authorization: Bearer \\$TAMARACK_TOKEN" -o ${fileName.replace('.', '\\.')} ${server.url}/api/v1/marketplace/artifacts/[^/]+/download$`));
+    await p.getByRole('button', { name: tr(L.listing.copy_curl, { name: fileName }) }).click();
+    expect(await p.evaluate(() => navigator.clipboard.readText())).toBe(curl);
+
+    // Try in a sandbox: the launch form and its summary say where the files will be, read-only.
+    await p.goto(tryHref);
+    const where = `/artifacts/${A.id}/`;
+    await p.getByText(tr(L.sandbox.mount_intro_one, { path: where }), { exact: true }).waitFor();
+    await p.getByTestId('sum-artifacts').waitFor();
+    expect(await p.getByTestId('sum-artifacts').textContent()).toBe(tr(L.sandbox.mounted_read_only_one, { path: where }));
+    await check(sme, 'access-en-try-files');
 
     // The catalogue shows the English title on English pages.
     await p.goto(`/catalogue?q=${encodeURIComponent(run)}`);

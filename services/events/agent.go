@@ -262,12 +262,39 @@ type AgentStartV1 struct {
 	Settings      map[string]string  `json:"settings,omitempty"`
 	Image         string             `json:"image,omitempty"`
 	ImageSettings map[string]string  `json:"image_settings,omitempty"`
+	// Mounts are listings' artifacts the agent fetches onto its host (cached by digest) and binds into the
+	// sandbox read-only. Added within v1: an agent that predates them ignores them, so the testbed only
+	// sends them to pools whose backend binds host directories (local).
+	Mounts []AgentMountV1 `json:"mounts,omitempty"`
+}
+
+// AgentMountV1 is one listing version's artifacts, seen read-only at Target inside the sandbox.
+type AgentMountV1 struct {
+	ListingID string            `json:"listing_id"`
+	Target    string            `json:"target"`
+	Files     []AgentArtifactV1 `json:"files"`
+}
+
+// AgentArtifactV1 is one artifact file: its name inside the mount, its content digest (what the agent
+// checks the bytes against and caches them by) and a signed, expiring URL to fetch it from, absolute (a blob
+// store's own) or relative to the platform's address.
+type AgentArtifactV1 struct {
+	Name      string `json:"name"`
+	SHA256    string `json:"sha256"`
+	SizeBytes int64  `json:"size_bytes"`
+	URL       string `json:"url"`
 }
 
 func (r AgentStartV1) Validate() error {
 	var c check
 	c.need(r.SandboxID != "", "sandbox_id")
 	c.need(r.DurationMS >= 0, "duration_ms")
+	for _, m := range r.Mounts {
+		c.need(m.ListingID != "" && m.Target != "", "mounts")
+		for _, f := range m.Files {
+			c.need(f.Name != "" && len(f.SHA256) == 64 && f.URL != "" && f.SizeBytes >= 0, "mounts.files")
+		}
+	}
 	return c.err("agent start")
 }
 

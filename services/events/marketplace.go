@@ -157,3 +157,45 @@ var MarketplaceStream = eventbus.Stream{Name: StreamMarketplace, Subjects: []str
 	ListingPublished.Name, ListingSuspended.Name, ListingRetired.Name, OrderPlaced.Name,
 	EntitlementGranted.Name, EntitlementRevoked.Name,
 }}
+
+// ArtifactLinksV1 asks the marketplace for the artifacts of a model's or dataset's published version that an
+// organisation may download, with signed links to fetch them (the testbed, mounting them into a sandbox). The
+// marketplace decides as for its download endpoint: the listing's vendor and staff always; others need an
+// entitlement to it (for a gated listing, an approved access request).
+type ArtifactLinksV1 struct {
+	ListingID      string `json:"listing_id"`
+	OrganizationID string `json:"organization_id"`
+	Staff          bool   `json:"staff,omitempty"`
+}
+
+func (r ArtifactLinksV1) Validate() error {
+	var c check
+	c.need(r.ListingID != "", "listing_id")
+	c.need(r.OrganizationID != "" || r.Staff, "organization_id")
+	return c.err("artifact links")
+}
+
+// ArtifactLinksReplyV1 is the listing's published version and its artifacts with their links. Problems:
+// 404 listing_not_found (not published, not visible to the organisation, or not a model or dataset), 403
+// access_required (visible, but no entitlement: Gated says whether it takes an access request), 422
+// no_artifacts (the published version has none).
+type ArtifactLinksReplyV1 struct {
+	ListingID string           `json:"listing_id"`
+	Kind      string           `json:"kind"`
+	Title     string           `json:"title"`
+	Slug      string           `json:"slug"`
+	Version   int              `json:"version"`
+	Artifacts []ArtifactLinkV1 `json:"artifacts"`
+}
+
+// ArtifactLinkV1 is one artifact and a signed, expiring link to its bytes (absolute, or a path on the platform).
+type ArtifactLinkV1 struct {
+	ArtifactID string `json:"artifact_id"`
+	Name       string `json:"name"`
+	SHA256     string `json:"sha256"`
+	SizeBytes  int64  `json:"size_bytes"`
+	URL        string `json:"url"`
+}
+
+// ArtifactLinks is served by the marketplace.
+var ArtifactLinks = eventbus.Endpoint[ArtifactLinksV1, ArtifactLinksReplyV1]{Name: "tamarack.marketplace.artifact.links.v1"}

@@ -343,3 +343,27 @@ func TestStopCancelsStartThroughAgent(t *testing.T) {
 		t.Fatalf("something ran: %v", err)
 	}
 }
+
+// An agent without an artifacts cache (its backend cannot bind this host's files: Slurm, Kubernetes) refuses
+// a start with mounts (not_supported) instead of starting the sandbox without them; nothing is started.
+func TestMountsRefusedWithoutArtifacts(t *testing.T) {
+	bus := natstest.Start(t)
+	rb := &recording{Backend: sim.New(clock.System{})}
+	serve(t, bus, "pool-a", "agent-1", rb)
+	c := agent.NewClient(bus, "pool-a", "agent-1", "slurm")
+	ready(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mounts := []events.AgentMountV1{{ListingID: "lst-a", Target: "/artifacts/lst-a", Files: []events.AgentArtifactV1{
+		{Name: "w.bin", SHA256: strings.Repeat("a", 64), SizeBytes: 1, URL: "/blob/w"}}}}
+	_, _, err := c.StartMounted(ctx, backend.Spec{SandboxID: "s1", Command: []string{"true"}}, "", nil, mounts)
+	if !errors.Is(err, backend.ErrNotSupported) {
+		t.Fatalf("start with mounts on an agent without artifacts: %v; want not supported", err)
+	}
+	rb.mu.Lock()
+	started := rb.last.SandboxID
+	rb.mu.Unlock()
+	if started != "" {
+		t.Fatalf("the backend started %q anyway", started)
+	}
+}

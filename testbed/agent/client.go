@@ -71,6 +71,13 @@ func (c *Client) Start(ctx context.Context, spec backend.Spec) (backend.Status, 
 // image settings; it reports progress on its progress subject meanwhile. It returns what the backend
 // observed and the digest of the image it started. ctx must allow for the pull: minutes on a first use.
 func (c *Client) StartImage(ctx context.Context, spec backend.Spec, img string, imgSettings map[string]string) (backend.Status, string, error) {
+	return c.StartMounted(ctx, spec, img, imgSettings, nil)
+}
+
+// StartMounted is StartImage with listings' artifacts, which the agent fetches onto its host (cached by digest)
+// and binds read-only into the sandbox. An agent without an artifacts cache answers not_supported.
+func (c *Client) StartMounted(ctx context.Context, spec backend.Spec, img string, imgSettings map[string]string,
+	mounts []events.AgentMountV1) (backend.Status, string, error) {
 	checked := spec
 	if checked.Image == "" {
 		checked.Image = img // an image brings its own command: the agent or the backend's nodes supply it
@@ -78,7 +85,9 @@ func (c *Client) StartImage(ctx context.Context, spec backend.Spec, img string, 
 	if err := checked.Validate(); err != nil {
 		return backend.Status{}, "", err
 	}
-	r, err := call[events.AgentStartV1, events.AgentStartedV1](ctx, c, events.AgentOpStart, ToStartV1(spec, img, imgSettings))
+	req := ToStartV1(spec, img, imgSettings)
+	req.Mounts = mounts
+	r, err := call[events.AgentStartV1, events.AgentStartedV1](ctx, c, events.AgentOpStart, req)
 	if err != nil {
 		return backend.Status{}, "", err
 	}

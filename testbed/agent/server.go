@@ -30,6 +30,14 @@ type Images interface {
 	Rootfs(ctx context.Context, img string, poolSettings map[string]string, progress func(image.Progress)) (image.Rootfs, error)
 }
 
+// Artifacts fetches listings' artifacts onto the agent's host and keeps them while sandboxes use them
+// (*artifact.Cache implements it).
+type Artifacts interface {
+	Mount(ctx context.Context, sandboxID string, m events.AgentMountV1) (backend.Mount, error)
+	Release(sandboxID string) error
+	Sweep(alive func(sandboxID string) bool) error
+}
+
 // Config is what a Server needs.
 type Config struct {
 	PoolID, AgentID string
@@ -38,6 +46,9 @@ type Config struct {
 	// Images prepares sandboxes' images where the backend starts them from a root filesystem on this host
 	// (local); nil for backends that pull on their own nodes, and for the simulator.
 	Images Images
+	// Artifacts mounts listings' artifacts into sandboxes, where the backend binds host directories (local);
+	// nil: a start with mounts is refused (not_supported) rather than run without them.
+	Artifacts Artifacts
 	// Nodes reports the machines and devices the agent runs sandboxes on (discovered or declared); nil
 	// reports none (the embedded agent, whose nodes are declared on the platform).
 	Nodes func(ctx context.Context) ([]events.AgentNodeV1, error)
@@ -105,6 +116,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.sweepArtifacts(ctx)
 	var wg sync.WaitGroup
 	for _, fn := range []func(context.Context){s.heartbeats, s.watch} {
 		wg.Add(1)
@@ -157,6 +169,7 @@ func (s *Server) serve(ctx context.Context) ([]*nats.Subscription, error) {
 				if err := b.Remove(ctx, r.SandboxID); err != nil {
 					return events.AgentEmptyV1{}, toProblem(err)
 				}
+				s.release(r.SandboxID)
 				s.forget(ctx, r.SandboxID)
 				return events.AgentEmptyV1{}, nil
 			})),
@@ -227,8 +240,30 @@ func (s *Server) start(ctx context.Context, r events.AgentStartV1) (events.Agent
 		// The backend's own nodes pull it (Kubernetes): it gets the reference, never a root filesystem.
 		spec.Image = r.Image
 	}
+	if len(r.Mounts) > 0 {
+		if s.cfg.Artifacts == nil {
+			return events.AgentStartedV1{}, toProblem(fmt.Errorf("%w: this agent's %s backend cannot mount a listing's artifacts",
+				backend.ErrNotSupported, s.cfg.Backend.Kind()))
+		}
+		for _, m := range r.Mounts {
+			bm, err := s.cfg.Artifacts.Mount(ctx, r.SandboxID, m)
+			if err != nil {
+				s.release(r.SandboxID)
+				if cause := context.Cause(ctx); errors.Is(cause, ErrStartCancelled) {
+					err = cause
+				} else if !errors.Is(err, backend.ErrInvalidSpec) {
+					err = fmt.Errorf("%w: %w", ErrArtifactsUnavailable, err)
+				}
+				return events.AgentStartedV1{}, toProblem(err)
+			}
+			spec.Mounts = append(spec.Mounts, bm)
+		}
+	}
 	st, err := s.cfg.Backend.Start(ctx, spec)
 	if err != nil {
+		if !errors.Is(err, backend.ErrExists) {
+			s.release(r.SandboxID)
+		}
 		if cause := context.Cause(ctx); errors.Is(cause, ErrStartCancelled) {
 			err = cause
 		}
@@ -236,6 +271,36 @@ func (s *Server) start(ctx context.Context, r events.AgentStartV1) (events.Agent
 	}
 	s.announce(ctx, st)
 	return events.AgentStartedV1{Status: toStatusV1(st), ImageDigest: digest}, nil
+}
+
+// sweepArtifacts drops the artifacts of sandboxes that ended while the agent was away (the backend no longer
+// runs them), and what nobody uses.
+func (s *Server) sweepArtifacts(ctx context.Context) {
+	if s.cfg.Artifacts == nil {
+		return
+	}
+	list, err := s.cfg.Backend.List(ctx)
+	if err != nil {
+		s.log.Warn("agent: artifacts cache not swept", "err", err)
+		return
+	}
+	running := map[string]bool{}
+	for _, st := range list {
+		running[st.SandboxID] = !st.Ended()
+	}
+	if err := s.cfg.Artifacts.Sweep(func(id string) bool { return running[id] }); err != nil {
+		s.log.Warn("agent: artifacts cache not swept", "err", err)
+	}
+}
+
+// release drops a sandbox's use of the artifacts cache (it ended, or never started).
+func (s *Server) release(id string) {
+	if s.cfg.Artifacts == nil {
+		return
+	}
+	if err := s.cfg.Artifacts.Release(id); err != nil {
+		s.log.Warn("agent: artifacts of an ended sandbox not released", "sandbox", id, "err", err)
+	}
 }
 
 // IsImageError reports whether err says the sandbox's image could not be used (not allowed, refused, not
@@ -261,6 +326,7 @@ func (s *Server) stop(ctx context.Context, r events.AgentStopV1) (events.AgentSt
 	if err != nil {
 		return events.AgentStatusV1{}, toProblem(err)
 	}
+	s.release(r.SandboxID) // nothing of it runs any more: its artifacts may go
 	s.announce(ctx, st)
 	return toStatusV1(st), nil
 }

@@ -61,6 +61,10 @@ var ErrStartCancelled = errors.New("the sandbox was stopped before it started")
 // built-in image not seeded, the pull timed out); the other image errors keep their image sentinels.
 var ErrImageUnavailable = errors.New("image could not be obtained")
 
+// ErrArtifactsUnavailable: the agent could not fetch a listing's artifacts onto its host (link refused or
+// expired, the bytes not matching their digest, the platform unreachable).
+var ErrArtifactsUnavailable = errors.New("artifacts could not be obtained")
+
 // codes maps each sentinel to the problem that carries it; the order decides for errors wrapping several.
 var codes = []struct {
 	err    error
@@ -80,6 +84,7 @@ var codes = []struct {
 	{image.ErrUnsupported, http.StatusUnprocessableEntity, "image_unsupported"},
 	{image.ErrTooLarge, http.StatusUnprocessableEntity, "image_too_large"},
 	{ErrImageUnavailable, http.StatusBadGateway, "image_unavailable"},
+	{ErrArtifactsUnavailable, http.StatusBadGateway, "artifacts_unavailable"},
 	{backend.ErrUnavailable, http.StatusServiceUnavailable, "backend_unavailable"},
 	{backend.ErrNotSupported, http.StatusNotImplemented, "not_supported"},
 }

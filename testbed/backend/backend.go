@@ -17,6 +17,7 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -199,6 +200,32 @@ type Spec struct {
 	// Settings are the pool's backend-specific settings (Slurm partition, Kubernetes namespace,
 	// RuntimeClass, image). A backend ignores keys it does not know.
 	Settings map[string]string
+	// Mounts are host directories bound into the sandbox READ-ONLY (a model's or dataset's artifacts,
+	// fetched by the agent onto this host). A backend that cannot bind a directory of the host that runs it
+	// into its sandboxes (Slurm, Kubernetes: the sandbox runs on another machine) refuses a spec with any,
+	// with ErrNotSupported, rather than start the sandbox without them.
+	Mounts []Mount
+}
+
+// Mount is a host directory a sandbox sees read-only at Target.
+type Mount struct {
+	// Source is the directory on the host that runs the backend: a clean absolute path.
+	Source string
+	// Target is where the sandbox sees it: a clean absolute path other than / and not under the paths
+	// every sandbox has (/proc, /dev, /sys, /home/sandbox, /tmp, /run).
+	Target string
+}
+
+// reservedTargets are paths every sandbox has its own filesystems at: a mount may not cover them.
+var reservedTargets = []string{"/proc", "/dev", "/sys", "/home", "/tmp", "/run", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64"}
+
+// RequireNoMounts is what a backend that cannot bind host directories answers for a spec with mounts.
+func RequireNoMounts(s Spec, kind string) error {
+	if len(s.Mounts) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s sandboxes run on other machines than the agent's, so the %d read-only mount(s) it asks for "+
+		"(%s) cannot be bound into them; launch on a local pool", ErrNotSupported, kind, len(s.Mounts), s.Mounts[0].Target)
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -239,6 +266,13 @@ func (s Spec) Validate() error {
 	if s.RootFS != "" && (!filepath.IsAbs(s.RootFS) || filepath.Clean(s.RootFS) != s.RootFS || s.RootFS == "/") {
 		probs = append(probs, fmt.Sprintf("rootfs %q: want a clean absolute path other than /", s.RootFS))
 	}
+	for _, m := range s.Mounts {
+		if !cleanAbs(m.Source) || !cleanAbs(m.Target) || slices.ContainsFunc(reservedTargets, func(r string) bool {
+			return m.Target == r || strings.HasPrefix(m.Target, r+"/")
+		}) {
+			probs = append(probs, fmt.Sprintf("mounts: %q at %q: want clean absolute paths, the target outside the sandbox's own filesystems", m.Source, m.Target))
+		}
+	}
 	if s.Limits.MemoryBytes < 0 || s.Limits.CPUMillis < 0 || s.Limits.Pids < 0 || s.Limits.LogBytes < 0 {
 		probs = append(probs, "limits: negative value")
 	}
@@ -262,6 +296,8 @@ func (s Spec) Validate() error {
 	}
 	return nil
 }
+
+func cleanAbs(p string) bool { return filepath.IsAbs(p) && filepath.Clean(p) == p && p != "/" }
 
 // State is where a sandbox is in its life, as its backend sees it.
 type State string

@@ -210,7 +210,8 @@ export type SandboxProgress = Schemas['Progress'];
 
 export type Sandbox = Schemas['Sandbox'] & { state: SandboxState };
 
-export type SandboxInput = Schemas['LaunchSandboxRequest'];
+// mount_listing_id is in the served API (the integrator regenerates schema.d.ts); declared here until then.
+export type SandboxInput = Schemas['LaunchSandboxRequest'] & { mount_listing_id?: string };
 
 export type Reservation = Schemas['Reservation'];
 

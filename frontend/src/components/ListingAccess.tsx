@@ -109,6 +109,11 @@ export function pythonSnippet(origin: string, repo: string, kind: string): strin
   ].join('\n');
 }
 
+/** curlSnippet downloads one artifact with an API token: the endpoint answers a signed, expiring link that curl follows. */
+export function curlSnippet(origin: string, a: { id: string; name: string }): string {
+  return `curl -fL -H "Authorization: Bearer $TAMARACK_TOKEN" -o ${a.name} ${origin}/api/v1/marketplace/artifacts/${encodeURIComponent(a.id)}/download`;
+}
+
 /** DownloadSnippets offers the copyable Python and CLI downloads of a model or dataset the caller may download. */
 export function DownloadSnippets({ listing }: { listing: Listing }) {
   const { t } = useTranslation();
@@ -121,6 +126,14 @@ export function DownloadSnippets({ listing }: { listing: Listing }) {
       <p className="small">{t('listing.download_code_intro')}</p>
       <CopyField label={t('listing.snippet_python')} value={pythonSnippet(origin, repo, listing.kind)} copyLabel={t('listing.copy_python')} multiline rows={4} />
       <CopyField label={t('listing.snippet_cli')} value={`tamarack listings download ${repo}`} copyLabel={t('listing.copy_cli')} />
+      {listing.published_version.artifacts.map((a) => (
+        <CopyField
+          key={a.id}
+          label={t('listing.snippet_curl', { name: a.name })}
+          value={curlSnippet(origin, a)}
+          copyLabel={t('listing.copy_curl', { name: a.name })}
+        />
+      ))}
     </section>
   );
 }

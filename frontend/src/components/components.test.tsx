@@ -1,4 +1,4 @@
-import { act, render, screen, waitFor, within } from '@testing-library/react';
+import { act, cleanup, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { MemoryRouter } from 'react-router-dom';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -305,6 +305,42 @@ describe('pages on the services\' real shapes', () => {
     await waitFor(() => expect(launches).toBe(2));
     const sent = f.calls.filter((c) => c.method === 'POST' && c.url.endsWith('/testbed/sandboxes'));
     expect(sent[1].body).toEqual({ listing_id: 'lst_open', gpu_model: 'h100-80gb', gpu_count: 1, duration_minutes: 60, image_listing_id: 'lst_m' });
+  }, 20_000);
+
+  it("a dataset without an image of its own is tried with its files: the launch form notes the read-only mount and sends mount_listing_id", async () => {
+    const dataset = {
+      ...modelListing, id: 'lst_d', kind: 'dataset',
+      published_version: { ...version('published'), title: 'Wheat rust', artifacts: [{ id: 'art_1', name: 'rust.csv', size_bytes: 10, sha256: 'a'.repeat(64), content_type: 'text/csv', created_at: '2026-11-22T00:00:00Z' }] },
+    };
+    renderPage('/listings/lst_d', {
+      'GET /api/v1/identity/me': () => json(200, smeMe),
+      'GET /api/v1/marketplace/listings/lst_d': () => json(200, dataset),
+      'GET /api/v1/marketplace/listings/lst_d/reviews': () => json(200, { items: [] }),
+    });
+    const section = (await screen.findByRole('heading', { name: 'Try in a sandbox' }, { timeout: 8000 })).closest('section')!;
+    expect(within(section).getByText('Start a sandbox on GPU time you choose, with this listing’s files mounted read-only at /artifacts/lst_d/.')).toBeInTheDocument();
+    expect(within(section).getByRole('link', { name: 'Try it in a sandbox' })).toHaveAttribute('href', '/sandboxes/new?mount=lst_d');
+    cleanup();
+
+    const f = renderPage('/sandboxes/new?mount=lst_d&listing=lst_open', {
+      'GET /api/v1/identity/me': () => json(200, smeMe),
+      'GET /api/v1/marketplace/listings/lst_d': () => json(200, dataset),
+      'GET /api/v1/testbed/templates': () => json(200, { items: [{ name: 'shell', title: 'Shell' }] }),
+      'GET /api/v1/billing/wallet': () => json(200, { available_micro: 100_000_000, available_display: '100.00' }),
+      'GET /api/v1/testbed/listings': () =>
+        json(200, {
+          items: [
+            { id: 'lst_open', title: 'H100 Montréal', gpu_model: 'h100-80gb', region: 'ca', pool_id: 'p1', vendor_org_id: 'v', min_duration_minutes: 15, max_duration_minutes: 480, price_per_gpu_hour_micro: 2_500_000, price_per_gpu_hour_display: '2.50', gpu_counts: [{ gpu_count: 1, free_now: 3 }] },
+          ],
+        }),
+      'POST /api/v1/testbed/sandboxes': () => json(202, { id: 'sb-9', state: 'requested' }),
+    });
+    expect(await screen.findByTestId('mount-note', undefined, { timeout: 8000 })).toHaveTextContent('The listing’s file is mounted read-only at /artifacts/lst_d/ in the sandbox.');
+    expect(await screen.findByTestId('sum-artifacts')).toHaveTextContent('Mounted read-only at /artifacts/lst_d/ (1 file)');
+    await userEvent.click(await screen.findByRole('button', { name: 'Launch' }));
+    await waitFor(() => expect(f.calls.some((c) => c.method === 'POST')).toBe(true));
+    const sent = f.calls.filter((c) => c.method === 'POST' && c.url.endsWith('/testbed/sandboxes'));
+    expect(sent[0].body).toMatchObject({ listing_id: 'lst_open', template: 'shell', mount_listing_id: 'lst_d' });
   }, 20_000);
 
   it("the vendor's editor shows a refused try-it image beside its field", async () => {

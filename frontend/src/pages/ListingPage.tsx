@@ -335,7 +335,7 @@ export function ListingPage() {
                       // The testbed runs it only for organisations with access (the listing's viewer says so):
                       // others learn what to do first instead of meeting a refusal on the launch page.
                       ownListing || s.isStaff || !viewer || viewer.entitled ? (
-                        <Link className="button button--primary button--block" to={`/sandboxes/new?try=${encodeURIComponent(l.id)}`}>
+                        <Link className="button button--primary button--block" to={`/sandboxes/new?try=${encodeURIComponent(l.id)}${v?.artifacts?.length ? `&mount=${encodeURIComponent(l.id)}` : ''}`}>
                           {t('listing.try_it_button')}
                         </Link>
                       ) : (
@@ -355,6 +355,22 @@ export function ListingPage() {
                           <Link to={`/signin?next=${encodeURIComponent(`/listings/${l.id}`)}`}>{t('listing.sign_in_to_try')}</Link>
                         </p>
                       )
+                    )}
+                  </section>
+                )}
+                {!tryIt && l.kind !== 'compute' && (v?.artifacts?.length ?? 0) > 0 && l.status === 'published' && (canLaunch || (signedIn && s.isStaff)) && (
+                  // No image of its own: a compute listing's template runs with the files mounted read-only.
+                  <section aria-labelledby="try-files-h" className="try-it">
+                    <h2 id="try-files-h">{t('listing.try_files')}</h2>
+                    <p className="small">{t('listing.try_files_intro', { path: `/artifacts/${l.id}/` })}</p>
+                    {ownListing || s.isStaff || !viewer || viewer.entitled ? (
+                      <Link className="button button--primary button--block" to={`/sandboxes/new?mount=${encodeURIComponent(l.id)}`}>
+                        {t('listing.try_it_button')}
+                      </Link>
+                    ) : (
+                      <p className="small" data-testid="try-needs-access">
+                        {t(v.gated ? 'listing.try_it_needs_access_gated' : 'listing.try_it_needs_access')}
+                      </p>
                     )}
                   </section>
                 )}

@@ -96,10 +96,14 @@ function LaunchSummary({
   available,
   freeNow,
   counts,
+  mountPath,
+  mountFiles,
 }: {
   listing?: TestbedListing;
   template?: Template;
   image?: string;
+  mountPath?: string;
+  mountFiles?: number;
   count: number;
   minutes: number;
   hold: bigint | null;
@@ -130,6 +134,7 @@ function LaunchSummary({
         {row(t('sandbox.summary_memory'), mem !== null ? formatBytes(mem) : '—', 'sum-memory')}
         {row(t('sandbox.summary_disk'), listing?.disk_bytes ? formatBytes(listing.disk_bytes) : t('sandbox.disk_site'), 'sum-disk')}
         {row(t('sandbox.image'), image ?? '—', 'sum-image')}
+        {mountPath && row(t('sandbox.summary_artifacts'), t('sandbox.mounted_read_only', { path: mountPath, count: mountFiles ?? 0 }), 'sum-artifacts')}
         {row(t('sandbox.rate'), listing ? t('sandbox.per_hour', { amount: creditText(ratePerHourMicro(listing.price_per_gpu_hour_micro, count)) }) : '—', 'sum-rate', true)}
         {row(t('sandbox.summary_hold', { minutes }), hold !== null ? creditText(hold) : '—', 'estimate', true)}
         {row(t('sandbox.summary_cofund'), hold !== null ? creditText(cofund) : '—', 'sum-cofund', true)}
@@ -157,6 +162,12 @@ function Launch() {
   const tryId = params.get('try') ?? '';
   const tryListing = useAsync(() => (tryId ? marketplace().listing(tryId) : Promise.resolve(null)), [tryId]);
   const tryIt = tryItOf(tryListing.data?.published_version ?? undefined);
+  // ?mount=<model or dataset listing>: its published files are mounted read-only at /artifacts/<listing>/.
+  const mountId = params.get('mount') ?? '';
+  const mountListing = useAsync(() => (mountId && mountId !== tryId ? marketplace().listing(mountId) : Promise.resolve(null)), [mountId, tryId]);
+  const mounted = mountId === tryId ? tryListing.data : mountListing.data;
+  const mountPath = mountId ? `/artifacts/${mountId}/` : undefined;
+  const mountFiles = mounted?.published_version?.artifacts?.length ?? 0;
   const listings = useAsync(() => testbed().listings(tryId || undefined), [tryId]);
   const templates = useAsync(() => testbed().templates(), []);
   const wallet = useAsync(() => billing().wallet(), []);
@@ -174,6 +185,7 @@ function Launch() {
     const next: Record<string, string> = {};
     if (id) next.listing = id;
     if (tryId) next.try = tryId;
+    if (mountId) next.mount = mountId;
     setParams(next, { replace });
   };
   useEffect(() => {
@@ -225,6 +237,7 @@ function Launch() {
         duration_minutes: m,
         ...(template ? { template } : {}),
         ...(tryId ? { image_listing_id: tryId } : {}),
+        ...(mountId ? { mount_listing_id: mountId } : {}),
       });
       navigate(`/sandboxes/${encodeURIComponent(sb.id)}`);
     } catch (err) {
@@ -246,7 +259,17 @@ function Launch() {
 
   return (
     <section className="page narrow">
-      <h1>{tryId ? t('sandbox.try_title', { title: tryListing.data?.published_version?.title ?? '…' }) : t('sandbox.launch_title')}</h1>
+      <h1>
+        {tryId || mountId ? t('sandbox.try_title', { title: (tryListing.data ?? mounted)?.published_version?.title ?? '…' }) : t('sandbox.launch_title')}
+      </h1>
+      {mountId && (
+        <AsyncBlock loading={mountListing.loading} error={mountListing.error} onRetry={mountListing.reload}>
+          <Notice>
+            <span data-testid="mount-note">{t('sandbox.mount_intro', { path: mountPath, count: mountFiles })}</span>{' '}
+            {!tryId && <Link to={`/listings/${encodeURIComponent(mountId)}`}>{t('sandbox.try_back')}</Link>}
+          </Notice>
+        </AsyncBlock>
+      )}
       {tryId && (
         <AsyncBlock loading={tryListing.loading} error={tryListing.error} onRetry={tryListing.reload}>
           {tryIt ? (
@@ -266,7 +289,7 @@ function Launch() {
             value={listingId}
             onChange={(e) => choose(e.target.value)}
             error={fields.listing_id}
-            hint={tryId ? t('sandbox.try_listing_hint') : undefined}
+            hint={tryId ? t('sandbox.try_listing_hint') : mountId ? t('sandbox.mount_listing_hint') : undefined}
             required
           >
             <option value="">{t('sandbox.choose_listing')}</option>
@@ -322,6 +345,8 @@ function Launch() {
             available={available}
             freeNow={freeNow}
             counts={counts}
+            mountPath={mountPath}
+            mountFiles={mountFiles}
           />
           {short && (
             <Notice tone="warning">

@@ -27,6 +27,9 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (backend.Status, er
 	if err := s.Validate(); err != nil {
 		return backend.Status{}, err
 	}
+	if err := backend.RequireNoMounts(s, "Kubernetes"); err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
 	pod, np, err := b.podFor(s)
 	if err != nil {
 		return backend.Status{}, err

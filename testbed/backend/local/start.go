@@ -153,6 +153,9 @@ func (b *Backend) spec(dir string, s backend.Spec, l launch, layout cgroupLayout
 	if err != nil {
 		return nil, nil, err
 	}
+	for _, m := range s.Mounts { // a listing's artifacts: read-only, whatever the sandbox's root may do
+		binds = append(binds, ocispec.Bind{Source: m.Source, Destination: m.Target, ReadOnly: true})
+	}
 	if err := searchable(root); err != nil {
 		return nil, nil, fmt.Errorf("root filesystem: %w", err)
 	}

@@ -41,6 +41,9 @@ func (b *Backend) Start(ctx context.Context, s backend.Spec) (backend.Status, er
 	if err := s.Validate(); err != nil {
 		return backend.Status{}, err
 	}
+	if err := backend.RequireNoMounts(s, "Slurm"); err != nil {
+		return backend.Status{}, fmt.Errorf("start %s: %w", s.SandboxID, err)
+	}
 	dir := b.dir(s.SandboxID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, fs.ErrExist) {
