@@ -262,8 +262,11 @@ func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch, workers int, drain
 		return err
 	}
 	var want int64
-	for _, ms := range totalMs {
-		c, _ := money.MulDiv(price, ms, 3_600_000)
+	for sb, ms := range totalMs {
+		c, err := money.PerGPUHour(price, 1, ms)
+		if err != nil {
+			return fmt.Errorf("expected charge of sb%d: %w", sb, err)
+		}
 		want += int64(c)
 	}
 	diffs, _, err := ledger.Verify(db.WithContext(vctx))
