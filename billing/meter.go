@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"sort"
 	"strings"
@@ -278,15 +279,14 @@ func (b *usageBatch) resolveHolds(fresh []eventbus.Event[events.SandboxUsageV1])
 	return nil
 }
 
-// loadFunding locks and reads each organisation's grants and wallet.
+// loadFunding locks and reads the grants and wallets of every organisation of the batch with two statements
+// (the organisations' rows are locked already, so this order cannot deadlock with a single-organisation path).
 func (b *usageBatch) loadFunding() error {
-	for _, o := range b.orgIDs {
-		f, err := b.s.loadFunding(b.tx, o, b.orgs[o] != nil && b.orgs[o].Verified, b.now)
-		if err != nil {
-			return fmt.Errorf("funding of %s: %w", o, err)
-		}
-		b.funds[o] = f
+	funds, err := b.s.loadFundings(b.tx, b.orgIDs, b.orgs, b.now)
+	if err != nil {
+		return fmt.Errorf("funding: %w", err)
 	}
+	b.funds = funds
 	return nil
 }
 
@@ -415,13 +415,8 @@ func (b *usageBatch) write() error {
 	if err := saveHolds(b.tx, b.sbs); err != nil {
 		return fmt.Errorf("holds: %w", err)
 	}
-	for _, o := range sortedKeys(b.heldDelta) {
-		if b.heldDelta[o] == 0 {
-			continue
-		}
-		if err := b.tx.Model(&Org{}).Where("id = ?", o).Update("held", gorm.Expr("held + ?", b.heldDelta[o])).Error; err != nil {
-			return fmt.Errorf("held amount of %s: %w", o, err)
-		}
+	if err := updateHeld(b.tx, b.heldDelta); err != nil {
+		return fmt.Errorf("held amounts: %w", err)
 	}
 	return nil
 }
@@ -529,13 +524,34 @@ func chunks(ids []string, n int) [][]string {
 	return out
 }
 
+// insertUsage writes the usage rows. On Postgres, one INSERT … SELECT FROM unnest of one array per column:
+// 13 parameters whatever the number of rows, so neither side converts, binds or plans thousands of parameters.
+// On SQLite, multi-row inserts of 64 rows (its driver binds parameters in time quadratic in their number).
 func insertUsage(tx *gorm.DB, rows []Usage) error {
-	// Multi-row inserts of a few hundred rows: larger statements cost more to parse and bind than they save
-	// (and SQLite's driver binds parameters in time quadratic in their number).
-	chunk := 256
-	if sqldb.DialectOf(tx) == sqldb.SQLite {
-		chunk = 64
+	if len(rows) == 0 {
+		return nil
 	}
+	if sqldb.DialectOf(tx) == sqldb.Postgres {
+		n := len(rows)
+		var (
+			eventID, sandboxID, orgID, vendorOrgID, gpuModel = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			batchID, day                                     = make([]string, n), make([]string, n)
+			seq, millis, charge, cofunded, shortfall         = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+			createdAt                                        = make([]time.Time, n)
+		)
+		for i, u := range rows {
+			eventID[i], sandboxID[i], orgID[i], vendorOrgID[i], gpuModel[i] = u.EventID, u.SandboxID, u.OrgID, u.VendorOrgID, u.GPUModel
+			batchID[i], day[i] = u.BatchID, u.Day
+			seq[i], millis[i], charge[i], cofunded[i], shortfall[i] = u.Seq, u.Millis, u.Charge, u.Cofunded, u.Shortfall
+			createdAt[i] = u.CreatedAt
+		}
+		return tx.Exec("INSERT INTO billing_usage (event_id, sandbox_id, org_id, vendor_org_id, gpu_model, seq, millis, charge, cofunded, shortfall, batch_id, day, created_at) "+
+			"SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "+
+			"CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TIMESTAMP[]))",
+			pgArray{eventID}, pgArray{sandboxID}, pgArray{orgID}, pgArray{vendorOrgID}, pgArray{gpuModel}, pgArray{seq}, pgArray{millis},
+			pgArray{charge}, pgArray{cofunded}, pgArray{shortfall}, pgArray{batchID}, pgArray{day}, pgArray{createdAt}).Error
+	}
+	const chunk = 64
 	for start := 0; start < len(rows); start += chunk {
 		part := rows[start:min(start+chunk, len(rows))]
 		var b strings.Builder
@@ -550,6 +566,44 @@ func insertUsage(tx *gorm.DB, rows []Usage) error {
 		}
 		if err := tx.Exec(b.String(), args...).Error; err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// pgArray passes a Go slice to pgx as one array parameter (GORM expands a bare slice into a list of them).
+type pgArray struct{ v any }
+
+// Value hands the slice itself to pgx, which encodes it as the array type the statement casts to.
+func (a pgArray) Value() (driver.Value, error) { return a.v, nil }
+
+// updateHeld applies the organisations' held deltas with one statement per 300 organisations.
+func updateHeld(tx *gorm.DB, delta map[string]int64) error {
+	var ids []string
+	for _, o := range sortedKeys(delta) {
+		if delta[o] != 0 {
+			ids = append(ids, o)
+		}
+	}
+	for start := 0; start < len(ids); start += 300 {
+		part := ids[start:min(start+300, len(ids))]
+		var b strings.Builder
+		b.WriteString("WITH v(id, d) AS (VALUES ")
+		args := make([]any, 0, 2*len(part))
+		for i, o := range part {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT))")
+			args = append(args, o, delta[o])
+		}
+		b.WriteString(") UPDATE billing_orgs SET held = billing_orgs.held + v.d FROM v WHERE billing_orgs.id = v.id")
+		res := tx.Exec(b.String(), args...)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected != int64(len(part)) {
+			return fmt.Errorf("update held: %d of %d organisations", res.RowsAffected, len(part))
 		}
 	}
 	return nil

@@ -140,6 +140,47 @@ func (s *Service) loadFunding(tx *gorm.DB, orgID string, verified bool, now time
 	return f, nil
 }
 
+// loadFundings is loadFunding for several organisations at once (ids sorted, their rows locked by the caller):
+// one statement for the grants of the verified ones, one for all the accounts, each locked in id order.
+func (s *Service) loadFundings(tx *gorm.DB, ids []string, orgs map[string]*Org, now time.Time) (map[string]*funding, error) {
+	var verified []string
+	for _, o := range ids {
+		if orgs[o] != nil && orgs[o].Verified {
+			verified = append(verified, o)
+		}
+	}
+	var grants []Grant
+	if len(verified) > 0 {
+		if err := sqldb.ForUpdate(tx).Where("org_id IN ? AND expired = ? AND expires_at > ?", verified, false, now).
+			Order("org_id, expires_at, id").Find(&grants).Error; err != nil {
+			return nil, err
+		}
+	}
+	byOrg := map[string][]Grant{}
+	for _, g := range grants {
+		byOrg[g.OrgID] = append(byOrg[g.OrgID], g)
+	}
+	out := make(map[string]*funding, len(ids))
+	var all []string
+	for _, o := range ids {
+		f := &funding{grants: byOrg[o]}
+		for _, g := range f.grants {
+			f.order = append(f.order, grantAcct(g.ID))
+		}
+		f.order = append(f.order, walletAcct(o))
+		all = append(all, f.order...)
+		out[o] = f
+	}
+	accts, err := ledger.Lock(tx, all...)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range out {
+		f.accts = accts // account IDs are the organisation's own: sharing one map is safe
+	}
+	return out, nil
+}
+
 // take takes amount from the funding accounts in spend order (charge.Allocate), updating the in-memory
 // balances; it returns the amount per account, aligned with f.order, and what could not be covered.
 func (f *funding) take(amount int64) ([]int64, int64) {
