@@ -609,8 +609,8 @@ func updateHeld(tx *gorm.DB, delta map[string]int64) error {
 	return nil
 }
 
-// saveHolds inserts new holds and updates the changed ones with one statement per 300 rows
-// (WITH v(...) AS (VALUES ...) UPDATE ... FROM v: both engines support it).
+// saveHolds inserts new holds and updates the changed ones: on Postgres with one UPDATE … FROM unnest(…), on
+// SQLite with one WITH v(...) AS (VALUES ...) UPDATE ... FROM v per 64 rows.
 func saveHolds(tx *gorm.DB, sbs map[string]*sandboxState) error {
 	var fresh []Hold
 	var upd []*Hold
@@ -628,14 +628,11 @@ func saveHolds(tx *gorm.DB, sbs map[string]*sandboxState) error {
 			return err
 		}
 	}
-	ts := "?" // SQLite stores times as text; a CAST to TIMESTAMP there would mean NUMERIC
 	if sqldb.DialectOf(tx) == sqldb.Postgres {
-		ts = "CAST(? AS TIMESTAMP)"
+		return updateHoldsUnnest(tx, upd)
 	}
-	chunk := 300
-	if sqldb.DialectOf(tx) == sqldb.SQLite {
-		chunk = 64 // the SQLite driver binds parameters in quadratic time
-	}
+	const ts = "?"   // SQLite stores times as text; a CAST to TIMESTAMP there would mean NUMERIC
+	const chunk = 64 // the SQLite driver binds parameters in quadratic time
 	for start := 0; start < len(upd); start += chunk {
 		part := upd[start:min(start+chunk, len(upd))]
 		var b strings.Builder
@@ -657,6 +654,36 @@ func saveHolds(tx *gorm.DB, sbs map[string]*sandboxState) error {
 		if res.RowsAffected != int64(len(part)) {
 			return fmt.Errorf("update holds: %d of %d rows", res.RowsAffected, len(part))
 		}
+	}
+	return nil
+}
+
+// updateHoldsUnnest updates the metering state of holds with one statement of one array per column (Postgres).
+func updateHoldsUnnest(tx *gorm.DB, upd []*Hold) error {
+	if len(upd) == 0 {
+		return nil
+	}
+	n := len(upd)
+	ids := make([]string, n)
+	charged, cumMs, samples, maxSeq, shortfall := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	exhausted, released := make([]bool, n), make([]bool, n)
+	updatedAt := make([]time.Time, n)
+	for i, h := range upd {
+		ids[i], charged[i], cumMs[i], samples[i], maxSeq[i], shortfall[i] = h.SandboxID, h.Charged, h.CumMs, h.Samples, h.MaxSeq, h.Shortfall
+		exhausted[i], released[i], updatedAt[i] = h.Exhausted, h.Released, h.UpdatedAt
+	}
+	res := tx.Exec("UPDATE billing_holds SET charged = v.charged, cum_ms = v.cum_ms, samples = v.samples, max_seq = v.max_seq, "+
+		"shortfall = v.shortfall, exhausted = v.exhausted, released = v.released, updated_at = v.updated_at "+
+		"FROM unnest(CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "+
+		"CAST(? AS BOOLEAN[]), CAST(? AS BOOLEAN[]), CAST(? AS TIMESTAMP[])) "+
+		"AS v(sandbox_id, charged, cum_ms, samples, max_seq, shortfall, exhausted, released, updated_at) WHERE billing_holds.sandbox_id = v.sandbox_id",
+		pgArray{ids}, pgArray{charged}, pgArray{cumMs}, pgArray{samples}, pgArray{maxSeq}, pgArray{shortfall},
+		pgArray{exhausted}, pgArray{released}, pgArray{updatedAt})
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected != int64(n) {
+		return fmt.Errorf("update holds: %d of %d rows", res.RowsAffected, n)
 	}
 	return nil
 }
