@@ -82,7 +82,8 @@ func publishUsage(t testing.TB, bus *eventbus.Bus, org string, sandboxes, n, dup
 	}
 	var want int64
 	for _, v := range ms {
-		c, _ := money.MulDiv(eoPrice, 2*v, msPerHour)
+		c, err := money.PerGPUHour(eoPrice, 2, v)
+		must(t, err)
 		want += int64(c)
 	}
 	return want

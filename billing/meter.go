@@ -2,21 +2,21 @@ package billing
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/tamarack-ai/tamarack/billing/charge"
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
-
-// msPerHour divides price × device-milliseconds into micro-credits.
-const msPerHour = 3_600_000
 
 // ChargeUsage charges a batch of usage events in one transaction, exactly once:
 //
@@ -35,10 +35,8 @@ const msPerHour = 3_600_000
 //     with one multi-row insert and one update per table, so a batch costs a fixed number of statements.
 func (s *Service) ChargeUsage(ctx context.Context, evs []eventbus.Event[events.SandboxUsageV1]) error {
 	var (
-		exhausted  []events.WalletExhaustedV1
-		thresholds []events.BudgetThresholdV1
-		charged    []string
-		err        error
+		res usageResult
+		err error
 	)
 	// First deliveries skip the look-up of processed IDs: the primary key of billing_usage arbitrates, and a
 	// duplicate (a publisher retry outside JetStream's window, a concurrent consumer) aborts the transaction,
@@ -50,7 +48,7 @@ func (s *Service) ChargeUsage(ctx context.Context, evs []eventbus.Event[events.S
 	for attempt := 0; attempt < 5; attempt++ {
 		err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 			var e error
-			exhausted, thresholds, charged, e = s.chargeTx(tx, evs, check)
+			res, e = s.chargeTx(tx, evs, check)
 			if e == nil && s.beforeCommit != nil {
 				s.beforeCommit(ctx)
 			}
@@ -63,16 +61,23 @@ func (s *Service) ChargeUsage(ctx context.Context, evs []eventbus.Event[events.S
 		check = true
 	}
 	if err != nil {
-		return fmt.Errorf("charge usage batch: %w", err)
+		return fmt.Errorf("charge usage batch of %d events: %w", len(evs), err)
 	}
-	if len(exhausted)+len(thresholds) > 0 {
+	if len(res.exhausted)+len(res.thresholds) > 0 {
 		s.outbox.Kick()
 	}
-	s.notify(ctx, thresholds)
+	s.notify(ctx, res.thresholds)
 	if s.cfg.AfterBatch != nil {
-		s.cfg.AfterBatch(charged)
+		s.cfg.AfterBatch(res.charged)
 	}
 	return nil
+}
+
+// usageResult is what a committed batch reports: the events it announced and the IDs it charged.
+type usageResult struct {
+	exhausted  []events.WalletExhaustedV1
+	thresholds []events.BudgetThresholdV1
+	charged    []string
 }
 
 type sandboxState struct {
@@ -82,69 +87,148 @@ type sandboxState struct {
 	touched    bool
 }
 
-func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsageV1], check bool) ([]events.WalletExhaustedV1, []events.BudgetThresholdV1, []string, error) {
-	now := s.now()
-	// Unique events of the batch, in (sandbox, seq) order.
-	seen := map[string]bool{}
-	var batch []eventbus.Event[events.SandboxUsageV1]
+// usageBatch is one batch of usage events being charged inside its transaction: what it locked and read, and
+// what it accumulates in memory before writing it with a fixed number of statements.
+type usageBatch struct {
+	s      *Service
+	tx     *gorm.DB
+	now    time.Time
+	id     string   // the transfers' ref and the usage rows' batch_id
+	orgIDs []string // sorted
+	orgs   map[string]*Org
+	sbs    map[string]*sandboxState
+	funds  map[string]*funding
+
+	src, dst  map[string]int64 // aggregated transfers into and out of clearing:usage, by account
+	heldDelta map[string]int64 // change of each organisation's held amount
+	grants    map[string]*Grant
+	usage     []Usage
+}
+
+// chargeTx charges a batch inside tx. Locks are always taken in the same order (organisations, holds, funding
+// accounts, each by sorted ID) so that concurrent batches queue instead of deadlocking.
+func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsageV1], check bool) (usageResult, error) {
+	b := &usageBatch{s: s, tx: tx, now: s.now(), id: newID("ub"), sbs: map[string]*sandboxState{}, funds: map[string]*funding{},
+		src: map[string]int64{}, dst: map[string]int64{}, heldDelta: map[string]int64{}, grants: map[string]*Grant{}}
+	batch := uniqueInSandboxOrder(evs)
+	if err := b.lock(batch); err != nil {
+		return usageResult{}, err
+	}
+	fresh, err := b.uncharged(batch, check)
+	if err != nil || len(fresh) == 0 {
+		return usageResult{}, err
+	}
+	if err := b.resolveHolds(fresh); err != nil {
+		return usageResult{}, err
+	}
+	if err := b.loadFunding(); err != nil {
+		return usageResult{}, err
+	}
+	b.usage = make([]Usage, 0, len(fresh))
+	for _, ev := range fresh {
+		if err := b.charge(ev); err != nil {
+			return usageResult{}, fmt.Errorf("charge usage event %s: %w", ev.ID, err)
+		}
+	}
+	exhausted := b.settleHolds()
+	if err := b.write(); err != nil {
+		return usageResult{}, err
+	}
+	thresholds, err := b.grantThresholds()
+	if err != nil {
+		return usageResult{}, err
+	}
+	budgets, err := b.budgetThresholds()
+	if err != nil {
+		return usageResult{}, err
+	}
+	thresholds = append(thresholds, budgets...)
+	if err := b.announce(exhausted, thresholds); err != nil {
+		return usageResult{}, err
+	}
+	charged := make([]string, len(fresh))
+	for i, ev := range fresh {
+		charged[i] = ev.ID
+	}
+	return usageResult{exhausted: exhausted, thresholds: thresholds, charged: charged}, nil
+}
+
+// uniqueInSandboxOrder drops repeated event IDs and orders the rest by (sandbox, seq): the order in which
+// cumulative rounding charges them.
+func uniqueInSandboxOrder(evs []eventbus.Event[events.SandboxUsageV1]) []eventbus.Event[events.SandboxUsageV1] {
+	seen := make(map[string]bool, len(evs))
+	out := make([]eventbus.Event[events.SandboxUsageV1], 0, len(evs))
 	for _, ev := range evs {
 		if !seen[ev.ID] {
 			seen[ev.ID] = true
-			batch = append(batch, ev)
+			out = append(out, ev)
 		}
 	}
-	sort.Slice(batch, func(i, j int) bool {
-		a, b := batch[i].Data, batch[j].Data
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Data, out[j].Data
 		if a.SandboxID != b.SandboxID {
 			return a.SandboxID < b.SandboxID
 		}
 		return a.Seq < b.Seq
 	})
-	var orgIDs, sbIDs, ids []string
+	return out
+}
+
+// lock creates the organisations' projections that do not exist yet, then row-locks the organisations and the
+// holds of the batch's sandboxes (before looking for processed events: a concurrent batch with the same events
+// then commits first and its rows are seen).
+func (b *usageBatch) lock(batch []eventbus.Event[events.SandboxUsageV1]) error {
+	var orgIDs, sbIDs []string
 	for _, ev := range batch {
 		orgIDs = append(orgIDs, ev.Data.OrganizationID)
 		sbIDs = append(sbIDs, ev.Data.SandboxID)
-		ids = append(ids, ev.ID)
 	}
-	orgIDs, sbIDs = uniqSorted(orgIDs), uniqSorted(sbIDs)
-
-	// Projections and wallets that may not exist yet.
+	b.orgIDs, sbIDs = uniqSorted(orgIDs), uniqSorted(sbIDs)
 	var known []string
-	if err := tx.Model(&Org{}).Where("id IN ?", orgIDs).Pluck("id", &known).Error; err != nil {
-		return nil, nil, nil, err
+	if err := b.tx.Model(&Org{}).Where("id IN ?", b.orgIDs).Pluck("id", &known).Error; err != nil {
+		return fmt.Errorf("look up organisations: %w", err)
 	}
-	if len(known) < len(orgIDs) {
+	if len(known) < len(b.orgIDs) {
 		have := toSet(known)
-		for _, o := range orgIDs {
+		for _, o := range b.orgIDs {
 			if !have[o] {
-				if err := s.ensureOrg(tx, o); err != nil {
-					return nil, nil, nil, err
+				if err := b.s.ensureOrg(b.tx, o); err != nil {
+					return fmt.Errorf("project organisation %s: %w", o, err)
 				}
 			}
 		}
 	}
-	// Lock organisations then holds (always in this order, ids sorted) before looking for processed events:
-	// a concurrent batch with the same events then commits first and its rows are seen here.
-	orgs, err := lockOrgs(tx, orgIDs...)
+	orgs, err := lockOrgs(b.tx, b.orgIDs...)
 	if err != nil {
-		return nil, nil, nil, err
+		return fmt.Errorf("lock organisations: %w", err)
 	}
-	var holds []Hold
+	b.orgs = orgs
 	for _, part := range chunks(sbIDs, 500) {
 		var hs []Hold
-		if err := sqldb.ForUpdate(tx).Where("sandbox_id IN ?", part).Order("sandbox_id").Find(&hs).Error; err != nil {
-			return nil, nil, nil, err
+		if err := sqldb.ForUpdate(b.tx).Where("sandbox_id IN ?", part).Order("sandbox_id").Find(&hs).Error; err != nil {
+			return fmt.Errorf("lock holds: %w", err)
 		}
-		holds = append(holds, hs...)
+		for i := range hs {
+			b.sbs[hs[i].SandboxID] = &sandboxState{hold: &hs[i]}
+		}
+	}
+	return nil
+}
+
+// uncharged returns the events of batch not charged before (looked up only when check is set).
+func (b *usageBatch) uncharged(batch []eventbus.Event[events.SandboxUsageV1], check bool) ([]eventbus.Event[events.SandboxUsageV1], error) {
+	if !check {
+		return batch, nil
+	}
+	ids := make([]string, len(batch))
+	for i, ev := range batch {
+		ids[i] = ev.ID
 	}
 	existing := map[string]bool{}
 	for _, part := range chunks(ids, 500) {
-		if !check {
-			break
-		}
 		var ex []string
-		if err := tx.Model(&Usage{}).Where("event_id IN ?", part).Pluck("event_id", &ex).Error; err != nil {
-			return nil, nil, nil, err
+		if err := b.tx.Model(&Usage{}).Where("event_id IN ?", part).Pluck("event_id", &ex).Error; err != nil {
+			return nil, fmt.Errorf("look up charged events: %w", err)
 		}
 		for _, id := range ex {
 			existing[id] = true
@@ -156,229 +240,257 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 			fresh = append(fresh, ev)
 		}
 	}
-	if len(fresh) == 0 {
-		return nil, nil, nil, nil
-	}
-	sbs := map[string]*sandboxState{}
-	for i := range holds {
-		sbs[holds[i].SandboxID] = &sandboxState{hold: &holds[i]}
-	}
+	return fresh, nil
+}
+
+// resolveHolds gives every sandbox of fresh a hold (an implicit one, priced from the listing, when usage
+// arrives without one) and makes sure the vendors' accounts exist.
+func (b *usageBatch) resolveHolds(fresh []eventbus.Event[events.SandboxUsageV1]) error {
 	vendors := map[string]bool{}
 	for _, ev := range fresh {
 		d := ev.Data
-		if sbs[d.SandboxID] == nil {
-			h := s.implicitHold(tx, d.SandboxID, d.OrganizationID, d.ListingID, d.VendorOrgID, d.PoolID, d.GPUModel, d.DeviceCount, now)
-			sbs[d.SandboxID] = &sandboxState{hold: &h, isNew: true}
+		if b.sbs[d.SandboxID] == nil {
+			h, err := b.s.implicitHold(b.tx, d.SandboxID, d.OrganizationID, d.ListingID, d.VendorOrgID, d.PoolID, d.GPUModel, d.DeviceCount, b.now)
+			if err != nil {
+				return err
+			}
+			b.sbs[d.SandboxID] = &sandboxState{hold: &h, isNew: true}
 		}
-		if v := sbs[d.SandboxID].hold.VendorOrgID; v != "" {
+		if v := b.sbs[d.SandboxID].hold.VendorOrgID; v != "" {
 			vendors[v] = true
 		}
 	}
-	if len(vendors) > 0 {
-		var accts []ledger.Account
-		for _, v := range sortedKeys(vendors) {
-			accts = append(accts, ledger.Account{ID: vendorAcct(v), Kind: KindVendor, OrgID: v, NoOverdraft: true})
-		}
-		var have []string
-		if err := tx.Model(&ledger.Account{}).Where("id IN ?", accountIDs(accts)).Pluck("id", &have).Error; err != nil {
-			return nil, nil, nil, err
-		}
-		if len(have) < len(accts) {
-			if err := ledger.EnsureAccounts(tx, now, accts...); err != nil {
-				return nil, nil, nil, err
-			}
+	if len(vendors) == 0 {
+		return nil
+	}
+	var accts []ledger.Account
+	for _, v := range sortedKeys(vendors) {
+		accts = append(accts, ledger.Account{ID: vendorAcct(v), Kind: KindVendor, OrgID: v, NoOverdraft: true})
+	}
+	var have []string
+	if err := b.tx.Model(&ledger.Account{}).Where("id IN ?", accountIDs(accts)).Pluck("id", &have).Error; err != nil {
+		return fmt.Errorf("look up vendor accounts: %w", err)
+	}
+	if len(have) < len(accts) {
+		if err := ledger.EnsureAccounts(b.tx, b.now, accts...); err != nil {
+			return fmt.Errorf("create vendor accounts: %w", err)
 		}
 	}
-	funds := map[string]*funding{}
-	for _, o := range orgIDs {
-		f, err := s.loadFunding(tx, o, orgs[o] != nil && orgs[o].Verified, now)
+	return nil
+}
+
+// loadFunding locks and reads the grants and wallets of every organisation of the batch with two statements
+// (the organisations' rows are locked already, so this order cannot deadlock with a single-organisation path).
+func (b *usageBatch) loadFunding() error {
+	funds, err := b.s.loadFundings(b.tx, b.orgIDs, b.orgs, b.now)
+	if err != nil {
+		return fmt.Errorf("funding: %w", err)
+	}
+	b.funds = funds
+	return nil
+}
+
+// charge prices one event (cumulative rounding on its sandbox's meter), takes the co-funded part from the
+// programme fund and the rest from the organisation's funding in spend order, records what it could not
+// collect, and splits what it collected between the vendor and the platform.
+func (b *usageBatch) charge(ev eventbus.Event[events.SandboxUsageV1]) error {
+	d := ev.Data
+	st := b.sbs[d.SandboxID]
+	h := st.hold
+	m := charge.Meter{Price: money.Micro(h.Price), DeviceMs: h.CumMs, Charged: money.Micro(h.Charged)}
+	c, err := m.Add(d.DeviceCount, d.Millis)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w", h.SandboxID, err)
+	}
+	amount := int64(c)
+	if !h.Released {
+		b.heldDelta[h.OrgID] -= min(amount, h.Remaining())
+	}
+	h.CumMs, h.Charged = m.DeviceMs, int64(m.Charged)
+	h.Samples++
+	h.MaxSeq = max(h.MaxSeq, int64(d.Seq))
+	h.UpdatedAt = b.now
+	st.touched, st.lastCharge = true, amount
+
+	f := b.funds[d.OrganizationID]
+	cofund, err := b.cofund(d.OrganizationID, f, amount)
+	if err != nil {
+		return err
+	}
+	takes, short := f.take(amount - cofund)
+	for i, v := range takes {
+		if v == 0 {
+			continue
+		}
+		b.src[f.order[i]] += v
+		if i < len(f.grants) { // grants come first in spend order
+			b.grants[f.grants[i].ID] = &f.grants[i]
+		}
+	}
+	if cofund > 0 {
+		b.src[AcctFund] += cofund
+	}
+	vendorShare, fee, err := charge.Split(money.Micro(amount-short), b.s.cfg.VendorShareBPS)
+	if err != nil {
+		return err
+	}
+	if h.VendorOrgID != "" {
+		b.dst[vendorAcct(h.VendorOrgID)] += int64(vendorShare)
+	} else {
+		fee += vendorShare
+	}
+	b.dst[b.s.revenueFor(b.id)] += int64(fee)
+	h.Shortfall += short
+	b.usage = append(b.usage, Usage{EventID: ev.ID, SandboxID: d.SandboxID, OrgID: d.OrganizationID, VendorOrgID: h.VendorOrgID,
+		GPUModel: firstNonEmpty(h.GPUModel, d.GPUModel), Seq: int64(d.Seq), Millis: d.Millis, Charge: amount, Cofunded: cofund,
+		Shortfall: short, BatchID: b.id, Day: d.End.UTC().Format("2006-01-02"), CreatedAt: b.now})
+	return nil
+}
+
+// cofund applies the first co-funding rule with cap left among a verified organisation's grants (nearest
+// expiry first) to amount, and returns the programme's share.
+func (b *usageBatch) cofund(orgID string, f *funding, amount int64) (int64, error) {
+	if org := b.orgs[orgID]; org == nil || !org.Verified || amount <= 0 {
+		return 0, nil
+	}
+	for i := range f.grants {
+		g := &f.grants[i]
+		if g.CofundPercent <= 0 || g.Cofunded >= g.Cap {
+			continue
+		}
+		share, err := charge.Cofund(money.Micro(amount), g.CofundPercent, money.Micro(g.Cap-g.Cofunded))
 		if err != nil {
-			return nil, nil, nil, err
+			return 0, fmt.Errorf("grant %s: %w", g.ID, err)
 		}
-		funds[o] = f
+		g.Cofunded += int64(share)
+		b.grants[g.ID] = g
+		return int64(share), nil
 	}
+	return 0, nil
+}
 
-	batchID := newID("ub")
-	day := now.Format("2006-01-02")
-	src := map[string]int64{}
-	dst := map[string]int64{}
-	heldDelta := map[string]int64{}
-	grantsTouched := map[string]*Grant{}
-	usage := make([]Usage, 0, len(fresh))
-	for _, ev := range fresh {
-		d := ev.Data
-		st := sbs[d.SandboxID]
-		h := st.hold
-		org := orgs[d.OrganizationID]
-		f := funds[d.OrganizationID]
-		h.CumMs += int64(d.DeviceCount) * d.Millis
-		total, err := money.MulDiv(money.Micro(h.Price), h.CumMs, msPerHour)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("sandbox %s: %w", h.SandboxID, err)
-		}
-		charge := int64(total) - h.Charged
-		if !h.Released {
-			heldDelta[h.OrgID] -= min(charge, h.Remaining())
-		}
-		h.Charged = int64(total)
-		h.Samples++
-		h.MaxSeq = max(h.MaxSeq, int64(d.Seq))
-		h.UpdatedAt = now
-		st.touched, st.lastCharge = true, charge
-
-		var cofund int64
-		if org != nil && org.Verified && charge > 0 {
-			for i := range f.grants {
-				g := &f.grants[i]
-				if g.CofundPercent <= 0 || g.Cofunded >= g.Cap {
-					continue
-				}
-				share, _ := money.MulDiv(money.Micro(charge), int64(g.CofundPercent), 100)
-				cofund = min(int64(share), g.Cap-g.Cofunded)
-				g.Cofunded += cofund
-				grantsTouched[g.ID] = g
-				break
-			}
-		}
-		parts, short := f.allocate(charge - cofund)
-		for id, v := range parts {
-			src[id] += v
-			if strings.HasPrefix(id, "grant:") {
-				for i := range f.grants {
-					if grantAcct(f.grants[i].ID) == id {
-						grantsTouched[f.grants[i].ID] = &f.grants[i]
-					}
-				}
-			}
-		}
-		src[AcctFund] += cofund
-		collected := charge - short
-		vendorShare, fee := s.split(collected)
-		if h.VendorOrgID != "" {
-			dst[vendorAcct(h.VendorOrgID)] += vendorShare
-		} else {
-			fee += vendorShare
-		}
-		dst[s.revenueFor(batchID)] += fee
-		h.Shortfall += short
-		usage = append(usage, Usage{EventID: ev.ID, SandboxID: d.SandboxID, OrgID: d.OrganizationID, VendorOrgID: h.VendorOrgID,
-			GPUModel: firstNonEmpty(h.GPUModel, d.GPUModel), Seq: int64(d.Seq), Millis: d.Millis, Charge: charge, Cofunded: cofund,
-			Shortfall: short, BatchID: batchID, Day: d.End.UTC().Format("2006-01-02"), CreatedAt: now})
-	}
-	_ = day
-
-	// Exhaustion and settlement.
+// settleHolds marks exhausted the running sandboxes whose charges outrun their funds, and releases the holds
+// of stopped sandboxes whose every usage sample is now charged.
+func (b *usageBatch) settleHolds() []events.WalletExhaustedV1 {
 	var exhausted []events.WalletExhaustedV1
-	for _, sb := range sortedKeys(sbs) {
-		st := sbs[sb]
+	for _, sb := range sortedKeys(b.sbs) {
+		st := b.sbs[sb]
 		h := st.hold
 		if !st.touched || h.Released {
 			continue
 		}
-		org := orgs[h.OrgID]
-		avail := funds[h.OrgID].total() - (org.Held + heldDelta[h.OrgID])
-		next := st.lastCharge
-		if !h.Exhausted && !h.Stopped && (h.Shortfall > 0 || (next > 0 && h.Remaining() < next && avail < next-h.Remaining())) {
+		avail := b.funds[h.OrgID].total() - (b.orgs[h.OrgID].Held + b.heldDelta[h.OrgID])
+		if !h.Exhausted && !h.Stopped && charge.Exhausted(money.Micro(h.Shortfall), money.Micro(st.lastCharge), money.Micro(h.Remaining()), money.Micro(avail)) {
 			h.Exhausted = true
-			exhausted = append(exhausted, events.WalletExhaustedV1{OrganizationID: h.OrgID, SandboxID: h.SandboxID, At: now})
+			exhausted = append(exhausted, events.WalletExhaustedV1{OrganizationID: h.OrgID, SandboxID: h.SandboxID, At: b.now})
 		}
 		if h.Stopped && h.Samples >= h.LastSeq {
-			heldDelta[h.OrgID] -= h.Remaining()
+			b.heldDelta[h.OrgID] -= h.Remaining()
 			h.Released = true
 		}
 	}
+	return exhausted
+}
 
-	// Ledger: sources → clearing:usage → vendors and a revenue shard, all linked.
+// write records the batch: one linked set of aggregated transfers (sources → clearing:usage → vendors and a
+// revenue shard), the usage rows, the holds and the organisations' held amounts.
+func (b *usageBatch) write() error {
 	var ts []ledger.Transfer
-	n := 0
 	add := func(debit, credit string, amt int64) {
-		n++
-		ts = append(ts, ledger.Transfer{ID: fmt.Sprintf("%s:%d", batchID, n), DebitAccount: debit, CreditAccount: credit, Amount: amt, Kind: "usage", Ref: batchID})
+		ts = append(ts, ledger.Transfer{ID: fmt.Sprintf("%s:%d", b.id, len(ts)+1), DebitAccount: debit, CreditAccount: credit,
+			Amount: amt, Kind: "usage", Ref: b.id})
 	}
-	for _, id := range sortedKeys(src) {
-		add(id, AcctUsageClearing, src[id])
+	for _, id := range sortedKeys(b.src) {
+		add(id, AcctUsageClearing, b.src[id])
 	}
-	for _, id := range sortedKeys(dst) {
-		add(AcctUsageClearing, id, dst[id])
+	for _, id := range sortedKeys(b.dst) {
+		add(AcctUsageClearing, id, b.dst[id])
 	}
-	if err := ledger.Apply(tx, now, ts...); err != nil {
-		return nil, nil, nil, err
+	if err := ledger.Apply(b.tx, b.now, ts...); err != nil {
+		return fmt.Errorf("usage transfers: %w", err)
 	}
-	if err := insertUsage(tx, usage); err != nil {
-		return nil, nil, nil, err
+	if err := insertUsage(b.tx, b.usage); err != nil {
+		return fmt.Errorf("usage rows: %w", err)
 	}
-	if err := saveHolds(tx, sbs); err != nil {
-		return nil, nil, nil, err
+	if err := saveHolds(b.tx, b.sbs); err != nil {
+		return fmt.Errorf("holds: %w", err)
 	}
-	for _, o := range sortedKeys(heldDelta) {
-		if heldDelta[o] == 0 {
-			continue
-		}
-		if err := tx.Model(&Org{}).Where("id = ?", o).Update("held", gorm.Expr("held + ?", heldDelta[o])).Error; err != nil {
-			return nil, nil, nil, err
-		}
+	if err := updateHeld(b.tx, b.heldDelta); err != nil {
+		return fmt.Errorf("held amounts: %w", err)
 	}
-	// Thresholds of grants (credits used and co-funding used).
-	var thresholds []events.BudgetThresholdV1
-	for _, gid := range sortedKeys(grantsTouched) {
-		g := grantsTouched[gid]
-		f := funds[g.OrgID]
-		used := g.Amount - f.accts[grantAcct(g.ID)].Balance
+	return nil
+}
+
+// grantThresholds saves the grants the batch drew on (their co-funding used) and reports those whose credits
+// or co-funding cap crossed 80% or 100%.
+func (b *usageBatch) grantThresholds() ([]events.BudgetThresholdV1, error) {
+	var out []events.BudgetThresholdV1
+	for _, gid := range sortedKeys(b.grants) {
+		g := b.grants[gid]
+		used := g.Amount - b.funds[g.OrgID].accts[grantAcct(g.ID)].Balance
 		upd := map[string]any{"cofunded": g.Cofunded}
-		if p := crossed(g.NotifiedPct, used, g.Amount); p > 0 {
+		if p := charge.Crossed(g.NotifiedPct, money.Micro(used), money.Micro(g.Amount)); p > 0 {
 			upd["notified_pct"] = p
-			thresholds = append(thresholds, events.BudgetThresholdV1{OrganizationID: g.OrgID, GrantID: g.ID, Percent: p, UsedMicro: used, LimitMicro: g.Amount, At: now})
+			out = append(out, events.BudgetThresholdV1{OrganizationID: g.OrgID, GrantID: g.ID, Percent: p, UsedMicro: used, LimitMicro: g.Amount, At: b.now})
 		}
-		if p := crossed(g.CofundNotifiedPct, g.Cofunded, g.Cap); p > 0 {
+		if p := charge.Crossed(g.CofundNotifiedPct, money.Micro(g.Cofunded), money.Micro(g.Cap)); p > 0 {
 			upd["cofund_notified_pct"] = p
-			thresholds = append(thresholds, events.BudgetThresholdV1{OrganizationID: g.OrgID, GrantID: "cofund:" + g.ID, Percent: p, UsedMicro: g.Cofunded, LimitMicro: g.Cap, At: now})
+			out = append(out, events.BudgetThresholdV1{OrganizationID: g.OrgID, GrantID: "cofund:" + g.ID, Percent: p, UsedMicro: g.Cofunded, LimitMicro: g.Cap, At: b.now})
 		}
-		if err := tx.Model(&Grant{}).Where("id = ?", g.ID).Updates(upd).Error; err != nil {
-			return nil, nil, nil, err
+		if err := b.tx.Model(&Grant{}).Where("id = ?", g.ID).Updates(upd).Error; err != nil {
+			return nil, fmt.Errorf("grant %s: %w", g.ID, err)
 		}
 	}
-	// Monthly budgets: what the organisation itself paid this month (charges minus co-funding).
-	month := now.Format("2006-01")
-	for _, o := range orgIDs {
-		org := orgs[o]
+	return out, nil
+}
+
+// budgetThresholds reports the organisations whose own spending this month (charges minus co-funding and
+// shortfalls, this batch's rows included) crossed 80% or 100% of their monthly budget.
+func (b *usageBatch) budgetThresholds() ([]events.BudgetThresholdV1, error) {
+	var out []events.BudgetThresholdV1
+	month := b.now.Format("2006-01")
+	for _, o := range b.orgIDs {
+		org := b.orgs[o]
 		if org == nil || org.BudgetMicro <= 0 {
 			continue
 		}
 		var spent struct{ S int64 }
-		if err := tx.Model(&Usage{}).Select("COALESCE(SUM(charge - cofunded - shortfall), 0) AS s").
+		if err := b.tx.Model(&Usage{}).Select("COALESCE(SUM(charge - cofunded - shortfall), 0) AS s").
 			Where("org_id = ? AND day >= ?", o, month+"-01").Scan(&spent).Error; err != nil {
-			return nil, nil, nil, err
+			return nil, fmt.Errorf("month's spending of %s: %w", o, err)
 		}
 		notified := 0
 		if m, pct, ok := strings.Cut(org.BudgetNotified, ":"); ok && m == month {
-			_, _ = fmt.Sscan(pct, &notified)
+			_, _ = fmt.Sscan(pct, &notified) // a malformed mark counts as none notified: at worst one e-mail more
 		}
-		if p := crossed(notified, spent.S, org.BudgetMicro); p > 0 {
-			thresholds = append(thresholds, events.BudgetThresholdV1{OrganizationID: o, Percent: p, UsedMicro: spent.S, LimitMicro: org.BudgetMicro, At: now})
-			if err := tx.Model(&Org{}).Where("id = ?", o).Update("budget_notified", fmt.Sprintf("%s:%d", month, p)).Error; err != nil {
-				return nil, nil, nil, err
+		if p := charge.Crossed(notified, money.Micro(spent.S), money.Micro(org.BudgetMicro)); p > 0 {
+			out = append(out, events.BudgetThresholdV1{OrganizationID: o, Percent: p, UsedMicro: spent.S, LimitMicro: org.BudgetMicro, At: b.now})
+			if err := b.tx.Model(&Org{}).Where("id = ?", o).Update("budget_notified", fmt.Sprintf("%s:%d", month, p)).Error; err != nil {
+				return nil, fmt.Errorf("budget mark of %s: %w", o, err)
 			}
 		}
 	}
+	return out, nil
+}
+
+// announce writes the batch's wallet-exhausted and threshold events to the outbox.
+func (b *usageBatch) announce(exhausted []events.WalletExhaustedV1, thresholds []events.BudgetThresholdV1) error {
 	for _, ev := range exhausted {
-		if err := eventbus.Write(tx, s.outbox, events.WalletExhausted, "wallet-exhausted-"+ev.SandboxID+"-"+batchID, ev); err != nil {
-			return nil, nil, nil, err
+		if err := eventbus.Write(b.tx, b.s.outbox, events.WalletExhausted, "wallet-exhausted-"+ev.SandboxID+"-"+b.id, ev); err != nil {
+			return fmt.Errorf("announce wallet exhausted: %w", err)
 		}
 	}
+	month := b.now.Format("2006-01")
 	for _, ev := range thresholds {
 		key := ev.GrantID
 		if key == "" {
 			key = ev.OrganizationID + "-" + month
 		}
-		if err := eventbus.Write(tx, s.outbox, events.BudgetThreshold, fmt.Sprintf("budget-%s-%d", key, ev.Percent), ev); err != nil {
-			return nil, nil, nil, err
+		if err := eventbus.Write(b.tx, b.s.outbox, events.BudgetThreshold, fmt.Sprintf("budget-%s-%d", key, ev.Percent), ev); err != nil {
+			return fmt.Errorf("announce budget threshold: %w", err)
 		}
 	}
-	charged := make([]string, len(fresh))
-	for i, ev := range fresh {
-		charged[i] = ev.ID
-	}
-	return exhausted, thresholds, charged, nil
+	return nil
 }
 
 func firstNonEmpty(a, b string) string {
@@ -412,13 +524,34 @@ func chunks(ids []string, n int) [][]string {
 	return out
 }
 
+// insertUsage writes the usage rows. On Postgres, one INSERT … SELECT FROM unnest of one array per column:
+// 13 parameters whatever the number of rows, so neither side converts, binds or plans thousands of parameters.
+// On SQLite, multi-row inserts of 64 rows (its driver binds parameters in time quadratic in their number).
 func insertUsage(tx *gorm.DB, rows []Usage) error {
-	// Multi-row inserts of a few hundred rows: larger statements cost more to parse and bind than they save
-	// (and SQLite's driver binds parameters in time quadratic in their number).
-	chunk := 256
-	if sqldb.DialectOf(tx) == sqldb.SQLite {
-		chunk = 64
+	if len(rows) == 0 {
+		return nil
 	}
+	if sqldb.DialectOf(tx) == sqldb.Postgres {
+		n := len(rows)
+		var (
+			eventID, sandboxID, orgID, vendorOrgID, gpuModel = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			batchID, day                                     = make([]string, n), make([]string, n)
+			seq, millis, charge, cofunded, shortfall         = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+			createdAt                                        = make([]time.Time, n)
+		)
+		for i, u := range rows {
+			eventID[i], sandboxID[i], orgID[i], vendorOrgID[i], gpuModel[i] = u.EventID, u.SandboxID, u.OrgID, u.VendorOrgID, u.GPUModel
+			batchID[i], day[i] = u.BatchID, u.Day
+			seq[i], millis[i], charge[i], cofunded[i], shortfall[i] = u.Seq, u.Millis, u.Charge, u.Cofunded, u.Shortfall
+			createdAt[i] = u.CreatedAt
+		}
+		return tx.Exec("INSERT INTO billing_usage (event_id, sandbox_id, org_id, vendor_org_id, gpu_model, seq, millis, charge, cofunded, shortfall, batch_id, day, created_at) "+
+			"SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "+
+			"CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TIMESTAMP[]))",
+			pgArray{eventID}, pgArray{sandboxID}, pgArray{orgID}, pgArray{vendorOrgID}, pgArray{gpuModel}, pgArray{seq}, pgArray{millis},
+			pgArray{charge}, pgArray{cofunded}, pgArray{shortfall}, pgArray{batchID}, pgArray{day}, pgArray{createdAt}).Error
+	}
+	const chunk = 64
 	for start := 0; start < len(rows); start += chunk {
 		part := rows[start:min(start+chunk, len(rows))]
 		var b strings.Builder
@@ -438,8 +571,46 @@ func insertUsage(tx *gorm.DB, rows []Usage) error {
 	return nil
 }
 
-// saveHolds inserts new holds and updates the changed ones with one statement per 300 rows
-// (WITH v(...) AS (VALUES ...) UPDATE ... FROM v: both engines support it).
+// pgArray passes a Go slice to pgx as one array parameter (GORM expands a bare slice into a list of them).
+type pgArray struct{ v any }
+
+// Value hands the slice itself to pgx, which encodes it as the array type the statement casts to.
+func (a pgArray) Value() (driver.Value, error) { return a.v, nil }
+
+// updateHeld applies the organisations' held deltas with one statement per 300 organisations.
+func updateHeld(tx *gorm.DB, delta map[string]int64) error {
+	var ids []string
+	for _, o := range sortedKeys(delta) {
+		if delta[o] != 0 {
+			ids = append(ids, o)
+		}
+	}
+	for start := 0; start < len(ids); start += 300 {
+		part := ids[start:min(start+300, len(ids))]
+		var b strings.Builder
+		b.WriteString("WITH v(id, d) AS (VALUES ")
+		args := make([]any, 0, 2*len(part))
+		for i, o := range part {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT))")
+			args = append(args, o, delta[o])
+		}
+		b.WriteString(") UPDATE billing_orgs SET held = billing_orgs.held + v.d FROM v WHERE billing_orgs.id = v.id")
+		res := tx.Exec(b.String(), args...)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected != int64(len(part)) {
+			return fmt.Errorf("update held: %d of %d organisations", res.RowsAffected, len(part))
+		}
+	}
+	return nil
+}
+
+// saveHolds inserts new holds and updates the changed ones: on Postgres with one UPDATE … FROM unnest(…), on
+// SQLite with one WITH v(...) AS (VALUES ...) UPDATE ... FROM v per 64 rows.
 func saveHolds(tx *gorm.DB, sbs map[string]*sandboxState) error {
 	var fresh []Hold
 	var upd []*Hold
@@ -457,14 +628,11 @@ func saveHolds(tx *gorm.DB, sbs map[string]*sandboxState) error {
 			return err
 		}
 	}
-	ts := "?" // SQLite stores times as text; a CAST to TIMESTAMP there would mean NUMERIC
 	if sqldb.DialectOf(tx) == sqldb.Postgres {
-		ts = "CAST(? AS TIMESTAMP)"
+		return updateHoldsUnnest(tx, upd)
 	}
-	chunk := 300
-	if sqldb.DialectOf(tx) == sqldb.SQLite {
-		chunk = 64 // the SQLite driver binds parameters in quadratic time
-	}
+	const ts = "?"   // SQLite stores times as text; a CAST to TIMESTAMP there would mean NUMERIC
+	const chunk = 64 // the SQLite driver binds parameters in quadratic time
 	for start := 0; start < len(upd); start += chunk {
 		part := upd[start:min(start+chunk, len(upd))]
 		var b strings.Builder
@@ -486,6 +654,36 @@ func saveHolds(tx *gorm.DB, sbs map[string]*sandboxState) error {
 		if res.RowsAffected != int64(len(part)) {
 			return fmt.Errorf("update holds: %d of %d rows", res.RowsAffected, len(part))
 		}
+	}
+	return nil
+}
+
+// updateHoldsUnnest updates the metering state of holds with one statement of one array per column (Postgres).
+func updateHoldsUnnest(tx *gorm.DB, upd []*Hold) error {
+	if len(upd) == 0 {
+		return nil
+	}
+	n := len(upd)
+	ids := make([]string, n)
+	charged, cumMs, samples, maxSeq, shortfall := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	exhausted, released := make([]bool, n), make([]bool, n)
+	updatedAt := make([]time.Time, n)
+	for i, h := range upd {
+		ids[i], charged[i], cumMs[i], samples[i], maxSeq[i], shortfall[i] = h.SandboxID, h.Charged, h.CumMs, h.Samples, h.MaxSeq, h.Shortfall
+		exhausted[i], released[i], updatedAt[i] = h.Exhausted, h.Released, h.UpdatedAt
+	}
+	res := tx.Exec("UPDATE billing_holds SET charged = v.charged, cum_ms = v.cum_ms, samples = v.samples, max_seq = v.max_seq, "+
+		"shortfall = v.shortfall, exhausted = v.exhausted, released = v.released, updated_at = v.updated_at "+
+		"FROM unnest(CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "+
+		"CAST(? AS BOOLEAN[]), CAST(? AS BOOLEAN[]), CAST(? AS TIMESTAMP[])) "+
+		"AS v(sandbox_id, charged, cum_ms, samples, max_seq, shortfall, exhausted, released, updated_at) WHERE billing_holds.sandbox_id = v.sandbox_id",
+		pgArray{ids}, pgArray{charged}, pgArray{cumMs}, pgArray{samples}, pgArray{maxSeq}, pgArray{shortfall},
+		pgArray{exhausted}, pgArray{released}, pgArray{updatedAt})
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected != int64(n) {
+		return fmt.Errorf("update holds: %d of %d rows", res.RowsAffected, n)
 	}
 	return nil
 }

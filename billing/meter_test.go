@@ -92,7 +92,8 @@ func TestCumulativeRounding(t *testing.T) {
 			must(t, f.s.ChargeUsage(context.Background(), evs[:n])) // and a redelivery of the whole batch
 			evs = evs[n:]
 		}
-		want, _ := money.MulDiv(money.Micro(price), 3*total, msPerHour)
+		want, err := money.PerGPUHour(money.Micro(price), 3, total)
+		must(t, err)
 		var got struct{ S int64 }
 		must(t, db.Model(&Usage{}).Select("SUM(charge) AS s").Scan(&got).Error)
 		if got.S != int64(want) {
@@ -102,7 +103,8 @@ func TestCumulativeRounding(t *testing.T) {
 		if spent != int64(want) || f.balance(vendorAcct("ven"))+f.revenue() != int64(want) {
 			t.Fatalf("spent %d vendor %d revenue %d want %d", spent, f.balance(vendorAcct("ven")), f.revenue(), want)
 		}
-		vendor, _ := money.MulDiv(want, 85, 100)
+		vendor, err := money.MulDiv(want, 85, 100)
+		must(t, err)
 		if d := f.balance(vendorAcct("ven")) - int64(vendor); d < -700 || d > 0 {
 			t.Fatalf("vendor share %d vs %d", f.balance(vendorAcct("ven")), vendor)
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/bits"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/tamarack-ai/tamarack/billing/charge"
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/money"
@@ -140,24 +140,65 @@ func (s *Service) loadFunding(tx *gorm.DB, orgID string, verified bool, now time
 	return f, nil
 }
 
-// allocate takes amount from the funding accounts in spend order, updating the in-memory balances; it returns
-// the amount per account and what could not be covered.
-func (f *funding) allocate(amount int64) (map[string]int64, int64) {
-	out := map[string]int64{}
-	for _, id := range f.order {
-		if amount == 0 {
-			break
-		}
-		a := f.accts[id]
-		take := min(max(a.Available(), 0), amount)
-		if take > 0 {
-			out[id] += take
-			a.Balance -= take
-			f.accts[id] = a
-			amount -= take
+// loadFundings is loadFunding for several organisations at once (ids sorted, their rows locked by the caller):
+// one statement for the grants of the verified ones, one for all the accounts, each locked in id order.
+func (s *Service) loadFundings(tx *gorm.DB, ids []string, orgs map[string]*Org, now time.Time) (map[string]*funding, error) {
+	var verified []string
+	for _, o := range ids {
+		if orgs[o] != nil && orgs[o].Verified {
+			verified = append(verified, o)
 		}
 	}
-	return out, amount
+	var grants []Grant
+	if len(verified) > 0 {
+		if err := sqldb.ForUpdate(tx).Where("org_id IN ? AND expired = ? AND expires_at > ?", verified, false, now).
+			Order("org_id, expires_at, id").Find(&grants).Error; err != nil {
+			return nil, err
+		}
+	}
+	byOrg := map[string][]Grant{}
+	for _, g := range grants {
+		byOrg[g.OrgID] = append(byOrg[g.OrgID], g)
+	}
+	out := make(map[string]*funding, len(ids))
+	var all []string
+	for _, o := range ids {
+		f := &funding{grants: byOrg[o]}
+		for _, g := range f.grants {
+			f.order = append(f.order, grantAcct(g.ID))
+		}
+		f.order = append(f.order, walletAcct(o))
+		all = append(all, f.order...)
+		out[o] = f
+	}
+	accts, err := ledger.Lock(tx, all...)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range out {
+		f.accts = accts // account IDs are the organisation's own: sharing one map is safe
+	}
+	return out, nil
+}
+
+// take takes amount from the funding accounts in spend order (charge.Allocate), updating the in-memory
+// balances; it returns the amount per account, aligned with f.order, and what could not be covered.
+func (f *funding) take(amount int64) ([]int64, int64) {
+	avail := make([]money.Micro, len(f.order))
+	for i, id := range f.order {
+		avail[i] = money.Micro(f.accts[id].Available())
+	}
+	takes, short := charge.Allocate(money.Micro(amount), avail)
+	out := make([]int64, len(takes))
+	for i, v := range takes {
+		if v > 0 {
+			a := f.accts[f.order[i]]
+			a.Balance -= int64(v)
+			f.accts[f.order[i]] = a
+			out[i] = int64(v)
+		}
+	}
+	return out, int64(short)
 }
 
 // Held/available of an organisation.
@@ -185,7 +226,7 @@ func insufficient(shortfall int64) error {
 // ServeHold answers hold requests: "place" reserves price × gpu_count × seconds / 3600 at the request's price,
 // locked for the sandbox's life; "extend" adds more time. A refusal is insufficient_credits with the shortfall.
 func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (events.HoldReplyV1, error) {
-	add, err := money.MulDiv(money.Micro(req.PricePerGPUHour), int64(req.GPUCount)*req.Seconds, 3600)
+	add, err := charge.Hold(money.Micro(req.PricePerGPUHour), int64(req.GPUCount), req.Seconds)
 	if err != nil {
 		return events.HoldReplyV1{}, fmt.Errorf("hold %s: %w", req.SandboxID, err)
 	}
@@ -277,7 +318,10 @@ func (s *Service) SandboxEnded(ctx context.Context, eventID string, ev events.Sa
 					CreatedAt: now, UpdatedAt: now}).Error
 			}
 			// Usage will follow without a hold: remember the end and price it from the listing projection.
-			h = s.implicitHold(tx, ev.SandboxID, ev.OrganizationID, ev.ListingID, ev.VendorOrgID, ev.PoolID, ev.GPUModel, ev.GPUCount, now)
+			h, err = s.implicitHold(tx, ev.SandboxID, ev.OrganizationID, ev.ListingID, ev.VendorOrgID, ev.PoolID, ev.GPUModel, ev.GPUCount, now)
+			if err != nil {
+				return err
+			}
 			h.Stopped, h.LastSeq = true, int64(ev.LastSeq)
 			return tx.Create(&h).Error
 		} else if err != nil {
@@ -305,19 +349,25 @@ func releaseHold(tx *gorm.DB, h *Hold) error {
 	return tx.Model(&Org{}).Where("id = ?", h.OrgID).Update("held", gorm.Expr("held - ?", rem)).Error
 }
 
-func (s *Service) implicitHold(tx *gorm.DB, sandbox, org, listing, vendor, pool, model string, count int, now time.Time) Hold {
+// implicitHold is the hold of a sandbox whose usage or end arrives without one: priced from the listing
+// projection. A listing billing has no price for is charged at 0 (logged); any other database error is returned.
+func (s *Service) implicitHold(tx *gorm.DB, sandbox, org, listing, vendor, pool, model string, count int, now time.Time) (Hold, error) {
 	h := Hold{SandboxID: sandbox, OrgID: org, ListingID: listing, VendorOrgID: vendor, PoolID: pool, GPUModel: model,
 		GPUCount: max(count, 1), CreatedAt: now, UpdatedAt: now}
 	var p Price
-	if err := tx.Where("listing_id = ?", listing).Take(&p).Error; err == nil {
+	err := tx.Where("listing_id = ?", listing).Take(&p).Error
+	switch {
+	case err == nil:
 		h.Price = p.PricePerGPUHour
 		if h.VendorOrgID == "" {
 			h.VendorOrgID = p.VendorOrgID
 		}
-	} else {
+	case sqldb.IsNotFound(err):
 		s.log.Warn("usage without a hold or a known listing price: charged at 0", "sandbox", sandbox, "listing", listing)
+	default:
+		return Hold{}, fmt.Errorf("price of listing %s for sandbox %s: %w", listing, sandbox, err)
 	}
-	return h
+	return h, nil
 }
 
 // markProcessed records an event ID; done reports it was already there.
@@ -327,12 +377,6 @@ func markProcessed(tx *gorm.DB, id string, now time.Time) (bool, error) {
 		return false, res.Error
 	}
 	return res.RowsAffected == 0, nil
-}
-
-// split divides a collected amount into the vendor's share and the platform fee; they always sum to amount.
-func (s *Service) split(amount int64) (vendor, fee int64) {
-	v, _ := money.MulDiv(money.Micro(amount), s.cfg.VendorShareBPS, 10_000)
-	return int64(v), amount - int64(v)
 }
 
 // SettleOrder charges an order's buyer and credits the vendor and the platform in one linked set of transfers,
@@ -357,8 +401,17 @@ func (s *Service) SettleOrder(ctx context.Context, eventID string, o events.Orde
 			return eventbus.Write(tx, s.outbox, events.OrderFailed, "order-failed-"+o.OrderID, events.OrderFailedV1{
 				OrderID: o.OrderID, Reason: "insufficient_credits", ShortfallMicro: o.AmountMicro - avail, At: now})
 		}
-		parts, _ := f.allocate(o.AmountMicro)
-		vendor, fee := s.split(o.AmountMicro)
+		vendor, fee, err := charge.Split(money.Micro(o.AmountMicro), s.cfg.VendorShareBPS)
+		if err != nil {
+			return fmt.Errorf("order %s: %w", o.OrderID, err)
+		}
+		takes, _ := f.take(o.AmountMicro)
+		parts := map[string]int64{}
+		for i, v := range takes {
+			if v > 0 {
+				parts[f.order[i]] = v
+			}
+		}
 		base := "order:" + o.OrderID
 		var ts []ledger.Transfer
 		for _, id := range sortedKeys(parts) {
@@ -366,8 +419,8 @@ func (s *Service) SettleOrder(ctx context.Context, eventID string, o events.Orde
 				Amount: parts[id], Kind: "order", Ref: o.OrderID})
 		}
 		ts = append(ts,
-			ledger.Transfer{ID: base + ":vendor", DebitAccount: AcctOrderClearing, CreditAccount: vendorAcct(o.VendorOrgID), Amount: vendor, Kind: "order", Ref: o.OrderID},
-			ledger.Transfer{ID: base + ":fee", DebitAccount: AcctOrderClearing, CreditAccount: s.revenueFor(o.OrderID), Amount: fee, Kind: "order", Ref: o.OrderID})
+			ledger.Transfer{ID: base + ":vendor", DebitAccount: AcctOrderClearing, CreditAccount: vendorAcct(o.VendorOrgID), Amount: int64(vendor), Kind: "order", Ref: o.OrderID},
+			ledger.Transfer{ID: base + ":fee", DebitAccount: AcctOrderClearing, CreditAccount: s.revenueFor(o.OrderID), Amount: int64(fee), Kind: "order", Ref: o.OrderID})
 		if err := ledger.Apply(tx, now, ts...); err != nil {
 			var ie *ledger.InsufficientError
 			if errors.As(err, &ie) {
@@ -634,31 +687,6 @@ func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCent
 	}
 	return "refunded", tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(map[string]any{"refunded": p.Refunded + back,
 		"refund_unrecovered": p.RefundUnrecovered + due - back, "status": status, "updated_at": now}).Error
-}
-
-// threshold computes a crossing of 80% or 100% from old to new use.
-func crossed(notified int, used, limit int64) int {
-	if limit <= 0 {
-		return 0
-	}
-	pct := 0
-	switch {
-	case used >= limit:
-		pct = 100
-	case used > 0 && mulGE(uint64(used), 10, uint64(limit), 8): // in 128 bits: limit × 8 overflows int64
-		pct = 80
-	}
-	if pct > notified {
-		return pct
-	}
-	return 0
-}
-
-// mulGE reports a×m >= b×n for non-negative operands, without overflow.
-func mulGE(a, m, b, n uint64) bool {
-	ahi, alo := bits.Mul64(a, m)
-	bhi, blo := bits.Mul64(b, n)
-	return ahi > bhi || (ahi == bhi && alo >= blo)
 }
 
 func (s *Service) adminEmails(ctx context.Context, orgID string) []string {

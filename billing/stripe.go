@@ -261,7 +261,10 @@ func (s *Service) PayVendor(ctx context.Context, in PayoutInput) (Payout, error)
 	if amount <= 0 || amount > accts[vendorAcct(org.ID)].Available() {
 		return Payout{}, ErrNothingToPay.WithExtra("payable_micro", accts[vendorAcct(org.ID)].Available())
 	}
-	cents, _ := money.MulDiv(money.Micro(amount), s.cfg.CADCentsPerCredit, int64(money.PerCredit))
+	cents, err := money.MulDiv(money.Micro(amount), s.cfg.CADCentsPerCredit, int64(money.PerCredit))
+	if err != nil {
+		return Payout{}, fmt.Errorf("payout of %d to %s in cents: %w", amount, org.ID, err)
+	}
 	out := Payout{TransferID: newID("pay"), VendorOrgID: org.ID, AmountMicro: amount, CADCents: int64(cents), Method: "manual"}
 	// Reserve first (pending transfer), then call Stripe, then post or void: a crash in between leaves a
 	// visible pending transfer, never money paid twice or lost.

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"math"
 	"testing"
 
 	"gorm.io/gorm"
@@ -28,20 +27,4 @@ func TestHugeBudgetNoSpuriousThreshold(t *testing.T) {
 			t.Fatalf("%d budget threshold events after spending 1 credit of a 2e12-credit budget", n)
 		}
 	})
-}
-
-func TestCrossed(t *testing.T) {
-	for _, c := range []struct {
-		notified    int
-		used, limit int64
-		want        int
-	}{
-		{0, 0, 10, 0}, {0, 7, 10, 0}, {0, 8, 10, 80}, {80, 9, 10, 0}, {80, 10, 10, 100}, {0, 11, 10, 100},
-		{0, 1, math.MaxInt64, 0}, {0, math.MaxInt64 / 10 * 8, math.MaxInt64, 0}, {0, math.MaxInt64/10*8 + 1000, math.MaxInt64, 80},
-		{0, math.MaxInt64, math.MaxInt64, 100}, {0, 5, 0, 0},
-	} {
-		if got := crossed(c.notified, c.used, c.limit); got != c.want {
-			t.Errorf("crossed(%d, %d, %d) = %d, want %d", c.notified, c.used, c.limit, got, c.want)
-		}
-	}
 }

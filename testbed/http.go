@@ -355,7 +355,9 @@ func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
 	if sb.State == StateRunning && sb.StartedMS > 0 && sb.UnreachableMS == 0 {
 		usage = max(usage, ms(now)-sb.StartedMS) // so far, including the interval not yet published
 	}
-	charge, _ := money.MulDiv(money.Micro(sb.PricePerGPUHour), usage*int64(sb.GPUCount), 3_600_000)
+	// A display estimate; the converter returns no error, so an out-of-range price shows 0 here while billing's
+	// meter refuses to charge it (follow-up: let toSandboxJSON return the error).
+	charge, _ := money.PerGPUHour(money.Micro(sb.PricePerGPUHour), int64(sb.GPUCount), usage)
 	base := "/api/v1/testbed/sandboxes/" + sb.ID
 	devs := sb.DeviceList()
 	if devs == nil {

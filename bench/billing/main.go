@@ -5,6 +5,9 @@
 //	go run ./bench/billing -db sqlite -events 100000
 //	go run ./bench/billing -db 'postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable' -events 500000
 //
+// -json adds, as the last line of stdout, one JSON object of the run's figures (events_per_s, lag_p50_ms,
+// lag_p99_ms, lag_max_ms, publish_s, and the 1-minute load average at start and end: load1_start, load1_end).
+//
 // With a postgres:// DSN a fresh database bench_<random> is created on that server and dropped afterwards.
 // -nats names an external server (a random subject prefix keeps runs apart); empty embeds one.
 package main
@@ -17,11 +20,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,18 +58,58 @@ func main() {
 	drain := flag.Bool("drain", false, "publish everything first, then start the consumer (measures the consumer alone)")
 	rate := flag.Int("rate", 0, "publish at most this many events per second (0: as fast as possible); a sustainable rate gives meaningful lag")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
+	asJSON := flag.Bool("json", false, "print the named figures as one JSON object on the last line of stdout")
 	flag.Parse()
+	load1Start := load1()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil && pprof.StartCPUProfile(f) == nil {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := run(*dbFlag, *natsURL, *n, *orgs, *sandboxes, *batch, *workers, *drain, *rate); err != nil {
+	var fig figures
+	if err := run(*dbFlag, *natsURL, *n, *orgs, *sandboxes, *batch, *workers, *drain, *rate, &fig); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "billing-bench:", err)
 		os.Exit(1)
 	}
+	if *asJSON {
+		fig.Load1Start, fig.Load1End = load1Start, load1()
+		b, err := json.Marshal(fig)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "billing-bench:", err)
+			os.Exit(1)
+		}
+		fmt.Println(string(b))
+	}
+}
+
+// figures are a run's named results, printed by -json for runners that take medians over runs.
+type figures struct {
+	EventsPerS float64 `json:"events_per_s"`
+	LagP50Ms   float64 `json:"lag_p50_ms"`
+	LagP99Ms   float64 `json:"lag_p99_ms"`
+	LagMaxMs   float64 `json:"lag_max_ms"`
+	PublishS   float64 `json:"publish_s"`
+	Load1Start float64 `json:"load1_start"`
+	Load1End   float64 `json:"load1_end"`
+}
+
+// load1 is the 1-minute load average from /proc/loadavg (-1 where there is none).
+func load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 func randHex() string {
@@ -97,7 +142,7 @@ func openDB(ctx context.Context, spec string) (dsn string, cleanup func(), err e
 	}, nil
 }
 
-func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch, workers int, drain bool, rate int) error {
+func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch, workers int, drain bool, rate int, fig *figures) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -262,8 +307,11 @@ func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch, workers int, drain
 		return err
 	}
 	var want int64
-	for _, ms := range totalMs {
-		c, _ := money.MulDiv(price, ms, 3_600_000)
+	for sb, ms := range totalMs {
+		c, err := money.PerGPUHour(price, 1, ms)
+		if err != nil {
+			return fmt.Errorf("expected charge of sb%d: %w", sb, err)
+		}
 		want += int64(c)
 	}
 	diffs, _, err := ledger.Verify(db.WithContext(vctx))
@@ -291,5 +339,8 @@ func run(dbSpec, natsURL string, n, nOrgs, nSandboxes, batch, workers int, drain
 	if r.N != int64(n) || r.S != want || len(diffs) > 0 {
 		return fmt.Errorf("exactly-once check failed")
 	}
+	ms := func(d time.Duration) float64 { return math.Round(float64(d.Microseconds())/100) / 10 }
+	*fig = figures{EventsPerS: math.Round(float64(n) / elapsed.Seconds()), LagP50Ms: ms(p(0.5)), LagP99Ms: ms(p(0.99)), LagMaxMs: ms(lags[len(lags)-1]),
+		PublishS: math.Round(pubDone.Seconds()*100) / 100}
 	return nil
 }

@@ -114,6 +114,28 @@ func MulDiv(a Micro, num, den int64) (Micro, error) {
 	return Micro(q), nil
 }
 
+// MillisPerHour is the number of milliseconds in an hour: the divisor of every per-GPU-hour price.
+const MillisPerHour = 3_600_000
+
+// PerGPUHour is the cost of gpus devices for millis milliseconds at price per GPU-hour, rounded down:
+// floor(price × gpus × millis / 3,600,000), computed in 128 bits. It is the one price formula of metered
+// compute (billing's charges and holds, the testbed's running estimate). Negative operands are ErrInvalid; a
+// product of gpus × millis or a result beyond int64 is ErrOverflow.
+func PerGPUHour(price Micro, gpus, millis int64) (Micro, error) {
+	if price < 0 || gpus < 0 || millis < 0 {
+		return 0, fmt.Errorf("%w: price %d per GPU-hour for %d GPUs × %d ms: operands must not be negative", ErrInvalid, price, gpus, millis)
+	}
+	hi, gpuMillis := bits.Mul64(uint64(gpus), uint64(millis))
+	if hi != 0 || gpuMillis > math.MaxInt64 {
+		return 0, fmt.Errorf("%w: %d GPUs × %d ms", ErrOverflow, gpus, millis)
+	}
+	v, err := MulDiv(price, int64(gpuMillis), MillisPerHour)
+	if err != nil {
+		return 0, fmt.Errorf("price %d per GPU-hour × %d GPU-ms: %w", price, gpuMillis, err)
+	}
+	return v, nil
+}
+
 // CreditValue is what one credit is worth, set by the programme: an ISO 4217 currency and an exact amount of it
 // in millionths of the currency unit (so "1.00 CAD" is {CAD, 1_000_000} and "0.125 EUR" is {EUR, 125_000}).
 // Integers only: a fiat price is never held in a float either.

@@ -69,6 +69,48 @@ func TestMulDivIsExactAndChecked(t *testing.T) {
 	}
 }
 
+func TestPerGPUHour(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name         string
+		price        Micro
+		gpus, millis int64
+		want         Micro
+		err          error
+	}{
+		{"one GPU-hour is the price", 2_500_000, 1, 3_600_000, 2_500_000, nil},
+		{"4 GPUs for 90 s", Credits(25) / 10, 4, 90_000, 250_000, nil},
+		{"rounded down", 1, 1, 3_599_999, 0, nil},
+		{"one micro-credit exactly", 1, 1, 3_600_000, 1, nil},
+		{"just under two", 1_000_001, 1, 7_199_999, 2_000_001, nil}, // 1,000,001 × 7,199,999 / 3.6e6 = 2,000,001.72
+		{"zero time", 9_000_000, 8, 0, 0, nil},
+		{"zero GPUs", 9_000_000, 0, 3_600_000, 0, nil},
+		{"zero price", 0, 8, 3_600_000, 0, nil},
+		{"intermediate product beyond int64", math.MaxInt64 / 2, 1, 3_600_000, math.MaxInt64 / 2, nil},
+		{"largest result", math.MaxInt64, 1, 3_600_000, math.MaxInt64, nil},
+		{"result beyond int64", math.MaxInt64, 2, 3_600_000, 0, ErrOverflow},
+		{"gpus × millis beyond int64", 1, math.MaxInt64, 2, 0, ErrOverflow},
+		{"gpus × millis beyond uint64", 1, math.MaxInt64, math.MaxInt64, 0, ErrOverflow},
+		{"negative price", -1, 1, 1, 0, ErrInvalid},
+		{"negative gpus", 1, -1, 1, 0, ErrInvalid},
+		{"negative millis", 1, 1, -1, 0, ErrInvalid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := PerGPUHour(c.price, c.gpus, c.millis)
+			if c.err != nil {
+				if !errors.Is(err, c.err) {
+					t.Fatalf("PerGPUHour(%d, %d, %d) = %d, %v; want %v", c.price, c.gpus, c.millis, got, err, c.err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("PerGPUHour(%d, %d, %d) = %d, %v; want %d", c.price, c.gpus, c.millis, got, err, c.want)
+			}
+		})
+	}
+}
+
 func FuzzParseRoundTrip(f *testing.F) {
 	for _, s := range []string{"0", "1.5", "-3.000001", "1,000"} {
 		f.Add(s)

@@ -1,0 +1,37 @@
+package billing
+
+import (
+	"context"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/services/events"
+)
+
+// TestUsageWithoutHoldFailsOnDatabaseError: usage of a sandbox without a hold is priced from the listing
+// projection; when that read fails (here: the price table is gone) the batch fails and is retried later,
+// instead of charging the interval at 0 as if the listing were unknown.
+func TestUsageWithoutHoldFailsOnDatabaseError(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		f := newFx(t, db, nil)
+		f.org("sme", "sme", false)
+		f.buy("sme", 100)
+		f.listing()
+		must(t, db.Exec("ALTER TABLE billing_prices RENAME TO billing_prices_gone").Error)
+		err := f.s.ChargeUsage(ctx, []eventbus.Event[events.SandboxUsageV1]{usageEv("sb", "sme", "ven", 1, t0, 60_000, 1)})
+		if err == nil {
+			t.Fatal("usage charged although its price could not be read")
+		}
+		if n, _ := usageTotals(t, db); n != 0 {
+			t.Fatalf("%d usage rows written by a failed batch", n)
+		}
+		must(t, db.Exec("ALTER TABLE billing_prices_gone RENAME TO billing_prices").Error)
+		must(t, f.s.ChargeUsage(ctx, []eventbus.Event[events.SandboxUsageV1]{usageEv("sb", "sme", "ven", 1, t0, 60_000, 1)}))
+		if n, sum := usageTotals(t, db); n != 1 || sum != eoPrice/60 {
+			t.Fatalf("after the retry: %d rows charging %d, want 1 charging %d", n, sum, eoPrice/60)
+		}
+	})
+}
