@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/tamarack-ai/tamarack/billing/ledger"
@@ -64,7 +63,7 @@ func ParseDayRange(from, to string, now time.Time) (DayRange, error) {
 	case r.From.After(today):
 		f.Add("from", "out_of_range", "must not be in the future")
 	case int(r.To.Sub(r.From).Hours()/24)+1 > MaxChartDays:
-		f.Add("to", "out_of_range", fmt.Sprintf("the range is at most %d days", MaxChartDays))
+		f.AddMsg("to", "out_of_range", "field.text.range_days", problem.Args{"Days": MaxChartDays})
 	}
 	return r, f.Err()
 }

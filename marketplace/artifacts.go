@@ -19,6 +19,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
@@ -174,7 +175,7 @@ func (s *Service) Upload(ctx context.Context, a Actor, in UploadInput) (artifact
 		}
 		if err := tx.Create(&row).Error; err != nil {
 			if sqldb.IsDuplicate(err) {
-				return ErrArtifactExists.WithDetail("another upload of %s finished first; retry to replace it", in.Name)
+				return ErrArtifactExists.WithDetailMsg("problem.artifact_exists.race", problem.Args{"Name": in.Name})
 			}
 			return err
 		}

@@ -85,3 +85,69 @@ func TestTemplateTextsAreCatalogued(t *testing.T) {
 		}
 	}
 }
+
+// Every problem detail and field message written in the services reaches a French reader in French: a
+// detail given in a function body is a catalogue message (WithDetailMsg: its values are placeholders), never
+// an English text built on the spot; a field message is either a catalogue key (AddMsg) or a fixed text the
+// English catalogue holds under field.*; and every key the code names is in both catalogues.
+func TestEveryProblemMessageIsCatalogued(t *testing.T) {
+	msgs, err := problemtest.Messages("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, m := range msgs {
+		kinds[m.Kind]++
+	}
+	if kinds["detail_key"] < 50 || kinds["field"]+kinds["field_key"] < 100 {
+		t.Fatalf("found %v problem messages: is the walk reading the repository?", kinds)
+	}
+	en, err := i18n.Flat("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := i18n.Flat("fr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := i18n.Default()
+	hasKey := func(key string, prefix bool) bool {
+		for _, m := range []map[string]any{en, fr} {
+			found := false
+			for k := range m {
+				if k == key || (prefix && strings.HasPrefix(k, key)) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	}
+	for _, m := range msgs {
+		switch m.Kind {
+		case "detail":
+			if m.Relay {
+				// Another system's own message (a Go error, Stripe's answer) passed on as it came.
+				continue
+			}
+			t.Errorf("%s: WithDetail(%q) writes an English-only detail: name a catalogue message with WithDetailMsg", m.Pos, m.Text)
+		case "detail_key", "field_key":
+			if m.Text == "" {
+				// A key computed at run time (platform/web's validator tags) is checked by its own package.
+				continue
+			}
+			if !hasKey(m.Text, m.Prefix) {
+				t.Errorf("%s: message %q is not in both catalogues (platform/i18n/catalog/en.json and fr.json)", m.Pos, m.Text)
+			}
+		case "field":
+			if m.Text == "" {
+				t.Errorf("%s: a field message built at run time reads in English only: use Fields.AddMsg with a catalogue key", m.Pos)
+			} else if _, ok := cat.KeyOf("field.", m.Text); !ok {
+				t.Errorf("%s: field message %q is not in catalog/en.json under field.* (with its French in fr.json)", m.Pos, m.Text)
+			}
+		}
+	}
+}
