@@ -130,7 +130,7 @@ func (h handler) spendChart(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := ParseDayRange(c.Query("from"), c.Query("to"), h.s.now())
+	r, err := ParseDayRangeIn(c.Query("from"), c.Query("to"), c.Query("tz"), h.s.now())
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func (h handler) earningsChart(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := ParseDayRange(c.Query("from"), c.Query("to"), h.s.now())
+	r, err := ParseDayRangeIn(c.Query("from"), c.Query("to"), c.Query("tz"), h.s.now())
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (h handler) earningsChart(c *fiber.Ctx) error {
 }
 
 func (h handler) programmeChart(c *fiber.Ctx) error {
-	r, err := ParseDayRange(c.Query("from"), c.Query("to"), h.s.now())
+	r, err := ParseDayRangeIn(c.Query("from"), c.Query("to"), c.Query("tz"), h.s.now())
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,8 @@ func (h handler) programmeChart(c *fiber.Ctx) error {
 func (s *Service) documentOps(d *openapi.Doc) {
 	const p = "/api/v1/billing"
 	rng := []openapi.Param{{Name: "from", Type: "string", Description: "yyyy-mm-dd, inclusive (default: 29 days before to)"},
-		{Name: "to", Type: "string", Description: "yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days"}}
+		{Name: "to", Type: "string", Description: "yyyy-mm-dd, inclusive (default: today in tz); at most 366 days"},
+		{Name: "tz", Type: "string", Description: "IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC)"}}
 	lang := "; the language follows Accept-Language (en or fr)"
 	d.Add(
 		openapi.Op{Method: "GET", Path: p + "/orgs/:org/purchases", Summary: "The organisation's credit purchases, newest first, with receipt links", Tag: "billing",

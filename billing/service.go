@@ -435,6 +435,11 @@ func (s *Service) CreateGrant(ctx context.Context, in GrantInput) (Grant, error)
 	return g, err
 }
 
+// AuditActions are the actions billing writes to billing_audit; each has a name for people in both
+// catalogues (audit.billing.<action>), for the views that show them.
+var AuditActions = []string{"grant.create", "payment.offline", "budget.set", "payout.manual", "payout.stripe_connect",
+	"vendor.connect_account", "stripe.payment_intent_conflict", "stripe.amount_mismatch", "stripe.refund_not_credited"}
+
 func writeAudit(tx *gorm.DB, actor, action, target, detail string, now time.Time) error {
 	return tx.Create(&audit{ID: newID("aud"), ActorUserID: actor, Action: action, Target: target, Detail: detail, CreatedAt: now}).Error
 }

@@ -580,6 +580,10 @@ func writeHistory(tx *gorm.DB, l listingRow, v versionRow, a Actor, action strin
 		OrgID: a.OrgID, Action: action, Fields: strings.Join(fields, ","), Comment: comment, At: at}).Error
 }
 
+// AuditActions are the actions the marketplace writes to its audit log; each has a name for people in both
+// catalogues (audit.marketplace.<action>), which GET /audit answers as action_display.
+var AuditActions = []string{"review.approved", "review.rejected", "review.changes_requested", "listing.suspended"}
+
 func writeAudit(tx *gorm.DB, a Actor, action, listingID, targetID, detail string, at time.Time) error {
 	return tx.Create(&auditRow{ID: newID("aud"), ActorUserID: a.UserID, ActorOrgID: a.OrgID, Action: action,
 		ListingID: listingID, TargetID: targetID, Detail: detail, At: at}).Error
