@@ -185,14 +185,6 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Session, error) {
 	return s.session(ctx, u, org, role, refresh)
 }
 
-// spell writes a whole number of minutes or seconds for people.
-func spell(d time.Duration) string {
-	if d >= time.Minute && d%time.Minute == 0 {
-		return fmt.Sprintf("%d minutes", d/time.Minute)
-	}
-	return fmt.Sprintf("%d seconds", retrySeconds(d))
-}
-
 func orgIDOf(o *Organization) string {
 	if o == nil {
 		return ""
