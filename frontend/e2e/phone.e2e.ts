@@ -144,7 +144,7 @@ for (const lang of ['en', 'fr'] as const) {
     it('staff, with their second factor: every staff page fits', async () => {
       const a = await open(lang);
       await signIn(a, L, STAFF, staffAuth);
-      await walk(a, lang, 'staff', [...STAFF_PAGES, '/profile']);
+      await walk(a, lang, 'staff', [...STAFF_PAGES, '/profile', `/listings/${computeListing}`]);
       await a.context.close();
     });
     it("a failed sign-in shows the server's problem in the page's language", async () => {
