@@ -76,7 +76,7 @@ func (f ActivityFilter) Validate() error {
 	var fs problem.Fields
 	for _, k := range f.Kinds {
 		if !slices.Contains(ActivityKinds, k) {
-			fs.Add("kind", "invalid", "use one or more of "+strings.Join(ActivityKinds, ", "))
+			fs.AddMsg("kind", "invalid", "field.text.one_or_more_of", problem.Args{"Values": strings.Join(ActivityKinds, ", ")})
 			break
 		}
 	}
@@ -306,7 +306,7 @@ func pageActivity(lines []ActivityLine, limit int, cursor string, asc bool) ([]A
 			return nil, "", err
 		}
 		if c.Asc != asc {
-			return nil, "", problem.ErrBadCursor.WithDetail("the cursor belongs to the other sort order")
+			return nil, "", problem.ErrBadCursor.WithDetailMsg("problem.invalid_cursor.other_order", nil)
 		}
 		start = len(lines)
 		for i, l := range lines {

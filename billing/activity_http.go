@@ -71,7 +71,7 @@ func activityOrg(c *fiber.Ctx) (string, error) {
 	p := web.PrincipalOf(c)
 	org := c.Params("org")
 	if org != p.OrgID && !p.Staff {
-		return "", problem.ErrForbidden.WithDetail("you can read the transactions of your own organisation only")
+		return "", problem.ErrForbidden.WithDetailMsg("problem.forbidden.own_transactions", nil)
 	}
 	return org, nil
 }

@@ -2,23 +2,51 @@ package billing
 
 import (
 	"context"
-	"fmt"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 )
 
-// Aggregates for charts: small, day-bucketed series over a bounded range. Days are UTC calendar days
-// (yyyy-mm-dd), the unit usage rows are metered in; the UI shows them as dates, not instants.
+// Aggregates for charts: small, day-bucketed series over a bounded range. Days are calendar days (yyyy-mm-dd)
+// of the viewer's time zone (the tz parameter, an IANA zone; UTC when absent): in UTC the sums run in SQL on
+// the UTC day usage rows are metered in; in another zone each row counts on the local day of its instant.
 
 // MaxChartDays bounds a chart's range (a year and a day, so "the last 12 months" fits).
 const MaxChartDays = 366
 
-// DayRange is a validated, inclusive range of UTC days.
+// DayRange is a validated, inclusive range of calendar days of Loc. From and To hold the dates at midnight UTC
+// (so that they format as the dates); Start and End give the instants the range covers in Loc.
 type DayRange struct {
 	From, To time.Time
+	Loc      *time.Location // nil: UTC
 }
+
+func (r DayRange) loc() *time.Location {
+	if r.Loc == nil {
+		return time.UTC
+	}
+	return r.Loc
+}
+
+// local reports whether the range's days are not UTC days (sums are then bucketed by instant).
+func (r DayRange) local() bool { return r.loc() != time.UTC }
+
+// Start is the first instant of From in Loc, in UTC: SQLite compares stored times as text, so every bound
+// is written with the zone the rows are stored in.
+func (r DayRange) Start() time.Time {
+	return time.Date(r.From.Year(), r.From.Month(), r.From.Day(), 0, 0, 0, 0, r.loc()).UTC()
+}
+
+// End is the first instant after To in Loc, in UTC.
+func (r DayRange) End() time.Time {
+	return time.Date(r.To.Year(), r.To.Month(), r.To.Day()+1, 0, 0, 0, 0, r.loc()).UTC()
+}
+
+// dayOf is the calendar day of instant t in Loc, as yyyy-mm-dd.
+func (r DayRange) dayOf(t time.Time) string { return t.In(r.loc()).Format("2006-01-02") }
 
 // Days lists the range's days as yyyy-mm-dd.
 func (r DayRange) Days() []string {
@@ -29,13 +57,31 @@ func (r DayRange) Days() []string {
 	return out
 }
 
-// ParseDayRange validates from/to (yyyy-mm-dd, inclusive; default: the 30 days ending today): both well formed,
-// from ≤ to, at most MaxChartDays days, not starting in the future. Every bad field is listed.
+// ParseDayRange validates from/to as UTC days (see ParseDayRangeIn).
 func ParseDayRange(from, to string, now time.Time) (DayRange, error) {
-	now = now.UTC()
+	return ParseDayRangeIn(from, to, "", now)
+}
+
+// ParseDayRangeIn validates from/to (yyyy-mm-dd, inclusive; default: the 30 days ending today) as days of the
+// IANA time zone tz (empty: UTC): both well formed, from ≤ to, at most MaxChartDays days, not starting after
+// today in tz; tz a zone the server knows. Every bad field is listed.
+func ParseDayRangeIn(from, to, tz string, now time.Time) (DayRange, error) {
+	var f problem.Fields
+	loc := time.UTC
+	if tz != "" {
+		l, err := time.LoadLocation(tz)
+		if err != nil || tz == "Local" || len(tz) > 64 {
+			f.AddMsg("tz", "invalid", "field.text.time_zone", nil)
+			return DayRange{}, f.Err()
+		}
+		loc = l
+	}
+	now = now.In(loc)
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	r := DayRange{From: today.AddDate(0, 0, -29), To: today}
-	var f problem.Fields
+	if loc != time.UTC {
+		r.Loc = loc
+	}
 	if to != "" {
 		t, err := time.Parse("2006-01-02", to)
 		if err != nil {
@@ -64,7 +110,7 @@ func ParseDayRange(from, to string, now time.Time) (DayRange, error) {
 	case r.From.After(today):
 		f.Add("from", "out_of_range", "must not be in the future")
 	case int(r.To.Sub(r.From).Hours()/24)+1 > MaxChartDays:
-		f.Add("to", "out_of_range", fmt.Sprintf("the range is at most %d days", MaxChartDays))
+		f.AddMsg("to", "out_of_range", "field.text.range_days", problem.Args{"Days": MaxChartDays})
 	}
 	return r, f.Err()
 }
@@ -117,14 +163,38 @@ func (s *Service) SpendChartOf(ctx context.Context, orgID string, r DayRange) (S
 	// From the first of from's month, so that the month-to-date total of the first days is right.
 	monthStart := time.Date(r.From.Year(), r.From.Month(), 1, 0, 0, 0, 0, time.UTC).Format("2006-01-02")
 	end := r.To.AddDate(0, 0, 1).Format("2006-01-02")
-	var sums []daySums
-	if err := db.Model(&Usage{}).Select("day, SUM(charge) AS charge, SUM(cofunded) AS cofunded, SUM(shortfall) AS short").
-		Where("org_id = ? AND day >= ? AND day < ?", orgID, monthStart, end).Group("day").Order("day").Scan(&sums).Error; err != nil {
-		return out, err
-	}
 	by := map[string]daySums{}
-	for _, x := range sums {
-		by[x.Day] = x
+	if r.local() {
+		// Each metered row on the local day of its instant.
+		first := DayRange{From: time.Date(r.From.Year(), r.From.Month(), 1, 0, 0, 0, 0, time.UTC), To: r.To, Loc: r.Loc}
+		rows, err := db.Model(&Usage{}).Select("created_at, charge, cofunded, shortfall").
+			Where("org_id = ? AND created_at >= ? AND created_at < ?", orgID, first.Start(), first.End()).Rows()
+		if err != nil {
+			return out, err
+		}
+		for rows.Next() {
+			var u Usage
+			if err := db.ScanRows(rows, &u); err != nil {
+				rows.Close()
+				return out, err
+			}
+			k := r.dayOf(u.CreatedAt)
+			x := by[k]
+			x.Day, x.Charge, x.Cofunded, x.Short = k, x.Charge+u.Charge, x.Cofunded+u.Cofunded, x.Short+u.Shortfall
+			by[k] = x
+		}
+		if err := rows.Close(); err != nil {
+			return out, err
+		}
+	} else {
+		var sums []daySums
+		if err := db.Model(&Usage{}).Select("day, SUM(charge) AS charge, SUM(cofunded) AS cofunded, SUM(shortfall) AS short").
+			Where("org_id = ? AND day >= ? AND day < ?", orgID, monthStart, end).Group("day").Order("day").Scan(&sums).Error; err != nil {
+			return out, err
+		}
+		for _, x := range sums {
+			by[x.Day] = x
+		}
 	}
 	var mtd int64
 	for d := time.Date(r.From.Year(), r.From.Month(), 1, 0, 0, 0, 0, time.UTC); !d.After(r.To); d = d.AddDate(0, 0, 1) {
@@ -140,7 +210,12 @@ func (s *Service) SpendChartOf(ctx context.Context, orgID string, r DayRange) (S
 		}
 	}
 	var err error
-	if out.BySandbox, err = s.usageBySandbox(ctx, "org_id", orgID, out.From, end); err != nil {
+	if r.local() {
+		out.BySandbox, err = s.usageBySandboxWhere(ctx, "u.org_id = ? AND u.created_at >= ? AND u.created_at < ?", orgID, r.Start(), r.End())
+	} else {
+		out.BySandbox, err = s.usageBySandbox(ctx, "org_id", orgID, out.From, end)
+	}
+	if err != nil {
 		return out, err
 	}
 	idx := map[string]int{}
@@ -166,6 +241,34 @@ func (s *Service) dayExpr(col string) string {
 		return "to_char(" + col + " AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 	}
 	return "date(" + col + ")"
+}
+
+// sumByDay sums valueCol of q's rows per day of r: in SQL by UTC day, or, for another zone, row by row on
+// the local day of timeCol.
+func (s *Service) sumByDay(q *gorm.DB, r DayRange, timeCol, valueCol string) (map[string]int64, error) {
+	if !r.local() {
+		day := s.dayExpr(timeCol)
+		var rows []dayAmount
+		err := q.Select(day + " AS day, SUM(" + valueCol + ") AS s").Group(day).Scan(&rows).Error
+		return fillDays(rows), err
+	}
+	rows, err := q.Select(timeCol + " AS at, " + valueCol + " AS s").Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var x struct {
+			At time.Time
+			S  int64
+		}
+		if err := q.ScanRows(rows, &x); err != nil {
+			return nil, err
+		}
+		out[r.dayOf(x.At)] += x.S
+	}
+	return out, rows.Err()
 }
 
 type dayAmount struct {
@@ -198,13 +301,10 @@ type EarningsChart struct {
 // EarningsChartOf sums what the ledger credited to the vendor's payable account per day and kind.
 func (s *Service) EarningsChartOf(ctx context.Context, vendorOrgID string, r DayRange) (EarningsChart, error) {
 	out := EarningsChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []EarningsDay{}}
-	day := s.dayExpr("created_at")
 	q := func(kind string) (map[string]int64, error) {
-		var rows []dayAmount
-		err := s.db.WithContext(ctx).Model(&ledger.Transfer{}).Select(day+" AS day, SUM(amount) AS s").
+		return s.sumByDay(s.db.WithContext(ctx).Model(&ledger.Transfer{}).
 			Where("credit_account = ? AND kind = ? AND phase = ? AND created_at >= ? AND created_at < ?", vendorAcct(vendorOrgID), kind,
-				ledger.PhasePosted, r.From, r.To.AddDate(0, 0, 1)).Group(day).Scan(&rows).Error
-		return fillDays(rows), err
+				ledger.PhasePosted, r.Start(), r.End()), r, "created_at", "amount")
 	}
 	usage, err := q("usage")
 	if err != nil {
@@ -239,23 +339,30 @@ type ProgrammeChart struct {
 func (s *Service) ProgrammeChartOf(ctx context.Context, r DayRange) (ProgrammeChart, error) {
 	out := ProgrammeChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []ProgrammeDay{}}
 	db := s.db.WithContext(ctx)
-	day := s.dayExpr("created_at")
-	from, to := r.From, r.To.AddDate(0, 0, 1)
-	var granted, spent, cof []dayAmount
-	if err := db.Model(&ledger.Transfer{}).Select(day+" AS day, SUM(amount) AS s").
-		Where("kind = ? AND debit_account = ? AND created_at >= ? AND created_at < ?", "grant", AcctFund, from, to).Group(day).Scan(&granted).Error; err != nil {
+	from, to := r.Start(), r.End()
+	g, err := s.sumByDay(db.Model(&ledger.Transfer{}).
+		Where("kind = ? AND debit_account = ? AND created_at >= ? AND created_at < ?", "grant", AcctFund, from, to), r, "created_at", "amount")
+	if err != nil {
 		return out, err
 	}
-	if err := db.Model(&ledger.Transfer{}).Select(day+" AS day, SUM(amount) AS s").
+	sp, err := s.sumByDay(db.Model(&ledger.Transfer{}).
 		Where("kind IN ? AND debit_account LIKE ? AND phase = ? AND created_at >= ? AND created_at < ?", []string{"usage", "order"}, "grant:%",
-			ledger.PhasePosted, from, to).Group(day).Scan(&spent).Error; err != nil {
+			ledger.PhasePosted, from, to), r, "created_at", "amount")
+	if err != nil {
 		return out, err
 	}
-	if err := db.Model(&Usage{}).Select("day, SUM(cofunded) AS s").
-		Where("day >= ? AND day < ?", r.From.Format("2006-01-02"), to.Format("2006-01-02")).Group("day").Scan(&cof).Error; err != nil {
+	c := map[string]int64{}
+	if r.local() {
+		c, err = s.sumByDay(db.Model(&Usage{}).Where("created_at >= ? AND created_at < ?", from, to), r, "created_at", "cofunded")
+	} else {
+		var cof []dayAmount
+		err = db.Model(&Usage{}).Select("day, SUM(cofunded) AS s").
+			Where("day >= ? AND day < ?", r.From.Format("2006-01-02"), r.To.AddDate(0, 0, 1).Format("2006-01-02")).Group("day").Scan(&cof).Error
+		c = fillDays(cof)
+	}
+	if err != nil {
 		return out, err
 	}
-	g, sp, c := fillDays(granted), fillDays(spent), fillDays(cof)
 	for _, d := range r.Days() {
 		out.Days = append(out.Days, ProgrammeDay{Day: d, GrantedMicro: g[d], GrantSpent: sp[d], CofundedMicro: c[d]})
 	}

@@ -66,6 +66,7 @@ func TestChartsAggregates(t *testing.T) {
 		a := newAPI(t, f)
 
 		var sc SpendChart
+		var ec0 EarningsChart
 		must(t, json.Unmarshal(a.expect(smeDev, "GET", "/api/v1/billing/orgs/sme/charts/spend?from=2026-03-08&to=2026-03-10", nil, 200, ""), &sc))
 		if sc.MonthlyBudgetMicro != 50_000_000 || len(sc.Days) != 3 {
 			t.Fatalf("spend chart: %+v", sc)
@@ -86,6 +87,31 @@ func TestChartsAggregates(t *testing.T) {
 		if len(sc.ByListing) != 1 || sc.ByListing[0].ChargeMicro != 15_000_000 || sc.ByListing[0].Millis != 5_400_000 {
 			t.Errorf("by listing: %+v", sc.ByListing)
 		}
+		// In the viewer's zone: Honolulu (UTC−10) sees sb-1's hour on 8 March and sb-2's on 9 March.
+		must(t, json.Unmarshal(a.expect(smeDev, "GET", "/api/v1/billing/orgs/sme/charts/spend?from=2026-03-08&to=2026-03-10&tz=Pacific/Honolulu", nil, 200, ""), &sc))
+		wantHNL := []SpendDay{
+			{Day: "2026-03-08", ChargeMicro: 10_000_000, CofundedMicro: 5_000_000, PaidMicro: 5_000_000, MonthToDate: 5_000_000},
+			{Day: "2026-03-09", ChargeMicro: 5_000_000, CofundedMicro: 2_500_000, PaidMicro: 2_500_000, MonthToDate: 7_500_000},
+			{Day: "2026-03-10", MonthToDate: 7_500_000},
+		}
+		if len(sc.Days) != 3 {
+			t.Fatalf("spend chart in Honolulu: %+v", sc.Days)
+		}
+		for i, d := range wantHNL {
+			if sc.Days[i] != d {
+				t.Errorf("Honolulu day %d: %+v, want %+v", i, sc.Days[i], d)
+			}
+		}
+		if len(sc.BySandbox) != 2 {
+			t.Errorf("by sandbox in Honolulu: %+v", sc.BySandbox)
+		}
+		must(t, json.Unmarshal(a.expect(vendorAd, "GET", "/api/v1/billing/orgs/ven/charts/earnings?from=2026-03-08&to=2026-03-09&tz=Pacific/Honolulu", nil, 200, ""), &ec0))
+		if len(ec0.Days) != 2 || ec0.Days[0].UsageMicro != 8_500_000 || ec0.Days[1].UsageMicro != 4_250_000 {
+			t.Errorf("earnings in Honolulu: %+v", ec0.Days)
+		}
+		a.expect(smeDev, "GET", "/api/v1/billing/orgs/sme/charts/spend?tz=Mars/Olympus", nil, 422, "validation_failed")
+		a.expect(smeDev, "GET", "/api/v1/billing/orgs/sme/charts/spend?tz=Local", nil, 422, "validation_failed")
+
 		// Month to date counts days before the range too.
 		must(t, json.Unmarshal(a.expect(smeDev, "GET", "/api/v1/billing/orgs/sme/charts/spend?from=2026-03-10&to=2026-03-10", nil, 200, ""), &sc))
 		if len(sc.Days) != 1 || sc.Days[0].MonthToDate != 7_500_000 {

@@ -176,6 +176,11 @@ type SandboxUsage struct {
 // usageBySandbox groups an organisation's usage of days [from, to) (yyyy-mm-dd) by sandbox, with each sandbox's
 // listing (from its hold) and the listing's title (from the price projection).
 func (s *Service) usageBySandbox(ctx context.Context, col, orgID, from, to string) ([]SandboxUsage, error) {
+	return s.usageBySandboxWhere(ctx, "u."+col+" = ? AND u.day >= ? AND u.day < ?", orgID, from, to)
+}
+
+// usageBySandboxWhere sums the usage rows that where selects (on billing_usage AS u) per sandbox.
+func (s *Service) usageBySandboxWhere(ctx context.Context, where string, args ...any) ([]SandboxUsage, error) {
 	var rows []SandboxUsage
 	err := s.db.WithContext(ctx).Table("billing_usage AS u").
 		Select("u.sandbox_id AS sandbox_id, COALESCE(MAX(h.listing_id), '') AS listing_id, COALESCE(MAX(p.title), '') AS listing_title, "+
@@ -183,7 +188,7 @@ func (s *Service) usageBySandbox(ctx context.Context, col, orgID, from, to strin
 			"SUM(u.shortfall) AS shortfall_micro").
 		Joins("LEFT JOIN billing_holds h ON h.sandbox_id = u.sandbox_id").
 		Joins("LEFT JOIN billing_prices p ON p.listing_id = h.listing_id").
-		Where("u."+col+" = ? AND u.day >= ? AND u.day < ?", orgID, from, to).
+		Where(where, args...).
 		Group("u.sandbox_id").Order("charge_micro DESC, sandbox_id").Scan(&rows).Error
 	if err != nil {
 		return nil, err

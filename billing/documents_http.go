@@ -131,7 +131,7 @@ func orgChart[T any](h handler, c *fiber.Ctx, chart func(ctx context.Context, or
 	if err != nil {
 		return err
 	}
-	r, err := ParseDayRange(c.Query("from"), c.Query("to"), h.s.now())
+	r, err := ParseDayRangeIn(c.Query("from"), c.Query("to"), c.Query("tz"), h.s.now())
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func orgChart[T any](h handler, c *fiber.Ctx, chart func(ctx context.Context, or
 }
 
 func (h handler) programmeChart(c *fiber.Ctx) error {
-	r, err := ParseDayRange(c.Query("from"), c.Query("to"), h.s.now())
+	r, err := ParseDayRangeIn(c.Query("from"), c.Query("to"), c.Query("tz"), h.s.now())
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,8 @@ func (h handler) programmeChart(c *fiber.Ctx) error {
 func (s *Service) documentOps(d *openapi.Doc) {
 	const p = "/api/v1/billing"
 	rng := []openapi.Param{{Name: "from", Type: "string", Description: "yyyy-mm-dd, inclusive (default: 29 days before to)"},
-		{Name: "to", Type: "string", Description: "yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days"}}
+		{Name: "to", Type: "string", Description: "yyyy-mm-dd, inclusive (default: today in tz); at most 366 days"},
+		{Name: "tz", Type: "string", Description: "IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC)"}}
 	lang := "; the language follows Accept-Language (en or fr)"
 	d.Add(
 		openapi.Op{Method: "GET", Path: p + "/orgs/:org/purchases", Summary: "The organisation's credit purchases, newest first, with receipt links", Tag: "billing",

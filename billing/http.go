@@ -293,7 +293,7 @@ func (h handler) payouts(c *fiber.Ctx) error {
 	case p.OrgKind == web.OrgVendor && p.IsOrgAdmin():
 		vendor = p.OrgID
 	default:
-		return problem.ErrForbidden.WithDetail("vendor admins and programme staff only")
+		return problem.ErrForbidden.WithDetailMsg("problem.forbidden.vendor_admins_staff", nil)
 	}
 	rows, err := h.s.Payables(c.UserContext(), vendor)
 	if err != nil {

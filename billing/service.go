@@ -65,8 +65,7 @@ func knownOrg(tx *gorm.DB, orgID string) (Org, error) {
 	var org Org
 	err := tx.Where("id = ? AND kind <> ''", orgID).Take(&org).Error
 	if sqldb.IsNotFound(err) {
-		return org, ErrOrgNotFound.WithDetail("organisation %q is unknown to billing: check the ID, or retry shortly if it was "+
-			"just created (its creation may not have propagated from identity yet)", orgID)
+		return org, ErrOrgNotFound.WithDetailMsg("problem.organization_not_found.billing", problem.Args{"Org": orgID})
 	}
 	return org, err
 }
@@ -219,7 +218,7 @@ func (s *Service) available(tx *gorm.DB, orgID string, now time.Time) (int64, *f
 }
 
 func insufficient(shortfall int64) error {
-	return ErrInsufficientCredits.WithDetail("%s more credits are needed", money.Micro(shortfall)).
+	return ErrInsufficientCredits.WithDetailMsg("problem.insufficient_credits.shortfall", problem.Args{"Shortfall": money.Micro(shortfall).String()}).
 		WithExtra("shortfall_micro", shortfall)
 }
 
@@ -267,7 +266,7 @@ func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (even
 			}
 		case "extend":
 			if !exists || h.Released {
-				return ErrHoldNotFound.WithDetail("sandbox %s", req.SandboxID)
+				return ErrHoldNotFound.WithDetailMsg("problem.hold_not_found.sandbox", problem.Args{"Sandbox": req.SandboxID})
 			}
 		}
 		if avail < int64(add) {
@@ -489,6 +488,11 @@ func (s *Service) CreateGrant(ctx context.Context, in GrantInput) (Grant, error)
 	return g, err
 }
 
+// AuditActions are the actions billing writes to billing_audit; each has a name for people in both
+// catalogues (audit.billing.<action>), for the views that show them.
+var AuditActions = []string{"grant.create", "payment.offline", "budget.set", "payout.manual", "payout.stripe_connect",
+	"vendor.connect_account", "stripe.payment_intent_conflict", "stripe.amount_mismatch", "stripe.refund_not_credited"}
+
 func writeAudit(tx *gorm.DB, actor, action, target, detail string, now time.Time) error {
 	return tx.Create(&audit{ID: newID("aud"), ActorUserID: actor, Action: action, Target: target, Detail: detail, CreatedAt: now}).Error
 }
@@ -648,11 +652,11 @@ func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCent
 		num, den = p.Amount, p.CADCents
 	}
 	if p.CADCents > 0 && refundedCents > p.CADCents {
-		return "", ErrInvalidAmount.WithDetail("%d cents refunded of purchase %s, which cost %d", refundedCents, p.ID, p.CADCents)
+		return "", ErrInvalidAmount.WithDetailMsg("problem.invalid_amount.refund_over", problem.Args{"Refunded": refundedCents, "Purchase": p.ID, "Cost": p.CADCents})
 	}
 	total, err := money.MulDiv(money.Micro(refundedCents), num, den)
 	if err != nil {
-		return "", ErrInvalidAmount.WithDetail("%d cents refunded of purchase %s: %v", refundedCents, p.ID, err)
+		return "", ErrInvalidAmount.WithDetailMsg("problem.invalid_amount.refund_failed", problem.Args{"Refunded": refundedCents, "Purchase": p.ID, "Cause": err.Error()})
 	}
 	target := min(int64(total), p.Amount)
 	due := target - p.Refunded - p.RefundUnrecovered

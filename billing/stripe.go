@@ -75,7 +75,7 @@ func (s *Service) StartCheckout(ctx context.Context, orgID, userID string, credi
 	sess, err := s.stripe.CheckoutSessions.New(params)
 	if err != nil {
 		_ = s.db.WithContext(ctx).Model(&Purchase{}).Where("id = ?", p.ID).Update("status", "failed").Error
-		return Checkout{}, ErrStripeFailed.WithDetail("create checkout session: %v", stripeMessage(err))
+		return Checkout{}, ErrStripeFailed.WithDetailMsg("problem.stripe_error.checkout", problem.Args{"Cause": stripeMessage(err)})
 	}
 	if err := s.db.WithContext(ctx).Model(&Purchase{}).Where("id = ?", p.ID).Update("session_id", sess.ID).Error; err != nil {
 		return Checkout{}, err
@@ -138,10 +138,10 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 		case "checkout.session.completed", "checkout.session.async_payment_succeeded":
 			var cs stripe.CheckoutSession
 			if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
-				return ErrInvalidSignature.WithDetail("bad checkout session: %v", err)
+				return ErrInvalidSignature.WithDetailMsg("problem.invalid_signature.bad_session", problem.Args{"Cause": err.Error()})
 			}
 			if cs.AmountTotal < 0 {
-				return ErrInvalidAmount.WithDetail("checkout session %s: amount_total %d", cs.ID, cs.AmountTotal)
+				return ErrInvalidAmount.WithDetailMsg("problem.invalid_amount.session_total", problem.Args{"Session": cs.ID, "Amount": cs.AmountTotal})
 			}
 			if ev.Type == "checkout.session.completed" && cs.PaymentStatus == stripe.CheckoutSessionPaymentStatusUnpaid {
 				res.Outcome = "pending_payment" // delayed methods: async_payment_succeeded credits it
@@ -162,10 +162,10 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 		case "charge.refunded":
 			var ch stripe.Charge
 			if err := json.Unmarshal(ev.Data.Raw, &ch); err != nil {
-				return ErrInvalidSignature.WithDetail("bad charge: %v", err)
+				return ErrInvalidSignature.WithDetailMsg("problem.invalid_signature.bad_charge", problem.Args{"Cause": err.Error()})
 			}
 			if ch.Amount < 0 || ch.AmountRefunded < 0 || ch.AmountRefunded > ch.Amount {
-				return ErrInvalidAmount.WithDetail("charge %s: amount_refunded %d of amount %d", ch.ID, ch.AmountRefunded, ch.Amount)
+				return ErrInvalidAmount.WithDetailMsg("problem.invalid_amount.charge_refund", problem.Args{"Charge": ch.ID, "Refunded": ch.AmountRefunded, "Amount": ch.Amount})
 			}
 			pi := ""
 			if ch.PaymentIntent != nil {
@@ -180,7 +180,7 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 				// orders events nor stops retrying a failed one for days): refuse it, unrecorded, so that
 				// Stripe retries it after the purchase is credited, instead of dropping it for good.
 				s.log.Warn("stripe refund for a payment not credited yet: refused for a retry", "event", ev.ID, "payment_intent", pi)
-				return ErrRefundNotCredited.WithDetail("payment intent %s", pi)
+				return ErrRefundNotCredited.WithDetailMsg("problem.refund_before_payment.intent", problem.Args{"Intent": pi})
 			}
 		default:
 			res.Outcome = "ignored"
@@ -202,14 +202,14 @@ func notFromFuture(sig string, now time.Time) error {
 		}
 		ts, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return ErrInvalidSignature.WithDetail("bad timestamp in the signature header")
+			return ErrInvalidSignature.WithDetailMsg("problem.invalid_signature.bad_timestamp", nil)
 		}
 		if time.Unix(ts, 0).Sub(now) > webhook.DefaultTolerance {
-			return ErrInvalidSignature.WithDetail("the signature's timestamp is more than %s in the future", webhook.DefaultTolerance)
+			return ErrInvalidSignature.WithDetailMsg("problem.invalid_signature.future", problem.Args{"Seconds": int(webhook.DefaultTolerance.Seconds())})
 		}
 		return nil
 	}
-	return ErrInvalidSignature.WithDetail("no timestamp in the signature header")
+	return ErrInvalidSignature.WithDetailMsg("problem.invalid_signature.no_timestamp", nil)
 }
 
 // PayoutInput pays a vendor's payable balance (staff).
@@ -290,7 +290,7 @@ func (s *Service) PayVendor(ctx context.Context, in PayoutInput) (Payout, error)
 			_ = sqldb.Tx(context.WithoutCancel(ctx), s.db, func(tx *gorm.DB) error {
 				return ledger.Apply(tx, s.now(), ledger.Transfer{ID: out.TransferID + ":void", Phase: ledger.PhaseVoidPending, PendingID: &pendingID, Kind: "payout", Ref: out.TransferID})
 			})
-			return Payout{}, ErrStripeFailed.WithDetail("connect transfer: %v", stripeMessage(err))
+			return Payout{}, ErrStripeFailed.WithDetailMsg("problem.stripe_error.transfer", problem.Args{"Cause": stripeMessage(err)})
 		}
 		out.StripeTransferID = tr.ID
 	}
@@ -316,7 +316,7 @@ func (s *Service) SetConnectAccount(ctx context.Context, actor, vendorOrgID, acc
 		}
 		if org.Kind != "vendor" {
 			return fmt.Errorf("connect account of %s: %w", vendorOrgID,
-				ErrVendorNotFound.WithDetail("organisation %q is a %s organisation, not a vendor", vendorOrgID, org.Kind))
+				ErrVendorNotFound.WithDetailMsg("problem.vendor_not_found.kind", problem.Args{"Org": vendorOrgID, "Kind": org.Kind}))
 		}
 		if err := s.ensureOrg(tx, vendorOrgID); err != nil {
 			return err

@@ -18,6 +18,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
@@ -173,7 +174,7 @@ func (s *Service) Upload(ctx context.Context, a Actor, in UploadInput) (artifact
 		}
 		if err := tx.Create(&row).Error; err != nil {
 			if sqldb.IsDuplicate(err) {
-				return ErrArtifactExists.WithDetail("another upload of %s finished first; retry to replace it", in.Name)
+				return ErrArtifactExists.WithDetailMsg("problem.artifact_exists.race", problem.Args{"Name": in.Name})
 			}
 			return err
 		}

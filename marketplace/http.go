@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/tamarack-ai/tamarack/platform/i18n"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
@@ -559,6 +560,8 @@ type auditJSON struct {
 	TargetID    string    `json:"target_id,omitempty"`
 	Detail      string    `json:"detail,omitempty"`
 	At          time.Time `json:"at"`
+	// ActionDisplay names the action for people (catalogue key audit.marketplace.<action>).
+	ActionDisplay string `json:"action_display" doc:"the action named for people, in the language of Accept-Language (the action itself when no name is catalogued)"`
 }
 
 func (h handler) audit(c *fiber.Ctx) error {
@@ -571,8 +574,10 @@ func (h handler) audit(c *fiber.Ctx) error {
 		return err
 	}
 	out := make([]auditJSON, len(rows))
+	lang := web.Lang(c)
 	for i, r := range rows {
-		out[i] = auditJSON(r)
+		out[i] = auditJSON{ID: r.ID, ActorUserID: r.ActorUserID, ActorOrgID: r.ActorOrgID, Action: r.Action, ListingID: r.ListingID,
+			TargetID: r.TargetID, Detail: r.Detail, At: r.At, ActionDisplay: i18n.AuditAction(lang, "marketplace", r.Action)}
 	}
 	return c.JSON(web.NewList(out, pg.Limit, func(a auditJSON) any { return idCursor{a.ID} }))
 }

@@ -421,7 +421,7 @@ func (c *Content) validate(kind string) error {
 	if cp := c.Compute; cp != nil && kind == KindCompute {
 		f.Check(cp.PoolID != "", "compute.pool_id", "required", "is required: the testbed pool sold")
 		if !KnownGPUModel(cp.GPUModel) {
-			f.Add("compute.gpu_model", "unknown_gpu_model", "must be one of: "+strings.Join(GPUModels, ", "))
+			f.AddMsg("compute.gpu_model", "unknown_gpu_model", "field.oneof", problem.Args{"Param": strings.Join(GPUModels, ", ")})
 		}
 		f.Check(cp.VRAMGB > 0, "compute.vram_gb", "invalid", "must be positive")
 		f.Check(cp.DevicesPerNode >= 1 && cp.DevicesPerNode <= 64, "compute.devices_per_node", "invalid", "must be 1 to 64")
@@ -451,7 +451,7 @@ func (c *Content) validate(kind string) error {
 			allowed = []string{PlanPerGPUHour}
 		}
 		if !slices.Contains(allowed, p.Kind) {
-			f.Add(at+".kind", "oneof", "must be one of: "+strings.Join(allowed, ", "))
+			f.AddMsg(at+".kind", "oneof", "field.oneof", problem.Args{"Param": strings.Join(allowed, ", ")})
 		}
 		switch {
 		case p.PriceMicro < 0:
@@ -507,11 +507,10 @@ func (in *CreateListingInput) Validate() error {
 	default:
 		f.Add("kind", "oneof", "must be one of: model, dataset, compute")
 	}
-	const slugRule = "3 to 64 lowercase letters, digits and '-', not starting or ending with '-'"
 	if in.Slug == "" {
-		f.Add("slug", "required", slugRule)
+		f.AddMsg("slug", "required", "field.text.slug", nil)
 	} else {
-		f.Check(slugRE.MatchString(in.Slug), "slug", "invalid", slugRule)
+		f.CheckMsg(slugRE.MatchString(in.Slug), "slug", "invalid", "field.text.slug", nil)
 	}
 	if err := in.Content.validate(in.Kind); err != nil {
 		p, _ := problem.From(err)
@@ -665,7 +664,7 @@ func (in *SearchInput) Validate() error {
 	in.Q = strings.TrimSpace(in.Q)
 	f.Check(len(in.Q) <= 200, "q", "too_long", "at most 200 characters")
 	f.Check(in.Kind == "" || in.Kind == KindModel || in.Kind == KindDataset || in.Kind == KindCompute, "kind", "oneof", "must be one of: model, dataset, compute")
-	f.Check(in.GPUModel == "" || KnownGPUModel(in.GPUModel), "gpu_model", "unknown_gpu_model", "must be one of: "+strings.Join(GPUModels, ", "))
+	f.CheckMsg(in.GPUModel == "" || KnownGPUModel(in.GPUModel), "gpu_model", "unknown_gpu_model", "field.oneof", problem.Args{"Param": strings.Join(GPUModels, ", ")})
 	if in.Sort == "" {
 		in.Sort = "newest"
 		if in.Q != "" {

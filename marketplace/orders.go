@@ -423,7 +423,7 @@ func (in *ReviewInput) Validate() error {
 	}
 	f.Check(len(in.Body) <= 4000, "body", "too_long", "at most 4000 characters")
 	if utf8.RuneCountInString(in.DisplayName) > MaxReviewerName {
-		f.Add("display_name", "too_long", fmt.Sprintf("at most %d characters", MaxReviewerName))
+		f.AddMsg("display_name", "too_long", "field.max_chars", problem.Args{"Param": MaxReviewerName})
 	} else if strings.IndexFunc(in.DisplayName, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
 		// No control, format (bidirectional overrides, zero-width) or line-breaking characters: the name is
 		// shown on one line beside other people's words.

@@ -65,7 +65,7 @@ func requireVendor(a Actor, l listingRow, admin bool) error {
 // CreateListing creates a listing in draft with its first version.
 func (s *Service) CreateListing(ctx context.Context, a Actor, in CreateListingInput) (ListingView, error) {
 	if a.OrgKind != "vendor" {
-		return ListingView{}, problem.ErrForbidden.WithDetail("only vendor organisations list things")
+		return ListingView{}, problem.ErrForbidden.WithDetailMsg("problem.forbidden.vendors_list", nil)
 	}
 	if err := in.Validate(); err != nil {
 		return ListingView{}, err
@@ -326,8 +326,7 @@ func checkPool(tx *gorm.DB, l listingRow, c Content) error {
 	var p poolRow
 	if err := tx.Where("pool_id = ?", c.Compute.PoolID).Take(&p).Error; err != nil {
 		if sqldb.IsNotFound(err) {
-			return poolUnannounced{ErrPoolNotOwned.WithDetail("pool %s is not known to the marketplace: "+
-				"declare it in the testbed first", c.Compute.PoolID)}
+			return poolUnannounced{ErrPoolNotOwned.WithDetailMsg("problem.pool_not_owned.unknown", problem.Args{"Pool": c.Compute.PoolID})}
 		}
 		return err
 	}
@@ -335,7 +334,7 @@ func checkPool(tx *gorm.DB, l listingRow, c Content) error {
 		return ErrPoolNotOwned
 	}
 	if p.GPUModels != "" && !slices.Contains(strings.Split(p.GPUModels, ","), c.Compute.GPUModel) {
-		return ErrPoolGPUMismatch.WithDetail("pool %s declares %s", p.PoolID, p.GPUModels)
+		return ErrPoolGPUMismatch.WithDetailMsg("problem.pool_gpu_mismatch.declares", problem.Args{"Pool": p.PoolID, "Models": p.GPUModels})
 	}
 	return nil
 }
@@ -366,7 +365,7 @@ func (d *Decision) Validate() error {
 // published version is superseded and leaves the catalogue with it).
 func (s *Service) Decide(ctx context.Context, a Actor, versionID string, d Decision) (VersionView, error) {
 	if !a.Staff {
-		return VersionView{}, problem.ErrForbidden.WithDetail("programme staff only")
+		return VersionView{}, problem.ErrForbidden.WithDetailMsg("problem.forbidden.staff_only", nil)
 	}
 	if err := d.Validate(); err != nil {
 		return VersionView{}, err
@@ -487,7 +486,7 @@ func (s *Service) hide(ctx context.Context, a Actor, id, status, reason string) 
 		switch status {
 		case StatusSuspended:
 			if !a.Staff {
-				return problem.ErrForbidden.WithDetail("programme staff only")
+				return problem.ErrForbidden.WithDetailMsg("problem.forbidden.staff_only", nil)
 			}
 			if a.owns(l) {
 				return ErrOwnListing
@@ -580,6 +579,10 @@ func writeHistory(tx *gorm.DB, l listingRow, v versionRow, a Actor, action strin
 	return tx.Create(&historyRow{ID: newID("his"), ListingID: l.ID, VersionID: v.ID, Version: v.Version, UserID: a.UserID,
 		OrgID: a.OrgID, Action: action, Fields: strings.Join(fields, ","), Comment: comment, At: at}).Error
 }
+
+// AuditActions are the actions the marketplace writes to its audit log; each has a name for people in both
+// catalogues (audit.marketplace.<action>), which GET /audit answers as action_display.
+var AuditActions = []string{"review.approved", "review.rejected", "review.changes_requested", "listing.suspended"}
 
 func writeAudit(tx *gorm.DB, a Actor, action, listingID, targetID, detail string, at time.Time) error {
 	return tx.Create(&auditRow{ID: newID("aud"), ActorUserID: a.UserID, ActorOrgID: a.OrgID, Action: action,
@@ -797,7 +800,7 @@ type FieldDiff struct {
 // ReviewQueue lists versions in state (submitted by default), oldest submission first.
 func (s *Service) ReviewQueue(ctx context.Context, a Actor, state string, limit, offset int) ([]QueueItem, error) {
 	if !a.Staff {
-		return nil, problem.ErrForbidden.WithDetail("programme staff only")
+		return nil, problem.ErrForbidden.WithDetailMsg("problem.forbidden.staff_only", nil)
 	}
 	if state == "" {
 		state = StateSubmitted
@@ -879,7 +882,7 @@ func diffContent(from, to string) []FieldDiff {
 // Audit lists staff actions, newest first (staff only).
 func (s *Service) Audit(ctx context.Context, a Actor, limit int, before string) ([]auditRow, error) {
 	if !a.Staff {
-		return nil, problem.ErrForbidden.WithDetail("programme staff only")
+		return nil, problem.ErrForbidden.WithDetailMsg("problem.forbidden.staff_only", nil)
 	}
 	q := s.db.WithContext(ctx).Order("id DESC").Limit(limit + 1)
 	if before != "" {

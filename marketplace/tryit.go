@@ -11,12 +11,9 @@ import (
 
 // Limits of a try-it image's command and ports.
 const (
-	maxTryItArgs    = 64
-	maxTryItArgLen  = 4096
-	maxTryItPorts   = 8
-	tryItImageRule  = "an OCI image pinned by digest, registry named: registry/repository@sha256:<64 hex digits>"
-	tryItPinnedRule = "must be pinned by digest (registry/repository@sha256:<64 hex digits>), not a tag: staff review, " +
-		"and sandboxes run, exactly these bytes"
+	maxTryItArgs   = 64
+	maxTryItArgLen = 4096
+	maxTryItPorts  = 8
 )
 
 // validate adds a field error for each invalid part of a try-it image. The reference is checked as the
@@ -24,22 +21,21 @@ const (
 func (t *TryIt) validate(f *problem.Fields) {
 	switch err := checkPinnedRef(t.Image); {
 	case t.Image == "":
-		f.Add("try_it.image", "required", tryItImageRule)
+		f.AddMsg("try_it.image", "required", "field.text.tryit_image", nil)
 	case err == errTagged:
-		f.Add("try_it.image", "not_pinned", tryItPinnedRule)
+		f.AddMsg("try_it.image", "not_pinned", "field.text.tryit_pinned", nil)
 	case err != nil:
-		f.Add("try_it.image", "invalid", tryItImageRule+": "+err.Error())
+		f.AddMsg("try_it.image", "invalid", "field.text.tryit_image_cause", problem.Args{"Cause": err.Error()})
 	}
 	if len(t.Command) > maxTryItArgs {
-		f.Add("try_it.command", "too_many", fmt.Sprintf("at most %d arguments", maxTryItArgs))
+		f.AddMsg("try_it.command", "too_many", "field.text.at_most_args", problem.Args{"Max": maxTryItArgs})
 	}
 	for i, a := range t.Command {
 		if a == "" && i == 0 || len(a) > maxTryItArgLen || strings.ContainsRune(a, 0) {
-			f.Add(fmt.Sprintf("try_it.command[%d]", i), "invalid",
-				fmt.Sprintf("a non-empty program, and arguments of at most %d bytes without NUL", maxTryItArgLen))
+			f.AddMsg(fmt.Sprintf("try_it.command[%d]", i), "invalid", "field.text.tryit_arg", problem.Args{"Max": maxTryItArgLen})
 		}
 	}
-	f.Check(len(t.Ports) <= maxTryItPorts, "try_it.ports", "too_many", fmt.Sprintf("at most %d ports", maxTryItPorts))
+	f.CheckMsg(len(t.Ports) <= maxTryItPorts, "try_it.ports", "too_many", "field.text.at_most_ports", problem.Args{"Max": maxTryItPorts})
 	seen := map[int]bool{}
 	for i, p := range t.Ports {
 		at := fmt.Sprintf("try_it.ports[%d]", i)

@@ -6,6 +6,11 @@ import (
 	"gorm.io/gorm"
 )
 
+// AuditActions are the actions the testbed writes to its audit log; each has a name for people in both
+// catalogues (audit.testbed.<action>), which GET /audit answers as action_display.
+var AuditActions = []string{"pool.create", "pool.update", "node.add", "node.health", "agent_token.create", "agent_token.revoke",
+	"agent.revoke", "reservation.cancel", "sandbox.stop", AuditSSHStarted, AuditSSHEnded}
+
 // AuditEntry records a staff action on a testbed object, written in the same transaction as the action.
 type AuditEntry struct {
 	ID          string `gorm:"primaryKey"`

@@ -73,7 +73,7 @@ func (s *Service) CreateAgentToken(ctx context.Context, c Caller, poolID string,
 		return AgentToken{}, "", err
 	}
 	if !agentRun(p.Backend) {
-		return AgentToken{}, "", ErrAgentBackend.WithDetail("pool %q uses the %s backend", p.Name, p.Backend)
+		return AgentToken{}, "", ErrAgentBackend.WithDetailMsg("problem.pool_not_agent_run.backend", problem.Args{"Pool": p.Name, "Backend": p.Backend})
 	}
 	tok := secret("tmk_enrol_")
 	now := s.clock.Now()

@@ -61,11 +61,3 @@ var (
 func cpuText(millis int64) string {
 	return strconv.FormatFloat(float64(millis)/1000, 'f', -1, 64)
 }
-
-// bytesText writes a size in GiB (or MiB under one GiB) for messages.
-func bytesText(b int64) string {
-	if b >= 1<<30 {
-		return strconv.FormatFloat(float64(b)/(1<<30), 'f', -1, 64) + " GiB"
-	}
-	return strconv.FormatInt(b>>20, 10) + " MiB"
-}

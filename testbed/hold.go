@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
@@ -54,7 +55,20 @@ func (ApproveHolds) Hold(_ context.Context, req events.HoldRequestV1) (events.Ho
 func holdError(err error) error {
 	if p, ok := problem.From(err); ok {
 		if p.Code == "insufficient_credits" {
+			// Billing's detail crossed NATS as English text; its shortfall travels as a number, so the
+			// detail is written again from it in the reader's language.
 			out := ErrInsufficientCredits.WithDetail("%s", p.Detail)
+			var short int64
+			switch n := p.Extra["shortfall_micro"].(type) {
+			case float64:
+				short = int64(n)
+			case int64:
+				short = n
+			}
+			if short > 0 {
+				out = ErrInsufficientCredits.WithDetailMsg("problem.insufficient_credits.shortfall",
+					problem.Args{"Shortfall": money.Micro(short).String()})
+			}
 			for k, v := range p.Extra {
 				out = out.WithExtra(k, v)
 			}

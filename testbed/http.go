@@ -829,6 +829,8 @@ type auditJSON struct {
 	Action      string    `json:"action"`
 	Target      string    `json:"target"`
 	Detail      string    `json:"detail"`
+	// ActionDisplay names the action for people (catalogue key audit.testbed.<action>).
+	ActionDisplay string `json:"action_display" doc:"the action named for people, in the language of Accept-Language (the action itself when no name is catalogued)"`
 }
 
 func (h handler) audit(c *fiber.Ctx) error {
@@ -847,9 +849,10 @@ func (h handler) audit(c *fiber.Ctx) error {
 		return err
 	}
 	items := make([]auditJSON, len(list))
+	lang := web.Lang(c)
 	for i, a := range list {
 		items[i] = auditJSON{ID: a.ID, At: fromMS(a.AtMS), ActorUserID: a.ActorUserID, ActorOrgID: a.ActorOrgID,
-			Action: a.Action, Target: a.Target, Detail: a.Detail}
+			Action: a.Action, Target: a.Target, Detail: a.Detail, ActionDisplay: i18n.AuditAction(lang, "testbed", a.Action)}
 	}
 	return c.JSON(web.NewList(items, pg.Limit, func(last auditJSON) any { return ms(last.At) }))
 }

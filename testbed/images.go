@@ -31,7 +31,7 @@ func checkImageSettings(c Caller, before, after map[string]string) error {
 	}
 	if _, _, err := image.FromSettings(after); err != nil {
 		var f problem.Fields
-		f.Add("settings", "invalid", err.Error())
+		f.AddMsg("settings", "invalid", "field.text.image_settings", problem.Args{"Cause": err.Error()})
 		return f.Err()
 	}
 	return nil

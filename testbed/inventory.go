@@ -123,13 +123,13 @@ func onPlatformHost(backend string) bool { return backend == "local" || backend 
 func (s *Service) CreatePool(ctx context.Context, c Caller, in CreatePoolInput) (Pool, error) {
 	if !c.Staff {
 		if c.OrgKind != "vendor" || !c.Admin {
-			return Pool{}, ErrForbidden.WithDetail("pools are declared by a vendor organisation's admins or by staff")
+			return Pool{}, ErrForbidden.WithDetailMsg("problem.forbidden.pool_declare", nil)
 		}
 		in.VendorOrgID = c.OrgID
 		if onPlatformHost(in.Backend) {
 			// A local pool runs sandboxes on the platform's own machine: its capacity is the programme's to
 			// declare, or a vendor could over-commit the host or sell time on a simulator that runs nothing.
-			return Pool{}, ErrHostBackendStaff.WithDetail("ask programme staff to declare a %s pool for your organisation", in.Backend)
+			return Pool{}, ErrHostBackendStaff.WithDetailMsg("problem.host_backend_staff_only.pool", problem.Args{"Backend": in.Backend})
 		}
 	}
 	if err := in.Validate(); err != nil {
@@ -314,7 +314,7 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 			return Node{}, nil, ErrPoolNotFound
 		}
 		if !c.Staff {
-			return Node{}, nil, ErrHostBackendStaff.WithDetail("GPU discovery reads the platform host's devices")
+			return Node{}, nil, ErrHostBackendStaff.WithDetailMsg("problem.host_backend_staff_only.discover", nil)
 		}
 		found, err := DiscoverGPUs(ctx, s.opts.CDIDirs)
 		if err != nil {
@@ -323,7 +323,7 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 		if len(found) > 0 {
 			in.Devices, declared = found, false
 		} else if len(in.Devices) == 0 {
-			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetail("no GPU on this host (neither nvidia-smi nor a CDI spec lists one) and no devices were declared")
+			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetailMsg("problem.discovery_failed.none", nil)
 		}
 	}
 	n, devs := newNode(poolID, in, declared, ms(s.clock.Now()))
@@ -335,7 +335,7 @@ func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNo
 			return ErrPoolNotFound
 		}
 		if onPlatformHost(p.Backend) && !c.Staff {
-			return ErrHostBackendStaff.WithDetail("nodes of a %s pool are the platform host's capacity", p.Backend)
+			return ErrHostBackendStaff.WithDetailMsg("problem.host_backend_staff_only.nodes", problem.Args{"Backend": p.Backend})
 		}
 		return nil
 	})
@@ -595,8 +595,7 @@ func (s *Service) checkAccess(ctx context.Context, c Caller, l Listing) error {
 			return nil
 		}
 	}
-	return ErrAccessRequired.WithDetail("Listing %s is gated: request access from its vendor in the marketplace "+
-		"(POST /api/v1/marketplace/listings/%s/access-requests); once the vendor approves, launch again.", l.ID, l.ID).
+	return ErrAccessRequired.WithDetailMsg("problem.access_required.listing", problem.Args{"Listing": l.ID}).
 		WithExtra("listing_id", l.ID)
 }
 

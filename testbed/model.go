@@ -101,7 +101,7 @@ func checkSettings(f *problem.Fields, backend string, settings map[string]string
 			case slices.Contains(slurmSettings, k):
 				f.Check(slurmName.MatchString(settings[k]), "settings."+k, "invalid", "a Slurm name: 1-64 of A-Z a-z 0-9 _ . -")
 			case strings.HasPrefix(k, "slurm."):
-				f.Add("settings."+k, "invalid", "unknown Slurm setting; known: "+strings.Join(slurmSettings, ", "))
+				f.AddMsg("settings."+k, "invalid", "field.text.unknown_setting", problem.Args{"Backend": "Slurm", "Known": strings.Join(slurmSettings, ", ")})
 			}
 		}
 	}
@@ -113,7 +113,7 @@ func checkSettings(f *problem.Fields, backend string, settings map[string]string
 			case valid != nil:
 				f.Check(valid(settings[k]), "settings."+k, "invalid", "a RuntimeClass name: a DNS subdomain (a-z 0-9 - .)")
 			case strings.HasPrefix(k, "kubernetes."):
-				f.Add("settings."+k, "invalid", "unknown Kubernetes setting; known: "+strings.Join(slices.Sorted(maps.Keys(kubeSettings)), ", "))
+				f.AddMsg("settings."+k, "invalid", "field.text.unknown_setting", problem.Args{"Backend": "Kubernetes", "Known": strings.Join(slices.Sorted(maps.Keys(kubeSettings)), ", ")})
 			}
 		}
 	}
@@ -516,9 +516,9 @@ func (in AddNodeInput) Validate() error {
 	seen := map[int]bool{}
 	for _, d := range in.Devices {
 		if d.GPUModel == "" {
-			f.Add("devices.gpu_model", "required", "one of: "+strings.Join(GPUModels(), ", "))
+			f.AddMsg("devices.gpu_model", "required", "field.text.one_of", problem.Args{"Values": strings.Join(GPUModels(), ", ")})
 		} else if !KnownGPUModel(d.GPUModel) {
-			f.Add("devices.gpu_model", "unknown_gpu_model", "unknown GPU model "+d.GPUModel)
+			f.AddMsg("devices.gpu_model", "unknown_gpu_model", "field.text.unknown_gpu_named", problem.Args{"Model": d.GPUModel})
 		}
 		if d.Index < 0 || seen[d.Index] {
 			f.Add("devices.index", "invalid", "indexes must be distinct and non-negative")
@@ -555,7 +555,7 @@ func (in LaunchInput) Validate() error {
 	var f problem.Fields
 	f.Check(in.ListingID != "", "listing_id", "required", "the compute listing to launch from")
 	if in.GPUModel != "" && !KnownGPUModel(in.GPUModel) {
-		f.Add("gpu_model", "unknown_gpu_model", "unknown GPU model; known: "+strings.Join(GPUModels(), ", "))
+		f.AddMsg("gpu_model", "unknown_gpu_model", "field.text.unknown_gpu_known", problem.Args{"Known": strings.Join(GPUModels(), ", ")})
 	}
 	switch {
 	case in.GPUCount == 0:
@@ -567,11 +567,11 @@ func (in LaunchInput) Validate() error {
 	}
 	switch _, ok := templateNamed(in.Template); {
 	case in.Template == "" && in.ImageListingID == "":
-		f.Add("template", "required", "one of: "+strings.Join(templateNames(), ", "))
+		f.AddMsg("template", "required", "field.text.one_of", problem.Args{"Values": strings.Join(templateNames(), ", ")})
 	case in.Template == tryItTemplate.Name && in.ImageListingID == "":
 		f.Add("template", "needs_image_listing", "the tryit template runs a listing's image: give image_listing_id")
 	case in.Template != "" && !ok:
-		f.Add("template", "unknown_template", "unknown template; known: "+strings.Join(templateNames(), ", "))
+		f.AddMsg("template", "unknown_template", "field.text.unknown_template_known", problem.Args{"Known": strings.Join(templateNames(), ", ")})
 	}
 	f.Check(len(in.ImageListingID) <= 200, "image_listing_id", "invalid", "a listing ID")
 	f.Check(len(in.MountListingID) <= 200 && !strings.ContainsAny(in.MountListingID, "/. \x00"), "mount_listing_id", "invalid", "a listing ID")

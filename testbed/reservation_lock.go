@@ -6,6 +6,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
@@ -60,7 +61,7 @@ func (x *index) checkWindow(r Reservation, booked []Reservation) error {
 	if free >= r.GPUCount {
 		return nil
 	}
-	p := ErrNoCapacity.WithDetail("only %d %s device(s) are free for the whole window", max(free, 0), r.GPUModel)
+	p := ErrNoCapacity.WithDetailMsg("problem.no_capacity.window_free", problem.Args{"Free": max(free, 0), "Model": r.GPUModel})
 	if t := x.nextWindowLocked(r.PoolID, r.GPUModel, r.GPUCount, r.StartsMS, r.EndsMS-r.StartsMS); t > 0 {
 		p = p.WithExtra("next_free_at", fromMS(t).Format(time.RFC3339))
 	}

@@ -37,8 +37,8 @@ func (s *Service) Reserve(ctx context.Context, c Caller, in ReserveInput) (Reser
 	case !in.EndsAt.After(in.StartsAt):
 		f.Add("ends_at", "before_start", "must be after starts_at")
 	}
-	f.Check(in.EndsAt.Sub(in.StartsAt) <= s.opts.MaxReservation, "ends_at", "too_long",
-		fmt.Sprintf("a reservation lasts at most %s", s.opts.MaxReservation))
+	f.CheckMsg(in.EndsAt.Sub(in.StartsAt) <= s.opts.MaxReservation, "ends_at", "too_long",
+		"field.text.reservation_max", problem.Args{"Minutes": int(s.opts.MaxReservation.Minutes())})
 	if err := f.Err(); err != nil {
 		return Reservation{}, err
 	}
@@ -73,7 +73,7 @@ func (s *Service) Reserve(ctx context.Context, c Caller, in ReserveInput) (Reser
 			return err
 		}
 		if int(n) >= s.opts.MaxReservationsOrg {
-			return ErrReservationLimit.WithDetail("at most %d pending or active reservations", s.opts.MaxReservationsOrg)
+			return ErrReservationLimit.WithDetailMsg("problem.reservation_limit.max", problem.Args{"Max": s.opts.MaxReservationsOrg})
 		}
 		return tx.Create(&r).Error
 	})

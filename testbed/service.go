@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/i18n"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/services/events"
@@ -171,12 +172,12 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		in.GPUModel = l.GPUModel // a compute listing offers one model: asking for it is optional
 	}
 	var f problem.Fields
-	f.Check(in.GPUModel == l.GPUModel, "gpu_model", "not_offered", "this listing offers "+l.GPUModel)
+	f.CheckMsg(in.GPUModel == l.GPUModel, "gpu_model", "not_offered", "field.text.listing_offers", problem.Args{"Model": l.GPUModel})
 	if in.DurationMinutes > l.MaxMinutes {
-		f.Add("duration_minutes", "too_long", fmt.Sprintf("at most %d minutes for this listing", l.MaxMinutes))
+		f.AddMsg("duration_minutes", "too_long", "field.text.listing_max_minutes", problem.Args{"Minutes": l.MaxMinutes})
 	}
 	if in.DurationMinutes < l.MinMinutes {
-		f.Add("duration_minutes", "too_short", fmt.Sprintf("at least %d minutes for this listing", l.MinMinutes))
+		f.AddMsg("duration_minutes", "too_short", "field.text.listing_min_minutes", problem.Args{"Minutes": l.MinMinutes})
 	}
 	if err := f.Err(); err != nil {
 		return Sandbox{}, err
@@ -211,12 +212,12 @@ func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox
 		return Sandbox{}, err
 	} else if !ok {
 		if why := s.unavailable[pool.Backend]; why != "" {
-			return Sandbox{}, ErrBackendUnavailable.WithDetail("pool %q cannot start sandboxes on this host: %s", pool.Name, why)
+			return Sandbox{}, ErrBackendUnavailable.WithDetailMsg("problem.backend_unavailable.host", problem.Args{"Pool": pool.Name, "Cause": why})
 		}
 		if agentRun(pool.Backend) {
-			return Sandbox{}, ErrBackendUnavailable.WithDetail("pool %q has no site agent: its vendor enrols one (tamarack agent enroll) to run its sandboxes", pool.Name)
+			return Sandbox{}, ErrBackendUnavailable.WithDetailMsg("problem.backend_unavailable.no_agent", problem.Args{"Pool": pool.Name})
 		}
-		return Sandbox{}, ErrBackendUnavailable.WithDetail("pool %q uses the %s backend, which this deployment does not run", pool.Name, pool.Backend)
+		return Sandbox{}, ErrBackendUnavailable.WithDetailMsg("problem.backend_unavailable.not_run", problem.Args{"Pool": pool.Name, "Backend": pool.Backend})
 	}
 	t, _ := templateNamed(in.Template)
 	cpu, mem := in.CPUMillis, in.MemoryBytes
@@ -383,17 +384,16 @@ func (s *Service) syncClaims(ctx context.Context, poolID string) error {
 }
 
 func (s *Service) noCapacity(req PlaceRequest, now time.Time) error {
-	p := ErrNoCapacity.WithDetail("no node of the pool has %d free %s device(s) for this window", req.GPUCount, req.GPUModel)
+	p := ErrNoCapacity.WithDetailMsg("problem.no_capacity.no_node", problem.Args{"Count": req.GPUCount, "Model": req.GPUModel})
 	if cpu, mem, ok := s.index().largest(req); ok && (req.CPUMillis > cpu || req.Memory > mem) {
 		// No wait helps: the template's CPU and memory per GPU ask more than the pool's nodes have.
-		return p.WithDetail("the sandbox needs %s CPU and %s of memory with its %d %s device(s), and the largest node of the pool "+
-			"with that many has %s CPU and %s: choose a template that needs less, or ask the pool's vendor to declare the node's real size",
-			cpuText(req.CPUMillis), bytesText(req.Memory), req.GPUCount, req.GPUModel, cpuText(cpu), bytesText(mem))
+		return p.WithDetailMsg("problem.no_capacity.too_small", problem.Args{"CPU": cpuText(req.CPUMillis), "Memory": i18n.Size(req.Memory),
+			"GPUs": req.GPUCount, "Model": req.GPUModel, "NodeCPU": cpuText(cpu), "NodeMemory": i18n.Size(mem)})
 	}
 	if t := s.index().nextFree(req, ms(now)); t > ms(now) {
 		p = p.WithExtra("next_free_at", fromMS(t).Format(time.RFC3339))
 	} else if t == 0 {
-		p = p.WithDetail("the pool has fewer than %d ready %s device(s)", req.GPUCount, req.GPUModel)
+		p = p.WithDetailMsg("problem.no_capacity.too_few", problem.Args{"GPUs": req.GPUCount, "Model": req.GPUModel})
 	}
 	return p
 }
@@ -866,7 +866,7 @@ func (s *Service) extend(ctx context.Context, c Caller, id string, minutes int) 
 		free := x.minFreeLocked(sb.PoolID, sb.GPUModel, sb.ExpiresMS, sb.ExpiresMS+int64(minutes)*60_000)
 		x.mu.Unlock()
 		if free < sb.GPUCount {
-			return Sandbox{}, ErrNoCapacity.WithDetail("the devices are reserved within the next %d minutes after the current expiry", minutes)
+			return Sandbox{}, ErrNoCapacity.WithDetailMsg("problem.no_capacity.reserved_after", problem.Args{"Minutes": minutes})
 		}
 	}
 	if _, err := s.holds.Hold(ctx, events.HoldRequestV1{Action: "extend", SandboxID: sb.ID, OrganizationID: sb.OrgID,

@@ -85,7 +85,7 @@ func (h handler) streamSandbox(c *fiber.Ctx, scope string) (Sandbox, error) {
 		return Sandbox{}, problem.ErrUnauthorized
 	}
 	if !p.HasScope(scope) {
-		return Sandbox{}, problem.ErrForbidden.WithDetail("the token lacks the %q scope", scope)
+		return Sandbox{}, problem.ErrForbidden.WithDetailMsg("problem.forbidden.scope", problem.Args{"Scope": scope})
 	}
 	return h.svc.getOwn(c.UserContext(), callerOf(c), id)
 }
@@ -100,7 +100,7 @@ func (h handler) logs(c *fiber.Ctx) error {
 	}
 	b := h.svc.backendOf(sb)
 	if b == nil || sb.State == StateRequested || sb.State == StateScheduled {
-		return ErrNotRunning.WithDetail("no output yet")
+		return ErrNotRunning.WithDetailMsg("problem.sandbox_not_running.no_output", nil)
 	}
 	follow := c.Query("follow") != "false" && !sb.Terminal()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,11 +110,11 @@ func (h handler) logs(c *fiber.Ctx) error {
 		if errors.Is(err, backend.ErrNotFound) {
 			switch {
 			case sb.State == StateProvisioning: // its image is being pulled, or the backend is starting it
-				return ErrNotRunning.WithDetail("no output yet: the sandbox is starting")
+				return ErrNotRunning.WithDetailMsg("problem.sandbox_not_running.starting", nil)
 			case sb.StartedMS == 0:
-				return ErrNotRunning.WithDetail("no output: the sandbox never ran")
+				return ErrNotRunning.WithDetailMsg("problem.sandbox_not_running.never_ran", nil)
 			}
-			return ErrNotRunning.WithDetail("the sandbox's logs are no longer kept")
+			return ErrNotRunning.WithDetailMsg("problem.sandbox_not_running.logs_gone", nil)
 		}
 		if errors.Is(err, backend.ErrUnavailable) {
 			// The backend (a site agent that does not answer, slurmrestd down) is away, not broken: 503, retry.
@@ -269,7 +269,7 @@ func (h handler) terminalUpgrade(c *fiber.Ctx) error {
 		return err
 	}
 	if sb.State != StateRunning {
-		return ErrNotRunning.WithDetail("the sandbox is %s", sb.State)
+		return ErrNotRunning.WithDetailMsg("problem.sandbox_not_running.state", problem.Args{"State": string(sb.State)})
 	}
 	cmd, err := terminalCommand(c)
 	if err != nil {
@@ -396,7 +396,7 @@ func (h handler) proxy(c *fiber.Ctx) error {
 		return err
 	}
 	if sb.State != StateRunning {
-		return ErrNotRunning.WithDetail("the sandbox is %s", sb.State)
+		return ErrNotRunning.WithDetailMsg("problem.sandbox_not_running.state", problem.Args{"State": string(sb.State)})
 	}
 	port, err := strconv.Atoi(c.Params("port"))
 	if err != nil || !slices.Contains(sb.template().Ports, port) {

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/image"
 )
@@ -152,8 +153,7 @@ func (s *Service) imageListingFor(ctx context.Context, c Caller, id string) (Ima
 	if l.Gated {
 		how = fmt.Sprintf("request access from its vendor in the marketplace (POST /api/v1/marketplace/listings/%s/access-requests)", l.ID)
 	}
-	return ImageListing{}, ErrImageAccessRequired.WithDetail("Your organisation has no access to %s %q, whose image this "+
-		"sandbox would run: %s, then launch again.", l.Kind, l.Title, how).WithExtra("image_listing_id", l.ID)
+	return ImageListing{}, ErrImageAccessRequired.WithDetailMsg("problem.access_required.image", problem.Args{"Kind": l.Kind, "Title": l.Title, "How": how}).WithExtra("image_listing_id", l.ID)
 }
 
 // checkPoolImage refuses, before anything is held or placed, an image that the pool's staff allow-list does
@@ -166,8 +166,7 @@ func checkPoolImage(pool Pool, ref string) error {
 	if err == nil {
 		return nil
 	}
-	return ErrImageNotAllowed.WithDetail("Image %s cannot run on pool %q: %v. Programme staff decide which images a pool "+
-		"runs (pool setting %s); choose another compute listing, or ask them to allow it.", ref, pool.Name, err, image.SettingAllow).
+	return ErrImageNotAllowed.WithDetailMsg("problem.image_not_allowed.pool", problem.Args{"Image": ref, "Pool": pool.Name, "Cause": err.Error(), "Setting": image.SettingAllow}).
 		WithExtra("image", ref).WithExtra("pool_id", pool.ID)
 }
 

@@ -67,7 +67,7 @@ func parseUtilisationRange(from, to string, now time.Time) (time.Time, time.Time
 	case f.After(today):
 		fs.Add("from", "out_of_range", "must not be in the future")
 	case int(t.Sub(f).Hours()/24)+1 > MaxUtilisationDays:
-		fs.Add("to", "out_of_range", fmt.Sprintf("the range is at most %d days", MaxUtilisationDays))
+		fs.AddMsg("to", "out_of_range", "field.text.range_days", problem.Args{"Days": MaxUtilisationDays})
 	}
 	return f, t, fs.Err()
 }
@@ -162,7 +162,7 @@ func (h handler) utilisation(c *fiber.Ctx) error {
 	}
 	cl := callerOf(c)
 	if !cl.Staff && cl.OrgKind != web.OrgVendor {
-		return problem.ErrForbidden.WithDetail("pool utilisation is for vendors and programme staff")
+		return problem.ErrForbidden.WithDetailMsg("problem.forbidden.utilisation", nil)
 	}
 	u, err := h.svc.PoolUtilisation(c.UserContext(), cl, c.Query("pool_id"), from, to)
 	if err != nil {

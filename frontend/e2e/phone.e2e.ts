@@ -31,6 +31,7 @@ let browser: Browser;
 let staffAuth: Authenticator;
 let computeListing = '';
 let otherListing = '';
+let vendorListing = '';
 
 async function api(path: string, init: { method?: string; body?: unknown; token?: string; lang?: string } = {}) {
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
@@ -63,6 +64,11 @@ beforeAll(async () => {
   otherListing = items.find((l) => l.kind !== 'compute')?.id ?? '';
   expect(computeListing, 'the demo seed publishes a compute listing').not.toBe('');
   expect(otherListing, 'the demo seed publishes a model or dataset listing').not.toBe('');
+  // The vendor's own listing, for its edit page (the demo vendor has no second factor).
+  const vendorLogin = await api('/identity/login', { method: 'POST', body: { email: VENDOR, password: DEMO_PASSWORD } });
+  const mine = await api('/marketplace/my/listings', { token: vendorLogin.body.access_token });
+  vendorListing = (mine.body.items as { id: string }[])[0]?.id ?? '';
+  expect(vendorListing, 'the demo vendor has a listing').not.toBe('');
 });
 afterAll(async () => {
   await browser?.close();
@@ -109,9 +115,10 @@ async function walk(a: Watched, lang: Lang, role: string, paths: string[]) {
 
 const PUBLIC = () => ['/', '/catalogue', `/listings/${otherListing}`, `/listings/${computeListing}`, '/signin', '/signup',
   '/forgot-password', '/reset-password', '/verify-email', '/invitations/not-a-token', '/no-such-page'];
-const SIGNED_IN = ['/profile', '/tokens', '/account/security', '/wallet', '/billing', '/entitlements', '/orders'];
-const BUYER = ['/sandboxes', '/sandboxes/new'];
-const VENDOR_PAGES = ['/vendor/listings', '/vendor/listings/new', '/vendor/access-requests', '/vendor/pools', '/vendor/earnings'];
+const SIGNED_IN = ['/profile', '/tokens', '/account/security', '/device', '/wallet', '/wallet/return', '/billing', '/entitlements', '/orders'];
+const BUYER = ['/sandboxes', '/sandboxes/new', '/requests'];
+const VENDOR_PAGES = () => ['/vendor/listings', '/vendor/listings/new', `/vendor/listings/${vendorListing}/edit`, '/vendor/access-requests',
+  '/vendor/pools', '/vendor/earnings'];
 const STAFF_PAGES = ['/staff/reviews', '/staff/organizations', '/staff/grants', '/staff/spend', '/staff/payments', '/staff/payouts', '/staff/audit'];
 
 for (const lang of ['en', 'fr'] as const) {
@@ -131,13 +138,13 @@ for (const lang of ['en', 'fr'] as const) {
     it('the vendor: every page of theirs fits', async () => {
       const a = await open(lang);
       await signIn(a, L, VENDOR);
-      await walk(a, lang, 'vendor', [...VENDOR_PAGES, '/profile', '/wallet']);
+      await walk(a, lang, 'vendor', [...VENDOR_PAGES(), '/profile', '/wallet']);
       await a.context.close();
     });
     it('staff, with their second factor: every staff page fits', async () => {
       const a = await open(lang);
       await signIn(a, L, STAFF, staffAuth);
-      await walk(a, lang, 'staff', [...STAFF_PAGES, '/profile']);
+      await walk(a, lang, 'staff', [...STAFF_PAGES, '/profile', `/listings/${computeListing}`]);
       await a.context.close();
     });
     it("a failed sign-in shows the server's problem in the page's language", async () => {

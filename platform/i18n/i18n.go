@@ -184,6 +184,15 @@ func (c *Catalog) KeyOf(prefix, text string) (string, bool) {
 	return keys[0], true
 }
 
+// AuditAction names an audit action of service for people in tag's language (catalogue key
+// audit.<service>.<action>), or returns the action itself when the catalogue has no name for it.
+func AuditAction(tag language.Tag, service, action string) string {
+	if s, ok := Default().Text(tag, "audit."+service+"."+action, nil); ok {
+		return s
+	}
+	return action
+}
+
 // prepare writes the arguments that depend on the language (sizes) for tag.
 func prepare(tag language.Tag, args map[string]any) map[string]any {
 	if len(args) == 0 {

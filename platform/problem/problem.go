@@ -220,6 +220,13 @@ func (f *Fields) Check(ok bool, field, code, message string) {
 	}
 }
 
+// CheckMsg records the field error, a catalogue message (see AddMsg), when ok is false.
+func (f *Fields) CheckMsg(ok bool, field, code, key string, args Args) {
+	if !ok {
+		f.AddMsg(field, code, key, args)
+	}
+}
+
 // Err returns nil when no field failed, else a validation problem listing them in a stable order.
 func (f Fields) Err() error {
 	if len(f) == 0 {

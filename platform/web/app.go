@@ -284,10 +284,10 @@ func fromFiber(fe *fiber.Error) *problem.Problem {
 		return problem.ErrMalformed.WithDetail("%s", fe.Message)
 	case http.StatusUnsupportedMediaType:
 		return problem.New(fe.Code, "unsupported_media_type", "Send the body as application/json.").
-			WithDetail("Set Content-Type: application/json and send a JSON object.")
+			WithDetailMsg("problem.unsupported_media_type.detail", nil)
 	case http.StatusRequestTimeout:
 		return problem.New(fe.Code, "request_timeout", "The request took too long.").
-			WithDetail("The server stopped waiting for the request to arrive; send it again.")
+			WithDetailMsg("problem.request_timeout.detail", nil)
 	case http.StatusServiceUnavailable:
 		return problem.ErrUnavailable
 	}
@@ -295,7 +295,7 @@ func fromFiber(fe *fiber.Error) *problem.Problem {
 		return problem.ErrInternal
 	}
 	return problem.New(fe.Code, "http_"+strconv.Itoa(fe.Code), http.StatusText(fe.Code)).
-		WithDetail("The HTTP layer refused the request (%d %s); /api/openapi.json describes what each route takes.", fe.Code, http.StatusText(fe.Code))
+		WithDetailMsg("problem.http.refused", problem.Args{"Status": fe.Code, "Text": http.StatusText(fe.Code)})
 }
 
 // NotFound is the last handler of an app: unknown routes answer a problem, not Fiber's plain text.

@@ -143,7 +143,7 @@ func Auth(a Authenticator) fiber.Handler {
 		if h := c.Get(fiber.HeaderAuthorization); h != "" {
 			scheme, rest, ok := strings.Cut(h, " ")
 			if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
-				return ErrBadToken.WithDetail("use Authorization: Bearer <token>")
+				return ErrBadToken.WithDetailMsg("problem.invalid_token.scheme", nil)
 			}
 			token = strings.TrimSpace(rest)
 		} else if q := c.Query("access_token"); q != "" && isStream(c) {
@@ -195,7 +195,7 @@ func RequireStaff(c *fiber.Ctx) error {
 		return ErrMFARequired
 	}
 	if !p.Staff {
-		return problem.ErrForbidden.WithDetail("programme staff only")
+		return problem.ErrForbidden.WithDetailMsg("problem.forbidden.staff_only", nil)
 	}
 	return c.Next()
 }
@@ -224,7 +224,7 @@ func RequireOrgAdmin(c *fiber.Ctx) error {
 		return problem.ErrUnauthorized
 	}
 	if !p.IsOrgAdmin() {
-		return problem.ErrForbidden.WithDetail("organisation owners and admins only")
+		return problem.ErrForbidden.WithDetailMsg("problem.forbidden.owners_admins_only", nil)
 	}
 	return c.Next()
 }
@@ -237,7 +237,7 @@ func RequireOrgKind(kinds ...string) fiber.Handler {
 			return problem.ErrUnauthorized
 		}
 		if !slices.Contains(kinds, p.OrgKind) {
-			return problem.ErrForbidden.WithDetail("only %s organisations may do this", strings.Join(kinds, " or "))
+			return problem.ErrForbidden.WithDetailMsg("problem.forbidden.org_kinds", problem.Args{"Kinds": strings.Join(kinds, ", ")})
 		}
 		return c.Next()
 	}
@@ -249,11 +249,10 @@ func RequireScope(scope string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		p := PrincipalOf(c)
 		if !p.HasScope(scope) {
-			return problem.ErrForbidden.WithDetail("the token lacks the %q scope", scope)
+			return problem.ErrForbidden.WithDetailMsg("problem.forbidden.scope", problem.Args{"Scope": scope})
 		}
 		if scope == "write" && p.OrgRequiresMFA && !p.MFA {
-			return ErrMFARequired.WithDetail("This organisation requires two-step sign-in (MFA) of its members. " +
-				"Turn it on: POST /api/v1/identity/mfa/totp, confirm with POST /api/v1/identity/mfa/totp/confirm, then sign in again.")
+			return ErrMFARequired.WithDetailMsg("problem.mfa_required.org_policy", nil)
 		}
 		return c.Next()
 	}

@@ -42,7 +42,7 @@ func ReadBody(c *fiber.Ctx, n int) error {
 	req := c.Request()
 	if enc := strings.TrimSpace(string(req.Header.Peek(fiber.HeaderContentEncoding))); enc != "" && !strings.EqualFold(enc, "identity") {
 		c.Context().SetConnectionClose()
-		return ErrContentEncoding.WithDetail("Content-Encoding %q is not accepted", enc)
+		return ErrContentEncoding.WithDetailMsg("problem.unsupported_content_encoding.named", problem.Args{"Encoding": enc})
 	}
 	length := req.Header.ContentLength()
 	if length > n {
@@ -62,7 +62,7 @@ func ReadBody(c *fiber.Ctx, n int) error {
 	}
 	if _, err := buf.ReadFrom(io.LimitReader(stream, int64(n)+1)); err != nil {
 		c.Context().SetConnectionClose()
-		return problem.ErrMalformed.WithDetail("the request body could not be read: %v", err)
+		return problem.ErrMalformed.WithDetailMsg("problem.malformed_json.unreadable", problem.Args{"Cause": err.Error()})
 	}
 	if buf.Len() > n {
 		return tooLarge(c, n)

@@ -131,8 +131,7 @@ type DeviceCodeInput struct {
 // Validate lists every bad field.
 func (in *DeviceCodeInput) Validate() error {
 	var f problem.Fields
-	f.Check(utf8.RuneCountInString(in.ClientName) <= DeviceClientNameMax, "client_name", "max",
-		fmt.Sprintf("must be at most %d characters", DeviceClientNameMax))
+	f.CheckMsg(utf8.RuneCountInString(in.ClientName) <= DeviceClientNameMax, "client_name", "max", "field.max_chars", problem.Args{"Param": DeviceClientNameMax})
 	return f.Err()
 }
 
@@ -194,8 +193,7 @@ func (s *Service) RequestDeviceCode(ctx context.Context, in DeviceCodeInput) (De
 		return DeviceAuthorization{}, err
 	}
 	if ok, wait := s.limiter.allow(s.clock.Now(), "device-ip:"+in.IP); !ok {
-		return DeviceAuthorization{}, ErrRateLimited.WithDetail("Too many device codes asked for from this address; wait %d seconds.",
-			retrySeconds(wait)).WithExtra("retry_after_seconds", retrySeconds(wait))
+		return DeviceAuthorization{}, ErrRateLimited.WithDetailMsg("problem.rate_limited.device_codes", problem.Args{"Seconds": retrySeconds(wait)}).WithExtra("retry_after_seconds", retrySeconds(wait))
 	}
 	now := s.clock.Now()
 	ua := in.UserAgent
@@ -236,7 +234,7 @@ func (s *Service) RequestDeviceCode(ctx context.Context, in DeviceCodeInput) (De
 // normalises it.
 func (s *Service) deviceLookup(a Actor, userCode string) (string, error) {
 	if err := requireSession(a); err != nil {
-		return "", ErrAPITokenNotAllowed.WithDetail("Approve a device sign-in from the web UI's /device page, signed in; an API token cannot.")
+		return "", ErrAPITokenNotAllowed.WithDetailMsg("problem.session_required.device", nil)
 	}
 	if ok, wait := s.deviceLookups.allow(s.clock.Now(), "device-user:"+a.UserID); !ok {
 		return "", ErrDeviceTooManyLookups.WithExtra("retry_after_seconds", retrySeconds(wait))
@@ -435,7 +433,7 @@ func (s *Service) ExchangeDeviceCode(ctx context.Context, in DeviceTokenInput) (
 	case devicePending:
 		return Session{}, ErrAuthorizationPending
 	case deviceSlow:
-		return Session{}, ErrSlowDown.WithDetail("Poll this device code at most every %d seconds.", row.IntervalSeconds).
+		return Session{}, ErrSlowDown.WithDetailMsg("problem.slow_down.interval", problem.Args{"Seconds": row.IntervalSeconds}).
 			WithExtra("interval", row.IntervalSeconds)
 	case deviceExpired:
 		return Session{}, ErrExpiredToken

@@ -50,7 +50,7 @@ func (r *deviceTokenRequest) Validate() error {
 	var f problem.Fields
 	f.Check(r.DeviceCode != "", "device_code", "required", "is required")
 	f.Check(len(r.DeviceCode) <= 200, "device_code", "max", "is too long")
-	f.Check(r.GrantType == "" || r.GrantType == DeviceGrantType, "grant_type", "oneof", "must be "+DeviceGrantType)
+	f.CheckMsg(r.GrantType == "" || r.GrantType == DeviceGrantType, "grant_type", "oneof", "field.text.must_be", problem.Args{"Value": DeviceGrantType})
 	return f.Err()
 }
 

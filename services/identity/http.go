@@ -504,7 +504,7 @@ func (h handler) accept(c *fiber.Ctx) error {
 	web.SetLogPath(c, Base+"/invitations/:token/accept")
 	// Joining an organisation is a write: a read-only API token may not (checked here, after the log path).
 	if p := web.PrincipalOf(c); p.Authenticated() && !p.HasScope(ScopeWrite) {
-		return problem.ErrForbidden.WithDetail("the token lacks the %q scope", ScopeWrite)
+		return problem.ErrForbidden.WithDetailMsg("problem.forbidden.scope", problem.Args{"Scope": ScopeWrite})
 	}
 	var req acceptRequest
 	if len(strings.TrimSpace(string(c.Body()))) > 0 {

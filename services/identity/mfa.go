@@ -250,7 +250,7 @@ func (s *Service) replaceRecoveryCodes(tx *gorm.DB, userID string) ([]string, er
 // requireSession refuses API tokens: the second factor is managed from a password session only.
 func requireSession(a Actor) error {
 	if a.APIToken {
-		return ErrAPITokenNotAllowed.WithDetail("Two-step sign-in is managed with the access token of a session from POST /api/v1/identity/login, not an API token.")
+		return ErrAPITokenNotAllowed.WithDetailMsg("problem.session_required.mfa", nil)
 	}
 	return nil
 }
@@ -422,8 +422,7 @@ func (s *Service) checkPassword(ctx context.Context, a Actor, password, step str
 
 func (s *Service) tooManyAttempts(wait time.Duration) error {
 	secs := retrySeconds(wait)
-	return ErrTooManyAttempts.WithDetail("Too many failed attempts: wait %d seconds before trying again. "+
-		"Each further failure doubles the wait, up to %s.", secs, spell(s.throttle.Max)).WithExtra("retry_after_seconds", secs)
+	return ErrTooManyAttempts.WithDetailMsg("problem.too_many_attempts.codes", problem.Args{"Seconds": secs, "MaxSeconds": retrySeconds(s.throttle.Max)}).WithExtra("retry_after_seconds", secs)
 }
 
 // checkFactor charges one attempt to the sign-in throttle, checks c against userID's authenticator
@@ -626,10 +625,10 @@ func (s *Service) SetOrgMFA(ctx context.Context, a Actor, orgID string, require 
 			return err
 		}
 		if role != RoleOwner {
-			return ErrOwnersOnly.WithDetail("Only an owner of the organisation may change whether it requires two-step sign-in.")
+			return ErrOwnersOnly.WithDetailMsg("problem.owners_only.mfa_policy", nil)
 		}
 		if require && !a.MFA {
-			return ErrMFARequired.WithDetail("Turn on two-step sign-in for yourself and sign in with it before requiring it of your organisation: POST /api/v1/identity/mfa/totp.")
+			return ErrMFARequired.WithDetailMsg("problem.mfa_required.self_first", nil)
 		}
 		if err := tx.Model(&Organization{}).Where("id = ?", orgID).Update("require_mfa", require).Error; err != nil {
 			return err

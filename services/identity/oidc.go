@@ -513,8 +513,7 @@ func (s *Service) oidcAccount(ctx context.Context, in OIDCCallbackInput) (User, 
 		return User{}, err
 	}
 	if in.Error != "" {
-		return fail("", ErrOIDCDenied.WithDetail("The provider answered %q: %s. Start again from the sign-in page.",
-			in.Error, in.ErrorDescription), "provider_error")
+		return fail("", ErrOIDCDenied.WithDetailMsg("problem.oidc_denied.provider", problem.Args{"Error": in.Error, "Description": in.ErrorDescription}), "provider_error")
 	}
 	id, err := s.oidcVerify(ctx, c, in.Code, st)
 	if err != nil {
@@ -525,8 +524,7 @@ func (s *Service) oidcAccount(ctx context.Context, in OIDCCallbackInput) (User, 
 		return User{}, err
 	}
 	if id.Email == "" || !validEmail(id.Email) {
-		return fail(id.Email, ErrOIDCEmailUnverified.WithDetail("The provider sent no usable e-mail address (claim %q); ask the operator to check the claims mapping.",
-			c.cfg.Claims.Email), "email_missing")
+		return fail(id.Email, ErrOIDCEmailUnverified.WithDetailMsg("problem.oidc_email_unverified.missing", problem.Args{"Claim": c.cfg.Claims.Email}), "email_missing")
 	}
 	if !id.Verified {
 		return fail(id.Email, ErrOIDCEmailUnverified, "email_unverified")
@@ -534,8 +532,7 @@ func (s *Service) oidcAccount(ctx context.Context, in OIDCCallbackInput) (User, 
 	domain := id.Email[strings.LastIndexByte(id.Email, '@')+1:]
 	orgID, ok := c.cfg.Domains[domain]
 	if !ok {
-		return fail(id.Email, ErrOIDCDomainNotAllowed.WithDetail("The domain %s is not admitted by this provider's settings; "+
-			"sign up with a password, or ask the platform's operator to add your organisation's domain.", domain), "domain_not_allowed")
+		return fail(id.Email, ErrOIDCDomainNotAllowed.WithDetailMsg("problem.oidc_domain_not_allowed.named", problem.Args{"Domain": domain}), "domain_not_allowed")
 	}
 	return s.oidcUser(ctx, c.cfg, id, orgID, in.Meta)
 }

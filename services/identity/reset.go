@@ -47,7 +47,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string, meta M
 		return err
 	}
 	if ok, wait := s.limiter.allow(s.clock.Now(), "reset-ip:"+meta.IP); !ok {
-		return ErrRateLimited.WithDetail("too many password reset requests from this address").
+		return ErrRateLimited.WithDetailMsg("problem.rate_limited.resets", nil).
 			WithExtra("retry_after_seconds", retrySeconds(wait))
 	}
 	var (

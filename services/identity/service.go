@@ -61,7 +61,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (Session, error) {
 	}
 	// Sign-ups cost a password hash: the same per-IP budget as sign-ins keeps them from burning the CPU.
 	if ok, wait := s.limiter.allow(s.clock.Now(), "signup-ip:"+in.IP); !ok {
-		return Session{}, ErrRateLimited.WithDetail("too many sign-ups from this address").WithExtra("retry_after_seconds", retrySeconds(wait))
+		return Session{}, ErrRateLimited.WithDetailMsg("problem.rate_limited.signups", nil).WithExtra("retry_after_seconds", retrySeconds(wait))
 	}
 	hash, err := s.hash(ctx, in.Password)
 	if err != nil {
@@ -141,8 +141,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Session, error) {
 		secs := retrySeconds(wait)
 		s.auditNow(ctx, AuditEntry{Action: AuditLoginRateLimited, ActorEmail: email, IP: in.IP,
 			Detail: details("by", by, "retry_after_seconds", secs)})
-		return Session{}, ErrTooManyAttempts.WithDetail("Too many failed sign-ins: wait %d seconds before trying again. "+
-			"Each further failure doubles the wait, up to %s.", secs, spell(s.throttle.Max)).
+		return Session{}, ErrTooManyAttempts.WithDetailMsg("problem.too_many_attempts.signins", problem.Args{"Seconds": secs, "MaxSeconds": retrySeconds(s.throttle.Max)}).
 			WithExtra("retry_after_seconds", secs)
 	}
 	u, err := userByEmail(s.db.WithContext(ctx), email)
@@ -184,14 +183,6 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Session, error) {
 		return Session{}, err
 	}
 	return s.session(ctx, u, org, role, refresh)
-}
-
-// spell writes a whole number of minutes or seconds for people.
-func spell(d time.Duration) string {
-	if d >= time.Minute && d%time.Minute == 0 {
-		return fmt.Sprintf("%d minutes", d/time.Minute)
-	}
-	return fmt.Sprintf("%d seconds", retrySeconds(d))
 }
 
 func orgIDOf(o *Organization) string {
@@ -393,7 +384,7 @@ func (s *Service) authorizeOrg(db *gorm.DB, a Actor, orgID string, admin, write 
 		return "", err
 	}
 	if admin && m.Role != RoleOwner && m.Role != RoleAdmin && !(a.Staff && !write) {
-		return m.Role, problem.ErrForbidden.WithDetail("organisation owners and admins only")
+		return m.Role, problem.ErrForbidden.WithDetailMsg("problem.forbidden.owners_admins_only", nil)
 	}
 	return m.Role, nil
 }
@@ -526,7 +517,7 @@ func (s *Service) Accept(ctx context.Context, a *Actor, in AcceptInput) (Organiz
 			u = User{ID: newID(), Email: inv.Email, Name: in.Name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now, EmailVerifiedAt: &now}
 			if err := tx.Create(&u).Error; err != nil {
 				if sqldb.IsDuplicate(err) {
-					return ErrEmailTaken.WithDetail("an account with this e-mail exists: sign in, then accept")
+					return ErrEmailTaken.WithDetailMsg("problem.email_taken.accept", nil)
 				}
 				return err
 			}
@@ -689,7 +680,7 @@ func (s *Service) CreateToken(ctx context.Context, a Actor, in CreateTokenInput)
 		return APIToken{}, "", err
 	}
 	if a.OrgID == "" {
-		return APIToken{}, "", problem.ErrForbidden.WithDetail("act for an organisation to create API tokens")
+		return APIToken{}, "", problem.ErrForbidden.WithDetailMsg("problem.forbidden.tokens_need_org", nil)
 	}
 	token := web.APITokenPrefix + secret()
 	t := APIToken{ID: newID(), UserID: a.UserID, OrganizationID: a.OrgID, Name: in.Name, TokenHash: hashSecret(token),
@@ -807,7 +798,7 @@ func (s *Service) Organizations(ctx context.Context, f OrgFilter) ([]Organizatio
 // Verify marks an organisation verified (or not) by staff, with a note, announcing it.
 func (s *Service) Verify(ctx context.Context, a Actor, orgID string, verified bool, note string) (Organization, error) {
 	if !a.Staff {
-		return Organization{}, problem.ErrForbidden.WithDetail("programme staff only")
+		return Organization{}, problem.ErrForbidden.WithDetailMsg("problem.forbidden.staff_only", nil)
 	}
 	now := s.clock.Now()
 	var o Organization
@@ -844,7 +835,7 @@ func (s *Service) Audit(ctx context.Context, a Actor, f AuditFilter) ([]AuditEnt
 			return nil, ErrOrgNotFound
 		}
 		if a.OrgID == "" {
-			return nil, problem.ErrForbidden.WithDetail("organisation owners and admins only")
+			return nil, problem.ErrForbidden.WithDetailMsg("problem.forbidden.owners_admins_only", nil)
 		}
 		if _, err := s.authorizeOrg(db, a, a.OrgID, true, false); err != nil {
 			return nil, err

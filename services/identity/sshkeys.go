@@ -84,8 +84,8 @@ func (in AddSSHKeyInput) parse() (parsedSSHKey, error) {
 	case len(strings.TrimSpace(string(rest))) > 0:
 		f.Add("public_key", "invalid", "one key only")
 	default:
-		if msg := checkKeyType(pk); msg != "" {
-			f.Add("public_key", "unsupported_key_type", msg)
+		if key, args := checkKeyType(pk); key != "" {
+			f.AddMsg("public_key", "unsupported_key_type", key, args)
 		}
 		out.keyType = pk.Type()
 		out.line = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))
@@ -103,22 +103,23 @@ func (in AddSSHKeyInput) parse() (parsedSSHKey, error) {
 	return out, f.Err()
 }
 
-// checkKeyType allows Ed25519, ECDSA and RSA of at least 2048 bits; it says why another is refused.
-func checkKeyType(pk ssh.PublicKey) string {
+// checkKeyType allows Ed25519, ECDSA and RSA of at least 2048 bits; it says why another is refused (the
+// catalogue message and its values).
+func checkKeyType(pk ssh.PublicKey) (string, problem.Args) {
 	switch pk.Type() {
 	case ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521:
-		return ""
+		return "", nil
 	case ssh.KeyAlgoRSA:
 		cpk, ok := pk.(ssh.CryptoPublicKey)
 		if !ok {
-			return "unreadable RSA key"
+			return "field.text.ssh_rsa_unreadable", nil
 		}
 		if rk, ok := cpk.CryptoPublicKey().(*rsa.PublicKey); !ok || rk.N.BitLen() < 2048 {
-			return "RSA keys need at least 2048 bits; prefer ssh-keygen -t ed25519"
+			return "field.text.ssh_rsa_short", nil
 		}
-		return ""
+		return "", nil
 	}
-	return fmt.Sprintf("%s keys are not accepted: use ed25519, ecdsa or rsa (2048 bits or more)", pk.Type())
+	return "field.text.ssh_key_type", problem.Args{"Type": pk.Type()}
 }
 
 // SSHKeys lists the actor's keys by ID.
@@ -277,7 +278,7 @@ func (h handler) addSSHKey(c *fiber.Ctx) error {
 	}
 	a := actorOf(c)
 	if a.APIToken {
-		return ErrAPITokenNotAllowed.WithDetail("An API token cannot register SSH keys; sign in and add the key from your profile.")
+		return ErrAPITokenNotAllowed.WithDetailMsg("problem.session_required.ssh_keys", nil)
 	}
 	k, err := h.svc.AddSSHKey(c.UserContext(), a, AddSSHKeyInput{Name: req.Name, PublicKey: req.PublicKey})
 	if err != nil {

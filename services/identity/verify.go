@@ -187,8 +187,7 @@ func (s *Service) ResendVerification(ctx context.Context, a Actor) error {
 	}
 	if wait > 0 {
 		secs := retrySeconds(wait)
-		return ErrTooManyMails.WithDetail("A verification e-mail was sent recently: wait %d seconds before asking again, "+
-			"and check your spam folder meanwhile.", secs).WithExtra("retry_after_seconds", secs)
+		return ErrTooManyMails.WithDetailMsg("problem.too_many_emails.wait", problem.Args{"Seconds": secs}).WithExtra("retry_after_seconds", secs)
 	}
 	return s.sendVerification(ctx, u, a.IP)
 }

@@ -267,6 +267,30 @@ describe('pages on the services\' real shapes', () => {
     expect(screen.getByText('Organisations with access to this listing can rate it.')).toBeInTheDocument();
   });
 
+  it('staff suspend a published listing with a reason, after a confirmation that Cancel leaves without effect', async () => {
+    const sent: unknown[] = [];
+    renderPage('/listings/lst_m', {
+      'GET /api/v1/identity/me': () => json(200, staffMe),
+      'GET /api/v1/marketplace/listings/lst_m': () => json(200, modelListing),
+      'GET /api/v1/marketplace/listings/lst_m/reviews': () => json(200, { items: [] }),
+      'POST /api/v1/marketplace/listings/lst_m/suspend': async (c) => {
+        sent.push(c.body);
+        return json(200, { ...modelListing, status: 'suspended', status_reason: 'Licence unclear' });
+      },
+    });
+    const open = await screen.findByRole('button', { name: 'Suspend Maple 7B' }, { timeout: 8000 });
+    await userEvent.click(open);
+    let dialog = screen.getByRole('dialog', { name: 'Suspend this listing?' });
+    await userEvent.click(within(dialog).getByRole('button', { name: 'Cancel' }));
+    expect(screen.queryByRole('dialog')).toBeNull();
+    expect(sent).toEqual([]);
+    await userEvent.click(screen.getByRole('button', { name: 'Suspend Maple 7B' }));
+    dialog = screen.getByRole('dialog', { name: 'Suspend this listing?' });
+    await userEvent.type(within(dialog).getByLabelText(/Reason/), 'Licence unclear');
+    await userEvent.click(within(dialog).getByRole('button', { name: 'Suspend the listing' }));
+    await waitFor(() => expect(sent).toEqual([{ reason: 'Licence unclear' }]));
+  });
+
   it('the launch form runs a try-it image on a pool that allows it, without a template, and shows why a launch is refused', async () => {
     let launches = 0;
     const f = renderPage('/sandboxes/new?try=lst_m', {

@@ -5,6 +5,7 @@ import { marketplace } from '../api/endpoints';
 import type { Artifact, Order, Plan } from '../api/types';
 import { useSession } from '../auth/session';
 import { AvailabilityCalendar } from '../components/AvailabilityCalendar';
+import { ConfirmDialogButton } from '../components/ConfirmDialog';
 import { SafeHtml } from '../components/Html';
 import { isApiError } from '../api/problem';
 import { AsyncBlock, Notice, ProblemAlert, SelectField, StateBadge, TextAreaField, TextField } from '../components/ui';
@@ -177,6 +178,9 @@ export function ListingPage() {
               {l.status !== 'published' && <StateBadge state={l.status} />}
             </div>
             {l.status_reason && <Notice tone="warning">{l.status_reason}</Notice>}
+            {signedIn && s.isStaff && !ownListing && l.status === 'published' && (
+              <SuspendListing id={l.id} title={local.title.text} onDone={refresh} />
+            )}
             <LockBanner listing={l} />
             <div className="two-col">
               <div>
@@ -445,5 +449,41 @@ export function ListingPage() {
         )}
       </AsyncBlock>
     </section>
+  );
+}
+
+/** SuspendListing lets programme staff hide a published listing, with a reason its vendor reads, after a confirmation. */
+function SuspendListing({ id, title, onDone }: { id: string; title: string; onDone: () => void }) {
+  const { t } = useTranslation();
+  const [reason, setReason] = useState('');
+  const [error, setError] = useState<unknown>();
+  const suspend = async () => {
+    setError(undefined);
+    try {
+      await marketplace().suspend(id, reason.trim());
+      setReason('');
+      onDone();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <div className="staff-actions">
+      {error !== undefined && <ProblemAlert error={error} listFields onDismiss={() => setError(undefined)} />}
+      <ConfirmDialogButton
+        label={t('listing.suspend')}
+        accessibleLabel={t('listing.suspend_named', { title })}
+        title={t('listing.suspend_title')}
+        question={
+          <>
+            <p>{t('listing.suspend_question', { title })}</p>
+            <TextAreaField label={t('listing.suspend_reason')} value={reason} onChange={(e) => setReason(e.target.value)} rows={3} required />
+          </>
+        }
+        confirmLabel={t('listing.suspend_confirm')}
+        onConfirm={suspend}
+        testId="suspend-listing"
+      />
+    </div>
   );
 }

@@ -1,7 +1,8 @@
 // Charts where people would rather look than read: spend against the budget, spend by sandbox and listing,
 // vendor earnings, pool utilisation, programme spend and co-funding. Each chart has a heading, a text summary
 // (what a screen reader announces for the picture) and its data as a table behind a disclosure; amounts are
-// integer micro-credits formatted for the reader's language; days are UTC calendar days, labelled as dates.
+// integer micro-credits formatted for the reader's language; days are calendar days of the viewer's time zone
+// (the UI sends its zone, and the API counts the days there), labelled as dates.
 
 import { useId, type ReactNode } from 'react';
 import { useTranslation } from 'react-i18next';
@@ -18,7 +19,7 @@ function locale(lang: string): string {
   return lang.startsWith('fr') ? 'fr-CA' : 'en-CA';
 }
 
-/** dayLabel writes a UTC calendar day (yyyy-mm-dd) as a short date in the reader's language. */
+/** dayLabel writes a calendar day (yyyy-mm-dd) as a short date in the reader's language (formatted as the date it names). */
 export function dayLabel(day: string, lang: string, long = false): string {
   const d = new Date(`${day}T00:00:00Z`);
   if (Number.isNaN(d.getTime())) return day;

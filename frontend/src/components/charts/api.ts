@@ -9,13 +9,24 @@ const e = encodeURIComponent;
 export interface Range {
   from?: string;
   to?: string;
+  /** tz is the IANA zone whose calendar days the chart counts (the viewer's, by default). */
+  tz?: string;
+}
+
+/** viewerZone is the browser's IANA time zone, or undefined (the server then counts UTC days). */
+export function viewerZone(): string | undefined {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function charts(c: ApiClient = api) {
   return {
-    spend: (org: string, r: Range = {}) => c.get<C.SpendChart>(`/billing/orgs/${e(org)}/charts/spend`, { ...r }),
-    earnings: (org: string, r: Range = {}) => c.get<C.EarningsChart>(`/billing/orgs/${e(org)}/charts/earnings`, { ...r }),
-    programme: (r: Range = {}) => c.get<C.ProgrammeChart>('/billing/programme/charts', { ...r }),
+    spend: (org: string, r: Range = {}) => c.get<C.SpendChart>(`/billing/orgs/${e(org)}/charts/spend`, { tz: viewerZone(), ...r }),
+    earnings: (org: string, r: Range = {}) => c.get<C.EarningsChart>(`/billing/orgs/${e(org)}/charts/earnings`, { tz: viewerZone(), ...r }),
+    programme: (r: Range = {}) => c.get<C.ProgrammeChart>('/billing/programme/charts', { tz: viewerZone(), ...r }),
     utilisation: (r: Range & { pool_id?: string } = {}) => c.get<C.Utilisation>('/testbed/utilisation', { ...r }),
     purchases: (org: string) => c.get<Page<C.PurchaseRow>>(`/billing/orgs/${e(org)}/purchases`),
     statementMonths: (org: string) => c.get<Page<C.StatementMonth>>(`/billing/orgs/${e(org)}/statements`),

@@ -42,6 +42,10 @@ describe('spend charts', () => {
     expect(within(spend).getByRole('img')).toHaveAccessibleName(/you paid 7\.50 credits/);
     expect(within(spend).getByRole('heading', { level: 2, name: 'Spend per day' })).toBeInTheDocument();
     expect(within(screen.getByTestId('chart-by-listing')).getByText('1 listing, H100 Montréal, was charged 10.00 credits.')).toBeInTheDocument();
+    // The days are the viewer's: the request names the browser's time zone.
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const asked = f.calls.find((c) => c.url.includes('/orgs/o1/charts/spend'));
+    expect(new URL(asked!.url, 'http://x').searchParams.get('tz')).toBe(zone);
     unmount();
     render(<SpendCharts orgId="empty" />);
     expect(await within(await screen.findByTestId('chart-spend')).findByText(/Charts appear once a sandbox has run/)).toBeInTheDocument();
