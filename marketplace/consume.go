@@ -51,6 +51,70 @@ func (s *Service) consumeOrderFailed(ctx context.Context) error {
 		})
 }
 
+// followCatalog keeps this process's catalogue index current with every replica's catalogue writes: each
+// process follows the listing events (published, suspended, retired) and organisations' names, re-reading the
+// listings they name. Once both are followed the index is rebuilt, so nothing written before is missed.
+func (s *Service) followCatalog(ctx context.Context) error {
+	if s.index == nil {
+		return nil
+	}
+	listings := []eventbus.Subject[events.ListingChangedV1]{events.ListingPublished, events.ListingSuspended, events.ListingRetired}
+	for {
+		fctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 2)
+		readyL, readyO := make(chan struct{}), make(chan struct{})
+		go func() {
+			errc <- eventbus.Follow(fctx, s.bus, listings, readyL, func(ctx context.Context, ev eventbus.Event[events.ListingChangedV1]) {
+				s.catalogChanged(ctx, ev.Data.ListingID)
+			})
+		}()
+		go func() {
+			errc <- eventbus.Follow(fctx, s.bus, []eventbus.Subject[events.OrganizationCreatedV1]{events.OrganizationCreated}, readyO,
+				func(ctx context.Context, ev eventbus.Event[events.OrganizationCreatedV1]) {
+					s.index.setVendorName(ev.Data.OrganizationID, ev.Data.Name)
+					s.cache.invalidate()
+				})
+		}()
+		var err error
+		for _, ready := range []chan struct{}{readyL, readyO} {
+			select {
+			case <-ready:
+			case err = <-errc:
+			}
+			if err != nil {
+				break
+			}
+		}
+		if err == nil {
+			if s.index.cur.Load() != nil {
+				err = s.index.rebuild(ctx)
+			}
+			if err == nil {
+				err = <-errc
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Warn("following catalogue events failed; retrying", "err", err)
+		if waitDone(ctx, time.Second) {
+			return nil
+		}
+	}
+}
+
+func waitDone(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // ApplyOrganizationCreated records an organisation's name and kind (verification is kept as it is: the
 // verified event may arrive first).
 func (s *Service) ApplyOrganizationCreated(ctx context.Context, eventID string, e events.OrganizationCreatedV1) error {
@@ -64,6 +128,9 @@ func (s *Service) ApplyOrganizationCreated(ctx context.Context, eventID string, 
 		return tx.Exec(`UPDATE market_catalog SET vendor_name = ? WHERE vendor_org_id = ?`, e.Name, e.OrganizationID).Error
 	})
 	if err == nil {
+		if s.index != nil {
+			s.index.setVendorName(e.OrganizationID, e.Name)
+		}
 		s.cache.invalidate()
 	}
 	return err
