@@ -8,10 +8,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/natstest"
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
@@ -208,5 +211,64 @@ func TestSearchIndexMatchesSQL(t *testing.T) {
 			compareSearch(t, e.svc, SearchInput{Q: q, ViewerOrg: orgSME})
 			compareSearch(t, e.svc, SearchInput{Q: q, Sort: "newest", Limit: 3})
 		}
+	})
+}
+
+// TestSearchIndexReplicasConverge: two marketplace processes on one database and one JetStream, each with its
+// own index. A listing published, then suspended, through one shows in, then leaves, the other's index; an
+// organisation's new name reaches both; on every engine, on the embedded and the configured NATS server.
+func TestSearchIndexReplicasConverge(t *testing.T) {
+	t.Parallel()
+	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) {
+		dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+			a := newEnvBus(t, db, bus, Config{SearchCacheTTL: -1})
+			b := newEnvBus(t, db, bus, Config{SearchCacheTTL: -1})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 2)
+			for _, e := range []*env{a, b} {
+				go func() { done <- e.svc.Run(ctx) }()
+			}
+			t.Cleanup(func() { cancel(); <-done; <-done })
+
+			find := func(e *env, q string) []CatalogItem {
+				idx, sql := searchBoth(t, e.svc, SearchInput{Q: q, Sort: "newest"})
+				_ = sql
+				return idx.Items
+			}
+			// Both indexes exist before the write (built on first use), so only events can bring it to b.
+			if len(find(a, "zircon")) != 0 || len(find(b, "zircon")) != 0 {
+				t.Fatal("zircon found before it was published")
+			}
+			m := modelListing("zircon-scope")
+			m["title"], m["title_fr"] = "Zircon telescope imagery", "Imagerie du télescope zircon"
+			l := a.publishListing(m, nil)
+			if got := find(a, "zircon"); len(got) != 1 {
+				t.Fatalf("the writing replica finds %d", len(got))
+			}
+			eventually(t, "the other replica's index to show the published listing", func() bool {
+				got := find(b, "télescope")
+				return len(got) == 1 && got[0].ListingID == l.ID
+			})
+			expect(t, a.do(staff, "POST", "listings/"+l.ID+"/suspend", map[string]any{"reason": "check"}), 200, "")
+			eventually(t, "the other replica's index to drop the suspended listing", func() bool { return len(find(b, "zircon")) == 0 })
+
+			// A renamed organisation reaches every replica's entries (the consumer updates the rows once).
+			m2 := modelListing("zircon-two")
+			m2["title"] = "Zircon second"
+			a.publishListing(m2, nil)
+			eventually(t, "the second listing on b", func() bool { return len(find(b, "zircon")) == 1 })
+			must(t, eventbus.Publish(ctx, bus, events.OrganizationCreated, "test", "rename-"+l.ID, time.Now(),
+				events.OrganizationCreatedV1{OrganizationID: orgVendor, Name: "Aurora Renamed", Kind: "vendor", At: time.Now()}))
+			for _, e := range []*env{a, b} {
+				eventually(t, "the new vendor name in both indexes", func() bool {
+					got := find(e, "zircon")
+					return len(got) == 1 && got[0].VendorName == "Aurora Renamed"
+				})
+			}
+			eventually(t, "the new vendor name in the table", func() bool {
+				_, sql := searchBoth(t, b.svc, SearchInput{Q: "zircon"})
+				return len(sql.Items) == 1 && sql.Items[0].VendorName == "Aurora Renamed"
+			})
+		})
 	})
 }
