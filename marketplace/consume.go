@@ -53,30 +53,38 @@ func (s *Service) consumeOrderFailed(ctx context.Context) error {
 
 // followCatalog keeps this process's catalogue index current with every replica's catalogue writes: each
 // process follows the listing events (published, suspended, retired) and organisations' names, re-reading the
-// listings they name. Once both are followed the index is rebuilt, so nothing written before is missed.
+// listings they name. Once all are followed the index is rebuilt, so nothing written before is missed.
 func (s *Service) followCatalog(ctx context.Context) error {
 	if s.index == nil {
 		return nil
 	}
-	listings := []eventbus.Subject[events.ListingChangedV1]{events.ListingPublished, events.ListingSuspended, events.ListingRetired}
+	listing := func(ctx context.Context, ev eventbus.Event[events.ListingChangedV1]) {
+		s.catalogChanged(ctx, ev.Data.ListingID)
+	}
+	follows := []func(ctx context.Context, ready chan<- struct{}) error{
+		func(ctx context.Context, ready chan<- struct{}) error {
+			return eventbus.Follow(ctx, s.bus, events.ListingPublished, ready, listing)
+		},
+		func(ctx context.Context, ready chan<- struct{}) error {
+			return eventbus.Follow(ctx, s.bus, events.ListingSuspended, ready, listing)
+		},
+		func(ctx context.Context, ready chan<- struct{}) error {
+			return eventbus.Follow(ctx, s.bus, events.ListingRetired, ready, listing)
+		},
+		func(ctx context.Context, ready chan<- struct{}) error {
+			return eventbus.Follow(ctx, s.bus, events.OrganizationCreated, ready, func(_ context.Context, ev eventbus.Event[events.OrganizationCreatedV1]) {
+				s.index.setVendorName(ev.Data.OrganizationID, ev.Data.Name)
+				s.cache.invalidate()
+			})
+		},
+	}
 	for {
 		fctx, cancel := context.WithCancel(ctx)
-		errc := make(chan error, 2)
-		readyL, readyO := make(chan struct{}), make(chan struct{})
-		go func() {
-			errc <- eventbus.Follow(fctx, s.bus, listings, readyL, func(ctx context.Context, ev eventbus.Event[events.ListingChangedV1]) {
-				s.catalogChanged(ctx, ev.Data.ListingID)
-			})
-		}()
-		go func() {
-			errc <- eventbus.Follow(fctx, s.bus, []eventbus.Subject[events.OrganizationCreatedV1]{events.OrganizationCreated}, readyO,
-				func(ctx context.Context, ev eventbus.Event[events.OrganizationCreatedV1]) {
-					s.index.setVendorName(ev.Data.OrganizationID, ev.Data.Name)
-					s.cache.invalidate()
-				})
-		}()
+		errc := make(chan error, len(follows))
 		var err error
-		for _, ready := range []chan struct{}{readyL, readyO} {
+		for _, f := range follows {
+			ready := make(chan struct{})
+			go func() { errc <- f(fctx, ready) }()
 			select {
 			case <-ready:
 			case err = <-errc:
