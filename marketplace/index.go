@@ -45,7 +45,7 @@ type ixDoc struct {
 	item       CatalogItem
 	public     bool
 	visibleTo  []string
-	filterTags []string // the tag filter's values (market_catalog_tags: the decoded tags)
+	filterTags []int32  // the tag filter's values (market_catalog_tags: the decoded tags) as tag value IDs
 	facet      [6]int32 // value IDs per FacetNames entry except tag; -1 when the value is not counted
 	facetTags  []int32  // tag facet value IDs, split from the JSON as the SQL path does
 	terms      []string // its lexemes, to remove it from the postings
@@ -164,7 +164,10 @@ func (x *catalogIndex) put(e ixEntry, avg float64) {
 	}
 	it := e.item
 	it.Score = 0
-	d := ixDoc{item: it, public: e.visibility == "public", visibleTo: e.visibleTo, filterTags: it.TagList(), live: true}
+	d := ixDoc{item: it, public: e.visibility == "public", visibleTo: e.visibleTo, live: true}
+	for _, t := range it.TagList() {
+		d.filterTags = append(d.filterTags, x.facets[fTag].id(t))
+	}
 	d.facet[fKind] = x.facets[fKind].id(it.Kind)
 	d.facet[fLicense] = x.facets[fLicense].id(it.License)
 	d.facet[fGPU], d.facet[fResidency] = -1, -1
@@ -334,32 +337,55 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 	for f := range sc.counts {
 		sc.counts[f] = grow(sc.counts[f], len(x.facets[f].values))
 	}
-	// Filters and visibility, then facets over every match; hits keeps the matching slots.
+	// Filters and visibility, then facets over every match; hits keeps the matching slots. Filter values are
+	// compared as the facets' value IDs: a value no entry has matches nothing.
 	sc.hits = sc.hits[:0]
-	tag := strings.ToLower(in.Tag)
+	var want [6]int32
+	for f := range want {
+		want[f] = -1
+	}
+	none := false
+	for f, v := range [6]string{fKind: in.Kind, fLicense: in.License, fGPU: in.GPUModel, fResidency: in.Residency,
+		fVendor: in.Vendor, fTag: strings.ToLower(in.Tag)} {
+		if v == "" {
+			continue
+		}
+		id, ok := x.facets[f].ids[v]
+		if !ok {
+			none = true
+		}
+		want[f] = id
+	}
+	if none {
+		return SearchResult{Items: []CatalogItem{}, Facets: x.facetResult(sc)}
+	}
 	test := func(s uint32) {
 		d := &x.docs[s]
-		it := &d.item
-		if !d.live || (in.Kind != "" && it.Kind != in.Kind) || (in.License != "" && it.License != in.License) ||
-			(in.GPUModel != "" && it.GPUModel != in.GPUModel) || (in.Residency != "" && it.Residency != in.Residency) ||
-			(in.Vendor != "" && it.VendorOrgID != in.Vendor) ||
-			(in.PriceMin != nil && it.PriceMinMicro < *in.PriceMin) || (in.PriceMax != nil && it.PriceMinMicro > *in.PriceMax) {
+		if !d.live || (want[fKind] >= 0 && d.facet[fKind] != want[fKind]) || (want[fLicense] >= 0 && d.facet[fLicense] != want[fLicense]) ||
+			(want[fGPU] >= 0 && d.facet[fGPU] != want[fGPU]) || (want[fResidency] >= 0 && d.facet[fResidency] != want[fResidency]) ||
+			(want[fVendor] >= 0 && d.facet[fVendor] != want[fVendor]) ||
+			(in.PriceMin != nil && d.item.PriceMinMicro < *in.PriceMin) || (in.PriceMax != nil && d.item.PriceMinMicro > *in.PriceMax) {
 			return
 		}
-		if in.Tag != "" && !slices.Contains(d.filterTags, tag) {
+		if want[fTag] >= 0 && !slices.Contains(d.filterTags, want[fTag]) {
 			return
 		}
-		if !in.ViewerStaff && !d.public && (in.ViewerOrg == "" || !slices.Contains(d.visibleTo, in.ViewerOrg)) {
+		if !d.public && !in.ViewerStaff && (in.ViewerOrg == "" || !slices.Contains(d.visibleTo, in.ViewerOrg)) {
 			return
 		}
 		sc.hits = append(sc.hits, s)
-		for f, v := range d.facet {
-			if v >= 0 && f != fTag {
-				sc.counts[f][v]++
-			}
+		c := &sc.counts
+		c[fKind][d.facet[fKind]]++
+		c[fLicense][d.facet[fLicense]]++
+		c[fVendor][d.facet[fVendor]]++
+		if d.facet[fGPU] >= 0 {
+			c[fGPU][d.facet[fGPU]]++
+		}
+		if d.facet[fResidency] >= 0 {
+			c[fResidency][d.facet[fResidency]]++
 		}
 		for _, v := range d.facetTags {
-			sc.counts[fTag][v]++
+			c[fTag][v]++
 		}
 	}
 	if text {
