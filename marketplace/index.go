@@ -53,6 +53,16 @@ type ixDoc struct {
 	live       bool
 }
 
+// ixMeta is what the filters read of an entry, kept apart from the items so that a scan stays in cache.
+type ixMeta struct {
+	facet  [6]int32
+	tags   [4]int32 // the first tag facet value IDs (the rest in ixDoc.facetTags)
+	ntags  uint8
+	public bool
+	live   bool
+	price  int64
+}
+
 type posting struct {
 	slots []uint32  // ascending
 	tfn   []float32 // BM25's saturated, length-normalised frequency per slot
@@ -86,6 +96,7 @@ const (
 type catalogIndex struct {
 	mu      sync.RWMutex
 	docs    []ixDoc
+	meta    []ixMeta // by slot, as docs
 	free    []uint32
 	slot    map[string]uint32 // listing ID → slot
 	vocab   []string          // sorted lexemes, for prefix matches
@@ -161,6 +172,7 @@ func (x *catalogIndex) put(e ixEntry, avg float64) {
 	} else {
 		s = uint32(len(x.docs))
 		x.docs = append(x.docs, ixDoc{})
+		x.meta = append(x.meta, ixMeta{})
 	}
 	it := e.item
 	it.Score = 0
@@ -207,6 +219,9 @@ func (x *catalogIndex) put(e ixEntry, avg float64) {
 	}
 	d.length = dl
 	x.docs[s] = d
+	m := ixMeta{facet: d.facet, price: it.PriceMinMicro, public: d.public, live: true}
+	m.ntags = uint8(copy(m.tags[:], d.facetTags))
+	x.meta[s] = m
 	x.slot[it.ListingID] = s
 	x.ordered = false
 }
@@ -237,6 +252,7 @@ func (x *catalogIndex) remove(listingID string) {
 	x.lenSum -= d.length
 	x.live--
 	x.docs[s] = ixDoc{}
+	x.meta[s] = ixMeta{}
 	x.free = append(x.free, s)
 	delete(x.slot, listingID)
 	x.ordered = false
@@ -360,32 +376,37 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 		return SearchResult{Items: []CatalogItem{}, Facets: x.facetResult(sc)}
 	}
 	test := func(s uint32) {
-		d := &x.docs[s]
-		if !d.live || (want[fKind] >= 0 && d.facet[fKind] != want[fKind]) || (want[fLicense] >= 0 && d.facet[fLicense] != want[fLicense]) ||
-			(want[fGPU] >= 0 && d.facet[fGPU] != want[fGPU]) || (want[fResidency] >= 0 && d.facet[fResidency] != want[fResidency]) ||
-			(want[fVendor] >= 0 && d.facet[fVendor] != want[fVendor]) ||
-			(in.PriceMin != nil && d.item.PriceMinMicro < *in.PriceMin) || (in.PriceMax != nil && d.item.PriceMinMicro > *in.PriceMax) {
+		m := &x.meta[s]
+		if !m.live || (want[fKind] >= 0 && m.facet[fKind] != want[fKind]) || (want[fLicense] >= 0 && m.facet[fLicense] != want[fLicense]) ||
+			(want[fGPU] >= 0 && m.facet[fGPU] != want[fGPU]) || (want[fResidency] >= 0 && m.facet[fResidency] != want[fResidency]) ||
+			(want[fVendor] >= 0 && m.facet[fVendor] != want[fVendor]) ||
+			(in.PriceMin != nil && m.price < *in.PriceMin) || (in.PriceMax != nil && m.price > *in.PriceMax) {
 			return
 		}
-		if want[fTag] >= 0 && !slices.Contains(d.filterTags, want[fTag]) {
+		if want[fTag] >= 0 && !slices.Contains(x.docs[s].filterTags, want[fTag]) {
 			return
 		}
-		if !d.public && !in.ViewerStaff && (in.ViewerOrg == "" || !slices.Contains(d.visibleTo, in.ViewerOrg)) {
+		if !m.public && !in.ViewerStaff && (in.ViewerOrg == "" || !slices.Contains(x.docs[s].visibleTo, in.ViewerOrg)) {
 			return
 		}
 		sc.hits = append(sc.hits, s)
 		c := &sc.counts
-		c[fKind][d.facet[fKind]]++
-		c[fLicense][d.facet[fLicense]]++
-		c[fVendor][d.facet[fVendor]]++
-		if d.facet[fGPU] >= 0 {
-			c[fGPU][d.facet[fGPU]]++
+		c[fKind][m.facet[fKind]]++
+		c[fLicense][m.facet[fLicense]]++
+		c[fVendor][m.facet[fVendor]]++
+		if m.facet[fGPU] >= 0 {
+			c[fGPU][m.facet[fGPU]]++
 		}
-		if d.facet[fResidency] >= 0 {
-			c[fResidency][d.facet[fResidency]]++
+		if m.facet[fResidency] >= 0 {
+			c[fResidency][m.facet[fResidency]]++
 		}
-		for _, v := range d.facetTags {
+		for _, v := range m.tags[:m.ntags] {
 			c[fTag][v]++
+		}
+		if len(x.docs[s].facetTags) > len(m.tags) {
+			for _, v := range x.docs[s].facetTags[len(m.tags):] {
+				c[fTag][v]++
+			}
 		}
 	}
 	if text {
