@@ -12,7 +12,8 @@ import (
 )
 
 // BenchmarkCatalogueSearch: a text query and two filters (kind, licence) with facet counts over 10,000
-// published listings, on each engine of this environment (Postgres when TAMARACK_TEST_POSTGRES is set).
+// published listings, on each engine of this environment (Postgres when TAMARACK_TEST_POSTGRES is set):
+// the in-process index, the database's own search (-sql), and the answer cache (-cached).
 func BenchmarkCatalogueSearch(b *testing.B) {
 	for _, d := range dbtest.Dialects() {
 		db := dbtest.Open(b, d, migrations()...)
@@ -20,6 +21,8 @@ func BenchmarkCatalogueSearch(b *testing.B) {
 		must(b, err)
 		bus := natstest.Start(b)
 		svc, err := New(Deps{DB: db, Bus: bus, Blobs: blobs, Clock: clockSystem{}, Config: Config{SearchCacheTTL: -1}})
+		must(b, err)
+		sql, err := New(Deps{DB: db, Bus: bus, Blobs: blobs, Clock: clockSystem{}, Config: Config{SearchCacheTTL: -1, SearchEngine: "sql"}})
 		must(b, err)
 		cached, err := New(Deps{DB: db, Bus: bus, Blobs: blobs, Clock: clockSystem{}, Config: Config{SearchCacheTTL: time.Minute}})
 		must(b, err)
@@ -42,8 +45,9 @@ func BenchmarkCatalogueSearch(b *testing.B) {
 				_ = hits
 			})
 		}
-		// The engines themselves (no cache), then the service as deployed (answers cached for a while).
+		// The index and the engine's SQL (no cache), then the service as deployed (answers cached for a while).
 		run(string(d), svc)
+		run(string(d)+"-sql", sql)
 		run(string(d)+"-cached", cached)
 	}
 }
