@@ -149,7 +149,46 @@ const itemColumns = `c.listing_id, c.version_id, c.vendor_org_id, c.vendor_name,
 	c.license, c.gpu_model, c.residency, c.canadian_ip, c.gated, c.price_min_micro, c.published_at,
 	c.title_fr, c.summary_fr`
 
+// search answers from the in-process index when there is one, else (and for the rare query word the index
+// cannot take) from SQL.
 func (s *Service) search(ctx context.Context, in SearchInput, cur searchCursor) (SearchResult, error) {
+	if s.index == nil {
+		return s.searchSQL(ctx, in, cur)
+	}
+	x, err := s.index.ready(ctx)
+	if err != nil {
+		s.log.Warn("catalogue index unavailable; searching with SQL", "err", err)
+		return s.searchSQL(ctx, in, cur)
+	}
+	var words []ixWord
+	if w := terms(in.Q); len(w) > 0 {
+		var ok bool
+		if words, ok, err = s.index.analyse(ctx, w); err != nil {
+			return SearchResult{}, err
+		}
+		if !ok {
+			return s.searchSQL(ctx, in, cur)
+		}
+	}
+	return x.search(in, cur, words), nil
+}
+
+// catalogChanged runs after a write to market_catalog commits: the answer cache forgets, and the index
+// re-reads the listings (this replica's readers see the write at once; the others when its event arrives).
+func (s *Service) catalogChanged(ctx context.Context, listingIDs ...string) {
+	s.cache.invalidate()
+	if s.index == nil {
+		return
+	}
+	if err := s.index.refresh(context.WithoutCancel(ctx), listingIDs...); err != nil {
+		// Stale entries must not linger: the next search rebuilds the index from the table.
+		s.log.Error("catalogue index refresh failed; rebuilding", "listings", listingIDs, "err", err)
+		s.index.cur.Store(nil)
+	}
+}
+
+// searchSQL is the database's own catalogue search: the reference the index is tested against.
+func (s *Service) searchSQL(ctx context.Context, in SearchInput, cur searchCursor) (SearchResult, error) {
 	from := "market_catalog c"
 	var where []string
 	var args []any

@@ -51,6 +51,78 @@ func (s *Service) consumeOrderFailed(ctx context.Context) error {
 		})
 }
 
+// followCatalog keeps this process's catalogue index current with every replica's catalogue writes: each
+// process follows the listing events (published, suspended, retired) and organisations' names, re-reading the
+// listings they name. Once all are followed the index is rebuilt, so nothing written before is missed.
+func (s *Service) followCatalog(ctx context.Context) error {
+	if s.index == nil {
+		return nil
+	}
+	listing := func(ctx context.Context, ev eventbus.Event[events.ListingChangedV1]) {
+		s.catalogChanged(ctx, ev.Data.ListingID)
+	}
+	follows := []func(ctx context.Context, ready chan<- struct{}) error{
+		func(ctx context.Context, ready chan<- struct{}) error {
+			return eventbus.Follow(ctx, s.bus, events.ListingPublished, ready, listing)
+		},
+		func(ctx context.Context, ready chan<- struct{}) error {
+			return eventbus.Follow(ctx, s.bus, events.ListingSuspended, ready, listing)
+		},
+		func(ctx context.Context, ready chan<- struct{}) error {
+			return eventbus.Follow(ctx, s.bus, events.ListingRetired, ready, listing)
+		},
+		func(ctx context.Context, ready chan<- struct{}) error {
+			return eventbus.Follow(ctx, s.bus, events.OrganizationCreated, ready, func(_ context.Context, ev eventbus.Event[events.OrganizationCreatedV1]) {
+				s.index.setVendorName(ev.Data.OrganizationID, ev.Data.Name)
+				s.cache.invalidate()
+			})
+		},
+	}
+	for {
+		fctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, len(follows))
+		var err error
+		for _, f := range follows {
+			ready := make(chan struct{})
+			go func() { errc <- f(fctx, ready) }()
+			select {
+			case <-ready:
+			case err = <-errc:
+			}
+			if err != nil {
+				break
+			}
+		}
+		if err == nil {
+			if s.index.cur.Load() != nil {
+				err = s.index.rebuild(ctx)
+			}
+			if err == nil {
+				err = <-errc
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Warn("following catalogue events failed; retrying", "err", err)
+		if waitDone(ctx, time.Second) {
+			return nil
+		}
+	}
+}
+
+func waitDone(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // ApplyOrganizationCreated records an organisation's name and kind (verification is kept as it is: the
 // verified event may arrive first).
 func (s *Service) ApplyOrganizationCreated(ctx context.Context, eventID string, e events.OrganizationCreatedV1) error {
@@ -64,6 +136,9 @@ func (s *Service) ApplyOrganizationCreated(ctx context.Context, eventID string, 
 		return tx.Exec(`UPDATE market_catalog SET vendor_name = ? WHERE vendor_org_id = ?`, e.Name, e.OrganizationID).Error
 	})
 	if err == nil {
+		if s.index != nil {
+			s.index.setVendorName(e.OrganizationID, e.Name)
+		}
 		s.cache.invalidate()
 	}
 	return err

@@ -11,6 +11,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"sync"
@@ -44,6 +45,9 @@ type Config struct {
 	// SearchCacheTTL bounds how long a catalogue answer is reused (local catalogue writes clear the cache at
 	// once; the TTL bounds staleness after another process's write). Default 2s; negative disables the cache.
 	SearchCacheTTL time.Duration
+	// SearchEngine answers catalogue searches: "index" (default), an in-process index of the catalogue kept
+	// current by local writes and the listing events of every replica; "sql", the database's full-text search.
+	SearchEngine string
 	// PoolWait bounds how long submitting a compute listing waits for the testbed's announcement of a pool the
 	// marketplace has not heard of yet: a vendor script that declares a pool and submits a listing for it at
 	// once must not fail because the event is a few milliseconds behind. Default 10s.
@@ -90,6 +94,7 @@ type Service struct {
 	outbox  *eventbus.Outbox
 	dialect sqldb.Dialect
 	cache   *searchCache // nil when disabled
+	index   *searchIndex // nil when searches go to SQL
 
 	// poolWaitHook, when set by a test, runs each time Submit waits for a pool's announcement.
 	poolWaitHook func()
@@ -114,6 +119,9 @@ func New(d Deps) (*Service, error) {
 	if d.Clock == nil {
 		errs = append(errs, errors.New("marketplace: no clock"))
 	}
+	if e := d.Config.SearchEngine; e != "" && e != "index" && e != "sql" {
+		errs = append(errs, fmt.Errorf("marketplace: search engine %q: want index or sql", e))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -125,6 +133,9 @@ func New(d Deps) (*Service, error) {
 	if s.cfg.SearchCacheTTL > 0 {
 		s.cache = newSearchCache(s.cfg.SearchCacheTTL, 4096)
 	}
+	if s.cfg.SearchEngine != "sql" {
+		s.index = newSearchIndex(s.db, s.dialect)
+	}
 	return s, nil
 }
 
@@ -135,7 +146,7 @@ func (s *Service) Outbox() *eventbus.Outbox { return s.outbox }
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	loops := []func(context.Context) error{s.outbox.Run, s.consumeOrgCreated, s.consumeOrgVerified,
-		s.consumePools, s.consumeOrderSettled, s.consumeOrderFailed, s.serveArtifactLinks}
+		s.consumePools, s.consumeOrderSettled, s.consumeOrderFailed, s.serveArtifactLinks, s.followCatalog}
 	errc := make(chan error, len(loops))
 	for _, l := range loops {
 		wg.Add(1)

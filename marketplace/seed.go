@@ -196,7 +196,7 @@ func (s *Service) publishDirect(ctx context.Context, a Actor, kind, slug string,
 	if err != nil {
 		return "", err
 	}
-	s.cache.invalidate()
+	s.catalogChanged(ctx, l.ID)
 	s.outbox.Kick()
 	return l.ID, nil
 }
@@ -243,6 +243,16 @@ func (s *Service) BulkPublish(ctx context.Context, n int, rng *rand.Rand) error 
 				c := Content{Title: strings.ToUpper(word()[:1]) + words(4)[1:], Summary: words(14), CardMarkdown: words(60),
 					Tags: uniq([]string{word(), word(), word()}), Residency: residencies[rng.IntN(len(residencies))],
 					Visibility: "public", License: License{SPDX: licenses[rng.IntN(len(licenses))]}}
+				if rng.IntN(2) == 0 { // half the catalogue also has a French title and summary
+					fr := func(k int) string {
+						w := make([]string, k)
+						for i := range w {
+							w[i] = BenchWordsFr[rng.IntN(len(BenchWordsFr))]
+						}
+						return strings.Join(w, " ")
+					}
+					c.TitleFr, c.SummaryFr = fr(4), fr(14)
+				}
 				if c.License.SPDX == "custom" {
 					c.License.URL = "https://example.com/terms"
 				}
@@ -283,6 +293,9 @@ func (s *Service) BulkPublish(ctx context.Context, n int, rng *rand.Rand) error 
 		}
 	}
 	s.cache.invalidate()
+	if s.index != nil && s.index.cur.Load() != nil {
+		return s.index.rebuild(ctx)
+	}
 	return nil
 }
 
@@ -314,6 +327,21 @@ func contentTypeOf(name string, b []byte) string {
 	}
 	return "application/octet-stream"
 }
+
+// BenchWordsFr is the French vocabulary of the synthetic catalogue's titles and summaries (benchmarks query it).
+var BenchWordsFr = strings.Fields(`modèle langue vision parole traduction bilingue français anglais juridique médical
+	clinique finance fraude commerce prévision prévisions météo climat agriculture récoltes blé canola forêt forêts mines
+	énergie réseau solaire éolien hydroélectricité pétrole transport transports logistique navires ports arctique pêches
+	océan satellite imagerie radar robotique fabrication défaut défauts inspection qualité entretien capteur capteurs
+	télémétrie anomalie détection segmentation classification recherche classement recommandation résumé réponse
+	questions génération musique vidéo suivi document factures contrat assurance santé génomique protéine chimie
+	matériaux batterie quantique physique astronomie séisme incendies inondation sécheresse neige glace pergélisol
+	faune oiseaux saumon bovins laitier érable sirop québec ontario prairies côtier nordique autochtones langues
+	recensement logement éducation accessibilité sous-titrage modération sécurité confidentialité synthétique données
+	graphe connaissances évaluation petit grand rapide efficace`)
+
+// BenchWords is the synthetic catalogue's English vocabulary (benchmarks query it).
+var BenchWords = benchWords
 
 // benchWords is the synthetic catalogue's vocabulary (benchmarks query it).
 var benchWords = strings.Fields(`language vision speech translation bilingual french english legal medical clinical

@@ -434,7 +434,7 @@ func (s *Service) Decide(ctx context.Context, a Actor, versionID string, d Decis
 	if err != nil {
 		return VersionView{}, err
 	}
-	s.cache.invalidate()
+	s.catalogChanged(ctx, v.ListingID)
 	s.outbox.Kick()
 	return s.versionView(s.db.WithContext(ctx), v)
 }
@@ -537,7 +537,7 @@ func (s *Service) hide(ctx context.Context, a Actor, id, status, reason string) 
 	if err != nil {
 		return ListingView{}, err
 	}
-	s.cache.invalidate()
+	s.catalogChanged(ctx, l.ID)
 	s.outbox.Kick()
 	return s.view(ctx, s.db.WithContext(ctx), a, l)
 }

@@ -1,22 +1,28 @@
 // Command marketplace is the catalogue load test: it seeds a fresh database with synthetic published listings,
-// serves the marketplace in-process on loopback (or targets -url), and runs concurrent clients searching with a
-// text query and two filters for a bounded time, then prints requests/s and latency percentiles.
+// serves the marketplace in-process on loopback (or targets -url), and runs concurrent clients for a bounded
+// time, each drawing varied queries from a fixed seed (English and French words from the catalogue's
+// vocabulary, some typed half-way, filters, sorts, later pages through the cursor), then prints requests/s and
+// latency percentiles; -json adds one JSON object of the figures as the last line.
 //
 //	go run ./bench/marketplace -listings 10000 -clients 200 -duration 20s                 # SQLite in a temp dir
 //	go run ./bench/marketplace -db postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable   # fresh Postgres DB
+//	go run ./bench/marketplace -cache-ttl=-1s -engine sql                                  # no answer cache, SQL search
 //	go run ./bench/marketplace -url http://127.0.0.1:8080 -clients 50                      # an existing server
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"math"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -25,9 +31,11 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tamarack-ai/tamarack/marketplace"
@@ -47,14 +55,17 @@ func main() {
 		duration = flag.Duration("duration", 20*time.Second, "measured duration")
 		warmup   = flag.Duration("warmup", 3*time.Second, "unmeasured warm-up before")
 		cacheTTL = flag.Duration("cache-ttl", 2*time.Second, "catalogue answer cache TTL of the in-process server; negative disables the cache")
-		browse   = flag.Bool("browse", false, "query without text (filters only) instead of text + two filters")
+		engine   = flag.String("engine", "index", "search engine of the in-process server: index (in-process) or sql")
+		fixed    = flag.Bool("fixed", false, "the old fixed query shape (one word + kind=model + license=Apache-2.0) instead of varied queries")
+		seed     = flag.Uint64("seed", 99, "seed of the clients' query streams (client i uses PCG(i, seed))")
+		asJSON   = flag.Bool("json", false, "print the figures as one JSON object on the last line")
 		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the measured phase to this file")
 	)
 	flag.Parse()
 	log.SetFlags(0)
 	base := *target
 	if base == "" {
-		stop, u, err := serve(*dbURL, *listings, *cacheTTL)
+		stop, u, err := serve(*dbURL, *listings, *cacheTTL, *engine)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -72,12 +83,18 @@ func main() {
 		}()
 		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
 	}
-	res := load(base, *clients, *warmup, *duration, *browse)
+	load1Start := loadAvg()
+	res := load(base, *clients, *warmup, *duration, *fixed, *seed)
+	res.load1Start, res.load1End = load1Start, loadAvg()
 	fmt.Println(res)
+	if *asJSON {
+		b, _ := json.Marshal(res.figures())
+		fmt.Println(string(b))
+	}
 }
 
 // serve seeds a fresh store and serves the marketplace on a loopback port, returning its base URL.
-func serve(dbURL string, n int, cacheTTL time.Duration) (func(), string, error) {
+func serve(dbURL string, n int, cacheTTL time.Duration, searchEngine string) (func(), string, error) {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "tamarack-bench-")
 	if err != nil {
@@ -134,7 +151,7 @@ func serve(dbURL string, n int, cacheTTL time.Duration) (func(), string, error) 
 		return nil, "", err
 	}
 	svc, err := marketplace.New(marketplace.Deps{DB: db, Bus: bus, Blobs: blobs, Clock: clock.System{},
-		Config: marketplace.Config{SearchCacheTTL: cacheTTL}})
+		Config: marketplace.Config{SearchCacheTTL: cacheTTL, SearchEngine: searchEngine}})
 	if err != nil {
 		stop()
 		return nil, "", err
@@ -148,6 +165,15 @@ func serve(dbURL string, n int, cacheTTL time.Duration) (func(), string, error) 
 		_ = db.Exec("ANALYZE").Error
 	}
 	log.Printf("seeded %d listings on %s in %s (search cache TTL %s)", n, engine, time.Since(start).Round(time.Millisecond), cacheTTL)
+	if searchEngine != "sql" {
+		// The index is built on the first search; build it before the clocks start.
+		start = time.Now()
+		if _, err := svc.Search(ctx, marketplace.SearchInput{Limit: 1}); err != nil {
+			stop()
+			return nil, "", err
+		}
+		log.Printf("catalogue index built in %s", time.Since(start).Round(time.Millisecond))
+	}
 
 	// The same middleware stack as tamarack serve: request IDs, recovery, access log, deadline, auth.
 	app := web.New(web.Config{StreamRequestBody: true})
@@ -169,27 +195,123 @@ func (noKeys) PublicKey(context.Context, string) (crypto.PublicKey, error) {
 	return nil, jwtauth.ErrUnknownKey
 }
 
-// The bench vocabulary: the words the synthetic catalogue is written in (see marketplace.BulkPublish).
-var words = strings.Fields(`language vision speech translation bilingual french english legal medical clinical finance
-	fraud retail forecasting weather climate agriculture crops wheat canola forestry mining energy grid solar wind hydro
-	traffic transit logistics satellite imagery robotics manufacturing anomaly detection segmentation embedding retrieval
-	summarization reasoning diffusion audio genomics protein chemistry wildfire flood salmon maple canada quebec prairie`)
-
 type result struct {
-	clients       int
-	duration      time.Duration
-	ok, failed    int64
-	p50, p90, p99 time.Duration
-	max           time.Duration
+	clients              int
+	duration             time.Duration
+	ok, failed           int64
+	p50, p90, p99        time.Duration
+	max                  time.Duration
+	cpu                  time.Duration // this process's CPU time (server and clients) over the measured phase
+	load1Start, load1End float64
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("clients=%d duration=%s requests=%d errors=%d rps=%.0f p50=%s p90=%s p99=%s max=%s",
+	return fmt.Sprintf("clients=%d duration=%s requests=%d errors=%d rps=%.0f p50=%s p90=%s p99=%s max=%s cpu/req=%.3fms load1=%.2f→%.2f",
 		r.clients, r.duration, r.ok, r.failed, float64(r.ok)/r.duration.Seconds(),
-		r.p50.Round(10*time.Microsecond), r.p90.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.max.Round(10*time.Microsecond))
+		r.p50.Round(10*time.Microsecond), r.p90.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.max.Round(10*time.Microsecond),
+		r.cpuPerReq(), r.load1Start, r.load1End)
 }
 
-func load(base string, clients int, warmup, d time.Duration, browse bool) result {
+func (r result) cpuPerReq() float64 {
+	if r.ok == 0 {
+		return 0
+	}
+	return float64(r.cpu.Microseconds()) / 1000 / float64(r.ok)
+}
+
+// figures are the named numbers of -json (make perf takes the median of each over runs).
+func (r result) figures() map[string]any {
+	ms := func(d time.Duration) float64 { return math.Round(float64(d.Microseconds())/10) / 100 }
+	return map[string]any{"req_per_s": math.Round(float64(r.ok) / r.duration.Seconds()), "p50_ms": ms(r.p50), "p90_ms": ms(r.p90),
+		"p99_ms": ms(r.p99), "max_ms": ms(r.max), "errors": r.failed, "cpu_ms_per_req": math.Round(r.cpuPerReq()*1000) / 1000,
+		"load1_start": r.load1Start, "load1_end": r.load1End}
+}
+
+// loadAvg is the machine's one-minute load average (0 where /proc/loadavg is missing).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	return f
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// The query vocabulary: the words the synthetic catalogue is written in (marketplace.BenchWords and
+// BenchWordsFr), a few stop words of each language, and words it does not contain.
+var (
+	wordsEn = marketplace.BenchWords
+	wordsFr = marketplace.BenchWordsFr
+	stop    = []string{"the", "for", "and", "de", "la", "les", "pour", "des"}
+	absent  = []string{"zeppelin", "quokka", "baguette", "hockey", "poutine"}
+	kinds   = []string{"model", "dataset", "compute"}
+	licence = []string{"Apache-2.0", "MIT", "CC-BY-4.0", "BSD-3-Clause", "custom"}
+	resid   = []string{"CA", "US", "FR"}
+	gpus    = marketplace.GPUModels
+)
+
+// query draws one catalogue request: 85% with text (1–3 words, English twice as often as French, now and then
+// a stop word or a word absent from the catalogue, a third with the last word cut short as while typing),
+// each filter with its own probability, relevance (default with text), newest or price order, 20 or 50 a page.
+func query(rng *mrand.Rand) url.Values {
+	v := url.Values{}
+	if rng.IntN(100) < 85 {
+		n := 1 + rng.IntN(3)
+		ws := make([]string, n)
+		for i := range ws {
+			switch p := rng.IntN(100); {
+			case p < 60:
+				ws[i] = wordsEn[rng.IntN(len(wordsEn))]
+			case p < 90:
+				ws[i] = wordsFr[rng.IntN(len(wordsFr))]
+			case p < 96:
+				ws[i] = stop[rng.IntN(len(stop))]
+			default:
+				ws[i] = absent[rng.IntN(len(absent))]
+			}
+		}
+		if last := []rune(ws[n-1]); rng.IntN(3) == 0 && len(last) > 3 {
+			ws[n-1] = string(last[:2+rng.IntN(len(last)-2)])
+		}
+		v.Set("q", strings.Join(ws, " "))
+	}
+	if rng.IntN(100) < 45 {
+		v.Set("kind", kinds[rng.IntN(len(kinds))])
+	}
+	if rng.IntN(100) < 25 {
+		v.Set("license", licence[rng.IntN(len(licence))])
+	}
+	if rng.IntN(100) < 20 {
+		v.Set("residency", resid[rng.IntN(len(resid))])
+	}
+	if rng.IntN(100) < 10 {
+		v.Set("tag", wordsEn[rng.IntN(len(wordsEn))])
+	}
+	if rng.IntN(100) < 5 {
+		v.Set("gpu_model", gpus[rng.IntN(len(gpus))])
+	}
+	if rng.IntN(100) < 10 {
+		v.Set("price_max", strconv.Itoa(rng.IntN(200)*250_000))
+	}
+	switch p := rng.IntN(100); {
+	case p < 20:
+		v.Set("sort", "newest")
+	case p < 30:
+		v.Set("sort", "price")
+	}
+	v.Set("limit", []string{"20", "20", "20", "50"}[rng.IntN(4)])
+	return v
+}
+
+func load(base string, clients int, warmup, d time.Duration, fixed bool, seed uint64) result {
 	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, IdleConnTimeout: time.Minute}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
@@ -198,29 +320,44 @@ func load(base string, clients int, warmup, d time.Duration, browse bool) result
 	startAt := time.Now()
 	measureAt := startAt.Add(warmup)
 	endAt := measureAt.Add(d)
+	var cpuStart atomic.Int64
+	go func() {
+		time.Sleep(time.Until(measureAt))
+		cpuStart.Store(int64(cpuTime()))
+	}()
 	var wg sync.WaitGroup
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			rng := mrand.New(mrand.NewPCG(uint64(i), 99))
+			rng := mrand.New(mrand.NewPCG(uint64(i), seed))
+			var q url.Values
+			next := ""
 			for {
 				now := time.Now()
 				if now.After(endAt) {
 					return
 				}
-				q := "kind=model&license=Apache-2.0&limit=20&q=" + words[rng.IntN(len(words))]
-				if browse {
-					q = "kind=dataset&residency=CA&limit=20"
+				switch {
+				case fixed:
+					q = url.Values{"kind": {"model"}, "license": {"Apache-2.0"}, "limit": {"20"}, "q": {wordsEn[rng.IntN(len(wordsEn))]}}
+				case next != "" && rng.IntN(100) < 35:
+					// The next page of the previous query (a third of the time, while there is one).
+					q.Set("cursor", next)
+				default:
+					q = query(rng)
 				}
 				t0 := time.Now()
-				err := get(client, base+"/api/v1/marketplace/listings?"+q)
+				cursor, err := get(client, base+"/api/v1/marketplace/listings?"+q.Encode())
 				el := time.Since(t0)
+				next = cursor
 				if t0.Before(measureAt) {
 					continue
 				}
 				if err != nil {
-					failed.Add(1)
+					if failed.Add(1) <= 3 {
+						log.Printf("request failed: %v", err)
+					}
 					continue
 				}
 				lat[i] = append(lat[i], el)
@@ -228,6 +365,7 @@ func load(base string, clients int, warmup, d time.Duration, browse bool) result
 		}(i)
 	}
 	wg.Wait()
+	cpu := cpuTime() - time.Duration(cpuStart.Load())
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -239,26 +377,38 @@ func load(base string, clients int, warmup, d time.Duration, browse bool) result
 		}
 		return all[min(len(all)-1, int(float64(len(all))*p))]
 	}
-	r := result{clients: clients, duration: d, ok: int64(len(all)), failed: failed.Load(), p50: pct(0.50), p90: pct(0.90), p99: pct(0.99)}
+	r := result{clients: clients, duration: d, ok: int64(len(all)), failed: failed.Load(), p50: pct(0.50), p90: pct(0.90), p99: pct(0.99), cpu: cpu}
 	if len(all) > 0 {
 		r.max = all[len(all)-1]
 	}
 	return r
 }
 
-func get(c *http.Client, u string) error {
+// get fetches a catalogue page and returns its next_cursor (found without decoding the whole answer).
+func get(c *http.Client, u string) (string, error) {
 	resp, err := c.Get(u)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return errors.New(resp.Status)
+		return "", errors.New(resp.Status + " " + u + " " + string(body))
 	}
-	return nil
+	const key = `"next_cursor":"`
+	i := bytes.LastIndex(body, []byte(key))
+	if i < 0 {
+		return "", nil
+	}
+	rest := body[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return "", nil
+	}
+	return string(rest[:j]), nil
 }
 
 func randomHex(n int) string {

@@ -1,0 +1,614 @@
+package marketplace
+
+import (
+	"math"
+	"math/bits"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// The in-process catalogue index: every search is answered from memory, without SQL. It holds one entry per
+// row of market_catalog with the full-text lexemes the database itself produced for it (FTS5's porter tokens on
+// SQLite, the stored tsvector on Postgres; see index_load.go), so a query matches exactly the rows the SQL path
+// would match. It is pure data: loading and keeping it current with the table is index_load.go's job.
+//
+// Matching, filters, visibility, facets, sorts and cursors are those of the SQL path. Relevance differs: the
+// score is BM25 over the query's lexemes with the columns weighted as on SQLite (titles 10, summaries 4, the
+// rest 1), the same on both engines, where SQL used bm25 (SQLite) or ts_rank_cd (Postgres). Ties still break
+// by listing ID.
+
+// Column weights of the score: titles (A), summaries (B), the body (C).
+var ixWeights = [3]float32{10, 4, 1}
+
+const (
+	bm25K1 = 1.2
+	bm25B  = 0.75
+)
+
+// ixTerm is one lexeme of an entry with its frequency in each weighted column group.
+type ixTerm struct {
+	lex string
+	tf  [3]uint16
+}
+
+// ixEntry is what the index needs of one catalogue row.
+type ixEntry struct {
+	item       CatalogItem
+	visibility string
+	visibleTo  []string
+	terms      []ixTerm
+}
+
+type ixDoc struct {
+	item       CatalogItem
+	public     bool
+	visibleTo  []string
+	filterTags []int32  // the tag filter's values (market_catalog_tags: the decoded tags) as tag value IDs
+	facet      [6]int32 // value IDs per FacetNames entry except tag; -1 when the value is not counted
+	facetTags  []int32  // tag facet value IDs, split from the JSON as the SQL path does
+	terms      []string // its lexemes, to remove it from the postings
+	length     float64  // weighted length, for BM25's average
+	live       bool
+}
+
+// ixMeta is what the filters read of an entry, kept apart from the items so that a scan stays in cache.
+type ixMeta struct {
+	facet  [6]int32
+	tags   [4]int32 // the first tag facet value IDs (the rest in ixDoc.facetTags)
+	ntags  uint8
+	public bool
+	live   bool
+	price  int64
+}
+
+type posting struct {
+	slots []uint32  // ascending
+	tfn   []float32 // BM25's saturated, length-normalised frequency per slot
+}
+
+type interner struct {
+	ids    map[string]int32
+	values []string
+}
+
+func (n *interner) id(v string) int32 {
+	if id, ok := n.ids[v]; ok {
+		return id
+	}
+	id := int32(len(n.values))
+	n.ids[v] = id
+	n.values = append(n.values, v)
+	return id
+}
+
+// Facet positions in ixDoc.facet (FacetNames order without "tag").
+const (
+	fKind = iota
+	fTag
+	fLicense
+	fGPU
+	fResidency
+	fVendor
+)
+
+type catalogIndex struct {
+	mu      sync.RWMutex
+	docs    []ixDoc
+	meta    []ixMeta // by slot, as docs
+	free    []uint32
+	slot    map[string]uint32 // listing ID → slot
+	vocab   []string          // sorted lexemes, for prefix matches
+	post    map[string]*posting
+	newest  []uint32 // live slots by published_at DESC, listing_id DESC
+	cheap   []uint32 // live slots by price_min_micro ASC, listing_id ASC
+	facets  [6]interner
+	labels  map[int32]string // vendor value ID → name
+	lenSum  float64
+	live    int
+	ordered bool // newest and cheap are current
+}
+
+func newCatalogIndex(entries []ixEntry) *catalogIndex {
+	x := &catalogIndex{slot: map[string]uint32{}, post: map[string]*posting{}, labels: map[int32]string{}}
+	for i := range x.facets {
+		x.facets[i] = interner{ids: map[string]int32{}}
+	}
+	// Every entry's frequencies are normalised by the average length of the whole set; later upserts use the
+	// average of the moment (a rebuild evens them out).
+	var sum float64
+	for _, e := range entries {
+		sum += docLen(e.terms)
+	}
+	avg := sum / float64(max(len(entries), 1))
+	for _, e := range entries {
+		x.put(e, avg)
+	}
+	x.order()
+	return x
+}
+
+func docLen(terms []ixTerm) float64 {
+	var n float64
+	for _, t := range terms {
+		for g, f := range t.tf {
+			n += float64(ixWeights[g]) * float64(f)
+		}
+	}
+	return n
+}
+
+// upsert replaces (or adds) entries and removes the listings in gone, under the write lock.
+func (x *catalogIndex) upsert(entries []ixEntry, gone []string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, id := range gone {
+		x.remove(id)
+	}
+	for _, e := range entries {
+		x.remove(e.item.ListingID)
+		x.put(e, (x.lenSum+docLen(e.terms))/float64(x.live+1))
+	}
+	x.order()
+}
+
+// setVendorName renames a vendor in every entry (the catalogue's vendor_name follows the organisation's name).
+func (x *catalogIndex) setVendorName(orgID, name string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for i := range x.docs {
+		if d := &x.docs[i]; d.live && d.item.VendorOrgID == orgID {
+			d.item.VendorName = name
+			x.labels[d.facet[fVendor]] = name
+		}
+	}
+}
+
+func (x *catalogIndex) put(e ixEntry, avg float64) {
+	var s uint32
+	if n := len(x.free); n > 0 {
+		s, x.free = x.free[n-1], x.free[:n-1]
+	} else {
+		s = uint32(len(x.docs))
+		x.docs = append(x.docs, ixDoc{})
+		x.meta = append(x.meta, ixMeta{})
+	}
+	it := e.item
+	it.Score = 0
+	d := ixDoc{item: it, public: e.visibility == "public", visibleTo: e.visibleTo, live: true}
+	for _, t := range it.TagList() {
+		d.filterTags = append(d.filterTags, x.facets[fTag].id(t))
+	}
+	d.facet[fKind] = x.facets[fKind].id(it.Kind)
+	d.facet[fLicense] = x.facets[fLicense].id(it.License)
+	d.facet[fGPU], d.facet[fResidency] = -1, -1
+	if it.GPUModel != "" {
+		d.facet[fGPU] = x.facets[fGPU].id(it.GPUModel)
+	}
+	if it.Residency != "" {
+		d.facet[fResidency] = x.facets[fResidency].id(it.Residency)
+	}
+	d.facet[fVendor] = x.facets[fVendor].id(it.VendorOrgID)
+	x.labels[d.facet[fVendor]] = it.VendorName
+	for _, t := range facetTags(it.Tags) {
+		d.facetTags = append(d.facetTags, x.facets[fTag].id(t))
+	}
+	dl := docLen(e.terms)
+	x.lenSum += dl
+	x.live++
+	avg = max(avg, 1)
+	norm := bm25K1 * (1 - bm25B + bm25B*dl/avg)
+	d.terms = make([]string, len(e.terms))
+	for i, t := range e.terms {
+		d.terms[i] = t.lex
+		var wtf float64
+		for g, f := range t.tf {
+			wtf += float64(ixWeights[g]) * float64(f)
+		}
+		p := x.post[t.lex]
+		if p == nil {
+			p = &posting{}
+			x.post[t.lex] = p
+			i := sort.SearchStrings(x.vocab, t.lex)
+			x.vocab = slices.Insert(x.vocab, i, t.lex)
+		}
+		i := sort.Search(len(p.slots), func(i int) bool { return p.slots[i] >= s })
+		p.slots = slices.Insert(p.slots, i, s)
+		p.tfn = slices.Insert(p.tfn, i, float32(wtf/(wtf+norm)))
+	}
+	d.length = dl
+	x.docs[s] = d
+	m := ixMeta{facet: d.facet, price: it.PriceMinMicro, public: d.public, live: true}
+	m.ntags = uint8(copy(m.tags[:], d.facetTags))
+	x.meta[s] = m
+	x.slot[it.ListingID] = s
+	x.ordered = false
+}
+
+func (x *catalogIndex) remove(listingID string) {
+	s, ok := x.slot[listingID]
+	if !ok {
+		return
+	}
+	d := &x.docs[s]
+	for _, lex := range d.terms {
+		p := x.post[lex]
+		if p == nil {
+			continue
+		}
+		i := sort.Search(len(p.slots), func(i int) bool { return p.slots[i] >= s })
+		if i < len(p.slots) && p.slots[i] == s {
+			p.slots = slices.Delete(p.slots, i, i+1)
+			p.tfn = slices.Delete(p.tfn, i, i+1)
+		}
+		if len(p.slots) == 0 {
+			delete(x.post, lex)
+			if j := sort.SearchStrings(x.vocab, lex); j < len(x.vocab) && x.vocab[j] == lex {
+				x.vocab = slices.Delete(x.vocab, j, j+1)
+			}
+		}
+	}
+	x.lenSum -= d.length
+	x.live--
+	x.docs[s] = ixDoc{}
+	x.meta[s] = ixMeta{}
+	x.free = append(x.free, s)
+	delete(x.slot, listingID)
+	x.ordered = false
+}
+
+func (x *catalogIndex) order() {
+	if x.ordered {
+		return
+	}
+	x.newest, x.cheap = x.newest[:0], x.cheap[:0]
+	for s := range x.docs {
+		if x.docs[s].live {
+			x.newest = append(x.newest, uint32(s))
+			x.cheap = append(x.cheap, uint32(s))
+		}
+	}
+	sort.Slice(x.newest, func(i, j int) bool {
+		a, b := &x.docs[x.newest[i]].item, &x.docs[x.newest[j]].item
+		if a.PublishedAt != b.PublishedAt {
+			return a.PublishedAt > b.PublishedAt
+		}
+		return a.ListingID > b.ListingID
+	})
+	sort.Slice(x.cheap, func(i, j int) bool {
+		a, b := &x.docs[x.cheap[i]].item, &x.docs[x.cheap[j]].item
+		if a.PriceMinMicro != b.PriceMinMicro {
+			return a.PriceMinMicro < b.PriceMinMicro
+		}
+		return a.ListingID < b.ListingID
+	})
+	x.ordered = true
+}
+
+// facetTags splits the catalogue's JSON tag array as the SQL path's facet counter does.
+func facetTags(tags string) []string {
+	t := strings.Trim(tags, "[]")
+	if t == "" {
+		return nil
+	}
+	parts := strings.Split(t, ",")
+	for i, p := range parts {
+		parts[i] = strings.Trim(p, `"`)
+	}
+	return parts
+}
+
+// ixWord is one query word as the engine analyses it: its English and French lexemes (Postgres; equal on
+// SQLite), empty where the configuration drops it as a stop word.
+type ixWord struct{ en, fr string }
+
+// scratch is one search's working memory, pooled: the match bitmap, scores and facet counts.
+type scratch struct {
+	match  []uint64
+	side   []uint64
+	word   []uint64
+	score  []float32
+	counts [6][]int32
+	hits   []uint32
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// search answers in from the index; words are q's analysed words (nil without text).
+func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) SearchResult {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	n := len(x.docs)
+	nw := (n + 63) / 64
+	text := len(words) > 0
+	if text {
+		sc.match = grow(sc.match, nw)
+		sc.side = grow(sc.side, nw)
+		sc.word = grow(sc.word, nw)
+		sc.score = grow(sc.score, n)
+		x.matchSide(sc, words, false)
+		copy(sc.match, sc.side)
+		if !sameSides(words) {
+			x.matchSide(sc, words, true)
+			for i := range sc.match {
+				sc.match[i] |= sc.side[i]
+			}
+		}
+		x.scoreTerms(sc, words)
+	} else if in.Sort == "relevance" {
+		in.Sort = "newest"
+	}
+	for f := range sc.counts {
+		sc.counts[f] = grow(sc.counts[f], len(x.facets[f].values))
+	}
+	// Filters and visibility, then facets over every match; hits keeps the matching slots. Filter values are
+	// compared as the facets' value IDs: a value no entry has matches nothing.
+	sc.hits = sc.hits[:0]
+	var want [6]int32
+	for f := range want {
+		want[f] = -1
+	}
+	none := false
+	for f, v := range [6]string{fKind: in.Kind, fLicense: in.License, fGPU: in.GPUModel, fResidency: in.Residency,
+		fVendor: in.Vendor, fTag: strings.ToLower(in.Tag)} {
+		if v == "" {
+			continue
+		}
+		id, ok := x.facets[f].ids[v]
+		if !ok {
+			none = true
+		}
+		want[f] = id
+	}
+	if none {
+		return SearchResult{Items: []CatalogItem{}, Facets: x.facetResult(sc)}
+	}
+	test := func(s uint32) {
+		m := &x.meta[s]
+		if !m.live || (want[fKind] >= 0 && m.facet[fKind] != want[fKind]) || (want[fLicense] >= 0 && m.facet[fLicense] != want[fLicense]) ||
+			(want[fGPU] >= 0 && m.facet[fGPU] != want[fGPU]) || (want[fResidency] >= 0 && m.facet[fResidency] != want[fResidency]) ||
+			(want[fVendor] >= 0 && m.facet[fVendor] != want[fVendor]) ||
+			(in.PriceMin != nil && m.price < *in.PriceMin) || (in.PriceMax != nil && m.price > *in.PriceMax) {
+			return
+		}
+		if want[fTag] >= 0 && !slices.Contains(x.docs[s].filterTags, want[fTag]) {
+			return
+		}
+		if !m.public && !in.ViewerStaff && (in.ViewerOrg == "" || !slices.Contains(x.docs[s].visibleTo, in.ViewerOrg)) {
+			return
+		}
+		sc.hits = append(sc.hits, s)
+		c := &sc.counts
+		c[fKind][m.facet[fKind]]++
+		c[fLicense][m.facet[fLicense]]++
+		c[fVendor][m.facet[fVendor]]++
+		if m.facet[fGPU] >= 0 {
+			c[fGPU][m.facet[fGPU]]++
+		}
+		if m.facet[fResidency] >= 0 {
+			c[fResidency][m.facet[fResidency]]++
+		}
+		for _, v := range m.tags[:m.ntags] {
+			c[fTag][v]++
+		}
+		if len(x.docs[s].facetTags) > len(m.tags) {
+			for _, v := range x.docs[s].facetTags[len(m.tags):] {
+				c[fTag][v]++
+			}
+		}
+	}
+	if text {
+		for w, bitsW := range sc.match {
+			for bitsW != 0 {
+				b := bits.TrailingZeros64(bitsW)
+				bitsW &= bitsW - 1
+				test(uint32(w*64 + b))
+			}
+		}
+	} else {
+		for s := range x.docs {
+			test(uint32(s))
+		}
+	}
+	res := SearchResult{Total: int64(len(sc.hits)), Facets: x.facetResult(sc)}
+	item := func(s uint32) CatalogItem {
+		it := x.docs[s].item
+		it.Score = 0
+		if text {
+			it.Score = float64(sc.score[s])
+		}
+		return it
+	}
+	if in.Sort == "relevance" {
+		offset := max(cur.O, 0)
+		top := x.topByScore(sc, offset+in.Limit+1)
+		if offset < len(top) {
+			page := top[offset:]
+			for _, s := range page[:min(len(page), in.Limit)] {
+				res.Items = append(res.Items, item(s))
+			}
+			if len(page) > in.Limit {
+				res.NextCursor = nextCursor(res.Items[in.Limit-1], in.Sort, offset+in.Limit)
+			}
+		}
+	} else {
+		// Walk the sort order from the cursor, keeping matches: mark them in the match bitmap first.
+		sc.match = grow(sc.match, nw)
+		for _, s := range sc.hits {
+			sc.match[s/64] |= 1 << (s % 64)
+		}
+		order := x.newest
+		if in.Sort == "price" {
+			order = x.cheap
+		}
+		start := 0
+		if cur.ID != "" {
+			start = sort.Search(len(order), func(i int) bool { return after(x.docs[order[i]].item, in.Sort, cur) })
+		}
+		for _, s := range order[start:] {
+			if sc.match[s/64]&(1<<(s%64)) == 0 {
+				continue
+			}
+			if len(res.Items) == in.Limit {
+				res.NextCursor = nextCursor(res.Items[in.Limit-1], in.Sort, in.Limit)
+				break
+			}
+			res.Items = append(res.Items, item(s))
+		}
+	}
+	if res.Items == nil {
+		res.Items = []CatalogItem{}
+	}
+	return res
+}
+
+func sameSides(words []ixWord) bool {
+	for _, w := range words {
+		if w.en != w.fr {
+			return false
+		}
+	}
+	return true
+}
+
+// matchSide leaves in sc.side the entries holding every non-stop word of one language (the last word as a
+// prefix); nothing when every word is a stop word, as an empty tsquery matches nothing.
+func (x *catalogIndex) matchSide(sc *scratch, words []ixWord, french bool) {
+	first := true
+	for i, w := range words {
+		lex := w.en
+		if french {
+			lex = w.fr
+		}
+		if lex == "" {
+			continue
+		}
+		clear(sc.word)
+		x.eachPosting(lex, i == len(words)-1, func(p *posting) {
+			for _, s := range p.slots {
+				sc.word[s/64] |= 1 << (s % 64)
+			}
+		})
+		if first {
+			copy(sc.side, sc.word)
+			first = false
+			continue
+		}
+		for j := range sc.side {
+			sc.side[j] &= sc.word[j]
+		}
+	}
+	if first {
+		clear(sc.side)
+	}
+}
+
+// eachPosting calls fn with the posting of lex, or with those of every lexeme starting with it.
+func (x *catalogIndex) eachPosting(lex string, prefix bool, fn func(*posting)) {
+	if !prefix {
+		if p := x.post[lex]; p != nil {
+			fn(p)
+		}
+		return
+	}
+	for i := sort.SearchStrings(x.vocab, lex); i < len(x.vocab) && strings.HasPrefix(x.vocab[i], lex); i++ {
+		fn(x.post[x.vocab[i]])
+	}
+}
+
+// scoreTerms adds each distinct query lexeme's BM25 weight to the score of every entry holding it.
+func (x *catalogIndex) scoreTerms(sc *scratch, words []ixWord) {
+	type key struct {
+		lex    string
+		prefix bool
+	}
+	seen := make(map[key]bool, 2*len(words))
+	n := float64(x.live)
+	for i, w := range words {
+		for _, lex := range [2]string{w.en, w.fr} {
+			k := key{lex, i == len(words)-1}
+			if lex == "" || seen[k] {
+				continue
+			}
+			seen[k] = true
+			x.eachPosting(lex, k.prefix, func(p *posting) {
+				df := float64(len(p.slots))
+				idf := float32(math.Log(1 + (n-df+0.5)/(df+0.5)))
+				for j, s := range p.slots {
+					sc.score[s] += idf * p.tfn[j]
+				}
+			})
+		}
+	}
+}
+
+// topByScore returns the k best hits by score, then listing ID.
+func (x *catalogIndex) topByScore(sc *scratch, k int) []uint32 {
+	better := func(a, b uint32) bool {
+		if sc.score[a] != sc.score[b] {
+			return sc.score[a] > sc.score[b]
+		}
+		return x.docs[a].item.ListingID < x.docs[b].item.ListingID
+	}
+	if k >= len(sc.hits)/4 {
+		top := slices.Clone(sc.hits)
+		sort.Slice(top, func(i, j int) bool { return better(top[i], top[j]) })
+		return top[:min(k, len(top))]
+	}
+	top := make([]uint32, 0, k+1)
+	for _, s := range sc.hits {
+		if len(top) == k && !better(s, top[k-1]) {
+			continue
+		}
+		i := sort.Search(len(top), func(i int) bool { return better(s, top[i]) })
+		top = slices.Insert(top, i, s)
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
+}
+
+// facetResult lists each facet's values by count, then value; at most 25 per facet (as facetCounter.result).
+func (x *catalogIndex) facetResult(sc *scratch) map[string][]FacetValue {
+	out := make(map[string][]FacetValue, len(FacetNames))
+	for f, name := range FacetNames {
+		var vals []FacetValue
+		for id, c := range sc.counts[f] {
+			if c == 0 {
+				continue
+			}
+			fv := FacetValue{Value: x.facets[f].values[id], Count: int64(c)}
+			if f == fVendor {
+				fv.Label = x.labels[int32(id)]
+			}
+			vals = append(vals, fv)
+		}
+		sort.Slice(vals, func(i, j int) bool {
+			if vals[i].Count != vals[j].Count {
+				return vals[i].Count > vals[j].Count
+			}
+			return vals[i].Value < vals[j].Value
+		})
+		if len(vals) > 25 {
+			vals = vals[:25]
+		}
+		if vals == nil {
+			vals = []FacetValue{}
+		}
+		out[name] = vals
+	}
+	return out
+}

@@ -1,0 +1,274 @@
+package marketplace
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/natstest"
+	"github.com/tamarack-ai/tamarack/platform/web"
+	"github.com/tamarack-ai/tamarack/services/events"
+)
+
+// searchBoth answers in through the index and through SQL, as Search does (validation, default limit, cursor).
+func searchBoth(t *testing.T, s *Service, in SearchInput) (idx, sql SearchResult) {
+	t.Helper()
+	must(t, in.Validate())
+	if in.Limit <= 0 {
+		in.Limit = web.DefaultLimit
+	}
+	var cur searchCursor
+	if in.Cursor != "" {
+		must(t, web.DecodeCursor(in.Cursor, &cur))
+	}
+	ctx := context.Background()
+	x, err := s.index.ready(ctx)
+	must(t, err)
+	var words []ixWord
+	if w := terms(in.Q); len(w) > 0 {
+		var ok bool
+		words, ok, err = s.index.analyse(ctx, w)
+		must(t, err)
+		if !ok {
+			t.Fatalf("q=%q: the index refused ordinary words", in.Q)
+		}
+	}
+	idx = x.search(in, cur, words)
+	sql, err = s.searchSQL(ctx, in, cur)
+	must(t, err)
+	return idx, sql
+}
+
+func withoutScores(items []CatalogItem) []CatalogItem {
+	out := slices.Clone(items)
+	for i := range out {
+		out[i].Score = 0
+	}
+	return out
+}
+
+// randomQuery draws a catalogue query: English and French words (some cut short, as typed, some stop words,
+// some capitalised or accented), filters, a sort, a page size and a viewer.
+func randomQuery(rng *rand.Rand, vendors []string) SearchInput {
+	var in SearchInput
+	vocab := [][]string{benchWords, BenchWordsFr, {"the", "and", "le", "les", "des", "pour", "of"}, {"modele", "meteo", "Érable", "CANADA", "salmon's", "zzzz", "h100"}}
+	if rng.IntN(5) > 0 {
+		var ws []string
+		for range 1 + rng.IntN(3) {
+			v := vocab[rng.IntN(len(vocab))]
+			if rng.IntN(3) == 0 {
+				v = vocab[rng.IntN(2)]
+			}
+			ws = append(ws, v[rng.IntN(len(v))])
+		}
+		if last := []rune(ws[len(ws)-1]); rng.IntN(3) == 0 && len(last) > 2 {
+			ws[len(ws)-1] = string(last[:1+rng.IntN(len(last)-1)])
+		}
+		in.Q = strings.Join(ws, " ")
+	}
+	pick := func(p int, vals ...string) string {
+		if rng.IntN(100) < p {
+			return vals[rng.IntN(len(vals))]
+		}
+		return ""
+	}
+	in.Kind = pick(40, KindModel, KindDataset, KindCompute)
+	in.License = pick(25, "Apache-2.0", "MIT", "CC-BY-4.0", "custom", "apache-2.0")
+	in.Residency = pick(20, "CA", "ca", "US", "FR")
+	in.GPUModel = pick(5, GPUModels...)
+	in.Tag = pick(10, benchWords...)
+	in.Vendor = pick(8, vendors...)
+	if rng.IntN(8) == 0 {
+		p := int64(rng.IntN(200)) * 250_000
+		in.PriceMax = &p
+	}
+	if rng.IntN(12) == 0 {
+		p := int64(rng.IntN(100)) * 250_000
+		in.PriceMin = &p
+	}
+	in.Sort = pick(60, "newest", "price")
+	if in.Sort == "" && in.Q != "" && rng.IntN(2) == 0 {
+		in.Sort = "relevance"
+	}
+	in.Limit = []int{0, 1, 7, 20, 50}[rng.IntN(5)]
+	switch rng.IntN(4) {
+	case 0:
+		in.ViewerOrg = orgSME
+	case 1:
+		in.ViewerOrg = orgVendor2
+	case 2:
+		in.ViewerStaff = true
+	}
+	return in
+}
+
+// compareSearch walks every page of in through both paths: the same totals and facets on every page, the same
+// pages (items and cursors) for newest and price; for relevance, whose score differs by design, the same
+// listings over the walk with none repeated.
+func compareSearch(t *testing.T, s *Service, in SearchInput) {
+	t.Helper()
+	seenIdx, seenSQL := map[string]bool{}, map[string]bool{}
+	cursorIdx, cursorSQL := "", ""
+	for page := 0; ; page++ {
+		a, b := in, in
+		a.Cursor, b.Cursor = cursorIdx, cursorSQL
+		idx, _ := searchBoth(t, s, a)
+		_, sql := searchBoth(t, s, b)
+		name := fmt.Sprintf("%+v page %d", in, page)
+		if idx.Total != sql.Total {
+			t.Fatalf("%s: total %d, SQL %d", name, idx.Total, sql.Total)
+		}
+		if !reflect.DeepEqual(idx.Facets, sql.Facets) {
+			t.Fatalf("%s: facets\n%v\nSQL\n%v", name, idx.Facets, sql.Facets)
+		}
+		if len(idx.Items) != len(sql.Items) || (idx.NextCursor == "") != (sql.NextCursor == "") {
+			t.Fatalf("%s: %d items (next %q), SQL %d (next %q)", name, len(idx.Items), idx.NextCursor, len(sql.Items), sql.NextCursor)
+		}
+		relevance := in.Q != "" && (in.Sort == "relevance" || in.Sort == "") && len(terms(in.Q)) > 0
+		if !relevance && (!reflect.DeepEqual(withoutScores(idx.Items), withoutScores(sql.Items)) || idx.NextCursor != sql.NextCursor) {
+			t.Fatalf("%s: pages differ\n%v\nSQL\n%v", name, idx.Items, sql.Items)
+		}
+		for _, it := range idx.Items {
+			if seenIdx[it.ListingID] {
+				t.Fatalf("%s: %s repeated", name, it.ListingID)
+			}
+			seenIdx[it.ListingID] = true
+		}
+		for _, it := range sql.Items {
+			seenSQL[it.ListingID] = true
+		}
+		if idx.NextCursor == "" {
+			break
+		}
+		cursorIdx, cursorSQL = idx.NextCursor, sql.NextCursor
+		if page == 25 { // long walks (one item a page) are cut short: pages compared so far stand
+			return
+		}
+	}
+	if !reflect.DeepEqual(seenIdx, seenSQL) {
+		t.Fatalf("%+v: the walks found %d and %d (SQL) listings, not the same", in, len(seenIdx), len(seenSQL))
+	}
+}
+
+// TestSearchIndexMatchesSQL: on a seeded catalogue with English and French text, restricted, gated, suspended
+// and retired listings, hundreds of random queries answer the same through the in-process index as through SQL
+// on each engine, before and after the catalogue changes under the index.
+func TestSearchIndexMatchesSQL(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		e := newEnv(t, db, Config{SearchCacheTTL: -1})
+		ctx := context.Background()
+		must(t, e.svc.BulkPublish(ctx, 400, rand.New(rand.NewPCG(3, 5))))
+		var vendors []string
+		must(t, db.Raw(`SELECT DISTINCT vendor_org_id FROM market_catalog ORDER BY vendor_org_id LIMIT 5`).Scan(&vendors).Error)
+		vendors = append(vendors, orgVendor, orgVendor2)
+
+		publish := func(slug, title, titleFr, summaryFr, visibility string, gated bool) listingOut {
+			m := modelListing(slug)
+			m["title"], m["title_fr"], m["summary_fr"] = title, titleFr, summaryFr
+			m["tags"] = []string{"salmon", "quebec-north"}
+			if visibility != "" {
+				m["visibility"] = visibility
+				m["visible_to"] = []string{orgSME}
+			}
+			if gated {
+				m["gated"] = true
+			}
+			return e.publishListing(m, nil)
+		}
+		publish("meteo-erable", "Maple weather", "Modèle météo de l'érable", "Prévisions des gelées pour les vergers du Québec", "", false)
+		publish("saumon-prive", "Private salmon counts", "Comptage privé des saumons", "Les saumons des rivières", "restricted", false)
+		publish("gated-speech", "Gated speech model", "Modèle de parole", "Reconnaissance de la parole", "", true)
+		gone := publish("soon-suspended", "Salmon forecasting", "Prévision du saumon", "Saumons et rivières", "", false)
+		retired := publish("soon-retired", "Canola imagery", "Imagerie du canola", "Champs de canola", "", false)
+
+		rng := rand.New(rand.NewPCG(11, 13))
+		queries := make([]SearchInput, 250)
+		for i := range queries {
+			queries[i] = randomQuery(rng, vendors)
+		}
+		for _, q := range queries {
+			compareSearch(t, e.svc, q)
+		}
+		// Changes after the index was built: a suspension, a retirement, a new restricted listing, a renamed vendor.
+		expect(t, e.do(staff, "POST", "listings/"+gone.ID+"/suspend", map[string]any{"reason": "checking"}), 200, "")
+		expect(t, e.do(vendorAdmin, "POST", "listings/"+retired.ID+"/retire", nil), 200, "")
+		publish("late-restricted", "Late salmon weather", "Météo tardive", "Gelées et saumons", "restricted", false)
+		must(t, e.svc.ApplyOrganizationCreated(ctx, "rename-1", events.OrganizationCreatedV1{OrganizationID: orgVendor, Name: "Aurora AI Renamed", Kind: "vendor", At: e.clock.Now()}))
+		for _, q := range queries[:120] {
+			compareSearch(t, e.svc, q)
+		}
+		for _, q := range []string{"saumon", "salmon", "météo", "meteo", "prévision", "érable", "the", "le", "gelée"} {
+			compareSearch(t, e.svc, SearchInput{Q: q, ViewerOrg: orgSME})
+			compareSearch(t, e.svc, SearchInput{Q: q, Sort: "newest", Limit: 3})
+		}
+	})
+}
+
+// TestSearchIndexReplicasConverge: two marketplace processes on one database and one JetStream, each with its
+// own index. A listing published, then suspended, through one shows in, then leaves, the other's index; an
+// organisation's new name reaches both; on every engine, on the embedded and the configured NATS server.
+func TestSearchIndexReplicasConverge(t *testing.T) {
+	t.Parallel()
+	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) {
+		dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+			a := newEnvBus(t, db, bus, Config{SearchCacheTTL: -1})
+			b := newEnvBus(t, db, bus, Config{SearchCacheTTL: -1})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 2)
+			for _, e := range []*env{a, b} {
+				go func() { done <- e.svc.Run(ctx) }()
+			}
+			t.Cleanup(func() { cancel(); <-done; <-done })
+
+			find := func(e *env, q string) []CatalogItem {
+				idx, sql := searchBoth(t, e.svc, SearchInput{Q: q, Sort: "newest"})
+				_ = sql
+				return idx.Items
+			}
+			// Both indexes exist before the write (built on first use), so only events can bring it to b.
+			if len(find(a, "zircon")) != 0 || len(find(b, "zircon")) != 0 {
+				t.Fatal("zircon found before it was published")
+			}
+			m := modelListing("zircon-scope")
+			m["title"], m["title_fr"] = "Zircon telescope imagery", "Imagerie du télescope zircon"
+			l := a.publishListing(m, nil)
+			if got := find(a, "zircon"); len(got) != 1 {
+				t.Fatalf("the writing replica finds %d", len(got))
+			}
+			eventually(t, "the other replica's index to show the published listing", func() bool {
+				got := find(b, "télescope")
+				return len(got) == 1 && got[0].ListingID == l.ID
+			})
+			expect(t, a.do(staff, "POST", "listings/"+l.ID+"/suspend", map[string]any{"reason": "check"}), 200, "")
+			eventually(t, "the other replica's index to drop the suspended listing", func() bool { return len(find(b, "zircon")) == 0 })
+
+			// A renamed organisation reaches every replica's entries (the consumer updates the rows once).
+			m2 := modelListing("zircon-two")
+			m2["title"] = "Zircon second"
+			a.publishListing(m2, nil)
+			eventually(t, "the second listing on b", func() bool { return len(find(b, "zircon")) == 1 })
+			must(t, eventbus.Publish(ctx, bus, events.OrganizationCreated, "test", "rename-"+l.ID, time.Now(),
+				events.OrganizationCreatedV1{OrganizationID: orgVendor, Name: "Aurora Renamed", Kind: "vendor", At: time.Now()}))
+			for _, e := range []*env{a, b} {
+				eventually(t, "the new vendor name in both indexes", func() bool {
+					got := find(e, "zircon")
+					return len(got) == 1 && got[0].VendorName == "Aurora Renamed"
+				})
+			}
+			eventually(t, "the new vendor name in the table", func() bool {
+				_, sql := searchBoth(t, b.svc, SearchInput{Q: "zircon"})
+				return len(sql.Items) == 1 && sql.Items[0].VendorName == "Aurora Renamed"
+			})
+		})
+	})
+}
