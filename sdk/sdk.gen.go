@@ -259,6 +259,7 @@ type Checkout struct {
 	Credits     int    `json:"credits"`
 	PurchaseId  string `json:"purchase_id"`
 	SessionId   string `json:"session_id"`
+	TaxCents    int    `json:"tax_cents"`
 }
 
 // CheckoutRequest defines model for CheckoutRequest.
@@ -818,6 +819,9 @@ type LaunchSandboxRequest struct {
 	MemoryBytes *int    `json:"memory_bytes,omitempty"`
 	MigProfile  *string `json:"mig_profile,omitempty"`
 
+	// MountListingId a model or dataset listing whose published artifacts the sandbox sees read-only at /artifacts/{mount_listing_id}/; needs access to that listing (as for a download) and a compute listing whose pool can mount files (local): otherwise 422 artifacts_mount_unsupported
+	MountListingId *string `json:"mount_listing_id,omitempty"`
+
 	// Template a template name from GET /api/v1/testbed/templates; required unless image_listing_id is given (default then: tryit, the try-it profile)
 	Template *string `json:"template,omitempty"`
 }
@@ -1006,14 +1010,17 @@ type MFAStatus struct {
 
 // MarketplaceAuditEntry defines model for MarketplaceAuditEntry.
 type MarketplaceAuditEntry struct {
-	Action      string    `json:"action"`
-	ActorOrgId  string    `json:"actor_org_id"`
-	ActorUserId string    `json:"actor_user_id"`
-	At          time.Time `json:"at"`
-	Detail      *string   `json:"detail,omitempty"`
-	Id          string    `json:"id"`
-	ListingId   *string   `json:"listing_id,omitempty"`
-	TargetId    *string   `json:"target_id,omitempty"`
+	Action string `json:"action"`
+
+	// ActionDisplay the action named for people, in the language of Accept-Language (the action itself when no name is catalogued)
+	ActionDisplay string    `json:"action_display"`
+	ActorOrgId    string    `json:"actor_org_id"`
+	ActorUserId   string    `json:"actor_user_id"`
+	At            time.Time `json:"at"`
+	Detail        *string   `json:"detail,omitempty"`
+	Id            string    `json:"id"`
+	ListingId     *string   `json:"listing_id,omitempty"`
+	TargetId      *string   `json:"target_id,omitempty"`
 }
 
 // MarketplaceAuditEntryList defines model for MarketplaceAuditEntryList.
@@ -1078,6 +1085,14 @@ type MoneySettings struct {
 	CardPayments    bool        `json:"card_payments"`
 	CreditValue     CreditValue `json:"credit_value"`
 	HowToGetCredits string      `json:"how_to_get_credits"`
+	Tax             TaxSettings `json:"tax"`
+}
+
+// MountedFile defines model for MountedFile.
+type MountedFile struct {
+	Name      string `json:"name"`
+	Sha256    string `json:"sha256"`
+	SizeBytes int    `json:"size_bytes"`
 }
 
 // NewAgentToken defines model for NewAgentToken.
@@ -1369,6 +1384,8 @@ type PurchaseRow struct {
 	RefundedMicro  int       `json:"refunded_micro"`
 	Status         string    `json:"status"`
 	TaxCents       int       `json:"tax_cents"`
+	TaxName        string    `json:"tax_name"`
+	TaxRateBp      int       `json:"tax_rate_bp"`
 	TotalCadCents  int       `json:"total_cad_cents"`
 }
 
@@ -1472,7 +1489,11 @@ type SSHEndpoint struct {
 
 // Sandbox defines model for Sandbox.
 type Sandbox struct {
-	AgentId              *string         `json:"agent_id,omitempty"`
+	AgentId   *string        `json:"agent_id,omitempty"`
+	Artifacts *[]MountedFile `json:"artifacts,omitempty"`
+
+	// ArtifactsPath where the sandbox sees the listing's artifacts, read-only
+	ArtifactsPath        *string         `json:"artifacts_path,omitempty"`
 	Backend              string          `json:"backend"`
 	ChargeMicro          int             `json:"charge_micro"`
 	CpuMillis            int             `json:"cpu_millis"`
@@ -1492,6 +1513,7 @@ type Sandbox struct {
 	MemoryBytes          int             `json:"memory_bytes"`
 	Message              *string         `json:"message,omitempty"`
 	MigProfile           *string         `json:"mig_profile,omitempty"`
+	MountListingId       *string         `json:"mount_listing_id,omitempty"`
 	NodeId               *string         `json:"node_id,omitempty"`
 	OrganizationId       string          `json:"organization_id"`
 	PoolId               string          `json:"pool_id"`
@@ -1740,6 +1762,15 @@ type SuspendRequest struct {
 	Reason string `json:"reason"`
 }
 
+// TaxSettings defines model for TaxSettings.
+type TaxSettings struct {
+	Applies         bool   `json:"applies"`
+	IncludedInPrice bool   `json:"included_in_price"`
+	Name            string `json:"name"`
+	RateBp          int    `json:"rate_bp"`
+	Registration    string `json:"registration"`
+}
+
 // Template defines model for Template.
 type Template struct {
 	Command            []string          `json:"command"`
@@ -1766,13 +1797,16 @@ type TemplateList struct {
 
 // TestbedAuditEntry defines model for TestbedAuditEntry.
 type TestbedAuditEntry struct {
-	Action      string    `json:"action"`
-	ActorOrgId  string    `json:"actor_org_id"`
-	ActorUserId string    `json:"actor_user_id"`
-	At          time.Time `json:"at"`
-	Detail      string    `json:"detail"`
-	Id          string    `json:"id"`
-	Target      string    `json:"target"`
+	Action string `json:"action"`
+
+	// ActionDisplay the action named for people, in the language of Accept-Language (the action itself when no name is catalogued)
+	ActionDisplay string    `json:"action_display"`
+	ActorOrgId    string    `json:"actor_org_id"`
+	ActorUserId   string    `json:"actor_user_id"`
+	At            time.Time `json:"at"`
+	Detail        string    `json:"detail"`
+	Id            string    `json:"id"`
+	Target        string    `json:"target"`
 }
 
 // TestbedAuditEntryList defines model for TestbedAuditEntryList.
@@ -2102,8 +2136,11 @@ type GetBillingOrgsOrgChartsEarningsParams struct {
 	// From yyyy-mm-dd, inclusive (default: 29 days before to)
 	From *string `form:"from,omitempty" json:"from,omitempty"`
 
-	// To yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days
+	// To yyyy-mm-dd, inclusive (default: today in tz); at most 366 days
 	To *string `form:"to,omitempty" json:"to,omitempty"`
+
+	// Tz IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC)
+	Tz *string `form:"tz,omitempty" json:"tz,omitempty"`
 }
 
 // GetBillingOrgsOrgChartsSpendParams defines parameters for GetBillingOrgsOrgChartsSpend.
@@ -2111,8 +2148,11 @@ type GetBillingOrgsOrgChartsSpendParams struct {
 	// From yyyy-mm-dd, inclusive (default: 29 days before to)
 	From *string `form:"from,omitempty" json:"from,omitempty"`
 
-	// To yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days
+	// To yyyy-mm-dd, inclusive (default: today in tz); at most 366 days
 	To *string `form:"to,omitempty" json:"to,omitempty"`
+
+	// Tz IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC)
+	Tz *string `form:"tz,omitempty" json:"tz,omitempty"`
 }
 
 // GetBillingOrgsOrgTransactionsParams defines parameters for GetBillingOrgsOrgTransactions.
@@ -2148,8 +2188,11 @@ type GetBillingProgrammeChartsParams struct {
 	// From yyyy-mm-dd, inclusive (default: 29 days before to)
 	From *string `form:"from,omitempty" json:"from,omitempty"`
 
-	// To yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days
+	// To yyyy-mm-dd, inclusive (default: today in tz); at most 366 days
 	To *string `form:"to,omitempty" json:"to,omitempty"`
+
+	// Tz IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC)
+	Tz *string `form:"tz,omitempty" json:"tz,omitempty"`
 }
 
 // GetBillingTransactionsParams defines parameters for GetBillingTransactions.
@@ -2825,7 +2868,7 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/billing/programme/spend (the `GetBillingProgrammeSpend` operationId).
 	GetBillingProgrammeSpend(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetBillingSettings What a credit is worth, and whether card payments are on
+	// GetBillingSettings What a credit is worth, whether card payments are on, and the tax included in prices
 	//
 	// Corresponds with GET /api/v1/billing/settings (the `GetBillingSettings` operationId).
 	GetBillingSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4316,7 +4359,7 @@ func (c *Client) GetBillingProgrammeSpend(ctx context.Context, reqEditors ...Req
 	return c.Client.Do(req)
 }
 
-// GetBillingSettings What a credit is worth, and whether card payments are on
+// GetBillingSettings What a credit is worth, whether card payments are on, and the tax included in prices
 //
 // Corresponds with GET /api/v1/billing/settings (the `GetBillingSettings` operationId).
 func (c *Client) GetBillingSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7882,6 +7925,18 @@ func NewGetBillingOrgsOrgChartsEarningsRequest(server string, org string, params
 
 		}
 
+		if params.Tz != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tz", *params.Tz, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -7946,6 +8001,18 @@ func NewGetBillingOrgsOrgChartsSpendRequest(server string, org string, params *G
 		if params.To != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Tz != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tz", *params.Tz, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -8493,6 +8560,18 @@ func NewGetBillingProgrammeChartsRequest(server string, params *GetBillingProgra
 		if params.To != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Tz != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tz", *params.Tz, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -14596,7 +14675,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/billing/programme/spend (the `GetBillingProgrammeSpend` operationId).
 	GetBillingProgrammeSpendWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBillingProgrammeSpendResponse, error)
 
-	// GetBillingSettingsWithResponse What a credit is worth, and whether card payments are on
+	// GetBillingSettingsWithResponse What a credit is worth, whether card payments are on, and the tax included in prices
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -23495,7 +23574,7 @@ func (c *ClientWithResponses) GetBillingProgrammeSpendWithResponse(ctx context.C
 	return ParseGetBillingProgrammeSpendResponse(rsp)
 }
 
-// GetBillingSettingsWithResponse What a credit is worth, and whether card payments are on
+// GetBillingSettingsWithResponse What a credit is worth, whether card payments are on, and the tax included in prices
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -438,7 +438,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** What a credit is worth, and whether card payments are on */
+        /** What a credit is worth, whether card payments are on, and the tax included in prices */
         get: operations["get_billing_settings"];
         put?: never;
         post?: never;
@@ -2405,6 +2405,7 @@ export interface components {
             credits: number;
             purchase_id: string;
             session_id: string;
+            tax_cents: number;
         };
         CheckoutRequest: {
             credits: number;
@@ -2854,6 +2855,8 @@ export interface components {
             /** @description default: the template's per-GPU share */
             memory_bytes?: number;
             mig_profile?: string;
+            /** @description a model or dataset listing whose published artifacts the sandbox sees read-only at /artifacts/{mount_listing_id}/; needs access to that listing (as for a download) and a compute listing whose pool can mount files (local): otherwise 422 artifacts_mount_unsupported */
+            mount_listing_id?: string;
             /** @description a template name from GET /api/v1/testbed/templates; required unless image_listing_id is given (default then: tryit, the try-it profile) */
             template?: string;
         };
@@ -2995,6 +2998,8 @@ export interface components {
         };
         MarketplaceAuditEntry: {
             action: string;
+            /** @description the action named for people, in the language of Accept-Language (the action itself when no name is catalogued) */
+            action_display: string;
             actor_org_id: string;
             actor_user_id: string;
             /** Format: date-time */
@@ -3052,6 +3057,12 @@ export interface components {
             card_payments: boolean;
             credit_value: components["schemas"]["CreditValue"];
             how_to_get_credits: string;
+            tax: components["schemas"]["TaxSettings"];
+        };
+        MountedFile: {
+            name: string;
+            sha256: string;
+            size_bytes: number;
         };
         NewAgentToken: {
             agent_id?: string;
@@ -3296,6 +3307,8 @@ export interface components {
             refunded_micro: number;
             status: string;
             tax_cents: number;
+            tax_name: string;
+            tax_rate_bp: number;
             total_cad_cents: number;
         };
         PurchaseRowList: {
@@ -3375,6 +3388,9 @@ export interface components {
         };
         Sandbox: {
             agent_id?: string;
+            artifacts?: components["schemas"]["MountedFile"][];
+            /** @description where the sandbox sees the listing's artifacts, read-only */
+            artifacts_path?: string;
             backend: string;
             charge_micro: number;
             cpu_millis: number;
@@ -3395,6 +3411,7 @@ export interface components {
             memory_bytes: number;
             message?: string;
             mig_profile?: string;
+            mount_listing_id?: string;
             node_id?: string;
             organization_id: string;
             pool_id: string;
@@ -3593,6 +3610,13 @@ export interface components {
         SuspendRequest: {
             reason: string;
         };
+        TaxSettings: {
+            applies: boolean;
+            included_in_price: boolean;
+            name: string;
+            rate_bp: number;
+            registration: string;
+        };
         Template: {
             command: string[];
             cpu_millis_per_gpu: number;
@@ -3617,6 +3641,8 @@ export interface components {
         };
         TestbedAuditEntry: {
             action: string;
+            /** @description the action named for people, in the language of Accept-Language (the action itself when no name is catalogued) */
+            action_display: string;
             actor_org_id: string;
             actor_user_id: string;
             /** Format: date-time */
@@ -4376,8 +4402,10 @@ export interface operations {
             query?: {
                 /** @description yyyy-mm-dd, inclusive (default: 29 days before to) */
                 from?: string;
-                /** @description yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days */
+                /** @description yyyy-mm-dd, inclusive (default: today in tz); at most 366 days */
                 to?: string;
+                /** @description IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC) */
+                tz?: string;
             };
             header?: never;
             path: {
@@ -4412,8 +4440,10 @@ export interface operations {
             query?: {
                 /** @description yyyy-mm-dd, inclusive (default: 29 days before to) */
                 from?: string;
-                /** @description yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days */
+                /** @description yyyy-mm-dd, inclusive (default: today in tz); at most 366 days */
                 to?: string;
+                /** @description IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC) */
+                tz?: string;
             };
             header?: never;
             path: {
@@ -4751,8 +4781,10 @@ export interface operations {
             query?: {
                 /** @description yyyy-mm-dd, inclusive (default: 29 days before to) */
                 from?: string;
-                /** @description yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days */
+                /** @description yyyy-mm-dd, inclusive (default: today in tz); at most 366 days */
                 to?: string;
+                /** @description IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC) */
+                tz?: string;
             };
             header?: never;
             path?: never;
@@ -8538,7 +8570,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem; codes: listing_not_found, access_required, image_listing_not_found, image_not_allowed, no_capacity, insufficient_credits, billing_unavailable, backend_unavailable, payload_too_large */
+            /** @description Problem; codes: listing_not_found, access_required, image_listing_not_found, image_not_allowed, mount_listing_not_found, no_artifacts, artifacts_mount_unsupported, artifacts_unavailable, no_capacity, insufficient_credits, billing_unavailable, backend_unavailable, payload_too_large */
             default: {
                 headers: {
                     [name: string]: unknown;

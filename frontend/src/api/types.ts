@@ -210,8 +210,7 @@ export type SandboxProgress = Schemas['Progress'];
 
 export type Sandbox = Schemas['Sandbox'] & { state: SandboxState };
 
-// mount_listing_id is in the served API (the integrator regenerates schema.d.ts); declared here until then.
-export type SandboxInput = Schemas['LaunchSandboxRequest'] & { mount_listing_id?: string };
+export type SandboxInput = Schemas['LaunchSandboxRequest'];
 
 export type Reservation = Schemas['Reservation'];
 
