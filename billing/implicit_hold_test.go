@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -32,6 +33,31 @@ func TestUsageWithoutHoldFailsOnDatabaseError(t *testing.T) {
 		must(t, f.s.ChargeUsage(ctx, []eventbus.Event[events.SandboxUsageV1]{usageEv("sb", "sme", "ven", 1, t0, 60_000, 1)}))
 		if n, sum := usageTotals(t, db); n != 1 || sum != eoPrice/60 {
 			t.Fatalf("after the retry: %d rows charging %d, want 1 charging %d", n, sum, eoPrice/60)
+		}
+	})
+}
+
+// TestUsageNamingAnotherOrganisationIsNotCharged: a sandbox's usage is charged to the organisation holding it.
+// An event that names another organisation (a bug or a forged event) is dropped, not charged to either, and
+// does not stop the batch's other events.
+func TestUsageNamingAnotherOrganisationIsNotCharged(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		f := newFx(t, db, nil)
+		f.org("sme", "sme", false)
+		f.org("other", "sme", false)
+		f.buy("sme", 100)
+		f.buy("other", 100)
+		f.listing()
+		must(t, f.s.ChargeUsage(ctx, []eventbus.Event[events.SandboxUsageV1]{usageEv("sb", "sme", "ven", 1, t0, 60_000, 1)}))
+		must(t, f.s.ChargeUsage(ctx, []eventbus.Event[events.SandboxUsageV1]{
+			usageEv("sb", "other", "ven", 2, t0.Add(time.Minute), 60_000, 1),
+			usageEv("sb2", "other", "ven", 1, t0, 60_000, 1),
+		}))
+		var rows []Usage
+		must(t, db.Order("sandbox_id, seq").Find(&rows).Error)
+		if len(rows) != 2 || rows[0].SandboxID != "sb" || rows[0].OrgID != "sme" || rows[1].SandboxID != "sb2" || rows[1].OrgID != "other" {
+			t.Fatalf("usage rows %+v, want sb charged to sme and sb2 to other, the mismatched event dropped", rows)
 		}
 	})
 }

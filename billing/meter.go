@@ -118,7 +118,7 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 	if err != nil || len(fresh) == 0 {
 		return usageResult{}, err
 	}
-	if err := b.resolveHolds(fresh); err != nil {
+	if fresh, err = b.resolveHolds(fresh); err != nil || len(fresh) == 0 {
 		return usageResult{}, err
 	}
 	if err := b.loadFunding(); err != nil {
@@ -245,23 +245,32 @@ func (b *usageBatch) uncharged(batch []eventbus.Event[events.SandboxUsageV1], ch
 
 // resolveHolds gives every sandbox of fresh a hold (an implicit one, priced from the listing, when usage
 // arrives without one) and makes sure the vendors' accounts exist.
-func (b *usageBatch) resolveHolds(fresh []eventbus.Event[events.SandboxUsageV1]) error {
+//
+// A sandbox's usage is charged to the organisation that holds it. An event naming another organisation is
+// dropped, logged, and not charged to either: only the event's organisation is locked and funded in this batch.
+func (b *usageBatch) resolveHolds(fresh []eventbus.Event[events.SandboxUsageV1]) ([]eventbus.Event[events.SandboxUsageV1], error) {
 	vendors := map[string]bool{}
+	kept := fresh[:0:0]
 	for _, ev := range fresh {
 		d := ev.Data
-		if b.sbs[d.SandboxID] == nil {
+		if st := b.sbs[d.SandboxID]; st == nil {
 			h, err := b.s.implicitHold(b.tx, d.SandboxID, d.OrganizationID, d.ListingID, d.VendorOrgID, d.PoolID, d.GPUModel, d.DeviceCount, b.now)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			b.sbs[d.SandboxID] = &sandboxState{hold: &h, isNew: true}
+		} else if st.hold.OrgID != d.OrganizationID {
+			b.s.log.Error("usage event names another organisation than its sandbox's hold; not charged",
+				"event", ev.ID, "sandbox", d.SandboxID, "event_org", d.OrganizationID, "hold_org", st.hold.OrgID)
+			continue
 		}
+		kept = append(kept, ev)
 		if v := b.sbs[d.SandboxID].hold.VendorOrgID; v != "" {
 			vendors[v] = true
 		}
 	}
 	if len(vendors) == 0 {
-		return nil
+		return kept, nil
 	}
 	var accts []ledger.Account
 	for _, v := range sortedKeys(vendors) {
@@ -269,14 +278,14 @@ func (b *usageBatch) resolveHolds(fresh []eventbus.Event[events.SandboxUsageV1])
 	}
 	var have []string
 	if err := b.tx.Model(&ledger.Account{}).Where("id IN ?", accountIDs(accts)).Pluck("id", &have).Error; err != nil {
-		return fmt.Errorf("look up vendor accounts: %w", err)
+		return nil, fmt.Errorf("look up vendor accounts: %w", err)
 	}
 	if len(have) < len(accts) {
 		if err := ledger.EnsureAccounts(b.tx, b.now, accts...); err != nil {
-			return fmt.Errorf("create vendor accounts: %w", err)
+			return nil, fmt.Errorf("create vendor accounts: %w", err)
 		}
 	}
-	return nil
+	return kept, nil
 }
 
 // loadFunding locks and reads the grants and wallets of every organisation of the batch with two statements
