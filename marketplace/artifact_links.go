@@ -55,7 +55,7 @@ func (s *Service) ArtifactLinks(ctx context.Context, r events.ArtifactLinksV1) (
 	}
 	out := events.ArtifactLinksReplyV1{ListingID: l.ID, Kind: l.Kind, Title: c.Title, Slug: l.Slug, Version: v.Version,
 		Artifacts: []events.ArtifactLinkV1{}}
-	noAccess := ErrArtifactsAccess.WithDetail("Your organisation has no access to %s %q.", l.Kind, c.Title).
+	noAccess := ErrArtifactsAccess.WithDetailMsg("problem.access_required.artifacts", problem.Args{"Kind": l.Kind, "Title": c.Title}).
 		WithExtra("gated", c.Gated).WithExtra("listing_id", l.ID)
 	if !a.owns(l) && !a.Staff {
 		// Access first, files after: whether a listing has files is not told to those who may not have them.
@@ -66,7 +66,7 @@ func (s *Service) ArtifactLinks(ctx context.Context, r events.ArtifactLinksV1) (
 		}
 	}
 	if len(arts) == 0 {
-		return out, ErrNoArtifacts.WithDetail("%s %q has no files in its published version %d: there is nothing to mount.", l.Kind, c.Title, v.Version)
+		return out, ErrNoArtifacts.WithDetailMsg("problem.no_artifacts.version", problem.Args{"Kind": l.Kind, "Title": c.Title, "Version": v.Version})
 	}
 	for _, art := range arts {
 		if err := s.mayDownload(db, a, art); err != nil {

@@ -59,14 +59,14 @@ func mountsArtifacts(kind string) bool { return kind == "local" || kind == "simu
 // its refusals into the testbed's problems (with how to get access).
 func (s *Service) artifactLinks(ctx context.Context, c Caller, orgID, listingID string) (events.ArtifactLinksReplyV1, error) {
 	if s.links == nil {
-		return events.ArtifactLinksReplyV1{}, ErrArtifactsUnavailable.WithDetail("this deployment does not run the marketplace's artifact links")
+		return events.ArtifactLinksReplyV1{}, ErrArtifactsUnavailable.WithDetailMsg("problem.artifacts_unavailable.not_deployed", nil)
 	}
 	r, err := s.links.ArtifactLinks(ctx, events.ArtifactLinksV1{ListingID: listingID, OrganizationID: orgID, Staff: c.Staff})
 	if err == nil {
 		return r, nil
 	}
 	if errors.Is(err, eventbus.ErrNoResponder) {
-		return r, ErrArtifactsUnavailable.WithDetail("the marketplace did not answer in time; try again")
+		return r, ErrArtifactsUnavailable.WithDetailMsg("problem.artifacts_unavailable.timeout", nil)
 	}
 	p, ok := problem.From(err)
 	if !ok {
@@ -78,12 +78,11 @@ func (s *Service) artifactLinks(ctx context.Context, c Caller, orgID, listingID 
 	case "no_artifacts":
 		return r, ErrNoArtifacts.WithDetail("%s", p.Detail).WithExtra("mount_listing_id", listingID)
 	case "access_required":
-		how := fmt.Sprintf("order one of its plans in the marketplace (POST /api/v1/marketplace/orders with listing_id %s)", listingID)
+		key := "problem.access_required.mount_order"
 		if gated, _ := p.Extra["gated"].(bool); gated {
-			how = fmt.Sprintf("request access from its vendor in the marketplace (POST /api/v1/marketplace/listings/%s/access-requests)", listingID)
+			key = "problem.access_required.mount_gated"
 		}
-		return r, ErrArtifactsAccessRequired.WithDetail("%s Its files are mounted only for organisations with access: %s, then launch again.",
-			p.Detail, how).WithExtra("mount_listing_id", listingID)
+		return r, ErrArtifactsAccessRequired.WithDetailMsg(key, problem.Args{"Listing": listingID}).WithExtra("mount_listing_id", listingID)
 	}
 	return r, err
 }
@@ -92,9 +91,7 @@ func (s *Service) artifactLinks(ctx context.Context, c Caller, orgID, listingID 
 // files now. It returns the files as they are now, recorded with the sandbox.
 func (s *Service) checkMount(ctx context.Context, c Caller, pool Pool, listingID string) (string, error) {
 	if !mountsArtifacts(pool.Backend) {
-		return "", ErrMountUnsupported.WithDetail("Pool %q runs sandboxes on %s, where the files of a listing cannot be mounted read-only; "+
-			"choose a compute listing on a local pool, or download the files inside the sandbox with the listing's download snippet.",
-			pool.Name, pool.Backend).WithExtra("pool_id", pool.ID).WithExtra("backend", pool.Backend)
+		return "", ErrMountUnsupported.WithDetailMsg("problem.artifacts_mount_unsupported.pool", problem.Args{"Pool": pool.Name, "Backend": pool.Backend}).WithExtra("pool_id", pool.ID).WithExtra("backend", pool.Backend)
 	}
 	r, err := s.artifactLinks(ctx, c, c.OrgID, listingID)
 	if err != nil {

@@ -118,7 +118,7 @@ func (h handler) logs(c *fiber.Ctx) error {
 		}
 		if errors.Is(err, backend.ErrUnavailable) {
 			// The backend (a site agent that does not answer, slurmrestd down) is away, not broken: 503, retry.
-			return ErrBackendUnavailable.WithDetail("the sandbox's backend did not answer: %v", err)
+			return ErrBackendUnavailable.WithDetailMsg("problem.backend_unavailable.no_answer", problem.Args{"Error": err.Error()})
 		}
 		return err
 	}
