@@ -22,6 +22,7 @@ import (
 	"github.com/tamarack-ai/tamarack/billing/migrations"
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/mail"
 	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
@@ -42,7 +43,7 @@ type Deps struct {
 	Bus       *eventbus.Bus
 	Clock     clock.Clock
 	Log       *slog.Logger
-	Mailer    Mailer
+	Mailer    mail.Mailer
 	PublicURL string
 	Stripe    StripeConfig
 	// CreditValue is what one credit is worth (--credit-value; zero: money.DefaultCreditValue, 1.00 CAD). The
@@ -78,7 +79,7 @@ type Service struct {
 	bus          *eventbus.Bus
 	clock        clock.Clock
 	log          *slog.Logger
-	mailer       Mailer
+	mailer       mail.Mailer
 	outbox       *eventbus.Outbox
 	stripe       *client.API
 	cfg          Deps

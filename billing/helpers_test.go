@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/mail"
 
 	"gorm.io/gorm"
 
@@ -24,31 +25,13 @@ var sets = []sqldb.Migrations{Migrations()}
 
 var t0 = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
 
-type memMailer struct {
-	mu    sync.Mutex
-	mails []Mail
-}
-
-func (m *memMailer) Send(_ context.Context, mail Mail) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.mails = append(m.mails, mail)
-	return nil
-}
-
-func (m *memMailer) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.mails)
-}
-
 type fx struct {
 	t    testing.TB
 	s    *Service
 	db   *gorm.DB
 	bus  *eventbus.Bus
 	clk  *clock.Manual
-	mail *memMailer
+	mail *mail.Memory
 }
 
 func newFx(t testing.TB, db *gorm.DB, bus *eventbus.Bus, opts ...func(*Deps)) *fx {
@@ -60,7 +43,7 @@ func newFx(t testing.TB, db *gorm.DB, bus *eventbus.Bus, opts ...func(*Deps)) *f
 	if err := bus.EnsureStreams(ctx, events.AllStreams()...); err != nil {
 		t.Fatal(err)
 	}
-	f := &fx{t: t, db: db, bus: bus, clk: clock.NewManual(t0), mail: &memMailer{}}
+	f := &fx{t: t, db: db, bus: bus, clk: clock.NewManual(t0), mail: &mail.Memory{}}
 	d := Deps{DB: db, Bus: bus, Clock: f.clk, Mailer: f.mail, PublicURL: "http://tamarack.test",
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, o := range opts {

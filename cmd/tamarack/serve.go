@@ -19,6 +19,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/mail"
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
@@ -65,6 +66,11 @@ type runner struct {
 
 func (e *env) background(name string, run func(ctx context.Context) error) {
 	e.runners = append(e.runners, runner{name, run})
+}
+
+// mailer is the services' one mailer: SMTP when configured, else .eml files under <data>/outbox-mail.
+func (e *env) mailer(log *slog.Logger) (mail.Mailer, error) {
+	return mail.New(mail.Config{SMTPURL: e.cfg.SMTPURL, Dir: filepath.Join(e.cfg.Data, "outbox-mail"), From: e.cfg.MailFrom, Log: log})
 }
 
 // open connects the database and the bus (as a user issued with keys, when given) and migrates the services

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"github.com/alexedwards/argon2id"
 	"github.com/gofiber/fiber/v2"
 	"github.com/golang-jwt/jwt/v5"
@@ -54,31 +56,14 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// memMailer keeps sent mail for the test to read.
-type memMailer struct {
-	mu   sync.Mutex
-	sent []Mail
-	fail bool
-}
-
-func (m *memMailer) Send(_ context.Context, mail Mail) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail {
-		return io.ErrClosedPipe
+// lastMail is the latest mail the service sent.
+func (e *tenv) lastMail() mail.Message {
+	e.t.Helper()
+	m, ok := e.mail.Last()
+	if !ok {
+		e.t.Fatal("no mail sent")
 	}
-	m.sent = append(m.sent, mail)
-	return nil
-}
-
-func (m *memMailer) last(t *testing.T) Mail {
-	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.sent) == 0 {
-		t.Fatal("no mail sent")
-	}
-	return m.sent[len(m.sent)-1]
+	return m
 }
 
 // tenv is a real identity service on a real database and bus, behind a real Fiber app.
@@ -90,7 +75,7 @@ type tenv struct {
 	app  *fiber.App
 	clk  *clock.Manual
 	logs *syncBuffer
-	mail *memMailer
+	mail *mail.Memory
 
 	listenOnce sync.Once
 	base       string
@@ -120,7 +105,7 @@ func newEnv(t *testing.T, db *gorm.DB, o ...opts) *tenv {
 	if bus == nil {
 		bus = natstest.Start(t)
 	}
-	e := &tenv{t: t, db: db, bus: bus, clk: clock.NewManual(time.Now().UTC().Truncate(time.Second)), logs: &syncBuffer{}, mail: &memMailer{}}
+	e := &tenv{t: t, db: db, bus: bus, clk: clock.NewManual(time.Now().UTC().Truncate(time.Second)), logs: &syncBuffer{}, mail: &mail.Memory{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc, err := New(Deps{DB: db, Bus: bus, Log: log, Clock: e.clk, Mailer: e.mail, AccessTTL: 15 * time.Minute,
 		RefreshTTL: 24 * time.Hour, SignupPerMin: op.signupPerMin, LoginThrottle: op.throttle, PublicURL: "http://tamarack.test", KeySecret: op.secret, Argon2: cheapArgon})
@@ -264,7 +249,7 @@ func (e *tenv) staff() account {
 // inviteToken extracts the invitation token from the last mail.
 func (e *tenv) inviteToken() string {
 	e.t.Helper()
-	body := e.mail.last(e.t).Body
+	body := e.lastMail().Body
 	i := strings.Index(body, "/invitations/")
 	if i < 0 {
 		e.t.Fatalf("no invitation link in %q", body)

@@ -24,6 +24,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/mail"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
@@ -47,7 +48,7 @@ type Deps struct {
 	Bus    *eventbus.Bus
 	Log    *slog.Logger
 	Clock  clock.Clock
-	Mailer Mailer
+	Mailer mail.Mailer
 
 	AccessTTL    time.Duration // lifetime of access JWTs
 	RefreshTTL   time.Duration // lifetime of each refresh token
@@ -76,7 +77,7 @@ type Service struct {
 	outbox      *eventbus.Outbox
 	log         *slog.Logger
 	clock       clock.Clock
-	mailer      Mailer
+	mailer      mail.Mailer
 	keys        *keyring
 	limiter     *limiter
 	throttle    LoginThrottle
