@@ -11,8 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/rungroup"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/stripe/stripe-go/v76"
@@ -173,29 +174,15 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.Setup(ctx); err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	loops := s.loops()
-	errc := make(chan error, len(loops))
-	for name, fn := range loops {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				s.log.Error("billing loop stopped", "loop", name, "err", err)
-				errc <- err
-			}
-		}()
+	var loops []rungroup.Loop
+	for name, fn := range s.loops() {
+		loops = append(loops, rungroup.Loop{Name: name, Run: fn})
 	}
-	wg.Wait()
+	err := rungroup.Run(ctx, s.log, loops...)
 	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.outbox.Flush(fctx)
-	select {
-	case err := <-errc:
-		return err
-	default:
-		return nil
-	}
+	return err
 }
 
 // Setup creates the platform's own ledger accounts.
