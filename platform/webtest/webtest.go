@@ -58,7 +58,9 @@ func NewSigner() *Signer {
 func (s *Signer) PublicKey(context.Context, string) (crypto.PublicKey, error) { return s.pub, nil }
 
 // JWKS is the signer's key set, as identity serves it.
-func (s *Signer) JWKS() jwtauth.JWKS { return jwtauth.JWKS{Keys: []jwtauth.JWK{jwtauth.NewJWK("k1", s.pub)}} }
+func (s *Signer) JWKS() jwtauth.JWKS {
+	return jwtauth.JWKS{Keys: []jwtauth.JWK{jwtauth.NewJWK("k1", s.pub)}}
+}
 
 // Authenticator checks tokens of this signer, as serve's middleware does.
 func (s *Signer) Authenticator() web.Chain {
