@@ -229,7 +229,7 @@ func lineDiff(want, got string) string {
 }
 
 // Timeout is how long Eventually polls: generous, because the race detector on two shared cores is slow.
-const Timeout = 15 * time.Second
+const Timeout = 20 * time.Second
 
 // Eventually polls cond every 20ms until it holds, failing the test when Timeout passes first.
 func Eventually(t testing.TB, what string, cond func() bool) {
