@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
 	"github.com/tamarack-ai/tamarack/platform/mail"
 
 	"gorm.io/gorm"
@@ -130,16 +132,10 @@ func (f *fx) outboxCount(subject string) int64 {
 
 func eachDB(t *testing.T, fn func(t *testing.T, db *gorm.DB)) { dbtest.Each(t, sets, fn) }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds or d passes.
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	webtest.EventuallyWithin(t, d, what, cond)
 }
 
 // eachBusDB runs fn on every NATS kind × database engine, each with its own fresh bus and database.
