@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
@@ -119,13 +121,7 @@ func (j journey) eventually(want int, method, path, token string, body any) repl
 
 func (j journey) until(what string, cond func() bool) {
 	j.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			j.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	webtest.EventuallyWithin(j.t, 30*time.Second, what, cond)
 }
 
 func (j journey) signup(email, org, kind string) (token, orgID string) {

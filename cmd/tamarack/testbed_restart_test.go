@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,10 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/tamarack-ai/tamarack/platform/webtest"
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
-	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
@@ -348,20 +345,13 @@ func requireLocalHost(ctx context.Context, t testing.TB) {
 // a function that signs access tokens with it.
 func testIdentity(t testing.TB) (*httptest.Server, func(user, org, kind string, staff bool) string) {
 	t.Helper()
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	sign := webtest.NewSigner()
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(jwtauth.JWKS{Keys: []jwtauth.JWK{jwtauth.NewJWK("k1", pub)}})
+		_ = json.NewEncoder(w).Encode(sign.JWKS())
 	}))
 	t.Cleanup(jwks.Close)
 	return jwks, func(user, org, kind string, staff bool) string {
-		now := time.Now()
-		tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, Issuer: jwtauth.Issuer,
-			Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
-			Org: org, OrgKind: kind, Role: "owner", AMR: mfaAMR, Staff: staff, EmailVerified: true}, "k1", priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
+		return sign.Token(t, webtest.Principal{User: user, Org: org, OrgKind: kind, Role: "owner", Staff: staff})
 	}
 }
 

@@ -10,11 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/webtest"
 
 	"github.com/tamarack-ai/tamarack/platform/mail"
 
@@ -157,39 +158,14 @@ func (e *tenv) do(method, path, token string, body any) resp {
 // doWith is do with extra request headers.
 func (e *tenv) doWith(method, path, token string, body any, header map[string]string) resp {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req := httptest.NewRequest(method, path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	var pairs []string
 	for k, v := range header {
-		req.Header.Set(k, v)
+		pairs = append(pairs, k, v)
 	}
-	res, err := e.app.Test(req, 10_000)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := resp{status: res.StatusCode, header: res.Header, raw: raw}
-	if len(raw) > 0 && raw[0] == '{' {
-		_ = json.Unmarshal(raw, &r.body)
+	w := webtest.Do(e.t, e.app, method, path, token, body, pairs...)
+	r := resp{status: w.Status, header: w.Header, raw: w.Body}
+	if len(w.Body) > 0 && w.Body[0] == '{' {
+		_ = json.Unmarshal(w.Body, &r.body)
 	}
 	return r
 }
