@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
 	"github.com/pquerna/otp/totp"
 
 	"github.com/tamarack-ai/tamarack/cmd/tamarack/internal/cli"
@@ -122,7 +124,7 @@ func TestCLIJourney(t *testing.T) {
 
 	// A device login: the CLI shows a code, the SME approves it signed in to the web UI (here its API), and the
 	// CLI saves the session it polled for.
-	devErr := &lockedBuffer{}
+	devErr := &webtest.Buffer{}
 	devDone := make(chan int, 1)
 	go func() {
 		devDone <- cli.Main(ctx, []string{"login", "--url", base, "--profile", "device"}, cli.Streams{In: strings.NewReader(""),

@@ -1,37 +1,20 @@
 package rungroup_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/tamarack-ai/tamarack/platform/webtest"
 
 	"github.com/tamarack-ai/tamarack/platform/rungroup"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestRunKeepsTheOthersWhenOneFailsAndWaitsForAll(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs webtest.Buffer
 	boom := errors.New("boom")
 	failed := make(chan struct{})
 	stopped := make(chan string, 2)

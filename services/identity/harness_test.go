@@ -2,7 +2,6 @@ package identity
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -39,24 +38,6 @@ var cheapArgon = &argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, Sal
 
 const testPassword = "correct horse battery staple"
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // lastMail is the latest mail the service sent.
 func (e *tenv) lastMail() mail.Message {
 	e.t.Helper()
@@ -75,7 +56,7 @@ type tenv struct {
 	svc  *Service
 	app  *fiber.App
 	clk  *clock.Manual
-	logs *syncBuffer
+	logs *webtest.Buffer
 	mail *mail.Memory
 
 	listenOnce sync.Once
@@ -106,7 +87,7 @@ func newEnv(t *testing.T, db *gorm.DB, o ...opts) *tenv {
 	if bus == nil {
 		bus = natstest.Start(t)
 	}
-	e := &tenv{t: t, db: db, bus: bus, clk: clock.NewManual(time.Now().UTC().Truncate(time.Second)), logs: &syncBuffer{}, mail: &mail.Memory{}}
+	e := &tenv{t: t, db: db, bus: bus, clk: clock.NewManual(time.Now().UTC().Truncate(time.Second)), logs: &webtest.Buffer{}, mail: &mail.Memory{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc, err := New(Deps{DB: db, Bus: bus, Log: log, Clock: e.clk, Mailer: e.mail, AccessTTL: 15 * time.Minute,
 		RefreshTTL: 24 * time.Hour, SignupPerMin: op.signupPerMin, LoginThrottle: op.throttle, PublicURL: "http://tamarack.test", KeySecret: op.secret, Argon2: cheapArgon})
