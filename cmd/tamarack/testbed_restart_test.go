@@ -166,19 +166,7 @@ func TestServeSIGKILLRestart(t *testing.T) {
 	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { // sandboxes outlive the server by design: none may outlive the test
-		lb, err := local.New(local.Options{Root: filepath.Join(data, "sandboxes")})
-		if err != nil {
-			return
-		}
-		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-		defer ccancel()
-		list, _ := lb.List(cctx)
-		for _, st := range list {
-			_, _ = lb.Stop(cctx, st.SandboxID, time.Second)
-			_ = lb.Remove(cctx, st.SandboxID)
-		}
-	})
+	cleanupSandboxes(t, data)
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
 		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn"}
@@ -339,6 +327,24 @@ func requireLocalHost(ctx context.Context, t testing.TB) {
 		t.Fatal(err)
 	}
 	backendtest.RequireHost(t, probe.Check(ctx))
+}
+
+// cleanupSandboxes stops and removes, when the test ends, every local sandbox under data: sandboxes outlive the
+// server by design, but none may outlive the test.
+func cleanupSandboxes(t testing.TB, data string) {
+	t.Cleanup(func() {
+		lb, err := local.New(local.Options{Root: filepath.Join(data, "sandboxes")})
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		list, _ := lb.List(ctx)
+		for _, st := range list {
+			_, _ = lb.Stop(ctx, st.SandboxID, time.Second)
+			_ = lb.Remove(ctx, st.SandboxID)
+		}
+	})
 }
 
 // testIdentity stands in for identity in tests of `serve --only=testbed`: a JWKS endpoint with a test key, and
