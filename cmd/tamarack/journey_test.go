@@ -169,7 +169,10 @@ func (j journey) login(email string) string {
 // The whole platform in one process, through its HTTP API: identity, marketplace review and catalogue,
 // artifact download by entitlement, testbed sandbox on a GPU pool, metering over JetStream into the billing
 // ledger with co-funding, and the ledger invariant at the end. Runs on SQLite and, when configured, Postgres.
-func TestPlatformJourney(t *testing.T) {
+func TestPlatformJourney(t *testing.T) { eachJourney(t, runJourney) }
+
+// eachJourney runs fn against a whole server with its loops running, on SQLite and (when configured) Postgres.
+func eachJourney(t *testing.T, fn func(t *testing.T, j journey)) {
 	for _, d := range dbtest.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
 			args := []string{"--nats-listen", "127.0.0.1:0", "--usage-interval", "1s"}
@@ -178,7 +181,7 @@ func TestPlatformJourney(t *testing.T) {
 			}
 			s := newTestServer(t, args...)
 			defer s.startLoops()()
-			runJourney(t, journey{t: t, s: s})
+			fn(t, journey{t: t, s: s})
 		})
 	}
 }
