@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"testing"
 	"time"
 )
@@ -16,11 +15,7 @@ func TestGatedComputeJourney(t *testing.T) {
 		vendor, vendorOrg := j.signup("vendor@gated.example", "Gated GPU", "vendor")
 		sme, smeOrg := j.signup("sme@gated.example", "Gated SME", "sme")
 		other, _ := j.signup("other@gated.example", "Other SME", "sme")
-		j.signup("staff@gated.example", "Programme Office", "partner")
-		if err := promote(t.Context(), j.s.e.cfg, "staff@gated.example", io.Discard); err != nil {
-			t.Fatal(err)
-		}
-		staff := j.staffLogin("staff@gated.example")
+		staff := j.newStaff("staff@gated.example")
 		j.must(200, "POST", I+"/organizations/"+vendorOrg+"/verify", staff, map[string]any{"verified": true})
 		j.must(200, "POST", I+"/organizations/"+smeOrg+"/verify", staff, map[string]any{"verified": true})
 		pool := j.must(201, "POST", T+"/pools", staff, map[string]any{"name": "Gated pool", "region": "ca-montreal",

@@ -191,11 +191,7 @@ func runJourney(t *testing.T, j journey) {
 	vendor, vendorOrg := j.signup("vendor@aurora.example", "Aurora GPU", "vendor")
 	sme, smeOrg := j.signup("sme@maple.example", "Maple Robotics", "sme")
 	other, _ := j.signup("other@borealis.example", "Borealis", "sme")
-	j.signup("staff@programme.example", "Programme Office", "partner")
-	if err := promote(t.Context(), j.s.e.cfg, "staff@programme.example", io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	staff := j.staffLogin("staff@programme.example")
+	staff := j.newStaff("staff@programme.example")
 	if j.must(200, "GET", I+"/me", staff, nil).str("user", "is_staff") != "true" {
 		t.Fatal("promoted user is not staff")
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +17,7 @@ func TestTryItJourney(t *testing.T) {
 		const I, M, T, B = "/api/v1/identity", "/api/v1/marketplace", "/api/v1/testbed", "/api/v1/billing"
 		vendor, vendorOrg := j.signup("vendor@tryit.example", "Aurora AI", "vendor")
 		sme, smeOrg := j.signup("sme@tryit.example", "Try SME", "sme")
-		j.signup("staff@tryit.example", "Programme Office", "partner")
-		if err := promote(t.Context(), j.s.e.cfg, "staff@tryit.example", io.Discard); err != nil {
-			t.Fatal(err)
-		}
-		staff := j.staffLogin("staff@tryit.example")
+		staff := j.newStaff("staff@tryit.example")
 		j.must(200, "POST", I+"/organizations/"+vendorOrg+"/verify", staff, map[string]any{"verified": true})
 		j.must(200, "POST", I+"/organizations/"+smeOrg+"/verify", staff, map[string]any{"verified": true})
 		pool := j.must(201, "POST", T+"/pools", staff, map[string]any{"name": "Try pool", "region": "ca-montreal",
