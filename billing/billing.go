@@ -11,8 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/rungroup"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/stripe/stripe-go/v76"
@@ -22,6 +23,7 @@ import (
 	"github.com/tamarack-ai/tamarack/billing/migrations"
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/mail"
 	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
@@ -42,7 +44,7 @@ type Deps struct {
 	Bus       *eventbus.Bus
 	Clock     clock.Clock
 	Log       *slog.Logger
-	Mailer    Mailer
+	Mailer    mail.Mailer
 	PublicURL string
 	Stripe    StripeConfig
 	// CreditValue is what one credit is worth (--credit-value; zero: money.DefaultCreditValue, 1.00 CAD). The
@@ -80,7 +82,7 @@ type Service struct {
 	bus          *eventbus.Bus
 	clock        clock.Clock
 	log          *slog.Logger
-	mailer       Mailer
+	mailer       mail.Mailer
 	outbox       *eventbus.Outbox
 	stripe       *client.API
 	cfg          Deps
@@ -177,29 +179,15 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.Setup(ctx); err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	loops := s.loops()
-	errc := make(chan error, len(loops))
-	for name, fn := range loops {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				s.log.Error("billing loop stopped", "loop", name, "err", err)
-				errc <- err
-			}
-		}()
+	var loops []rungroup.Loop
+	for name, fn := range s.loops() {
+		loops = append(loops, rungroup.Loop{Name: name, Run: fn})
 	}
-	wg.Wait()
+	err := rungroup.Run(ctx, s.log, loops...)
 	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.outbox.Flush(fctx)
-	select {
-	case err := <-errc:
-		return err
-	default:
-		return nil
-	}
+	return err
 }
 
 // Setup creates the platform's own ledger accounts.

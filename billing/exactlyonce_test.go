@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"gorm.io/gorm"
@@ -167,7 +169,7 @@ func consumeHelper() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	s, err := New(Deps{DB: db, Bus: bus, Clock: fixedClock{}, Mailer: &memMailer{}, PublicURL: "http://x", UsageBatch: 50, UsageAckWait: time.Second})
+	s, err := New(Deps{DB: db, Bus: bus, Clock: fixedClock{}, Mailer: mail.Discard{}, PublicURL: "http://x", UsageBatch: 50, UsageAckWait: time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -3,18 +3,15 @@ package billing
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 var randomIDs = regexp.MustCompile(`(grt|pur|ub|aud)_[0-9a-f]{20}`)
 
@@ -27,16 +24,7 @@ func golden(t *testing.T, name string, got []byte) {
 		must(t, json.Indent(&buf, got, "", "  "))
 		got = append(buf.Bytes(), '\n')
 	}
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		must(t, os.WriteFile(path, got, 0o644))
-		return
-	}
-	want, err := os.ReadFile(path)
-	must(t, err)
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs from %s (run with -update to accept):\n%s", name, path, got)
-	}
+	webtest.Golden(t, name, got)
 }
 
 // TestGoldenShapes pins the wallet JSON and the statement CSV.

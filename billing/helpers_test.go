@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
+	"github.com/tamarack-ai/tamarack/platform/mail"
 
 	"gorm.io/gorm"
 
@@ -24,31 +27,13 @@ var sets = []sqldb.Migrations{Migrations()}
 
 var t0 = time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
 
-type memMailer struct {
-	mu    sync.Mutex
-	mails []Mail
-}
-
-func (m *memMailer) Send(_ context.Context, mail Mail) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.mails = append(m.mails, mail)
-	return nil
-}
-
-func (m *memMailer) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.mails)
-}
-
 type fx struct {
 	t    testing.TB
 	s    *Service
 	db   *gorm.DB
 	bus  *eventbus.Bus
 	clk  *clock.Manual
-	mail *memMailer
+	mail *mail.Memory
 }
 
 func newFx(t testing.TB, db *gorm.DB, bus *eventbus.Bus, opts ...func(*Deps)) *fx {
@@ -60,7 +45,7 @@ func newFx(t testing.TB, db *gorm.DB, bus *eventbus.Bus, opts ...func(*Deps)) *f
 	if err := bus.EnsureStreams(ctx, events.AllStreams()...); err != nil {
 		t.Fatal(err)
 	}
-	f := &fx{t: t, db: db, bus: bus, clk: clock.NewManual(t0), mail: &memMailer{}}
+	f := &fx{t: t, db: db, bus: bus, clk: clock.NewManual(t0), mail: &mail.Memory{}}
 	d := Deps{DB: db, Bus: bus, Clock: f.clk, Mailer: f.mail, PublicURL: "http://tamarack.test",
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, o := range opts {
@@ -147,16 +132,10 @@ func (f *fx) outboxCount(subject string) int64 {
 
 func eachDB(t *testing.T, fn func(t *testing.T, db *gorm.DB)) { dbtest.Each(t, sets, fn) }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds or d passes.
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	webtest.EventuallyWithin(t, d, what, cond)
 }
 
 // eachBusDB runs fn on every NATS kind × database engine, each with its own fresh bus and database.

@@ -2,14 +2,8 @@ package billing
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"crypto"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,32 +13,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
 	"github.com/gofiber/fiber/v2"
-	"github.com/golang-jwt/jwt/v5"
 	"gorm.io/gorm"
 
-	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
-type testKeys struct{ pub ed25519.PublicKey }
-
-func (k testKeys) PublicKey(context.Context, string) (crypto.PublicKey, error) { return k.pub, nil }
-
 // api is a real Fiber app with billing's routes and JWT authentication by a test key.
 type api struct {
-	t   testing.TB
-	app *fiber.App
-	key ed25519.PrivateKey
+	t    testing.TB
+	app  *fiber.App
+	sign *webtest.Signer
 }
 
 func newAPI(t testing.TB, f *fx) *api {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	must(t, err)
+	sign := webtest.NewSigner()
 	app := web.New(web.Config{StreamRequestBody: true}) // as serve builds it
-	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: testKeys{pub}}}}
-	f.s.Routes(app.Group("/api/v1/billing", web.Auth(authn)))
-	return &api{t: t, app: app, key: priv}
+	f.s.Routes(app.Group("/api/v1/billing", web.Auth(sign.Authenticator())))
+	return &api{t: t, app: app, sign: sign}
 }
 
 type who struct {
@@ -63,38 +51,15 @@ var (
 )
 
 func (a *api) token(w who) string {
-	now := time.Now()
-	tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: w.user, Issuer: jwtauth.Issuer,
-		Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
-		Org: w.org, OrgKind: w.kind, Role: w.role, AMR: mfaAMR, Staff: w.staff, Email: w.user + "@test", Scopes: w.scopes, EmailVerified: true}, "k1", a.key)
-	must(a.t, err)
-	return tok
+	return a.sign.Token(a.t, webtest.Principal{User: w.user, Org: w.org, OrgKind: w.kind, Role: w.role, Staff: w.staff,
+		Email: w.user + "@test", Scopes: w.scopes})
 }
 
-// do sends a request and returns the status and the body.
+// do sends a request (labelled JSON unless hdr says otherwise) and returns the status and the body.
 func (a *api) do(w who, method, path string, body any, hdr ...string) (int, []byte) {
 	a.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		buf, _ := json.Marshal(b)
-		rd = bytes.NewReader(buf)
-	}
-	req, _ := http.NewRequest(method, path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if w.user != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token(w))
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := a.app.Test(req, 30_000)
-	must(a.t, err)
-	out, _ := io.ReadAll(res.Body)
-	return res.StatusCode, out
+	r := webtest.Do(a.t, a.app, method, path, a.token(w), body, append([]string{"Content-Type", "application/json"}, hdr...)...)
+	return r.Status, r.Body
 }
 
 func (a *api) expect(w who, method, path string, body any, status int, code string) []byte {

@@ -155,8 +155,8 @@ func TestCofundAcrossCap(t *testing.T) {
 		if n := f.outboxCount(events.BudgetThreshold.Name); n != 2 {
 			t.Fatalf("%d threshold events", n)
 		}
-		if f.mail.count() != 2 || f.mail.mails[0].To[0] != "boss@sme.test" || len(f.mail.mails[0].To) != 1 {
-			t.Fatalf("mails %+v", f.mail.mails)
+		if m := f.mail.Sent(); len(m) != 2 || m[0].To[0] != "boss@sme.test" || len(m[0].To) != 1 {
+			t.Fatalf("mails %+v", m)
 		}
 		spend, err := f.s.ProgrammeSpendByOrg(ctx)
 		must(t, err)
@@ -314,8 +314,8 @@ func TestMonthlyBudget(t *testing.T) {
 		if n := f.outboxCount(events.BudgetThreshold.Name); n != 2 {
 			t.Fatalf("%d budget events, want 80%% and 100%%", n)
 		}
-		if f.mail.count() != 2 || !contains(f.mail.mails[1].Body, "monthly compute budget has reached 100%") {
-			t.Fatalf("mails %+v", f.mail.mails)
+		if m := f.mail.Sent(); len(m) != 2 || !contains(m[1].Body, "monthly compute budget has reached 100%") {
+			t.Fatalf("mails %+v", m)
 		}
 		w, err := f.s.WalletOf(ctx, "sme")
 		must(t, err)

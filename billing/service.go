@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -717,7 +719,7 @@ func (s *Service) notify(ctx context.Context, evs []events.BudgetThresholdV1) {
 		}
 		body := fmt.Sprintf("%s has reached %d%% of its limit: %s of %s credits used.\n\nSee your wallet at %s/billing.\n",
 			what, ev.Percent, money.Micro(ev.UsedMicro), money.Micro(ev.LimitMicro), s.cfg.PublicURL)
-		if err := s.mailer.Send(ctx, Mail{To: to, Subject: fmt.Sprintf("Tamarack: %d%% of your credits used", ev.Percent), Body: body}); err != nil {
+		if err := s.mailer.Send(ctx, mail.Message{To: to, Subject: fmt.Sprintf("Tamarack: %d%% of your credits used", ev.Percent), Body: body}); err != nil {
 			s.log.Warn("budget mail failed", "org", ev.OrganizationID, "err", err)
 		}
 	}

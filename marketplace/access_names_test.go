@@ -21,7 +21,7 @@ func TestAccessRequestsNameTheRequester(t *testing.T) {
 		r := e.do(smeMember, "POST", "listings/"+gl.ID+"/access-requests", map[string]any{"purpose": "Evaluate for a pilot"})
 		expect(t, r, 201, "")
 		var created accessRequestJSON
-		r.json(t, &created)
+		r.JSON(t, &created)
 		if created.OrgID != orgSME || created.OrgName != "Small Co" {
 			t.Fatalf("created: organization_id %q requester_org_name %q", created.OrgID, created.OrgName)
 		}
@@ -29,18 +29,18 @@ func TestAccessRequestsNameTheRequester(t *testing.T) {
 		r = e.do(vendorAdmin, "GET", "access-requests", nil)
 		expect(t, r, 200, "")
 		var inbox web.List[accessRequestJSON]
-		r.json(t, &inbox)
+		r.JSON(t, &inbox)
 		if len(inbox.Items) != 1 || inbox.Items[0].OrgName != "Small Co" || inbox.Items[0].OrgID != orgSME {
 			t.Fatalf("inbox: %+v", inbox.Items)
 		}
 		if db.Dialector.Name() == "sqlite" {
-			golden(t, "access_requests_vendor", r.body)
+			golden(t, "access_requests_vendor", r.Body)
 		}
 
 		r = e.do(vendorAdmin, "POST", "access-requests/"+created.ID+"/decision", map[string]any{"decision": "approve", "comment": "Welcome"})
 		expect(t, r, 200, "")
 		var decided accessRequestJSON
-		r.json(t, &decided)
+		r.JSON(t, &decided)
 		if decided.OrgName != "Small Co" || decided.State != "approved" {
 			t.Fatalf("decided: %+v", decided)
 		}

@@ -53,8 +53,8 @@ func TestArtifactLinks(t *testing.T) {
 			t.Fatalf("links: %+v", r)
 		}
 		res := e.do(Actor{}, "GET", r.Artifacts[1].URL[len(BasePath)+1:], nil)
-		if res.status != 200 || string(res.body) != "weights\n" {
-			t.Fatalf("the signed link: %d %q", res.status, res.body)
+		if res.Status != 200 || string(res.Body) != "weights\n" {
+			t.Fatalf("the signed link: %d %q", res.Status, res.Body)
 		}
 		if v, err := call(orgVendor); err != nil || len(v.Artifacts) != 2 {
 			t.Fatalf("the vendor's links: %+v, %v", v, err)

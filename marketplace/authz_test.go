@@ -33,13 +33,13 @@ func (e *env) fixture(n int) fixture {
 	r := e.do(smeMember, "POST", "orders", map[string]any{"listing_id": f.pub, "plan_id": f.freePlan})
 	expect(e.t, r, 201, "")
 	var o orderJSON
-	r.json(e.t, &o)
+	r.JSON(e.t, &o)
 	f.order = o.ID
 	expect(e.t, e.do(smeMember, "POST", "listings/"+f.pub+"/reviews", map[string]any{"stars": 3}), 201, "")
 	r = e.do(smeMember, "POST", "listings/"+f.gated+"/access-requests", map[string]any{"purpose": "research"})
 	expect(e.t, r, 201, "")
 	var ar accessRequestJSON
-	r.json(e.t, &ar)
+	r.JSON(e.t, &ar)
 	f.access = ar.ID
 	return f
 }
@@ -105,8 +105,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 					body = rt.body(f, n)
 				}
 				r := e.do(p.a, rt.method, path, body)
-				if r.status != rt.want[i] {
-					t.Errorf("%s %s as %s: got %d (%s), want %d", rt.method, rt.path, p.name, r.status, r.code(), rt.want[i])
+				if r.Status != rt.want[i] {
+					t.Errorf("%s %s as %s: got %d (%s), want %d", rt.method, rt.path, p.name, r.Status, r.Code(), rt.want[i])
 				}
 			}
 		}

@@ -68,12 +68,12 @@ func TestBadInput(t *testing.T) {
 		}
 		for _, c := range cases {
 			r := e.do(vendorAdmin, c.method, c.path, c.body, c.headers...)
-			if r.status != c.status || r.code() != c.code {
-				t.Errorf("%s: got %d %s, want %d %s: %s", c.name, r.status, r.code(), c.status, c.code, r.body)
+			if r.Status != c.status || r.Code() != c.code {
+				t.Errorf("%s: got %d %s, want %d %s: %s", c.name, r.Status, r.Code(), c.status, c.code, r.Body)
 				continue
 			}
-			if c.field != "" && !strings.Contains(string(r.body), `"code":"`+c.field+`"`) {
-				t.Errorf("%s: no field error %s: %s", c.name, c.field, r.body)
+			if c.field != "" && !strings.Contains(string(r.Body), `"code":"`+c.field+`"`) {
+				t.Errorf("%s: no field error %s: %s", c.name, c.field, r.Body)
 			}
 		}
 		for _, tb := range tables {

@@ -27,7 +27,7 @@ func TestBilingualListing(t *testing.T) {
 		r := e.do(vendorAdmin, "POST", "listings", bad)
 		expect(t, r, 422, "validation_failed")
 		var p problem.Problem
-		r.json(t, &p)
+		r.JSON(t, &p)
 		var got []string
 		for _, f := range p.Fields {
 			got = append(got, f.Field+":"+f.Code)
@@ -49,7 +49,7 @@ func TestBilingualListing(t *testing.T) {
 				Diff []FieldDiff `json:"diff"`
 			} `json:"items"`
 		}
-		e.do(staff, "GET", "reviews", nil).json(t, &queue)
+		e.do(staff, "GET", "reviews", nil).JSON(t, &queue)
 		var diffed []string
 		for _, it := range queue.Items {
 			for _, d := range it.Diff {
@@ -68,7 +68,7 @@ func TestBilingualListing(t *testing.T) {
 			var s searchJSON
 			r := e.do(anon, "GET", "listings?q="+url.QueryEscape(q), nil)
 			expect(t, r, 200, "")
-			r.json(t, &s)
+			r.JSON(t, &s)
 			if len(s.Items) != 1 || s.Items[0].ID != l.ID {
 				t.Fatalf("q=%s: %d items %+v", q, len(s.Items), s.Items)
 			}
@@ -80,7 +80,7 @@ func TestBilingualListing(t *testing.T) {
 		var shown struct {
 			PublishedVersion versionJSON `json:"published_version"`
 		}
-		e.do(anon, "GET", "listings/"+l.ID, nil).json(t, &shown)
+		e.do(anon, "GET", "listings/"+l.ID, nil).JSON(t, &shown)
 		if shown.PublishedVersion.TitleFr != "Modèle météo érable" || shown.PublishedVersion.Title != "Maple weather model" {
 			t.Fatalf("listing %+v", shown.PublishedVersion)
 		}
@@ -88,15 +88,15 @@ func TestBilingualListing(t *testing.T) {
 		r = e.do(vendorAdmin, "POST", "listings/"+l.ID+"/versions", map[string]any{"title_fr": ""})
 		expect(t, r, 201, "")
 		var nv listingOut
-		r.json(t, &nv)
+		r.JSON(t, &nv)
 		expect(t, e.do(vendorAdmin, "POST", "listings/"+l.ID+"/submit", nil), 200, "")
 		expect(t, e.do(staff, "POST", "reviews/"+nv.PendingVersion.ID+"/decision", map[string]any{"decision": "approve"}), 200, "")
 		var s searchJSON
-		e.do(anon, "GET", "listings?q=orchards", nil).json(t, &s)
+		e.do(anon, "GET", "listings?q=orchards", nil).JSON(t, &s)
 		if len(s.Items) != 1 || s.Items[0].TitleFr != "" {
 			t.Fatalf("after removing the French title: %+v", s.Items)
 		}
-		e.do(anon, "GET", "listings?q="+url.QueryEscape("météo"), nil).json(t, &s)
+		e.do(anon, "GET", "listings?q="+url.QueryEscape("météo"), nil).JSON(t, &s)
 		if len(s.Items) != 0 {
 			t.Fatalf("the removed French title still matches: %+v", s.Items)
 		}

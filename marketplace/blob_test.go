@@ -104,7 +104,7 @@ func TestS3Store(t *testing.T) {
 	expect(t, e.do(smeMember, "POST", "orders", map[string]any{"listing_id": l.ID, "plan_id": l.PublishedVersion.Plans[0].ID}), 201, "")
 	r := e.do(smeMember, "GET", "artifacts/"+l.PublishedVersion.Artifacts[0].ID+"/download", nil)
 	expect(t, r, 302, "")
-	loc := r.header.Get("Location")
+	loc := r.Header.Get("Location")
 	if !strings.HasPrefix(loc, "http://"+endpoint+"/artifacts/test/artifacts/") || !strings.Contains(loc, "X-Amz-Signature=") {
 		t.Fatalf("Location %q", loc)
 	}

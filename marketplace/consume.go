@@ -170,7 +170,7 @@ func upsertPool(tx *gorm.DB, e events.PoolChangedV1, now time.Time) error {
 func (s *Service) once(ctx context.Context, eventID, consumer string, fn func(tx *gorm.DB, now time.Time) error) error {
 	return sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		now := s.now()
-		fresh, err := markProcessed(tx, eventID, consumer, now)
+		fresh, err := processed.Mark(tx, consumer, eventID, now)
 		if err != nil || !fresh {
 			return err
 		}

@@ -44,7 +44,7 @@ func (e *env) approveAccess(l listingOut) accessRequestJSON {
 	r := e.do(smeMember, "POST", "listings/"+l.ID+"/access-requests", map[string]any{"purpose": "Fine-tune a model"})
 	expect(e.t, r, 201, "")
 	var ar accessRequestJSON
-	r.json(e.t, &ar)
+	r.JSON(e.t, &ar)
 	expect(e.t, e.do(vendorAdmin, "POST", "access-requests/"+ar.ID+"/decision", map[string]any{"decision": "approve"}), 200, "")
 	return ar
 }
@@ -79,7 +79,7 @@ func TestEntitlementEventsInOutbox(t *testing.T) {
 		r := e.do(smeMember, "POST", "listings/"+g.ID+"/access-requests", map[string]any{"purpose": "Try it"})
 		expect(t, r, 201, "")
 		var denied accessRequestJSON
-		r.json(t, &denied)
+		r.JSON(t, &denied)
 		expect(t, e.do(vendorAdmin, "POST", "access-requests/"+denied.ID+"/decision", map[string]any{"decision": "deny"}), 200, "")
 		if got := grantsInOutbox(t, db); len(got) != 0 {
 			t.Fatalf("denial granted: %+v", got)
@@ -110,7 +110,7 @@ func TestEntitlementEventsInOutbox(t *testing.T) {
 		r = e.do(smeMember, "POST", "orders", map[string]any{"listing_id": m.ID, "plan_id": m.PublishedVersion.Plans[0].ID})
 		expect(t, r, 201, "")
 		var free orderJSON
-		r.json(t, &free)
+		r.JSON(t, &free)
 		if ev, ok := grantsInOutbox(t, db)["evt_ent_granted_"+free.ID]; !ok || ev.ListingID != m.ID || ev.Source != "order" || ev.SourceID != free.ID {
 			t.Fatalf("free order's grant: %+v", ev)
 		}
@@ -120,7 +120,7 @@ func TestEntitlementEventsInOutbox(t *testing.T) {
 		r = e.do(smeMember, "POST", "orders", map[string]any{"listing_id": p.ID, "plan_id": p.PublishedVersion.Plans[1].ID})
 		expect(t, r, 201, "")
 		var paid orderJSON
-		r.json(t, &paid)
+		r.JSON(t, &paid)
 		if _, ok := grantsInOutbox(t, db)["evt_ent_granted_"+paid.ID]; ok {
 			t.Fatal("a pending order granted")
 		}

@@ -118,7 +118,7 @@ func TestEventsThroughJetStream(t *testing.T) {
 			r := e.do(smeMember, "POST", "orders", map[string]any{"listing_id": m.ID, "plan_id": paid.ID})
 			expect(t, r, 201, "")
 			var o orderJSON
-			r.json(t, &o)
+			r.JSON(t, &o)
 			if o.State != OrderPending || o.AmountMicro != 25_000_000 {
 				t.Fatalf("paid order: %+v", o)
 			}
@@ -195,7 +195,7 @@ func TestReviewRules(t *testing.T) {
 		pub := e.do(anon, "GET", "listings/"+c4.ID, nil)
 		expect(t, pub, 200, "")
 		var cl listingOut
-		pub.json(t, &cl)
+		pub.JSON(t, &cl)
 		expect(t, e.do(smeMember, "POST", "orders", map[string]any{"listing_id": c4.ID, "plan_id": cl.PublishedVersion.Plans[0].ID}), 422, "compute_not_orderable")
 
 		// Gated listings: an order needs approved access; approval grants the entitlement.
@@ -207,14 +207,14 @@ func TestReviewRules(t *testing.T) {
 		r := e.do(smeMember, "POST", "listings/"+gl.ID+"/access-requests", map[string]any{"purpose": "Evaluate for a pilot"})
 		expect(t, r, 201, "")
 		var ar accessRequestJSON
-		r.json(t, &ar)
+		r.JSON(t, &ar)
 		expect(t, e.do(vendorMem, "POST", "access-requests/"+ar.ID+"/decision", map[string]any{"decision": "approve"}), 403, "forbidden")
 		expect(t, e.do(vendorAdmin, "POST", "access-requests/"+ar.ID+"/decision", map[string]any{"decision": "approve", "comment": "Welcome"}), 200, "")
 		expect(t, e.do(smeMember, "POST", "access-requests/"+ar.ID+"/cancel", nil), 409, "access_request_decided")
 		expect(t, e.do(smeMember, "POST", "orders", map[string]any{"listing_id": gl.ID, "plan_id": free}), 201, "")
 		r = e.do(vendorAdmin, "GET", "access-requests", nil)
-		if !strings.Contains(string(r.body), `"state":"approved"`) {
-			t.Fatalf("vendor sees the request: %s", r.body)
+		if !strings.Contains(string(r.Body), `"state":"approved"`) {
+			t.Fatalf("vendor sees the request: %s", r.Body)
 		}
 
 		// A listing retired while its version waits cannot be approved afterwards.

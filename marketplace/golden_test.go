@@ -30,13 +30,13 @@ func TestResponseShapes(t *testing.T) {
 	} {
 		r := e.do(g.as, "GET", g.path, nil)
 		expect(t, r, 200, "")
-		golden(t, g.name, r.body)
+		golden(t, g.name, r.Body)
 	}
 	r := e.do(smeMember, "POST", "orders", map[string]any{"listing_id": l.ID, "plan_id": l.PublishedVersion.Plans[1].ID})
 	expect(t, r, 201, "")
-	golden(t, "order_pending", r.body)
+	golden(t, "order_pending", r.Body)
 	r = e.do(vendorAdmin, "POST", "listings", modelListing("golden"))
-	golden(t, "problem_slug_taken", r.body)
+	golden(t, "problem_slug_taken", r.Body)
 }
 
 // TestOpenAPICoversRoutes: every route the service serves is in its OpenAPI operations.

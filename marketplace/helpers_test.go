@@ -3,24 +3,18 @@ package marketplace
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ed25519"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
 	"github.com/gofiber/fiber/v2"
-	"github.com/golang-jwt/jwt/v5"
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
@@ -31,8 +25,6 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 func migrations() []sqldb.Migrations { return []sqldb.Migrations{Migrations()} }
 
@@ -53,10 +45,6 @@ var (
 	staff       = Actor{UserID: "usr_staff", OrgID: orgProgramme, OrgKind: "programme", Role: "member", Staff: true}
 )
 
-type keySource struct{ pub ed25519.PublicKey }
-
-func (k keySource) PublicKey(context.Context, string) (crypto.PublicKey, error) { return k.pub, nil }
-
 // env is one marketplace on a real database and a real (embedded) JetStream, served by a real Fiber app.
 type env struct {
 	t     testing.TB
@@ -65,7 +53,7 @@ type env struct {
 	svc   *Service
 	app   *fiber.App
 	clock *clock.Manual
-	priv  ed25519.PrivateKey
+	sign  *webtest.Signer
 	blobs string
 }
 
@@ -88,14 +76,14 @@ func newEnvBus(t testing.TB, db *gorm.DB, bus *eventbus.Bus, cfg Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, priv, _ := ed25519.GenerateKey(nil)
+	sign := webtest.NewSigner()
 	app := web.New(web.Config{StreamRequestBody: true, BodyLimit: 1 << 20})
-	authn := web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: keySource{pub}}}
+	authn := web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: sign}}
 	api := app.Group("/api/v1", web.Auth(authn))
 	svc.Routes(api.Group("/marketplace"))
 	svc.HFRoutes(app, authn)
 	app.Use(web.NotFound)
-	e := &env{t: t, db: db, bus: bus, svc: svc, app: app, clock: clk, priv: priv, blobs: dir}
+	e := &env{t: t, db: db, bus: bus, svc: svc, app: app, clock: clk, sign: sign, blobs: dir}
 	ctx := context.Background()
 	for _, o := range []struct {
 		id, name, kind string
@@ -120,95 +108,21 @@ func must(t testing.TB, err error) {
 }
 
 func (e *env) token(a Actor) string {
-	if !a.Authenticated() {
-		return ""
-	}
-	now := time.Now()
-	tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: a.UserID, Issuer: jwtauth.Issuer,
-		Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now.Add(-time.Minute)),
-		ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)), ID: "jti-" + a.UserID},
-		Org: a.OrgID, OrgKind: a.OrgKind, Role: a.Role, AMR: mfaAMR, Staff: a.Staff, Email: a.UserID + "@example.com", EmailVerified: true}, "k1", e.priv)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return tok
+	return e.sign.Token(e.t, webtest.Principal{User: a.UserID, Org: a.OrgID, OrgKind: a.OrgKind, Role: a.Role, Staff: a.Staff})
 }
 
-type resp struct {
-	method string
-	status int
-	header http.Header
-	body   []byte
-}
+type resp = webtest.Response
 
-func (r resp) code() string {
-	var p struct {
-		Code string `json:"code"`
-	}
-	_ = json.Unmarshal(r.body, &p)
-	return p.Code
-}
-
-func (r resp) json(t testing.TB, v any) {
-	t.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		t.Fatalf("decode %s: %v", r.body, err)
-	}
-}
-
-// do sends a request as a; body is JSON-encoded unless it is an io.Reader or []byte.
+// do sends a request as a; a path without a leading slash is under BasePath.
 func (e *env) do(a Actor, method, path string, body any, headers ...string) resp {
 	e.t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case io.Reader:
-		r = b
-	case []byte:
-		r = bytes.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		r = bytes.NewReader(buf)
-	}
 	if !strings.HasPrefix(path, "/") {
 		path = BasePath + "/" + path
 	}
-	req := httptest.NewRequest(method, path, r)
-	if body != nil {
-		if _, raw := body.(io.Reader); !raw {
-			req.Header.Set("Content-Type", "application/json")
-		}
-	}
-	if tok := e.token(a); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	if cl := req.Header.Get("Content-Length"); cl == "-1" {
-		req.Header.Del("Content-Length")
-		req.ContentLength = -1
-		req.TransferEncoding = []string{"chunked"}
-	}
-	res, err := e.app.Test(req, -1)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return resp{method, res.StatusCode, res.Header, b}
+	return webtest.Do(e.t, e.app, method, path, e.token(a), body, headers...)
 }
 
-// expect fails unless r has status (and, for problems, code).
-func expect(t testing.TB, r resp, status int, code string) {
-	t.Helper()
-	if r.status != status || (code != "" && r.code() != code) {
-		t.Fatalf("got %d %s, want %d %s: %s", r.status, r.code(), status, code, r.body)
-	}
-}
+var expect = webtest.Expect
 
 // A model listing with a free and a paid plan.
 func modelListing(slug string) map[string]any {
@@ -257,7 +171,7 @@ func (e *env) createListing(a Actor, body map[string]any) listingOut {
 	r := e.do(a, "POST", "listings", body)
 	expect(e.t, r, 201, "")
 	var l listingOut
-	r.json(e.t, &l)
+	r.JSON(e.t, &l)
 	return l
 }
 
@@ -273,7 +187,7 @@ func (e *env) publishListing(body map[string]any, files map[string]string) listi
 	r := e.do(vendorAdmin, "GET", "listings/"+l.ID, nil)
 	expect(e.t, r, 200, "")
 	var out listingOut
-	r.json(e.t, &out)
+	r.JSON(e.t, &out)
 	return out
 }
 
@@ -332,52 +246,10 @@ func golden(t *testing.T, name string, body []byte) {
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	must(t, enc.Encode(normalize(v)))
-	got := buf.Bytes()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		must(t, os.MkdirAll("testdata", 0o755))
-		must(t, os.WriteFile(path, got, 0o644))
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("golden %s: %v (run go test -update)", name, err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("golden %s differs (run go test -update to accept):\n%s", name, lineDiff(string(want), string(got)))
-	}
+	webtest.Golden(t, name, buf.Bytes())
 }
 
-func lineDiff(a, b string) string {
-	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
-	var out []string
-	for i := 0; i < max(len(al), len(bl)); i++ {
-		var x, y string
-		if i < len(al) {
-			x = al[i]
-		}
-		if i < len(bl) {
-			y = bl[i]
-		}
-		if x != y {
-			out = append(out, fmt.Sprintf("-%s\n+%s", x, y))
-		}
-	}
-	sort.Strings(out[:0])
-	return strings.Join(out, "\n")
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var eventually = webtest.Eventually
 
 type clockSystem struct{}
 

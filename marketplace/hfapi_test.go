@@ -17,16 +17,16 @@ import (
 // HEAD (which has no body) must carry an {"error"} message.
 func hfExpect(t *testing.T, r resp, status int, code string) {
 	t.Helper()
-	if r.status != status || r.header.Get("X-Error-Code") != code {
-		t.Fatalf("got %d %q, want %d %q: %s", r.status, r.header.Get("X-Error-Code"), status, code, r.body)
+	if r.Status != status || r.Header.Get("X-Error-Code") != code {
+		t.Fatalf("got %d %q, want %d %q: %s", r.Status, r.Header.Get("X-Error-Code"), status, code, r.Body)
 	}
-	if status >= 400 && r.method != "HEAD" {
+	if status >= 400 && r.Method != "HEAD" {
 		var body struct {
 			Error string `json:"error"`
 		}
-		r.json(t, &body)
+		r.JSON(t, &body)
 		if body.Error == "" {
-			t.Fatalf("no error message: %s", r.body)
+			t.Fatalf("no error message: %s", r.Body)
 		}
 	}
 }
@@ -63,9 +63,9 @@ func TestHFAPI(t *testing.T) {
 		r := e.do(anon, "GET", "/api/models/"+repo+"/revision/main", nil)
 		hfExpect(t, r, 200, "")
 		var info hfInfoOut
-		r.json(t, &info)
+		r.JSON(t, &info)
 		if info.ID != repo || len(info.SHA) != 40 || info.Private || info.Gated != "auto" || len(info.Siblings) != 3 || !hubTime.MatchString(info.LastModified) {
-			t.Fatalf("info: %s", r.body)
+			t.Fatalf("info: %s", r.Body)
 		}
 		sum := sha256.Sum256([]byte(weights))
 		if s := info.Siblings[2]; s.RFilename != "model.safetensors" || s.Size != int64(len(weights)) || s.LFS.SHA256 != hex.EncodeToString(sum[:]) {
@@ -77,9 +77,9 @@ func TestHFAPI(t *testing.T) {
 			r := e.do(smeMember, "GET", p, nil)
 			hfExpect(t, r, 200, "")
 			var again hfInfoOut
-			r.json(t, &again)
+			r.JSON(t, &again)
 			if again.SHA != info.SHA || again.ID != repo {
-				t.Fatalf("%s: %s", p, r.body)
+				t.Fatalf("%s: %s", p, r.Body)
 			}
 		}
 
@@ -93,8 +93,8 @@ func TestHFAPI(t *testing.T) {
 		hfExpect(t, e.do(smeMember, "GET", "/"+repo+"/resolve/main/missing.bin", nil), 404, "EntryNotFound")
 		r = e.do(smeMember, "GET", "/"+repo+"/resolve/main/a%0d%0aX-Injected:%20yes%c3%a9", nil)
 		hfExpect(t, r, 404, "EntryNotFound")
-		if r.header.Get("X-Injected") != "" || !strings.HasPrefix(r.header.Get("X-Error-Message"), "a??X-Injected: yes? does not exist") {
-			t.Fatalf("error message header: %v", r.header)
+		if r.Header.Get("X-Injected") != "" || !strings.HasPrefix(r.Header.Get("X-Error-Message"), "a??X-Injected: yes? does not exist") {
+			t.Fatalf("error message header: %v", r.Header)
 		}
 		hfExpect(t, e.do(smeMember, "GET", "/api/models/"+repo+"/revision/main", nil, "Authorization", "Bearer hf_nonsense"), 401, "")
 
@@ -102,19 +102,19 @@ func TestHFAPI(t *testing.T) {
 		r = e.do(smeMember, "GET", "/api/models/"+repo+"/tree/main?limit=2", nil)
 		hfExpect(t, r, 200, "")
 		var page []hfTreeJSON
-		r.json(t, &page)
-		link := r.header.Get("Link")
+		r.JSON(t, &page)
+		link := r.Header.Get("Link")
 		if len(page) != 2 || page[0].Path != "README.md" || page[0].Type != "file" || !strings.HasSuffix(link, `>; rel="next"`) {
-			t.Fatalf("tree page 1: %s Link %q", r.body, link)
+			t.Fatalf("tree page 1: %s Link %q", r.Body, link)
 		}
 		next := strings.TrimPrefix(link[:strings.Index(link, ">")], "<")
 		next = next[strings.Index(next, "/api/"):]
 		r = e.do(smeMember, "GET", next, nil)
 		hfExpect(t, r, 200, "")
-		r.json(t, &page)
+		r.JSON(t, &page)
 		if len(page) != 1 || page[0].Path != "model.safetensors" || page[0].Size != int64(len(weights)) || page[0].LFS == nil ||
-			page[0].LFS.OID != hex.EncodeToString(sum[:]) || len(page[0].OID) != 40 || r.header.Get("Link") != "" {
-			t.Fatalf("tree page 2: %s", r.body)
+			page[0].LFS.OID != hex.EncodeToString(sum[:]) || len(page[0].OID) != 40 || r.Header.Get("Link") != "" {
+			t.Fatalf("tree page 2: %s", r.Body)
 		}
 		hfExpect(t, e.do(smeMember, "GET", "/api/models/"+repo+"/tree/main/sub", nil), 404, "EntryNotFound")
 
@@ -129,24 +129,24 @@ func TestHFAPI(t *testing.T) {
 		r = e.do(smeMember, "HEAD", file, nil)
 		hfExpect(t, r, 200, "")
 		etag := `"` + hex.EncodeToString(sum[:]) + `"`
-		if r.header.Get("X-Repo-Commit") != info.SHA || r.header.Get("ETag") != etag || r.header.Get("X-Linked-Etag") != etag ||
-			r.header.Get("Content-Length") != "10000" || r.header.Get("Accept-Ranges") != "bytes" || len(r.body) != 0 {
-			t.Fatalf("HEAD headers: %v (%d bytes)", r.header, len(r.body))
+		if r.Header.Get("X-Repo-Commit") != info.SHA || r.Header.Get("ETag") != etag || r.Header.Get("X-Linked-Etag") != etag ||
+			r.Header.Get("Content-Length") != "10000" || r.Header.Get("Accept-Ranges") != "bytes" || len(r.Body) != 0 {
+			t.Fatalf("HEAD headers: %v (%d bytes)", r.Header, len(r.Body))
 		}
 		r = e.do(smeMember, "GET", file, nil)
 		hfExpect(t, r, 200, "")
-		if string(r.body) != weights {
-			t.Fatalf("GET: %d bytes", len(r.body))
+		if string(r.Body) != weights {
+			t.Fatalf("GET: %d bytes", len(r.Body))
 		}
 		r = e.do(smeMember, "GET", "/"+repo+"/resolve/"+info.SHA+"/model.safetensors", nil, "Range", "bytes=9990-")
 		hfExpect(t, r, 206, "")
-		if string(r.body) != weights[9990:] || r.header.Get("Content-Range") != "bytes 9990-9999/10000" {
-			t.Fatalf("range: %q %q", r.body, r.header.Get("Content-Range"))
+		if string(r.Body) != weights[9990:] || r.Header.Get("Content-Range") != "bytes 9990-9999/10000" {
+			t.Fatalf("range: %q %q", r.Body, r.Header.Get("Content-Range"))
 		}
 		r = e.do(smeMember, "GET", file, nil, "Range", "bytes=0-0")
 		hfExpect(t, r, 206, "")
-		if string(r.body) != "0" || r.header.Get("Content-Range") != "bytes 0-0/10000" {
-			t.Fatalf("probe: %q %q", r.body, r.header.Get("Content-Range"))
+		if string(r.Body) != "0" || r.Header.Get("Content-Range") != "bytes 0-0/10000" {
+			t.Fatalf("probe: %q %q", r.Body, r.Header.Get("Content-Range"))
 		}
 		hfExpect(t, e.do(smeMember, "GET", file, nil, "Range", "bytes=20000-"), http.StatusRequestedRangeNotSatisfiable, "")
 
@@ -159,9 +159,9 @@ func TestHFAPI(t *testing.T) {
 		hfExpect(t, e.do(smeMember, "HEAD", "/aurora-ai/hidden-hf/resolve/main/a.bin", nil), 404, "RepoNotFound")
 		r = e.do(otherVendor, "GET", "/api/models/aurora-ai/hidden-hf/revision/main", nil)
 		hfExpect(t, r, 200, "")
-		r.json(t, &info)
+		r.JSON(t, &info)
 		if !info.Private {
-			t.Fatalf("restricted listing not private: %s", r.body)
+			t.Fatalf("restricted listing not private: %s", r.Body)
 		}
 
 		gated := modelListing("gated-hf")
@@ -169,9 +169,9 @@ func TestHFAPI(t *testing.T) {
 		gl := e.publishListing(gated, map[string]string{"w.bin": "gated weights"})
 		r = e.do(smeMember, "GET", "/api/models/aurora-ai/gated-hf/revision/main", nil)
 		hfExpect(t, r, 200, "")
-		r.json(t, &info)
+		r.JSON(t, &info)
 		if info.Gated != "manual" {
-			t.Fatalf("gated: %s", r.body)
+			t.Fatalf("gated: %s", r.Body)
 		}
 		hfExpect(t, e.do(smeMember, "GET", "/aurora-ai/gated-hf/resolve/main/w.bin", nil), 403, "GatedRepo")
 		r = e.do(smeMember, "POST", "listings/"+gl.ID+"/access-requests", map[string]any{"purpose": "Evaluate"})
@@ -179,13 +179,13 @@ func TestHFAPI(t *testing.T) {
 		var ar struct {
 			ID string `json:"id"`
 		}
-		r.json(t, &ar)
+		r.JSON(t, &ar)
 		hfExpect(t, e.do(smeMember, "GET", "/aurora-ai/gated-hf/resolve/main/w.bin", nil), 403, "GatedRepo") // pending
 		expect(t, e.do(vendorAdmin, "POST", "access-requests/"+ar.ID+"/decision", map[string]any{"decision": "approve"}), 200, "")
 		r = e.do(smeMember, "GET", "/aurora-ai/gated-hf/resolve/main/w.bin", nil)
 		hfExpect(t, r, 200, "")
-		if string(r.body) != "gated weights" {
-			t.Fatalf("gated download: %q", r.body)
+		if string(r.Body) != "gated weights" {
+			t.Fatalf("gated download: %q", r.Body)
 		}
 
 		// Datasets live under /api/datasets and /datasets/.
@@ -199,14 +199,14 @@ func TestHFAPI(t *testing.T) {
 		expect(t, e.do(smeMember, "POST", "orders", map[string]any{"listing_id": dl.ID, "plan_id": dl.PublishedVersion.Plans[0].ID}), 201, "")
 		r = e.do(smeMember, "GET", "/api/datasets/aurora-ai/tides-hf/revision/main", nil)
 		hfExpect(t, r, 200, "")
-		r.json(t, &info)
+		r.JSON(t, &info)
 		if info.ID != "aurora-ai/tides-hf" || len(info.Siblings) != 1 {
-			t.Fatalf("dataset info: %s", r.body)
+			t.Fatalf("dataset info: %s", r.Body)
 		}
 		r = e.do(smeMember, "GET", "/datasets/aurora-ai/tides-hf/resolve/main/tides.csv", nil)
 		hfExpect(t, r, 200, "")
-		if string(r.body) != "day,height\n1,2.5\n" {
-			t.Fatalf("dataset file: %q", r.body)
+		if string(r.Body) != "day,height\n1,2.5\n" {
+			t.Fatalf("dataset file: %q", r.Body)
 		}
 		hfExpect(t, e.do(smeMember, "GET", "/aurora-ai/tides-hf/resolve/main/tides.csv", nil), 404, "RepoNotFound")
 	})

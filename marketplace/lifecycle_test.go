@@ -35,7 +35,7 @@ func TestLifecycle(t *testing.T) {
 		r := e.do(vendorMem, "PUT", "listings/"+l.ID+"/versions/1/artifacts/model.safetensors", []byte(artifact), "X-Checksum-Sha256", wantSum)
 		expect(t, r, 201, "")
 		var art artifactJSON
-		r.json(t, &art)
+		r.JSON(t, &art)
 		if art.SHA256 != wantSum || art.SizeBytes != int64(len(artifact)) || art.ContentType == "" {
 			t.Fatalf("artifact: %+v", art)
 		}
@@ -52,7 +52,7 @@ func TestLifecycle(t *testing.T) {
 		var queue struct {
 			Items []queueItemJSON `json:"items"`
 		}
-		r.json(t, &queue)
+		r.JSON(t, &queue)
 		if len(queue.Items) != 1 || queue.Items[0].ListingID != l.ID || queue.Items[0].AgeSeconds != 5400 || !queue.Items[0].FirstReview {
 			t.Fatalf("queue: %+v", queue.Items)
 		}
@@ -72,9 +72,9 @@ func TestLifecycle(t *testing.T) {
 		r = e.do(anon, "GET", "listings/"+l.ID, nil)
 		expect(t, r, 200, "")
 		var pub listingOut
-		r.json(t, &pub)
+		r.JSON(t, &pub)
 		if pub.Status != StatusPublished || pub.PublishedVersion == nil || pub.PublishedVersion.Title != "Maple 7B instruct" || pub.PendingVersion != nil {
-			t.Fatalf("published listing: %s", r.body)
+			t.Fatalf("published listing: %s", r.Body)
 		}
 
 		expect(t, e.do(anon, "GET", "listings/maple-7b", nil), 200, "")
@@ -83,8 +83,8 @@ func TestLifecycle(t *testing.T) {
 		r = e.do(vendorMem, "GET", "listings/"+l.ID+"/versions", nil)
 		expect(t, r, 200, "")
 		for _, want := range []string{`"action":"created"`, `"action":"artifact_uploaded"`, `"action":"changes_requested"`, `"action":"edited"`, `"approved"`, `"fields":["title","model"]`} {
-			if !strings.Contains(string(r.body), want) {
-				t.Errorf("history lacks %s: %s", want, r.body)
+			if !strings.Contains(string(r.Body), want) {
+				t.Errorf("history lacks %s: %s", want, r.Body)
 			}
 		}
 
@@ -92,9 +92,9 @@ func TestLifecycle(t *testing.T) {
 		r = e.do(anon, "GET", "listings?q=maple+instr&kind=model", nil)
 		expect(t, r, 200, "")
 		var found searchJSON
-		r.json(t, &found)
+		r.JSON(t, &found)
 		if len(found.Items) != 1 || found.Items[0].ID != l.ID || found.Total != 1 {
-			t.Fatalf("search: %s", r.body)
+			t.Fatalf("search: %s", r.Body)
 		}
 
 		// A buyer orders the free plan and downloads.
@@ -102,27 +102,27 @@ func TestLifecycle(t *testing.T) {
 		r = e.do(smeMember, "POST", "orders", map[string]any{"listing_id": l.ID, "plan_id": free.ID})
 		expect(t, r, 201, "")
 		var o orderJSON
-		r.json(t, &o)
+		r.JSON(t, &o)
 		if o.State != OrderFulfilled || o.AmountMicro != 0 {
 			t.Fatalf("order: %+v", o)
 		}
 		artID := pub.PublishedVersion.Artifacts[0].ID
 		r = e.do(smeMember, "GET", "artifacts/"+artID+"/download", nil)
 		expect(t, r, 302, "")
-		loc := r.header.Get("Location")
+		loc := r.Header.Get("Location")
 		if !strings.HasPrefix(loc, BasePath+"/artifacts/"+artID+"/blob?") {
 			t.Fatalf("Location %q", loc)
 		}
 		r = e.do(anon, "GET", loc, nil)
 		expect(t, r, 200, "")
-		got := sha256.Sum256(r.body)
-		if hex.EncodeToString(got[:]) != wantSum || r.header.Get("X-Checksum-Sha256") != wantSum {
-			t.Fatalf("downloaded %d bytes with a different sha256", len(r.body))
+		got := sha256.Sum256(r.Body)
+		if hex.EncodeToString(got[:]) != wantSum || r.Header.Get("X-Checksum-Sha256") != wantSum {
+			t.Fatalf("downloaded %d bytes with a different sha256", len(r.Body))
 		}
 		r = e.do(anon, "GET", loc, nil, "Range", "bytes=25-49")
 		expect(t, r, 206, "")
-		if string(r.body) != artifact[25:50] || r.header.Get("Content-Range") != "bytes 25-49/100000" {
-			t.Fatalf("range: %q %q", r.body, r.header.Get("Content-Range"))
+		if string(r.Body) != artifact[25:50] || r.Header.Get("Content-Range") != "bytes 25-49/100000" {
+			t.Fatalf("range: %q %q", r.Body, r.Header.Get("Content-Range"))
 		}
 		expect(t, e.do(anon, "GET", loc, nil, "Range", "bytes=200000-"), 416, "range_not_satisfiable")
 
@@ -143,12 +143,12 @@ func TestLifecycle(t *testing.T) {
 		expect(t, e.do(smeMember, "PATCH", "listings/"+l.ID+"/reviews", map[string]any{"stars": 5}), 200, "")
 		r = e.do(smeMember, "GET", "entitlements", nil)
 		expect(t, r, 200, "")
-		if !strings.Contains(string(r.body), l.ID) {
-			t.Fatalf("entitlements: %s", r.body)
+		if !strings.Contains(string(r.Body), l.ID) {
+			t.Fatalf("entitlements: %s", r.Body)
 		}
 		r = e.do(anon, "GET", "listings/"+l.ID, nil)
 		var rated listingOut
-		r.json(t, &rated)
+		r.JSON(t, &rated)
 		if rated.Rating["count"] != float64(1) || rated.Rating["average"] != float64(5) {
 			t.Fatalf("rating: %v", rated.Rating)
 		}
@@ -165,9 +165,9 @@ func TestNewVersionKeepsPublishedLive(t *testing.T) {
 		r := e.do(vendorMem, "POST", "listings/"+l.ID+"/versions", map[string]any{"title": "Cedar 1B v2", "summary": "Now faster"})
 		expect(t, r, 201, "")
 		var nv listingOut
-		r.json(t, &nv)
+		r.JSON(t, &nv)
 		if nv.PendingVersion == nil || nv.PendingVersion.Version != 2 || len(nv.PendingVersion.Artifacts) != 1 {
-			t.Fatalf("new version: %s", r.body)
+			t.Fatalf("new version: %s", r.Body)
 		}
 		if nv.PendingVersion.Plans[0].ID != l.PublishedVersion.Plans[0].ID {
 			t.Fatalf("unchanged plans keep their IDs")
@@ -177,7 +177,7 @@ func TestNewVersionKeepsPublishedLive(t *testing.T) {
 
 		search := func(q string) int {
 			var s searchJSON
-			e.do(anon, "GET", "listings?q="+q, nil).json(t, &s)
+			e.do(anon, "GET", "listings?q="+q, nil).JSON(t, &s)
 			return len(s.Items)
 		}
 		if search("cedar") != 1 || search("faster") != 0 {
@@ -187,9 +187,9 @@ func TestNewVersionKeepsPublishedLive(t *testing.T) {
 		var queue struct {
 			Items []queueItemJSON `json:"items"`
 		}
-		r.json(t, &queue)
+		r.JSON(t, &queue)
 		if len(queue.Items) != 1 || queue.Items[0].FirstReview {
-			t.Fatalf("queue: %s", r.body)
+			t.Fatalf("queue: %s", r.Body)
 		}
 		fields := map[string]bool{}
 		for _, d := range queue.Items[0].Diff {
@@ -204,9 +204,9 @@ func TestNewVersionKeepsPublishedLive(t *testing.T) {
 		}
 		r = e.do(anon, "GET", "listings/"+l.ID, nil)
 		var after listingOut
-		r.json(t, &after)
+		r.JSON(t, &after)
 		if after.PublishedVersion.Version != 2 {
-			t.Fatalf("published: %s", r.body)
+			t.Fatalf("published: %s", r.Body)
 		}
 		var old versionRow
 		must(t, db.Where("id = ?", l.PublishedVersion.ID).Take(&old).Error)
@@ -221,8 +221,8 @@ func TestNewVersionKeepsPublishedLive(t *testing.T) {
 		}
 		expect(t, e.do(anon, "GET", "listings/"+l.ID, nil), 404, "listing_not_found")
 		r = e.do(staff, "GET", "audit", nil)
-		if !strings.Contains(string(r.body), "listing.suspended") || !strings.Contains(string(r.body), "review.approved") {
-			t.Fatalf("audit: %s", r.body)
+		if !strings.Contains(string(r.Body), "listing.suspended") || !strings.Contains(string(r.Body), "review.approved") {
+			t.Fatalf("audit: %s", r.Body)
 		}
 	})
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/rungroup"
+
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -144,27 +146,17 @@ func (s *Service) Outbox() *eventbus.Outbox { return s.outbox }
 
 // Run relays the outbox and runs the consumers until ctx ends, then flushes what is left.
 func (s *Service) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	loops := []func(context.Context) error{s.outbox.Run, s.consumeOrgCreated, s.consumeOrgVerified,
-		s.consumePools, s.consumeOrderSettled, s.consumeOrderFailed, s.serveArtifactLinks, s.followCatalog}
-	errc := make(chan error, len(loops))
-	for _, l := range loops {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := l(ctx); err != nil && ctx.Err() == nil {
-				errc <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
+	err := rungroup.Run(ctx, s.log, rungroup.Loop{Name: "outbox", Run: s.outbox.Run},
+		rungroup.Loop{Name: "orgs-created", Run: s.consumeOrgCreated}, rungroup.Loop{Name: "orgs-verified", Run: s.consumeOrgVerified},
+		rungroup.Loop{Name: "pools", Run: s.consumePools}, rungroup.Loop{Name: "orders-settled", Run: s.consumeOrderSettled},
+		rungroup.Loop{Name: "orders-failed", Run: s.consumeOrderFailed},
+		rungroup.Loop{Name: "artifact-links", Run: s.serveArtifactLinks}, rungroup.Loop{Name: "catalog-follow", Run: s.followCatalog})
 	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.outbox.Flush(fctx); err != nil {
 		s.log.Warn("marketplace outbox flush on exit", "err", err)
 	}
-	return <-errc
+	return err
 }
 
 func (s *Service) now() time.Time { return s.clock.Now().UTC() }

@@ -40,15 +40,15 @@ func TestRequiredFieldsAreRequired(t *testing.T) {
 		var body struct {
 			Fields []struct{ Field, Code string }
 		}
-		_ = json.Unmarshal(r.body, &body)
+		_ = json.Unmarshal(r.Body, &body)
 		var got []string
 		for _, fe := range body.Fields {
 			if fe.Code == "required" {
 				got = append(got, fe.Field)
 			}
 		}
-		if r.status != 422 {
-			t.Errorf("%s %s with {}: %d %s, want 422", op.Method, op.Path, r.status, r.body)
+		if r.Status != 422 {
+			t.Errorf("%s %s with {}: %d %s, want 422", op.Method, op.Path, r.Status, r.Body)
 		} else if m := openapi.RequiredMismatch(op.Request, got); m != "" {
 			t.Errorf("%s %s: %s", op.Method, op.Path, m)
 		}

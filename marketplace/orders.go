@@ -167,7 +167,7 @@ func (s *Service) announceGrant(tx *gorm.DB, orgID, listingID, vendorOrgID, even
 func (s *Service) settleOrder(ctx context.Context, eventID, consumer, orderID string, ok bool, reason, transferID string) error {
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		now := s.now()
-		fresh, err := markProcessed(tx, eventID, consumer, now)
+		fresh, err := processed.Mark(tx, consumer, eventID, now)
 		if err != nil || !fresh {
 			return err
 		}

@@ -39,8 +39,8 @@ func TestReviewsShowADisplayNameNotWhoRated(t *testing.T) {
 		} {
 			r := e.do(smeMember, "POST", path, map[string]any{"stars": 4, "display_name": bad.name})
 			expect(t, r, 422, "validation_failed")
-			if !strings.Contains(string(r.body), `"field":"display_name","code":"`+bad.code+`"`) {
-				t.Errorf("display_name %q: %s", bad.name, r.body)
+			if !strings.Contains(string(r.Body), `"field":"display_name","code":"`+bad.code+`"`) {
+				t.Errorf("display_name %q: %s", bad.name, r.Body)
 			}
 		}
 
@@ -48,22 +48,22 @@ func TestReviewsShowADisplayNameNotWhoRated(t *testing.T) {
 		var mine reviewOut
 		r := e.do(smeMember, "POST", path, map[string]any{"stars": 4, "body": "Fast and accurate."})
 		expect(t, r, 201, "")
-		r.json(t, &mine)
+		r.JSON(t, &mine)
 		if mine.DisplayName != "Verified buyer" || mine.OrgID != orgSME || mine.UserID != smeMember.UserID || !mine.Mine {
-			t.Fatalf("created review: %s", r.body)
+			t.Fatalf("created review: %s", r.Body)
 		}
 		r = e.do(smeMember, "PATCH", path, map[string]any{"stars": 5, "display_name": "  Small Co research team "})
 		expect(t, r, 200, "")
-		r.json(t, &mine)
+		r.JSON(t, &mine)
 		if mine.DisplayName != "Small Co research team" || mine.Stars != 5 {
-			t.Fatalf("renamed review: %s", r.body)
+			t.Fatalf("renamed review: %s", r.Body)
 		}
 		// A PATCH without a name keeps the chosen one.
 		r = e.do(smeMember, "PATCH", path, map[string]any{"stars": 4, "body": "Fast."})
 		expect(t, r, 200, "")
-		r.json(t, &mine)
+		r.JSON(t, &mine)
 		if mine.DisplayName != "Small Co research team" || mine.Body != "Fast." {
-			t.Fatalf("edited review: %s", r.body)
+			t.Fatalf("edited review: %s", r.Body)
 		}
 
 		for _, c := range []struct {
@@ -78,17 +78,17 @@ func TestReviewsShowADisplayNameNotWhoRated(t *testing.T) {
 			r := e.do(c.as, "GET", path, nil)
 			expect(t, r, 200, "")
 			var page struct{ Items []reviewOut }
-			r.json(t, &page)
+			r.JSON(t, &page)
 			if len(page.Items) != 1 {
-				t.Fatalf("%s: %s", c.who, r.body)
+				t.Fatalf("%s: %s", c.who, r.Body)
 			}
 			got := page.Items[0]
 			if got.DisplayName != "Small Co research team" || got.Stars != 4 || got.Body != "Fast." || got.CreatedAt.IsZero() || got.Mine != c.ownView {
-				t.Errorf("%s read %s", c.who, r.body)
+				t.Errorf("%s read %s", c.who, r.Body)
 			}
-			leaks := strings.Contains(string(r.body), orgSME) || strings.Contains(string(r.body), smeMember.UserID)
+			leaks := strings.Contains(string(r.Body), orgSME) || strings.Contains(string(r.Body), smeMember.UserID)
 			if leaks != c.sees || (c.sees && (got.OrgID != orgSME || got.UserID != smeMember.UserID)) {
-				t.Errorf("%s: who rated shown = %v, want %v: %s", c.who, leaks, c.sees, r.body)
+				t.Errorf("%s: who rated shown = %v, want %v: %s", c.who, leaks, c.sees, r.Body)
 			}
 		}
 	})

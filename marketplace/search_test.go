@@ -35,7 +35,7 @@ func TestSearchPaginationAndFacets(t *testing.T) {
 					r := e.do(anon, "GET", path, nil)
 					expect(t, r, 200, "")
 					var s searchJSON
-					r.json(t, &s)
+					r.JSON(t, &s)
 					total = s.Total
 					var kinds int64
 					for _, f := range s.Facets["kind"] {
@@ -73,7 +73,7 @@ func TestSearchPaginationAndFacets(t *testing.T) {
 			want int
 		}{{anon, 0}, {otherVendor, 0}, {smeMember, 1}, {staff, 1}} {
 			var s searchJSON
-			e.do(c.a, "GET", "listings?q=private", nil).json(t, &s)
+			e.do(c.a, "GET", "listings?q=private", nil).JSON(t, &s)
 			if len(s.Items) != c.want {
 				t.Errorf("%s sees %d restricted listings, want %d", c.a.OrgID, len(s.Items), c.want)
 			}

@@ -41,7 +41,7 @@ func TestSeedDemo(t *testing.T) {
 				ListingID string `json:"listing_id"`
 			} `json:"items"`
 		}
-		e.do(staff, "GET", "reviews", nil).json(t, &queue)
+		e.do(staff, "GET", "reviews", nil).JSON(t, &queue)
 		if len(queue.Items) != 1 || queue.Items[0].ListingID != first.PendingListingID {
 			t.Fatalf("review queue after the seed: %+v", queue.Items)
 		}
@@ -49,12 +49,12 @@ func TestSeedDemo(t *testing.T) {
 			t.Fatalf("%d listings", n)
 		}
 		var s searchJSON
-		e.do(anon, "GET", "listings?gpu_model=l40s-48gb", nil).json(t, &s)
+		e.do(anon, "GET", "listings?gpu_model=l40s-48gb", nil).JSON(t, &s)
 		if len(s.Items) != 1 || s.Items[0].ID != first.ComputeListingID || s.Items[0].PriceFromMicro != 2_500_000 {
 			t.Fatalf("compute listing in catalogue: %+v", s.Items)
 		}
 		var cl listingOut
-		e.do(anon, "GET", "listings/"+first.ComputeListingID, nil).json(t, &cl)
+		e.do(anon, "GET", "listings/"+first.ComputeListingID, nil).JSON(t, &cl)
 		var v versionRow
 		must(t, db.Where("id = ?", cl.PublishedVersion.ID).Take(&v).Error)
 		if !strings.Contains(v.Content, `"region":"ca-west"`) {
@@ -65,11 +65,11 @@ func TestSeedDemo(t *testing.T) {
 			t.Fatalf("outbox pending %d, %v", n, err)
 		}
 		var ds listingOut
-		e.do(smeMember, "GET", "listings/"+first.DatasetListingID, nil).json(t, &ds)
+		e.do(smeMember, "GET", "listings/"+first.DatasetListingID, nil).JSON(t, &ds)
 		expect(t, e.do(smeMember, "POST", "orders", map[string]any{"listing_id": ds.ID, "plan_id": ds.PublishedVersion.Plans[0].ID}), 201, "")
 		r := e.do(smeMember, "GET", "artifacts/"+ds.PublishedVersion.Artifacts[0].ID+"/download", nil)
 		expect(t, r, 302, "")
-		expect(t, e.do(smeMember, "GET", r.header.Get("Location"), nil), 200, "")
+		expect(t, e.do(smeMember, "GET", r.Header.Get("Location"), nil), 200, "")
 		// The free order's entitlement.granted waits for the relay (not running in this test).
 		if n, err := e.svc.Outbox().Pending(ctx); err != nil || n != 1 {
 			t.Fatalf("outbox pending %d after the free order, %v", n, err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/inbox"
+
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -229,17 +231,5 @@ func dropCatalog(tx *gorm.DB, listingID string) error {
 	return nil
 }
 
-// markProcessed records an event as handled by consumer; false means it was handled before (skip it).
-func markProcessed(tx *gorm.DB, eventID, consumer string, at time.Time) (bool, error) {
-	type processedRow struct {
-		EventID     string `gorm:"primaryKey"`
-		Consumer    string
-		ProcessedAt time.Time
-	}
-	res := tx.Table("market_processed").Clauses(clause.OnConflict{DoNothing: true}).
-		Create(&processedRow{EventID: consumer + ":" + eventID, Consumer: consumer, ProcessedAt: at})
-	if res.Error != nil {
-		return false, res.Error
-	}
-	return res.RowsAffected == 1, nil
-}
+// processed is the consumers' inbox: each records an event's ID in the transaction of its effect.
+var processed = inbox.Table{Name: "market_processed", ID: "event_id", At: "processed_at", Consumer: "consumer"}

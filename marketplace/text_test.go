@@ -18,7 +18,7 @@ func TestControlCharactersInListingsAreRefused(t *testing.T) {
 			var p struct {
 				Fields []struct{ Field, Code string }
 			}
-			r.json(t, &p)
+			r.JSON(t, &p)
 			var out []string
 			for _, f := range p.Fields {
 				out = append(out, f.Field+":"+f.Code)
@@ -47,9 +47,9 @@ func TestControlCharactersInListingsAreRefused(t *testing.T) {
 		}
 		r = e.do(vendorAdmin, "GET", "listings/"+l.ID, nil)
 		var out listingOut
-		r.json(t, &out)
+		r.JSON(t, &out)
 		if out.PendingVersion == nil || out.PendingVersion.Title != "Maple tabs" {
-			t.Fatalf("the draft changed: %s", r.body)
+			t.Fatalf("the draft changed: %s", r.Body)
 		}
 	})
 }

@@ -60,23 +60,23 @@ func TestTryItImage(t *testing.T) {
 			body["try_it"] = c.tryIt
 			r := e.do(vendorAdmin, "POST", "listings", body)
 			expect(t, r, 422, "validation_failed")
-			if !strings.Contains(string(r.body), `"field":"`+c.field+`","code":"`+c.code+`"`) {
-				t.Errorf("%s: want %s %s: %s", c.name, c.field, c.code, r.body)
+			if !strings.Contains(string(r.Body), `"field":"`+c.field+`","code":"`+c.code+`"`) {
+				t.Errorf("%s: want %s %s: %s", c.name, c.field, c.code, r.Body)
 			}
 		}
 		compute := computeListing("compute-try", "pool_one", "h100-80gb")
 		compute["try_it"] = map[string]any{"image": tryItImage}
 		r := e.do(vendorAdmin, "POST", "listings", compute)
 		expect(t, r, 422, "validation_failed")
-		if !strings.Contains(string(r.body), `"field":"try_it","code":"kind_mismatch"`) {
-			t.Errorf("compute listing with a try-it image: %s", r.body)
+		if !strings.Contains(string(r.Body), `"field":"try_it","code":"kind_mismatch"`) {
+			t.Errorf("compute listing with a try-it image: %s", r.Body)
 		}
 		// A tag sent in a PATCH is refused the same way, and the draft keeps what it had.
 		draft := e.createListing(vendorAdmin, modelListing("patched"))
 		r = e.do(vendorAdmin, "PATCH", "listings/"+draft.ID, map[string]any{"try_it": map[string]any{"image": "ghcr.io/aurora/maple:v1"}})
 		expect(t, r, 422, "validation_failed")
-		if !strings.Contains(string(r.body), `"field":"try_it.image","code":"not_pinned"`) || !strings.Contains(string(r.body), "sha256") {
-			t.Errorf("tag in a PATCH: %s", r.body)
+		if !strings.Contains(string(r.Body), `"field":"try_it.image","code":"not_pinned"`) || !strings.Contains(string(r.Body), "sha256") {
+			t.Errorf("tag in a PATCH: %s", r.Body)
 		}
 
 		// Accepted: pinned by digest, with the command and ports it serves.
@@ -94,10 +94,10 @@ func TestTryItImage(t *testing.T) {
 				TryIt *TryIt `json:"try_it"`
 			} `json:"pending_version"`
 		}
-		r.json(t, &pending)
+		r.JSON(t, &pending)
 		if ti := pending.PendingVersion.TryIt; ti == nil || ti.Image != tryItImage || len(ti.Ports) != 1 || ti.Ports[0] != 8080 ||
 			strings.Join(ti.Command, " ") != "/usr/bin/serve --port 8080" {
-			t.Fatalf("pending version's try-it image: %s", r.body)
+			t.Fatalf("pending version's try-it image: %s", r.Body)
 		}
 		r = e.do(staff, "GET", "reviews", nil)
 		expect(t, r, 200, "")
@@ -110,7 +110,7 @@ func TestTryItImage(t *testing.T) {
 				} `json:"diff"`
 			} `json:"items"`
 		}
-		r.json(t, &queue)
+		r.JSON(t, &queue)
 		shown := false
 		for _, it := range queue.Items {
 			for _, d := range it.Diff {
@@ -120,15 +120,15 @@ func TestTryItImage(t *testing.T) {
 			}
 		}
 		if !shown {
-			t.Fatalf("the review queue does not show the try-it image: %s", r.body)
+			t.Fatalf("the review queue does not show the try-it image: %s", r.Body)
 		}
 		expect(t, e.do(staff, "POST", "reviews/"+pending.PendingVersion.ID+"/decision", map[string]any{"decision": "approve"}), 200, "")
 
 		// Published: anyone reading the listing sees it; the event carries it.
 		r = e.do(anon, "GET", "listings/"+l.ID, nil)
 		expect(t, r, 200, "")
-		if !strings.Contains(string(r.body), `"try_it":{"image":"`+tryItImage+`","command":["/usr/bin/serve","--port","8080"],"ports":[8080]}`) {
-			t.Fatalf("published listing: %s", r.body)
+		if !strings.Contains(string(r.Body), `"try_it":{"image":"`+tryItImage+`","command":["/usr/bin/serve","--port","8080"],"ports":[8080]}`) {
+			t.Fatalf("published listing: %s", r.Body)
 		}
 		got := publishedTryIts(t, db, l.ID)
 		if len(got) != 1 || got[0] == nil || got[0].Image != tryItImage || got[0].Ports[0] != 8080 || got[0].Gated || len(got[0].VisibleTo) != 0 {
@@ -139,15 +139,15 @@ func TestTryItImage(t *testing.T) {
 		r = e.do(vendorAdmin, "POST", "listings/"+l.ID+"/versions", map[string]any{"try_it": map[string]any{}})
 		expect(t, r, 201, "")
 		var v2 listingOut
-		r.json(t, &v2)
+		r.JSON(t, &v2)
 		expect(t, e.do(vendorAdmin, "POST", "listings/"+l.ID+"/submit", nil), 200, "")
 		expect(t, e.do(staff, "POST", "reviews/"+v2.PendingVersion.ID+"/decision", map[string]any{"decision": "approve"}), 200, "")
 		if got := publishedTryIts(t, db, l.ID); len(got) != 2 || got[1] != nil {
 			t.Fatalf("after withdrawing it: %+v", got)
 		}
 		r = e.do(anon, "GET", "listings/"+l.ID, nil)
-		if strings.Contains(string(r.body), "try_it") {
-			t.Fatalf("withdrawn try-it image still shown: %s", r.body)
+		if strings.Contains(string(r.Body), "try_it") {
+			t.Fatalf("withdrawn try-it image still shown: %s", r.Body)
 		}
 
 		// A gated dataset restricted to one organisation: the event says so.

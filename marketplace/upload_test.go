@@ -2,19 +2,18 @@ package marketplace
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"net"
 	"net/http"
 	"time"
 
 	"crypto/sha256"
 	"encoding/base64"
-	"github.com/gofiber/fiber/v2"
-	"github.com/tamarack-ai/tamarack/platform/jwtauth"
-	"github.com/tamarack-ai/tamarack/platform/web"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/tamarack-ai/tamarack/platform/web"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
@@ -36,7 +35,7 @@ func TestLargeUploadStreams(t *testing.T) {
 	r := e.do(vendorAdmin, "PUT", path, body, "Digest", digest, "Content-Length", "-1")
 	expect(t, r, 201, "")
 	var a artifactJSON
-	r.json(t, &a)
+	r.JSON(t, &a)
 	if a.SizeBytes != size {
 		t.Fatalf("size %d", a.SizeBytes)
 	}
@@ -71,7 +70,7 @@ func TestSlowUploadOutlivesReadTimeout(t *testing.T) {
 	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
 	e := newEnv(t, db, Config{})
 	app := fiber.New(fiber.Config{StreamRequestBody: true, ReadTimeout: 300 * time.Millisecond, ErrorHandler: web.ErrorHandler(nil)})
-	api := app.Group("/api/v1", web.Auth(web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: keySource{e.priv.Public().(ed25519.PublicKey)}}}))
+	api := app.Group("/api/v1", web.Auth(e.sign.Authenticator()))
 	e.svc.Routes(api.Group("/marketplace"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)

@@ -18,9 +18,9 @@ func (e *env) viewerOf(a Actor, id string) viewerJSON {
 	r := e.do(a, "GET", "listings/"+id, nil)
 	expect(e.t, r, 200, "")
 	var out viewerOut
-	r.json(e.t, &out)
+	r.JSON(e.t, &out)
 	if out.Viewer == nil || out.HubRepo != "aurora-ai/gated-viewer" {
-		e.t.Fatalf("no viewer or hub_repo in %s", r.body)
+		e.t.Fatalf("no viewer or hub_repo in %s", r.Body)
 	}
 	return *out.Viewer
 }
@@ -57,7 +57,7 @@ func TestListingViewer(t *testing.T) {
 		var req accessRequestJSON
 		r := e.do(smeMember, "POST", "listings/"+l.ID+"/access-requests", map[string]any{"purpose": "research"})
 		expect(t, r, 201, "")
-		r.json(t, &req)
+		r.JSON(t, &req)
 		v = e.viewerOf(smeMember, l.ID)
 		if v.CanRequestAccess || v.CanDownload || v.AccessRequest == nil || v.AccessRequest.State != AccessPending || v.AccessRequest.DecidedAt != nil {
 			t.Fatalf("pending: %+v %+v", v, v.AccessRequest)
@@ -74,7 +74,7 @@ func TestListingViewer(t *testing.T) {
 
 		r = e.do(smeMember, "POST", "listings/"+l.ID+"/access-requests", map[string]any{"purpose": "research, again"})
 		expect(t, r, 201, "")
-		r.json(t, &req)
+		r.JSON(t, &req)
 		if a := e.viewerOf(smeMember, l.ID).AccessRequest; a == nil || a.ID != req.ID || a.State != AccessPending {
 			t.Fatalf("second request not the newest: %+v", a)
 		}
@@ -88,7 +88,7 @@ func TestListingViewer(t *testing.T) {
 		var ents struct {
 			Items []entitlementJSON `json:"items"`
 		}
-		e.do(smeMember, "GET", "entitlements", nil).json(t, &ents)
+		e.do(smeMember, "GET", "entitlements", nil).JSON(t, &ents)
 		if len(ents.Items) != 1 || ents.Items[0].ListingID != l.ID || ents.Items[0].TitleFr != "Érable fermé" {
 			t.Fatalf("entitlements %+v", ents.Items)
 		}

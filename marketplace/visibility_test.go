@@ -48,13 +48,13 @@ func TestRestrictedListingHidesItsAudience(t *testing.T) {
 		l := e.publishListing(body, nil)
 		r := e.do(smeMember, "GET", "listings/"+l.ID, nil)
 		expect(t, r, 200, "")
-		if strings.Contains(string(r.body), orgVendor2) || strings.Contains(string(r.body), "visible_to") {
-			t.Fatalf("a buyer sees the listing's audience: %s", r.body)
+		if strings.Contains(string(r.Body), orgVendor2) || strings.Contains(string(r.Body), "visible_to") {
+			t.Fatalf("a buyer sees the listing's audience: %s", r.Body)
 		}
 		r = e.do(vendorAdmin, "GET", "listings/"+l.ID, nil)
 		expect(t, r, 200, "")
-		if !strings.Contains(string(r.body), orgVendor2) {
-			t.Fatalf("the vendor lost the audience: %s", r.body)
+		if !strings.Contains(string(r.Body), orgVendor2) {
+			t.Fatalf("the vendor lost the audience: %s", r.Body)
 		}
 	})
 }

@@ -1,20 +1,15 @@
 package testbed
 
 import (
-	"bytes"
-	"encoding/json"
-	"flag"
 	"io"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+)
 
 var idPattern = regexp.MustCompile(`\b(sb|pool|node|dev|res|aud)-[0-9a-f]{20}\b`)
 
@@ -33,24 +28,7 @@ func golden(t *testing.T, name string, body []byte) {
 		seen[id] = v
 		return v
 	})
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, []byte(norm), "", "  "); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if !bytes.Equal(bytes.TrimSpace(want), bytes.TrimSpace(pretty.Bytes())) {
-		t.Fatalf("%s differs from %s (run with -update if intended):\n%s", name, path, pretty.String())
-	}
+	webtest.Golden(t, name, webtest.IndentJSON(t, []byte(norm)))
 }
 
 // TestResponseShapes pins the JSON of the main testbed responses (the web UI and the CLI read them).

@@ -2,9 +2,6 @@ package testbed
 
 import (
 	"context"
-	"crypto"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,14 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
 	"github.com/gofiber/fiber/v2"
-	"github.com/golang-jwt/jwt/v5"
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
-	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
@@ -224,36 +221,28 @@ func stateOf(t testing.TB, db *gorm.DB, sandbox string) []string {
 
 // HTTP harness: a real app with the platform middleware and a test token signer.
 
-type keys struct{ pub ed25519.PublicKey }
-
-func (k keys) PublicKey(context.Context, string) (crypto.PublicKey, error) { return k.pub, nil }
-
-type signer struct{ priv ed25519.PrivateKey }
+// signer signs tokens for callers.
+type signer struct{ *webtest.Signer }
 
 func newApp(t testing.TB, svc *Service) (*fiber.App, signer) {
 	t.Helper()
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	sign := webtest.NewSigner()
 	app := web.New(web.Config{StreamRequestBody: true}) // as serve builds it
-	authn := web.Chain{JWT: web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: keys{pub}}}}
-	svc.Routes(app.Group("/api/v1", web.Auth(authn)).Group("/testbed"))
+	svc.Routes(app.Group("/api/v1", web.Auth(sign.Authenticator())).Group("/testbed"))
 	app.Use(web.NotFound)
-	return app, signer{priv}
+	return app, signer{sign}
 }
 
-func (s signer) token(t testing.TB, c Caller) string {
+func (s signer) token(t testing.TB, c Caller) string { return s.scoped(t, c) }
+
+// scoped signs a token for c limited to scopes (as an API token would be); none is a session.
+func (s signer) scoped(t testing.TB, c Caller, scopes ...string) string {
 	t.Helper()
 	role := web.RoleMember
 	if c.Admin {
 		role = web.RoleAdmin
 	}
-	now := time.Now()
-	tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: c.UserID, Issuer: jwtauth.Issuer,
-		Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
-		ID: "jti-" + c.UserID}, Org: c.OrgID, OrgKind: c.OrgKind, Role: role, AMR: mfaAMR, Staff: c.Staff, EmailVerified: true}, "k1", s.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return s.Token(t, webtest.Principal{User: c.UserID, Org: c.OrgID, OrgKind: c.OrgKind, Role: role, Staff: c.Staff, Scopes: scopes})
 }
 
 var _ = eventbus.Write[events.PoolChangedV1]

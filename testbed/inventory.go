@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/inbox"
+
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -508,7 +510,7 @@ func ModelFromName(name string, memMiB int64) (string, bool) {
 // by event ID.
 func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev events.ListingChangedV1) error {
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if dup, err := markProcessed(tx, eventID, s.clock.Now()); err != nil || dup {
+		if fresh, err := processed.Mark(tx, "", eventID, s.clock.Now()); err != nil || !fresh {
 			return err
 		}
 		switch kind {
@@ -552,7 +554,7 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 // delivered before the grant it revokes is not undone by it. Idempotent by event ID.
 func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted bool, ev events.EntitlementChangedV1) error {
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if dup, err := markProcessed(tx, eventID, s.clock.Now()); err != nil || dup {
+		if fresh, err := processed.Mark(tx, "", eventID, s.clock.Now()); err != nil || !fresh {
 			return err
 		}
 		var cur Entitlement
@@ -617,16 +619,8 @@ func (s *Service) entitledListings(ctx context.Context, c Caller) (map[string]bo
 	return out, nil
 }
 
-func markProcessed(tx *gorm.DB, id string, now time.Time) (dup bool, err error) {
-	var n int64
-	if err := tx.Model(&ProcessedEvent{}).Where("id = ?", id).Count(&n).Error; err != nil {
-		return false, err
-	}
-	if n > 0 {
-		return true, nil
-	}
-	return false, tx.Create(&ProcessedEvent{ID: id, ProcessedMS: ms(now)}).Error
-}
+// processed is the consumers' inbox: each records an event's ID in the transaction of its effect.
+var processed = inbox.Table{Name: "testbed_processed_events", ID: "id", At: "processed_ms", Millis: true}
 
 // Listings lists the compute listings the testbed can launch for c (restricted ones only to their
 // organisations).

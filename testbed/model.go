@@ -434,14 +434,6 @@ type Reservation struct {
 
 func (Reservation) TableName() string { return "testbed_reservations" }
 
-// ProcessedEvent records a consumed event ID.
-type ProcessedEvent struct {
-	ID          string `gorm:"primaryKey"`
-	ProcessedMS int64  `gorm:"column:processed_ms"`
-}
-
-func (ProcessedEvent) TableName() string { return "testbed_processed_events" }
-
 // Caller is who acts, as the service sees it (built from web.Principal by the handlers).
 type Caller struct {
 	UserID  string

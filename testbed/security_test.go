@@ -8,31 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
-	"github.com/tamarack-ai/tamarack/platform/jwtauth"
-	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
-
-// scoped signs a token for c limited to scopes (as an API token would be).
-func (s signer) scoped(t testing.TB, c Caller, scopes ...string) string {
-	t.Helper()
-	role := web.RoleMember
-	if c.Admin {
-		role = web.RoleAdmin
-	}
-	now := time.Now()
-	tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: c.UserID, Issuer: jwtauth.Issuer,
-		Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
-		ID: "jti-" + c.UserID}, Org: c.OrgID, OrgKind: c.OrgKind, Role: role, AMR: mfaAMR, Staff: c.Staff, Scopes: scopes, EmailVerified: true}, "k1", s.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
 
 // TestSandboxAccessIsTheOrganisations: the sandbox's shell, output, ports, tokens and time belong to its
 // organisation. Staff of another organisation may read and stop it (audited) but not get into it or charge

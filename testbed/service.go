@@ -967,7 +967,7 @@ func (s *Service) Touch(ctx context.Context, id string) {
 func (s *Service) WalletExhausted(ctx context.Context, eventID string, ev events.WalletExhaustedV1) error {
 	stopAt := ms(ev.At.Add(s.opts.WalletGrace))
 	return sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if dup, err := markProcessed(tx, eventID, s.clock.Now()); err != nil || dup {
+		if fresh, err := processed.Mark(tx, "", eventID, s.clock.Now()); err != nil || !fresh {
 			return err
 		}
 		return tx.Model(&Sandbox{}).

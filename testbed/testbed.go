@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/rungroup"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
@@ -260,29 +262,20 @@ func (s *Service) Run(ctx context.Context) error {
 		// Not fatal: what could not be repaired now is looked at again by every supervisor tick.
 		s.log.Error("testbed reconciliation incomplete", "err", err)
 	}
-	var wg sync.WaitGroup
-	run := func(name string, fn func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(ctx); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
-				s.log.Error("testbed loop stopped", "loop", name, "err", err)
-			}
-		}()
-	}
+	var loops []rungroup.Loop
 	if s.bus != nil {
-		run("outbox", s.outbox.Run)
-		run("agents", s.listenAgents)
+		loops = append(loops, rungroup.Loop{Name: "outbox", Run: s.outbox.Run}, rungroup.Loop{Name: "agents", Run: s.listenAgents})
 		if !s.opts.DisableEventConsumer {
-			run("consumers", s.consume)
+			loops = append(loops, rungroup.Loop{Name: "consumers", Run: s.consume})
 		}
 	}
-	run("supervisor", s.supervise)
+	loops = append(loops, rungroup.Loop{Name: "supervisor", Run: s.supervise})
 	if _, ok := s.images.(ImageCache); ok {
-		run("images", s.pruneImagesLoop)
+		loops = append(loops, rungroup.Loop{Name: "images", Run: s.pruneImagesLoop})
 	}
-	<-ctx.Done()
-	wg.Wait()
+	// A loop that fails is logged by the group and the others go on; running sandboxes outlive the process, so
+	// the service keeps running until ctx ends and reports no error of its own.
+	_ = rungroup.Run(ctx, s.log, loops...)
 	// A pull may take minutes: it is cancelled rather than waited for. Its sandbox stays provisioning, and the
 	// next start's reconciliation ends it (provisioning_interrupted), as for a start cut short.
 	s.cancelPulls(errShutdown)

@@ -31,6 +31,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -45,7 +47,7 @@ import (
 
 type nopMailer struct{}
 
-func (nopMailer) Send(context.Context, billing.Mail) error { return nil }
+func (nopMailer) Send(context.Context, mail.Message) error { return nil }
 
 func main() {
 	dbFlag := flag.String("db", "sqlite", "sqlite, or a postgres:// DSN of a server to create a scratch database on")

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -33,12 +30,7 @@ func TestAgentRunKubeFlags(t *testing.T) {
 	}
 	t.Setenv("KUBERNETES_SERVICE_HOST", "") // not in a Pod, whatever runs the test
 	good := []string{"run", "--data", data, "--backend", "kubernetes", "--kube-config", kc}
-	tests := []struct {
-		name  string
-		args  []string
-		env   map[string]string
-		wants []string
-	}{
+	tests := []agentFlagCase{
 		{name: "good flags", args: good, wants: []string{"is not enrolled"}},
 		{name: "all of them", args: append(good, "--kube-namespace", "gpu-pool", "--kube-runtime-class", "gvisor",
 			"--kube-gpu-models", "NVIDIA-H100-NVL=h100-80gb, NVIDIA-L40=l40s-48gb"), wants: []string{"is not enrolled"}},
@@ -56,22 +48,7 @@ func TestAgentRunKubeFlags(t *testing.T) {
 		{name: "every problem at once", args: append(good, "--kube-namespace", "", "--kube-gpu-models", "x", "--node", "n1"),
 			wants: []string{"--kube-namespace", "--kube-gpu-models", "--node"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			err := agentCmd(context.Background(), tt.args, io.Discard, io.Discard)
-			if err == nil {
-				t.Fatal("agent run succeeded")
-			}
-			for _, w := range tt.wants {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q, want it to mention %q", err, w)
-				}
-			}
-		})
-	}
+	refusedAgentFlags(t, tests)
 }
 
 // The options the flags make: the kubeconfig's server, the built-in product map with the flag's entries over it.

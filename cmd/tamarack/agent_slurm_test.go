@@ -20,12 +20,7 @@ func TestAgentRunSlurmFlags(t *testing.T) {
 	}
 	good := []string{"run", "--data", data, "--backend", "slurm", "--slurm-url", "http://login1:6820", "--slurm-user", "tamarack",
 		"--slurm-token-file", token}
-	tests := []struct {
-		name  string
-		args  []string
-		env   map[string]string
-		wants []string // substrings of the error
-	}{
+	tests := []agentFlagCase{
 		{name: "good flags", args: good, wants: []string{"is not enrolled"}},
 		{name: "all of them", args: append(good, "--slurm-partition", "gpu", "--slurm-account", "acme_ai", "--slurm-qos", "normal",
 			"--slurm-gres", "h100-80gb=h100, a100-80gb=a100", "--slurm-dir", "/shared/tamarack/jobs", "--slurm-images", "/shared/tamarack/images",
@@ -51,22 +46,7 @@ func TestAgentRunSlurmFlags(t *testing.T) {
 			wants: []string{"--slurm-url", "--slurm-gres", "--node"}},
 		{name: "unknown backend", args: []string{"run", "--data", data, "--backend", "pbs"}, wants: []string{"want local, slurm, kubernetes or simulator"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			err := agentCmd(context.Background(), tt.args, io.Discard, io.Discard)
-			if err == nil {
-				t.Fatal("agent run succeeded")
-			}
-			for _, w := range tt.wants {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q, want it to mention %q", err, w)
-				}
-			}
-		})
-	}
+	refusedAgentFlags(t, tests)
 }
 
 // The options the flags make: defaults under the data directory, GRES by model, the step split on spaces, and
@@ -101,6 +81,35 @@ func TestAgentSlurmOptions(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// agentFlagCase is an `agent run` command line that must be refused, with what the error must mention.
+type agentFlagCase struct {
+	name  string
+	args  []string
+	env   map[string]string
+	wants []string // substrings of the error
+}
+
+// refusedAgentFlags runs each case as a subtest and checks that the agent refuses it with every wanted word.
+func refusedAgentFlags(t *testing.T, tests []agentFlagCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			err := agentCmd(context.Background(), tt.args, io.Discard, io.Discard)
+			if err == nil {
+				t.Fatal("agent run succeeded")
+			}
+			for _, w := range tt.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q, want it to mention %q", err, w)
+				}
+			}
+		})
+	}
+}
 
 func TestReadSlurmToken(t *testing.T) {
 	dir := t.TempDir()

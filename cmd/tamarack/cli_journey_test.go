@@ -17,10 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
 	"github.com/pquerna/otp/totp"
 
 	"github.com/tamarack-ai/tamarack/cmd/tamarack/internal/cli"
-	"github.com/tamarack-ai/tamarack/testbed/backend/local"
 	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
 )
 
@@ -48,19 +49,7 @@ func TestCLIJourney(t *testing.T) {
 	}
 	data := imagetest.ReachableDir(t)
 	images := imagetest.Build(t)
-	t.Cleanup(func() { // sandboxes outlive the server by design: none may outlive the test
-		lb, err := local.New(local.Options{Root: filepath.Join(data, "sandboxes")})
-		if err != nil {
-			return
-		}
-		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-		defer ccancel()
-		list, _ := lb.List(cctx)
-		for _, st := range list {
-			_, _ = lb.Stop(cctx, st.SandboxID, time.Second)
-			_ = lb.Remove(cctx, st.SandboxID)
-		}
-	})
+	cleanupSandboxes(t, data)
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	common := []string{"--data=" + data, "--images=" + images, "--log-level=warn"}
 	seedCmd := exec.CommandContext(ctx, exe, append([]string{"seed", "--demo"}, common...)...)
@@ -122,7 +111,7 @@ func TestCLIJourney(t *testing.T) {
 
 	// A device login: the CLI shows a code, the SME approves it signed in to the web UI (here its API), and the
 	// CLI saves the session it polled for.
-	devErr := &lockedBuffer{}
+	devErr := &webtest.Buffer{}
 	devDone := make(chan int, 1)
 	go func() {
 		devDone <- cli.Main(ctx, []string{"login", "--url", base, "--profile", "device"}, cli.Streams{In: strings.NewReader(""),

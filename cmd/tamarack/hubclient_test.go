@@ -86,11 +86,7 @@ func runHubClient(t *testing.T, node, dir string, args []string) {
 	const I, M = "/api/v1/identity", "/api/v1/marketplace"
 	vendor, vendorOrg := j.signup("vendor@hub.example", "Aurora Models", "vendor")
 	sme, smeOrg := j.signup("sme@hub.example", "Maple Robotics", "sme")
-	j.signup("staff@hub.example", "Programme Office", "partner")
-	if err := promote(t.Context(), j.s.e.cfg, "staff@hub.example", io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	staff := j.staffLogin("staff@hub.example")
+	staff := j.newStaff("staff@hub.example")
 	j.must(200, "POST", I+"/organizations/"+vendorOrg+"/verify", staff, map[string]any{"verified": true})
 	j.must(200, "POST", I+"/organizations/"+smeOrg+"/verify", staff, map[string]any{"verified": true})
 

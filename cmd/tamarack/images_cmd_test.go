@@ -46,7 +46,7 @@ func TestImagesPruneCommand(t *testing.T) {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- e.runners[0].run(rctx) }()
+	go func() { done <- e.runners[0].Run(rctx) }()
 	defer func() { cancel(); <-done }()
 
 	// Two vendor images in the platform's registry (pushed as another process would), both pulled.

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
@@ -119,13 +121,7 @@ func (j journey) eventually(want int, method, path, token string, body any) repl
 
 func (j journey) until(what string, cond func() bool) {
 	j.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			j.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	webtest.EventuallyWithin(j.t, 30*time.Second, what, cond)
 }
 
 func (j journey) signup(email, org, kind string) (token, orgID string) {
@@ -173,7 +169,10 @@ func (j journey) login(email string) string {
 // The whole platform in one process, through its HTTP API: identity, marketplace review and catalogue,
 // artifact download by entitlement, testbed sandbox on a GPU pool, metering over JetStream into the billing
 // ledger with co-funding, and the ledger invariant at the end. Runs on SQLite and, when configured, Postgres.
-func TestPlatformJourney(t *testing.T) {
+func TestPlatformJourney(t *testing.T) { eachJourney(t, runJourney) }
+
+// eachJourney runs fn against a whole server with its loops running, on SQLite and (when configured) Postgres.
+func eachJourney(t *testing.T, fn func(t *testing.T, j journey)) {
 	for _, d := range dbtest.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
 			args := []string{"--nats-listen", "127.0.0.1:0", "--usage-interval", "1s"}
@@ -182,7 +181,7 @@ func TestPlatformJourney(t *testing.T) {
 			}
 			s := newTestServer(t, args...)
 			defer s.startLoops()()
-			runJourney(t, journey{t: t, s: s})
+			fn(t, journey{t: t, s: s})
 		})
 	}
 }
@@ -192,11 +191,7 @@ func runJourney(t *testing.T, j journey) {
 	vendor, vendorOrg := j.signup("vendor@aurora.example", "Aurora GPU", "vendor")
 	sme, smeOrg := j.signup("sme@maple.example", "Maple Robotics", "sme")
 	other, _ := j.signup("other@borealis.example", "Borealis", "sme")
-	j.signup("staff@programme.example", "Programme Office", "partner")
-	if err := promote(t.Context(), j.s.e.cfg, "staff@programme.example", io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	staff := j.staffLogin("staff@programme.example")
+	staff := j.newStaff("staff@programme.example")
 	if j.must(200, "GET", I+"/me", staff, nil).str("user", "is_staff") != "true" {
 		t.Fatal("promoted user is not staff")
 	}

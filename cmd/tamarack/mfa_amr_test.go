@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"testing"
 	"time"
 
@@ -16,6 +17,16 @@ var mfaAMR = []string{jwtauth.AMRPassword, jwtauth.AMRMFA}
 // staffLogin turns on two-step sign-in for a staff account and signs in with it: staff act as staff only with
 // MFA. The confirming code is the current step's and the sign-in code the next step's, both within the skew
 // the server accepts, so the test never waits for the clock.
+// newStaff signs up email in a partner organisation, makes it staff (`tamarack promote`) and signs it in with MFA.
+func (j journey) newStaff(email string) string {
+	j.t.Helper()
+	j.signup(email, "Programme Office", "partner")
+	if err := promote(j.t.Context(), j.s.e.cfg, email, io.Discard); err != nil {
+		j.t.Fatal(err)
+	}
+	return j.staffLogin(email)
+}
+
 func (j journey) staffLogin(email string) string {
 	j.t.Helper()
 	pwd := j.login(email)

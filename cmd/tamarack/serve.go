@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
-	"sync"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/rungroup"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +19,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/mail"
 	"github.com/tamarack-ai/tamarack/platform/natsauth"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
 	"github.com/tamarack-ai/tamarack/platform/problem"
@@ -59,17 +60,17 @@ type env struct {
 	// listener, known once it listens.
 	artifacts *artifact.Cache
 
-	runners []runner
+	runners []rungroup.Loop
 	probes  map[string]web.Probe
 }
 
-type runner struct {
-	name string
-	run  func(ctx context.Context) error
+func (e *env) background(name string, run func(ctx context.Context) error) {
+	e.runners = append(e.runners, rungroup.Loop{Name: name, Run: run})
 }
 
-func (e *env) background(name string, run func(ctx context.Context) error) {
-	e.runners = append(e.runners, runner{name, run})
+// mailer is the services' one mailer: SMTP when configured, else .eml files under <data>/outbox-mail.
+func (e *env) mailer(log *slog.Logger) (mail.Mailer, error) {
+	return mail.New(mail.Config{SMTPURL: e.cfg.SMTPURL, Dir: filepath.Join(e.cfg.Data, "outbox-mail"), From: e.cfg.MailFrom, Log: log})
 }
 
 // open connects the database and the bus (as a user issued with keys, when given) and migrates the services
@@ -264,21 +265,8 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 // startLoops runs every service's background loops (outbox relays, consumers, schedulers) until the returned
 // function is called; it waits for them to finish.
 func (s *server) startLoops() (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, r := range s.e.runners {
-		wg.Add(1)
-		go func(r runner) {
-			defer wg.Done()
-			if err := r.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				s.e.log.Error("background loop stopped", "loop", r.name, "err", err)
-			}
-		}(r)
-	}
-	return func() {
-		cancel()
-		wg.Wait()
-	}
+	stopGroup := rungroup.Start(s.e.log, s.e.runners...)
+	return func() { _ = stopGroup() } // each failure was logged when it happened
 }
 
 func displayURL(a net.Addr) string {

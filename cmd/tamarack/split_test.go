@@ -13,10 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/webtest"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
@@ -103,7 +104,7 @@ func startServer(t *testing.T, bin, dsn, natsURL, keySecret string) string {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	var out lockedBuffer
+	var out webtest.Buffer
 	cmd := exec.Command(bin, "serve", "--only=identity", "--db="+dsn, "--nats="+natsURL, "--addr="+addr,
 		"--data="+t.TempDir(), "--log-level=warn", "--key-secret="+keySecret)
 	cmd.Env = withoutTamarackEnv(os.Environ())
@@ -191,23 +192,6 @@ func call(t *testing.T, method, url, token string, body, into any) int {
 		t.Logf("%s %s: %d %s", method, url, res.StatusCode, raw)
 	}
 	return res.StatusCode
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func kidOf(t *testing.T, jwt string) string {

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,10 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/tamarack-ai/tamarack/platform/webtest"
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
-	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/backend/backendtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
@@ -169,19 +166,7 @@ func TestServeSIGKILLRestart(t *testing.T) {
 	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { // sandboxes outlive the server by design: none may outlive the test
-		lb, err := local.New(local.Options{Root: filepath.Join(data, "sandboxes")})
-		if err != nil {
-			return
-		}
-		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-		defer ccancel()
-		list, _ := lb.List(cctx)
-		for _, st := range list {
-			_, _ = lb.Stop(cctx, st.SandboxID, time.Second)
-			_ = lb.Remove(cctx, st.SandboxID)
-		}
-	})
+	cleanupSandboxes(t, data)
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
 		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn"}
@@ -344,24 +329,35 @@ func requireLocalHost(ctx context.Context, t testing.TB) {
 	backendtest.RequireHost(t, probe.Check(ctx))
 }
 
+// cleanupSandboxes stops and removes, when the test ends, every local sandbox under data: sandboxes outlive the
+// server by design, but none may outlive the test.
+func cleanupSandboxes(t testing.TB, data string) {
+	t.Cleanup(func() {
+		lb, err := local.New(local.Options{Root: filepath.Join(data, "sandboxes")})
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		list, _ := lb.List(ctx)
+		for _, st := range list {
+			_, _ = lb.Stop(ctx, st.SandboxID, time.Second)
+			_ = lb.Remove(ctx, st.SandboxID)
+		}
+	})
+}
+
 // testIdentity stands in for identity in tests of `serve --only=testbed`: a JWKS endpoint with a test key, and
 // a function that signs access tokens with it.
 func testIdentity(t testing.TB) (*httptest.Server, func(user, org, kind string, staff bool) string) {
 	t.Helper()
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	sign := webtest.NewSigner()
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(jwtauth.JWKS{Keys: []jwtauth.JWK{jwtauth.NewJWK("k1", pub)}})
+		_ = json.NewEncoder(w).Encode(sign.JWKS())
 	}))
 	t.Cleanup(jwks.Close)
 	return jwks, func(user, org, kind string, staff bool) string {
-		now := time.Now()
-		tok, err := jwtauth.Sign(jwtauth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: user, Issuer: jwtauth.Issuer,
-			Audience: jwt.ClaimStrings{jwtauth.Audience}, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))},
-			Org: org, OrgKind: kind, Role: "owner", AMR: mfaAMR, Staff: staff, EmailVerified: true}, "k1", priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
+		return sign.Token(t, webtest.Principal{User: user, Org: org, OrgKind: kind, Role: "owner", Staff: staff})
 	}
 }
 

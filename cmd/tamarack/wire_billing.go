@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
-	"path/filepath"
 	"time"
 
 	"github.com/tamarack-ai/tamarack/billing"
@@ -21,13 +19,9 @@ func billingMigrations() []sqldb.Migrations { return []sqldb.Migrations{billing.
 
 func newBilling(e *env) (*billing.Service, error) {
 	log := e.log.With("service", "billing")
-	var mailer billing.Mailer = &billing.FileMailer{Dir: filepath.Join(e.cfg.Data, "outbox-mail"), From: e.cfg.MailFrom, Log: log}
-	if e.cfg.SMTPURL != "" {
-		u, err := url.Parse(e.cfg.SMTPURL)
-		if err != nil {
-			return nil, fmt.Errorf("smtp url: %w", err)
-		}
-		mailer = &billing.SMTPMailer{URL: u, From: e.cfg.MailFrom}
+	mailer, err := e.mailer(log)
+	if err != nil {
+		return nil, err
 	}
 	return billing.New(billing.Deps{
 		DB: e.db, Bus: e.bus, Clock: e.clock, Log: log, Mailer: mailer,

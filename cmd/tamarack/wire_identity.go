@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
@@ -18,9 +17,9 @@ import (
 func identityMigrations() []sqldb.Migrations { return []sqldb.Migrations{identity.Migrations()} }
 
 func newIdentity(e *env) (*identity.Service, error) {
-	var mailer identity.Mailer = identity.FileMailer{Dir: filepath.Join(e.cfg.Data, "outbox-mail"), From: e.cfg.MailFrom, Log: e.log}
-	if e.cfg.SMTPURL != "" {
-		mailer = identity.SMTPMailer{URL: e.cfg.SMTPURL, From: e.cfg.MailFrom}
+	mailer, err := e.mailer(e.log)
+	if err != nil {
+		return nil, err
 	}
 	var secret []byte
 	if e.cfg.KeySecret != "" {

@@ -53,7 +53,7 @@ func TestSeedImagesThenServeResolvesBuiltinNames(t *testing.T) {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- e.runners[0].run(rctx) }()
+	go func() { done <- e.runners[0].Run(rctx) }()
 	defer func() { cancel(); <-done }()
 
 	r, err := p.Rootfs(ctx, "shell", map[string]string{}, nil)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"github.com/alexedwards/argon2id"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
@@ -18,7 +20,7 @@ import (
 func benchService(b *testing.B, params *argon2id.Params) *Service {
 	b.Helper()
 	db := dbtest.Open(b, sqldb.SQLite, Migrations())
-	svc, err := New(Deps{DB: db, Bus: natstest.Start(b), Log: slog.New(slog.DiscardHandler), Clock: clock.System{}, Mailer: &memMailer{},
+	svc, err := New(Deps{DB: db, Bus: natstest.Start(b), Log: slog.New(slog.DiscardHandler), Clock: clock.System{}, Mailer: &mail.Memory{},
 		AccessTTL: 15 * time.Minute, RefreshTTL: time.Hour, SignupPerMin: 1 << 30, Argon2: params})
 	if err != nil {
 		b.Fatal(err)

@@ -2,15 +2,12 @@ package identity
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+)
 
 // shapeOf replaces every value by its JSON type, keeping keys and nesting: the shapes the web UI codes
 // against, without the values that change on each run.
@@ -80,21 +77,6 @@ func TestResponseShapes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", "shapes.golden")
-		if *update {
-			if err := os.MkdirAll("testdata", 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		wantB, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if string(wantB) != string(got)+"\n" {
-			t.Fatalf("response shapes changed (the web UI codes against them; run with -update if intended):\n%s", got)
-		}
+		webtest.Golden(t, "shapes", got)
 	})
 }

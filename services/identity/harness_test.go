@@ -2,7 +2,6 @@ package identity
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,11 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
+	"github.com/tamarack-ai/tamarack/platform/mail"
 
 	"github.com/alexedwards/argon2id"
 	"github.com/gofiber/fiber/v2"
@@ -36,49 +38,14 @@ var cheapArgon = &argon2id.Params{Memory: 64, Iterations: 1, Parallelism: 1, Sal
 
 const testPassword = "correct horse battery staple"
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// memMailer keeps sent mail for the test to read.
-type memMailer struct {
-	mu   sync.Mutex
-	sent []Mail
-	fail bool
-}
-
-func (m *memMailer) Send(_ context.Context, mail Mail) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail {
-		return io.ErrClosedPipe
+// lastMail is the latest mail the service sent.
+func (e *tenv) lastMail() mail.Message {
+	e.t.Helper()
+	m, ok := e.mail.Last()
+	if !ok {
+		e.t.Fatal("no mail sent")
 	}
-	m.sent = append(m.sent, mail)
-	return nil
-}
-
-func (m *memMailer) last(t *testing.T) Mail {
-	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.sent) == 0 {
-		t.Fatal("no mail sent")
-	}
-	return m.sent[len(m.sent)-1]
+	return m
 }
 
 // tenv is a real identity service on a real database and bus, behind a real Fiber app.
@@ -89,8 +56,8 @@ type tenv struct {
 	svc  *Service
 	app  *fiber.App
 	clk  *clock.Manual
-	logs *syncBuffer
-	mail *memMailer
+	logs *webtest.Buffer
+	mail *mail.Memory
 
 	listenOnce sync.Once
 	base       string
@@ -120,7 +87,7 @@ func newEnv(t *testing.T, db *gorm.DB, o ...opts) *tenv {
 	if bus == nil {
 		bus = natstest.Start(t)
 	}
-	e := &tenv{t: t, db: db, bus: bus, clk: clock.NewManual(time.Now().UTC().Truncate(time.Second)), logs: &syncBuffer{}, mail: &memMailer{}}
+	e := &tenv{t: t, db: db, bus: bus, clk: clock.NewManual(time.Now().UTC().Truncate(time.Second)), logs: &webtest.Buffer{}, mail: &mail.Memory{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc, err := New(Deps{DB: db, Bus: bus, Log: log, Clock: e.clk, Mailer: e.mail, AccessTTL: 15 * time.Minute,
 		RefreshTTL: 24 * time.Hour, SignupPerMin: op.signupPerMin, LoginThrottle: op.throttle, PublicURL: "http://tamarack.test", KeySecret: op.secret, Argon2: cheapArgon})
@@ -172,39 +139,14 @@ func (e *tenv) do(method, path, token string, body any) resp {
 // doWith is do with extra request headers.
 func (e *tenv) doWith(method, path, token string, body any, header map[string]string) resp {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req := httptest.NewRequest(method, path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	var pairs []string
 	for k, v := range header {
-		req.Header.Set(k, v)
+		pairs = append(pairs, k, v)
 	}
-	res, err := e.app.Test(req, 10_000)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := resp{status: res.StatusCode, header: res.Header, raw: raw}
-	if len(raw) > 0 && raw[0] == '{' {
-		_ = json.Unmarshal(raw, &r.body)
+	w := webtest.Do(e.t, e.app, method, path, token, body, pairs...)
+	r := resp{status: w.Status, header: w.Header, raw: w.Body}
+	if len(w.Body) > 0 && w.Body[0] == '{' {
+		_ = json.Unmarshal(w.Body, &r.body)
 	}
 	return r
 }
@@ -264,7 +206,7 @@ func (e *tenv) staff() account {
 // inviteToken extracts the invitation token from the last mail.
 func (e *tenv) inviteToken() string {
 	e.t.Helper()
-	body := e.mail.last(e.t).Body
+	body := e.lastMail().Body
 	i := strings.Index(body, "/invitations/")
 	if i < 0 {
 		e.t.Fatalf("no invitation link in %q", body)

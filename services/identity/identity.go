@@ -18,12 +18,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/rungroup"
+
 	"github.com/alexedwards/argon2id"
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
+	"github.com/tamarack-ai/tamarack/platform/mail"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
@@ -47,7 +50,7 @@ type Deps struct {
 	Bus    *eventbus.Bus
 	Log    *slog.Logger
 	Clock  clock.Clock
-	Mailer Mailer
+	Mailer mail.Mailer
 
 	AccessTTL    time.Duration // lifetime of access JWTs
 	RefreshTTL   time.Duration // lifetime of each refresh token
@@ -76,7 +79,7 @@ type Service struct {
 	outbox      *eventbus.Outbox
 	log         *slog.Logger
 	clock       clock.Clock
-	mailer      Mailer
+	mailer      mail.Mailer
 	keys        *keyring
 	limiter     *limiter
 	throttle    LoginThrottle
@@ -179,20 +182,22 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = keySub.Drain() }()
-	revDone := make(chan struct{})
-	go func() { defer close(revDone); s.runRevocations(ctx) }()
-	defer func() { <-revDone }()
-	done := make(chan error, 1)
-	go func() { done <- s.outbox.Run(ctx) }()
+	err = rungroup.Run(ctx, s.log, rungroup.Loop{Name: "outbox", Run: s.outbox.Run},
+		rungroup.Loop{Name: "revocations", Run: func(ctx context.Context) error { s.runRevocations(ctx); return nil }},
+		rungroup.Loop{Name: "maintenance", Run: s.maintain})
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(err, s.outbox.Flush(fctx))
+}
+
+// maintain keeps the keys fresh and prunes stale sign-in counters every reload interval until ctx ends.
+func (s *Service) maintain(ctx context.Context) error {
 	tick := time.NewTicker(s.reloadEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			<-done
-			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return s.outbox.Flush(fctx)
+			return nil
 		case <-tick.C:
 			if err := s.MaintainKeys(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("signing key maintenance failed", "err", err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
@@ -158,7 +160,7 @@ func (s *Service) ResendInvitation(ctx context.Context, a Actor, orgID, id strin
 	body := fmt.Sprintf("Hello,\n\n%s invited you to join %q on Tamarack as %s (this replaces any earlier invitation link).\n\n"+
 		"Accept the invitation: %s/invitations/%s\n\nOr through the API: POST %s/api/v1/identity/invitations/%s/accept\n\n"+
 		"The invitation expires on %s.\n", a.Email, org.Name, inv.Role, base, token, base, token, inv.ExpiresAt.Format(time.RFC1123))
-	if err := s.mailer.Send(ctx, Mail{To: inv.Email, Subject: "Invitation to join " + org.Name + " on Tamarack", Body: body}); err != nil {
+	if err := s.mailer.Send(ctx, mail.Message{To: []string{inv.Email}, Subject: "Invitation to join " + org.Name + " on Tamarack", Body: body}); err != nil {
 		s.log.Error("invitation mail failed", "invitation", inv.ID, "err", err)
 		return Invitation{}, ErrMailFailed
 	}

@@ -39,7 +39,7 @@ func TestInvitationManagement(t *testing.T) {
 		r := e.do("POST", base+"/"+aID+"/resend", owner.access, nil)
 		want(t, r, 200, "")
 		aNew := e.inviteToken()
-		if aNew == aTok || r.str("state") != "pending" || e.mail.last(t).To != "a@example.com" {
+		if aNew == aTok || r.str("state") != "pending" || e.lastMail().To[0] != "a@example.com" {
 			t.Fatalf("resend: %s", r.raw)
 		}
 		want(t, e.do("POST", api+"/invitations/"+aTok+"/accept", "", map[string]any{"name": "A", "password": testPassword}), 404, "invitation_not_found")

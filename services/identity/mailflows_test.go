@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"github.com/emersion/go-smtp"
 
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
@@ -82,7 +84,7 @@ func startSMTP(t *testing.T) *smtpSink {
 
 // useSMTP points the environment's service at sink through the real SMTPMailer.
 func (e *tenv) useSMTP(sink *smtpSink) {
-	e.svc.mailer = SMTPMailer{URL: "smtp://" + sink.addr, From: "Tamarack <noreply@tamarack.test>"}
+	e.svc.mailer = &mail.SMTP{URL: "smtp://" + sink.addr, From: "Tamarack <noreply@tamarack.test>"}
 	e.t.Cleanup(e.svc.mailing.Wait)
 }
 

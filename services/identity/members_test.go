@@ -17,7 +17,7 @@ func TestInvitationsAndRoles(t *testing.T) {
 		r := e.do("POST", base, owner.access, map[string]any{"email": "Bob@Example.com", "role": "admin"})
 		want(t, r, 201, "")
 		tok := e.inviteToken()
-		if strings.Contains(string(r.raw), tok) || e.mail.last(t).To != "bob@example.com" {
+		if strings.Contains(string(r.raw), tok) || e.lastMail().To[0] != "bob@example.com" {
 			t.Fatalf("invite answer or mail: %s", r.raw)
 		}
 
@@ -155,7 +155,7 @@ func TestInviteMailFailure(t *testing.T) {
 	t.Parallel()
 	each(t, func(t *testing.T, e *tenv) {
 		a := e.signup("a@example.com", "A", "sme")
-		e.mail.fail = true
+		e.mail.Fail = true
 		want(t, e.do("POST", api+"/organizations/"+a.orgID+"/members", a.access, map[string]any{"email": "x@example.com", "role": "member"}), 502, "mail_failed")
 	})
 }

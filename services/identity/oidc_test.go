@@ -20,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/webtest"
+
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
@@ -195,7 +199,7 @@ func newOIDCEnv(t *testing.T, db *gorm.DB, users []opUser) *oidcEnv {
 	if err := db.Create(&Organization{ID: orgID, Name: "Example Research", Kind: KindSME, CreatedAt: time.Now().UTC()}).Error; err != nil {
 		t.Fatal(err)
 	}
-	e := &tenv{t: t, db: db, bus: natstest.Start(t), clk: clock.NewManual(time.Now().UTC().Truncate(time.Second)), logs: &syncBuffer{}, mail: &memMailer{}}
+	e := &tenv{t: t, db: db, bus: natstest.Start(t), clk: clock.NewManual(time.Now().UTC().Truncate(time.Second)), logs: &webtest.Buffer{}, mail: &mail.Memory{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc, err := New(Deps{DB: db, Bus: e.bus, Log: log, Clock: e.clk, Mailer: e.mail, AccessTTL: 15 * time.Minute,
 		RefreshTTL: 24 * time.Hour, SignupPerMin: 1000, PublicURL: base, Argon2: cheapArgon,

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
@@ -93,7 +95,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string, meta M
 		"The link works once and expires on %s. Resetting signs you out everywhere.\n\n"+
 		"If you did not ask, ignore this message: your password stays as it is.\n",
 		u.Name, s.link("reset-password", sec), strings.TrimRight(s.publicURL, "/"), sec, t.ExpiresAt.Format(time.RFC1123))
-	m := Mail{To: u.Email, Subject: "Reset your Tamarack password", Body: body}
+	m := mail.Message{To: []string{u.Email}, Subject: "Reset your Tamarack password", Body: body}
 	s.mailing.Add(1)
 	go func() {
 		defer s.mailing.Done()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"github.com/alexedwards/argon2id"
 	"github.com/golang-jwt/jwt/v5"
 	"gorm.io/gorm"
@@ -442,7 +444,7 @@ func (s *Service) Invite(ctx context.Context, a Actor, in InviteInput) (Invitati
 	body := fmt.Sprintf("Hello,\n\n%s invited you to join %q on Tamarack as %s.\n\nAccept the invitation: %s\n\n"+
 		"Or through the API: POST %s/api/v1/identity/invitations/%s/accept\n\nThe invitation expires on %s.\n",
 		a.Email, org.Name, in.Role, link, strings.TrimRight(s.publicURL, "/"), token, inv.ExpiresAt.Format(time.RFC1123))
-	if err := s.mailer.Send(ctx, Mail{To: in.Email, Subject: "Invitation to join " + org.Name + " on Tamarack", Body: body}); err != nil {
+	if err := s.mailer.Send(ctx, mail.Message{To: []string{in.Email}, Subject: "Invitation to join " + org.Name + " on Tamarack", Body: body}); err != nil {
 		s.log.Error("invitation mail failed", "invitation", inv.ID, "err", err)
 		return Invitation{}, ErrMailFailed
 	}

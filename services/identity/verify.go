@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/mail"
+
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
@@ -155,7 +157,7 @@ func (s *Service) sendVerification(ctx context.Context, u User, ip string) error
 		"The link works once and expires on %s. Until you confirm, you can browse Tamarack but not buy or launch.\n\n"+
 		"If you did not sign up, ignore this message.\n",
 		u.Name, s.link("verify-email", sec), strings.TrimRight(s.publicURL, "/"), sec, t.ExpiresAt.Format(time.RFC1123))
-	if err := s.mailer.Send(ctx, Mail{To: u.Email, Subject: "Confirm your e-mail address for Tamarack", Body: body}); err != nil {
+	if err := s.mailer.Send(ctx, mail.Message{To: []string{u.Email}, Subject: "Confirm your e-mail address for Tamarack", Body: body}); err != nil {
 		s.log.Error("verification mail failed", "user", u.ID, "err", err)
 		return ErrMailFailed
 	}

@@ -39,21 +39,27 @@ func Run(t *testing.T, h Harness) {
 // startCleanly starts a sandbox and registers Stop and Remove for the end of the test.
 func startCleanly(t *testing.T, h Harness, b backend.Backend, id string) backend.Status {
 	t.Helper()
+	return Started(t, b, backend.Spec{SandboxID: id, Command: h.LongRunning}, h.Timeout)
+}
+
+// Started starts s on b and stops and removes it when the test ends; timeout bounds the start and the cleanup.
+func Started(t testing.TB, b backend.Backend, s backend.Spec, timeout time.Duration) backend.Status {
+	t.Helper()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		if _, err := b.Stop(ctx, id, 0); err != nil && !errors.Is(err, backend.ErrNotFound) {
-			t.Errorf("cleanup Stop(%s): %v", id, err)
+		if _, err := b.Stop(ctx, s.SandboxID, 0); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("cleanup Stop(%s): %v", s.SandboxID, err)
 		}
-		if err := b.Remove(ctx, id); err != nil {
-			t.Errorf("cleanup Remove(%s): %v", id, err)
+		if err := b.Remove(ctx, s.SandboxID); err != nil {
+			t.Errorf("cleanup Remove(%s): %v", s.SandboxID, err)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	st, err := b.Start(ctx, backend.Spec{SandboxID: id, Command: h.LongRunning})
+	st, err := b.Start(ctx, s)
 	if err != nil {
-		t.Fatalf("Start(%s): %v", id, err)
+		t.Fatalf("Start(%s): %v", s.SandboxID, err)
 	}
 	return st
 }

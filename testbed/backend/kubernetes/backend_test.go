@@ -111,21 +111,7 @@ func TestConformance(t *testing.T) {
 // started starts s and stops and removes it when the test ends.
 func started(t *testing.T, b *Backend, s backend.Spec) backend.Status {
 	t.Helper()
-	t.Cleanup(func() {
-		cx, cancel := context.WithTimeout(context.Background(), pollDeadline)
-		defer cancel()
-		if _, err := b.Stop(cx, s.SandboxID, 0); err != nil && !errors.Is(err, backend.ErrNotFound) {
-			t.Errorf("cleanup: stop %s: %v", s.SandboxID, err)
-		}
-		if err := b.Remove(cx, s.SandboxID); err != nil {
-			t.Errorf("cleanup: remove %s: %v", s.SandboxID, err)
-		}
-	})
-	st, err := b.Start(ctx(t), s)
-	if err != nil {
-		t.Fatalf("start %s: %v", s.SandboxID, err)
-	}
-	return st
+	return backendtest.Started(t, b, s, pollDeadline)
 }
 
 // waitFor polls Inspect until ok says the status is the one wanted.

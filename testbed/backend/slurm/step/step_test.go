@@ -13,9 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tamarack-ai/tamarack/platform/webtest"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -157,24 +158,6 @@ func cleanup(t *testing.T, c Config, id string) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer the step writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func waitFor(t *testing.T, max time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(max)
@@ -202,7 +185,7 @@ func readResult(t *testing.T, dir string) backend.Status {
 // running is a step run in the background, as Slurm's batch script runs it.
 type running struct {
 	dir    string
-	stderr *syncBuffer
+	stderr *webtest.Buffer
 	term   context.CancelFunc // the TERM
 	code   chan int
 }
@@ -217,7 +200,7 @@ func startRun(t *testing.T, c Config, spec backend.Spec, job string) *running {
 	t.Helper()
 	cleanup(t, c, spec.SandboxID)
 	ctx, term := context.WithCancel(context.Background())
-	r := &running{dir: jobDir(t, spec), stderr: &syncBuffer{}, term: term, code: make(chan int, 1)}
+	r := &running{dir: jobDir(t, spec), stderr: &webtest.Buffer{}, term: term, code: make(chan int, 1)}
 	go func() { r.code <- Run(ctx, c, RunInput{Dir: r.dir, Job: job}, r.stderr) }()
 	t.Cleanup(func() {
 		term()
@@ -416,7 +399,7 @@ func TestStepTerminal(t *testing.T) {
 	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 33, Cols: 111}); err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &webtest.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- Terminal(context.Background(), c, r.dir, []string{"/bin/sh"}, tty, out) }()
 	waitFor(t, 30*time.Second, "raw mode", func() bool {
@@ -455,7 +438,7 @@ func TestStepTerminalStdinClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pr.Close()
-	out := &syncBuffer{}
+	out := &webtest.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- Terminal(context.Background(), c, r.dir, []string{"/bin/sh"}, pr, out) }()
 	if _, err := pw.Write([]byte("echo hello-$((6*7))\n")); err != nil {
