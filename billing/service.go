@@ -11,14 +11,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tamarack-ai/tamarack/platform/mail"
-
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/tamarack-ai/tamarack/billing/charge"
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
+	"github.com/tamarack-ai/tamarack/platform/inbox"
+	"github.com/tamarack-ai/tamarack/platform/mail"
 	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
@@ -251,11 +251,11 @@ func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (even
 			return ErrHoldNotFound
 		}
 		if req.RequestID != "" && exists {
-			done, err := markProcessed(tx, "hold:"+req.RequestID, now)
+			fresh, err := inboxTable.Mark(tx, "", "hold:"+req.RequestID, now)
 			if err != nil {
 				return err
 			}
-			if done { // a retry of a request already applied
+			if !fresh { // a retry of a request already applied
 				reply = events.HoldReplyV1{HoldID: h.SandboxID, AmountMicro: h.Amount}
 				return nil
 			}
@@ -299,7 +299,7 @@ func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (even
 func (s *Service) SandboxEnded(ctx context.Context, eventID string, ev events.SandboxChangedV1) error {
 	return sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		now := s.now()
-		if done, err := markProcessed(tx, eventID, now); err != nil || done {
+		if fresh, err := inboxTable.Mark(tx, "", eventID, now); err != nil || !fresh {
 			return err
 		}
 		if err := s.ensureOrg(tx, ev.OrganizationID); err != nil {
@@ -371,21 +371,15 @@ func (s *Service) implicitHold(tx *gorm.DB, sandbox, org, listing, vendor, pool,
 	return h, nil
 }
 
-// markProcessed records an event ID; done reports it was already there.
-func markProcessed(tx *gorm.DB, id string, now time.Time) (bool, error) {
-	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&processed{ID: id, CreatedAt: now})
-	if res.Error != nil {
-		return false, res.Error
-	}
-	return res.RowsAffected == 0, nil
-}
+// inboxTable records the IDs of events, webhooks and requests already applied, in the applying transaction.
+var inboxTable = inbox.Table{Name: "billing_events", ID: "id", At: "created_at"}
 
 // SettleOrder charges an order's buyer and credits the vendor and the platform in one linked set of transfers,
 // then announces order.settled or order.failed.
 func (s *Service) SettleOrder(ctx context.Context, eventID string, o events.OrderPlacedV1) error {
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		now := s.now()
-		if done, err := markProcessed(tx, eventID, now); err != nil || done {
+		if fresh, err := inboxTable.Mark(tx, "", eventID, now); err != nil || !fresh {
 			return err
 		}
 		if err := s.ensureOrg(tx, o.BuyerOrgID); err != nil {

@@ -126,11 +126,11 @@ func (s *Service) HandleWebhook(ctx context.Context, payload []byte, sig string)
 	res := WebhookResult{Received: true}
 	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		now := s.now()
-		done, err := markProcessed(tx, "stripe:"+ev.ID, now)
+		fresh, err := inboxTable.Mark(tx, "", "stripe:"+ev.ID, now)
 		if err != nil {
 			return err
 		}
-		if done {
+		if !fresh {
 			res.Outcome = "duplicate"
 			return nil
 		}
