@@ -27,13 +27,7 @@ type BusHolds struct {
 
 // Hold implements HoldProvider.
 func (h BusHolds) Hold(ctx context.Context, req events.HoldRequestV1) (events.HoldReplyV1, error) {
-	t := h.Timeout
-	if t <= 0 {
-		t = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, t)
-	defer cancel()
-	r, err := eventbus.Call(ctx, h.Bus, events.Hold, req)
+	r, err := eventbus.CallWithin(ctx, h.Bus, h.Timeout, events.Hold, req)
 	if err != nil {
 		if p, ok := problem.From(err); ok && p.Status < 500 {
 			return r, err

@@ -34,13 +34,7 @@ type BusArtifactLinks struct {
 
 // ArtifactLinks implements ArtifactLinker.
 func (b BusArtifactLinks) ArtifactLinks(ctx context.Context, req events.ArtifactLinksV1) (events.ArtifactLinksReplyV1, error) {
-	t := b.Timeout
-	if t <= 0 {
-		t = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, t)
-	defer cancel()
-	return eventbus.Call(ctx, b.Bus, events.ArtifactLinks, req)
+	return eventbus.CallWithin(ctx, b.Bus, b.Timeout, events.ArtifactLinks, req)
 }
 
 // MountedFile is one artifact a sandbox sees, as it was at launch.

@@ -54,13 +54,7 @@ type BusSSHKeys struct {
 }
 
 func (k BusSSHKeys) LookupSSHKey(ctx context.Context, fp string, probe bool) (events.SSHKeyOwnerV1, error) {
-	t := k.Timeout
-	if t <= 0 {
-		t = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, t)
-	defer cancel()
-	return eventbus.Call(ctx, k.Bus, events.SSHKeyLookup, events.SSHKeyLookupV1{Fingerprint: fp, Probe: probe})
+	return eventbus.CallWithin(ctx, k.Bus, k.Timeout, events.SSHKeyLookup, events.SSHKeyLookupV1{Fingerprint: fp, Probe: probe})
 }
 
 // SSHConfig configures the gateway.

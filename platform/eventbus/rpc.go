@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -32,6 +33,20 @@ type replyProblem struct {
 	Title  string         `json:"title"`
 	Detail string         `json:"detail,omitempty"`
 	Extra  map[string]any `json:"extra,omitempty"`
+}
+
+// DefaultCallTimeout is how long CallWithin waits when its caller sets no timeout.
+const DefaultCallTimeout = 5 * time.Second
+
+// CallWithin is Call that waits at most d (DefaultCallTimeout when d <= 0): a service's request to another
+// service is answered in seconds or treated as unanswered.
+func CallWithin[Req Payload, Resp any](ctx context.Context, b *Bus, d time.Duration, e Endpoint[Req, Resp], req Req) (Resp, error) {
+	if d <= 0 {
+		d = DefaultCallTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return Call(ctx, b, e, req)
 }
 
 // Call sends req and waits for the reply until ctx's deadline. A problem returned by the server comes back
