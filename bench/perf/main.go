@@ -151,14 +151,27 @@ func benches(o options) []bench {
 			parse: goBenchFigures,
 		},
 		{
-			name:  "marketplace",
-			what:  "catalogue search latency and throughput, 200 clients, 10,000 listings",
-			build: goBuild("./bench/marketplace", append([]string{"-json", "-clients", "200", "-duration", o.mktSecs.String()}, dbArgs()...)...),
+			name: "marketplace",
+			what: "catalogue search without the answer cache, varied queries, 200 clients, 10,000 listings (-db's database)",
+			build: goBuild("./bench/marketplace", append([]string{"-json", "-cache-ttl=-1s", "-clients", "200",
+				"-duration", o.mktSecs.String()}, dbArgs()...)...),
+		},
+		{
+			name: "marketplace-sqlite",
+			what: "the same on SQLite",
+			build: goBuild("./bench/marketplace", "-json", "-cache-ttl=-1s", "-clients", "200",
+				"-duration", o.mktSecs.String()),
 		},
 		{
 			name:  "billing",
 			what:  "metering: usage events charged per second, end to end, exactly once",
 			build: goBuild("./bench/billing", append([]string{"-json", "-events", strconv.Itoa(o.billingN)}, dbArgs()...)...),
+		},
+		{
+			name: "billing-lag",
+			what: "metering lag at 40,000 events/s offered, exactly once",
+			build: goBuild("./bench/billing", append([]string{"-json", "-rate", "40000",
+				"-events", strconv.Itoa(max(o.billingN, 400000))}, dbArgs()...)...),
 		},
 	}
 }
