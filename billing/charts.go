@@ -7,113 +7,12 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/billing/ledger"
-	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/dayrange"
 )
 
 // Aggregates for charts: small, day-bucketed series over a bounded range. Days are calendar days (yyyy-mm-dd)
 // of the viewer's time zone (the tz parameter, an IANA zone; UTC when absent): in UTC the sums run in SQL on
 // the UTC day usage rows are metered in; in another zone each row counts on the local day of its instant.
-
-// MaxChartDays bounds a chart's range (a year and a day, so "the last 12 months" fits).
-const MaxChartDays = 366
-
-// DayRange is a validated, inclusive range of calendar days of Loc. From and To hold the dates at midnight UTC
-// (so that they format as the dates); Start and End give the instants the range covers in Loc.
-type DayRange struct {
-	From, To time.Time
-	Loc      *time.Location // nil: UTC
-}
-
-func (r DayRange) loc() *time.Location {
-	if r.Loc == nil {
-		return time.UTC
-	}
-	return r.Loc
-}
-
-// local reports whether the range's days are not UTC days (sums are then bucketed by instant).
-func (r DayRange) local() bool { return r.loc() != time.UTC }
-
-// Start is the first instant of From in Loc, in UTC: SQLite compares stored times as text, so every bound
-// is written with the zone the rows are stored in.
-func (r DayRange) Start() time.Time {
-	return time.Date(r.From.Year(), r.From.Month(), r.From.Day(), 0, 0, 0, 0, r.loc()).UTC()
-}
-
-// End is the first instant after To in Loc, in UTC.
-func (r DayRange) End() time.Time {
-	return time.Date(r.To.Year(), r.To.Month(), r.To.Day()+1, 0, 0, 0, 0, r.loc()).UTC()
-}
-
-// dayOf is the calendar day of instant t in Loc, as yyyy-mm-dd.
-func (r DayRange) dayOf(t time.Time) string { return t.In(r.loc()).Format("2006-01-02") }
-
-// Days lists the range's days as yyyy-mm-dd.
-func (r DayRange) Days() []string {
-	var out []string
-	for d := r.From; !d.After(r.To); d = d.AddDate(0, 0, 1) {
-		out = append(out, d.Format("2006-01-02"))
-	}
-	return out
-}
-
-// ParseDayRange validates from/to as UTC days (see ParseDayRangeIn).
-func ParseDayRange(from, to string, now time.Time) (DayRange, error) {
-	return ParseDayRangeIn(from, to, "", now)
-}
-
-// ParseDayRangeIn validates from/to (yyyy-mm-dd, inclusive; default: the 30 days ending today) as days of the
-// IANA time zone tz (empty: UTC): both well formed, from ≤ to, at most MaxChartDays days, not starting after
-// today in tz; tz a zone the server knows. Every bad field is listed.
-func ParseDayRangeIn(from, to, tz string, now time.Time) (DayRange, error) {
-	var f problem.Fields
-	loc := time.UTC
-	if tz != "" {
-		l, err := time.LoadLocation(tz)
-		if err != nil || tz == "Local" || len(tz) > 64 {
-			f.AddMsg("tz", "invalid", "field.text.time_zone", nil)
-			return DayRange{}, f.Err()
-		}
-		loc = l
-	}
-	now = now.In(loc)
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	r := DayRange{From: today.AddDate(0, 0, -29), To: today}
-	if loc != time.UTC {
-		r.Loc = loc
-	}
-	if to != "" {
-		t, err := time.Parse("2006-01-02", to)
-		if err != nil {
-			f.Add("to", "invalid", "use yyyy-mm-dd")
-		} else {
-			r.To = t
-			if from == "" {
-				r.From = t.AddDate(0, 0, -29)
-			}
-		}
-	}
-	if from != "" {
-		t, err := time.Parse("2006-01-02", from)
-		if err != nil {
-			f.Add("from", "invalid", "use yyyy-mm-dd")
-		} else {
-			r.From = t
-		}
-	}
-	if err := f.Err(); err != nil {
-		return r, err
-	}
-	switch {
-	case r.From.After(r.To):
-		f.Add("from", "out_of_range", "must not be after to")
-	case r.From.After(today):
-		f.Add("from", "out_of_range", "must not be in the future")
-	case int(r.To.Sub(r.From).Hours()/24)+1 > MaxChartDays:
-		f.AddMsg("to", "out_of_range", "field.text.range_days", problem.Args{"Days": MaxChartDays})
-	}
-	return r, f.Err()
-}
 
 // SpendDay is one day of an organisation's spend.
 type SpendDay struct {
@@ -152,7 +51,7 @@ type daySums struct {
 }
 
 // SpendChartOf aggregates an organisation's metered usage over r.
-func (s *Service) SpendChartOf(ctx context.Context, orgID string, r DayRange) (SpendChart, error) {
+func (s *Service) SpendChartOf(ctx context.Context, orgID string, r dayrange.Range) (SpendChart, error) {
 	db := s.db.WithContext(ctx)
 	out := SpendChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []SpendDay{}, ByListing: []ListingSpend{}}
 	var org Org
@@ -164,9 +63,9 @@ func (s *Service) SpendChartOf(ctx context.Context, orgID string, r DayRange) (S
 	monthStart := time.Date(r.From.Year(), r.From.Month(), 1, 0, 0, 0, 0, time.UTC).Format("2006-01-02")
 	end := r.To.AddDate(0, 0, 1).Format("2006-01-02")
 	by := map[string]daySums{}
-	if r.local() {
+	if r.Local() {
 		// Each metered row on the local day of its instant.
-		first := DayRange{From: time.Date(r.From.Year(), r.From.Month(), 1, 0, 0, 0, 0, time.UTC), To: r.To, Loc: r.Loc}
+		first := dayrange.Range{From: time.Date(r.From.Year(), r.From.Month(), 1, 0, 0, 0, 0, time.UTC), To: r.To, Loc: r.Loc}
 		rows, err := db.Model(&Usage{}).Select("created_at, charge, cofunded, shortfall").
 			Where("org_id = ? AND created_at >= ? AND created_at < ?", orgID, first.Start(), first.End()).Rows()
 		if err != nil {
@@ -178,7 +77,7 @@ func (s *Service) SpendChartOf(ctx context.Context, orgID string, r DayRange) (S
 				rows.Close()
 				return out, err
 			}
-			k := r.dayOf(u.CreatedAt)
+			k := r.DayOf(u.CreatedAt)
 			x := by[k]
 			x.Day, x.Charge, x.Cofunded, x.Short = k, x.Charge+u.Charge, x.Cofunded+u.Cofunded, x.Short+u.Shortfall
 			by[k] = x
@@ -210,7 +109,7 @@ func (s *Service) SpendChartOf(ctx context.Context, orgID string, r DayRange) (S
 		}
 	}
 	var err error
-	if r.local() {
+	if r.Local() {
 		out.BySandbox, err = s.usageBySandboxWhere(ctx, "u.org_id = ? AND u.created_at >= ? AND u.created_at < ?", orgID, r.Start(), r.End())
 	} else {
 		out.BySandbox, err = s.usageBySandbox(ctx, "org_id", orgID, out.From, end)
@@ -245,8 +144,8 @@ func (s *Service) dayExpr(col string) string {
 
 // sumByDay sums valueCol of q's rows per day of r: in SQL by UTC day, or, for another zone, row by row on
 // the local day of timeCol.
-func (s *Service) sumByDay(q *gorm.DB, r DayRange, timeCol, valueCol string) (map[string]int64, error) {
-	if !r.local() {
+func (s *Service) sumByDay(q *gorm.DB, r dayrange.Range, timeCol, valueCol string) (map[string]int64, error) {
+	if !r.Local() {
 		day := s.dayExpr(timeCol)
 		var rows []dayAmount
 		err := q.Select(day + " AS day, SUM(" + valueCol + ") AS s").Group(day).Scan(&rows).Error
@@ -266,7 +165,7 @@ func (s *Service) sumByDay(q *gorm.DB, r DayRange, timeCol, valueCol string) (ma
 		if err := q.ScanRows(rows, &x); err != nil {
 			return nil, err
 		}
-		out[r.dayOf(x.At)] += x.S
+		out[r.DayOf(x.At)] += x.S
 	}
 	return out, rows.Err()
 }
@@ -299,7 +198,7 @@ type EarningsChart struct {
 }
 
 // EarningsChartOf sums what the ledger credited to the vendor's payable account per day and kind.
-func (s *Service) EarningsChartOf(ctx context.Context, vendorOrgID string, r DayRange) (EarningsChart, error) {
+func (s *Service) EarningsChartOf(ctx context.Context, vendorOrgID string, r dayrange.Range) (EarningsChart, error) {
 	out := EarningsChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []EarningsDay{}}
 	q := func(kind string) (map[string]int64, error) {
 		return s.sumByDay(s.db.WithContext(ctx).Model(&ledger.Transfer{}).
@@ -336,7 +235,7 @@ type ProgrammeChart struct {
 }
 
 // ProgrammeChartOf aggregates grants, grant spend and co-funding per day (staff).
-func (s *Service) ProgrammeChartOf(ctx context.Context, r DayRange) (ProgrammeChart, error) {
+func (s *Service) ProgrammeChartOf(ctx context.Context, r dayrange.Range) (ProgrammeChart, error) {
 	out := ProgrammeChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []ProgrammeDay{}}
 	db := s.db.WithContext(ctx)
 	from, to := r.Start(), r.End()
@@ -352,7 +251,7 @@ func (s *Service) ProgrammeChartOf(ctx context.Context, r DayRange) (ProgrammeCh
 		return out, err
 	}
 	c := map[string]int64{}
-	if r.local() {
+	if r.Local() {
 		c, err = s.sumByDay(db.Model(&Usage{}).Where("created_at >= ? AND created_at < ?", from, to), r, "created_at", "cofunded")
 	} else {
 		var cof []dayAmount

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/tamarack-ai/tamarack/platform/dayrange"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
@@ -126,12 +127,12 @@ func (h handler) spendChart(c *fiber.Ctx) error { return orgChart(h, c, h.s.Spen
 func (h handler) earningsChart(c *fiber.Ctx) error { return orgChart(h, c, h.s.EarningsChartOf) }
 
 // orgChart answers a chart of the path's organisation over the query's day range.
-func orgChart[T any](h handler, c *fiber.Ctx, chart func(ctx context.Context, org string, r DayRange) (T, error)) error {
+func orgChart[T any](h handler, c *fiber.Ctx, chart func(ctx context.Context, org string, r dayrange.Range) (T, error)) error {
 	org, err := h.pathOrg(c)
 	if err != nil {
 		return err
 	}
-	r, err := ParseDayRangeIn(c.Query("from"), c.Query("to"), c.Query("tz"), h.s.now())
+	r, err := dayrange.Parse(c.Query("from"), c.Query("to"), c.Query("tz"), h.s.now())
 	if err != nil {
 		return err
 	}
@@ -143,7 +144,7 @@ func orgChart[T any](h handler, c *fiber.Ctx, chart func(ctx context.Context, or
 }
 
 func (h handler) programmeChart(c *fiber.Ctx) error {
-	r, err := ParseDayRangeIn(c.Query("from"), c.Query("to"), c.Query("tz"), h.s.now())
+	r, err := dayrange.Parse(c.Query("from"), c.Query("to"), c.Query("tz"), h.s.now())
 	if err != nil {
 		return err
 	}

@@ -2469,8 +2469,11 @@ type GetTestbedUtilisationParams struct {
 	// From yyyy-mm-dd, inclusive (default: 29 days before to)
 	From *string `form:"from,omitempty" json:"from,omitempty"`
 
-	// To yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days
+	// To yyyy-mm-dd, inclusive (default: today in tz); at most 366 days
 	To *string `form:"to,omitempty" json:"to,omitempty"`
+
+	// Tz IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC)
+	Tz *string `form:"tz,omitempty" json:"tz,omitempty"`
 }
 
 // PutBillingBudgetJSONRequestBody defines body for PutBillingBudget for application/json ContentType.
@@ -3828,7 +3831,7 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/testbed/templates (the `GetTestbedTemplates` operationId).
 	GetTestbedTemplates(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetTestbedUtilisation Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all)
+	// GetTestbedUtilisation Pool utilisation per calendar day of tz (default UTC): device time used by sandboxes against device time offered (vendors: their pools; staff: all)
 	//
 	// Corresponds with GET /api/v1/testbed/utilisation (the `GetTestbedUtilisation` operationId).
 	GetTestbedUtilisation(ctx context.Context, params *GetTestbedUtilisationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -6899,7 +6902,7 @@ func (c *Client) GetTestbedTemplates(ctx context.Context, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
-// GetTestbedUtilisation Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all)
+// GetTestbedUtilisation Pool utilisation per calendar day of tz (default UTC): device time used by sandboxes against device time offered (vendors: their pools; staff: all)
 //
 // Corresponds with GET /api/v1/testbed/utilisation (the `GetTestbedUtilisation` operationId).
 func (c *Client) GetTestbedUtilisation(ctx context.Context, params *GetTestbedUtilisationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -14202,6 +14205,18 @@ func NewGetTestbedUtilisationRequest(server string, params *GetTestbedUtilisatio
 
 		}
 
+		if params.Tz != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tz", *params.Tz, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -15781,7 +15796,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/testbed/templates (the `GetTestbedTemplates` operationId).
 	GetTestbedTemplatesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetTestbedTemplatesResponse, error)
 
-	// GetTestbedUtilisationWithResponse Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all)
+	// GetTestbedUtilisationWithResponse Pool utilisation per calendar day of tz (default UTC): device time used by sandboxes against device time offered (vendors: their pools; staff: all)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -25628,7 +25643,7 @@ func (c *ClientWithResponses) GetTestbedTemplatesWithResponse(ctx context.Contex
 	return ParseGetTestbedTemplatesResponse(rsp)
 }
 
-// GetTestbedUtilisationWithResponse Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all)
+// GetTestbedUtilisationWithResponse Pool utilisation per calendar day of tz (default UTC): device time used by sandboxes against device time offered (vendors: their pools; staff: all)
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -3,21 +3,18 @@ package testbed
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/tamarack-ai/tamarack/platform/dayrange"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
-// Pool utilisation for charts: per UTC day, the device time sandboxes held against the device time the pools'
+// Pool utilisation for charts: per calendar day of the viewer's zone (tz; UTC when absent), the device time sandboxes held against the device time the pools'
 // nodes offered. Both come from the testbed's own records (sandbox start and end as the backend observed them,
 // nodes and their devices), in integer device-milliseconds.
-
-// MaxUtilisationDays bounds a utilisation query (a year and a day).
-const MaxUtilisationDays = 366
 
 // UtilisationDay is one day of one or more pools.
 type UtilisationDay struct {
@@ -34,44 +31,6 @@ type Utilisation struct {
 	Days    []UtilisationDay `json:"days"`
 }
 
-// parseUtilisationRange validates from/to (yyyy-mm-dd, inclusive; default the 30 days ending today).
-func parseUtilisationRange(from, to string, now time.Time) (time.Time, time.Time, error) {
-	today := now.UTC().Truncate(24 * time.Hour)
-	f, t := today.AddDate(0, 0, -29), today
-	var fs problem.Fields
-	if to != "" {
-		v, err := time.Parse("2006-01-02", to)
-		if err != nil {
-			fs.Add("to", "invalid", "use yyyy-mm-dd")
-		} else {
-			t = v
-			if from == "" {
-				f = v.AddDate(0, 0, -29)
-			}
-		}
-	}
-	if from != "" {
-		v, err := time.Parse("2006-01-02", from)
-		if err != nil {
-			fs.Add("from", "invalid", "use yyyy-mm-dd")
-		} else {
-			f = v
-		}
-	}
-	if err := fs.Err(); err != nil {
-		return f, t, err
-	}
-	switch {
-	case f.After(t):
-		fs.Add("from", "out_of_range", "must not be after to")
-	case f.After(today):
-		fs.Add("from", "out_of_range", "must not be in the future")
-	case int(t.Sub(f).Hours()/24)+1 > MaxUtilisationDays:
-		fs.AddMsg("to", "out_of_range", "field.text.range_days", problem.Args{"Days": MaxUtilisationDays})
-	}
-	return f, t, fs.Err()
-}
-
 // overlapMs is the length of [a0, a1) ∩ [b0, b1) in milliseconds.
 func overlapMs(a0, a1, b0, b1 int64) int64 {
 	lo, hi := max(a0, b0), min(a1, b1)
@@ -83,8 +42,8 @@ func overlapMs(a0, a1, b0, b1 int64) int64 {
 
 // PoolUtilisation aggregates the pools the caller may see: staff all (or poolID), a vendor its own (or poolID
 // if it owns it). Anyone else, or a pool the caller does not own, gets pool_not_found.
-func (s *Service) PoolUtilisation(ctx context.Context, c Caller, poolID string, from, to time.Time) (Utilisation, error) {
-	out := Utilisation{From: from.Format("2006-01-02"), To: to.Format("2006-01-02"), PoolIDs: []string{}, Days: []UtilisationDay{}}
+func (s *Service) PoolUtilisation(ctx context.Context, c Caller, poolID string, r dayrange.Range) (Utilisation, error) {
+	out := Utilisation{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), PoolIDs: []string{}, Days: []UtilisationDay{}}
 	db := s.db.WithContext(ctx)
 	q := db.Model(&Pool{})
 	if !c.Staff {
@@ -102,20 +61,19 @@ func (s *Service) PoolUtilisation(ctx context.Context, c Caller, poolID string, 
 	if poolID != "" && len(out.PoolIDs) == 0 {
 		return out, fmt.Errorf("utilisation of %s: %w", poolID, ErrPoolNotFound)
 	}
-	start, end := from.UnixMilli(), to.AddDate(0, 0, 1).UnixMilli()
+	start, end := r.Start().UnixMilli(), r.End().UnixMilli()
 	now := s.clock.Now().UnixMilli()
 	end = min(end, max(now, start))
-	days := []int64{}
-	for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
-		days = append(days, d.UnixMilli())
-		out.Days = append(out.Days, UtilisationDay{Day: d.Format("2006-01-02")})
+	bounds := r.Bounds()
+	for _, d := range r.Days() {
+		out.Days = append(out.Days, UtilisationDay{Day: d})
 	}
 	if len(out.PoolIDs) == 0 {
 		return out, nil
 	}
 	add := func(a0, a1, weight int64, used bool) {
-		for i, d0 := range days {
-			ms := overlapMs(a0, a1, d0, min(d0+86_400_000, end)) * weight
+		for i := range out.Days {
+			ms := overlapMs(a0, a1, bounds[i].UnixMilli(), min(bounds[i+1].UnixMilli(), end)) * weight
 			if used {
 				out.Days[i].UsedMs += ms
 			} else {
@@ -156,7 +114,7 @@ func (s *Service) PoolUtilisation(ctx context.Context, c Caller, poolID string, 
 }
 
 func (h handler) utilisation(c *fiber.Ctx) error {
-	from, to, err := parseUtilisationRange(c.Query("from"), c.Query("to"), h.svc.clock.Now())
+	r, err := dayrange.Parse(c.Query("from"), c.Query("to"), c.Query("tz"), h.svc.clock.Now())
 	if err != nil {
 		return err
 	}
@@ -164,7 +122,7 @@ func (h handler) utilisation(c *fiber.Ctx) error {
 	if !cl.Staff && cl.OrgKind != web.OrgVendor {
 		return problem.ErrForbidden.WithDetailMsg("problem.forbidden.utilisation", nil)
 	}
-	u, err := h.svc.PoolUtilisation(c.UserContext(), cl, c.Query("pool_id"), from, to)
+	u, err := h.svc.PoolUtilisation(c.UserContext(), cl, c.Query("pool_id"), r)
 	if err != nil {
 		return err
 	}
@@ -176,8 +134,9 @@ func (s *Service) utilisationRoutes(r fiber.Router) {
 }
 
 func utilisationOps(d *openapi.Doc) {
-	d.Add(openapi.Op{Method: "GET", Path: "/api/v1/testbed/utilisation", Summary: "Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all)",
+	d.Add(openapi.Op{Method: "GET", Path: "/api/v1/testbed/utilisation", Summary: "Pool utilisation per calendar day of tz (default UTC): device time used by sandboxes against device time offered (vendors: their pools; staff: all)",
 		Tag: "testbed", Auth: "vendor member or staff", Response: Utilisation{}, Problems: []string{"pool_not_found"},
 		Query: []openapi.Param{{Name: "pool_id", Type: "string"}, {Name: "from", Type: "string", Description: "yyyy-mm-dd, inclusive (default: 29 days before to)"},
-			{Name: "to", Type: "string", Description: "yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days"}}})
+			{Name: "to", Type: "string", Description: "yyyy-mm-dd, inclusive (default: today in tz); at most 366 days"},
+			{Name: "tz", Type: "string", Description: "IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC)"}}})
 }

@@ -52,6 +52,17 @@ func TestPoolUtilisation(t *testing.T) {
 				t.Errorf("%s: %+v, want %+v", c.UserID, u, want)
 			}
 		}
+		// In Honolulu (UTC−10) the same half hour, 09:05–09:35 UTC, is 23:05–23:35 the day before, and that local
+		// day ends at 10:00 UTC, now: the day after has nothing yet.
+		st, b := get(vendor(), "?from=2026-11-21&to=2026-11-22&tz=Pacific/Honolulu")
+		var u Utilisation
+		if st != 200 || json.Unmarshal(b, &u) != nil {
+			t.Fatalf("utilisation in Honolulu: %d %s", st, b)
+		}
+		want := []UtilisationDay{{Day: "2026-11-21", UsedMs: 2 * 30 * 60_000, AvailableMs: 4 * (t0.Add(time.Hour).UnixMilli() - nodeCreated)}, {Day: "2026-11-22"}}
+		if len(u.Days) != 2 || u.Days[0] != want[0] || u.Days[1] != want[1] {
+			t.Errorf("utilisation in Honolulu: %+v, want %+v", u.Days, want)
+		}
 		for _, c := range []struct {
 			who    Caller
 			query  string
@@ -63,6 +74,7 @@ func TestPoolUtilisation(t *testing.T) {
 			{vendor(), "?from=2026-11-23", 422, "validation_failed"},
 			{vendor(), "?from=2025-01-01&to=2026-11-22", 422, "validation_failed"},
 			{vendor(), "?to=22-11-2026", 422, "validation_failed"},
+			{vendor(), "?tz=Mars/Olympus_Mons", 422, "validation_failed"},
 		} {
 			st, b := get(c.who, c.query)
 			var p struct{ Code string }

@@ -2106,7 +2106,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Pool utilisation per UTC day: device time used by sandboxes against device time offered (vendors: their pools; staff: all) */
+        /** Pool utilisation per calendar day of tz (default UTC): device time used by sandboxes against device time offered (vendors: their pools; staff: all) */
         get: operations["get_testbed_utilisation"];
         put?: never;
         post?: never;
@@ -9065,8 +9065,10 @@ export interface operations {
                 pool_id?: string;
                 /** @description yyyy-mm-dd, inclusive (default: 29 days before to) */
                 from?: string;
-                /** @description yyyy-mm-dd, inclusive (default: today, UTC); at most 366 days */
+                /** @description yyyy-mm-dd, inclusive (default: today in tz); at most 366 days */
                 to?: string;
+                /** @description IANA time zone whose calendar days the chart counts, e.g. America/Toronto (default: UTC) */
+                tz?: string;
             };
             header?: never;
             path?: never;

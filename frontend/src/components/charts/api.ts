@@ -27,7 +27,7 @@ export function charts(c: ApiClient = api) {
     spend: (org: string, r: Range = {}) => c.get<C.SpendChart>(`/billing/orgs/${e(org)}/charts/spend`, { tz: viewerZone(), ...r }),
     earnings: (org: string, r: Range = {}) => c.get<C.EarningsChart>(`/billing/orgs/${e(org)}/charts/earnings`, { tz: viewerZone(), ...r }),
     programme: (r: Range = {}) => c.get<C.ProgrammeChart>('/billing/programme/charts', { tz: viewerZone(), ...r }),
-    utilisation: (r: Range & { pool_id?: string } = {}) => c.get<C.Utilisation>('/testbed/utilisation', { ...r }),
+    utilisation: (r: Range & { pool_id?: string } = {}) => c.get<C.Utilisation>('/testbed/utilisation', { tz: viewerZone(), ...r }),
     purchases: (org: string) => c.get<Page<C.PurchaseRow>>(`/billing/orgs/${e(org)}/purchases`),
     statementMonths: (org: string) => c.get<Page<C.StatementMonth>>(`/billing/orgs/${e(org)}/statements`),
     /** pdf fetches a document path the API gave (/api/v1/billing/...) in the reader's language. */
