@@ -1,5 +1,5 @@
 // Phones, languages and time zones against a real `tamarack serve` (demo seed):
-// - every route of the app at 390×844, signed out and as each demo role (SME buyer, vendor, staff with their
+// - every route of the app at 390×844 (a sandbox's page on a real sandbox of the SME's), signed out and as each demo role (SME buyer, vendor, staff with their
 //   second factor), in English and in French: nothing scrolls sideways, each page gets a screenshot
 //   (test-results/screenshots/lang-*) and an axe check;
 // - a failed sign-in shows the server's problem in the page's language (the UI sends Accept-Language), the
@@ -32,6 +32,8 @@ let staffAuth: Authenticator;
 let computeListing = '';
 let otherListing = '';
 let vendorListing = '';
+let smeToken = '';
+let smeSandbox = '';
 
 async function api(path: string, init: { method?: string; body?: unknown; token?: string; lang?: string } = {}) {
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
@@ -69,8 +71,17 @@ beforeAll(async () => {
   const mine = await api('/marketplace/my/listings', { token: vendorLogin.body.access_token });
   vendorListing = (mine.body.items as { id: string }[])[0]?.id ?? '';
   expect(vendorListing, 'the demo vendor has a listing').not.toBe('');
+  // A sandbox of the SME's, for its page (a real runc sandbox of the shell template on the demo pool).
+  const smeLogin = await api('/identity/login', { method: 'POST', body: { email: SME, password: DEMO_PASSWORD } });
+  smeToken = smeLogin.body.access_token as string;
+  const launched = await api('/testbed/sandboxes', {
+    method: 'POST', token: smeToken, body: { listing_id: computeListing, template: 'shell', gpu_count: 1, duration_minutes: 10 },
+  });
+  expect(launched.res.status, JSON.stringify(launched.body)).toBe(202);
+  smeSandbox = launched.body.id as string;
 });
 afterAll(async () => {
+  if (smeSandbox) await api(`/testbed/sandboxes/${smeSandbox}/stop`, { method: 'POST', token: smeToken });
   await browser?.close();
   await server?.stop();
 });
@@ -132,7 +143,7 @@ for (const lang of ['en', 'fr'] as const) {
     it('the SME buyer: every page of theirs fits', async () => {
       const a = await open(lang);
       await signIn(a, L, SME);
-      await walk(a, lang, 'sme', [...SIGNED_IN, ...BUYER, `/listings/${computeListing}`]);
+      await walk(a, lang, 'sme', [...SIGNED_IN, ...BUYER, `/sandboxes/${smeSandbox}`, `/listings/${computeListing}`]);
       await a.context.close();
     });
     it('the vendor: every page of theirs fits', async () => {
