@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -350,14 +351,26 @@ func toProgressJSON(sb Sandbox) *progressJSON {
 	return &progressJSON{Phase: p.Phase, DoneBytes: p.Done, TotalBytes: p.Total, ImageDigest: p.Digest, UpdatedAt: fromMS(p.AtMS)}
 }
 
-func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
+// sandboxAnswer writes sb as the API shows it, with status.
+func sandboxAnswer(c *fiber.Ctx, status int, sb Sandbox, now time.Time) error {
+	out, err := toSandboxJSON(sb, now)
+	if err != nil {
+		return err
+	}
+	return c.Status(status).JSON(out)
+}
+
+func toSandboxJSON(sb Sandbox, now time.Time) (sandboxJSON, error) {
 	usage := sb.UsageMillis()
 	if sb.State == StateRunning && sb.StartedMS > 0 && sb.UnreachableMS == 0 {
 		usage = max(usage, ms(now)-sb.StartedMS) // so far, including the interval not yet published
 	}
-	// A display estimate; the converter returns no error, so an out-of-range price shows 0 here while billing's
-	// meter refuses to charge it (follow-up: let toSandboxJSON return the error).
-	charge, _ := money.PerGPUHour(money.Micro(sb.PricePerGPUHour), int64(sb.GPUCount), usage)
+	// The cost so far, as billing's meter computes it: a price that overflows (only a corrupt row can; listings'
+	// prices are bounded) is an error here too, not a charge of 0.
+	charge, err := money.PerGPUHour(money.Micro(sb.PricePerGPUHour), int64(sb.GPUCount), usage)
+	if err != nil {
+		return sandboxJSON{}, fmt.Errorf("sandbox %s: cost so far: %w", sb.ID, err)
+	}
 	base := "/api/v1/testbed/sandboxes/" + sb.ID
 	devs := sb.DeviceList()
 	if devs == nil {
@@ -380,7 +393,7 @@ func toSandboxJSON(sb Sandbox, now time.Time) sandboxJSON {
 	if sb.MountListingID != "" {
 		out.MountListingID, out.ArtifactsPath, out.Artifacts = sb.MountListingID, artifact.Target(sb.MountListingID), sb.MountedFiles()
 	}
-	return out
+	return out, nil
 }
 
 type extendRequest struct {
@@ -651,7 +664,7 @@ func (h handler) launch(c *fiber.Ctx) error {
 		return err
 	}
 	c.Location("/api/v1/testbed/sandboxes/" + sb.ID)
-	return c.Status(202).JSON(toSandboxJSON(sb, h.svc.clock.Now()))
+	return sandboxAnswer(c, 202, sb, h.svc.clock.Now())
 }
 
 func (h handler) listSandboxes(c *fiber.Ctx) error {
@@ -677,7 +690,9 @@ func (h handler) listSandboxes(c *fiber.Ctx) error {
 	now := h.svc.clock.Now()
 	items := make([]sandboxJSON, len(list))
 	for i, sb := range list {
-		items[i] = toSandboxJSON(sb, now)
+		if items[i], err = toSandboxJSON(sb, now); err != nil {
+			return err
+		}
 	}
 	return c.JSON(web.NewList(items, pg.Limit, func(last sandboxJSON) any {
 		return SandboxCursor{CreatedMS: ms(last.CreatedAt), ID: last.ID}
@@ -709,7 +724,7 @@ func (h handler) getSandbox(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toSandboxJSON(sb, h.svc.clock.Now()))
+	return sandboxAnswer(c, 200, sb, h.svc.clock.Now())
 }
 
 // gpuMetricsJSON is a sandbox's GPU utilisation and memory over time, or why it is not measured.
@@ -756,7 +771,7 @@ func (h handler) stop(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Status(202).JSON(toSandboxJSON(sb, h.svc.clock.Now()))
+	return sandboxAnswer(c, 202, sb, h.svc.clock.Now())
 }
 
 func (h handler) extend(c *fiber.Ctx) error {
@@ -768,7 +783,7 @@ func (h handler) extend(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toSandboxJSON(sb, h.svc.clock.Now()))
+	return sandboxAnswer(c, 200, sb, h.svc.clock.Now())
 }
 
 func (h handler) token(c *fiber.Ctx) error {

@@ -318,3 +318,31 @@ func TestHTTPInventoryAndReservations(t *testing.T) {
 		t.Fatalf("audit: %d %v", code, out)
 	}
 }
+
+// TestSandboxCostThatOverflowsIsAnError: the cost so far is billing's formula; a price that cannot be charged
+// (a corrupt row: listings' prices are bounded) answers an error instead of showing a cost of 0.
+func TestSandboxCostThatOverflowsIsAnError(t *testing.T) {
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, 1, 4, Options{})
+		sb := f.launch(t, sme(), 2, 60)
+		if err := db.Model(&Sandbox{}).Where("id = ?", sb.ID).Updates(map[string]any{"state": StateRunning,
+			"started_ms": t0.UnixMilli(), "price_per_gpu_hour": int64(1) << 62}).Error; err != nil {
+			t.Fatal(err)
+		}
+		f.clk.Set(t0.Add(time.Hour))
+		app, sign := newApp(t, f.svc)
+		for _, path := range []string{"/api/v1/testbed/sandboxes/" + sb.ID, "/api/v1/testbed/sandboxes"} {
+			req := httptest.NewRequest("GET", path, nil)
+			req.Header.Set("Authorization", "Bearer "+sign.token(t, sme()))
+			res, err := app.Test(req, 10_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 500 {
+				t.Errorf("GET %s with a price that overflows: %d %s, want 500", path, res.StatusCode, b)
+			}
+		}
+	})
+}

@@ -118,9 +118,9 @@ func TestTryItLaunch(t *testing.T) {
 		if !strings.Contains(string(b), "/usr/bin/serve --port 8080") {
 			t.Fatalf("the backend was not given the listing's command: %q", b)
 		}
-		if v := toSandboxJSON(got, f.clk.Now()); v.ImageListingID != "lst-maple" || fmt.Sprint(v.Ports) != "[8080 9090]" || len(v.ProxyURLs) != 2 ||
+		if v, err := toSandboxJSON(got, f.clk.Now()); err != nil || v.ImageListingID != "lst-maple" || fmt.Sprint(v.Ports) != "[8080 9090]" || len(v.ProxyURLs) != 2 ||
 			!strings.HasSuffix(v.ProxyURLs[0], "/proxy/8080/") {
-			t.Fatalf("sandbox JSON: %+v", v)
+			t.Fatalf("sandbox JSON: %+v, %v", v, err)
 		}
 
 		// A template chosen with the image sets the limits; the command and ports stay the listing's.
