@@ -8,6 +8,7 @@ package billing
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,7 +21,6 @@ import (
 	"github.com/stripe/stripe-go/v76/client"
 	"gorm.io/gorm"
 
-	"github.com/tamarack-ai/tamarack/billing/migrations"
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/mail"
@@ -29,7 +29,11 @@ import (
 )
 
 // Migrations returns billing's schema.
-func Migrations() sqldb.Migrations { return sqldb.Migrations{Service: "billing", FS: migrations.FS} }
+//
+//go:embed migrations
+var migrationsFS embed.FS
+
+func Migrations() sqldb.Migrations { return sqldb.EmbeddedMigrations("billing", migrationsFS) }
 
 // StripeConfig configures card purchases; an empty Key disables them.
 type StripeConfig struct {

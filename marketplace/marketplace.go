@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -33,9 +32,7 @@ var migrationsFS embed.FS
 
 // Migrations returns the marketplace's SQL migrations (service "market"; the catalogue's full-text search
 // lives in the sqlite/ and postgres/ folders).
-func Migrations() sqldb.Migrations {
-	return sqldb.Migrations{Service: "market", FS: mustSub(migrationsFS, "migrations")}
-}
+func Migrations() sqldb.Migrations { return sqldb.EmbeddedMigrations("market", migrationsFS) }
 
 // Config holds the marketplace's limits.
 type Config struct {
@@ -192,10 +189,3 @@ func (s *Service) signingKey(ctx context.Context) ([]byte, error) {
 	return s.key, s.keyErr
 }
 
-func mustSub(f embed.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err) // the embedded folder exists at compile time
-	}
-	return sub
-}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -36,13 +35,7 @@ import (
 var migrationsFS embed.FS
 
 // Migrations returns the testbed's migrations (service "testbed").
-func Migrations() sqldb.Migrations {
-	sub, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		panic(err) // embedded at build time
-	}
-	return sqldb.Migrations{Service: "testbed", FS: sub}
-}
+func Migrations() sqldb.Migrations { return sqldb.EmbeddedMigrations("testbed", migrationsFS) }
 
 // Options tune the service; zero values take the defaults shown.
 type Options struct {

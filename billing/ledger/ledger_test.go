@@ -12,13 +12,13 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/tamarack-ai/tamarack/billing"
 	"github.com/tamarack-ai/tamarack/billing/ledger"
-	"github.com/tamarack-ai/tamarack/billing/migrations"
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
-var sets = []sqldb.Migrations{{Service: "billing", FS: migrations.FS}}
+var sets = []sqldb.Migrations{billing.Migrations()}
 
 // TestPropertyConcurrent runs thousands of random concurrent transfers, holds, posts and voids, then checks
 // that every stored balance equals the sum of its transfers, no no-overdraft account is negative and the

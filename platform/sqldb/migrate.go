@@ -26,6 +26,17 @@ type Migrations struct {
 	FS      fs.FS
 }
 
+// EmbeddedMigrations is a service's migrations as every service keeps them: a migrations/ folder beside its
+// code (shared files, with sqlite/ and postgres/ subfolders for what differs), embedded with
+// `//go:embed migrations`.
+func EmbeddedMigrations(service string, embedded fs.FS) Migrations {
+	sub, err := fs.Sub(embedded, "migrations")
+	if err != nil {
+		panic(err) // the folder is embedded at compile time
+	}
+	return Migrations{Service: service, FS: sub}
+}
+
 // Files returns the migration files for one engine, merged into one flat FS.
 func (m Migrations) Files(d Dialect) (fs.FS, error) {
 	out := fstest.MapFS{}

@@ -12,7 +12,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -36,13 +35,7 @@ import (
 var migrationsFS embed.FS
 
 // Migrations returns identity's versioned SQL.
-func Migrations() sqldb.Migrations {
-	sub, err := fs.Sub(migrationsFS, "migrations")
-	if err != nil {
-		panic(err) // the embedded folder always exists
-	}
-	return sqldb.Migrations{Service: "identity", FS: sub}
-}
+func Migrations() sqldb.Migrations { return sqldb.EmbeddedMigrations("identity", migrationsFS) }
 
 // Deps is everything the service needs; New checks each.
 type Deps struct {
