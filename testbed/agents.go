@@ -14,6 +14,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
@@ -339,7 +340,7 @@ func (s *Service) registerNode(ctx context.Context, a Agent, in events.AgentNode
 	n, devs := newNode(a.PoolID, input, declared, ms(now))
 	n.AgentID = a.ID
 	n.Health, n.AgentHealth = reportedHealth(n, in.State) // a node Slurm has drained takes no sandbox meanwhile
-	err = s.insertNode(ctx, Caller{}, n, devs, func(Pool) error { return nil })
+	err = s.insertNode(ctx, web.Principal{}, n, devs, func(Pool) error { return nil })
 	if err == nil {
 		s.log.Info("agent registered a node", "agent", a.ID, "node", n.ID, "name", n.Name, "devices", len(devs), "health", n.Health)
 	}

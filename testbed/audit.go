@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"gorm.io/gorm"
 )
 
@@ -25,7 +26,7 @@ type AuditEntry struct {
 func (AuditEntry) TableName() string { return "testbed_audit" }
 
 // audit writes an entry when c acts as staff on an object outside its own organisation.
-func (s *Service) audit(tx *gorm.DB, c Caller, ownerOrg, action, target, detail string) error {
+func (s *Service) audit(tx *gorm.DB, c web.Principal, ownerOrg, action, target, detail string) error {
 	if !c.Staff || c.OrgID == ownerOrg {
 		return nil
 	}

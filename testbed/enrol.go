@@ -12,6 +12,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // Enrolment of site agents: a pool's managers (its vendor's admins, or staff) create one-time tokens; an
@@ -43,7 +44,7 @@ func (in AgentTokenInput) Validate() error {
 }
 
 // managedPool returns the pool if c may manage it (404 to strangers, 403 to its vendor's non-admins).
-func (s *Service) managedPool(ctx context.Context, c Caller, poolID string) (Pool, error) {
+func (s *Service) managedPool(ctx context.Context, c web.Principal, poolID string) (Pool, error) {
 	var p Pool
 	if err := s.db.WithContext(ctx).First(&p, "id = ?", poolID).Error; err != nil {
 		return Pool{}, mapNotFound(err, ErrPoolNotFound)
@@ -64,7 +65,7 @@ func secret(prefix string) string {
 }
 
 // CreateAgentToken returns a new one-time enrolment token for a pool; the token itself is shown only now.
-func (s *Service) CreateAgentToken(ctx context.Context, c Caller, poolID string, in AgentTokenInput) (AgentToken, string, error) {
+func (s *Service) CreateAgentToken(ctx context.Context, c web.Principal, poolID string, in AgentTokenInput) (AgentToken, string, error) {
 	if err := in.Validate(); err != nil {
 		return AgentToken{}, "", err
 	}
@@ -89,7 +90,7 @@ func (s *Service) CreateAgentToken(ctx context.Context, c Caller, poolID string,
 }
 
 // AgentTokens lists a pool's enrolment tokens, newest first.
-func (s *Service) AgentTokens(ctx context.Context, c Caller, poolID string) ([]AgentToken, error) {
+func (s *Service) AgentTokens(ctx context.Context, c web.Principal, poolID string) ([]AgentToken, error) {
 	if _, err := s.managedPool(ctx, c, poolID); err != nil {
 		return nil, err
 	}
@@ -98,7 +99,7 @@ func (s *Service) AgentTokens(ctx context.Context, c Caller, poolID string) ([]A
 }
 
 // RevokeAgentToken makes an unused token unusable.
-func (s *Service) RevokeAgentToken(ctx context.Context, c Caller, poolID, id string) (AgentToken, error) {
+func (s *Service) RevokeAgentToken(ctx context.Context, c web.Principal, poolID, id string) (AgentToken, error) {
 	p, err := s.managedPool(ctx, c, poolID)
 	if err != nil {
 		return AgentToken{}, err
@@ -197,7 +198,7 @@ type AgentView struct {
 }
 
 // Agents lists a pool's agents with their nodes, newest first.
-func (s *Service) Agents(ctx context.Context, c Caller, poolID string) ([]AgentView, error) {
+func (s *Service) Agents(ctx context.Context, c web.Principal, poolID string) ([]AgentView, error) {
 	if _, err := s.managedPool(ctx, c, poolID); err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func (s *Service) Agents(ctx context.Context, c Caller, poolID string) ([]AgentV
 // RevokeAgent ends an agent's enrolment: its credentials are revoked on NATS, its messages refused from now
 // on, and its nodes marked down (their sandboxes become unreachable, and end at their last metered instant
 // once their booking is over).
-func (s *Service) RevokeAgent(ctx context.Context, c Caller, poolID, id string) (Agent, error) {
+func (s *Service) RevokeAgent(ctx context.Context, c web.Principal, poolID, id string) (Agent, error) {
 	p, err := s.managedPool(ctx, c, poolID)
 	if err != nil {
 		return Agent{}, err

@@ -17,6 +17,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -58,7 +59,7 @@ func TestGatedListingNeedsEntitlement(t *testing.T) {
 		ctx := context.Background()
 		f := newFixture(t, db, 1, 8, Options{})
 		f.publishGated(t, "lst-gated")
-		launch := func(c Caller) error {
+		launch := func(c web.Principal) error {
 			t.Helper()
 			sb, err := f.svc.Launch(ctx, c, LaunchInput{ListingID: "lst-gated", GPUModel: "h100-80gb", GPUCount: 1, Template: "shell", DurationMinutes: 10})
 			f.svc.Wait()
@@ -70,7 +71,7 @@ func TestGatedListingNeedsEntitlement(t *testing.T) {
 			}
 			return err
 		}
-		reserve := func(c Caller) error {
+		reserve := func(c web.Principal) error {
 			t.Helper()
 			start := f.clk.Now().Add(time.Hour)
 			r, err := f.svc.Reserve(ctx, c, ReserveInput{ListingID: "lst-gated", GPUCount: 1, StartsAt: start, EndsAt: start.Add(time.Hour)})
@@ -81,13 +82,13 @@ func TestGatedListingNeedsEntitlement(t *testing.T) {
 			}
 			return err
 		}
-		refused := func(what string, c Caller) {
+		refused := func(what string, c web.Principal) {
 			t.Helper()
 			t.Logf("refused: %s", what)
 			wantAccessRequired(t, launch(c), "lst-gated")
 			wantAccessRequired(t, reserve(c), "lst-gated")
 		}
-		allowed := func(what string, c Caller) {
+		allowed := func(what string, c web.Principal) {
 			t.Helper()
 			if err := launch(c); err != nil {
 				t.Fatalf("%s: launch: %v", what, err)
@@ -175,7 +176,7 @@ func TestGatedListingHTTP(t *testing.T) {
 		f := newFixture(t, db, 1, 8, Options{})
 		f.publishGated(t, "lst-gated")
 		app, sign := newApp(t, f.svc)
-		do := func(method, path string, c Caller, body string) (int, map[string]any) {
+		do := func(method, path string, c web.Principal, body string) (int, map[string]any) {
 			t.Helper()
 			var r io.Reader
 			if body != "" {
@@ -208,7 +209,7 @@ func TestGatedListingHTTP(t *testing.T) {
 				t.Fatalf("POST %s: %d %v", req[0], st, body)
 			}
 		}
-		accessRequired := func(c Caller) (gated, required bool) {
+		accessRequired := func(c web.Principal) (gated, required bool) {
 			t.Helper()
 			st, body := do("GET", "/listings", c, "")
 			if st != 200 {

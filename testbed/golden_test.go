@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/platform/webtest"
 )
 
@@ -36,7 +37,7 @@ func TestResponseShapes(t *testing.T) {
 	db := dbtestOpenSQLite(t)
 	f := newFixture(t, db, 1, 2, Options{})
 	app, sign := newApp(t, f.svc)
-	get := func(path string, c *Caller) []byte {
+	get := func(path string, c *web.Principal) []byte {
 		t.Helper()
 		req := httptest.NewRequest("GET", "/api/v1/testbed"+path, nil)
 		if c != nil {

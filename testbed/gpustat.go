@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm/clause"
 
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/gpustat"
 )
@@ -205,7 +206,7 @@ func aggregateGPU(id string, atMS int64, uuids []string, stats []gpustat.Stat) (
 }
 
 // GPUMetricsOf answers a sandbox's GPU measurements (scoped like Get).
-func (s *Service) GPUMetricsOf(ctx context.Context, c Caller, id string) (GPUMetrics, error) {
+func (s *Service) GPUMetricsOf(ctx context.Context, c web.Principal, id string) (GPUMetrics, error) {
 	sb, err := s.Get(ctx, c, id)
 	if err != nil {
 		return GPUMetrics{}, err

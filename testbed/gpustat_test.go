@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/testbed/gpustat"
 )
 
@@ -40,7 +41,7 @@ func TestGPUSamples(t *testing.T) {
 	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, 1, 2, Options{GPUSampleInterval: 10 * time.Second})
 		app, sign := newApp(t, f.svc)
-		get := func(id string, c Caller) (int, gpuMetricsJSON, string) {
+		get := func(id string, c web.Principal) (int, gpuMetricsJSON, string) {
 			t.Helper()
 			req := httptest.NewRequest("GET", "/api/v1/testbed/sandboxes/"+id+"/gpu-samples", nil)
 			req.Header.Set("Authorization", "Bearer "+sign.token(t, c))

@@ -38,14 +38,18 @@ var (
 	t0        = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 )
 
-func sme() Caller   { return Caller{UserID: "u-sme", OrgID: smeOrg, OrgKind: "sme", Admin: true} }
-func other() Caller { return Caller{UserID: "u-other", OrgID: otherOrg, OrgKind: "sme", Admin: true} }
-func vendor() Caller {
-	return Caller{UserID: "u-vendor", OrgID: vendorOrg, OrgKind: "vendor", Admin: true}
+func sme() web.Principal {
+	return web.Principal{UserID: "u-sme", OrgID: smeOrg, OrgKind: "sme", Role: web.RoleAdmin}
+}
+func other() web.Principal {
+	return web.Principal{UserID: "u-other", OrgID: otherOrg, OrgKind: "sme", Role: web.RoleAdmin}
+}
+func vendor() web.Principal {
+	return web.Principal{UserID: "u-vendor", OrgID: vendorOrg, OrgKind: "vendor", Role: web.RoleAdmin}
 }
 
 // hostStaff is programme staff declaring platform-host capacity (local and simulator pools) for the vendor.
-func hostStaff() Caller { return Caller{UserID: "u-staff", Staff: true} }
+func hostStaff() web.Principal { return web.Principal{UserID: "u-staff", Staff: true} }
 
 func migrations() []sqldb.Migrations { return []sqldb.Migrations{Migrations()} }
 
@@ -118,7 +122,7 @@ func (f *fixture) restart(t testing.TB, opts Options) *Service {
 	return svc
 }
 
-func (f *fixture) launch(t testing.TB, c Caller, count, minutes int) Sandbox {
+func (f *fixture) launch(t testing.TB, c web.Principal, count, minutes int) Sandbox {
 	t.Helper()
 	sb, err := f.svc.Launch(context.Background(), c, LaunchInput{ListingID: f.listing.ID, GPUModel: "h100-80gb",
 		GPUCount: count, Template: "shell", DurationMinutes: minutes})
@@ -233,13 +237,13 @@ func newApp(t testing.TB, svc *Service) (*fiber.App, signer) {
 	return app, signer{sign}
 }
 
-func (s signer) token(t testing.TB, c Caller) string { return s.scoped(t, c) }
+func (s signer) token(t testing.TB, c web.Principal) string { return s.scoped(t, c) }
 
 // scoped signs a token for c limited to scopes (as an API token would be); none is a session.
-func (s signer) scoped(t testing.TB, c Caller, scopes ...string) string {
+func (s signer) scoped(t testing.TB, c web.Principal, scopes ...string) string {
 	t.Helper()
 	role := web.RoleMember
-	if c.Admin {
+	if c.IsOrgAdmin() {
 		role = web.RoleAdmin
 	}
 	return s.Token(t, webtest.Principal{User: c.UserID, Org: c.OrgID, OrgKind: c.OrgKind, Role: role, Staff: c.Staff, Scopes: scopes})

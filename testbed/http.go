@@ -63,9 +63,8 @@ func (s *Service) Routes(r fiber.Router) {
 // MaxBody caps the testbed's JSON request bodies.
 const MaxBody = 64 << 10
 
-func callerOf(c *fiber.Ctx) Caller {
-	p := web.PrincipalOf(c)
-	return Caller{UserID: p.UserID, OrgID: p.OrgID, OrgKind: p.OrgKind, Admin: p.IsOrgAdmin(), Staff: p.Staff}
+func callerOf(c *fiber.Ctx) web.Principal {
+	return web.PrincipalOf(c)
 }
 
 func rfc(t time.Time) *time.Time {
@@ -113,7 +112,7 @@ func toPoolJSON(v PoolView) poolJSON {
 
 // toPoolJSONFor hides the backend settings (partitions, namespaces, endpoints) from all but the pool's managers:
 // the catalogue of pools is public, how they are wired is not.
-func toPoolJSONFor(c Caller, v PoolView) poolJSON {
+func toPoolJSONFor(c web.Principal, v PoolView) poolJSON {
 	out := toPoolJSON(v)
 	if !canManagePool(c, v.Pool) {
 		out.Settings = map[string]string{}

@@ -16,6 +16,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/natstest"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -28,7 +29,7 @@ func TestHTTPBadInput(t *testing.T) {
 	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, 1, 8, Options{})
 		app, sign := newApp(t, f.svc)
-		do := func(method, path string, c *Caller, body string) resp {
+		do := func(method, path string, c *web.Principal, body string) resp {
 			t.Helper()
 			var r io.Reader
 			if body != "" {
@@ -224,7 +225,7 @@ func TestStaffAudit(t *testing.T) {
 	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, 1, 8, Options{})
 		sb := f.launch(t, sme(), 1, 30)
-		staff := Caller{UserID: "u-staff", OrgID: "org-programme", Staff: true}
+		staff := web.Principal{UserID: "u-staff", OrgID: "org-programme", Staff: true}
 		if _, err := f.svc.Stop(context.Background(), staff, sb.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +246,7 @@ func TestHTTPInventoryAndReservations(t *testing.T) {
 	db := dbtestOpenSQLite(t)
 	f := newFixture(t, db, 1, 8, Options{})
 	app, sign := newApp(t, f.svc)
-	do := func(method, path string, c Caller, body string) (int, map[string]any) {
+	do := func(method, path string, c web.Principal, body string) (int, map[string]any) {
 		t.Helper()
 		var r io.Reader
 		if body != "" {
@@ -264,7 +265,7 @@ func TestHTTPInventoryAndReservations(t *testing.T) {
 		return res.StatusCode, out
 	}
 	v, me, them := vendor(), sme(), other()
-	staff := Caller{UserID: "u-staff", OrgID: "org-programme", Staff: true}
+	staff := web.Principal{UserID: "u-staff", OrgID: "org-programme", Staff: true}
 	if code, out := do("PATCH", "/pools/"+f.pool.ID, v, `{"region":"ca-quebec"}`); code != 200 || out["region"] != "ca-quebec" {
 		t.Fatalf("patch pool: %d %v", code, out)
 	}

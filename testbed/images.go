@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/image"
@@ -25,7 +26,7 @@ const imageSettingsPrefix = "images."
 
 // checkImageSettings refuses a non-staff change to a pool's image settings, and image settings that do not
 // parse (every bad entry at once).
-func checkImageSettings(c Caller, before, after map[string]string) error {
+func checkImageSettings(c web.Principal, before, after map[string]string) error {
 	if !c.Staff && !maps.Equal(imageSettings(before), imageSettings(after)) {
 		return ErrImageSettingsStaff
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/inbox"
+	"github.com/tamarack-ai/tamarack/platform/web"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -122,9 +123,9 @@ func (s *Service) writePoolChanged(tx *gorm.DB, p Pool) error {
 func onPlatformHost(backend string) bool { return backend == "local" || backend == "simulator" }
 
 // CreatePool declares a pool owned by a vendor organisation (the caller's, or any for staff).
-func (s *Service) CreatePool(ctx context.Context, c Caller, in CreatePoolInput) (Pool, error) {
+func (s *Service) CreatePool(ctx context.Context, c web.Principal, in CreatePoolInput) (Pool, error) {
 	if !c.Staff {
-		if c.OrgKind != "vendor" || !c.Admin {
+		if c.OrgKind != "vendor" || !c.IsOrgAdmin() {
 			return Pool{}, ErrForbidden.WithDetailMsg("problem.forbidden.pool_declare", nil)
 		}
 		in.VendorOrgID = c.OrgID
@@ -170,12 +171,12 @@ func nonNilMap(m map[string]string) map[string]string {
 	return m
 }
 
-func canManagePool(c Caller, p Pool) bool {
-	return c.Staff || (c.OrgID == p.VendorOrgID && c.Admin)
+func canManagePool(c web.Principal, p Pool) bool {
+	return c.Staff || (c.OrgID == p.VendorOrgID && c.IsOrgAdmin())
 }
 
 // UpdatePool changes a pool's name, region or settings and answers the pool with its capacity, as GetPool does.
-func (s *Service) UpdatePool(ctx context.Context, c Caller, id string, in UpdatePoolInput) (PoolView, error) {
+func (s *Service) UpdatePool(ctx context.Context, c web.Principal, id string, in UpdatePoolInput) (PoolView, error) {
 	var p Pool
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		if err := sqldb.ForUpdate(tx).First(&p, "id = ?", id).Error; err != nil {
@@ -297,7 +298,7 @@ func (s *Service) index() *index {
 
 // AddNode adds a node to a pool with declared devices, or with devices discovered on this host from
 // nvidia-smi and the host's CDI specs (Discover). Discovered devices are not labelled declared.
-func (s *Service) AddNode(ctx context.Context, c Caller, poolID string, in AddNodeInput) (Node, []Device, error) {
+func (s *Service) AddNode(ctx context.Context, c web.Principal, poolID string, in AddNodeInput) (Node, []Device, error) {
 	if err := in.Validate(); err != nil {
 		return Node{}, nil, err
 	}
@@ -369,7 +370,7 @@ func newNode(poolID string, in AddNodeInput, declared bool, now int64) (Node, []
 
 // insertNode stores a new node with its devices once allowed(pool) agrees, audits it as c's, announces the
 // pool's change and adds the node to the scheduler's index.
-func (s *Service) insertNode(ctx context.Context, c Caller, n Node, devs []Device, allowed func(Pool) error) error {
+func (s *Service) insertNode(ctx context.Context, c web.Principal, n Node, devs []Device, allowed func(Pool) error) error {
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		var p Pool
 		if err := sqldb.ForUpdate(tx).First(&p, "id = ?", n.PoolID).Error; err != nil {
@@ -413,7 +414,7 @@ type NodeHealthInput struct {
 
 // SetNodeHealth records a heartbeat (and optionally a new health). A node going down stops its sandboxes
 // (reason node_lost) at the supervisor's next tick; draining takes no new sandboxes but keeps running ones.
-func (s *Service) SetNodeHealth(ctx context.Context, c Caller, poolID, nodeID string, in NodeHealthInput) (Node, error) {
+func (s *Service) SetNodeHealth(ctx context.Context, c web.Principal, poolID, nodeID string, in NodeHealthInput) (Node, error) {
 	if in.Health != "" && in.Health != NodeReady && in.Health != NodeDraining && in.Health != NodeDown {
 		return Node{}, problem.Fields{{Field: "health", Code: "invalid", Message: "one of ready, draining, down"}}.Err()
 	}
@@ -582,7 +583,7 @@ func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted 
 
 // checkAccess refuses a gated listing to an organisation without a current entitlement (403 access_required);
 // the listing's vendor and staff are exempt.
-func (s *Service) checkAccess(ctx context.Context, c Caller, l Listing) error {
+func (s *Service) checkAccess(ctx context.Context, c web.Principal, l Listing) error {
 	if !l.Gated || l.exempt(c) {
 		return nil
 	}
@@ -602,7 +603,7 @@ func (s *Service) checkAccess(ctx context.Context, c Caller, l Listing) error {
 }
 
 // entitledListings returns the listings c's organisation holds a current entitlement to.
-func (s *Service) entitledListings(ctx context.Context, c Caller) (map[string]bool, error) {
+func (s *Service) entitledListings(ctx context.Context, c web.Principal) (map[string]bool, error) {
 	out := map[string]bool{}
 	if c.OrgID == "" {
 		return out, nil
@@ -624,7 +625,7 @@ var processed = inbox.Table{Name: "testbed_processed_events", ID: "id", At: "pro
 
 // Listings lists the compute listings the testbed can launch for c (restricted ones only to their
 // organisations).
-func (s *Service) Listings(ctx context.Context, c Caller) ([]Listing, error) {
+func (s *Service) Listings(ctx context.Context, c web.Principal) ([]Listing, error) {
 	var all []Listing
 	if err := s.db.WithContext(ctx).Order("id").Find(&all).Error; err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // Sandbox states (DESIGN.md §3).
@@ -279,13 +280,13 @@ type Entitlement struct {
 func (Entitlement) TableName() string { return "testbed_entitlements" }
 
 // exempt reports whether c may use a gated listing without an entitlement: its vendor and staff.
-func (l Listing) exempt(c Caller) bool {
+func (l Listing) exempt(c web.Principal) bool {
 	return c.Staff || (c.OrgID != "" && c.OrgID == l.VendorOrgID)
 }
 
 // VisibleFor reports whether c may see and use the listing: public, or restricted to c's organisation, or
 // c is its vendor or staff.
-func (l Listing) VisibleFor(c Caller) bool {
+func (l Listing) VisibleFor(c web.Principal) bool {
 	if l.VisibleTo == "" || c.Staff || (c.OrgID != "" && c.OrgID == l.VendorOrgID) {
 		return true
 	}
@@ -433,15 +434,6 @@ type Reservation struct {
 }
 
 func (Reservation) TableName() string { return "testbed_reservations" }
-
-// Caller is who acts, as the service sees it (built from web.Principal by the handlers).
-type Caller struct {
-	UserID  string
-	OrgID   string
-	OrgKind string
-	Admin   bool
-	Staff   bool
-}
 
 // CreatePoolInput declares a pool.
 type CreatePoolInput struct {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/artifact"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
@@ -51,7 +52,7 @@ func mountsArtifacts(kind string) bool { return kind == "local" || kind == "simu
 
 // artifactLinks asks the marketplace for the artifacts of listingID that c's organisation may have, and turns
 // its refusals into the testbed's problems (with how to get access).
-func (s *Service) artifactLinks(ctx context.Context, c Caller, orgID, listingID string) (events.ArtifactLinksReplyV1, error) {
+func (s *Service) artifactLinks(ctx context.Context, c web.Principal, orgID, listingID string) (events.ArtifactLinksReplyV1, error) {
 	if s.links == nil {
 		return events.ArtifactLinksReplyV1{}, ErrArtifactsUnavailable.WithDetailMsg("problem.artifacts_unavailable.not_deployed", nil)
 	}
@@ -83,7 +84,7 @@ func (s *Service) artifactLinks(ctx context.Context, c Caller, orgID, listingID 
 
 // checkMount is the launch's decision on mount_listing_id: a pool that can mount, and access to the listing's
 // files now. It returns the files as they are now, recorded with the sandbox.
-func (s *Service) checkMount(ctx context.Context, c Caller, pool Pool, listingID string) (string, error) {
+func (s *Service) checkMount(ctx context.Context, c web.Principal, pool Pool, listingID string) (string, error) {
 	if !mountsArtifacts(pool.Backend) {
 		return "", ErrMountUnsupported.WithDetailMsg("problem.artifacts_mount_unsupported.pool", problem.Args{"Pool": pool.Name, "Backend": pool.Backend}).WithExtra("pool_id", pool.ID).WithExtra("backend", pool.Backend)
 	}
@@ -112,7 +113,7 @@ func (s *Service) agentMounts(ctx context.Context, sb Sandbox) ([]events.AgentMo
 	if sb.MountListingID == "" {
 		return nil, nil
 	}
-	r, err := s.artifactLinks(ctx, Caller{OrgID: sb.OrgID, UserID: sb.UserID}, sb.OrgID, sb.MountListingID)
+	r, err := s.artifactLinks(ctx, web.Principal{OrgID: sb.OrgID, UserID: sb.UserID}, sb.OrgID, sb.MountListingID)
 	if err != nil {
 		return nil, err
 	}

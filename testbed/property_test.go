@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // TestServiceProperty drives the whole service (simulator, manual clock) with random launches, stops,
@@ -22,7 +23,7 @@ func TestServiceProperty(t *testing.T) {
 		f := newFixture(t, db, 3, 4, Options{MaxReservationsOrg: 5})
 		ctx := context.Background()
 		r := rand.New(rand.NewPCG(42, 1))
-		orgs := []Caller{sme(), other()}
+		orgs := []web.Principal{sme(), other()}
 		var res []Reservation
 		for step := range 150 {
 			c := orgs[r.IntN(2)]
@@ -41,7 +42,7 @@ func TestServiceProperty(t *testing.T) {
 					sb := live[r.IntN(len(live))]
 					if r.IntN(2) == 0 {
 						_ = f.sim.Exit(sb.ID, 0)
-					} else if _, err := f.svc.Stop(ctx, Caller{OrgID: sb.OrgID, UserID: "u"}, sb.ID); err != nil {
+					} else if _, err := f.svc.Stop(ctx, web.Principal{OrgID: sb.OrgID, UserID: "u"}, sb.ID); err != nil {
 						t.Fatalf("step %d stop: %v", step, err)
 					}
 					f.svc.Wait()
@@ -58,7 +59,7 @@ func TestServiceProperty(t *testing.T) {
 			case op == 8 && len(res) > 0:
 				rv := res[0]
 				res = res[1:]
-				_, _ = f.svc.CancelReservation(ctx, Caller{OrgID: rv.OrgID}, rv.ID)
+				_, _ = f.svc.CancelReservation(ctx, web.Principal{OrgID: rv.OrgID}, rv.ID)
 			case op == 9:
 				var nodes []Node
 				db.Find(&nodes)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
 
@@ -56,7 +57,7 @@ func TestReservationsNeverOverbookAcrossReplicas(t *testing.T) {
 					if i%2 == 1 {
 						svc = replica
 					}
-					c := Caller{UserID: fmt.Sprintf("u-%d", i), OrgID: fmt.Sprintf("org-%d", i), OrgKind: "sme", Admin: true}
+					c := web.Principal{UserID: fmt.Sprintf("u-%d", i), OrgID: fmt.Sprintf("org-%d", i), OrgKind: "sme", Role: web.RoleAdmin}
 					// Windows overlap in different ways so the check has to look at more than one moment.
 					from := start.Add(time.Duration(i%3) * 15 * time.Minute)
 					_, errs[i] = svc.Reserve(ctx, c, ReserveInput{ListingID: f.listing.ID, GPUCount: 1 + i%3,

@@ -9,13 +9,14 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // Reserve books GPUs of a listing's pool and model for a future window. Limits: the window is at most
 // MaxReservation long and an organisation holds at most MaxReservationsOrg pending or active reservations
 // (anti-hoarding). The window must have the devices free at every moment, counting running sandboxes until
 // their expiry and every other reservation; otherwise 409 no_capacity proposes the nearest free start.
-func (s *Service) Reserve(ctx context.Context, c Caller, in ReserveInput) (Reservation, error) {
+func (s *Service) Reserve(ctx context.Context, c web.Principal, in ReserveInput) (Reservation, error) {
 	now := s.clock.Now()
 	var f problem.Fields
 	// A field left out (its zero value) is "required"; a value given but wrong has its own code.
@@ -154,7 +155,7 @@ func (x *index) nextWindowLocked(pool, model string, count int, from, dur int64)
 }
 
 // CancelReservation cancels a pending or active reservation of the caller's organisation.
-func (s *Service) CancelReservation(ctx context.Context, c Caller, id string) (Reservation, error) {
+func (s *Service) CancelReservation(ctx context.Context, c web.Principal, id string) (Reservation, error) {
 	var r Reservation
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		if err := sqldb.ForUpdate(tx).First(&r, "id = ?", id).Error; err != nil {
@@ -180,7 +181,7 @@ func (s *Service) CancelReservation(ctx context.Context, c Caller, id string) (R
 }
 
 // ListReservations lists the caller's organisation's reservations, newest window first.
-func (s *Service) ListReservations(ctx context.Context, c Caller, limit int) ([]Reservation, error) {
+func (s *Service) ListReservations(ctx context.Context, c web.Principal, limit int) ([]Reservation, error) {
 	var out []Reservation
 	return out, s.db.WithContext(ctx).Where("org_id = ?", c.OrgID).Order("starts_ms DESC, id").Limit(limit + 1).Find(&out).Error
 }

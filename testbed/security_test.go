@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -61,7 +62,7 @@ func TestSandboxAccessIsTheOrganisations(t *testing.T) {
 			}
 		}
 		me := sign.token(t, sme())
-		staff := sign.token(t, Caller{UserID: "u-staff", OrgID: "org-programme", OrgKind: "partner", Staff: true})
+		staff := sign.token(t, web.Principal{UserID: "u-staff", OrgID: "org-programme", OrgKind: "partner", Staff: true})
 		readOnly := sign.scoped(t, sme(), "read")
 
 		launched := do("POST", "/sandboxes", me, `{"listing_id":"lst-h100","gpu_model":"h100-80gb","gpu_count":1,"template":"jupyterlab","duration_minutes":30}`)
@@ -267,7 +268,7 @@ func TestStaffReservationCancelIsAudited(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		staff := Caller{UserID: "u-staff", OrgID: "org-programme", Staff: true}
+		staff := web.Principal{UserID: "u-staff", OrgID: "org-programme", Staff: true}
 		if _, err := f.svc.CancelReservation(t.Context(), staff, r.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -290,7 +291,7 @@ func poolSettingsForManagers(t *testing.T, db *gorm.DB) {
 	}
 	app, sign := newApp(t, f.svc)
 	for _, c := range []struct {
-		who  *Caller
+		who  *web.Principal
 		want bool
 	}{{nil, false}, {ptr(sme()), false}, {ptr(vendor()), true}, {ptr(hostStaff()), true}} {
 		for _, path := range []string{"/api/v1/testbed/pools", "/api/v1/testbed/pools/" + f.pool.ID} {

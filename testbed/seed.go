@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // DemoPoolName is the demo pool's name: the seed finds an earlier run's pool by it (and by its vendor).
@@ -40,7 +41,7 @@ func (s *Service) SeedDemo(ctx context.Context, in SeedInput) (SeedResult, error
 	case !sqldb.IsNotFound(err):
 		return SeedResult{}, err
 	}
-	staff := Caller{Staff: true, UserID: in.StaffUserID}
+	staff := web.Principal{Staff: true, UserID: in.StaffUserID}
 	p, err := s.CreatePool(ctx, staff, CreatePoolInput{VendorOrgID: in.VendorOrgID, Name: DemoPoolName, Region: "ca-montreal",
 		Backend: "local", Settings: map[string]string{}})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/i18n"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
@@ -149,12 +150,12 @@ func (s *Service) update(ctx context.Context, id string, fn func(tx *gorm.DB, sb
 // Launch accepts a sandbox request: it validates it against the listing, checks capacity, asks billing for
 // a hold, records the sandbox (requested), places it (scheduled, devices claimed) and starts provisioning in
 // the background. It returns the sandbox as accepted (state requested).
-func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (sb Sandbox, err error) {
+func (s *Service) Launch(ctx context.Context, c web.Principal, in LaunchInput) (sb Sandbox, err error) {
 	defer func() { s.metrics.launched(err) }()
 	return s.launch(ctx, c, in)
 }
 
-func (s *Service) launch(ctx context.Context, c Caller, in LaunchInput) (Sandbox, error) {
+func (s *Service) launch(ctx context.Context, c web.Principal, in LaunchInput) (Sandbox, error) {
 	if err := in.Validate(); err != nil {
 		return Sandbox{}, err
 	}
@@ -755,7 +756,7 @@ func (s *Service) finish(ctx context.Context, id string, st backend.Status) erro
 }
 
 // Stop asks for a sandbox to stop (by its organisation, or staff with reason staff).
-func (s *Service) Stop(ctx context.Context, c Caller, id string) (Sandbox, error) {
+func (s *Service) Stop(ctx context.Context, c web.Principal, id string) (Sandbox, error) {
 	if _, err := s.Get(ctx, c, id); err != nil {
 		return Sandbox{}, err
 	}
@@ -823,7 +824,7 @@ func (s *Service) stopBackend(ctx context.Context, id string) error {
 
 // Extend adds minutes to a running (or starting) sandbox's time box, within the listing's maximum, after
 // billing extends the hold.
-func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) (Sandbox, error) {
+func (s *Service) Extend(ctx context.Context, c web.Principal, id string, minutes int) (Sandbox, error) {
 	if minutes == 0 {
 		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "required", Message: "1 to 1440 minutes"}}.Err()
 	}
@@ -842,7 +843,7 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, minutes int) 
 
 var errBookingChanged = errors.New("booking changed meanwhile")
 
-func (s *Service) extend(ctx context.Context, c Caller, id string, minutes int) (Sandbox, error) {
+func (s *Service) extend(ctx context.Context, c web.Principal, id string, minutes int) (Sandbox, error) {
 	sb, err := s.getOwn(ctx, c, id)
 	if err != nil {
 		return Sandbox{}, err
@@ -904,7 +905,7 @@ func (s *Service) extend(ctx context.Context, c Caller, id string, minutes int) 
 }
 
 // Get returns a sandbox of the caller's organisation (staff see all); others answer not found.
-func (s *Service) Get(ctx context.Context, c Caller, id string) (Sandbox, error) {
+func (s *Service) Get(ctx context.Context, c web.Principal, id string) (Sandbox, error) {
 	var sb Sandbox
 	if err := s.db.WithContext(ctx).First(&sb, "id = ?", id).Error; err != nil {
 		return Sandbox{}, mapNotFound(err, ErrSandboxNotFound)
@@ -917,7 +918,7 @@ func (s *Service) Get(ctx context.Context, c Caller, id string) (Sandbox, error)
 
 // getOwn returns a sandbox of the caller's own organisation: getting into it (shell, output, ports, sandbox
 // tokens) or booking more of its time is the organisation's alone, staff included; others answer not found.
-func (s *Service) getOwn(ctx context.Context, c Caller, id string) (Sandbox, error) {
+func (s *Service) getOwn(ctx context.Context, c web.Principal, id string) (Sandbox, error) {
 	sb, err := s.Get(ctx, c, id)
 	if err != nil {
 		return Sandbox{}, err
@@ -929,7 +930,7 @@ func (s *Service) getOwn(ctx context.Context, c Caller, id string) (Sandbox, err
 }
 
 // ListSandboxes lists the caller's organisation's sandboxes, newest first, with keyset pagination.
-func (s *Service) ListSandboxes(ctx context.Context, c Caller, state string, limit int, after *SandboxCursor) ([]Sandbox, error) {
+func (s *Service) ListSandboxes(ctx context.Context, c web.Principal, state string, limit int, after *SandboxCursor) ([]Sandbox, error) {
 	q := s.db.WithContext(ctx).Where("org_id = ?", c.OrgID)
 	if state != "" {
 		q = q.Where("state = ?", state)

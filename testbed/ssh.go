@@ -22,6 +22,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
@@ -206,7 +207,7 @@ type sshSession struct {
 	conn   *ssh.ServerConn
 	owner  events.SSHKeyOwnerV1
 	fp     string
-	caller Caller
+	caller web.Principal
 }
 
 func (g *gateway) serve(ctx context.Context, c net.Conn, conf *ssh.ServerConfig) {
@@ -238,7 +239,7 @@ func (g *gateway) serve(ctx context.Context, c net.Conn, conf *ssh.ServerConfig)
 		}
 	}
 	ss := &sshSession{g: g, conn: sc, owner: owner, fp: fp,
-		caller: Caller{UserID: owner.UserID, OrgID: sb.OrgID, Admin: role == "owner" || role == "admin"}}
+		caller: web.Principal{UserID: owner.UserID, OrgID: sb.OrgID, Role: role}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for nc := range chans {

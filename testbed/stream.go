@@ -39,7 +39,7 @@ func hashToken(t string) string {
 }
 
 // IssueToken returns a new sandbox token for a live sandbox of the caller's organisation.
-func (s *Service) IssueToken(ctx context.Context, c Caller, id string) (string, time.Time, error) {
+func (s *Service) IssueToken(ctx context.Context, c web.Principal, id string) (string, time.Time, error) {
 	sb, err := s.getOwn(ctx, c, id)
 	if err != nil {
 		return "", time.Time{}, err

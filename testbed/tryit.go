@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/image"
 )
@@ -41,7 +42,7 @@ type ImageListing struct {
 func (ImageListing) TableName() string { return "testbed_image_listings" }
 
 // visibleFor reports whether c may see the listing at all (as Listing.VisibleFor).
-func (l ImageListing) visibleFor(c Caller) bool {
+func (l ImageListing) visibleFor(c web.Principal) bool {
 	return Listing{VendorOrgID: l.VendorOrgID, VisibleTo: l.VisibleTo}.VisibleFor(c)
 }
 
@@ -131,7 +132,7 @@ func applyImageListing(tx *gorm.DB, ev events.ListingChangedV1) error {
 // the listing is not published with one or is not for c's organisation, 403 access_required without an
 // entitlement to it (its vendor and staff are exempt), as the marketplace decides who may download a
 // listing's artifacts.
-func (s *Service) imageListingFor(ctx context.Context, c Caller, id string) (ImageListing, error) {
+func (s *Service) imageListingFor(ctx context.Context, c web.Principal, id string) (ImageListing, error) {
 	var l ImageListing
 	if err := s.db.WithContext(ctx).First(&l, "id = ? AND image <> ''", id).Error; err != nil {
 		return ImageListing{}, mapNotFound(err, ErrImageListingNotFound)
@@ -173,7 +174,7 @@ func checkPoolImage(pool Pool, ref string) error {
 // ImageAllowedOn reports, for each compute listing, whether its pool's allow-list lets the try-it image of
 // imageListingID run there (for the launch form: which compute listings can run it). The image listing must be
 // visible to c; access to it is checked at launch.
-func (s *Service) ImageAllowedOn(ctx context.Context, c Caller, imageListingID string, ls []Listing) (map[string]bool, error) {
+func (s *Service) ImageAllowedOn(ctx context.Context, c web.Principal, imageListingID string, ls []Listing) (map[string]bool, error) {
 	var il ImageListing
 	if err := s.db.WithContext(ctx).First(&il, "id = ? AND image <> ''", imageListingID).Error; err != nil {
 		return nil, mapNotFound(err, ErrImageListingNotFound)

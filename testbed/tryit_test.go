@@ -15,6 +15,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/image"
 	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
@@ -25,8 +26,8 @@ const (
 	mapleImage  = "registry.test/aurora/maple-serve@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 )
 
-func modelVendorCaller() Caller {
-	return Caller{UserID: "u-model-vendor", OrgID: modelVendor, OrgKind: "vendor", Admin: true}
+func modelVendorCaller() web.Principal {
+	return web.Principal{UserID: "u-model-vendor", OrgID: modelVendor, OrgKind: "vendor", Role: web.RoleAdmin}
 }
 
 // publishModel projects a published model listing (version v) offering tryIt (nil: none).
@@ -59,7 +60,7 @@ func TestTryItLaunch(t *testing.T) {
 		publishModel(t, f.svc, "lst-maple", 1, t0, &events.TryItV1{Image: mapleImage,
 			Command: []string{"/usr/bin/serve", "--port", "8080"}, Ports: []int{8080, 9090}})
 		in := LaunchInput{ListingID: f.listing.ID, GPUCount: 1, DurationMinutes: 10, ImageListingID: "lst-maple"}
-		launch := func(c Caller, in LaunchInput) (Sandbox, error) {
+		launch := func(c web.Principal, in LaunchInput) (Sandbox, error) {
 			t.Helper()
 			sb, err := f.svc.Launch(ctx, c, in)
 			f.svc.Wait()
@@ -136,8 +137,8 @@ func TestTryItLaunch(t *testing.T) {
 		}
 
 		// The model's vendor and staff need no entitlement; another organisation does.
-		programme := Caller{UserID: "u-programme", OrgID: "org-programme", Staff: true}
-		for _, c := range []Caller{modelVendorCaller(), programme} {
+		programme := web.Principal{UserID: "u-programme", OrgID: "org-programme", Staff: true}
+		for _, c := range []web.Principal{modelVendorCaller(), programme} {
 			if _, err := launch(c, in); err != nil {
 				t.Fatalf("%s: %v", c.UserID, err)
 			}

@@ -42,7 +42,7 @@ func overlapMs(a0, a1, b0, b1 int64) int64 {
 
 // PoolUtilisation aggregates the pools the caller may see: staff all (or poolID), a vendor its own (or poolID
 // if it owns it). Anyone else, or a pool the caller does not own, gets pool_not_found.
-func (s *Service) PoolUtilisation(ctx context.Context, c Caller, poolID string, r dayrange.Range) (Utilisation, error) {
+func (s *Service) PoolUtilisation(ctx context.Context, c web.Principal, poolID string, r dayrange.Range) (Utilisation, error) {
 	out := Utilisation{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), PoolIDs: []string{}, Days: []UtilisationDay{}}
 	db := s.db.WithContext(ctx)
 	q := db.Model(&Pool{})

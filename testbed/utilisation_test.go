@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // TestPoolUtilisation: one node of 4 devices registered at t0 (09:00); a 2-GPU sandbox held its devices for 30
@@ -29,7 +30,7 @@ func TestPoolUtilisation(t *testing.T) {
 		}
 		f.clk.Set(t0.Add(time.Hour))
 		app, sign := newApp(t, f.svc)
-		get := func(c Caller, query string) (int, []byte) {
+		get := func(c web.Principal, query string) (int, []byte) {
 			t.Helper()
 			req := httptest.NewRequest("GET", "/api/v1/testbed/utilisation"+query, nil)
 			req.Header.Set("Authorization", "Bearer "+sign.token(t, c))
@@ -41,7 +42,7 @@ func TestPoolUtilisation(t *testing.T) {
 			b, _ := io.ReadAll(res.Body)
 			return res.StatusCode, b
 		}
-		for _, c := range []Caller{vendor(), hostStaff()} {
+		for _, c := range []web.Principal{vendor(), hostStaff()} {
 			st, b := get(c, "?from=2026-11-21&to=2026-11-22")
 			var u Utilisation
 			if st != 200 || json.Unmarshal(b, &u) != nil {
@@ -64,13 +65,13 @@ func TestPoolUtilisation(t *testing.T) {
 			t.Errorf("utilisation in Honolulu: %+v, want %+v", u.Days, want)
 		}
 		for _, c := range []struct {
-			who    Caller
+			who    web.Principal
 			query  string
 			status int
 			code   string
 		}{
 			{sme(), "", 403, "forbidden"},
-			{Caller{UserID: "u-v2", OrgID: "org-v2", OrgKind: "vendor"}, "?pool_id=" + f.pool.ID, 404, "pool_not_found"},
+			{web.Principal{UserID: "u-v2", OrgID: "org-v2", OrgKind: "vendor"}, "?pool_id=" + f.pool.ID, 404, "pool_not_found"},
 			{vendor(), "?from=2026-11-23", 422, "validation_failed"},
 			{vendor(), "?from=2025-01-01&to=2026-11-22", 422, "validation_failed"},
 			{vendor(), "?to=22-11-2026", 422, "validation_failed"},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // MaxWait bounds how long GET /sandboxes/{id}?wait_until= holds a request: under the 30 s deadline every
@@ -70,7 +71,7 @@ func reached(state, until string) bool {
 // WaitFor returns the sandbox once it has reached the state until (or gone past it, see reached), or as it is
 // when timeout (at most MaxWait) has passed: the caller reads the state to know which. It is how a client
 // waits for a launch without polling.
-func (s *Service) WaitFor(ctx context.Context, c Caller, id, until string, timeout time.Duration) (Sandbox, error) {
+func (s *Service) WaitFor(ctx context.Context, c web.Principal, id, until string, timeout time.Duration) (Sandbox, error) {
 	if !validState(until) {
 		return Sandbox{}, problem.Fields{{Field: "wait_until", Code: "invalid", Message: "a sandbox state"}}.Err()
 	}

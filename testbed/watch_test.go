@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
 )
@@ -44,7 +45,7 @@ func TestWaitFor(t *testing.T) {
 		}
 		f.svc = svc
 		app, sign := newApp(t, svc)
-		get := func(c Caller, query string) (int, map[string]any) {
+		get := func(c web.Principal, query string) (int, map[string]any) {
 			t.Helper()
 			req := httptest.NewRequest("GET", "/api/v1/testbed/sandboxes/"+query, nil)
 			req.Header.Set("Authorization", "Bearer "+sign.token(t, c))

@@ -167,7 +167,7 @@ func run(n, conc, bare int, template, imagesDir, runsc string, poll time.Duratio
 	if err != nil {
 		return err
 	}
-	staff := testbed.Caller{UserID: "u-staff", Staff: true} // local pools are the programme's to declare
+	staff := web.Principal{UserID: "u-staff", Staff: true} // local pools are the programme's to declare
 	p, err := svc.CreatePool(ctx, staff, testbed.CreatePoolInput{VendorOrgID: "org-v", Name: "bench", Region: "here", Backend: "local",
 		Settings: map[string]string{local.SettingRuntime: rt}})
 	if err != nil {
