@@ -12,6 +12,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -29,7 +30,7 @@ var (
 // organisation may not see answers 404, like a missing one.
 func (s *Service) ArtifactLinks(ctx context.Context, r events.ArtifactLinksV1) (events.ArtifactLinksReplyV1, error) {
 	db := s.db.WithContext(ctx)
-	a := Actor{UserID: "testbed", OrgID: r.OrganizationID, Staff: r.Staff}
+	a := web.Principal{UserID: "testbed", OrgID: r.OrganizationID, Staff: r.Staff}
 	notFound := fmt.Errorf("listing %s: %w", r.ListingID, ErrListingNotFound)
 	l, err := getListing(db, r.ListingID, false)
 	if err != nil {
@@ -57,7 +58,7 @@ func (s *Service) ArtifactLinks(ctx context.Context, r events.ArtifactLinksV1) (
 		Artifacts: []events.ArtifactLinkV1{}}
 	noAccess := ErrArtifactsAccess.WithDetailMsg("problem.access_required.artifacts", problem.Args{"Kind": l.Kind, "Title": c.Title}).
 		WithExtra("gated", c.Gated).WithExtra("listing_id", l.ID)
-	if !a.owns(l) && !a.Staff {
+	if !owns(a, l) && !a.Staff {
 		// Access first, files after: whether a listing has files is not told to those who may not have them.
 		if ok, err := entitled(db, a.OrgID, l.ID, s.now()); err != nil {
 			return out, err
@@ -98,13 +99,13 @@ func (s *Service) serveArtifactLinks(ctx context.Context) error {
 
 // signedLink is a signed, expiring URL of an artifact a may download (checked by the caller): the store's
 // own presigned URL when it has one (S3), else the marketplace's blob route signed with HMAC.
-func (s *Service) signedLink(ctx context.Context, db *gorm.DB, a Actor, art artifactRow) (string, error) {
+func (s *Service) signedLink(ctx context.Context, db *gorm.DB, a web.Principal, art artifactRow) (string, error) {
 	if p, ok := s.blobs.(Presigner); ok {
 		return p.PresignGet(ctx, art.BlobKey, art.Name, s.cfg.DownloadTTL)
 	}
 	exp := s.now().Add(s.cfg.DownloadTTL).Unix()
 	grant := "e"
-	if l, err := getListing(db, art.ListingID, false); err == nil && (a.owns(l) || a.Staff) {
+	if l, err := getListing(db, art.ListingID, false); err == nil && (owns(a, l) || a.Staff) {
 		grant = "p"
 	}
 	sig, err := s.sign(ctx, art.ID, a.OrgID, grant, exp)

@@ -10,6 +10,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -52,7 +53,7 @@ func TestArtifactLinks(t *testing.T) {
 		if r.Kind != "model" || r.Version != 1 || r.Slug != "linked" || len(r.Artifacts) != 2 || r.Artifacts[1].Name != "weights.bin" {
 			t.Fatalf("links: %+v", r)
 		}
-		res := e.do(Actor{}, "GET", r.Artifacts[1].URL[len(BasePath)+1:], nil)
+		res := e.do(web.Principal{}, "GET", r.Artifacts[1].URL[len(BasePath)+1:], nil)
 		if res.Status != 200 || string(res.Body) != "weights\n" {
 			t.Fatalf("the signed link: %d %q", res.Status, res.Body)
 		}

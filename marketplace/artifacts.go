@@ -20,6 +20,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // UploadInput is one streamed artifact.
@@ -86,7 +87,7 @@ func ParseDigest(s string) (string, error) {
 
 // Upload streams an artifact of an editable version into the blob store, hashing it on the way. Over the
 // size limit or with a wrong checksum nothing is kept. An artifact of the same name is replaced.
-func (s *Service) Upload(ctx context.Context, a Actor, in UploadInput) (artifactRow, error) {
+func (s *Service) Upload(ctx context.Context, a web.Principal, in UploadInput) (artifactRow, error) {
 	if !nameRE.MatchString(in.Name) || strings.Contains(in.Name, "..") {
 		return artifactRow{}, ErrBadName
 	}
@@ -201,13 +202,13 @@ func firstNonEmpty(a, b string) string {
 
 // mayDownload decides whether a's organisation may fetch the artifact: its vendor and staff always; others
 // need an entitlement, the listing published or retired, and the artifact in a version that was published.
-func (s *Service) mayDownload(db *gorm.DB, a Actor, art artifactRow) error {
+func (s *Service) mayDownload(db *gorm.DB, a web.Principal, art artifactRow) error {
 	notFound := fmt.Errorf("artifact %s: %w", art.ID, ErrArtifactNotFound)
 	l, err := getListing(db, art.ListingID, false)
 	if err != nil {
 		return notFound
 	}
-	if a.owns(l) || a.Staff {
+	if owns(a, l) || a.Staff {
 		return nil
 	}
 	if l.Status != StatusPublished && l.Status != StatusRetired {
@@ -229,7 +230,7 @@ func (s *Service) mayDownload(db *gorm.DB, a Actor, art artifactRow) error {
 
 // DownloadURL returns a signed, expiring URL for an artifact the caller's organisation may download: the
 // store's own presigned URL when it has one (S3), else the marketplace's blob route signed with HMAC.
-func (s *Service) DownloadURL(ctx context.Context, a Actor, artifactID string) (string, error) {
+func (s *Service) DownloadURL(ctx context.Context, a web.Principal, artifactID string) (string, error) {
 	if !a.Authenticated() {
 		return "", fmt.Errorf("artifact %s: %w", artifactID, ErrArtifactNotFound)
 	}
@@ -246,8 +247,6 @@ func (s *Service) DownloadURL(ctx context.Context, a Actor, artifactID string) (
 	}
 	return s.signedLink(ctx, db, a, art)
 }
-
-func (a Actor) Authenticated() bool { return a.UserID != "" }
 
 func (s *Service) sign(ctx context.Context, artifactID, org, grant string, exp int64) (string, error) {
 	key, err := s.signingKey(ctx)
@@ -283,7 +282,7 @@ func (s *Service) OpenSigned(ctx context.Context, artifactID, org, grant, expStr
 		return artifactRow{}, nil, err
 	}
 	if grant == "e" {
-		if err := s.mayDownload(db, Actor{UserID: "signed-link", OrgID: org}, art); err != nil {
+		if err := s.mayDownload(db, web.Principal{UserID: "signed-link", OrgID: org}, art); err != nil {
 			return artifactRow{}, nil, err
 		}
 	}

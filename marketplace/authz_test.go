@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // fixture is a small marketplace: a published model with an artifact (the SME is entitled and has reviewed
@@ -50,7 +51,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	personas := []struct {
 		name string
-		a    Actor
+		a    web.Principal
 	}{{"anonymous", anon}, {"sme", smeMember}, {"other_vendor", otherVendor}, {"owner_admin", vendorAdmin}, {"staff", staff}}
 	type route struct {
 		method, path string

@@ -13,6 +13,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -85,7 +86,7 @@ func TestEventsThroughJetStream(t *testing.T) {
 			return db.Where("org_id = ? AND verified = ? AND name = ?", "org_vendor_three", true, "Cariboo Compute").Take(&o).Error == nil &&
 				db.Where("pool_id = ?", "pool_three").Take(&p).Error == nil
 		})
-		v3 := Actor{UserID: "usr_v3", OrgID: "org_vendor_three", OrgKind: "vendor", Role: "owner"}
+		v3 := web.Principal{UserID: "usr_v3", OrgID: "org_vendor_three", OrgKind: "vendor", Role: "owner"}
 
 		// A compute listing through review: submitted, changes requested, submitted, approved, published.
 		l := e.createListing(v3, computeListing("l40s-time", "pool_three", "l40s-48gb"))
@@ -174,7 +175,7 @@ func TestReviewRules(t *testing.T) {
 		e := newEnv(t, db, Config{PoolWait: 50 * time.Millisecond}) // an unknown pool is waited for that long
 		l := e.createListing(vendorAdmin, modelListing("own"))
 		expect(t, e.do(vendorAdmin, "POST", "listings/"+l.ID+"/submit", nil), 200, "")
-		staffVendor := Actor{UserID: "usr_staff_vendor", OrgID: orgVendor, OrgKind: "vendor", Role: "owner", Staff: true}
+		staffVendor := web.Principal{UserID: "usr_staff_vendor", OrgID: orgVendor, OrgKind: "vendor", Role: "owner", Staff: true}
 		expect(t, e.do(staffVendor, "POST", "reviews/"+l.PendingVersion.ID+"/decision", map[string]any{"decision": "approve"}), 403, "own_listing")
 		expect(t, e.do(staff, "POST", "reviews/"+l.PendingVersion.ID+"/decision", map[string]any{"decision": "reject", "comment": "No."}), 200, "")
 		expect(t, e.do(staff, "POST", "reviews/"+l.PendingVersion.ID+"/decision", map[string]any{"decision": "approve"}), 409, "version_not_submitted")

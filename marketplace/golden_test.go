@@ -6,6 +6,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // TestResponseShapes pins the JSON of the main responses in testdata/*.golden (go test -update rewrites them).
@@ -19,7 +20,7 @@ func TestResponseShapes(t *testing.T) {
 
 	for _, g := range []struct {
 		name string
-		as   Actor
+		as   web.Principal
 		path string
 	}{
 		{"listing_public", anon, "listings/" + l.ID},

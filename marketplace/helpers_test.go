@@ -37,12 +37,12 @@ const (
 )
 
 var (
-	anon        = Actor{}
-	vendorAdmin = Actor{UserID: "usr_vadmin", OrgID: orgVendor, OrgKind: "vendor", Role: "admin"}
-	vendorMem   = Actor{UserID: "usr_vmember", OrgID: orgVendor, OrgKind: "vendor", Role: "member"}
-	otherVendor = Actor{UserID: "usr_v2member", OrgID: orgVendor2, OrgKind: "vendor", Role: "member"}
-	smeMember   = Actor{UserID: "usr_sme", OrgID: orgSME, OrgKind: "sme", Role: "member"}
-	staff       = Actor{UserID: "usr_staff", OrgID: orgProgramme, OrgKind: "programme", Role: "member", Staff: true}
+	anon        = web.Principal{}
+	vendorAdmin = web.Principal{UserID: "usr_vadmin", OrgID: orgVendor, OrgKind: "vendor", Role: "admin"}
+	vendorMem   = web.Principal{UserID: "usr_vmember", OrgID: orgVendor, OrgKind: "vendor", Role: "member"}
+	otherVendor = web.Principal{UserID: "usr_v2member", OrgID: orgVendor2, OrgKind: "vendor", Role: "member"}
+	smeMember   = web.Principal{UserID: "usr_sme", OrgID: orgSME, OrgKind: "sme", Role: "member"}
+	staff       = web.Principal{UserID: "usr_staff", OrgID: orgProgramme, OrgKind: "programme", Role: "member", Staff: true}
 )
 
 // env is one marketplace on a real database and a real (embedded) JetStream, served by a real Fiber app.
@@ -107,14 +107,14 @@ func must(t testing.TB, err error) {
 	}
 }
 
-func (e *env) token(a Actor) string {
+func (e *env) token(a web.Principal) string {
 	return e.sign.Token(e.t, webtest.Principal{User: a.UserID, Org: a.OrgID, OrgKind: a.OrgKind, Role: a.Role, Staff: a.Staff})
 }
 
 type resp = webtest.Response
 
 // do sends a request as a; a path without a leading slash is under BasePath.
-func (e *env) do(a Actor, method, path string, body any, headers ...string) resp {
+func (e *env) do(a web.Principal, method, path string, body any, headers ...string) resp {
 	e.t.Helper()
 	if !strings.HasPrefix(path, "/") {
 		path = BasePath + "/" + path
@@ -166,7 +166,7 @@ type versionOut struct {
 }
 
 // createListing creates through HTTP as a and returns the listing.
-func (e *env) createListing(a Actor, body map[string]any) listingOut {
+func (e *env) createListing(a web.Principal, body map[string]any) listingOut {
 	e.t.Helper()
 	r := e.do(a, "POST", "listings", body)
 	expect(e.t, r, 201, "")

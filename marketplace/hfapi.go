@@ -54,7 +54,7 @@ const (
 
 // hfRepoMissing is the answer for a repository the caller may not see: 401 when anonymous (so that clients
 // suggest logging in, as the Hub does), 404 otherwise; the same whether it does not exist or is hidden.
-func hfRepoMissing(a Actor, repo string) error {
+func hfRepoMissing(a web.Principal, repo string) error {
 	status := http.StatusNotFound
 	if !a.Authenticated() {
 		status = http.StatusUnauthorized
@@ -109,26 +109,26 @@ type hfHandler struct {
 
 // actor reads the bearer token. A token that is present but invalid is refused (401, no error code), as
 // web.Auth does, instead of being treated as anonymous.
-func (h hfHandler) actor(c *fiber.Ctx) (Actor, error) {
+func (h hfHandler) actor(c *fiber.Ctx) (web.Principal, error) {
 	v := c.Get(fiber.HeaderAuthorization)
 	if v == "" {
-		return Actor{}, nil
+		return web.Principal{}, nil
 	}
 	scheme, tok, ok := strings.Cut(v, " ")
 	tok = strings.TrimSpace(tok)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return Actor{}, &hfErr{http.StatusUnauthorized, "", "Use Authorization: Bearer <Tamarack API token>"}
+		return web.Principal{}, &hfErr{http.StatusUnauthorized, "", "Use Authorization: Bearer <Tamarack API token>"}
 	}
 	tok = strings.TrimPrefix(tok, "hf_")
 	p, err := h.authn.Authenticate(c.UserContext(), tok)
 	if err != nil {
 		var pr *problem.Problem
 		if errors.As(err, &pr) && pr.Status == http.StatusUnauthorized {
-			return Actor{}, &hfErr{http.StatusUnauthorized, "", "Invalid credentials in Authorization header: the token is invalid, expired or revoked"}
+			return web.Principal{}, &hfErr{http.StatusUnauthorized, "", "Invalid credentials in Authorization header: the token is invalid, expired or revoked"}
 		}
-		return Actor{}, err
+		return web.Principal{}, err
 	}
-	return Actor{UserID: p.UserID, OrgID: p.OrgID, OrgKind: p.OrgKind, Role: p.Role, Staff: p.Staff}, nil
+	return p, nil
 }
 
 // hfRevision is one revision of a repository as the caller may see it.
@@ -179,7 +179,7 @@ func hfParam(c *fiber.Ctx, name string) string {
 }
 
 // hfRevisionOf finds the revision rev of the repository ns/name of kind as a sees it.
-func (s *Service) hfRevisionOf(ctx context.Context, a Actor, kind, ns, name, rev string) (hfRevision, error) {
+func (s *Service) hfRevisionOf(ctx context.Context, a web.Principal, kind, ns, name, rev string) (hfRevision, error) {
 	db := s.db.WithContext(ctx)
 	repoID := ns + "/" + name
 	l, err := listingBySlug(db, kind, name)
@@ -243,7 +243,7 @@ func (s *Service) hfRevisionOf(ctx context.Context, a Actor, kind, ns, name, rev
 
 // hfOpen opens one file of a revision, checked with mayDownload: a repository the caller sees but may not
 // download from (no entitlement: a gated listing without approved access, or no order placed) is GatedRepo.
-func (s *Service) hfOpen(ctx context.Context, a Actor, r hfRevision, file string) (artifactRow, Blob, error) {
+func (s *Service) hfOpen(ctx context.Context, a web.Principal, r hfRevision, file string) (artifactRow, Blob, error) {
 	var art *artifactRow
 	for i := range r.files {
 		if r.files[i].Name == file {
@@ -357,7 +357,7 @@ func toHFInfoJSON(r hfRevision, kind string) hfInfoJSON {
 	return out
 }
 
-func (h hfHandler) revision(c *fiber.Ctx, kind string) (Actor, hfRevision, error) {
+func (h hfHandler) revision(c *fiber.Ctx, kind string) (web.Principal, hfRevision, error) {
 	a, err := h.actor(c)
 	if err != nil {
 		return a, hfRevision{}, err

@@ -67,9 +67,8 @@ const MaxBody = 1 << 20
 
 type handler struct{ s *Service }
 
-func actorOf(c *fiber.Ctx) Actor {
-	p := web.PrincipalOf(c)
-	return Actor{UserID: p.UserID, OrgID: p.OrgID, OrgKind: p.OrgKind, Role: p.Role, Staff: p.Staff}
+func actorOf(c *fiber.Ctx) web.Principal {
+	return web.PrincipalOf(c)
 }
 
 // JSON shapes.
@@ -802,7 +801,7 @@ type reviewJSON struct {
 	UserID      string    `json:"user_id,omitempty" doc:"only for the rater's organisation and staff"`
 }
 
-func toReviewJSON(r ratingRow, a Actor) reviewJSON {
+func toReviewJSON(r ratingRow, a web.Principal) reviewJSON {
 	out := reviewJSON{ID: r.ID, ListingID: r.ListingID, DisplayName: r.DisplayName, Stars: r.Stars, Body: r.Body,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Mine: a.OrgID != "" && a.OrgID == r.OrgID}
 	if out.Mine || a.Staff {

@@ -188,4 +188,3 @@ func (s *Service) signingKey(ctx context.Context) ([]byte, error) {
 	})
 	return s.key, s.keyErr
 }
-

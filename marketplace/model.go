@@ -629,17 +629,6 @@ func (p ContentPatch) apply(c *Content) []string {
 	return changed
 }
 
-// Actor is who acts: the caller's user, organisation, its kind and role, and staff status.
-type Actor struct {
-	UserID  string
-	OrgID   string
-	OrgKind string
-	Role    string
-	Staff   bool
-}
-
-func (a Actor) isAdmin() bool { return a.Role == "owner" || a.Role == "admin" }
-
 // SearchInput is a catalogue query.
 type SearchInput struct {
 	Q           string

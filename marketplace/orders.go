@@ -14,6 +14,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -38,7 +39,7 @@ func (in *OrderInput) Validate() error {
 
 // PlaceOrder orders a plan: a free plan is fulfilled at once with an entitlement; a paid plan stays pending
 // and asks billing, through order.placed, to charge the buyer's wallet.
-func (s *Service) PlaceOrder(ctx context.Context, a Actor, in OrderInput) (orderRow, error) {
+func (s *Service) PlaceOrder(ctx context.Context, a web.Principal, in OrderInput) (orderRow, error) {
 	if err := in.Validate(); err != nil {
 		return orderRow{}, err
 	}
@@ -57,7 +58,7 @@ func (s *Service) PlaceOrder(ctx context.Context, a Actor, in OrderInput) (order
 		if l.Kind == KindCompute {
 			return ErrComputeNotOrdered
 		}
-		if a.owns(l) {
+		if owns(a, l) {
 			return ErrOwnListing
 		}
 		v, err := getVersion(tx, l.PublishedVersionID)
@@ -202,7 +203,7 @@ func (s *Service) settleOrder(ctx context.Context, eventID, consumer, orderID st
 }
 
 // Orders lists the orders of the caller's organisation, as buyer and as vendor, newest first.
-func (s *Service) Orders(ctx context.Context, a Actor, limit int, before string) ([]orderRow, error) {
+func (s *Service) Orders(ctx context.Context, a web.Principal, limit int, before string) ([]orderRow, error) {
 	q := s.db.WithContext(ctx).Where("buyer_org_id = ? OR vendor_org_id = ?", a.OrgID, a.OrgID).Order("id DESC").Limit(limit + 1)
 	if before != "" {
 		q = q.Where("id < ?", before)
@@ -212,7 +213,7 @@ func (s *Service) Orders(ctx context.Context, a Actor, limit int, before string)
 }
 
 // Order returns one order of the caller's organisation (buyer or vendor).
-func (s *Service) Order(ctx context.Context, a Actor, id string) (orderRow, error) {
+func (s *Service) Order(ctx context.Context, a web.Principal, id string) (orderRow, error) {
 	var o orderRow
 	err := s.db.WithContext(ctx).Where("id = ? AND (buyer_org_id = ? OR vendor_org_id = ?)", id, a.OrgID, a.OrgID).Take(&o).Error
 	if sqldb.IsNotFound(err) {
@@ -228,7 +229,7 @@ type EntitlementView struct {
 }
 
 // Entitlements lists what the caller's organisation may use, newest first.
-func (s *Service) Entitlements(ctx context.Context, a Actor, limit int, before string) ([]EntitlementView, error) {
+func (s *Service) Entitlements(ctx context.Context, a web.Principal, limit int, before string) ([]EntitlementView, error) {
 	db := s.db.WithContext(ctx)
 	q := db.Where("org_id = ?", a.OrgID).Order("id DESC").Limit(limit + 1)
 	if before != "" {
@@ -258,7 +259,7 @@ func (s *Service) Entitlements(ctx context.Context, a Actor, limit int, before s
 }
 
 // RequestAccess asks a gated listing's vendor for access.
-func (s *Service) RequestAccess(ctx context.Context, a Actor, listingID, purpose string) (accessRequestRow, error) {
+func (s *Service) RequestAccess(ctx context.Context, a web.Principal, listingID, purpose string) (accessRequestRow, error) {
 	purpose = strings.TrimSpace(purpose)
 	if purpose == "" || len(purpose) > 4000 {
 		var f problem.Fields
@@ -277,7 +278,7 @@ func (s *Service) RequestAccess(ctx context.Context, a Actor, listingID, purpose
 		if l.Status != StatusPublished {
 			return ErrNotPublished
 		}
-		if a.owns(l) {
+		if owns(a, l) {
 			return ErrOwnListing
 		}
 		v, err := getVersion(tx, l.PublishedVersionID)
@@ -308,7 +309,7 @@ func (s *Service) RequestAccess(ctx context.Context, a Actor, listingID, purpose
 }
 
 // AccessRequests lists access requests the caller's organisation made or received, newest first.
-func (s *Service) AccessRequests(ctx context.Context, a Actor, limit int, before string) ([]accessRequestRow, error) {
+func (s *Service) AccessRequests(ctx context.Context, a web.Principal, limit int, before string) ([]accessRequestRow, error) {
 	q := s.db.WithContext(ctx).Where("org_id = ? OR vendor_org_id = ?", a.OrgID, a.OrgID).Order("id DESC").Limit(limit + 1)
 	if before != "" {
 		q = q.Where("id < ?", before)
@@ -318,7 +319,7 @@ func (s *Service) AccessRequests(ctx context.Context, a Actor, limit int, before
 }
 
 // DecideAccess approves (granting an entitlement) or denies a pending request (vendor admins).
-func (s *Service) DecideAccess(ctx context.Context, a Actor, id, decision, comment string) (accessRequestRow, error) {
+func (s *Service) DecideAccess(ctx context.Context, a web.Principal, id, decision, comment string) (accessRequestRow, error) {
 	var f problem.Fields
 	switch decision {
 	case "approve", "deny":
@@ -342,7 +343,7 @@ func (s *Service) DecideAccess(ctx context.Context, a Actor, id, decision, comme
 		if r.VendorOrgID != a.OrgID {
 			return ErrAccessRequestNotFound
 		}
-		if !a.isAdmin() {
+		if !a.IsOrgAdmin() {
 			return ErrNotVendorAdmin
 		}
 		if r.State != AccessPending {
@@ -377,7 +378,7 @@ func (s *Service) DecideAccess(ctx context.Context, a Actor, id, decision, comme
 }
 
 // CancelAccess withdraws the caller's organisation's pending request.
-func (s *Service) CancelAccess(ctx context.Context, a Actor, id string) (accessRequestRow, error) {
+func (s *Service) CancelAccess(ctx context.Context, a web.Principal, id string) (accessRequestRow, error) {
 	var r accessRequestRow
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		if err := sqldb.ForUpdate(tx).Where("id = ? AND org_id = ?", id, a.OrgID).Take(&r).Error; err != nil {
@@ -433,7 +434,7 @@ func (in *ReviewInput) Validate() error {
 }
 
 // Reviews lists a listing's ratings, newest first.
-func (s *Service) Reviews(ctx context.Context, a Actor, listingID string, limit int, before string) ([]ratingRow, error) {
+func (s *Service) Reviews(ctx context.Context, a web.Principal, listingID string, limit int, before string) ([]ratingRow, error) {
 	db := s.db.WithContext(ctx)
 	l, err := getListing(db, listingID, false)
 	if err != nil {
@@ -451,7 +452,7 @@ func (s *Service) Reviews(ctx context.Context, a Actor, listingID string, limit 
 }
 
 // CreateReview rates a listing once per organisation; only entitled organisations may.
-func (s *Service) CreateReview(ctx context.Context, a Actor, listingID string, in ReviewInput) (ratingRow, error) {
+func (s *Service) CreateReview(ctx context.Context, a web.Principal, listingID string, in ReviewInput) (ratingRow, error) {
 	if err := in.Validate(); err != nil {
 		return ratingRow{}, err
 	}
@@ -488,7 +489,7 @@ func (s *Service) CreateReview(ctx context.Context, a Actor, listingID string, i
 }
 
 // UpdateReview edits the caller's organisation's rating of a listing.
-func (s *Service) UpdateReview(ctx context.Context, a Actor, listingID string, in ReviewInput) (ratingRow, error) {
+func (s *Service) UpdateReview(ctx context.Context, a web.Principal, listingID string, in ReviewInput) (ratingRow, error) {
 	if err := in.Validate(); err != nil {
 		return ratingRow{}, err
 	}

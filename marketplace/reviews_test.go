@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // reviewOut is a review as a client reads it.
@@ -68,7 +69,7 @@ func TestReviewsShowADisplayNameNotWhoRated(t *testing.T) {
 
 		for _, c := range []struct {
 			who     string
-			as      Actor
+			as      web.Principal
 			sees    bool // which organisation and user rated
 			ownView bool
 		}{

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // TestSearchPaginationAndFacets walks every sort through all pages and checks that pages neither repeat nor
@@ -69,7 +70,7 @@ func TestSearchPaginationAndFacets(t *testing.T) {
 		m["visible_to"] = []string{orgSME}
 		l := e.publishListing(m, nil)
 		for _, c := range []struct {
-			a    Actor
+			a    web.Principal
 			want int
 		}{{anon, 0}, {otherVendor, 0}, {smeMember, 1}, {staff, 1}} {
 			var s searchJSON

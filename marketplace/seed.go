@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // SeedInput names the demo vendor and its testbed pool.
@@ -84,7 +85,7 @@ func (s *Service) SeedDemo(ctx context.Context, in SeedInput) (SeedResult, error
 	if err != nil {
 		return SeedResult{}, err
 	}
-	a := Actor{UserID: firstNonEmpty(in.VendorUserID, "seed"), OrgID: in.VendorOrgID, OrgKind: "vendor", Role: "owner"}
+	a := web.Principal{UserID: firstNonEmpty(in.VendorUserID, "seed"), OrgID: in.VendorOrgID, OrgKind: "vendor", Role: "owner"}
 	var res SeedResult
 	if in.PoolID != "" {
 		res.ComputeListingID, err = s.publishDirect(ctx, a, KindCompute, "demo-"+in.GPUModel+"-time", Content{
@@ -146,7 +147,7 @@ func (s *Service) SeedDemo(ctx context.Context, in SeedInput) (SeedResult, error
 }
 
 // publishDirect creates a published listing without review, unless its slug exists (then it returns its ID).
-func (s *Service) publishDirect(ctx context.Context, a Actor, kind, slug string, c Content, files map[string][]byte) (string, error) {
+func (s *Service) publishDirect(ctx context.Context, a web.Principal, kind, slug string, c Content, files map[string][]byte) (string, error) {
 	var existing listingRow
 	if err := s.db.WithContext(ctx).Where("slug = ?", slug).Take(&existing).Error; err == nil {
 		return existing.ID, nil
@@ -203,7 +204,7 @@ func (s *Service) publishDirect(ctx context.Context, a Actor, kind, slug string,
 
 // submitDirect creates a listing and submits it for review through the ordinary path, unless its slug exists
 // (then it returns its ID as it is, reviewed or not).
-func (s *Service) submitDirect(ctx context.Context, a Actor, in CreateListingInput) (string, error) {
+func (s *Service) submitDirect(ctx context.Context, a web.Principal, in CreateListingInput) (string, error) {
 	var existing listingRow
 	if err := s.db.WithContext(ctx).Where("slug = ?", in.Slug).Take(&existing).Error; err == nil {
 		return existing.ID, nil

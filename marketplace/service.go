@@ -14,6 +14,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -45,25 +46,26 @@ type RatingSummary struct {
 	Average float64
 }
 
-func (a Actor) owns(l listingRow) bool { return a.OrgID != "" && a.OrgID == l.VendorOrgID }
+// owns reports whether a acts for l's vendor.
+func owns(a web.Principal, l listingRow) bool { return a.OrgID != "" && a.OrgID == l.VendorOrgID }
 
 // requireVendor admits members of the listing's vendor organisation; anyone else learns nothing (404) unless
 // the listing is public to them, in which case they are forbidden.
-func requireVendor(a Actor, l listingRow, admin bool) error {
-	if !a.owns(l) {
+func requireVendor(a web.Principal, l listingRow, admin bool) error {
+	if !owns(a, l) {
 		if l.Status == StatusPublished || a.Staff {
 			return ErrNotVendor
 		}
 		return fmt.Errorf("listing %s: %w", l.ID, ErrListingNotFound)
 	}
-	if admin && !a.isAdmin() {
+	if admin && !a.IsOrgAdmin() {
 		return ErrNotVendorAdmin
 	}
 	return nil
 }
 
 // CreateListing creates a listing in draft with its first version.
-func (s *Service) CreateListing(ctx context.Context, a Actor, in CreateListingInput) (ListingView, error) {
+func (s *Service) CreateListing(ctx context.Context, a web.Principal, in CreateListingInput) (ListingView, error) {
 	if a.OrgKind != "vendor" {
 		return ListingView{}, problem.ErrForbidden.WithDetailMsg("problem.forbidden.vendors_list", nil)
 	}
@@ -140,7 +142,7 @@ func contentFields(c Content) []string {
 }
 
 // UpdateListing edits the listing's newest version while it is a draft or has changes requested.
-func (s *Service) UpdateListing(ctx context.Context, a Actor, id string, p ContentPatch) (ListingView, error) {
+func (s *Service) UpdateListing(ctx context.Context, a web.Principal, id string, p ContentPatch) (ListingView, error) {
 	var l listingRow
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		var err error
@@ -179,7 +181,7 @@ func (s *Service) UpdateListing(ctx context.Context, a Actor, id string, p Conte
 
 // NewVersion starts a new draft version of a listing whose newest version is published or rejected, copying
 // that version's content and artifacts and applying p. The published version stays live meanwhile.
-func (s *Service) NewVersion(ctx context.Context, a Actor, id string, p ContentPatch) (ListingView, error) {
+func (s *Service) NewVersion(ctx context.Context, a web.Principal, id string, p ContentPatch) (ListingView, error) {
 	var l listingRow
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		var err error
@@ -235,7 +237,7 @@ func (s *Service) NewVersion(ctx context.Context, a Actor, id string, p ContentP
 
 // Submit sends the newest version to the staff review queue. Only verified vendors may submit, a compute
 // listing must sell a pool its vendor owns, and a listing needs a plan.
-func (s *Service) Submit(ctx context.Context, a Actor, id string) (ListingView, error) {
+func (s *Service) Submit(ctx context.Context, a web.Principal, id string) (ListingView, error) {
 	deadline := time.Now().Add(s.cfg.PoolWait)
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
 		v, err := s.submit(ctx, a, id)
@@ -264,7 +266,7 @@ type poolUnannounced struct{ *problem.Problem }
 
 func (e poolUnannounced) Unwrap() []error { return []error{e.Problem, errPoolUnannounced} }
 
-func (s *Service) submit(ctx context.Context, a Actor, id string) (ListingView, error) {
+func (s *Service) submit(ctx context.Context, a web.Principal, id string) (ListingView, error) {
 	var l listingRow
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		var err error
@@ -363,7 +365,7 @@ func (d *Decision) Validate() error {
 
 // Decide records a staff decision on a submitted version. Approving publishes it at once (the previous
 // published version is superseded and leaves the catalogue with it).
-func (s *Service) Decide(ctx context.Context, a Actor, versionID string, d Decision) (VersionView, error) {
+func (s *Service) Decide(ctx context.Context, a web.Principal, versionID string, d Decision) (VersionView, error) {
 	if !a.Staff {
 		return VersionView{}, problem.ErrForbidden.WithDetailMsg("problem.forbidden.staff_only", nil)
 	}
@@ -380,7 +382,7 @@ func (s *Service) Decide(ctx context.Context, a Actor, versionID string, d Decis
 		if err != nil {
 			return err
 		}
-		if a.owns(l) {
+		if owns(a, l) {
 			return ErrOwnListing
 		}
 		if l.Status == StatusRetired {
@@ -441,7 +443,7 @@ func (s *Service) Decide(ctx context.Context, a Actor, versionID string, d Decis
 
 // publish makes v the live version of l: the previous one is superseded, the catalogue entry replaced, and
 // the published event carries the plans (and compute terms) that billing and the testbed project.
-func (s *Service) publish(tx *gorm.DB, l listingRow, v versionRow, c Content, a Actor, now time.Time) error {
+func (s *Service) publish(tx *gorm.DB, l listingRow, v versionRow, c Content, a web.Principal, now time.Time) error {
 	if l.PublishedVersionID != "" && l.PublishedVersionID != v.ID {
 		if err := tx.Model(&versionRow{}).Where("id = ?", l.PublishedVersionID).
 			Updates(map[string]any{"state": StateSuperseded, "updated_at": now}).Error; err != nil {
@@ -461,7 +463,7 @@ func (s *Service) publish(tx *gorm.DB, l listingRow, v versionRow, c Content, a 
 
 // Suspend hides a published listing from the catalogue with a reason (staff). Entitled organisations keep
 // their entitlements but cannot download while it is suspended.
-func (s *Service) Suspend(ctx context.Context, a Actor, id, reason string) (ListingView, error) {
+func (s *Service) Suspend(ctx context.Context, a web.Principal, id, reason string) (ListingView, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 2000 {
 		var f problem.Fields
@@ -472,11 +474,11 @@ func (s *Service) Suspend(ctx context.Context, a Actor, id, reason string) (List
 }
 
 // Retire removes a listing from the catalogue for good (vendor admins); existing entitlements stay.
-func (s *Service) Retire(ctx context.Context, a Actor, id string) (ListingView, error) {
+func (s *Service) Retire(ctx context.Context, a web.Principal, id string) (ListingView, error) {
 	return s.hide(ctx, a, id, StatusRetired, "")
 }
 
-func (s *Service) hide(ctx context.Context, a Actor, id, status, reason string) (ListingView, error) {
+func (s *Service) hide(ctx context.Context, a web.Principal, id, status, reason string) (ListingView, error) {
 	var l listingRow
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		var err error
@@ -488,7 +490,7 @@ func (s *Service) hide(ctx context.Context, a Actor, id, status, reason string) 
 			if !a.Staff {
 				return problem.ErrForbidden.WithDetailMsg("problem.forbidden.staff_only", nil)
 			}
-			if a.owns(l) {
+			if owns(a, l) {
 				return ErrOwnListing
 			}
 			if l.Status != StatusPublished {
@@ -544,7 +546,7 @@ func (s *Service) hide(ctx context.Context, a Actor, id, status, reason string) 
 
 // emit writes a listing event to the outbox in tx. Published events carry plans and compute terms.
 func (s *Service) emit(tx *gorm.DB, subj eventbus.Subject[events.ListingChangedV1], l listingRow, v versionRow, c Content,
-	a Actor, comment string, full bool) error {
+	a web.Principal, comment string, full bool) error {
 	ev := events.ListingChangedV1{ListingID: l.ID, VersionID: v.ID, Version: v.Version, VendorOrgID: l.VendorOrgID,
 		Kind: l.Kind, Title: c.Title, ActorUserID: a.UserID, Comment: comment, At: s.now()}
 	if full {
@@ -575,7 +577,7 @@ func (s *Service) emit(tx *gorm.DB, subj eventbus.Subject[events.ListingChangedV
 	return eventbus.Write(tx, s.outbox, subj, newID("evt"), ev)
 }
 
-func writeHistory(tx *gorm.DB, l listingRow, v versionRow, a Actor, action string, fields []string, comment string, at time.Time) error {
+func writeHistory(tx *gorm.DB, l listingRow, v versionRow, a web.Principal, action string, fields []string, comment string, at time.Time) error {
 	return tx.Create(&historyRow{ID: newID("his"), ListingID: l.ID, VersionID: v.ID, Version: v.Version, UserID: a.UserID,
 		OrgID: a.OrgID, Action: action, Fields: strings.Join(fields, ","), Comment: comment, At: at}).Error
 }
@@ -584,14 +586,14 @@ func writeHistory(tx *gorm.DB, l listingRow, v versionRow, a Actor, action strin
 // catalogues (audit.marketplace.<action>), which GET /audit answers as action_display.
 var AuditActions = []string{"review.approved", "review.rejected", "review.changes_requested", "listing.suspended"}
 
-func writeAudit(tx *gorm.DB, a Actor, action, listingID, targetID, detail string, at time.Time) error {
+func writeAudit(tx *gorm.DB, a web.Principal, action, listingID, targetID, detail string, at time.Time) error {
 	return tx.Create(&auditRow{ID: newID("aud"), ActorUserID: a.UserID, ActorOrgID: a.OrgID, Action: action,
 		ListingID: listingID, TargetID: targetID, Detail: detail, At: at}).Error
 }
 
 // Listing returns a listing as a may see it: anyone sees a published listing visible to them; its vendor and
 // staff see every state; entitled organisations still see a retired one. Anyone else gets not-found.
-func (s *Service) Listing(ctx context.Context, a Actor, id string) (ListingView, error) {
+func (s *Service) Listing(ctx context.Context, a web.Principal, id string) (ListingView, error) {
 	db := s.db.WithContext(ctx)
 	l, err := getListing(db, id, false)
 	if errors.Is(err, ErrListingNotFound) && slugRE.MatchString(id) {
@@ -622,8 +624,8 @@ func (s *Service) Listing(ctx context.Context, a Actor, id string) (ListingView,
 	return out, nil
 }
 
-func (s *Service) canSee(db *gorm.DB, a Actor, l listingRow) error {
-	if a.owns(l) || a.Staff {
+func (s *Service) canSee(db *gorm.DB, a web.Principal, l listingRow) error {
+	if owns(a, l) || a.Staff {
 		return nil
 	}
 	notFound := fmt.Errorf("listing %s: %w", l.ID, ErrListingNotFound)
@@ -652,11 +654,11 @@ func (s *Service) canSee(db *gorm.DB, a Actor, l listingRow) error {
 	return notFound
 }
 
-func (s *Service) view(ctx context.Context, db *gorm.DB, a Actor, l listingRow) (ListingView, error) {
+func (s *Service) view(ctx context.Context, db *gorm.DB, a web.Principal, l listingRow) (ListingView, error) {
 	if fresh, err := getListing(db, l.ID, false); err == nil {
 		l = fresh
 	}
-	out := ListingView{Listing: l, VendorName: orgName(db, l.VendorOrgID), Internal: a.owns(l) || a.Staff}
+	out := ListingView{Listing: l, VendorName: orgName(db, l.VendorOrgID), Internal: owns(a, l) || a.Staff}
 	if l.PublishedVersionID != "" {
 		v, err := getVersion(db, l.PublishedVersionID)
 		if err != nil {
@@ -668,7 +670,7 @@ func (s *Service) view(ctx context.Context, db *gorm.DB, a Actor, l listingRow) 
 		}
 		out.Published = &vv
 	}
-	if a.owns(l) || a.Staff {
+	if owns(a, l) || a.Staff {
 		v, err := getVersionByNumber(db, l.ID, l.LatestVersion)
 		if err != nil {
 			return out, err
@@ -712,13 +714,13 @@ type VersionHistory struct {
 }
 
 // Versions lists a listing's versions, newest first, with who changed what (vendor and staff).
-func (s *Service) Versions(ctx context.Context, a Actor, id string) ([]VersionHistory, error) {
+func (s *Service) Versions(ctx context.Context, a web.Principal, id string) ([]VersionHistory, error) {
 	db := s.db.WithContext(ctx)
 	l, err := getListing(db, id, false)
 	if err != nil {
 		return nil, err
 	}
-	if !a.owns(l) && !a.Staff {
+	if !owns(a, l) && !a.Staff {
 		if err := s.canSee(db, a, l); err != nil {
 			return nil, err
 		}
@@ -758,7 +760,7 @@ func (s *Service) Versions(ctx context.Context, a Actor, id string) ([]VersionHi
 }
 
 // MyListings lists the caller's organisation's listings in every state, newest first.
-func (s *Service) MyListings(ctx context.Context, a Actor, limit int, after string) ([]ListingView, error) {
+func (s *Service) MyListings(ctx context.Context, a web.Principal, limit int, after string) ([]ListingView, error) {
 	db := s.db.WithContext(ctx)
 	q := db.Where("vendor_org_id = ?", a.OrgID).Order("id DESC").Limit(limit + 1)
 	if after != "" {
@@ -798,7 +800,7 @@ type FieldDiff struct {
 }
 
 // ReviewQueue lists versions in state (submitted by default), oldest submission first.
-func (s *Service) ReviewQueue(ctx context.Context, a Actor, state string, limit, offset int) ([]QueueItem, error) {
+func (s *Service) ReviewQueue(ctx context.Context, a web.Principal, state string, limit, offset int) ([]QueueItem, error) {
 	if !a.Staff {
 		return nil, problem.ErrForbidden.WithDetailMsg("problem.forbidden.staff_only", nil)
 	}
@@ -880,7 +882,7 @@ func diffContent(from, to string) []FieldDiff {
 }
 
 // Audit lists staff actions, newest first (staff only).
-func (s *Service) Audit(ctx context.Context, a Actor, limit int, before string) ([]auditRow, error) {
+func (s *Service) Audit(ctx context.Context, a web.Principal, limit int, before string) ([]auditRow, error) {
 	if !a.Staff {
 		return nil, problem.ErrForbidden.WithDetailMsg("problem.forbidden.staff_only", nil)
 	}

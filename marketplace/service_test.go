@@ -11,6 +11,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // TestConcurrentDecisions: staff racing on one submitted version publish it exactly once; buyers racing on a
@@ -38,7 +39,7 @@ func TestConcurrentDecisions(t *testing.T) {
 				if i%2 == 1 {
 					d = Decision{Decision: "reject", Comment: "no"}
 				}
-				_, errs[i] = e.svc.Decide(ctx, Actor{UserID: "staff-" + string(rune('a'+i)), OrgID: orgProgramme, Staff: true}, l.Pending.Row.ID, d)
+				_, errs[i] = e.svc.Decide(ctx, web.Principal{UserID: "staff-" + string(rune('a'+i)), OrgID: orgProgramme, Staff: true}, l.Pending.Row.ID, d)
 			}()
 		}
 		wg.Wait()

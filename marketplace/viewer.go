@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"gorm.io/gorm"
 )
 
@@ -21,7 +22,7 @@ type Viewer struct {
 }
 
 // viewer works out Viewer for a on l (which a may see).
-func (s *Service) viewer(db *gorm.DB, a Actor, l listingRow, gated bool) (Viewer, error) {
+func (s *Service) viewer(db *gorm.DB, a web.Principal, l listingRow, gated bool) (Viewer, error) {
 	var v Viewer
 	if a.OrgID == "" {
 		return v, nil
@@ -33,7 +34,7 @@ func (s *Service) viewer(db *gorm.DB, a Actor, l listingRow, gated bool) (Viewer
 	live := l.Status == StatusPublished || l.Status == StatusRetired
 	v.Entitled = ok
 	// mayDownload: its vendor and staff always, others with an entitlement to a live (or retired) listing.
-	v.CanDownload = a.owns(l) || a.Staff || (ok && live)
+	v.CanDownload = owns(a, l) || a.Staff || (ok && live)
 	// CreateReview: an entitlement, whoever holds it.
 	v.CanRate = ok
 	var r accessRequestRow
@@ -45,7 +46,7 @@ func (s *Service) viewer(db *gorm.DB, a Actor, l listingRow, gated bool) (Viewer
 		return v, err
 	}
 	// RequestAccess: a published gated listing of another organisation, with no request pending.
-	v.CanRequestAccess = gated && l.Status == StatusPublished && !a.owns(l) && !ok &&
+	v.CanRequestAccess = gated && l.Status == StatusPublished && !owns(a, l) && !ok &&
 		(v.AccessRequest == nil || v.AccessRequest.State != AccessPending)
 	return v, nil
 }

@@ -6,6 +6,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 type viewerOut struct {
@@ -13,7 +14,7 @@ type viewerOut struct {
 	HubRepo string      `json:"hub_repo"`
 }
 
-func (e *env) viewerOf(a Actor, id string) viewerJSON {
+func (e *env) viewerOf(a web.Principal, id string) viewerJSON {
 	e.t.Helper()
 	r := e.do(a, "GET", "listings/"+id, nil)
 	expect(e.t, r, 200, "")
