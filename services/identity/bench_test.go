@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/mail"
+	"github.com/tamarack-ai/tamarack/platform/web"
 
 	"github.com/alexedwards/argon2id"
 
@@ -71,7 +72,7 @@ func BenchmarkAPITokenAuth(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	_, tok, err := svc.CreateToken(ctx, Actor{UserID: s.User.ID, Email: s.User.Email, OrgID: s.Org.ID},
+	_, tok, err := svc.CreateToken(ctx, Actor{Principal: web.Principal{UserID: s.User.ID, Email: s.User.Email, OrgID: s.Org.ID}},
 		CreateTokenInput{Name: "b", Scopes: []string{"read"}, ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		b.Fatal(err)

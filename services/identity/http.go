@@ -306,9 +306,7 @@ func toAuditJSON(e AuditEntry, lang language.Tag) auditJSON {
 }
 
 func actorOf(c *fiber.Ctx) Actor {
-	p := web.PrincipalOf(c)
-	return Actor{UserID: p.UserID, Email: p.Email, OrgID: p.OrgID, Staff: p.Staff, APIToken: p.APIToken,
-		SessionID: p.SessionID, MFA: p.MFA, Meta: Meta{IP: web.ClientIP(c)}}
+	return Actor{Principal: web.PrincipalOf(c), Meta: Meta{IP: web.ClientIP(c)}}
 }
 
 // Handlers.

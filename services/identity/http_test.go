@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/openapi"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 func TestSignupLoginMe(t *testing.T) {
@@ -192,7 +193,7 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 		want(t, e.do("POST", api+"/refresh", "", map[string]any{"refresh_token": "made-up"}), 401, "invalid_refresh_token")
 
 		// The reuse is audited.
-		entries, err := e.svc.Audit(t.Context(), Actor{Staff: true}, AuditFilter{Action: AuditRefreshReused, Limit: 10})
+		entries, err := e.svc.Audit(t.Context(), Actor{Principal: web.Principal{Staff: true}}, AuditFilter{Action: AuditRefreshReused, Limit: 10})
 		if err != nil || len(entries) != 1 || entries[0].ActorUserID != a.userID {
 			t.Fatalf("audit: %v %+v", err, entries)
 		}

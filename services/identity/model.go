@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // Organisation kinds. Programme organisations hold staff and are created by seed only.
@@ -198,16 +199,10 @@ type Meta struct {
 	IP string
 }
 
-// Actor is who acts: a user for one organisation.
+// Actor is who acts, the platform's caller (web.Principal: user, organisation, session or API token, MFA),
+// with where the request came from for the audit log.
 type Actor struct {
-	UserID   string
-	Email    string
-	OrgID    string
-	Staff    bool
-	APIToken bool
-	// SessionID is the session of the caller's access token (sessions.go); empty for API tokens.
-	SessionID string
-	MFA       bool // signed in with a second factor
+	web.Principal
 	Meta
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
+	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -99,7 +100,7 @@ func TestPromote(t *testing.T) {
 		want(t, e.do("GET", api+"/organizations", pwd.access, nil), 403, "mfa_required") // staff act with MFA only
 		secret, _ := e.enrolMFA(pwd.access)
 		want(t, e.do("GET", api+"/organizations", e.loginMFA("p@example.com", secret).access, nil), 200, "")
-		entries, _ := e.svc.Audit(t.Context(), Actor{Staff: true}, AuditFilter{Action: AuditUserPromoted, Limit: 5})
+		entries, _ := e.svc.Audit(t.Context(), Actor{Principal: web.Principal{Staff: true}}, AuditFilter{Action: AuditUserPromoted, Limit: 5})
 		if len(entries) != 1 {
 			t.Fatalf("promotion not audited: %+v", entries)
 		}

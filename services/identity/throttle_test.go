@@ -11,6 +11,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 func TestThrottleDelay(t *testing.T) {
@@ -115,7 +116,7 @@ func TestLoginThrottleGrowsAndClears(t *testing.T) {
 		}
 
 		// Refusals are audited with the counter that refused.
-		entries, err := e.svc.Audit(t.Context(), Actor{Staff: true}, AuditFilter{Action: AuditLoginRateLimited, Limit: 1})
+		entries, err := e.svc.Audit(t.Context(), Actor{Principal: web.Principal{Staff: true}}, AuditFilter{Action: AuditLoginRateLimited, Limit: 1})
 		if err != nil || len(entries) == 0 || entries[0].IP != "203.0.113.1" || entries[0].Detail == "" {
 			t.Fatalf("audit: %v %+v", err, entries)
 		}
@@ -205,7 +206,7 @@ func TestLoginThrottleForwardedForNeedsTrustedProxy(t *testing.T) {
 				if trusted && statuses != "401 401 401 401 401 401 " {
 					t.Fatalf("addresses from a trusted proxy were not told apart: %s", statuses)
 				}
-				entries, err := e.svc.Audit(t.Context(), Actor{Staff: true}, AuditFilter{Action: AuditLoginFailed, Limit: 100})
+				entries, err := e.svc.Audit(t.Context(), Actor{Principal: web.Principal{Staff: true}}, AuditFilter{Action: AuditLoginFailed, Limit: 100})
 				if err != nil || len(entries) == 0 {
 					t.Fatalf("audit: %v", err)
 				}
