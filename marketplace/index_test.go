@@ -150,7 +150,7 @@ func compareSearch(t *testing.T, s *Service, in SearchInput) {
 			break
 		}
 		cursorIdx, cursorSQL = idx.NextCursor, sql.NextCursor
-		if page == 25 { // long walks (one item a page) are cut short: pages compared so far stand
+		if page == 10 { // long walks (one item a page) are cut short: pages compared so far stand
 			return
 		}
 	}
@@ -160,7 +160,7 @@ func compareSearch(t *testing.T, s *Service, in SearchInput) {
 }
 
 // TestSearchIndexMatchesSQL: on a seeded catalogue with English and French text, restricted, gated, suspended
-// and retired listings, hundreds of random queries answer the same through the in-process index as through SQL
+// and retired listings, a hundred random queries (of every filter, sort, page size and viewer) answer the same through the in-process index as through SQL
 // on each engine, before and after the catalogue changes under the index.
 func TestSearchIndexMatchesSQL(t *testing.T) {
 	t.Parallel()
@@ -192,7 +192,7 @@ func TestSearchIndexMatchesSQL(t *testing.T) {
 		retired := publish("soon-retired", "Canola imagery", "Imagerie du canola", "Champs de canola", "", false)
 
 		rng := rand.New(rand.NewPCG(11, 13))
-		queries := make([]SearchInput, 250)
+		queries := make([]SearchInput, 100)
 		for i := range queries {
 			queries[i] = randomQuery(rng, vendors)
 		}
@@ -204,7 +204,7 @@ func TestSearchIndexMatchesSQL(t *testing.T) {
 		expect(t, e.do(vendorAdmin, "POST", "listings/"+retired.ID+"/retire", nil), 200, "")
 		publish("late-restricted", "Late salmon weather", "Météo tardive", "Gelées et saumons", "restricted", false)
 		must(t, e.svc.ApplyOrganizationCreated(ctx, "rename-1", events.OrganizationCreatedV1{OrganizationID: orgVendor, Name: "Aurora AI Renamed", Kind: "vendor", At: e.clock.Now()}))
-		for _, q := range queries[:120] {
+		for _, q := range queries[:50] {
 			compareSearch(t, e.svc, q)
 		}
 		for _, q := range []string{"saumon", "salmon", "météo", "meteo", "prévision", "érable", "the", "le", "gelée"} {
