@@ -250,7 +250,7 @@ func (s *Service) ProgrammeChartOf(ctx context.Context, r dayrange.Range) (Progr
 	if err != nil {
 		return out, err
 	}
-	c := map[string]int64{}
+	var c map[string]int64
 	if r.Local() {
 		c, err = s.sumByDay(db.Model(&Usage{}).Where("created_at >= ? AND created_at < ?", from, to), r, "created_at", "cofunded")
 	} else {

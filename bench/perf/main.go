@@ -57,15 +57,15 @@ type run struct {
 }
 
 type options struct {
-	runs     int
-	timeout  time.Duration
-	db       string
-	images   string
-	testbedN int
-	mktSecs  time.Duration
-	billingN int
-	stdout   io.Writer
-	stderr   io.Writer
+	runs        int
+	timeout     time.Duration
+	db          string
+	images      string
+	testbedN    int
+	mktDuration time.Duration
+	billingN    int
+	stdout      io.Writer
+	stderr      io.Writer
 }
 
 func main() {
@@ -75,7 +75,7 @@ func main() {
 	flag.StringVar(&o.db, "db", os.Getenv("TAMARACK_TEST_POSTGRES"), "Postgres server URL for the billing and marketplace benches (empty: SQLite)")
 	flag.StringVar(&o.images, "images", "/var/cache/tamarack-images/current", "built-in sandbox images (infra/images/build.sh's output) for the testbed bench")
 	flag.IntVar(&o.testbedN, "testbed-n", 20, "sandboxes per testbed run")
-	flag.DurationVar(&o.mktSecs, "marketplace-duration", 20*time.Second, "measured duration of a marketplace run")
+	flag.DurationVar(&o.mktDuration, "marketplace-duration", 20*time.Second, "measured duration of a marketplace run")
 	flag.IntVar(&o.billingN, "billing-events", 300_000, "usage events per billing run")
 	only := flag.String("only", "", "comma-separated benches to run (default: all; -list names them)")
 	list := flag.Bool("list", false, "list the benches and exit")
@@ -154,13 +154,13 @@ func benches(o options) []bench {
 			name: "marketplace",
 			what: "catalogue search without the answer cache, varied queries, 200 clients, 10,000 listings (-db's database)",
 			build: goBuild("./bench/marketplace", append([]string{"-json", "-cache-ttl=-1s", "-clients", "200",
-				"-duration", o.mktSecs.String()}, dbArgs()...)...),
+				"-duration", o.mktDuration.String()}, dbArgs()...)...),
 		},
 		{
 			name: "marketplace-sqlite",
 			what: "the same on SQLite",
 			build: goBuild("./bench/marketplace", "-json", "-cache-ttl=-1s", "-clients", "200",
-				"-duration", o.mktSecs.String()),
+				"-duration", o.mktDuration.String()),
 		},
 		{
 			name:  "billing",

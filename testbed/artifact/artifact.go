@@ -246,7 +246,8 @@ func (c *Cache) makeSet(dir string, files []events.AgentArtifactV1) error {
 			return fmt.Errorf("artifact cache: %w", err)
 		}
 	}
-	if err := os.Chmod(tmp, 0o555); err == nil {
+	err = os.Chmod(tmp, 0o555)
+	if err == nil {
 		err = os.Rename(tmp, dir)
 	}
 	if err != nil {

@@ -6,17 +6,8 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
-
-	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 )
 
-// mfaAMR marks test tokens as signed in with MFA, as staff must be (platform/web.RequireStaff) and
-// organisations may require; tests of its absence sign their own tokens.
-var mfaAMR = []string{jwtauth.AMRPassword, jwtauth.AMRMFA}
-
-// staffLogin turns on two-step sign-in for a staff account and signs in with it: staff act as staff only with
-// MFA. The confirming code is the current step's and the sign-in code the next step's, both within the skew
-// the server accepts, so the test never waits for the clock.
 // newStaff signs up email in a partner organisation, makes it staff (`tamarack promote`) and signs it in with MFA.
 func (j journey) newStaff(email string) string {
 	j.t.Helper()
@@ -27,6 +18,9 @@ func (j journey) newStaff(email string) string {
 	return j.staffLogin(email)
 }
 
+// staffLogin turns on two-step sign-in for a staff account and signs in with it: staff act as staff only with
+// MFA. The confirming code is the current step's and the sign-in code the next step's, both within the skew
+// the server accepts, so the test never waits for the clock.
 func (j journey) staffLogin(email string) string {
 	j.t.Helper()
 	pwd := j.login(email)
