@@ -75,7 +75,7 @@ beforeAll(async () => {
   const smeLogin = await api('/identity/login', { method: 'POST', body: { email: SME, password: DEMO_PASSWORD } });
   smeToken = smeLogin.body.access_token as string;
   const launched = await api('/testbed/sandboxes', {
-    method: 'POST', token: smeToken, body: { listing_id: computeListing, template: 'shell', gpu_count: 1, duration_minutes: 10 },
+    method: 'POST', token: smeToken, body: { listing_id: computeListing, template: 'shell', gpu_count: 1, duration_minutes: 15 },
   });
   expect(launched.res.status, JSON.stringify(launched.body)).toBe(202);
   smeSandbox = launched.body.id as string;
