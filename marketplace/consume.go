@@ -106,20 +106,9 @@ func (s *Service) followCatalog(ctx context.Context) error {
 			return nil
 		}
 		s.log.Warn("following catalogue events failed; retrying", "err", err)
-		if waitDone(ctx, time.Second) {
+		if eventbus.WaitOrDone(ctx, time.Second) {
 			return nil
 		}
-	}
-}
-
-func waitDone(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return true
-	case <-t.C:
-		return false
 	}
 }
 

@@ -318,7 +318,7 @@ func (b *Bus) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) erro
 			return err
 		}
 		b.log.Warn("stream not ready; retrying", "stream", cfg.Name, "attempt", attempt+1, "err", err)
-		if waitOrDone(ctx, time.Duration(attempt+1)*250*time.Millisecond) {
+		if WaitOrDone(ctx, time.Duration(attempt+1)*250*time.Millisecond) {
 			return err
 		}
 	}

@@ -103,7 +103,7 @@ func consume[T Payload](ctx context.Context, b *Bus, s Subject[T], opt ConsumeOp
 		// Take what is there at once; when nothing is, wait for the first message to keep latency low.
 		batch, err := cons.FetchNoWait(opt.Batch)
 		if err != nil {
-			if waitOrDone(ctx, 250*time.Millisecond) {
+			if WaitOrDone(ctx, 250*time.Millisecond) {
 				return nil
 			}
 			continue
@@ -112,7 +112,7 @@ func consume[T Payload](ctx context.Context, b *Bus, s Subject[T], opt ConsumeOp
 		if len(msgs) == 0 {
 			batch, err = cons.Fetch(opt.Batch, jetstream.FetchMaxWait(opt.IdleWait))
 			if err != nil {
-				if waitOrDone(ctx, 250*time.Millisecond) {
+				if WaitOrDone(ctx, 250*time.Millisecond) {
 					return nil
 				}
 				continue
@@ -155,8 +155,8 @@ func durableName(b *Bus, name string) string {
 	return b.StreamName(name)
 }
 
-// waitOrDone waits d and reports whether ctx ended meanwhile.
-func waitOrDone(ctx context.Context, d time.Duration) bool {
+// WaitOrDone waits d and reports whether ctx ended meanwhile (a consumer's pause between retries).
+func WaitOrDone(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
