@@ -55,12 +55,10 @@ type ixDoc struct {
 
 // ixMeta is what the filters read of an entry, kept apart from the items so that a scan stays in cache.
 type ixMeta struct {
-	facet  [6]int32
-	tags   [4]int32 // the first tag facet value IDs (the rest in ixDoc.facetTags)
-	ntags  uint8
-	public bool
-	live   bool
-	price  int64
+	facet [6]int32
+	tags  [4]int32 // the first tag facet value IDs (the rest in ixDoc.facetTags)
+	ntags uint8
+	price int64
 }
 
 type posting struct {
@@ -94,24 +92,32 @@ const (
 )
 
 type catalogIndex struct {
-	mu      sync.RWMutex
-	docs    []ixDoc
-	meta    []ixMeta // by slot, as docs
-	free    []uint32
-	slot    map[string]uint32 // listing ID → slot
-	vocab   []string          // sorted lexemes, for prefix matches
-	post    map[string]*posting
-	newest  []uint32 // live slots by published_at DESC, listing_id DESC
-	cheap   []uint32 // live slots by price_min_micro ASC, listing_id ASC
-	facets  [6]interner
-	labels  map[int32]string // vendor value ID → name
-	lenSum  float64
-	live    int
-	ordered bool // newest and cheap are current
+	mu     sync.RWMutex
+	docs   []ixDoc
+	meta   []ixMeta // by slot, as docs
+	free   []uint32
+	slot   map[string]uint32 // listing ID → slot
+	vocab  []string          // sorted lexemes, for prefix matches
+	post   map[string]*posting
+	newest []uint32 // live slots by published_at DESC, listing_id DESC
+	cheap  []uint32 // live slots by price_min_micro ASC, listing_id ASC
+	facets [6]interner
+	labels map[int32]string // vendor value ID → name
+	// Bitmaps by slot, so that filters and facet counts work a word (64 entries) at a time: the live entries,
+	// the public ones, the non-public ones each organisation may see, the entries of each facet value (for tags
+	// the facet's split tags), and those of each tag filter value.
+	liveBits   bitset
+	publicBits bitset
+	privateTo  map[string]bitset
+	valueBits  [6][]bitset
+	tagFilter  []bitset
+	lenSum     float64
+	live       int
+	ordered    bool // newest and cheap are current
 }
 
 func newCatalogIndex(entries []ixEntry) *catalogIndex {
-	x := &catalogIndex{slot: map[string]uint32{}, post: map[string]*posting{}, labels: map[int32]string{}}
+	x := &catalogIndex{slot: map[string]uint32{}, post: map[string]*posting{}, labels: map[int32]string{}, privateTo: map[string]bitset{}}
 	for i := range x.facets {
 		x.facets[i] = interner{ids: map[string]int32{}}
 	}
@@ -219,11 +225,44 @@ func (x *catalogIndex) put(e ixEntry, avg float64) {
 	}
 	d.length = dl
 	x.docs[s] = d
-	m := ixMeta{facet: d.facet, price: it.PriceMinMicro, public: d.public, live: true}
+	m := ixMeta{facet: d.facet, price: it.PriceMinMicro}
 	m.ntags = uint8(copy(m.tags[:], d.facetTags))
 	x.meta[s] = m
+	x.markBits(s, &d, true)
 	x.slot[it.ListingID] = s
 	x.ordered = false
+}
+
+// markBits sets (or clears) slot s in every bitmap that d belongs to.
+func (x *catalogIndex) markBits(s uint32, d *ixDoc, on bool) {
+	mark := func(b *bitset) { b.put(s, on) }
+	at := func(bs *[]bitset, id int32) *bitset {
+		if int(id) >= len(*bs) {
+			*bs = append(*bs, make([]bitset, int(id)+1-len(*bs))...)
+		}
+		return &(*bs)[id]
+	}
+	mark(&x.liveBits)
+	if d.public {
+		mark(&x.publicBits)
+	} else {
+		for _, org := range d.visibleTo {
+			b := x.privateTo[org]
+			b.put(s, on)
+			x.privateTo[org] = b
+		}
+	}
+	for f, id := range d.facet {
+		if f != fTag && id >= 0 {
+			mark(at(&x.valueBits[f], id))
+		}
+	}
+	for _, id := range d.facetTags {
+		mark(at(&x.valueBits[fTag], id))
+	}
+	for _, id := range d.filterTags {
+		mark(at(&x.tagFilter, id))
+	}
 }
 
 func (x *catalogIndex) remove(listingID string) {
@@ -249,6 +288,7 @@ func (x *catalogIndex) remove(listingID string) {
 			}
 		}
 	}
+	x.markBits(s, d, false)
 	x.lenSum -= d.length
 	x.live--
 	x.docs[s] = ixDoc{}
@@ -353,14 +393,11 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 	for f := range sc.counts {
 		sc.counts[f] = grow(sc.counts[f], len(x.facets[f].values))
 	}
-	// Filters and visibility, then facets over every match; hits keeps the matching slots. Filter values are
-	// compared as the facets' value IDs: a value no entry has matches nothing.
-	sc.hits = sc.hits[:0]
+	// Filter values are compared as the facets' value IDs: a value no entry has matches nothing.
 	var want [6]int32
 	for f := range want {
 		want[f] = -1
 	}
-	none := false
 	for f, v := range [6]string{fKind: in.Kind, fLicense: in.License, fGPU: in.GPUModel, fResidency: in.Residency,
 		fVendor: in.Vendor, fTag: strings.ToLower(in.Tag)} {
 		if v == "" {
@@ -368,61 +405,44 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 		}
 		id, ok := x.facets[f].ids[v]
 		if !ok {
-			none = true
+			return SearchResult{Items: []CatalogItem{}, Facets: x.facetResult(sc)}
 		}
 		want[f] = id
 	}
-	if none {
-		return SearchResult{Items: []CatalogItem{}, Facets: x.facetResult(sc)}
+	// The matches: the text's (or every live entry), visible to the viewer, with every filter's value, a word
+	// of 64 entries at a time; then the price range, entry by entry.
+	if !text {
+		sc.match = grow(sc.match, nw)
+		copy(sc.match, x.liveBits)
 	}
-	test := func(s uint32) {
-		m := &x.meta[s]
-		if !m.live || (want[fKind] >= 0 && m.facet[fKind] != want[fKind]) || (want[fLicense] >= 0 && m.facet[fLicense] != want[fLicense]) ||
-			(want[fGPU] >= 0 && m.facet[fGPU] != want[fGPU]) || (want[fResidency] >= 0 && m.facet[fResidency] != want[fResidency]) ||
-			(want[fVendor] >= 0 && m.facet[fVendor] != want[fVendor]) ||
-			(in.PriceMin != nil && m.price < *in.PriceMin) || (in.PriceMax != nil && m.price > *in.PriceMax) {
-			return
+	m := bitset(sc.match[:nw])
+	m.and(x.liveBits)
+	if !in.ViewerStaff {
+		m.andEither(x.publicBits, x.privateTo[in.ViewerOrg])
+	}
+	for f, id := range want {
+		switch {
+		case id < 0:
+		case f == fTag:
+			m.and(bitAt(x.tagFilter, id))
+		default:
+			m.and(bitAt(x.valueBits[f], id))
 		}
-		if want[fTag] >= 0 && !slices.Contains(x.docs[s].filterTags, want[fTag]) {
-			return
-		}
-		if !m.public && !in.ViewerStaff && (in.ViewerOrg == "" || !slices.Contains(x.docs[s].visibleTo, in.ViewerOrg)) {
-			return
-		}
-		sc.hits = append(sc.hits, s)
-		c := &sc.counts
-		c[fKind][m.facet[fKind]]++
-		c[fLicense][m.facet[fLicense]]++
-		c[fVendor][m.facet[fVendor]]++
-		if m.facet[fGPU] >= 0 {
-			c[fGPU][m.facet[fGPU]]++
-		}
-		if m.facet[fResidency] >= 0 {
-			c[fResidency][m.facet[fResidency]]++
-		}
-		for _, v := range m.tags[:m.ntags] {
-			c[fTag][v]++
-		}
-		if len(x.docs[s].facetTags) > len(m.tags) {
-			for _, v := range x.docs[s].facetTags[len(m.tags):] {
-				c[fTag][v]++
+	}
+	if in.PriceMin != nil || in.PriceMax != nil {
+		m.each(func(s uint32) {
+			if p := x.meta[s].price; (in.PriceMin != nil && p < *in.PriceMin) || (in.PriceMax != nil && p > *in.PriceMax) {
+				m.put(s, false)
 			}
-		}
+		})
 	}
-	if text {
-		for w, bitsW := range sc.match {
-			for bitsW != 0 {
-				b := bits.TrailingZeros64(bitsW)
-				bitsW &= bitsW - 1
-				test(uint32(w*64 + b))
-			}
-		}
-	} else {
-		for s := range x.docs {
-			test(uint32(s))
-		}
+	total := m.count()
+	x.countFacets(sc, m, total)
+	sc.hits = sc.hits[:0]
+	if in.Sort == "relevance" {
+		m.each(func(s uint32) { sc.hits = append(sc.hits, s) })
 	}
-	res := SearchResult{Total: int64(len(sc.hits)), Facets: x.facetResult(sc)}
+	res := SearchResult{Total: int64(total), Facets: x.facetResult(sc)}
 	item := func(s uint32) CatalogItem {
 		it := x.docs[s].item
 		it.Score = 0
@@ -444,11 +464,7 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 			}
 		}
 	} else {
-		// Walk the sort order from the cursor, keeping matches: mark them in the match bitmap first.
-		sc.match = grow(sc.match, nw)
-		for _, s := range sc.hits {
-			sc.match[s/64] |= 1 << (s % 64)
-		}
+		// Walk the sort order from the cursor, keeping matches.
 		order := x.newest
 		if in.Sort == "price" {
 			order = x.cheap
@@ -458,7 +474,7 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 			start = sort.Search(len(order), func(i int) bool { return after(x.docs[order[i]].item, in.Sort, cur) })
 		}
 		for _, s := range order[start:] {
-			if sc.match[s/64]&(1<<(s%64)) == 0 {
+			if !m.has(s) {
 				continue
 			}
 			if len(res.Items) == in.Limit {
@@ -472,6 +488,135 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 		res.Items = []CatalogItem{}
 	}
 	return res
+}
+
+// countFacets fills sc.counts over the matches m (total of them): entry by entry when they are few, else value
+// by value with the values' bitmaps, whichever reads less.
+func (x *catalogIndex) countFacets(sc *scratch, m bitset, total int) {
+	values := 0
+	for f := range x.valueBits {
+		values += len(x.valueBits[f])
+	}
+	if total*8 < values*len(m) {
+		x.countEach(sc, m)
+		return
+	}
+	x.countByValue(sc, m)
+}
+
+// countEach adds each match's values to sc.counts.
+func (x *catalogIndex) countEach(sc *scratch, m bitset) {
+	c := &sc.counts
+	m.each(func(s uint32) {
+		e := &x.meta[s]
+		c[fKind][e.facet[fKind]]++
+		c[fLicense][e.facet[fLicense]]++
+		c[fVendor][e.facet[fVendor]]++
+		if e.facet[fGPU] >= 0 {
+			c[fGPU][e.facet[fGPU]]++
+		}
+		if e.facet[fResidency] >= 0 {
+			c[fResidency][e.facet[fResidency]]++
+		}
+		for _, v := range e.tags[:e.ntags] {
+			c[fTag][v]++
+		}
+		if len(x.docs[s].facetTags) > len(e.tags) {
+			for _, v := range x.docs[s].facetTags[len(e.tags):] {
+				c[fTag][v]++
+			}
+		}
+	})
+}
+
+// countByValue sets sc.counts to the size of each value's bitmap intersected with the matches.
+func (x *catalogIndex) countByValue(sc *scratch, m bitset) {
+	for f, bs := range x.valueBits {
+		for id, b := range bs {
+			sc.counts[f][id] = int32(m.andCount(b))
+		}
+	}
+}
+
+// bitset is a set of slots, 64 to a word; words past its length are empty.
+type bitset []uint64
+
+func (b *bitset) put(s uint32, on bool) {
+	w := int(s / 64)
+	if w >= len(*b) {
+		if !on {
+			return
+		}
+		*b = append(*b, make([]uint64, w+1-len(*b))...)
+	}
+	if on {
+		(*b)[w] |= 1 << (s % 64)
+	} else {
+		(*b)[w] &^= 1 << (s % 64)
+	}
+}
+
+func (b bitset) has(s uint32) bool {
+	w := int(s / 64)
+	return w < len(b) && b[w]&(1<<(s%64)) != 0
+}
+
+// and keeps in b the slots that are also in o.
+func (b bitset) and(o bitset) {
+	n := min(len(b), len(o))
+	for i := range n {
+		b[i] &= o[i]
+	}
+	clear(b[n:])
+}
+
+// andEither keeps in b the slots that are also in o or in p.
+func (b bitset) andEither(o, p bitset) {
+	for i := range b {
+		var v uint64
+		if i < len(o) {
+			v = o[i]
+		}
+		if i < len(p) {
+			v |= p[i]
+		}
+		b[i] &= v
+	}
+}
+
+func (b bitset) count() int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// andCount counts the slots in both b and o.
+func (b bitset) andCount(o bitset) int {
+	n := 0
+	for i := range min(len(b), len(o)) {
+		n += bits.OnesCount64(b[i] & o[i])
+	}
+	return n
+}
+
+// each calls fn with every slot of b in ascending order.
+func (b bitset) each(fn func(uint32)) {
+	for i, w := range b {
+		for w != 0 {
+			t := bits.TrailingZeros64(w)
+			w &= w - 1
+			fn(uint32(i*64 + t))
+		}
+	}
+}
+
+func bitAt(bs []bitset, id int32) bitset {
+	if int(id) < len(bs) {
+		return bs[id]
+	}
+	return nil
 }
 
 func sameSides(words []ixWord) bool {

@@ -15,6 +15,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
@@ -271,4 +272,38 @@ func TestSearchIndexReplicasConverge(t *testing.T) {
 			})
 		})
 	})
+}
+
+// TestFacetCountersAgree: the two ways of counting facets (entry by entry for few matches, value bitmap by value
+// bitmap for many) give the same counts for random match sets, from none to every live entry.
+func TestFacetCountersAgree(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
+	e := newEnv(t, db, Config{SearchCacheTTL: -1})
+	ctx := context.Background()
+	must(t, e.svc.BulkPublish(ctx, 300, rand.New(rand.NewPCG(7, 9))))
+	x, err := e.svc.index.ready(ctx)
+	must(t, err)
+	rng := rand.New(rand.NewPCG(1, 4))
+	for _, keep := range []int{0, 1, 5, 50, 100} {
+		m := slices.Clone(x.liveBits)
+		m.each(func(s uint32) {
+			if rng.IntN(100) >= keep {
+				m.put(s, false)
+			}
+		})
+		var each, byValue scratch
+		for f := range each.counts {
+			each.counts[f] = make([]int32, len(x.facets[f].values))
+			byValue.counts[f] = make([]int32, len(x.facets[f].values))
+		}
+		x.countEach(&each, m)
+		x.countByValue(&byValue, m)
+		if !reflect.DeepEqual(each.counts, byValue.counts) {
+			t.Fatalf("keeping %d%% of %d entries: counts entry by entry %v, by value %v", keep, x.liveBits.count(), each.counts, byValue.counts)
+		}
+		if keep == 100 && m.count() != x.live {
+			t.Fatalf("every live entry: %d in the bitmap, %d live", m.count(), x.live)
+		}
+	}
 }
