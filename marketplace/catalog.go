@@ -35,10 +35,14 @@ type CatalogItem struct {
 	PriceMinMicro int64
 	PublishedAt   int64
 	Score         float64
+	tagList       []string // Tags decoded once, for the items the index holds (read-only, shared by searches)
 }
 
 // TagList decodes the item's tags.
 func (c CatalogItem) TagList() []string {
+	if c.tagList != nil {
+		return c.tagList
+	}
 	var t []string
 	_ = json.Unmarshal([]byte(c.Tags), &t)
 	if t == nil {
@@ -131,7 +135,7 @@ func (s *Service) CatalogueJSON(ctx context.Context, in SearchInput) ([]byte, er
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(toSearchJSON(res))
+		return appendSearchJSON(make([]byte, 0, 32<<10), res), nil
 	}
 	if s.cache == nil {
 		return load()

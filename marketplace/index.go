@@ -1,6 +1,7 @@
 package marketplace
 
 import (
+	"cmp"
 	"math"
 	"math/bits"
 	"slices"
@@ -182,6 +183,7 @@ func (x *catalogIndex) put(e ixEntry, avg float64) {
 	}
 	it := e.item
 	it.Score = 0
+	it.tagList = it.TagList()
 	d := ixDoc{item: it, public: e.visibility == "public", visibleTo: e.visibleTo, live: true}
 	for _, t := range it.TagList() {
 		d.filterTags = append(d.filterTags, x.facets[fTag].id(t))
@@ -709,7 +711,12 @@ func (x *catalogIndex) topByScore(sc *scratch, k int) []uint32 {
 	}
 	if k >= len(sc.hits)/4 {
 		top := slices.Clone(sc.hits)
-		sort.Slice(top, func(i, j int) bool { return better(top[i], top[j]) })
+		slices.SortFunc(top, func(a, b uint32) int {
+			if better(a, b) {
+				return -1
+			}
+			return 1
+		})
 		return top[:min(k, len(top))]
 	}
 	top := make([]uint32, 0, k+1)
@@ -741,11 +748,11 @@ func (x *catalogIndex) facetResult(sc *scratch) map[string][]FacetValue {
 			}
 			vals = append(vals, fv)
 		}
-		sort.Slice(vals, func(i, j int) bool {
-			if vals[i].Count != vals[j].Count {
-				return vals[i].Count > vals[j].Count
+		slices.SortFunc(vals, func(a, b FacetValue) int {
+			if a.Count != b.Count {
+				return cmp.Compare(b.Count, a.Count)
 			}
-			return vals[i].Value < vals[j].Value
+			return strings.Compare(a.Value, b.Value)
 		})
 		if len(vals) > 25 {
 			vals = vals[:25]

@@ -49,10 +49,12 @@ func searchBoth(t *testing.T, s *Service, in SearchInput) (idx, sql SearchResult
 	return idx, sql
 }
 
+// withoutScores clears what may differ between the engines: the score, and the tags the index keeps decoded.
 func withoutScores(items []CatalogItem) []CatalogItem {
 	out := slices.Clone(items)
 	for i := range out {
 		out[i].Score = 0
+		out[i].tagList = nil
 	}
 	return out
 }
