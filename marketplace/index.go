@@ -1,7 +1,6 @@
 package marketplace
 
 import (
-	"cmp"
 	"math"
 	"math/bits"
 	"slices"
@@ -353,6 +352,7 @@ type scratch struct {
 	score  []float32
 	counts [6][]int32
 	hits   []uint32
+	top    []int32 // a facet's best values so far
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
@@ -734,31 +734,42 @@ func (x *catalogIndex) topByScore(sc *scratch, k int) []uint32 {
 }
 
 // facetResult lists each facet's values by count, then value; at most 25 per facet (as facetCounter.result).
+// Only the best 25 are kept as the counts are read, so a facet of many values (tags) is never sorted whole.
 func (x *catalogIndex) facetResult(sc *scratch) map[string][]FacetValue {
+	const keep = 25
 	out := make(map[string][]FacetValue, len(FacetNames))
 	for f, name := range FacetNames {
-		var vals []FacetValue
+		values := x.facets[f].values
+		better := func(a, b int32) bool {
+			if ca, cb := sc.counts[f][a], sc.counts[f][b]; ca != cb {
+				return ca > cb
+			}
+			return values[a] < values[b]
+		}
+		top := sc.top[:0]
 		for id, c := range sc.counts[f] {
-			if c == 0 {
+			if c == 0 || (len(top) == keep && !better(int32(id), top[keep-1])) {
 				continue
 			}
-			fv := FacetValue{Value: x.facets[f].values[id], Count: int64(c)}
+			i, _ := slices.BinarySearchFunc(top, int32(id), func(t, id int32) int {
+				if better(t, id) {
+					return -1
+				}
+				return 1
+			})
+			if len(top) < keep {
+				top = append(top, 0)
+			}
+			copy(top[i+1:], top[i:len(top)-1])
+			top[i] = int32(id)
+		}
+		sc.top = top
+		vals := make([]FacetValue, len(top))
+		for i, id := range top {
+			vals[i] = FacetValue{Value: values[id], Count: int64(sc.counts[f][id])}
 			if f == fVendor {
-				fv.Label = x.labels[int32(id)]
+				vals[i].Label = x.labels[id]
 			}
-			vals = append(vals, fv)
-		}
-		slices.SortFunc(vals, func(a, b FacetValue) int {
-			if a.Count != b.Count {
-				return cmp.Compare(b.Count, a.Count)
-			}
-			return strings.Compare(a.Value, b.Value)
-		})
-		if len(vals) > 25 {
-			vals = vals[:25]
-		}
-		if vals == nil {
-			vals = []FacetValue{}
 		}
 		out[name] = vals
 	}
