@@ -1,10 +1,13 @@
 package billing
 
 import (
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
 // Queries. Every function takes the *gorm.DB (or transaction) to run on and maps not-found to the service's
@@ -40,4 +43,34 @@ func deletePrice(db *gorm.DB, listingID string) error {
 
 func upsertPrice(db *gorm.DB, p Price) error {
 	return db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&p).Error
+}
+
+// Organisations.
+
+// getOrg reads an organisation's row by its ID; a missing one is ErrOrgNotFound.
+func getOrg(db *gorm.DB, orgID string) (Org, error) {
+	var org Org
+	err := db.Where("id = ?", orgID).Take(&org).Error
+	if sqldb.IsNotFound(err) {
+		return org, fmt.Errorf("organisation %s: %w", orgID, ErrOrgNotFound)
+	}
+	return org, err
+}
+
+// setStripeAccount records a vendor's Stripe Connect account.
+func setStripeAccount(tx *gorm.DB, orgID, account string) error {
+	return tx.Model(&Org{}).Where("id = ?", orgID).Update("stripe_account", account).Error
+}
+
+// Purchases.
+
+func insertPurchase(tx *gorm.DB, p *Purchase) error { return tx.Create(p).Error }
+
+// setPurchaseStatus and setPurchaseSession change one column (GORM also sets updated_at).
+func setPurchaseStatus(db *gorm.DB, id, status string) error {
+	return db.Model(&Purchase{}).Where("id = ?", id).Update("status", status).Error
+}
+
+func setPurchaseSession(db *gorm.DB, id, sessionID string) error {
+	return db.Model(&Purchase{}).Where("id = ?", id).Update("session_id", sessionID).Error
 }
