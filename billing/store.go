@@ -1,12 +1,15 @@
 package billing
 
 import (
+	"database/sql/driver"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
@@ -229,4 +232,223 @@ func lockPurchaseByPaymentIntent(tx *gorm.DB, paymentIntent string) (Purchase, e
 		return p, fmt.Errorf("purchase with payment intent %s: %w", paymentIntent, ErrPurchaseNotFound)
 	}
 	return p, err
+}
+
+// The metering batch (meter.go): reads in chunks of 500 IDs, writes with a fixed number of statements.
+
+// knownOrgIDs lists which of ids have an organisation row.
+func knownOrgIDs(tx *gorm.DB, ids []string) ([]string, error) {
+	var known []string
+	err := tx.Model(&Org{}).Where("id IN ?", ids).Pluck("id", &known).Error
+	return known, err
+}
+
+// lockHolds row-locks the holds of sandboxIDs (sorted), 500 a statement.
+func lockHolds(tx *gorm.DB, sandboxIDs []string) ([]Hold, error) {
+	var out []Hold
+	for _, part := range chunks(sandboxIDs, 500) {
+		var hs []Hold
+		if err := sqldb.ForUpdate(tx).Where("sandbox_id IN ?", part).Order("sandbox_id").Find(&hs).Error; err != nil {
+			return nil, err
+		}
+		out = append(out, hs...)
+	}
+	return out, nil
+}
+
+// chargedEvents reports which of the usage event IDs are charged already, 500 a statement.
+func chargedEvents(tx *gorm.DB, eventIDs []string) (map[string]bool, error) {
+	existing := map[string]bool{}
+	for _, part := range chunks(eventIDs, 500) {
+		var ex []string
+		if err := tx.Model(&Usage{}).Where("event_id IN ?", part).Pluck("event_id", &ex).Error; err != nil {
+			return nil, err
+		}
+		for _, id := range ex {
+			existing[id] = true
+		}
+	}
+	return existing, nil
+}
+
+// existingAccounts lists which of the ledger account IDs exist.
+func existingAccounts(tx *gorm.DB, ids []string) ([]string, error) {
+	var have []string
+	err := tx.Model(&ledger.Account{}).Where("id IN ?", ids).Pluck("id", &have).Error
+	return have, err
+}
+
+// updateGrant writes a grant's co-funding and threshold marks.
+func updateGrant(tx *gorm.DB, id string, updates map[string]any) error {
+	return tx.Model(&Grant{}).Where("id = ?", id).Updates(updates).Error
+}
+
+// spentSince is what an organisation paid itself for usage (charges minus co-funding and shortfalls) on the
+// days from day (yyyy-mm-dd) on.
+func spentSince(db *gorm.DB, orgID, day string) (int64, error) {
+	var spent struct{ S int64 }
+	err := db.Model(&Usage{}).Select("COALESCE(SUM(charge - cofunded - shortfall), 0) AS s").
+		Where("org_id = ? AND day >= ?", orgID, day).Scan(&spent).Error
+	return spent.S, err
+}
+
+// setBudgetNotified records the budget threshold last announced ("yyyy-mm:pct").
+func setBudgetNotified(tx *gorm.DB, orgID, mark string) error {
+	return tx.Model(&Org{}).Where("id = ?", orgID).Update("budget_notified", mark).Error
+}
+
+// insertUsage writes the usage rows. On Postgres, one INSERT … SELECT FROM unnest of one array per column:
+// 13 parameters whatever the number of rows, so neither side converts, binds or plans thousands of parameters.
+// On SQLite, multi-row inserts of 64 rows (its driver binds parameters in time quadratic in their number).
+func insertUsage(tx *gorm.DB, rows []Usage) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if sqldb.DialectOf(tx) == sqldb.Postgres {
+		n := len(rows)
+		var (
+			eventID, sandboxID, orgID, vendorOrgID, gpuModel = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			batchID, day                                     = make([]string, n), make([]string, n)
+			seq, millis, charge, cofunded, shortfall         = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+			createdAt                                        = make([]time.Time, n)
+		)
+		for i, u := range rows {
+			eventID[i], sandboxID[i], orgID[i], vendorOrgID[i], gpuModel[i] = u.EventID, u.SandboxID, u.OrgID, u.VendorOrgID, u.GPUModel
+			batchID[i], day[i] = u.BatchID, u.Day
+			seq[i], millis[i], charge[i], cofunded[i], shortfall[i] = u.Seq, u.Millis, u.Charge, u.Cofunded, u.Shortfall
+			createdAt[i] = u.CreatedAt
+		}
+		return tx.Exec("INSERT INTO billing_usage (event_id, sandbox_id, org_id, vendor_org_id, gpu_model, seq, millis, charge, cofunded, shortfall, batch_id, day, created_at) "+
+			"SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "+
+			"CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TIMESTAMP[]))",
+			pgArray{eventID}, pgArray{sandboxID}, pgArray{orgID}, pgArray{vendorOrgID}, pgArray{gpuModel}, pgArray{seq}, pgArray{millis},
+			pgArray{charge}, pgArray{cofunded}, pgArray{shortfall}, pgArray{batchID}, pgArray{day}, pgArray{createdAt}).Error
+	}
+	const chunk = 64
+	for start := 0; start < len(rows); start += chunk {
+		part := rows[start:min(start+chunk, len(rows))]
+		var b strings.Builder
+		b.WriteString("INSERT INTO billing_usage (event_id, sandbox_id, org_id, vendor_org_id, gpu_model, seq, millis, charge, cofunded, shortfall, batch_id, day, created_at) VALUES ")
+		args := make([]any, 0, len(part)*13)
+		for i, u := range part {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?)")
+			args = append(args, u.EventID, u.SandboxID, u.OrgID, u.VendorOrgID, u.GPUModel, u.Seq, u.Millis, u.Charge, u.Cofunded, u.Shortfall, u.BatchID, u.Day, u.CreatedAt)
+		}
+		if err := tx.Exec(b.String(), args...).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pgArray passes a Go slice to pgx as one array parameter (GORM expands a bare slice into a list of them).
+type pgArray struct{ v any }
+
+// Value hands the slice itself to pgx, which encodes it as the array type the statement casts to.
+func (a pgArray) Value() (driver.Value, error) { return a.v, nil }
+
+// updateHeld applies the organisations' held deltas with one statement per 300 organisations.
+func updateHeld(tx *gorm.DB, delta map[string]int64) error {
+	var ids []string
+	for _, o := range sortedKeys(delta) {
+		if delta[o] != 0 {
+			ids = append(ids, o)
+		}
+	}
+	for start := 0; start < len(ids); start += 300 {
+		part := ids[start:min(start+300, len(ids))]
+		var b strings.Builder
+		b.WriteString("WITH v(id, d) AS (VALUES ")
+		args := make([]any, 0, 2*len(part))
+		for i, o := range part {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT))")
+			args = append(args, o, delta[o])
+		}
+		b.WriteString(") UPDATE billing_orgs SET held = billing_orgs.held + v.d FROM v WHERE billing_orgs.id = v.id")
+		res := tx.Exec(b.String(), args...)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected != int64(len(part)) {
+			return fmt.Errorf("update held: %d of %d organisations", res.RowsAffected, len(part))
+		}
+	}
+	return nil
+}
+
+// insertHolds inserts new holds, 200 rows a statement.
+func insertHolds(tx *gorm.DB, fresh []Hold) error {
+	if len(fresh) == 0 {
+		return nil
+	}
+	return tx.CreateInBatches(&fresh, 200).Error
+}
+
+// updateHoldMeters updates the metering state of holds: on Postgres with one UPDATE … FROM unnest(…), on
+// SQLite with one WITH v(...) AS (VALUES ...) UPDATE ... FROM v per 64 rows.
+func updateHoldMeters(tx *gorm.DB, upd []*Hold) error {
+	if sqldb.DialectOf(tx) == sqldb.Postgres {
+		return updateHoldsUnnest(tx, upd)
+	}
+	const ts = "?"   // SQLite stores times as text; a CAST to TIMESTAMP there would mean NUMERIC
+	const chunk = 64 // the SQLite driver binds parameters in quadratic time
+	for start := 0; start < len(upd); start += chunk {
+		part := upd[start:min(start+chunk, len(upd))]
+		var b strings.Builder
+		b.WriteString("WITH v(sandbox_id, charged, cum_ms, samples, max_seq, shortfall, exhausted, released, updated_at) AS (VALUES ")
+		args := make([]any, 0, len(part)*9)
+		for i, h := range part {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BOOLEAN), CAST(? AS BOOLEAN), " + ts + ")")
+			args = append(args, h.SandboxID, h.Charged, h.CumMs, h.Samples, h.MaxSeq, h.Shortfall, h.Exhausted, h.Released, h.UpdatedAt)
+		}
+		b.WriteString(") UPDATE billing_holds SET charged = v.charged, cum_ms = v.cum_ms, samples = v.samples, max_seq = v.max_seq, " +
+			"shortfall = v.shortfall, exhausted = v.exhausted, released = v.released, updated_at = v.updated_at FROM v WHERE billing_holds.sandbox_id = v.sandbox_id")
+		res := tx.Exec(b.String(), args...)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected != int64(len(part)) {
+			return fmt.Errorf("update holds: %d of %d rows", res.RowsAffected, len(part))
+		}
+	}
+	return nil
+}
+
+// updateHoldsUnnest updates the metering state of holds with one statement of one array per column (Postgres).
+func updateHoldsUnnest(tx *gorm.DB, upd []*Hold) error {
+	if len(upd) == 0 {
+		return nil
+	}
+	n := len(upd)
+	ids := make([]string, n)
+	charged, cumMs, samples, maxSeq, shortfall := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	exhausted, released := make([]bool, n), make([]bool, n)
+	updatedAt := make([]time.Time, n)
+	for i, h := range upd {
+		ids[i], charged[i], cumMs[i], samples[i], maxSeq[i], shortfall[i] = h.SandboxID, h.Charged, h.CumMs, h.Samples, h.MaxSeq, h.Shortfall
+		exhausted[i], released[i], updatedAt[i] = h.Exhausted, h.Released, h.UpdatedAt
+	}
+	res := tx.Exec("UPDATE billing_holds SET charged = v.charged, cum_ms = v.cum_ms, samples = v.samples, max_seq = v.max_seq, "+
+		"shortfall = v.shortfall, exhausted = v.exhausted, released = v.released, updated_at = v.updated_at "+
+		"FROM unnest(CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "+
+		"CAST(? AS BOOLEAN[]), CAST(? AS BOOLEAN[]), CAST(? AS TIMESTAMP[])) "+
+		"AS v(sandbox_id, charged, cum_ms, samples, max_seq, shortfall, exhausted, released, updated_at) WHERE billing_holds.sandbox_id = v.sandbox_id",
+		pgArray{ids}, pgArray{charged}, pgArray{cumMs}, pgArray{samples}, pgArray{maxSeq}, pgArray{shortfall},
+		pgArray{exhausted}, pgArray{released}, pgArray{updatedAt})
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected != int64(n) {
+		return fmt.Errorf("update holds: %d of %d rows", res.RowsAffected, n)
+	}
+	return nil
 }
