@@ -361,10 +361,11 @@ func (s *Service) ActivityEntries(ctx context.Context, orgID, lineID string) ([]
 		}
 	case strings.HasPrefix(lineID, "t.") || strings.HasPrefix(lineID, "e."):
 		var ts []ledger.Transfer
-		ids, err := s.orgAccounts(db, orgID)
+		l, err := orgLedgerOf(db, orgID)
 		if err != nil {
 			return nil, err
 		}
+		ids := l.ids()
 		if len(ids) == 0 {
 			break
 		}

@@ -139,10 +139,11 @@ func (s *Service) StatementMonths(ctx context.Context, orgID string) ([]string, 
 	cur := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	first := cur
 	db := s.db.WithContext(ctx)
-	ids, err := s.orgAccounts(db, orgID)
+	l, err := orgLedgerOf(db, orgID)
 	if err != nil {
 		return nil, err
 	}
+	ids := l.ids()
 	if len(ids) > 0 {
 		var t ledger.Transfer
 		err := db.Where("(debit_account IN ? OR credit_account IN ?) AND phase <> ?", ids, ids, ledger.PhasePending).Order("created_at").Take(&t).Error

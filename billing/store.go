@@ -234,6 +234,164 @@ func lockPurchaseByPaymentIntent(tx *gorm.DB, paymentIntent string) (Purchase, e
 	return p, err
 }
 
+// grantsOf lists an organisation's grants, nearest expiry first.
+func grantsOf(db *gorm.DB, orgID string) ([]Grant, error) {
+	var gs []Grant
+	err := db.Where("org_id = ?", orgID).Order("expires_at, id").Find(&gs).Error
+	return gs, err
+}
+
+// grantsNewestFirst lists an organisation's grants, newest first.
+func grantsNewestFirst(db *gorm.DB, orgID string) ([]Grant, error) {
+	var gs []Grant
+	err := db.Order("created_at DESC, id DESC").Where("org_id = ?", orgID).Find(&gs).Error
+	return gs, err
+}
+
+// grantsAllOrgsNewestFirst lists the grants of every organisation, newest first: staff's list of the
+// programme's grants.
+func grantsAllOrgsNewestFirst(db *gorm.DB) ([]Grant, error) {
+	var gs []Grant
+	err := db.Order("created_at DESC, id DESC").Find(&gs).Error
+	return gs, err
+}
+
+// grantsAllOrgs lists the grants of every organisation by organisation: staff's report of the programme's spend.
+func grantsAllOrgs(db *gorm.DB) ([]Grant, error) {
+	var gs []Grant
+	err := db.Order("org_id, id").Find(&gs).Error
+	return gs, err
+}
+
+// grantAccount reads the ledger account of a grant (read by grantsAllOrgs, for staff).
+func grantAccount(db *gorm.DB, grantID string) (ledger.Account, error) {
+	var a ledger.Account
+	err := db.Where("id = ?", grantAcct(grantID)).Take(&a).Error
+	return a, err
+}
+
+// grantReturned is what a grant's expiry returned to the programme fund (0 before it expired).
+func grantReturned(db *gorm.DB, grantID string) (int64, error) {
+	var ret struct{ S int64 }
+	err := db.Model(&ledger.Transfer{}).Select("COALESCE(SUM(amount),0) AS s").Where("id = ?", "grant-expiry:"+grantID).Scan(&ret).Error
+	return ret.S, err
+}
+
+// Reports: the ledger of an organisation, usage, payables, prices.
+
+// orgLedger is an organisation's own ledger accounts, read under its ID by orgLedgerOf. The queries of
+// transfers take it rather than loose account IDs, so they read only lines of the organisation's accounts.
+type orgLedger struct {
+	orgID string
+	accts []ledger.Account // by id
+}
+
+func (l orgLedger) empty() bool { return len(l.accts) == 0 }
+
+func (l orgLedger) ids() []string { return accountIDs(l.accts) }
+
+// orgLedgerOf reads an organisation's ledger accounts (its wallet, grants, vendor account), by id.
+func orgLedgerOf(db *gorm.DB, orgID string) (orgLedger, error) {
+	l := orgLedger{orgID: orgID}
+	err := db.Where("org_id = ?", orgID).Order("id").Find(&l.accts).Error
+	return l, err
+}
+
+// transfersNewestFirst lists the non-pending transfers of an organisation's accounts, newest first: those
+// before the cursor after (when set), created in [from, to) (when from is set), limit of them (0: all).
+func transfersNewestFirst(db *gorm.DB, l orgLedger, after *lineCursor, from, to time.Time, limit int) ([]ledger.Transfer, error) {
+	ids := l.ids()
+	q := db.Model(&ledger.Transfer{}).Where("(debit_account IN ? OR credit_account IN ?) AND phase <> ?", ids, ids, ledger.PhasePending)
+	if after != nil {
+		q = q.Where("created_at < ? OR (created_at = ? AND id < ?)", after.At, after.At, after.ID)
+	}
+	if !from.IsZero() {
+		q = q.Where("created_at >= ? AND created_at < ?", from, to)
+	}
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	var ts []ledger.Transfer
+	err := q.Order("created_at DESC, id DESC").Find(&ts).Error
+	return ts, err
+}
+
+// balanceBefore is the posted balance of an organisation's accounts before start.
+func balanceBefore(db *gorm.DB, l orgLedger, start time.Time) (int64, error) {
+	ids := l.ids()
+	var in, out struct{ S int64 }
+	posted := []string{ledger.PhasePosted, ledger.PhasePostPending}
+	if err := db.Model(&ledger.Transfer{}).Select("COALESCE(SUM(amount),0) AS s").Where("credit_account IN ? AND phase IN ? AND created_at < ?", ids, posted, start).Scan(&in).Error; err != nil {
+		return 0, err
+	}
+	if err := db.Model(&ledger.Transfer{}).Select("COALESCE(SUM(amount),0) AS s").Where("debit_account IN ? AND phase IN ? AND created_at < ?", ids, posted, start).Scan(&out).Error; err != nil {
+		return 0, err
+	}
+	return in.S - out.S, nil
+}
+
+// usageRowsOf groups an organisation's usage (asVendor: the usage it sold) by day, GPU model and sandbox, on
+// the days from..to (yyyy-mm-dd, inclusive; empty: unbounded).
+func usageRowsOf(db *gorm.DB, orgID string, asVendor bool, from, to string) ([]UsageRow, error) {
+	col := "org_id"
+	if asVendor {
+		col = "vendor_org_id"
+	}
+	q := db.Model(&Usage{}).Select("day, gpu_model, sandbox_id, SUM(millis) AS millis, SUM(charge) AS charge_micro, "+
+		"SUM(cofunded) AS cofunded_micro, SUM(shortfall) AS shortfall_micro").Where(col+" = ?", orgID)
+	if from != "" {
+		q = q.Where("day >= ?", from)
+	}
+	if to != "" {
+		q = q.Where("day <= ?", to)
+	}
+	var rows []UsageRow
+	err := q.Group("day, gpu_model, sandbox_id").Order("day DESC, gpu_model, sandbox_id").Scan(&rows).Error
+	return rows, err
+}
+
+// vendorAccountsOf reads a vendor organisation's payable account (none when it has earned nothing yet).
+func vendorAccountsOf(db *gorm.DB, vendorOrgID string) ([]ledger.Account, error) {
+	var accts []ledger.Account
+	err := db.Where("kind = ?", KindVendor).Where("org_id = ?", vendorOrgID).Order("id").Find(&accts).Error
+	return accts, err
+}
+
+// vendorAccountsAllOrgs reads every vendor's payable account: staff's list of payouts due.
+func vendorAccountsAllOrgs(db *gorm.DB) ([]ledger.Account, error) {
+	var accts []ledger.Account
+	err := db.Where("kind = ?", KindVendor).Order("id").Find(&accts).Error
+	return accts, err
+}
+
+// vendorTotals sums what a vendor's payable account a (read by vendorAccountsOf or …AllOrgs) was credited and
+// paid out.
+func vendorTotals(db *gorm.DB, a ledger.Account) (earned, paid int64, err error) {
+	var e, p struct{ S int64 }
+	if err := db.Model(&ledger.Transfer{}).Select("COALESCE(SUM(amount),0) AS s").Where("credit_account = ? AND phase = ?", a.ID, ledger.PhasePosted).Scan(&e).Error; err != nil {
+		return 0, 0, err
+	}
+	if err := db.Model(&ledger.Transfer{}).Select("COALESCE(SUM(amount),0) AS s").Where("debit_account = ? AND phase IN ?", a.ID,
+		[]string{ledger.PhasePosted, ledger.PhasePostPending}).Scan(&p).Error; err != nil {
+		return 0, 0, err
+	}
+	return e.S, p.S, nil
+}
+
+// priceList lists the published compute prices by GPU model and pool: a public price list, no organisation's.
+func priceList(db *gorm.DB) ([]Price, error) {
+	var ps []Price
+	err := db.Order("gpu_model, pool_id, listing_id").Find(&ps).Error
+	return ps, err
+}
+
+// hasPurchaseRef reports whether an organisation has a purchase with this reference.
+func hasPurchaseRef(db *gorm.DB, orgID, reference string) (bool, error) {
+	var n int64
+	err := db.Model(&Purchase{}).Where("org_id = ? AND reference = ?", orgID, reference).Count(&n).Error
+	return n > 0, err
+}
+
 // The metering batch (meter.go): reads in chunks of 500 IDs, writes with a fixed number of statements.
 
 // knownOrgIDs lists which of ids have an organisation row.
