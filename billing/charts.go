@@ -110,9 +110,9 @@ func (s *Service) SpendChartOf(ctx context.Context, orgID string, r dayrange.Ran
 	}
 	var err error
 	if r.Local() {
-		out.BySandbox, err = s.usageBySandboxWhere(ctx, "u.org_id = ? AND u.created_at >= ? AND u.created_at < ?", orgID, r.Start(), r.End())
+		out.BySandbox, err = sandboxUsageBetween(db, orgID, r.Start(), r.End())
 	} else {
-		out.BySandbox, err = s.usageBySandbox(ctx, "org_id", orgID, out.From, end)
+		out.BySandbox, err = sandboxUsageOnDays(db, orgID, out.From, end)
 	}
 	if err != nil {
 		return out, err

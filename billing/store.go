@@ -392,6 +392,93 @@ func hasPurchaseRef(db *gorm.DB, orgID, reference string) (bool, error) {
 	return n > 0, err
 }
 
+// purchasesOf lists an organisation's purchases, newest first (at most 500).
+func purchasesOf(db *gorm.DB, orgID string) ([]Purchase, error) {
+	var ps []Purchase
+	err := db.Where("org_id = ?", orgID).Order("created_at DESC, id DESC").Limit(500).Find(&ps).Error
+	return ps, err
+}
+
+// purchaseOf reads a purchase of an organisation; a missing or foreign one is ErrPurchaseNotFound.
+func purchaseOf(db *gorm.DB, orgID, id string) (Purchase, error) {
+	var p Purchase
+	err := db.Where("id = ? AND org_id = ?", id, orgID).Take(&p).Error
+	if sqldb.IsNotFound(err) {
+		return p, fmt.Errorf("purchase %s: %w", id, ErrPurchaseNotFound)
+	}
+	return p, err
+}
+
+// purchasesByID reads the purchases of an organisation among ids, oldest first.
+func purchasesByID(db *gorm.DB, orgID string, ids []string) ([]Purchase, error) {
+	var ps []Purchase
+	err := db.Where("org_id = ? AND id IN ?", orgID, ids).Order("created_at, id").Find(&ps).Error
+	return ps, err
+}
+
+// purchaseCreditedAt is when the ledger credited purchase p (read by purchaseOf); ok is false before it did.
+func purchaseCreditedAt(db *gorm.DB, p Purchase) (at time.Time, ok bool, err error) {
+	var t ledger.Transfer
+	err = db.Where("id = ?", purchaseTransfer(p.ID)).Take(&t).Error
+	if sqldb.IsNotFound(err) {
+		return time.Time{}, false, nil
+	}
+	return t.CreatedAt, err == nil, err
+}
+
+// orgExists reports whether billing has a row for the organisation: staff read any organisation's documents,
+// and a mistyped ID is organization_not_found rather than empty documents.
+func orgExists(db *gorm.DB, orgID string) (bool, error) {
+	var n int64
+	err := db.Model(&Org{}).Where("id = ?", orgID).Count(&n).Error
+	return n > 0, err
+}
+
+// firstTransfer reads the oldest non-pending transfer of an organisation's accounts; ok is false when it has none.
+func firstTransfer(db *gorm.DB, l orgLedger) (t ledger.Transfer, ok bool, err error) {
+	ids := l.ids()
+	err = db.Where("(debit_account IN ? OR credit_account IN ?) AND phase <> ?", ids, ids, ledger.PhasePending).Order("created_at").Take(&t).Error
+	if sqldb.IsNotFound(err) {
+		return t, false, nil
+	}
+	return t, err == nil, err
+}
+
+// sandboxUsageOnDays sums an organisation's usage of the days [from, to) (yyyy-mm-dd) per sandbox, with each
+// sandbox's listing (from its hold) and the listing's title (from the price projection).
+func sandboxUsageOnDays(db *gorm.DB, orgID, from, to string) ([]SandboxUsage, error) {
+	return sandboxUsage(db, "u.org_id = ? AND u.day >= ? AND u.day < ?", orgID, from, to)
+}
+
+// sandboxUsageBetween is sandboxUsageOnDays for the usage metered in [start, end).
+func sandboxUsageBetween(db *gorm.DB, orgID string, start, end time.Time) ([]SandboxUsage, error) {
+	return sandboxUsage(db, "u.org_id = ? AND u.created_at >= ? AND u.created_at < ?", orgID, start, end)
+}
+
+// sandboxUsage sums the usage rows that where selects (on billing_usage AS u) per sandbox; where names the
+// organisation (its callers above).
+func sandboxUsage(db *gorm.DB, where string, args ...any) ([]SandboxUsage, error) {
+	var rows []SandboxUsage
+	err := db.Table("billing_usage AS u").
+		Select("u.sandbox_id AS sandbox_id, COALESCE(MAX(h.listing_id), '') AS listing_id, COALESCE(MAX(p.title), '') AS listing_title, "+
+			"MAX(u.gpu_model) AS gpu_model, SUM(u.millis) AS millis, SUM(u.charge) AS charge_micro, SUM(u.cofunded) AS cofunded_micro, "+
+			"SUM(u.shortfall) AS shortfall_micro").
+		Joins("LEFT JOIN billing_holds h ON h.sandbox_id = u.sandbox_id").
+		Joins("LEFT JOIN billing_prices p ON p.listing_id = h.listing_id").
+		Where(where, args...).
+		Group("u.sandbox_id").Order("charge_micro DESC, sandbox_id").Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		rows[i].PaidMicro = rows[i].ChargeMicro - rows[i].CofundedMicro - rows[i].ShortfallMicro
+	}
+	if rows == nil {
+		rows = []SandboxUsage{}
+	}
+	return rows, nil
+}
+
 // The metering batch (meter.go): reads in chunks of 500 IDs, writes with a fixed number of statements.
 
 // knownOrgIDs lists which of ids have an organisation row.
