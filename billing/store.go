@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/tamarack-ai/tamarack/billing/ledger"
+	"github.com/tamarack-ai/tamarack/platform/dayrange"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
@@ -477,6 +478,118 @@ func sandboxUsage(db *gorm.DB, where string, args ...any) ([]SandboxUsage, error
 		rows = []SandboxUsage{}
 	}
 	return rows, nil
+}
+
+// Charts (charts.go): day-bucketed sums over a bounded range.
+
+// eachUsageBetween calls fn with the time and amounts of each usage row of an organisation metered in
+// [start, end), row by row (a chart in a time zone other than UTC buckets them by local day).
+func eachUsageBetween(db *gorm.DB, orgID string, start, end time.Time, fn func(Usage)) error {
+	rows, err := db.Model(&Usage{}).Select("created_at, charge, cofunded, shortfall").
+		Where("org_id = ? AND created_at >= ? AND created_at < ?", orgID, start, end).Rows()
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var u Usage
+		if err := db.ScanRows(rows, &u); err != nil {
+			rows.Close()
+			return err
+		}
+		fn(u)
+	}
+	return rows.Close()
+}
+
+// usageDaySums sums an organisation's usage per UTC day of the days [from, to) (yyyy-mm-dd).
+func usageDaySums(db *gorm.DB, orgID, from, to string) ([]daySums, error) {
+	var sums []daySums
+	err := db.Model(&Usage{}).Select("day, SUM(charge) AS charge, SUM(cofunded) AS cofunded, SUM(shortfall) AS short").
+		Where("org_id = ? AND day >= ? AND day < ?", orgID, from, to).Group("day").Order("day").Scan(&sums).Error
+	return sums, err
+}
+
+// vendorEarningsByDay sums what the ledger credited a vendor's payable account for kind (usage or order) per
+// day of r.
+func vendorEarningsByDay(db *gorm.DB, vendorOrgID, kind string, r dayrange.Range) (map[string]int64, error) {
+	return sumByDay(db.Model(&ledger.Transfer{}).
+		Where("credit_account = ? AND kind = ? AND phase = ? AND created_at >= ? AND created_at < ?", vendorAcct(vendorOrgID), kind,
+			ledger.PhasePosted, r.Start(), r.End()), r, "created_at", "amount")
+}
+
+// grantedByDayAllOrgs sums the grants given per day of r, to every organisation: staff's programme chart.
+func grantedByDayAllOrgs(db *gorm.DB, r dayrange.Range) (map[string]int64, error) {
+	return sumByDay(db.Model(&ledger.Transfer{}).
+		Where("kind = ? AND debit_account = ? AND created_at >= ? AND created_at < ?", "grant", AcctFund, r.Start(), r.End()), r, "created_at", "amount")
+}
+
+// grantSpendByDayAllOrgs sums the grant credits spent on usage and orders per day of r, by every
+// organisation: staff's programme chart.
+func grantSpendByDayAllOrgs(db *gorm.DB, r dayrange.Range) (map[string]int64, error) {
+	return sumByDay(db.Model(&ledger.Transfer{}).
+		Where("kind IN ? AND debit_account LIKE ? AND phase = ? AND created_at >= ? AND created_at < ?", []string{"usage", "order"}, "grant:%",
+			ledger.PhasePosted, r.Start(), r.End()), r, "created_at", "amount")
+}
+
+// cofundedByDayAllOrgs sums the co-funded share of metered usage per day of r, of every organisation: staff's
+// programme chart.
+func cofundedByDayAllOrgs(db *gorm.DB, r dayrange.Range) (map[string]int64, error) {
+	if r.Local() {
+		return sumByDay(db.Model(&Usage{}).Where("created_at >= ? AND created_at < ?", r.Start(), r.End()), r, "created_at", "cofunded")
+	}
+	var cof []dayAmount
+	err := db.Model(&Usage{}).Select("day, SUM(cofunded) AS s").
+		Where("day >= ? AND day < ?", r.From.Format("2006-01-02"), r.To.AddDate(0, 0, 1).Format("2006-01-02")).Group("day").Scan(&cof).Error
+	return fillDays(cof), err
+}
+
+// dayExpr is the UTC calendar day of a timestamp column, per engine.
+func dayExpr(db *gorm.DB, col string) string {
+	if sqldb.DialectOf(db) == sqldb.Postgres {
+		return "to_char(" + col + " AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+	}
+	return "date(" + col + ")"
+}
+
+// sumByDay sums valueCol of q's rows per day of r: in SQL by UTC day, or, for another zone, row by row on
+// the local day of timeCol.
+func sumByDay(q *gorm.DB, r dayrange.Range, timeCol, valueCol string) (map[string]int64, error) {
+	if !r.Local() {
+		day := dayExpr(q, timeCol)
+		var rows []dayAmount
+		err := q.Select(day + " AS day, SUM(" + valueCol + ") AS s").Group(day).Scan(&rows).Error
+		return fillDays(rows), err
+	}
+	rows, err := q.Select(timeCol + " AS at, " + valueCol + " AS s").Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var x struct {
+			At time.Time
+			S  int64
+		}
+		if err := q.ScanRows(rows, &x); err != nil {
+			return nil, err
+		}
+		out[r.DayOf(x.At)] += x.S
+	}
+	return out, rows.Err()
+}
+
+type dayAmount struct {
+	Day string
+	S   int64
+}
+
+func fillDays(rows []dayAmount) map[string]int64 {
+	m := map[string]int64{}
+	for _, x := range rows {
+		m[x.Day] += x.S
+	}
+	return m
 }
 
 // The metering batch (meter.go): reads in chunks of 500 IDs, writes with a fixed number of statements.
