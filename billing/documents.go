@@ -135,12 +135,12 @@ func (s *Service) StatementMonths(ctx context.Context, orgID string) ([]string, 
 	cur := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	first := cur
 	db := s.db.WithContext(ctx)
-	l, err := orgLedgerOf(db, orgID)
+	own, err := orgLedgerOf(db, orgID)
 	if err != nil {
 		return nil, err
 	}
-	if !l.empty() {
-		t, ok, err := firstTransfer(db, l)
+	if !own.empty() {
+		t, ok, err := firstTransfer(db, own)
 		if err != nil {
 			return nil, err
 		}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 )
 
@@ -50,12 +48,12 @@ func (s *Service) WalletOf(ctx context.Context, orgID string) (Wallet, error) {
 	if err != nil && !errors.Is(err, ErrOrgNotFound) {
 		return w, err
 	}
-	l, err := orgLedgerOf(db, orgID)
+	own, err := orgLedgerOf(db, orgID)
 	if err != nil {
 		return w, err
 	}
 	bal := map[string]int64{}
-	for _, a := range l.accts {
+	for _, a := range own.accts {
 		bal[a.ID] = a.Balance
 		if a.Kind == KindVendor {
 			w.PayableMicro = a.Available()
@@ -85,8 +83,6 @@ func (s *Service) WalletOf(ctx context.Context, orgID string) (Wallet, error) {
 	return w, nil
 }
 
-func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }
-
 // Line is one ledger line of an organisation's account, signed from the account's side.
 type Line struct {
 	TransferID   string    `json:"transfer_id"`
@@ -114,8 +110,8 @@ func (s *Service) Transactions(ctx context.Context, orgID string, limit int, cur
 		}
 	}
 	db := s.db.WithContext(ctx)
-	l, err := orgLedgerOf(db, orgID)
-	if err != nil || l.empty() {
+	own, err := orgLedgerOf(db, orgID)
+	if err != nil || own.empty() {
 		return []Line{}, "", err
 	}
 	var after *lineCursor
@@ -126,11 +122,11 @@ func (s *Service) Transactions(ctx context.Context, orgID string, limit int, cur
 	if limit > 0 {
 		fetch = limit + 1
 	}
-	ts, err := transfersNewestFirst(db, l, after, from, to, fetch)
+	ts, err := transfersNewestFirst(db, own, after, from, to, fetch)
 	if err != nil {
 		return nil, "", err
 	}
-	mine := toSet(l.ids())
+	mine := toSet(own.ids())
 	next := ""
 	if limit > 0 && len(ts) > limit {
 		ts = ts[:limit]
@@ -197,11 +193,11 @@ func (s *Service) StatementOf(ctx context.Context, orgID, month string) (Stateme
 	end := start.AddDate(0, 1, 0)
 	st := Statement{OrganizationID: orgID, Month: month, Lines: []Line{}}
 	db := s.db.WithContext(ctx)
-	l, err := orgLedgerOf(db, orgID)
-	if err != nil || l.empty() {
+	own, err := orgLedgerOf(db, orgID)
+	if err != nil || own.empty() {
 		return st, err
 	}
-	if st.OpeningMicro, err = balanceBefore(db, l, start); err != nil {
+	if st.OpeningMicro, err = balanceBefore(db, own, start); err != nil {
 		return st, err
 	}
 	lines, _, err := s.Transactions(ctx, orgID, 0, "", start, end)

@@ -480,6 +480,89 @@ func sandboxUsage(db *gorm.DB, where string, args ...any) ([]SandboxUsage, error
 	return rows, nil
 }
 
+// Activity (activity.go): an organisation's readable lines and the entries behind them.
+
+// activityUsage is an organisation's usage of one sandbox on one UTC day.
+type activityUsage struct {
+	SandboxID string
+	Day       string
+	GPUModel  string `gorm:"column:gpu_model"`
+	Millis    int64
+	Charge    int64
+	Cofunded  int64
+	Shortfall int64
+	N         int
+	Last      dbTime
+}
+
+// usageBySandboxDay rolls an organisation's usage up per sandbox and day (one sandbox when sandboxID is set).
+func usageBySandboxDay(db *gorm.DB, orgID, sandboxID string) ([]activityUsage, error) {
+	q := db.Model(&Usage{}).Select("sandbox_id, day, MAX(gpu_model) AS gpu_model, SUM(millis) AS millis, SUM(charge) AS charge, "+
+		"SUM(cofunded) AS cofunded, SUM(shortfall) AS shortfall, COUNT(*) AS n, MAX(created_at) AS last").
+		Where("org_id = ?", orgID).Group("sandbox_id, day")
+	if sandboxID != "" {
+		q = q.Where("sandbox_id = ?", sandboxID)
+	}
+	var rows []activityUsage
+	err := q.Scan(&rows).Error
+	return rows, err
+}
+
+// holdsOf reads an organisation's holds of sandboxIDs (another organisation's are left out).
+func holdsOf(db *gorm.DB, orgID string, sandboxIDs []string) ([]Hold, error) {
+	var hs []Hold
+	err := db.Where("org_id = ? AND sandbox_id IN ?", orgID, sandboxIDs).Find(&hs).Error
+	return hs, err
+}
+
+// pricesOf reads the projected prices of listingIDs: the price list is public, no organisation's.
+func pricesOf(db *gorm.DB, listingIDs []string) ([]Price, error) {
+	var ps []Price
+	err := db.Where("listing_id IN ?", append(listingIDs, "")).Find(&ps).Error
+	return ps, err
+}
+
+// settledTransfers lists the posted and post-pending transfers of an organisation's accounts, oldest first.
+func settledTransfers(db *gorm.DB, l orgLedger) ([]ledger.Transfer, error) {
+	ids := l.ids()
+	var ts []ledger.Transfer
+	err := db.Where("(debit_account IN ? OR credit_account IN ?) AND phase NOT IN ?", ids, ids,
+		[]string{ledger.PhasePending, ledger.PhaseVoidPending}).Order("created_at, id").Find(&ts).Error
+	return ts, err
+}
+
+// usageEntries lists an organisation's usage rows of one sandbox on one day (yyyy-mm-dd), in sequence.
+func usageEntries(db *gorm.DB, orgID, sandboxID, day string) ([]Usage, error) {
+	var us []Usage
+	err := db.Where("org_id = ? AND sandbox_id = ? AND day = ?", orgID, sandboxID, day).Order("seq, event_id").Find(&us).Error
+	return us, err
+}
+
+// lineTransfers lists the settled transfers of one kind and reference (or, without a reference, ID) that
+// touch an organisation's accounts, oldest first.
+func lineTransfers(db *gorm.DB, l orgLedger, kind, ref string) ([]ledger.Transfer, error) {
+	ids := l.ids()
+	var ts []ledger.Transfer
+	err := db.Where("kind = ? AND (ref = ? OR (ref = '' AND id = ?)) AND (debit_account IN ? OR credit_account IN ?) AND phase NOT IN ?",
+		kind, ref, ref, ids, ids, []string{ledger.PhasePending, ledger.PhaseVoidPending}).Order("created_at, id").Find(&ts).Error
+	return ts, err
+}
+
+// earningTransfers lists the settled usage transfers credited to an organisation's vendor account on the UTC
+// day that starts at day, oldest first.
+func earningTransfers(db *gorm.DB, l orgLedger, day time.Time) ([]ledger.Transfer, error) {
+	var vendor []string
+	for _, id := range l.ids() {
+		if strings.HasPrefix(id, "vendor:") {
+			vendor = append(vendor, id)
+		}
+	}
+	var ts []ledger.Transfer
+	err := db.Where("kind = ? AND credit_account IN ? AND created_at >= ? AND created_at < ? AND phase NOT IN ?", "usage", append(vendor, ""),
+		day, day.AddDate(0, 0, 1), []string{ledger.PhasePending, ledger.PhaseVoidPending}).Order("created_at, id").Find(&ts).Error
+	return ts, err
+}
+
 // Charts (charts.go): day-bucketed sums over a bounded range.
 
 // eachUsageBetween calls fn with the time and amounts of each usage row of an organisation metered in
