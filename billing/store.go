@@ -235,6 +235,8 @@ func lockPurchaseByPaymentIntent(tx *gorm.DB, paymentIntent string) (Purchase, e
 	return p, err
 }
 
+// Grants in the wallet and in staff's reports.
+
 // grantsOf lists an organisation's grants, nearest expiry first.
 func grantsOf(db *gorm.DB, orgID string) ([]Grant, error) {
 	var gs []Grant
@@ -392,6 +394,8 @@ func hasPurchaseRef(db *gorm.DB, orgID, reference string) (bool, error) {
 	err := db.Model(&Purchase{}).Where("org_id = ? AND reference = ?", orgID, reference).Count(&n).Error
 	return n > 0, err
 }
+
+// Receipts and statements (documents.go).
 
 // purchasesOf lists an organisation's purchases, newest first (at most 500).
 func purchasesOf(db *gorm.DB, orgID string) ([]Purchase, error) {
