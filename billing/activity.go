@@ -157,24 +157,8 @@ func (s *Service) Activity(ctx context.Context, orgID string, f ActivityFilter) 
 	lines := []ActivityLine{}
 
 	// Usage, rolled up per sandbox per day.
-	var rows []struct {
-		SandboxID string
-		Day       string
-		GPUModel  string `gorm:"column:gpu_model"`
-		Millis    int64
-		Charge    int64
-		Cofunded  int64
-		Shortfall int64
-		N         int
-		Last      dbTime
-	}
-	q := db.Model(&Usage{}).Select("sandbox_id, day, MAX(gpu_model) AS gpu_model, SUM(millis) AS millis, SUM(charge) AS charge, "+
-		"SUM(cofunded) AS cofunded, SUM(shortfall) AS shortfall, COUNT(*) AS n, MAX(created_at) AS last").
-		Where("org_id = ?", orgID).Group("sandbox_id, day")
-	if f.SandboxID != "" {
-		q = q.Where("sandbox_id = ?", f.SandboxID)
-	}
-	if err := q.Scan(&rows).Error; err != nil {
+	rows, err := usageBySandboxDay(db, orgID, f.SandboxID)
+	if err != nil {
 		return nil, fmt.Errorf("activity usage of %s: %w", orgID, err)
 	}
 	if len(rows) > 0 {
@@ -182,8 +166,8 @@ func (s *Service) Activity(ctx context.Context, orgID string, f ActivityFilter) 
 		for _, r := range rows {
 			ids = append(ids, r.SandboxID)
 		}
-		var holds []Hold
-		if err := db.Where("sandbox_id IN ?", ids).Find(&holds).Error; err != nil {
+		holds, err := holdsOf(db, orgID, ids)
+		if err != nil {
 			return nil, fmt.Errorf("activity holds of %s: %w", orgID, err)
 		}
 		byID := map[string]Hold{}
@@ -192,8 +176,8 @@ func (s *Service) Activity(ctx context.Context, orgID string, f ActivityFilter) 
 			byID[h.SandboxID] = h
 			listingIDs = append(listingIDs, h.ListingID)
 		}
-		var prices []Price
-		if err := db.Where("listing_id IN ?", append(listingIDs, "")).Find(&prices).Error; err != nil {
+		prices, err := pricesOf(db, listingIDs)
+		if err != nil {
 			return nil, fmt.Errorf("activity listings of %s: %w", orgID, err)
 		}
 		titles := map[string]string{}
@@ -211,20 +195,17 @@ func (s *Service) Activity(ctx context.Context, orgID string, f ActivityFilter) 
 	}
 
 	// Every other movement of the organisation's accounts, from the ledger.
-	var accts []ledger.Account
-	if err := db.Where("org_id = ?", orgID).Find(&accts).Error; err != nil {
+	own, err := orgLedgerOf(db, orgID)
+	if err != nil {
 		return nil, fmt.Errorf("activity accounts of %s: %w", orgID, err)
 	}
-	if len(accts) > 0 {
+	if !own.empty() {
 		kind := map[string]string{}
-		ids := make([]string, 0, len(accts))
-		for _, a := range accts {
+		for _, a := range own.accts {
 			kind[a.ID] = a.Kind
-			ids = append(ids, a.ID)
 		}
-		var ts []ledger.Transfer
-		if err := db.Where("(debit_account IN ? OR credit_account IN ?) AND phase NOT IN ?", ids, ids,
-			[]string{ledger.PhasePending, ledger.PhaseVoidPending}).Order("created_at, id").Find(&ts).Error; err != nil {
+		ts, err := settledTransfers(db, own)
+		if err != nil {
 			return nil, fmt.Errorf("activity transfers of %s: %w", orgID, err)
 		}
 		earnings := map[string]*ActivityLine{}
@@ -351,8 +332,8 @@ func (s *Service) ActivityEntries(ctx context.Context, orgID, lineID string) ([]
 	switch {
 	case strings.HasPrefix(lineID, "u.") && len(lineID) > 13 && lineID[12] == '.':
 		day, sandbox := lineID[2:12], lineID[13:]
-		var us []Usage
-		if err := db.Where("org_id = ? AND sandbox_id = ? AND day = ?", orgID, sandbox, day).Order("seq, event_id").Find(&us).Error; err != nil {
+		us, err := usageEntries(db, orgID, sandbox, day)
+		if err != nil {
 			return nil, fmt.Errorf("entries of %s: %w", lineID, err)
 		}
 		for _, u := range us {
@@ -361,11 +342,11 @@ func (s *Service) ActivityEntries(ctx context.Context, orgID, lineID string) ([]
 		}
 	case strings.HasPrefix(lineID, "t.") || strings.HasPrefix(lineID, "e."):
 		var ts []ledger.Transfer
-		ids, err := s.orgAccounts(db, orgID)
+		own, err := orgLedgerOf(db, orgID)
 		if err != nil {
 			return nil, err
 		}
-		if len(ids) == 0 {
+		if own.empty() {
 			break
 		}
 		if strings.HasPrefix(lineID, "t.") {
@@ -377,9 +358,7 @@ func (s *Service) ActivityEntries(ctx context.Context, orgID, lineID string) ([]
 			if !ok {
 				return nil, ErrLineNotFound
 			}
-			err = db.Where("kind = ? AND (ref = ? OR (ref = '' AND id = ?)) AND (debit_account IN ? OR credit_account IN ?) AND phase NOT IN ?",
-				kind, ref, ref, ids, ids, []string{ledger.PhasePending, ledger.PhaseVoidPending}).Order("created_at, id").Find(&ts).Error
-			if err != nil {
+			if ts, err = lineTransfers(db, own, kind, ref); err != nil {
 				return nil, fmt.Errorf("entries of %s: %w", lineID, err)
 			}
 		} else {
@@ -387,19 +366,11 @@ func (s *Service) ActivityEntries(ctx context.Context, orgID, lineID string) ([]
 			if err != nil {
 				return nil, ErrLineNotFound
 			}
-			var vendor []string
-			for _, id := range ids {
-				if strings.HasPrefix(id, "vendor:") {
-					vendor = append(vendor, id)
-				}
-			}
-			err = db.Where("kind = ? AND credit_account IN ? AND created_at >= ? AND created_at < ? AND phase NOT IN ?", "usage", append(vendor, ""),
-				day, day.AddDate(0, 0, 1), []string{ledger.PhasePending, ledger.PhaseVoidPending}).Order("created_at, id").Find(&ts).Error
-			if err != nil {
+			if ts, err = earningTransfers(db, own, day); err != nil {
 				return nil, fmt.Errorf("entries of %s: %w", lineID, err)
 			}
 		}
-		mine := toSet(ids)
+		mine := toSet(own.ids())
 		for _, t := range ts {
 			if mine[t.DebitAccount] {
 				out = append(out, ActivityEntry{ID: t.ID, At: t.CreatedAt.UTC(), AmountMicro: -t.Amount, Account: t.DebitAccount, Counterparty: t.CreditAccount, Ref: t.Ref})

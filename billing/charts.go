@@ -2,11 +2,9 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"time"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/dayrange"
 )
 
@@ -54,8 +52,8 @@ type daySums struct {
 func (s *Service) SpendChartOf(ctx context.Context, orgID string, r dayrange.Range) (SpendChart, error) {
 	db := s.db.WithContext(ctx)
 	out := SpendChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []SpendDay{}, ByListing: []ListingSpend{}}
-	var org Org
-	if err := db.Where("id = ?", orgID).Take(&org).Error; err != nil && !isNotFound(err) {
+	org, err := getOrg(db, orgID)
+	if err != nil && !errors.Is(err, ErrOrgNotFound) {
 		return out, err
 	}
 	out.MonthlyBudgetMicro = org.BudgetMicro
@@ -66,29 +64,17 @@ func (s *Service) SpendChartOf(ctx context.Context, orgID string, r dayrange.Ran
 	if r.Local() {
 		// Each metered row on the local day of its instant.
 		first := dayrange.Range{From: time.Date(r.From.Year(), r.From.Month(), 1, 0, 0, 0, 0, time.UTC), To: r.To, Loc: r.Loc}
-		rows, err := db.Model(&Usage{}).Select("created_at, charge, cofunded, shortfall").
-			Where("org_id = ? AND created_at >= ? AND created_at < ?", orgID, first.Start(), first.End()).Rows()
-		if err != nil {
-			return out, err
-		}
-		for rows.Next() {
-			var u Usage
-			if err := db.ScanRows(rows, &u); err != nil {
-				rows.Close()
-				return out, err
-			}
+		if err := eachUsageBetween(db, orgID, first.Start(), first.End(), func(u Usage) {
 			k := r.DayOf(u.CreatedAt)
 			x := by[k]
 			x.Day, x.Charge, x.Cofunded, x.Short = k, x.Charge+u.Charge, x.Cofunded+u.Cofunded, x.Short+u.Shortfall
 			by[k] = x
-		}
-		if err := rows.Close(); err != nil {
+		}); err != nil {
 			return out, err
 		}
 	} else {
-		var sums []daySums
-		if err := db.Model(&Usage{}).Select("day, SUM(charge) AS charge, SUM(cofunded) AS cofunded, SUM(shortfall) AS short").
-			Where("org_id = ? AND day >= ? AND day < ?", orgID, monthStart, end).Group("day").Order("day").Scan(&sums).Error; err != nil {
+		sums, err := usageDaySums(db, orgID, monthStart, end)
+		if err != nil {
 			return out, err
 		}
 		for _, x := range sums {
@@ -108,11 +94,10 @@ func (s *Service) SpendChartOf(ctx context.Context, orgID string, r dayrange.Ran
 			out.Days = append(out.Days, SpendDay{Day: k, ChargeMicro: x.Charge, CofundedMicro: x.Cofunded, PaidMicro: paid, MonthToDate: mtd})
 		}
 	}
-	var err error
 	if r.Local() {
-		out.BySandbox, err = s.usageBySandboxWhere(ctx, "u.org_id = ? AND u.created_at >= ? AND u.created_at < ?", orgID, r.Start(), r.End())
+		out.BySandbox, err = sandboxUsageBetween(db, orgID, r.Start(), r.End())
 	} else {
-		out.BySandbox, err = s.usageBySandbox(ctx, "org_id", orgID, out.From, end)
+		out.BySandbox, err = sandboxUsageOnDays(db, orgID, out.From, end)
 	}
 	if err != nil {
 		return out, err
@@ -134,55 +119,6 @@ func (s *Service) SpendChartOf(ctx context.Context, orgID string, r dayrange.Ran
 	return out, nil
 }
 
-// dayExpr is the UTC calendar day of a timestamp column, per engine.
-func (s *Service) dayExpr(col string) string {
-	if s.db.Name() == "postgres" {
-		return "to_char(" + col + " AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-	}
-	return "date(" + col + ")"
-}
-
-// sumByDay sums valueCol of q's rows per day of r: in SQL by UTC day, or, for another zone, row by row on
-// the local day of timeCol.
-func (s *Service) sumByDay(q *gorm.DB, r dayrange.Range, timeCol, valueCol string) (map[string]int64, error) {
-	if !r.Local() {
-		day := s.dayExpr(timeCol)
-		var rows []dayAmount
-		err := q.Select(day + " AS day, SUM(" + valueCol + ") AS s").Group(day).Scan(&rows).Error
-		return fillDays(rows), err
-	}
-	rows, err := q.Select(timeCol + " AS at, " + valueCol + " AS s").Rows()
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var x struct {
-			At time.Time
-			S  int64
-		}
-		if err := q.ScanRows(rows, &x); err != nil {
-			return nil, err
-		}
-		out[r.DayOf(x.At)] += x.S
-	}
-	return out, rows.Err()
-}
-
-type dayAmount struct {
-	Day string
-	S   int64
-}
-
-func fillDays(rows []dayAmount) map[string]int64 {
-	m := map[string]int64{}
-	for _, x := range rows {
-		m[x.Day] += x.S
-	}
-	return m
-}
-
 // EarningsDay is one day of a vendor's earnings (credited to its payable account).
 type EarningsDay struct {
 	Day         string `json:"day"`
@@ -200,16 +136,12 @@ type EarningsChart struct {
 // EarningsChartOf sums what the ledger credited to the vendor's payable account per day and kind.
 func (s *Service) EarningsChartOf(ctx context.Context, vendorOrgID string, r dayrange.Range) (EarningsChart, error) {
 	out := EarningsChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []EarningsDay{}}
-	q := func(kind string) (map[string]int64, error) {
-		return s.sumByDay(s.db.WithContext(ctx).Model(&ledger.Transfer{}).
-			Where("credit_account = ? AND kind = ? AND phase = ? AND created_at >= ? AND created_at < ?", vendorAcct(vendorOrgID), kind,
-				ledger.PhasePosted, r.Start(), r.End()), r, "created_at", "amount")
-	}
-	usage, err := q("usage")
+	db := s.db.WithContext(ctx)
+	usage, err := vendorEarningsByDay(db, vendorOrgID, "usage", r)
 	if err != nil {
 		return out, err
 	}
-	orders, err := q("order")
+	orders, err := vendorEarningsByDay(db, vendorOrgID, "order", r)
 	if err != nil {
 		return out, err
 	}
@@ -238,27 +170,15 @@ type ProgrammeChart struct {
 func (s *Service) ProgrammeChartOf(ctx context.Context, r dayrange.Range) (ProgrammeChart, error) {
 	out := ProgrammeChart{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), Days: []ProgrammeDay{}}
 	db := s.db.WithContext(ctx)
-	from, to := r.Start(), r.End()
-	g, err := s.sumByDay(db.Model(&ledger.Transfer{}).
-		Where("kind = ? AND debit_account = ? AND created_at >= ? AND created_at < ?", "grant", AcctFund, from, to), r, "created_at", "amount")
+	g, err := grantedByDayAllOrgs(db, r)
 	if err != nil {
 		return out, err
 	}
-	sp, err := s.sumByDay(db.Model(&ledger.Transfer{}).
-		Where("kind IN ? AND debit_account LIKE ? AND phase = ? AND created_at >= ? AND created_at < ?", []string{"usage", "order"}, "grant:%",
-			ledger.PhasePosted, from, to), r, "created_at", "amount")
+	sp, err := grantSpendByDayAllOrgs(db, r)
 	if err != nil {
 		return out, err
 	}
-	var c map[string]int64
-	if r.Local() {
-		c, err = s.sumByDay(db.Model(&Usage{}).Where("created_at >= ? AND created_at < ?", from, to), r, "created_at", "cofunded")
-	} else {
-		var cof []dayAmount
-		err = db.Model(&Usage{}).Select("day, SUM(cofunded) AS s").
-			Where("day >= ? AND day < ?", r.From.Format("2006-01-02"), r.To.AddDate(0, 0, 1).Format("2006-01-02")).Group("day").Scan(&cof).Error
-		c = fillDays(cof)
-	}
+	c, err := cofundedByDayAllOrgs(db, r)
 	if err != nil {
 		return out, err
 	}

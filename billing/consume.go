@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
@@ -119,7 +118,7 @@ func (s *Service) projectOrg(ctx context.Context, ev events.OrganizationCreatedV
 		if err := s.ensureOrg(tx, ev.OrganizationID); err != nil {
 			return err
 		}
-		return tx.Model(&Org{}).Where("id = ?", ev.OrganizationID).Updates(map[string]any{"name": ev.Name, "kind": ev.Kind, "updated_at": s.now()}).Error
+		return setOrgNameKind(tx, ev.OrganizationID, ev.Name, ev.Kind, s.now())
 	})
 }
 
@@ -129,7 +128,7 @@ func (s *Service) ProjectVerified(ctx context.Context, orgID string, verified bo
 		if err := s.ensureOrg(tx, orgID); err != nil {
 			return err
 		}
-		return tx.Model(&Org{}).Where("id = ?", orgID).Updates(map[string]any{"verified": verified, "updated_at": s.now()}).Error
+		return setOrgVerified(tx, orgID, verified, s.now())
 	})
 }
 
@@ -140,10 +139,9 @@ func (s *Service) ProjectOrg(ctx context.Context, orgID, name, kind string) erro
 
 func (s *Service) projectMembership(ctx context.Context, ev events.MembershipChangedV1) error {
 	if ev.Change == "removed" || (ev.Role != "owner" && ev.Role != "admin") {
-		return s.db.WithContext(ctx).Where("org_id = ? AND user_id = ?", ev.OrganizationID, ev.UserID).Delete(&Admin{}).Error
+		return deleteAdmin(s.db.WithContext(ctx), ev.OrganizationID, ev.UserID)
 	}
-	return s.db.WithContext(ctx).Clauses(clause.OnConflict{UpdateAll: true}).
-		Create(&Admin{OrgID: ev.OrganizationID, UserID: ev.UserID, Email: ev.Email, Role: ev.Role}).Error
+	return upsertAdmin(s.db.WithContext(ctx), Admin{OrgID: ev.OrganizationID, UserID: ev.UserID, Email: ev.Email, Role: ev.Role})
 }
 
 // ProjectListing keeps the price list of published compute listings.
@@ -152,9 +150,9 @@ func (s *Service) ProjectListing(ctx context.Context, ev events.ListingChangedV1
 		if published {
 			return nil
 		}
-		return s.db.WithContext(ctx).Where("listing_id = ?", ev.ListingID).Delete(&Price{}).Error
+		return deletePrice(s.db.WithContext(ctx), ev.ListingID)
 	}
 	c := ev.Compute
-	return s.db.WithContext(ctx).Clauses(clause.OnConflict{UpdateAll: true}).Create(&Price{ListingID: ev.ListingID, VendorOrgID: ev.VendorOrgID,
-		Title: ev.Title, PoolID: c.PoolID, GPUModel: c.GPUModel, Region: c.Region, PricePerGPUHour: c.PricePerGPUHour, UpdatedAt: s.now()}).Error
+	return upsertPrice(s.db.WithContext(ctx), Price{ListingID: ev.ListingID, VendorOrgID: ev.VendorOrgID,
+		Title: ev.Title, PoolID: c.PoolID, GPUModel: c.GPUModel, Region: c.Region, PricePerGPUHour: c.PricePerGPUHour, UpdatedAt: s.now()})
 }

@@ -2,12 +2,12 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/tamarack-ai/tamarack/billing/ledger"
 	"github.com/tamarack-ai/tamarack/platform/money"
 )
 
@@ -58,8 +58,8 @@ func toPurchaseRow(p Purchase) PurchaseRow {
 
 // PurchasesOf lists an organisation's purchases, newest first (at most 500: an organisation buys a few a month).
 func (s *Service) PurchasesOf(ctx context.Context, orgID string) ([]PurchaseRow, error) {
-	var ps []Purchase
-	if err := s.db.WithContext(ctx).Where("org_id = ?", orgID).Order("created_at DESC, id DESC").Limit(500).Find(&ps).Error; err != nil {
+	ps, err := purchasesOf(s.db.WithContext(ctx), orgID)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]PurchaseRow, 0, len(ps))
@@ -83,11 +83,10 @@ type Receipt struct {
 // ReceiptOf reads a credited purchase of orgID; a missing, foreign or uncredited purchase is ErrPurchaseNotFound.
 func (s *Service) ReceiptOf(ctx context.Context, orgID, purchaseID string) (Receipt, error) {
 	db := s.db.WithContext(ctx)
-	var p Purchase
-	if err := db.Where("id = ? AND org_id = ?", purchaseID, orgID).Take(&p).Error; err != nil {
-		if isNotFound(err) {
-			return Receipt{}, fmt.Errorf("receipt %s: %w", purchaseID, ErrPurchaseNotFound)
-		}
+	p, err := purchaseOf(db, orgID, purchaseID)
+	if errors.Is(err, ErrPurchaseNotFound) {
+		return Receipt{}, fmt.Errorf("receipt %s: %w", purchaseID, ErrPurchaseNotFound)
+	} else if err != nil {
 		return Receipt{}, err
 	}
 	if !credited(p) {
@@ -95,18 +94,17 @@ func (s *Service) ReceiptOf(ctx context.Context, orgID, purchaseID string) (Rece
 	}
 	r := Receipt{ProgrammeName: s.cfg.ProgrammeLegalName, OrgName: s.orgName(ctx, orgID), Purchase: p, PaidAt: p.UpdatedAt.UTC(), CentsPerCred: s.cfg.CADCentsPerCredit,
 		TaxRegistration: s.cfg.Tax.Registration}
-	var t ledger.Transfer
-	if err := db.Where("id = ?", purchaseTransfer(p.ID)).Take(&t).Error; err == nil {
-		r.PaidAt = t.CreatedAt.UTC()
-	} else if !isNotFound(err) {
+	if at, ok, err := purchaseCreditedAt(db, p); err != nil {
 		return Receipt{}, err
+	} else if ok {
+		r.PaidAt = at.UTC()
 	}
 	return r, nil
 }
 
 func (s *Service) orgName(ctx context.Context, orgID string) string {
-	var org Org
-	if err := s.db.WithContext(ctx).Where("id = ?", orgID).Take(&org).Error; err != nil || org.Name == "" {
+	org, err := getOrg(s.db.WithContext(ctx), orgID)
+	if err != nil || org.Name == "" {
 		return orgID
 	}
 	return org.Name
@@ -114,9 +112,7 @@ func (s *Service) orgName(ctx context.Context, orgID string) string {
 
 // KnownOrg reports whether billing has a row for the organisation (staff reading another organisation).
 func (s *Service) KnownOrg(ctx context.Context, orgID string) (bool, error) {
-	var n int64
-	err := s.db.WithContext(ctx).Model(&Org{}).Where("id = ?", orgID).Count(&n).Error
-	return n > 0, err
+	return orgExists(s.db.WithContext(ctx), orgID)
 }
 
 // parseMonth checks a yyyy-mm month that has started (the current month is a statement to date).
@@ -139,18 +135,18 @@ func (s *Service) StatementMonths(ctx context.Context, orgID string) ([]string, 
 	cur := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	first := cur
 	db := s.db.WithContext(ctx)
-	ids, err := s.orgAccounts(db, orgID)
+	own, err := orgLedgerOf(db, orgID)
 	if err != nil {
 		return nil, err
 	}
-	if len(ids) > 0 {
-		var t ledger.Transfer
-		err := db.Where("(debit_account IN ? OR credit_account IN ?) AND phase <> ?", ids, ids, ledger.PhasePending).Order("created_at").Take(&t).Error
-		if err == nil {
+	if !own.empty() {
+		t, ok, err := firstTransfer(db, own)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			c := t.CreatedAt.UTC()
 			first = time.Date(c.Year(), c.Month(), 1, 0, 0, 0, 0, time.UTC)
-		} else if !isNotFound(err) {
-			return nil, err
 		}
 	}
 	out := []string{}
@@ -171,35 +167,6 @@ type SandboxUsage struct {
 	CofundedMicro  int64  `json:"cofunded_micro"`
 	ShortfallMicro int64  `json:"shortfall_micro"`
 	PaidMicro      int64  `json:"paid_micro"` // charge − co-funded − shortfall: what the organisation paid
-}
-
-// usageBySandbox groups an organisation's usage of days [from, to) (yyyy-mm-dd) by sandbox, with each sandbox's
-// listing (from its hold) and the listing's title (from the price projection).
-func (s *Service) usageBySandbox(ctx context.Context, col, orgID, from, to string) ([]SandboxUsage, error) {
-	return s.usageBySandboxWhere(ctx, "u."+col+" = ? AND u.day >= ? AND u.day < ?", orgID, from, to)
-}
-
-// usageBySandboxWhere sums the usage rows that where selects (on billing_usage AS u) per sandbox.
-func (s *Service) usageBySandboxWhere(ctx context.Context, where string, args ...any) ([]SandboxUsage, error) {
-	var rows []SandboxUsage
-	err := s.db.WithContext(ctx).Table("billing_usage AS u").
-		Select("u.sandbox_id AS sandbox_id, COALESCE(MAX(h.listing_id), '') AS listing_id, COALESCE(MAX(p.title), '') AS listing_title, "+
-			"MAX(u.gpu_model) AS gpu_model, SUM(u.millis) AS millis, SUM(u.charge) AS charge_micro, SUM(u.cofunded) AS cofunded_micro, "+
-			"SUM(u.shortfall) AS shortfall_micro").
-		Joins("LEFT JOIN billing_holds h ON h.sandbox_id = u.sandbox_id").
-		Joins("LEFT JOIN billing_prices p ON p.listing_id = h.listing_id").
-		Where(where, args...).
-		Group("u.sandbox_id").Order("charge_micro DESC, sandbox_id").Scan(&rows).Error
-	if err != nil {
-		return nil, err
-	}
-	for i := range rows {
-		rows[i].PaidMicro = rows[i].ChargeMicro - rows[i].CofundedMicro - rows[i].ShortfallMicro
-	}
-	if rows == nil {
-		rows = []SandboxUsage{}
-	}
-	return rows, nil
 }
 
 // StatementDoc is what a monthly statement PDF shows.
@@ -255,14 +222,14 @@ func (s *Service) StatementDocOf(ctx context.Context, orgID, month string) (Stat
 		}
 	}
 	from, to := start.Format("2006-01-02"), end.Format("2006-01-02")
-	if d.Usage, err = s.usageBySandbox(ctx, "org_id", orgID, from, to); err != nil {
+	if d.Usage, err = sandboxUsageOnDays(s.db.WithContext(ctx), orgID, from, to); err != nil {
 		return StatementDoc{}, err
 	}
 	for _, u := range d.Usage {
 		d.Cofunded += u.CofundedMicro
 	}
 	if len(purchaseIDs) > 0 {
-		if err := s.db.WithContext(ctx).Where("org_id = ? AND id IN ?", orgID, purchaseIDs).Order("created_at, id").Find(&d.Bought).Error; err != nil {
+		if d.Bought, err = purchasesByID(s.db.WithContext(ctx), orgID, purchaseIDs); err != nil {
 			return StatementDoc{}, err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/tamarack-ai/tamarack/billing/charge"
 	"github.com/tamarack-ai/tamarack/billing/ledger"
@@ -54,40 +53,14 @@ func (s *Service) ensurePlatformAccounts(tx *gorm.DB) error {
 // ensureOrg creates the organisation's projection row and wallet when missing (events may arrive in any order).
 func (s *Service) ensureOrg(tx *gorm.DB, orgID string) error {
 	now := s.now()
-	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&Org{ID: orgID, UpdatedAt: now}).Error; err != nil {
+	if err := insertOrgIfMissing(tx, orgID, now); err != nil {
 		return err
 	}
 	return ledger.EnsureAccounts(tx, now, ledger.Account{ID: walletAcct(orgID), Kind: KindWallet, OrgID: orgID, NoOverdraft: true})
 }
 
-// knownOrg reads an organisation billing has heard of from identity (its organization.created event set the
-// kind; a row created only by ensureOrg or a verification event has none). Staff actions naming an
-// organisation go through it, so a mistyped ID credits nobody: organization_not_found.
-func knownOrg(tx *gorm.DB, orgID string) (Org, error) {
-	var org Org
-	err := tx.Where("id = ? AND kind <> ''", orgID).Take(&org).Error
-	if sqldb.IsNotFound(err) {
-		return org, ErrOrgNotFound.WithDetailMsg("problem.organization_not_found.billing", problem.Args{"Org": orgID})
-	}
-	return org, err
-}
-
 func (s *Service) ensureVendor(tx *gorm.DB, orgID string) error {
 	return ledger.EnsureAccounts(tx, s.now(), ledger.Account{ID: vendorAcct(orgID), Kind: KindVendor, OrgID: orgID, NoOverdraft: true})
-}
-
-// lockOrgs row-locks organisations in id order; every change of Held goes through it.
-func lockOrgs(tx *gorm.DB, ids ...string) (map[string]*Org, error) {
-	ids = uniqSorted(ids)
-	var orgs []Org
-	if err := sqldb.ForUpdate(tx).Where("id IN ?", ids).Order("id").Find(&orgs).Error; err != nil {
-		return nil, err
-	}
-	out := map[string]*Org{}
-	for i := range orgs {
-		out[orgs[i].ID] = &orgs[i]
-	}
-	return out, nil
 }
 
 func uniqSorted(ids []string) []string {
@@ -123,8 +96,8 @@ func (f *funding) total() int64 {
 func (s *Service) loadFunding(tx *gorm.DB, orgID string, verified bool, now time.Time) (*funding, error) {
 	var grants []Grant
 	if verified {
-		if err := sqldb.ForUpdate(tx).Where("org_id = ? AND expired = ? AND expires_at > ?", orgID, false, now).
-			Order("expires_at, id").Find(&grants).Error; err != nil {
+		var err error
+		if grants, err = lockUsableGrants(tx, orgID, now); err != nil {
 			return nil, err
 		}
 	}
@@ -152,8 +125,8 @@ func (s *Service) loadFundings(tx *gorm.DB, ids []string, orgs map[string]*Org, 
 	}
 	var grants []Grant
 	if len(verified) > 0 {
-		if err := sqldb.ForUpdate(tx).Where("org_id IN ? AND expired = ? AND expires_at > ?", verified, false, now).
-			Order("org_id, expires_at, id").Find(&grants).Error; err != nil {
+		var err error
+		if grants, err = lockUsableGrantsOf(tx, verified, now); err != nil {
 			return nil, err
 		}
 	}
@@ -241,14 +214,9 @@ func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (even
 		if err != nil {
 			return err
 		}
-		var h Hold
-		err = sqldb.ForUpdate(tx).Where("sandbox_id = ?", req.SandboxID).Take(&h).Error
-		exists := err == nil
-		if err != nil && !sqldb.IsNotFound(err) {
+		h, exists, err := lockHoldOf(tx, req.OrganizationID, req.SandboxID)
+		if err != nil {
 			return err
-		}
-		if exists && h.OrgID != req.OrganizationID {
-			return ErrHoldNotFound
 		}
 		if req.RequestID != "" && exists {
 			fresh, err := inboxTable.Mark(tx, "", "hold:"+req.RequestID, now)
@@ -282,10 +250,10 @@ func (s *Service) ServeHold(ctx context.Context, req events.HoldRequestV1) (even
 		h.Amount += int64(add)
 		h.Exhausted = false
 		h.UpdatedAt = now
-		if err := tx.Save(&h).Error; err != nil {
+		if err := saveHold(tx, &h); err != nil {
 			return err
 		}
-		if err := tx.Model(&Org{}).Where("id = ?", org.ID).Update("held", gorm.Expr("held + ?", h.Remaining()-before)).Error; err != nil {
+		if err := addHeld(tx, org.ID, h.Remaining()-before); err != nil {
 			return err
 		}
 		reply = events.HoldReplyV1{HoldID: h.SandboxID, AmountMicro: h.Amount}
@@ -308,15 +276,17 @@ func (s *Service) SandboxEnded(ctx context.Context, eventID string, ev events.Sa
 		if _, err := lockOrgs(tx, ev.OrganizationID); err != nil {
 			return err
 		}
-		var h Hold
-		err := sqldb.ForUpdate(tx).Where("sandbox_id = ?", ev.SandboxID).Take(&h).Error
-		if sqldb.IsNotFound(err) {
+		h, exists, err := lockHold(tx, ev.SandboxID)
+		if err != nil {
+			return err
+		}
+		if !exists {
 			if ev.LastSeq == 0 {
 				// Ended without running or a hold yet: remember it released, so that a hold request still in
 				// flight (the testbed gave up waiting for its reply) reserves nothing that no event would release.
-				return tx.Create(&Hold{SandboxID: ev.SandboxID, OrgID: ev.OrganizationID, ListingID: ev.ListingID, VendorOrgID: ev.VendorOrgID,
+				return insertHold(tx, &Hold{SandboxID: ev.SandboxID, OrgID: ev.OrganizationID, ListingID: ev.ListingID, VendorOrgID: ev.VendorOrgID,
 					PoolID: ev.PoolID, GPUModel: ev.GPUModel, GPUCount: max(ev.GPUCount, 1), Stopped: true, Released: true,
-					CreatedAt: now, UpdatedAt: now}).Error
+					CreatedAt: now, UpdatedAt: now})
 			}
 			// Usage will follow without a hold: remember the end and price it from the listing projection.
 			h, err = s.implicitHold(tx, ev.SandboxID, ev.OrganizationID, ev.ListingID, ev.VendorOrgID, ev.PoolID, ev.GPUModel, ev.GPUCount, now)
@@ -324,9 +294,7 @@ func (s *Service) SandboxEnded(ctx context.Context, eventID string, ev events.Sa
 				return err
 			}
 			h.Stopped, h.LastSeq = true, int64(ev.LastSeq)
-			return tx.Create(&h).Error
-		} else if err != nil {
-			return err
+			return insertHold(tx, &h)
 		}
 		if h.Released {
 			return nil
@@ -337,7 +305,7 @@ func (s *Service) SandboxEnded(ctx context.Context, eventID string, ev events.Sa
 				return err
 			}
 		}
-		return tx.Save(&h).Error
+		return saveHold(tx, &h)
 	})
 }
 
@@ -347,7 +315,7 @@ func releaseHold(tx *gorm.DB, h *Hold) error {
 	if rem == 0 {
 		return nil
 	}
-	return tx.Model(&Org{}).Where("id = ?", h.OrgID).Update("held", gorm.Expr("held - ?", rem)).Error
+	return addHeld(tx, h.OrgID, -rem)
 }
 
 // implicitHold is the hold of a sandbox whose usage or end arrives without one: priced from the listing
@@ -355,18 +323,17 @@ func releaseHold(tx *gorm.DB, h *Hold) error {
 func (s *Service) implicitHold(tx *gorm.DB, sandbox, org, listing, vendor, pool, model string, count int, now time.Time) (Hold, error) {
 	h := Hold{SandboxID: sandbox, OrgID: org, ListingID: listing, VendorOrgID: vendor, PoolID: pool, GPUModel: model,
 		GPUCount: max(count, 1), CreatedAt: now, UpdatedAt: now}
-	var p Price
-	err := tx.Where("listing_id = ?", listing).Take(&p).Error
+	p, found, err := priceOf(tx, listing)
 	switch {
-	case err == nil:
+	case err != nil:
+		return Hold{}, fmt.Errorf("price of listing %s for sandbox %s: %w", listing, sandbox, err)
+	case found:
 		h.Price = p.PricePerGPUHour
 		if h.VendorOrgID == "" {
 			h.VendorOrgID = p.VendorOrgID
 		}
-	case sqldb.IsNotFound(err):
-		s.log.Warn("usage without a hold or a known listing price: charged at 0", "sandbox", sandbox, "listing", listing)
 	default:
-		return Hold{}, fmt.Errorf("price of listing %s for sandbox %s: %w", listing, sandbox, err)
+		s.log.Warn("usage without a hold or a known listing price: charged at 0", "sandbox", sandbox, "listing", listing)
 	}
 	return h, nil
 }
@@ -465,7 +432,7 @@ func (s *Service) CreateGrant(ctx context.Context, in GrantInput) (Grant, error)
 		}
 		g = Grant{ID: newID("grt"), OrgID: org.ID, Amount: in.AmountMicro, ExpiresAt: in.ExpiresAt.UTC(), CofundPercent: in.CofundPercent,
 			Cap: in.CapMicro, Note: in.Note, CreatedBy: in.ActorUserID, CreatedAt: now}
-		if err := tx.Create(&g).Error; err != nil {
+		if err := insertGrant(tx, &g); err != nil {
 			return err
 		}
 		if err := s.ensureOrg(tx, org.ID); err != nil {
@@ -489,23 +456,19 @@ func (s *Service) CreateGrant(ctx context.Context, in GrantInput) (Grant, error)
 var AuditActions = []string{"grant.create", "payment.offline", "budget.set", "payout.manual", "payout.stripe_connect",
 	"vendor.connect_account", "stripe.payment_intent_conflict", "stripe.amount_mismatch", "stripe.refund_not_credited"}
 
-func writeAudit(tx *gorm.DB, actor, action, target, detail string, now time.Time) error {
-	return tx.Create(&audit{ID: newID("aud"), ActorUserID: actor, Action: action, Target: target, Detail: detail, CreatedAt: now}).Error
-}
-
 // ExpireGrants returns the unspent remainder of every grant past its expiry to the programme fund. The
 // transfer ID is derived from the grant, so a sweep that runs twice moves nothing twice.
 func (s *Service) ExpireGrants(ctx context.Context) (int, error) {
 	now := s.now()
-	var due []Grant
-	if err := s.db.WithContext(ctx).Where("expired = ? AND expires_at <= ?", false, now).Find(&due).Error; err != nil {
+	due, err := dueGrantsAllOrgs(s.db.WithContext(ctx), now)
+	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, g := range due {
 		err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-			var cur Grant
-			if err := sqldb.ForUpdate(tx).Where("id = ?", g.ID).Take(&cur).Error; err != nil {
+			cur, err := lockGrant(tx, g.ID)
+			if err != nil {
 				return err
 			}
 			if cur.Expired {
@@ -521,7 +484,7 @@ func (s *Service) ExpireGrants(ctx context.Context) (int, error) {
 				return err
 			}
 			n++
-			return tx.Model(&Grant{}).Where("id = ?", g.ID).Update("expired", true).Error
+			return markGrantExpired(tx, g.ID)
 		})
 		if err != nil {
 			return n, fmt.Errorf("expire grant %s: %w", g.ID, err)
@@ -544,7 +507,7 @@ func (s *Service) RecordOfflinePayment(ctx context.Context, in OfflinePaymentInp
 		p = s.withTax(Purchase{ID: newID("pur"), OrgID: in.OrganizationID, Credits: in.Credits, Amount: int64(money.Credits(in.Credits)),
 			CADCents: in.Credits * s.cfg.CADCentsPerCredit, Method: "offline", Status: "paid", Reference: in.Reference,
 			CreatedBy: in.ActorUserID, CreatedAt: now, UpdatedAt: now})
-		if err := tx.Create(&p).Error; err != nil {
+		if err := insertPurchase(tx, &p); err != nil {
 			return err
 		}
 		if err := ledger.Apply(tx, now, ledger.Transfer{ID: purchaseTransfer(p.ID), DebitAccount: AcctOffline,
@@ -576,11 +539,10 @@ type paidSession struct {
 // as an offline payment. The answer is 200, not 4xx: a session never changes, so Stripe's retries (for days)
 // could only repeat the refusal. A flagged purchase is never credited by a later event.
 func (s *Service) creditPurchase(tx *gorm.DB, ps paidSession, now time.Time) (string, error) {
-	var p Purchase
-	if err := sqldb.ForUpdate(tx).Where("id = ?", ps.PurchaseID).Take(&p).Error; err != nil {
-		if sqldb.IsNotFound(err) {
-			return "unknown_purchase", nil
-		}
+	p, err := lockPurchase(tx, ps.PurchaseID)
+	if errors.Is(err, ErrPurchaseNotFound) {
+		return "unknown_purchase", nil
+	} else if err != nil {
 		return "", err
 	}
 	if ps.PaymentIntent != "" && p.PaymentIntent != "" && ps.PaymentIntent != p.PaymentIntent {
@@ -607,7 +569,7 @@ func (s *Service) creditPurchase(tx *gorm.DB, ps paidSession, now time.Time) (st
 			updates["status"] = "amount_mismatch"
 		}
 	}
-	if err := tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(updates).Error; err != nil {
+	if err := updatePurchase(tx, p.ID, updates); err != nil {
 		return "", err
 	}
 	if mismatch {
@@ -616,7 +578,7 @@ func (s *Service) creditPurchase(tx *gorm.DB, ps paidSession, now time.Time) (st
 		return "amount_mismatch", writeAudit(tx, "stripe", "stripe.amount_mismatch", p.ID, fmt.Sprintf("event=%s session=%s paid=%d %s expected=%d %s",
 			ps.EventID, ps.SessionID, ps.AmountTotal, ps.Currency, p.CADCents, checkoutCurrency), now)
 	}
-	err := ledger.Apply(tx, now, ledger.Transfer{ID: purchaseTransfer(p.ID), DebitAccount: AcctStripeClearing, CreditAccount: walletAcct(p.OrgID),
+	err = ledger.Apply(tx, now, ledger.Transfer{ID: purchaseTransfer(p.ID), DebitAccount: AcctStripeClearing, CreditAccount: walletAcct(p.OrgID),
 		Amount: p.Amount, Kind: "purchase", Ref: p.ID})
 	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
 		return "", err
@@ -630,11 +592,10 @@ func (s *Service) creditPurchase(tx *gorm.DB, ps paidSession, now time.Time) (st
 // so nothing to reverse: the wallet holds other purchases' credits). More cents refunded than the purchase
 // cost are invalid_amount: nothing is moved.
 func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCents int64, eventID string, now time.Time) (string, error) {
-	var p Purchase
-	if err := sqldb.ForUpdate(tx).Where("payment_intent = ? AND payment_intent <> ''", paymentIntent).Take(&p).Error; err != nil {
-		if sqldb.IsNotFound(err) {
-			return "unknown_purchase", nil
-		}
+	p, err := lockPurchaseByPaymentIntent(tx, paymentIntent)
+	if errors.Is(err, ErrPurchaseNotFound) {
+		return "unknown_purchase", nil
+	} else if err != nil {
 		return "", err
 	}
 	if p.Status == "amount_mismatch" {
@@ -685,14 +646,12 @@ func (s *Service) refundPurchase(tx *gorm.DB, paymentIntent string, refundedCent
 	if due-back > 0 {
 		s.log.Warn("refund exceeds unspent credits: flagged", "purchase", p.ID, "unrecovered_micro", due-back)
 	}
-	return "refunded", tx.Model(&Purchase{}).Where("id = ?", p.ID).Updates(map[string]any{"refunded": p.Refunded + back,
-		"refund_unrecovered": p.RefundUnrecovered + due - back, "status": status, "updated_at": now}).Error
+	return "refunded", updatePurchase(tx, p.ID, map[string]any{"refunded": p.Refunded + back,
+		"refund_unrecovered": p.RefundUnrecovered + due - back, "status": status, "updated_at": now})
 }
 
 func (s *Service) adminEmails(ctx context.Context, orgID string) []string {
-	var emails []string
-	_ = s.db.WithContext(ctx).Model(&Admin{}).Where("org_id = ? AND role IN ?", orgID, []string{"owner", "admin"}).
-		Order("email").Pluck("email", &emails).Error
+	emails, _ := adminEmailsOf(s.db.WithContext(ctx), orgID)
 	return emails
 }
 
@@ -726,7 +685,7 @@ func (s *Service) SetBudget(ctx context.Context, orgID, actor string, budget int
 		if err := s.ensureOrg(tx, orgID); err != nil {
 			return err
 		}
-		if err := tx.Model(&Org{}).Where("id = ?", orgID).Updates(map[string]any{"budget_micro": budget, "budget_notified": ""}).Error; err != nil {
+		if err := setBudget(tx, orgID, budget); err != nil {
 			return err
 		}
 		return writeAudit(tx, actor, "budget.set", orgID, fmt.Sprint(budget), s.now())

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"database/sql/driver"
 	"fmt"
 	"sort"
 	"strings"
@@ -184,8 +183,8 @@ func (b *usageBatch) lock(batch []eventbus.Event[events.SandboxUsageV1]) error {
 		sbIDs = append(sbIDs, ev.Data.SandboxID)
 	}
 	b.orgIDs, sbIDs = uniqSorted(orgIDs), uniqSorted(sbIDs)
-	var known []string
-	if err := b.tx.Model(&Org{}).Where("id IN ?", b.orgIDs).Pluck("id", &known).Error; err != nil {
+	known, err := knownOrgIDs(b.tx, b.orgIDs)
+	if err != nil {
 		return fmt.Errorf("look up organisations: %w", err)
 	}
 	if len(known) < len(b.orgIDs) {
@@ -203,14 +202,12 @@ func (b *usageBatch) lock(batch []eventbus.Event[events.SandboxUsageV1]) error {
 		return fmt.Errorf("lock organisations: %w", err)
 	}
 	b.orgs = orgs
-	for _, part := range chunks(sbIDs, 500) {
-		var hs []Hold
-		if err := sqldb.ForUpdate(b.tx).Where("sandbox_id IN ?", part).Order("sandbox_id").Find(&hs).Error; err != nil {
-			return fmt.Errorf("lock holds: %w", err)
-		}
-		for i := range hs {
-			b.sbs[hs[i].SandboxID] = &sandboxState{hold: &hs[i]}
-		}
+	hs, err := lockHolds(b.tx, sbIDs)
+	if err != nil {
+		return fmt.Errorf("lock holds: %w", err)
+	}
+	for i := range hs {
+		b.sbs[hs[i].SandboxID] = &sandboxState{hold: &hs[i]}
 	}
 	return nil
 }
@@ -224,15 +221,9 @@ func (b *usageBatch) uncharged(batch []eventbus.Event[events.SandboxUsageV1], ch
 	for i, ev := range batch {
 		ids[i] = ev.ID
 	}
-	existing := map[string]bool{}
-	for _, part := range chunks(ids, 500) {
-		var ex []string
-		if err := b.tx.Model(&Usage{}).Where("event_id IN ?", part).Pluck("event_id", &ex).Error; err != nil {
-			return nil, fmt.Errorf("look up charged events: %w", err)
-		}
-		for _, id := range ex {
-			existing[id] = true
-		}
+	existing, err := chargedEvents(b.tx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up charged events: %w", err)
 	}
 	fresh := batch[:0:0]
 	for _, ev := range batch {
@@ -276,8 +267,8 @@ func (b *usageBatch) resolveHolds(fresh []eventbus.Event[events.SandboxUsageV1])
 	for _, v := range sortedKeys(vendors) {
 		accts = append(accts, ledger.Account{ID: vendorAcct(v), Kind: KindVendor, OrgID: v, NoOverdraft: true})
 	}
-	var have []string
-	if err := b.tx.Model(&ledger.Account{}).Where("id IN ?", accountIDs(accts)).Pluck("id", &have).Error; err != nil {
+	have, err := existingAccounts(b.tx, accountIDs(accts))
+	if err != nil {
 		return nil, fmt.Errorf("look up vendor accounts: %w", err)
 	}
 	if len(have) < len(accts) {
@@ -446,7 +437,7 @@ func (b *usageBatch) grantThresholds() ([]events.BudgetThresholdV1, error) {
 			upd["cofund_notified_pct"] = p
 			out = append(out, events.BudgetThresholdV1{OrganizationID: g.OrgID, GrantID: "cofund:" + g.ID, Percent: p, UsedMicro: g.Cofunded, LimitMicro: g.Cap, At: b.now})
 		}
-		if err := b.tx.Model(&Grant{}).Where("id = ?", g.ID).Updates(upd).Error; err != nil {
+		if err := updateGrant(b.tx, g.ID, upd); err != nil {
 			return nil, fmt.Errorf("grant %s: %w", g.ID, err)
 		}
 	}
@@ -463,18 +454,17 @@ func (b *usageBatch) budgetThresholds() ([]events.BudgetThresholdV1, error) {
 		if org == nil || org.BudgetMicro <= 0 {
 			continue
 		}
-		var spent struct{ S int64 }
-		if err := b.tx.Model(&Usage{}).Select("COALESCE(SUM(charge - cofunded - shortfall), 0) AS s").
-			Where("org_id = ? AND day >= ?", o, month+"-01").Scan(&spent).Error; err != nil {
+		spent, err := spentSince(b.tx, o, month+"-01")
+		if err != nil {
 			return nil, fmt.Errorf("month's spending of %s: %w", o, err)
 		}
 		notified := 0
 		if m, pct, ok := strings.Cut(org.BudgetNotified, ":"); ok && m == month {
 			_, _ = fmt.Sscan(pct, &notified) // a malformed mark counts as none notified: at worst one e-mail more
 		}
-		if p := charge.Crossed(notified, money.Micro(spent.S), money.Micro(org.BudgetMicro)); p > 0 {
-			out = append(out, events.BudgetThresholdV1{OrganizationID: o, Percent: p, UsedMicro: spent.S, LimitMicro: org.BudgetMicro, At: b.now})
-			if err := b.tx.Model(&Org{}).Where("id = ?", o).Update("budget_notified", fmt.Sprintf("%s:%d", month, p)).Error; err != nil {
+		if p := charge.Crossed(notified, money.Micro(spent), money.Micro(org.BudgetMicro)); p > 0 {
+			out = append(out, events.BudgetThresholdV1{OrganizationID: o, Percent: p, UsedMicro: spent, LimitMicro: org.BudgetMicro, At: b.now})
+			if err := setBudgetNotified(b.tx, o, fmt.Sprintf("%s:%d", month, p)); err != nil {
 				return nil, fmt.Errorf("budget mark of %s: %w", o, err)
 			}
 		}
@@ -533,93 +523,7 @@ func chunks(ids []string, n int) [][]string {
 	return out
 }
 
-// insertUsage writes the usage rows. On Postgres, one INSERT … SELECT FROM unnest of one array per column:
-// 13 parameters whatever the number of rows, so neither side converts, binds or plans thousands of parameters.
-// On SQLite, multi-row inserts of 64 rows (its driver binds parameters in time quadratic in their number).
-func insertUsage(tx *gorm.DB, rows []Usage) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	if sqldb.DialectOf(tx) == sqldb.Postgres {
-		n := len(rows)
-		var (
-			eventID, sandboxID, orgID, vendorOrgID, gpuModel = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-			batchID, day                                     = make([]string, n), make([]string, n)
-			seq, millis, charge, cofunded, shortfall         = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-			createdAt                                        = make([]time.Time, n)
-		)
-		for i, u := range rows {
-			eventID[i], sandboxID[i], orgID[i], vendorOrgID[i], gpuModel[i] = u.EventID, u.SandboxID, u.OrgID, u.VendorOrgID, u.GPUModel
-			batchID[i], day[i] = u.BatchID, u.Day
-			seq[i], millis[i], charge[i], cofunded[i], shortfall[i] = u.Seq, u.Millis, u.Charge, u.Cofunded, u.Shortfall
-			createdAt[i] = u.CreatedAt
-		}
-		return tx.Exec("INSERT INTO billing_usage (event_id, sandbox_id, org_id, vendor_org_id, gpu_model, seq, millis, charge, cofunded, shortfall, batch_id, day, created_at) "+
-			"SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "+
-			"CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TIMESTAMP[]))",
-			pgArray{eventID}, pgArray{sandboxID}, pgArray{orgID}, pgArray{vendorOrgID}, pgArray{gpuModel}, pgArray{seq}, pgArray{millis},
-			pgArray{charge}, pgArray{cofunded}, pgArray{shortfall}, pgArray{batchID}, pgArray{day}, pgArray{createdAt}).Error
-	}
-	const chunk = 64
-	for start := 0; start < len(rows); start += chunk {
-		part := rows[start:min(start+chunk, len(rows))]
-		var b strings.Builder
-		b.WriteString("INSERT INTO billing_usage (event_id, sandbox_id, org_id, vendor_org_id, gpu_model, seq, millis, charge, cofunded, shortfall, batch_id, day, created_at) VALUES ")
-		args := make([]any, 0, len(part)*13)
-		for i, u := range part {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?)")
-			args = append(args, u.EventID, u.SandboxID, u.OrgID, u.VendorOrgID, u.GPUModel, u.Seq, u.Millis, u.Charge, u.Cofunded, u.Shortfall, u.BatchID, u.Day, u.CreatedAt)
-		}
-		if err := tx.Exec(b.String(), args...).Error; err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// pgArray passes a Go slice to pgx as one array parameter (GORM expands a bare slice into a list of them).
-type pgArray struct{ v any }
-
-// Value hands the slice itself to pgx, which encodes it as the array type the statement casts to.
-func (a pgArray) Value() (driver.Value, error) { return a.v, nil }
-
-// updateHeld applies the organisations' held deltas with one statement per 300 organisations.
-func updateHeld(tx *gorm.DB, delta map[string]int64) error {
-	var ids []string
-	for _, o := range sortedKeys(delta) {
-		if delta[o] != 0 {
-			ids = append(ids, o)
-		}
-	}
-	for start := 0; start < len(ids); start += 300 {
-		part := ids[start:min(start+300, len(ids))]
-		var b strings.Builder
-		b.WriteString("WITH v(id, d) AS (VALUES ")
-		args := make([]any, 0, 2*len(part))
-		for i, o := range part {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT))")
-			args = append(args, o, delta[o])
-		}
-		b.WriteString(") UPDATE billing_orgs SET held = billing_orgs.held + v.d FROM v WHERE billing_orgs.id = v.id")
-		res := tx.Exec(b.String(), args...)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected != int64(len(part)) {
-			return fmt.Errorf("update held: %d of %d organisations", res.RowsAffected, len(part))
-		}
-	}
-	return nil
-}
-
-// saveHolds inserts new holds and updates the changed ones: on Postgres with one UPDATE … FROM unnest(…), on
-// SQLite with one WITH v(...) AS (VALUES ...) UPDATE ... FROM v per 64 rows.
+// saveHolds inserts the batch's new holds and updates the metering state of the changed ones.
 func saveHolds(tx *gorm.DB, sbs map[string]*sandboxState) error {
 	var fresh []Hold
 	var upd []*Hold
@@ -632,67 +536,8 @@ func saveHolds(tx *gorm.DB, sbs map[string]*sandboxState) error {
 			upd = append(upd, st.hold)
 		}
 	}
-	if len(fresh) > 0 {
-		if err := tx.CreateInBatches(&fresh, 200).Error; err != nil {
-			return err
-		}
+	if err := insertHolds(tx, fresh); err != nil {
+		return err
 	}
-	if sqldb.DialectOf(tx) == sqldb.Postgres {
-		return updateHoldsUnnest(tx, upd)
-	}
-	const ts = "?"   // SQLite stores times as text; a CAST to TIMESTAMP there would mean NUMERIC
-	const chunk = 64 // the SQLite driver binds parameters in quadratic time
-	for start := 0; start < len(upd); start += chunk {
-		part := upd[start:min(start+chunk, len(upd))]
-		var b strings.Builder
-		b.WriteString("WITH v(sandbox_id, charged, cum_ms, samples, max_seq, shortfall, exhausted, released, updated_at) AS (VALUES ")
-		args := make([]any, 0, len(part)*9)
-		for i, h := range part {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BOOLEAN), CAST(? AS BOOLEAN), " + ts + ")")
-			args = append(args, h.SandboxID, h.Charged, h.CumMs, h.Samples, h.MaxSeq, h.Shortfall, h.Exhausted, h.Released, h.UpdatedAt)
-		}
-		b.WriteString(") UPDATE billing_holds SET charged = v.charged, cum_ms = v.cum_ms, samples = v.samples, max_seq = v.max_seq, " +
-			"shortfall = v.shortfall, exhausted = v.exhausted, released = v.released, updated_at = v.updated_at FROM v WHERE billing_holds.sandbox_id = v.sandbox_id")
-		res := tx.Exec(b.String(), args...)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected != int64(len(part)) {
-			return fmt.Errorf("update holds: %d of %d rows", res.RowsAffected, len(part))
-		}
-	}
-	return nil
-}
-
-// updateHoldsUnnest updates the metering state of holds with one statement of one array per column (Postgres).
-func updateHoldsUnnest(tx *gorm.DB, upd []*Hold) error {
-	if len(upd) == 0 {
-		return nil
-	}
-	n := len(upd)
-	ids := make([]string, n)
-	charged, cumMs, samples, maxSeq, shortfall := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	exhausted, released := make([]bool, n), make([]bool, n)
-	updatedAt := make([]time.Time, n)
-	for i, h := range upd {
-		ids[i], charged[i], cumMs[i], samples[i], maxSeq[i], shortfall[i] = h.SandboxID, h.Charged, h.CumMs, h.Samples, h.MaxSeq, h.Shortfall
-		exhausted[i], released[i], updatedAt[i] = h.Exhausted, h.Released, h.UpdatedAt
-	}
-	res := tx.Exec("UPDATE billing_holds SET charged = v.charged, cum_ms = v.cum_ms, samples = v.samples, max_seq = v.max_seq, "+
-		"shortfall = v.shortfall, exhausted = v.exhausted, released = v.released, updated_at = v.updated_at "+
-		"FROM unnest(CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), CAST(? AS BIGINT[]), "+
-		"CAST(? AS BOOLEAN[]), CAST(? AS BOOLEAN[]), CAST(? AS TIMESTAMP[])) "+
-		"AS v(sandbox_id, charged, cum_ms, samples, max_seq, shortfall, exhausted, released, updated_at) WHERE billing_holds.sandbox_id = v.sandbox_id",
-		pgArray{ids}, pgArray{charged}, pgArray{cumMs}, pgArray{samples}, pgArray{maxSeq}, pgArray{shortfall},
-		pgArray{exhausted}, pgArray{released}, pgArray{updatedAt})
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected != int64(n) {
-		return fmt.Errorf("update holds: %d of %d rows", res.RowsAffected, n)
-	}
-	return nil
+	return updateHoldMeters(tx, upd)
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/billing/ledger"
 )
 
@@ -46,24 +44,24 @@ func (s *Service) WalletOf(ctx context.Context, orgID string) (Wallet, error) {
 	db := s.db.WithContext(ctx)
 	now := s.now()
 	w := Wallet{OrganizationID: orgID, SpendOrder: SpendOrder, Grants: []GrantBalance{}}
-	var org Org
-	if err := db.Where("id = ?", orgID).Take(&org).Error; err != nil && !isNotFound(err) {
+	org, err := getOrg(db, orgID)
+	if err != nil && !errors.Is(err, ErrOrgNotFound) {
 		return w, err
 	}
-	var accts []ledger.Account
-	if err := db.Where("org_id = ?", orgID).Find(&accts).Error; err != nil {
+	own, err := orgLedgerOf(db, orgID)
+	if err != nil {
 		return w, err
 	}
 	bal := map[string]int64{}
-	for _, a := range accts {
+	for _, a := range own.accts {
 		bal[a.ID] = a.Balance
 		if a.Kind == KindVendor {
 			w.PayableMicro = a.Available()
 		}
 	}
 	w.PurchasedMicro = bal[walletAcct(orgID)]
-	var grants []Grant
-	if err := db.Where("org_id = ?", orgID).Order("expires_at, id").Find(&grants).Error; err != nil {
+	grants, err := grantsOf(db, orgID)
+	if err != nil {
 		return w, err
 	}
 	for _, g := range grants {
@@ -78,17 +76,12 @@ func (s *Service) WalletOf(ctx context.Context, orgID string) (Wallet, error) {
 	}
 	w.HeldMicro = org.Held
 	w.BudgetMicro = org.BudgetMicro
-	var spent struct{ S int64 }
-	if err := db.Model(&Usage{}).Select("COALESCE(SUM(charge - cofunded - shortfall), 0) AS s").
-		Where("org_id = ? AND day >= ?", orgID, now.Format("2006-01")+"-01").Scan(&spent).Error; err != nil {
+	if w.MonthSpentMicro, err = spentSince(db, orgID, now.Format("2006-01")+"-01"); err != nil {
 		return w, err
 	}
-	w.MonthSpentMicro = spent.S
 	w.AvailableMicro = w.PurchasedMicro + w.GrantedMicro - w.HeldMicro
 	return w, nil
 }
-
-func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }
 
 // Line is one ledger line of an organisation's account, signed from the account's side.
 type Line struct {
@@ -100,12 +93,6 @@ type Line struct {
 	Counterparty string    `json:"counterparty"`
 	AmountMicro  int64     `json:"amount_micro"` // + credit to the account, - debit
 	Ref          string    `json:"ref"`
-}
-
-func (s *Service) orgAccounts(db *gorm.DB, orgID string) ([]string, error) {
-	var ids []string
-	err := db.Model(&ledger.Account{}).Where("org_id = ?", orgID).Order("id").Pluck("id", &ids).Error
-	return ids, err
 }
 
 type lineCursor struct {
@@ -123,25 +110,23 @@ func (s *Service) Transactions(ctx context.Context, orgID string, limit int, cur
 		}
 	}
 	db := s.db.WithContext(ctx)
-	ids, err := s.orgAccounts(db, orgID)
-	if err != nil || len(ids) == 0 {
+	own, err := orgLedgerOf(db, orgID)
+	if err != nil || own.empty() {
 		return []Line{}, "", err
 	}
-	q := db.Model(&ledger.Transfer{}).Where("(debit_account IN ? OR credit_account IN ?) AND phase <> ?", ids, ids, ledger.PhasePending)
+	var after *lineCursor
 	if cursor != "" {
-		q = q.Where("created_at < ? OR (created_at = ? AND id < ?)", c.At, c.At, c.ID)
+		after = &c
 	}
-	if !from.IsZero() {
-		q = q.Where("created_at >= ? AND created_at < ?", from, to)
-	}
-	var ts []ledger.Transfer
+	fetch := 0
 	if limit > 0 {
-		q = q.Limit(limit + 1)
+		fetch = limit + 1
 	}
-	if err := q.Order("created_at DESC, id DESC").Find(&ts).Error; err != nil {
+	ts, err := transfersNewestFirst(db, own, after, from, to, fetch)
+	if err != nil {
 		return nil, "", err
 	}
-	mine := toSet(ids)
+	mine := toSet(own.ids())
 	next := ""
 	if limit > 0 && len(ts) > limit {
 		ts = ts[:limit]
@@ -178,20 +163,8 @@ type UsageRow struct {
 
 // UsageOf groups an organisation's (or, for a vendor, its sold) usage; from/to are yyyy-mm-dd, inclusive.
 func (s *Service) UsageOf(ctx context.Context, orgID, from, to string, asVendor bool) ([]UsageRow, error) {
-	col := "org_id"
-	if asVendor {
-		col = "vendor_org_id"
-	}
-	q := s.db.WithContext(ctx).Model(&Usage{}).Select("day, gpu_model, sandbox_id, SUM(millis) AS millis, SUM(charge) AS charge_micro, "+
-		"SUM(cofunded) AS cofunded_micro, SUM(shortfall) AS shortfall_micro").Where(col+" = ?", orgID)
-	if from != "" {
-		q = q.Where("day >= ?", from)
-	}
-	if to != "" {
-		q = q.Where("day <= ?", to)
-	}
-	var rows []UsageRow
-	if err := q.Group("day, gpu_model, sandbox_id").Order("day DESC, gpu_model, sandbox_id").Scan(&rows).Error; err != nil {
+	rows, err := usageRowsOf(s.db.WithContext(ctx), orgID, asVendor, from, to)
+	if err != nil {
 		return nil, err
 	}
 	if rows == nil {
@@ -220,19 +193,13 @@ func (s *Service) StatementOf(ctx context.Context, orgID, month string) (Stateme
 	end := start.AddDate(0, 1, 0)
 	st := Statement{OrganizationID: orgID, Month: month, Lines: []Line{}}
 	db := s.db.WithContext(ctx)
-	ids, err := s.orgAccounts(db, orgID)
-	if err != nil || len(ids) == 0 {
+	own, err := orgLedgerOf(db, orgID)
+	if err != nil || own.empty() {
 		return st, err
 	}
-	var in, out struct{ S int64 }
-	posted := []string{ledger.PhasePosted, ledger.PhasePostPending}
-	if err := db.Model(&ledger.Transfer{}).Select("COALESCE(SUM(amount),0) AS s").Where("credit_account IN ? AND phase IN ? AND created_at < ?", ids, posted, start).Scan(&in).Error; err != nil {
+	if st.OpeningMicro, err = balanceBefore(db, own, start); err != nil {
 		return st, err
 	}
-	if err := db.Model(&ledger.Transfer{}).Select("COALESCE(SUM(amount),0) AS s").Where("debit_account IN ? AND phase IN ? AND created_at < ?", ids, posted, start).Scan(&out).Error; err != nil {
-		return st, err
-	}
-	st.OpeningMicro = in.S - out.S
 	lines, _, err := s.Transactions(ctx, orgID, 0, "", start, end)
 	if err != nil {
 		return st, err
@@ -264,27 +231,24 @@ type VendorPayable struct {
 // Payables lists vendors' payable balances (one vendor when vendorOrgID is set).
 func (s *Service) Payables(ctx context.Context, vendorOrgID string) ([]VendorPayable, error) {
 	db := s.db.WithContext(ctx)
-	q := db.Where("kind = ?", KindVendor)
-	if vendorOrgID != "" {
-		q = q.Where("org_id = ?", vendorOrgID)
-	}
 	var accts []ledger.Account
-	if err := q.Order("id").Find(&accts).Error; err != nil {
+	var err error
+	if vendorOrgID != "" {
+		accts, err = vendorAccountsOf(db, vendorOrgID)
+	} else {
+		accts, err = vendorAccountsAllOrgs(db)
+	}
+	if err != nil {
 		return nil, err
 	}
 	out := []VendorPayable{}
 	for _, a := range accts {
-		var earned, paid struct{ S int64 }
-		if err := db.Model(&ledger.Transfer{}).Select("COALESCE(SUM(amount),0) AS s").Where("credit_account = ? AND phase = ?", a.ID, ledger.PhasePosted).Scan(&earned).Error; err != nil {
+		earned, paid, err := vendorTotals(db, a)
+		if err != nil {
 			return nil, err
 		}
-		if err := db.Model(&ledger.Transfer{}).Select("COALESCE(SUM(amount),0) AS s").Where("debit_account = ? AND phase IN ?", a.ID,
-			[]string{ledger.PhasePosted, ledger.PhasePostPending}).Scan(&paid).Error; err != nil {
-			return nil, err
-		}
-		var org Org
-		_ = db.Where("id = ?", a.OrgID).Take(&org).Error
-		out = append(out, VendorPayable{VendorOrgID: a.OrgID, Name: org.Name, EarnedMicro: earned.S, PaidOutMicro: paid.S,
+		org, _ := getOrg(db, a.OrgID)
+		out = append(out, VendorPayable{VendorOrgID: a.OrgID, Name: org.Name, EarnedMicro: earned, PaidOutMicro: paid,
 			PayableMicro: a.Available(), ConnectAccount: org.StripeAccount})
 	}
 	return out, nil
@@ -305,8 +269,8 @@ type ProgrammeSpend struct {
 // ProgrammeSpendByOrg reports grants and co-funding per organisation (staff).
 func (s *Service) ProgrammeSpendByOrg(ctx context.Context) ([]ProgrammeSpend, error) {
 	db := s.db.WithContext(ctx)
-	var grants []Grant
-	if err := db.Order("org_id, id").Find(&grants).Error; err != nil {
+	grants, err := grantsAllOrgs(db)
+	if err != nil {
 		return nil, err
 	}
 	by := map[string]*ProgrammeSpend{}
@@ -318,25 +282,24 @@ func (s *Service) ProgrammeSpendByOrg(ctx context.Context) ([]ProgrammeSpend, er
 			by[g.OrgID] = p
 			order = append(order, g.OrgID)
 		}
-		var a ledger.Account
-		if err := db.Where("id = ?", grantAcct(g.ID)).Take(&a).Error; err != nil {
+		a, err := grantAccount(db, g.ID)
+		if err != nil {
 			return nil, err
 		}
-		var ret struct{ S int64 }
-		if err := db.Model(&ledger.Transfer{}).Select("COALESCE(SUM(amount),0) AS s").Where("id = ?", "grant-expiry:"+g.ID).Scan(&ret).Error; err != nil {
+		ret, err := grantReturned(db, g.ID)
+		if err != nil {
 			return nil, err
 		}
 		p.GrantedMicro += g.Amount
 		p.RemainingMicro += a.Balance
-		p.ReturnedMicro += ret.S
-		p.SpentMicro += g.Amount - a.Balance - ret.S
+		p.ReturnedMicro += ret
+		p.SpentMicro += g.Amount - a.Balance - ret
 		p.CofundedMicro += g.Cofunded
 	}
 	out := []ProgrammeSpend{}
 	for _, id := range order {
 		p := by[id]
-		var org Org
-		_ = db.Where("id = ?", id).Take(&org).Error
+		org, _ := getOrg(db, id)
 		p.Name = org.Name
 		p.TotalMicro = p.SpentMicro + p.CofundedMicro
 		out = append(out, *p)
@@ -357,8 +320,8 @@ type PriceRow struct {
 
 // Prices lists published compute prices per GPU-hour by GPU model and pool.
 func (s *Service) Prices(ctx context.Context) ([]PriceRow, error) {
-	var ps []Price
-	if err := s.db.WithContext(ctx).Order("gpu_model, pool_id, listing_id").Find(&ps).Error; err != nil {
+	ps, err := priceList(s.db.WithContext(ctx))
+	if err != nil {
 		return nil, err
 	}
 	out := []PriceRow{}
@@ -371,18 +334,14 @@ func (s *Service) Prices(ctx context.Context) ([]PriceRow, error) {
 
 // Grants lists grants, newest first (one organisation when orgID is set).
 func (s *Service) Grants(ctx context.Context, orgID string) ([]Grant, error) {
-	q := s.db.WithContext(ctx).Order("created_at DESC, id DESC")
-	if orgID != "" {
-		q = q.Where("org_id = ?", orgID)
+	if orgID == "" {
+		return grantsAllOrgsNewestFirst(s.db.WithContext(ctx))
 	}
-	var gs []Grant
-	return gs, q.Find(&gs).Error
+	return grantsNewestFirst(s.db.WithContext(ctx), orgID)
 }
 
 // HasPurchase reports whether an organisation has a purchase with this reference (seeds use it to stay
 // idempotent).
 func (s *Service) HasPurchase(ctx context.Context, orgID, reference string) (bool, error) {
-	var n int64
-	err := s.db.WithContext(ctx).Model(&Purchase{}).Where("org_id = ? AND reference = ?", orgID, reference).Count(&n).Error
-	return n > 0, err
+	return hasPurchaseRef(s.db.WithContext(ctx), orgID, reference)
 }

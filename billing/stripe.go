@@ -48,7 +48,7 @@ func (s *Service) StartCheckout(ctx context.Context, orgID, userID string, credi
 		if err := s.ensureOrg(tx, orgID); err != nil {
 			return err
 		}
-		return tx.Create(&p).Error
+		return insertPurchase(tx, &p)
 	}); err != nil {
 		return Checkout{}, err
 	}
@@ -74,10 +74,10 @@ func (s *Service) StartCheckout(ctx context.Context, orgID, userID string, credi
 	params.Context = ctx
 	sess, err := s.stripe.CheckoutSessions.New(params)
 	if err != nil {
-		_ = s.db.WithContext(ctx).Model(&Purchase{}).Where("id = ?", p.ID).Update("status", "failed").Error
+		_ = setPurchaseStatus(s.db.WithContext(ctx), p.ID, "failed")
 		return Checkout{}, ErrStripeFailed.WithDetailMsg("problem.stripe_error.checkout", problem.Args{"Cause": stripeMessage(err)})
 	}
-	if err := s.db.WithContext(ctx).Model(&Purchase{}).Where("id = ?", p.ID).Update("session_id", sess.ID).Error; err != nil {
+	if err := setPurchaseSession(s.db.WithContext(ctx), p.ID, sess.ID); err != nil {
 		return Checkout{}, err
 	}
 	return Checkout{PurchaseID: p.ID, SessionID: sess.ID, CheckoutURL: sess.URL, Credits: credits, CADCents: p.CADCents, TaxCents: p.TaxCents}, nil
@@ -243,11 +243,10 @@ type Payout struct {
 // vendor's connected account when Stripe and the account are configured, else recorded as a manual payout.
 // The CAD amount is floor(micro × cents per credit / 1,000,000); the ledger moves exactly the micro amount.
 func (s *Service) PayVendor(ctx context.Context, in PayoutInput) (Payout, error) {
-	var org Org
-	if err := s.db.WithContext(ctx).Where("id = ?", in.VendorOrgID).Take(&org).Error; err != nil {
-		if sqldb.IsNotFound(err) {
-			return Payout{}, ErrVendorNotFound
-		}
+	org, err := getOrg(s.db.WithContext(ctx), in.VendorOrgID)
+	if errors.Is(err, ErrOrgNotFound) {
+		return Payout{}, ErrVendorNotFound
+	} else if err != nil {
 		return Payout{}, err
 	}
 	accts, err := ledger.Lock(s.db.WithContext(ctx), vendorAcct(org.ID))
@@ -321,7 +320,7 @@ func (s *Service) SetConnectAccount(ctx context.Context, actor, vendorOrgID, acc
 		if err := s.ensureOrg(tx, vendorOrgID); err != nil {
 			return err
 		}
-		if err := tx.Model(&Org{}).Where("id = ?", vendorOrgID).Update("stripe_account", account).Error; err != nil {
+		if err := setStripeAccount(tx, vendorOrgID, account); err != nil {
 			return err
 		}
 		return writeAudit(tx, actor, "vendor.connect_account", vendorOrgID, account, s.now())
