@@ -264,7 +264,7 @@ type listingJSON struct {
 // of 10 GiB by tamarack serve and the agent).
 const localHomeBytes = 10 << 30
 
-// gpuCountJSON is one GPU count a listing offers and its capacity now (see GPUCountCapacity).
+// gpuCountJSON is one GPU count a listing offers and its capacity now (see placement.CountCapacity).
 type gpuCountJSON struct {
 	GPUCount int `json:"gpu_count"`
 	FreeNow  int `json:"free_now" doc:"sandboxes of this many GPUs that free devices could hold now, each on one node (CPU, memory and reservations aside)"`

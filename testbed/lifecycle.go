@@ -862,10 +862,7 @@ func (s *Service) extend(ctx context.Context, c web.Principal, id string, minute
 	}
 	if sb.ExpiresMS > 0 {
 		// The added time must not take devices that reservations need after the current expiry.
-		x := s.index()
-		x.mu.Lock()
-		free := x.minFreeLocked(sb.PoolID, sb.GPUModel, sb.ExpiresMS, sb.ExpiresMS+int64(minutes)*60_000)
-		x.mu.Unlock()
+		free := s.index().minFree(sb.PoolID, sb.GPUModel, sb.ExpiresMS, sb.ExpiresMS+int64(minutes)*60_000)
 		if free < sb.GPUCount {
 			return Sandbox{}, ErrNoCapacity.WithDetailMsg("problem.no_capacity.reserved_after", problem.Args{"Minutes": minutes})
 		}

@@ -107,15 +107,7 @@ func checkConsistent(t *testing.T, f *fixture, step int) {
 			t.Fatalf("step %d: sandbox %s (%s) devices %v, claims %v", step, sb.ID, sb.State, want, got)
 		}
 	}
-	x := f.svc.index()
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	idx := map[string]string{}
-	for _, d := range x.devs {
-		if d.claimed {
-			idx[d.id] = d.sandbox
-		}
-	}
+	idx := f.svc.index().p.Claimed()
 	if len(idx) != len(claims) {
 		t.Fatalf("step %d: index holds %d claims, database %d", step, len(idx), len(claims))
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
+	"github.com/tamarack-ai/tamarack/testbed/placement"
 )
 
 // Reservations across replicas. Each testbed process keeps the reservations in its scheduling index, but
@@ -44,26 +45,17 @@ func lockReservations(tx *gorm.DB, pool, model string, fromMS int64) ([]Reservat
 // checkWindow brings the index's reservations of r's pool and model that matter from r's start on up to date
 // with booked (the database's, read under the lock), then answers no_capacity unless r fits.
 func (x *index) checkWindow(r Reservation, booked []Reservation) error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	g := x.group(r.PoolID, r.GPUModel)
-	kept := g.res[:0:0]
-	for _, v := range g.res {
-		if v.toMS <= r.StartsMS {
-			kept = append(kept, v)
-		}
+	pb := make([]placement.Reservation, len(booked))
+	for i, b := range booked {
+		pb[i] = toPlacementReservation(b)
 	}
-	for _, b := range booked {
-		kept = append(kept, resv{id: b.ID, org: b.OrgID, count: b.GPUCount, fromMS: b.StartsMS, toMS: b.EndsMS})
-	}
-	g.res = kept
-	free := x.minFreeLocked(r.PoolID, r.GPUModel, r.StartsMS, r.EndsMS)
+	free, next := x.p.SyncWindow(toPlacementReservation(r), pb)
 	if free >= r.GPUCount {
 		return nil
 	}
 	p := ErrNoCapacity.WithDetailMsg("problem.no_capacity.window_free", problem.Args{"Free": max(free, 0), "Model": r.GPUModel})
-	if t := x.nextWindowLocked(r.PoolID, r.GPUModel, r.GPUCount, r.StartsMS, r.EndsMS-r.StartsMS); t > 0 {
-		p = p.WithExtra("next_free_at", fromMS(t).Format(time.RFC3339))
+	if next > 0 {
+		p = p.WithExtra("next_free_at", fromMS(next).Format(time.RFC3339))
 	}
 	return p
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
+	"github.com/tamarack-ai/tamarack/testbed/placement"
 )
 
 // Reserve books GPUs of a listing's pool and model for a future window. Limits: the window is at most
@@ -81,77 +82,8 @@ func (s *Service) Reserve(ctx context.Context, c web.Principal, in ReserveInput)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve: %w", err)
 	}
-	x.mu.Lock()
-	g := x.group(r.PoolID, r.GPUModel)
-	g.res = append(g.res, resv{id: r.ID, org: r.OrgID, count: r.GPUCount, fromMS: r.StartsMS, toMS: r.EndsMS})
-	x.mu.Unlock()
+	x.reserve(r)
 	return r, nil
-}
-
-// minFreeLocked is the fewest devices free at any moment of [from, to): every claim counts until its
-// expiry, every reservation over its window.
-func (x *index) minFreeLocked(pool, model string, from, to int64) int {
-	g := x.groups[groupKey{pool, model}]
-	if g == nil {
-		return 0
-	}
-	_, total := x.countsLocked(g, model)
-	busyAt := func(t int64) int {
-		n := 0
-		for _, s := range g.slots {
-			if s.bucket < 0 {
-				continue
-			}
-			for _, d := range s.node.devs {
-				if d.model == model && d.claimed && d.expires > t {
-					n++
-				}
-			}
-		}
-		for _, r := range g.res {
-			if r.fromMS <= t && t < r.toMS {
-				n += r.count
-			}
-		}
-		return n
-	}
-	// Free devices only change at a reservation's start inside the window (claims only end).
-	minFree := total - busyAt(from)
-	for _, r := range g.res {
-		if r.fromMS > from && r.fromMS < to {
-			minFree = min(minFree, total-busyAt(r.fromMS))
-		}
-	}
-	return minFree
-}
-
-// nextWindowLocked proposes the earliest start ≥ from with count devices free for dur, trying the ends of
-// claims and reservations as candidate starts.
-func (x *index) nextWindowLocked(pool, model string, count int, from, dur int64) int64 {
-	g := x.groups[groupKey{pool, model}]
-	if g == nil {
-		return 0
-	}
-	cands := []int64{}
-	for _, s := range g.slots {
-		for _, d := range s.node.devs {
-			if d.claimed && d.expires > from {
-				cands = append(cands, d.expires)
-			}
-		}
-	}
-	for _, r := range g.res {
-		if r.toMS > from {
-			cands = append(cands, r.toMS)
-		}
-	}
-	best := int64(0)
-	for _, t := range cands {
-		if (best == 0 || t < best) && x.minFreeLocked(pool, model, t, t+dur) >= count {
-			best = t
-		}
-	}
-	return best
 }
 
 // CancelReservation cancels a pending or active reservation of the caller's organisation.
@@ -231,22 +163,17 @@ func (s *Service) Availability(ctx context.Context, poolID, model string, from, 
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	x := s.index()
-	x.mu.Lock()
-	defer x.mu.Unlock()
+	var windows []placement.Window
+	var starts []time.Time
+	for t := from; t.Before(to); t = t.Add(step) {
+		windows = append(windows, placement.Window{FromMS: ms(t), ToMS: ms(t.Add(step))})
+		starts = append(starts, t)
+	}
 	var out []AvailabilityBucket
-	for k, g := range x.groups {
-		if (poolID != "" && k.pool != poolID) || (model != "" && k.model != model) {
-			continue
-		}
-		_, total := x.countsLocked(g, k.model)
-		if total == 0 {
-			continue
-		}
-		for t := from; t.Before(to); t = t.Add(step) {
-			end := t.Add(step)
-			out = append(out, AvailabilityBucket{PoolID: k.pool, GPUModel: k.model, Start: t, End: end,
-				Free: max(0, x.minFreeLocked(k.pool, k.model, ms(t), ms(end))), Total: total})
+	for _, a := range s.index().p.Availabilities(poolID, model, windows) {
+		for i, t := range starts {
+			out = append(out, AvailabilityBucket{PoolID: a.PoolID, GPUModel: a.GPUModel, Start: t, End: t.Add(step),
+				Free: max(0, a.Free[i]), Total: a.Total})
 		}
 	}
 	sortBuckets(out)

@@ -142,9 +142,9 @@ func benches(o options) []bench {
 			name: "scheduler",
 			what: "placements/s of the scheduler's index, 1,000 nodes × 8 GPUs (go test -bench BenchmarkSchedule)",
 			build: func(ctx context.Context, dir string) ([]string, error) {
-				bin := filepath.Join(dir, "testbed.test")
-				if out, err := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./testbed").CombinedOutput(); err != nil {
-					return nil, fmt.Errorf("go test -c ./testbed: %v\n%s", err, out)
+				bin := filepath.Join(dir, "placement.test")
+				if out, err := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./testbed/placement").CombinedOutput(); err != nil {
+					return nil, fmt.Errorf("go test -c ./testbed/placement: %v\n%s", err, out)
 				}
 				return []string{bin, "-test.run", "^$", "-test.bench", "^BenchmarkSchedule$", "-test.benchtime", "20x"}, nil
 			},

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,4 +117,62 @@ func TestImportRuleRefusesCrossServiceImports(t *testing.T) {
 	if _, err := os.Stat("../../go.mod"); err != nil {
 		t.Fatal("the test must run from cmd/tamarack")
 	}
+}
+
+// pureCores are the leaf packages that hold a service's pure logic (STYLE.md, "Pure cores in leaf packages"):
+// no database, bus, HTTP, files or logs, so their table tests need nothing but the package.
+var pureCores = []string{"billing/charge", "platform/money", "testbed/placement"}
+
+// ioPackages are the standard library's doors to the outside world (each with the packages under it).
+var ioPackages = []string{"os", "net", "database", "syscall", "io/fs", "log", "plugin", "runtime/cgo"}
+
+// A pure core imports the standard library (less its I/O) and other pure cores only.
+func TestPureCoresDoNoIO(t *testing.T) {
+	for _, pkg := range pureCores {
+		files, err := filepath.Glob(filepath.Join("../..", pkg, "*.go"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("%s: no Go files (%v)", pkg, err)
+		}
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range f.Imports {
+				p, _ := strconv.Unquote(imp.Path.Value)
+				if !pureImport(p) {
+					t.Errorf("%s imports %s: a pure core does no I/O", filepath.ToSlash(path), p)
+				}
+			}
+		}
+	}
+}
+
+// The rule itself must refuse I/O and accept what a pure core needs.
+func TestPureImportRule(t *testing.T) {
+	for p, want := range map[string]bool{"slices": true, "sync": true, "math/bits": true, module + "platform/money": true,
+		"os": false, "net/http": false, "database/sql": false, "log/slog": false, "gorm.io/gorm": false,
+		"github.com/nats-io/nats.go": false, module + "platform/sqldb": false, module + "testbed": false} {
+		if got := pureImport(p); got != want {
+			t.Errorf("pureImport(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func pureImport(p string) bool {
+	if strings.HasPrefix(p, module) {
+		return slices.Contains(pureCores, strings.TrimPrefix(p, module))
+	}
+	if first, _, _ := strings.Cut(p, "/"); strings.Contains(first, ".") {
+		return false // another module
+	}
+	for _, io := range ioPackages {
+		if p == io || strings.HasPrefix(p, io+"/") {
+			return false
+		}
+	}
+	return true
 }
