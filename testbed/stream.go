@@ -355,7 +355,9 @@ func (h handler) terminal() fiber.Handler {
 				}
 			}
 		}()
+		reading := make(chan struct{})
 		go func() {
+			defer close(reading)
 			for {
 				mt, msg, err := conn.ReadMessage()
 				if err != nil {
@@ -377,6 +379,10 @@ func (h handler) terminal() fiber.Handler {
 			}
 		}()
 		<-done
+		// The connection is released for reuse when this handler returns: the reader must stop first. A read
+		// deadline in the past ends its ReadMessage (the client may never send another frame).
+		_ = conn.SetReadDeadline(time.Now())
+		<-reading
 	})
 }
 
