@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
@@ -171,8 +169,8 @@ func TestEventsThroughJetStream(t *testing.T) {
 // a compute listing must sell a pool its vendor owns with the declared GPU model.
 func TestReviewRules(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{PoolWait: 50 * time.Millisecond}) // an unknown pool is waited for that long
+	// An unknown pool is waited for PoolWait.
+	each(t, Config{PoolWait: 50 * time.Millisecond}, func(t *testing.T, e *env) {
 		l := e.createListing(vendorAdmin, modelListing("own"))
 		expect(t, e.do(vendorAdmin, "POST", "listings/"+l.ID+"/submit", nil), 200, "")
 		staffVendor := web.Principal{UserID: "usr_staff_vendor", OrgID: orgVendor, OrgKind: "vendor", Role: "owner", Staff: true}
@@ -230,8 +228,7 @@ func TestReviewRules(t *testing.T) {
 // for it at once is not refused because the pool's event is still on its way: Submit waits for it.
 func TestSubmitWaitsForPoolAnnouncement(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		c := e.createListing(vendorAdmin, computeListing("fresh-pool", "pool_fresh", "h100-80gb"))
 		var once sync.Once
 		e.svc.poolWaitHook = func() {
