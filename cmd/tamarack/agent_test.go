@@ -259,23 +259,8 @@ func siteAgents(t *testing.T, external bool) {
 	sandboxes := map[string]string{}
 	for _, v := range []string{"a", "b"} {
 		lst := "lst-" + v
-		if err := eventbus.Publish(ctx, bus, events.ListingPublished, "tamarack/marketplace", lst+"-published-1", time.Now(), events.ListingChangedV1{
-			ListingID: lst, Version: 1, VendorOrgID: "org-vendor-" + v, Kind: "compute", At: time.Now(),
-			Compute: &events.ComputeV1{PoolID: pools[v], GPUModel: "h100-80gb", MaxDurationMinutes: 60, PricePerGPUHour: 1_000_000}}); err != nil {
-			t.Fatal(err)
-		}
-		var sb struct{ ID string }
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			code := s.do("POST", "/sandboxes", sme, `{"listing_id":"`+lst+`","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":30}`, &sb)
-			if code == 202 {
-				break
-			}
-			if code != 404 || time.Now().After(deadline) {
-				t.Fatalf("launch on %s: %d", v, code)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		publishCompute(ctx, t, bus, lst, "org-vendor-"+v, pools[v], "h100-80gb")
+		sb := s.launchListed(sme, lst, "shell")
 		s.waitState(sme, sb.ID, "running")
 		sandboxes[v] = sb.ID
 		id, _ := agentOf(v)
