@@ -41,11 +41,7 @@ func TestEventsThroughJetStream(t *testing.T) {
 	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) {
 		db := dbtest.Open(t, sqldb.SQLite, migrations()...)
 		e := newEnvBus(t, db, bus, Config{})
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		done := make(chan error, 1)
-		go func() { done <- e.svc.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		ctx := e.run(t)
 
 		rec := &recorder{got: map[string][]events.ListingChangedV1{}}
 		for _, subj := range []eventbus.Subject[events.ListingChangedV1]{events.ListingSubmitted, events.ListingApproved,

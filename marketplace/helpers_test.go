@@ -112,6 +112,17 @@ func newEnvBus(t testing.TB, db *gorm.DB, bus *eventbus.Bus, cfg Config) *env {
 	return e
 }
 
+// run runs the marketplace's loops (consumers, outbox relay) until the test ends, and returns a context that
+// ends then too.
+func (e *env) run(t testing.TB) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- e.svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ctx
+}
+
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
