@@ -23,7 +23,6 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm"
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm/slurmrest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm/slurmtest"
-	"github.com/tamarack-ai/tamarack/testbed/image"
 	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
 )
 
@@ -50,14 +49,7 @@ func newAgentSite(ctx context.Context, t testing.TB, pool string) (*agentSite, s
 	jwks, token := testIdentity(t)
 	site := &agentSite{t: t, staff: token("u-staff", "org-programme", "partner", true),
 		sme: token("u-sme", "org-sme", "sme", false), vendor: token("u-v", "org-vendor", "vendor", false)}
-	site.data = imagetest.ReachableDir(t)
-	store, err := image.OpenRegistry(filepath.Join(site.data, "registry"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
-		t.Fatal(err)
-	}
+	site.data = seededDataDir(ctx, t)
 	s := &serverProc{t: t, data: site.data, addr: freePort(t)}
 	s.args = []string{"--data=" + site.data, "--addr=" + s.addr, "--only=testbed,billing", "--identity-url=" + jwks.URL,
 		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn", "--nats-listen=" + freePort(t), "--registry-listen=" + freePort(t)}

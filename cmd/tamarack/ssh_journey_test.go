@@ -22,9 +22,6 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/services/events"
-	"github.com/tamarack-ai/tamarack/testbed/backend/local"
-	"github.com/tamarack-ai/tamarack/testbed/image"
-	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
 )
 
 // sshClient runs the real OpenSSH tools (ssh, scp, rsync) with one key, a temporary HOME and known_hosts,
@@ -138,27 +135,8 @@ func TestSSHGateway(t *testing.T) {
 	staff := token("u-staff", "org-programme", "partner", true)
 	sme := token("u-sme", "org-sme", "sme", false)
 
-	data := imagetest.ReachableDir(t)
-	store, err := image.OpenRegistry(filepath.Join(data, "registry"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		lb, err := local.New(local.Options{Root: filepath.Join(data, "sandboxes")})
-		if err != nil {
-			return
-		}
-		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-		defer ccancel()
-		list, _ := lb.List(cctx)
-		for _, st := range list {
-			_, _ = lb.Stop(cctx, st.SandboxID, time.Second)
-			_ = lb.Remove(cctx, st.SandboxID)
-		}
-	})
+	data := seededDataDir(ctx, t)
+	cleanupSandboxes(t, data)
 	sshAddr := freePort(t)
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,

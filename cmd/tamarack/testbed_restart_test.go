@@ -192,14 +192,7 @@ func TestServeSIGKILLRestart(t *testing.T) {
 
 	// The data directory as an operator's would be: reachable by the sandboxes' uids (their images are
 	// unpacked in it), with the built-in images seeded into its registry store as `tamarack seed` does.
-	data := imagetest.ReachableDir(t)
-	store, err := image.OpenRegistry(filepath.Join(data, "registry"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
-		t.Fatal(err)
-	}
+	data := seededDataDir(ctx, t)
 	cleanupSandboxes(t, data)
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
@@ -346,6 +339,21 @@ func requireLocalHost(ctx context.Context, t testing.TB) {
 		t.Fatal(err)
 	}
 	backendtest.RequireHost(t, probe.Check(ctx))
+}
+
+// seededDataDir is a data directory that sandboxes can reach, with the built-in images seeded into its registry
+// store as `tamarack seed` does.
+func seededDataDir(ctx context.Context, t testing.TB) string {
+	t.Helper()
+	data := imagetest.ReachableDir(t)
+	store, err := image.OpenRegistry(filepath.Join(data, "registry"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // cleanupSandboxes stops and removes, when the test ends, every local sandbox under data: sandboxes outlive the
