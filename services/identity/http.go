@@ -444,15 +444,9 @@ func (h handler) verify(c *fiber.Ctx) error {
 }
 
 func (h handler) members(c *fiber.Ctx) error {
-	page, err := web.PageOf(c)
+	page, after, err := keyPage(c)
 	if err != nil {
 		return err
-	}
-	var after string
-	if page.Cursor != "" {
-		if err := web.DecodeCursor(page.Cursor, &after); err != nil {
-			return err
-		}
 	}
 	ms, err := h.svc.Members(c.UserContext(), actorOf(c), c.Params("org_id"), after, page.Limit)
 	if err != nil {
@@ -528,16 +522,22 @@ func (h handler) accept(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
+// keyPage parses the page of a list whose cursor holds the last key of the previous page; after is "" on
+// the first page.
+func keyPage(c *fiber.Ctx) (page web.Page, after string, err error) {
+	if page, err = web.PageOf(c); err != nil {
+		return page, "", err
+	}
+	if page.Cursor != "" {
+		err = web.DecodeCursor(page.Cursor, &after)
+	}
+	return page, after, err
+}
+
 func (h handler) tokens(c *fiber.Ctx) error {
-	page, err := web.PageOf(c)
+	page, after, err := keyPage(c)
 	if err != nil {
 		return err
-	}
-	var after string
-	if page.Cursor != "" {
-		if err := web.DecodeCursor(page.Cursor, &after); err != nil {
-			return err
-		}
 	}
 	ts, err := h.svc.Tokens(c.UserContext(), actorOf(c), after, page.Limit)
 	if err != nil {

@@ -281,15 +281,9 @@ func toSessionJSON(r SessionRecord, current string) sessionJSON {
 }
 
 func (h handler) sessions(c *fiber.Ctx) error {
-	page, err := web.PageOf(c)
+	page, after, err := keyPage(c)
 	if err != nil {
 		return err
-	}
-	var after string
-	if page.Cursor != "" {
-		if err := web.DecodeCursor(page.Cursor, &after); err != nil {
-			return err
-		}
 	}
 	a := actorOf(c)
 	rs, err := h.svc.Sessions(c.UserContext(), a, after, page.Limit)

@@ -250,15 +250,9 @@ func toSSHKeyJSON(k SSHKey) sshKeyJSON {
 }
 
 func (h handler) sshKeys(c *fiber.Ctx) error {
-	page, err := web.PageOf(c)
+	page, after, err := keyPage(c)
 	if err != nil {
 		return err
-	}
-	var after string
-	if page.Cursor != "" {
-		if err := web.DecodeCursor(page.Cursor, &after); err != nil {
-			return err
-		}
 	}
 	ks, err := h.svc.SSHKeys(c.UserContext(), actorOf(c), after, page.Limit)
 	if err != nil {
