@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
@@ -15,8 +13,7 @@ import (
 // The SME (verified, 50% co-funding) runs sb-1 for an hour on 9 March and sb-2 for half an hour on 10 March, on
 // the vendor's listing at 10 credits per GPU-hour.
 func TestChartsAggregates(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
-		f := newFx(t, db, nil)
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
 		f.org("sme", "sme", true)
 		f.org("ven", "vendor", false)

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/services/events"
@@ -19,9 +17,8 @@ import (
 // TestConcurrentHoldsOrdersUsage races holds, orders and usage batches of one organisation: holds never
 // reserve more than the wallet holds, orders never spend held credits, nothing is overdrawn, the ledger verifies.
 func TestConcurrentHoldsOrdersUsage(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("sme", "sme", false)
 		f.buy("sme", 10)
 		var placed, refused, settled atomic.Int64
@@ -64,7 +61,7 @@ func TestConcurrentHoldsOrdersUsage(t *testing.T) {
 		}
 		wg.Wait()
 		var n int64
-		must(t, db.Table("billing_outbox").Where("subject = ?", events.OrderSettled.Name).Count(&n).Error)
+		must(t, f.db.Table("billing_outbox").Where("subject = ?", events.OrderSettled.Name).Count(&n).Error)
 		settled.Store(n)
 		// 10 holds × 10 minutes at 1 credit/h = 10 × 0.166666 credits charged; held credits shielded the orders.
 		w, err := f.s.WalletOf(ctx, "sme")

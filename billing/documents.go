@@ -236,43 +236,58 @@ func (s *Service) StatementDocOf(ctx context.Context, orgID, month string) (Stat
 	return d, nil
 }
 
-// Language-dependent text of the documents. Only English and French are offered (the UI's languages).
-
-var docText = map[string]map[string]string{
-	"en": {
-		"receipt": "Receipt", "statement": "Monthly statement", "statement_to_date": "Monthly statement (to date)",
-		"receipt_no": "Receipt number", "date": "Date paid", "buyer": "Organisation", "method": "Payment method",
-		"method_stripe": "Card (Stripe)", "method_offline": "Purchase order", "reference": "Reference", "credits": "Credits purchased",
-		"unit": "Price per credit", "before_tax": "Amount before tax", "tax": "Tax", "after_tax": "Total paid (after tax)",
-		"no_tax": "No tax applies to this purchase.", "no_tax_month": "No tax applies to the purchases of this month.",
-		"tax_reg": "Tax registration number (%s)", "tax_month": "Tax included: %s",
-		"tax_included": "Prices include %s. The tax in a price is rounded to the nearest cent, half a cent up.", "cofunded_short": "Co-funded",
-		"refunded": "Refunded", "period": "Period", "generated": "Generated", "opening": "Opening balance", "closing": "Closing balance",
-		"purchases": "Purchases", "grants": "Programme grants", "spend": "Usage and orders", "refunds": "Refunds",
-		"earnings": "Earnings from sales", "expired": "Expired grant credits", "payouts": "Payouts", "other": "Other",
-		"cofunded": "Co-funded by the programme (not taken from your balance)", "usage_title": "Usage by sandbox",
-		"sandbox": "Sandbox", "listing": "Listing", "gpu_hours": "GPU-hours", "charged": "Charged", "paid": "Paid by you",
-		"no_usage": "No metered usage this month.", "purchases_title": "Purchases credited this month", "no_purchases": "No purchases this month.",
-		"summary": "Summary", "range": "%s to %s", "credit_unit": "credits", "amount": "Amount",
-		"footer": "Amounts are in credits unless marked CAD. Issued by %s.",
-	},
-	"fr": {
-		"receipt": "Reçu", "statement": "Relevé mensuel", "statement_to_date": "Relevé mensuel (à ce jour)",
-		"receipt_no": "Numéro de reçu", "date": "Date du paiement", "buyer": "Organisation", "method": "Mode de paiement",
-		"method_stripe": "Carte (Stripe)", "method_offline": "Bon de commande", "reference": "Référence", "credits": "Crédits achetés",
-		"unit": "Prix par crédit", "before_tax": "Montant avant taxes", "tax": "Taxes", "after_tax": "Total payé (taxes comprises)",
-		"no_tax": "Aucune taxe ne s'applique à cet achat.", "no_tax_month": "Aucune taxe ne s'applique aux achats de ce mois.",
-		"tax_reg": "Numéro d'inscription aux taxes (%s)", "tax_month": "Taxes comprises\u00a0: %s",
-		"tax_included": "Prix taxes comprises\u00a0: %s. La taxe comprise dans un prix est arrondie au cent le plus proche, le demi-cent vers le haut.", "cofunded_short": "Cofinancé",
-		"refunded": "Remboursé", "period": "Période", "generated": "Généré le", "opening": "Solde d'ouverture", "closing": "Solde de clôture",
-		"purchases": "Achats", "grants": "Subventions du programme", "spend": "Utilisation et commandes", "refunds": "Remboursements",
-		"earnings": "Revenus des ventes", "expired": "Crédits de subvention expirés", "payouts": "Versements", "other": "Autres",
-		"cofunded": "Cofinancé par le programme (non prélevé sur votre solde)", "usage_title": "Utilisation par environnement",
-		"sandbox": "Environnement", "listing": "Offre", "gpu_hours": "Heures-GPU", "charged": "Facturé", "paid": "Payé par vous",
-		"no_usage": "Aucune utilisation mesurée ce mois-ci.", "purchases_title": "Achats crédités ce mois-ci", "no_purchases": "Aucun achat ce mois-ci.",
-		"summary": "Récapitulatif", "range": "du %s au %s", "credit_unit": "crédits", "amount": "Montant",
-		"footer": "Montants en crédits sauf mention CAD. Émis par %s.",
-	},
+// Language-dependent text of the documents, each key once with its English and French (the UI's languages,
+// the only ones offered).
+var docText = map[string]struct{ en, fr string }{
+	"receipt":           {"Receipt", "Reçu"},
+	"statement":         {"Monthly statement", "Relevé mensuel"},
+	"statement_to_date": {"Monthly statement (to date)", "Relevé mensuel (à ce jour)"},
+	"receipt_no":        {"Receipt number", "Numéro de reçu"},
+	"date":              {"Date paid", "Date du paiement"},
+	"buyer":             {"Organisation", "Organisation"},
+	"method":            {"Payment method", "Mode de paiement"},
+	"method_stripe":     {"Card (Stripe)", "Carte (Stripe)"},
+	"method_offline":    {"Purchase order", "Bon de commande"},
+	"reference":         {"Reference", "Référence"},
+	"credits":           {"Credits purchased", "Crédits achetés"},
+	"unit":              {"Price per credit", "Prix par crédit"},
+	"before_tax":        {"Amount before tax", "Montant avant taxes"},
+	"tax":               {"Tax", "Taxes"},
+	"after_tax":         {"Total paid (after tax)", "Total payé (taxes comprises)"},
+	"no_tax":            {"No tax applies to this purchase.", "Aucune taxe ne s'applique à cet achat."},
+	"no_tax_month":      {"No tax applies to the purchases of this month.", "Aucune taxe ne s'applique aux achats de ce mois."},
+	"tax_reg":           {"Tax registration number (%s)", "Numéro d'inscription aux taxes (%s)"},
+	"tax_month":         {"Tax included: %s", "Taxes comprises\u00a0: %s"},
+	"tax_included":      {"Prices include %s. The tax in a price is rounded to the nearest cent, half a cent up.", "Prix taxes comprises\u00a0: %s. La taxe comprise dans un prix est arrondie au cent le plus proche, le demi-cent vers le haut."},
+	"cofunded_short":    {"Co-funded", "Cofinancé"},
+	"refunded":          {"Refunded", "Remboursé"},
+	"period":            {"Period", "Période"},
+	"generated":         {"Generated", "Généré le"},
+	"opening":           {"Opening balance", "Solde d'ouverture"},
+	"closing":           {"Closing balance", "Solde de clôture"},
+	"purchases":         {"Purchases", "Achats"},
+	"grants":            {"Programme grants", "Subventions du programme"},
+	"spend":             {"Usage and orders", "Utilisation et commandes"},
+	"refunds":           {"Refunds", "Remboursements"},
+	"earnings":          {"Earnings from sales", "Revenus des ventes"},
+	"expired":           {"Expired grant credits", "Crédits de subvention expirés"},
+	"payouts":           {"Payouts", "Versements"},
+	"other":             {"Other", "Autres"},
+	"cofunded":          {"Co-funded by the programme (not taken from your balance)", "Cofinancé par le programme (non prélevé sur votre solde)"},
+	"usage_title":       {"Usage by sandbox", "Utilisation par environnement"},
+	"sandbox":           {"Sandbox", "Environnement"},
+	"listing":           {"Listing", "Offre"},
+	"gpu_hours":         {"GPU-hours", "Heures-GPU"},
+	"charged":           {"Charged", "Facturé"},
+	"paid":              {"Paid by you", "Payé par vous"},
+	"no_usage":          {"No metered usage this month.", "Aucune utilisation mesurée ce mois-ci."},
+	"purchases_title":   {"Purchases credited this month", "Achats crédités ce mois-ci"},
+	"no_purchases":      {"No purchases this month.", "Aucun achat ce mois-ci."},
+	"summary":           {"Summary", "Récapitulatif"},
+	"range":             {"%s to %s", "du %s au %s"},
+	"credit_unit":       {"credits", "crédits"},
+	"amount":            {"Amount", "Montant"},
+	"footer":            {"Amounts are in credits unless marked CAD. Issued by %s.", "Montants en crédits sauf mention CAD. Émis par %s."},
 }
 
 var monthNames = map[string][12]string{
@@ -288,7 +303,15 @@ func DocLanguage(tag string) string {
 	return "en"
 }
 
-func tr(lang, key string) string { return docText[lang][key] }
+func tr(lang, key string) string {
+	switch lang {
+	case "en":
+		return docText[key].en
+	case "fr":
+		return docText[key].fr
+	}
+	return ""
+}
 
 // formatMicroLang writes micro-credits for a language from the integer: "1,234.50" (en), "1 234,50" (fr, with
 // no-break spaces).

@@ -7,16 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/money"
 )
 
 // TestGrantAmountsBounded: grant amounts and caps that would overflow the programme fund's int64 balance are
 // refused, and a co-funding rule needs a cap (a rule without one never co-funds anything).
 func TestGrantAmountsBounded(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
-		f := newFx(t, db, nil)
+	eachFx(t, func(t *testing.T, f *fx) {
 		a := newAPI(t, f)
 		f.org("sme", "sme", true)
 		exp := t0.Add(24 * time.Hour)

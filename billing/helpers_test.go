@@ -132,6 +132,12 @@ func (f *fx) outboxCount(subject string) int64 {
 
 func eachDB(t *testing.T, fn func(t *testing.T, db *gorm.DB)) { dbtest.Each(t, sets, fn) }
 
+// eachFx runs fn on every engine (eachDB), with a fixture on its own embedded NATS (newFx) on each.
+func eachFx(t *testing.T, fn func(t *testing.T, f *fx)) {
+	t.Helper()
+	eachDB(t, func(t *testing.T, db *gorm.DB) { fn(t, newFx(t, db, nil)) })
+}
+
 // waitFor polls cond until it holds or d passes.
 func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()

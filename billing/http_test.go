@@ -16,7 +16,6 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/webtest"
 
 	"github.com/gofiber/fiber/v2"
-	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
@@ -197,8 +196,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestHTTPAuthAndValidation(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
-		f := newFx(t, db, nil)
+	eachFx(t, func(t *testing.T, f *fx) {
 		a := newAPI(t, f)
 		f.org("sme", "sme", true)
 		// No Stripe key: purchases disabled with a clear message.

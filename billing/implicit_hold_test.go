@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
@@ -15,23 +13,22 @@ import (
 // projection; when that read fails (here: the price table is gone) the batch fails and is retried later,
 // instead of charging the interval at 0 as if the listing were unknown.
 func TestUsageWithoutHoldFailsOnDatabaseError(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("sme", "sme", false)
 		f.buy("sme", 100)
 		f.listing()
-		must(t, db.Exec("ALTER TABLE billing_prices RENAME TO billing_prices_gone").Error)
+		must(t, f.db.Exec("ALTER TABLE billing_prices RENAME TO billing_prices_gone").Error)
 		err := f.s.ChargeUsage(ctx, []eventbus.Event[events.SandboxUsageV1]{usageEv("sb", "sme", "ven", 1, t0, 60_000, 1)})
 		if err == nil {
 			t.Fatal("usage charged although its price could not be read")
 		}
-		if n, _ := usageTotals(t, db); n != 0 {
+		if n, _ := usageTotals(t, f.db); n != 0 {
 			t.Fatalf("%d usage rows written by a failed batch", n)
 		}
-		must(t, db.Exec("ALTER TABLE billing_prices_gone RENAME TO billing_prices").Error)
+		must(t, f.db.Exec("ALTER TABLE billing_prices_gone RENAME TO billing_prices").Error)
 		must(t, f.s.ChargeUsage(ctx, []eventbus.Event[events.SandboxUsageV1]{usageEv("sb", "sme", "ven", 1, t0, 60_000, 1)}))
-		if n, sum := usageTotals(t, db); n != 1 || sum != eoPrice/60 {
+		if n, sum := usageTotals(t, f.db); n != 1 || sum != eoPrice/60 {
 			t.Fatalf("after the retry: %d rows charging %d, want 1 charging %d", n, sum, eoPrice/60)
 		}
 	})
@@ -41,9 +38,8 @@ func TestUsageWithoutHoldFailsOnDatabaseError(t *testing.T) {
 // An event that names another organisation (a bug or a forged event) is dropped, not charged to either, and
 // does not stop the batch's other events.
 func TestUsageNamingAnotherOrganisationIsNotCharged(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("sme", "sme", false)
 		f.org("other", "sme", false)
 		f.buy("sme", 100)
@@ -55,7 +51,7 @@ func TestUsageNamingAnotherOrganisationIsNotCharged(t *testing.T) {
 			usageEv("sb2", "other", "ven", 1, t0, 60_000, 1),
 		}))
 		var rows []Usage
-		must(t, db.Order("sandbox_id, seq").Find(&rows).Error)
+		must(t, f.db.Order("sandbox_id, seq").Find(&rows).Error)
 		if len(rows) != 2 || rows[0].SandboxID != "sb" || rows[0].OrgID != "sme" || rows[1].SandboxID != "sb2" || rows[1].OrgID != "other" {
 			t.Fatalf("usage rows %+v, want sb charged to sme and sb2 to other, the mismatched event dropped", rows)
 		}

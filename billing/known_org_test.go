@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/services/events"
@@ -24,8 +22,7 @@ func wantCode(t *testing.T, err error, code string) {
 // projected): a mistyped ID credits nobody. A row that only a verification event created is not enough.
 func TestStaffActionsRefuseUnknownOrganisation(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
-		f := newFx(t, db, nil)
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
 		_, err := f.s.RecordOfflinePayment(ctx, OfflinePaymentInput{OrganizationID: "typo", Credits: 10, Reference: "PO-1", ActorUserID: "staff"})
 		wantCode(t, err, "organization_not_found")
@@ -42,14 +39,14 @@ func TestStaffActionsRefuseUnknownOrganisation(t *testing.T) {
 
 		// Nothing was written for the unknown IDs.
 		var n int64
-		must(t, db.Model(&Purchase{}).Count(&n).Error)
+		must(t, f.db.Model(&Purchase{}).Count(&n).Error)
 		if n != 0 {
 			t.Fatalf("%d purchases recorded for unknown organisations", n)
 		}
 		if b := f.balance(walletAcct("typo")); b != 0 {
 			t.Fatalf("typo wallet %d", b)
 		}
-		must(t, db.Model(&Org{}).Where("id = ?", "typo").Count(&n).Error)
+		must(t, f.db.Model(&Org{}).Where("id = ?", "typo").Count(&n).Error)
 		if n != 0 {
 			t.Fatal("an organisation row was created for a mistyped ID")
 		}
@@ -70,7 +67,7 @@ func TestStaffActionsRefuseUnknownOrganisation(t *testing.T) {
 		f.org("ven", "vendor", true)
 		must(t, f.s.SetConnectAccount(ctx, "staff", "ven", "acct_1"))
 		var org Org
-		must(t, db.Where("id = ?", "ven").Take(&org).Error)
+		must(t, f.db.Where("id = ?", "ven").Take(&org).Error)
 		if org.StripeAccount != "acct_1" {
 			t.Fatalf("stripe account %q", org.StripeAccount)
 		}
@@ -82,8 +79,7 @@ func TestStaffActionsRefuseUnknownOrganisation(t *testing.T) {
 // can be held against (it is the caller's own organisation, vouched for by identity's token).
 func TestOwnOrganisationBeforeProjection(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
-		f := newFx(t, db, nil)
+	eachFx(t, func(t *testing.T, f *fx) {
 		a := newAPI(t, f)
 		fresh := who{user: "u-new", org: "brand-new", kind: "sme", role: "owner"}
 		out := a.expect(fresh, "GET", "/api/v1/billing/wallet", nil, 200, "")
@@ -97,8 +93,7 @@ func TestOwnOrganisationBeforeProjection(t *testing.T) {
 
 func TestStaffActionsUnknownOrganisationHTTP(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
-		f := newFx(t, db, nil)
+	eachFx(t, func(t *testing.T, f *fx) {
 		a := newAPI(t, f)
 		f.org("sme", "sme", true)
 		f.org("ven", "vendor", true)
@@ -119,8 +114,7 @@ func TestStaffActionsUnknownOrganisationHTTP(t *testing.T) {
 // being spendable (holds and charges skip them; co-funding stops) until it is verified again.
 func TestGrantsSuspendedWhileUnverified(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
-		f := newFx(t, db, nil)
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
 		f.org("sme", "sme", true)
 		f.org("ven", "vendor", true)

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/platform/problem"
@@ -16,8 +14,7 @@ import (
 )
 
 func TestHoldPlaceRefuseExtend(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
-		f := newFx(t, db, nil)
+	eachFx(t, func(t *testing.T, f *fx) {
 		f.org("sme", "sme", false)
 		f.buy("sme", 10)
 		// Over NATS, as the testbed calls it.
@@ -67,8 +64,7 @@ func TestHoldPlaceRefuseExtend(t *testing.T) {
 // TestCumulativeRounding charges random intervals (with duplicates and arbitrary batch splits) and checks that
 // the total equals floor(price × devices × time / 1h) exactly, and that vendor + platform = total.
 func TestCumulativeRounding(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
-		f := newFx(t, db, nil)
+	eachFx(t, func(t *testing.T, f *fx) {
 		f.org("sme", "sme", false)
 		f.buy("sme", 100_000)
 		price := int64(1_234_567) // micro-credits per GPU-hour: nothing divides evenly
@@ -95,7 +91,7 @@ func TestCumulativeRounding(t *testing.T) {
 		want, err := money.PerGPUHour(money.Micro(price), 3, total)
 		must(t, err)
 		var got struct{ S int64 }
-		must(t, db.Model(&Usage{}).Select("SUM(charge) AS s").Scan(&got).Error)
+		must(t, f.db.Model(&Usage{}).Select("SUM(charge) AS s").Scan(&got).Error)
 		if got.S != int64(want) {
 			t.Fatalf("charged %d, want %d", got.S, want)
 		}
@@ -115,9 +111,8 @@ func TestCumulativeRounding(t *testing.T) {
 // TestCofundAcrossCap: a verified SME with a 50% co-funding grant capped at 3.5 credits runs six 10-minute
 // intervals at 12 credits per GPU-hour (2 credits each).
 func TestCofundAcrossCap(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("sme", "sme", true)
 		f.org("unverified", "sme", false)
 		must(t, f.s.projectMembership(ctx, events.MembershipChangedV1{OrganizationID: "sme", UserID: "u1", Email: "boss@sme.test", Role: "owner", Change: "added", At: t0}))
@@ -135,7 +130,7 @@ func TestCofundAcrossCap(t *testing.T) {
 			must(t, f.s.ChargeUsage(ctx, []eventbus.Event[events.SandboxUsageV1]{ev}))
 		}
 		var rows []Usage
-		must(t, db.Order("seq").Find(&rows).Error)
+		must(t, f.db.Order("seq").Find(&rows).Error)
 		wantCofund := []int64{1_000_000, 1_000_000, 1_000_000, 500_000, 0, 0}
 		for i, r := range rows {
 			if r.Charge != 2_000_000 || r.Cofunded != wantCofund[i] {
@@ -170,9 +165,8 @@ func TestCofundAcrossCap(t *testing.T) {
 // TestSettleEitherOrder releases the hold once every sample up to LastSeq is charged, whether the stop event
 // comes before or after the last samples.
 func TestSettleEitherOrder(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("sme", "sme", false)
 		f.buy("sme", 100)
 		stop := func(sb string, last uint64) {
@@ -204,9 +198,8 @@ func TestSettleEitherOrder(t *testing.T) {
 // TestWalletExhausted: usage beyond what the wallet holds records a shortfall, never overdraws, and announces
 // the exhaustion once.
 func TestWalletExhausted(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("sme", "sme", false)
 		f.buy("sme", 1)
 		_, err := f.hold("sb", "sme", "ven", int64(money.Credits(36)), 1, 100) // 1 credit
@@ -218,7 +211,7 @@ func TestWalletExhausted(t *testing.T) {
 			t.Fatalf("wallet %d", b)
 		}
 		var h Hold
-		must(t, db.Take(&h, "sandbox_id = ?", "sb").Error)
+		must(t, f.db.Take(&h, "sandbox_id = ?", "sb").Error)
 		if h.Charged != 2_400_000 || h.Shortfall != 1_400_000 {
 			t.Fatalf("hold %+v", h)
 		}
@@ -233,9 +226,8 @@ func TestWalletExhausted(t *testing.T) {
 }
 
 func TestOrders(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("buyer", "partner", false)
 		f.buy("buyer", 10)
 		o := events.OrderPlacedV1{OrderID: "ord-1", BuyerOrgID: "buyer", VendorOrgID: "ven", ListingID: "l", PlanID: "p", Quantity: 1, AmountMicro: 4_000_000, At: t0}
@@ -250,7 +242,7 @@ func TestOrders(t *testing.T) {
 			t.Fatal("expected one settled and one failed event")
 		}
 		var row struct{ Payload string }
-		must(t, db.Table("billing_outbox").Select("payload").Where("subject = ?", events.OrderFailed.Name).Take(&row).Error)
+		must(t, f.db.Table("billing_outbox").Select("payload").Where("subject = ?", events.OrderFailed.Name).Take(&row).Error)
 		if want := `"shortfall_micro":1000000`; !contains(row.Payload, want) {
 			t.Fatalf("failed payload %s", row.Payload)
 		}
@@ -259,9 +251,8 @@ func TestOrders(t *testing.T) {
 }
 
 func TestGrantExpiry(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("sme", "sme", true)
 		g, err := f.s.CreateGrant(ctx, GrantInput{OrganizationID: "sme", AmountMicro: 5_000_000, ExpiresAt: t0.Add(time.Hour)})
 		must(t, err)
@@ -299,9 +290,8 @@ func indexOf(s, sub string) int {
 }
 
 func TestMonthlyBudget(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("sme", "sme", false)
 		f.buy("sme", 100)
 		must(t, f.s.projectMembership(ctx, events.MembershipChangedV1{OrganizationID: "sme", UserID: "u1", Email: "boss@sme.test", Role: "owner", Change: "added", At: t0}))
@@ -326,9 +316,8 @@ func TestMonthlyBudget(t *testing.T) {
 }
 
 func TestExtendIdempotent(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("sme", "sme", false)
 		f.buy("sme", 10)
 		_, err := f.hold("sb", "sme", "ven", int64(money.Credits(1)), 1, 3600)

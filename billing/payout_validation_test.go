@@ -5,16 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
 // TestPayoutNegativeAmountRefused: a negative amount_micro is a validation error, not "pay everything".
 func TestPayoutNegativeAmountRefused(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		a := newAPI(t, f)
 		f.org("sme", "sme", false)
 		f.org("ven", "vendor", false)

@@ -5,15 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
 func TestProjections(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		l := events.ListingChangedV1{ListingID: "l1", VendorOrgID: "ven", Kind: "compute", Title: "A100", At: t0,
 			Compute: &events.ComputeV1{PoolID: "p1", GPUModel: "A100", PricePerGPUHour: 3_000_000}}
 		must(t, f.s.ProjectListing(ctx, l, true))
@@ -44,9 +41,8 @@ func TestProjections(t *testing.T) {
 
 // TestStatementOpeningBalance: a purchase in February is the opening balance of March's statement.
 func TestStatementOpeningBalance(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("o", "partner", false)
 		f.clk.Set(time.Date(2026, 2, 20, 12, 0, 0, 0, time.UTC))
 		f.buy("o", 5)

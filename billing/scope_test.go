@@ -3,15 +3,12 @@ package billing
 import (
 	"testing"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // TestReadOnlyTokenMovesNoMoney: a staff member's read-only API token reads the programme's books but
 // cannot grant credits, record payments, pay vendors or change where payouts go.
 func TestReadOnlyTokenMovesNoMoney(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
-		f := newFx(t, db, nil)
+	eachFx(t, func(t *testing.T, f *fx) {
 		a := newAPI(t, f)
 		f.org("sme", "sme", true)
 		reader := staff

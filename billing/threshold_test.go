@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/money"
 	"github.com/tamarack-ai/tamarack/services/events"
@@ -14,9 +12,8 @@ import (
 // TestHugeBudgetNoSpuriousThreshold: a very large monthly budget is not reported 80% used after one small
 // charge (limit × 8 overflowed int64).
 func TestHugeBudgetNoSpuriousThreshold(t *testing.T) {
-	eachDB(t, func(t *testing.T, db *gorm.DB) {
+	eachFx(t, func(t *testing.T, f *fx) {
 		ctx := context.Background()
-		f := newFx(t, db, nil)
 		f.org("sme", "sme", false)
 		f.buy("sme", 100)
 		must(t, f.s.SetBudget(ctx, "sme", "u1", 2_000_000_000_000_000_000))

@@ -3,17 +3,14 @@ package marketplace
 import (
 	"testing"
 
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/web"
-	"gorm.io/gorm"
 )
 
 // TestAccessRequestsNameTheRequester: access-request JSON carries the requesting organisation's name (from the
 // projection of identity's organisations) beside its id, on create, in the vendor's inbox and on a decision.
 func TestAccessRequestsNameTheRequester(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		g := modelListing("gated-names")
 		g["gated"] = true
 		gl := e.publishListing(g, nil)
@@ -33,7 +30,7 @@ func TestAccessRequestsNameTheRequester(t *testing.T) {
 		if len(inbox.Items) != 1 || inbox.Items[0].OrgName != "Small Co" || inbox.Items[0].OrgID != orgSME {
 			t.Fatalf("inbox: %+v", inbox.Items)
 		}
-		if db.Dialector.Name() == "sqlite" {
+		if e.db.Dialector.Name() == "sqlite" {
 			golden(t, "access_requests_vendor", r.Body)
 		}
 

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/web"
@@ -19,8 +16,7 @@ import (
 // said) without an entitlement, 404 for a compute listing or an unknown one; with the entitlement (a free
 // order) the published files come with signed links that the blob route serves; the vendor has them without.
 func TestArtifactLinks(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan error, 1)

@@ -5,9 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
@@ -89,8 +86,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "artifacts/{artifact}/download", nil, [5]int{401, 302, 404, 302, 302}},
 		{"GET", "artifacts/{artifact}/blob?exp=9999999999&org=x&g=e&sig=forged", nil, [5]int{403, 403, 403, 403, 403}},
 	}
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		n := 0
 		for _, rt := range routes {
 			for i, p := range personas {

@@ -4,28 +4,23 @@ import (
 	"bytes"
 	"strings"
 	"testing"
-
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 )
 
 // TestBadInput: each bad input gets a clear problem code and changes nothing.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{MaxFileBytes: 4096, MaxVersionBytes: 6000})
+	each(t, Config{MaxFileBytes: 4096, MaxVersionBytes: 6000}, func(t *testing.T, e *env) {
 		l := e.createListing(vendorAdmin, modelListing("base"))
 		upload := "listings/" + l.ID + "/versions/1/artifacts/"
 		expect(t, e.do(vendorAdmin, "PUT", upload+"first.bin", bytes.Repeat([]byte{1}, 3000)), 201, "")
 		tables := []string{"market_listings", "market_versions", "market_artifacts", "market_history", "market_outbox", "market_catalog"}
 		before := map[string]int64{}
 		for _, tb := range tables {
-			before[tb] = count(t, db, tb)
+			before[tb] = count(t, e.db, tb)
 		}
 		blobsBefore := len(filesUnder(t, e.blobs))
 		var versionBefore versionRow
-		must(t, db.Where("listing_id = ?", l.ID).Take(&versionBefore).Error)
+		must(t, e.db.Where("listing_id = ?", l.ID).Take(&versionBefore).Error)
 
 		with := func(mut func(m map[string]any)) map[string]any {
 			m := modelListing("another")
@@ -77,7 +72,7 @@ func TestBadInput(t *testing.T) {
 			}
 		}
 		for _, tb := range tables {
-			if n := count(t, db, tb); n != before[tb] {
+			if n := count(t, e.db, tb); n != before[tb] {
 				t.Errorf("%s has %d rows, had %d", tb, n, before[tb])
 			}
 		}
@@ -85,7 +80,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("blob store has %d files, had %d: %v", n, blobsBefore, filesUnder(t, e.blobs))
 		}
 		var versionAfter versionRow
-		must(t, db.Where("listing_id = ?", l.ID).Take(&versionAfter).Error)
+		must(t, e.db.Where("listing_id = ?", l.ID).Take(&versionAfter).Error)
 		if versionAfter.Content != versionBefore.Content || !versionAfter.UpdatedAt.Equal(versionBefore.UpdatedAt) {
 			t.Error("the draft changed")
 		}

@@ -6,9 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 )
 
@@ -18,8 +15,7 @@ import (
 // unaccent does not, so that is not asserted).
 func TestBilingualListing(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{SearchCacheTTL: -1})
+	each(t, Config{SearchCacheTTL: -1}, func(t *testing.T, e *env) {
 
 		bad := modelListing("trop-long")
 		bad["title_fr"] = strings.Repeat("é", 101) // 202 bytes, as the English title counts

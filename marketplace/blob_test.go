@@ -18,9 +18,6 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
-	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
 // EnvMinIO names a MinIO server binary; when set, the S3 store is tested against a real server it starts.
@@ -96,8 +93,7 @@ func TestS3Store(t *testing.T) {
 	testStore(t, s)
 
 	// The whole download flow through a presigned URL of the real server.
-	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	e := newEnv(t, db, Config{})
+	e := newSQLiteEnv(t, Config{})
 	e.svc.blobs = s
 	data := strings.Repeat("s3 bytes\n", 5000)
 	l := e.publishListing(modelListing("s3-model"), map[string]string{"weights.bin": data})

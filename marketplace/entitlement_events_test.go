@@ -144,11 +144,7 @@ func TestEntitlementEventsThroughJetStream(t *testing.T) {
 	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) {
 		db := dbtest.Open(t, sqldb.SQLite, migrations()...)
 		e := newEnvBus(t, db, bus, Config{})
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		done := make(chan error, 1)
-		go func() { done <- e.svc.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		ctx := e.run(t)
 
 		var mu sync.Mutex
 		grants := map[string]events.EntitlementChangedV1{} // by listing (IDs are new each run; the server's stream is not)

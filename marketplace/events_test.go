@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
@@ -43,11 +41,7 @@ func TestEventsThroughJetStream(t *testing.T) {
 	natstest.Each(t, func(t *testing.T, bus *eventbus.Bus) {
 		db := dbtest.Open(t, sqldb.SQLite, migrations()...)
 		e := newEnvBus(t, db, bus, Config{})
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		done := make(chan error, 1)
-		go func() { done <- e.svc.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		ctx := e.run(t)
 
 		rec := &recorder{got: map[string][]events.ListingChangedV1{}}
 		for _, subj := range []eventbus.Subject[events.ListingChangedV1]{events.ListingSubmitted, events.ListingApproved,
@@ -171,8 +165,8 @@ func TestEventsThroughJetStream(t *testing.T) {
 // a compute listing must sell a pool its vendor owns with the declared GPU model.
 func TestReviewRules(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{PoolWait: 50 * time.Millisecond}) // an unknown pool is waited for that long
+	// An unknown pool is waited for PoolWait.
+	each(t, Config{PoolWait: 50 * time.Millisecond}, func(t *testing.T, e *env) {
 		l := e.createListing(vendorAdmin, modelListing("own"))
 		expect(t, e.do(vendorAdmin, "POST", "listings/"+l.ID+"/submit", nil), 200, "")
 		staffVendor := web.Principal{UserID: "usr_staff_vendor", OrgID: orgVendor, OrgKind: "vendor", Role: "owner", Staff: true}
@@ -230,8 +224,7 @@ func TestReviewRules(t *testing.T) {
 // for it at once is not refused because the pool's event is still on its way: Submit waits for it.
 func TestSubmitWaitsForPoolAnnouncement(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		c := e.createListing(vendorAdmin, computeListing("fresh-pool", "pool_fresh", "h100-80gb"))
 		var once sync.Once
 		e.svc.poolWaitHook = func() {

@@ -3,17 +3,14 @@ package marketplace
 import (
 	"testing"
 
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
-	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // TestResponseShapes pins the JSON of the main responses in testdata/*.golden (go test -update rewrites them).
 func TestResponseShapes(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	e := newEnv(t, db, Config{})
+	e := newSQLiteEnv(t, Config{})
 	l := e.publishListing(modelListing("golden"), map[string]string{"config.json": `{"a":1}`})
 	c := e.createListing(vendorAdmin, computeListing("golden-gpu", "pool_one", "h100-80gb"))
 	expect(t, e.do(vendorAdmin, "POST", "listings/"+c.ID+"/submit", nil), 200, "")
@@ -43,8 +40,7 @@ func TestResponseShapes(t *testing.T) {
 // TestOpenAPICoversRoutes: every route the service serves is in its OpenAPI operations.
 func TestOpenAPICoversRoutes(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	e := newEnv(t, db, Config{})
+	e := newSQLiteEnv(t, Config{})
 	doc := openapi.New("test", "test")
 	e.svc.OpenAPI(doc)
 	if missing := openapi.Missing(e.app, doc); len(missing) > 0 {

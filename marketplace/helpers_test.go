@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/clock"
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/jwtauth"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
@@ -55,6 +56,17 @@ type env struct {
 	clock *clock.Manual
 	sign  *webtest.Signer
 	blobs string
+}
+
+// each runs fn on every engine (dbtest.Each), with a marketplace of cfg on each.
+func each(t *testing.T, cfg Config, fn func(t *testing.T, e *env)) {
+	t.Helper()
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) { fn(t, newEnv(t, db, cfg)) })
+}
+
+// newSQLiteEnv is a marketplace of cfg on SQLite alone, for tests whose subject is not the store.
+func newSQLiteEnv(t testing.TB, cfg Config) *env {
+	return newEnv(t, dbtest.Open(t, sqldb.SQLite, migrations()...), cfg)
 }
 
 func newEnv(t testing.TB, db *gorm.DB, cfg Config) *env {
@@ -98,6 +110,17 @@ func newEnvBus(t testing.TB, db *gorm.DB, bus *eventbus.Bus, cfg Config) *env {
 	must(t, svc.ApplyPoolChanged(ctx, "p-2", events.PoolChangedV1{PoolID: "pool_two", VendorOrgID: orgVendor2, Name: "two",
 		Region: "ca-east", GPUModels: []string{"a100-80gb"}, At: clk.Now()}))
 	return e
+}
+
+// run runs the marketplace's loops (consumers, outbox relay) until the test ends, and returns a context that
+// ends then too.
+func (e *env) run(t testing.TB) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- e.svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ctx
 }
 
 func must(t testing.TB, err error) {

@@ -7,10 +7,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 )
 
 // hfExpect fails unless r has status and that X-Error-Code (empty: none); an error answer to anything but
@@ -52,8 +48,7 @@ type hfInfoOut struct {
 // TestHFAPI drives the Hub download API through every endpoint: repository and revision lookup, tree pages,
 // HEAD and GET with ranges, the Hub's error codes, and the marketplace's visibility and entitlement rules.
 func TestHFAPI(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		weights := strings.Repeat("0123456789", 1000)
 		files := map[string]string{"config.json": `{"model_type":"maple"}`, "model.safetensors": weights, "README.md": "# Maple"}
 		l := e.publishListing(modelListing("maple-hf"), files)

@@ -167,12 +167,11 @@ func compareSearch(t *testing.T, s *Service, in SearchInput) {
 // on each engine, before and after the catalogue changes under the index.
 func TestSearchIndexMatchesSQL(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{SearchCacheTTL: -1})
+	each(t, Config{SearchCacheTTL: -1}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		must(t, e.svc.BulkPublish(ctx, 400, rand.New(rand.NewPCG(3, 5))))
 		var vendors []string
-		must(t, db.Raw(`SELECT DISTINCT vendor_org_id FROM market_catalog ORDER BY vendor_org_id LIMIT 5`).Scan(&vendors).Error)
+		must(t, e.db.Raw(`SELECT DISTINCT vendor_org_id FROM market_catalog ORDER BY vendor_org_id LIMIT 5`).Scan(&vendors).Error)
 		vendors = append(vendors, orgVendor, orgVendor2)
 
 		publish := func(slug, title, titleFr, summaryFr, visibility string, gated bool) listingOut {

@@ -7,10 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 )
 
 // TestLifecycle is the whole story through the HTTP API: draft, upload, submit, changes requested, edit,
@@ -18,8 +14,7 @@ import (
 // gets 404.
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		artifact := strings.Repeat("weights-0123456789abcdef\n", 4000)
 		sum := sha256.Sum256([]byte(artifact))
 		wantSum := hex.EncodeToString(sum[:])
@@ -159,8 +154,7 @@ func TestLifecycle(t *testing.T) {
 // catalogue, then replaces it.
 func TestNewVersionKeepsPublishedLive(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		l := e.publishListing(modelListing("cedar-1b"), map[string]string{"README.md": "# Cedar\n"})
 		r := e.do(vendorMem, "POST", "listings/"+l.ID+"/versions", map[string]any{"title": "Cedar 1B v2", "summary": "Now faster"})
 		expect(t, r, 201, "")
@@ -209,7 +203,7 @@ func TestNewVersionKeepsPublishedLive(t *testing.T) {
 			t.Fatalf("published: %s", r.Body)
 		}
 		var old versionRow
-		must(t, db.Where("id = ?", l.PublishedVersion.ID).Take(&old).Error)
+		must(t, e.db.Where("id = ?", l.PublishedVersion.ID).Take(&old).Error)
 		if old.State != StateSuperseded {
 			t.Fatalf("old version is %s", old.State)
 		}

@@ -544,89 +544,55 @@ type ContentPatch struct {
 // apply merges p into c and names the fields it touched.
 func (p ContentPatch) apply(c *Content) []string {
 	var changed []string
-	set := func(name string, ok bool) {
-		if ok {
-			changed = append(changed, name)
-		}
-	}
-	if p.Title != nil {
-		c.Title = *p.Title
-	}
-	set("title", p.Title != nil)
-	if p.Summary != nil {
-		c.Summary = *p.Summary
-	}
-	set("summary", p.Summary != nil)
-	if p.TitleFr != nil {
-		c.TitleFr = *p.TitleFr
-	}
-	set("title_fr", p.TitleFr != nil)
-	if p.SummaryFr != nil {
-		c.SummaryFr = *p.SummaryFr
-	}
-	set("summary_fr", p.SummaryFr != nil)
-	if p.CardMarkdown != nil {
-		c.CardMarkdown = *p.CardMarkdown
-	}
-	set("card_markdown", p.CardMarkdown != nil)
-	if p.Tags != nil {
-		c.Tags = slices.Clone(*p.Tags)
-	}
-	set("tags", p.Tags != nil)
-	if p.License != nil {
-		c.License = *p.License
-	}
-	set("license", p.License != nil)
-	if p.Residency != nil {
-		c.Residency = *p.Residency
-	}
-	set("residency", p.Residency != nil)
-	if p.Jurisdiction != nil {
-		c.Jurisdiction = *p.Jurisdiction
-	}
-	set("jurisdiction", p.Jurisdiction != nil)
-	if p.CanadianIP != nil {
-		c.CanadianIP = *p.CanadianIP
-	}
-	set("canadian_owned_ip", p.CanadianIP != nil)
-	if p.Visibility != nil {
-		c.Visibility = *p.Visibility
-	}
-	set("visibility", p.Visibility != nil)
-	if p.VisibleTo != nil {
-		c.VisibleTo = slices.Clone(*p.VisibleTo)
-	}
-	set("visible_to", p.VisibleTo != nil)
-	if p.Gated != nil {
-		c.Gated = *p.Gated
-	}
-	set("gated", p.Gated != nil)
-	if p.Model != nil {
-		m := *p.Model
-		c.Model = &m
-	}
-	set("model", p.Model != nil)
-	if p.Dataset != nil {
-		d := *p.Dataset
-		c.Dataset = &d
-	}
-	set("dataset", p.Dataset != nil)
-	if p.Compute != nil {
-		cp := *p.Compute
-		c.Compute = &cp
-	}
-	set("compute", p.Compute != nil)
+	patchField(&changed, "title", p.Title, &c.Title)
+	patchField(&changed, "summary", p.Summary, &c.Summary)
+	patchField(&changed, "title_fr", p.TitleFr, &c.TitleFr)
+	patchField(&changed, "summary_fr", p.SummaryFr, &c.SummaryFr)
+	patchField(&changed, "card_markdown", p.CardMarkdown, &c.CardMarkdown)
+	patchSlice(&changed, "tags", p.Tags, &c.Tags)
+	patchField(&changed, "license", p.License, &c.License)
+	patchField(&changed, "residency", p.Residency, &c.Residency)
+	patchField(&changed, "jurisdiction", p.Jurisdiction, &c.Jurisdiction)
+	patchField(&changed, "canadian_owned_ip", p.CanadianIP, &c.CanadianIP)
+	patchField(&changed, "visibility", p.Visibility, &c.Visibility)
+	patchSlice(&changed, "visible_to", p.VisibleTo, &c.VisibleTo)
+	patchField(&changed, "gated", p.Gated, &c.Gated)
+	patchCopy(&changed, "model", p.Model, &c.Model)
+	patchCopy(&changed, "dataset", p.Dataset, &c.Dataset)
+	patchCopy(&changed, "compute", p.Compute, &c.Compute)
 	if p.TryIt != nil {
 		t := *p.TryIt
 		t.Command, t.Ports = slices.Clone(t.Command), slices.Clone(t.Ports)
 		c.TryIt = &t
+		changed = append(changed, "try_it")
 	}
-	set("try_it", p.TryIt != nil)
-	if p.Plans != nil {
-		c.Plans = slices.Clone(*p.Plans)
-	}
-	set("plans", p.Plans != nil)
+	patchSlice(&changed, "plans", p.Plans, &c.Plans)
 	return changed
+}
+
+// patchField sets *dst to *v when the patch carries v, and names the field among changed.
+func patchField[T any](changed *[]string, name string, v, dst *T) {
+	if v != nil {
+		*dst = *v
+		*changed = append(*changed, name)
+	}
+}
+
+// patchSlice is patchField for a list: dst gets a copy of its own.
+func patchSlice[T any](changed *[]string, name string, v, dst *[]T) {
+	if v != nil {
+		*dst = slices.Clone(*v)
+		*changed = append(*changed, name)
+	}
+}
+
+// patchCopy is patchField for details Content holds by pointer: dst points at a copy of its own.
+func patchCopy[T any](changed *[]string, name string, v *T, dst **T) {
+	if v != nil {
+		cp := *v
+		*dst = &cp
+		*changed = append(*changed, name)
+	}
 }
 
 // SearchInput is a catalogue query.

@@ -6,9 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/openapi"
-	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
 // TestRequiredFieldsAreRequired: for every POST and PUT operation with a JSON body, an empty object answers 422
@@ -16,8 +14,7 @@ import (
 // as required in some cases), so the document and the validation agree; the marketplace's schemas lint clean.
 func TestRequiredFieldsAreRequired(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	e := newEnv(t, db, Config{})
+	e := newSQLiteEnv(t, Config{})
 	doc := openapi.New("t", "v")
 	e.svc.OpenAPI(doc)
 	if l := openapi.Lint(doc); len(l) > 0 {

@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
@@ -27,8 +24,7 @@ type reviewOut struct {
 // and user wrote a review (anonymous readers saw both IDs: issue 9, item 5).
 func TestReviewsShowADisplayNameNotWhoRated(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		l := e.publishListing(modelListing("rated"), nil)
 		expect(t, e.do(smeMember, "POST", "orders", map[string]any{"listing_id": l.ID, "plan_id": l.PublishedVersion.Plans[0].ID}), 201, "")
 		path := "listings/" + l.ID + "/reviews"

@@ -7,9 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
@@ -17,8 +14,7 @@ import (
 // skip, that facets count every match, and that restricted listings show only to the organisations named.
 func TestSearchPaginationAndFacets(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{SearchCacheTTL: -1})
+	each(t, Config{SearchCacheTTL: -1}, func(t *testing.T, e *env) {
 		must(t, e.svc.BulkPublish(context.Background(), 300, rand.New(rand.NewPCG(7, 7))))
 		for _, q := range []string{"", "q=canada", "q=canada&kind=model", "kind=dataset&residency=CA", "tag=salmon", "license=mit&price_max=1000000"} {
 			for _, sort := range []string{"newest", "price", "relevance"} {

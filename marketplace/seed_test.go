@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -16,8 +13,7 @@ import (
 // run changes nothing.
 func TestSeedDemo(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		// The testbed's pool event arrived first: the seed sells what it declares.
 		must(t, e.svc.ApplyPoolChanged(ctx, "pool-demo-1", events.PoolChangedV1{PoolID: "pool_demo", VendorOrgID: "org_demo_vendor",
@@ -45,7 +41,7 @@ func TestSeedDemo(t *testing.T) {
 		if len(queue.Items) != 1 || queue.Items[0].ListingID != first.PendingListingID {
 			t.Fatalf("review queue after the seed: %+v", queue.Items)
 		}
-		if n := count(t, db, "market_listings"); n != 4 {
+		if n := count(t, e.db, "market_listings"); n != 4 {
 			t.Fatalf("%d listings", n)
 		}
 		var s searchJSON
@@ -56,7 +52,7 @@ func TestSeedDemo(t *testing.T) {
 		var cl listingOut
 		e.do(anon, "GET", "listings/"+first.ComputeListingID, nil).JSON(t, &cl)
 		var v versionRow
-		must(t, db.Where("id = ?", cl.PublishedVersion.ID).Take(&v).Error)
+		must(t, e.db.Where("id = ?", cl.PublishedVersion.ID).Take(&v).Error)
 		if !strings.Contains(v.Content, `"region":"ca-west"`) {
 			t.Fatalf("compute terms ignore the pool projection: %s", v.Content)
 		}

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
@@ -18,8 +15,7 @@ import (
 // free plan end with one entitlement per organisation; every loser gets a clean problem.
 func TestConcurrentDecisions(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		in := CreateListingInput{Kind: KindModel, Slug: "race", Content: Content{Title: "Race", License: License{SPDX: "MIT"},
 			Model: &ModelDetails{Framework: "jax", Task: "vision"}, Plans: []Plan{{Name: "Free", Kind: PlanFree}}}}
@@ -57,7 +53,7 @@ func TestConcurrentDecisions(t *testing.T) {
 			t.Fatalf("%d decisions won", wins)
 		}
 		var decided int64
-		must(t, db.Table("market_audit").Where("listing_id = ?", l.Listing.ID).Count(&decided).Error)
+		must(t, e.db.Table("market_audit").Where("listing_id = ?", l.Listing.ID).Count(&decided).Error)
 		if decided != 1 {
 			t.Fatalf("%d audit entries", decided)
 		}
@@ -65,7 +61,7 @@ func TestConcurrentDecisions(t *testing.T) {
 		must(t, err)
 		if view.Listing.Status == StatusPublished {
 			var outbox int64
-			must(t, db.Table("market_outbox").Where("subject = ?", "tamarack.marketplace.listing.published.v1").Count(&outbox).Error)
+			must(t, e.db.Table("market_outbox").Where("subject = ?", "tamarack.marketplace.listing.published.v1").Count(&outbox).Error)
 			if outbox != 1 {
 				t.Fatalf("%d published events", outbox)
 			}
@@ -83,7 +79,7 @@ func TestConcurrentDecisions(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			if c := count(t, db, "market_entitlements"); c != 1 {
+			if c := count(t, e.db, "market_entitlements"); c != 1 {
 				t.Fatalf("%d entitlements", c)
 			}
 		}
@@ -94,8 +90,7 @@ func TestConcurrentDecisions(t *testing.T) {
 // end of the first; a one-time purchase makes it perpetual and a later subscription never shortens it.
 func TestSubscriptionEntitlements(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		m := modelListing("subscribed")
 		m["plans"] = []map[string]any{{"name": "Monthly", "kind": "subscription", "price_micro": 1_000_000},
@@ -104,7 +99,7 @@ func TestSubscriptionEntitlements(t *testing.T) {
 		monthly, forever := l.PublishedVersion.Plans[0].ID, l.PublishedVersion.Plans[1].ID
 		expires := func() *time.Time {
 			var ent entitlementRow
-			must(t, db.Where("org_id = ? AND listing_id = ?", orgSME, l.ID).Take(&ent).Error)
+			must(t, e.db.Where("org_id = ? AND listing_id = ?", orgSME, l.ID).Take(&ent).Error)
 			return ent.ExpiresAt
 		}
 		buy := func(plan string, qty int, event string) {

@@ -111,29 +111,13 @@ func encodeContent(c Content) string {
 	return string(b)
 }
 
-// catalogRow is one published listing in the searchable catalogue.
+// catalogRow is one published listing in the searchable catalogue: what a search answers (its Score aside)
+// and what only the search reads.
 type catalogRow struct {
-	ListingID     string
-	VersionID     string
-	VendorOrgID   string
-	VendorName    string
-	Kind          string
-	Slug          string
-	Title         string
-	Summary       string
-	TitleFr       string
-	SummaryFr     string
-	Body          string
-	Tags          string // JSON array
-	License       string
-	GPUModel      string
-	Residency     string
-	CanadianIP    bool
-	Gated         bool
-	Visibility    string
-	PriceMinMicro int64
-	PublishedAt   int64
-	Filters       string
+	CatalogItem
+	Body       string
+	Visibility string
+	Filters    string
 }
 
 // filterToken is the full-text token standing for one filter value: a letter for the filter, then the
@@ -164,12 +148,12 @@ func newCatalogRow(l listingRow, v versionRow, c Content, vendorName string, at 
 		gpu = c.Compute.GPUModel
 		body = append(body, c.Compute.GPUModel, c.Compute.Region)
 	}
-	return catalogRow{ListingID: l.ID, VersionID: v.ID, VendorOrgID: l.VendorOrgID, VendorName: vendorName,
-		Kind: l.Kind, Slug: l.Slug, Title: c.Title, Summary: c.Summary,
-		TitleFr: c.TitleFr, SummaryFr: c.SummaryFr, Body: strings.Join(body, "\n"),
+	return catalogRow{CatalogItem: CatalogItem{ListingID: l.ID, VersionID: v.ID, VendorOrgID: l.VendorOrgID, VendorName: vendorName,
+		Kind: l.Kind, Slug: l.Slug, Title: c.Title, Summary: c.Summary, TitleFr: c.TitleFr, SummaryFr: c.SummaryFr,
 		Tags: string(tags), License: c.License.SPDX, GPUModel: gpu, Residency: c.Residency,
-		CanadianIP: c.CanadianIP, Gated: c.Gated, Visibility: c.Visibility, PriceMinMicro: c.minPrice(),
-		PublishedAt: at.UnixNano(), Filters: strings.Join([]string{filterToken('k', l.Kind), filterToken('l', c.License.SPDX),
+		CanadianIP: c.CanadianIP, Gated: c.Gated, PriceMinMicro: c.minPrice(), PublishedAt: at.UnixNano()},
+		Body: strings.Join(body, "\n"), Visibility: c.Visibility,
+		Filters: strings.Join([]string{filterToken('k', l.Kind), filterToken('l', c.License.SPDX),
 			filterToken('r', c.Residency), filterToken('g', gpu)}, " ")}
 }
 

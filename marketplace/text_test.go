@@ -3,17 +3,12 @@ package marketplace
 import (
 	"fmt"
 	"testing"
-
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 )
 
 // A listing's title with a control character ("a\u0000b") is a field error, on create and on edit, and
 // nothing is stored; its card, being multi-line text, keeps line breaks and tabs but no other control.
 func TestControlCharactersInListingsAreRefused(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		fields := func(r resp) string {
 			var p struct {
 				Fields []struct{ Field, Code string }
@@ -25,7 +20,7 @@ func TestControlCharactersInListingsAreRefused(t *testing.T) {
 			}
 			return fmt.Sprint(out)
 		}
-		listings := count(t, db, "market_listings")
+		listings := count(t, e.db, "market_listings")
 		bad := modelListing("nul")
 		bad["title"], bad["card_markdown"] = "a\u0000b", "# Card\n\n\tindented\r\nand a bell \u0007"
 		r := e.do(vendorAdmin, "POST", "listings", bad)
@@ -33,7 +28,7 @@ func TestControlCharactersInListingsAreRefused(t *testing.T) {
 		if got := fields(r); got != "[card_markdown:control_characters title:control_characters]" {
 			t.Fatalf("fields %s", got)
 		}
-		if n := count(t, db, "market_listings"); n != listings {
+		if n := count(t, e.db, "market_listings"); n != listings {
 			t.Fatalf("%d listings stored from a refused body", n-listings)
 		}
 

@@ -7,7 +7,6 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -37,8 +36,7 @@ func publishedTryIts(t *testing.T, db *gorm.DB, listingID string) []*events.TryI
 // the listing's terms. A new version can replace it or withdraw it ({}); compute listings cannot have one.
 func TestTryItImage(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 
 		// Refused: a tag, a digest of the wrong form, no registry; bad command and ports; on a compute listing.
 		for _, c := range []struct {
@@ -130,7 +128,7 @@ func TestTryItImage(t *testing.T) {
 		if !strings.Contains(string(r.Body), `"try_it":{"image":"`+tryItImage+`","command":["/usr/bin/serve","--port","8080"],"ports":[8080]}`) {
 			t.Fatalf("published listing: %s", r.Body)
 		}
-		got := publishedTryIts(t, db, l.ID)
+		got := publishedTryIts(t, e.db, l.ID)
 		if len(got) != 1 || got[0] == nil || got[0].Image != tryItImage || got[0].Ports[0] != 8080 || got[0].Gated || len(got[0].VisibleTo) != 0 {
 			t.Fatalf("published event's try-it image: %+v", got)
 		}
@@ -142,7 +140,7 @@ func TestTryItImage(t *testing.T) {
 		r.JSON(t, &v2)
 		expect(t, e.do(vendorAdmin, "POST", "listings/"+l.ID+"/submit", nil), 200, "")
 		expect(t, e.do(staff, "POST", "reviews/"+v2.PendingVersion.ID+"/decision", map[string]any{"decision": "approve"}), 200, "")
-		if got := publishedTryIts(t, db, l.ID); len(got) != 2 || got[1] != nil {
+		if got := publishedTryIts(t, e.db, l.ID); len(got) != 2 || got[1] != nil {
 			t.Fatalf("after withdrawing it: %+v", got)
 		}
 		r = e.do(anon, "GET", "listings/"+l.ID, nil)
@@ -159,7 +157,7 @@ func TestTryItImage(t *testing.T) {
 			"plans":   []map[string]any{{"name": "Research", "kind": "free", "price_micro": 0}},
 		}
 		d := e.publishListing(ds, nil)
-		if got := publishedTryIts(t, db, d.ID); len(got) != 1 || got[0] == nil || !got[0].Gated ||
+		if got := publishedTryIts(t, e.db, d.ID); len(got) != 1 || got[0] == nil || !got[0].Gated ||
 			strings.Join(got[0].VisibleTo, ",") != orgSME || len(got[0].Command) != 0 {
 			t.Fatalf("dataset's try-it event: %+v", got)
 		}

@@ -14,17 +14,13 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/tamarack-ai/tamarack/platform/web"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
-	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
 // TestLargeUploadStreams: an artifact larger than the app's body limit streams through (the limit that
 // applies is the marketplace's own), with a Digest header, and replaces a same-name artifact.
 func TestLargeUploadStreams(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	e := newEnv(t, db, Config{MaxFileBytes: 8 << 20})
+	e := newSQLiteEnv(t, Config{MaxFileBytes: 8 << 20})
 	l := e.createListing(vendorAdmin, modelListing("big"))
 	const size = 3 << 20 // the test app's body limit is 1 MiB
 	body := io.LimitReader(repeatReader('w'), size)
@@ -46,7 +42,7 @@ func TestLargeUploadStreams(t *testing.T) {
 	expect(t, r, 201, "")
 	r = e.do(vendorAdmin, "PUT", path, strings.NewReader("small now"))
 	expect(t, r, 201, "")
-	if n := count(t, db, "market_artifacts"); n != 2 {
+	if n := count(t, e.db, "market_artifacts"); n != 2 {
 		t.Fatalf("%d artifacts after replacing", n)
 	}
 	if files := filesUnder(t, e.blobs); len(files) != 2 {
@@ -67,8 +63,7 @@ func (r repeatReader) Read(p []byte) (int, error) {
 // that keeps sending is not cut off by it (only a stalled one would be).
 func TestSlowUploadOutlivesReadTimeout(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	e := newEnv(t, db, Config{})
+	e := newSQLiteEnv(t, Config{})
 	app := fiber.New(fiber.Config{StreamRequestBody: true, ReadTimeout: 300 * time.Millisecond, ErrorHandler: web.ErrorHandler(nil)})
 	api := app.Group("/api/v1", web.Auth(e.sign.Authenticator()))
 	e.svc.Routes(api.Group("/marketplace"))

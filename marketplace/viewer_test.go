@@ -3,9 +3,6 @@ package marketplace
 import (
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
@@ -31,8 +28,7 @@ func (e *env) viewerOf(a web.Principal, id string) viewerJSON {
 // matching what the download and rating routes then answer.
 func TestListingViewer(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		m := modelListing("gated-viewer")
 		m["gated"] = true
 		m["title_fr"] = "Érable fermé"

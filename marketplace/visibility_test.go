@@ -6,23 +6,19 @@ import (
 	"strings"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
 // TestRestrictedComputeTellsTheTestbed: a restricted compute listing's published event names who may use
 // it, so that the testbed does not offer it to every organisation.
 func TestRestrictedComputeTellsTheTestbed(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		body := computeListing("private-h100", "pool_one", "h100-80gb")
 		body["visibility"], body["visible_to"] = "restricted", []string{orgSME}
 		l := e.publishListing(body, nil)
 		open := e.publishListing(computeListing("open-h100", "pool_one", "h100-80gb"), nil)
 		var payloads []string
-		must(t, db.Table("market_outbox").Where("subject = ?", events.ListingPublished.Name).Pluck("payload", &payloads).Error)
+		must(t, e.db.Table("market_outbox").Where("subject = ?", events.ListingPublished.Name).Pluck("payload", &payloads).Error)
 		seen := map[string]*events.ComputeV1{}
 		for _, p := range payloads {
 			var ev events.ListingChangedV1
@@ -41,8 +37,7 @@ func TestRestrictedComputeTellsTheTestbed(t *testing.T) {
 // TestRestrictedListingHidesItsAudience: an organisation a listing is restricted to sees the listing, not the
 // other organisations it is restricted to (other tenants, the vendor's other customers).
 func TestRestrictedListingHidesItsAudience(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		e := newEnv(t, db, Config{})
+	each(t, Config{}, func(t *testing.T, e *env) {
 		body := modelListing("private-model")
 		body["visibility"], body["visible_to"] = "restricted", []string{orgSME, orgVendor2}
 		l := e.publishListing(body, nil)

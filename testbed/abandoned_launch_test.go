@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -24,8 +21,7 @@ func (h *lostHolds) Hold(_ context.Context, req events.HoldRequestV1) (events.Ho
 // billing failing), the launch is refused and the sandbox is announced failed, so that a hold billing did
 // place is released; otherwise it stayed held for good (no sandbox, hence no end event).
 func TestLaunchWithoutHoldReplyAnnouncesFailure(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		h := &lostHolds{}
 		f.svc.holds = h
 		_, err := f.svc.Launch(context.Background(), sme(), LaunchInput{ListingID: f.listing.ID, GPUModel: "h100-80gb",
@@ -34,7 +30,7 @@ func TestLaunchWithoutHoldReplyAnnouncesFailure(t *testing.T) {
 			t.Fatalf("launch: %v", err)
 		}
 		var found bool
-		for _, r := range outbox(t, db, events.SandboxSubject(StateFailed).Name) {
+		for _, r := range outbox(t, f.db, events.SandboxSubject(StateFailed).Name) {
 			var ev events.SandboxChangedV1
 			if err := json.Unmarshal([]byte(r.Payload), &ev); err != nil {
 				t.Fatal(err)
@@ -44,7 +40,7 @@ func TestLaunchWithoutHoldReplyAnnouncesFailure(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Fatalf("no sandbox.failed event for %s: %+v", h.sandbox, outbox(t, db, events.SandboxSubject(StateFailed).Name))
+			t.Fatalf("no sandbox.failed event for %s: %+v", h.sandbox, outbox(t, f.db, events.SandboxSubject(StateFailed).Name))
 		}
 	})
 }

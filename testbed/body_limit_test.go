@@ -7,17 +7,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 )
 
 // The testbed reads at most MaxBody of a JSON request, whatever its framing, and stores nothing from a refused
 // one; the sandbox proxy reads its own, larger, bodies once it knows the caller may use the sandbox.
 func TestBodiesOverTheLimitAre413(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		app, sign := newApp(t, f.svc)
 		send := func(method, path, token string, body []byte, chunked bool) (int, string) {
 			t.Helper()
@@ -40,7 +35,7 @@ func TestBodiesOverTheLimitAre413(t *testing.T) {
 			return res.StatusCode, p.Code
 		}
 		pools := func() (n int64) {
-			if err := db.Model(&Pool{}).Count(&n).Error; err != nil {
+			if err := f.db.Model(&Pool{}).Count(&n).Error; err != nil {
 				t.Fatal(err)
 			}
 			return n
@@ -65,7 +60,7 @@ func TestBodiesOverTheLimitAre413(t *testing.T) {
 			t.Fatalf("launch: %d", st)
 		}
 		var sb Sandbox
-		if err := db.Order("created_ms DESC").Take(&sb).Error; err != nil {
+		if err := f.db.Order("created_ms DESC").Take(&sb).Error; err != nil {
 			t.Fatal(err)
 		}
 		proxy := "/sandboxes/" + sb.ID + "/proxy/8888/api/contents/a.ipynb"

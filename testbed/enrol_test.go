@@ -6,17 +6,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"gorm.io/gorm"
 
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
 // Enrolment tokens are for a pool's managers, single use, expire, and can be revoked; revoking an agent
 // takes its nodes down.
 func TestAgentEnrolment(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 0, 0, Options{})
+	eachFixture(t, 0, 0, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		p, err := f.svc.CreatePool(ctx, hostStaff(), CreatePoolInput{VendorOrgID: vendorOrg, Name: "Rack 2", Region: "ca-montreal", Backend: "local"})
 		if err != nil {
@@ -78,7 +75,7 @@ func TestAgentEnrolment(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n Node
-		if err := db.First(&n, "agent_id = ?", a.ID).Error; err != nil || n.Health != NodeDown {
+		if err := f.db.First(&n, "agent_id = ?", a.ID).Error; err != nil || n.Health != NodeDown {
 			t.Errorf("revoked agent's node: %+v, %v", n, err)
 		}
 	})
@@ -92,13 +89,12 @@ func agentNode(name string) events.AgentNodeV1 {
 // An agent's report about a sandbox another agent runs is refused and alerted, never applied: usage (and the
 // end that closes it) comes only from the agent of the pool that owns the sandbox.
 func TestAgentReportsOnlyItsOwnSandboxes(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 0, 0, Options{})
+	eachFixture(t, 0, 0, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		now := f.clk.Now()
 		sb := Sandbox{ID: "sb-owned", OrgID: smeOrg, PoolID: "pool-a", Backend: "local", AgentID: "agent-a", State: StateRunning,
 			GPUCount: 1, CreatedMS: ms(now), UpdatedMS: ms(now), StartedMS: ms(now), UsageEndMS: ms(now), ExpiresMS: ms(now.Add(time.Hour))}
-		if err := db.Create(&sb).Error; err != nil {
+		if err := f.db.Create(&sb).Error; err != nil {
 			t.Fatal(err)
 		}
 		end := events.AgentStatusV1{SandboxID: sb.ID, State: "exited", StartedAt: now, EndedAt: now.Add(time.Minute), Reason: "exited"}

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -46,9 +43,8 @@ func (h *idemHolds) Hold(_ context.Context, req events.HoldRequestV1) (events.Ho
 // TestExtendReservesWhatItBooks: every minute added to a sandbox's booking is reserved by billing, also when
 // a reply was lost and the user retries with another length, and when two extends race.
 func TestExtendReservesWhatItBooks(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		f := newFixture(t, db, 1, 8, Options{})
 		h := &idemHolds{seen: map[string]bool{}}
 		f.svc.holds = h
 		sb := f.launch(t, sme(), 1, 30)
@@ -96,9 +92,8 @@ func TestExtendReservesWhatItBooks(t *testing.T) {
 // before it no longer applies to that sandbox (billing clears its exhaustion on extend); before, the sandbox
 // was stopped at the end of the grace period anyway, with the time just paid for unused.
 func TestExtendCancelsWalletStop(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+	eachFixture(t, 1, 8, Options{UsageInterval: 15 * time.Second, WalletGrace: time.Minute}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		f := newFixture(t, db, 1, 8, Options{UsageInterval: 15 * time.Second, WalletGrace: time.Minute})
 		sb := f.launch(t, sme(), 1, 120)
 		if err := f.svc.WalletExhausted(ctx, "wallet-ev-1", events.WalletExhaustedV1{OrganizationID: smeOrg, SandboxID: sb.ID, At: f.clk.Now()}); err != nil {
 			t.Fatal(err)

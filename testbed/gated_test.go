@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
 	"github.com/tamarack-ai/tamarack/platform/web"
@@ -55,9 +52,8 @@ func wantAccessRequired(t testing.TB, err error, listing string) {
 // exempt); a grant opens it, a revocation closes it again, an expired subscription closes it; events are
 // applied once by ID and the newest (by At) wins whatever the order of delivery.
 func TestGatedListingNeedsEntitlement(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		f := newFixture(t, db, 1, 8, Options{})
 		f.publishGated(t, "lst-gated")
 		launch := func(c web.Principal) error {
 			t.Helper()
@@ -160,7 +156,7 @@ func TestGatedListingNeedsEntitlement(t *testing.T) {
 		refused("after the subscription ended", sme())
 
 		var n int64
-		if err := db.Model(&Entitlement{}).Count(&n).Error; err != nil {
+		if err := f.db.Model(&Entitlement{}).Count(&n).Error; err != nil {
 			t.Fatal(err)
 		}
 		if n != 1 {
@@ -172,8 +168,7 @@ func TestGatedListingNeedsEntitlement(t *testing.T) {
 // TestGatedListingHTTP: POST /sandboxes and /reservations answer 403 access_required with a detail saying
 // how to get access; GET /listings shows the listing with gated and access_required for the caller.
 func TestGatedListingHTTP(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		f.publishGated(t, "lst-gated")
 		app, sign := newApp(t, f.svc)
 		do := func(method, path string, c web.Principal, body string) (int, map[string]any) {

@@ -151,8 +151,7 @@ func TestAgentGPUSamples(t *testing.T) {
 // GPUSampleRetention ago, at most once per PruneInterval; those of running sandboxes and of sandboxes ended
 // within the retention stay.
 func TestGPUSamplesPruned(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 2, Options{GPUSampleRetention: 48 * time.Hour, PruneInterval: time.Hour})
+	eachFixture(t, 1, 2, Options{GPUSampleRetention: 48 * time.Hour, PruneInterval: time.Hour}, func(t *testing.T, f *fixture) {
 		running := f.launch(t, sme(), 1, 60) // runs, then ends at its expiry: within the retention all along
 		now := f.clk.Now()
 		for _, sb := range []Sandbox{
@@ -161,13 +160,13 @@ func TestGPUSamplesPruned(t *testing.T) {
 			{ID: "sb-ended-recently", State: StateStopped, EndedMS: ms(now.Add(-47 * time.Hour))},
 		} {
 			sb.OrgID, sb.PoolID, sb.Backend, sb.BackendRemoved = smeOrg, f.pool.ID, "simulator", true
-			if err := db.Create(&sb).Error; err != nil {
+			if err := f.db.Create(&sb).Error; err != nil {
 				t.Fatal(err)
 			}
 		}
 		sample := func(id string, at time.Time) {
 			t.Helper()
-			if err := db.Create(&GPUSample{SandboxID: id, AtMS: ms(at), UtilizationPct: 50, MemoryUsedMiB: 1, MemoryTotalMiB: 2}).Error; err != nil {
+			if err := f.db.Create(&GPUSample{SandboxID: id, AtMS: ms(at), UtilizationPct: 50, MemoryUsedMiB: 1, MemoryTotalMiB: 2}).Error; err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -178,7 +177,7 @@ func TestGPUSamplesPruned(t *testing.T) {
 		left := func() map[string]int {
 			t.Helper()
 			var rows []GPUSample
-			if err := db.Find(&rows).Error; err != nil {
+			if err := f.db.Find(&rows).Error; err != nil {
 				t.Fatal(err)
 			}
 			out := map[string]int{}

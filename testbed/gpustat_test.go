@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/testbed/gpustat"
 )
@@ -38,8 +35,7 @@ func TestAggregateGPU(t *testing.T) {
 // TestGPUSamples: a sandbox on discovered devices is sampled while it runs and its samples are answered in
 // order; one on declared devices says not measured (no invented zeros); another organisation gets 404.
 func TestGPUSamples(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 2, Options{GPUSampleInterval: 10 * time.Second})
+	eachFixture(t, 1, 2, Options{GPUSampleInterval: 10 * time.Second}, func(t *testing.T, f *fixture) {
 		app, sign := newApp(t, f.svc)
 		get := func(id string, c web.Principal) (int, gpuMetricsJSON, string) {
 			t.Helper()
@@ -72,7 +68,7 @@ func TestGPUSamples(t *testing.T) {
 		f.tick(t)
 
 		// The node's devices as discovery records them, and a host that can measure them.
-		if err := db.Exec("UPDATE testbed_devices SET declared = ?, uuid = 'GPU-real-' || CAST(idx AS TEXT)", false).Error; err != nil {
+		if err := f.db.Exec("UPDATE testbed_devices SET declared = ?, uuid = 'GPU-real-' || CAST(idx AS TEXT)", false).Error; err != nil {
 			t.Fatal(err)
 		}
 		f.restart(t, Options{GPUSampleInterval: 10 * time.Second})

@@ -62,6 +62,12 @@ type fixture struct {
 	listing Listing
 }
 
+// eachFixture runs fn on every engine (dbtest.Each), with a fixture of newFixture(nodes, perNode, opts) on each.
+func eachFixture(t *testing.T, nodes, perNode int, opts Options, fn func(t *testing.T, f *fixture)) {
+	t.Helper()
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) { fn(t, newFixture(t, db, nodes, perNode, opts)) })
+}
+
 // newFixture builds the service on db with the simulator, a pool of nodes×perNode h100 devices and a
 // published listing (max 240 minutes).
 func newFixture(t testing.TB, db *gorm.DB, nodes, perNode int, opts Options) *fixture {

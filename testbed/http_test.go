@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/natstest"
@@ -26,8 +24,7 @@ type resp struct {
 }
 
 func TestHTTPBadInput(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		app, sign := newApp(t, f.svc)
 		do := func(method, path string, c *web.Principal, body string) resp {
 			t.Helper()
@@ -222,8 +219,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 
 // TestStaffAudit: a staff stop of another organisation's sandbox is recorded with reason staff and audited.
 func TestStaffAudit(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 1, 30)
 		staff := web.Principal{UserID: "u-staff", OrgID: "org-programme", Staff: true}
 		if _, err := f.svc.Stop(context.Background(), staff, sb.ID); err != nil {
@@ -323,10 +319,9 @@ func TestHTTPInventoryAndReservations(t *testing.T) {
 // TestSandboxCostThatOverflowsIsAnError: the cost so far is billing's formula; a price that cannot be charged
 // (a corrupt row: listings' prices are bounded) answers an error instead of showing a cost of 0.
 func TestSandboxCostThatOverflowsIsAnError(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 4, Options{})
+	eachFixture(t, 1, 4, Options{}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 2, 60)
-		if err := db.Model(&Sandbox{}).Where("id = ?", sb.ID).Updates(map[string]any{"state": StateRunning,
+		if err := f.db.Model(&Sandbox{}).Where("id = ?", sb.ID).Updates(map[string]any{"state": StateRunning,
 			"started_ms": t0.UnixMilli(), "price_per_gpu_hour": int64(1) << 62}).Error; err != nil {
 			t.Fatal(err)
 		}

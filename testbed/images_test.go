@@ -4,17 +4,13 @@ import (
 	"errors"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 )
 
 // A pool's images.* settings (allow-list, registry credentials) are the programme's to keep: its vendor may
 // change the other settings, not those.
 func TestPoolImageSettingsAreKeptByStaff(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 1, Options{})
+	eachFixture(t, 1, 1, Options{}, func(t *testing.T, f *fixture) {
 		ctx := t.Context()
 		allow := map[string]string{"images.allow": "ghcr.io/acme/", "images.auth.ghcr.io": "bot:token"}
 		if _, err := f.svc.UpdatePool(ctx, vendor(), f.pool.ID, UpdatePoolInput{Settings: allow}); !errors.Is(err, ErrImageSettingsStaff) {

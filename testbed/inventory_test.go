@@ -6,17 +6,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 )
 
 // TestPoolPatchReportsCounts: the PATCH answer describes the pool as GET does, nodes and GPU counts included
 // (it said "nodes":0 for a pool with nodes).
 func TestPoolPatchReportsCounts(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 2, 4, Options{})
+	eachFixture(t, 2, 4, Options{}, func(t *testing.T, f *fixture) {
 		f.launch(t, sme(), 1, 30) // one device busy: free_now differs from total
 		app, sign := newApp(t, f.svc)
 		do := func(method, body string) map[string]any {

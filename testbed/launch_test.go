@@ -6,18 +6,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 )
 
 // TestLaunchSaysRequiredAndDefaultsTheGPUModel: a launch without a field it needs answers that field with code
 // required (without gpu_model it said unknown_gpu_model, "unknown GPU model": issue 9, item 6), and gpu_model
 // may be left out: a compute listing offers one GPU model, so that one is used.
 func TestLaunchSaysRequiredAndDefaultsTheGPUModel(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		app, sign := newApp(t, f.svc)
 		launch := func(body string) (int, map[string]any) {
 			t.Helper()
@@ -74,8 +69,7 @@ func TestLaunchSaysRequiredAndDefaultsTheGPUModel(t *testing.T) {
 // TestNoCapacityNodeTooSmall: a template that asks more CPU or memory per GPU than any node of the pool
 // has is refused with a detail that says so (no wait would help), not as if the devices were busy.
 func TestNoCapacityNodeTooSmall(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		p, err := f.svc.CreatePool(ctx, hostStaff(), CreatePoolInput{VendorOrgID: vendorOrg, Name: "Small", Region: "ca-montreal", Backend: "simulator"})
 		if err != nil {

@@ -15,8 +15,7 @@ import (
 )
 
 func TestLaunchRunStop(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 2, 8, Options{UsageInterval: 15 * time.Second})
+	eachFixture(t, 2, 8, Options{UsageInterval: 15 * time.Second}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 2, 60)
 		if sb.State != StateRequested {
 			t.Fatalf("accepted state %s", sb.State)
@@ -40,15 +39,15 @@ func TestLaunchRunStop(t *testing.T) {
 		if got.State != StateStopped || got.StopReason != ReasonUser || got.Message != "" {
 			t.Fatalf("after stop: %s %s %q (a stop's own TERM is no failure to report)", got.State, got.StopReason, got.Message)
 		}
-		if sum := checkUsage(t, db, got); sum != 5*7333 {
+		if sum := checkUsage(t, f.db, got); sum != 5*7333 {
 			t.Fatalf("usage %d", sum)
 		}
 		want := []string{"requested", "scheduled", "provisioning", "running", "stopping", "stopped"}
-		if st := stateOf(t, db, sb.ID); !slices.Equal(st, want) {
+		if st := stateOf(t, f.db, sb.ID); !slices.Equal(st, want) {
 			t.Fatalf("events %v", st)
 		}
 		var claims int64
-		db.Model(&DeviceClaim{}).Where("sandbox_id = ?", sb.ID).Count(&claims)
+		f.db.Model(&DeviceClaim{}).Where("sandbox_id = ?", sb.ID).Count(&claims)
 		if claims != 0 {
 			t.Fatalf("%d claims left", claims)
 		}
@@ -63,8 +62,7 @@ func TestLaunchRunStop(t *testing.T) {
 }
 
 func TestStopConditions(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 2, 8, Options{UsageInterval: 15 * time.Second, WalletGrace: time.Minute})
+	eachFixture(t, 2, 8, Options{UsageInterval: 15 * time.Second, WalletGrace: time.Minute}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 
 		expiring := f.launch(t, sme(), 1, 10)
@@ -90,7 +88,7 @@ func TestStopConditions(t *testing.T) {
 		if s.State != StateStopped || s.StopReason != ReasonExpired {
 			t.Fatalf("expiry: %s %s", s.State, s.StopReason)
 		}
-		checkUsage(t, db, s)
+		checkUsage(t, f.db, s)
 
 		// Idle: the shell template stops after 30 minutes without activity.
 		idle := f.launch(t, sme(), 1, 120)
@@ -128,7 +126,7 @@ func TestStopConditions(t *testing.T) {
 		if s.State != StateStopped || s.StopReason != ReasonWalletExhausted {
 			t.Fatalf("wallet: %s %s", s.State, s.StopReason)
 		}
-		checkUsage(t, db, s)
+		checkUsage(t, f.db, s)
 		if s := f.get(t, theirs.ID); s.State != StateRunning {
 			t.Fatalf("other org's sandbox: %s", s.State)
 		}
@@ -143,7 +141,7 @@ func TestStopConditions(t *testing.T) {
 		if s.State != StateStopped || s.StopReason != ReasonNodeLost {
 			t.Fatalf("node lost: %s %s", s.State, s.StopReason)
 		}
-		checkUsage(t, db, s)
+		checkUsage(t, f.db, s)
 
 		// Node marked down by its vendor: its sandboxes stop with node_lost and it takes no new ones.
 		onNode := f.launch(t, sme(), 8, 60)
@@ -241,8 +239,7 @@ func TestUsageAcrossRestart(t *testing.T) {
 // TestReconcile: orphans are stopped, records of vanished sandboxes are ended, nothing shows running that
 // is not.
 func TestReconcile(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		keep := f.launch(t, sme(), 1, 60)
 		gone := f.launch(t, sme(), 1, 60)
@@ -271,7 +268,7 @@ func TestReconcile(t *testing.T) {
 		if s.State != StateStopped || s.StopReason != ReasonNodeLost || s.EndedMS != ms(t0.Add(20*time.Second)) {
 			t.Fatalf("gone: %s %s %v", s.State, s.StopReason, fromMS(s.EndedMS))
 		}
-		checkUsage(t, db, s)
+		checkUsage(t, f.db, s)
 		if _, err := f.sim.Inspect(ctx, "sb-orphan"); err == nil {
 			t.Fatal("orphan still held by the backend")
 		}
@@ -282,15 +279,14 @@ func TestReconcile(t *testing.T) {
 
 // TestStartFailure: a backend refusing the start fails the sandbox with start_failed and frees its devices.
 func TestStartFailure(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		f.sim.FailNextStart(errors.New("node refused the job"))
 		sb := f.launch(t, sme(), 8, 30)
 		got := f.get(t, sb.ID)
 		if got.State != StateFailed || got.StopReason != ReasonStartFailed || got.Message == "" {
 			t.Fatalf("after a refused start: %+v", got)
 		}
-		if st := stateOf(t, db, sb.ID); !slices.Equal(st, []string{"requested", "scheduled", "provisioning", "failed"}) {
+		if st := stateOf(t, f.db, sb.ID); !slices.Equal(st, []string{"requested", "scheduled", "provisioning", "failed"}) {
 			t.Fatalf("events %v", st)
 		}
 		f.launch(t, sme(), 8, 30) // the devices are free again

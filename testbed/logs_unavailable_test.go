@@ -8,9 +8,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
 )
@@ -26,13 +23,12 @@ func (awayBackend) Logs(context.Context, string, bool) (io.ReadCloser, error) {
 // TestLogsOfAnUnreachableBackendAnswer503: a running sandbox whose backend does not answer has its logs
 // refused with 503 backend_unavailable (retry later), not a 500 internal error.
 func TestLogsOfAnUnreachableBackendAnswer503(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 1, Options{})
+	eachFixture(t, 1, 1, Options{}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 1, 30)
 		if got := f.get(t, sb.ID).State; got != StateRunning {
 			t.Fatalf("sandbox %s", got)
 		}
-		svc, err := New(Deps{DB: db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": awayBackend{f.sim}}})
+		svc, err := New(Deps{DB: f.db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": awayBackend{f.sim}}})
 		if err != nil {
 			t.Fatal(err)
 		}

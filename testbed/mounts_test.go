@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/tamarack-ai/tamarack/platform/clock"
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
@@ -197,9 +195,8 @@ func localPoolListing(t *testing.T, svc *Service) string {
 // backend that cannot mount files (422 artifacts_mount_unsupported), and when the marketplace does not answer
 // (503 artifacts_unavailable). A Slurm or Kubernetes backend handed mounts anyway refuses them (not_supported).
 func TestMountRefusals(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+	eachFixture(t, 1, 2, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		f := newFixture(t, db, 1, 2, Options{})
 		mkt := newFakeMarketplace(t, map[string][]byte{"weights.txt": []byte("w")}, smeOrg)
 		f.svc.links = mkt
 		in := LaunchInput{ListingID: f.listing.ID, GPUCount: 1, DurationMinutes: 10, Template: "shell", MountListingID: "lst-weights"}
@@ -216,7 +213,7 @@ func TestMountRefusals(t *testing.T) {
 			t.Fatalf("unknown listing: %+v", p)
 		}
 		var held int64
-		if err := db.Model(&Sandbox{}).Count(&held).Error; err != nil || held != 0 {
+		if err := f.db.Model(&Sandbox{}).Count(&held).Error; err != nil || held != 0 {
 			t.Fatalf("%d sandboxes recorded by refused launches (%v)", held, err)
 		}
 

@@ -8,9 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/testbed/backend/kubernetes"
 	"github.com/tamarack-ai/tamarack/testbed/backend/local"
@@ -23,8 +20,7 @@ func TestPoolRuntimeSetting(t *testing.T) {
 	if poolRuntime != local.SettingRuntime || !poolRuntimes[local.RuntimeRunc] || !poolRuntimes[local.RuntimeRunsc] {
 		t.Fatalf("the testbed's runtime setting %q %v is not the local backend's %q", poolRuntime, poolRuntimes, local.SettingRuntime)
 	}
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 1, Options{})
+	eachFixture(t, 1, 1, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		// One pool per backend whose settings the cases below change.
 		pools := map[string]Pool{}
@@ -87,8 +83,7 @@ func TestPoolSlurmSettings(t *testing.T) {
 	if want := []string{slurm.SettingPartition, slurm.SettingAccount, slurm.SettingQOS}; !slices.Equal(slurmSettings, want) {
 		t.Fatalf("the testbed's Slurm settings %v are not the Slurm backend's %v", slurmSettings, want)
 	}
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 0, 0, Options{})
+	eachFixture(t, 0, 0, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		existing, err := f.svc.CreatePool(ctx, hostStaff(), CreatePoolInput{VendorOrgID: vendorOrg, Name: "existing slurm", Region: "here", Backend: "slurm"})
 		if err != nil {
@@ -137,8 +132,7 @@ func TestPoolKubernetesSettings(t *testing.T) {
 	if want := []string{kubernetes.SettingNamespace, kubernetes.SettingRuntimeClass}; !slices.Equal(slices.Sorted(maps.Keys(kubeSettings)), want) {
 		t.Fatalf("the testbed's Kubernetes settings %v are not the Kubernetes backend's %v", slices.Sorted(maps.Keys(kubeSettings)), want)
 	}
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 0, 0, Options{})
+	eachFixture(t, 0, 0, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		tests := []struct {
 			name     string

@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
@@ -19,8 +16,7 @@ import (
 // the database and the in-memory index agree: every live sandbox holds exactly its devices as claims, no
 // ended sandbox holds any, the index's claims equal the database's, and no device is booked twice.
 func TestServiceProperty(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 3, 4, Options{MaxReservationsOrg: 5})
+	eachFixture(t, 3, 4, Options{MaxReservationsOrg: 5}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		r := rand.New(rand.NewPCG(42, 1))
 		orgs := []web.Principal{sme(), other()}
@@ -37,7 +33,7 @@ func TestServiceProperty(t *testing.T) {
 				f.svc.Wait()
 			case op < 7:
 				var live []Sandbox
-				db.Where("state = ?", StateRunning).Find(&live)
+				f.db.Where("state = ?", StateRunning).Find(&live)
 				if len(live) > 0 {
 					sb := live[r.IntN(len(live))]
 					if r.IntN(2) == 0 {
@@ -62,7 +58,7 @@ func TestServiceProperty(t *testing.T) {
 				_, _ = f.svc.CancelReservation(ctx, web.Principal{OrgID: rv.OrgID}, rv.ID)
 			case op == 9:
 				var nodes []Node
-				db.Find(&nodes)
+				f.db.Find(&nodes)
 				n := nodes[r.IntN(len(nodes))]
 				h := []string{NodeReady, NodeReady, NodeDraining}[r.IntN(3)]
 				if _, err := f.svc.SetNodeHealth(ctx, vendor(), f.pool.ID, n.ID, NodeHealthInput{Health: h}); err != nil {
@@ -78,7 +74,7 @@ func TestServiceProperty(t *testing.T) {
 			State string
 			N     int
 		}
-		db.Model(&Sandbox{}).Select("state, count(*) as n").Group("state").Scan(&states)
+		f.db.Model(&Sandbox{}).Select("state, count(*) as n").Group("state").Scan(&states)
 		t.Logf("sandboxes by state after 150 steps: %v, reservations made: %d", states, len(res))
 	})
 }

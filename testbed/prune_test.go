@@ -144,9 +144,8 @@ func (f fakeCache) Prune(keep func() ([]string, error)) (image.PruneReport, erro
 // prunes it keeping the images of its live sandboxes (here a try-it sandbox of the simulator) and the images
 // pools pin by digest.
 func TestPruneLoop(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		f := newFixture(t, db, 1, 8, Options{})
 		publishModel(t, f.svc, "lst-maple", 1, t0, &events.TryItV1{Image: mapleImage})
 		allowImages(t, f.svc, f.pool.ID, "registry.test/aurora/ registry.test/pinned/x@sha256:"+strings.Repeat("ab", 32))
 		if _, err := f.svc.Launch(ctx, modelVendorCaller(), LaunchInput{ListingID: f.listing.ID, GPUCount: 1, DurationMinutes: 10,
@@ -155,7 +154,7 @@ func TestPruneLoop(t *testing.T) {
 		}
 		f.svc.Wait()
 		fc := fakeCache{kept: make(chan []string, 1)}
-		svc, err := New(Deps{DB: db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": f.sim},
+		svc, err := New(Deps{DB: f.db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": f.sim},
 			Images: fc, Options: Options{PruneInterval: 10 * time.Millisecond}})
 		if err != nil {
 			t.Fatal(err)

@@ -20,8 +20,7 @@ import (
 // it more time; a read-only token may read logs but not type into a shell or drive a port; what a sandbox
 // serves through the proxy cannot run as the platform's origin (where the web UI keeps its tokens).
 func TestSandboxAccessIsTheOrganisations(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		app, sign := newApp(t, f.svc)
 		type answer struct {
 			status int
@@ -104,8 +103,7 @@ func TestSandboxAccessIsTheOrganisations(t *testing.T) {
 // TestRestrictedListingsAreTheirOrganisations: a compute listing the vendor restricted to some organisations
 // is neither listed to nor launchable or reservable by the others (404 as if it did not exist).
 func TestRestrictedListingsAreTheirOrganisations(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		if err := f.svc.ApplyListing(t.Context(), "ev-private", "published", events.ListingChangedV1{ListingID: "lst-private",
 			VersionID: "v1", Version: 1, VendorOrgID: vendorOrg, Kind: "compute", Title: "Private H100", At: t0,
 			Compute: &events.ComputeV1{PoolID: f.pool.ID, GPUModel: "h100-80gb", Region: "ca-montreal", MinDurationMinutes: 1,
@@ -173,8 +171,7 @@ func TestLogEventFraming(t *testing.T) {
 // Referer): an organisation token in ?access_token= is traded at once for a sandbox token by a redirect, so
 // the sandbox's code never sees a credential wider than the sandbox itself.
 func TestProxyTradesTheOrgTokenForASandboxToken(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		app, sign := newApp(t, f.svc)
 		sb, err := f.svc.Launch(t.Context(), sme(), LaunchInput{ListingID: f.listing.ID, GPUModel: "h100-80gb",
 			GPUCount: 1, Template: "jupyterlab", DurationMinutes: 30})
@@ -207,8 +204,7 @@ func TestProxyTradesTheOrgTokenForASandboxToken(t *testing.T) {
 
 // TestLogStreamFramingOverHTTP: the same through the logs route with the simulator's output.
 func TestLogStreamFramingOverHTTP(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		app, sign := newApp(t, f.svc)
 		sb := f.launch(t, sme(), 1, 30)
 		if err := f.sim.WriteLog(sb.ID, "epoch 1 10%\revent: end\rdata: forged\n"); err != nil {
@@ -233,8 +229,7 @@ func TestLogStreamFramingOverHTTP(t *testing.T) {
 // TestDiscoveryOnlyForThePoolsManagers: GPU discovery runs a program on the testbed host and reports its
 // errors; a caller who may not manage the pool gets the pool's 404 before anything runs.
 func TestDiscoveryOnlyForThePoolsManagers(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		app, sign := newApp(t, f.svc)
 		body := `{"name":"n9","cpu_millis":1000,"memory_bytes":1000,"discover":true}`
 		for _, c := range []struct {
@@ -261,8 +256,7 @@ func TestDiscoveryOnlyForThePoolsManagers(t *testing.T) {
 // TestStaffReservationCancelIsAudited: staff cancelling another organisation's reservation leaves an audit
 // entry, like every other staff action on another organisation's objects.
 func TestStaffReservationCancelIsAudited(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		r, err := f.svc.Reserve(t.Context(), sme(), ReserveInput{ListingID: f.listing.ID, GPUCount: 1,
 			StartsAt: t0.Add(2 * time.Hour), EndsAt: t0.Add(3 * time.Hour)})
 		if err != nil {

@@ -3,24 +3,19 @@ package testbed
 import (
 	"context"
 	"testing"
-
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 )
 
 // TestSeedDemo: the demo pool is declared through the ordinary path (its events in the outbox), with 8 declared
 // h100-80gb devices, and a second run finds it and changes nothing.
 func TestSeedDemo(t *testing.T) {
 	t.Parallel()
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 0, 0, Options{})
+	eachFixture(t, 0, 0, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
 		if _, err := f.svc.SeedDemo(ctx, SeedInput{}); err == nil {
 			t.Fatal("seed without a vendor succeeded")
 		}
 		var before int64
-		if err := db.Table("testbed_outbox").Count(&before).Error; err != nil {
+		if err := f.db.Table("testbed_outbox").Count(&before).Error; err != nil {
 			t.Fatal(err)
 		}
 		first, err := f.svc.SeedDemo(ctx, SeedInput{VendorOrgID: vendorOrg, StaffUserID: "u-staff"})
@@ -31,7 +26,7 @@ func TestSeedDemo(t *testing.T) {
 			t.Fatalf("first seed: %+v", first)
 		}
 		var afterFirst int64
-		db.Table("testbed_outbox").Count(&afterFirst)
+		f.db.Table("testbed_outbox").Count(&afterFirst)
 		if afterFirst == before {
 			t.Fatal("the seed wrote no events: the marketplace and billing would never hear of the pool")
 		}
@@ -43,12 +38,12 @@ func TestSeedDemo(t *testing.T) {
 			t.Fatalf("second seed %+v, first %+v", again, first)
 		}
 		var afterAgain int64
-		db.Table("testbed_outbox").Count(&afterAgain)
+		f.db.Table("testbed_outbox").Count(&afterAgain)
 		if afterAgain != afterFirst {
 			t.Fatalf("second seed wrote %d more events", afterAgain-afterFirst)
 		}
 		var devs []Device
-		if err := db.Where("pool_id = ?", first.PoolID).Find(&devs).Error; err != nil {
+		if err := f.db.Where("pool_id = ?", first.PoolID).Find(&devs).Error; err != nil {
 			t.Fatal(err)
 		}
 		if len(devs) != 8 {

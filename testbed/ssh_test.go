@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-	"gorm.io/gorm"
 
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
@@ -52,8 +50,7 @@ func newSigner(t *testing.T) ssh.Signer {
 // on a backend that cannot is refused with a message; a port the template does not declare is refused. The real
 // OpenSSH client against real sandboxes is cmd/tamarack's TestSSHGateway.
 func TestSSHGatewayRules(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 1, 30)
 		if got := f.get(t, sb.ID); got.State != StateRunning {
 			t.Fatalf("sandbox %s", got.State)

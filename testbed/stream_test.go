@@ -18,9 +18,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
 )
@@ -110,10 +107,9 @@ func heapPeak() (sample func(), stop func() uint64) {
 // data lines are at most logEventMax long.
 func TestLogStreamMemoryBounded(t *testing.T) {
 	const size = 200 << 20
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 1, 30)
-		svc, err := New(Deps{DB: db, Clock: f.clk, Holds: ApproveHolds{},
+		svc, err := New(Deps{DB: f.db, Clock: f.clk, Holds: ApproveHolds{},
 			Backends: map[string]backend.Backend{"simulator": hugeLogs{Backend: f.sim, size: size}}})
 		if err != nil {
 			t.Fatal(err)
@@ -284,8 +280,7 @@ func TestLogPieces(t *testing.T) {
 // several log events whose text joins up to the line, a multi-byte character is never split, the line's
 // own end is not an extra event, and the stream ends with the sandbox.
 func TestLogStreamFollowLongLine(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 1, 30)
 		base, sign := serveHTTP(t, f.svc)
 		req, _ := http.NewRequest("GET", base+"/sandboxes/"+sb.ID+"/logs", nil)

@@ -9,9 +9,7 @@ import (
 	"testing"
 
 	"github.com/fasthttp/websocket"
-	"gorm.io/gorm"
 
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
 )
@@ -26,10 +24,9 @@ func (brokenTerminal) Terminal(_ context.Context, id string, _ []string) (backen
 // TestTerminalFailureSaysNothingOfInternals: a terminal that cannot start closes the WebSocket with a plain
 // reason; the host's error (paths, tools) goes to the log, not to the client.
 func TestTerminalFailureSaysNothingOfInternals(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 1, 30)
-		svc, err := New(Deps{DB: db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": brokenTerminal{f.sim}}})
+		svc, err := New(Deps{DB: f.db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": brokenTerminal{f.sim}}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,17 +6,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 )
 
 // A pool's name and region with control characters ("a\u0000b") are field errors, on create and on edit, and
 // nothing is stored.
 func TestControlCharactersInPoolsAreRefused(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		app, sign := newApp(t, f.svc)
 		vend := sign.token(t, vendor())
 		do := func(method, path, body string) (int, string) {
@@ -42,7 +37,7 @@ func TestControlCharactersInPoolsAreRefused(t *testing.T) {
 			return res.StatusCode, fmt.Sprintf("%s %v", p.Code, fields)
 		}
 		var before []Pool
-		if err := db.Order("id").Find(&before).Error; err != nil {
+		if err := f.db.Order("id").Find(&before).Error; err != nil {
 			t.Fatal(err)
 		}
 		const want = "validation_failed [name:control_characters region:control_characters]"
@@ -53,7 +48,7 @@ func TestControlCharactersInPoolsAreRefused(t *testing.T) {
 			t.Fatalf("edit: %d %s", st, got)
 		}
 		var after []Pool
-		if err := db.Order("id").Find(&after).Error; err != nil {
+		if err := f.db.Order("id").Find(&after).Error; err != nil {
 			t.Fatal(err)
 		}
 		if len(after) != len(before) || after[0].Name != before[0].Name || after[0].Region != before[0].Region {

@@ -54,9 +54,8 @@ func allowImages(t testing.TB, svc *Service, poolID, allow string) {
 // image_listing_not_found, and on a pool whose allow-list lacks the image 422 image_not_allowed; nothing is
 // held or recorded then.
 func TestTryItLaunch(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		f := newFixture(t, db, 1, 8, Options{})
 		publishModel(t, f.svc, "lst-maple", 1, t0, &events.TryItV1{Image: mapleImage,
 			Command: []string{"/usr/bin/serve", "--port", "8080"}, Ports: []int{8080, 9090}})
 		in := LaunchInput{ListingID: f.listing.ID, GPUCount: 1, DurationMinutes: 10, ImageListingID: "lst-maple"}
@@ -68,7 +67,7 @@ func TestTryItLaunch(t *testing.T) {
 		}
 		sandboxes := func() int64 {
 			var n int64
-			if err := db.Model(&Sandbox{}).Count(&n).Error; err != nil {
+			if err := f.db.Model(&Sandbox{}).Count(&n).Error; err != nil {
 				t.Fatal(err)
 			}
 			return n
@@ -203,8 +202,7 @@ func TestTryItLaunch(t *testing.T) {
 // allow the image; POST /sandboxes with image_listing_id answers 202 with the image and the listing's ports,
 // 422 image_not_allowed on a pool without it, 403 access_required without access, 404 for an unknown listing.
 func TestTryItHTTP(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		f.publish(t, "lst-closed", f.pool.ID, 1, 240) // same pool: allowed too once the pool allows it
 		app, sign := newApp(t, f.svc)
 		tok := sign.token(t, sme())

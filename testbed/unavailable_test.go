@@ -7,9 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 )
 
@@ -17,9 +14,8 @@ import (
 // launch on it answers 503 backend_unavailable with the backend's own words: what is missing and how to
 // install it.
 func TestUnavailableBackendSaysWhy(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+	eachFixture(t, 1, 1, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
-		f := newFixture(t, db, 1, 1, Options{})
 		p, err := f.svc.CreatePool(ctx, hostStaff(), CreatePoolInput{VendorOrgID: vendorOrg, Name: "Local pool", Region: "ca-montreal", Backend: "local"})
 		if err != nil {
 			t.Fatal(err)
@@ -33,7 +29,7 @@ func TestUnavailableBackendSaysWhy(t *testing.T) {
 		why := errors.Join(
 			fmt.Errorf("%w: runc not found (\"\"): install it with `apt-get install runc`", backend.ErrUnavailable),
 			fmt.Errorf("%w: tini-static not found (\"\"): install it with `apt-get install tini`", backend.ErrUnavailable))
-		svc, err := New(Deps{DB: db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": f.sim},
+		svc, err := New(Deps{DB: f.db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": f.sim},
 			Unavailable: map[string]error{"local": why}})
 		if err != nil {
 			t.Fatal(err)

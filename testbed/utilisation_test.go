@@ -7,25 +7,21 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // TestPoolUtilisation: one node of 4 devices registered at t0 (09:00); a 2-GPU sandbox held its devices for 30
 // minutes; at 10:00 the day shows 2 × 30 min used of 4 × 60 min offered, and the day before nothing.
 func TestPoolUtilisation(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 4, Options{})
+	eachFixture(t, 1, 4, Options{}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 2, 60)
 		start := t0.Add(5 * time.Minute).UnixMilli()
-		if err := db.Model(&Sandbox{}).Where("id = ?", sb.ID).Updates(map[string]any{"state": StateStopped, "started_ms": start,
+		if err := f.db.Model(&Sandbox{}).Where("id = ?", sb.ID).Updates(map[string]any{"state": StateStopped, "started_ms": start,
 			"ended_ms": start + 30*60_000}).Error; err != nil {
 			t.Fatal(err)
 		}
 		var nodeCreated int64
-		if err := db.Model(&Node{}).Where("pool_id = ?", f.pool.ID).Pluck("created_ms", &nodeCreated).Error; err != nil {
+		if err := f.db.Model(&Node{}).Where("pool_id = ?", f.pool.ID).Pluck("created_ms", &nodeCreated).Error; err != nil {
 			t.Fatal(err)
 		}
 		f.clk.Set(t0.Add(time.Hour))

@@ -6,9 +6,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"gorm.io/gorm"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
 	"github.com/tamarack-ai/tamarack/testbed/backend/sim"
@@ -33,10 +30,9 @@ func (g gatedSim) Start(ctx context.Context, s backend.Spec) (backend.Status, er
 // TestWaitFor: GET /sandboxes/{id}?wait_until=running answers once the sandbox runs, not before; with a
 // timeout it answers the state as it is; an ended sandbox is past running; bad parameters are refused.
 func TestWaitFor(t *testing.T) {
-	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, 1, 8, Options{})
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		g := gatedSim{Backend: f.sim, gate: make(chan struct{})}
-		svc, err := New(Deps{DB: db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": g}})
+		svc, err := New(Deps{DB: f.db, Clock: f.clk, Holds: ApproveHolds{}, Backends: map[string]backend.Backend{"simulator": g}})
 		if err != nil {
 			t.Fatal(err)
 		}

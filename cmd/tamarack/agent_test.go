@@ -25,8 +25,6 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/natsauth/natsauthtest"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/services/events"
-	"github.com/tamarack-ai/tamarack/testbed/backend/local"
-	"github.com/tamarack-ai/tamarack/testbed/image"
 	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
 )
 
@@ -100,30 +98,11 @@ func siteAgents(t *testing.T, external bool) {
 	sme := token("u-sme", "org-sme", "sme", false)
 	vendors := map[string]string{"a": token("u-va", "org-vendor-a", "vendor", false), "b": token("u-vb", "org-vendor-b", "vendor", false)}
 
-	data := imagetest.ReachableDir(t)
-	store, err := image.OpenRegistry(filepath.Join(data, "registry"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
-		t.Fatal(err)
-	}
+	data := seededDataDir(ctx, t)
 	agentDirs := map[string]string{"a": imagetest.ReachableDir(t), "b": imagetest.ReachableDir(t)}
-	t.Cleanup(func() { // sandboxes outlive agents by design: none may outlive the test
-		for _, dir := range agentDirs {
-			lb, err := local.New(local.Options{Root: filepath.Join(dir, "sandboxes")})
-			if err != nil {
-				continue
-			}
-			cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-			list, _ := lb.List(cctx)
-			for _, st := range list {
-				_, _ = lb.Stop(cctx, st.SandboxID, time.Second)
-				_ = lb.Remove(cctx, st.SandboxID)
-			}
-			ccancel()
-		}
-	})
+	for _, dir := range agentDirs {
+		cleanupSandboxes(t, dir) // sandboxes outlive agents by design: none may outlive the test
+	}
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed,billing", "--identity-url=" + jwks.URL,
 		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn",
@@ -259,23 +238,8 @@ func siteAgents(t *testing.T, external bool) {
 	sandboxes := map[string]string{}
 	for _, v := range []string{"a", "b"} {
 		lst := "lst-" + v
-		if err := eventbus.Publish(ctx, bus, events.ListingPublished, "tamarack/marketplace", lst+"-published-1", time.Now(), events.ListingChangedV1{
-			ListingID: lst, Version: 1, VendorOrgID: "org-vendor-" + v, Kind: "compute", At: time.Now(),
-			Compute: &events.ComputeV1{PoolID: pools[v], GPUModel: "h100-80gb", MaxDurationMinutes: 60, PricePerGPUHour: 1_000_000}}); err != nil {
-			t.Fatal(err)
-		}
-		var sb struct{ ID string }
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			code := s.do("POST", "/sandboxes", sme, `{"listing_id":"`+lst+`","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":30}`, &sb)
-			if code == 202 {
-				break
-			}
-			if code != 404 || time.Now().After(deadline) {
-				t.Fatalf("launch on %s: %d", v, code)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		publishCompute(ctx, t, bus, lst, "org-vendor-"+v, pools[v], "h100-80gb")
+		sb := s.launchListed(sme, lst, "shell")
 		s.waitState(sme, sb.ID, "running")
 		sandboxes[v] = sb.ID
 		id, _ := agentOf(v)

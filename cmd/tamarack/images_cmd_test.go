@@ -26,17 +26,7 @@ func TestImagesPruneCommand(t *testing.T) {
 		writeTar(t, tarball, map[string]string{"bin/" + name: body})
 		return image.BuildInput{Rootfs: tarball, Env: image.DefaultEnv, Cmd: []string{"/bin/" + name}}
 	}
-	builtin, err := image.Build(tiny("sh", "#!a shell"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := image.WriteLayout(filepath.Join(build, "shell"), builtin, "shell"); err != nil {
-		t.Fatal(err)
-	}
-	builtinDigest, _ := builtin.Digest()
-	if err := image.AddToBuildList(build, "shell", image.BuiltinImage{Repository: "tamarack/shell", Digest: builtinDigest.String(), Layout: "shell"}); err != nil {
-		t.Fatal(err)
-	}
+	writeShellBuild(t, build)
 	if err := seedImages(ctx, e, &demo{}); err != nil {
 		t.Fatal(err)
 	}

@@ -5,34 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/tamarack-ai/tamarack/platform/dbtest"
-	"github.com/tamarack-ai/tamarack/platform/natstest"
-	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
 // TestSplitRevocation: two `serve --only=identity` processes on one database and one NATS; signing out on A
 // makes B refuse the session's access token with token_revoked (waited for with a deadline).
 func TestSplitRevocation(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "tamarack")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	var dsn string
-	if os.Getenv(dbtest.EnvPostgres) != "" {
-		dsn = dbtest.DSN(t, sqldb.Postgres, identityMigrations()...)
-	} else {
-		dsn = filepath.Join(t.TempDir(), "shared.db")
-	}
-	natsURL := os.Getenv(natstest.EnvNATS)
-	if natsURL == "" {
-		natsURL = natstest.Start(t).ClientURL()
-	}
+	bin, dsn, natsURL := splitDeps(t)
 	a := startServer(t, bin, dsn, natsURL, "secret")
 	b := startServer(t, bin, dsn, natsURL, "secret")
 

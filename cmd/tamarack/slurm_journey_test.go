@@ -23,7 +23,6 @@ import (
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm"
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm/slurmrest"
 	"github.com/tamarack-ai/tamarack/testbed/backend/slurm/slurmtest"
-	"github.com/tamarack-ai/tamarack/testbed/image"
 	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
 )
 
@@ -50,14 +49,7 @@ func newAgentSite(ctx context.Context, t testing.TB, pool string) (*agentSite, s
 	jwks, token := testIdentity(t)
 	site := &agentSite{t: t, staff: token("u-staff", "org-programme", "partner", true),
 		sme: token("u-sme", "org-sme", "sme", false), vendor: token("u-v", "org-vendor", "vendor", false)}
-	site.data = imagetest.ReachableDir(t)
-	store, err := image.OpenRegistry(filepath.Join(site.data, "registry"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
-		t.Fatal(err)
-	}
+	site.data = seededDataDir(ctx, t)
 	s := &serverProc{t: t, data: site.data, addr: freePort(t)}
 	s.args = []string{"--data=" + site.data, "--addr=" + s.addr, "--only=testbed,billing", "--identity-url=" + jwks.URL,
 		"--usage-interval=1s", "--sandbox-backend=local", "--log-level=warn", "--nats-listen=" + freePort(t), "--registry-listen=" + freePort(t)}
@@ -111,11 +103,7 @@ func newAgentSite(ctx context.Context, t testing.TB, pool string) (*agentSite, s
 func (site *agentSite) publishListing(ctx context.Context, model string) {
 	site.t.Helper()
 	site.listing = "lst-cluster"
-	if err := eventbus.Publish(ctx, site.bus, events.ListingPublished, "tamarack/marketplace", site.listing+"-published-1", time.Now(), events.ListingChangedV1{
-		ListingID: site.listing, Version: 1, VendorOrgID: "org-vendor", Kind: "compute", At: time.Now(),
-		Compute: &events.ComputeV1{PoolID: site.pool, GPUModel: model, MaxDurationMinutes: 60, PricePerGPUHour: 1_000_000}}); err != nil {
-		site.t.Fatal(err)
-	}
+	publishCompute(ctx, site.t, site.bus, site.listing, "org-vendor", site.pool, model)
 }
 
 // slurmSite is an agentSite on the test Slurm; the agent runs as the Slurm user, as docs/sandbox-backends.md
@@ -218,7 +206,7 @@ func (site *agentSite) launch() (string, time.Duration) {
 	var sb struct{ ID string }
 	t0 := time.Now()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		code := site.s.do("POST", "/sandboxes", site.sme, `{"listing_id":"`+site.listing+`","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":30}`, &sb)
+		code := site.s.do("POST", "/sandboxes", site.sme, launchBody(site.listing, "shell"), &sb)
 		if code == 202 {
 			break
 		}

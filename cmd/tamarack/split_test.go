@@ -28,21 +28,7 @@ import (
 // NATS verify each other's access tokens (and API tokens). It runs on Postgres when TAMARACK_TEST_POSTGRES is
 // set, else on a shared SQLite file; on the NATS server of TAMARACK_TEST_NATS, else an embedded one.
 func TestSplitIdentityProcesses(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "tamarack")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	var dsn string
-	if os.Getenv(dbtest.EnvPostgres) != "" {
-		dsn = dbtest.DSN(t, sqldb.Postgres, identityMigrations()...)
-	} else {
-		dsn = filepath.Join(t.TempDir(), "shared.db")
-	}
-	natsURL := os.Getenv(natstest.EnvNATS)
-	if natsURL == "" {
-		natsURL = natstest.Start(t).ClientURL()
-	}
+	bin, dsn, natsURL := splitDeps(t)
 
 	// Different sealing secrets: b cannot open a's private key, so each signs with its own key and verifies
 	// the other's through the database.
@@ -92,6 +78,27 @@ func TestSplitIdentityProcesses(t *testing.T) {
 	if status := call(t, "GET", b+"/api/v1/identity/me", su.AccessToken+"x", nil, nil); status != 401 {
 		t.Fatalf("tampered token on B: %d", status)
 	}
+}
+
+// splitDeps is what the split tests' identity processes share: the tamarack binary, built from this package; a
+// database (Postgres when TAMARACK_TEST_POSTGRES is set, else a SQLite file); the NATS server of
+// TAMARACK_TEST_NATS, else an embedded one.
+func splitDeps(t *testing.T) (bin, dsn, natsURL string) {
+	t.Helper()
+	bin = filepath.Join(t.TempDir(), "tamarack")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if os.Getenv(dbtest.EnvPostgres) != "" {
+		dsn = dbtest.DSN(t, sqldb.Postgres, identityMigrations()...)
+	} else {
+		dsn = filepath.Join(t.TempDir(), "shared.db")
+	}
+	natsURL = os.Getenv(natstest.EnvNATS)
+	if natsURL == "" {
+		natsURL = natstest.Start(t).ClientURL()
+	}
+	return bin, dsn, natsURL
 }
 
 // startServer runs `tamarack serve --only=identity` and waits until /readyz answers 200; the process is

@@ -22,9 +22,6 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/services/events"
-	"github.com/tamarack-ai/tamarack/testbed/backend/local"
-	"github.com/tamarack-ai/tamarack/testbed/image"
-	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
 )
 
 // sshClient runs the real OpenSSH tools (ssh, scp, rsync) with one key, a temporary HOME and known_hosts,
@@ -138,27 +135,8 @@ func TestSSHGateway(t *testing.T) {
 	staff := token("u-staff", "org-programme", "partner", true)
 	sme := token("u-sme", "org-sme", "sme", false)
 
-	data := imagetest.ReachableDir(t)
-	store, err := image.OpenRegistry(filepath.Join(data, "registry"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		lb, err := local.New(local.Options{Root: filepath.Join(data, "sandboxes")})
-		if err != nil {
-			return
-		}
-		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-		defer ccancel()
-		list, _ := lb.List(cctx)
-		for _, st := range list {
-			_, _ = lb.Stop(cctx, st.SandboxID, time.Second)
-			_ = lb.Remove(cctx, st.SandboxID)
-		}
-	})
+	data := seededDataDir(ctx, t)
+	cleanupSandboxes(t, data)
 	sshAddr := freePort(t)
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
@@ -187,23 +165,8 @@ func TestSSHGateway(t *testing.T) {
 	if code := s.do("POST", "/pools/"+pool.ID+"/nodes", staff, `{"name":"n1","cpu_millis":64000,"memory_bytes":68719476736,"devices":[{"index":0,"gpu_model":"h100-80gb"}]}`, nil); code != 201 {
 		t.Fatalf("add node: %d", code)
 	}
-	if err := eventbus.Publish(ctx, bus, events.ListingPublished, "tamarack/marketplace", "lst-ssh-published-1", time.Now(), events.ListingChangedV1{
-		ListingID: "lst-ssh", Version: 1, VendorOrgID: "org-vendor", Kind: "compute", At: time.Now(),
-		Compute: &events.ComputeV1{PoolID: pool.ID, GPUModel: "h100-80gb", MaxDurationMinutes: 60, PricePerGPUHour: 1_000_000}}); err != nil {
-		t.Fatal(err)
-	}
-	var sb sandboxView
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code := s.do("POST", "/sandboxes", sme, `{"listing_id":"lst-ssh","gpu_model":"h100-80gb","gpu_count":1,"template":"jupyterlab","duration_minutes":30}`, &sb)
-		if code == 202 {
-			break
-		}
-		if code != 404 || time.Now().After(deadline) {
-			t.Fatalf("launch: %d", code)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	publishCompute(ctx, t, bus, "lst-ssh", "org-vendor", pool.ID, "h100-80gb")
+	sb := s.launchListed(sme, "lst-ssh", "jupyterlab")
 	s.waitState(sme, sb.ID, "running")
 
 	member, memberKey := newSSHClient(t, sshAddr)
@@ -289,7 +252,7 @@ func TestSSHGateway(t *testing.T) {
 
 	// Forwarding: the template's port 8888 (python3 -m http.server) answers; port 22 is refused.
 	var fwdOut string
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		fwdOut, errOut, code = member.ssh([]byte("GET / HTTP/1.0\r\n\r\n"), sb.ID, "-W", "localhost:8888")
 		if strings.HasPrefix(fwdOut, "HTTP/1.0 200") || time.Now().After(deadline) {

@@ -144,6 +144,40 @@ func (s *serverProc) waitState(tok, id, state string) sandboxView {
 	}
 }
 
+// publishCompute announces, as the marketplace does, a compute listing of vendorOrg that sells pool's GPUs of
+// model.
+func publishCompute(ctx context.Context, t testing.TB, bus *eventbus.Bus, listing, vendorOrg, pool, model string) {
+	t.Helper()
+	if err := eventbus.Publish(ctx, bus, events.ListingPublished, "tamarack/marketplace", listing+"-published-1", time.Now(), events.ListingChangedV1{
+		ListingID: listing, Version: 1, VendorOrgID: vendorOrg, Kind: "compute", At: time.Now(),
+		Compute: &events.ComputeV1{PoolID: pool, GPUModel: model, MaxDurationMinutes: 60, PricePerGPUHour: 1_000_000}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// launchBody asks for one h100-80gb of listing for 30 minutes, from template.
+func launchBody(listing, template string) string {
+	return `{"listing_id":"` + listing + `","gpu_model":"h100-80gb","gpu_count":1,"template":"` + template + `","duration_minutes":30}`
+}
+
+// launchListed launches a sandbox (launchBody) as tok, again while the testbed answers 404: until it has
+// projected the listing's event.
+func (s *serverProc) launchListed(tok, listing, template string) sandboxView {
+	s.t.Helper()
+	var sb sandboxView
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code := s.do("POST", "/sandboxes", tok, launchBody(listing, template), &sb)
+		if code == 202 {
+			return sb
+		}
+		if code != 404 || time.Now().After(deadline) {
+			s.t.Fatalf("launch of %s: %d", listing, code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestServeSIGKILLRestart runs `tamarack serve` (testbed only, local backend) as a child process, launches
 // a real sandbox, kills the server with SIGKILL, starts it again on the same data directory and checks
 // reconciliation: the sandbox is still running (it survives restarts), stops cleanly, and its usage
@@ -158,14 +192,7 @@ func TestServeSIGKILLRestart(t *testing.T) {
 
 	// The data directory as an operator's would be: reachable by the sandboxes' uids (their images are
 	// unpacked in it), with the built-in images seeded into its registry store as `tamarack seed` does.
-	data := imagetest.ReachableDir(t)
-	store, err := image.OpenRegistry(filepath.Join(data, "registry"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
-		t.Fatal(err)
-	}
+	data := seededDataDir(ctx, t)
 	cleanupSandboxes(t, data)
 	s := &serverProc{t: t, data: data, addr: freePort(t)}
 	s.args = []string{"--data=" + data, "--addr=" + s.addr, "--only=testbed", "--identity-url=" + jwks.URL,
@@ -197,27 +224,12 @@ func TestServeSIGKILLRestart(t *testing.T) {
 	if code := s.do("POST", "/pools/"+pool.ID+"/nodes", staff, `{"name":"n1","cpu_millis":64000,"memory_bytes":68719476736,"devices":[{"index":0,"gpu_model":"h100-80gb"},{"index":1,"gpu_model":"h100-80gb"}]}`, nil); code != 201 {
 		t.Fatalf("add node: %d", code)
 	}
-	if err := eventbus.Publish(ctx, bus, events.ListingPublished, "tamarack/marketplace", "lst-restart-published-1", time.Now(), events.ListingChangedV1{
-		ListingID: "lst-restart", Version: 1, VendorOrgID: "org-vendor", Kind: "compute", At: time.Now(),
-		Compute: &events.ComputeV1{PoolID: pool.ID, GPUModel: "h100-80gb", MaxDurationMinutes: 60, PricePerGPUHour: 1_000_000}}); err != nil {
-		t.Fatal(err)
-	}
-	var sb sandboxView
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code := s.do("POST", "/sandboxes", sme, `{"listing_id":"lst-restart","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":30}`, &sb)
-		if code == 202 {
-			break
-		}
-		if code != 404 || time.Now().After(deadline) { // 404 until the listing event is projected
-			t.Fatalf("launch: %d", code)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	publishCompute(ctx, t, bus, "lst-restart", "org-vendor", pool.ID, "h100-80gb")
+	sb := s.launchListed(sme, "lst-restart", "shell")
 	running := s.waitState(sme, sb.ID, "running")
 	// A second sandbox will end while the server is down.
 	var sb2 sandboxView
-	if code := s.do("POST", "/sandboxes", sme, `{"listing_id":"lst-restart","gpu_model":"h100-80gb","gpu_count":1,"template":"shell","duration_minutes":30}`, &sb2); code != 202 {
+	if code := s.do("POST", "/sandboxes", sme, launchBody("lst-restart", "shell"), &sb2); code != 202 {
 		t.Fatalf("launch 2: %d", code)
 	}
 	running2 := s.waitState(sme, sb2.ID, "running")
@@ -250,7 +262,7 @@ func TestServeSIGKILLRestart(t *testing.T) {
 	if err := syscall.Kill(st.Init.PID, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill sandbox init %d: %v", st.Init.PID, err)
 	}
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for readState(); st.State != "exited"; readState() {
 		if time.Now().After(deadline) {
 			t.Fatalf("sandbox 2 never recorded its end: %+v", st)
@@ -327,6 +339,21 @@ func requireLocalHost(ctx context.Context, t testing.TB) {
 		t.Fatal(err)
 	}
 	backendtest.RequireHost(t, probe.Check(ctx))
+}
+
+// seededDataDir is a data directory that sandboxes can reach, with the built-in images seeded into its registry
+// store as `tamarack seed` does.
+func seededDataDir(ctx context.Context, t testing.TB) string {
+	t.Helper()
+	data := imagetest.ReachableDir(t)
+	store, err := image.OpenRegistry(filepath.Join(data, "registry"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PushBuild(ctx, imagetest.Build(t)); err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // cleanupSandboxes stops and removes, when the test ends, every local sandbox under data: sandboxes outlive the

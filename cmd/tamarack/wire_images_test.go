@@ -28,19 +28,7 @@ func TestSeedImagesThenServeResolvesBuiltinNames(t *testing.T) {
 		t.Fatalf("seed without a build: notes %q, want how to build the images", d.Notes)
 	}
 
-	rootfsTar := filepath.Join(build, "rootfs.tar")
-	writeTar(t, rootfsTar, map[string]string{"bin/sh": "#!a shell"})
-	img, err := image.Build(image.BuildInput{Rootfs: rootfsTar, Env: image.DefaultEnv, Cmd: []string{"/bin/sh"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := image.WriteLayout(filepath.Join(build, "shell"), img, "shell"); err != nil {
-		t.Fatal(err)
-	}
-	digest, _ := img.Digest()
-	if err := image.AddToBuildList(build, "shell", image.BuiltinImage{Repository: "tamarack/shell", Digest: digest.String(), Layout: "shell"}); err != nil {
-		t.Fatal(err)
-	}
+	digest := writeShellBuild(t, build)
 	e.cfg.Images = build
 	d = &demo{}
 	if err := seedImages(ctx, e, d); err != nil {
@@ -63,12 +51,35 @@ func TestSeedImagesThenServeResolvesBuiltinNames(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(r.Path, "bin/sh")); err != nil || string(b) != "#!a shell" {
 		t.Fatalf("bin/sh = %q, %v", b, err)
 	}
-	if r.Digest != digest.String() {
+	if r.Digest != digest {
 		t.Errorf("digest %s, want %s", r.Digest, digest)
 	}
 	if _, err := p.Rootfs(ctx, "python", map[string]string{}, nil); err == nil || !strings.Contains(err.Error(), "tamarack seed") {
 		t.Errorf("an image not seeded: %v, want how to seed it", err)
 	}
+}
+
+// writeShellBuild leaves in build what infra/images/build.sh leaves there for the built-in shell image (its
+// layout and its line of the build list) and returns the image's digest.
+func writeShellBuild(t *testing.T, build string) string {
+	t.Helper()
+	rootfs := filepath.Join(build, "sh.tar")
+	writeTar(t, rootfs, map[string]string{"bin/sh": "#!a shell"})
+	img, err := image.Build(image.BuildInput{Rootfs: rootfs, Env: image.DefaultEnv, Cmd: []string{"/bin/sh"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := image.WriteLayout(filepath.Join(build, "shell"), img, "shell"); err != nil {
+		t.Fatal(err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := image.AddToBuildList(build, "shell", image.BuiltinImage{Repository: "tamarack/shell", Digest: digest.String(), Layout: "shell"}); err != nil {
+		t.Fatal(err)
+	}
+	return digest.String()
 }
 
 func writeTar(t *testing.T, path string, files map[string]string) {

@@ -444,25 +444,11 @@ func (h handler) verify(c *fiber.Ctx) error {
 }
 
 func (h handler) members(c *fiber.Ctx) error {
-	page, err := web.PageOf(c)
-	if err != nil {
-		return err
-	}
-	var after string
-	if page.Cursor != "" {
-		if err := web.DecodeCursor(page.Cursor, &after); err != nil {
-			return err
-		}
-	}
-	ms, err := h.svc.Members(c.UserContext(), actorOf(c), c.Params("org_id"), after, page.Limit)
-	if err != nil {
-		return err
-	}
-	items := make([]memberJSON, len(ms))
-	for i, m := range ms {
-		items[i] = memberJSON{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role, JoinedAt: m.CreatedAt}
-	}
-	return c.JSON(web.NewList(items, page.Limit, func(last memberJSON) any { return last.UserID }))
+	return keyList(c, func(after string, limit int) ([]MemberView, error) {
+		return h.svc.Members(c.UserContext(), actorOf(c), c.Params("org_id"), after, limit)
+	}, func(m MemberView) memberJSON {
+		return memberJSON{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role, JoinedAt: m.CreatedAt}
+	}, func(m memberJSON) string { return m.UserID })
 }
 
 func (h handler) invite(c *fiber.Ctx) error {
@@ -528,7 +514,9 @@ func (h handler) accept(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-func (h handler) tokens(c *fiber.Ctx) error {
+// keyList answers one page of a list whose cursor holds the last key of the previous page: fetch reads up to
+// limit+1 records after that key ("" on the first page), toJSON converts each, and key is an item's key.
+func keyList[T, J any](c *fiber.Ctx, fetch func(after string, limit int) ([]T, error), toJSON func(T) J, key func(J) string) error {
 	page, err := web.PageOf(c)
 	if err != nil {
 		return err
@@ -539,15 +527,21 @@ func (h handler) tokens(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	ts, err := h.svc.Tokens(c.UserContext(), actorOf(c), after, page.Limit)
+	rs, err := fetch(after, page.Limit)
 	if err != nil {
 		return err
 	}
-	items := make([]tokenJSON, len(ts))
-	for i, t := range ts {
-		items[i] = toTokenJSON(t)
+	items := make([]J, len(rs))
+	for i, r := range rs {
+		items[i] = toJSON(r)
 	}
-	return c.JSON(web.NewList(items, page.Limit, func(last tokenJSON) any { return last.ID }))
+	return c.JSON(web.NewList(items, page.Limit, func(last J) any { return key(last) }))
+}
+
+func (h handler) tokens(c *fiber.Ctx) error {
+	return keyList(c, func(after string, limit int) ([]APIToken, error) {
+		return h.svc.Tokens(c.UserContext(), actorOf(c), after, limit)
+	}, toTokenJSON, func(t tokenJSON) string { return t.ID })
 }
 
 func (h handler) createToken(c *fiber.Ctx) error {

@@ -310,19 +310,25 @@ func (s *Service) EnrolTOTP(ctx context.Context, a Actor, password string) (MFAE
 	return MFAEnrolment{Secret: key.Secret(), URI: key.URL()}, nil
 }
 
-// ConfirmTOTP turns MFA on with a first code and returns the recovery codes (shown once).
-func (s *Service) ConfirmTOTP(ctx context.Context, a Actor, code string) ([]string, error) {
+// sessionTOTP checks that a is a signed-in session and code a well-formed TOTP code (no recovery code).
+func sessionTOTP(a Actor, code string) (MFACode, error) {
 	if err := requireSession(a); err != nil {
-		return nil, err
+		return MFACode{}, err
 	}
 	c := MFACode{Code: code}
 	var f problem.Fields
 	c.validate(&f, false)
-	if err := f.Err(); err != nil {
+	return c, f.Err()
+}
+
+// ConfirmTOTP turns MFA on with a first code and returns the recovery codes (shown once).
+func (s *Service) ConfirmTOTP(ctx context.Context, a Actor, code string) ([]string, error) {
+	c, err := sessionTOTP(a, code)
+	if err != nil {
 		return nil, err
 	}
 	var codes []string
-	err := s.checkFactor(ctx, a.UserID, a.Email, a.IP, c, false, func(tx *gorm.DB, m *MFA) error {
+	err = s.checkFactor(ctx, a.UserID, a.Email, a.IP, c, false, func(tx *gorm.DB, m *MFA) error {
 		if m.ConfirmedAt != nil {
 			return ErrMFAAlreadyEnabled
 		}
@@ -342,17 +348,12 @@ func (s *Service) ConfirmTOTP(ctx context.Context, a Actor, code string) ([]stri
 
 // RegenerateRecoveryCodes replaces the recovery codes, given a current TOTP code.
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, a Actor, code string) ([]string, error) {
-	if err := requireSession(a); err != nil {
-		return nil, err
-	}
-	c := MFACode{Code: code}
-	var f problem.Fields
-	c.validate(&f, false)
-	if err := f.Err(); err != nil {
+	c, err := sessionTOTP(a, code)
+	if err != nil {
 		return nil, err
 	}
 	var codes []string
-	err := s.checkFactor(ctx, a.UserID, a.Email, a.IP, c, true, func(tx *gorm.DB, _ *MFA) error {
+	err = s.checkFactor(ctx, a.UserID, a.Email, a.IP, c, true, func(tx *gorm.DB, _ *MFA) error {
 		var err error
 		if codes, err = s.replaceRecoveryCodes(tx, a.UserID); err != nil {
 			return err

@@ -281,26 +281,10 @@ func toSessionJSON(r SessionRecord, current string) sessionJSON {
 }
 
 func (h handler) sessions(c *fiber.Ctx) error {
-	page, err := web.PageOf(c)
-	if err != nil {
-		return err
-	}
-	var after string
-	if page.Cursor != "" {
-		if err := web.DecodeCursor(page.Cursor, &after); err != nil {
-			return err
-		}
-	}
 	a := actorOf(c)
-	rs, err := h.svc.Sessions(c.UserContext(), a, after, page.Limit)
-	if err != nil {
-		return err
-	}
-	items := make([]sessionJSON, len(rs))
-	for i, r := range rs {
-		items[i] = toSessionJSON(r, a.SessionID)
-	}
-	return c.JSON(web.NewList(items, page.Limit, func(last sessionJSON) any { return last.ID }))
+	return keyList(c, func(after string, limit int) ([]SessionRecord, error) {
+		return h.svc.Sessions(c.UserContext(), a, after, limit)
+	}, func(r SessionRecord) sessionJSON { return toSessionJSON(r, a.SessionID) }, func(s sessionJSON) string { return s.ID })
 }
 
 func (h handler) endSession(c *fiber.Ctx) error {

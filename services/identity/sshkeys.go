@@ -250,25 +250,9 @@ func toSSHKeyJSON(k SSHKey) sshKeyJSON {
 }
 
 func (h handler) sshKeys(c *fiber.Ctx) error {
-	page, err := web.PageOf(c)
-	if err != nil {
-		return err
-	}
-	var after string
-	if page.Cursor != "" {
-		if err := web.DecodeCursor(page.Cursor, &after); err != nil {
-			return err
-		}
-	}
-	ks, err := h.svc.SSHKeys(c.UserContext(), actorOf(c), after, page.Limit)
-	if err != nil {
-		return err
-	}
-	items := make([]sshKeyJSON, len(ks))
-	for i, k := range ks {
-		items[i] = toSSHKeyJSON(k)
-	}
-	return c.JSON(web.NewList(items, page.Limit, func(last sshKeyJSON) any { return last.ID }))
+	return keyList(c, func(after string, limit int) ([]SSHKey, error) {
+		return h.svc.SSHKeys(c.UserContext(), actorOf(c), after, limit)
+	}, toSSHKeyJSON, func(k sshKeyJSON) string { return k.ID })
 }
 
 func (h handler) addSSHKey(c *fiber.Ctx) error {

@@ -1,56 +1,41 @@
-package image
+package image_test
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
+	"context"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-)
 
-// envImages names the variable that makes the built-in image test mandatory: with TAMARACK_TEST_IMAGES=required
-// (set by .ci/run, which installs mmdebstrap and builds the images first) a host without the build tools
-// fails the test. Without it the test runs where mmdebstrap is installed and is skipped, saying so, elsewhere.
-const envImages = "TAMARACK_TEST_IMAGES"
+	"github.com/tamarack-ai/tamarack/testbed/image"
+	"github.com/tamarack-ai/tamarack/testbed/image/imagetest"
+)
 
 // TestBuiltinImagesBuild runs infra/images/build.sh (a no-op when its cache is current), pushes what it
 // built into a registry store, pulls both images through the distribution API and checks they hold a
 // shell and python3; as root it also runs them, chrooted, as an unprivileged uid, which is how a sandbox's
 // user namespace sees the shared root.
 func TestBuiltinImagesBuild(t *testing.T) {
-	cmd := exec.Command("bash", filepath.Join("..", "..", "infra", "images", "build.sh"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() == 3 {
-		if os.Getenv(envImages) == "required" {
-			t.Fatalf("the built-in images cannot be built here, and %s=required: %s", envImages, stderr.String())
-		}
-		fmt.Fprintf(os.Stderr, "!!! %s: built-in image test SKIPPED: %s(install mmdebstrap; CI sets %s=required)\n",
-			t.Name(), stderr.String(), envImages)
-		t.Skip(strings.TrimSpace(stderr.String()))
-	}
-	if err != nil {
-		t.Fatalf("infra/images/build.sh: %v\n%s", err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	dir := lines[len(lines)-1]
-	list, err := ReadBuiltin(filepath.Join(dir, BuildListFile))
+	dir := imagetest.Build(t)
+	list, err := image.ReadBuiltin(filepath.Join(dir, image.BuildListFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	store, err := OpenRegistry(t.TempDir(), nil)
+	store, err := image.OpenRegistry(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := serveStore(t, store)
-	c := newCache(t, Options{})
+	srv := httptest.NewServer(store.Handler())
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, err := image.New(image.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		image, file string
 		run         []string
@@ -63,15 +48,15 @@ func TestBuiltinImagesBuild(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s not built: %v", tc.image, list)
 		}
-		img, err := ReadLayout(filepath.Join(dir, e.Layout), e.Digest)
+		img, err := image.ReadLayout(filepath.Join(dir, e.Layout), e.Digest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := store.Push(bg, e.Repository, "latest", img)
+		d, err := store.Push(context.Background(), e.Repository, "latest", img)
 		if err != nil || d.String() != e.Digest {
 			t.Fatalf("push %s: %v (digest %s, listed %s)", tc.image, err, d, e.Digest)
 		}
-		r, err := c.Rootfs(bg, host+"/"+e.Repository+"@"+e.Digest, Pull{Policy: Policy{Allow: []string{host + "/tamarack/"}}})
+		r, err := c.Rootfs(context.Background(), host+"/"+e.Repository+"@"+e.Digest, image.Pull{Policy: image.Policy{Allow: []string{host + "/tamarack/"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
