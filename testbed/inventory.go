@@ -102,13 +102,6 @@ func (s *Service) reloadIndex(ctx context.Context, minAge time.Duration) (bool, 
 	return true, s.Load(ctx)
 }
 
-// poolGPUModels lists the distinct models of a pool's devices.
-func poolGPUModels(tx *gorm.DB, poolID string) ([]string, error) {
-	var models []string
-	err := tx.Model(&Device{}).Where("pool_id = ?", poolID).Distinct().Order("gpu_model").Pluck("gpu_model", &models).Error
-	return models, err
-}
-
 func (s *Service) writePoolChanged(tx *gorm.DB, p Pool) error {
 	models, err := poolGPUModels(tx, p.ID)
 	if err != nil {
@@ -229,13 +222,6 @@ func (s *Service) UpdatePool(ctx context.Context, c web.Principal, id string, in
 		return PoolView{}, err
 	}
 	return PoolView{Pool: p, Models: s.index().poolCounts(p.ID), Nodes: int(nodes)}, nil
-}
-
-func mapNotFound(err, sentinel error) error {
-	if sqldb.IsNotFound(err) {
-		return sentinel
-	}
-	return err
 }
 
 // PoolView is a pool with its capacity.
