@@ -77,8 +77,7 @@ func (s *Service) canRun(ctx context.Context, pool Pool) (bool, error) {
 	if !agentRun(pool.Backend) || s.bus == nil {
 		return false, nil
 	}
-	var n int64
-	err := s.db.WithContext(ctx).Model(&Agent{}).Where("pool_id = ? AND revoked_ms = 0", pool.ID).Count(&n).Error
+	n, err := activeAgentCount(s.db.WithContext(ctx), pool.ID)
 	return n > 0, err
 }
 
@@ -92,13 +91,13 @@ func (s *Service) agentTargets(ctx context.Context) ([]agentTarget, error) {
 	if s.embedded {
 		out = append(out, embeddedTarget)
 	}
-	var agents []Agent
-	if err := s.db.WithContext(ctx).Where("revoked_ms = 0").Find(&agents).Error; err != nil {
+	agents, err := activeAgents(s.db.WithContext(ctx))
+	if err != nil {
 		return nil, err
 	}
 	for _, a := range agents {
-		var pool Pool
-		if err := s.db.WithContext(ctx).First(&pool, "id = ?", a.PoolID).Error; err != nil {
+		pool, err := poolByID(s.db.WithContext(ctx), a.PoolID, false)
+		if err != nil {
 			continue
 		}
 		out = append(out, agentTarget{pool: a.PoolID, agent: a.ID, kind: pool.Backend})
@@ -110,12 +109,7 @@ func (s *Service) agentTargets(ctx context.Context) ([]agentTarget, error) {
 // does not answer is left alone: its heartbeat, when it comes back, asks for this again.
 func (s *Service) reconcileAgent(ctx context.Context, t agentTarget) error {
 	c := s.agentClient(t)
-	err := s.reconcileWith(ctx, "agent "+t.agent, c, func(db *gorm.DB) *gorm.DB {
-		if t.embedded() {
-			return db.Where("agent_id = '' AND backend = ?", t.kind)
-		}
-		return db.Where("agent_id = ? AND pool_id = ?", t.agent, t.pool)
-	})
+	err := s.reconcileWith(ctx, "agent "+t.agent, c, t)
 	if errors.Is(err, agent.ErrUnreachable) {
 		s.log.Info("agent unreachable: reconciled when it comes back", "pool", t.pool, "agent", t.agent)
 		return nil
@@ -176,28 +170,31 @@ func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) 
 		if !s.embedded {
 			return // another process's embedded agent: its own testbed follows it
 		}
-		back, err := s.heartbeatNodes(ctx, s.db.Where("agent_id = '' AND pool_id IN (?)",
-			s.db.Model(&Pool{}).Select("id").Where("backend = ?", "local")), nil, now)
+		nodes, err := embeddedAgentNodes(s.db.WithContext(ctx))
+		back := false
+		if err == nil {
+			back, err = s.heartbeatNodes(ctx, nodes, nil, now)
+		}
 		if err != nil {
 			s.log.Warn("record embedded agent heartbeat", "err", err)
 		}
 		s.afterHeartbeat(t, hb.Boot, back)
 		return
 	}
-	var a Agent
-	if err := s.db.WithContext(ctx).First(&a, "id = ? AND pool_id = ?", agentID, pool).Error; err != nil || a.RevokedMS != 0 {
+	a, err := agentOfPool(s.db.WithContext(ctx), pool, agentID)
+	if err != nil || a.RevokedMS != 0 {
 		s.refuseAgent(pool, agentID, "heartbeat", "no such agent enrolled for this pool, or revoked")
 		return
 	}
-	var p Pool
-	if err := s.db.WithContext(ctx).First(&p, "id = ?", pool).Error; err != nil {
+	p, err := poolByID(s.db.WithContext(ctx), pool, false)
+	if err != nil {
 		return
 	}
 	t.kind = p.Backend
 	reboot := a.Boot != hb.Boot
 	wasDown := now.Sub(fromMS(a.HeartbeatMS)) > s.opts.NodeTimeout
-	if err := s.db.WithContext(ctx).Model(&Agent{}).Where("id = ?", a.ID).Updates(map[string]any{"heartbeat_ms": ms(now),
-		"version": hb.Version, "boot": hb.Boot, "backend": hb.Backend, "problem": hb.Problem, "gpu_sampler": hb.GPUSampler}).Error; err != nil {
+	if err := setAgentColumns(s.db.WithContext(ctx), a.ID, map[string]any{"heartbeat_ms": ms(now),
+		"version": hb.Version, "boot": hb.Boot, "backend": hb.Backend, "problem": hb.Problem, "gpu_sampler": hb.GPUSampler}); err != nil {
 		s.log.Warn("record agent heartbeat", "agent", a.ID, "err", err)
 		return
 	}
@@ -208,7 +205,11 @@ func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) 
 			s.log.Warn("register agent node", "agent", a.ID, "node", n.Name, "err", err)
 		}
 	}
-	back, err := s.heartbeatNodes(ctx, s.db.Where("agent_id = ? AND pool_id = ?", a.ID, pool), reported, now)
+	nodes, err := agentNodes(s.db.WithContext(ctx), a.ID, pool)
+	back := false
+	if err == nil {
+		back, err = s.heartbeatNodes(ctx, nodes, reported, now)
+	}
 	if err != nil {
 		s.log.Warn("record agent heartbeat", "agent", a.ID, "err", err)
 	}
@@ -227,13 +228,7 @@ func (s *Service) afterHeartbeat(t agentTarget, boot string, reconcile bool) {
 		reconcile = true
 	}
 	s.mu.Unlock()
-	q := s.db.Model(&Sandbox{}).Where("unreachable_ms <> 0")
-	if t.embedded() {
-		q = q.Where("agent_id = ''")
-	} else {
-		q = q.Where("agent_id = ? AND pool_id = ?", t.agent, t.pool)
-	}
-	if err := q.Update("unreachable_ms", 0).Error; err != nil {
+	if err := clearUnreachable(s.db, t.embedded(), t.agent, t.pool); err != nil {
 		s.log.Warn("clear unreachable sandboxes", "agent", t.agent, "err", err)
 	}
 	if !reconcile {
@@ -250,14 +245,10 @@ func (s *Service) afterHeartbeat(t agentTarget, boot string, reconcile bool) {
 	}()
 }
 
-// heartbeatNodes marks the nodes scope selects alive now and applies the states their agent reported
-// (reported, by node name; nil for the embedded agent, which reports none); back is true when one of them
-// was down and is no longer. Scope must hold only the reporting agent's nodes: an agent speaks for no other.
-func (s *Service) heartbeatNodes(ctx context.Context, scope *gorm.DB, reported map[string]string, now time.Time) (back bool, err error) {
-	var nodes []Node
-	if err := scope.WithContext(ctx).Find(&nodes).Error; err != nil {
-		return false, err
-	}
+// heartbeatNodes marks nodes alive now and applies the states their agent reported (reported, by node name;
+// nil for the embedded agent, which reports none); back is true when one of them was down and is no longer.
+// Nodes must be only the reporting agent's (agentNodes, embeddedAgentNodes): an agent speaks for no other.
+func (s *Service) heartbeatNodes(ctx context.Context, nodes []Node, reported map[string]string, now time.Time) (back bool, err error) {
 	for _, n := range nodes {
 		state, carried := reported[n.Name]
 		if !carried {
@@ -271,7 +262,7 @@ func (s *Service) heartbeatNodes(ctx context.Context, scope *gorm.DB, reported m
 		if agentHealth != n.AgentHealth {
 			cols["agent_health"] = agentHealth
 		}
-		if err := s.db.WithContext(ctx).Model(&Node{}).Where("id = ?", n.ID).Updates(cols).Error; err != nil {
+		if err := setNodeColumns(s.db.WithContext(ctx), n.ID, cols); err != nil {
 			return back, err
 		}
 		if health == n.Health {
@@ -316,8 +307,7 @@ func reportedHealth(n Node, state string) (health, agentHealth string) {
 // registerNode adds a node an agent reports for the first time, with its devices. A node of that name that
 // belongs to another agent (or to the platform) is refused: agents cannot take over each other's nodes.
 func (s *Service) registerNode(ctx context.Context, a Agent, in events.AgentNodeV1, now time.Time) error {
-	var existing Node
-	err := s.db.WithContext(ctx).First(&existing, "pool_id = ? AND name = ?", a.PoolID, in.Name).Error
+	existing, err := nodeNamed(s.db.WithContext(ctx), a.PoolID, in.Name)
 	switch {
 	case err == nil && existing.AgentID == a.ID:
 		return nil
@@ -340,7 +330,9 @@ func (s *Service) registerNode(ctx context.Context, a Agent, in events.AgentNode
 	n, devs := newNode(a.PoolID, input, declared, ms(now))
 	n.AgentID = a.ID
 	n.Health, n.AgentHealth = reportedHealth(n, in.State) // a node Slurm has drained takes no sandbox meanwhile
-	err = s.insertNode(ctx, web.Principal{}, n, devs, func(Pool) error { return nil })
+	err = s.insertNode(ctx, web.Principal{}, n, devs, func(tx *gorm.DB) (Pool, error) {
+		return poolByID(tx, a.PoolID, true) // the agent's own pool
+	})
 	if err == nil {
 		s.log.Info("agent registered a node", "agent", a.ID, "node", n.ID, "name", n.Name, "devices", len(devs), "health", n.Health)
 	}
@@ -357,8 +349,8 @@ func (s *Service) onProgress(ctx context.Context, subject string, data []byte) {
 	if err := json.Unmarshal(data, &p); err != nil || p.Validate() != nil {
 		return
 	}
-	var sb Sandbox
-	if err := s.db.WithContext(ctx).First(&sb, "id = ?", p.SandboxID).Error; err != nil {
+	sb, err := anySandbox(s.db.WithContext(ctx), p.SandboxID) // checked against the agent that sent it below
+	if err != nil {
 		return
 	}
 	if !s.runs(sb, pool, agentID) {
@@ -389,9 +381,9 @@ func (s *Service) applyAgentSandbox(ctx context.Context, subject string, ev even
 		s.refuseAgent(pool, agentID, "sandbox event", "names another pool or agent than its subject")
 		return nil
 	}
-	var sb Sandbox
-	if err := s.db.WithContext(ctx).First(&sb, "id = ?", ev.Status.SandboxID).Error; err != nil {
-		if sqldb.IsNotFound(err) {
+	sb, err := anySandbox(s.db.WithContext(ctx), ev.Status.SandboxID) // checked against the agent that sent it below
+	if err != nil {
+		if errors.Is(err, ErrSandboxNotFound) {
 			s.refuseAgent(pool, agentID, "sandbox event", "unknown sandbox "+ev.Status.SandboxID)
 			return nil
 		}

@@ -30,16 +30,11 @@ func (s *Service) audit(tx *gorm.DB, c web.Principal, ownerOrg, action, target, 
 	if !c.Staff || c.OrgID == ownerOrg {
 		return nil
 	}
-	return tx.Create(&AuditEntry{ID: newID("aud"), AtMS: ms(s.clock.Now()), ActorUserID: c.UserID, ActorOrgID: c.OrgID,
-		Action: action, Target: target, Detail: detail}).Error
+	return createAudit(tx, &AuditEntry{ID: newID("aud"), AtMS: ms(s.clock.Now()), ActorUserID: c.UserID, ActorOrgID: c.OrgID,
+		Action: action, Target: target, Detail: detail})
 }
 
 // Audit lists staff actions, newest first (staff only; the handler checks).
 func (s *Service) Audit(ctx context.Context, limit int, beforeMS int64) ([]AuditEntry, error) {
-	q := s.db.WithContext(ctx).Order("at_ms DESC, id DESC").Limit(limit + 1)
-	if beforeMS > 0 {
-		q = q.Where("at_ms < ?", beforeMS)
-	}
-	var out []AuditEntry
-	return out, q.Find(&out).Error
+	return auditEntries(s.db.WithContext(ctx), limit, beforeMS)
 }

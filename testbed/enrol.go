@@ -43,17 +43,18 @@ func (in AgentTokenInput) Validate() error {
 	return f.Err()
 }
 
-// managedPool returns the pool if c may manage it (404 to strangers, 403 to its vendor's non-admins).
-func (s *Service) managedPool(ctx context.Context, c web.Principal, poolID string) (Pool, error) {
-	var p Pool
-	if err := s.db.WithContext(ctx).First(&p, "id = ?", poolID).Error; err != nil {
-		return Pool{}, mapNotFound(err, ErrPoolNotFound)
+// managedPool returns the pool if c may manage it (lock: for update), as canManagePool says: 404 to
+// strangers (the pool is read within the caller's organisation), 403 to its vendor's non-admins.
+func managedPool(db *gorm.DB, c web.Principal, poolID string, lock bool) (Pool, error) {
+	if c.Staff {
+		return poolByID(db, poolID, lock) // staff manage every organisation's pools
 	}
-	if !canManagePool(c, p) {
-		if c.OrgID == p.VendorOrgID {
-			return Pool{}, ErrNotPoolOwner
-		}
-		return Pool{}, ErrPoolNotFound
+	p, err := poolOfVendor(db, c.OrgID, poolID, lock)
+	if err != nil {
+		return Pool{}, err
+	}
+	if !c.IsOrgAdmin() {
+		return Pool{}, ErrNotPoolOwner
 	}
 	return p, nil
 }
@@ -69,7 +70,7 @@ func (s *Service) CreateAgentToken(ctx context.Context, c web.Principal, poolID 
 	if err := in.Validate(); err != nil {
 		return AgentToken{}, "", err
 	}
-	p, err := s.managedPool(ctx, c, poolID)
+	p, err := managedPool(s.db.WithContext(ctx), c, poolID, false)
 	if err != nil {
 		return AgentToken{}, "", err
 	}
@@ -81,7 +82,7 @@ func (s *Service) CreateAgentToken(ctx context.Context, c web.Principal, poolID 
 	t := AgentToken{ID: newID("atok"), PoolID: p.ID, TokenHash: hashToken(tok), Note: strings.TrimSpace(in.Note), CreatedBy: c.UserID,
 		CreatedMS: ms(now), ExpiresMS: ms(now.Add(agentTokenTTL))}
 	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if err := tx.Create(&t).Error; err != nil {
+		if err := createAgentToken(tx, &t); err != nil {
 			return err
 		}
 		return s.audit(tx, c, p.VendorOrgID, "agent_token.create", t.ID, p.ID)
@@ -91,29 +92,29 @@ func (s *Service) CreateAgentToken(ctx context.Context, c web.Principal, poolID 
 
 // AgentTokens lists a pool's enrolment tokens, newest first.
 func (s *Service) AgentTokens(ctx context.Context, c web.Principal, poolID string) ([]AgentToken, error) {
-	if _, err := s.managedPool(ctx, c, poolID); err != nil {
+	if _, err := managedPool(s.db.WithContext(ctx), c, poolID, false); err != nil {
 		return nil, err
 	}
-	var out []AgentToken
-	return out, s.db.WithContext(ctx).Where("pool_id = ?", poolID).Order("created_ms DESC, id").Find(&out).Error
+	return poolAgentTokens(s.db.WithContext(ctx), poolID)
 }
 
 // RevokeAgentToken makes an unused token unusable.
 func (s *Service) RevokeAgentToken(ctx context.Context, c web.Principal, poolID, id string) (AgentToken, error) {
-	p, err := s.managedPool(ctx, c, poolID)
+	p, err := managedPool(s.db.WithContext(ctx), c, poolID, false)
 	if err != nil {
 		return AgentToken{}, err
 	}
 	var t AgentToken
 	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if err := tx.First(&t, "id = ? AND pool_id = ?", id, poolID).Error; err != nil {
-			return mapNotFound(err, ErrAgentTokenNotFound)
+		var err error
+		if t, err = agentTokenOfPool(tx, poolID, id); err != nil {
+			return err
 		}
 		if t.RevokedMS != 0 {
 			return nil
 		}
 		t.RevokedMS = ms(s.clock.Now())
-		if err := tx.Save(&t).Error; err != nil {
+		if err := saveAgentToken(tx, &t); err != nil {
 			return err
 		}
 		return s.audit(tx, c, p.VendorOrgID, "agent_token.revoke", t.ID, p.ID)
@@ -153,9 +154,9 @@ func (s *Service) Enrol(ctx context.Context, in EnrolInput) (Enrolment, error) {
 	now := s.clock.Now()
 	var out Enrolment
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		var t AgentToken
-		if err := sqldb.ForUpdate(tx).First(&t, "token_hash = ?", hashToken(in.Token)).Error; err != nil {
-			return ErrBadEnrolToken
+		t, err := agentTokenByHash(tx, hashToken(in.Token))
+		if err != nil {
+			return err
 		}
 		if t.UsedMS != 0 || t.RevokedMS != 0 || ms(now) >= t.ExpiresMS {
 			return ErrBadEnrolToken
@@ -169,15 +170,11 @@ func (s *Service) Enrol(ctx context.Context, in EnrolInput) (Enrolment, error) {
 			}
 			out.Creds, a.NATSUser = creds, user
 		}
-		if err := tx.Create(&a).Error; err != nil {
+		if err := createAgent(tx, &a); err != nil {
 			return err
 		}
-		res := tx.Model(&AgentToken{}).Where("id = ? AND used_ms = 0", t.ID).Updates(map[string]any{"used_ms": ms(now), "agent_id": a.ID})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected != 1 {
-			return ErrBadEnrolToken
+		if err := spendAgentToken(tx, t.ID, a.ID, ms(now)); err != nil {
+			return err
 		}
 		out.Agent = a
 		return nil
@@ -199,22 +196,22 @@ type AgentView struct {
 
 // Agents lists a pool's agents with their nodes, newest first.
 func (s *Service) Agents(ctx context.Context, c web.Principal, poolID string) ([]AgentView, error) {
-	if _, err := s.managedPool(ctx, c, poolID); err != nil {
+	if _, err := managedPool(s.db.WithContext(ctx), c, poolID, false); err != nil {
 		return nil, err
 	}
-	var agents []Agent
-	if err := s.db.WithContext(ctx).Where("pool_id = ?", poolID).Order("created_ms DESC, id").Find(&agents).Error; err != nil {
+	db := s.db.WithContext(ctx)
+	agents, err := poolAgents(db, poolID)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]AgentView, 0, len(agents))
 	for _, a := range agents {
 		v := AgentView{Agent: a}
-		if err := s.db.WithContext(ctx).Where("agent_id = ? AND pool_id = ?", a.ID, poolID).Order("name").Find(&v.Nodes).Error; err != nil {
+		if v.Nodes, err = agentNodes(db, a.ID, poolID); err != nil {
 			return nil, err
 		}
-		var n int64
-		if err := s.db.WithContext(ctx).Model(&Device{}).Where("node_id IN (?)",
-			s.db.Model(&Node{}).Select("id").Where("agent_id = ?", a.ID)).Count(&n).Error; err != nil {
+		n, err := agentDeviceCount(db, a.ID)
+		if err != nil {
 			return nil, err
 		}
 		v.Devices = int(n)
@@ -227,23 +224,24 @@ func (s *Service) Agents(ctx context.Context, c web.Principal, poolID string) ([
 // on, and its nodes marked down (their sandboxes become unreachable, and end at their last metered instant
 // once their booking is over).
 func (s *Service) RevokeAgent(ctx context.Context, c web.Principal, poolID, id string) (Agent, error) {
-	p, err := s.managedPool(ctx, c, poolID)
+	p, err := managedPool(s.db.WithContext(ctx), c, poolID, false)
 	if err != nil {
 		return Agent{}, err
 	}
 	var a Agent
 	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if err := tx.First(&a, "id = ? AND pool_id = ?", id, poolID).Error; err != nil {
-			return mapNotFound(err, ErrAgentNotFound)
+		var err error
+		if a, err = agentOfPool(tx, poolID, id); err != nil {
+			return err
 		}
 		if a.RevokedMS != 0 {
 			return nil
 		}
 		a.RevokedMS = ms(s.clock.Now())
-		if err := tx.Save(&a).Error; err != nil {
+		if err := saveAgent(tx, &a); err != nil {
 			return err
 		}
-		if err := tx.Model(&Node{}).Where("agent_id = ?", a.ID).Update("health", NodeDown).Error; err != nil {
+		if err := setAgentNodesDown(tx, a.ID); err != nil {
 			return err
 		}
 		return s.audit(tx, c, p.VendorOrgID, "agent.revoke", a.ID, p.ID)

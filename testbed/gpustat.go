@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"gorm.io/gorm/clause"
-
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/gpustat"
@@ -57,12 +55,11 @@ func (s *Service) measurable(ctx context.Context, sb Sandbox) (uuids []string, r
 		return nil, NotMeasuredDeclared, nil
 	}
 	if sb.AgentID != "" {
-		var n int64
-		if err := s.db.WithContext(ctx).Model(&Agent{}).Where("id = ? AND pool_id = ? AND gpu_sampler = ?", sb.AgentID, sb.PoolID, true).
-			Count(&n).Error; err != nil {
+		samples, err := agentSamplesGPUs(s.db.WithContext(ctx), sb.PoolID, sb.AgentID)
+		if err != nil {
 			return nil, "", err
 		}
-		if n == 0 {
+		if !samples {
 			return nil, NotMeasuredNoTool, nil
 		}
 		return uuids, "", nil
@@ -116,12 +113,12 @@ func (s *Service) storeGPUSample(ctx context.Context, id string, nowMS int64, uu
 		return nil
 	}
 	db := s.db.WithContext(ctx)
-	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+	if err := addGPUSample(db, &row); err != nil {
 		return fmt.Errorf("gpu sample: %w", err)
 	}
 	// Keep the most recent samples only: older ones by time, a cheap bound without counting rows.
 	horizon := nowMS - int64(gpuSampleKeep)*s.opts.GPUSampleInterval.Milliseconds()
-	return db.Where("sandbox_id = ? AND at_ms < ?", id, horizon).Delete(&GPUSample{}).Error
+	return trimGPUSamples(db, id, horizon)
 }
 
 // recordAgentGPUs records, from an enrolled agent's heartbeat, a GPU sample of each of its sandboxes that
@@ -136,9 +133,8 @@ func (s *Service) recordAgentGPUs(ctx context.Context, a Agent, hb events.AgentH
 		stats = append(stats, gpustat.Stat{UUID: g.UUID, UtilizationPct: g.UtilizationPct, MemoryUsedMiB: g.MemoryUsedMiB,
 			MemoryTotalMiB: g.MemoryTotalMiB})
 	}
-	var sbs []Sandbox
-	if err := s.db.WithContext(ctx).Where("agent_id = ? AND pool_id = ? AND state = ? AND id IN ?", a.ID, a.PoolID, StateRunning,
-		hb.Running).Find(&sbs).Error; err != nil {
+	sbs, err := runningSandboxesOfAgent(s.db.WithContext(ctx), a.ID, a.PoolID, hb.Running)
+	if err != nil {
 		return err
 	}
 	var errs []error
@@ -166,14 +162,12 @@ func (s *Service) pruneGPUSamples(ctx context.Context, now time.Time) error {
 	if !due {
 		return nil
 	}
-	ended := s.db.Model(&Sandbox{}).Select("id").Where("state IN ? AND ended_ms > 0 AND ended_ms < ?",
-		[]string{StateStopped, StateFailed}, ms(now.Add(-s.opts.GPUSampleRetention)))
-	res := s.db.WithContext(ctx).Where("sandbox_id IN (?)", ended).Delete(&GPUSample{})
-	if res.Error != nil {
-		return fmt.Errorf("prune gpu samples: %w", res.Error)
+	rows, err := pruneEndedGPUSamples(s.db.WithContext(ctx), ms(now.Add(-s.opts.GPUSampleRetention)))
+	if err != nil {
+		return fmt.Errorf("prune gpu samples: %w", err)
 	}
-	if res.RowsAffected > 0 {
-		s.log.Info("gpu samples of ended sandboxes pruned", "rows", res.RowsAffected, "retention", s.opts.GPUSampleRetention)
+	if rows > 0 {
+		s.log.Info("gpu samples of ended sandboxes pruned", "rows", rows, "retention", s.opts.GPUSampleRetention)
 	}
 	return nil
 }
@@ -221,7 +215,7 @@ func (s *Service) GPUMetricsOf(ctx context.Context, c web.Principal, id string) 
 		return out, nil
 	}
 	out.Measured = true
-	if err := s.db.WithContext(ctx).Where("sandbox_id = ?", sb.ID).Order("at_ms DESC").Limit(gpuSampleKeep).Find(&out.Samples).Error; err != nil {
+	if out.Samples, err = recentGPUSamples(s.db.WithContext(ctx), sb.ID, gpuSampleKeep); err != nil {
 		return GPUMetrics{}, err
 	}
 	for i, j := 0, len(out.Samples)-1; i < j; i, j = i+1, j-1 {

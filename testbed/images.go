@@ -215,8 +215,7 @@ func (s *Service) setProgress(ctx context.Context, id string, p Progress, more m
 	b, _ := json.Marshal(p)
 	cols := map[string]any{"progress": string(b), "updated_ms": ms(now)}
 	maps.Copy(cols, more)
-	res := s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ? AND state = ?", id, StateProvisioning).Updates(cols)
-	return res.RowsAffected > 0, res.Error
+	return setProvisioning(s.db.WithContext(ctx), id, cols)
 }
 
 // imageFailure says why a sandbox's image could not be used, as a stop reason and a message for its owner.
@@ -248,10 +247,8 @@ type ImageCache interface {
 // image that a pool's allow-list pins by digest. `tamarack images prune` reads it from the database as the
 // running testbed does.
 func ImagesInUse(ctx context.Context, db *gorm.DB) ([]string, error) {
-	var live []Sandbox
-	if err := db.WithContext(ctx).Select("image", "image_digest").
-		Where("state NOT IN ? AND (image <> '' OR image_digest <> '')", []string{StateStopped, StateFailed}).
-		Find(&live).Error; err != nil {
+	live, err := liveSandboxImages(db.WithContext(ctx))
+	if err != nil {
 		return nil, err
 	}
 	var out []string
@@ -262,8 +259,8 @@ func ImagesInUse(ctx context.Context, db *gorm.DB) ([]string, error) {
 			}
 		}
 	}
-	var pools []Pool
-	if err := db.WithContext(ctx).Select("settings").Find(&pools).Error; err != nil {
+	pools, err := allPoolSettings(db.WithContext(ctx))
+	if err != nil {
 		return nil, err
 	}
 	for _, p := range pools {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -17,7 +18,6 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/web"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
@@ -33,25 +33,25 @@ func newID(prefix string) string {
 
 // Load builds the scheduler index from the database: nodes, devices, active claims and reservations.
 func (s *Service) Load(ctx context.Context) error {
-	var nodes []Node
-	var devs []Device
-	var claims []DeviceClaim
-	var res []Reservation
-	var boxes []Sandbox
 	db := s.db.WithContext(ctx)
-	if err := db.Find(&nodes).Error; err != nil {
+	nodes, err := allNodes(db)
+	if err != nil {
 		return fmt.Errorf("load nodes: %w", err)
 	}
-	if err := db.Find(&devs).Error; err != nil {
+	devs, err := allDevices(db)
+	if err != nil {
 		return fmt.Errorf("load devices: %w", err)
 	}
-	if err := db.Find(&claims).Error; err != nil {
+	claims, err := allClaims(db)
+	if err != nil {
 		return fmt.Errorf("load claims: %w", err)
 	}
-	if err := db.Where("state IN ?", []string{ResPending, ResActive}).Find(&res).Error; err != nil {
+	res, err := liveReservations(db)
+	if err != nil {
 		return fmt.Errorf("load reservations: %w", err)
 	}
-	if err := db.Where("state NOT IN ?", []string{StateStopped, StateFailed}).Find(&boxes).Error; err != nil {
+	boxes, err := liveSandboxes(db)
+	if err != nil {
 		return fmt.Errorf("load sandboxes: %w", err)
 	}
 	x := newIndex()
@@ -102,13 +102,6 @@ func (s *Service) reloadIndex(ctx context.Context, minAge time.Duration) (bool, 
 	return true, s.Load(ctx)
 }
 
-// poolGPUModels lists the distinct models of a pool's devices.
-func poolGPUModels(tx *gorm.DB, poolID string) ([]string, error) {
-	var models []string
-	err := tx.Model(&Device{}).Where("pool_id = ?", poolID).Distinct().Order("gpu_model").Pluck("gpu_model", &models).Error
-	return models, err
-}
-
 func (s *Service) writePoolChanged(tx *gorm.DB, p Pool) error {
 	models, err := poolGPUModels(tx, p.ID)
 	if err != nil {
@@ -146,10 +139,7 @@ func (s *Service) CreatePool(ctx context.Context, c web.Principal, in CreatePool
 	p := Pool{ID: newID("pool"), VendorOrgID: in.VendorOrgID, Name: strings.TrimSpace(in.Name),
 		Region: strings.TrimSpace(in.Region), Backend: in.Backend, Settings: string(settings), CreatedMS: now, UpdatedMS: now}
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if err := tx.Create(&p).Error; err != nil {
-			if sqldb.IsDuplicate(err) {
-				return ErrPoolExists
-			}
+		if err := createPool(tx, &p); err != nil {
 			return err
 		}
 		if err := s.audit(tx, c, p.VendorOrgID, "pool.create", p.ID, p.Name); err != nil {
@@ -179,14 +169,9 @@ func canManagePool(c web.Principal, p Pool) bool {
 func (s *Service) UpdatePool(ctx context.Context, c web.Principal, id string, in UpdatePoolInput) (PoolView, error) {
 	var p Pool
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if err := sqldb.ForUpdate(tx).First(&p, "id = ?", id).Error; err != nil {
-			return mapNotFound(err, ErrPoolNotFound)
-		}
-		if !canManagePool(c, p) {
-			if c.OrgID == p.VendorOrgID {
-				return ErrNotPoolOwner
-			}
-			return ErrPoolNotFound
+		var err error
+		if p, err = managedPool(tx, c, id, true); err != nil {
+			return err
 		}
 		var f problem.Fields
 		if in.Name != nil {
@@ -209,10 +194,7 @@ func (s *Service) UpdatePool(ctx context.Context, c web.Principal, id string, in
 			p.Settings = string(b)
 		}
 		p.UpdatedMS = max(ms(s.clock.Now()), p.UpdatedMS+1)
-		if err := tx.Save(&p).Error; err != nil {
-			if sqldb.IsDuplicate(err) {
-				return ErrPoolExists
-			}
+		if err := savePool(tx, &p); err != nil {
 			return err
 		}
 		if err := s.audit(tx, c, p.VendorOrgID, "pool.update", p.ID, p.Name); err != nil {
@@ -224,18 +206,11 @@ func (s *Service) UpdatePool(ctx context.Context, c web.Principal, id string, in
 		return PoolView{}, fmt.Errorf("update pool %s: %w", id, err)
 	}
 	s.outbox.Kick()
-	var nodes int64
-	if err := s.db.WithContext(ctx).Model(&Node{}).Where("pool_id = ?", p.ID).Count(&nodes).Error; err != nil {
+	nodes, err := poolNodeCount(s.db.WithContext(ctx), p.ID)
+	if err != nil {
 		return PoolView{}, err
 	}
 	return PoolView{Pool: p, Models: s.index().poolCounts(p.ID), Nodes: int(nodes)}, nil
-}
-
-func mapNotFound(err, sentinel error) error {
-	if sqldb.IsNotFound(err) {
-		return sentinel
-	}
-	return err
 }
 
 // PoolView is a pool with its capacity.
@@ -250,21 +225,13 @@ type PoolView struct {
 
 // ListPools lists every pool (the catalogue of hardware is public).
 func (s *Service) ListPools(ctx context.Context) ([]PoolView, error) {
-	var pools []Pool
-	if err := s.db.WithContext(ctx).Order("created_ms, id").Find(&pools).Error; err != nil {
+	pools, err := allPools(s.db.WithContext(ctx))
+	if err != nil {
 		return nil, err
 	}
-	type cnt struct {
-		PoolID string
-		N      int
-	}
-	var counts []cnt
-	if err := s.db.WithContext(ctx).Model(&Node{}).Select("pool_id, count(*) as n").Group("pool_id").Scan(&counts).Error; err != nil {
+	nodes, err := nodeCounts(s.db.WithContext(ctx))
+	if err != nil {
 		return nil, err
-	}
-	nodes := map[string]int{}
-	for _, c := range counts {
-		nodes[c.PoolID] = c.N
 	}
 	out := make([]PoolView, len(pools))
 	for i, p := range pools {
@@ -275,16 +242,17 @@ func (s *Service) ListPools(ctx context.Context) ([]PoolView, error) {
 
 // GetPool returns one pool with its nodes and devices.
 func (s *Service) GetPool(ctx context.Context, id string) (PoolView, []Node, []Device, error) {
-	var p Pool
-	if err := s.db.WithContext(ctx).First(&p, "id = ?", id).Error; err != nil {
-		return PoolView{}, nil, nil, mapNotFound(err, ErrPoolNotFound)
-	}
-	var nodes []Node
-	var devs []Device
-	if err := s.db.WithContext(ctx).Where("pool_id = ?", id).Order("name").Find(&nodes).Error; err != nil {
+	db := s.db.WithContext(ctx)
+	p, err := poolByID(db, id, false)
+	if err != nil {
 		return PoolView{}, nil, nil, err
 	}
-	if err := s.db.WithContext(ctx).Where("pool_id = ?", id).Order("node_id, idx").Find(&devs).Error; err != nil {
+	nodes, err := poolNodes(db, id)
+	if err != nil {
+		return PoolView{}, nil, nil, err
+	}
+	devs, err := poolDevices(db, id)
+	if err != nil {
 		return PoolView{}, nil, nil, err
 	}
 	return PoolView{Pool: p, Models: s.index().poolCounts(p.ID), Nodes: len(nodes), BackendProblem: s.unavailable[p.Backend]}, nodes, devs, nil
@@ -306,15 +274,8 @@ func (s *Service) AddNode(ctx context.Context, c web.Principal, poolID string, i
 	if in.Discover {
 		// Discovery runs a program on the testbed host and reports what it says: only for the pool's
 		// managers (checked again in the transaction below).
-		var p Pool
-		if err := s.db.WithContext(ctx).First(&p, "id = ?", poolID).Error; err != nil {
-			return Node{}, nil, mapNotFound(err, ErrPoolNotFound)
-		}
-		if !canManagePool(c, p) {
-			if c.OrgID == p.VendorOrgID {
-				return Node{}, nil, ErrNotPoolOwner
-			}
-			return Node{}, nil, ErrPoolNotFound
+		if _, err := managedPool(s.db.WithContext(ctx), c, poolID, false); err != nil {
+			return Node{}, nil, err
 		}
 		if !c.Staff {
 			return Node{}, nil, ErrHostBackendStaff.WithDetailMsg("problem.host_backend_staff_only.discover", nil)
@@ -330,17 +291,15 @@ func (s *Service) AddNode(ctx context.Context, c web.Principal, poolID string, i
 		}
 	}
 	n, devs := newNode(poolID, in, declared, ms(s.clock.Now()))
-	err := s.insertNode(ctx, c, n, devs, func(p Pool) error {
-		if !canManagePool(c, p) {
-			if c.OrgID == p.VendorOrgID {
-				return ErrNotPoolOwner
-			}
-			return ErrPoolNotFound
+	err := s.insertNode(ctx, c, n, devs, func(tx *gorm.DB) (Pool, error) {
+		p, err := managedPool(tx, c, poolID, true)
+		if err != nil {
+			return p, err
 		}
 		if onPlatformHost(p.Backend) && !c.Staff {
-			return ErrHostBackendStaff.WithDetailMsg("problem.host_backend_staff_only.nodes", problem.Args{"Backend": p.Backend})
+			return p, ErrHostBackendStaff.WithDetailMsg("problem.host_backend_staff_only.nodes", problem.Args{"Backend": p.Backend})
 		}
-		return nil
+		return p, nil
 	})
 	if err != nil {
 		return Node{}, nil, fmt.Errorf("add node to %s: %w", poolID, err)
@@ -368,33 +327,22 @@ func newNode(poolID string, in AddNodeInput, declared bool, now int64) (Node, []
 	return n, devs
 }
 
-// insertNode stores a new node with its devices once allowed(pool) agrees, audits it as c's, announces the
-// pool's change and adds the node to the scheduler's index.
-func (s *Service) insertNode(ctx context.Context, c web.Principal, n Node, devs []Device, allowed func(Pool) error) error {
+// insertNode stores a new node with its devices in the pool that lockPool locks for update (and refuses
+// with its error), audits it as c's, announces the pool's change and adds the node to the scheduler's index.
+func (s *Service) insertNode(ctx context.Context, c web.Principal, n Node, devs []Device, lockPool func(tx *gorm.DB) (Pool, error)) error {
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		var p Pool
-		if err := sqldb.ForUpdate(tx).First(&p, "id = ?", n.PoolID).Error; err != nil {
-			return mapNotFound(err, ErrPoolNotFound)
-		}
-		if err := allowed(p); err != nil {
+		p, err := lockPool(tx)
+		if err != nil {
 			return err
 		}
-		if err := tx.Create(&n).Error; err != nil {
-			if sqldb.IsDuplicate(err) {
-				return ErrNodeExists
-			}
+		if err := createNode(tx, &n, devs); err != nil {
 			return err
-		}
-		if len(devs) > 0 {
-			if err := tx.Create(&devs).Error; err != nil {
-				return err
-			}
 		}
 		if err := s.audit(tx, c, p.VendorOrgID, "node.add", n.ID, fmt.Sprintf("%s: %d device(s)", n.Name, len(devs))); err != nil {
 			return err
 		}
 		p.UpdatedMS = max(n.CreatedMS, p.UpdatedMS+1)
-		if err := tx.Save(&p).Error; err != nil {
+		if err := savePool(tx, &p); err != nil {
 			return err
 		}
 		return s.writePoolChanged(tx, p)
@@ -420,15 +368,15 @@ func (s *Service) SetNodeHealth(ctx context.Context, c web.Principal, poolID, no
 	}
 	var n Node
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		var p Pool
-		if err := tx.First(&p, "id = ?", poolID).Error; err != nil {
-			return mapNotFound(err, ErrPoolNotFound)
-		}
-		if !canManagePool(c, p) {
+		p, err := managedPool(tx, c, poolID, false)
+		if errors.Is(err, ErrNotPoolOwner) {
 			return ErrPoolNotFound
 		}
-		if err := sqldb.ForUpdate(tx).First(&n, "id = ? AND pool_id = ?", nodeID, poolID).Error; err != nil {
-			return mapNotFound(err, ErrNodeNotFound)
+		if err != nil {
+			return err
+		}
+		if n, err = nodeOfPool(tx, poolID, nodeID); err != nil {
+			return err
 		}
 		n.HeartbeatMS = ms(s.clock.Now())
 		if in.Health != "" {
@@ -440,7 +388,7 @@ func (s *Service) SetNodeHealth(ctx context.Context, c web.Principal, poolID, no
 		} else if n.Health == NodeDown && n.AgentHealth != NodeDown {
 			n.Health = NodeReady // a heartbeat from a node that was down brings it back, unless its agent says down
 		}
-		return tx.Save(&n).Error
+		return saveNode(tx, &n)
 	})
 	if err != nil {
 		return Node{}, fmt.Errorf("node %s: %w", nodeID, err)
@@ -522,9 +470,7 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 			if ev.Kind != "compute" || ev.Compute == nil {
 				return nil
 			}
-			var cur Listing
-			err := tx.First(&cur, "id = ?", ev.ListingID).Error
-			if err == nil && cur.Version > ev.Version {
+			if v, err := listingVersion(tx, ev.ListingID); err == nil && v > ev.Version {
 				return nil
 			}
 			l := Listing{ID: ev.ListingID, VendorOrgID: ev.VendorOrgID, Title: ev.Title, PoolID: ev.Compute.PoolID,
@@ -535,12 +481,9 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 			if l.MaxMinutes <= 0 {
 				l.MaxMinutes = 24 * 60
 			}
-			return tx.Save(&l).Error
+			return saveListing(tx, &l)
 		case "suspended", "retired":
-			if err := tx.Delete(&ImageListing{}, "id = ?", ev.ListingID).Error; err != nil {
-				return err
-			}
-			return tx.Delete(&Listing{}, "id = ?", ev.ListingID).Error
+			return dropListing(tx, ev.ListingID)
 		}
 		return nil
 	})
@@ -558,8 +501,7 @@ func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted 
 		if fresh, err := processed.Mark(tx, "", eventID, s.clock.Now()); err != nil || !fresh {
 			return err
 		}
-		var cur Entitlement
-		err := sqldb.ForUpdate(tx).Where("org_id = ? AND listing_id = ?", ev.OrganizationID, ev.ListingID).Take(&cur).Error
+		cur, err := entitlementOf(tx, ev.OrganizationID, ev.ListingID)
 		switch {
 		case err == nil && cur.AtMS > ms(ev.At):
 			return nil // an older event than the one applied
@@ -571,9 +513,7 @@ func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted 
 		if granted && ev.ExpiresAt != nil {
 			e.ExpiresMS = ms(*ev.ExpiresAt)
 		}
-		return tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "org_id"}, {Name: "listing_id"}},
-			DoUpdates: clause.AssignmentColumns([]string{"entitlement_id", "active", "expires_ms", "at_ms", "updated_ms"})}).
-			Create(&e).Error
+		return putEntitlement(tx, e)
 	})
 	if err != nil {
 		return fmt.Errorf("apply entitlement %s: %w", ev.EntitlementID, err)
@@ -588,13 +528,11 @@ func (s *Service) checkAccess(ctx context.Context, c web.Principal, l Listing) e
 		return nil
 	}
 	if c.OrgID != "" {
-		var n int64
-		if err := s.db.WithContext(ctx).Model(&Entitlement{}).
-			Where("org_id = ? AND listing_id = ? AND active = ? AND (expires_ms = 0 OR expires_ms > ?)",
-				c.OrgID, l.ID, true, ms(s.clock.Now())).Count(&n).Error; err != nil {
+		ok, err := entitled(s.db.WithContext(ctx), c.OrgID, l.ID, ms(s.clock.Now()))
+		if err != nil {
 			return err
 		}
-		if n > 0 {
+		if ok {
 			return nil
 		}
 	}
@@ -608,10 +546,8 @@ func (s *Service) entitledListings(ctx context.Context, c web.Principal) (map[st
 	if c.OrgID == "" {
 		return out, nil
 	}
-	var ids []string
-	if err := s.db.WithContext(ctx).Model(&Entitlement{}).
-		Where("org_id = ? AND active = ? AND (expires_ms = 0 OR expires_ms > ?)", c.OrgID, true, ms(s.clock.Now())).
-		Pluck("listing_id", &ids).Error; err != nil {
+	ids, err := entitledListingIDs(s.db.WithContext(ctx), c.OrgID, ms(s.clock.Now()))
+	if err != nil {
 		return nil, err
 	}
 	for _, id := range ids {
@@ -626,8 +562,8 @@ var processed = inbox.Table{Name: "testbed_processed_events", ID: "id", At: "pro
 // Listings lists the compute listings the testbed can launch for c (restricted ones only to their
 // organisations).
 func (s *Service) Listings(ctx context.Context, c web.Principal) ([]Listing, error) {
-	var all []Listing
-	if err := s.db.WithContext(ctx).Order("id").Find(&all).Error; err != nil {
+	all, err := allListings(s.db.WithContext(ctx))
+	if err != nil {
 		return nil, err
 	}
 	ls := all[:0]

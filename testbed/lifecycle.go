@@ -66,15 +66,15 @@ func (s *Service) transition(tx *gorm.DB, sb *Sandbox, to, reason string, at tim
 				sb.EndedMS = ms(at)
 			}
 		}
-		if err := tx.Where("sandbox_id = ?", sb.ID).Delete(&DeviceClaim{}).Error; err != nil {
+		if err := releaseClaims(tx, sb.ID); err != nil {
 			return err
 		}
 	}
 	var err error
 	if from == "" {
-		err = tx.Create(sb).Error
+		err = createSandbox(tx, sb)
 	} else {
-		err = tx.Save(sb).Error
+		err = saveSandbox(tx, sb)
 	}
 	if err != nil {
 		return err
@@ -126,17 +126,16 @@ func (s *Service) meter(tx *gorm.DB, sb *Sandbox, endMS int64, final bool) error
 	if err := eventbusWrite(tx, s, events.SandboxUsage, fmt.Sprintf("%s-%d", sb.ID, sb.UsageSeq), ev); err != nil {
 		return err
 	}
-	return tx.Model(&Sandbox{}).Where("id = ?", sb.ID).
-		Updates(map[string]any{"usage_seq": sb.UsageSeq, "usage_end_ms": sb.UsageEndMS}).Error
+	return setUsageCursor(tx, sb.ID, sb.UsageSeq, sb.UsageEndMS)
 }
 
 // update loads a sandbox for update inside a transaction, applies fn and commits.
 func (s *Service) update(ctx context.Context, id string, fn func(tx *gorm.DB, sb *Sandbox) error) (Sandbox, error) {
 	var sb Sandbox
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		sb = Sandbox{}
-		if err := sqldb.ForUpdate(tx).First(&sb, "id = ?", id).Error; err != nil {
-			return mapNotFound(err, ErrSandboxNotFound)
+		var err error
+		if sb, err = lockSandbox(tx, id); err != nil {
+			return err
 		}
 		return fn(tx, &sb)
 	})
@@ -159,9 +158,9 @@ func (s *Service) launch(ctx context.Context, c web.Principal, in LaunchInput) (
 	if err := in.Validate(); err != nil {
 		return Sandbox{}, err
 	}
-	var l Listing
-	if err := s.db.WithContext(ctx).First(&l, "id = ?", in.ListingID).Error; err != nil {
-		return Sandbox{}, mapNotFound(err, ErrListingNotFound)
+	l, err := listingByID(s.db.WithContext(ctx), in.ListingID)
+	if err != nil {
+		return Sandbox{}, err
 	}
 	if !l.VisibleFor(c) {
 		return Sandbox{}, ErrListingNotFound
@@ -193,9 +192,9 @@ func (s *Service) launch(ctx context.Context, c web.Principal, in LaunchInput) (
 			in.Template = tryItTemplate.Name
 		}
 	}
-	var pool Pool
-	if err := s.db.WithContext(ctx).First(&pool, "id = ?", l.PoolID).Error; err != nil {
-		return Sandbox{}, mapNotFound(err, ErrPoolNotFound)
+	pool, err := poolByID(s.db.WithContext(ctx), l.PoolID, false)
+	if err != nil {
+		return Sandbox{}, err
 	}
 	if il.Image != "" {
 		if err := checkPoolImage(pool, il.Image); err != nil {
@@ -326,8 +325,8 @@ func (s *Service) schedule(ctx context.Context, id string, req PlaceRequest) err
 			return s.noCapacity(req, now)
 		}
 		_, err := s.update(ctx, id, func(tx *gorm.DB, sb *Sandbox) error {
-			var devs []Device
-			if err := tx.Where("id IN ?", p.Devices).Order("idx").Find(&devs).Error; err != nil {
+			devs, err := devicesByID(tx, p.Devices)
+			if err != nil {
 				return err
 			}
 			now := ms(s.clock.Now())
@@ -338,12 +337,12 @@ func (s *Service) schedule(ctx context.Context, id string, req PlaceRequest) err
 					GPUModel: d.GPUModel, ExpiresMS: req.ToMS, CreatedMS: now}
 				view[i] = SandboxDevice{ID: d.ID, Index: d.Idx, UUID: d.UUID, Model: d.GPUModel, Declared: d.Declared}
 			}
-			if err := tx.Create(&claims).Error; err != nil {
+			if err := createClaims(tx, claims); err != nil {
 				return err
 			}
 			b, _ := json.Marshal(view)
-			var node Node
-			if err := tx.First(&node, "id = ?", p.NodeID).Error; err != nil {
+			node, err := anyNode(tx, p.NodeID)
+			if err != nil {
 				return err
 			}
 			sb.NodeID, sb.AgentID, sb.Devices, sb.ExpiresMS = p.NodeID, node.AgentID, string(b), req.ToMS
@@ -367,8 +366,8 @@ func (s *Service) schedule(ctx context.Context, id string, req PlaceRequest) err
 
 // syncClaims reloads a pool's claims into the index (after another process claimed devices).
 func (s *Service) syncClaims(ctx context.Context, poolID string) error {
-	var claims []DeviceClaim
-	if err := s.db.WithContext(ctx).Where("pool_id = ?", poolID).Find(&claims).Error; err != nil {
+	claims, err := poolClaims(s.db.WithContext(ctx), poolID)
+	if err != nil {
 		return err
 	}
 	by := map[string][]string{}
@@ -494,8 +493,8 @@ func (s *Service) provision(id string) error {
 	if err != nil {
 		return err
 	}
-	var pool Pool
-	if err := s.db.WithContext(ctx).First(&pool, "id = ?", sb.PoolID).Error; err != nil {
+	pool, err := poolByID(s.db.WithContext(ctx), sb.PoolID, false)
+	if err != nil {
 		return err
 	}
 	b := s.backendOf(sb)
@@ -505,8 +504,7 @@ func (s *Service) provision(id string) error {
 	spec := s.spec(sb, pool)
 	// The longest it may run is what its listing lets the booking be extended to: a backend's own time
 	// limit (Slurm's, which its users cannot raise later) must not end an extended sandbox early.
-	var l Listing
-	if err := s.db.WithContext(ctx).First(&l, "id = ?", sb.ListingID).Error; err == nil && time.Duration(l.MaxMinutes)*time.Minute > spec.Duration {
+	if l, err := listingByID(s.db.WithContext(ctx), sb.ListingID); err == nil && time.Duration(l.MaxMinutes)*time.Minute > spec.Duration {
 		spec.Duration = time.Duration(l.MaxMinutes) * time.Minute
 	}
 	if c, ok := b.(*agent.Client); ok {
@@ -525,8 +523,8 @@ func (s *Service) provision(id string) error {
 			return nil // left provisioning: the next start's reconciliation ends it
 		}
 		if err != nil && !errors.Is(err, errStopRequested) {
-			var cur Sandbox
-			if gerr := s.db.WithContext(ctx).First(&cur, "id = ?", id).Error; gerr != nil {
+			cur, gerr := anySandbox(s.db.WithContext(ctx), id)
+			if gerr != nil {
 				return gerr
 			}
 			if cur.State == StateProvisioning { // not stopped meanwhile: the image is why it never ran
@@ -589,8 +587,8 @@ func (s *Service) provisionAgent(pullCtx context.Context, sb Sandbox, pool Pool,
 		return nil // left provisioning: the next start's reconciliation asks the agent
 	}
 	if err != nil {
-		var cur Sandbox
-		if gerr := s.db.WithContext(bg).First(&cur, "id = ?", sb.ID).Error; gerr != nil {
+		cur, gerr := anySandbox(s.db.WithContext(bg), sb.ID)
+		if gerr != nil {
 			return gerr
 		}
 		switch {
@@ -607,7 +605,7 @@ func (s *Service) provisionAgent(pullCtx context.Context, sb Sandbox, pool Pool,
 		return s.fail(bg, sb.ID, ReasonStartFailed, err.Error())
 	}
 	if digest != "" {
-		if err := s.db.WithContext(bg).Model(&Sandbox{}).Where("id = ?", sb.ID).Update("image_digest", digest).Error; err != nil {
+		if err := setImageDigest(s.db.WithContext(bg), sb.ID, digest); err != nil {
 			return err
 		}
 	}
@@ -629,13 +627,13 @@ func (s *Service) started(ctx context.Context, id string, st backend.Status) err
 		}
 		if st.State == backend.StatePending || st.StartedAt.IsZero() {
 			sb.Message = st.Message
-			return tx.Save(sb).Error // queued by the backend: the supervisor checks again
+			return saveSandbox(tx, sb) // queued by the backend: the supervisor checks again
 		}
 		if sb.StartedMS == 0 {
 			start := ms(st.StartedAt)
 			sb.StartedMS, sb.UsageEndMS, sb.ActivityMS = start, start, start
 			sb.ExpiresMS = start + int64(sb.DurationMinutes)*60_000
-			if err := tx.Model(&DeviceClaim{}).Where("sandbox_id = ?", sb.ID).Update("expires_ms", sb.ExpiresMS).Error; err != nil {
+			if err := setClaimsExpiry(tx, sb.ID, sb.ExpiresMS); err != nil {
 				return err
 			}
 		}
@@ -645,7 +643,7 @@ func (s *Service) started(ctx context.Context, id string, st backend.Status) err
 			sb.Progress = ""
 			return s.transition(tx, sb, StateRunning, "", s.clock.Now())
 		default:
-			return tx.Save(sb).Error // stopping (asked while starting) or already ended
+			return saveSandbox(tx, sb) // stopping (asked while starting) or already ended
 		}
 	})
 	if err != nil {
@@ -801,8 +799,8 @@ func (s *Service) startStop(id string) {
 
 // stopBackend ends a stopping sandbox on its backend and records the end with its final usage.
 func (s *Service) stopBackend(ctx context.Context, id string) error {
-	var sb Sandbox
-	if err := s.db.WithContext(ctx).First(&sb, "id = ?", id).Error; err != nil {
+	sb, err := anySandbox(s.db.WithContext(ctx), id)
+	if err != nil {
 		return err
 	}
 	if sb.State != StateStopping {
@@ -851,9 +849,8 @@ func (s *Service) extend(ctx context.Context, c web.Principal, id string, minute
 	if sb.Terminal() || sb.State == StateStopping {
 		return Sandbox{}, ErrSandboxEnded
 	}
-	var l Listing
 	max := 24 * 60
-	if err := s.db.WithContext(ctx).First(&l, "id = ?", sb.ListingID).Error; err == nil {
+	if l, err := listingByID(s.db.WithContext(ctx), sb.ListingID); err == nil {
 		max = l.MaxMinutes
 	}
 	if sb.DurationMinutes+minutes > max {
@@ -889,10 +886,10 @@ func (s *Service) extend(ctx context.Context, c web.Principal, id string, minute
 			sb.ExpiresMS += int64(minutes) * 60_000
 		}
 		sb.UpdatedMS = ms(s.clock.Now())
-		if err := tx.Model(&DeviceClaim{}).Where("sandbox_id = ?", sb.ID).Update("expires_ms", sb.ExpiresMS).Error; err != nil {
+		if err := setClaimsExpiry(tx, sb.ID, sb.ExpiresMS); err != nil {
 			return err
 		}
-		return tx.Save(sb).Error
+		return saveSandbox(tx, sb)
 	})
 	if err != nil {
 		return Sandbox{}, err
@@ -903,40 +900,21 @@ func (s *Service) extend(ctx context.Context, c web.Principal, id string, minute
 
 // Get returns a sandbox of the caller's organisation (staff see all); others answer not found.
 func (s *Service) Get(ctx context.Context, c web.Principal, id string) (Sandbox, error) {
-	var sb Sandbox
-	if err := s.db.WithContext(ctx).First(&sb, "id = ?", id).Error; err != nil {
-		return Sandbox{}, mapNotFound(err, ErrSandboxNotFound)
+	if c.Staff {
+		return anySandbox(s.db.WithContext(ctx), id) // staff see every organisation's
 	}
-	if sb.OrgID != c.OrgID && !c.Staff {
-		return Sandbox{}, ErrSandboxNotFound
-	}
-	return sb, nil
+	return sandboxOfOrg(s.db.WithContext(ctx), c.OrgID, id)
 }
 
 // getOwn returns a sandbox of the caller's own organisation: getting into it (shell, output, ports, sandbox
 // tokens) or booking more of its time is the organisation's alone, staff included; others answer not found.
 func (s *Service) getOwn(ctx context.Context, c web.Principal, id string) (Sandbox, error) {
-	sb, err := s.Get(ctx, c, id)
-	if err != nil {
-		return Sandbox{}, err
-	}
-	if sb.OrgID != c.OrgID {
-		return Sandbox{}, ErrSandboxNotFound
-	}
-	return sb, nil
+	return sandboxOfOrg(s.db.WithContext(ctx), c.OrgID, id)
 }
 
 // ListSandboxes lists the caller's organisation's sandboxes, newest first, with keyset pagination.
 func (s *Service) ListSandboxes(ctx context.Context, c web.Principal, state string, limit int, after *SandboxCursor) ([]Sandbox, error) {
-	q := s.db.WithContext(ctx).Where("org_id = ?", c.OrgID)
-	if state != "" {
-		q = q.Where("state = ?", state)
-	}
-	if after != nil {
-		q = q.Where("created_ms < ? OR (created_ms = ? AND id < ?)", after.CreatedMS, after.CreatedMS, after.ID)
-	}
-	var out []Sandbox
-	return out, q.Order("created_ms DESC, id DESC").Limit(limit + 1).Find(&out).Error
+	return sandboxesOfOrg(s.db.WithContext(ctx), c.OrgID, state, limit, after)
 }
 
 // SandboxCursor is the keyset of the sandbox list.
@@ -956,8 +934,7 @@ func (s *Service) Touch(ctx context.Context, id string) {
 	}
 	s.touched[id] = now
 	s.mu.Unlock()
-	_ = s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ? AND activity_ms < ?", id, now-10_000).
-		Update("activity_ms", now).Error
+	_ = touchSandbox(s.db.WithContext(ctx), id, now)
 }
 
 // WalletExhausted marks the organisation's live sandboxes to stop after the grace period. Idempotent by
@@ -968,9 +945,6 @@ func (s *Service) WalletExhausted(ctx context.Context, eventID string, ev events
 		if fresh, err := processed.Mark(tx, "", eventID, s.clock.Now()); err != nil || !fresh {
 			return err
 		}
-		return tx.Model(&Sandbox{}).
-			Where("org_id = ? AND state NOT IN ? AND (wallet_stop_ms = 0 OR wallet_stop_ms > ?)", ev.OrganizationID,
-				[]string{StateStopped, StateFailed, StateStopping}, stopAt).
-			Update("wallet_stop_ms", stopAt).Error
+		return scheduleWalletStop(tx, ev.OrganizationID, stopAt)
 	})
 }

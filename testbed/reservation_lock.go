@@ -3,11 +3,7 @@ package testbed
 import (
 	"time"
 
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
-
 	"github.com/tamarack-ai/tamarack/platform/problem"
-	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/testbed/placement"
 )
 
@@ -25,22 +21,6 @@ type reservationLock struct {
 }
 
 func (reservationLock) TableName() string { return "testbed_reservation_locks" }
-
-// lockReservations locks pool and model's reservations for the transaction and returns the pending and
-// active ones still running at or after fromMS.
-func lockReservations(tx *gorm.DB, pool, model string, fromMS int64) ([]Reservation, error) {
-	row := reservationLock{PoolID: pool, GPUModel: model}
-	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
-		return nil, err
-	}
-	if err := sqldb.ForUpdate(tx).Where("pool_id = ? AND gpu_model = ?", pool, model).Take(&row).Error; err != nil {
-		return nil, err
-	}
-	var out []Reservation
-	err := tx.Where("pool_id = ? AND gpu_model = ? AND state IN ? AND ends_ms > ?", pool, model,
-		[]string{ResPending, ResActive}, fromMS).Find(&out).Error
-	return out, err
-}
 
 // checkWindow brings the index's reservations of r's pool and model that matter from r's start on up to date
 // with booked (the database's, read under the lock), then answers no_capacity unless r fits.

@@ -44,9 +44,9 @@ func (s *Service) Reserve(ctx context.Context, c web.Principal, in ReserveInput)
 	if err := f.Err(); err != nil {
 		return Reservation{}, err
 	}
-	var l Listing
-	if err := s.db.WithContext(ctx).First(&l, "id = ?", in.ListingID).Error; err != nil {
-		return Reservation{}, mapNotFound(err, ErrListingNotFound)
+	l, err := listingByID(s.db.WithContext(ctx), in.ListingID)
+	if err != nil {
+		return Reservation{}, err
 	}
 	if !l.VisibleFor(c) {
 		return Reservation{}, ErrListingNotFound
@@ -61,7 +61,7 @@ func (s *Service) Reserve(ctx context.Context, c web.Principal, in ReserveInput)
 	// The check and the insert are serialised across every replica by the pool and model's lock row, held
 	// until commit (reservation_lock.go); the reservations counted are read from the database under it, so a
 	// booking made by another replica is never missed.
-	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		booked, err := lockReservations(tx, r.PoolID, r.GPUModel, r.StartsMS)
 		if err != nil {
 			return err
@@ -69,15 +69,14 @@ func (s *Service) Reserve(ctx context.Context, c web.Principal, in ReserveInput)
 		if err := x.checkWindow(r, booked); err != nil {
 			return err
 		}
-		var n int64
-		if err := tx.Model(&Reservation{}).Where("org_id = ? AND state IN ?", c.OrgID, []string{ResPending, ResActive}).
-			Count(&n).Error; err != nil {
+		n, err := liveReservationCount(tx, c.OrgID)
+		if err != nil {
 			return err
 		}
 		if int(n) >= s.opts.MaxReservationsOrg {
 			return ErrReservationLimit.WithDetailMsg("problem.reservation_limit.max", problem.Args{"Max": s.opts.MaxReservationsOrg})
 		}
-		return tx.Create(&r).Error
+		return createReservation(tx, &r)
 	})
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve: %w", err)
@@ -90,11 +89,14 @@ func (s *Service) Reserve(ctx context.Context, c web.Principal, in ReserveInput)
 func (s *Service) CancelReservation(ctx context.Context, c web.Principal, id string) (Reservation, error) {
 	var r Reservation
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		if err := sqldb.ForUpdate(tx).First(&r, "id = ?", id).Error; err != nil {
-			return mapNotFound(err, ErrReservationNotFound)
+		var err error
+		if c.Staff {
+			r, err = anyReservation(tx, id) // staff cancel any organisation's
+		} else {
+			r, err = reservationOfOrg(tx, c.OrgID, id)
 		}
-		if r.OrgID != c.OrgID && !c.Staff {
-			return ErrReservationNotFound
+		if err != nil {
+			return err
 		}
 		if r.State != ResPending && r.State != ResActive {
 			return ErrReservationState
@@ -103,7 +105,7 @@ func (s *Service) CancelReservation(ctx context.Context, c web.Principal, id str
 		if err := s.audit(tx, c, r.OrgID, "reservation.cancel", r.ID, "organisation "+r.OrgID); err != nil {
 			return err
 		}
-		return tx.Save(&r).Error
+		return saveReservation(tx, &r)
 	})
 	if err != nil {
 		return Reservation{}, fmt.Errorf("cancel reservation %s: %w", id, err)
@@ -114,22 +116,20 @@ func (s *Service) CancelReservation(ctx context.Context, c web.Principal, id str
 
 // ListReservations lists the caller's organisation's reservations, newest window first.
 func (s *Service) ListReservations(ctx context.Context, c web.Principal, limit int) ([]Reservation, error) {
-	var out []Reservation
-	return out, s.db.WithContext(ctx).Where("org_id = ?", c.OrgID).Order("starts_ms DESC, id").Limit(limit + 1).Find(&out).Error
+	return reservationsOfOrg(s.db.WithContext(ctx), c.OrgID, limit)
 }
 
 func (s *Service) tickReservations(ctx context.Context, now time.Time) error {
 	db := s.db.WithContext(ctx)
-	if err := db.Model(&Reservation{}).Where("state = ? AND starts_ms <= ?", ResPending, ms(now)).
-		Update("state", ResActive).Error; err != nil {
+	if err := activateReservations(db, ms(now)); err != nil {
 		return err
 	}
-	var done []Reservation
-	if err := db.Where("state IN ? AND ends_ms <= ?", []string{ResPending, ResActive}, ms(now)).Find(&done).Error; err != nil {
+	done, err := endedReservations(db, ms(now))
+	if err != nil {
 		return err
 	}
 	for _, r := range done {
-		if err := db.Model(&Reservation{}).Where("id = ?", r.ID).Update("state", ResCompleted).Error; err != nil {
+		if err := completeReservation(db, r.ID); err != nil {
 			return err
 		}
 		s.index().unreserve(r)

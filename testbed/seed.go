@@ -33,8 +33,7 @@ func (s *Service) SeedDemo(ctx context.Context, in SeedInput) (SeedResult, error
 	if in.VendorOrgID == "" {
 		return SeedResult{}, fmt.Errorf("seed: no vendor organisation")
 	}
-	var existing Pool
-	err := s.db.WithContext(ctx).Where("vendor_org_id = ? AND name = ?", in.VendorOrgID, DemoPoolName).First(&existing).Error
+	existing, err := poolNamed(s.db.WithContext(ctx), in.VendorOrgID, DemoPoolName)
 	switch {
 	case err == nil:
 		return SeedResult{PoolID: existing.ID, PoolName: existing.Name, PoolRegion: existing.Region}, nil

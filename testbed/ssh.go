@@ -189,16 +189,11 @@ func (g *gateway) authorise(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Perm
 
 // sandbox returns the sandbox id if owner is a member of its organisation.
 func (g *gateway) sandbox(ctx context.Context, id string, owner events.SSHKeyOwnerV1) (Sandbox, error) {
-	var sb Sandbox
-	if err := g.s.db.WithContext(ctx).First(&sb, "id = ?", id).Error; err != nil {
-		return Sandbox{}, mapNotFound(err, ErrSandboxNotFound)
-	}
+	orgs := make([]string, 0, len(owner.Memberships))
 	for _, m := range owner.Memberships {
-		if m.OrgID == sb.OrgID {
-			return sb, nil
-		}
+		orgs = append(orgs, m.OrgID)
 	}
-	return Sandbox{}, ErrSandboxNotFound
+	return sandboxOfOrgs(g.s.db.WithContext(ctx), orgs, id)
 }
 
 // sshSession is one authenticated connection.
@@ -283,8 +278,8 @@ func (ss *sshSession) audit(action, sandboxID, kind string, started time.Time) {
 	s := ss.g.s
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.db.WithContext(ctx).Create(&AuditEntry{ID: newID("aud"), AtMS: ms(s.clock.Now()), ActorUserID: ss.owner.UserID,
-		ActorOrgID: ss.caller.OrgID, Action: action, Target: sandboxID, Detail: string(detail)}).Error; err != nil {
+	if err := createAudit(s.db.WithContext(ctx), &AuditEntry{ID: newID("aud"), AtMS: ms(s.clock.Now()), ActorUserID: ss.owner.UserID,
+		ActorOrgID: ss.caller.OrgID, Action: action, Target: sandboxID, Detail: string(detail)}); err != nil {
 		ss.g.log.Error("ssh audit", "err", err)
 	}
 }

@@ -51,25 +51,20 @@ func (s *Service) IssueToken(ctx context.Context, c web.Principal, id string) (s
 	_, _ = rand.Read(b[:])
 	tok := "sbt_" + hex.EncodeToString(b[:])
 	exp := s.clock.Now().Add(s.opts.SandboxTokenTTL)
-	if err := s.db.WithContext(ctx).Create(&SandboxToken{TokenHash: hashToken(tok), SandboxID: id, ExpiresMS: ms(exp)}).Error; err != nil {
+	if err := createSandboxToken(s.db.WithContext(ctx), &SandboxToken{TokenHash: hashToken(tok), SandboxID: id, ExpiresMS: ms(exp)}); err != nil {
 		return "", time.Time{}, err
 	}
-	_ = s.db.WithContext(ctx).Where("expires_ms < ?", ms(s.clock.Now())).Delete(&SandboxToken{}).Error
+	_ = dropExpiredSandboxTokens(s.db.WithContext(ctx), ms(s.clock.Now()))
 	return tok, exp, nil
 }
 
 // sandboxByToken returns the sandbox a valid token opens.
 func (s *Service) sandboxByToken(ctx context.Context, id, tok string) (Sandbox, error) {
-	var t SandboxToken
-	if err := s.db.WithContext(ctx).First(&t, "token_hash = ?", hashToken(tok)).Error; err != nil ||
-		t.SandboxID != id || t.ExpiresMS < ms(s.clock.Now()) {
+	t, err := sandboxTokenByHash(s.db.WithContext(ctx), hashToken(tok))
+	if err != nil || t.SandboxID != id || t.ExpiresMS < ms(s.clock.Now()) {
 		return Sandbox{}, ErrBadSandboxToken
 	}
-	var sb Sandbox
-	if err := s.db.WithContext(ctx).First(&sb, "id = ?", id).Error; err != nil {
-		return Sandbox{}, mapNotFound(err, ErrSandboxNotFound)
-	}
-	return sb, nil
+	return anySandbox(s.db.WithContext(ctx), id) // the token, issued to the sandbox's organisation, names it
 }
 
 // streamSandbox authorises a stream request: a sandbox token (?token=) or the organisation's credentials

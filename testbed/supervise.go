@@ -9,7 +9,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tamarack-ai/tamarack/platform/eventbus"
-	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/services/events"
 	"github.com/tamarack-ai/tamarack/testbed/agent"
 	"github.com/tamarack-ai/tamarack/testbed/backend"
@@ -27,17 +26,16 @@ func (s *Service) Tick(ctx context.Context) error {
 	}
 	// Down nodes, whose sandboxes are lost or unreachable. Not those an agent that still answers reports down
 	// itself (a Slurm node down): it still says which of their sandboxes run, and reports their ends.
-	var down []string
-	if err := s.db.WithContext(ctx).Model(&Node{}).Where("health = ? AND (agent_health <> ? OR heartbeat_ms < ?)",
-		NodeDown, NodeDown, ms(now.Add(-s.opts.NodeTimeout))).Pluck("id", &down).Error; err != nil {
+	down, err := lostNodeIDs(s.db.WithContext(ctx), ms(now.Add(-s.opts.NodeTimeout)))
+	if err != nil {
 		return err
 	}
 	isDown := map[string]bool{}
 	for _, id := range down {
 		isDown[id] = true
 	}
-	var live []Sandbox
-	if err := s.db.WithContext(ctx).Where("state NOT IN ?", []string{StateStopped, StateFailed}).Find(&live).Error; err != nil {
+	live, err := liveSandboxes(s.db.WithContext(ctx))
+	if err != nil {
 		return err
 	}
 	running := map[string]bool{}
@@ -198,7 +196,7 @@ func (s *Service) markUnreachable(ctx context.Context, sb Sandbox, nowMS int64) 
 		return nil
 	}
 	s.log.Warn("sandbox unreachable: its agent does not answer; not metered until it does", "sandbox", sb.ID, "agent", sb.AgentID)
-	return s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ? AND unreachable_ms = 0", sb.ID).Update("unreachable_ms", nowMS).Error
+	return markUnreachable(s.db.WithContext(ctx), sb.ID, nowMS)
 }
 
 // requestStopSync is requestStop for the supervisor: the backend stop runs in the same call, so a tick
@@ -230,31 +228,27 @@ func (s *Service) tickNodes(ctx context.Context, now time.Time) error {
 			embedded = append(embedded, k)
 		}
 	}
+	db := s.db.WithContext(ctx)
 	var pools []string
 	if len(embedded) > 0 {
-		if err := s.db.WithContext(ctx).Model(&Pool{}).Where("backend IN ?", embedded).Pluck("id", &pools).Error; err != nil {
+		var err error
+		if pools, err = poolIDsOfBackends(db, embedded); err != nil {
 			return err
 		}
 	}
-	db := s.db.WithContext(ctx)
 	if len(pools) > 0 {
-		if err := db.Model(&Node{}).Where("pool_id IN ? AND health <> ?", pools, NodeDown).
-			Update("heartbeat_ms", ms(now)).Error; err != nil {
+		if err := heartbeatPoolNodes(db, pools, ms(now)); err != nil {
 			return err
 		}
 	}
-	q := db.Model(&Node{}).Where("health <> ? AND heartbeat_ms < ?", NodeDown, ms(now.Add(-s.opts.NodeTimeout)))
-	if len(pools) > 0 {
-		q = q.Where("pool_id NOT IN ?", pools)
-	}
-	var stale []string
-	if err := q.Pluck("id", &stale).Error; err != nil {
+	stale, err := staleNodeIDs(db, pools, ms(now.Add(-s.opts.NodeTimeout)))
+	if err != nil {
 		return err
 	}
 	if len(stale) == 0 {
 		return nil
 	}
-	if err := db.Model(&Node{}).Where("id IN ?", stale).Update("health", NodeDown).Error; err != nil {
+	if err := setNodesDown(db, stale); err != nil {
 		return err
 	}
 	for _, id := range stale {
@@ -270,9 +264,8 @@ func (s *Service) collect(ctx context.Context, now time.Time) error {
 	if err := s.pruneGPUSamples(ctx, now); err != nil {
 		return err
 	}
-	var old []Sandbox
-	if err := s.db.WithContext(ctx).Where("state IN ? AND backend_removed = ? AND ended_ms < ?",
-		[]string{StateStopped, StateFailed}, false, ms(now.Add(-s.opts.LogRetention))).Limit(100).Find(&old).Error; err != nil {
+	old, err := removableSandboxes(s.db.WithContext(ctx), ms(now.Add(-s.opts.LogRetention)))
+	if err != nil {
 		return err
 	}
 	for _, sb := range old {
@@ -283,7 +276,7 @@ func (s *Service) collect(ctx context.Context, now time.Time) error {
 			}
 		}
 		s.releaseArtifacts(sb.ID)
-		if err := s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", sb.ID).Update("backend_removed", true).Error; err != nil {
+		if err := markBackendRemoved(s.db.WithContext(ctx), sb.ID); err != nil {
 			return err
 		}
 	}
@@ -299,9 +292,7 @@ func (s *Service) collect(ctx context.Context, now time.Time) error {
 func (s *Service) Reconcile(ctx context.Context) error {
 	var errs []error
 	for kind, b := range s.backends {
-		errs = append(errs, s.reconcileWith(ctx, kind, b, func(db *gorm.DB) *gorm.DB {
-			return db.Where("backend = ? AND agent_id = ''", kind)
-		}))
+		errs = append(errs, s.reconcileWith(ctx, kind, b, agentTarget{kind: kind}))
 	}
 	targets, err := s.agentTargets(ctx)
 	if err != nil {
@@ -313,8 +304,9 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// reconcileWith reconciles the live records that scope selects with what b holds.
-func (s *Service) reconcileWith(ctx context.Context, name string, b backend.Backend, scope func(*gorm.DB) *gorm.DB) error {
+// reconcileWith reconciles the live records of the sandboxes that t runs with what b holds: t names an
+// enrolled agent, or (agent "" or the embedded one) the platform host's own sandboxes of backend t.kind.
+func (s *Service) reconcileWith(ctx context.Context, name string, b backend.Backend, t agentTarget) error {
 	var errs []error
 	list, err := b.List(ctx)
 	if err != nil {
@@ -324,9 +316,12 @@ func (s *Service) reconcileWith(ctx context.Context, name string, b backend.Back
 	for _, st := range list {
 		seen[st.SandboxID] = st
 	}
-	var recs []Sandbox
-	if err := scope(s.db.WithContext(ctx)).Where("state NOT IN ? OR backend_removed = ?",
-		[]string{StateStopped, StateFailed}, false).Find(&recs).Error; err != nil {
+	agentID := t.agent
+	if t.embedded() {
+		agentID = ""
+	}
+	recs, err := unsettledSandboxes(s.db.WithContext(ctx), t.kind, agentID, t.pool)
+	if err != nil {
 		return err
 	}
 	known := map[string]bool{}
@@ -344,9 +339,7 @@ func (s *Service) reconcileWith(ctx context.Context, name string, b backend.Back
 		if known[st.SandboxID] {
 			continue
 		}
-		var n int64
-		s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", st.SandboxID).Count(&n)
-		if n > 0 && st.Ended() {
+		if recorded, _ := sandboxExists(s.db.WithContext(ctx), st.SandboxID); recorded && st.Ended() {
 			continue // an ended sandbox already recorded; collect removes it after retention
 		}
 		s.log.Warn("orphan sandbox on backend: stopping it", "backend", name, "sandbox", st.SandboxID, "state", st.State)
@@ -372,7 +365,7 @@ func (s *Service) reconcileOne(ctx context.Context, b backend.Backend, sb Sandbo
 			}
 		}
 		if !has {
-			return s.db.WithContext(ctx).Model(&Sandbox{}).Where("id = ?", sb.ID).Update("backend_removed", true).Error
+			return markBackendRemoved(s.db.WithContext(ctx), sb.ID)
 		}
 		return nil
 	case sb.State == StateRequested:
@@ -445,5 +438,3 @@ func (s *Service) consume(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
-
-var _ = sqldb.Tx

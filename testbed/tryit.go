@@ -104,8 +104,7 @@ func joinPorts(ports []int) string {
 // listing, inside ApplyListing's transaction: the event's image (or its withdrawal), unless a newer version
 // is already there.
 func applyImageListing(tx *gorm.DB, ev events.ListingChangedV1) error {
-	var cur ImageListing
-	err := tx.First(&cur, "id = ?", ev.ListingID).Error
+	cur, err := imageListingByID(tx, ev.ListingID)
 	switch {
 	case err == nil && cur.Version > ev.Version:
 		return nil
@@ -125,7 +124,7 @@ func applyImageListing(tx *gorm.DB, ev events.ListingChangedV1) error {
 		l.Image, l.Command, l.Ports = t.Image, cmd, joinPorts(t.Ports)
 		l.VisibleTo, l.Gated = strings.Join(t.VisibleTo, ","), t.Gated
 	}
-	return tx.Save(&l).Error
+	return saveImageListing(tx, &l)
 }
 
 // imageListingFor returns the try-it image of a listing that c may start: 404 image_listing_not_found when
@@ -133,9 +132,9 @@ func applyImageListing(tx *gorm.DB, ev events.ListingChangedV1) error {
 // entitlement to it (its vendor and staff are exempt), as the marketplace decides who may download a
 // listing's artifacts.
 func (s *Service) imageListingFor(ctx context.Context, c web.Principal, id string) (ImageListing, error) {
-	var l ImageListing
-	if err := s.db.WithContext(ctx).First(&l, "id = ? AND image <> ''", id).Error; err != nil {
-		return ImageListing{}, mapNotFound(err, ErrImageListingNotFound)
+	l, err := imageListingWithImage(s.db.WithContext(ctx), id)
+	if err != nil {
+		return ImageListing{}, err
 	}
 	if !l.visibleFor(c) {
 		return ImageListing{}, ErrImageListingNotFound
@@ -175,9 +174,9 @@ func checkPoolImage(pool Pool, ref string) error {
 // imageListingID run there (for the launch form: which compute listings can run it). The image listing must be
 // visible to c; access to it is checked at launch.
 func (s *Service) ImageAllowedOn(ctx context.Context, c web.Principal, imageListingID string, ls []Listing) (map[string]bool, error) {
-	var il ImageListing
-	if err := s.db.WithContext(ctx).First(&il, "id = ? AND image <> ''", imageListingID).Error; err != nil {
-		return nil, mapNotFound(err, ErrImageListingNotFound)
+	il, err := imageListingWithImage(s.db.WithContext(ctx), imageListingID)
+	if err != nil {
+		return nil, err
 	}
 	if !il.visibleFor(c) {
 		return nil, ErrImageListingNotFound
@@ -187,8 +186,8 @@ func (s *Service) ImageAllowedOn(ctx context.Context, c web.Principal, imageList
 		poolIDs = append(poolIDs, l.PoolID)
 	}
 	slices.Sort(poolIDs)
-	var pools []Pool
-	if err := s.db.WithContext(ctx).Where("id IN ?", slices.Compact(poolIDs)).Find(&pools).Error; err != nil {
+	pools, err := poolsByID(s.db.WithContext(ctx), slices.Compact(poolIDs))
+	if err != nil {
 		return nil, err
 	}
 	ok := map[string]bool{}

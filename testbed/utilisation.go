@@ -45,17 +45,16 @@ func overlapMs(a0, a1, b0, b1 int64) int64 {
 func (s *Service) PoolUtilisation(ctx context.Context, c web.Principal, poolID string, r dayrange.Range) (Utilisation, error) {
 	out := Utilisation{From: r.From.Format("2006-01-02"), To: r.To.Format("2006-01-02"), PoolIDs: []string{}, Days: []UtilisationDay{}}
 	db := s.db.WithContext(ctx)
-	q := db.Model(&Pool{})
-	if !c.Staff {
-		if c.OrgID == "" {
-			return out, ErrPoolNotFound
-		}
-		q = q.Where("vendor_org_id = ?", c.OrgID)
+	var err error
+	switch {
+	case c.Staff:
+		out.PoolIDs, err = everyPoolID(db, poolID) // staff see the programme's pools
+	case c.OrgID == "":
+		return out, ErrPoolNotFound
+	default:
+		out.PoolIDs, err = vendorPoolIDs(db, c.OrgID, poolID)
 	}
-	if poolID != "" {
-		q = q.Where("id = ?", poolID)
-	}
-	if err := q.Order("id").Pluck("id", &out.PoolIDs).Error; err != nil {
+	if err != nil {
 		return out, err
 	}
 	if poolID != "" && len(out.PoolIDs) == 0 {
@@ -82,21 +81,16 @@ func (s *Service) PoolUtilisation(ctx context.Context, c web.Principal, poolID s
 		}
 	}
 	// Available: each node's devices from its registration on.
-	var nodes []struct {
-		CreatedMS int64 `gorm:"column:created_ms"`
-		Devices   int64
-	}
-	if err := db.Table("testbed_nodes AS n").Select("n.created_ms AS created_ms, COUNT(d.id) AS devices").
-		Joins("JOIN testbed_devices d ON d.node_id = n.id").Where("n.pool_id IN ?", out.PoolIDs).Group("n.id, n.created_ms").Scan(&nodes).Error; err != nil {
+	nodes, err := poolNodeDevices(db, out.PoolIDs)
+	if err != nil {
 		return out, err
 	}
 	for _, n := range nodes {
 		add(n.CreatedMS, end, n.Devices, false)
 	}
 	// Used: each sandbox that started, from its start to its end (or now while it runs).
-	var sbs []Sandbox
-	if err := db.Select("id, gpu_count, started_ms, ended_ms, usage_end_ms, state").
-		Where("pool_id IN ? AND started_ms > 0 AND started_ms < ? AND (ended_ms = 0 OR ended_ms > ?)", out.PoolIDs, end, start).Find(&sbs).Error; err != nil {
+	sbs, err := startedSandboxesIn(db, out.PoolIDs, start, end)
+	if err != nil {
 		return out, err
 	}
 	for _, sb := range sbs {
