@@ -208,12 +208,11 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// ErrDatabaseUnavailable answers a request whose database could not be reached (sqldb.IsUnavailable): down,
-// refusing connections, or its pool exhausted until the request's deadline. Nothing is wrong with the
-// request, so the client retries it after Retry-After.
-var ErrDatabaseUnavailable = problem.ErrUnavailable.
-	WithDetail("The database is not answering; retry in a moment.").
-	WithExtra("retry_after_seconds", 5)
+// ErrDependencyUnavailable answers a request whose database could not be reached (sqldb.IsUnavailable): down,
+// refusing connections, or no answer (its pool exhausted, say) before the request's deadline, which may also be
+// another dependency's silence, hence the general detail. Nothing is wrong with the request: the client
+// retries it after Retry-After.
+var ErrDependencyUnavailable = problem.ErrUnavailable.WithExtra("retry_after_seconds", 5)
 
 // ErrorHandler renders every error once: problems as they are, Fiber's own errors as the matching problem, a
 // database that cannot be reached as 503 unavailable (logged at warn), anything else as a bare 500 logged
@@ -230,8 +229,8 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 			case errors.As(err, &fe):
 				p = fromFiber(fe)
 			case sqldb.IsUnavailable(err):
-				log.Warn("database unavailable", "request_id", RequestID(c), "method", c.Method(), "path", LogPath(c), "err", err)
-				p = ErrDatabaseUnavailable
+				log.Warn("dependency unavailable", "request_id", RequestID(c), "method", c.Method(), "path", LogPath(c), "err", err)
+				p = ErrDependencyUnavailable
 			default:
 				log.Error("internal error", "request_id", RequestID(c), "method", c.Method(), "path", LogPath(c), "err", err)
 				p = problem.ErrInternal

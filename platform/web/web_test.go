@@ -259,7 +259,7 @@ func TestUnreachableDatabaseAnswersUnavailable(t *testing.T) {
 		t.Fatalf("cause leaked: %v", a.body)
 	}
 	logs := f.logs.String()
-	if strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "level=WARN msg=\"database unavailable\"") ||
+	if strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "level=WARN msg=\"dependency unavailable\"") ||
 		!strings.Contains(logs, "connection refused") || !strings.Contains(logs, "level=WARN msg=http") {
 		t.Fatalf("want warn lines with the cause and no error line, got:\n%s", logs)
 	}
