@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -305,6 +306,10 @@ func terminalCommand(c *fiber.Ctx) ([]string, error) {
 	return cmd, nil
 }
 
+// terminalUnavailable is the close reason of a terminal whose sandbox backend does not answer: the problem
+// code, then what to do.
+const terminalUnavailable = "unavailable: the sandbox's backend is not answering; try again later"
+
 type resizeMsg struct {
 	Type string `json:"type"`
 	Cols uint16 `json:"cols"`
@@ -324,12 +329,17 @@ func (h handler) terminal() fiber.Handler {
 		if err != nil {
 			// The reason reaches the client: the host's error (paths, tools) stays in the log. A close
 			// reason is also limited to 123 bytes, which a host error easily exceeds.
-			h.svc.log.Error("terminal", "sandbox", sb.ID, "err", err)
-			reason := "the terminal could not start"
-			if errors.Is(err, backend.ErrNotRunning) || errors.Is(err, backend.ErrNotFound) {
+			code, reason, level := websocket.CloseInternalServerErr, "the terminal could not start", slog.LevelError
+			switch {
+			case errors.Is(err, backend.ErrNotRunning) || errors.Is(err, backend.ErrNotFound):
 				reason = "the sandbox is not running"
+			case errors.Is(err, backend.ErrUnavailable):
+				// The backend (a site agent that does not answer) is away, not broken, as for logs' 503:
+				// 1013 Try Again Later, the reason starting with the problem code the web UI reads.
+				code, reason, level = websocket.CloseTryAgainLater, terminalUnavailable, slog.LevelWarn
 			}
-			_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, reason))
+			h.svc.log.Log(context.Background(), level, "terminal", "sandbox", sb.ID, "err", err)
+			_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason))
 			return
 		}
 		defer term.Close()

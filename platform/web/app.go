@@ -22,6 +22,7 @@ import (
 
 	"github.com/tamarack-ai/tamarack/platform/i18n"
 	"github.com/tamarack-ai/tamarack/platform/problem"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
 )
 
 // Config configures New.
@@ -201,19 +202,36 @@ func statusOf(err error) int {
 	if errors.As(err, &fe) {
 		return fe.Code
 	}
+	if sqldb.IsUnavailable(err) {
+		return http.StatusServiceUnavailable
+	}
 	return http.StatusInternalServerError
 }
 
-// ErrorHandler renders every error once: problems as they are, Fiber's own errors as the matching problem,
-// anything else as a bare 500 logged with the request ID.
+// ErrDependencyUnavailable answers a request whose database could not be reached (sqldb.IsUnavailable): down,
+// refusing connections, or no answer (its pool exhausted, say) before the request's deadline, which may also be
+// another dependency's silence, hence the general detail. Nothing is wrong with the request: the client
+// retries it after Retry-After.
+var ErrDependencyUnavailable = problem.ErrUnavailable.WithExtra("retry_after_seconds", 5)
+
+// ErrorHandler renders every error once: problems as they are, Fiber's own errors as the matching problem, a
+// database that cannot be reached as 503 unavailable (logged at warn), anything else as a bare 500 logged
+// with the request ID.
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return func(c *fiber.Ctx, err error) error {
 		p, ok := problem.From(err)
 		if !ok {
 			var fe *fiber.Error
-			if errors.As(err, &fe) {
+			switch {
+			case errors.As(err, &fe):
 				p = fromFiber(fe)
-			} else {
+			case sqldb.IsUnavailable(err):
+				log.Warn("dependency unavailable", "request_id", RequestID(c), "method", c.Method(), "path", LogPath(c), "err", err)
+				p = ErrDependencyUnavailable
+			default:
 				log.Error("internal error", "request_id", RequestID(c), "method", c.Method(), "path", LogPath(c), "err", err)
 				p = problem.ErrInternal
 			}

@@ -15,7 +15,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,6 +86,11 @@ func newFixture(t *testing.T) *fixture {
 	api.Get("/vendor", web.RequireOrgKind("vendor"), func(c *fiber.Ctx) error { return c.SendStatus(204) })
 	api.Get("/boom", func(c *fiber.Ctx) error { return errors.New("database password=hunter2 exploded") })
 	api.Get("/panic", func(c *fiber.Ctx) error { panic("kaboom") })
+	api.Get("/dbdown", func(c *fiber.Ctx) error {
+		// What a store returns when Postgres refuses the connection (sqldb's tests use the real one).
+		refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+		return fmt.Errorf("list listings: %w", refused)
+	})
 	api.Get("/items", func(c *fiber.Ctx) error {
 		p, err := web.PageOf(c)
 		if err != nil {
@@ -238,6 +245,23 @@ func TestUnknownRoutesAndInternalErrorsSayNothingOfInternals(t *testing.T) {
 	}
 	if a := f.do(t, "GET", "/api/panic", "", ""); a.status != 500 || a.body["code"] != "internal" {
 		t.Fatalf("panic: %d %v", a.status, a.body)
+	}
+}
+
+func TestUnreachableDatabaseAnswersUnavailable(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a := f.do(t, "GET", "/api/dbdown", "", "")
+	if a.status != 503 || a.body["code"] != "unavailable" || a.header.Get("Retry-After") != "5" {
+		t.Fatalf("database down: %d %v Retry-After=%q, want 503 unavailable with Retry-After", a.status, a.body, a.header.Get("Retry-After"))
+	}
+	if strings.Contains(fmt.Sprint(a.body), "connection refused") {
+		t.Fatalf("cause leaked: %v", a.body)
+	}
+	logs := f.logs.String()
+	if strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "level=WARN msg=\"dependency unavailable\"") ||
+		!strings.Contains(logs, "connection refused") || !strings.Contains(logs, "level=WARN msg=http") {
+		t.Fatalf("want warn lines with the cause and no error line, got:\n%s", logs)
 	}
 }
 

@@ -13,11 +13,17 @@ export function leavesTerminal(ev: Pick<KeyboardEvent, 'type' | 'ctrlKey' | 'shi
   return ev.type === 'keydown' && ev.ctrlKey && ev.shiftKey && !ev.altKey && !ev.metaKey && ev.key.toLowerCase() === 'e';
 }
 
+/** terminalClosed is what a closed terminal shows: unavailable when the server closed it because the sandbox's
+ * backend does not answer (1013 Try Again Later, reason "unavailable: …"), closed otherwise. */
+export function terminalClosed(ev: Pick<CloseEvent, 'code' | 'reason'>): 'unavailable' | 'closed' {
+  return ev.code === 1013 || ev.reason.startsWith('unavailable:') ? 'unavailable' : 'closed';
+}
+
 export function Terminal({ url, label }: { url: string; label: string }) {
   const { t } = useTranslation();
   const el = useRef<HTMLDivElement>(null);
   const after = useRef<HTMLParagraphElement>(null);
-  const [status, setStatus] = useState<'connecting' | 'open' | 'closed'>('connecting');
+  const [status, setStatus] = useState<'connecting' | 'open' | 'closed' | 'unavailable'>('connecting');
   useEffect(() => {
     if (!el.current) return;
     // screenReaderMode keeps a DOM mirror of the rows for assistive technology (the canvas alone is opaque to it).
@@ -49,7 +55,7 @@ export function Terminal({ url, label }: { url: string; label: string }) {
       ws.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));
     };
     ws.onmessage = (ev) => term.write(typeof ev.data === 'string' ? ev.data : new Uint8Array(ev.data as ArrayBuffer));
-    ws.onclose = () => setStatus('closed');
+    ws.onclose = (ev) => setStatus(terminalClosed(ev));
     const input = term.onData((d) => ws.readyState === WebSocket.OPEN && ws.send(enc.encode(d)));
     const resize = term.onResize(({ cols, rows }) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ type: 'resize', cols, rows })));
     const onWin = () => fit.fit();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { leavesTerminal } from '../components/Terminal';
+import { leavesTerminal, terminalClosed } from '../components/Terminal';
 import { reviewShortcut } from '../pages/Staff';
 import { boundedDurations } from '../pages/Sandboxes';
 import { cofundRule, cofundShare, holdMicro, ratePerHourMicro } from './sandboxCost';
@@ -30,6 +30,15 @@ describe('terminal escape key (WCAG 2.1.2)', () => {
     expect(leavesTerminal(ev('Tab'))).toBe(false);
     expect(leavesTerminal(ev('Escape'))).toBe(false);
     expect(leavesTerminal(ev('e', { ctrlKey: true }))).toBe(false);
+  });
+});
+
+describe('terminal close', () => {
+  it('says try again later when the backend does not answer, disconnected otherwise', () => {
+    expect(terminalClosed({ code: 1013, reason: "unavailable: the sandbox's backend is not answering; try again later" })).toBe('unavailable');
+    expect(terminalClosed({ code: 1011, reason: 'the terminal could not start' })).toBe('closed');
+    expect(terminalClosed({ code: 1000, reason: 'terminal closed' })).toBe('closed');
+    expect(terminalClosed({ code: 1006, reason: '' })).toBe('closed');
   });
 });
 
