@@ -11,7 +11,7 @@ import (
 
 // The catalogue's answer is the body the platform writes most often, and reflection made up about a fifth of
 // a search's CPU (docs/performance.md). appendSearchJSON writes exactly the bytes json.Marshal writes for
-// toSearchJSON(res) (TestSearchJSONMatchesEncoding holds it to that), field by field.
+// the searchJSON shape (TestSearchJSONMatchesEncoding holds it to that against encoding/json), field by field.
 
 func appendSearchJSON(b []byte, res SearchResult) []byte {
 	b = append(b, `{"items":[`...)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // TestSearchJSONMatchesEncoding: the hand-written catalogue body is byte for byte what encoding/json writes for
@@ -59,4 +60,16 @@ func TestSearchJSONMatchesEncoding(t *testing.T) {
 			t.Fatalf("page %d:\n got %s\nwant %s", i, got, want)
 		}
 	}
+}
+
+// toSearchJSON fills the documented shape (the OpenAPI document's SearchResult) from a result: encoding/json
+// over it is the reference appendSearchJSON must match.
+func toSearchJSON(res SearchResult) searchJSON {
+	out := searchJSON{Items: make([]catalogItemJSON, len(res.Items)), NextCursor: res.NextCursor, Total: res.Total, Facets: res.Facets}
+	for i, it := range res.Items {
+		out.Items[i] = catalogItemJSON{ID: it.ListingID, Slug: it.Slug, Kind: it.Kind, Title: it.Title, Summary: it.Summary,
+			TitleFr: it.TitleFr, SummaryFr: it.SummaryFr, Vendor: vendorJSON{it.VendorOrgID, it.VendorName}, Tags: it.TagList(), License: it.License, GPUModel: it.GPUModel,
+			Residency: it.Residency, CanadianIP: it.CanadianIP, Gated: it.Gated, PriceFromMicro: it.PriceMinMicro, PublishedAt: time.Unix(0, it.PublishedAt).UTC(), Score: it.Score}
+	}
+	return out
 }

@@ -287,16 +287,6 @@ func (h handler) search(c *fiber.Ctx) error {
 	return c.Send(body)
 }
 
-func toSearchJSON(res SearchResult) searchJSON {
-	out := searchJSON{Items: make([]catalogItemJSON, len(res.Items)), NextCursor: res.NextCursor, Total: res.Total, Facets: res.Facets}
-	for i, it := range res.Items {
-		out.Items[i] = catalogItemJSON{ID: it.ListingID, Slug: it.Slug, Kind: it.Kind, Title: it.Title, Summary: it.Summary,
-			TitleFr: it.TitleFr, SummaryFr: it.SummaryFr, Vendor: vendorJSON{it.VendorOrgID, it.VendorName}, Tags: it.TagList(), License: it.License, GPUModel: it.GPUModel,
-			Residency: it.Residency, CanadianIP: it.CanadianIP, Gated: it.Gated, PriceFromMicro: it.PriceMinMicro, PublishedAt: time.Unix(0, it.PublishedAt).UTC(), Score: it.Score}
-	}
-	return out
-}
-
 // Listings.
 
 type createListingRequest struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 
@@ -43,14 +42,8 @@ func terminalClose(t *testing.T, db *gorm.DB, wrap func(*sim.Backend) backend.Ba
 	if err := svc.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	app, sign := newApp(t, svc)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = app.Listener(ln) }()
-	defer func() { _ = app.Shutdown() }()
-	url := "ws://" + ln.Addr().String() + "/api/v1/testbed/sandboxes/" + sb.ID + "/terminal?access_token=" + sign.token(t, sme())
+	base, sign := serveHTTP(t, svc)
+	url := "ws" + strings.TrimPrefix(base, "http") + "/sandboxes/" + sb.ID + "/terminal?access_token=" + sign.token(t, sme())
 	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
