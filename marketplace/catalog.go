@@ -64,6 +64,9 @@ type SearchResult struct {
 	NextCursor string
 	Total      int64
 	Facets     map[string][]FacetValue
+	// bodies, when the index answered, are the items' JSON as the index rendered it when the listing was
+	// indexed (up to the score): the answer copies them instead of encoding the same text on every search.
+	bodies [][]byte
 }
 
 type searchCursor struct {

@@ -19,7 +19,11 @@ func appendSearchJSON(b []byte, res SearchResult) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendCatalogItemJSON(b, it)
+		if res.bodies != nil {
+			b = appendItemTail(append(b, res.bodies[i]...), it.Score)
+		} else {
+			b = appendCatalogItemJSON(b, it)
+		}
 	}
 	b = append(b, ']')
 	if res.NextCursor != "" {
@@ -68,6 +72,12 @@ func appendSearchJSON(b []byte, res SearchResult) []byte {
 
 // appendCatalogItemJSON writes catalogItemJSON's fields in its order, with its omitempty rules.
 func appendCatalogItemJSON(b []byte, it CatalogItem) []byte {
+	return appendItemTail(appendItemBody(b, it), it.Score)
+}
+
+// appendItemBody writes every field of the item but the score, which alone depends on the query, and leaves
+// the object open.
+func appendItemBody(b []byte, it CatalogItem) []byte {
 	str := func(b []byte, name, v string) []byte {
 		b = append(b, name...)
 		return appendJSONString(b, v)
@@ -103,10 +113,14 @@ func appendCatalogItemJSON(b []byte, it CatalogItem) []byte {
 	b = strconv.AppendInt(b, it.PriceMinMicro, 10)
 	b = append(b, `,"published_at":"`...)
 	b = time.Unix(0, it.PublishedAt).UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, '"')
-	if it.Score != 0 {
+	return append(b, '"')
+}
+
+// appendItemTail closes an item's object, with its score when it has one.
+func appendItemTail(b []byte, score float64) []byte {
+	if score != 0 {
 		b = append(b, `,"score":`...)
-		b = appendJSONFloat(b, it.Score)
+		b = appendJSONFloat(b, score)
 	}
 	return append(b, '}')
 }

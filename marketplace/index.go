@@ -43,6 +43,7 @@ type ixEntry struct {
 
 type ixDoc struct {
 	item       CatalogItem
+	body       []byte // the item's JSON but its score (appendItemBody), rendered when it changes
 	public     bool
 	visibleTo  []string
 	filterTags []int32  // the tag filter's values (market_catalog_tags: the decoded tags) as tag value IDs
@@ -166,6 +167,7 @@ func (x *catalogIndex) setVendorName(orgID, name string) {
 	for i := range x.docs {
 		if d := &x.docs[i]; d.live && d.item.VendorOrgID == orgID {
 			d.item.VendorName = name
+			d.body = appendItemBody(nil, d.item)
 			x.labels[d.facet[fVendor]] = name
 		}
 	}
@@ -183,7 +185,7 @@ func (x *catalogIndex) put(e ixEntry, avg float64) {
 	it := e.item
 	it.Score = 0
 	it.tagList = it.TagList()
-	d := ixDoc{item: it, public: e.visibility == "public", visibleTo: e.visibleTo, live: true}
+	d := ixDoc{item: it, body: appendItemBody(nil, it), public: e.visibility == "public", visibleTo: e.visibleTo, live: true}
 	for _, t := range it.TagList() {
 		d.filterTags = append(d.filterTags, x.facets[fTag].id(t))
 	}
@@ -451,6 +453,7 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 		if text {
 			it.Score = float64(sc.score[s])
 		}
+		res.bodies = append(res.bodies, x.docs[s].body)
 		return it
 	}
 	if in.Sort == "relevance" {

@@ -1,7 +1,9 @@
 package marketplace
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -132,6 +134,14 @@ func compareSearch(t *testing.T, s *Service, in SearchInput) {
 		}
 		if !reflect.DeepEqual(idx.Facets, sql.Facets) {
 			t.Fatalf("%s: facets\n%v\nSQL\n%v", name, idx.Facets, sql.Facets)
+		}
+		// The index answers with the bodies it rendered when each listing was indexed (or its vendor renamed):
+		// they must be what encoding/json writes for the items as they are now.
+		if len(idx.bodies) != len(idx.Items) {
+			t.Fatalf("%s: %d rendered bodies for %d items", name, len(idx.bodies), len(idx.Items))
+		}
+		if want, err := json.Marshal(toSearchJSON(idx)); err != nil || !bytes.Equal(appendSearchJSON(nil, idx), want) {
+			t.Fatalf("%s: the index's body\n%s\nencoding/json (%v)\n%s", name, appendSearchJSON(nil, idx), err, want)
 		}
 		if len(idx.Items) != len(sql.Items) || (idx.NextCursor == "") != (sql.NextCursor == "") {
 			t.Fatalf("%s: %d items (next %q), SQL %d (next %q)", name, len(idx.Items), idx.NextCursor, len(sql.Items), sql.NextCursor)
