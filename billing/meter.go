@@ -72,6 +72,9 @@ func (s *Service) ChargeUsage(ctx context.Context, evs []eventbus.Event[events.S
 	return nil
 }
 
+// usageEvent is one usage event as the meter reads it; a batch's working lists point into the delivered slice.
+type usageEvent = eventbus.Event[events.SandboxUsageV1]
+
 // usageResult is what a committed batch reports: the events it announced and the IDs it charged.
 type usageResult struct {
 	exhausted  []events.WalletExhaustedV1
@@ -154,13 +157,13 @@ func (s *Service) chargeTx(tx *gorm.DB, evs []eventbus.Event[events.SandboxUsage
 
 // uniqueInSandboxOrder drops repeated event IDs and orders the rest by (sandbox, seq): the order in which
 // cumulative rounding charges them.
-func uniqueInSandboxOrder(evs []eventbus.Event[events.SandboxUsageV1]) []eventbus.Event[events.SandboxUsageV1] {
+func uniqueInSandboxOrder(evs []eventbus.Event[events.SandboxUsageV1]) []*usageEvent {
 	seen := make(map[string]bool, len(evs))
-	out := make([]eventbus.Event[events.SandboxUsageV1], 0, len(evs))
-	for _, ev := range evs {
-		if !seen[ev.ID] {
-			seen[ev.ID] = true
-			out = append(out, ev)
+	out := make([]*usageEvent, 0, len(evs))
+	for i := range evs {
+		if !seen[evs[i].ID] {
+			seen[evs[i].ID] = true
+			out = append(out, &evs[i])
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -176,7 +179,7 @@ func uniqueInSandboxOrder(evs []eventbus.Event[events.SandboxUsageV1]) []eventbu
 // lock creates the organisations' projections that do not exist yet, then row-locks the organisations and the
 // holds of the batch's sandboxes (before looking for processed events: a concurrent batch with the same events
 // then commits first and its rows are seen).
-func (b *usageBatch) lock(batch []eventbus.Event[events.SandboxUsageV1]) error {
+func (b *usageBatch) lock(batch []*usageEvent) error {
 	var orgIDs, sbIDs []string
 	for _, ev := range batch {
 		orgIDs = append(orgIDs, ev.Data.OrganizationID)
@@ -213,7 +216,7 @@ func (b *usageBatch) lock(batch []eventbus.Event[events.SandboxUsageV1]) error {
 }
 
 // uncharged returns the events of batch not charged before (looked up only when check is set).
-func (b *usageBatch) uncharged(batch []eventbus.Event[events.SandboxUsageV1], check bool) ([]eventbus.Event[events.SandboxUsageV1], error) {
+func (b *usageBatch) uncharged(batch []*usageEvent, check bool) ([]*usageEvent, error) {
 	if !check {
 		return batch, nil
 	}
@@ -239,7 +242,7 @@ func (b *usageBatch) uncharged(batch []eventbus.Event[events.SandboxUsageV1], ch
 //
 // A sandbox's usage is charged to the organisation that holds it. An event naming another organisation is
 // dropped, logged, and not charged to either: only the event's organisation is locked and funded in this batch.
-func (b *usageBatch) resolveHolds(fresh []eventbus.Event[events.SandboxUsageV1]) ([]eventbus.Event[events.SandboxUsageV1], error) {
+func (b *usageBatch) resolveHolds(fresh []*usageEvent) ([]*usageEvent, error) {
 	vendors := map[string]bool{}
 	kept := fresh[:0:0]
 	for _, ev := range fresh {
@@ -293,7 +296,7 @@ func (b *usageBatch) loadFunding() error {
 // charge prices one event (cumulative rounding on its sandbox's meter), takes the co-funded part from the
 // programme fund and the rest from the organisation's funding in spend order, records what it could not
 // collect, and splits what it collected between the vendor and the platform.
-func (b *usageBatch) charge(ev eventbus.Event[events.SandboxUsageV1]) error {
+func (b *usageBatch) charge(ev *usageEvent) error {
 	d := ev.Data
 	st := b.sbs[d.SandboxID]
 	h := st.hold
