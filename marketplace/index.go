@@ -495,33 +495,38 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 	return res
 }
 
-// countFacets fills sc.counts over the matches m (total of them): entry by entry when they are few, else value
-// by value with the values' bitmaps, whichever reads less.
+// countFacets fills sc.counts over the matches m (total of them), each facet the cheaper way: entry by entry
+// (a step per match) or value by value with the values' bitmaps (a word of 64 slots per value at a time). Facets
+// of a few values (kind, licence, residency, GPU) are nearly always cheaper by value, vendors and tags by entry
+// unless most entries match.
 func (x *catalogIndex) countFacets(sc *scratch, m bitset, total int) {
-	values := 0
+	var byEntry, byValue [6]bool
 	for f := range x.valueBits {
-		values += len(x.valueBits[f])
+		if total*8 < len(x.valueBits[f])*len(m) {
+			byEntry[f] = true
+		} else {
+			byValue[f] = true
+		}
 	}
-	if total*8 < values*len(m) {
-		x.countEach(sc, m)
-		return
-	}
-	x.countByValue(sc, m)
+	x.countEach(sc, m, byEntry)
+	x.countByValue(sc, m, byValue)
 }
 
-// countEach adds each match's values to sc.counts.
-func (x *catalogIndex) countEach(sc *scratch, m bitset) {
+// countEach adds each match's values of the facets in which to sc.counts.
+func (x *catalogIndex) countEach(sc *scratch, m bitset, which [6]bool) {
+	if which == [6]bool{} {
+		return
+	}
 	c := &sc.counts
 	m.each(func(s uint32) {
 		e := &x.meta[s]
-		c[fKind][e.facet[fKind]]++
-		c[fLicense][e.facet[fLicense]]++
-		c[fVendor][e.facet[fVendor]]++
-		if e.facet[fGPU] >= 0 {
-			c[fGPU][e.facet[fGPU]]++
+		for _, f := range [...]int{fKind, fLicense, fVendor, fGPU, fResidency} {
+			if which[f] && e.facet[f] >= 0 {
+				c[f][e.facet[f]]++
+			}
 		}
-		if e.facet[fResidency] >= 0 {
-			c[fResidency][e.facet[fResidency]]++
+		if !which[fTag] {
+			return
 		}
 		for _, v := range e.tags[:e.ntags] {
 			c[fTag][v]++
@@ -534,9 +539,13 @@ func (x *catalogIndex) countEach(sc *scratch, m bitset) {
 	})
 }
 
-// countByValue sets sc.counts to the size of each value's bitmap intersected with the matches.
-func (x *catalogIndex) countByValue(sc *scratch, m bitset) {
+// countByValue sets sc.counts of the facets in which to the size of each value's bitmap intersected with the
+// matches.
+func (x *catalogIndex) countByValue(sc *scratch, m bitset, which [6]bool) {
 	for f, bs := range x.valueBits {
+		if !which[f] {
+			continue
+		}
 		for id, b := range bs {
 			sc.counts[f][id] = int32(m.andCount(b))
 		}

@@ -308,10 +308,20 @@ func TestFacetCountersAgree(t *testing.T) {
 			each.counts[f] = make([]int32, len(x.facets[f].values))
 			byValue.counts[f] = make([]int32, len(x.facets[f].values))
 		}
-		x.countEach(&each, m)
-		x.countByValue(&byValue, m)
+		all := [6]bool{true, true, true, true, true, true}
+		x.countEach(&each, m, all)
+		x.countByValue(&byValue, m, all)
 		if !reflect.DeepEqual(each.counts, byValue.counts) {
 			t.Fatalf("keeping %d%% of %d entries: counts entry by entry %v, by value %v", keep, x.liveBits.count(), each.counts, byValue.counts)
+		}
+		// The search's own choice, facet by facet, counts the same.
+		var chosen scratch
+		for f := range chosen.counts {
+			chosen.counts[f] = make([]int32, len(x.facets[f].values))
+		}
+		x.countFacets(&chosen, m, m.count())
+		if !reflect.DeepEqual(chosen.counts, each.counts) {
+			t.Fatalf("keeping %d%% of %d entries: counts as chosen %v, entry by entry %v", keep, x.liveBits.count(), chosen.counts, each.counts)
 		}
 		if keep == 100 && m.count() != x.live {
 			t.Fatalf("every live entry: %d in the bitmap, %d live", m.count(), x.live)
