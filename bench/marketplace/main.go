@@ -17,15 +17,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"math"
 	mrand "math/rand/v2"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -37,6 +34,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/tamarack-ai/tamarack/marketplace"
 	"github.com/tamarack-ai/tamarack/platform/clock"
@@ -312,9 +311,11 @@ func query(rng *mrand.Rand) url.Values {
 }
 
 func load(base string, clients int, warmup, d time.Duration, fixed bool, seed uint64) result {
-	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, IdleConnTimeout: time.Minute}
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	defer tr.CloseIdleConnections()
+	// The clients share the server's two cores here, unlike real users: fasthttp's client (what Fiber serves
+	// with) costs about half of net/http's per request, so less of the machine goes to the load itself.
+	client := &fasthttp.Client{MaxConnsPerHost: clients, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+		NoDefaultUserAgentHeader: true, MaxIdleConnDuration: time.Minute}
+	defer client.CloseIdleConnections()
 	var failed atomic.Int64
 	lat := make([][]time.Duration, clients)
 	startAt := time.Now()
@@ -331,6 +332,9 @@ func load(base string, clients int, warmup, d time.Duration, fixed bool, seed ui
 		go func(i int) {
 			defer wg.Done()
 			rng := mrand.New(mrand.NewPCG(uint64(i), seed))
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
 			var q url.Values
 			next := ""
 			for {
@@ -348,7 +352,7 @@ func load(base string, clients int, warmup, d time.Duration, fixed bool, seed ui
 					q = query(rng)
 				}
 				t0 := time.Now()
-				cursor, err := get(client, base+"/api/v1/marketplace/listings?"+q.Encode())
+				cursor, err := get(client, req, resp, base+"/api/v1/marketplace/listings?"+q.Encode())
 				el := time.Since(t0)
 				next = cursor
 				if t0.Before(measureAt) {
@@ -385,21 +389,19 @@ func load(base string, clients int, warmup, d time.Duration, fixed bool, seed ui
 }
 
 // get fetches a catalogue page and returns its next_cursor (found without decoding the whole answer).
-func get(c *http.Client, u string) (string, error) {
-	resp, err := c.Get(u)
-	if err != nil {
+func get(c *fasthttp.Client, req *fasthttp.Request, resp *fasthttp.Response, u string) (string, error) {
+	req.SetRequestURI(u)
+	if err := c.Do(req, resp); err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
+	body := resp.Body()
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return "", fmt.Errorf("%d %s %s", resp.StatusCode(), u, body)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return "", errors.New(resp.Status + " " + u + " " + string(body))
-	}
+	// The key cannot stand inside a string value (its quotes would be escaped there), so the first one found
+	// is the field; bytes.Index scans with SIMD where LastIndex goes byte by byte.
 	const key = `"next_cursor":"`
-	i := bytes.LastIndex(body, []byte(key))
+	i := bytes.Index(body, []byte(key))
 	if i < 0 {
 		return "", nil
 	}
