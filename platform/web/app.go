@@ -172,8 +172,12 @@ func accessLog(log *slog.Logger) fiber.Handler {
 			// The error handler has not run yet: report the status it will send.
 			status = statusOf(err)
 		}
+		level := levelFor(status)
+		if !log.Enabled(c.UserContext(), level) {
+			return err // most successes log at debug: skip building the line (LogPath matches the secret routes)
+		}
 		// The path only: query strings can carry tokens (terminal and log streams), never logged.
-		log.LogAttrs(c.UserContext(), levelFor(status), "http",
+		log.LogAttrs(c.UserContext(), level, "http",
 			slog.String("request_id", RequestID(c)), slog.String("method", c.Method()),
 			slog.String("path", LogPath(c)), slog.Int("status", status),
 			slog.Duration("took", time.Since(start)))
