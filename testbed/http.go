@@ -67,13 +67,6 @@ func callerOf(c *fiber.Ctx) web.Principal {
 	return web.PrincipalOf(c)
 }
 
-func rfc(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
 // JSON types.
 
 type poolJSON struct {

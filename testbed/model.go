@@ -126,9 +126,6 @@ func checkSettings(f *problem.Fields, backend string, settings map[string]string
 // SQLite's text comparisons (expires_at < ?) in time order.
 func stamp(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
 
-// The rows' CreatedAt and UpdatedAt opt out of GORM's automatic timestamps: the service's clock decides them
-// (tests drive it), and writing one column of a row (touchSandbox) must not move its updated_at.
-
 // stampPtr is stamp for an optional column (nil: not yet).
 func stampPtr(t time.Time) *time.Time {
 	v := stamp(t)
@@ -142,6 +139,9 @@ func orZero(t *time.Time) time.Time {
 	}
 	return *t
 }
+
+// The rows' CreatedAt and UpdatedAt opt out of GORM's automatic timestamps: the service's clock decides them
+// (tests drive it), and writing one column of a row (touchSandbox) must not move its updated_at.
 
 // Pool is a vendor's group of nodes run by one backend.
 type Pool struct {
