@@ -8,9 +8,10 @@ import (
 )
 
 // The scheduler's in-memory index of free devices is testbed/placement, which does no I/O. This file speaks
-// to it in the testbed's rows (nodes with a health, devices with their MIG profiles as stored, reservations);
-// loading it from the database is Load (inventory.go), committing the claims it hands out is schedule
-// (lifecycle.go), and the database's claims stay the source of truth.
+// to it in the testbed's rows (nodes with a health, devices with their MIG profiles as stored, reservations)
+// and instants (placement counts Unix milliseconds); loading it from the database is Load (inventory.go),
+// committing the claims it hands out is schedule (lifecycle.go), and the database's claims stay the source of
+// truth.
 
 // PlaceRequest is what the scheduler places: a placement.Request with its window as instants.
 type PlaceRequest struct {
