@@ -182,7 +182,7 @@ func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) 
 		return
 	}
 	a, err := agentOfPool(s.db.WithContext(ctx), pool, agentID)
-	if err != nil || a.RevokedMS != 0 {
+	if err != nil || a.RevokedAt != nil {
 		s.refuseAgent(pool, agentID, "heartbeat", "no such agent enrolled for this pool, or revoked")
 		return
 	}
@@ -192,8 +192,8 @@ func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) 
 	}
 	t.kind = p.Backend
 	reboot := a.Boot != hb.Boot
-	wasDown := now.Sub(fromMS(a.HeartbeatMS)) > s.opts.NodeTimeout
-	if err := setAgentColumns(s.db.WithContext(ctx), a.ID, map[string]any{"heartbeat_ms": ms(now),
+	wasDown := a.HeartbeatAt == nil || now.Sub(*a.HeartbeatAt) > s.opts.NodeTimeout
+	if err := setAgentColumns(s.db.WithContext(ctx), a.ID, map[string]any{"heartbeat_at": stamp(now),
 		"version": hb.Version, "boot": hb.Boot, "backend": hb.Backend, "problem": hb.Problem, "gpu_sampler": hb.GPUSampler}); err != nil {
 		s.log.Warn("record agent heartbeat", "agent", a.ID, "err", err)
 		return
@@ -213,7 +213,7 @@ func (s *Service) onHeartbeat(ctx context.Context, subject string, data []byte) 
 	if err != nil {
 		s.log.Warn("record agent heartbeat", "agent", a.ID, "err", err)
 	}
-	if err := s.recordAgentGPUs(ctx, a, hb, ms(now)); err != nil {
+	if err := s.recordAgentGPUs(ctx, a, hb, now); err != nil {
 		s.log.Warn("record agent gpu samples", "agent", a.ID, "err", err)
 	}
 	s.afterHeartbeat(t, hb.Boot, back || reboot || wasDown)
@@ -255,7 +255,7 @@ func (s *Service) heartbeatNodes(ctx context.Context, nodes []Node, reported map
 			state = n.AgentHealth // no word on it in this heartbeat: what the agent said last holds
 		}
 		health, agentHealth := reportedHealth(n, state)
-		cols := map[string]any{"heartbeat_ms": ms(now)}
+		cols := map[string]any{"heartbeat_at": stamp(now)}
 		if health != n.Health {
 			cols["health"] = health
 		}
@@ -327,7 +327,7 @@ func (s *Service) registerNode(ctx context.Context, a Agent, in events.AgentNode
 		s.refuseAgent(a.PoolID, a.ID, "node", err.Error())
 		return nil
 	}
-	n, devs := newNode(a.PoolID, input, declared, ms(now))
+	n, devs := newNode(a.PoolID, input, declared, now)
 	n.AgentID = a.ID
 	n.Health, n.AgentHealth = reportedHealth(n, in.State) // a node Slurm has drained takes no sandbox meanwhile
 	err = s.insertNode(ctx, web.Principal{}, n, devs, func(tx *gorm.DB) (Pool, error) {

@@ -41,7 +41,7 @@ func newAgentFixture(t *testing.T, db *gorm.DB, agents ...string) agentFixture {
 	f.svc = svc
 	t.Cleanup(svc.Wait)
 	for _, id := range agents {
-		if err := db.Create(&Agent{ID: id, PoolID: f.pool.ID, Name: id, CreatedMS: ms(f.clk.Now())}).Error; err != nil {
+		if err := db.Create(&Agent{ID: id, PoolID: f.pool.ID, Name: id, CreatedAt: stamp(f.clk.Now())}).Error; err != nil {
 			t.Fatal(err)
 		}
 		serveAgent(t, ctx, bus, f.pool.ID, id, f.sim)
@@ -157,13 +157,13 @@ func TestAgentReportsNodeState(t *testing.T) {
 		}
 		// Its sandbox is the agent's to report on while the agent answers (Slurm ends the job): not unreachable.
 		f.tick(t)
-		if got := f.get(t, sb.ID); got.State != StateRunning || got.UnreachableMS != 0 {
-			t.Fatalf("sandbox on a node its answering agent reports down: %s, unreachable since %d", got.State, got.UnreachableMS)
+		if got := f.get(t, sb.ID); got.State != StateRunning || got.UnreachableAt != nil {
+			t.Fatalf("sandbox on a node its answering agent reports down: %s, unreachable since %v", got.State, got.UnreachableAt)
 		}
 		// Once the agent falls silent, it is unreachable like any other.
 		f.clk.Advance(f.svc.opts.NodeTimeout + time.Second)
 		f.tick(t)
-		if got := f.get(t, sb.ID); got.UnreachableMS == 0 {
+		if got := f.get(t, sb.ID); got.UnreachableAt == nil {
 			t.Fatalf("sandbox on a down node of a silent agent: %s, not unreachable", got.State)
 		}
 		// A restarted testbed loads the same: the index follows the database.

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/web"
 	"gorm.io/gorm"
@@ -15,7 +16,7 @@ var AuditActions = []string{"pool.create", "pool.update", "node.add", "node.heal
 // AuditEntry records a staff action on a testbed object, written in the same transaction as the action.
 type AuditEntry struct {
 	ID          string `gorm:"primaryKey"`
-	AtMS        int64  `gorm:"column:at_ms"`
+	At          time.Time
 	ActorUserID string
 	ActorOrgID  string
 	Action      string
@@ -30,11 +31,11 @@ func (s *Service) audit(tx *gorm.DB, c web.Principal, ownerOrg, action, target, 
 	if !c.Staff || c.OrgID == ownerOrg {
 		return nil
 	}
-	return createAudit(tx, &AuditEntry{ID: newID("aud"), AtMS: ms(s.clock.Now()), ActorUserID: c.UserID, ActorOrgID: c.OrgID,
+	return createAudit(tx, &AuditEntry{ID: newID("aud"), At: stamp(s.clock.Now()), ActorUserID: c.UserID, ActorOrgID: c.OrgID,
 		Action: action, Target: target, Detail: detail})
 }
 
 // Audit lists staff actions, newest first (staff only; the handler checks).
-func (s *Service) Audit(ctx context.Context, limit int, beforeMS int64) ([]AuditEntry, error) {
-	return auditEntries(s.db.WithContext(ctx), limit, beforeMS)
+func (s *Service) Audit(ctx context.Context, limit int, before time.Time) ([]AuditEntry, error) {
+	return auditEntries(s.db.WithContext(ctx), limit, before)
 }

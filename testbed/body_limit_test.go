@@ -60,7 +60,7 @@ func TestBodiesOverTheLimitAre413(t *testing.T) {
 			t.Fatalf("launch: %d", st)
 		}
 		var sb Sandbox
-		if err := f.db.Order("created_ms DESC").Take(&sb).Error; err != nil {
+		if err := f.db.Order("created_at DESC").Take(&sb).Error; err != nil {
 			t.Fatal(err)
 		}
 		proxy := "/sandboxes/" + sb.ID + "/proxy/8888/api/contents/a.ipynb"

@@ -57,7 +57,7 @@ func TestConsumers(t *testing.T) {
 			events.WalletExhaustedV1{OrganizationID: smeOrg, At: f.clk.Now()}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "wallet.exhausted to be consumed", func() bool { return f.get(t, sb.ID).WalletStopMS > 0 })
+		eventually(t, "wallet.exhausted to be consumed", func() bool { return f.get(t, sb.ID).WalletStopAt != nil })
 		f.clk.Advance(61 * time.Second)
 		eventually(t, "the sandbox to stop", func() bool { return f.get(t, sb.ID).State == StateStopped })
 		if s := f.get(t, sb.ID); s.StopReason != ReasonWalletExhausted {

@@ -80,7 +80,7 @@ func (s *Service) CreateAgentToken(ctx context.Context, c web.Principal, poolID 
 	tok := secret("tmk_enrol_")
 	now := s.clock.Now()
 	t := AgentToken{ID: newID("atok"), PoolID: p.ID, TokenHash: hashToken(tok), Note: strings.TrimSpace(in.Note), CreatedBy: c.UserID,
-		CreatedMS: ms(now), ExpiresMS: ms(now.Add(agentTokenTTL))}
+		CreatedAt: stamp(now), ExpiresAt: stamp(now.Add(agentTokenTTL))}
 	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		if err := createAgentToken(tx, &t); err != nil {
 			return err
@@ -110,10 +110,10 @@ func (s *Service) RevokeAgentToken(ctx context.Context, c web.Principal, poolID,
 		if t, err = agentTokenOfPool(tx, poolID, id); err != nil {
 			return err
 		}
-		if t.RevokedMS != 0 {
+		if t.RevokedAt != nil {
 			return nil
 		}
-		t.RevokedMS = ms(s.clock.Now())
+		t.RevokedAt = stampPtr(s.clock.Now())
 		if err := saveAgentToken(tx, &t); err != nil {
 			return err
 		}
@@ -158,11 +158,11 @@ func (s *Service) Enrol(ctx context.Context, in EnrolInput) (Enrolment, error) {
 		if err != nil {
 			return err
 		}
-		if t.UsedMS != 0 || t.RevokedMS != 0 || ms(now) >= t.ExpiresMS {
+		if t.UsedAt != nil || t.RevokedAt != nil || !stamp(now).Before(t.ExpiresAt) {
 			return ErrBadEnrolToken
 		}
 		a := Agent{ID: newID("agent"), PoolID: t.PoolID, Name: strings.TrimSpace(in.Name), Version: in.Version, CreatedBy: t.CreatedBy,
-			CreatedMS: ms(now)}
+			CreatedAt: stamp(now)}
 		if s.creds != nil {
 			creds, user, err := s.creds.AgentCreds(a.PoolID, a.ID)
 			if err != nil {
@@ -173,7 +173,7 @@ func (s *Service) Enrol(ctx context.Context, in EnrolInput) (Enrolment, error) {
 		if err := createAgent(tx, &a); err != nil {
 			return err
 		}
-		if err := spendAgentToken(tx, t.ID, a.ID, ms(now)); err != nil {
+		if err := spendAgentToken(tx, t.ID, a.ID, now); err != nil {
 			return err
 		}
 		out.Agent = a
@@ -234,10 +234,10 @@ func (s *Service) RevokeAgent(ctx context.Context, c web.Principal, poolID, id s
 		if a, err = agentOfPool(tx, poolID, id); err != nil {
 			return err
 		}
-		if a.RevokedMS != 0 {
+		if a.RevokedAt != nil {
 			return nil
 		}
-		a.RevokedMS = ms(s.clock.Now())
+		a.RevokedAt = stampPtr(s.clock.Now())
 		if err := saveAgent(tx, &a); err != nil {
 			return err
 		}

@@ -93,7 +93,7 @@ func TestAgentReportsOnlyItsOwnSandboxes(t *testing.T) {
 		ctx := context.Background()
 		now := f.clk.Now()
 		sb := Sandbox{ID: "sb-owned", OrgID: smeOrg, PoolID: "pool-a", Backend: "local", AgentID: "agent-a", State: StateRunning,
-			GPUCount: 1, CreatedMS: ms(now), UpdatedMS: ms(now), StartedMS: ms(now), UsageEndMS: ms(now), ExpiresMS: ms(now.Add(time.Hour))}
+			GPUCount: 1, CreatedAt: stamp(now), UpdatedAt: stamp(now), StartedAt: stampPtr(now), UsageEndAt: stampPtr(now), ExpiresAt: stampPtr(now.Add(time.Hour))}
 		if err := f.db.Create(&sb).Error; err != nil {
 			t.Fatal(err)
 		}
@@ -121,8 +121,8 @@ func TestAgentReportsOnlyItsOwnSandboxes(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := f.get(t, sb.ID)
-		if got.State != StateStopped || got.EndedMS != ms(end.EndedAt) {
-			t.Fatalf("the owning agent's end: %s at %d, want stopped at %d", got.State, got.EndedMS, ms(end.EndedAt))
+		if got.State != StateStopped || got.EndedAt == nil || !got.EndedAt.Equal(stamp(end.EndedAt)) {
+			t.Fatalf("the owning agent's end: %s at %v, want stopped at %v", got.State, got.EndedAt, end.EndedAt)
 		}
 	})
 }

@@ -13,11 +13,11 @@ import (
 
 // GPUSample is a sandbox's devices taken together at one instant (a testbed_gpu_samples row).
 type GPUSample struct {
-	SandboxID      string `gorm:"primaryKey"`
-	AtMS           int64  `gorm:"column:at_ms;primaryKey"`
-	UtilizationPct int    `gorm:"column:utilization_pct"` // mean over the devices that report it; -1 none does
-	MemoryUsedMiB  int64  `gorm:"column:memory_used_mib"`
-	MemoryTotalMiB int64  `gorm:"column:memory_total_mib"`
+	SandboxID      string    `gorm:"primaryKey"`
+	At             time.Time `gorm:"primaryKey"`
+	UtilizationPct int       `gorm:"column:utilization_pct"` // mean over the devices that report it; -1 none does
+	MemoryUsedMiB  int64     `gorm:"column:memory_used_mib"`
+	MemoryTotalMiB int64     `gorm:"column:memory_total_mib"`
 }
 
 func (GPUSample) TableName() string { return "testbed_gpu_samples" }
@@ -70,13 +70,14 @@ func (s *Service) measurable(ctx context.Context, sb Sandbox) (uuids []string, r
 	return uuids, "", nil
 }
 
-// gpuSampleDue says whether a sandbox's next GPU sample is due at nowMS, and if so counts it as taken.
-func (s *Service) gpuSampleDue(id string, nowMS int64) bool {
+// gpuSampleDue says whether a sandbox's next GPU sample is due at now, and if so counts it as taken.
+func (s *Service) gpuSampleDue(id string, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	due := nowMS-s.gpuSampled[id] >= s.opts.GPUSampleInterval.Milliseconds()
+	last, ok := s.gpuSampled[id]
+	due := !ok || now.Sub(last) >= s.opts.GPUSampleInterval
 	if due {
-		s.gpuSampled[id] = nowMS
+		s.gpuSampled[id] = now
 	}
 	return due
 }
@@ -84,7 +85,7 @@ func (s *Service) gpuSampleDue(id string, nowMS int64) bool {
 // sampleGPUs records one GPU sample of a running sandbox of this host when one is due. A failed measurement
 // is not an error of the tick: the chart shows a gap. Sandboxes of enrolled agents are measured by their
 // agent (recordAgentGPUs), never here: the platform's nvidia-smi cannot see another host's devices.
-func (s *Service) sampleGPUs(ctx context.Context, sb Sandbox, nowMS int64) error {
+func (s *Service) sampleGPUs(ctx context.Context, sb Sandbox, now time.Time) error {
 	if sb.AgentID != "" || s.gpuStats == nil {
 		return nil
 	}
@@ -92,7 +93,7 @@ func (s *Service) sampleGPUs(ctx context.Context, sb Sandbox, nowMS int64) error
 	if why != "" || err != nil {
 		return err
 	}
-	if !s.gpuSampleDue(sb.ID, nowMS) {
+	if !s.gpuSampleDue(sb.ID, now) {
 		return nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, inspectTimeout)
@@ -102,13 +103,13 @@ func (s *Service) sampleGPUs(ctx context.Context, sb Sandbox, nowMS int64) error
 		s.log.Debug("gpu sample", "sandbox", sb.ID, "err", err)
 		return nil
 	}
-	return s.storeGPUSample(ctx, sb.ID, nowMS, uuids, stats)
+	return s.storeGPUSample(ctx, sb.ID, now, uuids, stats)
 }
 
-// storeGPUSample records a sandbox's devices among stats at nowMS (nothing when none of them is there) and
+// storeGPUSample records a sandbox's devices among stats at now (nothing when none of them is there) and
 // drops its samples older than the gpuSampleKeep most recent intervals.
-func (s *Service) storeGPUSample(ctx context.Context, id string, nowMS int64, uuids []string, stats []gpustat.Stat) error {
-	row, ok := aggregateGPU(id, nowMS, uuids, stats)
+func (s *Service) storeGPUSample(ctx context.Context, id string, now time.Time, uuids []string, stats []gpustat.Stat) error {
+	row, ok := aggregateGPU(id, now, uuids, stats)
 	if !ok {
 		return nil
 	}
@@ -117,14 +118,14 @@ func (s *Service) storeGPUSample(ctx context.Context, id string, nowMS int64, uu
 		return fmt.Errorf("gpu sample: %w", err)
 	}
 	// Keep the most recent samples only: older ones by time, a cheap bound without counting rows.
-	horizon := nowMS - int64(gpuSampleKeep)*s.opts.GPUSampleInterval.Milliseconds()
+	horizon := now.Add(-gpuSampleKeep * s.opts.GPUSampleInterval)
 	return trimGPUSamples(db, id, horizon)
 }
 
 // recordAgentGPUs records, from an enrolled agent's heartbeat, a GPU sample of each of its sandboxes that
 // it reports running and that runs here on one of its nodes, when one is due. The sample is timed by this
 // testbed's clock (the agent's may drift), like the heartbeat itself.
-func (s *Service) recordAgentGPUs(ctx context.Context, a Agent, hb events.AgentHeartbeatV1, nowMS int64) error {
+func (s *Service) recordAgentGPUs(ctx context.Context, a Agent, hb events.AgentHeartbeatV1, now time.Time) error {
 	if len(hb.GPUs) == 0 || len(hb.Running) == 0 {
 		return nil
 	}
@@ -140,11 +141,11 @@ func (s *Service) recordAgentGPUs(ctx context.Context, a Agent, hb events.AgentH
 	var errs []error
 	for _, sb := range sbs {
 		uuids, why, err := s.measurable(ctx, sb)
-		if why != "" || err != nil || !s.gpuSampleDue(sb.ID, nowMS) {
+		if why != "" || err != nil || !s.gpuSampleDue(sb.ID, now) {
 			errs = append(errs, err)
 			continue
 		}
-		errs = append(errs, s.storeGPUSample(ctx, sb.ID, nowMS, uuids, stats))
+		errs = append(errs, s.storeGPUSample(ctx, sb.ID, now, uuids, stats))
 	}
 	return errors.Join(errs...)
 }
@@ -152,17 +153,16 @@ func (s *Service) recordAgentGPUs(ctx context.Context, a Agent, hb events.AgentH
 // pruneGPUSamples deletes the GPU samples of sandboxes that ended more than GPUSampleRetention ago, at most
 // once per PruneInterval (the supervisor's collect calls it on every tick).
 func (s *Service) pruneGPUSamples(ctx context.Context, now time.Time) error {
-	nowMS := ms(now)
 	s.mu.Lock()
-	due := s.gpuPruned == 0 || nowMS-s.gpuPruned >= s.opts.PruneInterval.Milliseconds()
+	due := s.gpuPruned.IsZero() || now.Sub(s.gpuPruned) >= s.opts.PruneInterval
 	if due {
-		s.gpuPruned = nowMS
+		s.gpuPruned = now
 	}
 	s.mu.Unlock()
 	if !due {
 		return nil
 	}
-	rows, err := pruneEndedGPUSamples(s.db.WithContext(ctx), ms(now.Add(-s.opts.GPUSampleRetention)))
+	rows, err := pruneEndedGPUSamples(s.db.WithContext(ctx), now.Add(-s.opts.GPUSampleRetention))
 	if err != nil {
 		return fmt.Errorf("prune gpu samples: %w", err)
 	}
@@ -174,8 +174,8 @@ func (s *Service) pruneGPUSamples(ctx context.Context, now time.Time) error {
 
 // aggregateGPU takes a sandbox's devices together: mean utilisation over those that report it, summed
 // memory. ok is false when none of its devices was in the answer.
-func aggregateGPU(id string, atMS int64, uuids []string, stats []gpustat.Stat) (GPUSample, bool) {
-	row := GPUSample{SandboxID: id, AtMS: atMS, UtilizationPct: -1}
+func aggregateGPU(id string, at time.Time, uuids []string, stats []gpustat.Stat) (GPUSample, bool) {
+	row := GPUSample{SandboxID: id, At: stamp(at), UtilizationPct: -1}
 	var util, utilN, seen int
 	for _, st := range stats {
 		mine := false

@@ -62,7 +62,7 @@ func TestAgentGPUSamples(t *testing.T) {
 		f.svc = svc
 		t.Cleanup(svc.Wait)
 		af := agentFixture{fixture: f, ctx: ctx}
-		if err := db.Create(&Agent{ID: "agent-1", PoolID: f.pool.ID, Name: "agent-1", CreatedMS: ms(f.clk.Now())}).Error; err != nil {
+		if err := db.Create(&Agent{ID: "agent-1", PoolID: f.pool.ID, Name: "agent-1", CreatedAt: stamp(f.clk.Now())}).Error; err != nil {
 			t.Fatal(err)
 		}
 		// Heartbeats go out every 20 ms; the test hands each to the testbed, as listenAgents would.
@@ -125,7 +125,7 @@ func TestAgentGPUSamples(t *testing.T) {
 			t.Fatal("no heartbeat carried the GPUs")
 		}
 		relay()
-		first := ms(f.clk.Now())
+		first := stamp(f.clk.Now())
 		relay() // the same instant: not due again
 		f.clk.Advance(10 * time.Second)
 		relay()
@@ -136,7 +136,7 @@ func TestAgentGPUSamples(t *testing.T) {
 		}
 		for i, s := range m.Samples {
 			w := want
-			w.AtMS = first + int64(i)*10_000
+			w.At = first.Add(time.Duration(i) * 10 * time.Second)
 			if s != w {
 				t.Errorf("sample %d: %+v, want %+v", i, s, w)
 			}
@@ -155,9 +155,9 @@ func TestGPUSamplesPruned(t *testing.T) {
 		running := f.launch(t, sme(), 1, 60) // runs, then ends at its expiry: within the retention all along
 		now := f.clk.Now()
 		for _, sb := range []Sandbox{
-			{ID: "sb-ended-long-ago", State: StateStopped, EndedMS: ms(now.Add(-72 * time.Hour))},
-			{ID: "sb-failed-long-ago", State: StateFailed, EndedMS: ms(now.Add(-49 * time.Hour))},
-			{ID: "sb-ended-recently", State: StateStopped, EndedMS: ms(now.Add(-47 * time.Hour))},
+			{ID: "sb-ended-long-ago", State: StateStopped, EndedAt: stampPtr(now.Add(-72 * time.Hour))},
+			{ID: "sb-failed-long-ago", State: StateFailed, EndedAt: stampPtr(now.Add(-49 * time.Hour))},
+			{ID: "sb-ended-recently", State: StateStopped, EndedAt: stampPtr(now.Add(-47 * time.Hour))},
 		} {
 			sb.OrgID, sb.PoolID, sb.Backend, sb.BackendRemoved = smeOrg, f.pool.ID, "simulator", true
 			if err := f.db.Create(&sb).Error; err != nil {
@@ -166,7 +166,7 @@ func TestGPUSamplesPruned(t *testing.T) {
 		}
 		sample := func(id string, at time.Time) {
 			t.Helper()
-			if err := f.db.Create(&GPUSample{SandboxID: id, AtMS: ms(at), UtilizationPct: 50, MemoryUsedMiB: 1, MemoryTotalMiB: 2}).Error; err != nil {
+			if err := f.db.Create(&GPUSample{SandboxID: id, At: stamp(at), UtilizationPct: 50, MemoryUsedMiB: 1, MemoryTotalMiB: 2}).Error; err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -19,15 +19,15 @@ func TestAggregateGPU(t *testing.T) {
 		{UUID: "GPU-b", UtilizationPct: 41, MemoryUsedMiB: 50, MemoryTotalMiB: 1000},
 		{UUID: "GPU-other", UtilizationPct: 100, MemoryUsedMiB: 999, MemoryTotalMiB: 1000},
 		{UUID: "GPU-mig", UtilizationPct: -1, MemoryUsedMiB: 7, MemoryTotalMiB: 10}}
-	got, ok := aggregateGPU("sb", 5, []string{"GPU-a", "GPU-b", "GPU-mig"}, stats)
-	want := GPUSample{SandboxID: "sb", AtMS: 5, UtilizationPct: 61, MemoryUsedMiB: 157, MemoryTotalMiB: 2010}
+	got, ok := aggregateGPU("sb", t0, []string{"GPU-a", "GPU-b", "GPU-mig"}, stats)
+	want := GPUSample{SandboxID: "sb", At: t0, UtilizationPct: 61, MemoryUsedMiB: 157, MemoryTotalMiB: 2010}
 	if !ok || got != want {
 		t.Fatalf("got %+v %v, want %+v", got, ok, want)
 	}
-	if got, ok := aggregateGPU("sb", 5, []string{"GPU-mig"}, stats); !ok || got.UtilizationPct != -1 {
+	if got, ok := aggregateGPU("sb", t0, []string{"GPU-mig"}, stats); !ok || got.UtilizationPct != -1 {
 		t.Fatalf("MIG only: %+v %v", got, ok)
 	}
-	if _, ok := aggregateGPU("sb", 5, []string{"GPU-gone"}, stats); ok {
+	if _, ok := aggregateGPU("sb", t0, []string{"GPU-gone"}, stats); ok {
 		t.Fatal("a device not in the answer was sampled")
 	}
 }

@@ -199,7 +199,7 @@ func checkUsage(t testing.TB, db *gorm.DB, sb Sandbox) int64 {
 		t.Fatalf("no usage samples for %s", sb.ID)
 	}
 	var sum int64
-	prev := fromMS(sb.StartedMS)
+	prev := *sb.StartedAt
 	for i, u := range us {
 		if u.Seq != uint64(i+1) || !u.Start.Equal(prev) || u.Millis != u.End.Sub(u.Start).Milliseconds() {
 			t.Fatalf("sample %d: seq %d start %v (want %v) millis %d", i, u.Seq, u.Start, prev, u.Millis)
@@ -210,7 +210,7 @@ func checkUsage(t testing.TB, db *gorm.DB, sb Sandbox) int64 {
 		sum += u.Millis
 		prev = u.End
 	}
-	if want := sb.EndedMS - sb.StartedMS; sum != want {
+	if want := sb.EndedAt.Sub(*sb.StartedAt).Milliseconds(); sum != want {
 		t.Fatalf("usage sum %d ms, running time %d ms", sum, want)
 	}
 	return sum
@@ -270,3 +270,6 @@ func dbtestOpenSQLite(t testing.TB) *gorm.DB {
 	t.Helper()
 	return dbtest.Open(t, sqldb.SQLite, migrations()...)
 }
+
+// equalAt reports whether an optional instant is set and is want, to the millisecond the testbed stores.
+func equalAt(got *time.Time, want time.Time) bool { return got != nil && got.Equal(stamp(want)) }

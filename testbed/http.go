@@ -67,13 +67,6 @@ func callerOf(c *fiber.Ctx) web.Principal {
 	return web.PrincipalOf(c)
 }
 
-func rfc(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
 // JSON types.
 
 type poolJSON struct {
@@ -101,7 +94,7 @@ type poolGPUJSON struct {
 func toPoolJSON(v PoolView) poolJSON {
 	out := poolJSON{ID: v.ID, VendorOrgID: v.VendorOrgID, Name: v.Name, Region: v.Region, Backend: v.Backend,
 		Settings: v.SettingsMap(), Nodes: v.Nodes, GPUs: []poolGPUJSON{}, BackendProblem: v.BackendProblem,
-		CreatedAt: fromMS(v.CreatedMS), UpdatedAt: fromMS(v.UpdatedMS)}
+		CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
 	for _, m := range GPUModels() {
 		if c, ok := v.Models[m]; ok {
 			out.GPUs = append(out.GPUs, poolGPUJSON{GPUModel: m, Total: c[1], FreeNow: c[0]})
@@ -152,7 +145,7 @@ type deviceJSON struct {
 
 func toNodeJSON(n Node, devs []Device) nodeJSON {
 	out := nodeJSON{ID: n.ID, PoolID: n.PoolID, Name: n.Name, Health: n.Health, CPUMillis: n.CPUMillis,
-		MemoryBytes: n.MemoryBytes, LastHeartbeat: fromMS(n.HeartbeatMS), AgentID: n.AgentID, Devices: []deviceJSON{}}
+		MemoryBytes: n.MemoryBytes, LastHeartbeat: n.HeartbeatAt, AgentID: n.AgentID, Devices: []deviceJSON{}}
 	for _, d := range devs {
 		if d.NodeID != n.ID {
 			continue
@@ -347,7 +340,7 @@ func toProgressJSON(sb Sandbox) *progressJSON {
 	if !ok {
 		return nil
 	}
-	return &progressJSON{Phase: p.Phase, DoneBytes: p.Done, TotalBytes: p.Total, ImageDigest: p.Digest, UpdatedAt: fromMS(p.AtMS)}
+	return &progressJSON{Phase: p.Phase, DoneBytes: p.Done, TotalBytes: p.Total, ImageDigest: p.Digest, UpdatedAt: time.UnixMilli(p.AtMS).UTC()}
 }
 
 // sandboxAnswer writes sb as the API shows it, with status.
@@ -361,8 +354,8 @@ func sandboxAnswer(c *fiber.Ctx, status int, sb Sandbox, now time.Time) error {
 
 func toSandboxJSON(sb Sandbox, now time.Time) (sandboxJSON, error) {
 	usage := sb.UsageMillis()
-	if sb.State == StateRunning && sb.StartedMS > 0 && sb.UnreachableMS == 0 {
-		usage = max(usage, ms(now)-sb.StartedMS) // so far, including the interval not yet published
+	if sb.State == StateRunning && sb.StartedAt != nil && sb.UnreachableAt == nil {
+		usage = max(usage, stamp(now).Sub(*sb.StartedAt).Milliseconds()) // so far, including the interval not yet published
 	}
 	// The cost so far, as billing's meter computes it: a price that overflows (only a corrupt row can; listings'
 	// prices are bounded) is an error here too, not a charge of 0.
@@ -377,12 +370,12 @@ func toSandboxJSON(sb Sandbox, now time.Time) (sandboxJSON, error) {
 	}
 	t := sb.template()
 	out := sandboxJSON{ID: sb.ID, State: sb.State, OrganizationID: sb.OrgID, ListingID: sb.ListingID, PoolID: sb.PoolID,
-		Backend: sb.Backend, NodeID: sb.NodeID, AgentID: sb.AgentID, UnreachableSince: rfc(fromMS(sb.UnreachableMS)), GPUModel: sb.GPUModel, GPUCount: sb.GPUCount, MIGProfile: sb.MIGProfile,
+		Backend: sb.Backend, NodeID: sb.NodeID, AgentID: sb.AgentID, UnreachableSince: sb.UnreachableAt, GPUModel: sb.GPUModel, GPUCount: sb.GPUCount, MIGProfile: sb.MIGProfile,
 		Devices: devs, Template: sb.Template, Image: sb.Image, ImageListingID: sb.ImageListingID, ImageDigest: sb.ImageDigest,
 		Progress:  toProgressJSON(sb),
 		CPUMillis: sb.CPUMillis, MemoryBytes: sb.MemoryBytes,
-		DurationMinutes: sb.DurationMinutes, CreatedAt: fromMS(sb.CreatedMS), StartedAt: rfc(fromMS(sb.StartedMS)),
-		ExpiresAt: rfc(fromMS(sb.ExpiresMS)), EndedAt: rfc(fromMS(sb.EndedMS)), UsageMillis: usage,
+		DurationMinutes: sb.DurationMinutes, CreatedAt: sb.CreatedAt, StartedAt: sb.StartedAt,
+		ExpiresAt: sb.ExpiresAt, EndedAt: sb.EndedAt, UsageMillis: usage,
 		ChargeMicro: int64(charge), PricePerGPUHour: sb.PricePerGPUHour,
 		StopReason: sb.StopReason, Message: sb.Message, Ports: append([]int{}, t.Ports...),
 		LogsURL: base + "/logs", TerminalURL: base + "/terminal", ProxyURLs: []string{}}
@@ -427,7 +420,7 @@ type reservationJSON struct {
 
 func toReservationJSON(r Reservation) reservationJSON {
 	return reservationJSON{ID: r.ID, State: r.State, ListingID: r.ListingID, PoolID: r.PoolID, GPUModel: r.GPUModel,
-		GPUCount: r.GPUCount, StartsAt: fromMS(r.StartsMS), EndsAt: fromMS(r.EndsMS), CreatedAt: fromMS(r.CreatedMS)}
+		GPUCount: r.GPUCount, StartsAt: r.StartsAt, EndsAt: r.EndsAt, CreatedAt: r.CreatedAt}
 }
 
 // Handlers.
@@ -694,7 +687,7 @@ func (h handler) listSandboxes(c *fiber.Ctx) error {
 		}
 	}
 	return c.JSON(web.NewList(items, pg.Limit, func(last sandboxJSON) any {
-		return SandboxCursor{CreatedMS: ms(last.CreatedAt), ID: last.ID}
+		return SandboxCursor{CreatedMS: last.CreatedAt.UnixMilli(), ID: last.ID}
 	}))
 }
 
@@ -748,7 +741,7 @@ type gpuSampleJSON struct {
 func toGPUMetricsJSON(m GPUMetrics) gpuMetricsJSON {
 	out := gpuMetricsJSON{Measured: m.Measured, NotMeasuredReason: m.Reason, Items: make([]gpuSampleJSON, len(m.Samples))}
 	for i, g := range m.Samples {
-		out.Items[i] = gpuSampleJSON{At: fromMS(g.AtMS), MemoryUsedMiB: g.MemoryUsedMiB, MemoryTotalMiB: g.MemoryTotalMiB}
+		out.Items[i] = gpuSampleJSON{At: g.At, MemoryUsedMiB: g.MemoryUsedMiB, MemoryTotalMiB: g.MemoryTotalMiB}
 		if g.UtilizationPct >= 0 {
 			u := g.UtilizationPct
 			out.Items[i].UtilizationPct = &u
@@ -852,11 +845,14 @@ func (h handler) audit(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var before int64
+	// The cursor is the last entry's instant in Unix milliseconds, the form clients already hold.
+	var before time.Time
 	if pg.Cursor != "" {
-		if err := web.DecodeCursor(pg.Cursor, &before); err != nil {
+		var beforeMS int64
+		if err := web.DecodeCursor(pg.Cursor, &beforeMS); err != nil {
 			return err
 		}
+		before = time.UnixMilli(beforeMS).UTC()
 	}
 	list, err := h.svc.Audit(c.UserContext(), pg.Limit, before)
 	if err != nil {
@@ -865,8 +861,8 @@ func (h handler) audit(c *fiber.Ctx) error {
 	items := make([]auditJSON, len(list))
 	lang := web.Lang(c)
 	for i, a := range list {
-		items[i] = auditJSON{ID: a.ID, At: fromMS(a.AtMS), ActorUserID: a.ActorUserID, ActorOrgID: a.ActorOrgID,
+		items[i] = auditJSON{ID: a.ID, At: a.At, ActorUserID: a.ActorUserID, ActorOrgID: a.ActorOrgID,
 			Action: a.Action, Target: a.Target, Detail: a.Detail, ActionDisplay: i18n.AuditAction(lang, "testbed", a.Action)}
 	}
-	return c.JSON(web.NewList(items, pg.Limit, func(last auditJSON) any { return ms(last.At) }))
+	return c.JSON(web.NewList(items, pg.Limit, func(last auditJSON) any { return last.At.UnixMilli() }))
 }

@@ -38,15 +38,15 @@ type newAgentTokenJSON struct {
 func toAgentTokenJSON(t AgentToken, now time.Time) agentTokenJSON {
 	state := "usable"
 	switch {
-	case t.RevokedMS != 0:
+	case t.RevokedAt != nil:
 		state = "revoked"
-	case t.UsedMS != 0:
+	case t.UsedAt != nil:
 		state = "used"
-	case ms(now) >= t.ExpiresMS:
+	case !stamp(now).Before(t.ExpiresAt):
 		state = "expired"
 	}
-	return agentTokenJSON{ID: t.ID, PoolID: t.PoolID, Note: t.Note, CreatedAt: fromMS(t.CreatedMS), ExpiresAt: fromMS(t.ExpiresMS),
-		UsedAt: rfc(fromMS(t.UsedMS)), AgentID: t.AgentID, RevokedAt: rfc(fromMS(t.RevokedMS)), State: state}
+	return agentTokenJSON{ID: t.ID, PoolID: t.PoolID, Note: t.Note, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
+		UsedAt: t.UsedAt, AgentID: t.AgentID, RevokedAt: t.RevokedAt, State: state}
 }
 
 type agentJSON struct {
@@ -68,15 +68,15 @@ type agentJSON struct {
 func (h handler) toAgentJSON(v AgentView, now time.Time) agentJSON {
 	state := "connected"
 	switch {
-	case v.RevokedMS != 0:
+	case v.RevokedAt != nil:
 		state = "revoked"
-	case v.HeartbeatMS == 0:
+	case v.HeartbeatAt == nil:
 		state = "never_connected"
-	case now.Sub(fromMS(v.HeartbeatMS)) > h.svc.opts.NodeTimeout:
+	case now.Sub(*v.HeartbeatAt) > h.svc.opts.NodeTimeout:
 		state = "unreachable"
 	}
 	out := agentJSON{ID: v.ID, PoolID: v.PoolID, Name: v.Name, Version: v.Version, Backend: v.Backend, Problem: v.Problem,
-		CreatedAt: fromMS(v.CreatedMS), LastHeartbeat: rfc(fromMS(v.HeartbeatMS)), RevokedAt: rfc(fromMS(v.RevokedMS)),
+		CreatedAt: v.CreatedAt, LastHeartbeat: v.HeartbeatAt, RevokedAt: v.RevokedAt,
 		State: state, Nodes: []nodeJSON{}, Devices: v.Devices}
 	for _, n := range v.Nodes {
 		out.Nodes = append(out.Nodes, toNodeJSON(n, nil))

@@ -229,7 +229,7 @@ func TestStaffAudit(t *testing.T) {
 		if s := f.get(t, sb.ID); s.StopReason != ReasonStaff || s.State != StateStopped {
 			t.Fatalf("staff stop: %s %s", s.State, s.StopReason)
 		}
-		list, err := f.svc.Audit(context.Background(), 10, 0)
+		list, err := f.svc.Audit(context.Background(), 10, time.Time{})
 		if err != nil || len(list) != 1 || list[0].Action != "sandbox.stop" || list[0].Target != sb.ID {
 			t.Fatalf("audit %+v %v", list, err)
 		}
@@ -322,7 +322,7 @@ func TestSandboxCostThatOverflowsIsAnError(t *testing.T) {
 	eachFixture(t, 1, 4, Options{}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 2, 60)
 		if err := f.db.Model(&Sandbox{}).Where("id = ?", sb.ID).Updates(map[string]any{"state": StateRunning,
-			"started_ms": t0.UnixMilli(), "price_per_gpu_hour": int64(1) << 62}).Error; err != nil {
+			"started_at": t0, "price_per_gpu_hour": int64(1) << 62}).Error; err != nil {
 			t.Fatal(err)
 		}
 		f.clk.Set(t0.Add(time.Hour))

@@ -189,7 +189,7 @@ func TestImageRefusedFailsTheSandbox(t *testing.T) {
 					t.Fatal(err)
 				}
 				if got.State != StateFailed || got.StopReason != tc.reason || !strings.Contains(got.Message, tc.text) ||
-					!strings.Contains(got.Message, "image shell") || got.ImageDigest != "" || got.StartedMS != 0 {
+					!strings.Contains(got.Message, "image shell") || got.ImageDigest != "" || got.StartedAt != nil {
 					t.Fatalf("sandbox %s %s: %q (digest %q); want failed %s saying %q", got.State, got.StopReason, got.Message, got.ImageDigest, tc.reason, tc.text)
 				}
 				checkReleased(t, db, stand.Backend, sb.ID, StateFailed)
@@ -248,7 +248,7 @@ func TestStopDuringPull(t *testing.T) {
 		}
 		svc.Wait() // the provisioning ends with the stop, though the registry still holds the layer
 		got := waitRow(t, db, sb.ID, func(sb Sandbox) bool { return sb.Terminal() })
-		if p, _ := got.ProgressOf(); got.State != StateStopped || got.StopReason != ReasonUser || got.StartedMS != 0 || p.Phase != PhasePulling {
+		if p, _ := got.ProgressOf(); got.State != StateStopped || got.StopReason != ReasonUser || got.StartedAt != nil || p.Phase != PhasePulling {
 			t.Fatalf("stopped during its pull: %+v", got)
 		}
 		checkReleased(t, db, stand.Backend, sb.ID, StateStopped)

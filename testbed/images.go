@@ -211,9 +211,9 @@ func (w *progressWriter) close() {
 // only while it is still provisioning; ok is false when it no longer is (stopped or ended meanwhile).
 func (s *Service) setProgress(ctx context.Context, id string, p Progress, more map[string]any) (ok bool, err error) {
 	now := s.clock.Now()
-	p.AtMS = ms(now)
+	p.AtMS = now.UnixMilli()
 	b, _ := json.Marshal(p)
-	cols := map[string]any{"progress": string(b), "updated_ms": ms(now)}
+	cols := map[string]any{"progress": string(b), "updated_at": stamp(now)}
 	maps.Copy(cols, more)
 	return setProvisioning(s.db.WithContext(ctx), id, cols)
 }

@@ -75,7 +75,7 @@ func (s *Service) Load(ctx context.Context) error {
 		for i, c := range cs {
 			ids[i] = c.DeviceID
 		}
-		x.claim(sb, ids, cs[0].ExpiresMS, cpu[sb][0], cpu[sb][1])
+		x.claim(sb, ids, cs[0].ExpiresAt, cpu[sb][0], cpu[sb][1])
 	}
 	for _, r := range res {
 		x.reserve(r)
@@ -108,8 +108,18 @@ func (s *Service) writePoolChanged(tx *gorm.DB, p Pool) error {
 		return err
 	}
 	ev := events.PoolChangedV1{PoolID: p.ID, VendorOrgID: p.VendorOrgID, Name: p.Name, Region: p.Region,
-		Backend: p.Backend, GPUModels: models, At: fromMS(p.UpdatedMS)}
-	return eventbusWrite(tx, s, events.PoolChanged, fmt.Sprintf("%s-%d", p.ID, p.UpdatedMS), ev)
+		Backend: p.Backend, GPUModels: models, At: p.UpdatedAt}
+	return eventbusWrite(tx, s, events.PoolChanged, fmt.Sprintf("%s-%d", p.ID, p.UpdatedAt.UnixMilli()), ev)
+}
+
+// poolChangedAt is when a pool changes at now: a millisecond after its last change at least, so that each
+// change is its own pool.changed event (the event's ID is the pool's and that instant's).
+func poolChangedAt(p Pool, now time.Time) time.Time {
+	now = stamp(now)
+	if next := p.UpdatedAt.Add(time.Millisecond); now.Before(next) {
+		return next
+	}
+	return now
 }
 
 // onPlatformHost reports backends whose sandboxes run on the machine the testbed itself runs on.
@@ -135,9 +145,9 @@ func (s *Service) CreatePool(ctx context.Context, c web.Principal, in CreatePool
 		return Pool{}, err
 	}
 	settings, _ := json.Marshal(nonNilMap(in.Settings))
-	now := ms(s.clock.Now())
+	now := stamp(s.clock.Now())
 	p := Pool{ID: newID("pool"), VendorOrgID: in.VendorOrgID, Name: strings.TrimSpace(in.Name),
-		Region: strings.TrimSpace(in.Region), Backend: in.Backend, Settings: string(settings), CreatedMS: now, UpdatedMS: now}
+		Region: strings.TrimSpace(in.Region), Backend: in.Backend, Settings: string(settings), CreatedAt: now, UpdatedAt: now}
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		if err := createPool(tx, &p); err != nil {
 			return err
@@ -193,7 +203,7 @@ func (s *Service) UpdatePool(ctx context.Context, c web.Principal, id string, in
 			b, _ := json.Marshal(in.Settings)
 			p.Settings = string(b)
 		}
-		p.UpdatedMS = max(ms(s.clock.Now()), p.UpdatedMS+1)
+		p.UpdatedAt = poolChangedAt(p, s.clock.Now())
 		if err := savePool(tx, &p); err != nil {
 			return err
 		}
@@ -290,7 +300,7 @@ func (s *Service) AddNode(ctx context.Context, c web.Principal, poolID string, i
 			return Node{}, nil, problem.New(422, "discovery_failed", "GPU discovery failed.").WithDetailMsg("problem.discovery_failed.none", nil)
 		}
 	}
-	n, devs := newNode(poolID, in, declared, ms(s.clock.Now()))
+	n, devs := newNode(poolID, in, declared, s.clock.Now())
 	err := s.insertNode(ctx, c, n, devs, func(tx *gorm.DB) (Pool, error) {
 		p, err := managedPool(tx, c, poolID, true)
 		if err != nil {
@@ -308,9 +318,10 @@ func (s *Service) AddNode(ctx context.Context, c web.Principal, poolID string, i
 }
 
 // newNode is the node of in and its devices, not stored yet.
-func newNode(poolID string, in AddNodeInput, declared bool, now int64) (Node, []Device) {
+func newNode(poolID string, in AddNodeInput, declared bool, now time.Time) (Node, []Device) {
+	now = stamp(now)
 	n := Node{ID: newID("node"), PoolID: poolID, Name: strings.TrimSpace(in.Name), Health: NodeReady,
-		CPUMillis: in.CPUMillis, MemoryBytes: in.MemoryBytes, HeartbeatMS: now, CreatedMS: now}
+		CPUMillis: in.CPUMillis, MemoryBytes: in.MemoryBytes, HeartbeatAt: now, CreatedAt: now}
 	var devs []Device
 	for _, d := range in.Devices {
 		mem := d.MemoryMiB
@@ -341,7 +352,7 @@ func (s *Service) insertNode(ctx context.Context, c web.Principal, n Node, devs 
 		if err := s.audit(tx, c, p.VendorOrgID, "node.add", n.ID, fmt.Sprintf("%s: %d device(s)", n.Name, len(devs))); err != nil {
 			return err
 		}
-		p.UpdatedMS = max(n.CreatedMS, p.UpdatedMS+1)
+		p.UpdatedAt = poolChangedAt(p, n.CreatedAt)
 		if err := savePool(tx, &p); err != nil {
 			return err
 		}
@@ -378,7 +389,7 @@ func (s *Service) SetNodeHealth(ctx context.Context, c web.Principal, poolID, no
 		if n, err = nodeOfPool(tx, poolID, nodeID); err != nil {
 			return err
 		}
-		n.HeartbeatMS = ms(s.clock.Now())
+		n.HeartbeatAt = stamp(s.clock.Now())
 		if in.Health != "" {
 			if err := s.audit(tx, c, p.VendorOrgID, "node.health", n.ID, in.Health); err != nil {
 				return err
@@ -476,7 +487,7 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 			l := Listing{ID: ev.ListingID, VendorOrgID: ev.VendorOrgID, Title: ev.Title, PoolID: ev.Compute.PoolID,
 				GPUModel: ev.Compute.GPUModel, Region: ev.Compute.Region, MinMinutes: ev.Compute.MinDurationMinutes,
 				MaxMinutes: ev.Compute.MaxDurationMinutes, PricePerGPUHour: ev.Compute.PricePerGPUHour,
-				PlanID: ev.Compute.PlanID, Version: ev.Version, UpdatedMS: ms(ev.At), VisibleTo: strings.Join(ev.Compute.VisibleTo, ","),
+				PlanID: ev.Compute.PlanID, Version: ev.Version, UpdatedAt: stamp(ev.At), VisibleTo: strings.Join(ev.Compute.VisibleTo, ","),
 				Gated: ev.Compute.Gated}
 			if l.MaxMinutes <= 0 {
 				l.MaxMinutes = 24 * 60
@@ -503,15 +514,15 @@ func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted 
 		}
 		cur, err := entitlementOf(tx, ev.OrganizationID, ev.ListingID)
 		switch {
-		case err == nil && cur.AtMS > ms(ev.At):
+		case err == nil && cur.At.After(stamp(ev.At)):
 			return nil // an older event than the one applied
 		case err != nil && !sqldb.IsNotFound(err):
 			return err
 		}
 		e := Entitlement{OrgID: ev.OrganizationID, ListingID: ev.ListingID, EntitlementID: ev.EntitlementID,
-			Active: granted, AtMS: ms(ev.At), UpdatedMS: ms(s.clock.Now())}
+			Active: granted, At: stamp(ev.At), UpdatedAt: stamp(s.clock.Now())}
 		if granted && ev.ExpiresAt != nil {
-			e.ExpiresMS = ms(*ev.ExpiresAt)
+			e.ExpiresAt = stampPtr(*ev.ExpiresAt)
 		}
 		return putEntitlement(tx, e)
 	})
@@ -528,7 +539,7 @@ func (s *Service) checkAccess(ctx context.Context, c web.Principal, l Listing) e
 		return nil
 	}
 	if c.OrgID != "" {
-		ok, err := entitled(s.db.WithContext(ctx), c.OrgID, l.ID, ms(s.clock.Now()))
+		ok, err := entitled(s.db.WithContext(ctx), c.OrgID, l.ID, s.clock.Now())
 		if err != nil {
 			return err
 		}
@@ -546,7 +557,7 @@ func (s *Service) entitledListings(ctx context.Context, c web.Principal) (map[st
 	if c.OrgID == "" {
 		return out, nil
 	}
-	ids, err := entitledListingIDs(s.db.WithContext(ctx), c.OrgID, ms(s.clock.Now()))
+	ids, err := entitledListingIDs(s.db.WithContext(ctx), c.OrgID, s.clock.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -557,7 +568,7 @@ func (s *Service) entitledListings(ctx context.Context, c web.Principal) (map[st
 }
 
 // processed is the consumers' inbox: each records an event's ID in the transaction of its effect.
-var processed = inbox.Table{Name: "testbed_processed_events", ID: "id", At: "processed_ms", Millis: true}
+var processed = inbox.Table{Name: "testbed_processed_events", ID: "id", At: "processed_at"}
 
 // Listings lists the compute listings the testbed can launch for c (restricted ones only to their
 // organisations).

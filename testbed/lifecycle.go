@@ -57,14 +57,15 @@ func (s *Service) transition(tx *gorm.DB, sb *Sandbox, to, reason string, at tim
 	if reason != "" && sb.StopReason == "" && (to == StateStopping || to == StateStopped || to == StateFailed) {
 		sb.StopReason = reason
 	}
-	sb.UpdatedMS = ms(at)
+	sb.UpdatedAt = stamp(at)
 	end := to == StateStopped || to == StateFailed
 	if end {
-		if sb.EndedMS == 0 {
-			sb.EndedMS = max(sb.UsageEndMS, ms(at))
-			if sb.StartedMS == 0 {
-				sb.EndedMS = ms(at)
+		if sb.EndedAt == nil {
+			ended := stamp(at)
+			if sb.StartedAt != nil && sb.UsageEndAt != nil && sb.UsageEndAt.After(ended) {
+				ended = *sb.UsageEndAt
 			}
+			sb.EndedAt = &ended
 		}
 		if err := releaseClaims(tx, sb.ID); err != nil {
 			return err
@@ -81,7 +82,7 @@ func (s *Service) transition(tx *gorm.DB, sb *Sandbox, to, reason string, at tim
 	}
 	ev := events.SandboxChangedV1{SandboxID: sb.ID, OrganizationID: sb.OrgID, UserID: sb.UserID, ListingID: sb.ListingID,
 		VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, NodeID: sb.NodeID, GPUModel: sb.GPUModel, GPUCount: sb.GPUCount,
-		State: to, Reason: sb.StopReason, ExpiresAt: fromMS(sb.ExpiresMS), At: at}
+		State: to, Reason: sb.StopReason, ExpiresAt: orZero(sb.ExpiresAt), At: at}
 	if end {
 		ev.UsageMillis, ev.LastSeq = sb.UsageMillis(), sb.UsageSeq
 	}
@@ -104,29 +105,34 @@ func (s *Service) committed(sb *Sandbox) {
 	s.watch.wake(sb.ID)
 }
 
-// meter writes one usage sample from the cursor to endMS (and moves the cursor) inside tx. A non-final
-// sample of zero length is skipped; the final one is always written so billing sees the end. Times are whole
-// milliseconds, so the samples' Millis sum to exactly (last end − backend-observed start).
-func (s *Service) meter(tx *gorm.DB, sb *Sandbox, endMS int64, final bool) error {
-	if sb.StartedMS == 0 {
+// meter writes one usage sample from the cursor to end (and moves the cursor) inside tx. A non-final sample
+// of zero length is skipped; the final one is always written so billing sees the end. Times are whole
+// milliseconds (stamp), so the samples' Millis sum to exactly (last end − backend-observed start).
+func (s *Service) meter(tx *gorm.DB, sb *Sandbox, end time.Time, final bool) error {
+	if sb.StartedAt == nil {
 		return nil
 	}
-	if endMS < sb.UsageEndMS {
-		endMS = sb.UsageEndMS // never meter backwards (a clock step): the interval is empty instead
+	from := *sb.StartedAt
+	if sb.UsageEndAt != nil {
+		from = *sb.UsageEndAt
 	}
-	if endMS == sb.UsageEndMS && !final {
+	end = stamp(end)
+	if end.Before(from) {
+		end = from // never meter backwards (a clock step): the interval is empty instead
+	}
+	if end.Equal(from) && !final {
 		return nil
 	}
 	sb.UsageSeq++
 	ev := events.SandboxUsageV1{SandboxID: sb.ID, OrganizationID: sb.OrgID, ListingID: sb.ListingID,
 		VendorOrgID: sb.VendorOrgID, PoolID: sb.PoolID, GPUModel: sb.GPUModel, DeviceCount: sb.GPUCount,
-		Seq: sb.UsageSeq, Start: fromMS(sb.UsageEndMS), End: fromMS(endMS), Millis: endMS - sb.UsageEndMS, Final: final}
-	sb.UsageEndMS = endMS
+		Seq: sb.UsageSeq, Start: from, End: end, Millis: end.Sub(from).Milliseconds(), Final: final}
+	sb.UsageEndAt = &end
 	s.metrics.samples.Inc()
 	if err := eventbusWrite(tx, s, events.SandboxUsage, fmt.Sprintf("%s-%d", sb.ID, sb.UsageSeq), ev); err != nil {
 		return err
 	}
-	return setUsageCursor(tx, sb.ID, sb.UsageSeq, sb.UsageEndMS)
+	return setUsageCursor(tx, sb.ID, sb.UsageSeq, end)
 }
 
 // update loads a sandbox for update inside a transaction, applies fn and commits.
@@ -232,7 +238,7 @@ func (s *Service) launch(ctx context.Context, c web.Principal, in LaunchInput) (
 	sb := Sandbox{ID: newID("sb"), OrgID: c.OrgID, UserID: c.UserID, ListingID: l.ID, VendorOrgID: l.VendorOrgID,
 		PoolID: pool.ID, Backend: pool.Backend, Devices: "[]", GPUModel: in.GPUModel, GPUCount: in.GPUCount,
 		MIGProfile: in.MIGProfile, Template: in.Template, CPUMillis: cpu, MemoryBytes: mem,
-		DurationMinutes: in.DurationMinutes, PricePerGPUHour: l.PricePerGPUHour, CreatedMS: ms(now), ActivityMS: ms(now)}
+		DurationMinutes: in.DurationMinutes, PricePerGPUHour: l.PricePerGPUHour, CreatedAt: stamp(now), ActivityAt: stamp(now)}
 	if runsImages(pool.Backend) || pullsImages(pool.Backend) {
 		sb.Image = t.Image
 	}
@@ -242,7 +248,7 @@ func (s *Service) launch(ctx context.Context, c web.Principal, in LaunchInput) (
 	}
 	sb.MountListingID, sb.Mounts = in.MountListingID, mounts
 	req := PlaceRequest{PoolID: pool.ID, GPUModel: in.GPUModel, GPUCount: in.GPUCount, MIGProfile: in.MIGProfile,
-		CPUMillis: cpu, Memory: mem, OrgID: c.OrgID, FromMS: ms(now), ToMS: ms(now.Add(dur))}
+		CPUMillis: cpu, Memory: mem, OrgID: c.OrgID, From: now, To: now.Add(dur)}
 	if !s.index().fits(req) {
 		// Capacity may exist that this process has not seen yet (added elsewhere): look once, at most
 		// once a second, before refusing.
@@ -329,12 +335,12 @@ func (s *Service) schedule(ctx context.Context, id string, req PlaceRequest) err
 			if err != nil {
 				return err
 			}
-			now := ms(s.clock.Now())
+			now := stamp(s.clock.Now())
 			claims := make([]DeviceClaim, len(devs))
 			view := make([]SandboxDevice, len(devs))
 			for i, d := range devs {
 				claims[i] = DeviceClaim{DeviceID: d.ID, SandboxID: sb.ID, NodeID: d.NodeID, PoolID: d.PoolID,
-					GPUModel: d.GPUModel, ExpiresMS: req.ToMS, CreatedMS: now}
+					GPUModel: d.GPUModel, ExpiresAt: stamp(req.To), CreatedAt: now}
 				view[i] = SandboxDevice{ID: d.ID, Index: d.Idx, UUID: d.UUID, Model: d.GPUModel, Declared: d.Declared}
 			}
 			if err := createClaims(tx, claims); err != nil {
@@ -345,8 +351,8 @@ func (s *Service) schedule(ctx context.Context, id string, req PlaceRequest) err
 			if err != nil {
 				return err
 			}
-			sb.NodeID, sb.AgentID, sb.Devices, sb.ExpiresMS = p.NodeID, node.AgentID, string(b), req.ToMS
-			return s.transition(tx, sb, StateScheduled, "", fromMS(now))
+			sb.NodeID, sb.AgentID, sb.Devices, sb.ExpiresAt = p.NodeID, node.AgentID, string(b), stampPtr(req.To)
+			return s.transition(tx, sb, StateScheduled, "", now)
 		})
 		if err == nil {
 			return nil
@@ -371,10 +377,10 @@ func (s *Service) syncClaims(ctx context.Context, poolID string) error {
 		return err
 	}
 	by := map[string][]string{}
-	exp := map[string]int64{}
+	exp := map[string]time.Time{}
 	for _, c := range claims {
 		by[c.SandboxID] = append(by[c.SandboxID], c.DeviceID)
-		exp[c.SandboxID] = c.ExpiresMS
+		exp[c.SandboxID] = c.ExpiresAt
 	}
 	x := s.index()
 	for sb, ids := range by {
@@ -390,9 +396,9 @@ func (s *Service) noCapacity(req PlaceRequest, now time.Time) error {
 		return p.WithDetailMsg("problem.no_capacity.too_small", problem.Args{"CPU": cpuText(req.CPUMillis), "Memory": i18n.Size(req.Memory),
 			"GPUs": req.GPUCount, "Model": req.GPUModel, "NodeCPU": cpuText(cpu), "NodeMemory": i18n.Size(mem)})
 	}
-	if t := s.index().nextFree(req, ms(now)); t > ms(now) {
-		p = p.WithExtra("next_free_at", fromMS(t).Format(time.RFC3339))
-	} else if t == 0 {
+	if t, ok := s.index().nextFree(req, now); ok && t.After(stamp(now)) {
+		p = p.WithExtra("next_free_at", t.Format(time.RFC3339))
+	} else if !ok {
 		p = p.WithDetailMsg("problem.no_capacity.too_few", problem.Args{"GPUs": req.GPUCount, "Model": req.GPUModel})
 	}
 	return p
@@ -629,17 +635,17 @@ func (s *Service) started(ctx context.Context, id string, st backend.Status) err
 			sb.Message = st.Message
 			return saveSandbox(tx, sb) // queued by the backend: the supervisor checks again
 		}
-		if sb.StartedMS == 0 {
-			start := ms(st.StartedAt)
-			sb.StartedMS, sb.UsageEndMS, sb.ActivityMS = start, start, start
-			sb.ExpiresMS = start + int64(sb.DurationMinutes)*60_000
-			if err := setClaimsExpiry(tx, sb.ID, sb.ExpiresMS); err != nil {
+		if sb.StartedAt == nil {
+			start := stamp(st.StartedAt)
+			sb.StartedAt, sb.UsageEndAt, sb.ActivityAt = stampPtr(start), stampPtr(start), start
+			sb.ExpiresAt = stampPtr(start.Add(time.Duration(sb.DurationMinutes) * time.Minute))
+			if err := setClaimsExpiry(tx, sb.ID, *sb.ExpiresAt); err != nil {
 				return err
 			}
 		}
 		switch sb.State {
 		case StateProvisioning:
-			s.metrics.toRunning.Observe(float64(sb.StartedMS-sb.CreatedMS) / 1000)
+			s.metrics.toRunning.Observe(sb.StartedAt.Sub(sb.CreatedAt).Seconds())
 			sb.Progress = ""
 			return s.transition(tx, sb, StateRunning, "", s.clock.Now())
 		default:
@@ -657,7 +663,9 @@ func (s *Service) started(ctx context.Context, id string, st backend.Status) err
 		}
 		return nil
 	}
-	s.index().extend(id, sb.ExpiresMS)
+	if sb.ExpiresAt != nil {
+		s.index().extend(id, *sb.ExpiresAt)
+	}
 	if st.Ended() && sb.State == StateRunning {
 		return s.finish(ctx, id, st)
 	}
@@ -705,23 +713,23 @@ func (s *Service) finish(ctx context.Context, id string, st backend.Status) erro
 			return nil
 		}
 		now := s.clock.Now()
-		end := sb.UsageEndMS
+		end := orZero(sb.UsageEndAt)
 		if !st.EndedAt.IsZero() {
-			end = ms(st.EndedAt)
+			end = st.EndedAt
 		}
-		if sb.StartedMS == 0 && !st.StartedAt.IsZero() {
-			sb.StartedMS, sb.UsageEndMS = ms(st.StartedAt), ms(st.StartedAt)
+		if sb.StartedAt == nil && !st.StartedAt.IsZero() {
+			sb.StartedAt, sb.UsageEndAt = stampPtr(st.StartedAt), stampPtr(st.StartedAt)
 		}
-		if sb.StartedMS > 0 && end < sb.StartedMS {
-			end = sb.StartedMS
+		if sb.StartedAt != nil && end.Before(*sb.StartedAt) {
+			end = *sb.StartedAt
 		}
 		if err := s.meter(tx, sb, end, true); err != nil {
 			return err
 		}
-		if sb.StartedMS > 0 {
-			sb.EndedMS = sb.UsageEndMS
+		if sb.StartedAt != nil {
+			sb.EndedAt = stampPtr(*sb.UsageEndAt)
 		} else {
-			sb.EndedMS = ms(now)
+			sb.EndedAt = stampPtr(now)
 		}
 		// A sandbox the platform stopped exits from the stop's own signal (143 for TERM, 137 after the grace):
 		// its stop reason says why, and "exit code 143" would read as a failure.
@@ -734,7 +742,7 @@ func (s *Service) finish(ctx context.Context, id string, st backend.Status) erro
 		reason := stopReason(st)
 		switch sb.State {
 		case StateRequested, StateScheduled, StateProvisioning:
-			if sb.StartedMS == 0 {
+			if sb.StartedAt == nil {
 				return s.transition(tx, sb, StateFailed, reason, now)
 			}
 			if sb.State == StateProvisioning {
@@ -857,9 +865,9 @@ func (s *Service) extend(ctx context.Context, c web.Principal, id string, minute
 		return Sandbox{}, problem.Fields{{Field: "minutes", Code: "too_long",
 			Message: fmt.Sprintf("the listing allows at most %d minutes in total; %d already booked", max, sb.DurationMinutes)}}.Err()
 	}
-	if sb.ExpiresMS > 0 {
+	if sb.ExpiresAt != nil {
 		// The added time must not take devices that reservations need after the current expiry.
-		free := s.index().minFree(sb.PoolID, sb.GPUModel, sb.ExpiresMS, sb.ExpiresMS+int64(minutes)*60_000)
+		free := s.index().minFree(sb.PoolID, sb.GPUModel, *sb.ExpiresAt, sb.ExpiresAt.Add(time.Duration(minutes)*time.Minute))
 		if free < sb.GPUCount {
 			return Sandbox{}, ErrNoCapacity.WithDetailMsg("problem.no_capacity.reserved_after", problem.Args{"Minutes": minutes})
 		}
@@ -881,20 +889,22 @@ func (s *Service) extend(ctx context.Context, c web.Principal, id string, minute
 			return errBookingChanged
 		}
 		sb.DurationMinutes += minutes
-		sb.WalletStopMS = 0 // billing reserved the extension (and clears the hold's exhaustion): no wallet stop
-		if sb.ExpiresMS > 0 {
-			sb.ExpiresMS += int64(minutes) * 60_000
+		sb.WalletStopAt = nil // billing reserved the extension (and clears the hold's exhaustion): no wallet stop
+		if sb.ExpiresAt != nil {
+			sb.ExpiresAt = stampPtr(sb.ExpiresAt.Add(time.Duration(minutes) * time.Minute))
+			if err := setClaimsExpiry(tx, sb.ID, *sb.ExpiresAt); err != nil {
+				return err
+			}
 		}
-		sb.UpdatedMS = ms(s.clock.Now())
-		if err := setClaimsExpiry(tx, sb.ID, sb.ExpiresMS); err != nil {
-			return err
-		}
+		sb.UpdatedAt = stamp(s.clock.Now())
 		return saveSandbox(tx, sb)
 	})
 	if err != nil {
 		return Sandbox{}, err
 	}
-	s.index().extend(id, out.ExpiresMS)
+	if out.ExpiresAt != nil {
+		s.index().extend(id, *out.ExpiresAt)
+	}
 	return out, nil
 }
 
@@ -917,7 +927,9 @@ func (s *Service) ListSandboxes(ctx context.Context, c web.Principal, state stri
 	return sandboxesOfOrg(s.db.WithContext(ctx), c.OrgID, state, limit, after)
 }
 
-// SandboxCursor is the keyset of the sandbox list.
+// SandboxCursor is the keyset of the sandbox list. CreatedMS is created_at in Unix milliseconds: the cursor
+// is opaque to clients but they hold it across deploys, so it keeps its form (created_at is whole
+// milliseconds, so it is exact).
 type SandboxCursor struct {
 	CreatedMS int64  `json:"c"`
 	ID        string `json:"i"`
@@ -926,9 +938,9 @@ type SandboxCursor struct {
 // Touch records activity on a sandbox (terminal input, proxied request, log stream), for idle detection.
 // Writes are throttled to one per 10 seconds per sandbox.
 func (s *Service) Touch(ctx context.Context, id string) {
-	now := ms(s.clock.Now())
+	now := s.clock.Now()
 	s.mu.Lock()
-	if now-s.touched[id] < 10_000 {
+	if last, ok := s.touched[id]; ok && now.Sub(last) < 10*time.Second {
 		s.mu.Unlock()
 		return
 	}
@@ -940,7 +952,7 @@ func (s *Service) Touch(ctx context.Context, id string) {
 // WalletExhausted marks the organisation's live sandboxes to stop after the grace period. Idempotent by
 // event ID (recorded in the same transaction).
 func (s *Service) WalletExhausted(ctx context.Context, eventID string, ev events.WalletExhaustedV1) error {
-	stopAt := ms(ev.At.Add(s.opts.WalletGrace))
+	stopAt := ev.At.Add(s.opts.WalletGrace)
 	return sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
 		if fresh, err := processed.Mark(tx, "", eventID, s.clock.Now()); err != nil || !fresh {
 			return err

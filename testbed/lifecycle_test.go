@@ -21,7 +21,7 @@ func TestLaunchRunStop(t *testing.T) {
 			t.Fatalf("accepted state %s", sb.State)
 		}
 		got := f.get(t, sb.ID)
-		if got.State != StateRunning || got.StartedMS != ms(t0) || got.ExpiresMS != ms(t0.Add(time.Hour)) {
+		if got.State != StateRunning || !equalAt(got.StartedAt, t0) || !equalAt(got.ExpiresAt, t0.Add(time.Hour)) {
 			t.Fatalf("after provisioning: %+v", got)
 		}
 		if len(got.DeviceList()) != 2 || got.NodeID == "" {
@@ -76,8 +76,8 @@ func TestStopConditions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ext.ExpiresMS != ms(t0.Add(15*time.Minute)) {
-			t.Fatalf("extended expiry %v", fromMS(ext.ExpiresMS))
+		if !equalAt(ext.ExpiresAt, t0.Add(15*time.Minute)) {
+			t.Fatalf("extended expiry %v", ext.ExpiresAt)
 		}
 		if _, err := f.svc.Extend(ctx, sme(), expiring.ID, 240); !isField(err, "minutes") {
 			t.Fatalf("extend beyond listing max: %v", err)
@@ -217,8 +217,8 @@ func TestUsageAcrossRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := f.get(t, sb.ID)
-		if s.State != StateStopped || s.EndedMS != ms(end) {
-			t.Fatalf("after reconcile: %s ended %v want %v", s.State, fromMS(s.EndedMS), end)
+		if s.State != StateStopped || !equalAt(s.EndedAt, end) {
+			t.Fatalf("after reconcile: %s ended %v want %v", s.State, s.EndedAt, end)
 		}
 		st, err := f.sim.Inspect(context.Background(), sb.ID)
 		if err != nil {
@@ -265,8 +265,8 @@ func TestReconcile(t *testing.T) {
 			t.Fatalf("kept: %s", s.State)
 		}
 		s := f.get(t, gone.ID)
-		if s.State != StateStopped || s.StopReason != ReasonNodeLost || s.EndedMS != ms(t0.Add(20*time.Second)) {
-			t.Fatalf("gone: %s %s %v", s.State, s.StopReason, fromMS(s.EndedMS))
+		if s.State != StateStopped || s.StopReason != ReasonNodeLost || !equalAt(s.EndedAt, t0.Add(20*time.Second)) {
+			t.Fatalf("gone: %s %s %v", s.State, s.StopReason, s.EndedAt)
 		}
 		checkUsage(t, f.db, s)
 		if _, err := f.sim.Inspect(ctx, "sb-orphan"); err == nil {

@@ -120,13 +120,28 @@ func checkSettings(f *problem.Fields, backend string, settings map[string]string
 	}
 }
 
-func ms(t time.Time) int64 { return t.UnixMilli() }
-func fromMS(v int64) time.Time {
-	if v == 0 {
+// stamp is an instant as the testbed stores it: UTC, to the millisecond. Milliseconds are the metering unit:
+// usage intervals computed from stored instants then add up exactly, and an instant reads back the same on
+// both engines (Postgres keeps microseconds, SQLite's text keeps whatever it is given). UTC also keeps
+// SQLite's text comparisons (expires_at < ?) in time order.
+func stamp(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+// stampPtr is stamp for an optional column (nil: not yet).
+func stampPtr(t time.Time) *time.Time {
+	v := stamp(t)
+	return &v
+}
+
+// orZero is an optional instant, or the zero time when it is not set.
+func orZero(t *time.Time) time.Time {
+	if t == nil {
 		return time.Time{}
 	}
-	return time.UnixMilli(v).UTC()
+	return *t
 }
+
+// The rows' CreatedAt and UpdatedAt opt out of GORM's automatic timestamps: the service's clock decides them
+// (tests drive it), and writing one column of a row (touchSandbox) must not move its updated_at.
 
 // Pool is a vendor's group of nodes run by one backend.
 type Pool struct {
@@ -135,9 +150,9 @@ type Pool struct {
 	Name        string
 	Region      string
 	Backend     string
-	Settings    string // JSON object of strings
-	CreatedMS   int64  `gorm:"column:created_ms"`
-	UpdatedMS   int64  `gorm:"column:updated_ms"`
+	Settings    string    // JSON object of strings
+	CreatedAt   time.Time `gorm:"autoCreateTime:false"`
+	UpdatedAt   time.Time `gorm:"autoUpdateTime:false"`
 }
 
 func (Pool) TableName() string { return "testbed_pools" }
@@ -157,8 +172,8 @@ type Node struct {
 	Health      string
 	CPUMillis   int64 `gorm:"column:cpu_millis"`
 	MemoryBytes int64
-	HeartbeatMS int64 `gorm:"column:heartbeat_ms"`
-	CreatedMS   int64 `gorm:"column:created_ms"`
+	HeartbeatAt time.Time
+	CreatedAt   time.Time `gorm:"autoCreateTime:false"`
 	// AgentID is the site agent that registered the node and runs its sandboxes; empty for the platform
 	// host's own nodes (the agent tamarack serve embeds, or a backend of this process).
 	AgentID string
@@ -180,9 +195,9 @@ type Agent struct {
 	Boot        string // changes at each start of the agent process
 	NATSUser    string `gorm:"column:nats_user"` // the public key its NATS credentials were issued to
 	CreatedBy   string
-	CreatedMS   int64 `gorm:"column:created_ms"`
-	HeartbeatMS int64 `gorm:"column:heartbeat_ms"`
-	RevokedMS   int64 `gorm:"column:revoked_ms"`
+	CreatedAt   time.Time  `gorm:"autoCreateTime:false"`
+	HeartbeatAt *time.Time // nil until its first heartbeat
+	RevokedAt   *time.Time
 	// GPUSampler: its heartbeats carry its host's GPU measurements (it has nvidia-smi); its sandboxes' GPUs
 	// are "not measured" otherwise.
 	GPUSampler bool `gorm:"column:gpu_sampler"`
@@ -197,11 +212,11 @@ type AgentToken struct {
 	TokenHash string
 	Note      string
 	CreatedBy string
-	CreatedMS int64 `gorm:"column:created_ms"`
-	ExpiresMS int64 `gorm:"column:expires_ms"`
-	UsedMS    int64 `gorm:"column:used_ms"`
+	CreatedAt time.Time `gorm:"autoCreateTime:false"`
+	ExpiresAt time.Time
+	UsedAt    *time.Time
 	AgentID   string
-	RevokedMS int64 `gorm:"column:revoked_ms"`
+	RevokedAt *time.Time
 }
 
 func (AgentToken) TableName() string { return "testbed_agent_tokens" }
@@ -236,8 +251,8 @@ type DeviceClaim struct {
 	NodeID    string
 	PoolID    string
 	GPUModel  string `gorm:"column:gpu_model"`
-	ExpiresMS int64  `gorm:"column:expires_ms"`
-	CreatedMS int64  `gorm:"column:created_ms"`
+	ExpiresAt time.Time
+	CreatedAt time.Time `gorm:"autoCreateTime:false"`
 }
 
 func (DeviceClaim) TableName() string { return "testbed_device_claims" }
@@ -255,7 +270,7 @@ type Listing struct {
 	PricePerGPUHour int64 `gorm:"column:price_per_gpu_hour"`
 	PlanID          string
 	Version         int
-	UpdatedMS       int64 `gorm:"column:updated_ms"`
+	UpdatedAt       time.Time `gorm:"autoUpdateTime:false"`
 	// VisibleTo lists, comma-separated, the organisations a restricted listing is for; empty = public.
 	VisibleTo string
 	// Gated listings need an entitlement of the caller's organisation to launch or reserve.
@@ -265,16 +280,16 @@ type Listing struct {
 func (Listing) TableName() string { return "testbed_listings" }
 
 // Entitlement is the projection of a marketplace entitlement of an organisation to a listing. Active is
-// false after a revocation; ExpiresMS (0 = never) ends a subscription; AtMS is the time of the event that
-// set the row (a newer event wins, whatever the order of delivery).
+// false after a revocation; ExpiresAt (nil = never) ends a subscription; At is the time of the event that set
+// the row (a newer event wins, whatever the order of delivery).
 type Entitlement struct {
 	OrgID         string `gorm:"primaryKey"`
 	ListingID     string `gorm:"primaryKey"`
 	EntitlementID string
 	Active        bool
-	ExpiresMS     int64 `gorm:"column:expires_ms"`
-	AtMS          int64 `gorm:"column:at_ms"`
-	UpdatedMS     int64 `gorm:"column:updated_ms"`
+	ExpiresAt     *time.Time
+	At            time.Time
+	UpdatedAt     time.Time `gorm:"autoUpdateTime:false"`
 }
 
 func (Entitlement) TableName() string { return "testbed_entitlements" }
@@ -316,17 +331,18 @@ type Sandbox struct {
 	State           string
 	StopReason      string
 	Message         string
-	CreatedMS       int64 `gorm:"column:created_ms"`
-	UpdatedMS       int64 `gorm:"column:updated_ms"`
-	StartedMS       int64 `gorm:"column:started_ms"` // backend-observed start
-	ExpiresMS       int64 `gorm:"column:expires_ms"`
-	EndedMS         int64 `gorm:"column:ended_ms"` // backend-observed end
-	ActivityMS      int64 `gorm:"column:activity_ms"`
-	WalletStopMS    int64 `gorm:"column:wallet_stop_ms"`
-	// Metering cursor: the last published usage sample's sequence and end. Written in the same transaction
-	// as the sample's outbox row, so a restart continues exactly where the published intervals stop.
+	CreatedAt       time.Time  `gorm:"autoCreateTime:false"`
+	UpdatedAt       time.Time  `gorm:"autoUpdateTime:false"`
+	StartedAt       *time.Time // backend-observed start
+	ExpiresAt       *time.Time // the end of its devices' claim: set when it is placed, from its start once it runs
+	EndedAt         *time.Time // backend-observed end
+	ActivityAt      time.Time
+	WalletStopAt    *time.Time
+	// Metering cursor: the last published usage sample's sequence and end (nil until it starts). Written in
+	// the same transaction as the sample's outbox row, so a restart continues exactly where the published
+	// intervals stop.
 	UsageSeq       uint64 `gorm:"column:usage_seq"`
-	UsageEndMS     int64  `gorm:"column:usage_end_ms"`
+	UsageEndAt     *time.Time
 	BackendRemoved bool
 	// Image is the template's image (a built-in name or a pinned reference) on pools whose backend starts
 	// sandboxes from images, and a listing's try-it image on every pool (see ImageListingID); ImageDigest is the digest of the image that was unpacked and started (what
@@ -334,10 +350,10 @@ type Sandbox struct {
 	Image       string
 	ImageDigest string
 	// AgentID is the site agent that runs the sandbox (its node's); empty on the platform host's own nodes.
-	// UnreachableMS is when that agent was found unreachable (0 while it answers): the sandbox is shown as
+	// UnreachableAt is when that agent was found unreachable (nil while it answers): the sandbox is shown as
 	// unreachable and not metered past the agent's last heartbeat.
 	AgentID       string
-	UnreachableMS int64 `gorm:"column:unreachable_ms"`
+	UnreachableAt *time.Time
 	// Progress is a JSON Progress while the sandbox is provisioning (pulling, unpacking, starting); cleared
 	// when it runs, kept as it was when it failed or stopped before running.
 	Progress string
@@ -371,7 +387,9 @@ type Progress struct {
 	Done   int64  `json:"done"`
 	Total  int64  `json:"total"`
 	Digest string `json:"digest,omitempty"`
-	AtMS   int64  `json:"at_ms"`
+	// AtMS (Unix milliseconds) is when it was reported. Progress is a JSON document stored in the sandbox's
+	// row, not a column: it keeps the form the rows already hold.
+	AtMS int64 `json:"at_ms"`
 }
 
 // ProgressOf decodes the sandbox's progress; ok is false when it has none.
@@ -403,17 +421,17 @@ func (s Sandbox) Terminal() bool { return s.State == StateStopped || s.State == 
 
 // UsageMillis is the metered time so far.
 func (s Sandbox) UsageMillis() int64 {
-	if s.StartedMS == 0 || s.UsageEndMS == 0 {
+	if s.StartedAt == nil || s.UsageEndAt == nil {
 		return 0
 	}
-	return s.UsageEndMS - s.StartedMS
+	return s.UsageEndAt.Sub(*s.StartedAt).Milliseconds()
 }
 
 // SandboxToken is a short-lived credential for one sandbox's streams (terminal, logs, proxy).
 type SandboxToken struct {
 	TokenHash string `gorm:"primaryKey"`
 	SandboxID string
-	ExpiresMS int64 `gorm:"column:expires_ms"`
+	ExpiresAt time.Time
 }
 
 func (SandboxToken) TableName() string { return "testbed_sandbox_tokens" }
@@ -427,10 +445,10 @@ type Reservation struct {
 	PoolID    string
 	GPUModel  string `gorm:"column:gpu_model"`
 	GPUCount  int    `gorm:"column:gpu_count"`
-	StartsMS  int64  `gorm:"column:starts_ms"`
-	EndsMS    int64  `gorm:"column:ends_ms"`
+	StartsAt  time.Time
+	EndsAt    time.Time
 	State     string
-	CreatedMS int64 `gorm:"column:created_ms"`
+	CreatedAt time.Time `gorm:"autoCreateTime:false"`
 }
 
 func (Reservation) TableName() string { return "testbed_reservations" }

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
-	"github.com/tamarack-ai/tamarack/testbed/placement"
 )
 
 // Reservations across replicas. Each testbed process keeps the reservations in its scheduling index, but
@@ -25,17 +24,13 @@ func (reservationLock) TableName() string { return "testbed_reservation_locks" }
 // checkWindow brings the index's reservations of r's pool and model that matter from r's start on up to date
 // with booked (the database's, read under the lock), then answers no_capacity unless r fits.
 func (x *index) checkWindow(r Reservation, booked []Reservation) error {
-	pb := make([]placement.Reservation, len(booked))
-	for i, b := range booked {
-		pb[i] = toPlacementReservation(b)
-	}
-	free, next := x.p.SyncWindow(toPlacementReservation(r), pb)
+	free, next := x.syncWindow(r, booked)
 	if free >= r.GPUCount {
 		return nil
 	}
 	p := ErrNoCapacity.WithDetailMsg("problem.no_capacity.window_free", problem.Args{"Free": max(free, 0), "Model": r.GPUModel})
-	if next > 0 {
-		p = p.WithExtra("next_free_at", fromMS(next).Format(time.RFC3339))
+	if !next.IsZero() {
+		p = p.WithExtra("next_free_at", next.Format(time.RFC3339))
 	}
 	return p
 }

@@ -85,12 +85,12 @@ func TestReservationsNeverOverbookAcrossReplicas(t *testing.T) {
 			for _, at := range rs {
 				n := 0
 				for _, r := range rs {
-					if r.StartsMS <= at.StartsMS && at.StartsMS < r.EndsMS {
+					if !at.StartsAt.Before(r.StartsAt) && at.StartsAt.Before(r.EndsAt) {
 						n += r.GPUCount
 					}
 				}
 				if n > 8 {
-					t.Fatalf("overbooked: %d devices booked at %v", n, fromMS(at.StartsMS))
+					t.Fatalf("overbooked: %d devices booked at %v", n, at.StartsAt)
 				}
 			}
 		})

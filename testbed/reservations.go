@@ -10,7 +10,6 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
-	"github.com/tamarack-ai/tamarack/testbed/placement"
 )
 
 // Reserve books GPUs of a listing's pool and model for a future window. Limits: the window is at most
@@ -55,14 +54,14 @@ func (s *Service) Reserve(ctx context.Context, c web.Principal, in ReserveInput)
 		return Reservation{}, err
 	}
 	r := Reservation{ID: newID("res"), OrgID: c.OrgID, UserID: c.UserID, ListingID: l.ID, PoolID: l.PoolID,
-		GPUModel: l.GPUModel, GPUCount: in.GPUCount, StartsMS: ms(in.StartsAt), EndsMS: ms(in.EndsAt),
-		State: ResPending, CreatedMS: ms(now)}
+		GPUModel: l.GPUModel, GPUCount: in.GPUCount, StartsAt: stamp(in.StartsAt), EndsAt: stamp(in.EndsAt),
+		State: ResPending, CreatedAt: stamp(now)}
 	x := s.index()
 	// The check and the insert are serialised across every replica by the pool and model's lock row, held
 	// until commit (reservation_lock.go); the reservations counted are read from the database under it, so a
 	// booking made by another replica is never missed.
 	err = sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		booked, err := lockReservations(tx, r.PoolID, r.GPUModel, r.StartsMS)
+		booked, err := lockReservations(tx, r.PoolID, r.GPUModel, r.StartsAt)
 		if err != nil {
 			return err
 		}
@@ -121,10 +120,10 @@ func (s *Service) ListReservations(ctx context.Context, c web.Principal, limit i
 
 func (s *Service) tickReservations(ctx context.Context, now time.Time) error {
 	db := s.db.WithContext(ctx)
-	if err := activateReservations(db, ms(now)); err != nil {
+	if err := activateReservations(db, now); err != nil {
 		return err
 	}
-	done, err := endedReservations(db, ms(now))
+	done, err := endedReservations(db, now)
 	if err != nil {
 		return err
 	}
@@ -163,14 +162,12 @@ func (s *Service) Availability(ctx context.Context, poolID, model string, from, 
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	var windows []placement.Window
 	var starts []time.Time
 	for t := from; t.Before(to); t = t.Add(step) {
-		windows = append(windows, placement.Window{FromMS: ms(t), ToMS: ms(t.Add(step))})
 		starts = append(starts, t)
 	}
 	var out []AvailabilityBucket
-	for _, a := range s.index().p.Availabilities(poolID, model, windows) {
+	for _, a := range s.index().availabilities(poolID, model, starts, step) {
 		for i, t := range starts {
 			out = append(out, AvailabilityBucket{PoolID: a.PoolID, GPUModel: a.GPUModel, Start: t, End: t.Add(step),
 				Free: max(0, a.Free[i]), Total: a.Total})

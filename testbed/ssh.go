@@ -278,7 +278,7 @@ func (ss *sshSession) audit(action, sandboxID, kind string, started time.Time) {
 	s := ss.g.s
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := createAudit(s.db.WithContext(ctx), &AuditEntry{ID: newID("aud"), AtMS: ms(s.clock.Now()), ActorUserID: ss.owner.UserID,
+	if err := createAudit(s.db.WithContext(ctx), &AuditEntry{ID: newID("aud"), At: stamp(s.clock.Now()), ActorUserID: ss.owner.UserID,
 		ActorOrgID: ss.caller.OrgID, Action: action, Target: sandboxID, Detail: string(detail)}); err != nil {
 		ss.g.log.Error("ssh audit", "err", err)
 	}

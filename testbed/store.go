@@ -1,6 +1,8 @@
 package testbed
 
 import (
+	"time"
+
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -79,10 +81,11 @@ func sandboxesOfOrg(db *gorm.DB, orgID, state string, limit int, after *SandboxC
 		q = q.Where("state = ?", state)
 	}
 	if after != nil {
-		q = q.Where("created_ms < ? OR (created_ms = ? AND id < ?)", after.CreatedMS, after.CreatedMS, after.ID)
+		created := time.UnixMilli(after.CreatedMS).UTC()
+		q = q.Where("created_at < ? OR (created_at = ? AND id < ?)", created, created, after.ID)
 	}
 	var out []Sandbox
-	return out, q.Order("created_ms DESC, id DESC").Limit(limit + 1).Find(&out).Error
+	return out, q.Order("created_at DESC, id DESC").Limit(limit + 1).Find(&out).Error
 }
 
 // liveSandboxes lists every sandbox that has not ended. Internal: the supervisor and the scheduler's index
@@ -104,12 +107,12 @@ func unsettledSandboxes(db *gorm.DB, kind, agentID, poolID string) ([]Sandbox, e
 	return out, q.Where("state NOT IN ? OR backend_removed = ?", []string{StateStopped, StateFailed}, false).Find(&out).Error
 }
 
-// removableSandboxes lists up to 100 ended sandboxes still on their backend that ended before beforeMS.
+// removableSandboxes lists up to 100 ended sandboxes still on their backend that ended before before.
 // Internal: the supervisor's collection, across organisations.
-func removableSandboxes(db *gorm.DB, beforeMS int64) ([]Sandbox, error) {
+func removableSandboxes(db *gorm.DB, before time.Time) ([]Sandbox, error) {
 	var out []Sandbox
-	return out, db.Where("state IN ? AND backend_removed = ? AND ended_ms < ?",
-		[]string{StateStopped, StateFailed}, false, beforeMS).Limit(100).Find(&out).Error
+	return out, db.Where("state IN ? AND backend_removed = ? AND ended_at < ?",
+		[]string{StateStopped, StateFailed}, false, stamp(before)).Limit(100).Find(&out).Error
 }
 
 // runningSandboxesOfAgent lists those of ids that an agent of a pool runs: an agent's heartbeat speaks for
@@ -127,8 +130,8 @@ func createSandbox(tx *gorm.DB, sb *Sandbox) error { return tx.Create(sb).Error 
 func saveSandbox(tx *gorm.DB, sb *Sandbox) error { return tx.Save(sb).Error }
 
 // setUsageCursor moves a sandbox's metering cursor (in the transaction of the sample's outbox row).
-func setUsageCursor(tx *gorm.DB, id string, seq uint64, endMS int64) error {
-	return tx.Model(&Sandbox{}).Where("id = ?", id).Updates(map[string]any{"usage_seq": seq, "usage_end_ms": endMS}).Error
+func setUsageCursor(tx *gorm.DB, id string, seq uint64, end time.Time) error {
+	return tx.Model(&Sandbox{}).Where("id = ?", id).Updates(map[string]any{"usage_seq": seq, "usage_end_at": stamp(end)}).Error
 }
 
 // setImageDigest records the digest of the image a sandbox runs.
@@ -142,26 +145,27 @@ func setProvisioning(db *gorm.DB, id string, cols map[string]any) (ok bool, err 
 	return res.RowsAffected > 0, res.Error
 }
 
-// touchSandbox moves a sandbox's last activity to nowMS unless it moved in the last 10 seconds.
-func touchSandbox(db *gorm.DB, id string, nowMS int64) error {
-	return db.Model(&Sandbox{}).Where("id = ? AND activity_ms < ?", id, nowMS-10_000).Update("activity_ms", nowMS).Error
+// touchSandbox moves a sandbox's last activity to now unless it moved in the last 10 seconds.
+func touchSandbox(db *gorm.DB, id string, now time.Time) error {
+	now = stamp(now)
+	return db.Model(&Sandbox{}).Where("id = ? AND activity_at < ?", id, now.Add(-10*time.Second)).Update("activity_at", now).Error
 }
 
 // markUnreachable records, once, when a sandbox's agent stopped answering.
-func markUnreachable(db *gorm.DB, id string, nowMS int64) error {
-	return db.Model(&Sandbox{}).Where("id = ? AND unreachable_ms = 0", id).Update("unreachable_ms", nowMS).Error
+func markUnreachable(db *gorm.DB, id string, now time.Time) error {
+	return db.Model(&Sandbox{}).Where("id = ? AND unreachable_at IS NULL", id).Update("unreachable_at", stamp(now)).Error
 }
 
 // clearUnreachable clears the unreachable mark of the sandboxes an agent runs (agentID and poolID), or of
 // the platform host's own (embedded: agent_id ”, whatever their pool), once that agent answers.
 func clearUnreachable(db *gorm.DB, embedded bool, agentID, poolID string) error {
-	q := db.Model(&Sandbox{}).Where("unreachable_ms <> 0")
+	q := db.Model(&Sandbox{}).Where("unreachable_at IS NOT NULL")
 	if embedded {
 		q = q.Where("agent_id = ''")
 	} else {
 		q = q.Where("agent_id = ? AND pool_id = ?", agentID, poolID)
 	}
-	return q.Update("unreachable_ms", 0).Error
+	return q.Update("unreachable_at", nil).Error
 }
 
 // markBackendRemoved records that a sandbox is gone from its backend.
@@ -169,13 +173,14 @@ func markBackendRemoved(db *gorm.DB, id string) error {
 	return db.Model(&Sandbox{}).Where("id = ?", id).Update("backend_removed", true).Error
 }
 
-// scheduleWalletStop marks an organisation's live sandboxes (not yet stopping) to stop at stopAtMS, unless
-// one is marked to stop earlier already.
-func scheduleWalletStop(tx *gorm.DB, orgID string, stopAtMS int64) error {
+// scheduleWalletStop marks an organisation's live sandboxes (not yet stopping) to stop at stopAt, unless one
+// is marked to stop earlier already.
+func scheduleWalletStop(tx *gorm.DB, orgID string, stopAt time.Time) error {
+	stopAt = stamp(stopAt)
 	return tx.Model(&Sandbox{}).
-		Where("org_id = ? AND state NOT IN ? AND (wallet_stop_ms = 0 OR wallet_stop_ms > ?)", orgID,
-			[]string{StateStopped, StateFailed, StateStopping}, stopAtMS).
-		Update("wallet_stop_ms", stopAtMS).Error
+		Where("org_id = ? AND state NOT IN ? AND (wallet_stop_at IS NULL OR wallet_stop_at > ?)", orgID,
+			[]string{StateStopped, StateFailed, StateStopping}, stopAt).
+		Update("wallet_stop_at", stopAt).Error
 }
 
 // Device claims.
@@ -188,8 +193,8 @@ func releaseClaims(tx *gorm.DB, sandboxID string) error {
 }
 
 // setClaimsExpiry moves the expiry of a sandbox's device claims.
-func setClaimsExpiry(tx *gorm.DB, sandboxID string, expiresMS int64) error {
-	return tx.Model(&DeviceClaim{}).Where("sandbox_id = ?", sandboxID).Update("expires_ms", expiresMS).Error
+func setClaimsExpiry(tx *gorm.DB, sandboxID string, expires time.Time) error {
+	return tx.Model(&DeviceClaim{}).Where("sandbox_id = ?", sandboxID).Update("expires_at", stamp(expires)).Error
 }
 
 // poolClaims lists a pool's device claims. Internal: the scheduler's index, whatever organisation holds them.
@@ -342,23 +347,23 @@ func setAgentNodesDown(tx *gorm.DB, agentID string) error {
 }
 
 // lostNodeIDs lists the down nodes whose sandboxes are lost or unreachable: not those an agent that still
-// answers (heartbeat at or after sinceMS) reports down itself. Internal: the supervisor, across pools.
-func lostNodeIDs(db *gorm.DB, sinceMS int64) ([]string, error) {
+// answers (heartbeat at or after since) reports down itself. Internal: the supervisor, across pools.
+func lostNodeIDs(db *gorm.DB, since time.Time) ([]string, error) {
 	var out []string
-	return out, db.Model(&Node{}).Where("health = ? AND (agent_health <> ? OR heartbeat_ms < ?)", NodeDown, NodeDown, sinceMS).
+	return out, db.Model(&Node{}).Where("health = ? AND (agent_health <> ? OR heartbeat_at < ?)", NodeDown, NodeDown, stamp(since)).
 		Pluck("id", &out).Error
 }
 
-// heartbeatPoolNodes marks the nodes of pools (those this process runs) that are not down alive at nowMS.
+// heartbeatPoolNodes marks the nodes of pools (those this process runs) that are not down alive at now.
 // Internal: the supervisor.
-func heartbeatPoolNodes(db *gorm.DB, poolIDs []string, nowMS int64) error {
-	return db.Model(&Node{}).Where("pool_id IN ? AND health <> ?", poolIDs, NodeDown).Update("heartbeat_ms", nowMS).Error
+func heartbeatPoolNodes(db *gorm.DB, poolIDs []string, now time.Time) error {
+	return db.Model(&Node{}).Where("pool_id IN ? AND health <> ?", poolIDs, NodeDown).Update("heartbeat_at", stamp(now)).Error
 }
 
-// staleNodeIDs lists the nodes not down whose last heartbeat is older than sinceMS, but those of pools
+// staleNodeIDs lists the nodes not down whose last heartbeat is older than since, but those of pools
 // except (this process's own). Internal: the supervisor, across pools.
-func staleNodeIDs(db *gorm.DB, except []string, sinceMS int64) ([]string, error) {
-	q := db.Model(&Node{}).Where("health <> ? AND heartbeat_ms < ?", NodeDown, sinceMS)
+func staleNodeIDs(db *gorm.DB, except []string, since time.Time) ([]string, error) {
+	q := db.Model(&Node{}).Where("health <> ? AND heartbeat_at < ?", NodeDown, stamp(since))
 	if len(except) > 0 {
 		q = q.Where("pool_id NOT IN ?", except)
 	}
@@ -399,7 +404,7 @@ func poolNamed(db *gorm.DB, vendorOrgID, name string) (Pool, error) {
 // allPools lists every pool, oldest first (the public catalogue).
 func allPools(db *gorm.DB) ([]Pool, error) {
 	var out []Pool
-	return out, db.Order("created_ms, id").Find(&out).Error
+	return out, db.Order("created_at, id").Find(&out).Error
 }
 
 // poolsByID lists pools by ID (the public catalogue: which of them allow an image).
@@ -469,19 +474,19 @@ func agentOfPool(db *gorm.DB, poolID, id string) (Agent, error) {
 // poolAgents lists a pool's agents, newest first.
 func poolAgents(db *gorm.DB, poolID string) ([]Agent, error) {
 	var out []Agent
-	return out, db.Where("pool_id = ?", poolID).Order("created_ms DESC, id").Find(&out).Error
+	return out, db.Where("pool_id = ?", poolID).Order("created_at DESC, id").Find(&out).Error
 }
 
 // activeAgents lists every agent not revoked. Internal: reconciliation at start, across pools.
 func activeAgents(db *gorm.DB) ([]Agent, error) {
 	var out []Agent
-	return out, db.Where("revoked_ms = 0").Find(&out).Error
+	return out, db.Where("revoked_at IS NULL").Find(&out).Error
 }
 
 // activeAgentCount counts a pool's agents not revoked.
 func activeAgentCount(db *gorm.DB, poolID string) (int64, error) {
 	var n int64
-	return n, db.Model(&Agent{}).Where("pool_id = ? AND revoked_ms = 0", poolID).Count(&n).Error
+	return n, db.Model(&Agent{}).Where("pool_id = ? AND revoked_at IS NULL", poolID).Count(&n).Error
 }
 
 // agentSamplesGPUs reports whether an agent of a pool measures its host's GPUs.
@@ -514,7 +519,7 @@ func agentTokenOfPool(db *gorm.DB, poolID, id string) (AgentToken, error) {
 // poolAgentTokens lists a pool's enrolment tokens, newest first.
 func poolAgentTokens(db *gorm.DB, poolID string) ([]AgentToken, error) {
 	var out []AgentToken
-	return out, db.Where("pool_id = ?", poolID).Order("created_ms DESC, id").Find(&out).Error
+	return out, db.Where("pool_id = ?", poolID).Order("created_at DESC, id").Find(&out).Error
 }
 
 // agentTokenByHash is the enrolment token of that hash, locked for update; ErrBadEnrolToken when none is.
@@ -527,9 +532,9 @@ func agentTokenByHash(tx *gorm.DB, hash string) (AgentToken, error) {
 	return t, nil
 }
 
-// spendAgentToken marks an unused token used by agentID at nowMS; ErrBadEnrolToken when it was used meanwhile.
-func spendAgentToken(tx *gorm.DB, id, agentID string, nowMS int64) error {
-	res := tx.Model(&AgentToken{}).Where("id = ? AND used_ms = 0", id).Updates(map[string]any{"used_ms": nowMS, "agent_id": agentID})
+// spendAgentToken marks an unused token used by agentID at now; ErrBadEnrolToken when it was used meanwhile.
+func spendAgentToken(tx *gorm.DB, id, agentID string, now time.Time) error {
+	res := tx.Model(&AgentToken{}).Where("id = ? AND used_at IS NULL", id).Updates(map[string]any{"used_at": stamp(now), "agent_id": agentID})
 	if res.Error != nil {
 		return res.Error
 	}
@@ -602,22 +607,22 @@ func entitlementOf(tx *gorm.DB, orgID, listingID string) (Entitlement, error) {
 // putEntitlement inserts or replaces an organisation's entitlement to a listing.
 func putEntitlement(tx *gorm.DB, e Entitlement) error {
 	return tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "org_id"}, {Name: "listing_id"}},
-		DoUpdates: clause.AssignmentColumns([]string{"entitlement_id", "active", "expires_ms", "at_ms", "updated_ms"})}).
+		DoUpdates: clause.AssignmentColumns([]string{"entitlement_id", "active", "expires_at", "at", "updated_at"})}).
 		Create(&e).Error
 }
 
-// entitled reports whether an organisation holds a current entitlement to a listing at nowMS.
-func entitled(db *gorm.DB, orgID, listingID string, nowMS int64) (bool, error) {
+// entitled reports whether an organisation holds a current entitlement to a listing at now.
+func entitled(db *gorm.DB, orgID, listingID string, now time.Time) (bool, error) {
 	var n int64
-	err := db.Model(&Entitlement{}).Where("org_id = ? AND listing_id = ? AND active = ? AND (expires_ms = 0 OR expires_ms > ?)",
-		orgID, listingID, true, nowMS).Count(&n).Error
+	err := db.Model(&Entitlement{}).Where("org_id = ? AND listing_id = ? AND active = ? AND (expires_at IS NULL OR expires_at > ?)",
+		orgID, listingID, true, stamp(now)).Count(&n).Error
 	return n > 0, err
 }
 
-// entitledListingIDs lists the listings an organisation holds a current entitlement to at nowMS.
-func entitledListingIDs(db *gorm.DB, orgID string, nowMS int64) ([]string, error) {
+// entitledListingIDs lists the listings an organisation holds a current entitlement to at now.
+func entitledListingIDs(db *gorm.DB, orgID string, now time.Time) ([]string, error) {
 	var ids []string
-	return ids, db.Model(&Entitlement{}).Where("org_id = ? AND active = ? AND (expires_ms = 0 OR expires_ms > ?)", orgID, true, nowMS).
+	return ids, db.Model(&Entitlement{}).Where("org_id = ? AND active = ? AND (expires_at IS NULL OR expires_at > ?)", orgID, true, stamp(now)).
 		Pluck("listing_id", &ids).Error
 }
 
@@ -641,7 +646,7 @@ func anyReservation(tx *gorm.DB, id string) (Reservation, error) {
 // reservationsOfOrg lists an organisation's reservations, newest window first (limit+1 rows).
 func reservationsOfOrg(db *gorm.DB, orgID string, limit int) ([]Reservation, error) {
 	var out []Reservation
-	return out, db.Where("org_id = ?", orgID).Order("starts_ms DESC, id").Limit(limit + 1).Find(&out).Error
+	return out, db.Where("org_id = ?", orgID).Order("starts_at DESC, id").Limit(limit + 1).Find(&out).Error
 }
 
 // liveReservationCount counts an organisation's pending and active reservations.
@@ -654,17 +659,17 @@ func createReservation(tx *gorm.DB, r *Reservation) error { return tx.Create(r).
 
 func saveReservation(tx *gorm.DB, r *Reservation) error { return tx.Save(r).Error }
 
-// activateReservations moves the pending reservations starting by nowMS to active. Internal: the supervisor,
+// activateReservations moves the pending reservations starting by now to active. Internal: the supervisor,
 // across organisations.
-func activateReservations(db *gorm.DB, nowMS int64) error {
-	return db.Model(&Reservation{}).Where("state = ? AND starts_ms <= ?", ResPending, nowMS).Update("state", ResActive).Error
+func activateReservations(db *gorm.DB, now time.Time) error {
+	return db.Model(&Reservation{}).Where("state = ? AND starts_at <= ?", ResPending, stamp(now)).Update("state", ResActive).Error
 }
 
-// endedReservations lists the pending and active reservations ended by nowMS. Internal: the supervisor,
+// endedReservations lists the pending and active reservations ended by now. Internal: the supervisor,
 // across organisations.
-func endedReservations(db *gorm.DB, nowMS int64) ([]Reservation, error) {
+func endedReservations(db *gorm.DB, now time.Time) ([]Reservation, error) {
 	var out []Reservation
-	return out, db.Where("state IN ? AND ends_ms <= ?", []string{ResPending, ResActive}, nowMS).Find(&out).Error
+	return out, db.Where("state IN ? AND ends_at <= ?", []string{ResPending, ResActive}, stamp(now)).Find(&out).Error
 }
 
 // completeReservation marks a reservation completed.
@@ -673,9 +678,9 @@ func completeReservation(db *gorm.DB, id string) error {
 }
 
 // lockReservations locks pool and model's reservations for the transaction (reservation_lock.go) and returns
-// the pending and active ones still running at or after fromMS. Internal: capacity is counted across
+// the pending and active ones still running at or after from. Internal: capacity is counted across
 // organisations.
-func lockReservations(tx *gorm.DB, pool, model string, fromMS int64) ([]Reservation, error) {
+func lockReservations(tx *gorm.DB, pool, model string, from time.Time) ([]Reservation, error) {
 	row := reservationLock{PoolID: pool, GPUModel: model}
 	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
 		return nil, err
@@ -684,8 +689,8 @@ func lockReservations(tx *gorm.DB, pool, model string, fromMS int64) ([]Reservat
 		return nil, err
 	}
 	var out []Reservation
-	err := tx.Where("pool_id = ? AND gpu_model = ? AND state IN ? AND ends_ms > ?", pool, model,
-		[]string{ResPending, ResActive}, fromMS).Find(&out).Error
+	err := tx.Where("pool_id = ? AND gpu_model = ? AND state IN ? AND ends_at > ?", pool, model,
+		[]string{ResPending, ResActive}, stamp(from)).Find(&out).Error
 	return out, err
 }
 
@@ -693,12 +698,12 @@ func lockReservations(tx *gorm.DB, pool, model string, fromMS int64) ([]Reservat
 
 func createAudit(db *gorm.DB, e *AuditEntry) error { return db.Create(e).Error }
 
-// auditEntries lists staff actions, newest first, before beforeMS (0: from the newest; limit+1 rows).
+// auditEntries lists staff actions, newest first, before before (zero: from the newest; limit+1 rows).
 // Staff: the programme's audit log, across organisations.
-func auditEntries(db *gorm.DB, limit int, beforeMS int64) ([]AuditEntry, error) {
-	q := db.Order("at_ms DESC, id DESC").Limit(limit + 1)
-	if beforeMS > 0 {
-		q = q.Where("at_ms < ?", beforeMS)
+func auditEntries(db *gorm.DB, limit int, before time.Time) ([]AuditEntry, error) {
+	q := db.Order("at DESC, id DESC").Limit(limit + 1)
+	if !before.IsZero() {
+		q = q.Where("at < ?", stamp(before))
 	}
 	var out []AuditEntry
 	return out, q.Find(&out).Error
@@ -711,16 +716,16 @@ func addGPUSample(db *gorm.DB, row *GPUSample) error {
 	return db.Clauses(clause.OnConflict{DoNothing: true}).Create(row).Error
 }
 
-// trimGPUSamples drops a sandbox's samples older than beforeMS.
-func trimGPUSamples(db *gorm.DB, sandboxID string, beforeMS int64) error {
-	return db.Where("sandbox_id = ? AND at_ms < ?", sandboxID, beforeMS).Delete(&GPUSample{}).Error
+// trimGPUSamples drops a sandbox's samples older than before.
+func trimGPUSamples(db *gorm.DB, sandboxID string, before time.Time) error {
+	return db.Where("sandbox_id = ? AND at < ?", sandboxID, stamp(before)).Delete(&GPUSample{}).Error
 }
 
-// pruneEndedGPUSamples deletes the samples of sandboxes that ended before beforeMS. Internal: the
+// pruneEndedGPUSamples deletes the samples of sandboxes that ended before before. Internal: the
 // supervisor's collection, across organisations.
-func pruneEndedGPUSamples(db *gorm.DB, beforeMS int64) (int64, error) {
-	ended := db.Model(&Sandbox{}).Select("id").Where("state IN ? AND ended_ms > 0 AND ended_ms < ?",
-		[]string{StateStopped, StateFailed}, beforeMS)
+func pruneEndedGPUSamples(db *gorm.DB, before time.Time) (int64, error) {
+	ended := db.Model(&Sandbox{}).Select("id").Where("state IN ? AND ended_at < ?",
+		[]string{StateStopped, StateFailed}, stamp(before))
 	res := db.Where("sandbox_id IN (?)", ended).Delete(&GPUSample{})
 	return res.RowsAffected, res.Error
 }
@@ -728,16 +733,16 @@ func pruneEndedGPUSamples(db *gorm.DB, beforeMS int64) (int64, error) {
 // recentGPUSamples lists a sandbox's limit most recent samples, newest first.
 func recentGPUSamples(db *gorm.DB, sandboxID string, limit int) ([]GPUSample, error) {
 	out := []GPUSample{}
-	return out, db.Where("sandbox_id = ?", sandboxID).Order("at_ms DESC").Limit(limit).Find(&out).Error
+	return out, db.Where("sandbox_id = ?", sandboxID).Order("at DESC").Limit(limit).Find(&out).Error
 }
 
 // Sandbox tokens.
 
 func createSandboxToken(db *gorm.DB, t *SandboxToken) error { return db.Create(t).Error }
 
-// dropExpiredSandboxTokens deletes the tokens expired before nowMS.
-func dropExpiredSandboxTokens(db *gorm.DB, nowMS int64) error {
-	return db.Where("expires_ms < ?", nowMS).Delete(&SandboxToken{}).Error
+// dropExpiredSandboxTokens deletes the tokens expired before now.
+func dropExpiredSandboxTokens(db *gorm.DB, now time.Time) error {
+	return db.Where("expires_at < ?", stamp(now)).Delete(&SandboxToken{}).Error
 }
 
 // sandboxTokenByHash is the sandbox token of that hash, or gorm's not-found. Whoever holds the token is the
@@ -751,24 +756,24 @@ func sandboxTokenByHash(db *gorm.DB, hash string) (SandboxToken, error) {
 
 // nodeDevices is a node's registration time and its device count.
 type nodeDevices struct {
-	CreatedMS int64 `gorm:"column:created_ms"`
+	CreatedAt time.Time
 	Devices   int64
 }
 
 // poolNodeDevices lists, for each node of pools with devices, when it registered and how many it has.
 func poolNodeDevices(db *gorm.DB, poolIDs []string) ([]nodeDevices, error) {
 	var out []nodeDevices
-	return out, db.Table("testbed_nodes AS n").Select("n.created_ms AS created_ms, COUNT(d.id) AS devices").
-		Joins("JOIN testbed_devices d ON d.node_id = n.id").Where("n.pool_id IN ?", poolIDs).Group("n.id, n.created_ms").
+	return out, db.Table("testbed_nodes AS n").Select("n.created_at AS created_at, COUNT(d.id) AS devices").
+		Joins("JOIN testbed_devices d ON d.node_id = n.id").Where("n.pool_id IN ?", poolIDs).Group("n.id, n.created_at").
 		Scan(&out).Error
 }
 
-// startedSandboxesIn lists the sandboxes of pools that started before endMS and had not ended by startMS
-// (only the columns utilisation needs).
-func startedSandboxesIn(db *gorm.DB, poolIDs []string, startMS, endMS int64) ([]Sandbox, error) {
+// startedSandboxesIn lists the sandboxes of pools that started before end and had not ended by start (only
+// the columns utilisation needs).
+func startedSandboxesIn(db *gorm.DB, poolIDs []string, start, end time.Time) ([]Sandbox, error) {
 	var out []Sandbox
-	return out, db.Select("id, gpu_count, started_ms, ended_ms, usage_end_ms, state").
-		Where("pool_id IN ? AND started_ms > 0 AND started_ms < ? AND (ended_ms = 0 OR ended_ms > ?)", poolIDs, endMS, startMS).
+	return out, db.Select("id, gpu_count, started_at, ended_at, usage_end_at, state").
+		Where("pool_id IN ? AND started_at < ? AND (ended_at IS NULL OR ended_at > ?)", poolIDs, stamp(end), stamp(start)).
 		Find(&out).Error
 }
 

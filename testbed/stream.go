@@ -52,17 +52,17 @@ func (s *Service) IssueToken(ctx context.Context, c web.Principal, id string) (s
 	_, _ = rand.Read(b[:])
 	tok := "sbt_" + hex.EncodeToString(b[:])
 	exp := s.clock.Now().Add(s.opts.SandboxTokenTTL)
-	if err := createSandboxToken(s.db.WithContext(ctx), &SandboxToken{TokenHash: hashToken(tok), SandboxID: id, ExpiresMS: ms(exp)}); err != nil {
+	if err := createSandboxToken(s.db.WithContext(ctx), &SandboxToken{TokenHash: hashToken(tok), SandboxID: id, ExpiresAt: stamp(exp)}); err != nil {
 		return "", time.Time{}, err
 	}
-	_ = dropExpiredSandboxTokens(s.db.WithContext(ctx), ms(s.clock.Now()))
+	_ = dropExpiredSandboxTokens(s.db.WithContext(ctx), s.clock.Now())
 	return tok, exp, nil
 }
 
 // sandboxByToken returns the sandbox a valid token opens.
 func (s *Service) sandboxByToken(ctx context.Context, id, tok string) (Sandbox, error) {
 	t, err := sandboxTokenByHash(s.db.WithContext(ctx), hashToken(tok))
-	if err != nil || t.SandboxID != id || t.ExpiresMS < ms(s.clock.Now()) {
+	if err != nil || t.SandboxID != id || t.ExpiresAt.Before(stamp(s.clock.Now())) {
 		return Sandbox{}, ErrBadSandboxToken
 	}
 	return anySandbox(s.db.WithContext(ctx), id) // the token, issued to the sandbox's organisation, names it
@@ -107,7 +107,7 @@ func (h handler) logs(c *fiber.Ctx) error {
 			switch {
 			case sb.State == StateProvisioning: // its image is being pulled, or the backend is starting it
 				return ErrNotRunning.WithDetailMsg("problem.sandbox_not_running.starting", nil)
-			case sb.StartedMS == 0:
+			case sb.StartedAt == nil:
 				return ErrNotRunning.WithDetailMsg("problem.sandbox_not_running.never_ran", nil)
 			}
 			return ErrNotRunning.WithDetailMsg("problem.sandbox_not_running.logs_gone", nil)

@@ -26,7 +26,7 @@ func (s *Service) Tick(ctx context.Context) error {
 	}
 	// Down nodes, whose sandboxes are lost or unreachable. Not those an agent that still answers reports down
 	// itself (a Slurm node down): it still says which of their sandboxes run, and reports their ends.
-	down, err := lostNodeIDs(s.db.WithContext(ctx), ms(now.Add(-s.opts.NodeTimeout)))
+	down, err := lostNodeIDs(s.db.WithContext(ctx), now.Add(-s.opts.NodeTimeout))
 	if err != nil {
 		return err
 	}
@@ -43,9 +43,9 @@ func (s *Service) Tick(ctx context.Context) error {
 		if err := s.superviseOne(ctx, sb, now, isDown[sb.NodeID]); err != nil {
 			errs = append(errs, fmt.Errorf("sandbox %s: %w", sb.ID, err))
 		}
-		if sb.State == StateRunning && sb.UnreachableMS == 0 && !isDown[sb.NodeID] {
+		if sb.State == StateRunning && sb.UnreachableAt == nil && !isDown[sb.NodeID] {
 			running[sb.ID] = true
-			if err := s.sampleGPUs(ctx, sb, ms(now)); err != nil {
+			if err := s.sampleGPUs(ctx, sb, now); err != nil {
 				errs = append(errs, fmt.Errorf("sandbox %s: %w", sb.ID, err))
 			}
 		}
@@ -67,12 +67,12 @@ func (s *Service) Tick(ctx context.Context) error {
 }
 
 func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, nodeDown bool) error {
-	nowMS := ms(now)
+	now = stamp(now)
 	if _, viaAgent := s.targetOf(sb); viaAgent && nodeDown {
-		return s.superviseUnreachable(ctx, sb, nowMS)
+		return s.superviseUnreachable(ctx, sb, now)
 	}
 	switch {
-	case sb.WalletStopMS > 0 && nowMS >= sb.WalletStopMS && sb.State != StateStopping:
+	case due(now, sb.WalletStopAt) && sb.State != StateStopping:
 		_, err := s.requestStopSync(ctx, sb.ID, ReasonWalletExhausted)
 		return err
 	case nodeDown && sb.State != StateStopping:
@@ -81,7 +81,7 @@ func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, n
 	}
 	switch sb.State {
 	case StateRequested:
-		if nowMS-sb.CreatedMS > 5*60_000 && !s.isInflight(sb.ID) { // the process died between recording and placing
+		if now.Sub(sb.CreatedAt) > 5*time.Minute && !s.isInflight(sb.ID) { // the process died between recording and placing
 			return s.fail(ctx, sb.ID, ReasonInterrupted, "")
 		}
 	case StateScheduled:
@@ -106,7 +106,7 @@ func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, n
 		switch {
 		case err == nil && st.State != backend.StatePending && st.State != backend.StateUnknown:
 			return s.started(ctx, sb.ID, st)
-		case errors.Is(err, backend.ErrNotFound) && nowMS-sb.UpdatedMS > s.opts.StartTimeout.Milliseconds():
+		case errors.Is(err, backend.ErrNotFound) && now.Sub(sb.UpdatedAt) > s.opts.StartTimeout:
 			return s.fail(ctx, sb.ID, ReasonInterrupted, "the start never reached the backend")
 		}
 	case StateRunning:
@@ -121,7 +121,7 @@ func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, n
 			return s.finish(ctx, sb.ID, backend.Status{State: backend.StateExited, Reason: backend.ReasonLost})
 		}
 		if errors.Is(err, agent.ErrUnreachable) {
-			return s.markUnreachable(ctx, sb, nowMS) // not metered while nobody can tell it runs
+			return s.markUnreachable(ctx, sb, now) // not metered while nobody can tell it runs
 		}
 		if err != nil {
 			return err
@@ -134,19 +134,19 @@ func (s *Service) superviseOne(ctx context.Context, sb Sandbox, now time.Time, n
 		}
 		t := sb.template()
 		switch {
-		case sb.ExpiresMS > 0 && nowMS >= sb.ExpiresMS:
+		case due(now, sb.ExpiresAt):
 			_, err := s.requestStopSync(ctx, sb.ID, ReasonExpired)
 			return err
-		case t.IdleMinutes > 0 && nowMS-sb.ActivityMS >= int64(t.IdleMinutes)*60_000:
+		case t.IdleMinutes > 0 && now.Sub(sb.ActivityAt) >= time.Duration(t.IdleMinutes)*time.Minute:
 			_, err := s.requestStopSync(ctx, sb.ID, ReasonIdle)
 			return err
 		}
-		if nowMS-sb.UsageEndMS >= s.opts.UsageInterval.Milliseconds() {
+		if now.Sub(orZero(sb.UsageEndAt)) >= s.opts.UsageInterval {
 			_, err := s.update(ctx, sb.ID, func(tx *gorm.DB, cur *Sandbox) error {
 				if cur.State != StateRunning || cur.UsageSeq != sb.UsageSeq {
 					return nil // changed meanwhile
 				}
-				return s.meter(tx, cur, nowMS, false)
+				return s.meter(tx, cur, now, false)
 			})
 			return err
 		}
@@ -163,12 +163,12 @@ const inspectTimeout = 3 * time.Second
 // decisions still hold: an expired booking or an exhausted wallet asks for a stop, carried out when the agent
 // answers again. One whose booking ended longer ago than the node timeout is ended at its last metered
 // instant; should its agent come back with it still running, reconciliation stops it.
-func (s *Service) superviseUnreachable(ctx context.Context, sb Sandbox, nowMS int64) error {
-	if err := s.markUnreachable(ctx, sb, nowMS); err != nil {
+func (s *Service) superviseUnreachable(ctx context.Context, sb Sandbox, now time.Time) error {
+	if err := s.markUnreachable(ctx, sb, now); err != nil {
 		return err
 	}
-	expired := sb.ExpiresMS > 0 && nowMS >= sb.ExpiresMS
-	walletDry := sb.WalletStopMS > 0 && nowMS >= sb.WalletStopMS
+	expired := due(now, sb.ExpiresAt)
+	walletDry := due(now, sb.WalletStopAt)
 	switch {
 	case sb.State == StateRunning && (expired || walletDry):
 		reason := ReasonExpired
@@ -182,8 +182,8 @@ func (s *Service) superviseUnreachable(ctx context.Context, sb Sandbox, nowMS in
 			return s.transition(tx, cur, StateStopping, reason, s.clock.Now())
 		})
 		return err
-	case (sb.State == StateStopping || sb.State == StateRunning) && sb.ExpiresMS > 0 &&
-		nowMS >= sb.ExpiresMS+s.opts.NodeTimeout.Milliseconds():
+	case (sb.State == StateStopping || sb.State == StateRunning) && sb.ExpiresAt != nil &&
+		!now.Before(sb.ExpiresAt.Add(s.opts.NodeTimeout)):
 		s.log.Warn("sandbox's agent unreachable past its booking: ended at its last metered time", "sandbox", sb.ID)
 		return s.finish(ctx, sb.ID, backend.Status{State: backend.StateExited, Reason: backend.ReasonLost})
 	}
@@ -191,12 +191,17 @@ func (s *Service) superviseUnreachable(ctx context.Context, sb Sandbox, nowMS in
 }
 
 // markUnreachable records that sb's agent does not answer, once.
-func (s *Service) markUnreachable(ctx context.Context, sb Sandbox, nowMS int64) error {
-	if sb.UnreachableMS != 0 {
+func (s *Service) markUnreachable(ctx context.Context, sb Sandbox, now time.Time) error {
+	if sb.UnreachableAt != nil {
 		return nil
 	}
 	s.log.Warn("sandbox unreachable: its agent does not answer; not metered until it does", "sandbox", sb.ID, "agent", sb.AgentID)
-	return markUnreachable(s.db.WithContext(ctx), sb.ID, nowMS)
+	return markUnreachable(s.db.WithContext(ctx), sb.ID, now)
+}
+
+// due reports whether an optional deadline is set and now is at or past it.
+func due(now time.Time, deadline *time.Time) bool {
+	return deadline != nil && !now.Before(*deadline)
 }
 
 // requestStopSync is requestStop for the supervisor: the backend stop runs in the same call, so a tick
@@ -237,11 +242,11 @@ func (s *Service) tickNodes(ctx context.Context, now time.Time) error {
 		}
 	}
 	if len(pools) > 0 {
-		if err := heartbeatPoolNodes(db, pools, ms(now)); err != nil {
+		if err := heartbeatPoolNodes(db, pools, now); err != nil {
 			return err
 		}
 	}
-	stale, err := staleNodeIDs(db, pools, ms(now.Add(-s.opts.NodeTimeout)))
+	stale, err := staleNodeIDs(db, pools, now.Add(-s.opts.NodeTimeout))
 	if err != nil {
 		return err
 	}
@@ -264,7 +269,7 @@ func (s *Service) collect(ctx context.Context, now time.Time) error {
 	if err := s.pruneGPUSamples(ctx, now); err != nil {
 		return err
 	}
-	old, err := removableSandboxes(s.db.WithContext(ctx), ms(now.Add(-s.opts.LogRetention)))
+	old, err := removableSandboxes(s.db.WithContext(ctx), now.Add(-s.opts.LogRetention))
 	if err != nil {
 		return err
 	}

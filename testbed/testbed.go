@@ -169,9 +169,9 @@ type Service struct {
 	clients    map[agentTarget]*agent.Client      // by agent: each agent's client, made on first use
 	boots      map[agentTarget]string             // by agent: the boot of its last heartbeat seen here
 	inflight   map[string]bool                    // sandboxes a goroutine is provisioning or stopping
-	touched    map[string]int64                   // last activity written per sandbox (unix ms), to throttle writes
-	gpuSampled map[string]int64                   // last GPU sample per running sandbox (unix ms)
-	gpuPruned  int64                              // last pruning of ended sandboxes' GPU samples (unix ms)
+	touched    map[string]time.Time               // last activity written per sandbox, to throttle writes
+	gpuSampled map[string]time.Time               // last GPU sample per running sandbox
+	gpuPruned  time.Time                          // last pruning of ended sandboxes' GPU samples
 	pulls      map[string]context.CancelCauseFunc // image pulls in progress, by sandbox: a stop cancels its pull
 	closing    bool                               // Run has ended: pulls still starting are cancelled at once
 	wg         sync.WaitGroup
@@ -212,9 +212,9 @@ func New(d Deps) (*Service, error) {
 	}
 	s := &Service{db: d.DB, bus: d.Bus, log: log, clock: d.Clock, holds: d.Holds, backends: d.Backends, images: d.Images,
 		links: d.Links, artifacts: d.Artifacts, opts: d.Options.withDefaults(), outbox: eventbus.NewOutbox(d.DB, d.Bus, "testbed", log), idx: newIndex(),
-		inflight: map[string]bool{}, touched: map[string]int64{}, pulls: map[string]context.CancelCauseFunc{},
+		inflight: map[string]bool{}, touched: map[string]time.Time{}, pulls: map[string]context.CancelCauseFunc{},
 		metrics: newMetrics(d.Registry), embedded: d.EmbeddedAgent && d.Bus != nil, creds: d.Credentials,
-		clients: map[agentTarget]*agent.Client{}, boots: map[agentTarget]string{}, gpuStats: d.GPUStats, gpuSampled: map[string]int64{}}
+		clients: map[agentTarget]*agent.Client{}, boots: map[agentTarget]string{}, gpuStats: d.GPUStats, gpuSampled: map[string]time.Time{}}
 	s.unavailable = map[string]string{}
 	for kind, err := range d.Unavailable {
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -36,7 +37,7 @@ type ImageListing struct {
 	VisibleTo   string // comma-separated organisation IDs of a restricted listing; "" = public
 	Gated       bool
 	Version     int
-	UpdatedMS   int64 `gorm:"column:updated_ms"`
+	UpdatedAt   time.Time `gorm:"autoUpdateTime:false"`
 }
 
 func (ImageListing) TableName() string { return "testbed_image_listings" }
@@ -114,7 +115,7 @@ func applyImageListing(tx *gorm.DB, ev events.ListingChangedV1) error {
 		return err
 	}
 	l := ImageListing{ID: ev.ListingID, VendorOrgID: ev.VendorOrgID, Kind: ev.Kind, Title: ev.Title, Version: ev.Version,
-		UpdatedMS: ms(ev.At)}
+		UpdatedAt: stamp(ev.At)}
 	if t := ev.TryIt; t != nil {
 		cmd := "[]"
 		if len(t.Command) > 0 {

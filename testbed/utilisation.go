@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -60,6 +61,7 @@ func (s *Service) PoolUtilisation(ctx context.Context, c web.Principal, poolID s
 	if poolID != "" && len(out.PoolIDs) == 0 {
 		return out, fmt.Errorf("utilisation of %s: %w", poolID, ErrPoolNotFound)
 	}
+	// Device time is counted in device-milliseconds, so the span arithmetic is in Unix milliseconds.
 	start, end := r.Start().UnixMilli(), r.End().UnixMilli()
 	now := s.clock.Now().UnixMilli()
 	end = min(end, max(now, start))
@@ -86,23 +88,25 @@ func (s *Service) PoolUtilisation(ctx context.Context, c web.Principal, poolID s
 		return out, err
 	}
 	for _, n := range nodes {
-		add(n.CreatedMS, end, n.Devices, false)
+		add(n.CreatedAt.UnixMilli(), end, n.Devices, false)
 	}
 	// Used: each sandbox that started, from its start to its end (or now while it runs).
-	sbs, err := startedSandboxesIn(db, out.PoolIDs, start, end)
+	sbs, err := startedSandboxesIn(db, out.PoolIDs, time.UnixMilli(start), time.UnixMilli(end))
 	if err != nil {
 		return out, err
 	}
 	for _, sb := range sbs {
-		stop := sb.EndedMS
-		if stop == 0 {
-			if sb.Terminal() {
-				stop = max(sb.UsageEndMS, sb.StartedMS)
-			} else {
-				stop = now
-			}
+		begun := sb.StartedAt.UnixMilli() // set: startedSandboxesIn lists started ones only
+		var stop int64
+		switch {
+		case sb.EndedAt != nil:
+			stop = sb.EndedAt.UnixMilli()
+		case sb.Terminal():
+			stop = max(orZero(sb.UsageEndAt).UnixMilli(), begun)
+		default:
+			stop = now
 		}
-		add(sb.StartedMS, stop, int64(max(sb.GPUCount, 1)), true)
+		add(begun, stop, int64(max(sb.GPUCount, 1)), true)
 	}
 	return out, nil
 }

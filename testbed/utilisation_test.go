@@ -15,13 +15,13 @@ import (
 func TestPoolUtilisation(t *testing.T) {
 	eachFixture(t, 1, 4, Options{}, func(t *testing.T, f *fixture) {
 		sb := f.launch(t, sme(), 2, 60)
-		start := t0.Add(5 * time.Minute).UnixMilli()
-		if err := f.db.Model(&Sandbox{}).Where("id = ?", sb.ID).Updates(map[string]any{"state": StateStopped, "started_ms": start,
-			"ended_ms": start + 30*60_000}).Error; err != nil {
+		start := t0.Add(5 * time.Minute)
+		if err := f.db.Model(&Sandbox{}).Where("id = ?", sb.ID).Updates(map[string]any{"state": StateStopped, "started_at": start,
+			"ended_at": start.Add(30 * time.Minute)}).Error; err != nil {
 			t.Fatal(err)
 		}
-		var nodeCreated int64
-		if err := f.db.Model(&Node{}).Where("pool_id = ?", f.pool.ID).Pluck("created_ms", &nodeCreated).Error; err != nil {
+		var nodeCreated time.Time
+		if err := f.db.Model(&Node{}).Where("pool_id = ?", f.pool.ID).Pluck("created_at", &nodeCreated).Error; err != nil {
 			t.Fatal(err)
 		}
 		f.clk.Set(t0.Add(time.Hour))
@@ -44,7 +44,7 @@ func TestPoolUtilisation(t *testing.T) {
 			if st != 200 || json.Unmarshal(b, &u) != nil {
 				t.Fatalf("utilisation: %d %s", st, b)
 			}
-			want := []UtilisationDay{{Day: "2026-11-21"}, {Day: "2026-11-22", UsedMs: 2 * 30 * 60_000, AvailableMs: 4 * (t0.Add(time.Hour).UnixMilli() - nodeCreated)}}
+			want := []UtilisationDay{{Day: "2026-11-21"}, {Day: "2026-11-22", UsedMs: 2 * 30 * 60_000, AvailableMs: 4 * t0.Add(time.Hour).Sub(nodeCreated).Milliseconds()}}
 			if len(u.Days) != 2 || u.Days[0] != want[0] || u.Days[1] != want[1] || len(u.PoolIDs) != 1 {
 				t.Errorf("%s: %+v, want %+v", c.UserID, u, want)
 			}
@@ -56,7 +56,7 @@ func TestPoolUtilisation(t *testing.T) {
 		if st != 200 || json.Unmarshal(b, &u) != nil {
 			t.Fatalf("utilisation in Honolulu: %d %s", st, b)
 		}
-		want := []UtilisationDay{{Day: "2026-11-21", UsedMs: 2 * 30 * 60_000, AvailableMs: 4 * (t0.Add(time.Hour).UnixMilli() - nodeCreated)}, {Day: "2026-11-22"}}
+		want := []UtilisationDay{{Day: "2026-11-21", UsedMs: 2 * 30 * 60_000, AvailableMs: 4 * t0.Add(time.Hour).Sub(nodeCreated).Milliseconds()}, {Day: "2026-11-22"}}
 		if len(u.Days) != 2 || u.Days[0] != want[0] || u.Days[1] != want[1] {
 			t.Errorf("utilisation in Honolulu: %+v, want %+v", u.Days, want)
 		}

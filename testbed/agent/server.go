@@ -442,8 +442,8 @@ func (s *Server) watch(ctx context.Context) {
 }
 
 type announced struct {
-	ID   string `gorm:"primaryKey"`
-	AtMS int64  `gorm:"column:at_ms"`
+	ID string    `gorm:"primaryKey"`
+	At time.Time `gorm:"column:at"`
 }
 
 func (announced) TableName() string { return "agent_announced" }
@@ -463,7 +463,7 @@ func (s *Server) announce(ctx context.Context, st backend.Status) {
 	id := st.SandboxID + "-" + state
 	ev := events.AgentSandboxV1{AgentID: s.cfg.AgentID, PoolID: s.cfg.PoolID, Status: toStatusV1(st), At: time.Now().UTC()}
 	err := s.cfg.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&announced{ID: id, AtMS: ev.At.UnixMilli()})
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&announced{ID: id, At: ev.At})
 		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
 		}
