@@ -1,4 +1,4 @@
-package eventbus_test
+package events_test
 
 import (
 	"encoding/json"
@@ -11,10 +11,11 @@ import (
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
-// The consumers decode with segmentio/encoding/json (event.go). These hold it to encoding/json, the reference
-// the events' producers encode with: the same values from the same bytes, and a refusal where encoding/json
-// refuses (a number out of its field's range included), so a poison event stays poison. goccy/go-json, tried
-// first, wrapped {"seq":18446744073709551616} to 0 without an error.
+// The consumers decode with segmentio/encoding/json (platform/eventbus/event.go). These hold it to
+// encoding/json, the reference the events' producers encode with: the same values from the same bytes, and a
+// refusal where encoding/json refuses (a number out of its field's range included), so a poison event stays
+// poison. goccy/go-json, tried first, wrapped {"seq":18446744073709551616} to 0 without an error. They live
+// here, beside the payload types, because platform packages may not import services/events.
 
 func sameDecode[T any](t *testing.T, body string) {
 	t.Helper()
