@@ -8,6 +8,15 @@
 //	go run ./bench/marketplace -db postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable   # fresh Postgres DB
 //	go run ./bench/marketplace -cache-ttl=-1s -engine sql                                  # no answer cache, SQL search
 //	go run ./bench/marketplace -url http://127.0.0.1:8080 -clients 50                      # an existing server
+//	go run ./bench/marketplace -cache-ttl=-1s -rate 3000                                   # open loop: 3,000 requests/s offered
+//	go run ./bench/marketplace -floor                                                      # the HTTP floor: no search at all
+//
+// Two modes separate what the search costs from what the test's shape costs. -rate sends at a fixed offered
+// rate, spread over the clients, and times each request from when it was due, not from when it went (a late
+// client's wait counts): the latency a user sees at that load. Without -rate each client sends its next request
+// the moment the last one is answered, so the clients always queue and, by Little's law, the mean latency is
+// clients / throughput whatever the server does. -floor answers every request with one fixed, pre-rendered
+// search answer through the same middleware, HTTP server and clients: the latency of everything but the search.
 package main
 
 import (
@@ -19,10 +28,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math"
 	mrand "math/rand/v2"
 	"net"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/tamarack-ai/tamarack/marketplace"
@@ -59,12 +71,14 @@ func main() {
 		seed     = flag.Uint64("seed", 99, "seed of the clients' query streams (client i uses PCG(i, seed))")
 		asJSON   = flag.Bool("json", false, "print the figures as one JSON object on the last line")
 		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the measured phase to this file")
+		rate     = flag.Float64("rate", 0, "open loop: requests/s offered over all clients, each timed from when it was due (0: closed loop)")
+		floor    = flag.Bool("floor", false, "serve one fixed, pre-rendered answer on the same stack instead of searching (the HTTP floor)")
 	)
 	flag.Parse()
 	log.SetFlags(0)
 	base := *target
 	if base == "" {
-		stop, u, err := serve(*dbURL, *listings, *cacheTTL, *engine)
+		stop, u, err := serve(*dbURL, *listings, *cacheTTL, *engine, *floor)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -83,7 +97,11 @@ func main() {
 		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
 	}
 	load1Start := loadAvg()
-	res := load(base, *clients, *warmup, *duration, *fixed, *seed)
+	path := "/api/v1/marketplace/listings"
+	if *floor {
+		path = "/api/v1/marketplace/bench-floor"
+	}
+	res := load(base+path, *clients, *warmup, *duration, *fixed, *seed, *rate)
 	res.load1Start, res.load1End = load1Start, loadAvg()
 	fmt.Println(res)
 	if *asJSON {
@@ -93,7 +111,7 @@ func main() {
 }
 
 // serve seeds a fresh store and serves the marketplace on a loopback port, returning its base URL.
-func serve(dbURL string, n int, cacheTTL time.Duration, searchEngine string) (func(), string, error) {
+func serve(dbURL string, n int, cacheTTL time.Duration, searchEngine string, floor bool) (func(), string, error) {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "tamarack-bench-")
 	if err != nil {
@@ -178,6 +196,19 @@ func serve(dbURL string, n int, cacheTTL time.Duration, searchEngine string) (fu
 	app := web.New(web.Config{StreamRequestBody: true})
 	api := app.Group("/api/v1", web.Auth(web.JWTAuthenticator{Verifier: jwtauth.Verifier{Keys: noKeys{}}}))
 	svc.Routes(api.Group("/marketplace"))
+	if floor {
+		// A typical answer: the first page of 20 of a one-word query, rendered once by the real handler.
+		body, err := firstPage(app, "/api/v1/marketplace/listings?q=model&limit=20")
+		if err != nil {
+			stop()
+			return nil, "", err
+		}
+		log.Printf("floor: every request gets the same %d-byte answer", len(body))
+		api.Get("/marketplace/bench-floor", func(c *fiber.Ctx) error {
+			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+			return c.Send(body)
+		})
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		stop()
@@ -188,6 +219,20 @@ func serve(dbURL string, n int, cacheTTL time.Duration, searchEngine string) (fu
 	return stop, "http://" + ln.Addr().String(), nil
 }
 
+// firstPage is the body of one GET through app.
+func firstPage(app *fiber.App, target string) ([]byte, error) {
+	resp, err := app.Test(httptest.NewRequest("GET", target, nil), -1)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("GET %s: %d %s", target, resp.StatusCode, body)
+	}
+	return body, err
+}
+
 type noKeys struct{}
 
 func (noKeys) PublicKey(context.Context, string) (crypto.PublicKey, error) {
@@ -196,19 +241,25 @@ func (noKeys) PublicKey(context.Context, string) (crypto.PublicKey, error) {
 
 type result struct {
 	clients              int
+	offered              float64 // requests/s of the open loop; 0 for the closed loop
 	duration             time.Duration
 	ok, failed           int64
 	p50, p90, p99        time.Duration
 	max                  time.Duration
 	cpu                  time.Duration // this process's CPU time (server and clients) over the measured phase
+	bytes                int64         // answer bodies' bytes over the measured phase
 	load1Start, load1End float64
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("clients=%d duration=%s requests=%d errors=%d rps=%.0f p50=%s p90=%s p99=%s max=%s cpu/req=%.3fms load1=%.2f→%.2f",
-		r.clients, r.duration, r.ok, r.failed, float64(r.ok)/r.duration.Seconds(),
+	mode := "closed-loop"
+	if r.offered > 0 {
+		mode = fmt.Sprintf("open-loop offered=%.0f/s", r.offered)
+	}
+	return fmt.Sprintf("%s clients=%d duration=%s requests=%d errors=%d rps=%.0f p50=%s p90=%s p99=%s max=%s cpu/req=%.3fms bytes/answer=%d load1=%.2f→%.2f",
+		mode, r.clients, r.duration, r.ok, r.failed, float64(r.ok)/r.duration.Seconds(),
 		r.p50.Round(10*time.Microsecond), r.p90.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.max.Round(10*time.Microsecond),
-		r.cpuPerReq(), r.load1Start, r.load1End)
+		r.cpuPerReq(), r.bytesPerAnswer(), r.load1Start, r.load1End)
 }
 
 func (r result) cpuPerReq() float64 {
@@ -218,12 +269,19 @@ func (r result) cpuPerReq() float64 {
 	return float64(r.cpu.Microseconds()) / 1000 / float64(r.ok)
 }
 
+func (r result) bytesPerAnswer() int64 {
+	if r.ok == 0 {
+		return 0
+	}
+	return r.bytes / r.ok
+}
+
 // figures are the named numbers of -json (make perf takes the median of each over runs).
 func (r result) figures() map[string]any {
 	ms := func(d time.Duration) float64 { return math.Round(float64(d.Microseconds())/10) / 100 }
 	return map[string]any{"req_per_s": math.Round(float64(r.ok) / r.duration.Seconds()), "p50_ms": ms(r.p50), "p90_ms": ms(r.p90),
 		"p99_ms": ms(r.p99), "max_ms": ms(r.max), "errors": r.failed, "cpu_ms_per_req": math.Round(r.cpuPerReq()*1000) / 1000,
-		"load1_start": r.load1Start, "load1_end": r.load1End}
+		"load1_start": r.load1Start, "load1_end": r.load1End, "offered_per_s": r.offered, "bytes_per_answer": r.bytesPerAnswer()}
 }
 
 // loadAvg is the machine's one-minute load average (0 where /proc/loadavg is missing).
@@ -310,13 +368,13 @@ func query(rng *mrand.Rand) url.Values {
 	return v
 }
 
-func load(base string, clients int, warmup, d time.Duration, fixed bool, seed uint64) result {
+func load(endpoint string, clients int, warmup, d time.Duration, fixed bool, seed uint64, rate float64) result {
 	// The clients share the server's two cores here, unlike real users: fasthttp's client (what Fiber serves
 	// with) costs about half of net/http's per request, so less of the machine goes to the load itself.
 	client := &fasthttp.Client{MaxConnsPerHost: clients, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
 		NoDefaultUserAgentHeader: true, MaxIdleConnDuration: time.Minute}
 	defer client.CloseIdleConnections()
-	var failed atomic.Int64
+	var failed, nbytes atomic.Int64
 	lat := make([][]time.Duration, clients)
 	startAt := time.Now()
 	measureAt := startAt.Add(warmup)
@@ -337,10 +395,19 @@ func load(base string, clients int, warmup, d time.Duration, fixed bool, seed ui
 			defer fasthttp.ReleaseResponse(resp)
 			var q url.Values
 			next := ""
-			for {
+			for k := 0; ; k++ {
 				now := time.Now()
 				if now.After(endAt) {
 					return
+				}
+				// Open loop: client i's k-th request is due at (k·clients + i) / rate after the start.
+				var due time.Time
+				if rate > 0 {
+					due = startAt.Add(time.Duration(float64(k*clients+i) / rate * float64(time.Second)))
+					if due.After(endAt) {
+						return
+					}
+					time.Sleep(time.Until(due))
 				}
 				switch {
 				case fixed:
@@ -352,7 +419,10 @@ func load(base string, clients int, warmup, d time.Duration, fixed bool, seed ui
 					q = query(rng)
 				}
 				t0 := time.Now()
-				cursor, err := get(client, req, resp, base+"/api/v1/marketplace/listings?"+q.Encode())
+				if rate > 0 {
+					t0 = due
+				}
+				cursor, n, err := get(client, req, resp, endpoint+"?"+q.Encode())
 				el := time.Since(t0)
 				next = cursor
 				if t0.Before(measureAt) {
@@ -365,6 +435,7 @@ func load(base string, clients int, warmup, d time.Duration, fixed bool, seed ui
 					continue
 				}
 				lat[i] = append(lat[i], el)
+				nbytes.Add(int64(n))
 			}
 		}(i)
 	}
@@ -381,23 +452,29 @@ func load(base string, clients int, warmup, d time.Duration, fixed bool, seed ui
 		}
 		return all[min(len(all)-1, int(float64(len(all))*p))]
 	}
-	r := result{clients: clients, duration: d, ok: int64(len(all)), failed: failed.Load(), p50: pct(0.50), p90: pct(0.90), p99: pct(0.99), cpu: cpu}
+	r := result{clients: clients, offered: rate, duration: d, ok: int64(len(all)), failed: failed.Load(), bytes: nbytes.Load(), p50: pct(0.50), p90: pct(0.90), p99: pct(0.99), cpu: cpu}
 	if len(all) > 0 {
 		r.max = all[len(all)-1]
 	}
 	return r
 }
 
-// get fetches a catalogue page and returns its next_cursor (found without decoding the whole answer).
-func get(c *fasthttp.Client, req *fasthttp.Request, resp *fasthttp.Response, u string) (string, error) {
+// get fetches a catalogue page and returns its next_cursor (found without decoding the whole answer) and its
+// size.
+func get(c *fasthttp.Client, req *fasthttp.Request, resp *fasthttp.Response, u string) (string, int, error) {
 	req.SetRequestURI(u)
 	if err := c.Do(req, resp); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	body := resp.Body()
 	if resp.StatusCode() != fasthttp.StatusOK {
-		return "", fmt.Errorf("%d %s %s", resp.StatusCode(), u, body)
+		return "", 0, fmt.Errorf("%d %s %s", resp.StatusCode(), u, body)
 	}
+	return nextCursor(body), len(body), nil
+}
+
+// nextCursor is the answer's next_cursor, or "".
+func nextCursor(body []byte) string {
 	// The answer ends `…],"next_cursor":"…","total":N,"facets":{…}}`. Neither key can stand inside a string
 	// value (its quotes would be escaped there), so the last `,"total":` is the field, a few kB from the end,
 	// and the cursor, when there is one, ends just before it: scanning the whole 30 kB body for it cost the
@@ -405,20 +482,20 @@ func get(c *fasthttp.Client, req *fasthttp.Request, resp *fasthttp.Response, u s
 	const key = `"next_cursor":"`
 	t := bytes.LastIndex(body, []byte(`,"total":`))
 	if t < 0 {
-		return "", nil
+		return ""
 	}
 	from := max(0, t-1024)
 	i := bytes.LastIndex(body[from:t], []byte(key))
 	if i < 0 {
-		return "", nil
+		return ""
 	}
 	i += from
 	rest := body[i+len(key):]
 	j := bytes.IndexByte(rest, '"')
 	if j < 0 {
-		return "", nil
+		return ""
 	}
-	return string(rest[:j]), nil
+	return string(rest[:j])
 }
 
 func randomHex(n int) string {
