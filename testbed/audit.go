@@ -35,7 +35,14 @@ func (s *Service) audit(tx *gorm.DB, c web.Principal, ownerOrg, action, target, 
 		Action: action, Target: target, Detail: detail})
 }
 
-// Audit lists staff actions, newest first (staff only; the handler checks).
-func (s *Service) Audit(ctx context.Context, limit int, before time.Time) ([]AuditEntry, error) {
+// AuditCursor is where a page of the audit log ends: the last entry's instant (Unix ms) and ID. A zero AtMS
+// starts from the newest; an empty ID (an older cursor) takes the entries strictly before AtMS.
+type AuditCursor struct {
+	AtMS int64  `json:"at_ms"`
+	ID   string `json:"id,omitempty"`
+}
+
+// Audit lists staff actions, newest first, after the cursor (staff only; the handler checks).
+func (s *Service) Audit(ctx context.Context, limit int, before AuditCursor) ([]AuditEntry, error) {
 	return auditEntries(s.db.WithContext(ctx), limit, before)
 }

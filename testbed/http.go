@@ -845,14 +845,18 @@ func (h handler) audit(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// The cursor is the last entry's instant in Unix milliseconds, the form clients already hold.
-	var before time.Time
+	// The cursor is the last entry's instant in Unix milliseconds and its ID: entries of the same millisecond
+	// (one staff action can write several) are ordered by ID, so a page boundary between them skips none.
+	// A cursor of the instant alone, as earlier versions gave, still reads.
+	var before AuditCursor
 	if pg.Cursor != "" {
-		var beforeMS int64
-		if err := web.DecodeCursor(pg.Cursor, &beforeMS); err != nil {
-			return err
+		if err := web.DecodeCursor(pg.Cursor, &before); err != nil {
+			var ms int64
+			if web.DecodeCursor(pg.Cursor, &ms) != nil {
+				return err
+			}
+			before = AuditCursor{AtMS: ms}
 		}
-		before = time.UnixMilli(beforeMS).UTC()
 	}
 	list, err := h.svc.Audit(c.UserContext(), pg.Limit, before)
 	if err != nil {
@@ -864,5 +868,5 @@ func (h handler) audit(c *fiber.Ctx) error {
 		items[i] = auditJSON{ID: a.ID, At: a.At, ActorUserID: a.ActorUserID, ActorOrgID: a.ActorOrgID,
 			Action: a.Action, Target: a.Target, Detail: a.Detail, ActionDisplay: i18n.AuditAction(lang, "testbed", a.Action)}
 	}
-	return c.JSON(web.NewList(items, pg.Limit, func(last auditJSON) any { return last.At.UnixMilli() }))
+	return c.JSON(web.NewList(items, pg.Limit, func(last auditJSON) any { return AuditCursor{AtMS: last.At.UnixMilli(), ID: last.ID} }))
 }

@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -229,7 +230,7 @@ func TestStaffAudit(t *testing.T) {
 		if s := f.get(t, sb.ID); s.StopReason != ReasonStaff || s.State != StateStopped {
 			t.Fatalf("staff stop: %s %s", s.State, s.StopReason)
 		}
-		list, err := f.svc.Audit(context.Background(), 10, time.Time{})
+		list, err := f.svc.Audit(context.Background(), 10, AuditCursor{})
 		if err != nil || len(list) != 1 || list[0].Action != "sandbox.stop" || list[0].Target != sb.ID {
 			t.Fatalf("audit %+v %v", list, err)
 		}
@@ -339,6 +340,70 @@ func TestSandboxCostThatOverflowsIsAnError(t *testing.T) {
 			if res.StatusCode != 500 {
 				t.Errorf("GET %s with a price that overflows: %d %s, want 500", path, res.StatusCode, b)
 			}
+		}
+	})
+}
+
+// TestAuditPagesKeepEntriesOfOneInstant: entries written in the same millisecond (the manual clock writes
+// every one at t0, as one staff action writing several would) are each listed once when a page boundary falls
+// between them, on both engines; a cursor of the instant alone, as earlier versions gave, still reads.
+func TestAuditPagesKeepEntriesOfOneInstant(t *testing.T) {
+	eachFixture(t, 1, 4, Options{}, func(t *testing.T, f *fixture) {
+		want := map[string]bool{}
+		for i := range 5 {
+			e := &AuditEntry{ID: fmt.Sprintf("aud-%02d", i), At: stamp(t0), ActorUserID: "u-staff", ActorOrgID: "org-programme",
+				Action: "node.health", Target: "node-x"}
+			if i == 4 {
+				e.ID, e.At = "aud-older", stamp(t0.Add(-time.Second))
+			}
+			if err := createAudit(f.db, e); err != nil {
+				t.Fatal(err)
+			}
+			want[e.ID] = true
+		}
+		app, sign := newApp(t, f.svc)
+		staff := web.Principal{UserID: "u-staff", OrgID: "org-programme", Staff: true}
+		page := func(cursor string) (ids []string, next string) {
+			t.Helper()
+			req := httptest.NewRequest("GET", "/api/v1/testbed/audit?limit=2&cursor="+cursor, nil)
+			req.Header.Set("Authorization", "Bearer "+sign.token(t, staff))
+			res, err := app.Test(req, 10_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var out struct {
+				Items []struct {
+					ID string `json:"id"`
+				} `json:"items"`
+				NextCursor string `json:"next_cursor"`
+			}
+			if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&out) != nil {
+				t.Fatalf("GET audit (cursor %q): %d", cursor, res.StatusCode)
+			}
+			for _, it := range out.Items {
+				ids = append(ids, it.ID)
+			}
+			return ids, out.NextCursor
+		}
+		var got []string
+		for cursor, pages := "", 0; ; pages++ {
+			if pages > 5 {
+				t.Fatalf("more pages than entries: %v", got)
+			}
+			ids, next := page(cursor)
+			got = append(got, ids...)
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if fmt.Sprint(got) != "[aud-03 aud-02 aud-01 aud-00 aud-older]" {
+			t.Fatalf("walked %v, want each entry once, newest first", got)
+		}
+		// An instant-only cursor: the entries strictly before it.
+		if ids, _ := page(web.EncodeCursor(t0.UnixMilli())); fmt.Sprint(ids) != "[aud-older]" {
+			t.Fatalf("instant-only cursor: %v", ids)
 		}
 	})
 }

@@ -266,7 +266,7 @@ func TestStaffReservationCancelIsAudited(t *testing.T) {
 		if _, err := f.svc.CancelReservation(t.Context(), staff, r.ID); err != nil {
 			t.Fatal(err)
 		}
-		list, err := f.svc.Audit(t.Context(), 10, time.Time{})
+		list, err := f.svc.Audit(t.Context(), 10, AuditCursor{})
 		if err != nil || len(list) != 1 || list[0].Action != "reservation.cancel" || list[0].Target != r.ID {
 			t.Fatalf("audit %+v %v", list, err)
 		}

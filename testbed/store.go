@@ -698,12 +698,16 @@ func lockReservations(tx *gorm.DB, pool, model string, from time.Time) ([]Reserv
 
 func createAudit(db *gorm.DB, e *AuditEntry) error { return db.Create(e).Error }
 
-// auditEntries lists staff actions, newest first, before before (zero: from the newest; limit+1 rows).
-// Staff: the programme's audit log, across organisations.
-func auditEntries(db *gorm.DB, limit int, before time.Time) ([]AuditEntry, error) {
+// auditEntries lists staff actions, newest first (instant, then ID), after the cursor (zero: from the newest;
+// limit+1 rows). Staff: the programme's audit log, across organisations.
+func auditEntries(db *gorm.DB, limit int, before AuditCursor) ([]AuditEntry, error) {
 	q := db.Order("at DESC, id DESC").Limit(limit + 1)
-	if !before.IsZero() {
-		q = q.Where("at < ?", stamp(before))
+	switch at := stamp(time.UnixMilli(before.AtMS)); {
+	case before.AtMS == 0:
+	case before.ID == "":
+		q = q.Where("at < ?", at)
+	default:
+		q = q.Where("at < ? OR (at = ? AND id < ?)", at, at, before.ID)
 	}
 	var out []AuditEntry
 	return out, q.Find(&out).Error
