@@ -355,6 +355,7 @@ type scratch struct {
 	counts [6][]int32
 	hits   []uint32
 	top    []int32 // a facet's best values so far
+	seen   []ixKey // the query lexemes scored so far
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
@@ -382,15 +383,7 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 		sc.side = grow(sc.side, nw)
 		sc.word = grow(sc.word, nw)
 		sc.score = grow(sc.score, n)
-		x.matchSide(sc, words, false)
-		copy(sc.match, sc.side)
-		if !sameSides(words) {
-			x.matchSide(sc, words, true)
-			for i := range sc.match {
-				sc.match[i] |= sc.side[i]
-			}
-		}
-		x.scoreTerms(sc, words)
+		x.matchAndScore(sc, words)
 	} else if in.Sort == "relevance" {
 		in.Sort = "newest"
 	}
@@ -642,36 +635,75 @@ func sameSides(words []ixWord) bool {
 	return true
 }
 
-// matchSide leaves in sc.side the entries holding every non-stop word of one language (the last word as a
-// prefix); nothing when every word is a stop word, as an empty tsquery matches nothing.
-func (x *catalogIndex) matchSide(sc *scratch, words []ixWord, french bool) {
-	first := true
+// matchAndScore leaves in sc.match the entries holding every non-stop word of one language or of the other (the
+// last word as a prefix; a language whose words are all stop words matches nothing, as an empty tsquery), and
+// adds each distinct query lexeme's BM25 weight to the score of every entry holding it, walking each posting
+// once for both. sc.side holds the French side's matches while they are built, sc.word one word's.
+func (x *catalogIndex) matchAndScore(sc *scratch, words []ixWord) {
+	french := !sameSides(words)
+	n := float64(x.live)
+	sc.seen = sc.seen[:0]
+	var started [2]bool
 	for i, w := range words {
-		lex := w.en
-		if french {
-			lex = w.fr
-		}
-		if lex == "" {
-			continue
-		}
-		clear(sc.word)
-		x.eachPosting(lex, i == len(words)-1, func(p *posting) {
-			for _, s := range p.slots {
-				sc.word[s/64] |= 1 << (s % 64)
+		prefix := i == len(words)-1
+		for side, lex := range [2]string{w.en, w.fr} {
+			if lex == "" || (side == 1 && !french) {
+				continue
 			}
-		})
-		if first {
-			copy(sc.side, sc.word)
-			first = false
-			continue
-		}
-		for j := range sc.side {
-			sc.side[j] &= sc.word[j]
+			acc := sc.match
+			if side == 1 {
+				acc = sc.side
+			}
+			// The first word of a side is written into the side itself; later ones are intersected with it.
+			dst := sc.word
+			if !started[side] {
+				dst = acc
+			}
+			clear(dst)
+			k := ixKey{lex, prefix}
+			score := !slices.Contains(sc.seen, k)
+			if score {
+				sc.seen = append(sc.seen, k)
+			}
+			x.eachPosting(lex, prefix, func(p *posting) {
+				if !score {
+					for _, s := range p.slots {
+						dst[s/64] |= 1 << (s % 64)
+					}
+					return
+				}
+				df := float64(len(p.slots))
+				idf := float32(math.Log(1 + (n-df+0.5)/(df+0.5)))
+				for j, s := range p.slots {
+					dst[s/64] |= 1 << (s % 64)
+					sc.score[s] += idf * p.tfn[j]
+				}
+			})
+			if started[side] {
+				for j := range acc {
+					acc[j] &= dst[j]
+				}
+			}
+			started[side] = true
 		}
 	}
-	if first {
-		clear(sc.side)
+	if !started[0] {
+		clear(sc.match)
 	}
+	if french {
+		if !started[1] {
+			clear(sc.side)
+		}
+		for j := range sc.match {
+			sc.match[j] |= sc.side[j]
+		}
+	}
+}
+
+// ixKey is a query lexeme as scored: the last word's is a prefix.
+type ixKey struct {
+	lex    string
+	prefix bool
 }
 
 // eachPosting calls fn with the posting of lex, or with those of every lexeme starting with it.
@@ -684,32 +716,6 @@ func (x *catalogIndex) eachPosting(lex string, prefix bool, fn func(*posting)) {
 	}
 	for i := sort.SearchStrings(x.vocab, lex); i < len(x.vocab) && strings.HasPrefix(x.vocab[i], lex); i++ {
 		fn(x.post[x.vocab[i]])
-	}
-}
-
-// scoreTerms adds each distinct query lexeme's BM25 weight to the score of every entry holding it.
-func (x *catalogIndex) scoreTerms(sc *scratch, words []ixWord) {
-	type key struct {
-		lex    string
-		prefix bool
-	}
-	seen := make(map[key]bool, 2*len(words))
-	n := float64(x.live)
-	for i, w := range words {
-		for _, lex := range [2]string{w.en, w.fr} {
-			k := key{lex, i == len(words)-1}
-			if lex == "" || seen[k] {
-				continue
-			}
-			seen[k] = true
-			x.eachPosting(lex, k.prefix, func(p *posting) {
-				df := float64(len(p.slots))
-				idf := float32(math.Log(1 + (n-df+0.5)/(df+0.5)))
-				for j, s := range p.slots {
-					sc.score[s] += idf * p.tfn[j]
-				}
-			})
-		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -327,4 +328,110 @@ func TestFacetCountersAgree(t *testing.T) {
 			t.Fatalf("every live entry: %d in the bitmap, %d live", m.count(), x.live)
 		}
 	}
+}
+
+// TestSearchScoresAreBM25: relevance pages hold exactly the entries a plain reading of the index's postings
+// matches (every word of the English side or every word of the French one, the last as a prefix), ranked by
+// the BM25 sum over the query's distinct lexemes, then listing ID, with those scores. The SQL comparison cannot
+// check this: the engines rank differently by design.
+func TestSearchScoresAreBM25(t *testing.T) {
+	t.Parallel()
+	each(t, Config{SearchCacheTTL: -1}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		must(t, e.svc.BulkPublish(ctx, 300, rand.New(rand.NewPCG(21, 34))))
+		x, err := e.svc.index.ready(ctx)
+		must(t, err)
+		rng := rand.New(rand.NewPCG(8, 13))
+		checked := 0
+		for range 80 {
+			q := randomQuery(rng, []string{orgVendor}).Q
+			if q == "" {
+				continue
+			}
+			words, ok, err := e.svc.index.analyse(ctx, terms(q))
+			must(t, err)
+			if !ok || len(words) == 0 {
+				continue
+			}
+			type hit struct {
+				id    string
+				score float32
+			}
+			var want []hit
+			for s := range x.docs {
+				d := &x.docs[s]
+				if !d.live {
+					continue
+				}
+				has := func(lex string, prefix bool) bool {
+					return slices.ContainsFunc(d.terms, func(t string) bool { return t == lex || (prefix && strings.HasPrefix(t, lex)) })
+				}
+				matches := func(side int) bool {
+					any := false
+					for i, w := range words {
+						lex := [2]string{w.en, w.fr}[side]
+						if lex == "" {
+							continue
+						}
+						any = true
+						if !has(lex, i == len(words)-1) {
+							return false
+						}
+					}
+					return any
+				}
+				if !matches(0) && !matches(1) {
+					continue
+				}
+				var score float32
+				var seen []ixKey
+				for i, w := range words {
+					for _, lex := range [2]string{w.en, w.fr} {
+						k := ixKey{lex, i == len(words)-1}
+						if lex == "" || slices.Contains(seen, k) {
+							continue
+						}
+						seen = append(seen, k)
+						for _, v := range x.vocab {
+							if v != lex && !(k.prefix && strings.HasPrefix(v, lex)) {
+								continue
+							}
+							p := x.post[v]
+							if j, found := slices.BinarySearch(p.slots, uint32(s)); found {
+								df := float64(len(p.slots))
+								score += float32(math.Log(1+(float64(x.live)-df+0.5)/(df+0.5))) * p.tfn[j]
+							}
+						}
+					}
+				}
+				want = append(want, hit{d.item.ListingID, score})
+			}
+			slices.SortFunc(want, func(a, b hit) int {
+				if a.score != b.score {
+					if a.score > b.score {
+						return -1
+					}
+					return 1
+				}
+				return strings.Compare(a.id, b.id)
+			})
+			res, err := e.svc.Search(ctx, SearchInput{Q: q, Sort: "relevance", ViewerStaff: true, Limit: 50})
+			must(t, err)
+			if int(res.Total) != len(want) {
+				t.Fatalf("%q: total %d, a plain reading of the postings matches %d", q, res.Total, len(want))
+			}
+			for i, it := range res.Items {
+				if it.ListingID != want[i].id || math.Abs(it.Score-float64(want[i].score)) > 1e-6*math.Abs(float64(want[i].score)) {
+					t.Fatalf("%q: item %d is %s scored %v, want %s scored %v", q, i, it.ListingID, it.Score, want[i].id, want[i].score)
+				}
+			}
+			if len(res.Items) != min(50, len(want)) {
+				t.Fatalf("%q: %d items of %d matches", q, len(res.Items), len(want))
+			}
+			checked++
+		}
+		if checked < 30 {
+			t.Fatalf("only %d of the random queries had text the index analyses", checked)
+		}
+	})
 }
