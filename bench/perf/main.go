@@ -63,6 +63,7 @@ type options struct {
 	images      string
 	testbedN    int
 	mktDuration time.Duration
+	mktRate     int
 	billingN    int
 	stdout      io.Writer
 	stderr      io.Writer
@@ -76,6 +77,7 @@ func main() {
 	flag.StringVar(&o.images, "images", "/var/cache/tamarack-images/current", "built-in sandbox images (infra/images/build.sh's output) for the testbed bench")
 	flag.IntVar(&o.testbedN, "testbed-n", 20, "sandboxes per testbed run")
 	flag.DurationVar(&o.mktDuration, "marketplace-duration", 20*time.Second, "measured duration of a marketplace run")
+	flag.IntVar(&o.mktRate, "marketplace-rate", 5000, "searches/s offered by the open-loop marketplace run")
 	flag.IntVar(&o.billingN, "billing-events", 300_000, "usage events per billing run")
 	only := flag.String("only", "", "comma-separated benches to run (default: all; -list names them)")
 	list := flag.Bool("list", false, "list the benches and exit")
@@ -161,6 +163,18 @@ func benches(o options) []bench {
 			what: "the same on SQLite",
 			build: goBuild("./bench/marketplace", "-json", "-cache-ttl=-1s", "-clients", "200",
 				"-duration", o.mktDuration.String()),
+		},
+		{
+			name: "marketplace-floor",
+			what: "the HTTP floor of the same 200 clients: one fixed, pre-rendered answer through the same stack, no search",
+			build: goBuild("./bench/marketplace", "-json", "-floor", "-clients", "200",
+				"-duration", o.mktDuration.String()),
+		},
+		{
+			name: "marketplace-open",
+			what: "catalogue search on SQLite at a fixed offered rate (-marketplace-rate) from 200 clients, timed from when each request was due",
+			build: goBuild("./bench/marketplace", "-json", "-cache-ttl=-1s", "-clients", "200",
+				"-rate", strconv.Itoa(o.mktRate), "-duration", o.mktDuration.String()),
 		},
 		{
 			name:  "billing",
