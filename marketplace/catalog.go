@@ -133,13 +133,7 @@ func (s *Service) Search(ctx context.Context, in SearchInput) (SearchResult, err
 // CatalogueJSON answers a catalogue query as the JSON body of GET /listings, from the answer cache when it
 // is enabled.
 func (s *Service) CatalogueJSON(ctx context.Context, in SearchInput) ([]byte, error) {
-	load := func() ([]byte, error) {
-		res, err := s.Search(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		return appendSearchJSON(make([]byte, 0, 32<<10), res), nil
-	}
+	load := func() ([]byte, error) { return s.AppendCatalogueJSON(ctx, make([]byte, 0, 32<<10), in) }
 	if s.cache == nil {
 		return load()
 	}
@@ -150,6 +144,16 @@ func (s *Service) CatalogueJSON(ctx context.Context, in SearchInput) ([]byte, er
 		in.Limit = web.DefaultLimit
 	}
 	return s.cache.get(cacheKey(in), load)
+}
+
+// AppendCatalogueJSON appends the answer to a catalogue search to dst, never from the answer cache: the HTTP
+// handler renders into a buffer it reuses when the cache is off, instead of allocating one per answer.
+func (s *Service) AppendCatalogueJSON(ctx context.Context, dst []byte, in SearchInput) ([]byte, error) {
+	res, err := s.Search(ctx, in)
+	if err != nil {
+		return dst, err
+	}
+	return appendSearchJSON(dst, res), nil
 }
 
 const itemColumns = `c.listing_id, c.version_id, c.vendor_org_id, c.vendor_name, c.kind, c.slug, c.title, c.summary, c.tags,

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -279,13 +280,29 @@ func (h handler) search(c *fiber.Ctx) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	body, err := h.s.CatalogueJSON(c.UserContext(), in)
+	if h.s.cache != nil {
+		body, err := h.s.CatalogueJSON(c.UserContext(), in)
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(body)
+	}
+	// Without the cache the answer is rendered into a pooled buffer and copied into the response's own
+	// (pooled) body: an answer of tens of kB allocated per search was a large share of the garbage collector's work.
+	buf := answerBuffers.Get().(*[]byte)
+	defer answerBuffers.Put(buf)
+	body, err := h.s.AppendCatalogueJSON(c.UserContext(), (*buf)[:0], in)
+	*buf = body
 	if err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(body)
+	c.Response().SetBody(body)
+	return nil
 }
+
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
 
 // Listings.
 

@@ -439,7 +439,9 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 	if in.Sort == "relevance" {
 		m.each(func(s uint32) { sc.hits = append(sc.hits, s) })
 	}
-	res := SearchResult{Total: int64(total), Facets: x.facetResult(sc)}
+	// A page's items and bodies are allocated once, at their final size.
+	res := SearchResult{Total: int64(total), Facets: x.facetResult(sc), Items: make([]CatalogItem, 0, min(in.Limit, total)),
+		bodies: make([][]byte, 0, min(in.Limit, total))}
 	item := func(s uint32) CatalogItem {
 		it := x.docs[s].item
 		it.Score = 0
