@@ -288,8 +288,8 @@ func (h handler) search(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(body)
 	}
-	// Without the cache the answer is rendered into a pooled buffer and copied into the response's own
-	// (pooled) body: an answer of tens of kB allocated per search was a large share of the garbage collector's work.
+	// Without the cache the answer is rendered into a pooled buffer and copied into the response's own (pooled)
+	// body: allocating tens of kB per search was most of the garbage collector's work.
 	buf := answerBuffers.Get().(*[]byte)
 	defer answerBuffers.Put(buf)
 	body, err := h.s.AppendCatalogueJSON(c.UserContext(), (*buf)[:0], in)

@@ -66,7 +66,7 @@ func New(cfg Config) *fiber.App {
 		ReadTimeout:                  60 * time.Second,
 		IdleTimeout:                  120 * time.Second,
 		// A response up to this size leaves in one write: with fasthttp's 4 kB default a catalogue page (about
-		// 17 kB, up to 50 kB) took two or three write calls, a fifth of a search's cost at 200 clients.
+		// 17 kB, up to 50 kB) took two or three write calls.
 		WriteBufferSize: 32 << 10,
 	})
 	app.Use(clientIP(cfg.TrustedProxies))
