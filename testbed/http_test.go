@@ -16,6 +16,7 @@ import (
 	"github.com/tamarack-ai/tamarack/platform/openapi"
 	"github.com/tamarack-ai/tamarack/platform/problem"
 	"github.com/tamarack-ai/tamarack/platform/web"
+	"github.com/tamarack-ai/tamarack/platform/webtest"
 	"github.com/tamarack-ai/tamarack/services/events"
 )
 
@@ -363,21 +364,15 @@ func TestAuditPagesKeepEntriesOfOneInstant(t *testing.T) {
 		staff := web.Principal{UserID: "u-staff", OrgID: "org-programme", Staff: true}
 		page := func(cursor string) (ids []string, next string) {
 			t.Helper()
-			req := httptest.NewRequest("GET", "/api/v1/testbed/audit?limit=2&cursor="+cursor, nil)
-			req.Header.Set("Authorization", "Bearer "+sign.token(t, staff))
-			res, err := app.Test(req, 10_000)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer res.Body.Close()
+			res := webtest.Do(t, app, "GET", "/api/v1/testbed/audit?limit=2&cursor="+cursor, sign.token(t, staff), nil)
 			var out struct {
 				Items []struct {
 					ID string `json:"id"`
 				} `json:"items"`
 				NextCursor string `json:"next_cursor"`
 			}
-			if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&out) != nil {
-				t.Fatalf("GET audit (cursor %q): %d", cursor, res.StatusCode)
+			if res.Status != 200 || json.Unmarshal(res.Body, &out) != nil {
+				t.Fatalf("GET audit (cursor %q): %d %s", cursor, res.Status, res.Body)
 			}
 			for _, it := range out.Items {
 				ids = append(ids, it.ID)
