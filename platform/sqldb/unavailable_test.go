@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -170,4 +174,117 @@ func TestSQLiteLockedIsNotUnavailable(t *testing.T) {
 	if sqldb.IsUnavailable(err) {
 		t.Errorf("locked classified unavailable: %v", err)
 	}
+}
+
+// A connection that ends in the middle of a query (the server's process killed, the network or a proxy gone)
+// is a database that could not be reached, and the statement, which may have run, is not run again.
+func TestConnectionLostMidQueryIsUnavailable(t *testing.T) {
+	t.Parallel()
+	if os.Getenv(dbtest.EnvPostgres) == "" {
+		t.Skip("needs Postgres (" + dbtest.EnvPostgres + ")")
+	}
+	dsn := dbtest.DSN(t, sqldb.Postgres, testMigrations)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCuttableProxy(t, u.Host)
+	u.Host = proxy.addr
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, u.String(), sqldb.Options{MaxOpenConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqldb.Close(db) })
+
+	// Each query is told apart by a comment: the server keeps running one whose client is gone.
+	for name, run := range map[string]func(*gorm.DB, string) error{
+		"tx": func(db *gorm.DB, q string) error {
+			return sqldb.Tx(ctx, db, func(tx *gorm.DB) error { return tx.Exec(q).Error })
+		},
+		"query": func(db *gorm.DB, q string) error { return db.Exec(q).Error },
+	} {
+		q := "SELECT pg_sleep(30) -- " + name
+		done := make(chan error, 1)
+		go func() { done <- run(db.WithContext(ctx), q) }()
+		proxy.cutWhenRunning(t, strings.TrimPrefix(u.Path, "/"), q)
+		err := <-done
+		if err == nil {
+			// pgx before v5.13 reported this loss as safe to retry, and database/sql ran the statement again on a
+			// new connection: a write could run twice.
+			t.Fatalf("%s: a query whose connection was cut succeeded: it was run again", name)
+		}
+		if !sqldb.IsUnavailable(fmt.Errorf("list: %w", err)) {
+			t.Errorf("%s: connection lost mid-query: not unavailable: %T %v", name, err, err)
+		}
+	}
+}
+
+// cuttableProxy forwards loopback TCP connections to a server until cut closes every one of them.
+type cuttableProxy struct {
+	addr  string
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startCuttableProxy(t *testing.T, target string) *cuttableProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cuttableProxy{addr: l.Addr().String()}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = l.Close(); p.cut(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			wg.Go(func() { _, _ = io.Copy(s, c); _ = s.Close() })
+			wg.Go(func() { _, _ = io.Copy(c, s); _ = c.Close() })
+		}
+	})
+	return p
+}
+
+func (p *cuttableProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// cutWhenRunning cuts the proxy's connections once Postgres runs query on database.
+func (p *cuttableProxy) cutWhenRunning(t *testing.T, database, query string) {
+	t.Helper()
+	admin, err := sqldb.Open(context.Background(), os.Getenv(dbtest.EnvPostgres), sqldb.Options{MaxOpenConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sqldb.Close(admin) }()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		var n int
+		if err := admin.Raw(`SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND datname = ? AND query = ?`, database, query).Scan(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the query never started")
+		}
+	}
+	p.cut()
 }
