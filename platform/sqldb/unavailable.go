@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -15,11 +16,13 @@ import (
 // query: no connection could be made (refused, reset, unreachable host, server starting or shutting down, too
 // many connections, failed authentication: pgx's *pgconn.ConnectError), a connection lost on the way
 // (driver.ErrBadConn, pgconn.ErrConnClosed, a reset or broken socket, Postgres's connection-exception and
-// shutdown SQLSTATEs), or no answer before the context's deadline (a pool exhausted until the request's
-// deadline, an unreachable host). A query the server answered with an error (syntax, constraint,
+// shutdown SQLSTATEs, and a bare io.ErrUnexpectedEOF, which is how pgx reports a connection that ended while a
+// statement with arguments ran), or no answer before the context's deadline (a pool exhausted until the
+// request's deadline, an unreachable host). A query the server answered with an error (syntax, constraint,
 // serialization) is not, nor is SQLite's "database is locked" after its busy timeout: the database answered,
 // and retrying the same request is no better an idea later than now. platform/web answers these 503
-// unavailable with Retry-After.
+// unavailable with Retry-After; it is their only reader, and it has already answered a request body that
+// ended early (the other source of an unexpected EOF) 400.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
@@ -32,7 +35,7 @@ func IsUnavailable(err error) bool {
 	if errors.As(err, &pe) {
 		return unavailableState(pe.Code)
 	}
-	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, pgconn.ErrConnClosed) ||
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
 		return true
 	}
