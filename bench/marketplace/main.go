@@ -10,6 +10,7 @@
 //	go run ./bench/marketplace -url http://127.0.0.1:8080 -clients 50                      # an existing server
 //	go run ./bench/marketplace -cache-ttl=-1s -rate 3000                                   # open loop: 3,000 requests/s offered
 //	go run ./bench/marketplace -floor                                                      # the HTTP floor: no search at all
+//	go run ./bench/marketplace -cache-ttl=-1s -listen 127.0.0.1:8080                       # only the server, for -url from another process
 //
 // Two modes separate what the search costs from what the test's shape costs. -rate sends at a fixed offered
 // rate, spread over the clients, and times each request from when it was due, not from when it went (a late
@@ -36,6 +37,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
@@ -70,15 +72,37 @@ func main() {
 		fixed    = flag.Bool("fixed", false, "the old fixed query shape (one word + kind=model + license=Apache-2.0) instead of varied queries")
 		seed     = flag.Uint64("seed", 99, "seed of the clients' query streams (client i uses PCG(i, seed))")
 		asJSON   = flag.Bool("json", false, "print the figures as one JSON object on the last line")
-		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the measured phase to this file")
+		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile to this file: of the measured phase, or with -listen of the server from its start")
 		rate     = flag.Float64("rate", 0, "open loop: requests/s offered over all clients, each timed from when it was due (0: closed loop)")
 		floor    = flag.Bool("floor", false, "serve one fixed, pre-rendered answer on the same stack instead of searching (the HTTP floor)")
+		listen   = flag.String("listen", "", "only seed and serve on this address until interrupted (no clients); load it with -url")
 	)
 	flag.Parse()
 	log.SetFlags(0)
 	base := *target
-	if base == "" {
-		stop, u, err := serve(*dbURL, *listings, *cacheTTL, *engine, *floor)
+	switch {
+	case base != "":
+	case *listen != "":
+		stop, u, err := serve(*dbURL, *listings, *cacheTTL, *engine, *floor, *listen)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer stop()
+		if *cpuProf != "" {
+			f, err := os.Create(*cpuProf)
+			if err != nil {
+				log.Fatal(err)
+			}
+			_ = pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+		}
+		log.Printf("serving on %s until interrupted", u)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		return
+	default:
+		stop, u, err := serve(*dbURL, *listings, *cacheTTL, *engine, *floor, "")
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -110,8 +134,9 @@ func main() {
 	}
 }
 
-// serve seeds a fresh store and serves the marketplace on a loopback port, returning its base URL.
-func serve(dbURL string, n int, cacheTTL time.Duration, searchEngine string, floor bool) (func(), string, error) {
+// serve seeds a fresh store and serves the marketplace on addr (a free loopback port when empty), returning its
+// base URL.
+func serve(dbURL string, n int, cacheTTL time.Duration, searchEngine string, floor bool, addr string) (func(), string, error) {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "tamarack-bench-")
 	if err != nil {
@@ -209,7 +234,10 @@ func serve(dbURL string, n int, cacheTTL time.Duration, searchEngine string, flo
 			return c.Send(body)
 		})
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		stop()
 		return nil, "", err
