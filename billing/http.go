@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -45,6 +46,7 @@ func (s *Service) routes(r fiber.Router) {
 	r.Put("/vendors/:id/connect-account", web.RequireStaff, write, h.setConnect)
 	r.Get("/prices", h.prices)
 	r.Get("/programme/spend", web.RequireStaff, h.programmeSpend)
+	r.Get("/audit", web.RequireStaff, h.audit)
 	s.documentRoutes(r)
 }
 
@@ -378,6 +380,10 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "GET", Path: p + "/prices", Summary: "Credit price per GPU-hour by GPU model and pool", Tag: "billing", Response: web.List[PriceRow]{}},
 		openapi.Op{Method: "GET", Path: p + "/programme/spend", Summary: "Programme spend (grants and co-funding) by organisation", Tag: "billing",
 			Auth: "staff", Response: web.List[ProgrammeSpend]{}},
+		openapi.Op{Method: "GET", Path: p + "/audit", Summary: "Billing's audit log: grants, offline payments, budgets, payouts, Connect accounts and Stripe mismatches, newest first",
+			Tag: "billing", Auth: "staff", Response: web.List[AuditEntry]{}, Problems: []string{"invalid_cursor"},
+			Query: []openapi.Param{{Name: "limit", Type: "integer", Description: "1-200, default 50"}, {Name: "cursor", Type: "string"},
+				{Name: "action", Type: "string", Description: "only this action: " + strings.Join(AuditActions, ", ")}}},
 	)
 	s.documentOps(d)
 	s.activityOpenAPI(d)

@@ -119,6 +119,20 @@ func writeAudit(tx *gorm.DB, actor, action, target, detail string, now time.Time
 	return tx.Create(&audit{ID: newID("aud"), ActorUserID: actor, Action: action, Target: target, Detail: detail, CreatedAt: now}).Error
 }
 
+// auditEntries lists the audit log newest first (instant, then ID), of one action when action is set, before
+// the cursor after (when set), limit of them. Staff: the programme's log, across organisations.
+func auditEntries(db *gorm.DB, action string, after *lineCursor, limit int) ([]audit, error) {
+	q := db.Order("created_at DESC, id DESC").Limit(limit)
+	if action != "" {
+		q = q.Where("action = ?", action)
+	}
+	if after != nil {
+		q = q.Where("created_at < ? OR (created_at = ? AND id < ?)", after.At, after.At, after.ID)
+	}
+	var out []audit
+	return out, q.Find(&out).Error
+}
+
 // Holds.
 
 // lockHold row-locks the hold of a sandbox; exists is false when it has none. By sandbox alone: the testbed's

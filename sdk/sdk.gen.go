@@ -216,6 +216,29 @@ type AvailabilityList struct {
 	NextCursor *string        `json:"next_cursor,omitempty"`
 }
 
+// BillingAuditEntry defines model for BillingAuditEntry.
+type BillingAuditEntry struct {
+	Action string `json:"action"`
+
+	// ActionDisplay the action named for people, in the language of Accept-Language (the action itself when no name is catalogued)
+	ActionDisplay string `json:"action_display"`
+
+	// ActorUserId the staff member, or stripe for what a Stripe event revealed
+	ActorUserId string    `json:"actor_user_id"`
+	At          time.Time `json:"at"`
+	Detail      string    `json:"detail"`
+	Id          string    `json:"id"`
+
+	// Target what the action was on: a grant, purchase or payout ID, or an organisation
+	Target string `json:"target"`
+}
+
+// BillingAuditEntryList defines model for BillingAuditEntryList.
+type BillingAuditEntryList struct {
+	Items      []BillingAuditEntry `json:"items"`
+	NextCursor *string             `json:"next_cursor,omitempty"`
+}
+
 // BudgetRequest defines model for BudgetRequest.
 type BudgetRequest struct {
 	MonthlyBudgetMicro int `json:"monthly_budget_micro"`
@@ -2126,6 +2149,16 @@ type GetApiModelsNsRepoTreeRevPathParams struct {
 	Expand *bool `form:"expand,omitempty" json:"expand,omitempty"`
 }
 
+// GetBillingAuditParams defines parameters for GetBillingAudit.
+type GetBillingAuditParams struct {
+	// Limit 1-200, default 50
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Action only this action: grant.create, payment.offline, budget.set, payout.manual, payout.stripe_connect, vendor.connect_account, stripe.payment_intent_conflict, stripe.amount_mismatch, stripe.refund_not_credited
+	Action *string `form:"action,omitempty" json:"action,omitempty"`
+}
+
 // GetBillingGrantsParams defines parameters for GetBillingGrants.
 type GetBillingGrantsParams struct {
 	OrganizationId *string `form:"organization_id,omitempty" json:"organization_id,omitempty"`
@@ -2735,6 +2768,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/openapi.json (the `GetApiOpenapiJson` operationId).
 	GetApiOpenapiJson(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBillingAudit Billing's audit log: grants, offline payments, budgets, payouts, Connect accounts and Stripe mismatches, newest first
+	//
+	// Corresponds with GET /api/v1/billing/audit (the `GetBillingAudit` operationId).
+	GetBillingAudit(ctx context.Context, params *GetBillingAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PutBillingBudgetWithBody Set the organisation's monthly budget (80% and 100% alerts)
 	//
@@ -3987,6 +4025,21 @@ func (c *Client) GetApiModelsNsRepoTreeRevPath(ctx context.Context, ns string, r
 // Corresponds with GET /api/openapi.json (the `GetApiOpenapiJson` operationId).
 func (c *Client) GetApiOpenapiJson(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetApiOpenapiJsonRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBillingAudit Billing's audit log: grants, offline payments, budgets, payouts, Connect accounts and Stripe mismatches, newest first
+//
+// Corresponds with GET /api/v1/billing/audit (the `GetBillingAudit` operationId).
+func (c *Client) GetBillingAudit(ctx context.Context, params *GetBillingAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBillingAuditRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -7645,6 +7698,84 @@ func NewGetApiOpenapiJsonRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBillingAuditRequest constructs an http.Request for the GetBillingAudit method
+func NewGetBillingAuditRequest(server string, params *GetBillingAuditParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/billing/audit")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -14529,6 +14660,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/openapi.json (the `GetApiOpenapiJson` operationId).
 	GetApiOpenapiJsonWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetApiOpenapiJsonResponse, error)
 
+	// GetBillingAuditWithResponse Billing's audit log: grants, offline payments, budgets, payouts, Connect accounts and Stripe mismatches, newest first
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/billing/audit (the `GetBillingAudit` operationId).
+	GetBillingAuditWithResponse(ctx context.Context, params *GetBillingAuditParams, reqEditors ...RequestEditorFn) (*GetBillingAuditResponse, error)
+
 	// PutBillingBudgetWithBodyWithResponse Set the organisation's monthly budget (80% and 100% alerts)
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -16258,6 +16396,54 @@ func (r GetApiOpenapiJsonResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetApiOpenapiJsonResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetBillingAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingAuditEntryList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetBillingAuditResponse) GetJSON200() *BillingAuditEntryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetBillingAuditResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBillingAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBillingAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBillingAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBillingAuditResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -23290,6 +23476,19 @@ func (c *ClientWithResponses) GetApiOpenapiJsonWithResponse(ctx context.Context,
 	return ParseGetApiOpenapiJsonResponse(rsp)
 }
 
+// GetBillingAuditWithResponse Billing's audit log: grants, offline payments, budgets, payouts, Connect accounts and Stripe mismatches, newest first
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/billing/audit (the `GetBillingAudit` operationId).
+func (c *ClientWithResponses) GetBillingAuditWithResponse(ctx context.Context, params *GetBillingAuditParams, reqEditors ...RequestEditorFn) (*GetBillingAuditResponse, error) {
+	rsp, err := c.GetBillingAudit(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBillingAuditResponse(rsp)
+}
+
 // PutBillingBudgetWithBodyWithResponse Set the organisation's monthly budget (80% and 100% alerts)
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -26001,6 +26200,39 @@ func ParseGetApiOpenapiJsonResponse(rsp *http.Response) (*GetApiOpenapiJsonRespo
 	switch {
 	case rsp.StatusCode == 200:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBillingAuditResponse parses an HTTP response from a GetBillingAuditWithResponse call
+func ParseGetBillingAuditResponse(rsp *http.Response) (*GetBillingAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBillingAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingAuditEntryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem

@@ -109,7 +109,7 @@ export function marketplace(c: ApiClient = api) {
     /** A signed, expiring link to the artifact's bytes (a plain link could not carry the bearer token). */
     downloadLink: (artifactId: string) =>
       c.get<T.DownloadLink>(`/marketplace/artifacts/${e(artifactId)}/download`, { redirect: 'false' }),
-    audit: (cursor?: string) => c.get<T.Page<T.AuditEntry>>('/marketplace/audit', { cursor }),
+    audit: (cursor?: string) => c.get<T.Page<T.MarketplaceAuditEntry>>('/marketplace/audit', { cursor }),
   };
 }
 
@@ -161,7 +161,7 @@ export function testbed(c: ApiClient = api) {
     reservations: () => c.get<T.Page<T.Reservation>>('/testbed/reservations'),
     reserve: (input: { listing_id: string; gpu_count: number; starts_at: string; ends_at: string }) =>
       c.post<T.Reservation>('/testbed/reservations', input),
-    audit: (cursor?: string) => c.get<T.Page<T.AuditEntry>>('/testbed/audit', { cursor }),
+    audit: (cursor?: string) => c.get<T.Page<T.TestbedAuditEntry>>('/testbed/audit', { cursor }),
     cancelReservation: (id: string) => c.post<T.Reservation>(`/testbed/reservations/${e(id)}/cancel`),
   };
 }
@@ -172,6 +172,7 @@ export function billing(c: ApiClient = api) {
     checkout: (credits: number) => c.post<T.Checkout>('/billing/checkout', { credits }),
     setBudget: (monthly_budget_micro: number) => c.put<T.Wallet>('/billing/budget', { monthly_budget_micro }),
     grants: (q: { organization_id?: string; cursor?: string } = {}) => c.get<T.Page<T.Grant>>('/billing/grants', q),
+    audit: (q: { cursor?: string; action?: string }) => c.get<T.Page<T.BillingAuditEntry>>('/billing/audit', q),
     createGrant: (input: T.GrantInput) => c.post<T.Grant>('/billing/grants', input),
     transactions: (cursor?: string) => c.get<T.Page<T.Transaction>>('/billing/transactions', { cursor }),
     usage: (q: { from?: string; to?: string } = {}) => c.get<T.Page<T.UsageRow>>('/billing/usage', q),

@@ -157,6 +157,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/billing/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Billing's audit log: grants, offline payments, budgets, payouts, Connect accounts and Stripe mismatches, newest first */
+        get: operations["get_billing_audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/billing/budget": {
         parameters: {
             query?: never;
@@ -2370,6 +2387,23 @@ export interface components {
             items: components["schemas"]["Availability"][];
             next_cursor?: string;
         };
+        BillingAuditEntry: {
+            action: string;
+            /** @description the action named for people, in the language of Accept-Language (the action itself when no name is catalogued) */
+            action_display: string;
+            /** @description the staff member, or stripe for what a Stripe event revealed */
+            actor_user_id: string;
+            /** Format: date-time */
+            at: string;
+            detail: string;
+            id: string;
+            /** @description what the action was on: a grant, purchase or payout ID, or an organisation */
+            target: string;
+        };
+        BillingAuditEntryList: {
+            items: components["schemas"]["BillingAuditEntry"][];
+            next_cursor?: string;
+        };
         BudgetRequest: {
             monthly_budget_micro: number;
         };
@@ -4188,6 +4222,41 @@ export interface operations {
                 content?: never;
             };
             /** @description Problem */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_billing_audit: {
+        parameters: {
+            query?: {
+                /** @description 1-200, default 50 */
+                limit?: number;
+                cursor?: string;
+                /** @description only this action: grant.create, payment.offline, budget.set, payout.manual, payout.stripe_connect, vendor.connect_account, stripe.payment_intent_conflict, stripe.amount_mismatch, stripe.refund_not_credited */
+                action?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingAuditEntryList"];
+                };
+            };
+            /** @description Problem; codes: invalid_cursor */
             default: {
                 headers: {
                     [name: string]: unknown;

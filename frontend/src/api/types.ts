@@ -78,6 +78,9 @@ export type SSHKey = Schemas['SshKey'];
 export type CreatedApiToken = Schemas['CreatedAPIToken'];
 
 export type AuditEntry = Schemas['IdentityAuditEntry'];
+export type MarketplaceAuditEntry = Schemas['MarketplaceAuditEntry'];
+export type TestbedAuditEntry = Schemas['TestbedAuditEntry'];
+export type BillingAuditEntry = Schemas['BillingAuditEntry'];
 
 export type ListingKind = 'model' | 'dataset' | 'compute';
 export type VersionState =

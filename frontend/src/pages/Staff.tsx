@@ -5,7 +5,7 @@ import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAx
 import { billing, identity, marketplace, testbed } from '../api/endpoints';
 import { isApiError } from '../api/problem';
 import { formatMicro, parseCredits, sumMicro } from '../api/money';
-import type { ReviewDecision, ReviewItem } from '../api/types';
+import type { AuditEntry, BillingAuditEntry, MarketplaceAuditEntry, Page, ReviewDecision, ReviewItem, TestbedAuditEntry } from '../api/types';
 import { AsyncBlock, DataTable, Notice, PagedBlock, PageHeader, ProblemAlert, SelectField, TextAreaField, TextField } from '../components/ui';
 import { diffLines } from '../lib/diff';
 import { formatDate, formatDateTime, formatDuration } from '../lib/format';
@@ -490,21 +490,56 @@ function Spend() {
 
 export const CHART_COLOURS = ['#2f6b3a', '#b5651d', '#3b5b92', '#8a3b8f', '#5e7d1a', '#a33a3a'];
 
+type AuditSource = 'identity' | 'marketplace' | 'testbed' | 'billing';
+const AUDIT_SOURCES: AuditSource[] = ['identity', 'marketplace', 'testbed', 'billing'];
+
+/** AuditRow is an audit entry as the table shows it, whichever service wrote it. */
+interface AuditRow {
+  id: string;
+  at: string;
+  actor: string;
+  action: string;
+  action_display: string;
+  target: string;
+  detail: string;
+}
+
+function auditPage<A>(page: Promise<Page<A>>, row: (a: A) => AuditRow): Promise<Page<AuditRow>> {
+  return page.then((p) => ({ ...p, items: p.items.map(row) }));
+}
+
+/** auditRows fetches a page of source's audit log (the action filter where the service has one). */
+export function auditRows(source: AuditSource, cursor: string | undefined, action: string): Promise<Page<AuditRow>> {
+  switch (source) {
+    case 'marketplace':
+      return auditPage(marketplace().audit(cursor), (a: MarketplaceAuditEntry) => ({
+        ...a,
+        actor: a.actor_user_id,
+        target: [a.listing_id, a.target_id].filter(Boolean).join(' '),
+        detail: a.detail ?? '',
+      }));
+    case 'testbed':
+      return auditPage(testbed().audit(cursor), (a: TestbedAuditEntry) => ({ ...a, actor: a.actor_user_id }));
+    case 'billing':
+      return auditPage(billing().audit({ cursor, action: action || undefined }), (a: BillingAuditEntry) => ({ ...a, actor: a.actor_user_id }));
+    default:
+      return auditPage(identity().audit({ cursor, action: action || undefined }), (a: AuditEntry) => ({
+        ...a,
+        actor: a.actor_email ?? a.actor_id ?? '',
+        target: [a.target_type, a.target_id].filter(Boolean).join(' '),
+        detail: a.detail ? JSON.stringify(a.detail) : '',
+      }));
+  }
+}
+
 function Audit() {
   const { t } = useTranslation();
   useDocumentTitle(t('staff.audit_title'));
   const [action, setAction] = useState('');
   const [applied, setApplied] = useState('');
-  const [source, setSource] = useState<'identity' | 'marketplace' | 'testbed'>('identity');
-  const list = usePaged(
-    (cursor) =>
-      source === 'marketplace'
-        ? marketplace().audit(cursor)
-        : source === 'testbed'
-          ? testbed().audit(cursor)
-          : identity().audit({ cursor, action: applied || undefined }),
-    [applied, source],
-  );
+  const [source, setSource] = useState<AuditSource>('identity');
+  const filtered = source === 'identity' || source === 'billing';
+  const list = usePaged((cursor) => auditRows(source, cursor, filtered ? applied : ''), [applied, source]);
   return (
     <section className="page">
       <PageHeader title={t('staff.audit_title')} />
@@ -515,14 +550,14 @@ function Audit() {
           setApplied(action.trim());
         }}
       >
-        <SelectField label={t('staff.audit_source')} value={source} onChange={(e) => setSource(e.target.value as typeof source)}>
-          {(['identity', 'marketplace', 'testbed'] as const).map((x) => (
+        <SelectField label={t('staff.audit_source')} value={source} onChange={(e) => setSource(e.target.value as AuditSource)}>
+          {AUDIT_SOURCES.map((x) => (
             <option key={x} value={x}>
               {t(`staff.source_${x}`)}
             </option>
           ))}
         </SelectField>
-        {source === 'identity' && <TextField label={t('staff.action_filter')} value={action} onChange={(e) => setAction(e.target.value)} />}
+        {filtered && <TextField label={t('staff.action_filter')} value={action} onChange={(e) => setAction(e.target.value)} />}
         <button type="submit" className="button">
           {t('common.apply')}
         </button>
@@ -532,12 +567,12 @@ function Audit() {
           {list.items.map((a) => (
             <tr key={a.id}>
               <td>{formatDateTime(a.at)}</td>
-              <td>{a.actor_email ?? a.actor_id ?? '—'}</td>
+              <td>{a.actor || '—'}</td>
               <td>
-                {a.action_display ?? a.action} <span className="mono small">{a.action}</span>
+                {a.action_display || a.action} <span className="mono small">{a.action}</span>
               </td>
-              <td className="mono">{[a.target_type, a.target_id].filter(Boolean).join(' ')}</td>
-              <td className="mono small">{a.detail ? JSON.stringify(a.detail) : ''}</td>
+              <td className="mono">{a.target}</td>
+              <td className="mono small">{a.detail}</td>
             </tr>
           ))}
         </DataTable>
