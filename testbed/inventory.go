@@ -507,8 +507,22 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 // ApplyEntitlement updates the projection of an organisation's entitlement to a listing from a marketplace
 // entitlement event (granted: active, revoked: not). The newest event (by At) wins, so a revocation
 // delivered before the grant it revokes is not undone by it. Idempotent by event ID.
+//
+// A revocation also stops the organisation's sandboxes that mount the listing's files (reason
+// access_revoked), unless the marketplace still gives the organisation those files (another entitlement, a
+// listing anyone may have). The marketplace is asked before anything is recorded, so that one that does not
+// answer leaves the event to be delivered again.
 func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted bool, ev events.EntitlementChangedV1) error {
+	var withdrawn []string
+	if !granted {
+		var err error
+		if withdrawn, err = s.mountsWithdrawn(ctx, ev.OrganizationID, ev.ListingID); err != nil {
+			return fmt.Errorf("apply entitlement %s: %w", ev.EntitlementID, err)
+		}
+	}
+	var stopped []Sandbox
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
+		stopped = nil // a retried transaction starts again
 		if fresh, err := processed.Mark(tx, "", eventID, s.clock.Now()); err != nil || !fresh {
 			return err
 		}
@@ -524,12 +538,59 @@ func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted 
 		if granted && ev.ExpiresAt != nil {
 			e.ExpiresAt = stampPtr(*ev.ExpiresAt)
 		}
-		return putEntitlement(tx, e)
+		if err := putEntitlement(tx, e); err != nil {
+			return err
+		}
+		for _, id := range withdrawn {
+			sb, err := lockSandbox(tx, id)
+			if err != nil {
+				return err
+			}
+			if sb.Terminal() || sb.State == StateStopping {
+				continue
+			}
+			if err := s.transition(tx, &sb, StateStopping, ReasonAccessRevoked, s.clock.Now()); err != nil {
+				return err
+			}
+			stopped = append(stopped, sb)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("apply entitlement %s: %w", ev.EntitlementID, err)
 	}
+	for i := range stopped {
+		s.committed(&stopped[i])
+		s.startStop(stopped[i].ID)
+	}
 	return nil
+}
+
+// mountsWithdrawn lists the sandboxes of an organisation that mount a listing's files the marketplace no
+// longer gives it.
+func (s *Service) mountsWithdrawn(ctx context.Context, orgID, listingID string) ([]string, error) {
+	sbs, err := mountingSandboxes(s.db.WithContext(ctx), orgID, listingID)
+	if err != nil || len(sbs) == 0 {
+		return nil, err
+	}
+	if s.links == nil {
+		return nil, nil // no marketplace to ask: nothing was mounted through it
+	}
+	_, err = s.artifactLinks(ctx, web.Principal{OrgID: orgID}, orgID, listingID)
+	p, answered := problem.From(err)
+	switch {
+	case err == nil:
+		return nil, nil // the files are still the organisation's
+	case answered && (p.Code == ErrArtifactsAccessRequired.Code || p.Code == ErrMountListingNotFound.Code):
+		ids := make([]string, len(sbs))
+		for i, sb := range sbs {
+			ids[i] = sb.ID
+		}
+		return ids, nil
+	case answered && p.Code != ErrArtifactsUnavailable.Code:
+		return nil, nil // the marketplace answered something else (no files now): access itself stands
+	}
+	return nil, err // no answer: the event is delivered again
 }
 
 // checkAccess refuses a gated listing to an organisation without a current entitlement (403 access_required);

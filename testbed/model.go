@@ -30,14 +30,16 @@ const (
 	ReasonExpired         = "expired"
 	ReasonIdle            = "idle"
 	ReasonWalletExhausted = "wallet_exhausted"
-	ReasonNodeLost        = "node_lost"
-	ReasonExited          = "exited"
-	ReasonOOMKilled       = "oom_killed"
-	ReasonKilled          = "killed"
-	ReasonNoCapacity      = "no_capacity"
-	ReasonStartFailed     = "start_failed"
-	ReasonOrphan          = "orphan"
-	ReasonInterrupted     = "provisioning_interrupted"
+	// ReasonAccessRevoked: the organisation lost its access to the listing whose files the sandbox mounts.
+	ReasonAccessRevoked = "access_revoked"
+	ReasonNodeLost      = "node_lost"
+	ReasonExited        = "exited"
+	ReasonOOMKilled     = "oom_killed"
+	ReasonKilled        = "killed"
+	ReasonNoCapacity    = "no_capacity"
+	ReasonStartFailed   = "start_failed"
+	ReasonOrphan        = "orphan"
+	ReasonInterrupted   = "provisioning_interrupted"
 	// The template's image could not be used: not pinned by digest or not on the pool's allow-list
 	// (image_not_allowed), refused on inspection (image_invalid: a digest that does not match, an unsafe
 	// entry, an unsupported format, too large), or not obtained (image_unavailable: registry unreachable or

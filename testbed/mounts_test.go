@@ -264,3 +264,85 @@ func (noAnswer) ArtifactLinks(context.Context, events.ArtifactLinksV1) (events.A
 }
 
 func first[T any](_ T, err error) error { return err }
+
+// TestRevokedAccessStopsMountingSandboxes: a revoked entitlement stops the organisation's sandboxes that mount the
+// listing's files (reason access_revoked) once the marketplace no longer gives it those files. Its sandboxes
+// without the mount run on, and so do the mounting ones while the marketplace still gives the files (another
+// entitlement). A marketplace that does not answer refuses the event, so that its next delivery stops them.
+func TestRevokedAccessStopsMountingSandboxes(t *testing.T) {
+	eachFixture(t, 1, 4, Options{}, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		mkt := newFakeMarketplace(t, map[string][]byte{"weights.txt": []byte("w")}, smeOrg)
+		f.svc.links = mkt
+		entitled := func(on bool) {
+			mkt.mu.Lock()
+			defer mkt.mu.Unlock()
+			mkt.entitled[smeOrg] = on
+		}
+		in := LaunchInput{ListingID: f.listing.ID, GPUCount: 1, DurationMinutes: 10, Template: "shell", MountListingID: "lst-weights"}
+		launch := func(in LaunchInput) string {
+			t.Helper()
+			sb, err := f.svc.Launch(ctx, sme(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.svc.Wait()
+			return sb.ID
+		}
+		state := func(id string) (string, string) {
+			t.Helper()
+			f.svc.Wait()
+			sb, err := f.svc.Get(ctx, sme(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sb.State, sb.StopReason
+		}
+		at := time.Now()
+		revoke := func(eventID string) error {
+			at = at.Add(time.Second)
+			return f.svc.ApplyEntitlement(ctx, eventID, false, events.EntitlementChangedV1{EntitlementID: "ent-1",
+				OrganizationID: smeOrg, ListingID: "lst-weights", Reason: "refunded", At: at})
+		}
+		mounting := launch(in)
+		plainIn := in
+		plainIn.MountListingID = ""
+		plain := launch(plainIn)
+
+		if err := revoke("ev-still-entitled"); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := state(mounting); st != StateRunning {
+			t.Fatalf("revoked while the marketplace still gives the files: mounting sandbox %s", st)
+		}
+
+		entitled(false)
+		if err := revoke("ev-revoked"); err != nil {
+			t.Fatal(err)
+		}
+		if st, why := state(mounting); st != StateStopped || why != ReasonAccessRevoked {
+			t.Fatalf("mounting sandbox after the revocation: %s (%s), want stopped (%s)", st, why, ReasonAccessRevoked)
+		}
+		if st, _ := state(plain); st != StateRunning {
+			t.Fatalf("sandbox without the mount after the revocation: %s, want running", st)
+		}
+
+		entitled(true)
+		again := launch(in)
+		entitled(false)
+		f.svc.links = noAnswer{}
+		if err := revoke("ev-unanswered"); err == nil {
+			t.Fatal("revocation with the marketplace silent: accepted, want an error to be delivered again")
+		}
+		if st, _ := state(again); st != StateRunning {
+			t.Fatalf("mounting sandbox after an unanswered revocation: %s, want running until the event comes again", st)
+		}
+		f.svc.links = mkt
+		if err := revoke("ev-unanswered"); err != nil {
+			t.Fatal(err)
+		}
+		if st, why := state(again); st != StateStopped || why != ReasonAccessRevoked {
+			t.Fatalf("mounting sandbox when the revocation came again: %s (%s)", st, why)
+		}
+	})
+}

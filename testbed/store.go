@@ -95,6 +95,14 @@ func liveSandboxes(db *gorm.DB) ([]Sandbox, error) {
 	return out, db.Where("state NOT IN ?", []string{StateStopped, StateFailed}).Find(&out).Error
 }
 
+// mountingSandboxes lists an organisation's sandboxes that have not ended and mount a listing's files.
+// Internal: a revoked entitlement stops them (ApplyEntitlement).
+func mountingSandboxes(db *gorm.DB, orgID, listingID string) ([]Sandbox, error) {
+	var out []Sandbox
+	return out, db.Where("org_id = ? AND mount_listing_id = ? AND state NOT IN ?", orgID, listingID,
+		[]string{StateStopping, StateStopped, StateFailed}).Order("id").Find(&out).Error
+}
+
 // unsettledSandboxes lists the sandboxes of one runner that have not ended or are not removed from it yet:
 // those of backend kind run by this process (agentID ""), or those of an enrolled agent of a pool.
 // Internal: reconciliation compares them with what that runner holds.

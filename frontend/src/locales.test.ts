@@ -67,7 +67,7 @@ describe('locales', () => {
       'sandbox.terminal': ['connecting', 'open', 'closed'],
       'sandbox.logs': ['connecting', 'open', 'closed'],
       'sandbox.progress': ['pulling', 'unpacking', 'starting'],
-      stop_reason: ['user', 'expired', 'wallet_exhausted', 'staff', 'node_lost', 'image_not_allowed', 'image_invalid', 'image_unavailable'],
+      stop_reason: ['user', 'expired', 'wallet_exhausted', 'access_revoked', 'staff', 'node_lost', 'image_not_allowed', 'image_invalid', 'image_unavailable'],
     };
     const missing: string[] = [];
     for (const [prefix, values] of Object.entries(families)) {
