@@ -217,7 +217,7 @@ func (s *Service) activityOpenAPI(d *openapi.Doc) {
 	d.Add(
 		openapi.Op{Method: "GET", Path: p + "/settings", Summary: "What a credit is worth, whether card payments are on, and the tax included in prices", Tag: "billing", Response: MoneySettings{}},
 		openapi.Op{Method: "GET", Path: p + "/orgs/:org/transactions", Summary: "Readable transactions: usage per sandbox per UTC day, purchases, grants, refunds, orders, payouts; CSV with format=csv",
-			Tag: "billing", Auth: "org member (staff: any)", Response: web.List[ActivityLine]{}, Query: filters, Problems: []string{"invalid_cursor"}},
+			Tag: "billing", Auth: "org member (staff: any)", Response: web.List[ActivityLine]{}, Query: filters, Problems: []string{"validation_failed", "invalid_cursor"}},
 		openapi.Op{Method: "GET", Path: p + "/orgs/:org/transactions/:line/entries", Summary: "The metered samples or ledger entries behind one transaction line",
 			Tag: "billing", Auth: "org member (staff: any)", Response: web.List[ActivityEntry]{}, Problems: []string{"transaction_not_found"},
 			Query: []openapi.Param{{Name: "limit", Type: "integer"}, {Name: "cursor", Type: "string"}}},

@@ -381,7 +381,7 @@ func (s *Service) OpenAPI(d *openapi.Doc) {
 		openapi.Op{Method: "GET", Path: p + "/programme/spend", Summary: "Programme spend (grants and co-funding) by organisation", Tag: "billing",
 			Auth: "staff", Response: web.List[ProgrammeSpend]{}},
 		openapi.Op{Method: "GET", Path: p + "/audit", Summary: "Billing's audit log: grants, offline payments, budgets, payouts, Connect accounts and Stripe mismatches, newest first",
-			Tag: "billing", Auth: "staff", Response: web.List[AuditEntry]{}, Problems: []string{"invalid_cursor"},
+			Tag: "billing", Auth: "staff", Response: web.List[AuditEntry]{}, Problems: []string{"validation_failed", "invalid_cursor"},
 			Query: []openapi.Param{{Name: "limit", Type: "integer", Description: "1-200, default 50"}, {Name: "cursor", Type: "string"},
 				{Name: "action", Type: "string", Description: "only this action: " + strings.Join(AuditActions, ", ")}}},
 	)

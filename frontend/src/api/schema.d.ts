@@ -4256,7 +4256,7 @@ export interface operations {
                     "application/json": components["schemas"]["BillingAuditEntryList"];
                 };
             };
-            /** @description Problem; codes: invalid_cursor */
+            /** @description Problem; codes: validation_failed, invalid_cursor */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -4699,7 +4699,7 @@ export interface operations {
                     "application/json": components["schemas"]["ActivityLineList"];
                 };
             };
-            /** @description Problem; codes: invalid_cursor */
+            /** @description Problem; codes: validation_failed, invalid_cursor */
             default: {
                 headers: {
                     [name: string]: unknown;
