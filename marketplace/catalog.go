@@ -67,6 +67,8 @@ type SearchResult struct {
 	// bodies, when the index answered, are the items' JSON as the index rendered it when the listing was
 	// indexed (up to the score): the answer copies them instead of encoding the same text on every search.
 	bodies [][]byte
+	// scores replace Items when the search was asked for rendering only (SearchInput.render): bodies[i]'s.
+	scores []float64
 }
 
 type searchCursor struct {
@@ -149,6 +151,7 @@ func (s *Service) CatalogueJSON(ctx context.Context, in SearchInput) ([]byte, er
 // AppendCatalogueJSON appends the answer to a catalogue search to dst, never from the answer cache: the HTTP
 // handler renders into a buffer it reuses when the cache is off, instead of allocating one per answer.
 func (s *Service) AppendCatalogueJSON(ctx context.Context, dst []byte, in SearchInput) ([]byte, error) {
+	in.render = true
 	res, err := s.Search(ctx, in)
 	if err != nil {
 		return dst, err

@@ -15,14 +15,21 @@ import (
 
 func appendSearchJSON(b []byte, res SearchResult) []byte {
 	b = append(b, `{"items":[`...)
-	for i, it := range res.Items {
+	n := len(res.Items)
+	if res.scores != nil {
+		n = len(res.scores)
+	}
+	for i := range n {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if res.bodies != nil {
-			b = appendItemTail(append(b, res.bodies[i]...), it.Score)
-		} else {
-			b = appendCatalogItemJSON(b, it)
+		switch {
+		case res.scores != nil:
+			b = appendItemTail(append(b, res.bodies[i]...), res.scores[i])
+		case res.bodies != nil:
+			b = appendItemTail(append(b, res.bodies[i]...), res.Items[i].Score)
+		default:
+			b = appendCatalogItemJSON(b, res.Items[i])
 		}
 	}
 	b = append(b, ']')

@@ -107,14 +107,21 @@ type catalogIndex struct {
 	// Bitmaps by slot, so that filters and facet counts work a word (64 entries) at a time: the live entries,
 	// the public ones, the non-public ones each organisation may see, the entries of each facet value (for tags
 	// the facet's split tags), and those of each tag filter value.
-	liveBits   bitset
-	publicBits bitset
-	privateTo  map[string]bitset
-	valueBits  [6][]bitset
-	tagFilter  []bitset
-	lenSum     float64
-	live       int
-	ordered    bool // newest and cheap are current
+	// Ranks that stand in for strings where a search breaks ties, so that ordering compares packed integers:
+	// each live slot's listing ID among the live ones (byID lists the slots in that order), and each facet
+	// value's place among its facet's values.
+	idRank      []uint32
+	byID        []uint32
+	valueRank   [6][]uint32
+	valueByRank [6][]uint32
+	liveBits    bitset
+	publicBits  bitset
+	privateTo   map[string]bitset
+	valueBits   [6][]bitset
+	tagFilter   []bitset
+	lenSum      float64
+	live        int
+	ordered     bool // newest and cheap are current
 }
 
 func newCatalogIndex(entries []ixEntry) *catalogIndex {
@@ -326,6 +333,28 @@ func (x *catalogIndex) order() {
 		}
 		return a.ListingID < b.ListingID
 	})
+	x.byID = append(x.byID[:0], x.cheap...)
+	slices.SortFunc(x.byID, func(a, b uint32) int { return strings.Compare(x.docs[a].item.ListingID, x.docs[b].item.ListingID) })
+	x.idRank = grow(x.idRank, len(x.docs))
+	for r, s := range x.byID {
+		x.idRank[s] = uint32(r)
+	}
+	for f := range x.facets {
+		values := x.facets[f].values
+		if len(x.valueRank[f]) == len(values) {
+			continue // values are never removed: the same number is the same set
+		}
+		ids := make([]uint32, len(values))
+		for id := range ids {
+			ids[id] = uint32(id)
+		}
+		slices.SortFunc(ids, func(a, b uint32) int { return strings.Compare(values[a], values[b]) })
+		x.valueByRank[f] = ids
+		x.valueRank[f] = make([]uint32, len(values))
+		for r, id := range ids {
+			x.valueRank[f][id] = uint32(r)
+		}
+	}
 	x.ordered = true
 }
 
@@ -354,8 +383,9 @@ type scratch struct {
 	score  []float32
 	counts [6][]int32
 	hits   []uint32
-	top    []int32 // a facet's best values so far
-	seen   []ixKey // the query lexemes scored so far
+	top    []uint64 // a facet's best values so far (facetResult's keys)
+	keys   []uint64 // the best hits so far (topByScore's keys)
+	seen   []ixKey  // the query lexemes scored so far
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
@@ -439,17 +469,29 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 	if in.Sort == "relevance" {
 		m.each(func(s uint32) { sc.hits = append(sc.hits, s) })
 	}
-	// A page's items and bodies are allocated once, at their final size.
-	res := SearchResult{Total: int64(total), Facets: x.facetResult(sc), Items: make([]CatalogItem, 0, min(in.Limit, total)),
-		bodies: make([][]byte, 0, min(in.Limit, total))}
-	item := func(s uint32) CatalogItem {
-		it := x.docs[s].item
-		it.Score = 0
+	// A page's items (or scores) and bodies are allocated once, at their final size.
+	size := min(in.Limit, total)
+	res := SearchResult{Total: int64(total), Facets: x.facetResult(sc), bodies: make([][]byte, 0, size)}
+	if in.render {
+		res.scores = make([]float64, 0, size)
+	} else {
+		res.Items = make([]CatalogItem, 0, size)
+	}
+	var last uint32 // the page's last slot so far, for its cursor
+	add := func(s uint32) {
+		last = s
+		var score float64
 		if text {
-			it.Score = float64(sc.score[s])
+			score = float64(sc.score[s])
 		}
 		res.bodies = append(res.bodies, x.docs[s].body)
-		return it
+		if in.render {
+			res.scores = append(res.scores, score)
+			return
+		}
+		it := x.docs[s].item
+		it.Score = score
+		res.Items = append(res.Items, it)
 	}
 	if in.Sort == "relevance" {
 		offset := max(cur.O, 0)
@@ -457,10 +499,10 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 		if offset < len(top) {
 			page := top[offset:]
 			for _, s := range page[:min(len(page), in.Limit)] {
-				res.Items = append(res.Items, item(s))
+				add(s)
 			}
 			if len(page) > in.Limit {
-				res.NextCursor = nextCursor(res.Items[in.Limit-1], in.Sort, offset+in.Limit)
+				res.NextCursor = nextCursor(x.docs[last].item, in.Sort, offset+in.Limit)
 			}
 		}
 	} else {
@@ -477,11 +519,11 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 			if !m.has(s) {
 				continue
 			}
-			if len(res.Items) == in.Limit {
-				res.NextCursor = nextCursor(res.Items[in.Limit-1], in.Sort, in.Limit)
+			if len(res.bodies) == in.Limit {
+				res.NextCursor = nextCursor(x.docs[last].item, in.Sort, in.Limit)
 				break
 			}
-			res.Items = append(res.Items, item(s))
+			add(s)
 		}
 	}
 	if res.Items == nil {
@@ -721,34 +763,45 @@ func (x *catalogIndex) eachPosting(lex string, prefix bool, fn func(*posting)) {
 	}
 }
 
-// topByScore returns the k best hits by score, then listing ID.
+// topByScore returns the k best hits by score, then listing ID. Each hit is compared as one integer: its
+// score's bits above (a BM25 score is never negative, and non-negative floats order as their bits do) and its
+// listing ID's rank, inverted, below.
 func (x *catalogIndex) topByScore(sc *scratch, k int) []uint32 {
-	better := func(a, b uint32) bool {
-		if sc.score[a] != sc.score[b] {
-			return sc.score[a] > sc.score[b]
-		}
-		return x.docs[a].item.ListingID < x.docs[b].item.ListingID
-	}
+	key := func(s uint32) uint64 { return uint64(math.Float32bits(sc.score[s]))<<32 | uint64(^x.idRank[s]) }
+	slot := func(key uint64) uint32 { return x.byID[^uint32(key)] }
+	var keys []uint64
 	if k >= len(sc.hits)/4 {
-		top := slices.Clone(sc.hits)
-		slices.SortFunc(top, func(a, b uint32) int {
-			if better(a, b) {
-				return -1
+		keys = grow(sc.keys, len(sc.hits))
+		for i, s := range sc.hits {
+			keys[i] = key(s)
+		}
+		slices.Sort(keys)
+		slices.Reverse(keys)
+		keys = keys[:min(k, len(keys))]
+	} else {
+		// Fewer than a quarter: keep the best k so far, best first, as inverted keys (ascending, for
+		// slices.BinarySearch).
+		keys = sc.keys[:0]
+		for _, s := range sc.hits {
+			kk := ^key(s)
+			if len(keys) == k && kk >= keys[k-1] {
+				continue
 			}
-			return 1
-		})
-		return top[:min(k, len(top))]
+			i, _ := slices.BinarySearch(keys, kk)
+			if len(keys) < k {
+				keys = append(keys, 0)
+			}
+			copy(keys[i+1:], keys[i:len(keys)-1])
+			keys[i] = kk
+		}
+		for i := range keys {
+			keys[i] = ^keys[i]
+		}
 	}
-	top := make([]uint32, 0, k+1)
-	for _, s := range sc.hits {
-		if len(top) == k && !better(s, top[k-1]) {
-			continue
-		}
-		i := sort.Search(len(top), func(i int) bool { return better(s, top[i]) })
-		top = slices.Insert(top, i, s)
-		if len(top) > k {
-			top = top[:k]
-		}
+	sc.keys = keys
+	top := make([]uint32, len(keys))
+	for i, kk := range keys {
+		top[i] = slot(kk)
 	}
 	return top
 }
@@ -759,36 +812,34 @@ func (x *catalogIndex) facetResult(sc *scratch) map[string][]FacetValue {
 	const keep = 25
 	out := make(map[string][]FacetValue, len(FacetNames))
 	for f, name := range FacetNames {
-		values := x.facets[f].values
-		better := func(a, b int32) bool {
-			if ca, cb := sc.counts[f][a], sc.counts[f][b]; ca != cb {
-				return ca > cb
-			}
-			return values[a] < values[b]
-		}
+		values, rank := x.facets[f].values, x.valueRank[f]
+		// A value is compared as one integer: its count above, its rank in the facet's order, inverted, below.
 		top := sc.top[:0]
 		for id, c := range sc.counts[f] {
-			if c == 0 || (len(top) == keep && !better(int32(id), top[keep-1])) {
+			if c == 0 {
 				continue
 			}
-			i, _ := slices.BinarySearchFunc(top, int32(id), func(t, id int32) int {
-				if better(t, id) {
-					return -1
-				}
-				return 1
-			})
+			kk := uint64(c)<<32 | uint64(^rank[id])
+			if len(top) == keep && kk <= top[keep-1] {
+				continue
+			}
+			// At most 25 to step over: a linear walk from the end beats a binary search's calls.
 			if len(top) < keep {
 				top = append(top, 0)
 			}
-			copy(top[i+1:], top[i:len(top)-1])
-			top[i] = int32(id)
+			i := len(top) - 1
+			for ; i > 0 && top[i-1] < kk; i-- {
+				top[i] = top[i-1]
+			}
+			top[i] = kk
 		}
 		sc.top = top
 		vals := make([]FacetValue, len(top))
-		for i, id := range top {
-			vals[i] = FacetValue{Value: values[id], Count: int64(sc.counts[f][id])}
+		for i, kk := range top {
+			id := x.valueByRank[f][^uint32(kk)]
+			vals[i] = FacetValue{Value: values[id], Count: int64(kk >> 32)}
 			if f == fVendor {
-				vals[i].Label = x.labels[id]
+				vals[i].Label = x.labels[int32(id)]
 			}
 		}
 		out[name] = vals

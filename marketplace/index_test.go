@@ -144,6 +144,10 @@ func compareSearch(t *testing.T, s *Service, in SearchInput) {
 		if want, err := json.Marshal(toSearchJSON(idx)); err != nil || !bytes.Equal(appendSearchJSON(nil, idx), want) {
 			t.Fatalf("%s: the index's body\n%s\nencoding/json (%v)\n%s", name, appendSearchJSON(nil, idx), err, want)
 		}
+		// What the HTTP handler sends (the index asked for bodies and scores only) is that same body.
+		if got, err := s.AppendCatalogueJSON(context.Background(), nil, a); err != nil || !bytes.Equal(got, appendSearchJSON(nil, idx)) {
+			t.Fatalf("%s: rendered for HTTP (%v)\n%s\nfrom the items\n%s", name, err, got, appendSearchJSON(nil, idx))
+		}
 		if len(idx.Items) != len(sql.Items) || (idx.NextCursor == "") != (sql.NextCursor == "") {
 			t.Fatalf("%s: %d items (next %q), SQL %d (next %q)", name, len(idx.Items), idx.NextCursor, len(sql.Items), sql.NextCursor)
 		}

@@ -611,6 +611,9 @@ type SearchInput struct {
 	Cursor      string
 	ViewerOrg   string // sees restricted listings naming it
 	ViewerStaff bool
+	// render asks the index for the page as rendered bodies and scores only (AppendCatalogueJSON), without
+	// copying each item: the copies were most of a search's garbage.
+	render bool
 }
 
 // Validate lists every invalid parameter.
