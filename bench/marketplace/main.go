@@ -440,8 +440,7 @@ func load(endpoint string, clients int, warmup, d time.Duration, fixed bool, see
 				switch {
 				case fixed:
 					q = url.Values{"kind": {"model"}, "license": {"Apache-2.0"}, "limit": {"20"}, "q": {wordsEn[rng.IntN(len(wordsEn))]}}
-				case next != "" && rng.IntN(100) < 35:
-					// The next page of the previous query (a third of the time, while there is one).
+				case next != "":
 					q.Set("cursor", next)
 				default:
 					q = query(rng)
@@ -450,9 +449,16 @@ func load(endpoint string, clients int, warmup, d time.Duration, fixed bool, see
 				if rate > 0 {
 					t0 = due
 				}
-				cursor, n, err := get(client, req, resp, endpoint+"?"+q.Encode())
+				body, err := get(client, req, resp, endpoint+"?"+q.Encode())
 				el := time.Since(t0)
-				next = cursor
+				// The next page of this query a third of the time, while there is one. The choice is drawn
+				// first, so that the answer is searched for its cursor only when it will be used: the clients
+				// share the server's cores.
+				next = ""
+				if !fixed && err == nil && rng.IntN(100) < 35 {
+					next = nextCursor(body)
+				}
+				n := len(body)
 				if t0.Before(measureAt) {
 					continue
 				}
@@ -487,18 +493,17 @@ func load(endpoint string, clients int, warmup, d time.Duration, fixed bool, see
 	return r
 }
 
-// get fetches a catalogue page and returns its next_cursor (found without decoding the whole answer) and its
-// size.
-func get(c *fasthttp.Client, req *fasthttp.Request, resp *fasthttp.Response, u string) (string, int, error) {
+// get fetches a catalogue page and returns its body (valid until resp is reused).
+func get(c *fasthttp.Client, req *fasthttp.Request, resp *fasthttp.Response, u string) ([]byte, error) {
 	req.SetRequestURI(u)
 	if err := c.Do(req, resp); err != nil {
-		return "", 0, err
+		return nil, err
 	}
 	body := resp.Body()
 	if resp.StatusCode() != fasthttp.StatusOK {
-		return "", 0, fmt.Errorf("%d %s %s", resp.StatusCode(), u, body)
+		return nil, fmt.Errorf("%d %s %s", resp.StatusCode(), u, body)
 	}
-	return nextCursor(body), len(body), nil
+	return body, nil
 }
 
 // nextCursor is the answer's next_cursor, or "".
