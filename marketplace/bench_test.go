@@ -87,6 +87,17 @@ func BenchmarkCatalogueSearchVaried(b *testing.B) {
 					}
 				}
 			})
+			// The HTTP handler's path: the answer rendered into a reused buffer.
+			b.Run(string(d)+"-"+engine+"-render", func(b *testing.B) {
+				b.ReportAllocs()
+				var buf []byte
+				for i := 0; b.Loop(); i++ {
+					var err error
+					if buf, err = svc.AppendCatalogueJSON(ctx, buf[:0], queries[i%len(queries)]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

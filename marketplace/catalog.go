@@ -69,6 +69,20 @@ type SearchResult struct {
 	bodies [][]byte
 	// scores replace Items when the search was asked for rendering only (SearchInput.render): bodies[i]'s.
 	scores []float64
+	// page, when set, holds Facets' lists, bodies and scores, to be given back (release) once rendered.
+	page *renderPage
+}
+
+// release gives a rendered result's pooled memory back; the result must not be read after.
+func (r *SearchResult) release() {
+	p := r.page
+	if p == nil {
+		return
+	}
+	clear(r.bodies)
+	p.bodies, p.scores = r.bodies[:0], r.scores[:0]
+	renderPages.Put(p)
+	*r = SearchResult{}
 }
 
 type searchCursor struct {
@@ -156,7 +170,9 @@ func (s *Service) AppendCatalogueJSON(ctx context.Context, dst []byte, in Search
 	if err != nil {
 		return dst, err
 	}
-	return appendSearchJSON(dst, res), nil
+	dst = appendSearchJSON(dst, res)
+	res.release()
+	return dst, nil
 }
 
 const itemColumns = `c.listing_id, c.version_id, c.vendor_org_id, c.vendor_name, c.kind, c.slug, c.title, c.summary, c.tags,

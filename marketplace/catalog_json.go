@@ -1,7 +1,6 @@
 package marketplace
 
 import (
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -44,7 +43,14 @@ func appendSearchJSON(b []byte, res SearchResult) []byte {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, '{')
-		for i, name := range slices.Sorted(maps.Keys(res.Facets)) {
+		// The names in order, on the stack for the usual six.
+		var buf [8]string
+		names := buf[:0]
+		for name := range res.Facets {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for i, name := range names {
 			if i > 0 {
 				b = append(b, ',')
 			}

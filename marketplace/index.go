@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // The in-process catalogue index: every search is answered from memory, without SQL. It holds one entry per
@@ -432,7 +434,9 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 		}
 		id, ok := x.facets[f].ids[v]
 		if !ok {
-			return SearchResult{Items: []CatalogItem{}, Facets: x.facetResult(sc)}
+			res := SearchResult{Items: []CatalogItem{}, page: x.page(in.render)}
+			res.Facets = x.facetResult(sc, res.page)
+			return res
 		}
 		want[f] = id
 	}
@@ -471,11 +475,12 @@ func (x *catalogIndex) search(in SearchInput, cur searchCursor, words []ixWord) 
 	}
 	// A page's items (or scores) and bodies are allocated once, at their final size.
 	size := min(in.Limit, total)
-	res := SearchResult{Total: int64(total), Facets: x.facetResult(sc), bodies: make([][]byte, 0, size)}
-	if in.render {
-		res.scores = make([]float64, 0, size)
+	res := SearchResult{Total: int64(total), page: x.page(in.render)}
+	res.Facets = x.facetResult(sc, res.page)
+	if p := res.page; p != nil {
+		res.bodies, res.scores = p.bodies[:0], p.scores[:0]
 	} else {
-		res.Items = make([]CatalogItem, 0, size)
+		res.bodies, res.Items = make([][]byte, 0, size), make([]CatalogItem, 0, size)
 	}
 	var last uint32 // the page's last slot so far, for its cursor
 	add := func(s uint32) {
@@ -808,9 +813,19 @@ func (x *catalogIndex) topByScore(sc *scratch, k int) []uint32 {
 
 // facetResult lists each facet's values by count, then value; at most 25 per facet (as facetCounter.result).
 // Only the best 25 are kept as the counts are read, so a facet of many values (tags) is never sorted whole.
-func (x *catalogIndex) facetResult(sc *scratch) map[string][]FacetValue {
-	const keep = 25
-	out := make(map[string][]FacetValue, len(FacetNames))
+// The lists are carved from page when there is one.
+func (x *catalogIndex) facetResult(sc *scratch, page *renderPage) map[string][]FacetValue {
+	const keep = facetKeep
+	var (
+		out  map[string][]FacetValue
+		vals []FacetValue
+	)
+	if page != nil {
+		out, vals = page.lists, page.values[:0]
+		clear(out)
+	} else {
+		out = make(map[string][]FacetValue, len(FacetNames))
+	}
 	for f, name := range FacetNames {
 		values, rank := x.facets[f].values, x.valueRank[f]
 		// A value is compared as one integer: its count above, its rank in the facet's order, inverted, below.
@@ -834,15 +849,46 @@ func (x *catalogIndex) facetResult(sc *scratch) map[string][]FacetValue {
 			top[i] = kk
 		}
 		sc.top = top
-		vals := make([]FacetValue, len(top))
+		var list []FacetValue
+		if page != nil {
+			list, vals = vals[len(vals):len(vals)+len(top):len(vals)+len(top)], vals[:len(vals)+len(top)]
+		} else {
+			list = make([]FacetValue, len(top))
+		}
 		for i, kk := range top {
 			id := x.valueByRank[f][^uint32(kk)]
-			vals[i] = FacetValue{Value: values[id], Count: int64(kk >> 32)}
+			list[i] = FacetValue{Value: values[id], Count: int64(kk >> 32)}
 			if f == fVendor {
-				vals[i].Label = x.labels[int32(id)]
+				list[i].Label = x.labels[int32(id)]
 			}
 		}
-		out[name] = vals
+		out[name] = list
 	}
 	return out
+}
+
+// facetKeep is the most values listed per facet.
+const facetKeep = 25
+
+// renderPage is the memory of one answer that is rendered as soon as it is found (SearchInput.render): its
+// facet lists, bodies and scores, pooled, given back by SearchResult.release.
+type renderPage struct {
+	lists  map[string][]FacetValue
+	values []FacetValue
+	bodies [][]byte
+	scores []float64
+}
+
+var renderPages = sync.Pool{New: func() any {
+	// Never nil, so that a rendered result with no items still reads as one of scores.
+	return &renderPage{lists: make(map[string][]FacetValue, len(FacetNames)), values: make([]FacetValue, 0, len(FacetNames)*facetKeep),
+		bodies: make([][]byte, 0, web.DefaultLimit), scores: make([]float64, 0, web.DefaultLimit)}
+}}
+
+// page is a pooled renderPage when render is set, else nil.
+func (x *catalogIndex) page(render bool) *renderPage {
+	if !render {
+		return nil
+	}
+	return renderPages.Get().(*renderPage)
 }
