@@ -387,6 +387,7 @@ type scratch struct {
 	hits   []uint32
 	top    []uint64 // a facet's best values so far (facetResult's keys)
 	keys   []uint64 // the best hits so far (topByScore's keys)
+	slots  []uint32 // topByScore's answer
 	seen   []ixKey  // the query lexemes scored so far
 }
 
@@ -768,7 +769,7 @@ func (x *catalogIndex) eachPosting(lex string, prefix bool, fn func(*posting)) {
 	}
 }
 
-// topByScore returns the k best hits by score, then listing ID. Each hit is compared as one integer: its
+// topByScore returns the k best hits by score, then listing ID (in sc, valid until sc is reused). Each hit is compared as one integer: its
 // score's bits above (a BM25 score is never negative, and non-negative floats order as their bits do) and its
 // listing ID's rank, inverted, below.
 func (x *catalogIndex) topByScore(sc *scratch, k int) []uint32 {
@@ -804,10 +805,11 @@ func (x *catalogIndex) topByScore(sc *scratch, k int) []uint32 {
 		}
 	}
 	sc.keys = keys
-	top := make([]uint32, len(keys))
+	top := grow(sc.slots, len(keys))
 	for i, kk := range keys {
 		top[i] = slot(kk)
 	}
+	sc.slots = top
 	return top
 }
 
