@@ -39,6 +39,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -73,6 +74,7 @@ func main() {
 		seed     = flag.Uint64("seed", 99, "seed of the clients' query streams (client i uses PCG(i, seed))")
 		asJSON   = flag.Bool("json", false, "print the figures as one JSON object on the last line")
 		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile to this file: of the measured phase, or with -listen of the server from its start")
+		memProf  = flag.String("memprofile", "", "write an allocation profile (every allocation since the start) to this file at the end")
 		rate     = flag.Float64("rate", 0, "open loop: requests/s offered over all clients, each timed from when it was due (0: closed loop)")
 		floor    = flag.Bool("floor", false, "serve one fixed, pre-rendered answer on the same stack instead of searching (the HTTP floor)")
 		listen   = flag.String("listen", "", "only seed and serve on this address until interrupted (no clients); load it with -url")
@@ -124,6 +126,16 @@ func main() {
 	path := "/api/v1/marketplace/listings"
 	if *floor {
 		path = "/api/v1/marketplace/bench-floor"
+	}
+	if *memProf != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			f, err := os.Create(*memProf)
+			if err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				_ = f.Close()
+			}
+		}()
 	}
 	res := load(base+path, *clients, *warmup, *duration, *fixed, *seed, *rate)
 	res.load1Start, res.load1End = load1Start, loadAvg()
