@@ -355,11 +355,11 @@ var (
 	gpus    = marketplace.GPUModels
 )
 
-// query draws one catalogue request: 85% with text (1–3 words, English twice as often as French, now and then
-// a stop word or a word absent from the catalogue, a third with the last word cut short as while typing),
-// each filter with its own probability, relevance (default with text), newest or price order, 20 or 50 a page.
-func query(rng *mrand.Rand) url.Values {
-	v := url.Values{}
+// appendQuery appends one catalogue request's query string: 85% with text (1–3 words, English twice as often
+// as French, now and then a stop word or a word absent from the catalogue, a third with the last word cut short
+// as while typing), each filter with its own probability, relevance (default with text), newest or price order,
+// 20 or 50 a page.
+func appendQuery(b []byte, rng *mrand.Rand) []byte {
 	if rng.IntN(100) < 85 {
 		n := 1 + rng.IntN(3)
 		ws := make([]string, n)
@@ -378,34 +378,53 @@ func query(rng *mrand.Rand) url.Values {
 		if last := []rune(ws[n-1]); rng.IntN(3) == 0 && len(last) > 3 {
 			ws[n-1] = string(last[:2+rng.IntN(len(last)-2)])
 		}
-		v.Set("q", strings.Join(ws, " "))
+		b = appendParam(b, "q", strings.Join(ws, " "))
 	}
 	if rng.IntN(100) < 45 {
-		v.Set("kind", kinds[rng.IntN(len(kinds))])
+		b = appendParam(b, "kind", kinds[rng.IntN(len(kinds))])
 	}
 	if rng.IntN(100) < 25 {
-		v.Set("license", licence[rng.IntN(len(licence))])
+		b = appendParam(b, "license", licence[rng.IntN(len(licence))])
 	}
 	if rng.IntN(100) < 20 {
-		v.Set("residency", resid[rng.IntN(len(resid))])
+		b = appendParam(b, "residency", resid[rng.IntN(len(resid))])
 	}
 	if rng.IntN(100) < 10 {
-		v.Set("tag", wordsEn[rng.IntN(len(wordsEn))])
+		b = appendParam(b, "tag", wordsEn[rng.IntN(len(wordsEn))])
 	}
 	if rng.IntN(100) < 5 {
-		v.Set("gpu_model", gpus[rng.IntN(len(gpus))])
+		b = appendParam(b, "gpu_model", gpus[rng.IntN(len(gpus))])
 	}
 	if rng.IntN(100) < 10 {
-		v.Set("price_max", strconv.Itoa(rng.IntN(200)*250_000))
+		b = appendParam(b, "price_max", strconv.Itoa(rng.IntN(200)*250_000))
 	}
 	switch p := rng.IntN(100); {
 	case p < 20:
-		v.Set("sort", "newest")
+		b = appendParam(b, "sort", "newest")
 	case p < 30:
-		v.Set("sort", "price")
+		b = appendParam(b, "sort", "price")
 	}
-	v.Set("limit", []string{"20", "20", "20", "50"}[rng.IntN(4)])
-	return v
+	return appendParam(b, "limit", []string{"20", "20", "20", "50"}[rng.IntN(4)])
+}
+
+// appendParam appends &key=value (no & first in an empty string), value escaped as url.QueryEscape does.
+func appendParam(b []byte, key, value string) []byte {
+	if len(b) > 0 && b[len(b)-1] != '?' {
+		b = append(b, '&')
+	}
+	b = append(append(b, key...), '=')
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(value); i++ {
+		switch c := value[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+			b = append(b, c)
+		case c == ' ':
+			b = append(b, '+')
+		default:
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return b
 }
 
 func load(endpoint string, clients int, warmup, d time.Duration, fixed bool, seed uint64, rate float64) result {
@@ -433,7 +452,8 @@ func load(endpoint string, clients int, warmup, d time.Duration, fixed bool, see
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			var q url.Values
+			// One request target, rebuilt in place: the clients' own garbage is collected on the server's cores.
+			var target, qs []byte
 			next := ""
 			for k := 0; ; k++ {
 				now := time.Now()
@@ -449,19 +469,24 @@ func load(endpoint string, clients int, warmup, d time.Duration, fixed bool, see
 					}
 					time.Sleep(time.Until(due))
 				}
+				target = append(append(target[:0], endpoint...), '?')
 				switch {
 				case fixed:
-					q = url.Values{"kind": {"model"}, "license": {"Apache-2.0"}, "limit": {"20"}, "q": {wordsEn[rng.IntN(len(wordsEn))]}}
+					qs = appendParam(append(qs[:0], "kind=model&license=Apache-2.0&limit=20"...), "q", wordsEn[rng.IntN(len(wordsEn))])
 				case next != "":
-					q.Set("cursor", next)
+					// The same query's next page.
+					target = appendParam(append(target, qs...), "cursor", next)
 				default:
-					q = query(rng)
+					qs = appendQuery(qs[:0], rng)
+				}
+				if fixed || next == "" {
+					target = append(target, qs...)
 				}
 				t0 := time.Now()
 				if rate > 0 {
 					t0 = due
 				}
-				body, err := get(client, req, resp, endpoint+"?"+q.Encode())
+				body, err := get(client, req, resp, target)
 				el := time.Since(t0)
 				// The next page of this query a third of the time, while there is one. The choice is drawn
 				// first, so that the answer is searched for its cursor only when it will be used: the clients
@@ -506,8 +531,8 @@ func load(endpoint string, clients int, warmup, d time.Duration, fixed bool, see
 }
 
 // get fetches a catalogue page and returns its body (valid until resp is reused).
-func get(c *fasthttp.Client, req *fasthttp.Request, resp *fasthttp.Response, u string) ([]byte, error) {
-	req.SetRequestURI(u)
+func get(c *fasthttp.Client, req *fasthttp.Request, resp *fasthttp.Response, u []byte) ([]byte, error) {
+	req.SetRequestURIBytes(u)
 	if err := c.Do(req, resp); err != nil {
 		return nil, err
 	}
