@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -464,4 +465,48 @@ func TestUncachedAnswersMatchCached(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestConcurrentRendersKeepTheirAnswers: answers rendered for HTTP borrow pooled memory (their facet lists,
+// bodies and scores) and give it back once written. Searches rendered from many goroutines at once each get the
+// answer the same query gets alone.
+func TestConcurrentRendersKeepTheirAnswers(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
+	e := newEnv(t, db, Config{SearchCacheTTL: -1})
+	ctx := context.Background()
+	must(t, e.svc.BulkPublish(ctx, 300, rand.New(rand.NewPCG(4, 6))))
+	rng := rand.New(rand.NewPCG(8, 9))
+	queries := make([]SearchInput, 40)
+	alone := make([][]byte, len(queries))
+	for i := range queries {
+		queries[i] = randomQuery(rng, []string{"org_bench_vendor_07", "org_bench_vendor_21"})
+		body, err := e.svc.AppendCatalogueJSON(ctx, nil, queries[i])
+		must(t, err)
+		alone[i] = body
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			var buf []byte
+			for round := range 200 {
+				i := (g*7 + round) % len(queries)
+				var err error
+				if buf, err = e.svc.AppendCatalogueJSON(ctx, buf[:0], queries[i]); err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(buf, alone[i]) {
+					errs <- fmt.Errorf("query %+v: concurrently\n%s\nalone\n%s", queries[i], buf, alone[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }
