@@ -715,6 +715,7 @@ func (x *catalogIndex) matchAndScore(sc *scratch, words []ixWord) {
 			if score {
 				sc.seen = append(sc.seen, k)
 			}
+			scores := sc.score
 			x.eachPosting(lex, prefix, func(p *posting) {
 				if !score {
 					for _, s := range p.slots {
@@ -724,9 +725,12 @@ func (x *catalogIndex) matchAndScore(sc *scratch, words []ixWord) {
 				}
 				df := float64(len(p.slots))
 				idf := float32(math.Log(1 + (n-df+0.5)/(df+0.5)))
+				// Locals and one length: the loop (most of a text search) runs without reloading slices or
+				// checking tfn's bounds.
+				tfn := p.tfn[:len(p.slots)]
 				for j, s := range p.slots {
 					dst[s/64] |= 1 << (s % 64)
-					sc.score[s] += idf * p.tfn[j]
+					scores[s] += idf * tfn[j]
 				}
 			})
 			if started[side] {
