@@ -61,6 +61,7 @@ type ixMeta struct {
 	facet [6]int32
 	tags  [4]int32 // the first tag facet value IDs (the rest in ixDoc.facetTags)
 	ntags uint8
+	more  bool // ixDoc.facetTags holds more than tags: only then is the entry's ixDoc read while counting
 	price int64
 }
 
@@ -239,6 +240,7 @@ func (x *catalogIndex) put(e ixEntry, avg float64) {
 	x.docs[s] = d
 	m := ixMeta{facet: d.facet, price: it.PriceMinMicro}
 	m.ntags = uint8(copy(m.tags[:], d.facetTags))
+	m.more = len(d.facetTags) > len(m.tags)
 	x.meta[s] = m
 	x.markBits(s, &d, true)
 	x.slot[it.ListingID] = s
@@ -574,7 +576,7 @@ func (x *catalogIndex) countEach(sc *scratch, m bitset, which [6]bool) {
 		for _, v := range e.tags[:e.ntags] {
 			c[fTag][v]++
 		}
-		if len(x.docs[s].facetTags) > len(e.tags) {
+		if e.more {
 			for _, v := range x.docs[s].facetTags[len(e.tags):] {
 				c[fTag][v]++
 			}

@@ -208,6 +208,10 @@ func TestSearchIndexMatchesSQL(t *testing.T) {
 		publish("gated-speech", "Gated speech model", "Modèle de parole", "Reconnaissance de la parole", "", true)
 		gone := publish("soon-suspended", "Salmon forecasting", "Prévision du saumon", "Saumons et rivières", "", false)
 		retired := publish("soon-retired", "Canola imagery", "Imagerie du canola", "Champs de canola", "", false)
+		// More tags than the index keeps beside its filters (four): the rest are counted from the entry itself.
+		many := modelListing("many-tags")
+		many["title"], many["tags"] = "Salmon rivers of the north", []string{"salmon", "quebec-north", "rivers", "frost", "maple", "north"}
+		e.publishListing(many, nil)
 
 		rng := rand.New(rand.NewPCG(11, 13))
 		queries := make([]SearchInput, 100)
