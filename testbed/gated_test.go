@@ -304,3 +304,52 @@ func TestGatedListingThroughJetStream(t *testing.T) {
 		wantAccessRequired(t, try(), lst)
 	})
 }
+
+// TestRevokedAccessStopsGatedSandboxes: a revocation of an organisation's entitlement to a gated compute
+// listing stops that organisation's sandboxes launched from it (reason access_revoked), once however often it
+// is delivered; another organisation's entitled sandbox, the vendor's own and the organisation's sandbox of an
+// ungated listing keep running.
+func TestRevokedAccessStopsGatedSandboxes(t *testing.T) {
+	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		f.publishGated(t, "lst-gated")
+		for i, org := range []string{smeOrg, otherOrg} {
+			if err := f.svc.ApplyEntitlement(ctx, fmt.Sprintf("ent-granted-%d", i), true, entitlementEvent(org, "lst-gated", t0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		launch := func(c web.Principal) string {
+			t.Helper()
+			sb, err := f.svc.Launch(ctx, c, LaunchInput{ListingID: "lst-gated", GPUModel: "h100-80gb", GPUCount: 1, Template: "shell", DurationMinutes: 10})
+			if err != nil {
+				t.Fatalf("launch: %v", err)
+			}
+			f.svc.Wait()
+			return sb.ID
+		}
+		mine, theirs, vendors := launch(sme()), launch(other()), launch(vendor())
+		ungated := f.launch(t, sme(), 1, 10).ID // another listing of the same pool
+		for _, id := range []string{mine, theirs, vendors, ungated} {
+			if sb := f.get(t, id); sb.State != StateRunning {
+				t.Fatalf("%s before the revocation: %s", id, sb.State)
+			}
+		}
+
+		f.clk.Advance(time.Minute)
+		revoke := entitlementEvent(smeOrg, "lst-gated", f.clk.Now())
+		for range 2 { // a redelivery stops nothing more
+			if err := f.svc.ApplyEntitlement(ctx, "ent-revoked-1", false, revoke); err != nil {
+				t.Fatal(err)
+			}
+			f.svc.Wait()
+		}
+		if sb := f.get(t, mine); sb.State != StateStopped || sb.StopReason != ReasonAccessRevoked {
+			t.Fatalf("the SME's sandbox after its revocation: %s (%s), want stopped (%s)", sb.State, sb.StopReason, ReasonAccessRevoked)
+		}
+		for _, id := range []string{theirs, vendors, ungated} {
+			if sb := f.get(t, id); sb.State != StateRunning {
+				t.Fatalf("%s after another organisation's revocation: %s (%s)", id, sb.State, sb.StopReason)
+			}
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -508,10 +509,11 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 // entitlement event (granted: active, revoked: not). The newest event (by At) wins, so a revocation
 // delivered before the grant it revokes is not undone by it. Idempotent by event ID.
 //
-// A revocation also stops the organisation's sandboxes that mount the listing's files (reason
-// access_revoked), unless the marketplace still gives the organisation those files (another entitlement, a
-// listing anyone may have). The marketplace is asked before anything is recorded, so that one that does not
-// answer leaves the event to be delivered again.
+// A revocation also stops, with reason access_revoked, the organisation's sandboxes launched from the listing
+// while it is gated (the vendor's own are exempt, as at launch), and those that mount the listing's files
+// unless the marketplace still gives the organisation those files (another entitlement, a listing anyone may
+// have). The marketplace is asked before anything is recorded, so that one that does not answer leaves the
+// event to be delivered again.
 func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted bool, ev events.EntitlementChangedV1) error {
 	var withdrawn []string
 	if !granted {
@@ -541,7 +543,15 @@ func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted 
 		if err := putEntitlement(tx, e); err != nil {
 			return err
 		}
-		for _, id := range withdrawn {
+		ids := withdrawn
+		if !granted {
+			gated, err := gatedSandboxes(tx, ev.OrganizationID, ev.ListingID)
+			if err != nil {
+				return err
+			}
+			ids = append(slices.Clip(ids), gated...)
+		}
+		for _, id := range ids {
 			sb, err := lockSandbox(tx, id)
 			if err != nil {
 				return err

@@ -30,7 +30,8 @@ const (
 	ReasonExpired         = "expired"
 	ReasonIdle            = "idle"
 	ReasonWalletExhausted = "wallet_exhausted"
-	// ReasonAccessRevoked: the organisation lost its access to the listing whose files the sandbox mounts.
+	// ReasonAccessRevoked: the organisation lost its access to the gated listing the sandbox was launched from,
+	// or to the listing whose files it mounts.
 	ReasonAccessRevoked = "access_revoked"
 	ReasonNodeLost      = "node_lost"
 	ReasonExited        = "exited"

@@ -103,6 +103,17 @@ func mountingSandboxes(db *gorm.DB, orgID, listingID string) ([]Sandbox, error) 
 		[]string{StateStopping, StateStopped, StateFailed}).Order("id").Find(&out).Error
 }
 
+// gatedSandboxes lists the IDs of an organisation's sandboxes launched from a listing while it is gated (and
+// not the organisation's own), not ending yet: a revocation of the organisation's entitlement stops them.
+func gatedSandboxes(tx *gorm.DB, orgID, listingID string) ([]string, error) {
+	var ids []string
+	return ids, tx.Model(&Sandbox{}).
+		Where("org_id = ? AND listing_id = ? AND vendor_org_id <> org_id AND state NOT IN ?", orgID, listingID,
+			[]string{StateStopping, StateStopped, StateFailed}).
+		Where("EXISTS (SELECT 1 FROM testbed_listings l WHERE l.id = testbed_sandboxes.listing_id AND l.gated = ?)", true).
+		Order("id").Pluck("id", &ids).Error
+}
+
 // unsettledSandboxes lists the sandboxes of one runner that have not ended or are not removed from it yet:
 // those of backend kind run by this process (agentID ""), or those of an enrolled agent of a pool.
 // Internal: reconciliation compares them with what that runner holds.
