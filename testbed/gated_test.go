@@ -307,8 +307,8 @@ func TestGatedListingThroughJetStream(t *testing.T) {
 
 // TestRevokedAccessStopsGatedSandboxes: a revocation of an organisation's entitlement to a gated compute
 // listing stops that organisation's sandboxes launched from it (reason access_revoked), once however often it
-// is delivered; another organisation's entitled sandbox, the vendor's own and the organisation's sandbox of an
-// ungated listing keep running.
+// is delivered, and cancels its reservations of the listing; another organisation's entitled sandbox and
+// reservation, the vendor's own sandbox and the organisation's sandbox of an ungated listing are untouched.
 func TestRevokedAccessStopsGatedSandboxes(t *testing.T) {
 	eachFixture(t, 1, 8, Options{}, func(t *testing.T, f *fixture) {
 		ctx := context.Background()
@@ -327,6 +327,16 @@ func TestRevokedAccessStopsGatedSandboxes(t *testing.T) {
 			f.svc.Wait()
 			return sb.ID
 		}
+		reserve := func(c web.Principal) string {
+			t.Helper()
+			start := f.clk.Now().Add(time.Hour)
+			r, err := f.svc.Reserve(ctx, c, ReserveInput{ListingID: "lst-gated", GPUCount: 1, StartsAt: start, EndsAt: start.Add(time.Hour)})
+			if err != nil {
+				t.Fatalf("reserve: %v", err)
+			}
+			return r.ID
+		}
+		myReservation, theirReservation := reserve(sme()), reserve(other())
 		mine, theirs, vendors := launch(sme()), launch(other()), launch(vendor())
 		ungated := f.launch(t, sme(), 1, 10).ID // another listing of the same pool
 		for _, id := range []string{mine, theirs, vendors, ungated} {
@@ -351,5 +361,22 @@ func TestRevokedAccessStopsGatedSandboxes(t *testing.T) {
 				t.Fatalf("%s after another organisation's revocation: %s (%s)", id, sb.State, sb.StopReason)
 			}
 		}
+		// Its reservation is cancelled; the other organisation's stands.
+		for id, want := range map[string]string{myReservation: ResCancelled, theirReservation: ResPending} {
+			var r Reservation
+			if err := f.db.First(&r, "id = ?", id).Error; err != nil {
+				t.Fatal(err)
+			}
+			if r.State != want {
+				t.Fatalf("reservation %s after the SME's revocation: %s, want %s", id, r.State, want)
+			}
+		}
+		// Eight GPUs, three running: five free now, of which the window keeps one for the other organisation's
+		// reservation. A sandbox running into the window gets the other four only if the cancelled reservation
+		// left the scheduler too.
+		if _, err := f.svc.Launch(ctx, vendor(), LaunchInput{ListingID: "lst-gated", GPUModel: "h100-80gb", GPUCount: 4, Template: "shell", DurationMinutes: 120}); err != nil {
+			t.Fatalf("launching into the window the cancelled reservation held: %v", err)
+		}
+		f.svc.Wait()
 	})
 }

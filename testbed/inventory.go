@@ -510,10 +510,10 @@ func (s *Service) ApplyListing(ctx context.Context, eventID, kind string, ev eve
 // delivered before the grant it revokes is not undone by it. Idempotent by event ID.
 //
 // A revocation also stops, with reason access_revoked, the organisation's sandboxes launched from the listing
-// while it is gated (the vendor's own are exempt, as at launch), and those that mount the listing's files
-// unless the marketplace still gives the organisation those files (another entitlement, a listing anyone may
-// have). The marketplace is asked before anything is recorded, so that one that does not answer leaves the
-// event to be delivered again.
+// while it is gated (the vendor's own are exempt, as at launch), and cancels its reservations of it. It stops
+// those that mount the listing's files too, unless the marketplace still gives the organisation those files
+// (another entitlement, a listing anyone may have). The marketplace is asked before anything is recorded, so
+// that one that does not answer leaves the event to be delivered again.
 func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted bool, ev events.EntitlementChangedV1) error {
 	var withdrawn []string
 	if !granted {
@@ -522,9 +522,12 @@ func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted 
 			return fmt.Errorf("apply entitlement %s: %w", ev.EntitlementID, err)
 		}
 	}
-	var stopped []Sandbox
+	var (
+		stopped   []Sandbox
+		cancelled []Reservation
+	)
 	err := sqldb.Tx(ctx, s.db, func(tx *gorm.DB) error {
-		stopped = nil // a retried transaction starts again
+		stopped, cancelled = nil, nil // a retried transaction starts again
 		if fresh, err := processed.Mark(tx, "", eventID, s.clock.Now()); err != nil || !fresh {
 			return err
 		}
@@ -550,6 +553,15 @@ func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted 
 				return err
 			}
 			ids = append(slices.Clip(ids), gated...)
+			if cancelled, err = gatedReservations(tx, ev.OrganizationID, ev.ListingID); err != nil {
+				return err
+			}
+			for i := range cancelled {
+				cancelled[i].State = ResCancelled
+				if err := saveReservation(tx, &cancelled[i]); err != nil {
+					return err
+				}
+			}
 		}
 		for _, id := range ids {
 			sb, err := lockSandbox(tx, id)
@@ -572,6 +584,9 @@ func (s *Service) ApplyEntitlement(ctx context.Context, eventID string, granted 
 	for i := range stopped {
 		s.committed(&stopped[i])
 		s.startStop(stopped[i].ID)
+	}
+	for _, r := range cancelled {
+		s.index().unreserve(r)
 	}
 	return nil
 }

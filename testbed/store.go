@@ -114,6 +114,15 @@ func gatedSandboxes(tx *gorm.DB, orgID, listingID string) ([]string, error) {
 		Order("id").Pluck("id", &ids).Error
 }
 
+// gatedReservations lists an organisation's pending or active reservations of a listing while it is gated (and
+// not the organisation's own), locked for update: a revocation of the organisation's entitlement cancels them.
+func gatedReservations(tx *gorm.DB, orgID, listingID string) ([]Reservation, error) {
+	var out []Reservation
+	return out, sqldb.ForUpdate(tx).Where("org_id = ? AND listing_id = ? AND state IN ?", orgID, listingID, []string{ResPending, ResActive}).
+		Where("EXISTS (SELECT 1 FROM testbed_listings l WHERE l.id = testbed_reservations.listing_id AND l.gated = ? AND l.vendor_org_id <> testbed_reservations.org_id)", true).
+		Order("id").Find(&out).Error
+}
+
 // unsettledSandboxes lists the sandboxes of one runner that have not ended or are not removed from it yet:
 // those of backend kind run by this process (agentID ""), or those of an enrolled agent of a pool.
 // Internal: reconciliation compares them with what that runner holds.
