@@ -148,6 +148,24 @@ func TestHTTPBadInput(t *testing.T) {
 		want(do("GET", "/availability?step=1s", nil, ""), 422, "validation_failed", "step", "too_small")
 		want(do("POST", "/reservations", &me, `{"listing_id":"lst-h100","gpu_count":65,"starts_at":"2020-01-01T00:00:00Z","ends_at":"2020-01-01T00:00:00Z"}`), 422, "validation_failed", "gpu_count", "invalid", "starts_at", "in_past", "ends_at", "before_start")
 		want(do("POST", "/reservations", &me, `{}`), 422, "validation_failed", "listing_id", "required", "gpu_count", "required", "starts_at", "required", "ends_at", "required")
+
+		// A caller acting for no organisation (a new account, staff outside one) is refused, and nothing is
+		// recorded: a sandbox or reservation belongs to an organisation and is charged to its wallet.
+		for _, lone := range []web.Principal{{UserID: "u-lone", Role: web.RoleAdmin}, hostStaff()} {
+			start := f.clk.Now().Add(time.Hour).Format(time.RFC3339)
+			end := f.clk.Now().Add(2 * time.Hour).Format(time.RFC3339)
+			want(do("POST", "/sandboxes", &lone, launch("h100-80gb", 1, 10)), 403, "forbidden")
+			want(do("POST", "/reservations", &lone, `{"listing_id":"lst-h100","gpu_count":1,"starts_at":"`+start+`","ends_at":"`+end+`"}`), 403, "forbidden")
+		}
+		for _, table := range []any{&Sandbox{}, &Reservation{}} {
+			var n int64
+			if err := f.db.Model(table).Where("org_id = ?", "").Count(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Fatalf("%d %T rows of no organisation", n, table)
+			}
+		}
 	})
 }
 

@@ -161,6 +161,9 @@ func (s *Service) Launch(ctx context.Context, c web.Principal, in LaunchInput) (
 }
 
 func (s *Service) launch(ctx context.Context, c web.Principal, in LaunchInput) (Sandbox, error) {
+	if err := requireOrg(c); err != nil {
+		return Sandbox{}, err
+	}
 	if err := in.Validate(); err != nil {
 		return Sandbox{}, err
 	}

@@ -8532,7 +8532,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem; codes: listing_not_found, access_required, no_capacity, reservation_limit, payload_too_large */
+            /** @description Problem; codes: forbidden, listing_not_found, access_required, no_capacity, reservation_limit, payload_too_large */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -8639,7 +8639,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem; codes: listing_not_found, access_required, image_listing_not_found, image_not_allowed, mount_listing_not_found, no_artifacts, artifacts_mount_unsupported, artifacts_unavailable, no_capacity, insufficient_credits, billing_unavailable, backend_unavailable, payload_too_large */
+            /** @description Problem; codes: forbidden, listing_not_found, access_required, image_listing_not_found, image_not_allowed, mount_listing_not_found, no_artifacts, artifacts_mount_unsupported, artifacts_unavailable, no_capacity, insufficient_credits, billing_unavailable, backend_unavailable, payload_too_large */
             default: {
                 headers: {
                     [name: string]: unknown;
