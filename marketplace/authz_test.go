@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tamarack-ai/tamarack/platform/dbtest"
+	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
@@ -108,4 +110,28 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestNoOrganisationCreatesNothing: a signed-in caller acting for no organisation (a new account, staff outside
+// one) may not order or ask for access: 403 forbidden, and no order or access request of no organisation is
+// recorded (an order answered 500, an access request was recorded for the vendor to review).
+func TestNoOrganisationCreatesNothing(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
+	e := newEnv(t, db, Config{})
+	f := e.fixture(1)
+	for _, lone := range []web.Principal{{UserID: "usr_lone", Role: "admin", EmailVerified: true}, {UserID: "usr_host", Staff: true, EmailVerified: true}} {
+		expect(t, e.do(lone, "POST", "orders", map[string]any{"listing_id": f.pub, "plan_id": f.freePlan}), 403, "forbidden")
+		expect(t, e.do(lone, "POST", "listings/"+f.gated+"/access-requests", map[string]any{"purpose": "research"}), 403, "forbidden")
+	}
+	for _, q := range []struct {
+		model  any
+		column string
+	}{{&orderRow{}, "buyer_org_id"}, {&accessRequestRow{}, "org_id"}} {
+		var n int64
+		must(t, db.Model(q.model).Where(q.column+" = ?", "").Count(&n).Error)
+		if n != 0 {
+			t.Fatalf("%d %T rows of no organisation", n, q.model)
+		}
+	}
 }

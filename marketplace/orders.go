@@ -40,6 +40,9 @@ func (in *OrderInput) Validate() error {
 // PlaceOrder orders a plan: a free plan is fulfilled at once with an entitlement; a paid plan stays pending
 // and asks billing, through order.placed, to charge the buyer's wallet.
 func (s *Service) PlaceOrder(ctx context.Context, a web.Principal, in OrderInput) (orderRow, error) {
+	if err := web.ActsForOrg(a); err != nil {
+		return orderRow{}, err
+	}
 	if err := in.Validate(); err != nil {
 		return orderRow{}, err
 	}
@@ -260,6 +263,9 @@ func (s *Service) Entitlements(ctx context.Context, a web.Principal, limit int, 
 
 // RequestAccess asks a gated listing's vendor for access.
 func (s *Service) RequestAccess(ctx context.Context, a web.Principal, listingID, purpose string) (accessRequestRow, error) {
+	if err := web.ActsForOrg(a); err != nil {
+		return accessRequestRow{}, err
+	}
 	purpose = strings.TrimSpace(purpose)
 	if purpose == "" || len(purpose) > 4000 {
 		var f problem.Fields

@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"github.com/tamarack-ai/tamarack/platform/problem"
-	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
 // Problem sentinels. Handlers return them (wrapped with context); web.ErrorHandler renders them.
@@ -61,13 +60,4 @@ var (
 // cpuText writes CPU millis as CPUs for messages: "4", "0.5".
 func cpuText(millis int64) string {
 	return strconv.FormatFloat(float64(millis)/1000, 'f', -1, 64)
-}
-
-// requireOrg refuses a caller acting for no organisation (a new account, or staff outside one): sandboxes and
-// reservations are an organisation's, charged to its wallet.
-func requireOrg(c web.Principal) error {
-	if c.OrgID == "" {
-		return ErrForbidden.WithDetailMsg("problem.forbidden.org_member", nil)
-	}
-	return nil
 }

@@ -161,7 +161,7 @@ func (s *Service) Launch(ctx context.Context, c web.Principal, in LaunchInput) (
 }
 
 func (s *Service) launch(ctx context.Context, c web.Principal, in LaunchInput) (Sandbox, error) {
-	if err := requireOrg(c); err != nil {
+	if err := web.ActsForOrg(c); err != nil {
 		return Sandbox{}, err
 	}
 	if err := in.Validate(); err != nil {

@@ -17,7 +17,7 @@ import (
 // (anti-hoarding). The window must have the devices free at every moment, counting running sandboxes until
 // their expiry and every other reservation; otherwise 409 no_capacity proposes the nearest free start.
 func (s *Service) Reserve(ctx context.Context, c web.Principal, in ReserveInput) (Reservation, error) {
-	if err := requireOrg(c); err != nil {
+	if err := web.ActsForOrg(c); err != nil {
 		return Reservation{}, err
 	}
 	now := s.clock.Now()

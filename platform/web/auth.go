@@ -217,6 +217,20 @@ func RequireVerifiedEmail(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// ActsForOrg refuses a caller acting for no organisation (a new account that has not created or joined one,
+// or staff outside one) with 403 forbidden: what it would create (an order, an access request, a sandbox, a
+// reservation) belongs to an organisation and is charged to its wallet. Services call it where such a thing is
+// created, whatever the way in.
+func ActsForOrg(p Principal) error {
+	if !p.Authenticated() {
+		return problem.ErrUnauthorized
+	}
+	if p.OrgID == "" {
+		return problem.ErrForbidden.WithDetailMsg("problem.forbidden.org_member", nil)
+	}
+	return nil
+}
+
 // RequireOrgAdmin admits owners and admins of the acting organisation.
 func RequireOrgAdmin(c *fiber.Ctx) error {
 	p := PrincipalOf(c)

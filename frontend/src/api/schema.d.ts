@@ -7252,7 +7252,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem; codes: listing_not_gated, access_request_pending, own_listing, payload_too_large */
+            /** @description Problem; codes: forbidden, listing_not_gated, access_request_pending, own_listing, payload_too_large */
             default: {
                 headers: {
                     [name: string]: unknown;
@@ -7704,7 +7704,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Problem; codes: plan_not_found, compute_not_orderable, access_request_required, own_listing, listing_not_published, payload_too_large */
+            /** @description Problem; codes: forbidden, plan_not_found, compute_not_orderable, access_request_required, own_listing, listing_not_published, payload_too_large */
             default: {
                 headers: {
                     [name: string]: unknown;
