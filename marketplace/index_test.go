@@ -299,10 +299,8 @@ func TestSearchIndexReplicasConverge(t *testing.T) {
 // bitmap for many) give the same counts for random match sets, from none to every live entry.
 func TestFacetCountersAgree(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	e := newEnv(t, db, Config{SearchCacheTTL: -1})
+	e := seededUncached(t, 300, 7)
 	ctx := context.Background()
-	must(t, e.svc.BulkPublish(ctx, 300, rand.New(rand.NewPCG(7, 9))))
 	x, err := e.svc.index.ready(ctx)
 	must(t, err)
 	rng := rand.New(rand.NewPCG(1, 4))
@@ -476,10 +474,8 @@ func TestUncachedAnswersMatchCached(t *testing.T) {
 // answer the same query gets alone.
 func TestConcurrentRendersKeepTheirAnswers(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	e := newEnv(t, db, Config{SearchCacheTTL: -1})
+	e := seededUncached(t, 300, 4)
 	ctx := context.Background()
-	must(t, e.svc.BulkPublish(ctx, 300, rand.New(rand.NewPCG(4, 6))))
 	rng := rand.New(rand.NewPCG(8, 9))
 	queries := make([]SearchInput, 40)
 	alone := make([][]byte, len(queries))
@@ -513,4 +509,12 @@ func TestConcurrentRendersKeepTheirAnswers(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// seededUncached is a marketplace on SQLite without the answer cache, with n synthetic listings drawn from seed.
+func seededUncached(t *testing.T, n int, seed uint64) *env {
+	t.Helper()
+	e := newEnv(t, dbtest.Open(t, sqldb.SQLite, migrations()...), Config{SearchCacheTTL: -1})
+	must(t, e.svc.BulkPublish(context.Background(), n, rand.New(rand.NewPCG(seed, seed+2))))
+	return e
 }
