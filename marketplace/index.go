@@ -775,9 +775,9 @@ func (x *catalogIndex) eachPosting(lex string, prefix bool, fn func(*posting)) {
 	}
 }
 
-// topByScore returns the k best hits by score, then listing ID (in sc, valid until sc is reused). Each hit is compared as one integer: its
-// score's bits above (a BM25 score is never negative, and non-negative floats order as their bits do) and its
-// listing ID's rank, inverted, below.
+// topByScore returns the k best hits by score, then listing ID, in sc's memory (valid until sc is reused). Each
+// hit is compared as one integer: its score's bits above (a BM25 score is never negative, and non-negative
+// floats order as their bits do) and its listing ID's rank, inverted, below.
 func (x *catalogIndex) topByScore(sc *scratch, k int) []uint32 {
 	key := func(s uint32) uint64 { return uint64(math.Float32bits(sc.score[s]))<<32 | uint64(^x.idRank[s]) }
 	slot := func(key uint64) uint32 { return x.byID[^uint32(key)] }
