@@ -5,8 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"gorm.io/gorm"
+
 	"github.com/tamarack-ai/tamarack/platform/dbtest"
-	"github.com/tamarack-ai/tamarack/platform/sqldb"
 	"github.com/tamarack-ai/tamarack/platform/web"
 )
 
@@ -117,21 +118,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 // recorded (an order answered 500, an access request was recorded for the vendor to review).
 func TestNoOrganisationCreatesNothing(t *testing.T) {
 	t.Parallel()
-	db := dbtest.Open(t, sqldb.SQLite, migrations()...)
-	e := newEnv(t, db, Config{})
-	f := e.fixture(1)
-	for _, lone := range []web.Principal{{UserID: "usr_lone", Role: "admin", EmailVerified: true}, {UserID: "usr_host", Staff: true, EmailVerified: true}} {
-		expect(t, e.do(lone, "POST", "orders", map[string]any{"listing_id": f.pub, "plan_id": f.freePlan}), 403, "forbidden")
-		expect(t, e.do(lone, "POST", "listings/"+f.gated+"/access-requests", map[string]any{"purpose": "research"}), 403, "forbidden")
-	}
-	for _, q := range []struct {
-		model  any
-		column string
-	}{{&orderRow{}, "buyer_org_id"}, {&accessRequestRow{}, "org_id"}} {
-		var n int64
-		must(t, db.Model(q.model).Where(q.column+" = ?", "").Count(&n).Error)
-		if n != 0 {
-			t.Fatalf("%d %T rows of no organisation", n, q.model)
+	dbtest.Each(t, migrations(), func(t *testing.T, db *gorm.DB) {
+		e := newEnv(t, db, Config{})
+		f := e.fixture(1)
+		for _, lone := range []web.Principal{{UserID: "usr_lone", Role: "admin", EmailVerified: true}, {UserID: "usr_host", Staff: true, EmailVerified: true}} {
+			expect(t, e.do(lone, "POST", "orders", map[string]any{"listing_id": f.pub, "plan_id": f.freePlan}), 403, "forbidden")
+			expect(t, e.do(lone, "POST", "listings/"+f.gated+"/access-requests", map[string]any{"purpose": "research"}), 403, "forbidden")
 		}
-	}
+		for _, q := range []struct {
+			model  any
+			column string
+		}{{&orderRow{}, "buyer_org_id"}, {&accessRequestRow{}, "org_id"}} {
+			var n int64
+			must(t, db.Model(q.model).Where(q.column+" = ?", "").Count(&n).Error)
+			if n != 0 {
+				t.Fatalf("%d %T rows of no organisation", n, q.model)
+			}
+		}
+	})
 }
